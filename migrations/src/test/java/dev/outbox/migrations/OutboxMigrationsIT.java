@@ -1,0 +1,315 @@
+package dev.outbox.migrations;
+
+import static dev.outbox.migrations.jooq.Tables.IDEMPOTENCY_KEY;
+import static dev.outbox.migrations.jooq.Tables.OUTBOX_MESSAGE;
+import static dev.outbox.migrations.jooq.Tables.OUTBOX_SHARD_LEASE;
+import static dev.outbox.migrations.jooq.Tables.PROCESSED_MESSAGE;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.charset.StandardCharsets;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.OffsetDateTime;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+
+import javax.sql.DataSource;
+
+import org.flywaydb.core.Flyway;
+import org.flywaydb.core.api.FlywayException;
+import org.jooq.DSLContext;
+import org.jooq.JSONB;
+import org.jooq.exception.DataAccessException;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.postgresql.ds.PGSimpleDataSource;
+
+import dev.outbox.migrations.jooq.tables.records.IdempotencyKeyRecord;
+import dev.outbox.migrations.jooq.tables.records.OutboxMessageRecord;
+import dev.outbox.migrations.jooq.tables.records.OutboxShardLeaseRecord;
+import dev.outbox.migrations.jooq.tables.records.ProcessedMessageRecord;
+
+class OutboxMigrationsIT {
+
+    private static final List<String> OUTBOX_TABLES = List.of(
+            "idempotency_key", "outbox_message", "outbox_relay_member", "outbox_schema_history",
+            "outbox_shard_lease", "processed_message");
+
+    @Test
+    void migratesAnEmptyDatabaseIntoTheDefaultSchema() throws SQLException {
+        try (TestDatabase db = TestDatabase.create()) {
+            MigrationResult result = OutboxMigrations.migrate(db.dataSource());
+
+            assertThat(result).isEqualTo(new MigrationResult("outbox", 4, "4"));
+            try (Connection c = db.connection()) {
+                assertThat(tables(c, "outbox")).containsExactlyElementsOf(OUTBOX_TABLES);
+                assertThat(strings(c, "select shard || ':' || coalesce(owner, '-') || ':' || epoch || ':' || (lease_until = timestamptz '1970-01-01 00:00:00+00')"
+                        + " from outbox.outbox_shard_lease order by shard"))
+                        .hasSize(64)
+                        .startsWith("0:-:0:true")
+                        .endsWith("63:-:0:true");
+                assertThat(strings(c, "select version || ' ' || description from outbox.outbox_schema_history"
+                        + " where version is not null order by installed_rank"))
+                        .containsExactly("1 outbox message", "2 outbox shard lease", "3 processed message",
+                                "4 idempotency key");
+                assertThat(strings(c, "select unnest(reloptions) from pg_class where oid = 'outbox.outbox_message'::regclass"))
+                        .contains("fillfactor=90", "autovacuum_vacuum_scale_factor=0");
+                assertThat(strings(c, "select indexname from pg_indexes where schemaname = 'outbox'"
+                        + " and tablename = 'outbox_message' order by indexname"))
+                        .containsExactly("outbox_message_message_id_key", "outbox_message_parked_idx",
+                                "outbox_message_pkey", "outbox_message_publishable_idx");
+                assertThat(strings(c, "select tablename from pg_tables where schemaname = 'public'")).isEmpty();
+            }
+        }
+    }
+
+    @Test
+    void migratesIntoACustomSchemaAndTheGeneratedClassesFollowIt() throws SQLException {
+        try (TestDatabase db = TestDatabase.create()) {
+            DataSource ds = db.dataSource();
+            assertThat(OutboxMigrations.migrate(ds, "tenant_a", 8).migrationsExecuted()).isEqualTo(4);
+
+            try (Connection c = db.connection()) {
+                assertThat(tables(c, "tenant_a")).containsExactlyElementsOf(OUTBOX_TABLES);
+                assertThat(strings(c, "select schema_name from information_schema.schemata where schema_name = 'outbox'"))
+                        .isEmpty();
+                assertThat(strings(c, "select min(shard) || '..' || max(shard) || ' ' || count(*) from tenant_a.outbox_shard_lease"))
+                        .containsExactly("0..7 8");
+            }
+
+            DSLContext dsl = OutboxMigrations.dsl(ds, "tenant_a");
+            UUID messageId = UUID.randomUUID();
+            byte[] payload = "{\"orderId\":42}".getBytes(StandardCharsets.UTF_8);
+            OutboxMessageRecord inserted = dsl.insertInto(OUTBOX_MESSAGE)
+                    .set(OUTBOX_MESSAGE.MESSAGE_ID, messageId)
+                    .set(OUTBOX_MESSAGE.SHARD, 5)
+                    .set(OUTBOX_MESSAGE.TOPIC, "orders")
+                    .set(OUTBOX_MESSAGE.MESSAGE_KEY, "order-42")
+                    .set(OUTBOX_MESSAGE.MESSAGE_TYPE, "OrderPlaced")
+                    .set(OUTBOX_MESSAGE.CONTENT_TYPE, "application/json")
+                    .set(OUTBOX_MESSAGE.HEADERS, JSONB.valueOf("{\"traceparent\":\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\"}"))
+                    .set(OUTBOX_MESSAGE.PAYLOAD, payload)
+                    .returning()
+                    .fetchOne();
+            assertThat(inserted).isNotNull();
+            assertThat(inserted.getId()).isPositive();
+
+            OutboxMessageRecord tombstone = dsl.newRecord(OUTBOX_MESSAGE);
+            tombstone.setMessageId(UUID.randomUUID());
+            tombstone.setShard(5);
+            tombstone.setTopic("orders");
+            tombstone.setMessageKey("order-42");
+            tombstone.setMessageType("OrderDeleted");
+            tombstone.setContentType("application/json");
+            tombstone.store();
+            assertThat(tombstone.getId()).isGreaterThan(inserted.getId());
+
+            List<OutboxMessageRecord> read = dsl.selectFrom(OUTBOX_MESSAGE)
+                    .where(OUTBOX_MESSAGE.SHARD.eq(5).and(OUTBOX_MESSAGE.PARKED_AT.isNull()))
+                    .orderBy(OUTBOX_MESSAGE.ID)
+                    .fetch();
+            assertThat(read).hasSize(2);
+            OutboxMessageRecord first = read.get(0);
+            assertThat(first.getMessageId()).isEqualTo(messageId);
+            assertThat(first.getPayload()).isEqualTo(payload);
+            assertThat(first.getHeaders().data()).contains("traceparent");
+            assertThat(first.getAttempts()).isZero();
+            assertThat(first.getCreatedAt()).isBefore(OffsetDateTime.now().plusMinutes(1));
+            assertThat(read.get(1).getPayload()).isNull();
+            assertThat(read.get(1).getHeaders().data()).isEqualTo("{}");
+
+            assertThatThrownBy(() -> dsl.insertInto(OUTBOX_MESSAGE)
+                    .set(OUTBOX_MESSAGE.MESSAGE_ID, UUID.randomUUID())
+                    .set(OUTBOX_MESSAGE.SHARD, 1)
+                    .set(OUTBOX_MESSAGE.TOPIC, "")
+                    .set(OUTBOX_MESSAGE.MESSAGE_TYPE, "T")
+                    .set(OUTBOX_MESSAGE.CONTENT_TYPE, "application/json")
+                    .execute())
+                    .isInstanceOf(DataAccessException.class)
+                    .hasMessageContaining("outbox_message_topic_check");
+
+            OutboxShardLeaseRecord lease = dsl.fetchOne(OUTBOX_SHARD_LEASE, OUTBOX_SHARD_LEASE.SHARD.eq(5));
+            assertThat(lease).isNotNull();
+            assertThat(lease.getLeaseUntil()).isAtSameInstantAs(OffsetDateTime.parse("1970-01-01T00:00:00Z"));
+            assertThat(lease.getOwner()).isNull();
+            lease.setOwner("relay-1");
+            lease.setEpoch(lease.getEpoch() + 1);
+            lease.setLeaseUntil(OffsetDateTime.now().plusSeconds(30));
+            assertThat(lease.update()).isEqualTo(1);
+
+            ProcessedMessageRecord processed = dsl.newRecord(PROCESSED_MESSAGE);
+            processed.setConsumer("billing");
+            processed.setMessageId(messageId);
+            processed.store();
+            assertThat(dsl.insertInto(PROCESSED_MESSAGE)
+                    .set(PROCESSED_MESSAGE.CONSUMER, "billing")
+                    .set(PROCESSED_MESSAGE.MESSAGE_ID, messageId)
+                    .onConflictDoNothing()
+                    .execute()).isZero();
+
+            IdempotencyKeyRecord key = dsl.newRecord(IDEMPOTENCY_KEY);
+            key.setScope("tenant-1 POST /orders");
+            key.setIdemKey("8e03978e-40d5-43e8-bc93-6894a57f9324");
+            key.setFingerprint("sha256:abc");
+            key.setExpiresAt(OffsetDateTime.now().plusHours(24));
+            key.store();
+
+            try (Connection c = db.connection()) {
+                assertThat(strings(c, "select owner || ':' || epoch from tenant_a.outbox_shard_lease where shard = 5"))
+                        .containsExactly("relay-1:1");
+                assertThat(strings(c, "select consumer || ':' || outcome from tenant_a.processed_message"))
+                        .containsExactly("billing:HANDLED");
+                assertThat(strings(c, "select scope from tenant_a.idempotency_key where response_status is null"))
+                        .containsExactly("tenant-1 POST /orders");
+                assertThat(strings(c, "select count(*) from tenant_a.outbox_message")).containsExactly("2");
+            }
+        }
+    }
+
+    @Test
+    void migratingAgainAppliesNothingAndChangesNothing() throws SQLException {
+        try (TestDatabase db = TestDatabase.create()) {
+            DataSource ds = db.dataSource();
+            assertThat(OutboxMigrations.migrate(ds).migrationsExecuted()).isEqualTo(4);
+            try (Connection c = db.connection(); Statement s = c.createStatement()) {
+                s.executeUpdate("update outbox.outbox_shard_lease set owner = 'relay-1', epoch = 7,"
+                        + " lease_until = clock_timestamp() + interval '1 minute' where shard = 3");
+                s.executeUpdate("insert into outbox.outbox_message (message_id, shard, topic, message_type, content_type)"
+                        + " values (gen_random_uuid(), 3, 'orders', 'OrderPlaced', 'application/json')");
+            }
+            List<String> before = snapshot(db, "outbox");
+
+            MigrationResult again = OutboxMigrations.migrate(ds);
+            MigrationResult otherShardCount = OutboxMigrations.migrate(ds, "outbox", 8);
+
+            assertThat(again).isEqualTo(new MigrationResult("outbox", 0, "4"));
+            assertThat(again.upToDate()).isTrue();
+            assertThat(otherShardCount).isEqualTo(new MigrationResult("outbox", 0, "4"));
+            assertThat(snapshot(db, "outbox")).isEqualTo(before);
+        }
+    }
+
+    @Test
+    void anExistingSchemaWithOtherTablesIsAccepted() throws SQLException {
+        try (TestDatabase db = TestDatabase.create()) {
+            try (Connection c = db.connection(); Statement s = c.createStatement()) {
+                s.execute("create table public.customer (id bigint primary key)");
+            }
+            MigrationResult result = OutboxMigrations.migrate(db.dataSource(), "public", 2);
+
+            assertThat(result.migrationsExecuted()).isEqualTo(4);
+            try (Connection c = db.connection()) {
+                assertThat(tables(c, "public")).contains("customer").containsAll(OUTBOX_TABLES);
+                assertThat(strings(c, "select count(*) from public.outbox_shard_lease")).containsExactly("2");
+            }
+        }
+    }
+
+    @Test
+    void theScriptsRunUnderTheApplicationsOwnFlyway() throws SQLException {
+        try (TestDatabase db = TestDatabase.create()) {
+            Flyway flyway = Flyway.configure()
+                    .dataSource(db.dataSource())
+                    .locations(OutboxMigrations.LOCATION)
+                    .placeholders(OutboxMigrations.placeholders("events", 16))
+                    .load();
+
+            assertThat(flyway.migrate().migrationsExecuted).isEqualTo(4);
+            try (Connection c = db.connection()) {
+                assertThat(tables(c, "events")).containsExactly("idempotency_key", "outbox_message",
+                        "outbox_relay_member", "outbox_shard_lease", "processed_message");
+                assertThat(tables(c, "public")).containsExactly("flyway_schema_history");
+                assertThat(strings(c, "select count(*) from events.outbox_shard_lease")).containsExactly("16");
+            }
+        }
+    }
+
+    @Test
+    void aMissingPlaceholderIsNamedByFlyway() throws SQLException {
+        try (TestDatabase db = TestDatabase.create()) {
+            Flyway flyway = Flyway.configure()
+                    .dataSource(db.dataSource())
+                    .locations(OutboxMigrations.LOCATION)
+                    .load();
+
+            assertThatThrownBy(flyway::migrate)
+                    .isInstanceOf(FlywayException.class)
+                    .hasMessageContaining("outbox_schema");
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"0", "4097", "many", "-5", "99999999999"})
+    void anInvalidShardCountPlaceholderIsRefusedByTheScript(String shards) throws SQLException {
+        try (TestDatabase db = TestDatabase.create()) {
+            Flyway flyway = Flyway.configure()
+                    .dataSource(db.dataSource())
+                    .locations(OutboxMigrations.LOCATION)
+                    .placeholders(java.util.Map.of("outbox_schema", "outbox", "outbox_shards", shards))
+                    .load();
+
+            assertThatThrownBy(flyway::migrate)
+                    .isInstanceOf(FlywayException.class)
+                    .hasMessageContaining("outbox_shards must be an integer between 1 and 4096, got '" + shards + "'");
+            try (Connection c = db.connection()) {
+                assertThat(tables(c, "outbox")).containsExactly("outbox_message");
+            }
+        }
+    }
+
+    @Test
+    void aConnectionFailureNamesTheUrl() {
+        PGSimpleDataSource ds = new PGSimpleDataSource();
+        ds.setUrl("jdbc:postgresql://127.0.0.1:1/postgres");
+        ds.setUser("postgres");
+        ds.setConnectTimeout(5);
+
+        assertThatThrownBy(() -> OutboxMigrations.migrate(ds))
+                .isInstanceOf(OutboxMigrationException.class)
+                .hasMessageContaining("jdbc:postgresql://127.0.0.1:1/postgres")
+                .hasMessageContaining("Check that PostgreSQL is running")
+                .hasCauseInstanceOf(SQLException.class);
+    }
+
+    private static List<String> tables(Connection c, String schema) throws SQLException {
+        try (PreparedStatement ps = c.prepareStatement("select table_name from information_schema.tables"
+                + " where table_schema = ? order by table_name")) {
+            ps.setString(1, schema);
+            return rows(ps.executeQuery());
+        }
+    }
+
+    private static List<String> strings(Connection c, String sql) throws SQLException {
+        try (Statement s = c.createStatement()) {
+            return rows(s.executeQuery(sql));
+        }
+    }
+
+    private static List<String> rows(ResultSet rs) throws SQLException {
+        try (rs) {
+            List<String> rows = new ArrayList<>();
+            while (rs.next()) {
+                rows.add(rs.getString(1));
+            }
+            return rows;
+        }
+    }
+
+    /** Every row of every outbox table, the history included, as text. */
+    private static List<String> snapshot(TestDatabase db, String schema) throws SQLException {
+        List<String> all = new ArrayList<>();
+        try (Connection c = db.connection()) {
+            for (String table : OUTBOX_TABLES) {
+                all.add("-- " + table);
+                all.addAll(strings(c, "select t::text from " + schema + "." + table + " t order by 1"));
+            }
+        }
+        return all;
+    }
+}

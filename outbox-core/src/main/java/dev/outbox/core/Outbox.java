@@ -1,0 +1,159 @@
+package dev.outbox.core;
+
+import dev.outbox.core.internal.JooqOutbox;
+import dev.outbox.migrations.OutboxMigrations;
+import dev.outbox.schemas.AvroCodec;
+import java.util.List;
+import java.util.Objects;
+import java.util.UUID;
+import java.util.function.Supplier;
+import org.apache.avro.generic.GenericContainer;
+import org.jooq.DSLContext;
+
+/**
+ * Appends messages to the outbox inside the caller's jOOQ transaction, so that they commit or roll
+ * back with the business write (guarantees G1 and G2).
+ *
+ * <pre>{@code
+ * Outbox outbox = Outbox.builder().build();
+ * dsl.transaction(tx -> {
+ *   tx.dsl().insertInto(ORDERS).set(...).execute();
+ *   outbox.append(tx.dsl(), "orders", orderId, orderPlaced);   // an Avro SpecificRecord
+ * });
+ * }</pre>
+ *
+ * <p>Every append also issues {@code pg_notify} on {@link #channel()}; PostgreSQL delivers it at
+ * commit, which wakes the relay at once instead of at its next poll. Thread-safe.
+ */
+public interface Outbox {
+
+  /** @return a builder with the defaults documented on each setter */
+  static Builder builder() {
+    return new Builder();
+  }
+
+  /**
+   * The channel the relay listens on for a schema.
+   *
+   * @param schema the outbox schema
+   * @return {@code outbox_<schema>}
+   */
+  static String channel(String schema) {
+    return "outbox_" + schema;
+  }
+
+  /**
+   * Appends one message in the transaction of {@code tx}.
+   *
+   * @param tx the jOOQ context of the caller's transaction
+   * @param message the message
+   * @return its message id
+   * @throws IllegalStateException when {@code tx}'s connection is in autocommit mode: the row
+   *     would commit on its own, apart from the business write
+   * @throws org.jooq.exception.DataAccessException when the insert fails; the transaction is then
+   *     aborted, as with any failed statement
+   */
+  UUID append(DSLContext tx, OutboxMessage message);
+
+  /**
+   * Appends several messages in one INSERT (split every {@value JooqOutbox#MAX_ROWS_PER_STATEMENT}
+   * rows to stay under PostgreSQL's bind-parameter limit). Their ids, and so their publication
+   * order within a key, follow the list order.
+   *
+   * @param tx the jOOQ context of the caller's transaction
+   * @param messages the messages
+   * @return their message ids, in order
+   * @throws IllegalStateException when {@code tx}'s connection is in autocommit mode
+   */
+  List<UUID> appendAll(DSLContext tx, List<OutboxMessage> messages);
+
+  /**
+   * Appends an Avro record, encoded with Avro single-object encoding: the payload names its writer
+   * schema by fingerprint, and the message type is the schema's full name.
+   *
+   * @param tx the jOOQ context of the caller's transaction
+   * @param topic the Kafka topic
+   * @param key the ordering key, or {@code null}
+   * @param payload the record
+   * @return its message id
+   */
+  UUID append(DSLContext tx, String topic, String key, GenericContainer payload);
+
+  /**
+   * @param topic the Kafka topic
+   * @param key the ordering key, or {@code null}
+   * @param payload the record
+   * @return the message the typed {@code append} would write, for use with {@link #appendAll}
+   */
+  OutboxMessage avroMessage(String topic, String key, GenericContainer payload);
+
+  /** @return the schema holding {@code outbox_message} */
+  String schema();
+
+  /** @return the installed shard count */
+  int shardCount();
+
+  /** @return the notification channel */
+  String channel();
+
+  /** Builds an {@link Outbox}. Not thread-safe; the built outbox is. */
+  final class Builder {
+    private String schema = OutboxMigrations.DEFAULT_SCHEMA;
+    private int shards = Shards.DEFAULT_COUNT;
+    private AvroCodec codec;
+    private Supplier<String> traceparent = () -> null;
+
+    private Builder() {}
+
+    /**
+     * @param schema the schema the migrations were applied to; default {@code outbox}
+     * @return this builder
+     */
+    public Builder schema(String schema) {
+      this.schema = Objects.requireNonNull(schema, "schema may not be null");
+      return this;
+    }
+
+    /**
+     * @param shards the shard count installed by the migrations (placeholder {@code
+     *     outbox_shards}); default 64. The relay refuses to start when its lease table disagrees.
+     * @return this builder
+     */
+    public Builder shards(int shards) {
+      this.shards = Shards.checkCount(shards);
+      return this;
+    }
+
+    /**
+     * @param codec the Avro codec for the typed API; default a codec with the project's schemas
+     *     and whatever writer schemas appends bring
+     * @return this builder
+     */
+    public Builder codec(AvroCodec codec) {
+      this.codec = Objects.requireNonNull(codec, "codec may not be null");
+      return this;
+    }
+
+    /**
+     * @param traceparent supplies the W3C {@code traceparent} of the current request, or null;
+     *     messages that carry none of their own get it. Default: none.
+     * @return this builder
+     */
+    public Builder traceparent(Supplier<String> traceparent) {
+      this.traceparent = Objects.requireNonNull(traceparent, "traceparent may not be null");
+      return this;
+    }
+
+    /**
+     * @return the outbox
+     * @throws IllegalArgumentException when the schema is not a plain SQL identifier
+     */
+    public Outbox build() {
+      if (!schema.matches("[a-z_][a-z0-9_]{0,62}")) {
+        throw new IllegalArgumentException(
+            "schema '" + schema + "' is not a plain lower-case SQL identifier ([a-z_][a-z0-9_]{0,62})");
+      }
+      return new JooqOutbox(schema, shards, codec != null ? codec : AvroCodec.create(), traceparent);
+    }
+  }
+}

@@ -1,0 +1,121 @@
+package dev.outbox.core;
+
+import static dev.outbox.migrations.jooq.Tables.OUTBOX_MESSAGE;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.outbox.schemas.AvroCodec;
+import dev.outbox.schemas.orders.OrderLine;
+import dev.outbox.schemas.orders.OrderPlaced;
+import dev.outbox.testkit.RealServices;
+import dev.outbox.testkit.TestDatabase;
+import java.sql.Connection;
+import java.sql.Statement;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import org.jooq.DSLContext;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.postgresql.PGConnection;
+import org.postgresql.PGNotification;
+
+@ExtendWith(RealServices.class)
+class OutboxIT {
+  private final Outbox outbox = Outbox.builder().build();
+
+  @Test
+  void appendsInTheCallersTransaction(TestDatabase db) {
+    DSLContext dsl = db.dsl();
+    UUID id = dsl.transactionResult(tx -> outbox.append(tx.dsl(), OutboxMessage.of("orders", "order-7", "Raw", "application/octet-stream", new byte[] {1, 2})));
+    var row = dsl.selectFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_ID.eq(id)).fetchSingle();
+    assertThat(row.getTopic()).isEqualTo("orders");
+    assertThat(row.getMessageKey()).isEqualTo("order-7");
+    assertThat(row.getShard()).isEqualTo(Shards.of("order-7", id, 64));
+    assertThat(row.getPayload()).containsExactly(1, 2);
+    assertThat(row.getParkedAt()).isNull();
+    assertThat(row.getCreatedAt().toInstant()).isCloseTo(Instant.now(), org.assertj.core.api.Assertions.within(1, ChronoUnit.MINUTES));
+  }
+
+  /** G2 at the source: rows appended in a transaction that rolls back do not exist. */
+  @Test
+  void rolledBackAppendsLeaveNothing(TestDatabase db) {
+    DSLContext dsl = db.dsl();
+    List<UUID> ids = new ArrayList<>();
+    assertThatThrownBy(() -> dsl.transaction(tx -> {
+      ids.add(outbox.append(tx.dsl(), OutboxMessage.of("orders", "k", "Raw", "application/octet-stream", new byte[] {1})));
+      throw new IllegalStateException("business rule failed");
+    })).hasMessage("business rule failed");
+    assertThat(ids).hasSize(1);
+    assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(ids.get(0)))).isZero();
+  }
+
+  @Test
+  void refusesAutocommitConnections(TestDatabase db) {
+    assertThatThrownBy(() -> outbox.append(db.dsl(), OutboxMessage.of("orders", "k", "Raw", "application/octet-stream", null)))
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessageContaining("autocommit mode");
+    assertThat(db.dsl().fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_KEY.eq("k").and(OUTBOX_MESSAGE.PAYLOAD.isNull()))).isZero();
+  }
+
+  @Test
+  void appendsABatchInOrderAndNotifiesAtCommitOnly(TestDatabase db) throws Exception {
+    try (Connection listener = db.connect(); Statement st = listener.createStatement()) {
+      st.execute("listen \"" + outbox.channel() + "\"");
+      PGConnection pg = listener.unwrap(PGConnection.class);
+      List<OutboxMessage> batch = new ArrayList<>();
+      for (int i = 0; i < 12_000; i++) {
+        batch.add(OutboxMessage.of("batch", "key-" + (i % 10), "Raw", "application/octet-stream", new byte[] {(byte) i}));
+      }
+      DSLContext dsl = db.dsl();
+      List<UUID> ids = dsl.transactionResult(tx -> {
+        List<UUID> appended = outbox.appendAll(tx.dsl(), batch);
+        // not visible to the relay before commit
+        assertThat(pg.getNotifications(200)).isNullOrEmpty();
+        return appended;
+      });
+      assertThat(ids).hasSize(12_000).doesNotHaveDuplicates();
+      List<UUID> inIdOrder = dsl.select(OUTBOX_MESSAGE.MESSAGE_ID).from(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.TOPIC.eq("batch")).orderBy(OUTBOX_MESSAGE.ID).fetch(OUTBOX_MESSAGE.MESSAGE_ID);
+      assertThat(inIdOrder).containsExactlyElementsOf(ids);
+      PGNotification[] notes = pg.getNotifications(5_000);
+      assertThat(notes).isNotEmpty();
+      assertThat(notes[0].getName()).isEqualTo(outbox.channel());
+      List<Integer> shards = dsl.selectDistinct(OUTBOX_MESSAGE.SHARD).from(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.TOPIC.eq("batch")).orderBy(OUTBOX_MESSAGE.SHARD).fetch(OUTBOX_MESSAGE.SHARD);
+      assertThat(notes[0].getParameter()).isEqualTo(String.join(",", shards.stream().map(String::valueOf).toList()));
+    }
+  }
+
+  @Test
+  void typedAvroAppendCarriesTheWriterSchemaAndTraceparent(TestDatabase db) {
+    String trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    Outbox traced = Outbox.builder().traceparent(() -> trace).build();
+    OrderPlaced order = OrderPlaced.newBuilder()
+        .setOrderId("o-1").setCustomerId("c-1").setAmountCents(1250).setCurrency("EUR")
+        .setPlacedAt(Instant.parse("2026-11-29T10:00:00Z"))
+        .setLines(List.of(OrderLine.newBuilder().setSku("sku-1").setQuantity(2).build()))
+        .build();
+    DSLContext dsl = db.dsl();
+    UUID id = dsl.transactionResult(tx -> traced.append(tx.dsl(), "orders", "o-1", order));
+    var row = dsl.selectFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_ID.eq(id)).fetchSingle();
+    assertThat(row.getMessageType()).isEqualTo("dev.outbox.schemas.orders.OrderPlaced");
+    assertThat(row.getContentType()).isEqualTo(AvroCodec.contentType(OrderPlaced.getClassSchema()));
+    assertThat(row.getHeaders().data()).contains(trace);
+    assertThat(AvroCodec.create().decode(row.getPayload(), OrderPlaced.class)).isEqualTo(order);
+  }
+
+  @Test
+  void mapsToACustomSchema(TestDatabase db) throws Exception {
+    try (Connection c = db.connect()) {
+      dev.outbox.migrations.OutboxMigrations.migrate(db.dataSource(), "billing", 8);
+    }
+    Outbox billing = Outbox.builder().schema("billing").shards(8).build();
+    DSLContext dsl = db.dsl();
+    UUID id = dsl.transactionResult(tx -> billing.append(tx.dsl(), OutboxMessage.of("invoices", "i-1", "Raw", "application/octet-stream", null)));
+    assertThat(dev.outbox.migrations.OutboxMigrations.dsl(db.dataSource(), "billing")
+        .fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id))).isOne();
+    assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id))).isZero();
+    assertThatThrownBy(() -> Outbox.builder().schema("Bad-Name").build()).hasMessageContaining("not a plain lower-case SQL identifier");
+  }
+}

@@ -1,0 +1,219 @@
+package dev.outbox.testkit;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.test.KafkaClusterTestKit;
+import org.apache.kafka.common.test.TestKitNodes;
+import org.testcontainers.DockerClientFactory;
+
+/**
+ * A real Kafka broker: the one named by {@code outbox.test.kafka.bootstrap} ({@code
+ * OUTBOX_TEST_KAFKA_BOOTSTRAP}); else, with {@code outbox.test.kafka=testcontainers}, a
+ * Testcontainers broker; else a single-node KRaft broker started in this JVM from Apache Kafka's
+ * own test kit. The shared instance lives as long as the JVM.
+ */
+public final class TestKafka implements AutoCloseable {
+
+  private static TestKafka shared;
+
+  private final String bootstrapServers;
+  private final String origin;
+  private final AutoCloseable owned;
+
+  private TestKafka(String bootstrapServers, String origin, AutoCloseable owned) {
+    this.bootstrapServers = bootstrapServers;
+    this.origin = origin;
+    this.owned = owned;
+  }
+
+  /**
+   * @return the broker shared by every test of this JVM, started on first use
+   * @throws ServiceUnavailableException when no broker could be reached or started
+   */
+  public static synchronized TestKafka shared() {
+    if (shared == null) {
+      shared = locate();
+      TestKafka s = shared;
+      Runtime.getRuntime().addShutdownHook(new Thread(s::close, "testkit-kafka-stop"));
+    }
+    return shared;
+  }
+
+  /**
+   * Starts a broker of its own in this JVM, for tests that stop it.
+   *
+   * @return the broker; close it when done
+   */
+  public static TestKafka startInJvm() {
+    try {
+      return startTestKit();
+    } catch (Exception e) {
+      throw new ServiceUnavailableException(
+          "Kafka", List.of("in-JVM KRaft broker: " + e), "see the test output for the broker's own error.");
+    }
+  }
+
+  private static TestKafka locate() {
+    List<String> attempts = new ArrayList<>();
+    var configured = Settings.get("outbox.test.kafka.bootstrap");
+    if (configured.isPresent()) {
+      TestKafka k = new TestKafka(configured.get(), "configured bootstrap " + configured.get(), null);
+      try {
+        k.awaitReady(Duration.ofSeconds(15));
+        return k;
+      } catch (RuntimeException e) {
+        attempts.add("configured bootstrap " + configured.get() + " (outbox.test.kafka.bootstrap): " + e.getMessage());
+        throw new ServiceUnavailableException("Kafka", attempts, "check that address, or unset it to start a broker in the JVM.");
+      }
+    }
+    if (Settings.get("outbox.test.kafka").orElse("").equals("testcontainers")) {
+      try {
+        if (!DockerClientFactory.instance().isDockerAvailable()) {
+          throw new IllegalStateException("no Docker engine answers");
+        }
+        var c = new org.testcontainers.kafka.KafkaContainer("apache/kafka:4.1.1");
+        c.start();
+        return new TestKafka(c.getBootstrapServers(), "Testcontainers", c::stop);
+      } catch (RuntimeException e) {
+        attempts.add("Testcontainers (outbox.test.kafka=testcontainers): " + e.getMessage());
+      }
+    }
+    try {
+      return startTestKit();
+    } catch (Exception e) {
+      attempts.add("in-JVM KRaft broker (kafka-test-common-runtime): " + e);
+      throw new ServiceUnavailableException(
+          "Kafka", attempts, "set OUTBOX_TEST_KAFKA_BOOTSTRAP to a running broker, or check the broker's log above.");
+    }
+  }
+
+  private static TestKafka startTestKit() throws Exception {
+    TestKitNodes nodes =
+        new TestKitNodes.Builder().setCombined(true).setNumBrokerNodes(1).setNumControllerNodes(1).build();
+    KafkaClusterTestKit kit =
+        new KafkaClusterTestKit.Builder(nodes)
+            .setConfigProp("offsets.topic.replication.factor", "1")
+            .setConfigProp("offsets.topic.num.partitions", "4")
+            .setConfigProp("transaction.state.log.replication.factor", "1")
+            .setConfigProp("transaction.state.log.min.isr", "1")
+            .setConfigProp("transaction.state.log.num.partitions", "4")
+            .setConfigProp("share.coordinator.state.topic.replication.factor", "1")
+            .setConfigProp("share.coordinator.state.topic.min.isr", "1")
+            .setConfigProp("group.initial.rebalance.delay.ms", "0")
+            .setConfigProp("auto.create.topics.enable", "true")
+            .setConfigProp("num.partitions", "4")
+            .setConfigProp("message.max.bytes", String.valueOf(8 * 1024 * 1024))
+            .build();
+    kit.format();
+    kit.startup();
+    kit.waitForReadyBrokers();
+    TestKafka k = new TestKafka(kit.bootstrapServers(), "in-JVM KRaft broker", kit);
+    k.awaitReady(Duration.ofSeconds(60));
+    return k;
+  }
+
+  /** @return the bootstrap servers */
+  public String bootstrapServers() {
+    return bootstrapServers;
+  }
+
+  /** @return where the broker came from */
+  public String origin() {
+    return origin;
+  }
+
+  /** @return a new admin client; the caller closes it */
+  public Admin admin() {
+    return Admin.create(Map.of(
+        AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers,
+        AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000,
+        AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 15_000));
+  }
+
+  /**
+   * Creates a topic unless it exists.
+   *
+   * @param name topic name
+   * @param partitions partition count
+   */
+  public void createTopic(String name, int partitions) {
+    try (Admin admin = admin()) {
+      admin.createTopics(List.of(new NewTopic(name, partitions, (short) 1))).all().get(30, TimeUnit.SECONDS);
+    } catch (ExecutionException e) {
+      if (!(e.getCause() instanceof TopicExistsException)) {
+        throw new IllegalStateException("could not create topic " + name + ": " + e.getCause(), e.getCause());
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while creating topic " + name, e);
+    } catch (java.util.concurrent.TimeoutException e) {
+      throw new IllegalStateException("topic " + name + " was not created within 30 s", e);
+    }
+  }
+
+  /** @return producer properties with byte-array serializers, idempotence on and acks=all */
+  public Properties producerProperties() {
+    Properties p = new Properties();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
+    p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+    p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+    p.put(ProducerConfig.ACKS_CONFIG, "all");
+    p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+    return p;
+  }
+
+  /**
+   * @param groupId the consumer group
+   * @return consumer properties with byte-array deserializers, reading from the earliest offset,
+   *     without auto commit
+   */
+  public Properties consumerProperties(String groupId) {
+    Properties p = new Properties();
+    p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
+    p.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
+    p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+    p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+    p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+    return p;
+  }
+
+  private void awaitReady(Duration timeout) {
+    try (Admin admin = admin()) {
+      Set<String> ignored = admin.listTopics().names().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (Exception e) {
+      throw new IllegalStateException("broker at " + bootstrapServers + " did not answer within " + timeout.toSeconds() + " s: " + e, e);
+    }
+  }
+
+  /** Stops the broker if this kit started it. */
+  @Override
+  public synchronized void close() {
+    if (owned != null) {
+      try {
+        owned.close();
+      } catch (Exception e) {
+        System.err.println("[testkit] broker did not stop cleanly: " + e);
+      }
+    }
+  }
+
+  @Override
+  public String toString() {
+    return origin + " at " + bootstrapServers;
+  }
+}
