@@ -33,11 +33,13 @@ public final class TestKafka implements AutoCloseable {
   private final String bootstrapServers;
   private final String origin;
   private final AutoCloseable owned;
+  private final KafkaClusterTestKit kit;
 
   private TestKafka(String bootstrapServers, String origin, AutoCloseable owned) {
     this.bootstrapServers = bootstrapServers;
     this.origin = origin;
     this.owned = owned;
+    this.kit = owned instanceof KafkaClusterTestKit k ? k : null;
   }
 
   /**
@@ -124,6 +126,44 @@ public final class TestKafka implements AutoCloseable {
     TestKafka k = new TestKafka(kit.bootstrapServers(), "in-JVM KRaft broker", kit);
     k.awaitReady(Duration.ofSeconds(60));
     return k;
+  }
+
+  /**
+   * Stops the broker of a kit started by {@link #startInJvm()}, keeping its controller, log
+   * directories and port, for outage tests: clients see connections refused until {@link
+   * #startBroker()}. Never call it on {@link #shared()}: other tests use that broker.
+   *
+   * @throws IllegalStateException when this broker was not started in this JVM
+   */
+  public synchronized void stopBroker() {
+    requireKit("stopBroker");
+    kit.brokers().values().forEach(b -> b.shutdown());
+  }
+
+  /**
+   * Starts the broker stopped by {@link #stopBroker()} again on the same port and waits until it
+   * serves requests.
+   *
+   * @throws IllegalStateException when this broker was not started in this JVM or did not come back
+   */
+  public synchronized void startBroker() {
+    requireKit("startBroker");
+    kit.brokers().values().forEach(b -> b.startup());
+    try {
+      kit.waitForReadyBrokers();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while waiting for the broker to restart", e);
+    } catch (ExecutionException e) {
+      throw new IllegalStateException("broker did not restart: " + e.getCause(), e.getCause());
+    }
+    awaitReady(Duration.ofSeconds(60));
+  }
+
+  private void requireKit(String what) {
+    if (kit == null || this == shared) {
+      throw new IllegalStateException(what + " works only on a broker of its own from TestKafka.startInJvm(), not on " + this);
+    }
   }
 
   /** @return the bootstrap servers */

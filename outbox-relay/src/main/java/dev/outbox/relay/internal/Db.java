@@ -1,0 +1,292 @@
+package dev.outbox.relay.internal;
+
+import java.sql.Array;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.time.OffsetDateTime;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+import javax.sql.DataSource;
+
+/**
+ * Every statement the relay runs. Each method borrows a connection in autocommit mode and returns it.
+ * The SQL strings are constants per relay, so the driver's per-connection statement cache turns them
+ * into server-side prepared statements after a few executions.
+ */
+final class Db {
+  /** What a fenced write found: whether the lease still held, and how many rows it changed. */
+  record Fenced(boolean leaseHeld, int rows) {}
+
+  private final DataSource dataSource;
+  private final String owner;
+  private final String readSql;
+  private final String deleteSql;
+  private final String parkSql;
+  private final String claimSql;
+  private final String renewSql;
+  private final String releaseSql;
+  private final String heartbeatSql;
+  private final String liveSql;
+  private final String purgeMembersSql;
+  private final String leaveSql;
+  private final String shardCountSql;
+  private final String backlogSql;
+  private final String parkedSql;
+
+  Db(DataSource dataSource, String schema, String owner, boolean holdKey) {
+    this.dataSource = dataSource;
+    this.owner = owner;
+    String msg = schema + ".outbox_message";
+    String lease = schema + ".outbox_shard_lease";
+    String member = schema + ".outbox_relay_member";
+    // The lease row is locked FOR SHARE for the statement, so a takeover (an UPDATE of that row)
+    // either commits before and makes the lease check fail, or waits until this write committed.
+    String fence = "l as (select shard from " + lease
+        + " where shard = ? and owner = ? and epoch = ? and lease_until > now() for share)";
+    this.readSql = "select m.id, m.message_id, m.topic, m.message_key, m.message_type, m.content_type, m.headers::text,"
+        + " m.payload, m.created_at from " + msg + " m"
+        + " where m.shard = ? and m.parked_at is null and m.id <> all(?)"
+        + (holdKey
+            ? " and (m.message_key is null or not exists (select 1 from " + msg + " p where p.shard = m.shard"
+                + " and p.parked_at is not null and p.message_key = m.message_key and p.id < m.id))"
+            : "")
+        + " order by m.id limit ?";
+    this.deleteSql = "with " + fence + ", d as (delete from " + msg + " m using l where m.shard = l.shard and m.id = any(?)"
+        + " returning 1) select (select count(*) from l), (select count(*) from d)";
+    this.parkSql = "with " + fence + ", u as (update " + msg + " m set parked_at = clock_timestamp(), last_error = ?,"
+        + " attempts = m.attempts + 1 from l where m.shard = l.shard and m.id = ? and m.parked_at is null returning 1)"
+        + " select (select count(*) from l), (select count(*) from u)";
+    this.claimSql = "update " + lease + " set owner = ?, epoch = epoch + 1, lease_until = now() + ? * interval '1 millisecond'"
+        + " where shard in (select shard from " + lease + " where owner is null or lease_until < now()"
+        + " order by shard limit ? for update skip locked) and (owner is null or lease_until < now())"
+        + " returning shard, epoch";
+    this.renewSql = "update " + lease + " l set lease_until = now() + ? * interval '1 millisecond'"
+        + " from unnest(?::int[], ?::bigint[]) as o(shard, epoch)"
+        + " where l.shard = o.shard and l.epoch = o.epoch and l.owner = ? returning l.shard";
+    this.releaseSql = "update " + lease + " l set owner = null, lease_until = timestamptz '1970-01-01 00:00:00+00'"
+        + " from unnest(?::int[], ?::bigint[]) as o(shard, epoch)"
+        + " where l.shard = o.shard and l.epoch = o.epoch and l.owner = ? returning l.shard";
+    this.heartbeatSql = "insert into " + member + " (owner, heartbeat_until) values (?, now() + ? * interval '1 millisecond')"
+        + " on conflict (owner) do update set heartbeat_until = excluded.heartbeat_until";
+    this.liveSql = "select count(*) from " + member + " where heartbeat_until > now()";
+    this.purgeMembersSql = "delete from " + member + " where heartbeat_until < now() - ? * interval '1 millisecond'";
+    this.leaveSql = "delete from " + member + " where owner = ?";
+    this.shardCountSql = "select count(*), coalesce(min(shard), 0), coalesce(max(shard), -1) from " + lease;
+    this.backlogSql = "select shard, count(*), coalesce(extract(epoch from clock_timestamp() - min(created_at)), 0) from "
+        + msg + " where parked_at is null and shard = any(?) group by shard";
+    this.parkedSql = "select count(*) from " + msg + " where parked_at is not null";
+  }
+
+  private Connection connect() throws SQLException {
+    Connection c = dataSource.getConnection();
+    try {
+      if (!c.getAutoCommit()) {
+        c.setAutoCommit(true);
+      }
+      return c;
+    } catch (SQLException e) {
+      c.close();
+      throw e;
+    }
+  }
+
+  /** @return the number of lease rows, i.e. the installed shard count, checked to be 0..n-1 */
+  int shardCount() throws SQLException {
+    try (Connection c = connect(); Statement st = c.createStatement(); ResultSet rs = st.executeQuery(shardCountSql)) {
+      rs.next();
+      int count = rs.getInt(1);
+      if (count > 0 && (rs.getInt(2) != 0 || rs.getInt(3) != count - 1)) {
+        throw new IllegalStateException("outbox_shard_lease holds " + count + " rows but not shards 0.." + (count - 1)
+            + ": the table was edited by hand; restore one row per shard");
+      }
+      return count;
+    }
+  }
+
+  List<OutboxRow> read(int shard, long[] exclude, int limit) throws SQLException {
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readSql)) {
+      ps.setInt(1, shard);
+      ps.setArray(2, longArray(c, exclude));
+      ps.setInt(3, limit);
+      List<OutboxRow> rows = new ArrayList<>(Math.min(limit, 1024));
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          rows.add(new OutboxRow(
+              rs.getLong(1), rs.getObject(2, UUID.class), rs.getString(3), rs.getString(4), rs.getString(5),
+              rs.getString(6), rs.getString(7), rs.getBytes(8), rs.getObject(9, OffsetDateTime.class)));
+        }
+      }
+      return rows;
+    }
+  }
+
+  Fenced delete(int shard, long epoch, long[] ids) throws SQLException {
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(deleteSql)) {
+      fence(ps, shard, epoch);
+      ps.setArray(4, longArray(c, ids));
+      return fenced(ps);
+    }
+  }
+
+  Fenced park(int shard, long epoch, long id, String error) throws SQLException {
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(parkSql)) {
+      fence(ps, shard, epoch);
+      ps.setString(4, error);
+      ps.setLong(5, id);
+      return fenced(ps);
+    }
+  }
+
+  /** @return the shards claimed and their new epochs */
+  Map<Integer, Long> claim(int max, Duration lease) throws SQLException {
+    Map<Integer, Long> claimed = new LinkedHashMap<>();
+    if (max <= 0) {
+      return claimed;
+    }
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(claimSql)) {
+      ps.setString(1, owner);
+      ps.setLong(2, lease.toMillis());
+      ps.setInt(3, max);
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          claimed.put(rs.getInt(1), rs.getLong(2));
+        }
+      }
+    }
+    return claimed;
+  }
+
+  /** @return the shards whose lease (shard, owner, epoch) still held and was extended */
+  Set<Integer> renew(Map<Integer, Long> owned, Duration lease) throws SQLException {
+    if (owned.isEmpty()) {
+      return Set.of();
+    }
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(renewSql)) {
+      ps.setLong(1, lease.toMillis());
+      setShardsAndEpochs(c, ps, 2, owned);
+      ps.setString(4, owner);
+      return shards(ps);
+    }
+  }
+
+  /** @return the shards handed back (those whose lease this relay still held) */
+  Set<Integer> release(Map<Integer, Long> owned) throws SQLException {
+    if (owned.isEmpty()) {
+      return Set.of();
+    }
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(releaseSql)) {
+      setShardsAndEpochs(c, ps, 1, owned);
+      ps.setString(3, owner);
+      return shards(ps);
+    }
+  }
+
+  /** Joins or renews the membership; the row lives one lease. */
+  void heartbeat(Duration lease) throws SQLException {
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(heartbeatSql)) {
+      ps.setString(1, owner);
+      ps.setLong(2, lease.toMillis());
+      ps.executeUpdate();
+    }
+  }
+
+  /** @return live relays (heartbeat not expired), this one included; deletes long-dead members */
+  int liveMembers(Duration deadAfter) throws SQLException {
+    try (Connection c = connect()) {
+      try (PreparedStatement ps = c.prepareStatement(purgeMembersSql)) {
+        ps.setLong(1, deadAfter.toMillis());
+        ps.executeUpdate();
+      }
+      try (PreparedStatement ps = c.prepareStatement(liveSql); ResultSet rs = ps.executeQuery()) {
+        rs.next();
+        return rs.getInt(1);
+      }
+    }
+  }
+
+  void leave() throws SQLException {
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(leaveSql)) {
+      ps.setString(1, owner);
+      ps.executeUpdate();
+    }
+  }
+
+  /** @return per shard: {backlog rows, age of the oldest in seconds}; shards without rows are absent */
+  Map<Integer, double[]> backlog(Collection<Integer> shards) throws SQLException {
+    Map<Integer, double[]> out = new HashMap<>();
+    if (shards.isEmpty()) {
+      return out;
+    }
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(backlogSql)) {
+      ps.setArray(1, c.createArrayOf("integer", shards.toArray(Integer[]::new)));
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          out.put(rs.getInt(1), new double[] {rs.getLong(2), rs.getDouble(3)});
+        }
+      }
+    }
+    return out;
+  }
+
+  long parkedRows() throws SQLException {
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(parkedSql); ResultSet rs = ps.executeQuery()) {
+      rs.next();
+      return rs.getLong(1);
+    }
+  }
+
+  private void fence(PreparedStatement ps, int shard, long epoch) throws SQLException {
+    ps.setInt(1, shard);
+    ps.setString(2, owner);
+    ps.setLong(3, epoch);
+  }
+
+  private static Fenced fenced(PreparedStatement ps) throws SQLException {
+    try (ResultSet rs = ps.executeQuery()) {
+      rs.next();
+      return new Fenced(rs.getLong(1) > 0, (int) rs.getLong(2));
+    }
+  }
+
+  private static Set<Integer> shards(PreparedStatement ps) throws SQLException {
+    Set<Integer> out = new HashSet<>();
+    try (ResultSet rs = ps.executeQuery()) {
+      while (rs.next()) {
+        out.add(rs.getInt(1));
+      }
+    }
+    return out;
+  }
+
+  private static void setShardsAndEpochs(Connection c, PreparedStatement ps, int first, Map<Integer, Long> owned)
+      throws SQLException {
+    Integer[] shards = new Integer[owned.size()];
+    Long[] epochs = new Long[owned.size()];
+    int i = 0;
+    for (var e : owned.entrySet()) {
+      shards[i] = e.getKey();
+      epochs[i++] = e.getValue();
+    }
+    ps.setArray(first, c.createArrayOf("integer", shards));
+    ps.setArray(first + 1, c.createArrayOf("bigint", epochs));
+  }
+
+  private static Array longArray(Connection c, long[] values) throws SQLException {
+    Long[] boxed = new Long[values.length];
+    for (int i = 0; i < values.length; i++) {
+      boxed[i] = values[i];
+    }
+    return c.createArrayOf("bigint", boxed);
+  }
+}

@@ -1,0 +1,153 @@
+package dev.outbox.relay.internal;
+
+import dev.outbox.core.retry.Backoff;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import org.postgresql.PGConnection;
+import org.postgresql.PGNotification;
+
+/**
+ * Holds one connection that LISTENs on the outbox channel and wakes the shards named in each
+ * notification ({@code *} = all). {@code Outbox.append} notifies in the producing transaction, so
+ * PostgreSQL delivers at commit and drops the notification on rollback. A lost notification costs
+ * at most the idle poll interval; after a reconnect every shard is woken, since notifications sent
+ * while the connection was down are gone.
+ */
+final class NotificationListener {
+  private static final int WAIT_MS = 500;
+  private static final long CHECK_NANOS = TimeUnit.SECONDS.toNanos(10);
+  private static final Backoff RECONNECT = Backoff.of(Duration.ofMillis(200), Duration.ofSeconds(10));
+
+  private final RelayEngine engine;
+  private final String channel;
+  private final Thread thread;
+  private volatile boolean stopped;
+  private volatile Connection connection;
+
+  NotificationListener(RelayEngine engine, String channel) {
+    this.engine = engine;
+    this.channel = channel;
+    this.thread = new Thread(this::run, "relay-" + engine.config().instanceId() + "-listen");
+    this.thread.setDaemon(true);
+  }
+
+  void start() {
+    thread.start();
+  }
+
+  boolean isAlive() {
+    return thread.isAlive();
+  }
+
+  void stop() {
+    stopped = true;
+    thread.interrupt();
+    try {
+      thread.join(2_000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    Connection c = connection;
+    if (c != null) {
+      try {
+        c.close();
+      } catch (SQLException ignored) {
+        // closing a connection we are abandoning
+      }
+    }
+  }
+
+  private void run() {
+    int attempt = 0;
+    while (!stopped) {
+      try (Connection c = engine.config().dataSource().getConnection()) {
+        connection = c;
+        if (!c.getAutoCommit()) {
+          c.setAutoCommit(true);
+        }
+        try (Statement st = c.createStatement()) {
+          st.execute("listen \"" + channel + "\"");
+        }
+        PGConnection pg = c.unwrap(PGConnection.class);
+        if (attempt > 0) {
+          engine.log().info("{} listening on {} again", engine.prefix(), channel);
+        }
+        attempt = 0;
+        engine.wakeAll();
+        long checked = System.nanoTime();
+        while (!stopped) {
+          PGNotification[] notes = pg.getNotifications(WAIT_MS);
+          if (notes != null) {
+            for (PGNotification n : notes) {
+              dispatch(n.getParameter());
+            }
+          }
+          if (System.nanoTime() - checked > CHECK_NANOS) {
+            // a connection that died without a reset only shows when something is sent on it
+            try (Statement st = c.createStatement()) {
+              st.execute("select 1");
+            }
+            checked = System.nanoTime();
+            engine.databaseAnswered();
+          }
+          if (Thread.interrupted() && stopped) {
+            return;
+          }
+        }
+      } catch (SQLException e) {
+        if (stopped) {
+          return;
+        }
+        engine.metrics().database.increment();
+        Duration delay = RECONNECT.delay(Math.min(attempt++, 20));
+        engine.retryLog().warn("{} LISTEN connection failed (SQLState {}): {}; reconnecting in {} ms (shards are polled"
+            + " meanwhile)", engine.prefix(), e.getSQLState(), e.getMessage(), delay.toMillis());
+        try {
+          Thread.sleep(delay.toMillis());
+        } catch (InterruptedException ie) {
+          if (stopped) {
+            return;
+          }
+        }
+      } catch (RuntimeException e) {
+        if (stopped) {
+          return;
+        }
+        engine.log().error("{} LISTEN loop failed: {}", engine.prefix(), e.toString(), e);
+        try {
+          Thread.sleep(RECONNECT.cap().toMillis());
+        } catch (InterruptedException ie) {
+          if (stopped) {
+            return;
+          }
+        }
+      } finally {
+        connection = null;
+      }
+    }
+  }
+
+  private void dispatch(String payload) {
+    if (payload == null || payload.isEmpty() || payload.equals("*")) {
+      engine.wakeAll();
+      return;
+    }
+    int start = 0;
+    while (start < payload.length()) {
+      int end = payload.indexOf(',', start);
+      if (end < 0) {
+        end = payload.length();
+      }
+      try {
+        engine.wake(Integer.parseInt(payload, start, end, 10));
+      } catch (NumberFormatException e) {
+        engine.wakeAll();
+        return;
+      }
+      start = end + 1;
+    }
+  }
+}

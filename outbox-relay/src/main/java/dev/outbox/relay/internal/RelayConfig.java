@@ -1,0 +1,39 @@
+package dev.outbox.relay.internal;
+
+import dev.outbox.core.retry.Backoff;
+import dev.outbox.relay.ParkPolicy;
+import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.time.Duration;
+import java.util.Map;
+import javax.sql.DataSource;
+
+/**
+ * The relay's validated settings (see {@link dev.outbox.relay.Relay.Builder} for each one).
+ *
+ * @param producerProperties the complete producer configuration, enforced values included
+ */
+public record RelayConfig(
+    DataSource dataSource,
+    String schema,
+    String instanceId,
+    Map<String, Object> producerProperties,
+    int batchSize,
+    Duration leaseDuration,
+    Duration idlePollInterval,
+    Duration shutdownTimeout,
+    int workerThreads,
+    Backoff backoff,
+    CircuitBreakerConfig circuitBreaker,
+    ParkPolicy parkPolicy,
+    MeterRegistry meterRegistry) {
+
+  public RelayConfig {
+    producerProperties = Map.copyOf(producerProperties);
+  }
+
+  /** @return how often leases and the heartbeat are renewed */
+  public Duration renewInterval() {
+    return leaseDuration.dividedBy(3);
+  }
+}

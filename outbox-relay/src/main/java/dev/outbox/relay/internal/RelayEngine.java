@@ -1,0 +1,479 @@
+package dev.outbox.relay.internal;
+
+import dev.outbox.core.Outbox;
+import dev.outbox.core.RetriableOutboxException;
+import dev.outbox.relay.Relay;
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.DescribeClusterOptions;
+import org.apache.kafka.common.KafkaException;
+import org.apache.kafka.common.config.ConfigException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The {@link Relay}: lease coordination (membership heartbeat, renew, fair-share claim and release),
+ * the shard loops on a worker pool, the LISTEN connection and the sampled metrics.
+ */
+public final class RelayEngine implements Relay {
+  private static final Logger LOG = LoggerFactory.getLogger(Relay.class);
+
+  private enum State { NEW, RUNNING, CLOSED }
+
+  private final RelayConfig config;
+  private final String prefix;
+  private final Db db;
+  private final CircuitBreaker breaker;
+  private final RelayMetrics metrics;
+  private final RateLimitedLog retryLog;
+  private final Map<Integer, ShardWorker> owned = new ConcurrentHashMap<>();
+  private final Object lifecycle = new Object();
+  private volatile State state = State.NEW;
+  private volatile boolean closing;
+  private volatile boolean halted;
+  private int shardCount;
+  private Publisher publisher;
+  private Admin admin;
+  private ScheduledThreadPoolExecutor workers;
+  private ScheduledExecutorService coordinator;
+  private ScheduledExecutorService sampler;
+  private NotificationListener listener;
+  private volatile long databaseOkNanos = Long.MIN_VALUE;
+  private volatile long kafkaOkNanos = Long.MIN_VALUE;
+
+  public RelayEngine(RelayConfig config) {
+    this.config = config;
+    this.prefix = "relay[" + config.instanceId() + "]";
+    this.db = new Db(config.dataSource(), config.schema(), config.instanceId(),
+        config.parkPolicy() == dev.outbox.relay.ParkPolicy.HOLD_KEY);
+    this.breaker = CircuitBreaker.of("outbox-relay-kafka", config.circuitBreaker());
+    this.metrics = new RelayMetrics(config.meterRegistry(), owned::size, breaker);
+    this.retryLog = new RateLimitedLog(LOG, TimeUnit.SECONDS.toNanos(5));
+    breaker.getEventPublisher().onStateTransition(e ->
+        LOG.warn("{} Kafka circuit breaker {}", prefix, e.getStateTransition()));
+  }
+
+  @Override
+  public void start() {
+    synchronized (lifecycle) {
+      if (state != State.NEW) {
+        throw new IllegalStateException(prefix + " was already " + (state == State.RUNNING ? "started" : "closed")
+            + "; a relay starts once: build a new one");
+      }
+      try {
+        shardCount = db.shardCount();
+        databaseAnswered();
+      } catch (SQLException e) {
+        throw new RetriableOutboxException(prefix + " could not read " + config.schema() + ".outbox_shard_lease (SQLState "
+            + e.getSQLState() + "): " + e.getMessage() + "; check the dataSource and that the migrations ran", e);
+      }
+      if (shardCount == 0) {
+        throw new IllegalStateException(prefix + " found no rows in " + config.schema() + ".outbox_shard_lease: run"
+            + " OutboxMigrations.migrate(dataSource, \"" + config.schema() + "\") before starting the relay");
+      }
+      try {
+        publisher = new Publisher(config.producerProperties(), prefix);
+      } catch (ConfigException e) {
+        throw new IllegalArgumentException(prefix + " Kafka refused producerProperties: " + e.getMessage(), e);
+      } catch (KafkaException e) {
+        throw new RetriableOutboxException(prefix + " could not create the Kafka producer: " + e.getMessage(), e);
+      }
+      workers = new ScheduledThreadPoolExecutor(config.workerThreads(), threads("worker"));
+      workers.setRemoveOnCancelPolicy(true);
+      workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
+      coordinator = Executors.newSingleThreadScheduledExecutor(threads("leases"));
+      sampler = Executors.newSingleThreadScheduledExecutor(threads("sampler"));
+      state = State.RUNNING;
+      LOG.info("{} starting on schema {} with {} shards, batch size {}, lease {}, park policy {}", prefix, config.schema(),
+          shardCount, config.batchSize(), config.leaseDuration(), config.parkPolicy());
+      try {
+        coordinator.submit(this::tick).get(config.leaseDuration().toMillis(), TimeUnit.MILLISECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      } catch (ExecutionException | TimeoutException e) {
+        LOG.warn("{} first lease round did not finish: {}", prefix, e.toString());
+      }
+      long renew = config.renewInterval().toMillis();
+      coordinator.scheduleWithFixedDelay(this::tick, renew, renew, TimeUnit.MILLISECONDS);
+      long sample = Math.min(5_000, renew);
+      sampler.scheduleWithFixedDelay(this::sample, 0, sample, TimeUnit.MILLISECONDS);
+      listener = new NotificationListener(this, Outbox.channel(config.schema()));
+      listener.start();
+    }
+  }
+
+  // ---- lease coordination, on the coordinator thread ----
+
+  private void tick() {
+    if (closing) {
+      return;
+    }
+    try {
+      db.heartbeat(config.leaseDuration());
+      Map<Integer, Long> held = epochs(owned.values());
+      Set<Integer> renewed = db.renew(held, config.leaseDuration());
+      databaseAnswered();
+      for (Integer shard : held.keySet()) {
+        if (!renewed.contains(shard)) {
+          ShardWorker w = owned.get(shard);
+          if (w != null && w.epoch == held.get(shard) && owned.remove(shard, w)) {
+            LOG.info("{} lost the lease of shard {} (epoch {}): another relay took it over; stopping its loop", prefix, shard, w.epoch);
+            w.stop();
+          }
+        }
+      }
+      int live = Math.max(1, db.liveMembers(config.leaseDuration().multipliedBy(10)));
+      int share = (shardCount + live - 1) / live;
+      int surplus = owned.size() - share;
+      if (surplus > 0) {
+        releaseSurplus(surplus, share, live);
+      } else if (surplus < 0 && !closing) {
+        Map<Integer, Long> claimed = db.claim(-surplus, config.leaseDuration());
+        if (!claimed.isEmpty()) {
+          for (var e : claimed.entrySet()) {
+            ShardWorker previous = owned.get(e.getKey());
+            if (previous != null) {
+              // our own lease had expired and we took it again under a new epoch
+              owned.remove(e.getKey(), previous);
+              previous.stop();
+            }
+            ShardWorker w = new ShardWorker(this, e.getKey(), e.getValue());
+            owned.put(e.getKey(), w);
+            w.start();
+          }
+          LOG.info("{} claimed shards {} (now {} of {}, fair share {} with {} live relays)", prefix, ranges(claimed.keySet()),
+              owned.size(), shardCount, share, live);
+        }
+      }
+    } catch (SQLException e) {
+      metrics.database.increment();
+      retryLog.warn("{} lease round failed (SQLState {}): {}; leases are retried in {} ms", prefix, e.getSQLState(),
+          e.getMessage(), config.renewInterval().toMillis());
+    } catch (RuntimeException e) {
+      LOG.error("{} lease round failed: {}", prefix, e.toString(), e);
+    }
+  }
+
+  private void releaseSurplus(int surplus, int share, int live) {
+    List<ShardWorker> give = new ArrayList<>(owned.values());
+    give.sort(Comparator.comparingInt((ShardWorker w) -> w.shard).reversed());
+    give = give.subList(0, surplus);
+    for (ShardWorker w : give) {
+      owned.remove(w.shard, w);
+      w.stop().whenComplete((v, t) -> {
+        try {
+          coordinator.execute(() -> release(w));
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+          // closing: close() hands back what is left
+        }
+      });
+    }
+    LOG.info("{} handing back shards {} (fair share {} with {} live relays)", prefix,
+        ranges(give.stream().map(w -> w.shard).toList()), share, live);
+  }
+
+  private void release(ShardWorker w) {
+    try {
+      db.release(Map.of(w.shard, w.epoch));
+    } catch (SQLException e) {
+      metrics.database.increment();
+      LOG.warn("{} could not hand back shard {} (SQLState {}): {}; it is free once its lease expires", prefix, w.shard,
+          e.getSQLState(), e.getMessage());
+    }
+  }
+
+  /** @return e.g. {@code [0-31, 40, 42-43]} */
+  static String ranges(Collection<Integer> shards) {
+    StringBuilder sb = new StringBuilder("[");
+    Integer start = null;
+    Integer prev = null;
+    for (Integer s : new TreeSet<>(shards)) {
+      if (prev != null && s == prev + 1) {
+        prev = s;
+        continue;
+      }
+      if (start != null) {
+        sb.append(sb.length() > 1 ? ", " : "").append(start.equals(prev) ? String.valueOf(start) : start + "-" + prev);
+      }
+      start = s;
+      prev = s;
+    }
+    if (start != null) {
+      sb.append(sb.length() > 1 ? ", " : "").append(start.equals(prev) ? String.valueOf(start) : start + "-" + prev);
+    }
+    return sb.append(']').toString();
+  }
+
+  private static Map<Integer, Long> epochs(Collection<ShardWorker> workers) {
+    Map<Integer, Long> m = new HashMap<>();
+    for (ShardWorker w : workers) {
+      m.put(w.shard, w.epoch);
+    }
+    return m;
+  }
+
+  /** A shard loop found its lease gone when writing. */
+  void dropped(ShardWorker w) {
+    owned.remove(w.shard, w);
+  }
+
+  // ---- wake-up ----
+
+  void wake(int shard) {
+    ShardWorker w = owned.get(shard);
+    if (w != null) {
+      w.wake();
+    }
+  }
+
+  void wakeAll() {
+    owned.values().forEach(ShardWorker::wake);
+  }
+
+  // ---- sampling, on the sampler thread ----
+
+  private void sample() {
+    if (closing) {
+      return;
+    }
+    try {
+      Set<Integer> shards = Set.copyOf(owned.keySet());
+      metrics.backlog(shards, db.backlog(shards));
+      metrics.parkedRows(db.parkedRows());
+      databaseAnswered();
+    } catch (SQLException e) {
+      metrics.database.increment();
+      retryLog.warn("{} sampling the backlog failed (SQLState {}): {}", prefix, e.getSQLState(), e.getMessage());
+    } catch (RuntimeException e) {
+      LOG.warn("{} sampling the backlog failed: {}", prefix, e.toString());
+    }
+    long window = config.leaseDuration().toNanos();
+    if (System.nanoTime() - kafkaOkNanos > window / 3 || kafkaOkNanos == Long.MIN_VALUE) {
+      probeKafka();
+    }
+  }
+
+  private void probeKafka() {
+    try {
+      if (admin == null) {
+        Map<String, Object> props = new HashMap<>();
+        for (var e : config.producerProperties().entrySet()) {
+          if (AdminClientConfig.configNames().contains(e.getKey())) {
+            props.put(e.getKey(), e.getValue());
+          }
+        }
+        props.put(AdminClientConfig.CLIENT_ID_CONFIG, props.getOrDefault(AdminClientConfig.CLIENT_ID_CONFIG, "outbox-relay") + "-probe");
+        admin = Admin.create(props);
+      }
+      admin.describeCluster(new DescribeClusterOptions().timeoutMs(5_000)).nodes().get(6, TimeUnit.SECONDS);
+      kafkaAnswered();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (ExecutionException | TimeoutException | KafkaException e) {
+      LOG.debug("{} Kafka readiness probe failed: {}", prefix, e.toString());
+    }
+  }
+
+  // ---- state shared with the shard loops ----
+
+  void databaseAnswered() {
+    databaseOkNanos = System.nanoTime();
+  }
+
+  void kafkaAnswered() {
+    kafkaOkNanos = System.nanoTime();
+  }
+
+  RelayConfig config() {
+    return config;
+  }
+
+  Db db() {
+    return db;
+  }
+
+  Publisher publisher() {
+    return publisher;
+  }
+
+  CircuitBreaker breaker() {
+    return breaker;
+  }
+
+  RelayMetrics metrics() {
+    return metrics;
+  }
+
+  ScheduledThreadPoolExecutor workers() {
+    return workers;
+  }
+
+  Logger log() {
+    return LOG;
+  }
+
+  RateLimitedLog retryLog() {
+    return retryLog;
+  }
+
+  String prefix() {
+    return prefix;
+  }
+
+  boolean closing() {
+    return closing;
+  }
+
+  // ---- the public API ----
+
+  @Override
+  public String instanceId() {
+    return config.instanceId();
+  }
+
+  @Override
+  public Set<Integer> ownedShards() {
+    return Set.copyOf(owned.keySet());
+  }
+
+  @Override
+  public boolean isLive() {
+    return state == State.RUNNING && !closing && !halted && !workers.isShutdown() && !coordinator.isShutdown()
+        && listener.isAlive();
+  }
+
+  @Override
+  public boolean isReady() {
+    long window = config.leaseDuration().toNanos();
+    long now = System.nanoTime();
+    return isLive() && databaseOkNanos != Long.MIN_VALUE && now - databaseOkNanos <= window
+        && kafkaOkNanos != Long.MIN_VALUE && now - kafkaOkNanos <= window;
+  }
+
+  @Override
+  public void close() {
+    synchronized (lifecycle) {
+      if (state == State.CLOSED) {
+        return;
+      }
+      boolean wasRunning = state == State.RUNNING;
+      state = State.CLOSED;
+      closing = true;
+      if (!wasRunning) {
+        return;
+      }
+      long started = System.nanoTime();
+      LOG.info("{} closing: finishing the batches in flight (up to {}), then handing back {} shards", prefix,
+          config.shutdownTimeout(), owned.size());
+      awaitQuietly(coordinator, Duration.ofSeconds(5));
+      List<ShardWorker> stopping = new ArrayList<>(owned.values());
+      CompletableFuture<?>[] stops = stopping.stream().map(ShardWorker::stop).toArray(CompletableFuture[]::new);
+      try {
+        CompletableFuture.allOf(stops).get(config.shutdownTimeout().toMillis(), TimeUnit.MILLISECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      } catch (ExecutionException | TimeoutException e) {
+        LOG.warn("{} batches still in flight after {}; handing the leases back anyway (their rows will be published again)",
+            prefix, config.shutdownTimeout());
+      }
+      try {
+        Set<Integer> released = db.release(epochs(stopping));
+        owned.clear();
+        db.leave();
+        LOG.info("{} handed back shards {} and left the membership", prefix, ranges(released));
+      } catch (SQLException e) {
+        metrics.database.increment();
+        LOG.warn("{} could not hand back the leases (SQLState {}): {}; other relays take the shards when the leases expire",
+            prefix, e.getSQLState(), e.getMessage());
+        owned.clear();
+      }
+      shutdown(Duration.ofSeconds(5));
+      LOG.info("{} closed in {} ms", prefix, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started));
+    }
+  }
+
+  /**
+   * Stops every thread and the producer at once, without finishing batches, handing back leases or
+   * leaving the membership: what a {@code kill -9} leaves behind, for failover tests. Other relays
+   * take the shards over when the leases expire.
+   */
+  public void halt() {
+    synchronized (lifecycle) {
+      if (state != State.RUNNING) {
+        state = State.CLOSED;
+        return;
+      }
+      state = State.CLOSED;
+      halted = true;
+      closing = true;
+      coordinator.shutdownNow();
+      sampler.shutdownNow();
+      workers.shutdownNow();
+      listener.stop();
+      publisher.close(Duration.ZERO);
+      if (admin != null) {
+        admin.close(Duration.ZERO);
+      }
+      owned.clear();
+      LOG.warn("{} halted without handing back its leases", prefix);
+    }
+  }
+
+  private void shutdown(Duration timeout) {
+    listener.stop();
+    coordinator.shutdownNow();
+    sampler.shutdownNow();
+    workers.shutdown();
+    awaitQuietly(workers, timeout);
+    workers.shutdownNow();
+    publisher.close(timeout);
+    if (admin != null) {
+      admin.close(Duration.ofSeconds(1));
+    }
+    awaitQuietly(sampler, Duration.ofSeconds(2));
+  }
+
+  private static void awaitQuietly(java.util.concurrent.ExecutorService executor, Duration timeout) {
+    executor.shutdown();
+    try {
+      executor.awaitTermination(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private ThreadFactory threads(String role) {
+    AtomicInteger n = new AtomicInteger();
+    return r -> {
+      Thread t = new Thread(r, "relay-" + config.instanceId() + "-" + role + "-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    };
+  }
+
+  @Override
+  public String toString() {
+    return prefix;
+  }
+}

@@ -1,0 +1,473 @@
+package dev.outbox.relay.internal;
+
+import dev.outbox.core.OutboxHeaders;
+import dev.outbox.core.internal.Json;
+import dev.outbox.relay.ParkPolicy;
+import java.nio.charset.StandardCharsets;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.header.internals.RecordHeaders;
+import org.apache.kafka.common.errors.InterruptException;
+
+/**
+ * The batch loop of one leased shard at one epoch. It runs as short tasks on the relay's worker pool
+ * and never holds a thread while waiting for acks or sleeping: at most one task of a shard is queued
+ * or running at a time ({@link #busy}).
+ *
+ * <p>One round: read up to batchSize publishable rows in id order; send them all; while the acks
+ * come in, read the next rows (excluding the ones in flight); once every record is answered, delete
+ * the acknowledged rows in one statement fenced by the lease, park the poison ones, and go on. After
+ * a retriable failure nothing read ahead is kept: the next round re-reads what is left in the table,
+ * so a key's rows always leave in id order.
+ */
+final class ShardWorker {
+  private static final DateTimeFormatter CREATED_AT =
+      DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss.SSSSSS'Z'").withZone(ZoneOffset.UTC);
+  private static final long[] NONE = new long[0];
+  private static final long MIN_POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
+
+  final int shard;
+  final long epoch;
+  private final RelayEngine engine;
+  private final RelayConfig config;
+  private final boolean holdKey;
+
+  // guarded by this
+  private boolean busy;
+  private boolean stopping;
+  private boolean wakePending;
+  private boolean wakeable;
+  private ScheduledFuture<?> timer;
+  private final CompletableFuture<Void> stopped = new CompletableFuture<>();
+
+  // confined to the one running task
+  private List<OutboxRow> prefetched;
+  private long pollNanos = MIN_POLL_NANOS;
+  private int attempt;
+
+  ShardWorker(RelayEngine engine, int shard, long epoch) {
+    this.engine = engine;
+    this.config = engine.config();
+    this.shard = shard;
+    this.epoch = epoch;
+    this.holdKey = config.parkPolicy() == ParkPolicy.HOLD_KEY;
+  }
+
+  void start() {
+    synchronized (this) {
+      busy = true;
+    }
+    submit(this::step);
+  }
+
+  /** Reads now if the shard is idle-waiting; a shard backing off after an error is not woken. */
+  void wake() {
+    synchronized (this) {
+      if (stopping) {
+        return;
+      }
+      if (busy) {
+        wakePending = true;
+        return;
+      }
+      if (!wakeable) {
+        return;
+      }
+      if (timer != null) {
+        timer.cancel(false);
+        timer = null;
+      }
+      busy = true;
+    }
+    submit(this::step);
+  }
+
+  /**
+   * Stops after the batch in flight, if any, is finished.
+   *
+   * @return completes when the loop has stopped
+   */
+  CompletableFuture<Void> stop() {
+    synchronized (this) {
+      stopping = true;
+      if (!busy) {
+        if (timer != null) {
+          timer.cancel(false);
+          timer = null;
+        }
+        stopped.complete(null);
+      }
+    }
+    return stopped;
+  }
+
+  synchronized boolean isStopping() {
+    return stopping;
+  }
+
+  private void submit(Runnable task) {
+    try {
+      engine.workers().execute(task);
+    } catch (RejectedExecutionException e) {
+      synchronized (this) {
+        busy = false;
+        stopping = true;
+        stopped.complete(null);
+      }
+    }
+  }
+
+  /** Ends the current task: runs the next one after {@code delayNanos}, or stops. */
+  private void next(long delayNanos, boolean wakeableWait) {
+    synchronized (this) {
+      busy = false;
+      if (stopping) {
+        stopped.complete(null);
+        return;
+      }
+      boolean now = delayNanos <= 0 || (wakeableWait && wakePending);
+      wakePending = false;
+      if (now) {
+        busy = true;
+      } else {
+        wakeable = wakeableWait;
+        try {
+          timer = engine.workers().schedule(this::fire, delayNanos, TimeUnit.NANOSECONDS);
+        } catch (RejectedExecutionException e) {
+          stopping = true;
+          stopped.complete(null);
+        }
+        return;
+      }
+    }
+    submit(this::step);
+  }
+
+  private void fire() {
+    synchronized (this) {
+      timer = null;
+      if (busy || stopping) {
+        return;
+      }
+      busy = true;
+    }
+    step();
+  }
+
+  private void step() {
+    try {
+      round();
+    } catch (Throwable t) {
+      if (t instanceof InterruptedException || t instanceof InterruptException) {
+        Thread.currentThread().interrupt();
+      }
+      engine.log().error("{} shard {}: unexpected failure in the batch loop, retrying: {}", engine.prefix(), shard, t.toString(), t);
+      prefetched = null;
+      next(backoff(), false);
+    }
+  }
+
+  private void round() {
+    if (isStopping()) {
+      next(0, false);
+      return;
+    }
+    if (RelayMetrics.breakerState(engine.breaker()) == 1) {
+      // open: do not even read; the breaker decides when Kafka is tried again
+      prefetched = null;
+      next(backoff(), false);
+      return;
+    }
+    List<OutboxRow> rows = prefetched;
+    prefetched = null;
+    if (rows == null) {
+      try {
+        rows = engine.db().read(shard, NONE, config.batchSize());
+        engine.databaseAnswered();
+      } catch (SQLException e) {
+        databaseFailure("read", e);
+        return;
+      }
+    }
+    if (rows.isEmpty()) {
+      long idle = config.idlePollInterval().toNanos();
+      long delay = pollNanos;
+      pollNanos = Math.min(idle, pollNanos * 2);
+      next(delay, true);
+      return;
+    }
+    pollNanos = MIN_POLL_NANOS;
+    if (!engine.breaker().tryAcquirePermission()) {
+      next(backoff(), false);
+      return;
+    }
+    send(new Batch(rows, engine.publisher().current(), System.nanoTime()));
+  }
+
+  /** One batch in flight: the rows in id order and, per row, what became of it. */
+  private final class Batch {
+    final List<OutboxRow> rows;
+    final Publisher.Generation producer;
+    final long started;
+    final Throwable[] errors;
+    final boolean[] acked;
+    final boolean[] sent;
+    // one per record sent, plus one held by the task until the read-ahead is done
+    final AtomicInteger pending = new AtomicInteger(1);
+    volatile boolean stoppedEarly;
+
+    Batch(List<OutboxRow> rows, Publisher.Generation producer, long started) {
+      this.rows = rows;
+      this.producer = producer;
+      this.started = started;
+      this.errors = new Throwable[rows.size()];
+      this.acked = new boolean[rows.size()];
+      this.sent = new boolean[rows.size()];
+    }
+
+    void answered(int i, Throwable error) {
+      if (error != null) {
+        errors[i] = error;
+      } else {
+        acked[i] = true;
+      }
+      release();
+    }
+
+    void release() {
+      if (pending.decrementAndGet() == 0) {
+        try {
+          engine.workers().execute(() -> completeSafely(this));
+        } catch (RejectedExecutionException e) {
+          synchronized (ShardWorker.this) {
+            busy = false;
+            stopped.complete(null);
+          }
+        }
+      }
+    }
+  }
+
+  private void send(Batch batch) {
+    Set<String> held = holdKey ? new HashSet<>() : Set.of();
+    List<OutboxRow> rows = batch.rows;
+    for (int i = 0; i < rows.size(); i++) {
+      OutboxRow row = rows.get(i);
+      if (row.key() != null && held.contains(row.key())) {
+        continue;
+      }
+      final int index = i;
+      batch.pending.incrementAndGet();
+      batch.sent[i] = true;
+      try {
+        batch.producer.producer().send(record(row), (metadata, error) -> batch.answered(index, error));
+      } catch (RuntimeException e) {
+        // thrown rather than reported: a closed producer, an interrupt, a client-side bug
+        batch.answered(index, e);
+      }
+      // errors found before the record left the relay have already reached the callback here
+      Throwable early = batch.errors[i];
+      if (early != null) {
+        if (Errors.isPoison(early)) {
+          if (holdKey && row.key() != null) {
+            held.add(row.key());
+          }
+        } else {
+          // the broker is not reachable (metadata wait timed out) or the producer is broken: sending
+          // the rest would only wait max.block.ms per record
+          batch.stoppedEarly = true;
+          break;
+        }
+      }
+    }
+    if (!batch.stoppedEarly && rows.size() == config.batchSize() && !isStopping()) {
+      long[] inFlight = new long[rows.size()];
+      for (int i = 0; i < inFlight.length; i++) {
+        inFlight[i] = rows.get(i).id();
+      }
+      try {
+        prefetched = engine.db().read(shard, inFlight, config.batchSize());
+      } catch (SQLException e) {
+        prefetched = null; // the next round reads again
+      }
+    }
+    batch.release();
+  }
+
+  private ProducerRecord<byte[], byte[]> record(OutboxRow row) {
+    RecordHeaders headers = new RecordHeaders();
+    headers.add(OutboxHeaders.MESSAGE_ID, utf8(row.messageId().toString()));
+    headers.add(OutboxHeaders.MESSAGE_TYPE, utf8(row.type()));
+    headers.add(OutboxHeaders.CONTENT_TYPE, utf8(row.contentType()));
+    headers.add(OutboxHeaders.CREATED_AT, utf8(CREATED_AT.format(row.createdAt())));
+    headers.add(OutboxHeaders.OUTBOX_ID, utf8(Long.toString(row.id())));
+    String json = row.headersJson();
+    if (json != null && !json.equals("{}")) {
+      for (Map.Entry<String, String> h : Json.read(json).entrySet()) {
+        if (!OutboxHeaders.isReserved(h.getKey())) {
+          headers.add(h.getKey(), utf8(h.getValue()));
+        }
+      }
+    }
+    byte[] key = row.key() == null ? null : utf8(row.key());
+    return new ProducerRecord<>(row.topic(), null, null, key, row.payload(), headers);
+  }
+
+  private static byte[] utf8(String s) {
+    return s.getBytes(StandardCharsets.UTF_8);
+  }
+
+  private void completeSafely(Batch batch) {
+    try {
+      complete(batch);
+    } catch (Throwable t) {
+      if (t instanceof InterruptedException || t instanceof InterruptException) {
+        Thread.currentThread().interrupt();
+      }
+      engine.log().error("{} shard {}: unexpected failure completing a batch, retrying: {}", engine.prefix(), shard, t.toString(), t);
+      prefetched = null;
+      next(backoff(), false);
+    }
+  }
+
+  private void complete(Batch batch) {
+    List<OutboxRow> rows = batch.rows;
+    List<Long> delete = new ArrayList<>(rows.size());
+    List<Integer> poison = new ArrayList<>();
+    Set<String> blocked = new HashSet<>();
+    Throwable failure = null;
+    boolean fatal = false;
+    boolean keepReadAhead = true;
+    for (int i = 0; i < rows.size(); i++) {
+      OutboxRow row = rows.get(i);
+      Throwable error = batch.errors[i];
+      if (batch.acked[i]) {
+        // a row after a failed row of its key stays, so the key is re-read and re-sent in order
+        if (row.key() == null || !blocked.contains(row.key())) {
+          delete.add(row.id());
+        }
+      } else if (error != null && Errors.isPoison(error)) {
+        poison.add(i);
+        keepReadAhead = false;
+      } else {
+        keepReadAhead = false;
+        if (row.key() != null) {
+          blocked.add(row.key());
+        }
+        if (error != null) {
+          failure = failure == null ? error : failure;
+          fatal |= Errors.isFatal(error);
+        } else if (batch.sent[i]) {
+          failure = failure == null ? new IllegalStateException("record was neither acknowledged nor failed") : failure;
+        } else if (batch.stoppedEarly && failure == null) {
+          failure = new IllegalStateException("batch stopped before this record was sent");
+        }
+      }
+    }
+    long elapsed = System.nanoTime() - batch.started;
+    if (failure != null) {
+      engine.breaker().onError(elapsed, TimeUnit.NANOSECONDS, failure);
+      engine.metrics().retriable.increment();
+      if (fatal) {
+        engine.publisher().replace(batch.producer, failure);
+      }
+    } else {
+      engine.breaker().onSuccess(elapsed, TimeUnit.NANOSECONDS);
+      engine.kafkaAnswered();
+    }
+    if (!keepReadAhead) {
+      prefetched = null;
+    }
+    try {
+      if (!delete.isEmpty()) {
+        Db.Fenced result = engine.db().delete(shard, epoch, toArray(delete));
+        engine.databaseAnswered();
+        if (!result.leaseHeld()) {
+          fenced("delete " + delete.size() + " published rows");
+          return;
+        }
+        engine.metrics().published.increment(result.rows());
+      }
+      for (int i : poison) {
+        OutboxRow row = rows.get(i);
+        String error = Errors.describe(batch.errors[i]);
+        Db.Fenced result = engine.db().park(shard, epoch, row.id(), error);
+        engine.databaseAnswered();
+        if (!result.leaseHeld()) {
+          fenced("park row " + row.id());
+          return;
+        }
+        if (result.rows() > 0) {
+          engine.metrics().parked.increment();
+          engine.metrics().nonRetriable.increment();
+          engine.log().error("{} shard {}: parked outbox row {} (message {}, topic {}, key {}): {}; requeue it once the cause is"
+                  + " fixed", engine.prefix(), shard, row.id(), row.messageId(), row.topic(), row.key(), error);
+        }
+      }
+    } catch (SQLException e) {
+      prefetched = null;
+      databaseFailure("delete or park", e);
+      return;
+    }
+    if (failure != null) {
+      prefetched = null;
+      long delay = backoff();
+      engine.retryLog().warn("{} shard {}: publishing failed, retrying in {} ms (attempt {}): {}", engine.prefix(), shard,
+          TimeUnit.NANOSECONDS.toMillis(delay), attempt, Errors.describe(failure));
+      next(delay, false);
+      return;
+    }
+    engine.metrics().batch.record(Duration.ofNanos(System.nanoTime() - batch.started));
+    attempt = 0;
+    next(0, true);
+  }
+
+  private void fenced(String what) {
+    prefetched = null;
+    engine.metrics().fenced.increment();
+    engine.log().warn("{} shard {}: lease epoch {} no longer held, could not {}; dropping the shard", engine.prefix(), shard,
+        epoch, what);
+    synchronized (this) {
+      stopping = true;
+    }
+    engine.dropped(this);
+    next(0, false);
+  }
+
+  private void databaseFailure(String what, SQLException e) {
+    engine.metrics().database.increment();
+    long delay = backoff();
+    engine.retryLog().warn("{} shard {}: database {} failed (SQLState {}), retrying in {} ms (attempt {}): {}", engine.prefix(),
+        shard, what, e.getSQLState(), TimeUnit.NANOSECONDS.toMillis(delay), attempt, e.getMessage());
+    next(delay, false);
+  }
+
+  /** @return the next retry delay of this shard, counted in the backoff metric */
+  private long backoff() {
+    Duration d = config.backoff().delay(Math.min(attempt, 40));
+    attempt++;
+    engine.metrics().backoff.record(d);
+    return Math.max(1, d.toNanos());
+  }
+
+  private static long[] toArray(List<Long> ids) {
+    long[] out = new long[ids.size()];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = ids.get(i);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,162 @@
+package dev.outbox.relay;
+
+import static org.awaitility.Awaitility.await;
+
+import dev.outbox.core.Outbox;
+import dev.outbox.core.OutboxHeaders;
+import dev.outbox.core.OutboxMessage;
+import dev.outbox.core.retry.Backoff;
+import dev.outbox.testkit.TestDatabase;
+import dev.outbox.testkit.TestKafka;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.UUID;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.header.Header;
+import org.jooq.DSLContext;
+
+/** Shared pieces of the relay's integration tests. */
+final class Fixtures {
+  static final Outbox OUTBOX = Outbox.builder().build();
+
+  private Fixtures() {}
+
+  /** A relay builder on the test database and broker with short, test-friendly timings. */
+  static Relay.Builder relay(TestDatabase db, String bootstrap, String id, MeterRegistry registry) {
+    return Relay.builder()
+        .dataSource(db.newDataSource(10))
+        .instanceId(id)
+        .producerProperties(Map.of("bootstrap.servers", bootstrap))
+        .leaseDuration(Duration.ofSeconds(3))
+        .idlePollInterval(Duration.ofMillis(200))
+        .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofSeconds(1)))
+        .shutdownTimeout(Duration.ofSeconds(15))
+        .meterRegistry(registry);
+  }
+
+  static Relay.Builder relay(TestDatabase db, TestKafka kafka, String id) {
+    return relay(db, kafka.bootstrapServers(), id, new SimpleMeterRegistry());
+  }
+
+  static OutboxMessage message(String topic, String key, String body) {
+    return OutboxMessage.of(topic, key, "Test", "text/plain", body.getBytes(StandardCharsets.UTF_8));
+  }
+
+  /** Appends and commits one transaction; returns the message ids. */
+  static List<UUID> commit(DSLContext dsl, List<OutboxMessage> messages) {
+    return dsl.transactionResult(tx -> OUTBOX.appendAll(tx.dsl(), messages));
+  }
+
+  static double counter(MeterRegistry r, String name, String... tags) {
+    var c = r.find(name).tags(tags).counter();
+    return c == null ? 0 : c.count();
+  }
+
+  static double gauge(MeterRegistry r, String name) {
+    var g = r.find(name).gauge();
+    return g == null ? Double.NaN : g.value();
+  }
+
+  /** What a test needs of one consumed record. */
+  record Received(int partition, long offset, String key, UUID messageId, long outboxId, String payload, Map<String, String> headers) {}
+
+  /** Reads every partition of a topic from the beginning on a background thread, without a consumer group. */
+  static final class Collector implements AutoCloseable {
+    private final List<Received> records = new ArrayList<>();
+    private final AtomicBoolean running = new AtomicBoolean(true);
+    private final Thread thread;
+
+    Collector(String bootstrap, String topic) {
+      Properties p = new Properties();
+      p.put("bootstrap.servers", bootstrap);
+      p.put("key.deserializer", "org.apache.kafka.common.serialization.ByteArrayDeserializer");
+      p.put("value.deserializer", "org.apache.kafka.common.serialization.ByteArrayDeserializer");
+      p.put("enable.auto.commit", "false");
+      p.put("auto.offset.reset", "earliest");
+      KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(p);
+      List<TopicPartition> partitions = new ArrayList<>();
+      await().atMost(Duration.ofSeconds(60)).until(() -> {
+        List<PartitionInfo> infos = consumer.partitionsFor(topic, Duration.ofSeconds(5));
+        partitions.clear();
+        if (infos != null) {
+          infos.forEach(i -> partitions.add(new TopicPartition(topic, i.partition())));
+        }
+        return !partitions.isEmpty();
+      });
+      consumer.assign(partitions);
+      consumer.seekToBeginning(partitions);
+      thread = new Thread(() -> {
+        try (consumer) {
+          while (running.get()) {
+            for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(100))) {
+              Map<String, String> headers = new LinkedHashMap<>();
+              for (Header h : r.headers()) {
+                headers.put(h.key(), new String(h.value(), StandardCharsets.UTF_8));
+              }
+              String id = headers.get(OutboxHeaders.MESSAGE_ID);
+              String outboxId = headers.get(OutboxHeaders.OUTBOX_ID);
+              synchronized (records) {
+                records.add(new Received(r.partition(), r.offset(),
+                    r.key() == null ? null : new String(r.key(), StandardCharsets.UTF_8),
+                    id == null ? null : UUID.fromString(id), outboxId == null ? -1 : Long.parseLong(outboxId),
+                    r.value() == null ? null : new String(r.value(), StandardCharsets.UTF_8), headers));
+              }
+            }
+          }
+        } catch (RuntimeException e) {
+          if (running.get()) {
+            throw e;
+          }
+        }
+      }, "test-collector-" + topic);
+      thread.setDaemon(true);
+      thread.start();
+    }
+
+    List<Received> records() {
+      synchronized (records) {
+        return List.copyOf(records);
+      }
+    }
+
+    java.util.Set<UUID> ids() {
+      java.util.Set<UUID> out = new java.util.HashSet<>();
+      for (Received r : records()) {
+        out.add(r.messageId());
+      }
+      return out;
+    }
+
+    /** @return per key, the outbox ids in the order of their first appearance in the key's partition */
+    Map<String, List<Long>> firstAppearancesByKey() {
+      List<Received> all = new ArrayList<>(records());
+      all.sort(java.util.Comparator.comparingInt(Received::partition).thenComparingLong(Received::offset));
+      Map<String, List<Long>> out = new HashMap<>();
+      java.util.Set<Long> seen = new java.util.HashSet<>();
+      for (Received r : all) {
+        if (seen.add(r.outboxId())) {
+          out.computeIfAbsent(r.key(), k -> new ArrayList<>()).add(r.outboxId());
+        }
+      }
+      return out;
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+      running.set(false);
+      thread.join(10_000);
+    }
+  }
+}
