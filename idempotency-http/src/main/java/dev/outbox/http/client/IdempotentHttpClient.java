@@ -1,0 +1,311 @@
+package dev.outbox.http.client;
+
+import dev.outbox.core.retry.Backoff;
+import dev.outbox.core.retry.RetryBudget;
+import dev.outbox.http.client.internal.RetryingClient;
+import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
+import io.github.resilience4j.circuitbreaker.CircuitBreakerRegistry;
+import java.io.IOException;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.LinkedHashSet;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+import java.util.random.RandomGenerator;
+
+/**
+ * An HTTP client that retries safely (guarantee G6 on the calling side, G5 on the called side):
+ * one {@code Idempotency-Key} per logical operation, reused on every attempt, so the server runs
+ * the operation once however many attempts reach it.
+ *
+ * <pre>{@code
+ * IdempotentHttpClient client = IdempotentHttpClient.builder().build();
+ * CallResult<String> result = client.send(
+ *     HttpRequest.newBuilder(URI.create("http://orders/orders"))
+ *         .POST(BodyPublishers.ofString(json)).header("Content-Type", "application/json").build(),
+ *     BodyHandlers.ofString());
+ * result.status(); result.attempts(); result.idempotencyKey();
+ * }</pre>
+ *
+ * <p><b>Keys.</b> A request that already carries an {@code Idempotency-Key} keeps it (the caller's
+ * own key, e.g. stored with the operation so it survives a restart). Otherwise a request whose
+ * method is in {@link Builder#keyedMethods} (default POST and PATCH) gets a fresh UUIDv7, sent as a
+ * quoted Structured Field string as the IETF draft specifies.
+ *
+ * <p><b>What is retried.</b> Connection failures and timeouts (any {@link IOException}), 5xx except
+ * 501 and 505, 429, and 409 on a keyed request unless the response is itself a replay (409 is then
+ * "the first request with this key is still in flight"). Only requests with an idempotent method
+ * (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) or with a key are retried; a POST or PATCH without a key
+ * is sent exactly once, whatever happens.
+ *
+ * <p><b>How long it waits.</b> Before retry {@code n} (0 for the first) it waits {@code
+ * backoff.delay(n)}, drawn uniformly from {@code [0, min(cap, base * 2^n)]} (full jitter). When the
+ * response carries {@code Retry-After} (seconds or an HTTP date) it waits at least that long: the
+ * delay is {@code max(Retry-After, jitter)}. If the server asks for more than {@link
+ * Builder#maxRetryAfter}, the client does not retry earlier than asked; it stops and returns that
+ * response ({@link Completion#RETRY_AFTER_TOO_LONG}).
+ *
+ * <p><b>What bounds it.</b> At most {@link Builder#maxAttempts} attempts per operation; a {@link
+ * RetryBudget} shared by all operations of this client ({@code recordRequest()} per operation,
+ * {@code tryAcquireRetry()} before each retry), so that when a dependency fails for everyone,
+ * retries add at most the budget's ratio to the load; and a circuit breaker per host and port,
+ * which fails fast with {@link CircuitOpenException} while open.
+ *
+ * <p>Results: the last response ({@link CallResult}, also for a final 503 once retries are spent,
+ * with the reason in {@link CallResult#completion()}), or an {@link HttpCallException} carrying the
+ * attempts made when no response came. Request bodies are re-sent on every attempt: use
+ * publishers that can be subscribed more than once ({@code ofString}, {@code ofByteArray}, {@code
+ * ofFile}). Thread-safe; share one per process and target.
+ */
+public interface IdempotentHttpClient {
+
+  /** @return a builder with the defaults documented on each setter */
+  static Builder builder() {
+    return new Builder();
+  }
+
+  /**
+   * Sends one logical operation, retrying it as described on the class.
+   *
+   * @param request the request; its {@code Idempotency-Key} header, if any, is kept
+   * @param handler the body handler, applied to every attempt's response
+   * @param <T> the body type
+   * @return the last response, the attempts and the key
+   * @throws CircuitOpenException when the host's circuit breaker refuses the call (before the first
+   *     attempt or before a retry)
+   * @throws HttpCallException when the last attempt failed with an I/O error; its cause is that
+   *     error
+   * @throws InterruptedException when interrupted while sending or waiting; no further attempt is
+   *     made
+   * @throws IllegalArgumentException when the request's own {@code Idempotency-Key} is malformed
+   */
+  <T> CallResult<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler) throws IOException, InterruptedException;
+
+  /**
+   * Sends one logical operation with the caller's key, replacing any key on the request.
+   *
+   * @param request the request
+   * @param handler the body handler
+   * @param idempotencyKey the key, unquoted; reuse it to retry the operation later (e.g. after a
+   *     restart) and get its first response
+   * @param <T> the body type
+   * @return see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
+   * @throws IOException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
+   * @throws InterruptedException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
+   * @throws IllegalArgumentException when the key is empty, longer than 255 characters or not
+   *     printable ASCII
+   */
+  <T> CallResult<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler, String idempotencyKey)
+      throws IOException, InterruptedException;
+
+  /**
+   * @return the circuit breakers by {@code host:port}, e.g. to bind them to Micrometer with
+   *     resilience4j-micrometer; empty when breakers are off
+   */
+  Optional<CircuitBreakerRegistry> circuitBreakers();
+
+  /** Builds an {@link IdempotentHttpClient}. Not thread-safe; the built client is. */
+  final class Builder {
+    private HttpClient httpClient;
+    private Backoff backoff = Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(10));
+    private int maxAttempts = 5;
+    private RetryBudget retryBudget;
+    private CircuitBreakerConfig circuitBreakerConfig;
+    private boolean circuitBreakerEnabled = true;
+    private Duration attemptTimeout = Duration.ofSeconds(10);
+    private Duration maxRetryAfter = Duration.ofSeconds(30);
+    private Clock clock = Clock.systemUTC();
+    private Sleeper sleeper = Sleeper.threadSleep();
+    private RandomGenerator random;
+    private Set<String> keyedMethods = Set.of("POST", "PATCH");
+    private String name = "default";
+
+    private Builder() {}
+
+    /**
+     * @param httpClient the underlying client; default {@code HttpClient.newBuilder()
+     *     .connectTimeout(attemptTimeout).build()}
+     * @return this builder
+     */
+    public Builder httpClient(HttpClient httpClient) {
+      this.httpClient = Objects.requireNonNull(httpClient, "httpClient may not be null");
+      return this;
+    }
+
+    /**
+     * @param backoff the delays between attempts; default 100 ms doubling up to 10 s, full jitter
+     * @return this builder
+     */
+    public Builder backoff(Backoff backoff) {
+      this.backoff = Objects.requireNonNull(backoff, "backoff may not be null");
+      return this;
+    }
+
+    /**
+     * @param maxAttempts attempts per operation, the first included; default 5; 1 disables retries
+     * @return this builder
+     * @throws IllegalArgumentException when it is not between 1 and 100
+     */
+    public Builder maxAttempts(int maxAttempts) {
+      if (maxAttempts < 1 || maxAttempts > 100) {
+        throw new IllegalArgumentException("maxAttempts must be between 1 and 100, got " + maxAttempts + "; the default is 5");
+      }
+      this.maxAttempts = maxAttempts;
+      return this;
+    }
+
+    /**
+     * @param retryBudget the budget shared by this client's operations; default {@code
+     *     RetryBudget.of(0.1, 10, 10 s)}: retries up to 10 % of operations plus 10 per second
+     *     over a 10 s window. {@link RetryBudget#unlimited()} turns it off (for comparisons only).
+     * @return this builder
+     */
+    public Builder retryBudget(RetryBudget retryBudget) {
+      this.retryBudget = Objects.requireNonNull(retryBudget, "retryBudget may not be null");
+      return this;
+    }
+
+    /**
+     * @param config the configuration of each host's breaker; default: count-based window of the
+     *     last 20 calls, judged from the 5th call, opens at 50 % failures (so 5 failures in a row
+     *     from a fresh start open it), stays open 10 s, then lets 3 trial calls through and closes
+     *     if fewer than half fail. Failures are I/O errors and 5xx responses; everything else
+     *     counts as a success. The default uses {@link #clock}.
+     * @return this builder
+     */
+    public Builder circuitBreakerConfig(CircuitBreakerConfig config) {
+      this.circuitBreakerConfig = Objects.requireNonNull(config, "config may not be null");
+      this.circuitBreakerEnabled = true;
+      return this;
+    }
+
+    /**
+     * Turns the circuit breakers off (for comparisons, or when a mesh already breaks circuits).
+     *
+     * @return this builder
+     */
+    public Builder noCircuitBreaker() {
+      this.circuitBreakerEnabled = false;
+      return this;
+    }
+
+    /**
+     * @param attemptTimeout how long one attempt may take until the response headers arrive;
+     *     default 10 s. A request with its own {@code timeout} keeps it.
+     * @return this builder
+     * @throws IllegalArgumentException when it is not positive
+     */
+    public Builder attemptTimeout(Duration attemptTimeout) {
+      Objects.requireNonNull(attemptTimeout, "attemptTimeout may not be null");
+      if (attemptTimeout.isNegative() || attemptTimeout.isZero()) {
+        throw new IllegalArgumentException("attemptTimeout must be positive, got " + attemptTimeout + "; the default is 10 s");
+      }
+      this.attemptTimeout = attemptTimeout;
+      return this;
+    }
+
+    /**
+     * @param maxRetryAfter the longest {@code Retry-After} the client waits for; default 30 s.
+     *     A longer one ends the operation with that response.
+     * @return this builder
+     * @throws IllegalArgumentException when it is negative
+     */
+    public Builder maxRetryAfter(Duration maxRetryAfter) {
+      Objects.requireNonNull(maxRetryAfter, "maxRetryAfter may not be null");
+      if (maxRetryAfter.isNegative()) {
+        throw new IllegalArgumentException("maxRetryAfter may not be negative, got " + maxRetryAfter + "; the default is 30 s");
+      }
+      this.maxRetryAfter = maxRetryAfter;
+      return this;
+    }
+
+    /**
+     * @param clock reads {@code Retry-After} dates and drives the default circuit breakers' open
+     *     state; default the system UTC clock
+     * @return this builder
+     */
+    public Builder clock(Clock clock) {
+      this.clock = Objects.requireNonNull(clock, "clock may not be null");
+      return this;
+    }
+
+    /**
+     * @param sleeper waits between attempts; default {@link Sleeper#threadSleep()}
+     * @return this builder
+     */
+    public Builder sleeper(Sleeper sleeper) {
+      this.sleeper = Objects.requireNonNull(sleeper, "sleeper may not be null");
+      return this;
+    }
+
+    /**
+     * @param random draws the jitter; default {@code ThreadLocalRandom}. Give a seeded one for
+     *     reproducible delays; the client synchronizes on it.
+     * @return this builder
+     */
+    public Builder random(RandomGenerator random) {
+      this.random = Objects.requireNonNull(random, "random may not be null");
+      return this;
+    }
+
+    /**
+     * @param methods the methods that get a minted key when the request has none; default POST
+     *     and PATCH. Pass none to send such requests without a key, and so without retries.
+     * @return this builder
+     * @throws IllegalArgumentException when a method is not an HTTP method token
+     */
+    public Builder keyedMethods(String... methods) {
+      Objects.requireNonNull(methods, "methods may not be null");
+      Set<String> set = new LinkedHashSet<>();
+      for (String m : methods) {
+        Objects.requireNonNull(m, "methods may not contain null");
+        if (!m.matches("[A-Za-z]+")) {
+          throw new IllegalArgumentException("method '" + m + "' is not an HTTP method such as POST");
+        }
+        set.add(m.toUpperCase(Locale.ROOT));
+      }
+      this.keyedMethods = set;
+      return this;
+    }
+
+    /**
+     * @param name names this client in log lines; default {@code default}
+     * @return this builder
+     * @throws IllegalArgumentException when it is blank
+     */
+    public Builder name(String name) {
+      Objects.requireNonNull(name, "name may not be null");
+      if (name.isBlank()) {
+        throw new IllegalArgumentException("name may not be blank");
+      }
+      this.name = name;
+      return this;
+    }
+
+    /** @return the client */
+    public IdempotentHttpClient build() {
+      HttpClient client = httpClient != null ? httpClient : HttpClient.newBuilder().connectTimeout(attemptTimeout).build();
+      RetryBudget budget = retryBudget != null ? retryBudget : RetryBudget.of(0.1, 10, Duration.ofSeconds(10));
+      CircuitBreakerRegistry breakers = null;
+      if (circuitBreakerEnabled) {
+        CircuitBreakerConfig config = circuitBreakerConfig != null ? circuitBreakerConfig : CircuitBreakerConfig.custom()
+            .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
+            .slidingWindowSize(20)
+            .minimumNumberOfCalls(5)
+            .failureRateThreshold(50)
+            .waitDurationInOpenState(Duration.ofSeconds(10))
+            .permittedNumberOfCallsInHalfOpenState(3)
+            .clock(clock)
+            .build();
+        breakers = CircuitBreakerRegistry.of(config);
+      }
+      return new RetryingClient(client, backoff, maxAttempts, budget, breakers, attemptTimeout, maxRetryAfter, clock,
+          sleeper, random, Set.copyOf(keyedMethods), name);
+    }
+  }
+}

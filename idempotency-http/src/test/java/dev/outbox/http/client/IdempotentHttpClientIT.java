@@ -1,0 +1,310 @@
+package dev.outbox.http.client;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import dev.outbox.core.retry.Backoff;
+import dev.outbox.core.retry.RetryBudget;
+import dev.outbox.http.MutableClock;
+import dev.outbox.http.TestServer;
+import dev.outbox.http.client.ScriptedServlet.Reply;
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The retrying client against a real Jetty server whose answers each test scripts. */
+class IdempotentHttpClientIT {
+  private static final ScriptedServlet SERVLET = new ScriptedServlet();
+  private static final HttpClient HTTP = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+  private static TestServer server;
+
+  @BeforeAll
+  static void start() throws Exception {
+    server = TestServer.start(SERVLET);
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    server.close();
+  }
+
+  /** Records the delays the client asks for instead of waiting. */
+  private static final class RecordingSleeper implements Sleeper {
+    final List<Duration> delays = new CopyOnWriteArrayList<>();
+
+    @Override
+    public void sleep(Duration delay) {
+      delays.add(delay);
+    }
+  }
+
+  private static IdempotentHttpClient.Builder client(RecordingSleeper sleeper) {
+    return IdempotentHttpClient.builder().httpClient(HTTP).sleeper(sleeper).retryBudget(RetryBudget.unlimited()).noCircuitBreaker();
+  }
+
+  private static HttpRequest post(URI uri) {
+    return HttpRequest.newBuilder(uri).POST(HttpRequest.BodyPublishers.ofString("{\"amount\":12}")).build();
+  }
+
+  private static HttpRequest post() {
+    return post(server.uri("/payments"));
+  }
+
+  /** G5 on the client side: one key per operation, the same on every attempt (503, 503, 409, then 201). */
+  @Test
+  void reusesOneKeyAcrossAllAttemptsOfAnOperation() throws Exception {
+    SERVLET.script(i -> switch (i) {
+      case 0, 1 -> Reply.of(503);
+      case 2 -> Reply.of(409, "Retry-After", "0");
+      default -> Reply.of(201);
+    });
+    RecordingSleeper sleeper = new RecordingSleeper();
+    IdempotentHttpClient client = client(sleeper).build();
+    CallResult<String> result = client.send(post(), HttpResponse.BodyHandlers.ofString());
+    assertThat(result.status()).isEqualTo(201);
+    assertThat(result.attempts()).isEqualTo(4);
+    assertThat(result.completion()).isEqualTo(Completion.RESPONSE);
+    assertThat(SERVLET.received).hasSize(4)
+        .allSatisfy(r -> assertThat(r.idempotencyKey()).isEqualTo("\"" + result.idempotencyKey() + "\""));
+    assertThat(UUID.fromString(result.idempotencyKey()).version()).isEqualTo(7);
+    assertThat(sleeper.delays).hasSize(3);
+
+    SERVLET.script(i -> Reply.of(201));
+    CallResult<String> next = client.send(post(), HttpResponse.BodyHandlers.ofString());
+    assertThat(next.idempotencyKey()).isNotEqualTo(result.idempotencyKey());
+
+    SERVLET.script(i -> i == 0 ? Reply.of(503) : Reply.of(201));
+    CallResult<String> own = client.send(post(), HttpResponse.BodyHandlers.ofString(), "order-42-payment");
+    assertThat(own.idempotencyKey()).isEqualTo("order-42-payment");
+    assertThat(SERVLET.received).extracting(ScriptedServlet.Received::idempotencyKey).containsExactly("\"order-42-payment\"", "\"order-42-payment\"");
+
+    SERVLET.script(i -> i == 0 ? Reply.of(503) : Reply.of(201));
+    client.send(HttpRequest.newBuilder(post(), (n, v) -> true).header("Idempotency-Key", "\"on-the-request\"").build(),
+        HttpResponse.BodyHandlers.ofString());
+    assertThat(SERVLET.received).extracting(ScriptedServlet.Received::idempotencyKey).containsOnly("\"on-the-request\"").hasSize(2);
+  }
+
+  /** G6: a POST without a key is never retried, whatever the failure: the server sees exactly one request. */
+  @Test
+  void neverRetriesAPostWithoutAKey() throws Exception {
+    SERVLET.script(i -> Reply.of(503));
+    RecordingSleeper sleeper = new RecordingSleeper();
+    IdempotentHttpClient client = client(sleeper).keyedMethods().build();
+    CallResult<String> result = client.send(post(), HttpResponse.BodyHandlers.ofString());
+    assertThat(result.status()).isEqualTo(503);
+    assertThat(result.attempts()).isOne();
+    assertThat(result.completion()).isEqualTo(Completion.NOT_RETRIED);
+    assertThat(result.idempotencyKey()).isNull();
+    assertThat(SERVLET.received).hasSize(1).allSatisfy(r -> assertThat(r.idempotencyKey()).isNull());
+    assertThat(sleeper.delays).isEmpty();
+
+    // the same failure on a GET, which is idempotent, is retried up to maxAttempts
+    SERVLET.script(i -> Reply.of(503));
+    CallResult<String> get = client.send(HttpRequest.newBuilder(server.uri("/payments/1")).GET().build(), HttpResponse.BodyHandlers.ofString());
+    assertThat(get.attempts()).isEqualTo(5);
+    assertThat(get.completion()).isEqualTo(Completion.ATTEMPTS_EXHAUSTED);
+    assertThat(SERVLET.received).hasSize(5);
+  }
+
+  /** G6: connection failures are retried (keyed request) up to maxAttempts, then reported with the attempts made. */
+  @Test
+  void retriesConnectionFailuresThenReportsTheAttempts() throws Exception {
+    int closedPort;
+    try (ServerSocket s = new ServerSocket(0)) {
+      closedPort = s.getLocalPort();
+    }
+    RecordingSleeper sleeper = new RecordingSleeper();
+    IdempotentHttpClient client = client(sleeper).build();
+    HttpCallException e = org.junit.jupiter.api.Assertions.assertThrows(HttpCallException.class,
+        () -> client.send(post(URI.create("http://127.0.0.1:" + closedPort + "/payments")), HttpResponse.BodyHandlers.ofString()));
+    assertThat(e.attempts()).isEqualTo(5);
+    assertThat(e.completion()).isEqualTo(Completion.ATTEMPTS_EXHAUSTED);
+    assertThat(e.idempotencyKey()).isNotNull();
+    assertThat(e.getCause()).isInstanceOf(java.net.ConnectException.class);
+    assertThat(e.getMessage()).contains("after 5 attempts").contains(e.idempotencyKey());
+    assertThat(sleeper.delays).hasSize(4);
+
+    IdempotentHttpClient unkeyed = client(new RecordingSleeper()).keyedMethods().build();
+    HttpCallException once = org.junit.jupiter.api.Assertions.assertThrows(HttpCallException.class,
+        () -> unkeyed.send(post(URI.create("http://127.0.0.1:" + closedPort + "/payments")), HttpResponse.BodyHandlers.ofString()));
+    assertThat(once.attempts()).isOne();
+    assertThat(once.completion()).isEqualTo(Completion.NOT_RETRIED);
+  }
+
+  /** G6: an attempt that exceeds the per-attempt timeout is abandoned and retried with the same key. */
+  @Test
+  void retriesAnAttemptThatTimesOut() throws Exception {
+    CountDownLatch hold = new CountDownLatch(1);
+    try {
+      SERVLET.script(i -> i == 0 ? new Reply(200, java.util.Map.of(), hold) : Reply.of(201));
+      IdempotentHttpClient client = client(new RecordingSleeper()).attemptTimeout(Duration.ofMillis(300)).build();
+      CallResult<String> result = client.send(post(), HttpResponse.BodyHandlers.ofString());
+      assertThat(result.status()).isEqualTo(201);
+      assertThat(result.attempts()).isEqualTo(2);
+      assertThat(SERVLET.received).extracting(ScriptedServlet.Received::idempotencyKey).containsOnly("\"" + result.idempotencyKey() + "\"");
+    } finally {
+      hold.countDown();
+    }
+  }
+
+  /**
+   * G6: full jitter, measured through the client's real sleeps. With a seeded generator, every
+   * delay before retry n lies in [0, min(cap, base * 2^n)], and the delays spread over that whole
+   * range (each quarter holds 15-35 % of them, the mean is near half the ceiling), instead of
+   * clustering at the ceiling as plain exponential backoff would.
+   */
+  @Test
+  void fullJitterDelaysStayInRangeAndSpreadOverIt() throws Exception {
+    SERVLET.script(i -> Reply.of(503));
+    Backoff backoff = Backoff.of(Duration.ofMillis(100), Duration.ofMillis(1600));
+    int retriesPerOperation = 6;
+    int operations = 300;
+    List<List<Duration>> byRetry = new ArrayList<>();
+    for (int r = 0; r < retriesPerOperation; r++) {
+      byRetry.add(new ArrayList<>());
+    }
+    IdempotentHttpClient client = null;
+    RecordingSleeper sleeper = new RecordingSleeper();
+    client = client(sleeper).backoff(backoff).maxAttempts(retriesPerOperation + 1).random(new SplittableRandom(20260301)).build();
+    for (int op = 0; op < operations; op++) {
+      sleeper.delays.clear();
+      CallResult<Void> result = client.send(post(), HttpResponse.BodyHandlers.discarding());
+      assertThat(result.attempts()).isEqualTo(retriesPerOperation + 1);
+      assertThat(sleeper.delays).hasSize(retriesPerOperation);
+      for (int r = 0; r < retriesPerOperation; r++) {
+        byRetry.get(r).add(sleeper.delays.get(r));
+      }
+    }
+    for (int r = 0; r < retriesPerOperation; r++) {
+      long ceiling = Math.min(1600, 100L << r) * 1_000_000L;
+      List<Long> nanos = byRetry.get(r).stream().map(Duration::toNanos).toList();
+      assertThat(nanos).as("retry %d", r).allSatisfy(d -> assertThat(d).isBetween(0L, ceiling));
+      int[] quarters = new int[4];
+      for (long d : nanos) {
+        quarters[(int) Math.min(3, d * 4 / ceiling)]++;
+      }
+      for (int q = 0; q < 4; q++) {
+        assertThat(quarters[q]).as("retry %d quarter %d of %s", r, q, java.util.Arrays.toString(quarters))
+            .isBetween(operations * 15 / 100, operations * 35 / 100);
+      }
+      double mean = nanos.stream().mapToLong(Long::longValue).average().orElseThrow() / ceiling;
+      assertThat(mean).as("retry %d mean / ceiling", r).isBetween(0.43, 0.57);
+    }
+  }
+
+  /**
+   * G6: under a server that fails every request, the retry budget holds total attempts to the
+   * configured share: 200 operations, ratio 0.1, floor 1/s over a 10 s window (clock frozen, so the
+   * window never slides) → at most 200 * 1.1 + 1 * 10 = 230 requests, against 1000 without it.
+   */
+  @Test
+  void theRetryBudgetBoundsTotalAttemptsUnderAFailingServer() throws Exception {
+    SERVLET.script(i -> Reply.of(503));
+    RetryBudget budget = RetryBudget.of(0.1, 1, Duration.ofSeconds(10), () -> 0L);
+    IdempotentHttpClient client = client(new RecordingSleeper()).retryBudget(budget).maxAttempts(5).build();
+    int operations = 200;
+    int budgetStops = 0;
+    for (int i = 0; i < operations; i++) {
+      CallResult<Void> r = client.send(post(), HttpResponse.BodyHandlers.discarding());
+      assertThat(r.status()).isEqualTo(503);
+      if (r.completion() == Completion.BUDGET_EXHAUSTED) {
+        budgetStops++;
+      }
+    }
+    int total = SERVLET.received.size();
+    System.out.printf("retry budget: %d operations -> %d requests, %d stopped by the budget%n", operations, total, budgetStops);
+    assertThat(total).isLessThanOrEqualTo(230).isGreaterThanOrEqualTo(225);
+    assertThat(budgetStops).isGreaterThan(150);
+  }
+
+  /**
+   * G6: the per-host circuit breaker opens after its threshold (5 failures in a row from a fresh
+   * start), then fails fast with no request reaching the server; after the open wait (10 s on the
+   * injected clock) it half-opens, lets trial calls through, and closes once they succeed.
+   */
+  @Test
+  void theBreakerOpensFailsFastThenHalfOpensAndCloses() throws Exception {
+    SERVLET.script(i -> Reply.of(503));
+    MutableClock clock = new MutableClock(Instant.parse("2026-03-01T12:00:00Z"));
+    IdempotentHttpClient client = IdempotentHttpClient.builder().httpClient(HTTP).sleeper(new RecordingSleeper())
+        .clock(clock).maxAttempts(1).build();
+    String host = "127.0.0.1:" + server.port();
+    for (int i = 0; i < 5; i++) {
+      assertThat(client.send(post(), HttpResponse.BodyHandlers.discarding()).status()).isEqualTo(503);
+    }
+    CircuitBreaker breaker = client.circuitBreakers().orElseThrow().circuitBreaker(host);
+    assertThat(breaker.getState()).isEqualTo(CircuitBreaker.State.OPEN);
+    assertThat(SERVLET.received).hasSize(5);
+
+    SERVLET.script(i -> Reply.of(200));
+    for (int i = 0; i < 3; i++) {
+      assertThatThrownBy(() -> client.send(post(), HttpResponse.BodyHandlers.discarding()))
+          .isInstanceOfSatisfying(CircuitOpenException.class, e -> {
+            assertThat(e.host()).isEqualTo(host);
+            assertThat(e.attempts()).isZero();
+          })
+          .hasMessageContaining("circuit breaker for " + host + " is OPEN");
+    }
+    assertThat(SERVLET.received).as("an open breaker sends nothing").isEmpty();
+
+    clock.advance(Duration.ofSeconds(10).plusMillis(1));
+    assertThat(client.send(post(), HttpResponse.BodyHandlers.discarding()).status()).isEqualTo(200);
+    assertThat(breaker.getState()).isEqualTo(CircuitBreaker.State.HALF_OPEN);
+    await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+      assertThat(client.send(post(), HttpResponse.BodyHandlers.discarding()).status()).isEqualTo(200);
+      assertThat(breaker.getState()).isEqualTo(CircuitBreaker.State.CLOSED);
+    });
+    assertThat(SERVLET.received).hasSize(3);
+  }
+
+  /** Retry-After is honoured, in seconds and as an HTTP date, and a Retry-After beyond maxRetryAfter ends the operation. */
+  @Test
+  void honoursRetryAfter() throws Exception {
+    MutableClock clock = new MutableClock(Instant.parse("2026-03-01T12:00:00Z"));
+    String inSevenSeconds = DateTimeFormatter.RFC_1123_DATE_TIME.format(clock.instant().plusSeconds(7).atOffset(ZoneOffset.UTC));
+    SERVLET.script(i -> switch (i) {
+      case 0 -> Reply.of(503, "Retry-After", "3");
+      case 1 -> Reply.of(429, "Retry-After", inSevenSeconds);
+      default -> Reply.of(200);
+    });
+    RecordingSleeper sleeper = new RecordingSleeper();
+    IdempotentHttpClient client = client(sleeper).clock(clock).maxRetryAfter(Duration.ofSeconds(30)).build();
+    CallResult<String> result = client.send(post(), HttpResponse.BodyHandlers.ofString());
+    assertThat(result.status()).isEqualTo(200);
+    assertThat(sleeper.delays).containsExactly(Duration.ofSeconds(3), Duration.ofSeconds(7));
+
+    SERVLET.script(i -> Reply.of(503, "Retry-After", "120"));
+    sleeper.delays.clear();
+    CallResult<String> tooLong = client.send(post(), HttpResponse.BodyHandlers.ofString());
+    assertThat(tooLong.status()).isEqualTo(503);
+    assertThat(tooLong.attempts()).isOne();
+    assertThat(tooLong.completion()).isEqualTo(Completion.RETRY_AFTER_TOO_LONG);
+    assertThat(sleeper.delays).isEmpty();
+  }
+
+  /** A 409 that is itself a replay (the stored answer of a finished request) is final, not "in flight". */
+  @Test
+  void aReplayed409IsNotRetried() throws Exception {
+    SERVLET.script(i -> new Reply(409, java.util.Map.of("Idempotent-Replayed", "true"), null));
+    CallResult<String> r = client(new RecordingSleeper()).build().send(post(), HttpResponse.BodyHandlers.ofString());
+    assertThat(r.attempts()).isOne();
+    assertThat(r.completion()).isEqualTo(Completion.RESPONSE);
+  }
+}

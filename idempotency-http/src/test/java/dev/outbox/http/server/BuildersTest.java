@@ -1,0 +1,76 @@
+package dev.outbox.http.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+import org.postgresql.ds.PGSimpleDataSource;
+
+/** Bad configuration fails at build time, naming the setting, the value and the fix. */
+class BuildersTest {
+
+  @Test
+  void storeNeedsExactlyOneDatabase() {
+    assertThatThrownBy(() -> IdempotencyStore.builder().build())
+        .isInstanceOf(IllegalStateException.class).hasMessageContaining("dsl(DSLContext) or dataSource(DataSource)");
+    var ds = new PGSimpleDataSource();
+    assertThatThrownBy(() -> IdempotencyStore.builder().dataSource(ds).dsl(org.jooq.impl.DSL.using(ds, org.jooq.SQLDialect.POSTGRES)).build())
+        .isInstanceOf(IllegalStateException.class).hasMessageContaining("both");
+  }
+
+  @Test
+  void storeRejectsOutOfRangeValues() {
+    var b = IdempotencyStore.builder();
+    assertThatThrownBy(() -> b.lockTimeout(Duration.ZERO)).isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("lockTimeout").hasMessageContaining("PT0S");
+    assertThatThrownBy(() -> b.lockTimeout(Duration.ofMinutes(11))).hasMessageContaining("10 minutes");
+    assertThatThrownBy(() -> b.ttl(Duration.ofSeconds(-1))).hasMessageContaining("ttl must be positive");
+    assertThatThrownBy(() -> b.retryAfter(Duration.ofHours(2))).hasMessageContaining("retryAfter");
+    assertThatThrownBy(() -> b.purgeBatchSize(0)).hasMessageContaining("purgeBatchSize").hasMessageContaining("got 0");
+    assertThatThrownBy(() -> b.schema("Bad-Schema")).isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> b.clock(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("clock");
+    assertThatThrownBy(() -> b.name(" ")).isInstanceOf(IllegalArgumentException.class);
+  }
+
+  @Test
+  void filterRejectsBadPatternsMethodsAndHeaders() {
+    IdempotencyStore store = IdempotencyStore.builder().dataSource(new PGSimpleDataSource()).build();
+    var b = IdempotencyFilter.builder(store);
+    assertThatThrownBy(() -> b.paths("orders")).hasMessageContaining("'orders'").hasMessageContaining("/orders/*");
+    assertThatThrownBy(() -> b.paths("/orders/*/lines")).hasMessageContaining("not supported");
+    assertThatThrownBy(() -> b.paths()).hasMessageContaining("may not be empty");
+    assertThatThrownBy(() -> b.methods("PO ST")).hasMessageContaining("'PO ST'");
+    assertThatThrownBy(() -> b.storedHeaders("Set-Cookie")).hasMessageContaining("Set-Cookie");
+    assertThatThrownBy(() -> b.maxBodyBytes(-1)).hasMessageContaining("maxBodyBytes").hasMessageContaining("-1");
+    assertThatThrownBy(() -> IdempotencyFilter.builder(null)).isInstanceOf(NullPointerException.class);
+  }
+
+  @Test
+  void storedResponseValidatesAndCopies() {
+    assertThatThrownBy(() -> StoredResponse.of(99, null, new byte[0])).hasMessageContaining("99");
+    byte[] body = "x".getBytes(StandardCharsets.UTF_8);
+    StoredResponse r = StoredResponse.of(201, "text/plain", body);
+    body[0] = 'y';
+    assertThat(r.body()).containsExactly('x');
+    assertThat(r.header("content-type")).isEqualTo("text/plain");
+    assertThat(r).isEqualTo(StoredResponse.of(201, "text/plain", "x".getBytes(StandardCharsets.UTF_8)));
+  }
+
+  @Test
+  void fingerprintCoversMethodPathContentTypeAndBody() {
+    RequestFingerprint f = RequestFingerprint.sha256();
+    byte[] body = "{\"a\":1}".getBytes(StandardCharsets.UTF_8);
+    String base = f.fingerprint("POST", "/orders", "application/json; charset=UTF-8", body);
+    assertThat(f.fingerprint("POST", "/orders", "application/json;charset=utf-8", body)).isEqualTo(base);
+    assertThat(f.fingerprint("PATCH", "/orders", "application/json; charset=UTF-8", body)).isNotEqualTo(base);
+    assertThat(f.fingerprint("POST", "/orders/1", "application/json; charset=UTF-8", body)).isNotEqualTo(base);
+    assertThat(f.fingerprint("POST", "/orders", "text/plain", body)).isNotEqualTo(base);
+    assertThat(f.fingerprint("POST", "/orders", "application/json; charset=UTF-8", "{\"a\":2}".getBytes(StandardCharsets.UTF_8))).isNotEqualTo(base);
+    // length prefixes: moving a byte from one field to the next changes the hash
+    assertThat(f.fingerprint("POST", "/ab", null, "c".getBytes(StandardCharsets.UTF_8)))
+        .isNotEqualTo(f.fingerprint("POST", "/a", null, "bc".getBytes(StandardCharsets.UTF_8)));
+    assertThat(base).startsWith("sha256:").hasSize(7 + 64);
+  }
+}
