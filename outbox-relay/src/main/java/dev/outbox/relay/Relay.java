@@ -108,6 +108,12 @@ public interface Relay extends AutoCloseable {
     /** Default {@link #workerThreads(int)}. */
     public static final int DEFAULT_WORKER_THREADS = 4;
 
+    /** Default {@link #maxAttempts(int)}. */
+    public static final int DEFAULT_MAX_ATTEMPTS = 10;
+
+    /** Largest {@link #maxAttempts(int)}. */
+    public static final int MAX_MAX_ATTEMPTS = 1_000;
+
     private DataSource dataSource;
     private String schema = OutboxMigrations.DEFAULT_SCHEMA;
     private String instanceId;
@@ -117,6 +123,7 @@ public interface Relay extends AutoCloseable {
     private Duration idlePollInterval = DEFAULT_IDLE_POLL_INTERVAL;
     private Duration shutdownTimeout = DEFAULT_SHUTDOWN_TIMEOUT;
     private int workerThreads = DEFAULT_WORKER_THREADS;
+    private int maxAttempts = DEFAULT_MAX_ATTEMPTS;
     private Backoff backoff = DEFAULT_BACKOFF;
     private CircuitBreakerConfig circuitBreaker;
     private ParkPolicy parkPolicy = ParkPolicy.PARK_AND_CONTINUE;
@@ -293,6 +300,31 @@ public interface Relay extends AutoCloseable {
     }
 
     /**
+     * How many times a row may fail with a retriable error that is specific to it before it is
+     * parked with its last error (guarantee G7): for example a record for a topic that does not
+     * exist on a broker that does not create topics, which Kafka reports as retriable (unknown topic,
+     * metadata timeout) and would otherwise hold its shard forever.
+     *
+     * <p>An attempt is counted only when Kafka demonstrably worked while the row failed: some record
+     * was acknowledged, or the cluster answered the relay's readiness probe, after the row's batch
+     * was sent. A broker outage, where nothing is acknowledged, therefore never counts attempts and
+     * never parks anything: the shard backs off behind the circuit breaker instead. Errors that can
+     * never succeed (record too large, invalid topic, ...) park the row at once, whatever this
+     * setting. Each failed attempt records {@code attempts} and {@code last_error} on the row, so an
+     * operator sees a row that is on its way to being parked. A partition that stays without a
+     * leader while the rest of the cluster works is counted the same way: raise this bound when
+     * such outages last longer than {@code maxAttempts} retries (with the default backoff, 10
+     * attempts take a few minutes).
+     *
+     * @param maxAttempts 1 to 1,000; default 10
+     * @return this builder
+     */
+    public Builder maxAttempts(int maxAttempts) {
+      this.maxAttempts = maxAttempts;
+      return this;
+    }
+
+    /**
      * Validates every setting and builds the relay, which does nothing until {@link
      * Relay#start()}.
      *
@@ -327,6 +359,11 @@ public interface Relay extends AutoCloseable {
         throw new IllegalArgumentException(
             "workerThreads must be between 1 and 256, got " + workerThreads + ": use e.g. the default " + DEFAULT_WORKER_THREADS);
       }
+      if (maxAttempts < 1 || maxAttempts > MAX_MAX_ATTEMPTS) {
+        throw new IllegalArgumentException(
+            "maxAttempts must be between 1 and " + MAX_MAX_ATTEMPTS + ", got " + maxAttempts + ": use e.g. the default "
+                + DEFAULT_MAX_ATTEMPTS);
+      }
       if (idlePollInterval.compareTo(leaseDuration) > 0) {
         throw new IllegalStateException(
             "idlePollInterval (" + idlePollInterval + ") may not exceed leaseDuration (" + leaseDuration
@@ -336,7 +373,8 @@ public interface Relay extends AutoCloseable {
       CircuitBreakerConfig breaker = circuitBreaker != null ? circuitBreaker : defaultCircuitBreaker();
       RelayConfig config = new RelayConfig(
           dataSource, schema, id, producer, batchSize, leaseDuration, idlePollInterval, shutdownTimeout,
-          workerThreads, backoff, breaker, parkPolicy, meterRegistry != null ? meterRegistry : new SimpleMeterRegistry());
+          workerThreads, backoff, breaker, parkPolicy, meterRegistry != null ? meterRegistry : new SimpleMeterRegistry(),
+          maxAttempts);
       return new RelayEngine(config);
     }
 

@@ -28,11 +28,17 @@ final class Db {
   /** What a fenced write found: whether the lease still held, and how many rows it changed. */
   record Fenced(boolean leaseHeld, int rows) {}
 
+  /** What a fenced failure update found: whether the lease held, and per updated row its attempts and park state. */
+  record Failed(boolean leaseHeld, List<FailedRow> rows) {}
+
+  /** One row after a failure was recorded. */
+  record FailedRow(long id, int attempts, boolean parked) {}
+
   private final DataSource dataSource;
   private final String owner;
   private final String readSql;
   private final String deleteSql;
-  private final String parkSql;
+  private final String failSql;
   private final String claimSql;
   private final String renewSql;
   private final String releaseSql;
@@ -64,9 +70,14 @@ final class Db {
         + " order by m.id limit ?";
     this.deleteSql = "with " + fence + ", d as (delete from " + msg + " m using l where m.shard = l.shard and m.id = any(?)"
         + " returning 1) select (select count(*) from l), (select count(*) from d)";
-    this.parkSql = "with " + fence + ", u as (update " + msg + " m set parked_at = clock_timestamp(), last_error = ?,"
-        + " attempts = m.attempts + 1 from l where m.shard = l.shard and m.id = ? and m.parked_at is null returning 1)"
-        + " select (select count(*) from l), (select count(*) from u)";
+    // one statement per failed batch: every failed row gets attempts + 1 and its error; a row is
+    // parked when its error can never succeed (f.park) or when it has used up its attempts
+    this.failSql = "with " + fence + ", u as (update " + msg + " m set attempts = m.attempts + 1, last_error = f.error,"
+        + " parked_at = case when f.park or m.attempts + 1 >= ? then clock_timestamp() end"
+        + " from l, unnest(?::bigint[], ?::text[], ?::boolean[]) as f(id, error, park)"
+        + " where m.shard = l.shard and m.id = f.id and m.parked_at is null"
+        + " returning m.id, m.attempts, m.parked_at is not null as parked)"
+        + " select (select count(*) from l), u.id, u.attempts, u.parked from (values (1)) as one(x) left join u on true";
     this.claimSql = "update " + lease + " set owner = ?, epoch = epoch + 1, lease_until = now() + ? * interval '1 millisecond'"
         + " where shard in (select shard from " + lease + " where owner is null or lease_until < now()"
         + " order by shard limit ? for update skip locked) and (owner is null or lease_until < now())"
@@ -139,12 +150,33 @@ final class Db {
     }
   }
 
-  Fenced park(int shard, long epoch, long id, String error) throws SQLException {
-    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(parkSql)) {
+  /**
+   * Records a failed attempt of each row, fenced by the lease: {@code attempts + 1}, {@code
+   * last_error}, and {@code parked_at} when {@code park[i]} or the row reached {@code maxAttempts}.
+   */
+  Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts) throws SQLException {
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(failSql)) {
       fence(ps, shard, epoch);
-      ps.setString(4, error);
-      ps.setLong(5, id);
-      return fenced(ps);
+      ps.setInt(4, maxAttempts);
+      ps.setArray(5, longArray(c, ids));
+      ps.setArray(6, c.createArrayOf("text", errors));
+      Boolean[] flags = new Boolean[park.length];
+      for (int i = 0; i < park.length; i++) {
+        flags[i] = park[i];
+      }
+      ps.setArray(7, c.createArrayOf("boolean", flags));
+      boolean held = false;
+      List<FailedRow> rows = new ArrayList<>(ids.length);
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          held = rs.getLong(1) > 0;
+          long id = rs.getLong(2);
+          if (!rs.wasNull()) {
+            rows.add(new FailedRow(id, rs.getInt(3), rs.getBoolean(4)));
+          }
+        }
+      }
+      return new Failed(held, rows);
     }
   }
 

@@ -26,7 +26,8 @@ public record RelayConfig(
     Backoff backoff,
     CircuitBreakerConfig circuitBreaker,
     ParkPolicy parkPolicy,
-    MeterRegistry meterRegistry) {
+    MeterRegistry meterRegistry,
+    int maxAttempts) {
 
   public RelayConfig {
     producerProperties = Map.copyOf(producerProperties);

@@ -1,0 +1,68 @@
+package dev.outbox.relay.process;
+
+import static dev.outbox.relay.process.ProcessKillFailoverIT.count;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.outbox.testkit.RealServices;
+import dev.outbox.testkit.TestDatabase;
+import dev.outbox.testkit.TestKafka;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * The packaged artifact works on its own: {@code java -jar outbox-relay-<version>-all.jar} migrates
+ * a new schema (Flyway's plugins found through the merged service files), runs the relay and stops
+ * with exit code 0 on SIGTERM. Runs after {@code package}, as every {@code *IT} does.
+ */
+@ExtendWith(RealServices.class)
+@Tag("integration")
+class ShadedJarIT {
+
+  @Test
+  void theRunnableJarMigratesRunsAndStops(TestDatabase db, TestKafka kafka) throws Exception {
+    Path jar;
+    try (Stream<Path> files = Files.list(Path.of("target"))) {
+      jar = files.filter(p -> p.getFileName().toString().matches("outbox-relay-.*-all\\.jar")).findFirst()
+          .orElseThrow(() -> new AssertionError("no target/outbox-relay-*-all.jar: run ./mvnw package first"));
+    }
+    Files.createDirectories(ChildRelay.LOGS);
+    Path out = ChildRelay.LOGS.resolve("shaded-jar.out");
+    Path err = ChildRelay.LOGS.resolve("shaded-jar.err");
+    ProcessBuilder pb = new ProcessBuilder(List.of(
+        Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx256m", "-jar", jar.toString(),
+        "--migrate", "--schema=jar_smoke", "--migrate-shards=8"));
+    pb.environment().keySet().removeIf(k -> k.startsWith(RelaySettings.ENV_PREFIX));
+    Map<String, String> env = ChildRelay.env(db, kafka.bootstrapServers(), "jar-smoke");
+    pb.environment().putAll(env);
+    pb.redirectOutput(out.toFile());
+    pb.redirectError(err.toFile());
+    Process p = pb.start();
+    try {
+      await("the jar's relay leases the new schema's shards")
+          .atMost(Duration.ofSeconds(120))
+          .pollInterval(Duration.ofMillis(250))
+          .untilAsserted(() -> {
+            assertThat(p.isAlive()).as("alive, see %s", err).isTrue();
+            assertThat(count(db, "select count(*) from pg_tables where schemaname = 'jar_smoke'")).isGreaterThanOrEqualTo(5);
+            assertThat(count(db, "select count(*) from jar_smoke.outbox_shard_lease where owner = 'jar-smoke'"
+                + " and lease_until > clock_timestamp()")).isEqualTo(8);
+          });
+      p.destroy();
+      assertThat(p.waitFor(90, TimeUnit.SECONDS)).isTrue();
+      assertThat(p.exitValue()).as("exit code, see %s", out).isZero();
+      assertThat(count(db, "select count(*) from jar_smoke.outbox_shard_lease where owner is not null")).isZero();
+      assertThat(Files.readString(out)).contains("migrations: ").contains("started:");
+    } finally {
+      p.destroyForcibly();
+    }
+  }
+}
