@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.outbox.core.internal.Json;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
@@ -73,5 +74,12 @@ class ContractTest {
     assertThat(Json.read(Json.write(h))).isEqualTo(h);
     assertThat(Json.read("{}")).isEmpty();
     assertThat(Json.read("{\"x\": \"y\", \"z\": \"\\u00e9\"}")).containsEntry("x", "y").containsEntry("z", "é");
+    Map<String, List<String>> lists = new LinkedHashMap<>();
+    lists.put("Set-Cookie", List.of("a=1", "b=\"2\""));
+    lists.put("Empty", List.of());
+    assertThat(Json.readLists(Json.writeLists(lists))).isEqualTo(lists);
+    assertThat(Json.readLists("{\"A\": [\"1\", \"2\"], \"B\": []}")).isEqualTo(Map.of("A", List.of("1", "2"), "B", List.of()));
+    assertThatThrownBy(() -> Json.readLists("{\"A\": \"1\"}")).hasMessageContaining("expected [");
+    assertThatThrownBy(() -> Json.read("{\"A\": \"1\"} x")).hasMessageContaining("trailing characters");
   }
 }

@@ -1,5 +1,6 @@
 package dev.outbox.http.server.internal;
 
+import dev.outbox.core.internal.Json;
 import static dev.outbox.migrations.jooq.Tables.IDEMPOTENCY_KEY;
 
 import dev.outbox.http.server.BusinessCall;
@@ -143,7 +144,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
     }
     db.update(IDEMPOTENCY_KEY)
         .set(IDEMPOTENCY_KEY.RESPONSE_STATUS, response.status())
-        .set(IDEMPOTENCY_KEY.RESPONSE_HEADERS, JSONB.valueOf(HeaderJson.write(response.headers())))
+        .set(IDEMPOTENCY_KEY.RESPONSE_HEADERS, JSONB.valueOf(Json.writeLists(response.headers())))
         .set(IDEMPOTENCY_KEY.RESPONSE_BODY, response.body())
         .where(IDEMPOTENCY_KEY.SCOPE.eq(request.scope()), IDEMPOTENCY_KEY.IDEM_KEY.eq(request.key()))
         .execute();
@@ -199,7 +200,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
       byte[] body = existing.value4();
       return new IdempotencyOutcome.Replayed(new StoredResponse(
           existing.value2(),
-          headers == null ? java.util.Map.of() : HeaderJson.read(headers.data()),
+          headers == null ? java.util.Map.of() : Json.readLists(headers.data()),
           body == null ? new byte[0] : body));
     }
     LOG.warn("{}key {} in scope {} changed hands {} times in one request; answering 409", log, request.key(), request.scope(), MAX_ROUNDS);
