@@ -1,0 +1,40 @@
+package dev.outbox.consumer;
+
+/**
+ * Headers the idempotent consumer adds to a record it publishes to a dead-letter topic, next to
+ * the original record's key, value and headers. Values are UTF-8 strings.
+ */
+public final class DeadLetterHeaders {
+
+  /** Fully qualified class name of the handler's last exception; absent for records without an id. */
+  public static final String EXCEPTION_CLASS = "dlt-exception-class";
+
+  /** Message of the handler's last exception (may be empty); absent for records without an id. */
+  public static final String EXCEPTION_MESSAGE = "dlt-exception-message";
+
+  /** How many times the handler was called for the record (decimal; 0 for records without an id). */
+  public static final String ATTEMPTS = "dlt-attempts";
+
+  /** The topic the record was consumed from. */
+  public static final String ORIGINAL_TOPIC = "dlt-original-topic";
+
+  /** The partition the record was consumed from (decimal). */
+  public static final String ORIGINAL_PARTITION = "dlt-original-partition";
+
+  /** The offset the record was consumed at (decimal). */
+  public static final String ORIGINAL_OFFSET = "dlt-original-offset";
+
+  /** Why the record was dead-lettered: one of the {@code REASON_*} values. */
+  public static final String REASON = "dlt-reason";
+
+  /** {@link #REASON}: the handler failed on every attempt. */
+  public static final String REASON_HANDLER_FAILED = "handler-failed";
+
+  /** {@link #REASON}: neither the message id header nor the configured extractor gave an id. */
+  public static final String REASON_MISSING_MESSAGE_ID = "missing-message-id";
+
+  /** {@link #REASON}: the message id header is not a UUID in canonical text form. */
+  public static final String REASON_INVALID_MESSAGE_ID = "invalid-message-id";
+
+  private DeadLetterHeaders() {}
+}

@@ -1,0 +1,584 @@
+package dev.outbox.consumer;
+
+import dev.outbox.consumer.internal.DedupConsumer;
+import dev.outbox.consumer.internal.Hooks;
+import dev.outbox.consumer.internal.Settings;
+import dev.outbox.core.OutboxHeaders;
+import dev.outbox.core.retry.Backoff;
+import dev.outbox.migrations.OutboxMigrations;
+import dev.outbox.schemas.AvroCodec;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.function.Function;
+import javax.sql.DataSource;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.jooq.DSLContext;
+
+/**
+ * A Kafka consumer that applies each message id's business write exactly once (guarantee G4).
+ *
+ * <p>For every record it opens a database transaction, inserts {@code (consumer name, message
+ * id)} into {@code processed_message} with {@code ON CONFLICT DO NOTHING}, and calls the {@link
+ * MessageHandler} with that same transaction only when the insert added a row. The dedup row and
+ * the business write commit together; a redelivered message finds its row and is skipped. Kafka
+ * offsets are committed only for records whose transaction committed, so an offset is never ahead
+ * of the database; a crash anywhere costs at most a redelivery, which the dedup row absorbs.
+ *
+ * <pre>{@code
+ * IdempotentConsumer consumer = IdempotentConsumer.builder()
+ *     .kafkaProperties(Map.of("bootstrap.servers", "kafka:9092", "group.id", "payments"))
+ *     .topics("orders")
+ *     .consumerName("payments")
+ *     .dataSource(dataSource)
+ *     .handler((message, tx) -> {
+ *       OrderPlaced order = message.payload(OrderPlaced.class);
+ *       tx.insertInto(PAYMENTS).set(PAYMENTS.ORDER_ID, order.getOrderId().toString()).execute();
+ *     })
+ *     .build();
+ * consumer.start();
+ * ...
+ * consumer.close();
+ * }</pre>
+ *
+ * <p>Partitions are processed in parallel on {@link Builder#concurrency(int) worker threads},
+ * each partition strictly in offset order. A failing handler is retried with full-jitter backoff
+ * and, after {@link Builder#maxAttempts(int)} attempts, the record is published to a dead-letter
+ * topic, recorded as {@code DEAD_LETTERED} and skipped (G7); meanwhile its partition is paused, so
+ * other partitions go on. Database outages are retried without consuming attempts, with backoff
+ * under a circuit breaker (G6). Thread-safe.
+ */
+public interface IdempotentConsumer extends AutoCloseable {
+
+  /** @return a builder with the defaults documented on each setter */
+  static Builder builder() {
+    return new Builder();
+  }
+
+  /**
+   * Subscribes and starts polling on a thread of its own.
+   *
+   * @throws IllegalStateException when already started or closed
+   */
+  void start();
+
+  /**
+   * Deletes this consumer's {@code processed_message} rows older than {@code olderThan}, 1,000 rows
+   * per statement (each its own short transaction) until none is left. The consumer also does this
+   * by itself every {@link Builder#purgeInterval(Duration) purge interval} with its {@link
+   * Builder#retention(Duration) retention}. Callable before {@link #start()} and after {@link
+   * #close()}.
+   *
+   * @param olderThan the age past which rows go; at least 1 hour. It must exceed the longest time a
+   *     message can be redelivered after it was first processed, or a late redelivery is applied a
+   *     second time.
+   * @return how many rows were deleted
+   * @throws NullPointerException when {@code olderThan} is null
+   * @throws IllegalArgumentException when {@code olderThan} is shorter than 1 hour
+   * @throws org.jooq.exception.DataAccessException when a statement fails (rows deleted before it
+   *     stay deleted)
+   */
+  long purgeProcessed(Duration olderThan);
+
+  /** @return the consumer name, the dedup scope in {@code processed_message} */
+  String name();
+
+  /** @return whether the poll loop is running: started, not closed, not failed */
+  boolean isRunning();
+
+  /**
+   * Stops consuming: finishes the transactions in flight, commits their offsets, closes the Kafka
+   * consumer and the dead-letter producer. Records fetched but not yet handled are left for
+   * redelivery. Idempotent; waits at most {@link Builder#closeTimeout(Duration)} for in-flight
+   * work.
+   */
+  @Override
+  void close();
+
+  /**
+   * Builds an {@link IdempotentConsumer}. Setters check their argument at once; {@link #build()}
+   * checks the combination. Not thread-safe; the built consumer is.
+   */
+  final class Builder {
+    /** Longest consumer name, so that the name stays a readable dedup scope and metric tag. */
+    public static final int MAX_CONSUMER_NAME_LENGTH = 200;
+
+    /** Default {@link #maxAttempts(int)}. */
+    public static final int DEFAULT_MAX_ATTEMPTS = 5;
+
+    /** Default {@link #maxRecordsPerTransaction(int)}. */
+    public static final int DEFAULT_MAX_RECORDS_PER_TRANSACTION = 50;
+
+    /** Largest {@link #maxRecordsPerTransaction(int)}. */
+    public static final int MAX_RECORDS_PER_TRANSACTION = 1000;
+
+    /** Default {@link #retention(Duration)}. */
+    public static final Duration DEFAULT_RETENTION = Duration.ofDays(7);
+
+    /** Shortest {@link #retention(Duration)}. */
+    public static final Duration MIN_RETENTION = Duration.ofHours(1);
+
+    /** Default {@link #purgeInterval(Duration)}. */
+    public static final Duration DEFAULT_PURGE_INTERVAL = Duration.ofHours(1);
+
+    /** Default {@link #backoff(Backoff)}. */
+    public static final Backoff DEFAULT_BACKOFF = Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(10));
+
+    /** Default {@link #closeTimeout(Duration)}. */
+    public static final Duration DEFAULT_CLOSE_TIMEOUT = Duration.ofSeconds(30);
+
+    private final Map<String, Object> kafkaProperties = new LinkedHashMap<>();
+    private final Map<String, Object> producerProperties = new LinkedHashMap<>();
+    private final List<String> topics = new ArrayList<>();
+    private String consumerName;
+    private DataSource dataSource;
+    private DSLContext dsl;
+    private String schema = OutboxMigrations.DEFAULT_SCHEMA;
+    private MessageHandler handler;
+    private Function<ConsumerRecord<byte[], byte[]>, Optional<UUID>> messageIdExtractor;
+    private int maxAttempts = DEFAULT_MAX_ATTEMPTS;
+    private Backoff backoff = DEFAULT_BACKOFF;
+    private String deadLetterTopic;
+    private int maxRecordsPerTransaction = DEFAULT_MAX_RECORDS_PER_TRANSACTION;
+    private boolean savepointPerRecord;
+    private int concurrency = Math.min(4, Math.max(1, Runtime.getRuntime().availableProcessors()));
+    private Duration retention = DEFAULT_RETENTION;
+    private Duration purgeInterval = DEFAULT_PURGE_INTERVAL;
+    private Duration closeTimeout = DEFAULT_CLOSE_TIMEOUT;
+    private MeterRegistry meterRegistry;
+    private AvroCodec codec;
+    private Hooks hooks = Hooks.NONE;
+
+    private Builder() {}
+
+    /**
+     * The Kafka consumer configuration. {@code bootstrap.servers} and {@code group.id} are
+     * required. {@code enable.auto.commit} is always false (offsets are committed after the
+     * database commit); setting it to true is an error. Keys and values are read as {@code byte[]}
+     * by the consumer's own deserializers; setting others is an error. {@code auto.offset.reset}
+     * defaults to {@code earliest} (Kafka's default, {@code latest}, would skip what a new group
+     * has not seen). Everything else (TLS, SASL, {@code max.poll.records}, {@code
+     * group.instance.id}) passes through. Calls add to what earlier calls set.
+     *
+     * @param properties consumer properties
+     * @return this builder
+     * @throws NullPointerException when {@code properties} or a key or value in it is null
+     */
+    public Builder kafkaProperties(Map<String, ?> properties) {
+      Objects.requireNonNull(properties, "kafkaProperties may not be null");
+      properties.forEach((k, v) -> kafkaProperties.put(
+          Objects.requireNonNull(k, "kafkaProperties may not contain a null key"),
+          Objects.requireNonNull(v, "kafkaProperties value of " + k + " may not be null")));
+      return this;
+    }
+
+    /**
+     * Properties of the dead-letter producer. Default: {@code bootstrap.servers} and every {@code
+     * security.*}, {@code ssl.*}, {@code sasl.*} and {@code client.dns.lookup} property of the
+     * consumer, with {@code acks=all} and idempotence on; these properties override those. Calls
+     * add to what earlier calls set.
+     *
+     * @param properties producer properties
+     * @return this builder
+     * @throws NullPointerException when {@code properties} or a key or value in it is null
+     */
+    public Builder producerProperties(Map<String, ?> properties) {
+      Objects.requireNonNull(properties, "producerProperties may not be null");
+      properties.forEach((k, v) -> producerProperties.put(
+          Objects.requireNonNull(k, "producerProperties may not contain a null key"),
+          Objects.requireNonNull(v, "producerProperties value of " + k + " may not be null")));
+      return this;
+    }
+
+    /**
+     * @param topics the topics to subscribe to; required, at least one. Calls add to the list.
+     * @return this builder
+     * @throws NullPointerException when a topic is null
+     * @throws IllegalArgumentException when a topic is blank
+     */
+    public Builder topics(String... topics) {
+      return topics(List.of(Objects.requireNonNull(topics, "topics may not be null")));
+    }
+
+    /**
+     * @param topics the topics to subscribe to; required, at least one. Calls add to the list.
+     * @return this builder
+     * @throws NullPointerException when a topic is null
+     * @throws IllegalArgumentException when a topic is blank
+     */
+    public Builder topics(Collection<String> topics) {
+      Objects.requireNonNull(topics, "topics may not be null");
+      for (String topic : topics) {
+        Objects.requireNonNull(topic, "topics may not contain null");
+        if (topic.isBlank()) {
+          throw new IllegalArgumentException("topics may not contain a blank name, got \"" + topic + "\"");
+        }
+        this.topics.add(topic);
+      }
+      return this;
+    }
+
+    /**
+     * The dedup scope: message ids are recorded per consumer name, so two services (or two
+     * independent handlers of one service) that consume the same topic need different names, and
+     * every instance of one service must use the same name. Renaming a consumer forgets what it
+     * processed. Required; 1 to {@value #MAX_CONSUMER_NAME_LENGTH} characters.
+     *
+     * @param consumerName the name
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when empty, blank or too long
+     */
+    public Builder consumerName(String consumerName) {
+      Objects.requireNonNull(consumerName, "consumerName may not be null");
+      if (consumerName.isBlank() || consumerName.length() > MAX_CONSUMER_NAME_LENGTH) {
+        throw new IllegalArgumentException("consumerName must be 1 to " + MAX_CONSUMER_NAME_LENGTH
+            + " characters and not blank, got \"" + consumerName + "\" (" + consumerName.length()
+            + " characters); use the service's name, the same on every instance");
+      }
+      this.consumerName = consumerName;
+      return this;
+    }
+
+    /**
+     * Where {@code processed_message} and the business tables live. Either this or {@link
+     * #dsl(DSLContext)} is required. Use a pool with at least {@link #concurrency(int)}
+     * connections.
+     *
+     * @param dataSource the data source
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Builder dataSource(DataSource dataSource) {
+      this.dataSource = Objects.requireNonNull(dataSource, "dataSource may not be null");
+      return this;
+    }
+
+    /**
+     * Like {@link #dataSource(DataSource)}, with the handler's {@code tx} derived from this
+     * context's configuration (settings, listeners, converters) bound to the consumer's
+     * transaction. Its connection provider must hand out a separate connection per acquire (a pool),
+     * since workers run in parallel.
+     *
+     * @param dsl the jOOQ context
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Builder dsl(DSLContext dsl) {
+      this.dsl = Objects.requireNonNull(dsl, "dsl may not be null");
+      return this;
+    }
+
+    /**
+     * @param schema the schema holding {@code processed_message}; default {@code outbox}
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when not a plain lowercase SQL identifier
+     */
+    public Builder schema(String schema) {
+      this.schema = OutboxMigrations.requireValidSchema(schema);
+      return this;
+    }
+
+    /**
+     * @param handler applies one message in the consumer's transaction; required
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Builder handler(MessageHandler handler) {
+      this.handler = Objects.requireNonNull(handler, "handler may not be null");
+      return this;
+    }
+
+    /**
+     * How to find a record's message id. Default: the {@link OutboxHeaders#MESSAGE_ID} header,
+     * which must be a UUID in canonical text form. A record for which this gives no id goes to the
+     * dead-letter topic unhandled: it is never processed without dedup. An extractor that throws
+     * marks the id invalid.
+     *
+     * @param extractor the record's message id, or empty
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Builder messageIdExtractor(Function<ConsumerRecord<byte[], byte[]>, Optional<UUID>> extractor) {
+      this.messageIdExtractor = Objects.requireNonNull(extractor, "messageIdExtractor may not be null");
+      return this;
+    }
+
+    /**
+     * @param maxAttempts how many times the handler is called for one record before it is
+     *     dead-lettered, counting the first call; default {@value #DEFAULT_MAX_ATTEMPTS}. Database
+     *     outages do not count.
+     * @return this builder
+     * @throws IllegalArgumentException when less than 1
+     */
+    public Builder maxAttempts(int maxAttempts) {
+      if (maxAttempts < 1) {
+        throw new IllegalArgumentException("maxAttempts must be at least 1 (1 = no retry), got " + maxAttempts);
+      }
+      this.maxAttempts = maxAttempts;
+      return this;
+    }
+
+    /**
+     * @param backoff the delay before each retry, full jitter; default 100 ms doubling up to 10 s.
+     *     Also spaces retries after database or dead-letter publishing failures.
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Builder backoff(Backoff backoff) {
+      this.backoff = Objects.requireNonNull(backoff, "backoff may not be null");
+      return this;
+    }
+
+    /**
+     * @param topic the dead-letter topic for every source topic; default {@code <source topic>.dlt}
+     *     per source topic. It must exist unless the brokers auto-create topics.
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when blank
+     */
+    public Builder deadLetterTopic(String topic) {
+      Objects.requireNonNull(topic, "deadLetterTopic may not be null");
+      if (topic.isBlank()) {
+        throw new IllegalArgumentException("deadLetterTopic may not be blank");
+      }
+      this.deadLetterTopic = topic;
+      return this;
+    }
+
+    /**
+     * How many records of one partition may share a database transaction. Larger batches save
+     * commits (one WAL flush each) and round trips. Default {@value
+     * #DEFAULT_MAX_RECORDS_PER_TRANSACTION}; 1 means one transaction per record.
+     *
+     * <p>By default a batch inserts all its dedup rows in one statement and runs the handlers
+     * without savepoints; when a handler fails, the whole transaction rolls back, the records before
+     * the failing one are redone in a new transaction (their handlers are called again; their
+     * first writes were rolled back, so nothing is applied twice), and the failing record is retried
+     * on its own. See {@link #savepointPerRecord(boolean)} for the alternative.
+     *
+     * @param max records per transaction
+     * @return this builder
+     * @throws IllegalArgumentException when outside 1..{@value #MAX_RECORDS_PER_TRANSACTION}
+     */
+    public Builder maxRecordsPerTransaction(int max) {
+      if (max < 1 || max > MAX_RECORDS_PER_TRANSACTION) {
+        throw new IllegalArgumentException("maxRecordsPerTransaction must be between 1 and "
+            + MAX_RECORDS_PER_TRANSACTION + ", got " + max);
+      }
+      this.maxRecordsPerTransaction = max;
+      return this;
+    }
+
+    /**
+     * Runs each record of a batch inside its own savepoint, so that a failing handler rolls back
+     * only its record and the records before it commit without their handlers being called again.
+     * Choose it when handlers have side effects outside the transaction that you would rather not
+     * repeat; it costs one more round trip per record (see benchmarks/CONSUMER.md). Keep {@link
+     * #maxRecordsPerTransaction(int)} at most 64 with it: PostgreSQL tracks up to 64
+     * subtransactions per transaction cheaply, more slow down every session's snapshots. Default
+     * false.
+     *
+     * @param savepointPerRecord whether to use a savepoint per record
+     * @return this builder
+     */
+    public Builder savepointPerRecord(boolean savepointPerRecord) {
+      this.savepointPerRecord = savepointPerRecord;
+      return this;
+    }
+
+    /**
+     * @param concurrency worker threads; partitions run in parallel on them, each partition in
+     *     order, so more threads than assigned partitions do not help. Default: the number of
+     *     processors, at most 4.
+     * @return this builder
+     * @throws IllegalArgumentException when outside 1..256
+     */
+    public Builder concurrency(int concurrency) {
+      if (concurrency < 1 || concurrency > 256) {
+        throw new IllegalArgumentException("concurrency must be between 1 and 256, got " + concurrency);
+      }
+      this.concurrency = concurrency;
+      return this;
+    }
+
+    /**
+     * How long processed message ids are kept. It must exceed the longest window in which a
+     * message can be redelivered after it was processed (relay republishing after a crash,
+     * consumer group reset, replays); a redelivery later than that is applied again. Default 7
+     * days.
+     *
+     * @param retention the retention
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when shorter than 1 hour
+     */
+    public Builder retention(Duration retention) {
+      Objects.requireNonNull(retention, "retention may not be null");
+      if (retention.compareTo(MIN_RETENTION) < 0) {
+        throw new IllegalArgumentException("retention must be at least " + MIN_RETENTION + ", got " + retention
+            + "; it must exceed the longest redelivery window (default " + DEFAULT_RETENTION + ")");
+      }
+      this.retention = retention;
+      return this;
+    }
+
+    /**
+     * @param interval how often the consumer purges ids older than the retention; default 1 hour;
+     *     {@link Duration#ZERO} turns the scheduled purge off (call {@link
+     *     IdempotentConsumer#purgeProcessed(Duration)} yourself, e.g. from one instance only)
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when negative or between zero and 1 second
+     */
+    public Builder purgeInterval(Duration interval) {
+      Objects.requireNonNull(interval, "purgeInterval may not be null");
+      if (interval.isNegative() || (!interval.isZero() && interval.compareTo(Duration.ofSeconds(1)) < 0)) {
+        throw new IllegalArgumentException("purgeInterval must be zero (off) or at least 1 s, got " + interval);
+      }
+      this.purgeInterval = interval;
+      return this;
+    }
+
+    /**
+     * @param timeout how long {@link IdempotentConsumer#close()} and a partition revocation wait for
+     *     transactions in flight; default 30 s
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when not positive
+     */
+    public Builder closeTimeout(Duration timeout) {
+      Objects.requireNonNull(timeout, "closeTimeout may not be null");
+      if (timeout.isNegative() || timeout.isZero()) {
+        throw new IllegalArgumentException("closeTimeout must be positive, got " + timeout);
+      }
+      this.closeTimeout = timeout;
+      return this;
+    }
+
+    /**
+     * @param registry where the {@code outbox.consumer.*} meters go; default a new {@link
+     *     SimpleMeterRegistry}
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Builder meterRegistry(MeterRegistry registry) {
+      this.meterRegistry = Objects.requireNonNull(registry, "meterRegistry may not be null");
+      return this;
+    }
+
+    /**
+     * @param codec decodes {@link Message#payload(Class)}; default {@link AvroCodec#create()}
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Builder codec(AvroCodec codec) {
+      this.codec = Objects.requireNonNull(codec, "codec may not be null");
+      return this;
+    }
+
+    /** Test hooks into the processing steps; see {@link Hooks}. */
+    Builder hooks(Hooks hooks) {
+      this.hooks = Objects.requireNonNull(hooks, "hooks may not be null");
+      return this;
+    }
+
+    /**
+     * Checks the settings and creates the consumer (and its Kafka clients, which do not connect
+     * before {@link IdempotentConsumer#start()}).
+     *
+     * @return the consumer, not started
+     * @throws IllegalStateException when a required setting is missing or two settings conflict
+     * @throws IllegalArgumentException when a Kafka property has a value the consumer cannot work
+     *     with
+     */
+    public IdempotentConsumer build() {
+      if (consumerName == null) {
+        throw new IllegalStateException("consumerName is required: call consumerName(...) with the dedup scope,"
+            + " e.g. the service name");
+      }
+      if (topics.isEmpty()) {
+        throw new IllegalStateException("topics are required: call topics(...) with at least one topic");
+      }
+      if (handler == null) {
+        throw new IllegalStateException("handler is required: call handler((message, tx) -> ...)");
+      }
+      if (dataSource == null && dsl == null) {
+        throw new IllegalStateException("a database is required: call dataSource(...) or dsl(...)");
+      }
+      if (dataSource != null && dsl != null) {
+        throw new IllegalStateException("dataSource(...) and dsl(...) were both called; give only one");
+      }
+      Map<String, Object> consumerProps = consumerProperties();
+      return new DedupConsumer(new Settings(
+          consumerProps,
+          Map.copyOf(producerProperties),
+          List.copyOf(new LinkedHashSet<>(topics)),
+          consumerName,
+          dataSource,
+          dsl,
+          schema,
+          handler,
+          messageIdExtractor,
+          maxAttempts,
+          backoff,
+          deadLetterTopic,
+          maxRecordsPerTransaction,
+          savepointPerRecord,
+          concurrency,
+          retention,
+          purgeInterval,
+          closeTimeout,
+          meterRegistry == null ? new SimpleMeterRegistry() : meterRegistry,
+          codec == null ? AvroCodec.create() : codec,
+          hooks));
+    }
+
+    private Map<String, Object> consumerProperties() {
+      Map<String, Object> props = new LinkedHashMap<>(kafkaProperties);
+      requireText(props, ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, "the Kafka brokers, e.g. kafka:9092");
+      requireText(props, ConsumerConfig.GROUP_ID_CONFIG, "the consumer group, usually the consumer name");
+      Object autoCommit = props.get(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG);
+      if (autoCommit != null && !"false".equalsIgnoreCase(autoCommit.toString().strip())) {
+        throw new IllegalArgumentException("Invalid value " + autoCommit + " for configuration "
+            + ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG + ": the idempotent consumer commits offsets itself, only after"
+            + " the database transaction committed; remove it or set it to false");
+      }
+      for (String key : List.of(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG,
+          ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG)) {
+        Object value = props.get(key);
+        if (value != null && !ByteArrayDeserializer.class.getName().equals(value.toString())
+            && value != ByteArrayDeserializer.class) {
+          throw new IllegalArgumentException("Invalid value " + value + " for configuration " + key
+              + ": the idempotent consumer reads raw bytes (decode in the handler, e.g. Message.payload(Class));"
+              + " remove it");
+        }
+      }
+      props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+      props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+      props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+      props.putIfAbsent(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+      return Map.copyOf(props);
+    }
+
+    private static void requireText(Map<String, Object> props, String key, String what) {
+      Object value = props.get(key);
+      if (value == null || value.toString().isBlank()) {
+        throw new IllegalArgumentException("Missing required configuration " + key + " in kafkaProperties: set it to "
+            + what);
+      }
+    }
+  }
+}

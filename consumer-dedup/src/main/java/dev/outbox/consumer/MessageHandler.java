@@ -1,0 +1,27 @@
+package dev.outbox.consumer;
+
+import org.jooq.DSLContext;
+
+/**
+ * Applies one message inside the consumer's database transaction.
+ *
+ * <p>Write every business effect through {@code tx}: it runs in the same transaction as the
+ * insert of the message id into {@code processed_message}, so the effect and the dedup record
+ * commit together or not at all (guarantee G4). Work done outside {@code tx} (an HTTP call, a file)
+ * is not covered: the handler may run more than once for one message id (after a failure, a crash
+ * before the commit, or a rebalance), and only its {@code tx} writes are guaranteed to commit once.
+ *
+ * <p>Do not commit, roll back or close {@code tx}'s connection. Nested {@code tx.transaction(...)}
+ * calls are fine (they become savepoints). Throwing any exception rolls back this message's writes
+ * and schedules a retry; after the last attempt the message goes to the dead-letter topic.
+ */
+@FunctionalInterface
+public interface MessageHandler {
+
+  /**
+   * @param message the record, with its message id, key, headers and payload
+   * @param tx the transaction's jOOQ context; valid only during this call
+   * @throws Exception to reject the message; it is retried with backoff, then dead-lettered
+   */
+  void handle(Message message, DSLContext tx) throws Exception;
+}

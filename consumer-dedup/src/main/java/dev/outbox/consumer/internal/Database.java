@@ -1,0 +1,201 @@
+package dev.outbox.consumer.internal;
+
+import dev.outbox.migrations.OutboxMigrations;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.UUID;
+import javax.sql.DataSource;
+import org.jooq.Configuration;
+import org.jooq.ConnectionProvider;
+import org.jooq.DSLContext;
+import org.jooq.SQLDialect;
+import org.jooq.impl.DSL;
+import org.jooq.impl.DefaultConfiguration;
+import org.jooq.impl.DefaultConnectionProvider;
+import org.postgresql.core.BaseConnection;
+import org.postgresql.core.TransactionState;
+
+/** Connections, the consumer's own statements, and the handler's jOOQ context on a connection. */
+final class Database {
+  /** Rows per purge statement: short transactions that never hold many row locks. */
+  static final int PURGE_BATCH = 1000;
+
+  private static final String SAVEPOINT = "outbox_record";
+
+  private final DataSource dataSource;
+  private final ConnectionProvider provider;
+  private final Configuration handlerConfiguration;
+  private final String insertSql;
+  private final String savepointAndInsertSql;
+  private final String bulkInsertSql;
+  private final String insertDeadLetteredSql;
+  private final String purgeSql;
+
+  Database(Settings settings) {
+    this.dataSource = settings.dataSource();
+    if (settings.dsl() != null) {
+      this.provider = settings.dsl().configuration().connectionProvider();
+      this.handlerConfiguration = settings.dsl().configuration();
+    } else {
+      this.provider = null;
+      this.handlerConfiguration = new DefaultConfiguration()
+          .set(SQLDialect.POSTGRES)
+          .set(OutboxMigrations.jooqSettings(settings.schema()));
+    }
+    String table = settings.schema() + ".processed_message";
+    this.insertSql = "insert into " + table + " (consumer, message_id) values (?, ?) on conflict do nothing";
+    // One round trip: pgjdbc sends both statements before a single Sync.
+    this.savepointAndInsertSql = "savepoint " + SAVEPOINT + "; " + insertSql;
+    this.bulkInsertSql = "insert into " + table + " (consumer, message_id) select ?, unnest(?::uuid[])"
+        + " on conflict do nothing returning message_id";
+    this.insertDeadLetteredSql = "insert into " + table
+        + " (consumer, message_id, outcome) values (?, ?, 'DEAD_LETTERED') on conflict do nothing";
+    this.purgeSql = "delete from " + table + " where ctid = any(array(select ctid from " + table
+        + " where consumer = ? and processed_at < clock_timestamp() - make_interval(secs => ?) limit "
+        + PURGE_BATCH + "))";
+  }
+
+  Connection acquire() throws SQLException {
+    if (provider != null) {
+      try {
+        return provider.acquire();
+      } catch (org.jooq.exception.DataAccessException e) {
+        if (e.getCause() instanceof SQLException sql) {
+          throw sql;
+        }
+        throw new SQLException("jOOQ connection provider failed: " + e.getMessage(), "08001", e);
+      }
+    }
+    return dataSource.getConnection();
+  }
+
+  void release(Connection connection) {
+    try {
+      if (provider != null) {
+        provider.release(connection);
+      } else {
+        connection.close();
+      }
+    } catch (SQLException | RuntimeException e) {
+      // a broken connection; the pool discards it
+    }
+  }
+
+  /** The handler's context, bound to the consumer's transaction on {@code connection}. */
+  DSLContext handlerContext(Connection connection) {
+    return DSL.using(handlerConfiguration
+        .derive(new DefaultConnectionProvider(connection))
+        .derive(new SavepointTransactionProvider(connection)));
+  }
+
+  /**
+   * Inserts the dedup row, inside a new savepoint when {@code savepoint} is set.
+   *
+   * @return whether a row was inserted (false: a duplicate)
+   */
+  boolean insertProcessed(Connection connection, String consumer, UUID messageId, boolean savepoint)
+      throws SQLException {
+    try (PreparedStatement ps = connection.prepareStatement(savepoint ? savepointAndInsertSql : insertSql)) {
+      ps.setString(1, consumer);
+      ps.setObject(2, messageId);
+      boolean isResultSet = ps.execute();
+      int count = isResultSet ? -1 : ps.getUpdateCount();
+      if (savepoint) {
+        ps.getMoreResults(Statement.CLOSE_CURRENT_RESULT);
+        count = ps.getUpdateCount();
+      }
+      if (count < 0 || count > 1) {
+        throw new SQLException("unexpected update count " + count + " from the processed_message insert", "XX000");
+      }
+      return count == 1;
+    }
+  }
+
+  /**
+   * Inserts the dedup rows of a whole batch in one statement.
+   *
+   * @return the ids that were inserted (the others were processed before, or repeat in the batch)
+   */
+  java.util.Set<UUID> insertProcessed(Connection connection, String consumer, java.util.List<UUID> messageIds)
+      throws SQLException {
+    java.util.Set<UUID> inserted = new java.util.HashSet<>();
+    try (PreparedStatement ps = connection.prepareStatement(bulkInsertSql)) {
+      ps.setString(1, consumer);
+      ps.setArray(2, connection.createArrayOf("uuid", messageIds.toArray()));
+      try (java.sql.ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          inserted.add(rs.getObject(1, UUID.class));
+        }
+      }
+    }
+    return inserted;
+  }
+
+  void rollbackToSavepoint(Connection connection) throws SQLException {
+    try (Statement st = connection.createStatement()) {
+      st.execute("rollback to savepoint " + SAVEPOINT);
+    }
+  }
+
+  /** Records a dead-lettered message in its own transaction. */
+  void insertDeadLettered(String consumer, UUID messageId) throws SQLException {
+    Connection connection = acquire();
+    try {
+      boolean autoCommit = connection.getAutoCommit();
+      if (!autoCommit) {
+        connection.setAutoCommit(true);
+      }
+      try (PreparedStatement ps = connection.prepareStatement(insertDeadLetteredSql)) {
+        ps.setString(1, consumer);
+        ps.setObject(2, messageId);
+        ps.executeUpdate();
+      } finally {
+        if (!autoCommit) {
+          connection.setAutoCommit(false);
+        }
+      }
+    } finally {
+      release(connection);
+    }
+  }
+
+  /** @return rows deleted by one purge statement */
+  int purgeBatch(String consumer, double olderThanSeconds) throws SQLException {
+    Connection connection = acquire();
+    try {
+      boolean autoCommit = connection.getAutoCommit();
+      if (!autoCommit) {
+        connection.setAutoCommit(true);
+      }
+      try (PreparedStatement ps = connection.prepareStatement(purgeSql)) {
+        ps.setString(1, consumer);
+        ps.setDouble(2, olderThanSeconds);
+        return ps.executeUpdate();
+      } finally {
+        if (!autoCommit) {
+          connection.setAutoCommit(false);
+        }
+      }
+    } finally {
+      release(connection);
+    }
+  }
+
+  /**
+   * Whether a statement in the transaction failed (PostgreSQL then refuses everything but a
+   * rollback), read from pgjdbc's protocol state without a round trip. False when the driver is not
+   * pgjdbc; the commit then reports the failure instead.
+   */
+  static boolean transactionFailed(Connection connection) {
+    try {
+      if (connection.isWrapperFor(BaseConnection.class)) {
+        return connection.unwrap(BaseConnection.class).getTransactionState() == TransactionState.FAILED;
+      }
+    } catch (SQLException e) {
+      return false;
+    }
+    return false;
+  }
+}

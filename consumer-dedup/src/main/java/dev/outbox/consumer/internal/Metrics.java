@@ -1,0 +1,68 @@
+package dev.outbox.consumer.internal;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Tags;
+import io.micrometer.core.instrument.Timer;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.kafka.common.TopicPartition;
+
+/**
+ * The consumer's meters, tagged {@code consumer=<name>}. Names are Micrometer's dotted form; the
+ * Prometheus registry renders them as {@code outbox_consumer_handled_total} and so on.
+ */
+final class Metrics {
+  static final String HANDLED = "outbox.consumer.handled";
+  static final String DUPLICATES = "outbox.consumer.duplicates";
+  static final String RETRIES = "outbox.consumer.retries";
+  static final String DEAD_LETTERED = "outbox.consumer.dead.lettered";
+  static final String HANDLER = "outbox.consumer.handler";
+  static final String LAG = "outbox.consumer.lag";
+
+  private final MeterRegistry registry;
+  private final Tags tags;
+  final Counter handled;
+  final Counter duplicates;
+  final Counter handlerRetries;
+  final Counter infrastructureRetries;
+  final Counter deadLetteredHandlerFailed;
+  final Counter deadLetteredMissingId;
+  final Counter deadLetteredInvalidId;
+  final Timer handlerTimer;
+
+  Metrics(MeterRegistry registry, String consumer) {
+    this.registry = registry;
+    this.tags = Tags.of("consumer", consumer);
+    handled = Counter.builder(HANDLED).tags(tags)
+        .description("Messages whose handler ran and whose transaction committed").register(registry);
+    duplicates = Counter.builder(DUPLICATES).tags(tags)
+        .description("Redelivered messages skipped because their id was already processed").register(registry);
+    handlerRetries = Counter.builder(RETRIES).tags(tags).tag("cause", "handler")
+        .description("Retries scheduled after a failure").register(registry);
+    infrastructureRetries = Counter.builder(RETRIES).tags(tags).tag("cause", "infrastructure")
+        .description("Retries scheduled after a failure").register(registry);
+    deadLetteredHandlerFailed = deadLettered("handler-failed");
+    deadLetteredMissingId = deadLettered("missing-message-id");
+    deadLetteredInvalidId = deadLettered("invalid-message-id");
+    handlerTimer = Timer.builder(HANDLER).tags(tags)
+        .description("Time spent in the handler, successful or not").register(registry);
+  }
+
+  private Counter deadLettered(String reason) {
+    return Counter.builder(DEAD_LETTERED).tags(tags).tag("reason", reason)
+        .description("Records published to the dead-letter topic").register(registry);
+  }
+
+  /** Registers the lag gauge of a newly assigned partition. */
+  Gauge lagGauge(TopicPartition tp, AtomicLong lag) {
+    return Gauge.builder(LAG, lag, AtomicLong::get).tags(tags)
+        .tag("topic", tp.topic()).tag("partition", Integer.toString(tp.partition()))
+        .description("Records of the partition not yet processed: log end offset minus the next offset to process")
+        .register(registry);
+  }
+
+  void remove(Gauge gauge) {
+    registry.remove(gauge);
+  }
+}

@@ -1,0 +1,458 @@
+package dev.outbox.consumer.internal;
+
+import dev.outbox.consumer.DeadLetterHeaders;
+import dev.outbox.consumer.Message;
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import io.micrometer.core.instrument.Gauge;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.jooq.DSLContext;
+
+/**
+ * The work of one assigned partition: a queue of fetched records, processed strictly in offset
+ * order by at most one worker thread at a time, one transaction (batch) per step.
+ *
+ * <p>The poll thread adds records and reads {@link #doneNext} (the offset after the last record
+ * whose transaction committed) to commit it; a worker runs {@link #run()}, which holds {@link
+ * #busy} while a transaction is in flight, so a revocation can wait for it.
+ */
+final class PartitionWorker implements Runnable {
+  enum Next { IDLE, CONTINUE, DELAYED }
+
+  /**
+   * What one transaction did: its first {@code done} records settled (handled or duplicate) and
+   * committed; {@code failure}, if any, is the handler failure of the record at {@code
+   * failureIndex} ({@code >= done}; greater when the whole batch was rolled back).
+   */
+  record Outcome(int done, int handled, int duplicates, Throwable failure, int failureIndex) {}
+
+  final TopicPartition tp;
+  final ReentrantLock busy = new ReentrantLock();
+  final AtomicBoolean scheduled = new AtomicBoolean();
+  final AtomicLong lag = new AtomicLong();
+  volatile boolean revoked;
+  /** Waiting for a retry (handler or infrastructure): the poll thread pauses the partition. */
+  volatile boolean waiting;
+  volatile long doneNext = -1;
+  volatile long firstFetched = -1;
+
+  // poll thread only
+  long committed = -1;
+  boolean paused;
+  Gauge gauge;
+
+  private final DedupConsumer owner;
+  private final ArrayDeque<ConsumerRecord<byte[], byte[]>> queue = new ArrayDeque<>();
+
+  // worker state, guarded by busy
+  private int attempts;
+  private Throwable lastFailure;
+  private int infrastructureFailures;
+  private boolean headDeadLettered;
+  /** Offset of a record whose handler failed in a batch that was rolled back as a whole, or -1. */
+  private long pendingFailureOffset = -1;
+  private Throwable pendingFailure;
+
+  PartitionWorker(DedupConsumer owner, TopicPartition tp) {
+    this.owner = owner;
+    this.tp = tp;
+  }
+
+  void enqueue(List<ConsumerRecord<byte[], byte[]>> records) {
+    synchronized (queue) {
+      if (firstFetched < 0 && !records.isEmpty()) {
+        firstFetched = records.get(0).offset();
+      }
+      queue.addAll(records);
+    }
+  }
+
+  int queued() {
+    synchronized (queue) {
+      return queue.size();
+    }
+  }
+
+  void clear() {
+    synchronized (queue) {
+      queue.clear();
+    }
+  }
+
+  private List<ConsumerRecord<byte[], byte[]>> peek(int max) {
+    synchronized (queue) {
+      List<ConsumerRecord<byte[], byte[]>> batch = new ArrayList<>(Math.min(max, queue.size()));
+      for (ConsumerRecord<byte[], byte[]> r : queue) {
+        if (batch.size() == max) {
+          break;
+        }
+        batch.add(r);
+      }
+      return batch;
+    }
+  }
+
+  private void complete(int count) {
+    synchronized (queue) {
+      long next = -1;
+      for (int i = 0; i < count; i++) {
+        next = queue.pollFirst().offset() + 1;
+      }
+      if (next >= 0) {
+        doneNext = next;
+      }
+    }
+  }
+
+  @Override
+  public void run() {
+    Next next;
+    busy.lock();
+    try {
+      if (revoked) {
+        next = Next.IDLE;
+      } else {
+        waiting = false;
+        next = step();
+      }
+    } catch (RuntimeException | Error e) {
+      owner.log().error("{} unexpected failure on {}; retrying with backoff", owner.prefix(), tp, e);
+      next = infrastructureDelay(new InfrastructureException("unexpected failure: " + e, e));
+    } finally {
+      busy.unlock();
+    }
+    owner.afterStep(this, next);
+  }
+
+  private Next step() {
+    List<ConsumerRecord<byte[], byte[]>> batch = peek(owner.settings().maxRecordsPerTransaction());
+    if (batch.isEmpty()) {
+      return Next.IDLE;
+    }
+    ConsumerRecord<byte[], byte[]> head = batch.get(0);
+    MessageIdResult headId = owner.extractId(head);
+    if (headId.id() == null) {
+      return deadLetter(head, headId.reason(), null, 0, null);
+    }
+    if (attempts >= owner.settings().maxAttempts()) {
+      return deadLetter(head, DeadLetterHeaders.REASON_HANDLER_FAILED, lastFailure, attempts, headId.id());
+    }
+    List<UUID> ids = new ArrayList<>(batch.size());
+    ids.add(headId.id());
+    for (int i = 1; i < batch.size(); i++) {
+      UUID id = owner.extractId(batch.get(i)).id();
+      if (id == null) {
+        break; // dead-lettered on its own, when it reaches the head
+      }
+      ids.add(id);
+    }
+    batch = batch.subList(0, ids.size());
+    if (pendingFailureOffset >= 0 && head.offset() > pendingFailureOffset) {
+      pendingFailureOffset = -1;
+      pendingFailure = null;
+    }
+    if (pendingFailureOffset >= 0) {
+      if (head.offset() == pendingFailureOffset) {
+        Throwable failure = pendingFailure;
+        pendingFailureOffset = -1;
+        pendingFailure = null;
+        return handlerFailed(head, headId.id(), failure);
+      }
+      int before = 0;
+      while (before < batch.size() && batch.get(before).offset() < pendingFailureOffset) {
+        before++;
+      }
+      batch = batch.subList(0, before);
+      ids = ids.subList(0, before);
+    }
+
+    CircuitBreaker breaker = owner.databaseBreaker();
+    if (!breaker.tryAcquirePermission()) {
+      return infrastructureDelay(null);
+    }
+    long start = System.nanoTime();
+    Outcome outcome;
+    try {
+      outcome = owner.settings().savepointPerRecord() ? processWithSavepoints(batch, ids) : process(batch, ids);
+    } catch (InfrastructureException e) {
+      breaker.onError(System.nanoTime() - start, TimeUnit.NANOSECONDS, e);
+      return infrastructureDelay(e);
+    } catch (RuntimeException | Error e) {
+      breaker.releasePermission(); // or a half-open breaker would wait for this call forever
+      throw e;
+    }
+    breaker.onSuccess(System.nanoTime() - start, TimeUnit.NANOSECONDS);
+    infrastructureFailures = 0;
+    if (outcome.done() > 0) {
+      complete(outcome.done());
+      attempts = 0;
+      lastFailure = null;
+      headDeadLettered = false;
+    }
+    owner.metrics().handled.increment(outcome.handled());
+    owner.metrics().duplicates.increment(outcome.duplicates());
+    if (outcome.failure() == null) {
+      return Next.CONTINUE;
+    }
+    if (outcome.failureIndex() > outcome.done()) {
+      // the batch was rolled back as a whole: commit the records before the failing one first
+      pendingFailureOffset = batch.get(outcome.failureIndex()).offset();
+      pendingFailure = outcome.failure();
+      return Next.CONTINUE;
+    }
+    return handlerFailed(batch.get(outcome.done()), ids.get(outcome.done()), outcome.failure());
+  }
+
+  private Next handlerFailed(ConsumerRecord<byte[], byte[]> failed, UUID failedId, Throwable failure) {
+    attempts++;
+    lastFailure = failure;
+    int maxAttempts = owner.settings().maxAttempts();
+    if (attempts >= maxAttempts) {
+      owner.log().warn("{} handler failed on message {} ({}@{}) {} time(s), the maximum; dead-lettering it",
+          owner.prefix(), failedId, tp, failed.offset(), attempts, failure);
+      return Next.CONTINUE;
+    }
+    Duration delay = owner.settings().backoff().delay(attempts - 1);
+    owner.metrics().handlerRetries.increment();
+    owner.settings().hooks().retryScheduled(failedId, attempts, delay);
+    owner.log().warn("{} handler failed on message {} ({}@{}), attempt {} of {}; retrying in {} ms: {}",
+        owner.prefix(), failedId, tp, failed.offset(), attempts, maxAttempts, delay.toMillis(), failure.toString());
+    return delayed(delay);
+  }
+
+  /**
+   * One transaction over {@code batch}, optimistic: one statement inserts every dedup row, then the
+   * handlers run without savepoints. When a handler fails, the whole transaction rolls back (the
+   * records before it are then redone, and their handlers called again) and the failure is
+   * reported at its index.
+   */
+  private Outcome process(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids) throws InfrastructureException {
+    Database db = owner.database();
+    Connection connection = acquire(db);
+    boolean restoreAutoCommit = false;
+    boolean finished = false;
+    try {
+      if (connection.getAutoCommit()) {
+        connection.setAutoCommit(false);
+        restoreAutoCommit = true;
+      }
+      java.util.Set<UUID> fresh = db.insertProcessed(connection, owner.settings().consumerName(), ids);
+      DSLContext tx = db.handlerContext(connection);
+      int handled = 0;
+      int duplicates = 0;
+      for (int i = 0; i < batch.size(); i++) {
+        UUID id = ids.get(i);
+        if (!fresh.remove(id)) { // processed before, or an earlier copy in this batch
+          duplicates++;
+          continue;
+        }
+        Throwable thrown = handle(connection, tx, batch.get(i), id);
+        if (thrown != null) {
+          connection.rollback();
+          finished = true;
+          return new Outcome(0, 0, 0, thrown, i);
+        }
+        handled++;
+      }
+      connection.commit();
+      finished = true;
+      return new Outcome(batch.size(), handled, duplicates, null, -1);
+    } catch (SQLException e) {
+      throw new InfrastructureException("database failure (SQLState " + e.getSQLState() + "): " + e.getMessage(), e);
+    } finally {
+      finish(db, connection, finished, restoreAutoCommit);
+    }
+  }
+
+  /**
+   * Calls the handler and checks the transaction is still usable.
+   *
+   * @return the handler's failure, or null
+   * @throws InfrastructureException when the failure is the database's, not the handler's
+   */
+  private Throwable handle(Connection connection, DSLContext tx, ConsumerRecord<byte[], byte[]> record, UUID id)
+      throws InfrastructureException {
+    Throwable thrown = callHandler(owner.toMessage(record, id), tx);
+    if (thrown == null && Database.transactionFailed(connection)) {
+      thrown = new IllegalStateException("the handler of message " + id + " returned normally, but a statement"
+          + " in its transaction failed and the exception was not rethrown; its writes were rolled back");
+    }
+    if (thrown instanceof InterruptedException) {
+      Thread.currentThread().interrupt();
+      throw new InfrastructureException("interrupted in the handler of message " + id, thrown);
+    }
+    if (thrown != null && SqlErrors.isTransient(thrown)) {
+      throw new InfrastructureException("database failure in the handler of message " + id + " (SQLState "
+          + SqlErrors.sqlState(thrown) + "): " + thrown.getMessage(), thrown);
+    }
+    return thrown;
+  }
+
+  private static Connection acquire(Database db) throws InfrastructureException {
+    try {
+      return db.acquire();
+    } catch (SQLException e) {
+      throw new InfrastructureException("cannot get a database connection: " + e.getMessage(), e);
+    }
+  }
+
+  private static void finish(Database db, Connection connection, boolean finished, boolean restoreAutoCommit) {
+    if (!finished) {
+      try {
+        connection.rollback();
+      } catch (SQLException | RuntimeException ignored) {
+        // the connection is broken; the pool discards it
+      }
+    }
+    if (restoreAutoCommit) {
+      try {
+        connection.setAutoCommit(true);
+      } catch (SQLException | RuntimeException ignored) {
+        // as above
+      }
+    }
+    db.release(connection);
+  }
+
+  /**
+   * One transaction over {@code batch}, each record inside its own savepoint: a failing handler
+   * rolls back only its record, and the records before it commit without being redone.
+   */
+  private Outcome processWithSavepoints(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids)
+      throws InfrastructureException {
+    Database db = owner.database();
+    String consumer = owner.settings().consumerName();
+    Connection connection = acquire(db);
+    boolean restoreAutoCommit = false;
+    boolean finished = false;
+    try {
+      if (connection.getAutoCommit()) {
+        connection.setAutoCommit(false);
+        restoreAutoCommit = true;
+      }
+      DSLContext tx = db.handlerContext(connection);
+      boolean savepoints = batch.size() > 1;
+      int done = 0;
+      int handled = 0;
+      int duplicates = 0;
+      Throwable failure = null;
+      for (int i = 0; i < batch.size(); i++) {
+        UUID id = ids.get(i);
+        if (!db.insertProcessed(connection, consumer, id, savepoints)) {
+          duplicates++;
+          done = i + 1;
+          continue;
+        }
+        Throwable thrown = handle(connection, tx, batch.get(i), id);
+        if (thrown != null) {
+          if (savepoints) {
+            db.rollbackToSavepoint(connection);
+          }
+          failure = thrown;
+          break;
+        }
+        handled++;
+        done = i + 1;
+      }
+      if (done == 0) {
+        connection.rollback();
+      } else {
+        connection.commit();
+      }
+      finished = true;
+      return new Outcome(done, handled, duplicates, failure, failure == null ? -1 : done);
+    } catch (SQLException e) {
+      throw new InfrastructureException("database failure (SQLState " + e.getSQLState() + "): " + e.getMessage(), e);
+    } finally {
+      finish(db, connection, finished, restoreAutoCommit);
+    }
+  }
+
+  private Throwable callHandler(Message message, DSLContext tx) {
+    long start = System.nanoTime();
+    try {
+      owner.settings().handler().handle(message, tx);
+      return null;
+    } catch (Exception e) {
+      return e;
+    } finally {
+      owner.metrics().handlerTimer.record(System.nanoTime() - start, TimeUnit.NANOSECONDS);
+    }
+  }
+
+  private Next deadLetter(ConsumerRecord<byte[], byte[]> record, String reason, Throwable failure, int attempts,
+      UUID id) {
+    if (!headDeadLettered) {
+      CircuitBreaker breaker = owner.deadLetterBreaker();
+      if (!breaker.tryAcquirePermission()) {
+        return infrastructureDelay(null);
+      }
+      long start = System.nanoTime();
+      try {
+        owner.deadLetters().publish(record, reason, failure, attempts);
+      } catch (InfrastructureException e) {
+        breaker.onError(System.nanoTime() - start, TimeUnit.NANOSECONDS, e);
+        return infrastructureDelay(e);
+      } catch (RuntimeException | Error e) {
+        breaker.releasePermission();
+        throw e;
+      }
+      breaker.onSuccess(System.nanoTime() - start, TimeUnit.NANOSECONDS);
+      headDeadLettered = true;
+    }
+    if (id != null) {
+      try {
+        owner.database().insertDeadLettered(owner.settings().consumerName(), id);
+      } catch (SQLException e) {
+        return infrastructureDelay(new InfrastructureException("recording dead-lettered message " + id
+            + " failed (SQLState " + e.getSQLState() + "): " + e.getMessage(), e));
+      }
+    }
+    switch (reason) {
+      case DeadLetterHeaders.REASON_MISSING_MESSAGE_ID -> owner.metrics().deadLetteredMissingId.increment();
+      case DeadLetterHeaders.REASON_INVALID_MESSAGE_ID -> owner.metrics().deadLetteredInvalidId.increment();
+      default -> owner.metrics().deadLetteredHandlerFailed.increment();
+    }
+    owner.log().warn("{} dead-lettered {}@{} (message id {}) to {}: {}", owner.prefix(), tp, record.offset(),
+        id, owner.deadLetters().topicFor(record.topic()), reason);
+    complete(1);
+    this.attempts = 0;
+    this.lastFailure = null;
+    this.headDeadLettered = false;
+    infrastructureFailures = 0;
+    return Next.CONTINUE;
+  }
+
+  /** @param failure what failed, or null when a circuit breaker refused the attempt */
+  private Next infrastructureDelay(InfrastructureException failure) {
+    Duration delay = owner.settings().backoff().delay(Math.min(infrastructureFailures, 30));
+    infrastructureFailures++;
+    owner.metrics().infrastructureRetries.increment();
+    if (failure != null) {
+      owner.log().warn("{} {} on {} (failure {} in a row); retrying in {} ms", owner.prefix(), failure.getMessage(), tp,
+          infrastructureFailures, delay.toMillis());
+    } else {
+      owner.log().debug("{} circuit breaker open; {} waits {} ms", owner.prefix(), tp, delay.toMillis());
+    }
+    return delayed(delay);
+  }
+
+  private Next delayed(Duration delay) {
+    waiting = true;
+    return owner.scheduleLater(this, delay) ? Next.DELAYED : Next.IDLE;
+  }
+
+  /** A record's message id, or why it has none. */
+  record MessageIdResult(UUID id, String reason) {}
+}
