@@ -2,9 +2,12 @@ package dev.outbox.relay;
 
 /**
  * What the relay does with the other messages of a key when one of its messages can never be
- * published (record too large, invalid or unauthorized topic, ...). The failing row itself is
- * always parked: {@code parked_at} set, {@code last_error} kept, skipped by the read path until an
- * operator requeues or purges it (guarantee G7).
+ * published (record too large, invalid or unauthorized topic, ...) or failed retriably {@link
+ * Relay.Builder#maxAttempts(int) maxAttempts} times while Kafka worked for other records (a topic
+ * that does not exist, ...). The failing row itself is always parked: {@code parked_at} set, {@code
+ * last_error} kept, skipped by the read path until an operator requeues or purges it (guarantee
+ * G7). While such a row is still being retried, the later rows of its key wait behind it under
+ * either policy.
  */
 public enum ParkPolicy {
   /**

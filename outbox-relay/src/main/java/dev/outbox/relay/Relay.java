@@ -173,10 +173,13 @@ public interface Relay extends AutoCloseable {
      * compression, linger, ...). Must contain {@code bootstrap.servers}. The relay enforces {@code
      * enable.idempotence=true} and {@code acks=all} and supplies its own byte-array serializers: a
      * conflicting value is refused, never silently replaced. Where not given, the relay uses {@code
-     * linger.ms=5}, {@code batch.size=65536}, {@code max.block.ms=10000}, {@code
+     * linger.ms=0}, {@code batch.size=65536}, {@code max.block.ms=10000}, {@code
      * request.timeout.ms=10000} and {@code delivery.timeout.ms=30000}, so that an unreachable
      * broker fails a batch (and trips the circuit breaker) in seconds rather than after Kafka's
-     * two-minute default.
+     * two-minute default. {@code linger.ms} is 0 rather than Kafka's 5 because the relay hands a
+     * whole batch to the producer at once, which fills the producer's batches without waiting; a
+     * linger would only add its delay to every message of an idle outbox (see {@code
+     * benchmarks/RELAY.md}).
      *
      * @param producerProperties the properties; values are strings or the types Kafka accepts
      * @return this builder

@@ -45,6 +45,19 @@ class RelayBuilderTest {
   }
 
   @Test
+  void refusesMaxAttemptsOutOfRange() {
+    for (int bad : new int[] {0, -1, 1_001}) {
+      assertThatThrownBy(() -> valid().maxAttempts(bad).build())
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessageContaining("maxAttempts")
+          .hasMessageContaining("got " + bad)
+          .hasMessageContaining("between 1 and 1000");
+    }
+    assertThat(valid().maxAttempts(1).build()).isNotNull();
+    assertThat(valid().maxAttempts(1_000).build()).isNotNull();
+  }
+
+  @Test
   void requiresADataSource() {
     assertThatThrownBy(() -> Relay.builder().producerProperties(KAFKA).build())
         .isInstanceOf(NullPointerException.class)

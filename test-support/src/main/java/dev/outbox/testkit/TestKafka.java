@@ -61,8 +61,21 @@ public final class TestKafka implements AutoCloseable {
    * @return the broker; close it when done
    */
   public static TestKafka startInJvm() {
+    return startInJvm(Map.of());
+  }
+
+  /**
+   * Starts a broker of its own in this JVM with some broker settings changed, for tests that need a
+   * broker unlike the shared one (for example {@code auto.create.topics.enable=false}).
+   *
+   * @param brokerProperties broker settings that override the kit's defaults
+   * @return the broker; close it when done
+   * @throws NullPointerException when {@code brokerProperties} is null
+   */
+  public static TestKafka startInJvm(Map<String, String> brokerProperties) {
+    java.util.Objects.requireNonNull(brokerProperties, "brokerProperties may not be null");
     try {
-      return startTestKit();
+      return startTestKit(brokerProperties);
     } catch (Exception e) {
       throw new ServiceUnavailableException(
           "Kafka", List.of("in-JVM KRaft broker: " + e), "see the test output for the broker's own error.");
@@ -95,7 +108,7 @@ public final class TestKafka implements AutoCloseable {
       }
     }
     try {
-      return startTestKit();
+      return startTestKit(Map.of());
     } catch (Exception e) {
       attempts.add("in-JVM KRaft broker (kafka-test-common-runtime): " + e);
       throw new ServiceUnavailableException(
@@ -103,10 +116,10 @@ public final class TestKafka implements AutoCloseable {
     }
   }
 
-  private static TestKafka startTestKit() throws Exception {
+  private static TestKafka startTestKit(Map<String, String> overrides) throws Exception {
     TestKitNodes nodes =
         new TestKitNodes.Builder().setCombined(true).setNumBrokerNodes(1).setNumControllerNodes(1).build();
-    KafkaClusterTestKit kit =
+    KafkaClusterTestKit.Builder builder =
         new KafkaClusterTestKit.Builder(nodes)
             .setConfigProp("offsets.topic.replication.factor", "1")
             .setConfigProp("offsets.topic.num.partitions", "4")
@@ -118,8 +131,9 @@ public final class TestKafka implements AutoCloseable {
             .setConfigProp("group.initial.rebalance.delay.ms", "0")
             .setConfigProp("auto.create.topics.enable", "true")
             .setConfigProp("num.partitions", "4")
-            .setConfigProp("message.max.bytes", String.valueOf(8 * 1024 * 1024))
-            .build();
+            .setConfigProp("message.max.bytes", String.valueOf(8 * 1024 * 1024));
+    overrides.forEach(builder::setConfigProp);
+    KafkaClusterTestKit kit = builder.build();
     kit.format();
     kit.startup();
     kit.waitForReadyBrokers();

@@ -37,6 +37,7 @@ final class Db {
   private final DataSource dataSource;
   private final String owner;
   private final String readSql;
+  private final String readAheadSql;
   private final String deleteSql;
   private final String failSql;
   private final String claimSql;
@@ -60,14 +61,17 @@ final class Db {
     // either commits before and makes the lease check fail, or waits until this write committed.
     String fence = "l as (select shard from " + lease
         + " where shard = ? and owner = ? and epoch = ? and lease_until > now() for share)";
-    this.readSql = "select m.id, m.message_id, m.topic, m.message_key, m.message_type, m.content_type, m.headers::text,"
-        + " m.payload, m.created_at from " + msg + " m"
-        + " where m.shard = ? and m.parked_at is null and m.id <> all(?)"
-        + (holdKey
-            ? " and (m.message_key is null or not exists (select 1 from " + msg + " p where p.shard = m.shard"
-                + " and p.parked_at is not null and p.message_key = m.message_key and p.id < m.id))"
-            : "")
-        + " order by m.id limit ?";
+    String columns = "select m.id, m.message_id, m.topic, m.message_key, m.message_type, m.content_type, m.headers::text,"
+        + " m.payload, m.created_at from " + msg + " m where m.shard = ? and m.parked_at is null";
+    String hold = holdKey
+        ? " and (m.message_key is null or not exists (select 1 from " + msg + " p where p.shard = m.shard"
+            + " and p.parked_at is not null and p.message_key = m.message_key and p.id < m.id))"
+        : "";
+    this.readSql = columns + hold + " order by m.id limit ?";
+    // The rows in flight are the lowest ids the previous read found, so every row above the highest
+    // of them is new without looking at the array; the array is checked only for lower ids (rows
+    // that committed after the previous read), which keeps the read-ahead cheap for large batches.
+    this.readAheadSql = columns + " and (m.id > ? or m.id <> all(?))" + hold + " order by m.id limit ?";
     this.deleteSql = "with " + fence + ", d as (delete from " + msg + " m using l where m.shard = l.shard and m.id = any(?)"
         + " returning 1) select (select count(*) from l), (select count(*) from d)";
     // one statement per failed batch: every failed row gets attempts + 1 and its error; a row is
@@ -125,21 +129,40 @@ final class Db {
     }
   }
 
-  List<OutboxRow> read(int shard, long[] exclude, int limit) throws SQLException {
+  /** @return up to {@code limit} publishable rows of the shard, in id order */
+  List<OutboxRow> read(int shard, int limit) throws SQLException {
     try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readSql)) {
       ps.setInt(1, shard);
-      ps.setArray(2, longArray(c, exclude));
-      ps.setInt(3, limit);
-      List<OutboxRow> rows = new ArrayList<>(Math.min(limit, 1024));
-      try (ResultSet rs = ps.executeQuery()) {
-        while (rs.next()) {
-          rows.add(new OutboxRow(
-              rs.getLong(1), rs.getObject(2, UUID.class), rs.getString(3), rs.getString(4), rs.getString(5),
-              rs.getString(6), rs.getString(7), rs.getBytes(8), rs.getObject(9, OffsetDateTime.class)));
-        }
-      }
-      return rows;
+      ps.setInt(2, limit);
+      return rows(ps, limit);
     }
+  }
+
+  /**
+   * @param inFlight the ids of the batch in flight, ascending, the lowest publishable ids at the
+   *     time they were read
+   * @return up to {@code limit} publishable rows of the shard that are not in flight, in id order
+   */
+  List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) throws SQLException {
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readAheadSql)) {
+      ps.setInt(1, shard);
+      ps.setLong(2, inFlight[inFlight.length - 1]);
+      ps.setArray(3, longArray(c, inFlight));
+      ps.setInt(4, limit);
+      return rows(ps, limit);
+    }
+  }
+
+  private static List<OutboxRow> rows(PreparedStatement ps, int limit) throws SQLException {
+    List<OutboxRow> rows = new ArrayList<>(Math.min(limit, 1024));
+    try (ResultSet rs = ps.executeQuery()) {
+      while (rs.next()) {
+        rows.add(new OutboxRow(
+            rs.getLong(1), rs.getObject(2, UUID.class), rs.getString(3), rs.getString(4), rs.getString(5),
+            rs.getString(6), rs.getString(7), rs.getBytes(8), rs.getObject(9, OffsetDateTime.class)));
+      }
+    }
+    return rows;
   }
 
   Fenced delete(int shard, long epoch, long[] ids) throws SQLException {

@@ -64,7 +64,9 @@ public final class ProducerSettings {
     p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
     p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
     p.putIfAbsent(ProducerConfig.CLIENT_ID_CONFIG, "outbox-relay-" + instanceId);
-    p.putIfAbsent(ProducerConfig.LINGER_MS_CONFIG, "5");
+    // a batch is handed to the producer in one loop, so its records fill the producer's batches without
+    // lingering; waiting would only delay the last partial batch of each partition (idle latency)
+    p.putIfAbsent(ProducerConfig.LINGER_MS_CONFIG, "0");
     p.putIfAbsent(ProducerConfig.BATCH_SIZE_CONFIG, "65536");
     p.putIfAbsent(ProducerConfig.MAX_BLOCK_MS_CONFIG, "10000");
     if (!p.containsKey(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG)) {

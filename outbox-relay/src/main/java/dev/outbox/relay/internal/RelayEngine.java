@@ -305,6 +305,12 @@ public final class RelayEngine implements Relay {
     kafkaOkNanos = System.nanoTime();
   }
 
+  /** @return whether Kafka acknowledged a record or answered the probe after {@code nanos} ({@link System#nanoTime()}) */
+  boolean kafkaAnsweredSince(long nanos) {
+    long ok = kafkaOkNanos;
+    return ok != Long.MIN_VALUE && ok - nanos > 0;
+  }
+
   RelayConfig config() {
     return config;
   }

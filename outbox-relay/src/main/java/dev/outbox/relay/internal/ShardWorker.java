@@ -9,6 +9,7 @@ import java.time.Duration;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -36,7 +37,6 @@ import org.apache.kafka.common.errors.InterruptException;
 final class ShardWorker {
   private static final DateTimeFormatter CREATED_AT =
       DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss.SSSSSS'Z'").withZone(ZoneOffset.UTC);
-  private static final long[] NONE = new long[0];
   private static final long MIN_POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
 
   final int shard;
@@ -195,7 +195,7 @@ final class ShardWorker {
     prefetched = null;
     if (rows == null) {
       try {
-        rows = engine.db().read(shard, NONE, config.batchSize());
+        rows = engine.db().read(shard, config.batchSize());
         engine.databaseAnswered();
       } catch (SQLException e) {
         databaseFailure("read", e);
@@ -243,6 +243,7 @@ final class ShardWorker {
         errors[i] = error;
       } else {
         acked[i] = true;
+        engine.kafkaAnswered();
       }
       release();
     }
@@ -263,10 +264,17 @@ final class ShardWorker {
 
   private void send(Batch batch) {
     Set<String> held = holdKey ? new HashSet<>() : Set.of();
+    // a topic whose metadata did not arrive within max.block.ms: its other rows are not sent in this
+    // batch (each would wait max.block.ms again), nor the later rows of the failed key; other topics go on
+    String missingTopic = null;
+    String missingKey = null;
     List<OutboxRow> rows = batch.rows;
     for (int i = 0; i < rows.size(); i++) {
       OutboxRow row = rows.get(i);
       if (row.key() != null && held.contains(row.key())) {
+        continue;
+      }
+      if (missingTopic != null && (missingTopic.equals(row.topic()) || (row.key() != null && row.key().equals(missingKey)))) {
         continue;
       }
       final int index = i;
@@ -285,21 +293,24 @@ final class ShardWorker {
           if (holdKey && row.key() != null) {
             held.add(row.key());
           }
+        } else if (missingTopic == null && !Errors.isFatal(early)) {
+          missingTopic = row.topic();
+          missingKey = row.key();
         } else {
-          // the broker is not reachable (metadata wait timed out) or the producer is broken: sending
-          // the rest would only wait max.block.ms per record
+          // a second topic without metadata, or a broken producer: the broker is not reachable or the
+          // client is unusable, and sending the rest would only wait max.block.ms per record
           batch.stoppedEarly = true;
           break;
         }
       }
     }
-    if (!batch.stoppedEarly && rows.size() == config.batchSize() && !isStopping()) {
+    if (missingTopic == null && !batch.stoppedEarly && rows.size() == config.batchSize() && !isStopping()) {
       long[] inFlight = new long[rows.size()];
       for (int i = 0; i < inFlight.length; i++) {
         inFlight[i] = rows.get(i).id();
       }
       try {
-        prefetched = engine.db().read(shard, inFlight, config.batchSize());
+        prefetched = engine.db().readAhead(shard, inFlight, config.batchSize());
       } catch (SQLException e) {
         prefetched = null; // the next round reads again
       }
@@ -312,7 +323,7 @@ final class ShardWorker {
     headers.add(OutboxHeaders.MESSAGE_ID, utf8(row.messageId().toString()));
     headers.add(OutboxHeaders.MESSAGE_TYPE, utf8(row.type()));
     headers.add(OutboxHeaders.CONTENT_TYPE, utf8(row.contentType()));
-    headers.add(OutboxHeaders.CREATED_AT, utf8(CREATED_AT.format(row.createdAt())));
+    headers.add(OutboxHeaders.CREATED_AT, createdAt(row.createdAt()));
     headers.add(OutboxHeaders.OUTBOX_ID, utf8(Long.toString(row.id())));
     String json = row.headersJson();
     if (json != null && !json.equals("{}")) {
@@ -323,7 +334,40 @@ final class ShardWorker {
       }
     }
     byte[] key = row.key() == null ? null : utf8(row.key());
-    return new ProducerRecord<>(row.topic(), null, null, key, row.payload(), headers);
+    return new ProducerRecord<>(row.topic(), null, null, key, row.takePayload(), headers);
+  }
+
+  /** @return {@code uuuu-MM-dd'T'HH:mm:ss.SSSSSS'Z'} in UTC as ASCII bytes, without a formatter per record */
+  static byte[] createdAt(java.time.OffsetDateTime t) {
+    java.time.LocalDateTime u = t.getOffset() == ZoneOffset.UTC ? t.toLocalDateTime()
+        : t.withOffsetSameInstant(ZoneOffset.UTC).toLocalDateTime();
+    int year = u.getYear();
+    if (year < 0 || year > 9999) {
+      return utf8(CREATED_AT.format(t));
+    }
+    byte[] b = new byte[27];
+    digits(b, 0, year, 4);
+    b[4] = '-';
+    digits(b, 5, u.getMonthValue(), 2);
+    b[7] = '-';
+    digits(b, 8, u.getDayOfMonth(), 2);
+    b[10] = 'T';
+    digits(b, 11, u.getHour(), 2);
+    b[13] = ':';
+    digits(b, 14, u.getMinute(), 2);
+    b[16] = ':';
+    digits(b, 17, u.getSecond(), 2);
+    b[19] = '.';
+    digits(b, 20, u.getNano() / 1000, 6);
+    b[26] = 'Z';
+    return b;
+  }
+
+  private static void digits(byte[] b, int at, int value, int width) {
+    for (int i = at + width - 1; i >= at; i--) {
+      b[i] = (byte) ('0' + value % 10);
+      value /= 10;
+    }
   }
 
   private static byte[] utf8(String s) {
@@ -347,6 +391,7 @@ final class ShardWorker {
     List<OutboxRow> rows = batch.rows;
     List<Long> delete = new ArrayList<>(rows.size());
     List<Integer> poison = new ArrayList<>();
+    List<Integer> retriable = new ArrayList<>();
     Set<String> blocked = new HashSet<>();
     Throwable failure = null;
     boolean fatal = false;
@@ -368,6 +413,7 @@ final class ShardWorker {
           blocked.add(row.key());
         }
         if (error != null) {
+          retriable.add(i);
           failure = failure == null ? error : failure;
           fatal |= Errors.isFatal(error);
         } else if (batch.sent[i]) {
@@ -378,9 +424,18 @@ final class ShardWorker {
       }
     }
     long elapsed = System.nanoTime() - batch.started;
+    // Kafka acknowledged a record (of any shard) or answered the readiness probe after this batch was
+    // sent: the failures are the rows' own (unknown topic, partition without leader), not an outage.
+    // They count toward maxAttempts and do not count against the breaker; without that evidence
+    // nothing is counted and the breaker decides.
+    boolean countAttempts = !retriable.isEmpty() && !fatal && engine.kafkaAnsweredSince(batch.started);
     if (failure != null) {
-      engine.breaker().onError(elapsed, TimeUnit.NANOSECONDS, failure);
       engine.metrics().retriable.increment();
+      if (countAttempts) {
+        engine.breaker().onSuccess(elapsed, TimeUnit.NANOSECONDS);
+      } else {
+        engine.breaker().onError(elapsed, TimeUnit.NANOSECONDS, failure);
+      }
       if (fatal) {
         engine.publisher().replace(batch.producer, failure);
       }
@@ -401,20 +456,9 @@ final class ShardWorker {
         }
         engine.metrics().published.increment(result.rows());
       }
-      for (int i : poison) {
-        OutboxRow row = rows.get(i);
-        String error = Errors.describe(batch.errors[i]);
-        Db.Fenced result = engine.db().park(shard, epoch, row.id(), error);
-        engine.databaseAnswered();
-        if (!result.leaseHeld()) {
-          fenced("park row " + row.id());
+      if (!poison.isEmpty() || countAttempts) {
+        if (!recordFailures(batch, poison, countAttempts ? retriable : List.of())) {
           return;
-        }
-        if (result.rows() > 0) {
-          engine.metrics().parked.increment();
-          engine.metrics().nonRetriable.increment();
-          engine.log().error("{} shard {}: parked outbox row {} (message {}, topic {}, key {}): {}; requeue it once the cause is"
-                  + " fixed", engine.prefix(), shard, row.id(), row.messageId(), row.topic(), row.key(), error);
         }
       }
     } catch (SQLException e) {
@@ -425,14 +469,61 @@ final class ShardWorker {
     if (failure != null) {
       prefetched = null;
       long delay = backoff();
-      engine.retryLog().warn("{} shard {}: publishing failed, retrying in {} ms (attempt {}): {}", engine.prefix(), shard,
-          TimeUnit.NANOSECONDS.toMillis(delay), attempt, Errors.describe(failure));
+      engine.retryLog().warn("{} shard {}: publishing failed, retrying in {} ms (attempt {}{}): {}", engine.prefix(), shard,
+          TimeUnit.NANOSECONDS.toMillis(delay), attempt, countAttempts ? ", counted toward max attempts" : "",
+          Errors.describe(failure));
       next(delay, false);
       return;
     }
     engine.metrics().batch.record(Duration.ofNanos(System.nanoTime() - batch.started));
     attempt = 0;
     next(0, true);
+  }
+
+  /**
+   * Parks the poison rows and counts an attempt of the rows that failed retriably, parking those that
+   * reached maxAttempts, in one fenced statement.
+   *
+   * @return false when the lease was lost (the shard is being dropped)
+   */
+  private boolean recordFailures(Batch batch, List<Integer> poison, List<Integer> retriable) throws SQLException {
+    int n = poison.size() + retriable.size();
+    long[] ids = new long[n];
+    String[] errors = new String[n];
+    boolean[] park = new boolean[n];
+    Map<Long, Integer> index = new HashMap<>();
+    int k = 0;
+    for (List<Integer> group : List.of(poison, retriable)) {
+      for (int i : group) {
+        ids[k] = batch.rows.get(i).id();
+        errors[k] = Errors.describe(batch.errors[i]);
+        park[k] = group == poison;
+        index.put(ids[k], i);
+        k++;
+      }
+    }
+    Db.Failed result = engine.db().fail(shard, epoch, ids, errors, park, config.maxAttempts());
+    engine.databaseAnswered();
+    if (!result.leaseHeld()) {
+      fenced("record the failure of " + n + " rows");
+      return false;
+    }
+    for (Db.FailedRow r : result.rows()) {
+      int i = index.get(r.id());
+      OutboxRow row = batch.rows.get(i);
+      String error = Errors.describe(batch.errors[i]);
+      boolean isPoison = Errors.isPoison(batch.errors[i]);
+      if (isPoison) {
+        engine.metrics().nonRetriable.increment();
+      }
+      if (r.parked()) {
+        engine.metrics().parked.increment();
+        engine.log().error("{} shard {}: parked outbox row {} (message {}, topic {}, key {}) after {} attempt(s){}: {}; requeue it"
+                + " once the cause is fixed", engine.prefix(), shard, row.id(), row.messageId(), row.topic(), row.key(),
+            r.attempts(), isPoison ? "" : " (max attempts " + config.maxAttempts() + ")", error);
+      }
+    }
+    return true;
   }
 
   private void fenced(String what) {

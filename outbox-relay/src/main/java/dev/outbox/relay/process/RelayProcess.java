@@ -10,6 +10,7 @@ import static dev.outbox.relay.process.RelaySettings.DB_PASSWORD;
 import static dev.outbox.relay.process.RelaySettings.DB_POOL_SIZE;
 import static dev.outbox.relay.process.RelaySettings.DB_USER;
 import static dev.outbox.relay.process.RelaySettings.HTTP_HOST;
+import static dev.outbox.relay.process.RelaySettings.MAX_ATTEMPTS;
 import static dev.outbox.relay.process.RelaySettings.HTTP_PORT;
 import static dev.outbox.relay.process.RelaySettings.IDLE_POLL_INTERVAL;
 import static dev.outbox.relay.process.RelaySettings.INSTANCE_ID;
@@ -222,6 +223,7 @@ final class RelayProcess implements AutoCloseable {
             .backoff(Backoff.of(s.duration(BACKOFF_BASE), s.duration(BACKOFF_CAP)))
             .circuitBreaker(breaker)
             .parkPolicy(s.parkPolicy())
+            .maxAttempts(s.integer(MAX_ATTEMPTS))
             .shutdownTimeout(s.duration(SHUTDOWN_TIMEOUT))
             .meterRegistry(registry);
     if (!s.string(INSTANCE_ID).isEmpty()) {

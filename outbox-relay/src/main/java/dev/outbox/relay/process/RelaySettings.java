@@ -322,6 +322,20 @@ public final class RelaySettings {
               + " it again.",
           v -> durationBetween(v, Duration.ofMillis(100), Duration.ofHours(1)));
 
+  /** Attempts before a retriably failing message is parked. */
+  public static final Setting MAX_ATTEMPTS =
+      new Setting(
+          "max-attempts",
+          Group.RELAY,
+          "integer 1..1000",
+          String.valueOf(dev.outbox.relay.Relay.Builder.DEFAULT_MAX_ATTEMPTS),
+          false,
+          false,
+          "Attempts after which a message that keeps failing with a retriable error while Kafka accepts other"
+              + " records (for example a topic that does not exist and is not auto-created) is parked, so that it"
+              + " does not block its shard. Failures during a broker outage are not counted.",
+          v -> intBetween(v, 1, 1_000));
+
   /** Park policy. */
   public static final Setting PARK_POLICY =
       new Setting(
@@ -420,6 +434,7 @@ public final class RelaySettings {
           BACKOFF_CAP,
           BREAKER_FAILURE_THRESHOLD,
           BREAKER_OPEN_DURATION,
+          MAX_ATTEMPTS,
           PARK_POLICY,
           HTTP_PORT,
           HTTP_HOST,
