@@ -206,16 +206,44 @@ public final class TestKafka implements AutoCloseable {
    */
   public void createTopic(String name, int partitions) {
     try (Admin admin = admin()) {
-      admin.createTopics(List.of(new NewTopic(name, partitions, (short) 1))).all().get(30, TimeUnit.SECONDS);
-    } catch (ExecutionException e) {
-      if (!(e.getCause() instanceof TopicExistsException)) {
-        throw new IllegalStateException("could not create topic " + name + ": " + e.getCause(), e.getCause());
+      try {
+        admin.createTopics(List.of(new NewTopic(name, partitions, (short) 1))).all().get(30, TimeUnit.SECONDS);
+      } catch (ExecutionException e) {
+        if (!(e.getCause() instanceof TopicExistsException)) {
+          throw new IllegalStateException("could not create topic " + name + ": " + e.getCause(), e.getCause());
+        }
       }
+      awaitLeaders(admin, name, partitions);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IllegalStateException("interrupted while creating topic " + name, e);
     } catch (java.util.concurrent.TimeoutException e) {
       throw new IllegalStateException("topic " + name + " was not created within 30 s", e);
+    }
+  }
+
+  /**
+   * Waits until every partition's leader answers. The controller acknowledges a new topic before
+   * the broker has loaded its partitions; a producer that sends in that window gets
+   * NOT_LEADER_OR_FOLLOWER, and the in-JVM broker has been seen to answer a retried first batch with
+   * OUT_OF_ORDER_SEQUENCE_NUMBER for ever after, which would make tests lose records.
+   */
+  private static void awaitLeaders(Admin admin, String name, int partitions) throws InterruptedException {
+    Map<org.apache.kafka.common.TopicPartition, org.apache.kafka.clients.admin.OffsetSpec> specs = new java.util.HashMap<>();
+    for (int p = 0; p < partitions; p++) {
+      specs.put(new org.apache.kafka.common.TopicPartition(name, p), org.apache.kafka.clients.admin.OffsetSpec.latest());
+    }
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (true) {
+      try {
+        admin.listOffsets(specs).all().get(10, TimeUnit.SECONDS);
+        return;
+      } catch (ExecutionException | java.util.concurrent.TimeoutException e) {
+        if (System.nanoTime() > deadline) {
+          throw new IllegalStateException("the partitions of topic " + name + " have no leader after 30 s: " + e, e);
+        }
+        Thread.sleep(50);
+      }
     }
   }
 
