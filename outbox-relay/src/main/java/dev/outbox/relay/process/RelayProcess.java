@@ -305,11 +305,12 @@ final class RelayProcess implements AutoCloseable {
       int nodes = admin.describeCluster().nodes().get(timeout.toMillis(), TimeUnit.MILLISECONDS).size();
       LOG.debug("outbox-relay Kafka at {} answered: {} node(s)", bootstrap, nodes);
     } catch (TimeoutException e) {
-      throw CliException.unavailable(
-          where + " did not answer within " + RelaySettings.format(timeout) + " (setting startup-timeout)."
-              + " Check the address, that the brokers run, and the security settings (kafka.security.protocol, kafka.sasl.*, kafka.ssl.*).",
-          e);
+      throw noAnswer(where, timeout, e);
     } catch (ExecutionException e) {
+      if (e.getCause() instanceof org.apache.kafka.common.errors.TimeoutException) {
+        // the client's own timeout: no node answered, the same as ours running out
+        throw noAnswer(where, timeout, e.getCause());
+      }
       throw CliException.unavailable(
           where + " refused the start-up check: " + oneLine(rootMessage(e.getCause()))
               + ". Check the address and the security settings (kafka.security.protocol, kafka.sasl.*, kafka.ssl.*).",
@@ -320,6 +321,13 @@ final class RelayProcess implements AutoCloseable {
     } finally {
       admin.close(Duration.ZERO);
     }
+  }
+
+  private static CliException noAnswer(String where, Duration timeout, Throwable cause) {
+    return CliException.unavailable(
+        where + " did not answer within " + RelaySettings.format(timeout) + " (setting startup-timeout)."
+            + " Check the address, that the brokers run, and the security settings (kafka.security.protocol, kafka.sasl.*, kafka.ssl.*).",
+        cause);
   }
 
   Relay relay() {
