@@ -4,6 +4,7 @@ import dev.outbox.consumer.internal.DedupConsumer;
 import dev.outbox.consumer.internal.Hooks;
 import dev.outbox.consumer.internal.Settings;
 import dev.outbox.core.OutboxHeaders;
+import dev.outbox.core.internal.Checks;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.schemas.AvroCodec;
@@ -350,11 +351,7 @@ public interface IdempotentConsumer extends AutoCloseable {
      * @throws IllegalArgumentException when blank
      */
     public Builder deadLetterTopic(String topic) {
-      Objects.requireNonNull(topic, "deadLetterTopic may not be null");
-      if (topic.isBlank()) {
-        throw new IllegalArgumentException("deadLetterTopic may not be blank");
-      }
-      this.deadLetterTopic = topic;
+      this.deadLetterTopic = Checks.requireNonBlank(topic, "deadLetterTopic");
       return this;
     }
 
@@ -374,11 +371,7 @@ public interface IdempotentConsumer extends AutoCloseable {
      * @throws IllegalArgumentException when outside 1..{@value #MAX_RECORDS_PER_TRANSACTION}
      */
     public Builder maxRecordsPerTransaction(int max) {
-      if (max < 1 || max > MAX_RECORDS_PER_TRANSACTION) {
-        throw new IllegalArgumentException("maxRecordsPerTransaction must be between 1 and "
-            + MAX_RECORDS_PER_TRANSACTION + ", got " + max);
-      }
-      this.maxRecordsPerTransaction = max;
+      this.maxRecordsPerTransaction = Checks.requireBetween(max, 1, MAX_RECORDS_PER_TRANSACTION, "maxRecordsPerTransaction", "");
       return this;
     }
 
@@ -407,10 +400,7 @@ public interface IdempotentConsumer extends AutoCloseable {
      * @throws IllegalArgumentException when outside 1..256
      */
     public Builder concurrency(int concurrency) {
-      if (concurrency < 1 || concurrency > 256) {
-        throw new IllegalArgumentException("concurrency must be between 1 and 256, got " + concurrency);
-      }
-      this.concurrency = concurrency;
+      this.concurrency = Checks.requireBetween(concurrency, 1, 256, "concurrency", "");
       return this;
     }
 
@@ -460,11 +450,7 @@ public interface IdempotentConsumer extends AutoCloseable {
      * @throws IllegalArgumentException when not positive
      */
     public Builder closeTimeout(Duration timeout) {
-      Objects.requireNonNull(timeout, "closeTimeout may not be null");
-      if (timeout.isNegative() || timeout.isZero()) {
-        throw new IllegalArgumentException("closeTimeout must be positive, got " + timeout);
-      }
-      this.closeTimeout = timeout;
+      this.closeTimeout = Checks.requirePositive(timeout, "closeTimeout", "");
       return this;
     }
 

@@ -1,5 +1,6 @@
 package dev.outbox.relay;
 
+import dev.outbox.core.internal.Checks;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.relay.internal.ProducerSettings;
@@ -113,6 +114,8 @@ public interface Relay extends AutoCloseable {
 
     /** Largest {@link #maxAttempts(int)}. */
     public static final int MAX_MAX_ATTEMPTS = 1_000;
+
+    private static final String USE_DEFAULT = ": use e.g. the default ";
 
     private DataSource dataSource;
     private String schema = OutboxMigrations.DEFAULT_SCHEMA;
@@ -351,22 +354,15 @@ public interface Relay extends AutoCloseable {
         throw new IllegalArgumentException(
             "instanceId must be 1 to 200 non-blank characters, got '" + id + "': choose a name unique among the relays");
       }
-      if (batchSize < 1 || batchSize > MAX_BATCH_SIZE) {
-        throw new IllegalArgumentException(
-            "batchSize must be between 1 and " + MAX_BATCH_SIZE + ", got " + batchSize + ": use e.g. the default " + DEFAULT_BATCH_SIZE);
-      }
-      requireBetween("leaseDuration", leaseDuration, Duration.ofSeconds(1), Duration.ofHours(1), DEFAULT_LEASE_DURATION);
-      requireBetween("idlePollInterval", idlePollInterval, Duration.ofMillis(10), Duration.ofMinutes(1), DEFAULT_IDLE_POLL_INTERVAL);
-      requireBetween("shutdownTimeout", shutdownTimeout, Duration.ZERO, Duration.ofMinutes(10), DEFAULT_SHUTDOWN_TIMEOUT);
-      if (workerThreads < 1 || workerThreads > 256) {
-        throw new IllegalArgumentException(
-            "workerThreads must be between 1 and 256, got " + workerThreads + ": use e.g. the default " + DEFAULT_WORKER_THREADS);
-      }
-      if (maxAttempts < 1 || maxAttempts > MAX_MAX_ATTEMPTS) {
-        throw new IllegalArgumentException(
-            "maxAttempts must be between 1 and " + MAX_MAX_ATTEMPTS + ", got " + maxAttempts + ": use e.g. the default "
-                + DEFAULT_MAX_ATTEMPTS);
-      }
+      Checks.requireBetween(batchSize, 1, MAX_BATCH_SIZE, "batchSize", USE_DEFAULT + DEFAULT_BATCH_SIZE);
+      Checks.requireBetween(leaseDuration, Duration.ofSeconds(1), Duration.ofHours(1), "leaseDuration",
+          USE_DEFAULT + DEFAULT_LEASE_DURATION);
+      Checks.requireBetween(idlePollInterval, Duration.ofMillis(10), Duration.ofMinutes(1), "idlePollInterval",
+          USE_DEFAULT + DEFAULT_IDLE_POLL_INTERVAL);
+      Checks.requireBetween(shutdownTimeout, Duration.ZERO, Duration.ofMinutes(10), "shutdownTimeout",
+          USE_DEFAULT + DEFAULT_SHUTDOWN_TIMEOUT);
+      Checks.requireBetween(workerThreads, 1, 256, "workerThreads", USE_DEFAULT + DEFAULT_WORKER_THREADS);
+      Checks.requireBetween(maxAttempts, 1, MAX_MAX_ATTEMPTS, "maxAttempts", USE_DEFAULT + DEFAULT_MAX_ATTEMPTS);
       if (idlePollInterval.compareTo(leaseDuration) > 0) {
         throw new IllegalStateException(
             "idlePollInterval (" + idlePollInterval + ") may not exceed leaseDuration (" + leaseDuration
@@ -391,13 +387,6 @@ public interface Relay extends AutoCloseable {
           .permittedNumberOfCallsInHalfOpenState(1)
           .automaticTransitionFromOpenToHalfOpenEnabled(true)
           .build();
-    }
-
-    private static void requireBetween(String name, Duration value, Duration min, Duration max, Duration dflt) {
-      if (value.compareTo(min) < 0 || value.compareTo(max) > 0) {
-        throw new IllegalArgumentException(
-            name + " must be between " + min + " and " + max + ", got " + value + ": use e.g. the default " + dflt);
-      }
     }
 
     private static String defaultInstanceId() {

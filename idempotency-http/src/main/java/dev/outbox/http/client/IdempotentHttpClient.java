@@ -1,5 +1,6 @@
 package dev.outbox.http.client;
 
+import dev.outbox.core.internal.Checks;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.core.retry.RetryBudget;
 import dev.outbox.http.client.internal.RetryingClient;
@@ -152,10 +153,7 @@ public interface IdempotentHttpClient {
      * @throws IllegalArgumentException when it is not between 1 and 100
      */
     public Builder maxAttempts(int maxAttempts) {
-      if (maxAttempts < 1 || maxAttempts > 100) {
-        throw new IllegalArgumentException("maxAttempts must be between 1 and 100, got " + maxAttempts + "; the default is 5");
-      }
-      this.maxAttempts = maxAttempts;
+      this.maxAttempts = Checks.requireBetween(maxAttempts, 1, 100, "maxAttempts", "; the default is 5");
       return this;
     }
 
@@ -201,11 +199,7 @@ public interface IdempotentHttpClient {
      * @throws IllegalArgumentException when it is not positive
      */
     public Builder attemptTimeout(Duration attemptTimeout) {
-      Objects.requireNonNull(attemptTimeout, "attemptTimeout may not be null");
-      if (attemptTimeout.isNegative() || attemptTimeout.isZero()) {
-        throw new IllegalArgumentException("attemptTimeout must be positive, got " + attemptTimeout + "; the default is 10 s");
-      }
-      this.attemptTimeout = attemptTimeout;
+      this.attemptTimeout = Checks.requirePositive(attemptTimeout, "attemptTimeout", "; the default is 10 s");
       return this;
     }
 
@@ -279,11 +273,7 @@ public interface IdempotentHttpClient {
      * @throws IllegalArgumentException when it is blank
      */
     public Builder name(String name) {
-      Objects.requireNonNull(name, "name may not be null");
-      if (name.isBlank()) {
-        throw new IllegalArgumentException("name may not be blank");
-      }
-      this.name = name;
+      this.name = Checks.requireNonBlank(name, "name");
       return this;
     }
 

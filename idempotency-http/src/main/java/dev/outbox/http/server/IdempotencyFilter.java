@@ -1,5 +1,6 @@
 package dev.outbox.http.server;
 
+import dev.outbox.core.internal.Checks;
 import dev.outbox.http.server.internal.BufferedRequest;
 import dev.outbox.http.server.internal.CapturingResponse;
 import dev.outbox.http.server.internal.Problems;
@@ -456,11 +457,7 @@ public final class IdempotencyFilter implements Filter {
      * @throws IllegalArgumentException when it is blank
      */
     public Builder name(String name) {
-      Objects.requireNonNull(name, "name may not be null");
-      if (name.isBlank()) {
-        throw new IllegalArgumentException("name may not be blank");
-      }
-      this.name = name;
+      this.name = Checks.requireNonBlank(name, "name");
       return this;
     }
 

@@ -1,5 +1,6 @@
 package dev.outbox.http.server;
 
+import dev.outbox.core.internal.Checks;
 import dev.outbox.http.server.internal.JooqIdempotencyStore;
 import dev.outbox.migrations.OutboxMigrations;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -170,11 +171,7 @@ public interface IdempotencyStore {
      * @throws IllegalArgumentException when it is not positive
      */
     public Builder ttl(Duration ttl) {
-      Objects.requireNonNull(ttl, "ttl may not be null");
-      if (ttl.isNegative() || ttl.isZero()) {
-        throw new IllegalArgumentException("ttl must be positive, got " + ttl + "; the default is 24 h");
-      }
-      this.ttl = ttl;
+      this.ttl = Checks.requirePositive(ttl, "ttl", "; the default is 24 h");
       return this;
     }
 
@@ -196,10 +193,7 @@ public interface IdempotencyStore {
      * @throws IllegalArgumentException when it is not between 1 and 100,000
      */
     public Builder purgeBatchSize(int purgeBatchSize) {
-      if (purgeBatchSize < 1 || purgeBatchSize > 100_000) {
-        throw new IllegalArgumentException("purgeBatchSize must be between 1 and 100000, got " + purgeBatchSize);
-      }
-      this.purgeBatchSize = purgeBatchSize;
+      this.purgeBatchSize = Checks.requireBetween(purgeBatchSize, 1, 100_000, "purgeBatchSize", "");
       return this;
     }
 
@@ -219,11 +213,7 @@ public interface IdempotencyStore {
      * @throws IllegalArgumentException when it is empty
      */
     public Builder name(String name) {
-      Objects.requireNonNull(name, "name may not be null");
-      if (name.isBlank()) {
-        throw new IllegalArgumentException("name may not be blank");
-      }
-      this.name = name;
+      this.name = Checks.requireNonBlank(name, "name");
       return this;
     }
 
