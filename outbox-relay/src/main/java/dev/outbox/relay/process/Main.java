@@ -12,6 +12,8 @@ import java.nio.file.Path;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -141,20 +143,42 @@ public final class Main {
   }
 
   private static int runRelay(CommandLine cl, RelaySettings.Values settings) {
-    RelayProcess process = RelayProcess.start(settings, cl.migrate());
-    Logger log = LoggerFactory.getLogger(Main.class);
-    CountDownLatch forever = new CountDownLatch(1);
+    // The hook is in place before the relay claims its first lease: a SIGTERM that arrives while it
+    // starts waits for the start to finish and then hands the leases back, rather than letting the
+    // JVM exit with the shards still leased until they expire.
+    AtomicReference<RelayProcess> running = new AtomicReference<>();
+    CountDownLatch startDone = new CountDownLatch(1);
     Runtime.getRuntime()
         .addShutdownHook(
             new Thread(
                 () -> {
-                  boolean clean = process.shutdown();
+                  boolean clean;
+                  try {
+                    startDone.await(5, TimeUnit.MINUTES);
+                    RelayProcess started = running.get();
+                    if (started == null) {
+                      return; // the start failed: its own exit code stands
+                    }
+                    clean = started.shutdown();
+                  } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    clean = false;
+                  }
                   System.out.flush();
                   System.err.flush();
                   // Without this the JVM reports 143 for SIGTERM; a graceful stop is a success.
                   Runtime.getRuntime().halt(clean ? EXIT_OK : EXIT_FAILURE);
                 },
                 "outbox-relay-shutdown"));
+    RelayProcess process;
+    try {
+      process = RelayProcess.start(settings, cl.migrate());
+      running.set(process);
+    } finally {
+      startDone.countDown();
+    }
+    Logger log = LoggerFactory.getLogger(Main.class);
+    CountDownLatch forever = new CountDownLatch(1);
     log.info("outbox-relay[{}] running; SIGTERM stops it gracefully", process.relay().instanceId());
     try {
       forever.await();
