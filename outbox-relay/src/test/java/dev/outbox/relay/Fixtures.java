@@ -159,4 +159,17 @@ final class Fixtures {
       thread.join(10_000);
     }
   }
+
+  /** @return {@code n} keys other than {@code key} that fall on its shard (of 64) */
+  static List<String> sameShardKeys(String key, int n) {
+    int shard = dev.outbox.core.Shards.of(key, null, 64);
+    List<String> out = new java.util.ArrayList<>();
+    for (int i = 0; out.size() < n; i++) {
+      String k = "n-" + i;
+      if (dev.outbox.core.Shards.of(k, null, 64) == shard) {
+        out.add(k);
+      }
+    }
+    return out;
+  }
 }

@@ -6,7 +6,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.outbox.core.OutboxMessage;
-import dev.outbox.core.Shards;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
@@ -76,7 +75,7 @@ class PoisonIT {
     kafka.createTopic(topic, 4);
     DSLContext dsl = db.dsl();
     String key = "h-key";
-    List<String> neighbours = sameShardKeys(key, 5);
+    List<String> neighbours = Fixtures.sameShardKeys(key, 5);
     List<OutboxMessage> first = new ArrayList<>();
     first.add(OutboxMessage.of(topic, key, "Big", "text/plain", new byte[20_000]));
     for (int i = 0; i < 3; i++) {
@@ -128,17 +127,5 @@ class PoisonIT {
     Map<String, Object> props = new java.util.HashMap<>(extra);
     props.put("bootstrap.servers", kafka.bootstrapServers());
     return Fixtures.relay(db, kafka.bootstrapServers(), id, registry).parkPolicy(policy).producerProperties(props).build();
-  }
-
-  private static List<String> sameShardKeys(String key, int n) {
-    int shard = Shards.of(key, null, 64);
-    List<String> out = new ArrayList<>();
-    for (int i = 0; out.size() < n; i++) {
-      String k = "n-" + i;
-      if (Shards.of(k, null, 64) == shard) {
-        out.add(k);
-      }
-    }
-    return out;
   }
 }

@@ -6,7 +6,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.outbox.core.OutboxMessage;
-import dev.outbox.core.Shards;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
@@ -66,7 +65,7 @@ class UnknownTopicIT {
     batch.add(message(MISSING, key, "lost"));
     batch.add(message(PRESENT, key, "after-1"));
     batch.add(message(PRESENT, key, "after-2"));
-    for (String n : sameShardKeys(key, 5)) {
+    for (String n : Fixtures.sameShardKeys(key, 5)) {
       batch.add(message(PRESENT, n, "neighbour"));
     }
     for (int i = 0; i < 40; i++) {
@@ -108,7 +107,7 @@ class UnknownTopicIT {
   void holdsTheKeyWhileOtherKeysOfTheShardFlow(TestDatabase db) throws Exception {
     DSLContext dsl = db.dsl();
     String key = "h-key";
-    List<String> neighbours = sameShardKeys(key, 5);
+    List<String> neighbours = Fixtures.sameShardKeys(key, 5);
     List<OutboxMessage> first = new ArrayList<>();
     first.add(message(MISSING, key, "lost"));
     first.add(message(PRESENT, key, "held-1"));
@@ -170,17 +169,5 @@ class UnknownTopicIT {
     try (Admin admin = broker.admin()) {
       return admin.listTopics().names().get(30, TimeUnit.SECONDS);
     }
-  }
-
-  private static List<String> sameShardKeys(String key, int n) {
-    int shard = Shards.of(key, null, 64);
-    List<String> out = new ArrayList<>();
-    for (int i = 0; out.size() < n; i++) {
-      String k = "n-" + i;
-      if (Shards.of(k, null, 64) == shard) {
-        out.add(k);
-      }
-    }
-    return out;
   }
 }
