@@ -160,6 +160,21 @@ final class Fixtures {
    */
   static java.util.concurrent.CompletableFuture<Integer> publishWithDuplicates(TestKafka kafka, String topic,
       List<UUID> ids, double duplicateShare, int perTick, Duration tick) {
+    return publishWithDuplicates(kafka, topic, ids, duplicateShare, perTick, tick, 0,
+        java.util.concurrent.CompletableFuture.completedFuture(null));
+  }
+
+  /**
+   * As {@link #publishWithDuplicates(TestKafka, String, List, double, int, Duration)}, but the stream
+   * stops after {@code holdAt} records until {@code resume} completes, so that a test can make
+   * something happen mid-stream however fast the consumers drain what was sent before.
+   *
+   * @return completes when every record is acknowledged; fails when {@code resume} did not complete
+   *     within 5 minutes
+   */
+  static java.util.concurrent.CompletableFuture<Integer> publishWithDuplicates(TestKafka kafka, String topic,
+      List<UUID> ids, double duplicateShare, int perTick, Duration tick, int holdAt,
+      java.util.concurrent.CompletableFuture<?> resume) {
     java.util.Random random = new java.util.Random(ids.size());
     List<ProducerRecord<byte[], byte[]>> stream = new ArrayList<>();
     for (int i = 0; i < ids.size(); i++) {
@@ -179,6 +194,10 @@ final class Fixtures {
     Thread t = new Thread(() -> {
       try (KafkaProducer<byte[], byte[]> producer = producer(kafka)) {
         for (int i = 0; i < stream.size(); i++) {
+          if (i == holdAt) {
+            producer.flush();
+            resume.get(5, TimeUnit.MINUTES);
+          }
           producer.send(stream.get(i));
           if ((i + 1) % perTick == 0) {
             producer.flush();
@@ -187,7 +206,10 @@ final class Fixtures {
         }
         producer.flush();
         future.complete(stream.size());
-      } catch (RuntimeException e) {
+      } catch (RuntimeException | java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+        future.completeExceptionally(e);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
         future.completeExceptionally(e);
       }
     }, "test-publisher");

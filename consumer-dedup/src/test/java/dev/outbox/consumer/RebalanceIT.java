@@ -44,17 +44,27 @@ class RebalanceIT {
     MeterRegistry registryA = new SimpleMeterRegistry();
     MeterRegistry registryB = new SimpleMeterRegistry();
     CompletableFuture<Integer> published;
+    // the stream pauses half-way until b has partitions: otherwise a fast a could drain the whole
+    // stream before b's join completes, and b would have nothing left to handle
+    CompletableFuture<Void> bAssigned = new CompletableFuture<>();
     try (IdempotentConsumer a = Fixtures.builder(kafka, db, topic, name).meterRegistry(registryA).concurrency(3)
         .maxRecordsPerTransaction(10).build()) {
       a.start();
-      published = Fixtures.publishWithDuplicates(kafka, topic, ids, 0.2, 200, Duration.ofMillis(100));
-      await().atMost(WAIT).untilAsserted(() -> assertThat(rows(db)).isGreaterThanOrEqualTo(500));
-      try (IdempotentConsumer b = Fixtures.builder(kafka, db, topic, name).meterRegistry(registryB).concurrency(3)
-          .maxRecordsPerTransaction(10).build()) {
-        b.start();
-        await().atMost(WAIT).untilAsserted(() ->
-            assertThat(registryB.get("outbox.consumer.handled").counter().count()).isGreaterThanOrEqualTo(300));
-      } // b leaves: its partitions go back to a
+      published = Fixtures.publishWithDuplicates(kafka, topic, ids, 0.2, 200, Duration.ofMillis(100), ids.size() / 2, bAssigned);
+      try {
+        await().atMost(WAIT).untilAsserted(() -> assertThat(rows(db)).isGreaterThanOrEqualTo(500));
+        try (IdempotentConsumer b = Fixtures.builder(kafka, db, topic, name).meterRegistry(registryB).concurrency(3)
+            .maxRecordsPerTransaction(10).build()) {
+          b.start();
+          // b registers a lag gauge per partition when the rebalance assigns it some
+          await().atMost(WAIT).untilAsserted(() -> assertThat(registryB.find("outbox.consumer.lag").gauges()).isNotEmpty());
+          bAssigned.complete(null);
+          await().atMost(WAIT).untilAsserted(() ->
+              assertThat(registryB.get("outbox.consumer.handled").counter().count()).isGreaterThanOrEqualTo(300));
+        } // b leaves: its partitions go back to a
+      } finally {
+        bAssigned.complete(null);
+      }
       assertThat(published.get(WAIT.toSeconds(), TimeUnit.SECONDS)).isGreaterThan(ids.size());
       await().atMost(WAIT).untilAsserted(() -> assertThat(rows(db)).isGreaterThanOrEqualTo(ids.size()));
       await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, name + "-group", topic));

@@ -49,8 +49,11 @@ public interface Relay extends AutoCloseable {
   }
 
   /**
-   * Reads the shard count, joins the membership, claims a fair share of the shards and starts the
-   * publishing loops. Returns once the loops run; publishing continues in the background.
+   * Reads the shard count, joins the membership, runs the first lease round (claiming a fair share
+   * of the free or expired shards) and starts the publishing loops. Publishing continues in the
+   * background. The first lease round is waited for at most one lease duration; when it takes longer
+   * (a slow or locked lease table), {@code start} logs a warning and returns, and the round, like
+   * every later one, completes in the background.
    *
    * @throws IllegalStateException when the relay was already started or closed, or the lease table
    *     is empty (the migrations were not applied to this schema)

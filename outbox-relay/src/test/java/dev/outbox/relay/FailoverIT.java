@@ -36,7 +36,7 @@ class FailoverIT {
    */
   @Test
   void relaysComingAndGoingLoseNothingAndKeepPerKeyOrder(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = "failover";
+    String topic = Fixtures.topic("failover");
     kafka.createTopic(topic, 8);
     DSLContext dsl = db.dsl();
     List<Relay> running = new ArrayList<>();

@@ -24,7 +24,10 @@ class FairShareIT {
   @Test
   void twoRelaysSplitTheShardsAndTheSurvivorTakesAll(TestDatabase db, TestKafka kafka) {
     Set<Integer> all = new HashSet<>(IntStream.range(0, 64).boxed().toList());
-    try (Relay first = Fixtures.relay(db, kafka, "fair-1").build()) {
+    // start() waits at most one lease duration for its first claim; the fixtures' 3 s can run out on a
+    // loaded machine (new pool, first queries), which would fail the first assertion without any
+    // fault in the relay. 15 s leaves room and still renews, hands back and claims every 5 s.
+    try (Relay first = Fixtures.relay(db, kafka, "fair-1").leaseDuration(Duration.ofSeconds(15)).build()) {
       first.start();
       assertThat(first.ownedShards()).as("start() claims before it returns").hasSize(64);
       try (Relay second = Fixtures.relay(db, kafka, "fair-2").build()) {

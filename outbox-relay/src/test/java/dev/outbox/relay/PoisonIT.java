@@ -30,7 +30,7 @@ class PoisonIT {
    */
   @Test
   void parksATooLargeRecordAndKeepsPublishing(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = "poison-continue";
+    String topic = Fixtures.topic("poison-continue");
     kafka.createTopic(topic, 4);
     DSLContext dsl = db.dsl();
     SimpleMeterRegistry registry = new SimpleMeterRegistry();
@@ -73,7 +73,7 @@ class PoisonIT {
    */
   @Test
   void holdsTheKeyUntilThePoisonIsRequeued(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = "poison-hold";
+    String topic = Fixtures.topic("poison-hold");
     kafka.createTopic(topic, 4);
     DSLContext dsl = db.dsl();
     String key = "h-key";
@@ -91,37 +91,43 @@ class PoisonIT {
     }
     List<UUID> neighbourIds = Fixtures.commit(dsl, later);
     SimpleMeterRegistry registry = new SimpleMeterRegistry();
-    try (Relay relay = relay(db, kafka, "hold-relay", registry, ParkPolicy.HOLD_KEY, SMALL);
-        Fixtures.Collector kafkaSide = new Fixtures.Collector(kafka.bootstrapServers(), topic)) {
-      relay.start();
-      await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> assertThat(kafkaSide.ids()).containsAll(neighbourIds));
-      // more neighbours after the park: they flow too, the key stays held
-      List<UUID> more = Fixtures.commit(dsl, List.of(message(topic, neighbours.get(0), "after-park")));
-      await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> assertThat(kafkaSide.ids()).containsAll(more));
-      assertThat(kafkaSide.ids()).doesNotContainAnyElementsOf(poisonAndHeld);
-      var rows = dsl.selectFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_KEY.eq(key)).orderBy(OUTBOX_MESSAGE.ID).fetch();
-      assertThat(rows).hasSize(4);
-      assertThat(rows.get(0).getParkedAt()).isNotNull();
-      assertThat(rows.get(0).getLastError()).contains("RecordTooLargeException");
-      assertThat(rows.subList(1, 4)).allSatisfy(r -> {
-        assertThat(r.getParkedAt()).as("held, not parked").isNull();
-        assertThat(r.getAttempts()).isZero();
-      });
-    }
-    // the operator fixes the cause: requeue, restart with a limit that fits
-    int requeued = dsl.update(OUTBOX_MESSAGE).setNull(OUTBOX_MESSAGE.PARKED_AT).set(OUTBOX_MESSAGE.ATTEMPTS, 0)
-        .setNull(OUTBOX_MESSAGE.LAST_ERROR).where(OUTBOX_MESSAGE.MESSAGE_ID.eq(poisonAndHeld.get(0))).execute();
-    assertThat(requeued).isOne();
-    try (Relay relay = relay(db, kafka, "hold-relay-2", new SimpleMeterRegistry(), ParkPolicy.HOLD_KEY,
-            Map.of("max.request.size", 1_048_576));
-        Fixtures.Collector kafkaSide = new Fixtures.Collector(kafka.bootstrapServers(), topic)) {
-      relay.start();
-      await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> assertThat(kafkaSide.ids()).containsAll(poisonAndHeld));
-      List<UUID> order = kafkaSide.records().stream().filter(r -> key.equals(r.key()))
-          .sorted(java.util.Comparator.comparingLong(Fixtures.Received::offset)).map(Fixtures.Received::messageId).distinct().toList();
-      assertThat(order).containsExactlyElementsOf(poisonAndHeld);
-      await().atMost(Duration.ofSeconds(30))
-          .untilAsserted(() -> assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.TOPIC.eq(topic))).isZero());
+    try {
+      try (Relay relay = relay(db, kafka, "hold-relay", registry, ParkPolicy.HOLD_KEY, SMALL);
+          Fixtures.Collector kafkaSide = new Fixtures.Collector(kafka.bootstrapServers(), topic)) {
+        relay.start();
+        await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> assertThat(kafkaSide.ids()).containsAll(neighbourIds));
+        // more neighbours after the park: they flow too, the key stays held
+        List<UUID> more = Fixtures.commit(dsl, List.of(message(topic, neighbours.get(0), "after-park")));
+        await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> assertThat(kafkaSide.ids()).containsAll(more));
+        assertThat(kafkaSide.ids()).doesNotContainAnyElementsOf(poisonAndHeld);
+        var rows = dsl.selectFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_KEY.eq(key)).orderBy(OUTBOX_MESSAGE.ID).fetch();
+        assertThat(rows).hasSize(4);
+        assertThat(rows.get(0).getParkedAt()).isNotNull();
+        assertThat(rows.get(0).getLastError()).contains("RecordTooLargeException");
+        assertThat(rows.subList(1, 4)).allSatisfy(r -> {
+          assertThat(r.getParkedAt()).as("held, not parked").isNull();
+          assertThat(r.getAttempts()).isZero();
+        });
+      }
+      // the operator fixes the cause: requeue, restart with a limit that fits
+      int requeued = dsl.update(OUTBOX_MESSAGE).setNull(OUTBOX_MESSAGE.PARKED_AT).set(OUTBOX_MESSAGE.ATTEMPTS, 0)
+          .setNull(OUTBOX_MESSAGE.LAST_ERROR).where(OUTBOX_MESSAGE.MESSAGE_ID.eq(poisonAndHeld.get(0))).execute();
+      assertThat(requeued).isOne();
+      try (Relay relay = relay(db, kafka, "hold-relay-2", new SimpleMeterRegistry(), ParkPolicy.HOLD_KEY,
+              Map.of("max.request.size", 1_048_576));
+          Fixtures.Collector kafkaSide = new Fixtures.Collector(kafka.bootstrapServers(), topic)) {
+        relay.start();
+        await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> assertThat(kafkaSide.ids()).containsAll(poisonAndHeld));
+        List<UUID> order = kafkaSide.records().stream().filter(r -> key.equals(r.key()))
+            .sorted(java.util.Comparator.comparingLong(Fixtures.Received::offset)).map(Fixtures.Received::messageId).distinct().toList();
+        assertThat(order).containsExactlyElementsOf(poisonAndHeld);
+        await().atMost(Duration.ofSeconds(30))
+            .untilAsserted(() -> assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.TOPIC.eq(topic))).isZero());
+      }
+    } finally {
+      // a parked or held row left by a failure here would be parked again and counted by the other
+      // test's relay (same database, same max.request.size)
+      dsl.deleteFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.TOPIC.eq(topic)).execute();
     }
   }
 

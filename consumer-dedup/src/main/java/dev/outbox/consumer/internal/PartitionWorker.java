@@ -194,14 +194,15 @@ final class PartitionWorker implements Runnable {
     }
     breaker.onSuccess(System.nanoTime() - start, TimeUnit.NANOSECONDS);
     infrastructureFailures = 0;
+    // counted before the offsets become committable, so a committed offset is never ahead of them
+    owner.metrics().handled.increment(outcome.handled());
+    owner.metrics().duplicates.increment(outcome.duplicates());
     if (outcome.done() > 0) {
       complete(outcome.done());
       attempts = 0;
       lastFailure = null;
       headDeadLettered = false;
     }
-    owner.metrics().handled.increment(outcome.handled());
-    owner.metrics().duplicates.increment(outcome.duplicates());
     if (outcome.failure() == null) {
       return Next.CONTINUE;
     }

@@ -10,7 +10,8 @@ import dev.outbox.http.MutableClock;
 import dev.outbox.http.TestServer;
 import dev.outbox.http.client.ScriptedServlet.Reply;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
-import java.net.ServerSocket;
+import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -126,10 +127,15 @@ class IdempotentHttpClientIT {
   /** G6: connection failures are retried (keyed request) up to maxAttempts, then reported with the attempts made. */
   @Test
   void retriesConnectionFailuresThenReportsTheAttempts() throws Exception {
-    int closedPort;
-    try (ServerSocket s = new ServerSocket(0)) {
-      closedPort = s.getLocalPort();
+    // bound but never listening: connections are refused, and no other process can take the port
+    // while the test runs, as it could between closing a probe socket and connecting
+    try (Socket reserved = new Socket()) {
+      reserved.bind(new InetSocketAddress("127.0.0.1", 0));
+      retriesConnectionFailuresThenReportsTheAttempts(reserved.getLocalPort());
     }
+  }
+
+  private static void retriesConnectionFailuresThenReportsTheAttempts(int closedPort) throws Exception {
     RecordingSleeper sleeper = new RecordingSleeper();
     IdempotentHttpClient client = client(sleeper).build();
     HttpCallException e = org.junit.jupiter.api.Assertions.assertThrows(HttpCallException.class,
@@ -154,7 +160,9 @@ class IdempotentHttpClientIT {
     CountDownLatch hold = new CountDownLatch(1);
     try {
       SERVLET.script(i -> i == 0 ? new Reply(200, java.util.Map.of(), hold) : Reply.of(201));
-      IdempotentHttpClient client = client(new RecordingSleeper()).attemptTimeout(Duration.ofMillis(300)).build();
+      // the held attempt times out whatever the bound; the bound must only be wide enough that the
+      // second, answered at once, does not time out too on a loaded machine
+      IdempotentHttpClient client = client(new RecordingSleeper()).attemptTimeout(Duration.ofSeconds(5)).build();
       CallResult<String> result = client.send(post(), HttpResponse.BodyHandlers.ofString());
       assertThat(result.status()).isEqualTo(201);
       assertThat(result.attempts()).isEqualTo(2);

@@ -26,12 +26,10 @@ class HealthEndpointsIT {
 
   @Test
   void healthReadinessAndMetricsAnswer(TestDatabase db, TestKafka kafka) throws Exception {
-    int port = InProcess.freePort();
     Map<String, String> flags = InProcess.flags(db, kafka.bootstrapServers(), "health-1");
-    flags.put("http-port", String.valueOf(port));
     flags.put("http-host", "127.0.0.1");
-    String base = "http://127.0.0.1:" + port;
-    try (RelayProcess process = InProcess.start(flags)) {
+    try (RelayProcess process = startOnAFreePort(flags)) {
+      String base = "http://127.0.0.1:" + flags.get("http-port");
       HttpResponse<String> health = get(base + "/health");
       assertThat(health.statusCode()).isEqualTo(200);
       assertThat(health.headers().firstValue("content-type")).hasValue("application/json");
@@ -68,13 +66,12 @@ class HealthEndpointsIT {
 
   @Test
   void readinessIs503WhileKafkaIsGone(TestDatabase db) throws Exception {
-    int port = InProcess.freePort();
+    // the broker first: it binds ports of its own, which could take the one picked for the relay
     TestKafka own = TestKafka.startInJvm();
     Map<String, String> flags = InProcess.flags(db, own.bootstrapServers(), "health-2");
-    flags.put("http-port", String.valueOf(port));
     flags.put("http-host", "127.0.0.1");
-    String base = "http://127.0.0.1:" + port;
-    try (RelayProcess process = InProcess.start(flags)) {
+    try (RelayProcess process = startOnAFreePort(flags)) {
+      String base = "http://127.0.0.1:" + flags.get("http-port");
       await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> assertThat(get(base + "/health/ready").statusCode()).isEqualTo(200));
       own.close();
       await("not ready once Kafka stopped answering for a lease duration")
@@ -87,6 +84,24 @@ class HealthEndpointsIT {
       assertThat(get(base + "/health").statusCode()).as("still live: the loops run and retry").isEqualTo(200);
     } finally {
       own.close();
+    }
+  }
+
+  /**
+   * Starts the process on a port that was free a moment ago, and on another one if something took it
+   * in between (port 0 turns the HTTP server off, so the port must be chosen here); the port used is
+   * left in {@code flags}.
+   */
+  private static RelayProcess startOnAFreePort(Map<String, String> flags) throws IOException {
+    for (int attempt = 1; ; attempt++) {
+      flags.put("http-port", String.valueOf(InProcess.freePort()));
+      try {
+        return InProcess.start(flags);
+      } catch (CliException e) {
+        if (attempt == 5 || e.getMessage() == null || !e.getMessage().startsWith("Cannot listen on")) {
+          throw e;
+        }
+      }
     }
   }
 

@@ -110,7 +110,12 @@ class ProcessKillFailoverIT {
       await("the outbox drained")
           .atMost(Duration.ofSeconds(60))
           .untilAsserted(() -> assertThat(count(db, "select count(*) from outbox.outbox_message")).isZero());
-      assertThat(liveLeases(db, "relay-b")).as("the survivor took every shard over").isEqualTo(64);
+      // an empty outbox only shows that the shards that still had rows were taken over; relay-b claims
+      // the others on its own lease rounds, and a 3 s lease renewed late by a loaded child JVM reads as
+      // expired for a moment
+      await("the survivor took every shard over")
+          .atMost(Duration.ofSeconds(60))
+          .untilAsserted(() -> assertThat(liveLeases(db, "relay-b")).isEqualTo(64));
 
       List<Records.Received> all = records.all();
       Set<UUID> committed = new HashSet<>();

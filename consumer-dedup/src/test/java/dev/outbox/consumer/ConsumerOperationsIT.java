@@ -1,0 +1,594 @@
+package dev.outbox.consumer;
+
+import static dev.outbox.consumer.Fixtures.payment;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.AppenderBase;
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import dev.outbox.consumer.internal.Hooks;
+import dev.outbox.core.MessageIds;
+import dev.outbox.core.retry.Backoff;
+import dev.outbox.testkit.RealServices;
+import dev.outbox.testkit.TestDatabase;
+import dev.outbox.testkit.TestKafka;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.PrintWriter;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.SQLFeatureNotSupportedException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.NavigableMap;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ConcurrentSkipListMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+import javax.sql.DataSource;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.TopicPartition;
+import org.awaitility.core.ConditionFactory;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Operational behaviours of the consumer that run by themselves: the scheduled retention purge,
+ * the lag gauge, and riding out a sustained database outage under the circuit breaker.
+ */
+@ExtendWith(RealServices.class)
+@Timeout(300)
+class ConsumerOperationsIT {
+  private static final Duration WAIT = Duration.ofSeconds(90);
+  /** The consumer logs through this logger (purge results, circuit breaker transitions). */
+  private static final String CONSUMER_LOGGER = IdempotentConsumer.class.getName();
+
+  @BeforeAll
+  static void schema(TestDatabase db) throws Exception {
+    Fixtures.createPayments(db);
+  }
+
+  /**
+   * Retention (README "Retention", DESIGN "Processed ids are purged after a retention"): with the
+   * shortest purge interval (1 s) and the shortest retention (1 hour), a running consumer deletes
+   * its own ids older than the retention by itself, without anyone calling purgeProcessed, and
+   * again on later runs; ids younger than the retention (seeded ones and the one it has just
+   * processed) and another consumer's old ids stay. Each purge run is reported in the consumer's
+   * log with the number of ids it deleted. Fails if the purge is never scheduled, runs only once,
+   * uses another age than the configured retention, or leaves its own consumer scope.
+   */
+  @Test
+  void scheduledPurgeDeletesIdsPastRetentionByItself(TestDatabase db, TestKafka kafka) throws Exception {
+    String name = "ops-purge";
+    String topic = Fixtures.topic("ops-purge");
+    kafka.createTopic(topic, 1);
+    // 1,500 old ids need two purge statements (1,000 rows each) within one run
+    seedProcessed(db, name, 1500, Duration.ofHours(2));
+    seedProcessed(db, name, 300, Duration.ofMinutes(10));
+    seedProcessed(db, name + "-other", 10, Duration.ofDays(30));
+    UUID live = MessageIds.next();
+    try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+      producer.send(payment(topic, live, "order-live", 1)).get();
+    }
+    try (LogCapture log = LogCapture.attach();
+        IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+            .purgeInterval(Duration.ofSeconds(1))
+            .retention(Duration.ofHours(1))
+            .build()) {
+      consumer.start();
+      await().atMost(WAIT).untilAsserted(() -> {
+        assertThat(processedOlderThan(db, name, Duration.ofHours(1))).isZero();
+        assertThat(log.messages(name)).anyMatch(m -> m.contains("purged 1500 processed message id(s) older than PT1H"));
+      });
+      await().atMost(WAIT).untilAsserted(() -> assertThat(Fixtures.paymentsPerId(db)).containsEntry(live, 1L));
+      assertThat(processed(db, name)).as("ids younger than the retention, and the one just processed").isEqualTo(301);
+      assertThat(processed(db, name + "-other")).isEqualTo(10);
+
+      // the purge keeps running: old ids that appear later go too
+      seedProcessed(db, name, 700, Duration.ofHours(3));
+      await().atMost(WAIT).untilAsserted(() -> {
+        assertThat(processedOlderThan(db, name, Duration.ofHours(1))).isZero();
+        assertThat(log.messages(name)).anyMatch(m -> m.contains("purged 700 processed message id(s) older than PT1H"));
+      });
+      assertThat(processed(db, name)).isEqualTo(301);
+      assertThat(processed(db, name + "-other")).isEqualTo(10);
+      assertThat(Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + name
+          + "' and message_id = '" + live + "'")).isOne();
+    }
+  }
+
+  /**
+   * The lag gauge {@code outbox.consumer.lag} (README "Metrics": log end offset minus the next
+   * offset to process) measures what is not processed yet, not what is not fetched yet: with N
+   * records on the partition and the handler blocked on the sixth, the consumer has fetched
+   * everything but committed only five transactions, and the gauge reports exactly N - 5 (never
+   * more than N); once the handler is released and every record is handled, it reports 0. Fails if
+   * the gauge tracked the fetch position (it would read 0 while the handler is stuck), stopped
+   * being updated, or counted handled records as outstanding.
+   */
+  @Test
+  void lagGaugeReportsTheUnprocessedBacklog(TestDatabase db, TestKafka kafka) throws Exception {
+    String name = "ops-lag";
+    String topic = Fixtures.topic("ops-lag");
+    kafka.createTopic(topic, 1);
+    int n = 20;
+    int blockAt = 5;
+    List<UUID> ids = new ArrayList<>();
+    try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+      for (int i = 0; i < n; i++) {
+        UUID id = MessageIds.next();
+        ids.add(id);
+        producer.send(payment(topic, id, "order-" + i, i));
+      }
+      producer.flush();
+    }
+    CountDownLatch blocked = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    MessageHandler payments = Fixtures.paymentsHandler();
+    MeterRegistry registry = new SimpleMeterRegistry();
+    List<Double> observed = new CopyOnWriteArrayList<>();
+    try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name).meterRegistry(registry)
+        .concurrency(1).maxRecordsPerTransaction(1)
+        .handler((m, tx) -> {
+          if (m.offset() == blockAt) {
+            blocked.countDown();
+            // bounded, so that a failing test still lets close() finish
+            if (!release.await(2, TimeUnit.MINUTES)) {
+              throw new IllegalStateException("the test never released the handler");
+            }
+          }
+          payments.handle(m, tx);
+        }).build()) {
+      consumer.start();
+      try {
+        await().atMost(WAIT).untilAsserted(() -> {
+          assertThat(blocked.getCount()).as("handler blocked on offset %d", blockAt).isZero();
+          assertThat(counter(registry, "outbox.consumer.handled")).isEqualTo(blockAt);
+          assertThat(lag(registry, topic, observed)).as("records not processed yet").isEqualTo(n - blockAt);
+        });
+        assertThat(rowsOf(db, ids)).as("records whose transaction committed").hasSize(blockAt);
+      } finally {
+        release.countDown();
+      }
+      await().atMost(WAIT).untilAsserted(() -> {
+        assertThat(counter(registry, "outbox.consumer.handled")).isEqualTo(n);
+        assertThat(lag(registry, topic, observed)).isZero();
+      });
+      await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, name + "-group", topic));
+      assertThat(rowsOf(db, ids)).hasSize(n).allSatisfy((id, rows) -> assertThat(rows).isOne());
+      assertThat(observed).as("every lag the gauge reported").allSatisfy(v -> assertThat(v).isBetween(0.0, (double) n));
+    }
+  }
+
+  /**
+   * G6 (bounded retries under a circuit breaker) and G4 for a sustained database outage: the
+   * consumer's database stops accepting connections and every session of it is terminated (one of
+   * them inside a running handler) while 40 records wait. The database circuit breaker opens, and a
+   * probe after its open interval fails and opens it again; while open, the consumer makes no
+   * connection attempt beyond the one that may already have been permitted. During the outage no
+   * offset moves past the last record whose transaction committed, nothing is dead-lettered and no
+   * handler failure is counted (although maxAttempts is 2), and every offset the consumer commits,
+   * before and after, covers only records whose dedup row is in the database. When the database
+   * accepts connections again the breaker closes, and every message id has exactly one business
+   * row. Fails if outages were treated as handler failures, retried without the breaker, or if an
+   * offset were committed ahead of the database.
+   */
+  @Test
+  void sustainedDatabaseOutageOpensTheBreakerAndLosesNothing(TestDatabase db, TestKafka kafka) throws Exception {
+    String name = "ops-outage";
+    String group = name + "-group";
+    String topic = Fixtures.topic("ops-outage");
+    int concurrency = 2;
+    kafka.createTopic(topic, 2);
+    kafka.createTopic(topic + ".dlt", 1);
+    List<UUID> phaseA = newIds(20);
+    List<UUID> phaseB = newIds(40);
+    Set<UUID> blockedIds = Set.copyOf(phaseB);
+    Map<Integer, NavigableMap<Long, UUID>> idsByOffset = new ConcurrentHashMap<>();
+    List<String> aheadOfDatabase = new CopyOnWriteArrayList<>();
+    CountDownLatch handlerBlocked = new CountDownLatch(1);
+    CountDownLatch outageStarted = new CountDownLatch(1);
+    MessageHandler payments = Fixtures.paymentsHandler();
+    MeterRegistry registry = new SimpleMeterRegistry();
+
+    try (Connection control = db.connect();
+        HikariDataSource pool = outagePool(db);
+        LogCapture log = LogCapture.attach()) {
+      CountingDataSource dataSource = new CountingDataSource(pool);
+      // Every offset about to be committed must cover only records whose dedup row is committed.
+      Hooks checkOffsets = new Hooks() {
+        @Override
+        public void beforeOffsetCommit(Map<TopicPartition, OffsetAndMetadata> offsets) {
+          offsets.forEach((tp, om) -> {
+            List<UUID> below = new ArrayList<>(idsByOffset.getOrDefault(tp.partition(), new ConcurrentSkipListMap<>())
+                .headMap(om.offset()).values());
+            try {
+              long inDatabase = countProcessed(control, name, below);
+              if (below.size() != om.offset() || inDatabase != om.offset()) {
+                aheadOfDatabase.add(tp + " committed at " + om.offset() + " with " + inDatabase
+                    + " of its records in processed_message");
+              }
+            } catch (SQLException e) {
+              aheadOfDatabase.add(tp + " committed at " + om.offset() + " while the database could not be checked: " + e);
+            }
+          });
+        }
+      };
+      // checked on every poll of every wait below, so that a broken guarantee fails at once and says so
+      Runnable invariants = () -> {
+        assertThat(aheadOfDatabase).as("offsets committed ahead of the database").isEmpty();
+        assertThat(registry.get("outbox.consumer.retries").tag("cause", "handler").counter().count())
+            .as("database failures counted as handler failures").isZero();
+        assertThat(counter(registry, "outbox.consumer.dead.lettered")).as("dead-lettered records").isZero();
+      };
+      Supplier<ConditionFactory> watched = () -> await().atMost(WAIT).failFast("G4/G6 broken", invariants::run);
+      publish(kafka, topic, phaseA, 0, idsByOffset);
+      try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+          .dataSource(dataSource).meterRegistry(registry).hooks(checkOffsets)
+          .concurrency(concurrency).maxAttempts(2)
+          .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofSeconds(1)))
+          .handler((m, tx) -> {
+            if (blockedIds.contains(m.messageId()) && outageStarted.getCount() > 0) {
+              handlerBlocked.countDown();
+              // holds the transaction open until its session is terminated under it
+              outageStarted.await(2, TimeUnit.MINUTES);
+            }
+            payments.handle(m, tx);
+          }).build()) {
+        consumer.start();
+        watched.get().untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, group, topic));
+        assertThat(rowsOf(db, phaseA)).hasSize(phaseA.size());
+        Map<TopicPartition, Long> committedBefore = committed(kafka, group);
+
+        publish(kafka, topic, phaseB, phaseA.size(), idsByOffset);
+        assertThat(handlerBlocked.await(WAIT.toSeconds(), TimeUnit.SECONDS)).as("a phase-B handler started").isTrue();
+        long outageStart = System.nanoTime();
+        try {
+          stopAcceptingConnections(db, control);
+          outageStarted.countDown();
+
+          // the breaker opens, and stays open after a failed probe: the outage is sustained
+          watched.get().untilAsserted(() -> assertThat(log.breakerTransitions(name, outageStart))
+              .containsSubsequence("CLOSED to OPEN", "OPEN to HALF_OPEN", "HALF_OPEN to OPEN"));
+          long opened = log.breakerTransitionTime(name, outageStart, "CLOSED to OPEN");
+          long probed = log.breakerTransitionTime(name, opened, "OPEN to HALF_OPEN");
+          assertThat(TimeUnit.NANOSECONDS.toMillis(probed - opened)).as("open interval in ms").isGreaterThanOrEqualTo(4900);
+          assertThat(dataSource.callsBetween(opened, probed))
+              .as("connection attempts while the breaker was open").isLessThanOrEqualTo(concurrency - 1);
+
+          assertThat(committed(kafka, group)).as("committed offsets during the outage").isEqualTo(committedBefore);
+          assertThat(countProcessed(control, name, phaseB)).isZero();
+          assertThat(counter(registry, "outbox.consumer.handled")).isEqualTo(phaseA.size());
+          assertThat(registry.get("outbox.consumer.retries").tag("cause", "infrastructure").counter().count())
+              .isGreaterThanOrEqualTo(5);
+          assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0))).as("dead-letter records").isZero();
+          invariants.run();
+        } finally {
+          outageStarted.countDown(); // never leave a handler blocked, whatever failed above
+          acceptConnections(db);
+        }
+
+        watched.get().untilAsserted(() -> {
+          assertThat(rowsOf(db, phaseB)).hasSize(phaseB.size());
+          Fixtures.assertCommittedToEnd(kafka, group, topic);
+        });
+        // a probe after the restart succeeded and nothing opened the breaker again
+        watched.get().untilAsserted(() -> assertThat(log.breakerTransitions(name, outageStart))
+            .containsSubsequence("CLOSED to OPEN", "HALF_OPEN to OPEN", "HALF_OPEN to CLOSED")
+            .last().isEqualTo("HALF_OPEN to CLOSED"));
+        List<UUID> all = new ArrayList<>(phaseA);
+        all.addAll(phaseB);
+        assertThat(rowsOf(db, all)).hasSize(all.size()).allSatisfy((id, rows) -> assertThat(rows).isOne());
+        // the counters move just after a batch's offsets become committable: wait for them
+        watched.get().untilAsserted(() -> assertThat(counter(registry, "outbox.consumer.handled")).isEqualTo(all.size()));
+        assertThat(counter(registry, "outbox.consumer.duplicates")).isZero();
+        invariants.run();
+        assertThat(Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + name
+            + "' and outcome = 'HANDLED'")).isEqualTo(all.size());
+        assertThat(Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + name
+            + "'")).isEqualTo(all.size());
+        assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0))).as("dead-letter records").isZero();
+      }
+      assertThat(aheadOfDatabase).as("offsets committed ahead of the database").isEmpty();
+    }
+  }
+
+  // --- database helpers
+
+  private static void seedProcessed(TestDatabase db, String consumer, int count, Duration age) throws SQLException {
+    try (Connection c = db.connect(); PreparedStatement ps = c.prepareStatement(
+        "insert into outbox.processed_message (consumer, message_id, processed_at)"
+            + " values (?, ?, now() - make_interval(secs => ?))")) {
+      for (int i = 0; i < count; i++) {
+        ps.setString(1, consumer);
+        ps.setObject(2, MessageIds.next());
+        ps.setDouble(3, age.toSeconds());
+        ps.addBatch();
+      }
+      // one transaction: a batch in autocommit mode may commit in several parts, and a purge running
+      // between them would split the count the test expects in one log line
+      c.setAutoCommit(false);
+      ps.executeBatch();
+      c.commit();
+    }
+  }
+
+  private static long processed(TestDatabase db, String consumer) throws SQLException {
+    return Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + consumer + "'");
+  }
+
+  private static long processedOlderThan(TestDatabase db, String consumer, Duration age) throws SQLException {
+    return Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + consumer
+        + "' and processed_at < now() - make_interval(secs => " + age.toSeconds() + ")");
+  }
+
+  private static long countProcessed(Connection control, String consumer, List<UUID> ids) throws SQLException {
+    synchronized (control) { // shared by the test thread and the consumer's poll thread
+      try (PreparedStatement ps = control.prepareStatement(
+          "select count(*) from outbox.processed_message where consumer = ? and message_id = any(?)")) {
+        ps.setString(1, consumer);
+        ps.setArray(2, control.createArrayOf("uuid", ids.toArray()));
+        try (ResultSet rs = ps.executeQuery()) {
+          rs.next();
+          return rs.getLong(1);
+        }
+      }
+    }
+  }
+
+  private static Map<UUID, Long> rowsOf(TestDatabase db, List<UUID> ids) throws SQLException {
+    Map<UUID, Long> rows = new HashMap<>(Fixtures.paymentsPerId(db));
+    rows.keySet().retainAll(new HashSet<>(ids));
+    return rows;
+  }
+
+  /**
+   * A real outage of the test database only: PostgreSQL refuses new sessions to it and its client
+   * sessions are terminated, except {@code control}, which the test keeps to look inside. Run from
+   * the server's administration database, since a database cannot refuse connections to itself.
+   */
+  private static void stopAcceptingConnections(TestDatabase db, Connection control) throws SQLException {
+    long controlPid;
+    synchronized (control) {
+      try (Statement st = control.createStatement(); ResultSet rs = st.executeQuery("select pg_backend_pid()")) {
+        rs.next();
+        controlPid = rs.getLong(1);
+      }
+    }
+    try (Connection admin = db.server().connectAdmin();
+        PreparedStatement terminate = admin.prepareStatement("select pg_terminate_backend(pid) from pg_stat_activity"
+            + " where datname = ? and pid <> ? and backend_type = 'client backend'")) {
+      try (Statement st = admin.createStatement()) {
+        st.execute("alter database \"" + db.name() + "\" allow_connections false");
+      }
+      terminate.setString(1, db.name());
+      terminate.setLong(2, controlPid);
+      terminate.execute();
+    }
+  }
+
+  private static void acceptConnections(TestDatabase db) throws SQLException {
+    try (Connection admin = db.server().connectAdmin(); Statement st = admin.createStatement()) {
+      st.execute("alter database \"" + db.name() + "\" allow_connections true");
+    }
+  }
+
+  /**
+   * The consumer's own pool, with a short connection timeout so that each attempt during the
+   * outage fails within a second instead of Hikari's default 30 s.
+   */
+  private static HikariDataSource outagePool(TestDatabase db) {
+    HikariConfig config = new HikariConfig();
+    config.setJdbcUrl(db.jdbcUrl());
+    config.setUsername(db.user());
+    if (!db.password().isEmpty()) {
+      config.setPassword(db.password());
+    }
+    config.setMaximumPoolSize(4);
+    config.setMinimumIdle(0);
+    config.setConnectionTimeout(1000);
+    config.setValidationTimeout(500);
+    config.setPoolName("ops-outage");
+    return new HikariDataSource(config);
+  }
+
+  /** Delegates to a real pool and records when the consumer asked it for a connection. */
+  private static final class CountingDataSource implements DataSource {
+    private final DataSource delegate;
+    private final ConcurrentLinkedQueue<Long> calls = new ConcurrentLinkedQueue<>();
+
+    CountingDataSource(DataSource delegate) {
+      this.delegate = delegate;
+    }
+
+    long callsBetween(long fromNanos, long toNanos) {
+      return calls.stream().filter(t -> t - fromNanos > 0 && toNanos - t > 0).count();
+    }
+
+    @Override
+    public Connection getConnection() throws SQLException {
+      calls.add(System.nanoTime());
+      return delegate.getConnection();
+    }
+
+    @Override
+    public Connection getConnection(String username, String password) throws SQLException {
+      calls.add(System.nanoTime());
+      return delegate.getConnection(username, password);
+    }
+
+    @Override
+    public PrintWriter getLogWriter() throws SQLException {
+      return delegate.getLogWriter();
+    }
+
+    @Override
+    public void setLogWriter(PrintWriter out) throws SQLException {
+      delegate.setLogWriter(out);
+    }
+
+    @Override
+    public void setLoginTimeout(int seconds) throws SQLException {
+      delegate.setLoginTimeout(seconds);
+    }
+
+    @Override
+    public int getLoginTimeout() throws SQLException {
+      return delegate.getLoginTimeout();
+    }
+
+    @Override
+    public java.util.logging.Logger getParentLogger() throws SQLFeatureNotSupportedException {
+      return delegate.getParentLogger();
+    }
+
+    @Override
+    public <T> T unwrap(Class<T> iface) throws SQLException {
+      return iface.isInstance(this) ? iface.cast(this) : delegate.unwrap(iface);
+    }
+
+    @Override
+    public boolean isWrapperFor(Class<?> iface) throws SQLException {
+      return iface.isInstance(this) || delegate.isWrapperFor(iface);
+    }
+  }
+
+  // --- Kafka helpers
+
+  private static List<UUID> newIds(int count) {
+    List<UUID> ids = new ArrayList<>();
+    for (int i = 0; i < count; i++) {
+      ids.add(MessageIds.next());
+    }
+    return ids;
+  }
+
+  /** Publishes one record per id and remembers at which partition and offset each one landed. */
+  private static void publish(TestKafka kafka, String topic, List<UUID> ids, int firstOrder,
+      Map<Integer, NavigableMap<Long, UUID>> idsByOffset) throws Exception {
+    try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+      List<java.util.concurrent.Future<RecordMetadata>> sent = new ArrayList<>();
+      for (int i = 0; i < ids.size(); i++) {
+        sent.add(producer.send(payment(topic, ids.get(i), "order-" + (firstOrder + i), firstOrder + i)));
+      }
+      producer.flush();
+      for (int i = 0; i < ids.size(); i++) {
+        RecordMetadata md = sent.get(i).get(30, TimeUnit.SECONDS);
+        idsByOffset.computeIfAbsent(md.partition(), p -> new ConcurrentSkipListMap<>()).put(md.offset(), ids.get(i));
+      }
+    }
+  }
+
+  private static Map<TopicPartition, Long> committed(TestKafka kafka, String group) throws Exception {
+    try (Admin admin = kafka.admin()) {
+      Map<TopicPartition, Long> out = new HashMap<>();
+      admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS)
+          .forEach((tp, om) -> out.put(tp, om == null ? null : om.offset()));
+      return out;
+    }
+  }
+
+  private static long endOffset(TestKafka kafka, TopicPartition tp) throws Exception {
+    try (Admin admin = kafka.admin()) {
+      return admin.listOffsets(Map.of(tp, OffsetSpec.latest())).partitionResult(tp).get(30, TimeUnit.SECONDS).offset();
+    }
+  }
+
+  // --- metrics helpers
+
+  private static double counter(MeterRegistry registry, String name) {
+    return registry.find(name).counters().stream().mapToDouble(c -> c.count()).sum();
+  }
+
+  /** The lag gauge of partition 0 of {@code topic}, remembered in {@code observed}; NaN before assignment. */
+  private static double lag(MeterRegistry registry, String topic, List<Double> observed) {
+    Gauge gauge = registry.find("outbox.consumer.lag").tag("topic", topic).tag("partition", "0").gauge();
+    if (gauge == null) {
+      return Double.NaN;
+    }
+    double value = gauge.value();
+    observed.add(value);
+    return value;
+  }
+
+  // --- log capture
+
+  /** Records the consumer's log events, with the time each was logged, while attached. */
+  private static final class LogCapture extends AppenderBase<ILoggingEvent> implements AutoCloseable {
+    private record Event(long nanos, String message) {}
+
+    private final List<Event> events = new CopyOnWriteArrayList<>();
+    private final Logger logger = (Logger) LoggerFactory.getLogger(CONSUMER_LOGGER);
+
+    static LogCapture attach() {
+      LogCapture capture = new LogCapture();
+      capture.setName("ops-capture");
+      capture.setContext(capture.logger.getLoggerContext());
+      capture.start();
+      capture.logger.addAppender(capture);
+      return capture;
+    }
+
+    @Override
+    protected void append(ILoggingEvent event) {
+      // appenders run on the logging thread, so this time orders the event against other events
+      events.add(new Event(System.nanoTime(), event.getFormattedMessage()));
+    }
+
+    private static String prefix(String consumer) {
+      return "[consumer-dedup " + consumer + "#";
+    }
+
+    List<String> messages(String consumer) {
+      return events.stream().map(Event::message).filter(m -> m.startsWith(prefix(consumer))).toList();
+    }
+
+    /** @return the database breaker's transitions ("CLOSED to OPEN", ...) logged after {@code since}, in order */
+    List<String> breakerTransitions(String consumer, long since) {
+      return events.stream()
+          .filter(e -> e.nanos() - since > 0 && e.message().startsWith(prefix(consumer)))
+          .map(Event::message)
+          .filter(m -> m.contains(" database circuit breaker: State transition from "))
+          .map(m -> m.substring(m.indexOf("State transition from ") + "State transition from ".length()))
+          .toList();
+    }
+
+    /** @return when the first {@code transition} of the database breaker after {@code since} was logged */
+    long breakerTransitionTime(String consumer, long since, String transition) {
+      return events.stream()
+          .filter(e -> e.nanos() - since > 0 && e.message().startsWith(prefix(consumer))
+              && e.message().endsWith(" database circuit breaker: State transition from " + transition))
+          .mapToLong(Event::nanos).findFirst()
+          .orElseThrow(() -> new AssertionError("no breaker transition " + transition + " logged"));
+    }
+
+    @Override
+    public void close() {
+      logger.detachAppender(this);
+      stop();
+    }
+  }
+}
