@@ -49,6 +49,7 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.awaitility.core.ConditionFactory;
+import org.awaitility.core.ThrowingRunnable;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -93,8 +94,9 @@ class ConsumerOperationsIT {
     try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
       producer.send(payment(topic, live, "order-live", 1)).get();
     }
+    MeterRegistry registry = new SimpleMeterRegistry();
     try (LogCapture log = LogCapture.attach();
-        IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+        IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name).meterRegistry(registry)
             .purgeInterval(Duration.ofSeconds(1))
             .retention(Duration.ofHours(1))
             .build()) {
@@ -102,6 +104,7 @@ class ConsumerOperationsIT {
       await().atMost(WAIT).untilAsserted(() -> {
         assertThat(processedOlderThan(db, name, Duration.ofHours(1))).isZero();
         assertThat(log.messages(name)).anyMatch(m -> m.contains("purged 1500 processed message id(s) older than PT1H"));
+        assertThat(counter(registry, "outbox.consumer.purged")).isEqualTo(1500);
       });
       await().atMost(WAIT).untilAsserted(() -> assertThat(Fixtures.paymentsPerId(db)).containsEntry(live, 1L));
       assertThat(processed(db, name)).as("ids younger than the retention, and the one just processed").isEqualTo(301);
@@ -112,7 +115,9 @@ class ConsumerOperationsIT {
       await().atMost(WAIT).untilAsserted(() -> {
         assertThat(processedOlderThan(db, name, Duration.ofHours(1))).isZero();
         assertThat(log.messages(name)).anyMatch(m -> m.contains("purged 700 processed message id(s) older than PT1H"));
+        assertThat(counter(registry, "outbox.consumer.purged")).isEqualTo(2200);
       });
+      assertThat(counter(registry, "outbox.consumer.purge.failures")).isZero();
       assertThat(processed(db, name)).isEqualTo(301);
       assertThat(processed(db, name + "-other")).isEqualTo(10);
       assertThat(Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + name
@@ -276,6 +281,8 @@ class ConsumerOperationsIT {
           long opened = log.breakerTransitionTime(name, outageStart, "CLOSED to OPEN");
           long probed = log.breakerTransitionTime(name, opened, "OPEN to HALF_OPEN");
           assertThat(TimeUnit.NANOSECONDS.toMillis(probed - opened)).as("open interval in ms").isGreaterThanOrEqualTo(4900);
+          // what an operator sees: the database breaker's gauge is not closed (1 open, 2 half-open)
+          assertThat(breakerState(registry, "database")).as("database breaker gauge during the outage").isIn(1.0, 2.0);
           assertThat(dataSource.callsBetween(opened, probed))
               .as("connection attempts while the breaker was open").isLessThanOrEqualTo(concurrency - 1);
 
@@ -299,6 +306,8 @@ class ConsumerOperationsIT {
         watched.get().untilAsserted(() -> assertThat(log.breakerTransitions(name, outageStart))
             .containsSubsequence("CLOSED to OPEN", "HALF_OPEN to OPEN", "HALF_OPEN to CLOSED")
             .last().isEqualTo("HALF_OPEN to CLOSED"));
+        assertThat(breakerState(registry, "database")).as("database breaker gauge after the outage").isZero();
+        assertThat(breakerState(registry, "dead-letter")).isZero();
         List<UUID> all = new ArrayList<>(phaseA);
         all.addAll(phaseB);
         assertThat(rowsOf(db, all)).hasSize(all.size()).allSatisfy((id, rows) -> assertThat(rows).isOne());
@@ -313,6 +322,72 @@ class ConsumerOperationsIT {
         assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0))).as("dead-letter records").isZero();
       }
       assertThat(aheadOfDatabase).as("offsets committed ahead of the database").isEmpty();
+    }
+  }
+
+  /**
+   * G6 against G7: a database error inside the handler that a retry cures, here a lock timeout
+   * (SQLState 55P03) on a connection that keeps working, is an infrastructure failure. It is retried
+   * under the breaker without using up the handler's attempts: with maxAttempts 2 it fails many
+   * more times than that, and is neither counted as a handler failure nor dead-lettered. When the
+   * lock is released the message is handled exactly once. Fails if such errors were classified as
+   * handler failures (the message would be dead-lettered after two attempts and never applied).
+   */
+  @Test
+  void transientDatabaseErrorInTheHandlerIsRetriedNotDeadLettered(TestDatabase db, TestKafka kafka) throws Throwable {
+    String name = "ops-lock";
+    String topic = Fixtures.topic("ops-lock");
+    kafka.createTopic(topic, 1);
+    kafka.createTopic(topic + ".dlt", 1);
+    try (Connection c = db.connect(); Statement st = c.createStatement()) {
+      st.execute("create table ops_stock(id int primary key, reserved int not null)");
+      st.execute("insert into ops_stock values (1, 0)");
+    }
+    MessageHandler payments = Fixtures.paymentsHandler();
+    MeterRegistry registry = new SimpleMeterRegistry();
+    UUID id = MessageIds.next();
+    try (Connection locker = db.connect()) {
+      locker.setAutoCommit(false);
+      try (Statement st = locker.createStatement()) {
+        st.execute("select * from ops_stock where id = 1 for update"); // held until the rollback below
+      }
+      try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+        producer.send(payment(topic, id, "order-lock", 7)).get();
+      }
+      try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name).meterRegistry(registry)
+          .maxAttempts(2)
+          .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofMillis(500)))
+          .handler((m, tx) -> {
+            tx.execute("set local lock_timeout = '200ms'");
+            tx.execute("update ops_stock set reserved = reserved + 1 where id = 1");
+            payments.handle(m, tx);
+          }).build()) {
+        consumer.start();
+        ThrowingRunnable notAHandlerFailure = () -> {
+          assertThat(registry.get("outbox.consumer.retries").tag("cause", "handler").counter().count())
+              .as("lock timeouts counted as handler failures").isZero();
+          assertThat(counter(registry, "outbox.consumer.dead.lettered")).as("dead-lettered records").isZero();
+        };
+        await().atMost(WAIT).failFast("G7 misclassified a transient database error", notAHandlerFailure)
+            .untilAsserted(() -> assertThat(
+                registry.get("outbox.consumer.retries").tag("cause", "infrastructure").counter().count())
+                .as("lock timeouts retried as infrastructure failures").isGreaterThanOrEqualTo(4));
+        notAHandlerFailure.run();
+        assertThat(counter(registry, "outbox.consumer.handled")).isZero();
+
+        locker.rollback();
+        await().atMost(WAIT).untilAsserted(() -> {
+          assertThat(Fixtures.paymentsPerId(db)).containsEntry(id, 1L);
+          assertThat(counter(registry, "outbox.consumer.handled")).isOne();
+        });
+        assertThat(Fixtures.scalar(db, "select reserved from ops_stock where id = 1")).isOne();
+        assertThat(counter(registry, "outbox.consumer.dead.lettered")).isZero();
+        assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0))).as("dead-letter records").isZero();
+      } finally {
+        if (!locker.isClosed()) {
+          locker.rollback();
+        }
+      }
     }
   }
 
@@ -518,6 +593,10 @@ class ConsumerOperationsIT {
   }
 
   // --- metrics helpers
+
+  private static double breakerState(MeterRegistry registry, String breaker) {
+    return registry.get("outbox.consumer.breaker.state").tag("breaker", breaker).gauge().value();
+  }
 
   private static double counter(MeterRegistry registry, String name) {
     return registry.find(name).counters().stream().mapToDouble(c -> c.count()).sum();

@@ -8,6 +8,7 @@ import dev.outbox.consumer.internal.PartitionWorker.Next;
 import dev.outbox.core.OutboxHeaders;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
+import io.micrometer.core.instrument.Gauge;
 import java.nio.charset.StandardCharsets;
 import java.sql.SQLException;
 import java.time.Duration;
@@ -65,6 +66,7 @@ public final class DedupConsumer implements IdempotentConsumer {
   private final DeadLetters deadLetters;
   private final CircuitBreaker databaseBreaker;
   private final CircuitBreaker deadLetterBreaker;
+  private final List<Gauge> breakerGauges;
   private final KafkaConsumer<byte[], byte[]> consumer;
   private final ScheduledThreadPoolExecutor workers;
   private final ScheduledExecutorService purger;
@@ -88,6 +90,8 @@ public final class DedupConsumer implements IdempotentConsumer {
     this.deadLetters = new DeadLetters(settings);
     this.databaseBreaker = breaker(instance + "-database", "database");
     this.deadLetterBreaker = breaker(instance + "-dead-letter", "dead-letter producer");
+    this.breakerGauges = List.of(metrics.breakerState(databaseBreaker, "database"),
+        metrics.breakerState(deadLetterBreaker, "dead-letter"));
     this.pauseThreshold = Math.max(1000, 4 * settings.maxRecordsPerTransaction());
     this.consumer = new KafkaConsumer<>(new HashMap<>(settings.consumerProperties()));
     AtomicInteger workerIds = new AtomicInteger();
@@ -196,6 +200,7 @@ public final class DedupConsumer implements IdempotentConsumer {
       do {
         deleted = database.purgeBatch(settings.consumerName(), seconds);
         total += deleted;
+        metrics.purged.increment(deleted);
       } while (deleted == Database.PURGE_BATCH);
     } catch (SQLException e) {
       throw new DataAccessException(prefix + " purging processed_message rows older than " + olderThan + " failed after"
@@ -211,6 +216,7 @@ public final class DedupConsumer implements IdempotentConsumer {
         LOG.info("{} purged {} processed message id(s) older than {}", prefix, deleted, settings.retention());
       }
     } catch (RuntimeException e) {
+      metrics.purgeFailures.increment();
       LOG.warn("{} scheduled purge failed; next try in {}", prefix, settings.purgeInterval(), e);
     }
   }
@@ -320,6 +326,7 @@ public final class DedupConsumer implements IdempotentConsumer {
       purger.shutdownNow();
     }
     deadLetters.close();
+    breakerGauges.forEach(metrics::remove);
     for (PartitionWorker w : partitions.values()) {
       if (w.gauge != null) {
         metrics.remove(w.gauge);

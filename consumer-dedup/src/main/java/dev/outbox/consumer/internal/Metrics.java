@@ -1,5 +1,6 @@
 package dev.outbox.consumer.internal;
 
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -19,6 +20,9 @@ final class Metrics {
   static final String DEAD_LETTERED = "outbox.consumer.dead.lettered";
   static final String HANDLER = "outbox.consumer.handler";
   static final String LAG = "outbox.consumer.lag";
+  static final String PURGED = "outbox.consumer.purged";
+  static final String PURGE_FAILURES = "outbox.consumer.purge.failures";
+  static final String BREAKER_STATE = "outbox.consumer.breaker.state";
 
   private final MeterRegistry registry;
   private final Tags tags;
@@ -30,6 +34,8 @@ final class Metrics {
   final Counter deadLetteredMissingId;
   final Counter deadLetteredInvalidId;
   final Timer handlerTimer;
+  final Counter purged;
+  final Counter purgeFailures;
 
   Metrics(MeterRegistry registry, String consumer) {
     this.registry = registry;
@@ -47,6 +53,30 @@ final class Metrics {
     deadLetteredInvalidId = deadLettered("invalid-message-id");
     handlerTimer = Timer.builder(HANDLER).tags(tags)
         .description("Time spent in the handler, successful or not").register(registry);
+    purged = Counter.builder(PURGED).tags(tags)
+        .description("processed_message rows deleted by the retention purge, scheduled or called").register(registry);
+    purgeFailures = Counter.builder(PURGE_FAILURES).tags(tags)
+        .description("Scheduled purges that failed (the next one retries)").register(registry);
+  }
+
+  /**
+   * Registers the state gauge of one of the consumer's circuit breakers.
+   *
+   * @param breaker the breaker
+   * @param name its tag value: {@code database} or {@code dead-letter}
+   * @return the gauge, to {@link #remove(Gauge) remove} when the consumer closes
+   */
+  Gauge breakerState(CircuitBreaker breaker, String name) {
+    return Gauge.builder(BREAKER_STATE, breaker, Metrics::stateOf).tags(tags).tag("breaker", name)
+        .description("Circuit breaker state: 0 closed, 1 open, 2 half-open").register(registry);
+  }
+
+  private static double stateOf(CircuitBreaker breaker) {
+    return switch (breaker.getState()) {
+      case OPEN, FORCED_OPEN -> 1;
+      case HALF_OPEN -> 2;
+      default -> 0;
+    };
   }
 
   private Counter deadLettered(String reason) {
