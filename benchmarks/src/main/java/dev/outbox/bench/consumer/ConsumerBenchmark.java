@@ -48,8 +48,9 @@ import org.slf4j.LoggerFactory;
  * {@code 1,50}), {@code concurrency} of the extra parallel dedup run (4).
  *
  * <pre>
- * ./mvnw -q -pl benchmarks -am install -DskipTests
- * ./mvnw -q -pl benchmarks exec:java -Dexec.mainClass=dev.outbox.bench.consumer.ConsumerBenchmark -Dexec.args="100000 4 100 1,50 4"
+ * ./mvnw -q install -DskipTests
+ * ./mvnw -q -pl benchmarks exec:exec@bench -Dbench.main=dev.outbox.bench.consumer.ConsumerBenchmark \
+ *   -Dbench.args="100000 4 100 1,10,50 4"
  * </pre>
  */
 public final class ConsumerBenchmark {

@@ -239,17 +239,8 @@ final class PartitionWorker implements Runnable {
    * reported at its index.
    */
   private Outcome process(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids) throws InfrastructureException {
-    Database db = owner.database();
-    Connection connection = acquire(db);
-    boolean restoreAutoCommit = false;
-    boolean finished = false;
-    try {
-      if (connection.getAutoCommit()) {
-        connection.setAutoCommit(false);
-        restoreAutoCommit = true;
-      }
-      java.util.Set<UUID> fresh = db.insertProcessed(connection, owner.settings().consumerName(), ids);
-      DSLContext tx = db.handlerContext(connection);
+    return inTransaction((connection, tx) -> {
+      java.util.Set<UUID> fresh = owner.database().insertProcessed(connection, owner.settings().consumerName(), ids);
       int handled = 0;
       int duplicates = 0;
       for (int i = 0; i < batch.size(); i++) {
@@ -261,14 +252,40 @@ final class PartitionWorker implements Runnable {
         Throwable thrown = handle(connection, tx, batch.get(i), id);
         if (thrown != null) {
           connection.rollback();
-          finished = true;
           return new Outcome(0, 0, 0, thrown, i);
         }
         handled++;
       }
       connection.commit();
-      finished = true;
       return new Outcome(batch.size(), handled, duplicates, null, -1);
+    });
+  }
+
+  /** The work of one transaction; it ends the transaction (commit or rollback) before it returns. */
+  @FunctionalInterface
+  private interface TransactionWork {
+    Outcome run(Connection connection, DSLContext tx) throws SQLException, InfrastructureException;
+  }
+
+  /**
+   * Runs {@code work} on a pooled connection in manual-commit mode. When the work throws, the
+   * transaction is rolled back; a {@link SQLException} becomes an {@link InfrastructureException}
+   * (the database's failure, not the handler's). The connection goes back to the pool in the
+   * auto-commit mode it came in.
+   */
+  private Outcome inTransaction(TransactionWork work) throws InfrastructureException {
+    Database db = owner.database();
+    Connection connection = acquire(db);
+    boolean restoreAutoCommit = false;
+    boolean finished = false;
+    try {
+      if (connection.getAutoCommit()) {
+        connection.setAutoCommit(false);
+        restoreAutoCommit = true;
+      }
+      Outcome outcome = work.run(connection, db.handlerContext(connection));
+      finished = true;
+      return outcome;
     } catch (SQLException e) {
       throw new InfrastructureException("database failure (SQLState " + e.getSQLState() + "): " + e.getMessage(), e);
     } finally {
@@ -334,15 +351,7 @@ final class PartitionWorker implements Runnable {
       throws InfrastructureException {
     Database db = owner.database();
     String consumer = owner.settings().consumerName();
-    Connection connection = acquire(db);
-    boolean restoreAutoCommit = false;
-    boolean finished = false;
-    try {
-      if (connection.getAutoCommit()) {
-        connection.setAutoCommit(false);
-        restoreAutoCommit = true;
-      }
-      DSLContext tx = db.handlerContext(connection);
+    return inTransaction((connection, tx) -> {
       boolean savepoints = batch.size() > 1;
       int done = 0;
       int handled = 0;
@@ -371,13 +380,8 @@ final class PartitionWorker implements Runnable {
       } else {
         connection.commit();
       }
-      finished = true;
       return new Outcome(done, handled, duplicates, failure, failure == null ? -1 : done);
-    } catch (SQLException e) {
-      throw new InfrastructureException("database failure (SQLState " + e.getSQLState() + "): " + e.getMessage(), e);
-    } finally {
-      finish(db, connection, finished, restoreAutoCommit);
-    }
+    });
   }
 
   private Throwable callHandler(Message message, DSLContext tx) {
