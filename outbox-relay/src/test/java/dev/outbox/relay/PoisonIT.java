@@ -100,14 +100,18 @@ class PoisonIT {
         List<UUID> more = Fixtures.commit(dsl, List.of(message(topic, neighbours.get(0), "after-park")));
         await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> assertThat(kafkaSide.ids()).containsAll(more));
         assertThat(kafkaSide.ids()).doesNotContainAnyElementsOf(poisonAndHeld);
-        var rows = dsl.selectFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_KEY.eq(key)).orderBy(OUTBOX_MESSAGE.ID).fetch();
-        assertThat(rows).hasSize(4);
-        assertThat(rows.get(0).getParkedAt()).isNotNull();
-        assertThat(rows.get(0).getLastError()).contains("RecordTooLargeException");
-        assertThat(rows.subList(1, 4)).allSatisfy(r -> {
-          assertThat(r.getParkedAt()).as("held, not parked").isNull();
-          assertThat(r.getAttempts()).isZero();
+        // the park is written after its batch's acks: wait for it rather than assume it is there
+        await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+          var rows = dsl.selectFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_KEY.eq(key)).orderBy(OUTBOX_MESSAGE.ID).fetch();
+          assertThat(rows).hasSize(4);
+          assertThat(rows.get(0).getParkedAt()).isNotNull();
+          assertThat(rows.get(0).getLastError()).contains("RecordTooLargeException");
+          assertThat(rows.subList(1, 4)).allSatisfy(r -> {
+            assertThat(r.getParkedAt()).as("held, not parked").isNull();
+            assertThat(r.getAttempts()).isZero();
+          });
         });
+        assertThat(kafkaSide.ids()).doesNotContainAnyElementsOf(poisonAndHeld);
       }
       // the operator fixes the cause: requeue, restart with a limit that fits
       int requeued = dsl.update(OUTBOX_MESSAGE).setNull(OUTBOX_MESSAGE.PARKED_AT).set(OUTBOX_MESSAGE.ATTEMPTS, 0)
