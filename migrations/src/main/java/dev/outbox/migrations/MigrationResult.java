@@ -5,7 +5,7 @@ package dev.outbox.migrations;
  *
  * @param schema             the schema that holds the outbox tables
  * @param migrationsExecuted how many migrations this call applied; {@code 0} when the schema was already current
- * @param schemaVersion      the version of the outbox tables after this call, for example {@code "4"}; {@code null}
+ * @param schemaVersion      the version of the outbox tables after this call, for example {@code "5"}; {@code null}
  *                           only if no migration has ever been applied, which cannot happen after a successful call
  */
 public record MigrationResult(String schema, int migrationsExecuted, String schemaVersion) {

@@ -67,7 +67,7 @@ import org.slf4j.LoggerFactory;
  *       .load()
  *       .migrate();
  * }</pre>
- * The outbox scripts are numbered {@code V1} to {@code V4} and so on; when they share one history table with your
+ * The outbox scripts are numbered {@code V1} to {@code V5} and so on; when they share one history table with your
  * own scripts their versions must not collide, so in that case prefer a separate Flyway instance (or this class),
  * or give the outbox its own {@code table(...)}.
  *

@@ -46,7 +46,7 @@ class OutboxMigrationsIT {
         try (TestDatabase db = TestDatabase.create()) {
             MigrationResult result = OutboxMigrations.migrate(db.dataSource());
 
-            assertThat(result).isEqualTo(new MigrationResult("outbox", 4, "4"));
+            assertThat(result).isEqualTo(new MigrationResult("outbox", 5, "5"));
             try (Connection c = db.connection()) {
                 assertThat(tables(c, "outbox")).containsExactlyElementsOf(OUTBOX_TABLES);
                 assertThat(strings(c, "select shard || ':' || coalesce(owner, '-') || ':' || epoch || ':' || (lease_until = timestamptz '1970-01-01 00:00:00+00')"
@@ -57,7 +57,10 @@ class OutboxMigrationsIT {
                 assertThat(strings(c, "select version || ' ' || description from outbox.outbox_schema_history"
                         + " where version is not null order by installed_rank"))
                         .containsExactly("1 outbox message", "2 outbox shard lease", "3 processed message",
-                                "4 idempotency key");
+                                "4 idempotency key", "5 outbox message shard range");
+                assertThat(strings(c, "select pg_get_constraintdef(oid) from pg_constraint"
+                        + " where conname = 'outbox_message_shard_range'"))
+                        .containsExactly("CHECK ((shard < 64))");
                 assertThat(strings(c, "select unnest(reloptions) from pg_class where oid = 'outbox.outbox_message'::regclass"))
                         .contains("fillfactor=90", "autovacuum_vacuum_scale_factor=0");
                 assertThat(strings(c, "select indexname from pg_indexes where schemaname = 'outbox'"
@@ -73,7 +76,7 @@ class OutboxMigrationsIT {
     void migratesIntoACustomSchemaAndTheGeneratedClassesFollowIt() throws SQLException {
         try (TestDatabase db = TestDatabase.create()) {
             DataSource ds = db.dataSource();
-            assertThat(OutboxMigrations.migrate(ds, "tenant_a", 8).migrationsExecuted()).isEqualTo(4);
+            assertThat(OutboxMigrations.migrate(ds, "tenant_a", 8).migrationsExecuted()).isEqualTo(5);
 
             try (Connection c = db.connection()) {
                 assertThat(tables(c, "tenant_a")).containsExactlyElementsOf(OUTBOX_TABLES);
@@ -176,7 +179,7 @@ class OutboxMigrationsIT {
     void migratingAgainAppliesNothingAndChangesNothing() throws SQLException {
         try (TestDatabase db = TestDatabase.create()) {
             DataSource ds = db.dataSource();
-            assertThat(OutboxMigrations.migrate(ds).migrationsExecuted()).isEqualTo(4);
+            assertThat(OutboxMigrations.migrate(ds).migrationsExecuted()).isEqualTo(5);
             try (Connection c = db.connection(); Statement s = c.createStatement()) {
                 s.executeUpdate("update outbox.outbox_shard_lease set owner = 'relay-1', epoch = 7,"
                         + " lease_until = clock_timestamp() + interval '1 minute' where shard = 3");
@@ -188,9 +191,9 @@ class OutboxMigrationsIT {
             MigrationResult again = OutboxMigrations.migrate(ds);
             MigrationResult otherShardCount = OutboxMigrations.migrate(ds, "outbox", 8);
 
-            assertThat(again).isEqualTo(new MigrationResult("outbox", 0, "4"));
+            assertThat(again).isEqualTo(new MigrationResult("outbox", 0, "5"));
             assertThat(again.upToDate()).isTrue();
-            assertThat(otherShardCount).isEqualTo(new MigrationResult("outbox", 0, "4"));
+            assertThat(otherShardCount).isEqualTo(new MigrationResult("outbox", 0, "5"));
             assertThat(snapshot(db, "outbox")).isEqualTo(before);
         }
     }
@@ -203,7 +206,7 @@ class OutboxMigrationsIT {
             }
             MigrationResult result = OutboxMigrations.migrate(db.dataSource(), "public", 2);
 
-            assertThat(result.migrationsExecuted()).isEqualTo(4);
+            assertThat(result.migrationsExecuted()).isEqualTo(5);
             try (Connection c = db.connection()) {
                 assertThat(tables(c, "public")).contains("customer").containsAll(OUTBOX_TABLES);
                 assertThat(strings(c, "select count(*) from public.outbox_shard_lease")).containsExactly("2");
@@ -220,7 +223,7 @@ class OutboxMigrationsIT {
                     .placeholders(OutboxMigrations.placeholders("events", 16))
                     .load();
 
-            assertThat(flyway.migrate().migrationsExecuted).isEqualTo(4);
+            assertThat(flyway.migrate().migrationsExecuted).isEqualTo(5);
             try (Connection c = db.connection()) {
                 assertThat(tables(c, "events")).containsExactly("idempotency_key", "outbox_message",
                         "outbox_relay_member", "outbox_shard_lease", "processed_message");

@@ -116,7 +116,9 @@ public interface Outbox {
 
     /**
      * @param shards the shard count installed by the migrations (placeholder {@code
-     *     outbox_shards}); default 64. The relay refuses to start when its lease table disagrees.
+     *     outbox_shards}); default 64. The relay refuses to start when its lease table disagrees;
+     *     an append that would land on a shard the install does not have fails (the install's check
+     *     constraint {@code outbox_message_shard_range}) with a message naming this setting.
      * @return this builder
      */
     public Builder shards(int shards) {

@@ -52,6 +52,31 @@ class OutboxIT {
     assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(ids.get(0)))).isZero();
   }
 
+  /**
+   * G1 against misconfiguration: a producer configured with more shards than the install (128
+   * against 64) would write rows to shards no relay leases, which would never be published. The
+   * insert is refused instead, with a message naming the setting, and nothing of the transaction
+   * remains.
+   */
+  @Test
+  void refusesShardsTheInstallDoesNotHave(TestDatabase db) {
+    Outbox tooMany = Outbox.builder().shards(128).build();
+    String outside = null;
+    for (int i = 0; outside == null; i++) {
+      if (Shards.of("key-" + i, null, 128) >= 64) {
+        outside = "key-" + i;
+      }
+    }
+    OutboxMessage message = OutboxMessage.of("orders", outside, "Raw", "application/octet-stream", new byte[] {1});
+    DSLContext dsl = db.dsl();
+    assertThatThrownBy(() -> dsl.transaction(tx -> tooMany.append(tx.dsl(), message)))
+        .isInstanceOf(org.jooq.exception.DataAccessException.class)
+        .hasMessageContaining("outbox_message_shard_range")
+        .hasMessageContaining("spreads keys over 128 shards")
+        .hasMessageContaining("Outbox.builder().shards(n)");
+    assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_KEY.eq(outside))).isZero();
+  }
+
   @Test
   void refusesAutocommitConnections(TestDatabase db) {
     assertThatThrownBy(() -> outbox.append(db.dsl(), OutboxMessage.of("orders", "k", "Raw", "application/octet-stream", null)))

@@ -23,6 +23,7 @@ import org.jooq.InsertValuesStep9;
 import org.jooq.JSONB;
 import org.jooq.conf.Settings;
 import org.jooq.conf.SettingsTools;
+import org.jooq.exception.DataAccessException;
 import org.jooq.impl.DSL;
 
 /** The {@link Outbox} on jOOQ and PostgreSQL. */
@@ -32,6 +33,8 @@ public final class JooqOutbox implements Outbox {
 
   /** Longer shard lists are sent as {@code *} (all shards): PostgreSQL caps payloads at 8000 bytes. */
   static final int NOTIFY_PAYLOAD_LIMIT = 4000;
+  /** The check constraint of migration V5: {@code shard < outbox_shards}. */
+  static final String SHARD_RANGE_CONSTRAINT = "outbox_message_shard_range";
 
   private final String schema;
   private final int shards;
@@ -110,12 +113,30 @@ public final class JooqOutbox implements Outbox {
             id, shard, message.topic(), message.key(), message.type(), message.contentType(),
             JSONB.valueOf(Json.write(message.headers())), message.payload(), 0);
       }
-      insert.execute();
+      try {
+        insert.execute();
+      } catch (DataAccessException e) {
+        throw shardRangeViolation(e);
+      }
     }
     // delivered at commit, dropped on rollback; the payload tells the relay which shards to read
     String shardList = touched.stream().map(String::valueOf).collect(Collectors.joining(","));
     db.execute("select pg_notify({0}, {1})", DSL.val(channel), DSL.val(shardList.length() > NOTIFY_PAYLOAD_LIMIT ? "*" : shardList));
     return ids;
+  }
+
+  /**
+   * Names the misconfiguration behind a violation of the install's shard range (migration V5): this
+   * Outbox computes shards for more shards than the lease table has. Other failures pass unchanged.
+   */
+  private DataAccessException shardRangeViolation(DataAccessException e) {
+    if (!"23514".equals(e.sqlState()) || e.getMessage() == null || !e.getMessage().contains(SHARD_RANGE_CONSTRAINT)) {
+      return e;
+    }
+    return new DataAccessException("outbox row rejected by " + schema + "." + SHARD_RANGE_CONSTRAINT + ": this Outbox"
+        + " spreads keys over " + shards + " shards, but the outbox in schema " + schema + " was installed with fewer"
+        + " (see select count(*) from " + schema + ".outbox_shard_lease); set Outbox.builder().shards(n) to the"
+        + " outbox_shards value the migrations were installed with (default 64)", e);
   }
 
   private Settings withMapping(Settings callers) {
