@@ -126,6 +126,35 @@ class ConsumerOperationsIT {
   }
 
   /**
+   * Retention with several instances of one consumer: each purges on its own schedule, so a purge
+   * skips the rows another purge has locked instead of waiting for them. With 100 of 300 old ids
+   * locked by another open transaction, purgeProcessed returns at once with the other 200 deleted;
+   * the locked ones stay. Fails if the purge waited on row locks (it would not return while the
+   * other transaction is open).
+   */
+  @Test
+  void purgeSkipsRowsAnotherPurgeHasLocked(TestDatabase db, TestKafka kafka) throws Exception {
+    String name = "ops-purge-locked";
+    seedProcessed(db, name, 300, Duration.ofHours(2));
+    try (Connection other = db.connect()) {
+      other.setAutoCommit(false);
+      try (Statement st = other.createStatement()) {
+        st.execute("select 1 from outbox.processed_message where consumer = '" + name + "'"
+            + " order by message_id limit 100 for update");
+      }
+      try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, Fixtures.topic("ops-purge-locked"), name)
+          .purgeInterval(Duration.ZERO).build()) {
+        long deleted = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(Duration.ofSeconds(30),
+            () -> consumer.purgeProcessed(Duration.ofHours(1)), "the purge waited for rows another transaction holds");
+        assertThat(deleted).isEqualTo(200);
+      } finally {
+        other.rollback();
+      }
+    }
+    assertThat(processed(db, name)).isEqualTo(100);
+  }
+
+  /**
    * The lag gauge {@code outbox.consumer.lag} (README "Metrics": log end offset minus the next
    * offset to process) measures what is not processed yet, not what is not fetched yet: with N
    * records on the partition and the handler blocked on the sixth, the consumer has fetched

@@ -52,9 +52,11 @@ final class Database {
         + " on conflict do nothing returning message_id";
     this.insertDeadLetteredSql = "insert into " + table
         + " (consumer, message_id, outcome) values (?, ?, 'DEAD_LETTERED') on conflict do nothing";
+    // every instance of a consumer purges on its own schedule: skip rows another purge has locked,
+    // so concurrent purges delete disjoint batches instead of waiting on each other's row locks
     this.purgeSql = "delete from " + table + " where ctid = any(array(select ctid from " + table
         + " where consumer = ? and processed_at < clock_timestamp() - make_interval(secs => ?) limit "
-        + PURGE_BATCH + "))";
+        + PURGE_BATCH + " for update skip locked))";
   }
 
   Connection acquire() throws SQLException {
