@@ -116,9 +116,12 @@ public interface Outbox {
 
     /**
      * @param shards the shard count installed by the migrations (placeholder {@code
-     *     outbox_shards}); default 64. The relay refuses to start when its lease table disagrees;
-     *     an append that would land on a shard the install does not have fails (the install's check
-     *     constraint {@code outbox_message_shard_range}) with a message naming this setting.
+     *     outbox_shards}); default 64. The relay reads the count from the lease table. Every
+     *     producer of one outbox must use that count: with a larger one, an append that lands on a
+     *     shard the install does not have fails (the install's check constraint {@code
+     *     outbox_message_shard_range}) with a message naming this setting; a smaller one is not
+     *     detected and maps keys to other shards than the other producers, which breaks per-key
+     *     order between them.
      * @return this builder
      */
     public Builder shards(int shards) {
