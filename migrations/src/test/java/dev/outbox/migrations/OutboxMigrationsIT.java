@@ -61,6 +61,13 @@ class OutboxMigrationsIT {
                 assertThat(strings(c, "select pg_get_constraintdef(oid) from pg_constraint"
                         + " where conname = 'outbox_message_shard_range'"))
                         .containsExactly("CHECK ((shard < 64))");
+                try (Statement st = c.createStatement()) {
+                    assertThatThrownBy(() -> st.execute("insert into outbox.outbox_message"
+                            + " (message_id, shard, topic, message_type, content_type)"
+                            + " values (gen_random_uuid(), 64, 'orders', 'OrderPlaced', 'application/json')"))
+                            .as("a row for a shard the install does not have")
+                            .hasMessageContaining("outbox_message_shard_range");
+                }
                 assertThat(strings(c, "select unnest(reloptions) from pg_class where oid = 'outbox.outbox_message'::regclass"))
                         .contains("fillfactor=90", "autovacuum_vacuum_scale_factor=0");
                 assertThat(strings(c, "select indexname from pg_indexes where schemaname = 'outbox'"

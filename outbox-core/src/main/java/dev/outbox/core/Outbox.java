@@ -48,8 +48,9 @@ public interface Outbox {
    * @param tx the jOOQ context of the caller's transaction
    * @param message the message
    * @return its message id
-   * @throws IllegalStateException when {@code tx}'s connection is in autocommit mode: the row
-   *     would commit on its own, apart from the business write
+   * @throws IllegalStateException when {@code tx}'s connection is in autocommit mode (the row
+   *     would commit on its own, apart from the business write), or when the install's shard count
+   *     differs from {@link Builder#shards(int)}
    * @throws org.jooq.exception.DataAccessException when the insert fails; the transaction is then
    *     aborted, as with any failed statement
    */
@@ -63,7 +64,8 @@ public interface Outbox {
    * @param tx the jOOQ context of the caller's transaction
    * @param messages the messages
    * @return their message ids, in order
-   * @throws IllegalStateException when {@code tx}'s connection is in autocommit mode
+   * @throws IllegalStateException when {@code tx}'s connection is in autocommit mode, or when the
+   *     install's shard count differs from {@link Builder#shards(int)}
    */
   List<UUID> appendAll(DSLContext tx, List<OutboxMessage> messages);
 
@@ -116,12 +118,10 @@ public interface Outbox {
 
     /**
      * @param shards the shard count installed by the migrations (placeholder {@code
-     *     outbox_shards}); default 64. The relay reads the count from the lease table. Every
-     *     producer of one outbox must use that count: with a larger one, an append that lands on a
-     *     shard the install does not have fails (the install's check constraint {@code
-     *     outbox_message_shard_range}) with a message naming this setting; a smaller one is not
-     *     detected and maps keys to other shards than the other producers, which breaks per-key
-     *     order between them.
+     *     outbox_shards}); default 64. The relay reads the count from the lease table, and every
+     *     producer of one outbox must use the same: the first append of an {@code Outbox} compares
+     *     this value with the lease table and fails with an {@link IllegalStateException} naming
+     *     both counts when they differ, before anything is written.
      * @return this builder
      */
     public Builder shards(int shards) {

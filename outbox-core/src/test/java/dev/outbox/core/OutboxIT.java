@@ -19,6 +19,8 @@ import java.util.UUID;
 import org.jooq.DSLContext;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.postgresql.PGConnection;
 import org.postgresql.PGNotification;
 
@@ -53,28 +55,28 @@ class OutboxIT {
   }
 
   /**
-   * G1 against misconfiguration: a producer configured with more shards than the install (128
-   * against 64) would write rows to shards no relay leases, which would never be published. The
-   * insert is refused instead, with a message naming the setting, and nothing of the transaction
-   * remains.
+   * G1 and G3 against misconfiguration: a producer whose shard count differs from the install's
+   * maps keys to other shards than the relay and the other producers. With more shards (128 against
+   * 64) its rows could land on shards no relay leases; with fewer (32) one key's messages could sit
+   * in two shards and lose their order. Its first append fails instead, naming both counts, and
+   * nothing of the transaction remains; the same Outbox built with the right count appends.
    */
-  @Test
-  void refusesShardsTheInstallDoesNotHave(TestDatabase db) {
-    Outbox tooMany = Outbox.builder().shards(128).build();
-    String outside = null;
-    for (int i = 0; outside == null; i++) {
-      if (Shards.of("key-" + i, null, 128) >= 64) {
-        outside = "key-" + i;
-      }
-    }
-    OutboxMessage message = OutboxMessage.of("orders", outside, "Raw", "application/octet-stream", new byte[] {1});
+  @ParameterizedTest(name = "shards({0}) on a 64-shard install")
+  @ValueSource(ints = {128, 32})
+  void refusesAShardCountOtherThanTheInstalls(int configured, TestDatabase db) {
+    Outbox wrong = Outbox.builder().shards(configured).build();
+    String key = "wrong-count-" + configured;
+    OutboxMessage message = OutboxMessage.of("orders", key, "Raw", "application/octet-stream", new byte[] {1});
     DSLContext dsl = db.dsl();
-    assertThatThrownBy(() -> dsl.transaction(tx -> tooMany.append(tx.dsl(), message)))
-        .isInstanceOf(org.jooq.exception.DataAccessException.class)
-        .hasMessageContaining("outbox_message_shard_range")
-        .hasMessageContaining("spreads keys over 128 shards")
-        .hasMessageContaining("Outbox.builder().shards(n)");
-    assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_KEY.eq(outside))).isZero();
+    assertThatThrownBy(() -> dsl.transaction(tx -> wrong.append(tx.dsl(), message)))
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessageContaining("spreads keys over " + configured + " shards")
+        .hasMessageContaining("installed with 64")
+        .hasMessageContaining("Outbox.builder().shards(64)");
+    assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_KEY.eq(key))).isZero();
+    Outbox right = Outbox.builder().shards(64).build();
+    UUID id = dsl.transactionResult(tx -> right.append(tx.dsl(), message));
+    assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id))).isOne();
   }
 
   @Test

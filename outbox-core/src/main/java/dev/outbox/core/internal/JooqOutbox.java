@@ -1,6 +1,7 @@
 package dev.outbox.core.internal;
 
 import static dev.outbox.migrations.jooq.Tables.OUTBOX_MESSAGE;
+import static dev.outbox.migrations.jooq.Tables.OUTBOX_SHARD_LEASE;
 
 import dev.outbox.core.MessageIds;
 import dev.outbox.core.Outbox;
@@ -23,7 +24,6 @@ import org.jooq.InsertValuesStep9;
 import org.jooq.JSONB;
 import org.jooq.conf.Settings;
 import org.jooq.conf.SettingsTools;
-import org.jooq.exception.DataAccessException;
 import org.jooq.impl.DSL;
 
 /** The {@link Outbox} on jOOQ and PostgreSQL. */
@@ -33,8 +33,6 @@ public final class JooqOutbox implements Outbox {
 
   /** Longer shard lists are sent as {@code *} (all shards): PostgreSQL caps payloads at 8000 bytes. */
   static final int NOTIFY_PAYLOAD_LIMIT = 4000;
-  /** The check constraint of migration V5: {@code shard < outbox_shards}. */
-  static final String SHARD_RANGE_CONSTRAINT = "outbox_message_shard_range";
 
   private final String schema;
   private final int shards;
@@ -42,6 +40,8 @@ public final class JooqOutbox implements Outbox {
   private final Supplier<String> traceparent;
   private final String channel;
   private final Settings mapping;
+  /** Set once the install's shard count was found equal to {@link #shards}; checked once per instance. */
+  private volatile boolean shardCountChecked;
 
   public JooqOutbox(String schema, int shards, AvroCodec codec, Supplier<String> traceparent) {
     this.schema = schema;
@@ -82,6 +82,9 @@ public final class JooqOutbox implements Outbox {
               + " with cfg.dsl(), or on a connection with autocommit off.");
     }
     DSLContext db = DSL.using(tx.configuration().derive(withMapping(tx.settings())));
+    if (!shardCountChecked) {
+      checkShardCount(db);
+    }
     String inheritedTrace = traceparent.get();
     List<UUID> ids = new ArrayList<>(messages.size());
     TreeSet<Integer> touched = new TreeSet<>();
@@ -113,11 +116,7 @@ public final class JooqOutbox implements Outbox {
             id, shard, message.topic(), message.key(), message.type(), message.contentType(),
             JSONB.valueOf(Json.write(message.headers())), message.payload(), 0);
       }
-      try {
-        insert.execute();
-      } catch (DataAccessException e) {
-        throw shardRangeViolation(e);
-      }
+      insert.execute();
     }
     // delivered at commit, dropped on rollback; the payload tells the relay which shards to read
     String shardList = touched.stream().map(String::valueOf).collect(Collectors.joining(","));
@@ -126,17 +125,20 @@ public final class JooqOutbox implements Outbox {
   }
 
   /**
-   * Names the misconfiguration behind a violation of the install's shard range (migration V5): this
-   * Outbox computes shards for more shards than the lease table has. Other failures pass unchanged.
+   * Compares {@link #shards} with the install's shard count (the rows of the lease table), once per
+   * instance, in the caller's transaction. A producer with another count than the install maps keys
+   * to other shards than the relay and the other producers expect: with more, its rows could land on
+   * shards no relay leases; with fewer, one key's messages could sit in two shards and lose their
+   * order. Either way the append fails here, before anything is written.
    */
-  private DataAccessException shardRangeViolation(DataAccessException e) {
-    if (!"23514".equals(e.sqlState()) || e.getMessage() == null || !e.getMessage().contains(SHARD_RANGE_CONSTRAINT)) {
-      return e;
+  private void checkShardCount(DSLContext db) {
+    int installed = db.fetchCount(OUTBOX_SHARD_LEASE);
+    if (installed != shards) {
+      throw new IllegalStateException("this Outbox spreads keys over " + shards + " shards, but the outbox in schema "
+          + schema + " was installed with " + installed + " (the rows of " + schema + ".outbox_shard_lease); set"
+          + " Outbox.builder().shards(" + installed + "), the outbox_shards value the migrations were installed with");
     }
-    return new DataAccessException("outbox row rejected by " + schema + "." + SHARD_RANGE_CONSTRAINT + ": this Outbox"
-        + " spreads keys over " + shards + " shards, but the outbox in schema " + schema + " was installed with fewer"
-        + " (see select count(*) from " + schema + ".outbox_shard_lease); set Outbox.builder().shards(n) to the"
-        + " outbox_shards value the migrations were installed with (default 64)", e);
+    shardCountChecked = true;
   }
 
   private Settings withMapping(Settings callers) {
