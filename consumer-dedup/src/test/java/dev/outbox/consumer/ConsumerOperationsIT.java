@@ -28,7 +28,6 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.NavigableMap;
@@ -84,7 +83,7 @@ class ConsumerOperationsIT {
   @Test
   void scheduledPurgeDeletesIdsPastRetentionByItself(TestDatabase db, TestKafka kafka) throws Exception {
     String name = "ops-purge";
-    String topic = Fixtures.topic("ops-purge");
+    String topic = TestKafka.uniqueTopic("ops-purge");
     kafka.createTopic(topic, 1);
     // 1,500 old ids need two purge statements (1,000 rows each) within one run
     seedProcessed(db, name, 1500, Duration.ofHours(2));
@@ -104,7 +103,7 @@ class ConsumerOperationsIT {
       await().atMost(WAIT).untilAsserted(() -> {
         assertThat(processedOlderThan(db, name, Duration.ofHours(1))).isZero();
         assertThat(log.messages(name)).anyMatch(m -> m.contains("purged 1500 processed message id(s) older than PT1H"));
-        assertThat(counter(registry, "outbox.consumer.purged")).isEqualTo(1500);
+        assertThat(Fixtures.counter(registry, "outbox.consumer.purged")).isEqualTo(1500);
       });
       await().atMost(WAIT).untilAsserted(() -> assertThat(Fixtures.paymentsPerId(db)).containsEntry(live, 1L));
       assertThat(processed(db, name)).as("ids younger than the retention, and the one just processed").isEqualTo(301);
@@ -115,9 +114,9 @@ class ConsumerOperationsIT {
       await().atMost(WAIT).untilAsserted(() -> {
         assertThat(processedOlderThan(db, name, Duration.ofHours(1))).isZero();
         assertThat(log.messages(name)).anyMatch(m -> m.contains("purged 700 processed message id(s) older than PT1H"));
-        assertThat(counter(registry, "outbox.consumer.purged")).isEqualTo(2200);
+        assertThat(Fixtures.counter(registry, "outbox.consumer.purged")).isEqualTo(2200);
       });
-      assertThat(counter(registry, "outbox.consumer.purge.failures")).isZero();
+      assertThat(Fixtures.counter(registry, "outbox.consumer.purge.failures")).isZero();
       assertThat(processed(db, name)).isEqualTo(301);
       assertThat(processed(db, name + "-other")).isEqualTo(10);
       assertThat(Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + name
@@ -142,7 +141,7 @@ class ConsumerOperationsIT {
         st.execute("select 1 from outbox.processed_message where consumer = '" + name + "'"
             + " order by message_id limit 100 for update");
       }
-      try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, Fixtures.topic("ops-purge-locked"), name)
+      try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, TestKafka.uniqueTopic("ops-purge-locked"), name)
           .purgeInterval(Duration.ZERO).build()) {
         long deleted = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(Duration.ofSeconds(30),
             () -> consumer.purgeProcessed(Duration.ofHours(1)), "the purge waited for rows another transaction holds");
@@ -166,7 +165,7 @@ class ConsumerOperationsIT {
   @Test
   void lagGaugeReportsTheUnprocessedBacklog(TestDatabase db, TestKafka kafka) throws Exception {
     String name = "ops-lag";
-    String topic = Fixtures.topic("ops-lag");
+    String topic = TestKafka.uniqueTopic("ops-lag");
     kafka.createTopic(topic, 1);
     int n = 20;
     int blockAt = 5;
@@ -200,19 +199,19 @@ class ConsumerOperationsIT {
       try {
         await().atMost(WAIT).untilAsserted(() -> {
           assertThat(blocked.getCount()).as("handler blocked on offset %d", blockAt).isZero();
-          assertThat(counter(registry, "outbox.consumer.handled")).isEqualTo(blockAt);
+          assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isEqualTo(blockAt);
           assertThat(lag(registry, topic, observed)).as("records not processed yet").isEqualTo(n - blockAt);
         });
-        assertThat(rowsOf(db, ids)).as("records whose transaction committed").hasSize(blockAt);
+        assertThat(Fixtures.paymentsOf(db, ids)).as("records whose transaction committed").hasSize(blockAt);
       } finally {
         release.countDown();
       }
       await().atMost(WAIT).untilAsserted(() -> {
-        assertThat(counter(registry, "outbox.consumer.handled")).isEqualTo(n);
+        assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isEqualTo(n);
         assertThat(lag(registry, topic, observed)).isZero();
       });
       await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, name + "-group", topic));
-      assertThat(rowsOf(db, ids)).hasSize(n).allSatisfy((id, rows) -> assertThat(rows).isOne());
+      assertThat(Fixtures.paymentsOf(db, ids)).hasSize(n).allSatisfy((id, rows) -> assertThat(rows).isOne());
       assertThat(observed).as("every lag the gauge reported").allSatisfy(v -> assertThat(v).isBetween(0.0, (double) n));
     }
   }
@@ -234,7 +233,7 @@ class ConsumerOperationsIT {
   void sustainedDatabaseOutageOpensTheBreakerAndLosesNothing(TestDatabase db, TestKafka kafka) throws Exception {
     String name = "ops-outage";
     String group = name + "-group";
-    String topic = Fixtures.topic("ops-outage");
+    String topic = TestKafka.uniqueTopic("ops-outage");
     int concurrency = 2;
     kafka.createTopic(topic, 2);
     kafka.createTopic(topic + ".dlt", 1);
@@ -276,7 +275,7 @@ class ConsumerOperationsIT {
         assertThat(aheadOfDatabase).as("offsets committed ahead of the database").isEmpty();
         assertThat(registry.get("outbox.consumer.retries").tag("cause", "handler").counter().count())
             .as("database failures counted as handler failures").isZero();
-        assertThat(counter(registry, "outbox.consumer.dead.lettered")).as("dead-lettered records").isZero();
+        assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered")).as("dead-lettered records").isZero();
       };
       Supplier<ConditionFactory> watched = () -> await().atMost(WAIT).failFast("G4/G6 broken", invariants::run);
       publish(kafka, topic, phaseA, 0, idsByOffset);
@@ -294,7 +293,7 @@ class ConsumerOperationsIT {
           }).build()) {
         consumer.start();
         watched.get().untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, group, topic));
-        assertThat(rowsOf(db, phaseA)).hasSize(phaseA.size());
+        assertThat(Fixtures.paymentsOf(db, phaseA)).hasSize(phaseA.size());
         Map<TopicPartition, Long> committedBefore = committed(kafka, group);
 
         publish(kafka, topic, phaseB, phaseA.size(), idsByOffset);
@@ -317,7 +316,7 @@ class ConsumerOperationsIT {
 
           assertThat(committed(kafka, group)).as("committed offsets during the outage").isEqualTo(committedBefore);
           assertThat(countProcessed(control, name, phaseB)).isZero();
-          assertThat(counter(registry, "outbox.consumer.handled")).isEqualTo(phaseA.size());
+          assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isEqualTo(phaseA.size());
           assertThat(registry.get("outbox.consumer.retries").tag("cause", "infrastructure").counter().count())
               .isGreaterThanOrEqualTo(5);
           assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0))).as("dead-letter records").isZero();
@@ -328,7 +327,7 @@ class ConsumerOperationsIT {
         }
 
         watched.get().untilAsserted(() -> {
-          assertThat(rowsOf(db, phaseB)).hasSize(phaseB.size());
+          assertThat(Fixtures.paymentsOf(db, phaseB)).hasSize(phaseB.size());
           Fixtures.assertCommittedToEnd(kafka, group, topic);
         });
         // a probe after the restart succeeded and nothing opened the breaker again
@@ -339,10 +338,10 @@ class ConsumerOperationsIT {
         assertThat(breakerState(registry, "dead-letter")).isZero();
         List<UUID> all = new ArrayList<>(phaseA);
         all.addAll(phaseB);
-        assertThat(rowsOf(db, all)).hasSize(all.size()).allSatisfy((id, rows) -> assertThat(rows).isOne());
+        assertThat(Fixtures.paymentsOf(db, all)).hasSize(all.size()).allSatisfy((id, rows) -> assertThat(rows).isOne());
         // the counters move just after a batch's offsets become committable: wait for them
-        watched.get().untilAsserted(() -> assertThat(counter(registry, "outbox.consumer.handled")).isEqualTo(all.size()));
-        assertThat(counter(registry, "outbox.consumer.duplicates")).isZero();
+        watched.get().untilAsserted(() -> assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isEqualTo(all.size()));
+        assertThat(Fixtures.counter(registry, "outbox.consumer.duplicates")).isZero();
         invariants.run();
         assertThat(Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + name
             + "' and outcome = 'HANDLED'")).isEqualTo(all.size());
@@ -365,7 +364,7 @@ class ConsumerOperationsIT {
   @Test
   void transientDatabaseErrorInTheHandlerIsRetriedNotDeadLettered(TestDatabase db, TestKafka kafka) throws Throwable {
     String name = "ops-lock";
-    String topic = Fixtures.topic("ops-lock");
+    String topic = TestKafka.uniqueTopic("ops-lock");
     kafka.createTopic(topic, 1);
     kafka.createTopic(topic + ".dlt", 1);
     try (Connection c = db.connect(); Statement st = c.createStatement()) {
@@ -395,22 +394,22 @@ class ConsumerOperationsIT {
         ThrowingRunnable notAHandlerFailure = () -> {
           assertThat(registry.get("outbox.consumer.retries").tag("cause", "handler").counter().count())
               .as("lock timeouts counted as handler failures").isZero();
-          assertThat(counter(registry, "outbox.consumer.dead.lettered")).as("dead-lettered records").isZero();
+          assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered")).as("dead-lettered records").isZero();
         };
         await().atMost(WAIT).failFast("G7 misclassified a transient database error", notAHandlerFailure)
             .untilAsserted(() -> assertThat(
                 registry.get("outbox.consumer.retries").tag("cause", "infrastructure").counter().count())
                 .as("lock timeouts retried as infrastructure failures").isGreaterThanOrEqualTo(4));
         notAHandlerFailure.run();
-        assertThat(counter(registry, "outbox.consumer.handled")).isZero();
+        assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isZero();
 
         locker.rollback();
         await().atMost(WAIT).untilAsserted(() -> {
           assertThat(Fixtures.paymentsPerId(db)).containsEntry(id, 1L);
-          assertThat(counter(registry, "outbox.consumer.handled")).isOne();
+          assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isOne();
         });
         assertThat(Fixtures.scalar(db, "select reserved from ops_stock where id = 1")).isOne();
-        assertThat(counter(registry, "outbox.consumer.dead.lettered")).isZero();
+        assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered")).isZero();
         assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0))).as("dead-letter records").isZero();
       } finally {
         if (!locker.isClosed()) {
@@ -461,12 +460,6 @@ class ConsumerOperationsIT {
         }
       }
     }
-  }
-
-  private static Map<UUID, Long> rowsOf(TestDatabase db, List<UUID> ids) throws SQLException {
-    Map<UUID, Long> rows = new HashMap<>(Fixtures.paymentsPerId(db));
-    rows.keySet().retainAll(new HashSet<>(ids));
-    return rows;
   }
 
   /**
@@ -625,10 +618,6 @@ class ConsumerOperationsIT {
 
   private static double breakerState(MeterRegistry registry, String breaker) {
     return registry.get("outbox.consumer.breaker.state").tag("breaker", breaker).gauge().value();
-  }
-
-  private static double counter(MeterRegistry registry, String name) {
-    return registry.find(name).counters().stream().mapToDouble(c -> c.count()).sum();
   }
 
   /** The lag gauge of partition 0 of {@code topic}, remembered in {@code observed}; NaN before assignment. */

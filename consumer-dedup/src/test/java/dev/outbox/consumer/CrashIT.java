@@ -39,7 +39,7 @@ class CrashIT {
   @Test
   void killNineAtRandomMomentsLeavesExactlyOneEffectPerMessageId(TestDatabase db, TestKafka kafka) throws Exception {
     Fixtures.createPayments(db);
-    String topic = Fixtures.topic("crash");
+    String topic = TestKafka.uniqueTopic("crash");
     kafka.createTopic(topic, 4);
     List<UUID> ids = new ArrayList<>();
     for (int i = 0; i < MESSAGES; i++) {

@@ -45,9 +45,6 @@ final class Fixtures {
     }
   }
 
-  static String topic(String prefix) {
-    return prefix + "-" + UUID.randomUUID().toString().substring(0, 8);
-  }
 
   static KafkaProducer<byte[], byte[]> producer(TestKafka kafka) {
     return new KafkaProducer<>(kafka.producerProperties());
@@ -103,6 +100,18 @@ final class Fixtures {
       }
     }
     return rows;
+  }
+
+  /** @return the business rows per message id, for the given ids only */
+  static Map<UUID, Long> paymentsOf(TestDatabase db, java.util.Collection<UUID> ids) throws SQLException {
+    Map<UUID, Long> rows = new java.util.HashMap<>(paymentsPerId(db));
+    rows.keySet().retainAll(new java.util.HashSet<>(ids));
+    return rows;
+  }
+
+  /** @return the sum of every counter named {@code name}, whatever its tags */
+  static double counter(io.micrometer.core.instrument.MeterRegistry registry, String name) {
+    return registry.find(name).counters().stream().mapToDouble(c -> c.count()).sum();
   }
 
   static long scalar(TestDatabase db, String sql) throws SQLException {

@@ -25,7 +25,6 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -56,23 +55,13 @@ class IdempotentConsumerIT {
     Fixtures.createPayments(db);
   }
 
-  private static double count(MeterRegistry registry, String name) {
-    return registry.find(name).counters().stream().mapToDouble(c -> c.count()).sum();
-  }
-
-  private static Map<UUID, Long> rowsOf(TestDatabase db, Set<UUID> ids) throws Exception {
-    Map<UUID, Long> rows = new HashMap<>(Fixtures.paymentsPerId(db));
-    rows.keySet().retainAll(ids);
-    return rows;
-  }
-
   /**
    * G4 across redelivery: every message id published once, twice or three times (some copies
    * adjacent, some long after) leaves exactly one business row, and the offsets reach the end.
    */
   @Test
   void appliesEachMessageIdOnceWhateverTheNumberOfCopies(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = Fixtures.topic("payments");
+    String topic = TestKafka.uniqueTopic("payments");
     kafka.createTopic(topic, 3);
     List<UUID> ids = new ArrayList<>();
     List<ProducerRecord<byte[], byte[]>> late = new ArrayList<>();
@@ -97,18 +86,18 @@ class IdempotentConsumerIT {
     try (IdempotentConsumer consumer = builder(kafka, db, topic, "dedup-copies").meterRegistry(registry)
         .concurrency(2).maxRecordsPerTransaction(20).build()) {
       consumer.start();
-      await().atMost(WAIT).untilAsserted(() -> assertThat(rowsOf(db, new HashSet<>(ids)).size()).isEqualTo(ids.size()));
+      await().atMost(WAIT).untilAsserted(() -> assertThat(Fixtures.paymentsOf(db, new HashSet<>(ids)).size()).isEqualTo(ids.size()));
       try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
         late.forEach(producer::send); // redelivered long after the first copy committed
         producer.flush();
       }
       int totalCopies = copies + late.size();
       await().atMost(WAIT).untilAsserted(() ->
-          assertThat(count(registry, "outbox.consumer.duplicates")).isEqualTo(totalCopies));
+          assertThat(Fixtures.counter(registry, "outbox.consumer.duplicates")).isEqualTo(totalCopies));
       await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, "dedup-copies-group", topic));
       // a worker publishes a batch's offsets before it counts the batch: the counter may trail the commit
-      await().atMost(WAIT).untilAsserted(() -> assertThat(count(registry, "outbox.consumer.handled")).isEqualTo(ids.size()));
-      assertThat(rowsOf(db, new HashSet<>(ids))).hasSize(ids.size()).allSatisfy((id, n) -> assertThat(n).isOne());
+      await().atMost(WAIT).untilAsserted(() -> assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isEqualTo(ids.size()));
+      assertThat(Fixtures.paymentsOf(db, new HashSet<>(ids))).hasSize(ids.size()).allSatisfy((id, n) -> assertThat(n).isOne());
       assertThat(Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = 'dedup-copies'"))
           .isEqualTo(ids.size());
       assertThat(registry.find("outbox.consumer.lag").gauges()).hasSize(3);
@@ -123,7 +112,7 @@ class IdempotentConsumerIT {
    */
   @Test
   void crashBetweenDatabaseCommitAndOffsetCommitIsAbsorbed(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = Fixtures.topic("crash-window");
+    String topic = TestKafka.uniqueTopic("crash-window");
     kafka.createTopic(topic, 1);
     UUID id = MessageIds.next();
     try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
@@ -143,11 +132,11 @@ class IdempotentConsumerIT {
       consumer.start();
       await().atMost(WAIT).untilAsserted(() -> assertThat(consumer.isRunning()).isFalse());
       // the offset commit that crashed can run before the worker counted the record it had committed
-      await().atMost(WAIT).untilAsserted(() -> assertThat(count(first, "outbox.consumer.handled")).isOne());
+      await().atMost(WAIT).untilAsserted(() -> assertThat(Fixtures.counter(first, "outbox.consumer.handled")).isOne());
     }
     assertThat(attempted).hasSize(1);
-    assertThat(count(first, "outbox.consumer.handled")).isOne();
-    assertThat(rowsOf(db, Set.of(id))).containsEntry(id, 1L);
+    assertThat(Fixtures.counter(first, "outbox.consumer.handled")).isOne();
+    assertThat(Fixtures.paymentsOf(db, Set.of(id))).containsEntry(id, 1L);
     try (var admin = kafka.admin()) {
       assertThat(admin.listConsumerGroupOffsets("crash-window-group").partitionsToOffsetAndMetadata().get())
           .as("no offset was committed").allSatisfy((tp, o) -> assertThat(o).isNull());
@@ -156,10 +145,10 @@ class IdempotentConsumerIT {
     MeterRegistry second = new SimpleMeterRegistry();
     try (IdempotentConsumer consumer = builder(kafka, db, topic, "crash-window").meterRegistry(second).build()) {
       consumer.start();
-      await().atMost(WAIT).untilAsserted(() -> assertThat(count(second, "outbox.consumer.duplicates")).isOne());
+      await().atMost(WAIT).untilAsserted(() -> assertThat(Fixtures.counter(second, "outbox.consumer.duplicates")).isOne());
       await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, "crash-window-group", topic));
-      assertThat(count(second, "outbox.consumer.handled")).isZero();
-      assertThat(rowsOf(db, Set.of(id))).containsEntry(id, 1L);
+      assertThat(Fixtures.counter(second, "outbox.consumer.handled")).isZero();
+      assertThat(Fixtures.paymentsOf(db, Set.of(id))).containsEntry(id, 1L);
     }
   }
 
@@ -173,7 +162,7 @@ class IdempotentConsumerIT {
   @ValueSource(booleans = {false, true})
   void poisonMessageIsRetriedWithBackoffThenDeadLetteredAndThePartitionGoesOn(boolean savepoints, TestDatabase db,
       TestKafka kafka) throws Exception {
-    String topic = Fixtures.topic("poison");
+    String topic = TestKafka.uniqueTopic("poison");
     String name = "poison-" + savepoints;
     kafka.createTopic(topic, 1);
     kafka.createTopic(topic + ".dlt", 1);
@@ -220,13 +209,13 @@ class IdempotentConsumerIT {
       consumer.start();
       Set<UUID> good = new HashSet<>(before);
       good.addAll(after);
-      await().atMost(WAIT).untilAsserted(() -> assertThat(rowsOf(db, good)).hasSize(10));
+      await().atMost(WAIT).untilAsserted(() -> assertThat(Fixtures.paymentsOf(db, good)).hasSize(10));
       await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, name + "-group", topic));
-      assertThat(rowsOf(db, good)).allSatisfy((id, n) -> assertThat(n).isOne());
-      assertThat(rowsOf(db, Set.of(poison))).isEmpty();
+      assertThat(Fixtures.paymentsOf(db, good)).allSatisfy((id, n) -> assertThat(n).isOne());
+      assertThat(Fixtures.paymentsOf(db, Set.of(poison))).isEmpty();
       assertThat(Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + name + "'"
           + " and message_id = '" + poison + "' and outcome = 'DEAD_LETTERED'")).isOne();
-      assertThat(count(registry, "outbox.consumer.dead.lettered")).isOne();
+      assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered")).isOne();
       assertThat(registry.find("outbox.consumer.retries").tag("cause", "handler").counter().count()).isEqualTo(4);
     }
 
@@ -263,7 +252,7 @@ class IdempotentConsumerIT {
    */
   @Test
   void recordsWithoutUsableMessageIdAreDeadLetteredUnhandled(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = Fixtures.topic("no-id");
+    String topic = TestKafka.uniqueTopic("no-id");
     kafka.createTopic(topic, 1);
     kafka.createTopic(topic + ".dlt", 1);
     UUID first = MessageIds.next();
@@ -291,7 +280,7 @@ class IdempotentConsumerIT {
       consumer.start();
       await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, "no-id-group", topic));
       assertThat(handledKeys).containsExactly("first", "last");
-      assertThat(rowsOf(db, Set.of(first, last))).containsOnly(Map.entry(first, 1L), Map.entry(last, 1L));
+      assertThat(Fixtures.paymentsOf(db, Set.of(first, last))).containsOnly(Map.entry(first, 1L), Map.entry(last, 1L));
       assertThat(registry.find("outbox.consumer.dead.lettered").tag("reason", "missing-message-id").counter().count())
           .isOne();
       assertThat(registry.find("outbox.consumer.dead.lettered").tag("reason", "invalid-message-id").counter().count())
@@ -315,7 +304,7 @@ class IdempotentConsumerIT {
    */
   @Test
   void lostDatabaseConnectionIsRetriedWithoutConsumingAttempts(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = Fixtures.topic("db-down");
+    String topic = TestKafka.uniqueTopic("db-down");
     kafka.createTopic(topic, 1);
     kafka.createTopic(topic + ".dlt", 1);
     UUID id = MessageIds.next();
@@ -333,14 +322,14 @@ class IdempotentConsumerIT {
           payments.handle(m, tx);
         }).build()) {
       consumer.start();
-      await().atMost(WAIT).untilAsserted(() -> assertThat(rowsOf(db, Set.of(id))).containsEntry(id, 1L));
+      await().atMost(WAIT).untilAsserted(() -> assertThat(Fixtures.paymentsOf(db, Set.of(id))).containsEntry(id, 1L));
       await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, "db-down-group", topic));
       // counted by the worker after it published the offset, so possibly after the commit above
-      await().atMost(WAIT).untilAsserted(() -> assertThat(count(registry, "outbox.consumer.handled")).isOne());
+      await().atMost(WAIT).untilAsserted(() -> assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isOne());
       assertThat(calls).hasValue(3);
       assertThat(registry.find("outbox.consumer.retries").tag("cause", "infrastructure").counter().count())
           .isEqualTo(2);
-      assertThat(count(registry, "outbox.consumer.dead.lettered")).isZero();
+      assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered")).isZero();
     }
   }
 
@@ -353,7 +342,7 @@ class IdempotentConsumerIT {
   @ValueSource(booleans = {false, true})
   void swallowedStatementFailureCountsAsHandlerFailure(boolean savepoints, TestDatabase db, TestKafka kafka)
       throws Exception {
-    String topic = Fixtures.topic("swallow");
+    String topic = TestKafka.uniqueTopic("swallow");
     String name = "swallow-" + savepoints;
     kafka.createTopic(topic, 1);
     kafka.createTopic(topic + ".dlt", 1);
@@ -385,9 +374,9 @@ class IdempotentConsumerIT {
       await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, name + "-group", topic));
       Set<UUID> good = new HashSet<>(ids);
       good.remove(bad);
-      assertThat(rowsOf(db, new HashSet<>(ids))).hasSize(5).containsOnlyKeys(good)
+      assertThat(Fixtures.paymentsOf(db, new HashSet<>(ids))).hasSize(5).containsOnlyKeys(good)
           .allSatisfy((id, n) -> assertThat(n).isOne());
-      assertThat(count(registry, "outbox.consumer.dead.lettered")).isOne();
+      assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered")).isOne();
     }
     List<ConsumerRecord<byte[], byte[]>> dead = Fixtures.readAll(kafka, topic + ".dlt", 1, WAIT);
     assertThat(dead).singleElement().satisfies(r -> {
@@ -399,7 +388,7 @@ class IdempotentConsumerIT {
   /** Typed payloads: an Avro single-object-encoded record decodes with Message.payload(Class). */
   @Test
   void decodesAvroPayloads(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = Fixtures.topic("avro");
+    String topic = TestKafka.uniqueTopic("avro");
     kafka.createTopic(topic, 1);
     AvroCodec codec = AvroCodec.create();
     OrderPlaced order = OrderPlaced.newBuilder().setOrderId("o-1").setCustomerId("c-1").setAmountCents(1250)
@@ -429,7 +418,7 @@ class IdempotentConsumerIT {
   @Test
   void nestedHandlerTransactionsAreSavepointsOfTheConsumersTransaction(TestDatabase db, TestKafka kafka)
       throws Exception {
-    String topic = Fixtures.topic("nested");
+    String topic = TestKafka.uniqueTopic("nested");
     kafka.createTopic(topic, 1);
     UUID id = MessageIds.next();
     try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
@@ -464,8 +453,8 @@ class IdempotentConsumerIT {
       await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, "nested-group", topic));
       // counted by the worker after it published the offset, so possibly after the commit above
       await().atMost(WAIT).untilAsserted(() -> {
-        assertThat(count(registry, "outbox.consumer.handled")).isOne();
-        assertThat(count(registry, "outbox.consumer.duplicates")).isOne();
+        assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isOne();
+        assertThat(Fixtures.counter(registry, "outbox.consumer.duplicates")).isOne();
       });
       assertThat(calls).hasValue(2);
     }

@@ -34,7 +34,7 @@ class RebalanceIT {
   @Test
   void joinAndLeaveMidStreamKeepOneEffectPerMessageId(TestDatabase db, TestKafka kafka) throws Exception {
     Fixtures.createPayments(db);
-    String topic = Fixtures.topic("rebalance");
+    String topic = TestKafka.uniqueTopic("rebalance");
     kafka.createTopic(topic, 6);
     List<UUID> ids = new ArrayList<>();
     for (int i = 0; i < 6000; i++) {

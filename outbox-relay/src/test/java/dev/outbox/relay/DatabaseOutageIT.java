@@ -30,7 +30,7 @@ class DatabaseOutageIT {
    */
   @Test
   void relaySurvivesLosingEveryDatabaseConnection(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = Fixtures.topic("db-outage");
+    String topic = TestKafka.uniqueTopic("db-outage");
     kafka.createTopic(topic, 4);
     Set<UUID> committed = new HashSet<>();
     try (Relay relay = Fixtures.relay(db, kafka, "db-outage-relay").build();

@@ -36,7 +36,7 @@ class FailoverIT {
    */
   @Test
   void relaysComingAndGoingLoseNothingAndKeepPerKeyOrder(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = Fixtures.topic("failover");
+    String topic = TestKafka.uniqueTopic("failover");
     kafka.createTopic(topic, 8);
     DSLContext dsl = db.dsl();
     List<Relay> running = new ArrayList<>();

@@ -31,7 +31,7 @@ class FencingIT {
    */
   @Test
   void aRelayThatLostItsLeaseCannotDeleteOrParkAndDropsTheShard(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = Fixtures.topic("fencing");
+    String topic = TestKafka.uniqueTopic("fencing");
     kafka.createTopic(topic, 4);
     DSLContext dsl = db.dsl();
     SimpleMeterRegistry registry = new SimpleMeterRegistry();

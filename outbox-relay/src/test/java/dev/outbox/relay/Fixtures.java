@@ -50,13 +50,6 @@ final class Fixtures {
     return relay(db, kafka.bootstrapServers(), id, new SimpleMeterRegistry());
   }
 
-  /**
-   * @return a topic name of this run: the shared broker lives as long as the JVM (or longer, when
-   *     one is named by outbox.test.kafka.bootstrap), and the collectors read from the beginning
-   */
-  static String topic(String prefix) {
-    return prefix + "-" + UUID.randomUUID().toString().substring(0, 8);
-  }
 
   static OutboxMessage message(String topic, String key, String body) {
     return OutboxMessage.of(topic, key, "Test", "text/plain", body.getBytes(StandardCharsets.UTF_8));

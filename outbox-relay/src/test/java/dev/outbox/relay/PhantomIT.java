@@ -30,7 +30,7 @@ class PhantomIT {
    */
   @Test
   void rolledBackAppendsNeverReachKafka(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = Fixtures.topic("phantom");
+    String topic = TestKafka.uniqueTopic("phantom");
     kafka.createTopic(topic, 4);
     DSLContext dsl = db.dsl();
     Set<UUID> committed = new HashSet<>();
@@ -82,7 +82,7 @@ class PhantomIT {
   /** Every record carries the contract headers, the stored key and payload, and the producer's extra headers. */
   @Test
   void recordsCarryKeyPayloadAndHeaders(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = Fixtures.topic("headers");
+    String topic = TestKafka.uniqueTopic("headers");
     kafka.createTopic(topic, 2);
     String trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     OutboxMessage keyed = OutboxMessage.of(topic, "order-1", "OrderPlaced", "application/json", "{\"a\":1}".getBytes())

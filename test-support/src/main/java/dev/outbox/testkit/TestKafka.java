@@ -209,6 +209,18 @@ public final class TestKafka implements AutoCloseable {
   }
 
   /**
+   * A topic name for one test run: the shared broker lives as long as the JVM (or longer, when one
+   * is named by {@code outbox.test.kafka.bootstrap}), so a fixed name would let a test read records
+   * an earlier test or run left behind.
+   *
+   * @param prefix what the topic is for
+   * @return {@code prefix} followed by a dash and 8 random hex digits
+   */
+  public static String uniqueTopic(String prefix) {
+    return prefix + "-" + java.util.UUID.randomUUID().toString().substring(0, 8);
+  }
+
+  /**
    * Creates a topic unless it exists.
    *
    * @param name topic name

@@ -37,7 +37,7 @@ class RealServicesIT {
   void kafkaProducesAndConsumes(TestKafka kafka) {
     // a topic of this run only: a broker named by outbox.test.kafka.bootstrap outlives the JVM, and
     // records of an earlier run would be read from the earliest offset too
-    String topic = "kit-roundtrip-" + UUID.randomUUID();
+    String topic = TestKafka.uniqueTopic("kit-roundtrip");
     kafka.createTopic(topic, 3);
     try (var producer = new KafkaProducer<byte[], byte[]>(kafka.producerProperties())) {
       for (int i = 0; i < 30; i++) {

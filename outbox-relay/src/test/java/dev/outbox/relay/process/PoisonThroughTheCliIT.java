@@ -38,7 +38,7 @@ class PoisonThroughTheCliIT {
    */
   @Test
   void aTooLargeMessageIsParkedShownRequeuedAndDelivered(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = "poison-" + UUID.randomUUID().toString().substring(0, 8);
+    String topic = TestKafka.uniqueTopic("poison");
     kafka.createTopic(topic, 3);
     Map<String, String> flags = InProcess.flags(db, kafka.bootstrapServers(), "poison-1");
     flags.put("kafka.max.request.size", "10240");

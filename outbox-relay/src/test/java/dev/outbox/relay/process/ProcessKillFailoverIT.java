@@ -52,7 +52,7 @@ class ProcessKillFailoverIT {
   @Test
   @Timeout(value = 10, unit = java.util.concurrent.TimeUnit.MINUTES)
   void noLossAndPerKeyOrderWhenARelayProcessIsKilled(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = "process-failover-" + UUID.randomUUID().toString().substring(0, 8);
+    String topic = TestKafka.uniqueTopic("process-failover");
     kafka.createTopic(topic, PARTITIONS);
     DSLContext dsl = db.dsl();
     Map<String, List<UUID>> commitOrder = new LinkedHashMap<>();
