@@ -3,10 +3,14 @@ package dev.outbox.core;
 import dev.outbox.core.internal.JooqOutbox;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.schemas.AvroCodec;
+import java.nio.charset.StandardCharsets;
+import java.sql.Connection;
+import java.sql.SQLException;
 import java.util.List;
 import java.util.Objects;
 import java.util.UUID;
 import java.util.function.Supplier;
+import java.util.zip.CRC32C;
 import org.apache.avro.generic.GenericContainer;
 import org.jooq.DSLContext;
 
@@ -22,8 +26,13 @@ import org.jooq.DSLContext;
  * });
  * }</pre>
  *
- * <p>Every append also issues {@code pg_notify} on {@link #channel()}; PostgreSQL delivers it at
- * commit, which wakes the relay at once instead of at its next poll. Thread-safe.
+ * <p>Users of JPA, Spring's {@code JdbcTemplate} or plain JDBC append on the transaction's
+ * {@link Connection} instead: {@link #append(Connection, OutboxMessage)}.
+ *
+ * <p>An append is one INSERT and nothing else: it does not notify the relay, which finds new rows
+ * by probing the outbox every few milliseconds, so the producer's commit costs what a hand-written
+ * INSERT costs. {@link Builder#notifyInTransaction(boolean)} restores a {@code pg_notify} per
+ * append for relays that LISTEN (see ENGINE.md, "Wake-up"). Thread-safe.
  */
 public interface Outbox {
 
@@ -33,13 +42,23 @@ public interface Outbox {
   }
 
   /**
-   * The channel the relay listens on for a schema.
+   * The channel a relay that LISTENs uses for a schema, and that {@link
+   * Builder#notifyInTransaction(boolean)} notifies on. PostgreSQL channel names are identifiers of at
+   * most 63 bytes: a schema of up to 56 characters gives {@code outbox_<schema>}; a longer one gives
+   * {@code outbox_}, its first 47 characters, {@code _} and the CRC-32C of the whole name in 8 hex
+   * digits, so that two long schemas that share a prefix still get two channels.
    *
    * @param schema the outbox schema
-   * @return {@code outbox_<schema>}
+   * @return the channel, at most 63 characters
    */
   static String channel(String schema) {
-    return "outbox_" + schema;
+    String plain = "outbox_" + schema;
+    if (plain.length() <= 63) {
+      return plain;
+    }
+    CRC32C crc = new CRC32C();
+    crc.update(schema.getBytes(StandardCharsets.UTF_8));
+    return "outbox_" + schema.substring(0, 47) + "_" + String.format("%08x", crc.getValue());
   }
 
   /**
@@ -57,9 +76,38 @@ public interface Outbox {
   UUID append(DSLContext tx, OutboxMessage message);
 
   /**
-   * Appends several messages in one INSERT (split every {@value JooqOutbox#MAX_ROWS_PER_STATEMENT}
-   * rows to stay under PostgreSQL's bind-parameter limit). Their ids, and so their publication
-   * order within a key, follow the list order.
+   * Appends one message on a JDBC connection in the caller's transaction: the connection a JPA
+   * {@code EntityManager}, Spring's {@code DataSourceUtils.getConnection} or the caller's own code
+   * has open with autocommit off. The statement is a plain prepared INSERT, which the driver keeps
+   * prepared on that connection; the connection is not closed and its transaction not ended.
+   *
+   * @param tx the connection of the caller's transaction, autocommit off
+   * @param message the message
+   * @return its message id
+   * @throws IllegalStateException when {@code tx} is in autocommit mode (the row would commit on
+   *     its own, apart from the business write), or when the install's shard count differs from
+   *     {@link Builder#shards(int)}
+   * @throws SQLException when the insert fails; the transaction is then aborted, as with any failed
+   *     statement
+   */
+  UUID append(Connection tx, OutboxMessage message) throws SQLException;
+
+  /**
+   * Appends several messages on a JDBC connection in the caller's transaction, in one round trip
+   * (a JDBC batch). Their ids, and so their publication order within a key, follow the list order.
+   *
+   * @param tx the connection of the caller's transaction, autocommit off
+   * @param messages the messages
+   * @return their message ids, in order
+   * @throws IllegalStateException when {@code tx} is in autocommit mode, or when the install's
+   *     shard count differs from {@link Builder#shards(int)}
+   * @throws SQLException when the insert fails
+   */
+  List<UUID> appendAll(Connection tx, List<OutboxMessage> messages) throws SQLException;
+
+  /**
+   * Appends several messages in one round trip (a JDBC batch of one prepared INSERT). Their ids,
+   * and so their publication order within a key, follow the list order.
    *
    * @param tx the jOOQ context of the caller's transaction
    * @param messages the messages
@@ -95,7 +143,7 @@ public interface Outbox {
   /** @return the installed shard count */
   int shardCount();
 
-  /** @return the notification channel */
+  /** @return the notification channel, {@link #channel(String)} of {@link #schema()} */
   String channel();
 
   /** Builds an {@link Outbox}. Not thread-safe; the built outbox is. */
@@ -104,8 +152,26 @@ public interface Outbox {
     private int shards = Shards.DEFAULT_COUNT;
     private AvroCodec codec;
     private Supplier<String> traceparent = () -> null;
+    private boolean notifyInTransaction;
 
     private Builder() {}
+
+    /**
+     * Whether every append also runs {@code pg_notify} on {@link Outbox#channel()} in the caller's
+     * transaction, so that a relay that LISTENs (relay setting {@code listen-jdbc-url}) is woken at
+     * commit. Default false, and best left so: PostgreSQL serialises the commits of all notifying
+     * transactions of the cluster under one lock held until their WAL flush, which halved the
+     * producers' commit rate at 16 writers (benchmarks/PRODUCER.md), and {@code PREPARE TRANSACTION}
+     * (XA) refuses a transaction that notified. The relay's probe finds new rows within a few
+     * milliseconds without it.
+     *
+     * @param notifyInTransaction true to notify in every appending transaction
+     * @return this builder
+     */
+    public Builder notifyInTransaction(boolean notifyInTransaction) {
+      this.notifyInTransaction = notifyInTransaction;
+      return this;
+    }
 
     /**
      * @param schema the schema the migrations were applied to; default {@code outbox}
@@ -158,7 +224,7 @@ public interface Outbox {
         throw new IllegalArgumentException(
             "schema '" + schema + "' is not a plain lower-case SQL identifier ([a-z_][a-z0-9_]{0,62})");
       }
-      return new JooqOutbox(schema, shards, codec != null ? codec : AvroCodec.create(), traceparent);
+      return new JooqOutbox(schema, shards, codec != null ? codec : AvroCodec.create(), traceparent, notifyInTransaction);
     }
   }
 }

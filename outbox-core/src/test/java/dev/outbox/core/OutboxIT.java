@@ -88,7 +88,8 @@ class OutboxIT {
   }
 
   @Test
-  void appendsABatchInOrderAndNotifiesAtCommitOnly(TestDatabase db) throws Exception {
+  void appendsABatchInOrderAndNotifiesAtCommitOnlyWhenAsked(TestDatabase db) throws Exception {
+    Outbox outbox = Outbox.builder().notifyInTransaction(true).build();
     try (Connection listener = db.connect(); Statement st = listener.createStatement()) {
       st.execute("listen \"" + outbox.channel() + "\"");
       PGConnection pg = listener.unwrap(PGConnection.class);
@@ -145,5 +146,99 @@ class OutboxIT {
         .fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id))).isOne();
     assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id))).isZero();
     assertThatThrownBy(() -> Outbox.builder().schema("Bad-Name").build()).hasMessageContaining("not a plain lower-case SQL identifier");
+  }
+
+  /**
+   * G1 and G2 for JDBC users: an append on a plain {@link Connection} joins the caller's
+   * transaction, so a rollback takes the row with the business write and a commit keeps both.
+   */
+  @Test
+  void jdbcAppendJoinsTheCallersTransaction(TestDatabase db) throws Exception {
+    try (Connection c = db.connect(); Statement st = c.createStatement()) {
+      st.execute("create table jdbc_order (id text primary key)");
+      c.setAutoCommit(false);
+      st.execute("insert into jdbc_order values ('rolled-back')");
+      UUID lost = outbox.append(c, OutboxMessage.of("orders", "jdbc-1", "Raw", "application/octet-stream", new byte[] {1}));
+      c.rollback();
+      st.execute("insert into jdbc_order values ('kept')");
+      List<UUID> kept = outbox.appendAll(c, List.of(
+          OutboxMessage.of("orders", "jdbc-2", "Raw", "application/octet-stream", new byte[] {2}),
+          OutboxMessage.of("orders", "jdbc-2", "Raw", "application/octet-stream", null).withHeader("tenant", "t-1")));
+      // not visible to another session before the caller commits
+      assertThat(db.dsl().fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.in(kept))).isZero();
+      c.commit();
+      DSLContext dsl = db.dsl();
+      assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(lost))).isZero();
+      assertThat(dsl.select(OUTBOX_MESSAGE.MESSAGE_ID).from(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_KEY.eq("jdbc-2"))
+          .orderBy(OUTBOX_MESSAGE.ID).fetch(OUTBOX_MESSAGE.MESSAGE_ID)).containsExactlyElementsOf(kept);
+      var second = dsl.selectFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_ID.eq(kept.get(1))).fetchSingle();
+      assertThat(second.getPayload()).isNull();
+      assertThat(second.getHeaders().data()).contains("\"tenant\"").contains("\"t-1\"");
+      assertThat(dsl.fetchCount(dsl.selectFrom("jdbc_order").where("id = 'kept'"))).isOne();
+      assertThat(dsl.fetchCount(dsl.selectFrom("jdbc_order").where("id = 'rolled-back'"))).isZero();
+    }
+  }
+
+  /** G1: a JDBC append on an autocommit connection is refused before anything is written. */
+  @Test
+  void jdbcAppendRefusesAutocommit(TestDatabase db) throws Exception {
+    try (Connection c = db.connect()) {
+      assertThat(c.getAutoCommit()).isTrue();
+      assertThatThrownBy(() -> outbox.append(c, OutboxMessage.of("orders", "jdbc-auto", "Raw", "application/octet-stream", null)))
+          .isInstanceOf(IllegalStateException.class)
+          .hasMessageContaining("autocommit mode");
+    }
+    assertThat(db.dsl().fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_KEY.eq("jdbc-auto"))).isZero();
+  }
+
+  /** G1 and G3 against misconfiguration, on the JDBC entry point: a wrong shard count is refused. */
+  @Test
+  void jdbcAppendRefusesAShardCountOtherThanTheInstalls(TestDatabase db) throws Exception {
+    Outbox wrong = Outbox.builder().shards(16).build();
+    try (Connection c = db.connect()) {
+      c.setAutoCommit(false);
+      assertThatThrownBy(() -> wrong.append(c, OutboxMessage.of("orders", "jdbc-16", "Raw", "application/octet-stream", null)))
+          .isInstanceOf(IllegalStateException.class)
+          .hasMessageContaining("installed with 64");
+      c.rollback();
+    }
+  }
+
+  /** By default an append notifies nobody: the producer's commit takes no notify lock. */
+  @Test
+  void doesNotNotifyByDefault(TestDatabase db) throws Exception {
+    try (Connection listener = db.connect(); Statement st = listener.createStatement()) {
+      st.execute("listen \"" + outbox.channel() + "\"");
+      PGConnection pg = listener.unwrap(PGConnection.class);
+      db.dsl().transaction(tx -> outbox.append(tx.dsl(), OutboxMessage.of("orders", "quiet", "Raw", "application/octet-stream", null)));
+      assertThat(db.dsl().fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_KEY.eq("quiet"))).isOne();
+      assertThat(pg.getNotifications(500)).isNullOrEmpty();
+    }
+  }
+
+  /**
+   * A schema name of the longest legal length (63 characters) works: the appends land in it, and
+   * the notifying variant's channel is a legal identifier, distinct for two long names that share a
+   * prefix, on which a LISTENing session receives the notification.
+   */
+  @Test
+  void aSchemaOfSixtyThreeCharactersWorks(TestDatabase db) throws Exception {
+    String schema = "s".repeat(60) + "_63";
+    assertThat(schema).hasSize(63);
+    dev.outbox.migrations.OutboxMigrations.migrate(db.dataSource(), schema, 4);
+    Outbox longOne = Outbox.builder().schema(schema).shards(4).notifyInTransaction(true).build();
+    assertThat(longOne.channel()).hasSizeLessThanOrEqualTo(63).startsWith("outbox_sss")
+        .isNotEqualTo(Outbox.channel("s".repeat(60) + "_64"));
+    try (Connection listener = db.connect(); Statement st = listener.createStatement()) {
+      st.execute("listen \"" + longOne.channel() + "\"");
+      PGConnection pg = listener.unwrap(PGConnection.class);
+      DSLContext dsl = db.dsl();
+      UUID id = dsl.transactionResult(tx -> longOne.append(tx.dsl(), OutboxMessage.of("orders", "long", "Raw", "application/octet-stream", null)));
+      assertThat(dev.outbox.migrations.OutboxMigrations.dsl(db.dataSource(), schema)
+          .fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id))).isOne();
+      PGNotification[] notes = pg.getNotifications(30_000);
+      assertThat(notes).isNotEmpty();
+      assertThat(notes[0].getName()).isEqualTo(longOne.channel());
+    }
   }
 }

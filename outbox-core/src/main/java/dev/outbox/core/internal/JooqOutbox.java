@@ -1,16 +1,16 @@
 package dev.outbox.core.internal;
 
-import static dev.outbox.migrations.jooq.Tables.OUTBOX_MESSAGE;
-import static dev.outbox.migrations.jooq.Tables.OUTBOX_SHARD_LEASE;
-
 import dev.outbox.core.MessageIds;
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.OutboxMessage;
 import dev.outbox.core.Shards;
-import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.schemas.AvroCodec;
 import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Types;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -20,40 +20,51 @@ import java.util.function.Supplier;
 import java.util.stream.Collectors;
 import org.apache.avro.generic.GenericContainer;
 import org.jooq.DSLContext;
-import org.jooq.InsertValuesStep9;
-import org.jooq.JSONB;
-import org.jooq.conf.Settings;
-import org.jooq.conf.SettingsTools;
-import org.jooq.impl.DSL;
+import org.jooq.exception.DataAccessException;
 
-/** The {@link Outbox} on jOOQ and PostgreSQL. */
+/**
+ * The {@link Outbox} on PostgreSQL. Every append, jOOQ or JDBC, is one constant prepared INSERT on
+ * the caller's connection: no statement is rendered per call, and pgjdbc turns the constant SQL into
+ * a server-side prepared statement of that connection after a few executions, so an append costs
+ * what a hand-written INSERT costs (benchmarks/PRODUCER.md).
+ */
 public final class JooqOutbox implements Outbox {
-  /** Rows per INSERT: 9 bind values each keeps a statement under PostgreSQL's 65,535 limit. */
-  public static final int MAX_ROWS_PER_STATEMENT = 5000;
-
   /** Longer shard lists are sent as {@code *} (all shards): PostgreSQL caps payloads at 8000 bytes. */
   static final int NOTIFY_PAYLOAD_LIMIT = 4000;
+
+  private static final String NO_HEADERS = "{}";
 
   private final String schema;
   private final int shards;
   private final AvroCodec codec;
   private final Supplier<String> traceparent;
+  private final boolean notifyInTransaction;
   private final String channel;
-  private final Settings mapping;
+  private final String insertSql;
+  private final String shardCountSql;
   /** Set once the install's shard count was found equal to {@link #shards}; checked once per instance. */
   private volatile boolean shardCountChecked;
 
-  public JooqOutbox(String schema, int shards, AvroCodec codec, Supplier<String> traceparent) {
+  public JooqOutbox(String schema, int shards, AvroCodec codec, Supplier<String> traceparent, boolean notifyInTransaction) {
     this.schema = schema;
     this.shards = shards;
     this.codec = codec;
     this.traceparent = traceparent;
+    this.notifyInTransaction = notifyInTransaction;
     this.channel = Outbox.channel(schema);
-    this.mapping = OutboxMigrations.jooqSettings(schema);
+    // attempts, created_at and the parking columns take their defaults
+    this.insertSql = "insert into " + schema + ".outbox_message (message_id, shard, topic, message_key, message_type,"
+        + " content_type, headers, payload) values (?, ?, ?, ?, ?, ?, ?::jsonb, ?)";
+    this.shardCountSql = "select count(*) from " + schema + ".outbox_shard_lease";
   }
 
   @Override
   public UUID append(DSLContext tx, OutboxMessage message) {
+    return appendAll(tx, List.of(Objects.requireNonNull(message, "message may not be null"))).get(0);
+  }
+
+  @Override
+  public UUID append(Connection tx, OutboxMessage message) throws SQLException {
     return appendAll(tx, List.of(Objects.requireNonNull(message, "message may not be null"))).get(0);
   }
 
@@ -75,53 +86,84 @@ public final class JooqOutbox implements Outbox {
     if (messages.isEmpty()) {
       return List.of();
     }
-    if (Boolean.TRUE.equals(tx.connectionResult(Connection::getAutoCommit))) {
+    // inside dsl.transaction(...) the provider hands out the transaction's connection
+    return tx.connectionResult(c -> {
+      try {
+        return appendAll(c, messages);
+      } catch (SQLException e) {
+        throw new DataAccessException("SQL [" + insertSql + "]; " + e.getMessage(), e);
+      }
+    });
+  }
+
+  @Override
+  public List<UUID> appendAll(Connection tx, List<OutboxMessage> messages) throws SQLException {
+    Objects.requireNonNull(tx, "tx may not be null");
+    Objects.requireNonNull(messages, "messages may not be null");
+    if (messages.isEmpty()) {
+      return List.of();
+    }
+    if (tx.getAutoCommit()) {
       throw new IllegalStateException(
           "Outbox.append needs the caller's transaction, but the connection is in autocommit mode: the outbox row"
               + " would commit on its own, apart from the business write. Call it inside dsl.transaction(cfg -> ...)"
               + " with cfg.dsl(), or on a connection with autocommit off.");
     }
-    DSLContext db = DSL.using(tx.configuration().derive(withMapping(tx.settings())));
     if (!shardCountChecked) {
-      checkShardCount(db);
+      checkShardCount(tx);
     }
     String inheritedTrace = traceparent.get();
     List<UUID> ids = new ArrayList<>(messages.size());
-    TreeSet<Integer> touched = new TreeSet<>();
-    for (int from = 0; from < messages.size(); from += MAX_ROWS_PER_STATEMENT) {
-      List<OutboxMessage> chunk = messages.subList(from, Math.min(messages.size(), from + MAX_ROWS_PER_STATEMENT));
-      InsertValuesStep9<?, UUID, Integer, String, String, String, String, JSONB, byte[], Integer> insert =
-          db.insertInto(
-              OUTBOX_MESSAGE,
-              OUTBOX_MESSAGE.MESSAGE_ID,
-              OUTBOX_MESSAGE.SHARD,
-              OUTBOX_MESSAGE.TOPIC,
-              OUTBOX_MESSAGE.MESSAGE_KEY,
-              OUTBOX_MESSAGE.MESSAGE_TYPE,
-              OUTBOX_MESSAGE.CONTENT_TYPE,
-              OUTBOX_MESSAGE.HEADERS,
-              OUTBOX_MESSAGE.PAYLOAD,
-              OUTBOX_MESSAGE.ATTEMPTS);
-      for (OutboxMessage m : chunk) {
+    TreeSet<Integer> touched = notifyInTransaction ? new TreeSet<>() : null;
+    boolean batch = messages.size() > 1;
+    try (PreparedStatement ps = tx.prepareStatement(insertSql)) {
+      for (OutboxMessage m : messages) {
         Objects.requireNonNull(m, "messages may not contain null");
-        OutboxMessage message = m;
-        if (inheritedTrace != null && !m.headers().containsKey(OutboxHeaders.TRACEPARENT)) {
-          message = m.withTraceparent(inheritedTrace);
-        }
-        UUID id = message.messageId() != null ? message.messageId() : MessageIds.next();
-        int shard = Shards.of(message.key(), id, shards);
+        UUID id = m.messageId() != null ? m.messageId() : MessageIds.next();
+        int shard = Shards.of(m.key(), id, shards);
         ids.add(id);
-        touched.add(shard);
-        insert = insert.values(
-            id, shard, message.topic(), message.key(), message.type(), message.contentType(),
-            JSONB.valueOf(Json.write(message.headers())), message.payload(), 0);
+        if (touched != null) {
+          touched.add(shard);
+        }
+        ps.setObject(1, id);
+        ps.setInt(2, shard);
+        ps.setString(3, m.topic());
+        ps.setString(4, m.key());
+        ps.setString(5, m.type());
+        ps.setString(6, m.contentType());
+        ps.setString(7, headersJson(m, inheritedTrace));
+        if (m.payload() == null) {
+          ps.setNull(8, Types.BINARY);
+        } else {
+          ps.setBytes(8, m.payload());
+        }
+        if (batch) {
+          ps.addBatch();
+        }
       }
-      insert.execute();
+      if (batch) {
+        ps.executeBatch();
+      } else {
+        ps.executeUpdate();
+      }
     }
-    // delivered at commit, dropped on rollback; the payload tells the relay which shards to read
-    String shardList = touched.stream().map(String::valueOf).collect(Collectors.joining(","));
-    db.execute("select pg_notify({0}, {1})", DSL.val(channel), DSL.val(shardList.length() > NOTIFY_PAYLOAD_LIMIT ? "*" : shardList));
+    if (touched != null) {
+      // delivered at commit, dropped on rollback; the payload tells the relay which shards to read
+      String shardList = touched.stream().map(String::valueOf).collect(Collectors.joining(","));
+      try (PreparedStatement ps = tx.prepareStatement("select pg_notify(?, ?)")) {
+        ps.setString(1, channel);
+        ps.setString(2, shardList.length() > NOTIFY_PAYLOAD_LIMIT ? "*" : shardList);
+        ps.execute();
+      }
+    }
     return ids;
+  }
+
+  private static String headersJson(OutboxMessage m, String inheritedTrace) {
+    if (inheritedTrace != null && !m.headers().containsKey(OutboxHeaders.TRACEPARENT)) {
+      return Json.write(m.withTraceparent(inheritedTrace).headers());
+    }
+    return m.headers().isEmpty() ? NO_HEADERS : Json.write(m.headers());
   }
 
   /**
@@ -131,19 +173,18 @@ public final class JooqOutbox implements Outbox {
    * shards no relay leases; with fewer, one key's messages could sit in two shards and lose their
    * order. Either way the append fails here, before anything is written.
    */
-  private void checkShardCount(DSLContext db) {
-    int installed = db.fetchCount(OUTBOX_SHARD_LEASE);
+  private void checkShardCount(Connection tx) throws SQLException {
+    int installed;
+    try (PreparedStatement ps = tx.prepareStatement(shardCountSql); ResultSet rs = ps.executeQuery()) {
+      rs.next();
+      installed = rs.getInt(1);
+    }
     if (installed != shards) {
       throw new IllegalStateException("this Outbox spreads keys over " + shards + " shards, but the outbox in schema "
           + schema + " was installed with " + installed + " (the rows of " + schema + ".outbox_shard_lease); set"
           + " Outbox.builder().shards(" + installed + "), the outbox_shards value the migrations were installed with");
     }
     shardCountChecked = true;
-  }
-
-  private Settings withMapping(Settings callers) {
-    Settings s = SettingsTools.clone(callers);
-    return s.withRenderMapping(mapping.getRenderMapping());
   }
 
   @Override
