@@ -103,6 +103,9 @@ public interface Relay extends AutoCloseable {
     /** Default {@link #idlePollInterval(Duration)}. */
     public static final Duration DEFAULT_IDLE_POLL_INTERVAL = Duration.ofSeconds(1);
 
+    /** Default {@link #probeInterval(Duration)}. */
+    public static final Duration DEFAULT_PROBE_INTERVAL = Duration.ofMillis(5);
+
     /** Default {@link #backoff(Backoff)}. */
     public static final Backoff DEFAULT_BACKOFF = Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(30));
 
@@ -134,13 +137,16 @@ public interface Relay extends AutoCloseable {
     private CircuitBreakerConfig circuitBreaker;
     private ParkPolicy parkPolicy = ParkPolicy.PARK_AND_CONTINUE;
     private MeterRegistry meterRegistry;
+    private Duration probeInterval = DEFAULT_PROBE_INTERVAL;
+    private DataSource listenDataSource;
 
     private Builder() {}
 
     /**
-     * The database that holds the outbox. Required. The relay holds one connection for LISTEN,
-     * and uses up to {@link #workerThreads(int)} + 2 more at a time; size a pool accordingly. The
-     * LISTEN connection needs a session (not transaction-pooling PgBouncer).
+     * The database that holds the outbox. Required. The relay uses up to {@link
+     * #workerThreads(int)} + 3 connections at a time (the shard loops, the lease round, the sampler
+     * and the probe); size a pool accordingly. Every statement is a single autocommit statement, so
+     * a transaction-pooling PgBouncer works.
      *
      * @param dataSource a pooled data source
      * @return this builder
@@ -223,10 +229,44 @@ public interface Relay extends AutoCloseable {
     }
 
     /**
-     * The longest wait between two reads of an idle shard. After an empty read the wait doubles
-     * from 10 ms up to this value; any row found resets it. {@code pg_notify} at commit wakes the
-     * shard earlier, so this bounds the latency only when a notification is lost. 10 ms to 1 min;
-     * default 1 s.
+     * How often the relay asks PostgreSQL which of its idle shards hold new rows: one statement per
+     * interval (one index descent per idle shard), which wakes only those shards. This is how new
+     * rows are found without any notification from the producers, including rows that commit late
+     * with a lower id than rows already published. The interval bounds the wait of a row on an idle
+     * outbox; shorter intervals cost the database more (see ENGINE.md, "Wake-up"). 1 ms to 1 s;
+     * default 5 ms.
+     *
+     * @param probeInterval the interval
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Builder probeInterval(Duration probeInterval) {
+      this.probeInterval = Objects.requireNonNull(probeInterval, "probeInterval may not be null");
+      return this;
+    }
+
+    /**
+     * Opt-in LISTEN wake-up, for producers built with {@code Outbox.builder().notifyInTransaction(true)}:
+     * the relay holds one connection from this data source for its lifetime and LISTENs on {@code
+     * Outbox.channel(schema)}, which wakes a shard at the producer's commit instead of at the next
+     * probe. Give a data source that opens session-level connections straight to PostgreSQL (for
+     * example a {@code PGSimpleDataSource}), never a transaction-pooling PgBouncer and not the
+     * workers' pool: LISTEN lives in the session. Default: none (no LISTEN; the probe alone).
+     *
+     * @param listenDataSource the data source of the LISTEN connection
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Builder listenDataSource(DataSource listenDataSource) {
+      this.listenDataSource = Objects.requireNonNull(listenDataSource, "listenDataSource may not be null");
+      return this;
+    }
+
+    /**
+     * The longest wait between two reads of an idle shard. The probe ({@link
+     * #probeInterval(Duration)}) wakes the shard when rows arrive, so this bounds the latency only
+     * while the probe fails; then the wait doubles from 10 ms up to this value after each empty
+     * read and resets when rows are found. 10 ms to 1 min; default 1 s.
      *
      * @param idlePollInterval the interval
      * @return this builder
@@ -362,6 +402,8 @@ public interface Relay extends AutoCloseable {
           USE_DEFAULT + DEFAULT_LEASE_DURATION);
       Checks.requireBetween(idlePollInterval, Duration.ofMillis(10), Duration.ofMinutes(1), "idlePollInterval",
           USE_DEFAULT + DEFAULT_IDLE_POLL_INTERVAL);
+      Checks.requireBetween(probeInterval, Duration.ofMillis(1), Duration.ofSeconds(1), "probeInterval",
+          USE_DEFAULT + DEFAULT_PROBE_INTERVAL);
       Checks.requireBetween(shutdownTimeout, Duration.ZERO, Duration.ofMinutes(10), "shutdownTimeout",
           USE_DEFAULT + DEFAULT_SHUTDOWN_TIMEOUT);
       Checks.requireBetween(workerThreads, 1, 256, "workerThreads", USE_DEFAULT + DEFAULT_WORKER_THREADS);
@@ -376,7 +418,7 @@ public interface Relay extends AutoCloseable {
       RelayConfig config = new RelayConfig(
           dataSource, schema, id, producer, batchSize, leaseDuration, idlePollInterval, shutdownTimeout,
           workerThreads, backoff, breaker, parkPolicy, meterRegistry != null ? meterRegistry : new SimpleMeterRegistry(),
-          maxAttempts);
+          maxAttempts, probeInterval, listenDataSource);
       return new RelayEngine(config);
     }
 

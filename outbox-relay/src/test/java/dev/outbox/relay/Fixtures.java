@@ -73,6 +73,33 @@ final class Fixtures {
   /** What a test needs of one consumed record. */
   record Received(int partition, long offset, String key, UUID messageId, long outboxId, String payload, Map<String, String> headers) {}
 
+  /**
+   * @param extra consumer properties added to the defaults
+   * @return a consumer without a group, assigned every partition of {@code topic} from the beginning
+   */
+  static KafkaConsumer<byte[], byte[]> fromTheBeginning(String bootstrap, String topic, Map<String, String> extra) {
+    Properties p = new Properties();
+    p.put("bootstrap.servers", bootstrap);
+    p.put("key.deserializer", "org.apache.kafka.common.serialization.ByteArrayDeserializer");
+    p.put("value.deserializer", "org.apache.kafka.common.serialization.ByteArrayDeserializer");
+    p.put("enable.auto.commit", "false");
+    p.put("auto.offset.reset", "earliest");
+    p.putAll(extra);
+    KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(p);
+    List<TopicPartition> partitions = new ArrayList<>();
+    await().atMost(Duration.ofSeconds(60)).until(() -> {
+      List<PartitionInfo> infos = consumer.partitionsFor(topic, Duration.ofSeconds(5));
+      partitions.clear();
+      if (infos != null) {
+        infos.forEach(i -> partitions.add(new TopicPartition(topic, i.partition())));
+      }
+      return !partitions.isEmpty();
+    });
+    consumer.assign(partitions);
+    consumer.seekToBeginning(partitions);
+    return consumer;
+  }
+
   /** Reads every partition of a topic from the beginning on a background thread, without a consumer group. */
   static final class Collector implements AutoCloseable {
     private final List<Received> records = new ArrayList<>();
@@ -80,24 +107,7 @@ final class Fixtures {
     private final Thread thread;
 
     Collector(String bootstrap, String topic) {
-      Properties p = new Properties();
-      p.put("bootstrap.servers", bootstrap);
-      p.put("key.deserializer", "org.apache.kafka.common.serialization.ByteArrayDeserializer");
-      p.put("value.deserializer", "org.apache.kafka.common.serialization.ByteArrayDeserializer");
-      p.put("enable.auto.commit", "false");
-      p.put("auto.offset.reset", "earliest");
-      KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(p);
-      List<TopicPartition> partitions = new ArrayList<>();
-      await().atMost(Duration.ofSeconds(60)).until(() -> {
-        List<PartitionInfo> infos = consumer.partitionsFor(topic, Duration.ofSeconds(5));
-        partitions.clear();
-        if (infos != null) {
-          infos.forEach(i -> partitions.add(new TopicPartition(topic, i.partition())));
-        }
-        return !partitions.isEmpty();
-      });
-      consumer.assign(partitions);
-      consumer.seekToBeginning(partitions);
+      KafkaConsumer<byte[], byte[]> consumer = fromTheBeginning(bootstrap, topic, Map.of());
       thread = new Thread(() -> {
         try (consumer) {
           while (running.get()) {

@@ -34,6 +34,9 @@ final class Db {
   /** One row after a failure was recorded. */
   record FailedRow(long id, int attempts, boolean parked) {}
 
+  /** Rows per shard the backlog sample counts; beyond it estimates. */
+  static final int BACKLOG_COUNTED = 1_000;
+
   private final DataSource dataSource;
   private final String owner;
   private final String readSql;
@@ -50,6 +53,7 @@ final class Db {
   private final String shardCountSql;
   private final String backlogSql;
   private final String parkedSql;
+  private final String probeSql;
 
   Db(DataSource dataSource, String schema, String owner, boolean holdKey) {
     this.dataSource = dataSource;
@@ -98,9 +102,22 @@ final class Db {
     this.purgeMembersSql = "delete from " + member + " where heartbeat_until < now() - ? * interval '1 millisecond'";
     this.leaveSql = "delete from " + member + " where owner = ?";
     this.shardCountSql = "select count(*), coalesce(min(shard), 0), coalesce(max(shard), -1) from " + lease;
-    this.backlogSql = "select shard, count(*), coalesce(extract(epoch from clock_timestamp() - min(created_at)), 0) from "
-        + msg + " where parked_at is null and shard = any(?) group by shard";
+    // Per shard: the count of at most BACKLOG_COUNTED rows, the id of the last of them, the first
+    // row's id and age, and the highest id: a handful of index descents and up to BACKLOG_COUNTED
+    // index entries per shard, whatever the backlog (a full count scanned the whole backlog every
+    // sample while the relay was draining it).
+    String publishable = " from " + msg + " m where m.shard = s.s and m.parked_at is null";
+    this.backlogSql = "select s.s, c.n, c.last_id, f.id, extract(epoch from clock_timestamp() - f.created_at),"
+        + " (select max(m.id)" + publishable + ")"
+        + " from unnest(?::int[]) as s(s)"
+        + " cross join lateral (select count(*) as n, max(x.id) as last_id from (select m.id" + publishable
+        + " order by m.id limit " + BACKLOG_COUNTED + ") x) c"
+        + " cross join lateral (select m.id, m.created_at" + publishable + " order by m.id limit 1) f";
     this.parkedSql = "select count(*) from " + msg + " where parked_at is not null";
+    // one index descent per shard on the partial index of publishable rows, stopping at the first
+    // entry that is visible; no row of the result is read, only its existence
+    this.probeSql = "select s from unnest(?::int[]) as s where exists (select 1 from " + msg
+        + " m where m.shard = s and m.parked_at is null)";
   }
 
   private Connection connect() throws SQLException {
@@ -277,7 +294,11 @@ final class Db {
     }
   }
 
-  /** @return per shard: {backlog rows, age of the oldest in seconds}; shards without rows are absent */
+  /**
+   * @return per shard: {backlog rows, age of the oldest in seconds}; shards without rows are absent.
+   *     Up to {@value #BACKLOG_COUNTED} rows a shard's backlog is counted; beyond, it is estimated
+   *     from the id span of the shard's rows and the density of the counted ones.
+   */
   Map<Integer, double[]> backlog(Collection<Integer> shards) throws SQLException {
     Map<Integer, double[]> out = new HashMap<>();
     if (shards.isEmpty()) {
@@ -287,11 +308,43 @@ final class Db {
       ps.setArray(1, c.createArrayOf("integer", shards.toArray(Integer[]::new)));
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
-          out.put(rs.getInt(1), new double[] {rs.getLong(2), rs.getDouble(3)});
+          long counted = rs.getLong(2);
+          double rows = estimate(counted, rs.getLong(4), rs.getLong(3), rs.getLong(6));
+          out.put(rs.getInt(1), new double[] {rows, rs.getDouble(5)});
         }
       }
     }
     return out;
+  }
+
+  /** Rows of a shard, counted up to {@link #BACKLOG_COUNTED} and extrapolated by id density beyond. */
+  static double estimate(long counted, long firstId, long lastCountedId, long maxId) {
+    if (counted < BACKLOG_COUNTED || maxId <= lastCountedId) {
+      return counted;
+    }
+    double perId = (double) counted / (lastCountedId - firstId + 1);
+    return counted + perId * (maxId - lastCountedId);
+  }
+
+  /**
+   * @param shards the shards to look at
+   * @return those of them that hold publishable (unparked) rows, seen in one snapshot
+   */
+  List<Integer> probe(int[] shards) throws SQLException {
+    List<Integer> found = new ArrayList<>();
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(probeSql)) {
+      Integer[] boxed = new Integer[shards.length];
+      for (int i = 0; i < shards.length; i++) {
+        boxed[i] = shards[i];
+      }
+      ps.setArray(1, c.createArrayOf("integer", boxed));
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          found.add(rs.getInt(1));
+        }
+      }
+    }
+    return found;
   }
 
   long parkedRows() throws SQLException {

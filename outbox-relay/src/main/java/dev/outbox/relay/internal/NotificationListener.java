@@ -10,11 +10,12 @@ import org.postgresql.PGConnection;
 import org.postgresql.PGNotification;
 
 /**
- * Holds one connection that LISTENs on the outbox channel and wakes the shards named in each
- * notification ({@code *} = all). {@code Outbox.append} notifies in the producing transaction, so
- * PostgreSQL delivers at commit and drops the notification on rollback. A lost notification costs
- * at most the idle poll interval; after a reconnect every shard is woken, since notifications sent
- * while the connection was down are gone.
+ * The opt-in LISTEN wake-up: holds one session-level connection of its own that LISTENs on the
+ * outbox channel and wakes the shards named in each notification ({@code *} = all). Producers built
+ * with {@code notifyInTransaction(true)} notify in the producing transaction, so PostgreSQL delivers
+ * at commit and drops the notification on rollback. The {@link ShardProbe} runs as well, so a lost
+ * notification costs at most one probe interval; after a reconnect every shard is woken, since
+ * notifications sent while the connection was down are gone.
  */
 final class NotificationListener {
   private static final int WAIT_MS = 500;
@@ -63,7 +64,9 @@ final class NotificationListener {
   private void run() {
     int attempt = 0;
     while (!stopped) {
-      try (Connection c = engine.config().dataSource().getConnection()) {
+      // a connection of its own, never the workers' pool: LISTEN needs a session (not a
+      // transaction-pooling PgBouncer), and closing it ends the session with its LISTEN state
+      try (Connection c = engine.config().listenDataSource().getConnection()) {
         connection = c;
         if (!c.getAutoCommit()) {
           c.setAutoCommit(true);

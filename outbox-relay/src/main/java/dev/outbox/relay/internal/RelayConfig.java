@@ -12,6 +12,7 @@ import javax.sql.DataSource;
  * The relay's validated settings (see {@link dev.outbox.relay.Relay.Builder} for each one).
  *
  * @param producerProperties the complete producer configuration, enforced values included
+ * @param listenDataSource where the LISTEN connection comes from, or {@code null} for no LISTEN
  */
 public record RelayConfig(
     DataSource dataSource,
@@ -27,7 +28,9 @@ public record RelayConfig(
     CircuitBreakerConfig circuitBreaker,
     ParkPolicy parkPolicy,
     MeterRegistry meterRegistry,
-    int maxAttempts) {
+    int maxAttempts,
+    Duration probeInterval,
+    DataSource listenDataSource) {
 
   public RelayConfig {
     producerProperties = Map.copyOf(producerProperties);

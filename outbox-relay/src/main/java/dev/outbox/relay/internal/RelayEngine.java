@@ -59,6 +59,7 @@ public final class RelayEngine implements Relay {
   private ScheduledExecutorService coordinator;
   private ScheduledExecutorService sampler;
   private NotificationListener listener;
+  private ShardProbe probe;
   private volatile long databaseOkNanos = Long.MIN_VALUE;
   private volatile long kafkaOkNanos = Long.MIN_VALUE;
 
@@ -105,6 +106,8 @@ public final class RelayEngine implements Relay {
       coordinator = Executors.newSingleThreadScheduledExecutor(threads("leases"));
       sampler = Executors.newSingleThreadScheduledExecutor(threads("sampler"));
       state = State.RUNNING;
+      // before the first shard loop starts: an idle loop asks it whether to wait or poll
+      probe = ShardProbe.start(this, config.probeInterval());
       LOG.info("{} starting on schema {} with {} shards, batch size {}, lease {}, park policy {}", prefix, config.schema(),
           shardCount, config.batchSize(), config.leaseDuration(), config.parkPolicy());
       try {
@@ -118,8 +121,10 @@ public final class RelayEngine implements Relay {
       coordinator.scheduleWithFixedDelay(this::tick, renew, renew, TimeUnit.MILLISECONDS);
       long sample = Math.min(5_000, renew);
       sampler.scheduleWithFixedDelay(this::sample, 0, sample, TimeUnit.MILLISECONDS);
-      listener = new NotificationListener(this, Outbox.channel(config.schema()));
-      listener.start();
+      if (config.listenDataSource() != null) {
+        listener = new NotificationListener(this, Outbox.channel(config.schema()));
+        listener.start();
+      }
     }
   }
 
@@ -251,6 +256,14 @@ public final class RelayEngine implements Relay {
     owned.values().forEach(ShardWorker::wake);
   }
 
+  Collection<ShardWorker> ownedWorkers() {
+    return owned.values();
+  }
+
+  ShardProbe probe() {
+    return probe;
+  }
+
   // ---- sampling, on the sampler thread ----
 
   private void sample() {
@@ -366,7 +379,7 @@ public final class RelayEngine implements Relay {
   @Override
   public boolean isLive() {
     return state == State.RUNNING && !closing && !halted && !workers.isShutdown() && !coordinator.isShutdown()
-        && listener.isAlive();
+        && probe.isAlive() && (listener == null || listener.isAlive());
   }
 
   @Override
@@ -436,7 +449,7 @@ public final class RelayEngine implements Relay {
       coordinator.shutdownNow();
       sampler.shutdownNow();
       workers.shutdownNow();
-      listener.stop();
+      stopWakeUp();
       publisher.close(Duration.ZERO);
       if (admin != null) {
         admin.close(Duration.ZERO);
@@ -446,8 +459,15 @@ public final class RelayEngine implements Relay {
     }
   }
 
+  private void stopWakeUp() {
+    probe.stop();
+    if (listener != null) {
+      listener.stop();
+    }
+  }
+
   private void shutdown(Duration timeout) {
-    listener.stop();
+    stopWakeUp();
     coordinator.shutdownNow();
     sampler.shutdownNow();
     workers.shutdown();

@@ -57,6 +57,9 @@ final class ShardWorker {
   private List<OutboxRow> prefetched;
   private long pollNanos = MIN_POLL_NANOS;
   private int attempt;
+  // reads that found rows and reads that found none, for the probe
+  private volatile long rowReads;
+  private volatile long emptyReads;
 
   ShardWorker(RelayEngine engine, int shard, long epoch) {
     this.engine = engine;
@@ -116,6 +119,19 @@ final class ShardWorker {
 
   synchronized boolean isStopping() {
     return stopping;
+  }
+
+  /** @return whether the shard waits for new rows and a {@link #wake()} would read now */
+  synchronized boolean idleWaiting() {
+    return !busy && !stopping && wakeable;
+  }
+
+  long rowReads() {
+    return rowReads;
+  }
+
+  long emptyReads() {
+    return emptyReads;
   }
 
   private void submit(Runnable task) {
@@ -203,12 +219,15 @@ final class ShardWorker {
       }
     }
     if (rows.isEmpty()) {
+      emptyReads++;
       long idle = config.idlePollInterval().toNanos();
-      long delay = pollNanos;
+      // the probe wakes the shard when rows arrive; polling is the fallback while it fails
+      long delay = engine.probe().active() ? idle : pollNanos;
       pollNanos = Math.min(idle, pollNanos * 2);
       next(delay, true);
       return;
     }
+    rowReads++;
     pollNanos = MIN_POLL_NANOS;
     if (!engine.breaker().tryAcquirePermission()) {
       next(backoff(), false);
@@ -477,7 +496,7 @@ final class ShardWorker {
     }
     engine.metrics().batch.record(Duration.ofNanos(System.nanoTime() - batch.started));
     attempt = 0;
-    next(0, true);
+    next(idleAfter(batch.rows.size()), true);
   }
 
   /**
@@ -544,6 +563,16 @@ final class ShardWorker {
     engine.retryLog().warn("{} shard {}: database {} failed (SQLState {}), retrying in {} ms (attempt {}): {}", engine.prefix(),
         shard, what, e.getSQLState(), TimeUnit.NANOSECONDS.toMillis(delay), attempt, e.getMessage());
     next(delay, false);
+  }
+
+  /**
+   * @return 0 to read again at once after a full batch (more rows are likely waiting); after a
+   *     shorter one, which took every row visible when it was read, the idle wait, from which the
+   *     probe wakes the shard once new rows are there (one read per round instead of two)
+   */
+  private long idleAfter(int batchRows) {
+    return batchRows < config.batchSize() && prefetched == null && engine.probe().active()
+        ? config.idlePollInterval().toNanos() : 0;
   }
 
   /** @return the next retry delay of this shard, counted in the backoff metric */

@@ -197,6 +197,20 @@ final class RelayProcess implements AutoCloseable {
     return new HikariDataSource(config);
   }
 
+  /** A data source without a pool: the LISTEN connection is a session of its own. */
+  private static javax.sql.DataSource listenDataSource(RelaySettings.Values s) {
+    org.postgresql.ds.PGSimpleDataSource ds = new org.postgresql.ds.PGSimpleDataSource();
+    ds.setUrl(s.string(RelaySettings.LISTEN_JDBC_URL));
+    if (!s.string(DB_USER).isEmpty()) {
+      ds.setUser(s.string(DB_USER));
+    }
+    if (!s.string(DB_PASSWORD).isEmpty()) {
+      ds.setPassword(s.string(DB_PASSWORD));
+    }
+    ds.setApplicationName("outbox-relay-listen");
+    return ds;
+  }
+
   private static Relay buildRelay(RelaySettings.Values s, HikariDataSource pool, PrometheusMeterRegistry registry) {
     Map<String, Object> producer = new LinkedHashMap<>(s.producerProperties());
     producer.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, s.string(BOOTSTRAP_SERVERS));
@@ -220,6 +234,7 @@ final class RelayProcess implements AutoCloseable {
             .workerThreads(s.integer(WORKER_THREADS))
             .leaseDuration(s.duration(LEASE_DURATION))
             .idlePollInterval(s.duration(IDLE_POLL_INTERVAL))
+            .probeInterval(s.duration(RelaySettings.PROBE_INTERVAL))
             .backoff(Backoff.of(s.duration(BACKOFF_BASE), s.duration(BACKOFF_CAP)))
             .circuitBreaker(breaker)
             .parkPolicy(s.parkPolicy())
@@ -228,6 +243,9 @@ final class RelayProcess implements AutoCloseable {
             .meterRegistry(registry);
     if (!s.string(INSTANCE_ID).isEmpty()) {
       b.instanceId(s.string(INSTANCE_ID));
+    }
+    if (!s.string(RelaySettings.LISTEN_JDBC_URL).isEmpty()) {
+      b.listenDataSource(listenDataSource(s));
     }
     try {
       return b.build();

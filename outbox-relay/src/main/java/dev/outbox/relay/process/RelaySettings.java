@@ -162,10 +162,25 @@ public final class RelaySettings {
           "10",
           false,
           false,
-          "Maximum connections in the relay's pool (HikariCP). The relay also holds one connection of its own"
-              + " for LISTEN. Raise it when the relay owns many shards and `outbox_relay_errors_total{kind=\"database\"}`"
-              + " shows connection timeouts.",
+          "Maximum connections in the relay's pool (HikariCP). Raise it when the relay owns many shards and"
+              + " `outbox_relay_errors_total{kind=\"database\"}` shows connection timeouts.",
           v -> intBetween(v, 4, 200));
+
+  /** The JDBC URL of the opt-in LISTEN connection. */
+  public static final Setting LISTEN_JDBC_URL =
+      new Setting(
+          "listen-jdbc-url",
+          Group.DATABASE,
+          "JDBC URL or empty",
+          "",
+          false,
+          false,
+          "Opt-in LISTEN wake-up for producers built with `Outbox.builder().notifyInTransaction(true)`: the relay"
+              + " opens one connection of its own to this URL (with db-user and db-password) and LISTENs, so that a"
+              + " commit wakes its shard at once instead of at the next probe. It must reach PostgreSQL in a session"
+              + " (directly, or a session-pooling PgBouncer), not through transaction pooling. Empty: no LISTEN;"
+              + " the probe alone finds new rows.",
+          v -> v.isEmpty() ? v : jdbcUrl(v));
 
   /** The schema of the outbox tables. */
   public static final Setting SCHEMA =
@@ -254,9 +269,23 @@ public final class RelaySettings {
           "1s",
           false,
           false,
-          "Longest wait between two reads of an idle shard. Notifications from committing producers wake the relay"
-              + " earlier, so this only bounds the delay when a notification is lost.",
+          "Longest wait between two reads of an idle shard while the probe (probe-interval) fails; while it works,"
+              + " the probe wakes the shard when rows arrive.",
           v -> durationBetween(v, Duration.ofMillis(10), Duration.ofMinutes(1)));
+
+  /** Probe interval. */
+  public static final Setting PROBE_INTERVAL =
+      new Setting(
+          "probe-interval",
+          Group.RELAY,
+          "duration 1ms..1s",
+          "5ms",
+          false,
+          false,
+          "How often the relay asks PostgreSQL which of its idle shards hold new rows (one statement, one index"
+              + " descent per idle shard) and wakes those. It bounds how long a row waits on an idle outbox; shorter"
+              + " costs the database more (ENGINE.md, \"Wake-up\").",
+          v -> durationBetween(v, Duration.ofMillis(1), Duration.ofSeconds(1)));
 
   /** Worker threads. */
   public static final Setting WORKER_THREADS =
@@ -422,6 +451,7 @@ public final class RelaySettings {
           DB_USER,
           DB_PASSWORD,
           DB_POOL_SIZE,
+          LISTEN_JDBC_URL,
           SCHEMA,
           MIGRATE_SHARDS,
           BOOTSTRAP_SERVERS,
@@ -430,6 +460,7 @@ public final class RelaySettings {
           WORKER_THREADS,
           LEASE_DURATION,
           IDLE_POLL_INTERVAL,
+          PROBE_INTERVAL,
           BACKOFF_BASE,
           BACKOFF_CAP,
           BREAKER_FAILURE_THRESHOLD,

@@ -1,0 +1,148 @@
+package dev.outbox.relay.internal;
+
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * How a relay finds new rows without any help from the producers: every {@code probeInterval} one
+ * statement asks which of the relay's idle shards hold publishable rows (one index descent per
+ * shard, in one snapshot), and wakes only those shards. A shard that is reading or publishing is
+ * not asked about: it reads again when its batch is done.
+ *
+ * <p>Rows that commit late with a lower id than rows already published are found like any other:
+ * the probe looks for any publishable row, not for ids above a mark.
+ *
+ * <p>A shard whose rows cannot be published (held behind a parked row of their key under {@code
+ * HOLD_KEY}) would be woken by every probe and read nothing each time. After a wake whose reads
+ * found nothing, the probe therefore leaves the shard to its own idle poll until that poll finds
+ * rows, or for one idle poll interval.
+ *
+ * <p>While the probe statement fails, {@link #active()} is false and the shards fall back to
+ * polling themselves from 10 ms up to the idle poll interval.
+ */
+final class ShardProbe {
+  private static final long RETRY_NANOS = TimeUnit.SECONDS.toNanos(1);
+
+  private final RelayEngine engine;
+  private final ScheduledExecutorService thread;
+  /** Per shard: the worker's read counts when the probe last woke it, and until when it is left alone. */
+  private final Map<ShardWorker, long[]> woken = new HashMap<>();
+  private volatile boolean active = true;
+  private long retryAt;
+
+  private ShardProbe(RelayEngine engine, ScheduledExecutorService thread) {
+    this.engine = engine;
+    this.thread = thread;
+  }
+
+  static ShardProbe start(RelayEngine engine, Duration interval) {
+    ScheduledExecutorService thread = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "relay-" + engine.config().instanceId() + "-probe");
+      t.setDaemon(true);
+      return t;
+    });
+    ShardProbe probe = new ShardProbe(engine, thread);
+    long nanos = interval.toNanos();
+    thread.scheduleWithFixedDelay(probe::tick, nanos, nanos, TimeUnit.NANOSECONDS);
+    return probe;
+  }
+
+  /** @return whether the last probe succeeded, so that idle shards may wait for it instead of polling */
+  boolean active() {
+    return active;
+  }
+
+  boolean isAlive() {
+    return !thread.isShutdown();
+  }
+
+  void stop() {
+    thread.shutdownNow();
+  }
+
+  private void tick() {
+    if (engine.closing()) {
+      return;
+    }
+    long now = System.nanoTime();
+    if (!active && now - retryAt < 0) {
+      return;
+    }
+    try {
+      probe(now);
+    } catch (SQLException e) {
+      active = false;
+      retryAt = now + RETRY_NANOS;
+      engine.metrics().database.increment();
+      engine.retryLog().warn("{} probing the shards for new rows failed (SQLState {}): {}; the shards poll"
+          + " themselves meanwhile", engine.prefix(), e.getSQLState(), e.getMessage());
+    } catch (RuntimeException e) {
+      active = false;
+      retryAt = now + RETRY_NANOS;
+      engine.log().error("{} probing the shards for new rows failed: {}", engine.prefix(), e.toString(), e);
+    }
+  }
+
+  private void probe(long now) throws SQLException {
+    List<ShardWorker> owned = List.copyOf(engine.ownedWorkers());
+    List<ShardWorker> idle = new ArrayList<>();
+    for (ShardWorker w : owned) {
+      if (w.idleWaiting() && !leftAlone(w, now)) {
+        idle.add(w);
+      }
+    }
+    if (woken.size() > owned.size()) {
+      woken.keySet().retainAll(new HashSet<>(owned));
+    }
+    if (idle.isEmpty()) {
+      active = true;
+      return;
+    }
+    int[] shards = new int[idle.size()];
+    for (int i = 0; i < shards.length; i++) {
+      shards[i] = idle.get(i).shard;
+    }
+    List<Integer> found = engine.db().probe(shards);
+    active = true;
+    engine.databaseAnswered();
+    if (found.isEmpty()) {
+      return;
+    }
+    for (ShardWorker w : idle) {
+      if (found.contains(w.shard)) {
+        woken.put(w, new long[] {w.rowReads(), w.emptyReads(), 0});
+        w.wake();
+      }
+    }
+  }
+
+  /** @return whether the probe's last wake of this shard found nothing to publish, so the shard polls itself */
+  private boolean leftAlone(ShardWorker w, long now) {
+    long[] last = woken.get(w);
+    if (last == null) {
+      return false;
+    }
+    if (last[2] != 0) {
+      if (now - last[2] < 0 && w.rowReads() == last[0]) {
+        return true;
+      }
+      woken.remove(w);
+      return false;
+    }
+    if (w.rowReads() == last[0] && w.emptyReads() != last[1]) {
+      last[2] = now + engine.config().idlePollInterval().toNanos();
+      engine.log().debug("{} shard {}: woken for rows it could not read (held back); it polls itself for {}",
+          engine.prefix(), w.shard, engine.config().idlePollInterval());
+      return true;
+    }
+    return false;
+  }
+}
