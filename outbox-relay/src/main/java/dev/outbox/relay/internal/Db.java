@@ -114,10 +114,11 @@ final class Db {
         + " order by m.id limit " + BACKLOG_COUNTED + ") x) c"
         + " cross join lateral (select m.id, m.created_at" + publishable + " order by m.id limit 1) f";
     this.parkedSql = "select count(*) from " + msg + " where parked_at is not null";
-    // one index descent per shard on the partial index of publishable rows, stopping at the first
-    // entry that is visible; no row of the result is read, only its existence
-    this.probeSql = "select s from unnest(?::int[]) as s where exists (select 1 from " + msg
-        + " m where m.shard = s and m.parked_at is null)";
+    // one descent of the partial index of publishable rows per shard, stopping at the first visible
+    // entry (LIMIT 1 in a LATERAL keeps it a per-shard index probe: written as EXISTS, PostgreSQL
+    // may plan a hash semi-join that reads every publishable row, the whole backlog)
+    this.probeSql = "select s.s from unnest(?::int[]) as s(s) cross join lateral (select 1 from " + msg
+        + " m where m.shard = s.s and m.parked_at is null limit 1) as x";
   }
 
   private Connection connect() throws SQLException {
