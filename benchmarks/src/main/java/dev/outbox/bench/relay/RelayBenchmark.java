@@ -1,6 +1,8 @@
 package dev.outbox.bench.relay;
 
 import ch.qos.logback.classic.Level;
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.core.MessageIds;
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxHeaders;
@@ -66,12 +68,16 @@ import org.slf4j.LoggerFactory;
  * {@code --payload-bytes N} (default 1024), {@code --workers N} (relay worker threads, default the
  * relay's default), {@code --producer k=v,k=v} (extra producer properties for the relay and the plain
  * producer alike), {@code --warmup N} (messages sent through both, unreported, before measuring; default 50000, 0
- * to skip), {@code --out FILE} (also write the summary there). See {@code benchmarks/RELAY.md}.
+ * to skip), {@code --steady-seconds N} (seconds per steady load level, default 15, 0 to skip the idle cost and
+ * the steady loads), {@code --compare-listen} (idle latency also with the opt-in LISTEN wake-up, then with
+ * the probe again), {@code --out FILE} (also write the summary there). See {@code benchmarks/RELAY.md}.
  */
 public final class RelayBenchmark {
   private static final String TYPE = "BenchPayload";
   private static final String CONTENT_TYPE = "application/octet-stream";
   private static final int LOAD_CHUNK = 5_000;
+  private static final int STEADY_CHUNK = 10;
+  private static final String RELAY_APP = "bench-steady-relay";
 
   private final Options options;
   private final TestKafka kafka;
@@ -113,18 +119,28 @@ public final class RelayBenchmark {
     try (Connection c = db.connect(); Statement st = c.createStatement()) {
       st.execute("vacuum analyze " + db.schema() + ".outbox_message"); // leave no autovacuum work behind the warm-up
     }
-    latency();
+    latency(false);
+    if (options.compareListen) {
+      latency(true);
+      latency(false);
+    }
     line("");
     line("## drain a backlog of " + options.messages + " messages of " + options.payloadBytes + " B (random bytes), "
         + options.keys + " keys over 64 shards, topic with " + options.partitions + " partitions");
     line(String.format(Locale.ROOT, "%-6s %11s %11s %6s %5s  %-34s %-34s %s", "batch", "relay msg/s", "plain msg/s", "ratio",
         "dups", "relay CPU per message", "plain CPU per message", "load avg before / after the relay run"));
+    double drainRate = 0;
     for (int batchSize : options.batchSizes) {
       Drain relay = drainWithRelay(options.messages, batchSize);
+      drainRate = Math.max(drainRate, relay.rate());
       Drain plain = plainProducer(options.messages);
       line(String.format(Locale.ROOT, "%-6d %11.0f %11.0f %6.2f %5d  %-34s %-34s %s / %s", batchSize, relay.rate(), plain.rate(),
           relay.rate() / plain.rate(), relay.duplicates, relay.cpu.perMessage(relay.messages), plain.cpu.perMessage(plain.messages),
           relay.loadBefore, relay.loadAfter));
+    }
+    if (options.steadySeconds > 0) {
+      line("");
+      new SteadyLoad(drainRate).run();
     }
     if (!options.skipMillion) {
       line("");
@@ -269,18 +285,238 @@ public final class RelayBenchmark {
   /**
    * Commit → consumed: from {@code transaction(...)} returning in the appender (the commit is done)
    * to a consumer's {@code poll} returning the record. Each sample is one message in its own
-   * transaction, appended every 20 ms to an otherwise idle relay (no backlog).
+   * transaction, appended every 20 ms to an otherwise idle relay (no backlog). With {@code listen},
+   * the producer notifies in its transaction and the relay LISTENs on a connection of its own (the
+   * opt-in wake-up), for comparison with the probe.
    */
-  private void latency() throws Exception {
+  private void latency(boolean listen) throws Exception {
     int samples = options.latencySamples;
     int warmup = Math.min(50, samples / 10);
     String topic = newTopic("latency");
     Map<UUID, Long> committed = new ConcurrentHashMap<>();
     Map<UUID, Long> consumed = new ConcurrentHashMap<>();
+    AtomicBoolean running = new AtomicBoolean(true);
+    Thread reader = timingConsumer(topic, consumed, running);
+    SimpleMeterRegistry registry = new SimpleMeterRegistry();
+    String loadBefore = loadAverage();
+    Relay.Builder builder = Relay.builder()
+        .dataSource(db.newDataSource(options.workers + 4))
+        .producerProperties(producerProperties())
+        .workerThreads(options.workers)
+        .meterRegistry(registry);
+    Outbox outbox = this.outbox;
+    if (listen) {
+      org.postgresql.ds.PGSimpleDataSource session = new org.postgresql.ds.PGSimpleDataSource();
+      session.setUrl(db.jdbcUrl());
+      session.setUser(db.user());
+      if (!db.password().isEmpty()) {
+        session.setPassword(db.password());
+      }
+      builder.listenDataSource(session);
+      outbox = Outbox.builder().notifyInTransaction(true).build();
+    }
+    Outbox appender = outbox;
+    try (Relay relay = builder.build()) {
+      relay.start();
+      long next = System.nanoTime();
+      List<UUID> order = new ArrayList<>();
+      for (int i = 0; i < samples + warmup; i++) {
+        LockSupport.parkNanos(next - System.nanoTime());
+        next += TimeUnit.MILLISECONDS.toNanos(20);
+        OutboxMessage m = OutboxMessage.of(topic, key(i), TYPE, CONTENT_TYPE, payload(i));
+        UUID id = dsl.transactionResult(tx -> appender.append(tx.dsl(), m));
+        committed.put(id, System.nanoTime());
+        order.add(id);
+      }
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (consumed.size() < order.size() && System.nanoTime() < deadline) {
+        LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
+      }
+      running.set(false);
+      reader.join(10_000);
+      if (consumed.size() < order.size()) {
+        throw new IllegalStateException("only " + consumed.size() + " of " + order.size() + " latency samples were consumed");
+      }
+      double[] ms = order.subList(warmup, order.size()).stream()
+          .mapToDouble(id -> (consumed.get(id) - committed.get(id)) / 1e6).sorted().toArray();
+      long over25 = Arrays.stream(ms).filter(v -> v > 25).count();
+      line("## latency, commit -> consumed, single messages every 20 ms to an idle relay, woken by "
+          + (listen ? "LISTEN (producer notifies in its transaction)" : "the probe (every "
+              + Relay.Builder.DEFAULT_PROBE_INTERVAL.toMillis() + " ms, no notification)"));
+      line(String.format(Locale.ROOT, "%d samples after %d warm-up: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms, min %.1f ms,"
+              + " %d above 25 ms (load avg %s / %s)", ms.length, warmup, percentile(ms, 50), percentile(ms, 90), percentile(ms, 99),
+          ms[ms.length - 1], ms[0], over25, loadBefore, loadAverage()));
+    } finally {
+      running.set(false);
+    }
+    deleteTopic(topic);
+  }
+
+  // ---- idle cost and steady loads ----
+
+  /**
+   * What an idle relay costs, and latency and cost under steady loads of a quarter and half the
+   * best drain rate of this run: background writers append in transactions of {@value #STEADY_CHUNK}
+   * messages at a paced rate while single probe messages, every 20 ms on a topic of their own, are
+   * timed from commit to consumed. CPU is counted for the relay's threads in this JVM and for the
+   * PostgreSQL backends of the relay's own pool (application name {@value #RELAY_APP}), so that the
+   * writers' inserts are not counted; vacuum of the deleted rows is not in these figures.
+   */
+  private final class SteadyLoad {
+    private final double drainRate;
+
+    SteadyLoad(double drainRate) {
+      this.drainRate = drainRate;
+    }
+
+    void run() throws Exception {
+      line("## idle cost and steady loads (relay defaults: probe every " + Relay.Builder.DEFAULT_PROBE_INTERVAL.toMillis()
+          + " ms, batch " + Relay.Builder.DEFAULT_BATCH_SIZE + "); best drain rate of this run " + Math.round(drainRate) + " msg/s");
+      String probeTopic = newTopic("steady-probe");
+      String loadTopic = newTopic("steady-load");
+      HikariConfig hc = new HikariConfig();
+      hc.setJdbcUrl(db.jdbcUrl());
+      hc.setUsername(db.user());
+      if (!db.password().isEmpty()) {
+        hc.setPassword(db.password());
+      }
+      hc.setMaximumPoolSize(options.workers + 4);
+      hc.setMinimumIdle(options.workers + 4);
+      hc.addDataSourceProperty("ApplicationName", RELAY_APP);
+      try (HikariDataSource pool = new HikariDataSource(hc);
+          Relay relay = Relay.builder().dataSource(pool).producerProperties(producerProperties()).workerThreads(options.workers)
+              .meterRegistry(new SimpleMeterRegistry()).build()) {
+        relay.start();
+        Thread.sleep(5_000);
+        int idleSeconds = Math.max(10, options.steadySeconds);
+        double[] before = relayCpu();
+        Thread.sleep(idleSeconds * 1000L);
+        double[] after = relayCpu();
+        line(String.format(Locale.ROOT, "idle, %d s, %d shards: relay threads %.2f %% of one core, its PostgreSQL backends %.2f %%"
+                + " of one core", idleSeconds, relay.ownedShards().size(), (after[0] - before[0]) * 100 / idleSeconds,
+            (after[1] - before[1]) * 100 / idleSeconds));
+        line(String.format(Locale.ROOT, "%-12s %-14s %-40s %s", "target msg/s", "achieved msg/s", "probe commit -> consumed p50 / p99 / max",
+            "relay CPU per message: JVM threads + its PostgreSQL backends"));
+        for (double share : new double[] {0.25, 0.5}) {
+          level(relay, drainRate * share, probeTopic, loadTopic);
+        }
+      }
+      deleteTopic(probeTopic);
+      deleteTopic(loadTopic);
+    }
+
+    private void level(Relay relay, double rate, String probeTopic, String loadTopic) throws Exception {
+      AtomicBoolean running = new AtomicBoolean(true);
+      java.util.concurrent.atomic.AtomicLong appended = new java.util.concurrent.atomic.AtomicLong();
+      int writers = 2;
+      List<Thread> threads = new ArrayList<>();
+      for (int w = 0; w < writers; w++) {
+        int writer = w;
+        Thread t = new Thread(() -> {
+          long perTx = (long) (1e9 * STEADY_CHUNK * writers / rate);
+          long next = System.nanoTime();
+          int i = writer * 1_000_000;
+          try (Connection c = db.connect()) {
+            c.setAutoCommit(false);
+            while (running.get()) {
+              LockSupport.parkNanos(next - System.nanoTime());
+              next += perTx;
+              List<OutboxMessage> chunk = new ArrayList<>(STEADY_CHUNK);
+              for (int k = 0; k < STEADY_CHUNK; k++, i++) {
+                chunk.add(OutboxMessage.of(loadTopic, key(i), TYPE, CONTENT_TYPE, payload(i % 1000)));
+              }
+              outbox.appendAll(c, chunk);
+              c.commit();
+              appended.addAndGet(STEADY_CHUNK);
+            }
+          } catch (SQLException e) {
+            progress("steady writer failed: %s", e);
+          }
+        }, "steady-writer-" + w);
+        t.setDaemon(true);
+        threads.add(t);
+        t.start();
+      }
+      Thread.sleep(2_000);
+      Map<UUID, Long> committed = new ConcurrentHashMap<>();
+      Map<UUID, Long> consumed = new ConcurrentHashMap<>();
+      AtomicBoolean reading = new AtomicBoolean(true);
+      Thread reader = timingConsumer(probeTopic, consumed, reading);
+      long appendedBefore = appended.get();
+      double[] cpuBefore = relayCpu();
+      long started = System.nanoTime();
+      long next = started;
+      List<UUID> order = new ArrayList<>();
+      int i = 0;
+      while (System.nanoTime() - started < options.steadySeconds * 1_000_000_000L) {
+        LockSupport.parkNanos(next - System.nanoTime());
+        next += TimeUnit.MILLISECONDS.toNanos(20);
+        OutboxMessage m = OutboxMessage.of(probeTopic, "probe-" + (i++), TYPE, CONTENT_TYPE, payload(i));
+        UUID id = dsl.transactionResult(tx -> outbox.append(tx.dsl(), m));
+        committed.put(id, System.nanoTime());
+        order.add(id);
+      }
+      long elapsed = System.nanoTime() - started;
+      double[] cpuAfter = relayCpu();
+      long messages = appended.get() - appendedBefore + order.size();
+      running.set(false);
+      for (Thread t : threads) {
+        t.join(10_000);
+      }
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (consumed.size() < order.size() && System.nanoTime() < deadline) {
+        LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
+      }
+      reading.set(false);
+      reader.join(10_000);
+      double[] ms = order.stream().filter(consumed::containsKey)
+          .mapToDouble(id -> (consumed.get(id) - committed.get(id)) / 1e6).sorted().toArray();
+      double achieved = messages / (elapsed / 1e9);
+      line(String.format(Locale.ROOT, "%-12.0f %-14.0f %-40s JVM %.1f us + PostgreSQL %.1f us (load avg %s)", rate, achieved,
+          String.format(Locale.ROOT, "%.1f / %.1f / %.1f ms (%d of %d)", percentile(ms, 50), percentile(ms, 99), ms[ms.length - 1],
+              ms.length, order.size()),
+          (cpuAfter[0] - cpuBefore[0]) * 1e6 / messages, (cpuAfter[1] - cpuBefore[1]) * 1e6 / messages, loadAverage()));
+      // let the relay drain what the writers left before the next level
+      long drainDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+      while (scalar("select count(*) from " + db.schema() + ".outbox_message") > 0 && System.nanoTime() < drainDeadline) {
+        LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(100));
+      }
+    }
+
+    /** @return {CPU seconds of the relay's threads in this JVM, CPU seconds of the relay pool's PostgreSQL backends} */
+    private double[] relayCpu() throws SQLException {
+      Map<String, Double> threads = threadCpu();
+      double jvm = threads.getOrDefault("relay workers", 0.0) + threads.getOrDefault("relay other", 0.0)
+          + threads.getOrDefault("producer I/O", 0.0);
+      double pg = 0;
+      try (Connection c = db.connect(); Statement st = c.createStatement();
+          ResultSet rs = st.executeQuery("select pid from pg_stat_activity where application_name = '" + RELAY_APP + "'")) {
+        while (rs.next()) {
+          pg += processCpuSeconds(rs.getInt(1));
+        }
+      }
+      return new double[] {jvm, pg};
+    }
+  }
+
+  private static double processCpuSeconds(int pid) {
+    try {
+      String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+      String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+      return (Long.parseLong(f[11]) + Long.parseLong(f[12])) / 100.0;
+    } catch (Exception e) {
+      return 0;
+    }
+  }
+
+  /**
+   * Starts a consumer thread that reads {@code topic} from its end and records, per message id, when
+   * {@code poll} returned it, until {@code running} is false.
+   */
+  private Thread timingConsumer(String topic, Map<UUID, Long> consumed, AtomicBoolean running) {
     Properties cp = kafka.consumerProperties("unused");
     cp.remove("group.id");
     cp.put("fetch.min.bytes", "1");
-    AtomicBoolean running = new AtomicBoolean(true);
     KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(cp);
     List<TopicPartition> partitions = new ArrayList<>();
     consumer.partitionsFor(topic).forEach(p -> partitions.add(new TopicPartition(topic, p.partition())));
@@ -297,47 +533,9 @@ public final class RelayBenchmark {
           }
         }
       }
-    }, "latency-consumer");
+    }, "timing-consumer-" + topic);
     reader.start();
-    SimpleMeterRegistry registry = new SimpleMeterRegistry();
-    String loadBefore = loadAverage();
-    try (Relay relay = Relay.builder()
-        .dataSource(db.newDataSource(options.workers + 4))
-        .producerProperties(producerProperties())
-        .workerThreads(options.workers)
-        .meterRegistry(registry)
-        .build()) {
-      relay.start();
-      long next = System.nanoTime();
-      List<UUID> order = new ArrayList<>();
-      for (int i = 0; i < samples + warmup; i++) {
-        LockSupport.parkNanos(next - System.nanoTime());
-        next += TimeUnit.MILLISECONDS.toNanos(20);
-        OutboxMessage m = OutboxMessage.of(topic, key(i), TYPE, CONTENT_TYPE, payload(i));
-        UUID id = dsl.transactionResult(tx -> outbox.append(tx.dsl(), m));
-        committed.put(id, System.nanoTime());
-        order.add(id);
-      }
-      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-      while (consumed.size() < order.size() && System.nanoTime() < deadline) {
-        LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
-      }
-      running.set(false);
-      reader.join(10_000);
-      if (consumed.size() < order.size()) {
-        throw new IllegalStateException("only " + consumed.size() + " of " + order.size() + " latency samples were consumed");
-      }
-      double[] ms = order.subList(warmup, order.size()).stream()
-          .mapToDouble(id -> (consumed.get(id) - committed.get(id)) / 1e6).sorted().toArray();
-      long over25 = Arrays.stream(ms).filter(v -> v > 25).count();
-      line("## latency, commit -> consumed, single messages every 20 ms to an idle relay");
-      line(String.format(Locale.ROOT, "%d samples after %d warm-up: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms, min %.1f ms,"
-              + " %d above 25 ms (load avg %s / %s)", ms.length, warmup, percentile(ms, 50), percentile(ms, 90), percentile(ms, 99),
-          ms[ms.length - 1], ms[0], over25, loadBefore, loadAverage()));
-    } finally {
-      running.set(false);
-    }
-    deleteTopic(topic);
+    return reader;
   }
 
   private static double percentile(double[] sorted, double p) {
@@ -583,7 +781,8 @@ public final class RelayBenchmark {
 
   /** The command line. */
   private record Options(int messages, int[] batchSizes, int latencySamples, boolean skipMillion, int millionBatchSize,
-      int partitions, int keys, int payloadBytes, int workers, Map<String, String> producer, Path out, int warmup) {
+      int partitions, int keys, int payloadBytes, int workers, Map<String, String> producer, Path out, int warmup,
+      int steadySeconds, boolean compareListen) {
 
     static Options parse(String[] args) {
       int messages = 200_000;
@@ -598,10 +797,16 @@ public final class RelayBenchmark {
       Map<String, String> producer = new LinkedHashMap<>();
       Path out = null;
       int warmup = 50_000;
+      int steadySeconds = 15;
+      boolean compareListen = false;
       for (int i = 0; i < args.length; i++) {
         String a = args[i];
         if (a.equals("--skip-million")) {
           skipMillion = true;
+          continue;
+        }
+        if (a.equals("--compare-listen")) {
+          compareListen = true;
           continue;
         }
         if (i + 1 >= args.length) {
@@ -619,6 +824,7 @@ public final class RelayBenchmark {
           case "--workers" -> workers = positive(a, v);
           case "--out" -> out = Path.of(v);
           case "--warmup" -> warmup = Integer.parseInt(v);
+          case "--steady-seconds" -> steadySeconds = Integer.parseInt(v);
           case "--producer" -> {
             for (String kv : v.split(",")) {
               String[] p = kv.split("=", 2);
@@ -632,7 +838,7 @@ public final class RelayBenchmark {
         }
       }
       return new Options(messages, batchSizes, latencySamples, skipMillion, millionBatchSize, partitions, keys, payloadBytes,
-          workers, Map.copyOf(producer), out, warmup);
+          workers, Map.copyOf(producer), out, warmup, steadySeconds, compareListen);
     }
 
     private static int positive(String name, String v) {
