@@ -266,7 +266,8 @@ public interface Relay extends AutoCloseable {
      * The longest wait between two reads of an idle shard. The probe ({@link
      * #probeInterval(Duration)}) wakes the shard when rows arrive, so this bounds the latency only
      * while the probe fails; then the wait doubles from 10 ms up to this value after each empty
-     * read and resets when rows are found. 10 ms to 1 min; default 1 s.
+     * read and resets when rows are found. While the probe works, an idle shard reads on its own
+     * once per lease renewal interval, or this interval if longer. 10 ms to 1 min; default 1 s.
      *
      * @param idlePollInterval the interval
      * @return this builder

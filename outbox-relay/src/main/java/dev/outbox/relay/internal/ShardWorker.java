@@ -221,8 +221,7 @@ final class ShardWorker {
     if (rows.isEmpty()) {
       emptyReads++;
       long idle = config.idlePollInterval().toNanos();
-      // the probe wakes the shard when rows arrive; polling is the fallback while it fails
-      long delay = engine.probe().active() ? idle : pollNanos;
+      long delay = engine.probe().active() ? probedWaitNanos() : pollNanos;
       pollNanos = Math.min(idle, pollNanos * 2);
       next(delay, true);
       return;
@@ -571,8 +570,16 @@ final class ShardWorker {
    *     probe wakes the shard once new rows are there (one read per round instead of two)
    */
   private long idleAfter(int batchRows) {
-    return batchRows < config.batchSize() && prefetched == null && engine.probe().active()
-        ? config.idlePollInterval().toNanos() : 0;
+    return batchRows < config.batchSize() && prefetched == null && engine.probe().active() ? probedWaitNanos() : 0;
+  }
+
+  /**
+   * @return the idle wait while the probe works: it wakes the shard when rows arrive, so the shard
+   *     reads on its own only once per lease renewal interval, as a safeguard; while the probe
+   *     fails, the shard polls from 10 ms up to the idle poll interval instead
+   */
+  private long probedWaitNanos() {
+    return Math.max(config.idlePollInterval().toNanos(), config.renewInterval().toNanos());
   }
 
   /** @return the next retry delay of this shard, counted in the backoff metric */
