@@ -371,7 +371,7 @@ public interface Relay extends AutoCloseable {
             "idlePollInterval (" + idlePollInterval + ") may not exceed leaseDuration (" + leaseDuration
                 + "): an idle shard would not be looked at once per lease; shorten idlePollInterval or lengthen leaseDuration");
       }
-      Map<String, Object> producer = ProducerSettings.validate(producerProperties, id);
+      Map<String, Object> producer = ProducerSettings.boundByLease(ProducerSettings.validate(producerProperties, id), leaseDuration);
       CircuitBreakerConfig breaker = circuitBreaker != null ? circuitBreaker : defaultCircuitBreaker();
       RelayConfig config = new RelayConfig(
           dataSource, schema, id, producer, batchSize, leaseDuration, idlePollInterval, shutdownTimeout,
