@@ -170,7 +170,8 @@ public final class OutboxMigrations {
      *                   it, if it exists)
      * @param schema     the schema for the outbox tables, a plain lowercase SQL identifier
      * @param shards     the shard count, {@value #MIN_SHARDS} to {@value #MAX_SHARDS}; only used when the lease
-     *                   table is first created, ignored once it exists
+     *                   table is first created, ignored once it exists (then its row count is used, also for the
+     *                   range guard that V5 adds on an upgrade)
      * @return how many migrations this call applied and the resulting version
      * @throws NullPointerException     if {@code dataSource} or {@code schema} is null
      * @throws IllegalArgumentException if {@code schema} is not a plain SQL identifier or {@code shards} is out of
@@ -211,7 +212,11 @@ public final class OutboxMigrations {
      */
     public static FluentConfiguration configure(DataSource dataSource, String schema, int shards) {
         Objects.requireNonNull(dataSource, "dataSource must not be null");
-        Map<String, String> placeholders = placeholders(schema, shards);
+        requireValidShards(shards);
+        // Once the lease table exists its row count is the shard count, whatever the caller passes: V5's
+        // range guard, applied on an upgrade from V4, must bound the installed count, not the default.
+        int installed = installedShards(dataSource, requireValidSchema(schema));
+        Map<String, String> placeholders = placeholders(schema, installed > 0 ? installed : shards);
         return Flyway.configure(OutboxMigrations.class.getClassLoader())
                 .dataSource(dataSource)
                 .locations(LOCATION)
@@ -228,7 +233,9 @@ public final class OutboxMigrations {
     /**
      * The values of both Flyway placeholders, for applications that run the outbox scripts with their own Flyway:
      * {@code configuration.placeholders(OutboxMigrations.placeholders("outbox", 64))}. If the configuration has
-     * other placeholders too, merge this map into them.
+     * other placeholders too, merge this map into them. On an existing install, pass the installed count ({@code
+     * select count(*) from <schema>.outbox_shard_lease}): V5 bounds {@code shard} by this value when it is applied
+     * as an upgrade. {@link #configure(DataSource, String, int)} does that by itself.
      *
      * @throws NullPointerException     if {@code schema} is null
      * @throws IllegalArgumentException if {@code schema} is not a plain SQL identifier or {@code shards} is out of
@@ -290,6 +297,26 @@ public final class OutboxMigrations {
                     + "\" is a reserved word in PostgreSQL and cannot name a schema without quotes; pick another name");
         }
         return schema;
+    }
+
+    /**
+     * @return the rows of {@code schema.outbox_shard_lease}, or 0 when the table does not exist yet or the database
+     *     cannot be reached (the migration then reports the connection failure itself)
+     */
+    static int installedShards(DataSource dataSource, String schema) {
+        try (Connection c = dataSource.getConnection(); java.sql.Statement st = c.createStatement()) {
+            try (java.sql.ResultSet rs = st.executeQuery(
+                    "select to_regclass('" + schema + ".outbox_shard_lease') is not null")) {
+                if (!rs.next() || !rs.getBoolean(1)) {
+                    return 0;
+                }
+            }
+            try (java.sql.ResultSet rs = st.executeQuery("select count(*) from " + schema + ".outbox_shard_lease")) {
+                return rs.next() ? rs.getInt(1) : 0;
+            }
+        } catch (SQLException e) {
+            return 0;
+        }
     }
 
     private static void requireValidShards(int shards) {

@@ -205,6 +205,37 @@ class OutboxMigrationsIT {
         }
     }
 
+    /**
+     * F4: V5's shard-range guard, applied as an upgrade from V4, bounds the installed shard count (16 or 128), not
+     * the default that the upgrading call passes.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {16, 128})
+    void anUpgradeFromV4GuardsTheInstalledShardCount(int installed) throws SQLException {
+        try (TestDatabase db = TestDatabase.create()) {
+            DataSource ds = db.dataSource();
+            assertThat(OutboxMigrations.configure(ds, "outbox", installed).target("4").load().migrate().migrationsExecuted)
+                    .isEqualTo(4);
+            try (Connection c = db.connection(); Statement s = c.createStatement()) {
+                s.executeUpdate("insert into outbox.outbox_message (message_id, shard, topic, message_type, content_type)"
+                        + " values (gen_random_uuid(), " + (installed - 1) + ", 'orders', 'OrderPlaced', 'application/json')");
+            }
+
+            assertThat(OutboxMigrations.migrate(ds).migrationsExecuted()).as("V5 with the default 64").isEqualTo(1);
+
+            try (Connection c = db.connection(); Statement s = c.createStatement()) {
+                assertThat(strings(c, "select pg_get_constraintdef(oid) from pg_constraint"
+                        + " where conname = 'outbox_message_shard_range'")).containsExactly("CHECK ((shard < " + installed + "))");
+                s.executeUpdate("insert into outbox.outbox_message (message_id, shard, topic, message_type, content_type)"
+                        + " values (gen_random_uuid(), " + (installed - 1) + ", 'orders', 'OrderPlaced', 'application/json')");
+                assertThatThrownBy(() -> s.executeUpdate("insert into outbox.outbox_message (message_id, shard, topic,"
+                        + " message_type, content_type) values (gen_random_uuid(), " + installed
+                        + ", 'orders', 'OrderPlaced', 'application/json')"))
+                        .isInstanceOf(SQLException.class).hasMessageContaining("outbox_message_shard_range");
+            }
+        }
+    }
+
     @Test
     void anExistingSchemaWithOtherTablesIsAccepted() throws SQLException {
         try (TestDatabase db = TestDatabase.create()) {

@@ -77,7 +77,10 @@ public interface Relay extends AutoCloseable {
   /** @return the shards this relay currently leases, a snapshot */
   Set<Integer> ownedShards();
 
-  /** @return whether the relay's loops are running (started, not closed, not crashed) */
+  /**
+   * @return whether the relay's loops are running (started, not closed, not crashed) and a lease
+   *     round succeeded within the last lease duration
+   */
   boolean isLive();
 
   /**
@@ -186,9 +189,12 @@ public interface Relay extends AutoCloseable {
      * enable.idempotence=true} and {@code acks=all} and supplies its own byte-array serializers: a
      * conflicting value is refused, never silently replaced. Where not given, the relay uses {@code
      * linger.ms=0}, {@code batch.size=65536}, {@code max.block.ms=10000}, {@code
-     * request.timeout.ms=10000} and {@code delivery.timeout.ms=30000}, so that an unreachable
-     * broker fails a batch (and trips the circuit breaker) in seconds rather than after Kafka's
-     * two-minute default. {@code linger.ms} is 0 rather than Kafka's 5 because the relay hands a
+     * delivery.timeout.ms} = a sixth of the lease and {@code request.timeout.ms} = {@code
+     * delivery.timeout.ms - linger.ms} (at most 10000), so that an unreachable broker fails a batch
+     * (and trips the circuit breaker) in seconds rather than after Kafka's two-minute default, and
+     * no record reaches Kafka after the lease it was sent under could have passed to another relay;
+     * a {@code delivery.timeout.ms} above a third of the lease is refused, as are {@code
+     * partitioner.class}, {@code partitioner.ignore.keys} and {@code interceptor.classes}. {@code linger.ms} is 0 rather than Kafka's 5 because the relay hands a
      * whole batch to the producer at once, which fills the producer's batches without waiting; a
      * linger would only add its delay to every message of an idle outbox (see {@code
      * benchmarks/RELAY.md}).
@@ -414,7 +420,7 @@ public interface Relay extends AutoCloseable {
             "idlePollInterval (" + idlePollInterval + ") may not exceed leaseDuration (" + leaseDuration
                 + "): an idle shard would not be looked at once per lease; shorten idlePollInterval or lengthen leaseDuration");
       }
-      Map<String, Object> producer = ProducerSettings.validate(producerProperties, id);
+      Map<String, Object> producer = ProducerSettings.boundByLease(ProducerSettings.validate(producerProperties, id), leaseDuration);
       CircuitBreakerConfig breaker = circuitBreaker != null ? circuitBreaker : defaultCircuitBreaker();
       RelayConfig config = new RelayConfig(
           dataSource, schema, id, producer, batchSize, leaseDuration, idlePollInterval, shutdownTimeout,

@@ -61,6 +61,7 @@ class KafkaOutageIT {
                   "linger.ms", 5,
                   "max.block.ms", 1_000,
                   "reconnect.backoff.max.ms", 500))
+              .leaseDuration(Duration.ofSeconds(9)) // delivery.timeout.ms must fit in a third of the lease
               .backoff(backoff)
               .maxAttempts(2)
               .circuitBreaker(CircuitBreakerConfig.custom()

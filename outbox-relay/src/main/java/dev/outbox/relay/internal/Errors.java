@@ -30,7 +30,15 @@ final class Errors {
         || t instanceof InvalidTopicException
         || t instanceof TopicAuthorizationException
         || t instanceof SerializationException
-        || t instanceof InvalidRecordException;
+        || t instanceof InvalidRecordException
+        || t instanceof MalformedRow;
+  }
+
+  /** A row whose data cannot make a record (its {@code headers} are not a JSON object of strings): poison. */
+  static final class MalformedRow extends RuntimeException {
+    MalformedRow(String message, Throwable cause) {
+      super(message, cause);
+    }
   }
 
   /**

@@ -1,5 +1,6 @@
 package dev.outbox.relay.internal;
 
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -9,6 +10,11 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 /** Validates the user's producer properties and adds the ones the relay enforces or defaults. */
 public final class ProducerSettings {
   static final int MAX_IN_FLIGHT = 5;
+
+  /** Properties that can change a record's key or partition: refused, since per-key order depends on both. */
+  static final java.util.List<String> KEY_MAPPING = java.util.List.of(
+      ProducerConfig.PARTITIONER_CLASS_CONFIG, ProducerConfig.PARTITIONER_IGNORE_KEYS_CONFIG,
+      ProducerConfig.INTERCEPTOR_CLASSES_CONFIG);
 
   private ProducerSettings() {}
 
@@ -45,6 +51,13 @@ public final class ProducerSettings {
           "producer property transactional.id is not supported (got '" + text(p.get(ProducerConfig.TRANSACTIONAL_ID_CONFIG))
               + "'): the relay fences with its shard leases; remove it");
     }
+    for (String name : KEY_MAPPING) {
+      if (p.containsKey(name)) {
+        throw new IllegalArgumentException("producer property " + name + " is not supported (got '" + text(p.get(name))
+            + "'): it can send one key's messages to several partitions or change them on the way, which breaks their"
+            + " order; remove it (the relay uses Kafka's default key hash)");
+      }
+    }
     Object inFlight = p.get(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION);
     if (inFlight != null) {
       int n = integer(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, inFlight);
@@ -69,13 +82,46 @@ public final class ProducerSettings {
     p.putIfAbsent(ProducerConfig.LINGER_MS_CONFIG, "0");
     p.putIfAbsent(ProducerConfig.BATCH_SIZE_CONFIG, "65536");
     p.putIfAbsent(ProducerConfig.MAX_BLOCK_MS_CONFIG, "10000");
-    if (!p.containsKey(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG)) {
-      // Kafka refuses delivery.timeout.ms < linger.ms + request.timeout.ms
-      p.putIfAbsent(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
-      long linger = integer(ProducerConfig.LINGER_MS_CONFIG, p.get(ProducerConfig.LINGER_MS_CONFIG));
-      long request = integer(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, p.get(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG));
-      p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, String.valueOf(Math.max(30_000, linger + request)));
+    return p;
+  }
+
+  /**
+   * Bounds the time a record may take from {@code send()} to the broker by the lease's safety
+   * margin ({@link LeaseClock#margin(Duration)}): a record the relay sent while it still held the
+   * lease either lands before the lease can expire in the database, or is failed by the producer.
+   * Where not given, {@code delivery.timeout.ms} is half the margin and {@code request.timeout.ms}
+   * what Kafka allows within it ({@code delivery.timeout.ms - linger.ms}, at most 10 s).
+   *
+   * @param p the properties from {@link #validate}, changed in place
+   * @param lease the relay's lease duration
+   * @return {@code p}
+   * @throws IllegalArgumentException naming the property when {@code delivery.timeout.ms} exceeds the
+   *     margin or conflicts with {@code linger.ms + request.timeout.ms}
+   */
+  public static Map<String, Object> boundByLease(Map<String, Object> p, Duration lease) {
+    long margin = LeaseClock.margin(lease).toMillis();
+    long linger = integer(ProducerConfig.LINGER_MS_CONFIG, p.get(ProducerConfig.LINGER_MS_CONFIG));
+    Object givenDelivery = p.get(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG);
+    long delivery = givenDelivery != null ? integer(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, givenDelivery) : margin / 2;
+    if (delivery > margin) {
+      throw new IllegalArgumentException("producer property delivery.timeout.ms (" + delivery + ") may not exceed the lease's"
+          + " safety margin, a third of the lease duration (" + margin + " ms of " + lease + "): a record could reach Kafka"
+          + " after another relay took the shard over; lower delivery.timeout.ms or lengthen the lease duration");
     }
+    if (delivery <= linger) {
+      throw new IllegalArgumentException("producer property linger.ms (" + linger + ") leaves no time within"
+          + " delivery.timeout.ms (" + delivery + " ms, bounded by a third of the lease " + lease + "); lower linger.ms");
+    }
+    Object givenRequest = p.get(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG);
+    long request = givenRequest != null ? integer(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, givenRequest)
+        : Math.min(10_000, delivery - linger);
+    if (delivery < linger + request) {
+      throw new IllegalArgumentException("producer property request.timeout.ms (" + request + ") plus linger.ms (" + linger
+          + ") exceeds delivery.timeout.ms (" + delivery + (givenDelivery == null ? ", half of a third of the lease " + lease : "")
+          + "), which Kafka refuses; lower request.timeout.ms or lengthen the lease duration");
+    }
+    p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, String.valueOf(delivery));
+    p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, String.valueOf(request));
     return p;
   }
 

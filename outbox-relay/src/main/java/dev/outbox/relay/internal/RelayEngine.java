@@ -48,6 +48,8 @@ public final class RelayEngine implements Relay {
   private final RelayMetrics metrics;
   private final RateLimitedLog retryLog;
   private final Map<Integer, ShardWorker> owned = new ConcurrentHashMap<>();
+  // shards being handed back: still renewed until their last batch finished and the release ran
+  private final Map<Integer, ShardWorker> releasing = new ConcurrentHashMap<>();
   private final Object lifecycle = new Object();
   private volatile State state = State.NEW;
   private volatile boolean closing;
@@ -62,6 +64,7 @@ public final class RelayEngine implements Relay {
   private ShardProbe probe;
   private volatile long databaseOkNanos = Long.MIN_VALUE;
   private volatile long kafkaOkNanos = Long.MIN_VALUE;
+  private volatile long lastLeaseRoundNanos = Long.MIN_VALUE;
 
   public RelayEngine(RelayConfig config) {
     this.config = config;
@@ -105,6 +108,7 @@ public final class RelayEngine implements Relay {
       workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
       coordinator = Executors.newSingleThreadScheduledExecutor(threads("leases"));
       sampler = Executors.newSingleThreadScheduledExecutor(threads("sampler"));
+      lastLeaseRoundNanos = System.nanoTime(); // the first round gets one lease duration
       state = State.RUNNING;
       // before the first shard loop starts: an idle loop asks it whether to wait or poll
       probe = ShardProbe.start(this, config.probeInterval());
@@ -137,9 +141,19 @@ public final class RelayEngine implements Relay {
     try {
       db.heartbeat(config.leaseDuration());
       Map<Integer, Long> held = epochs(owned.values());
+      held.putAll(epochs(releasing.values()));
+      long renewStarted = System.nanoTime();
       Set<Integer> renewed = db.renew(held, config.leaseDuration());
       databaseAnswered();
+      lastLeaseRoundNanos = System.nanoTime();
       for (Integer shard : held.keySet()) {
+        ShardWorker kept = owned.get(shard);
+        if (kept == null || kept.epoch != held.get(shard)) {
+          kept = releasing.get(shard);
+        }
+        if (kept != null && kept.epoch == held.get(shard) && renewed.contains(shard)) {
+          kept.lease.renewed(renewStarted);
+        }
         if (!renewed.contains(shard)) {
           ShardWorker w = owned.get(shard);
           if (w != null && w.epoch == held.get(shard) && owned.remove(shard, w)) {
@@ -154,6 +168,7 @@ public final class RelayEngine implements Relay {
       if (surplus > 0) {
         releaseSurplus(surplus, share, live);
       } else if (surplus < 0 && !closing) {
+        long claimStarted = System.nanoTime();
         Map<Integer, Long> claimed = db.claim(-surplus, config.leaseDuration());
         if (!claimed.isEmpty()) {
           for (var e : claimed.entrySet()) {
@@ -163,7 +178,7 @@ public final class RelayEngine implements Relay {
               owned.remove(e.getKey(), previous);
               previous.stop();
             }
-            ShardWorker w = new ShardWorker(this, e.getKey(), e.getValue());
+            ShardWorker w = new ShardWorker(this, e.getKey(), e.getValue(), claimStarted);
             owned.put(e.getKey(), w);
             w.start();
           }
@@ -185,12 +200,13 @@ public final class RelayEngine implements Relay {
     give.sort(Comparator.comparingInt((ShardWorker w) -> w.shard).reversed());
     give = give.subList(0, surplus);
     for (ShardWorker w : give) {
+      releasing.put(w.shard, w);
       owned.remove(w.shard, w);
       w.stop().whenComplete((v, t) -> {
         try {
           coordinator.execute(() -> release(w));
         } catch (java.util.concurrent.RejectedExecutionException e) {
-          // closing: close() hands back what is left
+          // closing: close() hands back what is left (it releases the shards in releasing too)
         }
       });
     }
@@ -201,7 +217,9 @@ public final class RelayEngine implements Relay {
   private void release(ShardWorker w) {
     try {
       db.release(Map.of(w.shard, w.epoch));
+      releasing.remove(w.shard, w);
     } catch (SQLException e) {
+      releasing.remove(w.shard, w);
       metrics.database.increment();
       LOG.warn("{} could not hand back shard {} (SQLState {}): {}; it is free once its lease expires", prefix, w.shard,
           e.getSQLState(), e.getMessage());
@@ -378,8 +396,12 @@ public final class RelayEngine implements Relay {
 
   @Override
   public boolean isLive() {
+    long leaseRound = lastLeaseRoundNanos;
+    // a coordinator stuck in a statement (a black-holed connection) keeps its thread: liveness also
+    // needs a lease round that succeeded within one lease duration
     return state == State.RUNNING && !closing && !halted && !workers.isShutdown() && !coordinator.isShutdown()
-        && probe.isAlive() && (listener == null || listener.isAlive());
+        && probe.isAlive() && (listener == null || listener.isAlive())
+        && System.nanoTime() - leaseRound <= config.leaseDuration().toNanos();
   }
 
   @Override
@@ -407,17 +429,30 @@ public final class RelayEngine implements Relay {
           config.shutdownTimeout(), owned.size());
       awaitQuietly(coordinator, Duration.ofSeconds(5));
       List<ShardWorker> stopping = new ArrayList<>(owned.values());
+      stopping.addAll(releasing.values());
       CompletableFuture<?>[] stops = stopping.stream().map(ShardWorker::stop).toArray(CompletableFuture[]::new);
+      boolean timedOut = false;
       try {
         CompletableFuture.allOf(stops).get(config.shutdownTimeout().toMillis(), TimeUnit.MILLISECONDS);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
+        timedOut = true;
       } catch (ExecutionException | TimeoutException e) {
-        LOG.warn("{} batches still in flight after {}; handing the leases back anyway (their rows will be published again)",
-            prefix, config.shutdownTimeout());
+        timedOut = true;
+      }
+      if (timedOut) {
+        // the producer goes first, so nothing it still holds is sent after a shard changed hands; shards
+        // whose batch did not finish are not handed back but left to expire: a record already on its way
+        // then still reaches the broker before another relay may claim the shard
+        publisher.close(Duration.ZERO);
+        List<ShardWorker> unfinished = stopping.stream().filter(w -> !w.stop().isDone()).toList();
+        stopping.removeAll(unfinished);
+        LOG.warn("{} batches of shards {} still in flight after {}; those leases are left to expire (their rows will be"
+            + " published again)", prefix, ranges(unfinished.stream().map(w -> w.shard).toList()), config.shutdownTimeout());
       }
       try {
         Set<Integer> released = db.release(epochs(stopping));
+        releasing.clear();
         owned.clear();
         db.leave();
         LOG.info("{} handed back shards {} and left the membership", prefix, ranges(released));

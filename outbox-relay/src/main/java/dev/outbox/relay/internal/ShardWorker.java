@@ -41,6 +41,7 @@ final class ShardWorker {
 
   final int shard;
   final long epoch;
+  final LeaseClock lease;
   private final RelayEngine engine;
   private final RelayConfig config;
   private final boolean holdKey;
@@ -60,12 +61,14 @@ final class ShardWorker {
   // reads that found rows and reads that found none, for the probe
   private volatile long rowReads;
   private volatile long emptyReads;
+  private boolean permitHeld;
 
-  ShardWorker(RelayEngine engine, int shard, long epoch) {
+  ShardWorker(RelayEngine engine, int shard, long epoch, long claimStartedNanos) {
     this.engine = engine;
     this.config = engine.config();
     this.shard = shard;
     this.epoch = epoch;
+    this.lease = new LeaseClock(config.leaseDuration(), claimStartedNanos);
     this.holdKey = config.parkPolicy() == ParkPolicy.HOLD_KEY;
   }
 
@@ -192,6 +195,7 @@ final class ShardWorker {
       }
       engine.log().error("{} shard {}: unexpected failure in the batch loop, retrying: {}", engine.prefix(), shard, t.toString(), t);
       prefetched = null;
+      releasePermit();
       next(backoff(), false);
     }
   }
@@ -199,6 +203,13 @@ final class ShardWorker {
   private void round() {
     if (isStopping()) {
       next(0, false);
+      return;
+    }
+    if (!lease.mayPublish()) {
+      // the lease may have expired in the database: nothing is sent until a renewal succeeds or the
+      // shard is dropped; what was read ahead may already be another relay's to publish
+      prefetched = null;
+      next(leaseWaitNanos(), false);
       return;
     }
     if (RelayMetrics.breakerState(engine.breaker()) == 1) {
@@ -232,6 +243,7 @@ final class ShardWorker {
       next(backoff(), false);
       return;
     }
+    permitHeld = true;
     send(new Batch(rows, engine.publisher().current(), System.nanoTime()));
   }
 
@@ -246,6 +258,8 @@ final class ShardWorker {
     // one per record sent, plus one held by the task until the read-ahead is done
     final AtomicInteger pending = new AtomicInteger(1);
     volatile boolean stoppedEarly;
+    // the lease deadline passed during the send loop: the rows not sent wait for a renewal
+    volatile boolean leaseExpired;
 
     Batch(List<OutboxRow> rows, Publisher.Generation producer, long started) {
       this.rows = rows;
@@ -286,6 +300,7 @@ final class ShardWorker {
     // batch (each would wait max.block.ms again), nor the later rows of the failed key; other topics go on
     String missingTopic = null;
     String missingKey = null;
+    Map<String, java.util.Optional<RuntimeException>> metadata = new HashMap<>();
     List<OutboxRow> rows = batch.rows;
     for (int i = 0; i < rows.size(); i++) {
       OutboxRow row = rows.get(i);
@@ -296,13 +311,32 @@ final class ShardWorker {
         continue;
       }
       final int index = i;
+      // metadata first (it may block up to max.block.ms), then the lease deadline, then the record:
+      // nothing can make send() wait between the deadline check and the record's timestamp
+      RuntimeException unusable = metadata.computeIfAbsent(row.topic(), t -> metadata(batch, t)).orElse(null);
+      ProducerRecord<byte[], byte[]> record = null;
+      if (unusable == null) {
+        if (!lease.mayPublish()) {
+          batch.leaseExpired = true;
+          break;
+        }
+        try {
+          record = record(row, System.currentTimeMillis());
+        } catch (IllegalArgumentException e) {
+          unusable = new Errors.MalformedRow("outbox row " + row.id() + " cannot be turned into a record: " + e.getMessage(), e);
+        }
+      }
       batch.pending.incrementAndGet();
       batch.sent[i] = true;
-      try {
-        batch.producer.producer().send(record(row), (metadata, error) -> batch.answered(index, error));
-      } catch (RuntimeException e) {
-        // thrown rather than reported: a closed producer, an interrupt, a client-side bug
-        batch.answered(index, e);
+      if (unusable != null) {
+        batch.answered(index, unusable);
+      } else {
+        try {
+          batch.producer.producer().send(record, (md, error) -> batch.answered(index, error));
+        } catch (RuntimeException e) {
+          // thrown rather than reported: a closed producer, an interrupt, a client-side bug
+          batch.answered(index, e);
+        }
       }
       // errors found before the record left the relay have already reached the callback here
       Throwable early = batch.errors[i];
@@ -322,7 +356,7 @@ final class ShardWorker {
         }
       }
     }
-    if (missingTopic == null && !batch.stoppedEarly && rows.size() == config.batchSize() && !isStopping()) {
+    if (missingTopic == null && !batch.stoppedEarly && !batch.leaseExpired && rows.size() == config.batchSize() && !isStopping()) {
       long[] inFlight = new long[rows.size()];
       for (int i = 0; i < inFlight.length; i++) {
         inFlight[i] = rows.get(i).id();
@@ -336,7 +370,22 @@ final class ShardWorker {
     batch.release();
   }
 
-  private ProducerRecord<byte[], byte[]> record(OutboxRow row) {
+  /** @return empty when the topic's partitions are known (waiting up to max.block.ms), else why not */
+  private static java.util.Optional<RuntimeException> metadata(Batch batch, String topic) {
+    try {
+      batch.producer.producer().partitionsFor(topic);
+      return java.util.Optional.empty();
+    } catch (RuntimeException e) {
+      return java.util.Optional.of(e);
+    }
+  }
+
+  /**
+   * @param timestamp the record's timestamp: the wall-clock time at which the lease deadline was
+   *     checked, so a broker can refuse a record that arrives too long after it
+   *     ({@code message.timestamp.before.max.ms})
+   */
+  private ProducerRecord<byte[], byte[]> record(OutboxRow row, long timestamp) {
     RecordHeaders headers = new RecordHeaders();
     headers.add(OutboxHeaders.MESSAGE_ID, utf8(row.messageId().toString()));
     headers.add(OutboxHeaders.MESSAGE_TYPE, utf8(row.type()));
@@ -352,7 +401,7 @@ final class ShardWorker {
       }
     }
     byte[] key = row.key() == null ? null : utf8(row.key());
-    return new ProducerRecord<>(row.topic(), null, null, key, row.takePayload(), headers);
+    return new ProducerRecord<>(row.topic(), null, timestamp, key, row.takePayload(), headers);
   }
 
   /** @return {@code uuuu-MM-dd'T'HH:mm:ss.SSSSSS'Z'} in UTC as ASCII bytes, without a formatter per record */
@@ -401,6 +450,7 @@ final class ShardWorker {
       }
       engine.log().error("{} shard {}: unexpected failure completing a batch, retrying: {}", engine.prefix(), shard, t.toString(), t);
       prefetched = null;
+      releasePermit();
       next(backoff(), false);
     }
   }
@@ -436,6 +486,8 @@ final class ShardWorker {
           fatal |= Errors.isFatal(error);
         } else if (batch.sent[i]) {
           failure = failure == null ? new IllegalStateException("record was neither acknowledged nor failed") : failure;
+        } else if (batch.leaseExpired) {
+          // not sent: the lease deadline passed; kept for a renewal or the next owner
         } else if (batch.stoppedEarly && failure == null) {
           failure = new IllegalStateException("batch stopped before this record was sent");
         }
@@ -447,10 +499,15 @@ final class ShardWorker {
     // They count toward maxAttempts and do not count against the breaker; without that evidence
     // nothing is counted and the breaker decides.
     boolean countAttempts = !retriable.isEmpty() && !fatal && engine.kafkaAnsweredSince(batch.started);
+    permitHeld = false;
     if (failure != null) {
       engine.metrics().retriable.increment();
       if (countAttempts) {
         engine.breaker().onSuccess(elapsed, TimeUnit.NANOSECONDS);
+      } else if (batch.producer != engine.publisher().current()) {
+        // the producer was replaced (and closed) while this batch was in flight: that failure says
+        // nothing new about Kafka, and every shard reporting it would open the breaker at once
+        engine.breaker().releasePermission();
       } else {
         engine.breaker().onError(elapsed, TimeUnit.NANOSECONDS, failure);
       }
@@ -482,6 +539,11 @@ final class ShardWorker {
     } catch (SQLException e) {
       prefetched = null;
       databaseFailure("delete or park", e);
+      return;
+    }
+    if (failure == null && batch.leaseExpired) {
+      prefetched = null;
+      next(leaseWaitNanos(), false);
       return;
     }
     if (failure != null) {
@@ -580,6 +642,19 @@ final class ShardWorker {
    */
   private long probedWaitNanos() {
     return Math.max(config.idlePollInterval().toNanos(), config.renewInterval().toNanos());
+  }
+
+  /** @return how long a shard whose lease deadline passed waits before it looks again */
+  private long leaseWaitNanos() {
+    return Math.max(MIN_POLL_NANOS, config.renewInterval().toNanos() / 20);
+  }
+
+  /** Gives the breaker's permit back when a batch ended without an outcome (an unexpected exception). */
+  private void releasePermit() {
+    if (permitHeld) {
+      permitHeld = false;
+      engine.breaker().releasePermission();
+    }
   }
 
   /** @return the next retry delay of this shard, counted in the backoff metric */

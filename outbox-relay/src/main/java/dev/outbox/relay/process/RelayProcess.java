@@ -107,13 +107,17 @@ final class RelayProcess implements AutoCloseable {
     HealthServer http = null;
     boolean started = false;
     try {
-      pool = pool(settings);
+      pool = pool(settings, true);
       // Build (which validates) before any network call: a bad setting is exit 2, whatever is reachable.
       relay = buildRelay(settings, pool, registry);
       String instance = relay.instanceId();
       checkDatabase(pool, settings);
       if (migrate) {
-        var result = OutboxMigrations.migrate(pool, schema, settings.integer(MIGRATE_SHARDS));
+        // its own connections, without the relay's statement timeouts: a migration may scan the table
+        dev.outbox.migrations.MigrationResult result;
+        try (HikariDataSource migrations = pool(settings, false)) {
+          result = OutboxMigrations.migrate(migrations, schema, settings.integer(MIGRATE_SHARDS));
+        }
         LOG.info("outbox-relay[{}] migrations: {} applied, schema {} at version {}",
             instance, result.migrationsExecuted(), schema, result.schemaVersion());
       }
@@ -174,7 +178,13 @@ final class RelayProcess implements AutoCloseable {
     }
   }
 
-  private static HikariDataSource pool(RelaySettings.Values settings) {
+  /**
+   * @param timeouts whether to bound every statement and socket read by the lease (the relay's pool):
+   *     {@code statement_timeout} and {@code lock_timeout} on the session and pgjdbc's {@code
+   *     socketTimeout}, so that a black-holed connection fails within a lease instead of after the
+   *     kernel's TCP timeout (about 15 minutes)
+   */
+  private static HikariDataSource pool(RelaySettings.Values settings, boolean timeouts) {
     HikariConfig config = new HikariConfig();
     config.setJdbcUrl(settings.string(JDBC_URL));
     String user = settings.string(DB_USER);
@@ -194,6 +204,13 @@ final class RelayProcess implements AutoCloseable {
     config.setConnectionTimeout(timeout);
     config.addDataSourceProperty("connectTimeout", String.valueOf(Math.max(1, timeout / 1000)));
     config.addDataSourceProperty("ApplicationName", "outbox-relay");
+    if (timeouts) {
+      JdbcTimeouts t = JdbcTimeouts.forLease(settings.duration(LEASE_DURATION));
+      config.addDataSourceProperty("socketTimeout", String.valueOf(t.socketTimeoutSeconds()));
+      config.addDataSourceProperty("tcpKeepAlive", "true");
+      config.addDataSourceProperty("options", t.options());
+      config.setValidationTimeout(Math.max(250, Math.min(t.statementTimeoutMillis(), 5_000)));
+    }
     return new HikariDataSource(config);
   }
 

@@ -543,6 +543,9 @@ public final class RelaySettings {
         kafka.put(producerPropertyFromEnv(var), new Source(where, e.getValue().trim()));
       } else {
         Setting s = ALL.stream().filter(x -> x.envVar().equals(var)).findFirst().orElse(null);
+        if (s == null && KubernetesServiceEnv.matches(var)) {
+          continue; // injected by Kubernetes for a Service named outbox-relay, not a setting
+        }
         if (s == null) {
           throw unknown("environment variable", var, var, envVars());
         }
@@ -579,7 +582,7 @@ public final class RelaySettings {
       try {
         values.put(s, Objects.requireNonNull(s.parser().apply(text)));
       } catch (IllegalArgumentException e) {
-        String shown = s.secret() ? "****" : (text.isEmpty() ? "\"\"" : text);
+        String shown = s.secret() ? "****" : (text.isEmpty() ? "\"\"" : s == JDBC_URL ? maskUrl(text) : text);
         throw CliException.usage(
             "Invalid value "
                 + shown
@@ -709,7 +712,8 @@ public final class RelaySettings {
           continue;
         }
         Object v = values.get(s);
-        String text = s.secret() ? (v.toString().isEmpty() ? "" : "****") : (v instanceof Duration d ? format(d) : v.toString());
+        String text = s.secret() ? (v.toString().isEmpty() ? "" : "****")
+            : (v instanceof Duration d ? format(d) : s == JDBC_URL ? maskUrl(v.toString()) : v.toString());
         b.append(b.isEmpty() ? "" : ", ").append(s.name()).append('=').append(text);
       }
       producerProperties.forEach((k, v) -> b.append(", kafka.").append(k).append('=').append(isSecretProperty(k) ? "****" : v));
@@ -719,7 +723,25 @@ public final class RelaySettings {
 
   /** Properties whose values must never appear in logs. */
   static boolean isSecretProperty(String prop) {
-    return prop.contains("password") || prop.contains("jaas") || prop.endsWith(".key") || prop.contains("secret");
+    String p = prop.toLowerCase(java.util.Locale.ROOT);
+    if (p.contains("password") || p.contains("passphrase") || p.contains("jaas") || p.endsWith(".key") || p.contains("secret")
+        || p.contains("credential") || p.contains("token")) {
+      return true;
+    }
+    var key = ProducerConfig.configDef().configKeys().get(prop);
+    return key != null && key.type == org.apache.kafka.common.config.ConfigDef.Type.PASSWORD;
+  }
+
+  private static final java.util.regex.Pattern URL_SECRET =
+      java.util.regex.Pattern.compile("(?i)([?&;][^=&;]*(password|passphrase|secret|token|key)[^=&;]*=)[^&;]*");
+
+  /**
+   * @param url a JDBC URL
+   * @return the URL with the value of every parameter that looks like a secret ({@code password},
+   *     {@code sslpassword}, {@code *secret*}, ...) replaced by {@code ****}
+   */
+  static String maskUrl(String url) {
+    return URL_SECRET.matcher(url).replaceAll("$1****");
   }
 
   // ---------------------------------------------------------------- help and reference

@@ -1,0 +1,193 @@
+package dev.outbox.relay.process;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.outbox.core.Outbox;
+import dev.outbox.core.OutboxMessage;
+import dev.outbox.testkit.RealServices;
+import dev.outbox.testkit.TestDatabase;
+import dev.outbox.testkit.TestKafka;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.jooq.DSLContext;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * A relay process frozen with SIGSTOP past its lease and thawed with SIGCONT after another relay took
+ * its shards over and published newer messages of the same keys: the zombie.
+ */
+@ExtendWith(RealServices.class)
+@Tag("integration")
+class ZombieRelayIT {
+  private static final int KEYS = 60;
+  private static final int WRITERS = 4;
+  private static final int PARTITIONS = 3;
+  private static final Duration LEASE = Duration.ofSeconds(6);
+  // between delivery.timeout.ms (half the lease's third: 1 s) and the third (2 s), see ENGINE.md
+  private static final String TIMESTAMP_BOUND_MS = "1500";
+
+  private final Outbox outbox = Outbox.builder().build();
+
+  /**
+   * G3 across a zombie relay, for deduplicating and for last-value consumers: relay-a is paused
+   * with SIGSTOP while it publishes, stays frozen until relay-b took its shards over, published the
+   * writers' newer messages and drained the outbox, and is then resumed. Writers on four threads
+   * serialise per key on a row lock (the per-key sequence is taken under it, so it is the commit
+   * order). Afterwards, for every key, the first appearances follow commit order and the last record
+   * in the partition is the key's latest committed message: nothing relay-a held when it froze
+   * landed after relay-b's records. The topic has {@code message.timestamp.before.max.ms} inside the
+   * lease's margin, as ENGINE.md prescribes for last-value consumers.
+   */
+  @Test
+  @Timeout(value = 8, unit = TimeUnit.MINUTES)
+  void aRelayThawedAfterLosingItsLeasePublishesNothingAfterTheNewOwner(TestDatabase db, TestKafka kafka) throws Exception {
+    String topic = TestKafka.uniqueTopic("zombie");
+    try (Admin admin = kafka.admin()) {
+      admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1)
+          .configs(Map.of("message.timestamp.before.max.ms", TIMESTAMP_BOUND_MS)))).all().get(30, TimeUnit.SECONDS);
+    }
+    kafka.createTopic(topic, PARTITIONS); // exists: waits for the leaders
+    DSLContext dsl = db.dsl();
+    dsl.execute("create table key_lock (k text primary key, seq int not null)");
+    for (int k = 0; k < KEYS; k++) {
+      dsl.execute("insert into key_lock values (?, 0)", "key-" + k);
+    }
+    Map<String, TreeMap<Integer, UUID>> committed = new ConcurrentHashMap<>();
+
+    try (Records records = new Records(kafka.consumerProperties("unused"), topic, PARTITIONS);
+        ChildRelay a = ChildRelay.start("zombie-a", env(db, kafka, "relay-a"));
+        ChildRelay b = ChildRelay.start("zombie-b", env(db, kafka, "relay-b"))) {
+      await("both relays lease shards")
+          .atMost(Duration.ofSeconds(120))
+          .pollInterval(Duration.ofMillis(250))
+          .untilAsserted(() -> {
+            assertThat(a.process.isAlive()).as("relay-a alive, see %s", a.err).isTrue();
+            assertThat(b.process.isAlive()).as("relay-b alive, see %s", b.err).isTrue();
+            assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-a")).isPositive();
+            assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-b")).isPositive();
+          });
+
+      AtomicBoolean writing = new AtomicBoolean(true);
+      AtomicInteger appended = new AtomicInteger();
+      AtomicReference<Throwable> failure = new AtomicReference<>();
+      List<Thread> writers = new ArrayList<>();
+      for (int w = 0; w < WRITERS; w++) {
+        Thread t = new Thread(() -> {
+          try {
+            while (writing.get()) {
+              append(dsl, topic, committed);
+              appended.incrementAndGet();
+            }
+          } catch (Throwable e) {
+            failure.set(e);
+          }
+        }, "test-writer-" + w);
+        t.start();
+        writers.add(t);
+      }
+      await("relay-a publishing").atMost(Duration.ofSeconds(60))
+          .until(() -> records.size() >= 2_000 || failure.get() != null);
+
+      signal("STOP", a);
+      int leasesOfA = ProcessKillFailoverIT.liveLeases(db, "relay-a");
+      try {
+        // relay-b takes relay-a's shards when their leases expire, and publishes newer messages of their keys
+        await("relay-b owns every shard").atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(250))
+            .untilAsserted(() -> assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-b")).isEqualTo(64));
+        Thread.sleep(3_000);
+        writing.set(false);
+        for (Thread t : writers) {
+          t.join(60_000);
+        }
+        assertThat(failure.get()).isNull();
+        await("relay-b drained the outbox").atMost(Duration.ofSeconds(120)).untilAsserted(() ->
+            assertThat(ProcessKillFailoverIT.count(db, "select count(*) from outbox.outbox_message")).isZero());
+        await("every committed message in Kafka").atMost(Duration.ofSeconds(60)).untilAsserted(() -> {
+          Set<UUID> seen = new java.util.HashSet<>();
+          records.all().forEach(r -> seen.add(r.messageId()));
+          assertThat(seen).hasSizeGreaterThanOrEqualTo(appended.get());
+        });
+      } finally {
+        signal("CONT", a);
+      }
+      int beforeThaw = records.size();
+      // the thawed relay finds its leases gone, drops its shards and claims its share again; anything it
+      // still held from before the freeze would arrive now
+      await("relay-a back in the rotation").atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(250))
+          .untilAsserted(() -> assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-a")).isPositive());
+      Thread.sleep(3_000);
+
+      List<Records.Received> all = records.all();
+      Map<String, LinkedHashSet<UUID>> first = new HashMap<>();
+      Map<String, UUID> last = new HashMap<>();
+      for (Records.Received r : all) {
+        first.computeIfAbsent(r.key(), k -> new LinkedHashSet<>()).add(r.messageId());
+        last.put(r.key(), r.messageId());
+      }
+      int total = 0;
+      for (var e : committed.entrySet()) {
+        List<UUID> order = new ArrayList<>(e.getValue().values());
+        total += order.size();
+        assertThat(new ArrayList<>(first.get(e.getKey())))
+            .as("G3: first appearances of %s follow commit order", e.getKey())
+            .containsExactlyElementsOf(order);
+        assertThat(last.get(e.getKey()))
+            .as("G3: the last record of %s is its latest committed message", e.getKey())
+            .isEqualTo(order.get(order.size() - 1));
+      }
+      assertThat(total).isEqualTo(appended.get());
+      assertThat(leasesOfA).as("relay-a held shards when it froze").isPositive();
+      System.out.printf("[ZombieRelayIT] %d messages on %d keys, %d records in Kafka (%d after the thaw); relay-a froze"
+          + " holding %d shards%n", total, KEYS, all.size(), all.size() - beforeThaw, leasesOfA);
+      a.process.destroy();
+      b.process.destroy();
+      assertThat(a.waitFor(90)).as("relay-a exit code, see %s", a.err).isZero();
+      assertThat(b.waitFor(90)).as("relay-b exit code, see %s", b.err).isZero();
+    }
+  }
+
+  /** One message of a random key, its sequence taken under the key's row lock before the append. */
+  private void append(DSLContext dsl, String topic, Map<String, TreeMap<Integer, UUID>> committed) {
+    String key = "key-" + ThreadLocalRandom.current().nextInt(KEYS);
+    Object[] result = dsl.transactionResult(tx -> {
+      int seq = tx.dsl().fetchOne("update key_lock set seq = seq + 1 where k = ? returning seq", key).get(0, Integer.class);
+      UUID id = outbox.append(tx.dsl(), OutboxMessage.of(topic, key, "Test", "text/plain", ("seq " + seq).getBytes()));
+      return new Object[] {seq, id};
+    });
+    TreeMap<Integer, UUID> perKey = committed.computeIfAbsent(key, k -> new TreeMap<>());
+    synchronized (perKey) {
+      perKey.put((Integer) result[0], (UUID) result[1]);
+    }
+  }
+
+  private static void signal(String signal, ChildRelay relay) throws Exception {
+    Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(relay.process.pid())).inheritIO().start();
+    assertThat(kill.waitFor()).as("kill -%s %s", signal, relay.name).isZero();
+  }
+
+  private static Map<String, String> env(TestDatabase db, TestKafka kafka, String id) {
+    Map<String, String> env = ChildRelay.env(db, kafka.bootstrapServers(), id);
+    env.put("OUTBOX_RELAY_LEASE_DURATION", LEASE.toSeconds() + "s");
+    env.put("OUTBOX_RELAY_BATCH_SIZE", "100");
+    return env;
+  }
+}
