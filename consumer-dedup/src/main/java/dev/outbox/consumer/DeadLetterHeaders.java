@@ -36,5 +36,20 @@ public final class DeadLetterHeaders {
   /** {@link #REASON}: the message id header is not a UUID in canonical text form. */
   public static final String REASON_INVALID_MESSAGE_ID = "invalid-message-id";
 
+  /**
+   * Present when the record was too large for the dead-letter topic and was published without its
+   * value; the header holds the dropped value's length in bytes (decimal). Read the value from
+   * {@link #ORIGINAL_TOPIC} at {@link #ORIGINAL_OFFSET} while that topic still keeps it.
+   */
+  public static final String VALUE_DROPPED = "dlt-value-dropped";
+
+  /**
+   * Set it to {@code true} on a copy of a dead-lettered record that an operator publishes back to
+   * the source topic: the consumer then handles the message again, once, although its id is
+   * recorded as {@code DEAD_LETTERED}. Only {@code DEAD_LETTERED} ids are re-admitted; a message id
+   * that was handled stays a duplicate, so replaying a copy twice applies it once.
+   */
+  public static final String REPLAY = "dlt-replay";
+
   private DeadLetterHeaders() {}
 }

@@ -9,7 +9,6 @@ import dev.outbox.core.retry.Backoff;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.schemas.AvroCodec;
 import io.micrometer.core.instrument.MeterRegistry;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -24,6 +23,7 @@ import java.util.function.Function;
 import javax.sql.DataSource;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.jooq.DSLContext;
 
@@ -99,6 +99,50 @@ public interface IdempotentConsumer extends AutoCloseable {
   boolean isRunning();
 
   /**
+   * Whether this consumer can do its work now, for a service's readiness endpoint: the poll loop
+   * is running, the consumer has joined its group and received an assignment (possibly empty, when
+   * the group has more members than partitions), and neither the database nor the dead-letter
+   * circuit breaker is open or half-open. Cheap (no I/O); callable from any thread.
+   *
+   * @return the readiness and what it is made of
+   */
+  default Readiness readiness() {
+    throw new UnsupportedOperationException(getClass().getName() + " does not report readiness");
+  }
+
+  /**
+   * Re-admits dead-lettered message ids: deletes this consumer's {@code DEAD_LETTERED} rows of
+   * {@code processed_message} for these ids, so that a copy of the message published again to the
+   * source topic is handled instead of skipped as a duplicate. Ids that were handled (or are
+   * unknown) are left alone. Use it when the copy cannot carry the {@link DeadLetterHeaders#REPLAY}
+   * header; see the README's runbook. Callable before {@link #start()} and after {@link #close()}.
+   *
+   * @param messageIds the dead-lettered ids, from the {@code outbox-message-id} headers of the
+   *     dead-letter records
+   * @return how many ids were re-admitted
+   * @throws NullPointerException when {@code messageIds} or an id in it is null
+   * @throws org.jooq.exception.DataAccessException when the statement fails
+   */
+  default int readmitDeadLettered(Collection<UUID> messageIds) {
+    throw new UnsupportedOperationException(getClass().getName() + " does not re-admit dead-lettered ids");
+  }
+
+  /**
+   * A consumer's readiness.
+   *
+   * @param ready {@code running && assigned && databaseBreakerClosed && deadLetterBreakerClosed}
+   * @param running the poll loop runs (started, not closing, closed or failed)
+   * @param assigned the consumer has joined its group and holds its assignment (false before the
+   *     first assignment and after partitions were lost)
+   * @param partitions how many partitions are assigned
+   * @param databaseBreakerClosed the database circuit breaker is closed
+   * @param deadLetterBreakerClosed the dead-letter producer's circuit breaker is closed
+   * @param reason what is not ready, in words; empty when ready
+   */
+  record Readiness(boolean ready, boolean running, boolean assigned, int partitions, boolean databaseBreakerClosed,
+      boolean deadLetterBreakerClosed, String reason) {}
+
+  /**
    * Stops consuming: finishes the transactions in flight, commits their offsets, closes the Kafka
    * consumer and the dead-letter producer. Records fetched but not yet handled are left for
    * redelivery. Idempotent; waits at most {@link Builder#closeTimeout(Duration)} for in-flight
@@ -115,8 +159,13 @@ public interface IdempotentConsumer extends AutoCloseable {
     /** Longest consumer name, so that the name stays a readable dedup scope and metric tag. */
     public static final int MAX_CONSUMER_NAME_LENGTH = 200;
 
-    /** Default {@link #maxAttempts(int)}. */
-    public static final int DEFAULT_MAX_ATTEMPTS = 5;
+    /**
+     * Default {@link #maxAttempts(int)}: with {@link #DEFAULT_BACKOFF}, 7 retries whose delays are
+     * drawn from [0, 1 s], [0, 2 s], [0, 4 s], [0, 8 s], [0, 16 s], [0, 30 s], [0, 30 s]: about 45 s
+     * expected and at most 91 s before a record is dead-lettered, enough to ride out a downstream
+     * service restarting.
+     */
+    public static final int DEFAULT_MAX_ATTEMPTS = 8;
 
     /** Default {@link #maxRecordsPerTransaction(int)}. */
     public static final int DEFAULT_MAX_RECORDS_PER_TRANSACTION = 50;
@@ -133,8 +182,17 @@ public interface IdempotentConsumer extends AutoCloseable {
     /** Default {@link #purgeInterval(Duration)}. */
     public static final Duration DEFAULT_PURGE_INTERVAL = Duration.ofHours(1);
 
-    /** Default {@link #backoff(Backoff)}. */
-    public static final Backoff DEFAULT_BACKOFF = Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(10));
+    /** Default {@link #backoff(Backoff)}: 1 s doubling up to 30 s, full jitter. */
+    public static final Backoff DEFAULT_BACKOFF = Backoff.of(Duration.ofSeconds(1), Duration.ofSeconds(30));
+
+    /** Default {@link #deadLetterTopicSuffix(String)}. */
+    public static final String DEFAULT_DEAD_LETTER_SUFFIX = ".dlt";
+
+    /** The suffix of Spring Kafka's {@code DeadLetterPublishingRecoverer}, for {@link #deadLetterTopicSuffix(String)}. */
+    public static final String SPRING_DEAD_LETTER_SUFFIX = ".DLT";
+
+    /** Kafka's longest topic name. */
+    private static final int MAX_TOPIC_NAME_LENGTH = 249;
 
     /** Default {@link #closeTimeout(Duration)}. */
     public static final Duration DEFAULT_CLOSE_TIMEOUT = Duration.ofSeconds(30);
@@ -151,6 +209,8 @@ public interface IdempotentConsumer extends AutoCloseable {
     private int maxAttempts = DEFAULT_MAX_ATTEMPTS;
     private Backoff backoff = DEFAULT_BACKOFF;
     private String deadLetterTopic;
+    private String deadLetterTopicSuffix = DEFAULT_DEAD_LETTER_SUFFIX;
+    private Function<Throwable, FailureKind> failureClassifier;
     private int maxRecordsPerTransaction = DEFAULT_MAX_RECORDS_PER_TRANSACTION;
     private boolean savepointPerRecord;
     private int concurrency = Math.min(4, Math.max(1, Runtime.getRuntime().availableProcessors()));
@@ -187,8 +247,11 @@ public interface IdempotentConsumer extends AutoCloseable {
     /**
      * Properties of the dead-letter producer. Default: {@code bootstrap.servers} and every {@code
      * security.*}, {@code ssl.*}, {@code sasl.*} and {@code client.dns.lookup} property of the
-     * consumer, with {@code acks=all} and idempotence on; these properties override those. Calls
-     * add to what earlier calls set.
+     * consumer, with {@code acks=all}, idempotence on and {@code max.block.ms} equal to {@link
+     * #closeTimeout(Duration)} (so that one publish holds a worker at most that long); these
+     * properties override those. {@code acks} other than {@code all} (a record could be lost after
+     * its offset moved on) and a {@code max.block.ms} longer than the close timeout are refused by
+     * {@link #build()}. Calls add to what earlier calls set.
      *
      * @param properties producer properties
      * @return this builder
@@ -319,8 +382,9 @@ public interface IdempotentConsumer extends AutoCloseable {
 
     /**
      * @param maxAttempts how many times the handler is called for one record before it is
-     *     dead-lettered, counting the first call; default {@value #DEFAULT_MAX_ATTEMPTS}. Database
-     *     outages do not count.
+     *     dead-lettered, counting the first call; default {@value #DEFAULT_MAX_ATTEMPTS} (see {@link
+     *     #DEFAULT_MAX_ATTEMPTS} for the total time). Database outages, lock contention in the
+     *     handler and {@link FailureKind#TRANSIENT} failures do not count.
      * @return this builder
      * @throws IllegalArgumentException when less than 1
      */
@@ -333,8 +397,8 @@ public interface IdempotentConsumer extends AutoCloseable {
     }
 
     /**
-     * @param backoff the delay before each retry, full jitter; default 100 ms doubling up to 10 s.
-     *     Also spaces retries after database or dead-letter publishing failures.
+     * @param backoff the delay before each retry, full jitter; default 1 s doubling up to 30 s.
+     *     Also spaces retries after transient, database or dead-letter publishing failures.
      * @return this builder
      * @throws NullPointerException when null
      */
@@ -344,14 +408,55 @@ public interface IdempotentConsumer extends AutoCloseable {
     }
 
     /**
-     * @param topic the dead-letter topic for every source topic; default {@code <source topic>.dlt}
-     *     per source topic. It must exist unless the brokers auto-create topics.
+     * @param topic the dead-letter topic for every source topic; default {@code <source
+     *     topic><suffix>} per source topic (see {@link #deadLetterTopicSuffix(String)}). It must
+     *     exist unless the brokers auto-create topics.
      * @return this builder
      * @throws NullPointerException when null
      * @throws IllegalArgumentException when blank
      */
     public Builder deadLetterTopic(String topic) {
       this.deadLetterTopic = Checks.requireNonBlank(topic, "deadLetterTopic");
+      return this;
+    }
+
+    /**
+     * The suffix that names each source topic's dead-letter topic when {@link
+     * #deadLetterTopic(String)} is not set. Default {@value #DEFAULT_DEAD_LETTER_SUFFIX}; {@value
+     * #SPRING_DEAD_LETTER_SUFFIX} gives Spring Kafka's names, for fleets that mix both.
+     *
+     * @param suffix appended to the source topic's name
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when empty or not made of the characters Kafka allows in
+     *     topic names ({@code a-z A-Z 0-9 . _ -})
+     */
+    public Builder deadLetterTopicSuffix(String suffix) {
+      Objects.requireNonNull(suffix, "deadLetterTopicSuffix may not be null");
+      if (!suffix.matches("[a-zA-Z0-9._-]+")) {
+        throw new IllegalArgumentException("deadLetterTopicSuffix must be 1 or more of the characters a-z A-Z 0-9 . _ -,"
+            + " got \"" + suffix + "\"; e.g. " + DEFAULT_DEAD_LETTER_SUFFIX + " or " + SPRING_DEAD_LETTER_SUFFIX);
+      }
+      this.deadLetterTopicSuffix = suffix;
+      return this;
+    }
+
+    /**
+     * Decides what a handler failure means. Called for each exception the handler throws (and for
+     * an aborted transaction the handler left behind), except database failures, which the consumer
+     * classifies itself: a lost connection or a server shutting down is retried under the database
+     * circuit breaker, lock contention raised by the handler's statements (55P03, 40001, 40P01) is
+     * {@link FailureKind#TRANSIENT}. Returning null applies the default rule: a {@link
+     * PermanentHandlerException} or {@link TransientHandlerException} anywhere in the cause chain
+     * (the first one found) decides, anything else is {@link FailureKind#RETRY}. A classifier that
+     * throws counts as {@code RETRY}.
+     *
+     * @param classifier the failure's kind, or null for the default rule
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Builder failureClassifier(Function<Throwable, FailureKind> classifier) {
+      this.failureClassifier = Objects.requireNonNull(classifier, "failureClassifier may not be null");
       return this;
     }
 
@@ -455,8 +560,9 @@ public interface IdempotentConsumer extends AutoCloseable {
     }
 
     /**
-     * @param registry where the {@code outbox.consumer.*} meters go; default a new {@link
-     *     SimpleMeterRegistry}
+     * @param registry where the {@code outbox.consumer.*} meters go; default Micrometer's global
+     *     registry ({@link io.micrometer.core.instrument.Metrics#globalRegistry}), where frameworks
+     *     such as Spring Boot add the application's registry
      * @return this builder
      * @throws NullPointerException when null
      */
@@ -508,6 +614,8 @@ public interface IdempotentConsumer extends AutoCloseable {
         throw new IllegalStateException("dataSource(...) and dsl(...) were both called; give only one");
       }
       Map<String, Object> consumerProps = consumerProperties();
+      checkProducerProperties();
+      checkDeadLetterTopics();
       return new DedupConsumer(new Settings(
           consumerProps,
           Map.copyOf(producerProperties),
@@ -527,9 +635,46 @@ public interface IdempotentConsumer extends AutoCloseable {
           retention,
           purgeInterval,
           closeTimeout,
-          meterRegistry == null ? new SimpleMeterRegistry() : meterRegistry,
+          meterRegistry == null ? io.micrometer.core.instrument.Metrics.globalRegistry : meterRegistry,
           codec == null ? AvroCodec.create() : codec,
-          hooks));
+          hooks,
+          deadLetterTopicSuffix,
+          failureClassifier));
+    }
+
+    private void checkProducerProperties() {
+      Object acks = producerProperties.get(ProducerConfig.ACKS_CONFIG);
+      if (acks != null && !"all".equalsIgnoreCase(acks.toString().strip()) && !"-1".equals(acks.toString().strip())) {
+        throw new IllegalArgumentException("Invalid value " + acks + " for configuration acks in producerProperties:"
+            + " a dead-lettered record's offset moves on once the broker acknowledged it, so the dead-letter producer"
+            + " needs acks=all; remove it or set it to all");
+      }
+      Object maxBlock = producerProperties.get(ProducerConfig.MAX_BLOCK_MS_CONFIG);
+      if (maxBlock != null) {
+        long ms;
+        try {
+          ms = Long.parseLong(maxBlock.toString().strip());
+        } catch (NumberFormatException e) {
+          throw new IllegalArgumentException("Invalid value " + maxBlock + " for configuration max.block.ms in"
+              + " producerProperties: Value must be a number of milliseconds", e);
+        }
+        if (ms < 0 || ms > closeTimeout.toMillis()) {
+          throw new IllegalArgumentException("Invalid value " + maxBlock + " for configuration max.block.ms in"
+              + " producerProperties: a dead-letter publish holds a worker thread at most closeTimeout ("
+              + closeTimeout.toMillis() + " ms); set it between 0 and that, or raise closeTimeout(...)");
+        }
+      }
+    }
+
+    private void checkDeadLetterTopics() {
+      List<String> names = deadLetterTopic != null ? List.of(deadLetterTopic)
+          : topics.stream().map(t -> t + deadLetterTopicSuffix).toList();
+      for (String name : names) {
+        if (name.length() > MAX_TOPIC_NAME_LENGTH || !name.matches("[a-zA-Z0-9._-]+")) {
+          throw new IllegalStateException("dead-letter topic \"" + name + "\" is not a valid Kafka topic name (at most "
+              + MAX_TOPIC_NAME_LENGTH + " of a-z A-Z 0-9 . _ -); set deadLetterTopic(...) to a valid name");
+        }
+      }
     }
 
     private Map<String, Object> consumerProperties() {

@@ -41,7 +41,9 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import javax.sql.DataSource;
+import dev.outbox.core.OutboxHeaders;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -354,12 +356,14 @@ class ConsumerOperationsIT {
   }
 
   /**
-   * G6 against G7: a database error inside the handler that a retry cures, here a lock timeout
-   * (SQLState 55P03) on a connection that keeps working, is an infrastructure failure. It is retried
-   * under the breaker without using up the handler's attempts: with maxAttempts 2 it fails many
-   * more times than that, and is neither counted as a handler failure nor dead-lettered. When the
-   * lock is released the message is handled exactly once. Fails if such errors were classified as
-   * handler failures (the message would be dead-lettered after two attempts and never applied).
+   * G6 against G7: lock contention inside the handler that a retry cures, here a lock timeout
+   * (SQLState 55P03) on a connection that keeps working, is a transient failure. It is retried
+   * without using up the handler's attempts: with maxAttempts 2 it fails many more times than that,
+   * and is neither counted as a handler failure nor dead-lettered. It says nothing about the
+   * database's health, so the shared database circuit breaker stays closed (other partitions are
+   * not stalled by one hot row). When the lock is released the message is handled exactly once.
+   * Fails if such errors were classified as handler failures (the message would be dead-lettered
+   * after two attempts and never applied) or fed the database breaker (it opens after 5).
    */
   @Test
   void transientDatabaseErrorInTheHandlerIsRetriedNotDeadLettered(TestDatabase db, TestKafka kafka) throws Throwable {
@@ -395,11 +399,13 @@ class ConsumerOperationsIT {
           assertThat(registry.get("outbox.consumer.retries").tag("cause", "handler").counter().count())
               .as("lock timeouts counted as handler failures").isZero();
           assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered")).as("dead-lettered records").isZero();
+          assertThat(breakerState(registry, "database")).as("database breaker gauge").isZero();
         };
         await().atMost(WAIT).failFast("G7 misclassified a transient database error", notAHandlerFailure)
             .untilAsserted(() -> assertThat(
-                registry.get("outbox.consumer.retries").tag("cause", "infrastructure").counter().count())
-                .as("lock timeouts retried as infrastructure failures").isGreaterThanOrEqualTo(4));
+                registry.get("outbox.consumer.retries").tag("cause", "transient").counter().count())
+                .as("lock timeouts retried as transient failures").isGreaterThanOrEqualTo(8));
+        assertThat(consumer.readiness().databaseBreakerClosed()).isTrue();
         notAHandlerFailure.run();
         assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isZero();
 
@@ -416,6 +422,188 @@ class ConsumerOperationsIT {
           locker.rollback();
         }
       }
+    }
+  }
+
+  /**
+   * The retention guard: at start the consumer asks the brokers for each topic's retention.ms and
+   * warns about a topic that keeps records longer than the consumer keeps processed ids (a replay
+   * from old offsets would apply purged ids again); a topic with a shorter retention gets no
+   * warning. Fails if the topic's retention is not checked.
+   */
+  @Test
+  void retentionGuardWarnsWhenATopicOutlivesTheProcessedIds(TestDatabase db, TestKafka kafka) throws Exception {
+    String longTopic = TestKafka.uniqueTopic("ops-retention-long");
+    String shortTopic = TestKafka.uniqueTopic("ops-retention-short");
+    try (Admin admin = kafka.admin()) {
+      admin.createTopics(List.of(
+          new NewTopic(longTopic, 1, (short) 1).configs(Map.of("retention.ms", Long.toString(Duration.ofDays(30).toMillis()))),
+          new NewTopic(shortTopic, 1, (short) 1).configs(Map.of("retention.ms", Long.toString(Duration.ofDays(2).toMillis())))))
+          .all().get(30, TimeUnit.SECONDS);
+    }
+    try (LogCapture log = LogCapture.attach();
+        IdempotentConsumer consumer = IdempotentConsumer.builder()
+            .kafkaProperties(Fixtures.consumerProperties(kafka, "ops-retention-group"))
+            .topics(longTopic, shortTopic).consumerName("ops-retention").dataSource(db.dataSource())
+            .handler(Fixtures.paymentsHandler()).purgeInterval(Duration.ZERO).meterRegistry(new SimpleMeterRegistry())
+            .retention(Duration.ofDays(7)).build()) {
+      consumer.start();
+      await().atMost(WAIT).untilAsserted(() -> assertThat(log.messages("ops-retention"))
+          .anyMatch(m -> m.contains("topic " + longTopic + " keeps records for PT720H")));
+      await().atMost(WAIT).untilAsserted(() -> assertThat(consumer.readiness().ready()).isTrue());
+      assertThat(log.messages("ops-retention")).noneMatch(m -> m.contains("topic " + shortTopic + " keeps records"));
+    }
+  }
+
+  /**
+   * The staleness guard: a message whose outbox created-at is older than the retention of
+   * processed ids (its id may have been purged) is still handled, but not silently: it is counted
+   * under outbox.consumer.stale and logged with its id; a recent message is not. Fails if old
+   * messages were treated as new without saying so.
+   */
+  @Test
+  void messageOlderThanTheRetentionIsCountedAndLogged(TestDatabase db, TestKafka kafka) throws Exception {
+    String name = "ops-stale";
+    String topic = TestKafka.uniqueTopic("ops-stale");
+    kafka.createTopic(topic, 1);
+    UUID old = MessageIds.next();
+    UUID recent = MessageIds.next();
+    try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+      var a = payment(topic, old, "order-old", 1);
+      a.headers().add(OutboxHeaders.CREATED_AT, java.time.Instant.now().minus(Duration.ofHours(3)).toString()
+          .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      producer.send(a);
+      var b = payment(topic, recent, "order-recent", 2);
+      b.headers().add(OutboxHeaders.CREATED_AT, java.time.Instant.now().toString()
+          .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      producer.send(b);
+      producer.flush();
+    }
+    MeterRegistry registry = new SimpleMeterRegistry();
+    try (LogCapture log = LogCapture.attach();
+        IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name).meterRegistry(registry)
+            .retention(Duration.ofHours(1)).build()) {
+      consumer.start();
+      await().atMost(WAIT).untilAsserted(() -> assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isEqualTo(2));
+      assertThat(Fixtures.counter(registry, "outbox.consumer.stale")).isOne();
+      assertThat(log.messages(name)).anyMatch(m -> m.contains("message " + old + " ") && m.contains("older than the retention"))
+          .noneMatch(m -> m.contains("message " + recent + " "));
+      assertThat(Fixtures.paymentsOf(db, List.of(old, recent))).hasSize(2);
+    }
+  }
+
+  /**
+   * Readiness and a bounded dead-letter send: on a broker that does not create topics, the
+   * dead-letter topic is missing. Each publish attempt gives up after closeTimeout (2 s) instead of
+   * blocking the worker for the producer's default 60 s, the dead-letter breaker opens and the
+   * consumer reports itself not ready, naming the breaker. Once the topic exists, the record is
+   * dead-lettered and the consumer is ready again; after close() it is not. Fails if a send could
+   * block a worker for max.block.ms (no retry would be seen within 30 s) or readiness ignored the
+   * dead-letter breaker.
+   */
+  @Test
+  void readinessFollowsTheDeadLetterBreakerAndSendsAreBounded(TestDatabase db) throws Exception {
+    String name = "ops-ready";
+    String topic = "ops-ready";
+    try (TestKafka own = TestKafka.startInJvm(Map.of("auto.create.topics.enable", "false"))) {
+      own.createTopic(topic, 1);
+      try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(own)) {
+        producer.send(payment(topic, MessageIds.next(), "order-ready", 1)).get();
+      }
+      MeterRegistry registry = new SimpleMeterRegistry();
+      IdempotentConsumer consumer = Fixtures.builder(own, db, topic, name).meterRegistry(registry)
+          .closeTimeout(Duration.ofSeconds(2)).backoff(Backoff.of(Duration.ofMillis(50), Duration.ofMillis(200)))
+          .handler((m, tx) -> {
+            throw new PermanentHandlerException("not payable");
+          }).build();
+      try {
+        assertThat(consumer.readiness()).satisfies(r -> {
+          assertThat(r.ready()).isFalse();
+          assertThat(r.running()).isFalse();
+          assertThat(r.reason()).contains("not running");
+        });
+        consumer.start();
+        long started = System.nanoTime();
+        await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+          assertThat(registry.get("outbox.consumer.retries").tag("cause", "infrastructure").counter().count())
+              .as("bounded dead-letter attempts").isGreaterThanOrEqualTo(3);
+          assertThat(consumer.readiness()).satisfies(r -> {
+            assertThat(r.ready()).isFalse();
+            assertThat(r.running()).isTrue();
+            assertThat(r.assigned()).isTrue();
+            assertThat(r.partitions()).isOne();
+            assertThat(r.deadLetterBreakerClosed()).isFalse();
+            assertThat(r.reason()).contains("dead-letter circuit breaker");
+          });
+        });
+        assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Duration.ofSeconds(30));
+        own.createTopic(topic + ".dlt", 1);
+        await().atMost(WAIT).untilAsserted(() -> {
+          assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered")).isOne();
+          assertThat(consumer.readiness().ready()).as("%s", consumer.readiness()).isTrue();
+        });
+        await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(own, name + "-group", topic));
+      } finally {
+        consumer.close();
+      }
+      assertThat(consumer.readiness().ready()).isFalse();
+      assertThat(consumer.readiness().reason()).contains("not running");
+    }
+  }
+
+  /**
+   * Metrics: two consumers of one name in one registry (say two deployments of a handler in one
+   * JVM) keep their own breaker and lag gauges, tagged consumer.instance, and closing one leaves the
+   * other's gauges; without a registry of its own, a consumer's meters go to Micrometer's global
+   * registry, where an application's registry is attached. Fails if the gauges collided (one gauge
+   * for both, removed by the first close) or the meters went to a private registry.
+   */
+  @Test
+  void metersOfTwoConsumersOfOneNameDoNotCollideAndDefaultToTheGlobalRegistry(TestDatabase db, TestKafka kafka)
+      throws Exception {
+    String name = "ops-meters";
+    String topicA = TestKafka.uniqueTopic("ops-meters-a");
+    String topicB = TestKafka.uniqueTopic("ops-meters-b");
+    kafka.createTopic(topicA, 1);
+    kafka.createTopic(topicB, 1);
+    MeterRegistry shared = new SimpleMeterRegistry();
+    try (IdempotentConsumer a = IdempotentConsumer.builder()
+            .kafkaProperties(Fixtures.consumerProperties(kafka, name + "-a")).topics(topicA).consumerName(name)
+            .dataSource(db.dataSource()).handler(Fixtures.paymentsHandler()).purgeInterval(Duration.ZERO)
+            .meterRegistry(shared).build();
+        IdempotentConsumer b = IdempotentConsumer.builder()
+            .kafkaProperties(Fixtures.consumerProperties(kafka, name + "-b")).topics(topicB).consumerName(name)
+            .dataSource(db.dataSource()).handler(Fixtures.paymentsHandler()).purgeInterval(Duration.ZERO)
+            .meterRegistry(shared).build()) {
+      a.start();
+      b.start();
+      await().atMost(WAIT).untilAsserted(() -> {
+        assertThat(shared.find("outbox.consumer.breaker.state").tag("breaker", "database").gauges()).hasSize(2);
+        assertThat(shared.find("outbox.consumer.lag").gauges()).hasSize(2);
+      });
+      a.close();
+      assertThat(shared.find("outbox.consumer.breaker.state").tag("breaker", "database").gauges()).hasSize(1);
+      assertThat(shared.find("outbox.consumer.lag").gauges()).hasSize(1);
+      assertThat(shared.find("outbox.consumer.lag").tag("topic", topicB).gauges()).hasSize(1);
+    }
+
+    SimpleMeterRegistry application = new SimpleMeterRegistry();
+    io.micrometer.core.instrument.Metrics.globalRegistry.add(application);
+    String topic = TestKafka.uniqueTopic("ops-meters-global");
+    kafka.createTopic(topic, 1);
+    UUID id = MessageIds.next();
+    try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+      producer.send(payment(topic, id, "order-global", 1)).get();
+    }
+    try (IdempotentConsumer consumer = IdempotentConsumer.builder()
+        .kafkaProperties(Fixtures.consumerProperties(kafka, "ops-meters-global-group")).topics(topic)
+        .consumerName("ops-meters-global").dataSource(db.dataSource()).handler(Fixtures.paymentsHandler())
+        .purgeInterval(Duration.ZERO).build()) {
+      consumer.start();
+      await().atMost(WAIT).untilAsserted(() -> assertThat(application.find("outbox.consumer.handled")
+          .tag("consumer", "ops-meters-global").counter()).isNotNull().satisfies(c -> assertThat(c.count()).isOne()));
+    } finally {
+      io.micrometer.core.instrument.Metrics.globalRegistry.remove(application);
     }
   }
 

@@ -129,6 +129,35 @@ class IdempotentConsumerBuilderTest {
         .hasMessageContaining("handler");
   }
 
+  /** Issue 12 item 3: a dead-letter producer that could lose a record after its offset moved on is refused. */
+  @Test
+  void deadLetterProducerNeedsAcksAllAndABoundedBlock() {
+    for (String acks : new String[] {"0", "1"}) {
+      assertThatThrownBy(() -> valid(kafka(p -> p)).producerProperties(Map.of("acks", acks)).build())
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessageContaining("Invalid value " + acks + " for configuration acks").hasMessageContaining("acks=all");
+    }
+    valid(kafka(p -> p)).producerProperties(Map.of("acks", "-1")).build().close();
+    valid(kafka(p -> p)).producerProperties(Map.of("acks", "all")).build().close();
+    assertThatThrownBy(() -> valid(kafka(p -> p)).closeTimeout(Duration.ofSeconds(10))
+        .producerProperties(Map.of("max.block.ms", "60000")).build())
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("max.block.ms").hasMessageContaining("closeTimeout (10000 ms)");
+  }
+
+  /** Dead-letter topic names: Spring's suffix is accepted; a name Kafka would refuse fails at build. */
+  @Test
+  void deadLetterTopicNamesAreValidated() {
+    valid(kafka(p -> p)).deadLetterTopicSuffix(IdempotentConsumer.Builder.SPRING_DEAD_LETTER_SUFFIX).build().close();
+    assertThatThrownBy(() -> IdempotentConsumer.builder().deadLetterTopicSuffix(""))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("deadLetterTopicSuffix");
+    assertThatThrownBy(() -> IdempotentConsumer.builder().deadLetterTopicSuffix("/dlt"))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("deadLetterTopicSuffix");
+    assertThatThrownBy(() -> valid(kafka(p -> p)).topics("t".repeat(246)).build())
+        .isInstanceOf(IllegalStateException.class).hasMessageContaining("not a valid Kafka topic name")
+        .hasMessageContaining("deadLetterTopic");
+  }
+
   @Test
   void purgeRefusesAgesBelowOneHour() {
     try (IdempotentConsumer consumer = valid(kafka(p -> p)).build()) {

@@ -106,6 +106,47 @@ class IdempotentConsumerIT {
   }
 
   /**
+   * G4 inside one transaction: two copies of a message id in one batch (the path where the bulk
+   * insert adds the id once and the second copy is found in the same statement's result) apply it
+   * once. The records before and after both copies report the same PostgreSQL transaction id, so
+   * the batch really held both copies.
+   */
+  @Test
+  void copiesInOneBatchApplyOnce(TestDatabase db, TestKafka kafka) throws Exception {
+    String topic = TestKafka.uniqueTopic("in-batch");
+    kafka.createTopic(topic, 1);
+    UUID first = MessageIds.next();
+    UUID twice = MessageIds.next();
+    UUID last = MessageIds.next();
+    try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+      producer.send(payment(topic, first, "first", 1));
+      producer.send(payment(topic, twice, "twice", 2));
+      producer.send(payment(topic, twice, "twice", 2));
+      producer.send(payment(topic, last, "last", 3));
+      producer.flush();
+    }
+    Map<UUID, Long> transactionOf = new java.util.concurrent.ConcurrentHashMap<>();
+    AtomicInteger calls = new AtomicInteger();
+    MessageHandler payments = Fixtures.paymentsHandler();
+    MeterRegistry registry = new SimpleMeterRegistry();
+    try (IdempotentConsumer consumer = builder(kafka, db, topic, "in-batch").meterRegistry(registry)
+        .maxRecordsPerTransaction(50)
+        .handler((m, tx) -> {
+          calls.incrementAndGet();
+          transactionOf.put(m.messageId(), ((Number) tx.fetchValue("select txid_current()")).longValue());
+          payments.handle(m, tx);
+        }).build()) {
+      consumer.start();
+      await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, "in-batch-group", topic));
+      await().atMost(WAIT).untilAsserted(() -> assertThat(Fixtures.counter(registry, "outbox.consumer.duplicates")).isOne());
+    }
+    assertThat(transactionOf.get(first)).as("one transaction around both copies").isEqualTo(transactionOf.get(last))
+        .isEqualTo(transactionOf.get(twice));
+    assertThat(calls).hasValue(3);
+    assertThat(Fixtures.paymentsOf(db, List.of(first, twice, last))).hasSize(3).allSatisfy((id, n) -> assertThat(n).isOne());
+  }
+
+  /**
    * G4 for a crash between the database commit and the offset commit: the first consumer dies
    * right after its transaction committed and before any offset reaches Kafka; the record is
    * redelivered to its successor, which counts it as a duplicate and adds no row.
@@ -153,10 +194,13 @@ class IdempotentConsumerIT {
   }
 
   /**
-   * G7 and G6: a message whose handler always fails is retried with full-jitter delays whose
-   * ceilings double, then published to the dead-letter topic with its error headers and recorded
-   * as DEAD_LETTERED; later messages of the same partition are handled, and a savepoint keeps the
-   * failing handler's partial write out of the batch that commits.
+   * G7 and G6: a message whose handler always fails is retried with full-jitter delays within the
+   * backoff's ceilings, then published to the dead-letter topic with its error headers and recorded
+   * as DEAD_LETTERED; later messages of the same partition are handled. The 11 records share the
+   * first transaction: without savepoints the poison rolls it back as a whole and the 5 records
+   * before it are redone (their handlers run twice, their rows commit once); with a savepoint per
+   * record only the poison's partial write rolls back and the records before it commit without
+   * being redone (their handlers run once).
    */
   @ParameterizedTest(name = "savepointPerRecord={0}")
   @ValueSource(booleans = {false, true})
@@ -195,7 +239,9 @@ class IdempotentConsumerIT {
       }
     };
     MessageHandler payments = Fixtures.paymentsHandler();
+    Map<UUID, AtomicInteger> calls = new java.util.concurrent.ConcurrentHashMap<>();
     MessageHandler handler = (message, tx) -> {
+      calls.computeIfAbsent(message.messageId(), id -> new AtomicInteger()).incrementAndGet();
       payments.handle(message, tx); // written, then rolled back to the record's savepoint
       if (message.messageId().equals(poison)) {
         attemptNanos.add(System.nanoTime());
@@ -227,8 +273,10 @@ class IdempotentConsumerIT {
       assertThat(gap).as("time between attempt %d and %d", i + 1, i + 2).isGreaterThanOrEqualTo(delays.get(i).toNanos());
     }
     assertThat(new HashSet<>(delays)).as("jittered, not constant: %s", delays).hasSizeGreaterThan(1);
-    assertThat(List.of(backoff.ceiling(0), backoff.ceiling(1), backoff.ceiling(2), backoff.ceiling(3)))
-        .isSortedAccordingTo(Duration::compareTo).doesNotHaveDuplicates();
+    assertThat(before).as("handler calls of the records before the poison, in its first transaction")
+        .allSatisfy(id -> assertThat(calls.get(id)).hasValue(savepoints ? 1 : 2));
+    assertThat(after).allSatisfy(id -> assertThat(calls.get(id)).hasValue(1));
+    assertThat(calls.get(poison)).hasValue(5);
 
     List<ConsumerRecord<byte[], byte[]>> dead = Fixtures.readAll(kafka, topic + ".dlt", 1, WAIT);
     assertThat(dead).hasSize(1);
@@ -336,7 +384,10 @@ class IdempotentConsumerIT {
   /**
    * A handler that catches a failed statement and returns normally would otherwise make the whole
    * batch's commit roll back silently; the consumer sees the aborted transaction and treats it as
-   * that record's failure, rolling back only its savepoint.
+   * that record's failure. With a savepoint per record only that record rolls back and the two
+   * before it commit as they are (handlers called once); without, the transaction rolls back as a
+   * whole and the two before it are redone (handlers called twice). Either way every other record
+   * has one row and the bad one is dead-lettered.
    */
   @ParameterizedTest(name = "savepointPerRecord={0}")
   @ValueSource(booleans = {false, true})
@@ -358,9 +409,11 @@ class IdempotentConsumerIT {
     UUID bad = ids.get(2);
     MessageHandler payments = Fixtures.paymentsHandler();
     MeterRegistry registry = new SimpleMeterRegistry();
+    Map<UUID, AtomicInteger> calls = new java.util.concurrent.ConcurrentHashMap<>();
     try (IdempotentConsumer consumer = builder(kafka, db, topic, name).meterRegistry(registry).maxAttempts(1)
         .savepointPerRecord(savepoints)
         .handler((m, tx) -> {
+          calls.computeIfAbsent(m.messageId(), id -> new AtomicInteger()).incrementAndGet();
           payments.handle(m, tx);
           if (m.messageId().equals(bad)) {
             try {
@@ -378,6 +431,8 @@ class IdempotentConsumerIT {
           .allSatisfy((id, n) -> assertThat(n).isOne());
       assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered")).isOne();
     }
+    assertThat(ids.subList(0, 2)).allSatisfy(id -> assertThat(calls.get(id)).hasValue(savepoints ? 1 : 2));
+    assertThat(ids.subList(2, 6)).allSatisfy(id -> assertThat(calls.get(id)).hasValue(1));
     List<ConsumerRecord<byte[], byte[]>> dead = Fixtures.readAll(kafka, topic + ".dlt", 1, WAIT);
     assertThat(dead).singleElement().satisfies(r -> {
       assertThat(header(r, OutboxHeaders.MESSAGE_ID)).isEqualTo(bad.toString());

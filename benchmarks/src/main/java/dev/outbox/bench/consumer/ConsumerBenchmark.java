@@ -43,14 +43,21 @@ import org.slf4j.LoggerFactory;
  * per record in a transaction and commits offsets the same way (commitSync after the database
  * commit), on the in-JVM Kafka broker and a fresh PostgreSQL database of the test kit.
  *
+ * <p>Like with like: for each batch size every variant first runs once unreported (JIT, page
+ * cache, connection pool and broker warm), then {@code rounds} measured rounds run every variant
+ * once each, the order rotating from round to round, so that no variant always runs first or
+ * last. Each round's ratio compares runs of that round; the report gives every round and the
+ * median.
+ *
  * <p>Arguments (all optional): {@code messages} (default 100000), {@code partitions} (4),
  * {@code payloadBytes} (100), {@code batches} (comma-separated records per transaction, default
- * {@code 1,50}), {@code concurrency} of the extra parallel dedup run (4).
+ * {@code 50}), {@code concurrency} of the extra parallel dedup run (4, 1 = none), {@code rounds}
+ * (3).
  *
  * <pre>
- * ./mvnw -q install -DskipTests
- * ./mvnw -q -pl benchmarks exec:exec@bench -Dbench.main=dev.outbox.bench.consumer.ConsumerBenchmark \
- *   -Dbench.args="100000 4 100 1,10,50 4"
+ * ./mvnw -q -pl benchmarks -am package -DskipTests dependency:build-classpath -Dmdep.outputFile=/tmp/bench.cp
+ * java -Xms2g -Xmx2g -cp benchmarks/target/classes:$(cat /tmp/bench.cp) \
+ *   dev.outbox.bench.consumer.ConsumerBenchmark 100000 4 100 50 4 3
  * </pre>
  */
 public final class ConsumerBenchmark {
@@ -64,8 +71,9 @@ public final class ConsumerBenchmark {
     int partitions = args.length > 1 ? Integer.parseInt(args[1]) : 4;
     int payloadBytes = args.length > 2 ? Integer.parseInt(args[2]) : 100;
     int[] batches = args.length > 3
-        ? Arrays.stream(args[3].split(",")).mapToInt(Integer::parseInt).toArray() : new int[] {1, 50};
+        ? Arrays.stream(args[3].split(",")).mapToInt(Integer::parseInt).toArray() : new int[] {50};
     int concurrency = args.length > 4 ? Integer.parseInt(args[4]) : 4;
+    int rounds = args.length > 5 ? Integer.parseInt(args[5]) : 3;
 
     TestKafka kafka = RealServices.kafka();
     try (TestDatabase db = TestDatabase.create()) {
@@ -79,37 +87,55 @@ public final class ConsumerBenchmark {
       produce(kafka, topic, messages, payloadBytes);
       System.out.printf(Locale.ROOT, "produced %d messages (%d bytes payload) to %d partitions in %.1f s%n", messages,
           payloadBytes, partitions, (System.nanoTime() - t0) / 1e9);
-      System.out.println("measured from the first handled record to the last; consumers start from offset 0");
+      System.out.println("measured from the first handled record to the last; consumers start from offset 0;"
+          + " every variant warmed once, then " + rounds + " rounds in rotating order");
       DataSource pool = db.newDataSource(Math.max(4, concurrency + 1));
       List<String> lines = new ArrayList<>();
-      lines.add(String.format(Locale.ROOT, "%-34s %6s %11s %10s %8s", "run", "batch", "threads", "msgs/s", "seconds"));
-      System.out.println(lines.get(0));
-      int printed = 1;
       for (int batch : batches) {
-        truncate(db);
-        Result plain = plain(kafka, pool, topic, messages, batch);
-        lines.add(plain.line("plain loop (no dedup)", batch, 1));
-        truncate(db);
-        Result dedup = dedup(kafka, pool, topic, messages, batch, 1, false);
-        lines.add(dedup.line("IdempotentConsumer", batch, 1));
-        lines.add(String.format(Locale.ROOT, "  ratio dedup / plain at batch %d: %.2f", batch,
-            dedup.perSecond() / plain.perSecond()));
+        List<Variant> variants = new ArrayList<>();
+        variants.add(new Variant("plain loop (no dedup)", () -> plain(kafka, pool, topic, messages, batch)));
+        variants.add(new Variant("IdempotentConsumer", () -> dedup(kafka, pool, topic, messages, batch, 1, false)));
         if (batch > 1) {
-          truncate(db);
-          Result savepoints = dedup(kafka, pool, topic, messages, batch, 1, true);
-          lines.add(savepoints.line("IdempotentConsumer savepointPerRecord", batch, 1));
-          lines.add(String.format(Locale.ROOT, "  ratio dedup with savepoints / plain at batch %d: %.2f", batch,
-              savepoints.perSecond() / plain.perSecond()));
+          variants.add(new Variant("IdempotentConsumer savepointPerRecord",
+              () -> dedup(kafka, pool, topic, messages, batch, 1, true)));
         }
-        lines.subList(printed, lines.size()).forEach(System.out::println);
-        printed = lines.size();
+        for (Variant v : variants) {
+          truncate(db);
+          Result warm = v.run().call();
+          System.out.printf(Locale.ROOT, "warm-up %-40s batch %d: %.0f msgs/s%n", v.name(), batch, warm.perSecond());
+        }
+        double[][] perSecond = new double[variants.size()][rounds];
+        for (int round = 0; round < rounds; round++) {
+          StringBuilder order = new StringBuilder();
+          for (int k = 0; k < variants.size(); k++) {
+            int i = (k + round) % variants.size();
+            truncate(db);
+            perSecond[i][round] = variants.get(i).run().call().perSecond();
+            order.append(k == 0 ? "" : ", ").append(variants.get(i).name());
+          }
+          int r = round;
+          System.out.printf(Locale.ROOT, "round %d (order: %s): msgs/s in variant order %s%n", round + 1, order,
+              Arrays.toString(Arrays.stream(perSecond).mapToLong(v -> Math.round(v[r])).toArray()));
+        }
+        lines.add(String.format(Locale.ROOT, "batch %d, %d rounds (msgs/s per round; median; median of the per-round"
+            + " ratios to the plain loop)", batch, rounds));
+        for (int i = 0; i < variants.size(); i++) {
+          double[] ratios = new double[rounds];
+          StringBuilder figures = new StringBuilder();
+          for (int round = 0; round < rounds; round++) {
+            ratios[round] = perSecond[i][round] / perSecond[0][round];
+            figures.append(round == 0 ? "" : " ").append(String.format(Locale.ROOT, "%6.0f", perSecond[i][round]));
+          }
+          lines.add(String.format(Locale.ROOT, "  %-40s %s   median %6.0f   ratio %.2f (rounds: %s)",
+              variants.get(i).name(), figures, median(perSecond[i]), median(ratios), ratioList(ratios)));
+        }
       }
       if (concurrency > 1) {
         int batch = batches[batches.length - 1];
         truncate(db);
         Result dedup = dedup(kafka, pool, topic, messages, batch, concurrency, false);
-        lines.add(dedup.line("IdempotentConsumer", batch, concurrency));
-        System.out.println(lines.get(lines.size() - 1));
+        lines.add(String.format(Locale.ROOT, "IdempotentConsumer batch %d, %d threads (after the rounds): %.0f msgs/s",
+            batch, concurrency, dedup.perSecond()));
       }
       System.out.println();
       System.out.printf(Locale.ROOT, "messages=%d partitions=%d payload=%dB jdk=%s cpus=%d%n", messages, partitions,
@@ -117,6 +143,24 @@ public final class ConsumerBenchmark {
       lines.forEach(System.out::println);
     }
     System.exit(0);
+  }
+
+  /** One way of consuming the topic, run as a whole each time. */
+  private record Variant(String name, java.util.concurrent.Callable<Result> run) {}
+
+  private static double median(double[] values) {
+    double[] sorted = values.clone();
+    Arrays.sort(sorted);
+    int n = sorted.length;
+    return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  }
+
+  private static String ratioList(double[] ratios) {
+    StringBuilder out = new StringBuilder();
+    for (double r : ratios) {
+      out.append(out.length() == 0 ? "" : " ").append(String.format(Locale.ROOT, "%.2f", r));
+    }
+    return out.toString();
   }
 
   record Result(int messages, long nanos) {

@@ -30,6 +30,10 @@ final class Database {
   private final String insertSql;
   private final String savepointAndInsertSql;
   private final String bulkInsertSql;
+  private final String replayInsertSql;
+  private final String savepointAndReplayInsertSql;
+  private final String bulkReplayInsertSql;
+  private final String readmitSql;
   private final String insertDeadLetteredSql;
   private final String purgeSql;
 
@@ -50,6 +54,16 @@ final class Database {
     this.savepointAndInsertSql = "savepoint " + SAVEPOINT + "; " + insertSql;
     this.bulkInsertSql = "insert into " + table + " (consumer, message_id) select ?, unnest(?::uuid[])"
         + " on conflict do nothing returning message_id";
+    // a replayed copy re-admits a DEAD_LETTERED id: the row becomes HANDLED in the record's
+    // transaction (back to DEAD_LETTERED if it rolls back); a HANDLED id stays a duplicate
+    String readmit = " on conflict (consumer, message_id) do update set outcome = 'HANDLED',"
+        + " processed_at = clock_timestamp() where p.outcome = 'DEAD_LETTERED'";
+    this.replayInsertSql = "insert into " + table + " as p (consumer, message_id) values (?, ?)" + readmit;
+    this.savepointAndReplayInsertSql = "savepoint " + SAVEPOINT + "; " + replayInsertSql;
+    this.bulkReplayInsertSql = "insert into " + table + " as p (consumer, message_id) select ?, unnest(?::uuid[])"
+        + readmit + " and p.message_id = any(?::uuid[]) returning message_id";
+    this.readmitSql = "delete from " + table + " where consumer = ? and message_id = any(?::uuid[])"
+        + " and outcome = 'DEAD_LETTERED'";
     this.insertDeadLetteredSql = "insert into " + table
         + " (consumer, message_id, outcome) values (?, ?, 'DEAD_LETTERED') on conflict do nothing";
     // every instance of a consumer purges on its own schedule: skip rows another purge has locked,
@@ -97,9 +111,11 @@ final class Database {
    *
    * @return whether a row was inserted (false: a duplicate)
    */
-  boolean insertProcessed(Connection connection, String consumer, UUID messageId, boolean savepoint)
+  boolean insertProcessed(Connection connection, String consumer, UUID messageId, boolean savepoint, boolean replay)
       throws SQLException {
-    try (PreparedStatement ps = connection.prepareStatement(savepoint ? savepointAndInsertSql : insertSql)) {
+    String sql = replay ? (savepoint ? savepointAndReplayInsertSql : replayInsertSql)
+        : (savepoint ? savepointAndInsertSql : insertSql);
+    try (PreparedStatement ps = connection.prepareStatement(sql)) {
       ps.setString(1, consumer);
       ps.setObject(2, messageId);
       boolean isResultSet = ps.execute();
@@ -118,14 +134,21 @@ final class Database {
   /**
    * Inserts the dedup rows of a whole batch in one statement.
    *
-   * @return the ids that were inserted (the others were processed before, or repeat in the batch)
+   * @param replay ids whose records carry the replay header: re-admitted when dead-lettered
+   * @return the ids that were inserted or re-admitted (the others were processed before, or repeat
+   *     in the batch)
    */
-  java.util.Set<UUID> insertProcessed(Connection connection, String consumer, java.util.List<UUID> messageIds)
-      throws SQLException {
+  java.util.Set<UUID> insertProcessed(Connection connection, String consumer, java.util.List<UUID> messageIds,
+      java.util.Set<UUID> replay) throws SQLException {
     java.util.Set<UUID> inserted = new java.util.HashSet<>();
-    try (PreparedStatement ps = connection.prepareStatement(bulkInsertSql)) {
+    try (PreparedStatement ps = connection.prepareStatement(replay.isEmpty() ? bulkInsertSql : bulkReplayInsertSql)) {
       ps.setString(1, consumer);
-      ps.setArray(2, connection.createArrayOf("uuid", messageIds.toArray()));
+      // distinct: an upsert may not touch one row twice in a statement
+      Object[] ids = replay.isEmpty() ? messageIds.toArray() : new java.util.LinkedHashSet<>(messageIds).toArray();
+      ps.setArray(2, connection.createArrayOf("uuid", ids));
+      if (!replay.isEmpty()) {
+        ps.setArray(3, connection.createArrayOf("uuid", replay.toArray()));
+      }
       try (java.sql.ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           inserted.add(rs.getObject(1, UUID.class));
@@ -143,38 +166,46 @@ final class Database {
 
   /** Records a dead-lettered message in its own transaction. */
   void insertDeadLettered(String consumer, UUID messageId) throws SQLException {
-    Connection connection = acquire();
-    try {
-      boolean autoCommit = connection.getAutoCommit();
-      if (!autoCommit) {
-        connection.setAutoCommit(true);
-      }
-      try (PreparedStatement ps = connection.prepareStatement(insertDeadLetteredSql)) {
-        ps.setString(1, consumer);
-        ps.setObject(2, messageId);
-        ps.executeUpdate();
-      } finally {
-        if (!autoCommit) {
-          connection.setAutoCommit(false);
-        }
-      }
-    } finally {
-      release(connection);
-    }
+    autocommit(insertDeadLetteredSql, ps -> {
+      ps.setString(1, consumer);
+      ps.setObject(2, messageId);
+      return ps.executeUpdate();
+    });
+  }
+
+  /** @return how many of the ids were DEAD_LETTERED and are now deleted, in one autocommit statement */
+  int readmit(String consumer, java.util.Collection<UUID> messageIds) throws SQLException {
+    return autocommit(readmitSql, ps -> {
+      ps.setString(1, consumer);
+      ps.setArray(2, ps.getConnection().createArrayOf("uuid", messageIds.toArray()));
+      return ps.executeUpdate();
+    });
   }
 
   /** @return rows deleted by one purge statement */
   int purgeBatch(String consumer, double olderThanSeconds) throws SQLException {
+    return autocommit(purgeSql, ps -> {
+      ps.setString(1, consumer);
+      ps.setDouble(2, olderThanSeconds);
+      return ps.executeUpdate();
+    });
+  }
+
+  @FunctionalInterface
+  private interface StatementWork {
+    int run(PreparedStatement ps) throws SQLException;
+  }
+
+  /** Runs one statement as its own transaction on a pooled connection. */
+  private int autocommit(String sql, StatementWork work) throws SQLException {
     Connection connection = acquire();
     try {
       boolean autoCommit = connection.getAutoCommit();
       if (!autoCommit) {
         connection.setAutoCommit(true);
       }
-      try (PreparedStatement ps = connection.prepareStatement(purgeSql)) {
-        ps.setString(1, consumer);
-        ps.setDouble(2, olderThanSeconds);
-        return ps.executeUpdate();
+      try (PreparedStatement ps = connection.prepareStatement(sql)) {
+        return work.run(ps);
       } finally {
         if (!autoCommit) {
           connection.setAutoCommit(false);

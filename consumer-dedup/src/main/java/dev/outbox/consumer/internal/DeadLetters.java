@@ -13,6 +13,9 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.errors.ApiException;
+import org.apache.kafka.common.errors.RecordTooLargeException;
+import org.apache.kafka.common.errors.RetriableException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeaders;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
@@ -32,15 +35,21 @@ final class DeadLetters implements AutoCloseable {
   }
 
   String topicFor(String sourceTopic) {
-    return settings.deadLetterTopic() != null ? settings.deadLetterTopic() : sourceTopic + ".dlt";
+    return settings.deadLetterTopic() != null ? settings.deadLetterTopic() : sourceTopic + settings.deadLetterTopicSuffix();
   }
 
   /**
+   * Publishes the record and waits for the broker's acknowledgement, at most the send timeout in
+   * all (the producer's {@code max.block.ms} is at most that too). A record too large for the topic
+   * is published once more without its value, with {@link DeadLetterHeaders#VALUE_DROPPED}.
+   *
    * @param failure the handler's last exception, or null for a record without a usable id
-   * @throws InfrastructureException when the broker does not acknowledge in time
+   * @throws InfrastructureException when the broker does not acknowledge in time, or fails with an
+   *     error that a retry can cure
+   * @throws DeadLetterRefusedException when the broker or the producer refuses the record for good
    */
   void publish(ConsumerRecord<byte[], byte[]> record, String reason, Throwable failure, int attempts)
-      throws InfrastructureException {
+      throws InfrastructureException, DeadLetterRefusedException {
     RecordHeaders headers = new RecordHeaders();
     for (Header h : record.headers()) {
       if (!h.key().startsWith("dlt-")) {
@@ -61,15 +70,41 @@ final class DeadLetters implements AutoCloseable {
     headers.add(DeadLetterHeaders.ORIGINAL_OFFSET, utf8(Long.toString(record.offset())));
     headers.add(DeadLetterHeaders.REASON, utf8(reason));
     String topic = topicFor(record.topic());
+    long deadline = System.nanoTime() + sendTimeout.toNanos();
     try {
-      producer().send(new ProducerRecord<>(topic, null, record.key(), record.value(), headers))
-          .get(sendTimeout.toMillis(), TimeUnit.MILLISECONDS);
+      send(new ProducerRecord<>(topic, null, record.key(), record.value(), headers), deadline);
+    } catch (RecordTooLargeException e) {
+      if (record.value() == null) {
+        throw new DeadLetterRefusedException("dead-letter topic " + topic + " refused the record: " + e, e);
+      }
+      headers.add(DeadLetterHeaders.VALUE_DROPPED, utf8(Integer.toString(record.value().length)));
+      try {
+        send(new ProducerRecord<>(topic, null, record.key(), null, headers), deadline);
+      } catch (RecordTooLargeException again) {
+        throw new DeadLetterRefusedException("dead-letter topic " + topic + " refused the record, also without its"
+            + " value: " + again, again);
+      }
+    }
+  }
+
+  /** @throws RecordTooLargeException when the record is too large for the producer or the topic */
+  private void send(ProducerRecord<byte[], byte[]> record, long deadline)
+      throws InfrastructureException, DeadLetterRefusedException {
+    String topic = record.topic();
+    try {
+      producer().send(record).get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new InfrastructureException("interrupted while publishing to dead-letter topic " + topic, e);
     } catch (ExecutionException e) {
-      throw new InfrastructureException("publishing to dead-letter topic " + topic + " failed: " + e.getCause(),
-          e.getCause());
+      Throwable cause = e.getCause();
+      if (cause instanceof RecordTooLargeException tooLarge) {
+        throw tooLarge;
+      }
+      if (cause instanceof ApiException && !(cause instanceof RetriableException)) {
+        throw new DeadLetterRefusedException("dead-letter topic " + topic + " refused the record: " + cause, cause);
+      }
+      throw new InfrastructureException("publishing to dead-letter topic " + topic + " failed: " + cause, cause);
     } catch (TimeoutException e) {
       throw new InfrastructureException("dead-letter topic " + topic + " did not acknowledge within " + sendTimeout, e);
     } catch (RuntimeException e) {
@@ -98,6 +133,8 @@ final class DeadLetters implements AutoCloseable {
     props.put(ProducerConfig.ACKS_CONFIG, "all");
     props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
     props.put(ProducerConfig.CLIENT_ID_CONFIG, "outbox-consumer-dlt-" + settings.consumerName());
+    // send() blocks while the topic's metadata is missing: never longer than a whole publish may take
+    props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, Long.toString(settings.closeTimeout().toMillis()));
     props.putAll(settings.producerProperties());
     props.remove(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG);
     props.remove(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG);

@@ -29,6 +29,9 @@ import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Pattern;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.consumer.CommitFailedException;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -36,6 +39,8 @@ import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.config.TopicConfig;
 import org.apache.kafka.common.errors.RebalanceInProgressException;
 import org.apache.kafka.common.errors.RetriableException;
 import org.apache.kafka.common.header.Header;
@@ -75,6 +80,8 @@ public final class DedupConsumer implements IdempotentConsumer {
   private final Object lifecycle = new Object();
   private volatile State state = State.NEW;
   private volatile boolean commitsAllowed = true;
+  /** The group gave this consumer its assignment (possibly empty) and did not take it away as lost. */
+  private volatile boolean hasAssignment;
   private Thread pollThread;
   private long lastCommitNanos;
 
@@ -85,7 +92,7 @@ public final class DedupConsumer implements IdempotentConsumer {
     this.settings = Objects.requireNonNull(settings, "settings may not be null");
     this.instance = settings.consumerName() + "#" + INSTANCES.incrementAndGet();
     this.prefix = "[consumer-dedup " + instance + "]";
-    this.metrics = new Metrics(settings.meterRegistry(), settings.consumerName());
+    this.metrics = new Metrics(settings.meterRegistry(), settings.consumerName(), instance);
     this.database = new Database(settings);
     this.deadLetters = new DeadLetters(settings);
     this.databaseBreaker = breaker(instance + "-database", "database");
@@ -176,6 +183,9 @@ public final class DedupConsumer implements IdempotentConsumer {
       state = State.RUNNING;
       pollThread = new Thread(this::pollLoop, "outbox-consumer-" + instance + "-poll");
       pollThread.start();
+      Thread guard = new Thread(this::checkTopicRetention, "outbox-consumer-" + instance + "-retention-check");
+      guard.setDaemon(true);
+      guard.start();
       if (purger != null) {
         long interval = settings.purgeInterval().toMillis();
         purger.scheduleWithFixedDelay(this::scheduledPurge, interval, interval, TimeUnit.MILLISECONDS);
@@ -218,6 +228,88 @@ public final class DedupConsumer implements IdempotentConsumer {
     } catch (RuntimeException e) {
       metrics.purgeFailures.increment();
       LOG.warn("{} scheduled purge failed; next try in {}", prefix, settings.purgeInterval(), e);
+    }
+  }
+
+  /**
+   * The retention guard: a topic that keeps records longer than this consumer keeps their ids can
+   * replay (group reset, a new group) messages whose ids were purged, and they would be applied
+   * again. Asks the brokers for each topic's {@code retention.ms} and warns; a failure to ask is
+   * logged and otherwise ignored.
+   */
+  private void checkTopicRetention() {
+    Map<String, Object> props = new HashMap<>();
+    settings.consumerProperties().forEach((k, v) -> {
+      if (k.equals("bootstrap.servers") || k.startsWith("security.") || k.startsWith("ssl.") || k.startsWith("sasl.")
+          || k.equals("client.dns.lookup")) {
+        props.put(k, v);
+      }
+    });
+    props.put("client.id", "outbox-consumer-retention-check-" + instance);
+    List<ConfigResource> resources = settings.topics().stream()
+        .map(t -> new ConfigResource(ConfigResource.Type.TOPIC, t)).toList();
+    try (Admin admin = Admin.create(props)) {
+      Map<ConfigResource, Config> configs = admin.describeConfigs(resources).all()
+          .get(settings.closeTimeout().toMillis(), TimeUnit.MILLISECONDS);
+      long keptMillis = settings.retention().toMillis();
+      configs.forEach((resource, config) -> {
+        ConfigEntry entry = config.get(TopicConfig.RETENTION_MS_CONFIG);
+        if (entry == null || entry.value() == null) {
+          return;
+        }
+        long topicMillis = Long.parseLong(entry.value());
+        if (topicMillis < 0 || topicMillis > keptMillis) {
+          LOG.warn("{} topic {} keeps records for {} (retention.ms={}), longer than this consumer keeps processed ids"
+              + " ({}): a replay from older offsets (an offset reset, a new group) would apply again messages whose ids"
+              + " were purged. Set retention(...) above the topic's retention.ms plus its segment.ms, or lower the"
+              + " topic's retention.ms", prefix, resource.name(), topicMillis < 0 ? "ever" : Duration.ofMillis(topicMillis),
+              topicMillis, settings.retention());
+        }
+      });
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (Exception e) {
+      LOG.info("{} could not compare the topics' retention.ms with the retention of processed ids ({}): {}", prefix,
+          settings.retention(), e.toString());
+    }
+  }
+
+  @Override
+  public Readiness readiness() {
+    boolean running = state == State.RUNNING;
+    boolean isAssigned = running && hasAssignment;
+    boolean databaseClosed = databaseBreaker.getState() == CircuitBreaker.State.CLOSED;
+    boolean deadLetterClosed = deadLetterBreaker.getState() == CircuitBreaker.State.CLOSED;
+    List<String> problems = new ArrayList<>();
+    if (!running) {
+      problems.add("not running (" + state.name().toLowerCase(java.util.Locale.ROOT) + ")");
+    } else if (!isAssigned) {
+      problems.add("no partition assignment from group " + settings.consumerProperties().get("group.id") + " yet");
+    }
+    if (!databaseClosed) {
+      problems.add("database circuit breaker " + databaseBreaker.getState());
+    }
+    if (!deadLetterClosed) {
+      problems.add("dead-letter circuit breaker " + deadLetterBreaker.getState());
+    }
+    return new Readiness(problems.isEmpty(), running, isAssigned, running ? partitions.size() : 0, databaseClosed,
+        deadLetterClosed, String.join("; ", problems));
+  }
+
+  @Override
+  public int readmitDeadLettered(Collection<UUID> messageIds) {
+    Objects.requireNonNull(messageIds, "messageIds may not be null");
+    messageIds.forEach(id -> Objects.requireNonNull(id, "messageIds may not contain null"));
+    if (messageIds.isEmpty()) {
+      return 0;
+    }
+    try {
+      int readmitted = database.readmit(settings.consumerName(), messageIds);
+      LOG.info("{} re-admitted {} of {} dead-lettered message id(s)", prefix, readmitted, messageIds.size());
+      return readmitted;
+    } catch (SQLException e) {
+      throw new DataAccessException(prefix + " re-admitting dead-lettered message ids failed (SQLState "
+          + e.getSQLState() + "): " + e.getMessage(), e);
     }
   }
 
@@ -508,6 +600,7 @@ public final class DedupConsumer implements IdempotentConsumer {
 
     @Override
     public void onPartitionsLost(Collection<TopicPartition> lost) {
+      hasAssignment = false;
       LOG.warn("{} partitions lost (not committing their offsets): {}", prefix, lost);
       stopPartitions(lost, false);
     }
@@ -522,6 +615,7 @@ public final class DedupConsumer implements IdempotentConsumer {
         w.gauge = metrics.lagGauge(tp, w.lag);
         partitions.put(tp, w);
       }
+      hasAssignment = true;
     }
   }
 

@@ -23,13 +23,22 @@ final class Metrics {
   static final String PURGED = "outbox.consumer.purged";
   static final String PURGE_FAILURES = "outbox.consumer.purge.failures";
   static final String BREAKER_STATE = "outbox.consumer.breaker.state";
+  static final String REPLAYED = "outbox.consumer.replayed";
+  static final String STALE = "outbox.consumer.stale";
+  static final String DEAD_LETTER_REFUSED = "outbox.consumer.dead.letter.refused";
 
   private final MeterRegistry registry;
   private final Tags tags;
+  /** Gauges are the state of one consumer object: two consumers of one name in a registry keep theirs apart. */
+  private final Tags instanceTags;
   final Counter handled;
   final Counter duplicates;
   final Counter handlerRetries;
   final Counter infrastructureRetries;
+  final Counter transientRetries;
+  final Counter replayed;
+  final Counter stale;
+  final Counter deadLetterRefused;
   final Counter deadLetteredHandlerFailed;
   final Counter deadLetteredMissingId;
   final Counter deadLetteredInvalidId;
@@ -37,9 +46,15 @@ final class Metrics {
   final Counter purged;
   final Counter purgeFailures;
 
-  Metrics(MeterRegistry registry, String consumer) {
+  /**
+   * @param registry where the meters go
+   * @param consumer the consumer name, tag {@code consumer} of every meter
+   * @param instance this consumer object's name, tag {@code consumer.instance} of its gauges
+   */
+  Metrics(MeterRegistry registry, String consumer, String instance) {
     this.registry = registry;
     this.tags = Tags.of("consumer", consumer);
+    this.instanceTags = tags.and("consumer.instance", instance);
     handled = Counter.builder(HANDLED).tags(tags)
         .description("Messages whose handler ran and whose transaction committed").register(registry);
     duplicates = Counter.builder(DUPLICATES).tags(tags)
@@ -48,6 +63,17 @@ final class Metrics {
         .description("Retries scheduled after a failure").register(registry);
     infrastructureRetries = Counter.builder(RETRIES).tags(tags).tag("cause", "infrastructure")
         .description("Retries scheduled after a failure").register(registry);
+    transientRetries = Counter.builder(RETRIES).tags(tags).tag("cause", "transient")
+        .description("Retries scheduled after a failure").register(registry);
+    replayed = Counter.builder(REPLAYED).tags(tags)
+        .description("Dead-lettered messages handled again because a copy carried the dlt-replay header")
+        .register(registry);
+    stale = Counter.builder(STALE).tags(tags)
+        .description("Messages handled as new although older than the retention of processed ids")
+        .register(registry);
+    deadLetterRefused = Counter.builder(DEAD_LETTER_REFUSED).tags(tags)
+        .description("Records the dead-letter topic refused for good (logged at ERROR with their offset), then skipped")
+        .register(registry);
     deadLetteredHandlerFailed = deadLettered("handler-failed");
     deadLetteredMissingId = deadLettered("missing-message-id");
     deadLetteredInvalidId = deadLettered("invalid-message-id");
@@ -67,7 +93,7 @@ final class Metrics {
    * @return the gauge, to {@link #remove(Gauge) remove} when the consumer closes
    */
   Gauge breakerState(CircuitBreaker breaker, String name) {
-    return Gauge.builder(BREAKER_STATE, breaker, Metrics::stateOf).tags(tags).tag("breaker", name)
+    return Gauge.builder(BREAKER_STATE, breaker, Metrics::stateOf).tags(instanceTags).tag("breaker", name)
         .description("Circuit breaker state: 0 closed, 1 open, 2 half-open").register(registry);
   }
 
@@ -86,7 +112,7 @@ final class Metrics {
 
   /** Registers the lag gauge of a newly assigned partition. */
   Gauge lagGauge(TopicPartition tp, AtomicLong lag) {
-    return Gauge.builder(LAG, lag, AtomicLong::get).tags(tags)
+    return Gauge.builder(LAG, lag, AtomicLong::get).tags(instanceTags)
         .tag("topic", tp.topic()).tag("partition", Integer.toString(tp.partition()))
         .description("Records of the partition not yet processed: log end offset minus the next offset to process")
         .register(registry);

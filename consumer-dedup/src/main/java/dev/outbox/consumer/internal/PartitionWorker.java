@@ -1,22 +1,33 @@
 package dev.outbox.consumer.internal;
 
 import dev.outbox.consumer.DeadLetterHeaders;
+import dev.outbox.consumer.FailureKind;
 import dev.outbox.consumer.Message;
+import dev.outbox.consumer.PermanentHandlerException;
+import dev.outbox.consumer.TransientHandlerException;
+import dev.outbox.core.OutboxHeaders;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.micrometer.core.instrument.Gauge;
+import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.Duration;
+import java.time.Instant;
+import java.time.format.DateTimeParseException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Function;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.header.Header;
 import org.jooq.DSLContext;
 
 /**
@@ -35,7 +46,8 @@ final class PartitionWorker implements Runnable {
    * committed; {@code failure}, if any, is the handler failure of the record at {@code
    * failureIndex} ({@code >= done}; greater when the whole batch was rolled back).
    */
-  record Outcome(int done, int handled, int duplicates, Throwable failure, int failureIndex) {}
+  record Outcome(int done, int handled, int duplicates, Throwable failure, int failureIndex, int replayed,
+      int stale) {}
 
   final TopicPartition tp;
   final ReentrantLock busy = new ReentrantLock();
@@ -59,7 +71,15 @@ final class PartitionWorker implements Runnable {
   private int attempts;
   private Throwable lastFailure;
   private int infrastructureFailures;
+  /** Transient handler failures in a row, for their backoff. */
+  private int transientFailures;
+  /** The head record failed permanently: dead-letter it without further attempts. */
+  private boolean deadLetterNow;
+  /** After a refused commit, records up to this offset run one per transaction, or -1. */
+  private long isolateThrough = -1;
   private boolean headDeadLettered;
+  /** The dead-letter topic refused the head for good: it is skipped without a copy. */
+  private boolean headRefused;
   /** Offset of a record whose handler failed in a batch that was rolled back as a whole, or -1. */
   private long pendingFailureOffset = -1;
   private Throwable pendingFailure;
@@ -107,7 +127,11 @@ final class PartitionWorker implements Runnable {
     synchronized (queue) {
       long next = -1;
       for (int i = 0; i < count; i++) {
-        next = queue.pollFirst().offset() + 1;
+        ConsumerRecord<byte[], byte[]> done = queue.pollFirst();
+        if (done == null) {
+          break; // cleared by a revocation that stopped waiting for this transaction; nothing to commit
+        }
+        next = done.offset() + 1;
       }
       if (next >= 0) {
         doneNext = next;
@@ -145,8 +169,14 @@ final class PartitionWorker implements Runnable {
     if (headId.id() == null) {
       return deadLetter(head, headId.reason(), null, 0, null);
     }
-    if (attempts >= owner.settings().maxAttempts()) {
+    if (attempts >= owner.settings().maxAttempts() || deadLetterNow) {
       return deadLetter(head, DeadLetterHeaders.REASON_HANDLER_FAILED, lastFailure, attempts, headId.id());
+    }
+    if (isolateThrough >= 0 && head.offset() > isolateThrough) {
+      isolateThrough = -1;
+    }
+    if (isolateThrough >= 0) {
+      batch = batch.subList(0, 1);
     }
     List<UUID> ids = new ArrayList<>(batch.size());
     ids.add(headId.id());
@@ -188,6 +218,18 @@ final class PartitionWorker implements Runnable {
     } catch (InfrastructureException e) {
       breaker.onError(System.nanoTime() - start, TimeUnit.NANOSECONDS, e);
       return infrastructureDelay(e);
+    } catch (CommitRefusedException e) {
+      // the database works: what the transaction wrote made it fail
+      breaker.onSuccess(System.nanoTime() - start, TimeUnit.NANOSECONDS);
+      infrastructureFailures = 0;
+      if (batch.size() > 1) {
+        isolateThrough = batch.get(batch.size() - 1).offset();
+        owner.log().warn("{} {} for the batch {}@{}..{}; redoing it one record per transaction to find the record that"
+            + " causes it", owner.prefix(), e.getMessage(), tp, head.offset(), isolateThrough);
+        return Next.CONTINUE;
+      }
+      // one record: its handler's writes are the cause; retried, then dead-lettered like a handler failure
+      return handlerFailed(head, headId.id(), e.sqlException(), FailureKind.RETRY);
     } catch (RuntimeException | Error e) {
       breaker.releasePermission(); // or a half-open breaker would wait for this call forever
       throw e;
@@ -197,11 +239,14 @@ final class PartitionWorker implements Runnable {
     // counted before the offsets become committable, so a committed offset is never ahead of them
     owner.metrics().handled.increment(outcome.handled());
     owner.metrics().duplicates.increment(outcome.duplicates());
+    owner.metrics().replayed.increment(outcome.replayed());
+    owner.metrics().stale.increment(outcome.stale());
     if (outcome.done() > 0) {
       complete(outcome.done());
       attempts = 0;
       lastFailure = null;
       headDeadLettered = false;
+      transientFailures = 0;
     }
     if (outcome.failure() == null) {
       return Next.CONTINUE;
@@ -216,8 +261,29 @@ final class PartitionWorker implements Runnable {
   }
 
   private Next handlerFailed(ConsumerRecord<byte[], byte[]> failed, UUID failedId, Throwable failure) {
+    return handlerFailed(failed, failedId, failure, classify(failure));
+  }
+
+  private Next handlerFailed(ConsumerRecord<byte[], byte[]> failed, UUID failedId, Throwable failure,
+      FailureKind kind) {
+    if (kind == FailureKind.TRANSIENT) {
+      lastFailure = failure;
+      Duration delay = owner.settings().backoff().delay(Math.min(transientFailures, 30));
+      transientFailures++;
+      owner.metrics().transientRetries.increment();
+      owner.log().warn("{} transient failure on message {} ({}@{}), {} in a row; retrying in {} ms without using an"
+          + " attempt: {}", owner.prefix(), failedId, tp, failed.offset(), transientFailures, delay.toMillis(),
+          failure.toString());
+      return delayed(delay);
+    }
     attempts++;
     lastFailure = failure;
+    if (kind == FailureKind.PERMANENT) {
+      deadLetterNow = true;
+      owner.log().warn("{} handler failed permanently on message {} ({}@{}); dead-lettering it", owner.prefix(),
+          failedId, tp, failed.offset(), failure);
+      return Next.CONTINUE;
+    }
     int maxAttempts = owner.settings().maxAttempts();
     if (attempts >= maxAttempts) {
       owner.log().warn("{} handler failed on message {} ({}@{}) {} time(s), the maximum; dead-lettering it",
@@ -233,16 +299,89 @@ final class PartitionWorker implements Runnable {
   }
 
   /**
+   * What a handler failure means: lock contention raised by the handler's statements passes by
+   * itself; otherwise the configured classifier decides, then the marker exceptions, then {@link
+   * FailureKind#RETRY}.
+   */
+  private FailureKind classify(Throwable failure) {
+    if (SqlErrors.isContention(failure)) {
+      return FailureKind.TRANSIENT;
+    }
+    Function<Throwable, FailureKind> classifier = owner.settings().failureClassifier();
+    if (classifier != null) {
+      try {
+        FailureKind kind = classifier.apply(failure);
+        if (kind != null) {
+          return kind;
+        }
+      } catch (RuntimeException e) {
+        owner.log().warn("{} failureClassifier threw on {}; treating the failure as RETRY", owner.prefix(), failure, e);
+        return FailureKind.RETRY;
+      }
+    }
+    int depth = 0;
+    for (Throwable t = failure; t != null && depth < 32; t = t.getCause(), depth++) {
+      if (t instanceof PermanentHandlerException) {
+        return FailureKind.PERMANENT;
+      }
+      if (t instanceof TransientHandlerException) {
+        return FailureKind.TRANSIENT;
+      }
+    }
+    return FailureKind.RETRY;
+  }
+
+  /** Whether the record asks to be handled again although its id was dead-lettered. */
+  private static boolean isReplay(ConsumerRecord<byte[], byte[]> record) {
+    Header header = record.headers().lastHeader(DeadLetterHeaders.REPLAY);
+    return header != null && header.value() != null
+        && "true".equalsIgnoreCase(new String(header.value(), StandardCharsets.UTF_8).strip());
+  }
+
+  /**
+   * Whether the record is older than the retention of processed ids, so that its id may have been
+   * purged and a copy processed before would not be recognised. Its age is read from the outbox's
+   * created-at header, else from the record's timestamp.
+   */
+  private boolean isStale(ConsumerRecord<byte[], byte[]> record) {
+    long born = record.timestamp();
+    Header header = record.headers().lastHeader(OutboxHeaders.CREATED_AT);
+    if (header != null && header.value() != null) {
+      try {
+        born = Instant.parse(new String(header.value(), StandardCharsets.UTF_8)).toEpochMilli();
+      } catch (DateTimeParseException e) {
+        // the record's timestamp then
+      }
+    }
+    return born > 0 && System.currentTimeMillis() - born > owner.settings().retention().toMillis();
+  }
+
+  private void warnStale(ConsumerRecord<byte[], byte[]> record, UUID id) {
+    owner.log().warn("{} message {} ({}@{}) is older than the retention of processed ids ({}): its id may have been"
+        + " purged, so it is handled as new; if it was processed before, this applies it again", owner.prefix(), id, tp,
+        record.offset(), owner.settings().retention());
+  }
+
+  /**
    * One transaction over {@code batch}, optimistic: one statement inserts every dedup row, then the
    * handlers run without savepoints. When a handler fails, the whole transaction rolls back (the
    * records before it are then redone, and their handlers called again) and the failure is
    * reported at its index.
    */
-  private Outcome process(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids) throws InfrastructureException {
+  private Outcome process(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids)
+      throws InfrastructureException, CommitRefusedException {
     return inTransaction((connection, tx) -> {
-      java.util.Set<UUID> fresh = owner.database().insertProcessed(connection, owner.settings().consumerName(), ids);
+      Set<UUID> replay = new HashSet<>();
+      for (int i = 0; i < batch.size(); i++) {
+        if (isReplay(batch.get(i))) {
+          replay.add(ids.get(i));
+        }
+      }
+      Set<UUID> fresh = owner.database().insertProcessed(connection, owner.settings().consumerName(), ids, replay);
       int handled = 0;
       int duplicates = 0;
+      int replayed = 0;
+      int stale = 0;
       for (int i = 0; i < batch.size(); i++) {
         UUID id = ids.get(i);
         if (!fresh.remove(id)) { // processed before, or an earlier copy in this batch
@@ -252,19 +391,40 @@ final class PartitionWorker implements Runnable {
         Throwable thrown = handle(connection, tx, batch.get(i), id);
         if (thrown != null) {
           connection.rollback();
-          return new Outcome(0, 0, 0, thrown, i);
+          return new Outcome(0, 0, 0, thrown, i, 0, 0);
         }
         handled++;
+        replayed += replay.contains(id) ? 1 : 0;
+        if (isStale(batch.get(i))) {
+          stale++;
+          warnStale(batch.get(i), id);
+        }
       }
-      connection.commit();
-      return new Outcome(batch.size(), handled, duplicates, null, -1);
+      commit(connection);
+      return new Outcome(batch.size(), handled, duplicates, null, -1, replayed, stale);
     });
+  }
+
+  /**
+   * Commits; a refusal that is not a lost connection (after which the commit's fate is unknown and
+   * the whole batch is redone) is blamed on what the transaction wrote.
+   */
+  private static void commit(Connection connection) throws SQLException, CommitRefusedException {
+    try {
+      connection.commit();
+    } catch (SQLException e) {
+      if (SqlErrors.isTransient(e) && !SqlErrors.isContention(e)) {
+        throw e;
+      }
+      throw new CommitRefusedException(e);
+    }
   }
 
   /** The work of one transaction; it ends the transaction (commit or rollback) before it returns. */
   @FunctionalInterface
   private interface TransactionWork {
-    Outcome run(Connection connection, DSLContext tx) throws SQLException, InfrastructureException;
+    Outcome run(Connection connection, DSLContext tx)
+        throws SQLException, InfrastructureException, CommitRefusedException;
   }
 
   /**
@@ -273,7 +433,7 @@ final class PartitionWorker implements Runnable {
    * (the database's failure, not the handler's). The connection goes back to the pool in the
    * auto-commit mode it came in.
    */
-  private Outcome inTransaction(TransactionWork work) throws InfrastructureException {
+  private Outcome inTransaction(TransactionWork work) throws InfrastructureException, CommitRefusedException {
     Database db = owner.database();
     Connection connection = acquire(db);
     boolean restoreAutoCommit = false;
@@ -310,7 +470,7 @@ final class PartitionWorker implements Runnable {
       Thread.currentThread().interrupt();
       throw new InfrastructureException("interrupted in the handler of message " + id, thrown);
     }
-    if (thrown != null && SqlErrors.isTransient(thrown)) {
+    if (thrown != null && SqlErrors.isTransient(thrown) && !SqlErrors.isContention(thrown)) {
       throw new InfrastructureException("database failure in the handler of message " + id + " (SQLState "
           + SqlErrors.sqlState(thrown) + "): " + thrown.getMessage(), thrown);
     }
@@ -348,7 +508,7 @@ final class PartitionWorker implements Runnable {
    * rolls back only its record, and the records before it commit without being redone.
    */
   private Outcome processWithSavepoints(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids)
-      throws InfrastructureException {
+      throws InfrastructureException, CommitRefusedException {
     Database db = owner.database();
     String consumer = owner.settings().consumerName();
     return inTransaction((connection, tx) -> {
@@ -356,10 +516,13 @@ final class PartitionWorker implements Runnable {
       int done = 0;
       int handled = 0;
       int duplicates = 0;
+      int replayed = 0;
+      int stale = 0;
       Throwable failure = null;
       for (int i = 0; i < batch.size(); i++) {
         UUID id = ids.get(i);
-        if (!db.insertProcessed(connection, consumer, id, savepoints)) {
+        boolean replay = isReplay(batch.get(i));
+        if (!db.insertProcessed(connection, consumer, id, savepoints, replay)) {
           duplicates++;
           done = i + 1;
           continue;
@@ -374,13 +537,18 @@ final class PartitionWorker implements Runnable {
         }
         handled++;
         done = i + 1;
+        replayed += replay ? 1 : 0;
+        if (isStale(batch.get(i))) {
+          stale++;
+          warnStale(batch.get(i), id);
+        }
       }
       if (done == 0) {
         connection.rollback();
       } else {
-        connection.commit();
+        commit(connection);
       }
-      return new Outcome(done, handled, duplicates, failure, failure == null ? -1 : done);
+      return new Outcome(done, handled, duplicates, failure, failure == null ? -1 : done, replayed, stale);
     });
   }
 
@@ -389,8 +557,13 @@ final class PartitionWorker implements Runnable {
     try {
       owner.settings().handler().handle(message, tx);
       return null;
-    } catch (Exception e) {
-      return e;
+    } catch (Throwable t) {
+      // an Error of the handler (an assertion, a class that fails to initialise, a deep recursion) is
+      // its failure like an exception; only a JVM in trouble (out of memory) is not the record's fault
+      if (t instanceof VirtualMachineError && !(t instanceof StackOverflowError)) {
+        throw (VirtualMachineError) t;
+      }
+      return t;
     } finally {
       owner.metrics().handlerTimer.record(System.nanoTime() - start, TimeUnit.NANOSECONDS);
     }
@@ -409,11 +582,20 @@ final class PartitionWorker implements Runnable {
       } catch (InfrastructureException e) {
         breaker.onError(System.nanoTime() - start, TimeUnit.NANOSECONDS, e);
         return infrastructureDelay(e);
+      } catch (DeadLetterRefusedException e) {
+        breaker.onSuccess(System.nanoTime() - start, TimeUnit.NANOSECONDS); // the broker answered
+        headRefused = true;
+        owner.metrics().deadLetterRefused.increment();
+        owner.log().error("{} {}; skipping {}@{} (message id {}, {}) without a dead-letter copy: read it from the source"
+            + " topic at that offset while the topic keeps it", owner.prefix(), e.getMessage(), tp, record.offset(), id,
+            reason, failure);
       } catch (RuntimeException | Error e) {
         breaker.releasePermission();
         throw e;
       }
-      breaker.onSuccess(System.nanoTime() - start, TimeUnit.NANOSECONDS);
+      if (!headRefused) {
+        breaker.onSuccess(System.nanoTime() - start, TimeUnit.NANOSECONDS);
+      }
       headDeadLettered = true;
     }
     if (id != null) {
@@ -424,18 +606,23 @@ final class PartitionWorker implements Runnable {
             + " failed (SQLState " + e.getSQLState() + "): " + e.getMessage(), e));
       }
     }
-    switch (reason) {
-      case DeadLetterHeaders.REASON_MISSING_MESSAGE_ID -> owner.metrics().deadLetteredMissingId.increment();
-      case DeadLetterHeaders.REASON_INVALID_MESSAGE_ID -> owner.metrics().deadLetteredInvalidId.increment();
-      default -> owner.metrics().deadLetteredHandlerFailed.increment();
+    if (!headRefused) {
+      switch (reason) {
+        case DeadLetterHeaders.REASON_MISSING_MESSAGE_ID -> owner.metrics().deadLetteredMissingId.increment();
+        case DeadLetterHeaders.REASON_INVALID_MESSAGE_ID -> owner.metrics().deadLetteredInvalidId.increment();
+        default -> owner.metrics().deadLetteredHandlerFailed.increment();
+      }
+      owner.log().warn("{} dead-lettered {}@{} (message id {}) to {}: {}", owner.prefix(), tp, record.offset(),
+          id, owner.deadLetters().topicFor(record.topic()), reason);
     }
-    owner.log().warn("{} dead-lettered {}@{} (message id {}) to {}: {}", owner.prefix(), tp, record.offset(),
-        id, owner.deadLetters().topicFor(record.topic()), reason);
     complete(1);
     this.attempts = 0;
     this.lastFailure = null;
     this.headDeadLettered = false;
+    this.headRefused = false;
+    this.deadLetterNow = false;
     infrastructureFailures = 0;
+    transientFailures = 0;
     return Next.CONTINUE;
   }
 

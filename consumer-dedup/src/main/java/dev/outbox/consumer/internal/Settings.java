@@ -1,5 +1,6 @@
 package dev.outbox.consumer.internal;
 
+import dev.outbox.consumer.FailureKind;
 import dev.outbox.consumer.MessageHandler;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.schemas.AvroCodec;
@@ -16,8 +17,8 @@ import org.jooq.DSLContext;
 
 /**
  * The validated settings of one consumer, as the builder hands them over. Exactly one of {@code
- * dataSource} and {@code dsl} is set; {@code messageIdExtractor} and {@code deadLetterTopic} may be
- * null (defaults).
+ * dataSource} and {@code dsl} is set; {@code messageIdExtractor}, {@code deadLetterTopic} and {@code
+ * failureClassifier} may be null (defaults).
  */
 public record Settings(
     Map<String, Object> consumerProperties,
@@ -40,4 +41,6 @@ public record Settings(
     Duration closeTimeout,
     MeterRegistry meterRegistry,
     AvroCodec codec,
-    Hooks hooks) {}
+    Hooks hooks,
+    String deadLetterTopicSuffix,
+    Function<Throwable, FailureKind> failureClassifier) {}

@@ -26,6 +26,22 @@ final class SqlErrors {
     return false;
   }
 
+  /**
+   * @param failure a failure and its causes
+   * @return whether it is lock contention that passes when the other transaction ends: a lock
+   *     timeout (55P03), a serialization failure (40001) or a deadlock (40P01). Raised by a
+   *     handler's own statements, it says nothing about the database's health.
+   */
+  static boolean isContention(Throwable failure) {
+    for (Throwable t = failure; t != null; t = t.getCause() == t ? null : t.getCause()) {
+      if (t instanceof SQLException e && e.getSQLState() != null) {
+        String state = e.getSQLState();
+        return state.equals("55P03") || state.equals("40001") || state.equals("40P01");
+      }
+    }
+    return false;
+  }
+
   static boolean isTransientState(String state) {
     if (state == null || state.length() != 5) {
       return false;
