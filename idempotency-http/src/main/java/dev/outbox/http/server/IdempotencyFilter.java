@@ -206,10 +206,27 @@ public final class IdempotencyFilter implements Filter {
   }
 
   private boolean isProtected(HttpServletRequest request) {
-    if (!methods.contains(request.getMethod().toUpperCase(Locale.ROOT))) {
+    return covers(request.getMethod(), ScopeResolver.path(request));
+  }
+
+  /**
+   * Whether this filter protects a method on a path: a request with that method to that path must
+   * carry an {@code Idempotency-Key} and runs inside the key's transaction. Use it to check, for
+   * example at start-up or in a test, that every endpoint meant to be idempotent is covered by the
+   * filter's {@link Builder#methods methods} and {@link Builder#paths paths}.
+   *
+   * @param method an HTTP method, any case, e.g. {@code POST}
+   * @param path a path inside the application ({@code servletPath + pathInfo}, no query string),
+   *     e.g. {@code /orders/42}
+   * @return true when the filter requires a key for that method and path
+   * @throws NullPointerException when an argument is null
+   */
+  public boolean covers(String method, String path) {
+    Objects.requireNonNull(method, "method may not be null");
+    Objects.requireNonNull(path, "path may not be null");
+    if (!methods.contains(method.toUpperCase(Locale.ROOT))) {
       return false;
     }
-    String path = ScopeResolver.path(request);
     for (String pattern : paths) {
       if (pattern.equals("/*")) {
         return true;

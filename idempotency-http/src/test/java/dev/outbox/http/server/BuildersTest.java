@@ -48,6 +48,20 @@ class BuildersTest {
   }
 
   @Test
+  void coversAnswersForTheConfiguredMethodsAndPaths() {
+    IdempotencyStore store = IdempotencyStore.builder().dataSource(new PGSimpleDataSource()).build();
+    IdempotencyFilter filter = IdempotencyFilter.builder(store).paths("/orders/*", "/refunds").build();
+    assertThat(filter.covers("POST", "/orders")).isTrue();
+    assertThat(filter.covers("patch", "/orders/42/lines")).isTrue();
+    assertThat(filter.covers("POST", "/refunds")).isTrue();
+    assertThat(filter.covers("POST", "/refunds/1")).isFalse();
+    assertThat(filter.covers("POST", "/ordersx")).isFalse();
+    assertThat(filter.covers("GET", "/orders")).isFalse();
+    assertThat(IdempotencyFilter.builder(store).methods("PUT").paths("/*").build().covers("PUT", "/anything")).isTrue();
+    assertThatThrownBy(() -> filter.covers(null, "/orders")).isInstanceOf(NullPointerException.class);
+  }
+
+  @Test
   void storedResponseValidatesAndCopies() {
     assertThatThrownBy(() -> StoredResponse.of(99, null, new byte[0])).hasMessageContaining("99");
     byte[] body = "x".getBytes(StandardCharsets.UTF_8);
