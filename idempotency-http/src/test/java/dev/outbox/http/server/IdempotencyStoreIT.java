@@ -158,6 +158,43 @@ class IdempotencyStoreIT {
     assertThat(store.execute(request, tx -> write(tx, key, "done"))).isInstanceOf(IdempotencyOutcome.Executed.class);
   }
 
+  /**
+   * G5 / G2: the response policy decides per status. Standard: a 404 is stored without the call's
+   * writes and replayed; a 408 is not stored and its writes are gone. A custom policy that commits
+   * 303 keeps the writes of a POST-redirect-GET answer.
+   */
+  @Test
+  void theResponsePolicyDecidesWhatIsCommittedAndStored() {
+    String refused = UUID.randomUUID().toString();
+    var outcome = store.execute(new IdempotencyRequest("s", refused, "f"), tx -> {
+      write(tx, refused, "half done");
+      return StoredResponse.of(404, "text/plain", "no such customer".getBytes(StandardCharsets.UTF_8));
+    });
+    assertThat(outcome).isEqualTo(new IdempotencyOutcome.Executed(
+        StoredResponse.of(404, "text/plain", "no such customer".getBytes(StandardCharsets.UTF_8)), false));
+    assertThat(notes(refused)).isZero();
+    assertThat(keyRows(refused)).isOne();
+    assertThat(store.execute(new IdempotencyRequest("s", refused, "f"), tx -> write(tx, refused, "must not run")))
+        .isInstanceOf(IdempotencyOutcome.Replayed.class);
+    assertThat(notes(refused)).isZero();
+
+    String timedOut = UUID.randomUUID().toString();
+    assertThat(store.execute(new IdempotencyRequest("s", timedOut, "f"), tx -> {
+      write(tx, timedOut, "half done");
+      return StoredResponse.of(408, null, new byte[0]);
+    })).isInstanceOf(IdempotencyOutcome.NotStored.class);
+    assertThat(notes(timedOut)).isZero();
+    assertThat(keyRows(timedOut)).isZero();
+
+    String redirected = UUID.randomUUID().toString();
+    ResponsePolicy commit303 = status -> status == 303 ? ResponsePolicy.Action.COMMIT : ResponsePolicy.standard().action(status);
+    assertThat(store.execute(new IdempotencyRequest("s", redirected, "f"), commit303, tx -> {
+      write(tx, redirected, "created");
+      return new StoredResponse(303, Map.of("Location", List.of("/notes/" + redirected)), new byte[0]);
+    })).isInstanceOfSatisfying(IdempotencyOutcome.Executed.class, e -> assertThat(e.writesCommitted()).isTrue());
+    assertThat(notes(redirected)).isOne();
+  }
+
   /** Keys are scoped: the same key in another scope is another key. */
   @Test
   void scopesAreIsolated() {
