@@ -138,6 +138,7 @@ class IdempotencyFilterIT {
     });
     IdempotentHttpClient client = IdempotentHttpClient.builder()
         .httpClient(HTTP)
+        .idempotentTargets(server.uri("/").toString())
         .retryBudget(RetryBudget.unlimited())
         .noCircuitBreaker()
         .maxAttempts(30)
