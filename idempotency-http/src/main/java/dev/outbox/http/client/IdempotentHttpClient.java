@@ -45,8 +45,8 @@ import java.util.random.RandomGenerator;
  * <p><b>What is retried.</b> A key is safe to retry on only if the target honours it; the client
  * cannot tell, so it must be told ({@link Builder#idempotentTargets} for the whole client, or
  * {@link #sendKeyed} per call). Retried are connection failures and timeouts (any {@link
- * IOException}), 5xx except 501 and 505, 429, and 409 on a keyed request (409 is then "the first
- * request with this key is still in flight"), for:
+ * IOException}), 5xx except 501 and 505, 408, 425, 429, and 409 on a keyed request (409 is then
+ * "the first request with this key is still in flight"), for:
  *
  * <ul>
  *   <li>requests with an idempotent method (GET, HEAD, PUT, DELETE, OPTIONS, TRACE);

@@ -199,6 +199,19 @@ class IdempotentHttpClientIT {
     }
   }
 
+  /** G6: 408 (timed out before processing) and 425 (too early) are retried like 429. */
+  @Test
+  void retriesRequestTimeoutAndTooEarly() throws Exception {
+    SERVLET.script(i -> switch (i) {
+      case 0 -> Reply.of(408);
+      case 1 -> Reply.of(425);
+      default -> Reply.of(201);
+    });
+    CallResult<String> r = client(new RecordingSleeper()).build().send(post(), HttpResponse.BodyHandlers.ofString());
+    assertThat(r.status()).isEqualTo(201);
+    assertThat(r.attempts()).isEqualTo(3);
+  }
+
   /** G6: a response marked Idempotent-Replayed is the server's stored answer: final, even a 503, and no breaker failure. */
   @Test
   void aReplayedResponseIsFinal() throws Exception {

@@ -32,8 +32,28 @@ class IdempotencyStoreIT {
   private static IdempotencyStore store;
   private static DSLContext dsl;
 
+  private static final java.util.concurrent.atomic.AtomicInteger PURGE_DELETES = new java.util.concurrent.atomic.AtomicInteger();
+  /** The same keys as {@link #store}, through a jOOQ context that counts the purge's DELETE statements. */
+  private static IdempotencyStore counting;
+
   @BeforeAll
   static void setUp(TestDatabase db) {
+    org.jooq.ExecuteListener countDeletes = new org.jooq.ExecuteListener() {
+      @Override
+      public void executeStart(org.jooq.ExecuteContext ctx) {
+        if (ctx.sql() != null && ctx.sql().stripLeading().toLowerCase(java.util.Locale.ROOT).startsWith("delete")) {
+          PURGE_DELETES.incrementAndGet();
+        }
+      }
+    };
+    counting = IdempotencyStore.builder()
+        .dsl(DSL.using(new org.jooq.impl.DefaultConfiguration().set(db.newDataSource(2)).set(org.jooq.SQLDialect.POSTGRES)
+            .set(new org.jooq.impl.DefaultExecuteListenerProvider(countDeletes))))
+        .clock(CLOCK)
+        .purgeBatchSize(7)
+        .meterRegistry(METRICS)
+        .name("store-it-counting")
+        .build();
     dsl = db.dsl();
     dsl.execute("create table notes (key text primary key, body text not null)");
     store = IdempotencyStore.builder()
@@ -207,7 +227,10 @@ class IdempotencyStoreIT {
     assertThat(new String(((IdempotencyOutcome.Replayed) replayB).response().body(), StandardCharsets.UTF_8)).isEqualTo("b");
   }
 
-  /** Expired keys count as absent: a key reused after its TTL runs anew, and purgeExpired removes only expired keys, in batches. */
+  /**
+   * Expired keys count as absent: a key reused after its TTL runs anew, and purgeExpired removes
+   * only expired keys, in batches of purgeBatchSize (counted: one DELETE per batch).
+   */
   @Test
   void expiredKeysRunAnewAndArePurgedInBatches() {
     String reused = UUID.randomUUID().toString();
@@ -228,11 +251,14 @@ class IdempotencyStoreIT {
     long expiredBefore = dsl.fetchCount(IDEMPOTENCY_KEY,
         IDEMPOTENCY_KEY.EXPIRES_AT.le(java.time.OffsetDateTime.ofInstant(CLOCK.instant(), java.time.ZoneOffset.UTC)));
     assertThat(expiredBefore).isGreaterThanOrEqualTo(20);
-    assertThat(store.purgeExpired()).isEqualTo(expiredBefore);
+    PURGE_DELETES.set(0);
+    assertThat(counting.purgeExpired()).isEqualTo(expiredBefore);
+    // batches of 7: as many full batches as fit, then one that deletes fewer than 7 (maybe none)
+    assertThat(PURGE_DELETES.get()).isEqualTo(expiredBefore / 7 + 1);
     assertThat(dsl.fetchCount(IDEMPOTENCY_KEY, IDEMPOTENCY_KEY.IDEM_KEY.like("old-%"))).isZero();
     assertThat(keyRows(fresh)).isOne();
     assertThat(keyRows(reused)).isOne();
-    assertThat(store.purgeExpired()).isZero();
+    assertThat(counting.purgeExpired()).isZero();
   }
 
   /** Replays survive the trip through jsonb: several values per header, any order of names. */

@@ -259,8 +259,8 @@ public final class RetryingClient implements IdempotentHttpClient {
     if (status >= 500) {
       return status != 501 && status != 505;
     }
-    if (status == 429) {
-      return true;
+    if (status == 429 || status == 408 || status == 425) {
+      return true; // too many, timed out before processing, too early: the server did not act on it
     }
     return status == 409 && key != null;
   }
@@ -286,11 +286,8 @@ public final class RetryingClient implements IdempotentHttpClient {
   }
 
   private static String hostOf(URI uri) {
-    int port = uri.getPort();
-    if (port < 0) {
-      port = "https".equalsIgnoreCase(uri.getScheme()) ? 443 : 80;
-    }
-    return uri.getHost() + ":" + port;
+    // a host that java.net.URI does not parse (an underscore, say) keeps its own breaker by authority
+    return uri.getHost() != null ? uri.getHost() + ":" + Targets.portOf(uri) : uri.getRawAuthority();
   }
 
   /** Records a 5xx response as a failure in the circuit breaker. */
