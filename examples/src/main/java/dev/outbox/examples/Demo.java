@@ -222,6 +222,7 @@ public final class Demo {
     Thread duplicatorThread = Thread.ofPlatform().name("demo-duplicator").start(duplicator);
 
     IdempotentHttpClient client = IdempotentHttpClient.builder()
+        .idempotentTargets(orders.baseUri().toString())
         .attemptTimeout(attemptTimeout)
         .maxAttempts(8)
         .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofSeconds(2)))

@@ -13,6 +13,7 @@ import dev.outbox.core.MessageIds;
 import dev.outbox.core.Outbox;
 import dev.outbox.http.server.IdempotencyFilter;
 import dev.outbox.http.server.IdempotencyStore;
+import dev.outbox.http.server.ScopeResolver;
 import dev.outbox.schemas.orders.OrderLine;
 import dev.outbox.schemas.orders.OrderPlaced;
 import jakarta.servlet.DispatcherType;
@@ -85,7 +86,10 @@ public final class OrdersService implements AutoCloseable {
     OrdersService service = new OrdersService(server);
     ServletContextHandler context = new ServletContextHandler();
     context.addFilter(new FilterHolder(service.new LosingFilter(lostResponseRate, lostResponseDelay)), "/*", EnumSet.of(DispatcherType.REQUEST));
-    context.addFilter(new FilterHolder(IdempotencyFilter.builder(store).paths("/orders").build()), "/*", EnumSet.of(DispatcherType.REQUEST));
+    // the demo has no authentication: every caller shares one scope, keyed by UUIDs nobody can guess
+    IdempotencyFilter idempotency = IdempotencyFilter.builder(store).paths("/orders")
+        .scopeResolver(ScopeResolver.principalOrAnonymous()).build();
+    context.addFilter(new FilterHolder(idempotency), "/*", EnumSet.of(DispatcherType.REQUEST));
     context.addServlet(new ServletHolder(new OrdersServlet(outbox)), "/orders");
     server.setHandler(context);
     server.start();

@@ -210,6 +210,7 @@ public final class RetryStormBenchmark {
   private static Outcome run(FlakyServlet servlet, URI uri, Settings settings, Scenario scenario, int seconds) throws Exception {
     IdempotentHttpClient.Builder builder = IdempotentHttpClient.builder()
         .httpClient(HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(5)).build())
+        .idempotentTargets(uri.resolve("/").toString())
         .retryBudget(scenario.budget())
         .maxAttempts(settings.maxAttempts())
         .attemptTimeout(Duration.ofSeconds(5))

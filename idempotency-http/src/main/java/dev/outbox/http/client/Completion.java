@@ -8,7 +8,10 @@ public enum Completion {
   ATTEMPTS_EXHAUSTED,
   /** The attempt was retryable, but the retry budget had no retry left: the dependency is failing for many callers. */
   BUDGET_EXHAUSTED,
-  /** The attempt failed, but the request may not be retried: a POST or PATCH without an Idempotency-Key. */
+  /**
+   * The attempt failed, but the request may not be retried: a POST or PATCH without an
+   * Idempotency-Key, or to a target not declared as honouring it, that may have reached the server.
+   */
   NOT_RETRIED,
   /** The server asked for a {@code Retry-After} longer than {@link IdempotentHttpClient.Builder#maxRetryAfter}. */
   RETRY_AFTER_TOO_LONG

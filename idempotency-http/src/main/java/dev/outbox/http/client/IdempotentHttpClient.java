@@ -4,6 +4,7 @@ import dev.outbox.core.internal.Checks;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.core.retry.RetryBudget;
 import dev.outbox.http.client.internal.RetryingClient;
+import dev.outbox.http.client.internal.Targets;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerRegistry;
 import java.io.IOException;
@@ -13,6 +14,7 @@ import java.net.http.HttpResponse;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.Optional;
@@ -21,13 +23,15 @@ import java.util.random.RandomGenerator;
 
 /**
  * An HTTP client that retries safely (guarantee G6 on the calling side, G5 on the called side):
- * one {@code Idempotency-Key} per logical operation, reused on every attempt, so the server runs
- * the operation once however many attempts reach it.
+ * one {@code Idempotency-Key} per logical operation, reused on every attempt, so that a server
+ * that honours the key runs the operation once however many attempts reach it.
  *
  * <pre>{@code
- * IdempotentHttpClient client = IdempotentHttpClient.builder().build();
+ * IdempotentHttpClient client = IdempotentHttpClient.builder()
+ *     .idempotentTargets("orders.internal", "https://payments.internal/v1")  // they honour the key
+ *     .build();
  * CallResult<String> result = client.send(
- *     HttpRequest.newBuilder(URI.create("http://orders/orders"))
+ *     HttpRequest.newBuilder(URI.create("http://orders.internal/orders"))
  *         .POST(BodyPublishers.ofString(json)).header("Content-Type", "application/json").build(),
  *     BodyHandlers.ofString());
  * result.status(); result.attempts(); result.idempotencyKey();
@@ -36,18 +40,30 @@ import java.util.random.RandomGenerator;
  * <p><b>Keys.</b> A request that already carries an {@code Idempotency-Key} keeps it (the caller's
  * own key, e.g. stored with the operation so it survives a restart). Otherwise a request whose
  * method is in {@link Builder#keyedMethods} (default POST and PATCH) gets a fresh UUIDv7, sent as a
- * quoted Structured Field string as the IETF draft specifies.
+ * quoted Structured Field string as the IETF draft specifies, the same on every attempt.
  *
- * <p><b>What is retried.</b> Connection failures and timeouts (any {@link IOException}), 5xx except
- * 501 and 505, 429, and 409 on a keyed request unless the response is itself a replay (409 is then
- * "the first request with this key is still in flight"). Only requests with an idempotent method
- * (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) or with a key are retried; a POST or PATCH without a key
- * is sent exactly once, whatever happens.
+ * <p><b>What is retried.</b> A key is safe to retry on only if the target honours it; the client
+ * cannot tell, so it must be told ({@link Builder#idempotentTargets} for the whole client, or
+ * {@link #sendKeyed} per call). Retried are connection failures and timeouts (any {@link
+ * IOException}), 5xx except 501 and 505, 408, 425, 429, and 409 on a keyed request (409 is then
+ * "the first request with this key is still in flight"), for:
+ *
+ * <ul>
+ *   <li>requests with an idempotent method (GET, HEAD, PUT, DELETE, OPTIONS, TRACE);
+ *   <li>requests with a key to a target declared as honouring it.
+ * </ul>
+ *
+ * Any other request (a POST or PATCH to a target not declared) is retried only when the failure
+ * proves that it never reached the server: the connection was refused or could not be opened in
+ * time, before any byte was sent. After a read timeout, a reset or any response, it is sent
+ * exactly once, because a server that ignores the key may already have acted on it. A response
+ * marked {@code Idempotent-Replayed: true} is the server's stored answer and always final.
  *
  * <p><b>How long it waits.</b> Before retry {@code n} (0 for the first) it waits {@code
  * backoff.delay(n)}, drawn uniformly from {@code [0, min(cap, base * 2^n)]} (full jitter). When the
- * response carries {@code Retry-After} (seconds or an HTTP date) it waits at least that long: the
- * delay is {@code max(Retry-After, jitter)}. If the server asks for more than {@link
+ * response carries {@code Retry-After} (seconds or an HTTP date) it waits that long plus the
+ * jitter, so that clients told the same {@code Retry-After} do not come back in lockstep. If the
+ * server asks for more than {@link
  * Builder#maxRetryAfter}, the client does not retry earlier than asked; it stops and returns that
  * response ({@link Completion#RETRY_AFTER_TOO_LONG}).
  *
@@ -59,7 +75,8 @@ import java.util.random.RandomGenerator;
  *
  * <p>Results: the last response ({@link CallResult}, also for a final 503 once retries are spent,
  * with the reason in {@link CallResult#completion()}), or an {@link HttpCallException} carrying the
- * attempts made when no response came. Request bodies are re-sent on every attempt: use
+ * attempts made when no response came. The responses of attempts that were retried are closed
+ * (their body's stream, or its publisher cancelled), so no connection leaks. Request bodies are re-sent on every attempt: use
  * publishers that can be subscribed more than once ({@code ofString}, {@code ofByteArray}, {@code
  * ofFile}). Thread-safe; share one per process and target.
  */
@@ -105,6 +122,24 @@ public interface IdempotentHttpClient {
       throws IOException, InterruptedException;
 
   /**
+   * Sends one logical operation to a target that the caller vouches honours {@code
+   * Idempotency-Key}, whether or not it is among {@link Builder#idempotentTargets}: a request with
+   * a key is retried as described on the class.
+   *
+   * @param request the request
+   * @param handler the body handler
+   * @param idempotencyKey the key, unquoted; or null to keep the request's own key or mint one
+   * @param <T> the body type
+   * @return see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
+   * @throws IOException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
+   * @throws InterruptedException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
+   * @throws IllegalArgumentException when the key is empty, longer than 255 characters or not
+   *     printable ASCII
+   */
+  <T> CallResult<T> sendKeyed(HttpRequest request, HttpResponse.BodyHandler<T> handler, String idempotencyKey)
+      throws IOException, InterruptedException;
+
+  /**
    * @return the circuit breakers by {@code host:port}, e.g. to bind them to Micrometer with
    *     resilience4j-micrometer; empty when breakers are off
    */
@@ -124,6 +159,7 @@ public interface IdempotentHttpClient {
     private Sleeper sleeper = Sleeper.threadSleep();
     private RandomGenerator random;
     private Set<String> keyedMethods = Set.of("POST", "PATCH");
+    private List<String> idempotentTargets = List.of();
     private String name = "default";
 
     private Builder() {}
@@ -249,7 +285,8 @@ public interface IdempotentHttpClient {
 
     /**
      * @param methods the methods that get a minted key when the request has none; default POST
-     *     and PATCH. Pass none to send such requests without a key, and so without retries.
+     *     and PATCH. Pass none to send such requests without a key. A key alone does not make a
+     *     request retryable: its target must honour it (see {@link #idempotentTargets}).
      * @return this builder
      * @throws IllegalArgumentException when a method is not an HTTP method token
      */
@@ -264,6 +301,27 @@ public interface IdempotentHttpClient {
         set.add(m.toUpperCase(Locale.ROOT));
       }
       this.keyedMethods = set;
+      return this;
+    }
+
+    /**
+     * Declares the targets that honour {@code Idempotency-Key}, once for the whole client (a
+     * platform lists its own services here): keyed POST and PATCH requests to them are retried.
+     * Requests to any other target are retried only when the connection was refused or could not
+     * be opened (see the class); per call, {@link IdempotentHttpClient#sendKeyed} declares one
+     * target. Default: none.
+     *
+     * @param targets each a host ({@code payments.internal}, any port and path), a {@code
+     *     host:port}, or a base URI ({@code https://payments.internal/v1}: that scheme, host and
+     *     port, and paths at or below {@code /v1})
+     * @return this builder
+     * @throws IllegalArgumentException when an entry is none of these
+     */
+    public Builder idempotentTargets(String... targets) {
+      Objects.requireNonNull(targets, "targets may not be null");
+      List<String> list = List.of(targets);
+      Targets.parse(list); // validates
+      this.idempotentTargets = list;
       return this;
     }
 
@@ -295,7 +353,7 @@ public interface IdempotentHttpClient {
         breakers = CircuitBreakerRegistry.of(config);
       }
       return new RetryingClient(client, backoff, maxAttempts, budget, breakers, attemptTimeout, maxRetryAfter, clock,
-          sleeper, random, Set.copyOf(keyedMethods), name);
+          sleeper, random, Set.copyOf(keyedMethods), Targets.parse(idempotentTargets), name);
     }
   }
 }

@@ -60,18 +60,24 @@ import org.slf4j.LoggerFactory;
  *       by a request still in flight with <b>409</b> and {@code Retry-After}.
  * </ol>
  *
- * <p><b>Which responses are stored.</b> Statuses below 500 (2xx, 3xx and 4xx) commit and are
- * replayed to every repeat: they are the server's answer to that request. A 5xx status, or an
- * exception from the handler, rolls back the whole transaction (key, business rows, outbox rows):
- * the client may retry with the same key and the request runs anew. So a handler that has written
- * and then finds a reason to fail should throw or answer 5xx, not 4xx.
+ * <p><b>What is committed and what is stored</b> is decided by the status the handler answered,
+ * whether it set it itself or a framework resolved an exception into it ({@link
+ * Builder#responsePolicy}, default {@link ResponsePolicy#standard()}): a 2xx commits the handler's
+ * writes with the key and the response; a final refusal such as 400, 404 or 422 rolls the writes
+ * back and stores the answer for replay; 5xx, 401, 403, 408, 409, 423, 425 and 429 roll everything
+ * back and release the key, so a retry with the same key runs anew. An exception that reaches the
+ * filter rolls everything back too.
  *
- * <p>Problem responses (400, 409, 413, 422) are {@code application/problem+json} with a {@code
+ * <p><b>Whose key.</b> The {@link Builder#scopeResolver scope} names the caller; a request for
+ * which it names none (by default: no authenticated principal) is refused with <b>401</b>, rather
+ * than letting every anonymous caller share one scope.
+ *
+ * <p>Problem responses (400, 401, 409, 413, 422) are {@code application/problem+json} with a {@code
  * detail} that says what is wrong and how to fix it. Limits: the handler must answer synchronously
  * (no {@code startAsync}); form parameters are not re-parsed from the buffered body, so read the
  * body (JSON) rather than {@code getParameter} on protected endpoints. Metrics: counter {@value
- * IdempotencyStore#METRIC} with outcome {@code rejected} (400) and {@code too_large} (413), next to
- * the store's outcomes.
+ * IdempotencyStore#METRIC} with outcome {@code rejected} (400), {@code unidentified} (401) and {@code
+ * too_large} (413), next to the store's outcomes.
  */
 public final class IdempotencyFilter implements Filter {
 
@@ -85,11 +91,13 @@ public final class IdempotencyFilter implements Filter {
   private final List<String> paths;
   private final ScopeResolver scopeResolver;
   private final RequestFingerprint fingerprint;
+  private final ResponsePolicy responsePolicy;
   private final int maxBodyBytes;
   private final List<String> storedHeaders;
   private final String log;
   private final Counter rejected;
   private final Counter tooLarge;
+  private final Counter unidentified;
 
   private IdempotencyFilter(Builder b) {
     this.store = b.store;
@@ -97,11 +105,13 @@ public final class IdempotencyFilter implements Filter {
     this.paths = List.copyOf(b.paths);
     this.scopeResolver = b.scopeResolver;
     this.fingerprint = b.fingerprint;
+    this.responsePolicy = b.responsePolicy;
     this.maxBodyBytes = b.maxBodyBytes;
     this.storedHeaders = List.copyOf(b.storedHeaders);
     this.log = "[idempotency-filter " + b.name + "] ";
     this.rejected = counter(b.meterRegistry, b.name, "rejected");
     this.tooLarge = counter(b.meterRegistry, b.name, "too_large");
+    this.unidentified = counter(b.meterRegistry, b.name, "unidentified");
   }
 
   private static Counter counter(MeterRegistry registry, String name, String outcome) {
@@ -155,18 +165,30 @@ public final class IdempotencyFilter implements Filter {
       return;
     }
     String path = ScopeResolver.path(request);
-    IdempotencyRequest idempotencyRequest;
+    String scope;
+    String print;
     try {
-      idempotencyRequest = new IdempotencyRequest(
-          scopeResolver.scope(request), key, fingerprint.fingerprint(request.getMethod(), path, request.getContentType(), body));
+      scope = scopeResolver.scope(request);
+      print = scope == null ? null
+          : fingerprint.fingerprint(request.getMethod(), path, request.getQueryString(), request.getContentType(), body);
     } catch (RuntimeException e) {
       throw new ServletException(log + "could not resolve the scope or fingerprint of " + request.getMethod() + " " + path, e);
     }
+    if (scope == null) {
+      unidentified.increment();
+      LOG.debug("{}401 for {} {}: no caller identity for the key's scope", log, request.getMethod(), path);
+      Problems.send(response, 401, "Authentication required for an idempotent request",
+          request.getMethod() + " " + path + " keeps idempotency keys per caller, and this request has no authenticated"
+              + " caller. Authenticate and retry with the same " + IdempotencyKey.HEADER + ". (Operators: order"
+              + " IdempotencyFilter after authentication, or give it a ScopeResolver that names the caller.)");
+      return;
+    }
+    IdempotencyRequest idempotencyRequest = new IdempotencyRequest(scope, key, print);
     BufferedRequest buffered = new BufferedRequest(request, body);
     CapturingResponse capturing = new CapturingResponse(response);
     IdempotencyOutcome outcome;
     try {
-      outcome = store.execute(idempotencyRequest, tx -> {
+      outcome = store.execute(idempotencyRequest, responsePolicy, tx -> {
         buffered.setAttribute(TX_ATTRIBUTE, tx);
         try {
           chain.doFilter(buffered, capturing);
@@ -192,7 +214,7 @@ public final class IdempotencyFilter implements Filter {
       case IdempotencyOutcome.Replayed r -> replay(response, r.response());
       case IdempotencyOutcome.Mismatch m -> Problems.send(response, 422, "Idempotency-Key reused with another request",
           "The " + IdempotencyKey.HEADER + " '" + key + "' was already used for a different request to "
-              + request.getMethod() + " " + path + " (another body or content type). Send a new key for a new"
+              + request.getMethod() + " " + path + " (another body, content type or query string). Send a new key for a new"
               + " operation; reuse a key only to retry the identical request.");
       case IdempotencyOutcome.InFlight f -> {
         long seconds = (f.retryAfter().toMillis() + 999) / 1000;
@@ -206,10 +228,27 @@ public final class IdempotencyFilter implements Filter {
   }
 
   private boolean isProtected(HttpServletRequest request) {
-    if (!methods.contains(request.getMethod().toUpperCase(Locale.ROOT))) {
+    return covers(request.getMethod(), ScopeResolver.path(request));
+  }
+
+  /**
+   * Whether this filter protects a method on a path: a request with that method to that path must
+   * carry an {@code Idempotency-Key} and runs inside the key's transaction. Use it to check, for
+   * example at start-up or in a test, that every endpoint meant to be idempotent is covered by the
+   * filter's {@link Builder#methods methods} and {@link Builder#paths paths}.
+   *
+   * @param method an HTTP method, any case, e.g. {@code POST}
+   * @param path a path inside the application ({@code servletPath + pathInfo}, no query string),
+   *     e.g. {@code /orders/42}
+   * @return true when the filter requires a key for that method and path
+   * @throws NullPointerException when an argument is null
+   */
+  public boolean covers(String method, String path) {
+    Objects.requireNonNull(method, "method may not be null");
+    Objects.requireNonNull(path, "path may not be null");
+    if (!methods.contains(method.toUpperCase(Locale.ROOT))) {
       return false;
     }
-    String path = ScopeResolver.path(request);
     for (String pattern : paths) {
       if (pattern.equals("/*")) {
         return true;
@@ -326,6 +365,7 @@ public final class IdempotencyFilter implements Filter {
     private List<String> paths = List.of("/*");
     private ScopeResolver scopeResolver = ScopeResolver.principal();
     private RequestFingerprint fingerprint = RequestFingerprint.sha256();
+    private ResponsePolicy responsePolicy = ResponsePolicy.standard();
     private int maxBodyBytes = 1 << 20;
     private List<String> storedHeaders =
         List.of("Content-Type", "Location", "Content-Location", "ETag", "Last-Modified", "Content-Language");
@@ -387,7 +427,8 @@ public final class IdempotencyFilter implements Filter {
     }
 
     /**
-     * @param scopeResolver decides whose key it is; default {@link ScopeResolver#principal()}
+     * @param scopeResolver decides whose key it is; default {@link ScopeResolver#principal()},
+     *     which refuses requests without an authenticated principal with 401
      * @return this builder
      */
     public Builder scopeResolver(ScopeResolver scopeResolver) {
@@ -401,6 +442,19 @@ public final class IdempotencyFilter implements Filter {
      */
     public Builder fingerprint(RequestFingerprint fingerprint) {
       this.fingerprint = Objects.requireNonNull(fingerprint, "fingerprint may not be null");
+      return this;
+    }
+
+    /**
+     * @param responsePolicy decides, from the status the handler answered, whether the handler's
+     *     writes commit, whether the answer is stored for replay, or whether the key is released
+     *     for a retry; default {@link ResponsePolicy#standard()} (2xx commits; final refusals such
+     *     as 400, 404, 422 are stored without the writes; 5xx, 401, 403, 408, 409, 423, 425, 429
+     *     release the key)
+     * @return this builder
+     */
+    public Builder responsePolicy(ResponsePolicy responsePolicy) {
+      this.responsePolicy = Objects.requireNonNull(responsePolicy, "responsePolicy may not be null");
       return this;
     }
 

@@ -14,8 +14,12 @@ import java.util.Objects;
  *   <li>a value that starts with {@code "} is parsed as an sf-string: printable ASCII (space
  *       included) up to the closing quote, with {@code \"} and {@code \\} as the only escapes, and
  *       nothing after the closing quote;
- *   <li>any other value is taken as it is and must consist of visible ASCII ({@code !} to {@code ~},
- *       no spaces).
+ *   <li>any other value is taken as a plain token and must consist of the characters of an HTTP
+ *       token (RFC 9110 {@code tchar}: letters, digits and {@code !#$%&'*+-.^_`|~}) or of a
+ *       Structured Field token ({@code :} and {@code /}). A value such as {@code not"quoted} or
+ *       {@code a,b} is neither a token nor an sf-string and is refused: a quote, comma, semicolon,
+ *       parenthesis or similar in a bare value usually means a broken client or a header that
+ *       was folded or split on its way.
  * </ul>
  *
  * The key itself (without quotes) must be 1 to {@value #MAX_LENGTH} characters long.
@@ -81,12 +85,17 @@ public final class IdempotencyKey {
   private static String bare(String value) {
     for (int i = 0; i < value.length(); i++) {
       char c = value.charAt(i);
-      if (c < 0x21 || c > 0x7e) {
+      if (!tokenChar(c)) {
         throw new IllegalArgumentException("The " + HEADER + " contains " + describe(c) + " at position " + (i + 1)
-            + "; a bare key may hold visible ASCII characters only (! to ~). Use a UUID, or send the key quoted.");
+            + "; an unquoted key is a token (letters, digits and !#$%&'*+-.^_`|~:/). Use a UUID, or send the key as a"
+            + " quoted string, escaping \" and \\: " + HEADER + ": \"<key>\".");
       }
     }
     return value;
+  }
+
+  private static boolean tokenChar(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || "!#$%&'*+-.^_`|~:/".indexOf(c) >= 0;
   }
 
   private static String unquote(String value) {

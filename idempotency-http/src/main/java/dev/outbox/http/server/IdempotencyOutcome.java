@@ -20,15 +20,28 @@ import java.util.Objects;
 public sealed interface IdempotencyOutcome {
 
   /**
-   * The key was new (or had expired): the business call ran, and its response was stored and
-   * committed together with the key and the call's own writes.
+   * The key was new (or had expired): the business call ran, and its response was stored with the
+   * key. Whether the call's own writes were committed with them or rolled back is decided by the
+   * {@link ResponsePolicy} ({@link ResponsePolicy.Action#COMMIT} or {@link
+   * ResponsePolicy.Action#ROLL_BACK_AND_STORE}).
    *
    * @param response the response the call produced
+   * @param writesCommitted whether the call's writes were committed (false: rolled back, only the
+   *     key and the response remain)
    */
-  record Executed(StoredResponse response) implements IdempotencyOutcome {
+  record Executed(StoredResponse response, boolean writesCommitted) implements IdempotencyOutcome {
     /** @throws NullPointerException when {@code response} is null */
     public Executed {
       Objects.requireNonNull(response, "response may not be null");
+    }
+
+    /**
+     * An execution whose writes were committed.
+     *
+     * @param response the response the call produced
+     */
+    public Executed(StoredResponse response) {
+      this(response, true);
     }
   }
 
@@ -64,9 +77,10 @@ public sealed interface IdempotencyOutcome {
   }
 
   /**
-   * The business call returned a server error (status 500 or above): its transaction was rolled
-   * back, so neither the key nor any write of the call remains, and a retry with the same key runs
-   * anew. Send the response as it is.
+   * The business call answered a status that the {@link ResponsePolicy} does not store ({@link
+   * ResponsePolicy.Action#RELEASE}: by default 5xx, 401, 403, 408, 409, 423, 425 and 429): its
+   * transaction was rolled back, so neither the key nor any write of the call remains, and a retry
+   * with the same key runs anew. Send the response as it is.
    *
    * @param response the response the call produced
    */

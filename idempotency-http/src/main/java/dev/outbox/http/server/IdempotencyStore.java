@@ -21,37 +21,50 @@ import org.jooq.impl.DSL;
  * <p>{@link #execute} does everything in <b>one</b> transaction:
  *
  * <ol>
- *   <li>{@code SET LOCAL lock_timeout} to {@link Builder#lockTimeout} (for the key statements only;
- *       the business call runs with the session's own setting);
+ *   <li>{@code SET LOCAL lock_timeout} (a few milliseconds) for the key statements only;
  *   <li>insert the key row ({@code INSERT ... ON CONFLICT DO NOTHING}). The primary key decides
- *       races: a second request with the same key waits on the first one's uncommitted row, never
- *       a check-then-insert;
- *   <li>if the row was inserted: run the {@link BusinessCall} with the same transaction, store its
- *       response in the key row, commit. Key, business rows, outbox rows and response commit
- *       together or not at all;
+ *       races: a second request with the same key meets the first one's uncommitted row, never a
+ *       check-then-insert. It does not wait for it inside the database: it rolls back, gives its
+ *       connection back to the pool, and tries again after a short pause, for up to {@link
+ *       Builder#lockTimeout} in all;
+ *   <li>if the row was inserted: bound how long the request may hold the key ({@link
+ *       Builder#holdTimeout}: {@code SET LOCAL statement_timeout} and {@code
+ *       idle_in_transaction_session_timeout}, so that PostgreSQL itself ends a request that hangs
+ *       or loses its application server, and releases the key); run the {@link BusinessCall} with
+ *       the same transaction; then, as the {@link ResponsePolicy} decides from the response's
+ *       status, commit the call's writes with the key and the response, or roll the writes back
+ *       and store only the key and the response, or roll everything back;
  *   <li>if a committed row exists: same fingerprint → {@link IdempotencyOutcome.Replayed}; another
  *       fingerprint → {@link IdempotencyOutcome.Mismatch}; expired → deleted (only if still expired)
  *       and the key is used anew;
- *   <li>if another transaction holds the key longer than the lock timeout (SQLState 55P03) →
- *       {@link IdempotencyOutcome.InFlight}.
+ *   <li>if another transaction still holds the key after the lock timeout → {@link
+ *       IdempotencyOutcome.InFlight}.
  * </ol>
  *
  * <p>A call that throws rolls back (no key, no business row, no outbox row) and the exception
- * propagates; a call that returns a status of 500 or more also rolls back and yields {@link
- * IdempotencyOutcome.NotStored}. Either way a retry with the same key runs anew. Responses with
- * 2xx, 3xx and 4xx status are stored and replayed: a 4xx is the answer to that request, and
- * replaying it is what the client asked for by reusing the key.
+ * propagates. What happens to a call that returns is the {@link ResponsePolicy}'s decision; by
+ * default ({@link ResponsePolicy#standard()}) only 2xx commits the call's writes, final refusals
+ * such as 400, 404 and 422 are stored without them, and 5xx, 401, 403, 408, 409, 423, 425 and 429
+ * roll everything back ({@link IdempotencyOutcome.NotStored}), so that a retry with the same key
+ * runs anew.
+ *
+ * <p>Scopes longer than {@value #MAX_PLAIN_SCOPE_BYTES} bytes (UTF-8) are stored as their SHA-256
+ * ({@code #sha256:<hex>}), so that no scope can push the key row past PostgreSQL's index row limit;
+ * shorter ones are stored as they are.
  *
  * <p>Run it at PostgreSQL's default isolation, READ COMMITTED: at REPEATABLE READ or above, a
  * request that meets a key committed after its snapshot fails with a serialization error instead
  * of replaying. Metrics: counter {@value #METRIC} tagged {@code store} and {@code outcome} ({@code
- * executed}, {@code replayed}, {@code conflict}, {@code mismatch}, {@code not_stored}, {@code
- * failed}). Thread-safe.
+ * executed}, {@code rolled_back} (stored without the call's writes), {@code replayed}, {@code
+ * conflict}, {@code mismatch}, {@code not_stored}, {@code failed}). Thread-safe.
  */
 public interface IdempotencyStore {
 
   /** The name of the counter of requests by outcome. */
   String METRIC = "outbox.idempotency.requests";
+
+  /** The longest scope, in UTF-8 bytes, stored as it is; longer ones are stored as a hash. */
+  int MAX_PLAIN_SCOPE_BYTES = 512;
 
   /** @return a builder with the defaults documented on each setter */
   static Builder builder() {
@@ -59,7 +72,8 @@ public interface IdempotencyStore {
   }
 
   /**
-   * Runs {@code call} once for the request's key, or answers without running it.
+   * Runs {@code call} once for the request's key, or answers without running it, with {@link
+   * ResponsePolicy#standard()}.
    *
    * @param request scope, key and fingerprint
    * @param call the request's work, run inside the key's transaction
@@ -68,9 +82,29 @@ public interface IdempotencyStore {
    * @throws X when the call throws it; nothing of the request remains
    * @throws NullPointerException when an argument is null, or the call returns null
    * @throws org.jooq.exception.DataAccessException when the database fails (SQLState kept), for
-   *     example when no connection is available or the commit fails; nothing is stored then
+   *     example when no connection is available, the commit fails, or the request held its key
+   *     longer than {@link Builder#holdTimeout} and PostgreSQL ended it; nothing is stored then
    */
-  <X extends Exception> IdempotencyOutcome execute(IdempotencyRequest request, BusinessCall<X> call) throws X;
+  default <X extends Exception> IdempotencyOutcome execute(IdempotencyRequest request, BusinessCall<X> call) throws X {
+    return execute(request, ResponsePolicy.standard(), call);
+  }
+
+  /**
+   * Runs {@code call} once for the request's key, or answers without running it; {@code policy}
+   * decides from the call's response what is committed and what is stored.
+   *
+   * @param request scope, key and fingerprint
+   * @param policy what to do with the call's writes and the key, by response status
+   * @param call the request's work, run inside the key's transaction
+   * @param <X> the checked exception the call may throw
+   * @return what happened
+   * @throws X when the call throws it; nothing of the request remains
+   * @throws NullPointerException when an argument is null, or the call or the policy returns null
+   * @throws org.jooq.exception.DataAccessException see {@link #execute(IdempotencyRequest,
+   *     BusinessCall)}
+   */
+  <X extends Exception> IdempotencyOutcome execute(IdempotencyRequest request, ResponsePolicy policy, BusinessCall<X> call)
+      throws X;
 
   /**
    * Deletes expired keys in batches of {@link Builder#purgeBatchSize}, each in its own short
@@ -92,6 +126,7 @@ public interface IdempotencyStore {
     private String schema = OutboxMigrations.DEFAULT_SCHEMA;
     private Duration lockTimeout = Duration.ofSeconds(2);
     private Duration retryAfter = Duration.ofSeconds(1);
+    private Duration holdTimeout = Duration.ofSeconds(60);
     private Duration ttl = Duration.ofHours(24);
     private Clock clock = Clock.systemUTC();
     private int purgeBatchSize = 1000;
@@ -135,7 +170,9 @@ public interface IdempotencyStore {
      * @param lockTimeout how long a request waits for another transaction that holds the same key
      *     before it gets {@link IdempotencyOutcome.InFlight} (409); default 2 s. Waiting a little
      *     lets a duplicate that arrives while the first request is finishing get the replay instead
-     *     of a 409; waiting long holds a connection per waiting duplicate.
+     *     of a 409. A waiting duplicate holds no pooled connection: it looks at the key for a few
+     *     milliseconds at a time, and pauses (up to 200 ms) between looks with its connection
+     *     returned to the pool.
      * @return this builder
      * @throws IllegalArgumentException when it is not between 1 ms and 10 minutes
      */
@@ -161,6 +198,29 @@ public interface IdempotencyStore {
         throw new IllegalArgumentException("retryAfter must be between 0 and 1 hour, got " + retryAfter + "; the default is 1 s");
       }
       this.retryAfter = retryAfter;
+      return this;
+    }
+
+    /**
+     * @param holdTimeout the longest a request may hold its key; default 60 s. The key's
+     *     transaction runs with {@code statement_timeout} and {@code
+     *     idle_in_transaction_session_timeout} at most this long (a shorter session setting is
+     *     kept), so PostgreSQL ends a request whose handler hangs (for example on a call to another
+     *     system without a timeout) or whose application server lost the database, and its key is
+     *     released for a retry; without it, every retry would get 409 until the server noticed,
+     *     which after a network partition takes the TCP keepalive time (hours by default). Ending
+     *     an idle transaction closes its connection, which the pool replaces. Pick it above the
+     *     slowest legitimate request.
+     * @return this builder
+     * @throws IllegalArgumentException when it is not between 1 s and 24 h
+     */
+    public Builder holdTimeout(Duration holdTimeout) {
+      Objects.requireNonNull(holdTimeout, "holdTimeout may not be null");
+      if (holdTimeout.compareTo(Duration.ofSeconds(1)) < 0 || holdTimeout.compareTo(Duration.ofHours(24)) > 0) {
+        throw new IllegalArgumentException(
+            "holdTimeout must be between 1 s and 24 h, got " + holdTimeout + "; the default is 60 s");
+      }
+      this.holdTimeout = holdTimeout;
       return this;
     }
 
@@ -232,7 +292,7 @@ public interface IdempotencyStore {
       }
       DSLContext context = dsl != null ? dsl : DSL.using(dataSource, SQLDialect.POSTGRES);
       return new JooqIdempotencyStore(
-          context, schema, lockTimeout, retryAfter, ttl, clock, purgeBatchSize, meterRegistry, name);
+          context, schema, lockTimeout, retryAfter, holdTimeout, ttl, clock, purgeBatchSize, meterRegistry, name);
     }
   }
 }

@@ -16,26 +16,47 @@ import java.util.function.Function;
  * example {@code principal:alice POST /orders}. The path is the request's path inside the
  * application ({@code servletPath + pathInfo}); a filter runs before routing, so it sees {@code
  * /orders/42}, not a route template such as {@code /orders/{id}}, which keeps keys of different
- * resources apart.
+ * resources apart. The scope is part of the key's identity; long scopes are stored hashed (see
+ * {@link IdempotencyStore}).
  */
 @FunctionalInterface
 public interface ScopeResolver {
 
   /**
    * @param request the request
-   * @return its scope, never null or empty
+   * @return its scope, never empty; or null when the request has no caller identity that the scope
+   *     needs, which the filter refuses with 401
    */
   String scope(HttpServletRequest request);
 
   /**
-   * The default: the authenticated principal's name ({@link HttpServletRequest#getUserPrincipal()}),
-   * or {@code anonymous} when there is none. All anonymous callers share one scope per route, so one
-   * of them who learns another's key could read that response: give anonymous endpoints keys that
-   * cannot be guessed (UUIDs), or use {@link #principalOrTenantHeader}.
+   * The default: the authenticated principal's name ({@link HttpServletRequest#getUserPrincipal()}).
+   * A request without a principal has no scope and is refused with 401: keys of callers nobody
+   * identified would otherwise share one scope, where one caller who learns another's key can
+   * read that response (and a 422 tells whether a key exists). A principal missing on a path that
+   * does authenticate usually means the filter runs before authentication: order it after.
+   *
+   * <p>Principal names are compared as they are: when two tenants can each have an {@code alice},
+   * use {@link #identity} with an issuer- or tenant-qualified name.
    *
    * @return the resolver
    */
   static ScopeResolver principal() {
+    return identity(request -> {
+      Principal p = request.getUserPrincipal();
+      return p == null ? null : "principal:" + p.getName();
+    });
+  }
+
+  /**
+   * The principal's name, or {@code anonymous} for every caller without one: all anonymous callers
+   * share one scope per route. Only for endpoints that are meant to be called without
+   * authentication (for example behind a gateway that authenticates service-to-service calls),
+   * with keys nobody can guess (UUIDs).
+   *
+   * @return the resolver
+   */
+  static ScopeResolver principalOrAnonymous() {
     return identity(request -> {
       Principal p = request.getUserPrincipal();
       return p == null ? "anonymous" : "principal:" + p.getName();
@@ -43,9 +64,9 @@ public interface ScopeResolver {
   }
 
   /**
-   * The principal's name, else the value of a tenant header, else {@code anonymous}. Only use a
-   * header that your gateway sets and strips from client requests: a header the client controls
-   * lets it pick any tenant's scope.
+   * The principal's name, else the value of a tenant header; a request with neither has no scope
+   * and is refused with 401. Only use a header that your gateway sets and strips from client
+   * requests: a header the client controls lets it pick any tenant's scope.
    *
    * @param tenantHeader the header, e.g. {@code X-Tenant-Id}
    * @return the resolver
@@ -63,7 +84,7 @@ public interface ScopeResolver {
         return "principal:" + p.getName();
       }
       String tenant = request.getHeader(tenantHeader);
-      return tenant == null || tenant.isBlank() ? "anonymous" : "tenant:" + tenant.strip();
+      return tenant == null || tenant.isBlank() ? null : "tenant:" + tenant.strip();
     });
   }
 
@@ -71,15 +92,16 @@ public interface ScopeResolver {
    * A scope of your identity, the method and the path, e.g. for an identity from Spring Security
    * or a verified JWT claim.
    *
-   * @param identity the caller's identity for a request, never null
+   * @param identity the caller's identity for a request, or null when the request has none (the
+   *     filter then answers 401)
    * @return the resolver
    * @throws NullPointerException when {@code identity} is null
    */
   static ScopeResolver identity(Function<HttpServletRequest, String> identity) {
     Objects.requireNonNull(identity, "identity may not be null");
     return request -> {
-      String who = Objects.requireNonNull(identity.apply(request), "the scope's identity function returned null");
-      return encode(who) + " " + request.getMethod() + " " + encode(path(request));
+      String who = identity.apply(request);
+      return who == null ? null : encode(who) + " " + request.getMethod() + " " + encode(path(request));
     };
   }
 

@@ -16,6 +16,11 @@ class ClientBuilderTest {
     assertThatThrownBy(() -> b.attemptTimeout(Duration.ZERO)).hasMessageContaining("attemptTimeout");
     assertThatThrownBy(() -> b.maxRetryAfter(Duration.ofSeconds(-1))).hasMessageContaining("maxRetryAfter");
     assertThatThrownBy(() -> b.keyedMethods("PO ST")).hasMessageContaining("'PO ST'");
+    assertThatThrownBy(() -> b.idempotentTargets("ftp://files.internal")).hasMessageContaining("idempotentTargets")
+        .hasMessageContaining("'ftp://files.internal'");
+    assertThatThrownBy(() -> b.idempotentTargets("payments.internal/v1")).hasMessageContaining("host or host:port");
+    assertThatThrownBy(() -> b.idempotentTargets(" ")).hasMessageContaining("blank");
+    assertThatThrownBy(() -> b.idempotentTargets("https://api.example.com/v1?x=1")).hasMessageContaining("without query");
     assertThatThrownBy(() -> b.backoff(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("backoff");
   }
 

@@ -26,6 +26,7 @@ import java.util.SplittableRandom;
 import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -56,7 +57,13 @@ class IdempotentHttpClientIT {
     }
   }
 
+  /** A client for which the test server is declared as honouring Idempotency-Key. */
   private static IdempotentHttpClient.Builder client(RecordingSleeper sleeper) {
+    return undeclared(sleeper).idempotentTargets(server.uri("/").toString());
+  }
+
+  /** A client with no declared targets, as by default. */
+  private static IdempotentHttpClient.Builder undeclared(RecordingSleeper sleeper) {
     return IdempotentHttpClient.builder().httpClient(HTTP).sleeper(sleeper).retryBudget(RetryBudget.unlimited()).noCircuitBreaker();
   }
 
@@ -102,29 +109,156 @@ class IdempotentHttpClientIT {
     assertThat(SERVLET.received).extracting(ScriptedServlet.Received::idempotencyKey).containsOnly("\"on-the-request\"").hasSize(2);
   }
 
-  /** G6: a POST without a key is never retried, whatever the failure: the server sees exactly one request. */
+  /**
+   * G6 / G5: a POST to a target not declared as honouring Idempotency-Key is sent once whatever the
+   * answer, although it carries a minted key (the target may ignore it); a POST without a key is
+   * sent once even to a declared target; to a declared target the keyed POST is retried; a GET,
+   * which is idempotent, is retried anywhere.
+   */
   @Test
-  void neverRetriesAPostWithoutAKey() throws Exception {
+  void retriesAPostOnlyWithAKeyToATargetThatHonoursIt() throws Exception {
     SERVLET.script(i -> Reply.of(503));
     RecordingSleeper sleeper = new RecordingSleeper();
-    IdempotentHttpClient client = client(sleeper).keyedMethods().build();
-    CallResult<String> result = client.send(post(), HttpResponse.BodyHandlers.ofString());
+    IdempotentHttpClient plain = undeclared(sleeper).build();
+    CallResult<String> result = plain.send(post(), HttpResponse.BodyHandlers.ofString());
     assertThat(result.status()).isEqualTo(503);
     assertThat(result.attempts()).isOne();
     assertThat(result.completion()).isEqualTo(Completion.NOT_RETRIED);
-    assertThat(result.idempotencyKey()).isNull();
-    assertThat(SERVLET.received).hasSize(1).allSatisfy(r -> assertThat(r.idempotencyKey()).isNull());
+    assertThat(result.idempotencyKey()).isNotNull();
+    assertThat(SERVLET.received).hasSize(1).allSatisfy(r -> assertThat(r.idempotencyKey()).isEqualTo("\"" + result.idempotencyKey() + "\""));
     assertThat(sleeper.delays).isEmpty();
 
-    // the same failure on a GET, which is idempotent, is retried up to maxAttempts
     SERVLET.script(i -> Reply.of(503));
-    CallResult<String> get = client.send(HttpRequest.newBuilder(server.uri("/payments/1")).GET().build(), HttpResponse.BodyHandlers.ofString());
+    CallResult<String> keyless = client(sleeper).keyedMethods().build().send(post(), HttpResponse.BodyHandlers.ofString());
+    assertThat(keyless.attempts()).isOne();
+    assertThat(keyless.completion()).isEqualTo(Completion.NOT_RETRIED);
+    assertThat(keyless.idempotencyKey()).isNull();
+    assertThat(SERVLET.received).hasSize(1).allSatisfy(r -> assertThat(r.idempotencyKey()).isNull());
+
+    SERVLET.script(i -> Reply.of(503));
+    assertThat(client(sleeper).build().send(post(), HttpResponse.BodyHandlers.ofString()).attempts()).isEqualTo(5);
+    SERVLET.script(i -> Reply.of(503));
+    assertThat(plain.sendKeyed(post(), HttpResponse.BodyHandlers.ofString(), null).attempts()).as("declared per call").isEqualTo(5);
+
+    SERVLET.script(i -> Reply.of(503));
+    CallResult<String> get = plain.send(HttpRequest.newBuilder(server.uri("/payments/1")).GET().build(), HttpResponse.BodyHandlers.ofString());
     assertThat(get.attempts()).isEqualTo(5);
     assertThat(get.completion()).isEqualTo(Completion.ATTEMPTS_EXHAUSTED);
     assertThat(SERVLET.received).hasSize(5);
   }
 
-  /** G6: connection failures are retried (keyed request) up to maxAttempts, then reported with the attempts made. */
+  /**
+   * G6 / G5, against a plain HTTP server (the JDK's HttpServer) that ignores Idempotency-Key and
+   * answers the first request after the client's timeout: with the client's defaults, exactly one
+   * POST reaches it, so a timed-out POST cannot create a second order there.
+   */
+  @Test
+  void exactlyOnePostReachesAServerThatIgnoresTheKeyAndAnswersLate() throws Exception {
+    java.util.concurrent.atomic.AtomicInteger posts = new java.util.concurrent.atomic.AtomicInteger();
+    CountDownLatch firstAnswered = new CountDownLatch(1);
+    com.sun.net.httpserver.HttpServer plain = com.sun.net.httpserver.HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+    plain.setExecutor(java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor());
+    plain.createContext("/orders", exchange -> {
+      exchange.getRequestBody().readAllBytes();
+      int n = posts.incrementAndGet();
+      try {
+        if (n == 1) {
+          Thread.sleep(3_000); // the order is created; the answer comes after the client's 1 s timeout
+        }
+        byte[] reply = ("{\"order\":" + n + "}").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        exchange.sendResponseHeaders(201, reply.length);
+        exchange.getResponseBody().write(reply);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      } catch (java.io.IOException e) {
+        // the client has gone
+      } finally {
+        exchange.close();
+        if (n == 1) {
+          firstAnswered.countDown();
+        }
+      }
+    });
+    plain.start();
+    try {
+      URI orders = URI.create("http://127.0.0.1:" + plain.getAddress().getPort() + "/orders");
+      IdempotentHttpClient client = IdempotentHttpClient.builder().build();
+      HttpCallException e = org.junit.jupiter.api.Assertions.assertThrows(HttpCallException.class, () -> client.send(
+          HttpRequest.newBuilder(orders).timeout(Duration.ofSeconds(1)).POST(HttpRequest.BodyPublishers.ofString("{}")).build(),
+          HttpResponse.BodyHandlers.ofString()));
+      assertThat(e.getCause()).isInstanceOf(java.net.http.HttpTimeoutException.class);
+      assertThat(e.attempts()).isOne();
+      assertThat(e.completion()).isEqualTo(Completion.NOT_RETRIED);
+      assertThat(e.getMessage()).contains("idempotentTargets");
+      // wait past the late answer, long enough for any retry (default backoff: well under 1 s) to arrive
+      assertThat(firstAnswered.await(30, TimeUnit.SECONDS)).isTrue();
+      Thread.sleep(1_000);
+      assertThat(posts.get()).isOne();
+    } finally {
+      plain.stop(0);
+    }
+  }
+
+  /** G6: 408 (timed out before processing) and 425 (too early) are retried like 429. */
+  @Test
+  void retriesRequestTimeoutAndTooEarly() throws Exception {
+    SERVLET.script(i -> switch (i) {
+      case 0 -> Reply.of(408);
+      case 1 -> Reply.of(425);
+      default -> Reply.of(201);
+    });
+    CallResult<String> r = client(new RecordingSleeper()).build().send(post(), HttpResponse.BodyHandlers.ofString());
+    assertThat(r.status()).isEqualTo(201);
+    assertThat(r.attempts()).isEqualTo(3);
+  }
+
+  /** G6: a response marked Idempotent-Replayed is the server's stored answer: final, even a 503, and no breaker failure. */
+  @Test
+  void aReplayedResponseIsFinal() throws Exception {
+    SERVLET.script(i -> Reply.of(503, "Idempotent-Replayed", "true"));
+    IdempotentHttpClient client = client(new RecordingSleeper()).build();
+    CallResult<String> r = client.send(post(), HttpResponse.BodyHandlers.ofString());
+    assertThat(r.status()).isEqualTo(503);
+    assertThat(r.attempts()).isOne();
+    assertThat(r.completion()).isEqualTo(Completion.RESPONSE);
+    assertThat(SERVLET.received).hasSize(1);
+  }
+
+  /**
+   * The responses of attempts that are retried are closed: with an InputStream body, the first two
+   * (503) streams are closed by the client, and the last one is handed to the caller open.
+   */
+  @Test
+  void closesTheResponsesOfRetriedAttempts() throws Exception {
+    SERVLET.script(i -> i < 2 ? Reply.of(503) : Reply.of(201));
+    List<java.io.InputStream> bodies = new CopyOnWriteArrayList<>();
+    List<java.io.InputStream> closed = new CopyOnWriteArrayList<>();
+    HttpResponse.BodyHandler<java.io.InputStream> tracking = info -> HttpResponse.BodySubscribers.mapping(
+        HttpResponse.BodySubscribers.ofInputStream(), in -> {
+          java.io.InputStream tracked = new java.io.FilterInputStream(in) {
+            @Override
+            public void close() throws java.io.IOException {
+              closed.add(this);
+              super.close();
+            }
+          };
+          bodies.add(tracked);
+          return tracked;
+        });
+    CallResult<java.io.InputStream> result = client(new RecordingSleeper()).build().send(post(), tracking);
+    assertThat(result.attempts()).isEqualTo(3);
+    assertThat(bodies).hasSize(3);
+    assertThat(closed).containsExactly(bodies.get(0), bodies.get(1));
+    try (java.io.InputStream last = result.body()) {
+      assertThat(new String(last.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)).isEqualTo("reply 2 status 201");
+    }
+  }
+
+  /**
+   * G6: a refused connection proves that nothing was sent, so it is retried up to maxAttempts, even
+   * for a POST to a target not declared as honouring the key, then reported with the attempts
+   * made. Without a key, too.
+   */
   @Test
   void retriesConnectionFailuresThenReportsTheAttempts() throws Exception {
     // bound but never listening: connections are refused, and no other process can take the port
@@ -137,7 +271,7 @@ class IdempotentHttpClientIT {
 
   private static void retriesConnectionFailuresThenReportsTheAttempts(int closedPort) throws Exception {
     RecordingSleeper sleeper = new RecordingSleeper();
-    IdempotentHttpClient client = client(sleeper).build();
+    IdempotentHttpClient client = undeclared(sleeper).build();
     HttpCallException e = org.junit.jupiter.api.Assertions.assertThrows(HttpCallException.class,
         () -> client.send(post(URI.create("http://127.0.0.1:" + closedPort + "/payments")), HttpResponse.BodyHandlers.ofString()));
     assertThat(e.attempts()).isEqualTo(5);
@@ -147,11 +281,11 @@ class IdempotentHttpClientIT {
     assertThat(e.getMessage()).contains("after 5 attempts").contains(e.idempotencyKey());
     assertThat(sleeper.delays).hasSize(4);
 
-    IdempotentHttpClient unkeyed = client(new RecordingSleeper()).keyedMethods().build();
-    HttpCallException once = org.junit.jupiter.api.Assertions.assertThrows(HttpCallException.class,
+    IdempotentHttpClient unkeyed = undeclared(new RecordingSleeper()).keyedMethods().build();
+    HttpCallException keyless = org.junit.jupiter.api.Assertions.assertThrows(HttpCallException.class,
         () -> unkeyed.send(post(URI.create("http://127.0.0.1:" + closedPort + "/payments")), HttpResponse.BodyHandlers.ofString()));
-    assertThat(once.attempts()).isOne();
-    assertThat(once.completion()).isEqualTo(Completion.NOT_RETRIED);
+    assertThat(keyless.attempts()).isEqualTo(5);
+    assertThat(keyless.idempotencyKey()).isNull();
   }
 
   /** G6: an attempt that exceeds the per-attempt timeout is abandoned and retried with the same key. */
@@ -282,7 +416,11 @@ class IdempotentHttpClientIT {
     assertThat(SERVLET.received).hasSize(3);
   }
 
-  /** Retry-After is honoured, in seconds and as an HTTP date, and a Retry-After beyond maxRetryAfter ends the operation. */
+  /**
+   * G6: Retry-After is honoured, in seconds and as an HTTP date, as a floor with the jitter on top
+   * (clients told the same moment do not return in lockstep); a Retry-After beyond maxRetryAfter
+   * ends the operation.
+   */
   @Test
   void honoursRetryAfter() throws Exception {
     MutableClock clock = new MutableClock(Instant.parse("2026-03-01T12:00:00Z"));
@@ -293,10 +431,14 @@ class IdempotentHttpClientIT {
       default -> Reply.of(200);
     });
     RecordingSleeper sleeper = new RecordingSleeper();
-    IdempotentHttpClient client = client(sleeper).clock(clock).maxRetryAfter(Duration.ofSeconds(30)).build();
+    IdempotentHttpClient client = client(sleeper).clock(clock).maxRetryAfter(Duration.ofSeconds(30))
+        .random(new SplittableRandom(20261203)).build();
     CallResult<String> result = client.send(post(), HttpResponse.BodyHandlers.ofString());
     assertThat(result.status()).isEqualTo(200);
-    assertThat(sleeper.delays).containsExactly(Duration.ofSeconds(3), Duration.ofSeconds(7));
+    // the server's floor plus the full jitter of that retry (ceilings 100 ms, then 200 ms)
+    assertThat(sleeper.delays).hasSize(2);
+    assertThat(sleeper.delays.get(0)).isGreaterThan(Duration.ofSeconds(3)).isLessThanOrEqualTo(Duration.ofMillis(3_100));
+    assertThat(sleeper.delays.get(1)).isGreaterThan(Duration.ofSeconds(7)).isLessThanOrEqualTo(Duration.ofMillis(7_200));
 
     SERVLET.script(i -> Reply.of(503, "Retry-After", "120"));
     sleeper.delays.clear();

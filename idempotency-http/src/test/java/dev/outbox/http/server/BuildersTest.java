@@ -28,6 +28,8 @@ class BuildersTest {
     assertThatThrownBy(() -> b.lockTimeout(Duration.ofMinutes(11))).hasMessageContaining("10 minutes");
     assertThatThrownBy(() -> b.ttl(Duration.ofSeconds(-1))).hasMessageContaining("ttl must be positive");
     assertThatThrownBy(() -> b.retryAfter(Duration.ofHours(2))).hasMessageContaining("retryAfter");
+    assertThatThrownBy(() -> b.holdTimeout(Duration.ofMillis(999))).hasMessageContaining("holdTimeout").hasMessageContaining("default is 60 s");
+    assertThatThrownBy(() -> b.holdTimeout(Duration.ofHours(25))).hasMessageContaining("holdTimeout");
     assertThatThrownBy(() -> b.purgeBatchSize(0)).hasMessageContaining("purgeBatchSize").hasMessageContaining("got 0");
     assertThatThrownBy(() -> b.schema("Bad-Schema")).isInstanceOf(IllegalArgumentException.class);
     assertThatThrownBy(() -> b.clock(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("clock");
@@ -43,8 +45,23 @@ class BuildersTest {
     assertThatThrownBy(() -> b.paths()).hasMessageContaining("may not be empty");
     assertThatThrownBy(() -> b.methods("PO ST")).hasMessageContaining("'PO ST'");
     assertThatThrownBy(() -> b.storedHeaders("Set-Cookie")).hasMessageContaining("Set-Cookie");
+    assertThatThrownBy(() -> b.responsePolicy(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("responsePolicy");
     assertThatThrownBy(() -> b.maxBodyBytes(-1)).hasMessageContaining("maxBodyBytes").hasMessageContaining("-1");
     assertThatThrownBy(() -> IdempotencyFilter.builder(null)).isInstanceOf(NullPointerException.class);
+  }
+
+  @Test
+  void coversAnswersForTheConfiguredMethodsAndPaths() {
+    IdempotencyStore store = IdempotencyStore.builder().dataSource(new PGSimpleDataSource()).build();
+    IdempotencyFilter filter = IdempotencyFilter.builder(store).paths("/orders/*", "/refunds").build();
+    assertThat(filter.covers("POST", "/orders")).isTrue();
+    assertThat(filter.covers("patch", "/orders/42/lines")).isTrue();
+    assertThat(filter.covers("POST", "/refunds")).isTrue();
+    assertThat(filter.covers("POST", "/refunds/1")).isFalse();
+    assertThat(filter.covers("POST", "/ordersx")).isFalse();
+    assertThat(filter.covers("GET", "/orders")).isFalse();
+    assertThat(IdempotencyFilter.builder(store).methods("PUT").paths("/*").build().covers("PUT", "/anything")).isTrue();
+    assertThatThrownBy(() -> filter.covers(null, "/orders")).isInstanceOf(NullPointerException.class);
   }
 
   @Test
@@ -72,5 +89,27 @@ class BuildersTest {
     assertThat(f.fingerprint("POST", "/ab", null, "c".getBytes(StandardCharsets.UTF_8)))
         .isNotEqualTo(f.fingerprint("POST", "/a", null, "bc".getBytes(StandardCharsets.UTF_8)));
     assertThat(base).startsWith("sha256:").hasSize(7 + 64);
+    // the query string counts; no query is the 4-argument fingerprint, and differs from an empty one
+    assertThat(f.fingerprint("POST", "/orders", null, "application/json; charset=UTF-8", body)).isEqualTo(base);
+    assertThat(f.fingerprint("POST", "/orders", "dry_run=true", "application/json; charset=UTF-8", body)).isNotEqualTo(base);
+    assertThat(f.fingerprint("POST", "/orders", "", "application/json; charset=UTF-8", body)).isNotEqualTo(base);
+    assertThat(f.fingerprint("POST", "/orders", "a=1&b=2", null, body)).isNotEqualTo(f.fingerprint("POST", "/orders", "b=2&a=1", null, body));
+    // a fingerprint written against the 4-argument method sees the query string in the path
+    RequestFingerprint own = (method, path, type, b) -> path;
+    assertThat(own.fingerprint("POST", "/orders", "x=1", null, body)).isEqualTo("/orders?x=1");
+  }
+
+  @Test
+  void theStandardResponsePolicyCommitsSuccessStoresFinalRefusalsAndReleasesTheRest() {
+    ResponsePolicy p = ResponsePolicy.standard();
+    for (int s : new int[] {200, 201, 202, 204}) {
+      assertThat(p.action(s)).as("%d", s).isEqualTo(ResponsePolicy.Action.COMMIT);
+    }
+    for (int s : new int[] {301, 303, 400, 404, 410, 412, 413, 415, 422}) {
+      assertThat(p.action(s)).as("%d", s).isEqualTo(ResponsePolicy.Action.ROLL_BACK_AND_STORE);
+    }
+    for (int s : new int[] {401, 403, 408, 409, 423, 425, 429, 500, 502, 503, 504}) {
+      assertThat(p.action(s)).as("%d", s).isEqualTo(ResponsePolicy.Action.RELEASE);
+    }
   }
 }

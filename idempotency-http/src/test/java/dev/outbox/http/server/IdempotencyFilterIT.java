@@ -72,7 +72,13 @@ class IdempotencyFilterIT {
     server.close();
   }
 
+  /** A POST from tenant {@code it}; set {@code X-User} or another {@code X-Tenant} to change the caller. */
   private static HttpRequest.Builder post(String path, String body) {
+    return anonymous(path, body).header("X-Tenant", "it");
+  }
+
+  /** A POST from nobody: no principal and no tenant. */
+  private static HttpRequest.Builder anonymous(String path, String body) {
     return HttpRequest.newBuilder(server.uri(path))
         .timeout(Duration.ofSeconds(60))
         .header("Content-Type", "application/json")
@@ -132,6 +138,7 @@ class IdempotencyFilterIT {
     });
     IdempotentHttpClient client = IdempotentHttpClient.builder()
         .httpClient(HTTP)
+        .idempotentTargets(server.uri("/").toString())
         .retryBudget(RetryBudget.unlimited())
         .noCircuitBreaker()
         .maxAttempts(30)
@@ -215,7 +222,11 @@ class IdempotencyFilterIT {
     assertThat(orders(body)).isOne();
   }
 
-  /** A protected endpoint refuses a missing, empty, over-long, malformed or repeated key with 400, before any work. */
+  /**
+   * G5: a protected endpoint refuses a missing, empty, over-long, malformed or repeated key with
+   * 400, before any work. Malformed: neither an RFC 8941 sf-string nor a token ({@code not"quoted},
+   * {@code a,b}), or an sf-string with parameters.
+   */
   @Test
   void invalidKeysAre400() throws Exception {
     String body = body("bad-key");
@@ -226,6 +237,9 @@ class IdempotencyFilterIT {
         post("/orders", body).header("Idempotency-Key", "\"\"").build(),
         post("/orders", body).header("Idempotency-Key", "k".repeat(256)).build(),
         post("/orders", body).header("Idempotency-Key", "two words").build(),
+        post("/orders", body).header("Idempotency-Key", "not\"quoted").build(),
+        post("/orders", body).header("Idempotency-Key", "a,b").build(),
+        post("/orders", body).header("Idempotency-Key", "\"a\";p=1").build(),
         post("/orders", body).header("Idempotency-Key", "a").header("Idempotency-Key", "b").build());
     for (HttpRequest request : bad) {
       HttpResponse<String> r = send(request);
@@ -263,8 +277,8 @@ class IdempotencyFilterIT {
     List<HttpRequest> scopes = List.of(
         post("/orders", body).header("Idempotency-Key", key).header("X-User", "alice").build(),
         post("/orders", body).header("Idempotency-Key", key).header("X-User", "bob").build(),
-        post("/orders", body).header("Idempotency-Key", key).header("X-Tenant", "t1").build(),
-        post("/orders", body).header("Idempotency-Key", key).header("X-Tenant", "t2").build(),
+        post("/orders", body).header("Idempotency-Key", key).setHeader("X-Tenant", "t1").build(),
+        post("/orders", body).header("Idempotency-Key", key).setHeader("X-Tenant", "t2").build(),
         post("/orders/express", body).header("Idempotency-Key", key).header("X-User", "alice").build());
     List<String> firstBodies = new ArrayList<>();
     for (HttpRequest request : scopes) {
@@ -287,7 +301,7 @@ class IdempotencyFilterIT {
   /**
    * G5 / G2: a handler that throws after its writes leaves nothing behind (no key row, no business
    * row, no outbox row); a retry with the same key then executes normally. Same for a handler that
-   * answers 5xx. A 4xx answer is stored and replayed.
+   * answers 5xx.
    */
   @Test
   void failuresLeaveNothingAndTheKeyCanBeRetried() throws Exception {
@@ -306,14 +320,107 @@ class IdempotencyFilterIT {
       assertThat(outboxRows(body)).isOne();
       assertThat(keyRows(key)).isOne();
     }
+  }
+
+  /**
+   * G5 / G2: a final refusal (400 set by the handler, 422 into which a framework's exception
+   * resolver turned an exception that never reached the filter) keeps none of the handler's writes
+   * (no order row, no outbox row) and is stored: a repeat gets it replayed and runs nothing.
+   */
+  @Test
+  void aFinalRefusalKeepsNoWritesAndIsReplayed() throws Exception {
+    for (String failure : List.of("400", "resolved-422")) {
+      String key = UUID.randomUUID().toString();
+      String body = body("refused-" + failure);
+      int status = failure.equals("400") ? 400 : 422;
+      HttpResponse<String> rejected = send(post("/orders", body).header("Idempotency-Key", key).header("X-Fail", failure).build());
+      assertThat(rejected.statusCode()).as(failure).isEqualTo(status);
+      assertThat(orders(body)).as(failure).isZero();
+      assertThat(outboxRows(body)).as(failure).isZero();
+      assertThat(keyRows(key)).as(failure).isOne();
+      HttpResponse<String> replay = send(post("/orders", body).header("Idempotency-Key", key).build());
+      assertThat(replay.statusCode()).isEqualTo(status);
+      assertThat(replay.body()).isEqualTo(rejected.body());
+      assertThat(replay.headers().firstValue("Idempotent-Replayed")).contains("true");
+      assertThat(orders(body)).isZero();
+    }
+    assertThat(count("rolled_back")).isGreaterThanOrEqualTo(2);
+  }
+
+  /**
+   * G5 / G2: an answer that means "not now" (429 with Retry-After) keeps none of the handler's
+   * writes and is not stored: the key is released, and the retry with the same key runs anew.
+   */
+  @Test
+  void aRetryLaterAnswerReleasesTheKey() throws Exception {
     String key = UUID.randomUUID().toString();
-    String body = body("client-error");
-    HttpResponse<String> rejected = send(post("/orders", body).header("Idempotency-Key", key).header("X-Fail", "400").build());
-    assertThat(rejected.statusCode()).isEqualTo(400);
-    HttpResponse<String> replay = send(post("/orders", body).header("Idempotency-Key", key).build());
-    assertThat(replay.statusCode()).isEqualTo(400);
-    assertThat(replay.body()).isEqualTo(rejected.body());
+    String body = body("throttled");
+    HttpResponse<String> throttled = send(post("/orders", body).header("Idempotency-Key", key).header("X-Fail", "429").build());
+    assertThat(throttled.statusCode()).isEqualTo(429);
+    assertThat(throttled.headers().firstValue("Retry-After")).contains("1");
+    assertThat(orders(body)).isZero();
+    assertThat(outboxRows(body)).isZero();
+    assertThat(keyRows(key)).isZero();
+    HttpResponse<String> retried = send(post("/orders", body).header("Idempotency-Key", key).build());
+    assertThat(retried.statusCode()).isEqualTo(201);
+    assertThat(retried.headers().firstValue("Idempotent-Replayed")).isEmpty();
+    assertThat(orders(body)).isOne();
+    assertThat(outboxRows(body)).isOne();
+  }
+
+  /**
+   * G5: the fingerprint covers the query string: the same key and body sent to {@code
+   * /orders?dry_run=true} and then to {@code /orders} is two requests, so the second gets 422, not
+   * the dry run's stored answer.
+   */
+  @Test
+  void theSameKeyWithAnotherQueryStringIs422() throws Exception {
+    String key = UUID.randomUUID().toString();
+    String body = body("query");
+    assertThat(send(post("/orders?dry_run=true", body).header("Idempotency-Key", key).build()).statusCode()).isEqualTo(201);
+    HttpResponse<String> other = send(post("/orders", body).header("Idempotency-Key", key).build());
+    assertThat(other.statusCode()).isEqualTo(422);
+    assertThat(other.headers().firstValue("Idempotent-Replayed")).isEmpty();
+    HttpResponse<String> same = send(post("/orders?dry_run=true", body).header("Idempotency-Key", key).build());
+    assertThat(same.headers().firstValue("Idempotent-Replayed")).contains("true");
+    assertThat(orders(body)).isOne();
+  }
+
+  /**
+   * G5 scope: a path whose scope is longer than the btree index row limit allows (about 2.7 kB
+   * with the key) is stored under a hash of its scope: it executes once and replays, instead of
+   * failing with SQLState 54000 and a 500.
+   */
+  @Test
+  void aVeryLongScopeExecutesOnceAndReplays() throws Exception {
+    String key = "k".repeat(255);
+    String body = body("long-scope");
+    String path = "/orders/" + "%C3%A9".repeat(600); // 600 x é, 3600 characters once encoded in the scope
+    HttpResponse<String> first = send(post(path, body).header("Idempotency-Key", key).build());
+    assertThat(first.statusCode()).as(first.body()).isEqualTo(201);
+    HttpResponse<String> replay = send(post(path, body).header("Idempotency-Key", key).build());
+    assertThat(replay.statusCode()).isEqualTo(201);
     assertThat(replay.headers().firstValue("Idempotent-Replayed")).contains("true");
+    assertThat(replay.body()).isEqualTo(first.body());
+    assertThat(orders(body)).isOne();
+    assertThat(dsl.fetchValue(DSL.select(DSL.max(DSL.length(IDEMPOTENCY_KEY.SCOPE))).from(IDEMPOTENCY_KEY)))
+        .isLessThanOrEqualTo(IdempotencyStore.MAX_PLAIN_SCOPE_BYTES);
+  }
+
+  /**
+   * G5 scope: with a scope that needs a caller (principal or tenant), a request with neither is
+   * refused with 401 and runs nothing, instead of sharing one scope with every anonymous caller.
+   */
+  @Test
+  void aRequestWithoutACallerIsRefused() throws Exception {
+    String body = body("nobody");
+    double unidentified = count("unidentified");
+    HttpResponse<String> r = send(anonymous("/orders", body).header("Idempotency-Key", UUID.randomUUID().toString()).build());
+    assertThat(r.statusCode()).isEqualTo(401);
+    assertThat(r.headers().firstValue("Content-Type")).hasValueSatisfying(t -> assertThat(t).startsWith("application/problem+json"));
+    assertThat(r.body()).contains("no authenticated caller");
+    assertThat(count("unidentified")).isEqualTo(unidentified + 1);
+    assertThat(orders(body)).isZero();
   }
 
   /** Keys expire: after the TTL the same key executes anew; purgeExpired then removes only expired keys. */

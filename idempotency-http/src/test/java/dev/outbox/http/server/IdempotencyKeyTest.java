@@ -38,4 +38,15 @@ class IdempotencyKeyTest {
     assertThatThrownBy(() -> IdempotencyKey.parse("\"bad\\escape\"")).hasMessageContaining("backslash");
     assertThatThrownBy(() -> IdempotencyKey.parse(null)).isInstanceOf(NullPointerException.class);
   }
+
+  @Test
+  void aBareKeyMustBeAToken() {
+    assertThat(IdempotencyKey.parse("order:42/payment_1")).isEqualTo("order:42/payment_1");
+    assertThat(IdempotencyKey.parse("a!#$%&'*+-.^_`|~z")).isEqualTo("a!#$%&'*+-.^_`|~z");
+    assertThatThrownBy(() -> IdempotencyKey.parse("not\"quoted")).hasMessageContaining("U+0022").hasMessageContaining("position 4")
+        .hasMessageContaining("quoted string");
+    for (String bad : new String[] {"a,b", "a;b", "a(b)", "a=b", "a?b", "a@b", "a[b]", "a{b}", "a\\b", "a<b>"}) {
+      assertThatThrownBy(() -> IdempotencyKey.parse(bad)).as(bad).isInstanceOf(IllegalArgumentException.class);
+    }
+  }
 }

@@ -32,8 +32,28 @@ class IdempotencyStoreIT {
   private static IdempotencyStore store;
   private static DSLContext dsl;
 
+  private static final java.util.concurrent.atomic.AtomicInteger PURGE_DELETES = new java.util.concurrent.atomic.AtomicInteger();
+  /** The same keys as {@link #store}, through a jOOQ context that counts the purge's DELETE statements. */
+  private static IdempotencyStore counting;
+
   @BeforeAll
   static void setUp(TestDatabase db) {
+    org.jooq.ExecuteListener countDeletes = new org.jooq.ExecuteListener() {
+      @Override
+      public void executeStart(org.jooq.ExecuteContext ctx) {
+        if (ctx.sql() != null && ctx.sql().stripLeading().toLowerCase(java.util.Locale.ROOT).startsWith("delete")) {
+          PURGE_DELETES.incrementAndGet();
+        }
+      }
+    };
+    counting = IdempotencyStore.builder()
+        .dsl(DSL.using(new org.jooq.impl.DefaultConfiguration().set(db.newDataSource(2)).set(org.jooq.SQLDialect.POSTGRES)
+            .set(new org.jooq.impl.DefaultExecuteListenerProvider(countDeletes))))
+        .clock(CLOCK)
+        .purgeBatchSize(7)
+        .meterRegistry(METRICS)
+        .name("store-it-counting")
+        .build();
     dsl = db.dsl();
     dsl.execute("create table notes (key text primary key, body text not null)");
     store = IdempotencyStore.builder()
@@ -158,6 +178,43 @@ class IdempotencyStoreIT {
     assertThat(store.execute(request, tx -> write(tx, key, "done"))).isInstanceOf(IdempotencyOutcome.Executed.class);
   }
 
+  /**
+   * G5 / G2: the response policy decides per status. Standard: a 404 is stored without the call's
+   * writes and replayed; a 408 is not stored and its writes are gone. A custom policy that commits
+   * 303 keeps the writes of a POST-redirect-GET answer.
+   */
+  @Test
+  void theResponsePolicyDecidesWhatIsCommittedAndStored() {
+    String refused = UUID.randomUUID().toString();
+    var outcome = store.execute(new IdempotencyRequest("s", refused, "f"), tx -> {
+      write(tx, refused, "half done");
+      return StoredResponse.of(404, "text/plain", "no such customer".getBytes(StandardCharsets.UTF_8));
+    });
+    assertThat(outcome).isEqualTo(new IdempotencyOutcome.Executed(
+        StoredResponse.of(404, "text/plain", "no such customer".getBytes(StandardCharsets.UTF_8)), false));
+    assertThat(notes(refused)).isZero();
+    assertThat(keyRows(refused)).isOne();
+    assertThat(store.execute(new IdempotencyRequest("s", refused, "f"), tx -> write(tx, refused, "must not run")))
+        .isInstanceOf(IdempotencyOutcome.Replayed.class);
+    assertThat(notes(refused)).isZero();
+
+    String timedOut = UUID.randomUUID().toString();
+    assertThat(store.execute(new IdempotencyRequest("s", timedOut, "f"), tx -> {
+      write(tx, timedOut, "half done");
+      return StoredResponse.of(408, null, new byte[0]);
+    })).isInstanceOf(IdempotencyOutcome.NotStored.class);
+    assertThat(notes(timedOut)).isZero();
+    assertThat(keyRows(timedOut)).isZero();
+
+    String redirected = UUID.randomUUID().toString();
+    ResponsePolicy commit303 = status -> status == 303 ? ResponsePolicy.Action.COMMIT : ResponsePolicy.standard().action(status);
+    assertThat(store.execute(new IdempotencyRequest("s", redirected, "f"), commit303, tx -> {
+      write(tx, redirected, "created");
+      return new StoredResponse(303, Map.of("Location", List.of("/notes/" + redirected)), new byte[0]);
+    })).isInstanceOfSatisfying(IdempotencyOutcome.Executed.class, e -> assertThat(e.writesCommitted()).isTrue());
+    assertThat(notes(redirected)).isOne();
+  }
+
   /** Keys are scoped: the same key in another scope is another key. */
   @Test
   void scopesAreIsolated() {
@@ -170,7 +227,10 @@ class IdempotencyStoreIT {
     assertThat(new String(((IdempotencyOutcome.Replayed) replayB).response().body(), StandardCharsets.UTF_8)).isEqualTo("b");
   }
 
-  /** Expired keys count as absent: a key reused after its TTL runs anew, and purgeExpired removes only expired keys, in batches. */
+  /**
+   * Expired keys count as absent: a key reused after its TTL runs anew, and purgeExpired removes
+   * only expired keys, in batches of purgeBatchSize (counted: one DELETE per batch).
+   */
   @Test
   void expiredKeysRunAnewAndArePurgedInBatches() {
     String reused = UUID.randomUUID().toString();
@@ -191,11 +251,14 @@ class IdempotencyStoreIT {
     long expiredBefore = dsl.fetchCount(IDEMPOTENCY_KEY,
         IDEMPOTENCY_KEY.EXPIRES_AT.le(java.time.OffsetDateTime.ofInstant(CLOCK.instant(), java.time.ZoneOffset.UTC)));
     assertThat(expiredBefore).isGreaterThanOrEqualTo(20);
-    assertThat(store.purgeExpired()).isEqualTo(expiredBefore);
+    PURGE_DELETES.set(0);
+    assertThat(counting.purgeExpired()).isEqualTo(expiredBefore);
+    // batches of 7: as many full batches as fit, then one that deletes fewer than 7 (maybe none)
+    assertThat(PURGE_DELETES.get()).isEqualTo(expiredBefore / 7 + 1);
     assertThat(dsl.fetchCount(IDEMPOTENCY_KEY, IDEMPOTENCY_KEY.IDEM_KEY.like("old-%"))).isZero();
     assertThat(keyRows(fresh)).isOne();
     assertThat(keyRows(reused)).isOne();
-    assertThat(store.purgeExpired()).isZero();
+    assertThat(counting.purgeExpired()).isZero();
   }
 
   /** Replays survive the trip through jsonb: several values per header, any order of names. */

@@ -20,8 +20,11 @@ import org.jooq.impl.DSL;
 /**
  * A small orders service: {@code POST /orders} (and {@code /orders/express}) inserts an order row
  * and appends an outbox message in the filter's transaction, then answers 201 with the order.
- * Test knobs: header {@code X-Fail: throw|503|400} fails after the writes; {@code X-Hold: true}
- * waits on {@link #release} after signalling {@link #entered}.
+ * Test knobs: header {@code X-Fail} fails after the writes: {@code throw} throws, {@code 503},
+ * {@code 400} and {@code 429} answer that status, {@code resolved-422} throws an exception that
+ * the servlet's own exception resolver turns into a 422 (as Spring MVC's resolvers do, so the
+ * filter never sees the exception); {@code X-Hold: true} waits on {@link #release} after
+ * signalling {@link #entered}.
  */
 final class OrdersApp extends HttpServlet {
   static final String CREATE_TABLE = "create table orders (id uuid primary key, body text not null)";
@@ -31,6 +34,25 @@ final class OrdersApp extends HttpServlet {
   volatile CountDownLatch arrived = new CountDownLatch(0);
   volatile CountDownLatch entered = new CountDownLatch(0);
   volatile CountDownLatch release = new CountDownLatch(0);
+
+  /** An exception that the application's resolver turns into a status, as {@code ResponseStatusException} does. */
+  static final class Rejected extends RuntimeException {
+    final int status;
+
+    Rejected(int status, String message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  @Override
+  protected void service(HttpServletRequest req, HttpServletResponse resp) throws jakarta.servlet.ServletException, IOException {
+    try {
+      super.service(req, resp);
+    } catch (Rejected e) {
+      resp.sendError(e.status, e.getMessage());
+    }
+  }
 
   @Override
   protected void doPost(HttpServletRequest req, HttpServletResponse resp) throws IOException {
@@ -56,6 +78,14 @@ final class OrdersApp extends HttpServlet {
     }
     if ("503".equals(fail)) {
       resp.sendError(503, "inventory unavailable");
+      return;
+    }
+    if ("resolved-422".equals(fail)) {
+      throw new Rejected(422, "order " + id + " rejected: out of stock");
+    }
+    if ("429".equals(fail)) {
+      resp.setStatus(429);
+      resp.setHeader("Retry-After", "1");
       return;
     }
     if ("400".equals(fail)) {

@@ -13,9 +13,11 @@ import dev.outbox.http.server.IdempotencyKey;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerRegistry;
 import java.io.IOException;
+import java.net.ConnectException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
+import java.net.http.HttpConnectTimeoutException;
 import java.net.http.HttpResponse;
 import java.time.Clock;
 import java.time.Duration;
@@ -23,6 +25,7 @@ import java.util.Locale;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.Flow;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.random.RandomGenerator;
@@ -45,12 +48,13 @@ public final class RetryingClient implements IdempotentHttpClient {
   private final Sleeper sleeper;
   private final RandomGenerator random;
   private final Set<String> keyedMethods;
+  private final Targets targets;
   private final String log;
 
   public RetryingClient(
       HttpClient http, Backoff backoff, int maxAttempts, RetryBudget budget, CircuitBreakerRegistry breakers,
       Duration attemptTimeout, Duration maxRetryAfter, Clock clock, Sleeper sleeper, RandomGenerator random,
-      Set<String> keyedMethods, String name) {
+      Set<String> keyedMethods, Targets targets, String name) {
     this.http = http;
     this.backoff = backoff;
     this.maxAttempts = maxAttempts;
@@ -62,6 +66,7 @@ public final class RetryingClient implements IdempotentHttpClient {
     this.sleeper = sleeper;
     this.random = random;
     this.keyedMethods = keyedMethods;
+    this.targets = targets;
     this.log = "[idempotent-http-client " + name + "] ";
   }
 
@@ -73,16 +78,7 @@ public final class RetryingClient implements IdempotentHttpClient {
   @Override
   public <T> CallResult<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler) throws IOException, InterruptedException {
     Objects.requireNonNull(request, "request may not be null");
-    Optional<String> own = request.headers().firstValue(IdempotencyKey.HEADER);
-    String key;
-    if (own.isPresent()) {
-      key = IdempotencyKey.parse(own.get());
-    } else if (keyedMethods.contains(request.method().toUpperCase(Locale.ROOT))) {
-      key = MessageIds.next().toString();
-    } else {
-      key = null;
-    }
-    return run(request, handler, key);
+    return run(request, handler, ownOrMinted(request), targets.honoursKey(request.uri()));
   }
 
   @Override
@@ -91,10 +87,28 @@ public final class RetryingClient implements IdempotentHttpClient {
     Objects.requireNonNull(request, "request may not be null");
     Objects.requireNonNull(idempotencyKey, "idempotencyKey may not be null; use send(request, handler) to mint one");
     IdempotencyKey.quote(idempotencyKey); // validates
-    return run(request, handler, idempotencyKey);
+    return run(request, handler, idempotencyKey, targets.honoursKey(request.uri()));
   }
 
-  private <T> CallResult<T> run(HttpRequest original, HttpResponse.BodyHandler<T> handler, String key)
+  @Override
+  public <T> CallResult<T> sendKeyed(HttpRequest request, HttpResponse.BodyHandler<T> handler, String idempotencyKey)
+      throws IOException, InterruptedException {
+    Objects.requireNonNull(request, "request may not be null");
+    if (idempotencyKey != null) {
+      IdempotencyKey.quote(idempotencyKey); // validates
+    }
+    return run(request, handler, idempotencyKey != null ? idempotencyKey : ownOrMinted(request), true);
+  }
+
+  private String ownOrMinted(HttpRequest request) {
+    Optional<String> own = request.headers().firstValue(IdempotencyKey.HEADER);
+    if (own.isPresent()) {
+      return IdempotencyKey.parse(own.get());
+    }
+    return keyedMethods.contains(request.method().toUpperCase(Locale.ROOT)) ? MessageIds.next().toString() : null;
+  }
+
+  private <T> CallResult<T> run(HttpRequest original, HttpResponse.BodyHandler<T> handler, String key, boolean honoured)
       throws IOException, InterruptedException {
     Objects.requireNonNull(handler, "handler may not be null");
     HttpRequest.Builder copy = HttpRequest.newBuilder(original, (name, value) -> !name.equalsIgnoreCase(IdempotencyKey.HEADER));
@@ -106,7 +120,9 @@ public final class RetryingClient implements IdempotentHttpClient {
     }
     HttpRequest request = copy.build();
     String method = request.method().toUpperCase(Locale.ROOT);
-    boolean mayRetry = key != null || IDEMPOTENT_METHODS.contains(method);
+    // a keyed retry is safe only where the target honours the key; anything else may be repeated
+    // only when the failure shows the request never left this client
+    boolean mayRetry = (key != null && honoured) || IDEMPOTENT_METHODS.contains(method);
     String host = hostOf(request.uri());
     CircuitBreaker breaker = breakers == null ? null : breakers.circuitBreaker(host);
     budget.recordRequest();
@@ -116,6 +132,7 @@ public final class RetryingClient implements IdempotentHttpClient {
     IOException failure = null;
     while (true) {
       if (breaker != null && !breaker.tryAcquirePermission()) {
+        discard(response);
         throw new CircuitOpenException("The circuit breaker for " + host + " is " + breaker.getState()
             + " after repeated failures, so " + method + " " + request.uri() + " was not sent"
             + (attempts > 0 ? " again after " + attempts + " attempt(s)" : "")
@@ -137,19 +154,20 @@ public final class RetryingClient implements IdempotentHttpClient {
         throw e;
       }
       long took = System.nanoTime() - start;
+      boolean replayed = response != null && replayed(response);
       if (breaker != null) {
         if (failure != null) {
           breaker.onError(took, TimeUnit.NANOSECONDS, failure);
-        } else if (response.statusCode() >= 500) {
+        } else if (response.statusCode() >= 500 && !replayed) {
           breaker.onError(took, TimeUnit.NANOSECONDS, new ServerError(response.statusCode()));
         } else {
           breaker.onSuccess(took, TimeUnit.NANOSECONDS);
         }
       }
-      if (response != null && !retryable(response, key)) {
+      if (response != null && (replayed || !retryable(response, key))) {
         return new CallResult<>(response, attempts, key, Completion.RESPONSE);
       }
-      if (!mayRetry) {
+      if (!mayRetry && !(failure != null && neverSent(failure))) {
         return end(response, failure, attempts, key, Completion.NOT_RETRIED, method, request.uri());
       }
       if (attempts >= maxAttempts) {
@@ -162,9 +180,8 @@ public final class RetryingClient implements IdempotentHttpClient {
           if (asked.compareTo(maxRetryAfter) > 0) {
             return end(response, null, attempts, key, Completion.RETRY_AFTER_TOO_LONG, method, request.uri());
           }
-          if (asked.compareTo(delay) > 0) {
-            delay = asked;
-          }
+          // the server's floor, plus the jitter, so that clients told the same moment spread out
+          delay = asked.plus(delay);
         }
       }
       if (!budget.tryAcquireRetry()) {
@@ -174,7 +191,57 @@ public final class RetryingClient implements IdempotentHttpClient {
         LOG.debug("{}retrying {} {} (key {}) in {} ms after attempt {}: {}", log, method, request.uri(), key, delay.toMillis(),
             attempts, failure != null ? failure.toString() : "status " + response.statusCode());
       }
+      discard(response);
+      response = null;
       sleeper.sleep(delay);
+    }
+  }
+
+  /**
+   * Whether a failure proves that no byte of the request reached the server: the connection was
+   * refused, or could not be opened in time.
+   */
+  static boolean neverSent(Throwable failure) {
+    for (Throwable t = failure; t != null; t = t.getCause()) {
+      if (t instanceof ConnectException || t instanceof HttpConnectTimeoutException) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static boolean replayed(HttpResponse<?> response) {
+    return response.headers().firstValue(IdempotencyKey.REPLAYED_HEADER).map("true"::equalsIgnoreCase).orElse(false);
+  }
+
+  /** Closes the body of a response that will not be handed to the caller, so its connection is freed. */
+  private void discard(HttpResponse<?> response) {
+    if (response == null) {
+      return;
+    }
+    Object body = response.body();
+    try {
+      if (body instanceof AutoCloseable closeable) {
+        closeable.close();
+      } else if (body instanceof Flow.Publisher<?> publisher) {
+        publisher.subscribe(new Flow.Subscriber<Object>() {
+          @Override
+          public void onSubscribe(Flow.Subscription subscription) {
+            subscription.cancel();
+          }
+
+          @Override
+          public void onNext(Object item) {}
+
+          @Override
+          public void onError(Throwable throwable) {}
+
+          @Override
+          public void onComplete() {}
+        });
+      }
+    } catch (Exception e) {
+      LOG.debug("{}closing the body of a discarded response failed: {}", log, e.toString());
     }
   }
 
@@ -192,14 +259,10 @@ public final class RetryingClient implements IdempotentHttpClient {
     if (status >= 500) {
       return status != 501 && status != 505;
     }
-    if (status == 429) {
-      return true;
+    if (status == 429 || status == 408 || status == 425) {
+      return true; // too many, timed out before processing, too early: the server did not act on it
     }
-    if (status == 409 && key != null) {
-      boolean replay = response.headers().firstValue(IdempotencyKey.REPLAYED_HEADER).map("true"::equalsIgnoreCase).orElse(false);
-      return !replay;
-    }
-    return false;
+    return status == 409 && key != null;
   }
 
   private <T> CallResult<T> end(
@@ -209,8 +272,9 @@ public final class RetryingClient implements IdempotentHttpClient {
       return new CallResult<>(response, attempts, key, completion);
     }
     String why = switch (completion) {
-      case NOT_RETRIED -> " and was not retried: a " + method + " without an Idempotency-Key may already have taken"
-          + " effect. Send it with a key to make it safely retryable";
+      case NOT_RETRIED -> " and was not retried: a " + method + (key == null ? " without an Idempotency-Key"
+          : " to a target not declared as honouring Idempotency-Key") + " may already have taken effect. Declare the"
+          + " target in idempotentTargets(...) (or use sendKeyed) if it honours the key";
       case ATTEMPTS_EXHAUSTED -> " after " + attempts + " attempts (maxAttempts)";
       case BUDGET_EXHAUSTED -> " after " + attempts + " attempt(s); the retry budget is spent because many calls are"
           + " failing; the target is likely down or overloaded";
@@ -222,11 +286,8 @@ public final class RetryingClient implements IdempotentHttpClient {
   }
 
   private static String hostOf(URI uri) {
-    int port = uri.getPort();
-    if (port < 0) {
-      port = "https".equalsIgnoreCase(uri.getScheme()) ? 443 : 80;
-    }
-    return uri.getHost() + ":" + port;
+    // a host that java.net.URI does not parse (an underscore, say) keeps its own breaker by authority
+    return uri.getHost() != null ? uri.getHost() + ":" + Targets.portOf(uri) : uri.getRawAuthority();
   }
 
   /** Records a 5xx response as a failure in the circuit breaker. */
