@@ -28,6 +28,22 @@ class TestKitDatabaseIT {
         assertThat(db.dsl().fetchCount(PROCESSED_MESSAGE, PROCESSED_MESSAGE.MESSAGE_ID.eq(id))).isOne();
     }
 
+    /**
+     * Under the {@code postgres-versions} build profile, the tests run on the embedded binaries that profile put on
+     * the class path, not on a server found elsewhere.
+     */
+    @Test
+    void runsOnTheVersionTheBuildAskedFor(TestDatabase db) {
+        String expected = System.getProperty("outbox.test.pg.expected.version", "");
+        String version = db.dsl().fetchValue(org.jooq.impl.DSL.field("current_setting('server_version')", String.class));
+        if (!expected.isEmpty()) {
+            String majorMinor = expected.substring(0, expected.lastIndexOf('.'));
+            assertThat(version).as("server version").startsWith(majorMinor);
+        }
+        assertThat(Integer.parseInt(db.dsl().fetchValue(org.jooq.impl.DSL.field("current_setting('server_version_num')", String.class))))
+                .as("the oldest supported major, as README.md says").isGreaterThanOrEqualTo(130000);
+    }
+
     @Test
     void sameDatabaseWithinAClass(TestDatabase a, TestDatabase b) {
         assertThat(a).isSameAs(b);
