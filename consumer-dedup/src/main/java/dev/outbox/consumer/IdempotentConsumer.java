@@ -3,6 +3,7 @@ package dev.outbox.consumer;
 import dev.outbox.consumer.internal.DedupConsumer;
 import dev.outbox.consumer.internal.Hooks;
 import dev.outbox.consumer.internal.Settings;
+import dev.outbox.consumer.internal.TraceContextHandler;
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.internal.Checks;
 import dev.outbox.core.retry.Backoff;
@@ -356,7 +357,10 @@ public interface IdempotentConsumer extends AutoCloseable {
     }
 
     /**
-     * @param handler applies one message in the consumer's transaction; required
+     * @param handler applies one message in the consumer's transaction; required. When the
+     *     OpenTelemetry API is on the class path, each call runs inside a CONSUMER span of {@code
+     *     GlobalOpenTelemetry} whose parent is the producer's trace context (the record's {@code
+     *     traceparent} and {@code tracestate}), current while the handler runs
      * @return this builder
      * @throws NullPointerException when null
      */
@@ -624,7 +628,7 @@ public interface IdempotentConsumer extends AutoCloseable {
           dataSource,
           dsl,
           schema,
-          handler,
+          TraceContextHandler.wrapIfAvailable(handler, consumerName),
           messageIdExtractor,
           maxAttempts,
           backoff,

@@ -1,6 +1,8 @@
 package dev.outbox.consumer;
 
+import dev.outbox.core.OutboxHeaders;
 import dev.outbox.schemas.AvroCodec;
+import dev.outbox.schemas.JsonCodec;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.Objects;
@@ -115,24 +117,38 @@ public final class Message {
   }
 
   /**
-   * Decodes an Avro single-object-encoded payload with the reader schema of {@code type}; the
-   * writer schema is found by the fingerprint in the payload.
+   * Decodes the payload into {@code type}, with the codec its {@code content-type} header names:
+   * {@value dev.outbox.schemas.JsonCodec#MEDIA_TYPE} with Jackson ({@link JsonCodec#create()}),
+   * anything else as Avro single-object encoding with the reader schema of {@code type} (the writer
+   * schema is found by the fingerprint in the payload; the reader's own schema is always known).
+   * For JSON read with another mapper, use {@code JsonCodec.using(mapper).decode(payload(), type)}.
    *
-   * @param type the generated Avro class to read into
-   * @param <T> the record type
-   * @return the decoded record
+   * @param type the class to read into: any Jackson-readable type for JSON, a generated Avro class
+   *     for Avro
+   * @param <T> the type
+   * @return the decoded value
    * @throws NullPointerException when the payload is null (a tombstone)
-   * @throws IllegalArgumentException when the payload is not single-object encoded
-   * @throws dev.outbox.schemas.UnknownSchemaException when the writer schema is not registered
+   * @throws IllegalArgumentException when an Avro payload is not single-object encoded, or {@code
+   *     type} is not an Avro class for an Avro payload
+   * @throws dev.outbox.schemas.JsonCodecException when a JSON payload does not fit {@code type}
+   * @throws dev.outbox.schemas.UnknownSchemaException when the Avro writer schema is not registered
    * @throws dev.outbox.schemas.IncompatibleSchemaException when {@code type} cannot read it
    */
-  public <T extends SpecificRecord> T payload(Class<T> type) {
+  public <T> T payload(Class<T> type) {
     Objects.requireNonNull(type, "type may not be null");
     if (payload == null) {
       throw new NullPointerException("message " + messageId + " at " + topic + "-" + partition + "@" + offset
           + " has no payload (a tombstone); check payload() != null before decoding");
     }
-    return codec.decode(payload, type);
+    String contentType = headers.get(OutboxHeaders.CONTENT_TYPE);
+    if (JsonCodec.isJson(contentType)) {
+      return JsonCodec.create().decode(payload, type);
+    }
+    if (!SpecificRecord.class.isAssignableFrom(type)) {
+      throw new IllegalArgumentException("message " + messageId + " has content type " + contentType
+          + ", which payload(Class) reads as Avro, but " + type.getName() + " is not a generated Avro class");
+    }
+    return type.cast(codec.decode(payload, type.asSubclass(SpecificRecord.class)));
   }
 
   @Override

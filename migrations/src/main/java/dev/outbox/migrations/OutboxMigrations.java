@@ -10,19 +10,13 @@ import java.util.regex.Pattern;
 
 import javax.sql.DataSource;
 
-import org.flywaydb.core.Flyway;
-import org.flywaydb.core.api.FlywayException;
-import org.flywaydb.core.api.MigrationInfo;
 import org.flywaydb.core.api.configuration.FluentConfiguration;
-import org.flywaydb.core.api.output.MigrateResult;
 import org.jooq.DSLContext;
 import org.jooq.SQLDialect;
 import org.jooq.conf.MappedSchema;
 import org.jooq.conf.RenderMapping;
 import org.jooq.conf.Settings;
 import org.jooq.impl.DSL;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Installs and upgrades the outbox tables, and binds the generated jOOQ classes to the schema that holds them.
@@ -90,6 +84,13 @@ public final class OutboxMigrations {
     /** The Flyway location of the outbox scripts, for {@code FluentConfiguration.locations(...)}. */
     public static final String LOCATION = "classpath:db/outbox";
 
+    /**
+     * The classpath folder of the same scripts as plain SQL, for Liquibase, psql or any other tool: the placeholders
+     * filled in with schema {@value #DEFAULT_SCHEMA} and {@value #DEFAULT_SHARDS} shards, in the order of their file
+     * names.
+     */
+    public static final String PLAIN_SQL_LOCATION = "db/outbox-plain-sql";
+
     /** The schema used when none is given, and the schema the jOOQ classes are generated with. */
     public static final String DEFAULT_SCHEMA = "outbox";
 
@@ -110,8 +111,6 @@ public final class OutboxMigrations {
 
     /** The Flyway history table that {@link #migrate(DataSource, String, int)} keeps inside the outbox schema. */
     public static final String HISTORY_TABLE = "outbox_schema_history";
-
-    private static final Logger LOG = LoggerFactory.getLogger(OutboxMigrations.class);
 
     /** The schema name baked into the generated jOOQ classes. */
     private static final String GENERATED_SCHEMA = dev.outbox.migrations.jooq.Outbox.OUTBOX.getName();
@@ -177,57 +176,36 @@ public final class OutboxMigrations {
      * @throws IllegalArgumentException if {@code schema} is not a plain SQL identifier or {@code shards} is out of
      *                                  range
      * @throws OutboxMigrationException if the database cannot be reached (the message names the JDBC URL where the
-     *                                  data source exposes it) or a migration fails
+     *                                  data source exposes it), a migration fails, or Flyway is not on the class path
      */
     public static MigrationResult migrate(DataSource dataSource, String schema, int shards) {
-        FluentConfiguration configuration = configure(dataSource, schema, shards);
-        String url = checkConnection(dataSource);
-        Flyway flyway = configuration.load();
-        try {
-            MigrateResult result = flyway.migrate();
-            MigrationInfo current = flyway.info().current();
-            String version = current == null || current.getVersion() == null ? null : current.getVersion().getVersion();
-            if (result.migrationsExecuted > 0) {
-                LOG.info("Outbox tables in schema {} at {}: applied {} migration(s), now at version {}",
-                        schema, url, result.migrationsExecuted, version);
-            } else {
-                LOG.debug("Outbox tables in schema {} at {} are current at version {}", schema, url, version);
-            }
-            return new MigrationResult(schema, result.migrationsExecuted, version);
-        } catch (FlywayException e) {
-            throw new OutboxMigrationException("Migrating the outbox tables in schema \"" + schema + "\" at " + url
-                    + " failed: " + e.getMessage(), e);
-        }
+        requireFlyway();
+        placeholders(schema, shards);
+        Objects.requireNonNull(dataSource, "dataSource must not be null");
+        return FlywayRunner.migrate(dataSource, schema, shards, checkConnection(dataSource));
     }
 
     /**
      * The Flyway configuration that {@link #migrate(DataSource, String, int)} uses: location {@link #LOCATION},
-     * both placeholders, {@code schemas(schema)}, {@code createSchemas(true)} and history table
-     * {@value #HISTORY_TABLE}. Useful for {@code info()} or {@code validate()}, or to adjust a setting before
+     * both placeholders, {@code schemas(schema)}, {@code createSchemas(true)}, history table
+     * {@value #HISTORY_TABLE}, and a callback that sets {@code client_min_messages = warning} on its connections
+     * (PostgreSQL's NOTICE that V1's {@code create schema if not exists} found the schema Flyway had just created is
+     * no warning). Useful for {@code info()} or {@code validate()}, or to adjust a setting before
      * {@code load().migrate()}.
      *
      * @throws NullPointerException     if {@code dataSource} or {@code schema} is null
      * @throws IllegalArgumentException if {@code schema} is not a plain SQL identifier or {@code shards} is out of
      *                                  range
+     * @throws OutboxMigrationException if Flyway is not on the class path
      */
     public static FluentConfiguration configure(DataSource dataSource, String schema, int shards) {
+        requireFlyway();
         Objects.requireNonNull(dataSource, "dataSource must not be null");
         requireValidShards(shards);
         // Once the lease table exists its row count is the shard count, whatever the caller passes: V5's
         // range guard, applied on an upgrade from V4, must bound the installed count, not the default.
         int installed = installedShards(dataSource, requireValidSchema(schema));
-        Map<String, String> placeholders = placeholders(schema, installed > 0 ? installed : shards);
-        return Flyway.configure(OutboxMigrations.class.getClassLoader())
-                .dataSource(dataSource)
-                .locations(LOCATION)
-                .failOnMissingLocations(true)
-                .schemas(schema)
-                .defaultSchema(schema)
-                .createSchemas(true)
-                .table(HISTORY_TABLE)
-                .baselineOnMigrate(true)
-                .baselineVersion("0")
-                .placeholders(placeholders);
+        return FlywayRunner.configure(dataSource, placeholders(schema, installed > 0 ? installed : shards), schema);
     }
 
     /**
@@ -316,6 +294,20 @@ public final class OutboxMigrations {
             }
         } catch (SQLException e) {
             return 0;
+        }
+    }
+
+    /**
+     * Flyway is an optional dependency: the jOOQ classes, {@link #jooqSettings(String)} and {@link #dsl(DataSource,
+     * String)} work without it (outbox-core needs only those), while running the scripts needs it.
+     */
+    private static void requireFlyway() {
+        try {
+            Class.forName("org.flywaydb.core.Flyway", false, OutboxMigrations.class.getClassLoader());
+        } catch (ClassNotFoundException | LinkageError e) {
+            throw new OutboxMigrationException("OutboxMigrations runs the outbox scripts with Flyway, which is not on the"
+                    + " class path: add org.flywaydb:flyway-core and org.flywaydb:flyway-database-postgresql, or install"
+                    + " the tables with the plain SQL scripts of " + PLAIN_SQL_LOCATION + " (see the migrations README)", e);
         }
     }
 

@@ -31,6 +31,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 import org.postgresql.ds.PGSimpleDataSource;
 
 import dev.outbox.migrations.jooq.tables.records.IdempotencyKeyRecord;
+import dev.outbox.testkit.TestDatabase;
 import dev.outbox.migrations.jooq.tables.records.OutboxMessageRecord;
 import dev.outbox.migrations.jooq.tables.records.OutboxShardLeaseRecord;
 import dev.outbox.migrations.jooq.tables.records.ProcessedMessageRecord;
@@ -43,11 +44,11 @@ class OutboxMigrationsIT {
 
     @Test
     void migratesAnEmptyDatabaseIntoTheDefaultSchema() throws SQLException {
-        try (TestDatabase db = TestDatabase.create()) {
+        try (TestDatabase db = TestDatabase.createEmpty()) {
             MigrationResult result = OutboxMigrations.migrate(db.dataSource());
 
             assertThat(result).isEqualTo(new MigrationResult("outbox", 5, "5"));
-            try (Connection c = db.connection()) {
+            try (Connection c = db.connect()) {
                 assertThat(tables(c, "outbox")).containsExactlyElementsOf(OUTBOX_TABLES);
                 assertThat(strings(c, "select shard || ':' || coalesce(owner, '-') || ':' || epoch || ':' || (lease_until = timestamptz '1970-01-01 00:00:00+00')"
                         + " from outbox.outbox_shard_lease order by shard"))
@@ -81,11 +82,11 @@ class OutboxMigrationsIT {
 
     @Test
     void migratesIntoACustomSchemaAndTheGeneratedClassesFollowIt() throws SQLException {
-        try (TestDatabase db = TestDatabase.create()) {
+        try (TestDatabase db = TestDatabase.createEmpty()) {
             DataSource ds = db.dataSource();
             assertThat(OutboxMigrations.migrate(ds, "tenant_a", 8).migrationsExecuted()).isEqualTo(5);
 
-            try (Connection c = db.connection()) {
+            try (Connection c = db.connect()) {
                 assertThat(tables(c, "tenant_a")).containsExactlyElementsOf(OUTBOX_TABLES);
                 assertThat(strings(c, "select schema_name from information_schema.schemata where schema_name = 'outbox'"))
                         .isEmpty();
@@ -170,7 +171,7 @@ class OutboxMigrationsIT {
             key.setExpiresAt(OffsetDateTime.now().plusHours(24));
             key.store();
 
-            try (Connection c = db.connection()) {
+            try (Connection c = db.connect()) {
                 assertThat(strings(c, "select owner || ':' || epoch from tenant_a.outbox_shard_lease where shard = 5"))
                         .containsExactly("relay-1:1");
                 assertThat(strings(c, "select consumer || ':' || outcome from tenant_a.processed_message"))
@@ -184,10 +185,10 @@ class OutboxMigrationsIT {
 
     @Test
     void migratingAgainAppliesNothingAndChangesNothing() throws SQLException {
-        try (TestDatabase db = TestDatabase.create()) {
+        try (TestDatabase db = TestDatabase.createEmpty()) {
             DataSource ds = db.dataSource();
             assertThat(OutboxMigrations.migrate(ds).migrationsExecuted()).isEqualTo(5);
-            try (Connection c = db.connection(); Statement s = c.createStatement()) {
+            try (Connection c = db.connect(); Statement s = c.createStatement()) {
                 s.executeUpdate("update outbox.outbox_shard_lease set owner = 'relay-1', epoch = 7,"
                         + " lease_until = clock_timestamp() + interval '1 minute' where shard = 3");
                 s.executeUpdate("insert into outbox.outbox_message (message_id, shard, topic, message_type, content_type)"
@@ -212,18 +213,18 @@ class OutboxMigrationsIT {
     @ParameterizedTest
     @ValueSource(ints = {16, 128})
     void anUpgradeFromV4GuardsTheInstalledShardCount(int installed) throws SQLException {
-        try (TestDatabase db = TestDatabase.create()) {
+        try (TestDatabase db = TestDatabase.createEmpty()) {
             DataSource ds = db.dataSource();
             assertThat(OutboxMigrations.configure(ds, "outbox", installed).target("4").load().migrate().migrationsExecuted)
                     .isEqualTo(4);
-            try (Connection c = db.connection(); Statement s = c.createStatement()) {
+            try (Connection c = db.connect(); Statement s = c.createStatement()) {
                 s.executeUpdate("insert into outbox.outbox_message (message_id, shard, topic, message_type, content_type)"
                         + " values (gen_random_uuid(), " + (installed - 1) + ", 'orders', 'OrderPlaced', 'application/json')");
             }
 
             assertThat(OutboxMigrations.migrate(ds).migrationsExecuted()).as("V5 with the default 64").isEqualTo(1);
 
-            try (Connection c = db.connection(); Statement s = c.createStatement()) {
+            try (Connection c = db.connect(); Statement s = c.createStatement()) {
                 assertThat(strings(c, "select pg_get_constraintdef(oid) from pg_constraint"
                         + " where conname = 'outbox_message_shard_range'")).containsExactly("CHECK ((shard < " + installed + "))");
                 s.executeUpdate("insert into outbox.outbox_message (message_id, shard, topic, message_type, content_type)"
@@ -238,14 +239,14 @@ class OutboxMigrationsIT {
 
     @Test
     void anExistingSchemaWithOtherTablesIsAccepted() throws SQLException {
-        try (TestDatabase db = TestDatabase.create()) {
-            try (Connection c = db.connection(); Statement s = c.createStatement()) {
+        try (TestDatabase db = TestDatabase.createEmpty()) {
+            try (Connection c = db.connect(); Statement s = c.createStatement()) {
                 s.execute("create table public.customer (id bigint primary key)");
             }
             MigrationResult result = OutboxMigrations.migrate(db.dataSource(), "public", 2);
 
             assertThat(result.migrationsExecuted()).isEqualTo(5);
-            try (Connection c = db.connection()) {
+            try (Connection c = db.connect()) {
                 assertThat(tables(c, "public")).contains("customer").containsAll(OUTBOX_TABLES);
                 assertThat(strings(c, "select count(*) from public.outbox_shard_lease")).containsExactly("2");
             }
@@ -254,7 +255,7 @@ class OutboxMigrationsIT {
 
     @Test
     void theScriptsRunUnderTheApplicationsOwnFlyway() throws SQLException {
-        try (TestDatabase db = TestDatabase.create()) {
+        try (TestDatabase db = TestDatabase.createEmpty()) {
             Flyway flyway = Flyway.configure()
                     .dataSource(db.dataSource())
                     .locations(OutboxMigrations.LOCATION)
@@ -262,7 +263,7 @@ class OutboxMigrationsIT {
                     .load();
 
             assertThat(flyway.migrate().migrationsExecuted).isEqualTo(5);
-            try (Connection c = db.connection()) {
+            try (Connection c = db.connect()) {
                 assertThat(tables(c, "events")).containsExactly("idempotency_key", "outbox_message",
                         "outbox_relay_member", "outbox_shard_lease", "processed_message");
                 assertThat(tables(c, "public")).containsExactly("flyway_schema_history");
@@ -273,7 +274,7 @@ class OutboxMigrationsIT {
 
     @Test
     void aMissingPlaceholderIsNamedByFlyway() throws SQLException {
-        try (TestDatabase db = TestDatabase.create()) {
+        try (TestDatabase db = TestDatabase.createEmpty()) {
             Flyway flyway = Flyway.configure()
                     .dataSource(db.dataSource())
                     .locations(OutboxMigrations.LOCATION)
@@ -288,7 +289,7 @@ class OutboxMigrationsIT {
     @ParameterizedTest
     @ValueSource(strings = {"0", "4097", "many", "-5", "99999999999"})
     void anInvalidShardCountPlaceholderIsRefusedByTheScript(String shards) throws SQLException {
-        try (TestDatabase db = TestDatabase.create()) {
+        try (TestDatabase db = TestDatabase.createEmpty()) {
             Flyway flyway = Flyway.configure()
                     .dataSource(db.dataSource())
                     .locations(OutboxMigrations.LOCATION)
@@ -298,7 +299,7 @@ class OutboxMigrationsIT {
             assertThatThrownBy(flyway::migrate)
                     .isInstanceOf(FlywayException.class)
                     .hasMessageContaining("outbox_shards must be an integer between 1 and 4096, got '" + shards + "'");
-            try (Connection c = db.connection()) {
+            try (Connection c = db.connect()) {
                 assertThat(tables(c, "outbox")).containsExactly("outbox_message");
             }
         }
@@ -345,7 +346,7 @@ class OutboxMigrationsIT {
     /** Every row of every outbox table, the history included, as text. */
     private static List<String> snapshot(TestDatabase db, String schema) throws SQLException {
         List<String> all = new ArrayList<>();
-        try (Connection c = db.connection()) {
+        try (Connection c = db.connect()) {
             for (String table : OUTBOX_TABLES) {
                 all.add("-- " + table);
                 all.addAll(strings(c, "select t::text from " + schema + "." + table + " t order by 1"));

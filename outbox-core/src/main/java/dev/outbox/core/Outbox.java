@@ -1,6 +1,8 @@
 package dev.outbox.core;
 
 import dev.outbox.core.internal.JooqOutbox;
+import dev.outbox.core.internal.OpenTelemetryTraceContext;
+import dev.outbox.core.internal.TraceContextOutbox;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.schemas.AvroCodec;
 import java.nio.charset.StandardCharsets;
@@ -137,6 +139,22 @@ public interface Outbox {
    */
   OutboxMessage avroMessage(String topic, String key, GenericContainer payload);
 
+  /**
+   * Appends a value written as JSON by {@link JsonMessages#create()}: content type {@code
+   * application/json}, message type the value's full class name. For another mapper or type name,
+   * append {@code JsonMessages.using(codec).message(...)}.
+   *
+   * @param tx the jOOQ context of the caller's transaction
+   * @param topic the Kafka topic
+   * @param key the ordering key, or {@code null}
+   * @param payload the value, for example a record
+   * @return its message id
+   * @throws dev.outbox.schemas.JsonCodecException when Jackson cannot write the value
+   */
+  default UUID appendJson(DSLContext tx, String topic, String key, Object payload) {
+    return append(tx, JsonMessages.create().message(topic, key, payload));
+  }
+
   /** @return the schema holding {@code outbox_message} */
   String schema();
 
@@ -151,7 +169,7 @@ public interface Outbox {
     private String schema = OutboxMigrations.DEFAULT_SCHEMA;
     private int shards = Shards.DEFAULT_COUNT;
     private AvroCodec codec;
-    private Supplier<String> traceparent = () -> null;
+    private Supplier<String> traceparent;
     private boolean notifyInTransaction;
 
     private Builder() {}
@@ -207,7 +225,10 @@ public interface Outbox {
 
     /**
      * @param traceparent supplies the W3C {@code traceparent} of the current request, or null;
-     *     messages that carry none of their own get it. Default: none.
+     *     messages that carry none of their own get it. Default: when the OpenTelemetry API ({@code
+     *     io.opentelemetry:opentelemetry-api}) is on the class path, the {@code traceparent} and
+     *     {@code tracestate} of the current OpenTelemetry span, taken at append; else none. Setting
+     *     a supplier replaces the OpenTelemetry capture.
      * @return this builder
      */
     public Builder traceparent(Supplier<String> traceparent) {
@@ -224,7 +245,9 @@ public interface Outbox {
         throw new IllegalArgumentException(
             "schema '" + schema + "' is not a plain lower-case SQL identifier ([a-z_][a-z0-9_]{0,62})");
       }
-      return new JooqOutbox(schema, shards, codec != null ? codec : AvroCodec.create(), traceparent, notifyInTransaction);
+      Outbox outbox = new JooqOutbox(schema, shards, codec != null ? codec : AvroCodec.create(),
+          traceparent != null ? traceparent : () -> null, notifyInTransaction);
+      return traceparent == null && OpenTelemetryTraceContext.available() ? new TraceContextOutbox(outbox) : outbox;
     }
   }
 }

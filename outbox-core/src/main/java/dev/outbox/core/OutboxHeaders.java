@@ -19,8 +19,14 @@ public final class OutboxHeaders {
    */
   public static final String CONTENT_TYPE = "content-type";
 
-  /** The W3C trace context of the producing transaction, when the producer supplied one. */
+  /**
+   * The W3C trace context of the producing transaction: from the current OpenTelemetry span when
+   * the OpenTelemetry API is on the producer's class path, else from the producer's supplier.
+   */
   public static final String TRACEPARENT = "traceparent";
+
+  /** The W3C {@code tracestate} (vendor trace data) that goes with {@link #TRACEPARENT}, when there is one. */
+  public static final String TRACESTATE = "tracestate";
 
   /** When the outbox row was written, ISO-8601 UTC with microseconds (PostgreSQL's clock_timestamp()). */
   public static final String CREATED_AT = "outbox-created-at";

@@ -65,7 +65,10 @@ import org.slf4j.LoggerFactory;
  *   <li>every schema listed in a {@value #SCHEMA_INDEX_RESOURCE} resource on the classpath (this
  *       module lists all current schemas and every kept older version; see {@link #create()}),</li>
  *   <li>every schema passed to {@link #register(Schema)},</li>
- *   <li>every schema this codec has {@linkplain #encode(GenericContainer) encoded} a record with.</li>
+ *   <li>every schema this codec has {@linkplain #encode(GenericContainer) encoded} a record with,</li>
+ *   <li>every reader schema it was asked to {@linkplain #decode(byte[], Class) decode} into: a payload written
+ *       with the reader's own class (or schema) decodes with no index and no registration. Only payloads
+ *       written with <em>another</em> version of the schema need that version registered.</li>
  * </ul>
  *
  * <h2>Errors</h2>
@@ -197,7 +200,8 @@ public final class AvroCodec {
 
     /**
      * Decodes a payload into an instance of a generated record class, resolving the writer schema
-     * named in the payload and reading with the class's schema.
+     * named in the payload and reading with the class's schema. The class's schema is registered
+     * first, so payloads written with that same schema need no index or registration.
      *
      * @throws IllegalArgumentException     if the bytes are not single-object encoded
      * @throws UnknownSchemaException       if the writer schema is not registered
@@ -217,6 +221,9 @@ public final class AvroCodec {
                 } catch (AvroRuntimeException e) {
                     throw new IllegalArgumentException(readerClass.getName() + " is not a generated Avro record class", e);
                 }
+                // the reader's own schema is a writer schema too: a consumer in another service reads what a
+                // producer wrote with the same class without shipping a schema index or registering anything
+                register(readerSchema);
                 Schema writerSchema = writerSchema(fingerprint, readerSchema.getFullName());
                 return newReading(writerSchema, readerSchema, new SpecificDatumReader<>(writerSchema, readerSchema, model));
             });
@@ -244,6 +251,7 @@ public final class AvroCodec {
         Reading reading = genericReaders.get(cacheKey);
         if (reading == null) {
             reading = genericReaders.computeIfAbsent(cacheKey, key -> {
+                register(readerSchema);
                 Schema writerSchema = writerSchema(fingerprint, readerSchema.getFullName());
                 return newReading(writerSchema, readerSchema,
                         new GenericDatumReader<>(writerSchema, readerSchema, GenericData.get()));

@@ -20,7 +20,9 @@ import java.util.Properties;
  *       only candidate: a configured server that does not answer is an error, not a reason to
  *       quietly test against another one.
  *   <li>{@code outbox.test.pg.local}: {@code host:port} of the local server (default {@code
- *       127.0.0.1:5432}), user from {@code outbox.test.pg.user} (default {@code postgres}).
+ *       127.0.0.1:5432}), user from {@code outbox.test.pg.user} (default {@code postgres}); {@code
+ *       false} skips that candidate (the {@code postgres-versions} build profile does, to test
+ *       against the embedded binaries of other major versions).
  *   <li>{@code outbox.test.pg.testcontainers} and {@code outbox.test.pg.embedded}: {@code false}
  *       skips that candidate.
  * </ul>
@@ -70,17 +72,21 @@ public final class PostgresLocator {
       }
     }
     String[] hostPort = options.localHostPort().split(":");
-    try {
-      return check(
-          new PostgresServer(
-              "local server",
-              hostPort[0],
-              hostPort.length > 1 ? Integer.parseInt(hostPort[1]) : 5432,
-              options.localUser(),
-              "",
-              "postgres"));
-    } catch (RuntimeException | SQLException e) {
-      attempts.add("local server " + options.localHostPort() + " as " + options.localUser() + ": " + describe(e));
+    if (options.localHostPort().equals("false")) {
+      attempts.add("local server: skipped (outbox.test.pg.local=false)");
+    } else {
+      try {
+        return check(
+            new PostgresServer(
+                "local server",
+                hostPort[0],
+                hostPort.length > 1 ? Integer.parseInt(hostPort[1]) : 5432,
+                options.localUser(),
+                "",
+                "postgres"));
+      } catch (RuntimeException | SQLException e) {
+        attempts.add("local server " + options.localHostPort() + " as " + options.localUser() + ": " + describe(e));
+      }
     }
     if (options.tryTestcontainers()) {
       try {

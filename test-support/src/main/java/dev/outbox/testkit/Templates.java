@@ -1,10 +1,13 @@
 package dev.outbox.testkit;
 
-import dev.outbox.migrations.OutboxMigrations;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.net.JarURLConnection;
 import java.net.URISyntaxException;
+import java.net.URL;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -25,8 +28,15 @@ import org.postgresql.ds.PGSimpleDataSource;
  * Creates per-class databases as copies of a template database migrated once. The template's name
  * carries a hash of the migration scripts, so changed scripts get a new template and old ones are
  * never reused by mistake.
+ *
+ * <p>The kit does not depend on the migrations module: it finds {@value #MIGRATIONS} and the
+ * scripts on the test class path (every module whose tests use a migrated database has them), so
+ * that the migrations module's own tests can use the kit to find PostgreSQL.
  */
 final class Templates {
+  static final String MIGRATIONS = "dev.outbox.migrations.OutboxMigrations";
+  static final String SCHEMA = "outbox";
+  private static final String SCRIPTS = "db/outbox/";
   private static final String PREFIX = "outbox_it_";
   private static final long STALE_SECONDS = 3 * 3600;
 
@@ -34,7 +44,7 @@ final class Templates {
 
   static TestDatabase newDatabase(PostgresServer server) {
     String template = "outbox_tpl_" + scriptsHash();
-    String name = PREFIX + (System.currentTimeMillis() / 1000) + "_" + Long.toHexString(ThreadLocalRandom.current().nextLong() >>> 20);
+    String name = newName();
     try (Connection admin = server.connectAdmin(); Statement st = admin.createStatement()) {
       // serialise template creation across JVMs building at the same time
       st.execute("select pg_advisory_lock(7243001)");
@@ -58,6 +68,26 @@ final class Templates {
     return new TestDatabase(server, name);
   }
 
+  /**
+   * @param server the server
+   * @return a new empty database, without the outbox tables
+   */
+  static TestDatabase newEmptyDatabase(PostgresServer server) {
+    String name = newName();
+    try (Connection admin = server.connectAdmin(); Statement st = admin.createStatement()) {
+      st.execute("create database " + name);
+    } catch (SQLException e) {
+      throw new IllegalStateException(
+          "could not create a test database on " + server + ": " + e.getMessage() + " (SQLState " + e.getSQLState() + ")", e);
+    }
+    return new TestDatabase(server, name);
+  }
+
+  /** @return a database name that carries its creation time, for {@link #dropStale} */
+  private static String newName() {
+    return PREFIX + (System.currentTimeMillis() / 1000) + "_" + Long.toHexString(ThreadLocalRandom.current().nextLong() >>> 20);
+  }
+
   static void drop(PostgresServer server, String name) {
     try (Connection admin = server.connectAdmin(); Statement st = admin.createStatement()) {
       st.execute("drop database if exists " + name + " with (force)");
@@ -73,7 +103,24 @@ final class Templates {
     if (!server.password().isEmpty()) {
       ds.setPassword(server.password());
     }
-    OutboxMigrations.migrate(ds, OutboxMigrations.DEFAULT_SCHEMA);
+    try {
+      Method migrate = migrations().getMethod("migrate", javax.sql.DataSource.class, String.class);
+      migrate.invoke(null, ds, SCHEMA);
+    } catch (InvocationTargetException e) {
+      throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+    } catch (ReflectiveOperationException e) {
+      throw new IllegalStateException("cannot call " + MIGRATIONS + ".migrate(DataSource, String): " + e, e);
+    }
+  }
+
+  private static Class<?> migrations() {
+    try {
+      return Class.forName(MIGRATIONS, true, Templates.class.getClassLoader());
+    } catch (ClassNotFoundException e) {
+      throw new IllegalStateException("TestDatabase.create() migrates its template with " + MIGRATIONS
+          + ", which is not on the class path: add dev.outbox:outbox-migrations to the test dependencies,"
+          + " or use TestDatabase.createEmpty() for a database without the outbox tables", e);
+    }
   }
 
   private static boolean exists(Statement st, String database) throws SQLException {
@@ -107,22 +154,25 @@ final class Templates {
   static String scriptsHash() {
     TreeMap<String, byte[]> scripts = new TreeMap<>();
     try {
-      Path location = Path.of(OutboxMigrations.class.getProtectionDomain().getCodeSource().getLocation().toURI());
-      if (Files.isDirectory(location)) {
-        Path dir = location.resolve("db/outbox");
-        try (Stream<Path> files = Files.list(dir)) {
-          for (Path f : files.toList()) {
-            scripts.put(f.getFileName().toString(), Files.readAllBytes(f));
-          }
-        }
-      } else {
-        try (JarFile jar = new JarFile(location.toFile())) {
+      URL first = migrations().getClassLoader().getResource(SCRIPTS + "V1__outbox_message.sql");
+      if (first == null) {
+        throw new IllegalStateException("the migration scripts " + SCRIPTS + "*.sql are not on the class path");
+      }
+      if ("jar".equals(first.getProtocol())) {
+        try (JarFile jar = new JarFile(((JarURLConnection) first.openConnection()).getJarFileURL().toURI().getPath())) {
           for (var entry : java.util.Collections.list(jar.entries())) {
-            if (entry.getName().startsWith("db/outbox/") && !entry.isDirectory()) {
+            if (entry.getName().startsWith(SCRIPTS) && !entry.isDirectory()) {
               try (InputStream in = jar.getInputStream(entry)) {
                 scripts.put(entry.getName(), in.readAllBytes());
               }
             }
+          }
+        }
+      } else {
+        Path dir = Path.of(first.toURI()).getParent();
+        try (Stream<Path> files = Files.list(dir)) {
+          for (Path f : files.toList()) {
+            scripts.put(f.getFileName().toString(), Files.readAllBytes(f));
           }
         }
       }

@@ -2,13 +2,14 @@ package dev.outbox.testkit;
 
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
-import dev.outbox.migrations.OutboxMigrations;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.util.ArrayList;
 import java.util.List;
 import javax.sql.DataSource;
 import org.jooq.DSLContext;
+import org.jooq.SQLDialect;
+import org.jooq.impl.DSL;
 import org.junit.jupiter.api.extension.ExtensionContext;
 
 /**
@@ -37,6 +38,16 @@ public final class TestDatabase implements AutoCloseable, ExtensionContext.Store
     return Templates.newDatabase(RealServices.postgres());
   }
 
+  /**
+   * Creates a new empty database, without the outbox tables, on the server the test kit finds:
+   * for tests of the migrations themselves.
+   *
+   * @return the database; close it to drop it
+   */
+  public static TestDatabase createEmpty() {
+    return Templates.newEmptyDatabase(RealServices.postgres());
+  }
+
   /** @return the database name */
   public String name() {
     return name;
@@ -44,7 +55,7 @@ public final class TestDatabase implements AutoCloseable, ExtensionContext.Store
 
   /** @return the schema the outbox tables were migrated into */
   public String schema() {
-    return OutboxMigrations.DEFAULT_SCHEMA;
+    return Templates.SCHEMA;
   }
 
   /** @return the server */
@@ -75,9 +86,12 @@ public final class TestDatabase implements AutoCloseable, ExtensionContext.Store
     return dataSource;
   }
 
-  /** @return a jOOQ context on {@link #dataSource()}, mapped to {@link #schema()} */
+  /**
+   * @return a jOOQ context on {@link #dataSource()}; the generated outbox classes render in {@link
+   *     #schema()}, the schema they were generated with
+   */
   public DSLContext dsl() {
-    return OutboxMigrations.dsl(dataSource(), schema());
+    return DSL.using(dataSource(), SQLDialect.POSTGRES);
   }
 
   /**

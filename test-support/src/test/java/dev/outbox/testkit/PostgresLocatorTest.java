@@ -21,6 +21,14 @@ class PostgresLocatorTest {
   }
 
   @Test
+  void theLocalServerCanBeSkipped() {
+    var options = new PostgresLocator.Options(Optional.empty(), "false", "postgres", false, false);
+    assertThatThrownBy(() -> PostgresLocator.locate(options))
+        .isInstanceOf(ServiceUnavailableException.class)
+        .hasMessageContaining("1. local server: skipped (outbox.test.pg.local=false)");
+  }
+
+  @Test
   void aConfiguredUrlThatFailsIsAnErrorNotAFallback() {
     var options = new PostgresLocator.Options(Optional.of("jdbc:postgresql://127.0.0.1:1/postgres"), "127.0.0.1:5432", "postgres", false, false);
     assertThatThrownBy(() -> PostgresLocator.locate(options))

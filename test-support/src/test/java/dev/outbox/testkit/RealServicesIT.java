@@ -1,7 +1,5 @@
 package dev.outbox.testkit;
 
-import static dev.outbox.migrations.jooq.Tables.OUTBOX_SHARD_LEASE;
-import static dev.outbox.migrations.jooq.Tables.PROCESSED_MESSAGE;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.time.Duration;
@@ -15,23 +13,12 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
-/** The kit hands out a migrated PostgreSQL database and a working Kafka broker. */
+/**
+ * The kit hands out a working Kafka broker. The migrated database is tested in the migrations
+ * module ({@code TestKitDatabaseIT}), whose scripts the kit migrates its template with.
+ */
 @ExtendWith(RealServices.class)
 class RealServicesIT {
-
-  @Test
-  void databaseIsFreshAndMigrated(TestDatabase db) {
-    assertThat(db.name()).startsWith("outbox_it_");
-    assertThat(db.dsl().fetchCount(OUTBOX_SHARD_LEASE)).isEqualTo(64);
-    UUID id = UUID.randomUUID();
-    db.dsl().insertInto(PROCESSED_MESSAGE).set(PROCESSED_MESSAGE.CONSUMER, "kit").set(PROCESSED_MESSAGE.MESSAGE_ID, id).execute();
-    assertThat(db.dsl().fetchCount(PROCESSED_MESSAGE, PROCESSED_MESSAGE.MESSAGE_ID.eq(id))).isOne();
-  }
-
-  @Test
-  void sameDatabaseWithinAClass(TestDatabase a, TestDatabase b) {
-    assertThat(a).isSameAs(b);
-  }
 
   @Test
   void kafkaProducesAndConsumes(TestKafka kafka) {

@@ -84,10 +84,11 @@ public final class Main {
       RelaySettings.Values settings =
           RelaySettings.resolve(cl.settings(), env, file, configFile == null ? "" : configFile, !cl.command().isAdmin());
       if (cl.command().isAdmin()) {
-        Logging.configure(settings.isExplicit(RelaySettings.LOG_LEVEL) ? settings.string(RelaySettings.LOG_LEVEL) : "WARN");
+        Logging.configure(settings.isExplicit(RelaySettings.LOG_LEVEL) ? settings.string(RelaySettings.LOG_LEVEL) : "WARN",
+            settings.string(RelaySettings.LOG_FORMAT));
         return admin(cl, settings, out, err);
       }
-      Logging.configure(settings.string(RelaySettings.LOG_LEVEL));
+      Logging.configure(settings.string(RelaySettings.LOG_LEVEL), settings.string(RelaySettings.LOG_FORMAT));
       return runRelay(cl, settings);
     } catch (CliException e) {
       err.println(e.getMessage());

@@ -108,6 +108,8 @@ final class RelayProcess implements AutoCloseable {
     boolean started = false;
     try {
       pool = pool(settings, true);
+      pool.setMetricRegistry(registry);
+      KafkaProducerMetrics.bindTo(registry);
       // Build (which validates) before any network call: a bad setting is exit 2, whatever is reachable.
       relay = buildRelay(settings, pool, registry);
       String instance = relay.instanceId();
@@ -229,7 +231,7 @@ final class RelayProcess implements AutoCloseable {
   }
 
   private static Relay buildRelay(RelaySettings.Values s, HikariDataSource pool, PrometheusMeterRegistry registry) {
-    Map<String, Object> producer = new LinkedHashMap<>(s.producerProperties());
+    Map<String, Object> producer = KafkaProducerMetrics.addTo(new LinkedHashMap<>(s.producerProperties()));
     producer.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, s.string(BOOTSTRAP_SERVERS));
     int threshold = s.integer(BREAKER_FAILURE_THRESHOLD);
     CircuitBreakerConfig breaker =

@@ -444,6 +444,19 @@ public final class RelaySettings {
               + " this.",
           RelaySettings::logLevel);
 
+  public static final Setting LOG_FORMAT =
+      new Setting(
+          "log-format",
+          Group.PROCESS,
+          "text or json",
+          "text",
+          false,
+          false,
+          "Format of the log lines on standard output: `text`, one readable line per event, or `json`, one JSON"
+              + " object per line (Logback's `JsonEncoder`: timestamp, level, thread, logger, message, MDC,"
+              + " exception) for log collectors.",
+          RelaySettings::logFormat);
+
   /** Every setting, in reference order. */
   public static final List<Setting> ALL =
       List.of(
@@ -471,7 +484,8 @@ public final class RelaySettings {
           HTTP_HOST,
           STARTUP_TIMEOUT,
           SHUTDOWN_TIMEOUT,
-          LOG_LEVEL);
+          LOG_LEVEL,
+          LOG_FORMAT);
 
   /**
    * Producer properties the relay sets itself and that may not pass through: the bootstrap servers
@@ -1073,6 +1087,14 @@ public final class RelaySettings {
     String norm = v.trim().toUpperCase(Locale.ROOT);
     if (!Set.of("ERROR", "WARN", "INFO", "DEBUG", "TRACE").contains(norm)) {
       throw new IllegalArgumentException("must be one of ERROR, WARN, INFO, DEBUG, TRACE");
+    }
+    return norm;
+  }
+
+  private static String logFormat(String v) {
+    String norm = v.trim().toLowerCase(Locale.ROOT);
+    if (!Set.of("text", "json").contains(norm)) {
+      throw new IllegalArgumentException("must be text or json");
     }
     return norm;
   }

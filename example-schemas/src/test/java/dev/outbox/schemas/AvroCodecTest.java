@@ -102,6 +102,21 @@ class AvroCodecTest {
         assertThat(decoded.getLines()).extracting(OrderLine::getSku).containsExactly("sku-1", "sku-2");
     }
 
+    /**
+     * A consumer in another service knows no schema index and registers nothing: a payload written with the class
+     * it reads into decodes, instead of failing with {@link UnknownSchemaException} (and being dead-lettered).
+     */
+    @Test
+    void aReaderThatRegisteredNothingDecodesPayloadsWrittenWithItsOwnClass() {
+        byte[] fromAnotherService = AvroCodec.empty().encode(orderPlaced());
+        AvroCodec consumers = AvroCodec.empty();
+
+        assertThat(consumers.decode(fromAnotherService, OrderPlaced.class)).isEqualTo(orderPlaced());
+        assertThat(AvroCodec.empty().decode(fromAnotherService, OrderPlaced.getClassSchema()).get("orderId").toString())
+                .isEqualTo(orderPlaced().getOrderId());
+        assertThat(consumers.registeredSchemas()).containsOnlyKeys(AvroCodec.fingerprint(OrderPlaced.getClassSchema()));
+    }
+
     @Test
     void roundTripsPaymentCaptured() {
         PaymentCaptured original = paymentCaptured();
