@@ -1,0 +1,250 @@
+package dev.outbox.spring;
+
+import dev.outbox.migrations.OutboxMigrations;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.springframework.boot.context.properties.ConfigurationProperties;
+
+/**
+ * The {@code outbox.*} settings of the Spring Boot starter. Every setting has a default that works
+ * for one service with the outbox tables in schema {@code outbox}.
+ */
+@ConfigurationProperties(prefix = "outbox")
+public class OutboxProperties {
+
+  /** Schema the outbox migrations are (or were) applied to; a plain lower-case SQL identifier. */
+  private String schema = OutboxMigrations.DEFAULT_SCHEMA;
+
+  /** Shard count the outbox was installed with; fixed at install, every producer must use the same. */
+  private int shards = OutboxMigrations.DEFAULT_SHARDS;
+
+  private final Migrations migrations = new Migrations();
+  private final Idempotency idempotency = new Idempotency();
+  private final Relay relay = new Relay();
+
+  public String getSchema() {
+    return schema;
+  }
+
+  public void setSchema(String schema) {
+    this.schema = schema;
+  }
+
+  public int getShards() {
+    return shards;
+  }
+
+  public void setShards(int shards) {
+    this.shards = shards;
+  }
+
+  public Migrations getMigrations() {
+    return migrations;
+  }
+
+  public Idempotency getIdempotency() {
+    return idempotency;
+  }
+
+  public Relay getRelay() {
+    return relay;
+  }
+
+  /** The outbox migrations. */
+  public static class Migrations {
+    /**
+     * Whether the starter applies the outbox migrations at start, with a Flyway instance of its own
+     * (history table outbox_schema_history in the outbox schema, so the application's own V1, V2...
+     * never clash with the outbox's). Turn off when the migrations are installed another way.
+     */
+    private boolean enabled = true;
+
+    public boolean isEnabled() {
+      return enabled;
+    }
+
+    public void setEnabled(boolean enabled) {
+      this.enabled = enabled;
+    }
+  }
+
+  /** The Idempotency-Key servlet filter; registered only when paths are given. */
+  public static class Idempotency {
+    /**
+     * Paths the Idempotency-Key filter protects: exact paths ("/orders") or prefixes ending in
+     * "/*" ("/orders/*"). Empty: no filter is registered.
+     */
+    private List<String> paths = new ArrayList<>();
+
+    /** HTTP methods the filter protects on those paths. */
+    private List<String> methods = new ArrayList<>(List.of("POST", "PATCH"));
+
+    /** How long a key and its stored response are kept. */
+    private Duration ttl = Duration.ofHours(24);
+
+    /** How long a request waits for the row of a key held by a request in flight before it gets 409. */
+    private Duration lockTimeout = Duration.ofSeconds(2);
+
+    /** The Retry-After sent with 409 while the first request with a key is in flight. */
+    private Duration retryAfter = Duration.ofSeconds(1);
+
+    /** Largest request body the filter buffers to fingerprint and replay; larger bodies get 413. */
+    private int maxBodyBytes = 1024 * 1024;
+
+    /** Order of the filter's registration among the application's servlet filters. */
+    private int filterOrder = 0;
+
+    public List<String> getPaths() {
+      return paths;
+    }
+
+    public void setPaths(List<String> paths) {
+      this.paths = paths;
+    }
+
+    public List<String> getMethods() {
+      return methods;
+    }
+
+    public void setMethods(List<String> methods) {
+      this.methods = methods;
+    }
+
+    public Duration getTtl() {
+      return ttl;
+    }
+
+    public void setTtl(Duration ttl) {
+      this.ttl = ttl;
+    }
+
+    public Duration getLockTimeout() {
+      return lockTimeout;
+    }
+
+    public void setLockTimeout(Duration lockTimeout) {
+      this.lockTimeout = lockTimeout;
+    }
+
+    public Duration getRetryAfter() {
+      return retryAfter;
+    }
+
+    public void setRetryAfter(Duration retryAfter) {
+      this.retryAfter = retryAfter;
+    }
+
+    public int getMaxBodyBytes() {
+      return maxBodyBytes;
+    }
+
+    public void setMaxBodyBytes(int maxBodyBytes) {
+      this.maxBodyBytes = maxBodyBytes;
+    }
+
+    public int getFilterOrder() {
+      return filterOrder;
+    }
+
+    public void setFilterOrder(int filterOrder) {
+      this.filterOrder = filterOrder;
+    }
+  }
+
+  /**
+   * A relay inside the application, for small deployments. The standalone relay process (its own
+   * deployment, scaled and restarted on its own) remains the recommended way.
+   */
+  public static class Relay {
+    /** Whether to run a relay inside this application (needs outbox-relay on the classpath). */
+    private boolean enabled = false;
+
+    /** Kafka bootstrap servers of the embedded relay; default spring.kafka.bootstrap-servers. */
+    private String bootstrapServers;
+
+    /** Owner name in the lease tables, unique among relays; default host, pid and a random suffix. */
+    private String instanceId;
+
+    /** Rows read and published per batch. */
+    private int batchSize = 500;
+
+    /** How long a shard lease lasts without renewal; a crashed relay's shards move after it. */
+    private Duration leaseDuration = Duration.ofSeconds(30);
+
+    /** How often an idle relay looks for rows without a notification. */
+    private Duration idlePollInterval = Duration.ofSeconds(1);
+
+    /** Worker threads publishing shards. */
+    private int workerThreads = 4;
+
+    /** Further Kafka producer properties (TLS, SASL, compression); idempotence and acks=all are enforced. */
+    private Map<String, String> producer = new LinkedHashMap<>();
+
+    public boolean isEnabled() {
+      return enabled;
+    }
+
+    public void setEnabled(boolean enabled) {
+      this.enabled = enabled;
+    }
+
+    public String getBootstrapServers() {
+      return bootstrapServers;
+    }
+
+    public void setBootstrapServers(String bootstrapServers) {
+      this.bootstrapServers = bootstrapServers;
+    }
+
+    public String getInstanceId() {
+      return instanceId;
+    }
+
+    public void setInstanceId(String instanceId) {
+      this.instanceId = instanceId;
+    }
+
+    public int getBatchSize() {
+      return batchSize;
+    }
+
+    public void setBatchSize(int batchSize) {
+      this.batchSize = batchSize;
+    }
+
+    public Duration getLeaseDuration() {
+      return leaseDuration;
+    }
+
+    public void setLeaseDuration(Duration leaseDuration) {
+      this.leaseDuration = leaseDuration;
+    }
+
+    public Duration getIdlePollInterval() {
+      return idlePollInterval;
+    }
+
+    public void setIdlePollInterval(Duration idlePollInterval) {
+      this.idlePollInterval = idlePollInterval;
+    }
+
+    public int getWorkerThreads() {
+      return workerThreads;
+    }
+
+    public void setWorkerThreads(int workerThreads) {
+      this.workerThreads = workerThreads;
+    }
+
+    public Map<String, String> getProducer() {
+      return producer;
+    }
+
+    public void setProducer(Map<String, String> producer) {
+      this.producer = producer;
+    }
+  }
+}
