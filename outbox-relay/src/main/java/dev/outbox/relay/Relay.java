@@ -367,10 +367,9 @@ public interface Relay extends AutoCloseable {
      * never parks anything: the shard backs off behind the circuit breaker instead. Errors that can
      * never succeed (record too large, invalid topic, ...) park the row at once, whatever this
      * setting. Each failed attempt records {@code attempts} and {@code last_error} on the row, so an
-     * operator sees a row that is on its way to being parked. A partition that stays without a
-     * leader while the rest of the cluster works is counted the same way: raise this bound when
-     * such outages last longer than {@code maxAttempts} retries (with the default backoff, 10
-     * attempts take a few minutes).
+     * operator sees a row that is on its way to being parked. Only a failure that is the row's own
+     * counts (its topic's metadata did not arrive): a partition without a leader, too few in-sync
+     * replicas or a timeout on an existing topic is retried without limit and never parks a row.
      *
      * @param maxAttempts 1 to 1,000; default 10
      * @return this builder

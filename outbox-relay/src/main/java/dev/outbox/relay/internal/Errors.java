@@ -34,6 +34,18 @@ final class Errors {
         || t instanceof MalformedRow;
   }
 
+  /**
+   * The topic's metadata did not arrive within {@code max.block.ms} (a topic that does not exist on
+   * a broker that does not create topics): the row's own failure, counted as an attempt when Kafka
+   * answered other records meanwhile. Every other retriable error (a partition without a leader, a
+   * broker down, a request or delivery timeout on an existing topic) is not counted.
+   */
+  static final class TopicUnavailable extends RuntimeException {
+    TopicUnavailable(String topic, RuntimeException cause) {
+      super("no metadata for topic " + topic + ": " + describe(cause), cause);
+    }
+  }
+
   /** A row whose data cannot make a record (its {@code headers} are not a JSON object of strings): poison. */
   static final class MalformedRow extends RuntimeException {
     MalformedRow(String message, Throwable cause) {

@@ -376,7 +376,7 @@ final class ShardWorker {
       batch.producer.producer().partitionsFor(topic);
       return java.util.Optional.empty();
     } catch (RuntimeException e) {
-      return java.util.Optional.of(e);
+      return java.util.Optional.of(Errors.isPoison(e) || Errors.isFatal(e) ? e : new Errors.TopicUnavailable(topic, e));
     }
   }
 
@@ -498,7 +498,16 @@ final class ShardWorker {
     // sent: the failures are the rows' own (unknown topic, partition without leader), not an outage.
     // They count toward maxAttempts and do not count against the breaker; without that evidence
     // nothing is counted and the breaker decides.
-    boolean countAttempts = !retriable.isEmpty() && !fatal && engine.kafkaAnsweredSince(batch.started);
+    // Only a failure that is the row's own counts: its topic's metadata did not arrive while Kafka
+    // answered. A partition without a leader, a broker down, a timeout on an existing topic are not the
+    // row's fault and are retried without limit (counting them would park healthy rows).
+    List<Integer> counted = new ArrayList<>();
+    for (int i : retriable) {
+      if (batch.errors[i] instanceof Errors.TopicUnavailable) {
+        counted.add(i);
+      }
+    }
+    boolean countAttempts = !counted.isEmpty() && !fatal && engine.kafkaAnsweredSince(batch.started);
     permitHeld = false;
     if (failure != null) {
       engine.metrics().retriable.increment();
@@ -532,7 +541,7 @@ final class ShardWorker {
         engine.metrics().published.increment(result.rows());
       }
       if (!poison.isEmpty() || countAttempts) {
-        if (!recordFailures(batch, poison, countAttempts ? retriable : List.of())) {
+        if (!recordFailures(batch, poison, countAttempts ? counted : List.of())) {
           return;
         }
       }
