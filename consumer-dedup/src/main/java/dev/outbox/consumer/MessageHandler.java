@@ -12,8 +12,12 @@ import org.jooq.DSLContext;
  * before the commit, or a rebalance), and only its {@code tx} writes are guaranteed to commit once.
  *
  * <p>Do not commit, roll back or close {@code tx}'s connection. Nested {@code tx.transaction(...)}
- * calls are fine (they become savepoints). Throwing any exception rolls back this message's writes
- * and schedules a retry; after the last attempt the message goes to the dead-letter topic.
+ * calls are fine (they become savepoints). Throwing any exception (or {@code Error}) rolls back this
+ * message's writes and schedules a retry; after the last attempt the message goes to the
+ * dead-letter topic. Throw {@link TransientHandlerException} for a failure that passes by itself
+ * (retried without using up attempts) and {@link PermanentHandlerException} for a message that can
+ * never be applied (dead-lettered at once), or classify exceptions with {@link
+ * IdempotentConsumer.Builder#failureClassifier(java.util.function.Function)}.
  */
 @FunctionalInterface
 public interface MessageHandler {
@@ -21,7 +25,8 @@ public interface MessageHandler {
   /**
    * @param message the record, with its message id, key, headers and payload
    * @param tx the transaction's jOOQ context; valid only during this call
-   * @throws Exception to reject the message; it is retried with backoff, then dead-lettered
+   * @throws Exception to reject the message; it is retried with backoff, then dead-lettered, as
+   *     classified (see {@link FailureKind})
    */
   void handle(Message message, DSLContext tx) throws Exception;
 }

@@ -358,7 +358,8 @@ final class PartitionWorker implements Runnable {
 
   private void warnStale(ConsumerRecord<byte[], byte[]> record, UUID id) {
     owner.log().warn("{} message {} ({}@{}) is older than the retention of processed ids ({}): its id may have been"
-        + " purged, so it is handled as new; if it was processed before, this applies it again", owner.prefix(), id, tp,
+        + " purged, so it is handled as new; if it was processed before, this applies it again (logged for the first"
+        + " such message of a transaction; outbox.consumer.stale counts them all)", owner.prefix(), id, tp,
         record.offset(), owner.settings().retention());
   }
 
@@ -395,8 +396,7 @@ final class PartitionWorker implements Runnable {
         }
         handled++;
         replayed += replay.contains(id) ? 1 : 0;
-        if (isStale(batch.get(i))) {
-          stale++;
+        if (isStale(batch.get(i)) && stale++ == 0) { // the first of a transaction: a replay can hold thousands
           warnStale(batch.get(i), id);
         }
       }
@@ -538,8 +538,7 @@ final class PartitionWorker implements Runnable {
         handled++;
         done = i + 1;
         replayed += replay ? 1 : 0;
-        if (isStale(batch.get(i))) {
-          stale++;
+        if (isStale(batch.get(i)) && stale++ == 0) { // the first of a transaction: a replay can hold thousands
           warnStale(batch.get(i), id);
         }
       }
