@@ -13,6 +13,9 @@ import java.util.UUID;
  * histories in tests and shown to catch each kind of failure.
  */
 public final class Checker {
+  /** Examples printed under a failed invariant. */
+  static final int EXAMPLES = 5;
+
   private Checker() {}
 
   /**
@@ -39,6 +42,8 @@ public final class Checker {
     long relayRecords = 0;
     long injected = 0;
     long reordered = 0;
+    List<String> reorderExamples = new ArrayList<>();
+    Map<String, History.TopicRecord> highestRecord = new HashMap<>();
     for (History.TopicRecord r : h.records()) {
       if (r.injected()) {
         injected++;
@@ -57,8 +62,15 @@ public final class Checker {
         long highest = highestSeq.getOrDefault(c.key(), Long.MIN_VALUE);
         if (c.seq() < highest) {
           reordered++;
+          if (reorderExamples.size() < EXAMPLES) {
+            History.TopicRecord before = highestRecord.get(c.key());
+            reorderExamples.add(c.key() + " seq " + c.seq() + " first at " + r.partition() + "@" + r.offset() + " (sent "
+                + java.time.Instant.ofEpochMilli(r.timestamp()) + "), after seq " + highest + " at " + before.partition() + "@" + before.offset()
+                + " (sent " + java.time.Instant.ofEpochMilli(before.timestamp()) + ")");
+          }
         } else {
           highestSeq.put(c.key(), c.seq());
+          highestRecord.put(c.key(), r);
         }
       }
     }
@@ -75,10 +87,16 @@ public final class Checker {
       }
     }
     long stale = 0;
+    List<String> staleExamples = new ArrayList<>();
     for (var e : latest.entrySet()) {
       UUID last = lastRecord.get(e.getKey());
       if (last != null && !last.equals(e.getValue().id())) {
         stale++;
+        if (staleExamples.size() < EXAMPLES) {
+          History.Committed lastMessage = committed.get(last);
+          staleExamples.add(e.getKey() + " ends on seq " + (lastMessage == null ? "?" : lastMessage.seq()) + ", latest committed is seq "
+              + e.getValue().seq());
+        }
       }
     }
     long doubleEffects = h.effects().values().stream().filter(n -> n > 1).count();
@@ -101,8 +119,8 @@ public final class Checker {
     List<Verdict.Line> lines = new ArrayList<>();
     lines.add(Verdict.Line.counted("lost (committed, not on Kafka)", lost));
     lines.add(Verdict.Line.counted("phantoms (rolled back, on Kafka)", phantoms.size()));
-    lines.add(Verdict.Line.counted("first appearances out of commit order", reordered));
-    lines.add(Verdict.Line.counted("keys whose last record is stale", stale));
+    lines.add(Verdict.Line.counted("first appearances out of commit order", reordered, reorderExamples));
+    lines.add(Verdict.Line.counted("keys whose last record is stale", stale, staleExamples));
     lines.add(Verdict.Line.info("duplicate records from the relay (at least once)", relayDuplicates));
     lines.add(Verdict.Line.info("duplicate records injected", injected));
     lines.add(Verdict.Line.counted("double effects (one id charged twice)", doubleEffects));

@@ -29,6 +29,8 @@ import java.util.function.Consumer;
 final class Faults implements AutoCloseable {
   /** A pause lasts this much longer than the lease or session it must outlast. */
   static final Duration PAUSE_MARGIN = Duration.ofSeconds(2);
+  /** Least time a restarted broker or database stays up before the next restart of it. */
+  static final Duration UP_BETWEEN_RESTARTS = Duration.ofSeconds(3);
 
   record Planned(long atMillis, Fault fault, double roll) {}
 
@@ -144,17 +146,24 @@ final class Faults implements AutoCloseable {
         long t0 = System.nanoTime();
         brokerDown = true;
         kafka.stopBroker();
+        long stopped = System.nanoTime();
         LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(500 + (long) (p.roll() * 1500)));
+        long t1 = System.nanoTime();
         kafka.startBroker();
         brokerDown = false;
         ledger.add("Kafka broker stopped and started", 1);
-        log.accept("Kafka broker restarted (down " + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0) + " ms)");
+        log.accept("Kafka broker restarted (stop " + millis(stopped - t0) + " ms, down " + millis(System.nanoTime() - stopped)
+            + " ms of which start " + millis(System.nanoTime() - t1) + " ms)");
+        // the clients need the broker up for a while between two restarts, or a slow restart on a
+        // loaded machine turns the schedule into one long outage
+        LockSupport.parkNanos(UP_BETWEEN_RESTARTS.toNanos());
       }
       case PG_RESTART -> {
         long t0 = System.nanoTime();
         pg.restart();
         ledger.add("PostgreSQL stopped (pg_ctl stop -m fast) and started", 1);
-        log.accept("PostgreSQL restarted (down " + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0) + " ms)");
+        log.accept("PostgreSQL restarted (down " + millis(System.nanoTime() - t0) + " ms)");
+        LockSupport.parkNanos(UP_BETWEEN_RESTARTS.toNanos());
       }
       case DUPLICATE -> throw new IllegalStateException("duplicates come from the duplicator, not the schedule");
     }
@@ -193,6 +202,10 @@ final class Faults implements AutoCloseable {
         return rs.getInt(1);
       }
     }
+  }
+
+  private static long millis(long nanos) {
+    return TimeUnit.NANOSECONDS.toMillis(nanos);
   }
 
   /** Starts again a process that exited by itself (a relay that gave up while PostgreSQL was down, say). */

@@ -71,8 +71,9 @@ public record History(
    * @param key its key
    * @param id the message id in its headers
    * @param injected whether the run's duplicator wrote it (a duplicate delivered on purpose)
+   * @param timestamp its timestamp (the producer's send time), in epoch milliseconds
    */
-  public record TopicRecord(int partition, long offset, String key, UUID id, boolean injected) {}
+  public record TopicRecord(int partition, long offset, String key, UUID id, boolean injected, long timestamp) {}
 
   /**
    * A key's running total as kept by the consumers.

@@ -61,7 +61,7 @@ final class Recorder {
       Header id = r.headers().lastHeader(OutboxHeaders.MESSAGE_ID);
       records.add(new History.TopicRecord(r.partition(), r.offset(), r.key() == null ? "" : new String(r.key(), StandardCharsets.UTF_8),
           id == null ? new UUID(0, 0) : UUID.fromString(new String(id.value(), StandardCharsets.UTF_8)),
-          r.headers().lastHeader(Duplicator.INJECTED) != null));
+          r.headers().lastHeader(Duplicator.INJECTED) != null, r.timestamp()));
     });
     scan(kafka, OrdersService.TOPIC, r -> orderKeys.add(new String(r.key(), StandardCharsets.UTF_8)));
     records.sort(Comparator.comparingInt(History.TopicRecord::partition).thenComparingLong(History.TopicRecord::offset));

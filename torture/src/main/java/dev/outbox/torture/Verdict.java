@@ -28,14 +28,23 @@ public record Verdict(long committed, long aborted, long records, long httpOpera
    * @param count how many times it was seen
    * @param counted whether a count above 0 fails the run; {@code false} for figures that are
    *     allowed by design and shown for information (the relay publishes at least once)
+   * @param examples a few of the cases counted, to start the diagnosis from
    */
-  public record Line(String name, long count, boolean counted) {
+  public record Line(String name, long count, boolean counted, List<String> examples) {
+    public Line {
+      examples = List.copyOf(examples);
+    }
+
     static Line counted(String name, long count) {
-      return new Line(name, count, true);
+      return new Line(name, count, true, List.of());
+    }
+
+    static Line counted(String name, long count, List<String> examples) {
+      return new Line(name, count, true, examples);
     }
 
     static Line info(String name, long count) {
-      return new Line(name, count, false);
+      return new Line(name, count, false, List.of());
     }
 
     /** @return whether this line fails the run */
@@ -77,6 +86,7 @@ public record Verdict(long committed, long aborted, long records, long httpOpera
     out.println("invariants");
     for (Line l : lines) {
       out.printf("  %-62s %9d  %s%n", l.name(), l.count(), l.counted() ? (l.count() == 0 ? "ok" : "FAIL") : "(information)");
+      l.examples().forEach(e -> out.println("      e.g. " + e));
     }
     out.println();
     out.println(summaryLine());

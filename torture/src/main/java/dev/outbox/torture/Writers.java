@@ -4,7 +4,9 @@ import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxMessage;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
@@ -15,12 +17,13 @@ import java.util.concurrent.locks.LockSupport;
 import org.jooq.DSLContext;
 
 /**
- * Writer threads: each transaction locks one to three keys' sequence rows (in key order, so
+ * Writer threads: each transaction locks one to five keys' sequence rows (in key order, so
  * writers never deadlock), takes the next sequence number of each, appends one message per key
  * carrying it, and records the message in {@code torture.written}; a share of transactions is
  * rolled back on purpose after the append. The messages are spread over the run's duration.
  */
 final class Writers {
+  private static final int MAX_KEYS_PER_TRANSACTION = 5;
   private final Options o;
   private final DSLContext dsl;
   private final Outbox outbox = Outbox.builder().build();
@@ -84,37 +87,39 @@ final class Writers {
         LockSupport.parkNanos(wait);
       }
       TreeSet<String> keys = new TreeSet<>();
-      int n = 1 + random.nextInt(3);
+      int n = 1 + random.nextInt(MAX_KEYS_PER_TRANSACTION);
       while (keys.size() < n) {
         keys.add("key-" + random.nextInt(o.keys()));
       }
       boolean rollback = random.nextDouble() < o.rollbackRate();
-      long[] amounts = new long[n];
+      Long[] amounts = new Long[n];
       for (int i = 0; i < n; i++) {
-        amounts[i] = 1 + random.nextInt(1000);
+        amounts[i] = 1L + random.nextInt(1000);
       }
+      String[] keyArray = keys.toArray(String[]::new);
       List<UUID> appended = new ArrayList<>();
       try {
         dsl.transaction(cfg -> {
           DSLContext tx = cfg.dsl();
+          // row locks in key order, so two writers never wait for each other in a cycle; they are
+          // held until commit: sequence order is commit order within a key
+          tx.fetch("select key from torture.key_seq where key = any(?) order by key for update", (Object) keyArray);
+          Map<String, Long> seqs = new HashMap<>();
+          for (var r : tx.fetch("update torture.key_seq set seq = seq + 1 where key = any(?) returning key, seq", (Object) keyArray)) {
+            seqs.put(r.get(0, String.class), r.get(1, Long.class));
+          }
           List<OutboxMessage> messages = new ArrayList<>();
-          List<Long> seqs = new ArrayList<>();
-          int i = 0;
-          for (String key : keys) {
-            // the row lock is held until commit: sequence order is commit order within the key
-            long seq = tx.fetchValue("update torture.key_seq set seq = seq + 1 where key = ? returning seq", key) instanceof Number num
-                ? num.longValue() : -1;
-            seqs.add(seq);
-            messages.add(OutboxMessage.of(Torture.TOPIC, key, "TortureMessage", "text/plain",
-                (seq + "|" + amounts[i++]).getBytes(StandardCharsets.UTF_8)));
+          Long[] seqArray = new Long[n];
+          for (int i = 0; i < n; i++) {
+            seqArray[i] = seqs.get(keyArray[i]);
+            messages.add(OutboxMessage.of(Torture.TOPIC, keyArray[i], "TortureMessage", "text/plain",
+                (seqArray[i] + "|" + amounts[i]).getBytes(StandardCharsets.UTF_8)));
           }
           List<UUID> ids = outbox.appendAll(tx, messages);
           appended.addAll(ids);
-          i = 0;
-          for (String key : keys) {
-            tx.execute("insert into torture.written (message_id, key, seq, amount) values (?, ?, ?, ?)", ids.get(i), key, seqs.get(i), amounts[i]);
-            i++;
-          }
+          tx.execute("insert into torture.written (message_id, key, seq, amount)"
+              + " select * from unnest(?::uuid[], ?::text[], ?::bigint[], ?::bigint[])",
+              ids.toArray(UUID[]::new), keyArray, seqArray, amounts);
           if (rollback) {
             throw new RollbackOnPurpose();
           }

@@ -26,7 +26,8 @@ class CheckerTest {
   }
 
   private void publish(History.Committed c) {
-    records.add(new History.TopicRecord(0, offset++, c.key(), c.id(), false));
+    long at = offset++;
+    records.add(new History.TopicRecord(0, at, c.key(), c.id(), false, at));
   }
 
   private void charge(History.Committed c) {
@@ -52,7 +53,7 @@ class CheckerTest {
     }
     publish(a1); // republished after a crash, before a2's last record below
     publish(a2);
-    records.add(new History.TopicRecord(0, offset++, "a", a1.id(), true)); // injected, lands last
+    records.add(new History.TopicRecord(0, offset, "a", a1.id(), true, offset)); // injected, lands last
     Verdict v = Checker.check(history(Set.of(UUID.randomUUID()),
         List.of(new History.HttpOperation("op-1", List.of("o-1"), true)), Set.of("o-1")));
     assertThat(v.failures()).isEmpty();
@@ -89,7 +90,7 @@ class CheckerTest {
     charge(twice);
 
     UUID phantom = UUID.randomUUID();
-    records.add(new History.TopicRecord(0, offset++, "phantom", phantom, false));
+    records.add(new History.TopicRecord(0, offset, "phantom", phantom, false, offset));
 
     Verdict v = Checker.check(history(Set.of(phantom),
         List.of(new History.HttpOperation("op-1", List.of("o-1", "o-2"), true)), Set.of("o-1", "o-2")));
@@ -97,6 +98,9 @@ class CheckerTest {
     assertThat(v.count("lost (committed, not on Kafka)")).isEqualTo(1);
     assertThat(v.count("phantoms (rolled back, on Kafka)")).isEqualTo(1);
     assertThat(v.count("first appearances out of commit order")).isEqualTo(1);
+    assertThat(v.lines()).filteredOn(l -> l.name().equals("first appearances out of commit order")).singleElement()
+        .satisfies(l -> assertThat(l.examples()).containsExactly(
+            "order seq 1 first at 0@1 (sent 1970-01-01T00:00:00.001Z), after seq 2 at 0@0 (sent 1970-01-01T00:00:00Z)"));
     assertThat(v.count("keys whose last record is stale")).isEqualTo(2);
     assertThat(v.count("double effects (one id charged twice)")).isEqualTo(1);
     assertThat(v.count("keys whose running total is off")).isEqualTo(1);
