@@ -8,7 +8,7 @@ public enum Fault {
   SIGSTOP("sigstop", "SIGSTOP of a relay or consumer past its lease or session timeout, then SIGCONT"),
   PG_TERMINATE("pg-terminate", "pg_terminate_backend of the relays' or consumers' connections"),
   BROKER_RESTART("broker-restart", "Kafka broker stopped and started again"),
-  PG_RESTART("pg-restart", "PostgreSQL stopped as by a crash (immediate) and started again"),
+  PG_RESTART("pg-restart", "PostgreSQL stopped (pg_ctl stop -m fast) and started again"),
   DUPLICATE("duplicate", "records delivered a second time");
 
   private final String option;

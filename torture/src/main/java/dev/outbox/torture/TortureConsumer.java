@@ -23,6 +23,9 @@ public final class TortureConsumer {
   private TortureConsumer() {}
 
   public static void main(String[] args) throws Exception {
+    // a pool that cannot open connections says why only at debug level; the run wants to know
+    ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger("com.zaxxer.hikari.pool"))
+        .setLevel(ch.qos.logback.classic.Level.DEBUG);
     Map<String, String> env = System.getenv();
     String instance = env.get("TORTURE_INSTANCE");
     HikariConfig config = new HikariConfig();
