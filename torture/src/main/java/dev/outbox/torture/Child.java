@@ -1,0 +1,116 @@
+package dev.outbox.torture;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A relay or consumer in a JVM of its own, which the run kills, pauses and restarts. A restart
+ * starts a new process with the same command and environment, appending to the same log.
+ */
+final class Child implements AutoCloseable {
+  /** What the process is. */
+  enum Role {
+    RELAY,
+    CONSUMER
+  }
+
+  private final String name;
+  private final Role role;
+  private final List<String> command;
+  private final Map<String, String> env;
+  private final Path log;
+  private volatile Process process;
+
+  Child(String name, Role role, List<String> command, Map<String, String> env, Path log) {
+    this.name = name;
+    this.role = role;
+    this.command = List.copyOf(command);
+    this.env = Map.copyOf(env);
+    this.log = log;
+  }
+
+  String name() {
+    return name;
+  }
+
+  Role role() {
+    return role;
+  }
+
+  synchronized void start() throws IOException {
+    ProcessBuilder pb = new ProcessBuilder(command);
+    pb.environment().keySet().removeIf(k -> k.startsWith("OUTBOX_") || k.startsWith("TORTURE_"));
+    pb.environment().putAll(env);
+    pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
+    pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+    process = pb.start();
+  }
+
+  synchronized boolean isAlive() {
+    return process != null && process.isAlive();
+  }
+
+  /** SIGKILL, then a new process in its place. */
+  synchronized void killAndRestart() throws IOException, InterruptedException {
+    process.destroyForcibly();
+    process.waitFor(30, TimeUnit.SECONDS);
+    start();
+  }
+
+  /** Restarts a process that exited by itself (a relay that gave up on startup, say). */
+  synchronized boolean restartIfDead() throws IOException {
+    if (process.isAlive()) {
+      return false;
+    }
+    start();
+    return true;
+  }
+
+  /** SIGSTOP: the process freezes with its connections, leases and group membership as they were. */
+  synchronized void pause() throws IOException, InterruptedException {
+    signal("STOP");
+  }
+
+  /** SIGCONT. */
+  synchronized void resume() throws IOException, InterruptedException {
+    signal("CONT");
+  }
+
+  private void signal(String sig) throws IOException, InterruptedException {
+    if (process == null || !process.isAlive()) {
+      return;
+    }
+    Process kill = new ProcessBuilder("kill", "-" + sig, String.valueOf(process.pid())).redirectErrorStream(true).start();
+    kill.getInputStream().readAllBytes();
+    kill.waitFor(10, TimeUnit.SECONDS);
+  }
+
+  /** SIGKILL without waiting or locking, for a shutdown hook of the run. */
+  void destroyNow() {
+    Process p = process;
+    if (p != null) {
+      p.destroyForcibly();
+    }
+  }
+
+  /** SIGTERM and wait: the relay hands its leases back, the consumer commits what it did. */
+  @Override
+  public synchronized void close() throws InterruptedException {
+    if (process == null) {
+      return;
+    }
+    process.destroy();
+    if (!process.waitFor(45, TimeUnit.SECONDS)) {
+      process.destroyForcibly();
+      process.waitFor(30, TimeUnit.SECONDS);
+    }
+  }
+
+  @Override
+  public String toString() {
+    return name + " (log " + log + ")";
+  }
+}

@@ -1,0 +1,53 @@
+package dev.outbox.torture;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
+
+/**
+ * The short torture run: about 20,000 messages, 300 HTTP operations and 10
+ * faults of each kind against a private PostgreSQL instance, an in-JVM broker, relay processes
+ * from the runnable jar and consumer-dedup processes. Every invariant must be at 0.
+ *
+ * <p>Not part of the default build yet: on this code base it still finds per-key reorders after a
+ * failed row whose later same-key row was acknowledged, and once a consumer that did not reconnect
+ * after a PostgreSQL restart (RELIABILITY.md), and it takes 5 to 10 minutes on a 2-core machine.
+ * Run it with {@code ./mvnw -B verify -pl torture -am -Dtorture=true -Dit.test=TortureIT
+ * -Dsurefire.failIfNoSpecifiedTests=false -Dfailsafe.failIfNoSpecifiedTests=false}.
+ */
+@Tag("integration")
+@EnabledIfSystemProperty(named = "torture", matches = "true")
+class TortureIT {
+
+  /**
+   * G1 (no loss), G2 (no phantom), G3 (per-key order), G4 (effectively once), G5 (HTTP executed
+   * once) and G7 (nothing left parked) under every fault at once, judged by {@link Checker}.
+   */
+  @Test
+  @Timeout(value = 30, unit = java.util.concurrent.TimeUnit.MINUTES)
+  void everyInvariantHoldsUnderTheFaultMix() throws Exception {
+    Verdict v = Torture.run(Options.parse(), System.out);
+    for (Fault f : Fault.scheduled()) {
+      assertThat(v.faults().entrySet().stream().filter(e -> e.getKey().startsWith(label(f))).mapToLong(java.util.Map.Entry::getValue).sum())
+          .as("faults of kind %s injected", f).isGreaterThanOrEqualTo(10);
+    }
+    assertThat(v.faults().entrySet().stream().filter(e -> e.getKey().startsWith("duplicate")).mapToLong(java.util.Map.Entry::getValue).sum())
+        .as("duplicates delivered").isGreaterThanOrEqualTo(10);
+    assertThat(v.committed()).isGreaterThanOrEqualTo(20_000);
+    assertThat(v.failures()).as(v.summaryLine()).isEmpty();
+  }
+
+  private static String label(Fault f) {
+    return switch (f) {
+      case SIGKILL -> "SIGKILL";
+      case SIGSTOP -> "SIGSTOP";
+      case PG_TERMINATE -> "pg_terminate_backend";
+      case BROKER_RESTART -> "Kafka broker";
+      case PG_RESTART -> "PostgreSQL";
+      case DUPLICATE -> "duplicate";
+    };
+  }
+}
