@@ -206,10 +206,26 @@ public final class IdempotencyFilter implements Filter {
   }
 
   private boolean isProtected(HttpServletRequest request) {
-    if (!methods.contains(request.getMethod().toUpperCase(Locale.ROOT))) {
+    return covers(request.getMethod(), ScopeResolver.path(request));
+  }
+
+  /**
+   * Whether this filter requires a key for {@code method} on {@code path}, as the start-up gate asks
+   * it (see {@code dev.outbox.http.server.gate.IdempotencyGate}). A path is matched as written: a
+   * route template such as {@code /orders/{id}} or a servlet mapping such as {@code /orders/*} is
+   * covered only by a pattern that covers every path it stands for ({@code /orders/*} or {@code
+   * /*}).
+   *
+   * @param method an HTTP method, any case
+   * @param path a path inside the application, or a route pattern
+   * @return whether requests with that method and path pass through the key store
+   * @throws NullPointerException when an argument is null
+   */
+  public boolean covers(String method, String path) {
+    Objects.requireNonNull(path, "path may not be null");
+    if (!methods.contains(Objects.requireNonNull(method, "method may not be null").toUpperCase(Locale.ROOT))) {
       return false;
     }
-    String path = ScopeResolver.path(request);
     for (String pattern : paths) {
       if (pattern.equals("/*")) {
         return true;
