@@ -148,6 +148,28 @@ final class Code {
     return out;
   }
 
+  /**
+   * @return whether one of {@code calls} comes after the start of a try block of {@code unit} that
+   *     catches a type matching {@code caught}, without being inside that try block: the wait of a
+   *     retry loop, in the handler or after it
+   */
+  static boolean afterCatching(JavaCodeUnit unit, List<JavaCall<?>> calls, Predicate<JavaClass> caught) {
+    for (var block : unit.getTryCatchBlocks()) {
+      // handlers in lambdas belong to other code; Throwable is what try-with-resources catches to close
+      if (block.isDeclaredInLambda() || block.getCaughtThrowables().stream()
+          .noneMatch(t -> caught.test(t) && !t.getName().equals(Throwable.class.getName()))) {
+        continue;
+      }
+      int start = block.getSourceCodeLocation().getLineNumber();
+      for (JavaCall<?> call : calls) {
+        if (call.getLineNumber() >= start && !block.getAccessesContainedInTryBlock().contains(call)) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
   /** @return whether a try block of {@code unit} catches a type matching {@code caught} */
   static boolean catches(JavaCodeUnit unit, Predicate<JavaClass> caught) {
     return unit.getTryCatchBlocks().stream().flatMap(b -> b.getCaughtThrowables().stream()).anyMatch(caught);

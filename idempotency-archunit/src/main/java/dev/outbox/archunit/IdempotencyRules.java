@@ -154,9 +154,9 @@ public final class IdempotencyRules {
    * annotation), or Spring Retry's {@code @CircuitBreaker} / {@code CircuitBreakerRetryPolicy}.
    * Retrying means: calling Resilience4j's {@code Retry}, {@code RetryConfig} or {@code
    * RetryRegistry}; Spring Retry's or Spring Framework's {@code RetryTemplate}; a {@code @Retry} or
-   * {@code @Retryable} annotation; or a hand-written loop, recognised as a method that sleeps
-   * ({@code Thread.sleep}, {@code TimeUnit.sleep}) and catches an exception other than {@code
-   * InterruptedException}. Escape hatch: {@code @IdempotencyExempt(rules = RETRY_BUDGET, reason =
+   * {@code @Retryable} annotation; or a hand-written loop, recognised as a method that catches an
+   * exception other than {@code InterruptedException} and sleeps ({@code Thread.sleep}, {@code
+   * TimeUnit.sleep}) in the handler or after it. Escape hatch: {@code @IdempotencyExempt(rules = RETRY_BUDGET, reason =
    * "...")}, e.g. for a bounded start-up probe.
    *
    * @return the rule
@@ -177,7 +177,7 @@ public final class IdempotencyRules {
               how = "is annotated to retry";
             } else {
               List<JavaCall<?>> sleeps = Code.calls(unit, SLEEPS);
-              if (!sleeps.isEmpty() && Code.catches(unit, t -> !t.isAssignableTo(InterruptedException.class))) {
+              if (Code.afterCatching(unit, sleeps, t -> !t.isAssignableTo(InterruptedException.class))) {
                 how = "is a hand-written retry loop (catches and sleeps, " + Code.where(sleeps.get(0)) + ")";
               }
             }

@@ -61,6 +61,7 @@ public final class IdempotencyGate {
   private final Set<String> methods;
   private final Map<String, String> exemptions;
   private final boolean warnOnly;
+  private volatile GateReport lastReport;
 
   private IdempotencyGate(Builder b) {
     this.coverage = List.copyOf(b.coverage);
@@ -159,6 +160,7 @@ public final class IdempotencyGate {
     }
     List<String> unused = exemptions.keySet().stream().filter(k -> !used.contains(k)).sorted().toList();
     GateReport report = new GateReport(covered, exempted, uncovered, unused);
+    lastReport = report;
     if (report.passed()) {
       LOG.info("{}", report.describe());
     } else if (warnOnly) {
@@ -177,6 +179,14 @@ public final class IdempotencyGate {
       }
     }
     return false;
+  }
+
+  /**
+   * @return the report of the last check (also of one that failed), or {@code null} before the
+   *     first; for a health or info endpoint that shows the exemptions
+   */
+  public GateReport lastReport() {
+    return lastReport;
   }
 
   /**
