@@ -8,6 +8,7 @@ import static dev.outbox.migrations.jooq.Tables.OUTBOX_MESSAGE;
 import static org.jooq.impl.DSL.countDistinct;
 
 import dev.outbox.consumer.IdempotentConsumer;
+import dev.outbox.core.IdempotencyExempt;
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.http.client.CallResult;
@@ -342,6 +343,8 @@ public final class Demo {
    * attempts or budget exhausted) the operation is resumed a little later with the SAME key, as a
    * job queue or a user pressing the button again would.
    */
+  @IdempotencyExempt(rules = IdempotencyExempt.RETRY_BUDGET, reason = "stands in for a user or a job queue resuming the"
+      + " operation with the same key, at most 30 times; every attempt goes through the budgeted client")
   private static CallResult<String> perform(IdempotentHttpClient client, HttpRequest request, AtomicLong attempts, PrintStream out)
       throws InterruptedException {
     String key = null;

@@ -14,6 +14,8 @@ import dev.outbox.core.Outbox;
 import dev.outbox.http.server.IdempotencyFilter;
 import dev.outbox.http.server.IdempotencyStore;
 import dev.outbox.http.server.ScopeResolver;
+import dev.outbox.http.server.gate.GateReport;
+import dev.outbox.http.server.gate.IdempotencyGate;
 import dev.outbox.schemas.orders.OrderLine;
 import dev.outbox.schemas.orders.OrderPlaced;
 import jakarta.servlet.DispatcherType;
@@ -49,6 +51,8 @@ import org.jooq.DSLContext;
 /**
  * The orders service: {@code POST /orders} protected by Idempotency-Key. The key row, the order
  * row, the {@code OrderPlaced} outbox message and the stored response commit in one transaction.
+ * The start-up gate ({@link IdempotencyGate}) refuses to start it with a mutating endpoint that is
+ * neither behind the filter nor exempted.
  *
  * <p>For the demo it can lose responses on purpose: after the transaction committed, a share of
  * responses is held back until the client's attempt timeout has passed, as when a response is lost
@@ -59,10 +63,12 @@ public final class OrdersService implements AutoCloseable {
   public static final String TOPIC = "orders";
 
   private final Server server;
+  private final IdempotencyGate gate;
   private final AtomicLong lostResponses = new AtomicLong();
 
-  private OrdersService(Server server) {
+  private OrdersService(Server server, IdempotencyGate gate) {
     this.server = server;
+    this.gate = gate;
   }
 
   /**
@@ -83,14 +89,17 @@ public final class OrdersService implements AutoCloseable {
     Outbox outbox = Outbox.builder().build();
     IdempotencyStore store = IdempotencyStore.builder().dataSource(dataSource).build();
     Server server = new Server(new InetSocketAddress("0.0.0.0", port));
-    OrdersService service = new OrdersService(server);
-    ServletContextHandler context = new ServletContextHandler();
-    context.addFilter(new FilterHolder(service.new LosingFilter(lostResponseRate, lostResponseDelay)), "/*", EnumSet.of(DispatcherType.REQUEST));
     // the demo has no authentication: every caller shares one scope, keyed by UUIDs nobody can guess
     IdempotencyFilter idempotency = IdempotencyFilter.builder(store).paths("/orders")
         .scopeResolver(ScopeResolver.principalOrAnonymous()).build();
+    // the start fails if a POST or PATCH servlet is added without the filter or an exemption
+    IdempotencyGate gate = IdempotencyGate.builder().filter(idempotency).build();
+    OrdersService service = new OrdersService(server, gate);
+    ServletContextHandler context = new ServletContextHandler();
+    context.addFilter(new FilterHolder(service.new LosingFilter(lostResponseRate, lostResponseDelay)), "/*", EnumSet.of(DispatcherType.REQUEST));
     context.addFilter(new FilterHolder(idempotency), "/*", EnumSet.of(DispatcherType.REQUEST));
     context.addServlet(new ServletHolder(new OrdersServlet(outbox)), "/orders");
+    context.addEventListener(gate.listener());
     server.setHandler(context);
     server.start();
     return service;
@@ -99,6 +108,11 @@ public final class OrdersService implements AutoCloseable {
   /** @return the base URI, e.g. {@code http://127.0.0.1:8081} */
   public URI baseUri() {
     return URI.create("http://127.0.0.1:" + ((org.eclipse.jetty.server.NetworkConnector) server.getConnectors()[0]).getLocalPort());
+  }
+
+  /** @return what the Idempotency-Key gate found at start */
+  public GateReport gateReport() {
+    return gate.lastReport();
   }
 
   /** @return responses lost on purpose */

@@ -29,6 +29,7 @@ final class AdminCommands {
       case PARKED_REQUEUE -> requeue(cl);
       case PARKED_PURGE -> purge(cl);
       case RUN -> throw new IllegalStateException("not an admin command");
+      case DOCTOR -> throw new IllegalStateException("doctor is run by DoctorCommand");
     };
   }
 

@@ -40,7 +40,8 @@ record CommandLine(
     STATUS("status"),
     PARKED_LIST("parked list"),
     PARKED_REQUEUE("parked requeue"),
-    PARKED_PURGE("parked purge");
+    PARKED_PURGE("parked purge"),
+    DOCTOR("doctor");
 
     final String words;
 
@@ -176,11 +177,12 @@ record CommandLine(
       case "parked", "parked list" -> Command.PARKED_LIST;
       case "parked requeue" -> Command.PARKED_REQUEUE;
       case "parked purge" -> Command.PARKED_PURGE;
+      case "doctor" -> Command.DOCTOR;
       default -> {
-        String nearest = RelaySettings.nearest(joined, Set.of("run", "status", "parked list", "parked requeue", "parked purge"));
+        String nearest = RelaySettings.nearest(joined, Set.of("run", "status", "parked list", "parked requeue", "parked purge", "doctor"));
         throw CliException.usage(
             "Unknown command '" + joined + "'" + (nearest != null ? ": did you mean '" + nearest + "'?" : ":")
-                + " commands are run (the default), status, parked list, parked requeue, parked purge. See --help.");
+                + " commands are run (the default), status, parked list, parked requeue, parked purge, doctor. See --help.");
       }
     };
   }
@@ -190,7 +192,7 @@ record CommandLine(
     Map<String, Set<Command>> allowed =
         Map.of(
             "migrate", Set.of(Command.RUN),
-            "json", Set.of(Command.STATUS, Command.PARKED_LIST),
+            "json", Set.of(Command.STATUS, Command.PARKED_LIST, Command.DOCTOR),
             "limit", Set.of(Command.PARKED_LIST),
             "id", Set.of(Command.PARKED_REQUEUE, Command.PARKED_PURGE),
             "all", Set.of(Command.PARKED_REQUEUE, Command.PARKED_PURGE),

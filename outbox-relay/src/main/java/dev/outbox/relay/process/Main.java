@@ -22,13 +22,15 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Commands: {@code run} (the default) runs the relay until SIGTERM; {@code status}, {@code
  * parked list}, {@code parked requeue} and {@code parked purge} inspect and repair through {@link
- * RelayAdmin}. Settings come from flags, environment variables and a properties file, see {@link
+ * RelayAdmin}; {@code doctor} checks the deployment for the failure modes of idempotency through
+ * {@link dev.outbox.relay.admin.Doctor}. Settings come from flags, environment variables and a properties file, see {@link
  * RelaySettings} and {@code --help}.
  *
  * <p>Exit codes: 0 success (also after SIGTERM once the leases were handed back); 1 unexpected
  * failure, or shutdown took too long; 2 bad, unknown, missing or conflicting settings or
  * arguments (one line on standard error naming the setting); 3 PostgreSQL, the outbox schema or
- * Kafka not reachable at start (one line naming the setting and the address).
+ * Kafka not reachable at start (one line naming the setting and the address); 4 {@code doctor}
+ * found a failing check.
  */
 public final class Main {
   /** Environment variable naming the properties file, like {@code --config}. */
@@ -45,6 +47,9 @@ public final class Main {
 
   /** Exit code: PostgreSQL, the outbox schema or Kafka not reachable at start. */
   public static final int EXIT_UNAVAILABLE = CliException.UNAVAILABLE;
+
+  /** Exit code: {@code doctor} found a failing check. */
+  public static final int EXIT_CHECK_FAILED = DoctorCommand.CHECK_FAILED;
 
   private Main() {}
 
@@ -74,7 +79,8 @@ public final class Main {
     try {
       // quiet until the settings say otherwise: the default Logback configuration logs everything
       Logging.configure("WARN");
-      CommandLine cl = CommandLine.parse(args);
+      DoctorCommand.Options doctor = DoctorCommand.Options.extract(args);
+      CommandLine cl = CommandLine.parse(doctor.rest());
       if (cl.help()) {
         out.print(usage());
         return EXIT_OK;
@@ -86,7 +92,7 @@ public final class Main {
       if (cl.command().isAdmin()) {
         Logging.configure(settings.isExplicit(RelaySettings.LOG_LEVEL) ? settings.string(RelaySettings.LOG_LEVEL) : "WARN",
             settings.string(RelaySettings.LOG_FORMAT));
-        return admin(cl, settings, out, err);
+        return admin(cl, settings, doctor, out, err);
       }
       Logging.configure(settings.string(RelaySettings.LOG_LEVEL), settings.string(RelaySettings.LOG_FORMAT));
       return runRelay(cl, settings);
@@ -113,7 +119,8 @@ public final class Main {
     return RelaySettings.toMap(p);
   }
 
-  private static int admin(CommandLine cl, RelaySettings.Values settings, PrintStream out, PrintStream err) {
+  private static int admin(
+      CommandLine cl, RelaySettings.Values settings, DoctorCommand.Options doctor, PrintStream out, PrintStream err) {
     HikariConfig config = new HikariConfig();
     config.setJdbcUrl(settings.string(RelaySettings.JDBC_URL));
     if (!settings.string(RelaySettings.DB_USER).isEmpty()) {
@@ -137,6 +144,9 @@ public final class Main {
                 + " (setting jdbc-url, " + RelaySettings.JDBC_URL.envVar() + "): " + RelayProcess.oneLine(e.getMessage())
                 + (e.getSQLState() == null ? "" : " [SQLState " + e.getSQLState() + "]"),
             e);
+      }
+      if (cl.command() == CommandLine.Command.DOCTOR) {
+        return new DoctorCommand(ds, settings, doctor, out).run(cl.json());
       }
       RelayAdmin relayAdmin = RelayAdmin.create(ds, settings.string(RelaySettings.SCHEMA));
       return new AdminCommands(relayAdmin, out, err).run(cl);
@@ -204,6 +214,21 @@ public final class Main {
           parked requeue (--all | --id N ...)   make parked messages publishable again (fix the cause first)
           parked purge (--all | --id N ...) --yes
                                                 delete parked messages for good; without --yes only shows them
+          doctor [--json] [doctor options]      checks the deployment for the failure modes of idempotency:
+                                                unique constraints, key and processed-id expiry, stored
+                                                responses, keys stuck in flight, processed-id retention
+                                                against the topics' retention (needs bootstrap-servers),
+                                                parked and long-unpublished outbox rows
+
+        Doctor options (durations also in days, e.g. 7d):
+          --consumer NAME=TOPIC[,TOPIC...]      the topics a consumer reads (repeatable); without it, the
+                                                topics of the consumer group named like the consumer
+          --consumer-retention NAME=DURATION    a consumer's processed-id retention (repeatable)
+          --processed-retention DURATION        the retention of the other consumers (default 7d)
+          --key-ttl DURATION                    the idempotency keys' ttl (default 24h)
+          --lock-timeout DURATION               the key store's lock timeout (default 2s)
+          --purge-grace DURATION                how late a purge may be (default 2h)
+          --max-unpublished-age DURATION        oldest acceptable unpublished row (default 5m)
 
         Options:
           --config FILE    a properties file with settings (also OUTBOX_RELAY_CONFIG)
@@ -217,7 +242,8 @@ public final class Main {
         + """
 
         Exit codes: 0 ok (also after SIGTERM); 1 unexpected failure or slow shutdown; 2 bad, unknown,
-        missing or conflicting setting; 3 PostgreSQL, the outbox schema or Kafka not reachable at start.
+        missing or conflicting setting; 3 PostgreSQL, the outbox schema or Kafka not reachable at start;
+        4 doctor: a check failed.
         """;
   }
 }

@@ -118,9 +118,9 @@ class PoisonThroughTheCliIT {
     return records.all().stream().map(Records.Received::messageId).collect(Collectors.toSet());
   }
 
-  private record Cli(int code, String out, List<String> err) {}
+  record Cli(int code, String out, List<String> err) {}
 
-  private static Cli cli(TestDatabase db, String... command) {
+  static Cli cli(TestDatabase db, String... command) {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     ByteArrayOutputStream err = new ByteArrayOutputStream();
     int code = Main.run(InProcess.dbArgs(db, command), Map.of(), print(out), print(err));
