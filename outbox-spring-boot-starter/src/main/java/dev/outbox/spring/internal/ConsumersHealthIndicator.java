@@ -2,10 +2,15 @@ package dev.outbox.spring.internal;
 
 import dev.outbox.consumer.IdempotentConsumer;
 import java.util.List;
+import java.util.Map;
 import org.springframework.boot.health.contributor.AbstractHealthIndicator;
 import org.springframework.boot.health.contributor.Health;
 
-/** UP when every {@link IdempotentConsumer} bean's poll loop is running. */
+/**
+ * UP when every {@link IdempotentConsumer} bean's poll loop is running and its database and
+ * dead-letter circuit breakers are closed ({@link IdempotentConsumer#readiness()}). A consumer
+ * without partitions (more instances than partitions) is not a failure: its details say so.
+ */
 public final class ConsumersHealthIndicator extends AbstractHealthIndicator {
   private final List<IdempotentConsumer> consumers;
 
@@ -16,13 +21,19 @@ public final class ConsumersHealthIndicator extends AbstractHealthIndicator {
 
   @Override
   protected void doHealthCheck(Health.Builder builder) {
-    boolean allRunning = true;
+    boolean healthy = true;
     for (IdempotentConsumer consumer : consumers) {
-      boolean running = consumer.isRunning();
-      allRunning &= running;
-      builder.withDetail(consumer.name(), running ? "running" : "stopped");
+      IdempotentConsumer.Readiness r = consumer.readiness();
+      boolean ok = r.running() && r.databaseBreakerClosed() && r.deadLetterBreakerClosed();
+      healthy &= ok;
+      builder.withDetail(consumer.name(), Map.of(
+          "running", r.running(),
+          "partitions", r.partitions(),
+          "databaseBreakerClosed", r.databaseBreakerClosed(),
+          "deadLetterBreakerClosed", r.deadLetterBreakerClosed(),
+          "reason", r.reason() == null ? "" : r.reason()));
     }
-    if (allRunning) {
+    if (healthy) {
       builder.up();
     } else {
       builder.down();
