@@ -3,7 +3,7 @@ package dev.outbox.consumer;
 import dev.outbox.consumer.internal.DedupConsumer;
 import dev.outbox.consumer.internal.Hooks;
 import dev.outbox.consumer.internal.Settings;
-import dev.outbox.consumer.internal.TraceContextHandler;
+import dev.outbox.consumer.internal.OptionalTracing;
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.internal.Checks;
 import dev.outbox.core.retry.Backoff;
@@ -628,7 +628,7 @@ public interface IdempotentConsumer extends AutoCloseable {
           dataSource,
           dsl,
           schema,
-          TraceContextHandler.wrapIfAvailable(handler, consumerName),
+          OptionalTracing.wrapIfAvailable(handler, consumerName),
           messageIdExtractor,
           maxAttempts,
           backoff,

@@ -4,6 +4,7 @@ import dev.outbox.consumer.IdempotentConsumer;
 import dev.outbox.consumer.ProcessedMessages;
 import dev.outbox.core.Outbox;
 import dev.outbox.http.server.IdempotencyFilter;
+import dev.outbox.http.server.ScopeResolver;
 import dev.outbox.http.server.IdempotencyStore;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.relay.Relay;
@@ -160,14 +161,17 @@ public class OutboxAutoConfiguration {
     @Bean
     @ConditionalOnMissingBean
     IdempotencyFilter outboxIdempotencyFilter(
-        IdempotencyStore store, OutboxProperties properties, ObjectProvider<MeterRegistry> registry) {
+        IdempotencyStore store, OutboxProperties properties, ObjectProvider<MeterRegistry> registry,
+        ObjectProvider<ScopeResolver> scope) {
       OutboxProperties.Idempotency p = properties.getIdempotency();
-      return IdempotencyFilter.builder(store)
+      IdempotencyFilter.Builder builder = IdempotencyFilter.builder(store)
           .paths(p.getPaths().toArray(String[]::new))
           .methods(p.getMethods().toArray(String[]::new))
           .maxBodyBytes(p.getMaxBodyBytes())
-          .meterRegistry(meters(registry))
-          .build();
+          .meterRegistry(meters(registry));
+      // a ScopeResolver bean replaces the default (principal + method + route, 401 without a caller)
+      scope.ifUnique(builder::scopeResolver);
+      return builder.build();
     }
 
     @Bean(FILTER_REGISTRATION_BEAN)

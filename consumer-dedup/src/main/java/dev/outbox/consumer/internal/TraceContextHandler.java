@@ -20,7 +20,6 @@ import org.jooq.DSLContext;
  * {@link GlobalOpenTelemetry}. Only loaded when the OpenTelemetry API is on the class path.
  */
 public final class TraceContextHandler implements MessageHandler {
-  private static final String OPEN_TELEMETRY = "io.opentelemetry.api.GlobalOpenTelemetry";
   private static final String INSTRUMENTATION = "dev.outbox.consumer";
 
   private static final TextMapGetter<Map<String, String>> HEADERS = new TextMapGetter<>() {
@@ -46,14 +45,9 @@ public final class TraceContextHandler implements MessageHandler {
   /**
    * @param handler the application's handler
    * @param consumerName the consumer's name, a span attribute
-   * @return the handler wrapped when the OpenTelemetry API is on the class path, else {@code handler}
+   * @return the handler, run in a span; only called once {@link OptionalTracing} found the API
    */
-  public static MessageHandler wrapIfAvailable(MessageHandler handler, String consumerName) {
-    try {
-      Class.forName(OPEN_TELEMETRY, false, TraceContextHandler.class.getClassLoader());
-    } catch (ClassNotFoundException | LinkageError e) {
-      return handler;
-    }
+  static MessageHandler wrap(MessageHandler handler, String consumerName) {
     return new TraceContextHandler(handler, consumerName);
   }
 

@@ -1,7 +1,9 @@
 package dev.outbox.examples.boot;
 
+import dev.outbox.http.server.ScopeResolver;
 import org.springframework.boot.SpringApplication;
 import org.springframework.boot.autoconfigure.SpringBootApplication;
+import org.springframework.context.annotation.Bean;
 
 /**
  * The orders service and the payments listener of the Spring Boot example, in one application for
@@ -13,5 +15,15 @@ import org.springframework.boot.autoconfigure.SpringBootApplication;
 public class ShopApplication {
   public static void main(String[] args) {
     SpringApplication.run(ShopApplication.class, args);
+  }
+
+  /**
+   * The example has no authentication, so every caller shares one key scope per route; its keys are
+   * random UUIDs. A service with Spring Security keeps the default, which scopes keys per principal
+   * and answers 401 to a request without one.
+   */
+  @Bean
+  ScopeResolver idempotencyScope() {
+    return ScopeResolver.principalOrAnonymous();
   }
 }

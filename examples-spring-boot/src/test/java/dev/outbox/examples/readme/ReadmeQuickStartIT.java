@@ -106,6 +106,7 @@ class ReadmeQuickStartIT {
     dsl.transaction(tx -> {
       tx.dsl().insertInto(ORDERS).set(ORDERS.ID, orderId).set(ORDERS.AMOUNT, 1250L).execute();
       outbox.append(tx.dsl(), "orders", orderId.toString(), orderPlaced);   // an Avro SpecificRecord
+      // or JSON: outbox.appendJson(tx.dsl(), "orders", orderId.toString(), new OrderPlaced(...)) with a record
     });
 
     // Relay, its own process:  OUTBOX_RELAY_JDBC_URL=jdbc:postgresql://db/shop \
