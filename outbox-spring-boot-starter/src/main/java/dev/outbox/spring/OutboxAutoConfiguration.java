@@ -13,6 +13,7 @@ import dev.outbox.spring.internal.EmbeddedRelay;
 import dev.outbox.spring.internal.IdempotencyPathsCondition;
 import dev.outbox.spring.internal.OutboxMigrationsInitializer;
 import dev.outbox.spring.internal.RelayHealthIndicator;
+import dev.outbox.spring.internal.SpringMvcGate;
 import dev.outbox.spring.internal.SpringTransactionProvider;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
@@ -183,6 +184,19 @@ public class OutboxAutoConfiguration {
       registration.setUrlPatterns(properties.getIdempotency().getPaths());
       registration.setOrder(properties.getIdempotency().getFilterOrder());
       return registration;
+    }
+
+    /** The start-up gate over the Spring MVC endpoints; {@code outbox.idempotency.gate.enabled=false} turns it off. */
+    @Configuration(proxyBeanMethods = false)
+    @ConditionalOnClass(name = "org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandlerMapping")
+    @ConditionalOnProperty(prefix = "outbox.idempotency.gate", name = "enabled", havingValue = "true", matchIfMissing = true)
+    static class GateConfiguration {
+      @Bean
+      @ConditionalOnMissingBean
+      SpringMvcGate outboxIdempotencyGate(IdempotencyFilter filter, OutboxProperties properties, Environment environment) {
+        String servletPath = environment.getProperty("spring.mvc.servlet.path", "");
+        return new SpringMvcGate(filter, properties.getIdempotency().getGate(), servletPath.equals("/") ? "" : servletPath);
+      }
     }
   }
 

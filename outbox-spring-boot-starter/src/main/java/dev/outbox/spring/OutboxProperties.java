@@ -152,6 +152,68 @@ public class OutboxProperties {
     public void setFilterOrder(int filterOrder) {
       this.filterOrder = filterOrder;
     }
+
+    /** The start-up gate over the application's Spring MVC endpoints. */
+    private final Gate gate = new Gate();
+
+    public Gate getGate() {
+      return gate;
+    }
+  }
+
+  /**
+   * The start-up gate: once the context is refreshed, every Spring MVC endpoint with one of {@link
+   * #getMethods() methods} must be covered by the Idempotency-Key filter or exempted with a reason
+   * ({@code @NotIdempotent(reason = "...")} on the handler, or an entry of {@link #getExemptions()
+   * exemptions}); otherwise the start fails with a message naming each uncovered endpoint.
+   */
+  public static class Gate {
+    /** Whether the gate runs at start. */
+    private boolean enabled = true;
+
+    /** Log the uncovered endpoints at WARN instead of failing the start (for a gradual rollout). */
+    private boolean warnOnly = false;
+
+    /** Methods whose endpoints must be covered: POST and PATCH; PUT and DELETE may be added. */
+    private List<String> methods = new ArrayList<>(List.of("POST", "PATCH"));
+
+    /**
+     * Exempted endpoints, as the gate's report names them, each with its reason, e.g.
+     * {@code outbox.idempotency.gate.exemptions[POST /webhooks/stripe]=deduplicated by the Stripe event id}.
+     */
+    private Map<String, String> exemptions = new LinkedHashMap<>();
+
+    public boolean isEnabled() {
+      return enabled;
+    }
+
+    public void setEnabled(boolean enabled) {
+      this.enabled = enabled;
+    }
+
+    public boolean isWarnOnly() {
+      return warnOnly;
+    }
+
+    public void setWarnOnly(boolean warnOnly) {
+      this.warnOnly = warnOnly;
+    }
+
+    public List<String> getMethods() {
+      return methods;
+    }
+
+    public void setMethods(List<String> methods) {
+      this.methods = methods;
+    }
+
+    public Map<String, String> getExemptions() {
+      return exemptions;
+    }
+
+    public void setExemptions(Map<String, String> exemptions) {
+      this.exemptions = exemptions;
+    }
   }
 
   /**
