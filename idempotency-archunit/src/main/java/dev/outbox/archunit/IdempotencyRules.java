@@ -46,7 +46,8 @@ public final class IdempotencyRules {
    * {@code ProcessedMessages} (the claim for a {@code @KafkaListener} of your own).
    */
   public static final List<String> DEFAULT_DEDUP =
-      List.of("dev.outbox.consumer.IdempotentConsumer", "dev.outbox.consumer.ProcessedMessages");
+      List.of("dev.outbox.consumer.IdempotentConsumer", "dev.outbox.consumer.ProcessedMessages",
+          "dev.outbox.spring.ProcessedMessagesTemplate");
 
   private static final String JOOQ = "org.jooq.DSLContext";
 

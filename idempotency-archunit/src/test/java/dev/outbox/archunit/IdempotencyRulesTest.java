@@ -77,7 +77,8 @@ class IdempotencyRulesTest {
     assertThat(violations(configured, GoodListener.class, Claims.class, PaymentStore.class)).isEmpty();
     assertThat(violations(configured, BadListener.class, PaymentStore.class)).hasSize(1);
     assertThat(IdempotencyRules.DEFAULT_DEDUP)
-        .containsExactly("dev.outbox.consumer.IdempotentConsumer", "dev.outbox.consumer.ProcessedMessages");
+        .containsExactly("dev.outbox.consumer.IdempotentConsumer", "dev.outbox.consumer.ProcessedMessages",
+            "dev.outbox.spring.ProcessedMessagesTemplate");
     assertThatThrownBy(() -> IdempotencyRules.kafkaListenersWriteThroughDedup(new String[0]))
         .isInstanceOf(IllegalArgumentException.class);
   }

@@ -3,6 +3,7 @@ package dev.outbox.examples.boot;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import dev.outbox.relay.admin.Doctor;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
 import java.net.URI;
@@ -15,6 +16,7 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.UUID;
@@ -160,6 +162,18 @@ class ShopIT {
     assertThat(count("select count(*) from flyway_schema_history where success"))
         .as("the application's own V1 ran beside the outbox's").isEqualTo(1);
     assertThat(count("select count(*) from outbox.outbox_schema_history where success")).isGreaterThanOrEqualTo(5);
+
+    // the deployment passes the doctor: unique constraints, expiries, stored responses, no key in
+    // flight, the consumer's retention against the topic's, nothing parked or left unpublished
+    Doctor.Report report = Doctor.builder()
+        .dataSource(DB.dataSource())
+        .consumer(PaymentsListener.CONSUMER, TOPIC)
+        .kafkaProperties(Map.of("bootstrap.servers", KAFKA.bootstrapServers()))
+        .build()
+        .run();
+    assertThat(report.failed()).as("%s", report).isFalse();
+    assertThat(report.check("stored-responses").verdict()).isEqualTo(Doctor.Verdict.PASS);
+    assertThat(report.check("topic-retention").verdict()).isEqualTo(Doctor.Verdict.PASS);
   }
 
   private HttpResponse<String> post(HttpClient http, String key, String body) throws Exception {
