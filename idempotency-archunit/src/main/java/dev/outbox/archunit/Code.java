@@ -8,6 +8,7 @@ import com.tngtech.archunit.core.domain.JavaCodeUnit;
 import com.tngtech.archunit.core.domain.properties.CanBeAnnotated;
 import dev.outbox.core.IdempotencyExempt;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
@@ -58,7 +59,8 @@ final class Code {
         }
       }
     }
-    out.sort(java.util.Comparator.comparingInt(JavaCall::getLineNumber));
+    // by line, then by name: calls on one line come in no fixed order, and messages must not change between runs
+    out.sort(Comparator.<JavaCall<?>>comparingInt(JavaCall::getLineNumber).thenComparing(c -> c.getTarget().getFullName()));
     return out;
   }
 
