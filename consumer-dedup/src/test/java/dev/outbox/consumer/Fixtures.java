@@ -90,6 +90,36 @@ final class Fixtures {
         .purgeInterval(Duration.ZERO);
   }
 
+  /**
+   * @param dataSource a data source of pgjdbc connections
+   * @return one whose connections answer no to {@code isWrapperFor} and refuse {@code unwrap}, as
+   *     some pools and proxies do: the driver's own state cannot be read through them
+   */
+  static javax.sql.DataSource hidingTheDriver(javax.sql.DataSource dataSource) {
+    return (javax.sql.DataSource) java.lang.reflect.Proxy.newProxyInstance(Fixtures.class.getClassLoader(),
+        new Class<?>[] {javax.sql.DataSource.class}, (proxy, method, args) -> {
+          Object result = invoke(dataSource, method, args);
+          if (method.getName().equals("getConnection")) {
+            java.sql.Connection connection = (java.sql.Connection) result;
+            return java.lang.reflect.Proxy.newProxyInstance(Fixtures.class.getClassLoader(),
+                new Class<?>[] {java.sql.Connection.class}, (p, m, a) -> switch (m.getName()) {
+                  case "isWrapperFor" -> false;
+                  case "unwrap" -> throw new java.sql.SQLException("this connection does not unwrap");
+                  default -> invoke(connection, m, a);
+                });
+          }
+          return result;
+        });
+  }
+
+  private static Object invoke(Object target, java.lang.reflect.Method method, Object[] args) throws Throwable {
+    try {
+      return method.invoke(target, args);
+    } catch (java.lang.reflect.InvocationTargetException e) {
+      throw e.getCause();
+    }
+  }
+
   /** @return number of payment rows per message id */
   static Map<UUID, Long> paymentsPerId(TestDatabase db) throws SQLException {
     Map<UUID, Long> rows = new HashMap<>();

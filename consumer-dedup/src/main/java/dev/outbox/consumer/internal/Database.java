@@ -19,6 +19,9 @@ import org.postgresql.core.TransactionState;
 
 /** Connections, the consumer's own statements, and the handler's jOOQ context on a connection. */
 final class Database {
+  /** SQLState of a statement sent in a transaction that a failed statement aborted. */
+  private static final String IN_FAILED_TRANSACTION = "25P02";
+
   /** Rows per purge statement: short transactions that never hold many row locks. */
   static final int PURGE_BATCH = 1000;
 
@@ -218,8 +221,10 @@ final class Database {
 
   /**
    * Whether a statement in the transaction failed (PostgreSQL then refuses everything but a
-   * rollback), read from pgjdbc's protocol state without a round trip. False when the driver is not
-   * pgjdbc; the commit then reports the failure instead.
+   * rollback, and a commit rolls back without an error). Read from pgjdbc's protocol state without a
+   * round trip when the connection unwraps to pgjdbc's; otherwise (a pool or proxy that hides the
+   * driver) the server is asked with one statement, which an aborted transaction refuses with
+   * SQLState 25P02.
    */
   static boolean transactionFailed(Connection connection) {
     try {
@@ -227,8 +232,14 @@ final class Database {
         return connection.unwrap(BaseConnection.class).getTransactionState() == TransactionState.FAILED;
       }
     } catch (SQLException e) {
-      return false;
+      // cannot tell from the driver: ask the server
     }
-    return false;
+    try (java.sql.Statement probe = connection.createStatement()) {
+      probe.execute("select 1");
+      return false;
+    } catch (SQLException e) {
+      // any other failure (a lost connection) is reported by the commit that follows
+      return IN_FAILED_TRANSACTION.equals(e.getSQLState());
+    }
   }
 }
