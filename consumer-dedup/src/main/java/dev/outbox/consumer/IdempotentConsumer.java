@@ -161,6 +161,12 @@ public interface IdempotentConsumer extends AutoCloseable {
     public static final int MAX_CONSUMER_NAME_LENGTH = 200;
 
     /**
+     * Default {@link #maxTransientRetry(Duration)}: 1 hour of {@code TRANSIENT} failures of one record
+     * before it is dead-lettered.
+     */
+    public static final Duration DEFAULT_MAX_TRANSIENT_RETRY = Duration.ofHours(1);
+
+    /**
      * Default {@link #maxAttempts(int)}: with {@link #DEFAULT_BACKOFF}, 7 retries whose delays are
      * drawn from [0, 1 s], [0, 2 s], [0, 4 s], [0, 8 s], [0, 16 s], [0, 30 s], [0, 30 s]: about 45 s
      * expected and at most 91 s before a record is dead-lettered, enough to ride out a downstream
@@ -208,6 +214,7 @@ public interface IdempotentConsumer extends AutoCloseable {
     private MessageHandler handler;
     private Function<ConsumerRecord<byte[], byte[]>, Optional<UUID>> messageIdExtractor;
     private int maxAttempts = DEFAULT_MAX_ATTEMPTS;
+    private Duration maxTransientRetry = DEFAULT_MAX_TRANSIENT_RETRY;
     private Backoff backoff = DEFAULT_BACKOFF;
     private String deadLetterTopic;
     private String deadLetterTopicSuffix = DEFAULT_DEAD_LETTER_SUFFIX;
@@ -397,6 +404,24 @@ public interface IdempotentConsumer extends AutoCloseable {
         throw new IllegalArgumentException("maxAttempts must be at least 1 (1 = no retry), got " + maxAttempts);
       }
       this.maxAttempts = maxAttempts;
+      return this;
+    }
+
+    /**
+     * @param maxTransientRetry how long a record's {@link FailureKind#TRANSIENT TRANSIENT} failures
+     *     are retried (with the backoff, without using attempts) before the record is dead-lettered
+     *     like one that used up its attempts; default {@link #DEFAULT_MAX_TRANSIENT_RETRY}, so that no
+     *     record holds its partition for ever (G6)
+     * @return this builder
+     * @throws NullPointerException when {@code maxTransientRetry} is null
+     * @throws IllegalArgumentException when it is not positive
+     */
+    public Builder maxTransientRetry(Duration maxTransientRetry) {
+      Objects.requireNonNull(maxTransientRetry, "maxTransientRetry may not be null");
+      if (maxTransientRetry.isNegative() || maxTransientRetry.isZero()) {
+        throw new IllegalArgumentException("maxTransientRetry must be positive, got " + maxTransientRetry);
+      }
+      this.maxTransientRetry = maxTransientRetry;
       return this;
     }
 
@@ -643,7 +668,8 @@ public interface IdempotentConsumer extends AutoCloseable {
           codec == null ? AvroCodec.create() : codec,
           hooks,
           deadLetterTopicSuffix,
-          failureClassifier));
+          failureClassifier,
+          maxTransientRetry));
     }
 
     private void checkProducerProperties() {

@@ -142,6 +142,43 @@ class FailureClassificationIT {
   }
 
   /**
+   * G6 and G7 for a record whose handler stays transient: its retries are bounded in time by
+   * {@code maxTransientRetry}, then it is dead-lettered and the partition moves on. Fails if
+   * transient failures were retried without end (the record would hold its partition, and the
+   * record behind it would never be handled).
+   */
+  @Test
+  void transientFailuresAreBoundedInTime(TestDatabase db, TestKafka kafka) throws Exception {
+    String topic = TestKafka.uniqueTopic("edge-transient-bound");
+    kafka.createTopic(topic, 1);
+    kafka.createTopic(topic + ".dlt", 1);
+    List<UUID> ids = publish(kafka, topic, 2);
+    UUID stuck = ids.get(0);
+    MessageHandler payments = Fixtures.paymentsHandler();
+    MeterRegistry registry = new SimpleMeterRegistry();
+    AtomicInteger stuckCalls = new AtomicInteger();
+    long started = System.nanoTime();
+    try (IdempotentConsumer consumer = builder(kafka, db, topic, "edge-transient-bound").meterRegistry(registry)
+        .backoff(FAST).maxRecordsPerTransaction(1).maxTransientRetry(Duration.ofSeconds(2))
+        .handler((m, tx) -> {
+          payments.handle(m, tx);
+          if (m.messageId().equals(stuck)) {
+            stuckCalls.incrementAndGet();
+            throw new TransientHandlerException("downstream away", new java.io.IOException("503"));
+          }
+        }).build()) {
+      consumer.start();
+      await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, "edge-transient-bound-group", topic));
+      assertThat(Duration.ofNanos(System.nanoTime() - started)).isGreaterThanOrEqualTo(Duration.ofSeconds(2));
+      assertThat(stuckCalls.get()).isGreaterThan(1);
+      assertThat(Fixtures.paymentsOf(db, ids)).containsOnlyKeys(ids.get(1));
+      assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered")).isOne();
+    }
+    assertThat(Fixtures.readAll(kafka, topic + ".dlt", 1, WAIT)).singleElement()
+        .satisfies(r -> assertThat(header(r, OutboxHeaders.MESSAGE_ID)).isEqualTo(stuck.toString()));
+  }
+
+  /**
    * G4 and G7 for a failure at commit caused by one record's handler: a deferred unique constraint
    * fails only at COMMIT. The consumer redoes the batch one record per transaction, so the other
    * records are handled once and only the culprit is retried and dead-lettered, with the

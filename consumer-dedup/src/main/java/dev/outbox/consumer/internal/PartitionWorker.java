@@ -73,6 +73,8 @@ final class PartitionWorker implements Runnable {
   private int infrastructureFailures;
   /** Transient handler failures in a row, for their backoff. */
   private int transientFailures;
+  // when the head record first failed transiently (System.nanoTime), for maxTransientRetry
+  private long transientSince;
   /** The head record failed permanently: dead-letter it without further attempts. */
   private boolean deadLetterNow;
   /** After a refused commit, records up to this offset run one per transaction, or -1. */
@@ -267,6 +269,19 @@ final class PartitionWorker implements Runnable {
   private Next handlerFailed(ConsumerRecord<byte[], byte[]> failed, UUID failedId, Throwable failure,
       FailureKind kind) {
     if (kind == FailureKind.TRANSIENT) {
+      long now = System.nanoTime();
+      if (transientFailures == 0) {
+        transientSince = now;
+      }
+      if (now - transientSince >= owner.settings().maxTransientRetry().toNanos()) {
+        attempts++;
+        lastFailure = failure;
+        deadLetterNow = true;
+        owner.log().warn("{} message {} ({}@{}) failed transiently {} time(s) for longer than maxTransientRetry ({}):"
+            + " dead-lettering it", owner.prefix(), failedId, tp, failed.offset(), transientFailures,
+            owner.settings().maxTransientRetry(), failure);
+        return Next.CONTINUE;
+      }
       lastFailure = failure;
       Duration delay = owner.settings().backoff().delay(Math.min(transientFailures, 30));
       transientFailures++;

@@ -43,4 +43,5 @@ public record Settings(
     AvroCodec codec,
     Hooks hooks,
     String deadLetterTopicSuffix,
-    Function<Throwable, FailureKind> failureClassifier) {}
+    Function<Throwable, FailureKind> failureClassifier,
+    Duration maxTransientRetry) {}
