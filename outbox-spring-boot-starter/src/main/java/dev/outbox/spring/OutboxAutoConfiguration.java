@@ -195,7 +195,9 @@ public class OutboxAutoConfiguration {
       @ConditionalOnMissingBean
       SpringMvcGate outboxIdempotencyGate(IdempotencyFilter filter, OutboxProperties properties, Environment environment) {
         String servletPath = environment.getProperty("spring.mvc.servlet.path", "");
-        return new SpringMvcGate(filter, properties.getIdempotency().getGate(), servletPath.equals("/") ? "" : servletPath);
+        String prefix = servletPath.equals("/") ? "" : servletPath;
+        return new SpringMvcGate(filter, properties.getIdempotency().getGate(), prefix,
+            prefix + environment.getProperty("server.error.path", "/error"));
       }
     }
   }

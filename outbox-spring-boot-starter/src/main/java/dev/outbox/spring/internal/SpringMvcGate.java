@@ -19,11 +19,20 @@ public final class SpringMvcGate implements ApplicationListener<ContextRefreshed
   private final IdempotencyFilter filter;
   private final OutboxProperties.Gate settings;
   private final String servletPath;
+  private final String errorPath;
 
-  public SpringMvcGate(IdempotencyFilter filter, OutboxProperties.Gate settings, String servletPath) {
+  /**
+   * @param filter the application's filter
+   * @param settings the gate's settings
+   * @param servletPath the DispatcherServlet's path ({@code spring.mvc.servlet.path}), "" for "/"
+   * @param errorPath Spring Boot's error page ({@code server.error.path}): its controller answers
+   *     every method for requests that already failed, and is not an endpoint of the application
+   */
+  public SpringMvcGate(IdempotencyFilter filter, OutboxProperties.Gate settings, String servletPath, String errorPath) {
     this.filter = filter;
     this.settings = settings;
     this.servletPath = servletPath;
+    this.errorPath = errorPath;
   }
 
   @Override
@@ -31,7 +40,11 @@ public final class SpringMvcGate implements ApplicationListener<ContextRefreshed
     List<Endpoint> endpoints = new ArrayList<>();
     for (RequestMappingHandlerMapping mapping :
         event.getApplicationContext().getBeansOfType(RequestMappingHandlerMapping.class).values()) {
-      endpoints.addAll(SpringMvcEndpoints.of(mapping, servletPath));
+      for (Endpoint endpoint : SpringMvcEndpoints.of(mapping, servletPath)) {
+        if (!endpoint.path().equals(errorPath)) {
+          endpoints.add(endpoint);
+        }
+      }
     }
     IdempotencyGate.builder()
         .filter(filter)
