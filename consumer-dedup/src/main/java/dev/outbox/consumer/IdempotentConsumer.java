@@ -417,11 +417,7 @@ public interface IdempotentConsumer extends AutoCloseable {
      * @throws IllegalArgumentException when it is not positive
      */
     public Builder maxTransientRetry(Duration maxTransientRetry) {
-      Objects.requireNonNull(maxTransientRetry, "maxTransientRetry may not be null");
-      if (maxTransientRetry.isNegative() || maxTransientRetry.isZero()) {
-        throw new IllegalArgumentException("maxTransientRetry must be positive, got " + maxTransientRetry);
-      }
-      this.maxTransientRetry = maxTransientRetry;
+      this.maxTransientRetry = Checks.requirePositive(maxTransientRetry, "maxTransientRetry", "");
       return this;
     }
 

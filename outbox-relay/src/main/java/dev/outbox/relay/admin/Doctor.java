@@ -1,6 +1,7 @@
 package dev.outbox.relay.admin;
 
 import dev.outbox.core.OutboxException;
+import dev.outbox.core.internal.Checks;
 import dev.outbox.migrations.OutboxMigrations;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -757,11 +758,7 @@ public final class Doctor {
     }
 
     private static Duration positive(Duration d, String name) {
-      Objects.requireNonNull(d, name + " may not be null");
-      if (d.isNegative() || d.isZero()) {
-        throw new IllegalArgumentException(name + " must be positive, got " + d);
-      }
-      return d;
+      return Checks.requirePositive(d, name, "");
     }
 
     private static String requireName(String name) {
