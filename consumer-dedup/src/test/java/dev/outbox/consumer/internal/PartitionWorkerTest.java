@@ -144,6 +144,22 @@ class PartitionWorkerTest {
   }
 
   @Test
+  void aRetryThatFallsDueAfterARevocationDoesNotRun() {
+    PartitionWorker worker = worker(3, 10, Duration.ofHours(1));
+    store.handler = r -> new IllegalStateException("fails");
+
+    worker.enqueue(records(0, 2));
+    scheduler.runAll(1);
+    assertThat(worker.isWaiting()).as("waits for its retry: the poll thread pauses the partition").isTrue();
+    worker.stop();
+    scheduler.runAll(100);
+
+    assertThat(store.transactions).hasSize(1);
+    assertThat(worker.nextToCommit()).isEqualTo(-1);
+    assertThat(worker.state()).isEqualTo(SerialTask.State.STOPPED);
+  }
+
+  @Test
   void aRevokedWorkerFinishesItsTransactionInFlightAndStartsNoOther() throws Exception {
     ScheduledExecutorService pool = Executors.newSingleThreadScheduledExecutor();
     try {
