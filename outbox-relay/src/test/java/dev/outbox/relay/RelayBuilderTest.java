@@ -60,7 +60,7 @@ class RelayBuilderTest {
   @Test
   void requiresADataSource() {
     assertThatThrownBy(() -> Relay.builder().producerProperties(KAFKA).build())
-        .isInstanceOf(NullPointerException.class)
+        .isInstanceOf(IllegalStateException.class)
         .hasMessageContaining("dataSource is required")
         .hasMessageContaining(".dataSource(");
     assertThatThrownBy(() -> Relay.builder().dataSource(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("dataSource");
@@ -69,7 +69,7 @@ class RelayBuilderTest {
   @Test
   void requiresBootstrapServers() {
     assertThatThrownBy(() -> Relay.builder().dataSource(new PGSimpleDataSource()).build())
-        .isInstanceOf(NullPointerException.class)
+        .isInstanceOf(IllegalStateException.class)
         .hasMessageContaining("producerProperties is required");
     assertThatThrownBy(() -> Relay.builder().dataSource(new PGSimpleDataSource()).producerProperties(Map.of("linger.ms", "5")).build())
         .isInstanceOf(IllegalArgumentException.class)
@@ -106,7 +106,7 @@ class RelayBuilderTest {
   void refusesDurationsAndThreadCountsOutOfRange() {
     assertThatThrownBy(() -> valid().leaseDuration(Duration.ofMillis(500)).build())
         .isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("leaseDuration must be between PT1S and PT1H, got PT0.5S");
+        .hasMessageContaining("leaseDuration must be between 1s and 1h, got 500ms: use e.g. the default 30s");
     assertThatThrownBy(() -> valid().idlePollInterval(Duration.ZERO).build())
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("idlePollInterval");
@@ -128,7 +128,7 @@ class RelayBuilderTest {
   void refusesConflictingDurations() {
     assertThatThrownBy(() -> valid().leaseDuration(Duration.ofSeconds(2)).idlePollInterval(Duration.ofSeconds(5)).build())
         .isInstanceOf(IllegalStateException.class)
-        .hasMessageContaining("idlePollInterval (PT5S) may not exceed leaseDuration (PT2S)");
+        .hasMessageContaining("idlePollInterval (5s) may not exceed leaseDuration (2s)");
   }
 
   @Test
