@@ -4,6 +4,7 @@ import dev.outbox.relay.Relay;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.function.BiConsumer;
+import java.util.function.Function;
 
 /**
  * One row of the settings table ({@link RelaySettings}): a name, from which the flag, the
@@ -133,7 +134,7 @@ public final class Setting<T> {
   }
 
   /** @return turns the text into the typed value, or throws {@link IllegalArgumentException} */
-  java.util.function.Function<String, T> parser() {
+  Function<String, T> parser() {
     return validator::parse;
   }
 

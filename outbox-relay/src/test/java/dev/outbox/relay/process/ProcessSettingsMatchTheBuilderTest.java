@@ -90,7 +90,7 @@ class ProcessSettingsMatchTheBuilderTest {
   void everySettingOfTheTableIsListed() throws Exception {
     for (Field f : RelaySettings.class.getFields()) {
       if (f.getType() == Setting.class) {
-        assertThat(RelaySettings.ALL).as("RelaySettings.ALL lists %s", f.getName()).contains((Setting<?>) f.get(null));
+        assertThat(RelaySettings.ALL).as("RelaySettings.ALL lists %s: wrap its entry in add(..)", f.getName()).contains((Setting<?>) f.get(null));
       }
     }
   }
