@@ -131,6 +131,23 @@ class RelayBuilderTest {
         .hasMessageContaining("idlePollInterval (5s) may not exceed leaseDuration (2s)");
   }
 
+  /** The builder conventions (CONTRIBUTING.md): the setter refuses its own bad argument, build() what involves several. */
+  @Test
+  void settersRefuseTheirArgumentAtOnceAndBuildRefusesCombinations() {
+    assertThatThrownBy(() -> Relay.builder().batchSize(0)).isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("batchSize must be between 1 and 10000, got 0: use e.g. the default 500");
+    assertThatThrownBy(() -> Relay.builder().probeInterval(Duration.ofSeconds(2))).isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("probeInterval must be between 1ms and 1s, got 2s: use e.g. the default 5ms");
+    assertThatThrownBy(() -> Relay.builder().leaseDuration(null)).isInstanceOf(NullPointerException.class)
+        .hasMessage("leaseDuration may not be null");
+    assertThatThrownBy(() -> Relay.builder().producerProperties(Map.of("acks", "1"))).isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> valid().producerProperties(Map.of("bootstrap.servers", "k:9092", "delivery.timeout.ms", "30000")).build())
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessageContaining("delivery.timeout.ms (30000) may not exceed")
+        .hasMessageContaining("of 30s");
+    assertThat(Relay.builder().shutdownTimeout(Relay.Builder.MIN_SHUTDOWN_TIMEOUT)).isNotNull();
+  }
+
   @Test
   void aRelayStartsOnceAndClosesIdempotently() {
     Relay relay = valid().build();
