@@ -105,12 +105,12 @@ public final class ProducerSettings {
     long delivery = givenDelivery != null ? integer(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, givenDelivery) : margin / 2;
     if (delivery > margin) {
       throw new IllegalArgumentException("producer property delivery.timeout.ms (" + delivery + ") may not exceed the lease's"
-          + " safety margin, a third of the lease duration (" + margin + " ms of " + lease + "): a record could reach Kafka"
+          + " safety margin, a third of the lease duration (" + margin + " ms of " + Durations.format(lease) + "): a record could reach Kafka"
           + " after another relay took the shard over; lower delivery.timeout.ms or lengthen the lease duration");
     }
     if (delivery <= linger) {
       throw new IllegalArgumentException("producer property linger.ms (" + linger + ") leaves no time within"
-          + " delivery.timeout.ms (" + delivery + " ms, bounded by a third of the lease " + lease + "); lower linger.ms");
+          + " delivery.timeout.ms (" + delivery + " ms, bounded by a third of the lease " + Durations.format(lease) + "); lower linger.ms");
     }
     Object givenRequest = p.get(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG);
     long request = givenRequest != null ? integer(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, givenRequest)

@@ -99,7 +99,7 @@ final class DoctorCommand {
         if (v.matches("\\d{1,5}d")) {
           return Duration.ofDays(Long.parseLong(v.substring(0, v.length() - 1)));
         }
-        return RelaySettings.durationBetween(v, Duration.ofMillis(1), LONGEST);
+        return Validators.durationBetween(v, Duration.ofMillis(1), LONGEST);
       } catch (IllegalArgumentException e) {
         throw CliException.usage("Invalid value " + value + " for option --" + option + ": " + e.getMessage()
             + " (days as 7d are taken too).");

@@ -158,7 +158,7 @@ class RelaySettingsTest {
   @Test
   void theTableIsConsistent() {
     Set<String> names = new HashSet<>();
-    for (RelaySettings.Setting s : RelaySettings.ALL) {
+    for (Setting<?> s : RelaySettings.ALL) {
       assertThat(names.add(s.name())).as("unique name %s", s.name()).isTrue();
       assertThat(s.name()).matches("[a-z]+(-[a-z]+)*");
       assertThat(s.name()).as("a setting may not shadow the kafka pass-through").doesNotStartWith("kafka");
@@ -173,7 +173,7 @@ class RelaySettingsTest {
   @Test
   void helpListsEverySettingWithItsEnvironmentVariableAndFileKey() {
     String help = Main.usage();
-    for (RelaySettings.Setting s : RelaySettings.ALL) {
+    for (Setting<?> s : RelaySettings.ALL) {
       assertThat(help).contains(s.flag() + "=").contains(s.envVar()).contains(s.fileKey());
     }
   }
