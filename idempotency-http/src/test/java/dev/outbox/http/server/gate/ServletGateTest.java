@@ -244,5 +244,11 @@ class ServletGateTest {
         .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("'METHOD path'");
     assertThatThrownBy(() -> IdempotencyGate.builder().build())
         .isInstanceOf(IllegalStateException.class).hasMessageContaining("filter(filter)");
+    assertThatThrownBy(() -> IdempotencyGate.builder().exempt("POST /refunds", null))
+        .isInstanceOf(NullPointerException.class).hasMessageContaining("reason");
+    assertThatThrownBy(() -> IdempotencyGate.builder().methods("POST", null))
+        .isInstanceOf(NullPointerException.class).hasMessageContaining("methods");
+    assertThatThrownBy(() -> IdempotencyGate.builder().methods("GET"))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("'GET'");
   }
 }
