@@ -5,7 +5,6 @@ import dev.outbox.http.server.internal.Admission;
 import dev.outbox.http.server.internal.BufferedRequest;
 import dev.outbox.http.server.internal.CapturingResponse;
 import dev.outbox.http.server.internal.PathPatterns;
-import dev.outbox.http.server.internal.Problems;
 import dev.outbox.http.server.internal.Responses;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -93,7 +92,6 @@ public final class IdempotencyFilter implements Filter {
   private final List<String> storedHeaders;
   private final String log;
   private final Admission admission;
-  private final Counter unidentified;
 
   private IdempotencyFilter(Builder b) {
     this.store = b.store;
@@ -105,8 +103,7 @@ public final class IdempotencyFilter implements Filter {
     this.storedHeaders = List.copyOf(b.storedHeaders);
     this.log = "[idempotency-filter " + b.name + "] ";
     this.admission = new Admission(b.maxBodyBytes, LOG, log, counter(b.meterRegistry, b.name, "rejected"),
-        counter(b.meterRegistry, b.name, "too_large"));
-    this.unidentified = counter(b.meterRegistry, b.name, "unidentified");
+        counter(b.meterRegistry, b.name, "too_large"), counter(b.meterRegistry, b.name, "unidentified"));
   }
 
   private static Counter counter(MeterRegistry registry, String name, String outcome) {
@@ -170,12 +167,7 @@ public final class IdempotencyFilter implements Filter {
       throw new ServletException(log + "could not resolve the scope or fingerprint of " + request.getMethod() + " " + path, e);
     }
     if (scope == null) {
-      unidentified.increment();
-      LOG.debug("{}401 for {} {}: no caller identity for the key's scope", log, request.getMethod(), path);
-      Problems.send(response, 401, "Authentication required for an idempotent request",
-          request.getMethod() + " " + path + " keeps idempotency keys per caller, and this request has no authenticated"
-              + " caller. Authenticate and retry with the same " + IdempotencyKey.HEADER + ". (Operators: order"
-              + " IdempotencyFilter after authentication, or give it a ScopeResolver that names the caller.)");
+      admission.refuseAnonymous(request, path, response);
       return;
     }
     IdempotencyRequest idempotencyRequest = new IdempotencyRequest(scope, key, print);
@@ -207,18 +199,9 @@ public final class IdempotencyFilter implements Filter {
       case IdempotencyOutcome.Executed e -> Responses.sendBody(response, capturing.body());
       case IdempotencyOutcome.NotStored n -> Responses.sendBody(response, capturing.body());
       case IdempotencyOutcome.Replayed r -> Responses.replay(response, r.response());
-      case IdempotencyOutcome.Mismatch m -> Problems.send(response, 422, "Idempotency-Key reused with another request",
-          "The " + IdempotencyKey.HEADER + " '" + key + "' was already used for a different request to "
-              + request.getMethod() + " " + path + " (another body, content type or query string). Send a new key for a new"
-              + " operation; reuse a key only to retry the identical request.");
-      case IdempotencyOutcome.InFlight f -> {
-        long seconds = (f.retryAfter().toMillis() + 999) / 1000;
-        response.setHeader("Retry-After", Long.toString(seconds));
-        Problems.send(response, 409, "Request with this Idempotency-Key still in progress",
-            "A request with " + IdempotencyKey.HEADER + " '" + key + "' to " + request.getMethod() + " " + path
-                + " is still being processed. Retry the same request with the same key after " + seconds
-                + " s to receive its response.");
-      }
+      case IdempotencyOutcome.Mismatch m -> Responses.mismatch(response, key, request.getMethod() + " " + path);
+      case IdempotencyOutcome.InFlight f ->
+          Responses.inFlight(response, key, request.getMethod() + " " + path, f.retryAfter());
     }
   }
 
@@ -268,10 +251,6 @@ public final class IdempotencyFilter implements Filter {
 
     /** Default {@link #name(String)}, the same as the store's. */
     public static final String DEFAULT_NAME = IdempotencyStore.Builder.DEFAULT_NAME;
-
-    private static final Set<String> NEVER_STORED = Set.of(
-        "set-cookie", "set-cookie2", "content-length", "transfer-encoding", "connection", "keep-alive", "date",
-        "upgrade", "trailer", "proxy-authenticate", IdempotencyKey.REPLAYED_HEADER.toLowerCase(Locale.ROOT));
 
     private final IdempotencyStore store;
     private Set<String> methods = DEFAULT_METHODS;
@@ -395,12 +374,7 @@ public final class IdempotencyFilter implements Filter {
       Objects.requireNonNull(names, "names may not be null");
       List<String> list = new ArrayList<>();
       for (String n : names) {
-        Objects.requireNonNull(n, "names may not contain null");
-        if (NEVER_STORED.contains(n.toLowerCase(Locale.ROOT)) || n.isBlank()) {
-          throw new IllegalArgumentException("header '" + n + "' cannot be stored and replayed: cookies, framing and"
-              + " hop-by-hop headers belong to one response only");
-        }
-        list.add(n);
+        list.add(Responses.requireStorable(Objects.requireNonNull(n, "names may not contain null")));
       }
       this.storedHeaders = list;
       return this;

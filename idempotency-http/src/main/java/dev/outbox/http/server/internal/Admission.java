@@ -12,8 +12,8 @@ import org.slf4j.Logger;
 
 /**
  * The request side of {@code IdempotencyFilter}: a protected request gets in only with exactly one
- * valid {@code Idempotency-Key} (else 400) and a body no larger than the limit (else 413). Each
- * refusal is answered with a problem response and counted.
+ * valid {@code Idempotency-Key} (else 400), a body no larger than the limit (else 413) and a caller
+ * its key can belong to (else 401). Each refusal is answered with a problem response and counted.
  */
 public final class Admission {
   private final int maxBodyBytes;
@@ -21,6 +21,7 @@ public final class Admission {
   private final String log;
   private final Counter rejected;
   private final Counter tooLarge;
+  private final Counter unidentified;
 
   /**
    * @param maxBodyBytes the largest body buffered
@@ -28,13 +29,16 @@ public final class Admission {
    * @param log the prefix of the filter's log lines
    * @param rejected counts requests refused for their key
    * @param tooLarge counts requests refused for their body's size
+   * @param unidentified counts requests refused for want of a caller
    */
-  public Admission(int maxBodyBytes, Logger logger, String log, Counter rejected, Counter tooLarge) {
+  public Admission(
+      int maxBodyBytes, Logger logger, String log, Counter rejected, Counter tooLarge, Counter unidentified) {
     this.maxBodyBytes = maxBodyBytes;
     this.logger = logger;
     this.log = log;
     this.rejected = rejected;
     this.tooLarge = tooLarge;
+    this.unidentified = unidentified;
   }
 
   /**
@@ -88,5 +92,19 @@ public final class Admission {
       return null;
     }
     return body;
+  }
+
+  /**
+   * Refuses a request whose scope names no caller with 401.
+   *
+   * @param path the request's path inside the application
+   */
+  public void refuseAnonymous(HttpServletRequest request, String path, HttpServletResponse response) throws IOException {
+    unidentified.increment();
+    logger.debug("{}401 for {} {}: no caller identity for the key's scope", log, request.getMethod(), path);
+    Problems.send(response, 401, "Authentication required for an idempotent request",
+        request.getMethod() + " " + path + " keeps idempotency keys per caller, and this request has no authenticated"
+            + " caller. Authenticate and retry with the same " + IdempotencyKey.HEADER + ". (Operators: order"
+            + " IdempotencyFilter after authentication, or give it a ScopeResolver that names the caller.)");
   }
 }
