@@ -3,6 +3,7 @@ package dev.outbox.core;
 import static dev.outbox.migrations.jooq.Tables.OUTBOX_MESSAGE;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
 
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.schemas.AvroCodec;
@@ -39,7 +40,7 @@ class OutboxIT {
     assertThat(row.getShard()).isEqualTo(Shards.of("order-7", id, 64));
     assertThat(row.getPayload()).containsExactly(1, 2);
     assertThat(row.getParkedAt()).isNull();
-    assertThat(row.getCreatedAt().toInstant()).isCloseTo(Instant.now(), org.assertj.core.api.Assertions.within(1, ChronoUnit.MINUTES));
+    assertThat(row.getCreatedAt().toInstant()).isCloseTo(Instant.now(), within(1, ChronoUnit.MINUTES));
   }
 
   /** G2 at the source: rows appended in a transaction that rolls back do not exist. */
