@@ -237,7 +237,10 @@ public interface IdempotentConsumer extends AutoCloseable {
      * database commit); setting it to true is an error. Keys and values are read as {@code byte[]}
      * by the consumer's own deserializers; setting others is an error. {@code auto.offset.reset}
      * defaults to {@code earliest} (Kafka's default, {@code latest}, would skip what a new group
-     * has not seen). Everything else (TLS, SASL, {@code max.poll.records}, {@code
+     * has not seen). {@code isolation.level} defaults to {@code read_committed}, so records of
+     * aborted Kafka transactions (the relay's transactional mode rolls back a batch that failed, or
+     * that a relay which lost its lease tried to publish) never reach the handler; Kafka's default,
+     * {@code read_uncommitted}, would deliver them. Everything else (TLS, SASL, {@code max.poll.records}, {@code
      * group.instance.id}) passes through. Calls add to what earlier calls set.
      *
      * @param properties consumer properties
@@ -727,6 +730,10 @@ public interface IdempotentConsumer extends AutoCloseable {
       props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
       props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
       props.putIfAbsent(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+      // Kafka's default, read_uncommitted, would hand the handler records of aborted transactions,
+      // among them a relay's transactional batch that was rolled back (and, in the relay's
+      // transactional mode, a fenced zombie's)
+      props.putIfAbsent(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
       return Map.copyOf(props);
     }
 

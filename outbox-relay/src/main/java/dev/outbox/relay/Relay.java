@@ -139,6 +139,8 @@ public interface Relay extends AutoCloseable {
     private Backoff backoff = DEFAULT_BACKOFF;
     private CircuitBreakerConfig circuitBreaker;
     private ParkPolicy parkPolicy = ParkPolicy.PARK_AND_CONTINUE;
+    private PublishMode publishMode = PublishMode.IDEMPOTENT;
+    private String transactionalIdPrefix;
     private MeterRegistry meterRegistry;
     private Duration probeInterval = DEFAULT_PROBE_INTERVAL;
     private DataSource listenDataSource;
@@ -321,6 +323,38 @@ public interface Relay extends AutoCloseable {
     }
 
     /**
+     * How a shard's batch is published: {@link PublishMode#IDEMPOTENT} (default, one shared
+     * idempotent producer, a local lease deadline) or {@link PublishMode#TRANSACTIONAL} (a
+     * transactional producer per shard and one Kafka transaction per batch, so that the broker fences
+     * a relay that lost its lease; consumers must read {@code read_committed}). See {@link
+     * PublishMode} for the trade-off.
+     *
+     * @param publishMode the mode; default {@link PublishMode#IDEMPOTENT}
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Builder publishMode(PublishMode publishMode) {
+      this.publishMode = Objects.requireNonNull(publishMode, "publishMode may not be null");
+      return this;
+    }
+
+    /**
+     * The start of every {@code transactional.id} in {@link PublishMode#TRANSACTIONAL} mode; shard N
+     * publishes with {@code prefix + N}. It must be the same on every relay of one outbox (the new
+     * owner of shard N fences the old one only through the same id) and differ between outboxes that
+     * share a Kafka cluster (else their relays fence each other). Default: {@code
+     * outbox-relay.<database>.<schema>.}, with the database name read from PostgreSQL at start.
+     *
+     * @param transactionalIdPrefix 1 to 200 characters
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Builder transactionalIdPrefix(String transactionalIdPrefix) {
+      this.transactionalIdPrefix = Objects.requireNonNull(transactionalIdPrefix, "transactionalIdPrefix may not be null");
+      return this;
+    }
+
+    /**
      * @param meterRegistry where the relay registers its {@code outbox.relay.*} meters; default a
      *     private {@link SimpleMeterRegistry}. Give each relay of one JVM its own registry: the
      *     meters carry no instance tag.
@@ -390,7 +424,7 @@ public interface Relay extends AutoCloseable {
      *     missing, or a producer property conflicts with what the relay enforces; the message names
      *     the setting, the value and the fix
      * @throws IllegalStateException when two settings conflict (a lease too short for the idle
-     *     poll interval)
+     *     poll interval, a transactional id prefix without the transactional mode)
      */
     public Relay build() {
       Objects.requireNonNull(dataSource, "dataSource is required: call Relay.builder().dataSource(pool)");
@@ -419,12 +453,22 @@ public interface Relay extends AutoCloseable {
             "idlePollInterval (" + idlePollInterval + ") may not exceed leaseDuration (" + leaseDuration
                 + "): an idle shard would not be looked at once per lease; shorten idlePollInterval or lengthen leaseDuration");
       }
+      if (transactionalIdPrefix != null) {
+        if (publishMode != PublishMode.TRANSACTIONAL) {
+          throw new IllegalStateException("transactionalIdPrefix ('" + transactionalIdPrefix + "') is only used with"
+              + " publishMode(TRANSACTIONAL), but the mode is " + publishMode + "; set the mode or remove the prefix");
+        }
+        if (transactionalIdPrefix.isBlank() || transactionalIdPrefix.length() > 200) {
+          throw new IllegalArgumentException("transactionalIdPrefix must be 1 to 200 non-blank characters, got '"
+              + transactionalIdPrefix + "': use the same prefix on every relay of this outbox, or leave the default");
+        }
+      }
       Map<String, Object> producer = ProducerSettings.boundByLease(ProducerSettings.validate(producerProperties, id), leaseDuration);
       CircuitBreakerConfig breaker = circuitBreaker != null ? circuitBreaker : defaultCircuitBreaker();
       RelayConfig config = new RelayConfig(
           dataSource, schema, id, producer, batchSize, leaseDuration, idlePollInterval, shutdownTimeout,
           workerThreads, backoff, breaker, parkPolicy, meterRegistry != null ? meterRegistry : new SimpleMeterRegistry(),
-          maxAttempts, probeInterval, listenDataSource);
+          maxAttempts, probeInterval, listenDataSource, publishMode, transactionalIdPrefix);
       return new RelayEngine(config);
     }
 

@@ -257,11 +257,15 @@ final class RelayProcess implements AutoCloseable {
             .backoff(Backoff.of(s.duration(BACKOFF_BASE), s.duration(BACKOFF_CAP)))
             .circuitBreaker(breaker)
             .parkPolicy(s.parkPolicy())
+            .publishMode(s.publishMode())
             .maxAttempts(s.integer(MAX_ATTEMPTS))
             .shutdownTimeout(s.duration(SHUTDOWN_TIMEOUT))
             .meterRegistry(registry);
     if (!s.string(INSTANCE_ID).isEmpty()) {
       b.instanceId(s.string(INSTANCE_ID));
+    }
+    if (!s.string(RelaySettings.TRANSACTIONAL_ID_PREFIX).isEmpty()) {
+      b.transactionalIdPrefix(s.string(RelaySettings.TRANSACTIONAL_ID_PREFIX));
     }
     if (!s.string(RelaySettings.LISTEN_JDBC_URL).isEmpty()) {
       b.listenDataSource(listenDataSource(s));

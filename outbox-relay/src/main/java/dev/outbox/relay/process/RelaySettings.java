@@ -2,6 +2,7 @@ package dev.outbox.relay.process;
 
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.relay.ParkPolicy;
+import dev.outbox.relay.PublishMode;
 import java.time.Duration;
 import java.time.format.DateTimeParseException;
 import java.util.ArrayList;
@@ -379,6 +380,40 @@ public final class RelaySettings {
               + " back the key's later messages until it is requeued or purged, keeping the key's order.",
           RelaySettings::parkPolicy);
 
+  /** Publish mode. */
+  public static final Setting PUBLISH_MODE =
+      new Setting(
+          "publish-mode",
+          Group.RELAY,
+          "idempotent or transactional",
+          "idempotent",
+          false,
+          false,
+          "How a shard's batch is published. `idempotent`: one shared idempotent producer; a relay that lost its"
+              + " lease stops at a local deadline, but a process frozen between that check and the broker can add"
+              + " stale copies of its batch in flight after the new owner's records (ENGINE.md, \"Fencing on the Kafka"
+              + " side\"). `transactional`: a transactional producer per owned shard (`transactional.id` ="
+              + " transactional-id-prefix + shard) and one Kafka transaction per batch, so the broker fences the old"
+              + " owner and a batch that failed in part is invisible; consumers must read with"
+              + " `isolation.level=read_committed` (consumer-dedup's default). Costs throughput (benchmarks/RELAY.md)"
+              + " and one producer per shard.",
+          RelaySettings::publishMode);
+
+  /** Transactional id prefix. */
+  public static final Setting TRANSACTIONAL_ID_PREFIX =
+      new Setting(
+          "transactional-id-prefix",
+          Group.RELAY,
+          "text",
+          "",
+          false,
+          false,
+          "With publish-mode=transactional, shard N publishes with `transactional.id` = this prefix + N. Every relay of"
+              + " one outbox must use the same prefix (the new owner of a shard fences the old one through it), and"
+              + " outboxes that share a Kafka cluster must use different ones. Empty: `outbox-relay.<database>.<schema>.`,"
+              + " the database name read from PostgreSQL at start. Refused with publish-mode=idempotent.",
+          RelaySettings::transactionalIdPrefix);
+
   /** HTTP port. */
   public static final Setting HTTP_PORT =
       new Setting(
@@ -480,6 +515,8 @@ public final class RelaySettings {
           BREAKER_OPEN_DURATION,
           MAX_ATTEMPTS,
           PARK_POLICY,
+          PUBLISH_MODE,
+          TRANSACTIONAL_ID_PREFIX,
           HTTP_PORT,
           HTTP_HOST,
           STARTUP_TIMEOUT,
@@ -496,7 +533,9 @@ public final class RelaySettings {
       Map.of(
           ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, "use the setting bootstrap-servers instead",
           ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, "the relay sends raw bytes with its own serializer; remove it",
-          ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, "the relay sends raw bytes with its own serializer; remove it");
+          ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, "the relay sends raw bytes with its own serializer; remove it",
+          ProducerConfig.TRANSACTIONAL_ID_CONFIG, "the relay names one transactional id per shard itself; set publish-mode="
+              + "transactional (and transactional-id-prefix for the prefix) instead");
 
   private static final Map<String, Setting> BY_NAME =
       ALL.stream().collect(Collectors.toUnmodifiableMap(Setting::name, s -> s));
@@ -654,6 +693,11 @@ public final class RelaySettings {
       throw conflict(BACKOFF_CAP, format(cap), BACKOFF_BASE, format(base),
           "backoff-cap must be at least backoff-base; raise backoff-cap or lower backoff-base.");
     }
+    if (!result.string(TRANSACTIONAL_ID_PREFIX).isEmpty() && result.publishMode() != PublishMode.TRANSACTIONAL) {
+      throw conflict(TRANSACTIONAL_ID_PREFIX, result.string(TRANSACTIONAL_ID_PREFIX), PUBLISH_MODE, "idempotent",
+          "transactional-id-prefix is only used with publish-mode=transactional; set publish-mode=transactional or"
+              + " remove transactional-id-prefix.");
+    }
     return result;
   }
 
@@ -707,6 +751,10 @@ public final class RelaySettings {
 
     ParkPolicy parkPolicy() {
       return (ParkPolicy) values.get(PARK_POLICY);
+    }
+
+    PublishMode publishMode() {
+      return (PublishMode) values.get(PUBLISH_MODE);
     }
 
     boolean isExplicit(Setting s) {
@@ -790,7 +838,8 @@ public final class RelaySettings {
       "Any Kafka producer property, passed to the producer as it is, e.g. `security.protocol`, `sasl.*`, `ssl.*`,"
           + " `compression.type`, `linger.ms`, `max.request.size`. In the environment, write the property in"
           + " upper case with `_` for `.`: `OUTBOX_RELAY_KAFKA_LINGER_MS=5`. Unknown property names are refused."
-          + " `enable.idempotence=true` and `acks=all` are enforced; the serializers are the relay's own.";
+          + " `enable.idempotence=true` and `acks=all` are enforced; the serializers are the relay's own;"
+          + " `transactional.id` is refused (see publish-mode).";
 
   /**
    * The README's settings reference, in Markdown; {@code README.md} carries a copy between the
@@ -1081,6 +1130,24 @@ public final class RelaySettings {
       }
     }
     throw new IllegalArgumentException("must be one of PARK_AND_CONTINUE, HOLD_KEY");
+  }
+
+  private static PublishMode publishMode(String v) {
+    String norm = v.trim().toUpperCase(Locale.ROOT);
+    for (PublishMode m : PublishMode.values()) {
+      if (m.name().equals(norm)) {
+        return m;
+      }
+    }
+    throw new IllegalArgumentException("must be idempotent or transactional");
+  }
+
+  private static String transactionalIdPrefix(String v) {
+    if (v.isEmpty() || INSTANCE.matcher(v).matches()) {
+      return v;
+    }
+    throw new IllegalArgumentException("must be 1 to 200 characters from A-Z a-z 0-9 . _ : @ -, or empty for"
+        + " outbox-relay.<database>.<schema>.");
   }
 
   private static String logLevel(String v) {
