@@ -135,7 +135,8 @@ class ZombieRelayIT {
         t.start();
         writers.add(t);
       }
-      await("relay-a publishing").atMost(Duration.ofSeconds(60))
+      // generous: 64 transactional producers and a broker in one JVM are slow on a loaded machine
+      await("relay-a publishing").atMost(Duration.ofSeconds(180))
           .until(() -> records.size() >= 2_000 || failure.get() != null);
 
       signal("STOP", a);
