@@ -108,7 +108,7 @@ class ZombieRelayIT {
             transactional ? dev.outbox.relay.internal.DeadlineIgnoringMain.class : Main.class);
         ChildRelay b = ChildRelay.start("zombie-" + mode + "b", env(db, kafka, "relay-b", transactional))) {
       await("both relays lease shards")
-          .atMost(Duration.ofSeconds(120))
+          .atMost(Duration.ofSeconds(300))
           .pollInterval(Duration.ofMillis(250))
           .untilAsserted(() -> {
             assertThat(a.process.isAlive()).as("relay-a alive, see %s", a.err).isTrue();
