@@ -46,7 +46,10 @@ abstract sealed class ConsumerBuilderBase permits ConsumerBuilder {
    * database commit); setting it to true is an error. Keys and values are read as {@code byte[]}
    * by the consumer's own deserializers; setting others is an error. {@code auto.offset.reset}
    * defaults to {@code earliest} (Kafka's default, {@code latest}, would skip what a new group
-   * has not seen). Everything else (TLS, SASL, {@code max.poll.records}, {@code
+   * has not seen). {@code isolation.level} defaults to {@code read_committed}, so records of
+   * aborted Kafka transactions (the relay's transactional mode rolls back a batch that failed, or
+   * that a relay which lost its lease tried to publish) never reach the handler; Kafka's default,
+   * {@code read_uncommitted}, would deliver them. Everything else (TLS, SASL, {@code max.poll.records}, {@code
    * group.instance.id}) passes through. Calls add to what earlier calls set.
    *
    * @param properties consumer properties

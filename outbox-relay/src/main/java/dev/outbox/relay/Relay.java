@@ -138,6 +138,12 @@ public interface Relay extends AutoCloseable {
     /** Default {@link #parkPolicy(ParkPolicy)}: {@link ParkPolicy#PARK_AND_CONTINUE}. */
     public static final ParkPolicy DEFAULT_PARK_POLICY = ParkPolicy.PARK_AND_CONTINUE;
 
+    /** Default {@link #publishMode(PublishMode)}: one shared idempotent producer. */
+    public static final PublishMode DEFAULT_PUBLISH_MODE = PublishMode.IDEMPOTENT;
+
+    /** Longest {@link #transactionalIdPrefix(String)}. */
+    public static final int MAX_TRANSACTIONAL_ID_PREFIX_LENGTH = 200;
+
     /** Default {@link #shutdownTimeout(Duration)}: 20 s. */
     public static final Duration DEFAULT_SHUTDOWN_TIMEOUT = Duration.ofSeconds(20);
     /** Shortest {@link #shutdownTimeout(Duration)}: 0, hand the leases back at once. */
@@ -177,6 +183,8 @@ public interface Relay extends AutoCloseable {
     private Backoff backoff = DEFAULT_BACKOFF;
     private CircuitBreakerConfig circuitBreaker;
     private ParkPolicy parkPolicy = DEFAULT_PARK_POLICY;
+    private PublishMode publishMode = DEFAULT_PUBLISH_MODE;
+    private String transactionalIdPrefix;
     private MeterRegistry meterRegistry;
     private Duration probeInterval = DEFAULT_PROBE_INTERVAL;
     private DataSource listenDataSource;
@@ -379,6 +387,46 @@ public interface Relay extends AutoCloseable {
     }
 
     /**
+     * How a shard's batch is published: {@link PublishMode#IDEMPOTENT} (default, one shared
+     * idempotent producer, a local lease deadline) or {@link PublishMode#TRANSACTIONAL} (a
+     * transactional producer per shard and one Kafka transaction per batch, so that the broker fences
+     * a relay that lost its lease; consumers must read {@code read_committed}). See {@link
+     * PublishMode} for the trade-off.
+     *
+     * @param publishMode the mode; default {@link #DEFAULT_PUBLISH_MODE}
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Builder publishMode(PublishMode publishMode) {
+      this.publishMode = Objects.requireNonNull(publishMode, "publishMode may not be null");
+      return this;
+    }
+
+    /**
+     * The start of every {@code transactional.id} in {@link PublishMode#TRANSACTIONAL} mode; shard N
+     * publishes with {@code prefix + N}. It must be the same on every relay of one outbox (the new
+     * owner of shard N fences the old one only through the same id) and differ between outboxes that
+     * share a Kafka cluster (else their relays fence each other). Default: {@code
+     * outbox-relay.<database>.<schema>.}, with the database name read from PostgreSQL at start.
+     *
+     * @param transactionalIdPrefix 1 to {@link #MAX_TRANSACTIONAL_ID_PREFIX_LENGTH} non-blank characters
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when blank or longer than {@link
+     *     #MAX_TRANSACTIONAL_ID_PREFIX_LENGTH}
+     */
+    public Builder transactionalIdPrefix(String transactionalIdPrefix) {
+      Objects.requireNonNull(transactionalIdPrefix, "transactionalIdPrefix may not be null");
+      if (transactionalIdPrefix.isBlank() || transactionalIdPrefix.length() > MAX_TRANSACTIONAL_ID_PREFIX_LENGTH) {
+        throw new IllegalArgumentException("transactionalIdPrefix must be 1 to " + MAX_TRANSACTIONAL_ID_PREFIX_LENGTH
+            + " non-blank characters, got '" + transactionalIdPrefix
+            + "': use the same prefix on every relay of this outbox, or leave the default");
+      }
+      this.transactionalIdPrefix = transactionalIdPrefix;
+      return this;
+    }
+
+    /**
      * @param meterRegistry where the relay registers its {@code outbox.relay.*} meters; default a
      *     private {@link SimpleMeterRegistry}. Give each relay of one JVM its own registry: the
      *     meters carry no instance tag.
@@ -466,6 +514,10 @@ public interface Relay extends AutoCloseable {
                 + Durations.format(leaseDuration)
                 + "): an idle shard would not be looked at once per lease; shorten idlePollInterval or lengthen leaseDuration");
       }
+      if (transactionalIdPrefix != null && publishMode != PublishMode.TRANSACTIONAL) {
+        throw new IllegalStateException("transactionalIdPrefix ('" + transactionalIdPrefix + "') is only used with"
+            + " publishMode(TRANSACTIONAL), but the mode is " + publishMode + "; set the mode or remove the prefix");
+      }
       String id = instanceId != null ? instanceId : RelayDefaults.instanceId();
       Map<String, Object> producer;
       try {
@@ -478,7 +530,7 @@ public interface Relay extends AutoCloseable {
       RelayConfig config = new RelayConfig(
           dataSource, schema, id, producer, batchSize, leaseDuration, idlePollInterval, shutdownTimeout,
           workerThreads, backoff, breaker, parkPolicy, meterRegistry != null ? meterRegistry : new SimpleMeterRegistry(),
-          maxAttempts, probeInterval, listenDataSource);
+          maxAttempts, probeInterval, listenDataSource, publishMode, transactionalIdPrefix);
       return new RelayEngine(config);
     }
 

@@ -107,7 +107,12 @@ final class Fixtures {
     private final Thread thread;
 
     Collector(String bootstrap, String topic) {
-      KafkaConsumer<byte[], byte[]> consumer = fromTheBeginning(bootstrap, topic, Map.of());
+      this(bootstrap, topic, Map.of());
+    }
+
+    /** @param extra consumer properties, e.g. {@code isolation.level} */
+    Collector(String bootstrap, String topic, Map<String, String> extra) {
+      KafkaConsumer<byte[], byte[]> consumer = fromTheBeginning(bootstrap, topic, extra);
       thread = new Thread(() -> {
         try (consumer) {
           while (running.get()) {

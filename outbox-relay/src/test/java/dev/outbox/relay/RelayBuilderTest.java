@@ -32,6 +32,17 @@ class RelayBuilderTest {
   }
 
   @Test
+  void transactionalIdPrefixNeedsTheTransactionalMode() {
+    assertThatThrownBy(() -> valid().transactionalIdPrefix("orders.").build())
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessageContaining("transactionalIdPrefix ('orders.') is only used with publishMode(TRANSACTIONAL)");
+    assertThatThrownBy(() -> valid().publishMode(PublishMode.TRANSACTIONAL).transactionalIdPrefix(" ").build())
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("transactionalIdPrefix must be 1 to 200 non-blank characters");
+    assertThat(valid().publishMode(PublishMode.TRANSACTIONAL).transactionalIdPrefix("orders.").build()).isNotNull();
+  }
+
+  @Test
   void refusesBatchSizesOutOfRange() {
     for (int bad : new int[] {0, -1, 10_001}) {
       assertThatThrownBy(() -> valid().batchSize(bad).build())
@@ -96,7 +107,8 @@ class RelayBuilderTest {
         .hasMessageContaining("remove it");
     assertThatThrownBy(() -> valid().producerProperties(Map.of("bootstrap.servers", "k:9092", "transactional.id", "t")).build())
         .isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("transactional.id is not supported");
+        .hasMessageContaining("transactional.id is not supported")
+        .hasMessageContaining("publishMode(TRANSACTIONAL)");
     // the enforced values themselves, spelled either way, are accepted
     assertThat(valid().producerProperties(Map.of("bootstrap.servers", "k:9092", "acks", "-1", "enable.idempotence", "TRUE",
         "key.serializer", org.apache.kafka.common.serialization.ByteArraySerializer.class)).build()).isNotNull();

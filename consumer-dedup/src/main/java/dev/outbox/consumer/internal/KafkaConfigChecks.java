@@ -86,6 +86,10 @@ public final class KafkaConfigChecks {
     props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
     props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
     props.putIfAbsent(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    // Kafka's default, read_uncommitted, would hand the handler records of aborted transactions,
+    // among them a relay's transactional batch that was rolled back (and, in the relay's
+    // transactional mode, a fenced zombie's)
+    props.putIfAbsent(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
     return Map.copyOf(props);
   }
 

@@ -147,6 +147,14 @@ final class Db {
     }
   }
 
+  /** @return the name of the database the relay is connected to */
+  String database() throws SQLException {
+    try (Connection c = connect(); Statement st = c.createStatement(); ResultSet rs = st.executeQuery("select current_database()")) {
+      rs.next();
+      return rs.getString(1);
+    }
+  }
+
   /** @return up to {@code limit} publishable rows of the shard, in id order */
   List<OutboxRow> read(int shard, int limit) throws SQLException {
     try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readSql)) {

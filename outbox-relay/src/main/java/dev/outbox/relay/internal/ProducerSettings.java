@@ -49,7 +49,9 @@ public final class ProducerSettings {
     if (p.containsKey(ProducerConfig.TRANSACTIONAL_ID_CONFIG)) {
       throw new IllegalArgumentException(
           "producer property transactional.id is not supported (got '" + text(p.get(ProducerConfig.TRANSACTIONAL_ID_CONFIG))
-              + "'): the relay fences with its shard leases; remove it");
+              + "'): the relay sets it itself, per shard, in the transactional publish mode (Relay.builder()"
+              + ".publishMode(TRANSACTIONAL), process setting publish-mode=transactional, with transactionalIdPrefix /"
+              + " transactional-id-prefix for its prefix); remove it");
     }
     for (String name : KEY_MAPPING) {
       if (p.containsKey(name)) {

@@ -47,7 +47,7 @@ final class Publisher {
       current = new Generation(new KafkaProducer<>(properties), failed.number() + 1);
     }
     LOG.warn("{} replacing the Kafka producer (generation {}) after {}", prefix, old.number(), Errors.describe(why));
-    closeQuietly(old.producer(), Duration.ZERO);
+    closeQuietly(old.producer(), Duration.ZERO, prefix);
   }
 
   void close(Duration timeout) {
@@ -59,10 +59,10 @@ final class Publisher {
       closed = true;
       g = current;
     }
-    closeQuietly(g.producer(), timeout);
+    closeQuietly(g.producer(), timeout, prefix);
   }
 
-  private void closeQuietly(Producer<byte[], byte[]> p, Duration timeout) {
+  static void closeQuietly(Producer<byte[], byte[]> p, Duration timeout, String prefix) {
     try {
       p.close(timeout);
     } catch (RuntimeException e) {

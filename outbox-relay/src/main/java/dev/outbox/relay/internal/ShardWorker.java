@@ -45,6 +45,7 @@ final class ShardWorker {
   private final RelayEngine engine;
   private final RelayConfig config;
   private final boolean holdKey;
+  private final ShardPublisher publisher;
 
   // guarded by this
   private boolean busy;
@@ -70,6 +71,9 @@ final class ShardWorker {
     this.epoch = epoch;
     this.lease = new LeaseClock(config.leaseDuration(), claimStartedNanos);
     this.holdKey = config.parkPolicy() == ParkPolicy.HOLD_KEY;
+    this.publisher = engine.publisherFor(shard);
+    // a shard released, lost or dropped closes its own producer (transactional mode) once its loop stopped
+    stopped.whenComplete((v, t) -> publisher.close());
   }
 
   void start() {
@@ -212,6 +216,12 @@ final class ShardWorker {
       next(leaseWaitNanos(), false);
       return;
     }
+    try {
+      publisher.init();
+    } catch (RuntimeException e) {
+      transactionFailed("initialise the shard's transactional producer", e);
+      return;
+    }
     if (RelayMetrics.breakerState(engine.breaker()) == 1) {
       // open: do not even read; the breaker decides when Kafka is tried again
       prefetched = null;
@@ -244,7 +254,37 @@ final class ShardWorker {
       return;
     }
     permitHeld = true;
-    send(new Batch(rows, engine.publisher().current(), System.nanoTime()));
+    Publisher.Generation producer;
+    try {
+      producer = publisher.begin();
+    } catch (RuntimeException e) {
+      transactionFailed("begin a transaction", e);
+      return;
+    }
+    send(new Batch(rows, producer, System.nanoTime()));
+  }
+
+  /**
+   * The shard's transactional producer could not be initialised or begin a transaction: fenced (a
+   * later owner initialised the shard's transactional id), the shard is dropped; else the round is
+   * retried after a backoff.
+   */
+  private void transactionFailed(String what, RuntimeException e) {
+    prefetched = null;
+    if (Errors.isFenced(e)) {
+      releasePermit();
+      fenced(what + " (" + Errors.describe(e) + ")");
+      return;
+    }
+    engine.metrics().retriable.increment();
+    if (permitHeld) {
+      permitHeld = false;
+      engine.breaker().onError(0, TimeUnit.NANOSECONDS, e);
+    }
+    long delay = backoff();
+    engine.retryLog().warn("{} shard {}: could not {}, retrying in {} ms (attempt {}): {}", engine.prefix(), shard, what,
+        TimeUnit.NANOSECONDS.toMillis(delay), attempt, Errors.describe(e));
+    next(delay, false);
   }
 
   /** One batch in flight: the rows in id order and, per row, what became of it. */
@@ -260,6 +300,8 @@ final class ShardWorker {
     volatile boolean stoppedEarly;
     // the lease deadline passed during the send loop: the rows not sent wait for a renewal
     volatile boolean leaseExpired;
+    // the batch's Kafka transaction was rolled back (transactional mode): no row of it was published
+    boolean aborted;
 
     Batch(List<OutboxRow> rows, Publisher.Generation producer, long started) {
       this.rows = rows;
@@ -456,6 +498,9 @@ final class ShardWorker {
   }
 
   private void complete(Batch batch) {
+    if (publisher.atomic() && !settle(batch)) {
+      return;
+    }
     List<OutboxRow> rows = batch.rows;
     List<Long> delete = new ArrayList<>(rows.size());
     List<Integer> poison = new ArrayList<>();
@@ -484,6 +529,8 @@ final class ShardWorker {
           retriable.add(i);
           failure = failure == null ? error : failure;
           fatal |= Errors.isFatal(error);
+        } else if (batch.aborted) {
+          // rolled back with its transaction: sent again in the next round
         } else if (batch.sent[i]) {
           failure = failure == null ? new IllegalStateException("record was neither acknowledged nor failed") : failure;
         } else if (batch.leaseExpired) {
@@ -513,7 +560,7 @@ final class ShardWorker {
       engine.metrics().retriable.increment();
       if (countAttempts) {
         engine.breaker().onSuccess(elapsed, TimeUnit.NANOSECONDS);
-      } else if (batch.producer != engine.publisher().current()) {
+      } else if (!publisher.isCurrent(batch.producer)) {
         // the producer was replaced (and closed) while this batch was in flight: that failure says
         // nothing new about Kafka, and every shard reporting it would open the breaker at once
         engine.breaker().releasePermission();
@@ -521,7 +568,7 @@ final class ShardWorker {
         engine.breaker().onError(elapsed, TimeUnit.NANOSECONDS, failure);
       }
       if (fatal) {
-        engine.publisher().replace(batch.producer, failure);
+        publisher.replace(batch.producer, failure);
       }
     } else {
       engine.breaker().onSuccess(elapsed, TimeUnit.NANOSECONDS);
@@ -555,6 +602,12 @@ final class ShardWorker {
       next(leaseWaitNanos(), false);
       return;
     }
+    if (failure == null && batch.aborted) {
+      // only rows that can never be published failed, and they are parked now: the rest goes again at once
+      prefetched = null;
+      next(0, false);
+      return;
+    }
     if (failure != null) {
       prefetched = null;
       long delay = backoff();
@@ -567,6 +620,61 @@ final class ShardWorker {
     engine.metrics().batch.record(Duration.ofNanos(System.nanoTime() - batch.started));
     attempt = 0;
     next(idleAfter(batch.rows.size()), true);
+  }
+
+  /**
+   * Ends the batch's Kafka transaction (transactional mode): commits it when every record sent was
+   * acknowledged, else aborts it, so that none of the batch's records becomes visible to {@code
+   * read_committed} consumers and none of its rows is deleted. A failed record's error stays with
+   * its row (a poison row is parked, a retriable failure backs off as in the idempotent mode); what
+   * the other records report after the first failure is the transaction's state, not theirs, and is
+   * dropped when a poison row explains the abort. A commit that fails is a retriable failure of
+   * every row sent.
+   *
+   * @return false when the producer was fenced: the shard is being dropped
+   */
+  private boolean settle(Batch batch) {
+    Throwable first = null;
+    boolean poisoned = false;
+    boolean fenced = false;
+    for (Throwable e : batch.errors) {
+      if (e != null) {
+        first = first == null ? e : first;
+        poisoned |= Errors.isPoison(e);
+        fenced |= Errors.isFenced(e);
+      }
+    }
+    if (first == null) {
+      try {
+        publisher.commit(batch.producer);
+        return true;
+      } catch (RuntimeException e) {
+        first = e;
+        fenced = Errors.isFenced(e);
+        for (int i = 0; i < batch.rows.size(); i++) {
+          if (batch.sent[i]) {
+            batch.errors[i] = e;
+          }
+        }
+      }
+    } else if (poisoned) {
+      for (int i = 0; i < batch.rows.size(); i++) {
+        Throwable e = batch.errors[i];
+        if (e != null && !Errors.isPoison(e) && !(e instanceof Errors.TopicUnavailable)) {
+          batch.errors[i] = null;
+        }
+      }
+    }
+    publisher.abort(batch.producer, first);
+    engine.metrics().aborted.increment();
+    java.util.Arrays.fill(batch.acked, false);
+    batch.aborted = true;
+    if (fenced) {
+      releasePermit();
+      fenced("commit a batch of " + batch.rows.size() + " rows (" + Errors.describe(first) + ")");
+      return false;
+    }
+    return true;
   }
 
   /**

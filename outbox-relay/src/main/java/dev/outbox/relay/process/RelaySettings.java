@@ -2,6 +2,7 @@ package dev.outbox.relay.process;
 
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.relay.ParkPolicy;
+import dev.outbox.relay.PublishMode;
 import dev.outbox.relay.Relay;
 import dev.outbox.relay.internal.Durations;
 import dev.outbox.relay.process.Setting.Group;
@@ -214,6 +215,35 @@ public final class RelaySettings {
               + " PARK_AND_CONTINUE parks it and publishes the key's later messages; HOLD_KEY parks it and holds"
               + " back the key's later messages until it is requeued or purged, keeping the key's order."));
 
+  /** Publish mode. */
+  public static final Setting<PublishMode> PUBLISH_MODE =
+      add(Setting.of("publish-mode", Group.RELAY, Validators.oneOf(PublishMode.class))
+          .defaultValue(Relay.Builder.DEFAULT_PUBLISH_MODE)
+          .appliedBy(Relay.Builder::publishMode)
+          .doc("How a shard's batch is published. IDEMPOTENT: one shared idempotent producer; a relay that lost its"
+              + " lease stops at a local deadline, but a process frozen between that check and the broker can add"
+              + " stale copies of its batch in flight after the new owner's records (ENGINE.md, \"Fencing on the Kafka"
+              + " side\"). TRANSACTIONAL: a transactional producer per owned shard (`transactional.id` ="
+              + " transactional-id-prefix + shard) and one Kafka transaction per batch, so the broker fences the old"
+              + " owner and a batch that failed in part is invisible; consumers must read with"
+              + " `isolation.level=read_committed` (consumer-dedup's default). Costs throughput (benchmarks/RELAY.md)"
+              + " and one producer per shard."));
+
+  /** Transactional id prefix. */
+  public static final Setting<String> TRANSACTIONAL_ID_PREFIX =
+      add(Setting.of("transactional-id-prefix", Group.RELAY, Validators.transactionalIdPrefix())
+          .defaultValue("")
+          .appliedBy((b, v) -> {
+            if (!v.isEmpty()) {
+              b.transactionalIdPrefix(v);
+            }
+          })
+          .doc("With publish-mode=TRANSACTIONAL, shard N publishes with `transactional.id` = this prefix + N. Every"
+              + " relay of one outbox must use the same prefix (the new owner of a shard fences the old one through"
+              + " it), and outboxes that share a Kafka cluster must use different ones. Empty:"
+              + " `outbox-relay.<database>.<schema>.`, the database name read from PostgreSQL at start. Refused with"
+              + " publish-mode=IDEMPOTENT."));
+
   /** HTTP port. */
   public static final Setting<Integer> HTTP_PORT =
       add(Setting.of("http-port", Group.PROCESS, Validators.integer(0, 65_535))
@@ -342,6 +372,10 @@ public final class RelaySettings {
 
     ParkPolicy parkPolicy() {
       return get(PARK_POLICY);
+    }
+
+    PublishMode publishMode() {
+      return get(PUBLISH_MODE);
     }
 
     boolean isExplicit(Setting<?> s) {

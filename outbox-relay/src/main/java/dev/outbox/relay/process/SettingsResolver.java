@@ -9,13 +9,17 @@ import static dev.outbox.relay.process.RelaySettings.IDLE_POLL_INTERVAL;
 import static dev.outbox.relay.process.RelaySettings.KAFKA_ENV_PREFIX;
 import static dev.outbox.relay.process.RelaySettings.KAFKA_PREFIX;
 import static dev.outbox.relay.process.RelaySettings.LEASE_DURATION;
+import static dev.outbox.relay.process.RelaySettings.PUBLISH_MODE;
+import static dev.outbox.relay.process.RelaySettings.TRANSACTIONAL_ID_PREFIX;
 import static dev.outbox.relay.process.RelaySettings.WORKER_THREADS;
 
+import dev.outbox.relay.PublishMode;
 import dev.outbox.relay.internal.Durations;
 import dev.outbox.relay.process.RelaySettings.Values;
 import dev.outbox.relay.process.Setting.Group;
 import java.time.Duration;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Properties;
@@ -40,7 +44,9 @@ final class SettingsResolver {
       Map.of(
           ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, "use the setting bootstrap-servers instead",
           ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, "the relay sends raw bytes with its own serializer; remove it",
-          ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, "the relay sends raw bytes with its own serializer; remove it");
+          ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, "the relay sends raw bytes with its own serializer; remove it",
+          ProducerConfig.TRANSACTIONAL_ID_CONFIG, "the relay names one transactional id per shard itself; set publish-mode="
+              + "transactional (and transactional-id-prefix for the prefix) instead");
 
   private SettingsResolver() {}
 
@@ -201,6 +207,12 @@ final class SettingsResolver {
       throw conflict(IDLE_POLL_INTERVAL, Durations.format(idle), LEASE_DURATION, Durations.format(lease),
           "idle-poll-interval may not exceed lease-duration, or an idle shard would not be looked at once per lease;"
               + " shorten idle-poll-interval or lengthen lease-duration.");
+    }
+    String prefix = result.string(TRANSACTIONAL_ID_PREFIX);
+    if (!prefix.isEmpty() && result.get(PUBLISH_MODE) != PublishMode.TRANSACTIONAL) {
+      throw conflict(TRANSACTIONAL_ID_PREFIX, prefix, PUBLISH_MODE, result.get(PUBLISH_MODE).name().toLowerCase(Locale.ROOT),
+          "transactional-id-prefix is only used with publish-mode=transactional; set publish-mode=transactional or"
+              + " remove transactional-id-prefix.");
     }
     Duration base = result.duration(BACKOFF_BASE);
     Duration cap = result.duration(BACKOFF_CAP);

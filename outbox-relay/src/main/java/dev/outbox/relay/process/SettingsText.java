@@ -17,7 +17,8 @@ final class SettingsText {
       "Any Kafka producer property, passed to the producer as it is, e.g. `security.protocol`, `sasl.*`, `ssl.*`,"
           + " `compression.type`, `linger.ms`, `max.request.size`. In the environment, write the property in"
           + " upper case with `_` for `.`: `OUTBOX_RELAY_KAFKA_LINGER_MS=5`. Unknown property names are refused."
-          + " `enable.idempotence=true` and `acks=all` are enforced; the serializers are the relay's own.";
+          + " `enable.idempotence=true` and `acks=all` are enforced; the serializers are the relay's own;"
+          + " `transactional.id` is refused (see publish-mode).";
 
   private SettingsText() {}
 

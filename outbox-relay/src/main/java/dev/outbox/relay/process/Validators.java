@@ -197,6 +197,16 @@ final class Validators {
     });
   }
 
+  static Validator<String> transactionalIdPrefix() {
+    return text("text", v -> {
+      if (!v.isEmpty() && !INSTANCE.matcher(v).matches()) {
+        throw new IllegalArgumentException(
+            "must be 1 to 200 characters from A-Z a-z 0-9 . _ : @ -, or empty for outbox-relay.<database>.<schema>.");
+      }
+      return v;
+    });
+  }
+
   static Validator<String> host() {
     return text("host or address", v -> {
       if (v.isBlank()) {
