@@ -56,6 +56,7 @@ public final class RelayEngine implements Relay {
   private volatile boolean halted;
   private int shardCount;
   private Publisher publisher;
+  private TopicHealth topics;
   private Admin admin;
   private ScheduledThreadPoolExecutor workers;
   private ScheduledExecutorService coordinator;
@@ -103,6 +104,7 @@ public final class RelayEngine implements Relay {
       } catch (KafkaException e) {
         throw new RetriableOutboxException(prefix + " could not create the Kafka producer: " + e.getMessage(), e);
       }
+      topics = new TopicHealth(this, maxBlockMs(config.producerProperties()), Math.max(2, config.workerThreads()));
       workers = new ScheduledThreadPoolExecutor(config.workerThreads(), threads("worker"));
       workers.setRemoveOnCancelPolicy(true);
       workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
@@ -354,6 +356,19 @@ public final class RelayEngine implements Relay {
     return publisher;
   }
 
+  TopicHealth topics() {
+    return topics;
+  }
+
+  private static long maxBlockMs(Map<String, Object> producerProperties) {
+    Object v = producerProperties.get(org.apache.kafka.clients.producer.ProducerConfig.MAX_BLOCK_MS_CONFIG);
+    try {
+      return v == null ? 60_000 : Long.parseLong(String.valueOf(v).trim());
+    } catch (NumberFormatException e) {
+      return 60_000;
+    }
+  }
+
   CircuitBreaker breaker() {
     return breaker;
   }
@@ -485,6 +500,7 @@ public final class RelayEngine implements Relay {
       sampler.shutdownNow();
       workers.shutdownNow();
       stopWakeUp();
+      topics.close();
       publisher.close(Duration.ZERO);
       if (admin != null) {
         admin.close(Duration.ZERO);
@@ -508,6 +524,7 @@ public final class RelayEngine implements Relay {
     workers.shutdown();
     awaitQuietly(workers, timeout);
     workers.shutdownNow();
+    topics.close();
     publisher.close(timeout);
     if (admin != null) {
       admin.close(Duration.ofSeconds(1));
