@@ -511,7 +511,8 @@ final class ShardWorker {
     } else {
       emptyReads++;
     }
-    boolean sawAll = batch.heldRows > 0 && !batch.full && batch.taken == batch.rows.size();
+    boolean sawAll = batch.heldRows > 0 && !batch.full && batch.taken == batch.rows.size() && !batch.leaseExpired
+        && !batch.stoppedEarly;
     heldUpTo = sawAll ? batch.rows.get(batch.rows.size() - 1).id() : Long.MIN_VALUE;
     List<OutboxRow> rows = batch.rows;
     List<Long> delete = new ArrayList<>(rows.size());
