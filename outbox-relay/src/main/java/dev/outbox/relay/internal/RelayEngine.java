@@ -63,6 +63,7 @@ public final class RelayEngine implements Relay {
   // the open per-shard producers in the transactional mode
   private final Set<TransactionalPublisher> transactional = ConcurrentHashMap.newKeySet();
   private String transactionalIdPrefix;
+  private TopicHealth topics;
   private Admin admin;
   private ScheduledThreadPoolExecutor workers;
   private ScheduledExecutorService coordinator;
@@ -110,8 +111,10 @@ public final class RelayEngine implements Relay {
           // the producers are made per shard at its claim; checked here so that bad properties fail the start
           new ProducerConfig(TransactionalPublisher.properties(config.producerProperties(), transactionalIdPrefix + 0,
               config.leaseDuration()));
-        } else {
-          publisher = new Publisher(config.producerProperties(), prefix);
+        }
+        // the shared producer publishes in the idempotent mode; in both modes it answers TopicHealth's lookups
+        publisher = new Publisher(config.producerProperties(), prefix);
+        if (config.publishMode() != PublishMode.TRANSACTIONAL) {
           sharedPublisher = ShardPublisher.shared(publisher);
         }
       } catch (SQLException e) {
@@ -122,6 +125,7 @@ public final class RelayEngine implements Relay {
       } catch (KafkaException e) {
         throw new RetriableOutboxException(prefix + " could not create the Kafka producer: " + e.getMessage(), e);
       }
+      topics = new TopicHealth(this, maxBlockMs(config.producerProperties()), Math.max(2, config.workerThreads()));
       workers = new ScheduledThreadPoolExecutor(config.workerThreads(), threads("worker"));
       workers.setRemoveOnCancelPolicy(true);
       workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
@@ -390,6 +394,24 @@ public final class RelayEngine implements Relay {
     List.copyOf(transactional).forEach(TransactionalPublisher::close);
   }
 
+  /** @return the shared producer; {@link TopicHealth} looks topics up through it in both modes */
+  Publisher publisher() {
+    return publisher;
+  }
+
+  TopicHealth topics() {
+    return topics;
+  }
+
+  private static long maxBlockMs(Map<String, Object> producerProperties) {
+    Object v = producerProperties.get(org.apache.kafka.clients.producer.ProducerConfig.MAX_BLOCK_MS_CONFIG);
+    try {
+      return v == null ? 60_000 : Long.parseLong(String.valueOf(v).trim());
+    } catch (NumberFormatException e) {
+      return 60_000;
+    }
+  }
+
   CircuitBreaker breaker() {
     return breaker;
   }
@@ -521,6 +543,7 @@ public final class RelayEngine implements Relay {
       sampler.shutdownNow();
       workers.shutdownNow();
       stopWakeUp();
+      topics.close();
       closeProducers(Duration.ZERO);
       if (admin != null) {
         admin.close(Duration.ZERO);
@@ -544,6 +567,7 @@ public final class RelayEngine implements Relay {
     workers.shutdown();
     awaitQuietly(workers, timeout);
     workers.shutdownNow();
+    topics.close();
     closeProducers(timeout);
     if (admin != null) {
       admin.close(Duration.ofSeconds(1));

@@ -38,6 +38,8 @@ final class ShardWorker {
   private static final DateTimeFormatter CREATED_AT =
       DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss.SSSSSS'Z'").withZone(ZoneOffset.UTC);
   private static final long MIN_POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
+  /** While topics are held, a read may take up to this many batches of held rows besides a batch to send. */
+  static final int HELD_WINDOW_BATCHES = 10;
 
   final int shard;
   final long epoch;
@@ -59,9 +61,14 @@ final class ShardWorker {
   private List<OutboxRow> prefetched;
   private long pollNanos = MIN_POLL_NANOS;
   private int attempt;
+  // rows the last batch held (their topic without metadata): the next read takes as many more
+  private int heldSeen;
   // reads that found rows and reads that found none, for the probe
   private volatile long rowReads;
   private volatile long emptyReads;
+  // every publishable row up to this id was read and held (its topic has no metadata): the probe
+  // asks only about rows above it; a row that commits late below it waits for the shard's own poll
+  private volatile long heldUpTo = Long.MIN_VALUE;
   private boolean permitHeld;
 
   ShardWorker(RelayEngine engine, int shard, long epoch, long claimStartedNanos) {
@@ -139,6 +146,10 @@ final class ShardWorker {
 
   long emptyReads() {
     return emptyReads;
+  }
+
+  long heldUpTo() {
+    return heldUpTo;
   }
 
   private void submit(Runnable task) {
@@ -230,9 +241,17 @@ final class ShardWorker {
     }
     List<OutboxRow> rows = prefetched;
     prefetched = null;
+    int limit = config.batchSize();
     if (rows == null) {
+      Set<String> heldTopics = engine.topics().held();
       try {
-        rows = engine.db().read(shard, config.batchSize());
+        if (heldTopics.isEmpty()) {
+          rows = engine.db().read(shard, limit);
+        } else {
+          // the held rows stay at the head of the shard: read past them, up to a bound
+          limit += Math.min(heldSeen, HELD_WINDOW_BATCHES * config.batchSize());
+          rows = engine.db().readHeld(shard, heldTopics, limit);
+        }
         engine.databaseAnswered();
       } catch (SQLException e) {
         databaseFailure("read", e);
@@ -241,14 +260,9 @@ final class ShardWorker {
     }
     if (rows.isEmpty()) {
       emptyReads++;
-      long idle = config.idlePollInterval().toNanos();
-      long delay = engine.probe().active() ? probedWaitNanos() : pollNanos;
-      pollNanos = Math.min(idle, pollNanos * 2);
-      next(delay, true);
+      next(emptyWaitNanos(), true);
       return;
     }
-    rowReads++;
-    pollNanos = MIN_POLL_NANOS;
     if (!engine.breaker().tryAcquirePermission()) {
       next(backoff(), false);
       return;
@@ -261,7 +275,7 @@ final class ShardWorker {
       transactionFailed("begin a transaction", e);
       return;
     }
-    send(new Batch(rows, producer, System.nanoTime()));
+    send(new Batch(rows, producer, System.nanoTime(), rows.size() >= limit));
   }
 
   /**
@@ -287,6 +301,13 @@ final class ShardWorker {
     next(delay, false);
   }
 
+  /** @return the wait after a read that found nothing to send: until the probe wakes the shard, or the next poll */
+  private long emptyWaitNanos() {
+    long delay = engine.probe().active() ? probedWaitNanos() : pollNanos;
+    pollNanos = Math.min(config.idlePollInterval().toNanos(), pollNanos * 2);
+    return delay;
+  }
+
   /** One batch in flight: the rows in id order and, per row, what became of it. */
   private final class Batch {
     final List<OutboxRow> rows;
@@ -295,6 +316,14 @@ final class ShardWorker {
     final Throwable[] errors;
     final boolean[] acked;
     final boolean[] sent;
+    // not sent: its topic has no metadata, or an earlier row of its key was held
+    final boolean[] held;
+    // the read returned as many rows as asked for: more are likely waiting
+    final boolean full;
+    // the rows from this index on were not taken into the batch (a batch sends at most batchSize)
+    int taken;
+    int heldRows;
+    int sentRows;
     // one per record sent, plus one held by the task until the read-ahead is done
     final AtomicInteger pending = new AtomicInteger(1);
     volatile boolean stoppedEarly;
@@ -303,13 +332,16 @@ final class ShardWorker {
     // the batch's Kafka transaction was rolled back (transactional mode): no row of it was published
     boolean aborted;
 
-    Batch(List<OutboxRow> rows, Publisher.Generation producer, long started) {
+    Batch(List<OutboxRow> rows, Publisher.Generation producer, long started, boolean full) {
       this.rows = rows;
       this.producer = producer;
       this.started = started;
+      this.full = full;
+      this.taken = rows.size();
       this.errors = new Throwable[rows.size()];
       this.acked = new boolean[rows.size()];
       this.sent = new boolean[rows.size()];
+      this.held = new boolean[rows.size()];
     }
 
     void answered(int i, Throwable error) {
@@ -342,20 +374,38 @@ final class ShardWorker {
     // batch (each would wait max.block.ms again), nor the later rows of the failed key; other topics go on
     String missingTopic = null;
     String missingKey = null;
-    Map<String, java.util.Optional<RuntimeException>> metadata = new HashMap<>();
+    // topics without metadata (TopicHealth): their rows are held, not sent, and so are the later rows
+    // of their keys in this batch, so that a key's rows never overtake one another across topics
+    Map<String, TopicHealth.Status> metadata = new HashMap<>();
+    Set<String> waitingKeys = new HashSet<>();
+    int sendable = 0;
     List<OutboxRow> rows = batch.rows;
     for (int i = 0; i < rows.size(); i++) {
       OutboxRow row = rows.get(i);
+      if (sendable == config.batchSize()) {
+        batch.taken = i;
+        break;
+      }
       if (row.key() != null && held.contains(row.key())) {
         continue;
       }
       if (missingTopic != null && (missingTopic.equals(row.topic()) || (row.key() != null && row.key().equals(missingKey)))) {
         continue;
       }
+      // metadata first (a topic's first lookup may wait briefly), then the lease deadline, then the
+      // record: nothing can make send() wait between the deadline check and the record's timestamp
+      TopicHealth.Status status = metadata.computeIfAbsent(row.topic(), engine.topics()::status);
+      if (status.state() == TopicHealth.State.HOLD || (row.key() != null && waitingKeys.contains(row.key()))) {
+        batch.held[i] = true;
+        batch.heldRows++;
+        if (row.key() != null) {
+          waitingKeys.add(row.key());
+        }
+        continue;
+      }
+      sendable++;
       final int index = i;
-      // metadata first (it may block up to max.block.ms), then the lease deadline, then the record:
-      // nothing can make send() wait between the deadline check and the record's timestamp
-      RuntimeException unusable = metadata.computeIfAbsent(row.topic(), t -> metadata(batch, t)).orElse(null);
+      RuntimeException unusable = status.error();
       ProducerRecord<byte[], byte[]> record = null;
       if (unusable == null) {
         if (!lease.mayPublish()) {
@@ -370,6 +420,7 @@ final class ShardWorker {
       }
       batch.pending.incrementAndGet();
       batch.sent[i] = true;
+      batch.sentRows++;
       if (unusable != null) {
         batch.answered(index, unusable);
       } else {
@@ -388,6 +439,13 @@ final class ShardWorker {
             held.add(row.key());
           }
         } else if (missingTopic == null && !Errors.isFatal(early)) {
+          // send() found no metadata for a topic whose lookup had succeeded (deleted meanwhile, or
+          // the producer forgot it): that wait is the row's own failure; later batches look it up first
+          if (early instanceof org.apache.kafka.common.errors.TimeoutException
+              && !(early instanceof org.apache.kafka.clients.producer.BufferExhaustedException)) {
+            batch.errors[i] = new Errors.TopicUnavailable(row.topic(), (RuntimeException) early);
+          }
+          engine.topics().suspect(row.topic());
           missingTopic = row.topic();
           missingKey = row.key();
         } else {
@@ -398,8 +456,10 @@ final class ShardWorker {
         }
       }
     }
-    if (missingTopic == null && !batch.stoppedEarly && !batch.leaseExpired && rows.size() == config.batchSize() && !isStopping()) {
-      long[] inFlight = new long[rows.size()];
+    heldSeen = batch.heldRows;
+    if (missingTopic == null && !batch.stoppedEarly && !batch.leaseExpired && batch.heldRows == 0 && batch.full
+        && batch.sentRows > 0 && !isStopping()) {
+      long[] inFlight = new long[batch.taken];
       for (int i = 0; i < inFlight.length; i++) {
         inFlight[i] = rows.get(i).id();
       }
@@ -410,16 +470,6 @@ final class ShardWorker {
       }
     }
     batch.release();
-  }
-
-  /** @return empty when the topic's partitions are known (waiting up to max.block.ms), else why not */
-  private static java.util.Optional<RuntimeException> metadata(Batch batch, String topic) {
-    try {
-      batch.producer.producer().partitionsFor(topic);
-      return java.util.Optional.empty();
-    } catch (RuntimeException e) {
-      return java.util.Optional.of(Errors.isPoison(e) || Errors.isFatal(e) ? e : new Errors.TopicUnavailable(topic, e));
-    }
   }
 
   /**
@@ -498,6 +548,14 @@ final class ShardWorker {
   }
 
   private void complete(Batch batch) {
+    if (batch.sentRows > 0) {
+      rowReads++;
+    } else {
+      emptyReads++;
+    }
+    boolean sawAll = batch.heldRows > 0 && !batch.full && batch.taken == batch.rows.size() && !batch.leaseExpired
+        && !batch.stoppedEarly;
+    heldUpTo = sawAll ? batch.rows.get(batch.rows.size() - 1).id() : Long.MIN_VALUE;
     if (publisher.atomic() && !settle(batch)) {
       return;
     }
@@ -509,9 +567,16 @@ final class ShardWorker {
     Throwable failure = null;
     boolean fatal = false;
     boolean keepReadAhead = true;
-    for (int i = 0; i < rows.size(); i++) {
+    for (int i = 0; i < batch.taken; i++) {
       OutboxRow row = rows.get(i);
       Throwable error = batch.errors[i];
+      if (batch.held[i]) {
+        // not sent, not failed: read again (and sent in order) once its topic has metadata
+        if (row.key() != null) {
+          blocked.add(row.key());
+        }
+        continue;
+      }
       if (batch.acked[i]) {
         // a row after a failed row of its key stays, so the key is re-read and re-sent in order
         if (row.key() == null || !blocked.contains(row.key())) {
@@ -555,6 +620,17 @@ final class ShardWorker {
       }
     }
     boolean countAttempts = !counted.isEmpty() && !fatal && engine.kafkaAnsweredSince(batch.started);
+    // held rows of a topic that failed a metadata check (with Kafka answering) since this shard last
+    // counted one: one attempt each per failed check, so maxAttempts still parks them (G7)
+    Map<String, TopicHealth.Uncounted> checks = heldChecks(batch);
+    List<Integer> failures = new ArrayList<>(countAttempts ? counted : List.of());
+    for (int i = 0; i < batch.taken; i++) {
+      TopicHealth.Uncounted check = batch.held[i] ? checks.get(rows.get(i).topic()) : null;
+      if (check != null) {
+        batch.errors[i] = check.error();
+        failures.add(i);
+      }
+    }
     permitHeld = false;
     if (failure != null) {
       engine.metrics().retriable.increment();
@@ -570,6 +646,9 @@ final class ShardWorker {
       if (fatal) {
         publisher.replace(batch.producer, failure);
       }
+    } else if (batch.sentRows == 0) {
+      // every row was held: Kafka was not asked anything
+      engine.breaker().releasePermission();
     } else {
       engine.breaker().onSuccess(elapsed, TimeUnit.NANOSECONDS);
       engine.kafkaAnswered();
@@ -587,10 +666,11 @@ final class ShardWorker {
         }
         engine.metrics().published.increment(result.rows());
       }
-      if (!poison.isEmpty() || countAttempts) {
-        if (!recordFailures(batch, poison, countAttempts ? counted : List.of())) {
+      if (!poison.isEmpty() || !failures.isEmpty()) {
+        if (!recordFailures(batch, poison, failures)) {
           return;
         }
+        checks.forEach((topic, check) -> engine.topics().counted(topic, shard, check));
       }
     } catch (SQLException e) {
       prefetched = null;
@@ -617,9 +697,31 @@ final class ShardWorker {
       next(delay, false);
       return;
     }
-    engine.metrics().batch.record(Duration.ofNanos(System.nanoTime() - batch.started));
     attempt = 0;
-    next(idleAfter(batch.rows.size()), true);
+    if (batch.sentRows == 0) {
+      // nothing to send (every row held): wait like an empty read, so the probe leaves the shard alone
+      next(emptyWaitNanos(), true);
+      return;
+    }
+    pollNanos = MIN_POLL_NANOS;
+    engine.metrics().batch.record(Duration.ofNanos(System.nanoTime() - batch.started));
+    next(idleAfter(batch.full), true);
+  }
+
+  /** @return per topic of the batch's held rows, the failed metadata check this shard has not counted yet */
+  private Map<String, TopicHealth.Uncounted> heldChecks(Batch batch) {
+    Map<String, TopicHealth.Uncounted> checks = new HashMap<>();
+    Set<String> asked = new HashSet<>();
+    for (int i = 0; i < batch.taken; i++) {
+      String topic = batch.rows.get(i).topic();
+      if (batch.held[i] && asked.add(topic)) {
+        TopicHealth.Uncounted check = engine.topics().uncountedCheck(topic, shard);
+        if (check != null) {
+          checks.put(topic, check);
+        }
+      }
+    }
+    return checks;
   }
 
   /**
@@ -714,6 +816,7 @@ final class ShardWorker {
         engine.metrics().nonRetriable.increment();
       }
       if (r.parked()) {
+        heldUpTo = Long.MIN_VALUE; // rows of its key behind it may be publishable now
         engine.metrics().parked.increment();
         engine.log().error("{} shard {}: parked outbox row {} (message {}, topic {}, key {}) after {} attempt(s){}: {}; requeue it"
                 + " once the cause is fixed", engine.prefix(), shard, row.id(), row.messageId(), row.topic(), row.key(),
@@ -748,8 +851,8 @@ final class ShardWorker {
    *     shorter one, which took every row visible when it was read, the idle wait, from which the
    *     probe wakes the shard once new rows are there (one read per round instead of two)
    */
-  private long idleAfter(int batchRows) {
-    return batchRows < config.batchSize() && prefetched == null && engine.probe().active() ? probedWaitNanos() : 0;
+  private long idleAfter(boolean fullRead) {
+    return !fullRead && prefetched == null && engine.probe().active() ? probedWaitNanos() : 0;
   }
 
   /**
