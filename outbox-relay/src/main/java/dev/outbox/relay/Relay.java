@@ -141,8 +141,6 @@ public interface Relay extends AutoCloseable {
     /** Default {@link #publishMode(PublishMode)}: one shared idempotent producer. */
     public static final PublishMode DEFAULT_PUBLISH_MODE = PublishMode.IDEMPOTENT;
 
-    /** Longest {@link #transactionalIdPrefix(String)}. */
-    public static final int MAX_TRANSACTIONAL_ID_PREFIX_LENGTH = 200;
 
     /** Default {@link #shutdownTimeout(Duration)}: 20 s. */
     public static final Duration DEFAULT_SHUTDOWN_TIMEOUT = Duration.ofSeconds(20);
@@ -409,16 +407,15 @@ public interface Relay extends AutoCloseable {
      * share a Kafka cluster (else their relays fence each other). Default: {@code
      * outbox-relay.<database>.<schema>.}, with the database name read from PostgreSQL at start.
      *
-     * @param transactionalIdPrefix 1 to {@link #MAX_TRANSACTIONAL_ID_PREFIX_LENGTH} non-blank characters
+     * @param transactionalIdPrefix 1 to 200 non-blank characters
      * @return this builder
      * @throws NullPointerException when null
-     * @throws IllegalArgumentException when blank or longer than {@link
-     *     #MAX_TRANSACTIONAL_ID_PREFIX_LENGTH}
+     * @throws IllegalArgumentException when blank or longer than 200 characters
      */
     public Builder transactionalIdPrefix(String transactionalIdPrefix) {
       Objects.requireNonNull(transactionalIdPrefix, "transactionalIdPrefix may not be null");
-      if (transactionalIdPrefix.isBlank() || transactionalIdPrefix.length() > MAX_TRANSACTIONAL_ID_PREFIX_LENGTH) {
-        throw new IllegalArgumentException("transactionalIdPrefix must be 1 to " + MAX_TRANSACTIONAL_ID_PREFIX_LENGTH
+      if (transactionalIdPrefix.isBlank() || transactionalIdPrefix.length() > 200) {
+        throw new IllegalArgumentException("transactionalIdPrefix must be 1 to 200"
             + " non-blank characters, got '" + transactionalIdPrefix
             + "': use the same prefix on every relay of this outbox, or leave the default");
       }
