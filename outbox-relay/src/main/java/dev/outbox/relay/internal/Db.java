@@ -41,6 +41,7 @@ final class Db {
   private final String owner;
   private final String readSql;
   private final String readAheadSql;
+  private final String readExcludingSql;
   private final String deleteSql;
   private final String failSql;
   private final String claimSql;
@@ -72,6 +73,7 @@ final class Db {
             + " and p.parked_at is not null and p.message_key = m.message_key and p.id < m.id))"
         : "";
     this.readSql = columns + hold + " order by m.id limit ?";
+    this.readExcludingSql = columns + " and (m.message_key is null or m.message_key <> all(?))" + hold + " order by m.id limit ?";
     // The rows in flight are the lowest ids the previous read found, so every row above the highest
     // of them is new without looking at the array; the array is checked only for lower ids (rows
     // that committed after the previous read), which keeps the read-ahead cheap for large batches.
@@ -152,6 +154,19 @@ final class Db {
     try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readSql)) {
       ps.setInt(1, shard);
       ps.setInt(2, limit);
+      return rows(ps, limit);
+    }
+  }
+
+  /**
+   * @param keys keys none of whose rows is read
+   * @return up to {@code limit} publishable rows of the shard in id order, without the rows of {@code keys}
+   */
+  List<OutboxRow> readExcluding(int shard, String[] keys, int limit) throws SQLException {
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readExcludingSql)) {
+      ps.setInt(1, shard);
+      ps.setArray(2, c.createArrayOf("text", keys));
+      ps.setInt(3, limit);
       return rows(ps, limit);
     }
   }

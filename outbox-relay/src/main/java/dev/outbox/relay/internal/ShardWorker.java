@@ -62,6 +62,7 @@ final class ShardWorker {
   private volatile long rowReads;
   private volatile long emptyReads;
   private boolean permitHeld;
+  private final LeaderlessKeys leaderless = new LeaderlessKeys();
 
   ShardWorker(RelayEngine engine, int shard, long epoch, long claimStartedNanos) {
     this.engine = engine;
@@ -222,7 +223,8 @@ final class ShardWorker {
     prefetched = null;
     if (rows == null) {
       try {
-        rows = engine.db().read(shard, config.batchSize());
+        rows = leaderless.isEmpty() ? engine.db().read(shard, config.batchSize())
+            : engine.db().readExcluding(shard, leaderless.refresh(engine.publisher().current().producer()), config.batchSize());
         engine.databaseAnswered();
       } catch (SQLException e) {
         databaseFailure("read", e);
@@ -251,6 +253,7 @@ final class ShardWorker {
   private final class Batch {
     final List<OutboxRow> rows;
     final Publisher.Generation producer;
+    final KeyOrder order;
     final long started;
     final Throwable[] errors;
     final boolean[] acked;
@@ -264,6 +267,7 @@ final class ShardWorker {
     Batch(List<OutboxRow> rows, Publisher.Generation producer, long started) {
       this.rows = rows;
       this.producer = producer;
+      this.order = new KeyOrder(engine.publisher(), producer);
       this.started = started;
       this.errors = new Throwable[rows.size()];
       this.acked = new boolean[rows.size()];
@@ -304,7 +308,7 @@ final class ShardWorker {
     List<OutboxRow> rows = batch.rows;
     for (int i = 0; i < rows.size(); i++) {
       OutboxRow row = rows.get(i);
-      if (row.key() != null && held.contains(row.key())) {
+      if (row.key() != null && (held.contains(row.key()) || leaderless.contains(row.key()))) {
         continue;
       }
       if (missingTopic != null && (missingTopic.equals(row.topic()) || (row.key() != null && row.key().equals(missingKey)))) {
@@ -315,6 +319,10 @@ final class ShardWorker {
       // nothing can make send() wait between the deadline check and the record's timestamp
       RuntimeException unusable = metadata.computeIfAbsent(row.topic(), t -> metadata(batch, t)).orElse(null);
       ProducerRecord<byte[], byte[]> record = null;
+      if (unusable == null && leaderless.hold(batch.producer.producer(), row.topic(), row.key())) {
+        // its partition has no leader: the key waits, without an attempt, until it has one
+        continue;
+      }
       if (unusable == null) {
         if (!lease.mayPublish()) {
           batch.leaseExpired = true;
@@ -326,15 +334,23 @@ final class ShardWorker {
           unusable = new Errors.MalformedRow("outbox row " + row.id() + " cannot be turned into a record: " + e.getMessage(), e);
         }
       }
+      if (unusable == null && !batch.order.hand(row.key())) {
+        // an earlier record of the key failed meanwhile: the rest of the key is re-read in order
+        continue;
+      }
       batch.pending.incrementAndGet();
       batch.sent[i] = true;
       if (unusable != null) {
         batch.answered(index, unusable);
       } else {
         try {
-          batch.producer.producer().send(record, (md, error) -> batch.answered(index, error));
+          batch.producer.producer().send(record, (md, error) -> {
+            batch.order.answered(row.key(), error);
+            batch.answered(index, error);
+          });
         } catch (RuntimeException e) {
           // thrown rather than reported: a closed producer, an interrupt, a client-side bug
+          batch.order.answered(row.key(), e);
           batch.answered(index, e);
         }
       }
@@ -356,7 +372,8 @@ final class ShardWorker {
         }
       }
     }
-    if (missingTopic == null && !batch.stoppedEarly && !batch.leaseExpired && rows.size() == config.batchSize() && !isStopping()) {
+    if (missingTopic == null && !batch.stoppedEarly && !batch.leaseExpired && leaderless.isEmpty()
+        && rows.size() == config.batchSize() && !isStopping()) {
       long[] inFlight = new long[rows.size()];
       for (int i = 0; i < inFlight.length; i++) {
         inFlight[i] = rows.get(i).id();
@@ -513,7 +530,7 @@ final class ShardWorker {
       engine.metrics().retriable.increment();
       if (countAttempts) {
         engine.breaker().onSuccess(elapsed, TimeUnit.NANOSECONDS);
-      } else if (batch.producer != engine.publisher().current()) {
+      } else if (batch.producer != engine.publisher().current() && !batch.order.stoppedProducer()) {
         // the producer was replaced (and closed) while this batch was in flight: that failure says
         // nothing new about Kafka, and every shard reporting it would open the breaker at once
         engine.breaker().releasePermission();
@@ -523,6 +540,9 @@ final class ShardWorker {
       if (fatal) {
         engine.publisher().replace(batch.producer, failure);
       }
+    } else if (!anySent(batch)) {
+      // every row waits for its partition's leader: Kafka was not asked
+      engine.breaker().releasePermission();
     } else {
       engine.breaker().onSuccess(elapsed, TimeUnit.NANOSECONDS);
       engine.kafkaAnswered();
@@ -566,7 +586,18 @@ final class ShardWorker {
     }
     engine.metrics().batch.record(Duration.ofNanos(System.nanoTime() - batch.started));
     attempt = 0;
-    next(idleAfter(batch.rows.size()), true);
+    long idle = idleAfter(batch.rows.size());
+    // keys waiting for a leader are looked at again within the idle poll interval: no new row wakes them
+    next(leaderless.isEmpty() ? idle : Math.min(idle, config.idlePollInterval().toNanos()), true);
+  }
+
+  private static boolean anySent(Batch batch) {
+    for (boolean s : batch.sent) {
+      if (s) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
