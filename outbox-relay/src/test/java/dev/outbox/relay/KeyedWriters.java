@@ -87,6 +87,11 @@ final class KeyedWriters implements AutoCloseable {
     return out;
   }
 
+  /** @return how many of {@code expected} are not in {@code received} (cheap to report, unlike the sets) */
+  static long missing(Set<UUID> expected, Set<UUID> received) {
+    return expected.stream().filter(id -> !received.contains(id)).count();
+  }
+
   Map<String, Integer> lastSeq() {
     return Map.copyOf(lastSeq);
   }
