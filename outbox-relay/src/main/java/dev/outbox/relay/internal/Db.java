@@ -41,7 +41,7 @@ final class Db {
   private final String owner;
   private final String readSql;
   private final String readAheadSql;
-  private final String readHeldSql;
+  private final String readFilteredSql;
   private final String deleteSql;
   private final String failSql;
   private final String claimSql;
@@ -73,10 +73,11 @@ final class Db {
             + " and p.parked_at is not null and p.message_key = m.message_key and p.id < m.id))"
         : "";
     this.readSql = columns + hold + " order by m.id limit ?";
-    // while topics lack metadata: the same rows, but those of the held topics without their payload
-    // (they are not sent; the shard needs their ids and keys to hold the later rows of those keys)
-    this.readHeldSql = columns.replace("m.payload,", "case when m.topic = any(?) then null else m.payload end,") + hold
-        + " order by m.id limit ?";
+    // while topics lack metadata or keys wait for a partition leader: the rows of the held topics
+    // without their payload (they are not sent; the shard needs their ids and keys to hold the later
+    // rows of those keys), and none of the waiting keys' rows
+    this.readFilteredSql = columns.replace("m.payload,", "case when m.topic = any(?) then null else m.payload end,")
+        + " and (m.message_key is null or m.message_key <> all(?))" + hold + " order by m.id limit ?";
     // The rows in flight are the lowest ids the previous read found, so every row above the highest
     // of them is new without looking at the array; the array is checked only for lower ids (rows
     // that committed after the previous read), which keeps the read-ahead cheap for large batches.
@@ -172,13 +173,17 @@ final class Db {
 
   /**
    * @param heldTopics topics whose rows are read without their payload
-   * @return up to {@code limit} publishable rows of the shard, in id order
+   * @param waitingKeys keys none of whose rows is read
+   * @return up to {@code limit} publishable rows of the shard in id order, without the rows of
+   *     {@code waitingKeys}
    */
-  List<OutboxRow> readHeld(int shard, Collection<String> heldTopics, int limit) throws SQLException {
-    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readHeldSql)) {
+  List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit)
+      throws SQLException {
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readFilteredSql)) {
       ps.setArray(1, c.createArrayOf("text", heldTopics.toArray()));
       ps.setInt(2, shard);
-      ps.setInt(3, limit);
+      ps.setArray(3, c.createArrayOf("text", waitingKeys));
+      ps.setInt(4, limit);
       return rows(ps, limit);
     }
   }

@@ -502,8 +502,10 @@ public final class RelayEngine implements Relay {
         // the producer goes first, so nothing it still holds is sent after a shard changed hands; shards
         // whose batch did not finish are not handed back but left to expire: a record already on its way
         // then still reaches the broker before another relay may claim the shard
-        closeProducers(Duration.ZERO);
+        // which batches are unfinished is decided before the producer is closed: closing it fails
+        // them at once, and they would then look finished and be handed back
         List<ShardWorker> unfinished = stopping.stream().filter(w -> !w.stop().isDone()).toList();
+        closeProducers(Duration.ZERO);
         stopping.removeAll(unfinished);
         LOG.warn("{} batches of shards {} still in flight after {}; those leases are left to expire (their rows will be"
             + " published again)", prefix, ranges(unfinished.stream().map(w -> w.shard).toList()), config.shutdownTimeout());

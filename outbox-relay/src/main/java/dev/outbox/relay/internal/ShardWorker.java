@@ -70,6 +70,7 @@ final class ShardWorker {
   // asks only about rows above it; a row that commits late below it waits for the shard's own poll
   private volatile long heldUpTo = Long.MIN_VALUE;
   private boolean permitHeld;
+  private final LeaderlessKeys leaderless = new LeaderlessKeys();
 
   ShardWorker(RelayEngine engine, int shard, long epoch, long claimStartedNanos) {
     this.engine = engine;
@@ -245,12 +246,14 @@ final class ShardWorker {
     if (rows == null) {
       Set<String> heldTopics = engine.topics().held();
       try {
-        if (heldTopics.isEmpty()) {
+        String[] waiting = leaderless.isEmpty() ? null : leaderless.refresh(engine.publisher().current().producer());
+        if (heldTopics.isEmpty() && waiting == null) {
           rows = engine.db().read(shard, limit);
         } else {
-          // the held rows stay at the head of the shard: read past them, up to a bound
+          // held rows stay at the head of the shard: read past them, up to a bound; the rows of keys
+          // waiting for a partition leader are not read at all
           limit += Math.min(heldSeen, HELD_WINDOW_BATCHES * config.batchSize());
-          rows = engine.db().readHeld(shard, heldTopics, limit);
+          rows = engine.db().readFiltered(shard, heldTopics, waiting == null ? new String[0] : waiting, limit);
         }
         engine.databaseAnswered();
       } catch (SQLException e) {
@@ -312,6 +315,7 @@ final class ShardWorker {
   private final class Batch {
     final List<OutboxRow> rows;
     final Publisher.Generation producer;
+    final KeyOrder order;
     final long started;
     final Throwable[] errors;
     final boolean[] acked;
@@ -331,10 +335,14 @@ final class ShardWorker {
     volatile boolean leaseExpired;
     // the batch's Kafka transaction was rolled back (transactional mode): no row of it was published
     boolean aborted;
+    // some rows were neither sent nor held: their keys wait for a partition leader, or an earlier
+    // row of their key failed in this batch
+    volatile boolean skipped;
 
     Batch(List<OutboxRow> rows, Publisher.Generation producer, long started, boolean full) {
       this.rows = rows;
       this.producer = producer;
+      this.order = new KeyOrder(engine.publisher(), producer);
       this.started = started;
       this.full = full;
       this.taken = rows.size();
@@ -386,7 +394,7 @@ final class ShardWorker {
         batch.taken = i;
         break;
       }
-      if (row.key() != null && held.contains(row.key())) {
+      if (row.key() != null && (held.contains(row.key()) || leaderless.contains(row.key()))) {
         continue;
       }
       if (missingTopic != null && (missingTopic.equals(row.topic()) || (row.key() != null && row.key().equals(missingKey)))) {
@@ -403,9 +411,14 @@ final class ShardWorker {
         }
         continue;
       }
+      RuntimeException unusable = status.error();
+      if (unusable == null && leaderless.hold(batch.producer.producer(), row.topic(), row.key())) {
+        // its partition has no leader: the key waits, without an attempt, until it has one
+        batch.skipped = true;
+        continue;
+      }
       sendable++;
       final int index = i;
-      RuntimeException unusable = status.error();
       ProducerRecord<byte[], byte[]> record = null;
       if (unusable == null) {
         if (!lease.mayPublish()) {
@@ -418,6 +431,11 @@ final class ShardWorker {
           unusable = new Errors.MalformedRow("outbox row " + row.id() + " cannot be turned into a record: " + e.getMessage(), e);
         }
       }
+      if (unusable == null && !batch.order.hand(row.key())) {
+        // an earlier record of the key failed meanwhile: the rest of the key is re-read in order
+        batch.skipped = true;
+        continue;
+      }
       batch.pending.incrementAndGet();
       batch.sent[i] = true;
       batch.sentRows++;
@@ -425,9 +443,13 @@ final class ShardWorker {
         batch.answered(index, unusable);
       } else {
         try {
-          batch.producer.producer().send(record, (md, error) -> batch.answered(index, error));
+          batch.producer.producer().send(record, (md, error) -> {
+            batch.order.answered(row.key(), error);
+            batch.answered(index, error);
+          });
         } catch (RuntimeException e) {
           // thrown rather than reported: a closed producer, an interrupt, a client-side bug
+          batch.order.answered(row.key(), e);
           batch.answered(index, e);
         }
       }
@@ -458,7 +480,7 @@ final class ShardWorker {
     }
     heldSeen = batch.heldRows;
     if (missingTopic == null && !batch.stoppedEarly && !batch.leaseExpired && batch.heldRows == 0 && batch.full
-        && batch.sentRows > 0 && !isStopping()) {
+        && batch.sentRows > 0 && leaderless.isEmpty() && !batch.skipped && !isStopping()) {
       long[] inFlight = new long[batch.taken];
       for (int i = 0; i < inFlight.length; i++) {
         inFlight[i] = rows.get(i).id();
@@ -554,7 +576,7 @@ final class ShardWorker {
       emptyReads++;
     }
     boolean sawAll = batch.heldRows > 0 && !batch.full && batch.taken == batch.rows.size() && !batch.leaseExpired
-        && !batch.stoppedEarly;
+        && !batch.stoppedEarly && !batch.skipped;
     heldUpTo = sawAll ? batch.rows.get(batch.rows.size() - 1).id() : Long.MIN_VALUE;
     if (publisher.atomic() && !settle(batch)) {
       return;
@@ -636,7 +658,7 @@ final class ShardWorker {
       engine.metrics().retriable.increment();
       if (countAttempts) {
         engine.breaker().onSuccess(elapsed, TimeUnit.NANOSECONDS);
-      } else if (!publisher.isCurrent(batch.producer)) {
+      } else if (!publisher.isCurrent(batch.producer) && !batch.order.stoppedProducer()) {
         // the producer was replaced (and closed) while this batch was in flight: that failure says
         // nothing new about Kafka, and every shard reporting it would open the breaker at once
         engine.breaker().releasePermission();
@@ -647,7 +669,7 @@ final class ShardWorker {
         publisher.replace(batch.producer, failure);
       }
     } else if (batch.sentRows == 0) {
-      // every row was held: Kafka was not asked anything
+      // every row was held or waits for its partition's leader: Kafka was not asked anything
       engine.breaker().releasePermission();
     } else {
       engine.breaker().onSuccess(elapsed, TimeUnit.NANOSECONDS);
@@ -700,12 +722,17 @@ final class ShardWorker {
     attempt = 0;
     if (batch.sentRows == 0) {
       // nothing to send (every row held): wait like an empty read, so the probe leaves the shard alone
-      next(emptyWaitNanos(), true);
+      next(leaderWait(emptyWaitNanos()), true);
       return;
     }
     pollNanos = MIN_POLL_NANOS;
     engine.metrics().batch.record(Duration.ofNanos(System.nanoTime() - batch.started));
-    next(idleAfter(batch.full), true);
+    next(leaderWait(idleAfter(batch.full)), true);
+  }
+
+  /** @return {@code wait}, or less while keys wait for a partition leader: no new row wakes them */
+  private long leaderWait(long wait) {
+    return leaderless.isEmpty() ? wait : Math.min(wait, config.idlePollInterval().toNanos());
   }
 
   /** @return per topic of the batch's held rows, the failed metadata check this shard has not counted yet */
