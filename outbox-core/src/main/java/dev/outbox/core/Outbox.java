@@ -4,6 +4,7 @@ import dev.outbox.core.internal.JooqOutbox;
 import dev.outbox.core.internal.OpenTelemetryTraceContext;
 import dev.outbox.core.internal.TraceContextOutbox;
 import dev.outbox.migrations.OutboxMigrations;
+import dev.outbox.migrations.internal.JooqVersionCheck;
 import dev.outbox.schemas.AvroCodec;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
@@ -245,6 +246,7 @@ public interface Outbox {
         throw new IllegalArgumentException(
             "schema '" + schema + "' is not a plain lower-case SQL identifier ([a-z_][a-z0-9_]{0,62})");
       }
+      JooqVersionCheck.quiet();
       Outbox outbox = new JooqOutbox(schema, shards, codec != null ? codec : AvroCodec.create(),
           traceparent != null ? traceparent : () -> null, notifyInTransaction);
       return traceparent == null && OpenTelemetryTraceContext.available() ? new TraceContextOutbox(outbox) : outbox;
