@@ -243,8 +243,12 @@ final class ShardWorker {
     List<OutboxRow> rows = prefetched;
     prefetched = null;
     int limit = config.batchSize();
+    // the topics whose rows this read returned without their payload: never sent from this batch,
+    // even when their lookup succeeds meanwhile (they are read again, whole, in the next round)
+    Set<String> withoutPayload = Set.of();
     if (rows == null) {
       Set<String> heldTopics = engine.topics().held();
+      withoutPayload = heldTopics;
       try {
         String[] waiting = leaderless.isEmpty() ? null : leaderless.refresh(engine.publisher().current().producer());
         if (heldTopics.isEmpty() && waiting == null) {
@@ -278,7 +282,7 @@ final class ShardWorker {
       transactionFailed("begin a transaction", e);
       return;
     }
-    send(new Batch(rows, producer, System.nanoTime(), rows.size() >= limit));
+    send(new Batch(rows, producer, System.nanoTime(), rows.size() >= limit, withoutPayload));
   }
 
   /**
@@ -316,6 +320,8 @@ final class ShardWorker {
     final List<OutboxRow> rows;
     final Publisher.Generation producer;
     final KeyOrder order;
+    // topics whose rows were read without their payload (held when the read began)
+    final Set<String> withoutPayload;
     final long started;
     final Throwable[] errors;
     final boolean[] acked;
@@ -339,8 +345,9 @@ final class ShardWorker {
     // row of their key failed in this batch
     volatile boolean skipped;
 
-    Batch(List<OutboxRow> rows, Publisher.Generation producer, long started, boolean full) {
+    Batch(List<OutboxRow> rows, Publisher.Generation producer, long started, boolean full, Set<String> withoutPayload) {
       this.rows = rows;
+      this.withoutPayload = withoutPayload;
       this.producer = producer;
       this.order = new KeyOrder(engine.publisher(), producer);
       this.started = started;
@@ -403,7 +410,8 @@ final class ShardWorker {
       // metadata first (a topic's first lookup may wait briefly), then the lease deadline, then the
       // record: nothing can make send() wait between the deadline check and the record's timestamp
       TopicHealth.Status status = metadata.computeIfAbsent(row.topic(), engine.topics()::status);
-      if (status.state() == TopicHealth.State.HOLD || (row.key() != null && waitingKeys.contains(row.key()))) {
+      if (status.state() == TopicHealth.State.HOLD || batch.withoutPayload.contains(row.topic())
+          || (row.key() != null && waitingKeys.contains(row.key()))) {
         batch.held[i] = true;
         batch.heldRows++;
         if (row.key() != null) {
