@@ -364,6 +364,12 @@ public interface Relay extends AutoCloseable {
      * window of {@link #DEFAULT_BREAKER_FAILURE_THRESHOLD} batches that opens when all of them
      * failed, stays open {@link #DEFAULT_BREAKER_OPEN_DURATION}, then allows 1 trial batch.
      *
+     * <p>The relay uses the given configuration with {@code
+     * automaticTransitionFromOpenToHalfOpenEnabled(true)}, whatever it says: while the breaker is
+     * open no shard asks it for a permit, so only its own timer moves it to half-open after {@code
+     * waitDurationInOpenState} (without it the breaker would stay open and the relay publish nothing
+     * any more).
+     *
      * @param circuitBreaker the configuration
      * @return this builder
      * @throws NullPointerException when null

@@ -12,6 +12,8 @@ import javax.sql.DataSource;
  * The relay's validated settings (see {@link dev.outbox.relay.Relay.Builder} for each one).
  *
  * @param producerProperties the complete producer configuration, enforced values included
+ * @param circuitBreaker the given breaker configuration, always with the automatic transition from
+ *     open to half-open enabled
  * @param listenDataSource where the LISTEN connection comes from, or {@code null} for no LISTEN
  * @param transactionalIdPrefix the given prefix of the per-shard transactional ids, or {@code null}
  *     for the default (read from the database at start)
@@ -38,6 +40,8 @@ public record RelayConfig(
 
   public RelayConfig {
     producerProperties = Map.copyOf(producerProperties);
+    // the shard loops do not ask an open breaker for a permit, so only its own timer can half-open it
+    circuitBreaker = CircuitBreakerConfig.from(circuitBreaker).automaticTransitionFromOpenToHalfOpenEnabled(true).build();
   }
 
   /** @return how often leases and the heartbeat are renewed */
