@@ -55,6 +55,8 @@ final class Db {
   private final String backlogSql;
   private final String parkedSql;
   private final String probeSql;
+  /** Whether the reads take one more parameter, the shard, for the hold-back check. */
+  private final boolean holdKey;
 
   Db(DataSource dataSource, String schema, String owner, boolean holdKey) {
     this.dataSource = dataSource;
@@ -68,8 +70,14 @@ final class Db {
         + " where shard = ? and owner = ? and epoch = ? and lease_until > now() for share)";
     String columns = "select m.id, m.message_id, m.topic, m.message_key, m.message_type, m.content_type, m.headers::text,"
         + " m.payload, m.created_at from " + msg + " m where m.shard = ? and m.parked_at is null";
+    // A keyed row waits behind a parked earlier row of its key. Whether the shard has any parked
+    // row is asked once per statement (an uncorrelated subquery, evaluated once), so the per-row
+    // probe of the parked rows runs only in shards that have some: in the usual shard without
+    // parked rows this saves an index descent per row read (measured in benchmarks/RELAY.md).
+    this.holdKey = holdKey;
     String hold = holdKey
-        ? " and (m.message_key is null or not exists (select 1 from " + msg + " p where p.shard = m.shard"
+        ? " and (m.message_key is null or not exists (select 1 from " + msg + " p0 where p0.shard = ?"
+            + " and p0.parked_at is not null) or not exists (select 1 from " + msg + " p where p.shard = m.shard"
             + " and p.parked_at is not null and p.message_key = m.message_key and p.id < m.id))"
         : "";
     this.readSql = columns + hold + " order by m.id limit ?";
@@ -166,7 +174,7 @@ final class Db {
   List<OutboxRow> read(int shard, int limit) throws SQLException {
     try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readSql)) {
       ps.setInt(1, shard);
-      ps.setInt(2, limit);
+      ps.setInt(hold(ps, 2, shard), limit);
       return rows(ps, limit);
     }
   }
@@ -183,7 +191,7 @@ final class Db {
       ps.setArray(1, c.createArrayOf("text", heldTopics.toArray()));
       ps.setInt(2, shard);
       ps.setArray(3, c.createArrayOf("text", waitingKeys));
-      ps.setInt(4, limit);
+      ps.setInt(hold(ps, 4, shard), limit);
       return rows(ps, limit);
     }
   }
@@ -198,9 +206,22 @@ final class Db {
       ps.setInt(1, shard);
       ps.setLong(2, inFlight[inFlight.length - 1]);
       ps.setArray(3, longArray(c, inFlight));
-      ps.setInt(4, limit);
+      ps.setInt(hold(ps, 4, shard), limit);
       return rows(ps, limit);
     }
+  }
+
+  /**
+   * Binds the shard of the hold-back check at {@code index} when the reads have it.
+   *
+   * @return the index of the next parameter
+   */
+  private int hold(PreparedStatement ps, int index, int shard) throws SQLException {
+    if (!holdKey) {
+      return index;
+    }
+    ps.setInt(index, shard);
+    return index + 1;
   }
 
   private static List<OutboxRow> rows(PreparedStatement ps, int limit) throws SQLException {
