@@ -22,14 +22,23 @@ final class Child implements AutoCloseable {
   private final List<String> command;
   private final Map<String, String> env;
   private final Path log;
+  private final String readyLine;
   private volatile Process process;
+  /** Where the current process's output starts in the log, and whether it has printed {@link #readyLine} since. */
+  private volatile long logOffset;
+  private volatile boolean ready;
 
-  Child(String name, Role role, List<String> command, Map<String, String> env, Path log) {
+  /**
+   * @param readyLine what the process prints once it runs (a relay that claimed its shards, a
+   *     consumer that started); until then it is not a target of faults
+   */
+  Child(String name, Role role, List<String> command, Map<String, String> env, Path log, String readyLine) {
     this.name = name;
     this.role = role;
     this.command = List.copyOf(command);
     this.env = Map.copyOf(env);
     this.log = log;
+    this.readyLine = readyLine;
   }
 
   String name() {
@@ -46,7 +55,27 @@ final class Child implements AutoCloseable {
     pb.environment().putAll(env);
     pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
     pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+    logOffset = java.nio.file.Files.exists(log) ? java.nio.file.Files.size(log) : 0;
+    ready = false;
     process = pb.start();
+  }
+
+  /**
+   * @return whether the current process has printed its ready line: a JVM still starting (a minute
+   *     on a loaded machine) is no target for a fault, which would prove nothing
+   */
+  boolean ready() {
+    if (ready) {
+      return true;
+    }
+    try (var in = java.nio.channels.FileChannel.open(log)) {
+      in.position(logOffset);
+      String text = new String(java.nio.channels.Channels.newInputStream(in).readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+      ready = text.contains(readyLine);
+    } catch (IOException e) {
+      return false;
+    }
+    return ready;
   }
 
   synchronized boolean isAlive() {

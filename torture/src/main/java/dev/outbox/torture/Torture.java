@@ -45,9 +45,15 @@ public final class Torture {
   /** The topic of the writers' messages. */
   static final String TOPIC = "torture";
   static final int PARTITIONS = 8;
-  /** Relay lease; a paused relay stays stopped past it. */
-  static final Duration LEASE = Duration.ofSeconds(3);
+  /**
+   * Relay lease; a paused relay stays stopped past it. The relay bounds a record's delivery by a
+   * sixth of it: 12 s gives the broker 2 s per request, which a loaded 2-core machine needs (with 3 s,
+   * 500 ms requests timed out over and over and every message was sent about three times).
+   */
+  static final Duration LEASE = Duration.ofSeconds(12);
   static final String DATABASE = "torture";
+  private static final long PROGRESS_SECONDS = 5;
+  private static final Duration READY_TIMEOUT = Duration.ofMinutes(3);
 
   private final Options o;
   private final PrintStream out;
@@ -144,6 +150,7 @@ public final class Torture {
         prepare(ds);
         kafka.createTopic(TOPIC, PARTITIONS);
         kafka.createTopic(OrdersService.TOPIC, 4);
+        log("schema and topics ready; starting the relays and consumers");
         List<Child> relays = new ArrayList<>();
         List<Child> consumers = new ArrayList<>();
         for (int i = 1; i <= o.relays(); i++) {
@@ -187,6 +194,7 @@ public final class Torture {
 
   private History load(HikariDataSource ds, HikariDataSource ordersDs, String jdbcUrl, TestKafka kafka, PrivatePostgres pg,
       List<Child> relays, List<Child> consumers, List<Child> children, Ledger ledger) throws Exception {
+    awaitReady(children);
     DSLContext dsl = DSL.using(ds, SQLDialect.POSTGRES);
     Writers writers = new Writers(o, dsl);
     OrdersService orders = OrdersService.start(ordersDs, 0, o.lostResponseRate(), Duration.ofMillis(2500));
@@ -195,24 +203,31 @@ public final class Torture {
     Faults faults = new Faults(o, kafka, pg, jdbcUrl, children, ledger, this::log);
     ScheduledExecutorService ticker = Executors.newSingleThreadScheduledExecutor();
     try {
-      ticker.scheduleAtFixedRate(() -> progress(dsl, writers, http, ledger), 5, 5, TimeUnit.SECONDS);
+      long[] lastCommitted = {0};
+      ticker.scheduleAtFixedRate(() -> progress(dsl, writers, http, ledger, lastCommitted), PROGRESS_SECONDS, PROGRESS_SECONDS,
+          TimeUnit.SECONDS);
       ticker.scheduleWithFixedDelay(() -> faults.restartExited(), 2, 2, TimeUnit.SECONDS);
       Thread dup = Thread.ofPlatform().name("torture-duplicator").start(duplicator);
       writers.start();
       http.start();
+      long writing = System.nanoTime();
       faults.runSchedule();
       log("fault schedule done; waiting for the writers");
       writers.await();
+      double seconds = (System.nanoTime() - writing) / 1e9;
+      log(String.format("writers done: %d committed in %d transactions in %.0f s (%.0f messages/s), %d rolled back, %d with an unknown"
+          + " outcome, %d transactions failed (database gone)", writers.committed(), writers.transactions(), seconds,
+          writers.committed() / seconds, writers.rolledBack(), writers.uncertain(), writers.failures()));
       http.await();
       faults.healAll();
-      log("writers done: " + writers.committed() + " committed, " + writers.rolledBack() + " rolled back, "
-          + writers.uncertain() + " with an unknown outcome; draining");
+      log("HTTP done; draining");
       long deadline = System.nanoTime() + o.drainTimeout().toNanos();
       while (System.nanoTime() < deadline && backlog(dsl) > 0) {
         Thread.sleep(250);
       }
-      // a relay that was paused may still hold a batch in flight: give it a moment to land
-      Thread.sleep(LEASE.toMillis());
+      // a relay that was paused may still hold a batch in flight: the producer lands or fails it
+      // within its delivery timeout, a sixth of the lease (the relays then stop gracefully)
+      Thread.sleep(LEASE.dividedBy(3).toMillis());
       ticker.shutdownNow();
       for (Child r : relays) {
         r.close();
@@ -233,11 +248,32 @@ public final class Torture {
     }
   }
 
-  private void progress(DSLContext dsl, Writers writers, HttpLoad http, Ledger ledger) {
+  /**
+   * Waits until every relay and consumer says it runs, so that the schedule's first faults hit
+   * running processes and the writers' pace is not spent on JVMs still starting.
+   */
+  private void awaitReady(List<Child> children) throws InterruptedException {
+    long t0 = System.nanoTime();
+    long deadline = t0 + READY_TIMEOUT.toNanos();
+    while (!children.stream().allMatch(Child::ready)) {
+      if (System.nanoTime() > deadline) {
+        log("not every process said it runs within " + READY_TIMEOUT.toSeconds() + " s; starting anyway: "
+            + children.stream().filter(c -> !c.ready()).map(Child::toString).toList());
+        return;
+      }
+      Thread.sleep(200);
+    }
+    log(String.format("relays and consumers running after %.1f s", (System.nanoTime() - t0) / 1e9));
+  }
+
+  private void progress(DSLContext dsl, Writers writers, HttpLoad http, Ledger ledger, long[] lastCommitted) {
     try {
       long charged = Recorder.count(dsl, "select count(*) from torture.charge");
-      log(String.format("committed %d  rolled back %d  outbox backlog %d  charged %d  http %d/%d  faults %d",
-          writers.committed(), writers.rolledBack(), backlog(dsl), charged, http.done(), o.httpOperations(), ledger.total()));
+      long committed = writers.committed();
+      log(String.format("committed %d (%d/s)  rolled back %d  outbox backlog %d  charged %d  http %d/%d  faults %d",
+          committed, (committed - lastCommitted[0]) / PROGRESS_SECONDS, writers.rolledBack(), backlog(dsl), charged, http.done(),
+          o.httpOperations(), ledger.total()));
+      lastCommitted[0] = committed;
     } catch (RuntimeException e) {
       log("progress: " + e.getMessage());
     }
@@ -303,14 +339,14 @@ public final class Torture {
     env.put("OUTBOX_RELAY_BACKOFF_CAP", "1s");
     env.put("OUTBOX_RELAY_STARTUP_TIMEOUT", "60s");
     List<String> command = List.of(java(), "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-jar", o.relayJar().toString());
-    return new Child(name, Child.Role.RELAY, command, env, logs.resolve(name + ".log"));
+    return new Child(name, Child.Role.RELAY, command, env, logs.resolve(name + ".log"), "running; SIGTERM stops it gracefully");
   }
 
   private Child consumer(String name, String jdbcUrl, String bootstrap, Path logs) {
     Map<String, String> env = Map.of("TORTURE_BOOTSTRAP", bootstrap, "TORTURE_JDBC_URL", jdbcUrl, "TORTURE_TOPIC", TOPIC, "TORTURE_INSTANCE", name);
     List<String> command = List.of(java(), "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
         "-cp", System.getProperty("java.class.path"), TortureConsumer.class.getName());
-    return new Child(name, Child.Role.CONSUMER, command, env, logs.resolve(name + ".log"));
+    return new Child(name, Child.Role.CONSUMER, command, env, logs.resolve(name + ".log"), TortureConsumer.READY);
   }
 
   private static String java() {
@@ -325,6 +361,7 @@ public final class Torture {
     c.setConnectionTimeout(5_000);
     c.setInitializationFailTimeout(-1);
     c.addDataSourceProperty("ApplicationName", applicationName);
+    PoolWatchdog.boundConnectionAttempts(c);
     return new HikariDataSource(c);
   }
 
