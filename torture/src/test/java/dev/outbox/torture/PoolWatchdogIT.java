@@ -37,8 +37,8 @@ class PoolWatchdogIT {
       String url = "jdbc:postgresql://127.0.0.1:" + gate.port() + "/" + db.name();
       HikariConfig bounded = config(url, "bounded");
       PoolWatchdog.boundConnectionAttempts(bounded);
-      // the gate holds every connection it accepts without a byte of answer, as a frozen server or
-      // a black-holed path does; the pools' first attempts hang in the handshake
+      // the gate answers the SSL request of every connection it accepts and then nothing, as a
+      // server whose backend hangs in its startup does; the pools' first attempts hang there
       try (HikariDataSource plain = new HikariDataSource(config(url, "plain"));
           HikariDataSource fixed = new HikariDataSource(bounded)) {
         Thread.sleep(2_000);
@@ -109,6 +109,7 @@ class PoolWatchdogIT {
           sockets.add(client);
           if (!open) {
             held++;
+            Thread.ofPlatform().daemon().start(() -> stall(client));
             continue;
           }
           Socket upstream = new Socket(target.getHost(), target.getPort());
@@ -116,6 +117,25 @@ class PoolWatchdogIT {
           pipe(client.getInputStream(), upstream.getOutputStream());
           pipe(upstream.getInputStream(), client.getOutputStream());
         }
+      } catch (IOException e) {
+        // closed
+      }
+    }
+
+    /**
+     * Answers pgjdbc's SSL request with "no" (pgjdbc bounds that wait by its sslResponseTimeout and
+     * would then try again on a new connection), then reads the startup message and never answers:
+     * a server whose backend hangs in its startup.
+     */
+    private static void stall(Socket client) {
+      try {
+        InputStream in = client.getInputStream();
+        byte[] request = in.readNBytes(8);
+        if (request.length == 8 && request[4] == 0x04 && request[5] == (byte) 0xd2 && request[6] == 0x16 && request[7] == 0x2f) {
+          client.getOutputStream().write('N');
+          client.getOutputStream().flush();
+        }
+        in.transferTo(OutputStream.nullOutputStream());
       } catch (IOException e) {
         // closed
       }
