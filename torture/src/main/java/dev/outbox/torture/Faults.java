@@ -27,8 +27,12 @@ import java.util.function.Consumer;
  * after its pause, and at least one relay and one consumer are always running unpaused.
  */
 final class Faults implements AutoCloseable {
-  /** A pause lasts this much longer than the lease or session it must outlast. */
-  static final Duration PAUSE_MARGIN = Duration.ofSeconds(2);
+  /**
+   * A pause lasts this much longer than the lease or session it must outlast: more than the other
+   * relay's lease loop (a third of the lease), so that it takes the paused relay's shards over
+   * before the paused one wakes.
+   */
+  static final Duration PAUSE_MARGIN = Torture.LEASE.dividedBy(2);
   /** Least time a restarted broker or database stays up before the next restart of it. */
   static final Duration UP_BETWEEN_RESTARTS = Duration.ofSeconds(3);
 
