@@ -34,7 +34,7 @@ final class Faults implements AutoCloseable {
    */
   static final Duration PAUSE_MARGIN = Torture.LEASE.dividedBy(2);
   /** Least time a restarted broker or database stays up before the next restart of it. */
-  static final Duration UP_BETWEEN_RESTARTS = Duration.ofSeconds(3);
+  static final Duration UP_BETWEEN_RESTARTS = Duration.ofSeconds(5);
 
   record Planned(long atMillis, Fault fault, double roll) {}
 

@@ -338,6 +338,9 @@ public final class Torture {
     env.put("OUTBOX_RELAY_BACKOFF_BASE", "50ms");
     env.put("OUTBOX_RELAY_BACKOFF_CAP", "1s");
     env.put("OUTBOX_RELAY_STARTUP_TIMEOUT", "60s");
+    // the broker is down for seconds every few seconds: a breaker that stays open 10 s (the default)
+    // would let the relays publish nothing during the schedule, only in the drain
+    env.put("OUTBOX_RELAY_BREAKER_OPEN_DURATION", "2s");
     // the most the relay allows within the lease (a third of it) instead of its default sixth: on a
     // loaded machine 2 s requests still time out
     env.put("OUTBOX_RELAY_KAFKA_DELIVERY_TIMEOUT_MS", String.valueOf(LEASE.dividedBy(3).toMillis()));
