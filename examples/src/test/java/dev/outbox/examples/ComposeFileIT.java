@@ -3,6 +3,7 @@ package dev.outbox.examples;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.outbox.relay.process.RelaySettings;
+import dev.outbox.relay.process.Setting;
 import java.io.IOException;
 import java.io.Reader;
 import java.nio.file.Files;
@@ -65,7 +66,7 @@ class ComposeFileIT {
   @Test
   @SuppressWarnings("unchecked")
   void environmentNamesAreOnesTheServicesRead() throws IOException {
-    Set<String> relayVars = RelaySettings.ALL.stream().map(RelaySettings.Setting::envVar).collect(java.util.stream.Collectors.toSet());
+    Set<String> relayVars = RelaySettings.ALL.stream().map(Setting::envVar).collect(java.util.stream.Collectors.toSet());
     for (var e : services().entrySet()) {
       Map<String, Object> env = (Map<String, Object>) e.getValue().getOrDefault("environment", Map.of());
       for (String name : env.keySet()) {

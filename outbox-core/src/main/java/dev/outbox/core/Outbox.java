@@ -164,7 +164,11 @@ public interface Outbox {
   /** @return the notification channel, {@link #channel(String)} of {@link #schema()} */
   String channel();
 
-  /** Builds an {@link Outbox}. Not thread-safe; the built outbox is. */
+  /**
+   * Builds an {@link Outbox}. Setters check their own argument at once ({@link
+   * NullPointerException} for null, {@link IllegalArgumentException} for a bad value). Not
+   * thread-safe; the built outbox is.
+   */
   final class Builder {
     private String schema = OutboxMigrations.DEFAULT_SCHEMA;
     private int shards = Shards.DEFAULT_COUNT;
@@ -192,21 +196,25 @@ public interface Outbox {
     }
 
     /**
-     * @param schema the schema the migrations were applied to; default {@code outbox}
+     * @param schema the schema the migrations were applied to; default {@value
+     *     OutboxMigrations#DEFAULT_SCHEMA}
      * @return this builder
+     * @throws NullPointerException when it is null
+     * @throws IllegalArgumentException when it is not a plain SQL identifier
      */
     public Builder schema(String schema) {
-      this.schema = Objects.requireNonNull(schema, "schema may not be null");
+      this.schema = OutboxMigrations.requireValidSchema(schema);
       return this;
     }
 
     /**
      * @param shards the shard count installed by the migrations (placeholder {@code
-     *     outbox_shards}); default 64. The relay reads the count from the lease table, and every
+     *     outbox_shards}); default {@value Shards#DEFAULT_COUNT}. The relay reads the count from the lease table, and every
      *     producer of one outbox must use the same: the first append of an {@code Outbox} compares
      *     this value with the lease table and fails with an {@link IllegalStateException} naming
      *     both counts when they differ, before anything is written.
      * @return this builder
+     * @throws IllegalArgumentException when it is not between 1 and {@value Shards#MAX_COUNT}
      */
     public Builder shards(int shards) {
       this.shards = Shards.checkCount(shards);
@@ -217,6 +225,7 @@ public interface Outbox {
      * @param codec the Avro codec for the typed API; default a codec with the project's schemas
      *     and whatever writer schemas appends bring
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder codec(AvroCodec codec) {
       this.codec = Objects.requireNonNull(codec, "codec may not be null");
@@ -230,21 +239,15 @@ public interface Outbox {
      *     {@code tracestate} of the current OpenTelemetry span, taken at append; else none. Setting
      *     a supplier replaces the OpenTelemetry capture.
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder traceparent(Supplier<String> traceparent) {
       this.traceparent = Objects.requireNonNull(traceparent, "traceparent may not be null");
       return this;
     }
 
-    /**
-     * @return the outbox
-     * @throws IllegalArgumentException when the schema is not a plain SQL identifier
-     */
+    /** @return the outbox */
     public Outbox build() {
-      if (!schema.matches("[a-z_][a-z0-9_]{0,62}")) {
-        throw new IllegalArgumentException(
-            "schema '" + schema + "' is not a plain lower-case SQL identifier ([a-z_][a-z0-9_]{0,62})");
-      }
       Outbox outbox = new JooqOutbox(schema, shards, codec != null ? codec : AvroCodec.create(),
           traceparent != null ? traceparent : () -> null, notifyInTransaction);
       return traceparent == null && OpenTelemetryTraceContext.available() ? new TraceContextOutbox(outbox) : outbox;

@@ -1,5 +1,6 @@
 package dev.outbox.core;
 
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.Objects;
 import java.util.UUID;
@@ -37,7 +38,7 @@ public final class Shards {
       crc.update(key.getBytes(StandardCharsets.UTF_8));
     } else {
       Objects.requireNonNull(messageId, "messageId may not be null when key is null");
-      java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(16);
+      ByteBuffer b = ByteBuffer.allocate(16);
       b.putLong(messageId.getMostSignificantBits()).putLong(messageId.getLeastSignificantBits());
       crc.update(b.array());
     }

@@ -2,14 +2,17 @@ package dev.outbox.core;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.data.Offset.offset;
 
 import dev.outbox.core.internal.Json;
+import java.nio.charset.StandardCharsets;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
+import java.util.zip.CRC32C;
 import org.junit.jupiter.api.Test;
 
 class ContractTest {
@@ -26,7 +29,7 @@ class ContractTest {
       assertThat(seen.add(id)).isTrue();
       previous = id;
     }
-    assertThat(MessageIds.timestampMillis(previous)).isCloseTo(System.currentTimeMillis(), org.assertj.core.data.Offset.offset(5_000L));
+    assertThat(MessageIds.timestampMillis(previous)).isCloseTo(System.currentTimeMillis(), offset(5_000L));
   }
 
   @Test
@@ -47,8 +50,8 @@ class ContractTest {
   }
 
   private static int pinned(String key) {
-    java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
-    crc.update(key.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    CRC32C crc = new CRC32C();
+    crc.update(key.getBytes(StandardCharsets.UTF_8));
     return (int) (crc.getValue() % 64);
   }
 

@@ -3,19 +3,19 @@ package dev.outbox.relay;
 import dev.outbox.core.internal.Checks;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.migrations.OutboxMigrations;
+import dev.outbox.relay.internal.Durations;
 import dev.outbox.relay.internal.ProducerSettings;
 import dev.outbox.relay.internal.RelayConfig;
+import dev.outbox.relay.internal.RelayDefaults;
 import dev.outbox.relay.internal.RelayEngine;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
-import java.util.concurrent.ThreadLocalRandom;
 import javax.sql.DataSource;
 
 /**
@@ -90,44 +90,86 @@ public interface Relay extends AutoCloseable {
   boolean isReady();
 
   /**
-   * Builds a {@link Relay}. Not thread-safe; {@link #build()} validates every setting and names it
-   * in the error.
+   * Builds a {@link Relay}. Not thread-safe. Each setter checks its own argument (null: {@link
+   * NullPointerException}; out of range: {@link IllegalArgumentException}); {@link #build()} checks
+   * what involves several settings or a missing one ({@link IllegalStateException}). Defaults and
+   * bounds are the public constants below; every message names the setting, the value and the fix.
    */
   final class Builder {
-    /** Default {@link #batchSize(int)}. */
-    public static final int DEFAULT_BATCH_SIZE = 500;
+    /** Default {@link #schema(String)}: {@value}. */
+    public static final String DEFAULT_SCHEMA = OutboxMigrations.DEFAULT_SCHEMA;
 
-    /** Largest {@link #batchSize(int)}. */
+    /** Default {@link #batchSize(int)}: {@value}. */
+    public static final int DEFAULT_BATCH_SIZE = 500;
+    /** Smallest {@link #batchSize(int)}: {@value}. */
+    public static final int MIN_BATCH_SIZE = 1;
+    /** Largest {@link #batchSize(int)}: {@value}. */
     public static final int MAX_BATCH_SIZE = 10_000;
 
-    /** Default {@link #leaseDuration(Duration)}. */
+    /** Default {@link #leaseDuration(Duration)}: 30 s. */
     public static final Duration DEFAULT_LEASE_DURATION = Duration.ofSeconds(30);
+    /** Shortest {@link #leaseDuration(Duration)}: 1 s. */
+    public static final Duration MIN_LEASE_DURATION = Duration.ofSeconds(1);
+    /** Longest {@link #leaseDuration(Duration)}: 1 h. */
+    public static final Duration MAX_LEASE_DURATION = Duration.ofHours(1);
 
-    /** Default {@link #idlePollInterval(Duration)}. */
+    /** Default {@link #idlePollInterval(Duration)}: 1 s. */
     public static final Duration DEFAULT_IDLE_POLL_INTERVAL = Duration.ofSeconds(1);
+    /** Shortest {@link #idlePollInterval(Duration)}: 10 ms. */
+    public static final Duration MIN_IDLE_POLL_INTERVAL = Duration.ofMillis(10);
+    /** Longest {@link #idlePollInterval(Duration)}: 1 min. */
+    public static final Duration MAX_IDLE_POLL_INTERVAL = Duration.ofMinutes(1);
 
-    /** Default {@link #probeInterval(Duration)}. */
+    /** Default {@link #probeInterval(Duration)}: 5 ms. */
     public static final Duration DEFAULT_PROBE_INTERVAL = Duration.ofMillis(5);
+    /** Shortest {@link #probeInterval(Duration)}: 1 ms. */
+    public static final Duration MIN_PROBE_INTERVAL = Duration.ofMillis(1);
+    /** Longest {@link #probeInterval(Duration)}: 1 s. */
+    public static final Duration MAX_PROBE_INTERVAL = Duration.ofSeconds(1);
 
-    /** Default {@link #backoff(Backoff)}. */
+    /** Default {@link #backoff(Backoff)}: 100 ms doubling up to 30 s. */
     public static final Backoff DEFAULT_BACKOFF = Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(30));
 
-    /** Default {@link #shutdownTimeout(Duration)}. */
+    /** Consecutive failed batches that open the default {@link #circuitBreaker(CircuitBreakerConfig)}: {@value}. */
+    public static final int DEFAULT_BREAKER_FAILURE_THRESHOLD = 5;
+    /** How long the default {@link #circuitBreaker(CircuitBreakerConfig)} stays open: 10 s. */
+    public static final Duration DEFAULT_BREAKER_OPEN_DURATION = Duration.ofSeconds(10);
+
+    /** Default {@link #parkPolicy(ParkPolicy)}: {@link ParkPolicy#PARK_AND_CONTINUE}. */
+    public static final ParkPolicy DEFAULT_PARK_POLICY = ParkPolicy.PARK_AND_CONTINUE;
+
+    /** Default {@link #publishMode(PublishMode)}: one shared idempotent producer. */
+    public static final PublishMode DEFAULT_PUBLISH_MODE = PublishMode.IDEMPOTENT;
+
+
+    /** Default {@link #shutdownTimeout(Duration)}: 20 s. */
     public static final Duration DEFAULT_SHUTDOWN_TIMEOUT = Duration.ofSeconds(20);
+    /** Shortest {@link #shutdownTimeout(Duration)}: 0, hand the leases back at once. */
+    public static final Duration MIN_SHUTDOWN_TIMEOUT = Duration.ZERO;
+    /** Longest {@link #shutdownTimeout(Duration)}: 10 min. */
+    public static final Duration MAX_SHUTDOWN_TIMEOUT = Duration.ofMinutes(10);
 
-    /** Default {@link #workerThreads(int)}. */
+    /** Default {@link #workerThreads(int)}: {@value}. */
     public static final int DEFAULT_WORKER_THREADS = 4;
+    /** Fewest {@link #workerThreads(int)}: {@value}. */
+    public static final int MIN_WORKER_THREADS = 1;
+    /** Most {@link #workerThreads(int)}: {@value}. */
+    public static final int MAX_WORKER_THREADS = 256;
 
-    /** Default {@link #maxAttempts(int)}. */
+    /** Default {@link #maxAttempts(int)}: {@value}. */
     public static final int DEFAULT_MAX_ATTEMPTS = 10;
-
-    /** Largest {@link #maxAttempts(int)}. */
+    /** Smallest {@link #maxAttempts(int)}: {@value}. */
+    public static final int MIN_MAX_ATTEMPTS = 1;
+    /** Largest {@link #maxAttempts(int)}: {@value}. */
     public static final int MAX_MAX_ATTEMPTS = 1_000;
+
+    /** Longest {@link #instanceId(String)}, in characters: {@value}. */
+    public static final int MAX_INSTANCE_ID_LENGTH = 200;
 
     private static final String USE_DEFAULT = ": use e.g. the default ";
 
     private DataSource dataSource;
-    private String schema = OutboxMigrations.DEFAULT_SCHEMA;
+    private String schema = DEFAULT_SCHEMA;
     private String instanceId;
     private Map<String, ?> producerProperties;
     private int batchSize = DEFAULT_BATCH_SIZE;
@@ -138,7 +180,9 @@ public interface Relay extends AutoCloseable {
     private int maxAttempts = DEFAULT_MAX_ATTEMPTS;
     private Backoff backoff = DEFAULT_BACKOFF;
     private CircuitBreakerConfig circuitBreaker;
-    private ParkPolicy parkPolicy = ParkPolicy.PARK_AND_CONTINUE;
+    private ParkPolicy parkPolicy = DEFAULT_PARK_POLICY;
+    private PublishMode publishMode = DEFAULT_PUBLISH_MODE;
+    private String transactionalIdPrefix;
     private MeterRegistry meterRegistry;
     private Duration probeInterval = DEFAULT_PROBE_INTERVAL;
     private DataSource listenDataSource;
@@ -161,12 +205,13 @@ public interface Relay extends AutoCloseable {
     }
 
     /**
-     * @param schema the schema the migrations were applied to; default {@code outbox}
+     * @param schema the schema the migrations were applied to; default {@link #DEFAULT_SCHEMA}
      * @return this builder
      * @throws NullPointerException when null
+     * @throws IllegalArgumentException when not a plain lower-case SQL identifier
      */
     public Builder schema(String schema) {
-      this.schema = Objects.requireNonNull(schema, "schema may not be null");
+      this.schema = OutboxMigrations.requireValidSchema(Objects.requireNonNull(schema, "schema may not be null"));
       return this;
     }
 
@@ -174,12 +219,19 @@ public interface Relay extends AutoCloseable {
      * The owner name written into the lease and membership tables. It must be unique among the
      * relays of one outbox: two relays with one id would share leases without fencing each other.
      *
-     * @param instanceId 1 to 200 characters; default {@code <host>-<pid>-<random hex>}
+     * @param instanceId 1 to {@link #MAX_INSTANCE_ID_LENGTH} characters, not blank; default {@code
+     *     <host>-<pid>-<random hex>}
      * @return this builder
      * @throws NullPointerException when null
+     * @throws IllegalArgumentException when blank or longer than {@link #MAX_INSTANCE_ID_LENGTH}
      */
     public Builder instanceId(String instanceId) {
-      this.instanceId = Objects.requireNonNull(instanceId, "instanceId may not be null");
+      Objects.requireNonNull(instanceId, "instanceId may not be null");
+      if (instanceId.isBlank() || instanceId.length() > MAX_INSTANCE_ID_LENGTH) {
+        throw new IllegalArgumentException("instanceId must be 1 to " + MAX_INSTANCE_ID_LENGTH + " non-blank characters, got '"
+            + instanceId + "': choose a name unique among the relays");
+      }
+      this.instanceId = instanceId;
       return this;
     }
 
@@ -202,35 +254,41 @@ public interface Relay extends AutoCloseable {
      * @param producerProperties the properties; values are strings or the types Kafka accepts
      * @return this builder
      * @throws NullPointerException when null
+     * @throws IllegalArgumentException when {@code bootstrap.servers} is missing or a property
+     *     conflicts with what the relay enforces; the message names the property and the fix
      */
     public Builder producerProperties(Map<String, ?> producerProperties) {
       Objects.requireNonNull(producerProperties, "producerProperties may not be null");
+      ProducerSettings.validate(producerProperties, "");
       this.producerProperties = new LinkedHashMap<>(producerProperties);
       return this;
     }
 
     /**
-     * @param batchSize rows read, published and deleted together per shard, 1 to 10,000; default
-     *     500. Larger batches amortize the database round trips; smaller ones republish less after
-     *     a crash.
+     * @param batchSize rows read, published and deleted together per shard, {@link #MIN_BATCH_SIZE}
+     *     to {@link #MAX_BATCH_SIZE}; default {@link #DEFAULT_BATCH_SIZE}. Larger batches amortize the
+     *     database round trips; smaller ones republish less after a crash.
      * @return this builder
+     * @throws IllegalArgumentException when out of range
      */
     public Builder batchSize(int batchSize) {
-      this.batchSize = batchSize;
+      this.batchSize = between(batchSize, MIN_BATCH_SIZE, MAX_BATCH_SIZE, "batchSize", DEFAULT_BATCH_SIZE);
       return this;
     }
 
     /**
      * How long a lease and a membership heartbeat last; both are renewed every third of it. A
      * crashed relay's shards are taken over after at most this long, and a relay that cannot reach
-     * PostgreSQL for this long loses its shards. At least 1 s, at most 1 hour; default 30 s.
+     * PostgreSQL for this long loses its shards. {@link #MIN_LEASE_DURATION} to {@link
+     * #MAX_LEASE_DURATION}; default {@link #DEFAULT_LEASE_DURATION}.
      *
      * @param leaseDuration the duration
      * @return this builder
      * @throws NullPointerException when null
+     * @throws IllegalArgumentException when out of range
      */
     public Builder leaseDuration(Duration leaseDuration) {
-      this.leaseDuration = Objects.requireNonNull(leaseDuration, "leaseDuration may not be null");
+      this.leaseDuration = between(leaseDuration, MIN_LEASE_DURATION, MAX_LEASE_DURATION, "leaseDuration", DEFAULT_LEASE_DURATION);
       return this;
     }
 
@@ -239,15 +297,16 @@ public interface Relay extends AutoCloseable {
      * interval (one index descent per idle shard), which wakes only those shards. This is how new
      * rows are found without any notification from the producers, including rows that commit late
      * with a lower id than rows already published. The interval bounds the wait of a row on an idle
-     * outbox; shorter intervals cost the database more (see ENGINE.md, "Wake-up"). 1 ms to 1 s;
-     * default 5 ms.
+     * outbox; shorter intervals cost the database more (see ENGINE.md, "Wake-up"). {@link
+     * #MIN_PROBE_INTERVAL} to {@link #MAX_PROBE_INTERVAL}; default {@link #DEFAULT_PROBE_INTERVAL}.
      *
      * @param probeInterval the interval
      * @return this builder
      * @throws NullPointerException when null
+     * @throws IllegalArgumentException when out of range
      */
     public Builder probeInterval(Duration probeInterval) {
-      this.probeInterval = Objects.requireNonNull(probeInterval, "probeInterval may not be null");
+      this.probeInterval = between(probeInterval, MIN_PROBE_INTERVAL, MAX_PROBE_INTERVAL, "probeInterval", DEFAULT_PROBE_INTERVAL);
       return this;
     }
 
@@ -273,20 +332,24 @@ public interface Relay extends AutoCloseable {
      * #probeInterval(Duration)}) wakes the shard when rows arrive, so this bounds the latency only
      * while the probe fails; then the wait doubles from 10 ms up to this value after each empty
      * read and resets when rows are found. While the probe works, an idle shard reads on its own
-     * once per lease renewal interval, or this interval if longer. 10 ms to 1 min; default 1 s.
+     * once per lease renewal interval, or this interval if longer. {@link #MIN_IDLE_POLL_INTERVAL} to
+     * {@link #MAX_IDLE_POLL_INTERVAL}; default {@link #DEFAULT_IDLE_POLL_INTERVAL}. It may not exceed
+     * the lease duration, which {@link #build()} checks.
      *
      * @param idlePollInterval the interval
      * @return this builder
      * @throws NullPointerException when null
+     * @throws IllegalArgumentException when out of range
      */
     public Builder idlePollInterval(Duration idlePollInterval) {
-      this.idlePollInterval = Objects.requireNonNull(idlePollInterval, "idlePollInterval may not be null");
+      this.idlePollInterval = between(idlePollInterval, MIN_IDLE_POLL_INTERVAL, MAX_IDLE_POLL_INTERVAL, "idlePollInterval",
+          DEFAULT_IDLE_POLL_INTERVAL);
       return this;
     }
 
     /**
      * @param backoff the wait before retrying a shard's batch after a retriable Kafka or database
-     *     error, exponential with full jitter per shard; default 100 ms up to 30 s
+     *     error, exponential with full jitter per shard; default {@link #DEFAULT_BACKOFF}
      * @return this builder
      * @throws NullPointerException when null
      */
@@ -298,7 +361,8 @@ public interface Relay extends AutoCloseable {
     /**
      * The circuit breaker shared by all shards in front of Kafka: when it is open no shard sends,
      * each waits with its backoff; half-open lets trial batches through. Default: a count-based
-     * window of 5 batches that opens when all 5 failed, stays open 10 s, then allows 1 trial batch.
+     * window of {@link #DEFAULT_BREAKER_FAILURE_THRESHOLD} batches that opens when all of them
+     * failed, stays open {@link #DEFAULT_BREAKER_OPEN_DURATION}, then allows 1 trial batch.
      *
      * @param circuitBreaker the configuration
      * @return this builder
@@ -311,12 +375,51 @@ public interface Relay extends AutoCloseable {
 
     /**
      * @param parkPolicy what happens to a key's later messages when one of its messages is parked;
-     *     default {@link ParkPolicy#PARK_AND_CONTINUE}
+     *     default {@link #DEFAULT_PARK_POLICY}
      * @return this builder
      * @throws NullPointerException when null
      */
     public Builder parkPolicy(ParkPolicy parkPolicy) {
       this.parkPolicy = Objects.requireNonNull(parkPolicy, "parkPolicy may not be null");
+      return this;
+    }
+
+    /**
+     * How a shard's batch is published: {@link PublishMode#IDEMPOTENT} (default, one shared
+     * idempotent producer, a local lease deadline) or {@link PublishMode#TRANSACTIONAL} (a
+     * transactional producer per shard and one Kafka transaction per batch, so that the broker fences
+     * a relay that lost its lease; consumers must read {@code read_committed}). See {@link
+     * PublishMode} for the trade-off.
+     *
+     * @param publishMode the mode; default {@link #DEFAULT_PUBLISH_MODE}
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Builder publishMode(PublishMode publishMode) {
+      this.publishMode = Objects.requireNonNull(publishMode, "publishMode may not be null");
+      return this;
+    }
+
+    /**
+     * The start of every {@code transactional.id} in {@link PublishMode#TRANSACTIONAL} mode; shard N
+     * publishes with {@code prefix + N}. It must be the same on every relay of one outbox (the new
+     * owner of shard N fences the old one only through the same id) and differ between outboxes that
+     * share a Kafka cluster (else their relays fence each other). Default: {@code
+     * outbox-relay.<database>.<schema>.}, with the database name read from PostgreSQL at start.
+     *
+     * @param transactionalIdPrefix 1 to 200 non-blank characters
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when blank or longer than 200 characters
+     */
+    public Builder transactionalIdPrefix(String transactionalIdPrefix) {
+      Objects.requireNonNull(transactionalIdPrefix, "transactionalIdPrefix may not be null");
+      if (transactionalIdPrefix.isBlank() || transactionalIdPrefix.length() > 200) {
+        throw new IllegalArgumentException("transactionalIdPrefix must be 1 to 200"
+            + " non-blank characters, got '" + transactionalIdPrefix
+            + "': use the same prefix on every relay of this outbox, or leave the default");
+      }
+      this.transactionalIdPrefix = transactionalIdPrefix;
       return this;
     }
 
@@ -335,23 +438,27 @@ public interface Relay extends AutoCloseable {
     /**
      * @param shutdownTimeout how long {@link Relay#close()} waits for batches in flight before it
      *     hands the leases back anyway (their rows are then published again by the next owner);
-     *     0 to 10 min; default 20 s
+     *     {@link #MIN_SHUTDOWN_TIMEOUT} to {@link #MAX_SHUTDOWN_TIMEOUT}; default {@link
+     *     #DEFAULT_SHUTDOWN_TIMEOUT}
      * @return this builder
      * @throws NullPointerException when null
+     * @throws IllegalArgumentException when out of range
      */
     public Builder shutdownTimeout(Duration shutdownTimeout) {
-      this.shutdownTimeout = Objects.requireNonNull(shutdownTimeout, "shutdownTimeout may not be null");
+      this.shutdownTimeout = between(shutdownTimeout, MIN_SHUTDOWN_TIMEOUT, MAX_SHUTDOWN_TIMEOUT, "shutdownTimeout",
+          DEFAULT_SHUTDOWN_TIMEOUT);
       return this;
     }
 
     /**
      * @param workerThreads threads that read, send and delete for all owned shards (a shard is
-     *     never worked on by two threads at once; waiting for acks holds no thread), 1 to 256;
-     *     default 4
+     *     never worked on by two threads at once; waiting for acks holds no thread), {@link
+     *     #MIN_WORKER_THREADS} to {@link #MAX_WORKER_THREADS}; default {@link #DEFAULT_WORKER_THREADS}
      * @return this builder
+     * @throws IllegalArgumentException when out of range
      */
     public Builder workerThreads(int workerThreads) {
-      this.workerThreads = workerThreads;
+      this.workerThreads = between(workerThreads, MIN_WORKER_THREADS, MAX_WORKER_THREADS, "workerThreads", DEFAULT_WORKER_THREADS);
       return this;
     }
 
@@ -371,87 +478,65 @@ public interface Relay extends AutoCloseable {
      * counts (its topic's metadata did not arrive): a partition without a leader, too few in-sync
      * replicas or a timeout on an existing topic is retried without limit and never parks a row.
      *
-     * @param maxAttempts 1 to 1,000; default 10
+     * @param maxAttempts {@link #MIN_MAX_ATTEMPTS} to {@link #MAX_MAX_ATTEMPTS}; default {@link
+     *     #DEFAULT_MAX_ATTEMPTS}
      * @return this builder
+     * @throws IllegalArgumentException when out of range
      */
     public Builder maxAttempts(int maxAttempts) {
-      this.maxAttempts = maxAttempts;
+      this.maxAttempts = between(maxAttempts, MIN_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS, "maxAttempts", DEFAULT_MAX_ATTEMPTS);
       return this;
     }
 
     /**
-     * Validates every setting and builds the relay, which does nothing until {@link
-     * Relay#start()}.
+     * Checks what no single setter can, then builds the relay, which does nothing until {@link
+     * Relay#start()}. Each setter has already checked its own argument.
      *
      * @return the relay
-     * @throws NullPointerException when {@code dataSource} or {@code producerProperties} was not
-     *     given
-     * @throws IllegalArgumentException when a value is out of range, {@code bootstrap.servers} is
-     *     missing, or a producer property conflicts with what the relay enforces; the message names
-     *     the setting, the value and the fix
-     * @throws IllegalStateException when two settings conflict (a lease too short for the idle
-     *     poll interval)
+     * @throws IllegalStateException when {@code dataSource} or {@code producerProperties} was not
+     *     given, or two settings conflict (an idle poll interval longer than the lease, a producer
+     *     timeout that does not fit in the lease); the message names both and the fix
      */
     public Relay build() {
-      Objects.requireNonNull(dataSource, "dataSource is required: call Relay.builder().dataSource(pool)");
-      Objects.requireNonNull(
-          producerProperties,
-          "producerProperties is required: call Relay.builder().producerProperties(Map.of(\"bootstrap.servers\", \"host:9092\"))");
-      OutboxMigrations.requireValidSchema(schema);
-      String id = instanceId != null ? instanceId : defaultInstanceId();
-      if (id.isBlank() || id.length() > 200) {
-        throw new IllegalArgumentException(
-            "instanceId must be 1 to 200 non-blank characters, got '" + id + "': choose a name unique among the relays");
+      if (dataSource == null) {
+        throw new IllegalStateException("dataSource is required: call Relay.builder().dataSource(pool)");
       }
-      Checks.requireBetween(batchSize, 1, MAX_BATCH_SIZE, "batchSize", USE_DEFAULT + DEFAULT_BATCH_SIZE);
-      Checks.requireBetween(leaseDuration, Duration.ofSeconds(1), Duration.ofHours(1), "leaseDuration",
-          USE_DEFAULT + DEFAULT_LEASE_DURATION);
-      Checks.requireBetween(idlePollInterval, Duration.ofMillis(10), Duration.ofMinutes(1), "idlePollInterval",
-          USE_DEFAULT + DEFAULT_IDLE_POLL_INTERVAL);
-      Checks.requireBetween(probeInterval, Duration.ofMillis(1), Duration.ofSeconds(1), "probeInterval",
-          USE_DEFAULT + DEFAULT_PROBE_INTERVAL);
-      Checks.requireBetween(shutdownTimeout, Duration.ZERO, Duration.ofMinutes(10), "shutdownTimeout",
-          USE_DEFAULT + DEFAULT_SHUTDOWN_TIMEOUT);
-      Checks.requireBetween(workerThreads, 1, 256, "workerThreads", USE_DEFAULT + DEFAULT_WORKER_THREADS);
-      Checks.requireBetween(maxAttempts, 1, MAX_MAX_ATTEMPTS, "maxAttempts", USE_DEFAULT + DEFAULT_MAX_ATTEMPTS);
+      if (producerProperties == null) {
+        throw new IllegalStateException(
+            "producerProperties is required: call Relay.builder().producerProperties(Map.of(\"bootstrap.servers\", \"host:9092\"))");
+      }
       if (idlePollInterval.compareTo(leaseDuration) > 0) {
         throw new IllegalStateException(
-            "idlePollInterval (" + idlePollInterval + ") may not exceed leaseDuration (" + leaseDuration
+            "idlePollInterval (" + Durations.format(idlePollInterval) + ") may not exceed leaseDuration ("
+                + Durations.format(leaseDuration)
                 + "): an idle shard would not be looked at once per lease; shorten idlePollInterval or lengthen leaseDuration");
       }
-      Map<String, Object> producer = ProducerSettings.boundByLease(ProducerSettings.validate(producerProperties, id), leaseDuration);
-      CircuitBreakerConfig breaker = circuitBreaker != null ? circuitBreaker : defaultCircuitBreaker();
+      if (transactionalIdPrefix != null && publishMode != PublishMode.TRANSACTIONAL) {
+        throw new IllegalStateException("transactionalIdPrefix ('" + transactionalIdPrefix + "') is only used with"
+            + " publishMode(TRANSACTIONAL), but the mode is " + publishMode + "; set the mode or remove the prefix");
+      }
+      String id = instanceId != null ? instanceId : RelayDefaults.instanceId();
+      Map<String, Object> producer;
+      try {
+        producer = ProducerSettings.boundByLease(ProducerSettings.validate(producerProperties, id), leaseDuration);
+      } catch (IllegalArgumentException e) {
+        throw new IllegalStateException(e.getMessage(), e);
+      }
+      CircuitBreakerConfig breaker = circuitBreaker != null ? circuitBreaker
+          : RelayDefaults.circuitBreaker(DEFAULT_BREAKER_FAILURE_THRESHOLD, DEFAULT_BREAKER_OPEN_DURATION);
       RelayConfig config = new RelayConfig(
           dataSource, schema, id, producer, batchSize, leaseDuration, idlePollInterval, shutdownTimeout,
           workerThreads, backoff, breaker, parkPolicy, meterRegistry != null ? meterRegistry : new SimpleMeterRegistry(),
-          maxAttempts, probeInterval, listenDataSource);
+          maxAttempts, probeInterval, listenDataSource, publishMode, transactionalIdPrefix);
       return new RelayEngine(config);
     }
 
-    private static CircuitBreakerConfig defaultCircuitBreaker() {
-      return CircuitBreakerConfig.custom()
-          .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
-          .slidingWindowSize(5)
-          .minimumNumberOfCalls(5)
-          .failureRateThreshold(100)
-          .waitDurationInOpenState(Duration.ofSeconds(10))
-          .permittedNumberOfCallsInHalfOpenState(1)
-          .automaticTransitionFromOpenToHalfOpenEnabled(true)
-          .build();
+    private static int between(int value, int min, int max, String name, int fallback) {
+      return Checks.requireBetween(value, min, max, name, USE_DEFAULT + fallback);
     }
 
-    private static String defaultInstanceId() {
-      String host = System.getenv("HOSTNAME");
-      if (host == null || host.isBlank()) {
-        try {
-          host = java.net.InetAddress.getLocalHost().getHostName();
-        } catch (java.net.UnknownHostException e) {
-          host = "relay";
-        }
-      }
-      byte[] random = new byte[3];
-      ThreadLocalRandom.current().nextBytes(random);
-      return host + "-" + ProcessHandle.current().pid() + "-" + HexFormat.of().formatHex(random);
+    private static Duration between(Duration value, Duration min, Duration max, String name, Duration fallback) {
+      return Durations.requireBetween(value, min, max, name, USE_DEFAULT + Durations.format(fallback));
     }
   }
 }

@@ -46,6 +46,28 @@ final class Fixtures {
         .meterRegistry(registry);
   }
 
+  /**
+   * A relay for tests that stop brokers: producer timeouts of a few seconds inside a 9 s lease, and a
+   * circuit breaker that half-opens by itself after 0.5 s.
+   *
+   * @param producerExtra producer properties added to or replacing those defaults
+   */
+  static Relay.Builder outageRelay(TestDatabase db, String bootstrap, String id, MeterRegistry registry,
+      Map<String, Object> producerExtra) {
+    Map<String, Object> producer = new HashMap<>(Map.of(
+        "bootstrap.servers", bootstrap,
+        "delivery.timeout.ms", 3_000,
+        "request.timeout.ms", 1_000,
+        "max.block.ms", 2_000,
+        "reconnect.backoff.max.ms", 200));
+    producer.putAll(producerExtra);
+    return relay(db, bootstrap, id, registry)
+        .producerProperties(producer)
+        .leaseDuration(Duration.ofSeconds(9)) // delivery.timeout.ms must fit in a third of the lease
+        .circuitBreaker(io.github.resilience4j.circuitbreaker.CircuitBreakerConfig.custom()
+            .waitDurationInOpenState(Duration.ofMillis(500)).automaticTransitionFromOpenToHalfOpenEnabled(true).build());
+  }
+
   static Relay.Builder relay(TestDatabase db, TestKafka kafka, String id) {
     return relay(db, kafka.bootstrapServers(), id, new SimpleMeterRegistry());
   }
@@ -107,7 +129,12 @@ final class Fixtures {
     private final Thread thread;
 
     Collector(String bootstrap, String topic) {
-      KafkaConsumer<byte[], byte[]> consumer = fromTheBeginning(bootstrap, topic, Map.of());
+      this(bootstrap, topic, Map.of());
+    }
+
+    /** @param extra consumer properties, e.g. {@code isolation.level} */
+    Collector(String bootstrap, String topic, Map<String, String> extra) {
+      KafkaConsumer<byte[], byte[]> consumer = fromTheBeginning(bootstrap, topic, extra);
       thread = new Thread(() -> {
         try (consumer) {
           while (running.get()) {

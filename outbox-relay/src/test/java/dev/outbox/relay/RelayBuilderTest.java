@@ -32,6 +32,17 @@ class RelayBuilderTest {
   }
 
   @Test
+  void transactionalIdPrefixNeedsTheTransactionalMode() {
+    assertThatThrownBy(() -> valid().transactionalIdPrefix("orders.").build())
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessageContaining("transactionalIdPrefix ('orders.') is only used with publishMode(TRANSACTIONAL)");
+    assertThatThrownBy(() -> valid().publishMode(PublishMode.TRANSACTIONAL).transactionalIdPrefix(" ").build())
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("transactionalIdPrefix must be 1 to 200 non-blank characters");
+    assertThat(valid().publishMode(PublishMode.TRANSACTIONAL).transactionalIdPrefix("orders.").build()).isNotNull();
+  }
+
+  @Test
   void refusesBatchSizesOutOfRange() {
     for (int bad : new int[] {0, -1, 10_001}) {
       assertThatThrownBy(() -> valid().batchSize(bad).build())
@@ -60,7 +71,7 @@ class RelayBuilderTest {
   @Test
   void requiresADataSource() {
     assertThatThrownBy(() -> Relay.builder().producerProperties(KAFKA).build())
-        .isInstanceOf(NullPointerException.class)
+        .isInstanceOf(IllegalStateException.class)
         .hasMessageContaining("dataSource is required")
         .hasMessageContaining(".dataSource(");
     assertThatThrownBy(() -> Relay.builder().dataSource(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("dataSource");
@@ -69,7 +80,7 @@ class RelayBuilderTest {
   @Test
   void requiresBootstrapServers() {
     assertThatThrownBy(() -> Relay.builder().dataSource(new PGSimpleDataSource()).build())
-        .isInstanceOf(NullPointerException.class)
+        .isInstanceOf(IllegalStateException.class)
         .hasMessageContaining("producerProperties is required");
     assertThatThrownBy(() -> Relay.builder().dataSource(new PGSimpleDataSource()).producerProperties(Map.of("linger.ms", "5")).build())
         .isInstanceOf(IllegalArgumentException.class)
@@ -96,7 +107,8 @@ class RelayBuilderTest {
         .hasMessageContaining("remove it");
     assertThatThrownBy(() -> valid().producerProperties(Map.of("bootstrap.servers", "k:9092", "transactional.id", "t")).build())
         .isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("transactional.id is not supported");
+        .hasMessageContaining("transactional.id is not supported")
+        .hasMessageContaining("publishMode(TRANSACTIONAL)");
     // the enforced values themselves, spelled either way, are accepted
     assertThat(valid().producerProperties(Map.of("bootstrap.servers", "k:9092", "acks", "-1", "enable.idempotence", "TRUE",
         "key.serializer", org.apache.kafka.common.serialization.ByteArraySerializer.class)).build()).isNotNull();
@@ -106,7 +118,7 @@ class RelayBuilderTest {
   void refusesDurationsAndThreadCountsOutOfRange() {
     assertThatThrownBy(() -> valid().leaseDuration(Duration.ofMillis(500)).build())
         .isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("leaseDuration must be between PT1S and PT1H, got PT0.5S");
+        .hasMessageContaining("leaseDuration must be between 1s and 1h, got 500ms: use e.g. the default 30s");
     assertThatThrownBy(() -> valid().idlePollInterval(Duration.ZERO).build())
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("idlePollInterval");
@@ -128,7 +140,24 @@ class RelayBuilderTest {
   void refusesConflictingDurations() {
     assertThatThrownBy(() -> valid().leaseDuration(Duration.ofSeconds(2)).idlePollInterval(Duration.ofSeconds(5)).build())
         .isInstanceOf(IllegalStateException.class)
-        .hasMessageContaining("idlePollInterval (PT5S) may not exceed leaseDuration (PT2S)");
+        .hasMessageContaining("idlePollInterval (5s) may not exceed leaseDuration (2s)");
+  }
+
+  /** The builder conventions (CONTRIBUTING.md): the setter refuses its own bad argument, build() what involves several. */
+  @Test
+  void settersRefuseTheirArgumentAtOnceAndBuildRefusesCombinations() {
+    assertThatThrownBy(() -> Relay.builder().batchSize(0)).isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("batchSize must be between 1 and 10000, got 0: use e.g. the default 500");
+    assertThatThrownBy(() -> Relay.builder().probeInterval(Duration.ofSeconds(2))).isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("probeInterval must be between 1ms and 1s, got 2s: use e.g. the default 5ms");
+    assertThatThrownBy(() -> Relay.builder().leaseDuration(null)).isInstanceOf(NullPointerException.class)
+        .hasMessage("leaseDuration may not be null");
+    assertThatThrownBy(() -> Relay.builder().producerProperties(Map.of("acks", "1"))).isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> valid().producerProperties(Map.of("bootstrap.servers", "k:9092", "delivery.timeout.ms", "30000")).build())
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessageContaining("delivery.timeout.ms (30000) may not exceed")
+        .hasMessageContaining("of 30s");
+    assertThat(Relay.builder().shutdownTimeout(Relay.Builder.MIN_SHUTDOWN_TIMEOUT)).isNotNull();
   }
 
   @Test

@@ -80,8 +80,25 @@ public final class TestKafka implements AutoCloseable {
    */
   public static TestKafka startInJvm(Map<String, String> brokerProperties) {
     java.util.Objects.requireNonNull(brokerProperties, "brokerProperties may not be null");
+    return startCluster(1, brokerProperties);
+  }
+
+  /**
+   * Starts a KRaft cluster of its own in this JVM with {@code brokers} brokers (the first one also the
+   * controller), for tests that stop single brokers ({@link #stopBroker(int)}).
+   *
+   * @param brokers how many brokers, at least 1
+   * @param brokerProperties broker settings that override the kit's defaults
+   * @return the cluster; close it when done
+   * @throws IllegalArgumentException when {@code brokers} is below 1
+   */
+  public static TestKafka startCluster(int brokers, Map<String, String> brokerProperties) {
+    java.util.Objects.requireNonNull(brokerProperties, "brokerProperties may not be null");
+    if (brokers < 1) {
+      throw new IllegalArgumentException("brokers must be at least 1, not " + brokers);
+    }
     try {
-      return startTestKit(brokerProperties);
+      return startTestKit(brokerProperties, brokers);
     } catch (Exception e) {
       throw new ServiceUnavailableException(
           "Kafka", List.of("in-JVM KRaft broker: " + e), "see the test output for the broker's own error.");
@@ -114,7 +131,7 @@ public final class TestKafka implements AutoCloseable {
       }
     }
     try {
-      return startTestKit(Map.of());
+      return startTestKit(Map.of(), 1);
     } catch (Exception e) {
       attempts.add("in-JVM KRaft broker (kafka-test-common-runtime): " + e);
       throw new ServiceUnavailableException(
@@ -122,11 +139,11 @@ public final class TestKafka implements AutoCloseable {
     }
   }
 
-  private static TestKafka startTestKit(Map<String, String> overrides) throws Exception {
+  private static TestKafka startTestKit(Map<String, String> overrides, int brokers) throws Exception {
     // a directory of our own: Kafka's default temporary directory is deleted by a shutdown hook of
     // its own, concurrently with the broker still writing to it; the kit deletes this one on close
     TestKitNodes nodes = new TestKitNodes.Builder()
-        .setCombined(true).setNumBrokerNodes(1).setNumControllerNodes(1)
+        .setCombined(true).setNumBrokerNodes(brokers).setNumControllerNodes(1)
         .setBaseDirectory(java.nio.file.Files.createTempDirectory("outbox-kafka-"))
         .build();
     KafkaClusterTestKit.Builder builder =
@@ -173,6 +190,48 @@ public final class TestKafka implements AutoCloseable {
   public synchronized void startBroker() {
     requireKit("startBroker");
     kit.brokers().values().forEach(b -> b.startup());
+    awaitBrokers();
+  }
+
+  /** @return the ids of the brokers of a cluster started in this JVM */
+  public Set<Integer> brokerIds() {
+    requireKit("brokerIds");
+    return Set.copyOf(kit.brokers().keySet());
+  }
+
+  /**
+   * Stops one broker of a cluster from {@link #startCluster}, keeping its log directories and port:
+   * the partitions it leads (with replication factor 1) have no leader until {@link #startBroker(int)}.
+   *
+   * @param id the broker's id, one of {@link #brokerIds()}
+   * @throws IllegalArgumentException when there is no such broker
+   */
+  public synchronized void stopBroker(int id) {
+    requireKit("stopBroker");
+    broker(id).shutdown();
+  }
+
+  /**
+   * Starts a broker stopped by {@link #stopBroker(int)} again and waits until it serves requests.
+   *
+   * @param id the broker's id
+   * @throws IllegalStateException when it did not come back
+   */
+  public synchronized void startBroker(int id) {
+    requireKit("startBroker");
+    broker(id).startup();
+    awaitBrokers();
+  }
+
+  private kafka.server.BrokerServer broker(int id) {
+    kafka.server.BrokerServer b = kit.brokers().get(id);
+    if (b == null) {
+      throw new IllegalArgumentException("no broker " + id + " in " + this + "; brokers are " + kit.brokers().keySet());
+    }
+    return b;
+  }
+
+  private void awaitBrokers() {
     try {
       kit.waitForReadyBrokers();
     } catch (InterruptedException e) {

@@ -86,7 +86,10 @@ public final class RelayBenchmark {
   private final Outbox outbox = Outbox.builder().build();
   private final List<String> report = new ArrayList<>();
 
-  private RelayBenchmark(Options options, TestKafka kafka, TestDatabase db) {
+  // the relay's publish mode in drainWithRelay; PublishModeBenchmark alternates it
+  dev.outbox.relay.PublishMode publishMode = dev.outbox.relay.PublishMode.IDEMPOTENT;
+
+  RelayBenchmark(Options options, TestKafka kafka, TestDatabase db) {
     this.options = options;
     this.kafka = kafka;
     this.db = db;
@@ -160,13 +163,13 @@ public final class RelayBenchmark {
   // ---- the relay ----
 
   /** One measured drain: messages and nanoseconds, plus what was seen around it. */
-  private record Drain(long messages, long nanos, long duplicates, String loadBefore, String loadAfter, Cpu cpu) {
+  record Drain(long messages, long nanos, long duplicates, String loadBefore, String loadAfter, Cpu cpu) {
     double rate() {
       return messages / (nanos / 1e9);
     }
   }
 
-  private Drain drainWithRelay(int messages, int batchSize) throws Exception {
+  Drain drainWithRelay(int messages, int batchSize) throws Exception {
     String topic = newTopic("relay-b" + batchSize);
     long loadStart = System.nanoTime();
     load(topic, messages);
@@ -180,7 +183,8 @@ public final class RelayBenchmark {
         .producerProperties(producerProperties())
         .batchSize(batchSize)
         .workerThreads(options.workers)
-        .meterRegistry(registry);
+        .meterRegistry(registry)
+        .publishMode(publishMode);
     String loadBefore = loadAverage();
     long started;
     long elapsed;
@@ -643,7 +647,7 @@ public final class RelayBenchmark {
   }
 
   /** CPU seconds used so far by this JVM (relay, producer and, when in-JVM, the broker) and by all postgres processes. */
-  private record Cpu(double jvm, double postgres) {
+  record Cpu(double jvm, double postgres) {
     static Cpu now() {
       double jvm = ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime() / 1e9;
       return new Cpu(jvm, postgresCpuSeconds());
@@ -747,7 +751,7 @@ public final class RelayBenchmark {
     return ticks / 100.0; // USER_HZ
   }
 
-  private static String loadAverage() {
+  static String loadAverage() {
     try {
       String[] parts = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
       return parts[0] + " " + parts[1] + " " + parts[2];
@@ -756,7 +760,7 @@ public final class RelayBenchmark {
     }
   }
 
-  private void line(String s) {
+  void line(String s) {
     report.add(s);
     System.out.println(s);
     System.out.flush();
@@ -766,7 +770,7 @@ public final class RelayBenchmark {
     System.err.printf(Locale.ROOT, "[relay-bench] " + format + "%n", args);
   }
 
-  private static void quietLogs() {
+  static void quietLogs() {
     if (LoggerFactory.getILoggerFactory() instanceof ch.qos.logback.classic.LoggerContext context) {
       context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME).setLevel(Level.WARN);
       context.getLogger("org.jooq").setLevel(Level.ERROR);
@@ -780,7 +784,7 @@ public final class RelayBenchmark {
   }
 
   /** The command line. */
-  private record Options(int messages, int[] batchSizes, int latencySamples, boolean skipMillion, int millionBatchSize,
+  record Options(int messages, int[] batchSizes, int latencySamples, boolean skipMillion, int millionBatchSize,
       int partitions, int keys, int payloadBytes, int workers, Map<String, String> producer, Path out, int warmup,
       int steadySeconds, boolean compareListen) {
 

@@ -21,7 +21,7 @@ import org.apache.kafka.common.header.internals.RecordHeaders;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 /** Publishes records to the dead-letter topic and waits for the broker's acknowledgement. */
-final class DeadLetters implements AutoCloseable {
+final class DeadLetters implements DeadLetterSink, AutoCloseable {
   private static final int MAX_EXCEPTION_MESSAGE = 4000;
 
   private final Settings settings;
@@ -34,7 +34,8 @@ final class DeadLetters implements AutoCloseable {
     this.sendTimeout = settings.closeTimeout();
   }
 
-  String topicFor(String sourceTopic) {
+  @Override
+  public String topicFor(String sourceTopic) {
     return settings.deadLetterTopic() != null ? settings.deadLetterTopic() : sourceTopic + settings.deadLetterTopicSuffix();
   }
 
@@ -48,7 +49,8 @@ final class DeadLetters implements AutoCloseable {
    *     error that a retry can cure
    * @throws DeadLetterRefusedException when the broker or the producer refuses the record for good
    */
-  void publish(ConsumerRecord<byte[], byte[]> record, String reason, Throwable failure, int attempts)
+  @Override
+  public void publish(ConsumerRecord<byte[], byte[]> record, String reason, Throwable failure, int attempts)
       throws InfrastructureException, DeadLetterRefusedException {
     RecordHeaders headers = new RecordHeaders();
     for (Header h : record.headers()) {

@@ -1,15 +1,8 @@
 package dev.outbox.consumer.internal;
 
-import dev.outbox.consumer.DeadLetterHeaders;
 import dev.outbox.consumer.IdempotentConsumer;
-import dev.outbox.consumer.Message;
-import dev.outbox.consumer.internal.PartitionWorker.MessageIdResult;
-import dev.outbox.consumer.internal.PartitionWorker.Next;
-import dev.outbox.core.OutboxHeaders;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
-import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
 import io.micrometer.core.instrument.Gauge;
-import java.nio.charset.StandardCharsets;
 import java.sql.SQLException;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -18,34 +11,24 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Optional;
 import java.util.OptionalLong;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.regex.Pattern;
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.Config;
-import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.consumer.CommitFailedException;
+import org.apache.kafka.clients.consumer.Consumer;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
-import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.config.ConfigResource;
-import org.apache.kafka.common.config.TopicConfig;
 import org.apache.kafka.common.errors.RebalanceInProgressException;
 import org.apache.kafka.common.errors.RetriableException;
-import org.apache.kafka.common.header.Header;
 import org.jooq.exception.DataAccessException;
-import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
@@ -54,28 +37,40 @@ import org.slf4j.LoggerFactory;
  * {@link PartitionWorker}s.
  */
 public final class DedupConsumer implements IdempotentConsumer {
-  private static final Logger LOG = LoggerFactory.getLogger(IdempotentConsumer.class);
   private static final AtomicInteger INSTANCES = new AtomicInteger();
   private static final Duration POLL_TIMEOUT = Duration.ofMillis(100);
   private static final long COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
-  private static final Pattern CANONICAL_UUID =
-      Pattern.compile("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
 
   private enum State { NEW, RUNNING, CLOSING, CLOSED, FAILED }
 
+  /** An assigned partition: its worker, and what the poll thread keeps about it. */
+  private static final class Assigned {
+    final PartitionWorker worker;
+    final Gauge gauge;
+    long committed = -1;
+    boolean paused;
+
+    Assigned(PartitionWorker worker, Gauge gauge) {
+      this.worker = worker;
+      this.gauge = gauge;
+    }
+  }
+
   private final Settings settings;
   private final String instance;
-  private final String prefix;
+  private final PrefixedLog log;
+  private final TimeSource time;
   private final Metrics metrics;
   private final Database database;
-  private final DeadLetters deadLetters;
-  private final CircuitBreaker databaseBreaker;
-  private final CircuitBreaker deadLetterBreaker;
+  private final DeadLetterSink deadLetters;
+  private final Breaker databaseBreaker;
+  private final Breaker deadLetterBreaker;
   private final List<Gauge> breakerGauges;
-  private final KafkaConsumer<byte[], byte[]> consumer;
+  private final Consumer<byte[], byte[]> consumer;
   private final ScheduledThreadPoolExecutor workers;
   private final ScheduledExecutorService purger;
-  private final Map<TopicPartition, PartitionWorker> partitions = new ConcurrentHashMap<>();
+  private final PartitionWorker.Parts parts;
+  private final Map<TopicPartition, Assigned> partitions = new ConcurrentHashMap<>();
   private final int pauseThreshold;
   private final Object lifecycle = new Object();
   private volatile State state = State.NEW;
@@ -89,86 +84,45 @@ public final class DedupConsumer implements IdempotentConsumer {
    * @param settings validated by the builder
    */
   public DedupConsumer(Settings settings) {
+    this(settings, null, null, null, TimeSource.SYSTEM);
+  }
+
+  /**
+   * With some collaborators given instead of made from {@code settings}; a null one is made.
+   *
+   * @param consumer the Kafka consumer, or null for a {@link KafkaConsumer} of the settings
+   * @param store the database of the workers, or null for {@link BatchTransactions}
+   * @param deadLetters where dead letters go, or null for {@link DeadLetters}
+   */
+  DedupConsumer(Settings settings, Consumer<byte[], byte[]> consumer, BatchStore store, DeadLetterSink deadLetters,
+      TimeSource time) {
     this.settings = Objects.requireNonNull(settings, "settings may not be null");
     this.instance = settings.consumerName() + "#" + INSTANCES.incrementAndGet();
-    this.prefix = "[consumer-dedup " + instance + "]";
+    this.log = new PrefixedLog(LoggerFactory.getLogger(IdempotentConsumer.class), "[consumer-dedup " + instance + "]");
+    this.time = time;
     this.metrics = new Metrics(settings.meterRegistry(), settings.consumerName(), instance);
     this.database = new Database(settings);
-    this.deadLetters = new DeadLetters(settings);
-    this.databaseBreaker = breaker(instance + "-database", "database");
-    this.deadLetterBreaker = breaker(instance + "-dead-letter", "dead-letter producer");
-    this.breakerGauges = List.of(metrics.breakerState(databaseBreaker, "database"),
-        metrics.breakerState(deadLetterBreaker, "dead-letter"));
+    this.deadLetters = deadLetters != null ? deadLetters : new DeadLetters(settings);
+    this.databaseBreaker = Breaker.create(instance + "-database", "database", log, time);
+    this.deadLetterBreaker = Breaker.create(instance + "-dead-letter", "dead-letter producer", log, time);
+    this.breakerGauges = List.of(metrics.breakerState(databaseBreaker.circuitBreaker(), "database"),
+        metrics.breakerState(deadLetterBreaker.circuitBreaker(), "dead-letter"));
     this.pauseThreshold = Math.max(1000, 4 * settings.maxRecordsPerTransaction());
-    this.consumer = new KafkaConsumer<>(new HashMap<>(settings.consumerProperties()));
-    AtomicInteger workerIds = new AtomicInteger();
-    this.workers = new ScheduledThreadPoolExecutor(settings.concurrency(), r -> {
-      Thread t = new Thread(r, "outbox-consumer-" + instance + "-worker-" + workerIds.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    });
+    this.consumer = consumer != null ? consumer : new KafkaConsumer<>(new HashMap<>(settings.consumerProperties()));
+    this.workers = new ScheduledThreadPoolExecutor(settings.concurrency(), Threads.daemons(instance, "worker", true));
     this.workers.setRemoveOnCancelPolicy(true);
     // a partition waiting for its retry must not hold up close()
     this.workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
-    this.purger = settings.purgeInterval().isZero() ? null : Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "outbox-consumer-" + instance + "-purge");
-      t.setDaemon(true);
-      return t;
-    });
+    this.purger = settings.purgeInterval().isZero() ? null
+        : Executors.newSingleThreadScheduledExecutor(Threads.daemons(instance, "purge", false));
+    RecordMapping mapping = RecordMapping.of(settings, time);
+    this.parts = new PartitionWorker.Parts(settings, mapping,
+        store != null ? store : new BatchTransactions(database, settings, mapping, metrics, log, time),
+        this.deadLetters, databaseBreaker, deadLetterBreaker, metrics, log, time, SerialTask.Scheduler.of(workers));
     if (settings.retention().compareTo(Duration.ofDays(1)) < 0) {
-      LOG.warn("{} retention is {}: a message redelivered more than {} after it was processed (relay republishing"
-          + " after an outage, an offset reset, a replay) will be handled again", prefix, settings.retention(),
-          settings.retention());
+      log.warn("retention is {}: a message redelivered more than {} after it was processed (relay republishing after"
+          + " an outage, an offset reset, a replay) will be handled again", settings.retention(), settings.retention());
     }
-  }
-
-  private CircuitBreaker breaker(String name, String what) {
-    CircuitBreaker breaker = CircuitBreaker.of(name, CircuitBreakerConfig.custom()
-        .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
-        .slidingWindowSize(10)
-        .minimumNumberOfCalls(5)
-        .failureRateThreshold(50)
-        .waitDurationInOpenState(Duration.ofSeconds(5))
-        .permittedNumberOfCallsInHalfOpenState(1)
-        .automaticTransitionFromOpenToHalfOpenEnabled(false)
-        .build());
-    breaker.getEventPublisher().onStateTransition(e ->
-        LOG.warn("{} {} circuit breaker: {}", prefix, what, e.getStateTransition()));
-    return breaker;
-  }
-
-  // --- accessors for PartitionWorker
-
-  Settings settings() {
-    return settings;
-  }
-
-  String prefix() {
-    return prefix;
-  }
-
-  Logger log() {
-    return LOG;
-  }
-
-  Metrics metrics() {
-    return metrics;
-  }
-
-  Database database() {
-    return database;
-  }
-
-  DeadLetters deadLetters() {
-    return deadLetters;
-  }
-
-  CircuitBreaker databaseBreaker() {
-    return databaseBreaker;
-  }
-
-  CircuitBreaker deadLetterBreaker() {
-    return deadLetterBreaker;
   }
 
   // --- public API
@@ -181,18 +135,15 @@ public final class DedupConsumer implements IdempotentConsumer {
             + state + "); build a new one");
       }
       state = State.RUNNING;
-      pollThread = new Thread(this::pollLoop, "outbox-consumer-" + instance + "-poll");
-      pollThread.start();
-      Thread guard = new Thread(this::checkTopicRetention, "outbox-consumer-" + instance + "-retention-check");
-      guard.setDaemon(true);
-      guard.start();
+      // the poll thread keeps the JVM alive as any thread its caller would start
+      pollThread = Threads.start(instance, "poll", Thread.currentThread().isDaemon(), this::pollLoop);
+      Threads.start(instance, "retention-check", true, () -> TopicRetentionCheck.run(settings, instance, log));
       if (purger != null) {
         long interval = settings.purgeInterval().toMillis();
         purger.scheduleWithFixedDelay(this::scheduledPurge, interval, interval, TimeUnit.MILLISECONDS);
       }
     }
-    LOG.info("{} started on topics {} with group {}, concurrency {}, {} record(s) per transaction", prefix,
-        settings.topics(), settings.consumerProperties().get("group.id"), settings.concurrency(),
+    log.info("started on topics {} with group {}, concurrency {}, {} record(s) per transaction", settings.topics(), settings.consumerProperties().get("group.id"), settings.concurrency(),
         settings.maxRecordsPerTransaction());
   }
 
@@ -213,7 +164,7 @@ public final class DedupConsumer implements IdempotentConsumer {
         metrics.purged.increment(deleted);
       } while (deleted == Database.PURGE_BATCH);
     } catch (SQLException e) {
-      throw new DataAccessException(prefix + " purging processed_message rows older than " + olderThan + " failed after"
+      throw new DataAccessException(log.prefix() + " purging processed_message rows older than " + olderThan + " failed after"
           + " deleting " + total + " (SQLState " + e.getSQLState() + "): " + e.getMessage(), e);
     }
     return total;
@@ -223,54 +174,11 @@ public final class DedupConsumer implements IdempotentConsumer {
     try {
       long deleted = purgeProcessed(settings.retention());
       if (deleted > 0) {
-        LOG.info("{} purged {} processed message id(s) older than {}", prefix, deleted, settings.retention());
+        log.info("purged {} processed message id(s) older than {}", deleted, settings.retention());
       }
     } catch (RuntimeException e) {
       metrics.purgeFailures.increment();
-      LOG.warn("{} scheduled purge failed; next try in {}", prefix, settings.purgeInterval(), e);
-    }
-  }
-
-  /**
-   * The retention guard: a topic that keeps records longer than this consumer keeps their ids can
-   * replay (group reset, a new group) messages whose ids were purged, and they would be applied
-   * again. Asks the brokers for each topic's {@code retention.ms} and warns; a failure to ask is
-   * logged and otherwise ignored.
-   */
-  private void checkTopicRetention() {
-    Map<String, Object> props = new HashMap<>();
-    settings.consumerProperties().forEach((k, v) -> {
-      if (k.equals("bootstrap.servers") || k.startsWith("security.") || k.startsWith("ssl.") || k.startsWith("sasl.")
-          || k.equals("client.dns.lookup")) {
-        props.put(k, v);
-      }
-    });
-    props.put("client.id", "outbox-consumer-retention-check-" + instance);
-    List<ConfigResource> resources = settings.topics().stream()
-        .map(t -> new ConfigResource(ConfigResource.Type.TOPIC, t)).toList();
-    try (Admin admin = Admin.create(props)) {
-      Map<ConfigResource, Config> configs = admin.describeConfigs(resources).all()
-          .get(settings.closeTimeout().toMillis(), TimeUnit.MILLISECONDS);
-      long keptMillis = settings.retention().toMillis();
-      configs.forEach((resource, config) -> {
-        ConfigEntry entry = config.get(TopicConfig.RETENTION_MS_CONFIG);
-        if (entry == null || entry.value() == null) {
-          return;
-        }
-        long topicMillis = Long.parseLong(entry.value());
-        if (topicMillis < 0 || topicMillis > keptMillis) {
-          LOG.warn("{} topic {} keeps records for {} (retention.ms={}), longer than this consumer keeps processed ids"
-              + " ({}): a replay from older offsets (an offset reset, a new group) would apply again messages whose ids"
-              + " were purged. Set retention(...) above the topic's retention.ms plus its segment.ms, or lower the"
-              + " topic's retention.ms", prefix, resource.name(), topicMillis < 0 ? "ever" : Duration.ofMillis(topicMillis),
-              topicMillis, settings.retention());
-        }
-      });
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    } catch (Exception e) {
-      LOG.info("{} could not compare the topics' retention.ms with the retention of processed ids ({}): {}", prefix,
-          settings.retention(), e.toString());
+      log.warn("scheduled purge failed; next try in {}", settings.purgeInterval(), e);
     }
   }
 
@@ -278,8 +186,8 @@ public final class DedupConsumer implements IdempotentConsumer {
   public Readiness readiness() {
     boolean running = state == State.RUNNING;
     boolean isAssigned = running && hasAssignment;
-    boolean databaseClosed = databaseBreaker.getState() == CircuitBreaker.State.CLOSED;
-    boolean deadLetterClosed = deadLetterBreaker.getState() == CircuitBreaker.State.CLOSED;
+    boolean databaseClosed = databaseBreaker.state() == CircuitBreaker.State.CLOSED;
+    boolean deadLetterClosed = deadLetterBreaker.state() == CircuitBreaker.State.CLOSED;
     List<String> problems = new ArrayList<>();
     if (!running) {
       problems.add("not running (" + state.name().toLowerCase(java.util.Locale.ROOT) + ")");
@@ -287,10 +195,10 @@ public final class DedupConsumer implements IdempotentConsumer {
       problems.add("no partition assignment from group " + settings.consumerProperties().get("group.id") + " yet");
     }
     if (!databaseClosed) {
-      problems.add("database circuit breaker " + databaseBreaker.getState());
+      problems.add("database circuit breaker " + databaseBreaker.state());
     }
     if (!deadLetterClosed) {
-      problems.add("dead-letter circuit breaker " + deadLetterBreaker.getState());
+      problems.add("dead-letter circuit breaker " + deadLetterBreaker.state());
     }
     return new Readiness(problems.isEmpty(), running, isAssigned, running ? partitions.size() : 0, databaseClosed,
         deadLetterClosed, String.join("; ", problems));
@@ -305,10 +213,10 @@ public final class DedupConsumer implements IdempotentConsumer {
     }
     try {
       int readmitted = database.readmit(settings.consumerName(), messageIds);
-      LOG.info("{} re-admitted {} of {} dead-lettered message id(s)", prefix, readmitted, messageIds.size());
+      log.info("re-admitted {} of {} dead-lettered message id(s)", readmitted, messageIds.size());
       return readmitted;
     } catch (SQLException e) {
-      throw new DataAccessException(prefix + " re-admitting dead-lettered message ids failed (SQLState "
+      throw new DataAccessException(log.prefix() + " re-admitting dead-lettered message ids failed (SQLState "
           + e.getSQLState() + "): " + e.getMessage(), e);
     }
   }
@@ -351,7 +259,7 @@ public final class DedupConsumer implements IdempotentConsumer {
         Thread.currentThread().interrupt();
       }
       if (poll.isAlive()) {
-        LOG.warn("{} poll thread did not stop within {}", prefix, settings.closeTimeout().multipliedBy(2));
+        log.warn("poll thread did not stop within {}", settings.closeTimeout().multipliedBy(2));
       }
     }
   }
@@ -365,13 +273,12 @@ public final class DedupConsumer implements IdempotentConsumer {
       while (state == State.RUNNING) {
         ConsumerRecords<byte[], byte[]> records = consumer.poll(POLL_TIMEOUT);
         for (TopicPartition tp : records.partitions()) {
-          PartitionWorker worker = partitions.get(tp);
-          if (worker == null) {
-            LOG.warn("{} got records of {}, which is not assigned to this consumer; ignoring them", prefix, tp);
+          Assigned assigned = partitions.get(tp);
+          if (assigned == null) {
+            log.warn("got records of {}, which is not assigned to this consumer; ignoring them", tp);
             continue;
           }
-          worker.enqueue(records.records(tp));
-          schedule(worker);
+          assigned.worker.enqueue(records.records(tp));
         }
         updatePauses();
         commit(false);
@@ -384,15 +291,15 @@ public final class DedupConsumer implements IdempotentConsumer {
     } catch (Throwable t) {
       commitsAllowed = false;
       state = State.FAILED;
-      LOG.error("{} poll loop failed; stopping without committing further offsets", prefix, t);
+      log.error("poll loop failed; stopping without committing further offsets", t);
     } finally {
       try {
-        for (PartitionWorker w : partitions.values()) {
-          w.revoked = true;
+        for (Assigned a : partitions.values()) {
+          a.worker.stop();
         }
         consumer.close(settings.closeTimeout());
       } catch (RuntimeException e) {
-        LOG.warn("{} closing the Kafka consumer failed", prefix, e);
+        log.warn("closing the Kafka consumer failed", e);
       }
       shutdownResources();
       synchronized (lifecycle) {
@@ -400,7 +307,7 @@ public final class DedupConsumer implements IdempotentConsumer {
           state = State.CLOSED;
         }
       }
-      LOG.info("{} stopped{}", prefix, clean ? "" : " after a failure");
+      log.info("stopped{}", clean ? "" : " after a failure");
     }
   }
 
@@ -417,68 +324,27 @@ public final class DedupConsumer implements IdempotentConsumer {
     if (purger != null) {
       purger.shutdownNow();
     }
-    deadLetters.close();
+    if (deadLetters instanceof DeadLetters producer) {
+      producer.close();
+    }
     breakerGauges.forEach(metrics::remove);
-    for (PartitionWorker w : partitions.values()) {
-      if (w.gauge != null) {
-        metrics.remove(w.gauge);
-      }
+    for (Assigned a : partitions.values()) {
+      metrics.remove(a.gauge);
     }
     partitions.clear();
-  }
-
-  private void schedule(PartitionWorker worker) {
-    if (!worker.revoked && worker.scheduled.compareAndSet(false, true)) {
-      try {
-        workers.execute(worker);
-      } catch (RejectedExecutionException e) {
-        worker.scheduled.set(false);
-      }
-    }
-  }
-
-  /** Called by a worker after each step. */
-  void afterStep(PartitionWorker worker, Next next) {
-    switch (next) {
-      case CONTINUE -> {
-        try {
-          workers.execute(worker);
-        } catch (RejectedExecutionException e) {
-          worker.scheduled.set(false);
-        }
-      }
-      case DELAYED -> {
-        // scheduleLater already queued the next run
-      }
-      case IDLE -> {
-        worker.scheduled.set(false);
-        if (worker.queued() > 0) {
-          schedule(worker);
-        }
-      }
-    }
-  }
-
-  boolean scheduleLater(PartitionWorker worker, Duration delay) {
-    try {
-      workers.schedule(worker, delay.toNanos(), TimeUnit.NANOSECONDS);
-      return true;
-    } catch (RejectedExecutionException e) {
-      return false;
-    }
   }
 
   private void updatePauses() {
     List<TopicPartition> pause = new ArrayList<>();
     List<TopicPartition> resume = new ArrayList<>();
-    for (PartitionWorker w : partitions.values()) {
-      boolean want = w.waiting || w.queued() >= pauseThreshold;
-      if (want && !w.paused) {
-        pause.add(w.tp);
-        w.paused = true;
-      } else if (!want && w.paused) {
-        resume.add(w.tp);
-        w.paused = false;
+    for (Assigned a : partitions.values()) {
+      boolean want = a.worker.isWaiting() || a.worker.queued() >= pauseThreshold;
+      if (want && !a.paused) {
+        pause.add(a.worker.partition());
+        a.paused = true;
+      } else if (!want && a.paused) {
+        resume.add(a.worker.partition());
+        a.paused = false;
       }
     }
     if (!pause.isEmpty()) {
@@ -490,12 +356,12 @@ public final class DedupConsumer implements IdempotentConsumer {
   }
 
   private void updateLag() {
-    for (PartitionWorker w : partitions.values()) {
-      OptionalLong lag = consumer.currentLag(w.tp);
+    for (Assigned a : partitions.values()) {
+      TopicPartition tp = a.worker.partition();
+      OptionalLong lag = consumer.currentLag(tp);
       if (lag.isPresent()) {
-        long end = consumer.position(w.tp) + lag.getAsLong();
-        long next = w.doneNext >= 0 ? w.doneNext : w.firstFetched >= 0 ? w.firstFetched : consumer.position(w.tp);
-        w.lag.set(Math.max(0, end - next));
+        long position = consumer.position(tp);
+        a.worker.lag().set(Math.max(0, position + lag.getAsLong() - a.worker.nextToProcess(position)));
       }
     }
   }
@@ -505,7 +371,7 @@ public final class DedupConsumer implements IdempotentConsumer {
     if (!commitsAllowed) {
       return;
     }
-    long now = System.nanoTime();
+    long now = time.nanoTime();
     if (!force && now - lastCommitNanos < COMMIT_INTERVAL_NANOS) {
       return;
     }
@@ -513,14 +379,14 @@ public final class DedupConsumer implements IdempotentConsumer {
     lastCommitNanos = now;
   }
 
-  private void commit(Collection<PartitionWorker> workers) {
+  private void commit(Collection<Assigned> assigned) {
     Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
     Map<TopicPartition, Long> done = new HashMap<>();
-    for (PartitionWorker w : workers) {
-      long next = w.doneNext;
-      if (next > w.committed) {
-        offsets.put(w.tp, new OffsetAndMetadata(next));
-        done.put(w.tp, next);
+    for (Assigned a : assigned) {
+      long next = a.worker.nextToCommit();
+      if (next > a.committed) {
+        offsets.put(a.worker.partition(), new OffsetAndMetadata(next));
+        done.put(a.worker.partition(), next);
       }
     }
     if (offsets.isEmpty()) {
@@ -529,17 +395,17 @@ public final class DedupConsumer implements IdempotentConsumer {
     settings.hooks().beforeOffsetCommit(offsets);
     try {
       consumer.commitSync(offsets, settings.closeTimeout());
-      for (PartitionWorker w : workers) {
-        Long next = done.get(w.tp);
+      for (Assigned a : assigned) {
+        Long next = done.get(a.worker.partition());
         if (next != null) {
-          w.committed = next;
+          a.committed = next;
         }
       }
     } catch (CommitFailedException | RebalanceInProgressException e) {
-      LOG.warn("{} offset commit refused during a rebalance ({}); the records will be redelivered and skipped as"
-          + " duplicates", prefix, e.getMessage());
+      log.warn("offset commit refused during a rebalance ({}); the records will be redelivered and skipped as"
+          + " duplicates", e.getMessage());
     } catch (RetriableException e) {
-      LOG.warn("{} offset commit failed ({}); retrying with the next commit", prefix, e.toString());
+      log.warn("offset commit failed ({}); retrying with the next commit", e.toString());
     }
   }
 
@@ -548,44 +414,31 @@ public final class DedupConsumer implements IdempotentConsumer {
    * they finished when {@code commit} is set.
    */
   private void stopPartitions(Collection<TopicPartition> tps, boolean commit) {
-    List<PartitionWorker> stopped = new ArrayList<>();
+    List<Assigned> stopped = new ArrayList<>();
     for (TopicPartition tp : tps) {
-      PartitionWorker w = partitions.remove(tp);
-      if (w != null) {
-        w.revoked = true;
-        stopped.add(w);
+      Assigned a = partitions.remove(tp);
+      if (a != null) {
+        a.worker.stop();
+        stopped.add(a);
       }
     }
-    long deadline = System.nanoTime() + settings.closeTimeout().toNanos();
-    List<PartitionWorker> settled = new ArrayList<>();
-    for (PartitionWorker w : stopped) {
-      boolean idle = false;
-      if (commit) {
-        try {
-          idle = w.busy.tryLock(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-        }
-        if (idle) {
-          w.busy.unlock();
-        } else {
-          LOG.warn("{} transaction in flight on {} did not finish within {}; committing the offsets done before it",
-              prefix, w.tp, settings.closeTimeout());
-        }
+    long deadline = time.nanoTime() + settings.closeTimeout().toNanos();
+    for (Assigned a : stopped) {
+      PartitionWorker w = a.worker;
+      if (commit && !w.awaitStep(deadline - time.nanoTime())) {
+        log.warn("transaction in flight on {} did not finish within {}; committing the offsets done before it",
+            w.partition(), settings.closeTimeout());
       }
-      settled.add(w);
       int left = w.queued();
       if (left > 0) {
-        LOG.info("{} {}: {} fetched record(s) from offset {} left for redelivery", prefix, w.tp, left,
-            w.doneNext >= 0 ? w.doneNext : w.firstFetched);
+        log.info("{}: {} fetched record(s) from offset {} left for redelivery", w.partition(), left,
+            w.nextToProcess(-1));
       }
       w.clear();
-      if (w.gauge != null) {
-        metrics.remove(w.gauge);
-      }
+      metrics.remove(a.gauge);
     }
     if (commit && commitsAllowed) {
-      commit(settled);
+      commit(stopped);
     }
   }
 
@@ -593,7 +446,7 @@ public final class DedupConsumer implements IdempotentConsumer {
     @Override
     public void onPartitionsRevoked(Collection<TopicPartition> revoked) {
       if (!revoked.isEmpty()) {
-        LOG.info("{} partitions revoked: {}", prefix, revoked);
+        log.info("partitions revoked: {}", revoked);
       }
       stopPartitions(revoked, true);
     }
@@ -601,54 +454,20 @@ public final class DedupConsumer implements IdempotentConsumer {
     @Override
     public void onPartitionsLost(Collection<TopicPartition> lost) {
       hasAssignment = false;
-      LOG.warn("{} partitions lost (not committing their offsets): {}", prefix, lost);
+      log.warn("partitions lost (not committing their offsets): {}", lost);
       stopPartitions(lost, false);
     }
 
     @Override
     public void onPartitionsAssigned(Collection<TopicPartition> assigned) {
       if (!assigned.isEmpty()) {
-        LOG.info("{} partitions assigned: {}", prefix, assigned);
+        log.info("partitions assigned: {}", assigned);
       }
       for (TopicPartition tp : assigned) {
-        PartitionWorker w = new PartitionWorker(DedupConsumer.this, tp);
-        w.gauge = metrics.lagGauge(tp, w.lag);
-        partitions.put(tp, w);
+        PartitionWorker w = new PartitionWorker(tp, parts);
+        partitions.put(tp, new Assigned(w, metrics.lagGauge(tp, w.lag())));
       }
       hasAssignment = true;
     }
-  }
-
-  // --- records
-
-  MessageIdResult extractId(ConsumerRecord<byte[], byte[]> record) {
-    if (settings.messageIdExtractor() != null) {
-      try {
-        Optional<UUID> id = settings.messageIdExtractor().apply(record);
-        return id != null && id.isPresent()
-            ? new MessageIdResult(id.get(), null)
-            : new MessageIdResult(null, DeadLetterHeaders.REASON_MISSING_MESSAGE_ID);
-      } catch (RuntimeException e) {
-        return new MessageIdResult(null, DeadLetterHeaders.REASON_INVALID_MESSAGE_ID);
-      }
-    }
-    Header header = record.headers().lastHeader(OutboxHeaders.MESSAGE_ID);
-    if (header == null || header.value() == null) {
-      return new MessageIdResult(null, DeadLetterHeaders.REASON_MISSING_MESSAGE_ID);
-    }
-    String text = new String(header.value(), StandardCharsets.UTF_8);
-    if (!CANONICAL_UUID.matcher(text).matches()) {
-      return new MessageIdResult(null, DeadLetterHeaders.REASON_INVALID_MESSAGE_ID);
-    }
-    return new MessageIdResult(UUID.fromString(text), null);
-  }
-
-  Message toMessage(ConsumerRecord<byte[], byte[]> record, UUID id) {
-    Map<String, String> headers = new HashMap<>();
-    for (Header h : record.headers()) {
-      headers.put(h.key(), h.value() == null ? "" : new String(h.value(), StandardCharsets.UTF_8));
-    }
-    return new Message(id, record.topic(), record.partition(), record.offset(), record.timestamp(), record.key(),
-        headers, record.value(), settings.codec());
   }
 }

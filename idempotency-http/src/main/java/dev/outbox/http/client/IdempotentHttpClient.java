@@ -145,22 +145,48 @@ public interface IdempotentHttpClient {
    */
   Optional<CircuitBreakerRegistry> circuitBreakers();
 
-  /** Builds an {@link IdempotentHttpClient}. Not thread-safe; the built client is. */
+  /**
+   * Builds an {@link IdempotentHttpClient}. Setters check their own argument at once ({@link
+   * NullPointerException} for null, {@link IllegalArgumentException} for a bad value); {@link
+   * #build()} checks the combination ({@link IllegalStateException}). Not thread-safe; the built
+   * client is.
+   */
   final class Builder {
+    /** Default {@link #backoff(Backoff)}: 100 ms doubling up to 10 s, full jitter. */
+    public static final Backoff DEFAULT_BACKOFF = Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(10));
+
+    /** Default {@link #maxAttempts(int)}. */
+    public static final int DEFAULT_MAX_ATTEMPTS = 5;
+
+    /** Largest {@link #maxAttempts(int)}. */
+    public static final int MAX_ATTEMPTS = 100;
+
+    /** Default {@link #attemptTimeout(Duration)}: 10 s. */
+    public static final Duration DEFAULT_ATTEMPT_TIMEOUT = Duration.ofSeconds(10);
+
+    /** Default {@link #maxRetryAfter(Duration)}: 30 s. */
+    public static final Duration DEFAULT_MAX_RETRY_AFTER = Duration.ofSeconds(30);
+
+    /** Default {@link #keyedMethods(String...)}: the two methods HTTP does not define as idempotent. */
+    public static final Set<String> DEFAULT_KEYED_METHODS = Set.of("POST", "PATCH");
+
+    /** Default {@link #name(String)}. */
+    public static final String DEFAULT_NAME = "default";
+
     private HttpClient httpClient;
-    private Backoff backoff = Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(10));
-    private int maxAttempts = 5;
+    private Backoff backoff = DEFAULT_BACKOFF;
+    private int maxAttempts = DEFAULT_MAX_ATTEMPTS;
     private RetryBudget retryBudget;
     private CircuitBreakerConfig circuitBreakerConfig;
-    private boolean circuitBreakerEnabled = true;
-    private Duration attemptTimeout = Duration.ofSeconds(10);
-    private Duration maxRetryAfter = Duration.ofSeconds(30);
+    private boolean noCircuitBreaker;
+    private Duration attemptTimeout = DEFAULT_ATTEMPT_TIMEOUT;
+    private Duration maxRetryAfter = DEFAULT_MAX_RETRY_AFTER;
     private Clock clock = Clock.systemUTC();
     private Sleeper sleeper = Sleeper.threadSleep();
     private RandomGenerator random;
-    private Set<String> keyedMethods = Set.of("POST", "PATCH");
+    private Set<String> keyedMethods = DEFAULT_KEYED_METHODS;
     private List<String> idempotentTargets = List.of();
-    private String name = "default";
+    private String name = DEFAULT_NAME;
 
     private Builder() {}
 
@@ -168,6 +194,7 @@ public interface IdempotentHttpClient {
      * @param httpClient the underlying client; default {@code HttpClient.newBuilder()
      *     .connectTimeout(attemptTimeout).build()}
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder httpClient(HttpClient httpClient) {
       this.httpClient = Objects.requireNonNull(httpClient, "httpClient may not be null");
@@ -175,8 +202,10 @@ public interface IdempotentHttpClient {
     }
 
     /**
-     * @param backoff the delays between attempts; default 100 ms doubling up to 10 s, full jitter
+     * @param backoff the delays between attempts; default {@link #DEFAULT_BACKOFF} (100 ms doubling
+     *     up to 10 s, full jitter)
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder backoff(Backoff backoff) {
       this.backoff = Objects.requireNonNull(backoff, "backoff may not be null");
@@ -184,12 +213,14 @@ public interface IdempotentHttpClient {
     }
 
     /**
-     * @param maxAttempts attempts per operation, the first included; default 5; 1 disables retries
+     * @param maxAttempts attempts per operation, the first included; default {@value
+     *     #DEFAULT_MAX_ATTEMPTS}; 1 disables retries
      * @return this builder
-     * @throws IllegalArgumentException when it is not between 1 and 100
+     * @throws IllegalArgumentException when it is not between 1 and {@value #MAX_ATTEMPTS}
      */
     public Builder maxAttempts(int maxAttempts) {
-      this.maxAttempts = Checks.requireBetween(maxAttempts, 1, 100, "maxAttempts", "; the default is 5");
+      this.maxAttempts =
+          Checks.requireBetween(maxAttempts, 1, MAX_ATTEMPTS, "maxAttempts", "; the default is " + DEFAULT_MAX_ATTEMPTS);
       return this;
     }
 
@@ -198,6 +229,7 @@ public interface IdempotentHttpClient {
      *     RetryBudget.of(0.1, 10, 10 s)}: retries up to 10 % of operations plus 10 per second
      *     over a 10 s window. {@link RetryBudget#unlimited()} turns it off (for comparisons only).
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder retryBudget(RetryBudget retryBudget) {
       this.retryBudget = Objects.requireNonNull(retryBudget, "retryBudget may not be null");
@@ -209,29 +241,33 @@ public interface IdempotentHttpClient {
      *     last 20 calls, judged from the 5th call, opens at 50 % failures (so 5 failures in a row
      *     from a fresh start open it), stays open 10 s, then lets 3 trial calls through and closes
      *     if fewer than half fail. Failures are I/O errors and 5xx responses; everything else
-     *     counts as a success. The default uses {@link #clock}.
+     *     counts as a success. The default uses {@link #clock}. Not together with {@link
+     *     #noCircuitBreaker()}.
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder circuitBreakerConfig(CircuitBreakerConfig config) {
       this.circuitBreakerConfig = Objects.requireNonNull(config, "config may not be null");
-      this.circuitBreakerEnabled = true;
       return this;
     }
 
     /**
-     * Turns the circuit breakers off (for comparisons, or when a mesh already breaks circuits).
+     * Turns the circuit breakers off (for comparisons, or when a mesh already breaks circuits). Not
+     * together with {@link #circuitBreakerConfig}.
      *
      * @return this builder
      */
     public Builder noCircuitBreaker() {
-      this.circuitBreakerEnabled = false;
+      this.noCircuitBreaker = true;
       return this;
     }
 
     /**
      * @param attemptTimeout how long one attempt may take until the response headers arrive;
-     *     default 10 s. A request with its own {@code timeout} keeps it.
+     *     default {@link #DEFAULT_ATTEMPT_TIMEOUT} (10 s). A request with its own {@code timeout}
+     *     keeps it.
      * @return this builder
+     * @throws NullPointerException when it is null
      * @throws IllegalArgumentException when it is not positive
      */
     public Builder attemptTimeout(Duration attemptTimeout) {
@@ -240,9 +276,10 @@ public interface IdempotentHttpClient {
     }
 
     /**
-     * @param maxRetryAfter the longest {@code Retry-After} the client waits for; default 30 s.
-     *     A longer one ends the operation with that response.
+     * @param maxRetryAfter the longest {@code Retry-After} the client waits for; default {@link
+     *     #DEFAULT_MAX_RETRY_AFTER} (30 s). A longer one ends the operation with that response.
      * @return this builder
+     * @throws NullPointerException when it is null
      * @throws IllegalArgumentException when it is negative
      */
     public Builder maxRetryAfter(Duration maxRetryAfter) {
@@ -258,6 +295,7 @@ public interface IdempotentHttpClient {
      * @param clock reads {@code Retry-After} dates and drives the default circuit breakers' open
      *     state; default the system UTC clock
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder clock(Clock clock) {
       this.clock = Objects.requireNonNull(clock, "clock may not be null");
@@ -267,6 +305,7 @@ public interface IdempotentHttpClient {
     /**
      * @param sleeper waits between attempts; default {@link Sleeper#threadSleep()}
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder sleeper(Sleeper sleeper) {
       this.sleeper = Objects.requireNonNull(sleeper, "sleeper may not be null");
@@ -277,6 +316,7 @@ public interface IdempotentHttpClient {
      * @param random draws the jitter; default {@code ThreadLocalRandom}. Give a seeded one for
      *     reproducible delays; the client synchronizes on it.
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder random(RandomGenerator random) {
       this.random = Objects.requireNonNull(random, "random may not be null");
@@ -284,10 +324,12 @@ public interface IdempotentHttpClient {
     }
 
     /**
-     * @param methods the methods that get a minted key when the request has none; default POST
-     *     and PATCH. Pass none to send such requests without a key. A key alone does not make a
-     *     request retryable: its target must honour it (see {@link #idempotentTargets}).
+     * @param methods the methods that get a minted key when the request has none; default {@link
+     *     #DEFAULT_KEYED_METHODS} (POST and PATCH). Pass none to send such requests without a key. A
+     *     key alone does not make a request retryable: its target must honour it (see {@link
+     *     #idempotentTargets}).
      * @return this builder
+     * @throws NullPointerException when the array or a method is null
      * @throws IllegalArgumentException when a method is not an HTTP method token
      */
     public Builder keyedMethods(String... methods) {
@@ -315,6 +357,7 @@ public interface IdempotentHttpClient {
      *     host:port}, or a base URI ({@code https://payments.internal/v1}: that scheme, host and
      *     port, and paths at or below {@code /v1})
      * @return this builder
+     * @throws NullPointerException when the array or an entry is null
      * @throws IllegalArgumentException when an entry is none of these
      */
     public Builder idempotentTargets(String... targets) {
@@ -326,8 +369,9 @@ public interface IdempotentHttpClient {
     }
 
     /**
-     * @param name names this client in log lines; default {@code default}
+     * @param name names this client in log lines; default {@value #DEFAULT_NAME}
      * @return this builder
+     * @throws NullPointerException when it is null
      * @throws IllegalArgumentException when it is blank
      */
     public Builder name(String name) {
@@ -335,12 +379,20 @@ public interface IdempotentHttpClient {
       return this;
     }
 
-    /** @return the client */
+    /**
+     * @return the client
+     * @throws IllegalStateException when both {@link #circuitBreakerConfig} and {@link
+     *     #noCircuitBreaker()} were called
+     */
     public IdempotentHttpClient build() {
+      if (noCircuitBreaker && circuitBreakerConfig != null) {
+        throw new IllegalStateException("IdempotentHttpClient got both circuitBreakerConfig(...) and noCircuitBreaker();"
+            + " call one: the config to tune the breakers, noCircuitBreaker() to turn them off");
+      }
       HttpClient client = httpClient != null ? httpClient : HttpClient.newBuilder().connectTimeout(attemptTimeout).build();
       RetryBudget budget = retryBudget != null ? retryBudget : RetryBudget.of(0.1, 10, Duration.ofSeconds(10));
       CircuitBreakerRegistry breakers = null;
-      if (circuitBreakerEnabled) {
+      if (!noCircuitBreaker) {
         CircuitBreakerConfig config = circuitBreakerConfig != null ? circuitBreakerConfig : CircuitBreakerConfig.custom()
             .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
             .slidingWindowSize(20)

@@ -1,9 +1,11 @@
 package dev.outbox.http.server;
 
 import dev.outbox.core.internal.Checks;
+import dev.outbox.http.server.internal.Admission;
 import dev.outbox.http.server.internal.BufferedRequest;
 import dev.outbox.http.server.internal.CapturingResponse;
-import dev.outbox.http.server.internal.Problems;
+import dev.outbox.http.server.internal.PathPatterns;
+import dev.outbox.http.server.internal.Responses;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
@@ -15,15 +17,10 @@ import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
-import java.io.InputStream;
 import java.util.ArrayList;
-import java.util.Collection;
-import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import org.jooq.DSLContext;
@@ -92,12 +89,9 @@ public final class IdempotencyFilter implements Filter {
   private final ScopeResolver scopeResolver;
   private final RequestFingerprint fingerprint;
   private final ResponsePolicy responsePolicy;
-  private final int maxBodyBytes;
   private final List<String> storedHeaders;
   private final String log;
-  private final Counter rejected;
-  private final Counter tooLarge;
-  private final Counter unidentified;
+  private final Admission admission;
 
   private IdempotencyFilter(Builder b) {
     this.store = b.store;
@@ -106,12 +100,10 @@ public final class IdempotencyFilter implements Filter {
     this.scopeResolver = b.scopeResolver;
     this.fingerprint = b.fingerprint;
     this.responsePolicy = b.responsePolicy;
-    this.maxBodyBytes = b.maxBodyBytes;
     this.storedHeaders = List.copyOf(b.storedHeaders);
     this.log = "[idempotency-filter " + b.name + "] ";
-    this.rejected = counter(b.meterRegistry, b.name, "rejected");
-    this.tooLarge = counter(b.meterRegistry, b.name, "too_large");
-    this.unidentified = counter(b.meterRegistry, b.name, "unidentified");
+    this.admission = new Admission(b.maxBodyBytes, LOG, log, counter(b.meterRegistry, b.name, "rejected"),
+        counter(b.meterRegistry, b.name, "too_large"), counter(b.meterRegistry, b.name, "unidentified"));
   }
 
   private static Counter counter(MeterRegistry registry, String name, String outcome) {
@@ -156,15 +148,15 @@ public final class IdempotencyFilter implements Filter {
       chain.doFilter(req, res);
       return;
     }
-    String key = key(request, response);
+    String path = ScopeResolver.path(request);
+    String key = admission.key(request, path, response);
     if (key == null) {
       return;
     }
-    byte[] body = body(request, response);
+    byte[] body = admission.body(request, path, response);
     if (body == null) {
       return;
     }
-    String path = ScopeResolver.path(request);
     String scope;
     String print;
     try {
@@ -175,12 +167,7 @@ public final class IdempotencyFilter implements Filter {
       throw new ServletException(log + "could not resolve the scope or fingerprint of " + request.getMethod() + " " + path, e);
     }
     if (scope == null) {
-      unidentified.increment();
-      LOG.debug("{}401 for {} {}: no caller identity for the key's scope", log, request.getMethod(), path);
-      Problems.send(response, 401, "Authentication required for an idempotent request",
-          request.getMethod() + " " + path + " keeps idempotency keys per caller, and this request has no authenticated"
-              + " caller. Authenticate and retry with the same " + IdempotencyKey.HEADER + ". (Operators: order"
-              + " IdempotencyFilter after authentication, or give it a ScopeResolver that names the caller.)");
+      admission.refuseAnonymous(request, path, response);
       return;
     }
     IdempotencyRequest idempotencyRequest = new IdempotencyRequest(scope, key, print);
@@ -199,31 +186,22 @@ public final class IdempotencyFilter implements Filter {
           throw new ServletException(log + "the handler of " + request.getMethod() + " " + path
               + " started async processing, which cannot share the key's transaction; answer synchronously");
         }
-        return capture(capturing);
+        return Responses.capture(capturing, storedHeaders);
       });
     } catch (IOException | ServletException | RuntimeException e) {
-      resetIfPossible(response);
+      Responses.resetIfPossible(response);
       throw e;
     } catch (Exception e) {
-      resetIfPossible(response);
+      Responses.resetIfPossible(response);
       throw new ServletException(e);
     }
     switch (outcome) {
-      case IdempotencyOutcome.Executed e -> sendBody(response, capturing.body());
-      case IdempotencyOutcome.NotStored n -> sendBody(response, capturing.body());
-      case IdempotencyOutcome.Replayed r -> replay(response, r.response());
-      case IdempotencyOutcome.Mismatch m -> Problems.send(response, 422, "Idempotency-Key reused with another request",
-          "The " + IdempotencyKey.HEADER + " '" + key + "' was already used for a different request to "
-              + request.getMethod() + " " + path + " (another body, content type or query string). Send a new key for a new"
-              + " operation; reuse a key only to retry the identical request.");
-      case IdempotencyOutcome.InFlight f -> {
-        long seconds = (f.retryAfter().toMillis() + 999) / 1000;
-        response.setHeader("Retry-After", Long.toString(seconds));
-        Problems.send(response, 409, "Request with this Idempotency-Key still in progress",
-            "A request with " + IdempotencyKey.HEADER + " '" + key + "' to " + request.getMethod() + " " + path
-                + " is still being processed. Retry the same request with the same key after " + seconds
-                + " s to receive its response.");
-      }
+      case IdempotencyOutcome.Executed e -> Responses.sendBody(response, capturing.body());
+      case IdempotencyOutcome.NotStored n -> Responses.sendBody(response, capturing.body());
+      case IdempotencyOutcome.Replayed r -> Responses.replay(response, r.response());
+      case IdempotencyOutcome.Mismatch m -> Responses.mismatch(response, key, request.getMethod() + " " + path);
+      case IdempotencyOutcome.InFlight f ->
+          Responses.inFlight(response, key, request.getMethod() + " " + path, f.retryAfter());
     }
   }
 
@@ -246,140 +224,54 @@ public final class IdempotencyFilter implements Filter {
   public boolean covers(String method, String path) {
     Objects.requireNonNull(method, "method may not be null");
     Objects.requireNonNull(path, "path may not be null");
-    if (!methods.contains(method.toUpperCase(Locale.ROOT))) {
-      return false;
-    }
-    for (String pattern : paths) {
-      if (pattern.equals("/*")) {
-        return true;
-      }
-      if (pattern.endsWith("/*")) {
-        String prefix = pattern.substring(0, pattern.length() - 2);
-        if (path.equals(prefix) || path.startsWith(prefix + "/")) {
-          return true;
-        }
-      } else if (path.equals(pattern)) {
-        return true;
-      }
-    }
-    return false;
+    return methods.contains(method.toUpperCase(Locale.ROOT)) && PathPatterns.matchesAny(paths, path);
   }
 
-  private String key(HttpServletRequest request, HttpServletResponse response) throws IOException {
-    List<String> values = Collections.list(request.getHeaders(IdempotencyKey.HEADER));
-    String problem = null;
-    String key = null;
-    if (values.isEmpty()) {
-      problem = request.getMethod() + " " + ScopeResolver.path(request) + " requires an " + IdempotencyKey.HEADER
-          + " header. Mint one unique value per operation (e.g. a UUID), send it as " + IdempotencyKey.HEADER
-          + ": \"<uuid>\" and reuse it on every retry of that operation.";
-    } else if (values.size() > 1) {
-      problem = "The request has " + values.size() + " " + IdempotencyKey.HEADER + " headers; send exactly one.";
-    } else {
-      try {
-        key = IdempotencyKey.parse(values.get(0));
-      } catch (IllegalArgumentException e) {
-        problem = e.getMessage();
-      }
-    }
-    if (problem != null) {
-      rejected.increment();
-      LOG.debug("{}400 for {} {}: {}", log, request.getMethod(), ScopeResolver.path(request), problem);
-      Problems.send(response, 400, "Invalid Idempotency-Key", problem);
-      return null;
-    }
-    return key;
-  }
-
-  private byte[] body(HttpServletRequest request, HttpServletResponse response) throws IOException {
-    long declared = request.getContentLengthLong();
-    byte[] body = null;
-    if (declared <= maxBodyBytes) {
-      try (InputStream in = request.getInputStream()) {
-        body = in.readNBytes(maxBodyBytes + 1);
-      }
-    }
-    if (body == null || body.length > maxBodyBytes) {
-      tooLarge.increment();
-      Problems.send(response, 413, "Request body too large for an idempotent request",
-          "The body of " + request.getMethod() + " " + ScopeResolver.path(request) + " is larger than " + maxBodyBytes
-              + " bytes, the most this endpoint buffers to fingerprint and replay a request. Send a smaller body,"
-              + " or ask the operator to raise maxBodyBytes.");
-      return null;
-    }
-    return body;
-  }
-
-  private StoredResponse capture(CapturingResponse capturing) {
-    Map<String, List<String>> headers = new LinkedHashMap<>();
-    for (String name : storedHeaders) {
-      if (name.equalsIgnoreCase("Content-Type")) {
-        String type = capturing.getContentType();
-        if (type != null) {
-          headers.put("Content-Type", List.of(type));
-        }
-        continue;
-      }
-      Collection<String> values = capturing.getHeaders(name);
-      if (values != null && !values.isEmpty()) {
-        headers.put(name, new ArrayList<>(values));
-      }
-    }
-    return new StoredResponse(capturing.getStatus(), headers, capturing.body());
-  }
-
-  private static void sendBody(HttpServletResponse response, byte[] body) throws IOException {
-    response.setContentLength(body.length);
-    if (body.length > 0) {
-      response.getOutputStream().write(body);
-    }
-  }
-
-  private static void replay(HttpServletResponse response, StoredResponse stored) throws IOException {
-    response.setStatus(stored.status());
-    stored.headers().forEach((name, values) -> {
-      if (name.equalsIgnoreCase("Content-Type")) {
-        response.setContentType(values.get(0));
-      } else {
-        values.forEach(v -> response.addHeader(name, v));
-      }
-    });
-    response.setHeader(IdempotencyKey.REPLAYED_HEADER, "true");
-    sendBody(response, stored.body());
-  }
-
-  private static void resetIfPossible(HttpServletResponse response) {
-    if (!response.isCommitted()) {
-      response.reset();
-    }
-  }
-
-  /** Builds an {@link IdempotencyFilter}. Not thread-safe; the built filter is. */
+  /**
+   * Builds an {@link IdempotencyFilter}. Setters check their own argument at once ({@link
+   * NullPointerException} for null, {@link IllegalArgumentException} for a bad value). Not
+   * thread-safe; the built filter is.
+   */
   public static final class Builder {
-    private static final Set<String> NEVER_STORED = Set.of(
-        "set-cookie", "set-cookie2", "content-length", "transfer-encoding", "connection", "keep-alive", "date",
-        "upgrade", "trailer", "proxy-authenticate", IdempotencyKey.REPLAYED_HEADER.toLowerCase(Locale.ROOT));
+    /** Default {@link #methods(String...)}: the two methods HTTP does not define as idempotent. */
+    public static final Set<String> DEFAULT_METHODS = Set.of("POST", "PATCH");
+
+    /** Default {@link #paths(String...)}: every path. */
+    public static final List<String> DEFAULT_PATHS = List.of("/*");
+
+    /** Default {@link #maxBodyBytes(int)}: 1 MiB. */
+    public static final int DEFAULT_MAX_BODY_BYTES = 1 << 20;
+
+    /** Largest {@link #maxBodyBytes(int)}: 64 MiB. */
+    public static final int MAX_BODY_BYTES = 64 << 20;
+
+    /** Default {@link #storedHeaders(String...)}. */
+    public static final List<String> DEFAULT_STORED_HEADERS =
+        List.of("Content-Type", "Location", "Content-Location", "ETag", "Last-Modified", "Content-Language");
+
+    /** Default {@link #name(String)}, the same as the store's. */
+    public static final String DEFAULT_NAME = IdempotencyStore.Builder.DEFAULT_NAME;
 
     private final IdempotencyStore store;
-    private Set<String> methods = Set.of("POST", "PATCH");
-    private List<String> paths = List.of("/*");
+    private Set<String> methods = DEFAULT_METHODS;
+    private List<String> paths = DEFAULT_PATHS;
     private ScopeResolver scopeResolver = ScopeResolver.principal();
     private RequestFingerprint fingerprint = RequestFingerprint.sha256();
     private ResponsePolicy responsePolicy = ResponsePolicy.standard();
-    private int maxBodyBytes = 1 << 20;
-    private List<String> storedHeaders =
-        List.of("Content-Type", "Location", "Content-Location", "ETag", "Last-Modified", "Content-Language");
+    private int maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
+    private List<String> storedHeaders = DEFAULT_STORED_HEADERS;
     private MeterRegistry meterRegistry = Metrics.globalRegistry;
-    private String name = "default";
+    private String name = DEFAULT_NAME;
 
     private Builder(IdempotencyStore store) {
       this.store = store;
     }
 
     /**
-     * @param methods the methods that need a key; default {@code POST} and {@code PATCH}, the
-     *     methods HTTP does not define as idempotent
+     * @param methods the methods that need a key; default {@link #DEFAULT_METHODS} ({@code POST}
+     *     and {@code PATCH}, the methods HTTP does not define as idempotent)
      * @return this builder
+     * @throws NullPointerException when the array or a method is null
      * @throws IllegalArgumentException when none is given or one is not an HTTP method token
      */
     public Builder methods(String... methods) {
@@ -402,8 +294,9 @@ public final class IdempotencyFilter implements Filter {
     /**
      * @param patterns the paths (inside the application) that need a key: exact ({@code /orders}),
      *     a prefix ({@code /orders/*} matches {@code /orders} and everything below it) or {@code /*}
-     *     for all; default {@code /*}
+     *     for all; default {@link #DEFAULT_PATHS} ({@code /*})
      * @return this builder
+     * @throws NullPointerException when the array or a pattern is null
      * @throws IllegalArgumentException when none is given or a pattern does not start with {@code /}
      *     or has a {@code *} other than a trailing {@code /*}
      */
@@ -414,13 +307,7 @@ public final class IdempotencyFilter implements Filter {
       }
       List<String> list = new ArrayList<>();
       for (String p : patterns) {
-        Objects.requireNonNull(p, "paths may not contain null");
-        String withoutWildcard = p.endsWith("/*") ? p.substring(0, p.length() - 2) : p;
-        if (!p.startsWith("/") || withoutWildcard.contains("*")) {
-          throw new IllegalArgumentException("path pattern '" + p
-              + "' is not supported: use an exact path (/orders), a prefix (/orders/*) or /*");
-        }
-        list.add(p);
+        list.add(PathPatterns.requireSupported(Objects.requireNonNull(p, "paths may not contain null")));
       }
       this.paths = list;
       return this;
@@ -430,6 +317,7 @@ public final class IdempotencyFilter implements Filter {
      * @param scopeResolver decides whose key it is; default {@link ScopeResolver#principal()},
      *     which refuses requests without an authenticated principal with 401
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder scopeResolver(ScopeResolver scopeResolver) {
       this.scopeResolver = Objects.requireNonNull(scopeResolver, "scopeResolver may not be null");
@@ -439,6 +327,7 @@ public final class IdempotencyFilter implements Filter {
     /**
      * @param fingerprint identifies a request's content; default {@link RequestFingerprint#sha256()}
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder fingerprint(RequestFingerprint fingerprint) {
       this.fingerprint = Objects.requireNonNull(fingerprint, "fingerprint may not be null");
@@ -452,6 +341,7 @@ public final class IdempotencyFilter implements Filter {
      *     as 400, 404, 422 are stored without the writes; 5xx, 401, 403, 408, 409, 423, 425, 429
      *     release the key)
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder responsePolicy(ResponsePolicy responsePolicy) {
       this.responsePolicy = Objects.requireNonNull(responsePolicy, "responsePolicy may not be null");
@@ -459,37 +349,32 @@ public final class IdempotencyFilter implements Filter {
     }
 
     /**
-     * @param maxBodyBytes the largest request body buffered; larger ones get 413; default 1 MiB
+     * @param maxBodyBytes the largest request body buffered; larger ones get 413; default {@link
+     *     #DEFAULT_MAX_BODY_BYTES} (1 MiB)
      * @return this builder
-     * @throws IllegalArgumentException when it is not between 0 and 64 MiB
+     * @throws IllegalArgumentException when it is not between 0 and {@link #MAX_BODY_BYTES} (64 MiB)
      */
     public Builder maxBodyBytes(int maxBodyBytes) {
-      if (maxBodyBytes < 0 || maxBodyBytes > 64 << 20) {
-        throw new IllegalArgumentException("maxBodyBytes must be between 0 and 67108864 (64 MiB), got " + maxBodyBytes
-            + "; the default is 1048576 (1 MiB)");
-      }
-      this.maxBodyBytes = maxBodyBytes;
+      this.maxBodyBytes =
+          Checks.requireBetween(maxBodyBytes, 0, MAX_BODY_BYTES, "maxBodyBytes", "; the default is 1048576 (1 MiB)");
       return this;
     }
 
     /**
      * @param names the response headers stored with the response and sent on replays; default
-     *     {@code Content-Type, Location, Content-Location, ETag, Last-Modified, Content-Language}.
-     *     The first response carries every header the handler set; replays carry only these.
+     *     {@link #DEFAULT_STORED_HEADERS} ({@code Content-Type, Location, Content-Location, ETag,
+     *     Last-Modified, Content-Language}). The first response carries every header the handler
+     *     set; replays carry only these.
      * @return this builder
-     * @throws IllegalArgumentException when a name is a cookie or hop-by-hop header, which must
-     *     never be replayed
+     * @throws NullPointerException when the array or a name is null
+     * @throws IllegalArgumentException when a name is blank, or a cookie or hop-by-hop header, which
+     *     must never be replayed
      */
     public Builder storedHeaders(String... names) {
       Objects.requireNonNull(names, "names may not be null");
       List<String> list = new ArrayList<>();
       for (String n : names) {
-        Objects.requireNonNull(n, "names may not contain null");
-        if (NEVER_STORED.contains(n.toLowerCase(Locale.ROOT)) || n.isBlank()) {
-          throw new IllegalArgumentException("header '" + n + "' cannot be stored and replayed: cookies, framing and"
-              + " hop-by-hop headers belong to one response only");
-        }
-        list.add(n);
+        list.add(Responses.requireStorable(Objects.requireNonNull(n, "names may not contain null")));
       }
       this.storedHeaders = list;
       return this;
@@ -497,7 +382,9 @@ public final class IdempotencyFilter implements Filter {
 
     /**
      * @param meterRegistry where the filter's counters go; default Micrometer's global registry
+     *     ({@link Metrics#globalRegistry})
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder meterRegistry(MeterRegistry meterRegistry) {
       this.meterRegistry = Objects.requireNonNull(meterRegistry, "meterRegistry may not be null");
@@ -506,8 +393,9 @@ public final class IdempotencyFilter implements Filter {
 
     /**
      * @param name names this filter in log lines and in the metrics' {@code store} tag; default
-     *     {@code default} (use the store's name, so their counters line up)
+     *     {@value #DEFAULT_NAME} (use the store's name, so their counters line up)
      * @return this builder
+     * @throws NullPointerException when it is null
      * @throws IllegalArgumentException when it is blank
      */
     public Builder name(String name) {

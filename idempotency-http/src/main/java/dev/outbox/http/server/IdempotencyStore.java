@@ -119,19 +119,60 @@ public interface IdempotencyStore {
   /** @return how long a key is kept after its request */
   Duration ttl();
 
-  /** Builds an {@link IdempotencyStore}. Not thread-safe; the built store is. */
+  /**
+   * Builds an {@link IdempotencyStore}. Setters check their own argument at once ({@link
+   * NullPointerException} for null, {@link IllegalArgumentException} for a bad value); {@link
+   * #build()} checks the combination ({@link IllegalStateException}). Not thread-safe; the built
+   * store is.
+   */
   final class Builder {
+    /** Default {@link #lockTimeout(Duration)}: 2 s. */
+    public static final Duration DEFAULT_LOCK_TIMEOUT = Duration.ofSeconds(2);
+
+    /** Shortest {@link #lockTimeout(Duration)}: 1 ms. */
+    public static final Duration MIN_LOCK_TIMEOUT = Duration.ofMillis(1);
+
+    /** Longest {@link #lockTimeout(Duration)}: 10 minutes. */
+    public static final Duration MAX_LOCK_TIMEOUT = Duration.ofMinutes(10);
+
+    /** Default {@link #retryAfter(Duration)}: 1 s. */
+    public static final Duration DEFAULT_RETRY_AFTER = Duration.ofSeconds(1);
+
+    /** Longest {@link #retryAfter(Duration)}: 1 hour. */
+    public static final Duration MAX_RETRY_AFTER = Duration.ofHours(1);
+
+    /** Default {@link #holdTimeout(Duration)}: 60 s. */
+    public static final Duration DEFAULT_HOLD_TIMEOUT = Duration.ofSeconds(60);
+
+    /** Shortest {@link #holdTimeout(Duration)}: 1 s. */
+    public static final Duration MIN_HOLD_TIMEOUT = Duration.ofSeconds(1);
+
+    /** Longest {@link #holdTimeout(Duration)}: 24 h. */
+    public static final Duration MAX_HOLD_TIMEOUT = Duration.ofHours(24);
+
+    /** Default {@link #ttl(Duration)}: 24 h. */
+    public static final Duration DEFAULT_TTL = Duration.ofHours(24);
+
+    /** Default {@link #purgeBatchSize(int)}. */
+    public static final int DEFAULT_PURGE_BATCH_SIZE = 1000;
+
+    /** Largest {@link #purgeBatchSize(int)}. */
+    public static final int MAX_PURGE_BATCH_SIZE = 100_000;
+
+    /** Default {@link #name(String)}. */
+    public static final String DEFAULT_NAME = "default";
+
     private DSLContext dsl;
     private DataSource dataSource;
     private String schema = OutboxMigrations.DEFAULT_SCHEMA;
-    private Duration lockTimeout = Duration.ofSeconds(2);
-    private Duration retryAfter = Duration.ofSeconds(1);
-    private Duration holdTimeout = Duration.ofSeconds(60);
-    private Duration ttl = Duration.ofHours(24);
+    private Duration lockTimeout = DEFAULT_LOCK_TIMEOUT;
+    private Duration retryAfter = DEFAULT_RETRY_AFTER;
+    private Duration holdTimeout = DEFAULT_HOLD_TIMEOUT;
+    private Duration ttl = DEFAULT_TTL;
     private Clock clock = Clock.systemUTC();
-    private int purgeBatchSize = 1000;
+    private int purgeBatchSize = DEFAULT_PURGE_BATCH_SIZE;
     private MeterRegistry meterRegistry = Metrics.globalRegistry;
-    private String name = "default";
+    private String name = DEFAULT_NAME;
 
     private Builder() {}
 
@@ -140,6 +181,7 @@ public interface IdempotencyStore {
      *     Spring's transaction manager); the business call gets the transaction with these
      *     settings. Give this or {@link #dataSource}, not both.
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder dsl(DSLContext dsl) {
       this.dsl = Objects.requireNonNull(dsl, "dsl may not be null");
@@ -150,6 +192,7 @@ public interface IdempotencyStore {
      * @param dataSource the PostgreSQL data source; the store uses plain jOOQ transactions on it.
      *     Give this or {@link #dsl}, not both.
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder dataSource(DataSource dataSource) {
       this.dataSource = Objects.requireNonNull(dataSource, "dataSource may not be null");
@@ -157,8 +200,10 @@ public interface IdempotencyStore {
     }
 
     /**
-     * @param schema the schema the outbox migrations were applied to; default {@code outbox}
+     * @param schema the schema the outbox migrations were applied to; default {@value
+     *     OutboxMigrations#DEFAULT_SCHEMA}
      * @return this builder
+     * @throws NullPointerException when it is null
      * @throws IllegalArgumentException when it is not a plain SQL identifier
      */
     public Builder schema(String schema) {
@@ -168,17 +213,20 @@ public interface IdempotencyStore {
 
     /**
      * @param lockTimeout how long a request waits for another transaction that holds the same key
-     *     before it gets {@link IdempotencyOutcome.InFlight} (409); default 2 s. Waiting a little
+     *     before it gets {@link IdempotencyOutcome.InFlight} (409); default {@link
+     *     #DEFAULT_LOCK_TIMEOUT} (2 s). Waiting a little
      *     lets a duplicate that arrives while the first request is finishing get the replay instead
      *     of a 409. A waiting duplicate holds no pooled connection: it looks at the key for a few
      *     milliseconds at a time, and pauses (up to 200 ms) between looks with its connection
      *     returned to the pool.
      * @return this builder
-     * @throws IllegalArgumentException when it is not between 1 ms and 10 minutes
+     * @throws NullPointerException when it is null
+     * @throws IllegalArgumentException when it is not between {@link #MIN_LOCK_TIMEOUT} (1 ms) and
+     *     {@link #MAX_LOCK_TIMEOUT} (10 minutes)
      */
     public Builder lockTimeout(Duration lockTimeout) {
       Objects.requireNonNull(lockTimeout, "lockTimeout may not be null");
-      if (lockTimeout.toMillis() < 1 || lockTimeout.compareTo(Duration.ofMinutes(10)) > 0) {
+      if (lockTimeout.compareTo(MIN_LOCK_TIMEOUT) < 0 || lockTimeout.compareTo(MAX_LOCK_TIMEOUT) > 0) {
         throw new IllegalArgumentException(
             "lockTimeout must be between 1 ms and 10 minutes, got " + lockTimeout + "; the default is 2 s");
       }
@@ -188,13 +236,15 @@ public interface IdempotencyStore {
 
     /**
      * @param retryAfter what {@link IdempotencyOutcome.InFlight} tells the client to wait; sent as
-     *     {@code Retry-After} in whole seconds, rounded up; default 1 s
+     *     {@code Retry-After} in whole seconds, rounded up; default {@link #DEFAULT_RETRY_AFTER} (1 s)
      * @return this builder
-     * @throws IllegalArgumentException when it is negative or longer than 1 hour
+     * @throws NullPointerException when it is null
+     * @throws IllegalArgumentException when it is negative or longer than {@link #MAX_RETRY_AFTER}
+     *     (1 hour)
      */
     public Builder retryAfter(Duration retryAfter) {
       Objects.requireNonNull(retryAfter, "retryAfter may not be null");
-      if (retryAfter.isNegative() || retryAfter.compareTo(Duration.ofHours(1)) > 0) {
+      if (retryAfter.isNegative() || retryAfter.compareTo(MAX_RETRY_AFTER) > 0) {
         throw new IllegalArgumentException("retryAfter must be between 0 and 1 hour, got " + retryAfter + "; the default is 1 s");
       }
       this.retryAfter = retryAfter;
@@ -202,7 +252,8 @@ public interface IdempotencyStore {
     }
 
     /**
-     * @param holdTimeout the longest a request may hold its key; default 60 s. The key's
+     * @param holdTimeout the longest a request may hold its key; default {@link
+     *     #DEFAULT_HOLD_TIMEOUT} (60 s). The key's
      *     transaction runs with {@code statement_timeout} and {@code
      *     idle_in_transaction_session_timeout} at most this long (a shorter session setting is
      *     kept), so PostgreSQL ends a request whose handler hangs (for example on a call to another
@@ -212,11 +263,13 @@ public interface IdempotencyStore {
      *     an idle transaction closes its connection, which the pool replaces. Pick it above the
      *     slowest legitimate request.
      * @return this builder
-     * @throws IllegalArgumentException when it is not between 1 s and 24 h
+     * @throws NullPointerException when it is null
+     * @throws IllegalArgumentException when it is not between {@link #MIN_HOLD_TIMEOUT} (1 s) and
+     *     {@link #MAX_HOLD_TIMEOUT} (24 h)
      */
     public Builder holdTimeout(Duration holdTimeout) {
       Objects.requireNonNull(holdTimeout, "holdTimeout may not be null");
-      if (holdTimeout.compareTo(Duration.ofSeconds(1)) < 0 || holdTimeout.compareTo(Duration.ofHours(24)) > 0) {
+      if (holdTimeout.compareTo(MIN_HOLD_TIMEOUT) < 0 || holdTimeout.compareTo(MAX_HOLD_TIMEOUT) > 0) {
         throw new IllegalArgumentException(
             "holdTimeout must be between 1 s and 24 h, got " + holdTimeout + "; the default is 60 s");
       }
@@ -225,9 +278,10 @@ public interface IdempotencyStore {
     }
 
     /**
-     * @param ttl how long a key is remembered after its request; default 24 h. A key reused after
-     *     that runs anew. Pick it longer than any client's retry horizon.
+     * @param ttl how long a key is remembered after its request; default {@link #DEFAULT_TTL} (24
+     *     h). A key reused after that runs anew. Pick it longer than any client's retry horizon.
      * @return this builder
+     * @throws NullPointerException when it is null
      * @throws IllegalArgumentException when it is not positive
      */
     public Builder ttl(Duration ttl) {
@@ -240,6 +294,7 @@ public interface IdempotencyStore {
      *     UTC clock. Expiry follows the application servers' clocks, so keep them in sync (NTP);
      *     seconds of skew are immaterial against a TTL of hours.
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder clock(Clock clock) {
       this.clock = Objects.requireNonNull(clock, "clock may not be null");
@@ -247,19 +302,22 @@ public interface IdempotencyStore {
     }
 
     /**
-     * @param purgeBatchSize keys deleted per statement by {@link #purgeExpired()}; default 1000.
-     *     Small batches keep each delete's locks and WAL burst short.
+     * @param purgeBatchSize keys deleted per statement by {@link #purgeExpired()}; default {@value
+     *     #DEFAULT_PURGE_BATCH_SIZE}. Small batches keep each delete's locks and WAL burst short.
      * @return this builder
-     * @throws IllegalArgumentException when it is not between 1 and 100,000
+     * @throws IllegalArgumentException when it is not between 1 and {@value #MAX_PURGE_BATCH_SIZE}
      */
     public Builder purgeBatchSize(int purgeBatchSize) {
-      this.purgeBatchSize = Checks.requireBetween(purgeBatchSize, 1, 100_000, "purgeBatchSize", "");
+      this.purgeBatchSize = Checks.requireBetween(purgeBatchSize, 1, MAX_PURGE_BATCH_SIZE, "purgeBatchSize",
+          "; the default is " + DEFAULT_PURGE_BATCH_SIZE);
       return this;
     }
 
     /**
-     * @param meterRegistry where the counters go; default Micrometer's global registry
+     * @param meterRegistry where the counters go; default Micrometer's global registry ({@link
+     *     Metrics#globalRegistry})
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder meterRegistry(MeterRegistry meterRegistry) {
       this.meterRegistry = Objects.requireNonNull(meterRegistry, "meterRegistry may not be null");
@@ -268,9 +326,10 @@ public interface IdempotencyStore {
 
     /**
      * @param name names this store in log lines and in the metrics' {@code store} tag; default
-     *     {@code default}
+     *     {@value #DEFAULT_NAME}
      * @return this builder
-     * @throws IllegalArgumentException when it is empty
+     * @throws NullPointerException when it is null
+     * @throws IllegalArgumentException when it is blank
      */
     public Builder name(String name) {
       this.name = Checks.requireNonBlank(name, "name");

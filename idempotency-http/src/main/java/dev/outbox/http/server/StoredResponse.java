@@ -1,6 +1,7 @@
 package dev.outbox.http.server;
 
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -33,7 +34,7 @@ public record StoredResponse(int status, Map<String, List<String>> headers, byte
     headers.forEach((name, values) -> copy.put(
         Objects.requireNonNull(name, "header name may not be null"),
         List.copyOf(Objects.requireNonNull(values, "values of header '" + name + "' may not be null"))));
-    headers = java.util.Collections.unmodifiableMap(copy);
+    headers = Collections.unmodifiableMap(copy);
     body = body.clone();
   }
 

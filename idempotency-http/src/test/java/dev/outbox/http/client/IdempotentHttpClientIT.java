@@ -3,30 +3,42 @@ package dev.outbox.http.client;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import com.sun.net.httpserver.HttpServer;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.core.retry.RetryBudget;
 import dev.outbox.http.MutableClock;
 import dev.outbox.http.TestServer;
 import dev.outbox.http.client.ScriptedServlet.Reply;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import java.io.FilterInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.ConnectException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.net.http.HttpTimeoutException;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -154,10 +166,10 @@ class IdempotentHttpClientIT {
    */
   @Test
   void exactlyOnePostReachesAServerThatIgnoresTheKeyAndAnswersLate() throws Exception {
-    java.util.concurrent.atomic.AtomicInteger posts = new java.util.concurrent.atomic.AtomicInteger();
+    AtomicInteger posts = new AtomicInteger();
     CountDownLatch firstAnswered = new CountDownLatch(1);
-    com.sun.net.httpserver.HttpServer plain = com.sun.net.httpserver.HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
-    plain.setExecutor(java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor());
+    HttpServer plain = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+    plain.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
     plain.createContext("/orders", exchange -> {
       exchange.getRequestBody().readAllBytes();
       int n = posts.incrementAndGet();
@@ -165,12 +177,12 @@ class IdempotentHttpClientIT {
         if (n == 1) {
           Thread.sleep(3_000); // the order is created; the answer comes after the client's 1 s timeout
         }
-        byte[] reply = ("{\"order\":" + n + "}").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] reply = ("{\"order\":" + n + "}").getBytes(StandardCharsets.UTF_8);
         exchange.sendResponseHeaders(201, reply.length);
         exchange.getResponseBody().write(reply);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
-      } catch (java.io.IOException e) {
+      } catch (IOException e) {
         // the client has gone
       } finally {
         exchange.close();
@@ -183,10 +195,10 @@ class IdempotentHttpClientIT {
     try {
       URI orders = URI.create("http://127.0.0.1:" + plain.getAddress().getPort() + "/orders");
       IdempotentHttpClient client = IdempotentHttpClient.builder().build();
-      HttpCallException e = org.junit.jupiter.api.Assertions.assertThrows(HttpCallException.class, () -> client.send(
+      HttpCallException e = assertThrows(HttpCallException.class, () -> client.send(
           HttpRequest.newBuilder(orders).timeout(Duration.ofSeconds(1)).POST(HttpRequest.BodyPublishers.ofString("{}")).build(),
           HttpResponse.BodyHandlers.ofString()));
-      assertThat(e.getCause()).isInstanceOf(java.net.http.HttpTimeoutException.class);
+      assertThat(e.getCause()).isInstanceOf(HttpTimeoutException.class);
       assertThat(e.attempts()).isOne();
       assertThat(e.completion()).isEqualTo(Completion.NOT_RETRIED);
       assertThat(e.getMessage()).contains("idempotentTargets");
@@ -231,13 +243,13 @@ class IdempotentHttpClientIT {
   @Test
   void closesTheResponsesOfRetriedAttempts() throws Exception {
     SERVLET.script(i -> i < 2 ? Reply.of(503) : Reply.of(201));
-    List<java.io.InputStream> bodies = new CopyOnWriteArrayList<>();
-    List<java.io.InputStream> closed = new CopyOnWriteArrayList<>();
-    HttpResponse.BodyHandler<java.io.InputStream> tracking = info -> HttpResponse.BodySubscribers.mapping(
+    List<InputStream> bodies = new CopyOnWriteArrayList<>();
+    List<InputStream> closed = new CopyOnWriteArrayList<>();
+    HttpResponse.BodyHandler<InputStream> tracking = info -> HttpResponse.BodySubscribers.mapping(
         HttpResponse.BodySubscribers.ofInputStream(), in -> {
-          java.io.InputStream tracked = new java.io.FilterInputStream(in) {
+          InputStream tracked = new FilterInputStream(in) {
             @Override
-            public void close() throws java.io.IOException {
+            public void close() throws IOException {
               closed.add(this);
               super.close();
             }
@@ -245,12 +257,12 @@ class IdempotentHttpClientIT {
           bodies.add(tracked);
           return tracked;
         });
-    CallResult<java.io.InputStream> result = client(new RecordingSleeper()).build().send(post(), tracking);
+    CallResult<InputStream> result = client(new RecordingSleeper()).build().send(post(), tracking);
     assertThat(result.attempts()).isEqualTo(3);
     assertThat(bodies).hasSize(3);
     assertThat(closed).containsExactly(bodies.get(0), bodies.get(1));
-    try (java.io.InputStream last = result.body()) {
-      assertThat(new String(last.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)).isEqualTo("reply 2 status 201");
+    try (InputStream last = result.body()) {
+      assertThat(new String(last.readAllBytes(), StandardCharsets.UTF_8)).isEqualTo("reply 2 status 201");
     }
   }
 
@@ -272,17 +284,17 @@ class IdempotentHttpClientIT {
   private static void retriesConnectionFailuresThenReportsTheAttempts(int closedPort) throws Exception {
     RecordingSleeper sleeper = new RecordingSleeper();
     IdempotentHttpClient client = undeclared(sleeper).build();
-    HttpCallException e = org.junit.jupiter.api.Assertions.assertThrows(HttpCallException.class,
+    HttpCallException e = assertThrows(HttpCallException.class,
         () -> client.send(post(URI.create("http://127.0.0.1:" + closedPort + "/payments")), HttpResponse.BodyHandlers.ofString()));
     assertThat(e.attempts()).isEqualTo(5);
     assertThat(e.completion()).isEqualTo(Completion.ATTEMPTS_EXHAUSTED);
     assertThat(e.idempotencyKey()).isNotNull();
-    assertThat(e.getCause()).isInstanceOf(java.net.ConnectException.class);
+    assertThat(e.getCause()).isInstanceOf(ConnectException.class);
     assertThat(e.getMessage()).contains("after 5 attempts").contains(e.idempotencyKey());
     assertThat(sleeper.delays).hasSize(4);
 
     IdempotentHttpClient unkeyed = undeclared(new RecordingSleeper()).keyedMethods().build();
-    HttpCallException keyless = org.junit.jupiter.api.Assertions.assertThrows(HttpCallException.class,
+    HttpCallException keyless = assertThrows(HttpCallException.class,
         () -> unkeyed.send(post(URI.create("http://127.0.0.1:" + closedPort + "/payments")), HttpResponse.BodyHandlers.ofString()));
     assertThat(keyless.attempts()).isEqualTo(5);
     assertThat(keyless.idempotencyKey()).isNull();
@@ -293,7 +305,7 @@ class IdempotentHttpClientIT {
   void retriesAnAttemptThatTimesOut() throws Exception {
     CountDownLatch hold = new CountDownLatch(1);
     try {
-      SERVLET.script(i -> i == 0 ? new Reply(200, java.util.Map.of(), hold) : Reply.of(201));
+      SERVLET.script(i -> i == 0 ? new Reply(200, Map.of(), hold) : Reply.of(201));
       // the held attempt times out whatever the bound; the bound must only be wide enough that the
       // second, answered at once, does not time out too on a loaded machine
       IdempotentHttpClient client = client(new RecordingSleeper()).attemptTimeout(Duration.ofSeconds(5)).build();
@@ -343,7 +355,7 @@ class IdempotentHttpClientIT {
         quarters[(int) Math.min(3, d * 4 / ceiling)]++;
       }
       for (int q = 0; q < 4; q++) {
-        assertThat(quarters[q]).as("retry %d quarter %d of %s", r, q, java.util.Arrays.toString(quarters))
+        assertThat(quarters[q]).as("retry %d quarter %d of %s", r, q, Arrays.toString(quarters))
             .isBetween(operations * 15 / 100, operations * 35 / 100);
       }
       double mean = nanos.stream().mapToLong(Long::longValue).average().orElseThrow() / ceiling;
@@ -452,7 +464,7 @@ class IdempotentHttpClientIT {
   /** A 409 that is itself a replay (the stored answer of a finished request) is final, not "in flight". */
   @Test
   void aReplayed409IsNotRetried() throws Exception {
-    SERVLET.script(i -> new Reply(409, java.util.Map.of("Idempotent-Replayed", "true"), null));
+    SERVLET.script(i -> new Reply(409, Map.of("Idempotent-Replayed", "true"), null));
     CallResult<String> r = client(new RecordingSleeper()).build().send(post(), HttpResponse.BodyHandlers.ofString());
     assertThat(r.attempts()).isOne();
     assertThat(r.completion()).isEqualTo(Completion.RESPONSE);

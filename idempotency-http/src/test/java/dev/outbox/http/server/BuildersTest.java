@@ -5,6 +5,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import org.jooq.SQLDialect;
+import org.jooq.impl.DSL;
 import org.junit.jupiter.api.Test;
 import org.postgresql.ds.PGSimpleDataSource;
 
@@ -16,7 +18,7 @@ class BuildersTest {
     assertThatThrownBy(() -> IdempotencyStore.builder().build())
         .isInstanceOf(IllegalStateException.class).hasMessageContaining("dsl(DSLContext) or dataSource(DataSource)");
     var ds = new PGSimpleDataSource();
-    assertThatThrownBy(() -> IdempotencyStore.builder().dataSource(ds).dsl(org.jooq.impl.DSL.using(ds, org.jooq.SQLDialect.POSTGRES)).build())
+    assertThatThrownBy(() -> IdempotencyStore.builder().dataSource(ds).dsl(DSL.using(ds, SQLDialect.POSTGRES)).build())
         .isInstanceOf(IllegalStateException.class).hasMessageContaining("both");
   }
 
@@ -37,6 +39,63 @@ class BuildersTest {
   }
 
   @Test
+  void storeSettersRejectNullWithNullPointerException() {
+    var b = IdempotencyStore.builder();
+    assertThatThrownBy(() -> b.dsl(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("dsl");
+    assertThatThrownBy(() -> b.dataSource(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("dataSource");
+    assertThatThrownBy(() -> b.schema(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("schema");
+    assertThatThrownBy(() -> b.lockTimeout(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("lockTimeout");
+    assertThatThrownBy(() -> b.retryAfter(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("retryAfter");
+    assertThatThrownBy(() -> b.holdTimeout(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("holdTimeout");
+    assertThatThrownBy(() -> b.ttl(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("ttl");
+    assertThatThrownBy(() -> b.meterRegistry(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("meterRegistry");
+    assertThatThrownBy(() -> b.name(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("name");
+  }
+
+  @Test
+  void storeBoundsAreThePublishedConstants() {
+    var b = IdempotencyStore.builder();
+    b.lockTimeout(IdempotencyStore.Builder.MIN_LOCK_TIMEOUT).lockTimeout(IdempotencyStore.Builder.MAX_LOCK_TIMEOUT);
+    b.holdTimeout(IdempotencyStore.Builder.MIN_HOLD_TIMEOUT).holdTimeout(IdempotencyStore.Builder.MAX_HOLD_TIMEOUT);
+    b.retryAfter(Duration.ZERO).retryAfter(IdempotencyStore.Builder.MAX_RETRY_AFTER);
+    b.purgeBatchSize(IdempotencyStore.Builder.MAX_PURGE_BATCH_SIZE);
+    assertThatThrownBy(() -> b.retryAfter(IdempotencyStore.Builder.MAX_RETRY_AFTER.plusMillis(1)))
+        .isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> b.purgeBatchSize(IdempotencyStore.Builder.MAX_PURGE_BATCH_SIZE + 1))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("default is 1000");
+    assertThat(IdempotencyStore.builder().dataSource(new PGSimpleDataSource()).build().ttl())
+        .isEqualTo(IdempotencyStore.Builder.DEFAULT_TTL);
+  }
+
+  @Test
+  void filterSettersRejectNullWithNullPointerException() {
+    var b = IdempotencyFilter.builder(IdempotencyStore.builder().dataSource(new PGSimpleDataSource()).build());
+    assertThatThrownBy(() -> b.methods((String[]) null)).isInstanceOf(NullPointerException.class);
+    assertThatThrownBy(() -> b.methods("POST", null)).isInstanceOf(NullPointerException.class).hasMessageContaining("methods");
+    assertThatThrownBy(() -> b.paths("/orders", null)).isInstanceOf(NullPointerException.class).hasMessageContaining("paths");
+    assertThatThrownBy(() -> b.scopeResolver(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("scopeResolver");
+    assertThatThrownBy(() -> b.fingerprint(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("fingerprint");
+    assertThatThrownBy(() -> b.storedHeaders("ETag", null)).isInstanceOf(NullPointerException.class);
+    assertThatThrownBy(() -> b.meterRegistry(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("meterRegistry");
+    assertThatThrownBy(() -> b.name(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("name");
+  }
+
+  @Test
+  void filterBoundsAreThePublishedConstants() {
+    var b = IdempotencyFilter.builder(IdempotencyStore.builder().dataSource(new PGSimpleDataSource()).build());
+    b.maxBodyBytes(0).maxBodyBytes(IdempotencyFilter.Builder.MAX_BODY_BYTES);
+    assertThatThrownBy(() -> b.maxBodyBytes(IdempotencyFilter.Builder.MAX_BODY_BYTES + 1))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("67108864").hasMessageContaining("default is 1048576");
+    assertThatThrownBy(() -> b.storedHeaders(" ")).isInstanceOf(IllegalArgumentException.class);
+    IdempotencyFilter defaults = b.build();
+    for (String method : IdempotencyFilter.Builder.DEFAULT_METHODS) {
+      assertThat(IdempotencyFilter.builder(IdempotencyStore.builder().dataSource(new PGSimpleDataSource()).build()).build()
+          .covers(method, "/anything")).isTrue();
+    }
+    assertThat(defaults.covers("PUT", "/anything")).isFalse();
+  }
+
+  @Test
   void filterRejectsBadPatternsMethodsAndHeaders() {
     IdempotencyStore store = IdempotencyStore.builder().dataSource(new PGSimpleDataSource()).build();
     var b = IdempotencyFilter.builder(store);
@@ -46,7 +105,8 @@ class BuildersTest {
     assertThatThrownBy(() -> b.methods("PO ST")).hasMessageContaining("'PO ST'");
     assertThatThrownBy(() -> b.storedHeaders("Set-Cookie")).hasMessageContaining("Set-Cookie");
     assertThatThrownBy(() -> b.responsePolicy(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("responsePolicy");
-    assertThatThrownBy(() -> b.maxBodyBytes(-1)).hasMessageContaining("maxBodyBytes").hasMessageContaining("-1");
+    assertThatThrownBy(() -> b.maxBodyBytes(-1)).isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("maxBodyBytes").hasMessageContaining("-1");
     assertThatThrownBy(() -> IdempotencyFilter.builder(null)).isInstanceOf(NullPointerException.class);
   }
 

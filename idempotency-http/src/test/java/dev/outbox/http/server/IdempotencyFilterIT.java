@@ -19,6 +19,8 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
@@ -440,7 +442,7 @@ class IdempotencyFilterIT {
     store.purgeExpired();
     assertThat(keyRows(key)).as("renewed key survives the purge").isOne();
     assertThat(dsl.fetchCount(IDEMPOTENCY_KEY,
-        IDEMPOTENCY_KEY.EXPIRES_AT.le(java.time.OffsetDateTime.ofInstant(CLOCK.instant(), java.time.ZoneOffset.UTC)))).isZero();
+        IDEMPOTENCY_KEY.EXPIRES_AT.le(OffsetDateTime.ofInstant(CLOCK.instant(), ZoneOffset.UTC)))).isZero();
   }
 
 }

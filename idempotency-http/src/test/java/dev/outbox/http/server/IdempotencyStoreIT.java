@@ -9,17 +9,27 @@ import dev.outbox.http.MutableClock;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.jooq.DSLContext;
+import org.jooq.ExecuteContext;
+import org.jooq.ExecuteListener;
+import org.jooq.SQLDialect;
 import org.jooq.impl.DSL;
+import org.jooq.impl.DefaultConfiguration;
+import org.jooq.impl.DefaultExecuteListenerProvider;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -32,23 +42,23 @@ class IdempotencyStoreIT {
   private static IdempotencyStore store;
   private static DSLContext dsl;
 
-  private static final java.util.concurrent.atomic.AtomicInteger PURGE_DELETES = new java.util.concurrent.atomic.AtomicInteger();
+  private static final AtomicInteger PURGE_DELETES = new AtomicInteger();
   /** The same keys as {@link #store}, through a jOOQ context that counts the purge's DELETE statements. */
   private static IdempotencyStore counting;
 
   @BeforeAll
   static void setUp(TestDatabase db) {
-    org.jooq.ExecuteListener countDeletes = new org.jooq.ExecuteListener() {
+    ExecuteListener countDeletes = new ExecuteListener() {
       @Override
-      public void executeStart(org.jooq.ExecuteContext ctx) {
-        if (ctx.sql() != null && ctx.sql().stripLeading().toLowerCase(java.util.Locale.ROOT).startsWith("delete")) {
+      public void executeStart(ExecuteContext ctx) {
+        if (ctx.sql() != null && ctx.sql().stripLeading().toLowerCase(Locale.ROOT).startsWith("delete")) {
           PURGE_DELETES.incrementAndGet();
         }
       }
     };
     counting = IdempotencyStore.builder()
-        .dsl(DSL.using(new org.jooq.impl.DefaultConfiguration().set(db.newDataSource(2)).set(org.jooq.SQLDialect.POSTGRES)
-            .set(new org.jooq.impl.DefaultExecuteListenerProvider(countDeletes))))
+        .dsl(DSL.using(new DefaultConfiguration().set(db.newDataSource(2)).set(SQLDialect.POSTGRES)
+            .set(new DefaultExecuteListenerProvider(countDeletes))))
         .clock(CLOCK)
         .purgeBatchSize(7)
         .meterRegistry(METRICS)
@@ -153,8 +163,8 @@ class IdempotencyStoreIT {
     double failed = count("failed");
     assertThatThrownBy(() -> store.execute(request, tx -> {
       write(tx, key, "half done");
-      throw new java.io.IOException("downstream broke");
-    })).isInstanceOf(java.io.IOException.class).hasMessage("downstream broke");
+      throw new IOException("downstream broke");
+    })).isInstanceOf(IOException.class).hasMessage("downstream broke");
     assertThat(count("failed")).isEqualTo(failed + 1);
     assertThat(notes(key)).isZero();
     assertThat(keyRows(key)).isZero();
@@ -249,7 +259,7 @@ class IdempotencyStoreIT {
     assertThat(keyRows(reused)).isOne();
 
     long expiredBefore = dsl.fetchCount(IDEMPOTENCY_KEY,
-        IDEMPOTENCY_KEY.EXPIRES_AT.le(java.time.OffsetDateTime.ofInstant(CLOCK.instant(), java.time.ZoneOffset.UTC)));
+        IDEMPOTENCY_KEY.EXPIRES_AT.le(OffsetDateTime.ofInstant(CLOCK.instant(), ZoneOffset.UTC)));
     assertThat(expiredBefore).isGreaterThanOrEqualTo(20);
     PURGE_DELETES.set(0);
     assertThat(counting.purgeExpired()).isEqualTo(expiredBefore);

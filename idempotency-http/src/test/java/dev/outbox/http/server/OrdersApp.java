@@ -3,6 +3,7 @@ package dev.outbox.http.server;
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxMessage;
 import jakarta.servlet.Filter;
+import jakarta.servlet.ServletException;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletRequestWrapper;
@@ -46,7 +47,7 @@ final class OrdersApp extends HttpServlet {
   }
 
   @Override
-  protected void service(HttpServletRequest req, HttpServletResponse resp) throws jakarta.servlet.ServletException, IOException {
+  protected void service(HttpServletRequest req, HttpServletResponse resp) throws ServletException, IOException {
     try {
       super.service(req, resp);
     } catch (Rejected e) {

@@ -2,11 +2,13 @@ package dev.outbox.core.noflyway;
 
 import dev.outbox.core.Outbox;
 import java.sql.Connection;
+import java.sql.SQLException;
 import java.util.Properties;
 import java.util.function.Function;
 import org.jooq.DSLContext;
 import org.jooq.SQLDialect;
 import org.jooq.impl.DSL;
+import org.postgresql.Driver;
 
 /**
  * Appends one JSON message with outbox-core, run by {@code WithoutFlywayIT} in a class loader that
@@ -22,11 +24,11 @@ public final class AppendProbe implements Function<String[], String> {
     Properties props = new Properties();
     props.setProperty("user", urlAndUser[1]);
     // the driver of this class loader: DriverManager only hands out drivers its caller's loader sees
-    try (Connection c = new org.postgresql.Driver().connect(urlAndUser[0], props)) {
+    try (Connection c = new Driver().connect(urlAndUser[0], props)) {
       DSLContext dsl = DSL.using(c, SQLDialect.POSTGRES);
       Outbox outbox = Outbox.builder().build();
       return dsl.transactionResult(tx -> outbox.appendJson(tx.dsl(), "pings", "k", new Ping("hello")).toString());
-    } catch (java.sql.SQLException e) {
+    } catch (SQLException e) {
       throw new IllegalStateException(e);
     }
   }

@@ -41,6 +41,7 @@ final class Db {
   private final String owner;
   private final String readSql;
   private final String readAheadSql;
+  private final String readFilteredSql;
   private final String deleteSql;
   private final String failSql;
   private final String claimSql;
@@ -72,6 +73,11 @@ final class Db {
             + " and p.parked_at is not null and p.message_key = m.message_key and p.id < m.id))"
         : "";
     this.readSql = columns + hold + " order by m.id limit ?";
+    // while topics lack metadata or keys wait for a partition leader: the rows of the held topics
+    // without their payload (they are not sent; the shard needs their ids and keys to hold the later
+    // rows of those keys), and none of the waiting keys' rows
+    this.readFilteredSql = columns.replace("m.payload,", "case when m.topic = any(?) then null else m.payload end,")
+        + " and (m.message_key is null or m.message_key <> all(?))" + hold + " order by m.id limit ?";
     // The rows in flight are the lowest ids the previous read found, so every row above the highest
     // of them is new without looking at the array; the array is checked only for lower ids (rows
     // that committed after the previous read), which keeps the read-ahead cheap for large batches.
@@ -117,8 +123,9 @@ final class Db {
     // one descent of the partial index of publishable rows per shard, stopping at the first visible
     // entry (LIMIT 1 in a LATERAL keeps it a per-shard index probe: written as EXISTS, PostgreSQL
     // may plan a hash semi-join that reads every publishable row, the whole backlog)
-    this.probeSql = "select s.s from unnest(?::int[]) as s(s) cross join lateral (select 1 from " + msg
-        + " m where m.shard = s.s and m.parked_at is null limit 1) as x";
+    // (rows up to s.after of a shard are known to be held: their topic has no metadata)
+    this.probeSql = "select s.s from unnest(?::int[], ?::bigint[]) as s(s, after) cross join lateral (select 1 from " + msg
+        + " m where m.shard = s.s and m.parked_at is null and m.id > s.after limit 1) as x";
   }
 
   private Connection connect() throws SQLException {
@@ -147,11 +154,36 @@ final class Db {
     }
   }
 
+  /** @return the name of the database the relay is connected to */
+  String database() throws SQLException {
+    try (Connection c = connect(); Statement st = c.createStatement(); ResultSet rs = st.executeQuery("select current_database()")) {
+      rs.next();
+      return rs.getString(1);
+    }
+  }
+
   /** @return up to {@code limit} publishable rows of the shard, in id order */
   List<OutboxRow> read(int shard, int limit) throws SQLException {
     try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readSql)) {
       ps.setInt(1, shard);
       ps.setInt(2, limit);
+      return rows(ps, limit);
+    }
+  }
+
+  /**
+   * @param heldTopics topics whose rows are read without their payload
+   * @param waitingKeys keys none of whose rows is read
+   * @return up to {@code limit} publishable rows of the shard in id order, without the rows of
+   *     {@code waitingKeys}
+   */
+  List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit)
+      throws SQLException {
+    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readFilteredSql)) {
+      ps.setArray(1, c.createArrayOf("text", heldTopics.toArray()));
+      ps.setInt(2, shard);
+      ps.setArray(3, c.createArrayOf("text", waitingKeys));
+      ps.setInt(4, limit);
       return rows(ps, limit);
     }
   }
@@ -331,7 +363,7 @@ final class Db {
    * @param shards the shards to look at
    * @return those of them that hold publishable (unparked) rows, seen in one snapshot
    */
-  List<Integer> probe(int[] shards) throws SQLException {
+  List<Integer> probe(int[] shards, long[] after) throws SQLException {
     List<Integer> found = new ArrayList<>();
     try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(probeSql)) {
       Integer[] boxed = new Integer[shards.length];
@@ -339,6 +371,7 @@ final class Db {
         boxed[i] = shards[i];
       }
       ps.setArray(1, c.createArrayOf("integer", boxed));
+      ps.setArray(2, longArray(c, after));
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           found.add(rs.getInt(1));

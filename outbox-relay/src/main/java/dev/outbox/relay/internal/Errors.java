@@ -68,6 +68,19 @@ final class Errors {
         || (t instanceof KafkaException && !(t instanceof ApiException));
   }
 
+  /**
+   * @return whether the broker fenced the producer's transactional id: a relay that claimed the
+   *     shard later initialised it, so this relay no longer owns the shard
+   */
+  static boolean isFenced(Throwable t) {
+    for (Throwable c = t; c != null; c = c.getCause()) {
+      if (c instanceof ProducerFencedException || c instanceof InvalidProducerEpochException) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** @return {@code ExceptionClass: message}, what {@code last_error} keeps */
   static String describe(Throwable t) {
     String m = t.getMessage();

@@ -49,7 +49,9 @@ public final class ProducerSettings {
     if (p.containsKey(ProducerConfig.TRANSACTIONAL_ID_CONFIG)) {
       throw new IllegalArgumentException(
           "producer property transactional.id is not supported (got '" + text(p.get(ProducerConfig.TRANSACTIONAL_ID_CONFIG))
-              + "'): the relay fences with its shard leases; remove it");
+              + "'): the relay sets it itself, per shard, in the transactional publish mode (Relay.builder()"
+              + ".publishMode(TRANSACTIONAL), process setting publish-mode=transactional, with transactionalIdPrefix /"
+              + " transactional-id-prefix for its prefix); remove it");
     }
     for (String name : KEY_MAPPING) {
       if (p.containsKey(name)) {
@@ -105,12 +107,12 @@ public final class ProducerSettings {
     long delivery = givenDelivery != null ? integer(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, givenDelivery) : margin / 2;
     if (delivery > margin) {
       throw new IllegalArgumentException("producer property delivery.timeout.ms (" + delivery + ") may not exceed the lease's"
-          + " safety margin, a third of the lease duration (" + margin + " ms of " + lease + "): a record could reach Kafka"
+          + " safety margin, a third of the lease duration (" + margin + " ms of " + Durations.format(lease) + "): a record could reach Kafka"
           + " after another relay took the shard over; lower delivery.timeout.ms or lengthen the lease duration");
     }
     if (delivery <= linger) {
       throw new IllegalArgumentException("producer property linger.ms (" + linger + ") leaves no time within"
-          + " delivery.timeout.ms (" + delivery + " ms, bounded by a third of the lease " + lease + "); lower linger.ms");
+          + " delivery.timeout.ms (" + delivery + " ms, bounded by a third of the lease " + Durations.format(lease) + "); lower linger.ms");
     }
     Object givenRequest = p.get(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG);
     long request = givenRequest != null ? integer(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, givenRequest)

@@ -2,6 +2,7 @@ package dev.outbox.relay.internal;
 
 import java.time.Duration;
 import java.util.Map;
+import java.util.function.Supplier;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.Producer;
 import org.slf4j.Logger;
@@ -18,15 +19,20 @@ final class Publisher {
   /** A producer and its generation. */
   record Generation(Producer<byte[], byte[]> producer, long number) {}
 
-  private final Map<String, Object> properties;
+  private final Supplier<Producer<byte[], byte[]>> factory;
   private final String prefix;
   private volatile Generation current;
   private boolean closed;
 
   Publisher(Map<String, Object> properties, String prefix) {
-    this.properties = properties;
+    this(() -> new KafkaProducer<>(properties), prefix);
+  }
+
+  /** @param factory makes each producer generation (tests pass Kafka's {@code MockProducer}) */
+  Publisher(Supplier<Producer<byte[], byte[]>> factory, String prefix) {
+    this.factory = factory;
     this.prefix = prefix;
-    this.current = new Generation(new KafkaProducer<>(properties), 1);
+    this.current = new Generation(factory.get(), 1);
   }
 
   Generation current() {
@@ -44,10 +50,10 @@ final class Publisher {
         return;
       }
       old = failed;
-      current = new Generation(new KafkaProducer<>(properties), failed.number() + 1);
+      current = new Generation(factory.get(), failed.number() + 1);
     }
     LOG.warn("{} replacing the Kafka producer (generation {}) after {}", prefix, old.number(), Errors.describe(why));
-    closeQuietly(old.producer(), Duration.ZERO);
+    closeQuietly(old.producer(), Duration.ZERO, prefix);
   }
 
   void close(Duration timeout) {
@@ -59,10 +65,10 @@ final class Publisher {
       closed = true;
       g = current;
     }
-    closeQuietly(g.producer(), timeout);
+    closeQuietly(g.producer(), timeout, prefix);
   }
 
-  private void closeQuietly(Producer<byte[], byte[]> p, Duration timeout) {
+  static void closeQuietly(Producer<byte[], byte[]> p, Duration timeout, String prefix) {
     try {
       p.close(timeout);
     } catch (RuntimeException e) {

@@ -13,6 +13,8 @@ import javax.sql.DataSource;
  *
  * @param producerProperties the complete producer configuration, enforced values included
  * @param listenDataSource where the LISTEN connection comes from, or {@code null} for no LISTEN
+ * @param transactionalIdPrefix the given prefix of the per-shard transactional ids, or {@code null}
+ *     for the default (read from the database at start)
  */
 public record RelayConfig(
     DataSource dataSource,
@@ -30,7 +32,9 @@ public record RelayConfig(
     MeterRegistry meterRegistry,
     int maxAttempts,
     Duration probeInterval,
-    DataSource listenDataSource) {
+    DataSource listenDataSource,
+    dev.outbox.relay.PublishMode publishMode,
+    String transactionalIdPrefix) {
 
   public RelayConfig {
     producerProperties = Map.copyOf(producerProperties);

@@ -2,6 +2,7 @@ package dev.outbox.relay.internal;
 
 import dev.outbox.core.Outbox;
 import dev.outbox.core.RetriableOutboxException;
+import dev.outbox.relay.PublishMode;
 import dev.outbox.relay.Relay;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.sql.SQLException;
@@ -27,6 +28,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.DescribeClusterOptions;
+import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.config.ConfigException;
 import org.slf4j.Logger;
@@ -56,6 +58,12 @@ public final class RelayEngine implements Relay {
   private volatile boolean halted;
   private int shardCount;
   private Publisher publisher;
+  // the shared producer's view for every shard in the idempotent mode
+  private ShardPublisher sharedPublisher;
+  // the open per-shard producers in the transactional mode
+  private final Set<TransactionalPublisher> transactional = ConcurrentHashMap.newKeySet();
+  private String transactionalIdPrefix;
+  private TopicHealth topics;
   private Admin admin;
   private ScheduledThreadPoolExecutor workers;
   private ScheduledExecutorService coordinator;
@@ -97,12 +105,27 @@ public final class RelayEngine implements Relay {
             + " OutboxMigrations.migrate(dataSource, \"" + config.schema() + "\") before starting the relay");
       }
       try {
+        if (config.publishMode() == PublishMode.TRANSACTIONAL) {
+          transactionalIdPrefix = config.transactionalIdPrefix() != null ? config.transactionalIdPrefix()
+              : "outbox-relay." + db.database() + "." + config.schema() + ".";
+          // the producers are made per shard at its claim; checked here so that bad properties fail the start
+          new ProducerConfig(TransactionalPublisher.properties(config.producerProperties(), transactionalIdPrefix + 0,
+              config.leaseDuration()));
+        }
+        // the shared producer publishes in the idempotent mode; in both modes it answers TopicHealth's lookups
         publisher = new Publisher(config.producerProperties(), prefix);
+        if (config.publishMode() != PublishMode.TRANSACTIONAL) {
+          sharedPublisher = ShardPublisher.shared(publisher);
+        }
+      } catch (SQLException e) {
+        throw new RetriableOutboxException(prefix + " could not read the database name for the transactional ids (SQLState "
+            + e.getSQLState() + "): " + e.getMessage() + "; check the dataSource, or set transactionalIdPrefix", e);
       } catch (ConfigException e) {
         throw new IllegalArgumentException(prefix + " Kafka refused producerProperties: " + e.getMessage(), e);
       } catch (KafkaException e) {
         throw new RetriableOutboxException(prefix + " could not create the Kafka producer: " + e.getMessage(), e);
       }
+      topics = new TopicHealth(this, maxBlockMs(config.producerProperties()), Math.max(2, config.workerThreads()));
       workers = new ScheduledThreadPoolExecutor(config.workerThreads(), threads("worker"));
       workers.setRemoveOnCancelPolicy(true);
       workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
@@ -112,8 +135,9 @@ public final class RelayEngine implements Relay {
       state = State.RUNNING;
       // before the first shard loop starts: an idle loop asks it whether to wait or poll
       probe = ShardProbe.start(this, config.probeInterval());
-      LOG.info("{} starting on schema {} with {} shards, batch size {}, lease {}, park policy {}", prefix, config.schema(),
-          shardCount, config.batchSize(), config.leaseDuration(), config.parkPolicy());
+      LOG.info("{} starting on schema {} with {} shards, batch size {}, lease {}, park policy {}, publish mode {}{}", prefix,
+          config.schema(), shardCount, config.batchSize(), config.leaseDuration(), config.parkPolicy(), config.publishMode(),
+          transactionalIdPrefix == null ? "" : " (transactional ids " + transactionalIdPrefix + "<shard>)");
       try {
         coordinator.submit(this::tick).get(config.leaseDuration().toMillis(), TimeUnit.MILLISECONDS);
       } catch (InterruptedException e) {
@@ -350,8 +374,42 @@ public final class RelayEngine implements Relay {
     return db;
   }
 
+  /** @return how the shard's batches are published: the shared producer, or a transactional producer of its own */
+  ShardPublisher publisherFor(int shard) {
+    if (sharedPublisher != null) {
+      return sharedPublisher;
+    }
+    TransactionalPublisher[] self = new TransactionalPublisher[1];
+    self[0] = new TransactionalPublisher(config.producerProperties(), transactionalIdPrefix + shard, config.leaseDuration(),
+        prefix, () -> transactional.remove(self[0]));
+    transactional.add(self[0]);
+    return self[0];
+  }
+
+  /** Closes every producer at once; their unfinished sends and open transactions fail. */
+  private void closeProducers(Duration timeout) {
+    if (publisher != null) {
+      publisher.close(timeout);
+    }
+    List.copyOf(transactional).forEach(TransactionalPublisher::close);
+  }
+
+  /** @return the shared producer; {@link TopicHealth} looks topics up through it in both modes */
   Publisher publisher() {
     return publisher;
+  }
+
+  TopicHealth topics() {
+    return topics;
+  }
+
+  private static long maxBlockMs(Map<String, Object> producerProperties) {
+    Object v = producerProperties.get(org.apache.kafka.clients.producer.ProducerConfig.MAX_BLOCK_MS_CONFIG);
+    try {
+      return v == null ? 60_000 : Long.parseLong(String.valueOf(v).trim());
+    } catch (NumberFormatException e) {
+      return 60_000;
+    }
   }
 
   CircuitBreaker breaker() {
@@ -444,8 +502,10 @@ public final class RelayEngine implements Relay {
         // the producer goes first, so nothing it still holds is sent after a shard changed hands; shards
         // whose batch did not finish are not handed back but left to expire: a record already on its way
         // then still reaches the broker before another relay may claim the shard
-        publisher.close(Duration.ZERO);
+        // which batches are unfinished is decided before the producer is closed: closing it fails
+        // them at once, and they would then look finished and be handed back
         List<ShardWorker> unfinished = stopping.stream().filter(w -> !w.stop().isDone()).toList();
+        closeProducers(Duration.ZERO);
         stopping.removeAll(unfinished);
         LOG.warn("{} batches of shards {} still in flight after {}; those leases are left to expire (their rows will be"
             + " published again)", prefix, ranges(unfinished.stream().map(w -> w.shard).toList()), config.shutdownTimeout());
@@ -485,7 +545,8 @@ public final class RelayEngine implements Relay {
       sampler.shutdownNow();
       workers.shutdownNow();
       stopWakeUp();
-      publisher.close(Duration.ZERO);
+      topics.close();
+      closeProducers(Duration.ZERO);
       if (admin != null) {
         admin.close(Duration.ZERO);
       }
@@ -508,7 +569,8 @@ public final class RelayEngine implements Relay {
     workers.shutdown();
     awaitQuietly(workers, timeout);
     workers.shutdownNow();
-    publisher.close(timeout);
+    topics.close();
+    closeProducers(timeout);
     if (admin != null) {
       admin.close(Duration.ofSeconds(1));
     }

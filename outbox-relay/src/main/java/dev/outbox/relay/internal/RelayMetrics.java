@@ -29,6 +29,7 @@ final class RelayMetrics {
   static final String BACKOFF = "outbox.relay.backoff";
   static final String BACKLOG = "outbox.relay.backlog";
   static final String OLDEST_AGE = "outbox.relay.oldest.age";
+  static final String ABORTED = "outbox.relay.transactions.aborted";
 
   private final MeterRegistry registry;
   final Counter published;
@@ -39,6 +40,7 @@ final class RelayMetrics {
   final Counter database;
   final Counter parked;
   final Timer backoff;
+  final Counter aborted;
   private final AtomicLong parkedRows = new AtomicLong();
   private final Map<Integer, double[]> backlog = new ConcurrentHashMap<>();
   private final Map<Integer, Meter[]> backlogMeters = new ConcurrentHashMap<>();
@@ -52,6 +54,8 @@ final class RelayMetrics {
     this.nonRetriable = error("non_retriable");
     this.fenced = error("fenced");
     this.database = error("database");
+    this.aborted = Counter.builder(ABORTED)
+        .description("Batches whose Kafka transaction was rolled back (transactional publish mode)").register(registry);
     this.parked = Counter.builder(PARKED).description("Rows this relay parked (they can never be published)").register(registry);
     this.backoff = Timer.builder(BACKOFF).description("Retry delays the shard loops actually waited")
         .serviceLevelObjectives(

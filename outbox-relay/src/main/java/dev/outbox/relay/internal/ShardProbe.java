@@ -107,10 +107,12 @@ final class ShardProbe {
       return;
     }
     int[] shards = new int[idle.size()];
+    long[] after = new long[idle.size()];
     for (int i = 0; i < shards.length; i++) {
       shards[i] = idle.get(i).shard;
+      after[i] = idle.get(i).heldUpTo();
     }
-    List<Integer> found = engine.db().probe(shards);
+    List<Integer> found = engine.db().probe(shards, after);
     active = true;
     engine.databaseAnswered();
     if (found.isEmpty()) {

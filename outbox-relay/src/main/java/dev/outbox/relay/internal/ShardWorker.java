@@ -38,6 +38,8 @@ final class ShardWorker {
   private static final DateTimeFormatter CREATED_AT =
       DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss.SSSSSS'Z'").withZone(ZoneOffset.UTC);
   private static final long MIN_POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
+  /** While topics are held, a read may take up to this many batches of held rows besides a batch to send. */
+  static final int HELD_WINDOW_BATCHES = 10;
 
   final int shard;
   final long epoch;
@@ -45,6 +47,7 @@ final class ShardWorker {
   private final RelayEngine engine;
   private final RelayConfig config;
   private final boolean holdKey;
+  private final ShardPublisher publisher;
 
   // guarded by this
   private boolean busy;
@@ -58,10 +61,16 @@ final class ShardWorker {
   private List<OutboxRow> prefetched;
   private long pollNanos = MIN_POLL_NANOS;
   private int attempt;
+  // rows the last batch held (their topic without metadata): the next read takes as many more
+  private int heldSeen;
   // reads that found rows and reads that found none, for the probe
   private volatile long rowReads;
   private volatile long emptyReads;
+  // every publishable row up to this id was read and held (its topic has no metadata): the probe
+  // asks only about rows above it; a row that commits late below it waits for the shard's own poll
+  private volatile long heldUpTo = Long.MIN_VALUE;
   private boolean permitHeld;
+  private final LeaderlessKeys leaderless = new LeaderlessKeys();
 
   ShardWorker(RelayEngine engine, int shard, long epoch, long claimStartedNanos) {
     this.engine = engine;
@@ -70,6 +79,9 @@ final class ShardWorker {
     this.epoch = epoch;
     this.lease = new LeaseClock(config.leaseDuration(), claimStartedNanos);
     this.holdKey = config.parkPolicy() == ParkPolicy.HOLD_KEY;
+    this.publisher = engine.publisherFor(shard);
+    // a shard released, lost or dropped closes its own producer (transactional mode) once its loop stopped
+    stopped.whenComplete((v, t) -> publisher.close());
   }
 
   void start() {
@@ -135,6 +147,10 @@ final class ShardWorker {
 
   long emptyReads() {
     return emptyReads;
+  }
+
+  long heldUpTo() {
+    return heldUpTo;
   }
 
   private void submit(Runnable task) {
@@ -212,6 +228,12 @@ final class ShardWorker {
       next(leaseWaitNanos(), false);
       return;
     }
+    try {
+      publisher.init();
+    } catch (RuntimeException e) {
+      transactionFailed("initialise the shard's transactional producer", e);
+      return;
+    }
     if (RelayMetrics.breakerState(engine.breaker()) == 1) {
       // open: do not even read; the breaker decides when Kafka is tried again
       prefetched = null;
@@ -220,9 +242,19 @@ final class ShardWorker {
     }
     List<OutboxRow> rows = prefetched;
     prefetched = null;
+    int limit = config.batchSize();
     if (rows == null) {
+      Set<String> heldTopics = engine.topics().held();
       try {
-        rows = engine.db().read(shard, config.batchSize());
+        String[] waiting = leaderless.isEmpty() ? null : leaderless.refresh(engine.publisher().current().producer());
+        if (heldTopics.isEmpty() && waiting == null) {
+          rows = engine.db().read(shard, limit);
+        } else {
+          // held rows stay at the head of the shard: read past them, up to a bound; the rows of keys
+          // waiting for a partition leader are not read at all
+          limit += Math.min(heldSeen, HELD_WINDOW_BATCHES * config.batchSize());
+          rows = engine.db().readFiltered(shard, heldTopics, waiting == null ? new String[0] : waiting, limit);
+        }
         engine.databaseAnswered();
       } catch (SQLException e) {
         databaseFailure("read", e);
@@ -231,43 +263,93 @@ final class ShardWorker {
     }
     if (rows.isEmpty()) {
       emptyReads++;
-      long idle = config.idlePollInterval().toNanos();
-      long delay = engine.probe().active() ? probedWaitNanos() : pollNanos;
-      pollNanos = Math.min(idle, pollNanos * 2);
-      next(delay, true);
+      next(emptyWaitNanos(), true);
       return;
     }
-    rowReads++;
-    pollNanos = MIN_POLL_NANOS;
     if (!engine.breaker().tryAcquirePermission()) {
       next(backoff(), false);
       return;
     }
     permitHeld = true;
-    send(new Batch(rows, engine.publisher().current(), System.nanoTime()));
+    Publisher.Generation producer;
+    try {
+      producer = publisher.begin();
+    } catch (RuntimeException e) {
+      transactionFailed("begin a transaction", e);
+      return;
+    }
+    send(new Batch(rows, producer, System.nanoTime(), rows.size() >= limit));
+  }
+
+  /**
+   * The shard's transactional producer could not be initialised or begin a transaction: fenced (a
+   * later owner initialised the shard's transactional id), the shard is dropped; else the round is
+   * retried after a backoff.
+   */
+  private void transactionFailed(String what, RuntimeException e) {
+    prefetched = null;
+    if (Errors.isFenced(e)) {
+      releasePermit();
+      fenced(what + " (" + Errors.describe(e) + ")");
+      return;
+    }
+    engine.metrics().retriable.increment();
+    if (permitHeld) {
+      permitHeld = false;
+      engine.breaker().onError(0, TimeUnit.NANOSECONDS, e);
+    }
+    long delay = backoff();
+    engine.retryLog().warn("{} shard {}: could not {}, retrying in {} ms (attempt {}): {}", engine.prefix(), shard, what,
+        TimeUnit.NANOSECONDS.toMillis(delay), attempt, Errors.describe(e));
+    next(delay, false);
+  }
+
+  /** @return the wait after a read that found nothing to send: until the probe wakes the shard, or the next poll */
+  private long emptyWaitNanos() {
+    long delay = engine.probe().active() ? probedWaitNanos() : pollNanos;
+    pollNanos = Math.min(config.idlePollInterval().toNanos(), pollNanos * 2);
+    return delay;
   }
 
   /** One batch in flight: the rows in id order and, per row, what became of it. */
   private final class Batch {
     final List<OutboxRow> rows;
     final Publisher.Generation producer;
+    final KeyOrder order;
     final long started;
     final Throwable[] errors;
     final boolean[] acked;
     final boolean[] sent;
+    // not sent: its topic has no metadata, or an earlier row of its key was held
+    final boolean[] held;
+    // the read returned as many rows as asked for: more are likely waiting
+    final boolean full;
+    // the rows from this index on were not taken into the batch (a batch sends at most batchSize)
+    int taken;
+    int heldRows;
+    int sentRows;
     // one per record sent, plus one held by the task until the read-ahead is done
     final AtomicInteger pending = new AtomicInteger(1);
     volatile boolean stoppedEarly;
     // the lease deadline passed during the send loop: the rows not sent wait for a renewal
     volatile boolean leaseExpired;
+    // the batch's Kafka transaction was rolled back (transactional mode): no row of it was published
+    boolean aborted;
+    // some rows were neither sent nor held: their keys wait for a partition leader, or an earlier
+    // row of their key failed in this batch
+    volatile boolean skipped;
 
-    Batch(List<OutboxRow> rows, Publisher.Generation producer, long started) {
+    Batch(List<OutboxRow> rows, Publisher.Generation producer, long started, boolean full) {
       this.rows = rows;
       this.producer = producer;
+      this.order = new KeyOrder(engine.publisher(), producer);
       this.started = started;
+      this.full = full;
+      this.taken = rows.size();
       this.errors = new Throwable[rows.size()];
       this.acked = new boolean[rows.size()];
       this.sent = new boolean[rows.size()];
+      this.held = new boolean[rows.size()];
     }
 
     void answered(int i, Throwable error) {
@@ -300,20 +382,43 @@ final class ShardWorker {
     // batch (each would wait max.block.ms again), nor the later rows of the failed key; other topics go on
     String missingTopic = null;
     String missingKey = null;
-    Map<String, java.util.Optional<RuntimeException>> metadata = new HashMap<>();
+    // topics without metadata (TopicHealth): their rows are held, not sent, and so are the later rows
+    // of their keys in this batch, so that a key's rows never overtake one another across topics
+    Map<String, TopicHealth.Status> metadata = new HashMap<>();
+    Set<String> waitingKeys = new HashSet<>();
+    int sendable = 0;
     List<OutboxRow> rows = batch.rows;
     for (int i = 0; i < rows.size(); i++) {
       OutboxRow row = rows.get(i);
-      if (row.key() != null && held.contains(row.key())) {
+      if (sendable == config.batchSize()) {
+        batch.taken = i;
+        break;
+      }
+      if (row.key() != null && (held.contains(row.key()) || leaderless.contains(row.key()))) {
         continue;
       }
       if (missingTopic != null && (missingTopic.equals(row.topic()) || (row.key() != null && row.key().equals(missingKey)))) {
         continue;
       }
+      // metadata first (a topic's first lookup may wait briefly), then the lease deadline, then the
+      // record: nothing can make send() wait between the deadline check and the record's timestamp
+      TopicHealth.Status status = metadata.computeIfAbsent(row.topic(), engine.topics()::status);
+      if (status.state() == TopicHealth.State.HOLD || (row.key() != null && waitingKeys.contains(row.key()))) {
+        batch.held[i] = true;
+        batch.heldRows++;
+        if (row.key() != null) {
+          waitingKeys.add(row.key());
+        }
+        continue;
+      }
+      RuntimeException unusable = status.error();
+      if (unusable == null && leaderless.hold(batch.producer.producer(), row.topic(), row.key())) {
+        // its partition has no leader: the key waits, without an attempt, until it has one
+        batch.skipped = true;
+        continue;
+      }
+      sendable++;
       final int index = i;
-      // metadata first (it may block up to max.block.ms), then the lease deadline, then the record:
-      // nothing can make send() wait between the deadline check and the record's timestamp
-      RuntimeException unusable = metadata.computeIfAbsent(row.topic(), t -> metadata(batch, t)).orElse(null);
       ProducerRecord<byte[], byte[]> record = null;
       if (unusable == null) {
         if (!lease.mayPublish()) {
@@ -326,15 +431,25 @@ final class ShardWorker {
           unusable = new Errors.MalformedRow("outbox row " + row.id() + " cannot be turned into a record: " + e.getMessage(), e);
         }
       }
+      if (unusable == null && !batch.order.hand(row.key())) {
+        // an earlier record of the key failed meanwhile: the rest of the key is re-read in order
+        batch.skipped = true;
+        continue;
+      }
       batch.pending.incrementAndGet();
       batch.sent[i] = true;
+      batch.sentRows++;
       if (unusable != null) {
         batch.answered(index, unusable);
       } else {
         try {
-          batch.producer.producer().send(record, (md, error) -> batch.answered(index, error));
+          batch.producer.producer().send(record, (md, error) -> {
+            batch.order.answered(row.key(), error);
+            batch.answered(index, error);
+          });
         } catch (RuntimeException e) {
           // thrown rather than reported: a closed producer, an interrupt, a client-side bug
+          batch.order.answered(row.key(), e);
           batch.answered(index, e);
         }
       }
@@ -346,6 +461,13 @@ final class ShardWorker {
             held.add(row.key());
           }
         } else if (missingTopic == null && !Errors.isFatal(early)) {
+          // send() found no metadata for a topic whose lookup had succeeded (deleted meanwhile, or
+          // the producer forgot it): that wait is the row's own failure; later batches look it up first
+          if (early instanceof org.apache.kafka.common.errors.TimeoutException
+              && !(early instanceof org.apache.kafka.clients.producer.BufferExhaustedException)) {
+            batch.errors[i] = new Errors.TopicUnavailable(row.topic(), (RuntimeException) early);
+          }
+          engine.topics().suspect(row.topic());
           missingTopic = row.topic();
           missingKey = row.key();
         } else {
@@ -356,8 +478,10 @@ final class ShardWorker {
         }
       }
     }
-    if (missingTopic == null && !batch.stoppedEarly && !batch.leaseExpired && rows.size() == config.batchSize() && !isStopping()) {
-      long[] inFlight = new long[rows.size()];
+    heldSeen = batch.heldRows;
+    if (missingTopic == null && !batch.stoppedEarly && !batch.leaseExpired && batch.heldRows == 0 && batch.full
+        && batch.sentRows > 0 && leaderless.isEmpty() && !batch.skipped && !isStopping()) {
+      long[] inFlight = new long[batch.taken];
       for (int i = 0; i < inFlight.length; i++) {
         inFlight[i] = rows.get(i).id();
       }
@@ -368,16 +492,6 @@ final class ShardWorker {
       }
     }
     batch.release();
-  }
-
-  /** @return empty when the topic's partitions are known (waiting up to max.block.ms), else why not */
-  private static java.util.Optional<RuntimeException> metadata(Batch batch, String topic) {
-    try {
-      batch.producer.producer().partitionsFor(topic);
-      return java.util.Optional.empty();
-    } catch (RuntimeException e) {
-      return java.util.Optional.of(Errors.isPoison(e) || Errors.isFatal(e) ? e : new Errors.TopicUnavailable(topic, e));
-    }
   }
 
   /**
@@ -456,6 +570,17 @@ final class ShardWorker {
   }
 
   private void complete(Batch batch) {
+    if (batch.sentRows > 0) {
+      rowReads++;
+    } else {
+      emptyReads++;
+    }
+    boolean sawAll = batch.heldRows > 0 && !batch.full && batch.taken == batch.rows.size() && !batch.leaseExpired
+        && !batch.stoppedEarly && !batch.skipped;
+    heldUpTo = sawAll ? batch.rows.get(batch.rows.size() - 1).id() : Long.MIN_VALUE;
+    if (publisher.atomic() && !settle(batch)) {
+      return;
+    }
     List<OutboxRow> rows = batch.rows;
     List<Long> delete = new ArrayList<>(rows.size());
     List<Integer> poison = new ArrayList<>();
@@ -464,9 +589,16 @@ final class ShardWorker {
     Throwable failure = null;
     boolean fatal = false;
     boolean keepReadAhead = true;
-    for (int i = 0; i < rows.size(); i++) {
+    for (int i = 0; i < batch.taken; i++) {
       OutboxRow row = rows.get(i);
       Throwable error = batch.errors[i];
+      if (batch.held[i]) {
+        // not sent, not failed: read again (and sent in order) once its topic has metadata
+        if (row.key() != null) {
+          blocked.add(row.key());
+        }
+        continue;
+      }
       if (batch.acked[i]) {
         // a row after a failed row of its key stays, so the key is re-read and re-sent in order
         if (row.key() == null || !blocked.contains(row.key())) {
@@ -484,6 +616,8 @@ final class ShardWorker {
           retriable.add(i);
           failure = failure == null ? error : failure;
           fatal |= Errors.isFatal(error);
+        } else if (batch.aborted) {
+          // rolled back with its transaction: sent again in the next round
         } else if (batch.sent[i]) {
           failure = failure == null ? new IllegalStateException("record was neither acknowledged nor failed") : failure;
         } else if (batch.leaseExpired) {
@@ -508,12 +642,23 @@ final class ShardWorker {
       }
     }
     boolean countAttempts = !counted.isEmpty() && !fatal && engine.kafkaAnsweredSince(batch.started);
+    // held rows of a topic that failed a metadata check (with Kafka answering) since this shard last
+    // counted one: one attempt each per failed check, so maxAttempts still parks them (G7)
+    Map<String, TopicHealth.Uncounted> checks = heldChecks(batch);
+    List<Integer> failures = new ArrayList<>(countAttempts ? counted : List.of());
+    for (int i = 0; i < batch.taken; i++) {
+      TopicHealth.Uncounted check = batch.held[i] ? checks.get(rows.get(i).topic()) : null;
+      if (check != null) {
+        batch.errors[i] = check.error();
+        failures.add(i);
+      }
+    }
     permitHeld = false;
     if (failure != null) {
       engine.metrics().retriable.increment();
       if (countAttempts) {
         engine.breaker().onSuccess(elapsed, TimeUnit.NANOSECONDS);
-      } else if (batch.producer != engine.publisher().current()) {
+      } else if (!publisher.isCurrent(batch.producer) && !batch.order.stoppedProducer()) {
         // the producer was replaced (and closed) while this batch was in flight: that failure says
         // nothing new about Kafka, and every shard reporting it would open the breaker at once
         engine.breaker().releasePermission();
@@ -521,8 +666,11 @@ final class ShardWorker {
         engine.breaker().onError(elapsed, TimeUnit.NANOSECONDS, failure);
       }
       if (fatal) {
-        engine.publisher().replace(batch.producer, failure);
+        publisher.replace(batch.producer, failure);
       }
+    } else if (batch.sentRows == 0) {
+      // every row was held or waits for its partition's leader: Kafka was not asked anything
+      engine.breaker().releasePermission();
     } else {
       engine.breaker().onSuccess(elapsed, TimeUnit.NANOSECONDS);
       engine.kafkaAnswered();
@@ -540,10 +688,11 @@ final class ShardWorker {
         }
         engine.metrics().published.increment(result.rows());
       }
-      if (!poison.isEmpty() || countAttempts) {
-        if (!recordFailures(batch, poison, countAttempts ? counted : List.of())) {
+      if (!poison.isEmpty() || !failures.isEmpty()) {
+        if (!recordFailures(batch, poison, failures)) {
           return;
         }
+        checks.forEach((topic, check) -> engine.topics().counted(topic, shard, check));
       }
     } catch (SQLException e) {
       prefetched = null;
@@ -555,6 +704,12 @@ final class ShardWorker {
       next(leaseWaitNanos(), false);
       return;
     }
+    if (failure == null && batch.aborted) {
+      // only rows that can never be published failed, and they are parked now: the rest goes again at once
+      prefetched = null;
+      next(0, false);
+      return;
+    }
     if (failure != null) {
       prefetched = null;
       long delay = backoff();
@@ -564,9 +719,91 @@ final class ShardWorker {
       next(delay, false);
       return;
     }
-    engine.metrics().batch.record(Duration.ofNanos(System.nanoTime() - batch.started));
     attempt = 0;
-    next(idleAfter(batch.rows.size()), true);
+    if (batch.sentRows == 0) {
+      // nothing to send (every row held): wait like an empty read, so the probe leaves the shard alone
+      next(leaderWait(emptyWaitNanos()), true);
+      return;
+    }
+    pollNanos = MIN_POLL_NANOS;
+    engine.metrics().batch.record(Duration.ofNanos(System.nanoTime() - batch.started));
+    next(leaderWait(idleAfter(batch.full)), true);
+  }
+
+  /** @return {@code wait}, or less while keys wait for a partition leader: no new row wakes them */
+  private long leaderWait(long wait) {
+    return leaderless.isEmpty() ? wait : Math.min(wait, config.idlePollInterval().toNanos());
+  }
+
+  /** @return per topic of the batch's held rows, the failed metadata check this shard has not counted yet */
+  private Map<String, TopicHealth.Uncounted> heldChecks(Batch batch) {
+    Map<String, TopicHealth.Uncounted> checks = new HashMap<>();
+    Set<String> asked = new HashSet<>();
+    for (int i = 0; i < batch.taken; i++) {
+      String topic = batch.rows.get(i).topic();
+      if (batch.held[i] && asked.add(topic)) {
+        TopicHealth.Uncounted check = engine.topics().uncountedCheck(topic, shard);
+        if (check != null) {
+          checks.put(topic, check);
+        }
+      }
+    }
+    return checks;
+  }
+
+  /**
+   * Ends the batch's Kafka transaction (transactional mode): commits it when every record sent was
+   * acknowledged, else aborts it, so that none of the batch's records becomes visible to {@code
+   * read_committed} consumers and none of its rows is deleted. A failed record's error stays with
+   * its row (a poison row is parked, a retriable failure backs off as in the idempotent mode); what
+   * the other records report after the first failure is the transaction's state, not theirs, and is
+   * dropped when a poison row explains the abort. A commit that fails is a retriable failure of
+   * every row sent.
+   *
+   * @return false when the producer was fenced: the shard is being dropped
+   */
+  private boolean settle(Batch batch) {
+    Throwable first = null;
+    boolean poisoned = false;
+    boolean fenced = false;
+    for (Throwable e : batch.errors) {
+      if (e != null) {
+        first = first == null ? e : first;
+        poisoned |= Errors.isPoison(e);
+        fenced |= Errors.isFenced(e);
+      }
+    }
+    if (first == null) {
+      try {
+        publisher.commit(batch.producer);
+        return true;
+      } catch (RuntimeException e) {
+        first = e;
+        fenced = Errors.isFenced(e);
+        for (int i = 0; i < batch.rows.size(); i++) {
+          if (batch.sent[i]) {
+            batch.errors[i] = e;
+          }
+        }
+      }
+    } else if (poisoned) {
+      for (int i = 0; i < batch.rows.size(); i++) {
+        Throwable e = batch.errors[i];
+        if (e != null && !Errors.isPoison(e) && !(e instanceof Errors.TopicUnavailable)) {
+          batch.errors[i] = null;
+        }
+      }
+    }
+    publisher.abort(batch.producer, first);
+    engine.metrics().aborted.increment();
+    java.util.Arrays.fill(batch.acked, false);
+    batch.aborted = true;
+    if (fenced) {
+      releasePermit();
+      fenced("commit a batch of " + batch.rows.size() + " rows (" + Errors.describe(first) + ")");
+      return false;
+    }
+    return true;
   }
 
   /**
@@ -606,6 +843,7 @@ final class ShardWorker {
         engine.metrics().nonRetriable.increment();
       }
       if (r.parked()) {
+        heldUpTo = Long.MIN_VALUE; // rows of its key behind it may be publishable now
         engine.metrics().parked.increment();
         engine.log().error("{} shard {}: parked outbox row {} (message {}, topic {}, key {}) after {} attempt(s){}: {}; requeue it"
                 + " once the cause is fixed", engine.prefix(), shard, row.id(), row.messageId(), row.topic(), row.key(),
@@ -640,8 +878,8 @@ final class ShardWorker {
    *     shorter one, which took every row visible when it was read, the idle wait, from which the
    *     probe wakes the shard once new rows are there (one read per round instead of two)
    */
-  private long idleAfter(int batchRows) {
-    return batchRows < config.batchSize() && prefetched == null && engine.probe().active() ? probedWaitNanos() : 0;
+  private long idleAfter(boolean fullRead) {
+    return !fullRead && prefetched == null && engine.probe().active() ? probedWaitNanos() : 0;
   }
 
   /**

@@ -114,7 +114,7 @@ record CommandLine(
               value = next(args, ++i, name);
             }
             try {
-              limit = RelaySettings.intBetween(value, 1, dev.outbox.relay.admin.RelayAdmin.MAX_LIMIT);
+              limit = Validators.intBetween(value, 1, dev.outbox.relay.admin.RelayAdmin.MAX_LIMIT);
             } catch (IllegalArgumentException e) {
               throw CliException.usage("Invalid value " + value + " for option --limit: " + e.getMessage());
             }
@@ -142,7 +142,7 @@ record CommandLine(
       }
       boolean known = name.startsWith(RelaySettings.KAFKA_PREFIX) || RelaySettings.byName(name).isPresent();
       if (!known) {
-        throw RelaySettings.unknownFlag(name);
+        throw SettingNames.unknownFlag(name);
       }
       if (value == null) {
         value = next(args, ++i, name);
@@ -179,7 +179,7 @@ record CommandLine(
       case "parked purge" -> Command.PARKED_PURGE;
       case "doctor" -> Command.DOCTOR;
       default -> {
-        String nearest = RelaySettings.nearest(joined, Set.of("run", "status", "parked list", "parked requeue", "parked purge", "doctor"));
+        String nearest = SettingNames.nearest(joined, Set.of("run", "status", "parked list", "parked requeue", "parked purge", "doctor"));
         throw CliException.usage(
             "Unknown command '" + joined + "'" + (nearest != null ? ": did you mean '" + nearest + "'?" : ":")
                 + " commands are run (the default), status, parked list, parked requeue, parked purge, doctor. See --help.");

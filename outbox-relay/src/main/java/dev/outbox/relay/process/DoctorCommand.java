@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.BiConsumer;
+import java.util.function.Consumer;
 import javax.sql.DataSource;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 
@@ -28,7 +29,7 @@ final class DoctorCommand {
    * @param rest the arguments left for {@link CommandLine#parse}
    * @param apply what the options set on the doctor's builder
    */
-  record Options(String[] rest, List<java.util.function.Consumer<Doctor.Builder>> apply) {
+  record Options(String[] rest, List<Consumer<Doctor.Builder>> apply) {
 
     /**
      * @param args the whole command line
@@ -40,8 +41,8 @@ final class DoctorCommand {
         return new Options(args, List.of());
       }
       List<String> rest = new ArrayList<>();
-      List<java.util.function.Consumer<Doctor.Builder>> apply = new ArrayList<>();
-      Map<String, BiConsumer<String, List<java.util.function.Consumer<Doctor.Builder>>>> options = new LinkedHashMap<>();
+      List<Consumer<Doctor.Builder>> apply = new ArrayList<>();
+      Map<String, BiConsumer<String, List<Consumer<Doctor.Builder>>>> options = new LinkedHashMap<>();
       options.put("consumer", (v, a) -> {
         String[] kv = pair("consumer", v, "NAME=TOPIC[,TOPIC...]");
         String[] topics = kv[1].split(",");
@@ -99,7 +100,7 @@ final class DoctorCommand {
         if (v.matches("\\d{1,5}d")) {
           return Duration.ofDays(Long.parseLong(v.substring(0, v.length() - 1)));
         }
-        return RelaySettings.durationBetween(v, Duration.ofMillis(1), LONGEST);
+        return Validators.durationBetween(v, Duration.ofMillis(1), LONGEST);
       } catch (IllegalArgumentException e) {
         throw CliException.usage("Invalid value " + value + " for option --" + option + ": " + e.getMessage()
             + " (days as 7d are taken too).");

@@ -116,7 +116,7 @@ public final class Main {
     } catch (IOException | IllegalArgumentException e) {
       throw CliException.usage("Cannot read the properties file " + name + " (" + source + "): " + RelayProcess.oneLine(e.getMessage()));
     }
-    return RelaySettings.toMap(p);
+    return SettingsResolver.toMap(p);
   }
 
   private static int admin(
@@ -238,7 +238,7 @@ public final class Main {
         Settings: flag > environment variable > properties file > default. Durations take a unit:
         500ms, 30s, 5m, 1h. The admin commands need only the PostgreSQL settings.
         """
-        + RelaySettings.helpText()
+        + SettingsText.helpText()
         + """
 
         Exit codes: 0 ok (also after SIGTERM); 1 unexpected failure or slow shutdown; 2 bad, unknown,

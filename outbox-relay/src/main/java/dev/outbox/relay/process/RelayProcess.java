@@ -2,7 +2,6 @@ package dev.outbox.relay.process;
 
 import static dev.outbox.relay.process.RelaySettings.BACKOFF_BASE;
 import static dev.outbox.relay.process.RelaySettings.BACKOFF_CAP;
-import static dev.outbox.relay.process.RelaySettings.BATCH_SIZE;
 import static dev.outbox.relay.process.RelaySettings.BOOTSTRAP_SERVERS;
 import static dev.outbox.relay.process.RelaySettings.BREAKER_FAILURE_THRESHOLD;
 import static dev.outbox.relay.process.RelaySettings.BREAKER_OPEN_DURATION;
@@ -10,24 +9,21 @@ import static dev.outbox.relay.process.RelaySettings.DB_PASSWORD;
 import static dev.outbox.relay.process.RelaySettings.DB_POOL_SIZE;
 import static dev.outbox.relay.process.RelaySettings.DB_USER;
 import static dev.outbox.relay.process.RelaySettings.HTTP_HOST;
-import static dev.outbox.relay.process.RelaySettings.MAX_ATTEMPTS;
 import static dev.outbox.relay.process.RelaySettings.HTTP_PORT;
-import static dev.outbox.relay.process.RelaySettings.IDLE_POLL_INTERVAL;
-import static dev.outbox.relay.process.RelaySettings.INSTANCE_ID;
 import static dev.outbox.relay.process.RelaySettings.JDBC_URL;
 import static dev.outbox.relay.process.RelaySettings.LEASE_DURATION;
 import static dev.outbox.relay.process.RelaySettings.MIGRATE_SHARDS;
 import static dev.outbox.relay.process.RelaySettings.SCHEMA;
 import static dev.outbox.relay.process.RelaySettings.SHUTDOWN_TIMEOUT;
 import static dev.outbox.relay.process.RelaySettings.STARTUP_TIMEOUT;
-import static dev.outbox.relay.process.RelaySettings.WORKER_THREADS;
 
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.relay.Relay;
-import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
+import dev.outbox.relay.internal.Durations;
+import dev.outbox.relay.internal.RelayDefaults;
 import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
@@ -233,40 +229,19 @@ final class RelayProcess implements AutoCloseable {
   private static Relay buildRelay(RelaySettings.Values s, HikariDataSource pool, PrometheusMeterRegistry registry) {
     Map<String, Object> producer = KafkaProducerMetrics.addTo(new LinkedHashMap<>(s.producerProperties()));
     producer.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, s.string(BOOTSTRAP_SERVERS));
-    int threshold = s.integer(BREAKER_FAILURE_THRESHOLD);
-    CircuitBreakerConfig breaker =
-        CircuitBreakerConfig.custom()
-            .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
-            .slidingWindowSize(threshold)
-            .minimumNumberOfCalls(threshold)
-            .failureRateThreshold(100)
-            .waitDurationInOpenState(s.duration(BREAKER_OPEN_DURATION))
-            .permittedNumberOfCallsInHalfOpenState(1)
-            .automaticTransitionFromOpenToHalfOpenEnabled(true)
-            .build();
-    Relay.Builder b =
-        Relay.builder()
-            .dataSource(pool)
-            .schema(s.string(SCHEMA))
-            .producerProperties(producer)
-            .batchSize(s.integer(BATCH_SIZE))
-            .workerThreads(s.integer(WORKER_THREADS))
-            .leaseDuration(s.duration(LEASE_DURATION))
-            .idlePollInterval(s.duration(IDLE_POLL_INTERVAL))
-            .probeInterval(s.duration(RelaySettings.PROBE_INTERVAL))
-            .backoff(Backoff.of(s.duration(BACKOFF_BASE), s.duration(BACKOFF_CAP)))
-            .circuitBreaker(breaker)
-            .parkPolicy(s.parkPolicy())
-            .maxAttempts(s.integer(MAX_ATTEMPTS))
-            .shutdownTimeout(s.duration(SHUTDOWN_TIMEOUT))
-            .meterRegistry(registry);
-    if (!s.string(INSTANCE_ID).isEmpty()) {
-      b.instanceId(s.string(INSTANCE_ID));
-    }
-    if (!s.string(RelaySettings.LISTEN_JDBC_URL).isEmpty()) {
-      b.listenDataSource(listenDataSource(s));
-    }
     try {
+      // the settings the builder has go to their setters (see Setting#appliedBy); these combine several or are the process's own
+      Relay.Builder b =
+          Relay.builder()
+              .dataSource(pool)
+              .producerProperties(producer)
+              .backoff(Backoff.of(s.duration(BACKOFF_BASE), s.duration(BACKOFF_CAP)))
+              .circuitBreaker(RelayDefaults.circuitBreaker(s.integer(BREAKER_FAILURE_THRESHOLD), s.duration(BREAKER_OPEN_DURATION)))
+              .meterRegistry(registry);
+      s.applyTo(b);
+      if (!s.string(RelaySettings.LISTEN_JDBC_URL).isEmpty()) {
+        b.listenDataSource(listenDataSource(s));
+      }
       return b.build();
     } catch (IllegalArgumentException | IllegalStateException e) {
       throw CliException.usage(
@@ -362,7 +337,7 @@ final class RelayProcess implements AutoCloseable {
 
   private static CliException noAnswer(String where, Duration timeout, Throwable cause) {
     return CliException.unavailable(
-        where + " did not answer within " + RelaySettings.format(timeout) + " (setting startup-timeout)."
+        where + " did not answer within " + Durations.format(timeout) + " (setting startup-timeout)."
             + " Check the address, that the brokers run, and the security settings (kafka.security.protocol, kafka.sasl.*, kafka.ssl.*).",
         cause);
   }
@@ -402,7 +377,7 @@ final class RelayProcess implements AutoCloseable {
         LOG.info("outbox-relay[{}] stopped: leases handed back", instance);
       } else {
         LOG.error("outbox-relay[{}] did not close within {}: exiting anyway; its remaining leases expire after lease-duration",
-            instance, RelaySettings.format(limit));
+            instance, Durations.format(limit));
       }
       if (http != null) {
         http.close();

@@ -48,6 +48,11 @@ final class ChildRelay implements AutoCloseable {
   }
 
   static ChildRelay start(String name, Map<String, String> env, String... args) throws IOException {
+    return start(name, env, Main.class, args);
+  }
+
+  /** @param main {@link Main}, or a test's class that changes something first and then calls it */
+  static ChildRelay start(String name, Map<String, String> env, Class<?> main, String... args) throws IOException {
     Files.createDirectories(LOGS);
     List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
@@ -56,7 +61,7 @@ final class ChildRelay implements AutoCloseable {
     command.add("-XX:TieredStopAtLevel=1");
     command.add("-cp");
     command.add(System.getProperty("java.class.path"));
-    command.add(Main.class.getName());
+    command.add(main.getName());
     command.addAll(List.of(args));
     ProcessBuilder pb = new ProcessBuilder(command);
     pb.environment().keySet().removeIf(k -> k.startsWith(RelaySettings.ENV_PREFIX));

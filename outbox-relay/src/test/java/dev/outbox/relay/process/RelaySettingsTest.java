@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.outbox.relay.ParkPolicy;
+import dev.outbox.relay.PublishMode;
 import java.time.Duration;
 import java.util.HashSet;
 import java.util.Map;
@@ -29,6 +30,8 @@ class RelaySettingsTest {
     assertThat(v.string(RelaySettings.SCHEMA)).isEqualTo("outbox");
     assertThat(v.integer(RelaySettings.HTTP_PORT)).isEqualTo(8080);
     assertThat(v.parkPolicy()).isEqualTo(ParkPolicy.PARK_AND_CONTINUE);
+    assertThat(v.publishMode()).isEqualTo(PublishMode.IDEMPOTENT);
+    assertThat(v.string(RelaySettings.TRANSACTIONAL_ID_PREFIX)).isEmpty();
     assertThat(v.producerProperties()).isEmpty();
   }
 
@@ -123,6 +126,9 @@ class RelaySettingsTest {
         .hasMessageContaining("use the setting bootstrap-servers instead");
     assertThatThrownBy(() -> resolve(Map.of("kafka.value.serializer", "x"), Map.of(), Map.of()))
         .hasMessageContaining("value.serializer");
+    assertThatThrownBy(() -> resolve(Map.of("kafka.transactional.id", "mine"), Map.of(), Map.of()))
+        .hasMessageContaining("Kafka producer property transactional.id (given by flag --kafka.transactional.id) cannot be set")
+        .hasMessageContaining("publish-mode=transactional");
     assertThat(resolve(Map.of("kafka.acks", "all", "kafka.enable.idempotence", "true"), Map.of(), Map.of()).producerProperties())
         .containsEntry("acks", "all");
   }
@@ -144,6 +150,21 @@ class RelaySettingsTest {
         .hasMessageContaining("db-pool-size").hasMessageContaining("worker-threads");
     assertThatThrownBy(() -> resolve(Map.of("lease-duration", "2s", "idle-poll-interval", "5s"), Map.of(), Map.of()))
         .hasMessageContaining("idle-poll-interval").hasMessageContaining("lease-duration");
+    assertThatThrownBy(() -> resolve(Map.of("transactional-id-prefix", "orders."), Map.of(), Map.of()))
+        .hasMessageStartingWith("Conflicting settings transactional-id-prefix (OUTBOX_RELAY_TRANSACTIONAL_ID_PREFIX) = orders."
+            + " and publish-mode (OUTBOX_RELAY_PUBLISH_MODE) = idempotent");
+  }
+
+  @Test
+  void publishModeAndTransactionalIdPrefix() {
+    RelaySettings.Values v = resolve(Map.of("publish-mode", "Transactional"),
+        Map.of("OUTBOX_RELAY_TRANSACTIONAL_ID_PREFIX", "orders-outbox."), Map.of());
+    assertThat(v.publishMode()).isEqualTo(PublishMode.TRANSACTIONAL);
+    assertThat(v.string(RelaySettings.TRANSACTIONAL_ID_PREFIX)).isEqualTo("orders-outbox.");
+    assertThatThrownBy(() -> resolve(Map.of("publish-mode", "exactly-once"), Map.of(), Map.of()))
+        .hasMessageContaining("Invalid value exactly-once for setting publish-mode").hasMessageContaining("IDEMPOTENT, TRANSACTIONAL");
+    assertThatThrownBy(() -> resolve(Map.of("publish-mode", "transactional", "transactional-id-prefix", "a b"), Map.of(), Map.of()))
+        .hasMessageContaining("transactional-id-prefix");
   }
 
   @Test
@@ -158,7 +179,7 @@ class RelaySettingsTest {
   @Test
   void theTableIsConsistent() {
     Set<String> names = new HashSet<>();
-    for (RelaySettings.Setting s : RelaySettings.ALL) {
+    for (Setting<?> s : RelaySettings.ALL) {
       assertThat(names.add(s.name())).as("unique name %s", s.name()).isTrue();
       assertThat(s.name()).matches("[a-z]+(-[a-z]+)*");
       assertThat(s.name()).as("a setting may not shadow the kafka pass-through").doesNotStartWith("kafka");
@@ -173,7 +194,7 @@ class RelaySettingsTest {
   @Test
   void helpListsEverySettingWithItsEnvironmentVariableAndFileKey() {
     String help = Main.usage();
-    for (RelaySettings.Setting s : RelaySettings.ALL) {
+    for (Setting<?> s : RelaySettings.ALL) {
       assertThat(help).contains(s.flag() + "=").contains(s.envVar()).contains(s.fileKey());
     }
   }

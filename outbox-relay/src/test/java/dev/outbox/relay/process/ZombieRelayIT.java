@@ -60,24 +60,55 @@ class ZombieRelayIT {
   @Test
   @Timeout(value = 8, unit = TimeUnit.MINUTES)
   void aRelayThawedAfterLosingItsLeasePublishesNothingAfterTheNewOwner(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = TestKafka.uniqueTopic("zombie");
+    zombie(db, kafka, false);
+  }
+
+  /**
+   * G3 across a zombie relay in the strict mode, {@code publish-mode=transactional}, with neither of
+   * the default mode's defences: the topic has no {@code message.timestamp.before.max.ms}, and the
+   * zombie (relay-a) runs with its local lease deadline turned off ({@link
+   * dev.outbox.relay.internal.DeadlineIgnoringMain}), so it sends whatever it holds when it thaws.
+   * Only the broker's fencing of its per-shard transactional ids keeps those records out: a {@code
+   * read_committed} consumer sees, for every key, first appearances in commit order, the latest
+   * committed message last, and not one record made visible after the thaw.
+   */
+  @Test
+  @Timeout(value = 8, unit = TimeUnit.MINUTES)
+  void inTheTransactionalModeTheBrokerFencesAThawedRelay(TestDatabase db, TestKafka kafka) throws Exception {
+    zombie(db, kafka, true);
+  }
+
+  /**
+   * @param transactional the strict mode with only the broker's fence: relay-a ignores its lease
+   *     deadline, the topic has no timestamp bound, the test consumer reads committed records only
+   */
+  private void zombie(TestDatabase db, TestKafka kafka, boolean transactional) throws Exception {
+    String topic = TestKafka.uniqueTopic(transactional ? "zombie-tx" : "zombie");
     try (Admin admin = kafka.admin()) {
       admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1)
-          .configs(Map.of("message.timestamp.before.max.ms", TIMESTAMP_BOUND_MS)))).all().get(30, TimeUnit.SECONDS);
+          .configs(transactional ? Map.of() : Map.of("message.timestamp.before.max.ms", TIMESTAMP_BOUND_MS))))
+          .all().get(30, TimeUnit.SECONDS);
     }
     kafka.createTopic(topic, PARTITIONS); // exists: waits for the leaders
     DSLContext dsl = db.dsl();
+    dsl.execute("drop table if exists key_lock"); // the class's database is shared by its tests
     dsl.execute("create table key_lock (k text primary key, seq int not null)");
     for (int k = 0; k < KEYS; k++) {
       dsl.execute("insert into key_lock values (?, 0)", "key-" + k);
     }
     Map<String, TreeMap<Integer, UUID>> committed = new ConcurrentHashMap<>();
 
-    try (Records records = new Records(kafka.consumerProperties("unused"), topic, PARTITIONS);
-        ChildRelay a = ChildRelay.start("zombie-a", env(db, kafka, "relay-a"));
-        ChildRelay b = ChildRelay.start("zombie-b", env(db, kafka, "relay-b"))) {
+    java.util.Properties consumer = kafka.consumerProperties("unused");
+    if (transactional) {
+      consumer.put("isolation.level", "read_committed");
+    }
+    String mode = transactional ? "tx-" : "";
+    try (Records records = new Records(consumer, topic, PARTITIONS);
+        ChildRelay a = ChildRelay.start("zombie-" + mode + "a", env(db, kafka, "relay-a", transactional),
+            transactional ? dev.outbox.relay.internal.DeadlineIgnoringMain.class : Main.class);
+        ChildRelay b = ChildRelay.start("zombie-" + mode + "b", env(db, kafka, "relay-b", transactional))) {
       await("both relays lease shards")
-          .atMost(Duration.ofSeconds(120))
+          .atMost(Duration.ofSeconds(300))
           .pollInterval(Duration.ofMillis(250))
           .untilAsserted(() -> {
             assertThat(a.process.isAlive()).as("relay-a alive, see %s", a.err).isTrue();
@@ -104,7 +135,8 @@ class ZombieRelayIT {
         t.start();
         writers.add(t);
       }
-      await("relay-a publishing").atMost(Duration.ofSeconds(60))
+      // generous: 64 transactional producers and a broker in one JVM are slow on a loaded machine
+      await("relay-a publishing").atMost(Duration.ofSeconds(180))
           .until(() -> records.size() >= 2_000 || failure.get() != null);
 
       signal("STOP", a);
@@ -156,8 +188,15 @@ class ZombieRelayIT {
       }
       assertThat(total).isEqualTo(appended.get());
       assertThat(leasesOfA).as("relay-a held shards when it froze").isPositive();
-      System.out.printf("[ZombieRelayIT] %d messages on %d keys, %d records in Kafka (%d after the thaw); relay-a froze"
-          + " holding %d shards%n", total, KEYS, all.size(), all.size() - beforeThaw, leasesOfA);
+      long fencedLines = a.stdout().lines().filter(l -> l.contains("no longer held")).count();
+      System.out.printf("[ZombieRelayIT] %s: %d messages on %d keys, %d records in Kafka (%d after the thaw); relay-a froze"
+          + " holding %d shards; after the thaw it reported %d fenced write(s) or commit(s)%n",
+          transactional ? "transactional, no deadline, no timestamp bound" : "idempotent", total, KEYS, all.size(),
+          all.size() - beforeThaw, leasesOfA, fencedLines);
+      if (transactional) {
+        // relay-b had drained the outbox and the writers had stopped: whatever appears now is relay-a's
+        assertThat(all.size() - beforeThaw).as("records made visible after the thaw").isZero();
+      }
       a.process.destroy();
       b.process.destroy();
       assertThat(a.waitFor(90)).as("relay-a exit code, see %s", a.err).isZero();
@@ -184,8 +223,11 @@ class ZombieRelayIT {
     assertThat(kill.waitFor()).as("kill -%s %s", signal, relay.name).isZero();
   }
 
-  private static Map<String, String> env(TestDatabase db, TestKafka kafka, String id) {
+  private static Map<String, String> env(TestDatabase db, TestKafka kafka, String id, boolean transactional) {
     Map<String, String> env = ChildRelay.env(db, kafka.bootstrapServers(), id);
+    if (transactional) {
+      env.put(RelaySettings.PUBLISH_MODE.envVar(), "transactional");
+    }
     env.put("OUTBOX_RELAY_LEASE_DURATION", LEASE.toSeconds() + "s");
     env.put("OUTBOX_RELAY_BATCH_SIZE", "100");
     return env;

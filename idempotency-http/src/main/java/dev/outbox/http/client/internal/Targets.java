@@ -1,6 +1,7 @@
 package dev.outbox.http.client.internal;
 
 import java.net.URI;
+import java.net.URISyntaxException;
 import java.util.List;
 import java.util.Locale;
 
@@ -84,7 +85,7 @@ public final class Targets {
         throw new IllegalArgumentException("idempotentTargets entry '" + entry + "' is not a host or host:port" + fix);
       }
       return new Target(null, uri.getHost(), uri.getPort(), "");
-    } catch (java.net.URISyntaxException ex) {
+    } catch (URISyntaxException ex) {
       throw new IllegalArgumentException("idempotentTargets entry '" + entry + "' does not parse: " + ex.getMessage() + fix, ex);
     }
   }

@@ -202,7 +202,11 @@ public final class IdempotencyGate {
     };
   }
 
-  /** Builds an {@link IdempotencyGate}. Not thread-safe. */
+  /**
+   * Builds an {@link IdempotencyGate}. Setters check their own argument at once ({@link
+   * NullPointerException} for null, {@link IllegalArgumentException} for a bad value); {@link
+   * #build()} checks that a filter was given ({@link IllegalStateException}). Not thread-safe.
+   */
   public static final class Builder {
     private final List<BiPredicate<String, String>> coverage = new ArrayList<>();
     private final Set<String> filterClassNames = new LinkedHashSet<>();
@@ -216,6 +220,7 @@ public final class IdempotencyGate {
      * @param filter a filter whose {@link IdempotencyFilter#covers} decides coverage; repeat for
      *     several filters (an endpoint covered by any of them is covered)
      * @return this builder
+     * @throws NullPointerException when it is null
      */
     public Builder filter(IdempotencyFilter filter) {
       Objects.requireNonNull(filter, "filter may not be null");
@@ -226,15 +231,16 @@ public final class IdempotencyGate {
 
     /**
      * @param methods the methods to check, among {@code POST}, {@code PATCH}, {@code PUT} and {@code
-     *     DELETE}; default {@code POST} and {@code PATCH}; add {@code PUT} and {@code DELETE} when
-     *     those endpoints should carry a key too
+     *     DELETE}; default {@link #DEFAULT_METHODS} ({@code POST} and {@code PATCH}); add {@code PUT}
+     *     and {@code DELETE} when those endpoints should carry a key too
      * @return this builder
+     * @throws NullPointerException when the array or a method is null
      * @throws IllegalArgumentException when none is given or one is not among the four
      */
     public Builder methods(String... methods) {
       Set<String> set = new LinkedHashSet<>();
       for (String m : Objects.requireNonNull(methods, "methods may not be null")) {
-        String upper = String.valueOf(m).toUpperCase(Locale.ROOT);
+        String upper = Objects.requireNonNull(m, "methods may not contain null").toUpperCase(Locale.ROOT);
         if (!CHECKABLE.contains(upper)) {
           throw new IllegalArgumentException("method '" + m + "' cannot be checked; choose among " + CHECKABLE);
         }
@@ -254,17 +260,19 @@ public final class IdempotencyGate {
      *     /webhooks/stripe}, {@code PATCH /orders/{id}}), or {@code * path} for every method
      * @param reason why it needs no key; reported at every start
      * @return this builder
+     * @throws NullPointerException when an argument is null
      * @throws IllegalArgumentException when the route is not {@code METHOD path} or the reason is
      *     blank
      */
     public Builder exempt(String route, String reason) {
       Objects.requireNonNull(route, "route may not be null");
+      Objects.requireNonNull(reason, "reason may not be null");
       String[] parts = route.strip().split("\\s+");
       if (parts.length != 2 || !(parts[0].equals("*") || parts[0].matches("[A-Za-z]+"))) {
         throw new IllegalArgumentException("exemption route '" + route
             + "' must be 'METHOD path' as the gate's report lists it, e.g. 'POST /webhooks/stripe'");
       }
-      if (reason == null || reason.isBlank()) {
+      if (reason.isBlank()) {
         throw new IllegalArgumentException("exemption of '" + route
             + "' needs a reason: say why a retried request cannot do harm there");
       }
@@ -278,6 +286,8 @@ public final class IdempotencyGate {
      *
      * @param exemptions routes and their reasons
      * @return this builder
+     * @throws NullPointerException when the map, a route or a reason is null
+     * @throws IllegalArgumentException see {@link #exempt(String, String)}
      */
     public Builder exemptAll(Map<String, String> exemptions) {
       Objects.requireNonNull(exemptions, "exemptions may not be null").forEach(this::exempt);

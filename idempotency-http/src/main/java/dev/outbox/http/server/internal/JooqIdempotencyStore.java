@@ -1,8 +1,8 @@
 package dev.outbox.http.server.internal;
 
-import dev.outbox.core.internal.Json;
 import static dev.outbox.migrations.jooq.Tables.IDEMPOTENCY_KEY;
 
+import dev.outbox.core.internal.Json;
 import dev.outbox.http.server.BusinessCall;
 import dev.outbox.http.server.IdempotencyOutcome;
 import dev.outbox.http.server.IdempotencyRequest;
@@ -17,13 +17,14 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Clock;
 import java.time.Duration;
-import java.util.HexFormat;
-import java.util.Locale;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
+import java.util.HexFormat;
+import java.util.Locale;
+import java.util.Map;
 import java.util.Objects;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.jooq.Configuration;
 import org.jooq.DSLContext;
 import org.jooq.JSONB;
@@ -303,7 +304,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
       byte[] body = existing.value4();
       return new IdempotencyOutcome.Replayed(new StoredResponse(
           existing.value2(),
-          headers == null ? java.util.Map.of() : Json.readLists(headers.data()),
+          headers == null ? Map.of() : Json.readLists(headers.data()),
           body == null ? new byte[0] : body));
     }
     LOG.warn("{}key {} in scope {} changed hands {} times in one request; answering 409", log, request.key(), scope, MAX_ROUNDS);

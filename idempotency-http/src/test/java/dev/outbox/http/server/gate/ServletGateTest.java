@@ -2,6 +2,7 @@ package dev.outbox.http.server.gate;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.groups.Tuple.tuple;
 
 import dev.outbox.http.server.IdempotencyFilter;
 import dev.outbox.http.server.IdempotencyStore;
@@ -12,7 +13,6 @@ import jakarta.servlet.ServletContextListener;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
-import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -177,7 +177,7 @@ class ServletGateTest {
     start(filter, "/*", gate, report, new OrdersServlet(), "/orders", new RefundsServlet(), "/refunds");
 
     assertThat(report.get().exempted()).extracting(Endpoint::route, Endpoint::exemption)
-        .containsExactly(org.assertj.core.groups.Tuple.tuple("POST /refunds", "configured: legacy endpoint, retired in Q3"));
+        .containsExactly(tuple("POST /refunds", "configured: legacy endpoint, retired in Q3"));
     assertThat(report.get().unusedExemptions()).containsExactly("POST /refundz");
   }
 
@@ -244,5 +244,11 @@ class ServletGateTest {
         .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("'METHOD path'");
     assertThatThrownBy(() -> IdempotencyGate.builder().build())
         .isInstanceOf(IllegalStateException.class).hasMessageContaining("filter(filter)");
+    assertThatThrownBy(() -> IdempotencyGate.builder().exempt("POST /refunds", null))
+        .isInstanceOf(NullPointerException.class).hasMessageContaining("reason");
+    assertThatThrownBy(() -> IdempotencyGate.builder().methods("POST", null))
+        .isInstanceOf(NullPointerException.class).hasMessageContaining("methods");
+    assertThatThrownBy(() -> IdempotencyGate.builder().methods("GET"))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("'GET'");
   }
 }

@@ -2,6 +2,7 @@ package dev.outbox.http.server.gate;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.groups.Tuple.tuple;
 
 import dev.outbox.http.server.IdempotencyFilter;
 import dev.outbox.http.server.IdempotencyStore;
@@ -134,9 +135,9 @@ class SpringMvcGateTest {
 
     assertThat(r.passed()).isTrue();
     assertThat(r.exempted()).extracting(Endpoint::route, Endpoint::exemption).containsExactlyInAnyOrder(
-        org.assertj.core.groups.Tuple.tuple("POST /refunds", "@NotIdempotent: refunds carry the provider's refund id and are deduplicated there"),
-        org.assertj.core.groups.Tuple.tuple("PATCH /rpc", "configured: internal JSON-RPC, read-only calls"),
-        org.assertj.core.groups.Tuple.tuple("POST /rpc", "configured: internal JSON-RPC, read-only calls"));
+        tuple("POST /refunds", "@NotIdempotent: refunds carry the provider's refund id and are deduplicated there"),
+        tuple("PATCH /rpc", "configured: internal JSON-RPC, read-only calls"),
+        tuple("POST /rpc", "configured: internal JSON-RPC, read-only calls"));
   }
 
   @Test

@@ -1,0 +1,288 @@
+package dev.outbox.relay.internal;
+
+import dev.outbox.core.retry.Backoff;
+import java.time.Duration;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.kafka.common.errors.InterruptException;
+
+/**
+ * Which topics have metadata, for all shards of one relay. Only this class asks the producer for a
+ * topic's partitions ({@code partitionsFor}, which blocks up to {@code max.block.ms} for a topic the
+ * broker does not know), on threads of its own: a worker waits for a lookup at most {@link
+ * #firstWaitNanos} from the lookup's start, once per lookup, whichever shard started it.
+ *
+ * <p>A topic whose lookup timed out is <em>missing</em> from then on: shards hold its rows (and
+ * the later rows of their keys) without sending or waiting, and a re-check runs here, again and
+ * again, with a short capped backoff between lookups. A lookup in progress returns as soon as
+ * metadata arrives, so a topic created meanwhile is seen within about a second (the producer's
+ * metadata refresh plus the gap), the idle shards are woken and its rows go out. A topic is never
+ * held because a lookup was merely slow: only a lookup that failed makes it missing; a worker that
+ * stopped waiting holds the rows of that batch and reads them again after the lookup ended.
+ *
+ * <p>Only a failed lookup during which Kafka answered (a record acknowledged, the readiness probe)
+ * makes a topic missing: it is evidence that the topic itself lacks metadata, and {@link
+ * #uncountedCheck} lets each shard count it once as an attempt of the rows it holds, so that the
+ * documented {@code maxAttempts} bound keeps parking such rows. A lookup that failed while Kafka
+ * answered nothing looks like an outage: the rows fail at once (no wait) as retriable errors, which
+ * the circuit breaker and the shard's backoff handle as before, and nothing is counted.
+ */
+final class TopicHealth {
+  /** How long a successful lookup is trusted before the next batch of the topic looks again. */
+  private static final long FRESH_NANOS = TimeUnit.SECONDS.toNanos(1);
+  /** The longest a worker waits for a lookup (counted from the lookup's start). */
+  static final long MAX_FIRST_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(500);
+  /** A topic no shard asked about for this long is forgotten (its re-checks stop). */
+  private static final long FORGET_NANOS = TimeUnit.MINUTES.toNanos(5);
+  /** Gaps between the lookups of a missing topic: full jitter, 100 ms doubling up to 1 s. */
+  private static final Backoff RECHECK = Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(1));
+
+  /** What a worker may do with a topic's rows now. */
+  enum State {
+    /** its partitions are known: send */
+    READY,
+    /** no metadata (the last lookup failed, or the first one has not answered yet): hold its rows */
+    HOLD,
+    /**
+     * send nothing, the row fails with {@link Status#error()}: the lookup failed for good (invalid or
+     * forbidden topic), the producer is unusable, or no metadata arrived while Kafka answered nothing
+     * at all (an outage, for the circuit breaker and the shard's backoff, never counted as an attempt)
+     */
+    ERROR
+  }
+
+  /** @param error for {@link State#ERROR}: what the lookup threw */
+  record Status(State state, RuntimeException error) {
+    static final Status READY = new Status(State.READY, null);
+    static final Status HOLD = new Status(State.HOLD, null);
+  }
+
+  private final class Entry {
+    final String topic;
+    final Map<Integer, Integer> countedByShard = new ConcurrentHashMap<>();
+    volatile long askedNanos;
+    volatile long readyNanos;
+    volatile boolean ready;
+    volatile boolean missing;
+    // the last failed lookup saw Kafka answer meanwhile: the topic lacks metadata, not the cluster
+    volatile boolean evidence;
+    volatile int failedChecks;
+    long countedNanos;
+    volatile Errors.TopicUnavailable lastError;
+    volatile boolean looking;
+    // guarded by this
+    CompletableFuture<Status> lookup;
+    long lookupStarted;
+    int consecutiveFailures;
+    long missingSince;
+
+    Entry(String topic) {
+      this.topic = topic;
+    }
+  }
+
+  private final RelayEngine engine;
+  private final long firstWaitNanos;
+  private final long countIntervalNanos;
+  private final Map<String, Entry> entries = new ConcurrentHashMap<>();
+  private final ScheduledThreadPoolExecutor lookups;
+
+  /**
+   * @param maxBlockMs the producer's {@code max.block.ms}: a lookup of a topic without metadata
+   *     ends after it
+   */
+  TopicHealth(RelayEngine engine, long maxBlockMs, int threads) {
+    this.engine = engine;
+    this.firstWaitNanos = Math.min(MAX_FIRST_WAIT_NANOS, TimeUnit.MILLISECONDS.toNanos(Math.max(1, maxBlockMs)));
+    this.countIntervalNanos = engine.config().backoff().cap().toNanos();
+    AtomicInteger n = new AtomicInteger();
+    this.lookups = new ScheduledThreadPoolExecutor(threads, r -> {
+      Thread t = new Thread(r, "relay-" + engine.config().instanceId() + "-metadata-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    });
+    lookups.setRemoveOnCancelPolicy(true);
+    lookups.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
+  }
+
+  /**
+   * @return whether rows of {@code topic} may be sent now; waits only for a lookup that started less
+   *     than {@link #firstWaitNanos} ago, never for a topic already known to be missing
+   */
+  Status status(String topic) {
+    Entry e = entries.computeIfAbsent(topic, Entry::new);
+    long now = System.nanoTime();
+    e.askedNanos = now;
+    CompletableFuture<Status> lookup;
+    long waitNanos;
+    synchronized (e) {
+      if (e.missing) {
+        return e.evidence ? Status.HOLD : new Status(State.ERROR, e.lastError);
+      }
+      if (e.ready) {
+        // known: look again in the background now and then (a deleted topic is then held before a
+        // send has to wait for it), but never make a batch of a known topic wait for that
+        if (now - e.readyNanos >= FRESH_NANOS && e.lookup == null) {
+          start(e, 0);
+        }
+        return Status.READY;
+      }
+      if (e.lookup == null && !start(e, 0)) {
+        return Status.HOLD;
+      }
+      lookup = e.lookup;
+      waitNanos = e.lookupStarted + firstWaitNanos - now;
+    }
+    if (waitNanos <= 0) {
+      return Status.HOLD;
+    }
+    try {
+      return lookup.get(waitNanos, TimeUnit.NANOSECONDS);
+    } catch (TimeoutException ex) {
+      return Status.HOLD;
+    } catch (InterruptedException ex) {
+      Thread.currentThread().interrupt();
+      return Status.HOLD;
+    } catch (ExecutionException ex) {
+      return Status.HOLD;
+    }
+  }
+
+  /** @return the topics whose rows are held now (missing, or a lookup in progress that is not known to succeed) */
+  Set<String> held() {
+    Set<String> out = new TreeSet<>();
+    for (Entry e : entries.values()) {
+      if ((e.missing && e.evidence) || (!e.ready && !e.missing && e.looking)) {
+        out.add(e.topic);
+      }
+    }
+    return out;
+  }
+
+  /** A send found no metadata for a topic thought ready (deleted meanwhile): look it up before the next batch. */
+  void suspect(String topic) {
+    Entry e = entries.get(topic);
+    if (e != null) {
+      e.ready = false;
+    }
+  }
+
+  /** A failed check of a topic that a shard has not counted yet: the error to record and the check's number. */
+  record Uncounted(Errors.TopicUnavailable error, int check) {}
+
+  /**
+   * @return the failed check (Kafka answering meanwhile) of {@code topic} that {@code shard} has not
+   *     counted as an attempt of its held rows yet, or null; it stays uncounted until {@link #counted}
+   */
+  Uncounted uncountedCheck(String topic, int shard) {
+    Entry e = entries.get(topic);
+    if (e == null || !e.missing || !e.evidence) {
+      return null;
+    }
+    int check = e.failedChecks;
+    Errors.TopicUnavailable error = e.lastError;
+    return check > e.countedByShard.getOrDefault(shard, 0) && error != null ? new Uncounted(error, check) : null;
+  }
+
+  /** {@code shard} recorded one attempt of its held rows of {@code topic} for the checks up to {@code check}. */
+  void counted(String topic, int shard, Uncounted check) {
+    Entry e = entries.get(topic);
+    if (e != null) {
+      e.countedByShard.merge(shard, check.check(), Math::max);
+    }
+  }
+
+  void close() {
+    lookups.shutdownNow();
+  }
+
+  /** @return false when the relay is closing and no lookup can run */
+  private boolean start(Entry e, long delayNanos) {
+    CompletableFuture<Status> f = new CompletableFuture<>();
+    try {
+      lookups.schedule(() -> lookup(e, f), delayNanos, TimeUnit.NANOSECONDS);
+    } catch (RejectedExecutionException ex) {
+      return false;
+    }
+    e.lookup = f;
+    e.looking = true;
+    e.lookupStarted = System.nanoTime() + delayNanos;
+    return true;
+  }
+
+  private void lookup(Entry e, CompletableFuture<Status> f) {
+    long started = System.nanoTime();
+    RuntimeException failure = null;
+    try {
+      engine.publisher().current().producer().partitionsFor(e.topic);
+    } catch (RuntimeException ex) {
+      failure = ex;
+    }
+    if (failure instanceof InterruptException) {
+      Thread.currentThread().interrupt();
+    }
+    boolean found = false;
+    long missingFor = 0;
+    boolean firstMiss = false;
+    Status result;
+    synchronized (e) {
+      e.lookup = null;
+      e.looking = false;
+      if (failure == null) {
+        found = !e.ready;
+        missingFor = e.missing ? System.nanoTime() - e.missingSince : 0;
+        e.missing = false;
+        e.ready = true;
+        e.readyNanos = System.nanoTime();
+        e.consecutiveFailures = 0;
+        result = Status.READY;
+      } else if (Errors.isPoison(failure) || Errors.isFatal(failure) || failure instanceof InterruptException) {
+        // not a question of metadata arriving: the worker handles it (parks, or replaces the producer)
+        e.ready = false;
+        result = new Status(State.ERROR, failure);
+      } else {
+        e.ready = false;
+        if (!e.missing) {
+          e.missing = true;
+          e.missingSince = started;
+        }
+        e.lastError = new Errors.TopicUnavailable(e.topic, failure);
+        firstMiss = !e.evidence && engine.kafkaAnsweredSince(started);
+        e.evidence = engine.kafkaAnsweredSince(started);
+        // one attempt per check, but at most one per countInterval: about the pace at which a
+        // retried batch counted them before (max.block.ms plus a backoff up to its cap)
+        if (e.evidence && (e.failedChecks == 0 || System.nanoTime() - e.countedNanos >= countIntervalNanos)) {
+          e.failedChecks++;
+          e.countedNanos = System.nanoTime();
+        }
+        result = e.evidence ? Status.HOLD : new Status(State.ERROR, e.lastError);
+        if (System.nanoTime() - e.askedNanos < FORGET_NANOS) {
+          start(e, Math.max(1, RECHECK.delay(Math.min(e.consecutiveFailures++, 30)).toNanos()));
+        } else {
+          entries.remove(e.topic, e);
+        }
+      }
+    }
+    f.complete(result);
+    if (firstMiss) {
+      engine.log().warn("{} topic {} has no metadata ({}): its rows and the later rows of their keys are held, the other"
+          + " topics go on; checking again until it appears", engine.prefix(), e.topic, Errors.describe(failure));
+    }
+    if (found) {
+      if (missingFor > 0) {
+        engine.log().info("{} topic {} has metadata again after {} ms without; publishing its held rows", engine.prefix(),
+            e.topic, TimeUnit.NANOSECONDS.toMillis(missingFor));
+      }
+      engine.wakeAll();
+    }
+  }
+}
