@@ -1,6 +1,10 @@
 package dev.outbox.torture;
 
 import java.io.IOException;
+import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -55,7 +59,7 @@ final class Child implements AutoCloseable {
     pb.environment().putAll(env);
     pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
     pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
-    logOffset = java.nio.file.Files.exists(log) ? java.nio.file.Files.size(log) : 0;
+    logOffset = Files.exists(log) ? Files.size(log) : 0;
     ready = false;
     process = pb.start();
   }
@@ -68,9 +72,9 @@ final class Child implements AutoCloseable {
     if (ready) {
       return true;
     }
-    try (var in = java.nio.channels.FileChannel.open(log)) {
+    try (FileChannel in = FileChannel.open(log)) {
       in.position(logOffset);
-      String text = new String(java.nio.channels.Channels.newInputStream(in).readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+      String text = new String(Channels.newInputStream(in).readAllBytes(), StandardCharsets.UTF_8);
       ready = text.contains(readyLine);
     } catch (IOException e) {
       return false;
