@@ -2,6 +2,7 @@ package dev.outbox.consumer;
 
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.migrations.OutboxMigrations;
+import dev.outbox.migrations.internal.JooqVersionCheck;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -52,6 +53,7 @@ public final class ProcessedMessages {
   private final String purgeSql;
 
   private ProcessedMessages(String schema) {
+    JooqVersionCheck.quiet();
     this.schema = schema;
     String table = schema + ".processed_message";
     this.insertSql = "insert into " + table + " (consumer, message_id) values (?, ?) on conflict do nothing";

@@ -18,6 +18,8 @@ import org.jooq.conf.RenderMapping;
 import org.jooq.conf.Settings;
 import org.jooq.impl.DSL;
 
+import dev.outbox.migrations.internal.JooqVersionCheck;
+
 /**
  * Installs and upgrades the outbox tables, and binds the generated jOOQ classes to the schema that holds them.
  *
@@ -248,6 +250,7 @@ public final class OutboxMigrations {
      */
     public static DSLContext dsl(DataSource dataSource, String schema) {
         Objects.requireNonNull(dataSource, "dataSource must not be null");
+        JooqVersionCheck.quiet();
         return DSL.using(dataSource, SQLDialect.POSTGRES, jooqSettings(schema));
     }
 

@@ -4,6 +4,7 @@ import dev.outbox.core.internal.JooqOutbox;
 import dev.outbox.core.internal.OpenTelemetryTraceContext;
 import dev.outbox.core.internal.TraceContextOutbox;
 import dev.outbox.migrations.OutboxMigrations;
+import dev.outbox.migrations.internal.JooqVersionCheck;
 import dev.outbox.schemas.AvroCodec;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
@@ -248,6 +249,7 @@ public interface Outbox {
 
     /** @return the outbox */
     public Outbox build() {
+      JooqVersionCheck.quiet();
       Outbox outbox = new JooqOutbox(schema, shards, codec != null ? codec : AvroCodec.create(),
           traceparent != null ? traceparent : () -> null, notifyInTransaction);
       return traceparent == null && OpenTelemetryTraceContext.available() ? new TraceContextOutbox(outbox) : outbox;

@@ -5,14 +5,9 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
-import java.io.File;
-import java.net.URL;
 import java.net.URLClassLoader;
-import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.ResultSet;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.UUID;
 import java.util.function.Function;
 import org.junit.jupiter.api.Test;
@@ -28,13 +23,7 @@ class WithoutFlywayIT {
 
   @Test
   void appendsWithNoFlywayOnTheClassPath(TestDatabase db) throws Exception {
-    List<URL> urls = new ArrayList<>();
-    for (String entry : System.getProperty("java.class.path").split(File.pathSeparator)) {
-      if (!entry.contains("flyway")) {
-        urls.add(Path.of(entry).toUri().toURL());
-      }
-    }
-    try (URLClassLoader withoutFlyway = new URLClassLoader(urls.toArray(URL[]::new), ClassLoader.getPlatformClassLoader())) {
+    try (URLClassLoader withoutFlyway = IsolatedClassLoader.of(entry -> !entry.contains("flyway"))) {
       assertThatThrownBy(() -> Class.forName("org.flywaydb.core.Flyway", false, withoutFlyway))
           .isInstanceOf(ClassNotFoundException.class);
       @SuppressWarnings("unchecked")

@@ -7,6 +7,7 @@ import dev.outbox.http.server.IdempotencyFilter;
 import dev.outbox.http.server.ScopeResolver;
 import dev.outbox.http.server.IdempotencyStore;
 import dev.outbox.migrations.OutboxMigrations;
+import dev.outbox.migrations.internal.JooqVersionCheck;
 import dev.outbox.relay.Relay;
 import dev.outbox.spring.internal.ConsumersHealthIndicator;
 import dev.outbox.spring.internal.EmbeddedRelay;
@@ -115,6 +116,7 @@ public class OutboxAutoConfiguration {
 
   /** A jOOQ context on the connection of the Spring-managed transaction, whatever manages it. */
   static DSLContext transactionBound(DataSource dataSource) {
+    JooqVersionCheck.quiet();
     return DSL.using(new DefaultConfiguration()
         .set(SQLDialect.POSTGRES)
         .set(new DataSourceConnectionProvider(new TransactionAwareDataSourceProxy(dataSource))));

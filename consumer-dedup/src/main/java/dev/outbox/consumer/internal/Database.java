@@ -1,6 +1,7 @@
 package dev.outbox.consumer.internal;
 
 import dev.outbox.migrations.OutboxMigrations;
+import dev.outbox.migrations.internal.JooqVersionCheck;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.SQLException;
@@ -41,6 +42,7 @@ final class Database {
   private final String purgeSql;
 
   Database(Settings settings) {
+    JooqVersionCheck.quiet();
     this.dataSource = settings.dataSource();
     if (settings.dsl() != null) {
       this.provider = settings.dsl().configuration().connectionProvider();

@@ -3,6 +3,7 @@ package dev.outbox.http.server;
 import dev.outbox.core.internal.Checks;
 import dev.outbox.http.server.internal.JooqIdempotencyStore;
 import dev.outbox.migrations.OutboxMigrations;
+import dev.outbox.migrations.internal.JooqVersionCheck;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
 import java.time.Clock;
@@ -349,6 +350,7 @@ public interface IdempotencyStore {
         throw new IllegalStateException(
             "IdempotencyStore got both dsl(...) and dataSource(...); give one: the DSLContext if it carries your transaction setup");
       }
+      JooqVersionCheck.quiet();
       DSLContext context = dsl != null ? dsl : DSL.using(dataSource, SQLDialect.POSTGRES);
       return new JooqIdempotencyStore(
           context, schema, lockTimeout, retryAfter, holdTimeout, ttl, clock, purgeBatchSize, meterRegistry, name);

@@ -1,6 +1,12 @@
 package dev.outbox.relay.process;
 
+import dev.outbox.relay.admin.ParkedChange;
+import dev.outbox.relay.admin.ParkedMessage;
 import dev.outbox.relay.admin.RelayAdmin;
+import dev.outbox.relay.admin.RelayMember;
+import dev.outbox.relay.admin.RelayStatus;
+import dev.outbox.relay.admin.ShardStatus;
+import dev.outbox.relay.admin.XminHolder;
 import java.io.PrintStream;
 import java.time.Duration;
 import java.time.Instant;
@@ -34,13 +40,13 @@ final class AdminCommands {
   }
 
   int status(boolean json) {
-    RelayAdmin.Status s = admin.status();
+    RelayStatus s = admin.status();
     if (json) {
       out.println(Json.write(s));
       return 0;
     }
     Instant at = s.at();
-    long leased = s.shards().stream().filter(RelayAdmin.ShardStatus::leaseLive).count();
+    long leased = s.shards().stream().filter(ShardStatus::leaseLive).count();
     out.println("Outbox relay status, schema " + admin.schema() + ", at " + at.truncatedTo(ChronoUnit.SECONDS) + " (database clock)");
     out.println();
     out.println("backlog        " + s.backlog() + " message(s)" + (s.oldestAge() == null ? "" : ", oldest " + age(s.oldestAge())));
@@ -53,7 +59,7 @@ final class AdminCommands {
 
     out.println("Relays:");
     TextTable members = new TextTable("INSTANCE", "LIVE", "SHARDS", "STARTED", "HEARTBEAT");
-    for (RelayAdmin.Member m : s.members()) {
+    for (RelayMember m : s.members()) {
       members.row(m.owner(), m.live() ? "yes" : "no", m.ownedShards(), ago(at, m.startedAt()), until(at, m.heartbeatUntil()));
     }
     out.print(members.isEmpty() ? "  (none)\n" : members.render("  "));
@@ -61,7 +67,7 @@ final class AdminCommands {
 
     out.println("Shards:");
     TextTable shards = new TextTable("SHARD", "BACKLOG", "OLDEST", "PARKED", "OWNER", "EPOCH", "LEASE");
-    for (RelayAdmin.ShardStatus sh : s.shards()) {
+    for (ShardStatus sh : s.shards()) {
       String lease = sh.owner() == null ? "free" : until(at, sh.leaseUntil());
       shards.row(sh.shard(), sh.backlog(), sh.oldestAge() == null ? "-" : age(sh.oldestAge()), sh.parked(), sh.owner(), sh.epoch(), lease);
     }
@@ -70,7 +76,7 @@ final class AdminCommands {
 
     out.println("xmin horizon (oldest first; vacuum cannot remove outbox rows deleted after these snapshots):");
     TextTable xmin = new TextTable("KIND", "NAME", "XMIN", "AGE(XIDS)", "SINCE", "STATE", "DETAIL");
-    for (RelayAdmin.XminHolder h : s.xminHolders()) {
+    for (XminHolder h : s.xminHolders()) {
       xmin.row(h.kind(), h.name(), h.xmin(), h.xminAge(), h.since() == null ? "-" : ago(at, h.since()), h.state(), h.detail());
     }
     out.print(xmin.isEmpty() ? "  (nothing else holds it)\n" : xmin.render("  "));
@@ -78,7 +84,7 @@ final class AdminCommands {
   }
 
   int list(int limit, boolean json) {
-    List<RelayAdmin.ParkedMessage> rows = admin.parked(limit);
+    List<ParkedMessage> rows = admin.parked(limit);
     if (json) {
       out.println(Json.write(rows));
       return 0;
@@ -94,9 +100,9 @@ final class AdminCommands {
     return 0;
   }
 
-  private void printParked(List<RelayAdmin.ParkedMessage> rows) {
+  private void printParked(List<ParkedMessage> rows) {
     TextTable t = new TextTable("ID", "MESSAGE ID", "SHARD", "TOPIC", "KEY", "BYTES", "ATTEMPTS", "PARKED AT", "LAST ERROR");
-    for (RelayAdmin.ParkedMessage p : rows) {
+    for (ParkedMessage p : rows) {
       t.row(p.id(), p.messageId(), p.shard(), p.topic(), p.key(), p.payloadBytes(), p.attempts(),
           p.parkedAt().truncatedTo(ChronoUnit.SECONDS), p.lastError());
     }
@@ -104,7 +110,7 @@ final class AdminCommands {
   }
 
   private int requeue(CommandLine cl) {
-    RelayAdmin.Changed c = cl.all() ? admin.requeueAll() : admin.requeue(cl.ids());
+    ParkedChange c = cl.all() ? admin.requeueAll() : admin.requeue(cl.ids());
     out.println("Requeued " + c.count() + " parked message(s)" + ids(c.ids()) + ".");
     if (!c.notParked().isEmpty()) {
       out.println("Not parked, left alone: " + join(c.notParked()) + ".");
@@ -114,8 +120,8 @@ final class AdminCommands {
 
   private int purge(CommandLine cl) {
     if (!cl.yes()) {
-      List<RelayAdmin.ParkedMessage> rows = admin.parked(RelayAdmin.MAX_LIMIT);
-      List<RelayAdmin.ParkedMessage> chosen = cl.all() ? rows : rows.stream().filter(p -> cl.ids().contains(p.id())).toList();
+      List<ParkedMessage> rows = admin.parked(RelayAdmin.MAX_LIMIT);
+      List<ParkedMessage> chosen = cl.all() ? rows : rows.stream().filter(p -> cl.ids().contains(p.id())).toList();
       if (chosen.isEmpty()) {
         out.println("No parked messages to purge" + (cl.all() ? "." : " among the given ids."));
         return 0;
@@ -125,7 +131,7 @@ final class AdminCommands {
       err.println("parked purge deletes messages for good and was refused: add --yes to confirm.");
       return CliException.USAGE;
     }
-    RelayAdmin.Changed c = cl.all() ? admin.purgeAll() : admin.purge(cl.ids());
+    ParkedChange c = cl.all() ? admin.purgeAll() : admin.purge(cl.ids());
     out.println("Purged " + c.count() + " parked message(s)" + ids(c.ids()) + "; they will never be published.");
     if (!c.notParked().isEmpty()) {
       out.println("Not parked, left alone: " + join(c.notParked()) + ".");

@@ -54,24 +54,24 @@ class RelayAdminIT {
     sql("insert into outbox.outbox_relay_member (owner, heartbeat_until) values ('r1', clock_timestamp() + interval '30 seconds'),"
         + " ('r0', clock_timestamp() - interval '1 minute')");
 
-    RelayAdmin.Status s = admin.status();
+    RelayStatus s = admin.status();
 
     assertThat(s.shards()).hasSize(64);
     assertThat(s.backlog()).isEqualTo(4);
     assertThat(s.parked()).isEqualTo(1);
     assertThat(s.oldestAge()).isNotNull().isPositive();
-    RelayAdmin.ShardStatus k1 = s.shards().get(shardK1);
+    ShardStatus k1 = s.shards().get(shardK1);
     assertThat(k1.shard()).isEqualTo(shardK1);
     assertThat(k1.backlog()).isEqualTo(2);
     assertThat(k1.owner()).isEqualTo("r1");
     assertThat(k1.epoch()).isEqualTo(7);
     assertThat(k1.leaseLive()).isTrue();
-    RelayAdmin.ShardStatus k3 = s.shards().get(shardK3);
+    ShardStatus k3 = s.shards().get(shardK3);
     assertThat(k3.backlog()).isEqualTo(1);
     assertThat(k3.parked()).isEqualTo(1);
     assertThat(k3.leaseLive()).isFalse();
-    assertThat(s.shards().stream().mapToLong(RelayAdmin.ShardStatus::backlog).sum()).isEqualTo(4);
-    assertThat(s.members()).extracting(RelayAdmin.Member::owner, RelayAdmin.Member::live, RelayAdmin.Member::ownedShards)
+    assertThat(s.shards().stream().mapToLong(ShardStatus::backlog).sum()).isEqualTo(4);
+    assertThat(s.members()).extracting(RelayMember::owner, RelayMember::live, RelayMember::ownedShards)
         .containsExactlyInAnyOrder(org.assertj.core.groups.Tuple.tuple("r1", true, 1), org.assertj.core.groups.Tuple.tuple("r0", false, 0));
     assertThat(s.liveMembers()).isOne();
   }
@@ -90,7 +90,7 @@ class RelayAdminIT {
         st.execute("set application_name = 'long-report'");
         st.executeQuery("select 'xmin-holder-marker', count(*) from outbox.outbox_message").close();
       }
-      RelayAdmin.Status s = admin.status();
+      RelayStatus s = admin.status();
       assertThat(s.xminHolders())
           .anySatisfy(h -> {
             assertThat(h.kind()).isEqualTo("session");
@@ -110,9 +110,9 @@ class RelayAdminIT {
     List<UUID> ids = append("a", "b", "c");
     park(ids.get(0), "InvalidTopicException: bad");
     park(ids.get(2), "RecordTooLargeException: big");
-    List<RelayAdmin.ParkedMessage> parked = admin.parked(10);
-    assertThat(parked).extracting(RelayAdmin.ParkedMessage::messageId).containsExactly(ids.get(0), ids.get(2));
-    RelayAdmin.ParkedMessage first = parked.get(0);
+    List<ParkedMessage> parked = admin.parked(10);
+    assertThat(parked).extracting(ParkedMessage::messageId).containsExactly(ids.get(0), ids.get(2));
+    ParkedMessage first = parked.get(0);
     assertThat(first.topic()).isEqualTo("admin-test");
     assertThat(first.key()).isEqualTo("a");
     assertThat(first.attempts()).isEqualTo(1);
@@ -131,7 +131,7 @@ class RelayAdminIT {
     long notParked = outboxId(ids.get(1));
     try (Connection listener = db.connect(); Statement st = listener.createStatement()) {
       st.execute("listen \"" + Outbox.channel("outbox") + "\"");
-      RelayAdmin.Changed c = admin.requeue(List.of(parked, notParked, 999_999_999L));
+      ParkedChange c = admin.requeue(List.of(parked, notParked, 999_999_999L));
       assertThat(c.ids()).containsExactly(parked);
       assertThat(c.notParked()).containsExactly(notParked, 999_999_999L);
       // returns as soon as the notification is there; the bound only matters on a loaded machine
@@ -153,11 +153,11 @@ class RelayAdminIT {
     park(ids.get(1), "X: y");
     long first = outboxId(ids.get(0));
     long publishable = outboxId(ids.get(2));
-    RelayAdmin.Changed one = admin.purge(List.of(first, publishable));
+    ParkedChange one = admin.purge(List.of(first, publishable));
     assertThat(one.ids()).containsExactly(first);
     assertThat(one.notParked()).containsExactly(publishable);
     assertThat(row(publishable)).isNotNull();
-    RelayAdmin.Changed rest = admin.purgeAll();
+    ParkedChange rest = admin.purgeAll();
     assertThat(rest.count()).isOne();
     assertThat(count("select count(*) from outbox.outbox_message")).isOne();
   }
