@@ -24,6 +24,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
@@ -46,11 +47,23 @@ public final class Torture {
   static final String TOPIC = "torture";
   static final int PARTITIONS = 8;
   /**
-   * Relay lease; a paused relay stays stopped past it. The relay bounds a record's delivery by a
-   * sixth of it: 12 s gives the broker 2 s per request, which a loaded 2-core machine needs (with 3 s,
-   * 500 ms requests timed out over and over and every message was sent about three times).
+   * Relay lease; a paused relay stays stopped past it. Its safety margin is a third of it, 4 s,
+   * which must hold the producer's delivery timeout and the topic's timestamp bound below.
    */
   static final Duration LEASE = Duration.ofSeconds(12);
+  /**
+   * The relays' {@code delivery.timeout.ms} (and {@code request.timeout.ms}): the half of the
+   * lease's margin the relay picks by default, so that the timestamp bound fits between it and the
+   * margin (a loaded 2-core machine times some 2 s requests out; they are sent again).
+   */
+  static final Duration DELIVERY_TIMEOUT = Duration.ofSeconds(2);
+  /**
+   * The torture topic's {@code message.timestamp.before.max.ms}, between {@link #DELIVERY_TIMEOUT}
+   * and the lease's margin (one host, so no clock skew): the broker refuses a record a relay
+   * frozen past its lease sends when it thaws, as outbox-relay/ENGINE.md ("Fencing on the Kafka
+   * side") tells users who need a key's last record to be its latest message.
+   */
+  static final Duration TIMESTAMP_BOUND = Duration.ofSeconds(3);
   static final String DATABASE = "torture";
   private static final long PROGRESS_SECONDS = 5;
   private static final Duration READY_TIMEOUT = Duration.ofMinutes(3);
@@ -133,6 +146,7 @@ public final class Torture {
     Path logs = Files.createDirectories(base.resolve("logs"));
     log("seed " + o.seed() + "; " + o.messages() + " messages over " + o.keys() + " keys in " + o.duration().toSeconds() + " s, "
         + o.relays() + " relays, " + o.consumers() + " consumers; faults " + o.faults() + "; logs in " + logs);
+    log(configuration());
     Ledger ledger = new Ledger();
     // the broker starts while PostgreSQL is created: both take seconds on a loaded machine
     // a restarted broker waits for the controller to expire its previous session before it serves:
@@ -148,7 +162,7 @@ public final class Torture {
       try (HikariDataSource ds = dataSource(jdbcUrl, o.writers() + 4, "torture-writer");
           HikariDataSource ordersDs = dataSource(jdbcUrl, 8, "torture-orders")) {
         prepare(ds);
-        kafka.createTopic(TOPIC, PARTITIONS);
+        createTortureTopic(kafka);
         kafka.createTopic(OrdersService.TOPIC, 4);
         log("schema and topics ready; starting the relays and consumers");
         List<Child> relays = new ArrayList<>();
@@ -172,6 +186,9 @@ public final class Torture {
           // rows committed during a deployment would
           History history = load(ds, ordersDs, jdbcUrl, kafka, pg, relays, consumers, children, ledger);
           Verdict v = Checker.check(history);
+          out.println();
+          out.println("configuration");
+          out.println("  " + configuration());
           v.print(out);
           if (!v.passed()) {
             out.println("logs kept in " + logs);
@@ -226,7 +243,7 @@ public final class Torture {
         Thread.sleep(250);
       }
       // a relay that was paused may still hold a batch in flight: the producer lands or fails it
-      // within its delivery timeout, a sixth of the lease (the relays then stop gracefully)
+      // within its delivery timeout, at most the lease's margin (the relays then stop gracefully)
       Thread.sleep(LEASE.dividedBy(3).toMillis());
       ticker.shutdownNow();
       for (Child r : relays) {
@@ -326,6 +343,23 @@ public final class Torture {
     dsl.execute("insert into torture.key_seq select 'key-' || g, 0 from generate_series(0, " + (o.keys() - 1) + ") g");
   }
 
+  /** The settings that decide whether a thawed relay can end a key on a stale record. */
+  private static String configuration() {
+    return "relays: publish-mode idempotent, lease " + LEASE.toSeconds() + " s (margin " + LEASE.dividedBy(3).toMillis()
+        + " ms), kafka delivery.timeout.ms = request.timeout.ms = " + DELIVERY_TIMEOUT.toMillis() + "; topic " + TOPIC
+        + ": message.timestamp.before.max.ms = " + TIMESTAMP_BOUND.toMillis();
+  }
+
+  /** The torture topic, with the timestamp bound that keeps a thawed relay's stale copies out. */
+  private static void createTortureTopic(TestKafka kafka) throws Exception {
+    try (Admin admin = kafka.admin()) {
+      admin.createTopics(List.of(new NewTopic(TOPIC, PARTITIONS, (short) 1)
+          .configs(Map.of("message.timestamp.before.max.ms", String.valueOf(TIMESTAMP_BOUND.toMillis())))))
+          .all().get(30, TimeUnit.SECONDS);
+    }
+    kafka.createTopic(TOPIC, PARTITIONS); // exists: waits for the leaders
+  }
+
   private Child relay(String name, String jdbcUrl, String bootstrap, Path logs) {
     Map<String, String> env = new java.util.HashMap<>();
     env.put("OUTBOX_RELAY_JDBC_URL", jdbcUrl);
@@ -341,10 +375,9 @@ public final class Torture {
     // the broker is down for seconds every few seconds: a breaker that stays open 10 s (the default)
     // would let the relays publish nothing during the schedule, only in the drain
     env.put("OUTBOX_RELAY_BREAKER_OPEN_DURATION", "2s");
-    // the most the relay allows within the lease (a third of it) instead of its default sixth: on a
-    // loaded machine 2 s requests still time out
-    env.put("OUTBOX_RELAY_KAFKA_DELIVERY_TIMEOUT_MS", String.valueOf(LEASE.dividedBy(3).toMillis()));
-    env.put("OUTBOX_RELAY_KAFKA_REQUEST_TIMEOUT_MS", String.valueOf(LEASE.dividedBy(3).toMillis()));
+    // below the topic's timestamp bound, which is below the lease's margin (ENGINE.md, "Fencing on the Kafka side")
+    env.put("OUTBOX_RELAY_KAFKA_DELIVERY_TIMEOUT_MS", String.valueOf(DELIVERY_TIMEOUT.toMillis()));
+    env.put("OUTBOX_RELAY_KAFKA_REQUEST_TIMEOUT_MS", String.valueOf(DELIVERY_TIMEOUT.toMillis()));
     List<String> command = jvm("relay", "-jar", o.relayJar().toString());
     return new Child(name, Child.Role.RELAY, command, env, logs.resolve(name + ".log"), "running; SIGTERM stops it gracefully");
   }
