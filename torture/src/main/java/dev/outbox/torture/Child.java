@@ -1,6 +1,10 @@
 package dev.outbox.torture;
 
 import java.io.IOException;
+import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -22,14 +26,23 @@ final class Child implements AutoCloseable {
   private final List<String> command;
   private final Map<String, String> env;
   private final Path log;
+  private final String readyLine;
   private volatile Process process;
+  /** Where the current process's output starts in the log, and whether it has printed {@link #readyLine} since. */
+  private volatile long logOffset;
+  private volatile boolean ready;
 
-  Child(String name, Role role, List<String> command, Map<String, String> env, Path log) {
+  /**
+   * @param readyLine what the process prints once it runs (a relay that claimed its shards, a
+   *     consumer that started); until then it is not a target of faults
+   */
+  Child(String name, Role role, List<String> command, Map<String, String> env, Path log, String readyLine) {
     this.name = name;
     this.role = role;
     this.command = List.copyOf(command);
     this.env = Map.copyOf(env);
     this.log = log;
+    this.readyLine = readyLine;
   }
 
   String name() {
@@ -46,7 +59,27 @@ final class Child implements AutoCloseable {
     pb.environment().putAll(env);
     pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
     pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+    logOffset = Files.exists(log) ? Files.size(log) : 0;
+    ready = false;
     process = pb.start();
+  }
+
+  /**
+   * @return whether the current process has printed its ready line: a JVM still starting (a minute
+   *     on a loaded machine) is no target for a fault, which would prove nothing
+   */
+  boolean ready() {
+    if (ready) {
+      return true;
+    }
+    try (FileChannel in = FileChannel.open(log)) {
+      in.position(logOffset);
+      String text = new String(Channels.newInputStream(in).readAllBytes(), StandardCharsets.UTF_8);
+      ready = text.contains(readyLine);
+    } catch (IOException e) {
+      return false;
+    }
+    return ready;
   }
 
   synchronized boolean isAlive() {

@@ -27,10 +27,14 @@ import java.util.function.Consumer;
  * after its pause, and at least one relay and one consumer are always running unpaused.
  */
 final class Faults implements AutoCloseable {
-  /** A pause lasts this much longer than the lease or session it must outlast. */
-  static final Duration PAUSE_MARGIN = Duration.ofSeconds(2);
+  /**
+   * A pause lasts this much longer than the lease or session it must outlast: more than the other
+   * relay's lease loop (a third of the lease), so that it takes the paused relay's shards over
+   * before the paused one wakes.
+   */
+  static final Duration PAUSE_MARGIN = Torture.LEASE.dividedBy(2);
   /** Least time a restarted broker or database stays up before the next restart of it. */
-  static final Duration UP_BETWEEN_RESTARTS = Duration.ofSeconds(3);
+  static final Duration UP_BETWEEN_RESTARTS = Duration.ofSeconds(5);
 
   record Planned(long atMillis, Fault fault, double roll) {}
 
@@ -171,8 +175,8 @@ final class Faults implements AutoCloseable {
 
   /**
    * Picks a target: the drawn one if it may be hit, else the next that may. A target may be hit
-   * when it is not paused and has run a few seconds since it started (a JVM still starting proves
-   * nothing); a pause may not leave a role without a running process.
+   * when it is not paused, has said it runs and has run a few seconds since it started (a JVM still
+   * starting proves nothing); a pause may not leave a role without a running process.
    */
   private Child pick(double roll, boolean pause) {
     while (true) {
@@ -180,7 +184,7 @@ final class Faults implements AutoCloseable {
       int first = (int) (roll * n);
       for (int i = 0; i < n; i++) {
         Child c = children.get((first + i) % n);
-        boolean warm = System.nanoTime() - startedAt.getOrDefault(c, 0L) > TimeUnit.SECONDS.toNanos(5);
+        boolean warm = c.ready() && System.nanoTime() - startedAt.getOrDefault(c, 0L) > TimeUnit.SECONDS.toNanos(5);
         long runningOfRole = children.stream().filter(x -> x.role() == c.role() && !paused.contains(x)).count();
         if (!paused.contains(c) && warm && (!pause || runningOfRole >= 2)) {
           return c;
@@ -217,6 +221,7 @@ final class Faults implements AutoCloseable {
       try {
         if (c.restartIfDead()) {
           startedAt.put(c, System.nanoTime());
+          ledger.add(c.role().name().toLowerCase() + " exited by itself (started again)", 1);
           log.accept(c.name() + " had exited by itself; started again (see its log)");
         }
       } catch (Exception e) {

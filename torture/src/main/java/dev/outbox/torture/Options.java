@@ -59,7 +59,7 @@ public record Options(
     for (Fault f : Fault.scheduled()) {
       faults.put(f, 10);
     }
-    return new Options(20_000, Duration.ofSeconds(70), 300, 4, 0.05, 300, 0.1, 2, 2, faults, 0.02, 2026_12_03L,
+    return new Options(20_000, Duration.ofSeconds(70), 300, 8, 0.05, 300, 0.1, 2, 2, faults, 0.02, 2026_12_03L,
         Duration.ofMinutes(3), null);
   }
 

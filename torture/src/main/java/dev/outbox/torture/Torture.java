@@ -24,6 +24,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
@@ -45,9 +46,27 @@ public final class Torture {
   /** The topic of the writers' messages. */
   static final String TOPIC = "torture";
   static final int PARTITIONS = 8;
-  /** Relay lease; a paused relay stays stopped past it. */
-  static final Duration LEASE = Duration.ofSeconds(3);
+  /**
+   * Relay lease; a paused relay stays stopped past it. Its safety margin is a third of it, 4 s,
+   * which must hold the producer's delivery timeout and the topic's timestamp bound below.
+   */
+  static final Duration LEASE = Duration.ofSeconds(12);
+  /**
+   * The relays' {@code delivery.timeout.ms} (and {@code request.timeout.ms}): the half of the
+   * lease's margin the relay picks by default, so that the timestamp bound fits between it and the
+   * margin (a loaded 2-core machine times some 2 s requests out; they are sent again).
+   */
+  static final Duration DELIVERY_TIMEOUT = Duration.ofSeconds(2);
+  /**
+   * The torture topic's {@code message.timestamp.before.max.ms}, between {@link #DELIVERY_TIMEOUT}
+   * and the lease's margin (one host, so no clock skew): the broker refuses a record a relay
+   * frozen past its lease sends when it thaws, as outbox-relay/ENGINE.md ("Fencing on the Kafka
+   * side") tells users who need a key's last record to be its latest message.
+   */
+  static final Duration TIMESTAMP_BOUND = Duration.ofSeconds(3);
   static final String DATABASE = "torture";
+  private static final long PROGRESS_SECONDS = 5;
+  private static final Duration READY_TIMEOUT = Duration.ofMinutes(3);
 
   private final Options o;
   private final PrintStream out;
@@ -127,6 +146,7 @@ public final class Torture {
     Path logs = Files.createDirectories(base.resolve("logs"));
     log("seed " + o.seed() + "; " + o.messages() + " messages over " + o.keys() + " keys in " + o.duration().toSeconds() + " s, "
         + o.relays() + " relays, " + o.consumers() + " consumers; faults " + o.faults() + "; logs in " + logs);
+    log(configuration());
     Ledger ledger = new Ledger();
     // the broker starts while PostgreSQL is created: both take seconds on a loaded machine
     // a restarted broker waits for the controller to expire its previous session before it serves:
@@ -142,8 +162,9 @@ public final class Torture {
       try (HikariDataSource ds = dataSource(jdbcUrl, o.writers() + 4, "torture-writer");
           HikariDataSource ordersDs = dataSource(jdbcUrl, 8, "torture-orders")) {
         prepare(ds);
-        kafka.createTopic(TOPIC, PARTITIONS);
+        createTortureTopic(kafka);
         kafka.createTopic(OrdersService.TOPIC, 4);
+        log("schema and topics ready; starting the relays and consumers");
         List<Child> relays = new ArrayList<>();
         List<Child> consumers = new ArrayList<>();
         for (int i = 1; i <= o.relays(); i++) {
@@ -165,6 +186,9 @@ public final class Torture {
           // rows committed during a deployment would
           History history = load(ds, ordersDs, jdbcUrl, kafka, pg, relays, consumers, children, ledger);
           Verdict v = Checker.check(history);
+          out.println();
+          out.println("configuration");
+          out.println("  " + configuration());
           v.print(out);
           if (!v.passed()) {
             out.println("logs kept in " + logs);
@@ -187,6 +211,7 @@ public final class Torture {
 
   private History load(HikariDataSource ds, HikariDataSource ordersDs, String jdbcUrl, TestKafka kafka, PrivatePostgres pg,
       List<Child> relays, List<Child> consumers, List<Child> children, Ledger ledger) throws Exception {
+    awaitReady(children);
     DSLContext dsl = DSL.using(ds, SQLDialect.POSTGRES);
     Writers writers = new Writers(o, dsl);
     OrdersService orders = OrdersService.start(ordersDs, 0, o.lostResponseRate(), Duration.ofMillis(2500));
@@ -195,24 +220,31 @@ public final class Torture {
     Faults faults = new Faults(o, kafka, pg, jdbcUrl, children, ledger, this::log);
     ScheduledExecutorService ticker = Executors.newSingleThreadScheduledExecutor();
     try {
-      ticker.scheduleAtFixedRate(() -> progress(dsl, writers, http, ledger), 5, 5, TimeUnit.SECONDS);
+      long[] lastCommitted = {0};
+      ticker.scheduleAtFixedRate(() -> progress(dsl, writers, http, ledger, lastCommitted), PROGRESS_SECONDS, PROGRESS_SECONDS,
+          TimeUnit.SECONDS);
       ticker.scheduleWithFixedDelay(() -> faults.restartExited(), 2, 2, TimeUnit.SECONDS);
       Thread dup = Thread.ofPlatform().name("torture-duplicator").start(duplicator);
       writers.start();
       http.start();
+      long writing = System.nanoTime();
       faults.runSchedule();
       log("fault schedule done; waiting for the writers");
       writers.await();
+      double seconds = (System.nanoTime() - writing) / 1e9;
+      log(String.format("writers done: %d committed in %d transactions in %.0f s (%.0f messages/s), %d rolled back, %d with an unknown"
+          + " outcome, %d transactions failed (database gone)", writers.committed(), writers.transactions(), seconds,
+          writers.committed() / seconds, writers.rolledBack(), writers.uncertain(), writers.failures()));
       http.await();
       faults.healAll();
-      log("writers done: " + writers.committed() + " committed, " + writers.rolledBack() + " rolled back, "
-          + writers.uncertain() + " with an unknown outcome; draining");
+      log("HTTP done; draining");
       long deadline = System.nanoTime() + o.drainTimeout().toNanos();
       while (System.nanoTime() < deadline && backlog(dsl) > 0) {
         Thread.sleep(250);
       }
-      // a relay that was paused may still hold a batch in flight: give it a moment to land
-      Thread.sleep(LEASE.toMillis());
+      // a relay that was paused may still hold a batch in flight: the producer lands or fails it
+      // within its delivery timeout, at most the lease's margin (the relays then stop gracefully)
+      Thread.sleep(LEASE.dividedBy(3).toMillis());
       ticker.shutdownNow();
       for (Child r : relays) {
         r.close();
@@ -233,11 +265,32 @@ public final class Torture {
     }
   }
 
-  private void progress(DSLContext dsl, Writers writers, HttpLoad http, Ledger ledger) {
+  /**
+   * Waits until every relay and consumer says it runs, so that the schedule's first faults hit
+   * running processes and the writers' pace is not spent on JVMs still starting.
+   */
+  private void awaitReady(List<Child> children) throws InterruptedException {
+    long t0 = System.nanoTime();
+    long deadline = t0 + READY_TIMEOUT.toNanos();
+    while (!children.stream().allMatch(Child::ready)) {
+      if (System.nanoTime() > deadline) {
+        log("not every process said it runs within " + READY_TIMEOUT.toSeconds() + " s; starting anyway: "
+            + children.stream().filter(c -> !c.ready()).map(Child::toString).toList());
+        return;
+      }
+      Thread.sleep(200);
+    }
+    log(String.format("relays and consumers running after %.1f s", (System.nanoTime() - t0) / 1e9));
+  }
+
+  private void progress(DSLContext dsl, Writers writers, HttpLoad http, Ledger ledger, long[] lastCommitted) {
     try {
       long charged = Recorder.count(dsl, "select count(*) from torture.charge");
-      log(String.format("committed %d  rolled back %d  outbox backlog %d  charged %d  http %d/%d  faults %d",
-          writers.committed(), writers.rolledBack(), backlog(dsl), charged, http.done(), o.httpOperations(), ledger.total()));
+      long committed = writers.committed();
+      log(String.format("committed %d (%d/s)  rolled back %d  outbox backlog %d  charged %d  http %d/%d  faults %d",
+          committed, (committed - lastCommitted[0]) / PROGRESS_SECONDS, writers.rolledBack(), backlog(dsl), charged, http.done(),
+          o.httpOperations(), ledger.total()));
+      lastCommitted[0] = committed;
     } catch (RuntimeException e) {
       log("progress: " + e.getMessage());
     }
@@ -290,6 +343,23 @@ public final class Torture {
     dsl.execute("insert into torture.key_seq select 'key-' || g, 0 from generate_series(0, " + (o.keys() - 1) + ") g");
   }
 
+  /** The settings that decide whether a thawed relay can end a key on a stale record. */
+  private static String configuration() {
+    return "relays: publish-mode idempotent, lease " + LEASE.toSeconds() + " s (margin " + LEASE.dividedBy(3).toMillis()
+        + " ms), kafka delivery.timeout.ms = request.timeout.ms = " + DELIVERY_TIMEOUT.toMillis() + "; topic " + TOPIC
+        + ": message.timestamp.before.max.ms = " + TIMESTAMP_BOUND.toMillis();
+  }
+
+  /** The torture topic, with the timestamp bound that keeps a thawed relay's stale copies out. */
+  private static void createTortureTopic(TestKafka kafka) throws Exception {
+    try (Admin admin = kafka.admin()) {
+      admin.createTopics(List.of(new NewTopic(TOPIC, PARTITIONS, (short) 1)
+          .configs(Map.of("message.timestamp.before.max.ms", String.valueOf(TIMESTAMP_BOUND.toMillis())))))
+          .all().get(30, TimeUnit.SECONDS);
+    }
+    kafka.createTopic(TOPIC, PARTITIONS); // exists: waits for the leaders
+  }
+
   private Child relay(String name, String jdbcUrl, String bootstrap, Path logs) {
     Map<String, String> env = new java.util.HashMap<>();
     env.put("OUTBOX_RELAY_JDBC_URL", jdbcUrl);
@@ -302,19 +372,33 @@ public final class Torture {
     env.put("OUTBOX_RELAY_BACKOFF_BASE", "50ms");
     env.put("OUTBOX_RELAY_BACKOFF_CAP", "1s");
     env.put("OUTBOX_RELAY_STARTUP_TIMEOUT", "60s");
-    List<String> command = List.of(java(), "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-jar", o.relayJar().toString());
-    return new Child(name, Child.Role.RELAY, command, env, logs.resolve(name + ".log"));
+    // the broker is down for seconds every few seconds: a breaker that stays open 10 s (the default)
+    // would let the relays publish nothing during the schedule, only in the drain
+    env.put("OUTBOX_RELAY_BREAKER_OPEN_DURATION", "2s");
+    // below the topic's timestamp bound, which is below the lease's margin (ENGINE.md, "Fencing on the Kafka side")
+    env.put("OUTBOX_RELAY_KAFKA_DELIVERY_TIMEOUT_MS", String.valueOf(DELIVERY_TIMEOUT.toMillis()));
+    env.put("OUTBOX_RELAY_KAFKA_REQUEST_TIMEOUT_MS", String.valueOf(DELIVERY_TIMEOUT.toMillis()));
+    List<String> command = jvm("relay", "-jar", o.relayJar().toString());
+    return new Child(name, Child.Role.RELAY, command, env, logs.resolve(name + ".log"), "running; SIGTERM stops it gracefully");
   }
 
   private Child consumer(String name, String jdbcUrl, String bootstrap, Path logs) {
     Map<String, String> env = Map.of("TORTURE_BOOTSTRAP", bootstrap, "TORTURE_JDBC_URL", jdbcUrl, "TORTURE_TOPIC", TOPIC, "TORTURE_INSTANCE", name);
-    List<String> command = List.of(java(), "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-        "-cp", System.getProperty("java.class.path"), TortureConsumer.class.getName());
-    return new Child(name, Child.Role.CONSUMER, command, env, logs.resolve(name + ".log"));
+    List<String> command = jvm("consumer", "-cp", System.getProperty("java.class.path"), TortureConsumer.class.getName());
+    return new Child(name, Child.Role.CONSUMER, command, env, logs.resolve(name + ".log"), TortureConsumer.READY);
   }
 
-  private static String java() {
-    return Path.of(System.getProperty("java.home"), "bin", "java").toString();
+  /**
+   * A child JVM's command: small heap, C1 only, and a class-data archive kept between runs (made
+   * when a child exits normally), which cuts the class loading of every restart after a SIGKILL.
+   */
+  private static List<String> jvm(String role, String... main) {
+    Path archive = Path.of(System.getProperty("java.io.tmpdir"), "outbox-torture-" + role + "-" + Runtime.version().feature() + ".jsa");
+    List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:+AutoCreateSharedArchive",
+        "-XX:SharedArchiveFile=" + archive, "-Xlog:cds=off", "-Xlog:cds+dynamic=off"));
+    command.addAll(List.of(main));
+    return command;
   }
 
   static HikariDataSource dataSource(String jdbcUrl, int size, String applicationName) {
@@ -325,6 +409,7 @@ public final class Torture {
     c.setConnectionTimeout(5_000);
     c.setInitializationFailTimeout(-1);
     c.addDataSourceProperty("ApplicationName", applicationName);
+    PoolWatchdog.boundConnectionAttempts(c);
     return new HikariDataSource(c);
   }
 

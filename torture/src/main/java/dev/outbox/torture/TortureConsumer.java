@@ -1,6 +1,5 @@
 package dev.outbox.torture;
 
-import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.consumer.IdempotentConsumer;
 import java.nio.charset.StandardCharsets;
@@ -18,7 +17,10 @@ public final class TortureConsumer {
   /** The consumer group, and the consumer name that scopes dedup. */
   static final String NAME = "torture";
   /** Kafka's session timeout of these consumers; a pause must last longer to count as past it. */
-  static final Duration SESSION_TIMEOUT = Duration.ofSeconds(6);
+  static final Duration SESSION_TIMEOUT = Duration.ofSeconds(10);
+
+  /** What the process prints once its consumer runs. */
+  static final String READY = "torture consumer started";
 
   private TortureConsumer() {}
 
@@ -28,14 +30,8 @@ public final class TortureConsumer {
         .setLevel(ch.qos.logback.classic.Level.DEBUG);
     Map<String, String> env = System.getenv();
     String instance = env.get("TORTURE_INSTANCE");
-    HikariConfig config = new HikariConfig();
-    config.setJdbcUrl(env.get("TORTURE_JDBC_URL"));
-    config.setUsername("postgres");
-    config.setMaximumPoolSize(4);
-    config.setConnectionTimeout(5_000);
-    config.setInitializationFailTimeout(-1);
-    config.addDataSourceProperty("ApplicationName", "torture-consumer");
-    HikariDataSource dataSource = new HikariDataSource(config);
+    String jdbcUrl = env.get("TORTURE_JDBC_URL");
+    HikariDataSource dataSource = Torture.dataSource(jdbcUrl, 4, "torture-consumer");
     IdempotentConsumer consumer = IdempotentConsumer.builder()
         .kafkaProperties(Map.of(
             "bootstrap.servers", env.get("TORTURE_BOOTSTRAP"),
@@ -56,12 +52,12 @@ public final class TortureConsumer {
           long seq = Long.parseLong(fields[0]);
           long amount = Long.parseLong(fields[1]);
           String key = message.keyAsString();
-          tx.execute("insert into torture.charge (message_id, key, seq, amount, consumer) values (?, ?, ?, ?, ?)",
-              message.messageId(), key, seq, amount, instance);
+          // both effects in one statement: one round trip per message
           tx.execute("""
+              with charged as (insert into torture.charge (message_id, key, seq, amount, consumer) values (?, ?, ?, ?, ?))
               insert into torture.running_total (key, applied, total) values (?, 1, ?)
               on conflict (key) do update set applied = running_total.applied + 1, total = running_total.total + excluded.total""",
-              key, amount);
+              message.messageId(), key, seq, amount, instance, key, amount);
         })
         .build();
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -69,7 +65,8 @@ public final class TortureConsumer {
       dataSource.close();
     }, "torture-consumer-stop"));
     consumer.start();
-    System.out.println("torture consumer " + instance + " started");
+    PoolWatchdog.start(dataSource, jdbcUrl, PoolWatchdog.STUCK_AFTER);
+    System.out.println(READY + " (" + instance + ")");
     new CountDownLatch(1).await();
   }
 }

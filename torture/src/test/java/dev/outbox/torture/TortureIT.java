@@ -8,15 +8,11 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 
 /**
- * The short torture run: about 20,000 messages, 300 HTTP operations and 10
- * faults of each kind against a private PostgreSQL instance, an in-JVM broker, relay processes
- * from the runnable jar and consumer-dedup processes. Every invariant must be at 0.
- *
- * <p>Not part of the default build yet: on this code base it still finds per-key reorders after a
- * failed row whose later same-key row was acknowledged, and once a consumer that did not reconnect
- * after a PostgreSQL restart (RELIABILITY.md), and it takes 5 to 10 minutes on a 2-core machine.
- * Run it with {@code ./mvnw -B verify -pl torture -am -Dtorture=true -Dit.test=TortureIT
- * -Dsurefire.failIfNoSpecifiedTests=false -Dfailsafe.failIfNoSpecifiedTests=false}.
+ * The short torture run: about 20,000 messages, 300 HTTP operations and 10 faults of each kind
+ * against a private PostgreSQL instance, an in-JVM broker, relay processes from the runnable jar
+ * and consumer-dedup processes. The test passes only when {@link Checker} says PASS. Opt-in with
+ * {@code -Dtorture=true} until the records without a payload that a run put on the topic are
+ * explained (RELIABILITY.md, "TortureIT with the timestamp bound").
  */
 @Tag("integration")
 @EnabledIfSystemProperty(named = "torture", matches = "true")
@@ -27,7 +23,7 @@ class TortureIT {
    * once) and G7 (nothing left parked) under every fault at once, judged by {@link Checker}.
    */
   @Test
-  @Timeout(value = 30, unit = java.util.concurrent.TimeUnit.MINUTES)
+  @Timeout(value = 20, unit = java.util.concurrent.TimeUnit.MINUTES)
   void everyInvariantHoldsUnderTheFaultMix() throws Exception {
     Verdict v = Torture.run(Options.parse(), System.out);
     for (Fault f : Fault.scheduled()) {
