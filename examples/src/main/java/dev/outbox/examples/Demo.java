@@ -318,7 +318,7 @@ public final class Demo {
               from shop.orders o join shop.payments p on p.order_id = o.order_id group by o.order_id, o.created_at) t""");
     return new Summary(
         o.operations(), succeeded.get(), attempts.get(), attempts.get() - o.operations(), replayed.get(), orders.lostResponses(),
-        ordersCreated, ordersCreated - distinctOps, topic.published, topic.published - topic.distinct, topic.injected,
+        ordersCreated, ordersCreated - distinctOps, topic.published(), topic.published() - topic.distinct(), topic.injected(),
         processor.charges(), processor.calls(), paymentsRecorded,
         ordersPaidTwice + processor.ordersChargedTwice(), lostOrders,
         latency.get("p50") == null ? 0 : latency.get("p50", Double.class),
