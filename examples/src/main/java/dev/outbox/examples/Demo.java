@@ -318,7 +318,7 @@ public final class Demo {
               from shop.orders o join shop.payments p on p.order_id = o.order_id group by o.order_id, o.created_at) t""");
     return new Summary(
         o.operations(), succeeded.get(), attempts.get(), attempts.get() - o.operations(), replayed.get(), orders.lostResponses(),
-        ordersCreated, ordersCreated - distinctOps, topic.published, topic.published - topic.distinct, topic.injected,
+        ordersCreated, ordersCreated - distinctOps, topic.published(), topic.published() - topic.distinct(), topic.injected(),
         processor.charges(), processor.calls(), paymentsRecorded,
         ordersPaidTwice + processor.ordersChargedTwice(), lostOrders,
         latency.get("p50") == null ? 0 : latency.get("p50", Double.class),
@@ -379,85 +379,6 @@ public final class Demo {
       relays.add(RelayProcess.start("relay-" + (relays.size() + 1), db, kafka.bootstrapServers(), logDir));
     } catch (Exception e) {
       out.println("[demo] could not kill and replace a relay: " + e);
-    }
-  }
-
-  /** Delivers a share of the topic's records a second time, as a flaky network or a producer retry would. */
-  static final class Duplicator implements Runnable {
-    private final TestKafka kafka;
-    private final double rate;
-    private final AtomicBoolean running = new AtomicBoolean(true);
-    private final Map<TopicPartition, Long> position = new java.util.concurrent.ConcurrentHashMap<>();
-
-    Duplicator(TestKafka kafka, double rate) {
-      this.kafka = kafka;
-      this.rate = rate;
-    }
-
-    @Override
-    public void run() {
-      var props = kafka.consumerProperties("demo-duplicator-" + UUID.randomUUID());
-      try (var consumer = new KafkaConsumer<byte[], byte[]>(props);
-          var producer = new KafkaProducer<byte[], byte[]>(kafka.producerProperties())) {
-        consumer.subscribe(List.of(OrdersService.TOPIC));
-        while (running.get()) {
-          for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(100))) {
-            position.put(new TopicPartition(r.topic(), r.partition()), r.offset() + 1);
-            if (r.headers().lastHeader(INJECTED) == null && ThreadLocalRandom.current().nextDouble() < rate) {
-              ProducerRecord<byte[], byte[]> copy = new ProducerRecord<>(r.topic(), r.partition(), r.key(), r.value(), r.headers());
-              copy.headers().add(INJECTED, "true".getBytes(StandardCharsets.UTF_8));
-              producer.send(copy);
-            }
-          }
-        }
-      }
-    }
-
-    /** @return whether it has read up to the end of the topic as it stood a moment ago */
-    boolean caughtUp(TestKafka kafka) {
-      try (var admin = kafka.admin()) {
-        var parts = admin.describeTopics(List.of(OrdersService.TOPIC)).allTopicNames().get().get(OrdersService.TOPIC).partitions();
-        Map<TopicPartition, org.apache.kafka.clients.admin.OffsetSpec> specs = new HashMap<>();
-        parts.forEach(p -> specs.put(new TopicPartition(OrdersService.TOPIC, p.partition()), org.apache.kafka.clients.admin.OffsetSpec.latest()));
-        var ends = admin.listOffsets(specs).all().get();
-        return ends.entrySet().stream().allMatch(e -> e.getValue().offset() == 0 || position.getOrDefault(e.getKey(), 0L) >= e.getValue().offset());
-      } catch (Exception e) {
-        return false;
-      }
-    }
-
-    void stop() {
-      running.set(false);
-    }
-  }
-
-  /** Counts the topic's records: published by the relay (with its duplicates) and injected by the demo. */
-  record TopicCount(long published, long distinct, long injected) {
-    static TopicCount scan(TestKafka kafka) {
-      long published = 0;
-      long injected = 0;
-      Set<String> ids = new HashSet<>();
-      var props = kafka.consumerProperties("demo-scan-" + UUID.randomUUID());
-      try (var consumer = new KafkaConsumer<byte[], byte[]>(props)) {
-        List<TopicPartition> parts = consumer.partitionsFor(OrdersService.TOPIC).stream()
-            .map(p -> new TopicPartition(p.topic(), p.partition())).toList();
-        consumer.assign(parts);
-        consumer.seekToBeginning(parts);
-        Map<TopicPartition, Long> end = consumer.endOffsets(parts);
-        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-        while (parts.stream().anyMatch(p -> consumer.position(p) < end.get(p)) && System.nanoTime() < deadline) {
-          for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
-            if (r.headers().lastHeader(INJECTED) != null) {
-              injected++;
-              continue;
-            }
-            published++;
-            Header id = r.headers().lastHeader(OutboxHeaders.MESSAGE_ID);
-            ids.add(id == null ? "missing-" + r.offset() : new String(id.value(), StandardCharsets.UTF_8));
-          }
-        }
-      }
-      return new TopicCount(published, ids.size(), injected);
     }
   }
 }
