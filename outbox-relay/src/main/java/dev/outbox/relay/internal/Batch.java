@@ -17,6 +17,8 @@ import java.util.function.Consumer;
  */
 final class Batch {
   final List<OutboxRow> rows;
+  // topics whose rows were read without their payload (held when the shard read): never sent in this batch
+  final Set<String> withoutPayload;
   final Publisher.Generation producer;
   final KeyOrder order;
   final long started;
@@ -45,12 +47,14 @@ final class Batch {
   volatile boolean skipped;
 
   /**
+   * @param withoutPayload topics whose rows were read without their payload
    * @param onAck runs for every acknowledged record (Kafka answered)
    * @param onAnswered runs once every record sent was answered and {@link #release()} was called
    */
-  Batch(List<OutboxRow> rows, Publisher.Generation producer, KeyOrder order, long started, boolean full, Runnable onAck,
-      Consumer<Batch> onAnswered) {
+  Batch(List<OutboxRow> rows, Set<String> withoutPayload, Publisher.Generation producer, KeyOrder order, long started,
+      boolean full, Runnable onAck, Consumer<Batch> onAnswered) {
     this.rows = rows;
+    this.withoutPayload = withoutPayload;
     this.producer = producer;
     this.order = order;
     this.started = started;

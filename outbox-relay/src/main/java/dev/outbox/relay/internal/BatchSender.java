@@ -48,6 +48,8 @@ final class BatchSender {
     // of their keys in this batch, so that a key's rows never overtake one another across topics
     Map<String, TopicHealth.Status> metadata = new HashMap<>();
     Set<String> waitingKeys = new HashSet<>();
+    // keys with a row read without its payload: not sent in this batch, read again with it
+    Set<String> unreadKeys = new HashSet<>();
     int sendable = 0;
     List<OutboxRow> rows = batch.rows;
     for (int i = 0; i < rows.size(); i++) {
@@ -56,7 +58,8 @@ final class BatchSender {
         batch.taken = i;
         break;
       }
-      if (row.key() != null && (held.contains(row.key()) || leaderless.contains(row.key()))) {
+      String key = row.key();
+      if (key != null && (held.contains(key) || leaderless.contains(key) || unreadKeys.contains(key))) {
         continue;
       }
       if (missingTopic != null && (missingTopic.equals(row.topic()) || (row.key() != null && row.key().equals(missingKey)))) {
@@ -74,6 +77,15 @@ final class BatchSender {
         continue;
       }
       RuntimeException unusable = status.error();
+      if (unusable == null && batch.withoutPayload.contains(row.topic())) {
+        // its topic was held when the shard read and has metadata now: its payload was not read, and
+        // a record without it would publish a tombstone; the row and its key wait for the next read
+        batch.skipped = true;
+        if (row.key() != null) {
+          unreadKeys.add(row.key());
+        }
+        continue;
+      }
       if (unusable == null && leaderless.hold(batch.producer.producer(), row.topic(), row.key())) {
         // its partition has no leader: the key waits, without an attempt, until it has one
         batch.skipped = true;

@@ -144,6 +144,7 @@ final class ShardWorker {
     List<OutboxRow> rows = prefetched;
     prefetched = null;
     int limit = config.batchSize();
+    Set<String> withoutPayload = Set.of();
     if (rows == null) {
       Set<String> heldTopics = topics.held();
       try {
@@ -155,6 +156,7 @@ final class ShardWorker {
           // waiting for a partition leader are not read at all
           limit += Math.min(heldSeen, HELD_WINDOW_BATCHES * config.batchSize());
           rows = db.readFiltered(shard, heldTopics, waiting == null ? new String[0] : waiting, limit);
+          withoutPayload = heldTopics;
         }
         relay.databaseAnswered().run();
       } catch (SQLException e) {
@@ -179,8 +181,8 @@ final class ShardWorker {
       transactionFailed("begin a transaction", e);
       return;
     }
-    Batch batch = new Batch(rows, producer, new KeyOrder(shared, producer), System.nanoTime(), rows.size() >= limit,
-        relay.kafkaAnswered(), this::answered);
+    Batch batch = new Batch(rows, withoutPayload, producer, new KeyOrder(shared, producer), System.nanoTime(),
+        rows.size() >= limit, relay.kafkaAnswered(), this::answered);
     send(batch);
   }
 

@@ -23,6 +23,7 @@ import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedDeque;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -56,6 +57,7 @@ class ShardWorkerDecisionsTest {
   // made at the first worker, so that a test sets autoComplete and sendException before
   private volatile Publisher shared;
   private final FakeRows rows = new FakeRows();
+  private final CountDownLatch slowLookup = new CountDownLatch(1);
   private final BreakerCalls calls = new BreakerCalls();
   private final CircuitBreaker breaker = calls.wrap(CircuitBreaker.of("test", CircuitBreakerConfig.ofDefaults()));
   private final RelayMetrics metrics = new RelayMetrics(new SimpleMeterRegistry(), () -> 1, breaker);
@@ -79,7 +81,20 @@ class ShardWorkerDecisionsTest {
     if (shared == null) {
       shared = new Publisher(() -> {
         MockProducer<byte[], byte[]> p = new MockProducer<>(CLUSTER, autoComplete, null, new ByteArraySerializer(),
-            new ByteArraySerializer());
+            new ByteArraySerializer()) {
+          @Override
+          public List<PartitionInfo> partitionsFor(String topic) {
+            if (topic.equals("slow")) {
+              try {
+                slowLookup.await();
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+              return List.of(partition("slow"));
+            }
+            return super.partitionsFor(topic);
+          }
+        };
         p.sendException = sendException;
         made.add(p);
         return p;
@@ -113,6 +128,31 @@ class ShardWorkerDecisionsTest {
     assertThat(metrics.fenced.count()).isEqualTo(1);
     assertThat(metrics.published.count()).isZero();
     assertThat(w.loop.state()).isEqualTo(ShardLoop.State.STOPPED);
+  }
+
+  @Test
+  void aRowReadWithoutItsPayloadIsNeverSentAsATombstone() {
+    rows.reads.add(List.of(row(1, "slow", "k1")));
+    // the second read runs while "slow" is held: its rows come without payload; the topic's lookup
+    // succeeds just after that read, before the send loop asks for the topic's state
+    rows.reads.add(List.of(new OutboxRow(1, UUID.randomUUID(), "slow", "k1", "t", "application/json", "{}", null,
+        OffsetDateTime.now())));
+    rows.beforeFilteredRead = () -> {
+      slowLookup.countDown();
+      await().atMost(Duration.ofSeconds(5)).until(() -> topics.held().isEmpty());
+    };
+    rows.reads.add(List.of(row(1, "slow", "k1")));
+    ShardWorker w = worker();
+    for (int read = 1; read <= 3; read++) {
+      int done = read;
+      await().atMost(Duration.ofSeconds(5)).until(() -> rows.readCalls.get() >= done && w.loop.idleWaiting());
+      w.loop.wake();
+    }
+
+    await().atMost(Duration.ofSeconds(5)).until(() -> !made.get(0).history().isEmpty());
+    assertThat(made.get(0).history()).as("a record without the row's payload would be a tombstone (G1)")
+        .allSatisfy(r -> assertThat(r.value()).isNotNull());
+    assertThat(rows.deleted).containsExactly(1L);
   }
 
   @Test
@@ -363,8 +403,11 @@ class ShardWorkerDecisionsTest {
     final List<long[]> deleteAttempts = new CopyOnWriteArrayList<>();
     final List<List<Long>> failed = new CopyOnWriteArrayList<>();
     volatile boolean leaseHeld = true;
+    final AtomicInteger readCalls = new AtomicInteger();
+    volatile Runnable beforeFilteredRead = () -> {};
 
     private List<OutboxRow> next() {
+      readCalls.incrementAndGet();
       List<OutboxRow> r = reads.poll();
       return r == null ? List.of() : new ArrayList<>(r);
     }
@@ -376,6 +419,7 @@ class ShardWorkerDecisionsTest {
 
     @Override
     public List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit) {
+      beforeFilteredRead.run();
       return next();
     }
 
