@@ -24,7 +24,7 @@ import javax.sql.DataSource;
  * The SQL strings are constants per relay, so the driver's per-connection statement cache turns them
  * into server-side prepared statements after a few executions.
  */
-final class Db {
+final class Db implements ShardRows {
   /** What a fenced write found: whether the lease still held, and how many rows it changed. */
   record Fenced(boolean leaseHeld, int rows) {}
 
@@ -171,7 +171,8 @@ final class Db {
   }
 
   /** @return up to {@code limit} publishable rows of the shard, in id order */
-  List<OutboxRow> read(int shard, int limit) throws SQLException {
+  @Override
+  public List<OutboxRow> read(int shard, int limit) throws SQLException {
     try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readSql)) {
       ps.setInt(1, shard);
       ps.setInt(hold(ps, 2, shard), limit);
@@ -185,7 +186,8 @@ final class Db {
    * @return up to {@code limit} publishable rows of the shard in id order, without the rows of
    *     {@code waitingKeys}
    */
-  List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit)
+  @Override
+  public List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit)
       throws SQLException {
     try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readFilteredSql)) {
       ps.setArray(1, c.createArrayOf("text", heldTopics.toArray()));
@@ -201,7 +203,8 @@ final class Db {
    *     time they were read
    * @return up to {@code limit} publishable rows of the shard that are not in flight, in id order
    */
-  List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) throws SQLException {
+  @Override
+  public List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) throws SQLException {
     try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readAheadSql)) {
       ps.setInt(1, shard);
       ps.setLong(2, inFlight[inFlight.length - 1]);
@@ -236,7 +239,8 @@ final class Db {
     return rows;
   }
 
-  Fenced delete(int shard, long epoch, long[] ids) throws SQLException {
+  @Override
+  public Fenced delete(int shard, long epoch, long[] ids) throws SQLException {
     try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(deleteSql)) {
       fence(ps, shard, epoch);
       ps.setArray(4, longArray(c, ids));
@@ -248,7 +252,8 @@ final class Db {
    * Records a failed attempt of each row, fenced by the lease: {@code attempts + 1}, {@code
    * last_error}, and {@code parked_at} when {@code park[i]} or the row reached {@code maxAttempts}.
    */
-  Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts) throws SQLException {
+  @Override
+  public Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts) throws SQLException {
     try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(failSql)) {
       fence(ps, shard, epoch);
       ps.setInt(4, maxAttempts);

@@ -31,8 +31,7 @@ final class NotificationListener {
   NotificationListener(RelayEngine engine, String channel) {
     this.engine = engine;
     this.channel = channel;
-    this.thread = new Thread(this::run, "relay-" + engine.config().instanceId() + "-listen");
-    this.thread.setDaemon(true);
+    this.thread = Threads.single(engine.config().instanceId(), "listen").newThread(this::run);
   }
 
   void start() {
@@ -76,7 +75,7 @@ final class NotificationListener {
         }
         PGConnection pg = c.unwrap(PGConnection.class);
         if (attempt > 0) {
-          engine.log().info("{} listening on {} again", engine.prefix(), channel);
+          engine.log().info("listening on {} again", channel);
         }
         attempt = 0;
         engine.wakeAll();
@@ -106,8 +105,8 @@ final class NotificationListener {
         }
         engine.metrics().database.increment();
         Duration delay = RECONNECT.delay(Math.min(attempt++, 20));
-        engine.retryLog().warn("{} LISTEN connection failed (SQLState {}): {}; reconnecting in {} ms (shards are polled"
-            + " meanwhile)", engine.prefix(), e.getSQLState(), e.getMessage(), delay.toMillis());
+        engine.log().retry("LISTEN connection failed (SQLState {}): {}; reconnecting in {} ms (shards are polled"
+            + " meanwhile)", e.getSQLState(), e.getMessage(), delay.toMillis());
         try {
           Thread.sleep(delay.toMillis());
         } catch (InterruptedException ie) {
@@ -119,7 +118,7 @@ final class NotificationListener {
         if (stopped) {
           return;
         }
-        engine.log().error("{} LISTEN loop failed: {}", engine.prefix(), e.toString(), e);
+        engine.log().error("LISTEN loop failed: {}", e.toString(), e);
         try {
           Thread.sleep(RECONNECT.cap().toMillis());
         } catch (InterruptedException ie) {

@@ -2,7 +2,6 @@ package dev.outbox.relay.internal;
 
 import dev.outbox.core.Outbox;
 import dev.outbox.core.RetriableOutboxException;
-import dev.outbox.relay.PublishMode;
 import dev.outbox.relay.Relay;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.sql.SQLException;
@@ -10,11 +9,9 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
@@ -24,13 +21,6 @@ import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicInteger;
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AdminClientConfig;
-import org.apache.kafka.clients.admin.DescribeClusterOptions;
-import org.apache.kafka.clients.producer.ProducerConfig;
-import org.apache.kafka.common.KafkaException;
-import org.apache.kafka.common.config.ConfigException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -48,7 +38,7 @@ public final class RelayEngine implements Relay {
   private final Db db;
   private final CircuitBreaker breaker;
   private final RelayMetrics metrics;
-  private final RateLimitedLog retryLog;
+  private final PrefixedLog log;
   private final Map<Integer, ShardWorker> owned = new ConcurrentHashMap<>();
   // shards being handed back: still renewed until their last batch finished and the release ran
   private final Map<Integer, ShardWorker> releasing = new ConcurrentHashMap<>();
@@ -57,19 +47,15 @@ public final class RelayEngine implements Relay {
   private volatile boolean closing;
   private volatile boolean halted;
   private int shardCount;
-  private Publisher publisher;
-  // the shared producer's view for every shard in the idempotent mode
-  private ShardPublisher sharedPublisher;
-  // the open per-shard producers in the transactional mode
-  private final Set<TransactionalPublisher> transactional = ConcurrentHashMap.newKeySet();
-  private String transactionalIdPrefix;
+  private RelayProducers producers;
   private TopicHealth topics;
-  private Admin admin;
+  private KafkaReadiness kafkaProbe;
   private ScheduledThreadPoolExecutor workers;
   private ScheduledExecutorService coordinator;
   private ScheduledExecutorService sampler;
   private NotificationListener listener;
   private ShardProbe probe;
+  private ShardServices services;
   private volatile long databaseOkNanos = Long.MIN_VALUE;
   private volatile long kafkaOkNanos = Long.MIN_VALUE;
   private volatile long lastLeaseRoundNanos = Long.MIN_VALUE;
@@ -81,9 +67,8 @@ public final class RelayEngine implements Relay {
         config.parkPolicy() == dev.outbox.relay.ParkPolicy.HOLD_KEY);
     this.breaker = CircuitBreaker.of("outbox-relay-kafka", config.circuitBreaker());
     this.metrics = new RelayMetrics(config.meterRegistry(), owned::size, breaker);
-    this.retryLog = new RateLimitedLog(LOG, TimeUnit.SECONDS.toNanos(5));
-    breaker.getEventPublisher().onStateTransition(e ->
-        LOG.warn("{} Kafka circuit breaker {}", prefix, e.getStateTransition()));
+    this.log = new PrefixedLog(LOG, prefix);
+    breaker.getEventPublisher().onStateTransition(e -> log.warn("Kafka circuit breaker {}", e.getStateTransition()));
   }
 
   @Override
@@ -104,46 +89,30 @@ public final class RelayEngine implements Relay {
         throw new IllegalStateException(prefix + " found no rows in " + config.schema() + ".outbox_shard_lease: run"
             + " OutboxMigrations.migrate(dataSource, \"" + config.schema() + "\") before starting the relay");
       }
-      try {
-        if (config.publishMode() == PublishMode.TRANSACTIONAL) {
-          transactionalIdPrefix = config.transactionalIdPrefix() != null ? config.transactionalIdPrefix()
-              : "outbox-relay." + db.database() + "." + config.schema() + ".";
-          // the producers are made per shard at its claim; checked here so that bad properties fail the start
-          new ProducerConfig(TransactionalPublisher.properties(config.producerProperties(), transactionalIdPrefix + 0,
-              config.leaseDuration()));
-        }
-        // the shared producer publishes in the idempotent mode; in both modes it answers TopicHealth's lookups
-        publisher = new Publisher(config.producerProperties(), prefix);
-        if (config.publishMode() != PublishMode.TRANSACTIONAL) {
-          sharedPublisher = ShardPublisher.shared(publisher);
-        }
-      } catch (SQLException e) {
-        throw new RetriableOutboxException(prefix + " could not read the database name for the transactional ids (SQLState "
-            + e.getSQLState() + "): " + e.getMessage() + "; check the dataSource, or set transactionalIdPrefix", e);
-      } catch (ConfigException e) {
-        throw new IllegalArgumentException(prefix + " Kafka refused producerProperties: " + e.getMessage(), e);
-      } catch (KafkaException e) {
-        throw new RetriableOutboxException(prefix + " could not create the Kafka producer: " + e.getMessage(), e);
-      }
-      topics = new TopicHealth(this, maxBlockMs(config.producerProperties()), Math.max(2, config.workerThreads()));
+      producers = RelayProducers.open(config, db, prefix);
+      topics = new TopicHealth(config, producers::shared, this::kafkaAnsweredSince, this::wakeAll, log,
+          RelayProducers.maxBlockMs(config.producerProperties()), Math.max(2, config.workerThreads()));
       workers = new ScheduledThreadPoolExecutor(config.workerThreads(), threads("worker"));
       workers.setRemoveOnCancelPolicy(true);
       workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
+      services = new ShardServices(config, db, breaker, metrics, workers, topics, producers.shared(), log,
+          this::databaseAnswered, this::kafkaAnswered, this::kafkaAnsweredSince, this::dropped, () -> probe.active());
       coordinator = Executors.newSingleThreadScheduledExecutor(threads("leases"));
       sampler = Executors.newSingleThreadScheduledExecutor(threads("sampler"));
+      kafkaProbe = new KafkaReadiness(config.producerProperties(), log);
       lastLeaseRoundNanos = System.nanoTime(); // the first round gets one lease duration
       state = State.RUNNING;
       // before the first shard loop starts: an idle loop asks it whether to wait or poll
       probe = ShardProbe.start(this, config.probeInterval());
-      LOG.info("{} starting on schema {} with {} shards, batch size {}, lease {}, park policy {}, publish mode {}{}", prefix,
+      log.info("starting on schema {} with {} shards, batch size {}, lease {}, park policy {}, publish mode {}{}",
           config.schema(), shardCount, config.batchSize(), config.leaseDuration(), config.parkPolicy(), config.publishMode(),
-          transactionalIdPrefix == null ? "" : " (transactional ids " + transactionalIdPrefix + "<shard>)");
+          producers.transactionalIdPrefix() == null ? "" : " (transactional ids " + producers.transactionalIdPrefix() + "<shard>)");
       try {
         coordinator.submit(this::tick).get(config.leaseDuration().toMillis(), TimeUnit.MILLISECONDS);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       } catch (ExecutionException | TimeoutException e) {
-        LOG.warn("{} first lease round did not finish: {}", prefix, e.toString());
+        log.warn("first lease round did not finish: {}", e.toString());
       }
       long renew = config.renewInterval().toMillis();
       coordinator.scheduleWithFixedDelay(this::tick, renew, renew, TimeUnit.MILLISECONDS);
@@ -164,8 +133,8 @@ public final class RelayEngine implements Relay {
     }
     try {
       db.heartbeat(config.leaseDuration());
-      Map<Integer, Long> held = epochs(owned.values());
-      held.putAll(epochs(releasing.values()));
+      Map<Integer, Long> held = ShardRanges.epochs(owned.values());
+      held.putAll(ShardRanges.epochs(releasing.values()));
       long renewStarted = System.nanoTime();
       Set<Integer> renewed = db.renew(held, config.leaseDuration());
       databaseAnswered();
@@ -181,8 +150,8 @@ public final class RelayEngine implements Relay {
         if (!renewed.contains(shard)) {
           ShardWorker w = owned.get(shard);
           if (w != null && w.epoch == held.get(shard) && owned.remove(shard, w)) {
-            LOG.info("{} lost the lease of shard {} (epoch {}): another relay took it over; stopping its loop", prefix, shard, w.epoch);
-            w.stop();
+            log.info("lost the lease of shard {} (epoch {}): another relay took it over; stopping its loop", shard, w.epoch);
+            w.loop.stop();
           }
         }
       }
@@ -200,22 +169,22 @@ public final class RelayEngine implements Relay {
             if (previous != null) {
               // our own lease had expired and we took it again under a new epoch
               owned.remove(e.getKey(), previous);
-              previous.stop();
+              previous.loop.stop();
             }
-            ShardWorker w = new ShardWorker(this, e.getKey(), e.getValue(), claimStarted);
+            ShardWorker w = new ShardWorker(services, producers.forShard(e.getKey()), e.getKey(), e.getValue(), claimStarted);
             owned.put(e.getKey(), w);
-            w.start();
+            w.loop.start();
           }
-          LOG.info("{} claimed shards {} (now {} of {}, fair share {} with {} live relays)", prefix, ranges(claimed.keySet()),
+          log.info("claimed shards {} (now {} of {}, fair share {} with {} live relays)", ShardRanges.ranges(claimed.keySet()),
               owned.size(), shardCount, share, live);
         }
       }
     } catch (SQLException e) {
       metrics.database.increment();
-      retryLog.warn("{} lease round failed (SQLState {}): {}; leases are retried in {} ms", prefix, e.getSQLState(),
+      log.retry("lease round failed (SQLState {}): {}; leases are retried in {} ms", e.getSQLState(),
           e.getMessage(), config.renewInterval().toMillis());
     } catch (RuntimeException e) {
-      LOG.error("{} lease round failed: {}", prefix, e.toString(), e);
+      log.error("lease round failed: {}", e.toString(), e);
     }
   }
 
@@ -226,7 +195,7 @@ public final class RelayEngine implements Relay {
     for (ShardWorker w : give) {
       releasing.put(w.shard, w);
       owned.remove(w.shard, w);
-      w.stop().whenComplete((v, t) -> {
+      w.loop.stop().whenComplete((v, t) -> {
         try {
           coordinator.execute(() -> release(w));
         } catch (java.util.concurrent.RejectedExecutionException e) {
@@ -234,8 +203,8 @@ public final class RelayEngine implements Relay {
         }
       });
     }
-    LOG.info("{} handing back shards {} (fair share {} with {} live relays)", prefix,
-        ranges(give.stream().map(w -> w.shard).toList()), share, live);
+    log.info("handing back shards {} (fair share {} with {} live relays)",
+        ShardRanges.ranges(give.stream().map(w -> w.shard).toList()), share, live);
   }
 
   private void release(ShardWorker w) {
@@ -245,39 +214,9 @@ public final class RelayEngine implements Relay {
     } catch (SQLException e) {
       releasing.remove(w.shard, w);
       metrics.database.increment();
-      LOG.warn("{} could not hand back shard {} (SQLState {}): {}; it is free once its lease expires", prefix, w.shard,
+      log.warn("could not hand back shard {} (SQLState {}): {}; it is free once its lease expires", w.shard,
           e.getSQLState(), e.getMessage());
     }
-  }
-
-  /** @return e.g. {@code [0-31, 40, 42-43]} */
-  static String ranges(Collection<Integer> shards) {
-    StringBuilder sb = new StringBuilder("[");
-    Integer start = null;
-    Integer prev = null;
-    for (Integer s : new TreeSet<>(shards)) {
-      if (prev != null && s == prev + 1) {
-        prev = s;
-        continue;
-      }
-      if (start != null) {
-        sb.append(sb.length() > 1 ? ", " : "").append(start.equals(prev) ? String.valueOf(start) : start + "-" + prev);
-      }
-      start = s;
-      prev = s;
-    }
-    if (start != null) {
-      sb.append(sb.length() > 1 ? ", " : "").append(start.equals(prev) ? String.valueOf(start) : start + "-" + prev);
-    }
-    return sb.append(']').toString();
-  }
-
-  private static Map<Integer, Long> epochs(Collection<ShardWorker> workers) {
-    Map<Integer, Long> m = new HashMap<>();
-    for (ShardWorker w : workers) {
-      m.put(w.shard, w.epoch);
-    }
-    return m;
   }
 
   /** A shard loop found its lease gone when writing. */
@@ -290,12 +229,12 @@ public final class RelayEngine implements Relay {
   void wake(int shard) {
     ShardWorker w = owned.get(shard);
     if (w != null) {
-      w.wake();
+      w.loop.wake();
     }
   }
 
   void wakeAll() {
-    owned.values().forEach(ShardWorker::wake);
+    owned.values().forEach(w -> w.loop.wake());
   }
 
   Collection<ShardWorker> ownedWorkers() {
@@ -319,34 +258,15 @@ public final class RelayEngine implements Relay {
       databaseAnswered();
     } catch (SQLException e) {
       metrics.database.increment();
-      retryLog.warn("{} sampling the backlog failed (SQLState {}): {}", prefix, e.getSQLState(), e.getMessage());
+      log.retry("sampling the backlog failed (SQLState {}): {}", e.getSQLState(), e.getMessage());
     } catch (RuntimeException e) {
-      LOG.warn("{} sampling the backlog failed: {}", prefix, e.toString());
+      log.warn("sampling the backlog failed: {}", e.toString());
     }
     long window = config.leaseDuration().toNanos();
     if (System.nanoTime() - kafkaOkNanos > window / 3 || kafkaOkNanos == Long.MIN_VALUE) {
-      probeKafka();
-    }
-  }
-
-  private void probeKafka() {
-    try {
-      if (admin == null) {
-        Map<String, Object> props = new HashMap<>();
-        for (var e : config.producerProperties().entrySet()) {
-          if (AdminClientConfig.configNames().contains(e.getKey())) {
-            props.put(e.getKey(), e.getValue());
-          }
-        }
-        props.put(AdminClientConfig.CLIENT_ID_CONFIG, props.getOrDefault(AdminClientConfig.CLIENT_ID_CONFIG, "outbox-relay") + "-probe");
-        admin = Admin.create(props);
+      if (kafkaProbe.answers()) {
+        kafkaAnswered();
       }
-      admin.describeCluster(new DescribeClusterOptions().timeoutMs(5_000)).nodes().get(6, TimeUnit.SECONDS);
-      kafkaAnswered();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    } catch (ExecutionException | TimeoutException | KafkaException e) {
-      LOG.debug("{} Kafka readiness probe failed: {}", prefix, e.toString());
     }
   }
 
@@ -374,42 +294,13 @@ public final class RelayEngine implements Relay {
     return db;
   }
 
-  /** @return how the shard's batches are published: the shared producer, or a transactional producer of its own */
-  ShardPublisher publisherFor(int shard) {
-    if (sharedPublisher != null) {
-      return sharedPublisher;
-    }
-    TransactionalPublisher[] self = new TransactionalPublisher[1];
-    self[0] = new TransactionalPublisher(config.producerProperties(), transactionalIdPrefix + shard, config.leaseDuration(),
-        prefix, () -> transactional.remove(self[0]));
-    transactional.add(self[0]);
-    return self[0];
-  }
-
-  /** Closes every producer at once; their unfinished sends and open transactions fail. */
-  private void closeProducers(Duration timeout) {
-    if (publisher != null) {
-      publisher.close(timeout);
-    }
-    List.copyOf(transactional).forEach(TransactionalPublisher::close);
-  }
-
   /** @return the shared producer; {@link TopicHealth} looks topics up through it in both modes */
   Publisher publisher() {
-    return publisher;
+    return producers.shared();
   }
 
   TopicHealth topics() {
     return topics;
-  }
-
-  private static long maxBlockMs(Map<String, Object> producerProperties) {
-    Object v = producerProperties.get(org.apache.kafka.clients.producer.ProducerConfig.MAX_BLOCK_MS_CONFIG);
-    try {
-      return v == null ? 60_000 : Long.parseLong(String.valueOf(v).trim());
-    } catch (NumberFormatException e) {
-      return 60_000;
-    }
   }
 
   CircuitBreaker breaker() {
@@ -424,16 +315,8 @@ public final class RelayEngine implements Relay {
     return workers;
   }
 
-  Logger log() {
-    return LOG;
-  }
-
-  RateLimitedLog retryLog() {
-    return retryLog;
-  }
-
-  String prefix() {
-    return prefix;
+  PrefixedLog log() {
+    return log;
   }
 
   boolean closing() {
@@ -483,12 +366,12 @@ public final class RelayEngine implements Relay {
         return;
       }
       long started = System.nanoTime();
-      LOG.info("{} closing: finishing the batches in flight (up to {}), then handing back {} shards", prefix,
+      log.info("closing: finishing the batches in flight (up to {}), then handing back {} shards",
           config.shutdownTimeout(), owned.size());
       awaitQuietly(coordinator, Duration.ofSeconds(5));
       List<ShardWorker> stopping = new ArrayList<>(owned.values());
       stopping.addAll(releasing.values());
-      CompletableFuture<?>[] stops = stopping.stream().map(ShardWorker::stop).toArray(CompletableFuture[]::new);
+      CompletableFuture<?>[] stops = stopping.stream().map(w -> w.loop.stop()).toArray(CompletableFuture[]::new);
       boolean timedOut = false;
       try {
         CompletableFuture.allOf(stops).get(config.shutdownTimeout().toMillis(), TimeUnit.MILLISECONDS);
@@ -504,26 +387,25 @@ public final class RelayEngine implements Relay {
         // then still reaches the broker before another relay may claim the shard
         // which batches are unfinished is decided before the producer is closed: closing it fails
         // them at once, and they would then look finished and be handed back
-        List<ShardWorker> unfinished = stopping.stream().filter(w -> !w.stop().isDone()).toList();
-        closeProducers(Duration.ZERO);
+        List<ShardWorker> unfinished = stopping.stream().filter(w -> !w.loop.stop().isDone()).toList();
+        producers.close(Duration.ZERO);
         stopping.removeAll(unfinished);
-        LOG.warn("{} batches of shards {} still in flight after {}; those leases are left to expire (their rows will be"
-            + " published again)", prefix, ranges(unfinished.stream().map(w -> w.shard).toList()), config.shutdownTimeout());
+        log.warn("batches of shards {} still in flight after {}; those leases are left to expire (their rows will be"
+            + " published again)", ShardRanges.ranges(unfinished.stream().map(w -> w.shard).toList()), config.shutdownTimeout());
       }
       try {
-        Set<Integer> released = db.release(epochs(stopping));
+        Set<Integer> released = db.release(ShardRanges.epochs(stopping));
         releasing.clear();
         owned.clear();
         db.leave();
-        LOG.info("{} handed back shards {} and left the membership", prefix, ranges(released));
+        log.info("handed back shards {} and left the membership", ShardRanges.ranges(released));
       } catch (SQLException e) {
         metrics.database.increment();
-        LOG.warn("{} could not hand back the leases (SQLState {}): {}; other relays take the shards when the leases expire",
-            prefix, e.getSQLState(), e.getMessage());
+        log.warn("could not hand back the leases (SQLState {}): {}; other relays take the shards when the leases expire", e.getSQLState(), e.getMessage());
         owned.clear();
       }
       shutdown(Duration.ofSeconds(5));
-      LOG.info("{} closed in {} ms", prefix, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started));
+      log.info("closed in {} ms", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started));
     }
   }
 
@@ -546,12 +428,10 @@ public final class RelayEngine implements Relay {
       workers.shutdownNow();
       stopWakeUp();
       topics.close();
-      closeProducers(Duration.ZERO);
-      if (admin != null) {
-        admin.close(Duration.ZERO);
-      }
+      producers.close(Duration.ZERO);
+      kafkaProbe.close(Duration.ZERO);
       owned.clear();
-      LOG.warn("{} halted without handing back its leases", prefix);
+      log.warn("halted without handing back its leases");
     }
   }
 
@@ -570,10 +450,8 @@ public final class RelayEngine implements Relay {
     awaitQuietly(workers, timeout);
     workers.shutdownNow();
     topics.close();
-    closeProducers(timeout);
-    if (admin != null) {
-      admin.close(Duration.ofSeconds(1));
-    }
+    producers.close(timeout);
+    kafkaProbe.close(Duration.ofSeconds(1));
     awaitQuietly(sampler, Duration.ofSeconds(2));
   }
 
@@ -587,12 +465,7 @@ public final class RelayEngine implements Relay {
   }
 
   private ThreadFactory threads(String role) {
-    AtomicInteger n = new AtomicInteger();
-    return r -> {
-      Thread t = new Thread(r, "relay-" + config.instanceId() + "-" + role + "-" + n.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    };
+    return Threads.named(config.instanceId(), role);
   }
 
   @Override

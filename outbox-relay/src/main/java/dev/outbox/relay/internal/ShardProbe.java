@@ -44,11 +44,7 @@ final class ShardProbe {
   }
 
   static ShardProbe start(RelayEngine engine, Duration interval) {
-    ScheduledExecutorService thread = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "relay-" + engine.config().instanceId() + "-probe");
-      t.setDaemon(true);
-      return t;
-    });
+    ScheduledExecutorService thread = Executors.newSingleThreadScheduledExecutor(Threads.single(engine.config().instanceId(), "probe"));
     ShardProbe probe = new ShardProbe(engine, thread);
     long nanos = interval.toNanos();
     thread.scheduleWithFixedDelay(probe::tick, nanos, nanos, TimeUnit.NANOSECONDS);
@@ -82,12 +78,12 @@ final class ShardProbe {
       active = false;
       retryAt = now + RETRY_NANOS;
       engine.metrics().database.increment();
-      engine.retryLog().warn("{} probing the shards for new rows failed (SQLState {}): {}; the shards poll"
-          + " themselves meanwhile", engine.prefix(), e.getSQLState(), e.getMessage());
+      engine.log().retry("probing the shards for new rows failed (SQLState {}): {}; the shards poll"
+          + " themselves meanwhile", e.getSQLState(), e.getMessage());
     } catch (RuntimeException e) {
       active = false;
       retryAt = now + RETRY_NANOS;
-      engine.log().error("{} probing the shards for new rows failed: {}", engine.prefix(), e.toString(), e);
+      engine.log().error("probing the shards for new rows failed: {}", e.toString(), e);
     }
   }
 
@@ -95,7 +91,7 @@ final class ShardProbe {
     List<ShardWorker> owned = List.copyOf(engine.ownedWorkers());
     List<ShardWorker> idle = new ArrayList<>();
     for (ShardWorker w : owned) {
-      if (w.idleWaiting() && !leftAlone(w, now)) {
+      if (w.loop.idleWaiting() && !leftAlone(w, now)) {
         idle.add(w);
       }
     }
@@ -121,7 +117,7 @@ final class ShardProbe {
     for (ShardWorker w : idle) {
       if (found.contains(w.shard)) {
         woken.put(w, new long[] {w.rowReads(), w.emptyReads(), 0});
-        w.wake();
+        w.loop.wake();
       }
     }
   }
@@ -141,8 +137,7 @@ final class ShardProbe {
     }
     if (w.rowReads() == last[0] && w.emptyReads() != last[1]) {
       last[2] = now + engine.config().idlePollInterval().toNanos();
-      engine.log().debug("{} shard {}: woken for rows it could not read (held back); it polls itself for {}",
-          engine.prefix(), w.shard, engine.config().idlePollInterval());
+      engine.log().debug("shard {}: woken for rows it could not read (held back); it polls itself for {}", w.shard, engine.config().idlePollInterval());
       return true;
     }
     return false;

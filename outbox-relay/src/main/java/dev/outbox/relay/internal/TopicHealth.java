@@ -12,7 +12,8 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.LongPredicate;
+import java.util.function.Supplier;
 import org.apache.kafka.common.errors.InterruptException;
 
 /**
@@ -90,26 +91,31 @@ final class TopicHealth {
     }
   }
 
-  private final RelayEngine engine;
+  private final Supplier<Publisher> publisher;
+  private final LongPredicate kafkaAnsweredSince;
+  private final Runnable wakeAll;
+  private final PrefixedLog log;
   private final long firstWaitNanos;
   private final long countIntervalNanos;
   private final Map<String, Entry> entries = new ConcurrentHashMap<>();
   private final ScheduledThreadPoolExecutor lookups;
 
   /**
+   * @param publisher the shared producer, through which topics are looked up
+   * @param kafkaAnsweredSince whether Kafka answered after the given {@link System#nanoTime()}
+   * @param wakeAll wakes every idle shard (a held topic has metadata again)
    * @param maxBlockMs the producer's {@code max.block.ms}: a lookup of a topic without metadata
    *     ends after it
    */
-  TopicHealth(RelayEngine engine, long maxBlockMs, int threads) {
-    this.engine = engine;
+  TopicHealth(RelayConfig config, Supplier<Publisher> publisher, LongPredicate kafkaAnsweredSince, Runnable wakeAll,
+      PrefixedLog log, long maxBlockMs, int threads) {
+    this.publisher = publisher;
+    this.kafkaAnsweredSince = kafkaAnsweredSince;
+    this.wakeAll = wakeAll;
+    this.log = log;
     this.firstWaitNanos = Math.min(MAX_FIRST_WAIT_NANOS, TimeUnit.MILLISECONDS.toNanos(Math.max(1, maxBlockMs)));
-    this.countIntervalNanos = engine.config().backoff().cap().toNanos();
-    AtomicInteger n = new AtomicInteger();
-    this.lookups = new ScheduledThreadPoolExecutor(threads, r -> {
-      Thread t = new Thread(r, "relay-" + engine.config().instanceId() + "-metadata-" + n.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    });
+    this.countIntervalNanos = config.backoff().cap().toNanos();
+    this.lookups = new ScheduledThreadPoolExecutor(threads, Threads.named(config.instanceId(), "metadata"));
     lookups.setRemoveOnCancelPolicy(true);
     lookups.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
   }
@@ -223,7 +229,7 @@ final class TopicHealth {
     long started = System.nanoTime();
     RuntimeException failure = null;
     try {
-      engine.publisher().current().producer().partitionsFor(e.topic);
+      publisher.get().current().producer().partitionsFor(e.topic);
     } catch (RuntimeException ex) {
       failure = ex;
     }
@@ -256,8 +262,8 @@ final class TopicHealth {
           e.missingSince = started;
         }
         e.lastError = new Errors.TopicUnavailable(e.topic, failure);
-        firstMiss = !e.evidence && engine.kafkaAnsweredSince(started);
-        e.evidence = engine.kafkaAnsweredSince(started);
+        firstMiss = !e.evidence && kafkaAnsweredSince.test(started);
+        e.evidence = kafkaAnsweredSince.test(started);
         // one attempt per check, but at most one per countInterval: about the pace at which a
         // retried batch counted them before (max.block.ms plus a backoff up to its cap)
         if (e.evidence && (e.failedChecks == 0 || System.nanoTime() - e.countedNanos >= countIntervalNanos)) {
@@ -274,15 +280,15 @@ final class TopicHealth {
     }
     f.complete(result);
     if (firstMiss) {
-      engine.log().warn("{} topic {} has no metadata ({}): its rows and the later rows of their keys are held, the other"
-          + " topics go on; checking again until it appears", engine.prefix(), e.topic, Errors.describe(failure));
+      log.warn("topic {} has no metadata ({}): its rows and the later rows of their keys are held, the other"
+          + " topics go on; checking again until it appears", e.topic, Errors.describe(failure));
     }
     if (found) {
       if (missingFor > 0) {
-        engine.log().info("{} topic {} has metadata again after {} ms without; publishing its held rows", engine.prefix(),
+        log.info("topic {} has metadata again after {} ms without; publishing its held rows",
             e.topic, TimeUnit.NANOSECONDS.toMillis(missingFor));
       }
-      engine.wakeAll();
+      wakeAll.run();
     }
   }
 }

@@ -24,19 +24,19 @@ class CreatedAtHeaderTest {
       Instant instant = Instant.ofEpochSecond(random.nextLong(-62_000_000_000L, 253_000_000_000L), random.nextInt(1_000_000_000))
           .truncatedTo(ChronoUnit.MICROS);
       OffsetDateTime t = OffsetDateTime.ofInstant(instant, offsets[i % offsets.length]);
-      assertThat(new String(ShardWorker.createdAt(t), StandardCharsets.US_ASCII)).isEqualTo(EXPECTED.format(t));
+      assertThat(new String(RecordMapper.createdAt(t), StandardCharsets.US_ASCII)).isEqualTo(EXPECTED.format(t));
     }
   }
 
   @Test
   void padsEveryField() {
     OffsetDateTime t = OffsetDateTime.of(7, 1, 2, 3, 4, 5, 6_000, ZoneOffset.UTC);
-    assertThat(new String(ShardWorker.createdAt(t), StandardCharsets.US_ASCII)).isEqualTo("0007-01-02T03:04:05.000006Z");
+    assertThat(new String(RecordMapper.createdAt(t), StandardCharsets.US_ASCII)).isEqualTo("0007-01-02T03:04:05.000006Z");
   }
 
   @Test
   void fallsBackOutsideFourDigitYears() {
     OffsetDateTime t = OffsetDateTime.of(12_345, 6, 7, 8, 9, 10, 0, ZoneOffset.UTC);
-    assertThat(new String(ShardWorker.createdAt(t), StandardCharsets.US_ASCII)).isEqualTo(EXPECTED.format(t));
+    assertThat(new String(RecordMapper.createdAt(t), StandardCharsets.US_ASCII)).isEqualTo(EXPECTED.format(t));
   }
 }

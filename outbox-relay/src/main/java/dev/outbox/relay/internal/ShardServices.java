@@ -1,0 +1,28 @@
+package dev.outbox.relay.internal;
+
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
+import java.util.function.LongPredicate;
+
+/**
+ * What the shard loops of one relay share, bound once by the relay and handed to each {@link
+ * ShardWorker} through its constructor.
+ *
+ * @param rows the outbox rows: reads, fenced deletes and parks
+ * @param breaker the circuit breaker in front of Kafka
+ * @param workers the worker pool the loops run on
+ * @param topics the relay-wide table of topics without metadata
+ * @param shared the shared producer: per-key order replaces it, leaderless keys read its metadata
+ * @param databaseAnswered PostgreSQL answered a statement
+ * @param kafkaAnswered Kafka acknowledged a record
+ * @param kafkaAnsweredSince whether Kafka acknowledged a record or answered the probe after the
+ *     given {@link System#nanoTime()}
+ * @param dropped the shard's loop found its lease gone when writing
+ * @param probeActive whether the probe works: an idle shard then waits for it instead of polling
+ */
+record ShardServices(RelayConfig config, ShardRows rows, CircuitBreaker breaker, RelayMetrics metrics,
+    ScheduledExecutorService workers, TopicHealth topics, Publisher shared, PrefixedLog log,
+    Runnable databaseAnswered, Runnable kafkaAnswered, LongPredicate kafkaAnsweredSince, Consumer<ShardWorker> dropped,
+    BooleanSupplier probeActive) {}
