@@ -3,8 +3,8 @@ package dev.outbox.consumer;
 import dev.outbox.consumer.internal.DedupConsumer;
 import dev.outbox.consumer.internal.Hooks;
 import dev.outbox.consumer.internal.KafkaConfigChecks;
-import dev.outbox.consumer.internal.Settings;
 import dev.outbox.consumer.internal.OptionalTracing;
+import dev.outbox.consumer.internal.Settings;
 import dev.outbox.core.internal.Checks;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.schemas.AvroCodec;
@@ -22,340 +22,344 @@ import java.util.function.Function;
  * threads), their defaults and checks, and {@link #build()}.
  */
 abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits IdempotentConsumer.Builder {
-  /**
-   * Default {@link #maxTransientRetry(Duration)}: 1 hour of {@code TRANSIENT} failures of one record
-   * before it is dead-lettered.
-   */
-  public static final Duration DEFAULT_MAX_TRANSIENT_RETRY = Duration.ofHours(1);
+    /**
+     * Default {@link #maxTransientRetry(Duration)}: 1 hour of {@code TRANSIENT} failures of one record
+     * before it is dead-lettered.
+     */
+    public static final Duration DEFAULT_MAX_TRANSIENT_RETRY = Duration.ofHours(1);
 
-  /**
-   * Default {@link #maxAttempts(int)}: with {@link #DEFAULT_BACKOFF}, 7 retries whose delays are
-   * drawn from [0, 1 s], [0, 2 s], [0, 4 s], [0, 8 s], [0, 16 s], [0, 30 s], [0, 30 s]: about 45 s
-   * expected and at most 91 s before a record is dead-lettered, enough to ride out a downstream
-   * service restarting.
-   */
-  public static final int DEFAULT_MAX_ATTEMPTS = 8;
+    /**
+     * Default {@link #maxAttempts(int)}: with {@link #DEFAULT_BACKOFF}, 7 retries whose delays are
+     * drawn from [0, 1 s], [0, 2 s], [0, 4 s], [0, 8 s], [0, 16 s], [0, 30 s], [0, 30 s]: about 45 s
+     * expected and at most 91 s before a record is dead-lettered, enough to ride out a downstream
+     * service restarting.
+     */
+    public static final int DEFAULT_MAX_ATTEMPTS = 8;
 
-  /** Default {@link #maxRecordsPerTransaction(int)}. */
-  public static final int DEFAULT_MAX_RECORDS_PER_TRANSACTION = 50;
+    /** Default {@link #maxRecordsPerTransaction(int)}. */
+    public static final int DEFAULT_MAX_RECORDS_PER_TRANSACTION = 50;
 
-  /** Largest {@link #maxRecordsPerTransaction(int)}. */
-  public static final int MAX_RECORDS_PER_TRANSACTION = 1000;
+    /** Largest {@link #maxRecordsPerTransaction(int)}. */
+    public static final int MAX_RECORDS_PER_TRANSACTION = 1000;
 
-  /** Default {@link #retention(Duration)}. */
-  public static final Duration DEFAULT_RETENTION = Duration.ofDays(7);
+    /** Default {@link #retention(Duration)}. */
+    public static final Duration DEFAULT_RETENTION = Duration.ofDays(7);
 
-  /** Shortest {@link #retention(Duration)}. */
-  public static final Duration MIN_RETENTION = Duration.ofHours(1);
+    /** Shortest {@link #retention(Duration)}. */
+    public static final Duration MIN_RETENTION = Duration.ofHours(1);
 
-  /** Default {@link #purgeInterval(Duration)}. */
-  public static final Duration DEFAULT_PURGE_INTERVAL = Duration.ofHours(1);
+    /** Default {@link #purgeInterval(Duration)}. */
+    public static final Duration DEFAULT_PURGE_INTERVAL = Duration.ofHours(1);
 
-  /** Default {@link #backoff(Backoff)}: 1 s doubling up to 30 s, full jitter. */
-  public static final Backoff DEFAULT_BACKOFF = Backoff.of(Duration.ofSeconds(1), Duration.ofSeconds(30));
+    /** Default {@link #backoff(Backoff)}: 1 s doubling up to 30 s, full jitter. */
+    public static final Backoff DEFAULT_BACKOFF = Backoff.of(Duration.ofSeconds(1), Duration.ofSeconds(30));
 
-  /** Default {@link #deadLetterTopicSuffix(String)}. */
-  public static final String DEFAULT_DEAD_LETTER_SUFFIX = ".dlt";
+    /** Default {@link #deadLetterTopicSuffix(String)}. */
+    public static final String DEFAULT_DEAD_LETTER_SUFFIX = ".dlt";
 
-  /** The suffix of Spring Kafka's {@code DeadLetterPublishingRecoverer}, for {@link #deadLetterTopicSuffix(String)}. */
-  public static final String SPRING_DEAD_LETTER_SUFFIX = ".DLT";
+    /** The suffix of Spring Kafka's {@code DeadLetterPublishingRecoverer}, for {@link #deadLetterTopicSuffix(String)}. */
+    public static final String SPRING_DEAD_LETTER_SUFFIX = ".DLT";
 
-  /** Default {@link #closeTimeout(Duration)}. */
-  public static final Duration DEFAULT_CLOSE_TIMEOUT = Duration.ofSeconds(30);
+    /** Default {@link #closeTimeout(Duration)}. */
+    public static final Duration DEFAULT_CLOSE_TIMEOUT = Duration.ofSeconds(30);
 
-  private int maxAttempts = DEFAULT_MAX_ATTEMPTS;
-  private Duration maxTransientRetry = DEFAULT_MAX_TRANSIENT_RETRY;
-  private Backoff backoff = DEFAULT_BACKOFF;
-  private String deadLetterTopic;
-  private String deadLetterTopicSuffix = DEFAULT_DEAD_LETTER_SUFFIX;
-  private Function<Throwable, FailureKind> failureClassifier;
-  private int maxRecordsPerTransaction = DEFAULT_MAX_RECORDS_PER_TRANSACTION;
-  private boolean savepointPerRecord;
-  private int concurrency = Math.min(4, Math.max(1, Runtime.getRuntime().availableProcessors()));
-  private Duration retention = DEFAULT_RETENTION;
-  private Duration purgeInterval = DEFAULT_PURGE_INTERVAL;
-  private Duration closeTimeout = DEFAULT_CLOSE_TIMEOUT;
-  private MeterRegistry meterRegistry;
-  private AvroCodec codec;
-  private Hooks hooks = Hooks.NONE;
+    private int maxAttempts = DEFAULT_MAX_ATTEMPTS;
+    private Duration maxTransientRetry = DEFAULT_MAX_TRANSIENT_RETRY;
+    private Backoff backoff = DEFAULT_BACKOFF;
+    private String deadLetterTopic;
+    private String deadLetterTopicSuffix = DEFAULT_DEAD_LETTER_SUFFIX;
+    private Function<Throwable, FailureKind> failureClassifier;
+    private int maxRecordsPerTransaction = DEFAULT_MAX_RECORDS_PER_TRANSACTION;
+    private boolean savepointPerRecord;
+    private int concurrency = Math.min(4, Math.max(1, Runtime.getRuntime().availableProcessors()));
+    private Duration retention = DEFAULT_RETENTION;
+    private Duration purgeInterval = DEFAULT_PURGE_INTERVAL;
+    private Duration closeTimeout = DEFAULT_CLOSE_TIMEOUT;
+    private MeterRegistry meterRegistry;
+    private AvroCodec codec;
+    private Hooks hooks = Hooks.NONE;
 
-  ConsumerBuilder() {}
+    ConsumerBuilder() {}
 
-  /**
-   * @param maxAttempts how many times the handler is called for one record before it is
-   *     dead-lettered, counting the first call; default {@value #DEFAULT_MAX_ATTEMPTS} (see {@link
-   *     #DEFAULT_MAX_ATTEMPTS} for the total time). Database outages, lock contention in the
-   *     handler and {@link FailureKind#TRANSIENT} failures do not count.
-   * @return this builder
-   * @throws IllegalArgumentException when less than 1
-   */
-  public IdempotentConsumer.Builder maxAttempts(int maxAttempts) {
-    if (maxAttempts < 1) {
-      throw new IllegalArgumentException("maxAttempts must be at least 1 (1 = no retry), got " + maxAttempts);
+    /**
+     * @param maxAttempts how many times the handler is called for one record before it is
+     *     dead-lettered, counting the first call; default {@value #DEFAULT_MAX_ATTEMPTS} (see {@link
+     *     #DEFAULT_MAX_ATTEMPTS} for the total time). Database outages, lock contention in the
+     *     handler and {@link FailureKind#TRANSIENT} failures do not count.
+     * @return this builder
+     * @throws IllegalArgumentException when less than 1
+     */
+    public IdempotentConsumer.Builder maxAttempts(int maxAttempts) {
+        if (maxAttempts < 1) {
+            throw new IllegalArgumentException("maxAttempts must be at least 1 (1 = no retry), got " + maxAttempts);
+        }
+        this.maxAttempts = maxAttempts;
+        return self();
     }
-    this.maxAttempts = maxAttempts;
-    return self();
-  }
 
-  /**
-   * @param maxTransientRetry how long a record's {@link FailureKind#TRANSIENT TRANSIENT} failures
-   *     are retried (with the backoff, without using attempts) before the record is dead-lettered
-   *     like one that used up its attempts; default {@link #DEFAULT_MAX_TRANSIENT_RETRY}, so that no
-   *     record holds its partition for ever (G6)
-   * @return this builder
-   * @throws NullPointerException when {@code maxTransientRetry} is null
-   * @throws IllegalArgumentException when it is not positive
-   */
-  public IdempotentConsumer.Builder maxTransientRetry(Duration maxTransientRetry) {
-    this.maxTransientRetry = Checks.requirePositive(maxTransientRetry, "maxTransientRetry", "");
-    return self();
-  }
-
-  /**
-   * @param backoff the delay before each retry, full jitter; default 1 s doubling up to 30 s.
-   *     Also spaces retries after transient, database or dead-letter publishing failures.
-   * @return this builder
-   * @throws NullPointerException when null
-   */
-  public IdempotentConsumer.Builder backoff(Backoff backoff) {
-    this.backoff = Objects.requireNonNull(backoff, "backoff may not be null");
-    return self();
-  }
-
-  /**
-   * @param topic the dead-letter topic for every source topic; default {@code <source
-   *     topic><suffix>} per source topic (see {@link #deadLetterTopicSuffix(String)}). It must
-   *     exist unless the brokers auto-create topics.
-   * @return this builder
-   * @throws NullPointerException when null
-   * @throws IllegalArgumentException when blank
-   */
-  public IdempotentConsumer.Builder deadLetterTopic(String topic) {
-    this.deadLetterTopic = Checks.requireNonBlank(topic, "deadLetterTopic");
-    return self();
-  }
-
-  /**
-   * The suffix that names each source topic's dead-letter topic when {@link
-   * #deadLetterTopic(String)} is not set. Default {@value #DEFAULT_DEAD_LETTER_SUFFIX}; {@value
-   * #SPRING_DEAD_LETTER_SUFFIX} gives Spring Kafka's names, for fleets that mix both.
-   *
-   * @param suffix appended to the source topic's name
-   * @return this builder
-   * @throws NullPointerException when null
-   * @throws IllegalArgumentException when empty or not made of the characters Kafka allows in
-   *     topic names ({@code a-z A-Z 0-9 . _ -})
-   */
-  public IdempotentConsumer.Builder deadLetterTopicSuffix(String suffix) {
-    Objects.requireNonNull(suffix, "deadLetterTopicSuffix may not be null");
-    if (!suffix.matches("[a-zA-Z0-9._-]+")) {
-      throw new IllegalArgumentException("deadLetterTopicSuffix must be 1 or more of the characters a-z A-Z 0-9 . _ -,"
-          + " got \"" + suffix + "\"; e.g. " + DEFAULT_DEAD_LETTER_SUFFIX + " or " + SPRING_DEAD_LETTER_SUFFIX);
+    /**
+     * @param maxTransientRetry how long a record's {@link FailureKind#TRANSIENT TRANSIENT} failures
+     *     are retried (with the backoff, without using attempts) before the record is dead-lettered
+     *     like one that used up its attempts; default {@link #DEFAULT_MAX_TRANSIENT_RETRY}, so that no
+     *     record holds its partition for ever (G6)
+     * @return this builder
+     * @throws NullPointerException when {@code maxTransientRetry} is null
+     * @throws IllegalArgumentException when it is not positive
+     */
+    public IdempotentConsumer.Builder maxTransientRetry(Duration maxTransientRetry) {
+        this.maxTransientRetry = Checks.requirePositive(maxTransientRetry, "maxTransientRetry", "");
+        return self();
     }
-    this.deadLetterTopicSuffix = suffix;
-    return self();
-  }
 
-  /**
-   * Decides what a handler failure means. Called for each exception the handler throws (and for
-   * an aborted transaction the handler left behind), except database failures, which the consumer
-   * classifies itself: a lost connection or a server shutting down is retried under the database
-   * circuit breaker, lock contention raised by the handler's statements (55P03, 40001, 40P01) is
-   * {@link FailureKind#TRANSIENT}. Returning null applies the default rule: a {@link
-   * PermanentHandlerException} or {@link TransientHandlerException} anywhere in the cause chain
-   * (the first one found) decides, anything else is {@link FailureKind#RETRY}. A classifier that
-   * throws counts as {@code RETRY}.
-   *
-   * @param classifier the failure's kind, or null for the default rule
-   * @return this builder
-   * @throws NullPointerException when null
-   */
-  public IdempotentConsumer.Builder failureClassifier(Function<Throwable, FailureKind> classifier) {
-    this.failureClassifier = Objects.requireNonNull(classifier, "failureClassifier may not be null");
-    return self();
-  }
-
-  /**
-   * How many records of one partition may share a database transaction. Larger batches save
-   * commits (one WAL flush each) and round trips. Default {@value
-   * #DEFAULT_MAX_RECORDS_PER_TRANSACTION}; 1 means one transaction per record.
-   *
-   * <p>By default a batch inserts all its dedup rows in one statement and runs the handlers
-   * without savepoints; when a handler fails, the whole transaction rolls back, the records before
-   * the failing one are redone in a new transaction (their handlers are called again; their
-   * first writes were rolled back, so nothing is applied twice), and the failing record is retried
-   * on its own. See {@link #savepointPerRecord(boolean)} for the alternative.
-   *
-   * @param max records per transaction
-   * @return this builder
-   * @throws IllegalArgumentException when outside 1..{@value #MAX_RECORDS_PER_TRANSACTION}
-   */
-  public IdempotentConsumer.Builder maxRecordsPerTransaction(int max) {
-    this.maxRecordsPerTransaction = Checks.requireBetween(max, 1, MAX_RECORDS_PER_TRANSACTION, "maxRecordsPerTransaction", "");
-    return self();
-  }
-
-  /**
-   * Runs each record of a batch inside its own savepoint, so that a failing handler rolls back
-   * only its record and the records before it commit without their handlers being called again.
-   * Choose it when handlers have side effects outside the transaction that you would rather not
-   * repeat; it costs one more round trip per record (see benchmarks/CONSUMER.md). Keep {@link
-   * #maxRecordsPerTransaction(int)} at most 64 with it: PostgreSQL tracks up to 64
-   * subtransactions per transaction cheaply, more slow down every session's snapshots. Default
-   * false.
-   *
-   * @param savepointPerRecord whether to use a savepoint per record
-   * @return this builder
-   */
-  public IdempotentConsumer.Builder savepointPerRecord(boolean savepointPerRecord) {
-    this.savepointPerRecord = savepointPerRecord;
-    return self();
-  }
-
-  /**
-   * @param concurrency worker threads; partitions run in parallel on them, each partition in
-   *     order, so more threads than assigned partitions do not help. Default: the number of
-   *     processors, at most 4.
-   * @return this builder
-   * @throws IllegalArgumentException when outside 1..256
-   */
-  public IdempotentConsumer.Builder concurrency(int concurrency) {
-    this.concurrency = Checks.requireBetween(concurrency, 1, 256, "concurrency", "");
-    return self();
-  }
-
-  /**
-   * How long processed message ids are kept. It must exceed the longest window in which a
-   * message can be redelivered after it was processed (relay republishing after a crash,
-   * consumer group reset, replays); a redelivery later than that is applied again. Default 7
-   * days.
-   *
-   * @param retention the retention
-   * @return this builder
-   * @throws NullPointerException when null
-   * @throws IllegalArgumentException when shorter than 1 hour
-   */
-  public IdempotentConsumer.Builder retention(Duration retention) {
-    Objects.requireNonNull(retention, "retention may not be null");
-    if (retention.compareTo(MIN_RETENTION) < 0) {
-      throw new IllegalArgumentException("retention must be at least " + MIN_RETENTION + ", got " + retention
-          + "; it must exceed the longest redelivery window (default " + DEFAULT_RETENTION + ")");
+    /**
+     * @param backoff the delay before each retry, full jitter; default 1 s doubling up to 30 s.
+     *     Also spaces retries after transient, database or dead-letter publishing failures.
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public IdempotentConsumer.Builder backoff(Backoff backoff) {
+        this.backoff = Objects.requireNonNull(backoff, "backoff may not be null");
+        return self();
     }
-    this.retention = retention;
-    return self();
-  }
 
-  /**
-   * @param interval how often the consumer purges ids older than the retention; default 1 hour;
-   *     {@link Duration#ZERO} turns the scheduled purge off (call {@link
-   *     IdempotentConsumer#purgeProcessed(Duration)} yourself, e.g. from one instance only)
-   * @return this builder
-   * @throws NullPointerException when null
-   * @throws IllegalArgumentException when negative or between zero and 1 second
-   */
-  public IdempotentConsumer.Builder purgeInterval(Duration interval) {
-    Objects.requireNonNull(interval, "purgeInterval may not be null");
-    if (interval.isNegative() || (!interval.isZero() && interval.compareTo(Duration.ofSeconds(1)) < 0)) {
-      throw new IllegalArgumentException("purgeInterval must be zero (off) or at least 1 s, got " + interval);
+    /**
+     * @param topic the dead-letter topic for every source topic; default {@code <source
+     *     topic><suffix>} per source topic (see {@link #deadLetterTopicSuffix(String)}). It must
+     *     exist unless the brokers auto-create topics.
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when blank
+     */
+    public IdempotentConsumer.Builder deadLetterTopic(String topic) {
+        this.deadLetterTopic = Checks.requireNonBlank(topic, "deadLetterTopic");
+        return self();
     }
-    this.purgeInterval = interval;
-    return self();
-  }
 
-  /**
-   * @param timeout how long {@link IdempotentConsumer#close()} and a partition revocation wait for
-   *     transactions in flight; default 30 s
-   * @return this builder
-   * @throws NullPointerException when null
-   * @throws IllegalArgumentException when not positive
-   */
-  public IdempotentConsumer.Builder closeTimeout(Duration timeout) {
-    this.closeTimeout = Checks.requirePositive(timeout, "closeTimeout", "");
-    return self();
-  }
+    /**
+     * The suffix that names each source topic's dead-letter topic when {@link
+     * #deadLetterTopic(String)} is not set. Default {@value #DEFAULT_DEAD_LETTER_SUFFIX}; {@value
+     * #SPRING_DEAD_LETTER_SUFFIX} gives Spring Kafka's names, for fleets that mix both.
+     *
+     * @param suffix appended to the source topic's name
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when empty or not made of the characters Kafka allows in
+     *     topic names ({@code a-z A-Z 0-9 . _ -})
+     */
+    public IdempotentConsumer.Builder deadLetterTopicSuffix(String suffix) {
+        Objects.requireNonNull(suffix, "deadLetterTopicSuffix may not be null");
+        if (!suffix.matches("[a-zA-Z0-9._-]+")) {
+            throw new IllegalArgumentException(
+                    "deadLetterTopicSuffix must be 1 or more of the characters a-z A-Z 0-9 . _ -," + " got \"" + suffix
+                            + "\"; e.g. " + DEFAULT_DEAD_LETTER_SUFFIX + " or " + SPRING_DEAD_LETTER_SUFFIX);
+        }
+        this.deadLetterTopicSuffix = suffix;
+        return self();
+    }
 
-  /**
-   * @param registry where the {@code outbox.consumer.*} meters go; default Micrometer's global
-   *     registry ({@link io.micrometer.core.instrument.Metrics#globalRegistry}), where frameworks
-   *     such as Spring Boot add the application's registry
-   * @return this builder
-   * @throws NullPointerException when null
-   */
-  public IdempotentConsumer.Builder meterRegistry(MeterRegistry registry) {
-    this.meterRegistry = Objects.requireNonNull(registry, "meterRegistry may not be null");
-    return self();
-  }
+    /**
+     * Decides what a handler failure means. Called for each exception the handler throws (and for
+     * an aborted transaction the handler left behind), except database failures, which the consumer
+     * classifies itself: a lost connection or a server shutting down is retried under the database
+     * circuit breaker, lock contention raised by the handler's statements (55P03, 40001, 40P01) is
+     * {@link FailureKind#TRANSIENT}. Returning null applies the default rule: a {@link
+     * PermanentHandlerException} or {@link TransientHandlerException} anywhere in the cause chain
+     * (the first one found) decides, anything else is {@link FailureKind#RETRY}. A classifier that
+     * throws counts as {@code RETRY}.
+     *
+     * @param classifier the failure's kind, or null for the default rule
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public IdempotentConsumer.Builder failureClassifier(Function<Throwable, FailureKind> classifier) {
+        this.failureClassifier = Objects.requireNonNull(classifier, "failureClassifier may not be null");
+        return self();
+    }
 
-  /**
-   * @param codec decodes {@link Message#payload(Class)}; default {@link AvroCodec#create()}
-   * @return this builder
-   * @throws NullPointerException when null
-   */
-  public IdempotentConsumer.Builder codec(AvroCodec codec) {
-    this.codec = Objects.requireNonNull(codec, "codec may not be null");
-    return self();
-  }
+    /**
+     * How many records of one partition may share a database transaction. Larger batches save
+     * commits (one WAL flush each) and round trips. Default {@value
+     * #DEFAULT_MAX_RECORDS_PER_TRANSACTION}; 1 means one transaction per record.
+     *
+     * <p>By default a batch inserts all its dedup rows in one statement and runs the handlers
+     * without savepoints; when a handler fails, the whole transaction rolls back, the records before
+     * the failing one are redone in a new transaction (their handlers are called again; their
+     * first writes were rolled back, so nothing is applied twice), and the failing record is retried
+     * on its own. See {@link #savepointPerRecord(boolean)} for the alternative.
+     *
+     * @param max records per transaction
+     * @return this builder
+     * @throws IllegalArgumentException when outside 1..{@value #MAX_RECORDS_PER_TRANSACTION}
+     */
+    public IdempotentConsumer.Builder maxRecordsPerTransaction(int max) {
+        this.maxRecordsPerTransaction =
+                Checks.requireBetween(max, 1, MAX_RECORDS_PER_TRANSACTION, "maxRecordsPerTransaction", "");
+        return self();
+    }
 
-  /** Test hooks into the processing steps; see {@link Hooks}. */
-  IdempotentConsumer.Builder hooks(Hooks hooks) {
-    this.hooks = Objects.requireNonNull(hooks, "hooks may not be null");
-    return self();
-  }
+    /**
+     * Runs each record of a batch inside its own savepoint, so that a failing handler rolls back
+     * only its record and the records before it commit without their handlers being called again.
+     * Choose it when handlers have side effects outside the transaction that you would rather not
+     * repeat; it costs one more round trip per record (see benchmarks/CONSUMER.md). Keep {@link
+     * #maxRecordsPerTransaction(int)} at most 64 with it: PostgreSQL tracks up to 64
+     * subtransactions per transaction cheaply, more slow down every session's snapshots. Default
+     * false.
+     *
+     * @param savepointPerRecord whether to use a savepoint per record
+     * @return this builder
+     */
+    public IdempotentConsumer.Builder savepointPerRecord(boolean savepointPerRecord) {
+        this.savepointPerRecord = savepointPerRecord;
+        return self();
+    }
 
-  /**
-   * Checks the settings and creates the consumer (and its Kafka clients, which do not connect
-   * before {@link IdempotentConsumer#start()}).
-   *
-   * @return the consumer, not started
-   * @throws IllegalStateException when a required setting is missing or two settings conflict
-   * @throws IllegalArgumentException when a Kafka property has a value the consumer cannot work
-   *     with
-   */
-  public IdempotentConsumer build() {
-    if (consumerName == null) {
-      throw new IllegalStateException("consumerName is required: call consumerName(...) with the dedup scope,"
-          + " e.g. the service name");
+    /**
+     * @param concurrency worker threads; partitions run in parallel on them, each partition in
+     *     order, so more threads than assigned partitions do not help. Default: the number of
+     *     processors, at most 4.
+     * @return this builder
+     * @throws IllegalArgumentException when outside 1..256
+     */
+    public IdempotentConsumer.Builder concurrency(int concurrency) {
+        this.concurrency = Checks.requireBetween(concurrency, 1, 256, "concurrency", "");
+        return self();
     }
-    if (topics.isEmpty()) {
-      throw new IllegalStateException("topics are required: call topics(...) with at least one topic");
+
+    /**
+     * How long processed message ids are kept. It must exceed the longest window in which a
+     * message can be redelivered after it was processed (relay republishing after a crash,
+     * consumer group reset, replays); a redelivery later than that is applied again. Default 7
+     * days.
+     *
+     * @param retention the retention
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when shorter than 1 hour
+     */
+    public IdempotentConsumer.Builder retention(Duration retention) {
+        Objects.requireNonNull(retention, "retention may not be null");
+        if (retention.compareTo(MIN_RETENTION) < 0) {
+            throw new IllegalArgumentException("retention must be at least " + MIN_RETENTION + ", got " + retention
+                    + "; it must exceed the longest redelivery window (default " + DEFAULT_RETENTION + ")");
+        }
+        this.retention = retention;
+        return self();
     }
-    if (handler == null) {
-      throw new IllegalStateException("handler is required: call handler((message, tx) -> ...)");
+
+    /**
+     * @param interval how often the consumer purges ids older than the retention; default 1 hour;
+     *     {@link Duration#ZERO} turns the scheduled purge off (call {@link
+     *     IdempotentConsumer#purgeProcessed(Duration)} yourself, e.g. from one instance only)
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when negative or between zero and 1 second
+     */
+    public IdempotentConsumer.Builder purgeInterval(Duration interval) {
+        Objects.requireNonNull(interval, "purgeInterval may not be null");
+        if (interval.isNegative() || (!interval.isZero() && interval.compareTo(Duration.ofSeconds(1)) < 0)) {
+            throw new IllegalArgumentException("purgeInterval must be zero (off) or at least 1 s, got " + interval);
+        }
+        this.purgeInterval = interval;
+        return self();
     }
-    if (dataSource == null && dsl == null) {
-      throw new IllegalStateException("a database is required: call dataSource(...) or dsl(...)");
+
+    /**
+     * @param timeout how long {@link IdempotentConsumer#close()} and a partition revocation wait for
+     *     transactions in flight; default 30 s
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when not positive
+     */
+    public IdempotentConsumer.Builder closeTimeout(Duration timeout) {
+        this.closeTimeout = Checks.requirePositive(timeout, "closeTimeout", "");
+        return self();
     }
-    if (dataSource != null && dsl != null) {
-      throw new IllegalStateException("dataSource(...) and dsl(...) were both called; give only one");
+
+    /**
+     * @param registry where the {@code outbox.consumer.*} meters go; default Micrometer's global
+     *     registry ({@link io.micrometer.core.instrument.Metrics#globalRegistry}), where frameworks
+     *     such as Spring Boot add the application's registry
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public IdempotentConsumer.Builder meterRegistry(MeterRegistry registry) {
+        this.meterRegistry = Objects.requireNonNull(registry, "meterRegistry may not be null");
+        return self();
     }
-    Map<String, Object> consumerProps = KafkaConfigChecks.consumerProperties(kafkaProperties);
-    KafkaConfigChecks.checkProducerProperties(producerProperties, closeTimeout);
-    KafkaConfigChecks.checkDeadLetterTopics(deadLetterTopic != null ? List.of(deadLetterTopic)
-        : topics.stream().map(t -> t + deadLetterTopicSuffix).toList());
-    return new DedupConsumer(new Settings(
-        consumerProps,
-        Map.copyOf(producerProperties),
-        List.copyOf(new LinkedHashSet<>(topics)),
-        consumerName,
-        dataSource,
-        dsl,
-        schema,
-        OptionalTracing.wrapIfAvailable(handler, consumerName),
-        messageIdExtractor,
-        maxAttempts,
-        backoff,
-        deadLetterTopic,
-        maxRecordsPerTransaction,
-        savepointPerRecord,
-        concurrency,
-        retention,
-        purgeInterval,
-        closeTimeout,
-        meterRegistry == null ? io.micrometer.core.instrument.Metrics.globalRegistry : meterRegistry,
-        codec == null ? AvroCodec.create() : codec,
-        hooks,
-        deadLetterTopicSuffix,
-        failureClassifier,
-        maxTransientRetry));
-  }
+
+    /**
+     * @param codec decodes {@link Message#payload(Class)}; default {@link AvroCodec#create()}
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public IdempotentConsumer.Builder codec(AvroCodec codec) {
+        this.codec = Objects.requireNonNull(codec, "codec may not be null");
+        return self();
+    }
+
+    /** Test hooks into the processing steps; see {@link Hooks}. */
+    IdempotentConsumer.Builder hooks(Hooks hooks) {
+        this.hooks = Objects.requireNonNull(hooks, "hooks may not be null");
+        return self();
+    }
+
+    /**
+     * Checks the settings and creates the consumer (and its Kafka clients, which do not connect
+     * before {@link IdempotentConsumer#start()}).
+     *
+     * @return the consumer, not started
+     * @throws IllegalStateException when a required setting is missing or two settings conflict
+     * @throws IllegalArgumentException when a Kafka property has a value the consumer cannot work
+     *     with
+     */
+    public IdempotentConsumer build() {
+        if (consumerName == null) {
+            throw new IllegalStateException("consumerName is required: call consumerName(...) with the dedup scope,"
+                    + " e.g. the service name");
+        }
+        if (topics.isEmpty()) {
+            throw new IllegalStateException("topics are required: call topics(...) with at least one topic");
+        }
+        if (handler == null) {
+            throw new IllegalStateException("handler is required: call handler((message, tx) -> ...)");
+        }
+        if (dataSource == null && dsl == null) {
+            throw new IllegalStateException("a database is required: call dataSource(...) or dsl(...)");
+        }
+        if (dataSource != null && dsl != null) {
+            throw new IllegalStateException("dataSource(...) and dsl(...) were both called; give only one");
+        }
+        Map<String, Object> consumerProps = KafkaConfigChecks.consumerProperties(kafkaProperties);
+        KafkaConfigChecks.checkProducerProperties(producerProperties, closeTimeout);
+        KafkaConfigChecks.checkDeadLetterTopics(
+                deadLetterTopic != null
+                        ? List.of(deadLetterTopic)
+                        : topics.stream().map(t -> t + deadLetterTopicSuffix).toList());
+        return new DedupConsumer(new Settings(
+                consumerProps,
+                Map.copyOf(producerProperties),
+                List.copyOf(new LinkedHashSet<>(topics)),
+                consumerName,
+                dataSource,
+                dsl,
+                schema,
+                OptionalTracing.wrapIfAvailable(handler, consumerName),
+                messageIdExtractor,
+                maxAttempts,
+                backoff,
+                deadLetterTopic,
+                maxRecordsPerTransaction,
+                savepointPerRecord,
+                concurrency,
+                retention,
+                purgeInterval,
+                closeTimeout,
+                meterRegistry == null ? io.micrometer.core.instrument.Metrics.globalRegistry : meterRegistry,
+                codec == null ? AvroCodec.create() : codec,
+                hooks,
+                deadLetterTopicSuffix,
+                failureClassifier,
+                maxTransientRetry));
+    }
 }

@@ -21,185 +21,186 @@ import org.jooq.DSLContext;
  * where they are recorded (the database, the dedup scope) and who handles them.
  */
 abstract sealed class ConsumerBuilderBase permits ConsumerBuilder {
-  /** Longest consumer name, so that the name stays a readable dedup scope and metric tag. */
-  public static final int MAX_CONSUMER_NAME_LENGTH = 200;
+    /** Longest consumer name, so that the name stays a readable dedup scope and metric tag. */
+    public static final int MAX_CONSUMER_NAME_LENGTH = 200;
 
-  final Map<String, Object> kafkaProperties = new LinkedHashMap<>();
-  final Map<String, Object> producerProperties = new LinkedHashMap<>();
-  final List<String> topics = new ArrayList<>();
-  String consumerName;
-  DataSource dataSource;
-  DSLContext dsl;
-  String schema = OutboxMigrations.DEFAULT_SCHEMA;
-  MessageHandler handler;
-  Function<ConsumerRecord<byte[], byte[]>, Optional<UUID>> messageIdExtractor;
+    final Map<String, Object> kafkaProperties = new LinkedHashMap<>();
+    final Map<String, Object> producerProperties = new LinkedHashMap<>();
+    final List<String> topics = new ArrayList<>();
+    String consumerName;
+    DataSource dataSource;
+    DSLContext dsl;
+    String schema = OutboxMigrations.DEFAULT_SCHEMA;
+    MessageHandler handler;
+    Function<ConsumerRecord<byte[], byte[]>, Optional<UUID>> messageIdExtractor;
 
-  ConsumerBuilderBase() {}
+    ConsumerBuilderBase() {}
 
-  IdempotentConsumer.Builder self() {
-    return (IdempotentConsumer.Builder) this;
-  }
-
-  /**
-   * The Kafka consumer configuration. {@code bootstrap.servers} and {@code group.id} are
-   * required. {@code enable.auto.commit} is always false (offsets are committed after the
-   * database commit); setting it to true is an error. Keys and values are read as {@code byte[]}
-   * by the consumer's own deserializers; setting others is an error. {@code auto.offset.reset}
-   * defaults to {@code earliest} (Kafka's default, {@code latest}, would skip what a new group
-   * has not seen). {@code isolation.level} defaults to {@code read_committed}, so records of
-   * aborted Kafka transactions (the relay's transactional mode rolls back a batch that failed, or
-   * that a relay which lost its lease tried to publish) never reach the handler; Kafka's default,
-   * {@code read_uncommitted}, would deliver them. Everything else (TLS, SASL, {@code max.poll.records}, {@code
-   * group.instance.id}) passes through. Calls add to what earlier calls set.
-   *
-   * @param properties consumer properties
-   * @return this builder
-   * @throws NullPointerException when {@code properties} or a key or value in it is null
-   */
-  public IdempotentConsumer.Builder kafkaProperties(Map<String, ?> properties) {
-    Objects.requireNonNull(properties, "kafkaProperties may not be null");
-    properties.forEach((k, v) -> kafkaProperties.put(
-        Objects.requireNonNull(k, "kafkaProperties may not contain a null key"),
-        Objects.requireNonNull(v, "kafkaProperties value of " + k + " may not be null")));
-    return self();
-  }
-
-  /**
-   * Properties of the dead-letter producer. Default: {@code bootstrap.servers} and every {@code
-   * security.*}, {@code ssl.*}, {@code sasl.*} and {@code client.dns.lookup} property of the
-   * consumer, with {@code acks=all}, idempotence on and {@code max.block.ms} equal to {@link
-   * ConsumerBuilder#closeTimeout(Duration)} (so that one publish holds a worker at most that long); these
-   * properties override those. {@code acks} other than {@code all} (a record could be lost after
-   * its offset moved on) and a {@code max.block.ms} longer than the close timeout are refused by
-   * {@link ConsumerBuilder#build()}. Calls add to what earlier calls set.
-   *
-   * @param properties producer properties
-   * @return this builder
-   * @throws NullPointerException when {@code properties} or a key or value in it is null
-   */
-  public IdempotentConsumer.Builder producerProperties(Map<String, ?> properties) {
-    Objects.requireNonNull(properties, "producerProperties may not be null");
-    properties.forEach((k, v) -> producerProperties.put(
-        Objects.requireNonNull(k, "producerProperties may not contain a null key"),
-        Objects.requireNonNull(v, "producerProperties value of " + k + " may not be null")));
-    return self();
-  }
-
-  /**
-   * @param topics the topics to subscribe to; required, at least one. Calls add to the list.
-   * @return this builder
-   * @throws NullPointerException when a topic is null
-   * @throws IllegalArgumentException when a topic is blank
-   */
-  public IdempotentConsumer.Builder topics(String... topics) {
-    return topics(List.of(Objects.requireNonNull(topics, "topics may not be null")));
-  }
-
-  /**
-   * @param topics the topics to subscribe to; required, at least one. Calls add to the list.
-   * @return this builder
-   * @throws NullPointerException when a topic is null
-   * @throws IllegalArgumentException when a topic is blank
-   */
-  public IdempotentConsumer.Builder topics(Collection<String> topics) {
-    Objects.requireNonNull(topics, "topics may not be null");
-    for (String topic : topics) {
-      Objects.requireNonNull(topic, "topics may not contain null");
-      if (topic.isBlank()) {
-        throw new IllegalArgumentException("topics may not contain a blank name, got \"" + topic + "\"");
-      }
-      this.topics.add(topic);
+    IdempotentConsumer.Builder self() {
+        return (IdempotentConsumer.Builder) this;
     }
-    return self();
-  }
 
-  /**
-   * The dedup scope: message ids are recorded per consumer name, so two services (or two
-   * independent handlers of one service) that consume the same topic need different names, and
-   * every instance of one service must use the same name. Renaming a consumer forgets what it
-   * processed. Required; 1 to {@value #MAX_CONSUMER_NAME_LENGTH} characters.
-   *
-   * @param consumerName the name
-   * @return this builder
-   * @throws NullPointerException when null
-   * @throws IllegalArgumentException when empty, blank or too long
-   */
-  public IdempotentConsumer.Builder consumerName(String consumerName) {
-    Objects.requireNonNull(consumerName, "consumerName may not be null");
-    if (consumerName.isBlank() || consumerName.length() > MAX_CONSUMER_NAME_LENGTH) {
-      throw new IllegalArgumentException("consumerName must be 1 to " + MAX_CONSUMER_NAME_LENGTH
-          + " characters and not blank, got \"" + consumerName + "\" (" + consumerName.length()
-          + " characters); use the service's name, the same on every instance");
+    /**
+     * The Kafka consumer configuration. {@code bootstrap.servers} and {@code group.id} are
+     * required. {@code enable.auto.commit} is always false (offsets are committed after the
+     * database commit); setting it to true is an error. Keys and values are read as {@code byte[]}
+     * by the consumer's own deserializers; setting others is an error. {@code auto.offset.reset}
+     * defaults to {@code earliest} (Kafka's default, {@code latest}, would skip what a new group
+     * has not seen). {@code isolation.level} defaults to {@code read_committed}, so records of
+     * aborted Kafka transactions (the relay's transactional mode rolls back a batch that failed, or
+     * that a relay which lost its lease tried to publish) never reach the handler; Kafka's default,
+     * {@code read_uncommitted}, would deliver them. Everything else (TLS, SASL, {@code max.poll.records}, {@code
+     * group.instance.id}) passes through. Calls add to what earlier calls set.
+     *
+     * @param properties consumer properties
+     * @return this builder
+     * @throws NullPointerException when {@code properties} or a key or value in it is null
+     */
+    public IdempotentConsumer.Builder kafkaProperties(Map<String, ?> properties) {
+        Objects.requireNonNull(properties, "kafkaProperties may not be null");
+        properties.forEach((k, v) -> kafkaProperties.put(
+                Objects.requireNonNull(k, "kafkaProperties may not contain a null key"),
+                Objects.requireNonNull(v, "kafkaProperties value of " + k + " may not be null")));
+        return self();
     }
-    this.consumerName = consumerName;
-    return self();
-  }
 
-  /**
-   * Where {@code processed_message} and the business tables live. Either this or {@link
-   * #dsl(DSLContext)} is required. Use a pool with at least {@link #concurrency(int)}
-   * connections.
-   *
-   * @param dataSource the data source
-   * @return this builder
-   * @throws NullPointerException when null
-   */
-  public IdempotentConsumer.Builder dataSource(DataSource dataSource) {
-    this.dataSource = Objects.requireNonNull(dataSource, "dataSource may not be null");
-    return self();
-  }
+    /**
+     * Properties of the dead-letter producer. Default: {@code bootstrap.servers} and every {@code
+     * security.*}, {@code ssl.*}, {@code sasl.*} and {@code client.dns.lookup} property of the
+     * consumer, with {@code acks=all}, idempotence on and {@code max.block.ms} equal to {@link
+     * ConsumerBuilder#closeTimeout(Duration)} (so that one publish holds a worker at most that long); these
+     * properties override those. {@code acks} other than {@code all} (a record could be lost after
+     * its offset moved on) and a {@code max.block.ms} longer than the close timeout are refused by
+     * {@link ConsumerBuilder#build()}. Calls add to what earlier calls set.
+     *
+     * @param properties producer properties
+     * @return this builder
+     * @throws NullPointerException when {@code properties} or a key or value in it is null
+     */
+    public IdempotentConsumer.Builder producerProperties(Map<String, ?> properties) {
+        Objects.requireNonNull(properties, "producerProperties may not be null");
+        properties.forEach((k, v) -> producerProperties.put(
+                Objects.requireNonNull(k, "producerProperties may not contain a null key"),
+                Objects.requireNonNull(v, "producerProperties value of " + k + " may not be null")));
+        return self();
+    }
 
-  /**
-   * Like {@link #dataSource(DataSource)}, with the handler's {@code tx} derived from this
-   * context's configuration (settings, listeners, converters) bound to the consumer's
-   * transaction. Its connection provider must hand out a separate connection per acquire (a pool),
-   * since workers run in parallel.
-   *
-   * @param dsl the jOOQ context
-   * @return this builder
-   * @throws NullPointerException when null
-   */
-  public IdempotentConsumer.Builder dsl(DSLContext dsl) {
-    this.dsl = Objects.requireNonNull(dsl, "dsl may not be null");
-    return self();
-  }
+    /**
+     * @param topics the topics to subscribe to; required, at least one. Calls add to the list.
+     * @return this builder
+     * @throws NullPointerException when a topic is null
+     * @throws IllegalArgumentException when a topic is blank
+     */
+    public IdempotentConsumer.Builder topics(String... topics) {
+        return topics(List.of(Objects.requireNonNull(topics, "topics may not be null")));
+    }
 
-  /**
-   * @param schema the schema holding {@code processed_message}; default {@code outbox}
-   * @return this builder
-   * @throws NullPointerException when null
-   * @throws IllegalArgumentException when not a plain lowercase SQL identifier
-   */
-  public IdempotentConsumer.Builder schema(String schema) {
-    this.schema = OutboxMigrations.requireValidSchema(schema);
-    return self();
-  }
+    /**
+     * @param topics the topics to subscribe to; required, at least one. Calls add to the list.
+     * @return this builder
+     * @throws NullPointerException when a topic is null
+     * @throws IllegalArgumentException when a topic is blank
+     */
+    public IdempotentConsumer.Builder topics(Collection<String> topics) {
+        Objects.requireNonNull(topics, "topics may not be null");
+        for (String topic : topics) {
+            Objects.requireNonNull(topic, "topics may not contain null");
+            if (topic.isBlank()) {
+                throw new IllegalArgumentException("topics may not contain a blank name, got \"" + topic + "\"");
+            }
+            this.topics.add(topic);
+        }
+        return self();
+    }
 
-  /**
-   * @param handler applies one message in the consumer's transaction; required. When the
-   *     OpenTelemetry API is on the class path, each call runs inside a CONSUMER span of {@code
-   *     GlobalOpenTelemetry} whose parent is the producer's trace context (the record's {@code
-   *     traceparent} and {@code tracestate}), current while the handler runs
-   * @return this builder
-   * @throws NullPointerException when null
-   */
-  public IdempotentConsumer.Builder handler(MessageHandler handler) {
-    this.handler = Objects.requireNonNull(handler, "handler may not be null");
-    return self();
-  }
+    /**
+     * The dedup scope: message ids are recorded per consumer name, so two services (or two
+     * independent handlers of one service) that consume the same topic need different names, and
+     * every instance of one service must use the same name. Renaming a consumer forgets what it
+     * processed. Required; 1 to {@value #MAX_CONSUMER_NAME_LENGTH} characters.
+     *
+     * @param consumerName the name
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when empty, blank or too long
+     */
+    public IdempotentConsumer.Builder consumerName(String consumerName) {
+        Objects.requireNonNull(consumerName, "consumerName may not be null");
+        if (consumerName.isBlank() || consumerName.length() > MAX_CONSUMER_NAME_LENGTH) {
+            throw new IllegalArgumentException("consumerName must be 1 to " + MAX_CONSUMER_NAME_LENGTH
+                    + " characters and not blank, got \"" + consumerName + "\" (" + consumerName.length()
+                    + " characters); use the service's name, the same on every instance");
+        }
+        this.consumerName = consumerName;
+        return self();
+    }
 
-  /**
-   * How to find a record's message id. Default: the {@link OutboxHeaders#MESSAGE_ID} header,
-   * which must be a UUID in canonical text form. A record for which this gives no id goes to the
-   * dead-letter topic unhandled: it is never processed without dedup. An extractor that throws
-   * marks the id invalid.
-   *
-   * @param extractor the record's message id, or empty
-   * @return this builder
-   * @throws NullPointerException when null
-   */
-  public IdempotentConsumer.Builder messageIdExtractor(Function<ConsumerRecord<byte[], byte[]>, Optional<UUID>> extractor) {
-    this.messageIdExtractor = Objects.requireNonNull(extractor, "messageIdExtractor may not be null");
-    return self();
-  }
+    /**
+     * Where {@code processed_message} and the business tables live. Either this or {@link
+     * #dsl(DSLContext)} is required. Use a pool with at least {@link #concurrency(int)}
+     * connections.
+     *
+     * @param dataSource the data source
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public IdempotentConsumer.Builder dataSource(DataSource dataSource) {
+        this.dataSource = Objects.requireNonNull(dataSource, "dataSource may not be null");
+        return self();
+    }
+
+    /**
+     * Like {@link #dataSource(DataSource)}, with the handler's {@code tx} derived from this
+     * context's configuration (settings, listeners, converters) bound to the consumer's
+     * transaction. Its connection provider must hand out a separate connection per acquire (a pool),
+     * since workers run in parallel.
+     *
+     * @param dsl the jOOQ context
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public IdempotentConsumer.Builder dsl(DSLContext dsl) {
+        this.dsl = Objects.requireNonNull(dsl, "dsl may not be null");
+        return self();
+    }
+
+    /**
+     * @param schema the schema holding {@code processed_message}; default {@code outbox}
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when not a plain lowercase SQL identifier
+     */
+    public IdempotentConsumer.Builder schema(String schema) {
+        this.schema = OutboxMigrations.requireValidSchema(schema);
+        return self();
+    }
+
+    /**
+     * @param handler applies one message in the consumer's transaction; required. When the
+     *     OpenTelemetry API is on the class path, each call runs inside a CONSUMER span of {@code
+     *     GlobalOpenTelemetry} whose parent is the producer's trace context (the record's {@code
+     *     traceparent} and {@code tracestate}), current while the handler runs
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public IdempotentConsumer.Builder handler(MessageHandler handler) {
+        this.handler = Objects.requireNonNull(handler, "handler may not be null");
+        return self();
+    }
+
+    /**
+     * How to find a record's message id. Default: the {@link OutboxHeaders#MESSAGE_ID} header,
+     * which must be a UUID in canonical text form. A record for which this gives no id goes to the
+     * dead-letter topic unhandled: it is never processed without dedup. An extractor that throws
+     * marks the id invalid.
+     *
+     * @param extractor the record's message id, or empty
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public IdempotentConsumer.Builder messageIdExtractor(
+            Function<ConsumerRecord<byte[], byte[]>, Optional<UUID>> extractor) {
+        this.messageIdExtractor = Objects.requireNonNull(extractor, "messageIdExtractor may not be null");
+        return self();
+    }
 }

@@ -6,50 +6,50 @@ package dev.outbox.consumer;
  */
 public final class DeadLetterHeaders {
 
-  /** Fully qualified class name of the handler's last exception; absent for records without an id. */
-  public static final String EXCEPTION_CLASS = "dlt-exception-class";
+    /** Fully qualified class name of the handler's last exception; absent for records without an id. */
+    public static final String EXCEPTION_CLASS = "dlt-exception-class";
 
-  /** Message of the handler's last exception (may be empty); absent for records without an id. */
-  public static final String EXCEPTION_MESSAGE = "dlt-exception-message";
+    /** Message of the handler's last exception (may be empty); absent for records without an id. */
+    public static final String EXCEPTION_MESSAGE = "dlt-exception-message";
 
-  /** How many times the handler was called for the record (decimal; 0 for records without an id). */
-  public static final String ATTEMPTS = "dlt-attempts";
+    /** How many times the handler was called for the record (decimal; 0 for records without an id). */
+    public static final String ATTEMPTS = "dlt-attempts";
 
-  /** The topic the record was consumed from. */
-  public static final String ORIGINAL_TOPIC = "dlt-original-topic";
+    /** The topic the record was consumed from. */
+    public static final String ORIGINAL_TOPIC = "dlt-original-topic";
 
-  /** The partition the record was consumed from (decimal). */
-  public static final String ORIGINAL_PARTITION = "dlt-original-partition";
+    /** The partition the record was consumed from (decimal). */
+    public static final String ORIGINAL_PARTITION = "dlt-original-partition";
 
-  /** The offset the record was consumed at (decimal). */
-  public static final String ORIGINAL_OFFSET = "dlt-original-offset";
+    /** The offset the record was consumed at (decimal). */
+    public static final String ORIGINAL_OFFSET = "dlt-original-offset";
 
-  /** Why the record was dead-lettered: one of the {@code REASON_*} values. */
-  public static final String REASON = "dlt-reason";
+    /** Why the record was dead-lettered: one of the {@code REASON_*} values. */
+    public static final String REASON = "dlt-reason";
 
-  /** {@link #REASON}: the handler failed on every attempt. */
-  public static final String REASON_HANDLER_FAILED = "handler-failed";
+    /** {@link #REASON}: the handler failed on every attempt. */
+    public static final String REASON_HANDLER_FAILED = "handler-failed";
 
-  /** {@link #REASON}: neither the message id header nor the configured extractor gave an id. */
-  public static final String REASON_MISSING_MESSAGE_ID = "missing-message-id";
+    /** {@link #REASON}: neither the message id header nor the configured extractor gave an id. */
+    public static final String REASON_MISSING_MESSAGE_ID = "missing-message-id";
 
-  /** {@link #REASON}: the message id header is not a UUID in canonical text form. */
-  public static final String REASON_INVALID_MESSAGE_ID = "invalid-message-id";
+    /** {@link #REASON}: the message id header is not a UUID in canonical text form. */
+    public static final String REASON_INVALID_MESSAGE_ID = "invalid-message-id";
 
-  /**
-   * Present when the record was too large for the dead-letter topic and was published without its
-   * value; the header holds the dropped value's length in bytes (decimal). Read the value from
-   * {@link #ORIGINAL_TOPIC} at {@link #ORIGINAL_OFFSET} while that topic still keeps it.
-   */
-  public static final String VALUE_DROPPED = "dlt-value-dropped";
+    /**
+     * Present when the record was too large for the dead-letter topic and was published without its
+     * value; the header holds the dropped value's length in bytes (decimal). Read the value from
+     * {@link #ORIGINAL_TOPIC} at {@link #ORIGINAL_OFFSET} while that topic still keeps it.
+     */
+    public static final String VALUE_DROPPED = "dlt-value-dropped";
 
-  /**
-   * Set it to {@code true} on a copy of a dead-lettered record that an operator publishes back to
-   * the source topic: the consumer then handles the message again, once, although its id is
-   * recorded as {@code DEAD_LETTERED}. Only {@code DEAD_LETTERED} ids are re-admitted; a message id
-   * that was handled stays a duplicate, so replaying a copy twice applies it once.
-   */
-  public static final String REPLAY = "dlt-replay";
+    /**
+     * Set it to {@code true} on a copy of a dead-lettered record that an operator publishes back to
+     * the source topic: the consumer then handles the message again, once, although its id is
+     * recorded as {@code DEAD_LETTERED}. Only {@code DEAD_LETTERED} ids are re-admitted; a message id
+     * that was handled stays a duplicate, so replaying a copy twice applies it once.
+     */
+    public static final String REPLAY = "dlt-replay";
 
-  private DeadLetterHeaders() {}
+    private DeadLetterHeaders() {}
 }

@@ -39,100 +39,106 @@ import java.util.UUID;
  */
 public interface IdempotentConsumer extends AutoCloseable {
 
-  /** @return a builder with the defaults documented on each setter */
-  static Builder builder() {
-    return new Builder();
-  }
+    /** @return a builder with the defaults documented on each setter */
+    static Builder builder() {
+        return new Builder();
+    }
 
-  /**
-   * Subscribes and starts polling on a thread of its own.
-   *
-   * @throws IllegalStateException when already started or closed
-   */
-  void start();
+    /**
+     * Subscribes and starts polling on a thread of its own.
+     *
+     * @throws IllegalStateException when already started or closed
+     */
+    void start();
 
-  /**
-   * Deletes this consumer's {@code processed_message} rows older than {@code olderThan}, 1,000 rows
-   * per statement (each its own short transaction) until none is left. The consumer also does this
-   * by itself every {@link Builder#purgeInterval(Duration) purge interval} with its {@link
-   * Builder#retention(Duration) retention}. Callable before {@link #start()} and after {@link
-   * #close()}.
-   *
-   * @param olderThan the age past which rows go; at least 1 hour. It must exceed the longest time a
-   *     message can be redelivered after it was first processed, or a late redelivery is applied a
-   *     second time.
-   * @return how many rows were deleted
-   * @throws NullPointerException when {@code olderThan} is null
-   * @throws IllegalArgumentException when {@code olderThan} is shorter than 1 hour
-   * @throws org.jooq.exception.DataAccessException when a statement fails (rows deleted before it
-   *     stay deleted)
-   */
-  long purgeProcessed(Duration olderThan);
+    /**
+     * Deletes this consumer's {@code processed_message} rows older than {@code olderThan}, 1,000 rows
+     * per statement (each its own short transaction) until none is left. The consumer also does this
+     * by itself every {@link Builder#purgeInterval(Duration) purge interval} with its {@link
+     * Builder#retention(Duration) retention}. Callable before {@link #start()} and after {@link
+     * #close()}.
+     *
+     * @param olderThan the age past which rows go; at least 1 hour. It must exceed the longest time a
+     *     message can be redelivered after it was first processed, or a late redelivery is applied a
+     *     second time.
+     * @return how many rows were deleted
+     * @throws NullPointerException when {@code olderThan} is null
+     * @throws IllegalArgumentException when {@code olderThan} is shorter than 1 hour
+     * @throws org.jooq.exception.DataAccessException when a statement fails (rows deleted before it
+     *     stay deleted)
+     */
+    long purgeProcessed(Duration olderThan);
 
-  /** @return the consumer name, the dedup scope in {@code processed_message} */
-  String name();
+    /** @return the consumer name, the dedup scope in {@code processed_message} */
+    String name();
 
-  /** @return whether the poll loop is running: started, not closed, not failed */
-  boolean isRunning();
+    /** @return whether the poll loop is running: started, not closed, not failed */
+    boolean isRunning();
 
-  /**
-   * Whether this consumer can do its work now, for a service's readiness endpoint: the poll loop
-   * is running, the consumer has joined its group and received an assignment (possibly empty, when
-   * the group has more members than partitions), and neither the database nor the dead-letter
-   * circuit breaker is open or half-open. Cheap (no I/O); callable from any thread.
-   *
-   * @return the readiness and what it is made of
-   */
-  default Readiness readiness() {
-    throw new UnsupportedOperationException(getClass().getName() + " does not report readiness");
-  }
+    /**
+     * Whether this consumer can do its work now, for a service's readiness endpoint: the poll loop
+     * is running, the consumer has joined its group and received an assignment (possibly empty, when
+     * the group has more members than partitions), and neither the database nor the dead-letter
+     * circuit breaker is open or half-open. Cheap (no I/O); callable from any thread.
+     *
+     * @return the readiness and what it is made of
+     */
+    default Readiness readiness() {
+        throw new UnsupportedOperationException(getClass().getName() + " does not report readiness");
+    }
 
-  /**
-   * Re-admits dead-lettered message ids: deletes this consumer's {@code DEAD_LETTERED} rows of
-   * {@code processed_message} for these ids, so that a copy of the message published again to the
-   * source topic is handled instead of skipped as a duplicate. Ids that were handled (or are
-   * unknown) are left alone. Use it when the copy cannot carry the {@link DeadLetterHeaders#REPLAY}
-   * header; see the README's runbook. Callable before {@link #start()} and after {@link #close()}.
-   *
-   * @param messageIds the dead-lettered ids, from the {@code outbox-message-id} headers of the
-   *     dead-letter records
-   * @return how many ids were re-admitted
-   * @throws NullPointerException when {@code messageIds} or an id in it is null
-   * @throws org.jooq.exception.DataAccessException when the statement fails
-   */
-  default int readmitDeadLettered(Collection<UUID> messageIds) {
-    throw new UnsupportedOperationException(getClass().getName() + " does not re-admit dead-lettered ids");
-  }
+    /**
+     * Re-admits dead-lettered message ids: deletes this consumer's {@code DEAD_LETTERED} rows of
+     * {@code processed_message} for these ids, so that a copy of the message published again to the
+     * source topic is handled instead of skipped as a duplicate. Ids that were handled (or are
+     * unknown) are left alone. Use it when the copy cannot carry the {@link DeadLetterHeaders#REPLAY}
+     * header; see the README's runbook. Callable before {@link #start()} and after {@link #close()}.
+     *
+     * @param messageIds the dead-lettered ids, from the {@code outbox-message-id} headers of the
+     *     dead-letter records
+     * @return how many ids were re-admitted
+     * @throws NullPointerException when {@code messageIds} or an id in it is null
+     * @throws org.jooq.exception.DataAccessException when the statement fails
+     */
+    default int readmitDeadLettered(Collection<UUID> messageIds) {
+        throw new UnsupportedOperationException(getClass().getName() + " does not re-admit dead-lettered ids");
+    }
 
-  /**
-   * A consumer's readiness.
-   *
-   * @param ready {@code running && assigned && databaseBreakerClosed && deadLetterBreakerClosed}
-   * @param running the poll loop runs (started, not closing, closed or failed)
-   * @param assigned the consumer has joined its group and holds its assignment (false before the
-   *     first assignment and after partitions were lost)
-   * @param partitions how many partitions are assigned
-   * @param databaseBreakerClosed the database circuit breaker is closed
-   * @param deadLetterBreakerClosed the dead-letter producer's circuit breaker is closed
-   * @param reason what is not ready, in words; empty when ready
-   */
-  record Readiness(boolean ready, boolean running, boolean assigned, int partitions, boolean databaseBreakerClosed,
-      boolean deadLetterBreakerClosed, String reason) {}
+    /**
+     * A consumer's readiness.
+     *
+     * @param ready {@code running && assigned && databaseBreakerClosed && deadLetterBreakerClosed}
+     * @param running the poll loop runs (started, not closing, closed or failed)
+     * @param assigned the consumer has joined its group and holds its assignment (false before the
+     *     first assignment and after partitions were lost)
+     * @param partitions how many partitions are assigned
+     * @param databaseBreakerClosed the database circuit breaker is closed
+     * @param deadLetterBreakerClosed the dead-letter producer's circuit breaker is closed
+     * @param reason what is not ready, in words; empty when ready
+     */
+    record Readiness(
+            boolean ready,
+            boolean running,
+            boolean assigned,
+            int partitions,
+            boolean databaseBreakerClosed,
+            boolean deadLetterBreakerClosed,
+            String reason) {}
 
-  /**
-   * Stops consuming: finishes the transactions in flight, commits their offsets, closes the Kafka
-   * consumer and the dead-letter producer. Records fetched but not yet handled are left for
-   * redelivery. Idempotent; waits at most {@link Builder#closeTimeout(Duration)} for in-flight
-   * work.
-   */
-  @Override
-  void close();
+    /**
+     * Stops consuming: finishes the transactions in flight, commits their offsets, closes the Kafka
+     * consumer and the dead-letter producer. Records fetched but not yet handled are left for
+     * redelivery. Idempotent; waits at most {@link Builder#closeTimeout(Duration)} for in-flight
+     * work.
+     */
+    @Override
+    void close();
 
-  /**
-   * Builds an {@link IdempotentConsumer}. Setters check their argument at once; {@link #build()}
-   * checks the combination. Not thread-safe; the built consumer is.
-   */
-  final class Builder extends ConsumerBuilder {
-    private Builder() {}
-  }
+    /**
+     * Builds an {@link IdempotentConsumer}. Setters check their argument at once; {@link #build()}
+     * checks the combination. Not thread-safe; the built consumer is.
+     */
+    final class Builder extends ConsumerBuilder {
+        private Builder() {}
+    }
 }

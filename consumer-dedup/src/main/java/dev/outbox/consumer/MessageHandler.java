@@ -22,11 +22,11 @@ import org.jooq.DSLContext;
 @FunctionalInterface
 public interface MessageHandler {
 
-  /**
-   * @param message the record, with its message id, key, headers and payload
-   * @param tx the transaction's jOOQ context; valid only during this call
-   * @throws Exception to reject the message; it is retried with backoff, then dead-lettered, as
-   *     classified (see {@link FailureKind})
-   */
-  void handle(Message message, DSLContext tx) throws Exception;
+    /**
+     * @param message the record, with its message id, key, headers and payload
+     * @param tx the transaction's jOOQ context; valid only during this call
+     * @throws Exception to reject the message; it is retried with backoff, then dead-lettered, as
+     *     classified (see {@link FailureKind})
+     */
+    void handle(Message message, DSLContext tx) throws Exception;
 }

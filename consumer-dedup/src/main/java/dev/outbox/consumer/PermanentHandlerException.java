@@ -6,18 +6,18 @@ package dev.outbox.consumer;
  * dead-lettered at once as {@link FailureKind#PERMANENT}, without retries.
  */
 public class PermanentHandlerException extends RuntimeException {
-  private static final long serialVersionUID = 1L;
+    private static final long serialVersionUID = 1L;
 
-  /**
-   * @param message why the message is rejected
-   * @param cause the underlying failure, or null
-   */
-  public PermanentHandlerException(String message, Throwable cause) {
-    super(message, cause);
-  }
+    /**
+     * @param message why the message is rejected
+     * @param cause the underlying failure, or null
+     */
+    public PermanentHandlerException(String message, Throwable cause) {
+        super(message, cause);
+    }
 
-  /** @param message why the message is rejected */
-  public PermanentHandlerException(String message) {
-    super(message);
-  }
+    /** @param message why the message is rejected */
+    public PermanentHandlerException(String message) {
+        super(message);
+    }
 }

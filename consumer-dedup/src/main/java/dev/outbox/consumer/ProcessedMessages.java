@@ -45,163 +45,164 @@ import org.jooq.exception.DataAccessException;
  * Thread-safe.
  */
 public final class ProcessedMessages {
-  private static final Pattern CANONICAL_UUID =
-      Pattern.compile("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
+    private static final Pattern CANONICAL_UUID =
+            Pattern.compile("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
 
-  private final String schema;
-  private final String insertSql;
-  private final String purgeSql;
+    private final String schema;
+    private final String insertSql;
+    private final String purgeSql;
 
-  private ProcessedMessages(String schema) {
-    JooqVersionCheck.quiet();
-    this.schema = schema;
-    String table = schema + ".processed_message";
-    this.insertSql = "insert into " + table + " (consumer, message_id) values (?, ?) on conflict do nothing";
-    this.purgeSql = "delete from " + table + " where ctid = any(array(select ctid from " + table
-        + " where consumer = ? and processed_at < clock_timestamp() - make_interval(secs => ?) limit 1000"
-        + " for update skip locked))";
-  }
-
-  /** @return the primitive on the default schema {@code outbox} */
-  public static ProcessedMessages create() {
-    return new ProcessedMessages(OutboxMigrations.DEFAULT_SCHEMA);
-  }
-
-  /**
-   * @param schema the schema the outbox migrations were applied to
-   * @return the primitive on that schema
-   * @throws IllegalArgumentException when {@code schema} is not a plain SQL identifier
-   */
-  public static ProcessedMessages create(String schema) {
-    return new ProcessedMessages(OutboxMigrations.requireValidSchema(schema));
-  }
-
-  /** @return the schema holding {@code processed_message} */
-  public String schema() {
-    return schema;
-  }
-
-  /**
-   * Claims {@code messageId} for {@code consumer} in the transaction of {@code tx}.
-   *
-   * @param tx the jOOQ context of the caller's open transaction (for example {@code cfg.dsl()}
-   *     inside {@code dsl.transaction(cfg -> ...)}, or Spring Boot's {@code DSLContext} inside a
-   *     {@code @Transactional} method)
-   * @param consumer the dedup scope: the service's name, the same on every instance; 1 to {@value
-   *     IdempotentConsumer.Builder#MAX_CONSUMER_NAME_LENGTH} characters
-   * @param messageId the message id ({@link #messageId(Headers)} reads it from a record)
-   * @return {@code true} when this transaction claimed it (apply the message), {@code false} when
-   *     it was already processed (skip it)
-   * @throws NullPointerException when an argument is null
-   * @throws IllegalArgumentException when {@code consumer} is blank or too long
-   * @throws IllegalStateException when the connection is in autocommit mode: the claim would
-   *     commit on its own, and a crash before the business write would lose the message
-   * @throws DataAccessException when the insert fails (SQLState kept); the transaction is aborted
-   */
-  public boolean claim(DSLContext tx, String consumer, UUID messageId) {
-    Objects.requireNonNull(tx, "tx may not be null");
-    checkArguments(consumer, messageId);
-    return tx.connectionResult(connection -> claimOn(connection, consumer, messageId));
-  }
-
-  /**
-   * Claims {@code messageId} for {@code consumer} in the transaction open on {@code tx}.
-   *
-   * @param tx a connection with autocommit off, in the caller's transaction
-   * @param consumer the dedup scope, as in {@link #claim(DSLContext, String, UUID)}
-   * @param messageId the message id
-   * @return {@code true} when this transaction claimed it, {@code false} when it was already
-   *     processed
-   * @throws NullPointerException when an argument is null
-   * @throws IllegalArgumentException when {@code consumer} is blank or too long
-   * @throws IllegalStateException when the connection is in autocommit mode
-   * @throws SQLException when the insert fails; the transaction is aborted
-   */
-  public boolean claim(Connection tx, String consumer, UUID messageId) throws SQLException {
-    Objects.requireNonNull(tx, "tx may not be null");
-    checkArguments(consumer, messageId);
-    return claimOn(tx, consumer, messageId);
-  }
-
-  /**
-   * Deletes {@code consumer}'s rows older than {@code olderThanSeconds}, 1,000 per statement, each
-   * statement in its own transaction (the connection must be in autocommit mode), until none is
-   * left. Concurrent purges of several instances skip each other's rows.
-   *
-   * @param connection a connection in autocommit mode
-   * @param consumer the dedup scope
-   * @param olderThan the retention, at least 1 hour
-   * @return how many rows were deleted
-   * @throws IllegalArgumentException when {@code olderThan} is shorter than 1 hour
-   * @throws IllegalStateException when the connection is not in autocommit mode
-   * @throws SQLException when a statement fails
-   */
-  public long purge(Connection connection, String consumer, java.time.Duration olderThan) throws SQLException {
-    Objects.requireNonNull(connection, "connection may not be null");
-    checkArguments(consumer, UUID.randomUUID());
-    Objects.requireNonNull(olderThan, "olderThan may not be null");
-    if (olderThan.compareTo(IdempotentConsumer.Builder.MIN_RETENTION) < 0) {
-      throw new IllegalArgumentException("olderThan must be at least " + IdempotentConsumer.Builder.MIN_RETENTION
-          + ", got " + olderThan + "; it must exceed the longest redelivery window");
+    private ProcessedMessages(String schema) {
+        JooqVersionCheck.quiet();
+        this.schema = schema;
+        String table = schema + ".processed_message";
+        this.insertSql = "insert into " + table + " (consumer, message_id) values (?, ?) on conflict do nothing";
+        this.purgeSql = "delete from " + table + " where ctid = any(array(select ctid from " + table
+                + " where consumer = ? and processed_at < clock_timestamp() - make_interval(secs => ?) limit 1000"
+                + " for update skip locked))";
     }
-    if (!connection.getAutoCommit()) {
-      throw new IllegalStateException("ProcessedMessages.purge runs short transactions of its own; pass a"
-          + " connection in autocommit mode, not one inside a transaction");
-    }
-    long total = 0;
-    try (PreparedStatement ps = connection.prepareStatement(purgeSql)) {
-      ps.setString(1, consumer);
-      ps.setLong(2, olderThan.toSeconds());
-      int deleted;
-      do {
-        deleted = ps.executeUpdate();
-        total += deleted;
-      } while (deleted > 0);
-    }
-    return total;
-  }
 
-  /**
-   * Reads the message id the relay puts on every record ({@link OutboxHeaders#MESSAGE_ID}).
-   *
-   * @param headers the record's headers
-   * @return the id, or empty when the record has no such header
-   * @throws IllegalArgumentException when the header is not a UUID in canonical form
-   */
-  public static Optional<UUID> messageId(Headers headers) {
-    Objects.requireNonNull(headers, "headers may not be null");
-    Header header = headers.lastHeader(OutboxHeaders.MESSAGE_ID);
-    if (header == null || header.value() == null) {
-      return Optional.empty();
+    /** @return the primitive on the default schema {@code outbox} */
+    public static ProcessedMessages create() {
+        return new ProcessedMessages(OutboxMigrations.DEFAULT_SCHEMA);
     }
-    String text = new String(header.value(), StandardCharsets.UTF_8);
-    if (!CANONICAL_UUID.matcher(text).matches()) {
-      throw new IllegalArgumentException("header " + OutboxHeaders.MESSAGE_ID + " is not a UUID: '" + text + "'");
-    }
-    return Optional.of(UUID.fromString(text));
-  }
 
-  private boolean claimOn(Connection connection, String consumer, UUID messageId) throws SQLException {
-    if (connection.getAutoCommit()) {
-      throw new IllegalStateException("ProcessedMessages.claim needs the caller's transaction, but the connection is in"
-          + " autocommit mode: the claim would commit on its own, apart from the business write. Call it inside the"
-          + " transaction of the business write (dsl.transaction(cfg -> ...) with cfg.dsl(), a @Transactional"
-          + " method, or a connection with autocommit off).");
+    /**
+     * @param schema the schema the outbox migrations were applied to
+     * @return the primitive on that schema
+     * @throws IllegalArgumentException when {@code schema} is not a plain SQL identifier
+     */
+    public static ProcessedMessages create(String schema) {
+        return new ProcessedMessages(OutboxMigrations.requireValidSchema(schema));
     }
-    try (PreparedStatement ps = connection.prepareStatement(insertSql)) {
-      ps.setString(1, consumer);
-      ps.setObject(2, messageId);
-      return ps.executeUpdate() == 1;
-    }
-  }
 
-  private static void checkArguments(String consumer, UUID messageId) {
-    Objects.requireNonNull(consumer, "consumer may not be null");
-    Objects.requireNonNull(messageId, "messageId may not be null");
-    int max = IdempotentConsumer.Builder.MAX_CONSUMER_NAME_LENGTH;
-    if (consumer.isBlank() || consumer.length() > max) {
-      throw new IllegalArgumentException("consumer must be 1 to " + max + " characters and not blank, got \""
-          + consumer + "\"; use the service's name, the same on every instance");
+    /** @return the schema holding {@code processed_message} */
+    public String schema() {
+        return schema;
     }
-  }
+
+    /**
+     * Claims {@code messageId} for {@code consumer} in the transaction of {@code tx}.
+     *
+     * @param tx the jOOQ context of the caller's open transaction (for example {@code cfg.dsl()}
+     *     inside {@code dsl.transaction(cfg -> ...)}, or Spring Boot's {@code DSLContext} inside a
+     *     {@code @Transactional} method)
+     * @param consumer the dedup scope: the service's name, the same on every instance; 1 to {@value
+     *     IdempotentConsumer.Builder#MAX_CONSUMER_NAME_LENGTH} characters
+     * @param messageId the message id ({@link #messageId(Headers)} reads it from a record)
+     * @return {@code true} when this transaction claimed it (apply the message), {@code false} when
+     *     it was already processed (skip it)
+     * @throws NullPointerException when an argument is null
+     * @throws IllegalArgumentException when {@code consumer} is blank or too long
+     * @throws IllegalStateException when the connection is in autocommit mode: the claim would
+     *     commit on its own, and a crash before the business write would lose the message
+     * @throws DataAccessException when the insert fails (SQLState kept); the transaction is aborted
+     */
+    public boolean claim(DSLContext tx, String consumer, UUID messageId) {
+        Objects.requireNonNull(tx, "tx may not be null");
+        checkArguments(consumer, messageId);
+        return tx.connectionResult(connection -> claimOn(connection, consumer, messageId));
+    }
+
+    /**
+     * Claims {@code messageId} for {@code consumer} in the transaction open on {@code tx}.
+     *
+     * @param tx a connection with autocommit off, in the caller's transaction
+     * @param consumer the dedup scope, as in {@link #claim(DSLContext, String, UUID)}
+     * @param messageId the message id
+     * @return {@code true} when this transaction claimed it, {@code false} when it was already
+     *     processed
+     * @throws NullPointerException when an argument is null
+     * @throws IllegalArgumentException when {@code consumer} is blank or too long
+     * @throws IllegalStateException when the connection is in autocommit mode
+     * @throws SQLException when the insert fails; the transaction is aborted
+     */
+    public boolean claim(Connection tx, String consumer, UUID messageId) throws SQLException {
+        Objects.requireNonNull(tx, "tx may not be null");
+        checkArguments(consumer, messageId);
+        return claimOn(tx, consumer, messageId);
+    }
+
+    /**
+     * Deletes {@code consumer}'s rows older than {@code olderThanSeconds}, 1,000 per statement, each
+     * statement in its own transaction (the connection must be in autocommit mode), until none is
+     * left. Concurrent purges of several instances skip each other's rows.
+     *
+     * @param connection a connection in autocommit mode
+     * @param consumer the dedup scope
+     * @param olderThan the retention, at least 1 hour
+     * @return how many rows were deleted
+     * @throws IllegalArgumentException when {@code olderThan} is shorter than 1 hour
+     * @throws IllegalStateException when the connection is not in autocommit mode
+     * @throws SQLException when a statement fails
+     */
+    public long purge(Connection connection, String consumer, java.time.Duration olderThan) throws SQLException {
+        Objects.requireNonNull(connection, "connection may not be null");
+        checkArguments(consumer, UUID.randomUUID());
+        Objects.requireNonNull(olderThan, "olderThan may not be null");
+        if (olderThan.compareTo(IdempotentConsumer.Builder.MIN_RETENTION) < 0) {
+            throw new IllegalArgumentException("olderThan must be at least " + IdempotentConsumer.Builder.MIN_RETENTION
+                    + ", got " + olderThan + "; it must exceed the longest redelivery window");
+        }
+        if (!connection.getAutoCommit()) {
+            throw new IllegalStateException("ProcessedMessages.purge runs short transactions of its own; pass a"
+                    + " connection in autocommit mode, not one inside a transaction");
+        }
+        long total = 0;
+        try (PreparedStatement ps = connection.prepareStatement(purgeSql)) {
+            ps.setString(1, consumer);
+            ps.setLong(2, olderThan.toSeconds());
+            int deleted;
+            do {
+                deleted = ps.executeUpdate();
+                total += deleted;
+            } while (deleted > 0);
+        }
+        return total;
+    }
+
+    /**
+     * Reads the message id the relay puts on every record ({@link OutboxHeaders#MESSAGE_ID}).
+     *
+     * @param headers the record's headers
+     * @return the id, or empty when the record has no such header
+     * @throws IllegalArgumentException when the header is not a UUID in canonical form
+     */
+    public static Optional<UUID> messageId(Headers headers) {
+        Objects.requireNonNull(headers, "headers may not be null");
+        Header header = headers.lastHeader(OutboxHeaders.MESSAGE_ID);
+        if (header == null || header.value() == null) {
+            return Optional.empty();
+        }
+        String text = new String(header.value(), StandardCharsets.UTF_8);
+        if (!CANONICAL_UUID.matcher(text).matches()) {
+            throw new IllegalArgumentException("header " + OutboxHeaders.MESSAGE_ID + " is not a UUID: '" + text + "'");
+        }
+        return Optional.of(UUID.fromString(text));
+    }
+
+    private boolean claimOn(Connection connection, String consumer, UUID messageId) throws SQLException {
+        if (connection.getAutoCommit()) {
+            throw new IllegalStateException(
+                    "ProcessedMessages.claim needs the caller's transaction, but the connection is in"
+                            + " autocommit mode: the claim would commit on its own, apart from the business write. Call it inside the"
+                            + " transaction of the business write (dsl.transaction(cfg -> ...) with cfg.dsl(), a @Transactional"
+                            + " method, or a connection with autocommit off).");
+        }
+        try (PreparedStatement ps = connection.prepareStatement(insertSql)) {
+            ps.setString(1, consumer);
+            ps.setObject(2, messageId);
+            return ps.executeUpdate() == 1;
+        }
+    }
+
+    private static void checkArguments(String consumer, UUID messageId) {
+        Objects.requireNonNull(consumer, "consumer may not be null");
+        Objects.requireNonNull(messageId, "messageId may not be null");
+        int max = IdempotentConsumer.Builder.MAX_CONSUMER_NAME_LENGTH;
+        if (consumer.isBlank() || consumer.length() > max) {
+            throw new IllegalArgumentException("consumer must be 1 to " + max + " characters and not blank, got \""
+                    + consumer + "\"; use the service's name, the same on every instance");
+        }
+    }
 }

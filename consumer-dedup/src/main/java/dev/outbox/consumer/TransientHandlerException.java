@@ -6,18 +6,18 @@ package dev.outbox.consumer;
  * retried as {@link FailureKind#TRANSIENT}, without using up its attempts.
  */
 public class TransientHandlerException extends RuntimeException {
-  private static final long serialVersionUID = 1L;
+    private static final long serialVersionUID = 1L;
 
-  /**
-   * @param message what failed
-   * @param cause the underlying failure, or null
-   */
-  public TransientHandlerException(String message, Throwable cause) {
-    super(message, cause);
-  }
+    /**
+     * @param message what failed
+     * @param cause the underlying failure, or null
+     */
+    public TransientHandlerException(String message, Throwable cause) {
+        super(message, cause);
+    }
 
-  /** @param message what failed */
-  public TransientHandlerException(String message) {
-    super(message);
-  }
+    /** @param message what failed */
+    public TransientHandlerException(String message) {
+        super(message);
+    }
 }

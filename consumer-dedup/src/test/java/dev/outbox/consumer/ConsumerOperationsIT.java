@@ -11,6 +11,7 @@ import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.consumer.internal.Hooks;
 import dev.outbox.core.MessageIds;
+import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
@@ -41,7 +42,6 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import javax.sql.DataSource;
-import dev.outbox.core.OutboxHeaders;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
@@ -64,816 +64,1010 @@ import org.slf4j.LoggerFactory;
 @ExtendWith(RealServices.class)
 @Timeout(300)
 class ConsumerOperationsIT {
-  private static final Duration WAIT = Duration.ofSeconds(90);
-  /** The consumer logs through this logger (purge results, circuit breaker transitions). */
-  private static final String CONSUMER_LOGGER = IdempotentConsumer.class.getName();
+    private static final Duration WAIT = Duration.ofSeconds(90);
+    /** The consumer logs through this logger (purge results, circuit breaker transitions). */
+    private static final String CONSUMER_LOGGER = IdempotentConsumer.class.getName();
 
-  @BeforeAll
-  static void schema(TestDatabase db) throws Exception {
-    Fixtures.createPayments(db);
-  }
-
-  /**
-   * Retention (README "Retention", DESIGN "Processed ids are purged after a retention"): with the
-   * shortest purge interval (1 s) and the shortest retention (1 hour), a running consumer deletes
-   * its own ids older than the retention by itself, without anyone calling purgeProcessed, and
-   * again on later runs; ids younger than the retention (seeded ones and the one it has just
-   * processed) and another consumer's old ids stay. Each purge run is reported in the consumer's
-   * log with the number of ids it deleted. Fails if the purge is never scheduled, runs only once,
-   * uses another age than the configured retention, or leaves its own consumer scope.
-   */
-  @Test
-  void scheduledPurgeDeletesIdsPastRetentionByItself(TestDatabase db, TestKafka kafka) throws Exception {
-    String name = "ops-purge";
-    String topic = TestKafka.uniqueTopic("ops-purge");
-    kafka.createTopic(topic, 1);
-    // 1,500 old ids need two purge statements (1,000 rows each) within one run
-    seedProcessed(db, name, 1500, Duration.ofHours(2));
-    seedProcessed(db, name, 300, Duration.ofMinutes(10));
-    seedProcessed(db, name + "-other", 10, Duration.ofDays(30));
-    UUID live = MessageIds.next();
-    try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
-      producer.send(payment(topic, live, "order-live", 1)).get();
+    @BeforeAll
+    static void schema(TestDatabase db) throws Exception {
+        Fixtures.createPayments(db);
     }
-    MeterRegistry registry = new SimpleMeterRegistry();
-    try (LogCapture log = LogCapture.attach();
-        IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name).meterRegistry(registry)
-            .purgeInterval(Duration.ofSeconds(1))
-            .retention(Duration.ofHours(1))
-            .build()) {
-      consumer.start();
-      await().atMost(WAIT).untilAsserted(() -> {
-        assertThat(processedOlderThan(db, name, Duration.ofHours(1))).isZero();
-        assertThat(log.messages(name)).anyMatch(m -> m.contains("purged 1500 processed message id(s) older than PT1H"));
-        assertThat(Fixtures.counter(registry, "outbox.consumer.purged")).isEqualTo(1500);
-      });
-      await().atMost(WAIT).untilAsserted(() -> assertThat(Fixtures.paymentsPerId(db)).containsEntry(live, 1L));
-      assertThat(processed(db, name)).as("ids younger than the retention, and the one just processed").isEqualTo(301);
-      assertThat(processed(db, name + "-other")).isEqualTo(10);
 
-      // the purge keeps running: old ids that appear later go too
-      seedProcessed(db, name, 700, Duration.ofHours(3));
-      await().atMost(WAIT).untilAsserted(() -> {
-        assertThat(processedOlderThan(db, name, Duration.ofHours(1))).isZero();
-        assertThat(log.messages(name)).anyMatch(m -> m.contains("purged 700 processed message id(s) older than PT1H"));
-        assertThat(Fixtures.counter(registry, "outbox.consumer.purged")).isEqualTo(2200);
-      });
-      assertThat(Fixtures.counter(registry, "outbox.consumer.purge.failures")).isZero();
-      assertThat(processed(db, name)).isEqualTo(301);
-      assertThat(processed(db, name + "-other")).isEqualTo(10);
-      assertThat(Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + name
-          + "' and message_id = '" + live + "'")).isOne();
-    }
-  }
+    /**
+     * Retention (README "Retention", DESIGN "Processed ids are purged after a retention"): with the
+     * shortest purge interval (1 s) and the shortest retention (1 hour), a running consumer deletes
+     * its own ids older than the retention by itself, without anyone calling purgeProcessed, and
+     * again on later runs; ids younger than the retention (seeded ones and the one it has just
+     * processed) and another consumer's old ids stay. Each purge run is reported in the consumer's
+     * log with the number of ids it deleted. Fails if the purge is never scheduled, runs only once,
+     * uses another age than the configured retention, or leaves its own consumer scope.
+     */
+    @Test
+    void scheduledPurgeDeletesIdsPastRetentionByItself(TestDatabase db, TestKafka kafka) throws Exception {
+        String name = "ops-purge";
+        String topic = TestKafka.uniqueTopic("ops-purge");
+        kafka.createTopic(topic, 1);
+        // 1,500 old ids need two purge statements (1,000 rows each) within one run
+        seedProcessed(db, name, 1500, Duration.ofHours(2));
+        seedProcessed(db, name, 300, Duration.ofMinutes(10));
+        seedProcessed(db, name + "-other", 10, Duration.ofDays(30));
+        UUID live = MessageIds.next();
+        try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+            producer.send(payment(topic, live, "order-live", 1)).get();
+        }
+        MeterRegistry registry = new SimpleMeterRegistry();
+        try (LogCapture log = LogCapture.attach();
+                IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+                        .meterRegistry(registry)
+                        .purgeInterval(Duration.ofSeconds(1))
+                        .retention(Duration.ofHours(1))
+                        .build()) {
+            consumer.start();
+            await().atMost(WAIT).untilAsserted(() -> {
+                assertThat(processedOlderThan(db, name, Duration.ofHours(1))).isZero();
+                assertThat(log.messages(name))
+                        .anyMatch(m -> m.contains("purged 1500 processed message id(s) older than PT1H"));
+                assertThat(Fixtures.counter(registry, "outbox.consumer.purged")).isEqualTo(1500);
+            });
+            await().atMost(WAIT)
+                    .untilAsserted(() -> assertThat(Fixtures.paymentsPerId(db)).containsEntry(live, 1L));
+            assertThat(processed(db, name))
+                    .as("ids younger than the retention, and the one just processed")
+                    .isEqualTo(301);
+            assertThat(processed(db, name + "-other")).isEqualTo(10);
 
-  /**
-   * Retention with several instances of one consumer: each purges on its own schedule, so a purge
-   * skips the rows another purge has locked instead of waiting for them. With 100 of 300 old ids
-   * locked by another open transaction, purgeProcessed returns at once with the other 200 deleted;
-   * the locked ones stay. Fails if the purge waited on row locks (it would not return while the
-   * other transaction is open).
-   */
-  @Test
-  void purgeSkipsRowsAnotherPurgeHasLocked(TestDatabase db, TestKafka kafka) throws Exception {
-    String name = "ops-purge-locked";
-    seedProcessed(db, name, 300, Duration.ofHours(2));
-    try (Connection other = db.connect()) {
-      other.setAutoCommit(false);
-      try (Statement st = other.createStatement()) {
-        st.execute("select 1 from outbox.processed_message where consumer = '" + name + "'"
-            + " order by message_id limit 100 for update");
-      }
-      try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, TestKafka.uniqueTopic("ops-purge-locked"), name)
-          .purgeInterval(Duration.ZERO).build()) {
-        long deleted = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(Duration.ofSeconds(30),
-            () -> consumer.purgeProcessed(Duration.ofHours(1)), "the purge waited for rows another transaction holds");
-        assertThat(deleted).isEqualTo(200);
-      } finally {
-        other.rollback();
-      }
+            // the purge keeps running: old ids that appear later go too
+            seedProcessed(db, name, 700, Duration.ofHours(3));
+            await().atMost(WAIT).untilAsserted(() -> {
+                assertThat(processedOlderThan(db, name, Duration.ofHours(1))).isZero();
+                assertThat(log.messages(name))
+                        .anyMatch(m -> m.contains("purged 700 processed message id(s) older than PT1H"));
+                assertThat(Fixtures.counter(registry, "outbox.consumer.purged")).isEqualTo(2200);
+            });
+            assertThat(Fixtures.counter(registry, "outbox.consumer.purge.failures"))
+                    .isZero();
+            assertThat(processed(db, name)).isEqualTo(301);
+            assertThat(processed(db, name + "-other")).isEqualTo(10);
+            assertThat(Fixtures.scalar(
+                            db,
+                            "select count(*) from outbox.processed_message where consumer = '" + name
+                                    + "' and message_id = '" + live + "'"))
+                    .isOne();
+        }
     }
-    assertThat(processed(db, name)).isEqualTo(100);
-  }
 
-  /**
-   * The lag gauge {@code outbox.consumer.lag} (README "Metrics": log end offset minus the next
-   * offset to process) measures what is not processed yet, not what is not fetched yet: with N
-   * records on the partition and the handler blocked on the sixth, the consumer has fetched
-   * everything but committed only five transactions, and the gauge reports exactly N - 5 (never
-   * more than N); once the handler is released and every record is handled, it reports 0. Fails if
-   * the gauge tracked the fetch position (it would read 0 while the handler is stuck), stopped
-   * being updated, or counted handled records as outstanding.
-   */
-  @Test
-  void lagGaugeReportsTheUnprocessedBacklog(TestDatabase db, TestKafka kafka) throws Exception {
-    String name = "ops-lag";
-    String topic = TestKafka.uniqueTopic("ops-lag");
-    kafka.createTopic(topic, 1);
-    int n = 20;
-    int blockAt = 5;
-    List<UUID> ids = new ArrayList<>();
-    try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
-      for (int i = 0; i < n; i++) {
-        UUID id = MessageIds.next();
-        ids.add(id);
-        producer.send(payment(topic, id, "order-" + i, i));
-      }
-      producer.flush();
-    }
-    CountDownLatch blocked = new CountDownLatch(1);
-    CountDownLatch release = new CountDownLatch(1);
-    MessageHandler payments = Fixtures.paymentsHandler();
-    MeterRegistry registry = new SimpleMeterRegistry();
-    List<Double> observed = new CopyOnWriteArrayList<>();
-    try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name).meterRegistry(registry)
-        .concurrency(1).maxRecordsPerTransaction(1)
-        .handler((m, tx) -> {
-          if (m.offset() == blockAt) {
-            blocked.countDown();
-            // bounded, so that a failing test still lets close() finish
-            if (!release.await(2, TimeUnit.MINUTES)) {
-              throw new IllegalStateException("the test never released the handler");
+    /**
+     * Retention with several instances of one consumer: each purges on its own schedule, so a purge
+     * skips the rows another purge has locked instead of waiting for them. With 100 of 300 old ids
+     * locked by another open transaction, purgeProcessed returns at once with the other 200 deleted;
+     * the locked ones stay. Fails if the purge waited on row locks (it would not return while the
+     * other transaction is open).
+     */
+    @Test
+    void purgeSkipsRowsAnotherPurgeHasLocked(TestDatabase db, TestKafka kafka) throws Exception {
+        String name = "ops-purge-locked";
+        seedProcessed(db, name, 300, Duration.ofHours(2));
+        try (Connection other = db.connect()) {
+            other.setAutoCommit(false);
+            try (Statement st = other.createStatement()) {
+                st.execute("select 1 from outbox.processed_message where consumer = '" + name + "'"
+                        + " order by message_id limit 100 for update");
             }
-          }
-          payments.handle(m, tx);
-        }).build()) {
-      consumer.start();
-      try {
-        await().atMost(WAIT).untilAsserted(() -> {
-          assertThat(blocked.getCount()).as("handler blocked on offset %d", blockAt).isZero();
-          assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isEqualTo(blockAt);
-          assertThat(lag(registry, topic, observed)).as("records not processed yet").isEqualTo(n - blockAt);
-        });
-        assertThat(Fixtures.paymentsOf(db, ids)).as("records whose transaction committed").hasSize(blockAt);
-      } finally {
-        release.countDown();
-      }
-      await().atMost(WAIT).untilAsserted(() -> {
-        assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isEqualTo(n);
-        assertThat(lag(registry, topic, observed)).isZero();
-      });
-      await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, name + "-group", topic));
-      assertThat(Fixtures.paymentsOf(db, ids)).hasSize(n).allSatisfy((id, rows) -> assertThat(rows).isOne());
-      assertThat(observed).as("every lag the gauge reported").allSatisfy(v -> assertThat(v).isBetween(0.0, (double) n));
+            try (IdempotentConsumer consumer = Fixtures.builder(
+                            kafka, db, TestKafka.uniqueTopic("ops-purge-locked"), name)
+                    .purgeInterval(Duration.ZERO)
+                    .build()) {
+                long deleted = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(
+                        Duration.ofSeconds(30),
+                        () -> consumer.purgeProcessed(Duration.ofHours(1)),
+                        "the purge waited for rows another transaction holds");
+                assertThat(deleted).isEqualTo(200);
+            } finally {
+                other.rollback();
+            }
+        }
+        assertThat(processed(db, name)).isEqualTo(100);
     }
-  }
 
-  /**
-   * G6 (bounded retries under a circuit breaker) and G4 for a sustained database outage: the
-   * consumer's database stops accepting connections and every session of it is terminated (one of
-   * them inside a running handler) while 40 records wait. The database circuit breaker opens, and a
-   * probe after its open interval fails and opens it again; while open, the consumer makes no
-   * connection attempt beyond the one that may already have been permitted. During the outage no
-   * offset moves past the last record whose transaction committed, nothing is dead-lettered and no
-   * handler failure is counted (although maxAttempts is 2), and every offset the consumer commits,
-   * before and after, covers only records whose dedup row is in the database. When the database
-   * accepts connections again the breaker closes, and every message id has exactly one business
-   * row. Fails if outages were treated as handler failures, retried without the breaker, or if an
-   * offset were committed ahead of the database.
-   */
-  @Test
-  void sustainedDatabaseOutageOpensTheBreakerAndLosesNothing(TestDatabase db, TestKafka kafka) throws Exception {
-    String name = "ops-outage";
-    String group = name + "-group";
-    String topic = TestKafka.uniqueTopic("ops-outage");
-    int concurrency = 2;
-    kafka.createTopic(topic, 2);
-    kafka.createTopic(topic + ".dlt", 1);
-    List<UUID> phaseA = newIds(20);
-    List<UUID> phaseB = newIds(40);
-    Set<UUID> blockedIds = Set.copyOf(phaseB);
-    Map<Integer, NavigableMap<Long, UUID>> idsByOffset = new ConcurrentHashMap<>();
-    List<String> aheadOfDatabase = new CopyOnWriteArrayList<>();
-    CountDownLatch handlerBlocked = new CountDownLatch(1);
-    CountDownLatch outageStarted = new CountDownLatch(1);
-    MessageHandler payments = Fixtures.paymentsHandler();
-    MeterRegistry registry = new SimpleMeterRegistry();
-
-    try (Connection control = db.connect();
-        HikariDataSource pool = outagePool(db);
-        LogCapture log = LogCapture.attach()) {
-      CountingDataSource dataSource = new CountingDataSource(pool);
-      // Every offset about to be committed must cover only records whose dedup row is committed.
-      Hooks checkOffsets = new Hooks() {
-        @Override
-        public void beforeOffsetCommit(Map<TopicPartition, OffsetAndMetadata> offsets) {
-          offsets.forEach((tp, om) -> {
-            List<UUID> below = new ArrayList<>(idsByOffset.getOrDefault(tp.partition(), new ConcurrentSkipListMap<>())
-                .headMap(om.offset()).values());
+    /**
+     * The lag gauge {@code outbox.consumer.lag} (README "Metrics": log end offset minus the next
+     * offset to process) measures what is not processed yet, not what is not fetched yet: with N
+     * records on the partition and the handler blocked on the sixth, the consumer has fetched
+     * everything but committed only five transactions, and the gauge reports exactly N - 5 (never
+     * more than N); once the handler is released and every record is handled, it reports 0. Fails if
+     * the gauge tracked the fetch position (it would read 0 while the handler is stuck), stopped
+     * being updated, or counted handled records as outstanding.
+     */
+    @Test
+    void lagGaugeReportsTheUnprocessedBacklog(TestDatabase db, TestKafka kafka) throws Exception {
+        String name = "ops-lag";
+        String topic = TestKafka.uniqueTopic("ops-lag");
+        kafka.createTopic(topic, 1);
+        int n = 20;
+        int blockAt = 5;
+        List<UUID> ids = new ArrayList<>();
+        try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+            for (int i = 0; i < n; i++) {
+                UUID id = MessageIds.next();
+                ids.add(id);
+                producer.send(payment(topic, id, "order-" + i, i));
+            }
+            producer.flush();
+        }
+        CountDownLatch blocked = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        MessageHandler payments = Fixtures.paymentsHandler();
+        MeterRegistry registry = new SimpleMeterRegistry();
+        List<Double> observed = new CopyOnWriteArrayList<>();
+        try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+                .meterRegistry(registry)
+                .concurrency(1)
+                .maxRecordsPerTransaction(1)
+                .handler((m, tx) -> {
+                    if (m.offset() == blockAt) {
+                        blocked.countDown();
+                        // bounded, so that a failing test still lets close() finish
+                        if (!release.await(2, TimeUnit.MINUTES)) {
+                            throw new IllegalStateException("the test never released the handler");
+                        }
+                    }
+                    payments.handle(m, tx);
+                })
+                .build()) {
+            consumer.start();
             try {
-              long inDatabase = countProcessed(control, name, below);
-              if (below.size() != om.offset() || inDatabase != om.offset()) {
-                aheadOfDatabase.add(tp + " committed at " + om.offset() + " with " + inDatabase
-                    + " of its records in processed_message");
-              }
-            } catch (SQLException e) {
-              aheadOfDatabase.add(tp + " committed at " + om.offset() + " while the database could not be checked: " + e);
+                await().atMost(WAIT).untilAsserted(() -> {
+                    assertThat(blocked.getCount())
+                            .as("handler blocked on offset %d", blockAt)
+                            .isZero();
+                    assertThat(Fixtures.counter(registry, "outbox.consumer.handled"))
+                            .isEqualTo(blockAt);
+                    assertThat(lag(registry, topic, observed))
+                            .as("records not processed yet")
+                            .isEqualTo(n - blockAt);
+                });
+                assertThat(Fixtures.paymentsOf(db, ids))
+                        .as("records whose transaction committed")
+                        .hasSize(blockAt);
+            } finally {
+                release.countDown();
             }
-          });
+            await().atMost(WAIT).untilAsserted(() -> {
+                assertThat(Fixtures.counter(registry, "outbox.consumer.handled"))
+                        .isEqualTo(n);
+                assertThat(lag(registry, topic, observed)).isZero();
+            });
+            await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, name + "-group", topic));
+            assertThat(Fixtures.paymentsOf(db, ids))
+                    .hasSize(n)
+                    .allSatisfy((id, rows) -> assertThat(rows).isOne());
+            assertThat(observed)
+                    .as("every lag the gauge reported")
+                    .allSatisfy(v -> assertThat(v).isBetween(0.0, (double) n));
         }
-      };
-      // checked on every poll of every wait below, so that a broken guarantee fails at once and says so
-      Runnable invariants = () -> {
-        assertThat(aheadOfDatabase).as("offsets committed ahead of the database").isEmpty();
-        assertThat(registry.get("outbox.consumer.retries").tag("cause", "handler").counter().count())
-            .as("database failures counted as handler failures").isZero();
-        assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered")).as("dead-lettered records").isZero();
-      };
-      Supplier<ConditionFactory> watched = () -> await().atMost(WAIT).failFast("G4/G6 broken", invariants::run);
-      publish(kafka, topic, phaseA, 0, idsByOffset);
-      try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
-          .dataSource(dataSource).meterRegistry(registry).hooks(checkOffsets)
-          .concurrency(concurrency).maxAttempts(2)
-          .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofSeconds(1)))
-          .handler((m, tx) -> {
-            if (blockedIds.contains(m.messageId()) && outageStarted.getCount() > 0) {
-              handlerBlocked.countDown();
-              // holds the transaction open until its session is terminated under it
-              outageStarted.await(2, TimeUnit.MINUTES);
+    }
+
+    /**
+     * G6 (bounded retries under a circuit breaker) and G4 for a sustained database outage: the
+     * consumer's database stops accepting connections and every session of it is terminated (one of
+     * them inside a running handler) while 40 records wait. The database circuit breaker opens, and a
+     * probe after its open interval fails and opens it again; while open, the consumer makes no
+     * connection attempt beyond the one that may already have been permitted. During the outage no
+     * offset moves past the last record whose transaction committed, nothing is dead-lettered and no
+     * handler failure is counted (although maxAttempts is 2), and every offset the consumer commits,
+     * before and after, covers only records whose dedup row is in the database. When the database
+     * accepts connections again the breaker closes, and every message id has exactly one business
+     * row. Fails if outages were treated as handler failures, retried without the breaker, or if an
+     * offset were committed ahead of the database.
+     */
+    @Test
+    void sustainedDatabaseOutageOpensTheBreakerAndLosesNothing(TestDatabase db, TestKafka kafka) throws Exception {
+        String name = "ops-outage";
+        String group = name + "-group";
+        String topic = TestKafka.uniqueTopic("ops-outage");
+        int concurrency = 2;
+        kafka.createTopic(topic, 2);
+        kafka.createTopic(topic + ".dlt", 1);
+        List<UUID> phaseA = newIds(20);
+        List<UUID> phaseB = newIds(40);
+        Set<UUID> blockedIds = Set.copyOf(phaseB);
+        Map<Integer, NavigableMap<Long, UUID>> idsByOffset = new ConcurrentHashMap<>();
+        List<String> aheadOfDatabase = new CopyOnWriteArrayList<>();
+        CountDownLatch handlerBlocked = new CountDownLatch(1);
+        CountDownLatch outageStarted = new CountDownLatch(1);
+        MessageHandler payments = Fixtures.paymentsHandler();
+        MeterRegistry registry = new SimpleMeterRegistry();
+
+        try (Connection control = db.connect();
+                HikariDataSource pool = outagePool(db);
+                LogCapture log = LogCapture.attach()) {
+            CountingDataSource dataSource = new CountingDataSource(pool);
+            // Every offset about to be committed must cover only records whose dedup row is committed.
+            Hooks checkOffsets = new Hooks() {
+                @Override
+                public void beforeOffsetCommit(Map<TopicPartition, OffsetAndMetadata> offsets) {
+                    offsets.forEach((tp, om) -> {
+                        List<UUID> below = new ArrayList<>(idsByOffset
+                                .getOrDefault(tp.partition(), new ConcurrentSkipListMap<>())
+                                .headMap(om.offset())
+                                .values());
+                        try {
+                            long inDatabase = countProcessed(control, name, below);
+                            if (below.size() != om.offset() || inDatabase != om.offset()) {
+                                aheadOfDatabase.add(tp + " committed at " + om.offset() + " with " + inDatabase
+                                        + " of its records in processed_message");
+                            }
+                        } catch (SQLException e) {
+                            aheadOfDatabase.add(tp + " committed at " + om.offset()
+                                    + " while the database could not be checked: " + e);
+                        }
+                    });
+                }
+            };
+            // checked on every poll of every wait below, so that a broken guarantee fails at once and says so
+            Runnable invariants = () -> {
+                assertThat(aheadOfDatabase)
+                        .as("offsets committed ahead of the database")
+                        .isEmpty();
+                assertThat(registry.get("outbox.consumer.retries")
+                                .tag("cause", "handler")
+                                .counter()
+                                .count())
+                        .as("database failures counted as handler failures")
+                        .isZero();
+                assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
+                        .as("dead-lettered records")
+                        .isZero();
+            };
+            Supplier<ConditionFactory> watched = () -> await().atMost(WAIT).failFast("G4/G6 broken", invariants::run);
+            publish(kafka, topic, phaseA, 0, idsByOffset);
+            try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+                    .dataSource(dataSource)
+                    .meterRegistry(registry)
+                    .hooks(checkOffsets)
+                    .concurrency(concurrency)
+                    .maxAttempts(2)
+                    .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofSeconds(1)))
+                    .handler((m, tx) -> {
+                        if (blockedIds.contains(m.messageId()) && outageStarted.getCount() > 0) {
+                            handlerBlocked.countDown();
+                            // holds the transaction open until its session is terminated under it
+                            outageStarted.await(2, TimeUnit.MINUTES);
+                        }
+                        payments.handle(m, tx);
+                    })
+                    .build()) {
+                consumer.start();
+                watched.get().untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, group, topic));
+                assertThat(Fixtures.paymentsOf(db, phaseA)).hasSize(phaseA.size());
+                Map<TopicPartition, Long> committedBefore = committed(kafka, group);
+
+                publish(kafka, topic, phaseB, phaseA.size(), idsByOffset);
+                assertThat(handlerBlocked.await(WAIT.toSeconds(), TimeUnit.SECONDS))
+                        .as("a phase-B handler started")
+                        .isTrue();
+                long outageStart = System.nanoTime();
+                try {
+                    stopAcceptingConnections(db, control);
+                    outageStarted.countDown();
+
+                    // the breaker opens, and stays open after a failed probe: the outage is sustained
+                    watched.get()
+                            .untilAsserted(() -> assertThat(log.breakerTransitions(name, outageStart))
+                                    .containsSubsequence("CLOSED to OPEN", "OPEN to HALF_OPEN", "HALF_OPEN to OPEN"));
+                    long opened = log.breakerTransitionTime(name, outageStart, "CLOSED to OPEN");
+                    long probed = log.breakerTransitionTime(name, opened, "OPEN to HALF_OPEN");
+                    assertThat(TimeUnit.NANOSECONDS.toMillis(probed - opened))
+                            .as("open interval in ms")
+                            .isGreaterThanOrEqualTo(4900);
+                    // what an operator sees: the database breaker's gauge is not closed (1 open, 2 half-open)
+                    assertThat(breakerState(registry, "database"))
+                            .as("database breaker gauge during the outage")
+                            .isIn(1.0, 2.0);
+                    assertThat(dataSource.callsBetween(opened, probed))
+                            .as("connection attempts while the breaker was open")
+                            .isLessThanOrEqualTo(concurrency - 1);
+
+                    assertThat(committed(kafka, group))
+                            .as("committed offsets during the outage")
+                            .isEqualTo(committedBefore);
+                    assertThat(countProcessed(control, name, phaseB)).isZero();
+                    assertThat(Fixtures.counter(registry, "outbox.consumer.handled"))
+                            .isEqualTo(phaseA.size());
+                    assertThat(registry.get("outbox.consumer.retries")
+                                    .tag("cause", "infrastructure")
+                                    .counter()
+                                    .count())
+                            .isGreaterThanOrEqualTo(5);
+                    assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0)))
+                            .as("dead-letter records")
+                            .isZero();
+                    invariants.run();
+                } finally {
+                    outageStarted.countDown(); // never leave a handler blocked, whatever failed above
+                    acceptConnections(db);
+                }
+
+                watched.get().untilAsserted(() -> {
+                    assertThat(Fixtures.paymentsOf(db, phaseB)).hasSize(phaseB.size());
+                    Fixtures.assertCommittedToEnd(kafka, group, topic);
+                });
+                // a probe after the restart succeeded and nothing opened the breaker again
+                watched.get()
+                        .untilAsserted(() -> assertThat(log.breakerTransitions(name, outageStart))
+                                .containsSubsequence("CLOSED to OPEN", "HALF_OPEN to OPEN", "HALF_OPEN to CLOSED")
+                                .last()
+                                .isEqualTo("HALF_OPEN to CLOSED"));
+                assertThat(breakerState(registry, "database"))
+                        .as("database breaker gauge after the outage")
+                        .isZero();
+                assertThat(breakerState(registry, "dead-letter")).isZero();
+                List<UUID> all = new ArrayList<>(phaseA);
+                all.addAll(phaseB);
+                assertThat(Fixtures.paymentsOf(db, all))
+                        .hasSize(all.size())
+                        .allSatisfy((id, rows) -> assertThat(rows).isOne());
+                // the counters move just after a batch's offsets become committable: wait for them
+                watched.get()
+                        .untilAsserted(() -> assertThat(Fixtures.counter(registry, "outbox.consumer.handled"))
+                                .isEqualTo(all.size()));
+                assertThat(Fixtures.counter(registry, "outbox.consumer.duplicates"))
+                        .isZero();
+                invariants.run();
+                assertThat(Fixtures.scalar(
+                                db,
+                                "select count(*) from outbox.processed_message where consumer = '" + name
+                                        + "' and outcome = 'HANDLED'"))
+                        .isEqualTo(all.size());
+                assertThat(Fixtures.scalar(
+                                db, "select count(*) from outbox.processed_message where consumer = '" + name + "'"))
+                        .isEqualTo(all.size());
+                assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0)))
+                        .as("dead-letter records")
+                        .isZero();
             }
-            payments.handle(m, tx);
-          }).build()) {
-        consumer.start();
-        watched.get().untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, group, topic));
-        assertThat(Fixtures.paymentsOf(db, phaseA)).hasSize(phaseA.size());
-        Map<TopicPartition, Long> committedBefore = committed(kafka, group);
+            assertThat(aheadOfDatabase)
+                    .as("offsets committed ahead of the database")
+                    .isEmpty();
+        }
+    }
 
-        publish(kafka, topic, phaseB, phaseA.size(), idsByOffset);
-        assertThat(handlerBlocked.await(WAIT.toSeconds(), TimeUnit.SECONDS)).as("a phase-B handler started").isTrue();
-        long outageStart = System.nanoTime();
-        try {
-          stopAcceptingConnections(db, control);
-          outageStarted.countDown();
+    /**
+     * G6 against G7: lock contention inside the handler that a retry cures, here a lock timeout
+     * (SQLState 55P03) on a connection that keeps working, is a transient failure. It is retried
+     * without using up the handler's attempts: with maxAttempts 2 it fails many more times than that,
+     * and is neither counted as a handler failure nor dead-lettered. It says nothing about the
+     * database's health, so the shared database circuit breaker stays closed (other partitions are
+     * not stalled by one hot row). When the lock is released the message is handled exactly once.
+     * Fails if such errors were classified as handler failures (the message would be dead-lettered
+     * after two attempts and never applied) or fed the database breaker (it opens after 5).
+     */
+    @Test
+    void transientDatabaseErrorInTheHandlerIsRetriedNotDeadLettered(TestDatabase db, TestKafka kafka) throws Throwable {
+        String name = "ops-lock";
+        String topic = TestKafka.uniqueTopic("ops-lock");
+        kafka.createTopic(topic, 1);
+        kafka.createTopic(topic + ".dlt", 1);
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("create table ops_stock(id int primary key, reserved int not null)");
+            st.execute("insert into ops_stock values (1, 0)");
+        }
+        MessageHandler payments = Fixtures.paymentsHandler();
+        MeterRegistry registry = new SimpleMeterRegistry();
+        UUID id = MessageIds.next();
+        try (Connection locker = db.connect()) {
+            locker.setAutoCommit(false);
+            try (Statement st = locker.createStatement()) {
+                st.execute("select * from ops_stock where id = 1 for update"); // held until the rollback below
+            }
+            try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+                producer.send(payment(topic, id, "order-lock", 7)).get();
+            }
+            try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+                    .meterRegistry(registry)
+                    .maxAttempts(2)
+                    .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofMillis(500)))
+                    .handler((m, tx) -> {
+                        tx.execute("set local lock_timeout = '200ms'");
+                        tx.execute("update ops_stock set reserved = reserved + 1 where id = 1");
+                        payments.handle(m, tx);
+                    })
+                    .build()) {
+                consumer.start();
+                ThrowingRunnable notAHandlerFailure = () -> {
+                    assertThat(registry.get("outbox.consumer.retries")
+                                    .tag("cause", "handler")
+                                    .counter()
+                                    .count())
+                            .as("lock timeouts counted as handler failures")
+                            .isZero();
+                    assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
+                            .as("dead-lettered records")
+                            .isZero();
+                    assertThat(breakerState(registry, "database"))
+                            .as("database breaker gauge")
+                            .isZero();
+                };
+                await().atMost(WAIT)
+                        .failFast("G7 misclassified a transient database error", notAHandlerFailure)
+                        .untilAsserted(() -> assertThat(registry.get("outbox.consumer.retries")
+                                        .tag("cause", "transient")
+                                        .counter()
+                                        .count())
+                                .as("lock timeouts retried as transient failures")
+                                .isGreaterThanOrEqualTo(8));
+                assertThat(consumer.readiness().databaseBreakerClosed()).isTrue();
+                notAHandlerFailure.run();
+                assertThat(Fixtures.counter(registry, "outbox.consumer.handled"))
+                        .isZero();
 
-          // the breaker opens, and stays open after a failed probe: the outage is sustained
-          watched.get().untilAsserted(() -> assertThat(log.breakerTransitions(name, outageStart))
-              .containsSubsequence("CLOSED to OPEN", "OPEN to HALF_OPEN", "HALF_OPEN to OPEN"));
-          long opened = log.breakerTransitionTime(name, outageStart, "CLOSED to OPEN");
-          long probed = log.breakerTransitionTime(name, opened, "OPEN to HALF_OPEN");
-          assertThat(TimeUnit.NANOSECONDS.toMillis(probed - opened)).as("open interval in ms").isGreaterThanOrEqualTo(4900);
-          // what an operator sees: the database breaker's gauge is not closed (1 open, 2 half-open)
-          assertThat(breakerState(registry, "database")).as("database breaker gauge during the outage").isIn(1.0, 2.0);
-          assertThat(dataSource.callsBetween(opened, probed))
-              .as("connection attempts while the breaker was open").isLessThanOrEqualTo(concurrency - 1);
+                locker.rollback();
+                await().atMost(WAIT).untilAsserted(() -> {
+                    assertThat(Fixtures.paymentsPerId(db)).containsEntry(id, 1L);
+                    assertThat(Fixtures.counter(registry, "outbox.consumer.handled"))
+                            .isOne();
+                });
+                assertThat(Fixtures.scalar(db, "select reserved from ops_stock where id = 1"))
+                        .isOne();
+                assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
+                        .isZero();
+                assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0)))
+                        .as("dead-letter records")
+                        .isZero();
+            } finally {
+                if (!locker.isClosed()) {
+                    locker.rollback();
+                }
+            }
+        }
+    }
 
-          assertThat(committed(kafka, group)).as("committed offsets during the outage").isEqualTo(committedBefore);
-          assertThat(countProcessed(control, name, phaseB)).isZero();
-          assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isEqualTo(phaseA.size());
-          assertThat(registry.get("outbox.consumer.retries").tag("cause", "infrastructure").counter().count())
-              .isGreaterThanOrEqualTo(5);
-          assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0))).as("dead-letter records").isZero();
-          invariants.run();
+    /**
+     * The retention guard: at start the consumer asks the brokers for each topic's retention.ms and
+     * warns about a topic that keeps records longer than the consumer keeps processed ids (a replay
+     * from old offsets would apply purged ids again); a topic with a shorter retention gets no
+     * warning. Fails if the topic's retention is not checked.
+     */
+    @Test
+    void retentionGuardWarnsWhenATopicOutlivesTheProcessedIds(TestDatabase db, TestKafka kafka) throws Exception {
+        String longTopic = TestKafka.uniqueTopic("ops-retention-long");
+        String shortTopic = TestKafka.uniqueTopic("ops-retention-short");
+        try (Admin admin = kafka.admin()) {
+            admin.createTopics(List.of(
+                            new NewTopic(longTopic, 1, (short) 1)
+                                    .configs(Map.of(
+                                            "retention.ms",
+                                            Long.toString(Duration.ofDays(30).toMillis()))),
+                            new NewTopic(shortTopic, 1, (short) 1)
+                                    .configs(Map.of(
+                                            "retention.ms",
+                                            Long.toString(Duration.ofDays(2).toMillis())))))
+                    .all()
+                    .get(30, TimeUnit.SECONDS);
+        }
+        try (LogCapture log = LogCapture.attach();
+                IdempotentConsumer consumer = IdempotentConsumer.builder()
+                        .kafkaProperties(Fixtures.consumerProperties(kafka, "ops-retention-group"))
+                        .topics(longTopic, shortTopic)
+                        .consumerName("ops-retention")
+                        .dataSource(db.dataSource())
+                        .handler(Fixtures.paymentsHandler())
+                        .purgeInterval(Duration.ZERO)
+                        .meterRegistry(new SimpleMeterRegistry())
+                        .retention(Duration.ofDays(7))
+                        .build()) {
+            consumer.start();
+            await().atMost(WAIT)
+                    .untilAsserted(() -> assertThat(log.messages("ops-retention"))
+                            .anyMatch(m -> m.contains("topic " + longTopic + " keeps records for PT720H")));
+            await().atMost(WAIT)
+                    .untilAsserted(
+                            () -> assertThat(consumer.readiness().ready()).isTrue());
+            assertThat(log.messages("ops-retention"))
+                    .noneMatch(m -> m.contains("topic " + shortTopic + " keeps records"));
+        }
+    }
+
+    /**
+     * The staleness guard: a message whose outbox created-at is older than the retention of
+     * processed ids (its id may have been purged) is still handled, but not silently: it is counted
+     * under outbox.consumer.stale and logged with its id; a recent message is not. Fails if old
+     * messages were treated as new without saying so.
+     */
+    @Test
+    void messageOlderThanTheRetentionIsCountedAndLogged(TestDatabase db, TestKafka kafka) throws Exception {
+        String name = "ops-stale";
+        String topic = TestKafka.uniqueTopic("ops-stale");
+        kafka.createTopic(topic, 1);
+        UUID old = MessageIds.next();
+        UUID recent = MessageIds.next();
+        try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+            var a = payment(topic, old, "order-old", 1);
+            a.headers()
+                    .add(
+                            OutboxHeaders.CREATED_AT,
+                            java.time.Instant.now()
+                                    .minus(Duration.ofHours(3))
+                                    .toString()
+                                    .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            producer.send(a);
+            var b = payment(topic, recent, "order-recent", 2);
+            b.headers()
+                    .add(
+                            OutboxHeaders.CREATED_AT,
+                            java.time.Instant.now().toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            producer.send(b);
+            producer.flush();
+        }
+        MeterRegistry registry = new SimpleMeterRegistry();
+        try (LogCapture log = LogCapture.attach();
+                IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+                        .meterRegistry(registry)
+                        .retention(Duration.ofHours(1))
+                        .build()) {
+            consumer.start();
+            await().atMost(WAIT)
+                    .untilAsserted(() -> assertThat(Fixtures.counter(registry, "outbox.consumer.handled"))
+                            .isEqualTo(2));
+            assertThat(Fixtures.counter(registry, "outbox.consumer.stale")).isOne();
+            assertThat(log.messages(name))
+                    .anyMatch(m -> m.contains("message " + old + " ") && m.contains("older than the retention"))
+                    .noneMatch(m -> m.contains("message " + recent + " "));
+            assertThat(Fixtures.paymentsOf(db, List.of(old, recent))).hasSize(2);
+        }
+    }
+
+    /**
+     * Readiness and a bounded dead-letter send: on a broker that does not create topics, the
+     * dead-letter topic is missing. Each publish attempt gives up after closeTimeout (2 s) instead of
+     * blocking the worker for the producer's default 60 s, the dead-letter breaker opens and the
+     * consumer reports itself not ready, naming the breaker. Once the topic exists, the record is
+     * dead-lettered and the consumer is ready again; after close() it is not. Fails if a send could
+     * block a worker for max.block.ms (no retry would be seen within 30 s) or readiness ignored the
+     * dead-letter breaker.
+     */
+    @Test
+    void readinessFollowsTheDeadLetterBreakerAndSendsAreBounded(TestDatabase db) throws Exception {
+        String name = "ops-ready";
+        String topic = "ops-ready";
+        try (TestKafka own = TestKafka.startInJvm(Map.of("auto.create.topics.enable", "false"))) {
+            own.createTopic(topic, 1);
+            try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(own)) {
+                producer.send(payment(topic, MessageIds.next(), "order-ready", 1))
+                        .get();
+            }
+            MeterRegistry registry = new SimpleMeterRegistry();
+            IdempotentConsumer consumer = Fixtures.builder(own, db, topic, name)
+                    .meterRegistry(registry)
+                    .closeTimeout(Duration.ofSeconds(2))
+                    .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofMillis(200)))
+                    .handler((m, tx) -> {
+                        throw new PermanentHandlerException("not payable");
+                    })
+                    .build();
+            try {
+                assertThat(consumer.readiness()).satisfies(r -> {
+                    assertThat(r.ready()).isFalse();
+                    assertThat(r.running()).isFalse();
+                    assertThat(r.reason()).contains("not running");
+                });
+                consumer.start();
+                long started = System.nanoTime();
+                await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+                    assertThat(registry.get("outbox.consumer.retries")
+                                    .tag("cause", "infrastructure")
+                                    .counter()
+                                    .count())
+                            .as("bounded dead-letter attempts")
+                            .isGreaterThanOrEqualTo(3);
+                    assertThat(consumer.readiness()).satisfies(r -> {
+                        assertThat(r.ready()).isFalse();
+                        assertThat(r.running()).isTrue();
+                        assertThat(r.assigned()).isTrue();
+                        assertThat(r.partitions()).isOne();
+                        assertThat(r.deadLetterBreakerClosed()).isFalse();
+                        assertThat(r.reason()).contains("dead-letter circuit breaker");
+                    });
+                });
+                assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Duration.ofSeconds(30));
+                own.createTopic(topic + ".dlt", 1);
+                await().atMost(WAIT).untilAsserted(() -> {
+                    assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
+                            .isOne();
+                    assertThat(consumer.readiness().ready())
+                            .as("%s", consumer.readiness())
+                            .isTrue();
+                });
+                await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(own, name + "-group", topic));
+            } finally {
+                consumer.close();
+            }
+            assertThat(consumer.readiness().ready()).isFalse();
+            assertThat(consumer.readiness().reason()).contains("not running");
+        }
+    }
+
+    /**
+     * Metrics: two consumers of one name in one registry (say two deployments of a handler in one
+     * JVM) keep their own breaker and lag gauges, tagged consumer.instance, and closing one leaves the
+     * other's gauges; without a registry of its own, a consumer's meters go to Micrometer's global
+     * registry, where an application's registry is attached. Fails if the gauges collided (one gauge
+     * for both, removed by the first close) or the meters went to a private registry.
+     */
+    @Test
+    void metersOfTwoConsumersOfOneNameDoNotCollideAndDefaultToTheGlobalRegistry(TestDatabase db, TestKafka kafka)
+            throws Exception {
+        String name = "ops-meters";
+        String topicA = TestKafka.uniqueTopic("ops-meters-a");
+        String topicB = TestKafka.uniqueTopic("ops-meters-b");
+        kafka.createTopic(topicA, 1);
+        kafka.createTopic(topicB, 1);
+        MeterRegistry shared = new SimpleMeterRegistry();
+        try (IdempotentConsumer a = IdempotentConsumer.builder()
+                        .kafkaProperties(Fixtures.consumerProperties(kafka, name + "-a"))
+                        .topics(topicA)
+                        .consumerName(name)
+                        .dataSource(db.dataSource())
+                        .handler(Fixtures.paymentsHandler())
+                        .purgeInterval(Duration.ZERO)
+                        .meterRegistry(shared)
+                        .build();
+                IdempotentConsumer b = IdempotentConsumer.builder()
+                        .kafkaProperties(Fixtures.consumerProperties(kafka, name + "-b"))
+                        .topics(topicB)
+                        .consumerName(name)
+                        .dataSource(db.dataSource())
+                        .handler(Fixtures.paymentsHandler())
+                        .purgeInterval(Duration.ZERO)
+                        .meterRegistry(shared)
+                        .build()) {
+            a.start();
+            b.start();
+            await().atMost(WAIT).untilAsserted(() -> {
+                assertThat(shared.find("outbox.consumer.breaker.state")
+                                .tag("breaker", "database")
+                                .gauges())
+                        .hasSize(2);
+                assertThat(shared.find("outbox.consumer.lag").gauges()).hasSize(2);
+            });
+            a.close();
+            assertThat(shared.find("outbox.consumer.breaker.state")
+                            .tag("breaker", "database")
+                            .gauges())
+                    .hasSize(1);
+            assertThat(shared.find("outbox.consumer.lag").gauges()).hasSize(1);
+            assertThat(shared.find("outbox.consumer.lag").tag("topic", topicB).gauges())
+                    .hasSize(1);
+        }
+
+        SimpleMeterRegistry application = new SimpleMeterRegistry();
+        io.micrometer.core.instrument.Metrics.globalRegistry.add(application);
+        String topic = TestKafka.uniqueTopic("ops-meters-global");
+        kafka.createTopic(topic, 1);
+        UUID id = MessageIds.next();
+        try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+            producer.send(payment(topic, id, "order-global", 1)).get();
+        }
+        try (IdempotentConsumer consumer = IdempotentConsumer.builder()
+                .kafkaProperties(Fixtures.consumerProperties(kafka, "ops-meters-global-group"))
+                .topics(topic)
+                .consumerName("ops-meters-global")
+                .dataSource(db.dataSource())
+                .handler(Fixtures.paymentsHandler())
+                .purgeInterval(Duration.ZERO)
+                .build()) {
+            consumer.start();
+            await().atMost(WAIT)
+                    .untilAsserted(() -> assertThat(application
+                                    .find("outbox.consumer.handled")
+                                    .tag("consumer", "ops-meters-global")
+                                    .counter())
+                            .isNotNull()
+                            .satisfies(c -> assertThat(c.count()).isOne()));
         } finally {
-          outageStarted.countDown(); // never leave a handler blocked, whatever failed above
-          acceptConnections(db);
+            io.micrometer.core.instrument.Metrics.globalRegistry.remove(application);
+        }
+    }
+
+    // --- database helpers
+
+    private static void seedProcessed(TestDatabase db, String consumer, int count, Duration age) throws SQLException {
+        try (Connection c = db.connect();
+                PreparedStatement ps =
+                        c.prepareStatement("insert into outbox.processed_message (consumer, message_id, processed_at)"
+                                + " values (?, ?, now() - make_interval(secs => ?))")) {
+            for (int i = 0; i < count; i++) {
+                ps.setString(1, consumer);
+                ps.setObject(2, MessageIds.next());
+                ps.setDouble(3, age.toSeconds());
+                ps.addBatch();
+            }
+            // one transaction: a batch in autocommit mode may commit in several parts, and a purge running
+            // between them would split the count the test expects in one log line
+            c.setAutoCommit(false);
+            ps.executeBatch();
+            c.commit();
+        }
+    }
+
+    private static long processed(TestDatabase db, String consumer) throws SQLException {
+        return Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + consumer + "'");
+    }
+
+    private static long processedOlderThan(TestDatabase db, String consumer, Duration age) throws SQLException {
+        return Fixtures.scalar(
+                db,
+                "select count(*) from outbox.processed_message where consumer = '" + consumer
+                        + "' and processed_at < now() - make_interval(secs => " + age.toSeconds() + ")");
+    }
+
+    private static long countProcessed(Connection control, String consumer, List<UUID> ids) throws SQLException {
+        synchronized (control) { // shared by the test thread and the consumer's poll thread
+            try (PreparedStatement ps = control.prepareStatement(
+                    "select count(*) from outbox.processed_message where consumer = ? and message_id = any(?)")) {
+                ps.setString(1, consumer);
+                ps.setArray(2, control.createArrayOf("uuid", ids.toArray()));
+                try (ResultSet rs = ps.executeQuery()) {
+                    rs.next();
+                    return rs.getLong(1);
+                }
+            }
+        }
+    }
+
+    /**
+     * A real outage of the test database only: PostgreSQL refuses new sessions to it and its client
+     * sessions are terminated, except {@code control}, which the test keeps to look inside. Run from
+     * the server's administration database, since a database cannot refuse connections to itself.
+     */
+    private static void stopAcceptingConnections(TestDatabase db, Connection control) throws SQLException {
+        long controlPid;
+        synchronized (control) {
+            try (Statement st = control.createStatement();
+                    ResultSet rs = st.executeQuery("select pg_backend_pid()")) {
+                rs.next();
+                controlPid = rs.getLong(1);
+            }
+        }
+        try (Connection admin = db.server().connectAdmin();
+                PreparedStatement terminate =
+                        admin.prepareStatement("select pg_terminate_backend(pid) from pg_stat_activity"
+                                + " where datname = ? and pid <> ? and backend_type = 'client backend'")) {
+            try (Statement st = admin.createStatement()) {
+                st.execute("alter database \"" + db.name() + "\" allow_connections false");
+            }
+            terminate.setString(1, db.name());
+            terminate.setLong(2, controlPid);
+            terminate.execute();
+        }
+    }
+
+    private static void acceptConnections(TestDatabase db) throws SQLException {
+        try (Connection admin = db.server().connectAdmin();
+                Statement st = admin.createStatement()) {
+            st.execute("alter database \"" + db.name() + "\" allow_connections true");
+        }
+    }
+
+    /**
+     * The consumer's own pool, with a short connection timeout so that each attempt during the
+     * outage fails within a second instead of Hikari's default 30 s.
+     */
+    private static HikariDataSource outagePool(TestDatabase db) {
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl(db.jdbcUrl());
+        config.setUsername(db.user());
+        if (!db.password().isEmpty()) {
+            config.setPassword(db.password());
+        }
+        config.setMaximumPoolSize(4);
+        config.setMinimumIdle(0);
+        config.setConnectionTimeout(1000);
+        config.setValidationTimeout(500);
+        config.setPoolName("ops-outage");
+        return new HikariDataSource(config);
+    }
+
+    /** Delegates to a real pool and records when the consumer asked it for a connection. */
+    private static final class CountingDataSource implements DataSource {
+        private final DataSource delegate;
+        private final ConcurrentLinkedQueue<Long> calls = new ConcurrentLinkedQueue<>();
+
+        CountingDataSource(DataSource delegate) {
+            this.delegate = delegate;
         }
 
-        watched.get().untilAsserted(() -> {
-          assertThat(Fixtures.paymentsOf(db, phaseB)).hasSize(phaseB.size());
-          Fixtures.assertCommittedToEnd(kafka, group, topic);
-        });
-        // a probe after the restart succeeded and nothing opened the breaker again
-        watched.get().untilAsserted(() -> assertThat(log.breakerTransitions(name, outageStart))
-            .containsSubsequence("CLOSED to OPEN", "HALF_OPEN to OPEN", "HALF_OPEN to CLOSED")
-            .last().isEqualTo("HALF_OPEN to CLOSED"));
-        assertThat(breakerState(registry, "database")).as("database breaker gauge after the outage").isZero();
-        assertThat(breakerState(registry, "dead-letter")).isZero();
-        List<UUID> all = new ArrayList<>(phaseA);
-        all.addAll(phaseB);
-        assertThat(Fixtures.paymentsOf(db, all)).hasSize(all.size()).allSatisfy((id, rows) -> assertThat(rows).isOne());
-        // the counters move just after a batch's offsets become committable: wait for them
-        watched.get().untilAsserted(() -> assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isEqualTo(all.size()));
-        assertThat(Fixtures.counter(registry, "outbox.consumer.duplicates")).isZero();
-        invariants.run();
-        assertThat(Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + name
-            + "' and outcome = 'HANDLED'")).isEqualTo(all.size());
-        assertThat(Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + name
-            + "'")).isEqualTo(all.size());
-        assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0))).as("dead-letter records").isZero();
-      }
-      assertThat(aheadOfDatabase).as("offsets committed ahead of the database").isEmpty();
-    }
-  }
-
-  /**
-   * G6 against G7: lock contention inside the handler that a retry cures, here a lock timeout
-   * (SQLState 55P03) on a connection that keeps working, is a transient failure. It is retried
-   * without using up the handler's attempts: with maxAttempts 2 it fails many more times than that,
-   * and is neither counted as a handler failure nor dead-lettered. It says nothing about the
-   * database's health, so the shared database circuit breaker stays closed (other partitions are
-   * not stalled by one hot row). When the lock is released the message is handled exactly once.
-   * Fails if such errors were classified as handler failures (the message would be dead-lettered
-   * after two attempts and never applied) or fed the database breaker (it opens after 5).
-   */
-  @Test
-  void transientDatabaseErrorInTheHandlerIsRetriedNotDeadLettered(TestDatabase db, TestKafka kafka) throws Throwable {
-    String name = "ops-lock";
-    String topic = TestKafka.uniqueTopic("ops-lock");
-    kafka.createTopic(topic, 1);
-    kafka.createTopic(topic + ".dlt", 1);
-    try (Connection c = db.connect(); Statement st = c.createStatement()) {
-      st.execute("create table ops_stock(id int primary key, reserved int not null)");
-      st.execute("insert into ops_stock values (1, 0)");
-    }
-    MessageHandler payments = Fixtures.paymentsHandler();
-    MeterRegistry registry = new SimpleMeterRegistry();
-    UUID id = MessageIds.next();
-    try (Connection locker = db.connect()) {
-      locker.setAutoCommit(false);
-      try (Statement st = locker.createStatement()) {
-        st.execute("select * from ops_stock where id = 1 for update"); // held until the rollback below
-      }
-      try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
-        producer.send(payment(topic, id, "order-lock", 7)).get();
-      }
-      try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name).meterRegistry(registry)
-          .maxAttempts(2)
-          .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofMillis(500)))
-          .handler((m, tx) -> {
-            tx.execute("set local lock_timeout = '200ms'");
-            tx.execute("update ops_stock set reserved = reserved + 1 where id = 1");
-            payments.handle(m, tx);
-          }).build()) {
-        consumer.start();
-        ThrowingRunnable notAHandlerFailure = () -> {
-          assertThat(registry.get("outbox.consumer.retries").tag("cause", "handler").counter().count())
-              .as("lock timeouts counted as handler failures").isZero();
-          assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered")).as("dead-lettered records").isZero();
-          assertThat(breakerState(registry, "database")).as("database breaker gauge").isZero();
-        };
-        await().atMost(WAIT).failFast("G7 misclassified a transient database error", notAHandlerFailure)
-            .untilAsserted(() -> assertThat(
-                registry.get("outbox.consumer.retries").tag("cause", "transient").counter().count())
-                .as("lock timeouts retried as transient failures").isGreaterThanOrEqualTo(8));
-        assertThat(consumer.readiness().databaseBreakerClosed()).isTrue();
-        notAHandlerFailure.run();
-        assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isZero();
-
-        locker.rollback();
-        await().atMost(WAIT).untilAsserted(() -> {
-          assertThat(Fixtures.paymentsPerId(db)).containsEntry(id, 1L);
-          assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isOne();
-        });
-        assertThat(Fixtures.scalar(db, "select reserved from ops_stock where id = 1")).isOne();
-        assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered")).isZero();
-        assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0))).as("dead-letter records").isZero();
-      } finally {
-        if (!locker.isClosed()) {
-          locker.rollback();
+        long callsBetween(long fromNanos, long toNanos) {
+            return calls.stream()
+                    .filter(t -> t - fromNanos > 0 && toNanos - t > 0)
+                    .count();
         }
-      }
-    }
-  }
 
-  /**
-   * The retention guard: at start the consumer asks the brokers for each topic's retention.ms and
-   * warns about a topic that keeps records longer than the consumer keeps processed ids (a replay
-   * from old offsets would apply purged ids again); a topic with a shorter retention gets no
-   * warning. Fails if the topic's retention is not checked.
-   */
-  @Test
-  void retentionGuardWarnsWhenATopicOutlivesTheProcessedIds(TestDatabase db, TestKafka kafka) throws Exception {
-    String longTopic = TestKafka.uniqueTopic("ops-retention-long");
-    String shortTopic = TestKafka.uniqueTopic("ops-retention-short");
-    try (Admin admin = kafka.admin()) {
-      admin.createTopics(List.of(
-          new NewTopic(longTopic, 1, (short) 1).configs(Map.of("retention.ms", Long.toString(Duration.ofDays(30).toMillis()))),
-          new NewTopic(shortTopic, 1, (short) 1).configs(Map.of("retention.ms", Long.toString(Duration.ofDays(2).toMillis())))))
-          .all().get(30, TimeUnit.SECONDS);
-    }
-    try (LogCapture log = LogCapture.attach();
-        IdempotentConsumer consumer = IdempotentConsumer.builder()
-            .kafkaProperties(Fixtures.consumerProperties(kafka, "ops-retention-group"))
-            .topics(longTopic, shortTopic).consumerName("ops-retention").dataSource(db.dataSource())
-            .handler(Fixtures.paymentsHandler()).purgeInterval(Duration.ZERO).meterRegistry(new SimpleMeterRegistry())
-            .retention(Duration.ofDays(7)).build()) {
-      consumer.start();
-      await().atMost(WAIT).untilAsserted(() -> assertThat(log.messages("ops-retention"))
-          .anyMatch(m -> m.contains("topic " + longTopic + " keeps records for PT720H")));
-      await().atMost(WAIT).untilAsserted(() -> assertThat(consumer.readiness().ready()).isTrue());
-      assertThat(log.messages("ops-retention")).noneMatch(m -> m.contains("topic " + shortTopic + " keeps records"));
-    }
-  }
-
-  /**
-   * The staleness guard: a message whose outbox created-at is older than the retention of
-   * processed ids (its id may have been purged) is still handled, but not silently: it is counted
-   * under outbox.consumer.stale and logged with its id; a recent message is not. Fails if old
-   * messages were treated as new without saying so.
-   */
-  @Test
-  void messageOlderThanTheRetentionIsCountedAndLogged(TestDatabase db, TestKafka kafka) throws Exception {
-    String name = "ops-stale";
-    String topic = TestKafka.uniqueTopic("ops-stale");
-    kafka.createTopic(topic, 1);
-    UUID old = MessageIds.next();
-    UUID recent = MessageIds.next();
-    try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
-      var a = payment(topic, old, "order-old", 1);
-      a.headers().add(OutboxHeaders.CREATED_AT, java.time.Instant.now().minus(Duration.ofHours(3)).toString()
-          .getBytes(java.nio.charset.StandardCharsets.UTF_8));
-      producer.send(a);
-      var b = payment(topic, recent, "order-recent", 2);
-      b.headers().add(OutboxHeaders.CREATED_AT, java.time.Instant.now().toString()
-          .getBytes(java.nio.charset.StandardCharsets.UTF_8));
-      producer.send(b);
-      producer.flush();
-    }
-    MeterRegistry registry = new SimpleMeterRegistry();
-    try (LogCapture log = LogCapture.attach();
-        IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name).meterRegistry(registry)
-            .retention(Duration.ofHours(1)).build()) {
-      consumer.start();
-      await().atMost(WAIT).untilAsserted(() -> assertThat(Fixtures.counter(registry, "outbox.consumer.handled")).isEqualTo(2));
-      assertThat(Fixtures.counter(registry, "outbox.consumer.stale")).isOne();
-      assertThat(log.messages(name)).anyMatch(m -> m.contains("message " + old + " ") && m.contains("older than the retention"))
-          .noneMatch(m -> m.contains("message " + recent + " "));
-      assertThat(Fixtures.paymentsOf(db, List.of(old, recent))).hasSize(2);
-    }
-  }
-
-  /**
-   * Readiness and a bounded dead-letter send: on a broker that does not create topics, the
-   * dead-letter topic is missing. Each publish attempt gives up after closeTimeout (2 s) instead of
-   * blocking the worker for the producer's default 60 s, the dead-letter breaker opens and the
-   * consumer reports itself not ready, naming the breaker. Once the topic exists, the record is
-   * dead-lettered and the consumer is ready again; after close() it is not. Fails if a send could
-   * block a worker for max.block.ms (no retry would be seen within 30 s) or readiness ignored the
-   * dead-letter breaker.
-   */
-  @Test
-  void readinessFollowsTheDeadLetterBreakerAndSendsAreBounded(TestDatabase db) throws Exception {
-    String name = "ops-ready";
-    String topic = "ops-ready";
-    try (TestKafka own = TestKafka.startInJvm(Map.of("auto.create.topics.enable", "false"))) {
-      own.createTopic(topic, 1);
-      try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(own)) {
-        producer.send(payment(topic, MessageIds.next(), "order-ready", 1)).get();
-      }
-      MeterRegistry registry = new SimpleMeterRegistry();
-      IdempotentConsumer consumer = Fixtures.builder(own, db, topic, name).meterRegistry(registry)
-          .closeTimeout(Duration.ofSeconds(2)).backoff(Backoff.of(Duration.ofMillis(50), Duration.ofMillis(200)))
-          .handler((m, tx) -> {
-            throw new PermanentHandlerException("not payable");
-          }).build();
-      try {
-        assertThat(consumer.readiness()).satisfies(r -> {
-          assertThat(r.ready()).isFalse();
-          assertThat(r.running()).isFalse();
-          assertThat(r.reason()).contains("not running");
-        });
-        consumer.start();
-        long started = System.nanoTime();
-        await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
-          assertThat(registry.get("outbox.consumer.retries").tag("cause", "infrastructure").counter().count())
-              .as("bounded dead-letter attempts").isGreaterThanOrEqualTo(3);
-          assertThat(consumer.readiness()).satisfies(r -> {
-            assertThat(r.ready()).isFalse();
-            assertThat(r.running()).isTrue();
-            assertThat(r.assigned()).isTrue();
-            assertThat(r.partitions()).isOne();
-            assertThat(r.deadLetterBreakerClosed()).isFalse();
-            assertThat(r.reason()).contains("dead-letter circuit breaker");
-          });
-        });
-        assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Duration.ofSeconds(30));
-        own.createTopic(topic + ".dlt", 1);
-        await().atMost(WAIT).untilAsserted(() -> {
-          assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered")).isOne();
-          assertThat(consumer.readiness().ready()).as("%s", consumer.readiness()).isTrue();
-        });
-        await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(own, name + "-group", topic));
-      } finally {
-        consumer.close();
-      }
-      assertThat(consumer.readiness().ready()).isFalse();
-      assertThat(consumer.readiness().reason()).contains("not running");
-    }
-  }
-
-  /**
-   * Metrics: two consumers of one name in one registry (say two deployments of a handler in one
-   * JVM) keep their own breaker and lag gauges, tagged consumer.instance, and closing one leaves the
-   * other's gauges; without a registry of its own, a consumer's meters go to Micrometer's global
-   * registry, where an application's registry is attached. Fails if the gauges collided (one gauge
-   * for both, removed by the first close) or the meters went to a private registry.
-   */
-  @Test
-  void metersOfTwoConsumersOfOneNameDoNotCollideAndDefaultToTheGlobalRegistry(TestDatabase db, TestKafka kafka)
-      throws Exception {
-    String name = "ops-meters";
-    String topicA = TestKafka.uniqueTopic("ops-meters-a");
-    String topicB = TestKafka.uniqueTopic("ops-meters-b");
-    kafka.createTopic(topicA, 1);
-    kafka.createTopic(topicB, 1);
-    MeterRegistry shared = new SimpleMeterRegistry();
-    try (IdempotentConsumer a = IdempotentConsumer.builder()
-            .kafkaProperties(Fixtures.consumerProperties(kafka, name + "-a")).topics(topicA).consumerName(name)
-            .dataSource(db.dataSource()).handler(Fixtures.paymentsHandler()).purgeInterval(Duration.ZERO)
-            .meterRegistry(shared).build();
-        IdempotentConsumer b = IdempotentConsumer.builder()
-            .kafkaProperties(Fixtures.consumerProperties(kafka, name + "-b")).topics(topicB).consumerName(name)
-            .dataSource(db.dataSource()).handler(Fixtures.paymentsHandler()).purgeInterval(Duration.ZERO)
-            .meterRegistry(shared).build()) {
-      a.start();
-      b.start();
-      await().atMost(WAIT).untilAsserted(() -> {
-        assertThat(shared.find("outbox.consumer.breaker.state").tag("breaker", "database").gauges()).hasSize(2);
-        assertThat(shared.find("outbox.consumer.lag").gauges()).hasSize(2);
-      });
-      a.close();
-      assertThat(shared.find("outbox.consumer.breaker.state").tag("breaker", "database").gauges()).hasSize(1);
-      assertThat(shared.find("outbox.consumer.lag").gauges()).hasSize(1);
-      assertThat(shared.find("outbox.consumer.lag").tag("topic", topicB).gauges()).hasSize(1);
-    }
-
-    SimpleMeterRegistry application = new SimpleMeterRegistry();
-    io.micrometer.core.instrument.Metrics.globalRegistry.add(application);
-    String topic = TestKafka.uniqueTopic("ops-meters-global");
-    kafka.createTopic(topic, 1);
-    UUID id = MessageIds.next();
-    try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
-      producer.send(payment(topic, id, "order-global", 1)).get();
-    }
-    try (IdempotentConsumer consumer = IdempotentConsumer.builder()
-        .kafkaProperties(Fixtures.consumerProperties(kafka, "ops-meters-global-group")).topics(topic)
-        .consumerName("ops-meters-global").dataSource(db.dataSource()).handler(Fixtures.paymentsHandler())
-        .purgeInterval(Duration.ZERO).build()) {
-      consumer.start();
-      await().atMost(WAIT).untilAsserted(() -> assertThat(application.find("outbox.consumer.handled")
-          .tag("consumer", "ops-meters-global").counter()).isNotNull().satisfies(c -> assertThat(c.count()).isOne()));
-    } finally {
-      io.micrometer.core.instrument.Metrics.globalRegistry.remove(application);
-    }
-  }
-
-  // --- database helpers
-
-  private static void seedProcessed(TestDatabase db, String consumer, int count, Duration age) throws SQLException {
-    try (Connection c = db.connect(); PreparedStatement ps = c.prepareStatement(
-        "insert into outbox.processed_message (consumer, message_id, processed_at)"
-            + " values (?, ?, now() - make_interval(secs => ?))")) {
-      for (int i = 0; i < count; i++) {
-        ps.setString(1, consumer);
-        ps.setObject(2, MessageIds.next());
-        ps.setDouble(3, age.toSeconds());
-        ps.addBatch();
-      }
-      // one transaction: a batch in autocommit mode may commit in several parts, and a purge running
-      // between them would split the count the test expects in one log line
-      c.setAutoCommit(false);
-      ps.executeBatch();
-      c.commit();
-    }
-  }
-
-  private static long processed(TestDatabase db, String consumer) throws SQLException {
-    return Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + consumer + "'");
-  }
-
-  private static long processedOlderThan(TestDatabase db, String consumer, Duration age) throws SQLException {
-    return Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + consumer
-        + "' and processed_at < now() - make_interval(secs => " + age.toSeconds() + ")");
-  }
-
-  private static long countProcessed(Connection control, String consumer, List<UUID> ids) throws SQLException {
-    synchronized (control) { // shared by the test thread and the consumer's poll thread
-      try (PreparedStatement ps = control.prepareStatement(
-          "select count(*) from outbox.processed_message where consumer = ? and message_id = any(?)")) {
-        ps.setString(1, consumer);
-        ps.setArray(2, control.createArrayOf("uuid", ids.toArray()));
-        try (ResultSet rs = ps.executeQuery()) {
-          rs.next();
-          return rs.getLong(1);
+        @Override
+        public Connection getConnection() throws SQLException {
+            calls.add(System.nanoTime());
+            return delegate.getConnection();
         }
-      }
-    }
-  }
 
-  /**
-   * A real outage of the test database only: PostgreSQL refuses new sessions to it and its client
-   * sessions are terminated, except {@code control}, which the test keeps to look inside. Run from
-   * the server's administration database, since a database cannot refuse connections to itself.
-   */
-  private static void stopAcceptingConnections(TestDatabase db, Connection control) throws SQLException {
-    long controlPid;
-    synchronized (control) {
-      try (Statement st = control.createStatement(); ResultSet rs = st.executeQuery("select pg_backend_pid()")) {
-        rs.next();
-        controlPid = rs.getLong(1);
-      }
-    }
-    try (Connection admin = db.server().connectAdmin();
-        PreparedStatement terminate = admin.prepareStatement("select pg_terminate_backend(pid) from pg_stat_activity"
-            + " where datname = ? and pid <> ? and backend_type = 'client backend'")) {
-      try (Statement st = admin.createStatement()) {
-        st.execute("alter database \"" + db.name() + "\" allow_connections false");
-      }
-      terminate.setString(1, db.name());
-      terminate.setLong(2, controlPid);
-      terminate.execute();
-    }
-  }
+        @Override
+        public Connection getConnection(String username, String password) throws SQLException {
+            calls.add(System.nanoTime());
+            return delegate.getConnection(username, password);
+        }
 
-  private static void acceptConnections(TestDatabase db) throws SQLException {
-    try (Connection admin = db.server().connectAdmin(); Statement st = admin.createStatement()) {
-      st.execute("alter database \"" + db.name() + "\" allow_connections true");
-    }
-  }
+        @Override
+        public PrintWriter getLogWriter() throws SQLException {
+            return delegate.getLogWriter();
+        }
 
-  /**
-   * The consumer's own pool, with a short connection timeout so that each attempt during the
-   * outage fails within a second instead of Hikari's default 30 s.
-   */
-  private static HikariDataSource outagePool(TestDatabase db) {
-    HikariConfig config = new HikariConfig();
-    config.setJdbcUrl(db.jdbcUrl());
-    config.setUsername(db.user());
-    if (!db.password().isEmpty()) {
-      config.setPassword(db.password());
-    }
-    config.setMaximumPoolSize(4);
-    config.setMinimumIdle(0);
-    config.setConnectionTimeout(1000);
-    config.setValidationTimeout(500);
-    config.setPoolName("ops-outage");
-    return new HikariDataSource(config);
-  }
+        @Override
+        public void setLogWriter(PrintWriter out) throws SQLException {
+            delegate.setLogWriter(out);
+        }
 
-  /** Delegates to a real pool and records when the consumer asked it for a connection. */
-  private static final class CountingDataSource implements DataSource {
-    private final DataSource delegate;
-    private final ConcurrentLinkedQueue<Long> calls = new ConcurrentLinkedQueue<>();
+        @Override
+        public void setLoginTimeout(int seconds) throws SQLException {
+            delegate.setLoginTimeout(seconds);
+        }
 
-    CountingDataSource(DataSource delegate) {
-      this.delegate = delegate;
+        @Override
+        public int getLoginTimeout() throws SQLException {
+            return delegate.getLoginTimeout();
+        }
+
+        @Override
+        public java.util.logging.Logger getParentLogger() throws SQLFeatureNotSupportedException {
+            return delegate.getParentLogger();
+        }
+
+        @Override
+        public <T> T unwrap(Class<T> iface) throws SQLException {
+            return iface.isInstance(this) ? iface.cast(this) : delegate.unwrap(iface);
+        }
+
+        @Override
+        public boolean isWrapperFor(Class<?> iface) throws SQLException {
+            return iface.isInstance(this) || delegate.isWrapperFor(iface);
+        }
     }
 
-    long callsBetween(long fromNanos, long toNanos) {
-      return calls.stream().filter(t -> t - fromNanos > 0 && toNanos - t > 0).count();
+    // --- Kafka helpers
+
+    private static List<UUID> newIds(int count) {
+        List<UUID> ids = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            ids.add(MessageIds.next());
+        }
+        return ids;
     }
 
-    @Override
-    public Connection getConnection() throws SQLException {
-      calls.add(System.nanoTime());
-      return delegate.getConnection();
+    /** Publishes one record per id and remembers at which partition and offset each one landed. */
+    private static void publish(
+            TestKafka kafka,
+            String topic,
+            List<UUID> ids,
+            int firstOrder,
+            Map<Integer, NavigableMap<Long, UUID>> idsByOffset)
+            throws Exception {
+        try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+            List<java.util.concurrent.Future<RecordMetadata>> sent = new ArrayList<>();
+            for (int i = 0; i < ids.size(); i++) {
+                sent.add(producer.send(payment(topic, ids.get(i), "order-" + (firstOrder + i), firstOrder + i)));
+            }
+            producer.flush();
+            for (int i = 0; i < ids.size(); i++) {
+                RecordMetadata md = sent.get(i).get(30, TimeUnit.SECONDS);
+                idsByOffset
+                        .computeIfAbsent(md.partition(), p -> new ConcurrentSkipListMap<>())
+                        .put(md.offset(), ids.get(i));
+            }
+        }
     }
 
-    @Override
-    public Connection getConnection(String username, String password) throws SQLException {
-      calls.add(System.nanoTime());
-      return delegate.getConnection(username, password);
+    private static Map<TopicPartition, Long> committed(TestKafka kafka, String group) throws Exception {
+        try (Admin admin = kafka.admin()) {
+            Map<TopicPartition, Long> out = new HashMap<>();
+            admin.listConsumerGroupOffsets(group)
+                    .partitionsToOffsetAndMetadata()
+                    .get(30, TimeUnit.SECONDS)
+                    .forEach((tp, om) -> out.put(tp, om == null ? null : om.offset()));
+            return out;
+        }
     }
 
-    @Override
-    public PrintWriter getLogWriter() throws SQLException {
-      return delegate.getLogWriter();
+    private static long endOffset(TestKafka kafka, TopicPartition tp) throws Exception {
+        try (Admin admin = kafka.admin()) {
+            return admin.listOffsets(Map.of(tp, OffsetSpec.latest()))
+                    .partitionResult(tp)
+                    .get(30, TimeUnit.SECONDS)
+                    .offset();
+        }
     }
 
-    @Override
-    public void setLogWriter(PrintWriter out) throws SQLException {
-      delegate.setLogWriter(out);
+    // --- metrics helpers
+
+    private static double breakerState(MeterRegistry registry, String breaker) {
+        return registry.get("outbox.consumer.breaker.state")
+                .tag("breaker", breaker)
+                .gauge()
+                .value();
     }
 
-    @Override
-    public void setLoginTimeout(int seconds) throws SQLException {
-      delegate.setLoginTimeout(seconds);
+    /** The lag gauge of partition 0 of {@code topic}, remembered in {@code observed}; NaN before assignment. */
+    private static double lag(MeterRegistry registry, String topic, List<Double> observed) {
+        Gauge gauge = registry.find("outbox.consumer.lag")
+                .tag("topic", topic)
+                .tag("partition", "0")
+                .gauge();
+        if (gauge == null) {
+            return Double.NaN;
+        }
+        double value = gauge.value();
+        observed.add(value);
+        return value;
     }
 
-    @Override
-    public int getLoginTimeout() throws SQLException {
-      return delegate.getLoginTimeout();
+    // --- log capture
+
+    /** Records the consumer's log events, with the time each was logged, while attached. */
+    private static final class LogCapture extends AppenderBase<ILoggingEvent> implements AutoCloseable {
+        private record Event(long nanos, String message) {}
+
+        private final List<Event> events = new CopyOnWriteArrayList<>();
+        private final Logger logger = (Logger) LoggerFactory.getLogger(CONSUMER_LOGGER);
+
+        static LogCapture attach() {
+            LogCapture capture = new LogCapture();
+            capture.setName("ops-capture");
+            capture.setContext(capture.logger.getLoggerContext());
+            capture.start();
+            capture.logger.addAppender(capture);
+            return capture;
+        }
+
+        @Override
+        protected void append(ILoggingEvent event) {
+            // appenders run on the logging thread, so this time orders the event against other events
+            events.add(new Event(System.nanoTime(), event.getFormattedMessage()));
+        }
+
+        private static String prefix(String consumer) {
+            return "[consumer-dedup " + consumer + "#";
+        }
+
+        List<String> messages(String consumer) {
+            return events.stream()
+                    .map(Event::message)
+                    .filter(m -> m.startsWith(prefix(consumer)))
+                    .toList();
+        }
+
+        /** @return the database breaker's transitions ("CLOSED to OPEN", ...) logged after {@code since}, in order */
+        List<String> breakerTransitions(String consumer, long since) {
+            return events.stream()
+                    .filter(e -> e.nanos() - since > 0 && e.message().startsWith(prefix(consumer)))
+                    .map(Event::message)
+                    .filter(m -> m.contains(" database circuit breaker: State transition from "))
+                    .map(m -> m.substring(m.indexOf("State transition from ") + "State transition from ".length()))
+                    .toList();
+        }
+
+        /** @return when the first {@code transition} of the database breaker after {@code since} was logged */
+        long breakerTransitionTime(String consumer, long since, String transition) {
+            return events.stream()
+                    .filter(e -> e.nanos() - since > 0
+                            && e.message().startsWith(prefix(consumer))
+                            && e.message().endsWith(" database circuit breaker: State transition from " + transition))
+                    .mapToLong(Event::nanos)
+                    .findFirst()
+                    .orElseThrow(() -> new AssertionError("no breaker transition " + transition + " logged"));
+        }
+
+        @Override
+        public void close() {
+            logger.detachAppender(this);
+            stop();
+        }
     }
-
-    @Override
-    public java.util.logging.Logger getParentLogger() throws SQLFeatureNotSupportedException {
-      return delegate.getParentLogger();
-    }
-
-    @Override
-    public <T> T unwrap(Class<T> iface) throws SQLException {
-      return iface.isInstance(this) ? iface.cast(this) : delegate.unwrap(iface);
-    }
-
-    @Override
-    public boolean isWrapperFor(Class<?> iface) throws SQLException {
-      return iface.isInstance(this) || delegate.isWrapperFor(iface);
-    }
-  }
-
-  // --- Kafka helpers
-
-  private static List<UUID> newIds(int count) {
-    List<UUID> ids = new ArrayList<>();
-    for (int i = 0; i < count; i++) {
-      ids.add(MessageIds.next());
-    }
-    return ids;
-  }
-
-  /** Publishes one record per id and remembers at which partition and offset each one landed. */
-  private static void publish(TestKafka kafka, String topic, List<UUID> ids, int firstOrder,
-      Map<Integer, NavigableMap<Long, UUID>> idsByOffset) throws Exception {
-    try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
-      List<java.util.concurrent.Future<RecordMetadata>> sent = new ArrayList<>();
-      for (int i = 0; i < ids.size(); i++) {
-        sent.add(producer.send(payment(topic, ids.get(i), "order-" + (firstOrder + i), firstOrder + i)));
-      }
-      producer.flush();
-      for (int i = 0; i < ids.size(); i++) {
-        RecordMetadata md = sent.get(i).get(30, TimeUnit.SECONDS);
-        idsByOffset.computeIfAbsent(md.partition(), p -> new ConcurrentSkipListMap<>()).put(md.offset(), ids.get(i));
-      }
-    }
-  }
-
-  private static Map<TopicPartition, Long> committed(TestKafka kafka, String group) throws Exception {
-    try (Admin admin = kafka.admin()) {
-      Map<TopicPartition, Long> out = new HashMap<>();
-      admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS)
-          .forEach((tp, om) -> out.put(tp, om == null ? null : om.offset()));
-      return out;
-    }
-  }
-
-  private static long endOffset(TestKafka kafka, TopicPartition tp) throws Exception {
-    try (Admin admin = kafka.admin()) {
-      return admin.listOffsets(Map.of(tp, OffsetSpec.latest())).partitionResult(tp).get(30, TimeUnit.SECONDS).offset();
-    }
-  }
-
-  // --- metrics helpers
-
-  private static double breakerState(MeterRegistry registry, String breaker) {
-    return registry.get("outbox.consumer.breaker.state").tag("breaker", breaker).gauge().value();
-  }
-
-  /** The lag gauge of partition 0 of {@code topic}, remembered in {@code observed}; NaN before assignment. */
-  private static double lag(MeterRegistry registry, String topic, List<Double> observed) {
-    Gauge gauge = registry.find("outbox.consumer.lag").tag("topic", topic).tag("partition", "0").gauge();
-    if (gauge == null) {
-      return Double.NaN;
-    }
-    double value = gauge.value();
-    observed.add(value);
-    return value;
-  }
-
-  // --- log capture
-
-  /** Records the consumer's log events, with the time each was logged, while attached. */
-  private static final class LogCapture extends AppenderBase<ILoggingEvent> implements AutoCloseable {
-    private record Event(long nanos, String message) {}
-
-    private final List<Event> events = new CopyOnWriteArrayList<>();
-    private final Logger logger = (Logger) LoggerFactory.getLogger(CONSUMER_LOGGER);
-
-    static LogCapture attach() {
-      LogCapture capture = new LogCapture();
-      capture.setName("ops-capture");
-      capture.setContext(capture.logger.getLoggerContext());
-      capture.start();
-      capture.logger.addAppender(capture);
-      return capture;
-    }
-
-    @Override
-    protected void append(ILoggingEvent event) {
-      // appenders run on the logging thread, so this time orders the event against other events
-      events.add(new Event(System.nanoTime(), event.getFormattedMessage()));
-    }
-
-    private static String prefix(String consumer) {
-      return "[consumer-dedup " + consumer + "#";
-    }
-
-    List<String> messages(String consumer) {
-      return events.stream().map(Event::message).filter(m -> m.startsWith(prefix(consumer))).toList();
-    }
-
-    /** @return the database breaker's transitions ("CLOSED to OPEN", ...) logged after {@code since}, in order */
-    List<String> breakerTransitions(String consumer, long since) {
-      return events.stream()
-          .filter(e -> e.nanos() - since > 0 && e.message().startsWith(prefix(consumer)))
-          .map(Event::message)
-          .filter(m -> m.contains(" database circuit breaker: State transition from "))
-          .map(m -> m.substring(m.indexOf("State transition from ") + "State transition from ".length()))
-          .toList();
-    }
-
-    /** @return when the first {@code transition} of the database breaker after {@code since} was logged */
-    long breakerTransitionTime(String consumer, long since, String transition) {
-      return events.stream()
-          .filter(e -> e.nanos() - since > 0 && e.message().startsWith(prefix(consumer))
-              && e.message().endsWith(" database circuit breaker: State transition from " + transition))
-          .mapToLong(Event::nanos).findFirst()
-          .orElseThrow(() -> new AssertionError("no breaker transition " + transition + " logged"));
-    }
-
-    @Override
-    public void close() {
-      logger.detachAppender(this);
-      stop();
-    }
-  }
 }

@@ -27,79 +27,99 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @ExtendWith(RealServices.class)
 @Timeout(600)
 class CrashIT {
-  private static final Duration WAIT = Duration.ofSeconds(180);
-  private static final int MESSAGES = 10_000;
-  private static final int KILLS = 6;
+    private static final Duration WAIT = Duration.ofSeconds(180);
+    private static final int MESSAGES = 10_000;
+    private static final int KILLS = 6;
 
-  /**
-   * G4 under crashes: the consumer runs in its own JVM and is killed with SIGKILL at random moments
-   * while 10,000 messages flow (a fifth of them published two or three times), then restarted.
-   * At the end the business table holds exactly one row per message id and none is missing.
-   */
-  @Test
-  void killNineAtRandomMomentsLeavesExactlyOneEffectPerMessageId(TestDatabase db, TestKafka kafka) throws Exception {
-    Fixtures.createPayments(db);
-    String topic = TestKafka.uniqueTopic("crash");
-    kafka.createTopic(topic, 4);
-    List<UUID> ids = new ArrayList<>();
-    for (int i = 0; i < MESSAGES; i++) {
-      ids.add(MessageIds.next());
+    /**
+     * G4 under crashes: the consumer runs in its own JVM and is killed with SIGKILL at random moments
+     * while 10,000 messages flow (a fifth of them published two or three times), then restarted.
+     * At the end the business table holds exactly one row per message id and none is missing.
+     */
+    @Test
+    void killNineAtRandomMomentsLeavesExactlyOneEffectPerMessageId(TestDatabase db, TestKafka kafka) throws Exception {
+        Fixtures.createPayments(db);
+        String topic = TestKafka.uniqueTopic("crash");
+        kafka.createTopic(topic, 4);
+        List<UUID> ids = new ArrayList<>();
+        for (int i = 0; i < MESSAGES; i++) {
+            ids.add(MessageIds.next());
+        }
+        // batch sizes and kill moments come from this generator: a fixed seed, printed
+        // and overridable with -Doutbox.crash.seed=..., lets a failing run be repeated with the same draws
+        long seed = Long.getLong("outbox.crash.seed", 20_261_129L);
+        System.out.println("[CrashIT] random seed " + seed);
+        Random random = new Random(seed);
+        Path logs = Files.createDirectories(Path.of("target", "crash-it"));
+        CompletableFuture<Integer> published =
+                Fixtures.publishWithDuplicates(kafka, topic, ids, 0.2, 250, Duration.ofMillis(150));
+        int kills = 0;
+        for (int run = 0; run < KILLS; run++) {
+            long before = rows(db);
+            Process child = start(
+                    db,
+                    kafka,
+                    topic,
+                    1 + random.nextInt(40),
+                    run % 2 == 1,
+                    logs.resolve("run-" + run + ".log").toFile());
+            try {
+                // kill only once the process is processing, at a random moment after that
+                await().atMost(WAIT).untilAsserted(() -> assertThat(rows(db)).isGreaterThan(before));
+                LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(random.nextInt(1500)));
+            } finally {
+                child.destroyForcibly();
+                assertThat(child.waitFor(60, TimeUnit.SECONDS)).isTrue();
+            }
+            kills++;
+            if (published.isDone() && rows(db) >= MESSAGES) {
+                break; // everything is in: later kills would hit an idle consumer
+            }
+        }
+        Process last =
+                start(db, kafka, topic, 50, false, logs.resolve("final.log").toFile());
+        try {
+            int sent = published.get(WAIT.toSeconds(), TimeUnit.SECONDS);
+            assertThat(sent).isGreaterThan((int) (MESSAGES * 1.15));
+            await().atMost(WAIT)
+                    .pollInterval(Duration.ofMillis(500))
+                    .untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, "crash-group", topic));
+        } finally {
+            last.destroyForcibly();
+            last.waitFor(60, TimeUnit.SECONDS);
+        }
+        assertThat(kills).isGreaterThanOrEqualTo(3);
+        Map<UUID, Long> perId = new HashMap<>(Fixtures.paymentsPerId(db));
+        assertThat(perId).hasSize(MESSAGES).containsOnlyKeys(ids);
+        assertThat(perId.entrySet()).filteredOn(e -> e.getValue() != 1).isEmpty();
+        assertThat(rows(db)).isEqualTo(MESSAGES);
+        assertThat(Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = 'crash'"))
+                .isEqualTo(MESSAGES);
     }
-    // batch sizes and kill moments come from this generator: a fixed seed, printed
-    // and overridable with -Doutbox.crash.seed=..., lets a failing run be repeated with the same draws
-    long seed = Long.getLong("outbox.crash.seed", 20_261_129L);
-    System.out.println("[CrashIT] random seed " + seed);
-    Random random = new Random(seed);
-    Path logs = Files.createDirectories(Path.of("target", "crash-it"));
-    CompletableFuture<Integer> published =
-        Fixtures.publishWithDuplicates(kafka, topic, ids, 0.2, 250, Duration.ofMillis(150));
-    int kills = 0;
-    for (int run = 0; run < KILLS; run++) {
-      long before = rows(db);
-      Process child = start(db, kafka, topic, 1 + random.nextInt(40), run % 2 == 1, logs.resolve("run-" + run + ".log").toFile());
-      try {
-        // kill only once the process is processing, at a random moment after that
-        await().atMost(WAIT).untilAsserted(() -> assertThat(rows(db)).isGreaterThan(before));
-        LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(random.nextInt(1500)));
-      } finally {
-        child.destroyForcibly();
-        assertThat(child.waitFor(60, TimeUnit.SECONDS)).isTrue();
-      }
-      kills++;
-      if (published.isDone() && rows(db) >= MESSAGES) {
-        break; // everything is in: later kills would hit an idle consumer
-      }
-    }
-    Process last = start(db, kafka, topic, 50, false, logs.resolve("final.log").toFile());
-    try {
-      int sent = published.get(WAIT.toSeconds(), TimeUnit.SECONDS);
-      assertThat(sent).isGreaterThan((int) (MESSAGES * 1.15));
-      await().atMost(WAIT).pollInterval(Duration.ofMillis(500))
-          .untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, "crash-group", topic));
-    } finally {
-      last.destroyForcibly();
-      last.waitFor(60, TimeUnit.SECONDS);
-    }
-    assertThat(kills).isGreaterThanOrEqualTo(3);
-    Map<UUID, Long> perId = new HashMap<>(Fixtures.paymentsPerId(db));
-    assertThat(perId).hasSize(MESSAGES).containsOnlyKeys(ids);
-    assertThat(perId.entrySet()).filteredOn(e -> e.getValue() != 1).isEmpty();
-    assertThat(rows(db)).isEqualTo(MESSAGES);
-    assertThat(Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = 'crash'"))
-        .isEqualTo(MESSAGES);
-  }
 
-  private static Process start(TestDatabase db, TestKafka kafka, String topic, int batch, boolean savepoints, File log) throws Exception {
-    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    return new ProcessBuilder(java, "-Xmx256m", "-cp", System.getProperty("java.class.path"),
-        CrashTestConsumer.class.getName(), kafka.bootstrapServers(), db.jdbcUrl(), db.user(), db.password(), topic,
-        "crash", Integer.toString(batch), Boolean.toString(savepoints))
-        .redirectErrorStream(true)
-        .redirectOutput(log)
-        .start();
-  }
+    private static Process start(
+            TestDatabase db, TestKafka kafka, String topic, int batch, boolean savepoints, File log) throws Exception {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        return new ProcessBuilder(
+                        java,
+                        "-Xmx256m",
+                        "-cp",
+                        System.getProperty("java.class.path"),
+                        CrashTestConsumer.class.getName(),
+                        kafka.bootstrapServers(),
+                        db.jdbcUrl(),
+                        db.user(),
+                        db.password(),
+                        topic,
+                        "crash",
+                        Integer.toString(batch),
+                        Boolean.toString(savepoints))
+                .redirectErrorStream(true)
+                .redirectOutput(log)
+                .start();
+    }
 
-  private static long rows(TestDatabase db) throws Exception {
-    return Fixtures.scalar(db, "select count(*) from payments");
-  }
+    private static long rows(TestDatabase db) throws Exception {
+        return Fixtures.scalar(db, "select count(*) from payments");
+    }
 }

@@ -14,42 +14,47 @@ import java.util.concurrent.CountDownLatch;
  * transaction, whether to use a savepoint per record.
  */
 public final class CrashTestConsumer {
-  private CrashTestConsumer() {}
+    private CrashTestConsumer() {}
 
-  public static void main(String[] args) throws Exception {
-    String bootstrap = args[0];
-    HikariConfig config = new HikariConfig();
-    config.setJdbcUrl(args[1]);
-    config.setUsername(args[2]);
-    if (!args[3].isEmpty()) {
-      config.setPassword(args[3]);
+    public static void main(String[] args) throws Exception {
+        String bootstrap = args[0];
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl(args[1]);
+        config.setUsername(args[2]);
+        if (!args[3].isEmpty()) {
+            config.setPassword(args[3]);
+        }
+        config.setMaximumPoolSize(4);
+        String topic = args[4];
+        String name = args[5];
+        int batch = Integer.parseInt(args[6]);
+        boolean savepoints = Boolean.parseBoolean(args[7]);
+        HikariDataSource dataSource = new HikariDataSource(config);
+        IdempotentConsumer consumer = IdempotentConsumer.builder()
+                .kafkaProperties(Map.of(
+                        "bootstrap.servers",
+                        bootstrap,
+                        "group.id",
+                        name + "-group",
+                        // a restarted process takes over its predecessor's partitions at once instead of
+                        // waiting for the killed member's session to expire
+                        "group.instance.id",
+                        name + "-instance",
+                        "session.timeout.ms",
+                        "10000",
+                        "max.poll.records",
+                        "200"))
+                .topics(topic)
+                .consumerName(name)
+                .dataSource(dataSource)
+                .handler(Fixtures.paymentsHandler())
+                .concurrency(3)
+                .maxRecordsPerTransaction(batch)
+                .savepointPerRecord(savepoints)
+                .purgeInterval(Duration.ZERO)
+                .build();
+        consumer.start();
+        System.out.println("crash-test-consumer started");
+        new CountDownLatch(1).await(); // until killed
     }
-    config.setMaximumPoolSize(4);
-    String topic = args[4];
-    String name = args[5];
-    int batch = Integer.parseInt(args[6]);
-    boolean savepoints = Boolean.parseBoolean(args[7]);
-    HikariDataSource dataSource = new HikariDataSource(config);
-    IdempotentConsumer consumer = IdempotentConsumer.builder()
-        .kafkaProperties(Map.of(
-            "bootstrap.servers", bootstrap,
-            "group.id", name + "-group",
-            // a restarted process takes over its predecessor's partitions at once instead of
-            // waiting for the killed member's session to expire
-            "group.instance.id", name + "-instance",
-            "session.timeout.ms", "10000",
-            "max.poll.records", "200"))
-        .topics(topic)
-        .consumerName(name)
-        .dataSource(dataSource)
-        .handler(Fixtures.paymentsHandler())
-        .concurrency(3)
-        .maxRecordsPerTransaction(batch)
-        .savepointPerRecord(savepoints)
-        .purgeInterval(Duration.ZERO)
-        .build();
-    consumer.start();
-    System.out.println("crash-test-consumer started");
-    new CountDownLatch(1).await(); // until killed
-  }
 }

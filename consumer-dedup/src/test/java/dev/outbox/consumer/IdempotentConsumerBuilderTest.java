@@ -15,154 +15,269 @@ import org.junit.jupiter.api.Test;
 /** Bad configuration fails at build time with a message that names the setting. */
 class IdempotentConsumerBuilderTest {
 
-  /** Never connected to: validation fails before anything is opened. */
-  private static final DataSource NO_DATABASE = new DataSource() {
-    @Override public Connection getConnection() { throw new UnsupportedOperationException(); }
-    @Override public Connection getConnection(String u, String p) { throw new UnsupportedOperationException(); }
-    @Override public PrintWriter getLogWriter() { return null; }
-    @Override public void setLogWriter(PrintWriter out) {}
-    @Override public void setLoginTimeout(int seconds) {}
-    @Override public int getLoginTimeout() { return 0; }
-    @Override public Logger getParentLogger() { return Logger.getGlobal(); }
-    @Override public <T> T unwrap(Class<T> iface) { throw new UnsupportedOperationException(); }
-    @Override public boolean isWrapperFor(Class<?> iface) { return false; }
-  };
+    /** Never connected to: validation fails before anything is opened. */
+    private static final DataSource NO_DATABASE = new DataSource() {
+        @Override
+        public Connection getConnection() {
+            throw new UnsupportedOperationException();
+        }
 
-  private static IdempotentConsumer.Builder valid(Map<String, Object> kafka) {
-    return IdempotentConsumer.builder()
-        .kafkaProperties(kafka)
-        .topics("orders")
-        .consumerName("payments")
-        .dataSource(NO_DATABASE)
-        .handler((m, tx) -> {});
-  }
+        @Override
+        public Connection getConnection(String u, String p) {
+            throw new UnsupportedOperationException();
+        }
 
-  private static Map<String, Object> kafka(UnaryOperator<Map<String, Object>> change) {
-    Map<String, Object> props = new HashMap<>(Map.of("bootstrap.servers", "localhost:9092", "group.id", "payments"));
-    return change.apply(props);
-  }
+        @Override
+        public PrintWriter getLogWriter() {
+            return null;
+        }
 
-  @Test
-  void requiresBootstrapServersAndGroupId() {
-    assertThatThrownBy(() -> valid(kafka(p -> { p.remove("group.id"); return p; })).build())
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("group.id");
-    assertThatThrownBy(() -> valid(kafka(p -> { p.put("group.id", " "); return p; })).build())
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("group.id");
-    assertThatThrownBy(() -> valid(kafka(p -> { p.remove("bootstrap.servers"); return p; })).build())
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("bootstrap.servers");
-  }
+        @Override
+        public void setLogWriter(PrintWriter out) {}
 
-  @Test
-  void refusesAutoCommit() {
-    assertThatThrownBy(() -> valid(kafka(p -> { p.put("enable.auto.commit", "true"); return p; })).build())
-        .isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("Invalid value true for configuration enable.auto.commit")
-        .hasMessageContaining("set it to false");
-    assertThatThrownBy(() -> valid(kafka(p -> { p.put("enable.auto.commit", true); return p; })).build())
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("enable.auto.commit");
-  }
+        @Override
+        public void setLoginTimeout(int seconds) {}
 
-  @Test
-  void refusesOtherDeserializers() {
-    assertThatThrownBy(() -> valid(kafka(p -> {
-      p.put("value.deserializer", "org.apache.kafka.common.serialization.StringDeserializer");
-      return p;
-    })).build()).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("value.deserializer");
-  }
+        @Override
+        public int getLoginTimeout() {
+            return 0;
+        }
 
-  @Test
-  void consumerNameIsRequiredAndBounded() {
-    assertThatThrownBy(() -> IdempotentConsumer.builder().consumerName(""))
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("consumerName");
-    assertThatThrownBy(() -> IdempotentConsumer.builder().consumerName("  "))
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("consumerName");
-    assertThatThrownBy(() -> IdempotentConsumer.builder().consumerName("x".repeat(201)))
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("consumerName").hasMessageContaining("201");
-    assertThatThrownBy(() -> IdempotentConsumer.builder().consumerName(null))
-        .isInstanceOf(NullPointerException.class).hasMessageContaining("consumerName");
-    assertThatThrownBy(() -> IdempotentConsumer.builder().kafkaProperties(kafka(p -> p)).topics("t")
-        .dataSource(NO_DATABASE).handler((m, tx) -> {}).build())
-        .isInstanceOf(IllegalStateException.class).hasMessageContaining("consumerName");
-  }
+        @Override
+        public Logger getParentLogger() {
+            return Logger.getGlobal();
+        }
 
-  @Test
-  void requiresTopicsHandlerAndOneDatabase() {
-    assertThatThrownBy(() -> IdempotentConsumer.builder().kafkaProperties(kafka(p -> p)).consumerName("c")
-        .dataSource(NO_DATABASE).handler((m, tx) -> {}).build())
-        .isInstanceOf(IllegalStateException.class).hasMessageContaining("topics");
-    assertThatThrownBy(() -> IdempotentConsumer.builder().kafkaProperties(kafka(p -> p)).consumerName("c")
-        .topics("t").dataSource(NO_DATABASE).build())
-        .isInstanceOf(IllegalStateException.class).hasMessageContaining("handler");
-    assertThatThrownBy(() -> IdempotentConsumer.builder().kafkaProperties(kafka(p -> p)).consumerName("c")
-        .topics("t").handler((m, tx) -> {}).build())
-        .isInstanceOf(IllegalStateException.class).hasMessageContaining("dataSource");
-    assertThatThrownBy(() -> valid(kafka(p -> p)).dsl(org.jooq.impl.DSL.using(NO_DATABASE, org.jooq.SQLDialect.POSTGRES))
-        .build()).isInstanceOf(IllegalStateException.class).hasMessageContaining("both");
-    assertThatThrownBy(() -> IdempotentConsumer.builder().topics("ok", " "))
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("topics");
-  }
+        @Override
+        public <T> T unwrap(Class<T> iface) {
+            throw new UnsupportedOperationException();
+        }
 
-  @Test
-  void rejectsOutOfRangeNumbersAndDurations() {
-    var b = IdempotentConsumer.builder();
-    assertThatThrownBy(() -> b.maxAttempts(0)).isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("maxAttempts").hasMessageContaining("got 0");
-    assertThatThrownBy(() -> b.maxRecordsPerTransaction(0)).isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("maxRecordsPerTransaction");
-    assertThatThrownBy(() -> b.maxRecordsPerTransaction(1001)).isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("maxRecordsPerTransaction");
-    assertThatThrownBy(() -> b.concurrency(0)).isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("concurrency");
-    assertThatThrownBy(() -> b.retention(Duration.ofMinutes(59))).isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("retention").hasMessageContaining("PT59M").hasMessageContaining("redelivery");
-    assertThatThrownBy(() -> b.purgeInterval(Duration.ofMillis(10))).isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("purgeInterval");
-    assertThatThrownBy(() -> b.closeTimeout(Duration.ZERO)).isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("closeTimeout");
-    assertThatThrownBy(() -> b.schema("Bad-Schema")).isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("schema");
-    assertThatThrownBy(() -> b.deadLetterTopic(" ")).isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("deadLetterTopic");
-    assertThatThrownBy(() -> b.backoff(null)).isInstanceOf(NullPointerException.class)
-        .hasMessageContaining("backoff");
-    assertThatThrownBy(() -> b.handler(null)).isInstanceOf(NullPointerException.class)
-        .hasMessageContaining("handler");
-  }
+        @Override
+        public boolean isWrapperFor(Class<?> iface) {
+            return false;
+        }
+    };
 
-  /** Issue 12 item 3: a dead-letter producer that could lose a record after its offset moved on is refused. */
-  @Test
-  void deadLetterProducerNeedsAcksAllAndABoundedBlock() {
-    for (String acks : new String[] {"0", "1"}) {
-      assertThatThrownBy(() -> valid(kafka(p -> p)).producerProperties(Map.of("acks", acks)).build())
-          .isInstanceOf(IllegalArgumentException.class)
-          .hasMessageContaining("Invalid value " + acks + " for configuration acks").hasMessageContaining("acks=all");
+    private static IdempotentConsumer.Builder valid(Map<String, Object> kafka) {
+        return IdempotentConsumer.builder()
+                .kafkaProperties(kafka)
+                .topics("orders")
+                .consumerName("payments")
+                .dataSource(NO_DATABASE)
+                .handler((m, tx) -> {});
     }
-    valid(kafka(p -> p)).producerProperties(Map.of("acks", "-1")).build().close();
-    valid(kafka(p -> p)).producerProperties(Map.of("acks", "all")).build().close();
-    assertThatThrownBy(() -> valid(kafka(p -> p)).closeTimeout(Duration.ofSeconds(10))
-        .producerProperties(Map.of("max.block.ms", "60000")).build())
-        .isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("max.block.ms").hasMessageContaining("closeTimeout (10000 ms)");
-  }
 
-  /** Dead-letter topic names: Spring's suffix is accepted; a name Kafka would refuse fails at build. */
-  @Test
-  void deadLetterTopicNamesAreValidated() {
-    valid(kafka(p -> p)).deadLetterTopicSuffix(IdempotentConsumer.Builder.SPRING_DEAD_LETTER_SUFFIX).build().close();
-    assertThatThrownBy(() -> IdempotentConsumer.builder().deadLetterTopicSuffix(""))
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("deadLetterTopicSuffix");
-    assertThatThrownBy(() -> IdempotentConsumer.builder().deadLetterTopicSuffix("/dlt"))
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("deadLetterTopicSuffix");
-    assertThatThrownBy(() -> valid(kafka(p -> p)).topics("t".repeat(246)).build())
-        .isInstanceOf(IllegalStateException.class).hasMessageContaining("not a valid Kafka topic name")
-        .hasMessageContaining("deadLetterTopic");
-  }
-
-  @Test
-  void purgeRefusesAgesBelowOneHour() {
-    try (IdempotentConsumer consumer = valid(kafka(p -> p)).build()) {
-      assertThatThrownBy(() -> consumer.purgeProcessed(Duration.ofMinutes(5)))
-          .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("olderThan");
+    private static Map<String, Object> kafka(UnaryOperator<Map<String, Object>> change) {
+        Map<String, Object> props =
+                new HashMap<>(Map.of("bootstrap.servers", "localhost:9092", "group.id", "payments"));
+        return change.apply(props);
     }
-  }
+
+    @Test
+    void requiresBootstrapServersAndGroupId() {
+        assertThatThrownBy(() -> valid(kafka(p -> {
+                            p.remove("group.id");
+                            return p;
+                        }))
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("group.id");
+        assertThatThrownBy(() -> valid(kafka(p -> {
+                            p.put("group.id", " ");
+                            return p;
+                        }))
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("group.id");
+        assertThatThrownBy(() -> valid(kafka(p -> {
+                            p.remove("bootstrap.servers");
+                            return p;
+                        }))
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("bootstrap.servers");
+    }
+
+    @Test
+    void refusesAutoCommit() {
+        assertThatThrownBy(() -> valid(kafka(p -> {
+                            p.put("enable.auto.commit", "true");
+                            return p;
+                        }))
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("Invalid value true for configuration enable.auto.commit")
+                .hasMessageContaining("set it to false");
+        assertThatThrownBy(() -> valid(kafka(p -> {
+                            p.put("enable.auto.commit", true);
+                            return p;
+                        }))
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("enable.auto.commit");
+    }
+
+    @Test
+    void refusesOtherDeserializers() {
+        assertThatThrownBy(() -> valid(kafka(p -> {
+                            p.put("value.deserializer", "org.apache.kafka.common.serialization.StringDeserializer");
+                            return p;
+                        }))
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("value.deserializer");
+    }
+
+    @Test
+    void consumerNameIsRequiredAndBounded() {
+        assertThatThrownBy(() -> IdempotentConsumer.builder().consumerName(""))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("consumerName");
+        assertThatThrownBy(() -> IdempotentConsumer.builder().consumerName("  "))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("consumerName");
+        assertThatThrownBy(() -> IdempotentConsumer.builder().consumerName("x".repeat(201)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("consumerName")
+                .hasMessageContaining("201");
+        assertThatThrownBy(() -> IdempotentConsumer.builder().consumerName(null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("consumerName");
+        assertThatThrownBy(() -> IdempotentConsumer.builder()
+                        .kafkaProperties(kafka(p -> p))
+                        .topics("t")
+                        .dataSource(NO_DATABASE)
+                        .handler((m, tx) -> {})
+                        .build())
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("consumerName");
+    }
+
+    @Test
+    void requiresTopicsHandlerAndOneDatabase() {
+        assertThatThrownBy(() -> IdempotentConsumer.builder()
+                        .kafkaProperties(kafka(p -> p))
+                        .consumerName("c")
+                        .dataSource(NO_DATABASE)
+                        .handler((m, tx) -> {})
+                        .build())
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("topics");
+        assertThatThrownBy(() -> IdempotentConsumer.builder()
+                        .kafkaProperties(kafka(p -> p))
+                        .consumerName("c")
+                        .topics("t")
+                        .dataSource(NO_DATABASE)
+                        .build())
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("handler");
+        assertThatThrownBy(() -> IdempotentConsumer.builder()
+                        .kafkaProperties(kafka(p -> p))
+                        .consumerName("c")
+                        .topics("t")
+                        .handler((m, tx) -> {})
+                        .build())
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("dataSource");
+        assertThatThrownBy(() -> valid(kafka(p -> p))
+                        .dsl(org.jooq.impl.DSL.using(NO_DATABASE, org.jooq.SQLDialect.POSTGRES))
+                        .build())
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("both");
+        assertThatThrownBy(() -> IdempotentConsumer.builder().topics("ok", " "))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("topics");
+    }
+
+    @Test
+    void rejectsOutOfRangeNumbersAndDurations() {
+        var b = IdempotentConsumer.builder();
+        assertThatThrownBy(() -> b.maxAttempts(0))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("maxAttempts")
+                .hasMessageContaining("got 0");
+        assertThatThrownBy(() -> b.maxRecordsPerTransaction(0))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("maxRecordsPerTransaction");
+        assertThatThrownBy(() -> b.maxRecordsPerTransaction(1001))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("maxRecordsPerTransaction");
+        assertThatThrownBy(() -> b.concurrency(0))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("concurrency");
+        assertThatThrownBy(() -> b.retention(Duration.ofMinutes(59)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("retention")
+                .hasMessageContaining("PT59M")
+                .hasMessageContaining("redelivery");
+        assertThatThrownBy(() -> b.purgeInterval(Duration.ofMillis(10)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("purgeInterval");
+        assertThatThrownBy(() -> b.closeTimeout(Duration.ZERO))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("closeTimeout");
+        assertThatThrownBy(() -> b.schema("Bad-Schema"))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("schema");
+        assertThatThrownBy(() -> b.deadLetterTopic(" "))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("deadLetterTopic");
+        assertThatThrownBy(() -> b.backoff(null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("backoff");
+        assertThatThrownBy(() -> b.handler(null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("handler");
+    }
+
+    /** Issue 12 item 3: a dead-letter producer that could lose a record after its offset moved on is refused. */
+    @Test
+    void deadLetterProducerNeedsAcksAllAndABoundedBlock() {
+        for (String acks : new String[] {"0", "1"}) {
+            assertThatThrownBy(() -> valid(kafka(p -> p))
+                            .producerProperties(Map.of("acks", acks))
+                            .build())
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("Invalid value " + acks + " for configuration acks")
+                    .hasMessageContaining("acks=all");
+        }
+        valid(kafka(p -> p)).producerProperties(Map.of("acks", "-1")).build().close();
+        valid(kafka(p -> p)).producerProperties(Map.of("acks", "all")).build().close();
+        assertThatThrownBy(() -> valid(kafka(p -> p))
+                        .closeTimeout(Duration.ofSeconds(10))
+                        .producerProperties(Map.of("max.block.ms", "60000"))
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("max.block.ms")
+                .hasMessageContaining("closeTimeout (10000 ms)");
+    }
+
+    /** Dead-letter topic names: Spring's suffix is accepted; a name Kafka would refuse fails at build. */
+    @Test
+    void deadLetterTopicNamesAreValidated() {
+        valid(kafka(p -> p))
+                .deadLetterTopicSuffix(IdempotentConsumer.Builder.SPRING_DEAD_LETTER_SUFFIX)
+                .build()
+                .close();
+        assertThatThrownBy(() -> IdempotentConsumer.builder().deadLetterTopicSuffix(""))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("deadLetterTopicSuffix");
+        assertThatThrownBy(() -> IdempotentConsumer.builder().deadLetterTopicSuffix("/dlt"))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("deadLetterTopicSuffix");
+        assertThatThrownBy(() -> valid(kafka(p -> p)).topics("t".repeat(246)).build())
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("not a valid Kafka topic name")
+                .hasMessageContaining("deadLetterTopic");
+    }
+
+    @Test
+    void purgeRefusesAgesBelowOneHour() {
+        try (IdempotentConsumer consumer = valid(kafka(p -> p)).build()) {
+            assertThatThrownBy(() -> consumer.purgeProcessed(Duration.ofMinutes(5)))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("olderThan");
+        }
+    }
 }

@@ -3,6 +3,11 @@ package dev.outbox.schemas;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.outbox.schemas.orders.CancellationReason;
+import dev.outbox.schemas.orders.OrderCancelled;
+import dev.outbox.schemas.orders.OrderLine;
+import dev.outbox.schemas.orders.OrderPlaced;
+import dev.outbox.schemas.payments.PaymentCaptured;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -16,7 +21,6 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-
 import org.apache.avro.Schema;
 import org.apache.avro.SchemaNormalization;
 import org.apache.avro.generic.GenericData;
@@ -26,15 +30,10 @@ import org.apache.avro.io.EncoderFactory;
 import org.apache.avro.specific.SpecificDatumWriter;
 import org.junit.jupiter.api.Test;
 
-import dev.outbox.schemas.orders.CancellationReason;
-import dev.outbox.schemas.orders.OrderCancelled;
-import dev.outbox.schemas.orders.OrderLine;
-import dev.outbox.schemas.orders.OrderPlaced;
-import dev.outbox.schemas.payments.PaymentCaptured;
-
 class AvroCodecTest {
 
-    private static final String ORDER_PLACED_V1 = AvroCodec.HISTORY_RESOURCE_ROOT + "dev.outbox.schemas.orders.OrderPlaced/v1.avsc";
+    private static final String ORDER_PLACED_V1 =
+            AvroCodec.HISTORY_RESOURCE_ROOT + "dev.outbox.schemas.orders.OrderPlaced/v1.avsc";
     private static final Instant AT = Instant.parse("2025-03-01T12:34:56.789Z");
 
     private final AvroCodec codec = AvroCodec.create();
@@ -112,7 +111,10 @@ class AvroCodecTest {
         AvroCodec consumers = AvroCodec.empty();
 
         assertThat(consumers.decode(fromAnotherService, OrderPlaced.class)).isEqualTo(orderPlaced());
-        assertThat(AvroCodec.empty().decode(fromAnotherService, OrderPlaced.getClassSchema()).get("orderId").toString())
+        assertThat(AvroCodec.empty()
+                        .decode(fromAnotherService, OrderPlaced.getClassSchema())
+                        .get("orderId")
+                        .toString())
                 .isEqualTo(orderPlaced().getOrderId());
         assertThat(consumers.registeredSchemas()).containsOnlyKeys(AvroCodec.fingerprint(OrderPlaced.getClassSchema()));
     }
@@ -128,8 +130,10 @@ class AvroCodecTest {
         OrderCancelled original = orderCancelled();
         assertThat(codec.decode(codec.encode(original), OrderCancelled.class)).isEqualTo(original);
 
-        OrderCancelled withoutNote = OrderCancelled.newBuilder(original).setNote(null).build();
-        assertThat(codec.decode(codec.encode(withoutNote), OrderCancelled.class).getNote()).isNull();
+        OrderCancelled withoutNote =
+                OrderCancelled.newBuilder(original).setNote(null).build();
+        assertThat(codec.decode(codec.encode(withoutNote), OrderCancelled.class).getNote())
+                .isNull();
     }
 
     @Test
@@ -140,7 +144,8 @@ class AvroCodecTest {
         assertThat(bytes[0]).isEqualTo((byte) 0xC3);
         assertThat(bytes[1]).isEqualTo((byte) 0x01);
         long expectedFingerprint = SchemaNormalization.parsingFingerprint64(OrderPlaced.getClassSchema());
-        assertThat(ByteBuffer.wrap(bytes, 2, 8).order(ByteOrder.LITTLE_ENDIAN).getLong()).isEqualTo(expectedFingerprint);
+        assertThat(ByteBuffer.wrap(bytes, 2, 8).order(ByteOrder.LITTLE_ENDIAN).getLong())
+                .isEqualTo(expectedFingerprint);
         assertThat(AvroCodec.fingerprint(OrderPlaced.getClassSchema())).isEqualTo(expectedFingerprint);
         assertThat(AvroCodec.fingerprintOf(bytes)).isEqualTo(expectedFingerprint);
         assertThat(AvroCodec.isSingleObjectEncoded(bytes)).isTrue();
@@ -149,7 +154,8 @@ class AvroCodecTest {
         BinaryEncoder encoder = EncoderFactory.get().binaryEncoder(body, null);
         new SpecificDatumWriter<OrderPlaced>(OrderPlaced.class).write(record, encoder);
         encoder.flush();
-        assertThat(Arrays.copyOfRange(bytes, AvroCodec.HEADER_LENGTH, bytes.length)).isEqualTo(body.toByteArray());
+        assertThat(Arrays.copyOfRange(bytes, AvroCodec.HEADER_LENGTH, bytes.length))
+                .isEqualTo(body.toByteArray());
 
         // identical to Avro's own single-object encoder
         assertThat(OrderPlaced.getEncoder().encode(record).array()).isEqualTo(bytes);
@@ -196,18 +202,20 @@ class AvroCodecTest {
         assertThat(decoded.getPlacedAt()).isEqualTo(AT);
         assertThat(decoded.getLines()).containsExactly(new OrderLine("sku-old", 3));
 
-        GenericRecord generic = codec.decode(oldPayload, resourceSchema(AvroCodec.CURRENT_RESOURCE_ROOT + "orders/OrderPlaced.avsc"));
+        GenericRecord generic =
+                codec.decode(oldPayload, resourceSchema(AvroCodec.CURRENT_RESOURCE_ROOT + "orders/OrderPlaced.avsc"));
         assertThat(generic.get("channel")).hasToString("web");
         assertThat(codec.writerSchema(oldPayload).getField("channel")).isNull();
     }
 
     @Test
     void registersAllCurrentAndHistorySchemasFromTheClasspath() throws IOException {
-        assertThat(codec.registeredSchemas()).containsKeys(
-                AvroCodec.fingerprint(OrderPlaced.getClassSchema()),
-                AvroCodec.fingerprint(OrderCancelled.getClassSchema()),
-                AvroCodec.fingerprint(PaymentCaptured.getClassSchema()),
-                AvroCodec.fingerprint(resourceSchema(ORDER_PLACED_V1)));
+        assertThat(codec.registeredSchemas())
+                .containsKeys(
+                        AvroCodec.fingerprint(OrderPlaced.getClassSchema()),
+                        AvroCodec.fingerprint(OrderCancelled.getClassSchema()),
+                        AvroCodec.fingerprint(PaymentCaptured.getClassSchema()),
+                        AvroCodec.fingerprint(resourceSchema(ORDER_PLACED_V1)));
         assertThat(AvroCodec.empty().registeredSchemas()).isEmpty();
     }
 
@@ -223,7 +231,8 @@ class AvroCodecTest {
                 .hasMessageContaining(hex)
                 .hasMessageContaining("register the writer schema")
                 .hasMessageContaining("classpath")
-                .satisfies(e -> assertThat(((UnknownSchemaException) e).fingerprint()).isEqualTo(AvroCodec.fingerprint(v1)));
+                .satisfies(e ->
+                        assertThat(((UnknownSchemaException) e).fingerprint()).isEqualTo(AvroCodec.fingerprint(v1)));
         assertThatThrownBy(() -> bare.decode(oldPayload, OrderPlaced.getClassSchema()))
                 .isInstanceOf(UnknownSchemaException.class);
         assertThatThrownBy(() -> bare.writerSchema(oldPayload)).isInstanceOf(UnknownSchemaException.class);
@@ -239,7 +248,10 @@ class AvroCodecTest {
         new SpecificDatumWriter<PaymentCaptured>(PaymentCaptured.class).write(paymentCaptured(), encoder);
         encoder.flush();
 
-        for (byte[] bytes : List.of(plainBinary.toByteArray(), new byte[0], new byte[] {(byte) 0xC3},
+        for (byte[] bytes : List.of(
+                plainBinary.toByteArray(),
+                new byte[0],
+                new byte[] {(byte) 0xC3},
                 "{\"json\":true}".getBytes(java.nio.charset.StandardCharsets.UTF_8))) {
             assertThatThrownBy(() -> codec.decode(bytes, PaymentCaptured.class))
                     .isInstanceOf(IllegalArgumentException.class)
@@ -305,10 +317,15 @@ class AvroCodecTest {
     void contentTypeHasTheDocumentedFormat() {
         Schema schema = OrderPlaced.getClassSchema();
         String hex = String.format("%016x", SchemaNormalization.parsingFingerprint64(schema));
-        assertThat(AvroCodec.contentType(schema)).isEqualTo(
-                "application/vnd.apache.avro+binary; schema=dev.outbox.schemas.orders.OrderPlaced; fingerprint=" + hex);
-        assertThat(AvroCodec.fingerprintHex(AvroCodec.fingerprint(schema))).isEqualTo(hex).hasSize(16);
-        assertThat(AvroCodec.contentType(schema)).isEqualTo(String.format(AvroCodec.CONTENT_TYPE_FORMAT, schema.getFullName(), hex));
+        assertThat(AvroCodec.contentType(schema))
+                .isEqualTo(
+                        "application/vnd.apache.avro+binary; schema=dev.outbox.schemas.orders.OrderPlaced; fingerprint="
+                                + hex);
+        assertThat(AvroCodec.fingerprintHex(AvroCodec.fingerprint(schema)))
+                .isEqualTo(hex)
+                .hasSize(16);
+        assertThat(AvroCodec.contentType(schema))
+                .isEqualTo(String.format(AvroCodec.CONTENT_TYPE_FORMAT, schema.getFullName(), hex));
         assertThat(AvroCodec.fingerprintHex(1L)).isEqualTo("0000000000000001");
         assertThat(AvroCodec.fingerprintHex(-1L)).isEqualTo("ffffffffffffffff");
     }
@@ -317,7 +334,9 @@ class AvroCodecTest {
     void registeringIsIdempotentAndAcceptsEquivalentSchemas() throws IOException {
         AvroCodec own = AvroCodec.empty();
         Schema fromFile = resourceSchema(AvroCodec.CURRENT_RESOURCE_ROOT + "orders/OrderPlaced.avsc");
-        own.register(OrderPlaced.getClassSchema()).register(OrderPlaced.getClassSchema()).register(fromFile);
+        own.register(OrderPlaced.getClassSchema())
+                .register(OrderPlaced.getClassSchema())
+                .register(fromFile);
         assertThat(own.registeredSchemas()).hasSize(1);
         assertThat(own.decode(codec.encode(orderPlaced()), OrderPlaced.class)).isEqualTo(orderPlaced());
     }
@@ -333,14 +352,20 @@ class AvroCodecTest {
                 int seed = t;
                 tasks.add(() -> {
                     for (int i = 0; i < 300; i++) {
-                        OrderPlaced order = OrderPlaced.newBuilder(orderPlaced()).setOrderId("o-" + seed + "-" + i).build();
-                        if (!shared.decode(shared.encode(order), OrderPlaced.class).equals(order)) {
+                        OrderPlaced order = OrderPlaced.newBuilder(orderPlaced())
+                                .setOrderId("o-" + seed + "-" + i)
+                                .build();
+                        if (!shared.decode(shared.encode(order), OrderPlaced.class)
+                                .equals(order)) {
                             return false;
                         }
-                        if (!shared.decode(oldPayload, OrderPlaced.class).getChannel().equals("web")) {
+                        if (!shared.decode(oldPayload, OrderPlaced.class)
+                                .getChannel()
+                                .equals("web")) {
                             return false;
                         }
-                        if (!shared.decode(shared.encode(paymentCaptured()), PaymentCaptured.class).equals(paymentCaptured())) {
+                        if (!shared.decode(shared.encode(paymentCaptured()), PaymentCaptured.class)
+                                .equals(paymentCaptured())) {
                             return false;
                         }
                     }

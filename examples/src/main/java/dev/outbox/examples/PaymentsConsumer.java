@@ -20,38 +20,40 @@ import javax.sql.DataSource;
  * as the payment row, so a redelivered message is skipped: one charge per order.
  */
 public final class PaymentsConsumer {
-  /** The dedup scope, and the consumer group. */
-  public static final String NAME = "payments";
+    /** The dedup scope, and the consumer group. */
+    public static final String NAME = "payments";
 
-  private PaymentsConsumer() {}
+    private PaymentsConsumer() {}
 
-  /**
-   * @param dataSource the payments database (here the same as the orders database)
-   * @param bootstrapServers Kafka
-   * @param processor the card processor
-   * @return a started consumer; close it to stop
-   */
-  public static IdempotentConsumer start(DataSource dataSource, String bootstrapServers, CardProcessor processor) {
-    IdempotentConsumer consumer = IdempotentConsumer.builder()
-        .kafkaProperties(Map.of("bootstrap.servers", bootstrapServers, "group.id", NAME, "auto.offset.reset", "earliest"))
-        .topics(OrdersService.TOPIC)
-        .consumerName(NAME)
-        .dataSource(dataSource)
-        .handler((message, tx) -> {
-          OrderPlaced order = message.payload(OrderPlaced.class);
-          // the processor's idempotency key is the message id: a handler that charged and then
-          // failed before its commit charges once when it runs again
-          String chargeId = processor.charge(message.messageId().toString(), order.getOrderId(), order.getAmountCents());
-          tx.insertInto(PAYMENTS)
-              .set(PAYMENT_ID, MessageIds.next())
-              .set(ORDER_ID, UUID.fromString(order.getOrderId()))
-              .set(MESSAGE_ID, message.messageId())
-              .set(AMOUNT_CENTS, order.getAmountCents())
-              .set(CHARGE_ID, chargeId)
-              .execute();
-        })
-        .build();
-    consumer.start();
-    return consumer;
-  }
+    /**
+     * @param dataSource the payments database (here the same as the orders database)
+     * @param bootstrapServers Kafka
+     * @param processor the card processor
+     * @return a started consumer; close it to stop
+     */
+    public static IdempotentConsumer start(DataSource dataSource, String bootstrapServers, CardProcessor processor) {
+        IdempotentConsumer consumer = IdempotentConsumer.builder()
+                .kafkaProperties(Map.of(
+                        "bootstrap.servers", bootstrapServers, "group.id", NAME, "auto.offset.reset", "earliest"))
+                .topics(OrdersService.TOPIC)
+                .consumerName(NAME)
+                .dataSource(dataSource)
+                .handler((message, tx) -> {
+                    OrderPlaced order = message.payload(OrderPlaced.class);
+                    // the processor's idempotency key is the message id: a handler that charged and then
+                    // failed before its commit charges once when it runs again
+                    String chargeId = processor.charge(
+                            message.messageId().toString(), order.getOrderId(), order.getAmountCents());
+                    tx.insertInto(PAYMENTS)
+                            .set(PAYMENT_ID, MessageIds.next())
+                            .set(ORDER_ID, UUID.fromString(order.getOrderId()))
+                            .set(MESSAGE_ID, message.messageId())
+                            .set(AMOUNT_CENTS, order.getAmountCents())
+                            .set(CHARGE_ID, chargeId)
+                            .execute();
+                })
+                .build();
+        consumer.start();
+        return consumer;
+    }
 }

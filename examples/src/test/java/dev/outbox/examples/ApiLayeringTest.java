@@ -24,80 +24,88 @@ import org.junit.jupiter.api.Test;
  */
 class ApiLayeringTest {
 
-  private static final List<Class<?>> MODULE_MARKERS = List.of(
-      dev.outbox.migrations.OutboxMigrations.class,
-      dev.outbox.schemas.AvroCodec.class,
-      dev.outbox.core.Outbox.class,
-      dev.outbox.relay.Relay.class,
-      dev.outbox.consumer.IdempotentConsumer.class,
-      dev.outbox.http.server.IdempotencyStore.class);
+    private static final List<Class<?>> MODULE_MARKERS = List.of(
+            dev.outbox.migrations.OutboxMigrations.class,
+            dev.outbox.schemas.AvroCodec.class,
+            dev.outbox.core.Outbox.class,
+            dev.outbox.relay.Relay.class,
+            dev.outbox.consumer.IdempotentConsumer.class,
+            dev.outbox.http.server.IdempotencyStore.class);
 
-  @Test
-  void publicApiNeverExposesInternalTypes() throws Exception {
-    List<String> violations = new ArrayList<>();
-    int checked = 0;
-    for (Class<?> marker : MODULE_MARKERS) {
-      for (String name : classNames(marker)) {
-        if (name.contains(".internal.") || name.startsWith("dev.outbox.migrations.jooq.")) {
-          continue;
+    @Test
+    void publicApiNeverExposesInternalTypes() throws Exception {
+        List<String> violations = new ArrayList<>();
+        int checked = 0;
+        for (Class<?> marker : MODULE_MARKERS) {
+            for (String name : classNames(marker)) {
+                if (name.contains(".internal.") || name.startsWith("dev.outbox.migrations.jooq.")) {
+                    continue;
+                }
+                Class<?> c = Class.forName(name, false, getClass().getClassLoader());
+                if (!Modifier.isPublic(c.getModifiers())) {
+                    continue;
+                }
+                checked++;
+                for (Method m : c.getDeclaredMethods()) {
+                    if (exposed(m.getModifiers()) && !m.isSynthetic()) {
+                        check(violations, c, m.toGenericString());
+                    }
+                }
+                for (Constructor<?> k : c.getDeclaredConstructors()) {
+                    if (exposed(k.getModifiers())) {
+                        check(violations, c, k.toGenericString());
+                    }
+                }
+                for (Field f : c.getDeclaredFields()) {
+                    if (exposed(f.getModifiers())) {
+                        check(violations, c, f.toGenericString());
+                    }
+                }
+                if (c.getSuperclass() != null) {
+                    check(violations, c, "extends " + c.getGenericSuperclass().getTypeName());
+                }
+            }
         }
-        Class<?> c = Class.forName(name, false, getClass().getClassLoader());
-        if (!Modifier.isPublic(c.getModifiers())) {
-          continue;
-        }
-        checked++;
-        for (Method m : c.getDeclaredMethods()) {
-          if (exposed(m.getModifiers()) && !m.isSynthetic()) {
-            check(violations, c, m.toGenericString());
-          }
-        }
-        for (Constructor<?> k : c.getDeclaredConstructors()) {
-          if (exposed(k.getModifiers())) {
-            check(violations, c, k.toGenericString());
-          }
-        }
-        for (Field f : c.getDeclaredFields()) {
-          if (exposed(f.getModifiers())) {
-            check(violations, c, f.toGenericString());
-          }
-        }
-        if (c.getSuperclass() != null) {
-          check(violations, c, "extends " + c.getGenericSuperclass().getTypeName());
-        }
-      }
+        assertThat(checked).as("public API classes found").isGreaterThan(30);
+        assertThat(violations)
+                .as("public API members that mention internal types")
+                .isEmpty();
     }
-    assertThat(checked).as("public API classes found").isGreaterThan(30);
-    assertThat(violations).as("public API members that mention internal types").isEmpty();
-  }
 
-  private static boolean exposed(int modifiers) {
-    return Modifier.isPublic(modifiers) || Modifier.isProtected(modifiers);
-  }
-
-  private static void check(List<String> violations, Class<?> owner, String signature) {
-    // the owner's own name may contain ".internal." only when it is internal, which was skipped
-    if (signature.matches(".*\\bdev\\.outbox\\.[a-z.]*\\.internal\\..*")) {
-      violations.add(owner.getName() + ": " + signature);
+    private static boolean exposed(int modifiers) {
+        return Modifier.isPublic(modifiers) || Modifier.isProtected(modifiers);
     }
-  }
 
-  private static List<String> classNames(Class<?> marker) throws IOException, URISyntaxException {
-    Path location = Path.of(marker.getProtectionDomain().getCodeSource().getLocation().toURI());
-    List<String> names = new ArrayList<>();
-    if (Files.isDirectory(location)) {
-      try (Stream<Path> files = Files.walk(location)) {
-        files.filter(p -> p.toString().endsWith(".class"))
-            .map(p -> location.relativize(p).toString())
-            .forEach(n -> names.add(n));
-      }
-    } else {
-      try (JarFile jar = new JarFile(location.toFile())) {
-        Collections.list(jar.entries()).stream().map(e -> e.getName()).filter(n -> n.endsWith(".class")).forEach(names::add);
-      }
+    private static void check(List<String> violations, Class<?> owner, String signature) {
+        // the owner's own name may contain ".internal." only when it is internal, which was skipped
+        if (signature.matches(".*\\bdev\\.outbox\\.[a-z.]*\\.internal\\..*")) {
+            violations.add(owner.getName() + ": " + signature);
+        }
     }
-    return names.stream()
-        .filter(n -> n.startsWith("dev/outbox/") && !n.endsWith("package-info.class") && !n.endsWith("module-info.class"))
-        .map(n -> n.substring(0, n.length() - ".class".length()).replace('/', '.'))
-        .toList();
-  }
+
+    private static List<String> classNames(Class<?> marker) throws IOException, URISyntaxException {
+        Path location = Path.of(
+                marker.getProtectionDomain().getCodeSource().getLocation().toURI());
+        List<String> names = new ArrayList<>();
+        if (Files.isDirectory(location)) {
+            try (Stream<Path> files = Files.walk(location)) {
+                files.filter(p -> p.toString().endsWith(".class"))
+                        .map(p -> location.relativize(p).toString())
+                        .forEach(n -> names.add(n));
+            }
+        } else {
+            try (JarFile jar = new JarFile(location.toFile())) {
+                Collections.list(jar.entries()).stream()
+                        .map(e -> e.getName())
+                        .filter(n -> n.endsWith(".class"))
+                        .forEach(names::add);
+            }
+        }
+        return names.stream()
+                .filter(n -> n.startsWith("dev/outbox/")
+                        && !n.endsWith("package-info.class")
+                        && !n.endsWith("module-info.class"))
+                .map(n -> n.substring(0, n.length() - ".class".length()).replace('/', '.'))
+                .toList();
+    }
 }

@@ -33,46 +33,53 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @Tag("integration")
 class PlatformChecksIT {
 
-  @Test
-  void theOrdersServicePassesItsGate_andTheDeploymentPassesTheDoctor(TestDatabase db, TestKafka kafka) throws Exception {
-    Shop.create(db.dataSource());
-    kafka.createTopic(OrdersService.TOPIC, 8);
-    try (OrdersService orders = OrdersService.start(db.dataSource(), 0, 0, Duration.ofSeconds(1))) {
-      GateReport gate = orders.gateReport();
-      assertThat(gate.passed()).isTrue();
-      assertThat(gate.covered()).extracting(Endpoint::route).containsExactly("POST /orders");
-      assertThat(gate.exempted()).isEmpty();
+    @Test
+    void theOrdersServicePassesItsGate_andTheDeploymentPassesTheDoctor(TestDatabase db, TestKafka kafka)
+            throws Exception {
+        Shop.create(db.dataSource());
+        kafka.createTopic(OrdersService.TOPIC, 8);
+        try (OrdersService orders = OrdersService.start(db.dataSource(), 0, 0, Duration.ofSeconds(1))) {
+            GateReport gate = orders.gateReport();
+            assertThat(gate.passed()).isTrue();
+            assertThat(gate.covered()).extracting(Endpoint::route).containsExactly("POST /orders");
+            assertThat(gate.exempted()).isEmpty();
 
-      IdempotentHttpClient client = IdempotentHttpClient.builder().build();
-      for (int i = 0; i < 3; i++) {
-        HttpRequest request = HttpRequest.newBuilder(orders.baseUri().resolve("/orders"))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .POST(HttpRequest.BodyPublishers.ofString("clientRef=op-" + i + "&customerId=c-1&amountCents=1250&sku=sku-1"))
-            .build();
-        CallResult<String> first = client.send(request, HttpResponse.BodyHandlers.ofString(), "op-" + i);
-        CallResult<String> again = client.send(request, HttpResponse.BodyHandlers.ofString(), "op-" + i);
-        assertThat(first.response().statusCode()).isEqualTo(201);
-        assertThat(again.response().headers().firstValue("Idempotent-Replayed")).contains("true");
-      }
+            IdempotentHttpClient client = IdempotentHttpClient.builder().build();
+            for (int i = 0; i < 3; i++) {
+                HttpRequest request = HttpRequest.newBuilder(orders.baseUri().resolve("/orders"))
+                        .header("Content-Type", "application/x-www-form-urlencoded")
+                        .POST(HttpRequest.BodyPublishers.ofString(
+                                "clientRef=op-" + i + "&customerId=c-1&amountCents=1250&sku=sku-1"))
+                        .build();
+                CallResult<String> first = client.send(request, HttpResponse.BodyHandlers.ofString(), "op-" + i);
+                CallResult<String> again = client.send(request, HttpResponse.BodyHandlers.ofString(), "op-" + i);
+                assertThat(first.response().statusCode()).isEqualTo(201);
+                assertThat(again.response().headers().firstValue("Idempotent-Replayed"))
+                        .contains("true");
+            }
+        }
+
+        Doctor.Report report = Doctor.builder()
+                .dataSource(db.dataSource())
+                .consumer(PaymentsConsumer.NAME, OrdersService.TOPIC)
+                .kafkaProperties(Map.of("bootstrap.servers", kafka.bootstrapServers()))
+                .build()
+                .run();
+
+        assertThat(report.failed()).as("%s", report).isFalse();
+        assertThat(report.check("topic-retention").verdict()).isEqualTo(Doctor.Verdict.PASS);
+        assertThat(report.check("stored-responses").verdict()).isEqualTo(Doctor.Verdict.PASS);
+        assertThat(report.check("outbox-unpublished").evidence())
+                .singleElement()
+                .asString()
+                .startsWith("3 unpublished message(s)");
     }
 
-    Doctor.Report report = Doctor.builder()
-        .dataSource(db.dataSource())
-        .consumer(PaymentsConsumer.NAME, OrdersService.TOPIC)
-        .kafkaProperties(Map.of("bootstrap.servers", kafka.bootstrapServers()))
-        .build()
-        .run();
-
-    assertThat(report.failed()).as("%s", report).isFalse();
-    assertThat(report.check("topic-retention").verdict()).isEqualTo(Doctor.Verdict.PASS);
-    assertThat(report.check("stored-responses").verdict()).isEqualTo(Doctor.Verdict.PASS);
-    assertThat(report.check("outbox-unpublished").evidence()).singleElement().asString().startsWith("3 unpublished message(s)");
-  }
-
-  @Test
-  void theExampleCodePassesTheBuildTimeRules() {
-    IdempotencyRules.all().check(new ClassFileImporter()
-        .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
-        .importPackages("dev.outbox.examples"));
-  }
+    @Test
+    void theExampleCodePassesTheBuildTimeRules() {
+        IdempotencyRules.all()
+                .check(new ClassFileImporter()
+                        .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+                        .importPackages("dev.outbox.examples"));
+    }
 }

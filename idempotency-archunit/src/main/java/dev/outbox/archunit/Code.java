@@ -16,174 +16,182 @@ import java.util.function.Predicate;
 
 /** What the rules ask of compiled code: calls by owner and name, annotations, the escape hatch. */
 final class Code {
-  private Code() {}
+    private Code() {}
 
-  /**
-   * A set of methods: owner type (the call's target owner must be assignable to it) and names; an
-   * empty name set means every method of that owner, a name ending in {@code *} a prefix.
-   */
-  record Api(String owner, Set<String> names) {
-    boolean matches(AccessTarget.CodeUnitCallTarget target) {
-      if (!ownerMatches(target.getOwner())) {
+    /**
+     * A set of methods: owner type (the call's target owner must be assignable to it) and names; an
+     * empty name set means every method of that owner, a name ending in {@code *} a prefix.
+     */
+    record Api(String owner, Set<String> names) {
+        boolean matches(AccessTarget.CodeUnitCallTarget target) {
+            if (!ownerMatches(target.getOwner())) {
+                return false;
+            }
+            if (names.isEmpty()) {
+                return true;
+            }
+            String name = target.getName();
+            for (String n : names) {
+                if (n.endsWith("*") ? name.startsWith(n.substring(0, n.length() - 1)) : name.equals(n)) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        private boolean ownerMatches(JavaClass type) {
+            return type.getName().equals(owner) || type.isAssignableTo(owner);
+        }
+    }
+
+    static Api api(String owner, String... names) {
+        return new Api(owner, Set.of(names));
+    }
+
+    /** @return the calls (methods and constructors) of {@code unit} that match any of {@code apis}, in line order */
+    static List<JavaCall<?>> calls(JavaCodeUnit unit, List<Api> apis) {
+        List<JavaCall<?>> out = new ArrayList<>();
+        for (JavaCall<?> call : unit.getCallsFromSelf()) {
+            for (Api api : apis) {
+                if (api.matches(call.getTarget())) {
+                    out.add(call);
+                    break;
+                }
+            }
+        }
+        // by line, then by name: calls on one line come in no fixed order, and messages must not change between runs
+        out.sort(Comparator.<JavaCall<?>>comparingInt(JavaCall::getLineNumber)
+                .thenComparing(c -> c.getTarget().getFullName()));
+        return out;
+    }
+
+    /** @return whether the unit or its class carries any of the annotations */
+    static boolean annotated(JavaCodeUnit unit, Set<String> annotations) {
+        for (String a : annotations) {
+            if (unit.isAnnotatedWith(a) || unit.getOwner().isAnnotatedWith(a)) {
+                return true;
+            }
+        }
         return false;
-      }
-      if (names.isEmpty()) {
-        return true;
-      }
-      String name = target.getName();
-      for (String n : names) {
-        if (n.endsWith("*") ? name.startsWith(n.substring(0, n.length() - 1)) : name.equals(n)) {
-          return true;
+    }
+
+    /**
+     * Whether {@link IdempotencyExempt} with a non-blank reason exempts {@code unit} from {@code
+     * rule}: on the unit, on the method a lambda was written in, or on the class or a class it is
+     * nested in.
+     */
+    static boolean exempt(JavaCodeUnit unit, String rule) {
+        if (exempts(unit, rule)) {
+            return true;
         }
-      }
-      return false;
-    }
-
-    private boolean ownerMatches(JavaClass type) {
-      return type.getName().equals(owner) || type.isAssignableTo(owner);
-    }
-  }
-
-  static Api api(String owner, String... names) {
-    return new Api(owner, Set.of(names));
-  }
-
-  /** @return the calls (methods and constructors) of {@code unit} that match any of {@code apis}, in line order */
-  static List<JavaCall<?>> calls(JavaCodeUnit unit, List<Api> apis) {
-    List<JavaCall<?>> out = new ArrayList<>();
-    for (JavaCall<?> call : unit.getCallsFromSelf()) {
-      for (Api api : apis) {
-        if (api.matches(call.getTarget())) {
-          out.add(call);
-          break;
+        String enclosing = lambdaEnclosingMethod(unit);
+        if (enclosing != null) {
+            for (JavaCodeUnit u : unit.getOwner().getCodeUnits()) {
+                if (u.getName().equals(enclosing) && exempts(u, rule)) {
+                    return true;
+                }
+            }
         }
-      }
+        return exempt(unit.getOwner(), rule);
     }
-    // by line, then by name: calls on one line come in no fixed order, and messages must not change between runs
-    out.sort(Comparator.<JavaCall<?>>comparingInt(JavaCall::getLineNumber).thenComparing(c -> c.getTarget().getFullName()));
-    return out;
-  }
 
-  /** @return whether the unit or its class carries any of the annotations */
-  static boolean annotated(JavaCodeUnit unit, Set<String> annotations) {
-    for (String a : annotations) {
-      if (unit.isAnnotatedWith(a) || unit.getOwner().isAnnotatedWith(a)) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  /**
-   * Whether {@link IdempotencyExempt} with a non-blank reason exempts {@code unit} from {@code
-   * rule}: on the unit, on the method a lambda was written in, or on the class or a class it is
-   * nested in.
-   */
-  static boolean exempt(JavaCodeUnit unit, String rule) {
-    if (exempts(unit, rule)) {
-      return true;
-    }
-    String enclosing = lambdaEnclosingMethod(unit);
-    if (enclosing != null) {
-      for (JavaCodeUnit u : unit.getOwner().getCodeUnits()) {
-        if (u.getName().equals(enclosing) && exempts(u, rule)) {
-          return true;
+    static boolean exempt(JavaClass type, String rule) {
+        for (Optional<JavaClass> c = Optional.of(type);
+                c.isPresent();
+                c = c.get().getEnclosingClass()) {
+            if (exempts(c.get(), rule)) {
+                return true;
+            }
         }
-      }
+        return false;
     }
-    return exempt(unit.getOwner(), rule);
-  }
 
-  static boolean exempt(JavaClass type, String rule) {
-    for (Optional<JavaClass> c = Optional.of(type); c.isPresent(); c = c.get().getEnclosingClass()) {
-      if (exempts(c.get(), rule)) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  private static boolean exempts(CanBeAnnotated element, String rule) {
-    if (!element.isAnnotatedWith(IdempotencyExempt.class.getName())) {
-      return false;
-    }
-    JavaAnnotation<?> a = annotation(element);
-    Object rules = a.get("rules").orElse(new Object[0]);
-    Object reason = a.get("reason").orElse("");
-    if (String.valueOf(reason).isBlank()) {
-      return false;
-    }
-    Object[] list = rules instanceof Object[] array ? array : new Object[] {rules};
-    for (Object r : list) {
-      if (rule.equals(String.valueOf(r))) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  private static JavaAnnotation<?> annotation(CanBeAnnotated element) {
-    if (element instanceof JavaCodeUnit u) {
-      return u.getAnnotationOfType(IdempotencyExempt.class.getName());
-    }
-    return ((JavaClass) element).getAnnotationOfType(IdempotencyExempt.class.getName());
-  }
-
-  /** @return {@code m} for a lambda body {@code lambda$m$0}, else null */
-  static String lambdaEnclosingMethod(JavaCodeUnit unit) {
-    String name = unit.getName();
-    if (!name.startsWith("lambda$")) {
-      return null;
-    }
-    String[] parts = name.split("\\$");
-    return parts.length >= 3 ? parts[1] : null;
-  }
-
-  /** @return the lambda bodies written in {@code unit} */
-  static List<JavaCodeUnit> lambdasOf(JavaCodeUnit unit) {
-    List<JavaCodeUnit> out = new ArrayList<>();
-    for (JavaCodeUnit u : unit.getOwner().getCodeUnits()) {
-      if (unit.getName().equals(lambdaEnclosingMethod(u))) {
-        out.add(u);
-      }
-    }
-    return out;
-  }
-
-  /**
-   * @return whether one of {@code calls} comes after the start of a try block of {@code unit} that
-   *     catches a type matching {@code caught}, without being inside that try block: the wait of a
-   *     retry loop, in the handler or after it
-   */
-  static boolean afterCatching(JavaCodeUnit unit, List<JavaCall<?>> calls, Predicate<JavaClass> caught) {
-    for (var block : unit.getTryCatchBlocks()) {
-      // handlers in lambdas belong to other code; Throwable is what try-with-resources catches to close
-      if (block.isDeclaredInLambda() || block.getCaughtThrowables().stream()
-          .noneMatch(t -> caught.test(t) && !t.getName().equals(Throwable.class.getName()))) {
-        continue;
-      }
-      int start = block.getSourceCodeLocation().getLineNumber();
-      for (JavaCall<?> call : calls) {
-        if (call.getLineNumber() >= start && !block.getAccessesContainedInTryBlock().contains(call)) {
-          return true;
+    private static boolean exempts(CanBeAnnotated element, String rule) {
+        if (!element.isAnnotatedWith(IdempotencyExempt.class.getName())) {
+            return false;
         }
-      }
+        JavaAnnotation<?> a = annotation(element);
+        Object rules = a.get("rules").orElse(new Object[0]);
+        Object reason = a.get("reason").orElse("");
+        if (String.valueOf(reason).isBlank()) {
+            return false;
+        }
+        Object[] list = rules instanceof Object[] array ? array : new Object[] {rules};
+        for (Object r : list) {
+            if (rule.equals(String.valueOf(r))) {
+                return true;
+            }
+        }
+        return false;
     }
-    return false;
-  }
 
-  /** @return whether a try block of {@code unit} catches a type matching {@code caught} */
-  static boolean catches(JavaCodeUnit unit, Predicate<JavaClass> caught) {
-    return unit.getTryCatchBlocks().stream().flatMap(b -> b.getCaughtThrowables().stream()).anyMatch(caught);
-  }
+    private static JavaAnnotation<?> annotation(CanBeAnnotated element) {
+        if (element instanceof JavaCodeUnit u) {
+            return u.getAnnotationOfType(IdempotencyExempt.class.getName());
+        }
+        return ((JavaClass) element).getAnnotationOfType(IdempotencyExempt.class.getName());
+    }
 
-  /** @return {@code Type.method (Type.java:12)} for a message */
-  static String where(JavaCall<?> call) {
-    return call.getTarget().getOwner().getSimpleName() + "." + call.getTarget().getName() + " " + call.getSourceCodeLocation();
-  }
+    /** @return {@code m} for a lambda body {@code lambda$m$0}, else null */
+    static String lambdaEnclosingMethod(JavaCodeUnit unit) {
+        String name = unit.getName();
+        if (!name.startsWith("lambda$")) {
+            return null;
+        }
+        String[] parts = name.split("\\$");
+        return parts.length >= 3 ? parts[1] : null;
+    }
 
-  /** @return {@code Type.method} of a unit */
-  static String name(JavaCodeUnit unit) {
-    return unit.getOwner().getName() + "." + unit.getName();
-  }
+    /** @return the lambda bodies written in {@code unit} */
+    static List<JavaCodeUnit> lambdasOf(JavaCodeUnit unit) {
+        List<JavaCodeUnit> out = new ArrayList<>();
+        for (JavaCodeUnit u : unit.getOwner().getCodeUnits()) {
+            if (unit.getName().equals(lambdaEnclosingMethod(u))) {
+                out.add(u);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * @return whether one of {@code calls} comes after the start of a try block of {@code unit} that
+     *     catches a type matching {@code caught}, without being inside that try block: the wait of a
+     *     retry loop, in the handler or after it
+     */
+    static boolean afterCatching(JavaCodeUnit unit, List<JavaCall<?>> calls, Predicate<JavaClass> caught) {
+        for (var block : unit.getTryCatchBlocks()) {
+            // handlers in lambdas belong to other code; Throwable is what try-with-resources catches to close
+            if (block.isDeclaredInLambda()
+                    || block.getCaughtThrowables().stream()
+                            .noneMatch(t -> caught.test(t) && !t.getName().equals(Throwable.class.getName()))) {
+                continue;
+            }
+            int start = block.getSourceCodeLocation().getLineNumber();
+            for (JavaCall<?> call : calls) {
+                if (call.getLineNumber() >= start
+                        && !block.getAccessesContainedInTryBlock().contains(call)) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    /** @return whether a try block of {@code unit} catches a type matching {@code caught} */
+    static boolean catches(JavaCodeUnit unit, Predicate<JavaClass> caught) {
+        return unit.getTryCatchBlocks().stream()
+                .flatMap(b -> b.getCaughtThrowables().stream())
+                .anyMatch(caught);
+    }
+
+    /** @return {@code Type.method (Type.java:12)} for a message */
+    static String where(JavaCall<?> call) {
+        return call.getTarget().getOwner().getSimpleName() + "."
+                + call.getTarget().getName() + " " + call.getSourceCodeLocation();
+    }
+
+    /** @return {@code Type.method} of a unit */
+    static String name(JavaCodeUnit unit) {
+        return unit.getOwner().getName() + "." + unit.getName();
+    }
 }

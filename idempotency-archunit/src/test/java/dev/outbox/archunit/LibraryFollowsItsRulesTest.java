@@ -16,27 +16,31 @@ import org.junit.jupiter.api.Test;
  */
 class LibraryFollowsItsRulesTest {
 
-  /**
-   * Findings the library keeps on purpose, with the reason; each is listed in docs/PLATFORM.md.
-   * Code of other modules cannot carry {@code @IdempotencyExempt} without depending on this one's
-   * build order, so the exceptions are named here instead.
-   */
-  private static final Map<String, String> KEPT = Map.of(
-      "dev.outbox.relay.internal.NotificationListener.run is a hand-written retry loop",
-      "one LISTEN connection per relay, reconnected with capped full-jitter backoff; the shards are polled meanwhile,"
-          + " so no publish waits on it and a budget would only stop the wake-up path from coming back");
+    /**
+     * Findings the library keeps on purpose, with the reason; each is listed in docs/PLATFORM.md.
+     * Code of other modules cannot carry {@code @IdempotencyExempt} without depending on this one's
+     * build order, so the exceptions are named here instead.
+     */
+    private static final Map<String, String> KEPT = Map.of(
+            "dev.outbox.relay.internal.NotificationListener.run is a hand-written retry loop",
+            "one LISTEN connection per relay, reconnected with capped full-jitter backoff; the shards are polled meanwhile,"
+                    + " so no publish waits on it and a budget would only stop the wake-up path from coming back");
 
-  @Test
-  void theLibraryPassesEveryRule() {
-    JavaClasses library = new ClassFileImporter()
-        .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
-        .importPackages("dev.outbox.core", "dev.outbox.relay", "dev.outbox.consumer", "dev.outbox.http");
-    assertThat(library.contain(dev.outbox.relay.Relay.class)).isTrue();
-    assertThat(library.contain(dev.outbox.consumer.IdempotentConsumer.class)).isTrue();
-    assertThat(library.contain(dev.outbox.http.client.IdempotentHttpClient.class)).isTrue();
+    @Test
+    void theLibraryPassesEveryRule() {
+        JavaClasses library = new ClassFileImporter()
+                .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+                .importPackages("dev.outbox.core", "dev.outbox.relay", "dev.outbox.consumer", "dev.outbox.http");
+        assertThat(library.contain(dev.outbox.relay.Relay.class)).isTrue();
+        assertThat(library.contain(dev.outbox.consumer.IdempotentConsumer.class))
+                .isTrue();
+        assertThat(library.contain(dev.outbox.http.client.IdempotentHttpClient.class))
+                .isTrue();
 
-    List<String> findings = IdempotencyRules.all().evaluate(library).getFailureReport().getDetails();
+        List<String> findings =
+                IdempotencyRules.all().evaluate(library).getFailureReport().getDetails();
 
-    assertThat(findings.stream().filter(f -> KEPT.keySet().stream().noneMatch(f::startsWith))).isEmpty();
-  }
+        assertThat(findings.stream().filter(f -> KEPT.keySet().stream().noneMatch(f::startsWith)))
+                .isEmpty();
+    }
 }

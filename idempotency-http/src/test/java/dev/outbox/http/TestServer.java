@@ -11,41 +11,41 @@ import org.eclipse.jetty.server.ServerConnector;
 
 /** An embedded Jetty 12 (ee10) server on a free port, with the given filters in order, then a servlet. */
 public final class TestServer implements AutoCloseable {
-  private final Server server;
-  private final URI base;
+    private final Server server;
+    private final URI base;
 
-  private TestServer(Server server, URI base) {
-    this.server = server;
-    this.base = base;
-  }
-
-  public static TestServer start(HttpServlet servlet, Filter... filters) throws Exception {
-    Server server = new Server();
-    ServerConnector connector = new ServerConnector(server);
-    connector.setHost("127.0.0.1");
-    connector.setPort(0);
-    server.addConnector(connector);
-    ServletContextHandler context = new ServletContextHandler();
-    context.setContextPath("/");
-    for (Filter f : filters) {
-      context.addFilter(f, "/*", EnumSet.of(DispatcherType.REQUEST));
+    private TestServer(Server server, URI base) {
+        this.server = server;
+        this.base = base;
     }
-    context.addServlet(servlet, "/*");
-    server.setHandler(context);
-    server.start();
-    return new TestServer(server, URI.create("http://127.0.0.1:" + connector.getLocalPort()));
-  }
 
-  public URI uri(String path) {
-    return base.resolve(path);
-  }
+    public static TestServer start(HttpServlet servlet, Filter... filters) throws Exception {
+        Server server = new Server();
+        ServerConnector connector = new ServerConnector(server);
+        connector.setHost("127.0.0.1");
+        connector.setPort(0);
+        server.addConnector(connector);
+        ServletContextHandler context = new ServletContextHandler();
+        context.setContextPath("/");
+        for (Filter f : filters) {
+            context.addFilter(f, "/*", EnumSet.of(DispatcherType.REQUEST));
+        }
+        context.addServlet(servlet, "/*");
+        server.setHandler(context);
+        server.start();
+        return new TestServer(server, URI.create("http://127.0.0.1:" + connector.getLocalPort()));
+    }
 
-  public int port() {
-    return base.getPort();
-  }
+    public URI uri(String path) {
+        return base.resolve(path);
+    }
 
-  @Override
-  public void close() throws Exception {
-    server.stop();
-  }
+    public int port() {
+        return base.getPort();
+    }
+
+    @Override
+    public void close() throws Exception {
+        server.stop();
+    }
 }

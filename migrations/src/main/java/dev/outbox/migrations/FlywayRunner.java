@@ -3,9 +3,7 @@ package dev.outbox.migrations;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.Map;
-
 import javax.sql.DataSource;
-
 import org.flywaydb.core.Flyway;
 import org.flywaydb.core.api.FlywayException;
 import org.flywaydb.core.api.MigrationInfo;
@@ -33,8 +31,7 @@ final class FlywayRunner {
      */
     static final String QUIET_NOTICES = "set client_min_messages = warning";
 
-    private FlywayRunner() {
-    }
+    private FlywayRunner() {}
 
     static FluentConfiguration configure(DataSource dataSource, Map<String, String> placeholders, String schema) {
         return Flyway.configure(OutboxMigrations.class.getClassLoader())
@@ -68,7 +65,8 @@ final class FlywayRunner {
             try (Statement statement = context.getConnection().createStatement()) {
                 statement.execute(QUIET_NOTICES);
             } catch (SQLException e) {
-                throw new FlywayException("cannot run \"" + QUIET_NOTICES + "\" on the migration connection: " + e.getMessage(), e);
+                throw new FlywayException(
+                        "cannot run \"" + QUIET_NOTICES + "\" on the migration connection: " + e.getMessage(), e);
             }
         }
 
@@ -83,17 +81,24 @@ final class FlywayRunner {
         try {
             MigrateResult result = flyway.migrate();
             MigrationInfo current = flyway.info().current();
-            String version = current == null || current.getVersion() == null ? null : current.getVersion().getVersion();
+            String version = current == null || current.getVersion() == null
+                    ? null
+                    : current.getVersion().getVersion();
             if (result.migrationsExecuted > 0) {
-                LOG.info("Outbox tables in schema {} at {}: applied {} migration(s), now at version {}",
-                        schema, url, result.migrationsExecuted, version);
+                LOG.info(
+                        "Outbox tables in schema {} at {}: applied {} migration(s), now at version {}",
+                        schema,
+                        url,
+                        result.migrationsExecuted,
+                        version);
             } else {
                 LOG.debug("Outbox tables in schema {} at {} are current at version {}", schema, url, version);
             }
             return new MigrationResult(schema, result.migrationsExecuted, version);
         } catch (FlywayException e) {
-            throw new OutboxMigrationException("Migrating the outbox tables in schema \"" + schema + "\" at " + url
-                    + " failed: " + e.getMessage(), e);
+            throw new OutboxMigrationException(
+                    "Migrating the outbox tables in schema \"" + schema + "\" at " + url + " failed: " + e.getMessage(),
+                    e);
         }
     }
 }

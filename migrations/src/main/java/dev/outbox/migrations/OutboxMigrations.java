@@ -1,5 +1,6 @@
 package dev.outbox.migrations;
 
+import dev.outbox.migrations.internal.JooqVersionCheck;
 import java.lang.reflect.Method;
 import java.sql.Connection;
 import java.sql.SQLException;
@@ -7,9 +8,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.regex.Pattern;
-
 import javax.sql.DataSource;
-
 import org.flywaydb.core.api.configuration.FluentConfiguration;
 import org.jooq.DSLContext;
 import org.jooq.SQLDialect;
@@ -17,8 +16,6 @@ import org.jooq.conf.MappedSchema;
 import org.jooq.conf.RenderMapping;
 import org.jooq.conf.Settings;
 import org.jooq.impl.DSL;
-
-import dev.outbox.migrations.internal.JooqVersionCheck;
 
 /**
  * Installs and upgrades the outbox tables, and binds the generated jOOQ classes to the schema that holds them.
@@ -125,20 +122,109 @@ public final class OutboxMigrations {
      * name a schema without quotes.
      */
     private static final Set<String> RESERVED_WORDS = Set.of(
-            "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization",
-            "binary", "both", "case", "cast", "check", "collate", "collation", "column", "concurrently",
-            "constraint", "create", "cross", "current_catalog", "current_date", "current_role", "current_schema",
-            "current_time", "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do",
-            "else", "end", "except", "false", "fetch", "for", "foreign", "freeze", "from", "full", "grant", "group",
-            "having", "ilike", "in", "initially", "inner", "intersect", "into", "is", "isnull", "join", "lateral",
-            "leading", "left", "like", "limit", "localtime", "localtimestamp", "natural", "not", "notnull", "null",
-            "offset", "on", "only", "or", "order", "outer", "overlaps", "placing", "primary", "references",
-            "returning", "right", "select", "session_user", "similar", "some", "symmetric", "system_user", "table",
-            "tablesample", "then", "to", "trailing", "true", "union", "unique", "user", "using", "variadic",
-            "verbose", "when", "where", "window", "with");
+            "all",
+            "analyse",
+            "analyze",
+            "and",
+            "any",
+            "array",
+            "as",
+            "asc",
+            "asymmetric",
+            "authorization",
+            "binary",
+            "both",
+            "case",
+            "cast",
+            "check",
+            "collate",
+            "collation",
+            "column",
+            "concurrently",
+            "constraint",
+            "create",
+            "cross",
+            "current_catalog",
+            "current_date",
+            "current_role",
+            "current_schema",
+            "current_time",
+            "current_timestamp",
+            "current_user",
+            "default",
+            "deferrable",
+            "desc",
+            "distinct",
+            "do",
+            "else",
+            "end",
+            "except",
+            "false",
+            "fetch",
+            "for",
+            "foreign",
+            "freeze",
+            "from",
+            "full",
+            "grant",
+            "group",
+            "having",
+            "ilike",
+            "in",
+            "initially",
+            "inner",
+            "intersect",
+            "into",
+            "is",
+            "isnull",
+            "join",
+            "lateral",
+            "leading",
+            "left",
+            "like",
+            "limit",
+            "localtime",
+            "localtimestamp",
+            "natural",
+            "not",
+            "notnull",
+            "null",
+            "offset",
+            "on",
+            "only",
+            "or",
+            "order",
+            "outer",
+            "overlaps",
+            "placing",
+            "primary",
+            "references",
+            "returning",
+            "right",
+            "select",
+            "session_user",
+            "similar",
+            "some",
+            "symmetric",
+            "system_user",
+            "table",
+            "tablesample",
+            "then",
+            "to",
+            "trailing",
+            "true",
+            "union",
+            "unique",
+            "user",
+            "using",
+            "variadic",
+            "verbose",
+            "when",
+            "where",
+            "window",
+            "with");
 
-    private OutboxMigrations() {
-    }
+    private OutboxMigrations() {}
 
     /**
      * Installs or upgrades the outbox tables in schema {@value #DEFAULT_SCHEMA} with {@value #DEFAULT_SHARDS}
@@ -237,8 +323,10 @@ public final class OutboxMigrations {
      */
     public static Settings jooqSettings(String schema) {
         requireValidSchema(schema);
-        return new Settings().withRenderMapping(new RenderMapping().withSchemata(
-                new MappedSchema().withInput(GENERATED_SCHEMA).withOutput(schema)));
+        return new Settings()
+                .withRenderMapping(new RenderMapping()
+                        .withSchemata(
+                                new MappedSchema().withInput(GENERATED_SCHEMA).withOutput(schema)));
     }
 
     /**
@@ -285,9 +373,10 @@ public final class OutboxMigrations {
      *     cannot be reached (the migration then reports the connection failure itself)
      */
     static int installedShards(DataSource dataSource, String schema) {
-        try (Connection c = dataSource.getConnection(); java.sql.Statement st = c.createStatement()) {
-            try (java.sql.ResultSet rs = st.executeQuery(
-                    "select to_regclass('" + schema + ".outbox_shard_lease') is not null")) {
+        try (Connection c = dataSource.getConnection();
+                java.sql.Statement st = c.createStatement()) {
+            try (java.sql.ResultSet rs =
+                    st.executeQuery("select to_regclass('" + schema + ".outbox_shard_lease') is not null")) {
                 if (!rs.next() || !rs.getBoolean(1)) {
                     return 0;
                 }
@@ -308,16 +397,19 @@ public final class OutboxMigrations {
         try {
             Class.forName("org.flywaydb.core.Flyway", false, OutboxMigrations.class.getClassLoader());
         } catch (ClassNotFoundException | LinkageError e) {
-            throw new OutboxMigrationException("OutboxMigrations runs the outbox scripts with Flyway, which is not on the"
-                    + " class path: add org.flywaydb:flyway-core and org.flywaydb:flyway-database-postgresql, or install"
-                    + " the tables with the plain SQL scripts of " + PLAIN_SQL_LOCATION + " (see the migrations README)", e);
+            throw new OutboxMigrationException(
+                    "OutboxMigrations runs the outbox scripts with Flyway, which is not on the"
+                            + " class path: add org.flywaydb:flyway-core and org.flywaydb:flyway-database-postgresql, or install"
+                            + " the tables with the plain SQL scripts of " + PLAIN_SQL_LOCATION
+                            + " (see the migrations README)",
+                    e);
         }
     }
 
     private static void requireValidShards(int shards) {
         if (shards < MIN_SHARDS || shards > MAX_SHARDS) {
-            throw new IllegalArgumentException("shards must be between " + MIN_SHARDS + " and " + MAX_SHARDS
-                    + ", got " + shards);
+            throw new IllegalArgumentException(
+                    "shards must be between " + MIN_SHARDS + " and " + MAX_SHARDS + ", got " + shards);
         }
     }
 
@@ -332,10 +424,12 @@ public final class OutboxMigrations {
             if (reason.endsWith(".")) {
                 reason = reason.substring(0, reason.length() - 1);
             }
-            throw new OutboxMigrationException("Cannot connect to PostgreSQL at " + url
-                    + " to migrate the outbox tables: " + reason
-                    + ". Check that PostgreSQL is running and reachable there, and that the JDBC URL, user and"
-                    + " password are right.", e);
+            throw new OutboxMigrationException(
+                    "Cannot connect to PostgreSQL at " + url
+                            + " to migrate the outbox tables: " + reason
+                            + ". Check that PostgreSQL is running and reachable there, and that the JDBC URL, user and"
+                            + " password are right.",
+                    e);
         }
     }
 
@@ -344,7 +438,8 @@ public final class OutboxMigrations {
         for (String getter : new String[] {"getUrl", "getURL", "getJdbcUrl"}) {
             try {
                 Method method = dataSource.getClass().getMethod(getter);
-                if (method.getReturnType() == String.class && method.invoke(dataSource) instanceof String url
+                if (method.getReturnType() == String.class
+                        && method.invoke(dataSource) instanceof String url
                         && !url.isBlank()) {
                     return redact(url);
                 }

@@ -7,6 +7,11 @@ import static dev.outbox.migrations.jooq.Tables.PROCESSED_MESSAGE;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.outbox.migrations.jooq.tables.records.IdempotencyKeyRecord;
+import dev.outbox.migrations.jooq.tables.records.OutboxMessageRecord;
+import dev.outbox.migrations.jooq.tables.records.OutboxShardLeaseRecord;
+import dev.outbox.migrations.jooq.tables.records.ProcessedMessageRecord;
+import dev.outbox.testkit.TestDatabase;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -17,9 +22,7 @@ import java.time.OffsetDateTime;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
-
 import javax.sql.DataSource;
-
 import org.flywaydb.core.Flyway;
 import org.flywaydb.core.api.FlywayException;
 import org.jooq.DSLContext;
@@ -30,17 +33,15 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.postgresql.ds.PGSimpleDataSource;
 
-import dev.outbox.migrations.jooq.tables.records.IdempotencyKeyRecord;
-import dev.outbox.testkit.TestDatabase;
-import dev.outbox.migrations.jooq.tables.records.OutboxMessageRecord;
-import dev.outbox.migrations.jooq.tables.records.OutboxShardLeaseRecord;
-import dev.outbox.migrations.jooq.tables.records.ProcessedMessageRecord;
-
 class OutboxMigrationsIT {
 
     private static final List<String> OUTBOX_TABLES = List.of(
-            "idempotency_key", "outbox_message", "outbox_relay_member", "outbox_schema_history",
-            "outbox_shard_lease", "processed_message");
+            "idempotency_key",
+            "outbox_message",
+            "outbox_relay_member",
+            "outbox_schema_history",
+            "outbox_shard_lease",
+            "processed_message");
 
     @Test
     void migratesAnEmptyDatabaseIntoTheDefaultSchema() throws SQLException {
@@ -50,32 +51,51 @@ class OutboxMigrationsIT {
             assertThat(result).isEqualTo(new MigrationResult("outbox", 5, "5"));
             try (Connection c = db.connect()) {
                 assertThat(tables(c, "outbox")).containsExactlyElementsOf(OUTBOX_TABLES);
-                assertThat(strings(c, "select shard || ':' || coalesce(owner, '-') || ':' || epoch || ':' || (lease_until = timestamptz '1970-01-01 00:00:00+00')"
-                        + " from outbox.outbox_shard_lease order by shard"))
+                assertThat(strings(
+                                c,
+                                "select shard || ':' || coalesce(owner, '-') || ':' || epoch || ':' || (lease_until = timestamptz '1970-01-01 00:00:00+00')"
+                                        + " from outbox.outbox_shard_lease order by shard"))
                         .hasSize(64)
                         .startsWith("0:-:0:true")
                         .endsWith("63:-:0:true");
-                assertThat(strings(c, "select version || ' ' || description from outbox.outbox_schema_history"
-                        + " where version is not null order by installed_rank"))
-                        .containsExactly("1 outbox message", "2 outbox shard lease", "3 processed message",
-                                "4 idempotency key", "5 outbox message shard range");
-                assertThat(strings(c, "select pg_get_constraintdef(oid) from pg_constraint"
-                        + " where conname = 'outbox_message_shard_range'"))
+                assertThat(strings(
+                                c,
+                                "select version || ' ' || description from outbox.outbox_schema_history"
+                                        + " where version is not null order by installed_rank"))
+                        .containsExactly(
+                                "1 outbox message",
+                                "2 outbox shard lease",
+                                "3 processed message",
+                                "4 idempotency key",
+                                "5 outbox message shard range");
+                assertThat(strings(
+                                c,
+                                "select pg_get_constraintdef(oid) from pg_constraint"
+                                        + " where conname = 'outbox_message_shard_range'"))
                         .containsExactly("CHECK ((shard < 64))");
                 try (Statement st = c.createStatement()) {
                     assertThatThrownBy(() -> st.execute("insert into outbox.outbox_message"
-                            + " (message_id, shard, topic, message_type, content_type)"
-                            + " values (gen_random_uuid(), 64, 'orders', 'OrderPlaced', 'application/json')"))
+                                    + " (message_id, shard, topic, message_type, content_type)"
+                                    + " values (gen_random_uuid(), 64, 'orders', 'OrderPlaced', 'application/json')"))
                             .as("a row for a shard the install does not have")
                             .hasMessageContaining("outbox_message_shard_range");
                 }
-                assertThat(strings(c, "select unnest(reloptions) from pg_class where oid = 'outbox.outbox_message'::regclass"))
+                assertThat(
+                                strings(
+                                        c,
+                                        "select unnest(reloptions) from pg_class where oid = 'outbox.outbox_message'::regclass"))
                         .contains("fillfactor=90", "autovacuum_vacuum_scale_factor=0");
-                assertThat(strings(c, "select indexname from pg_indexes where schemaname = 'outbox'"
-                        + " and tablename = 'outbox_message' order by indexname"))
-                        .containsExactly("outbox_message_message_id_key", "outbox_message_parked_idx",
-                                "outbox_message_pkey", "outbox_message_publishable_idx");
-                assertThat(strings(c, "select tablename from pg_tables where schemaname = 'public'")).isEmpty();
+                assertThat(strings(
+                                c,
+                                "select indexname from pg_indexes where schemaname = 'outbox'"
+                                        + " and tablename = 'outbox_message' order by indexname"))
+                        .containsExactly(
+                                "outbox_message_message_id_key",
+                                "outbox_message_parked_idx",
+                                "outbox_message_pkey",
+                                "outbox_message_publishable_idx");
+                assertThat(strings(c, "select tablename from pg_tables where schemaname = 'public'"))
+                        .isEmpty();
             }
         }
     }
@@ -84,13 +104,18 @@ class OutboxMigrationsIT {
     void migratesIntoACustomSchemaAndTheGeneratedClassesFollowIt() throws SQLException {
         try (TestDatabase db = TestDatabase.createEmpty()) {
             DataSource ds = db.dataSource();
-            assertThat(OutboxMigrations.migrate(ds, "tenant_a", 8).migrationsExecuted()).isEqualTo(5);
+            assertThat(OutboxMigrations.migrate(ds, "tenant_a", 8).migrationsExecuted())
+                    .isEqualTo(5);
 
             try (Connection c = db.connect()) {
                 assertThat(tables(c, "tenant_a")).containsExactlyElementsOf(OUTBOX_TABLES);
-                assertThat(strings(c, "select schema_name from information_schema.schemata where schema_name = 'outbox'"))
+                assertThat(strings(
+                                c, "select schema_name from information_schema.schemata where schema_name = 'outbox'"))
                         .isEmpty();
-                assertThat(strings(c, "select min(shard) || '..' || max(shard) || ' ' || count(*) from tenant_a.outbox_shard_lease"))
+                assertThat(
+                                strings(
+                                        c,
+                                        "select min(shard) || '..' || max(shard) || ' ' || count(*) from tenant_a.outbox_shard_lease"))
                         .containsExactly("0..7 8");
             }
 
@@ -104,7 +129,10 @@ class OutboxMigrationsIT {
                     .set(OUTBOX_MESSAGE.MESSAGE_KEY, "order-42")
                     .set(OUTBOX_MESSAGE.MESSAGE_TYPE, "OrderPlaced")
                     .set(OUTBOX_MESSAGE.CONTENT_TYPE, "application/json")
-                    .set(OUTBOX_MESSAGE.HEADERS, JSONB.valueOf("{\"traceparent\":\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\"}"))
+                    .set(
+                            OUTBOX_MESSAGE.HEADERS,
+                            JSONB.valueOf(
+                                    "{\"traceparent\":\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\"}"))
                     .set(OUTBOX_MESSAGE.PAYLOAD, payload)
                     .returning()
                     .fetchOne();
@@ -136,12 +164,12 @@ class OutboxMigrationsIT {
             assertThat(read.get(1).getHeaders().data()).isEqualTo("{}");
 
             assertThatThrownBy(() -> dsl.insertInto(OUTBOX_MESSAGE)
-                    .set(OUTBOX_MESSAGE.MESSAGE_ID, UUID.randomUUID())
-                    .set(OUTBOX_MESSAGE.SHARD, 1)
-                    .set(OUTBOX_MESSAGE.TOPIC, "")
-                    .set(OUTBOX_MESSAGE.MESSAGE_TYPE, "T")
-                    .set(OUTBOX_MESSAGE.CONTENT_TYPE, "application/json")
-                    .execute())
+                            .set(OUTBOX_MESSAGE.MESSAGE_ID, UUID.randomUUID())
+                            .set(OUTBOX_MESSAGE.SHARD, 1)
+                            .set(OUTBOX_MESSAGE.TOPIC, "")
+                            .set(OUTBOX_MESSAGE.MESSAGE_TYPE, "T")
+                            .set(OUTBOX_MESSAGE.CONTENT_TYPE, "application/json")
+                            .execute())
                     .isInstanceOf(DataAccessException.class)
                     .hasMessageContaining("outbox_message_topic_check");
 
@@ -159,10 +187,11 @@ class OutboxMigrationsIT {
             processed.setMessageId(messageId);
             processed.store();
             assertThat(dsl.insertInto(PROCESSED_MESSAGE)
-                    .set(PROCESSED_MESSAGE.CONSUMER, "billing")
-                    .set(PROCESSED_MESSAGE.MESSAGE_ID, messageId)
-                    .onConflictDoNothing()
-                    .execute()).isZero();
+                            .set(PROCESSED_MESSAGE.CONSUMER, "billing")
+                            .set(PROCESSED_MESSAGE.MESSAGE_ID, messageId)
+                            .onConflictDoNothing()
+                            .execute())
+                    .isZero();
 
             IdempotencyKeyRecord key = dsl.newRecord(IDEMPOTENCY_KEY);
             key.setScope("tenant-1 POST /orders");
@@ -178,7 +207,8 @@ class OutboxMigrationsIT {
                         .containsExactly("billing:HANDLED");
                 assertThat(strings(c, "select scope from tenant_a.idempotency_key where response_status is null"))
                         .containsExactly("tenant-1 POST /orders");
-                assertThat(strings(c, "select count(*) from tenant_a.outbox_message")).containsExactly("2");
+                assertThat(strings(c, "select count(*) from tenant_a.outbox_message"))
+                        .containsExactly("2");
             }
         }
     }
@@ -188,11 +218,13 @@ class OutboxMigrationsIT {
         try (TestDatabase db = TestDatabase.createEmpty()) {
             DataSource ds = db.dataSource();
             assertThat(OutboxMigrations.migrate(ds).migrationsExecuted()).isEqualTo(5);
-            try (Connection c = db.connect(); Statement s = c.createStatement()) {
+            try (Connection c = db.connect();
+                    Statement s = c.createStatement()) {
                 s.executeUpdate("update outbox.outbox_shard_lease set owner = 'relay-1', epoch = 7,"
                         + " lease_until = clock_timestamp() + interval '1 minute' where shard = 3");
-                s.executeUpdate("insert into outbox.outbox_message (message_id, shard, topic, message_type, content_type)"
-                        + " values (gen_random_uuid(), 3, 'orders', 'OrderPlaced', 'application/json')");
+                s.executeUpdate(
+                        "insert into outbox.outbox_message (message_id, shard, topic, message_type, content_type)"
+                                + " values (gen_random_uuid(), 3, 'orders', 'OrderPlaced', 'application/json')");
             }
             List<String> before = snapshot(db, "outbox");
 
@@ -215,24 +247,40 @@ class OutboxMigrationsIT {
     void anUpgradeFromV4GuardsTheInstalledShardCount(int installed) throws SQLException {
         try (TestDatabase db = TestDatabase.createEmpty()) {
             DataSource ds = db.dataSource();
-            assertThat(OutboxMigrations.configure(ds, "outbox", installed).target("4").load().migrate().migrationsExecuted)
+            assertThat(OutboxMigrations.configure(ds, "outbox", installed)
+                            .target("4")
+                            .load()
+                            .migrate()
+                            .migrationsExecuted)
                     .isEqualTo(4);
-            try (Connection c = db.connect(); Statement s = c.createStatement()) {
-                s.executeUpdate("insert into outbox.outbox_message (message_id, shard, topic, message_type, content_type)"
-                        + " values (gen_random_uuid(), " + (installed - 1) + ", 'orders', 'OrderPlaced', 'application/json')");
+            try (Connection c = db.connect();
+                    Statement s = c.createStatement()) {
+                s.executeUpdate(
+                        "insert into outbox.outbox_message (message_id, shard, topic, message_type, content_type)"
+                                + " values (gen_random_uuid(), " + (installed - 1)
+                                + ", 'orders', 'OrderPlaced', 'application/json')");
             }
 
-            assertThat(OutboxMigrations.migrate(ds).migrationsExecuted()).as("V5 with the default 64").isEqualTo(1);
+            assertThat(OutboxMigrations.migrate(ds).migrationsExecuted())
+                    .as("V5 with the default 64")
+                    .isEqualTo(1);
 
-            try (Connection c = db.connect(); Statement s = c.createStatement()) {
-                assertThat(strings(c, "select pg_get_constraintdef(oid) from pg_constraint"
-                        + " where conname = 'outbox_message_shard_range'")).containsExactly("CHECK ((shard < " + installed + "))");
-                s.executeUpdate("insert into outbox.outbox_message (message_id, shard, topic, message_type, content_type)"
-                        + " values (gen_random_uuid(), " + (installed - 1) + ", 'orders', 'OrderPlaced', 'application/json')");
+            try (Connection c = db.connect();
+                    Statement s = c.createStatement()) {
+                assertThat(strings(
+                                c,
+                                "select pg_get_constraintdef(oid) from pg_constraint"
+                                        + " where conname = 'outbox_message_shard_range'"))
+                        .containsExactly("CHECK ((shard < " + installed + "))");
+                s.executeUpdate(
+                        "insert into outbox.outbox_message (message_id, shard, topic, message_type, content_type)"
+                                + " values (gen_random_uuid(), " + (installed - 1)
+                                + ", 'orders', 'OrderPlaced', 'application/json')");
                 assertThatThrownBy(() -> s.executeUpdate("insert into outbox.outbox_message (message_id, shard, topic,"
-                        + " message_type, content_type) values (gen_random_uuid(), " + installed
-                        + ", 'orders', 'OrderPlaced', 'application/json')"))
-                        .isInstanceOf(SQLException.class).hasMessageContaining("outbox_message_shard_range");
+                                + " message_type, content_type) values (gen_random_uuid(), " + installed
+                                + ", 'orders', 'OrderPlaced', 'application/json')"))
+                        .isInstanceOf(SQLException.class)
+                        .hasMessageContaining("outbox_message_shard_range");
             }
         }
     }
@@ -240,7 +288,8 @@ class OutboxMigrationsIT {
     @Test
     void anExistingSchemaWithOtherTablesIsAccepted() throws SQLException {
         try (TestDatabase db = TestDatabase.createEmpty()) {
-            try (Connection c = db.connect(); Statement s = c.createStatement()) {
+            try (Connection c = db.connect();
+                    Statement s = c.createStatement()) {
                 s.execute("create table public.customer (id bigint primary key)");
             }
             MigrationResult result = OutboxMigrations.migrate(db.dataSource(), "public", 2);
@@ -248,7 +297,8 @@ class OutboxMigrationsIT {
             assertThat(result.migrationsExecuted()).isEqualTo(5);
             try (Connection c = db.connect()) {
                 assertThat(tables(c, "public")).contains("customer").containsAll(OUTBOX_TABLES);
-                assertThat(strings(c, "select count(*) from public.outbox_shard_lease")).containsExactly("2");
+                assertThat(strings(c, "select count(*) from public.outbox_shard_lease"))
+                        .containsExactly("2");
             }
         }
     }
@@ -264,10 +314,16 @@ class OutboxMigrationsIT {
 
             assertThat(flyway.migrate().migrationsExecuted).isEqualTo(5);
             try (Connection c = db.connect()) {
-                assertThat(tables(c, "events")).containsExactly("idempotency_key", "outbox_message",
-                        "outbox_relay_member", "outbox_shard_lease", "processed_message");
+                assertThat(tables(c, "events"))
+                        .containsExactly(
+                                "idempotency_key",
+                                "outbox_message",
+                                "outbox_relay_member",
+                                "outbox_shard_lease",
+                                "processed_message");
                 assertThat(tables(c, "public")).containsExactly("flyway_schema_history");
-                assertThat(strings(c, "select count(*) from events.outbox_shard_lease")).containsExactly("16");
+                assertThat(strings(c, "select count(*) from events.outbox_shard_lease"))
+                        .containsExactly("16");
             }
         }
     }
@@ -320,8 +376,8 @@ class OutboxMigrationsIT {
     }
 
     private static List<String> tables(Connection c, String schema) throws SQLException {
-        try (PreparedStatement ps = c.prepareStatement("select table_name from information_schema.tables"
-                + " where table_schema = ? order by table_name")) {
+        try (PreparedStatement ps = c.prepareStatement(
+                "select table_name from information_schema.tables" + " where table_schema = ? order by table_name")) {
             ps.setString(1, schema);
             return rows(ps.executeQuery());
         }

@@ -2,6 +2,7 @@ package dev.outbox.migrations;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.outbox.testkit.TestDatabase;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -11,10 +12,7 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.List;
-
 import org.junit.jupiter.api.Test;
-
-import dev.outbox.testkit.TestDatabase;
 
 /**
  * The plain SQL copies of the scripts ({@link OutboxMigrations#PLAIN_SQL_LOCATION}), run in file-name order by a
@@ -22,8 +20,12 @@ import dev.outbox.testkit.TestDatabase;
  */
 class PlainSqlScriptsIT {
 
-    private static final List<String> SCRIPTS = List.of("V1__outbox_message.sql", "V2__outbox_shard_lease.sql",
-            "V3__processed_message.sql", "V4__idempotency_key.sql", "V5__outbox_message_shard_range.sql");
+    private static final List<String> SCRIPTS = List.of(
+            "V1__outbox_message.sql",
+            "V2__outbox_shard_lease.sql",
+            "V3__processed_message.sql",
+            "V4__idempotency_key.sql",
+            "V5__outbox_message_shard_range.sql");
 
     /** Every table, column, constraint, index and reloption of schema outbox, apart from Flyway's history. */
     private static final String CATALOG = """
@@ -46,8 +48,10 @@ class PlainSqlScriptsIT {
 
     @Test
     void installTheSameTablesAsOutboxMigrations() throws SQLException, IOException {
-        try (TestDatabase plain = TestDatabase.createEmpty(); TestDatabase flyway = TestDatabase.createEmpty()) {
-            try (Connection c = plain.connect(); Statement s = c.createStatement()) {
+        try (TestDatabase plain = TestDatabase.createEmpty();
+                TestDatabase flyway = TestDatabase.createEmpty()) {
+            try (Connection c = plain.connect();
+                    Statement s = c.createStatement()) {
                 for (String script : SCRIPTS) {
                     s.execute(resource(OutboxMigrations.PLAIN_SQL_LOCATION + "/" + script));
                 }
@@ -55,10 +59,13 @@ class PlainSqlScriptsIT {
             OutboxMigrations.migrate(flyway.dataSource());
 
             List<String> installedByPlainSql = catalog(plain);
-            assertThat(installedByPlainSql).contains("rows 64", "options outbox_message "
-                    + "autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=5000,autovacuum_vacuum_cost_delay=0,"
-                    + "autovacuum_vacuum_insert_scale_factor=0,autovacuum_vacuum_insert_threshold=5000,"
-                    + "autovacuum_analyze_scale_factor=0,autovacuum_analyze_threshold=5000,fillfactor=90")
+            assertThat(installedByPlainSql)
+                    .contains(
+                            "rows 64",
+                            "options outbox_message "
+                                    + "autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=5000,autovacuum_vacuum_cost_delay=0,"
+                                    + "autovacuum_vacuum_insert_scale_factor=0,autovacuum_vacuum_insert_threshold=5000,"
+                                    + "autovacuum_analyze_scale_factor=0,autovacuum_analyze_threshold=5000,fillfactor=90")
                     .hasSizeGreaterThan(40);
             assertThat(installedByPlainSql).isEqualTo(catalog(flyway));
         }
@@ -69,7 +76,8 @@ class PlainSqlScriptsIT {
         for (String script : SCRIPTS) {
             String flyway = resource("db/outbox/" + script);
             String plain = resource(OutboxMigrations.PLAIN_SQL_LOCATION + "/" + script);
-            assertThat(plain).doesNotContain("${")
+            assertThat(plain)
+                    .doesNotContain("${")
                     .isEqualTo(flyway.replace("${outbox_schema}", "outbox").replace("${outbox_shards}", "64"));
         }
     }
@@ -83,7 +91,9 @@ class PlainSqlScriptsIT {
 
     private static List<String> catalog(TestDatabase db) throws SQLException {
         List<String> rows = new ArrayList<>();
-        try (Connection c = db.connect(); Statement s = c.createStatement(); ResultSet rs = s.executeQuery(CATALOG)) {
+        try (Connection c = db.connect();
+                Statement s = c.createStatement();
+                ResultSet rs = s.executeQuery(CATALOG)) {
             while (rs.next()) {
                 rows.add(rs.getString(1));
             }

@@ -2,14 +2,13 @@ package dev.outbox.migrations;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import org.junit.jupiter.api.Test;
-import org.slf4j.LoggerFactory;
-
 import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
 import dev.outbox.testkit.TestDatabase;
+import org.junit.jupiter.api.Test;
+import org.slf4j.LoggerFactory;
 
 /**
  * A first install and a rerun log no warning a user would have to learn to ignore; before, Flyway logged PostgreSQL's
@@ -24,15 +23,21 @@ class QuietMigrationIT {
         events.start();
         root.addAppender(events);
         try (TestDatabase db = TestDatabase.createEmpty()) {
-            assertThat(OutboxMigrations.migrate(db.dataSource()).migrationsExecuted()).isEqualTo(5);
-            assertThat(OutboxMigrations.migrate(db.dataSource(), "second", 4).migrationsExecuted()).isEqualTo(5);
-            assertThat(OutboxMigrations.migrate(db.dataSource()).migrationsExecuted()).isZero();
+            assertThat(OutboxMigrations.migrate(db.dataSource()).migrationsExecuted())
+                    .isEqualTo(5);
+            assertThat(OutboxMigrations.migrate(db.dataSource(), "second", 4).migrationsExecuted())
+                    .isEqualTo(5);
+            assertThat(OutboxMigrations.migrate(db.dataSource()).migrationsExecuted())
+                    .isZero();
         } finally {
             root.detachAppender(events);
         }
-        assertThat(events.list).filteredOn(e -> e.getLevel().isGreaterOrEqual(Level.WARN))
-                .extracting(ILoggingEvent::getFormattedMessage).isEmpty();
-        assertThat(events.list).extracting(ILoggingEvent::getFormattedMessage)
+        assertThat(events.list)
+                .filteredOn(e -> e.getLevel().isGreaterOrEqual(Level.WARN))
+                .extracting(ILoggingEvent::getFormattedMessage)
+                .isEmpty();
+        assertThat(events.list)
+                .extracting(ILoggingEvent::getFormattedMessage)
                 .anyMatch(m -> m.contains("applied 5 migration(s)"));
     }
 }

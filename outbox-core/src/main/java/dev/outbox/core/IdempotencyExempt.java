@@ -27,21 +27,21 @@ import java.lang.annotation.Target;
 @Target({ElementType.TYPE, ElementType.METHOD, ElementType.CONSTRUCTOR})
 public @interface IdempotencyExempt {
 
-  /** Rule: POST and PATCH calls go through the idempotent HTTP client. */
-  String OUTBOUND_HTTP = "outbound-http";
+    /** Rule: POST and PATCH calls go through the idempotent HTTP client. */
+    String OUTBOUND_HTTP = "outbound-http";
 
-  /** Rule: retry loops are limited by a retry budget or a circuit breaker. */
-  String RETRY_BUDGET = "retry-budget";
+    /** Rule: retry loops are limited by a retry budget or a circuit breaker. */
+    String RETRY_BUDGET = "retry-budget";
 
-  /** Rule: Kafka listeners that write to the database do so through the dedup primitive. */
-  String LISTENER_DEDUP = "listener-dedup";
+    /** Rule: Kafka listeners that write to the database do so through the dedup primitive. */
+    String LISTENER_DEDUP = "listener-dedup";
 
-  /** Rule: idempotency relies on the unique constraint, not on select-then-insert. */
-  String INSERT_FIRST = "insert-first";
+    /** Rule: idempotency relies on the unique constraint, not on select-then-insert. */
+    String INSERT_FIRST = "insert-first";
 
-  /** @return the rules this code is exempt from, among the constants of this annotation */
-  String[] rules();
+    /** @return the rules this code is exempt from, among the constants of this annotation */
+    String[] rules();
 
-  /** @return why the rule does not apply here; the rules refuse a blank reason */
-  String reason();
+    /** @return why the rule does not apply here; the rules refuse a blank reason */
+    String reason();
 }

@@ -12,42 +12,42 @@ import java.util.UUID;
  * never collide and never go backwards.
  */
 public final class MessageIds {
-  private static final SecureRandom RANDOM = new SecureRandom();
-  private static long lastMillis;
-  private static int counter;
+    private static final SecureRandom RANDOM = new SecureRandom();
+    private static long lastMillis;
+    private static int counter;
 
-  private MessageIds() {}
+    private MessageIds() {}
 
-  /** @return a new UUIDv7 */
-  public static UUID next() {
-    long millis;
-    int seq;
-    synchronized (MessageIds.class) {
-      long now = System.currentTimeMillis();
-      if (now > lastMillis) {
-        lastMillis = now;
-        counter = RANDOM.nextInt(1 << 10); // leave headroom before the 12-bit field overflows
-      } else if (++counter >= (1 << 12)) {
-        lastMillis++;
-        counter = 0;
-      }
-      millis = lastMillis;
-      seq = counter;
+    /** @return a new UUIDv7 */
+    public static UUID next() {
+        long millis;
+        int seq;
+        synchronized (MessageIds.class) {
+            long now = System.currentTimeMillis();
+            if (now > lastMillis) {
+                lastMillis = now;
+                counter = RANDOM.nextInt(1 << 10); // leave headroom before the 12-bit field overflows
+            } else if (++counter >= (1 << 12)) {
+                lastMillis++;
+                counter = 0;
+            }
+            millis = lastMillis;
+            seq = counter;
+        }
+        long msb = (millis << 16) | 0x7000L | seq;
+        long lsb = (RANDOM.nextLong() & 0x3FFF_FFFF_FFFF_FFFFL) | 0x8000_0000_0000_0000L;
+        return new UUID(msb, lsb);
     }
-    long msb = (millis << 16) | 0x7000L | seq;
-    long lsb = (RANDOM.nextLong() & 0x3FFF_FFFF_FFFF_FFFFL) | 0x8000_0000_0000_0000L;
-    return new UUID(msb, lsb);
-  }
 
-  /**
-   * @param id a UUIDv7
-   * @return its Unix timestamp in milliseconds
-   * @throws IllegalArgumentException when {@code id} is not version 7
-   */
-  public static long timestampMillis(UUID id) {
-    if (id.version() != 7) {
-      throw new IllegalArgumentException("message id " + id + " is UUID version " + id.version() + ", not 7");
+    /**
+     * @param id a UUIDv7
+     * @return its Unix timestamp in milliseconds
+     * @throws IllegalArgumentException when {@code id} is not version 7
+     */
+    public static long timestampMillis(UUID id) {
+        if (id.version() != 7) {
+            throw new IllegalArgumentException("message id " + id + " is UUID version " + id.version() + ", not 7");
+        }
+        return id.getMostSignificantBits() >>> 16;
     }
-    return id.getMostSignificantBits() >>> 16;
-  }
 }

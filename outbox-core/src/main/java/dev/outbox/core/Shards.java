@@ -16,42 +16,41 @@ import java.util.zip.CRC32C;
  * split a key's messages across two shards and lose their order.
  */
 public final class Shards {
-  /** The default number of shards, fixed at install time by the migration placeholder. */
-  public static final int DEFAULT_COUNT = 64;
+    /** The default number of shards, fixed at install time by the migration placeholder. */
+    public static final int DEFAULT_COUNT = 64;
 
-  /** The largest shard count the migrations accept. */
-  public static final int MAX_COUNT = 4096;
+    /** The largest shard count the migrations accept. */
+    public static final int MAX_COUNT = 4096;
 
-  private Shards() {}
+    private Shards() {}
 
-  /**
-   * @param key the message key, or {@code null}
-   * @param messageId the message id, used when {@code key} is null
-   * @param shardCount the installed shard count
-   * @return the shard in {@code [0, shardCount)}
-   * @throws IllegalArgumentException when {@code shardCount} is outside {@code [1, MAX_COUNT]}
-   */
-  public static int of(String key, UUID messageId, int shardCount) {
-    checkCount(shardCount);
-    CRC32C crc = new CRC32C();
-    if (key != null) {
-      crc.update(key.getBytes(StandardCharsets.UTF_8));
-    } else {
-      Objects.requireNonNull(messageId, "messageId may not be null when key is null");
-      ByteBuffer b = ByteBuffer.allocate(16);
-      b.putLong(messageId.getMostSignificantBits()).putLong(messageId.getLeastSignificantBits());
-      crc.update(b.array());
+    /**
+     * @param key the message key, or {@code null}
+     * @param messageId the message id, used when {@code key} is null
+     * @param shardCount the installed shard count
+     * @return the shard in {@code [0, shardCount)}
+     * @throws IllegalArgumentException when {@code shardCount} is outside {@code [1, MAX_COUNT]}
+     */
+    public static int of(String key, UUID messageId, int shardCount) {
+        checkCount(shardCount);
+        CRC32C crc = new CRC32C();
+        if (key != null) {
+            crc.update(key.getBytes(StandardCharsets.UTF_8));
+        } else {
+            Objects.requireNonNull(messageId, "messageId may not be null when key is null");
+            ByteBuffer b = ByteBuffer.allocate(16);
+            b.putLong(messageId.getMostSignificantBits()).putLong(messageId.getLeastSignificantBits());
+            crc.update(b.array());
+        }
+        return (int) (crc.getValue() % shardCount);
     }
-    return (int) (crc.getValue() % shardCount);
-  }
 
-  static int checkCount(int shardCount) {
-    if (shardCount < 1 || shardCount > MAX_COUNT) {
-      throw new IllegalArgumentException(
-          "shardCount must be between 1 and " + MAX_COUNT + ", got " + shardCount
-              + "; use the value the migrations were installed with (placeholder outbox_shards, default "
-              + DEFAULT_COUNT + ")");
+    static int checkCount(int shardCount) {
+        if (shardCount < 1 || shardCount > MAX_COUNT) {
+            throw new IllegalArgumentException("shardCount must be between 1 and " + MAX_COUNT + ", got " + shardCount
+                    + "; use the value the migrations were installed with (placeholder outbox_shards, default "
+                    + DEFAULT_COUNT + ")");
+        }
+        return shardCount;
     }
-    return shardCount;
-  }
 }

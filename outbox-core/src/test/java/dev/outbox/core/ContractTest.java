@@ -17,72 +17,79 @@ import org.junit.jupiter.api.Test;
 
 class ContractTest {
 
-  @Test
-  void messageIdsAreVersion7AndStrictlyIncreasing() {
-    UUID previous = MessageIds.next();
-    Set<UUID> seen = new HashSet<>();
-    for (int i = 0; i < 100_000; i++) {
-      UUID id = MessageIds.next();
-      assertThat(id.version()).isEqualTo(7);
-      assertThat(id.variant()).isEqualTo(2);
-      assertThat(id.toString()).isGreaterThan(previous.toString());
-      assertThat(seen.add(id)).isTrue();
-      previous = id;
+    @Test
+    void messageIdsAreVersion7AndStrictlyIncreasing() {
+        UUID previous = MessageIds.next();
+        Set<UUID> seen = new HashSet<>();
+        for (int i = 0; i < 100_000; i++) {
+            UUID id = MessageIds.next();
+            assertThat(id.version()).isEqualTo(7);
+            assertThat(id.variant()).isEqualTo(2);
+            assertThat(id.toString()).isGreaterThan(previous.toString());
+            assertThat(seen.add(id)).isTrue();
+            previous = id;
+        }
+        assertThat(MessageIds.timestampMillis(previous)).isCloseTo(System.currentTimeMillis(), offset(5_000L));
     }
-    assertThat(MessageIds.timestampMillis(previous)).isCloseTo(System.currentTimeMillis(), offset(5_000L));
-  }
 
-  @Test
-  void shardFunctionIsStableAndSpreadsKeys() {
-    // pinned values: the shard function is part of the storage format
-    assertThat(Shards.of("order-1", null, 64)).isEqualTo(Shards.of("order-1", UUID.randomUUID(), 64));
-    assertThat(Shards.of("order-1", null, 64)).isEqualTo(pinned("order-1"));
-    int[] counts = new int[64];
-    for (int i = 0; i < 64_000; i++) {
-      counts[Shards.of("key-" + i, null, 64)]++;
+    @Test
+    void shardFunctionIsStableAndSpreadsKeys() {
+        // pinned values: the shard function is part of the storage format
+        assertThat(Shards.of("order-1", null, 64)).isEqualTo(Shards.of("order-1", UUID.randomUUID(), 64));
+        assertThat(Shards.of("order-1", null, 64)).isEqualTo(pinned("order-1"));
+        int[] counts = new int[64];
+        for (int i = 0; i < 64_000; i++) {
+            counts[Shards.of("key-" + i, null, 64)]++;
+        }
+        for (int c : counts) {
+            assertThat(c).isBetween(800, 1200);
+        }
+        UUID id = MessageIds.next();
+        assertThat(Shards.of(null, id, 64)).isEqualTo(Shards.of(null, id, 64));
+        assertThatThrownBy(() -> Shards.of("k", null, 0))
+                .hasMessageContaining("shardCount must be between 1 and 4096, got 0");
     }
-    for (int c : counts) {
-      assertThat(c).isBetween(800, 1200);
+
+    private static int pinned(String key) {
+        CRC32C crc = new CRC32C();
+        crc.update(key.getBytes(StandardCharsets.UTF_8));
+        return (int) (crc.getValue() % 64);
     }
-    UUID id = MessageIds.next();
-    assertThat(Shards.of(null, id, 64)).isEqualTo(Shards.of(null, id, 64));
-    assertThatThrownBy(() -> Shards.of("k", null, 0)).hasMessageContaining("shardCount must be between 1 and 4096, got 0");
-  }
 
-  private static int pinned(String key) {
-    CRC32C crc = new CRC32C();
-    crc.update(key.getBytes(StandardCharsets.UTF_8));
-    return (int) (crc.getValue() % 64);
-  }
+    @Test
+    void messagesAreValidated() {
+        assertThatThrownBy(() -> OutboxMessage.of("bad topic!", "k", "t", "c", new byte[0]))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("not a valid Kafka topic name");
+        assertThatThrownBy(() -> OutboxMessage.of("t", "k", "", "c", new byte[0]))
+                .hasMessageContaining("type may not be empty");
+        assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withHeader(OutboxHeaders.MESSAGE_ID, "x"))
+                .hasMessageContaining("set by the relay itself");
+        assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withTraceparent("nope"))
+                .hasMessageContaining("not a W3C trace context");
+        OutboxMessage ok = OutboxMessage.of("t", "k", "x", "c", null)
+                .withTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        assertThat(ok.headers())
+                .containsEntry("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    }
 
-  @Test
-  void messagesAreValidated() {
-    assertThatThrownBy(() -> OutboxMessage.of("bad topic!", "k", "t", "c", new byte[0]))
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("not a valid Kafka topic name");
-    assertThatThrownBy(() -> OutboxMessage.of("t", "k", "", "c", new byte[0])).hasMessageContaining("type may not be empty");
-    assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withHeader(OutboxHeaders.MESSAGE_ID, "x"))
-        .hasMessageContaining("set by the relay itself");
-    assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withTraceparent("nope"))
-        .hasMessageContaining("not a W3C trace context");
-    OutboxMessage ok = OutboxMessage.of("t", "k", "x", "c", null)
-        .withTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-    assertThat(ok.headers()).containsEntry("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-  }
-
-  @Test
-  void headerJsonRoundTrips() {
-    Map<String, String> h = new LinkedHashMap<>();
-    h.put("a", "plain");
-    h.put("quote\"and\\slash", "line\nbreak\ttab\u0001 é");
-    assertThat(Json.read(Json.write(h))).isEqualTo(h);
-    assertThat(Json.read("{}")).isEmpty();
-    assertThat(Json.read("{\"x\": \"y\", \"z\": \"\\u00e9\"}")).containsEntry("x", "y").containsEntry("z", "é");
-    Map<String, List<String>> lists = new LinkedHashMap<>();
-    lists.put("Set-Cookie", List.of("a=1", "b=\"2\""));
-    lists.put("Empty", List.of());
-    assertThat(Json.readLists(Json.writeLists(lists))).isEqualTo(lists);
-    assertThat(Json.readLists("{\"A\": [\"1\", \"2\"], \"B\": []}")).isEqualTo(Map.of("A", List.of("1", "2"), "B", List.of()));
-    assertThatThrownBy(() -> Json.readLists("{\"A\": \"1\"}")).hasMessageContaining("expected [");
-    assertThatThrownBy(() -> Json.read("{\"A\": \"1\"} x")).hasMessageContaining("trailing characters");
-  }
+    @Test
+    void headerJsonRoundTrips() {
+        Map<String, String> h = new LinkedHashMap<>();
+        h.put("a", "plain");
+        h.put("quote\"and\\slash", "line\nbreak\ttab\u0001 é");
+        assertThat(Json.read(Json.write(h))).isEqualTo(h);
+        assertThat(Json.read("{}")).isEmpty();
+        assertThat(Json.read("{\"x\": \"y\", \"z\": \"\\u00e9\"}"))
+                .containsEntry("x", "y")
+                .containsEntry("z", "é");
+        Map<String, List<String>> lists = new LinkedHashMap<>();
+        lists.put("Set-Cookie", List.of("a=1", "b=\"2\""));
+        lists.put("Empty", List.of());
+        assertThat(Json.readLists(Json.writeLists(lists))).isEqualTo(lists);
+        assertThat(Json.readLists("{\"A\": [\"1\", \"2\"], \"B\": []}"))
+                .isEqualTo(Map.of("A", List.of("1", "2"), "B", List.of()));
+        assertThatThrownBy(() -> Json.readLists("{\"A\": \"1\"}")).hasMessageContaining("expected [");
+        assertThatThrownBy(() -> Json.read("{\"A\": \"1\"} x")).hasMessageContaining("trailing characters");
+    }
 }

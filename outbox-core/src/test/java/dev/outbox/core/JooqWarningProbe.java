@@ -23,34 +23,36 @@ import org.slf4j.LoggerFactory;
  */
 public final class JooqWarningProbe implements Function<String[], List<String>> {
 
-  @Override
-  public List<String> apply(String[] args) {
-    Logger root = (Logger) LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
-    ListAppender<ILoggingEvent> events = new ListAppender<>();
-    events.start();
-    root.addAppender(events);
-    Properties props = new Properties();
-    props.setProperty("user", args[1]);
-    // the driver of this class loader: DriverManager only hands out drivers its caller's loader sees
-    try (Connection c = new org.postgresql.Driver().connect(args[0], props)) {
-      DSLContext dsl = DSL.using(c, SQLDialect.POSTGRES);
-      if (args[2].equals("outbox")) {
-        // as an application does: the outbox built at start, then its first statements
-        Outbox outbox = Outbox.builder().build();
-        dsl.fetchValue("select 1");
-        dsl.transaction(tx -> outbox.append(tx.dsl(),
-            OutboxMessage.of("quiet", "k", "Test", "text/plain", "hello".getBytes(StandardCharsets.UTF_8))));
-      } else {
-        dsl.fetchValue("select 1");
-      }
-    } catch (java.sql.SQLException e) {
-      throw new IllegalStateException(e);
-    } finally {
-      root.detachAppender(events);
+    @Override
+    public List<String> apply(String[] args) {
+        Logger root = (Logger) LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
+        ListAppender<ILoggingEvent> events = new ListAppender<>();
+        events.start();
+        root.addAppender(events);
+        Properties props = new Properties();
+        props.setProperty("user", args[1]);
+        // the driver of this class loader: DriverManager only hands out drivers its caller's loader sees
+        try (Connection c = new org.postgresql.Driver().connect(args[0], props)) {
+            DSLContext dsl = DSL.using(c, SQLDialect.POSTGRES);
+            if (args[2].equals("outbox")) {
+                // as an application does: the outbox built at start, then its first statements
+                Outbox outbox = Outbox.builder().build();
+                dsl.fetchValue("select 1");
+                dsl.transaction(tx -> outbox.append(
+                        tx.dsl(),
+                        OutboxMessage.of(
+                                "quiet", "k", "Test", "text/plain", "hello".getBytes(StandardCharsets.UTF_8))));
+            } else {
+                dsl.fetchValue("select 1");
+            }
+        } catch (java.sql.SQLException e) {
+            throw new IllegalStateException(e);
+        } finally {
+            root.detachAppender(events);
+        }
+        return events.list.stream()
+                .filter(e -> e.getLevel().isGreaterOrEqual(Level.WARN))
+                .map(e -> e.getLevel() + " " + e.getLoggerName() + " - " + e.getFormattedMessage())
+                .toList();
     }
-    return events.list.stream()
-        .filter(e -> e.getLevel().isGreaterOrEqual(Level.WARN))
-        .map(e -> e.getLevel() + " " + e.getLoggerName() + " - " + e.getFormattedMessage())
-        .toList();
-  }
 }

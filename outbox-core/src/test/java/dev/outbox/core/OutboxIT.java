@@ -28,220 +28,288 @@ import org.postgresql.PGNotification;
 
 @ExtendWith(RealServices.class)
 class OutboxIT {
-  private final Outbox outbox = Outbox.builder().build();
+    private final Outbox outbox = Outbox.builder().build();
 
-  @Test
-  void appendsInTheCallersTransaction(TestDatabase db) {
-    DSLContext dsl = db.dsl();
-    UUID id = dsl.transactionResult(tx -> outbox.append(tx.dsl(), OutboxMessage.of("orders", "order-7", "Raw", "application/octet-stream", new byte[] {1, 2})));
-    var row = dsl.selectFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_ID.eq(id)).fetchSingle();
-    assertThat(row.getTopic()).isEqualTo("orders");
-    assertThat(row.getMessageKey()).isEqualTo("order-7");
-    assertThat(row.getShard()).isEqualTo(Shards.of("order-7", id, 64));
-    assertThat(row.getPayload()).containsExactly(1, 2);
-    assertThat(row.getParkedAt()).isNull();
-    assertThat(row.getCreatedAt().toInstant()).isCloseTo(Instant.now(), within(1, ChronoUnit.MINUTES));
-  }
-
-  /** G2 at the source: rows appended in a transaction that rolls back do not exist. */
-  @Test
-  void rolledBackAppendsLeaveNothing(TestDatabase db) {
-    DSLContext dsl = db.dsl();
-    List<UUID> ids = new ArrayList<>();
-    assertThatThrownBy(() -> dsl.transaction(tx -> {
-      ids.add(outbox.append(tx.dsl(), OutboxMessage.of("orders", "k", "Raw", "application/octet-stream", new byte[] {1})));
-      throw new IllegalStateException("business rule failed");
-    })).hasMessage("business rule failed");
-    assertThat(ids).hasSize(1);
-    assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(ids.get(0)))).isZero();
-  }
-
-  /**
-   * G1 and G3 against misconfiguration: a producer whose shard count differs from the install's
-   * maps keys to other shards than the relay and the other producers. With more shards (128 against
-   * 64) its rows could land on shards no relay leases; with fewer (32) one key's messages could sit
-   * in two shards and lose their order. Its first append fails instead, naming both counts, and
-   * nothing of the transaction remains; the same Outbox built with the right count appends.
-   */
-  @ParameterizedTest(name = "shards({0}) on a 64-shard install")
-  @ValueSource(ints = {128, 32})
-  void refusesAShardCountOtherThanTheInstalls(int configured, TestDatabase db) {
-    Outbox wrong = Outbox.builder().shards(configured).build();
-    String key = "wrong-count-" + configured;
-    OutboxMessage message = OutboxMessage.of("orders", key, "Raw", "application/octet-stream", new byte[] {1});
-    DSLContext dsl = db.dsl();
-    assertThatThrownBy(() -> dsl.transaction(tx -> wrong.append(tx.dsl(), message)))
-        .isInstanceOf(IllegalStateException.class)
-        .hasMessageContaining("spreads keys over " + configured + " shards")
-        .hasMessageContaining("installed with 64")
-        .hasMessageContaining("Outbox.builder().shards(64)");
-    assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_KEY.eq(key))).isZero();
-    Outbox right = Outbox.builder().shards(64).build();
-    UUID id = dsl.transactionResult(tx -> right.append(tx.dsl(), message));
-    assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id))).isOne();
-  }
-
-  @Test
-  void refusesAutocommitConnections(TestDatabase db) {
-    assertThatThrownBy(() -> outbox.append(db.dsl(), OutboxMessage.of("orders", "k", "Raw", "application/octet-stream", null)))
-        .isInstanceOf(IllegalStateException.class)
-        .hasMessageContaining("autocommit mode");
-    assertThat(db.dsl().fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_KEY.eq("k").and(OUTBOX_MESSAGE.PAYLOAD.isNull()))).isZero();
-  }
-
-  @Test
-  void appendsABatchInOrderAndNotifiesAtCommitOnlyWhenAsked(TestDatabase db) throws Exception {
-    Outbox outbox = Outbox.builder().notifyInTransaction(true).build();
-    try (Connection listener = db.connect(); Statement st = listener.createStatement()) {
-      st.execute("listen \"" + outbox.channel() + "\"");
-      PGConnection pg = listener.unwrap(PGConnection.class);
-      List<OutboxMessage> batch = new ArrayList<>();
-      for (int i = 0; i < 12_000; i++) {
-        batch.add(OutboxMessage.of("batch", "key-" + (i % 10), "Raw", "application/octet-stream", new byte[] {(byte) i}));
-      }
-      DSLContext dsl = db.dsl();
-      List<UUID> ids = dsl.transactionResult(tx -> {
-        List<UUID> appended = outbox.appendAll(tx.dsl(), batch);
-        // not visible to the relay before commit
-        assertThat(pg.getNotifications(200)).isNullOrEmpty();
-        return appended;
-      });
-      assertThat(ids).hasSize(12_000).doesNotHaveDuplicates();
-      List<UUID> inIdOrder = dsl.select(OUTBOX_MESSAGE.MESSAGE_ID).from(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.TOPIC.eq("batch")).orderBy(OUTBOX_MESSAGE.ID).fetch(OUTBOX_MESSAGE.MESSAGE_ID);
-      assertThat(inIdOrder).containsExactlyElementsOf(ids);
-      // returns as soon as the notification is there; the bound only matters on a loaded machine
-      PGNotification[] notes = pg.getNotifications(30_000);
-      assertThat(notes).isNotEmpty();
-      assertThat(notes[0].getName()).isEqualTo(outbox.channel());
-      List<Integer> shards = dsl.selectDistinct(OUTBOX_MESSAGE.SHARD).from(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.TOPIC.eq("batch")).orderBy(OUTBOX_MESSAGE.SHARD).fetch(OUTBOX_MESSAGE.SHARD);
-      assertThat(notes[0].getParameter()).isEqualTo(String.join(",", shards.stream().map(String::valueOf).toList()));
+    @Test
+    void appendsInTheCallersTransaction(TestDatabase db) {
+        DSLContext dsl = db.dsl();
+        UUID id = dsl.transactionResult(tx -> outbox.append(
+                tx.dsl(), OutboxMessage.of("orders", "order-7", "Raw", "application/octet-stream", new byte[] {1, 2})));
+        var row = dsl.selectFrom(OUTBOX_MESSAGE)
+                .where(OUTBOX_MESSAGE.MESSAGE_ID.eq(id))
+                .fetchSingle();
+        assertThat(row.getTopic()).isEqualTo("orders");
+        assertThat(row.getMessageKey()).isEqualTo("order-7");
+        assertThat(row.getShard()).isEqualTo(Shards.of("order-7", id, 64));
+        assertThat(row.getPayload()).containsExactly(1, 2);
+        assertThat(row.getParkedAt()).isNull();
+        assertThat(row.getCreatedAt().toInstant()).isCloseTo(Instant.now(), within(1, ChronoUnit.MINUTES));
     }
-  }
 
-  @Test
-  void typedAvroAppendCarriesTheWriterSchemaAndTraceparent(TestDatabase db) {
-    String trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    Outbox traced = Outbox.builder().traceparent(() -> trace).build();
-    OrderPlaced order = OrderPlaced.newBuilder()
-        .setOrderId("o-1").setCustomerId("c-1").setAmountCents(1250).setCurrency("EUR")
-        .setPlacedAt(Instant.parse("2026-11-29T10:00:00Z"))
-        .setLines(List.of(OrderLine.newBuilder().setSku("sku-1").setQuantity(2).build()))
-        .build();
-    DSLContext dsl = db.dsl();
-    UUID id = dsl.transactionResult(tx -> traced.append(tx.dsl(), "orders", "o-1", order));
-    var row = dsl.selectFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_ID.eq(id)).fetchSingle();
-    assertThat(row.getMessageType()).isEqualTo("dev.outbox.schemas.orders.OrderPlaced");
-    assertThat(row.getContentType()).isEqualTo(AvroCodec.contentType(OrderPlaced.getClassSchema()));
-    assertThat(row.getHeaders().data()).contains(trace);
-    assertThat(AvroCodec.create().decode(row.getPayload(), OrderPlaced.class)).isEqualTo(order);
-  }
-
-  @Test
-  void mapsToACustomSchema(TestDatabase db) throws Exception {
-    try (Connection c = db.connect()) {
-      OutboxMigrations.migrate(db.dataSource(), "billing", 8);
+    /** G2 at the source: rows appended in a transaction that rolls back do not exist. */
+    @Test
+    void rolledBackAppendsLeaveNothing(TestDatabase db) {
+        DSLContext dsl = db.dsl();
+        List<UUID> ids = new ArrayList<>();
+        assertThatThrownBy(() -> dsl.transaction(tx -> {
+                    ids.add(outbox.append(
+                            tx.dsl(),
+                            OutboxMessage.of("orders", "k", "Raw", "application/octet-stream", new byte[] {1})));
+                    throw new IllegalStateException("business rule failed");
+                }))
+                .hasMessage("business rule failed");
+        assertThat(ids).hasSize(1);
+        assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(ids.get(0))))
+                .isZero();
     }
-    Outbox billing = Outbox.builder().schema("billing").shards(8).build();
-    DSLContext dsl = db.dsl();
-    UUID id = dsl.transactionResult(tx -> billing.append(tx.dsl(), OutboxMessage.of("invoices", "i-1", "Raw", "application/octet-stream", null)));
-    assertThat(OutboxMigrations.dsl(db.dataSource(), "billing")
-        .fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id))).isOne();
-    assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id))).isZero();
-    assertThatThrownBy(() -> Outbox.builder().schema("Bad-Name")).isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("not a plain SQL identifier");
-  }
 
-  /**
-   * G1 and G2 for JDBC users: an append on a plain {@link Connection} joins the caller's
-   * transaction, so a rollback takes the row with the business write and a commit keeps both.
-   */
-  @Test
-  void jdbcAppendJoinsTheCallersTransaction(TestDatabase db) throws Exception {
-    try (Connection c = db.connect(); Statement st = c.createStatement()) {
-      st.execute("create table jdbc_order (id text primary key)");
-      c.setAutoCommit(false);
-      st.execute("insert into jdbc_order values ('rolled-back')");
-      UUID lost = outbox.append(c, OutboxMessage.of("orders", "jdbc-1", "Raw", "application/octet-stream", new byte[] {1}));
-      c.rollback();
-      st.execute("insert into jdbc_order values ('kept')");
-      List<UUID> kept = outbox.appendAll(c, List.of(
-          OutboxMessage.of("orders", "jdbc-2", "Raw", "application/octet-stream", new byte[] {2}),
-          OutboxMessage.of("orders", "jdbc-2", "Raw", "application/octet-stream", null).withHeader("tenant", "t-1")));
-      // not visible to another session before the caller commits
-      assertThat(db.dsl().fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.in(kept))).isZero();
-      c.commit();
-      DSLContext dsl = db.dsl();
-      assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(lost))).isZero();
-      assertThat(dsl.select(OUTBOX_MESSAGE.MESSAGE_ID).from(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_KEY.eq("jdbc-2"))
-          .orderBy(OUTBOX_MESSAGE.ID).fetch(OUTBOX_MESSAGE.MESSAGE_ID)).containsExactlyElementsOf(kept);
-      var second = dsl.selectFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_ID.eq(kept.get(1))).fetchSingle();
-      assertThat(second.getPayload()).isNull();
-      assertThat(second.getHeaders().data()).contains("\"tenant\"").contains("\"t-1\"");
-      assertThat(dsl.fetchCount(dsl.selectFrom("jdbc_order").where("id = 'kept'"))).isOne();
-      assertThat(dsl.fetchCount(dsl.selectFrom("jdbc_order").where("id = 'rolled-back'"))).isZero();
+    /**
+     * G1 and G3 against misconfiguration: a producer whose shard count differs from the install's
+     * maps keys to other shards than the relay and the other producers. With more shards (128 against
+     * 64) its rows could land on shards no relay leases; with fewer (32) one key's messages could sit
+     * in two shards and lose their order. Its first append fails instead, naming both counts, and
+     * nothing of the transaction remains; the same Outbox built with the right count appends.
+     */
+    @ParameterizedTest(name = "shards({0}) on a 64-shard install")
+    @ValueSource(ints = {128, 32})
+    void refusesAShardCountOtherThanTheInstalls(int configured, TestDatabase db) {
+        Outbox wrong = Outbox.builder().shards(configured).build();
+        String key = "wrong-count-" + configured;
+        OutboxMessage message = OutboxMessage.of("orders", key, "Raw", "application/octet-stream", new byte[] {1});
+        DSLContext dsl = db.dsl();
+        assertThatThrownBy(() -> dsl.transaction(tx -> wrong.append(tx.dsl(), message)))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("spreads keys over " + configured + " shards")
+                .hasMessageContaining("installed with 64")
+                .hasMessageContaining("Outbox.builder().shards(64)");
+        assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_KEY.eq(key)))
+                .isZero();
+        Outbox right = Outbox.builder().shards(64).build();
+        UUID id = dsl.transactionResult(tx -> right.append(tx.dsl(), message));
+        assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id)))
+                .isOne();
     }
-  }
 
-  /** G1: a JDBC append on an autocommit connection is refused before anything is written. */
-  @Test
-  void jdbcAppendRefusesAutocommit(TestDatabase db) throws Exception {
-    try (Connection c = db.connect()) {
-      assertThat(c.getAutoCommit()).isTrue();
-      assertThatThrownBy(() -> outbox.append(c, OutboxMessage.of("orders", "jdbc-auto", "Raw", "application/octet-stream", null)))
-          .isInstanceOf(IllegalStateException.class)
-          .hasMessageContaining("autocommit mode");
+    @Test
+    void refusesAutocommitConnections(TestDatabase db) {
+        assertThatThrownBy(() -> outbox.append(
+                        db.dsl(), OutboxMessage.of("orders", "k", "Raw", "application/octet-stream", null)))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("autocommit mode");
+        assertThat(db.dsl()
+                        .fetchCount(
+                                OUTBOX_MESSAGE,
+                                OUTBOX_MESSAGE.MESSAGE_KEY.eq("k").and(OUTBOX_MESSAGE.PAYLOAD.isNull())))
+                .isZero();
     }
-    assertThat(db.dsl().fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_KEY.eq("jdbc-auto"))).isZero();
-  }
 
-  /** G1 and G3 against misconfiguration, on the JDBC entry point: a wrong shard count is refused. */
-  @Test
-  void jdbcAppendRefusesAShardCountOtherThanTheInstalls(TestDatabase db) throws Exception {
-    Outbox wrong = Outbox.builder().shards(16).build();
-    try (Connection c = db.connect()) {
-      c.setAutoCommit(false);
-      assertThatThrownBy(() -> wrong.append(c, OutboxMessage.of("orders", "jdbc-16", "Raw", "application/octet-stream", null)))
-          .isInstanceOf(IllegalStateException.class)
-          .hasMessageContaining("installed with 64");
-      c.rollback();
+    @Test
+    void appendsABatchInOrderAndNotifiesAtCommitOnlyWhenAsked(TestDatabase db) throws Exception {
+        Outbox outbox = Outbox.builder().notifyInTransaction(true).build();
+        try (Connection listener = db.connect();
+                Statement st = listener.createStatement()) {
+            st.execute("listen \"" + outbox.channel() + "\"");
+            PGConnection pg = listener.unwrap(PGConnection.class);
+            List<OutboxMessage> batch = new ArrayList<>();
+            for (int i = 0; i < 12_000; i++) {
+                batch.add(OutboxMessage.of(
+                        "batch", "key-" + (i % 10), "Raw", "application/octet-stream", new byte[] {(byte) i}));
+            }
+            DSLContext dsl = db.dsl();
+            List<UUID> ids = dsl.transactionResult(tx -> {
+                List<UUID> appended = outbox.appendAll(tx.dsl(), batch);
+                // not visible to the relay before commit
+                assertThat(pg.getNotifications(200)).isNullOrEmpty();
+                return appended;
+            });
+            assertThat(ids).hasSize(12_000).doesNotHaveDuplicates();
+            List<UUID> inIdOrder = dsl.select(OUTBOX_MESSAGE.MESSAGE_ID)
+                    .from(OUTBOX_MESSAGE)
+                    .where(OUTBOX_MESSAGE.TOPIC.eq("batch"))
+                    .orderBy(OUTBOX_MESSAGE.ID)
+                    .fetch(OUTBOX_MESSAGE.MESSAGE_ID);
+            assertThat(inIdOrder).containsExactlyElementsOf(ids);
+            // returns as soon as the notification is there; the bound only matters on a loaded machine
+            PGNotification[] notes = pg.getNotifications(30_000);
+            assertThat(notes).isNotEmpty();
+            assertThat(notes[0].getName()).isEqualTo(outbox.channel());
+            List<Integer> shards = dsl.selectDistinct(OUTBOX_MESSAGE.SHARD)
+                    .from(OUTBOX_MESSAGE)
+                    .where(OUTBOX_MESSAGE.TOPIC.eq("batch"))
+                    .orderBy(OUTBOX_MESSAGE.SHARD)
+                    .fetch(OUTBOX_MESSAGE.SHARD);
+            assertThat(notes[0].getParameter())
+                    .isEqualTo(String.join(
+                            ",", shards.stream().map(String::valueOf).toList()));
+        }
     }
-  }
 
-  /** By default an append notifies nobody: the producer's commit takes no notify lock. */
-  @Test
-  void doesNotNotifyByDefault(TestDatabase db) throws Exception {
-    try (Connection listener = db.connect(); Statement st = listener.createStatement()) {
-      st.execute("listen \"" + outbox.channel() + "\"");
-      PGConnection pg = listener.unwrap(PGConnection.class);
-      db.dsl().transaction(tx -> outbox.append(tx.dsl(), OutboxMessage.of("orders", "quiet", "Raw", "application/octet-stream", null)));
-      assertThat(db.dsl().fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_KEY.eq("quiet"))).isOne();
-      assertThat(pg.getNotifications(500)).isNullOrEmpty();
+    @Test
+    void typedAvroAppendCarriesTheWriterSchemaAndTraceparent(TestDatabase db) {
+        String trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        Outbox traced = Outbox.builder().traceparent(() -> trace).build();
+        OrderPlaced order = OrderPlaced.newBuilder()
+                .setOrderId("o-1")
+                .setCustomerId("c-1")
+                .setAmountCents(1250)
+                .setCurrency("EUR")
+                .setPlacedAt(Instant.parse("2026-11-29T10:00:00Z"))
+                .setLines(List.of(
+                        OrderLine.newBuilder().setSku("sku-1").setQuantity(2).build()))
+                .build();
+        DSLContext dsl = db.dsl();
+        UUID id = dsl.transactionResult(tx -> traced.append(tx.dsl(), "orders", "o-1", order));
+        var row = dsl.selectFrom(OUTBOX_MESSAGE)
+                .where(OUTBOX_MESSAGE.MESSAGE_ID.eq(id))
+                .fetchSingle();
+        assertThat(row.getMessageType()).isEqualTo("dev.outbox.schemas.orders.OrderPlaced");
+        assertThat(row.getContentType()).isEqualTo(AvroCodec.contentType(OrderPlaced.getClassSchema()));
+        assertThat(row.getHeaders().data()).contains(trace);
+        assertThat(AvroCodec.create().decode(row.getPayload(), OrderPlaced.class))
+                .isEqualTo(order);
     }
-  }
 
-  /**
-   * A schema name of the longest legal length (63 characters) works: the appends land in it, and
-   * the notifying variant's channel is a legal identifier, distinct for two long names that share a
-   * prefix, on which a LISTENing session receives the notification.
-   */
-  @Test
-  void aSchemaOfSixtyThreeCharactersWorks(TestDatabase db) throws Exception {
-    String schema = "s".repeat(60) + "_63";
-    assertThat(schema).hasSize(63);
-    OutboxMigrations.migrate(db.dataSource(), schema, 4);
-    Outbox longOne = Outbox.builder().schema(schema).shards(4).notifyInTransaction(true).build();
-    assertThat(longOne.channel()).hasSizeLessThanOrEqualTo(63).startsWith("outbox_sss")
-        .isNotEqualTo(Outbox.channel("s".repeat(60) + "_64"));
-    try (Connection listener = db.connect(); Statement st = listener.createStatement()) {
-      st.execute("listen \"" + longOne.channel() + "\"");
-      PGConnection pg = listener.unwrap(PGConnection.class);
-      DSLContext dsl = db.dsl();
-      UUID id = dsl.transactionResult(tx -> longOne.append(tx.dsl(), OutboxMessage.of("orders", "long", "Raw", "application/octet-stream", null)));
-      assertThat(OutboxMigrations.dsl(db.dataSource(), schema)
-          .fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id))).isOne();
-      PGNotification[] notes = pg.getNotifications(30_000);
-      assertThat(notes).isNotEmpty();
-      assertThat(notes[0].getName()).isEqualTo(longOne.channel());
+    @Test
+    void mapsToACustomSchema(TestDatabase db) throws Exception {
+        try (Connection c = db.connect()) {
+            OutboxMigrations.migrate(db.dataSource(), "billing", 8);
+        }
+        Outbox billing = Outbox.builder().schema("billing").shards(8).build();
+        DSLContext dsl = db.dsl();
+        UUID id = dsl.transactionResult(tx ->
+                billing.append(tx.dsl(), OutboxMessage.of("invoices", "i-1", "Raw", "application/octet-stream", null)));
+        assertThat(OutboxMigrations.dsl(db.dataSource(), "billing")
+                        .fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id)))
+                .isOne();
+        assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id)))
+                .isZero();
+        assertThatThrownBy(() -> Outbox.builder().schema("Bad-Name"))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("not a plain SQL identifier");
     }
-  }
+
+    /**
+     * G1 and G2 for JDBC users: an append on a plain {@link Connection} joins the caller's
+     * transaction, so a rollback takes the row with the business write and a commit keeps both.
+     */
+    @Test
+    void jdbcAppendJoinsTheCallersTransaction(TestDatabase db) throws Exception {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("create table jdbc_order (id text primary key)");
+            c.setAutoCommit(false);
+            st.execute("insert into jdbc_order values ('rolled-back')");
+            UUID lost = outbox.append(
+                    c, OutboxMessage.of("orders", "jdbc-1", "Raw", "application/octet-stream", new byte[] {1}));
+            c.rollback();
+            st.execute("insert into jdbc_order values ('kept')");
+            List<UUID> kept = outbox.appendAll(
+                    c,
+                    List.of(
+                            OutboxMessage.of("orders", "jdbc-2", "Raw", "application/octet-stream", new byte[] {2}),
+                            OutboxMessage.of("orders", "jdbc-2", "Raw", "application/octet-stream", null)
+                                    .withHeader("tenant", "t-1")));
+            // not visible to another session before the caller commits
+            assertThat(db.dsl().fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.in(kept)))
+                    .isZero();
+            c.commit();
+            DSLContext dsl = db.dsl();
+            assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(lost)))
+                    .isZero();
+            assertThat(dsl.select(OUTBOX_MESSAGE.MESSAGE_ID)
+                            .from(OUTBOX_MESSAGE)
+                            .where(OUTBOX_MESSAGE.MESSAGE_KEY.eq("jdbc-2"))
+                            .orderBy(OUTBOX_MESSAGE.ID)
+                            .fetch(OUTBOX_MESSAGE.MESSAGE_ID))
+                    .containsExactlyElementsOf(kept);
+            var second = dsl.selectFrom(OUTBOX_MESSAGE)
+                    .where(OUTBOX_MESSAGE.MESSAGE_ID.eq(kept.get(1)))
+                    .fetchSingle();
+            assertThat(second.getPayload()).isNull();
+            assertThat(second.getHeaders().data()).contains("\"tenant\"").contains("\"t-1\"");
+            assertThat(dsl.fetchCount(dsl.selectFrom("jdbc_order").where("id = 'kept'")))
+                    .isOne();
+            assertThat(dsl.fetchCount(dsl.selectFrom("jdbc_order").where("id = 'rolled-back'")))
+                    .isZero();
+        }
+    }
+
+    /** G1: a JDBC append on an autocommit connection is refused before anything is written. */
+    @Test
+    void jdbcAppendRefusesAutocommit(TestDatabase db) throws Exception {
+        try (Connection c = db.connect()) {
+            assertThat(c.getAutoCommit()).isTrue();
+            assertThatThrownBy(() -> outbox.append(
+                            c, OutboxMessage.of("orders", "jdbc-auto", "Raw", "application/octet-stream", null)))
+                    .isInstanceOf(IllegalStateException.class)
+                    .hasMessageContaining("autocommit mode");
+        }
+        assertThat(db.dsl().fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_KEY.eq("jdbc-auto")))
+                .isZero();
+    }
+
+    /** G1 and G3 against misconfiguration, on the JDBC entry point: a wrong shard count is refused. */
+    @Test
+    void jdbcAppendRefusesAShardCountOtherThanTheInstalls(TestDatabase db) throws Exception {
+        Outbox wrong = Outbox.builder().shards(16).build();
+        try (Connection c = db.connect()) {
+            c.setAutoCommit(false);
+            assertThatThrownBy(() -> wrong.append(
+                            c, OutboxMessage.of("orders", "jdbc-16", "Raw", "application/octet-stream", null)))
+                    .isInstanceOf(IllegalStateException.class)
+                    .hasMessageContaining("installed with 64");
+            c.rollback();
+        }
+    }
+
+    /** By default an append notifies nobody: the producer's commit takes no notify lock. */
+    @Test
+    void doesNotNotifyByDefault(TestDatabase db) throws Exception {
+        try (Connection listener = db.connect();
+                Statement st = listener.createStatement()) {
+            st.execute("listen \"" + outbox.channel() + "\"");
+            PGConnection pg = listener.unwrap(PGConnection.class);
+            db.dsl()
+                    .transaction(tx -> outbox.append(
+                            tx.dsl(), OutboxMessage.of("orders", "quiet", "Raw", "application/octet-stream", null)));
+            assertThat(db.dsl().fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_KEY.eq("quiet")))
+                    .isOne();
+            assertThat(pg.getNotifications(500)).isNullOrEmpty();
+        }
+    }
+
+    /**
+     * A schema name of the longest legal length (63 characters) works: the appends land in it, and
+     * the notifying variant's channel is a legal identifier, distinct for two long names that share a
+     * prefix, on which a LISTENing session receives the notification.
+     */
+    @Test
+    void aSchemaOfSixtyThreeCharactersWorks(TestDatabase db) throws Exception {
+        String schema = "s".repeat(60) + "_63";
+        assertThat(schema).hasSize(63);
+        OutboxMigrations.migrate(db.dataSource(), schema, 4);
+        Outbox longOne = Outbox.builder()
+                .schema(schema)
+                .shards(4)
+                .notifyInTransaction(true)
+                .build();
+        assertThat(longOne.channel())
+                .hasSizeLessThanOrEqualTo(63)
+                .startsWith("outbox_sss")
+                .isNotEqualTo(Outbox.channel("s".repeat(60) + "_64"));
+        try (Connection listener = db.connect();
+                Statement st = listener.createStatement()) {
+            st.execute("listen \"" + longOne.channel() + "\"");
+            PGConnection pg = listener.unwrap(PGConnection.class);
+            DSLContext dsl = db.dsl();
+            UUID id = dsl.transactionResult(tx -> longOne.append(
+                    tx.dsl(), OutboxMessage.of("orders", "long", "Raw", "application/octet-stream", null)));
+            assertThat(OutboxMigrations.dsl(db.dataSource(), schema)
+                            .fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id)))
+                    .isOne();
+            PGNotification[] notes = pg.getNotifications(30_000);
+            assertThat(notes).isNotEmpty();
+            assertThat(notes[0].getName()).isEqualTo(longOne.channel());
+        }
+    }
 }

@@ -21,30 +21,36 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @ExtendWith(RealServices.class)
 class WithoutFlywayIT {
 
-  @Test
-  void appendsWithNoFlywayOnTheClassPath(TestDatabase db) throws Exception {
-    try (URLClassLoader withoutFlyway = IsolatedClassLoader.of(entry -> !entry.contains("flyway"))) {
-      assertThatThrownBy(() -> Class.forName("org.flywaydb.core.Flyway", false, withoutFlyway))
-          .isInstanceOf(ClassNotFoundException.class);
-      @SuppressWarnings("unchecked")
-      Function<String[], String> probe = (Function<String[], String>) withoutFlyway
-          .loadClass("dev.outbox.core.noflyway.AppendProbe").getDeclaredConstructor().newInstance();
+    @Test
+    void appendsWithNoFlywayOnTheClassPath(TestDatabase db) throws Exception {
+        try (URLClassLoader withoutFlyway = IsolatedClassLoader.of(entry -> !entry.contains("flyway"))) {
+            assertThatThrownBy(() -> Class.forName("org.flywaydb.core.Flyway", false, withoutFlyway))
+                    .isInstanceOf(ClassNotFoundException.class);
+            @SuppressWarnings("unchecked")
+            Function<String[], String> probe = (Function<String[], String>) withoutFlyway
+                    .loadClass("dev.outbox.core.noflyway.AppendProbe")
+                    .getDeclaredConstructor()
+                    .newInstance();
 
-      UUID id = UUID.fromString(probe.apply(new String[] {db.jdbcUrl(), db.user()}));
+            UUID id = UUID.fromString(probe.apply(new String[] {db.jdbcUrl(), db.user()}));
 
-      try (Connection c = db.connect();
-          ResultSet rs = c.createStatement().executeQuery(
-              "select content_type, convert_from(payload, 'UTF8') from outbox.outbox_message where message_id = '" + id + "'")) {
-        assertThat(rs.next()).isTrue();
-        assertThat(rs.getString(1)).isEqualTo("application/json");
-        assertThat(rs.getString(2)).isEqualTo("{\"text\":\"hello\"}");
-      }
-      @SuppressWarnings("unchecked")
-      Function<String, String> migrate = (Function<String, String>) withoutFlyway
-          .loadClass("dev.outbox.core.noflyway.MigrateProbe").getDeclaredConstructor().newInstance();
-      assertThat(migrate.apply(db.jdbcUrl()))
-          .contains("Flyway, which is not on the class path")
-          .contains("db/outbox-plain-sql");
+            try (Connection c = db.connect();
+                    ResultSet rs = c.createStatement()
+                            .executeQuery(
+                                    "select content_type, convert_from(payload, 'UTF8') from outbox.outbox_message where message_id = '"
+                                            + id + "'")) {
+                assertThat(rs.next()).isTrue();
+                assertThat(rs.getString(1)).isEqualTo("application/json");
+                assertThat(rs.getString(2)).isEqualTo("{\"text\":\"hello\"}");
+            }
+            @SuppressWarnings("unchecked")
+            Function<String, String> migrate = (Function<String, String>) withoutFlyway
+                    .loadClass("dev.outbox.core.noflyway.MigrateProbe")
+                    .getDeclaredConstructor()
+                    .newInstance();
+            assertThat(migrate.apply(db.jdbcUrl()))
+                    .contains("Flyway, which is not on the class path")
+                    .contains("db/outbox-plain-sql");
+        }
     }
-  }
 }

@@ -13,89 +13,89 @@ import javax.sql.DataSource;
  * properties). The rest, and {@link Relay.Builder#build()}, are in {@link Relay.Builder}.
  */
 abstract sealed class RelayBuilderBase permits Relay.Builder {
-  DataSource dataSource;
-  String schema = Relay.Builder.DEFAULT_SCHEMA;
-  String instanceId;
-  Map<String, ?> producerProperties;
+    DataSource dataSource;
+    String schema = Relay.Builder.DEFAULT_SCHEMA;
+    String instanceId;
+    Map<String, ?> producerProperties;
 
-  RelayBuilderBase() {}
+    RelayBuilderBase() {}
 
-  private Relay.Builder self() {
-    return (Relay.Builder) this;
-  }
-
-  /**
-   * The database that holds the outbox. Required. The relay uses up to {@link
-   * Relay.Builder#workerThreads(int)} + 3 connections at a time (the shard loops, the lease round, the sampler
-   * and the probe); size a pool accordingly. Every statement is a single autocommit statement, so
-   * a transaction-pooling PgBouncer works.
-   *
-   * @param dataSource a pooled data source
-   * @return this builder
-   * @throws NullPointerException when null
-   */
-  public Relay.Builder dataSource(DataSource dataSource) {
-    this.dataSource = Objects.requireNonNull(dataSource, "dataSource may not be null");
-    return self();
-  }
-
-  /**
-   * @param schema the schema the migrations were applied to; default {@link Relay.Builder#DEFAULT_SCHEMA}
-   * @return this builder
-   * @throws NullPointerException when null
-   * @throws IllegalArgumentException when not a plain lower-case SQL identifier
-   */
-  public Relay.Builder schema(String schema) {
-    this.schema = OutboxMigrations.requireValidSchema(Objects.requireNonNull(schema, "schema may not be null"));
-    return self();
-  }
-
-  /**
-   * The owner name written into the lease and membership tables. It must be unique among the
-   * relays of one outbox: two relays with one id would share leases without fencing each other.
-   *
-   * @param instanceId 1 to {@link Relay.Builder#MAX_INSTANCE_ID_LENGTH} characters, not blank; default {@code
-   *     <host>-<pid>-<random hex>}
-   * @return this builder
-   * @throws NullPointerException when null
-   * @throws IllegalArgumentException when blank or longer than {@link Relay.Builder#MAX_INSTANCE_ID_LENGTH}
-   */
-  public Relay.Builder instanceId(String instanceId) {
-    Objects.requireNonNull(instanceId, "instanceId may not be null");
-    if (instanceId.isBlank() || instanceId.length() > Relay.Builder.MAX_INSTANCE_ID_LENGTH) {
-      throw new IllegalArgumentException("instanceId must be 1 to " + Relay.Builder.MAX_INSTANCE_ID_LENGTH + " non-blank characters, got '"
-          + instanceId + "': choose a name unique among the relays");
+    private Relay.Builder self() {
+        return (Relay.Builder) this;
     }
-    this.instanceId = instanceId;
-    return self();
-  }
 
-  /**
-   * Kafka producer properties, passed through to the {@code KafkaProducer} (TLS, SASL,
-   * compression, linger, ...). Must contain {@code bootstrap.servers}. The relay enforces {@code
-   * enable.idempotence=true} and {@code acks=all} and supplies its own byte-array serializers: a
-   * conflicting value is refused, never silently replaced. Where not given, the relay uses {@code
-   * linger.ms=0}, {@code batch.size=65536}, {@code max.block.ms=10000}, {@code
-   * delivery.timeout.ms} = a sixth of the lease and {@code request.timeout.ms} = {@code
-   * delivery.timeout.ms - linger.ms} (at most 10000), so that an unreachable broker fails a batch
-   * (and trips the circuit breaker) in seconds rather than after Kafka's two-minute default, and
-   * no record reaches Kafka after the lease it was sent under could have passed to another relay;
-   * a {@code delivery.timeout.ms} above a third of the lease is refused, as are {@code
-   * partitioner.class}, {@code partitioner.ignore.keys} and {@code interceptor.classes}. {@code linger.ms} is 0 rather than Kafka's 5 because the relay hands a
-   * whole batch to the producer at once, which fills the producer's batches without waiting; a
-   * linger would only add its delay to every message of an idle outbox (see {@code
-   * benchmarks/RELAY.md}).
-   *
-   * @param producerProperties the properties; values are strings or the types Kafka accepts
-   * @return this builder
-   * @throws NullPointerException when null
-   * @throws IllegalArgumentException when {@code bootstrap.servers} is missing or a property
-   *     conflicts with what the relay enforces; the message names the property and the fix
-   */
-  public Relay.Builder producerProperties(Map<String, ?> producerProperties) {
-    Objects.requireNonNull(producerProperties, "producerProperties may not be null");
-    ProducerSettings.validate(producerProperties, "");
-    this.producerProperties = new LinkedHashMap<>(producerProperties);
-    return self();
-  }
+    /**
+     * The database that holds the outbox. Required. The relay uses up to {@link
+     * Relay.Builder#workerThreads(int)} + 3 connections at a time (the shard loops, the lease round, the sampler
+     * and the probe); size a pool accordingly. Every statement is a single autocommit statement, so
+     * a transaction-pooling PgBouncer works.
+     *
+     * @param dataSource a pooled data source
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Relay.Builder dataSource(DataSource dataSource) {
+        this.dataSource = Objects.requireNonNull(dataSource, "dataSource may not be null");
+        return self();
+    }
+
+    /**
+     * @param schema the schema the migrations were applied to; default {@link Relay.Builder#DEFAULT_SCHEMA}
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when not a plain lower-case SQL identifier
+     */
+    public Relay.Builder schema(String schema) {
+        this.schema = OutboxMigrations.requireValidSchema(Objects.requireNonNull(schema, "schema may not be null"));
+        return self();
+    }
+
+    /**
+     * The owner name written into the lease and membership tables. It must be unique among the
+     * relays of one outbox: two relays with one id would share leases without fencing each other.
+     *
+     * @param instanceId 1 to {@link Relay.Builder#MAX_INSTANCE_ID_LENGTH} characters, not blank; default {@code
+     *     <host>-<pid>-<random hex>}
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when blank or longer than {@link Relay.Builder#MAX_INSTANCE_ID_LENGTH}
+     */
+    public Relay.Builder instanceId(String instanceId) {
+        Objects.requireNonNull(instanceId, "instanceId may not be null");
+        if (instanceId.isBlank() || instanceId.length() > Relay.Builder.MAX_INSTANCE_ID_LENGTH) {
+            throw new IllegalArgumentException("instanceId must be 1 to " + Relay.Builder.MAX_INSTANCE_ID_LENGTH
+                    + " non-blank characters, got '" + instanceId + "': choose a name unique among the relays");
+        }
+        this.instanceId = instanceId;
+        return self();
+    }
+
+    /**
+     * Kafka producer properties, passed through to the {@code KafkaProducer} (TLS, SASL,
+     * compression, linger, ...). Must contain {@code bootstrap.servers}. The relay enforces {@code
+     * enable.idempotence=true} and {@code acks=all} and supplies its own byte-array serializers: a
+     * conflicting value is refused, never silently replaced. Where not given, the relay uses {@code
+     * linger.ms=0}, {@code batch.size=65536}, {@code max.block.ms=10000}, {@code
+     * delivery.timeout.ms} = a sixth of the lease and {@code request.timeout.ms} = {@code
+     * delivery.timeout.ms - linger.ms} (at most 10000), so that an unreachable broker fails a batch
+     * (and trips the circuit breaker) in seconds rather than after Kafka's two-minute default, and
+     * no record reaches Kafka after the lease it was sent under could have passed to another relay;
+     * a {@code delivery.timeout.ms} above a third of the lease is refused, as are {@code
+     * partitioner.class}, {@code partitioner.ignore.keys} and {@code interceptor.classes}. {@code linger.ms} is 0 rather than Kafka's 5 because the relay hands a
+     * whole batch to the producer at once, which fills the producer's batches without waiting; a
+     * linger would only add its delay to every message of an idle outbox (see {@code
+     * benchmarks/RELAY.md}).
+     *
+     * @param producerProperties the properties; values are strings or the types Kafka accepts
+     * @return this builder
+     * @throws NullPointerException when null
+     * @throws IllegalArgumentException when {@code bootstrap.servers} is missing or a property
+     *     conflicts with what the relay enforces; the message names the property and the fix
+     */
+    public Relay.Builder producerProperties(Map<String, ?> producerProperties) {
+        Objects.requireNonNull(producerProperties, "producerProperties may not be null");
+        ProducerSettings.validate(producerProperties, "");
+        this.producerProperties = new LinkedHashMap<>(producerProperties);
+        return self();
+    }
 }

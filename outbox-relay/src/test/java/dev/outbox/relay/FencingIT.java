@@ -22,77 +22,95 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @ExtendWith(RealServices.class)
 class FencingIT {
 
-  /**
-   * Fencing (G1, G3, G7 across failover): once another owner took a shard over (epoch bumped in the
-   * lease table, as a takeover after this relay paused past its lease would), the relay can neither
-   * delete nor park that shard's rows, counts errors{kind=fenced} and drops the shard, while its
-   * other shards keep publishing. The lease is long (90 s) so that the write, not a renewal, is what
-   * discovers the takeover.
-   */
-  @Test
-  void aRelayThatLostItsLeaseCannotDeleteOrParkAndDropsTheShard(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = TestKafka.uniqueTopic("fencing");
-    kafka.createTopic(topic, 4);
-    DSLContext dsl = db.dsl();
-    SimpleMeterRegistry registry = new SimpleMeterRegistry();
-    String deleteKey = "fenced-delete";
-    String parkKey = keyOnAnotherShard(deleteKey);
-    String freeKey = keyOnAnotherShard(deleteKey, parkKey);
-    int deleteShard = Shards.of(deleteKey, null, 64);
-    int parkShard = Shards.of(parkKey, null, 64);
-    try (Relay relay = Fixtures.relay(db, kafka.bootstrapServers(), "fenced-relay", registry)
-            .producerProperties(Map.of("bootstrap.servers", kafka.bootstrapServers(), "max.request.size", 10_240))
-            .leaseDuration(Duration.ofSeconds(90))
-            .build();
-        Fixtures.Collector kafkaSide = new Fixtures.Collector(kafka.bootstrapServers(), topic)) {
-      relay.start();
-      assertThat(relay.ownedShards()).contains(deleteShard, parkShard);
+    /**
+     * Fencing (G1, G3, G7 across failover): once another owner took a shard over (epoch bumped in the
+     * lease table, as a takeover after this relay paused past its lease would), the relay can neither
+     * delete nor park that shard's rows, counts errors{kind=fenced} and drops the shard, while its
+     * other shards keep publishing. The lease is long (90 s) so that the write, not a renewal, is what
+     * discovers the takeover.
+     */
+    @Test
+    void aRelayThatLostItsLeaseCannotDeleteOrParkAndDropsTheShard(TestDatabase db, TestKafka kafka) throws Exception {
+        String topic = TestKafka.uniqueTopic("fencing");
+        kafka.createTopic(topic, 4);
+        DSLContext dsl = db.dsl();
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        String deleteKey = "fenced-delete";
+        String parkKey = keyOnAnotherShard(deleteKey);
+        String freeKey = keyOnAnotherShard(deleteKey, parkKey);
+        int deleteShard = Shards.of(deleteKey, null, 64);
+        int parkShard = Shards.of(parkKey, null, 64);
+        try (Relay relay = Fixtures.relay(db, kafka.bootstrapServers(), "fenced-relay", registry)
+                        .producerProperties(
+                                Map.of("bootstrap.servers", kafka.bootstrapServers(), "max.request.size", 10_240))
+                        .leaseDuration(Duration.ofSeconds(90))
+                        .build();
+                Fixtures.Collector kafkaSide = new Fixtures.Collector(kafka.bootstrapServers(), topic)) {
+            relay.start();
+            assertThat(relay.ownedShards()).contains(deleteShard, parkShard);
 
-      takeOver(dsl, deleteShard);
-      takeOver(dsl, parkShard);
-      List<UUID> toDelete = Fixtures.commit(dsl, List.of(message(topic, deleteKey, "a"), message(topic, deleteKey, "b")));
-      UUID poison = Fixtures.commit(dsl, List.of(OutboxMessage.of(topic, parkKey, "Big", "text/plain", new byte[20_000]))).get(0);
-      UUID free = Fixtures.commit(dsl, List.of(message(topic, freeKey, "c"))).get(0);
+            takeOver(dsl, deleteShard);
+            takeOver(dsl, parkShard);
+            List<UUID> toDelete =
+                    Fixtures.commit(dsl, List.of(message(topic, deleteKey, "a"), message(topic, deleteKey, "b")));
+            UUID poison = Fixtures.commit(
+                            dsl, List.of(OutboxMessage.of(topic, parkKey, "Big", "text/plain", new byte[20_000])))
+                    .get(0);
+            UUID free =
+                    Fixtures.commit(dsl, List.of(message(topic, freeKey, "c"))).get(0);
 
-      await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> {
-        assertThat(relay.ownedShards()).doesNotContain(deleteShard, parkShard).hasSize(62);
-        assertThat(Fixtures.counter(registry, "outbox.relay.errors", "kind", "fenced")).isGreaterThanOrEqualTo(2);
-        assertThat(kafkaSide.ids()).contains(free);
-      });
-      // the fenced delete removed nothing: the new owner will publish these rows
-      assertThat(dsl.select(OUTBOX_MESSAGE.MESSAGE_ID).from(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.SHARD.eq(deleteShard))
-          .fetch(OUTBOX_MESSAGE.MESSAGE_ID)).containsExactlyInAnyOrderElementsOf(toDelete);
-      // the fenced park changed nothing
-      var row = dsl.selectFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_ID.eq(poison)).fetchSingle();
-      assertThat(row.getParkedAt()).isNull();
-      assertThat(row.getLastError()).isNull();
-      assertThat(row.getAttempts()).isZero();
-      assertThat(Fixtures.counter(registry, "outbox.relay.parked")).isZero();
-      // the unfenced shard was published and deleted as usual
-      await().atMost(Duration.ofSeconds(30)).untilAsserted(() ->
-          assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(free))).isZero());
-      assertThat(Fixtures.gauge(registry, "outbox.relay.owned.shards")).isEqualTo(62);
+            await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> {
+                assertThat(relay.ownedShards())
+                        .doesNotContain(deleteShard, parkShard)
+                        .hasSize(62);
+                assertThat(Fixtures.counter(registry, "outbox.relay.errors", "kind", "fenced"))
+                        .isGreaterThanOrEqualTo(2);
+                assertThat(kafkaSide.ids()).contains(free);
+            });
+            // the fenced delete removed nothing: the new owner will publish these rows
+            assertThat(dsl.select(OUTBOX_MESSAGE.MESSAGE_ID)
+                            .from(OUTBOX_MESSAGE)
+                            .where(OUTBOX_MESSAGE.SHARD.eq(deleteShard))
+                            .fetch(OUTBOX_MESSAGE.MESSAGE_ID))
+                    .containsExactlyInAnyOrderElementsOf(toDelete);
+            // the fenced park changed nothing
+            var row = dsl.selectFrom(OUTBOX_MESSAGE)
+                    .where(OUTBOX_MESSAGE.MESSAGE_ID.eq(poison))
+                    .fetchSingle();
+            assertThat(row.getParkedAt()).isNull();
+            assertThat(row.getLastError()).isNull();
+            assertThat(row.getAttempts()).isZero();
+            assertThat(Fixtures.counter(registry, "outbox.relay.parked")).isZero();
+            // the unfenced shard was published and deleted as usual
+            await().atMost(Duration.ofSeconds(30))
+                    .untilAsserted(() -> assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(free)))
+                            .isZero());
+            assertThat(Fixtures.gauge(registry, "outbox.relay.owned.shards")).isEqualTo(62);
+        }
     }
-  }
 
-  /** What another relay's claim does to the lease row: new owner, epoch + 1, lease in the future. */
-  private static void takeOver(DSLContext dsl, int shard) {
-    var l = dev.outbox.migrations.jooq.Tables.OUTBOX_SHARD_LEASE;
-    int updated = dsl.update(l).set(l.OWNER, "intruder").set(l.EPOCH, l.EPOCH.plus(1))
-        .set(l.LEASE_UNTIL, java.time.OffsetDateTime.now().plusHours(1)).where(l.SHARD.eq(shard)).execute();
-    assertThat(updated).isOne();
-  }
+    /** What another relay's claim does to the lease row: new owner, epoch + 1, lease in the future. */
+    private static void takeOver(DSLContext dsl, int shard) {
+        var l = dev.outbox.migrations.jooq.Tables.OUTBOX_SHARD_LEASE;
+        int updated = dsl.update(l)
+                .set(l.OWNER, "intruder")
+                .set(l.EPOCH, l.EPOCH.plus(1))
+                .set(l.LEASE_UNTIL, java.time.OffsetDateTime.now().plusHours(1))
+                .where(l.SHARD.eq(shard))
+                .execute();
+        assertThat(updated).isOne();
+    }
 
-  private static String keyOnAnotherShard(String... taken) {
-    java.util.Set<Integer> used = new java.util.HashSet<>();
-    for (String k : taken) {
-      used.add(Shards.of(k, null, 64));
+    private static String keyOnAnotherShard(String... taken) {
+        java.util.Set<Integer> used = new java.util.HashSet<>();
+        for (String k : taken) {
+            used.add(Shards.of(k, null, 64));
+        }
+        for (int i = 0; ; i++) {
+            String k = "key-" + i;
+            if (!used.contains(Shards.of(k, null, 64))) {
+                return k;
+            }
+        }
     }
-    for (int i = 0; ; i++) {
-      String k = "key-" + i;
-      if (!used.contains(Shards.of(k, null, 64))) {
-        return k;
-      }
-    }
-  }
 }

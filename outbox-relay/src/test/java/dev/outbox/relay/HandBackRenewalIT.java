@@ -35,95 +35,124 @@ import org.junit.jupiter.api.extension.ExtendWith;
  */
 @ExtendWith(RealServices.class)
 class HandBackRenewalIT {
-  private static final Duration LEASE = Duration.ofSeconds(9);
+    private static final Duration LEASE = Duration.ofSeconds(9);
 
-  @Test
-  @Timeout(value = 4, unit = TimeUnit.MINUTES)
-  void aShardHandedBackMidBatchStaysRenewedUntilTheBatchFinished(TestDatabase db) throws Exception {
-    String topic = "hand-back";
-    // the first relay hands back its highest shards (32-63 of 64 with two relays)
-    String first = "slow-0";
-    for (int i = 1; Shards.of(first, null, 64) < 32; i++) {
-      first = "slow-" + i;
-    }
-    int shard = Shards.of(first, null, 64);
-    List<String> keys = new ArrayList<>(List.of(first));
-    keys.addAll(Fixtures.sameShardKeys(first, 10));
-    try (TestKafka broker = TestKafka.startInJvm()) {
-      broker.createTopic(topic, 2);
-      DSLContext dsl = db.dsl();
-      SimpleMeterRegistry firstMetrics = new SimpleMeterRegistry();
-      try (Relay slow = Fixtures.outageRelay(db, broker.bootstrapServers(), "first", firstMetrics,
-          // keeps the topic's metadata while the broker is down, so a send() waits only for memory
-          Map.of("buffer.memory", 1_000_000, "max.block.ms", 8_000, "metadata.recovery.strategy", "none")).build()) {
-        slow.start();
-        Fixtures.commit(dsl, List.of(Fixtures.message(topic, "warm-up", "0")));
-        await().atMost(Duration.ofSeconds(60)).until(() -> dsl.fetchCount(OUTBOX_MESSAGE) == 0);
-        assertThat(slow.ownedShards()).hasSize(64);
-
-        broker.stopBroker();
-        String payload = "x".repeat(600_000); // two do not fit in buffer.memory
-        List<OutboxMessage> big = new ArrayList<>();
-        for (String key : keys) { // one record per key: a failed record does not hold back the others
-          big.add(Fixtures.message(topic, key, payload));
+    @Test
+    @Timeout(value = 4, unit = TimeUnit.MINUTES)
+    void aShardHandedBackMidBatchStaysRenewedUntilTheBatchFinished(TestDatabase db) throws Exception {
+        String topic = "hand-back";
+        // the first relay hands back its highest shards (32-63 of 64 with two relays)
+        String first = "slow-0";
+        for (int i = 1; Shards.of(first, null, 64) < 32; i++) {
+            first = "slow-" + i;
         }
-        Fixtures.commit(dsl, big);
-        Thread.sleep(1_500); // the shard has read the rows and is handing them to the producer
+        int shard = Shards.of(first, null, 64);
+        List<String> keys = new ArrayList<>(List.of(first));
+        keys.addAll(Fixtures.sameShardKeys(first, 10));
+        try (TestKafka broker = TestKafka.startInJvm()) {
+            broker.createTopic(topic, 2);
+            DSLContext dsl = db.dsl();
+            SimpleMeterRegistry firstMetrics = new SimpleMeterRegistry();
+            try (Relay slow = Fixtures.outageRelay(
+                            db,
+                            broker.bootstrapServers(),
+                            "first",
+                            firstMetrics,
+                            // keeps the topic's metadata while the broker is down, so a send() waits only for memory
+                            Map.of(
+                                    "buffer.memory",
+                                    1_000_000,
+                                    "max.block.ms",
+                                    8_000,
+                                    "metadata.recovery.strategy",
+                                    "none"))
+                    .build()) {
+                slow.start();
+                Fixtures.commit(dsl, List.of(Fixtures.message(topic, "warm-up", "0")));
+                await().atMost(Duration.ofSeconds(60)).until(() -> dsl.fetchCount(OUTBOX_MESSAGE) == 0);
+                assertThat(slow.ownedShards()).hasSize(64);
 
-        try (Relay second = Fixtures.outageRelay(db, broker.bootstrapServers(), "second", new SimpleMeterRegistry(), Map.of())
-            .build()) {
-          second.start();
-          OffsetDateTime handBackLeaseUntil = null;
-          OffsetDateTime latest = null;
-          long handBackNanos = 0;
-          int renewals = 0;
-          while (true) {
-            Record3<String, OffsetDateTime, Boolean> lease = lease(dsl, shard);
-            if (!"first".equals(lease.value1())) {
-              // read after the release was seen: the batch must have finished before it
-              assertThat(Fixtures.counter(firstMetrics, "outbox.relay.errors", "kind", "retriable"))
-                  .as("the shard was released only after its batch finished").isGreaterThanOrEqualTo(1);
-              break;
-            }
-            assertThat(lease.value3()).as("the lease of shard %d never lapses while its batch is in flight", shard).isTrue();
-            if (handBackLeaseUntil == null) {
-              if (otherHandedBack(dsl, shard)) {
-                handBackLeaseUntil = lease.value2();
-                latest = handBackLeaseUntil;
-                handBackNanos = System.nanoTime();
-              }
-            } else if (lease.value2().isAfter(latest)) {
-              latest = lease.value2();
-              renewals++;
-            }
-            Thread.sleep(100);
-          }
-          long heldMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - handBackNanos);
-          assertThat(handBackLeaseUntil).as("the other shards 32-63 were handed back while the batch was in flight").isNotNull();
-          assertThat(renewals).as("lease_until of the shard handed back moved on while its batch was in flight").isGreaterThanOrEqualTo(2);
-          assertThat(heldMillis).as("the batch outlasted the lease itself: without renewals it would have lapsed")
-              .isGreaterThan(LEASE.toMillis());
-          System.out.printf("[hand-back] shard %d kept %d ms after the hand-back began, %d renewals meanwhile%n", shard,
-              heldMillis, renewals);
+                broker.stopBroker();
+                String payload = "x".repeat(600_000); // two do not fit in buffer.memory
+                List<OutboxMessage> big = new ArrayList<>();
+                for (String key : keys) { // one record per key: a failed record does not hold back the others
+                    big.add(Fixtures.message(topic, key, payload));
+                }
+                Fixtures.commit(dsl, big);
+                Thread.sleep(1_500); // the shard has read the rows and is handing them to the producer
 
-          // G1: the next owner publishes the rows once Kafka is back
-          broker.startBroker();
-          await().atMost(Duration.ofSeconds(90)).until(() -> dsl.fetchCount(OUTBOX_MESSAGE) == 0);
+                try (Relay second = Fixtures.outageRelay(
+                                db, broker.bootstrapServers(), "second", new SimpleMeterRegistry(), Map.of())
+                        .build()) {
+                    second.start();
+                    OffsetDateTime handBackLeaseUntil = null;
+                    OffsetDateTime latest = null;
+                    long handBackNanos = 0;
+                    int renewals = 0;
+                    while (true) {
+                        Record3<String, OffsetDateTime, Boolean> lease = lease(dsl, shard);
+                        if (!"first".equals(lease.value1())) {
+                            // read after the release was seen: the batch must have finished before it
+                            assertThat(Fixtures.counter(firstMetrics, "outbox.relay.errors", "kind", "retriable"))
+                                    .as("the shard was released only after its batch finished")
+                                    .isGreaterThanOrEqualTo(1);
+                            break;
+                        }
+                        assertThat(lease.value3())
+                                .as("the lease of shard %d never lapses while its batch is in flight", shard)
+                                .isTrue();
+                        if (handBackLeaseUntil == null) {
+                            if (otherHandedBack(dsl, shard)) {
+                                handBackLeaseUntil = lease.value2();
+                                latest = handBackLeaseUntil;
+                                handBackNanos = System.nanoTime();
+                            }
+                        } else if (lease.value2().isAfter(latest)) {
+                            latest = lease.value2();
+                            renewals++;
+                        }
+                        Thread.sleep(100);
+                    }
+                    long heldMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - handBackNanos);
+                    assertThat(handBackLeaseUntil)
+                            .as("the other shards 32-63 were handed back while the batch was in flight")
+                            .isNotNull();
+                    assertThat(renewals)
+                            .as("lease_until of the shard handed back moved on while its batch was in flight")
+                            .isGreaterThanOrEqualTo(2);
+                    assertThat(heldMillis)
+                            .as("the batch outlasted the lease itself: without renewals it would have lapsed")
+                            .isGreaterThan(LEASE.toMillis());
+                    System.out.printf(
+                            "[hand-back] shard %d kept %d ms after the hand-back began, %d renewals meanwhile%n",
+                            shard, heldMillis, renewals);
+
+                    // G1: the next owner publishes the rows once Kafka is back
+                    broker.startBroker();
+                    await().atMost(Duration.ofSeconds(90)).until(() -> dsl.fetchCount(OUTBOX_MESSAGE) == 0);
+                }
+            }
         }
-      }
     }
-  }
 
-  private static Record3<String, OffsetDateTime, Boolean> lease(DSLContext dsl, int shard) {
-    return dsl.resultQuery("select owner, lease_until, lease_until > now() from outbox.outbox_shard_lease where shard = ?", shard)
-        .coerce(org.jooq.impl.DSL.field("owner", String.class), org.jooq.impl.DSL.field("lease_until", OffsetDateTime.class),
-            org.jooq.impl.DSL.field("live", Boolean.class))
-        .fetchOne();
-  }
+    private static Record3<String, OffsetDateTime, Boolean> lease(DSLContext dsl, int shard) {
+        return dsl.resultQuery(
+                        "select owner, lease_until, lease_until > now() from outbox.outbox_shard_lease where shard = ?",
+                        shard)
+                .coerce(
+                        org.jooq.impl.DSL.field("owner", String.class),
+                        org.jooq.impl.DSL.field("lease_until", OffsetDateTime.class),
+                        org.jooq.impl.DSL.field("live", Boolean.class))
+                .fetchOne();
+    }
 
-  /** @return whether another shard of 32-63 has left the first relay */
-  private static boolean otherHandedBack(DSLContext dsl, int shard) {
-    return ((Number) dsl.fetchValue("select count(*) from outbox.outbox_shard_lease where shard >= 32 and shard <> ?"
-        + " and owner is distinct from 'first'", shard)).longValue() > 0;
-  }
+    /** @return whether another shard of 32-63 has left the first relay */
+    private static boolean otherHandedBack(DSLContext dsl, int shard) {
+        return ((Number) dsl.fetchValue(
+                                "select count(*) from outbox.outbox_shard_lease where shard >= 32 and shard <> ?"
+                                        + " and owner is distinct from 'first'",
+                                shard))
+                        .longValue()
+                > 0;
+    }
 }

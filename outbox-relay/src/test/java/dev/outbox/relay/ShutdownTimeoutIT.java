@@ -30,52 +30,62 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @ExtendWith(RealServices.class)
 class ShutdownTimeoutIT {
 
-  @Test
-  @Timeout(value = 4, unit = TimeUnit.MINUTES)
-  void unfinishedShardsKeepTheirLeaseAndTheClosedProducerSendsNothingLater(TestDatabase db) throws Exception {
-    String topic = "shutdown";
-    try (TestKafka broker = TestKafka.startInJvm()) {
-      broker.createTopic(topic, 2);
-      DSLContext dsl = db.dsl();
-      Relay first = Fixtures.outageRelay(db, broker.bootstrapServers(), "closing-relay", new SimpleMeterRegistry(), Map.of())
-          .shutdownTimeout(Duration.ofMillis(500))
-          .build();
-      first.start();
-      Fixtures.commit(dsl, List.of(Fixtures.message(topic, "warm-up", "0")));
-      await().atMost(Duration.ofSeconds(60)).until(() -> dsl.fetchCount(OUTBOX_MESSAGE) == 0);
+    @Test
+    @Timeout(value = 4, unit = TimeUnit.MINUTES)
+    void unfinishedShardsKeepTheirLeaseAndTheClosedProducerSendsNothingLater(TestDatabase db) throws Exception {
+        String topic = "shutdown";
+        try (TestKafka broker = TestKafka.startInJvm()) {
+            broker.createTopic(topic, 2);
+            DSLContext dsl = db.dsl();
+            Relay first = Fixtures.outageRelay(
+                            db, broker.bootstrapServers(), "closing-relay", new SimpleMeterRegistry(), Map.of())
+                    .shutdownTimeout(Duration.ofMillis(500))
+                    .build();
+            first.start();
+            Fixtures.commit(dsl, List.of(Fixtures.message(topic, "warm-up", "0")));
+            await().atMost(Duration.ofSeconds(60)).until(() -> dsl.fetchCount(OUTBOX_MESSAGE) == 0);
 
-      broker.stopBroker();
-      List<OutboxMessage> stuck = new ArrayList<>();
-      for (int i = 0; i < 20; i++) {
-        stuck.add(Fixtures.message(topic, "stuck", Integer.toString(i)));
-      }
-      List<UUID> ids = Fixtures.commit(dsl, stuck);
-      int shard = Shards.of("stuck", null, 64);
-      Thread.sleep(1_000); // the shard has read the rows and handed them to the producer
-      long closing = System.nanoTime();
-      first.close();
-      long closeMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - closing);
+            broker.stopBroker();
+            List<OutboxMessage> stuck = new ArrayList<>();
+            for (int i = 0; i < 20; i++) {
+                stuck.add(Fixtures.message(topic, "stuck", Integer.toString(i)));
+            }
+            List<UUID> ids = Fixtures.commit(dsl, stuck);
+            int shard = Shards.of("stuck", null, 64);
+            Thread.sleep(1_000); // the shard has read the rows and handed them to the producer
+            long closing = System.nanoTime();
+            first.close();
+            long closeMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - closing);
 
-      assertThat(owner(dsl, shard)).as("the shard whose batch did not finish is not handed back").isEqualTo("closing-relay");
-      assertThat(((Number) dsl.fetchValue("select count(*) from outbox.outbox_shard_lease where owner is not null")).longValue())
-          .as("every other shard is handed back").isEqualTo(1L);
+            assertThat(owner(dsl, shard))
+                    .as("the shard whose batch did not finish is not handed back")
+                    .isEqualTo("closing-relay");
+            assertThat(((Number) dsl.fetchValue(
+                                    "select count(*) from outbox.outbox_shard_lease where owner is not null"))
+                            .longValue())
+                    .as("every other shard is handed back")
+                    .isEqualTo(1L);
 
-      broker.startBroker();
-      try (Fixtures.Collector collector = new Fixtures.Collector(broker.bootstrapServers(), topic)) {
-        // the closed producer's buffered records were dropped, not flushed on the way out
-        Thread.sleep(5_000);
-        assertThat(collector.ids()).as("nothing of the closed relay arrives after its close").doesNotContainAnyElementsOf(ids);
-        try (Relay next = Fixtures.outageRelay(db, broker.bootstrapServers(), "next-relay", new SimpleMeterRegistry(), Map.of())
-            .build()) {
-          next.start();
-          await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> assertThat(collector.ids()).containsAll(ids));
+            broker.startBroker();
+            try (Fixtures.Collector collector = new Fixtures.Collector(broker.bootstrapServers(), topic)) {
+                // the closed producer's buffered records were dropped, not flushed on the way out
+                Thread.sleep(5_000);
+                assertThat(collector.ids())
+                        .as("nothing of the closed relay arrives after its close")
+                        .doesNotContainAnyElementsOf(ids);
+                try (Relay next = Fixtures.outageRelay(
+                                db, broker.bootstrapServers(), "next-relay", new SimpleMeterRegistry(), Map.of())
+                        .build()) {
+                    next.start();
+                    await().atMost(Duration.ofSeconds(60))
+                            .untilAsserted(() -> assertThat(collector.ids()).containsAll(ids));
+                }
+            }
+            System.out.printf("[shutdown] close() with batches in flight took %d ms%n", closeMillis);
         }
-      }
-      System.out.printf("[shutdown] close() with batches in flight took %d ms%n", closeMillis);
     }
-  }
 
-  private static String owner(DSLContext dsl, int shard) {
-    return (String) dsl.fetchValue("select owner from outbox.outbox_shard_lease where shard = ?", shard);
-  }
+    private static String owner(DSLContext dsl, int shard) {
+        return (String) dsl.fetchValue("select owner from outbox.outbox_shard_lease where shard = ?", shard);
+    }
 }

@@ -32,155 +32,191 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @ExtendWith(RealServices.class)
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class UnknownTopicIT {
-  private static final String PRESENT = "present";
-  private static final String MISSING = "missing-topic";
+    private static final String PRESENT = "present";
+    private static final String MISSING = "missing-topic";
 
-  private TestKafka broker;
+    private TestKafka broker;
 
-  @BeforeAll
-  void startBrokerWithoutAutoCreate() {
-    broker = TestKafka.startInJvm(Map.of("auto.create.topics.enable", "false"));
-    broker.createTopic(PRESENT, 4);
-  }
-
-  @AfterAll
-  void stopBroker() {
-    if (broker != null) {
-      broker.close();
+    @BeforeAll
+    void startBrokerWithoutAutoCreate() {
+        broker = TestKafka.startInJvm(Map.of("auto.create.topics.enable", "false"));
+        broker.createTopic(PRESENT, 4);
     }
-  }
 
-  /**
-   * G7 poison isolation, PARK_AND_CONTINUE: a row for a topic that does not exist fails retriably
-   * while Kafka acknowledges every other record; each such failure is counted in {@code attempts},
-   * and at {@code maxAttempts} (3) the row is parked with its last error, counted in the parked
-   * metric. Every other message is delivered, those of its shard and of its own key included, and
-   * the missing topic was never created.
-   */
-  @Test
-  void parksARowForAMissingTopicAfterMaxAttempts(TestDatabase db) throws Exception {
-    DSLContext dsl = db.dsl();
-    String key = "c-key";
-    List<OutboxMessage> batch = new ArrayList<>();
-    batch.add(message(MISSING, key, "lost"));
-    batch.add(message(PRESENT, key, "after-1"));
-    batch.add(message(PRESENT, key, "after-2"));
-    for (String n : Fixtures.sameShardKeys(key, 5)) {
-      batch.add(message(PRESENT, n, "neighbour"));
+    @AfterAll
+    void stopBroker() {
+        if (broker != null) {
+            broker.close();
+        }
     }
-    for (int i = 0; i < 40; i++) {
-      batch.add(message(PRESENT, "other-" + i, "o-" + i));
-    }
-    List<UUID> ids = Fixtures.commit(dsl, batch);
-    UUID bad = ids.get(0);
-    List<UUID> good = ids.subList(1, ids.size());
-    SimpleMeterRegistry registry = new SimpleMeterRegistry();
-    try {
-      try (Relay relay = relay(db, "missing-continue", registry, ParkPolicy.PARK_AND_CONTINUE, 3);
-          Fixtures.Collector kafkaSide = new Fixtures.Collector(broker.bootstrapServers(), PRESENT)) {
-        relay.start();
-        await().atMost(Duration.ofSeconds(120)).untilAsserted(() -> assertThat(kafkaSide.ids()).containsAll(good));
-        var row = dsl.selectFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_ID.eq(bad)).fetchSingle();
-        assertThat(row.getParkedAt()).as("the key's later rows flowed only after the row was parked").isNotNull();
-        assertThat(row.getAttempts()).isEqualTo(3);
-        assertThat(row.getLastError()).contains("TimeoutException").contains(MISSING);
-        List<UUID> keyOrder = kafkaSide.records().stream().filter(r -> key.equals(r.key()))
-            .sorted(java.util.Comparator.comparingLong(Fixtures.Received::offset)).map(Fixtures.Received::messageId).distinct().toList();
-        assertThat(keyOrder).containsExactly(ids.get(1), ids.get(2));
-        await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
-          assertThat(dsl.fetchCount(OUTBOX_MESSAGE)).isOne();
-          assertThat(Fixtures.counter(registry, "outbox.relay.parked")).isOne();
-          assertThat(Fixtures.gauge(registry, "outbox.relay.parked.rows")).isOne();
-        });
-      }
-      assertThat(topics()).as("the broker really does not create topics").doesNotContain(MISSING);
-    } finally {
-      // both tests share the class's database: rows left by a failure here would be retried, parked
-      // and counted by the other test's relay
-      dsl.deleteFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_ID.in(ids)).execute();
-    }
-  }
 
-  /**
-   * G7 with G3, HOLD_KEY: while the row for the missing topic is being retried (attempts counted,
-   * not yet parked), the other keys of its shard flow past it; the count survives a relay restart,
-   * and a relay with {@code maxAttempts} just above the stored count parks the row after exactly the
-   * remaining attempts. The key's later rows stay held, never sent, while new messages of its shard
-   * keep flowing.
-   */
-  @Test
-  void holdsTheKeyWhileOtherKeysOfTheShardFlow(TestDatabase db) throws Exception {
-    DSLContext dsl = db.dsl();
-    String key = "h-key";
-    List<String> neighbours = Fixtures.sameShardKeys(key, 5);
-    List<OutboxMessage> first = new ArrayList<>();
-    first.add(message(MISSING, key, "lost"));
-    first.add(message(PRESENT, key, "held-1"));
-    first.add(message(PRESENT, key, "held-2"));
-    List<UUID> badAndHeld = Fixtures.commit(dsl, first);
-    UUID bad = badAndHeld.get(0);
-    List<OutboxMessage> later = new ArrayList<>();
-    for (String n : neighbours) {
-      later.add(message(PRESENT, n, "neighbour"));
+    /**
+     * G7 poison isolation, PARK_AND_CONTINUE: a row for a topic that does not exist fails retriably
+     * while Kafka acknowledges every other record; each such failure is counted in {@code attempts},
+     * and at {@code maxAttempts} (3) the row is parked with its last error, counted in the parked
+     * metric. Every other message is delivered, those of its shard and of its own key included, and
+     * the missing topic was never created.
+     */
+    @Test
+    void parksARowForAMissingTopicAfterMaxAttempts(TestDatabase db) throws Exception {
+        DSLContext dsl = db.dsl();
+        String key = "c-key";
+        List<OutboxMessage> batch = new ArrayList<>();
+        batch.add(message(MISSING, key, "lost"));
+        batch.add(message(PRESENT, key, "after-1"));
+        batch.add(message(PRESENT, key, "after-2"));
+        for (String n : Fixtures.sameShardKeys(key, 5)) {
+            batch.add(message(PRESENT, n, "neighbour"));
+        }
+        for (int i = 0; i < 40; i++) {
+            batch.add(message(PRESENT, "other-" + i, "o-" + i));
+        }
+        List<UUID> ids = Fixtures.commit(dsl, batch);
+        UUID bad = ids.get(0);
+        List<UUID> good = ids.subList(1, ids.size());
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        try {
+            try (Relay relay = relay(db, "missing-continue", registry, ParkPolicy.PARK_AND_CONTINUE, 3);
+                    Fixtures.Collector kafkaSide = new Fixtures.Collector(broker.bootstrapServers(), PRESENT)) {
+                relay.start();
+                await().atMost(Duration.ofSeconds(120))
+                        .untilAsserted(() -> assertThat(kafkaSide.ids()).containsAll(good));
+                var row = dsl.selectFrom(OUTBOX_MESSAGE)
+                        .where(OUTBOX_MESSAGE.MESSAGE_ID.eq(bad))
+                        .fetchSingle();
+                assertThat(row.getParkedAt())
+                        .as("the key's later rows flowed only after the row was parked")
+                        .isNotNull();
+                assertThat(row.getAttempts()).isEqualTo(3);
+                assertThat(row.getLastError()).contains("TimeoutException").contains(MISSING);
+                List<UUID> keyOrder = kafkaSide.records().stream()
+                        .filter(r -> key.equals(r.key()))
+                        .sorted(java.util.Comparator.comparingLong(Fixtures.Received::offset))
+                        .map(Fixtures.Received::messageId)
+                        .distinct()
+                        .toList();
+                assertThat(keyOrder).containsExactly(ids.get(1), ids.get(2));
+                await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+                    assertThat(dsl.fetchCount(OUTBOX_MESSAGE)).isOne();
+                    assertThat(Fixtures.counter(registry, "outbox.relay.parked"))
+                            .isOne();
+                    assertThat(Fixtures.gauge(registry, "outbox.relay.parked.rows"))
+                            .isOne();
+                });
+            }
+            assertThat(topics()).as("the broker really does not create topics").doesNotContain(MISSING);
+        } finally {
+            // both tests share the class's database: rows left by a failure here would be retried, parked
+            // and counted by the other test's relay
+            dsl.deleteFrom(OUTBOX_MESSAGE)
+                    .where(OUTBOX_MESSAGE.MESSAGE_ID.in(ids))
+                    .execute();
+        }
     }
-    List<UUID> neighbourIds = Fixtures.commit(dsl, later);
-    List<UUID> more = new ArrayList<>();
 
-    try {
-      int counted;
-      try (Relay relay = relay(db, "missing-hold-1", new SimpleMeterRegistry(), ParkPolicy.HOLD_KEY, Relay.Builder.MAX_MAX_ATTEMPTS);
-          Fixtures.Collector kafkaSide = new Fixtures.Collector(broker.bootstrapServers(), PRESENT)) {
-        relay.start();
-        await().atMost(Duration.ofSeconds(120)).untilAsserted(() -> {
-          assertThat(kafkaSide.ids()).containsAll(neighbourIds);
-          assertThat(dsl.select(OUTBOX_MESSAGE.ATTEMPTS).from(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_ID.eq(bad)).fetchOne().value1())
-              .isPositive();
-        });
-        assertThat(kafkaSide.ids()).doesNotContainAnyElementsOf(badAndHeld);
-      }
-      var retried = dsl.selectFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_ID.eq(bad)).fetchSingle();
-      assertThat(retried.getParkedAt()).as("not parked below maxAttempts").isNull();
-      assertThat(retried.getLastError()).as("the last error is visible before parking").contains(MISSING);
-      counted = retried.getAttempts();
+    /**
+     * G7 with G3, HOLD_KEY: while the row for the missing topic is being retried (attempts counted,
+     * not yet parked), the other keys of its shard flow past it; the count survives a relay restart,
+     * and a relay with {@code maxAttempts} just above the stored count parks the row after exactly the
+     * remaining attempts. The key's later rows stay held, never sent, while new messages of its shard
+     * keep flowing.
+     */
+    @Test
+    void holdsTheKeyWhileOtherKeysOfTheShardFlow(TestDatabase db) throws Exception {
+        DSLContext dsl = db.dsl();
+        String key = "h-key";
+        List<String> neighbours = Fixtures.sameShardKeys(key, 5);
+        List<OutboxMessage> first = new ArrayList<>();
+        first.add(message(MISSING, key, "lost"));
+        first.add(message(PRESENT, key, "held-1"));
+        first.add(message(PRESENT, key, "held-2"));
+        List<UUID> badAndHeld = Fixtures.commit(dsl, first);
+        UUID bad = badAndHeld.get(0);
+        List<OutboxMessage> later = new ArrayList<>();
+        for (String n : neighbours) {
+            later.add(message(PRESENT, n, "neighbour"));
+        }
+        List<UUID> neighbourIds = Fixtures.commit(dsl, later);
+        List<UUID> more = new ArrayList<>();
 
-      SimpleMeterRegistry registry = new SimpleMeterRegistry();
-      try (Relay relay = relay(db, "missing-hold-2", registry, ParkPolicy.HOLD_KEY, counted + 2);
-          Fixtures.Collector kafkaSide = new Fixtures.Collector(broker.bootstrapServers(), PRESENT)) {
-        relay.start();
-        await().atMost(Duration.ofSeconds(120)).untilAsserted(() -> assertThat(Fixtures.counter(registry, "outbox.relay.parked")).isOne());
-        var parked = dsl.selectFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_ID.eq(bad)).fetchSingle();
-        assertThat(parked.getParkedAt()).isNotNull();
-        assertThat(parked.getAttempts()).isEqualTo(counted + 2);
-        more.addAll(Fixtures.commit(dsl, List.of(message(PRESENT, neighbours.get(0), "after-park"))));
-        await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> assertThat(kafkaSide.ids()).containsAll(more));
-        assertThat(kafkaSide.ids()).doesNotContainAnyElementsOf(badAndHeld);
-        var held = dsl.selectFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_KEY.eq(key)).orderBy(OUTBOX_MESSAGE.ID).fetch();
-        assertThat(held).hasSize(3);
-        assertThat(held.subList(1, 3)).allSatisfy(r -> {
-          assertThat(r.getParkedAt()).as("held, not parked").isNull();
-          assertThat(r.getAttempts()).as("never sent").isZero();
-        });
-      }
-    } finally {
-      // see the other test: nothing of this one may be left for the next relay of this class
-      List<UUID> all = new ArrayList<>(badAndHeld);
-      all.addAll(neighbourIds);
-      all.addAll(more);
-      dsl.deleteFrom(OUTBOX_MESSAGE).where(OUTBOX_MESSAGE.MESSAGE_ID.in(all)).execute();
+        try {
+            int counted;
+            try (Relay relay = relay(
+                            db,
+                            "missing-hold-1",
+                            new SimpleMeterRegistry(),
+                            ParkPolicy.HOLD_KEY,
+                            Relay.Builder.MAX_MAX_ATTEMPTS);
+                    Fixtures.Collector kafkaSide = new Fixtures.Collector(broker.bootstrapServers(), PRESENT)) {
+                relay.start();
+                await().atMost(Duration.ofSeconds(120)).untilAsserted(() -> {
+                    assertThat(kafkaSide.ids()).containsAll(neighbourIds);
+                    assertThat(dsl.select(OUTBOX_MESSAGE.ATTEMPTS)
+                                    .from(OUTBOX_MESSAGE)
+                                    .where(OUTBOX_MESSAGE.MESSAGE_ID.eq(bad))
+                                    .fetchOne()
+                                    .value1())
+                            .isPositive();
+                });
+                assertThat(kafkaSide.ids()).doesNotContainAnyElementsOf(badAndHeld);
+            }
+            var retried = dsl.selectFrom(OUTBOX_MESSAGE)
+                    .where(OUTBOX_MESSAGE.MESSAGE_ID.eq(bad))
+                    .fetchSingle();
+            assertThat(retried.getParkedAt()).as("not parked below maxAttempts").isNull();
+            assertThat(retried.getLastError())
+                    .as("the last error is visible before parking")
+                    .contains(MISSING);
+            counted = retried.getAttempts();
+
+            SimpleMeterRegistry registry = new SimpleMeterRegistry();
+            try (Relay relay = relay(db, "missing-hold-2", registry, ParkPolicy.HOLD_KEY, counted + 2);
+                    Fixtures.Collector kafkaSide = new Fixtures.Collector(broker.bootstrapServers(), PRESENT)) {
+                relay.start();
+                await().atMost(Duration.ofSeconds(120))
+                        .untilAsserted(() -> assertThat(Fixtures.counter(registry, "outbox.relay.parked"))
+                                .isOne());
+                var parked = dsl.selectFrom(OUTBOX_MESSAGE)
+                        .where(OUTBOX_MESSAGE.MESSAGE_ID.eq(bad))
+                        .fetchSingle();
+                assertThat(parked.getParkedAt()).isNotNull();
+                assertThat(parked.getAttempts()).isEqualTo(counted + 2);
+                more.addAll(Fixtures.commit(dsl, List.of(message(PRESENT, neighbours.get(0), "after-park"))));
+                await().atMost(Duration.ofSeconds(60))
+                        .untilAsserted(() -> assertThat(kafkaSide.ids()).containsAll(more));
+                assertThat(kafkaSide.ids()).doesNotContainAnyElementsOf(badAndHeld);
+                var held = dsl.selectFrom(OUTBOX_MESSAGE)
+                        .where(OUTBOX_MESSAGE.MESSAGE_KEY.eq(key))
+                        .orderBy(OUTBOX_MESSAGE.ID)
+                        .fetch();
+                assertThat(held).hasSize(3);
+                assertThat(held.subList(1, 3)).allSatisfy(r -> {
+                    assertThat(r.getParkedAt()).as("held, not parked").isNull();
+                    assertThat(r.getAttempts()).as("never sent").isZero();
+                });
+            }
+        } finally {
+            // see the other test: nothing of this one may be left for the next relay of this class
+            List<UUID> all = new ArrayList<>(badAndHeld);
+            all.addAll(neighbourIds);
+            all.addAll(more);
+            dsl.deleteFrom(OUTBOX_MESSAGE)
+                    .where(OUTBOX_MESSAGE.MESSAGE_ID.in(all))
+                    .execute();
+        }
     }
-  }
 
-  private Relay relay(TestDatabase db, String id, SimpleMeterRegistry registry, ParkPolicy policy, int maxAttempts) {
-    return Fixtures.relay(db, broker.bootstrapServers(), id, registry)
-        .producerProperties(Map.of("bootstrap.servers", broker.bootstrapServers(), "max.block.ms", 2_000))
-        .parkPolicy(policy)
-        .maxAttempts(maxAttempts)
-        .build();
-  }
-
-  private java.util.Set<String> topics() throws Exception {
-    try (Admin admin = broker.admin()) {
-      return admin.listTopics().names().get(30, TimeUnit.SECONDS);
+    private Relay relay(TestDatabase db, String id, SimpleMeterRegistry registry, ParkPolicy policy, int maxAttempts) {
+        return Fixtures.relay(db, broker.bootstrapServers(), id, registry)
+                .producerProperties(Map.of("bootstrap.servers", broker.bootstrapServers(), "max.block.ms", 2_000))
+                .parkPolicy(policy)
+                .maxAttempts(maxAttempts)
+                .build();
     }
-  }
+
+    private java.util.Set<String> topics() throws Exception {
+        try (Admin admin = broker.admin()) {
+            return admin.listTopics().names().get(30, TimeUnit.SECONDS);
+        }
+    }
 }

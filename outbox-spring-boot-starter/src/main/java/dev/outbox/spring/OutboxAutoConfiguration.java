@@ -4,9 +4,8 @@ import dev.outbox.consumer.IdempotentConsumer;
 import dev.outbox.consumer.ProcessedMessages;
 import dev.outbox.core.Outbox;
 import dev.outbox.http.server.IdempotencyFilter;
-import dev.outbox.http.server.ScopeResolver;
 import dev.outbox.http.server.IdempotencyStore;
-import dev.outbox.migrations.OutboxMigrations;
+import dev.outbox.http.server.ScopeResolver;
 import dev.outbox.migrations.internal.JooqVersionCheck;
 import dev.outbox.relay.Relay;
 import dev.outbox.spring.internal.ConsumersHealthIndicator;
@@ -65,210 +64,229 @@ import org.springframework.transaction.PlatformTransactionManager;
  *
  * <p>Every bean backs off when the application defines its own of the same type.
  */
-@AutoConfiguration(afterName = {
-    "org.springframework.boot.jdbc.autoconfigure.DataSourceAutoConfiguration",
-    "org.springframework.boot.jdbc.autoconfigure.DataSourceTransactionManagerAutoConfiguration",
-    "org.springframework.boot.hibernate.autoconfigure.HibernateJpaAutoConfiguration",
-    "org.springframework.boot.transaction.autoconfigure.TransactionAutoConfiguration",
-    "org.springframework.boot.micrometer.metrics.autoconfigure.CompositeMeterRegistryAutoConfiguration"})
+@AutoConfiguration(
+        afterName = {
+            "org.springframework.boot.jdbc.autoconfigure.DataSourceAutoConfiguration",
+            "org.springframework.boot.jdbc.autoconfigure.DataSourceTransactionManagerAutoConfiguration",
+            "org.springframework.boot.hibernate.autoconfigure.HibernateJpaAutoConfiguration",
+            "org.springframework.boot.transaction.autoconfigure.TransactionAutoConfiguration",
+            "org.springframework.boot.micrometer.metrics.autoconfigure.CompositeMeterRegistryAutoConfiguration"
+        })
 @ConditionalOnSingleCandidate(DataSource.class)
 @EnableConfigurationProperties(OutboxProperties.class)
 public class OutboxAutoConfiguration {
 
-  /** The bean name of the outbox migrations, for {@code @DependsOn}. */
-  public static final String MIGRATIONS_BEAN = "outboxMigrations";
+    /** The bean name of the outbox migrations, for {@code @DependsOn}. */
+    public static final String MIGRATIONS_BEAN = "outboxMigrations";
 
-  /** The bean name of the Idempotency-Key filter's registration. */
-  public static final String FILTER_REGISTRATION_BEAN = "outboxIdempotencyFilterRegistration";
+    /** The bean name of the Idempotency-Key filter's registration. */
+    public static final String FILTER_REGISTRATION_BEAN = "outboxIdempotencyFilterRegistration";
 
-  @Bean(MIGRATIONS_BEAN)
-  @ConditionalOnProperty(prefix = "outbox.migrations", name = "enabled", havingValue = "true", matchIfMissing = true)
-  OutboxMigrationsInitializer outboxMigrations(DataSource dataSource, OutboxProperties properties) {
-    return new OutboxMigrationsInitializer(dataSource, properties.getSchema(), properties.getShards());
-  }
-
-  @Bean
-  @ConditionalOnMissingBean
-  Outbox outbox(OutboxProperties properties, ObjectProvider<OutboxMigrationsInitializer> migrations) {
-    migrations.ifAvailable(m -> {});
-    return Outbox.builder().schema(properties.getSchema()).shards(properties.getShards()).build();
-  }
-
-  @Bean
-  @ConditionalOnMissingBean
-  OutboxTemplate outboxTemplate(Outbox outbox, DataSource dataSource) {
-    return new OutboxTemplate(outbox, transactionBound(dataSource));
-  }
-
-  @Bean
-  @ConditionalOnMissingBean
-  ProcessedMessages processedMessages(OutboxProperties properties, ObjectProvider<OutboxMigrationsInitializer> migrations) {
-    migrations.ifAvailable(m -> {});
-    return ProcessedMessages.create(properties.getSchema());
-  }
-
-  @Bean
-  @ConditionalOnMissingBean
-  ProcessedMessagesTemplate processedMessagesTemplate(
-      ProcessedMessages processed, DataSource dataSource, ObjectProvider<MeterRegistry> registry) {
-    return new ProcessedMessagesTemplate(processed, dataSource, meters(registry));
-  }
-
-  /** A jOOQ context on the connection of the Spring-managed transaction, whatever manages it. */
-  static DSLContext transactionBound(DataSource dataSource) {
-    JooqVersionCheck.quiet();
-    return DSL.using(new DefaultConfiguration()
-        .set(SQLDialect.POSTGRES)
-        .set(new DataSourceConnectionProvider(new TransactionAwareDataSourceProxy(dataSource))));
-  }
-
-  static MeterRegistry meters(ObjectProvider<MeterRegistry> registry) {
-    return registry.getIfUnique(() -> Metrics.globalRegistry);
-  }
-
-  /** The Idempotency-Key filter, when the application serves HTTP and names paths to protect. */
-  @Configuration(proxyBeanMethods = false)
-  @ConditionalOnWebApplication(type = ConditionalOnWebApplication.Type.SERVLET)
-  @ConditionalOnClass(name = {"jakarta.servlet.Filter", "org.springframework.boot.web.servlet.FilterRegistrationBean"})
-  @Conditional(IdempotencyPathsCondition.class)
-  static class IdempotencyConfiguration {
-
-    @Bean
-    @ConditionalOnMissingBean
-    IdempotencyStore outboxIdempotencyStore(
-        DataSource dataSource,
-        ObjectProvider<PlatformTransactionManager> transactionManager,
-        OutboxProperties properties,
-        ObjectProvider<MeterRegistry> registry,
-        ObjectProvider<OutboxMigrationsInitializer> migrations) {
-      migrations.ifAvailable(m -> {});
-      PlatformTransactionManager manager = transactionManager.getIfUnique();
-      if (manager == null) {
-        throw new IllegalStateException("outbox.idempotency.paths is set, but there is no single"
-            + " PlatformTransactionManager bean for the Idempotency-Key filter's transaction to join; add"
-            + " spring-boot-starter-jdbc or spring-boot-starter-data-jpa, or mark one transaction manager @Primary");
-      }
-      DSLContext dsl = DSL.using(transactionBound(dataSource).configuration()
-          .derive(new SpringTransactionProvider(manager)));
-      OutboxProperties.Idempotency p = properties.getIdempotency();
-      return IdempotencyStore.builder()
-          .dsl(dsl)
-          .schema(properties.getSchema())
-          .ttl(p.getTtl())
-          .lockTimeout(p.getLockTimeout())
-          .retryAfter(p.getRetryAfter())
-          .meterRegistry(meters(registry))
-          .build();
+    @Bean(MIGRATIONS_BEAN)
+    @ConditionalOnProperty(prefix = "outbox.migrations", name = "enabled", havingValue = "true", matchIfMissing = true)
+    OutboxMigrationsInitializer outboxMigrations(DataSource dataSource, OutboxProperties properties) {
+        return new OutboxMigrationsInitializer(dataSource, properties.getSchema(), properties.getShards());
     }
 
     @Bean
     @ConditionalOnMissingBean
-    IdempotencyFilter outboxIdempotencyFilter(
-        IdempotencyStore store, OutboxProperties properties, ObjectProvider<MeterRegistry> registry,
-        ObjectProvider<ScopeResolver> scope) {
-      OutboxProperties.Idempotency p = properties.getIdempotency();
-      IdempotencyFilter.Builder builder = IdempotencyFilter.builder(store)
-          .paths(p.getPaths().toArray(String[]::new))
-          .methods(p.getMethods().toArray(String[]::new))
-          .maxBodyBytes(p.getMaxBodyBytes())
-          .meterRegistry(meters(registry));
-      // a ScopeResolver bean replaces the default (principal + method + route, 401 without a caller)
-      scope.ifUnique(builder::scopeResolver);
-      return builder.build();
+    Outbox outbox(OutboxProperties properties, ObjectProvider<OutboxMigrationsInitializer> migrations) {
+        migrations.ifAvailable(m -> {});
+        return Outbox.builder()
+                .schema(properties.getSchema())
+                .shards(properties.getShards())
+                .build();
     }
 
-    @Bean(FILTER_REGISTRATION_BEAN)
-    @ConditionalOnMissingBean(name = FILTER_REGISTRATION_BEAN)
-    FilterRegistrationBean<IdempotencyFilter> outboxIdempotencyFilterRegistration(
-        IdempotencyFilter filter, OutboxProperties properties) {
-      FilterRegistrationBean<IdempotencyFilter> registration = new FilterRegistrationBean<>(filter);
-      registration.setName("outboxIdempotencyFilter");
-      registration.setUrlPatterns(properties.getIdempotency().getPaths());
-      registration.setOrder(properties.getIdempotency().getFilterOrder());
-      return registration;
+    @Bean
+    @ConditionalOnMissingBean
+    OutboxTemplate outboxTemplate(Outbox outbox, DataSource dataSource) {
+        return new OutboxTemplate(outbox, transactionBound(dataSource));
     }
 
-    /** The start-up gate over the Spring MVC endpoints; {@code outbox.idempotency.gate.enabled=false} turns it off. */
+    @Bean
+    @ConditionalOnMissingBean
+    ProcessedMessages processedMessages(
+            OutboxProperties properties, ObjectProvider<OutboxMigrationsInitializer> migrations) {
+        migrations.ifAvailable(m -> {});
+        return ProcessedMessages.create(properties.getSchema());
+    }
+
+    @Bean
+    @ConditionalOnMissingBean
+    ProcessedMessagesTemplate processedMessagesTemplate(
+            ProcessedMessages processed, DataSource dataSource, ObjectProvider<MeterRegistry> registry) {
+        return new ProcessedMessagesTemplate(processed, dataSource, meters(registry));
+    }
+
+    /** A jOOQ context on the connection of the Spring-managed transaction, whatever manages it. */
+    static DSLContext transactionBound(DataSource dataSource) {
+        JooqVersionCheck.quiet();
+        return DSL.using(new DefaultConfiguration()
+                .set(SQLDialect.POSTGRES)
+                .set(new DataSourceConnectionProvider(new TransactionAwareDataSourceProxy(dataSource))));
+    }
+
+    static MeterRegistry meters(ObjectProvider<MeterRegistry> registry) {
+        return registry.getIfUnique(() -> Metrics.globalRegistry);
+    }
+
+    /** The Idempotency-Key filter, when the application serves HTTP and names paths to protect. */
     @Configuration(proxyBeanMethods = false)
-    @ConditionalOnClass(name = "org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandlerMapping")
-    @ConditionalOnProperty(prefix = "outbox.idempotency.gate", name = "enabled", havingValue = "true", matchIfMissing = true)
-    static class GateConfiguration {
-      @Bean
-      @ConditionalOnMissingBean
-      SpringMvcGate outboxIdempotencyGate(IdempotencyFilter filter, OutboxProperties properties, Environment environment) {
-        String servletPath = environment.getProperty("spring.mvc.servlet.path", "");
-        String prefix = servletPath.equals("/") ? "" : servletPath;
-        return new SpringMvcGate(filter, properties.getIdempotency().getGate(), prefix,
-            prefix + environment.getProperty("server.error.path", "/error"));
-      }
+    @ConditionalOnWebApplication(type = ConditionalOnWebApplication.Type.SERVLET)
+    @ConditionalOnClass(
+            name = {"jakarta.servlet.Filter", "org.springframework.boot.web.servlet.FilterRegistrationBean"})
+    @Conditional(IdempotencyPathsCondition.class)
+    static class IdempotencyConfiguration {
+
+        @Bean
+        @ConditionalOnMissingBean
+        IdempotencyStore outboxIdempotencyStore(
+                DataSource dataSource,
+                ObjectProvider<PlatformTransactionManager> transactionManager,
+                OutboxProperties properties,
+                ObjectProvider<MeterRegistry> registry,
+                ObjectProvider<OutboxMigrationsInitializer> migrations) {
+            migrations.ifAvailable(m -> {});
+            PlatformTransactionManager manager = transactionManager.getIfUnique();
+            if (manager == null) {
+                throw new IllegalStateException(
+                        "outbox.idempotency.paths is set, but there is no single"
+                                + " PlatformTransactionManager bean for the Idempotency-Key filter's transaction to join; add"
+                                + " spring-boot-starter-jdbc or spring-boot-starter-data-jpa, or mark one transaction manager @Primary");
+            }
+            DSLContext dsl = DSL.using(
+                    transactionBound(dataSource).configuration().derive(new SpringTransactionProvider(manager)));
+            OutboxProperties.Idempotency p = properties.getIdempotency();
+            return IdempotencyStore.builder()
+                    .dsl(dsl)
+                    .schema(properties.getSchema())
+                    .ttl(p.getTtl())
+                    .lockTimeout(p.getLockTimeout())
+                    .retryAfter(p.getRetryAfter())
+                    .meterRegistry(meters(registry))
+                    .build();
+        }
+
+        @Bean
+        @ConditionalOnMissingBean
+        IdempotencyFilter outboxIdempotencyFilter(
+                IdempotencyStore store,
+                OutboxProperties properties,
+                ObjectProvider<MeterRegistry> registry,
+                ObjectProvider<ScopeResolver> scope) {
+            OutboxProperties.Idempotency p = properties.getIdempotency();
+            IdempotencyFilter.Builder builder = IdempotencyFilter.builder(store)
+                    .paths(p.getPaths().toArray(String[]::new))
+                    .methods(p.getMethods().toArray(String[]::new))
+                    .maxBodyBytes(p.getMaxBodyBytes())
+                    .meterRegistry(meters(registry));
+            // a ScopeResolver bean replaces the default (principal + method + route, 401 without a caller)
+            scope.ifUnique(builder::scopeResolver);
+            return builder.build();
+        }
+
+        @Bean(FILTER_REGISTRATION_BEAN)
+        @ConditionalOnMissingBean(name = FILTER_REGISTRATION_BEAN)
+        FilterRegistrationBean<IdempotencyFilter> outboxIdempotencyFilterRegistration(
+                IdempotencyFilter filter, OutboxProperties properties) {
+            FilterRegistrationBean<IdempotencyFilter> registration = new FilterRegistrationBean<>(filter);
+            registration.setName("outboxIdempotencyFilter");
+            registration.setUrlPatterns(properties.getIdempotency().getPaths());
+            registration.setOrder(properties.getIdempotency().getFilterOrder());
+            return registration;
+        }
+
+        /** The start-up gate over the Spring MVC endpoints; {@code outbox.idempotency.gate.enabled=false} turns it off. */
+        @Configuration(proxyBeanMethods = false)
+        @ConditionalOnClass(name = "org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandlerMapping")
+        @ConditionalOnProperty(
+                prefix = "outbox.idempotency.gate",
+                name = "enabled",
+                havingValue = "true",
+                matchIfMissing = true)
+        static class GateConfiguration {
+            @Bean
+            @ConditionalOnMissingBean
+            SpringMvcGate outboxIdempotencyGate(
+                    IdempotencyFilter filter, OutboxProperties properties, Environment environment) {
+                String servletPath = environment.getProperty("spring.mvc.servlet.path", "");
+                String prefix = servletPath.equals("/") ? "" : servletPath;
+                return new SpringMvcGate(
+                        filter,
+                        properties.getIdempotency().getGate(),
+                        prefix,
+                        prefix + environment.getProperty("server.error.path", "/error"));
+            }
+        }
     }
-  }
 
-  /** The embedded relay; the standalone relay process remains the recommended deployment. */
-  @Configuration(proxyBeanMethods = false)
-  @ConditionalOnClass(Relay.class)
-  @ConditionalOnProperty(prefix = "outbox.relay", name = "enabled", havingValue = "true")
-  static class RelayConfiguration {
+    /** The embedded relay; the standalone relay process remains the recommended deployment. */
+    @Configuration(proxyBeanMethods = false)
+    @ConditionalOnClass(Relay.class)
+    @ConditionalOnProperty(prefix = "outbox.relay", name = "enabled", havingValue = "true")
+    static class RelayConfiguration {
 
-    @Bean(destroyMethod = "close")
-    @ConditionalOnMissingBean
-    Relay outboxRelay(
-        DataSource dataSource,
-        OutboxProperties properties,
-        Environment environment,
-        ObjectProvider<MeterRegistry> registry,
-        ObjectProvider<OutboxMigrationsInitializer> migrations) {
-      migrations.ifAvailable(m -> {});
-      OutboxProperties.Relay p = properties.getRelay();
-      String bootstrap = p.getBootstrapServers() != null
-          ? p.getBootstrapServers()
-          : environment.getProperty("spring.kafka.bootstrap-servers");
-      if (bootstrap == null || bootstrap.isBlank()) {
-        throw new IllegalStateException("outbox.relay.enabled=true, but neither outbox.relay.bootstrap-servers nor"
-            + " spring.kafka.bootstrap-servers is set; set one to the Kafka brokers the relay publishes to");
-      }
-      Map<String, Object> producer = new HashMap<>(p.getProducer());
-      producer.put("bootstrap.servers", bootstrap);
-      Relay.Builder builder = Relay.builder()
-          .dataSource(dataSource)
-          .schema(properties.getSchema())
-          .producerProperties(producer)
-          .batchSize(p.getBatchSize())
-          .leaseDuration(p.getLeaseDuration())
-          .idlePollInterval(p.getIdlePollInterval())
-          .workerThreads(p.getWorkerThreads())
-          .meterRegistry(meters(registry));
-      if (p.getInstanceId() != null) {
-        builder.instanceId(p.getInstanceId());
-      }
-      return builder.build();
+        @Bean(destroyMethod = "close")
+        @ConditionalOnMissingBean
+        Relay outboxRelay(
+                DataSource dataSource,
+                OutboxProperties properties,
+                Environment environment,
+                ObjectProvider<MeterRegistry> registry,
+                ObjectProvider<OutboxMigrationsInitializer> migrations) {
+            migrations.ifAvailable(m -> {});
+            OutboxProperties.Relay p = properties.getRelay();
+            String bootstrap = p.getBootstrapServers() != null
+                    ? p.getBootstrapServers()
+                    : environment.getProperty("spring.kafka.bootstrap-servers");
+            if (bootstrap == null || bootstrap.isBlank()) {
+                throw new IllegalStateException(
+                        "outbox.relay.enabled=true, but neither outbox.relay.bootstrap-servers nor"
+                                + " spring.kafka.bootstrap-servers is set; set one to the Kafka brokers the relay publishes to");
+            }
+            Map<String, Object> producer = new HashMap<>(p.getProducer());
+            producer.put("bootstrap.servers", bootstrap);
+            Relay.Builder builder = Relay.builder()
+                    .dataSource(dataSource)
+                    .schema(properties.getSchema())
+                    .producerProperties(producer)
+                    .batchSize(p.getBatchSize())
+                    .leaseDuration(p.getLeaseDuration())
+                    .idlePollInterval(p.getIdlePollInterval())
+                    .workerThreads(p.getWorkerThreads())
+                    .meterRegistry(meters(registry));
+            if (p.getInstanceId() != null) {
+                builder.instanceId(p.getInstanceId());
+            }
+            return builder.build();
+        }
+
+        @Bean
+        EmbeddedRelay outboxEmbeddedRelay(Relay relay) {
+            return new EmbeddedRelay(relay);
+        }
+
+        @Configuration(proxyBeanMethods = false)
+        @ConditionalOnClass(HealthIndicator.class)
+        static class RelayHealthConfiguration {
+            @Bean
+            @ConditionalOnMissingBean(name = "outboxRelayHealthIndicator")
+            HealthIndicator outboxRelayHealthIndicator(Relay relay) {
+                return new RelayHealthIndicator(relay);
+            }
+        }
     }
 
-    @Bean
-    EmbeddedRelay outboxEmbeddedRelay(Relay relay) {
-      return new EmbeddedRelay(relay);
-    }
-
+    /** Health of the application's {@link IdempotentConsumer} beans. */
     @Configuration(proxyBeanMethods = false)
     @ConditionalOnClass(HealthIndicator.class)
-    static class RelayHealthConfiguration {
-      @Bean
-      @ConditionalOnMissingBean(name = "outboxRelayHealthIndicator")
-      HealthIndicator outboxRelayHealthIndicator(Relay relay) {
-        return new RelayHealthIndicator(relay);
-      }
+    @ConditionalOnBean(IdempotentConsumer.class)
+    static class ConsumerHealthConfiguration {
+        @Bean
+        @ConditionalOnMissingBean(name = "outboxConsumersHealthIndicator")
+        HealthIndicator outboxConsumersHealthIndicator(List<IdempotentConsumer> consumers) {
+            return new ConsumersHealthIndicator(consumers);
+        }
     }
-  }
-
-  /** Health of the application's {@link IdempotentConsumer} beans. */
-  @Configuration(proxyBeanMethods = false)
-  @ConditionalOnClass(HealthIndicator.class)
-  @ConditionalOnBean(IdempotentConsumer.class)
-  static class ConsumerHealthConfiguration {
-    @Bean
-    @ConditionalOnMissingBean(name = "outboxConsumersHealthIndicator")
-    HealthIndicator outboxConsumersHealthIndicator(List<IdempotentConsumer> consumers) {
-      return new ConsumersHealthIndicator(consumers);
-    }
-  }
 }

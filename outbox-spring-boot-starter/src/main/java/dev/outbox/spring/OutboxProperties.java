@@ -15,298 +15,298 @@ import org.springframework.boot.context.properties.ConfigurationProperties;
 @ConfigurationProperties(prefix = "outbox")
 public class OutboxProperties {
 
-  /** Schema the outbox migrations are (or were) applied to; a plain lower-case SQL identifier. */
-  private String schema = OutboxMigrations.DEFAULT_SCHEMA;
+    /** Schema the outbox migrations are (or were) applied to; a plain lower-case SQL identifier. */
+    private String schema = OutboxMigrations.DEFAULT_SCHEMA;
 
-  /** Shard count the outbox was installed with; fixed at install, every producer must use the same. */
-  private int shards = OutboxMigrations.DEFAULT_SHARDS;
+    /** Shard count the outbox was installed with; fixed at install, every producer must use the same. */
+    private int shards = OutboxMigrations.DEFAULT_SHARDS;
 
-  private final Migrations migrations = new Migrations();
-  private final Idempotency idempotency = new Idempotency();
-  private final Relay relay = new Relay();
+    private final Migrations migrations = new Migrations();
+    private final Idempotency idempotency = new Idempotency();
+    private final Relay relay = new Relay();
 
-  public String getSchema() {
-    return schema;
-  }
-
-  public void setSchema(String schema) {
-    this.schema = schema;
-  }
-
-  public int getShards() {
-    return shards;
-  }
-
-  public void setShards(int shards) {
-    this.shards = shards;
-  }
-
-  public Migrations getMigrations() {
-    return migrations;
-  }
-
-  public Idempotency getIdempotency() {
-    return idempotency;
-  }
-
-  public Relay getRelay() {
-    return relay;
-  }
-
-  /** The outbox migrations. */
-  public static class Migrations {
-    /**
-     * Whether the starter applies the outbox migrations at start, with a Flyway instance of its own
-     * (history table outbox_schema_history in the outbox schema, so the application's own V1, V2...
-     * never clash with the outbox's). Turn off when the migrations are installed another way.
-     */
-    private boolean enabled = true;
-
-    public boolean isEnabled() {
-      return enabled;
+    public String getSchema() {
+        return schema;
     }
 
-    public void setEnabled(boolean enabled) {
-      this.enabled = enabled;
-    }
-  }
-
-  /** The Idempotency-Key servlet filter; registered only when paths are given. */
-  public static class Idempotency {
-    /**
-     * Paths the Idempotency-Key filter protects: exact paths ("/orders") or prefixes ending in
-     * "/*" ("/orders/*"). Empty: no filter is registered.
-     */
-    private List<String> paths = new ArrayList<>();
-
-    /** HTTP methods the filter protects on those paths. */
-    private List<String> methods = new ArrayList<>(List.of("POST", "PATCH"));
-
-    /** How long a key and its stored response are kept. */
-    private Duration ttl = Duration.ofHours(24);
-
-    /** How long a request waits for the row of a key held by a request in flight before it gets 409. */
-    private Duration lockTimeout = Duration.ofSeconds(2);
-
-    /** The Retry-After sent with 409 while the first request with a key is in flight. */
-    private Duration retryAfter = Duration.ofSeconds(1);
-
-    /** Largest request body the filter buffers to fingerprint and replay; larger bodies get 413. */
-    private int maxBodyBytes = 1024 * 1024;
-
-    /** Order of the filter's registration among the application's servlet filters. */
-    private int filterOrder = 0;
-
-    public List<String> getPaths() {
-      return paths;
+    public void setSchema(String schema) {
+        this.schema = schema;
     }
 
-    public void setPaths(List<String> paths) {
-      this.paths = paths;
+    public int getShards() {
+        return shards;
     }
 
-    public List<String> getMethods() {
-      return methods;
+    public void setShards(int shards) {
+        this.shards = shards;
     }
 
-    public void setMethods(List<String> methods) {
-      this.methods = methods;
+    public Migrations getMigrations() {
+        return migrations;
     }
 
-    public Duration getTtl() {
-      return ttl;
+    public Idempotency getIdempotency() {
+        return idempotency;
     }
 
-    public void setTtl(Duration ttl) {
-      this.ttl = ttl;
+    public Relay getRelay() {
+        return relay;
     }
 
-    public Duration getLockTimeout() {
-      return lockTimeout;
+    /** The outbox migrations. */
+    public static class Migrations {
+        /**
+         * Whether the starter applies the outbox migrations at start, with a Flyway instance of its own
+         * (history table outbox_schema_history in the outbox schema, so the application's own V1, V2...
+         * never clash with the outbox's). Turn off when the migrations are installed another way.
+         */
+        private boolean enabled = true;
+
+        public boolean isEnabled() {
+            return enabled;
+        }
+
+        public void setEnabled(boolean enabled) {
+            this.enabled = enabled;
+        }
     }
 
-    public void setLockTimeout(Duration lockTimeout) {
-      this.lockTimeout = lockTimeout;
+    /** The Idempotency-Key servlet filter; registered only when paths are given. */
+    public static class Idempotency {
+        /**
+         * Paths the Idempotency-Key filter protects: exact paths ("/orders") or prefixes ending in
+         * "/*" ("/orders/*"). Empty: no filter is registered.
+         */
+        private List<String> paths = new ArrayList<>();
+
+        /** HTTP methods the filter protects on those paths. */
+        private List<String> methods = new ArrayList<>(List.of("POST", "PATCH"));
+
+        /** How long a key and its stored response are kept. */
+        private Duration ttl = Duration.ofHours(24);
+
+        /** How long a request waits for the row of a key held by a request in flight before it gets 409. */
+        private Duration lockTimeout = Duration.ofSeconds(2);
+
+        /** The Retry-After sent with 409 while the first request with a key is in flight. */
+        private Duration retryAfter = Duration.ofSeconds(1);
+
+        /** Largest request body the filter buffers to fingerprint and replay; larger bodies get 413. */
+        private int maxBodyBytes = 1024 * 1024;
+
+        /** Order of the filter's registration among the application's servlet filters. */
+        private int filterOrder = 0;
+
+        public List<String> getPaths() {
+            return paths;
+        }
+
+        public void setPaths(List<String> paths) {
+            this.paths = paths;
+        }
+
+        public List<String> getMethods() {
+            return methods;
+        }
+
+        public void setMethods(List<String> methods) {
+            this.methods = methods;
+        }
+
+        public Duration getTtl() {
+            return ttl;
+        }
+
+        public void setTtl(Duration ttl) {
+            this.ttl = ttl;
+        }
+
+        public Duration getLockTimeout() {
+            return lockTimeout;
+        }
+
+        public void setLockTimeout(Duration lockTimeout) {
+            this.lockTimeout = lockTimeout;
+        }
+
+        public Duration getRetryAfter() {
+            return retryAfter;
+        }
+
+        public void setRetryAfter(Duration retryAfter) {
+            this.retryAfter = retryAfter;
+        }
+
+        public int getMaxBodyBytes() {
+            return maxBodyBytes;
+        }
+
+        public void setMaxBodyBytes(int maxBodyBytes) {
+            this.maxBodyBytes = maxBodyBytes;
+        }
+
+        public int getFilterOrder() {
+            return filterOrder;
+        }
+
+        public void setFilterOrder(int filterOrder) {
+            this.filterOrder = filterOrder;
+        }
+
+        /** The start-up gate over the application's Spring MVC endpoints. */
+        private final Gate gate = new Gate();
+
+        public Gate getGate() {
+            return gate;
+        }
     }
-
-    public Duration getRetryAfter() {
-      return retryAfter;
-    }
-
-    public void setRetryAfter(Duration retryAfter) {
-      this.retryAfter = retryAfter;
-    }
-
-    public int getMaxBodyBytes() {
-      return maxBodyBytes;
-    }
-
-    public void setMaxBodyBytes(int maxBodyBytes) {
-      this.maxBodyBytes = maxBodyBytes;
-    }
-
-    public int getFilterOrder() {
-      return filterOrder;
-    }
-
-    public void setFilterOrder(int filterOrder) {
-      this.filterOrder = filterOrder;
-    }
-
-    /** The start-up gate over the application's Spring MVC endpoints. */
-    private final Gate gate = new Gate();
-
-    public Gate getGate() {
-      return gate;
-    }
-  }
-
-  /**
-   * The start-up gate: once the context is refreshed, every Spring MVC endpoint with one of {@link
-   * #getMethods() methods} must be covered by the Idempotency-Key filter or exempted with a reason
-   * ({@code @NotIdempotent(reason = "...")} on the handler, or an entry of {@link #getExemptions()
-   * exemptions}); otherwise the start fails with a message naming each uncovered endpoint.
-   */
-  public static class Gate {
-    /** Whether the gate runs at start. */
-    private boolean enabled = true;
-
-    /** Log the uncovered endpoints at WARN instead of failing the start (for a gradual rollout). */
-    private boolean warnOnly = false;
-
-    /** Methods whose endpoints must be covered: POST and PATCH; PUT and DELETE may be added. */
-    private List<String> methods = new ArrayList<>(List.of("POST", "PATCH"));
 
     /**
-     * Exempted endpoints, as the gate's report names them, each with its reason, e.g.
-     * {@code outbox.idempotency.gate.exemptions[POST /webhooks/stripe]=deduplicated by the Stripe event id}.
+     * The start-up gate: once the context is refreshed, every Spring MVC endpoint with one of {@link
+     * #getMethods() methods} must be covered by the Idempotency-Key filter or exempted with a reason
+     * ({@code @NotIdempotent(reason = "...")} on the handler, or an entry of {@link #getExemptions()
+     * exemptions}); otherwise the start fails with a message naming each uncovered endpoint.
      */
-    private Map<String, String> exemptions = new LinkedHashMap<>();
+    public static class Gate {
+        /** Whether the gate runs at start. */
+        private boolean enabled = true;
 
-    public boolean isEnabled() {
-      return enabled;
+        /** Log the uncovered endpoints at WARN instead of failing the start (for a gradual rollout). */
+        private boolean warnOnly = false;
+
+        /** Methods whose endpoints must be covered: POST and PATCH; PUT and DELETE may be added. */
+        private List<String> methods = new ArrayList<>(List.of("POST", "PATCH"));
+
+        /**
+         * Exempted endpoints, as the gate's report names them, each with its reason, e.g.
+         * {@code outbox.idempotency.gate.exemptions[POST /webhooks/stripe]=deduplicated by the Stripe event id}.
+         */
+        private Map<String, String> exemptions = new LinkedHashMap<>();
+
+        public boolean isEnabled() {
+            return enabled;
+        }
+
+        public void setEnabled(boolean enabled) {
+            this.enabled = enabled;
+        }
+
+        public boolean isWarnOnly() {
+            return warnOnly;
+        }
+
+        public void setWarnOnly(boolean warnOnly) {
+            this.warnOnly = warnOnly;
+        }
+
+        public List<String> getMethods() {
+            return methods;
+        }
+
+        public void setMethods(List<String> methods) {
+            this.methods = methods;
+        }
+
+        public Map<String, String> getExemptions() {
+            return exemptions;
+        }
+
+        public void setExemptions(Map<String, String> exemptions) {
+            this.exemptions = exemptions;
+        }
     }
 
-    public void setEnabled(boolean enabled) {
-      this.enabled = enabled;
+    /**
+     * A relay inside the application, for small deployments. The standalone relay process (its own
+     * deployment, scaled and restarted on its own) remains the recommended way.
+     */
+    public static class Relay {
+        /** Whether to run a relay inside this application (needs outbox-relay on the classpath). */
+        private boolean enabled = false;
+
+        /** Kafka bootstrap servers of the embedded relay; default spring.kafka.bootstrap-servers. */
+        private String bootstrapServers;
+
+        /** Owner name in the lease tables, unique among relays; default host, pid and a random suffix. */
+        private String instanceId;
+
+        /** Rows read and published per batch. */
+        private int batchSize = 500;
+
+        /** How long a shard lease lasts without renewal; a crashed relay's shards move after it. */
+        private Duration leaseDuration = Duration.ofSeconds(30);
+
+        /** How often an idle relay looks for rows without a notification. */
+        private Duration idlePollInterval = Duration.ofSeconds(1);
+
+        /** Worker threads publishing shards. */
+        private int workerThreads = 4;
+
+        /** Further Kafka producer properties (TLS, SASL, compression); idempotence and acks=all are enforced. */
+        private Map<String, String> producer = new LinkedHashMap<>();
+
+        public boolean isEnabled() {
+            return enabled;
+        }
+
+        public void setEnabled(boolean enabled) {
+            this.enabled = enabled;
+        }
+
+        public String getBootstrapServers() {
+            return bootstrapServers;
+        }
+
+        public void setBootstrapServers(String bootstrapServers) {
+            this.bootstrapServers = bootstrapServers;
+        }
+
+        public String getInstanceId() {
+            return instanceId;
+        }
+
+        public void setInstanceId(String instanceId) {
+            this.instanceId = instanceId;
+        }
+
+        public int getBatchSize() {
+            return batchSize;
+        }
+
+        public void setBatchSize(int batchSize) {
+            this.batchSize = batchSize;
+        }
+
+        public Duration getLeaseDuration() {
+            return leaseDuration;
+        }
+
+        public void setLeaseDuration(Duration leaseDuration) {
+            this.leaseDuration = leaseDuration;
+        }
+
+        public Duration getIdlePollInterval() {
+            return idlePollInterval;
+        }
+
+        public void setIdlePollInterval(Duration idlePollInterval) {
+            this.idlePollInterval = idlePollInterval;
+        }
+
+        public int getWorkerThreads() {
+            return workerThreads;
+        }
+
+        public void setWorkerThreads(int workerThreads) {
+            this.workerThreads = workerThreads;
+        }
+
+        public Map<String, String> getProducer() {
+            return producer;
+        }
+
+        public void setProducer(Map<String, String> producer) {
+            this.producer = producer;
+        }
     }
-
-    public boolean isWarnOnly() {
-      return warnOnly;
-    }
-
-    public void setWarnOnly(boolean warnOnly) {
-      this.warnOnly = warnOnly;
-    }
-
-    public List<String> getMethods() {
-      return methods;
-    }
-
-    public void setMethods(List<String> methods) {
-      this.methods = methods;
-    }
-
-    public Map<String, String> getExemptions() {
-      return exemptions;
-    }
-
-    public void setExemptions(Map<String, String> exemptions) {
-      this.exemptions = exemptions;
-    }
-  }
-
-  /**
-   * A relay inside the application, for small deployments. The standalone relay process (its own
-   * deployment, scaled and restarted on its own) remains the recommended way.
-   */
-  public static class Relay {
-    /** Whether to run a relay inside this application (needs outbox-relay on the classpath). */
-    private boolean enabled = false;
-
-    /** Kafka bootstrap servers of the embedded relay; default spring.kafka.bootstrap-servers. */
-    private String bootstrapServers;
-
-    /** Owner name in the lease tables, unique among relays; default host, pid and a random suffix. */
-    private String instanceId;
-
-    /** Rows read and published per batch. */
-    private int batchSize = 500;
-
-    /** How long a shard lease lasts without renewal; a crashed relay's shards move after it. */
-    private Duration leaseDuration = Duration.ofSeconds(30);
-
-    /** How often an idle relay looks for rows without a notification. */
-    private Duration idlePollInterval = Duration.ofSeconds(1);
-
-    /** Worker threads publishing shards. */
-    private int workerThreads = 4;
-
-    /** Further Kafka producer properties (TLS, SASL, compression); idempotence and acks=all are enforced. */
-    private Map<String, String> producer = new LinkedHashMap<>();
-
-    public boolean isEnabled() {
-      return enabled;
-    }
-
-    public void setEnabled(boolean enabled) {
-      this.enabled = enabled;
-    }
-
-    public String getBootstrapServers() {
-      return bootstrapServers;
-    }
-
-    public void setBootstrapServers(String bootstrapServers) {
-      this.bootstrapServers = bootstrapServers;
-    }
-
-    public String getInstanceId() {
-      return instanceId;
-    }
-
-    public void setInstanceId(String instanceId) {
-      this.instanceId = instanceId;
-    }
-
-    public int getBatchSize() {
-      return batchSize;
-    }
-
-    public void setBatchSize(int batchSize) {
-      this.batchSize = batchSize;
-    }
-
-    public Duration getLeaseDuration() {
-      return leaseDuration;
-    }
-
-    public void setLeaseDuration(Duration leaseDuration) {
-      this.leaseDuration = leaseDuration;
-    }
-
-    public Duration getIdlePollInterval() {
-      return idlePollInterval;
-    }
-
-    public void setIdlePollInterval(Duration idlePollInterval) {
-      this.idlePollInterval = idlePollInterval;
-    }
-
-    public int getWorkerThreads() {
-      return workerThreads;
-    }
-
-    public void setWorkerThreads(int workerThreads) {
-      this.workerThreads = workerThreads;
-    }
-
-    public Map<String, String> getProducer() {
-      return producer;
-    }
-
-    public void setProducer(Map<String, String> producer) {
-      this.producer = producer;
-    }
-  }
 }

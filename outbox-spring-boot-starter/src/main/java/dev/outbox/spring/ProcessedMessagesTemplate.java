@@ -34,78 +34,81 @@ import org.springframework.transaction.support.TransactionSynchronizationManager
  * ({@code claimed} or {@code duplicate}). Thread-safe.
  */
 public final class ProcessedMessagesTemplate {
-  /** The counter of claims, by consumer and outcome. */
-  public static final String METRIC = "outbox.dedup.claims";
+    /** The counter of claims, by consumer and outcome. */
+    public static final String METRIC = "outbox.dedup.claims";
 
-  private final ProcessedMessages processed;
-  private final DataSource dataSource;
-  private final MeterRegistry registry;
+    private final ProcessedMessages processed;
+    private final DataSource dataSource;
+    private final MeterRegistry registry;
 
-  /**
-   * @param processed the primitive (its schema)
-   * @param dataSource the data source of the Spring-managed transactions
-   * @param registry where the claim counters go
-   */
-  public ProcessedMessagesTemplate(ProcessedMessages processed, DataSource dataSource, MeterRegistry registry) {
-    this.processed = Objects.requireNonNull(processed, "processed may not be null");
-    this.dataSource = Objects.requireNonNull(dataSource, "dataSource may not be null");
-    this.registry = Objects.requireNonNull(registry, "registry may not be null");
-  }
-
-  /**
-   * Claims {@code messageId} for {@code consumer} in the current transaction.
-   *
-   * @param consumer the dedup scope: the service's name, the same on every instance
-   * @param messageId the message id
-   * @return {@code true} when newly claimed (apply the message), {@code false} when already
-   *     processed (skip it)
-   * @throws IllegalStateException when no Spring-managed transaction is active, or its connection
-   *     is in autocommit mode
-   * @throws org.springframework.dao.DataAccessException when the insert fails
-   */
-  public boolean claim(String consumer, UUID messageId) {
-    if (!TransactionSynchronizationManager.isActualTransactionActive()) {
-      throw new IllegalStateException("ProcessedMessagesTemplate.claim needs a Spring-managed transaction, but none is"
-          + " active: the claim would commit on its own, apart from the business write. Annotate the listener method"
-          + " with @Transactional (on a public method of a Spring bean) or run it inside TransactionTemplate.execute.");
+    /**
+     * @param processed the primitive (its schema)
+     * @param dataSource the data source of the Spring-managed transactions
+     * @param registry where the claim counters go
+     */
+    public ProcessedMessagesTemplate(ProcessedMessages processed, DataSource dataSource, MeterRegistry registry) {
+        this.processed = Objects.requireNonNull(processed, "processed may not be null");
+        this.dataSource = Objects.requireNonNull(dataSource, "dataSource may not be null");
+        this.registry = Objects.requireNonNull(registry, "registry may not be null");
     }
-    Connection connection = DataSourceUtils.getConnection(dataSource);
-    try {
-      boolean claimed = processed.claim(connection, consumer, messageId);
-      Counter.builder(METRIC)
-          .description("Message ids claimed by listeners, by consumer and outcome")
-          .tag("consumer", consumer)
-          .tag("outcome", claimed ? "claimed" : "duplicate")
-          .register(registry)
-          .increment();
-      return claimed;
-    } catch (SQLException e) {
-      throw new SQLErrorCodeSQLExceptionTranslator(dataSource).translate("claim " + messageId, null, e);
-    } finally {
-      DataSourceUtils.releaseConnection(connection, dataSource);
+
+    /**
+     * Claims {@code messageId} for {@code consumer} in the current transaction.
+     *
+     * @param consumer the dedup scope: the service's name, the same on every instance
+     * @param messageId the message id
+     * @return {@code true} when newly claimed (apply the message), {@code false} when already
+     *     processed (skip it)
+     * @throws IllegalStateException when no Spring-managed transaction is active, or its connection
+     *     is in autocommit mode
+     * @throws org.springframework.dao.DataAccessException when the insert fails
+     */
+    public boolean claim(String consumer, UUID messageId) {
+        if (!TransactionSynchronizationManager.isActualTransactionActive()) {
+            throw new IllegalStateException(
+                    "ProcessedMessagesTemplate.claim needs a Spring-managed transaction, but none is"
+                            + " active: the claim would commit on its own, apart from the business write. Annotate the listener method"
+                            + " with @Transactional (on a public method of a Spring bean) or run it inside TransactionTemplate.execute.");
+        }
+        Connection connection = DataSourceUtils.getConnection(dataSource);
+        try {
+            boolean claimed = processed.claim(connection, consumer, messageId);
+            Counter.builder(METRIC)
+                    .description("Message ids claimed by listeners, by consumer and outcome")
+                    .tag("consumer", consumer)
+                    .tag("outcome", claimed ? "claimed" : "duplicate")
+                    .register(registry)
+                    .increment();
+            return claimed;
+        } catch (SQLException e) {
+            throw new SQLErrorCodeSQLExceptionTranslator(dataSource).translate("claim " + messageId, null, e);
+        } finally {
+            DataSourceUtils.releaseConnection(connection, dataSource);
+        }
     }
-  }
 
-  /**
-   * Claims the message id of a record the relay published ({@link ProcessedMessages#messageId}).
-   *
-   * @param consumer the dedup scope
-   * @param record the record
-   * @return as {@link #claim(String, UUID)}
-   * @throws IllegalArgumentException when the record has no valid message id header: it cannot be
-   *     deduplicated, so it must not be applied
-   */
-  public boolean claim(String consumer, ConsumerRecord<?, ?> record) {
-    Objects.requireNonNull(record, "record may not be null");
-    UUID id = ProcessedMessages.messageId(record.headers()).orElseThrow(() -> new IllegalArgumentException(
-        "record " + record.topic() + "-" + record.partition() + "@" + record.offset() + " has no "
-            + dev.outbox.core.OutboxHeaders.MESSAGE_ID + " header, so it cannot be deduplicated; publish it through"
-            + " the outbox, or pass an id of your own to claim(consumer, messageId)"));
-    return claim(consumer, id);
-  }
+    /**
+     * Claims the message id of a record the relay published ({@link ProcessedMessages#messageId}).
+     *
+     * @param consumer the dedup scope
+     * @param record the record
+     * @return as {@link #claim(String, UUID)}
+     * @throws IllegalArgumentException when the record has no valid message id header: it cannot be
+     *     deduplicated, so it must not be applied
+     */
+    public boolean claim(String consumer, ConsumerRecord<?, ?> record) {
+        Objects.requireNonNull(record, "record may not be null");
+        UUID id = ProcessedMessages.messageId(record.headers())
+                .orElseThrow(() -> new IllegalArgumentException(
+                        "record " + record.topic() + "-" + record.partition() + "@" + record.offset() + " has no "
+                                + dev.outbox.core.OutboxHeaders.MESSAGE_ID
+                                + " header, so it cannot be deduplicated; publish it through"
+                                + " the outbox, or pass an id of your own to claim(consumer, messageId)"));
+        return claim(consumer, id);
+    }
 
-  /** @return the primitive underneath, for use outside Spring transactions */
-  public ProcessedMessages processedMessages() {
-    return processed;
-  }
+    /** @return the primitive underneath, for use outside Spring transactions */
+    public ProcessedMessages processedMessages() {
+        return processed;
+    }
 }

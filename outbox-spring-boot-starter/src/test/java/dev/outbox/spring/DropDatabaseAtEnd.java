@@ -10,9 +10,10 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  * The class names its database in a static field {@code DB}.
  */
 final class DropDatabaseAtEnd implements BeforeAllCallback {
-  @Override
-  public void beforeAll(ExtensionContext context) throws Exception {
-    TestDatabase db = (TestDatabase) context.getRequiredTestClass().getDeclaredField("DB").get(null);
-    context.getRoot().getStore(ExtensionContext.Namespace.GLOBAL).put(db.name(), db);
-  }
+    @Override
+    public void beforeAll(ExtensionContext context) throws Exception {
+        TestDatabase db = (TestDatabase)
+                context.getRequiredTestClass().getDeclaredField("DB").get(null);
+        context.getRoot().getStore(ExtensionContext.Namespace.GLOBAL).put(db.name(), db);
+    }
 }

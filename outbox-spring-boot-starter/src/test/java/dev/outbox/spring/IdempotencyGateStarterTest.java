@@ -25,68 +25,74 @@ import org.springframework.web.bind.annotation.RestController;
  * only reads mappings.
  */
 class IdempotencyGateStarterTest {
-  private static final DataSource NEVER_CONNECTED = new DriverManagerDataSource("jdbc:postgresql://127.0.0.1:1/none");
+    private static final DataSource NEVER_CONNECTED = new DriverManagerDataSource("jdbc:postgresql://127.0.0.1:1/none");
 
-  private final WebApplicationContextRunner web = new WebApplicationContextRunner()
-      .withConfiguration(AutoConfigurations.of(DispatcherServletAutoConfiguration.class, WebMvcAutoConfiguration.class,
-          ErrorMvcAutoConfiguration.class,
-          OutboxAutoConfiguration.class))
-      .withBean(DataSource.class, () -> NEVER_CONNECTED)
-      .withBean(PlatformTransactionManager.class, () -> new DataSourceTransactionManager(NEVER_CONNECTED))
-      .withUserConfiguration(Controllers.class)
-      .withPropertyValues("outbox.migrations.enabled=false", "outbox.idempotency.paths=/orders");
+    private final WebApplicationContextRunner web = new WebApplicationContextRunner()
+            .withConfiguration(AutoConfigurations.of(
+                    DispatcherServletAutoConfiguration.class,
+                    WebMvcAutoConfiguration.class,
+                    ErrorMvcAutoConfiguration.class,
+                    OutboxAutoConfiguration.class))
+            .withBean(DataSource.class, () -> NEVER_CONNECTED)
+            .withBean(PlatformTransactionManager.class, () -> new DataSourceTransactionManager(NEVER_CONNECTED))
+            .withUserConfiguration(Controllers.class)
+            .withPropertyValues("outbox.migrations.enabled=false", "outbox.idempotency.paths=/orders");
 
-  @Test
-  void anUncoveredPostFailsTheStartAndIsNamed() {
-    web.run(context -> {
-      assertThat(context).hasFailed();
-      Throwable failure = context.getStartupFailure();
-      while (failure != null && !(failure instanceof UncoveredEndpointsException)) {
-        failure = failure.getCause();
-      }
-      assertThat(failure).isInstanceOf(UncoveredEndpointsException.class);
-      assertThat(failure.getMessage()).contains("POST /refunds").doesNotContain("POST /orders").doesNotContain("/error");
-    });
-  }
-
-  @Test
-  void anExemptionWithAReasonStartsAndIsReported() {
-    web.withPropertyValues("outbox.idempotency.gate.exemptions[POST /refunds]=deduplicated by the refund id")
-        .run(context -> {
-          assertThat(context).hasNotFailed();
-          assertThat(context).hasSingleBean(dev.outbox.spring.internal.SpringMvcGate.class);
+    @Test
+    void anUncoveredPostFailsTheStartAndIsNamed() {
+        web.run(context -> {
+            assertThat(context).hasFailed();
+            Throwable failure = context.getStartupFailure();
+            while (failure != null && !(failure instanceof UncoveredEndpointsException)) {
+                failure = failure.getCause();
+            }
+            assertThat(failure).isInstanceOf(UncoveredEndpointsException.class);
+            assertThat(failure.getMessage())
+                    .contains("POST /refunds")
+                    .doesNotContain("POST /orders")
+                    .doesNotContain("/error");
         });
-  }
-
-  @Test
-  void warnOnlyStartsWithTheEndpointUncovered() {
-    web.withPropertyValues("outbox.idempotency.gate.warn-only=true").run(context -> assertThat(context).hasNotFailed());
-  }
-
-  @Test
-  void theGateCanBeTurnedOff() {
-    web.withPropertyValues("outbox.idempotency.gate.enabled=false").run(context -> {
-      assertThat(context).hasNotFailed();
-      assertThat(context).doesNotHaveBean(dev.outbox.spring.internal.SpringMvcGate.class);
-    });
-  }
-
-  @RestController
-  static class Controllers {
-    @PostMapping("/orders")
-    String order() {
-      return "ok";
     }
 
-    @PostMapping("/refunds")
-    String refund() {
-      return "ok";
+    @Test
+    void anExemptionWithAReasonStartsAndIsReported() {
+        web.withPropertyValues("outbox.idempotency.gate.exemptions[POST /refunds]=deduplicated by the refund id")
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    assertThat(context).hasSingleBean(dev.outbox.spring.internal.SpringMvcGate.class);
+                });
     }
 
-    @PatchMapping("/profile")
-    @NotIdempotent(reason = "last write wins on the whole profile")
-    String profile() {
-      return "ok";
+    @Test
+    void warnOnlyStartsWithTheEndpointUncovered() {
+        web.withPropertyValues("outbox.idempotency.gate.warn-only=true")
+                .run(context -> assertThat(context).hasNotFailed());
     }
-  }
+
+    @Test
+    void theGateCanBeTurnedOff() {
+        web.withPropertyValues("outbox.idempotency.gate.enabled=false").run(context -> {
+            assertThat(context).hasNotFailed();
+            assertThat(context).doesNotHaveBean(dev.outbox.spring.internal.SpringMvcGate.class);
+        });
+    }
+
+    @RestController
+    static class Controllers {
+        @PostMapping("/orders")
+        String order() {
+            return "ok";
+        }
+
+        @PostMapping("/refunds")
+        String refund() {
+            return "ok";
+        }
+
+        @PatchMapping("/profile")
+        @NotIdempotent(reason = "last write wins on the whole profile")
+        String profile() {
+            return "ok";
+        }
+    }
 }

@@ -22,69 +22,77 @@ import org.springframework.transaction.PlatformTransactionManager;
  * the migrations turned off and a data source that is never connected to.
  */
 class OutboxAutoConfigurationTest {
-  private static final DataSource NEVER_CONNECTED = new DriverManagerDataSource("jdbc:postgresql://127.0.0.1:1/none");
+    private static final DataSource NEVER_CONNECTED = new DriverManagerDataSource("jdbc:postgresql://127.0.0.1:1/none");
 
-  private final ApplicationContextRunner runner = new ApplicationContextRunner()
-      .withConfiguration(AutoConfigurations.of(OutboxAutoConfiguration.class))
-      .withBean(DataSource.class, () -> NEVER_CONNECTED)
-      .withPropertyValues("outbox.migrations.enabled=false");
+    private final ApplicationContextRunner runner = new ApplicationContextRunner()
+            .withConfiguration(AutoConfigurations.of(OutboxAutoConfiguration.class))
+            .withBean(DataSource.class, () -> NEVER_CONNECTED)
+            .withPropertyValues("outbox.migrations.enabled=false");
 
-  private final WebApplicationContextRunner web = new WebApplicationContextRunner()
-      .withConfiguration(AutoConfigurations.of(OutboxAutoConfiguration.class))
-      .withBean(DataSource.class, () -> NEVER_CONNECTED)
-      .withBean(PlatformTransactionManager.class, () -> new DataSourceTransactionManager(NEVER_CONNECTED))
-      .withPropertyValues("outbox.migrations.enabled=false");
+    private final WebApplicationContextRunner web = new WebApplicationContextRunner()
+            .withConfiguration(AutoConfigurations.of(OutboxAutoConfiguration.class))
+            .withBean(DataSource.class, () -> NEVER_CONNECTED)
+            .withBean(PlatformTransactionManager.class, () -> new DataSourceTransactionManager(NEVER_CONNECTED))
+            .withPropertyValues("outbox.migrations.enabled=false");
 
-  @Test
-  void givesTheOutboxAndTheDedupClaimAndSkipsTheMigrationsWhenTold() {
-    runner.withPropertyValues("outbox.schema=shop_outbox", "outbox.shards=16").run(context -> {
-      assertThat(context).hasNotFailed();
-      assertThat(context).hasSingleBean(OutboxTemplate.class).hasSingleBean(ProcessedMessagesTemplate.class);
-      assertThat(context).doesNotHaveBean(OutboxMigrationsInitializer.class);
-      assertThat(context).doesNotHaveBean(IdempotencyFilter.class);
-      Outbox outbox = context.getBean(Outbox.class);
-      assertThat(outbox.schema()).isEqualTo("shop_outbox");
-      assertThat(outbox.shardCount()).isEqualTo(16);
-    });
-  }
-
-  @Test
-  void backsOffWithoutADataSource() {
-    new ApplicationContextRunner()
-        .withConfiguration(AutoConfigurations.of(OutboxAutoConfiguration.class))
-        .run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(OutboxTemplate.class));
-  }
-
-  @Test
-  void registersTheFilterForTheConfiguredPathsOnly() {
-    web.withPropertyValues("outbox.idempotency.paths=/orders,/payments/*").run(context -> {
-      assertThat(context).hasNotFailed().hasSingleBean(IdempotencyFilter.class);
-      FilterRegistrationBean<?> registration =
-          context.getBean(OutboxAutoConfiguration.FILTER_REGISTRATION_BEAN, FilterRegistrationBean.class);
-      assertThat(registration.getUrlPatterns()).containsExactly("/orders", "/payments/*");
-    });
-    web.run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(IdempotencyFilter.class));
-  }
-
-  @Test
-  void anEmbeddedRelayWithoutKafkaNamesTheSettings() {
-    runner.withPropertyValues("outbox.relay.enabled=true").run(context -> {
-      assertThat(context).hasFailed();
-      assertThat(context.getStartupFailure())
-          .rootCause()
-          .hasMessageContaining("outbox.relay.bootstrap-servers")
-          .hasMessageContaining("spring.kafka.bootstrap-servers");
-    });
-  }
-
-  @Test
-  void describesEverySettingForIdeCompletion() throws Exception {
-    String metadata;
-    try (InputStream in = getClass().getResourceAsStream("/META-INF/spring-configuration-metadata.json")) {
-      assertThat(in).as("the configuration processor ran").isNotNull();
-      metadata = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+    @Test
+    void givesTheOutboxAndTheDedupClaimAndSkipsTheMigrationsWhenTold() {
+        runner.withPropertyValues("outbox.schema=shop_outbox", "outbox.shards=16")
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    assertThat(context)
+                            .hasSingleBean(OutboxTemplate.class)
+                            .hasSingleBean(ProcessedMessagesTemplate.class);
+                    assertThat(context).doesNotHaveBean(OutboxMigrationsInitializer.class);
+                    assertThat(context).doesNotHaveBean(IdempotencyFilter.class);
+                    Outbox outbox = context.getBean(Outbox.class);
+                    assertThat(outbox.schema()).isEqualTo("shop_outbox");
+                    assertThat(outbox.shardCount()).isEqualTo(16);
+                });
     }
-    assertThat(metadata).contains("\"outbox.idempotency.paths\"", "\"outbox.migrations.enabled\"",
-        "\"outbox.relay.enabled\"", "\"outbox.schema\"", "\"defaultValue\": 64");
-  }
+
+    @Test
+    void backsOffWithoutADataSource() {
+        new ApplicationContextRunner()
+                .withConfiguration(AutoConfigurations.of(OutboxAutoConfiguration.class))
+                .run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(OutboxTemplate.class));
+    }
+
+    @Test
+    void registersTheFilterForTheConfiguredPathsOnly() {
+        web.withPropertyValues("outbox.idempotency.paths=/orders,/payments/*").run(context -> {
+            assertThat(context).hasNotFailed().hasSingleBean(IdempotencyFilter.class);
+            FilterRegistrationBean<?> registration =
+                    context.getBean(OutboxAutoConfiguration.FILTER_REGISTRATION_BEAN, FilterRegistrationBean.class);
+            assertThat(registration.getUrlPatterns()).containsExactly("/orders", "/payments/*");
+        });
+        web.run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(IdempotencyFilter.class));
+    }
+
+    @Test
+    void anEmbeddedRelayWithoutKafkaNamesTheSettings() {
+        runner.withPropertyValues("outbox.relay.enabled=true").run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure())
+                    .rootCause()
+                    .hasMessageContaining("outbox.relay.bootstrap-servers")
+                    .hasMessageContaining("spring.kafka.bootstrap-servers");
+        });
+    }
+
+    @Test
+    void describesEverySettingForIdeCompletion() throws Exception {
+        String metadata;
+        try (InputStream in = getClass().getResourceAsStream("/META-INF/spring-configuration-metadata.json")) {
+            assertThat(in).as("the configuration processor ran").isNotNull();
+            metadata = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
+        assertThat(metadata)
+                .contains(
+                        "\"outbox.idempotency.paths\"",
+                        "\"outbox.migrations.enabled\"",
+                        "\"outbox.relay.enabled\"",
+                        "\"outbox.schema\"",
+                        "\"defaultValue\": 64");
+    }
 }

@@ -23,9 +23,9 @@ import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
-import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.SpringBootConfiguration;
 import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
@@ -53,186 +53,215 @@ import org.springframework.transaction.annotation.Transactional;
 @DirtiesContext
 @Timeout(value = 3, unit = TimeUnit.MINUTES)
 class OutboxStarterIT {
-  static final TestDatabase DB = createDatabase();
-  static final TestKafka KAFKA = TestKafka.shared();
-  static final String TOPIC = TestKafka.uniqueTopic("starter-orders");
+    static final TestDatabase DB = createDatabase();
+    static final TestKafka KAFKA = TestKafka.shared();
+    static final String TOPIC = TestKafka.uniqueTopic("starter-orders");
 
-  /** Keys the listener received, every delivery counted. */
-  static final Set<String> RECEIVED = ConcurrentHashMap.newKeySet();
-  /** Keys whose first handling fails after the claim and the business write, so both roll back. */
-  static final Set<String> FAIL_ONCE = ConcurrentHashMap.newKeySet();
+    /** Keys the listener received, every delivery counted. */
+    static final Set<String> RECEIVED = ConcurrentHashMap.newKeySet();
+    /** Keys whose first handling fails after the claim and the business write, so both roll back. */
+    static final Set<String> FAIL_ONCE = ConcurrentHashMap.newKeySet();
 
-  @Autowired OrderService orders;
-  @Autowired JdbcTemplate jdbc;
-  @Autowired OutboxTemplate outbox;
-  @Autowired ProcessedMessagesTemplate processed;
-  @Autowired HealthIndicator outboxRelayHealthIndicator;
-  @Autowired MeterRegistry meters;
+    @Autowired
+    OrderService orders;
 
-  static TestDatabase createDatabase() {
-    TestDatabase db = TestDatabase.create();
-    try (Connection c = db.connect(); Statement st = c.createStatement()) {
-      st.execute("create table orders(id text primary key, amount bigint not null)");
-      // no unique constraint on order_id: a second effect of one message would show as a second row
-      st.execute("create table payments(id bigserial primary key, message_id uuid not null, order_id text not null)");
-    } catch (Exception e) {
-      throw new IllegalStateException(e);
-    }
-    return db;
-  }
+    @Autowired
+    JdbcTemplate jdbc;
 
-  @DynamicPropertySource
-  static void properties(DynamicPropertyRegistry registry) {
-    KAFKA.createTopic(TOPIC, 3);
-    registry.add("spring.datasource.url", DB::jdbcUrl);
-    registry.add("spring.datasource.username", DB::user);
-    registry.add("spring.datasource.password", DB::password);
-    registry.add("spring.kafka.bootstrap-servers", KAFKA::bootstrapServers);
-    registry.add("spring.kafka.consumer.auto-offset-reset", () -> "earliest");
-    registry.add("spring.kafka.consumer.key-deserializer", () -> "org.apache.kafka.common.serialization.StringDeserializer");
-    registry.add("spring.kafka.consumer.value-deserializer",
-        () -> "org.apache.kafka.common.serialization.ByteArrayDeserializer");
-    registry.add("test.topic", () -> TOPIC);
-    registry.add("outbox.relay.enabled", () -> "true");
-    registry.add("outbox.relay.idle-poll-interval", () -> "100ms");
-  }
+    @Autowired
+    OutboxTemplate outbox;
 
-  /** G2: an exception after the append rolls back the business row and the outbox row together. */
-  @Test
-  void aTransactionThatThrowsLeavesNeitherRow() {
-    assertThatThrownBy(() -> orders.place("o-rollback", 100, true)).hasMessageContaining("payment refused");
-    assertThat(count("select count(*) from orders where id = 'o-rollback'")).isZero();
-    assertThat(count("select count(*) from outbox.outbox_message where message_key = 'o-rollback'")).isZero();
+    @Autowired
+    ProcessedMessagesTemplate processed;
 
-    // a later order goes all the way through; the rolled-back one never reaches Kafka
-    UUID later = orders.place("o-after-rollback", 100, false);
-    await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> assertThat(payments(later)).isEqualTo(1));
-    assertThat(RECEIVED).doesNotContain("o-rollback");
-  }
+    @Autowired
+    HealthIndicator outboxRelayHealthIndicator;
 
-  /** G1: a committed transaction leaves both rows, and the embedded relay publishes the message. */
-  @Test
-  void aTransactionThatCommitsLeavesBothRowsAndTheRelayPublishes() {
-    UUID id = orders.place("o-commit", 250, false);
-    assertThat(count("select count(*) from orders where id = 'o-commit'")).isEqualTo(1);
-    await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> {
-      assertThat(payments(id)).isEqualTo(1);
-      assertThat(count("select count(*) from outbox.outbox_message where message_id = '" + id + "'"))
-          .as("the relay deletes a row once Kafka acknowledged it").isZero();
-    });
-    assertThat(outboxRelayHealthIndicator.health().getStatus()).isEqualTo(Status.UP);
-    assertThat(meters.find("outbox.dedup.claims").tag("outcome", "claimed").counter()).isNotNull();
-  }
+    @Autowired
+    MeterRegistry meters;
 
-  /**
-   * G4: a redelivered record is skipped by the claim, and a claim rolled back with its failed
-   * business write lets the retry apply the message, exactly once.
-   */
-  @Test
-  void aKafkaListenerRedeliveryIsSkippedInTheSameTransactionAsItsBusinessWrite() throws Exception {
-    UUID duplicated = MessageIds.next();
-    UUID failing = MessageIds.next();
-    FAIL_ONCE.add("o-fail-once");
-    try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(KAFKA.producerProperties())) {
-      for (int delivery = 0; delivery < 3; delivery++) {
-        producer.send(record(duplicated, "o-redelivered")).get(30, TimeUnit.SECONDS);
-      }
-      producer.send(record(failing, "o-fail-once")).get(30, TimeUnit.SECONDS);
-    }
-    await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> {
-      assertThat(payments(duplicated)).isEqualTo(1);
-      assertThat(payments(failing)).isEqualTo(1);
-      assertThat(meters.find("outbox.dedup.claims").tag("consumer", "payments").tag("outcome", "duplicate")
-          .counter().count()).isGreaterThanOrEqualTo(2);
-    });
-    assertThat(FAIL_ONCE).as("the failing delivery ran and was retried").isEmpty();
-  }
-
-  /** Appends and claims outside a transaction would commit alone: both are refused. */
-  @Test
-  void refusesToAppendOrClaimOutsideATransaction() {
-    OutboxMessage message = OutboxMessage.of(TOPIC, "o-none", "OrderPlaced", "text/plain", new byte[] {1});
-    assertThatThrownBy(() -> outbox.append(message))
-        .isInstanceOf(IllegalStateException.class)
-        .hasMessageContaining("@Transactional");
-    assertThatThrownBy(() -> processed.claim("payments", MessageIds.next()))
-        .isInstanceOf(IllegalStateException.class)
-        .hasMessageContaining("@Transactional");
-    assertThat(count("select count(*) from outbox.outbox_message where message_key = 'o-none'")).isZero();
-  }
-
-  private static ProducerRecord<byte[], byte[]> record(UUID id, String orderId) {
-    ProducerRecord<byte[], byte[]> r = new ProducerRecord<>(TOPIC, orderId.getBytes(StandardCharsets.UTF_8),
-        ("100").getBytes(StandardCharsets.UTF_8));
-    r.headers().add(OutboxHeaders.MESSAGE_ID, id.toString().getBytes(StandardCharsets.UTF_8));
-    return r;
-  }
-
-  private int payments(UUID id) {
-    return count("select count(*) from payments where message_id = '" + id + "'");
-  }
-
-  private int count(String sql) {
-    Integer n = jdbc.queryForObject(sql, Integer.class);
-    return n == null ? 0 : n;
-  }
-
-  @SpringBootConfiguration
-  @EnableAutoConfiguration
-  @Import({OrderService.class, PaymentsListener.class})
-  static class App {
-    @Bean
-    MeterRegistry meterRegistry() {
-      return new SimpleMeterRegistry();
-    }
-  }
-
-  /** The producer side: the order row and its message in one {@code @Transactional} method. */
-  @Service
-  static class OrderService {
-    private final JdbcTemplate jdbc;
-    private final OutboxTemplate outbox;
-
-    OrderService(JdbcTemplate jdbc, OutboxTemplate outbox) {
-      this.jdbc = jdbc;
-      this.outbox = outbox;
+    static TestDatabase createDatabase() {
+        TestDatabase db = TestDatabase.create();
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("create table orders(id text primary key, amount bigint not null)");
+            // no unique constraint on order_id: a second effect of one message would show as a second row
+            st.execute(
+                    "create table payments(id bigserial primary key, message_id uuid not null, order_id text not null)");
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+        return db;
     }
 
-    @Transactional
-    public UUID place(String orderId, long amount, boolean refuse) {
-      jdbc.update("insert into orders(id, amount) values (?, ?)", orderId, amount);
-      UUID id = outbox.append(OutboxMessage.of(TOPIC, orderId, "OrderPlaced", "text/plain",
-          Long.toString(amount).getBytes(StandardCharsets.UTF_8)));
-      if (refuse) {
-        throw new IllegalStateException("payment refused for " + orderId);
-      }
-      return id;
-    }
-  }
-
-  /** The consumer side: the claim and the payment row in the listener's transaction. */
-  @Service
-  static class PaymentsListener {
-    private final JdbcTemplate jdbc;
-    private final ProcessedMessagesTemplate processed;
-
-    PaymentsListener(JdbcTemplate jdbc, ProcessedMessagesTemplate processed) {
-      this.jdbc = jdbc;
-      this.processed = processed;
+    @DynamicPropertySource
+    static void properties(DynamicPropertyRegistry registry) {
+        KAFKA.createTopic(TOPIC, 3);
+        registry.add("spring.datasource.url", DB::jdbcUrl);
+        registry.add("spring.datasource.username", DB::user);
+        registry.add("spring.datasource.password", DB::password);
+        registry.add("spring.kafka.bootstrap-servers", KAFKA::bootstrapServers);
+        registry.add("spring.kafka.consumer.auto-offset-reset", () -> "earliest");
+        registry.add(
+                "spring.kafka.consumer.key-deserializer",
+                () -> "org.apache.kafka.common.serialization.StringDeserializer");
+        registry.add(
+                "spring.kafka.consumer.value-deserializer",
+                () -> "org.apache.kafka.common.serialization.ByteArrayDeserializer");
+        registry.add("test.topic", () -> TOPIC);
+        registry.add("outbox.relay.enabled", () -> "true");
+        registry.add("outbox.relay.idle-poll-interval", () -> "100ms");
     }
 
-    @KafkaListener(topics = "${test.topic}", groupId = "payments")
-    @Transactional
-    public void onOrder(ConsumerRecord<String, byte[]> record) {
-      RECEIVED.add(record.key());
-      if (!processed.claim("payments", record)) {
-        return;
-      }
-      UUID id = ProcessedMessages.messageId(record.headers()).orElseThrow();
-      jdbc.update("insert into payments(message_id, order_id) values (?, ?)", id, record.key());
-      if (FAIL_ONCE.remove(record.key())) {
-        throw new IllegalStateException("card processor timed out for " + record.key());
-      }
+    /** G2: an exception after the append rolls back the business row and the outbox row together. */
+    @Test
+    void aTransactionThatThrowsLeavesNeitherRow() {
+        assertThatThrownBy(() -> orders.place("o-rollback", 100, true)).hasMessageContaining("payment refused");
+        assertThat(count("select count(*) from orders where id = 'o-rollback'")).isZero();
+        assertThat(count("select count(*) from outbox.outbox_message where message_key = 'o-rollback'"))
+                .isZero();
+
+        // a later order goes all the way through; the rolled-back one never reaches Kafka
+        UUID later = orders.place("o-after-rollback", 100, false);
+        await().atMost(Duration.ofSeconds(60))
+                .untilAsserted(() -> assertThat(payments(later)).isEqualTo(1));
+        assertThat(RECEIVED).doesNotContain("o-rollback");
     }
-  }
+
+    /** G1: a committed transaction leaves both rows, and the embedded relay publishes the message. */
+    @Test
+    void aTransactionThatCommitsLeavesBothRowsAndTheRelayPublishes() {
+        UUID id = orders.place("o-commit", 250, false);
+        assertThat(count("select count(*) from orders where id = 'o-commit'")).isEqualTo(1);
+        await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> {
+            assertThat(payments(id)).isEqualTo(1);
+            assertThat(count("select count(*) from outbox.outbox_message where message_id = '" + id + "'"))
+                    .as("the relay deletes a row once Kafka acknowledged it")
+                    .isZero();
+        });
+        assertThat(outboxRelayHealthIndicator.health().getStatus()).isEqualTo(Status.UP);
+        assertThat(meters.find("outbox.dedup.claims").tag("outcome", "claimed").counter())
+                .isNotNull();
+    }
+
+    /**
+     * G4: a redelivered record is skipped by the claim, and a claim rolled back with its failed
+     * business write lets the retry apply the message, exactly once.
+     */
+    @Test
+    void aKafkaListenerRedeliveryIsSkippedInTheSameTransactionAsItsBusinessWrite() throws Exception {
+        UUID duplicated = MessageIds.next();
+        UUID failing = MessageIds.next();
+        FAIL_ONCE.add("o-fail-once");
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(KAFKA.producerProperties())) {
+            for (int delivery = 0; delivery < 3; delivery++) {
+                producer.send(record(duplicated, "o-redelivered")).get(30, TimeUnit.SECONDS);
+            }
+            producer.send(record(failing, "o-fail-once")).get(30, TimeUnit.SECONDS);
+        }
+        await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> {
+            assertThat(payments(duplicated)).isEqualTo(1);
+            assertThat(payments(failing)).isEqualTo(1);
+            assertThat(meters.find("outbox.dedup.claims")
+                            .tag("consumer", "payments")
+                            .tag("outcome", "duplicate")
+                            .counter()
+                            .count())
+                    .isGreaterThanOrEqualTo(2);
+        });
+        assertThat(FAIL_ONCE).as("the failing delivery ran and was retried").isEmpty();
+    }
+
+    /** Appends and claims outside a transaction would commit alone: both are refused. */
+    @Test
+    void refusesToAppendOrClaimOutsideATransaction() {
+        OutboxMessage message = OutboxMessage.of(TOPIC, "o-none", "OrderPlaced", "text/plain", new byte[] {1});
+        assertThatThrownBy(() -> outbox.append(message))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("@Transactional");
+        assertThatThrownBy(() -> processed.claim("payments", MessageIds.next()))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("@Transactional");
+        assertThat(count("select count(*) from outbox.outbox_message where message_key = 'o-none'"))
+                .isZero();
+    }
+
+    private static ProducerRecord<byte[], byte[]> record(UUID id, String orderId) {
+        ProducerRecord<byte[], byte[]> r = new ProducerRecord<>(
+                TOPIC, orderId.getBytes(StandardCharsets.UTF_8), ("100").getBytes(StandardCharsets.UTF_8));
+        r.headers().add(OutboxHeaders.MESSAGE_ID, id.toString().getBytes(StandardCharsets.UTF_8));
+        return r;
+    }
+
+    private int payments(UUID id) {
+        return count("select count(*) from payments where message_id = '" + id + "'");
+    }
+
+    private int count(String sql) {
+        Integer n = jdbc.queryForObject(sql, Integer.class);
+        return n == null ? 0 : n;
+    }
+
+    @SpringBootConfiguration
+    @EnableAutoConfiguration
+    @Import({OrderService.class, PaymentsListener.class})
+    static class App {
+        @Bean
+        MeterRegistry meterRegistry() {
+            return new SimpleMeterRegistry();
+        }
+    }
+
+    /** The producer side: the order row and its message in one {@code @Transactional} method. */
+    @Service
+    static class OrderService {
+        private final JdbcTemplate jdbc;
+        private final OutboxTemplate outbox;
+
+        OrderService(JdbcTemplate jdbc, OutboxTemplate outbox) {
+            this.jdbc = jdbc;
+            this.outbox = outbox;
+        }
+
+        @Transactional
+        public UUID place(String orderId, long amount, boolean refuse) {
+            jdbc.update("insert into orders(id, amount) values (?, ?)", orderId, amount);
+            UUID id = outbox.append(OutboxMessage.of(
+                    TOPIC,
+                    orderId,
+                    "OrderPlaced",
+                    "text/plain",
+                    Long.toString(amount).getBytes(StandardCharsets.UTF_8)));
+            if (refuse) {
+                throw new IllegalStateException("payment refused for " + orderId);
+            }
+            return id;
+        }
+    }
+
+    /** The consumer side: the claim and the payment row in the listener's transaction. */
+    @Service
+    static class PaymentsListener {
+        private final JdbcTemplate jdbc;
+        private final ProcessedMessagesTemplate processed;
+
+        PaymentsListener(JdbcTemplate jdbc, ProcessedMessagesTemplate processed) {
+            this.jdbc = jdbc;
+            this.processed = processed;
+        }
+
+        @KafkaListener(topics = "${test.topic}", groupId = "payments")
+        @Transactional
+        public void onOrder(ConsumerRecord<String, byte[]> record) {
+            RECEIVED.add(record.key());
+            if (!processed.claim("payments", record)) {
+                return;
+            }
+            UUID id = ProcessedMessages.messageId(record.headers()).orElseThrow();
+            jdbc.update("insert into payments(message_id, order_id) values (?, ?)", id, record.key());
+            if (FAIL_ONCE.remove(record.key())) {
+                throw new IllegalStateException("card processor timed out for " + record.key());
+            }
+        }
+    }
 }

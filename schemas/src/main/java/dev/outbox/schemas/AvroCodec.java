@@ -17,7 +17,6 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Collectors;
-
 import org.apache.avro.AvroRuntimeException;
 import org.apache.avro.Conversions;
 import org.apache.avro.Schema;
@@ -126,8 +125,7 @@ public final class AvroCodec {
     private final ConcurrentHashMap<SpecificReaderKey, Reading> specificReaders = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<GenericReaderKey, Reading> genericReaders = new ConcurrentHashMap<>();
 
-    private AvroCodec() {
-    }
+    private AvroCodec() {}
 
     /**
      * A codec that knows every schema listed in the {@value #SCHEMA_INDEX_RESOURCE} resources
@@ -165,7 +163,8 @@ public final class AvroCodec {
         Objects.requireNonNull(schema, "schema");
         long fingerprint = fingerprint(schema);
         Schema existing = schemas.putIfAbsent(fingerprint, schema);
-        if (existing != null && existing != schema
+        if (existing != null
+                && existing != schema
                 && !SchemaNormalization.toParsingForm(existing).equals(SchemaNormalization.toParsingForm(schema))) {
             throw new IllegalStateException("fingerprint collision: " + schema.getFullName() + " and "
                     + existing.getFullName() + " both have CRC-64-AVRO fingerprint " + fingerprintHex(fingerprint));
@@ -192,8 +191,8 @@ public final class AvroCodec {
     public byte[] encode(GenericContainer record) {
         Objects.requireNonNull(record, "record");
         Writer writer = record instanceof SpecificRecord
-                ? specificWriters.computeIfAbsent(record.getClass(),
-                        type -> newWriter(record.getSchema(), SpecificData.getForClass(type)))
+                ? specificWriters.computeIfAbsent(
+                        record.getClass(), type -> newWriter(record.getSchema(), SpecificData.getForClass(type)))
                 : genericWriters.computeIfAbsent(record.getSchema(), schema -> newWriter(schema, GENERIC_WRITE_MODEL));
         return writer.write(record);
     }
@@ -219,13 +218,15 @@ public final class AvroCodec {
                 try {
                     readerSchema = model.getSchema(readerClass);
                 } catch (AvroRuntimeException e) {
-                    throw new IllegalArgumentException(readerClass.getName() + " is not a generated Avro record class", e);
+                    throw new IllegalArgumentException(
+                            readerClass.getName() + " is not a generated Avro record class", e);
                 }
                 // the reader's own schema is a writer schema too: a consumer in another service reads what a
                 // producer wrote with the same class without shipping a schema index or registering anything
                 register(readerSchema);
                 Schema writerSchema = writerSchema(fingerprint, readerSchema.getFullName());
-                return newReading(writerSchema, readerSchema, new SpecificDatumReader<>(writerSchema, readerSchema, model));
+                return newReading(
+                        writerSchema, readerSchema, new SpecificDatumReader<>(writerSchema, readerSchema, model));
             });
         }
         return readerClass.cast(reading.read(bytes));
@@ -253,7 +254,9 @@ public final class AvroCodec {
             reading = genericReaders.computeIfAbsent(cacheKey, key -> {
                 register(readerSchema);
                 Schema writerSchema = writerSchema(fingerprint, readerSchema.getFullName());
-                return newReading(writerSchema, readerSchema,
+                return newReading(
+                        writerSchema,
+                        readerSchema,
                         new GenericDatumReader<>(writerSchema, readerSchema, GenericData.get()));
             });
         }
@@ -308,14 +311,19 @@ public final class AvroCodec {
     public static long fingerprintOf(byte[] bytes) {
         Objects.requireNonNull(bytes, "bytes");
         if (bytes.length < 2 || bytes[0] != MARKER_0 || bytes[1] != MARKER_1) {
-            String found = bytes.length == 0 ? "an empty payload"
-                    : bytes.length == 1 ? "a 1-byte payload"
-                    : "bytes " + HEX.withUpperCase().formatHex(bytes, 0, 2).replaceAll("(..)(..)", "$1 $2");
-            throw new IllegalArgumentException("not Avro single-object encoded (expected marker C3 01, found " + found + ")");
+            String found = bytes.length == 0
+                    ? "an empty payload"
+                    : bytes.length == 1
+                            ? "a 1-byte payload"
+                            : "bytes "
+                                    + HEX.withUpperCase().formatHex(bytes, 0, 2).replaceAll("(..)(..)", "$1 $2");
+            throw new IllegalArgumentException(
+                    "not Avro single-object encoded (expected marker C3 01, found " + found + ")");
         }
         if (bytes.length < HEADER_LENGTH) {
-            throw new IllegalArgumentException("not Avro single-object encoded (marker C3 01 present but the header is truncated: "
-                    + bytes.length + " of " + HEADER_LENGTH + " bytes)");
+            throw new IllegalArgumentException(
+                    "not Avro single-object encoded (marker C3 01 present but the header is truncated: " + bytes.length
+                            + " of " + HEADER_LENGTH + " bytes)");
         }
         return ByteBuffer.wrap(bytes, 2, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
     }
@@ -341,8 +349,9 @@ public final class AvroCodec {
     }
 
     private static Reading newReading(Schema writerSchema, Schema readerSchema, DatumReader<?> datumReader) {
-        SchemaCompatibilityResult result =
-                SchemaCompatibility.checkReaderWriterCompatibility(readerSchema, writerSchema).getResult();
+        SchemaCompatibilityResult result = SchemaCompatibility.checkReaderWriterCompatibility(
+                        readerSchema, writerSchema)
+                .getResult();
         String incompatibility = null;
         if (result.getCompatibility() == SchemaCompatibilityType.INCOMPATIBLE) {
             incompatibility = result.getIncompatibilities().stream()
@@ -362,7 +371,8 @@ public final class AvroCodec {
         while (indexes.hasMoreElements()) {
             URL index = indexes.nextElement();
             int count = 0;
-            try (BufferedReader reader = new BufferedReader(new InputStreamReader(index.openStream(), StandardCharsets.UTF_8))) {
+            try (BufferedReader reader =
+                    new BufferedReader(new InputStreamReader(index.openStream(), StandardCharsets.UTF_8))) {
                 String line;
                 while ((line = reader.readLine()) != null) {
                     String resource = line.strip();
@@ -382,14 +392,16 @@ public final class AvroCodec {
     private static Schema loadSchemaResource(ClassLoader classLoader, String resource, URL index) {
         try (InputStream in = classLoader.getResourceAsStream(resource)) {
             if (in == null) {
-                throw new IllegalStateException("schema index " + index + " lists " + resource + ", which is not on the classpath");
+                throw new IllegalStateException(
+                        "schema index " + index + " lists " + resource + ", which is not on the classpath");
             }
             return new Schema.Parser().parse(in);
         } catch (IOException | RuntimeException e) {
             if (e instanceof IllegalStateException ise && ise.getCause() == null) {
                 throw ise;
             }
-            throw new IllegalStateException("cannot parse Avro schema resource " + resource + " listed in " + index + ": " + e.getMessage(), e);
+            throw new IllegalStateException(
+                    "cannot parse Avro schema resource " + resource + " listed in " + index + ": " + e.getMessage(), e);
         }
     }
 
@@ -407,11 +419,9 @@ public final class AvroCodec {
         return model;
     }
 
-    private record SpecificReaderKey(long writerFingerprint, Class<?> readerClass) {
-    }
+    private record SpecificReaderKey(long writerFingerprint, Class<?> readerClass) {}
 
-    private record GenericReaderKey(long writerFingerprint, Schema readerSchema) {
-    }
+    private record GenericReaderKey(long writerFingerprint, Schema readerSchema) {}
 
     private record Writer(Schema schema, byte[] header, DatumWriter<Object> datumWriter) {
 
@@ -423,32 +433,39 @@ public final class AvroCodec {
                 datumWriter.write(datum, encoder);
                 encoder.flush();
             } catch (IOException | RuntimeException e) {
-                throw new AvroCodecException("cannot encode record as " + schema.getFullName()
-                        + " (the record does not match its schema): " + e.getMessage(), e);
+                throw new AvroCodecException(
+                        "cannot encode record as " + schema.getFullName() + " (the record does not match its schema): "
+                                + e.getMessage(),
+                        e);
             }
             return out.toByteArray();
         }
     }
 
-    private record Reading(Schema writerSchema, Schema readerSchema, DatumReader<?> datumReader, String incompatibility) {
+    private record Reading(
+            Schema writerSchema, Schema readerSchema, DatumReader<?> datumReader, String incompatibility) {
 
         Object read(byte[] bytes) {
             if (incompatibility != null) {
                 throw new IncompatibleSchemaException(writerSchema, readerSchema, incompatibility);
             }
-            BinaryDecoder decoder = DecoderFactory.get().binaryDecoder(bytes, HEADER_LENGTH, bytes.length - HEADER_LENGTH, null);
+            BinaryDecoder decoder =
+                    DecoderFactory.get().binaryDecoder(bytes, HEADER_LENGTH, bytes.length - HEADER_LENGTH, null);
             Object value;
             try {
                 value = datumReader.read(null, decoder);
                 if (!decoder.isEnd()) {
-                    throw new AvroCodecException("corrupt payload: bytes left over after reading a complete "
-                            + writerSchema.getFullName() + " (fingerprint " + fingerprintHex(fingerprint(writerSchema)) + ")");
+                    throw new AvroCodecException(
+                            "corrupt payload: bytes left over after reading a complete " + writerSchema.getFullName()
+                                    + " (fingerprint " + fingerprintHex(fingerprint(writerSchema)) + ")");
                 }
             } catch (AvroCodecException e) {
                 throw e;
             } catch (IOException | RuntimeException e) {
-                throw new AvroCodecException("corrupt payload: body does not match writer schema " + writerSchema.getFullName()
-                        + " (fingerprint " + fingerprintHex(fingerprint(writerSchema)) + "): " + e, e);
+                throw new AvroCodecException(
+                        "corrupt payload: body does not match writer schema " + writerSchema.getFullName()
+                                + " (fingerprint " + fingerprintHex(fingerprint(writerSchema)) + "): " + e,
+                        e);
             }
             return value;
         }

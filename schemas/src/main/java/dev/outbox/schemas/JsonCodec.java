@@ -1,13 +1,12 @@
 package dev.outbox.schemas;
 
-import java.io.IOException;
-import java.util.Locale;
-import java.util.Objects;
-
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
+import java.io.IOException;
+import java.util.Locale;
+import java.util.Objects;
 
 /**
  * Encodes and decodes JSON payloads with Jackson: the format for services that exchange plain Java
@@ -85,7 +84,8 @@ public final class JsonCodec {
         try {
             return mapper.writeValueAsBytes(value);
         } catch (JsonProcessingException e) {
-            throw new JsonCodecException("cannot write " + value.getClass().getName() + " as JSON: " + e.getOriginalMessage(), e);
+            throw new JsonCodecException(
+                    "cannot write " + value.getClass().getName() + " as JSON: " + e.getOriginalMessage(), e);
         }
     }
 

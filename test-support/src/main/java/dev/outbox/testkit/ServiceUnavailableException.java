@@ -8,15 +8,15 @@ import java.util.List;
  */
 public final class ServiceUnavailableException extends RuntimeException {
 
-  ServiceUnavailableException(String service, List<String> attempts, String fix) {
-    super(message(service, attempts, fix));
-  }
-
-  private static String message(String service, List<String> attempts, String fix) {
-    StringBuilder sb = new StringBuilder("No ").append(service).append(" could be reached. Tried:");
-    for (int i = 0; i < attempts.size(); i++) {
-      sb.append("\n  ").append(i + 1).append(". ").append(attempts.get(i));
+    ServiceUnavailableException(String service, List<String> attempts, String fix) {
+        super(message(service, attempts, fix));
     }
-    return sb.append("\nFix: ").append(fix).toString();
-  }
+
+    private static String message(String service, List<String> attempts, String fix) {
+        StringBuilder sb = new StringBuilder("No ").append(service).append(" could be reached. Tried:");
+        for (int i = 0; i < attempts.size(); i++) {
+            sb.append("\n  ").append(i + 1).append(". ").append(attempts.get(i));
+        }
+        return sb.append("\nFix: ").append(fix).toString();
+    }
 }

@@ -30,154 +30,159 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * }</pre>
  */
 public final class TcpProxy implements AutoCloseable {
-  private final String targetHost;
-  private final int targetPort;
-  private final ServerSocket server;
-  private final List<Socket> sockets = new CopyOnWriteArrayList<>();
-  private final Object gate = new Object();
-  private boolean paused; // guarded by gate
-  private volatile boolean closed;
+    private final String targetHost;
+    private final int targetPort;
+    private final ServerSocket server;
+    private final List<Socket> sockets = new CopyOnWriteArrayList<>();
+    private final Object gate = new Object();
+    private boolean paused; // guarded by gate
+    private volatile boolean closed;
 
-  private TcpProxy(String targetHost, int targetPort) throws IOException {
-    this.targetHost = targetHost;
-    this.targetPort = targetPort;
-    this.server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
-    Thread acceptor = new Thread(this::acceptLoop, "tcp-proxy-" + server.getLocalPort() + "-accept");
-    acceptor.setDaemon(true);
-    acceptor.start();
-  }
-
-  /**
-   * Starts a proxy on a free loopback port.
-   *
-   * @param targetHost where connections are forwarded
-   * @param targetPort its port
-   * @return the running proxy; close it when done
-   */
-  public static TcpProxy start(String targetHost, int targetPort) {
-    try {
-      return new TcpProxy(targetHost, targetPort);
-    } catch (IOException e) {
-      throw new UncheckedIOException("could not open a local port for a TCP proxy to " + targetHost + ":" + targetPort, e);
+    private TcpProxy(String targetHost, int targetPort) throws IOException {
+        this.targetHost = targetHost;
+        this.targetPort = targetPort;
+        this.server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+        Thread acceptor = new Thread(this::acceptLoop, "tcp-proxy-" + server.getLocalPort() + "-accept");
+        acceptor.setDaemon(true);
+        acceptor.start();
     }
-  }
 
-  /** @return the local port clients connect to (on the loopback address) */
-  public int port() {
-    return server.getLocalPort();
-  }
-
-  /** Stops forwarding in both directions, without closing any connection. */
-  public void pause() {
-    synchronized (gate) {
-      paused = true;
-    }
-  }
-
-  /** Forwards again, including what was held while paused. */
-  public void resume() {
-    synchronized (gate) {
-      paused = false;
-      gate.notifyAll();
-    }
-  }
-
-  /** @return whether forwarding is paused */
-  public boolean isPaused() {
-    synchronized (gate) {
-      return paused;
-    }
-  }
-
-  /** Closes every connection (clients see the connection reset or closed) and stops listening. */
-  @Override
-  public void close() {
-    closed = true;
-    resume();
-    closeQuietly(server);
-    for (Socket s : sockets) {
-      closeQuietly(s);
-    }
-    sockets.clear();
-  }
-
-  private void acceptLoop() {
-    while (!closed) {
-      Socket client;
-      try {
-        client = server.accept();
-      } catch (IOException e) {
-        return; // closed
-      }
-      Thread t = new Thread(() -> connect(client), "tcp-proxy-" + port() + "-connect");
-      t.setDaemon(true);
-      t.start();
-    }
-  }
-
-  private void connect(Socket client) {
-    sockets.add(client);
-    try {
-      awaitForwarding();
-      Socket upstream = new Socket();
-      sockets.add(upstream);
-      upstream.connect(new InetSocketAddress(targetHost, targetPort), 10_000);
-      if (closed) {
-        closeQuietly(upstream);
-        closeQuietly(client);
-        return;
-      }
-      pump(client, upstream, "up");
-      pump(upstream, client, "down");
-    } catch (IOException | InterruptedException e) {
-      closeQuietly(client);
-    }
-  }
-
-  private void pump(Socket from, Socket to, String direction) {
-    Thread t = new Thread(() -> {
-      byte[] buffer = new byte[16 * 1024];
-      try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
-        int n;
-        while ((n = in.read(buffer)) >= 0) {
-          awaitForwarding();
-          if (closed) {
-            break;
-          }
-          out.write(buffer, 0, n);
-          out.flush();
+    /**
+     * Starts a proxy on a free loopback port.
+     *
+     * @param targetHost where connections are forwarded
+     * @param targetPort its port
+     * @return the running proxy; close it when done
+     */
+    public static TcpProxy start(String targetHost, int targetPort) {
+        try {
+            return new TcpProxy(targetHost, targetPort);
+        } catch (IOException e) {
+            throw new UncheckedIOException(
+                    "could not open a local port for a TCP proxy to " + targetHost + ":" + targetPort, e);
         }
-      } catch (IOException | InterruptedException e) {
-        // the other side closed, or the proxy did
-      } finally {
-        closeQuietly(from);
-        closeQuietly(to);
-        sockets.remove(from);
-        sockets.remove(to);
-      }
-    }, "tcp-proxy-" + port() + "-" + direction);
-    t.setDaemon(true);
-    t.start();
-  }
-
-  private void awaitForwarding() throws InterruptedException {
-    synchronized (gate) {
-      while (paused && !closed) {
-        gate.wait();
-      }
     }
-  }
 
-  private static void closeQuietly(AutoCloseable c) {
-    try {
-      c.close();
-    } catch (Exception e) {
-      // closing anyway
+    /** @return the local port clients connect to (on the loopback address) */
+    public int port() {
+        return server.getLocalPort();
     }
-  }
 
-  @Override
-  public String toString() {
-    return "TcpProxy[127.0.0.1:" + port() + " -> " + targetHost + ":" + targetPort + (isPaused() ? ", paused" : "") + "]";
-  }
+    /** Stops forwarding in both directions, without closing any connection. */
+    public void pause() {
+        synchronized (gate) {
+            paused = true;
+        }
+    }
+
+    /** Forwards again, including what was held while paused. */
+    public void resume() {
+        synchronized (gate) {
+            paused = false;
+            gate.notifyAll();
+        }
+    }
+
+    /** @return whether forwarding is paused */
+    public boolean isPaused() {
+        synchronized (gate) {
+            return paused;
+        }
+    }
+
+    /** Closes every connection (clients see the connection reset or closed) and stops listening. */
+    @Override
+    public void close() {
+        closed = true;
+        resume();
+        closeQuietly(server);
+        for (Socket s : sockets) {
+            closeQuietly(s);
+        }
+        sockets.clear();
+    }
+
+    private void acceptLoop() {
+        while (!closed) {
+            Socket client;
+            try {
+                client = server.accept();
+            } catch (IOException e) {
+                return; // closed
+            }
+            Thread t = new Thread(() -> connect(client), "tcp-proxy-" + port() + "-connect");
+            t.setDaemon(true);
+            t.start();
+        }
+    }
+
+    private void connect(Socket client) {
+        sockets.add(client);
+        try {
+            awaitForwarding();
+            Socket upstream = new Socket();
+            sockets.add(upstream);
+            upstream.connect(new InetSocketAddress(targetHost, targetPort), 10_000);
+            if (closed) {
+                closeQuietly(upstream);
+                closeQuietly(client);
+                return;
+            }
+            pump(client, upstream, "up");
+            pump(upstream, client, "down");
+        } catch (IOException | InterruptedException e) {
+            closeQuietly(client);
+        }
+    }
+
+    private void pump(Socket from, Socket to, String direction) {
+        Thread t = new Thread(
+                () -> {
+                    byte[] buffer = new byte[16 * 1024];
+                    try (InputStream in = from.getInputStream();
+                            OutputStream out = to.getOutputStream()) {
+                        int n;
+                        while ((n = in.read(buffer)) >= 0) {
+                            awaitForwarding();
+                            if (closed) {
+                                break;
+                            }
+                            out.write(buffer, 0, n);
+                            out.flush();
+                        }
+                    } catch (IOException | InterruptedException e) {
+                        // the other side closed, or the proxy did
+                    } finally {
+                        closeQuietly(from);
+                        closeQuietly(to);
+                        sockets.remove(from);
+                        sockets.remove(to);
+                    }
+                },
+                "tcp-proxy-" + port() + "-" + direction);
+        t.setDaemon(true);
+        t.start();
+    }
+
+    private void awaitForwarding() throws InterruptedException {
+        synchronized (gate) {
+            while (paused && !closed) {
+                gate.wait();
+            }
+        }
+    }
+
+    private static void closeQuietly(AutoCloseable c) {
+        try {
+            c.close();
+        } catch (Exception e) {
+            // closing anyway
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "TcpProxy[127.0.0.1:" + port() + " -> " + targetHost + ":" + targetPort + (isPaused() ? ", paused" : "")
+                + "]";
+    }
 }

@@ -18,117 +18,117 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  */
 public final class TestDatabase implements AutoCloseable, ExtensionContext.Store.CloseableResource {
 
-  private final PostgresServer server;
-  private final String name;
-  private final List<HikariDataSource> pools = new ArrayList<>();
-  private HikariDataSource dataSource;
-  private boolean closed;
+    private final PostgresServer server;
+    private final String name;
+    private final List<HikariDataSource> pools = new ArrayList<>();
+    private HikariDataSource dataSource;
+    private boolean closed;
 
-  TestDatabase(PostgresServer server, String name) {
-    this.server = server;
-    this.name = name;
-  }
-
-  /**
-   * Creates a new database from the migrated template on the server the test kit finds.
-   *
-   * @return the database; close it to drop it
-   */
-  public static TestDatabase create() {
-    return Templates.newDatabase(RealServices.postgres());
-  }
-
-  /**
-   * Creates a new empty database, without the outbox tables, on the server the test kit finds:
-   * for tests of the migrations themselves.
-   *
-   * @return the database; close it to drop it
-   */
-  public static TestDatabase createEmpty() {
-    return Templates.newEmptyDatabase(RealServices.postgres());
-  }
-
-  /** @return the database name */
-  public String name() {
-    return name;
-  }
-
-  /** @return the schema the outbox tables were migrated into */
-  public String schema() {
-    return Templates.SCHEMA;
-  }
-
-  /** @return the server */
-  public PostgresServer server() {
-    return server;
-  }
-
-  /** @return the JDBC URL of this database, without credentials */
-  public String jdbcUrl() {
-    return server.jdbcUrl(name);
-  }
-
-  /** @return the user name */
-  public String user() {
-    return server.user();
-  }
-
-  /** @return the password, empty for trust authentication */
-  public String password() {
-    return server.password();
-  }
-
-  /** @return a shared pool of up to 16 connections to this database */
-  public synchronized DataSource dataSource() {
-    if (dataSource == null) {
-      dataSource = newDataSource(16);
+    TestDatabase(PostgresServer server, String name) {
+        this.server = server;
+        this.name = name;
     }
-    return dataSource;
-  }
 
-  /**
-   * @return a jOOQ context on {@link #dataSource()}; the generated outbox classes render in {@link
-   *     #schema()}, the schema they were generated with
-   */
-  public DSLContext dsl() {
-    return DSL.using(dataSource(), SQLDialect.POSTGRES);
-  }
-
-  /**
-   * @param maxPoolSize the pool size
-   * @return a new pool, closed with this database
-   */
-  public synchronized HikariDataSource newDataSource(int maxPoolSize) {
-    HikariConfig config = new HikariConfig();
-    config.setJdbcUrl(jdbcUrl());
-    config.setUsername(user());
-    if (!password().isEmpty()) {
-      config.setPassword(password());
+    /**
+     * Creates a new database from the migrated template on the server the test kit finds.
+     *
+     * @return the database; close it to drop it
+     */
+    public static TestDatabase create() {
+        return Templates.newDatabase(RealServices.postgres());
     }
-    config.setMaximumPoolSize(maxPoolSize);
-    config.setMinimumIdle(0);
-    config.setPoolName("testkit-" + name + "-" + pools.size());
-    HikariDataSource pool = new HikariDataSource(config);
-    pools.add(pool);
-    return pool;
-  }
 
-  /**
-   * @return a new connection in autocommit mode; the caller closes it
-   * @throws SQLException when the server does not answer
-   */
-  public Connection connect() throws SQLException {
-    return server.connect(name);
-  }
-
-  /** Closes the pools and drops the database. */
-  @Override
-  public synchronized void close() {
-    if (closed) {
-      return;
+    /**
+     * Creates a new empty database, without the outbox tables, on the server the test kit finds:
+     * for tests of the migrations themselves.
+     *
+     * @return the database; close it to drop it
+     */
+    public static TestDatabase createEmpty() {
+        return Templates.newEmptyDatabase(RealServices.postgres());
     }
-    closed = true;
-    pools.forEach(HikariDataSource::close);
-    Templates.drop(server, name);
-  }
+
+    /** @return the database name */
+    public String name() {
+        return name;
+    }
+
+    /** @return the schema the outbox tables were migrated into */
+    public String schema() {
+        return Templates.SCHEMA;
+    }
+
+    /** @return the server */
+    public PostgresServer server() {
+        return server;
+    }
+
+    /** @return the JDBC URL of this database, without credentials */
+    public String jdbcUrl() {
+        return server.jdbcUrl(name);
+    }
+
+    /** @return the user name */
+    public String user() {
+        return server.user();
+    }
+
+    /** @return the password, empty for trust authentication */
+    public String password() {
+        return server.password();
+    }
+
+    /** @return a shared pool of up to 16 connections to this database */
+    public synchronized DataSource dataSource() {
+        if (dataSource == null) {
+            dataSource = newDataSource(16);
+        }
+        return dataSource;
+    }
+
+    /**
+     * @return a jOOQ context on {@link #dataSource()}; the generated outbox classes render in {@link
+     *     #schema()}, the schema they were generated with
+     */
+    public DSLContext dsl() {
+        return DSL.using(dataSource(), SQLDialect.POSTGRES);
+    }
+
+    /**
+     * @param maxPoolSize the pool size
+     * @return a new pool, closed with this database
+     */
+    public synchronized HikariDataSource newDataSource(int maxPoolSize) {
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl(jdbcUrl());
+        config.setUsername(user());
+        if (!password().isEmpty()) {
+            config.setPassword(password());
+        }
+        config.setMaximumPoolSize(maxPoolSize);
+        config.setMinimumIdle(0);
+        config.setPoolName("testkit-" + name + "-" + pools.size());
+        HikariDataSource pool = new HikariDataSource(config);
+        pools.add(pool);
+        return pool;
+    }
+
+    /**
+     * @return a new connection in autocommit mode; the caller closes it
+     * @throws SQLException when the server does not answer
+     */
+    public Connection connect() throws SQLException {
+        return server.connect(name);
+    }
+
+    /** Closes the pools and drops the database. */
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        pools.forEach(HikariDataSource::close);
+        Templates.drop(server, name);
+    }
 }

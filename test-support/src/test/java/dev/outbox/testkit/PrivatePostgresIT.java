@@ -13,36 +13,38 @@ import org.junit.jupiter.api.Test;
 /** A private server starts on its own port, survives a restart with its data, refuses connections while stopped, and is deleted on close. */
 class PrivatePostgresIT {
 
-  @Test
-  void restartsKeepingCommittedDataAndCleansUp() throws SQLException {
-    PrivatePostgres pg = PrivatePostgres.start();
-    try {
-      assertThat(pg.port()).isNotEqualTo(5432);
-      pg.createDatabase("app");
-      try (Connection c = pg.server().connect("app"); Statement st = c.createStatement()) {
-        st.execute("create table t (v int)");
-        st.execute("insert into t values (42)");
-        try (ResultSet rs = st.executeQuery("select current_setting('server_version_num')::int / 10000")) {
-          rs.next();
-          assertThat(rs.getInt(1)).isGreaterThanOrEqualTo(15);
+    @Test
+    void restartsKeepingCommittedDataAndCleansUp() throws SQLException {
+        PrivatePostgres pg = PrivatePostgres.start();
+        try {
+            assertThat(pg.port()).isNotEqualTo(5432);
+            pg.createDatabase("app");
+            try (Connection c = pg.server().connect("app");
+                    Statement st = c.createStatement()) {
+                st.execute("create table t (v int)");
+                st.execute("insert into t values (42)");
+                try (ResultSet rs = st.executeQuery("select current_setting('server_version_num')::int / 10000")) {
+                    rs.next();
+                    assertThat(rs.getInt(1)).isGreaterThanOrEqualTo(15);
+                }
+            }
+            pg.stop();
+            assertThat(pg.isRunning()).isFalse();
+            assertThatThrownBy(() -> pg.server().connect("app").close()).isInstanceOf(SQLException.class);
+            pg.startAgain();
+            try (Connection c = pg.server().connect("app");
+                    Statement st = c.createStatement();
+                    ResultSet rs = st.executeQuery("select v from t")) {
+                assertThat(rs.next()).isTrue();
+                assertThat(rs.getInt(1)).isEqualTo(42);
+            }
+            pg.restart();
+            try (Connection c = pg.server().connect("app")) {
+                assertThat(c.isValid(5)).isTrue();
+            }
+        } finally {
+            pg.close();
         }
-      }
-      pg.stop();
-      assertThat(pg.isRunning()).isFalse();
-      assertThatThrownBy(() -> pg.server().connect("app").close()).isInstanceOf(SQLException.class);
-      pg.startAgain();
-      try (Connection c = pg.server().connect("app"); Statement st = c.createStatement();
-          ResultSet rs = st.executeQuery("select v from t")) {
-        assertThat(rs.next()).isTrue();
-        assertThat(rs.getInt(1)).isEqualTo(42);
-      }
-      pg.restart();
-      try (Connection c = pg.server().connect("app")) {
-        assertThat(c.isValid(5)).isTrue();
-      }
-    } finally {
-      pg.close();
+        assertThat(Files.exists(pg.directory())).isFalse();
     }
-    assertThat(Files.exists(pg.directory())).isFalse();
-  }
 }

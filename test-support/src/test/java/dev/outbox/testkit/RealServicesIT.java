@@ -20,28 +20,28 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @ExtendWith(RealServices.class)
 class RealServicesIT {
 
-  @Test
-  void kafkaProducesAndConsumes(TestKafka kafka) {
-    // a topic of this run only: a broker named by outbox.test.kafka.bootstrap outlives the JVM, and
-    // records of an earlier run would be read from the earliest offset too
-    String topic = TestKafka.uniqueTopic("kit-roundtrip");
-    kafka.createTopic(topic, 3);
-    try (var producer = new KafkaProducer<byte[], byte[]>(kafka.producerProperties())) {
-      for (int i = 0; i < 30; i++) {
-        producer.send(new ProducerRecord<>(topic, ("k" + i).getBytes(), ("v" + i).getBytes()));
-      }
-      producer.flush();
-    }
-    List<String> values = new ArrayList<>();
-    try (var consumer = new KafkaConsumer<byte[], byte[]>(kafka.consumerProperties("kit-" + UUID.randomUUID()))) {
-      consumer.subscribe(List.of(topic));
-      long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
-      while (values.size() < 30 && System.nanoTime() < deadline) {
-        for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
-          values.add(new String(r.value()));
+    @Test
+    void kafkaProducesAndConsumes(TestKafka kafka) {
+        // a topic of this run only: a broker named by outbox.test.kafka.bootstrap outlives the JVM, and
+        // records of an earlier run would be read from the earliest offset too
+        String topic = TestKafka.uniqueTopic("kit-roundtrip");
+        kafka.createTopic(topic, 3);
+        try (var producer = new KafkaProducer<byte[], byte[]>(kafka.producerProperties())) {
+            for (int i = 0; i < 30; i++) {
+                producer.send(new ProducerRecord<>(topic, ("k" + i).getBytes(), ("v" + i).getBytes()));
+            }
+            producer.flush();
         }
-      }
+        List<String> values = new ArrayList<>();
+        try (var consumer = new KafkaConsumer<byte[], byte[]>(kafka.consumerProperties("kit-" + UUID.randomUUID()))) {
+            consumer.subscribe(List.of(topic));
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            while (values.size() < 30 && System.nanoTime() < deadline) {
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
+                    values.add(new String(r.value()));
+                }
+            }
+        }
+        assertThat(values).hasSize(30).contains("v0", "v29");
     }
-    assertThat(values).hasSize(30).contains("v0", "v29");
-  }
 }

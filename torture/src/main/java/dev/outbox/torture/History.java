@@ -24,75 +24,75 @@ import java.util.UUID;
  * @param faults faults injected, by kind (in the order they are printed)
  */
 public record History(
-    List<Committed> committed,
-    Set<UUID> aborted,
-    List<TopicRecord> records,
-    Map<UUID, Integer> effects,
-    Map<String, Total> totals,
-    long unpublishedRows,
-    long parkedRows,
-    List<HttpOperation> http,
-    Set<String> publishedOrderIds,
-    Map<String, Long> faults) {
+        List<Committed> committed,
+        Set<UUID> aborted,
+        List<TopicRecord> records,
+        Map<UUID, Integer> effects,
+        Map<String, Total> totals,
+        long unpublishedRows,
+        long parkedRows,
+        List<HttpOperation> http,
+        Set<String> publishedOrderIds,
+        Map<String, Long> faults) {
 
-  /** Copies every collection, so a history cannot change under the checker. */
-  public History {
-    committed = List.copyOf(committed);
-    aborted = Set.copyOf(aborted);
-    records = List.copyOf(records);
-    effects = Map.copyOf(effects);
-    totals = Map.copyOf(totals);
-    http = List.copyOf(http);
-    publishedOrderIds = Set.copyOf(publishedOrderIds);
-    faults = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(faults));
-  }
-
-  /**
-   * A committed message.
-   *
-   * @param id its message id
-   * @param key its key
-   * @param seq its key's sequence number, taken under the key's row lock in the committing
-   *     transaction: commit order within the key
-   * @param amount the amount the consumers add to the key's running total
-   */
-  public record Committed(UUID id, String key, long seq, long amount) {
-    public Committed {
-      Objects.requireNonNull(id, "id");
-      Objects.requireNonNull(key, "key");
+    /** Copies every collection, so a history cannot change under the checker. */
+    public History {
+        committed = List.copyOf(committed);
+        aborted = Set.copyOf(aborted);
+        records = List.copyOf(records);
+        effects = Map.copyOf(effects);
+        totals = Map.copyOf(totals);
+        http = List.copyOf(http);
+        publishedOrderIds = Set.copyOf(publishedOrderIds);
+        faults = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(faults));
     }
-  }
 
-  /**
-   * One record read back from the message topic.
-   *
-   * @param partition its partition
-   * @param offset its offset
-   * @param key its key
-   * @param id the message id in its headers
-   * @param injected whether the run's duplicator wrote it (a duplicate delivered on purpose)
-   * @param timestamp its timestamp (the producer's send time), in epoch milliseconds
-   */
-  public record TopicRecord(int partition, long offset, String key, UUID id, boolean injected, long timestamp) {}
-
-  /**
-   * A key's running total as kept by the consumers.
-   *
-   * @param applied how many messages were added to it
-   * @param total the sum of their amounts
-   */
-  public record Total(long applied, long total) {}
-
-  /**
-   * One logical HTTP operation (one Idempotency-Key, retried as needed).
-   *
-   * @param clientRef the operation's reference, stored on the order it creates
-   * @param orderIds orders created under this reference
-   * @param answered whether the client got a final 201 in the end
-   */
-  public record HttpOperation(String clientRef, List<String> orderIds, boolean answered) {
-    public HttpOperation {
-      orderIds = List.copyOf(orderIds);
+    /**
+     * A committed message.
+     *
+     * @param id its message id
+     * @param key its key
+     * @param seq its key's sequence number, taken under the key's row lock in the committing
+     *     transaction: commit order within the key
+     * @param amount the amount the consumers add to the key's running total
+     */
+    public record Committed(UUID id, String key, long seq, long amount) {
+        public Committed {
+            Objects.requireNonNull(id, "id");
+            Objects.requireNonNull(key, "key");
+        }
     }
-  }
+
+    /**
+     * One record read back from the message topic.
+     *
+     * @param partition its partition
+     * @param offset its offset
+     * @param key its key
+     * @param id the message id in its headers
+     * @param injected whether the run's duplicator wrote it (a duplicate delivered on purpose)
+     * @param timestamp its timestamp (the producer's send time), in epoch milliseconds
+     */
+    public record TopicRecord(int partition, long offset, String key, UUID id, boolean injected, long timestamp) {}
+
+    /**
+     * A key's running total as kept by the consumers.
+     *
+     * @param applied how many messages were added to it
+     * @param total the sum of their amounts
+     */
+    public record Total(long applied, long total) {}
+
+    /**
+     * One logical HTTP operation (one Idempotency-Key, retried as needed).
+     *
+     * @param clientRef the operation's reference, stored on the order it creates
+     * @param orderIds orders created under this reference
+     * @param answered whether the client got a final 201 in the end
+     */
+    public record HttpOperation(String clientRef, List<String> orderIds, boolean answered) {
+        public HttpOperation {
+            orderIds = List.copyOf(orderIds);
+        }
+    }
 }

@@ -18,32 +18,40 @@ import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 @EnabledIfSystemProperty(named = "torture", matches = "true")
 class TortureIT {
 
-  /**
-   * G1 (no loss), G2 (no phantom), G3 (per-key order), G4 (effectively once), G5 (HTTP executed
-   * once) and G7 (nothing left parked) under every fault at once, judged by {@link Checker}.
-   */
-  @Test
-  @Timeout(value = 20, unit = java.util.concurrent.TimeUnit.MINUTES)
-  void everyInvariantHoldsUnderTheFaultMix() throws Exception {
-    Verdict v = Torture.run(Options.parse(), System.out);
-    for (Fault f : Fault.scheduled()) {
-      assertThat(v.faults().entrySet().stream().filter(e -> e.getKey().startsWith(label(f))).mapToLong(java.util.Map.Entry::getValue).sum())
-          .as("faults of kind %s injected", f).isGreaterThanOrEqualTo(10);
+    /**
+     * G1 (no loss), G2 (no phantom), G3 (per-key order), G4 (effectively once), G5 (HTTP executed
+     * once) and G7 (nothing left parked) under every fault at once, judged by {@link Checker}.
+     */
+    @Test
+    @Timeout(value = 20, unit = java.util.concurrent.TimeUnit.MINUTES)
+    void everyInvariantHoldsUnderTheFaultMix() throws Exception {
+        Verdict v = Torture.run(Options.parse(), System.out);
+        for (Fault f : Fault.scheduled()) {
+            assertThat(v.faults().entrySet().stream()
+                            .filter(e -> e.getKey().startsWith(label(f)))
+                            .mapToLong(java.util.Map.Entry::getValue)
+                            .sum())
+                    .as("faults of kind %s injected", f)
+                    .isGreaterThanOrEqualTo(10);
+        }
+        assertThat(v.faults().entrySet().stream()
+                        .filter(e -> e.getKey().startsWith("duplicate"))
+                        .mapToLong(java.util.Map.Entry::getValue)
+                        .sum())
+                .as("duplicates delivered")
+                .isGreaterThanOrEqualTo(10);
+        assertThat(v.committed()).isGreaterThanOrEqualTo(20_000);
+        assertThat(v.failures()).as(v.summaryLine()).isEmpty();
     }
-    assertThat(v.faults().entrySet().stream().filter(e -> e.getKey().startsWith("duplicate")).mapToLong(java.util.Map.Entry::getValue).sum())
-        .as("duplicates delivered").isGreaterThanOrEqualTo(10);
-    assertThat(v.committed()).isGreaterThanOrEqualTo(20_000);
-    assertThat(v.failures()).as(v.summaryLine()).isEmpty();
-  }
 
-  private static String label(Fault f) {
-    return switch (f) {
-      case SIGKILL -> "SIGKILL";
-      case SIGSTOP -> "SIGSTOP";
-      case PG_TERMINATE -> "pg_terminate_backend";
-      case BROKER_RESTART -> "Kafka broker";
-      case PG_RESTART -> "PostgreSQL";
-      case DUPLICATE -> "duplicate";
-    };
-  }
+    private static String label(Fault f) {
+        return switch (f) {
+            case SIGKILL -> "SIGKILL";
+            case SIGSTOP -> "SIGSTOP";
+            case PG_TERMINATE -> "pg_terminate_backend";
+            case BROKER_RESTART -> "Kafka broker";
+            case PG_RESTART -> "PostgreSQL";
+            case DUPLICATE -> "duplicate";
+        };
+    }
 }

@@ -24,71 +24,92 @@ import java.util.Locale;
  * benchmarks/RELAY.md}, "Publish modes".
  */
 public final class PublishModeBenchmark {
-  private PublishModeBenchmark() {}
+    private PublishModeBenchmark() {}
 
-  public static void main(String[] args) throws Exception {
-    int rounds = 3;
-    int batchSize = 500;
-    Path out = null;
-    List<String> rest = new ArrayList<>();
-    for (int i = 0; i < args.length; i++) {
-      switch (args[i]) {
-        case "--rounds" -> rounds = Integer.parseInt(args[++i]);
-        case "--batch-size" -> batchSize = Integer.parseInt(args[++i]);
-        case "--out" -> out = Path.of(args[++i]);
-        default -> rest.add(args[i]);
-      }
-    }
-    RelayBenchmark.Options options = RelayBenchmark.Options.parse(rest.toArray(String[]::new));
-    RelayBenchmark.quietLogs();
-    TestKafka kafka = RealServices.kafka();
-    try (TestDatabase db = TestDatabase.create()) {
-      RelayBenchmark bench = new RelayBenchmark(options, kafka, db);
-      List<String> report = new ArrayList<>();
-      report.add("# relay publish modes, " + Instant.now() + ", " + options.messages() + " messages of "
-          + options.payloadBytes() + " B, " + options.keys() + " keys, " + options.partitions() + " partitions, batch size "
-          + batchSize + ", " + options.workers() + " worker threads");
-      if (options.warmup() > 0) {
-        for (PublishMode mode : PublishMode.values()) {
-          bench.publishMode = mode;
-          bench.drainWithRelay(options.warmup(), batchSize);
+    public static void main(String[] args) throws Exception {
+        int rounds = 3;
+        int batchSize = 500;
+        Path out = null;
+        List<String> rest = new ArrayList<>();
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--rounds" -> rounds = Integer.parseInt(args[++i]);
+                case "--batch-size" -> batchSize = Integer.parseInt(args[++i]);
+                case "--out" -> out = Path.of(args[++i]);
+                default -> rest.add(args[i]);
+            }
         }
-        report.add("after an unreported warm-up of " + options.warmup() + " messages in each mode");
-      }
-      report.add(String.format(Locale.ROOT, "%-5s %-13s %10s %7s  %-36s %s", "round", "mode", "msg/s", "seconds",
-          "CPU per message", "load avg before / after"));
-      double[] ratios = new double[rounds];
-      for (int r = 0; r < rounds; r++) {
-        PublishMode[] order = r % 2 == 0
-            ? new PublishMode[] {PublishMode.IDEMPOTENT, PublishMode.TRANSACTIONAL}
-            : new PublishMode[] {PublishMode.TRANSACTIONAL, PublishMode.IDEMPOTENT};
-        double idempotent = 0;
-        double transactional = 0;
-        for (PublishMode mode : order) {
-          bench.publishMode = mode;
-          RelayBenchmark.Drain d = bench.drainWithRelay(options.messages(), batchSize);
-          if (mode == PublishMode.IDEMPOTENT) {
-            idempotent = d.rate();
-          } else {
-            transactional = d.rate();
-          }
-          String row = String.format(Locale.ROOT, "%-5d %-13s %10.0f %7.1f  %-36s %s / %s", r + 1, mode, d.rate(), d.nanos() / 1e9,
-              d.cpu().perMessage(d.messages()), d.loadBefore(), d.loadAfter());
-          report.add(row);
-          System.out.println(row);
+        RelayBenchmark.Options options = RelayBenchmark.Options.parse(rest.toArray(String[]::new));
+        RelayBenchmark.quietLogs();
+        TestKafka kafka = RealServices.kafka();
+        try (TestDatabase db = TestDatabase.create()) {
+            RelayBenchmark bench = new RelayBenchmark(options, kafka, db);
+            List<String> report = new ArrayList<>();
+            report.add("# relay publish modes, " + Instant.now() + ", " + options.messages() + " messages of "
+                    + options.payloadBytes() + " B, " + options.keys() + " keys, " + options.partitions()
+                    + " partitions, batch size "
+                    + batchSize + ", " + options.workers() + " worker threads");
+            if (options.warmup() > 0) {
+                for (PublishMode mode : PublishMode.values()) {
+                    bench.publishMode = mode;
+                    bench.drainWithRelay(options.warmup(), batchSize);
+                }
+                report.add("after an unreported warm-up of " + options.warmup() + " messages in each mode");
+            }
+            report.add(String.format(
+                    Locale.ROOT,
+                    "%-5s %-13s %10s %7s  %-36s %s",
+                    "round",
+                    "mode",
+                    "msg/s",
+                    "seconds",
+                    "CPU per message",
+                    "load avg before / after"));
+            double[] ratios = new double[rounds];
+            for (int r = 0; r < rounds; r++) {
+                PublishMode[] order = r % 2 == 0
+                        ? new PublishMode[] {PublishMode.IDEMPOTENT, PublishMode.TRANSACTIONAL}
+                        : new PublishMode[] {PublishMode.TRANSACTIONAL, PublishMode.IDEMPOTENT};
+                double idempotent = 0;
+                double transactional = 0;
+                for (PublishMode mode : order) {
+                    bench.publishMode = mode;
+                    RelayBenchmark.Drain d = bench.drainWithRelay(options.messages(), batchSize);
+                    if (mode == PublishMode.IDEMPOTENT) {
+                        idempotent = d.rate();
+                    } else {
+                        transactional = d.rate();
+                    }
+                    String row = String.format(
+                            Locale.ROOT,
+                            "%-5d %-13s %10.0f %7.1f  %-36s %s / %s",
+                            r + 1,
+                            mode,
+                            d.rate(),
+                            d.nanos() / 1e9,
+                            d.cpu().perMessage(d.messages()),
+                            d.loadBefore(),
+                            d.loadAfter());
+                    report.add(row);
+                    System.out.println(row);
+                }
+                ratios[r] = transactional / idempotent;
+            }
+            double[] sorted = ratios.clone();
+            Arrays.sort(sorted);
+            report.add(String.format(
+                    Locale.ROOT,
+                    "transactional / idempotent per round: %s; median %.2f",
+                    Arrays.toString(Arrays.stream(ratios)
+                            .map(x -> Math.round(x * 100) / 100.0)
+                            .toArray()),
+                    sorted[sorted.length / 2]));
+            report.add("load average at the end: " + RelayBenchmark.loadAverage());
+            report.forEach(System.out::println);
+            if (out != null) {
+                Files.write(out, report);
+            }
         }
-        ratios[r] = transactional / idempotent;
-      }
-      double[] sorted = ratios.clone();
-      Arrays.sort(sorted);
-      report.add(String.format(Locale.ROOT, "transactional / idempotent per round: %s; median %.2f",
-          Arrays.toString(Arrays.stream(ratios).map(x -> Math.round(x * 100) / 100.0).toArray()), sorted[sorted.length / 2]));
-      report.add("load average at the end: " + RelayBenchmark.loadAverage());
-      report.forEach(System.out::println);
-      if (out != null) {
-        Files.write(out, report);
-      }
+        System.exit(0);
     }
-    System.exit(0);
-  }
 }

@@ -10,39 +10,39 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
  */
 interface BatchStore {
 
-  /**
-   * What one transaction did: its first {@code done} records settled (handled or duplicate) and
-   * committed; {@code failure}, if any, is the handler failure of the record at {@code
-   * failureIndex} ({@code >= done}; greater when the whole batch was rolled back).
-   */
-  record Outcome(int done, int handled, int duplicates, Throwable failure, int failureIndex, int replayed,
-      int stale) {
+    /**
+     * What one transaction did: its first {@code done} records settled (handled or duplicate) and
+     * committed; {@code failure}, if any, is the handler failure of the record at {@code
+     * failureIndex} ({@code >= done}; greater when the whole batch was rolled back).
+     */
+    record Outcome(
+            int done, int handled, int duplicates, Throwable failure, int failureIndex, int replayed, int stale) {
 
-    static Outcome committed(int size, int handled, int duplicates, int replayed, int stale) {
-      return new Outcome(size, handled, duplicates, null, -1, replayed, stale);
+        static Outcome committed(int size, int handled, int duplicates, int replayed, int stale) {
+            return new Outcome(size, handled, duplicates, null, -1, replayed, stale);
+        }
+
+        static Outcome rolledBack(Throwable failure, int failureIndex) {
+            return new Outcome(0, 0, 0, failure, failureIndex, 0, 0);
+        }
     }
 
-    static Outcome rolledBack(Throwable failure, int failureIndex) {
-      return new Outcome(0, 0, 0, failure, failureIndex, 0, 0);
-    }
-  }
+    /**
+     * Runs one transaction over {@code batch}: inserts the dedup rows, calls the handler of each
+     * record whose row is new, commits what settled.
+     *
+     * @param ids the message ids of {@code batch}, in order
+     * @throws InfrastructureException when the database failed (not the handler): nothing committed
+     * @throws CommitRefusedException when the database refused the commit because of what the
+     *     transaction wrote
+     */
+    Outcome process(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids)
+            throws InfrastructureException, CommitRefusedException;
 
-  /**
-   * Runs one transaction over {@code batch}: inserts the dedup rows, calls the handler of each
-   * record whose row is new, commits what settled.
-   *
-   * @param ids the message ids of {@code batch}, in order
-   * @throws InfrastructureException when the database failed (not the handler): nothing committed
-   * @throws CommitRefusedException when the database refused the commit because of what the
-   *     transaction wrote
-   */
-  Outcome process(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids)
-      throws InfrastructureException, CommitRefusedException;
-
-  /**
-   * Records {@code id} as dead-lettered, so that a redelivery is skipped.
-   *
-   * @throws InfrastructureException when the database failed
-   */
-  void recordDeadLettered(UUID id) throws InfrastructureException;
+    /**
+     * Records {@code id} as dead-lettered, so that a redelivery is skipped.
+     *
+     * @throws InfrastructureException when the database failed
+     */
+    void recordDeadLettered(UUID id) throws InfrastructureException;
 }

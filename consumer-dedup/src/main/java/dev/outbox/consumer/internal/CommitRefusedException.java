@@ -8,11 +8,11 @@ import java.sql.SQLException;
  * cause, so one of its records is.
  */
 final class CommitRefusedException extends Exception {
-  CommitRefusedException(SQLException cause) {
-    super("commit refused (SQLState " + cause.getSQLState() + "): " + cause.getMessage(), cause);
-  }
+    CommitRefusedException(SQLException cause) {
+        super("commit refused (SQLState " + cause.getSQLState() + "): " + cause.getMessage(), cause);
+    }
 
-  SQLException sqlException() {
-    return (SQLException) getCause();
-  }
+    SQLException sqlException() {
+        return (SQLException) getCause();
+    }
 }

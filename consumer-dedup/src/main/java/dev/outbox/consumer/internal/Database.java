@@ -20,228 +20,233 @@ import org.postgresql.core.TransactionState;
 
 /** Connections, the consumer's own statements, and the handler's jOOQ context on a connection. */
 final class Database {
-  /** SQLState of a statement sent in a transaction that a failed statement aborted. */
-  private static final String IN_FAILED_TRANSACTION = "25P02";
+    /** SQLState of a statement sent in a transaction that a failed statement aborted. */
+    private static final String IN_FAILED_TRANSACTION = "25P02";
 
-  /** Rows per purge statement: short transactions that never hold many row locks. */
-  static final int PURGE_BATCH = 1000;
+    /** Rows per purge statement: short transactions that never hold many row locks. */
+    static final int PURGE_BATCH = 1000;
 
-  private static final String SAVEPOINT = "outbox_record";
+    private static final String SAVEPOINT = "outbox_record";
 
-  private final DataSource dataSource;
-  private final ConnectionProvider provider;
-  private final Configuration handlerConfiguration;
-  private final String insertSql;
-  private final String savepointAndInsertSql;
-  private final String bulkInsertSql;
-  private final String replayInsertSql;
-  private final String savepointAndReplayInsertSql;
-  private final String bulkReplayInsertSql;
-  private final String readmitSql;
-  private final String insertDeadLetteredSql;
-  private final String purgeSql;
+    private final DataSource dataSource;
+    private final ConnectionProvider provider;
+    private final Configuration handlerConfiguration;
+    private final String insertSql;
+    private final String savepointAndInsertSql;
+    private final String bulkInsertSql;
+    private final String replayInsertSql;
+    private final String savepointAndReplayInsertSql;
+    private final String bulkReplayInsertSql;
+    private final String readmitSql;
+    private final String insertDeadLetteredSql;
+    private final String purgeSql;
 
-  Database(Settings settings) {
-    JooqVersionCheck.quiet();
-    this.dataSource = settings.dataSource();
-    if (settings.dsl() != null) {
-      this.provider = settings.dsl().configuration().connectionProvider();
-      this.handlerConfiguration = settings.dsl().configuration();
-    } else {
-      this.provider = null;
-      this.handlerConfiguration = new DefaultConfiguration()
-          .set(SQLDialect.POSTGRES)
-          .set(OutboxMigrations.jooqSettings(settings.schema()));
-    }
-    String table = settings.schema() + ".processed_message";
-    this.insertSql = "insert into " + table + " (consumer, message_id) values (?, ?) on conflict do nothing";
-    // One round trip: pgjdbc sends both statements before a single Sync.
-    this.savepointAndInsertSql = "savepoint " + SAVEPOINT + "; " + insertSql;
-    this.bulkInsertSql = "insert into " + table + " (consumer, message_id) select ?, unnest(?::uuid[])"
-        + " on conflict do nothing returning message_id";
-    // a replayed copy re-admits a DEAD_LETTERED id: the row becomes HANDLED in the record's
-    // transaction (back to DEAD_LETTERED if it rolls back); a HANDLED id stays a duplicate
-    String readmit = " on conflict (consumer, message_id) do update set outcome = 'HANDLED',"
-        + " processed_at = clock_timestamp() where p.outcome = 'DEAD_LETTERED'";
-    this.replayInsertSql = "insert into " + table + " as p (consumer, message_id) values (?, ?)" + readmit;
-    this.savepointAndReplayInsertSql = "savepoint " + SAVEPOINT + "; " + replayInsertSql;
-    this.bulkReplayInsertSql = "insert into " + table + " as p (consumer, message_id) select ?, unnest(?::uuid[])"
-        + readmit + " and p.message_id = any(?::uuid[]) returning message_id";
-    this.readmitSql = "delete from " + table + " where consumer = ? and message_id = any(?::uuid[])"
-        + " and outcome = 'DEAD_LETTERED'";
-    this.insertDeadLetteredSql = "insert into " + table
-        + " (consumer, message_id, outcome) values (?, ?, 'DEAD_LETTERED') on conflict do nothing";
-    // every instance of a consumer purges on its own schedule: skip rows another purge has locked,
-    // so concurrent purges delete disjoint batches instead of waiting on each other's row locks
-    this.purgeSql = "delete from " + table + " where ctid = any(array(select ctid from " + table
-        + " where consumer = ? and processed_at < clock_timestamp() - make_interval(secs => ?) limit "
-        + PURGE_BATCH + " for update skip locked))";
-  }
-
-  Connection acquire() throws SQLException {
-    if (provider != null) {
-      try {
-        return provider.acquire();
-      } catch (org.jooq.exception.DataAccessException e) {
-        if (e.getCause() instanceof SQLException sql) {
-          throw sql;
+    Database(Settings settings) {
+        JooqVersionCheck.quiet();
+        this.dataSource = settings.dataSource();
+        if (settings.dsl() != null) {
+            this.provider = settings.dsl().configuration().connectionProvider();
+            this.handlerConfiguration = settings.dsl().configuration();
+        } else {
+            this.provider = null;
+            this.handlerConfiguration = new DefaultConfiguration()
+                    .set(SQLDialect.POSTGRES)
+                    .set(OutboxMigrations.jooqSettings(settings.schema()));
         }
-        throw new SQLException("jOOQ connection provider failed: " + e.getMessage(), "08001", e);
-      }
+        String table = settings.schema() + ".processed_message";
+        this.insertSql = "insert into " + table + " (consumer, message_id) values (?, ?) on conflict do nothing";
+        // One round trip: pgjdbc sends both statements before a single Sync.
+        this.savepointAndInsertSql = "savepoint " + SAVEPOINT + "; " + insertSql;
+        this.bulkInsertSql = "insert into " + table + " (consumer, message_id) select ?, unnest(?::uuid[])"
+                + " on conflict do nothing returning message_id";
+        // a replayed copy re-admits a DEAD_LETTERED id: the row becomes HANDLED in the record's
+        // transaction (back to DEAD_LETTERED if it rolls back); a HANDLED id stays a duplicate
+        String readmit = " on conflict (consumer, message_id) do update set outcome = 'HANDLED',"
+                + " processed_at = clock_timestamp() where p.outcome = 'DEAD_LETTERED'";
+        this.replayInsertSql = "insert into " + table + " as p (consumer, message_id) values (?, ?)" + readmit;
+        this.savepointAndReplayInsertSql = "savepoint " + SAVEPOINT + "; " + replayInsertSql;
+        this.bulkReplayInsertSql = "insert into " + table + " as p (consumer, message_id) select ?, unnest(?::uuid[])"
+                + readmit + " and p.message_id = any(?::uuid[]) returning message_id";
+        this.readmitSql = "delete from " + table + " where consumer = ? and message_id = any(?::uuid[])"
+                + " and outcome = 'DEAD_LETTERED'";
+        this.insertDeadLetteredSql = "insert into " + table
+                + " (consumer, message_id, outcome) values (?, ?, 'DEAD_LETTERED') on conflict do nothing";
+        // every instance of a consumer purges on its own schedule: skip rows another purge has locked,
+        // so concurrent purges delete disjoint batches instead of waiting on each other's row locks
+        this.purgeSql = "delete from " + table + " where ctid = any(array(select ctid from " + table
+                + " where consumer = ? and processed_at < clock_timestamp() - make_interval(secs => ?) limit "
+                + PURGE_BATCH + " for update skip locked))";
     }
-    return dataSource.getConnection();
-  }
 
-  void release(Connection connection) {
-    try {
-      if (provider != null) {
-        provider.release(connection);
-      } else {
-        connection.close();
-      }
-    } catch (SQLException | RuntimeException e) {
-      // a broken connection; the pool discards it
-    }
-  }
-
-  /** The handler's context, bound to the consumer's transaction on {@code connection}. */
-  DSLContext handlerContext(Connection connection) {
-    return DSL.using(handlerConfiguration
-        .derive(new DefaultConnectionProvider(connection))
-        .derive(new SavepointTransactionProvider(connection)));
-  }
-
-  /**
-   * Inserts the dedup row, inside a new savepoint when {@code savepoint} is set.
-   *
-   * @return whether a row was inserted (false: a duplicate)
-   */
-  boolean insertProcessed(Connection connection, String consumer, UUID messageId, boolean savepoint, boolean replay)
-      throws SQLException {
-    String sql = replay ? (savepoint ? savepointAndReplayInsertSql : replayInsertSql)
-        : (savepoint ? savepointAndInsertSql : insertSql);
-    try (PreparedStatement ps = connection.prepareStatement(sql)) {
-      ps.setString(1, consumer);
-      ps.setObject(2, messageId);
-      boolean isResultSet = ps.execute();
-      int count = isResultSet ? -1 : ps.getUpdateCount();
-      if (savepoint) {
-        ps.getMoreResults(Statement.CLOSE_CURRENT_RESULT);
-        count = ps.getUpdateCount();
-      }
-      if (count < 0 || count > 1) {
-        throw new SQLException("unexpected update count " + count + " from the processed_message insert", "XX000");
-      }
-      return count == 1;
-    }
-  }
-
-  /**
-   * Inserts the dedup rows of a whole batch in one statement.
-   *
-   * @param replay ids whose records carry the replay header: re-admitted when dead-lettered
-   * @return the ids that were inserted or re-admitted (the others were processed before, or repeat
-   *     in the batch)
-   */
-  java.util.Set<UUID> insertProcessed(Connection connection, String consumer, java.util.List<UUID> messageIds,
-      java.util.Set<UUID> replay) throws SQLException {
-    java.util.Set<UUID> inserted = new java.util.HashSet<>();
-    try (PreparedStatement ps = connection.prepareStatement(replay.isEmpty() ? bulkInsertSql : bulkReplayInsertSql)) {
-      ps.setString(1, consumer);
-      // distinct: an upsert may not touch one row twice in a statement
-      Object[] ids = replay.isEmpty() ? messageIds.toArray() : new java.util.LinkedHashSet<>(messageIds).toArray();
-      ps.setArray(2, connection.createArrayOf("uuid", ids));
-      if (!replay.isEmpty()) {
-        ps.setArray(3, connection.createArrayOf("uuid", replay.toArray()));
-      }
-      try (java.sql.ResultSet rs = ps.executeQuery()) {
-        while (rs.next()) {
-          inserted.add(rs.getObject(1, UUID.class));
+    Connection acquire() throws SQLException {
+        if (provider != null) {
+            try {
+                return provider.acquire();
+            } catch (org.jooq.exception.DataAccessException e) {
+                if (e.getCause() instanceof SQLException sql) {
+                    throw sql;
+                }
+                throw new SQLException("jOOQ connection provider failed: " + e.getMessage(), "08001", e);
+            }
         }
-      }
+        return dataSource.getConnection();
     }
-    return inserted;
-  }
 
-  void rollbackToSavepoint(Connection connection) throws SQLException {
-    try (Statement st = connection.createStatement()) {
-      st.execute("rollback to savepoint " + SAVEPOINT);
-    }
-  }
-
-  /** Records a dead-lettered message in its own transaction. */
-  void insertDeadLettered(String consumer, UUID messageId) throws SQLException {
-    autocommit(insertDeadLetteredSql, ps -> {
-      ps.setString(1, consumer);
-      ps.setObject(2, messageId);
-      return ps.executeUpdate();
-    });
-  }
-
-  /** @return how many of the ids were DEAD_LETTERED and are now deleted, in one autocommit statement */
-  int readmit(String consumer, java.util.Collection<UUID> messageIds) throws SQLException {
-    return autocommit(readmitSql, ps -> {
-      ps.setString(1, consumer);
-      ps.setArray(2, ps.getConnection().createArrayOf("uuid", messageIds.toArray()));
-      return ps.executeUpdate();
-    });
-  }
-
-  /** @return rows deleted by one purge statement */
-  int purgeBatch(String consumer, double olderThanSeconds) throws SQLException {
-    return autocommit(purgeSql, ps -> {
-      ps.setString(1, consumer);
-      ps.setDouble(2, olderThanSeconds);
-      return ps.executeUpdate();
-    });
-  }
-
-  @FunctionalInterface
-  private interface StatementWork {
-    int run(PreparedStatement ps) throws SQLException;
-  }
-
-  /** Runs one statement as its own transaction on a pooled connection. */
-  private int autocommit(String sql, StatementWork work) throws SQLException {
-    Connection connection = acquire();
-    try {
-      boolean autoCommit = connection.getAutoCommit();
-      if (!autoCommit) {
-        connection.setAutoCommit(true);
-      }
-      try (PreparedStatement ps = connection.prepareStatement(sql)) {
-        return work.run(ps);
-      } finally {
-        if (!autoCommit) {
-          connection.setAutoCommit(false);
+    void release(Connection connection) {
+        try {
+            if (provider != null) {
+                provider.release(connection);
+            } else {
+                connection.close();
+            }
+        } catch (SQLException | RuntimeException e) {
+            // a broken connection; the pool discards it
         }
-      }
-    } finally {
-      release(connection);
     }
-  }
 
-  /**
-   * Whether a statement in the transaction failed (PostgreSQL then refuses everything but a
-   * rollback, and a commit rolls back without an error). Read from pgjdbc's protocol state without a
-   * round trip when the connection unwraps to pgjdbc's; otherwise (a pool or proxy that hides the
-   * driver) the server is asked with one statement, which an aborted transaction refuses with
-   * SQLState 25P02.
-   */
-  static boolean transactionFailed(Connection connection) {
-    try {
-      if (connection.isWrapperFor(BaseConnection.class)) {
-        return connection.unwrap(BaseConnection.class).getTransactionState() == TransactionState.FAILED;
-      }
-    } catch (SQLException e) {
-      // cannot tell from the driver: ask the server
+    /** The handler's context, bound to the consumer's transaction on {@code connection}. */
+    DSLContext handlerContext(Connection connection) {
+        return DSL.using(handlerConfiguration
+                .derive(new DefaultConnectionProvider(connection))
+                .derive(new SavepointTransactionProvider(connection)));
     }
-    try (java.sql.Statement probe = connection.createStatement()) {
-      probe.execute("select 1");
-      return false;
-    } catch (SQLException e) {
-      // any other failure (a lost connection) is reported by the commit that follows
-      return IN_FAILED_TRANSACTION.equals(e.getSQLState());
+
+    /**
+     * Inserts the dedup row, inside a new savepoint when {@code savepoint} is set.
+     *
+     * @return whether a row was inserted (false: a duplicate)
+     */
+    boolean insertProcessed(Connection connection, String consumer, UUID messageId, boolean savepoint, boolean replay)
+            throws SQLException {
+        String sql = replay
+                ? (savepoint ? savepointAndReplayInsertSql : replayInsertSql)
+                : (savepoint ? savepointAndInsertSql : insertSql);
+        try (PreparedStatement ps = connection.prepareStatement(sql)) {
+            ps.setString(1, consumer);
+            ps.setObject(2, messageId);
+            boolean isResultSet = ps.execute();
+            int count = isResultSet ? -1 : ps.getUpdateCount();
+            if (savepoint) {
+                ps.getMoreResults(Statement.CLOSE_CURRENT_RESULT);
+                count = ps.getUpdateCount();
+            }
+            if (count < 0 || count > 1) {
+                throw new SQLException(
+                        "unexpected update count " + count + " from the processed_message insert", "XX000");
+            }
+            return count == 1;
+        }
     }
-  }
+
+    /**
+     * Inserts the dedup rows of a whole batch in one statement.
+     *
+     * @param replay ids whose records carry the replay header: re-admitted when dead-lettered
+     * @return the ids that were inserted or re-admitted (the others were processed before, or repeat
+     *     in the batch)
+     */
+    java.util.Set<UUID> insertProcessed(
+            Connection connection, String consumer, java.util.List<UUID> messageIds, java.util.Set<UUID> replay)
+            throws SQLException {
+        java.util.Set<UUID> inserted = new java.util.HashSet<>();
+        try (PreparedStatement ps =
+                connection.prepareStatement(replay.isEmpty() ? bulkInsertSql : bulkReplayInsertSql)) {
+            ps.setString(1, consumer);
+            // distinct: an upsert may not touch one row twice in a statement
+            Object[] ids =
+                    replay.isEmpty() ? messageIds.toArray() : new java.util.LinkedHashSet<>(messageIds).toArray();
+            ps.setArray(2, connection.createArrayOf("uuid", ids));
+            if (!replay.isEmpty()) {
+                ps.setArray(3, connection.createArrayOf("uuid", replay.toArray()));
+            }
+            try (java.sql.ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    inserted.add(rs.getObject(1, UUID.class));
+                }
+            }
+        }
+        return inserted;
+    }
+
+    void rollbackToSavepoint(Connection connection) throws SQLException {
+        try (Statement st = connection.createStatement()) {
+            st.execute("rollback to savepoint " + SAVEPOINT);
+        }
+    }
+
+    /** Records a dead-lettered message in its own transaction. */
+    void insertDeadLettered(String consumer, UUID messageId) throws SQLException {
+        autocommit(insertDeadLetteredSql, ps -> {
+            ps.setString(1, consumer);
+            ps.setObject(2, messageId);
+            return ps.executeUpdate();
+        });
+    }
+
+    /** @return how many of the ids were DEAD_LETTERED and are now deleted, in one autocommit statement */
+    int readmit(String consumer, java.util.Collection<UUID> messageIds) throws SQLException {
+        return autocommit(readmitSql, ps -> {
+            ps.setString(1, consumer);
+            ps.setArray(2, ps.getConnection().createArrayOf("uuid", messageIds.toArray()));
+            return ps.executeUpdate();
+        });
+    }
+
+    /** @return rows deleted by one purge statement */
+    int purgeBatch(String consumer, double olderThanSeconds) throws SQLException {
+        return autocommit(purgeSql, ps -> {
+            ps.setString(1, consumer);
+            ps.setDouble(2, olderThanSeconds);
+            return ps.executeUpdate();
+        });
+    }
+
+    @FunctionalInterface
+    private interface StatementWork {
+        int run(PreparedStatement ps) throws SQLException;
+    }
+
+    /** Runs one statement as its own transaction on a pooled connection. */
+    private int autocommit(String sql, StatementWork work) throws SQLException {
+        Connection connection = acquire();
+        try {
+            boolean autoCommit = connection.getAutoCommit();
+            if (!autoCommit) {
+                connection.setAutoCommit(true);
+            }
+            try (PreparedStatement ps = connection.prepareStatement(sql)) {
+                return work.run(ps);
+            } finally {
+                if (!autoCommit) {
+                    connection.setAutoCommit(false);
+                }
+            }
+        } finally {
+            release(connection);
+        }
+    }
+
+    /**
+     * Whether a statement in the transaction failed (PostgreSQL then refuses everything but a
+     * rollback, and a commit rolls back without an error). Read from pgjdbc's protocol state without a
+     * round trip when the connection unwraps to pgjdbc's; otherwise (a pool or proxy that hides the
+     * driver) the server is asked with one statement, which an aborted transaction refuses with
+     * SQLState 25P02.
+     */
+    static boolean transactionFailed(Connection connection) {
+        try {
+            if (connection.isWrapperFor(BaseConnection.class)) {
+                return connection.unwrap(BaseConnection.class).getTransactionState() == TransactionState.FAILED;
+            }
+        } catch (SQLException e) {
+            // cannot tell from the driver: ask the server
+        }
+        try (java.sql.Statement probe = connection.createStatement()) {
+            probe.execute("select 1");
+            return false;
+        } catch (SQLException e) {
+            // any other failure (a lost connection) is reported by the commit that follows
+            return IN_FAILED_TRANSACTION.equals(e.getSQLState());
+        }
+    }
 }

@@ -5,7 +5,7 @@ package dev.outbox.consumer.internal;
  * without its value): retrying cannot help.
  */
 final class DeadLetterRefusedException extends Exception {
-  DeadLetterRefusedException(String message, Throwable cause) {
-    super(message, cause);
-  }
+    DeadLetterRefusedException(String message, Throwable cause) {
+        super(message, cause);
+    }
 }

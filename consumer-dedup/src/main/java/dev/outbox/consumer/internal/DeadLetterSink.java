@@ -5,17 +5,17 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 /** Where a {@link PartitionWorker} sends the records it gives up on; {@link DeadLetters} is the real one. */
 interface DeadLetterSink {
 
-  /** @return the dead-letter topic of {@code sourceTopic} */
-  String topicFor(String sourceTopic);
+    /** @return the dead-letter topic of {@code sourceTopic} */
+    String topicFor(String sourceTopic);
 
-  /**
-   * Publishes the record and waits for the broker's acknowledgement.
-   *
-   * @param failure the handler's last exception, or null for a record without a usable id
-   * @throws InfrastructureException when the broker does not acknowledge in time, or fails with an
-   *     error that a retry can cure
-   * @throws DeadLetterRefusedException when the broker or the producer refuses the record for good
-   */
-  void publish(ConsumerRecord<byte[], byte[]> record, String reason, Throwable failure, int attempts)
-      throws InfrastructureException, DeadLetterRefusedException;
+    /**
+     * Publishes the record and waits for the broker's acknowledgement.
+     *
+     * @param failure the handler's last exception, or null for a record without a usable id
+     * @throws InfrastructureException when the broker does not acknowledge in time, or fails with an
+     *     error that a retry can cure
+     * @throws DeadLetterRefusedException when the broker or the producer refuses the record for good
+     */
+    void publish(ConsumerRecord<byte[], byte[]> record, String reason, Throwable failure, int attempts)
+            throws InfrastructureException, DeadLetterRefusedException;
 }

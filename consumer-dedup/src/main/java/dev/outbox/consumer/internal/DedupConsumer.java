@@ -37,437 +37,487 @@ import org.slf4j.LoggerFactory;
  * {@link PartitionWorker}s.
  */
 public final class DedupConsumer implements IdempotentConsumer {
-  private static final AtomicInteger INSTANCES = new AtomicInteger();
-  private static final Duration POLL_TIMEOUT = Duration.ofMillis(100);
-  private static final long COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
+    private static final AtomicInteger INSTANCES = new AtomicInteger();
+    private static final Duration POLL_TIMEOUT = Duration.ofMillis(100);
+    private static final long COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
 
-  private enum State { NEW, RUNNING, CLOSING, CLOSED, FAILED }
-
-  /** An assigned partition: its worker, and what the poll thread keeps about it. */
-  private static final class Assigned {
-    final PartitionWorker worker;
-    final Gauge gauge;
-    long committed = -1;
-    boolean paused;
-
-    Assigned(PartitionWorker worker, Gauge gauge) {
-      this.worker = worker;
-      this.gauge = gauge;
+    private enum State {
+        NEW,
+        RUNNING,
+        CLOSING,
+        CLOSED,
+        FAILED
     }
-  }
 
-  private final Settings settings;
-  private final String instance;
-  private final PrefixedLog log;
-  private final TimeSource time;
-  private final Metrics metrics;
-  private final Database database;
-  private final DeadLetterSink deadLetters;
-  private final Breaker databaseBreaker;
-  private final Breaker deadLetterBreaker;
-  private final List<Gauge> breakerGauges;
-  private final Consumer<byte[], byte[]> consumer;
-  private final ScheduledThreadPoolExecutor workers;
-  private final ScheduledExecutorService purger;
-  private final PartitionWorker.Parts parts;
-  private final Map<TopicPartition, Assigned> partitions = new ConcurrentHashMap<>();
-  private final int pauseThreshold;
-  private final Object lifecycle = new Object();
-  private volatile State state = State.NEW;
-  private volatile boolean commitsAllowed = true;
-  /** The group gave this consumer its assignment (possibly empty) and did not take it away as lost. */
-  private volatile boolean hasAssignment;
-  private Thread pollThread;
-  private long lastCommitNanos;
+    /** An assigned partition: its worker, and what the poll thread keeps about it. */
+    private static final class Assigned {
+        final PartitionWorker worker;
+        final Gauge gauge;
+        long committed = -1;
+        boolean paused;
 
-  /**
-   * @param settings validated by the builder
-   */
-  public DedupConsumer(Settings settings) {
-    this(settings, null, null, null, TimeSource.SYSTEM);
-  }
-
-  /**
-   * With some collaborators given instead of made from {@code settings}; a null one is made.
-   *
-   * @param consumer the Kafka consumer, or null for a {@link KafkaConsumer} of the settings
-   * @param store the database of the workers, or null for {@link BatchTransactions}
-   * @param deadLetters where dead letters go, or null for {@link DeadLetters}
-   */
-  DedupConsumer(Settings settings, Consumer<byte[], byte[]> consumer, BatchStore store, DeadLetterSink deadLetters,
-      TimeSource time) {
-    this.settings = Objects.requireNonNull(settings, "settings may not be null");
-    this.instance = settings.consumerName() + "#" + INSTANCES.incrementAndGet();
-    this.log = new PrefixedLog(LoggerFactory.getLogger(IdempotentConsumer.class), "[consumer-dedup " + instance + "]");
-    this.time = time;
-    this.metrics = new Metrics(settings.meterRegistry(), settings.consumerName(), instance);
-    this.database = new Database(settings);
-    this.deadLetters = deadLetters != null ? deadLetters : new DeadLetters(settings);
-    this.databaseBreaker = Breaker.create(instance + "-database", "database", log, time);
-    this.deadLetterBreaker = Breaker.create(instance + "-dead-letter", "dead-letter producer", log, time);
-    this.breakerGauges = List.of(metrics.breakerState(databaseBreaker.circuitBreaker(), "database"),
-        metrics.breakerState(deadLetterBreaker.circuitBreaker(), "dead-letter"));
-    this.pauseThreshold = Math.max(1000, 4 * settings.maxRecordsPerTransaction());
-    this.consumer = consumer != null ? consumer : new KafkaConsumer<>(new HashMap<>(settings.consumerProperties()));
-    this.workers = new ScheduledThreadPoolExecutor(settings.concurrency(), Threads.daemons(instance, "worker", true));
-    this.workers.setRemoveOnCancelPolicy(true);
-    // a partition waiting for its retry must not hold up close()
-    this.workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
-    this.purger = settings.purgeInterval().isZero() ? null
-        : Executors.newSingleThreadScheduledExecutor(Threads.daemons(instance, "purge", false));
-    RecordMapping mapping = RecordMapping.of(settings, time);
-    this.parts = new PartitionWorker.Parts(settings, mapping,
-        store != null ? store : new BatchTransactions(database, settings, mapping, metrics, log, time),
-        this.deadLetters, databaseBreaker, deadLetterBreaker, metrics, log, time, SerialTask.Scheduler.of(workers));
-    if (settings.retention().compareTo(Duration.ofDays(1)) < 0) {
-      log.warn("retention is {}: a message redelivered more than {} after it was processed (relay republishing after"
-          + " an outage, an offset reset, a replay) will be handled again", settings.retention(), settings.retention());
-    }
-  }
-
-  // --- public API
-
-  @Override
-  public void start() {
-    synchronized (lifecycle) {
-      if (state != State.NEW) {
-        throw new IllegalStateException("consumer " + settings.consumerName() + " was already started (state "
-            + state + "); build a new one");
-      }
-      state = State.RUNNING;
-      // the poll thread keeps the JVM alive as any thread its caller would start
-      pollThread = Threads.start(instance, "poll", Thread.currentThread().isDaemon(), this::pollLoop);
-      Threads.start(instance, "retention-check", true, () -> TopicRetentionCheck.run(settings, instance, log));
-      if (purger != null) {
-        long interval = settings.purgeInterval().toMillis();
-        purger.scheduleWithFixedDelay(this::scheduledPurge, interval, interval, TimeUnit.MILLISECONDS);
-      }
-    }
-    log.info("started on topics {} with group {}, concurrency {}, {} record(s) per transaction", settings.topics(), settings.consumerProperties().get("group.id"), settings.concurrency(),
-        settings.maxRecordsPerTransaction());
-  }
-
-  @Override
-  public long purgeProcessed(Duration olderThan) {
-    Objects.requireNonNull(olderThan, "olderThan may not be null");
-    if (olderThan.compareTo(Duration.ofHours(1)) < 0) {
-      throw new IllegalArgumentException("olderThan must be at least 1 hour, got " + olderThan
-          + "; it must exceed the longest redelivery window");
-    }
-    double seconds = olderThan.toNanos() / 1e9;
-    long total = 0;
-    try {
-      int deleted;
-      do {
-        deleted = database.purgeBatch(settings.consumerName(), seconds);
-        total += deleted;
-        metrics.purged.increment(deleted);
-      } while (deleted == Database.PURGE_BATCH);
-    } catch (SQLException e) {
-      throw new DataAccessException(log.prefix() + " purging processed_message rows older than " + olderThan + " failed after"
-          + " deleting " + total + " (SQLState " + e.getSQLState() + "): " + e.getMessage(), e);
-    }
-    return total;
-  }
-
-  private void scheduledPurge() {
-    try {
-      long deleted = purgeProcessed(settings.retention());
-      if (deleted > 0) {
-        log.info("purged {} processed message id(s) older than {}", deleted, settings.retention());
-      }
-    } catch (RuntimeException e) {
-      metrics.purgeFailures.increment();
-      log.warn("scheduled purge failed; next try in {}", settings.purgeInterval(), e);
-    }
-  }
-
-  @Override
-  public Readiness readiness() {
-    boolean running = state == State.RUNNING;
-    boolean isAssigned = running && hasAssignment;
-    boolean databaseClosed = databaseBreaker.state() == CircuitBreaker.State.CLOSED;
-    boolean deadLetterClosed = deadLetterBreaker.state() == CircuitBreaker.State.CLOSED;
-    List<String> problems = new ArrayList<>();
-    if (!running) {
-      problems.add("not running (" + state.name().toLowerCase(java.util.Locale.ROOT) + ")");
-    } else if (!isAssigned) {
-      problems.add("no partition assignment from group " + settings.consumerProperties().get("group.id") + " yet");
-    }
-    if (!databaseClosed) {
-      problems.add("database circuit breaker " + databaseBreaker.state());
-    }
-    if (!deadLetterClosed) {
-      problems.add("dead-letter circuit breaker " + deadLetterBreaker.state());
-    }
-    return new Readiness(problems.isEmpty(), running, isAssigned, running ? partitions.size() : 0, databaseClosed,
-        deadLetterClosed, String.join("; ", problems));
-  }
-
-  @Override
-  public int readmitDeadLettered(Collection<UUID> messageIds) {
-    Objects.requireNonNull(messageIds, "messageIds may not be null");
-    messageIds.forEach(id -> Objects.requireNonNull(id, "messageIds may not contain null"));
-    if (messageIds.isEmpty()) {
-      return 0;
-    }
-    try {
-      int readmitted = database.readmit(settings.consumerName(), messageIds);
-      log.info("re-admitted {} of {} dead-lettered message id(s)", readmitted, messageIds.size());
-      return readmitted;
-    } catch (SQLException e) {
-      throw new DataAccessException(log.prefix() + " re-admitting dead-lettered message ids failed (SQLState "
-          + e.getSQLState() + "): " + e.getMessage(), e);
-    }
-  }
-
-  @Override
-  public String name() {
-    return settings.consumerName();
-  }
-
-  @Override
-  public boolean isRunning() {
-    return state == State.RUNNING;
-  }
-
-  @Override
-  public void close() {
-    Thread poll;
-    synchronized (lifecycle) {
-      switch (state) {
-        case NEW -> {
-          state = State.CLOSED;
-          shutdownResources();
-          consumer.close(Duration.ZERO);
-          return;
+        Assigned(PartitionWorker worker, Gauge gauge) {
+            this.worker = worker;
+            this.gauge = gauge;
         }
-        case CLOSED -> {
-          return;
-        }
-        case RUNNING -> state = State.CLOSING;
-        default -> {
-          // CLOSING by another caller, or FAILED: wait for the poll thread below
-        }
-      }
-      poll = pollThread;
     }
-    if (poll != null && poll != Thread.currentThread()) {
-      try {
-        poll.join(settings.closeTimeout().toMillis() * 2 + 10_000);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-      if (poll.isAlive()) {
-        log.warn("poll thread did not stop within {}", settings.closeTimeout().multipliedBy(2));
-      }
+
+    private final Settings settings;
+    private final String instance;
+    private final PrefixedLog log;
+    private final TimeSource time;
+    private final Metrics metrics;
+    private final Database database;
+    private final DeadLetterSink deadLetters;
+    private final Breaker databaseBreaker;
+    private final Breaker deadLetterBreaker;
+    private final List<Gauge> breakerGauges;
+    private final Consumer<byte[], byte[]> consumer;
+    private final ScheduledThreadPoolExecutor workers;
+    private final ScheduledExecutorService purger;
+    private final PartitionWorker.Parts parts;
+    private final Map<TopicPartition, Assigned> partitions = new ConcurrentHashMap<>();
+    private final int pauseThreshold;
+    private final Object lifecycle = new Object();
+    private volatile State state = State.NEW;
+    private volatile boolean commitsAllowed = true;
+    /** The group gave this consumer its assignment (possibly empty) and did not take it away as lost. */
+    private volatile boolean hasAssignment;
+
+    private Thread pollThread;
+    private long lastCommitNanos;
+
+    /**
+     * @param settings validated by the builder
+     */
+    public DedupConsumer(Settings settings) {
+        this(settings, null, null, null, TimeSource.SYSTEM);
     }
-  }
 
-  // --- poll thread
-
-  private void pollLoop() {
-    boolean clean = false;
-    try {
-      consumer.subscribe(settings.topics(), new Listener());
-      while (state == State.RUNNING) {
-        ConsumerRecords<byte[], byte[]> records = consumer.poll(POLL_TIMEOUT);
-        for (TopicPartition tp : records.partitions()) {
-          Assigned assigned = partitions.get(tp);
-          if (assigned == null) {
-            log.warn("got records of {}, which is not assigned to this consumer; ignoring them", tp);
-            continue;
-          }
-          assigned.worker.enqueue(records.records(tp));
+    /**
+     * With some collaborators given instead of made from {@code settings}; a null one is made.
+     *
+     * @param consumer the Kafka consumer, or null for a {@link KafkaConsumer} of the settings
+     * @param store the database of the workers, or null for {@link BatchTransactions}
+     * @param deadLetters where dead letters go, or null for {@link DeadLetters}
+     */
+    DedupConsumer(
+            Settings settings,
+            Consumer<byte[], byte[]> consumer,
+            BatchStore store,
+            DeadLetterSink deadLetters,
+            TimeSource time) {
+        this.settings = Objects.requireNonNull(settings, "settings may not be null");
+        this.instance = settings.consumerName() + "#" + INSTANCES.incrementAndGet();
+        this.log =
+                new PrefixedLog(LoggerFactory.getLogger(IdempotentConsumer.class), "[consumer-dedup " + instance + "]");
+        this.time = time;
+        this.metrics = new Metrics(settings.meterRegistry(), settings.consumerName(), instance);
+        this.database = new Database(settings);
+        this.deadLetters = deadLetters != null ? deadLetters : new DeadLetters(settings);
+        this.databaseBreaker = Breaker.create(instance + "-database", "database", log, time);
+        this.deadLetterBreaker = Breaker.create(instance + "-dead-letter", "dead-letter producer", log, time);
+        this.breakerGauges = List.of(
+                metrics.breakerState(databaseBreaker.circuitBreaker(), "database"),
+                metrics.breakerState(deadLetterBreaker.circuitBreaker(), "dead-letter"));
+        this.pauseThreshold = Math.max(1000, 4 * settings.maxRecordsPerTransaction());
+        this.consumer = consumer != null ? consumer : new KafkaConsumer<>(new HashMap<>(settings.consumerProperties()));
+        this.workers =
+                new ScheduledThreadPoolExecutor(settings.concurrency(), Threads.daemons(instance, "worker", true));
+        this.workers.setRemoveOnCancelPolicy(true);
+        // a partition waiting for its retry must not hold up close()
+        this.workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
+        this.purger = settings.purgeInterval().isZero()
+                ? null
+                : Executors.newSingleThreadScheduledExecutor(Threads.daemons(instance, "purge", false));
+        RecordMapping mapping = RecordMapping.of(settings, time);
+        this.parts = new PartitionWorker.Parts(
+                settings,
+                mapping,
+                store != null ? store : new BatchTransactions(database, settings, mapping, metrics, log, time),
+                this.deadLetters,
+                databaseBreaker,
+                deadLetterBreaker,
+                metrics,
+                log,
+                time,
+                SerialTask.Scheduler.of(workers));
+        if (settings.retention().compareTo(Duration.ofDays(1)) < 0) {
+            log.warn(
+                    "retention is {}: a message redelivered more than {} after it was processed (relay republishing after"
+                            + " an outage, an offset reset, a replay) will be handled again",
+                    settings.retention(),
+                    settings.retention());
         }
-        updatePauses();
-        commit(false);
-        updateLag();
-      }
-      if (state == State.CLOSING) {
-        stopPartitions(new ArrayList<>(partitions.keySet()), true);
-        clean = true;
-      }
-    } catch (Throwable t) {
-      commitsAllowed = false;
-      state = State.FAILED;
-      log.error("poll loop failed; stopping without committing further offsets", t);
-    } finally {
-      try {
+    }
+
+    // --- public API
+
+    @Override
+    public void start() {
+        synchronized (lifecycle) {
+            if (state != State.NEW) {
+                throw new IllegalStateException("consumer " + settings.consumerName() + " was already started (state "
+                        + state + "); build a new one");
+            }
+            state = State.RUNNING;
+            // the poll thread keeps the JVM alive as any thread its caller would start
+            pollThread = Threads.start(instance, "poll", Thread.currentThread().isDaemon(), this::pollLoop);
+            Threads.start(instance, "retention-check", true, () -> TopicRetentionCheck.run(settings, instance, log));
+            if (purger != null) {
+                long interval = settings.purgeInterval().toMillis();
+                purger.scheduleWithFixedDelay(this::scheduledPurge, interval, interval, TimeUnit.MILLISECONDS);
+            }
+        }
+        log.info(
+                "started on topics {} with group {}, concurrency {}, {} record(s) per transaction",
+                settings.topics(),
+                settings.consumerProperties().get("group.id"),
+                settings.concurrency(),
+                settings.maxRecordsPerTransaction());
+    }
+
+    @Override
+    public long purgeProcessed(Duration olderThan) {
+        Objects.requireNonNull(olderThan, "olderThan may not be null");
+        if (olderThan.compareTo(Duration.ofHours(1)) < 0) {
+            throw new IllegalArgumentException("olderThan must be at least 1 hour, got " + olderThan
+                    + "; it must exceed the longest redelivery window");
+        }
+        double seconds = olderThan.toNanos() / 1e9;
+        long total = 0;
+        try {
+            int deleted;
+            do {
+                deleted = database.purgeBatch(settings.consumerName(), seconds);
+                total += deleted;
+                metrics.purged.increment(deleted);
+            } while (deleted == Database.PURGE_BATCH);
+        } catch (SQLException e) {
+            throw new DataAccessException(
+                    log.prefix() + " purging processed_message rows older than " + olderThan + " failed after"
+                            + " deleting " + total + " (SQLState " + e.getSQLState() + "): " + e.getMessage(),
+                    e);
+        }
+        return total;
+    }
+
+    private void scheduledPurge() {
+        try {
+            long deleted = purgeProcessed(settings.retention());
+            if (deleted > 0) {
+                log.info("purged {} processed message id(s) older than {}", deleted, settings.retention());
+            }
+        } catch (RuntimeException e) {
+            metrics.purgeFailures.increment();
+            log.warn("scheduled purge failed; next try in {}", settings.purgeInterval(), e);
+        }
+    }
+
+    @Override
+    public Readiness readiness() {
+        boolean running = state == State.RUNNING;
+        boolean isAssigned = running && hasAssignment;
+        boolean databaseClosed = databaseBreaker.state() == CircuitBreaker.State.CLOSED;
+        boolean deadLetterClosed = deadLetterBreaker.state() == CircuitBreaker.State.CLOSED;
+        List<String> problems = new ArrayList<>();
+        if (!running) {
+            problems.add("not running (" + state.name().toLowerCase(java.util.Locale.ROOT) + ")");
+        } else if (!isAssigned) {
+            problems.add("no partition assignment from group "
+                    + settings.consumerProperties().get("group.id") + " yet");
+        }
+        if (!databaseClosed) {
+            problems.add("database circuit breaker " + databaseBreaker.state());
+        }
+        if (!deadLetterClosed) {
+            problems.add("dead-letter circuit breaker " + deadLetterBreaker.state());
+        }
+        return new Readiness(
+                problems.isEmpty(),
+                running,
+                isAssigned,
+                running ? partitions.size() : 0,
+                databaseClosed,
+                deadLetterClosed,
+                String.join("; ", problems));
+    }
+
+    @Override
+    public int readmitDeadLettered(Collection<UUID> messageIds) {
+        Objects.requireNonNull(messageIds, "messageIds may not be null");
+        messageIds.forEach(id -> Objects.requireNonNull(id, "messageIds may not contain null"));
+        if (messageIds.isEmpty()) {
+            return 0;
+        }
+        try {
+            int readmitted = database.readmit(settings.consumerName(), messageIds);
+            log.info("re-admitted {} of {} dead-lettered message id(s)", readmitted, messageIds.size());
+            return readmitted;
+        } catch (SQLException e) {
+            throw new DataAccessException(
+                    log.prefix() + " re-admitting dead-lettered message ids failed (SQLState " + e.getSQLState() + "): "
+                            + e.getMessage(),
+                    e);
+        }
+    }
+
+    @Override
+    public String name() {
+        return settings.consumerName();
+    }
+
+    @Override
+    public boolean isRunning() {
+        return state == State.RUNNING;
+    }
+
+    @Override
+    public void close() {
+        Thread poll;
+        synchronized (lifecycle) {
+            switch (state) {
+                case NEW -> {
+                    state = State.CLOSED;
+                    shutdownResources();
+                    consumer.close(Duration.ZERO);
+                    return;
+                }
+                case CLOSED -> {
+                    return;
+                }
+                case RUNNING -> state = State.CLOSING;
+                default -> {
+                    // CLOSING by another caller, or FAILED: wait for the poll thread below
+                }
+            }
+            poll = pollThread;
+        }
+        if (poll != null && poll != Thread.currentThread()) {
+            try {
+                poll.join(settings.closeTimeout().toMillis() * 2 + 10_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            if (poll.isAlive()) {
+                log.warn(
+                        "poll thread did not stop within {}",
+                        settings.closeTimeout().multipliedBy(2));
+            }
+        }
+    }
+
+    // --- poll thread
+
+    private void pollLoop() {
+        boolean clean = false;
+        try {
+            consumer.subscribe(settings.topics(), new Listener());
+            while (state == State.RUNNING) {
+                ConsumerRecords<byte[], byte[]> records = consumer.poll(POLL_TIMEOUT);
+                for (TopicPartition tp : records.partitions()) {
+                    Assigned assigned = partitions.get(tp);
+                    if (assigned == null) {
+                        log.warn("got records of {}, which is not assigned to this consumer; ignoring them", tp);
+                        continue;
+                    }
+                    assigned.worker.enqueue(records.records(tp));
+                }
+                updatePauses();
+                commit(false);
+                updateLag();
+            }
+            if (state == State.CLOSING) {
+                stopPartitions(new ArrayList<>(partitions.keySet()), true);
+                clean = true;
+            }
+        } catch (Throwable t) {
+            commitsAllowed = false;
+            state = State.FAILED;
+            log.error("poll loop failed; stopping without committing further offsets", t);
+        } finally {
+            try {
+                for (Assigned a : partitions.values()) {
+                    a.worker.stop();
+                }
+                consumer.close(settings.closeTimeout());
+            } catch (RuntimeException e) {
+                log.warn("closing the Kafka consumer failed", e);
+            }
+            shutdownResources();
+            synchronized (lifecycle) {
+                if (state != State.FAILED) {
+                    state = State.CLOSED;
+                }
+            }
+            log.info("stopped{}", clean ? "" : " after a failure");
+        }
+    }
+
+    private void shutdownResources() {
+        workers.shutdown();
+        try {
+            if (!workers.awaitTermination(settings.closeTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
+                workers.shutdownNow();
+            }
+        } catch (InterruptedException e) {
+            workers.shutdownNow();
+            Thread.currentThread().interrupt();
+        }
+        if (purger != null) {
+            purger.shutdownNow();
+        }
+        if (deadLetters instanceof DeadLetters producer) {
+            producer.close();
+        }
+        breakerGauges.forEach(metrics::remove);
         for (Assigned a : partitions.values()) {
-          a.worker.stop();
+            metrics.remove(a.gauge);
         }
-        consumer.close(settings.closeTimeout());
-      } catch (RuntimeException e) {
-        log.warn("closing the Kafka consumer failed", e);
-      }
-      shutdownResources();
-      synchronized (lifecycle) {
-        if (state != State.FAILED) {
-          state = State.CLOSED;
+        partitions.clear();
+    }
+
+    private void updatePauses() {
+        List<TopicPartition> pause = new ArrayList<>();
+        List<TopicPartition> resume = new ArrayList<>();
+        for (Assigned a : partitions.values()) {
+            boolean want = a.worker.isWaiting() || a.worker.queued() >= pauseThreshold;
+            if (want && !a.paused) {
+                pause.add(a.worker.partition());
+                a.paused = true;
+            } else if (!want && a.paused) {
+                resume.add(a.worker.partition());
+                a.paused = false;
+            }
         }
-      }
-      log.info("stopped{}", clean ? "" : " after a failure");
-    }
-  }
-
-  private void shutdownResources() {
-    workers.shutdown();
-    try {
-      if (!workers.awaitTermination(settings.closeTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
-        workers.shutdownNow();
-      }
-    } catch (InterruptedException e) {
-      workers.shutdownNow();
-      Thread.currentThread().interrupt();
-    }
-    if (purger != null) {
-      purger.shutdownNow();
-    }
-    if (deadLetters instanceof DeadLetters producer) {
-      producer.close();
-    }
-    breakerGauges.forEach(metrics::remove);
-    for (Assigned a : partitions.values()) {
-      metrics.remove(a.gauge);
-    }
-    partitions.clear();
-  }
-
-  private void updatePauses() {
-    List<TopicPartition> pause = new ArrayList<>();
-    List<TopicPartition> resume = new ArrayList<>();
-    for (Assigned a : partitions.values()) {
-      boolean want = a.worker.isWaiting() || a.worker.queued() >= pauseThreshold;
-      if (want && !a.paused) {
-        pause.add(a.worker.partition());
-        a.paused = true;
-      } else if (!want && a.paused) {
-        resume.add(a.worker.partition());
-        a.paused = false;
-      }
-    }
-    if (!pause.isEmpty()) {
-      consumer.pause(pause);
-    }
-    if (!resume.isEmpty()) {
-      consumer.resume(resume);
-    }
-  }
-
-  private void updateLag() {
-    for (Assigned a : partitions.values()) {
-      TopicPartition tp = a.worker.partition();
-      OptionalLong lag = consumer.currentLag(tp);
-      if (lag.isPresent()) {
-        long position = consumer.position(tp);
-        a.worker.lag().set(Math.max(0, position + lag.getAsLong() - a.worker.nextToProcess(position)));
-      }
-    }
-  }
-
-  /** Commits the offsets of every record whose transaction committed; on the poll thread only. */
-  private void commit(boolean force) {
-    if (!commitsAllowed) {
-      return;
-    }
-    long now = time.nanoTime();
-    if (!force && now - lastCommitNanos < COMMIT_INTERVAL_NANOS) {
-      return;
-    }
-    commit(partitions.values());
-    lastCommitNanos = now;
-  }
-
-  private void commit(Collection<Assigned> assigned) {
-    Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
-    Map<TopicPartition, Long> done = new HashMap<>();
-    for (Assigned a : assigned) {
-      long next = a.worker.nextToCommit();
-      if (next > a.committed) {
-        offsets.put(a.worker.partition(), new OffsetAndMetadata(next));
-        done.put(a.worker.partition(), next);
-      }
-    }
-    if (offsets.isEmpty()) {
-      return;
-    }
-    settings.hooks().beforeOffsetCommit(offsets);
-    try {
-      consumer.commitSync(offsets, settings.closeTimeout());
-      for (Assigned a : assigned) {
-        Long next = done.get(a.worker.partition());
-        if (next != null) {
-          a.committed = next;
+        if (!pause.isEmpty()) {
+            consumer.pause(pause);
         }
-      }
-    } catch (CommitFailedException | RebalanceInProgressException e) {
-      log.warn("offset commit refused during a rebalance ({}); the records will be redelivered and skipped as"
-          + " duplicates", e.getMessage());
-    } catch (RetriableException e) {
-      log.warn("offset commit failed ({}); retrying with the next commit", e.toString());
-    }
-  }
-
-  /**
-   * Stops the workers of the given partitions after their transaction in flight, and commits what
-   * they finished when {@code commit} is set.
-   */
-  private void stopPartitions(Collection<TopicPartition> tps, boolean commit) {
-    List<Assigned> stopped = new ArrayList<>();
-    for (TopicPartition tp : tps) {
-      Assigned a = partitions.remove(tp);
-      if (a != null) {
-        a.worker.stop();
-        stopped.add(a);
-      }
-    }
-    long deadline = time.nanoTime() + settings.closeTimeout().toNanos();
-    for (Assigned a : stopped) {
-      PartitionWorker w = a.worker;
-      if (commit && !w.awaitStep(deadline - time.nanoTime())) {
-        log.warn("transaction in flight on {} did not finish within {}; committing the offsets done before it",
-            w.partition(), settings.closeTimeout());
-      }
-      int left = w.queued();
-      if (left > 0) {
-        log.info("{}: {} fetched record(s) from offset {} left for redelivery", w.partition(), left,
-            w.nextToProcess(-1));
-      }
-      w.clear();
-      metrics.remove(a.gauge);
-    }
-    if (commit && commitsAllowed) {
-      commit(stopped);
-    }
-  }
-
-  private final class Listener implements ConsumerRebalanceListener {
-    @Override
-    public void onPartitionsRevoked(Collection<TopicPartition> revoked) {
-      if (!revoked.isEmpty()) {
-        log.info("partitions revoked: {}", revoked);
-      }
-      stopPartitions(revoked, true);
+        if (!resume.isEmpty()) {
+            consumer.resume(resume);
+        }
     }
 
-    @Override
-    public void onPartitionsLost(Collection<TopicPartition> lost) {
-      hasAssignment = false;
-      log.warn("partitions lost (not committing their offsets): {}", lost);
-      stopPartitions(lost, false);
+    private void updateLag() {
+        for (Assigned a : partitions.values()) {
+            TopicPartition tp = a.worker.partition();
+            OptionalLong lag = consumer.currentLag(tp);
+            if (lag.isPresent()) {
+                long position = consumer.position(tp);
+                a.worker.lag().set(Math.max(0, position + lag.getAsLong() - a.worker.nextToProcess(position)));
+            }
+        }
     }
 
-    @Override
-    public void onPartitionsAssigned(Collection<TopicPartition> assigned) {
-      if (!assigned.isEmpty()) {
-        log.info("partitions assigned: {}", assigned);
-      }
-      for (TopicPartition tp : assigned) {
-        PartitionWorker w = new PartitionWorker(tp, parts);
-        partitions.put(tp, new Assigned(w, metrics.lagGauge(tp, w.lag())));
-      }
-      hasAssignment = true;
+    /** Commits the offsets of every record whose transaction committed; on the poll thread only. */
+    private void commit(boolean force) {
+        if (!commitsAllowed) {
+            return;
+        }
+        long now = time.nanoTime();
+        if (!force && now - lastCommitNanos < COMMIT_INTERVAL_NANOS) {
+            return;
+        }
+        commit(partitions.values());
+        lastCommitNanos = now;
     }
-  }
+
+    private void commit(Collection<Assigned> assigned) {
+        Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+        Map<TopicPartition, Long> done = new HashMap<>();
+        for (Assigned a : assigned) {
+            long next = a.worker.nextToCommit();
+            if (next > a.committed) {
+                offsets.put(a.worker.partition(), new OffsetAndMetadata(next));
+                done.put(a.worker.partition(), next);
+            }
+        }
+        if (offsets.isEmpty()) {
+            return;
+        }
+        settings.hooks().beforeOffsetCommit(offsets);
+        try {
+            consumer.commitSync(offsets, settings.closeTimeout());
+            for (Assigned a : assigned) {
+                Long next = done.get(a.worker.partition());
+                if (next != null) {
+                    a.committed = next;
+                }
+            }
+        } catch (CommitFailedException | RebalanceInProgressException e) {
+            log.warn(
+                    "offset commit refused during a rebalance ({}); the records will be redelivered and skipped as"
+                            + " duplicates",
+                    e.getMessage());
+        } catch (RetriableException e) {
+            log.warn("offset commit failed ({}); retrying with the next commit", e.toString());
+        }
+    }
+
+    /**
+     * Stops the workers of the given partitions after their transaction in flight, and commits what
+     * they finished when {@code commit} is set.
+     */
+    private void stopPartitions(Collection<TopicPartition> tps, boolean commit) {
+        List<Assigned> stopped = new ArrayList<>();
+        for (TopicPartition tp : tps) {
+            Assigned a = partitions.remove(tp);
+            if (a != null) {
+                a.worker.stop();
+                stopped.add(a);
+            }
+        }
+        long deadline = time.nanoTime() + settings.closeTimeout().toNanos();
+        for (Assigned a : stopped) {
+            PartitionWorker w = a.worker;
+            if (commit && !w.awaitStep(deadline - time.nanoTime())) {
+                log.warn(
+                        "transaction in flight on {} did not finish within {}; committing the offsets done before it",
+                        w.partition(),
+                        settings.closeTimeout());
+            }
+            int left = w.queued();
+            if (left > 0) {
+                log.info(
+                        "{}: {} fetched record(s) from offset {} left for redelivery",
+                        w.partition(),
+                        left,
+                        w.nextToProcess(-1));
+            }
+            w.clear();
+            metrics.remove(a.gauge);
+        }
+        if (commit && commitsAllowed) {
+            commit(stopped);
+        }
+    }
+
+    private final class Listener implements ConsumerRebalanceListener {
+        @Override
+        public void onPartitionsRevoked(Collection<TopicPartition> revoked) {
+            if (!revoked.isEmpty()) {
+                log.info("partitions revoked: {}", revoked);
+            }
+            stopPartitions(revoked, true);
+        }
+
+        @Override
+        public void onPartitionsLost(Collection<TopicPartition> lost) {
+            hasAssignment = false;
+            log.warn("partitions lost (not committing their offsets): {}", lost);
+            stopPartitions(lost, false);
+        }
+
+        @Override
+        public void onPartitionsAssigned(Collection<TopicPartition> assigned) {
+            if (!assigned.isEmpty()) {
+                log.info("partitions assigned: {}", assigned);
+            }
+            for (TopicPartition tp : assigned) {
+                PartitionWorker w = new PartitionWorker(tp, parts);
+                partitions.put(tp, new Assigned(w, metrics.lagGauge(tp, w.lag())));
+            }
+            hasAssignment = true;
+        }
+    }
 }

@@ -5,7 +5,7 @@ package dev.outbox.consumer.internal;
  * backoff under a circuit breaker, without consuming the record's attempts.
  */
 final class InfrastructureException extends Exception {
-  InfrastructureException(String message, Throwable cause) {
-    super(message, cause);
-  }
+    InfrastructureException(String message, Throwable cause) {
+        super(message, cause);
+    }
 }

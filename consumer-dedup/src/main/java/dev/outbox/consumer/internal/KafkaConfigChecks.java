@@ -10,94 +10,103 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 
 /** The builder's checks of the Kafka clients' properties and topic names. */
 public final class KafkaConfigChecks {
-  /** Kafka's longest topic name. */
-  private static final int MAX_TOPIC_NAME_LENGTH = 249;
+    /** Kafka's longest topic name. */
+    private static final int MAX_TOPIC_NAME_LENGTH = 249;
 
-  private KafkaConfigChecks() {}
+    private KafkaConfigChecks() {}
 
-  /**
-   * @param producerProperties the dead-letter producer's properties as set
-   * @param closeTimeout the consumer's close timeout, the longest {@code max.block.ms}
-   * @throws IllegalArgumentException when {@code acks} is not {@code all}, or {@code max.block.ms}
-   *     is not a number of milliseconds within the close timeout
-   */
-  public static void checkProducerProperties(Map<String, Object> producerProperties, Duration closeTimeout) {
-    Object acks = producerProperties.get(ProducerConfig.ACKS_CONFIG);
-    if (acks != null && !"all".equalsIgnoreCase(acks.toString().strip()) && !"-1".equals(acks.toString().strip())) {
-      throw new IllegalArgumentException("Invalid value " + acks + " for configuration acks in producerProperties:"
-          + " a dead-lettered record's offset moves on once the broker acknowledged it, so the dead-letter producer"
-          + " needs acks=all; remove it or set it to all");
+    /**
+     * @param producerProperties the dead-letter producer's properties as set
+     * @param closeTimeout the consumer's close timeout, the longest {@code max.block.ms}
+     * @throws IllegalArgumentException when {@code acks} is not {@code all}, or {@code max.block.ms}
+     *     is not a number of milliseconds within the close timeout
+     */
+    public static void checkProducerProperties(Map<String, Object> producerProperties, Duration closeTimeout) {
+        Object acks = producerProperties.get(ProducerConfig.ACKS_CONFIG);
+        if (acks != null
+                && !"all".equalsIgnoreCase(acks.toString().strip())
+                && !"-1".equals(acks.toString().strip())) {
+            throw new IllegalArgumentException(
+                    "Invalid value " + acks + " for configuration acks in producerProperties:"
+                            + " a dead-lettered record's offset moves on once the broker acknowledged it, so the dead-letter producer"
+                            + " needs acks=all; remove it or set it to all");
+        }
+        Object maxBlock = producerProperties.get(ProducerConfig.MAX_BLOCK_MS_CONFIG);
+        if (maxBlock != null) {
+            long ms;
+            try {
+                ms = Long.parseLong(maxBlock.toString().strip());
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(
+                        "Invalid value " + maxBlock + " for configuration max.block.ms in"
+                                + " producerProperties: Value must be a number of milliseconds",
+                        e);
+            }
+            if (ms < 0 || ms > closeTimeout.toMillis()) {
+                throw new IllegalArgumentException("Invalid value " + maxBlock + " for configuration max.block.ms in"
+                        + " producerProperties: a dead-letter publish holds a worker thread at most closeTimeout ("
+                        + closeTimeout.toMillis() + " ms); set it between 0 and that, or raise closeTimeout(...)");
+            }
+        }
     }
-    Object maxBlock = producerProperties.get(ProducerConfig.MAX_BLOCK_MS_CONFIG);
-    if (maxBlock != null) {
-      long ms;
-      try {
-        ms = Long.parseLong(maxBlock.toString().strip());
-      } catch (NumberFormatException e) {
-        throw new IllegalArgumentException("Invalid value " + maxBlock + " for configuration max.block.ms in"
-            + " producerProperties: Value must be a number of milliseconds", e);
-      }
-      if (ms < 0 || ms > closeTimeout.toMillis()) {
-        throw new IllegalArgumentException("Invalid value " + maxBlock + " for configuration max.block.ms in"
-            + " producerProperties: a dead-letter publish holds a worker thread at most closeTimeout ("
-            + closeTimeout.toMillis() + " ms); set it between 0 and that, or raise closeTimeout(...)");
-      }
-    }
-  }
 
-  /** @throws IllegalStateException when a name is not a valid Kafka topic name */
-  public static void checkDeadLetterTopics(List<String> names) {
-    for (String name : names) {
-      if (name.length() > MAX_TOPIC_NAME_LENGTH || !name.matches("[a-zA-Z0-9._-]+")) {
-        throw new IllegalStateException("dead-letter topic \"" + name + "\" is not a valid Kafka topic name (at most "
-            + MAX_TOPIC_NAME_LENGTH + " of a-z A-Z 0-9 . _ -); set deadLetterTopic(...) to a valid name");
-      }
+    /** @throws IllegalStateException when a name is not a valid Kafka topic name */
+    public static void checkDeadLetterTopics(List<String> names) {
+        for (String name : names) {
+            if (name.length() > MAX_TOPIC_NAME_LENGTH || !name.matches("[a-zA-Z0-9._-]+")) {
+                throw new IllegalStateException("dead-letter topic \"" + name
+                        + "\" is not a valid Kafka topic name (at most " + MAX_TOPIC_NAME_LENGTH
+                        + " of a-z A-Z 0-9 . _ -); set deadLetterTopic(...) to a valid name");
+            }
+        }
     }
-  }
 
-  /**
-   * @param kafkaProperties the consumer's properties as set
-   * @return them with the consumer's fixed settings (no auto-commit, byte[] deserializers) and
-   *     defaults ({@code auto.offset.reset=earliest})
-   * @throws IllegalArgumentException when a required property is missing or one has a value the
-   *     consumer cannot work with
-   */
-  public static Map<String, Object> consumerProperties(Map<String, Object> kafkaProperties) {
-    Map<String, Object> props = new LinkedHashMap<>(kafkaProperties);
-    requireText(props, ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, "the Kafka brokers, e.g. kafka:9092");
-    requireText(props, ConsumerConfig.GROUP_ID_CONFIG, "the consumer group, usually the consumer name");
-    Object autoCommit = props.get(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG);
-    if (autoCommit != null && !"false".equalsIgnoreCase(autoCommit.toString().strip())) {
-      throw new IllegalArgumentException("Invalid value " + autoCommit + " for configuration "
-          + ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG + ": the idempotent consumer commits offsets itself, only after"
-          + " the database transaction committed; remove it or set it to false");
+    /**
+     * @param kafkaProperties the consumer's properties as set
+     * @return them with the consumer's fixed settings (no auto-commit, byte[] deserializers) and
+     *     defaults ({@code auto.offset.reset=earliest})
+     * @throws IllegalArgumentException when a required property is missing or one has a value the
+     *     consumer cannot work with
+     */
+    public static Map<String, Object> consumerProperties(Map<String, Object> kafkaProperties) {
+        Map<String, Object> props = new LinkedHashMap<>(kafkaProperties);
+        requireText(props, ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, "the Kafka brokers, e.g. kafka:9092");
+        requireText(props, ConsumerConfig.GROUP_ID_CONFIG, "the consumer group, usually the consumer name");
+        Object autoCommit = props.get(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG);
+        if (autoCommit != null
+                && !"false".equalsIgnoreCase(autoCommit.toString().strip())) {
+            throw new IllegalArgumentException("Invalid value " + autoCommit + " for configuration "
+                    + ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG
+                    + ": the idempotent consumer commits offsets itself, only after"
+                    + " the database transaction committed; remove it or set it to false");
+        }
+        for (String key :
+                List.of(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG)) {
+            Object value = props.get(key);
+            if (value != null
+                    && !ByteArrayDeserializer.class.getName().equals(value.toString())
+                    && value != ByteArrayDeserializer.class) {
+                throw new IllegalArgumentException("Invalid value " + value + " for configuration " + key
+                        + ": the idempotent consumer reads raw bytes (decode in the handler, e.g. Message.payload(Class));"
+                        + " remove it");
+            }
+        }
+        props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        props.putIfAbsent(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        // Kafka's default, read_uncommitted, would hand the handler records of aborted transactions,
+        // among them a relay's transactional batch that was rolled back (and, in the relay's
+        // transactional mode, a fenced zombie's)
+        props.putIfAbsent(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        return Map.copyOf(props);
     }
-    for (String key : List.of(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG,
-        ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG)) {
-      Object value = props.get(key);
-      if (value != null && !ByteArrayDeserializer.class.getName().equals(value.toString())
-          && value != ByteArrayDeserializer.class) {
-        throw new IllegalArgumentException("Invalid value " + value + " for configuration " + key
-            + ": the idempotent consumer reads raw bytes (decode in the handler, e.g. Message.payload(Class));"
-            + " remove it");
-      }
-    }
-    props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
-    props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
-    props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
-    props.putIfAbsent(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-    // Kafka's default, read_uncommitted, would hand the handler records of aborted transactions,
-    // among them a relay's transactional batch that was rolled back (and, in the relay's
-    // transactional mode, a fenced zombie's)
-    props.putIfAbsent(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
-    return Map.copyOf(props);
-  }
 
-  private static void requireText(Map<String, Object> props, String key, String what) {
-    Object value = props.get(key);
-    if (value == null || value.toString().isBlank()) {
-      throw new IllegalArgumentException("Missing required configuration " + key + " in kafkaProperties: set it to "
-          + what);
+    private static void requireText(Map<String, Object> props, String key, String what) {
+        Object value = props.get(key);
+        if (value == null || value.toString().isBlank()) {
+            throw new IllegalArgumentException(
+                    "Missing required configuration " + key + " in kafkaProperties: set it to " + what);
+        }
     }
-  }
 }

@@ -34,347 +34,423 @@ import org.apache.kafka.common.TopicPartition;
  */
 final class PartitionWorker {
 
-  /** What the workers of one consumer share. */
-  record Parts(Settings settings, RecordMapping mapping, BatchStore store, DeadLetterSink deadLetters,
-      Breaker databaseBreaker, Breaker deadLetterBreaker, Metrics metrics, PrefixedLog log, TimeSource time,
-      SerialTask.Scheduler scheduler) {}
+    /** What the workers of one consumer share. */
+    record Parts(
+            Settings settings,
+            RecordMapping mapping,
+            BatchStore store,
+            DeadLetterSink deadLetters,
+            Breaker databaseBreaker,
+            Breaker deadLetterBreaker,
+            Metrics metrics,
+            PrefixedLog log,
+            TimeSource time,
+            SerialTask.Scheduler scheduler) {}
 
-  /** How far the dead-letter copy of the head record got. */
-  private enum DeadLetterState {
-    NOT_SENT,
-    /** The dead-letter topic acknowledged the copy. */
-    SENT,
-    /** The dead-letter topic refused the copy for good: the head is skipped without one. */
-    REFUSED
-  }
-
-  private final TopicPartition tp;
-  private final Parts parts;
-  private final Settings settings;
-  private final PrefixedLog log;
-  private final Policy policy;
-  private final SerialTask task;
-  private final AtomicLong lag = new AtomicLong();
-  private final ArrayDeque<ConsumerRecord<byte[], byte[]>> queue = new ArrayDeque<>();
-  private volatile long doneNext = -1;
-  private volatile long firstFetched = -1;
-
-  // touched by steps only, which never run at once
-  private Progress progress = Progress.START;
-  private DeadLetterState deadLetter = DeadLetterState.NOT_SENT;
-  private int infrastructureFailures;
-
-  PartitionWorker(TopicPartition tp, Parts parts) {
-    this.tp = tp;
-    this.parts = parts;
-    this.settings = parts.settings();
-    this.log = parts.log();
-    this.policy = new Policy(settings.maxAttempts(), settings.maxTransientRetry());
-    this.task = new SerialTask(parts.scheduler(), this::step, () -> queued() > 0);
-  }
-
-  TopicPartition partition() {
-    return tp;
-  }
-
-  /** The partition's lag, for its gauge; set by the poll thread. */
-  AtomicLong lag() {
-    return lag;
-  }
-
-  /** Adds fetched records and makes sure a step will process them. */
-  void enqueue(List<ConsumerRecord<byte[], byte[]>> records) {
-    synchronized (queue) {
-      if (firstFetched < 0 && !records.isEmpty()) {
-        firstFetched = records.get(0).offset();
-      }
-      queue.addAll(records);
+    /** How far the dead-letter copy of the head record got. */
+    private enum DeadLetterState {
+        NOT_SENT,
+        /** The dead-letter topic acknowledged the copy. */
+        SENT,
+        /** The dead-letter topic refused the copy for good: the head is skipped without one. */
+        REFUSED
     }
-    task.wake();
-  }
 
-  int queued() {
-    synchronized (queue) {
-      return queue.size();
+    private final TopicPartition tp;
+    private final Parts parts;
+    private final Settings settings;
+    private final PrefixedLog log;
+    private final Policy policy;
+    private final SerialTask task;
+    private final AtomicLong lag = new AtomicLong();
+    private final ArrayDeque<ConsumerRecord<byte[], byte[]>> queue = new ArrayDeque<>();
+    private volatile long doneNext = -1;
+    private volatile long firstFetched = -1;
+
+    // touched by steps only, which never run at once
+    private Progress progress = Progress.START;
+    private DeadLetterState deadLetter = DeadLetterState.NOT_SENT;
+    private int infrastructureFailures;
+
+    PartitionWorker(TopicPartition tp, Parts parts) {
+        this.tp = tp;
+        this.parts = parts;
+        this.settings = parts.settings();
+        this.log = parts.log();
+        this.policy = new Policy(settings.maxAttempts(), settings.maxTransientRetry());
+        this.task = new SerialTask(parts.scheduler(), this::step, () -> queued() > 0);
     }
-  }
 
-  /** @return the offset after the last record whose transaction committed, or -1 */
-  long nextToCommit() {
-    return doneNext;
-  }
-
-  /** @return the next offset to process: after the last one done, else the first fetched, else {@code position} */
-  long nextToProcess(long position) {
-    long done = doneNext;
-    return done >= 0 ? done : firstFetched >= 0 ? firstFetched : position;
-  }
-
-  /** Whether the worker waits for a retry: the poll thread then pauses the partition. */
-  boolean isWaiting() {
-    return task.state() == SerialTask.State.WAITING;
-  }
-
-  SerialTask.State state() {
-    return task.state();
-  }
-
-  /** Stops for good: no step starts after this one; see {@link #awaitStep}. */
-  void stop() {
-    task.stop();
-  }
-
-  /** @return false when the step in flight did not finish within {@code timeoutNanos} */
-  boolean awaitStep(long timeoutNanos) {
-    return task.awaitStep(timeoutNanos);
-  }
-
-  /** Drops the fetched records not yet processed (they are redelivered to the next owner). */
-  void clear() {
-    synchronized (queue) {
-      queue.clear();
+    TopicPartition partition() {
+        return tp;
     }
-  }
 
-  private List<ConsumerRecord<byte[], byte[]>> peek(int max) {
-    synchronized (queue) {
-      List<ConsumerRecord<byte[], byte[]>> batch = new ArrayList<>(Math.min(max, queue.size()));
-      for (ConsumerRecord<byte[], byte[]> r : queue) {
-        if (batch.size() == max) {
-          break;
+    /** The partition's lag, for its gauge; set by the poll thread. */
+    AtomicLong lag() {
+        return lag;
+    }
+
+    /** Adds fetched records and makes sure a step will process them. */
+    void enqueue(List<ConsumerRecord<byte[], byte[]>> records) {
+        synchronized (queue) {
+            if (firstFetched < 0 && !records.isEmpty()) {
+                firstFetched = records.get(0).offset();
+            }
+            queue.addAll(records);
         }
-        batch.add(r);
-      }
-      return batch;
+        task.wake();
     }
-  }
 
-  private void complete(int count) {
-    synchronized (queue) {
-      long next = -1;
-      for (int i = 0; i < count; i++) {
-        ConsumerRecord<byte[], byte[]> done = queue.pollFirst();
-        if (done == null) {
-          break; // cleared by a revocation that stopped waiting for this transaction; nothing to commit
+    int queued() {
+        synchronized (queue) {
+            return queue.size();
         }
-        next = done.offset() + 1;
-      }
-      if (next >= 0) {
-        doneNext = next;
-      }
     }
-  }
 
-  private Next step() {
-    try {
-      return process();
-    } catch (RuntimeException | Error e) {
-      log.error("unexpected failure on {}; retrying with backoff", tp, e);
-      return infrastructureDelay(new InfrastructureException("unexpected failure: " + e, e));
+    /** @return the offset after the last record whose transaction committed, or -1 */
+    long nextToCommit() {
+        return doneNext;
     }
-  }
 
-  private Next process() {
-    List<ConsumerRecord<byte[], byte[]>> batch = peek(settings.maxRecordsPerTransaction());
-    if (batch.isEmpty()) {
-      return Next.IDLE;
+    /** @return the next offset to process: after the last one done, else the first fetched, else {@code position} */
+    long nextToProcess(long position) {
+        long done = doneNext;
+        return done >= 0 ? done : firstFetched >= 0 ? firstFetched : position;
     }
-    ConsumerRecord<byte[], byte[]> head = batch.get(0);
-    MessageId headId = parts.mapping().messageId(head);
-    List<UUID> ids = new ArrayList<>(batch.size());
-    Plan plan = BatchRules.plan(progress, policy, offsets(batch), limit -> {
-      for (int i = ids.size(); i < limit; i++) {
-        UUID id = i == 0 ? headId.id() : parts.mapping().messageId(batch.get(i)).id();
-        if (id == null) {
-          break; // dead-lettered on its own, when it reaches the head
+
+    /** Whether the worker waits for a retry: the poll thread then pauses the partition. */
+    boolean isWaiting() {
+        return task.state() == SerialTask.State.WAITING;
+    }
+
+    SerialTask.State state() {
+        return task.state();
+    }
+
+    /** Stops for good: no step starts after this one; see {@link #awaitStep}. */
+    void stop() {
+        task.stop();
+    }
+
+    /** @return false when the step in flight did not finish within {@code timeoutNanos} */
+    boolean awaitStep(long timeoutNanos) {
+        return task.awaitStep(timeoutNanos);
+    }
+
+    /** Drops the fetched records not yet processed (they are redelivered to the next owner). */
+    void clear() {
+        synchronized (queue) {
+            queue.clear();
         }
-        ids.add(id);
-      }
-      return Math.min(ids.size(), limit);
-    }, headId.reason());
-    progress = plan.progress();
-    return switch (plan.step()) {
-      case DEAD_LETTER -> deadLetter(head, plan.reason(), plan.failure(), headId.id() == null ? 0 : progress.attempts(),
-          headId.id());
-      case FAIL_HEAD -> carryOut(BatchRules.failed(progress, policy, classify(plan.failure()), plan.failure(), now()),
-          head, headId.id(), plan.failure());
-      case PROCESS -> transaction(batch.subList(0, plan.count()), ids.subList(0, plan.count()));
-    };
-  }
-
-  private Next transaction(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids) {
-    Outcome outcome;
-    try {
-      outcome = parts.databaseBreaker().call(() -> parts.store().process(batch, ids));
-    } catch (Breaker.OpenException e) {
-      return infrastructureDelay(null);
-    } catch (InfrastructureException e) {
-      return infrastructureDelay(e);
-    } catch (CommitRefusedException e) {
-      // the database works: what the transaction wrote made it fail
-      infrastructureFailures = 0;
-      Decision decision = BatchRules.afterCommitRefused(progress, policy, offsets(batch), e.sqlException(), now());
-      if (decision.action() == BatchRules.Action.ISOLATE) {
-        log.warn("{} for the batch {}@{}..{}; redoing it one record per transaction to find the record that causes it",
-            e.getMessage(), tp, batch.get(0).offset(), decision.progress().isolateThrough());
-      }
-      return carryOut(decision, batch.get(0), ids.get(0), e.sqlException());
     }
-    infrastructureFailures = 0;
-    // counted before the offsets become committable, so a committed offset is never ahead of them
-    parts.metrics().handled.increment(outcome.handled());
-    parts.metrics().duplicates.increment(outcome.duplicates());
-    parts.metrics().replayed.increment(outcome.replayed());
-    parts.metrics().stale.increment(outcome.stale());
-    int failed = outcome.failure() != null && outcome.failureIndex() == outcome.done() ? outcome.done() : -1;
-    FailureKind kind = failed >= 0 ? classify(outcome.failure()) : null;
-    Decision decision = BatchRules.afterOutcome(progress, policy, outcome, offsets(batch), kind, now());
-    return failed >= 0 ? carryOut(decision, batch.get(failed), ids.get(failed), outcome.failure())
-        : carryOut(decision, null, null, null);
-  }
 
-  /** Carries out {@code decision}; {@code failed} is the record whose handler failed, if any. */
-  private Next carryOut(Decision decision, ConsumerRecord<byte[], byte[]> failed, UUID failedId, Throwable failure) {
-    if (decision.commit() > 0) {
-      complete(decision.commit());
-    }
-    progress = decision.progress();
-    int attempts = progress.attempts();
-    return switch (decision.action()) {
-      case CONTINUE, REDO_BEFORE_FAILURE, ISOLATE -> Next.CONTINUE;
-      case DEAD_LETTER_TRANSIENT_EXPIRED -> {
-        log.warn("message {} ({}@{}) failed transiently {} time(s) for longer than maxTransientRetry ({}):"
-            + " dead-lettering it", failedId, tp, failed.offset(), progress.transientFailures(),
-            settings.maxTransientRetry(), failure);
-        yield Next.CONTINUE;
-      }
-      case DEAD_LETTER_PERMANENT -> {
-        log.warn("handler failed permanently on message {} ({}@{}); dead-lettering it", failedId, tp, failed.offset(),
-            failure);
-        yield Next.CONTINUE;
-      }
-      case DEAD_LETTER_EXHAUSTED -> {
-        log.warn("handler failed on message {} ({}@{}) {} time(s), the maximum; dead-lettering it", failedId, tp,
-            failed.offset(), attempts, failure);
-        yield Next.CONTINUE;
-      }
-      case RETRY_TRANSIENT -> {
-        Duration delay = settings.backoff().delay(decision.backoffStep());
-        parts.metrics().transientRetries.increment();
-        log.warn("transient failure on message {} ({}@{}), {} in a row; retrying in {} ms without using an attempt: {}",
-            failedId, tp, failed.offset(), progress.transientFailures(), delay.toMillis(), failure.toString());
-        yield Next.after(delay);
-      }
-      case RETRY -> {
-        Duration delay = settings.backoff().delay(decision.backoffStep());
-        parts.metrics().handlerRetries.increment();
-        settings.hooks().retryScheduled(failedId, attempts, delay);
-        log.warn("handler failed on message {} ({}@{}), attempt {} of {}; retrying in {} ms: {}", failedId, tp,
-            failed.offset(), attempts, policy.maxAttempts(), delay.toMillis(), failure.toString());
-        yield Next.after(delay);
-      }
-    };
-  }
-
-  /**
-   * What a handler failure means: lock contention raised by the handler's statements passes by
-   * itself; otherwise the configured classifier decides, then the marker exceptions, then {@link
-   * FailureKind#RETRY}.
-   */
-  private FailureKind classify(Throwable failure) {
-    if (SqlErrors.isContention(failure)) {
-      return FailureKind.TRANSIENT;
-    }
-    Function<Throwable, FailureKind> classifier = settings.failureClassifier();
-    if (classifier != null) {
-      try {
-        FailureKind kind = classifier.apply(failure);
-        if (kind != null) {
-          return kind;
+    private List<ConsumerRecord<byte[], byte[]>> peek(int max) {
+        synchronized (queue) {
+            List<ConsumerRecord<byte[], byte[]>> batch = new ArrayList<>(Math.min(max, queue.size()));
+            for (ConsumerRecord<byte[], byte[]> r : queue) {
+                if (batch.size() == max) {
+                    break;
+                }
+                batch.add(r);
+            }
+            return batch;
         }
-      } catch (RuntimeException e) {
-        log.warn("failureClassifier threw on {}; treating the failure as RETRY", failure, e);
+    }
+
+    private void complete(int count) {
+        synchronized (queue) {
+            long next = -1;
+            for (int i = 0; i < count; i++) {
+                ConsumerRecord<byte[], byte[]> done = queue.pollFirst();
+                if (done == null) {
+                    break; // cleared by a revocation that stopped waiting for this transaction; nothing to commit
+                }
+                next = done.offset() + 1;
+            }
+            if (next >= 0) {
+                doneNext = next;
+            }
+        }
+    }
+
+    private Next step() {
+        try {
+            return process();
+        } catch (RuntimeException | Error e) {
+            log.error("unexpected failure on {}; retrying with backoff", tp, e);
+            return infrastructureDelay(new InfrastructureException("unexpected failure: " + e, e));
+        }
+    }
+
+    private Next process() {
+        List<ConsumerRecord<byte[], byte[]>> batch = peek(settings.maxRecordsPerTransaction());
+        if (batch.isEmpty()) {
+            return Next.IDLE;
+        }
+        ConsumerRecord<byte[], byte[]> head = batch.get(0);
+        MessageId headId = parts.mapping().messageId(head);
+        List<UUID> ids = new ArrayList<>(batch.size());
+        Plan plan = BatchRules.plan(
+                progress,
+                policy,
+                offsets(batch),
+                limit -> {
+                    for (int i = ids.size(); i < limit; i++) {
+                        UUID id = i == 0
+                                ? headId.id()
+                                : parts.mapping().messageId(batch.get(i)).id();
+                        if (id == null) {
+                            break; // dead-lettered on its own, when it reaches the head
+                        }
+                        ids.add(id);
+                    }
+                    return Math.min(ids.size(), limit);
+                },
+                headId.reason());
+        progress = plan.progress();
+        return switch (plan.step()) {
+            case DEAD_LETTER ->
+                deadLetter(
+                        head,
+                        plan.reason(),
+                        plan.failure(),
+                        headId.id() == null ? 0 : progress.attempts(),
+                        headId.id());
+            case FAIL_HEAD ->
+                carryOut(
+                        BatchRules.failed(progress, policy, classify(plan.failure()), plan.failure(), now()),
+                        head,
+                        headId.id(),
+                        plan.failure());
+            case PROCESS -> transaction(batch.subList(0, plan.count()), ids.subList(0, plan.count()));
+        };
+    }
+
+    private Next transaction(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids) {
+        Outcome outcome;
+        try {
+            outcome = parts.databaseBreaker().call(() -> parts.store().process(batch, ids));
+        } catch (Breaker.OpenException e) {
+            return infrastructureDelay(null);
+        } catch (InfrastructureException e) {
+            return infrastructureDelay(e);
+        } catch (CommitRefusedException e) {
+            // the database works: what the transaction wrote made it fail
+            infrastructureFailures = 0;
+            Decision decision =
+                    BatchRules.afterCommitRefused(progress, policy, offsets(batch), e.sqlException(), now());
+            if (decision.action() == BatchRules.Action.ISOLATE) {
+                log.warn(
+                        "{} for the batch {}@{}..{}; redoing it one record per transaction to find the record that causes it",
+                        e.getMessage(),
+                        tp,
+                        batch.get(0).offset(),
+                        decision.progress().isolateThrough());
+            }
+            return carryOut(decision, batch.get(0), ids.get(0), e.sqlException());
+        }
+        infrastructureFailures = 0;
+        // counted before the offsets become committable, so a committed offset is never ahead of them
+        parts.metrics().handled.increment(outcome.handled());
+        parts.metrics().duplicates.increment(outcome.duplicates());
+        parts.metrics().replayed.increment(outcome.replayed());
+        parts.metrics().stale.increment(outcome.stale());
+        int failed = outcome.failure() != null && outcome.failureIndex() == outcome.done() ? outcome.done() : -1;
+        FailureKind kind = failed >= 0 ? classify(outcome.failure()) : null;
+        Decision decision = BatchRules.afterOutcome(progress, policy, outcome, offsets(batch), kind, now());
+        return failed >= 0
+                ? carryOut(decision, batch.get(failed), ids.get(failed), outcome.failure())
+                : carryOut(decision, null, null, null);
+    }
+
+    /** Carries out {@code decision}; {@code failed} is the record whose handler failed, if any. */
+    private Next carryOut(Decision decision, ConsumerRecord<byte[], byte[]> failed, UUID failedId, Throwable failure) {
+        if (decision.commit() > 0) {
+            complete(decision.commit());
+        }
+        progress = decision.progress();
+        int attempts = progress.attempts();
+        return switch (decision.action()) {
+            case CONTINUE, REDO_BEFORE_FAILURE, ISOLATE -> Next.CONTINUE;
+            case DEAD_LETTER_TRANSIENT_EXPIRED -> {
+                log.warn(
+                        "message {} ({}@{}) failed transiently {} time(s) for longer than maxTransientRetry ({}):"
+                                + " dead-lettering it",
+                        failedId,
+                        tp,
+                        failed.offset(),
+                        progress.transientFailures(),
+                        settings.maxTransientRetry(),
+                        failure);
+                yield Next.CONTINUE;
+            }
+            case DEAD_LETTER_PERMANENT -> {
+                log.warn(
+                        "handler failed permanently on message {} ({}@{}); dead-lettering it",
+                        failedId,
+                        tp,
+                        failed.offset(),
+                        failure);
+                yield Next.CONTINUE;
+            }
+            case DEAD_LETTER_EXHAUSTED -> {
+                log.warn(
+                        "handler failed on message {} ({}@{}) {} time(s), the maximum; dead-lettering it",
+                        failedId,
+                        tp,
+                        failed.offset(),
+                        attempts,
+                        failure);
+                yield Next.CONTINUE;
+            }
+            case RETRY_TRANSIENT -> {
+                Duration delay = settings.backoff().delay(decision.backoffStep());
+                parts.metrics().transientRetries.increment();
+                log.warn(
+                        "transient failure on message {} ({}@{}), {} in a row; retrying in {} ms without using an attempt: {}",
+                        failedId,
+                        tp,
+                        failed.offset(),
+                        progress.transientFailures(),
+                        delay.toMillis(),
+                        failure.toString());
+                yield Next.after(delay);
+            }
+            case RETRY -> {
+                Duration delay = settings.backoff().delay(decision.backoffStep());
+                parts.metrics().handlerRetries.increment();
+                settings.hooks().retryScheduled(failedId, attempts, delay);
+                log.warn(
+                        "handler failed on message {} ({}@{}), attempt {} of {}; retrying in {} ms: {}",
+                        failedId,
+                        tp,
+                        failed.offset(),
+                        attempts,
+                        policy.maxAttempts(),
+                        delay.toMillis(),
+                        failure.toString());
+                yield Next.after(delay);
+            }
+        };
+    }
+
+    /**
+     * What a handler failure means: lock contention raised by the handler's statements passes by
+     * itself; otherwise the configured classifier decides, then the marker exceptions, then {@link
+     * FailureKind#RETRY}.
+     */
+    private FailureKind classify(Throwable failure) {
+        if (SqlErrors.isContention(failure)) {
+            return FailureKind.TRANSIENT;
+        }
+        Function<Throwable, FailureKind> classifier = settings.failureClassifier();
+        if (classifier != null) {
+            try {
+                FailureKind kind = classifier.apply(failure);
+                if (kind != null) {
+                    return kind;
+                }
+            } catch (RuntimeException e) {
+                log.warn("failureClassifier threw on {}; treating the failure as RETRY", failure, e);
+                return FailureKind.RETRY;
+            }
+        }
+        int depth = 0;
+        for (Throwable t = failure; t != null && depth < 32; t = t.getCause(), depth++) {
+            if (t instanceof PermanentHandlerException) {
+                return FailureKind.PERMANENT;
+            }
+            if (t instanceof TransientHandlerException) {
+                return FailureKind.TRANSIENT;
+            }
+        }
         return FailureKind.RETRY;
-      }
     }
-    int depth = 0;
-    for (Throwable t = failure; t != null && depth < 32; t = t.getCause(), depth++) {
-      if (t instanceof PermanentHandlerException) {
-        return FailureKind.PERMANENT;
-      }
-      if (t instanceof TransientHandlerException) {
-        return FailureKind.TRANSIENT;
-      }
-    }
-    return FailureKind.RETRY;
-  }
 
-  private Next deadLetter(ConsumerRecord<byte[], byte[]> record, String reason, Throwable failure, int attempts,
-      UUID id) {
-    if (deadLetter == DeadLetterState.NOT_SENT) {
-      try {
-        parts.deadLetterBreaker().call(() -> {
-          parts.deadLetters().publish(record, reason, failure, attempts);
-          return null;
-        });
-        deadLetter = DeadLetterState.SENT;
-      } catch (Breaker.OpenException e) {
-        return infrastructureDelay(null);
-      } catch (InfrastructureException e) {
-        return infrastructureDelay(e);
-      } catch (DeadLetterRefusedException e) {
-        deadLetter = DeadLetterState.REFUSED;
-        parts.metrics().deadLetterRefused.increment();
-        log.error("{}; skipping {}@{} (message id {}, {}) without a dead-letter copy: read it from the source topic at"
-            + " that offset while the topic keeps it", e.getMessage(), tp, record.offset(), id, reason, failure);
-      }
+    private Next deadLetter(
+            ConsumerRecord<byte[], byte[]> record, String reason, Throwable failure, int attempts, UUID id) {
+        if (deadLetter == DeadLetterState.NOT_SENT) {
+            try {
+                parts.deadLetterBreaker().call(() -> {
+                    parts.deadLetters().publish(record, reason, failure, attempts);
+                    return null;
+                });
+                deadLetter = DeadLetterState.SENT;
+            } catch (Breaker.OpenException e) {
+                return infrastructureDelay(null);
+            } catch (InfrastructureException e) {
+                return infrastructureDelay(e);
+            } catch (DeadLetterRefusedException e) {
+                deadLetter = DeadLetterState.REFUSED;
+                parts.metrics().deadLetterRefused.increment();
+                log.error(
+                        "{}; skipping {}@{} (message id {}, {}) without a dead-letter copy: read it from the source topic at"
+                                + " that offset while the topic keeps it",
+                        e.getMessage(),
+                        tp,
+                        record.offset(),
+                        id,
+                        reason,
+                        failure);
+            }
+        }
+        if (id != null) {
+            try {
+                parts.store().recordDeadLettered(id);
+            } catch (InfrastructureException e) {
+                return infrastructureDelay(e);
+            }
+        }
+        if (deadLetter == DeadLetterState.SENT) {
+            switch (reason) {
+                case DeadLetterHeaders.REASON_MISSING_MESSAGE_ID ->
+                    parts.metrics().deadLetteredMissingId.increment();
+                case DeadLetterHeaders.REASON_INVALID_MESSAGE_ID ->
+                    parts.metrics().deadLetteredInvalidId.increment();
+                default -> parts.metrics().deadLetteredHandlerFailed.increment();
+            }
+            log.warn(
+                    "dead-lettered {}@{} (message id {}) to {}: {}",
+                    tp,
+                    record.offset(),
+                    id,
+                    parts.deadLetters().topicFor(record.topic()),
+                    reason);
+        }
+        complete(1);
+        progress = progress.headSettled();
+        deadLetter = DeadLetterState.NOT_SENT;
+        infrastructureFailures = 0;
+        return Next.CONTINUE;
     }
-    if (id != null) {
-      try {
-        parts.store().recordDeadLettered(id);
-      } catch (InfrastructureException e) {
-        return infrastructureDelay(e);
-      }
-    }
-    if (deadLetter == DeadLetterState.SENT) {
-      switch (reason) {
-        case DeadLetterHeaders.REASON_MISSING_MESSAGE_ID -> parts.metrics().deadLetteredMissingId.increment();
-        case DeadLetterHeaders.REASON_INVALID_MESSAGE_ID -> parts.metrics().deadLetteredInvalidId.increment();
-        default -> parts.metrics().deadLetteredHandlerFailed.increment();
-      }
-      log.warn("dead-lettered {}@{} (message id {}) to {}: {}", tp, record.offset(), id,
-          parts.deadLetters().topicFor(record.topic()), reason);
-    }
-    complete(1);
-    progress = progress.headSettled();
-    deadLetter = DeadLetterState.NOT_SENT;
-    infrastructureFailures = 0;
-    return Next.CONTINUE;
-  }
 
-  /** @param failure what failed, or null when a circuit breaker refused the attempt */
-  private Next infrastructureDelay(InfrastructureException failure) {
-    Duration delay = settings.backoff().delay(Math.min(infrastructureFailures, 30));
-    infrastructureFailures++;
-    parts.metrics().infrastructureRetries.increment();
-    if (failure != null) {
-      log.warn("{} on {} (failure {} in a row); retrying in {} ms", failure.getMessage(), tp, infrastructureFailures,
-          delay.toMillis());
-    } else {
-      log.debug("circuit breaker open; {} waits {} ms", tp, delay.toMillis());
+    /** @param failure what failed, or null when a circuit breaker refused the attempt */
+    private Next infrastructureDelay(InfrastructureException failure) {
+        Duration delay = settings.backoff().delay(Math.min(infrastructureFailures, 30));
+        infrastructureFailures++;
+        parts.metrics().infrastructureRetries.increment();
+        if (failure != null) {
+            log.warn(
+                    "{} on {} (failure {} in a row); retrying in {} ms",
+                    failure.getMessage(),
+                    tp,
+                    infrastructureFailures,
+                    delay.toMillis());
+        } else {
+            log.debug("circuit breaker open; {} waits {} ms", tp, delay.toMillis());
+        }
+        return Next.after(delay);
     }
-    return Next.after(delay);
-  }
 
-  private long now() {
-    return parts.time().nanoTime();
-  }
-
-  private static long[] offsets(List<ConsumerRecord<byte[], byte[]>> records) {
-    long[] offsets = new long[records.size()];
-    for (int i = 0; i < offsets.length; i++) {
-      offsets[i] = records.get(i).offset();
+    private long now() {
+        return parts.time().nanoTime();
     }
-    return offsets;
-  }
+
+    private static long[] offsets(List<ConsumerRecord<byte[], byte[]>> records) {
+        long[] offsets = new long[records.size()];
+        for (int i = 0; i < offsets.length; i++) {
+            offsets[i] = records.get(i).offset();
+        }
+        return offsets;
+    }
 }

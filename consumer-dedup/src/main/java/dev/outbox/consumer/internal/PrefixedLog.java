@@ -8,40 +8,40 @@ import org.slf4j.Logger;
  * the format, so a consumer name holding {@code {}} cannot shift the arguments.
  */
 final class PrefixedLog {
-  private final Logger log;
-  private final String prefix;
+    private final Logger log;
+    private final String prefix;
 
-  PrefixedLog(Logger log, String prefix) {
-    this.log = log;
-    this.prefix = prefix;
-  }
-
-  String prefix() {
-    return prefix;
-  }
-
-  void debug(String format, Object... args) {
-    if (log.isDebugEnabled()) {
-      log.debug("{} " + format, withPrefix(args));
+    PrefixedLog(Logger log, String prefix) {
+        this.log = log;
+        this.prefix = prefix;
     }
-  }
 
-  void info(String format, Object... args) {
-    log.info("{} " + format, withPrefix(args));
-  }
+    String prefix() {
+        return prefix;
+    }
 
-  void warn(String format, Object... args) {
-    log.warn("{} " + format, withPrefix(args));
-  }
+    void debug(String format, Object... args) {
+        if (log.isDebugEnabled()) {
+            log.debug("{} " + format, withPrefix(args));
+        }
+    }
 
-  void error(String format, Object... args) {
-    log.error("{} " + format, withPrefix(args));
-  }
+    void info(String format, Object... args) {
+        log.info("{} " + format, withPrefix(args));
+    }
 
-  private Object[] withPrefix(Object[] args) {
-    Object[] all = new Object[args.length + 1];
-    all[0] = prefix;
-    System.arraycopy(args, 0, all, 1, args.length);
-    return all;
-  }
+    void warn(String format, Object... args) {
+        log.warn("{} " + format, withPrefix(args));
+    }
+
+    void error(String format, Object... args) {
+        log.error("{} " + format, withPrefix(args));
+    }
+
+    private Object[] withPrefix(Object[] args) {
+        Object[] all = new Object[args.length + 1];
+        all[0] = prefix;
+        System.arraycopy(args, 0, all, 1, args.length);
+        return all;
+    }
 }

@@ -15,39 +15,40 @@ import org.jooq.exception.DataAccessException;
  * transaction, which would commit the dedup row and the batch behind the consumer's back.
  */
 final class SavepointTransactionProvider implements TransactionProvider {
-  private final Connection connection;
-  private final Deque<Savepoint> savepoints = new ArrayDeque<>();
+    private final Connection connection;
+    private final Deque<Savepoint> savepoints = new ArrayDeque<>();
 
-  SavepointTransactionProvider(Connection connection) {
-    this.connection = connection;
-  }
-
-  @Override
-  public void begin(TransactionContext ctx) {
-    try {
-      savepoints.push(connection.setSavepoint());
-    } catch (SQLException e) {
-      throw new DataAccessException("Cannot set a savepoint for a nested transaction: " + e.getMessage(), e);
+    SavepointTransactionProvider(Connection connection) {
+        this.connection = connection;
     }
-  }
 
-  @Override
-  public void commit(TransactionContext ctx) {
-    Savepoint savepoint = savepoints.pop();
-    try {
-      connection.releaseSavepoint(savepoint);
-    } catch (SQLException e) {
-      throw new DataAccessException("Cannot release the savepoint of a nested transaction: " + e.getMessage(), e);
+    @Override
+    public void begin(TransactionContext ctx) {
+        try {
+            savepoints.push(connection.setSavepoint());
+        } catch (SQLException e) {
+            throw new DataAccessException("Cannot set a savepoint for a nested transaction: " + e.getMessage(), e);
+        }
     }
-  }
 
-  @Override
-  public void rollback(TransactionContext ctx) {
-    Savepoint savepoint = savepoints.pop();
-    try {
-      connection.rollback(savepoint);
-    } catch (SQLException e) {
-      throw new DataAccessException("Cannot roll back to the savepoint of a nested transaction: " + e.getMessage(), e);
+    @Override
+    public void commit(TransactionContext ctx) {
+        Savepoint savepoint = savepoints.pop();
+        try {
+            connection.releaseSavepoint(savepoint);
+        } catch (SQLException e) {
+            throw new DataAccessException("Cannot release the savepoint of a nested transaction: " + e.getMessage(), e);
+        }
     }
-  }
+
+    @Override
+    public void rollback(TransactionContext ctx) {
+        Savepoint savepoint = savepoints.pop();
+        try {
+            connection.rollback(savepoint);
+        } catch (SQLException e) {
+            throw new DataAccessException(
+                    "Cannot roll back to the savepoint of a nested transaction: " + e.getMessage(), e);
+        }
+    }
 }

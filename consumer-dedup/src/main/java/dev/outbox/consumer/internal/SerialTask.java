@@ -28,127 +28,134 @@ import java.util.function.Supplier;
  */
 final class SerialTask implements Runnable {
 
-  enum State { IDLE, QUEUED, RUNNING, WAITING, STOPPED }
-
-  /** What a step asks for next. */
-  record Next(Duration delay, boolean more) {
-    /** Nothing to do until woken. */
-    static final Next IDLE = new Next(null, false);
-    /** Another step at once. */
-    static final Next CONTINUE = new Next(null, true);
-
-    /** Another step after {@code delay}. */
-    static Next after(Duration delay) {
-      return new Next(delay, true);
+    enum State {
+        IDLE,
+        QUEUED,
+        RUNNING,
+        WAITING,
+        STOPPED
     }
-  }
 
-  /** Where runs go: a pool, or a test's hand-driven queue. */
-  interface Scheduler {
-    /** @return false when the scheduler shut down */
-    boolean execute(Runnable task);
+    /** What a step asks for next. */
+    record Next(Duration delay, boolean more) {
+        /** Nothing to do until woken. */
+        static final Next IDLE = new Next(null, false);
+        /** Another step at once. */
+        static final Next CONTINUE = new Next(null, true);
 
-    /** @return false when the scheduler shut down */
-    boolean schedule(Runnable task, Duration delay);
-
-    static Scheduler of(ScheduledExecutorService pool) {
-      return new Scheduler() {
-        @Override
-        public boolean execute(Runnable task) {
-          try {
-            pool.execute(task);
-            return true;
-          } catch (RejectedExecutionException e) {
-            return false;
-          }
+        /** Another step after {@code delay}. */
+        static Next after(Duration delay) {
+            return new Next(delay, true);
         }
+    }
 
-        @Override
-        public boolean schedule(Runnable task, Duration delay) {
-          try {
-            pool.schedule(task, delay.toNanos(), TimeUnit.NANOSECONDS);
-            return true;
-          } catch (RejectedExecutionException e) {
-            return false;
-          }
+    /** Where runs go: a pool, or a test's hand-driven queue. */
+    interface Scheduler {
+        /** @return false when the scheduler shut down */
+        boolean execute(Runnable task);
+
+        /** @return false when the scheduler shut down */
+        boolean schedule(Runnable task, Duration delay);
+
+        static Scheduler of(ScheduledExecutorService pool) {
+            return new Scheduler() {
+                @Override
+                public boolean execute(Runnable task) {
+                    try {
+                        pool.execute(task);
+                        return true;
+                    } catch (RejectedExecutionException e) {
+                        return false;
+                    }
+                }
+
+                @Override
+                public boolean schedule(Runnable task, Duration delay) {
+                    try {
+                        pool.schedule(task, delay.toNanos(), TimeUnit.NANOSECONDS);
+                        return true;
+                    } catch (RejectedExecutionException e) {
+                        return false;
+                    }
+                }
+            };
         }
-      };
     }
-  }
 
-  private final AtomicReference<State> state = new AtomicReference<>(State.IDLE);
-  private final ReentrantLock inFlight = new ReentrantLock();
-  private final Scheduler scheduler;
-  private final Supplier<Next> step;
-  private final BooleanSupplier hasWork;
+    private final AtomicReference<State> state = new AtomicReference<>(State.IDLE);
+    private final ReentrantLock inFlight = new ReentrantLock();
+    private final Scheduler scheduler;
+    private final Supplier<Next> step;
+    private final BooleanSupplier hasWork;
 
-  /**
-   * @param step one step; runs on the scheduler's threads, never two at once
-   * @param hasWork whether there is work for a step, asked when a step returned {@link Next#IDLE}
-   */
-  SerialTask(Scheduler scheduler, Supplier<Next> step, BooleanSupplier hasWork) {
-    this.scheduler = scheduler;
-    this.step = step;
-    this.hasWork = hasWork;
-  }
-
-  State state() {
-    return state.get();
-  }
-
-  /** Makes sure a step runs soon: from IDLE it submits a run; otherwise one is queued, running or waiting. */
-  void wake() {
-    if (state.compareAndSet(State.IDLE, State.QUEUED) && !scheduler.execute(this)) {
-      state.compareAndSet(State.QUEUED, State.IDLE);
+    /**
+     * @param step one step; runs on the scheduler's threads, never two at once
+     * @param hasWork whether there is work for a step, asked when a step returned {@link Next#IDLE}
+     */
+    SerialTask(Scheduler scheduler, Supplier<Next> step, BooleanSupplier hasWork) {
+        this.scheduler = scheduler;
+        this.step = step;
+        this.hasWork = hasWork;
     }
-  }
 
-  /** Stops for good; a step in flight finishes (see {@link #awaitStep}). */
-  void stop() {
-    state.set(State.STOPPED);
-  }
+    State state() {
+        return state.get();
+    }
 
-  /**
-   * Waits at most {@code timeoutNanos} for the step in flight, if any, to finish.
-   *
-   * @return false when it did not finish in time
-   */
-  boolean awaitStep(long timeoutNanos) {
-    boolean idle = false;
-    try {
-      idle = inFlight.tryLock(Math.max(0, timeoutNanos), TimeUnit.NANOSECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
+    /** Makes sure a step runs soon: from IDLE it submits a run; otherwise one is queued, running or waiting. */
+    void wake() {
+        if (state.compareAndSet(State.IDLE, State.QUEUED) && !scheduler.execute(this)) {
+            state.compareAndSet(State.QUEUED, State.IDLE);
+        }
     }
-    if (idle) {
-      inFlight.unlock();
-    }
-    return idle;
-  }
 
-  @Override
-  public void run() {
-    Next next;
-    inFlight.lock();
-    try {
-      // under the lock: after stop() and awaitStep(), no step starts
-      if (!state.compareAndSet(State.QUEUED, State.RUNNING) && !state.compareAndSet(State.WAITING, State.RUNNING)) {
-        return;
-      }
-      next = step.get();
-    } finally {
-      inFlight.unlock();
+    /** Stops for good; a step in flight finishes (see {@link #awaitStep}). */
+    void stop() {
+        state.set(State.STOPPED);
     }
-    if (!next.more()) {
-      if (state.compareAndSet(State.RUNNING, State.IDLE) && hasWork.getAsBoolean()) {
-        wake();
-      }
-    } else if (next.delay() == null) {
-      if (state.compareAndSet(State.RUNNING, State.QUEUED) && !scheduler.execute(this)) {
-        state.compareAndSet(State.QUEUED, State.IDLE);
-      }
-    } else if (state.compareAndSet(State.RUNNING, State.WAITING) && !scheduler.schedule(this, next.delay())) {
-      state.compareAndSet(State.WAITING, State.IDLE);
+
+    /**
+     * Waits at most {@code timeoutNanos} for the step in flight, if any, to finish.
+     *
+     * @return false when it did not finish in time
+     */
+    boolean awaitStep(long timeoutNanos) {
+        boolean idle = false;
+        try {
+            idle = inFlight.tryLock(Math.max(0, timeoutNanos), TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (idle) {
+            inFlight.unlock();
+        }
+        return idle;
     }
-  }
+
+    @Override
+    public void run() {
+        Next next;
+        inFlight.lock();
+        try {
+            // under the lock: after stop() and awaitStep(), no step starts
+            if (!state.compareAndSet(State.QUEUED, State.RUNNING)
+                    && !state.compareAndSet(State.WAITING, State.RUNNING)) {
+                return;
+            }
+            next = step.get();
+        } finally {
+            inFlight.unlock();
+        }
+        if (!next.more()) {
+            if (state.compareAndSet(State.RUNNING, State.IDLE) && hasWork.getAsBoolean()) {
+                wake();
+            }
+        } else if (next.delay() == null) {
+            if (state.compareAndSet(State.RUNNING, State.QUEUED) && !scheduler.execute(this)) {
+                state.compareAndSet(State.QUEUED, State.IDLE);
+            }
+        } else if (state.compareAndSet(State.RUNNING, State.WAITING) && !scheduler.schedule(this, next.delay())) {
+            state.compareAndSet(State.WAITING, State.IDLE);
+        }
+    }
 }

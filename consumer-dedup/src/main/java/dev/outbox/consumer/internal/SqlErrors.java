@@ -6,62 +6,62 @@ import java.sql.SQLTransientException;
 
 /** Classifies database failures: which ones pass by themselves and must not count as handler failures. */
 final class SqlErrors {
-  private SqlErrors() {}
+    private SqlErrors() {}
 
-  /**
-   * @param failure a failure and its causes
-   * @return whether it is a database failure that a retry can cure: connection lost or refused
-   *     (class 08), serialization failure or deadlock (class 40), insufficient resources (class
-   *     53), server shutting down or starting (57P01..57P03), lock timeout (55P03)
-   */
-  static boolean isTransient(Throwable failure) {
-    for (Throwable t = failure; t != null; t = t.getCause() == t ? null : t.getCause()) {
-      if (t instanceof SQLTransientException || t instanceof SQLRecoverableException) {
-        return true;
-      }
-      if (t instanceof SQLException e && isTransientState(e.getSQLState())) {
-        return true;
-      }
+    /**
+     * @param failure a failure and its causes
+     * @return whether it is a database failure that a retry can cure: connection lost or refused
+     *     (class 08), serialization failure or deadlock (class 40), insufficient resources (class
+     *     53), server shutting down or starting (57P01..57P03), lock timeout (55P03)
+     */
+    static boolean isTransient(Throwable failure) {
+        for (Throwable t = failure; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            if (t instanceof SQLTransientException || t instanceof SQLRecoverableException) {
+                return true;
+            }
+            if (t instanceof SQLException e && isTransientState(e.getSQLState())) {
+                return true;
+            }
+        }
+        return false;
     }
-    return false;
-  }
 
-  /**
-   * @param failure a failure and its causes
-   * @return whether it is lock contention that passes when the other transaction ends: a lock
-   *     timeout (55P03), a serialization failure (40001) or a deadlock (40P01). Raised by a
-   *     handler's own statements, it says nothing about the database's health.
-   */
-  static boolean isContention(Throwable failure) {
-    for (Throwable t = failure; t != null; t = t.getCause() == t ? null : t.getCause()) {
-      if (t instanceof SQLException e && e.getSQLState() != null) {
-        String state = e.getSQLState();
-        return state.equals("55P03") || state.equals("40001") || state.equals("40P01");
-      }
+    /**
+     * @param failure a failure and its causes
+     * @return whether it is lock contention that passes when the other transaction ends: a lock
+     *     timeout (55P03), a serialization failure (40001) or a deadlock (40P01). Raised by a
+     *     handler's own statements, it says nothing about the database's health.
+     */
+    static boolean isContention(Throwable failure) {
+        for (Throwable t = failure; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            if (t instanceof SQLException e && e.getSQLState() != null) {
+                String state = e.getSQLState();
+                return state.equals("55P03") || state.equals("40001") || state.equals("40P01");
+            }
+        }
+        return false;
     }
-    return false;
-  }
 
-  static boolean isTransientState(String state) {
-    if (state == null || state.length() != 5) {
-      return false;
+    static boolean isTransientState(String state) {
+        if (state == null || state.length() != 5) {
+            return false;
+        }
+        return state.startsWith("08")
+                || state.startsWith("40")
+                || state.startsWith("53")
+                || state.equals("57P01")
+                || state.equals("57P02")
+                || state.equals("57P03")
+                || state.equals("55P03");
     }
-    return state.startsWith("08")
-        || state.startsWith("40")
-        || state.startsWith("53")
-        || state.equals("57P01")
-        || state.equals("57P02")
-        || state.equals("57P03")
-        || state.equals("55P03");
-  }
 
-  /** @return the SQLState of the first SQLException in the chain, or null */
-  static String sqlState(Throwable failure) {
-    for (Throwable t = failure; t != null; t = t.getCause() == t ? null : t.getCause()) {
-      if (t instanceof SQLException e && e.getSQLState() != null) {
-        return e.getSQLState();
-      }
+    /** @return the SQLState of the first SQLException in the chain, or null */
+    static String sqlState(Throwable failure) {
+        for (Throwable t = failure; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            if (t instanceof SQLException e && e.getSQLState() != null) {
+                return e.getSQLState();
+            }
+        }
+        return null;
     }
-    return null;
-  }
 }

@@ -5,21 +5,21 @@ package dev.outbox.consumer.internal;
  * one for delays and durations, the wall clock for the age of records.
  */
 interface TimeSource {
-  TimeSource SYSTEM = new TimeSource() {
-    @Override
-    public long nanoTime() {
-      return System.nanoTime();
-    }
+    TimeSource SYSTEM = new TimeSource() {
+        @Override
+        public long nanoTime() {
+            return System.nanoTime();
+        }
 
-    @Override
-    public long currentTimeMillis() {
-      return System.currentTimeMillis();
-    }
-  };
+        @Override
+        public long currentTimeMillis() {
+            return System.currentTimeMillis();
+        }
+    };
 
-  /** @return a monotonic time in nanoseconds, as {@link System#nanoTime()} */
-  long nanoTime();
+    /** @return a monotonic time in nanoseconds, as {@link System#nanoTime()} */
+    long nanoTime();
 
-  /** @return the wall-clock time, as {@link System#currentTimeMillis()} */
-  long currentTimeMillis();
+    /** @return the wall-clock time, as {@link System#currentTimeMillis()} */
+    long currentTimeMillis();
 }

@@ -13,48 +13,59 @@ import org.apache.kafka.common.config.TopicConfig;
 
 /** Compares the topics' retention with the retention of processed ids, once at start. */
 final class TopicRetentionCheck {
-  private TopicRetentionCheck() {}
+    private TopicRetentionCheck() {}
 
-  /**
-   * The retention guard: a topic that keeps records longer than this consumer keeps their ids can
-   * replay (group reset, a new group) messages whose ids were purged, and they would be applied
-   * again. Asks the brokers for each topic's {@code retention.ms} and warns; a failure to ask is
-   * logged and otherwise ignored.
-   */
-  static void run(Settings settings, String instance, PrefixedLog log) {
-    Map<String, Object> props = new HashMap<>();
-    settings.consumerProperties().forEach((k, v) -> {
-      if (k.equals("bootstrap.servers") || k.startsWith("security.") || k.startsWith("ssl.") || k.startsWith("sasl.")
-          || k.equals("client.dns.lookup")) {
-        props.put(k, v);
-      }
-    });
-    props.put("client.id", "outbox-consumer-retention-check-" + instance);
-    List<ConfigResource> resources = settings.topics().stream()
-        .map(t -> new ConfigResource(ConfigResource.Type.TOPIC, t)).toList();
-    try (Admin admin = Admin.create(props)) {
-      Map<ConfigResource, Config> configs = admin.describeConfigs(resources).all()
-          .get(settings.closeTimeout().toMillis(), TimeUnit.MILLISECONDS);
-      long keptMillis = settings.retention().toMillis();
-      configs.forEach((resource, config) -> {
-        ConfigEntry entry = config.get(TopicConfig.RETENTION_MS_CONFIG);
-        if (entry == null || entry.value() == null) {
-          return;
+    /**
+     * The retention guard: a topic that keeps records longer than this consumer keeps their ids can
+     * replay (group reset, a new group) messages whose ids were purged, and they would be applied
+     * again. Asks the brokers for each topic's {@code retention.ms} and warns; a failure to ask is
+     * logged and otherwise ignored.
+     */
+    static void run(Settings settings, String instance, PrefixedLog log) {
+        Map<String, Object> props = new HashMap<>();
+        settings.consumerProperties().forEach((k, v) -> {
+            if (k.equals("bootstrap.servers")
+                    || k.startsWith("security.")
+                    || k.startsWith("ssl.")
+                    || k.startsWith("sasl.")
+                    || k.equals("client.dns.lookup")) {
+                props.put(k, v);
+            }
+        });
+        props.put("client.id", "outbox-consumer-retention-check-" + instance);
+        List<ConfigResource> resources = settings.topics().stream()
+                .map(t -> new ConfigResource(ConfigResource.Type.TOPIC, t))
+                .toList();
+        try (Admin admin = Admin.create(props)) {
+            Map<ConfigResource, Config> configs = admin.describeConfigs(resources)
+                    .all()
+                    .get(settings.closeTimeout().toMillis(), TimeUnit.MILLISECONDS);
+            long keptMillis = settings.retention().toMillis();
+            configs.forEach((resource, config) -> {
+                ConfigEntry entry = config.get(TopicConfig.RETENTION_MS_CONFIG);
+                if (entry == null || entry.value() == null) {
+                    return;
+                }
+                long topicMillis = Long.parseLong(entry.value());
+                if (topicMillis < 0 || topicMillis > keptMillis) {
+                    log.warn(
+                            "topic {} keeps records for {} (retention.ms={}), longer than this consumer keeps processed ids"
+                                    + " ({}): a replay from older offsets (an offset reset, a new group) would apply again messages whose ids"
+                                    + " were purged. Set retention(...) above the topic's retention.ms plus its segment.ms, or lower the"
+                                    + " topic's retention.ms",
+                            resource.name(),
+                            topicMillis < 0 ? "ever" : Duration.ofMillis(topicMillis),
+                            topicMillis,
+                            settings.retention());
+                }
+            });
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (Exception e) {
+            log.info(
+                    "could not compare the topics' retention.ms with the retention of processed ids ({}): {}",
+                    settings.retention(),
+                    e.toString());
         }
-        long topicMillis = Long.parseLong(entry.value());
-        if (topicMillis < 0 || topicMillis > keptMillis) {
-          log.warn("topic {} keeps records for {} (retention.ms={}), longer than this consumer keeps processed ids"
-              + " ({}): a replay from older offsets (an offset reset, a new group) would apply again messages whose ids"
-              + " were purged. Set retention(...) above the topic's retention.ms plus its segment.ms, or lower the"
-              + " topic's retention.ms", resource.name(), topicMillis < 0 ? "ever" : Duration.ofMillis(topicMillis),
-              topicMillis, settings.retention());
-        }
-      });
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    } catch (Exception e) {
-      log.info("could not compare the topics' retention.ms with the retention of processed ids ({}): {}",
-          settings.retention(), e.toString());
     }
-  }
 }

@@ -21,54 +21,55 @@ import org.junit.jupiter.api.Test;
  */
 class DedupConsumerTest {
 
-  @Test
-  void aRevocationWaitsForTheTransactionInFlightCommitsItsOffsetsAndLeavesTheRestForTheNextOwner()
-      throws Exception {
-    MockConsumer<byte[], byte[]> kafka = new MockConsumer<>("earliest");
-    Fakes.Store store = new Fakes.Store();
-    CountDownLatch inFlight = new CountDownLatch(1);
-    CountDownLatch release = new CountDownLatch(1);
-    store.handler = r -> {
-      if (r.offset() == 0) {
-        inFlight.countDown();
-        try {
-          release.await(10, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
+    @Test
+    void aRevocationWaitsForTheTransactionInFlightCommitsItsOffsetsAndLeavesTheRestForTheNextOwner() throws Exception {
+        MockConsumer<byte[], byte[]> kafka = new MockConsumer<>("earliest");
+        Fakes.Store store = new Fakes.Store();
+        CountDownLatch inFlight = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        store.handler = r -> {
+            if (r.offset() == 0) {
+                inFlight.countDown();
+                try {
+                    release.await(10, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            return null;
+        };
+        List<Map<TopicPartition, OffsetAndMetadata>> commits = new CopyOnWriteArrayList<>();
+        Hooks hooks = new Hooks() {
+            @Override
+            public void beforeOffsetCommit(Map<TopicPartition, OffsetAndMetadata> offsets) {
+                commits.add(Map.copyOf(offsets));
+            }
+        };
+        Settings settings = Fakes.settings(3, 2, Duration.ofHours(1), hooks, null);
+        try (DedupConsumer consumer = new DedupConsumer(settings, kafka, store, new Fakes.Sink(), TimeSource.SYSTEM)) {
+            kafka.schedulePollTask(() -> {
+                kafka.updateBeginningOffsets(Map.of(TP, 0L));
+                kafka.rebalance(List.of(TP));
+                Fakes.records(0, 6).forEach(kafka::addRecord);
+            });
+            consumer.start();
+            assertThat(inFlight.await(10, TimeUnit.SECONDS)).isTrue();
+            Thread poll = Thread.getAllStackTraces().keySet().stream()
+                    .filter(t -> t.getName().endsWith("-poll") && t.getName().contains(settings.consumerName() + "#"))
+                    .findFirst()
+                    .orElseThrow();
+
+            kafka.schedulePollTask(() -> kafka.rebalance(List.of()));
+            // the poll thread waits in the revocation for the transaction in flight
+            await().atMost(Duration.ofSeconds(10)).until(() -> poll.getState() == Thread.State.TIMED_WAITING);
+            release.countDown();
+
+            // (MockConsumer reports offset 0 as committed for a partition it no longer assigns: the hook sees the
+            // commit)
+            await().atMost(Duration.ofSeconds(10))
+                    .untilAsserted(() -> assertThat(commits).containsExactly(Map.of(TP, new OffsetAndMetadata(2))));
+            assertThat(store.transactions).containsExactly(List.of(0L, 1L));
+            assertThat(consumer.readiness().partitions()).isZero();
         }
-      }
-      return null;
-    };
-    List<Map<TopicPartition, OffsetAndMetadata>> commits = new CopyOnWriteArrayList<>();
-    Hooks hooks = new Hooks() {
-      @Override
-      public void beforeOffsetCommit(Map<TopicPartition, OffsetAndMetadata> offsets) {
-        commits.add(Map.copyOf(offsets));
-      }
-    };
-    Settings settings = Fakes.settings(3, 2, Duration.ofHours(1), hooks, null);
-    try (DedupConsumer consumer = new DedupConsumer(settings, kafka, store, new Fakes.Sink(), TimeSource.SYSTEM)) {
-      kafka.schedulePollTask(() -> {
-        kafka.updateBeginningOffsets(Map.of(TP, 0L));
-        kafka.rebalance(List.of(TP));
-        Fakes.records(0, 6).forEach(kafka::addRecord);
-      });
-      consumer.start();
-      assertThat(inFlight.await(10, TimeUnit.SECONDS)).isTrue();
-      Thread poll = Thread.getAllStackTraces().keySet().stream()
-          .filter(t -> t.getName().endsWith("-poll") && t.getName().contains(settings.consumerName() + "#"))
-          .findFirst().orElseThrow();
-
-      kafka.schedulePollTask(() -> kafka.rebalance(List.of()));
-      // the poll thread waits in the revocation for the transaction in flight
-      await().atMost(Duration.ofSeconds(10)).until(() -> poll.getState() == Thread.State.TIMED_WAITING);
-      release.countDown();
-
-      // (MockConsumer reports offset 0 as committed for a partition it no longer assigns: the hook sees the commit)
-      await().atMost(Duration.ofSeconds(10)).untilAsserted(() ->
-          assertThat(commits).containsExactly(Map.of(TP, new OffsetAndMetadata(2))));
-      assertThat(store.transactions).containsExactly(List.of(0L, 1L));
-      assertThat(consumer.readiness().partitions()).isZero();
     }
-  }
 }

@@ -26,170 +26,206 @@ import org.slf4j.LoggerFactory;
 
 /** Fakes of a worker's collaborators: time, scheduler, database and dead-letter topic, all in memory. */
 final class Fakes {
-  private Fakes() {}
+    private Fakes() {}
 
-  static final TopicPartition TP = new TopicPartition("orders", 0);
+    static final TopicPartition TP = new TopicPartition("orders", 0);
 
-  /** Time that moves only when told, or when the scheduler runs a delayed task. */
-  static final class Time implements TimeSource {
-    long nanos = 1_000_000_000L;
+    /** Time that moves only when told, or when the scheduler runs a delayed task. */
+    static final class Time implements TimeSource {
+        long nanos = 1_000_000_000L;
 
-    @Override
-    public long nanoTime() {
-      return nanos;
-    }
-
-    @Override
-    public long currentTimeMillis() {
-      return 1_700_000_000_000L + nanos / 1_000_000;
-    }
-
-    void advance(Duration d) {
-      nanos += d.toNanos();
-    }
-  }
-
-  /** Runs tasks on the calling thread, earliest first, moving the fake time to each delayed task's due time. */
-  static final class Scheduler implements SerialTask.Scheduler {
-    private record Due(long at, long seq, Runnable task) {}
-
-    private final Time time;
-    private final PriorityQueue<Due> queue =
-        new PriorityQueue<>(Comparator.comparingLong(Due::at).thenComparingLong(Due::seq));
-    private long seq;
-    final List<Duration> delays = new ArrayList<>();
-
-    Scheduler(Time time) {
-      this.time = time;
-    }
-
-    @Override
-    public boolean execute(Runnable task) {
-      queue.add(new Due(time.nanos, seq++, task));
-      return true;
-    }
-
-    @Override
-    public boolean schedule(Runnable task, Duration delay) {
-      delays.add(delay);
-      queue.add(new Due(time.nanos + delay.toNanos(), seq++, task));
-      return true;
-    }
-
-    /** Runs tasks until none is left, at most {@code max} of them. */
-    int runAll(int max) {
-      int ran = 0;
-      while (!queue.isEmpty() && ran < max) {
-        Due next = queue.poll();
-        time.nanos = Math.max(time.nanos, next.at());
-        next.task().run();
-        ran++;
-      }
-      return ran;
-    }
-  }
-
-  /**
-   * A database of processed ids that runs the optimistic batch: a handler failure rolls the whole
-   * batch back and is reported at its index; a commit is refused when {@link #refuseCommit} says so.
-   */
-  static final class Store implements BatchStore {
-    final Set<UUID> processed = new HashSet<>();
-    final List<UUID> deadLettered = new ArrayList<>();
-    /** Offsets of each transaction, in order. */
-    final List<List<Long>> transactions = new ArrayList<>();
-    /** Handler calls per offset. */
-    final Map<Long, Integer> calls = new HashMap<>();
-    /** The handler: its failure for a record, or null. */
-    Function<ConsumerRecord<byte[], byte[]>, Throwable> handler = r -> null;
-    Predicate<List<ConsumerRecord<byte[], byte[]>>> refuseCommit = b -> false;
-    int infrastructureFailures;
-
-    @Override
-    public Outcome process(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids)
-        throws InfrastructureException, CommitRefusedException {
-      transactions.add(batch.stream().map(ConsumerRecord::offset).toList());
-      if (infrastructureFailures > 0) {
-        infrastructureFailures--;
-        throw new InfrastructureException("connection lost", new SQLException("lost", "08006"));
-      }
-      Set<UUID> fresh = new HashSet<>();
-      int handled = 0;
-      int duplicates = 0;
-      for (int i = 0; i < batch.size(); i++) {
-        if (processed.contains(ids.get(i)) || !fresh.add(ids.get(i))) {
-          duplicates++;
-          continue;
+        @Override
+        public long nanoTime() {
+            return nanos;
         }
-        calls.merge(batch.get(i).offset(), 1, Integer::sum);
-        Throwable failure = handler.apply(batch.get(i));
-        if (failure != null) {
-          return Outcome.rolledBack(failure, i);
+
+        @Override
+        public long currentTimeMillis() {
+            return 1_700_000_000_000L + nanos / 1_000_000;
         }
-        handled++;
-      }
-      if (refuseCommit.test(batch)) {
-        throw new CommitRefusedException(new SQLException("deferred constraint violated", "23503"));
-      }
-      processed.addAll(fresh);
-      return Outcome.committed(batch.size(), handled, duplicates, 0, 0);
+
+        void advance(Duration d) {
+            nanos += d.toNanos();
+        }
     }
 
-    @Override
-    public void recordDeadLettered(UUID id) {
-      deadLettered.add(id);
+    /** Runs tasks on the calling thread, earliest first, moving the fake time to each delayed task's due time. */
+    static final class Scheduler implements SerialTask.Scheduler {
+        private record Due(long at, long seq, Runnable task) {}
+
+        private final Time time;
+        private final PriorityQueue<Due> queue =
+                new PriorityQueue<>(Comparator.comparingLong(Due::at).thenComparingLong(Due::seq));
+        private long seq;
+        final List<Duration> delays = new ArrayList<>();
+
+        Scheduler(Time time) {
+            this.time = time;
+        }
+
+        @Override
+        public boolean execute(Runnable task) {
+            queue.add(new Due(time.nanos, seq++, task));
+            return true;
+        }
+
+        @Override
+        public boolean schedule(Runnable task, Duration delay) {
+            delays.add(delay);
+            queue.add(new Due(time.nanos + delay.toNanos(), seq++, task));
+            return true;
+        }
+
+        /** Runs tasks until none is left, at most {@code max} of them. */
+        int runAll(int max) {
+            int ran = 0;
+            while (!queue.isEmpty() && ran < max) {
+                Due next = queue.poll();
+                time.nanos = Math.max(time.nanos, next.at());
+                next.task().run();
+                ran++;
+            }
+            return ran;
+        }
     }
-  }
 
-  /** A dead-letter topic that keeps what it is sent. */
-  static final class Sink implements DeadLetterSink {
-    record Sent(long offset, String reason, Throwable failure, int attempts) {}
+    /**
+     * A database of processed ids that runs the optimistic batch: a handler failure rolls the whole
+     * batch back and is reported at its index; a commit is refused when {@link #refuseCommit} says so.
+     */
+    static final class Store implements BatchStore {
+        final Set<UUID> processed = new HashSet<>();
+        final List<UUID> deadLettered = new ArrayList<>();
+        /** Offsets of each transaction, in order. */
+        final List<List<Long>> transactions = new ArrayList<>();
+        /** Handler calls per offset. */
+        final Map<Long, Integer> calls = new HashMap<>();
+        /** The handler: its failure for a record, or null. */
+        Function<ConsumerRecord<byte[], byte[]>, Throwable> handler = r -> null;
 
-    final List<Sent> sent = new ArrayList<>();
+        Predicate<List<ConsumerRecord<byte[], byte[]>>> refuseCommit = b -> false;
+        int infrastructureFailures;
 
-    @Override
-    public String topicFor(String sourceTopic) {
-      return sourceTopic + ".dlt";
+        @Override
+        public Outcome process(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids)
+                throws InfrastructureException, CommitRefusedException {
+            transactions.add(batch.stream().map(ConsumerRecord::offset).toList());
+            if (infrastructureFailures > 0) {
+                infrastructureFailures--;
+                throw new InfrastructureException("connection lost", new SQLException("lost", "08006"));
+            }
+            Set<UUID> fresh = new HashSet<>();
+            int handled = 0;
+            int duplicates = 0;
+            for (int i = 0; i < batch.size(); i++) {
+                if (processed.contains(ids.get(i)) || !fresh.add(ids.get(i))) {
+                    duplicates++;
+                    continue;
+                }
+                calls.merge(batch.get(i).offset(), 1, Integer::sum);
+                Throwable failure = handler.apply(batch.get(i));
+                if (failure != null) {
+                    return Outcome.rolledBack(failure, i);
+                }
+                handled++;
+            }
+            if (refuseCommit.test(batch)) {
+                throw new CommitRefusedException(new SQLException("deferred constraint violated", "23503"));
+            }
+            processed.addAll(fresh);
+            return Outcome.committed(batch.size(), handled, duplicates, 0, 0);
+        }
+
+        @Override
+        public void recordDeadLettered(UUID id) {
+            deadLettered.add(id);
+        }
     }
 
-    @Override
-    public void publish(ConsumerRecord<byte[], byte[]> record, String reason, Throwable failure, int attempts) {
-      sent.add(new Sent(record.offset(), reason, failure, attempts));
+    /** A dead-letter topic that keeps what it is sent. */
+    static final class Sink implements DeadLetterSink {
+        record Sent(long offset, String reason, Throwable failure, int attempts) {}
+
+        final List<Sent> sent = new ArrayList<>();
+
+        @Override
+        public String topicFor(String sourceTopic) {
+            return sourceTopic + ".dlt";
+        }
+
+        @Override
+        public void publish(ConsumerRecord<byte[], byte[]> record, String reason, Throwable failure, int attempts) {
+            sent.add(new Sent(record.offset(), reason, failure, attempts));
+        }
     }
-  }
 
-  static UUID idOf(long offset) {
-    return new UUID(42, offset);
-  }
-
-  /** A record of {@link #TP} at {@code offset} with message id {@link #idOf}. */
-  static ConsumerRecord<byte[], byte[]> record(long offset) {
-    ConsumerRecord<byte[], byte[]> r = new ConsumerRecord<>(TP.topic(), TP.partition(), offset, null, new byte[0]);
-    r.headers().add(OutboxHeaders.MESSAGE_ID, idOf(offset).toString().getBytes(StandardCharsets.UTF_8));
-    return r;
-  }
-
-  static List<ConsumerRecord<byte[], byte[]>> records(long from, long to) {
-    List<ConsumerRecord<byte[], byte[]>> list = new ArrayList<>();
-    for (long o = from; o < to; o++) {
-      list.add(record(o));
+    static UUID idOf(long offset) {
+        return new UUID(42, offset);
     }
-    return list;
-  }
 
-  static Settings settings(int maxAttempts, int maxRecords, Duration maxTransientRetry, Hooks hooks,
-      Function<Throwable, FailureKind> classifier) {
-    return new Settings(Map.of("bootstrap.servers", "localhost:1", "group.id", "g"), Map.of(), List.of(TP.topic()),
-        "unit", null, null, "outbox", (m, tx) -> {}, null, maxAttempts,
-        Backoff.of(Duration.ofSeconds(1), Duration.ofSeconds(30)), null, maxRecords, false, 1, Duration.ofDays(7),
-        Duration.ZERO, Duration.ofSeconds(5), new SimpleMeterRegistry(), AvroCodec.empty(), hooks, ".dlt", classifier,
-        maxTransientRetry);
-  }
+    /** A record of {@link #TP} at {@code offset} with message id {@link #idOf}. */
+    static ConsumerRecord<byte[], byte[]> record(long offset) {
+        ConsumerRecord<byte[], byte[]> r = new ConsumerRecord<>(TP.topic(), TP.partition(), offset, null, new byte[0]);
+        r.headers().add(OutboxHeaders.MESSAGE_ID, idOf(offset).toString().getBytes(StandardCharsets.UTF_8));
+        return r;
+    }
 
-  static PartitionWorker worker(Settings settings, Store store, Sink sink, Time time, SerialTask.Scheduler scheduler) {
-    PrefixedLog log = new PrefixedLog(LoggerFactory.getLogger(PartitionWorker.class), "[consumer-dedup test]");
-    return new PartitionWorker(TP, new PartitionWorker.Parts(settings, RecordMapping.of(settings, time), store, sink,
-        Breaker.create("db", "database", log, time), Breaker.create("dlt", "dead-letter producer", log, time),
-        new Metrics(settings.meterRegistry(), settings.consumerName(), "unit#1"), log, time, scheduler));
-  }
+    static List<ConsumerRecord<byte[], byte[]>> records(long from, long to) {
+        List<ConsumerRecord<byte[], byte[]>> list = new ArrayList<>();
+        for (long o = from; o < to; o++) {
+            list.add(record(o));
+        }
+        return list;
+    }
+
+    static Settings settings(
+            int maxAttempts,
+            int maxRecords,
+            Duration maxTransientRetry,
+            Hooks hooks,
+            Function<Throwable, FailureKind> classifier) {
+        return new Settings(
+                Map.of("bootstrap.servers", "localhost:1", "group.id", "g"),
+                Map.of(),
+                List.of(TP.topic()),
+                "unit",
+                null,
+                null,
+                "outbox",
+                (m, tx) -> {},
+                null,
+                maxAttempts,
+                Backoff.of(Duration.ofSeconds(1), Duration.ofSeconds(30)),
+                null,
+                maxRecords,
+                false,
+                1,
+                Duration.ofDays(7),
+                Duration.ZERO,
+                Duration.ofSeconds(5),
+                new SimpleMeterRegistry(),
+                AvroCodec.empty(),
+                hooks,
+                ".dlt",
+                classifier,
+                maxTransientRetry);
+    }
+
+    static PartitionWorker worker(
+            Settings settings, Store store, Sink sink, Time time, SerialTask.Scheduler scheduler) {
+        PrefixedLog log = new PrefixedLog(LoggerFactory.getLogger(PartitionWorker.class), "[consumer-dedup test]");
+        return new PartitionWorker(
+                TP,
+                new PartitionWorker.Parts(
+                        settings,
+                        RecordMapping.of(settings, time),
+                        store,
+                        sink,
+                        Breaker.create("db", "database", log, time),
+                        Breaker.create("dlt", "dead-letter producer", log, time),
+                        new Metrics(settings.meterRegistry(), settings.consumerName(), "unit#1"),
+                        log,
+                        time,
+                        scheduler));
+    }
 }

@@ -23,174 +23,192 @@ import org.junit.jupiter.api.Test;
  * dead letters after the attempts).
  */
 class PartitionWorkerTest {
-  private final Fakes.Time time = new Fakes.Time();
-  private final Fakes.Scheduler scheduler = new Fakes.Scheduler(time);
-  private final Fakes.Store store = new Fakes.Store();
-  private final Fakes.Sink sink = new Fakes.Sink();
-  private final List<Integer> retriesScheduled = new ArrayList<>();
-  private final Hooks hooks = new Hooks() {
-    @Override
-    public void retryScheduled(java.util.UUID messageId, int failedAttempts, Duration delay) {
-      retriesScheduled.add(failedAttempts);
-    }
-  };
-
-  private PartitionWorker worker(int maxAttempts, int maxRecords, Duration maxTransientRetry) {
-    return Fakes.worker(Fakes.settings(maxAttempts, maxRecords, maxTransientRetry, hooks, null), store, sink, time,
-        scheduler);
-  }
-
-  @Test
-  void aBatchRolledBackByAHandlerFailureIsRedoneUpToTheFailingRecordWhichThenUsesAnAttempt() {
-    PartitionWorker worker = worker(3, 10, Duration.ofHours(1));
-    AtomicInteger failuresOf2 = new AtomicInteger(1);
-    store.handler = r -> r.offset() == 2 && failuresOf2.getAndDecrement() > 0 ? new IllegalStateException("boom") : null;
-
-    worker.enqueue(records(0, 5));
-    scheduler.runAll(100);
-
-    // the whole batch, rolled back at offset 2; the records before it redone on their own; offset 2
-    // failed (one attempt, a retry after a backoff), then the rest in one batch
-    assertThat(store.transactions).containsExactly(List.of(0L, 1L, 2L, 3L, 4L), List.of(0L, 1L),
-        List.of(2L, 3L, 4L));
-    assertThat(retriesScheduled).containsExactly(1);
-    assertThat(store.calls).containsEntry(0L, 2).containsEntry(1L, 2).containsEntry(2L, 2).containsEntry(3L, 1);
-    assertThat(store.processed).hasSize(5);
-    assertThat(sink.sent).isEmpty();
-    assertThat(worker.nextToCommit()).isEqualTo(5);
-  }
-
-  @Test
-  void aRecordWhoseHandlerKeepsFailingIsDeadLetteredAfterMaxAttemptsAndSkipped() {
-    PartitionWorker worker = worker(3, 10, Duration.ofHours(1));
-    store.handler = r -> r.offset() == 1 ? new IllegalStateException("always") : null;
-
-    worker.enqueue(records(0, 3));
-    scheduler.runAll(100);
-
-    assertThat(store.calls.get(1L)).isEqualTo(3);
-    assertThat(retriesScheduled).containsExactly(1, 2);
-    assertThat(sink.sent).singleElement().satisfies(s -> {
-      assertThat(s.offset()).isEqualTo(1);
-      assertThat(s.reason()).isEqualTo(DeadLetterHeaders.REASON_HANDLER_FAILED);
-      assertThat(s.attempts()).isEqualTo(3);
-      assertThat(s.failure()).hasMessage("always");
-    });
-    assertThat(store.deadLettered).containsExactly(idOf(1));
-    assertThat(store.processed).containsExactlyInAnyOrder(idOf(0), idOf(2));
-    assertThat(worker.nextToCommit()).isEqualTo(3);
-  }
-
-  @Test
-  void databaseFailuresAreRetriedWithoutUsingTheRecordsAttempts() {
-    PartitionWorker worker = worker(2, 10, Duration.ofHours(1));
-    store.infrastructureFailures = 4; // more than maxAttempts, fewer than the breaker needs to open
-
-    worker.enqueue(records(0, 2));
-    scheduler.runAll(100);
-
-    assertThat(store.transactions).hasSize(5);
-    assertThat(scheduler.delays).hasSize(4);
-    assertThat(retriesScheduled).isEmpty();
-    assertThat(sink.sent).isEmpty();
-    assertThat(store.processed).containsExactlyInAnyOrder(idOf(0), idOf(1));
-    assertThat(worker.nextToCommit()).isEqualTo(2);
-  }
-
-  @Test
-  void transientFailuresUseNoAttemptUntilMaxTransientRetryThenTheRecordIsDeadLettered() {
-    PartitionWorker worker = worker(2, 10, Duration.ofMinutes(10));
-    store.handler = r -> new TransientHandlerException("downstream busy");
-
-    worker.enqueue(records(0, 1));
-    // the backoff grows to 30 s: far more than maxAttempts calls fit into 10 minutes
-    scheduler.runAll(1000);
-
-    int calls = store.calls.get(0L);
-    assertThat(calls).isGreaterThan(20);
-    assertThat(retriesScheduled).isEmpty();
-    assertThat(sink.sent).singleElement().satisfies(s -> {
-      assertThat(s.attempts()).isEqualTo(1);
-      assertThat(s.failure()).isInstanceOf(TransientHandlerException.class);
-    });
-    long retried = scheduler.delays.stream().mapToLong(Duration::toNanos).sum();
-    assertThat(Duration.ofNanos(retried)).isGreaterThanOrEqualTo(Duration.ofMinutes(10));
-    assertThat(worker.nextToCommit()).isEqualTo(1);
-  }
-
-  @Test
-  void aRefusedCommitIsRedoneOneRecordPerTransactionToFindTheRecordThatCausesIt() {
-    PartitionWorker worker = worker(2, 10, Duration.ofHours(1));
-    store.refuseCommit = batch -> batch.stream().anyMatch(r -> r.offset() == 2);
-
-    worker.enqueue(records(0, 4));
-    scheduler.runAll(100);
-    worker.enqueue(records(4, 7));
-    scheduler.runAll(100);
-
-    assertThat(store.transactions).containsExactly(
-        List.of(0L, 1L, 2L, 3L), // refused
-        List.of(0L), List.of(1L), List.of(2L), // 2 refused: attempt 1
-        List.of(2L), // refused again: attempt 2 of 2, dead-lettered
-        List.of(3L), // still one per transaction up to the end of the refused batch
-        List.of(4L, 5L, 6L)); // then batches again
-    assertThat(retriesScheduled).containsExactly(1);
-    assertThat(sink.sent).singleElement().satisfies(s -> {
-      assertThat(s.offset()).isEqualTo(2);
-      assertThat(s.attempts()).isEqualTo(2);
-    });
-    assertThat(store.processed).containsExactlyInAnyOrder(idOf(0), idOf(1), idOf(3), idOf(4), idOf(5), idOf(6));
-    assertThat(worker.nextToCommit()).isEqualTo(7);
-  }
-
-  @Test
-  void aRetryThatFallsDueAfterARevocationDoesNotRun() {
-    PartitionWorker worker = worker(3, 10, Duration.ofHours(1));
-    store.handler = r -> new IllegalStateException("fails");
-
-    worker.enqueue(records(0, 2));
-    scheduler.runAll(1);
-    assertThat(worker.isWaiting()).as("waits for its retry: the poll thread pauses the partition").isTrue();
-    worker.stop();
-    scheduler.runAll(100);
-
-    assertThat(store.transactions).hasSize(1);
-    assertThat(worker.nextToCommit()).isEqualTo(-1);
-    assertThat(worker.state()).isEqualTo(SerialTask.State.STOPPED);
-  }
-
-  @Test
-  void aRevokedWorkerFinishesItsTransactionInFlightAndStartsNoOther() throws Exception {
-    ScheduledExecutorService pool = Executors.newSingleThreadScheduledExecutor();
-    try {
-      CountDownLatch inFlight = new CountDownLatch(1);
-      CountDownLatch release = new CountDownLatch(1);
-      store.handler = r -> {
-        inFlight.countDown();
-        try {
-          release.await(5, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
+    private final Fakes.Time time = new Fakes.Time();
+    private final Fakes.Scheduler scheduler = new Fakes.Scheduler(time);
+    private final Fakes.Store store = new Fakes.Store();
+    private final Fakes.Sink sink = new Fakes.Sink();
+    private final List<Integer> retriesScheduled = new ArrayList<>();
+    private final Hooks hooks = new Hooks() {
+        @Override
+        public void retryScheduled(java.util.UUID messageId, int failedAttempts, Duration delay) {
+            retriesScheduled.add(failedAttempts);
         }
-        return null;
-      };
-      PartitionWorker worker = Fakes.worker(Fakes.settings(3, 2, Duration.ofHours(1), hooks, null), store, sink, time,
-          SerialTask.Scheduler.of(pool));
+    };
 
-      worker.enqueue(records(0, 6));
-      assertThat(inFlight.await(5, TimeUnit.SECONDS)).isTrue();
-      worker.stop();
-      assertThat(worker.awaitStep(TimeUnit.MILLISECONDS.toNanos(50))).as("waits for the transaction").isFalse();
-      release.countDown();
-      assertThat(worker.awaitStep(TimeUnit.SECONDS.toNanos(5))).isTrue();
-
-      assertThat(worker.nextToCommit()).as("the transaction in flight counts").isEqualTo(2);
-      pool.shutdown();
-      assertThat(pool.awaitTermination(5, TimeUnit.SECONDS)).isTrue();
-      assertThat(store.transactions).containsExactly(List.of(0L, 1L));
-      assertThat(worker.state()).isEqualTo(SerialTask.State.STOPPED);
-    } finally {
-      pool.shutdownNow();
+    private PartitionWorker worker(int maxAttempts, int maxRecords, Duration maxTransientRetry) {
+        return Fakes.worker(
+                Fakes.settings(maxAttempts, maxRecords, maxTransientRetry, hooks, null), store, sink, time, scheduler);
     }
-  }
+
+    @Test
+    void aBatchRolledBackByAHandlerFailureIsRedoneUpToTheFailingRecordWhichThenUsesAnAttempt() {
+        PartitionWorker worker = worker(3, 10, Duration.ofHours(1));
+        AtomicInteger failuresOf2 = new AtomicInteger(1);
+        store.handler =
+                r -> r.offset() == 2 && failuresOf2.getAndDecrement() > 0 ? new IllegalStateException("boom") : null;
+
+        worker.enqueue(records(0, 5));
+        scheduler.runAll(100);
+
+        // the whole batch, rolled back at offset 2; the records before it redone on their own; offset 2
+        // failed (one attempt, a retry after a backoff), then the rest in one batch
+        assertThat(store.transactions)
+                .containsExactly(List.of(0L, 1L, 2L, 3L, 4L), List.of(0L, 1L), List.of(2L, 3L, 4L));
+        assertThat(retriesScheduled).containsExactly(1);
+        assertThat(store.calls)
+                .containsEntry(0L, 2)
+                .containsEntry(1L, 2)
+                .containsEntry(2L, 2)
+                .containsEntry(3L, 1);
+        assertThat(store.processed).hasSize(5);
+        assertThat(sink.sent).isEmpty();
+        assertThat(worker.nextToCommit()).isEqualTo(5);
+    }
+
+    @Test
+    void aRecordWhoseHandlerKeepsFailingIsDeadLetteredAfterMaxAttemptsAndSkipped() {
+        PartitionWorker worker = worker(3, 10, Duration.ofHours(1));
+        store.handler = r -> r.offset() == 1 ? new IllegalStateException("always") : null;
+
+        worker.enqueue(records(0, 3));
+        scheduler.runAll(100);
+
+        assertThat(store.calls.get(1L)).isEqualTo(3);
+        assertThat(retriesScheduled).containsExactly(1, 2);
+        assertThat(sink.sent).singleElement().satisfies(s -> {
+            assertThat(s.offset()).isEqualTo(1);
+            assertThat(s.reason()).isEqualTo(DeadLetterHeaders.REASON_HANDLER_FAILED);
+            assertThat(s.attempts()).isEqualTo(3);
+            assertThat(s.failure()).hasMessage("always");
+        });
+        assertThat(store.deadLettered).containsExactly(idOf(1));
+        assertThat(store.processed).containsExactlyInAnyOrder(idOf(0), idOf(2));
+        assertThat(worker.nextToCommit()).isEqualTo(3);
+    }
+
+    @Test
+    void databaseFailuresAreRetriedWithoutUsingTheRecordsAttempts() {
+        PartitionWorker worker = worker(2, 10, Duration.ofHours(1));
+        store.infrastructureFailures = 4; // more than maxAttempts, fewer than the breaker needs to open
+
+        worker.enqueue(records(0, 2));
+        scheduler.runAll(100);
+
+        assertThat(store.transactions).hasSize(5);
+        assertThat(scheduler.delays).hasSize(4);
+        assertThat(retriesScheduled).isEmpty();
+        assertThat(sink.sent).isEmpty();
+        assertThat(store.processed).containsExactlyInAnyOrder(idOf(0), idOf(1));
+        assertThat(worker.nextToCommit()).isEqualTo(2);
+    }
+
+    @Test
+    void transientFailuresUseNoAttemptUntilMaxTransientRetryThenTheRecordIsDeadLettered() {
+        PartitionWorker worker = worker(2, 10, Duration.ofMinutes(10));
+        store.handler = r -> new TransientHandlerException("downstream busy");
+
+        worker.enqueue(records(0, 1));
+        // the backoff grows to 30 s: far more than maxAttempts calls fit into 10 minutes
+        scheduler.runAll(1000);
+
+        int calls = store.calls.get(0L);
+        assertThat(calls).isGreaterThan(20);
+        assertThat(retriesScheduled).isEmpty();
+        assertThat(sink.sent).singleElement().satisfies(s -> {
+            assertThat(s.attempts()).isEqualTo(1);
+            assertThat(s.failure()).isInstanceOf(TransientHandlerException.class);
+        });
+        long retried = scheduler.delays.stream().mapToLong(Duration::toNanos).sum();
+        assertThat(Duration.ofNanos(retried)).isGreaterThanOrEqualTo(Duration.ofMinutes(10));
+        assertThat(worker.nextToCommit()).isEqualTo(1);
+    }
+
+    @Test
+    void aRefusedCommitIsRedoneOneRecordPerTransactionToFindTheRecordThatCausesIt() {
+        PartitionWorker worker = worker(2, 10, Duration.ofHours(1));
+        store.refuseCommit = batch -> batch.stream().anyMatch(r -> r.offset() == 2);
+
+        worker.enqueue(records(0, 4));
+        scheduler.runAll(100);
+        worker.enqueue(records(4, 7));
+        scheduler.runAll(100);
+
+        assertThat(store.transactions)
+                .containsExactly(
+                        List.of(0L, 1L, 2L, 3L), // refused
+                        List.of(0L),
+                        List.of(1L),
+                        List.of(2L), // 2 refused: attempt 1
+                        List.of(2L), // refused again: attempt 2 of 2, dead-lettered
+                        List.of(3L), // still one per transaction up to the end of the refused batch
+                        List.of(4L, 5L, 6L)); // then batches again
+        assertThat(retriesScheduled).containsExactly(1);
+        assertThat(sink.sent).singleElement().satisfies(s -> {
+            assertThat(s.offset()).isEqualTo(2);
+            assertThat(s.attempts()).isEqualTo(2);
+        });
+        assertThat(store.processed).containsExactlyInAnyOrder(idOf(0), idOf(1), idOf(3), idOf(4), idOf(5), idOf(6));
+        assertThat(worker.nextToCommit()).isEqualTo(7);
+    }
+
+    @Test
+    void aRetryThatFallsDueAfterARevocationDoesNotRun() {
+        PartitionWorker worker = worker(3, 10, Duration.ofHours(1));
+        store.handler = r -> new IllegalStateException("fails");
+
+        worker.enqueue(records(0, 2));
+        scheduler.runAll(1);
+        assertThat(worker.isWaiting())
+                .as("waits for its retry: the poll thread pauses the partition")
+                .isTrue();
+        worker.stop();
+        scheduler.runAll(100);
+
+        assertThat(store.transactions).hasSize(1);
+        assertThat(worker.nextToCommit()).isEqualTo(-1);
+        assertThat(worker.state()).isEqualTo(SerialTask.State.STOPPED);
+    }
+
+    @Test
+    void aRevokedWorkerFinishesItsTransactionInFlightAndStartsNoOther() throws Exception {
+        ScheduledExecutorService pool = Executors.newSingleThreadScheduledExecutor();
+        try {
+            CountDownLatch inFlight = new CountDownLatch(1);
+            CountDownLatch release = new CountDownLatch(1);
+            store.handler = r -> {
+                inFlight.countDown();
+                try {
+                    release.await(5, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                return null;
+            };
+            PartitionWorker worker = Fakes.worker(
+                    Fakes.settings(3, 2, Duration.ofHours(1), hooks, null),
+                    store,
+                    sink,
+                    time,
+                    SerialTask.Scheduler.of(pool));
+
+            worker.enqueue(records(0, 6));
+            assertThat(inFlight.await(5, TimeUnit.SECONDS)).isTrue();
+            worker.stop();
+            assertThat(worker.awaitStep(TimeUnit.MILLISECONDS.toNanos(50)))
+                    .as("waits for the transaction")
+                    .isFalse();
+            release.countDown();
+            assertThat(worker.awaitStep(TimeUnit.SECONDS.toNanos(5))).isTrue();
+
+            assertThat(worker.nextToCommit())
+                    .as("the transaction in flight counts")
+                    .isEqualTo(2);
+            pool.shutdown();
+            assertThat(pool.awaitTermination(5, TimeUnit.SECONDS)).isTrue();
+            assertThat(store.transactions).containsExactly(List.of(0L, 1L));
+            assertThat(worker.state()).isEqualTo(SerialTask.State.STOPPED);
+        } finally {
+            pool.shutdownNow();
+        }
+    }
 }

@@ -13,15 +13,15 @@ import org.springframework.web.bind.annotation.RestController;
  */
 @RestController
 public class OrdersController {
-  private final OrderService orders;
+    private final OrderService orders;
 
-  public OrdersController(OrderService orders) {
-    this.orders = orders;
-  }
+    public OrdersController(OrderService orders) {
+        this.orders = orders;
+    }
 
-  @PostMapping("/orders")
-  @ResponseStatus(HttpStatus.CREATED)
-  public Map<String, String> place(@RequestBody OrderRequest request) {
-    return Map.of("orderId", orders.place(request));
-  }
+    @PostMapping("/orders")
+    @ResponseStatus(HttpStatus.CREATED)
+    public Map<String, String> place(@RequestBody OrderRequest request) {
+        return Map.of("orderId", orders.place(request));
+    }
 }

@@ -16,27 +16,30 @@ import org.springframework.transaction.annotation.Transactional;
  */
 @Component
 public class PaymentsListener {
-  /** The dedup scope: the service's name, the same on every instance. */
-  static final String CONSUMER = "payments";
+    /** The dedup scope: the service's name, the same on every instance. */
+    static final String CONSUMER = "payments";
 
-  private final JdbcTemplate jdbc;
-  private final ProcessedMessagesTemplate processed;
-  private final AvroCodec codec = AvroCodec.create();
+    private final JdbcTemplate jdbc;
+    private final ProcessedMessagesTemplate processed;
+    private final AvroCodec codec = AvroCodec.create();
 
-  public PaymentsListener(JdbcTemplate jdbc, ProcessedMessagesTemplate processed) {
-    this.jdbc = jdbc;
-    this.processed = processed;
-  }
-
-  @KafkaListener(topics = "${shop.orders-topic}", groupId = CONSUMER)
-  @Transactional
-  public void onOrderPlaced(ConsumerRecord<String, byte[]> record) {
-    if (!processed.claim(CONSUMER, record)) {
-      return;
+    public PaymentsListener(JdbcTemplate jdbc, ProcessedMessagesTemplate processed) {
+        this.jdbc = jdbc;
+        this.processed = processed;
     }
-    OrderPlaced order = codec.decode(record.value(), OrderPlaced.class);
-    // a real card processor call goes here, with the message id as its idempotency key
-    jdbc.update("insert into payments(order_id, amount_cents, currency) values (?, ?, ?)",
-        order.getOrderId(), order.getAmountCents(), order.getCurrency());
-  }
+
+    @KafkaListener(topics = "${shop.orders-topic}", groupId = CONSUMER)
+    @Transactional
+    public void onOrderPlaced(ConsumerRecord<String, byte[]> record) {
+        if (!processed.claim(CONSUMER, record)) {
+            return;
+        }
+        OrderPlaced order = codec.decode(record.value(), OrderPlaced.class);
+        // a real card processor call goes here, with the message id as its idempotency key
+        jdbc.update(
+                "insert into payments(order_id, amount_cents, currency) values (?, ?, ?)",
+                order.getOrderId(),
+                order.getAmountCents(),
+                order.getCurrency());
+    }
 }

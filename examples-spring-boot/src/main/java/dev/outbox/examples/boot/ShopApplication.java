@@ -13,17 +13,17 @@ import org.springframework.context.annotation.Bean;
  */
 @SpringBootApplication
 public class ShopApplication {
-  public static void main(String[] args) {
-    SpringApplication.run(ShopApplication.class, args);
-  }
+    public static void main(String[] args) {
+        SpringApplication.run(ShopApplication.class, args);
+    }
 
-  /**
-   * The example has no authentication, so every caller shares one key scope per route; its keys are
-   * random UUIDs. A service with Spring Security keeps the default, which scopes keys per principal
-   * and answers 401 to a request without one.
-   */
-  @Bean
-  ScopeResolver idempotencyScope() {
-    return ScopeResolver.principalOrAnonymous();
-  }
+    /**
+     * The example has no authentication, so every caller shares one key scope per route; its keys are
+     * random UUIDs. A service with Spring Security keeps the default, which scopes keys per principal
+     * and answers 401 to a request without one.
+     */
+    @Bean
+    ScopeResolver idempotencyScope() {
+        return ScopeResolver.principalOrAnonymous();
+    }
 }

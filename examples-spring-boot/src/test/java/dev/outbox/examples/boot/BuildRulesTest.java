@@ -11,10 +11,11 @@ import org.junit.jupiter.api.Test;
  * makes no unprotected outbound POST and checks no key with select-then-insert.
  */
 class BuildRulesTest {
-  @Test
-  void theExampleFollowsEveryRule() {
-    IdempotencyRules.all().check(new ClassFileImporter()
-        .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
-        .importPackages("dev.outbox.examples.boot"));
-  }
+    @Test
+    void theExampleFollowsEveryRule() {
+        IdempotencyRules.all()
+                .check(new ClassFileImporter()
+                        .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+                        .importPackages("dev.outbox.examples.boot"));
+    }
 }

@@ -13,35 +13,38 @@ import java.util.Objects;
  * @param <T> the body type
  */
 public record CallResult<T>(HttpResponse<T> response, int attempts, String idempotencyKey, Completion completion) {
-  /**
-   * @throws NullPointerException when {@code response} or {@code completion} is null
-   * @throws IllegalArgumentException when {@code attempts} is below 1
-   */
-  public CallResult {
-    Objects.requireNonNull(response, "response may not be null");
-    Objects.requireNonNull(completion, "completion may not be null");
-    if (attempts < 1) {
-      throw new IllegalArgumentException("attempts must be at least 1, got " + attempts);
+    /**
+     * @throws NullPointerException when {@code response} or {@code completion} is null
+     * @throws IllegalArgumentException when {@code attempts} is below 1
+     */
+    public CallResult {
+        Objects.requireNonNull(response, "response may not be null");
+        Objects.requireNonNull(completion, "completion may not be null");
+        if (attempts < 1) {
+            throw new IllegalArgumentException("attempts must be at least 1, got " + attempts);
+        }
     }
-  }
 
-  /** @return the status of the last response */
-  public int status() {
-    return response.statusCode();
-  }
+    /** @return the status of the last response */
+    public int status() {
+        return response.statusCode();
+    }
 
-  /** @return the body of the last response */
-  public T body() {
-    return response.body();
-  }
+    /** @return the body of the last response */
+    public T body() {
+        return response.body();
+    }
 
-  /** @return attempts after the first */
-  public int retries() {
-    return attempts - 1;
-  }
+    /** @return attempts after the first */
+    public int retries() {
+        return attempts - 1;
+    }
 
-  /** @return whether the last response says the server replayed a stored response */
-  public boolean replayed() {
-    return response.headers().firstValue("Idempotent-Replayed").map("true"::equalsIgnoreCase).orElse(false);
-  }
+    /** @return whether the last response says the server replayed a stored response */
+    public boolean replayed() {
+        return response.headers()
+                .firstValue("Idempotent-Replayed")
+                .map("true"::equalsIgnoreCase)
+                .orElse(false);
+    }
 }

@@ -8,36 +8,37 @@ import java.io.IOException;
  * failure.
  */
 public class HttpCallException extends IOException {
-  private final int attempts;
-  private final String idempotencyKey;
-  private final transient Completion completion;
+    private final int attempts;
+    private final String idempotencyKey;
+    private final transient Completion completion;
 
-  /**
-   * @param message what happened and what to do
-   * @param cause the last attempt's failure, or null
-   * @param attempts requests sent
-   * @param idempotencyKey the operation's key, or null
-   * @param completion why the client stopped
-   */
-  public HttpCallException(String message, Throwable cause, int attempts, String idempotencyKey, Completion completion) {
-    super(message, cause);
-    this.attempts = attempts;
-    this.idempotencyKey = idempotencyKey;
-    this.completion = completion;
-  }
+    /**
+     * @param message what happened and what to do
+     * @param cause the last attempt's failure, or null
+     * @param attempts requests sent
+     * @param idempotencyKey the operation's key, or null
+     * @param completion why the client stopped
+     */
+    public HttpCallException(
+            String message, Throwable cause, int attempts, String idempotencyKey, Completion completion) {
+        super(message, cause);
+        this.attempts = attempts;
+        this.idempotencyKey = idempotencyKey;
+        this.completion = completion;
+    }
 
-  /** @return requests sent before giving up; 0 when none was sent */
-  public int attempts() {
-    return attempts;
-  }
+    /** @return requests sent before giving up; 0 when none was sent */
+    public int attempts() {
+        return attempts;
+    }
 
-  /** @return the operation's key, or null; retry later with the same key to learn the outcome */
-  public String idempotencyKey() {
-    return idempotencyKey;
-  }
+    /** @return the operation's key, or null; retry later with the same key to learn the outcome */
+    public String idempotencyKey() {
+        return idempotencyKey;
+    }
 
-  /** @return why the client stopped, or null when a circuit breaker refused the call */
-  public Completion completion() {
-    return completion;
-  }
+    /** @return why the client stopped, or null when a circuit breaker refused the call */
+    public Completion completion() {
+        return completion;
+    }
 }

@@ -82,330 +82,349 @@ import java.util.random.RandomGenerator;
  */
 public interface IdempotentHttpClient {
 
-  /** @return a builder with the defaults documented on each setter */
-  static Builder builder() {
-    return new Builder();
-  }
-
-  /**
-   * Sends one logical operation, retrying it as described on the class.
-   *
-   * @param request the request; its {@code Idempotency-Key} header, if any, is kept
-   * @param handler the body handler, applied to every attempt's response
-   * @param <T> the body type
-   * @return the last response, the attempts and the key
-   * @throws CircuitOpenException when the host's circuit breaker refuses the call (before the first
-   *     attempt or before a retry)
-   * @throws HttpCallException when the last attempt failed with an I/O error; its cause is that
-   *     error
-   * @throws InterruptedException when interrupted while sending or waiting; no further attempt is
-   *     made
-   * @throws IllegalArgumentException when the request's own {@code Idempotency-Key} is malformed
-   */
-  <T> CallResult<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler) throws IOException, InterruptedException;
-
-  /**
-   * Sends one logical operation with the caller's key, replacing any key on the request.
-   *
-   * @param request the request
-   * @param handler the body handler
-   * @param idempotencyKey the key, unquoted; reuse it to retry the operation later (e.g. after a
-   *     restart) and get its first response
-   * @param <T> the body type
-   * @return see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
-   * @throws IOException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
-   * @throws InterruptedException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
-   * @throws IllegalArgumentException when the key is empty, longer than 255 characters or not
-   *     printable ASCII
-   */
-  <T> CallResult<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler, String idempotencyKey)
-      throws IOException, InterruptedException;
-
-  /**
-   * Sends one logical operation to a target that the caller vouches honours {@code
-   * Idempotency-Key}, whether or not it is among {@link Builder#idempotentTargets}: a request with
-   * a key is retried as described on the class.
-   *
-   * @param request the request
-   * @param handler the body handler
-   * @param idempotencyKey the key, unquoted; or null to keep the request's own key or mint one
-   * @param <T> the body type
-   * @return see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
-   * @throws IOException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
-   * @throws InterruptedException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
-   * @throws IllegalArgumentException when the key is empty, longer than 255 characters or not
-   *     printable ASCII
-   */
-  <T> CallResult<T> sendKeyed(HttpRequest request, HttpResponse.BodyHandler<T> handler, String idempotencyKey)
-      throws IOException, InterruptedException;
-
-  /**
-   * @return the circuit breakers by {@code host:port}, e.g. to bind them to Micrometer with
-   *     resilience4j-micrometer; empty when breakers are off
-   */
-  Optional<CircuitBreakerRegistry> circuitBreakers();
-
-  /**
-   * Builds an {@link IdempotentHttpClient}. Setters check their own argument at once ({@link
-   * NullPointerException} for null, {@link IllegalArgumentException} for a bad value); {@link
-   * #build()} checks the combination ({@link IllegalStateException}). Not thread-safe; the built
-   * client is.
-   */
-  final class Builder {
-    /** Default {@link #backoff(Backoff)}: 100 ms doubling up to 10 s, full jitter. */
-    public static final Backoff DEFAULT_BACKOFF = Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(10));
-
-    /** Default {@link #maxAttempts(int)}. */
-    public static final int DEFAULT_MAX_ATTEMPTS = 5;
-
-    /** Largest {@link #maxAttempts(int)}. */
-    public static final int MAX_ATTEMPTS = 100;
-
-    /** Default {@link #attemptTimeout(Duration)}: 10 s. */
-    public static final Duration DEFAULT_ATTEMPT_TIMEOUT = Duration.ofSeconds(10);
-
-    /** Default {@link #maxRetryAfter(Duration)}: 30 s. */
-    public static final Duration DEFAULT_MAX_RETRY_AFTER = Duration.ofSeconds(30);
-
-    /** Default {@link #keyedMethods(String...)}: the two methods HTTP does not define as idempotent. */
-    public static final Set<String> DEFAULT_KEYED_METHODS = Set.of("POST", "PATCH");
-
-    /** Default {@link #name(String)}. */
-    public static final String DEFAULT_NAME = "default";
-
-    private HttpClient httpClient;
-    private Backoff backoff = DEFAULT_BACKOFF;
-    private int maxAttempts = DEFAULT_MAX_ATTEMPTS;
-    private RetryBudget retryBudget;
-    private CircuitBreakerConfig circuitBreakerConfig;
-    private boolean noCircuitBreaker;
-    private Duration attemptTimeout = DEFAULT_ATTEMPT_TIMEOUT;
-    private Duration maxRetryAfter = DEFAULT_MAX_RETRY_AFTER;
-    private Clock clock = Clock.systemUTC();
-    private Sleeper sleeper = Sleeper.threadSleep();
-    private RandomGenerator random;
-    private Set<String> keyedMethods = DEFAULT_KEYED_METHODS;
-    private List<String> idempotentTargets = List.of();
-    private String name = DEFAULT_NAME;
-
-    private Builder() {}
-
-    /**
-     * @param httpClient the underlying client; default {@code HttpClient.newBuilder()
-     *     .connectTimeout(attemptTimeout).build()}
-     * @return this builder
-     * @throws NullPointerException when it is null
-     */
-    public Builder httpClient(HttpClient httpClient) {
-      this.httpClient = Objects.requireNonNull(httpClient, "httpClient may not be null");
-      return this;
+    /** @return a builder with the defaults documented on each setter */
+    static Builder builder() {
+        return new Builder();
     }
 
     /**
-     * @param backoff the delays between attempts; default {@link #DEFAULT_BACKOFF} (100 ms doubling
-     *     up to 10 s, full jitter)
-     * @return this builder
-     * @throws NullPointerException when it is null
-     */
-    public Builder backoff(Backoff backoff) {
-      this.backoff = Objects.requireNonNull(backoff, "backoff may not be null");
-      return this;
-    }
-
-    /**
-     * @param maxAttempts attempts per operation, the first included; default {@value
-     *     #DEFAULT_MAX_ATTEMPTS}; 1 disables retries
-     * @return this builder
-     * @throws IllegalArgumentException when it is not between 1 and {@value #MAX_ATTEMPTS}
-     */
-    public Builder maxAttempts(int maxAttempts) {
-      this.maxAttempts =
-          Checks.requireBetween(maxAttempts, 1, MAX_ATTEMPTS, "maxAttempts", "; the default is " + DEFAULT_MAX_ATTEMPTS);
-      return this;
-    }
-
-    /**
-     * @param retryBudget the budget shared by this client's operations; default {@code
-     *     RetryBudget.of(0.1, 10, 10 s)}: retries up to 10 % of operations plus 10 per second
-     *     over a 10 s window. {@link RetryBudget#unlimited()} turns it off (for comparisons only).
-     * @return this builder
-     * @throws NullPointerException when it is null
-     */
-    public Builder retryBudget(RetryBudget retryBudget) {
-      this.retryBudget = Objects.requireNonNull(retryBudget, "retryBudget may not be null");
-      return this;
-    }
-
-    /**
-     * @param config the configuration of each host's breaker; default: count-based window of the
-     *     last 20 calls, judged from the 5th call, opens at 50 % failures (so 5 failures in a row
-     *     from a fresh start open it), stays open 10 s, then lets 3 trial calls through and closes
-     *     if fewer than half fail. Failures are I/O errors and 5xx responses; everything else
-     *     counts as a success. The default uses {@link #clock}. Not together with {@link
-     *     #noCircuitBreaker()}.
-     * @return this builder
-     * @throws NullPointerException when it is null
-     */
-    public Builder circuitBreakerConfig(CircuitBreakerConfig config) {
-      this.circuitBreakerConfig = Objects.requireNonNull(config, "config may not be null");
-      return this;
-    }
-
-    /**
-     * Turns the circuit breakers off (for comparisons, or when a mesh already breaks circuits). Not
-     * together with {@link #circuitBreakerConfig}.
+     * Sends one logical operation, retrying it as described on the class.
      *
-     * @return this builder
+     * @param request the request; its {@code Idempotency-Key} header, if any, is kept
+     * @param handler the body handler, applied to every attempt's response
+     * @param <T> the body type
+     * @return the last response, the attempts and the key
+     * @throws CircuitOpenException when the host's circuit breaker refuses the call (before the first
+     *     attempt or before a retry)
+     * @throws HttpCallException when the last attempt failed with an I/O error; its cause is that
+     *     error
+     * @throws InterruptedException when interrupted while sending or waiting; no further attempt is
+     *     made
+     * @throws IllegalArgumentException when the request's own {@code Idempotency-Key} is malformed
      */
-    public Builder noCircuitBreaker() {
-      this.noCircuitBreaker = true;
-      return this;
-    }
+    <T> CallResult<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler)
+            throws IOException, InterruptedException;
 
     /**
-     * @param attemptTimeout how long one attempt may take until the response headers arrive;
-     *     default {@link #DEFAULT_ATTEMPT_TIMEOUT} (10 s). A request with its own {@code timeout}
-     *     keeps it.
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is not positive
+     * Sends one logical operation with the caller's key, replacing any key on the request.
+     *
+     * @param request the request
+     * @param handler the body handler
+     * @param idempotencyKey the key, unquoted; reuse it to retry the operation later (e.g. after a
+     *     restart) and get its first response
+     * @param <T> the body type
+     * @return see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
+     * @throws IOException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
+     * @throws InterruptedException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
+     * @throws IllegalArgumentException when the key is empty, longer than 255 characters or not
+     *     printable ASCII
      */
-    public Builder attemptTimeout(Duration attemptTimeout) {
-      this.attemptTimeout = Checks.requirePositive(attemptTimeout, "attemptTimeout", "; the default is 10 s");
-      return this;
-    }
+    <T> CallResult<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler, String idempotencyKey)
+            throws IOException, InterruptedException;
 
     /**
-     * @param maxRetryAfter the longest {@code Retry-After} the client waits for; default {@link
-     *     #DEFAULT_MAX_RETRY_AFTER} (30 s). A longer one ends the operation with that response.
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is negative
+     * Sends one logical operation to a target that the caller vouches honours {@code
+     * Idempotency-Key}, whether or not it is among {@link Builder#idempotentTargets}: a request with
+     * a key is retried as described on the class.
+     *
+     * @param request the request
+     * @param handler the body handler
+     * @param idempotencyKey the key, unquoted; or null to keep the request's own key or mint one
+     * @param <T> the body type
+     * @return see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
+     * @throws IOException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
+     * @throws InterruptedException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
+     * @throws IllegalArgumentException when the key is empty, longer than 255 characters or not
+     *     printable ASCII
      */
-    public Builder maxRetryAfter(Duration maxRetryAfter) {
-      Objects.requireNonNull(maxRetryAfter, "maxRetryAfter may not be null");
-      if (maxRetryAfter.isNegative()) {
-        throw new IllegalArgumentException("maxRetryAfter may not be negative, got " + maxRetryAfter + "; the default is 30 s");
-      }
-      this.maxRetryAfter = maxRetryAfter;
-      return this;
-    }
+    <T> CallResult<T> sendKeyed(HttpRequest request, HttpResponse.BodyHandler<T> handler, String idempotencyKey)
+            throws IOException, InterruptedException;
 
     /**
-     * @param clock reads {@code Retry-After} dates and drives the default circuit breakers' open
-     *     state; default the system UTC clock
-     * @return this builder
-     * @throws NullPointerException when it is null
+     * @return the circuit breakers by {@code host:port}, e.g. to bind them to Micrometer with
+     *     resilience4j-micrometer; empty when breakers are off
      */
-    public Builder clock(Clock clock) {
-      this.clock = Objects.requireNonNull(clock, "clock may not be null");
-      return this;
-    }
+    Optional<CircuitBreakerRegistry> circuitBreakers();
 
     /**
-     * @param sleeper waits between attempts; default {@link Sleeper#threadSleep()}
-     * @return this builder
-     * @throws NullPointerException when it is null
+     * Builds an {@link IdempotentHttpClient}. Setters check their own argument at once ({@link
+     * NullPointerException} for null, {@link IllegalArgumentException} for a bad value); {@link
+     * #build()} checks the combination ({@link IllegalStateException}). Not thread-safe; the built
+     * client is.
      */
-    public Builder sleeper(Sleeper sleeper) {
-      this.sleeper = Objects.requireNonNull(sleeper, "sleeper may not be null");
-      return this;
-    }
+    final class Builder {
+        /** Default {@link #backoff(Backoff)}: 100 ms doubling up to 10 s, full jitter. */
+        public static final Backoff DEFAULT_BACKOFF = Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(10));
 
-    /**
-     * @param random draws the jitter; default {@code ThreadLocalRandom}. Give a seeded one for
-     *     reproducible delays; the client synchronizes on it.
-     * @return this builder
-     * @throws NullPointerException when it is null
-     */
-    public Builder random(RandomGenerator random) {
-      this.random = Objects.requireNonNull(random, "random may not be null");
-      return this;
-    }
+        /** Default {@link #maxAttempts(int)}. */
+        public static final int DEFAULT_MAX_ATTEMPTS = 5;
 
-    /**
-     * @param methods the methods that get a minted key when the request has none; default {@link
-     *     #DEFAULT_KEYED_METHODS} (POST and PATCH). Pass none to send such requests without a key. A
-     *     key alone does not make a request retryable: its target must honour it (see {@link
-     *     #idempotentTargets}).
-     * @return this builder
-     * @throws NullPointerException when the array or a method is null
-     * @throws IllegalArgumentException when a method is not an HTTP method token
-     */
-    public Builder keyedMethods(String... methods) {
-      Objects.requireNonNull(methods, "methods may not be null");
-      Set<String> set = new LinkedHashSet<>();
-      for (String m : methods) {
-        Objects.requireNonNull(m, "methods may not contain null");
-        if (!m.matches("[A-Za-z]+")) {
-          throw new IllegalArgumentException("method '" + m + "' is not an HTTP method such as POST");
+        /** Largest {@link #maxAttempts(int)}. */
+        public static final int MAX_ATTEMPTS = 100;
+
+        /** Default {@link #attemptTimeout(Duration)}: 10 s. */
+        public static final Duration DEFAULT_ATTEMPT_TIMEOUT = Duration.ofSeconds(10);
+
+        /** Default {@link #maxRetryAfter(Duration)}: 30 s. */
+        public static final Duration DEFAULT_MAX_RETRY_AFTER = Duration.ofSeconds(30);
+
+        /** Default {@link #keyedMethods(String...)}: the two methods HTTP does not define as idempotent. */
+        public static final Set<String> DEFAULT_KEYED_METHODS = Set.of("POST", "PATCH");
+
+        /** Default {@link #name(String)}. */
+        public static final String DEFAULT_NAME = "default";
+
+        private HttpClient httpClient;
+        private Backoff backoff = DEFAULT_BACKOFF;
+        private int maxAttempts = DEFAULT_MAX_ATTEMPTS;
+        private RetryBudget retryBudget;
+        private CircuitBreakerConfig circuitBreakerConfig;
+        private boolean noCircuitBreaker;
+        private Duration attemptTimeout = DEFAULT_ATTEMPT_TIMEOUT;
+        private Duration maxRetryAfter = DEFAULT_MAX_RETRY_AFTER;
+        private Clock clock = Clock.systemUTC();
+        private Sleeper sleeper = Sleeper.threadSleep();
+        private RandomGenerator random;
+        private Set<String> keyedMethods = DEFAULT_KEYED_METHODS;
+        private List<String> idempotentTargets = List.of();
+        private String name = DEFAULT_NAME;
+
+        private Builder() {}
+
+        /**
+         * @param httpClient the underlying client; default {@code HttpClient.newBuilder()
+         *     .connectTimeout(attemptTimeout).build()}
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder httpClient(HttpClient httpClient) {
+            this.httpClient = Objects.requireNonNull(httpClient, "httpClient may not be null");
+            return this;
         }
-        set.add(m.toUpperCase(Locale.ROOT));
-      }
-      this.keyedMethods = set;
-      return this;
-    }
 
-    /**
-     * Declares the targets that honour {@code Idempotency-Key}, once for the whole client (a
-     * platform lists its own services here): keyed POST and PATCH requests to them are retried.
-     * Requests to any other target are retried only when the connection was refused or could not
-     * be opened (see the class); per call, {@link IdempotentHttpClient#sendKeyed} declares one
-     * target. Default: none.
-     *
-     * @param targets each a host ({@code payments.internal}, any port and path), a {@code
-     *     host:port}, or a base URI ({@code https://payments.internal/v1}: that scheme, host and
-     *     port, and paths at or below {@code /v1})
-     * @return this builder
-     * @throws NullPointerException when the array or an entry is null
-     * @throws IllegalArgumentException when an entry is none of these
-     */
-    public Builder idempotentTargets(String... targets) {
-      Objects.requireNonNull(targets, "targets may not be null");
-      List<String> list = List.of(targets);
-      Targets.parse(list); // validates
-      this.idempotentTargets = list;
-      return this;
-    }
+        /**
+         * @param backoff the delays between attempts; default {@link #DEFAULT_BACKOFF} (100 ms doubling
+         *     up to 10 s, full jitter)
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder backoff(Backoff backoff) {
+            this.backoff = Objects.requireNonNull(backoff, "backoff may not be null");
+            return this;
+        }
 
-    /**
-     * @param name names this client in log lines; default {@value #DEFAULT_NAME}
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is blank
-     */
-    public Builder name(String name) {
-      this.name = Checks.requireNonBlank(name, "name");
-      return this;
-    }
+        /**
+         * @param maxAttempts attempts per operation, the first included; default {@value
+         *     #DEFAULT_MAX_ATTEMPTS}; 1 disables retries
+         * @return this builder
+         * @throws IllegalArgumentException when it is not between 1 and {@value #MAX_ATTEMPTS}
+         */
+        public Builder maxAttempts(int maxAttempts) {
+            this.maxAttempts = Checks.requireBetween(
+                    maxAttempts, 1, MAX_ATTEMPTS, "maxAttempts", "; the default is " + DEFAULT_MAX_ATTEMPTS);
+            return this;
+        }
 
-    /**
-     * @return the client
-     * @throws IllegalStateException when both {@link #circuitBreakerConfig} and {@link
-     *     #noCircuitBreaker()} were called
-     */
-    public IdempotentHttpClient build() {
-      if (noCircuitBreaker && circuitBreakerConfig != null) {
-        throw new IllegalStateException("IdempotentHttpClient got both circuitBreakerConfig(...) and noCircuitBreaker();"
-            + " call one: the config to tune the breakers, noCircuitBreaker() to turn them off");
-      }
-      HttpClient client = httpClient != null ? httpClient : HttpClient.newBuilder().connectTimeout(attemptTimeout).build();
-      RetryBudget budget = retryBudget != null ? retryBudget : RetryBudget.of(0.1, 10, Duration.ofSeconds(10));
-      CircuitBreakerRegistry breakers = null;
-      if (!noCircuitBreaker) {
-        CircuitBreakerConfig config = circuitBreakerConfig != null ? circuitBreakerConfig : CircuitBreakerConfig.custom()
-            .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
-            .slidingWindowSize(20)
-            .minimumNumberOfCalls(5)
-            .failureRateThreshold(50)
-            .waitDurationInOpenState(Duration.ofSeconds(10))
-            .permittedNumberOfCallsInHalfOpenState(3)
-            .clock(clock)
-            .build();
-        breakers = CircuitBreakerRegistry.of(config);
-      }
-      return new RetryingClient(client, backoff, maxAttempts, budget, breakers, attemptTimeout, maxRetryAfter, clock,
-          sleeper, random, Set.copyOf(keyedMethods), Targets.parse(idempotentTargets), name);
+        /**
+         * @param retryBudget the budget shared by this client's operations; default {@code
+         *     RetryBudget.of(0.1, 10, 10 s)}: retries up to 10 % of operations plus 10 per second
+         *     over a 10 s window. {@link RetryBudget#unlimited()} turns it off (for comparisons only).
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder retryBudget(RetryBudget retryBudget) {
+            this.retryBudget = Objects.requireNonNull(retryBudget, "retryBudget may not be null");
+            return this;
+        }
+
+        /**
+         * @param config the configuration of each host's breaker; default: count-based window of the
+         *     last 20 calls, judged from the 5th call, opens at 50 % failures (so 5 failures in a row
+         *     from a fresh start open it), stays open 10 s, then lets 3 trial calls through and closes
+         *     if fewer than half fail. Failures are I/O errors and 5xx responses; everything else
+         *     counts as a success. The default uses {@link #clock}. Not together with {@link
+         *     #noCircuitBreaker()}.
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder circuitBreakerConfig(CircuitBreakerConfig config) {
+            this.circuitBreakerConfig = Objects.requireNonNull(config, "config may not be null");
+            return this;
+        }
+
+        /**
+         * Turns the circuit breakers off (for comparisons, or when a mesh already breaks circuits). Not
+         * together with {@link #circuitBreakerConfig}.
+         *
+         * @return this builder
+         */
+        public Builder noCircuitBreaker() {
+            this.noCircuitBreaker = true;
+            return this;
+        }
+
+        /**
+         * @param attemptTimeout how long one attempt may take until the response headers arrive;
+         *     default {@link #DEFAULT_ATTEMPT_TIMEOUT} (10 s). A request with its own {@code timeout}
+         *     keeps it.
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is not positive
+         */
+        public Builder attemptTimeout(Duration attemptTimeout) {
+            this.attemptTimeout = Checks.requirePositive(attemptTimeout, "attemptTimeout", "; the default is 10 s");
+            return this;
+        }
+
+        /**
+         * @param maxRetryAfter the longest {@code Retry-After} the client waits for; default {@link
+         *     #DEFAULT_MAX_RETRY_AFTER} (30 s). A longer one ends the operation with that response.
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is negative
+         */
+        public Builder maxRetryAfter(Duration maxRetryAfter) {
+            Objects.requireNonNull(maxRetryAfter, "maxRetryAfter may not be null");
+            if (maxRetryAfter.isNegative()) {
+                throw new IllegalArgumentException(
+                        "maxRetryAfter may not be negative, got " + maxRetryAfter + "; the default is 30 s");
+            }
+            this.maxRetryAfter = maxRetryAfter;
+            return this;
+        }
+
+        /**
+         * @param clock reads {@code Retry-After} dates and drives the default circuit breakers' open
+         *     state; default the system UTC clock
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder clock(Clock clock) {
+            this.clock = Objects.requireNonNull(clock, "clock may not be null");
+            return this;
+        }
+
+        /**
+         * @param sleeper waits between attempts; default {@link Sleeper#threadSleep()}
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder sleeper(Sleeper sleeper) {
+            this.sleeper = Objects.requireNonNull(sleeper, "sleeper may not be null");
+            return this;
+        }
+
+        /**
+         * @param random draws the jitter; default {@code ThreadLocalRandom}. Give a seeded one for
+         *     reproducible delays; the client synchronizes on it.
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder random(RandomGenerator random) {
+            this.random = Objects.requireNonNull(random, "random may not be null");
+            return this;
+        }
+
+        /**
+         * @param methods the methods that get a minted key when the request has none; default {@link
+         *     #DEFAULT_KEYED_METHODS} (POST and PATCH). Pass none to send such requests without a key. A
+         *     key alone does not make a request retryable: its target must honour it (see {@link
+         *     #idempotentTargets}).
+         * @return this builder
+         * @throws NullPointerException when the array or a method is null
+         * @throws IllegalArgumentException when a method is not an HTTP method token
+         */
+        public Builder keyedMethods(String... methods) {
+            Objects.requireNonNull(methods, "methods may not be null");
+            Set<String> set = new LinkedHashSet<>();
+            for (String m : methods) {
+                Objects.requireNonNull(m, "methods may not contain null");
+                if (!m.matches("[A-Za-z]+")) {
+                    throw new IllegalArgumentException("method '" + m + "' is not an HTTP method such as POST");
+                }
+                set.add(m.toUpperCase(Locale.ROOT));
+            }
+            this.keyedMethods = set;
+            return this;
+        }
+
+        /**
+         * Declares the targets that honour {@code Idempotency-Key}, once for the whole client (a
+         * platform lists its own services here): keyed POST and PATCH requests to them are retried.
+         * Requests to any other target are retried only when the connection was refused or could not
+         * be opened (see the class); per call, {@link IdempotentHttpClient#sendKeyed} declares one
+         * target. Default: none.
+         *
+         * @param targets each a host ({@code payments.internal}, any port and path), a {@code
+         *     host:port}, or a base URI ({@code https://payments.internal/v1}: that scheme, host and
+         *     port, and paths at or below {@code /v1})
+         * @return this builder
+         * @throws NullPointerException when the array or an entry is null
+         * @throws IllegalArgumentException when an entry is none of these
+         */
+        public Builder idempotentTargets(String... targets) {
+            Objects.requireNonNull(targets, "targets may not be null");
+            List<String> list = List.of(targets);
+            Targets.parse(list); // validates
+            this.idempotentTargets = list;
+            return this;
+        }
+
+        /**
+         * @param name names this client in log lines; default {@value #DEFAULT_NAME}
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is blank
+         */
+        public Builder name(String name) {
+            this.name = Checks.requireNonBlank(name, "name");
+            return this;
+        }
+
+        /**
+         * @return the client
+         * @throws IllegalStateException when both {@link #circuitBreakerConfig} and {@link
+         *     #noCircuitBreaker()} were called
+         */
+        public IdempotentHttpClient build() {
+            if (noCircuitBreaker && circuitBreakerConfig != null) {
+                throw new IllegalStateException(
+                        "IdempotentHttpClient got both circuitBreakerConfig(...) and noCircuitBreaker();"
+                                + " call one: the config to tune the breakers, noCircuitBreaker() to turn them off");
+            }
+            HttpClient client = httpClient != null
+                    ? httpClient
+                    : HttpClient.newBuilder().connectTimeout(attemptTimeout).build();
+            RetryBudget budget = retryBudget != null ? retryBudget : RetryBudget.of(0.1, 10, Duration.ofSeconds(10));
+            CircuitBreakerRegistry breakers = null;
+            if (!noCircuitBreaker) {
+                CircuitBreakerConfig config = circuitBreakerConfig != null
+                        ? circuitBreakerConfig
+                        : CircuitBreakerConfig.custom()
+                                .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
+                                .slidingWindowSize(20)
+                                .minimumNumberOfCalls(5)
+                                .failureRateThreshold(50)
+                                .waitDurationInOpenState(Duration.ofSeconds(10))
+                                .permittedNumberOfCallsInHalfOpenState(3)
+                                .clock(clock)
+                                .build();
+                breakers = CircuitBreakerRegistry.of(config);
+            }
+            return new RetryingClient(
+                    client,
+                    backoff,
+                    maxAttempts,
+                    budget,
+                    breakers,
+                    attemptTimeout,
+                    maxRetryAfter,
+                    clock,
+                    sleeper,
+                    random,
+                    Set.copyOf(keyedMethods),
+                    Targets.parse(idempotentTargets),
+                    name);
+        }
     }
-  }
 }

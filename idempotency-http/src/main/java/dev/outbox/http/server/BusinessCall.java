@@ -14,10 +14,10 @@ import org.jooq.DSLContext;
  */
 @FunctionalInterface
 public interface BusinessCall<X extends Exception> {
-  /**
-   * @param tx the jOOQ context of the transaction that holds the key, with the caller's settings
-   * @return the response to store and send
-   * @throws X when the request fails; the transaction rolls back and the exception propagates
-   */
-  StoredResponse execute(DSLContext tx) throws X;
+    /**
+     * @param tx the jOOQ context of the transaction that holds the key, with the caller's settings
+     * @return the response to store and send
+     * @throws X when the request fails; the transaction rolls back and the exception propagates
+     */
+    StoredResponse execute(DSLContext tx) throws X;
 }

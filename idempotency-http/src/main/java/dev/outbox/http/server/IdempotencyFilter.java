@@ -78,334 +78,346 @@ import org.slf4j.LoggerFactory;
  */
 public final class IdempotencyFilter implements Filter {
 
-  /** The request attribute that holds the key's transaction ({@link DSLContext}) during the chain. */
-  public static final String TX_ATTRIBUTE = IdempotencyFilter.class.getName() + ".transaction";
+    /** The request attribute that holds the key's transaction ({@link DSLContext}) during the chain. */
+    public static final String TX_ATTRIBUTE = IdempotencyFilter.class.getName() + ".transaction";
 
-  private static final Logger LOG = LoggerFactory.getLogger(IdempotencyFilter.class);
-
-  private final IdempotencyStore store;
-  private final Set<String> methods;
-  private final List<String> paths;
-  private final ScopeResolver scopeResolver;
-  private final RequestFingerprint fingerprint;
-  private final ResponsePolicy responsePolicy;
-  private final List<String> storedHeaders;
-  private final String log;
-  private final Admission admission;
-
-  private IdempotencyFilter(Builder b) {
-    this.store = b.store;
-    this.methods = Set.copyOf(b.methods);
-    this.paths = List.copyOf(b.paths);
-    this.scopeResolver = b.scopeResolver;
-    this.fingerprint = b.fingerprint;
-    this.responsePolicy = b.responsePolicy;
-    this.storedHeaders = List.copyOf(b.storedHeaders);
-    this.log = "[idempotency-filter " + b.name + "] ";
-    this.admission = new Admission(b.maxBodyBytes, LOG, log, counter(b.meterRegistry, b.name, "rejected"),
-        counter(b.meterRegistry, b.name, "too_large"), counter(b.meterRegistry, b.name, "unidentified"));
-  }
-
-  private static Counter counter(MeterRegistry registry, String name, String outcome) {
-    return Counter.builder(IdempotencyStore.METRIC)
-        .description("Requests with an Idempotency-Key, by outcome")
-        .tag("store", name)
-        .tag("outcome", outcome)
-        .register(registry);
-  }
-
-  /**
-   * @param store the key store
-   * @return a builder with the defaults documented on each setter
-   * @throws NullPointerException when {@code store} is null
-   */
-  public static Builder builder(IdempotencyStore store) {
-    return new Builder(Objects.requireNonNull(store, "store may not be null"));
-  }
-
-  /**
-   * The transaction that holds the request's key, for the handler's business write and outbox
-   * append. Valid only while the handler runs.
-   *
-   * @param request the current request
-   * @return the transaction's jOOQ context
-   * @throws IllegalStateException when the request did not pass through this filter
-   */
-  public static DSLContext transaction(HttpServletRequest request) {
-    Object tx = request.getAttribute(TX_ATTRIBUTE);
-    if (tx instanceof DSLContext dsl) {
-      return dsl;
-    }
-    throw new IllegalStateException("No idempotency transaction on " + request.getMethod() + " " + ScopeResolver.path(request)
-        + ": the request did not pass through IdempotencyFilter. Map the filter to this path and method"
-        + " (builder paths(...) and methods(...)), ahead of the servlet.");
-  }
-
-  @Override
-  public void doFilter(ServletRequest req, ServletResponse res, FilterChain chain) throws IOException, ServletException {
-    if (!(req instanceof HttpServletRequest request) || !(res instanceof HttpServletResponse response)
-        || !isProtected(request)) {
-      chain.doFilter(req, res);
-      return;
-    }
-    String path = ScopeResolver.path(request);
-    String key = admission.key(request, path, response);
-    if (key == null) {
-      return;
-    }
-    byte[] body = admission.body(request, path, response);
-    if (body == null) {
-      return;
-    }
-    String scope;
-    String print;
-    try {
-      scope = scopeResolver.scope(request);
-      print = scope == null ? null
-          : fingerprint.fingerprint(request.getMethod(), path, request.getQueryString(), request.getContentType(), body);
-    } catch (RuntimeException e) {
-      throw new ServletException(log + "could not resolve the scope or fingerprint of " + request.getMethod() + " " + path, e);
-    }
-    if (scope == null) {
-      admission.refuseAnonymous(request, path, response);
-      return;
-    }
-    IdempotencyRequest idempotencyRequest = new IdempotencyRequest(scope, key, print);
-    BufferedRequest buffered = new BufferedRequest(request, body);
-    CapturingResponse capturing = new CapturingResponse(response);
-    IdempotencyOutcome outcome;
-    try {
-      outcome = store.execute(idempotencyRequest, responsePolicy, tx -> {
-        buffered.setAttribute(TX_ATTRIBUTE, tx);
-        try {
-          chain.doFilter(buffered, capturing);
-        } finally {
-          buffered.removeAttribute(TX_ATTRIBUTE);
-        }
-        if (buffered.isAsyncStarted()) {
-          throw new ServletException(log + "the handler of " + request.getMethod() + " " + path
-              + " started async processing, which cannot share the key's transaction; answer synchronously");
-        }
-        return Responses.capture(capturing, storedHeaders);
-      });
-    } catch (IOException | ServletException | RuntimeException e) {
-      Responses.resetIfPossible(response);
-      throw e;
-    } catch (Exception e) {
-      Responses.resetIfPossible(response);
-      throw new ServletException(e);
-    }
-    switch (outcome) {
-      case IdempotencyOutcome.Executed e -> Responses.sendBody(response, capturing.body());
-      case IdempotencyOutcome.NotStored n -> Responses.sendBody(response, capturing.body());
-      case IdempotencyOutcome.Replayed r -> Responses.replay(response, r.response());
-      case IdempotencyOutcome.Mismatch m -> Responses.mismatch(response, key, request.getMethod() + " " + path);
-      case IdempotencyOutcome.InFlight f ->
-          Responses.inFlight(response, key, request.getMethod() + " " + path, f.retryAfter());
-    }
-  }
-
-  private boolean isProtected(HttpServletRequest request) {
-    return covers(request.getMethod(), ScopeResolver.path(request));
-  }
-
-  /**
-   * Whether this filter protects a method on a path: a request with that method to that path must
-   * carry an {@code Idempotency-Key} and runs inside the key's transaction. Use it to check, for
-   * example at start-up or in a test, that every endpoint meant to be idempotent is covered by the
-   * filter's {@link Builder#methods methods} and {@link Builder#paths paths}.
-   *
-   * @param method an HTTP method, any case, e.g. {@code POST}
-   * @param path a path inside the application ({@code servletPath + pathInfo}, no query string),
-   *     e.g. {@code /orders/42}
-   * @return true when the filter requires a key for that method and path
-   * @throws NullPointerException when an argument is null
-   */
-  public boolean covers(String method, String path) {
-    Objects.requireNonNull(method, "method may not be null");
-    Objects.requireNonNull(path, "path may not be null");
-    return methods.contains(method.toUpperCase(Locale.ROOT)) && PathPatterns.matchesAny(paths, path);
-  }
-
-  /**
-   * Builds an {@link IdempotencyFilter}. Setters check their own argument at once ({@link
-   * NullPointerException} for null, {@link IllegalArgumentException} for a bad value). Not
-   * thread-safe; the built filter is.
-   */
-  public static final class Builder {
-    /** Default {@link #methods(String...)}: the two methods HTTP does not define as idempotent. */
-    public static final Set<String> DEFAULT_METHODS = Set.of("POST", "PATCH");
-
-    /** Default {@link #paths(String...)}: every path. */
-    public static final List<String> DEFAULT_PATHS = List.of("/*");
-
-    /** Default {@link #maxBodyBytes(int)}: 1 MiB. */
-    public static final int DEFAULT_MAX_BODY_BYTES = 1 << 20;
-
-    /** Largest {@link #maxBodyBytes(int)}: 64 MiB. */
-    public static final int MAX_BODY_BYTES = 64 << 20;
-
-    /** Default {@link #storedHeaders(String...)}. */
-    public static final List<String> DEFAULT_STORED_HEADERS =
-        List.of("Content-Type", "Location", "Content-Location", "ETag", "Last-Modified", "Content-Language");
-
-    /** Default {@link #name(String)}, the same as the store's. */
-    public static final String DEFAULT_NAME = IdempotencyStore.Builder.DEFAULT_NAME;
+    private static final Logger LOG = LoggerFactory.getLogger(IdempotencyFilter.class);
 
     private final IdempotencyStore store;
-    private Set<String> methods = DEFAULT_METHODS;
-    private List<String> paths = DEFAULT_PATHS;
-    private ScopeResolver scopeResolver = ScopeResolver.principal();
-    private RequestFingerprint fingerprint = RequestFingerprint.sha256();
-    private ResponsePolicy responsePolicy = ResponsePolicy.standard();
-    private int maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
-    private List<String> storedHeaders = DEFAULT_STORED_HEADERS;
-    private MeterRegistry meterRegistry = Metrics.globalRegistry;
-    private String name = DEFAULT_NAME;
+    private final Set<String> methods;
+    private final List<String> paths;
+    private final ScopeResolver scopeResolver;
+    private final RequestFingerprint fingerprint;
+    private final ResponsePolicy responsePolicy;
+    private final List<String> storedHeaders;
+    private final String log;
+    private final Admission admission;
 
-    private Builder(IdempotencyStore store) {
-      this.store = store;
+    private IdempotencyFilter(Builder b) {
+        this.store = b.store;
+        this.methods = Set.copyOf(b.methods);
+        this.paths = List.copyOf(b.paths);
+        this.scopeResolver = b.scopeResolver;
+        this.fingerprint = b.fingerprint;
+        this.responsePolicy = b.responsePolicy;
+        this.storedHeaders = List.copyOf(b.storedHeaders);
+        this.log = "[idempotency-filter " + b.name + "] ";
+        this.admission = new Admission(
+                b.maxBodyBytes,
+                LOG,
+                log,
+                counter(b.meterRegistry, b.name, "rejected"),
+                counter(b.meterRegistry, b.name, "too_large"),
+                counter(b.meterRegistry, b.name, "unidentified"));
+    }
+
+    private static Counter counter(MeterRegistry registry, String name, String outcome) {
+        return Counter.builder(IdempotencyStore.METRIC)
+                .description("Requests with an Idempotency-Key, by outcome")
+                .tag("store", name)
+                .tag("outcome", outcome)
+                .register(registry);
     }
 
     /**
-     * @param methods the methods that need a key; default {@link #DEFAULT_METHODS} ({@code POST}
-     *     and {@code PATCH}, the methods HTTP does not define as idempotent)
-     * @return this builder
-     * @throws NullPointerException when the array or a method is null
-     * @throws IllegalArgumentException when none is given or one is not an HTTP method token
+     * @param store the key store
+     * @return a builder with the defaults documented on each setter
+     * @throws NullPointerException when {@code store} is null
      */
-    public Builder methods(String... methods) {
-      Objects.requireNonNull(methods, "methods may not be null");
-      if (methods.length == 0) {
-        throw new IllegalArgumentException("methods may not be empty; the default is POST and PATCH");
-      }
-      Set<String> set = new LinkedHashSet<>();
-      for (String m : methods) {
-        Objects.requireNonNull(m, "methods may not contain null");
-        if (!m.matches("[A-Za-z]+")) {
-          throw new IllegalArgumentException("method '" + m + "' is not an HTTP method such as POST");
+    public static Builder builder(IdempotencyStore store) {
+        return new Builder(Objects.requireNonNull(store, "store may not be null"));
+    }
+
+    /**
+     * The transaction that holds the request's key, for the handler's business write and outbox
+     * append. Valid only while the handler runs.
+     *
+     * @param request the current request
+     * @return the transaction's jOOQ context
+     * @throws IllegalStateException when the request did not pass through this filter
+     */
+    public static DSLContext transaction(HttpServletRequest request) {
+        Object tx = request.getAttribute(TX_ATTRIBUTE);
+        if (tx instanceof DSLContext dsl) {
+            return dsl;
         }
-        set.add(m.toUpperCase(Locale.ROOT));
-      }
-      this.methods = set;
-      return this;
+        throw new IllegalStateException(
+                "No idempotency transaction on " + request.getMethod() + " " + ScopeResolver.path(request)
+                        + ": the request did not pass through IdempotencyFilter. Map the filter to this path and method"
+                        + " (builder paths(...) and methods(...)), ahead of the servlet.");
+    }
+
+    @Override
+    public void doFilter(ServletRequest req, ServletResponse res, FilterChain chain)
+            throws IOException, ServletException {
+        if (!(req instanceof HttpServletRequest request)
+                || !(res instanceof HttpServletResponse response)
+                || !isProtected(request)) {
+            chain.doFilter(req, res);
+            return;
+        }
+        String path = ScopeResolver.path(request);
+        String key = admission.key(request, path, response);
+        if (key == null) {
+            return;
+        }
+        byte[] body = admission.body(request, path, response);
+        if (body == null) {
+            return;
+        }
+        String scope;
+        String print;
+        try {
+            scope = scopeResolver.scope(request);
+            print = scope == null
+                    ? null
+                    : fingerprint.fingerprint(
+                            request.getMethod(), path, request.getQueryString(), request.getContentType(), body);
+        } catch (RuntimeException e) {
+            throw new ServletException(
+                    log + "could not resolve the scope or fingerprint of " + request.getMethod() + " " + path, e);
+        }
+        if (scope == null) {
+            admission.refuseAnonymous(request, path, response);
+            return;
+        }
+        IdempotencyRequest idempotencyRequest = new IdempotencyRequest(scope, key, print);
+        BufferedRequest buffered = new BufferedRequest(request, body);
+        CapturingResponse capturing = new CapturingResponse(response);
+        IdempotencyOutcome outcome;
+        try {
+            outcome = store.execute(idempotencyRequest, responsePolicy, tx -> {
+                buffered.setAttribute(TX_ATTRIBUTE, tx);
+                try {
+                    chain.doFilter(buffered, capturing);
+                } finally {
+                    buffered.removeAttribute(TX_ATTRIBUTE);
+                }
+                if (buffered.isAsyncStarted()) {
+                    throw new ServletException(
+                            log + "the handler of " + request.getMethod() + " " + path
+                                    + " started async processing, which cannot share the key's transaction; answer synchronously");
+                }
+                return Responses.capture(capturing, storedHeaders);
+            });
+        } catch (IOException | ServletException | RuntimeException e) {
+            Responses.resetIfPossible(response);
+            throw e;
+        } catch (Exception e) {
+            Responses.resetIfPossible(response);
+            throw new ServletException(e);
+        }
+        switch (outcome) {
+            case IdempotencyOutcome.Executed e -> Responses.sendBody(response, capturing.body());
+            case IdempotencyOutcome.NotStored n -> Responses.sendBody(response, capturing.body());
+            case IdempotencyOutcome.Replayed r -> Responses.replay(response, r.response());
+            case IdempotencyOutcome.Mismatch m -> Responses.mismatch(response, key, request.getMethod() + " " + path);
+            case IdempotencyOutcome.InFlight f ->
+                Responses.inFlight(response, key, request.getMethod() + " " + path, f.retryAfter());
+        }
+    }
+
+    private boolean isProtected(HttpServletRequest request) {
+        return covers(request.getMethod(), ScopeResolver.path(request));
     }
 
     /**
-     * @param patterns the paths (inside the application) that need a key: exact ({@code /orders}),
-     *     a prefix ({@code /orders/*} matches {@code /orders} and everything below it) or {@code /*}
-     *     for all; default {@link #DEFAULT_PATHS} ({@code /*})
-     * @return this builder
-     * @throws NullPointerException when the array or a pattern is null
-     * @throws IllegalArgumentException when none is given or a pattern does not start with {@code /}
-     *     or has a {@code *} other than a trailing {@code /*}
+     * Whether this filter protects a method on a path: a request with that method to that path must
+     * carry an {@code Idempotency-Key} and runs inside the key's transaction. Use it to check, for
+     * example at start-up or in a test, that every endpoint meant to be idempotent is covered by the
+     * filter's {@link Builder#methods methods} and {@link Builder#paths paths}.
+     *
+     * @param method an HTTP method, any case, e.g. {@code POST}
+     * @param path a path inside the application ({@code servletPath + pathInfo}, no query string),
+     *     e.g. {@code /orders/42}
+     * @return true when the filter requires a key for that method and path
+     * @throws NullPointerException when an argument is null
      */
-    public Builder paths(String... patterns) {
-      Objects.requireNonNull(patterns, "patterns may not be null");
-      if (patterns.length == 0) {
-        throw new IllegalArgumentException("paths may not be empty; the default is /* (every path)");
-      }
-      List<String> list = new ArrayList<>();
-      for (String p : patterns) {
-        list.add(PathPatterns.requireSupported(Objects.requireNonNull(p, "paths may not contain null")));
-      }
-      this.paths = list;
-      return this;
+    public boolean covers(String method, String path) {
+        Objects.requireNonNull(method, "method may not be null");
+        Objects.requireNonNull(path, "path may not be null");
+        return methods.contains(method.toUpperCase(Locale.ROOT)) && PathPatterns.matchesAny(paths, path);
     }
 
     /**
-     * @param scopeResolver decides whose key it is; default {@link ScopeResolver#principal()},
-     *     which refuses requests without an authenticated principal with 401
-     * @return this builder
-     * @throws NullPointerException when it is null
+     * Builds an {@link IdempotencyFilter}. Setters check their own argument at once ({@link
+     * NullPointerException} for null, {@link IllegalArgumentException} for a bad value). Not
+     * thread-safe; the built filter is.
      */
-    public Builder scopeResolver(ScopeResolver scopeResolver) {
-      this.scopeResolver = Objects.requireNonNull(scopeResolver, "scopeResolver may not be null");
-      return this;
-    }
+    public static final class Builder {
+        /** Default {@link #methods(String...)}: the two methods HTTP does not define as idempotent. */
+        public static final Set<String> DEFAULT_METHODS = Set.of("POST", "PATCH");
 
-    /**
-     * @param fingerprint identifies a request's content; default {@link RequestFingerprint#sha256()}
-     * @return this builder
-     * @throws NullPointerException when it is null
-     */
-    public Builder fingerprint(RequestFingerprint fingerprint) {
-      this.fingerprint = Objects.requireNonNull(fingerprint, "fingerprint may not be null");
-      return this;
-    }
+        /** Default {@link #paths(String...)}: every path. */
+        public static final List<String> DEFAULT_PATHS = List.of("/*");
 
-    /**
-     * @param responsePolicy decides, from the status the handler answered, whether the handler's
-     *     writes commit, whether the answer is stored for replay, or whether the key is released
-     *     for a retry; default {@link ResponsePolicy#standard()} (2xx commits; final refusals such
-     *     as 400, 404, 422 are stored without the writes; 5xx, 401, 403, 408, 409, 423, 425, 429
-     *     release the key)
-     * @return this builder
-     * @throws NullPointerException when it is null
-     */
-    public Builder responsePolicy(ResponsePolicy responsePolicy) {
-      this.responsePolicy = Objects.requireNonNull(responsePolicy, "responsePolicy may not be null");
-      return this;
-    }
+        /** Default {@link #maxBodyBytes(int)}: 1 MiB. */
+        public static final int DEFAULT_MAX_BODY_BYTES = 1 << 20;
 
-    /**
-     * @param maxBodyBytes the largest request body buffered; larger ones get 413; default {@link
-     *     #DEFAULT_MAX_BODY_BYTES} (1 MiB)
-     * @return this builder
-     * @throws IllegalArgumentException when it is not between 0 and {@link #MAX_BODY_BYTES} (64 MiB)
-     */
-    public Builder maxBodyBytes(int maxBodyBytes) {
-      this.maxBodyBytes =
-          Checks.requireBetween(maxBodyBytes, 0, MAX_BODY_BYTES, "maxBodyBytes", "; the default is 1048576 (1 MiB)");
-      return this;
-    }
+        /** Largest {@link #maxBodyBytes(int)}: 64 MiB. */
+        public static final int MAX_BODY_BYTES = 64 << 20;
 
-    /**
-     * @param names the response headers stored with the response and sent on replays; default
-     *     {@link #DEFAULT_STORED_HEADERS} ({@code Content-Type, Location, Content-Location, ETag,
-     *     Last-Modified, Content-Language}). The first response carries every header the handler
-     *     set; replays carry only these.
-     * @return this builder
-     * @throws NullPointerException when the array or a name is null
-     * @throws IllegalArgumentException when a name is blank, or a cookie or hop-by-hop header, which
-     *     must never be replayed
-     */
-    public Builder storedHeaders(String... names) {
-      Objects.requireNonNull(names, "names may not be null");
-      List<String> list = new ArrayList<>();
-      for (String n : names) {
-        list.add(Responses.requireStorable(Objects.requireNonNull(n, "names may not contain null")));
-      }
-      this.storedHeaders = list;
-      return this;
-    }
+        /** Default {@link #storedHeaders(String...)}. */
+        public static final List<String> DEFAULT_STORED_HEADERS =
+                List.of("Content-Type", "Location", "Content-Location", "ETag", "Last-Modified", "Content-Language");
 
-    /**
-     * @param meterRegistry where the filter's counters go; default Micrometer's global registry
-     *     ({@link Metrics#globalRegistry})
-     * @return this builder
-     * @throws NullPointerException when it is null
-     */
-    public Builder meterRegistry(MeterRegistry meterRegistry) {
-      this.meterRegistry = Objects.requireNonNull(meterRegistry, "meterRegistry may not be null");
-      return this;
-    }
+        /** Default {@link #name(String)}, the same as the store's. */
+        public static final String DEFAULT_NAME = IdempotencyStore.Builder.DEFAULT_NAME;
 
-    /**
-     * @param name names this filter in log lines and in the metrics' {@code store} tag; default
-     *     {@value #DEFAULT_NAME} (use the store's name, so their counters line up)
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is blank
-     */
-    public Builder name(String name) {
-      this.name = Checks.requireNonBlank(name, "name");
-      return this;
-    }
+        private final IdempotencyStore store;
+        private Set<String> methods = DEFAULT_METHODS;
+        private List<String> paths = DEFAULT_PATHS;
+        private ScopeResolver scopeResolver = ScopeResolver.principal();
+        private RequestFingerprint fingerprint = RequestFingerprint.sha256();
+        private ResponsePolicy responsePolicy = ResponsePolicy.standard();
+        private int maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
+        private List<String> storedHeaders = DEFAULT_STORED_HEADERS;
+        private MeterRegistry meterRegistry = Metrics.globalRegistry;
+        private String name = DEFAULT_NAME;
 
-    /** @return the filter */
-    public IdempotencyFilter build() {
-      return new IdempotencyFilter(this);
+        private Builder(IdempotencyStore store) {
+            this.store = store;
+        }
+
+        /**
+         * @param methods the methods that need a key; default {@link #DEFAULT_METHODS} ({@code POST}
+         *     and {@code PATCH}, the methods HTTP does not define as idempotent)
+         * @return this builder
+         * @throws NullPointerException when the array or a method is null
+         * @throws IllegalArgumentException when none is given or one is not an HTTP method token
+         */
+        public Builder methods(String... methods) {
+            Objects.requireNonNull(methods, "methods may not be null");
+            if (methods.length == 0) {
+                throw new IllegalArgumentException("methods may not be empty; the default is POST and PATCH");
+            }
+            Set<String> set = new LinkedHashSet<>();
+            for (String m : methods) {
+                Objects.requireNonNull(m, "methods may not contain null");
+                if (!m.matches("[A-Za-z]+")) {
+                    throw new IllegalArgumentException("method '" + m + "' is not an HTTP method such as POST");
+                }
+                set.add(m.toUpperCase(Locale.ROOT));
+            }
+            this.methods = set;
+            return this;
+        }
+
+        /**
+         * @param patterns the paths (inside the application) that need a key: exact ({@code /orders}),
+         *     a prefix ({@code /orders/*} matches {@code /orders} and everything below it) or {@code /*}
+         *     for all; default {@link #DEFAULT_PATHS} ({@code /*})
+         * @return this builder
+         * @throws NullPointerException when the array or a pattern is null
+         * @throws IllegalArgumentException when none is given or a pattern does not start with {@code /}
+         *     or has a {@code *} other than a trailing {@code /*}
+         */
+        public Builder paths(String... patterns) {
+            Objects.requireNonNull(patterns, "patterns may not be null");
+            if (patterns.length == 0) {
+                throw new IllegalArgumentException("paths may not be empty; the default is /* (every path)");
+            }
+            List<String> list = new ArrayList<>();
+            for (String p : patterns) {
+                list.add(PathPatterns.requireSupported(Objects.requireNonNull(p, "paths may not contain null")));
+            }
+            this.paths = list;
+            return this;
+        }
+
+        /**
+         * @param scopeResolver decides whose key it is; default {@link ScopeResolver#principal()},
+         *     which refuses requests without an authenticated principal with 401
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder scopeResolver(ScopeResolver scopeResolver) {
+            this.scopeResolver = Objects.requireNonNull(scopeResolver, "scopeResolver may not be null");
+            return this;
+        }
+
+        /**
+         * @param fingerprint identifies a request's content; default {@link RequestFingerprint#sha256()}
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder fingerprint(RequestFingerprint fingerprint) {
+            this.fingerprint = Objects.requireNonNull(fingerprint, "fingerprint may not be null");
+            return this;
+        }
+
+        /**
+         * @param responsePolicy decides, from the status the handler answered, whether the handler's
+         *     writes commit, whether the answer is stored for replay, or whether the key is released
+         *     for a retry; default {@link ResponsePolicy#standard()} (2xx commits; final refusals such
+         *     as 400, 404, 422 are stored without the writes; 5xx, 401, 403, 408, 409, 423, 425, 429
+         *     release the key)
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder responsePolicy(ResponsePolicy responsePolicy) {
+            this.responsePolicy = Objects.requireNonNull(responsePolicy, "responsePolicy may not be null");
+            return this;
+        }
+
+        /**
+         * @param maxBodyBytes the largest request body buffered; larger ones get 413; default {@link
+         *     #DEFAULT_MAX_BODY_BYTES} (1 MiB)
+         * @return this builder
+         * @throws IllegalArgumentException when it is not between 0 and {@link #MAX_BODY_BYTES} (64 MiB)
+         */
+        public Builder maxBodyBytes(int maxBodyBytes) {
+            this.maxBodyBytes = Checks.requireBetween(
+                    maxBodyBytes, 0, MAX_BODY_BYTES, "maxBodyBytes", "; the default is 1048576 (1 MiB)");
+            return this;
+        }
+
+        /**
+         * @param names the response headers stored with the response and sent on replays; default
+         *     {@link #DEFAULT_STORED_HEADERS} ({@code Content-Type, Location, Content-Location, ETag,
+         *     Last-Modified, Content-Language}). The first response carries every header the handler
+         *     set; replays carry only these.
+         * @return this builder
+         * @throws NullPointerException when the array or a name is null
+         * @throws IllegalArgumentException when a name is blank, or a cookie or hop-by-hop header, which
+         *     must never be replayed
+         */
+        public Builder storedHeaders(String... names) {
+            Objects.requireNonNull(names, "names may not be null");
+            List<String> list = new ArrayList<>();
+            for (String n : names) {
+                list.add(Responses.requireStorable(Objects.requireNonNull(n, "names may not contain null")));
+            }
+            this.storedHeaders = list;
+            return this;
+        }
+
+        /**
+         * @param meterRegistry where the filter's counters go; default Micrometer's global registry
+         *     ({@link Metrics#globalRegistry})
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder meterRegistry(MeterRegistry meterRegistry) {
+            this.meterRegistry = Objects.requireNonNull(meterRegistry, "meterRegistry may not be null");
+            return this;
+        }
+
+        /**
+         * @param name names this filter in log lines and in the metrics' {@code store} tag; default
+         *     {@value #DEFAULT_NAME} (use the store's name, so their counters line up)
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is blank
+         */
+        public Builder name(String name) {
+            this.name = Checks.requireNonBlank(name, "name");
+            return this;
+        }
+
+        /** @return the filter */
+        public IdempotencyFilter build() {
+            return new IdempotencyFilter(this);
+        }
     }
-  }
 }

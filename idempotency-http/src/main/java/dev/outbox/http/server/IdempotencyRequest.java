@@ -12,24 +12,24 @@ import java.util.Objects;
  *     with another fingerprint is refused with 422
  */
 public record IdempotencyRequest(String scope, String key, String fingerprint) {
-  /**
-   * @throws NullPointerException when an argument is null
-   * @throws IllegalArgumentException when the scope or fingerprint is empty or the key is empty or
-   *     longer than {@value IdempotencyKey#MAX_LENGTH} characters
-   */
-  public IdempotencyRequest {
-    Objects.requireNonNull(scope, "scope may not be null");
-    Objects.requireNonNull(key, "key may not be null");
-    Objects.requireNonNull(fingerprint, "fingerprint may not be null");
-    if (scope.isEmpty()) {
-      throw new IllegalArgumentException("scope may not be empty; name at least the method and route");
+    /**
+     * @throws NullPointerException when an argument is null
+     * @throws IllegalArgumentException when the scope or fingerprint is empty or the key is empty or
+     *     longer than {@value IdempotencyKey#MAX_LENGTH} characters
+     */
+    public IdempotencyRequest {
+        Objects.requireNonNull(scope, "scope may not be null");
+        Objects.requireNonNull(key, "key may not be null");
+        Objects.requireNonNull(fingerprint, "fingerprint may not be null");
+        if (scope.isEmpty()) {
+            throw new IllegalArgumentException("scope may not be empty; name at least the method and route");
+        }
+        if (key.isEmpty() || key.length() > IdempotencyKey.MAX_LENGTH) {
+            throw new IllegalArgumentException(
+                    "key must be 1 to " + IdempotencyKey.MAX_LENGTH + " characters long, got " + key.length());
+        }
+        if (fingerprint.isEmpty()) {
+            throw new IllegalArgumentException("fingerprint may not be empty");
+        }
     }
-    if (key.isEmpty() || key.length() > IdempotencyKey.MAX_LENGTH) {
-      throw new IllegalArgumentException(
-          "key must be 1 to " + IdempotencyKey.MAX_LENGTH + " characters long, got " + key.length());
-    }
-    if (fingerprint.isEmpty()) {
-      throw new IllegalArgumentException("fingerprint may not be empty");
-    }
-  }
 }

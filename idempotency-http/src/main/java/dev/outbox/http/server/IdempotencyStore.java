@@ -61,299 +61,315 @@ import org.jooq.impl.DSL;
  */
 public interface IdempotencyStore {
 
-  /** The name of the counter of requests by outcome. */
-  String METRIC = "outbox.idempotency.requests";
+    /** The name of the counter of requests by outcome. */
+    String METRIC = "outbox.idempotency.requests";
 
-  /** The longest scope, in UTF-8 bytes, stored as it is; longer ones are stored as a hash. */
-  int MAX_PLAIN_SCOPE_BYTES = 512;
+    /** The longest scope, in UTF-8 bytes, stored as it is; longer ones are stored as a hash. */
+    int MAX_PLAIN_SCOPE_BYTES = 512;
 
-  /** @return a builder with the defaults documented on each setter */
-  static Builder builder() {
-    return new Builder();
-  }
-
-  /**
-   * Runs {@code call} once for the request's key, or answers without running it, with {@link
-   * ResponsePolicy#standard()}.
-   *
-   * @param request scope, key and fingerprint
-   * @param call the request's work, run inside the key's transaction
-   * @param <X> the checked exception the call may throw
-   * @return what happened
-   * @throws X when the call throws it; nothing of the request remains
-   * @throws NullPointerException when an argument is null, or the call returns null
-   * @throws org.jooq.exception.DataAccessException when the database fails (SQLState kept), for
-   *     example when no connection is available, the commit fails, or the request held its key
-   *     longer than {@link Builder#holdTimeout} and PostgreSQL ended it; nothing is stored then
-   */
-  default <X extends Exception> IdempotencyOutcome execute(IdempotencyRequest request, BusinessCall<X> call) throws X {
-    return execute(request, ResponsePolicy.standard(), call);
-  }
-
-  /**
-   * Runs {@code call} once for the request's key, or answers without running it; {@code policy}
-   * decides from the call's response what is committed and what is stored.
-   *
-   * @param request scope, key and fingerprint
-   * @param policy what to do with the call's writes and the key, by response status
-   * @param call the request's work, run inside the key's transaction
-   * @param <X> the checked exception the call may throw
-   * @return what happened
-   * @throws X when the call throws it; nothing of the request remains
-   * @throws NullPointerException when an argument is null, or the call or the policy returns null
-   * @throws org.jooq.exception.DataAccessException see {@link #execute(IdempotencyRequest,
-   *     BusinessCall)}
-   */
-  <X extends Exception> IdempotencyOutcome execute(IdempotencyRequest request, ResponsePolicy policy, BusinessCall<X> call)
-      throws X;
-
-  /**
-   * Deletes expired keys in batches of {@link Builder#purgeBatchSize}, each in its own short
-   * transaction, until none is left. Keys that have not expired stay. Run it periodically (for
-   * example hourly) from one or all instances; concurrent purges are safe.
-   *
-   * @return how many keys were deleted
-   * @throws org.jooq.exception.DataAccessException when the database fails
-   */
-  long purgeExpired();
-
-  /** @return how long a key is kept after its request */
-  Duration ttl();
-
-  /**
-   * Builds an {@link IdempotencyStore}. Setters check their own argument at once ({@link
-   * NullPointerException} for null, {@link IllegalArgumentException} for a bad value); {@link
-   * #build()} checks the combination ({@link IllegalStateException}). Not thread-safe; the built
-   * store is.
-   */
-  final class Builder {
-    /** Default {@link #lockTimeout(Duration)}: 2 s. */
-    public static final Duration DEFAULT_LOCK_TIMEOUT = Duration.ofSeconds(2);
-
-    /** Shortest {@link #lockTimeout(Duration)}: 1 ms. */
-    public static final Duration MIN_LOCK_TIMEOUT = Duration.ofMillis(1);
-
-    /** Longest {@link #lockTimeout(Duration)}: 10 minutes. */
-    public static final Duration MAX_LOCK_TIMEOUT = Duration.ofMinutes(10);
-
-    /** Default {@link #retryAfter(Duration)}: 1 s. */
-    public static final Duration DEFAULT_RETRY_AFTER = Duration.ofSeconds(1);
-
-    /** Longest {@link #retryAfter(Duration)}: 1 hour. */
-    public static final Duration MAX_RETRY_AFTER = Duration.ofHours(1);
-
-    /** Default {@link #holdTimeout(Duration)}: 60 s. */
-    public static final Duration DEFAULT_HOLD_TIMEOUT = Duration.ofSeconds(60);
-
-    /** Shortest {@link #holdTimeout(Duration)}: 1 s. */
-    public static final Duration MIN_HOLD_TIMEOUT = Duration.ofSeconds(1);
-
-    /** Longest {@link #holdTimeout(Duration)}: 24 h. */
-    public static final Duration MAX_HOLD_TIMEOUT = Duration.ofHours(24);
-
-    /** Default {@link #ttl(Duration)}: 24 h. */
-    public static final Duration DEFAULT_TTL = Duration.ofHours(24);
-
-    /** Default {@link #purgeBatchSize(int)}. */
-    public static final int DEFAULT_PURGE_BATCH_SIZE = 1000;
-
-    /** Largest {@link #purgeBatchSize(int)}. */
-    public static final int MAX_PURGE_BATCH_SIZE = 100_000;
-
-    /** Default {@link #name(String)}. */
-    public static final String DEFAULT_NAME = "default";
-
-    private DSLContext dsl;
-    private DataSource dataSource;
-    private String schema = OutboxMigrations.DEFAULT_SCHEMA;
-    private Duration lockTimeout = DEFAULT_LOCK_TIMEOUT;
-    private Duration retryAfter = DEFAULT_RETRY_AFTER;
-    private Duration holdTimeout = DEFAULT_HOLD_TIMEOUT;
-    private Duration ttl = DEFAULT_TTL;
-    private Clock clock = Clock.systemUTC();
-    private int purgeBatchSize = DEFAULT_PURGE_BATCH_SIZE;
-    private MeterRegistry meterRegistry = Metrics.globalRegistry;
-    private String name = DEFAULT_NAME;
-
-    private Builder() {}
-
-    /**
-     * @param dsl the jOOQ context whose transactions the store uses (for example one bound to
-     *     Spring's transaction manager); the business call gets the transaction with these
-     *     settings. Give this or {@link #dataSource}, not both.
-     * @return this builder
-     * @throws NullPointerException when it is null
-     */
-    public Builder dsl(DSLContext dsl) {
-      this.dsl = Objects.requireNonNull(dsl, "dsl may not be null");
-      return this;
+    /** @return a builder with the defaults documented on each setter */
+    static Builder builder() {
+        return new Builder();
     }
 
     /**
-     * @param dataSource the PostgreSQL data source; the store uses plain jOOQ transactions on it.
-     *     Give this or {@link #dsl}, not both.
-     * @return this builder
-     * @throws NullPointerException when it is null
+     * Runs {@code call} once for the request's key, or answers without running it, with {@link
+     * ResponsePolicy#standard()}.
+     *
+     * @param request scope, key and fingerprint
+     * @param call the request's work, run inside the key's transaction
+     * @param <X> the checked exception the call may throw
+     * @return what happened
+     * @throws X when the call throws it; nothing of the request remains
+     * @throws NullPointerException when an argument is null, or the call returns null
+     * @throws org.jooq.exception.DataAccessException when the database fails (SQLState kept), for
+     *     example when no connection is available, the commit fails, or the request held its key
+     *     longer than {@link Builder#holdTimeout} and PostgreSQL ended it; nothing is stored then
      */
-    public Builder dataSource(DataSource dataSource) {
-      this.dataSource = Objects.requireNonNull(dataSource, "dataSource may not be null");
-      return this;
+    default <X extends Exception> IdempotencyOutcome execute(IdempotencyRequest request, BusinessCall<X> call)
+            throws X {
+        return execute(request, ResponsePolicy.standard(), call);
     }
 
     /**
-     * @param schema the schema the outbox migrations were applied to; default {@value
-     *     OutboxMigrations#DEFAULT_SCHEMA}
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is not a plain SQL identifier
+     * Runs {@code call} once for the request's key, or answers without running it; {@code policy}
+     * decides from the call's response what is committed and what is stored.
+     *
+     * @param request scope, key and fingerprint
+     * @param policy what to do with the call's writes and the key, by response status
+     * @param call the request's work, run inside the key's transaction
+     * @param <X> the checked exception the call may throw
+     * @return what happened
+     * @throws X when the call throws it; nothing of the request remains
+     * @throws NullPointerException when an argument is null, or the call or the policy returns null
+     * @throws org.jooq.exception.DataAccessException see {@link #execute(IdempotencyRequest,
+     *     BusinessCall)}
      */
-    public Builder schema(String schema) {
-      this.schema = OutboxMigrations.requireValidSchema(schema);
-      return this;
-    }
+    <X extends Exception> IdempotencyOutcome execute(
+            IdempotencyRequest request, ResponsePolicy policy, BusinessCall<X> call) throws X;
 
     /**
-     * @param lockTimeout how long a request waits for another transaction that holds the same key
-     *     before it gets {@link IdempotencyOutcome.InFlight} (409); default {@link
-     *     #DEFAULT_LOCK_TIMEOUT} (2 s). Waiting a little
-     *     lets a duplicate that arrives while the first request is finishing get the replay instead
-     *     of a 409. A waiting duplicate holds no pooled connection: it looks at the key for a few
-     *     milliseconds at a time, and pauses (up to 200 ms) between looks with its connection
-     *     returned to the pool.
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is not between {@link #MIN_LOCK_TIMEOUT} (1 ms) and
-     *     {@link #MAX_LOCK_TIMEOUT} (10 minutes)
+     * Deletes expired keys in batches of {@link Builder#purgeBatchSize}, each in its own short
+     * transaction, until none is left. Keys that have not expired stay. Run it periodically (for
+     * example hourly) from one or all instances; concurrent purges are safe.
+     *
+     * @return how many keys were deleted
+     * @throws org.jooq.exception.DataAccessException when the database fails
      */
-    public Builder lockTimeout(Duration lockTimeout) {
-      Objects.requireNonNull(lockTimeout, "lockTimeout may not be null");
-      if (lockTimeout.compareTo(MIN_LOCK_TIMEOUT) < 0 || lockTimeout.compareTo(MAX_LOCK_TIMEOUT) > 0) {
-        throw new IllegalArgumentException(
-            "lockTimeout must be between 1 ms and 10 minutes, got " + lockTimeout + "; the default is 2 s");
-      }
-      this.lockTimeout = lockTimeout;
-      return this;
-    }
+    long purgeExpired();
+
+    /** @return how long a key is kept after its request */
+    Duration ttl();
 
     /**
-     * @param retryAfter what {@link IdempotencyOutcome.InFlight} tells the client to wait; sent as
-     *     {@code Retry-After} in whole seconds, rounded up; default {@link #DEFAULT_RETRY_AFTER} (1 s)
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is negative or longer than {@link #MAX_RETRY_AFTER}
-     *     (1 hour)
+     * Builds an {@link IdempotencyStore}. Setters check their own argument at once ({@link
+     * NullPointerException} for null, {@link IllegalArgumentException} for a bad value); {@link
+     * #build()} checks the combination ({@link IllegalStateException}). Not thread-safe; the built
+     * store is.
      */
-    public Builder retryAfter(Duration retryAfter) {
-      Objects.requireNonNull(retryAfter, "retryAfter may not be null");
-      if (retryAfter.isNegative() || retryAfter.compareTo(MAX_RETRY_AFTER) > 0) {
-        throw new IllegalArgumentException("retryAfter must be between 0 and 1 hour, got " + retryAfter + "; the default is 1 s");
-      }
-      this.retryAfter = retryAfter;
-      return this;
-    }
+    final class Builder {
+        /** Default {@link #lockTimeout(Duration)}: 2 s. */
+        public static final Duration DEFAULT_LOCK_TIMEOUT = Duration.ofSeconds(2);
 
-    /**
-     * @param holdTimeout the longest a request may hold its key; default {@link
-     *     #DEFAULT_HOLD_TIMEOUT} (60 s). The key's
-     *     transaction runs with {@code statement_timeout} and {@code
-     *     idle_in_transaction_session_timeout} at most this long (a shorter session setting is
-     *     kept), so PostgreSQL ends a request whose handler hangs (for example on a call to another
-     *     system without a timeout) or whose application server lost the database, and its key is
-     *     released for a retry; without it, every retry would get 409 until the server noticed,
-     *     which after a network partition takes the TCP keepalive time (hours by default). Ending
-     *     an idle transaction closes its connection, which the pool replaces. Pick it above the
-     *     slowest legitimate request.
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is not between {@link #MIN_HOLD_TIMEOUT} (1 s) and
-     *     {@link #MAX_HOLD_TIMEOUT} (24 h)
-     */
-    public Builder holdTimeout(Duration holdTimeout) {
-      Objects.requireNonNull(holdTimeout, "holdTimeout may not be null");
-      if (holdTimeout.compareTo(MIN_HOLD_TIMEOUT) < 0 || holdTimeout.compareTo(MAX_HOLD_TIMEOUT) > 0) {
-        throw new IllegalArgumentException(
-            "holdTimeout must be between 1 s and 24 h, got " + holdTimeout + "; the default is 60 s");
-      }
-      this.holdTimeout = holdTimeout;
-      return this;
-    }
+        /** Shortest {@link #lockTimeout(Duration)}: 1 ms. */
+        public static final Duration MIN_LOCK_TIMEOUT = Duration.ofMillis(1);
 
-    /**
-     * @param ttl how long a key is remembered after its request; default {@link #DEFAULT_TTL} (24
-     *     h). A key reused after that runs anew. Pick it longer than any client's retry horizon.
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is not positive
-     */
-    public Builder ttl(Duration ttl) {
-      this.ttl = Checks.requirePositive(ttl, "ttl", "; the default is 24 h");
-      return this;
-    }
+        /** Longest {@link #lockTimeout(Duration)}: 10 minutes. */
+        public static final Duration MAX_LOCK_TIMEOUT = Duration.ofMinutes(10);
 
-    /**
-     * @param clock the clock that stamps {@code expires_at} and judges expiry; default the system
-     *     UTC clock. Expiry follows the application servers' clocks, so keep them in sync (NTP);
-     *     seconds of skew are immaterial against a TTL of hours.
-     * @return this builder
-     * @throws NullPointerException when it is null
-     */
-    public Builder clock(Clock clock) {
-      this.clock = Objects.requireNonNull(clock, "clock may not be null");
-      return this;
-    }
+        /** Default {@link #retryAfter(Duration)}: 1 s. */
+        public static final Duration DEFAULT_RETRY_AFTER = Duration.ofSeconds(1);
 
-    /**
-     * @param purgeBatchSize keys deleted per statement by {@link #purgeExpired()}; default {@value
-     *     #DEFAULT_PURGE_BATCH_SIZE}. Small batches keep each delete's locks and WAL burst short.
-     * @return this builder
-     * @throws IllegalArgumentException when it is not between 1 and {@value #MAX_PURGE_BATCH_SIZE}
-     */
-    public Builder purgeBatchSize(int purgeBatchSize) {
-      this.purgeBatchSize = Checks.requireBetween(purgeBatchSize, 1, MAX_PURGE_BATCH_SIZE, "purgeBatchSize",
-          "; the default is " + DEFAULT_PURGE_BATCH_SIZE);
-      return this;
-    }
+        /** Longest {@link #retryAfter(Duration)}: 1 hour. */
+        public static final Duration MAX_RETRY_AFTER = Duration.ofHours(1);
 
-    /**
-     * @param meterRegistry where the counters go; default Micrometer's global registry ({@link
-     *     Metrics#globalRegistry})
-     * @return this builder
-     * @throws NullPointerException when it is null
-     */
-    public Builder meterRegistry(MeterRegistry meterRegistry) {
-      this.meterRegistry = Objects.requireNonNull(meterRegistry, "meterRegistry may not be null");
-      return this;
-    }
+        /** Default {@link #holdTimeout(Duration)}: 60 s. */
+        public static final Duration DEFAULT_HOLD_TIMEOUT = Duration.ofSeconds(60);
 
-    /**
-     * @param name names this store in log lines and in the metrics' {@code store} tag; default
-     *     {@value #DEFAULT_NAME}
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is blank
-     */
-    public Builder name(String name) {
-      this.name = Checks.requireNonBlank(name, "name");
-      return this;
-    }
+        /** Shortest {@link #holdTimeout(Duration)}: 1 s. */
+        public static final Duration MIN_HOLD_TIMEOUT = Duration.ofSeconds(1);
 
-    /**
-     * @return the store
-     * @throws IllegalStateException when neither or both of {@link #dsl} and {@link #dataSource}
-     *     were given
-     */
-    public IdempotencyStore build() {
-      if (dsl == null && dataSource == null) {
-        throw new IllegalStateException("IdempotencyStore needs a database: call dsl(DSLContext) or dataSource(DataSource)");
-      }
-      if (dsl != null && dataSource != null) {
-        throw new IllegalStateException(
-            "IdempotencyStore got both dsl(...) and dataSource(...); give one: the DSLContext if it carries your transaction setup");
-      }
-      JooqVersionCheck.quiet();
-      DSLContext context = dsl != null ? dsl : DSL.using(dataSource, SQLDialect.POSTGRES);
-      return new JooqIdempotencyStore(
-          context, schema, lockTimeout, retryAfter, holdTimeout, ttl, clock, purgeBatchSize, meterRegistry, name);
+        /** Longest {@link #holdTimeout(Duration)}: 24 h. */
+        public static final Duration MAX_HOLD_TIMEOUT = Duration.ofHours(24);
+
+        /** Default {@link #ttl(Duration)}: 24 h. */
+        public static final Duration DEFAULT_TTL = Duration.ofHours(24);
+
+        /** Default {@link #purgeBatchSize(int)}. */
+        public static final int DEFAULT_PURGE_BATCH_SIZE = 1000;
+
+        /** Largest {@link #purgeBatchSize(int)}. */
+        public static final int MAX_PURGE_BATCH_SIZE = 100_000;
+
+        /** Default {@link #name(String)}. */
+        public static final String DEFAULT_NAME = "default";
+
+        private DSLContext dsl;
+        private DataSource dataSource;
+        private String schema = OutboxMigrations.DEFAULT_SCHEMA;
+        private Duration lockTimeout = DEFAULT_LOCK_TIMEOUT;
+        private Duration retryAfter = DEFAULT_RETRY_AFTER;
+        private Duration holdTimeout = DEFAULT_HOLD_TIMEOUT;
+        private Duration ttl = DEFAULT_TTL;
+        private Clock clock = Clock.systemUTC();
+        private int purgeBatchSize = DEFAULT_PURGE_BATCH_SIZE;
+        private MeterRegistry meterRegistry = Metrics.globalRegistry;
+        private String name = DEFAULT_NAME;
+
+        private Builder() {}
+
+        /**
+         * @param dsl the jOOQ context whose transactions the store uses (for example one bound to
+         *     Spring's transaction manager); the business call gets the transaction with these
+         *     settings. Give this or {@link #dataSource}, not both.
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder dsl(DSLContext dsl) {
+            this.dsl = Objects.requireNonNull(dsl, "dsl may not be null");
+            return this;
+        }
+
+        /**
+         * @param dataSource the PostgreSQL data source; the store uses plain jOOQ transactions on it.
+         *     Give this or {@link #dsl}, not both.
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder dataSource(DataSource dataSource) {
+            this.dataSource = Objects.requireNonNull(dataSource, "dataSource may not be null");
+            return this;
+        }
+
+        /**
+         * @param schema the schema the outbox migrations were applied to; default {@value
+         *     OutboxMigrations#DEFAULT_SCHEMA}
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is not a plain SQL identifier
+         */
+        public Builder schema(String schema) {
+            this.schema = OutboxMigrations.requireValidSchema(schema);
+            return this;
+        }
+
+        /**
+         * @param lockTimeout how long a request waits for another transaction that holds the same key
+         *     before it gets {@link IdempotencyOutcome.InFlight} (409); default {@link
+         *     #DEFAULT_LOCK_TIMEOUT} (2 s). Waiting a little
+         *     lets a duplicate that arrives while the first request is finishing get the replay instead
+         *     of a 409. A waiting duplicate holds no pooled connection: it looks at the key for a few
+         *     milliseconds at a time, and pauses (up to 200 ms) between looks with its connection
+         *     returned to the pool.
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is not between {@link #MIN_LOCK_TIMEOUT} (1 ms) and
+         *     {@link #MAX_LOCK_TIMEOUT} (10 minutes)
+         */
+        public Builder lockTimeout(Duration lockTimeout) {
+            Objects.requireNonNull(lockTimeout, "lockTimeout may not be null");
+            if (lockTimeout.compareTo(MIN_LOCK_TIMEOUT) < 0 || lockTimeout.compareTo(MAX_LOCK_TIMEOUT) > 0) {
+                throw new IllegalArgumentException(
+                        "lockTimeout must be between 1 ms and 10 minutes, got " + lockTimeout + "; the default is 2 s");
+            }
+            this.lockTimeout = lockTimeout;
+            return this;
+        }
+
+        /**
+         * @param retryAfter what {@link IdempotencyOutcome.InFlight} tells the client to wait; sent as
+         *     {@code Retry-After} in whole seconds, rounded up; default {@link #DEFAULT_RETRY_AFTER} (1 s)
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is negative or longer than {@link #MAX_RETRY_AFTER}
+         *     (1 hour)
+         */
+        public Builder retryAfter(Duration retryAfter) {
+            Objects.requireNonNull(retryAfter, "retryAfter may not be null");
+            if (retryAfter.isNegative() || retryAfter.compareTo(MAX_RETRY_AFTER) > 0) {
+                throw new IllegalArgumentException(
+                        "retryAfter must be between 0 and 1 hour, got " + retryAfter + "; the default is 1 s");
+            }
+            this.retryAfter = retryAfter;
+            return this;
+        }
+
+        /**
+         * @param holdTimeout the longest a request may hold its key; default {@link
+         *     #DEFAULT_HOLD_TIMEOUT} (60 s). The key's
+         *     transaction runs with {@code statement_timeout} and {@code
+         *     idle_in_transaction_session_timeout} at most this long (a shorter session setting is
+         *     kept), so PostgreSQL ends a request whose handler hangs (for example on a call to another
+         *     system without a timeout) or whose application server lost the database, and its key is
+         *     released for a retry; without it, every retry would get 409 until the server noticed,
+         *     which after a network partition takes the TCP keepalive time (hours by default). Ending
+         *     an idle transaction closes its connection, which the pool replaces. Pick it above the
+         *     slowest legitimate request.
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is not between {@link #MIN_HOLD_TIMEOUT} (1 s) and
+         *     {@link #MAX_HOLD_TIMEOUT} (24 h)
+         */
+        public Builder holdTimeout(Duration holdTimeout) {
+            Objects.requireNonNull(holdTimeout, "holdTimeout may not be null");
+            if (holdTimeout.compareTo(MIN_HOLD_TIMEOUT) < 0 || holdTimeout.compareTo(MAX_HOLD_TIMEOUT) > 0) {
+                throw new IllegalArgumentException(
+                        "holdTimeout must be between 1 s and 24 h, got " + holdTimeout + "; the default is 60 s");
+            }
+            this.holdTimeout = holdTimeout;
+            return this;
+        }
+
+        /**
+         * @param ttl how long a key is remembered after its request; default {@link #DEFAULT_TTL} (24
+         *     h). A key reused after that runs anew. Pick it longer than any client's retry horizon.
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is not positive
+         */
+        public Builder ttl(Duration ttl) {
+            this.ttl = Checks.requirePositive(ttl, "ttl", "; the default is 24 h");
+            return this;
+        }
+
+        /**
+         * @param clock the clock that stamps {@code expires_at} and judges expiry; default the system
+         *     UTC clock. Expiry follows the application servers' clocks, so keep them in sync (NTP);
+         *     seconds of skew are immaterial against a TTL of hours.
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder clock(Clock clock) {
+            this.clock = Objects.requireNonNull(clock, "clock may not be null");
+            return this;
+        }
+
+        /**
+         * @param purgeBatchSize keys deleted per statement by {@link #purgeExpired()}; default {@value
+         *     #DEFAULT_PURGE_BATCH_SIZE}. Small batches keep each delete's locks and WAL burst short.
+         * @return this builder
+         * @throws IllegalArgumentException when it is not between 1 and {@value #MAX_PURGE_BATCH_SIZE}
+         */
+        public Builder purgeBatchSize(int purgeBatchSize) {
+            this.purgeBatchSize = Checks.requireBetween(
+                    purgeBatchSize,
+                    1,
+                    MAX_PURGE_BATCH_SIZE,
+                    "purgeBatchSize",
+                    "; the default is " + DEFAULT_PURGE_BATCH_SIZE);
+            return this;
+        }
+
+        /**
+         * @param meterRegistry where the counters go; default Micrometer's global registry ({@link
+         *     Metrics#globalRegistry})
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder meterRegistry(MeterRegistry meterRegistry) {
+            this.meterRegistry = Objects.requireNonNull(meterRegistry, "meterRegistry may not be null");
+            return this;
+        }
+
+        /**
+         * @param name names this store in log lines and in the metrics' {@code store} tag; default
+         *     {@value #DEFAULT_NAME}
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is blank
+         */
+        public Builder name(String name) {
+            this.name = Checks.requireNonBlank(name, "name");
+            return this;
+        }
+
+        /**
+         * @return the store
+         * @throws IllegalStateException when neither or both of {@link #dsl} and {@link #dataSource}
+         *     were given
+         */
+        public IdempotencyStore build() {
+            if (dsl == null && dataSource == null) {
+                throw new IllegalStateException(
+                        "IdempotencyStore needs a database: call dsl(DSLContext) or dataSource(DataSource)");
+            }
+            if (dsl != null && dataSource != null) {
+                throw new IllegalStateException(
+                        "IdempotencyStore got both dsl(...) and dataSource(...); give one: the DSLContext if it carries your transaction setup");
+            }
+            JooqVersionCheck.quiet();
+            DSLContext context = dsl != null ? dsl : DSL.using(dataSource, SQLDialect.POSTGRES);
+            return new JooqIdempotencyStore(
+                    context,
+                    schema,
+                    lockTimeout,
+                    retryAfter,
+                    holdTimeout,
+                    ttl,
+                    clock,
+                    purgeBatchSize,
+                    meterRegistry,
+                    name);
+        }
     }
-  }
 }

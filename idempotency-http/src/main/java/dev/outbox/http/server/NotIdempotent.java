@@ -26,9 +26,9 @@ import java.lang.annotation.Target;
 @Retention(RetentionPolicy.RUNTIME)
 @Target({ElementType.TYPE, ElementType.METHOD})
 public @interface NotIdempotent {
-  /**
-   * @return why the endpoint needs no key, for the start-up report and for reviewers; must not be
-   *     blank (the gate refuses an exemption without a reason)
-   */
-  String reason();
+    /**
+     * @return why the endpoint needs no key, for the start-up report and for reviewers; must not be
+     *     blank (the gate refuses an exemption without a reason)
+     */
+    String reason();
 }

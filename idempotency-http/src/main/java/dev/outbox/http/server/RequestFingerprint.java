@@ -14,77 +14,89 @@ import java.util.Locale;
 @FunctionalInterface
 public interface RequestFingerprint {
 
-  /**
-   * @param method the HTTP method
-   * @param path the path inside the application; with {@code ?} and the query string when the
-   *     filter calls this method (see {@link #fingerprint(String, String, String, String, byte[])})
-   * @param contentType the request's content type, or null
-   * @param body the request body, empty for none
-   * @return the fingerprint, not empty
-   */
-  String fingerprint(String method, String path, String contentType, byte[] body);
+    /**
+     * @param method the HTTP method
+     * @param path the path inside the application; with {@code ?} and the query string when the
+     *     filter calls this method (see {@link #fingerprint(String, String, String, String, byte[])})
+     * @param contentType the request's content type, or null
+     * @param body the request body, empty for none
+     * @return the fingerprint, not empty
+     */
+    String fingerprint(String method, String path, String contentType, byte[] body);
 
-  /**
-   * The fingerprint the filter asks for. The default passes the query string on as part of the
-   * path ({@code /transfers?dry_run=true}), so that a fingerprint written against {@link
-   * #fingerprint(String, String, String, byte[])} covers it too.
-   *
-   * @param method the HTTP method
-   * @param path the path inside the application, without the query string
-   * @param query the raw query string (after {@code ?}), or null when the request has none (an
-   *     empty query, a bare {@code ?}, is not null)
-   * @param contentType the request's content type, or null
-   * @param body the request body, empty for none
-   * @return the fingerprint, not empty
-   */
-  default String fingerprint(String method, String path, String query, String contentType, byte[] body) {
-    return fingerprint(method, query == null ? path : path + "?" + query, contentType, body);
-  }
+    /**
+     * The fingerprint the filter asks for. The default passes the query string on as part of the
+     * path ({@code /transfers?dry_run=true}), so that a fingerprint written against {@link
+     * #fingerprint(String, String, String, byte[])} covers it too.
+     *
+     * @param method the HTTP method
+     * @param path the path inside the application, without the query string
+     * @param query the raw query string (after {@code ?}), or null when the request has none (an
+     *     empty query, a bare {@code ?}, is not null)
+     * @param contentType the request's content type, or null
+     * @param body the request body, empty for none
+     * @return the fingerprint, not empty
+     */
+    default String fingerprint(String method, String path, String query, String contentType, byte[] body) {
+        return fingerprint(method, query == null ? path : path + "?" + query, contentType, body);
+    }
 
-  /**
-   * The default: hex SHA-256 over the method, the path, the query string when there is one (as
-   * sent: {@code a=1&b=2} and {@code b=2&a=1} differ, and no query differs from an empty one), the
-   * content type (lower-cased, whitespace removed, so {@code application/json; charset=UTF-8}
-   * equals {@code application/json;charset=utf-8}) and the body bytes, each length-prefixed so that no two
-   * different requests hash the same input. The body is compared byte for byte: a client that
-   * re-serialises its JSON with other whitespace or key order between attempts gets 422; send the
-   * same bytes on every retry (the client in this module does).
-   *
-   * @return the fingerprint function
-   */
-  static RequestFingerprint sha256() {
-    return new RequestFingerprint() {
-      @Override
-      public String fingerprint(String method, String path, String contentType, byte[] body) {
-        return fingerprint(method, path, null, contentType, body);
-      }
+    /**
+     * The default: hex SHA-256 over the method, the path, the query string when there is one (as
+     * sent: {@code a=1&b=2} and {@code b=2&a=1} differ, and no query differs from an empty one), the
+     * content type (lower-cased, whitespace removed, so {@code application/json; charset=UTF-8}
+     * equals {@code application/json;charset=utf-8}) and the body bytes, each length-prefixed so that no two
+     * different requests hash the same input. The body is compared byte for byte: a client that
+     * re-serialises its JSON with other whitespace or key order between attempts gets 422; send the
+     * same bytes on every retry (the client in this module does).
+     *
+     * @return the fingerprint function
+     */
+    static RequestFingerprint sha256() {
+        return new RequestFingerprint() {
+            @Override
+            public String fingerprint(String method, String path, String contentType, byte[] body) {
+                return fingerprint(method, path, null, contentType, body);
+            }
 
-      @Override
-      public String fingerprint(String method, String path, String query, String contentType, byte[] body) {
-        MessageDigest digest;
-        try {
-          digest = MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-          throw new IllegalStateException("the JVM has no SHA-256, which every Java platform must provide", e);
-        }
-        String normalizedType = contentType == null ? "" : contentType.toLowerCase(Locale.ROOT).replaceAll("\\s+", "");
-        byte[][] parts;
-        if (query == null) {
-          // the input of the fingerprints stored before the query string counted, so they still match
-          parts = new byte[][] {method.getBytes(StandardCharsets.UTF_8), path.getBytes(StandardCharsets.UTF_8),
-              normalizedType.getBytes(StandardCharsets.UTF_8), body};
-        } else {
-          // a leading -1, which no length can be, keeps these inputs apart from the ones without query
-          digest.update(ByteBuffer.allocate(4).putInt(-1).array());
-          parts = new byte[][] {method.getBytes(StandardCharsets.UTF_8), path.getBytes(StandardCharsets.UTF_8),
-              query.getBytes(StandardCharsets.UTF_8), normalizedType.getBytes(StandardCharsets.UTF_8), body};
-        }
-        for (byte[] part : parts) {
-          digest.update(ByteBuffer.allocate(4).putInt(part.length).array());
-          digest.update(part);
-        }
-        return "sha256:" + HexFormat.of().formatHex(digest.digest());
-      }
-    };
-  }
+            @Override
+            public String fingerprint(String method, String path, String query, String contentType, byte[] body) {
+                MessageDigest digest;
+                try {
+                    digest = MessageDigest.getInstance("SHA-256");
+                } catch (NoSuchAlgorithmException e) {
+                    throw new IllegalStateException(
+                            "the JVM has no SHA-256, which every Java platform must provide", e);
+                }
+                String normalizedType = contentType == null
+                        ? ""
+                        : contentType.toLowerCase(Locale.ROOT).replaceAll("\\s+", "");
+                byte[][] parts;
+                if (query == null) {
+                    // the input of the fingerprints stored before the query string counted, so they still match
+                    parts = new byte[][] {
+                        method.getBytes(StandardCharsets.UTF_8),
+                        path.getBytes(StandardCharsets.UTF_8),
+                        normalizedType.getBytes(StandardCharsets.UTF_8),
+                        body
+                    };
+                } else {
+                    // a leading -1, which no length can be, keeps these inputs apart from the ones without query
+                    digest.update(ByteBuffer.allocate(4).putInt(-1).array());
+                    parts = new byte[][] {
+                        method.getBytes(StandardCharsets.UTF_8),
+                        path.getBytes(StandardCharsets.UTF_8),
+                        query.getBytes(StandardCharsets.UTF_8),
+                        normalizedType.getBytes(StandardCharsets.UTF_8),
+                        body
+                    };
+                }
+                for (byte[] part : parts) {
+                    digest.update(ByteBuffer.allocate(4).putInt(part.length).array());
+                    digest.update(part);
+                }
+                return "sha256:" + HexFormat.of().formatHex(digest.digest());
+            }
+        };
+    }
 }

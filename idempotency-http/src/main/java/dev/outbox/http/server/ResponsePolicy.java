@@ -20,74 +20,74 @@ package dev.outbox.http.server;
 @FunctionalInterface
 public interface ResponsePolicy {
 
-  /** What happens to a request's writes and its key. */
-  enum Action {
-    /**
-     * Commit the handler's writes (business rows, outbox rows) together with the key and the
-     * response; every repeat gets the response replayed.
-     */
-    COMMIT,
-    /**
-     * Roll back the handler's writes, but keep the key with the response: every repeat gets this
-     * answer replayed and nothing of the first attempt remains. For final refusals such as 400,
-     * 404 or 422.
-     */
-    ROLL_BACK_AND_STORE,
-    /**
-     * Roll back the handler's writes and the key: nothing is stored, and a retry with the same key
-     * runs anew. For answers that mean "not now" (408, 429, 5xx ...).
-     */
-    RELEASE
-  }
+    /** What happens to a request's writes and its key. */
+    enum Action {
+        /**
+         * Commit the handler's writes (business rows, outbox rows) together with the key and the
+         * response; every repeat gets the response replayed.
+         */
+        COMMIT,
+        /**
+         * Roll back the handler's writes, but keep the key with the response: every repeat gets this
+         * answer replayed and nothing of the first attempt remains. For final refusals such as 400,
+         * 404 or 422.
+         */
+        ROLL_BACK_AND_STORE,
+        /**
+         * Roll back the handler's writes and the key: nothing is stored, and a retry with the same key
+         * runs anew. For answers that mean "not now" (408, 429, 5xx ...).
+         */
+        RELEASE
+    }
 
-  /**
-   * @param status the status the handler answered, 100 to 599
-   * @return what to do with the request's writes and key; never null
-   */
-  Action action(int status);
+    /**
+     * @param status the status the handler answered, 100 to 599
+     * @return what to do with the request's writes and key; never null
+     */
+    Action action(int status);
 
-  /**
-   * The default policy:
-   *
-   * <ul>
-   *   <li><b>2xx</b>: {@link Action#COMMIT};
-   *   <li><b>5xx</b>, and <b>401, 403, 408, 409, 423, 425, 429</b>: {@link Action#RELEASE}. These
-   *       answers depend on the moment or on the caller's credentials rather than on the request
-   *       (a timeout, a rate limit, a lock or conflict that may clear, an authentication or
-   *       authorization that may be fixed), so storing them would repeat a stale refusal for the
-   *       key's whole lifetime;
-   *   <li>every other status (other 4xx such as 400, 404, 410, 422, and 1xx/3xx): {@link
-   *       Action#ROLL_BACK_AND_STORE}: a final answer to that request, replayed, with no write
-   *       left behind.
-   * </ul>
-   *
-   * @return the policy
-   */
-  static ResponsePolicy standard() {
-    return Standard.INSTANCE;
-  }
+    /**
+     * The default policy:
+     *
+     * <ul>
+     *   <li><b>2xx</b>: {@link Action#COMMIT};
+     *   <li><b>5xx</b>, and <b>401, 403, 408, 409, 423, 425, 429</b>: {@link Action#RELEASE}. These
+     *       answers depend on the moment or on the caller's credentials rather than on the request
+     *       (a timeout, a rate limit, a lock or conflict that may clear, an authentication or
+     *       authorization that may be fixed), so storing them would repeat a stale refusal for the
+     *       key's whole lifetime;
+     *   <li>every other status (other 4xx such as 400, 404, 410, 422, and 1xx/3xx): {@link
+     *       Action#ROLL_BACK_AND_STORE}: a final answer to that request, replayed, with no write
+     *       left behind.
+     * </ul>
+     *
+     * @return the policy
+     */
+    static ResponsePolicy standard() {
+        return Standard.INSTANCE;
+    }
 }
 
 /** {@link ResponsePolicy#standard()}. */
 enum Standard implements ResponsePolicy {
-  INSTANCE;
+    INSTANCE;
 
-  @Override
-  public Action action(int status) {
-    if (status >= 200 && status < 300) {
-      return Action.COMMIT;
+    @Override
+    public Action action(int status) {
+        if (status >= 200 && status < 300) {
+            return Action.COMMIT;
+        }
+        if (status >= 500) {
+            return Action.RELEASE;
+        }
+        return switch (status) {
+            case 401, 403, 408, 409, 423, 425, 429 -> Action.RELEASE;
+            default -> Action.ROLL_BACK_AND_STORE;
+        };
     }
-    if (status >= 500) {
-      return Action.RELEASE;
-    }
-    return switch (status) {
-      case 401, 403, 408, 409, 423, 425, 429 -> Action.RELEASE;
-      default -> Action.ROLL_BACK_AND_STORE;
-    };
-  }
 
-  @Override
-  public String toString() {
-    return "ResponsePolicy.standard()";
-  }
+    @Override
+    public String toString() {
+        return "ResponsePolicy.standard()";
+    }
 }

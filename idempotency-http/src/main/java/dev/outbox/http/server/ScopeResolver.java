@@ -22,101 +22,102 @@ import java.util.function.Function;
 @FunctionalInterface
 public interface ScopeResolver {
 
-  /**
-   * @param request the request
-   * @return its scope, never empty; or null when the request has no caller identity that the scope
-   *     needs, which the filter refuses with 401
-   */
-  String scope(HttpServletRequest request);
+    /**
+     * @param request the request
+     * @return its scope, never empty; or null when the request has no caller identity that the scope
+     *     needs, which the filter refuses with 401
+     */
+    String scope(HttpServletRequest request);
 
-  /**
-   * The default: the authenticated principal's name ({@link HttpServletRequest#getUserPrincipal()}).
-   * A request without a principal has no scope and is refused with 401: keys of callers nobody
-   * identified would otherwise share one scope, where one caller who learns another's key can
-   * read that response (and a 422 tells whether a key exists). A principal missing on a path that
-   * does authenticate usually means the filter runs before authentication: order it after.
-   *
-   * <p>Principal names are compared as they are: when two tenants can each have an {@code alice},
-   * use {@link #identity} with an issuer- or tenant-qualified name.
-   *
-   * @return the resolver
-   */
-  static ScopeResolver principal() {
-    return identity(request -> {
-      Principal p = request.getUserPrincipal();
-      return p == null ? null : "principal:" + p.getName();
-    });
-  }
-
-  /**
-   * The principal's name, or {@code anonymous} for every caller without one: all anonymous callers
-   * share one scope per route. Only for endpoints that are meant to be called without
-   * authentication (for example behind a gateway that authenticates service-to-service calls),
-   * with keys nobody can guess (UUIDs).
-   *
-   * @return the resolver
-   */
-  static ScopeResolver principalOrAnonymous() {
-    return identity(request -> {
-      Principal p = request.getUserPrincipal();
-      return p == null ? "anonymous" : "principal:" + p.getName();
-    });
-  }
-
-  /**
-   * The principal's name, else the value of a tenant header; a request with neither has no scope
-   * and is refused with 401. Only use a header that your gateway sets and strips from client
-   * requests: a header the client controls lets it pick any tenant's scope.
-   *
-   * @param tenantHeader the header, e.g. {@code X-Tenant-Id}
-   * @return the resolver
-   * @throws NullPointerException when {@code tenantHeader} is null
-   * @throws IllegalArgumentException when it is blank
-   */
-  static ScopeResolver principalOrTenantHeader(String tenantHeader) {
-    Objects.requireNonNull(tenantHeader, "tenantHeader may not be null");
-    if (tenantHeader.isBlank()) {
-      throw new IllegalArgumentException("tenantHeader may not be blank; name the header that carries the tenant id");
+    /**
+     * The default: the authenticated principal's name ({@link HttpServletRequest#getUserPrincipal()}).
+     * A request without a principal has no scope and is refused with 401: keys of callers nobody
+     * identified would otherwise share one scope, where one caller who learns another's key can
+     * read that response (and a 422 tells whether a key exists). A principal missing on a path that
+     * does authenticate usually means the filter runs before authentication: order it after.
+     *
+     * <p>Principal names are compared as they are: when two tenants can each have an {@code alice},
+     * use {@link #identity} with an issuer- or tenant-qualified name.
+     *
+     * @return the resolver
+     */
+    static ScopeResolver principal() {
+        return identity(request -> {
+            Principal p = request.getUserPrincipal();
+            return p == null ? null : "principal:" + p.getName();
+        });
     }
-    return identity(request -> {
-      Principal p = request.getUserPrincipal();
-      if (p != null) {
-        return "principal:" + p.getName();
-      }
-      String tenant = request.getHeader(tenantHeader);
-      return tenant == null || tenant.isBlank() ? null : "tenant:" + tenant.strip();
-    });
-  }
 
-  /**
-   * A scope of your identity, the method and the path, e.g. for an identity from Spring Security
-   * or a verified JWT claim.
-   *
-   * @param identity the caller's identity for a request, or null when the request has none (the
-   *     filter then answers 401)
-   * @return the resolver
-   * @throws NullPointerException when {@code identity} is null
-   */
-  static ScopeResolver identity(Function<HttpServletRequest, String> identity) {
-    Objects.requireNonNull(identity, "identity may not be null");
-    return request -> {
-      String who = identity.apply(request);
-      return who == null ? null : encode(who) + " " + request.getMethod() + " " + encode(path(request));
-    };
-  }
+    /**
+     * The principal's name, or {@code anonymous} for every caller without one: all anonymous callers
+     * share one scope per route. Only for endpoints that are meant to be called without
+     * authentication (for example behind a gateway that authenticates service-to-service calls),
+     * with keys nobody can guess (UUIDs).
+     *
+     * @return the resolver
+     */
+    static ScopeResolver principalOrAnonymous() {
+        return identity(request -> {
+            Principal p = request.getUserPrincipal();
+            return p == null ? "anonymous" : "principal:" + p.getName();
+        });
+    }
 
-  /**
-   * @param request a request
-   * @return its path inside the application: {@code servletPath + pathInfo}
-   */
-  static String path(HttpServletRequest request) {
-    String servletPath = request.getServletPath() == null ? "" : request.getServletPath();
-    String pathInfo = request.getPathInfo() == null ? "" : request.getPathInfo();
-    String path = servletPath + pathInfo;
-    return path.isEmpty() ? "/" : path;
-  }
+    /**
+     * The principal's name, else the value of a tenant header; a request with neither has no scope
+     * and is refused with 401. Only use a header that your gateway sets and strips from client
+     * requests: a header the client controls lets it pick any tenant's scope.
+     *
+     * @param tenantHeader the header, e.g. {@code X-Tenant-Id}
+     * @return the resolver
+     * @throws NullPointerException when {@code tenantHeader} is null
+     * @throws IllegalArgumentException when it is blank
+     */
+    static ScopeResolver principalOrTenantHeader(String tenantHeader) {
+        Objects.requireNonNull(tenantHeader, "tenantHeader may not be null");
+        if (tenantHeader.isBlank()) {
+            throw new IllegalArgumentException(
+                    "tenantHeader may not be blank; name the header that carries the tenant id");
+        }
+        return identity(request -> {
+            Principal p = request.getUserPrincipal();
+            if (p != null) {
+                return "principal:" + p.getName();
+            }
+            String tenant = request.getHeader(tenantHeader);
+            return tenant == null || tenant.isBlank() ? null : "tenant:" + tenant.strip();
+        });
+    }
 
-  private static String encode(String s) {
-    return URLEncoder.encode(s, StandardCharsets.UTF_8).replace("%2F", "/").replace("%3A", ":");
-  }
+    /**
+     * A scope of your identity, the method and the path, e.g. for an identity from Spring Security
+     * or a verified JWT claim.
+     *
+     * @param identity the caller's identity for a request, or null when the request has none (the
+     *     filter then answers 401)
+     * @return the resolver
+     * @throws NullPointerException when {@code identity} is null
+     */
+    static ScopeResolver identity(Function<HttpServletRequest, String> identity) {
+        Objects.requireNonNull(identity, "identity may not be null");
+        return request -> {
+            String who = identity.apply(request);
+            return who == null ? null : encode(who) + " " + request.getMethod() + " " + encode(path(request));
+        };
+    }
+
+    /**
+     * @param request a request
+     * @return its path inside the application: {@code servletPath + pathInfo}
+     */
+    static String path(HttpServletRequest request) {
+        String servletPath = request.getServletPath() == null ? "" : request.getServletPath();
+        String pathInfo = request.getPathInfo() == null ? "" : request.getPathInfo();
+        String path = servletPath + pathInfo;
+        return path.isEmpty() ? "/" : path;
+    }
+
+    private static String encode(String s) {
+        return URLEncoder.encode(s, StandardCharsets.UTF_8).replace("%2F", "/").replace("%3A", ":");
+    }
 }

@@ -19,66 +19,70 @@ import java.util.Objects;
  */
 public record StoredResponse(int status, Map<String, List<String>> headers, byte[] body) {
 
-  /**
-   * @throws NullPointerException when {@code headers} or {@code body} is null, or a header name or
-   *     value is null
-   * @throws IllegalArgumentException when {@code status} is outside 100 to 599
-   */
-  public StoredResponse {
-    if (status < 100 || status > 599) {
-      throw new IllegalArgumentException("status must be an HTTP status between 100 and 599, got " + status);
+    /**
+     * @throws NullPointerException when {@code headers} or {@code body} is null, or a header name or
+     *     value is null
+     * @throws IllegalArgumentException when {@code status} is outside 100 to 599
+     */
+    public StoredResponse {
+        if (status < 100 || status > 599) {
+            throw new IllegalArgumentException("status must be an HTTP status between 100 and 599, got " + status);
+        }
+        Objects.requireNonNull(headers, "headers may not be null; pass Map.of()");
+        Objects.requireNonNull(body, "body may not be null; pass an empty array");
+        Map<String, List<String>> copy = new LinkedHashMap<>();
+        headers.forEach((name, values) -> copy.put(
+                Objects.requireNonNull(name, "header name may not be null"),
+                List.copyOf(Objects.requireNonNull(values, "values of header '" + name + "' may not be null"))));
+        headers = Collections.unmodifiableMap(copy);
+        body = body.clone();
     }
-    Objects.requireNonNull(headers, "headers may not be null; pass Map.of()");
-    Objects.requireNonNull(body, "body may not be null; pass an empty array");
-    Map<String, List<String>> copy = new LinkedHashMap<>();
-    headers.forEach((name, values) -> copy.put(
-        Objects.requireNonNull(name, "header name may not be null"),
-        List.copyOf(Objects.requireNonNull(values, "values of header '" + name + "' may not be null"))));
-    headers = Collections.unmodifiableMap(copy);
-    body = body.clone();
-  }
 
-  /**
-   * @param status the HTTP status
-   * @param contentType the content type, or null for none
-   * @param body the body
-   * @return a response with at most a {@code Content-Type} header
-   */
-  public static StoredResponse of(int status, String contentType, byte[] body) {
-    return new StoredResponse(status, contentType == null ? Map.of() : Map.of("Content-Type", List.of(contentType)), body);
-  }
-
-  /** @return a copy of the body */
-  @Override
-  public byte[] body() {
-    return body.clone();
-  }
-
-  /**
-   * @param name a header name, case-insensitive
-   * @return its first value, or null
-   */
-  public String header(String name) {
-    for (var e : headers.entrySet()) {
-      if (e.getKey().equalsIgnoreCase(name) && !e.getValue().isEmpty()) {
-        return e.getValue().get(0);
-      }
+    /**
+     * @param status the HTTP status
+     * @param contentType the content type, or null for none
+     * @param body the body
+     * @return a response with at most a {@code Content-Type} header
+     */
+    public static StoredResponse of(int status, String contentType, byte[] body) {
+        return new StoredResponse(
+                status, contentType == null ? Map.of() : Map.of("Content-Type", List.of(contentType)), body);
     }
-    return null;
-  }
 
-  @Override
-  public boolean equals(Object o) {
-    return o instanceof StoredResponse r && r.status == status && r.headers.equals(headers) && Arrays.equals(r.body, body);
-  }
+    /** @return a copy of the body */
+    @Override
+    public byte[] body() {
+        return body.clone();
+    }
 
-  @Override
-  public int hashCode() {
-    return 31 * (31 * status + headers.hashCode()) + Arrays.hashCode(body);
-  }
+    /**
+     * @param name a header name, case-insensitive
+     * @return its first value, or null
+     */
+    public String header(String name) {
+        for (var e : headers.entrySet()) {
+            if (e.getKey().equalsIgnoreCase(name) && !e.getValue().isEmpty()) {
+                return e.getValue().get(0);
+            }
+        }
+        return null;
+    }
 
-  @Override
-  public String toString() {
-    return "StoredResponse[status=" + status + ", headers=" + headers + ", body=" + body.length + " bytes]";
-  }
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof StoredResponse r
+                && r.status == status
+                && r.headers.equals(headers)
+                && Arrays.equals(r.body, body);
+    }
+
+    @Override
+    public int hashCode() {
+        return 31 * (31 * status + headers.hashCode()) + Arrays.hashCode(body);
+    }
+
+    @Override
+    public String toString() {
+        return "StoredResponse[status=" + status + ", headers=" + headers + ", body=" + body.length + " bytes]";
+    }
 }

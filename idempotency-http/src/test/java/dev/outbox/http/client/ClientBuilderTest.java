@@ -9,59 +9,100 @@ import org.junit.jupiter.api.Test;
 
 /** Bad configuration fails at build time, naming the setting, the value and the default. */
 class ClientBuilderTest {
-  @Test
-  void rejectsOutOfRangeValues() {
-    var b = IdempotentHttpClient.builder();
-    assertThatThrownBy(() -> b.maxAttempts(0)).isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("maxAttempts").hasMessageContaining("got 0").hasMessageContaining("default is 5");
-    assertThatThrownBy(() -> b.attemptTimeout(Duration.ZERO)).hasMessageContaining("attemptTimeout");
-    assertThatThrownBy(() -> b.maxRetryAfter(Duration.ofSeconds(-1))).hasMessageContaining("maxRetryAfter");
-    assertThatThrownBy(() -> b.keyedMethods("PO ST")).hasMessageContaining("'PO ST'");
-    assertThatThrownBy(() -> b.idempotentTargets("ftp://files.internal")).hasMessageContaining("idempotentTargets")
-        .hasMessageContaining("'ftp://files.internal'");
-    assertThatThrownBy(() -> b.idempotentTargets("payments.internal/v1")).hasMessageContaining("host or host:port");
-    assertThatThrownBy(() -> b.idempotentTargets(" ")).hasMessageContaining("blank");
-    assertThatThrownBy(() -> b.idempotentTargets("https://api.example.com/v1?x=1")).hasMessageContaining("without query");
-    assertThatThrownBy(() -> b.backoff(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("backoff");
-  }
+    @Test
+    void rejectsOutOfRangeValues() {
+        var b = IdempotentHttpClient.builder();
+        assertThatThrownBy(() -> b.maxAttempts(0))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("maxAttempts")
+                .hasMessageContaining("got 0")
+                .hasMessageContaining("default is 5");
+        assertThatThrownBy(() -> b.attemptTimeout(Duration.ZERO)).hasMessageContaining("attemptTimeout");
+        assertThatThrownBy(() -> b.maxRetryAfter(Duration.ofSeconds(-1))).hasMessageContaining("maxRetryAfter");
+        assertThatThrownBy(() -> b.keyedMethods("PO ST")).hasMessageContaining("'PO ST'");
+        assertThatThrownBy(() -> b.idempotentTargets("ftp://files.internal"))
+                .hasMessageContaining("idempotentTargets")
+                .hasMessageContaining("'ftp://files.internal'");
+        assertThatThrownBy(() -> b.idempotentTargets("payments.internal/v1")).hasMessageContaining("host or host:port");
+        assertThatThrownBy(() -> b.idempotentTargets(" ")).hasMessageContaining("blank");
+        assertThatThrownBy(() -> b.idempotentTargets("https://api.example.com/v1?x=1"))
+                .hasMessageContaining("without query");
+        assertThatThrownBy(() -> b.backoff(null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("backoff");
+    }
 
-  @Test
-  void settersRejectNullWithNullPointerException() {
-    var b = IdempotentHttpClient.builder();
-    assertThatThrownBy(() -> b.httpClient(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("httpClient");
-    assertThatThrownBy(() -> b.retryBudget(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("retryBudget");
-    assertThatThrownBy(() -> b.circuitBreakerConfig(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("config");
-    assertThatThrownBy(() -> b.attemptTimeout(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("attemptTimeout");
-    assertThatThrownBy(() -> b.maxRetryAfter(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("maxRetryAfter");
-    assertThatThrownBy(() -> b.clock(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("clock");
-    assertThatThrownBy(() -> b.sleeper(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("sleeper");
-    assertThatThrownBy(() -> b.random(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("random");
-    assertThatThrownBy(() -> b.keyedMethods("POST", null)).isInstanceOf(NullPointerException.class).hasMessageContaining("methods");
-    assertThatThrownBy(() -> b.idempotentTargets((String[]) null)).isInstanceOf(NullPointerException.class);
-    assertThatThrownBy(() -> b.name(null)).isInstanceOf(NullPointerException.class).hasMessageContaining("name");
-  }
+    @Test
+    void settersRejectNullWithNullPointerException() {
+        var b = IdempotentHttpClient.builder();
+        assertThatThrownBy(() -> b.httpClient(null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("httpClient");
+        assertThatThrownBy(() -> b.retryBudget(null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("retryBudget");
+        assertThatThrownBy(() -> b.circuitBreakerConfig(null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("config");
+        assertThatThrownBy(() -> b.attemptTimeout(null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("attemptTimeout");
+        assertThatThrownBy(() -> b.maxRetryAfter(null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("maxRetryAfter");
+        assertThatThrownBy(() -> b.clock(null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("clock");
+        assertThatThrownBy(() -> b.sleeper(null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("sleeper");
+        assertThatThrownBy(() -> b.random(null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("random");
+        assertThatThrownBy(() -> b.keyedMethods("POST", null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("methods");
+        assertThatThrownBy(() -> b.idempotentTargets((String[]) null)).isInstanceOf(NullPointerException.class);
+        assertThatThrownBy(() -> b.name(null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("name");
+    }
 
-  @Test
-  void boundsAreThePublishedConstants() {
-    var b = IdempotentHttpClient.builder();
-    b.maxAttempts(1).maxAttempts(IdempotentHttpClient.Builder.MAX_ATTEMPTS);
-    assertThatThrownBy(() -> b.maxAttempts(IdempotentHttpClient.Builder.MAX_ATTEMPTS + 1))
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("between 1 and 100");
-  }
+    @Test
+    void boundsAreThePublishedConstants() {
+        var b = IdempotentHttpClient.builder();
+        b.maxAttempts(1).maxAttempts(IdempotentHttpClient.Builder.MAX_ATTEMPTS);
+        assertThatThrownBy(() -> b.maxAttempts(IdempotentHttpClient.Builder.MAX_ATTEMPTS + 1))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("between 1 and 100");
+    }
 
-  @Test
-  void aBreakerConfigAndNoBreakerTogetherFailAtBuild() {
-    var config = CircuitBreakerConfig.ofDefaults();
-    assertThatThrownBy(() -> IdempotentHttpClient.builder().circuitBreakerConfig(config).noCircuitBreaker().build())
-        .isInstanceOf(IllegalStateException.class).hasMessageContaining("both");
-    assertThatThrownBy(() -> IdempotentHttpClient.builder().noCircuitBreaker().circuitBreakerConfig(config).build())
-        .isInstanceOf(IllegalStateException.class).hasMessageContaining("both");
-    assertThat(IdempotentHttpClient.builder().circuitBreakerConfig(config).build().circuitBreakers()).isPresent();
-  }
+    @Test
+    void aBreakerConfigAndNoBreakerTogetherFailAtBuild() {
+        var config = CircuitBreakerConfig.ofDefaults();
+        assertThatThrownBy(() -> IdempotentHttpClient.builder()
+                        .circuitBreakerConfig(config)
+                        .noCircuitBreaker()
+                        .build())
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("both");
+        assertThatThrownBy(() -> IdempotentHttpClient.builder()
+                        .noCircuitBreaker()
+                        .circuitBreakerConfig(config)
+                        .build())
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("both");
+        assertThat(IdempotentHttpClient.builder()
+                        .circuitBreakerConfig(config)
+                        .build()
+                        .circuitBreakers())
+                .isPresent();
+    }
 
-  @Test
-  void defaultsBuildWithBreakersAndCanTurnThemOff() {
-    assertThat(IdempotentHttpClient.builder().build().circuitBreakers()).isPresent();
-    assertThat(IdempotentHttpClient.builder().noCircuitBreaker().build().circuitBreakers()).isEmpty();
-  }
+    @Test
+    void defaultsBuildWithBreakersAndCanTurnThemOff() {
+        assertThat(IdempotentHttpClient.builder().build().circuitBreakers()).isPresent();
+        assertThat(IdempotentHttpClient.builder().noCircuitBreaker().build().circuitBreakers())
+                .isEmpty();
+    }
 }

@@ -13,47 +13,47 @@ import java.util.function.IntFunction;
 
 /** Answers each request as the test scripts it, and records what it received. */
 final class ScriptedServlet extends HttpServlet {
-  record Reply(int status, Map<String, String> headers, CountDownLatch holdUntil) {
-    static Reply of(int status) {
-      return new Reply(status, Map.of(), null);
+    record Reply(int status, Map<String, String> headers, CountDownLatch holdUntil) {
+        static Reply of(int status) {
+            return new Reply(status, Map.of(), null);
+        }
+
+        static Reply of(int status, String header, String value) {
+            return new Reply(status, Map.of(header, value), null);
+        }
     }
 
-    static Reply of(int status, String header, String value) {
-      return new Reply(status, Map.of(header, value), null);
+    record Received(String method, String idempotencyKey) {}
+
+    final List<Received> received = new CopyOnWriteArrayList<>();
+    private volatile IntFunction<Reply> script = i -> Reply.of(200);
+
+    /** Replaces the script and forgets what was received. */
+    synchronized void script(IntFunction<Reply> script) {
+        received.clear();
+        this.script = script;
     }
-  }
 
-  record Received(String method, String idempotencyKey) {}
-
-  final List<Received> received = new CopyOnWriteArrayList<>();
-  private volatile IntFunction<Reply> script = i -> Reply.of(200);
-
-  /** Replaces the script and forgets what was received. */
-  synchronized void script(IntFunction<Reply> script) {
-    received.clear();
-    this.script = script;
-  }
-
-  @Override
-  protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
-    int index;
-    IntFunction<Reply> current;
-    synchronized (this) {
-      received.add(new Received(req.getMethod(), req.getHeader("Idempotency-Key")));
-      index = received.size() - 1;
-      current = script;
+    @Override
+    protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+        int index;
+        IntFunction<Reply> current;
+        synchronized (this) {
+            received.add(new Received(req.getMethod(), req.getHeader("Idempotency-Key")));
+            index = received.size() - 1;
+            current = script;
+        }
+        Reply reply = current.apply(index);
+        if (reply.holdUntil() != null) {
+            try {
+                reply.holdUntil().await(60, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        resp.setStatus(reply.status());
+        reply.headers().forEach(resp::setHeader);
+        resp.setContentType("text/plain");
+        resp.getWriter().write("reply " + index + " status " + reply.status());
     }
-    Reply reply = current.apply(index);
-    if (reply.holdUntil() != null) {
-      try {
-        reply.holdUntil().await(60, TimeUnit.SECONDS);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    }
-    resp.setStatus(reply.status());
-    reply.headers().forEach(resp::setHeader);
-    resp.setContentType("text/plain");
-    resp.getWriter().write("reply " + index + " status " + reply.status());
-  }
 }

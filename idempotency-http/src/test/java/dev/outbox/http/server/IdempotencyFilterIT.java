@@ -40,409 +40,497 @@ import org.junit.jupiter.api.extension.ExtendWith;
 /** The servlet filter in a real Jetty 12 server, with a real orders app on real PostgreSQL. */
 @ExtendWith(RealServices.class)
 class IdempotencyFilterIT {
-  private static final MutableClock CLOCK = new MutableClock(Instant.now());
-  private static final SimpleMeterRegistry METRICS = new SimpleMeterRegistry();
-  private static final OrdersApp APP = new OrdersApp();
-  private static final HttpClient HTTP = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
-  private static IdempotencyStore store;
-  private static TestServer server;
-  private static DSLContext dsl;
+    private static final MutableClock CLOCK = new MutableClock(Instant.now());
+    private static final SimpleMeterRegistry METRICS = new SimpleMeterRegistry();
+    private static final OrdersApp APP = new OrdersApp();
+    private static final HttpClient HTTP =
+            HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+    private static IdempotencyStore store;
+    private static TestServer server;
+    private static DSLContext dsl;
 
-  @BeforeAll
-  static void start(TestDatabase db) throws Exception {
-    dsl = db.dsl();
-    dsl.execute(OrdersApp.CREATE_TABLE);
-    store = IdempotencyStore.builder()
-        .dataSource(db.newDataSource(24))
-        .lockTimeout(Duration.ofMillis(500))
-        .clock(CLOCK)
-        .meterRegistry(METRICS)
-        .name("orders")
-        .build();
-    IdempotencyFilter filter = IdempotencyFilter.builder(store)
-        .paths("/orders/*")
-        .scopeResolver(ScopeResolver.principalOrTenantHeader("X-Tenant"))
-        .maxBodyBytes(64 * 1024)
-        .meterRegistry(METRICS)
-        .name("orders")
-        .build();
-    server = TestServer.start(APP, OrdersApp.fakeLogin(), APP.arrivalCounter(), filter);
-  }
+    @BeforeAll
+    static void start(TestDatabase db) throws Exception {
+        dsl = db.dsl();
+        dsl.execute(OrdersApp.CREATE_TABLE);
+        store = IdempotencyStore.builder()
+                .dataSource(db.newDataSource(24))
+                .lockTimeout(Duration.ofMillis(500))
+                .clock(CLOCK)
+                .meterRegistry(METRICS)
+                .name("orders")
+                .build();
+        IdempotencyFilter filter = IdempotencyFilter.builder(store)
+                .paths("/orders/*")
+                .scopeResolver(ScopeResolver.principalOrTenantHeader("X-Tenant"))
+                .maxBodyBytes(64 * 1024)
+                .meterRegistry(METRICS)
+                .name("orders")
+                .build();
+        server = TestServer.start(APP, OrdersApp.fakeLogin(), APP.arrivalCounter(), filter);
+    }
 
-  @AfterAll
-  static void stop() throws Exception {
-    server.close();
-  }
+    @AfterAll
+    static void stop() throws Exception {
+        server.close();
+    }
 
-  /** A POST from tenant {@code it}; set {@code X-User} or another {@code X-Tenant} to change the caller. */
-  private static HttpRequest.Builder post(String path, String body) {
-    return anonymous(path, body).header("X-Tenant", "it");
-  }
+    /** A POST from tenant {@code it}; set {@code X-User} or another {@code X-Tenant} to change the caller. */
+    private static HttpRequest.Builder post(String path, String body) {
+        return anonymous(path, body).header("X-Tenant", "it");
+    }
 
-  /** A POST from nobody: no principal and no tenant. */
-  private static HttpRequest.Builder anonymous(String path, String body) {
-    return HttpRequest.newBuilder(server.uri(path))
-        .timeout(Duration.ofSeconds(60))
-        .header("Content-Type", "application/json")
-        .POST(HttpRequest.BodyPublishers.ofString(body));
-  }
+    /** A POST from nobody: no principal and no tenant. */
+    private static HttpRequest.Builder anonymous(String path, String body) {
+        return HttpRequest.newBuilder(server.uri(path))
+                .timeout(Duration.ofSeconds(60))
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body));
+    }
 
-  private static HttpResponse<String> send(HttpRequest request) throws Exception {
-    return HTTP.send(request, HttpResponse.BodyHandlers.ofString());
-  }
+    private static HttpResponse<String> send(HttpRequest request) throws Exception {
+        return HTTP.send(request, HttpResponse.BodyHandlers.ofString());
+    }
 
-  private static int orders(String body) {
-    return dsl.fetchCount(DSL.table("public.orders"), DSL.field("body").eq(body));
-  }
+    private static int orders(String body) {
+        return dsl.fetchCount(DSL.table("public.orders"), DSL.field("body").eq(body));
+    }
 
-  private static int outboxRows(String body) {
-    return dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.PAYLOAD.eq(body.getBytes(StandardCharsets.UTF_8)));
-  }
+    private static int outboxRows(String body) {
+        return dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.PAYLOAD.eq(body.getBytes(StandardCharsets.UTF_8)));
+    }
 
-  private static int keyRows(String key) {
-    return dsl.fetchCount(IDEMPOTENCY_KEY, IDEMPOTENCY_KEY.IDEM_KEY.eq(key));
-  }
+    private static int keyRows(String key) {
+        return dsl.fetchCount(IDEMPOTENCY_KEY, IDEMPOTENCY_KEY.IDEM_KEY.eq(key));
+    }
 
-  private static double count(String outcome) {
-    return METRICS.counter(IdempotencyStore.METRIC, "store", "orders", "outcome", outcome).count();
-  }
+    private static double count(String outcome) {
+        return METRICS.counter(IdempotencyStore.METRIC, "store", "orders", "outcome", outcome)
+                .count();
+    }
 
-  private static String body(String what) {
-    return "{\"order\":\"" + what + "-" + UUID.randomUUID() + "\"}";
-  }
+    private static String body(String what) {
+        return "{\"order\":\"" + what + "-" + UUID.randomUUID() + "\"}";
+    }
 
-  /**
-   * G5 under concurrency: 50 identical POSTs with one key, sent at once, execute once. The first
-   * request holds its transaction until all 50 have reached the server and at least one duplicate
-   * has been answered 409, so the others really overlap it: they wait on the key row, those that
-   * outwait the 500 ms lock timeout get 409 with Retry-After, and the test clients
-   * (IdempotentHttpClient, same key) retry them. Every final response carries the first
-   * response's status and body; 49 carry Idempotent-Replayed: true.
-   */
-  @Test
-  void fiftyConcurrentDuplicatesExecuteOnceAndAllGetTheFirstResponse() throws Exception {
-    int n = 50;
-    String key = UUID.randomUUID().toString();
-    String body = body("g5");
-    double conflictsBefore = count("conflict");
-    APP.arrived = new CountDownLatch(n);
-    APP.release = new CountDownLatch(1);
-    Thread.ofVirtual().start(() -> {
-      try {
-        if (APP.arrived.await(60, TimeUnit.SECONDS)) {
-          await().atMost(Duration.ofSeconds(60)).until(() -> count("conflict") > conflictsBefore);
+    /**
+     * G5 under concurrency: 50 identical POSTs with one key, sent at once, execute once. The first
+     * request holds its transaction until all 50 have reached the server and at least one duplicate
+     * has been answered 409, so the others really overlap it: they wait on the key row, those that
+     * outwait the 500 ms lock timeout get 409 with Retry-After, and the test clients
+     * (IdempotentHttpClient, same key) retry them. Every final response carries the first
+     * response's status and body; 49 carry Idempotent-Replayed: true.
+     */
+    @Test
+    void fiftyConcurrentDuplicatesExecuteOnceAndAllGetTheFirstResponse() throws Exception {
+        int n = 50;
+        String key = UUID.randomUUID().toString();
+        String body = body("g5");
+        double conflictsBefore = count("conflict");
+        APP.arrived = new CountDownLatch(n);
+        APP.release = new CountDownLatch(1);
+        Thread.ofVirtual().start(() -> {
+            try {
+                if (APP.arrived.await(60, TimeUnit.SECONDS)) {
+                    await().atMost(Duration.ofSeconds(60)).until(() -> count("conflict") > conflictsBefore);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                APP.release.countDown();
+            }
+        });
+        IdempotentHttpClient client = IdempotentHttpClient.builder()
+                .httpClient(HTTP)
+                .idempotentTargets(server.uri("/").toString())
+                .retryBudget(RetryBudget.unlimited())
+                .noCircuitBreaker()
+                .maxAttempts(30)
+                .attemptTimeout(Duration.ofSeconds(90))
+                .build();
+        List<Future<CallResult<String>>> futures = new ArrayList<>();
+        try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            for (int i = 0; i < n; i++) {
+                futures.add(pool.submit(() -> client.send(
+                        post("/orders", body).header("X-Hold", "true").build(),
+                        HttpResponse.BodyHandlers.ofString(),
+                        key)));
+            }
         }
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      } finally {
-        APP.release.countDown();
-      }
-    });
-    IdempotentHttpClient client = IdempotentHttpClient.builder()
-        .httpClient(HTTP)
-        .idempotentTargets(server.uri("/").toString())
-        .retryBudget(RetryBudget.unlimited())
-        .noCircuitBreaker()
-        .maxAttempts(30)
-        .attemptTimeout(Duration.ofSeconds(90))
-        .build();
-    List<Future<CallResult<String>>> futures = new ArrayList<>();
-    try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
-      for (int i = 0; i < n; i++) {
-        futures.add(pool.submit(() -> client.send(post("/orders", body).header("X-Hold", "true").build(),
-            HttpResponse.BodyHandlers.ofString(), key)));
-      }
+        List<CallResult<String>> results = new ArrayList<>();
+        for (Future<CallResult<String>> f : futures) {
+            results.add(f.get());
+        }
+        assertThat(orders(body)).isOne();
+        assertThat(outboxRows(body)).isOne();
+        List<CallResult<String>> executed =
+                results.stream().filter(r -> !r.replayed()).toList();
+        assertThat(executed).hasSize(1);
+        CallResult<String> first = executed.get(0);
+        assertThat(first.status()).isEqualTo(201);
+        assertThat(first.body()).contains(body.replace("\"", "\\\""));
+        for (CallResult<String> r : results) {
+            assertThat(r.status()).isEqualTo(201);
+            assertThat(r.body()).isEqualTo(first.body());
+            assertThat(r.response().headers().firstValue("Location"))
+                    .isEqualTo(first.response().headers().firstValue("Location"));
+            assertThat(r.idempotencyKey()).isEqualTo(key);
+        }
+        assertThat(results.stream().filter(CallResult::replayed).count()).isEqualTo(n - 1);
+        assertThat(first.response().headers().firstValue("X-Request-Only")).contains("not stored");
+        assertThat(results.stream()
+                        .filter(CallResult::replayed)
+                        .map(r -> r.response().headers().firstValue("X-Request-Only")))
+                .allMatch(h -> h.isEmpty());
+        int retries = results.stream().mapToInt(CallResult::retries).sum();
+        double conflicts = count("conflict") - conflictsBefore;
+        System.out.printf("G5: %d requests, %d retries after %s conflicts (409)%n", n, retries, conflicts);
+        assertThat(conflicts).isPositive();
+        assertThat((double) retries).isEqualTo(conflicts);
     }
-    List<CallResult<String>> results = new ArrayList<>();
-    for (Future<CallResult<String>> f : futures) {
-      results.add(f.get());
+
+    /** G5: the same key with another body gets 422 and changes nothing. */
+    @Test
+    void sameKeyWithAnotherBodyIs422() throws Exception {
+        String key = UUID.randomUUID().toString();
+        String a = body("a");
+        String b = body("b");
+        assertThat(send(post("/orders", a).header("Idempotency-Key", key).build())
+                        .statusCode())
+                .isEqualTo(201);
+        HttpResponse<String> other = send(
+                post("/orders", b).header("Idempotency-Key", "\"" + key + "\"").build());
+        assertThat(other.statusCode()).isEqualTo(422);
+        assertThat(other.headers().firstValue("Content-Type"))
+                .hasValueSatisfying(t -> assertThat(t).startsWith("application/problem+json"));
+        assertThat(other.body())
+                .contains("\"status\":422")
+                .contains("already used for a different request")
+                .contains("new key");
+        assertThat(orders(b)).isZero();
+        assertThat(orders(a)).isOne();
     }
-    assertThat(orders(body)).isOne();
-    assertThat(outboxRows(body)).isOne();
-    List<CallResult<String>> executed = results.stream().filter(r -> !r.replayed()).toList();
-    assertThat(executed).hasSize(1);
-    CallResult<String> first = executed.get(0);
-    assertThat(first.status()).isEqualTo(201);
-    assertThat(first.body()).contains(body.replace("\"", "\\\""));
-    for (CallResult<String> r : results) {
-      assertThat(r.status()).isEqualTo(201);
-      assertThat(r.body()).isEqualTo(first.body());
-      assertThat(r.response().headers().firstValue("Location")).isEqualTo(first.response().headers().firstValue("Location"));
-      assertThat(r.idempotencyKey()).isEqualTo(key);
+
+    /** G5: while the first request is in flight, a duplicate gets 409 with Retry-After; afterwards it gets the replay. */
+    @Test
+    void duplicateWhileTheFirstIsInFlightIs409WithRetryAfter() throws Exception {
+        String key = UUID.randomUUID().toString();
+        String body = body("slow");
+        APP.entered = new CountDownLatch(1);
+        APP.release = new CountDownLatch(1);
+        CompletableFuture<HttpResponse<String>> first = HTTP.sendAsync(
+                post("/orders", body)
+                        .header("Idempotency-Key", key)
+                        .header("X-Hold", "true")
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
+        try {
+            assertThat(APP.entered.await(30, TimeUnit.SECONDS)).isTrue();
+            HttpResponse<String> dup =
+                    send(post("/orders", body).header("Idempotency-Key", key).build());
+            assertThat(dup.statusCode()).isEqualTo(409);
+            assertThat(dup.headers().firstValue("Retry-After")).contains("1");
+            assertThat(dup.headers().firstValue("Content-Type"))
+                    .hasValueSatisfying(t -> assertThat(t).startsWith("application/problem+json"));
+            assertThat(dup.body())
+                    .contains("still being processed")
+                    .contains("Retry the same request with the same key");
+        } finally {
+            APP.release.countDown();
+        }
+        HttpResponse<String> done = first.get(60, TimeUnit.SECONDS);
+        assertThat(done.statusCode()).isEqualTo(201);
+        HttpResponse<String> replay =
+                send(post("/orders", body).header("Idempotency-Key", key).build());
+        assertThat(replay.statusCode()).isEqualTo(201);
+        assertThat(replay.headers().firstValue("Idempotent-Replayed")).contains("true");
+        assertThat(replay.body()).isEqualTo(done.body());
+        assertThat(orders(body)).isOne();
     }
-    assertThat(results.stream().filter(CallResult::replayed).count()).isEqualTo(n - 1);
-    assertThat(first.response().headers().firstValue("X-Request-Only")).contains("not stored");
-    assertThat(results.stream().filter(CallResult::replayed).map(r -> r.response().headers().firstValue("X-Request-Only")))
-        .allMatch(h -> h.isEmpty());
-    int retries = results.stream().mapToInt(CallResult::retries).sum();
-    double conflicts = count("conflict") - conflictsBefore;
-    System.out.printf("G5: %d requests, %d retries after %s conflicts (409)%n", n, retries, conflicts);
-    assertThat(conflicts).isPositive();
-    assertThat((double) retries).isEqualTo(conflicts);
-  }
 
-  /** G5: the same key with another body gets 422 and changes nothing. */
-  @Test
-  void sameKeyWithAnotherBodyIs422() throws Exception {
-    String key = UUID.randomUUID().toString();
-    String a = body("a");
-    String b = body("b");
-    assertThat(send(post("/orders", a).header("Idempotency-Key", key).build()).statusCode()).isEqualTo(201);
-    HttpResponse<String> other = send(post("/orders", b).header("Idempotency-Key", "\"" + key + "\"").build());
-    assertThat(other.statusCode()).isEqualTo(422);
-    assertThat(other.headers().firstValue("Content-Type")).hasValueSatisfying(t -> assertThat(t).startsWith("application/problem+json"));
-    assertThat(other.body()).contains("\"status\":422").contains("already used for a different request").contains("new key");
-    assertThat(orders(b)).isZero();
-    assertThat(orders(a)).isOne();
-  }
-
-  /** G5: while the first request is in flight, a duplicate gets 409 with Retry-After; afterwards it gets the replay. */
-  @Test
-  void duplicateWhileTheFirstIsInFlightIs409WithRetryAfter() throws Exception {
-    String key = UUID.randomUUID().toString();
-    String body = body("slow");
-    APP.entered = new CountDownLatch(1);
-    APP.release = new CountDownLatch(1);
-    CompletableFuture<HttpResponse<String>> first = HTTP.sendAsync(
-        post("/orders", body).header("Idempotency-Key", key).header("X-Hold", "true").build(), HttpResponse.BodyHandlers.ofString());
-    try {
-      assertThat(APP.entered.await(30, TimeUnit.SECONDS)).isTrue();
-      HttpResponse<String> dup = send(post("/orders", body).header("Idempotency-Key", key).build());
-      assertThat(dup.statusCode()).isEqualTo(409);
-      assertThat(dup.headers().firstValue("Retry-After")).contains("1");
-      assertThat(dup.headers().firstValue("Content-Type")).hasValueSatisfying(t -> assertThat(t).startsWith("application/problem+json"));
-      assertThat(dup.body()).contains("still being processed").contains("Retry the same request with the same key");
-    } finally {
-      APP.release.countDown();
+    /**
+     * G5: a protected endpoint refuses a missing, empty, over-long, malformed or repeated key with
+     * 400, before any work. Malformed: neither an RFC 8941 sf-string nor a token ({@code not"quoted},
+     * {@code a,b}), or an sf-string with parameters.
+     */
+    @Test
+    void invalidKeysAre400() throws Exception {
+        String body = body("bad-key");
+        double rejected = count("rejected");
+        List<HttpRequest> bad = List.of(
+                post("/orders", body).build(),
+                post("/orders", body).header("Idempotency-Key", "").build(),
+                post("/orders", body).header("Idempotency-Key", "\"\"").build(),
+                post("/orders", body).header("Idempotency-Key", "k".repeat(256)).build(),
+                post("/orders", body).header("Idempotency-Key", "two words").build(),
+                post("/orders", body).header("Idempotency-Key", "not\"quoted").build(),
+                post("/orders", body).header("Idempotency-Key", "a,b").build(),
+                post("/orders", body).header("Idempotency-Key", "\"a\";p=1").build(),
+                post("/orders", body)
+                        .header("Idempotency-Key", "a")
+                        .header("Idempotency-Key", "b")
+                        .build());
+        for (HttpRequest request : bad) {
+            HttpResponse<String> r = send(request);
+            assertThat(r.statusCode()).as("%s", request.headers()).isEqualTo(400);
+            assertThat(r.headers().firstValue("Content-Type"))
+                    .hasValueSatisfying(t -> assertThat(t).startsWith("application/problem+json"));
+            assertThat(r.body()).contains("Idempotency-Key");
+        }
+        assertThat(send(post("/orders", body).build()).body())
+                .contains("requires an Idempotency-Key header")
+                .contains("UUID");
+        assertThat(send(post("/orders", body)
+                                .header("Idempotency-Key", "k".repeat(256))
+                                .build())
+                        .body())
+                .contains("limit is 255");
+        assertThat(count("rejected")).isEqualTo(rejected + bad.size() + 2);
+        assertThat(orders(body)).isZero();
+        // a 255-character key is fine, and unprotected methods need none
+        assertThat(send(post("/orders", body)
+                                .header("Idempotency-Key", "k".repeat(255))
+                                .build())
+                        .statusCode())
+                .isEqualTo(201);
+        assertThat(send(HttpRequest.newBuilder(server.uri("/orders")).GET().build())
+                        .statusCode())
+                .isEqualTo(405);
     }
-    HttpResponse<String> done = first.get(60, TimeUnit.SECONDS);
-    assertThat(done.statusCode()).isEqualTo(201);
-    HttpResponse<String> replay = send(post("/orders", body).header("Idempotency-Key", key).build());
-    assertThat(replay.statusCode()).isEqualTo(201);
-    assertThat(replay.headers().firstValue("Idempotent-Replayed")).contains("true");
-    assertThat(replay.body()).isEqualTo(done.body());
-    assertThat(orders(body)).isOne();
-  }
 
-  /**
-   * G5: a protected endpoint refuses a missing, empty, over-long, malformed or repeated key with
-   * 400, before any work. Malformed: neither an RFC 8941 sf-string nor a token ({@code not"quoted},
-   * {@code a,b}), or an sf-string with parameters.
-   */
-  @Test
-  void invalidKeysAre400() throws Exception {
-    String body = body("bad-key");
-    double rejected = count("rejected");
-    List<HttpRequest> bad = List.of(
-        post("/orders", body).build(),
-        post("/orders", body).header("Idempotency-Key", "").build(),
-        post("/orders", body).header("Idempotency-Key", "\"\"").build(),
-        post("/orders", body).header("Idempotency-Key", "k".repeat(256)).build(),
-        post("/orders", body).header("Idempotency-Key", "two words").build(),
-        post("/orders", body).header("Idempotency-Key", "not\"quoted").build(),
-        post("/orders", body).header("Idempotency-Key", "a,b").build(),
-        post("/orders", body).header("Idempotency-Key", "\"a\";p=1").build(),
-        post("/orders", body).header("Idempotency-Key", "a").header("Idempotency-Key", "b").build());
-    for (HttpRequest request : bad) {
-      HttpResponse<String> r = send(request);
-      assertThat(r.statusCode()).as("%s", request.headers()).isEqualTo(400);
-      assertThat(r.headers().firstValue("Content-Type")).hasValueSatisfying(t -> assertThat(t).startsWith("application/problem+json"));
-      assertThat(r.body()).contains("Idempotency-Key");
+    /** A body over maxBodyBytes gets 413 and runs nothing. */
+    @Test
+    void overLargeBodiesAre413() throws Exception {
+        String big = "{\"pad\":\"" + "x".repeat(70 * 1024) + "\"}";
+        HttpResponse<String> r = send(post("/orders", big)
+                .header("Idempotency-Key", UUID.randomUUID().toString())
+                .build());
+        assertThat(r.statusCode()).isEqualTo(413);
+        assertThat(r.body()).contains("larger than 65536 bytes");
+        assertThat(orders(big)).isZero();
     }
-    assertThat(send(post("/orders", body).build()).body()).contains("requires an Idempotency-Key header").contains("UUID");
-    assertThat(send(post("/orders", body).header("Idempotency-Key", "k".repeat(256)).build()).body()).contains("limit is 255");
-    assertThat(count("rejected")).isEqualTo(rejected + bad.size() + 2);
-    assertThat(orders(body)).isZero();
-    // a 255-character key is fine, and unprotected methods need none
-    assertThat(send(post("/orders", body).header("Idempotency-Key", "k".repeat(255)).build()).statusCode()).isEqualTo(201);
-    assertThat(send(HttpRequest.newBuilder(server.uri("/orders")).GET().build()).statusCode()).isEqualTo(405);
-  }
 
-  /** A body over maxBodyBytes gets 413 and runs nothing. */
-  @Test
-  void overLargeBodiesAre413() throws Exception {
-    String big = "{\"pad\":\"" + "x".repeat(70 * 1024) + "\"}";
-    HttpResponse<String> r = send(post("/orders", big).header("Idempotency-Key", UUID.randomUUID().toString()).build());
-    assertThat(r.statusCode()).isEqualTo(413);
-    assertThat(r.body()).contains("larger than 65536 bytes");
-    assertThat(orders(big)).isZero();
-  }
-
-  /**
-   * G5 scope: the same key from two principals, from two tenants, and on two routes executes once
-   * in each scope; a replay in one scope returns that scope's response, never another's.
-   */
-  @Test
-  void theSameKeyInDifferentScopesExecutesOncePerScope() throws Exception {
-    String key = UUID.randomUUID().toString();
-    String body = body("scoped");
-    List<HttpRequest> scopes = List.of(
-        post("/orders", body).header("Idempotency-Key", key).header("X-User", "alice").build(),
-        post("/orders", body).header("Idempotency-Key", key).header("X-User", "bob").build(),
-        post("/orders", body).header("Idempotency-Key", key).setHeader("X-Tenant", "t1").build(),
-        post("/orders", body).header("Idempotency-Key", key).setHeader("X-Tenant", "t2").build(),
-        post("/orders/express", body).header("Idempotency-Key", key).header("X-User", "alice").build());
-    List<String> firstBodies = new ArrayList<>();
-    for (HttpRequest request : scopes) {
-      HttpResponse<String> r = send(request);
-      assertThat(r.statusCode()).isEqualTo(201);
-      assertThat(r.headers().firstValue("Idempotent-Replayed")).isEmpty();
-      firstBodies.add(r.body());
+    /**
+     * G5 scope: the same key from two principals, from two tenants, and on two routes executes once
+     * in each scope; a replay in one scope returns that scope's response, never another's.
+     */
+    @Test
+    void theSameKeyInDifferentScopesExecutesOncePerScope() throws Exception {
+        String key = UUID.randomUUID().toString();
+        String body = body("scoped");
+        List<HttpRequest> scopes = List.of(
+                post("/orders", body)
+                        .header("Idempotency-Key", key)
+                        .header("X-User", "alice")
+                        .build(),
+                post("/orders", body)
+                        .header("Idempotency-Key", key)
+                        .header("X-User", "bob")
+                        .build(),
+                post("/orders", body)
+                        .header("Idempotency-Key", key)
+                        .setHeader("X-Tenant", "t1")
+                        .build(),
+                post("/orders", body)
+                        .header("Idempotency-Key", key)
+                        .setHeader("X-Tenant", "t2")
+                        .build(),
+                post("/orders/express", body)
+                        .header("Idempotency-Key", key)
+                        .header("X-User", "alice")
+                        .build());
+        List<String> firstBodies = new ArrayList<>();
+        for (HttpRequest request : scopes) {
+            HttpResponse<String> r = send(request);
+            assertThat(r.statusCode()).isEqualTo(201);
+            assertThat(r.headers().firstValue("Idempotent-Replayed")).isEmpty();
+            firstBodies.add(r.body());
+        }
+        assertThat(firstBodies).doesNotHaveDuplicates();
+        assertThat(orders(body)).isEqualTo(scopes.size());
+        for (int i = 0; i < scopes.size(); i++) {
+            HttpResponse<String> replay = send(scopes.get(i));
+            assertThat(replay.headers().firstValue("Idempotent-Replayed")).contains("true");
+            assertThat(replay.body()).isEqualTo(firstBodies.get(i));
+        }
+        assertThat(orders(body)).isEqualTo(scopes.size());
+        assertThat(keyRows(key)).isEqualTo(scopes.size());
     }
-    assertThat(firstBodies).doesNotHaveDuplicates();
-    assertThat(orders(body)).isEqualTo(scopes.size());
-    for (int i = 0; i < scopes.size(); i++) {
-      HttpResponse<String> replay = send(scopes.get(i));
-      assertThat(replay.headers().firstValue("Idempotent-Replayed")).contains("true");
-      assertThat(replay.body()).isEqualTo(firstBodies.get(i));
+
+    /**
+     * G5 / G2: a handler that throws after its writes leaves nothing behind (no key row, no business
+     * row, no outbox row); a retry with the same key then executes normally. Same for a handler that
+     * answers 5xx.
+     */
+    @Test
+    void failuresLeaveNothingAndTheKeyCanBeRetried() throws Exception {
+        for (String failure : List.of("throw", "503")) {
+            String key = UUID.randomUUID().toString();
+            String body = body("fail-" + failure);
+            HttpResponse<String> failed = send(post("/orders", body)
+                    .header("Idempotency-Key", key)
+                    .header("X-Fail", failure)
+                    .build());
+            assertThat(failed.statusCode()).as(failure).isEqualTo(failure.equals("throw") ? 500 : 503);
+            assertThat(keyRows(key)).isZero();
+            assertThat(orders(body)).isZero();
+            assertThat(outboxRows(body)).isZero();
+            HttpResponse<String> retried =
+                    send(post("/orders", body).header("Idempotency-Key", key).build());
+            assertThat(retried.statusCode()).isEqualTo(201);
+            assertThat(retried.headers().firstValue("Idempotent-Replayed")).isEmpty();
+            assertThat(orders(body)).isOne();
+            assertThat(outboxRows(body)).isOne();
+            assertThat(keyRows(key)).isOne();
+        }
     }
-    assertThat(orders(body)).isEqualTo(scopes.size());
-    assertThat(keyRows(key)).isEqualTo(scopes.size());
-  }
 
-  /**
-   * G5 / G2: a handler that throws after its writes leaves nothing behind (no key row, no business
-   * row, no outbox row); a retry with the same key then executes normally. Same for a handler that
-   * answers 5xx.
-   */
-  @Test
-  void failuresLeaveNothingAndTheKeyCanBeRetried() throws Exception {
-    for (String failure : List.of("throw", "503")) {
-      String key = UUID.randomUUID().toString();
-      String body = body("fail-" + failure);
-      HttpResponse<String> failed = send(post("/orders", body).header("Idempotency-Key", key).header("X-Fail", failure).build());
-      assertThat(failed.statusCode()).as(failure).isEqualTo(failure.equals("throw") ? 500 : 503);
-      assertThat(keyRows(key)).isZero();
-      assertThat(orders(body)).isZero();
-      assertThat(outboxRows(body)).isZero();
-      HttpResponse<String> retried = send(post("/orders", body).header("Idempotency-Key", key).build());
-      assertThat(retried.statusCode()).isEqualTo(201);
-      assertThat(retried.headers().firstValue("Idempotent-Replayed")).isEmpty();
-      assertThat(orders(body)).isOne();
-      assertThat(outboxRows(body)).isOne();
-      assertThat(keyRows(key)).isOne();
+    /**
+     * G5 / G2: a final refusal (400 set by the handler, 422 into which a framework's exception
+     * resolver turned an exception that never reached the filter) keeps none of the handler's writes
+     * (no order row, no outbox row) and is stored: a repeat gets it replayed and runs nothing.
+     */
+    @Test
+    void aFinalRefusalKeepsNoWritesAndIsReplayed() throws Exception {
+        for (String failure : List.of("400", "resolved-422")) {
+            String key = UUID.randomUUID().toString();
+            String body = body("refused-" + failure);
+            int status = failure.equals("400") ? 400 : 422;
+            HttpResponse<String> rejected = send(post("/orders", body)
+                    .header("Idempotency-Key", key)
+                    .header("X-Fail", failure)
+                    .build());
+            assertThat(rejected.statusCode()).as(failure).isEqualTo(status);
+            assertThat(orders(body)).as(failure).isZero();
+            assertThat(outboxRows(body)).as(failure).isZero();
+            assertThat(keyRows(key)).as(failure).isOne();
+            HttpResponse<String> replay =
+                    send(post("/orders", body).header("Idempotency-Key", key).build());
+            assertThat(replay.statusCode()).isEqualTo(status);
+            assertThat(replay.body()).isEqualTo(rejected.body());
+            assertThat(replay.headers().firstValue("Idempotent-Replayed")).contains("true");
+            assertThat(orders(body)).isZero();
+        }
+        assertThat(count("rolled_back")).isGreaterThanOrEqualTo(2);
     }
-  }
 
-  /**
-   * G5 / G2: a final refusal (400 set by the handler, 422 into which a framework's exception
-   * resolver turned an exception that never reached the filter) keeps none of the handler's writes
-   * (no order row, no outbox row) and is stored: a repeat gets it replayed and runs nothing.
-   */
-  @Test
-  void aFinalRefusalKeepsNoWritesAndIsReplayed() throws Exception {
-    for (String failure : List.of("400", "resolved-422")) {
-      String key = UUID.randomUUID().toString();
-      String body = body("refused-" + failure);
-      int status = failure.equals("400") ? 400 : 422;
-      HttpResponse<String> rejected = send(post("/orders", body).header("Idempotency-Key", key).header("X-Fail", failure).build());
-      assertThat(rejected.statusCode()).as(failure).isEqualTo(status);
-      assertThat(orders(body)).as(failure).isZero();
-      assertThat(outboxRows(body)).as(failure).isZero();
-      assertThat(keyRows(key)).as(failure).isOne();
-      HttpResponse<String> replay = send(post("/orders", body).header("Idempotency-Key", key).build());
-      assertThat(replay.statusCode()).isEqualTo(status);
-      assertThat(replay.body()).isEqualTo(rejected.body());
-      assertThat(replay.headers().firstValue("Idempotent-Replayed")).contains("true");
-      assertThat(orders(body)).isZero();
+    /**
+     * G5 / G2: an answer that means "not now" (429 with Retry-After) keeps none of the handler's
+     * writes and is not stored: the key is released, and the retry with the same key runs anew.
+     */
+    @Test
+    void aRetryLaterAnswerReleasesTheKey() throws Exception {
+        String key = UUID.randomUUID().toString();
+        String body = body("throttled");
+        HttpResponse<String> throttled = send(post("/orders", body)
+                .header("Idempotency-Key", key)
+                .header("X-Fail", "429")
+                .build());
+        assertThat(throttled.statusCode()).isEqualTo(429);
+        assertThat(throttled.headers().firstValue("Retry-After")).contains("1");
+        assertThat(orders(body)).isZero();
+        assertThat(outboxRows(body)).isZero();
+        assertThat(keyRows(key)).isZero();
+        HttpResponse<String> retried =
+                send(post("/orders", body).header("Idempotency-Key", key).build());
+        assertThat(retried.statusCode()).isEqualTo(201);
+        assertThat(retried.headers().firstValue("Idempotent-Replayed")).isEmpty();
+        assertThat(orders(body)).isOne();
+        assertThat(outboxRows(body)).isOne();
     }
-    assertThat(count("rolled_back")).isGreaterThanOrEqualTo(2);
-  }
 
-  /**
-   * G5 / G2: an answer that means "not now" (429 with Retry-After) keeps none of the handler's
-   * writes and is not stored: the key is released, and the retry with the same key runs anew.
-   */
-  @Test
-  void aRetryLaterAnswerReleasesTheKey() throws Exception {
-    String key = UUID.randomUUID().toString();
-    String body = body("throttled");
-    HttpResponse<String> throttled = send(post("/orders", body).header("Idempotency-Key", key).header("X-Fail", "429").build());
-    assertThat(throttled.statusCode()).isEqualTo(429);
-    assertThat(throttled.headers().firstValue("Retry-After")).contains("1");
-    assertThat(orders(body)).isZero();
-    assertThat(outboxRows(body)).isZero();
-    assertThat(keyRows(key)).isZero();
-    HttpResponse<String> retried = send(post("/orders", body).header("Idempotency-Key", key).build());
-    assertThat(retried.statusCode()).isEqualTo(201);
-    assertThat(retried.headers().firstValue("Idempotent-Replayed")).isEmpty();
-    assertThat(orders(body)).isOne();
-    assertThat(outboxRows(body)).isOne();
-  }
+    /**
+     * G5: the fingerprint covers the query string: the same key and body sent to {@code
+     * /orders?dry_run=true} and then to {@code /orders} is two requests, so the second gets 422, not
+     * the dry run's stored answer.
+     */
+    @Test
+    void theSameKeyWithAnotherQueryStringIs422() throws Exception {
+        String key = UUID.randomUUID().toString();
+        String body = body("query");
+        assertThat(send(post("/orders?dry_run=true", body)
+                                .header("Idempotency-Key", key)
+                                .build())
+                        .statusCode())
+                .isEqualTo(201);
+        HttpResponse<String> other =
+                send(post("/orders", body).header("Idempotency-Key", key).build());
+        assertThat(other.statusCode()).isEqualTo(422);
+        assertThat(other.headers().firstValue("Idempotent-Replayed")).isEmpty();
+        HttpResponse<String> same = send(post("/orders?dry_run=true", body)
+                .header("Idempotency-Key", key)
+                .build());
+        assertThat(same.headers().firstValue("Idempotent-Replayed")).contains("true");
+        assertThat(orders(body)).isOne();
+    }
 
-  /**
-   * G5: the fingerprint covers the query string: the same key and body sent to {@code
-   * /orders?dry_run=true} and then to {@code /orders} is two requests, so the second gets 422, not
-   * the dry run's stored answer.
-   */
-  @Test
-  void theSameKeyWithAnotherQueryStringIs422() throws Exception {
-    String key = UUID.randomUUID().toString();
-    String body = body("query");
-    assertThat(send(post("/orders?dry_run=true", body).header("Idempotency-Key", key).build()).statusCode()).isEqualTo(201);
-    HttpResponse<String> other = send(post("/orders", body).header("Idempotency-Key", key).build());
-    assertThat(other.statusCode()).isEqualTo(422);
-    assertThat(other.headers().firstValue("Idempotent-Replayed")).isEmpty();
-    HttpResponse<String> same = send(post("/orders?dry_run=true", body).header("Idempotency-Key", key).build());
-    assertThat(same.headers().firstValue("Idempotent-Replayed")).contains("true");
-    assertThat(orders(body)).isOne();
-  }
+    /**
+     * G5 scope: a path whose scope is longer than the btree index row limit allows (about 2.7 kB
+     * with the key) is stored under a hash of its scope: it executes once and replays, instead of
+     * failing with SQLState 54000 and a 500.
+     */
+    @Test
+    void aVeryLongScopeExecutesOnceAndReplays() throws Exception {
+        String key = "k".repeat(255);
+        String body = body("long-scope");
+        String path = "/orders/" + "%C3%A9".repeat(600); // 600 x é, 3600 characters once encoded in the scope
+        HttpResponse<String> first =
+                send(post(path, body).header("Idempotency-Key", key).build());
+        assertThat(first.statusCode()).as(first.body()).isEqualTo(201);
+        HttpResponse<String> replay =
+                send(post(path, body).header("Idempotency-Key", key).build());
+        assertThat(replay.statusCode()).isEqualTo(201);
+        assertThat(replay.headers().firstValue("Idempotent-Replayed")).contains("true");
+        assertThat(replay.body()).isEqualTo(first.body());
+        assertThat(orders(body)).isOne();
+        assertThat(dsl.fetchValue(
+                        DSL.select(DSL.max(DSL.length(IDEMPOTENCY_KEY.SCOPE))).from(IDEMPOTENCY_KEY)))
+                .isLessThanOrEqualTo(IdempotencyStore.MAX_PLAIN_SCOPE_BYTES);
+    }
 
-  /**
-   * G5 scope: a path whose scope is longer than the btree index row limit allows (about 2.7 kB
-   * with the key) is stored under a hash of its scope: it executes once and replays, instead of
-   * failing with SQLState 54000 and a 500.
-   */
-  @Test
-  void aVeryLongScopeExecutesOnceAndReplays() throws Exception {
-    String key = "k".repeat(255);
-    String body = body("long-scope");
-    String path = "/orders/" + "%C3%A9".repeat(600); // 600 x é, 3600 characters once encoded in the scope
-    HttpResponse<String> first = send(post(path, body).header("Idempotency-Key", key).build());
-    assertThat(first.statusCode()).as(first.body()).isEqualTo(201);
-    HttpResponse<String> replay = send(post(path, body).header("Idempotency-Key", key).build());
-    assertThat(replay.statusCode()).isEqualTo(201);
-    assertThat(replay.headers().firstValue("Idempotent-Replayed")).contains("true");
-    assertThat(replay.body()).isEqualTo(first.body());
-    assertThat(orders(body)).isOne();
-    assertThat(dsl.fetchValue(DSL.select(DSL.max(DSL.length(IDEMPOTENCY_KEY.SCOPE))).from(IDEMPOTENCY_KEY)))
-        .isLessThanOrEqualTo(IdempotencyStore.MAX_PLAIN_SCOPE_BYTES);
-  }
+    /**
+     * G5 scope: with a scope that needs a caller (principal or tenant), a request with neither is
+     * refused with 401 and runs nothing, instead of sharing one scope with every anonymous caller.
+     */
+    @Test
+    void aRequestWithoutACallerIsRefused() throws Exception {
+        String body = body("nobody");
+        double unidentified = count("unidentified");
+        HttpResponse<String> r = send(anonymous("/orders", body)
+                .header("Idempotency-Key", UUID.randomUUID().toString())
+                .build());
+        assertThat(r.statusCode()).isEqualTo(401);
+        assertThat(r.headers().firstValue("Content-Type"))
+                .hasValueSatisfying(t -> assertThat(t).startsWith("application/problem+json"));
+        assertThat(r.body()).contains("no authenticated caller");
+        assertThat(count("unidentified")).isEqualTo(unidentified + 1);
+        assertThat(orders(body)).isZero();
+    }
 
-  /**
-   * G5 scope: with a scope that needs a caller (principal or tenant), a request with neither is
-   * refused with 401 and runs nothing, instead of sharing one scope with every anonymous caller.
-   */
-  @Test
-  void aRequestWithoutACallerIsRefused() throws Exception {
-    String body = body("nobody");
-    double unidentified = count("unidentified");
-    HttpResponse<String> r = send(anonymous("/orders", body).header("Idempotency-Key", UUID.randomUUID().toString()).build());
-    assertThat(r.statusCode()).isEqualTo(401);
-    assertThat(r.headers().firstValue("Content-Type")).hasValueSatisfying(t -> assertThat(t).startsWith("application/problem+json"));
-    assertThat(r.body()).contains("no authenticated caller");
-    assertThat(count("unidentified")).isEqualTo(unidentified + 1);
-    assertThat(orders(body)).isZero();
-  }
-
-  /** Keys expire: after the TTL the same key executes anew; purgeExpired then removes only expired keys. */
-  @Test
-  void aKeyReusedAfterExpiryExecutesAnew() throws Exception {
-    String key = UUID.randomUUID().toString();
-    String body = body("expiring");
-    HttpResponse<String> first = send(post("/orders", body).header("Idempotency-Key", key).build());
-    assertThat(send(post("/orders", body).header("Idempotency-Key", key).build()).headers().firstValue("Idempotent-Replayed")).contains("true");
-    CLOCK.advance(Duration.ofHours(24).plusMinutes(1));
-    HttpResponse<String> again = send(post("/orders", body).header("Idempotency-Key", key).build());
-    assertThat(again.statusCode()).isEqualTo(201);
-    assertThat(again.headers().firstValue("Idempotent-Replayed")).isEmpty();
-    assertThat(again.body()).isNotEqualTo(first.body());
-    assertThat(orders(body)).isEqualTo(2);
-    assertThat(keyRows(key)).isOne();
-    store.purgeExpired();
-    assertThat(keyRows(key)).as("renewed key survives the purge").isOne();
-    assertThat(dsl.fetchCount(IDEMPOTENCY_KEY,
-        IDEMPOTENCY_KEY.EXPIRES_AT.le(OffsetDateTime.ofInstant(CLOCK.instant(), ZoneOffset.UTC)))).isZero();
-  }
-
+    /** Keys expire: after the TTL the same key executes anew; purgeExpired then removes only expired keys. */
+    @Test
+    void aKeyReusedAfterExpiryExecutesAnew() throws Exception {
+        String key = UUID.randomUUID().toString();
+        String body = body("expiring");
+        HttpResponse<String> first =
+                send(post("/orders", body).header("Idempotency-Key", key).build());
+        assertThat(send(post("/orders", body).header("Idempotency-Key", key).build())
+                        .headers()
+                        .firstValue("Idempotent-Replayed"))
+                .contains("true");
+        CLOCK.advance(Duration.ofHours(24).plusMinutes(1));
+        HttpResponse<String> again =
+                send(post("/orders", body).header("Idempotency-Key", key).build());
+        assertThat(again.statusCode()).isEqualTo(201);
+        assertThat(again.headers().firstValue("Idempotent-Replayed")).isEmpty();
+        assertThat(again.body()).isNotEqualTo(first.body());
+        assertThat(orders(body)).isEqualTo(2);
+        assertThat(keyRows(key)).isOne();
+        store.purgeExpired();
+        assertThat(keyRows(key)).as("renewed key survives the purge").isOne();
+        assertThat(dsl.fetchCount(
+                        IDEMPOTENCY_KEY,
+                        IDEMPOTENCY_KEY.EXPIRES_AT.le(OffsetDateTime.ofInstant(CLOCK.instant(), ZoneOffset.UTC))))
+                .isZero();
+    }
 }

@@ -37,249 +37,280 @@ import org.junit.jupiter.api.extension.ExtendWith;
 /** The framework-neutral key store against real PostgreSQL. */
 @ExtendWith(RealServices.class)
 class IdempotencyStoreIT {
-  private static final MutableClock CLOCK = new MutableClock(Instant.parse("2026-01-01T00:00:00Z"));
-  private static final SimpleMeterRegistry METRICS = new SimpleMeterRegistry();
-  private static IdempotencyStore store;
-  private static DSLContext dsl;
+    private static final MutableClock CLOCK = new MutableClock(Instant.parse("2026-01-01T00:00:00Z"));
+    private static final SimpleMeterRegistry METRICS = new SimpleMeterRegistry();
+    private static IdempotencyStore store;
+    private static DSLContext dsl;
 
-  private static final AtomicInteger PURGE_DELETES = new AtomicInteger();
-  /** The same keys as {@link #store}, through a jOOQ context that counts the purge's DELETE statements. */
-  private static IdempotencyStore counting;
+    private static final AtomicInteger PURGE_DELETES = new AtomicInteger();
+    /** The same keys as {@link #store}, through a jOOQ context that counts the purge's DELETE statements. */
+    private static IdempotencyStore counting;
 
-  @BeforeAll
-  static void setUp(TestDatabase db) {
-    ExecuteListener countDeletes = new ExecuteListener() {
-      @Override
-      public void executeStart(ExecuteContext ctx) {
-        if (ctx.sql() != null && ctx.sql().stripLeading().toLowerCase(Locale.ROOT).startsWith("delete")) {
-          PURGE_DELETES.incrementAndGet();
+    @BeforeAll
+    static void setUp(TestDatabase db) {
+        ExecuteListener countDeletes = new ExecuteListener() {
+            @Override
+            public void executeStart(ExecuteContext ctx) {
+                if (ctx.sql() != null
+                        && ctx.sql().stripLeading().toLowerCase(Locale.ROOT).startsWith("delete")) {
+                    PURGE_DELETES.incrementAndGet();
+                }
+            }
+        };
+        counting = IdempotencyStore.builder()
+                .dsl(DSL.using(new DefaultConfiguration()
+                        .set(db.newDataSource(2))
+                        .set(SQLDialect.POSTGRES)
+                        .set(new DefaultExecuteListenerProvider(countDeletes))))
+                .clock(CLOCK)
+                .purgeBatchSize(7)
+                .meterRegistry(METRICS)
+                .name("store-it-counting")
+                .build();
+        dsl = db.dsl();
+        dsl.execute("create table notes (key text primary key, body text not null)");
+        store = IdempotencyStore.builder()
+                .dataSource(db.newDataSource(8))
+                .lockTimeout(Duration.ofMillis(300))
+                .retryAfter(Duration.ofSeconds(2))
+                .clock(CLOCK)
+                .purgeBatchSize(7)
+                .meterRegistry(METRICS)
+                .name("store-it")
+                .build();
+    }
+
+    private static StoredResponse write(DSLContext tx, String key, String body) {
+        tx.execute("insert into notes (key, body) values ({0}, {1})", DSL.val(key), DSL.val(body));
+        return new StoredResponse(
+                201,
+                Map.of("Content-Type", List.of("text/plain"), "Location", List.of("/notes/" + key)),
+                body.getBytes(StandardCharsets.UTF_8));
+    }
+
+    private static int notes(String key) {
+        return dsl.fetchCount(DSL.table("notes"), DSL.field("key").eq(key));
+    }
+
+    private static int keyRows(String key) {
+        return dsl.fetchCount(IDEMPOTENCY_KEY, IDEMPOTENCY_KEY.IDEM_KEY.eq(key));
+    }
+
+    private static double count(String outcome) {
+        return METRICS.counter(IdempotencyStore.METRIC, "store", "store-it", "outcome", outcome)
+                .count();
+    }
+
+    /** G5: a repeat replays the stored status, headers and body without running again. */
+    @Test
+    void executesOnceAndReplaysTheStoredResponse() {
+        String key = UUID.randomUUID().toString();
+        var request = new IdempotencyRequest("user:a POST /notes", key, "fp-1");
+        var first = store.execute(request, tx -> write(tx, key, "hello"));
+        assertThat(first).isInstanceOf(IdempotencyOutcome.Executed.class);
+        var second = store.execute(request, tx -> write(tx, key, "must not run"));
+        assertThat(second).isInstanceOf(IdempotencyOutcome.Replayed.class);
+        assertThat(((IdempotencyOutcome.Replayed) second).response())
+                .isEqualTo(((IdempotencyOutcome.Executed) first).response());
+        assertThat(notes(key)).isOne();
+        assertThat(store.execute(
+                        new IdempotencyRequest("user:a POST /notes", key, "fp-2"), tx -> write(tx, key, "other")))
+                .isInstanceOf(IdempotencyOutcome.Mismatch.class);
+        assertThat(notes(key)).isOne();
+    }
+
+    /** G5: while the first request holds the key, a duplicate gets InFlight after the lock timeout, not a second execution. */
+    @Test
+    void aKeyHeldByAnUncommittedTransactionIsInFlight() throws Exception {
+        String key = UUID.randomUUID().toString();
+        var request = new IdempotencyRequest("user:a POST /notes", key, "fp");
+        CountDownLatch inside = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        CompletableFuture<IdempotencyOutcome> first = CompletableFuture.supplyAsync(() -> store.execute(request, tx -> {
+            StoredResponse r = write(tx, key, "slow");
+            inside.countDown();
+            try {
+                assertThat(release.await(60, TimeUnit.SECONDS)).isTrue();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException(e);
+            }
+            return r;
+        }));
+        try {
+            assertThat(inside.await(30, TimeUnit.SECONDS)).isTrue();
+            double conflicts = count("conflict");
+            var second = store.execute(request, tx -> write(tx, key, "must not run"));
+            assertThat(second).isEqualTo(new IdempotencyOutcome.InFlight(Duration.ofSeconds(2)));
+            assertThat(count("conflict")).isEqualTo(conflicts + 1);
+        } finally {
+            release.countDown();
         }
-      }
-    };
-    counting = IdempotencyStore.builder()
-        .dsl(DSL.using(new DefaultConfiguration().set(db.newDataSource(2)).set(SQLDialect.POSTGRES)
-            .set(new DefaultExecuteListenerProvider(countDeletes))))
-        .clock(CLOCK)
-        .purgeBatchSize(7)
-        .meterRegistry(METRICS)
-        .name("store-it-counting")
-        .build();
-    dsl = db.dsl();
-    dsl.execute("create table notes (key text primary key, body text not null)");
-    store = IdempotencyStore.builder()
-        .dataSource(db.newDataSource(8))
-        .lockTimeout(Duration.ofMillis(300))
-        .retryAfter(Duration.ofSeconds(2))
-        .clock(CLOCK)
-        .purgeBatchSize(7)
-        .meterRegistry(METRICS)
-        .name("store-it")
-        .build();
-  }
-
-  private static StoredResponse write(DSLContext tx, String key, String body) {
-    tx.execute("insert into notes (key, body) values ({0}, {1})", DSL.val(key), DSL.val(body));
-    return new StoredResponse(201, Map.of("Content-Type", List.of("text/plain"), "Location", List.of("/notes/" + key)),
-        body.getBytes(StandardCharsets.UTF_8));
-  }
-
-  private static int notes(String key) {
-    return dsl.fetchCount(DSL.table("notes"), DSL.field("key").eq(key));
-  }
-
-  private static int keyRows(String key) {
-    return dsl.fetchCount(IDEMPOTENCY_KEY, IDEMPOTENCY_KEY.IDEM_KEY.eq(key));
-  }
-
-  private static double count(String outcome) {
-    return METRICS.counter(IdempotencyStore.METRIC, "store", "store-it", "outcome", outcome).count();
-  }
-
-  /** G5: a repeat replays the stored status, headers and body without running again. */
-  @Test
-  void executesOnceAndReplaysTheStoredResponse() {
-    String key = UUID.randomUUID().toString();
-    var request = new IdempotencyRequest("user:a POST /notes", key, "fp-1");
-    var first = store.execute(request, tx -> write(tx, key, "hello"));
-    assertThat(first).isInstanceOf(IdempotencyOutcome.Executed.class);
-    var second = store.execute(request, tx -> write(tx, key, "must not run"));
-    assertThat(second).isInstanceOf(IdempotencyOutcome.Replayed.class);
-    assertThat(((IdempotencyOutcome.Replayed) second).response()).isEqualTo(((IdempotencyOutcome.Executed) first).response());
-    assertThat(notes(key)).isOne();
-    assertThat(store.execute(new IdempotencyRequest("user:a POST /notes", key, "fp-2"), tx -> write(tx, key, "other")))
-        .isInstanceOf(IdempotencyOutcome.Mismatch.class);
-    assertThat(notes(key)).isOne();
-  }
-
-  /** G5: while the first request holds the key, a duplicate gets InFlight after the lock timeout, not a second execution. */
-  @Test
-  void aKeyHeldByAnUncommittedTransactionIsInFlight() throws Exception {
-    String key = UUID.randomUUID().toString();
-    var request = new IdempotencyRequest("user:a POST /notes", key, "fp");
-    CountDownLatch inside = new CountDownLatch(1);
-    CountDownLatch release = new CountDownLatch(1);
-    CompletableFuture<IdempotencyOutcome> first = CompletableFuture.supplyAsync(() -> store.execute(request, tx -> {
-      StoredResponse r = write(tx, key, "slow");
-      inside.countDown();
-      try {
-        assertThat(release.await(60, TimeUnit.SECONDS)).isTrue();
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new IllegalStateException(e);
-      }
-      return r;
-    }));
-    try {
-      assertThat(inside.await(30, TimeUnit.SECONDS)).isTrue();
-      double conflicts = count("conflict");
-      var second = store.execute(request, tx -> write(tx, key, "must not run"));
-      assertThat(second).isEqualTo(new IdempotencyOutcome.InFlight(Duration.ofSeconds(2)));
-      assertThat(count("conflict")).isEqualTo(conflicts + 1);
-    } finally {
-      release.countDown();
+        assertThat(first.get(30, TimeUnit.SECONDS)).isInstanceOf(IdempotencyOutcome.Executed.class);
+        assertThat(store.execute(request, tx -> write(tx, key, "must not run")))
+                .isInstanceOf(IdempotencyOutcome.Replayed.class);
+        assertThat(notes(key)).isOne();
     }
-    assertThat(first.get(30, TimeUnit.SECONDS)).isInstanceOf(IdempotencyOutcome.Executed.class);
-    assertThat(store.execute(request, tx -> write(tx, key, "must not run"))).isInstanceOf(IdempotencyOutcome.Replayed.class);
-    assertThat(notes(key)).isOne();
-  }
 
-  /** The bounded lock_timeout covers the key statements only: the business call runs with the session's setting. */
-  @Test
-  void theBusinessCallKeepsTheSessionLockTimeout() {
-    String key = UUID.randomUUID().toString();
-    String[] seen = new String[1];
-    store.execute(new IdempotencyRequest("s", key, "f"), tx -> {
-      seen[0] = tx.fetchValue(DSL.field("current_setting('lock_timeout')", String.class));
-      return StoredResponse.of(204, null, new byte[0]);
-    });
-    assertThat(seen[0]).isEqualTo(dsl.fetchValue(DSL.field("current_setting('lock_timeout')", String.class))).isNotEqualTo("300ms");
-  }
-
-  /** G5 / no phantom: a call that throws leaves no key and no write, and a retry with the key runs normally. */
-  @Test
-  void aThrowingCallRollsEverythingBack() {
-    String key = UUID.randomUUID().toString();
-    var request = new IdempotencyRequest("s", key, "f");
-    double failed = count("failed");
-    assertThatThrownBy(() -> store.execute(request, tx -> {
-      write(tx, key, "half done");
-      throw new IOException("downstream broke");
-    })).isInstanceOf(IOException.class).hasMessage("downstream broke");
-    assertThat(count("failed")).isEqualTo(failed + 1);
-    assertThat(notes(key)).isZero();
-    assertThat(keyRows(key)).isZero();
-    assertThat(store.execute(request, tx -> write(tx, key, "done"))).isInstanceOf(IdempotencyOutcome.Executed.class);
-    assertThat(notes(key)).isOne();
-  }
-
-  /** A 5xx response is not stored: the transaction rolls back and the key can be used again. */
-  @Test
-  void aServerErrorResponseIsNotStored() {
-    String key = UUID.randomUUID().toString();
-    var request = new IdempotencyRequest("s", key, "f");
-    var outcome = store.execute(request, tx -> {
-      write(tx, key, "half done");
-      return StoredResponse.of(503, "text/plain", "later".getBytes(StandardCharsets.UTF_8));
-    });
-    assertThat(outcome).isInstanceOf(IdempotencyOutcome.NotStored.class);
-    assertThat(((IdempotencyOutcome.NotStored) outcome).response().status()).isEqualTo(503);
-    assertThat(notes(key)).isZero();
-    assertThat(keyRows(key)).isZero();
-    assertThat(store.execute(request, tx -> write(tx, key, "done"))).isInstanceOf(IdempotencyOutcome.Executed.class);
-  }
-
-  /**
-   * G5 / G2: the response policy decides per status. Standard: a 404 is stored without the call's
-   * writes and replayed; a 408 is not stored and its writes are gone. A custom policy that commits
-   * 303 keeps the writes of a POST-redirect-GET answer.
-   */
-  @Test
-  void theResponsePolicyDecidesWhatIsCommittedAndStored() {
-    String refused = UUID.randomUUID().toString();
-    var outcome = store.execute(new IdempotencyRequest("s", refused, "f"), tx -> {
-      write(tx, refused, "half done");
-      return StoredResponse.of(404, "text/plain", "no such customer".getBytes(StandardCharsets.UTF_8));
-    });
-    assertThat(outcome).isEqualTo(new IdempotencyOutcome.Executed(
-        StoredResponse.of(404, "text/plain", "no such customer".getBytes(StandardCharsets.UTF_8)), false));
-    assertThat(notes(refused)).isZero();
-    assertThat(keyRows(refused)).isOne();
-    assertThat(store.execute(new IdempotencyRequest("s", refused, "f"), tx -> write(tx, refused, "must not run")))
-        .isInstanceOf(IdempotencyOutcome.Replayed.class);
-    assertThat(notes(refused)).isZero();
-
-    String timedOut = UUID.randomUUID().toString();
-    assertThat(store.execute(new IdempotencyRequest("s", timedOut, "f"), tx -> {
-      write(tx, timedOut, "half done");
-      return StoredResponse.of(408, null, new byte[0]);
-    })).isInstanceOf(IdempotencyOutcome.NotStored.class);
-    assertThat(notes(timedOut)).isZero();
-    assertThat(keyRows(timedOut)).isZero();
-
-    String redirected = UUID.randomUUID().toString();
-    ResponsePolicy commit303 = status -> status == 303 ? ResponsePolicy.Action.COMMIT : ResponsePolicy.standard().action(status);
-    assertThat(store.execute(new IdempotencyRequest("s", redirected, "f"), commit303, tx -> {
-      write(tx, redirected, "created");
-      return new StoredResponse(303, Map.of("Location", List.of("/notes/" + redirected)), new byte[0]);
-    })).isInstanceOfSatisfying(IdempotencyOutcome.Executed.class, e -> assertThat(e.writesCommitted()).isTrue());
-    assertThat(notes(redirected)).isOne();
-  }
-
-  /** Keys are scoped: the same key in another scope is another key. */
-  @Test
-  void scopesAreIsolated() {
-    String key = UUID.randomUUID().toString();
-    var a = store.execute(new IdempotencyRequest("user:a POST /notes", key, "f"), tx -> write(tx, key, "a"));
-    var b = store.execute(new IdempotencyRequest("user:b POST /notes", key, "f"), tx -> write(tx, key + "-b", "b"));
-    assertThat(a).isInstanceOf(IdempotencyOutcome.Executed.class);
-    assertThat(b).isInstanceOf(IdempotencyOutcome.Executed.class);
-    var replayB = store.execute(new IdempotencyRequest("user:b POST /notes", key, "f"), tx -> write(tx, key + "-c", "c"));
-    assertThat(new String(((IdempotencyOutcome.Replayed) replayB).response().body(), StandardCharsets.UTF_8)).isEqualTo("b");
-  }
-
-  /**
-   * Expired keys count as absent: a key reused after its TTL runs anew, and purgeExpired removes
-   * only expired keys, in batches of purgeBatchSize (counted: one DELETE per batch).
-   */
-  @Test
-  void expiredKeysRunAnewAndArePurgedInBatches() {
-    String reused = UUID.randomUUID().toString();
-    var request = new IdempotencyRequest("s", reused, "f");
-    store.execute(request, tx -> write(tx, reused, "first"));
-    for (int i = 0; i < 20; i++) {
-      String k = "old-" + i + "-" + UUID.randomUUID();
-      store.execute(new IdempotencyRequest("s", k, "f"), tx -> StoredResponse.of(200, null, new byte[0]));
+    /** The bounded lock_timeout covers the key statements only: the business call runs with the session's setting. */
+    @Test
+    void theBusinessCallKeepsTheSessionLockTimeout() {
+        String key = UUID.randomUUID().toString();
+        String[] seen = new String[1];
+        store.execute(new IdempotencyRequest("s", key, "f"), tx -> {
+            seen[0] = tx.fetchValue(DSL.field("current_setting('lock_timeout')", String.class));
+            return StoredResponse.of(204, null, new byte[0]);
+        });
+        assertThat(seen[0])
+                .isEqualTo(dsl.fetchValue(DSL.field("current_setting('lock_timeout')", String.class)))
+                .isNotEqualTo("300ms");
     }
-    CLOCK.advance(store.ttl().plusSeconds(1));
-    String fresh = UUID.randomUUID().toString();
-    store.execute(new IdempotencyRequest("s", fresh, "f"), tx -> StoredResponse.of(200, null, new byte[0]));
 
-    var again = store.execute(request, tx -> write(tx, reused + "-2", "second"));
-    assertThat(again).isInstanceOf(IdempotencyOutcome.Executed.class);
-    assertThat(keyRows(reused)).isOne();
+    /** G5 / no phantom: a call that throws leaves no key and no write, and a retry with the key runs normally. */
+    @Test
+    void aThrowingCallRollsEverythingBack() {
+        String key = UUID.randomUUID().toString();
+        var request = new IdempotencyRequest("s", key, "f");
+        double failed = count("failed");
+        assertThatThrownBy(() -> store.execute(request, tx -> {
+                    write(tx, key, "half done");
+                    throw new IOException("downstream broke");
+                }))
+                .isInstanceOf(IOException.class)
+                .hasMessage("downstream broke");
+        assertThat(count("failed")).isEqualTo(failed + 1);
+        assertThat(notes(key)).isZero();
+        assertThat(keyRows(key)).isZero();
+        assertThat(store.execute(request, tx -> write(tx, key, "done")))
+                .isInstanceOf(IdempotencyOutcome.Executed.class);
+        assertThat(notes(key)).isOne();
+    }
 
-    long expiredBefore = dsl.fetchCount(IDEMPOTENCY_KEY,
-        IDEMPOTENCY_KEY.EXPIRES_AT.le(OffsetDateTime.ofInstant(CLOCK.instant(), ZoneOffset.UTC)));
-    assertThat(expiredBefore).isGreaterThanOrEqualTo(20);
-    PURGE_DELETES.set(0);
-    assertThat(counting.purgeExpired()).isEqualTo(expiredBefore);
-    // batches of 7: as many full batches as fit, then one that deletes fewer than 7 (maybe none)
-    assertThat(PURGE_DELETES.get()).isEqualTo(expiredBefore / 7 + 1);
-    assertThat(dsl.fetchCount(IDEMPOTENCY_KEY, IDEMPOTENCY_KEY.IDEM_KEY.like("old-%"))).isZero();
-    assertThat(keyRows(fresh)).isOne();
-    assertThat(keyRows(reused)).isOne();
-    assertThat(counting.purgeExpired()).isZero();
-  }
+    /** A 5xx response is not stored: the transaction rolls back and the key can be used again. */
+    @Test
+    void aServerErrorResponseIsNotStored() {
+        String key = UUID.randomUUID().toString();
+        var request = new IdempotencyRequest("s", key, "f");
+        var outcome = store.execute(request, tx -> {
+            write(tx, key, "half done");
+            return StoredResponse.of(503, "text/plain", "later".getBytes(StandardCharsets.UTF_8));
+        });
+        assertThat(outcome).isInstanceOf(IdempotencyOutcome.NotStored.class);
+        assertThat(((IdempotencyOutcome.NotStored) outcome).response().status()).isEqualTo(503);
+        assertThat(notes(key)).isZero();
+        assertThat(keyRows(key)).isZero();
+        assertThat(store.execute(request, tx -> write(tx, key, "done")))
+                .isInstanceOf(IdempotencyOutcome.Executed.class);
+    }
 
-  /** Replays survive the trip through jsonb: several values per header, any order of names. */
-  @Test
-  void storesSelectedHeadersWithSeveralValues() {
-    String key = UUID.randomUUID().toString();
-    var request = new IdempotencyRequest("s", key, "f");
-    StoredResponse response = new StoredResponse(200,
-        Map.of("Link", List.of("</a>; rel=\"next\"", "</b>; rel=\"prev\""), "ETag", List.of("\"v1\"")), new byte[] {1, 2, 3});
-    store.execute(request, tx -> response);
-    await().atMost(Duration.ofSeconds(10)).untilAsserted(() ->
-        assertThat(((IdempotencyOutcome.Replayed) store.execute(request, tx -> response)).response()).isEqualTo(response));
-  }
+    /**
+     * G5 / G2: the response policy decides per status. Standard: a 404 is stored without the call's
+     * writes and replayed; a 408 is not stored and its writes are gone. A custom policy that commits
+     * 303 keeps the writes of a POST-redirect-GET answer.
+     */
+    @Test
+    void theResponsePolicyDecidesWhatIsCommittedAndStored() {
+        String refused = UUID.randomUUID().toString();
+        var outcome = store.execute(new IdempotencyRequest("s", refused, "f"), tx -> {
+            write(tx, refused, "half done");
+            return StoredResponse.of(404, "text/plain", "no such customer".getBytes(StandardCharsets.UTF_8));
+        });
+        assertThat(outcome)
+                .isEqualTo(new IdempotencyOutcome.Executed(
+                        StoredResponse.of(404, "text/plain", "no such customer".getBytes(StandardCharsets.UTF_8)),
+                        false));
+        assertThat(notes(refused)).isZero();
+        assertThat(keyRows(refused)).isOne();
+        assertThat(store.execute(new IdempotencyRequest("s", refused, "f"), tx -> write(tx, refused, "must not run")))
+                .isInstanceOf(IdempotencyOutcome.Replayed.class);
+        assertThat(notes(refused)).isZero();
+
+        String timedOut = UUID.randomUUID().toString();
+        assertThat(store.execute(new IdempotencyRequest("s", timedOut, "f"), tx -> {
+                    write(tx, timedOut, "half done");
+                    return StoredResponse.of(408, null, new byte[0]);
+                }))
+                .isInstanceOf(IdempotencyOutcome.NotStored.class);
+        assertThat(notes(timedOut)).isZero();
+        assertThat(keyRows(timedOut)).isZero();
+
+        String redirected = UUID.randomUUID().toString();
+        ResponsePolicy commit303 = status -> status == 303
+                ? ResponsePolicy.Action.COMMIT
+                : ResponsePolicy.standard().action(status);
+        assertThat(store.execute(new IdempotencyRequest("s", redirected, "f"), commit303, tx -> {
+                    write(tx, redirected, "created");
+                    return new StoredResponse(303, Map.of("Location", List.of("/notes/" + redirected)), new byte[0]);
+                }))
+                .isInstanceOfSatisfying(
+                        IdempotencyOutcome.Executed.class,
+                        e -> assertThat(e.writesCommitted()).isTrue());
+        assertThat(notes(redirected)).isOne();
+    }
+
+    /** Keys are scoped: the same key in another scope is another key. */
+    @Test
+    void scopesAreIsolated() {
+        String key = UUID.randomUUID().toString();
+        var a = store.execute(new IdempotencyRequest("user:a POST /notes", key, "f"), tx -> write(tx, key, "a"));
+        var b = store.execute(new IdempotencyRequest("user:b POST /notes", key, "f"), tx -> write(tx, key + "-b", "b"));
+        assertThat(a).isInstanceOf(IdempotencyOutcome.Executed.class);
+        assertThat(b).isInstanceOf(IdempotencyOutcome.Executed.class);
+        var replayB =
+                store.execute(new IdempotencyRequest("user:b POST /notes", key, "f"), tx -> write(tx, key + "-c", "c"));
+        assertThat(new String(((IdempotencyOutcome.Replayed) replayB).response().body(), StandardCharsets.UTF_8))
+                .isEqualTo("b");
+    }
+
+    /**
+     * Expired keys count as absent: a key reused after its TTL runs anew, and purgeExpired removes
+     * only expired keys, in batches of purgeBatchSize (counted: one DELETE per batch).
+     */
+    @Test
+    void expiredKeysRunAnewAndArePurgedInBatches() {
+        String reused = UUID.randomUUID().toString();
+        var request = new IdempotencyRequest("s", reused, "f");
+        store.execute(request, tx -> write(tx, reused, "first"));
+        for (int i = 0; i < 20; i++) {
+            String k = "old-" + i + "-" + UUID.randomUUID();
+            store.execute(new IdempotencyRequest("s", k, "f"), tx -> StoredResponse.of(200, null, new byte[0]));
+        }
+        CLOCK.advance(store.ttl().plusSeconds(1));
+        String fresh = UUID.randomUUID().toString();
+        store.execute(new IdempotencyRequest("s", fresh, "f"), tx -> StoredResponse.of(200, null, new byte[0]));
+
+        var again = store.execute(request, tx -> write(tx, reused + "-2", "second"));
+        assertThat(again).isInstanceOf(IdempotencyOutcome.Executed.class);
+        assertThat(keyRows(reused)).isOne();
+
+        long expiredBefore = dsl.fetchCount(
+                IDEMPOTENCY_KEY,
+                IDEMPOTENCY_KEY.EXPIRES_AT.le(OffsetDateTime.ofInstant(CLOCK.instant(), ZoneOffset.UTC)));
+        assertThat(expiredBefore).isGreaterThanOrEqualTo(20);
+        PURGE_DELETES.set(0);
+        assertThat(counting.purgeExpired()).isEqualTo(expiredBefore);
+        // batches of 7: as many full batches as fit, then one that deletes fewer than 7 (maybe none)
+        assertThat(PURGE_DELETES.get()).isEqualTo(expiredBefore / 7 + 1);
+        assertThat(dsl.fetchCount(IDEMPOTENCY_KEY, IDEMPOTENCY_KEY.IDEM_KEY.like("old-%")))
+                .isZero();
+        assertThat(keyRows(fresh)).isOne();
+        assertThat(keyRows(reused)).isOne();
+        assertThat(counting.purgeExpired()).isZero();
+    }
+
+    /** Replays survive the trip through jsonb: several values per header, any order of names. */
+    @Test
+    void storesSelectedHeadersWithSeveralValues() {
+        String key = UUID.randomUUID().toString();
+        var request = new IdempotencyRequest("s", key, "f");
+        StoredResponse response = new StoredResponse(
+                200,
+                Map.of("Link", List.of("</a>; rel=\"next\"", "</b>; rel=\"prev\""), "ETag", List.of("\"v1\"")),
+                new byte[] {1, 2, 3});
+        store.execute(request, tx -> response);
+        await().atMost(Duration.ofSeconds(10))
+                .untilAsserted(() -> assertThat(
+                                ((IdempotencyOutcome.Replayed) store.execute(request, tx -> response)).response())
+                        .isEqualTo(response));
+    }
 }

@@ -32,128 +32,142 @@ import org.junit.jupiter.api.extension.ExtendWith;
  */
 @ExtendWith(RealServices.class)
 class InFlightBoundsIT {
-  private static final HttpClient HTTP = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
-  private static TestDatabase db;
-  private static DSLContext dsl;
-  private final OrdersApp app = new OrdersApp();
-  private TestServer server;
+    private static final HttpClient HTTP =
+            HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+    private static TestDatabase db;
+    private static DSLContext dsl;
+    private final OrdersApp app = new OrdersApp();
+    private TestServer server;
 
-  @BeforeAll
-  static void createTable(TestDatabase database) {
-    db = database;
-    dsl = db.dsl();
-    dsl.execute(OrdersApp.CREATE_TABLE);
-  }
-
-  @AfterEach
-  void stop() throws Exception {
-    app.release.countDown();
-    if (server != null) {
-      server.close();
+    @BeforeAll
+    static void createTable(TestDatabase database) {
+        db = database;
+        dsl = db.dsl();
+        dsl.execute(OrdersApp.CREATE_TABLE);
     }
-  }
 
-  private void start(IdempotencyStore.Builder store) throws Exception {
-    IdempotencyFilter filter = IdempotencyFilter.builder(store.meterRegistry(new SimpleMeterRegistry()).build())
-        .paths("/orders/*")
-        .scopeResolver(ScopeResolver.principalOrTenantHeader("X-Tenant"))
-        .meterRegistry(new SimpleMeterRegistry())
-        .build();
-    server = TestServer.start(app, filter);
-  }
-
-  private HttpRequest.Builder post(String body, String key) {
-    return HttpRequest.newBuilder(server.uri("/orders"))
-        .timeout(Duration.ofSeconds(60))
-        .header("Content-Type", "application/json")
-        .header("X-Tenant", "it")
-        .header("Idempotency-Key", key)
-        .POST(HttpRequest.BodyPublishers.ofString(body));
-  }
-
-  /** Sends a request whose handler, after its writes, waits for {@code app.release}; returns once it waits. */
-  private CompletableFuture<HttpResponse<String>> sendHeld(String body, String key) throws InterruptedException {
-    app.entered = new CountDownLatch(1);
-    app.release = new CountDownLatch(1);
-    CompletableFuture<HttpResponse<String>> held =
-        HTTP.sendAsync(post(body, key).header("X-Hold", "true").build(), HttpResponse.BodyHandlers.ofString());
-    assertThat(app.entered.await(30, TimeUnit.SECONDS)).isTrue();
-    return held;
-  }
-
-  private static int orders(String body) {
-    return dsl.fetchCount(DSL.table("public.orders"), DSL.field("body").eq(body));
-  }
-
-  private static int outboxRows(String body) {
-    return dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.PAYLOAD.eq(body.getBytes(StandardCharsets.UTF_8)));
-  }
-
-  /**
-   * G5 liveness: a request whose handler hangs after its writes (idle in its transaction) holds
-   * its key only for holdTimeout (1 s here): PostgreSQL ends its transaction, the key is released,
-   * and a retry with the same key executes instead of getting 409 until the hung request ends.
-   * The hung request then fails and leaves nothing: exactly one order and one outbox row remain.
-   */
-  @Test
-  void aHungRequestLosesItsKeyAfterTheHoldTimeout() throws Exception {
-    start(IdempotencyStore.builder().dataSource(db.newDataSource(4)).lockTimeout(Duration.ofMillis(200))
-        .holdTimeout(Duration.ofSeconds(1)));
-    String key = UUID.randomUUID().toString();
-    String body = "{\"order\":\"hung-" + UUID.randomUUID() + "\"}";
-    CompletableFuture<HttpResponse<String>> hung = sendHeld(body, key);
-    List<Integer> statuses = new ArrayList<>();
-    // well before the hung request's 60 s, a retry gets the key and executes
-    await().atMost(Duration.ofSeconds(20)).pollInterval(Duration.ofMillis(250)).untilAsserted(() -> {
-      HttpResponse<String> retry = HTTP.send(post(body, key).build(), HttpResponse.BodyHandlers.ofString());
-      statuses.add(retry.statusCode());
-      assertThat(retry.statusCode()).isEqualTo(201);
-      assertThat(retry.headers().firstValue("Idempotent-Replayed")).isEmpty();
-    });
-    app.release.countDown();
-    assertThat(hung.get(60, TimeUnit.SECONDS).statusCode()).isGreaterThanOrEqualTo(500);
-    assertThat(orders(body)).isOne();
-    assertThat(outboxRows(body)).isOne();
-    assertThat(statuses).last().isEqualTo(201);
-    assertThat(HTTP.send(post(body, key).build(), HttpResponse.BodyHandlers.ofString()).headers()
-        .firstValue("Idempotent-Replayed")).contains("true");
-  }
-
-  /**
-   * G5 without starving the pool: while one request holds its key, 8 duplicates wait for it (lock
-   * timeout 4 s) without holding pooled connections, so an unrelated request on the same pool of
-   * 2 connections is answered at once rather than after the duplicates' wait. The duplicates then
-   * get 409 with Retry-After, and the first request completes.
-   */
-  @Test
-  void waitingDuplicatesDoNotHoldPooledConnections() throws Exception {
-    start(IdempotencyStore.builder().dataSource(db.newDataSource(2)).lockTimeout(Duration.ofSeconds(4)));
-    String key = UUID.randomUUID().toString();
-    String body = "{\"order\":\"held-" + UUID.randomUUID() + "\"}";
-    CompletableFuture<HttpResponse<String>> first = sendHeld(body, key);
-    List<CompletableFuture<HttpResponse<String>>> duplicates = new ArrayList<>();
-    long sent = System.nanoTime();
-    for (int i = 0; i < 8; i++) {
-      duplicates.add(HTTP.sendAsync(post(body, key).build(), HttpResponse.BodyHandlers.ofString()));
+    @AfterEach
+    void stop() throws Exception {
+        app.release.countDown();
+        if (server != null) {
+            server.close();
+        }
     }
-    Thread.sleep(500); // let the duplicates reach the store and start waiting
-    String other = "{\"order\":\"unrelated-" + UUID.randomUUID() + "\"}";
-    long start = System.nanoTime();
-    HttpResponse<String> unrelated = HTTP.send(post(other, UUID.randomUUID().toString()).build(), HttpResponse.BodyHandlers.ofString());
-    long tookMillis = (System.nanoTime() - start) / 1_000_000;
-    long duplicatesWaitingMillis = (System.nanoTime() - sent) / 1_000_000;
-    System.out.printf("unrelated request answered in %d ms while 8 duplicates had been waiting %d ms%n", tookMillis, duplicatesWaitingMillis);
-    assertThat(unrelated.statusCode()).isEqualTo(201);
-    assertThat(duplicates).as("the duplicates were still waiting when the unrelated request was answered")
-        .noneMatch(CompletableFuture::isDone);
-    assertThat(tookMillis).isLessThan(2_500);
-    for (CompletableFuture<HttpResponse<String>> d : duplicates) {
-      HttpResponse<String> r = d.get(60, TimeUnit.SECONDS);
-      assertThat(r.statusCode()).isEqualTo(409);
-      assertThat(r.headers().firstValue("Retry-After")).contains("1");
+
+    private void start(IdempotencyStore.Builder store) throws Exception {
+        IdempotencyFilter filter = IdempotencyFilter.builder(
+                        store.meterRegistry(new SimpleMeterRegistry()).build())
+                .paths("/orders/*")
+                .scopeResolver(ScopeResolver.principalOrTenantHeader("X-Tenant"))
+                .meterRegistry(new SimpleMeterRegistry())
+                .build();
+        server = TestServer.start(app, filter);
     }
-    app.release.countDown();
-    assertThat(first.get(60, TimeUnit.SECONDS).statusCode()).isEqualTo(201);
-    assertThat(orders(body)).isOne();
-  }
+
+    private HttpRequest.Builder post(String body, String key) {
+        return HttpRequest.newBuilder(server.uri("/orders"))
+                .timeout(Duration.ofSeconds(60))
+                .header("Content-Type", "application/json")
+                .header("X-Tenant", "it")
+                .header("Idempotency-Key", key)
+                .POST(HttpRequest.BodyPublishers.ofString(body));
+    }
+
+    /** Sends a request whose handler, after its writes, waits for {@code app.release}; returns once it waits. */
+    private CompletableFuture<HttpResponse<String>> sendHeld(String body, String key) throws InterruptedException {
+        app.entered = new CountDownLatch(1);
+        app.release = new CountDownLatch(1);
+        CompletableFuture<HttpResponse<String>> held =
+                HTTP.sendAsync(post(body, key).header("X-Hold", "true").build(), HttpResponse.BodyHandlers.ofString());
+        assertThat(app.entered.await(30, TimeUnit.SECONDS)).isTrue();
+        return held;
+    }
+
+    private static int orders(String body) {
+        return dsl.fetchCount(DSL.table("public.orders"), DSL.field("body").eq(body));
+    }
+
+    private static int outboxRows(String body) {
+        return dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.PAYLOAD.eq(body.getBytes(StandardCharsets.UTF_8)));
+    }
+
+    /**
+     * G5 liveness: a request whose handler hangs after its writes (idle in its transaction) holds
+     * its key only for holdTimeout (1 s here): PostgreSQL ends its transaction, the key is released,
+     * and a retry with the same key executes instead of getting 409 until the hung request ends.
+     * The hung request then fails and leaves nothing: exactly one order and one outbox row remain.
+     */
+    @Test
+    void aHungRequestLosesItsKeyAfterTheHoldTimeout() throws Exception {
+        start(IdempotencyStore.builder()
+                .dataSource(db.newDataSource(4))
+                .lockTimeout(Duration.ofMillis(200))
+                .holdTimeout(Duration.ofSeconds(1)));
+        String key = UUID.randomUUID().toString();
+        String body = "{\"order\":\"hung-" + UUID.randomUUID() + "\"}";
+        CompletableFuture<HttpResponse<String>> hung = sendHeld(body, key);
+        List<Integer> statuses = new ArrayList<>();
+        // well before the hung request's 60 s, a retry gets the key and executes
+        await().atMost(Duration.ofSeconds(20))
+                .pollInterval(Duration.ofMillis(250))
+                .untilAsserted(() -> {
+                    HttpResponse<String> retry =
+                            HTTP.send(post(body, key).build(), HttpResponse.BodyHandlers.ofString());
+                    statuses.add(retry.statusCode());
+                    assertThat(retry.statusCode()).isEqualTo(201);
+                    assertThat(retry.headers().firstValue("Idempotent-Replayed"))
+                            .isEmpty();
+                });
+        app.release.countDown();
+        assertThat(hung.get(60, TimeUnit.SECONDS).statusCode()).isGreaterThanOrEqualTo(500);
+        assertThat(orders(body)).isOne();
+        assertThat(outboxRows(body)).isOne();
+        assertThat(statuses).last().isEqualTo(201);
+        assertThat(HTTP.send(post(body, key).build(), HttpResponse.BodyHandlers.ofString())
+                        .headers()
+                        .firstValue("Idempotent-Replayed"))
+                .contains("true");
+    }
+
+    /**
+     * G5 without starving the pool: while one request holds its key, 8 duplicates wait for it (lock
+     * timeout 4 s) without holding pooled connections, so an unrelated request on the same pool of
+     * 2 connections is answered at once rather than after the duplicates' wait. The duplicates then
+     * get 409 with Retry-After, and the first request completes.
+     */
+    @Test
+    void waitingDuplicatesDoNotHoldPooledConnections() throws Exception {
+        start(IdempotencyStore.builder().dataSource(db.newDataSource(2)).lockTimeout(Duration.ofSeconds(4)));
+        String key = UUID.randomUUID().toString();
+        String body = "{\"order\":\"held-" + UUID.randomUUID() + "\"}";
+        CompletableFuture<HttpResponse<String>> first = sendHeld(body, key);
+        List<CompletableFuture<HttpResponse<String>>> duplicates = new ArrayList<>();
+        long sent = System.nanoTime();
+        for (int i = 0; i < 8; i++) {
+            duplicates.add(HTTP.sendAsync(post(body, key).build(), HttpResponse.BodyHandlers.ofString()));
+        }
+        Thread.sleep(500); // let the duplicates reach the store and start waiting
+        String other = "{\"order\":\"unrelated-" + UUID.randomUUID() + "\"}";
+        long start = System.nanoTime();
+        HttpResponse<String> unrelated =
+                HTTP.send(post(other, UUID.randomUUID().toString()).build(), HttpResponse.BodyHandlers.ofString());
+        long tookMillis = (System.nanoTime() - start) / 1_000_000;
+        long duplicatesWaitingMillis = (System.nanoTime() - sent) / 1_000_000;
+        System.out.printf(
+                "unrelated request answered in %d ms while 8 duplicates had been waiting %d ms%n",
+                tookMillis, duplicatesWaitingMillis);
+        assertThat(unrelated.statusCode()).isEqualTo(201);
+        assertThat(duplicates)
+                .as("the duplicates were still waiting when the unrelated request was answered")
+                .noneMatch(CompletableFuture::isDone);
+        assertThat(tookMillis).isLessThan(2_500);
+        for (CompletableFuture<HttpResponse<String>> d : duplicates) {
+            HttpResponse<String> r = d.get(60, TimeUnit.SECONDS);
+            assertThat(r.statusCode()).isEqualTo(409);
+            assertThat(r.headers().firstValue("Retry-After")).contains("1");
+        }
+        app.release.countDown();
+        assertThat(first.get(60, TimeUnit.SECONDS).statusCode()).isEqualTo(201);
+        assertThat(orders(body)).isOne();
+    }
 }

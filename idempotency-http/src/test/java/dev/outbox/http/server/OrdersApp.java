@@ -28,109 +28,118 @@ import org.jooq.impl.DSL;
  * signalling {@link #entered}.
  */
 final class OrdersApp extends HttpServlet {
-  static final String CREATE_TABLE = "create table orders (id uuid primary key, body text not null)";
+    static final String CREATE_TABLE = "create table orders (id uuid primary key, body text not null)";
 
-  final Outbox outbox = Outbox.builder().build();
-  final AtomicInteger arrivals = new AtomicInteger();
-  volatile CountDownLatch arrived = new CountDownLatch(0);
-  volatile CountDownLatch entered = new CountDownLatch(0);
-  volatile CountDownLatch release = new CountDownLatch(0);
+    final Outbox outbox = Outbox.builder().build();
+    final AtomicInteger arrivals = new AtomicInteger();
+    volatile CountDownLatch arrived = new CountDownLatch(0);
+    volatile CountDownLatch entered = new CountDownLatch(0);
+    volatile CountDownLatch release = new CountDownLatch(0);
 
-  /** An exception that the application's resolver turns into a status, as {@code ResponseStatusException} does. */
-  static final class Rejected extends RuntimeException {
-    final int status;
+    /** An exception that the application's resolver turns into a status, as {@code ResponseStatusException} does. */
+    static final class Rejected extends RuntimeException {
+        final int status;
 
-    Rejected(int status, String message) {
-      super(message);
-      this.status = status;
-    }
-  }
-
-  @Override
-  protected void service(HttpServletRequest req, HttpServletResponse resp) throws ServletException, IOException {
-    try {
-      super.service(req, resp);
-    } catch (Rejected e) {
-      resp.sendError(e.status, e.getMessage());
-    }
-  }
-
-  @Override
-  protected void doPost(HttpServletRequest req, HttpServletResponse resp) throws IOException {
-    String body = new String(req.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    DSLContext tx = IdempotencyFilter.transaction(req);
-    UUID id = UUID.randomUUID();
-    tx.execute("insert into public.orders (id, body) values ({0}, {1})", DSL.val(id), DSL.val(body));
-    outbox.append(tx, OutboxMessage.of("orders", id.toString(), "OrderPlaced", "application/json", body.getBytes(StandardCharsets.UTF_8)));
-    if ("true".equals(req.getHeader("X-Hold"))) {
-      entered.countDown();
-      try {
-        if (!release.await(60, TimeUnit.SECONDS)) {
-          throw new IllegalStateException("the test never released the held request");
+        Rejected(int status, String message) {
+            super(message);
+            this.status = status;
         }
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new IOException(e);
-      }
     }
-    String fail = req.getHeader("X-Fail");
-    if ("throw".equals(fail)) {
-      throw new IllegalStateException("order rejected by a failing downstream check");
-    }
-    if ("503".equals(fail)) {
-      resp.sendError(503, "inventory unavailable");
-      return;
-    }
-    if ("resolved-422".equals(fail)) {
-      throw new Rejected(422, "order " + id + " rejected: out of stock");
-    }
-    if ("429".equals(fail)) {
-      resp.setStatus(429);
-      resp.setHeader("Retry-After", "1");
-      return;
-    }
-    if ("400".equals(fail)) {
-      resp.setStatus(400);
-      resp.setContentType("application/json");
-      resp.getWriter().write("{\"error\":\"invalid order\",\"id\":\"" + id + "\"}");
-      return;
-    }
-    resp.setStatus(201);
-    resp.setHeader("Location", "/orders/" + id);
-    resp.setHeader("X-Request-Only", "not stored");
-    resp.setContentType("application/json");
-    resp.getWriter().write("{\"id\":\"" + id + "\",\"body\":" + quote(body) + "}");
-  }
 
-  private static String quote(String s) {
-    return "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\"";
-  }
-
-  /** Counts requests as they arrive, before the idempotency filter. */
-  Filter arrivalCounter() {
-    return (request, response, chain) -> {
-      arrivals.incrementAndGet();
-      arrived.countDown();
-      chain.doFilter(request, response);
-    };
-  }
-
-  /** Authenticates the {@code X-User} header as the principal, as a login filter would. */
-  static Filter fakeLogin() {
-    return (request, response, chain) -> {
-      HttpServletRequest http = (HttpServletRequest) request;
-      String user = http.getHeader("X-User");
-      if (user == null) {
-        chain.doFilter(request, response);
-        return;
-      }
-      Principal principal = () -> user;
-      chain.doFilter(new HttpServletRequestWrapper(http) {
-        @Override
-        public Principal getUserPrincipal() {
-          return principal;
+    @Override
+    protected void service(HttpServletRequest req, HttpServletResponse resp) throws ServletException, IOException {
+        try {
+            super.service(req, resp);
+        } catch (Rejected e) {
+            resp.sendError(e.status, e.getMessage());
         }
-      }, response);
-    };
-  }
+    }
+
+    @Override
+    protected void doPost(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+        String body = new String(req.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        DSLContext tx = IdempotencyFilter.transaction(req);
+        UUID id = UUID.randomUUID();
+        tx.execute("insert into public.orders (id, body) values ({0}, {1})", DSL.val(id), DSL.val(body));
+        outbox.append(
+                tx,
+                OutboxMessage.of(
+                        "orders",
+                        id.toString(),
+                        "OrderPlaced",
+                        "application/json",
+                        body.getBytes(StandardCharsets.UTF_8)));
+        if ("true".equals(req.getHeader("X-Hold"))) {
+            entered.countDown();
+            try {
+                if (!release.await(60, TimeUnit.SECONDS)) {
+                    throw new IllegalStateException("the test never released the held request");
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException(e);
+            }
+        }
+        String fail = req.getHeader("X-Fail");
+        if ("throw".equals(fail)) {
+            throw new IllegalStateException("order rejected by a failing downstream check");
+        }
+        if ("503".equals(fail)) {
+            resp.sendError(503, "inventory unavailable");
+            return;
+        }
+        if ("resolved-422".equals(fail)) {
+            throw new Rejected(422, "order " + id + " rejected: out of stock");
+        }
+        if ("429".equals(fail)) {
+            resp.setStatus(429);
+            resp.setHeader("Retry-After", "1");
+            return;
+        }
+        if ("400".equals(fail)) {
+            resp.setStatus(400);
+            resp.setContentType("application/json");
+            resp.getWriter().write("{\"error\":\"invalid order\",\"id\":\"" + id + "\"}");
+            return;
+        }
+        resp.setStatus(201);
+        resp.setHeader("Location", "/orders/" + id);
+        resp.setHeader("X-Request-Only", "not stored");
+        resp.setContentType("application/json");
+        resp.getWriter().write("{\"id\":\"" + id + "\",\"body\":" + quote(body) + "}");
+    }
+
+    private static String quote(String s) {
+        return "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\"";
+    }
+
+    /** Counts requests as they arrive, before the idempotency filter. */
+    Filter arrivalCounter() {
+        return (request, response, chain) -> {
+            arrivals.incrementAndGet();
+            arrived.countDown();
+            chain.doFilter(request, response);
+        };
+    }
+
+    /** Authenticates the {@code X-User} header as the principal, as a login filter would. */
+    static Filter fakeLogin() {
+        return (request, response, chain) -> {
+            HttpServletRequest http = (HttpServletRequest) request;
+            String user = http.getHeader("X-User");
+            if (user == null) {
+                chain.doFilter(request, response);
+                return;
+            }
+            Principal principal = () -> user;
+            chain.doFilter(
+                    new HttpServletRequestWrapper(http) {
+                        @Override
+                        public Principal getUserPrincipal() {
+                            return principal;
+                        }
+                    },
+                    response);
+        };
+    }
 }

@@ -29,176 +29,190 @@ import org.jooq.exception.DataAccessException;
  * what a hand-written INSERT costs (benchmarks/PRODUCER.md).
  */
 public final class JooqOutbox implements Outbox {
-  /** Longer shard lists are sent as {@code *} (all shards): PostgreSQL caps payloads at 8000 bytes. */
-  static final int NOTIFY_PAYLOAD_LIMIT = 4000;
+    /** Longer shard lists are sent as {@code *} (all shards): PostgreSQL caps payloads at 8000 bytes. */
+    static final int NOTIFY_PAYLOAD_LIMIT = 4000;
 
-  private static final String NO_HEADERS = "{}";
+    private static final String NO_HEADERS = "{}";
 
-  private final String schema;
-  private final int shards;
-  private final AvroCodec codec;
-  private final Supplier<String> traceparent;
-  private final boolean notifyInTransaction;
-  private final String channel;
-  private final String insertSql;
-  private final String shardCountSql;
-  /** Set once the install's shard count was found equal to {@link #shards}; checked once per instance. */
-  private volatile boolean shardCountChecked;
+    private final String schema;
+    private final int shards;
+    private final AvroCodec codec;
+    private final Supplier<String> traceparent;
+    private final boolean notifyInTransaction;
+    private final String channel;
+    private final String insertSql;
+    private final String shardCountSql;
+    /** Set once the install's shard count was found equal to {@link #shards}; checked once per instance. */
+    private volatile boolean shardCountChecked;
 
-  public JooqOutbox(String schema, int shards, AvroCodec codec, Supplier<String> traceparent, boolean notifyInTransaction) {
-    this.schema = schema;
-    this.shards = shards;
-    this.codec = codec;
-    this.traceparent = traceparent;
-    this.notifyInTransaction = notifyInTransaction;
-    this.channel = Outbox.channel(schema);
-    // attempts, created_at and the parking columns take their defaults
-    this.insertSql = "insert into " + schema + ".outbox_message (message_id, shard, topic, message_key, message_type,"
-        + " content_type, headers, payload) values (?, ?, ?, ?, ?, ?, ?::jsonb, ?)";
-    this.shardCountSql = "select count(*) from " + schema + ".outbox_shard_lease";
-  }
-
-  @Override
-  public UUID append(DSLContext tx, OutboxMessage message) {
-    return appendAll(tx, List.of(Objects.requireNonNull(message, "message may not be null"))).get(0);
-  }
-
-  @Override
-  public UUID append(Connection tx, OutboxMessage message) throws SQLException {
-    return appendAll(tx, List.of(Objects.requireNonNull(message, "message may not be null"))).get(0);
-  }
-
-  @Override
-  public UUID append(DSLContext tx, String topic, String key, GenericContainer payload) {
-    return append(tx, avroMessage(topic, key, payload));
-  }
-
-  @Override
-  public OutboxMessage avroMessage(String topic, String key, GenericContainer payload) {
-    Objects.requireNonNull(payload, "payload may not be null; use append(tx, OutboxMessage) with a null payload for a tombstone");
-    return OutboxMessage.of(topic, key, payload.getSchema().getFullName(), AvroCodec.contentType(payload.getSchema()), codec.encode(payload));
-  }
-
-  @Override
-  public List<UUID> appendAll(DSLContext tx, List<OutboxMessage> messages) {
-    Objects.requireNonNull(tx, "tx may not be null");
-    Objects.requireNonNull(messages, "messages may not be null");
-    if (messages.isEmpty()) {
-      return List.of();
+    public JooqOutbox(
+            String schema, int shards, AvroCodec codec, Supplier<String> traceparent, boolean notifyInTransaction) {
+        this.schema = schema;
+        this.shards = shards;
+        this.codec = codec;
+        this.traceparent = traceparent;
+        this.notifyInTransaction = notifyInTransaction;
+        this.channel = Outbox.channel(schema);
+        // attempts, created_at and the parking columns take their defaults
+        this.insertSql =
+                "insert into " + schema + ".outbox_message (message_id, shard, topic, message_key, message_type,"
+                        + " content_type, headers, payload) values (?, ?, ?, ?, ?, ?, ?::jsonb, ?)";
+        this.shardCountSql = "select count(*) from " + schema + ".outbox_shard_lease";
     }
-    // inside dsl.transaction(...) the provider hands out the transaction's connection
-    return tx.connectionResult(c -> {
-      try {
-        return appendAll(c, messages);
-      } catch (SQLException e) {
-        throw new DataAccessException("SQL [" + insertSql + "]; " + e.getMessage(), e);
-      }
-    });
-  }
 
-  @Override
-  public List<UUID> appendAll(Connection tx, List<OutboxMessage> messages) throws SQLException {
-    Objects.requireNonNull(tx, "tx may not be null");
-    Objects.requireNonNull(messages, "messages may not be null");
-    if (messages.isEmpty()) {
-      return List.of();
+    @Override
+    public UUID append(DSLContext tx, OutboxMessage message) {
+        return appendAll(tx, List.of(Objects.requireNonNull(message, "message may not be null")))
+                .get(0);
     }
-    if (tx.getAutoCommit()) {
-      throw new IllegalStateException(
-          "Outbox.append needs the caller's transaction, but the connection is in autocommit mode: the outbox row"
-              + " would commit on its own, apart from the business write. Call it inside dsl.transaction(cfg -> ...)"
-              + " with cfg.dsl(), or on a connection with autocommit off.");
+
+    @Override
+    public UUID append(Connection tx, OutboxMessage message) throws SQLException {
+        return appendAll(tx, List.of(Objects.requireNonNull(message, "message may not be null")))
+                .get(0);
     }
-    if (!shardCountChecked) {
-      checkShardCount(tx);
+
+    @Override
+    public UUID append(DSLContext tx, String topic, String key, GenericContainer payload) {
+        return append(tx, avroMessage(topic, key, payload));
     }
-    String inheritedTrace = traceparent.get();
-    List<UUID> ids = new ArrayList<>(messages.size());
-    TreeSet<Integer> touched = notifyInTransaction ? new TreeSet<>() : null;
-    boolean batch = messages.size() > 1;
-    try (PreparedStatement ps = tx.prepareStatement(insertSql)) {
-      for (OutboxMessage m : messages) {
-        Objects.requireNonNull(m, "messages may not contain null");
-        UUID id = m.messageId() != null ? m.messageId() : MessageIds.next();
-        int shard = Shards.of(m.key(), id, shards);
-        ids.add(id);
+
+    @Override
+    public OutboxMessage avroMessage(String topic, String key, GenericContainer payload) {
+        Objects.requireNonNull(
+                payload, "payload may not be null; use append(tx, OutboxMessage) with a null payload for a tombstone");
+        return OutboxMessage.of(
+                topic,
+                key,
+                payload.getSchema().getFullName(),
+                AvroCodec.contentType(payload.getSchema()),
+                codec.encode(payload));
+    }
+
+    @Override
+    public List<UUID> appendAll(DSLContext tx, List<OutboxMessage> messages) {
+        Objects.requireNonNull(tx, "tx may not be null");
+        Objects.requireNonNull(messages, "messages may not be null");
+        if (messages.isEmpty()) {
+            return List.of();
+        }
+        // inside dsl.transaction(...) the provider hands out the transaction's connection
+        return tx.connectionResult(c -> {
+            try {
+                return appendAll(c, messages);
+            } catch (SQLException e) {
+                throw new DataAccessException("SQL [" + insertSql + "]; " + e.getMessage(), e);
+            }
+        });
+    }
+
+    @Override
+    public List<UUID> appendAll(Connection tx, List<OutboxMessage> messages) throws SQLException {
+        Objects.requireNonNull(tx, "tx may not be null");
+        Objects.requireNonNull(messages, "messages may not be null");
+        if (messages.isEmpty()) {
+            return List.of();
+        }
+        if (tx.getAutoCommit()) {
+            throw new IllegalStateException(
+                    "Outbox.append needs the caller's transaction, but the connection is in autocommit mode: the outbox row"
+                            + " would commit on its own, apart from the business write. Call it inside dsl.transaction(cfg -> ...)"
+                            + " with cfg.dsl(), or on a connection with autocommit off.");
+        }
+        if (!shardCountChecked) {
+            checkShardCount(tx);
+        }
+        String inheritedTrace = traceparent.get();
+        List<UUID> ids = new ArrayList<>(messages.size());
+        TreeSet<Integer> touched = notifyInTransaction ? new TreeSet<>() : null;
+        boolean batch = messages.size() > 1;
+        try (PreparedStatement ps = tx.prepareStatement(insertSql)) {
+            for (OutboxMessage m : messages) {
+                Objects.requireNonNull(m, "messages may not contain null");
+                UUID id = m.messageId() != null ? m.messageId() : MessageIds.next();
+                int shard = Shards.of(m.key(), id, shards);
+                ids.add(id);
+                if (touched != null) {
+                    touched.add(shard);
+                }
+                ps.setObject(1, id);
+                ps.setInt(2, shard);
+                ps.setString(3, m.topic());
+                ps.setString(4, m.key());
+                ps.setString(5, m.type());
+                ps.setString(6, m.contentType());
+                ps.setString(7, headersJson(m, inheritedTrace));
+                if (m.payload() == null) {
+                    ps.setNull(8, Types.BINARY);
+                } else {
+                    ps.setBytes(8, m.payload());
+                }
+                if (batch) {
+                    ps.addBatch();
+                }
+            }
+            if (batch) {
+                ps.executeBatch();
+            } else {
+                ps.executeUpdate();
+            }
+        }
         if (touched != null) {
-          touched.add(shard);
+            // delivered at commit, dropped on rollback; the payload tells the relay which shards to read
+            String shardList = touched.stream().map(String::valueOf).collect(Collectors.joining(","));
+            try (PreparedStatement ps = tx.prepareStatement("select pg_notify(?, ?)")) {
+                ps.setString(1, channel);
+                ps.setString(2, shardList.length() > NOTIFY_PAYLOAD_LIMIT ? "*" : shardList);
+                ps.execute();
+            }
         }
-        ps.setObject(1, id);
-        ps.setInt(2, shard);
-        ps.setString(3, m.topic());
-        ps.setString(4, m.key());
-        ps.setString(5, m.type());
-        ps.setString(6, m.contentType());
-        ps.setString(7, headersJson(m, inheritedTrace));
-        if (m.payload() == null) {
-          ps.setNull(8, Types.BINARY);
-        } else {
-          ps.setBytes(8, m.payload());
+        return ids;
+    }
+
+    private static String headersJson(OutboxMessage m, String inheritedTrace) {
+        if (inheritedTrace != null && !m.headers().containsKey(OutboxHeaders.TRACEPARENT)) {
+            return Json.write(m.withTraceparent(inheritedTrace).headers());
         }
-        if (batch) {
-          ps.addBatch();
+        return m.headers().isEmpty() ? NO_HEADERS : Json.write(m.headers());
+    }
+
+    /**
+     * Compares {@link #shards} with the install's shard count (the rows of the lease table), once per
+     * instance, in the caller's transaction. A producer with another count than the install maps keys
+     * to other shards than the relay and the other producers expect: with more, its rows could land on
+     * shards no relay leases; with fewer, one key's messages could sit in two shards and lose their
+     * order. Either way the append fails here, before anything is written.
+     */
+    private void checkShardCount(Connection tx) throws SQLException {
+        int installed;
+        try (PreparedStatement ps = tx.prepareStatement(shardCountSql);
+                ResultSet rs = ps.executeQuery()) {
+            rs.next();
+            installed = rs.getInt(1);
         }
-      }
-      if (batch) {
-        ps.executeBatch();
-      } else {
-        ps.executeUpdate();
-      }
+        if (installed != shards) {
+            throw new IllegalStateException(
+                    "this Outbox spreads keys over " + shards + " shards, but the outbox in schema "
+                            + schema + " was installed with " + installed + " (the rows of " + schema
+                            + ".outbox_shard_lease); set"
+                            + " Outbox.builder().shards(" + installed
+                            + "), the outbox_shards value the migrations were installed with");
+        }
+        shardCountChecked = true;
     }
-    if (touched != null) {
-      // delivered at commit, dropped on rollback; the payload tells the relay which shards to read
-      String shardList = touched.stream().map(String::valueOf).collect(Collectors.joining(","));
-      try (PreparedStatement ps = tx.prepareStatement("select pg_notify(?, ?)")) {
-        ps.setString(1, channel);
-        ps.setString(2, shardList.length() > NOTIFY_PAYLOAD_LIMIT ? "*" : shardList);
-        ps.execute();
-      }
+
+    @Override
+    public String schema() {
+        return schema;
     }
-    return ids;
-  }
 
-  private static String headersJson(OutboxMessage m, String inheritedTrace) {
-    if (inheritedTrace != null && !m.headers().containsKey(OutboxHeaders.TRACEPARENT)) {
-      return Json.write(m.withTraceparent(inheritedTrace).headers());
+    @Override
+    public int shardCount() {
+        return shards;
     }
-    return m.headers().isEmpty() ? NO_HEADERS : Json.write(m.headers());
-  }
 
-  /**
-   * Compares {@link #shards} with the install's shard count (the rows of the lease table), once per
-   * instance, in the caller's transaction. A producer with another count than the install maps keys
-   * to other shards than the relay and the other producers expect: with more, its rows could land on
-   * shards no relay leases; with fewer, one key's messages could sit in two shards and lose their
-   * order. Either way the append fails here, before anything is written.
-   */
-  private void checkShardCount(Connection tx) throws SQLException {
-    int installed;
-    try (PreparedStatement ps = tx.prepareStatement(shardCountSql); ResultSet rs = ps.executeQuery()) {
-      rs.next();
-      installed = rs.getInt(1);
+    @Override
+    public String channel() {
+        return channel;
     }
-    if (installed != shards) {
-      throw new IllegalStateException("this Outbox spreads keys over " + shards + " shards, but the outbox in schema "
-          + schema + " was installed with " + installed + " (the rows of " + schema + ".outbox_shard_lease); set"
-          + " Outbox.builder().shards(" + installed + "), the outbox_shards value the migrations were installed with");
-    }
-    shardCountChecked = true;
-  }
-
-  @Override
-  public String schema() {
-    return schema;
-  }
-
-  @Override
-  public int shardCount() {
-    return shards;
-  }
-
-  @Override
-  public String channel() {
-    return channel;
-  }
 }

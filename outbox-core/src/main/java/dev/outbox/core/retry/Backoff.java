@@ -19,62 +19,62 @@ import java.util.random.RandomGenerator;
  */
 public record Backoff(Duration base, Duration cap) {
 
-  /**
-   * @throws NullPointerException when an argument is null
-   * @throws IllegalArgumentException when {@code base} is not positive or {@code cap < base}
-   */
-  public Backoff {
-    Objects.requireNonNull(base, "base may not be null");
-    Objects.requireNonNull(cap, "cap may not be null");
-    if (base.isNegative() || base.isZero()) {
-      throw new IllegalArgumentException("base must be positive, got " + base);
+    /**
+     * @throws NullPointerException when an argument is null
+     * @throws IllegalArgumentException when {@code base} is not positive or {@code cap < base}
+     */
+    public Backoff {
+        Objects.requireNonNull(base, "base may not be null");
+        Objects.requireNonNull(cap, "cap may not be null");
+        if (base.isNegative() || base.isZero()) {
+            throw new IllegalArgumentException("base must be positive, got " + base);
+        }
+        if (cap.compareTo(base) < 0) {
+            throw new IllegalArgumentException("cap (" + cap + ") must be at least base (" + base + ")");
+        }
     }
-    if (cap.compareTo(base) < 0) {
-      throw new IllegalArgumentException("cap (" + cap + ") must be at least base (" + base + ")");
+
+    /**
+     * @param base see {@link #base()}
+     * @param cap see {@link #cap()}
+     * @return the backoff
+     */
+    public static Backoff of(Duration base, Duration cap) {
+        return new Backoff(base, cap);
     }
-  }
 
-  /**
-   * @param base see {@link #base()}
-   * @param cap see {@link #cap()}
-   * @return the backoff
-   */
-  public static Backoff of(Duration base, Duration cap) {
-    return new Backoff(base, cap);
-  }
-
-  /**
-   * @param attempt the retry number, 0 for the first retry
-   * @return {@code min(cap, base * 2^attempt)}
-   * @throws IllegalArgumentException when {@code attempt} is negative
-   */
-  public Duration ceiling(int attempt) {
-    if (attempt < 0) {
-      throw new IllegalArgumentException("attempt must be at least 0, got " + attempt);
+    /**
+     * @param attempt the retry number, 0 for the first retry
+     * @return {@code min(cap, base * 2^attempt)}
+     * @throws IllegalArgumentException when {@code attempt} is negative
+     */
+    public Duration ceiling(int attempt) {
+        if (attempt < 0) {
+            throw new IllegalArgumentException("attempt must be at least 0, got " + attempt);
+        }
+        long baseNanos = base.toNanos();
+        long capNanos = cap.toNanos();
+        if (attempt >= 62 || baseNanos > (capNanos >> Math.min(attempt, 62))) {
+            return cap;
+        }
+        return Duration.ofNanos(Math.min(capNanos, baseNanos << attempt));
     }
-    long baseNanos = base.toNanos();
-    long capNanos = cap.toNanos();
-    if (attempt >= 62 || baseNanos > (capNanos >> Math.min(attempt, 62))) {
-      return cap;
+
+    /**
+     * @param attempt the retry number, 0 for the first retry
+     * @return a delay drawn uniformly from {@code [0, ceiling(attempt)]}
+     */
+    public Duration delay(int attempt) {
+        return delay(attempt, ThreadLocalRandom.current());
     }
-    return Duration.ofNanos(Math.min(capNanos, baseNanos << attempt));
-  }
 
-  /**
-   * @param attempt the retry number, 0 for the first retry
-   * @return a delay drawn uniformly from {@code [0, ceiling(attempt)]}
-   */
-  public Duration delay(int attempt) {
-    return delay(attempt, ThreadLocalRandom.current());
-  }
-
-  /**
-   * @param attempt the retry number, 0 for the first retry
-   * @param random the source of randomness (seed it in tests)
-   * @return a delay drawn uniformly from {@code [0, ceiling(attempt)]}
-   */
-  public Duration delay(int attempt, RandomGenerator random) {
-    long ceiling = ceiling(attempt).toNanos();
-    return Duration.ofNanos(ceiling == Long.MAX_VALUE ? random.nextLong(ceiling) : random.nextLong(ceiling + 1));
-  }
+    /**
+     * @param attempt the retry number, 0 for the first retry
+     * @param random the source of randomness (seed it in tests)
+     * @return a delay drawn uniformly from {@code [0, ceiling(attempt)]}
+     */
+    public Duration delay(int attempt, RandomGenerator random) {
+        long ceiling = ceiling(attempt).toNanos();
+        return Duration.ofNanos(ceiling == Long.MAX_VALUE ? random.nextLong(ceiling) : random.nextLong(ceiling + 1));
+    }
 }

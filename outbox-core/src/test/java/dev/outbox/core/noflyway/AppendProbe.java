@@ -16,20 +16,21 @@ import org.postgresql.Driver;
  */
 public final class AppendProbe implements Function<String[], String> {
 
-  /** A record for the JSON payload. */
-  public record Ping(String text) {}
+    /** A record for the JSON payload. */
+    public record Ping(String text) {}
 
-  @Override
-  public String apply(String[] urlAndUser) {
-    Properties props = new Properties();
-    props.setProperty("user", urlAndUser[1]);
-    // the driver of this class loader: DriverManager only hands out drivers its caller's loader sees
-    try (Connection c = new Driver().connect(urlAndUser[0], props)) {
-      DSLContext dsl = DSL.using(c, SQLDialect.POSTGRES);
-      Outbox outbox = Outbox.builder().build();
-      return dsl.transactionResult(tx -> outbox.appendJson(tx.dsl(), "pings", "k", new Ping("hello")).toString());
-    } catch (SQLException e) {
-      throw new IllegalStateException(e);
+    @Override
+    public String apply(String[] urlAndUser) {
+        Properties props = new Properties();
+        props.setProperty("user", urlAndUser[1]);
+        // the driver of this class loader: DriverManager only hands out drivers its caller's loader sees
+        try (Connection c = new Driver().connect(urlAndUser[0], props)) {
+            DSLContext dsl = DSL.using(c, SQLDialect.POSTGRES);
+            Outbox outbox = Outbox.builder().build();
+            return dsl.transactionResult(tx ->
+                    outbox.appendJson(tx.dsl(), "pings", "k", new Ping("hello")).toString());
+        } catch (SQLException e) {
+            throw new IllegalStateException(e);
+        }
     }
-  }
 }

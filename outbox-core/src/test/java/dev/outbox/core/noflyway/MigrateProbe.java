@@ -9,15 +9,15 @@ import org.postgresql.ds.PGSimpleDataSource;
  * Argument: a JDBC URL; result: the message of what it threw.
  */
 public final class MigrateProbe implements Function<String, String> {
-  @Override
-  public String apply(String url) {
-    PGSimpleDataSource dataSource = new PGSimpleDataSource();
-    dataSource.setUrl(url);
-    try {
-      OutboxMigrations.migrate(dataSource);
-      return "migrated";
-    } catch (RuntimeException e) {
-      return e.getMessage();
+    @Override
+    public String apply(String url) {
+        PGSimpleDataSource dataSource = new PGSimpleDataSource();
+        dataSource.setUrl(url);
+        try {
+            OutboxMigrations.migrate(dataSource);
+            return "migrated";
+        } catch (RuntimeException e) {
+            return e.getMessage();
+        }
     }
-  }
 }

@@ -9,54 +9,57 @@ import org.junit.jupiter.api.Test;
 
 /** G6: the retry budget bounds retries to a share of requests plus a floor, over a sliding window. */
 class RetryBudgetTest {
-  private final AtomicLong now = new AtomicLong(1_000_000_000_000L);
+    private final AtomicLong now = new AtomicLong(1_000_000_000_000L);
 
-  @Test
-  void retriesAreLimitedToTheRatioPlusTheFloor() {
-    RetryBudget budget = RetryBudget.of(0.1, 1, Duration.ofSeconds(10), now::get);
-    int allowed = 0;
-    for (int i = 0; i < 1000; i++) {
-      budget.recordRequest();
-      if (budget.tryAcquireRetry()) {
-        allowed++;
-      }
+    @Test
+    void retriesAreLimitedToTheRatioPlusTheFloor() {
+        RetryBudget budget = RetryBudget.of(0.1, 1, Duration.ofSeconds(10), now::get);
+        int allowed = 0;
+        for (int i = 0; i < 1000; i++) {
+            budget.recordRequest();
+            if (budget.tryAcquireRetry()) {
+                allowed++;
+            }
+        }
+        // 10 % of 1000 requests + 1/s floor over a 10 s window
+        assertThat(allowed).isEqualTo(110);
     }
-    // 10 % of 1000 requests + 1/s floor over a 10 s window
-    assertThat(allowed).isEqualTo(110);
-  }
 
-  @Test
-  void theFloorLetsAQuietClientRetry() {
-    RetryBudget budget = RetryBudget.of(0.1, 1, Duration.ofSeconds(10), now::get);
-    budget.recordRequest();
-    assertThat(budget.tryAcquireRetry()).isTrue();
-  }
-
-  @Test
-  void oldRequestsLeaveTheWindow() {
-    RetryBudget budget = RetryBudget.of(0.5, 0, Duration.ofSeconds(10), now::get);
-    for (int i = 0; i < 100; i++) {
-      budget.recordRequest();
+    @Test
+    void theFloorLetsAQuietClientRetry() {
+        RetryBudget budget = RetryBudget.of(0.1, 1, Duration.ofSeconds(10), now::get);
+        budget.recordRequest();
+        assertThat(budget.tryAcquireRetry()).isTrue();
     }
-    for (int i = 0; i < 50; i++) {
-      assertThat(budget.tryAcquireRetry()).isTrue();
-    }
-    assertThat(budget.tryAcquireRetry()).isFalse();
-    now.addAndGet(Duration.ofSeconds(11).toNanos());
-    assertThat(budget.tryAcquireRetry()).isFalse(); // no requests in the window, no floor
-    budget.recordRequest();
-    budget.recordRequest();
-    assertThat(budget.tryAcquireRetry()).isTrue();
-    assertThat(budget.tryAcquireRetry()).isFalse();
-  }
 
-  @Test
-  void badValuesAreRefused() {
-    assertThatThrownBy(() -> RetryBudget.of(1.5, 1, Duration.ofSeconds(10)))
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("ratio must be between 0 and 1, got 1.5");
-    assertThatThrownBy(() -> RetryBudget.of(0.1, -1, Duration.ofSeconds(10)))
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("minRetriesPerSecond");
-    assertThatThrownBy(() -> RetryBudget.of(0.1, 1, Duration.ofMillis(10)))
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("window must be at least 1 s");
-  }
+    @Test
+    void oldRequestsLeaveTheWindow() {
+        RetryBudget budget = RetryBudget.of(0.5, 0, Duration.ofSeconds(10), now::get);
+        for (int i = 0; i < 100; i++) {
+            budget.recordRequest();
+        }
+        for (int i = 0; i < 50; i++) {
+            assertThat(budget.tryAcquireRetry()).isTrue();
+        }
+        assertThat(budget.tryAcquireRetry()).isFalse();
+        now.addAndGet(Duration.ofSeconds(11).toNanos());
+        assertThat(budget.tryAcquireRetry()).isFalse(); // no requests in the window, no floor
+        budget.recordRequest();
+        budget.recordRequest();
+        assertThat(budget.tryAcquireRetry()).isTrue();
+        assertThat(budget.tryAcquireRetry()).isFalse();
+    }
+
+    @Test
+    void badValuesAreRefused() {
+        assertThatThrownBy(() -> RetryBudget.of(1.5, 1, Duration.ofSeconds(10)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("ratio must be between 0 and 1, got 1.5");
+        assertThatThrownBy(() -> RetryBudget.of(0.1, -1, Duration.ofSeconds(10)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("minRetriesPerSecond");
+        assertThatThrownBy(() -> RetryBudget.of(0.1, 1, Duration.ofMillis(10)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("window must be at least 1 s");
+    }
 }

@@ -50,326 +50,339 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
  */
 public final class Doctor {
 
-  /** A check's outcome. */
-  public enum Verdict {
-    /** Checked, healthy. */
-    PASS,
-    /** Checked, not a failure by itself but worth a look. */
-    WARN,
-    /** Checked, the failure mode is present. */
-    FAIL,
-    /** Not checked: a prerequisite (e.g. Kafka's address) was not given. */
-    SKIP,
-    /** Cannot be seen in a live system; the named build-time rule or start-up gate checks it. */
-    BUILD_TIME
-  }
-
-  /**
-   * One check.
-   *
-   * @param id a stable name, e.g. {@code unique-constraints}
-   * @param title what is checked
-   * @param verdict the outcome
-   * @param summary one line on what was found
-   * @param evidence what was read, one item per line
-   * @param fix what to do when it did not pass, or {@code null}
-   */
-  public record Check(String id, String title, Verdict verdict, String summary, List<String> evidence, String fix) {
-    /** Copies the evidence. */
-    public Check {
-      evidence = List.copyOf(evidence);
-    }
-  }
-
-  /**
-   * The doctor's findings.
-   *
-   * @param schema the schema inspected
-   * @param at the database clock when the run started
-   * @param checks every check, in a fixed order
-   */
-  public record Report(String schema, Instant at, List<Check> checks) {
-    /** Copies the checks. */
-    public Report {
-      checks = List.copyOf(checks);
-    }
-
-    /** @return whether any check failed */
-    public boolean failed() {
-      return checks.stream().anyMatch(c -> c.verdict() == Verdict.FAIL);
+    /** A check's outcome. */
+    public enum Verdict {
+        /** Checked, healthy. */
+        PASS,
+        /** Checked, not a failure by itself but worth a look. */
+        WARN,
+        /** Checked, the failure mode is present. */
+        FAIL,
+        /** Not checked: a prerequisite (e.g. Kafka's address) was not given. */
+        SKIP,
+        /** Cannot be seen in a live system; the named build-time rule or start-up gate checks it. */
+        BUILD_TIME
     }
 
     /**
-     * @param id a check's id
-     * @return that check
-     * @throws IllegalArgumentException when there is none with that id
+     * One check.
+     *
+     * @param id a stable name, e.g. {@code unique-constraints}
+     * @param title what is checked
+     * @param verdict the outcome
+     * @param summary one line on what was found
+     * @param evidence what was read, one item per line
+     * @param fix what to do when it did not pass, or {@code null}
      */
-    public Check check(String id) {
-      return checks.stream().filter(c -> c.id().equals(id)).findFirst()
-          .orElseThrow(() -> new IllegalArgumentException("no check '" + id + "'"));
-    }
-  }
-
-  private final DataSource dataSource;
-  private final String schema;
-  private final ConstraintCheck constraints;
-  private final KeyChecks keys;
-  private final ProcessedIdChecks processedIds;
-  private final TopicRetentionCheck topicRetention;
-  private final OutboxChecks outbox;
-
-  private Doctor(Builder b) {
-    this.dataSource = b.dataSource;
-    this.schema = b.schema;
-    DoctorSettings settings = new DoctorSettings(b.schema, b.keyTtl, b.lockTimeout, b.processedRetention,
-        Map.copyOf(b.consumerRetention), new TreeMap<>(b.consumerTopics),
-        b.kafkaProperties == null ? null : Map.copyOf(b.kafkaProperties), b.purgeGrace, b.maxUnpublishedAge,
-        b.kafkaTimeout);
-    this.constraints = new ConstraintCheck(settings);
-    this.keys = new KeyChecks(settings);
-    this.processedIds = new ProcessedIdChecks(settings);
-    this.topicRetention = new TopicRetentionCheck(settings);
-    this.outbox = new OutboxChecks(settings);
-  }
-
-  /** @return a builder with the defaults documented on each setter */
-  public static Builder builder() {
-    return new Builder();
-  }
-
-  /**
-   * Runs every check.
-   *
-   * @return the report
-   * @throws OutboxException when the database cannot be read at all; the cause keeps the SQLState.
-   *     Kafka being unreachable is a {@link Verdict#FAIL} of its check, not an exception.
-   */
-  public Report run() {
-    try (Connection c = dataSource.getConnection()) {
-      c.setReadOnly(true);
-      c.setAutoCommit(true);
-      Instant at;
-      try (PreparedStatement st = c.prepareStatement("select clock_timestamp()");
-          ResultSet rs = st.executeQuery()) {
-        rs.next();
-        at = rs.getObject(1, OffsetDateTime.class).toInstant();
-      }
-      List<Check> checks = new ArrayList<>();
-      checks.add(constraints.uniqueConstraints(c));
-      checks.add(keys.keyExpiry(c));
-      Map<String, Duration> oldestProcessed = processedIds.oldestProcessed(c);
-      checks.add(processedIds.processedExpiry(oldestProcessed));
-      checks.add(keys.storedResponses(c));
-      checks.add(keys.inFlight(c));
-      checks.add(topicRetention.topicRetention(oldestProcessed.keySet()));
-      checks.add(outbox.parked(c));
-      checks.add(outbox.unpublished(c));
-      checks.addAll(BuildTimeRules.CHECKS);
-      return new Report(schema, at, checks);
-    } catch (SQLException e) {
-      throw new OutboxException("Doctor[" + schema + "]: reading the database failed (SQLState " + e.getSQLState() + "): "
-          + e.getMessage(), e);
-    }
-  }
-
-  /**
-   * Builds a {@link Doctor}. Setters check their own argument at once ({@link NullPointerException}
-   * for null, {@link IllegalArgumentException} for a bad value); {@link #build()} checks that the
-   * database was given ({@link IllegalStateException}). Not thread-safe.
-   */
-  public static final class Builder {
-    /** Default {@link #keyTtl(Duration)}: 24 h, the {@code IdempotencyStore}'s default ttl. */
-    public static final Duration DEFAULT_KEY_TTL = Duration.ofHours(24);
-
-    /** Default {@link #lockTimeout(Duration)}: 2 s, the {@code IdempotencyStore}'s default. */
-    public static final Duration DEFAULT_LOCK_TIMEOUT = Duration.ofSeconds(2);
-
-    /** Default {@link #processedRetention(Duration)}: 7 days, {@code IdempotentConsumer}'s default. */
-    public static final Duration DEFAULT_PROCESSED_RETENTION = Duration.ofDays(7);
-
-    /** Default {@link #purgeGrace(Duration)}: 2 h, twice the purges' default interval of 1 h. */
-    public static final Duration DEFAULT_PURGE_GRACE = Duration.ofHours(2);
-
-    /** Default {@link #maxUnpublishedAge(Duration)}: 5 minutes. */
-    public static final Duration DEFAULT_MAX_UNPUBLISHED_AGE = Duration.ofMinutes(5);
-
-    /** Default {@link #kafkaTimeout(Duration)}: 15 s. */
-    public static final Duration DEFAULT_KAFKA_TIMEOUT = Duration.ofSeconds(15);
-
-    private DataSource dataSource;
-    private String schema = OutboxMigrations.DEFAULT_SCHEMA;
-    private Duration keyTtl = DEFAULT_KEY_TTL;
-    private Duration lockTimeout = DEFAULT_LOCK_TIMEOUT;
-    private Duration processedRetention = DEFAULT_PROCESSED_RETENTION;
-    private final Map<String, Duration> consumerRetention = new LinkedHashMap<>();
-    private final Map<String, List<String>> consumerTopics = new LinkedHashMap<>();
-    private Map<String, Object> kafkaProperties;
-    private Duration purgeGrace = DEFAULT_PURGE_GRACE;
-    private Duration maxUnpublishedAge = DEFAULT_MAX_UNPUBLISHED_AGE;
-    private Duration kafkaTimeout = DEFAULT_KAFKA_TIMEOUT;
-
-    private Builder() {}
-
-    /**
-     * @param dataSource the database with the outbox tables; read only
-     * @return this builder
-     * @throws NullPointerException when it is null
-     */
-    public Builder dataSource(DataSource dataSource) {
-      this.dataSource = Objects.requireNonNull(dataSource, "dataSource may not be null");
-      return this;
+    public record Check(String id, String title, Verdict verdict, String summary, List<String> evidence, String fix) {
+        /** Copies the evidence. */
+        public Check {
+            evidence = List.copyOf(evidence);
+        }
     }
 
     /**
-     * @param schema the schema of the outbox tables; default {@value OutboxMigrations#DEFAULT_SCHEMA}
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is not a plain SQL identifier
+     * The doctor's findings.
+     *
+     * @param schema the schema inspected
+     * @param at the database clock when the run started
+     * @param checks every check, in a fixed order
      */
-    public Builder schema(String schema) {
-      this.schema = OutboxMigrations.requireValidSchema(schema);
-      return this;
+    public record Report(String schema, Instant at, List<Check> checks) {
+        /** Copies the checks. */
+        public Report {
+            checks = List.copyOf(checks);
+        }
+
+        /** @return whether any check failed */
+        public boolean failed() {
+            return checks.stream().anyMatch(c -> c.verdict() == Verdict.FAIL);
+        }
+
+        /**
+         * @param id a check's id
+         * @return that check
+         * @throws IllegalArgumentException when there is none with that id
+         */
+        public Check check(String id) {
+            return checks.stream()
+                    .filter(c -> c.id().equals(id))
+                    .findFirst()
+                    .orElseThrow(() -> new IllegalArgumentException("no check '" + id + "'"));
+        }
+    }
+
+    private final DataSource dataSource;
+    private final String schema;
+    private final ConstraintCheck constraints;
+    private final KeyChecks keys;
+    private final ProcessedIdChecks processedIds;
+    private final TopicRetentionCheck topicRetention;
+    private final OutboxChecks outbox;
+
+    private Doctor(Builder b) {
+        this.dataSource = b.dataSource;
+        this.schema = b.schema;
+        DoctorSettings settings = new DoctorSettings(
+                b.schema,
+                b.keyTtl,
+                b.lockTimeout,
+                b.processedRetention,
+                Map.copyOf(b.consumerRetention),
+                new TreeMap<>(b.consumerTopics),
+                b.kafkaProperties == null ? null : Map.copyOf(b.kafkaProperties),
+                b.purgeGrace,
+                b.maxUnpublishedAge,
+                b.kafkaTimeout);
+        this.constraints = new ConstraintCheck(settings);
+        this.keys = new KeyChecks(settings);
+        this.processedIds = new ProcessedIdChecks(settings);
+        this.topicRetention = new TopicRetentionCheck(settings);
+        this.outbox = new OutboxChecks(settings);
+    }
+
+    /** @return a builder with the defaults documented on each setter */
+    public static Builder builder() {
+        return new Builder();
     }
 
     /**
-     * @param keyTtl the {@code IdempotencyStore}'s ttl; default {@link #DEFAULT_KEY_TTL} (24 h)
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is not positive
+     * Runs every check.
+     *
+     * @return the report
+     * @throws OutboxException when the database cannot be read at all; the cause keeps the SQLState.
+     *     Kafka being unreachable is a {@link Verdict#FAIL} of its check, not an exception.
      */
-    public Builder keyTtl(Duration keyTtl) {
-      this.keyTtl = positive(keyTtl, "keyTtl", DEFAULT_KEY_TTL);
-      return this;
+    public Report run() {
+        try (Connection c = dataSource.getConnection()) {
+            c.setReadOnly(true);
+            c.setAutoCommit(true);
+            Instant at;
+            try (PreparedStatement st = c.prepareStatement("select clock_timestamp()");
+                    ResultSet rs = st.executeQuery()) {
+                rs.next();
+                at = rs.getObject(1, OffsetDateTime.class).toInstant();
+            }
+            List<Check> checks = new ArrayList<>();
+            checks.add(constraints.uniqueConstraints(c));
+            checks.add(keys.keyExpiry(c));
+            Map<String, Duration> oldestProcessed = processedIds.oldestProcessed(c);
+            checks.add(processedIds.processedExpiry(oldestProcessed));
+            checks.add(keys.storedResponses(c));
+            checks.add(keys.inFlight(c));
+            checks.add(topicRetention.topicRetention(oldestProcessed.keySet()));
+            checks.add(outbox.parked(c));
+            checks.add(outbox.unpublished(c));
+            checks.addAll(BuildTimeRules.CHECKS);
+            return new Report(schema, at, checks);
+        } catch (SQLException e) {
+            throw new OutboxException(
+                    "Doctor[" + schema + "]: reading the database failed (SQLState " + e.getSQLState() + "): "
+                            + e.getMessage(),
+                    e);
+        }
     }
 
     /**
-     * @param lockTimeout the {@code IdempotencyStore}'s lock timeout; a key held longer is stuck;
-     *     default {@link #DEFAULT_LOCK_TIMEOUT} (2 s)
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is not positive
+     * Builds a {@link Doctor}. Setters check their own argument at once ({@link NullPointerException}
+     * for null, {@link IllegalArgumentException} for a bad value); {@link #build()} checks that the
+     * database was given ({@link IllegalStateException}). Not thread-safe.
      */
-    public Builder lockTimeout(Duration lockTimeout) {
-      this.lockTimeout = positive(lockTimeout, "lockTimeout", DEFAULT_LOCK_TIMEOUT);
-      return this;
-    }
+    public static final class Builder {
+        /** Default {@link #keyTtl(Duration)}: 24 h, the {@code IdempotencyStore}'s default ttl. */
+        public static final Duration DEFAULT_KEY_TTL = Duration.ofHours(24);
 
-    /**
-     * @param retention the processed-id retention of consumers not given one by {@link
-     *     #consumerRetention}; default {@link #DEFAULT_PROCESSED_RETENTION} (7 days)
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is not positive
-     */
-    public Builder processedRetention(Duration retention) {
-      this.processedRetention = positive(retention, "processedRetention", DEFAULT_PROCESSED_RETENTION);
-      return this;
-    }
+        /** Default {@link #lockTimeout(Duration)}: 2 s, the {@code IdempotencyStore}'s default. */
+        public static final Duration DEFAULT_LOCK_TIMEOUT = Duration.ofSeconds(2);
 
-    /**
-     * @param consumer a consumer name (the dedup scope)
-     * @param retention its {@code IdempotentConsumer.Builder.retention}
-     * @return this builder
-     * @throws NullPointerException when an argument is null
-     * @throws IllegalArgumentException when the name is blank or the retention not positive
-     */
-    public Builder consumerRetention(String consumer, Duration retention) {
-      String name = requireName(consumer, "consumer");
-      consumerRetention.put(name, positive(retention, "retention of consumer " + name, null));
-      return this;
-    }
+        /** Default {@link #processedRetention(Duration)}: 7 days, {@code IdempotentConsumer}'s default. */
+        public static final Duration DEFAULT_PROCESSED_RETENTION = Duration.ofDays(7);
 
-    /**
-     * @param consumer a consumer name (the dedup scope)
-     * @param topics the topics it reads
-     * @return this builder
-     * @throws NullPointerException when the name, the array or a topic is null
-     * @throws IllegalArgumentException when the name is blank, no topic is given or one is blank
-     */
-    public Builder consumer(String consumer, String... topics) {
-      String name = requireName(consumer, "consumer");
-      Objects.requireNonNull(topics, "topics may not be null");
-      if (topics.length == 0) {
-        throw new IllegalArgumentException("consumer " + name + " needs at least one topic");
-      }
-      List<String> list = new ArrayList<>();
-      for (String t : topics) {
-        list.add(requireName(t, "topic of consumer " + name));
-      }
-      consumerTopics.put(name, List.copyOf(list));
-      return this;
-    }
+        /** Default {@link #purgeGrace(Duration)}: 2 h, twice the purges' default interval of 1 h. */
+        public static final Duration DEFAULT_PURGE_GRACE = Duration.ofHours(2);
 
-    /**
-     * @param properties Kafka admin client properties, at least {@code bootstrap.servers}; without
-     *     them the topic-retention check is skipped
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when {@code bootstrap.servers} is missing
-     */
-    public Builder kafkaProperties(Map<String, ?> properties) {
-      Objects.requireNonNull(properties, "properties may not be null");
-      if (properties.get(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG) == null) {
-        throw new IllegalArgumentException("kafkaProperties need bootstrap.servers, e.g. Map.of(\"bootstrap.servers\","
-            + " \"kafka:9092\")");
-      }
-      this.kafkaProperties = new LinkedHashMap<>(properties);
-      return this;
-    }
+        /** Default {@link #maxUnpublishedAge(Duration)}: 5 minutes. */
+        public static final Duration DEFAULT_MAX_UNPUBLISHED_AGE = Duration.ofMinutes(5);
 
-    /**
-     * @param grace how far past its expiry or retention a row may be before the purge counts as not
-     *     keeping up; default {@link #DEFAULT_PURGE_GRACE} (2 h; the purges run hourly by default)
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is not positive
-     */
-    public Builder purgeGrace(Duration grace) {
-      this.purgeGrace = positive(grace, "purgeGrace", DEFAULT_PURGE_GRACE);
-      return this;
-    }
+        /** Default {@link #kafkaTimeout(Duration)}: 15 s. */
+        public static final Duration DEFAULT_KAFKA_TIMEOUT = Duration.ofSeconds(15);
 
-    /**
-     * @param age how old the oldest unpublished outbox row may be; default {@link
-     *     #DEFAULT_MAX_UNPUBLISHED_AGE} (5 minutes)
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is not positive
-     */
-    public Builder maxUnpublishedAge(Duration age) {
-      this.maxUnpublishedAge = positive(age, "maxUnpublishedAge", DEFAULT_MAX_UNPUBLISHED_AGE);
-      return this;
-    }
+        private DataSource dataSource;
+        private String schema = OutboxMigrations.DEFAULT_SCHEMA;
+        private Duration keyTtl = DEFAULT_KEY_TTL;
+        private Duration lockTimeout = DEFAULT_LOCK_TIMEOUT;
+        private Duration processedRetention = DEFAULT_PROCESSED_RETENTION;
+        private final Map<String, Duration> consumerRetention = new LinkedHashMap<>();
+        private final Map<String, List<String>> consumerTopics = new LinkedHashMap<>();
+        private Map<String, Object> kafkaProperties;
+        private Duration purgeGrace = DEFAULT_PURGE_GRACE;
+        private Duration maxUnpublishedAge = DEFAULT_MAX_UNPUBLISHED_AGE;
+        private Duration kafkaTimeout = DEFAULT_KAFKA_TIMEOUT;
 
-    /**
-     * @param timeout how long each Kafka request may take; default {@link #DEFAULT_KAFKA_TIMEOUT}
-     *     (15 s)
-     * @return this builder
-     * @throws NullPointerException when it is null
-     * @throws IllegalArgumentException when it is not positive
-     */
-    public Builder kafkaTimeout(Duration timeout) {
-      this.kafkaTimeout = positive(timeout, "kafkaTimeout", DEFAULT_KAFKA_TIMEOUT);
-      return this;
-    }
+        private Builder() {}
 
-    /**
-     * @return the doctor
-     * @throws IllegalStateException when no data source was given
-     */
-    public Doctor build() {
-      if (dataSource == null) {
-        throw new IllegalStateException("Doctor needs the database: call dataSource(dataSource)");
-      }
-      return new Doctor(this);
-    }
+        /**
+         * @param dataSource the database with the outbox tables; read only
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder dataSource(DataSource dataSource) {
+            this.dataSource = Objects.requireNonNull(dataSource, "dataSource may not be null");
+            return this;
+        }
 
-    private static Duration positive(Duration d, String name, Duration defaultValue) {
-      return Checks.requirePositive(d, name, defaultValue == null ? "" : "; the default is " + Durations.format(defaultValue));
-    }
+        /**
+         * @param schema the schema of the outbox tables; default {@value OutboxMigrations#DEFAULT_SCHEMA}
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is not a plain SQL identifier
+         */
+        public Builder schema(String schema) {
+            this.schema = OutboxMigrations.requireValidSchema(schema);
+            return this;
+        }
 
-    private static String requireName(String value, String name) {
-      return Checks.requireNonBlank(value, name).strip();
+        /**
+         * @param keyTtl the {@code IdempotencyStore}'s ttl; default {@link #DEFAULT_KEY_TTL} (24 h)
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is not positive
+         */
+        public Builder keyTtl(Duration keyTtl) {
+            this.keyTtl = positive(keyTtl, "keyTtl", DEFAULT_KEY_TTL);
+            return this;
+        }
+
+        /**
+         * @param lockTimeout the {@code IdempotencyStore}'s lock timeout; a key held longer is stuck;
+         *     default {@link #DEFAULT_LOCK_TIMEOUT} (2 s)
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is not positive
+         */
+        public Builder lockTimeout(Duration lockTimeout) {
+            this.lockTimeout = positive(lockTimeout, "lockTimeout", DEFAULT_LOCK_TIMEOUT);
+            return this;
+        }
+
+        /**
+         * @param retention the processed-id retention of consumers not given one by {@link
+         *     #consumerRetention}; default {@link #DEFAULT_PROCESSED_RETENTION} (7 days)
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is not positive
+         */
+        public Builder processedRetention(Duration retention) {
+            this.processedRetention = positive(retention, "processedRetention", DEFAULT_PROCESSED_RETENTION);
+            return this;
+        }
+
+        /**
+         * @param consumer a consumer name (the dedup scope)
+         * @param retention its {@code IdempotentConsumer.Builder.retention}
+         * @return this builder
+         * @throws NullPointerException when an argument is null
+         * @throws IllegalArgumentException when the name is blank or the retention not positive
+         */
+        public Builder consumerRetention(String consumer, Duration retention) {
+            String name = requireName(consumer, "consumer");
+            consumerRetention.put(name, positive(retention, "retention of consumer " + name, null));
+            return this;
+        }
+
+        /**
+         * @param consumer a consumer name (the dedup scope)
+         * @param topics the topics it reads
+         * @return this builder
+         * @throws NullPointerException when the name, the array or a topic is null
+         * @throws IllegalArgumentException when the name is blank, no topic is given or one is blank
+         */
+        public Builder consumer(String consumer, String... topics) {
+            String name = requireName(consumer, "consumer");
+            Objects.requireNonNull(topics, "topics may not be null");
+            if (topics.length == 0) {
+                throw new IllegalArgumentException("consumer " + name + " needs at least one topic");
+            }
+            List<String> list = new ArrayList<>();
+            for (String t : topics) {
+                list.add(requireName(t, "topic of consumer " + name));
+            }
+            consumerTopics.put(name, List.copyOf(list));
+            return this;
+        }
+
+        /**
+         * @param properties Kafka admin client properties, at least {@code bootstrap.servers}; without
+         *     them the topic-retention check is skipped
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when {@code bootstrap.servers} is missing
+         */
+        public Builder kafkaProperties(Map<String, ?> properties) {
+            Objects.requireNonNull(properties, "properties may not be null");
+            if (properties.get(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG) == null) {
+                throw new IllegalArgumentException(
+                        "kafkaProperties need bootstrap.servers, e.g. Map.of(\"bootstrap.servers\","
+                                + " \"kafka:9092\")");
+            }
+            this.kafkaProperties = new LinkedHashMap<>(properties);
+            return this;
+        }
+
+        /**
+         * @param grace how far past its expiry or retention a row may be before the purge counts as not
+         *     keeping up; default {@link #DEFAULT_PURGE_GRACE} (2 h; the purges run hourly by default)
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is not positive
+         */
+        public Builder purgeGrace(Duration grace) {
+            this.purgeGrace = positive(grace, "purgeGrace", DEFAULT_PURGE_GRACE);
+            return this;
+        }
+
+        /**
+         * @param age how old the oldest unpublished outbox row may be; default {@link
+         *     #DEFAULT_MAX_UNPUBLISHED_AGE} (5 minutes)
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is not positive
+         */
+        public Builder maxUnpublishedAge(Duration age) {
+            this.maxUnpublishedAge = positive(age, "maxUnpublishedAge", DEFAULT_MAX_UNPUBLISHED_AGE);
+            return this;
+        }
+
+        /**
+         * @param timeout how long each Kafka request may take; default {@link #DEFAULT_KAFKA_TIMEOUT}
+         *     (15 s)
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is not positive
+         */
+        public Builder kafkaTimeout(Duration timeout) {
+            this.kafkaTimeout = positive(timeout, "kafkaTimeout", DEFAULT_KAFKA_TIMEOUT);
+            return this;
+        }
+
+        /**
+         * @return the doctor
+         * @throws IllegalStateException when no data source was given
+         */
+        public Doctor build() {
+            if (dataSource == null) {
+                throw new IllegalStateException("Doctor needs the database: call dataSource(dataSource)");
+            }
+            return new Doctor(this);
+        }
+
+        private static Duration positive(Duration d, String name, Duration defaultValue) {
+            return Checks.requirePositive(
+                    d, name, defaultValue == null ? "" : "; the default is " + Durations.format(defaultValue));
+        }
+
+        private static String requireName(String value, String name) {
+            return Checks.requireNonBlank(value, name).strip();
+        }
     }
-  }
 }

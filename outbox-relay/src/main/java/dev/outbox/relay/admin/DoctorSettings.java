@@ -20,22 +20,22 @@ import java.util.Map;
  * @param kafkaTimeout how long each Kafka request may take
  */
 record DoctorSettings(
-    String schema,
-    Duration keyTtl,
-    Duration lockTimeout,
-    Duration processedRetention,
-    Map<String, Duration> consumerRetention,
-    Map<String, List<String>> consumerTopics,
-    Map<String, Object> kafkaProperties,
-    Duration purgeGrace,
-    Duration maxUnpublishedAge,
-    Duration kafkaTimeout) {
+        String schema,
+        Duration keyTtl,
+        Duration lockTimeout,
+        Duration processedRetention,
+        Map<String, Duration> consumerRetention,
+        Map<String, List<String>> consumerTopics,
+        Map<String, Object> kafkaProperties,
+        Duration purgeGrace,
+        Duration maxUnpublishedAge,
+        Duration kafkaTimeout) {
 
-  /**
-   * @param consumer a consumer name
-   * @return its processed-id retention: its own, else {@link #processedRetention}
-   */
-  Duration retention(String consumer) {
-    return consumerRetention.getOrDefault(consumer, processedRetention);
-  }
+    /**
+     * @param consumer a consumer name
+     * @return its processed-id retention: its own, else {@link #processedRetention}
+     */
+    Duration retention(String consumer) {
+        return consumerRetention.getOrDefault(consumer, processedRetention);
+    }
 }

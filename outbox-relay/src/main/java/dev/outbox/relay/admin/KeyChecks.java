@@ -20,138 +20,182 @@ import java.util.List;
  * (no key is held beyond the lock timeout).
  */
 final class KeyChecks {
-  private final String schema;
-  private final Duration keyTtl;
-  private final Duration lockTimeout;
-  private final Duration purgeGrace;
+    private final String schema;
+    private final Duration keyTtl;
+    private final Duration lockTimeout;
+    private final Duration purgeGrace;
 
-  KeyChecks(DoctorSettings settings) {
-    this.schema = settings.schema();
-    this.keyTtl = settings.keyTtl();
-    this.lockTimeout = settings.lockTimeout();
-    this.purgeGrace = settings.purgeGrace();
-  }
+    KeyChecks(DoctorSettings settings) {
+        this.schema = settings.schema();
+        this.keyTtl = settings.keyTtl();
+        this.lockTimeout = settings.lockTimeout();
+        this.purgeGrace = settings.purgeGrace();
+    }
 
-  Check keyExpiry(Connection c) throws SQLException {
-    String title = "Idempotency keys expire and the purge keeps up";
-    String sql =
-        "select count(*) as keys,"
-            + " count(*) filter (where expires_at < clock_timestamp() - ?::interval) as overdue,"
-            + " extract(epoch from clock_timestamp() - min(expires_at)) as oldest_expired_seconds,"
-            + " case when isfinite(max(expires_at)) then extract(epoch from max(expires_at) - clock_timestamp()) end"
-            + " as farthest_expiry_seconds,"
-            + " count(*) filter (where expires_at > clock_timestamp() + ?::interval) as beyond_ttl"
-            + " from " + schema + ".idempotency_key";
-    try (PreparedStatement st = c.prepareStatement(sql)) {
-      st.setString(1, interval(purgeGrace));
-      st.setString(2, interval(keyTtl.plus(purgeGrace)));
-      try (ResultSet rs = st.executeQuery()) {
-        rs.next();
-        long keys = rs.getLong("keys");
-        long overdue = rs.getLong("overdue");
-        long beyond = rs.getLong("beyond_ttl");
-        double oldestExpired = rs.getDouble("oldest_expired_seconds");
-        boolean anyExpired = !rs.wasNull() && oldestExpired > 0;
-        double farthest = rs.getDouble("farthest_expiry_seconds");
-        boolean never = rs.wasNull();
+    Check keyExpiry(Connection c) throws SQLException {
+        String title = "Idempotency keys expire and the purge keeps up";
+        String sql = "select count(*) as keys,"
+                + " count(*) filter (where expires_at < clock_timestamp() - ?::interval) as overdue,"
+                + " extract(epoch from clock_timestamp() - min(expires_at)) as oldest_expired_seconds,"
+                + " case when isfinite(max(expires_at)) then extract(epoch from max(expires_at) - clock_timestamp()) end"
+                + " as farthest_expiry_seconds,"
+                + " count(*) filter (where expires_at > clock_timestamp() + ?::interval) as beyond_ttl"
+                + " from " + schema + ".idempotency_key";
+        try (PreparedStatement st = c.prepareStatement(sql)) {
+            st.setString(1, interval(purgeGrace));
+            st.setString(2, interval(keyTtl.plus(purgeGrace)));
+            try (ResultSet rs = st.executeQuery()) {
+                rs.next();
+                long keys = rs.getLong("keys");
+                long overdue = rs.getLong("overdue");
+                long beyond = rs.getLong("beyond_ttl");
+                double oldestExpired = rs.getDouble("oldest_expired_seconds");
+                boolean anyExpired = !rs.wasNull() && oldestExpired > 0;
+                double farthest = rs.getDouble("farthest_expiry_seconds");
+                boolean never = rs.wasNull();
+                List<String> evidence = new ArrayList<>();
+                evidence.add(
+                        keys + " key(s); configured ttl " + format(keyTtl) + ", purge grace " + format(purgeGrace));
+                if (anyExpired) {
+                    evidence.add("oldest expired key expired " + format(seconds(oldestExpired)) + " ago; " + overdue
+                            + " key(s) expired more than the grace ago");
+                }
+                if (keys > 0) {
+                    evidence.add(
+                            never
+                                    ? "some key never expires (expires_at infinity)"
+                                    : "farthest expiry " + format(seconds(farthest)) + " ahead");
+                }
+                if (overdue > 0 || beyond > 0) {
+                    List<String> what = new ArrayList<>();
+                    if (overdue > 0) {
+                        what.add(overdue + " expired key(s) not purged within " + format(purgeGrace)
+                                + " (the purge is not running or not keeping up)");
+                    }
+                    if (beyond > 0) {
+                        what.add(
+                                beyond
+                                        + " key(s) expire later than the ttl allows (written with another ttl, or never meant to expire)");
+                    }
+                    return new Check(
+                            "key-expiry",
+                            title,
+                            Verdict.FAIL,
+                            String.join("; ", what),
+                            evidence,
+                            "Call IdempotencyStore.purgeExpired() periodically (e.g. hourly) from at least one instance; check that"
+                                    + " every writer sets expires_at = now + ttl. --key-ttl must match the store's ttl.");
+                }
+                return new Check(
+                        "key-expiry",
+                        title,
+                        Verdict.PASS,
+                        keys == 0 ? "no keys stored" : "no key outlives its ttl by more than the grace",
+                        evidence,
+                        null);
+            }
+        }
+    }
+
+    Check storedResponses(Connection c) throws SQLException {
+        String title = "Every completed key has its stored response";
+        String sql = "select scope, idem_key, response_status from " + schema + ".idempotency_key"
+                + " where response_status is not null and (response_body is null or response_headers is null)"
+                + " order by created_at limit 6";
         List<String> evidence = new ArrayList<>();
-        evidence.add(keys + " key(s); configured ttl " + format(keyTtl) + ", purge grace " + format(purgeGrace));
-        if (anyExpired) {
-          evidence.add("oldest expired key expired " + format(seconds(oldestExpired)) + " ago; " + overdue
-              + " key(s) expired more than the grace ago");
+        try (PreparedStatement st = c.prepareStatement(sql);
+                ResultSet rs = st.executeQuery()) {
+            while (rs.next()) {
+                evidence.add(
+                        evidence.size() == 5
+                                ? "..."
+                                : "scope " + rs.getString(1) + ", key " + rs.getString(2) + ": status " + rs.getInt(3)
+                                        + " without body or headers");
+            }
         }
-        if (keys > 0) {
-          evidence.add(never ? "some key never expires (expires_at infinity)" : "farthest expiry " + format(seconds(farthest)) + " ahead");
+        if (!evidence.isEmpty()) {
+            return new Check(
+                    "stored-responses",
+                    title,
+                    Verdict.FAIL,
+                    "completed keys without a stored response: a retry cannot get the original answer",
+                    evidence,
+                    "Store status, headers and body in the key row in the same transaction as the business write"
+                            + " (IdempotencyStore does); fix the writer of these rows.");
         }
-        if (overdue > 0 || beyond > 0) {
-          List<String> what = new ArrayList<>();
-          if (overdue > 0) {
-            what.add(overdue + " expired key(s) not purged within " + format(purgeGrace) + " (the purge is not running or not keeping up)");
-          }
-          if (beyond > 0) {
-            what.add(beyond + " key(s) expire later than the ttl allows (written with another ttl, or never meant to expire)");
-          }
-          return new Check("key-expiry", title, Verdict.FAIL, String.join("; ", what), evidence,
-              "Call IdempotencyStore.purgeExpired() periodically (e.g. hourly) from at least one instance; check that"
-                  + " every writer sets expires_at = now + ttl. --key-ttl must match the store's ttl.");
-        }
-        return new Check("key-expiry", title, Verdict.PASS,
-            keys == 0 ? "no keys stored" : "no key outlives its ttl by more than the grace", evidence, null);
-      }
+        return new Check(
+                "stored-responses",
+                title,
+                Verdict.PASS,
+                "every completed key has status, headers and body",
+                evidence,
+                null);
     }
-  }
 
-  Check storedResponses(Connection c) throws SQLException {
-    String title = "Every completed key has its stored response";
-    String sql =
-        "select scope, idem_key, response_status from " + schema + ".idempotency_key"
-            + " where response_status is not null and (response_body is null or response_headers is null)"
-            + " order by created_at limit 6";
-    List<String> evidence = new ArrayList<>();
-    try (PreparedStatement st = c.prepareStatement(sql);
-        ResultSet rs = st.executeQuery()) {
-      while (rs.next()) {
-        evidence.add(evidence.size() == 5 ? "..." : "scope " + rs.getString(1) + ", key " + rs.getString(2)
-            + ": status " + rs.getInt(3) + " without body or headers");
-      }
-    }
-    if (!evidence.isEmpty()) {
-      return new Check("stored-responses", title, Verdict.FAIL,
-          "completed keys without a stored response: a retry cannot get the original answer", evidence,
-          "Store status, headers and body in the key row in the same transaction as the business write"
-              + " (IdempotencyStore does); fix the writer of these rows.");
-    }
-    return new Check("stored-responses", title, Verdict.PASS, "every completed key has status, headers and body", evidence, null);
-  }
-
-  Check inFlight(Connection c) throws SQLException {
-    String title = "No key is stuck in flight beyond the lock timeout";
-    List<String> evidence = new ArrayList<>();
-    evidence.add("lock timeout " + format(lockTimeout));
-    String committed =
-        "select scope, idem_key, extract(epoch from clock_timestamp() - created_at) as age from " + schema + ".idempotency_key"
-            + " where response_status is null and created_at < clock_timestamp() - ?::interval order by created_at limit 6";
-    int stuck = 0;
-    try (PreparedStatement st = c.prepareStatement(committed)) {
-      st.setString(1, interval(lockTimeout));
-      try (ResultSet rs = st.executeQuery()) {
-        while (rs.next()) {
-          stuck++;
-          evidence.add(stuck == 6 ? "..." : "committed without a response: scope " + rs.getString(1) + ", key " + rs.getString(2)
-              + ", " + format(seconds(rs.getDouble(3))) + " old");
+    Check inFlight(Connection c) throws SQLException {
+        String title = "No key is stuck in flight beyond the lock timeout";
+        List<String> evidence = new ArrayList<>();
+        evidence.add("lock timeout " + format(lockTimeout));
+        String committed = "select scope, idem_key, extract(epoch from clock_timestamp() - created_at) as age from "
+                + schema + ".idempotency_key"
+                + " where response_status is null and created_at < clock_timestamp() - ?::interval order by created_at limit 6";
+        int stuck = 0;
+        try (PreparedStatement st = c.prepareStatement(committed)) {
+            st.setString(1, interval(lockTimeout));
+            try (ResultSet rs = st.executeQuery()) {
+                while (rs.next()) {
+                    stuck++;
+                    evidence.add(
+                            stuck == 6
+                                    ? "..."
+                                    : "committed without a response: scope " + rs.getString(1) + ", key "
+                                            + rs.getString(2) + ", " + format(seconds(rs.getDouble(3))) + " old");
+                }
+            }
         }
-      }
-    }
-    String holders =
-        "select distinct a.pid, a.usename, a.application_name, a.state, extract(epoch from clock_timestamp() - a.xact_start) as age,"
-            + " left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120) as query"
-            + " from pg_locks l join pg_stat_activity a on a.pid = l.pid"
-            + " where l.relation = to_regclass(?) and l.mode = 'RowExclusiveLock' and l.granted and a.pid <> pg_backend_pid()"
-            + " and a.xact_start < clock_timestamp() - ?::interval order by age desc limit 5";
-    int sessions = 0;
-    try (PreparedStatement st = c.prepareStatement(holders)) {
-      st.setString(1, schema + ".idempotency_key");
-      st.setString(2, interval(lockTimeout));
-      try (ResultSet rs = st.executeQuery()) {
-        while (rs.next()) {
-          sessions++;
-          evidence.add("transaction writing keys for " + format(seconds(rs.getDouble("age"))) + ": pid " + rs.getInt("pid") + " "
-              + rs.getString("usename") + " (" + rs.getString("application_name") + "), " + rs.getString("state") + ": "
-              + rs.getString("query"));
+        String holders =
+                "select distinct a.pid, a.usename, a.application_name, a.state, extract(epoch from clock_timestamp() - a.xact_start) as age,"
+                        + " left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120) as query"
+                        + " from pg_locks l join pg_stat_activity a on a.pid = l.pid"
+                        + " where l.relation = to_regclass(?) and l.mode = 'RowExclusiveLock' and l.granted and a.pid <> pg_backend_pid()"
+                        + " and a.xact_start < clock_timestamp() - ?::interval order by age desc limit 5";
+        int sessions = 0;
+        try (PreparedStatement st = c.prepareStatement(holders)) {
+            st.setString(1, schema + ".idempotency_key");
+            st.setString(2, interval(lockTimeout));
+            try (ResultSet rs = st.executeQuery()) {
+                while (rs.next()) {
+                    sessions++;
+                    evidence.add("transaction writing keys for " + format(seconds(rs.getDouble("age"))) + ": pid "
+                            + rs.getInt("pid") + " "
+                            + rs.getString("usename") + " (" + rs.getString("application_name") + "), "
+                            + rs.getString("state") + ": "
+                            + rs.getString("query"));
+                }
+            }
         }
-      }
+        if (stuck > 0 || sessions > 0) {
+            return new Check(
+                    "in-flight",
+                    title,
+                    Verdict.FAIL,
+                    (stuck > 0 ? "committed key(s) without a response (every retry gets 409 until they expire)" : "")
+                            + (stuck > 0 && sessions > 0 ? "; " : "")
+                            + (sessions > 0
+                                    ? sessions
+                                            + " transaction(s) holding keys longer than the lock timeout (duplicates get 409)"
+                                    : ""),
+                    evidence,
+                    "A key must be inserted and answered in one transaction (IdempotencyStore does): delete committed rows without a"
+                            + " response once their requests are known dead; find why the listed transactions stay open (a slow"
+                            + " downstream call inside the handler, idle in transaction).");
+        }
+        return new Check(
+                "in-flight",
+                title,
+                Verdict.PASS,
+                "no committed key without a response, no long key-holding transaction",
+                evidence,
+                null);
     }
-    if (stuck > 0 || sessions > 0) {
-      return new Check("in-flight", title, Verdict.FAIL,
-          (stuck > 0 ? "committed key(s) without a response (every retry gets 409 until they expire)" : "")
-              + (stuck > 0 && sessions > 0 ? "; " : "")
-              + (sessions > 0 ? sessions + " transaction(s) holding keys longer than the lock timeout (duplicates get 409)" : ""),
-          evidence,
-          "A key must be inserted and answered in one transaction (IdempotencyStore does): delete committed rows without a"
-              + " response once their requests are known dead; find why the listed transactions stay open (a slow"
-              + " downstream call inside the handler, idle in transaction).");
-    }
-    return new Check("in-flight", title, Verdict.PASS, "no committed key without a response, no long key-holding transaction",
-        evidence, null);
-  }
 }

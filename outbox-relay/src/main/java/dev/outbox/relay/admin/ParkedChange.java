@@ -11,8 +11,8 @@ import java.util.List;
  *     requeued or purged, published, or never parked), ascending
  */
 public record ParkedChange(List<Long> ids, List<Long> notParked) {
-  /** @return how many rows changed */
-  public int count() {
-    return ids.size();
-  }
+    /** @return how many rows changed */
+    public int count() {
+        return ids.size();
+    }
 }

@@ -18,13 +18,13 @@ import java.util.UUID;
  * @param lastError the error that parked it
  */
 public record ParkedMessage(
-    long id,
-    UUID messageId,
-    int shard,
-    String topic,
-    String key,
-    int payloadBytes,
-    int attempts,
-    Instant createdAt,
-    Instant parkedAt,
-    String lastError) {}
+        long id,
+        UUID messageId,
+        int shard,
+        String topic,
+        String key,
+        int payloadBytes,
+        int attempts,
+        Instant createdAt,
+        Instant parkedAt,
+        String lastError) {}

@@ -17,101 +17,107 @@ import java.util.UUID;
 
 /** The statements behind {@link RelayAdmin}'s parked-row methods: list, requeue and purge. */
 final class ParkedRows {
-  private final String schema;
-  private final String message;
+    private final String schema;
+    private final String message;
 
-  ParkedRows(String schema) {
-    this.schema = schema;
-    this.message = schema + ".outbox_message";
-  }
-
-  List<ParkedMessage> list(Connection c, int limit) throws SQLException {
-    String sql =
-        "select id, message_id, shard, topic, message_key, coalesce(octet_length(payload), 0) as size, attempts,"
-            + " created_at, parked_at, last_error from " + message
-            + " where parked_at is not null order by id limit ?";
-    try (PreparedStatement st = c.prepareStatement(sql)) {
-      st.setInt(1, limit);
-      List<ParkedMessage> rows = new ArrayList<>();
-      try (ResultSet rs = st.executeQuery()) {
-        while (rs.next()) {
-          rows.add(
-              new ParkedMessage(
-                  rs.getLong("id"),
-                  rs.getObject("message_id", UUID.class),
-                  rs.getInt("shard"),
-                  rs.getString("topic"),
-                  rs.getString("message_key"),
-                  rs.getInt("size"),
-                  rs.getInt("attempts"),
-                  instant(rs, "created_at"),
-                  instant(rs, "parked_at"),
-                  rs.getString("last_error")));
-        }
-      }
-      return List.copyOf(rows);
+    ParkedRows(String schema) {
+        this.schema = schema;
+        this.message = schema + ".outbox_message";
     }
-  }
 
-  /**
-   * @param ids the outbox ids to requeue, or null for every parked row
-   */
-  ParkedChange requeue(Connection c, Set<Long> ids) throws SQLException {
-    return change(c, "update " + message + " set parked_at = null, attempts = 0, last_error = null"
-        + " where parked_at is not null " + filter(ids) + " returning id, shard", ids);
-  }
-
-  /**
-   * @param ids the outbox ids to purge, or null for every parked row
-   */
-  ParkedChange purge(Connection c, Set<Long> ids) throws SQLException {
-    return change(c, "delete from " + message + " where parked_at is not null " + filter(ids) + " returning id, shard", ids);
-  }
-
-  private static String filter(Set<Long> ids) {
-    return ids == null ? "" : "and id = any(?)";
-  }
-
-  /** Runs the change and a wake-up notification in one transaction, so the relay sees both at commit. */
-  private ParkedChange change(Connection c, String sql, Set<Long> wanted) throws SQLException {
-    boolean auto = c.getAutoCommit();
-    c.setAutoCommit(false);
-    try {
-      TreeSet<Long> changed = new TreeSet<>();
-      Set<Integer> shards = new TreeSet<>();
-      try (PreparedStatement st = c.prepareStatement(sql)) {
-        if (wanted != null) {
-          Array array = c.createArrayOf("bigint", wanted.toArray());
-          st.setArray(1, array);
+    List<ParkedMessage> list(Connection c, int limit) throws SQLException {
+        String sql =
+                "select id, message_id, shard, topic, message_key, coalesce(octet_length(payload), 0) as size, attempts,"
+                        + " created_at, parked_at, last_error from " + message
+                        + " where parked_at is not null order by id limit ?";
+        try (PreparedStatement st = c.prepareStatement(sql)) {
+            st.setInt(1, limit);
+            List<ParkedMessage> rows = new ArrayList<>();
+            try (ResultSet rs = st.executeQuery()) {
+                while (rs.next()) {
+                    rows.add(new ParkedMessage(
+                            rs.getLong("id"),
+                            rs.getObject("message_id", UUID.class),
+                            rs.getInt("shard"),
+                            rs.getString("topic"),
+                            rs.getString("message_key"),
+                            rs.getInt("size"),
+                            rs.getInt("attempts"),
+                            instant(rs, "created_at"),
+                            instant(rs, "parked_at"),
+                            rs.getString("last_error")));
+                }
+            }
+            return List.copyOf(rows);
         }
-        try (ResultSet rs = st.executeQuery()) {
-          while (rs.next()) {
-            changed.add(rs.getLong(1));
-            shards.add(rs.getInt(2));
-          }
-        }
-      }
-      if (!shards.isEmpty()) {
-        String payload = String.join(",", shards.stream().map(String::valueOf).toList());
-        try (PreparedStatement st = c.prepareStatement("select pg_notify(?, ?)")) {
-          st.setString(1, Outbox.channel(schema));
-          st.setString(2, payload.length() > 4000 ? "*" : payload);
-          st.execute();
-        }
-      }
-      c.commit();
-      List<Long> missing = new ArrayList<>();
-      if (wanted != null) {
-        Set<Long> rest = new LinkedHashSet<>(wanted);
-        rest.removeAll(changed);
-        missing.addAll(rest);
-      }
-      return new ParkedChange(List.copyOf(changed), List.copyOf(missing));
-    } catch (SQLException | RuntimeException e) {
-      c.rollback();
-      throw e;
-    } finally {
-      c.setAutoCommit(auto);
     }
-  }
+
+    /**
+     * @param ids the outbox ids to requeue, or null for every parked row
+     */
+    ParkedChange requeue(Connection c, Set<Long> ids) throws SQLException {
+        return change(
+                c,
+                "update " + message + " set parked_at = null, attempts = 0, last_error = null"
+                        + " where parked_at is not null " + filter(ids) + " returning id, shard",
+                ids);
+    }
+
+    /**
+     * @param ids the outbox ids to purge, or null for every parked row
+     */
+    ParkedChange purge(Connection c, Set<Long> ids) throws SQLException {
+        return change(
+                c,
+                "delete from " + message + " where parked_at is not null " + filter(ids) + " returning id, shard",
+                ids);
+    }
+
+    private static String filter(Set<Long> ids) {
+        return ids == null ? "" : "and id = any(?)";
+    }
+
+    /** Runs the change and a wake-up notification in one transaction, so the relay sees both at commit. */
+    private ParkedChange change(Connection c, String sql, Set<Long> wanted) throws SQLException {
+        boolean auto = c.getAutoCommit();
+        c.setAutoCommit(false);
+        try {
+            TreeSet<Long> changed = new TreeSet<>();
+            Set<Integer> shards = new TreeSet<>();
+            try (PreparedStatement st = c.prepareStatement(sql)) {
+                if (wanted != null) {
+                    Array array = c.createArrayOf("bigint", wanted.toArray());
+                    st.setArray(1, array);
+                }
+                try (ResultSet rs = st.executeQuery()) {
+                    while (rs.next()) {
+                        changed.add(rs.getLong(1));
+                        shards.add(rs.getInt(2));
+                    }
+                }
+            }
+            if (!shards.isEmpty()) {
+                String payload =
+                        String.join(",", shards.stream().map(String::valueOf).toList());
+                try (PreparedStatement st = c.prepareStatement("select pg_notify(?, ?)")) {
+                    st.setString(1, Outbox.channel(schema));
+                    st.setString(2, payload.length() > 4000 ? "*" : payload);
+                    st.execute();
+                }
+            }
+            c.commit();
+            List<Long> missing = new ArrayList<>();
+            if (wanted != null) {
+                Set<Long> rest = new LinkedHashSet<>(wanted);
+                rest.removeAll(changed);
+                missing.addAll(rest);
+            }
+            return new ParkedChange(List.copyOf(changed), List.copyOf(missing));
+        } catch (SQLException | RuntimeException e) {
+            c.rollback();
+            throw e;
+        } finally {
+            c.setAutoCommit(auto);
+        }
+    }
 }

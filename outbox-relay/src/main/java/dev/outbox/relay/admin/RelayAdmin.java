@@ -30,161 +30,163 @@ import javax.sql.DataSource;
  */
 public final class RelayAdmin {
 
-  /** The most rows {@link #parked(int)} returns at once. */
-  public static final int MAX_LIMIT = 10_000;
+    /** The most rows {@link #parked(int)} returns at once. */
+    public static final int MAX_LIMIT = 10_000;
 
-  private final DataSource dataSource;
-  private final String schema;
-  private final StatusQuery statusQuery;
-  private final ParkedRows parkedRows;
+    private final DataSource dataSource;
+    private final String schema;
+    private final StatusQuery statusQuery;
+    private final ParkedRows parkedRows;
 
-  private RelayAdmin(DataSource dataSource, String schema) {
-    this.dataSource = dataSource;
-    this.schema = schema;
-    this.statusQuery = new StatusQuery(schema);
-    this.parkedRows = new ParkedRows(schema);
-  }
-
-  /**
-   * @param dataSource connections to the outbox database; the user needs to read and write the
-   *     outbox tables, and to see {@code pg_stat_activity} rows of other users for a complete xmin
-   *     report (role {@code pg_read_all_stats}); without it other users' query texts show as
-   *     {@code <insufficient privilege>}
-   * @param schema the schema holding the outbox tables
-   * @return the admin view
-   * @throws NullPointerException when an argument is null
-   * @throws IllegalArgumentException when {@code schema} is not a plain lower-case SQL identifier
-   */
-  public static RelayAdmin create(DataSource dataSource, String schema) {
-    Objects.requireNonNull(dataSource, "dataSource may not be null");
-    OutboxMigrations.requireValidSchema(schema);
-    return new RelayAdmin(dataSource, schema);
-  }
-
-  /** @return the schema this view reads */
-  public String schema() {
-    return schema;
-  }
-
-  /**
-   * Reads backlog, leases, members, parked count and xmin holders. Counts the backlog per shard
-   * through the relay's own partial index; on a backlog of millions this takes a while, but holds
-   * no lock the relay needs.
-   *
-   * @return the status
-   * @throws OutboxException when the database fails; the cause keeps the SQLState
-   */
-  public RelayStatus status() {
-    try (Connection c = dataSource.getConnection()) {
-      c.setReadOnly(true);
-      return statusQuery.read(c);
-    } catch (SQLException e) {
-      throw failure("reading the relay status", e);
+    private RelayAdmin(DataSource dataSource, String schema) {
+        this.dataSource = dataSource;
+        this.schema = schema;
+        this.statusQuery = new StatusQuery(schema);
+        this.parkedRows = new ParkedRows(schema);
     }
-  }
 
-  /**
-   * Lists parked rows, oldest (lowest id) first.
-   *
-   * @param limit the most rows to return, 1 to {@value #MAX_LIMIT}
-   * @return the parked rows
-   * @throws IllegalArgumentException when {@code limit} is out of range
-   * @throws OutboxException when the database fails; the cause keeps the SQLState
-   */
-  public List<ParkedMessage> parked(int limit) {
-    if (limit < 1 || limit > MAX_LIMIT) {
-      throw new IllegalArgumentException("limit must be between 1 and " + MAX_LIMIT + ", got " + limit);
+    /**
+     * @param dataSource connections to the outbox database; the user needs to read and write the
+     *     outbox tables, and to see {@code pg_stat_activity} rows of other users for a complete xmin
+     *     report (role {@code pg_read_all_stats}); without it other users' query texts show as
+     *     {@code <insufficient privilege>}
+     * @param schema the schema holding the outbox tables
+     * @return the admin view
+     * @throws NullPointerException when an argument is null
+     * @throws IllegalArgumentException when {@code schema} is not a plain lower-case SQL identifier
+     */
+    public static RelayAdmin create(DataSource dataSource, String schema) {
+        Objects.requireNonNull(dataSource, "dataSource may not be null");
+        OutboxMigrations.requireValidSchema(schema);
+        return new RelayAdmin(dataSource, schema);
     }
-    try (Connection c = dataSource.getConnection()) {
-      return parkedRows.list(c, limit);
-    } catch (SQLException e) {
-      throw failure("listing parked messages", e);
+
+    /** @return the schema this view reads */
+    public String schema() {
+        return schema;
     }
-  }
 
-  /**
-   * Makes the given parked rows publishable again ({@code parked_at}, {@code attempts} and {@code
-   * last_error} cleared) and wakes the relays that own their shards. Fix the cause first (topic
-   * created, ACL granted, size limit raised), or the row parks again. A requeued row is published
-   * in its original id position: under {@code HOLD_KEY} before the key's held-back rows; under
-   * {@code PARK_AND_CONTINUE} after the key's later messages, which already left.
-   *
-   * @param ids outbox ids (as listed by {@link #parked(int)}); ids of rows that are not parked are
-   *     reported in {@link ParkedChange#notParked()} and left alone
-   * @return what changed
-   * @throws NullPointerException when {@code ids} or an element is null
-   * @throws IllegalArgumentException when {@code ids} is empty
-   * @throws OutboxException when the database fails; the cause keeps the SQLState
-   */
-  public ParkedChange requeue(Collection<Long> ids) {
-    return requeueRows(checkIds(ids));
-  }
-
-  /**
-   * Requeues every parked row; see {@link #requeue(Collection)}.
-   *
-   * @return what changed
-   * @throws OutboxException when the database fails; the cause keeps the SQLState
-   */
-  public ParkedChange requeueAll() {
-    return requeueRows(null);
-  }
-
-  /**
-   * Deletes the given parked rows for good: they will never be published. Rows that are not parked
-   * are never deleted by this method. Under {@code HOLD_KEY}, purging a key's parked row releases
-   * its held-back rows.
-   *
-   * @param ids outbox ids of parked rows
-   * @return what changed
-   * @throws NullPointerException when {@code ids} or an element is null
-   * @throws IllegalArgumentException when {@code ids} is empty
-   * @throws OutboxException when the database fails; the cause keeps the SQLState
-   */
-  public ParkedChange purge(Collection<Long> ids) {
-    return purgeRows(checkIds(ids));
-  }
-
-  /**
-   * Deletes every parked row; see {@link #purge(Collection)}.
-   *
-   * @return what changed
-   * @throws OutboxException when the database fails; the cause keeps the SQLState
-   */
-  public ParkedChange purgeAll() {
-    return purgeRows(null);
-  }
-
-  private ParkedChange requeueRows(Set<Long> ids) {
-    try (Connection c = dataSource.getConnection()) {
-      return parkedRows.requeue(c, ids);
-    } catch (SQLException e) {
-      throw failure("requeueing parked messages", e);
+    /**
+     * Reads backlog, leases, members, parked count and xmin holders. Counts the backlog per shard
+     * through the relay's own partial index; on a backlog of millions this takes a while, but holds
+     * no lock the relay needs.
+     *
+     * @return the status
+     * @throws OutboxException when the database fails; the cause keeps the SQLState
+     */
+    public RelayStatus status() {
+        try (Connection c = dataSource.getConnection()) {
+            c.setReadOnly(true);
+            return statusQuery.read(c);
+        } catch (SQLException e) {
+            throw failure("reading the relay status", e);
+        }
     }
-  }
 
-  private ParkedChange purgeRows(Set<Long> ids) {
-    try (Connection c = dataSource.getConnection()) {
-      return parkedRows.purge(c, ids);
-    } catch (SQLException e) {
-      throw failure("purging parked messages", e);
+    /**
+     * Lists parked rows, oldest (lowest id) first.
+     *
+     * @param limit the most rows to return, 1 to {@value #MAX_LIMIT}
+     * @return the parked rows
+     * @throws IllegalArgumentException when {@code limit} is out of range
+     * @throws OutboxException when the database fails; the cause keeps the SQLState
+     */
+    public List<ParkedMessage> parked(int limit) {
+        if (limit < 1 || limit > MAX_LIMIT) {
+            throw new IllegalArgumentException("limit must be between 1 and " + MAX_LIMIT + ", got " + limit);
+        }
+        try (Connection c = dataSource.getConnection()) {
+            return parkedRows.list(c, limit);
+        } catch (SQLException e) {
+            throw failure("listing parked messages", e);
+        }
     }
-  }
 
-  private static Set<Long> checkIds(Collection<Long> ids) {
-    Objects.requireNonNull(ids, "ids may not be null");
-    if (ids.isEmpty()) {
-      throw new IllegalArgumentException("ids may not be empty; pass the outbox ids of parked rows, or use the *All method");
+    /**
+     * Makes the given parked rows publishable again ({@code parked_at}, {@code attempts} and {@code
+     * last_error} cleared) and wakes the relays that own their shards. Fix the cause first (topic
+     * created, ACL granted, size limit raised), or the row parks again. A requeued row is published
+     * in its original id position: under {@code HOLD_KEY} before the key's held-back rows; under
+     * {@code PARK_AND_CONTINUE} after the key's later messages, which already left.
+     *
+     * @param ids outbox ids (as listed by {@link #parked(int)}); ids of rows that are not parked are
+     *     reported in {@link ParkedChange#notParked()} and left alone
+     * @return what changed
+     * @throws NullPointerException when {@code ids} or an element is null
+     * @throws IllegalArgumentException when {@code ids} is empty
+     * @throws OutboxException when the database fails; the cause keeps the SQLState
+     */
+    public ParkedChange requeue(Collection<Long> ids) {
+        return requeueRows(checkIds(ids));
     }
-    Set<Long> set = new TreeSet<>();
-    for (Long id : ids) {
-      set.add(Objects.requireNonNull(id, "ids may not contain null"));
-    }
-    return set;
-  }
 
-  private OutboxException failure(String what, SQLException e) {
-    return new OutboxException(
-        "RelayAdmin[" + schema + "]: " + what + " failed (SQLState " + e.getSQLState() + "): " + e.getMessage(), e);
-  }
+    /**
+     * Requeues every parked row; see {@link #requeue(Collection)}.
+     *
+     * @return what changed
+     * @throws OutboxException when the database fails; the cause keeps the SQLState
+     */
+    public ParkedChange requeueAll() {
+        return requeueRows(null);
+    }
+
+    /**
+     * Deletes the given parked rows for good: they will never be published. Rows that are not parked
+     * are never deleted by this method. Under {@code HOLD_KEY}, purging a key's parked row releases
+     * its held-back rows.
+     *
+     * @param ids outbox ids of parked rows
+     * @return what changed
+     * @throws NullPointerException when {@code ids} or an element is null
+     * @throws IllegalArgumentException when {@code ids} is empty
+     * @throws OutboxException when the database fails; the cause keeps the SQLState
+     */
+    public ParkedChange purge(Collection<Long> ids) {
+        return purgeRows(checkIds(ids));
+    }
+
+    /**
+     * Deletes every parked row; see {@link #purge(Collection)}.
+     *
+     * @return what changed
+     * @throws OutboxException when the database fails; the cause keeps the SQLState
+     */
+    public ParkedChange purgeAll() {
+        return purgeRows(null);
+    }
+
+    private ParkedChange requeueRows(Set<Long> ids) {
+        try (Connection c = dataSource.getConnection()) {
+            return parkedRows.requeue(c, ids);
+        } catch (SQLException e) {
+            throw failure("requeueing parked messages", e);
+        }
+    }
+
+    private ParkedChange purgeRows(Set<Long> ids) {
+        try (Connection c = dataSource.getConnection()) {
+            return parkedRows.purge(c, ids);
+        } catch (SQLException e) {
+            throw failure("purging parked messages", e);
+        }
+    }
+
+    private static Set<Long> checkIds(Collection<Long> ids) {
+        Objects.requireNonNull(ids, "ids may not be null");
+        if (ids.isEmpty()) {
+            throw new IllegalArgumentException(
+                    "ids may not be empty; pass the outbox ids of parked rows, or use the *All method");
+        }
+        Set<Long> set = new TreeSet<>();
+        for (Long id : ids) {
+            set.add(Objects.requireNonNull(id, "ids may not contain null"));
+        }
+        return set;
+    }
+
+    private OutboxException failure(String what, SQLException e) {
+        return new OutboxException(
+                "RelayAdmin[" + schema + "]: " + what + " failed (SQLState " + e.getSQLState() + "): " + e.getMessage(),
+                e);
+    }
 }

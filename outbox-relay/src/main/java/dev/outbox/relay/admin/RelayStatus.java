@@ -17,17 +17,17 @@ import java.util.List;
  * @param table vacuum statistics of the outbox table
  */
 public record RelayStatus(
-    Instant at,
-    List<ShardStatus> shards,
-    long backlog,
-    Duration oldestAge,
-    long parked,
-    List<RelayMember> members,
-    List<XminHolder> xminHolders,
-    TableStats table) {
+        Instant at,
+        List<ShardStatus> shards,
+        long backlog,
+        Duration oldestAge,
+        long parked,
+        List<RelayMember> members,
+        List<XminHolder> xminHolders,
+        TableStats table) {
 
-  /** @return the number of live members */
-  public long liveMembers() {
-    return members.stream().filter(RelayMember::live).count();
-  }
+    /** @return the number of live members */
+    public long liveMembers() {
+        return members.stream().filter(RelayMember::live).count();
+    }
 }

@@ -17,11 +17,11 @@ import java.time.Instant;
  * @param leaseLive whether the lease is still valid (database clock)
  */
 public record ShardStatus(
-    int shard,
-    long backlog,
-    Duration oldestAge,
-    long parked,
-    String owner,
-    long epoch,
-    Instant leaseUntil,
-    boolean leaseLive) {}
+        int shard,
+        long backlog,
+        Duration oldestAge,
+        long parked,
+        String owner,
+        long epoch,
+        Instant leaseUntil,
+        boolean leaseLive) {}

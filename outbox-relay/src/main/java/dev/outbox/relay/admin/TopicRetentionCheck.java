@@ -30,103 +30,139 @@ import org.apache.kafka.common.config.TopicConfig;
  * given, else those its consumer group of the same name has committed offsets for.
  */
 final class TopicRetentionCheck {
-  private final DoctorSettings settings;
-  private final Map<String, List<String>> consumerTopics;
-  private final Map<String, Object> kafkaProperties;
-  private final Duration kafkaTimeout;
+    private final DoctorSettings settings;
+    private final Map<String, List<String>> consumerTopics;
+    private final Map<String, Object> kafkaProperties;
+    private final Duration kafkaTimeout;
 
-  TopicRetentionCheck(DoctorSettings settings) {
-    this.settings = settings;
-    this.consumerTopics = settings.consumerTopics();
-    this.kafkaProperties = settings.kafkaProperties();
-    this.kafkaTimeout = settings.kafkaTimeout();
-  }
+    TopicRetentionCheck(DoctorSettings settings) {
+        this.settings = settings;
+        this.consumerTopics = settings.consumerTopics();
+        this.kafkaProperties = settings.kafkaProperties();
+        this.kafkaTimeout = settings.kafkaTimeout();
+    }
 
-  Check topicRetention(Set<String> consumersWithIds) {
-    String title = "Each consumer keeps processed ids at least as long as its topics keep records";
-    Set<String> consumers = new TreeSet<>(consumersWithIds);
-    consumers.addAll(consumerTopics.keySet());
-    if (consumers.isEmpty()) {
-      return new Check("topic-retention", title, Verdict.PASS, "no consumers (no processed ids, none given)", List.of(), null);
-    }
-    if (kafkaProperties == null) {
-      return new Check("topic-retention", title, Verdict.SKIP, "Kafka not given; consumers " + String.join(", ", consumers),
-          List.of(), "Give Kafka's address (bootstrap-servers) so the doctor can read the topics' retention.");
-    }
-    Map<String, Object> props = new LinkedHashMap<>(kafkaProperties);
-    int ms = (int) Math.min(Integer.MAX_VALUE, kafkaTimeout.toMillis());
-    props.putIfAbsent(AdminClientConfig.CLIENT_ID_CONFIG, "outbox-doctor");
-    props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, ms);
-    props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, ms);
-    List<String> evidence = new ArrayList<>();
-    List<String> shorter = new ArrayList<>();
-    List<String> unknown = new ArrayList<>();
-    try (Admin admin = Admin.create(props)) {
-      Map<String, List<String>> topicsOf = new TreeMap<>();
-      for (String consumer : consumers) {
-        List<String> given = consumerTopics.get(consumer);
-        if (given != null) {
-          topicsOf.put(consumer, given);
-          continue;
+    Check topicRetention(Set<String> consumersWithIds) {
+        String title = "Each consumer keeps processed ids at least as long as its topics keep records";
+        Set<String> consumers = new TreeSet<>(consumersWithIds);
+        consumers.addAll(consumerTopics.keySet());
+        if (consumers.isEmpty()) {
+            return new Check(
+                    "topic-retention",
+                    title,
+                    Verdict.PASS,
+                    "no consumers (no processed ids, none given)",
+                    List.of(),
+                    null);
         }
-        Set<String> topics = new TreeSet<>();
-        Map<TopicPartition, ?> offsets = admin.listConsumerGroupOffsets(consumer).partitionsToOffsetAndMetadata()
-            .get(kafkaTimeout.toMillis(), TimeUnit.MILLISECONDS);
-        offsets.keySet().forEach(tp -> topics.add(tp.topic()));
-        if (topics.isEmpty()) {
-          unknown.add(consumer);
-          evidence.add("consumer " + consumer + ": topics unknown (not given, and no consumer group " + consumer + " with offsets)");
-        } else {
-          topicsOf.put(consumer, List.copyOf(topics));
-          evidence.add("consumer " + consumer + ": topics " + topics + " from the offsets of consumer group " + consumer);
+        if (kafkaProperties == null) {
+            return new Check(
+                    "topic-retention",
+                    title,
+                    Verdict.SKIP,
+                    "Kafka not given; consumers " + String.join(", ", consumers),
+                    List.of(),
+                    "Give Kafka's address (bootstrap-servers) so the doctor can read the topics' retention.");
         }
-      }
-      Set<ConfigResource> resources = new LinkedHashSet<>();
-      topicsOf.values().forEach(ts -> ts.forEach(t -> resources.add(new ConfigResource(ConfigResource.Type.TOPIC, t))));
-      Map<ConfigResource, Config> configs = resources.isEmpty() ? Map.of()
-          : admin.describeConfigs(resources).all().get(kafkaTimeout.toMillis(), TimeUnit.MILLISECONDS);
-      for (var e : topicsOf.entrySet()) {
-        Duration retention = settings.retention(e.getKey());
-        for (String topic : e.getValue()) {
-          Config config = configs.get(new ConfigResource(ConfigResource.Type.TOPIC, topic));
-          ConfigEntry entry = config == null ? null : config.get(TopicConfig.RETENTION_MS_CONFIG);
-          if (entry == null || entry.value() == null) {
-            evidence.add("topic " + topic + ": retention.ms not readable");
-            unknown.add(e.getKey() + "/" + topic);
-            continue;
-          }
-          long topicMs = Long.parseLong(entry.value());
-          ConfigEntry policy = config.get(TopicConfig.CLEANUP_POLICY_CONFIG);
-          String shown = topicMs < 0 ? "unlimited" : format(Duration.ofMillis(topicMs));
-          boolean tooShort = topicMs < 0 || retention.toMillis() < topicMs;
-          evidence.add("consumer " + e.getKey() + " (retention " + format(retention) + ") reads " + topic + " (retention.ms "
-              + shown + (policy == null ? "" : ", cleanup.policy " + policy.value()) + ")" + (tooShort ? ": SHORTER" : ""));
-          if (tooShort) {
-            shorter.add(e.getKey() + " on " + topic);
-          }
+        Map<String, Object> props = new LinkedHashMap<>(kafkaProperties);
+        int ms = (int) Math.min(Integer.MAX_VALUE, kafkaTimeout.toMillis());
+        props.putIfAbsent(AdminClientConfig.CLIENT_ID_CONFIG, "outbox-doctor");
+        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, ms);
+        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, ms);
+        List<String> evidence = new ArrayList<>();
+        List<String> shorter = new ArrayList<>();
+        List<String> unknown = new ArrayList<>();
+        try (Admin admin = Admin.create(props)) {
+            Map<String, List<String>> topicsOf = new TreeMap<>();
+            for (String consumer : consumers) {
+                List<String> given = consumerTopics.get(consumer);
+                if (given != null) {
+                    topicsOf.put(consumer, given);
+                    continue;
+                }
+                Set<String> topics = new TreeSet<>();
+                Map<TopicPartition, ?> offsets = admin.listConsumerGroupOffsets(consumer)
+                        .partitionsToOffsetAndMetadata()
+                        .get(kafkaTimeout.toMillis(), TimeUnit.MILLISECONDS);
+                offsets.keySet().forEach(tp -> topics.add(tp.topic()));
+                if (topics.isEmpty()) {
+                    unknown.add(consumer);
+                    evidence.add("consumer " + consumer + ": topics unknown (not given, and no consumer group "
+                            + consumer + " with offsets)");
+                } else {
+                    topicsOf.put(consumer, List.copyOf(topics));
+                    evidence.add("consumer " + consumer + ": topics " + topics + " from the offsets of consumer group "
+                            + consumer);
+                }
+            }
+            Set<ConfigResource> resources = new LinkedHashSet<>();
+            topicsOf.values()
+                    .forEach(ts -> ts.forEach(t -> resources.add(new ConfigResource(ConfigResource.Type.TOPIC, t))));
+            Map<ConfigResource, Config> configs = resources.isEmpty()
+                    ? Map.of()
+                    : admin.describeConfigs(resources).all().get(kafkaTimeout.toMillis(), TimeUnit.MILLISECONDS);
+            for (var e : topicsOf.entrySet()) {
+                Duration retention = settings.retention(e.getKey());
+                for (String topic : e.getValue()) {
+                    Config config = configs.get(new ConfigResource(ConfigResource.Type.TOPIC, topic));
+                    ConfigEntry entry = config == null ? null : config.get(TopicConfig.RETENTION_MS_CONFIG);
+                    if (entry == null || entry.value() == null) {
+                        evidence.add("topic " + topic + ": retention.ms not readable");
+                        unknown.add(e.getKey() + "/" + topic);
+                        continue;
+                    }
+                    long topicMs = Long.parseLong(entry.value());
+                    ConfigEntry policy = config.get(TopicConfig.CLEANUP_POLICY_CONFIG);
+                    String shown = topicMs < 0 ? "unlimited" : format(Duration.ofMillis(topicMs));
+                    boolean tooShort = topicMs < 0 || retention.toMillis() < topicMs;
+                    evidence.add("consumer " + e.getKey() + " (retention " + format(retention) + ") reads " + topic
+                            + " (retention.ms " + shown + (policy == null ? "" : ", cleanup.policy " + policy.value())
+                            + ")" + (tooShort ? ": SHORTER" : ""));
+                    if (tooShort) {
+                        shorter.add(e.getKey() + " on " + topic);
+                    }
+                }
+            }
+        } catch (ExecutionException | TimeoutException | RuntimeException e) {
+            Throwable cause = e instanceof ExecutionException ? e.getCause() : e;
+            evidence.add("Kafka at " + kafkaProperties.get(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG) + ": " + cause);
+            return new Check(
+                    "topic-retention",
+                    title,
+                    Verdict.FAIL,
+                    "could not read the topics' retention from Kafka",
+                    evidence,
+                    "Check the Kafka address and the client security settings the doctor was given.");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return new Check("topic-retention", title, Verdict.FAIL, "interrupted while asking Kafka", evidence, null);
         }
-      }
-    } catch (ExecutionException | TimeoutException | RuntimeException e) {
-      Throwable cause = e instanceof ExecutionException ? e.getCause() : e;
-      evidence.add("Kafka at " + kafkaProperties.get(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG) + ": " + cause);
-      return new Check("topic-retention", title, Verdict.FAIL, "could not read the topics' retention from Kafka", evidence,
-          "Check the Kafka address and the client security settings the doctor was given.");
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return new Check("topic-retention", title, Verdict.FAIL, "interrupted while asking Kafka", evidence, null);
+        if (!shorter.isEmpty()) {
+            return new Check(
+                    "topic-retention",
+                    title,
+                    Verdict.FAIL,
+                    "processed ids are purged before the topic drops the records: " + String.join(", ", shorter)
+                            + " (a consumer that rewinds, e.g. after an offset reset, handles those records again)",
+                    evidence,
+                    "Raise the consumer's retention (IdempotentConsumer.builder().retention(...)) to at least the topic's"
+                            + " retention.ms, or lower the topic's retention; tell the doctor with --consumer-retention NAME=DURATION.");
+        }
+        if (!unknown.isEmpty()) {
+            return new Check(
+                    "topic-retention",
+                    title,
+                    Verdict.WARN,
+                    "topics unknown for " + String.join(", ", unknown),
+                    evidence,
+                    "Tell the doctor which topics each consumer reads: --consumer NAME=TOPIC[,TOPIC...].");
+        }
+        return new Check(
+                "topic-retention",
+                title,
+                Verdict.PASS,
+                "every consumer's retention covers its topics' retention",
+                evidence,
+                null);
     }
-    if (!shorter.isEmpty()) {
-      return new Check("topic-retention", title, Verdict.FAIL,
-          "processed ids are purged before the topic drops the records: " + String.join(", ", shorter)
-              + " (a consumer that rewinds, e.g. after an offset reset, handles those records again)",
-          evidence,
-          "Raise the consumer's retention (IdempotentConsumer.builder().retention(...)) to at least the topic's"
-              + " retention.ms, or lower the topic's retention; tell the doctor with --consumer-retention NAME=DURATION.");
-    }
-    if (!unknown.isEmpty()) {
-      return new Check("topic-retention", title, Verdict.WARN, "topics unknown for " + String.join(", ", unknown), evidence,
-          "Tell the doctor which topics each consumer reads: --consumer NAME=TOPIC[,TOPIC...].");
-    }
-    return new Check("topic-retention", title, Verdict.PASS, "every consumer's retention covers its topics' retention", evidence, null);
-  }
 }

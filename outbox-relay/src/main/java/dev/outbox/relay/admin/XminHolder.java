@@ -20,4 +20,4 @@ import java.time.Instant;
  * @param detail the session's current or last query (first 120 characters), or other context
  */
 public record XminHolder(
-    String kind, String name, long xmin, long xminAge, Instant since, String state, String detail) {}
+        String kind, String name, long xmin, long xminAge, Instant since, String state, String detail) {}

@@ -15,141 +15,149 @@ import org.apache.kafka.clients.producer.ProducerRecord;
  * earlier record of its key failed). What it decided is written into the {@link Batch}.
  */
 final class BatchSender {
-  private final int batchSize;
-  private final boolean holdKey;
-  private final LeaderlessKeys leaderless;
-  private final LeaseClock lease;
-  private final TopicHealth topics;
-  private final LongSupplier wallClock;
+    private final int batchSize;
+    private final boolean holdKey;
+    private final LeaderlessKeys leaderless;
+    private final LeaseClock lease;
+    private final TopicHealth topics;
+    private final LongSupplier wallClock;
 
-  /** @param wallClock the records' timestamps, epoch milliseconds */
-  BatchSender(int batchSize, boolean holdKey, LeaderlessKeys leaderless, LeaseClock lease, TopicHealth topics,
-      LongSupplier wallClock) {
-    this.batchSize = batchSize;
-    this.holdKey = holdKey;
-    this.leaderless = leaderless;
-    this.lease = lease;
-    this.topics = topics;
-    this.wallClock = wallClock;
-  }
-
-  /**
-   * Sends the batch's rows, at most batchSize of them; the batch is not released.
-   *
-   * @return whether a topic failed for lack of metadata in this batch (its other rows were not sent)
-   */
-  boolean send(Batch batch) {
-    Set<String> held = holdKey ? new HashSet<>() : Set.of();
-    // a topic whose metadata did not arrive within max.block.ms: its other rows are not sent in this
-    // batch (each would wait max.block.ms again), nor the later rows of the failed key; other topics go on
-    String missingTopic = null;
-    String missingKey = null;
-    // topics without metadata (TopicHealth): their rows are held, not sent, and so are the later rows
-    // of their keys in this batch, so that a key's rows never overtake one another across topics
-    Map<String, TopicHealth.Status> metadata = new HashMap<>();
-    Set<String> waitingKeys = new HashSet<>();
-    // keys with a row read without its payload: not sent in this batch, read again with it
-    Set<String> unreadKeys = new HashSet<>();
-    int sendable = 0;
-    List<OutboxRow> rows = batch.rows;
-    for (int i = 0; i < rows.size(); i++) {
-      OutboxRow row = rows.get(i);
-      if (sendable == batchSize) {
-        batch.taken = i;
-        break;
-      }
-      String key = row.key();
-      if (key != null && (held.contains(key) || leaderless.contains(key) || unreadKeys.contains(key))) {
-        continue;
-      }
-      if (missingTopic != null && (missingTopic.equals(row.topic()) || (row.key() != null && row.key().equals(missingKey)))) {
-        continue;
-      }
-      // metadata first (a topic's first lookup may wait briefly), then the lease deadline, then the
-      // record: nothing can make send() wait between the deadline check and the record's timestamp
-      TopicHealth.Status status = metadata.computeIfAbsent(row.topic(), topics::status);
-      if (status.state() == TopicHealth.State.HOLD || (row.key() != null && waitingKeys.contains(row.key()))) {
-        batch.held[i] = true;
-        batch.heldRows++;
-        if (row.key() != null) {
-          waitingKeys.add(row.key());
-        }
-        continue;
-      }
-      RuntimeException unusable = status.error();
-      if (unusable == null && batch.withoutPayload.contains(row.topic())) {
-        // its topic was held when the shard read and has metadata now: its payload was not read, and
-        // a record without it would publish a tombstone; the row and its key wait for the next read
-        batch.skipped = true;
-        if (row.key() != null) {
-          unreadKeys.add(row.key());
-        }
-        continue;
-      }
-      if (unusable == null && leaderless.hold(batch.producer.producer(), row.topic(), row.key())) {
-        // its partition has no leader: the key waits, without an attempt, until it has one
-        batch.skipped = true;
-        continue;
-      }
-      sendable++;
-      final int index = i;
-      ProducerRecord<byte[], byte[]> record = null;
-      if (unusable == null) {
-        if (!lease.mayPublish()) {
-          batch.leaseExpired = true;
-          break;
-        }
-        try {
-          record = RecordMapper.record(row, wallClock.getAsLong());
-        } catch (IllegalArgumentException e) {
-          unusable = new Errors.MalformedRow("outbox row " + row.id() + " cannot be turned into a record: " + e.getMessage(), e);
-        }
-      }
-      if (unusable == null && !batch.order.hand(row.key())) {
-        // an earlier record of the key failed meanwhile: the rest of the key is re-read in order
-        batch.skipped = true;
-        continue;
-      }
-      batch.sending(i);
-      if (unusable != null) {
-        batch.answered(index, unusable);
-      } else {
-        try {
-          batch.producer.producer().send(record, (md, error) -> {
-            batch.order.answered(row.key(), error);
-            batch.answered(index, error);
-          });
-        } catch (RuntimeException e) {
-          // thrown rather than reported: a closed producer, an interrupt, a client-side bug
-          batch.order.answered(row.key(), e);
-          batch.answered(index, e);
-        }
-      }
-      // errors found before the record left the relay have already reached the callback here
-      Throwable early = batch.errors[i];
-      if (early != null) {
-        if (Errors.isPoison(early)) {
-          if (holdKey && row.key() != null) {
-            held.add(row.key());
-          }
-        } else if (missingTopic == null && !Errors.isFatal(early)) {
-          // send() found no metadata for a topic whose lookup had succeeded (deleted meanwhile, or
-          // the producer forgot it): that wait is the row's own failure; later batches look it up first
-          if (early instanceof org.apache.kafka.common.errors.TimeoutException
-              && !(early instanceof org.apache.kafka.clients.producer.BufferExhaustedException)) {
-            batch.errors[i] = new Errors.TopicUnavailable(row.topic(), (RuntimeException) early);
-          }
-          topics.suspect(row.topic());
-          missingTopic = row.topic();
-          missingKey = row.key();
-        } else {
-          // a second topic without metadata, or a broken producer: the broker is not reachable or the
-          // client is unusable, and sending the rest would only wait max.block.ms per record
-          batch.stoppedEarly = true;
-          break;
-        }
-      }
+    /** @param wallClock the records' timestamps, epoch milliseconds */
+    BatchSender(
+            int batchSize,
+            boolean holdKey,
+            LeaderlessKeys leaderless,
+            LeaseClock lease,
+            TopicHealth topics,
+            LongSupplier wallClock) {
+        this.batchSize = batchSize;
+        this.holdKey = holdKey;
+        this.leaderless = leaderless;
+        this.lease = lease;
+        this.topics = topics;
+        this.wallClock = wallClock;
     }
-    return missingTopic != null;
-  }
+
+    /**
+     * Sends the batch's rows, at most batchSize of them; the batch is not released.
+     *
+     * @return whether a topic failed for lack of metadata in this batch (its other rows were not sent)
+     */
+    boolean send(Batch batch) {
+        Set<String> held = holdKey ? new HashSet<>() : Set.of();
+        // a topic whose metadata did not arrive within max.block.ms: its other rows are not sent in this
+        // batch (each would wait max.block.ms again), nor the later rows of the failed key; other topics go on
+        String missingTopic = null;
+        String missingKey = null;
+        // topics without metadata (TopicHealth): their rows are held, not sent, and so are the later rows
+        // of their keys in this batch, so that a key's rows never overtake one another across topics
+        Map<String, TopicHealth.Status> metadata = new HashMap<>();
+        Set<String> waitingKeys = new HashSet<>();
+        // keys with a row read without its payload: not sent in this batch, read again with it
+        Set<String> unreadKeys = new HashSet<>();
+        int sendable = 0;
+        List<OutboxRow> rows = batch.rows;
+        for (int i = 0; i < rows.size(); i++) {
+            OutboxRow row = rows.get(i);
+            if (sendable == batchSize) {
+                batch.taken = i;
+                break;
+            }
+            String key = row.key();
+            if (key != null && (held.contains(key) || leaderless.contains(key) || unreadKeys.contains(key))) {
+                continue;
+            }
+            if (missingTopic != null
+                    && (missingTopic.equals(row.topic())
+                            || (row.key() != null && row.key().equals(missingKey)))) {
+                continue;
+            }
+            // metadata first (a topic's first lookup may wait briefly), then the lease deadline, then the
+            // record: nothing can make send() wait between the deadline check and the record's timestamp
+            TopicHealth.Status status = metadata.computeIfAbsent(row.topic(), topics::status);
+            if (status.state() == TopicHealth.State.HOLD || (row.key() != null && waitingKeys.contains(row.key()))) {
+                batch.held[i] = true;
+                batch.heldRows++;
+                if (row.key() != null) {
+                    waitingKeys.add(row.key());
+                }
+                continue;
+            }
+            RuntimeException unusable = status.error();
+            if (unusable == null && batch.withoutPayload.contains(row.topic())) {
+                // its topic was held when the shard read and has metadata now: its payload was not read, and
+                // a record without it would publish a tombstone; the row and its key wait for the next read
+                batch.skipped = true;
+                if (row.key() != null) {
+                    unreadKeys.add(row.key());
+                }
+                continue;
+            }
+            if (unusable == null && leaderless.hold(batch.producer.producer(), row.topic(), row.key())) {
+                // its partition has no leader: the key waits, without an attempt, until it has one
+                batch.skipped = true;
+                continue;
+            }
+            sendable++;
+            final int index = i;
+            ProducerRecord<byte[], byte[]> record = null;
+            if (unusable == null) {
+                if (!lease.mayPublish()) {
+                    batch.leaseExpired = true;
+                    break;
+                }
+                try {
+                    record = RecordMapper.record(row, wallClock.getAsLong());
+                } catch (IllegalArgumentException e) {
+                    unusable = new Errors.MalformedRow(
+                            "outbox row " + row.id() + " cannot be turned into a record: " + e.getMessage(), e);
+                }
+            }
+            if (unusable == null && !batch.order.hand(row.key())) {
+                // an earlier record of the key failed meanwhile: the rest of the key is re-read in order
+                batch.skipped = true;
+                continue;
+            }
+            batch.sending(i);
+            if (unusable != null) {
+                batch.answered(index, unusable);
+            } else {
+                try {
+                    batch.producer.producer().send(record, (md, error) -> {
+                        batch.order.answered(row.key(), error);
+                        batch.answered(index, error);
+                    });
+                } catch (RuntimeException e) {
+                    // thrown rather than reported: a closed producer, an interrupt, a client-side bug
+                    batch.order.answered(row.key(), e);
+                    batch.answered(index, e);
+                }
+            }
+            // errors found before the record left the relay have already reached the callback here
+            Throwable early = batch.errors[i];
+            if (early != null) {
+                if (Errors.isPoison(early)) {
+                    if (holdKey && row.key() != null) {
+                        held.add(row.key());
+                    }
+                } else if (missingTopic == null && !Errors.isFatal(early)) {
+                    // send() found no metadata for a topic whose lookup had succeeded (deleted meanwhile, or
+                    // the producer forgot it): that wait is the row's own failure; later batches look it up first
+                    if (early instanceof org.apache.kafka.common.errors.TimeoutException
+                            && !(early instanceof org.apache.kafka.clients.producer.BufferExhaustedException)) {
+                        batch.errors[i] = new Errors.TopicUnavailable(row.topic(), (RuntimeException) early);
+                    }
+                    topics.suspect(row.topic());
+                    missingTopic = row.topic();
+                    missingKey = row.key();
+                } else {
+                    // a second topic without metadata, or a broken producer: the broker is not reachable or the
+                    // client is unusable, and sending the rest would only wait max.block.ms per record
+                    batch.stoppedEarly = true;
+                    break;
+                }
+            }
+        }
+        return missingTopic != null;
+    }
 }

@@ -25,436 +25,471 @@ import javax.sql.DataSource;
  * into server-side prepared statements after a few executions.
  */
 final class Db implements ShardRows {
-  /** What a fenced write found: whether the lease still held, and how many rows it changed. */
-  record Fenced(boolean leaseHeld, int rows) {}
+    /** What a fenced write found: whether the lease still held, and how many rows it changed. */
+    record Fenced(boolean leaseHeld, int rows) {}
 
-  /** What a fenced failure update found: whether the lease held, and per updated row its attempts and park state. */
-  record Failed(boolean leaseHeld, List<FailedRow> rows) {}
+    /** What a fenced failure update found: whether the lease held, and per updated row its attempts and park state. */
+    record Failed(boolean leaseHeld, List<FailedRow> rows) {}
 
-  /** One row after a failure was recorded. */
-  record FailedRow(long id, int attempts, boolean parked) {}
+    /** One row after a failure was recorded. */
+    record FailedRow(long id, int attempts, boolean parked) {}
 
-  /** Rows per shard the backlog sample counts; beyond it estimates. */
-  static final int BACKLOG_COUNTED = 1_000;
+    /** Rows per shard the backlog sample counts; beyond it estimates. */
+    static final int BACKLOG_COUNTED = 1_000;
 
-  private final DataSource dataSource;
-  private final String owner;
-  private final String readSql;
-  private final String readAheadSql;
-  private final String readFilteredSql;
-  private final String deleteSql;
-  private final String failSql;
-  private final String claimSql;
-  private final String renewSql;
-  private final String releaseSql;
-  private final String heartbeatSql;
-  private final String liveSql;
-  private final String purgeMembersSql;
-  private final String leaveSql;
-  private final String shardCountSql;
-  private final String backlogSql;
-  private final String parkedSql;
-  private final String probeSql;
-  /** Whether the reads take one more parameter, the shard, for the hold-back check. */
-  private final boolean holdKey;
+    private final DataSource dataSource;
+    private final String owner;
+    private final String readSql;
+    private final String readAheadSql;
+    private final String readFilteredSql;
+    private final String deleteSql;
+    private final String failSql;
+    private final String claimSql;
+    private final String renewSql;
+    private final String releaseSql;
+    private final String heartbeatSql;
+    private final String liveSql;
+    private final String purgeMembersSql;
+    private final String leaveSql;
+    private final String shardCountSql;
+    private final String backlogSql;
+    private final String parkedSql;
+    private final String probeSql;
+    /** Whether the reads take one more parameter, the shard, for the hold-back check. */
+    private final boolean holdKey;
 
-  Db(DataSource dataSource, String schema, String owner, boolean holdKey) {
-    this.dataSource = dataSource;
-    this.owner = owner;
-    String msg = schema + ".outbox_message";
-    String lease = schema + ".outbox_shard_lease";
-    String member = schema + ".outbox_relay_member";
-    // The lease row is locked FOR SHARE for the statement, so a takeover (an UPDATE of that row)
-    // either commits before and makes the lease check fail, or waits until this write committed.
-    String fence = "l as (select shard from " + lease
-        + " where shard = ? and owner = ? and epoch = ? and lease_until > now() for share)";
-    String columns = "select m.id, m.message_id, m.topic, m.message_key, m.message_type, m.content_type, m.headers::text,"
-        + " m.payload, m.created_at from " + msg + " m where m.shard = ? and m.parked_at is null";
-    // A keyed row waits behind a parked earlier row of its key. Whether the shard has any parked
-    // row is asked once per statement (an uncorrelated subquery, evaluated once), so the per-row
-    // probe of the parked rows runs only in shards that have some: in the usual shard without
-    // parked rows this saves an index descent per row read (measured in benchmarks/RELAY.md).
-    this.holdKey = holdKey;
-    String hold = holdKey
-        ? " and (m.message_key is null or not exists (select 1 from " + msg + " p0 where p0.shard = ?"
-            + " and p0.parked_at is not null) or not exists (select 1 from " + msg + " p where p.shard = m.shard"
-            + " and p.parked_at is not null and p.message_key = m.message_key and p.id < m.id))"
-        : "";
-    this.readSql = columns + hold + " order by m.id limit ?";
-    // while topics lack metadata or keys wait for a partition leader: the rows of the held topics
-    // without their payload (they are not sent; the shard needs their ids and keys to hold the later
-    // rows of those keys), and none of the waiting keys' rows
-    this.readFilteredSql = columns.replace("m.payload,", "case when m.topic = any(?) then null else m.payload end,")
-        + " and (m.message_key is null or m.message_key <> all(?))" + hold + " order by m.id limit ?";
-    // The rows in flight are the lowest ids the previous read found, so every row above the highest
-    // of them is new without looking at the array; the array is checked only for lower ids (rows
-    // that committed after the previous read), which keeps the read-ahead cheap for large batches.
-    this.readAheadSql = columns + " and (m.id > ? or m.id <> all(?))" + hold + " order by m.id limit ?";
-    this.deleteSql = "with " + fence + ", d as (delete from " + msg + " m using l where m.shard = l.shard and m.id = any(?)"
-        + " returning 1) select (select count(*) from l), (select count(*) from d)";
-    // one statement per failed batch: every failed row gets attempts + 1 and its error; a row is
-    // parked when its error can never succeed (f.park) or when it has used up its attempts
-    this.failSql = "with " + fence + ", u as (update " + msg + " m set attempts = m.attempts + 1, last_error = f.error,"
-        + " parked_at = case when f.park or m.attempts + 1 >= ? then clock_timestamp() end"
-        + " from l, unnest(?::bigint[], ?::text[], ?::boolean[]) as f(id, error, park)"
-        + " where m.shard = l.shard and m.id = f.id and m.parked_at is null"
-        + " returning m.id, m.attempts, m.parked_at is not null as parked)"
-        + " select (select count(*) from l), u.id, u.attempts, u.parked from (values (1)) as one(x) left join u on true";
-    this.claimSql = "update " + lease + " set owner = ?, epoch = epoch + 1, lease_until = now() + ? * interval '1 millisecond'"
-        + " where shard in (select shard from " + lease + " where owner is null or lease_until < now()"
-        + " order by shard limit ? for update skip locked) and (owner is null or lease_until < now())"
-        + " returning shard, epoch";
-    this.renewSql = "update " + lease + " l set lease_until = now() + ? * interval '1 millisecond'"
-        + " from unnest(?::int[], ?::bigint[]) as o(shard, epoch)"
-        + " where l.shard = o.shard and l.epoch = o.epoch and l.owner = ? returning l.shard";
-    this.releaseSql = "update " + lease + " l set owner = null, lease_until = timestamptz '1970-01-01 00:00:00+00'"
-        + " from unnest(?::int[], ?::bigint[]) as o(shard, epoch)"
-        + " where l.shard = o.shard and l.epoch = o.epoch and l.owner = ? returning l.shard";
-    this.heartbeatSql = "insert into " + member + " (owner, heartbeat_until) values (?, now() + ? * interval '1 millisecond')"
-        + " on conflict (owner) do update set heartbeat_until = excluded.heartbeat_until";
-    this.liveSql = "select count(*) from " + member + " where heartbeat_until > now()";
-    this.purgeMembersSql = "delete from " + member + " where heartbeat_until < now() - ? * interval '1 millisecond'";
-    this.leaveSql = "delete from " + member + " where owner = ?";
-    this.shardCountSql = "select count(*), coalesce(min(shard), 0), coalesce(max(shard), -1) from " + lease;
-    // Per shard: the count of at most BACKLOG_COUNTED rows, the id of the last of them, the first
-    // row's id and age, and the highest id: a handful of index descents and up to BACKLOG_COUNTED
-    // index entries per shard, whatever the backlog (a full count scanned the whole backlog every
-    // sample while the relay was draining it).
-    String publishable = " from " + msg + " m where m.shard = s.s and m.parked_at is null";
-    this.backlogSql = "select s.s, c.n, c.last_id, f.id, extract(epoch from clock_timestamp() - f.created_at),"
-        + " (select max(m.id)" + publishable + ")"
-        + " from unnest(?::int[]) as s(s)"
-        + " cross join lateral (select count(*) as n, max(x.id) as last_id from (select m.id" + publishable
-        + " order by m.id limit " + BACKLOG_COUNTED + ") x) c"
-        + " cross join lateral (select m.id, m.created_at" + publishable + " order by m.id limit 1) f";
-    this.parkedSql = "select count(*) from " + msg + " where parked_at is not null";
-    // one descent of the partial index of publishable rows per shard, stopping at the first visible
-    // entry (LIMIT 1 in a LATERAL keeps it a per-shard index probe: written as EXISTS, PostgreSQL
-    // may plan a hash semi-join that reads every publishable row, the whole backlog)
-    // (rows up to s.after of a shard are known to be held: their topic has no metadata)
-    this.probeSql = "select s.s from unnest(?::int[], ?::bigint[]) as s(s, after) cross join lateral (select 1 from " + msg
-        + " m where m.shard = s.s and m.parked_at is null and m.id > s.after limit 1) as x";
-  }
-
-  private Connection connect() throws SQLException {
-    Connection c = dataSource.getConnection();
-    try {
-      if (!c.getAutoCommit()) {
-        c.setAutoCommit(true);
-      }
-      return c;
-    } catch (SQLException e) {
-      c.close();
-      throw e;
+    Db(DataSource dataSource, String schema, String owner, boolean holdKey) {
+        this.dataSource = dataSource;
+        this.owner = owner;
+        String msg = schema + ".outbox_message";
+        String lease = schema + ".outbox_shard_lease";
+        String member = schema + ".outbox_relay_member";
+        // The lease row is locked FOR SHARE for the statement, so a takeover (an UPDATE of that row)
+        // either commits before and makes the lease check fail, or waits until this write committed.
+        String fence = "l as (select shard from " + lease
+                + " where shard = ? and owner = ? and epoch = ? and lease_until > now() for share)";
+        String columns =
+                "select m.id, m.message_id, m.topic, m.message_key, m.message_type, m.content_type, m.headers::text,"
+                        + " m.payload, m.created_at from " + msg + " m where m.shard = ? and m.parked_at is null";
+        // A keyed row waits behind a parked earlier row of its key. Whether the shard has any parked
+        // row is asked once per statement (an uncorrelated subquery, evaluated once), so the per-row
+        // probe of the parked rows runs only in shards that have some: in the usual shard without
+        // parked rows this saves an index descent per row read (measured in benchmarks/RELAY.md).
+        this.holdKey = holdKey;
+        String hold = holdKey
+                ? " and (m.message_key is null or not exists (select 1 from " + msg + " p0 where p0.shard = ?"
+                        + " and p0.parked_at is not null) or not exists (select 1 from " + msg
+                        + " p where p.shard = m.shard"
+                        + " and p.parked_at is not null and p.message_key = m.message_key and p.id < m.id))"
+                : "";
+        this.readSql = columns + hold + " order by m.id limit ?";
+        // while topics lack metadata or keys wait for a partition leader: the rows of the held topics
+        // without their payload (they are not sent; the shard needs their ids and keys to hold the later
+        // rows of those keys), and none of the waiting keys' rows
+        this.readFilteredSql = columns.replace("m.payload,", "case when m.topic = any(?) then null else m.payload end,")
+                + " and (m.message_key is null or m.message_key <> all(?))" + hold + " order by m.id limit ?";
+        // The rows in flight are the lowest ids the previous read found, so every row above the highest
+        // of them is new without looking at the array; the array is checked only for lower ids (rows
+        // that committed after the previous read), which keeps the read-ahead cheap for large batches.
+        this.readAheadSql = columns + " and (m.id > ? or m.id <> all(?))" + hold + " order by m.id limit ?";
+        this.deleteSql =
+                "with " + fence + ", d as (delete from " + msg + " m using l where m.shard = l.shard and m.id = any(?)"
+                        + " returning 1) select (select count(*) from l), (select count(*) from d)";
+        // one statement per failed batch: every failed row gets attempts + 1 and its error; a row is
+        // parked when its error can never succeed (f.park) or when it has used up its attempts
+        this.failSql =
+                "with " + fence + ", u as (update " + msg + " m set attempts = m.attempts + 1, last_error = f.error,"
+                        + " parked_at = case when f.park or m.attempts + 1 >= ? then clock_timestamp() end"
+                        + " from l, unnest(?::bigint[], ?::text[], ?::boolean[]) as f(id, error, park)"
+                        + " where m.shard = l.shard and m.id = f.id and m.parked_at is null"
+                        + " returning m.id, m.attempts, m.parked_at is not null as parked)"
+                        + " select (select count(*) from l), u.id, u.attempts, u.parked from (values (1)) as one(x) left join u on true";
+        this.claimSql = "update " + lease
+                + " set owner = ?, epoch = epoch + 1, lease_until = now() + ? * interval '1 millisecond'"
+                + " where shard in (select shard from " + lease + " where owner is null or lease_until < now()"
+                + " order by shard limit ? for update skip locked) and (owner is null or lease_until < now())"
+                + " returning shard, epoch";
+        this.renewSql = "update " + lease + " l set lease_until = now() + ? * interval '1 millisecond'"
+                + " from unnest(?::int[], ?::bigint[]) as o(shard, epoch)"
+                + " where l.shard = o.shard and l.epoch = o.epoch and l.owner = ? returning l.shard";
+        this.releaseSql = "update " + lease + " l set owner = null, lease_until = timestamptz '1970-01-01 00:00:00+00'"
+                + " from unnest(?::int[], ?::bigint[]) as o(shard, epoch)"
+                + " where l.shard = o.shard and l.epoch = o.epoch and l.owner = ? returning l.shard";
+        this.heartbeatSql =
+                "insert into " + member + " (owner, heartbeat_until) values (?, now() + ? * interval '1 millisecond')"
+                        + " on conflict (owner) do update set heartbeat_until = excluded.heartbeat_until";
+        this.liveSql = "select count(*) from " + member + " where heartbeat_until > now()";
+        this.purgeMembersSql =
+                "delete from " + member + " where heartbeat_until < now() - ? * interval '1 millisecond'";
+        this.leaveSql = "delete from " + member + " where owner = ?";
+        this.shardCountSql = "select count(*), coalesce(min(shard), 0), coalesce(max(shard), -1) from " + lease;
+        // Per shard: the count of at most BACKLOG_COUNTED rows, the id of the last of them, the first
+        // row's id and age, and the highest id: a handful of index descents and up to BACKLOG_COUNTED
+        // index entries per shard, whatever the backlog (a full count scanned the whole backlog every
+        // sample while the relay was draining it).
+        String publishable = " from " + msg + " m where m.shard = s.s and m.parked_at is null";
+        this.backlogSql = "select s.s, c.n, c.last_id, f.id, extract(epoch from clock_timestamp() - f.created_at),"
+                + " (select max(m.id)" + publishable + ")"
+                + " from unnest(?::int[]) as s(s)"
+                + " cross join lateral (select count(*) as n, max(x.id) as last_id from (select m.id" + publishable
+                + " order by m.id limit " + BACKLOG_COUNTED + ") x) c"
+                + " cross join lateral (select m.id, m.created_at" + publishable + " order by m.id limit 1) f";
+        this.parkedSql = "select count(*) from " + msg + " where parked_at is not null";
+        // one descent of the partial index of publishable rows per shard, stopping at the first visible
+        // entry (LIMIT 1 in a LATERAL keeps it a per-shard index probe: written as EXISTS, PostgreSQL
+        // may plan a hash semi-join that reads every publishable row, the whole backlog)
+        // (rows up to s.after of a shard are known to be held: their topic has no metadata)
+        this.probeSql =
+                "select s.s from unnest(?::int[], ?::bigint[]) as s(s, after) cross join lateral (select 1 from " + msg
+                        + " m where m.shard = s.s and m.parked_at is null and m.id > s.after limit 1) as x";
     }
-  }
 
-  /** @return the number of lease rows, i.e. the installed shard count, checked to be 0..n-1 */
-  int shardCount() throws SQLException {
-    try (Connection c = connect(); Statement st = c.createStatement(); ResultSet rs = st.executeQuery(shardCountSql)) {
-      rs.next();
-      int count = rs.getInt(1);
-      if (count > 0 && (rs.getInt(2) != 0 || rs.getInt(3) != count - 1)) {
-        throw new IllegalStateException("outbox_shard_lease holds " + count + " rows but not shards 0.." + (count - 1)
-            + ": the table was edited by hand; restore one row per shard");
-      }
-      return count;
-    }
-  }
-
-  /** @return the name of the database the relay is connected to */
-  String database() throws SQLException {
-    try (Connection c = connect(); Statement st = c.createStatement(); ResultSet rs = st.executeQuery("select current_database()")) {
-      rs.next();
-      return rs.getString(1);
-    }
-  }
-
-  /** @return up to {@code limit} publishable rows of the shard, in id order */
-  @Override
-  public List<OutboxRow> read(int shard, int limit) throws SQLException {
-    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readSql)) {
-      ps.setInt(1, shard);
-      ps.setInt(hold(ps, 2, shard), limit);
-      return rows(ps, limit);
-    }
-  }
-
-  /**
-   * @param heldTopics topics whose rows are read without their payload
-   * @param waitingKeys keys none of whose rows is read
-   * @return up to {@code limit} publishable rows of the shard in id order, without the rows of
-   *     {@code waitingKeys}
-   */
-  @Override
-  public List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit)
-      throws SQLException {
-    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readFilteredSql)) {
-      ps.setArray(1, c.createArrayOf("text", heldTopics.toArray()));
-      ps.setInt(2, shard);
-      ps.setArray(3, c.createArrayOf("text", waitingKeys));
-      ps.setInt(hold(ps, 4, shard), limit);
-      return rows(ps, limit);
-    }
-  }
-
-  /**
-   * @param inFlight the ids of the batch in flight, ascending, the lowest publishable ids at the
-   *     time they were read
-   * @return up to {@code limit} publishable rows of the shard that are not in flight, in id order
-   */
-  @Override
-  public List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) throws SQLException {
-    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(readAheadSql)) {
-      ps.setInt(1, shard);
-      ps.setLong(2, inFlight[inFlight.length - 1]);
-      ps.setArray(3, longArray(c, inFlight));
-      ps.setInt(hold(ps, 4, shard), limit);
-      return rows(ps, limit);
-    }
-  }
-
-  /**
-   * Binds the shard of the hold-back check at {@code index} when the reads have it.
-   *
-   * @return the index of the next parameter
-   */
-  private int hold(PreparedStatement ps, int index, int shard) throws SQLException {
-    if (!holdKey) {
-      return index;
-    }
-    ps.setInt(index, shard);
-    return index + 1;
-  }
-
-  private static List<OutboxRow> rows(PreparedStatement ps, int limit) throws SQLException {
-    List<OutboxRow> rows = new ArrayList<>(Math.min(limit, 1024));
-    try (ResultSet rs = ps.executeQuery()) {
-      while (rs.next()) {
-        rows.add(new OutboxRow(
-            rs.getLong(1), rs.getObject(2, UUID.class), rs.getString(3), rs.getString(4), rs.getString(5),
-            rs.getString(6), rs.getString(7), rs.getBytes(8), rs.getObject(9, OffsetDateTime.class)));
-      }
-    }
-    return rows;
-  }
-
-  @Override
-  public Fenced delete(int shard, long epoch, long[] ids) throws SQLException {
-    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(deleteSql)) {
-      fence(ps, shard, epoch);
-      ps.setArray(4, longArray(c, ids));
-      return fenced(ps);
-    }
-  }
-
-  /**
-   * Records a failed attempt of each row, fenced by the lease: {@code attempts + 1}, {@code
-   * last_error}, and {@code parked_at} when {@code park[i]} or the row reached {@code maxAttempts}.
-   */
-  @Override
-  public Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts) throws SQLException {
-    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(failSql)) {
-      fence(ps, shard, epoch);
-      ps.setInt(4, maxAttempts);
-      ps.setArray(5, longArray(c, ids));
-      ps.setArray(6, c.createArrayOf("text", errors));
-      Boolean[] flags = new Boolean[park.length];
-      for (int i = 0; i < park.length; i++) {
-        flags[i] = park[i];
-      }
-      ps.setArray(7, c.createArrayOf("boolean", flags));
-      boolean held = false;
-      List<FailedRow> rows = new ArrayList<>(ids.length);
-      try (ResultSet rs = ps.executeQuery()) {
-        while (rs.next()) {
-          held = rs.getLong(1) > 0;
-          long id = rs.getLong(2);
-          if (!rs.wasNull()) {
-            rows.add(new FailedRow(id, rs.getInt(3), rs.getBoolean(4)));
-          }
+    private Connection connect() throws SQLException {
+        Connection c = dataSource.getConnection();
+        try {
+            if (!c.getAutoCommit()) {
+                c.setAutoCommit(true);
+            }
+            return c;
+        } catch (SQLException e) {
+            c.close();
+            throw e;
         }
-      }
-      return new Failed(held, rows);
     }
-  }
 
-  /** @return the shards claimed and their new epochs */
-  Map<Integer, Long> claim(int max, Duration lease) throws SQLException {
-    Map<Integer, Long> claimed = new LinkedHashMap<>();
-    if (max <= 0) {
-      return claimed;
-    }
-    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(claimSql)) {
-      ps.setString(1, owner);
-      ps.setLong(2, lease.toMillis());
-      ps.setInt(3, max);
-      try (ResultSet rs = ps.executeQuery()) {
-        while (rs.next()) {
-          claimed.put(rs.getInt(1), rs.getLong(2));
+    /** @return the number of lease rows, i.e. the installed shard count, checked to be 0..n-1 */
+    int shardCount() throws SQLException {
+        try (Connection c = connect();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery(shardCountSql)) {
+            rs.next();
+            int count = rs.getInt(1);
+            if (count > 0 && (rs.getInt(2) != 0 || rs.getInt(3) != count - 1)) {
+                throw new IllegalStateException("outbox_shard_lease holds " + count + " rows but not shards 0.."
+                        + (count - 1) + ": the table was edited by hand; restore one row per shard");
+            }
+            return count;
         }
-      }
     }
-    return claimed;
-  }
 
-  /** @return the shards whose lease (shard, owner, epoch) still held and was extended */
-  Set<Integer> renew(Map<Integer, Long> owned, Duration lease) throws SQLException {
-    if (owned.isEmpty()) {
-      return Set.of();
-    }
-    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(renewSql)) {
-      ps.setLong(1, lease.toMillis());
-      setShardsAndEpochs(c, ps, 2, owned);
-      ps.setString(4, owner);
-      return shards(ps);
-    }
-  }
-
-  /** @return the shards handed back (those whose lease this relay still held) */
-  Set<Integer> release(Map<Integer, Long> owned) throws SQLException {
-    if (owned.isEmpty()) {
-      return Set.of();
-    }
-    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(releaseSql)) {
-      setShardsAndEpochs(c, ps, 1, owned);
-      ps.setString(3, owner);
-      return shards(ps);
-    }
-  }
-
-  /** Joins or renews the membership; the row lives one lease. */
-  void heartbeat(Duration lease) throws SQLException {
-    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(heartbeatSql)) {
-      ps.setString(1, owner);
-      ps.setLong(2, lease.toMillis());
-      ps.executeUpdate();
-    }
-  }
-
-  /** @return live relays (heartbeat not expired), this one included; deletes long-dead members */
-  int liveMembers(Duration deadAfter) throws SQLException {
-    try (Connection c = connect()) {
-      try (PreparedStatement ps = c.prepareStatement(purgeMembersSql)) {
-        ps.setLong(1, deadAfter.toMillis());
-        ps.executeUpdate();
-      }
-      try (PreparedStatement ps = c.prepareStatement(liveSql); ResultSet rs = ps.executeQuery()) {
-        rs.next();
-        return rs.getInt(1);
-      }
-    }
-  }
-
-  void leave() throws SQLException {
-    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(leaveSql)) {
-      ps.setString(1, owner);
-      ps.executeUpdate();
-    }
-  }
-
-  /**
-   * @return per shard: {backlog rows, age of the oldest in seconds}; shards without rows are absent.
-   *     Up to {@value #BACKLOG_COUNTED} rows a shard's backlog is counted; beyond, it is estimated
-   *     from the id span of the shard's rows and the density of the counted ones.
-   */
-  Map<Integer, double[]> backlog(Collection<Integer> shards) throws SQLException {
-    Map<Integer, double[]> out = new HashMap<>();
-    if (shards.isEmpty()) {
-      return out;
-    }
-    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(backlogSql)) {
-      ps.setArray(1, c.createArrayOf("integer", shards.toArray(Integer[]::new)));
-      try (ResultSet rs = ps.executeQuery()) {
-        while (rs.next()) {
-          long counted = rs.getLong(2);
-          double rows = estimate(counted, rs.getLong(4), rs.getLong(3), rs.getLong(6));
-          out.put(rs.getInt(1), new double[] {rows, rs.getDouble(5)});
+    /** @return the name of the database the relay is connected to */
+    String database() throws SQLException {
+        try (Connection c = connect();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery("select current_database()")) {
+            rs.next();
+            return rs.getString(1);
         }
-      }
     }
-    return out;
-  }
 
-  /** Rows of a shard, counted up to {@link #BACKLOG_COUNTED} and extrapolated by id density beyond. */
-  static double estimate(long counted, long firstId, long lastCountedId, long maxId) {
-    if (counted < BACKLOG_COUNTED || maxId <= lastCountedId) {
-      return counted;
-    }
-    double perId = (double) counted / (lastCountedId - firstId + 1);
-    return counted + perId * (maxId - lastCountedId);
-  }
-
-  /**
-   * @param shards the shards to look at
-   * @return those of them that hold publishable (unparked) rows, seen in one snapshot
-   */
-  List<Integer> probe(int[] shards, long[] after) throws SQLException {
-    List<Integer> found = new ArrayList<>();
-    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(probeSql)) {
-      Integer[] boxed = new Integer[shards.length];
-      for (int i = 0; i < shards.length; i++) {
-        boxed[i] = shards[i];
-      }
-      ps.setArray(1, c.createArrayOf("integer", boxed));
-      ps.setArray(2, longArray(c, after));
-      try (ResultSet rs = ps.executeQuery()) {
-        while (rs.next()) {
-          found.add(rs.getInt(1));
+    /** @return up to {@code limit} publishable rows of the shard, in id order */
+    @Override
+    public List<OutboxRow> read(int shard, int limit) throws SQLException {
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(readSql)) {
+            ps.setInt(1, shard);
+            ps.setInt(hold(ps, 2, shard), limit);
+            return rows(ps, limit);
         }
-      }
     }
-    return found;
-  }
 
-  long parkedRows() throws SQLException {
-    try (Connection c = connect(); PreparedStatement ps = c.prepareStatement(parkedSql); ResultSet rs = ps.executeQuery()) {
-      rs.next();
-      return rs.getLong(1);
+    /**
+     * @param heldTopics topics whose rows are read without their payload
+     * @param waitingKeys keys none of whose rows is read
+     * @return up to {@code limit} publishable rows of the shard in id order, without the rows of
+     *     {@code waitingKeys}
+     */
+    @Override
+    public List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit)
+            throws SQLException {
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(readFilteredSql)) {
+            ps.setArray(1, c.createArrayOf("text", heldTopics.toArray()));
+            ps.setInt(2, shard);
+            ps.setArray(3, c.createArrayOf("text", waitingKeys));
+            ps.setInt(hold(ps, 4, shard), limit);
+            return rows(ps, limit);
+        }
     }
-  }
 
-  private void fence(PreparedStatement ps, int shard, long epoch) throws SQLException {
-    ps.setInt(1, shard);
-    ps.setString(2, owner);
-    ps.setLong(3, epoch);
-  }
-
-  private static Fenced fenced(PreparedStatement ps) throws SQLException {
-    try (ResultSet rs = ps.executeQuery()) {
-      rs.next();
-      return new Fenced(rs.getLong(1) > 0, (int) rs.getLong(2));
+    /**
+     * @param inFlight the ids of the batch in flight, ascending, the lowest publishable ids at the
+     *     time they were read
+     * @return up to {@code limit} publishable rows of the shard that are not in flight, in id order
+     */
+    @Override
+    public List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) throws SQLException {
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(readAheadSql)) {
+            ps.setInt(1, shard);
+            ps.setLong(2, inFlight[inFlight.length - 1]);
+            ps.setArray(3, longArray(c, inFlight));
+            ps.setInt(hold(ps, 4, shard), limit);
+            return rows(ps, limit);
+        }
     }
-  }
 
-  private static Set<Integer> shards(PreparedStatement ps) throws SQLException {
-    Set<Integer> out = new HashSet<>();
-    try (ResultSet rs = ps.executeQuery()) {
-      while (rs.next()) {
-        out.add(rs.getInt(1));
-      }
+    /**
+     * Binds the shard of the hold-back check at {@code index} when the reads have it.
+     *
+     * @return the index of the next parameter
+     */
+    private int hold(PreparedStatement ps, int index, int shard) throws SQLException {
+        if (!holdKey) {
+            return index;
+        }
+        ps.setInt(index, shard);
+        return index + 1;
     }
-    return out;
-  }
 
-  private static void setShardsAndEpochs(Connection c, PreparedStatement ps, int first, Map<Integer, Long> owned)
-      throws SQLException {
-    Integer[] shards = new Integer[owned.size()];
-    Long[] epochs = new Long[owned.size()];
-    int i = 0;
-    for (var e : owned.entrySet()) {
-      shards[i] = e.getKey();
-      epochs[i++] = e.getValue();
+    private static List<OutboxRow> rows(PreparedStatement ps, int limit) throws SQLException {
+        List<OutboxRow> rows = new ArrayList<>(Math.min(limit, 1024));
+        try (ResultSet rs = ps.executeQuery()) {
+            while (rs.next()) {
+                rows.add(new OutboxRow(
+                        rs.getLong(1),
+                        rs.getObject(2, UUID.class),
+                        rs.getString(3),
+                        rs.getString(4),
+                        rs.getString(5),
+                        rs.getString(6),
+                        rs.getString(7),
+                        rs.getBytes(8),
+                        rs.getObject(9, OffsetDateTime.class)));
+            }
+        }
+        return rows;
     }
-    ps.setArray(first, c.createArrayOf("integer", shards));
-    ps.setArray(first + 1, c.createArrayOf("bigint", epochs));
-  }
 
-  private static Array longArray(Connection c, long[] values) throws SQLException {
-    Long[] boxed = new Long[values.length];
-    for (int i = 0; i < values.length; i++) {
-      boxed[i] = values[i];
+    @Override
+    public Fenced delete(int shard, long epoch, long[] ids) throws SQLException {
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(deleteSql)) {
+            fence(ps, shard, epoch);
+            ps.setArray(4, longArray(c, ids));
+            return fenced(ps);
+        }
     }
-    return c.createArrayOf("bigint", boxed);
-  }
+
+    /**
+     * Records a failed attempt of each row, fenced by the lease: {@code attempts + 1}, {@code
+     * last_error}, and {@code parked_at} when {@code park[i]} or the row reached {@code maxAttempts}.
+     */
+    @Override
+    public Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts)
+            throws SQLException {
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(failSql)) {
+            fence(ps, shard, epoch);
+            ps.setInt(4, maxAttempts);
+            ps.setArray(5, longArray(c, ids));
+            ps.setArray(6, c.createArrayOf("text", errors));
+            Boolean[] flags = new Boolean[park.length];
+            for (int i = 0; i < park.length; i++) {
+                flags[i] = park[i];
+            }
+            ps.setArray(7, c.createArrayOf("boolean", flags));
+            boolean held = false;
+            List<FailedRow> rows = new ArrayList<>(ids.length);
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    held = rs.getLong(1) > 0;
+                    long id = rs.getLong(2);
+                    if (!rs.wasNull()) {
+                        rows.add(new FailedRow(id, rs.getInt(3), rs.getBoolean(4)));
+                    }
+                }
+            }
+            return new Failed(held, rows);
+        }
+    }
+
+    /** @return the shards claimed and their new epochs */
+    Map<Integer, Long> claim(int max, Duration lease) throws SQLException {
+        Map<Integer, Long> claimed = new LinkedHashMap<>();
+        if (max <= 0) {
+            return claimed;
+        }
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(claimSql)) {
+            ps.setString(1, owner);
+            ps.setLong(2, lease.toMillis());
+            ps.setInt(3, max);
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    claimed.put(rs.getInt(1), rs.getLong(2));
+                }
+            }
+        }
+        return claimed;
+    }
+
+    /** @return the shards whose lease (shard, owner, epoch) still held and was extended */
+    Set<Integer> renew(Map<Integer, Long> owned, Duration lease) throws SQLException {
+        if (owned.isEmpty()) {
+            return Set.of();
+        }
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(renewSql)) {
+            ps.setLong(1, lease.toMillis());
+            setShardsAndEpochs(c, ps, 2, owned);
+            ps.setString(4, owner);
+            return shards(ps);
+        }
+    }
+
+    /** @return the shards handed back (those whose lease this relay still held) */
+    Set<Integer> release(Map<Integer, Long> owned) throws SQLException {
+        if (owned.isEmpty()) {
+            return Set.of();
+        }
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(releaseSql)) {
+            setShardsAndEpochs(c, ps, 1, owned);
+            ps.setString(3, owner);
+            return shards(ps);
+        }
+    }
+
+    /** Joins or renews the membership; the row lives one lease. */
+    void heartbeat(Duration lease) throws SQLException {
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(heartbeatSql)) {
+            ps.setString(1, owner);
+            ps.setLong(2, lease.toMillis());
+            ps.executeUpdate();
+        }
+    }
+
+    /** @return live relays (heartbeat not expired), this one included; deletes long-dead members */
+    int liveMembers(Duration deadAfter) throws SQLException {
+        try (Connection c = connect()) {
+            try (PreparedStatement ps = c.prepareStatement(purgeMembersSql)) {
+                ps.setLong(1, deadAfter.toMillis());
+                ps.executeUpdate();
+            }
+            try (PreparedStatement ps = c.prepareStatement(liveSql);
+                    ResultSet rs = ps.executeQuery()) {
+                rs.next();
+                return rs.getInt(1);
+            }
+        }
+    }
+
+    void leave() throws SQLException {
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(leaveSql)) {
+            ps.setString(1, owner);
+            ps.executeUpdate();
+        }
+    }
+
+    /**
+     * @return per shard: {backlog rows, age of the oldest in seconds}; shards without rows are absent.
+     *     Up to {@value #BACKLOG_COUNTED} rows a shard's backlog is counted; beyond, it is estimated
+     *     from the id span of the shard's rows and the density of the counted ones.
+     */
+    Map<Integer, double[]> backlog(Collection<Integer> shards) throws SQLException {
+        Map<Integer, double[]> out = new HashMap<>();
+        if (shards.isEmpty()) {
+            return out;
+        }
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(backlogSql)) {
+            ps.setArray(1, c.createArrayOf("integer", shards.toArray(Integer[]::new)));
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    long counted = rs.getLong(2);
+                    double rows = estimate(counted, rs.getLong(4), rs.getLong(3), rs.getLong(6));
+                    out.put(rs.getInt(1), new double[] {rows, rs.getDouble(5)});
+                }
+            }
+        }
+        return out;
+    }
+
+    /** Rows of a shard, counted up to {@link #BACKLOG_COUNTED} and extrapolated by id density beyond. */
+    static double estimate(long counted, long firstId, long lastCountedId, long maxId) {
+        if (counted < BACKLOG_COUNTED || maxId <= lastCountedId) {
+            return counted;
+        }
+        double perId = (double) counted / (lastCountedId - firstId + 1);
+        return counted + perId * (maxId - lastCountedId);
+    }
+
+    /**
+     * @param shards the shards to look at
+     * @return those of them that hold publishable (unparked) rows, seen in one snapshot
+     */
+    List<Integer> probe(int[] shards, long[] after) throws SQLException {
+        List<Integer> found = new ArrayList<>();
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(probeSql)) {
+            Integer[] boxed = new Integer[shards.length];
+            for (int i = 0; i < shards.length; i++) {
+                boxed[i] = shards[i];
+            }
+            ps.setArray(1, c.createArrayOf("integer", boxed));
+            ps.setArray(2, longArray(c, after));
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    found.add(rs.getInt(1));
+                }
+            }
+        }
+        return found;
+    }
+
+    long parkedRows() throws SQLException {
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(parkedSql);
+                ResultSet rs = ps.executeQuery()) {
+            rs.next();
+            return rs.getLong(1);
+        }
+    }
+
+    private void fence(PreparedStatement ps, int shard, long epoch) throws SQLException {
+        ps.setInt(1, shard);
+        ps.setString(2, owner);
+        ps.setLong(3, epoch);
+    }
+
+    private static Fenced fenced(PreparedStatement ps) throws SQLException {
+        try (ResultSet rs = ps.executeQuery()) {
+            rs.next();
+            return new Fenced(rs.getLong(1) > 0, (int) rs.getLong(2));
+        }
+    }
+
+    private static Set<Integer> shards(PreparedStatement ps) throws SQLException {
+        Set<Integer> out = new HashSet<>();
+        try (ResultSet rs = ps.executeQuery()) {
+            while (rs.next()) {
+                out.add(rs.getInt(1));
+            }
+        }
+        return out;
+    }
+
+    private static void setShardsAndEpochs(Connection c, PreparedStatement ps, int first, Map<Integer, Long> owned)
+            throws SQLException {
+        Integer[] shards = new Integer[owned.size()];
+        Long[] epochs = new Long[owned.size()];
+        int i = 0;
+        for (var e : owned.entrySet()) {
+            shards[i] = e.getKey();
+            epochs[i++] = e.getValue();
+        }
+        ps.setArray(first, c.createArrayOf("integer", shards));
+        ps.setArray(first + 1, c.createArrayOf("bigint", epochs));
+    }
+
+    private static Array longArray(Connection c, long[] values) throws SQLException {
+        Long[] boxed = new Long[values.length];
+        for (int i = 0; i < values.length; i++) {
+            boxed[i] = values[i];
+        }
+        return c.createArrayOf("bigint", boxed);
+    }
 }

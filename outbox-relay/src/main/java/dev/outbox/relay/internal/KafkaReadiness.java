@@ -16,41 +16,45 @@ import org.apache.kafka.common.KafkaException;
  * through an admin client made from the producer's connection properties, created at first use.
  */
 final class KafkaReadiness {
-  private final Map<String, Object> producerProperties;
-  private final PrefixedLog log;
-  private Admin admin;
+    private final Map<String, Object> producerProperties;
+    private final PrefixedLog log;
+    private Admin admin;
 
-  KafkaReadiness(Map<String, Object> producerProperties, PrefixedLog log) {
-    this.producerProperties = producerProperties;
-    this.log = log;
-  }
+    KafkaReadiness(Map<String, Object> producerProperties, PrefixedLog log) {
+        this.producerProperties = producerProperties;
+        this.log = log;
+    }
 
-  /** @return whether the cluster answered within about 5 s */
-  boolean answers() {
-    try {
-      if (admin == null) {
-        Map<String, Object> props = new HashMap<>();
-        for (var e : producerProperties.entrySet()) {
-          if (AdminClientConfig.configNames().contains(e.getKey())) {
-            props.put(e.getKey(), e.getValue());
-          }
+    /** @return whether the cluster answered within about 5 s */
+    boolean answers() {
+        try {
+            if (admin == null) {
+                Map<String, Object> props = new HashMap<>();
+                for (var e : producerProperties.entrySet()) {
+                    if (AdminClientConfig.configNames().contains(e.getKey())) {
+                        props.put(e.getKey(), e.getValue());
+                    }
+                }
+                props.put(
+                        AdminClientConfig.CLIENT_ID_CONFIG,
+                        props.getOrDefault(AdminClientConfig.CLIENT_ID_CONFIG, "outbox-relay") + "-probe");
+                admin = Admin.create(props);
+            }
+            admin.describeCluster(new DescribeClusterOptions().timeoutMs(5_000))
+                    .nodes()
+                    .get(6, TimeUnit.SECONDS);
+            return true;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (ExecutionException | TimeoutException | KafkaException e) {
+            log.debug("Kafka readiness probe failed: {}", e.toString());
         }
-        props.put(AdminClientConfig.CLIENT_ID_CONFIG, props.getOrDefault(AdminClientConfig.CLIENT_ID_CONFIG, "outbox-relay") + "-probe");
-        admin = Admin.create(props);
-      }
-      admin.describeCluster(new DescribeClusterOptions().timeoutMs(5_000)).nodes().get(6, TimeUnit.SECONDS);
-      return true;
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    } catch (ExecutionException | TimeoutException | KafkaException e) {
-      log.debug("Kafka readiness probe failed: {}", e.toString());
+        return false;
     }
-    return false;
-  }
 
-  void close(Duration timeout) {
-    if (admin != null) {
-      admin.close(timeout);
+    void close(Duration timeout) {
+        if (admin != null) {
+            admin.close(timeout);
+        }
     }
-  }
 }

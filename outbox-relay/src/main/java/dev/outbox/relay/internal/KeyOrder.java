@@ -23,75 +23,75 @@ import java.util.Set;
  * this object.
  */
 final class KeyOrder {
-  private final Publisher publisher;
-  private final Publisher.Generation producer;
-  private final Map<String, Integer> unanswered = new HashMap<>();
-  private final Set<String> failed = new HashSet<>();
-  private volatile boolean stoppedProducer;
+    private final Publisher publisher;
+    private final Publisher.Generation producer;
+    private final Map<String, Integer> unanswered = new HashMap<>();
+    private final Set<String> failed = new HashSet<>();
+    private volatile boolean stoppedProducer;
 
-  KeyOrder(Publisher publisher, Publisher.Generation producer) {
-    this.publisher = publisher;
-    this.producer = producer;
-  }
+    KeyOrder(Publisher publisher, Publisher.Generation producer) {
+        this.publisher = publisher;
+        this.producer = producer;
+    }
 
-  /**
-   * Registers a record of {@code key} as handed to the producer, unless an earlier record of the key
-   * failed in this batch. One step, so that a failure arriving meanwhile sees this record unanswered.
-   *
-   * @return whether the record may be handed to the producer
-   */
-  synchronized boolean hand(String key) {
-    if (key == null) {
-      return true;
+    /**
+     * Registers a record of {@code key} as handed to the producer, unless an earlier record of the key
+     * failed in this batch. One step, so that a failure arriving meanwhile sees this record unanswered.
+     *
+     * @return whether the record may be handed to the producer
+     */
+    synchronized boolean hand(String key) {
+        if (key == null) {
+            return true;
+        }
+        if (failed.contains(key)) {
+            return false;
+        }
+        unanswered.merge(key, 1, Integer::sum);
+        return true;
     }
-    if (failed.contains(key)) {
-      return false;
-    }
-    unanswered.merge(key, 1, Integer::sum);
-    return true;
-  }
 
-  /**
-   * A record of {@code key} that was {@link #hand handed} is answered; on a failure while another record of
-   * the key is still with the producer, the producer is replaced.
-   *
-   * @param error null when it was acknowledged
-   */
-  void answered(String key, Throwable error) {
-    if (key == null) {
-      return;
+    /**
+     * A record of {@code key} that was {@link #hand handed} is answered; on a failure while another record of
+     * the key is still with the producer, the producer is replaced.
+     *
+     * @param error null when it was acknowledged
+     */
+    void answered(String key, Throwable error) {
+        if (key == null) {
+            return;
+        }
+        boolean stop;
+        synchronized (this) {
+            int left = unanswered.merge(key, -1, Integer::sum);
+            if (error == null) {
+                return;
+            }
+            stop = failed.add(key) && left > 0;
+        }
+        if (stop) {
+            stoppedProducer = true;
+            stopProducer(publisher, producer, error);
+        }
     }
-    boolean stop;
-    synchronized (this) {
-      int left = unanswered.merge(key, -1, Integer::sum);
-      if (error == null) {
-        return;
-      }
-      stop = failed.add(key) && left > 0;
-    }
-    if (stop) {
-      stoppedProducer = true;
-      stopProducer(publisher, producer, error);
-    }
-  }
 
-  /** @return whether this batch's failure replaced the producer (its failure is news about Kafka) */
-  boolean stoppedProducer() {
-    return stoppedProducer;
-  }
-
-  /**
-   * Replaces {@code producer}; when the relay is closing and it is not replaced, closes it without
-   * waiting anyway, so that nothing it holds is written after the failed record.
-   */
-  static void stopProducer(Publisher publisher, Publisher.Generation producer, Throwable why) {
-    publisher.replace(producer, why);
-    if (publisher.current() == producer) {
-      try {
-        producer.producer().close(Duration.ZERO);
-      } catch (RuntimeException e) {
-        // already closing
-      }
+    /** @return whether this batch's failure replaced the producer (its failure is news about Kafka) */
+    boolean stoppedProducer() {
+        return stoppedProducer;
     }
-  }
+
+    /**
+     * Replaces {@code producer}; when the relay is closing and it is not replaced, closes it without
+     * waiting anyway, so that nothing it holds is written after the failed record.
+     */
+    static void stopProducer(Publisher publisher, Publisher.Generation producer, Throwable why) {
+        publisher.replace(producer, why);
+        if (publisher.current() == producer) {
+            try {
+                producer.producer().close(Duration.ZERO);
+            } catch (RuntimeException e) {
+                // already closing
+            }
+        }
+    }
 }

@@ -24,63 +24,63 @@ import org.apache.kafka.common.PartitionInfo;
  * <p>Confined to the shard's running task.
  */
 final class LeaderlessKeys {
-  private final Map<String, String> topicOfKey = new HashMap<>();
+    private final Map<String, String> topicOfKey = new HashMap<>();
 
-  boolean isEmpty() {
-    return topicOfKey.isEmpty();
-  }
+    boolean isEmpty() {
+        return topicOfKey.isEmpty();
+    }
 
-  boolean contains(String key) {
-    return topicOfKey.containsKey(key);
-  }
+    boolean contains(String key) {
+        return topicOfKey.containsKey(key);
+    }
 
-  /**
-   * @return whether the partition of {@code key} in {@code topic} has no leader now; if so, the key is
-   *     held from now on
-   */
-  boolean hold(Producer<byte[], byte[]> producer, String topic, String key) {
-    if (key == null || !leaderless(producer, topic, key)) {
-      return false;
+    /**
+     * @return whether the partition of {@code key} in {@code topic} has no leader now; if so, the key is
+     *     held from now on
+     */
+    boolean hold(Producer<byte[], byte[]> producer, String topic, String key) {
+        if (key == null || !leaderless(producer, topic, key)) {
+            return false;
+        }
+        topicOfKey.put(key, topic);
+        return true;
     }
-    topicOfKey.put(key, topic);
-    return true;
-  }
 
-  /**
-   * Lets go of the keys whose partition has a leader again.
-   *
-   * @return the keys still held
-   */
-  String[] refresh(Producer<byte[], byte[]> producer) {
-    for (Iterator<Map.Entry<String, String>> it = topicOfKey.entrySet().iterator(); it.hasNext(); ) {
-      Map.Entry<String, String> e = it.next();
-      if (!leaderless(producer, e.getValue(), e.getKey())) {
-        it.remove();
-      }
+    /**
+     * Lets go of the keys whose partition has a leader again.
+     *
+     * @return the keys still held
+     */
+    String[] refresh(Producer<byte[], byte[]> producer) {
+        for (Iterator<Map.Entry<String, String>> it = topicOfKey.entrySet().iterator(); it.hasNext(); ) {
+            Map.Entry<String, String> e = it.next();
+            if (!leaderless(producer, e.getValue(), e.getKey())) {
+                it.remove();
+            }
+        }
+        return topicOfKey.keySet().toArray(String[]::new);
     }
-    return topicOfKey.keySet().toArray(String[]::new);
-  }
 
-  /**
-   * @return whether the producer's cached metadata knows the topic and shows no leader for the key's
-   *     partition; false when it does not know (a send then waits for the metadata as usual)
-   */
-  static boolean leaderless(Producer<byte[], byte[]> producer, String topic, String key) {
-    List<PartitionInfo> partitions;
-    try {
-      partitions = producer.partitionsFor(topic);
-    } catch (RuntimeException e) {
-      return false;
+    /**
+     * @return whether the producer's cached metadata knows the topic and shows no leader for the key's
+     *     partition; false when it does not know (a send then waits for the metadata as usual)
+     */
+    static boolean leaderless(Producer<byte[], byte[]> producer, String topic, String key) {
+        List<PartitionInfo> partitions;
+        try {
+            partitions = producer.partitionsFor(topic);
+        } catch (RuntimeException e) {
+            return false;
+        }
+        if (partitions == null || partitions.isEmpty()) {
+            return false;
+        }
+        int p = BuiltInPartitioner.partitionForKey(key.getBytes(StandardCharsets.UTF_8), partitions.size());
+        for (PartitionInfo info : partitions) {
+            if (info.partition() == p) {
+                return info.leader() == null || info.leader().isEmpty();
+            }
+        }
+        return false;
     }
-    if (partitions == null || partitions.isEmpty()) {
-      return false;
-    }
-    int p = BuiltInPartitioner.partitionForKey(key.getBytes(StandardCharsets.UTF_8), partitions.size());
-    for (PartitionInfo info : partitions) {
-      if (info.partition() == p) {
-        return info.leader() == null || info.leader().isEmpty();
-      }
-    }
-    return false;
-  }
 }

@@ -12,52 +12,52 @@ import java.time.Duration;
  * record sent before the deadline reaches the broker, or is failed, before the lease can expire.
  */
 final class LeaseClock {
-  /**
-   * Turns the deadline off, for tests only: a relay that ignores it shows what the broker's fencing
-   * alone keeps out (the transactional publish mode). Never set in production code.
-   */
-  static volatile boolean ignoreDeadlineForTests;
+    /**
+     * Turns the deadline off, for tests only: a relay that ignores it shows what the broker's fencing
+     * alone keeps out (the transactional publish mode). Never set in production code.
+     */
+    static volatile boolean ignoreDeadlineForTests;
 
-  private final long leaseNanos;
-  private final long marginNanos;
-  private volatile long deadlineNanos;
+    private final long leaseNanos;
+    private final long marginNanos;
+    private volatile long deadlineNanos;
 
-  /**
-   * @param lease the lease duration
-   * @param claimStartedNanos {@link System#nanoTime()} read before the claim statement was sent
-   */
-  LeaseClock(Duration lease, long claimStartedNanos) {
-    this.leaseNanos = lease.toNanos();
-    this.marginNanos = margin(lease).toNanos();
-    this.deadlineNanos = claimStartedNanos + leaseNanos - marginNanos;
-  }
-
-  /** @return the safety margin of a lease: a third of it */
-  static Duration margin(Duration lease) {
-    return lease.dividedBy(3);
-  }
-
-  /**
-   * A renewal that started at {@code startedNanos} succeeded: moves the deadline forward (never back).
-   *
-   * @param startedNanos {@link System#nanoTime()} read before the renewal statement was sent
-   */
-  void renewed(long startedNanos) {
-    long next = startedNanos + leaseNanos - marginNanos;
-    synchronized (this) {
-      if (next - deadlineNanos > 0) {
-        deadlineNanos = next;
-      }
+    /**
+     * @param lease the lease duration
+     * @param claimStartedNanos {@link System#nanoTime()} read before the claim statement was sent
+     */
+    LeaseClock(Duration lease, long claimStartedNanos) {
+        this.leaseNanos = lease.toNanos();
+        this.marginNanos = margin(lease).toNanos();
+        this.deadlineNanos = claimStartedNanos + leaseNanos - marginNanos;
     }
-  }
 
-  /** @return whether a record of the shard may still be handed to the producer now */
-  boolean mayPublish() {
-    return ignoreDeadlineForTests || System.nanoTime() - deadlineNanos < 0;
-  }
+    /** @return the safety margin of a lease: a third of it */
+    static Duration margin(Duration lease) {
+        return lease.dividedBy(3);
+    }
 
-  /** @return nanoseconds until the deadline, negative once it passed */
-  long remainingNanos() {
-    return deadlineNanos - System.nanoTime();
-  }
+    /**
+     * A renewal that started at {@code startedNanos} succeeded: moves the deadline forward (never back).
+     *
+     * @param startedNanos {@link System#nanoTime()} read before the renewal statement was sent
+     */
+    void renewed(long startedNanos) {
+        long next = startedNanos + leaseNanos - marginNanos;
+        synchronized (this) {
+            if (next - deadlineNanos > 0) {
+                deadlineNanos = next;
+            }
+        }
+    }
+
+    /** @return whether a record of the shard may still be handed to the producer now */
+    boolean mayPublish() {
+        return ignoreDeadlineForTests || System.nanoTime() - deadlineNanos < 0;
+    }
+
+    /** @return nanoseconds until the deadline, negative once it passed */
+    long remainingNanos() {
+        return deadlineNanos - System.nanoTime();
+    }
 }

@@ -9,162 +9,180 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 /** Validates the user's producer properties and adds the ones the relay enforces or defaults. */
 public final class ProducerSettings {
-  static final int MAX_IN_FLIGHT = 5;
+    static final int MAX_IN_FLIGHT = 5;
 
-  /** Properties that can change a record's key or partition: refused, since per-key order depends on both. */
-  static final java.util.List<String> KEY_MAPPING = java.util.List.of(
-      ProducerConfig.PARTITIONER_CLASS_CONFIG, ProducerConfig.PARTITIONER_IGNORE_KEYS_CONFIG,
-      ProducerConfig.INTERCEPTOR_CLASSES_CONFIG);
+    /** Properties that can change a record's key or partition: refused, since per-key order depends on both. */
+    static final java.util.List<String> KEY_MAPPING = java.util.List.of(
+            ProducerConfig.PARTITIONER_CLASS_CONFIG,
+            ProducerConfig.PARTITIONER_IGNORE_KEYS_CONFIG,
+            ProducerConfig.INTERCEPTOR_CLASSES_CONFIG);
 
-  private ProducerSettings() {}
+    private ProducerSettings() {}
 
-  /**
-   * @param given the user's properties
-   * @param instanceId the relay's id, for the default {@code client.id}
-   * @return the complete producer configuration
-   * @throws IllegalArgumentException naming the property when one is missing or conflicts
-   */
-  public static Map<String, Object> validate(Map<String, ?> given, String instanceId) {
-    Map<String, Object> p = new LinkedHashMap<>();
-    for (var e : given.entrySet()) {
-      if (e.getKey() == null) {
-        throw new IllegalArgumentException("producerProperties contains a null name; remove it");
-      }
-      if (e.getValue() == null) {
-        throw new IllegalArgumentException("producer property " + e.getKey() + " has a null value; give a value or remove it");
-      }
-      p.put(e.getKey(), e.getValue());
+    /**
+     * @param given the user's properties
+     * @param instanceId the relay's id, for the default {@code client.id}
+     * @return the complete producer configuration
+     * @throws IllegalArgumentException naming the property when one is missing or conflicts
+     */
+    public static Map<String, Object> validate(Map<String, ?> given, String instanceId) {
+        Map<String, Object> p = new LinkedHashMap<>();
+        for (var e : given.entrySet()) {
+            if (e.getKey() == null) {
+                throw new IllegalArgumentException("producerProperties contains a null name; remove it");
+            }
+            if (e.getValue() == null) {
+                throw new IllegalArgumentException(
+                        "producer property " + e.getKey() + " has a null value; give a value or remove it");
+            }
+            p.put(e.getKey(), e.getValue());
+        }
+        Object bootstrap = p.get(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG);
+        if (bootstrap == null || text(bootstrap).isBlank()) {
+            throw new IllegalArgumentException(
+                    "producer property bootstrap.servers is missing: add it to producerProperties, e.g. \"bootstrap.servers\" -> \"kafka:9092\"");
+        }
+        requireOneOf(
+                p,
+                ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG,
+                "true",
+                "the relay needs the idempotent producer to keep per-key order across retries");
+        requireOneOf(
+                p,
+                ProducerConfig.ACKS_CONFIG,
+                "all",
+                "the relay deletes a row only after every in-sync replica has it; anything weaker can lose acknowledged messages");
+        requireSerializer(p, ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG);
+        requireSerializer(p, ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG);
+        if (p.containsKey(ProducerConfig.TRANSACTIONAL_ID_CONFIG)) {
+            throw new IllegalArgumentException("producer property transactional.id is not supported (got '"
+                    + text(p.get(ProducerConfig.TRANSACTIONAL_ID_CONFIG))
+                    + "'): the relay sets it itself, per shard, in the transactional publish mode (Relay.builder()"
+                    + ".publishMode(TRANSACTIONAL), process setting publish-mode=transactional, with transactionalIdPrefix /"
+                    + " transactional-id-prefix for its prefix); remove it");
+        }
+        for (String name : KEY_MAPPING) {
+            if (p.containsKey(name)) {
+                throw new IllegalArgumentException(
+                        "producer property " + name + " is not supported (got '" + text(p.get(name))
+                                + "'): it can send one key's messages to several partitions or change them on the way, which breaks their"
+                                + " order; remove it (the relay uses Kafka's default key hash)");
+            }
+        }
+        Object inFlight = p.get(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION);
+        if (inFlight != null) {
+            int n = integer(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, inFlight);
+            if (n < 1 || n > MAX_IN_FLIGHT) {
+                throw new IllegalArgumentException(
+                        "producer property max.in.flight.requests.per.connection must be between 1 and " + MAX_IN_FLIGHT
+                                + ", got " + n
+                                + ": above 5 the idempotent producer no longer keeps order; remove it or lower it");
+            }
+        }
+        Object retries = p.get(ProducerConfig.RETRIES_CONFIG);
+        if (retries != null && integer(ProducerConfig.RETRIES_CONFIG, retries) < 1) {
+            throw new IllegalArgumentException(
+                    "producer property retries must be at least 1 for the idempotent producer, got " + text(retries)
+                            + ": remove it");
+        }
+        p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        p.putIfAbsent(ProducerConfig.CLIENT_ID_CONFIG, "outbox-relay-" + instanceId);
+        // a batch is handed to the producer in one loop, so its records fill the producer's batches without
+        // lingering; waiting would only delay the last partial batch of each partition (idle latency)
+        p.putIfAbsent(ProducerConfig.LINGER_MS_CONFIG, "0");
+        p.putIfAbsent(ProducerConfig.BATCH_SIZE_CONFIG, "65536");
+        p.putIfAbsent(ProducerConfig.MAX_BLOCK_MS_CONFIG, "10000");
+        return p;
     }
-    Object bootstrap = p.get(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG);
-    if (bootstrap == null || text(bootstrap).isBlank()) {
-      throw new IllegalArgumentException(
-          "producer property bootstrap.servers is missing: add it to producerProperties, e.g. \"bootstrap.servers\" -> \"kafka:9092\"");
-    }
-    requireOneOf(p, ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true",
-        "the relay needs the idempotent producer to keep per-key order across retries");
-    requireOneOf(p, ProducerConfig.ACKS_CONFIG, "all",
-        "the relay deletes a row only after every in-sync replica has it; anything weaker can lose acknowledged messages");
-    requireSerializer(p, ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG);
-    requireSerializer(p, ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG);
-    if (p.containsKey(ProducerConfig.TRANSACTIONAL_ID_CONFIG)) {
-      throw new IllegalArgumentException(
-          "producer property transactional.id is not supported (got '" + text(p.get(ProducerConfig.TRANSACTIONAL_ID_CONFIG))
-              + "'): the relay sets it itself, per shard, in the transactional publish mode (Relay.builder()"
-              + ".publishMode(TRANSACTIONAL), process setting publish-mode=transactional, with transactionalIdPrefix /"
-              + " transactional-id-prefix for its prefix); remove it");
-    }
-    for (String name : KEY_MAPPING) {
-      if (p.containsKey(name)) {
-        throw new IllegalArgumentException("producer property " + name + " is not supported (got '" + text(p.get(name))
-            + "'): it can send one key's messages to several partitions or change them on the way, which breaks their"
-            + " order; remove it (the relay uses Kafka's default key hash)");
-      }
-    }
-    Object inFlight = p.get(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION);
-    if (inFlight != null) {
-      int n = integer(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, inFlight);
-      if (n < 1 || n > MAX_IN_FLIGHT) {
-        throw new IllegalArgumentException(
-            "producer property max.in.flight.requests.per.connection must be between 1 and " + MAX_IN_FLIGHT + ", got " + n
-                + ": above 5 the idempotent producer no longer keeps order; remove it or lower it");
-      }
-    }
-    Object retries = p.get(ProducerConfig.RETRIES_CONFIG);
-    if (retries != null && integer(ProducerConfig.RETRIES_CONFIG, retries) < 1) {
-      throw new IllegalArgumentException(
-          "producer property retries must be at least 1 for the idempotent producer, got " + text(retries) + ": remove it");
-    }
-    p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
-    p.put(ProducerConfig.ACKS_CONFIG, "all");
-    p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
-    p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
-    p.putIfAbsent(ProducerConfig.CLIENT_ID_CONFIG, "outbox-relay-" + instanceId);
-    // a batch is handed to the producer in one loop, so its records fill the producer's batches without
-    // lingering; waiting would only delay the last partial batch of each partition (idle latency)
-    p.putIfAbsent(ProducerConfig.LINGER_MS_CONFIG, "0");
-    p.putIfAbsent(ProducerConfig.BATCH_SIZE_CONFIG, "65536");
-    p.putIfAbsent(ProducerConfig.MAX_BLOCK_MS_CONFIG, "10000");
-    return p;
-  }
 
-  /**
-   * Bounds the time a record may take from {@code send()} to the broker by the lease's safety
-   * margin ({@link LeaseClock#margin(Duration)}): a record the relay sent while it still held the
-   * lease either lands before the lease can expire in the database, or is failed by the producer.
-   * Where not given, {@code delivery.timeout.ms} is half the margin and {@code request.timeout.ms}
-   * what Kafka allows within it ({@code delivery.timeout.ms - linger.ms}, at most 10 s).
-   *
-   * @param p the properties from {@link #validate}, changed in place
-   * @param lease the relay's lease duration
-   * @return {@code p}
-   * @throws IllegalArgumentException naming the property when {@code delivery.timeout.ms} exceeds the
-   *     margin or conflicts with {@code linger.ms + request.timeout.ms}
-   */
-  public static Map<String, Object> boundByLease(Map<String, Object> p, Duration lease) {
-    long margin = LeaseClock.margin(lease).toMillis();
-    long linger = integer(ProducerConfig.LINGER_MS_CONFIG, p.get(ProducerConfig.LINGER_MS_CONFIG));
-    Object givenDelivery = p.get(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG);
-    long delivery = givenDelivery != null ? integer(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, givenDelivery) : margin / 2;
-    if (delivery > margin) {
-      throw new IllegalArgumentException("producer property delivery.timeout.ms (" + delivery + ") may not exceed the lease's"
-          + " safety margin, a third of the lease duration (" + margin + " ms of " + Durations.format(lease) + "): a record could reach Kafka"
-          + " after another relay took the shard over; lower delivery.timeout.ms or lengthen the lease duration");
+    /**
+     * Bounds the time a record may take from {@code send()} to the broker by the lease's safety
+     * margin ({@link LeaseClock#margin(Duration)}): a record the relay sent while it still held the
+     * lease either lands before the lease can expire in the database, or is failed by the producer.
+     * Where not given, {@code delivery.timeout.ms} is half the margin and {@code request.timeout.ms}
+     * what Kafka allows within it ({@code delivery.timeout.ms - linger.ms}, at most 10 s).
+     *
+     * @param p the properties from {@link #validate}, changed in place
+     * @param lease the relay's lease duration
+     * @return {@code p}
+     * @throws IllegalArgumentException naming the property when {@code delivery.timeout.ms} exceeds the
+     *     margin or conflicts with {@code linger.ms + request.timeout.ms}
+     */
+    public static Map<String, Object> boundByLease(Map<String, Object> p, Duration lease) {
+        long margin = LeaseClock.margin(lease).toMillis();
+        long linger = integer(ProducerConfig.LINGER_MS_CONFIG, p.get(ProducerConfig.LINGER_MS_CONFIG));
+        Object givenDelivery = p.get(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG);
+        long delivery =
+                givenDelivery != null ? integer(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, givenDelivery) : margin / 2;
+        if (delivery > margin) {
+            throw new IllegalArgumentException(
+                    "producer property delivery.timeout.ms (" + delivery + ") may not exceed the lease's"
+                            + " safety margin, a third of the lease duration (" + margin + " ms of "
+                            + Durations.format(lease) + "): a record could reach Kafka"
+                            + " after another relay took the shard over; lower delivery.timeout.ms or lengthen the lease duration");
+        }
+        if (delivery <= linger) {
+            throw new IllegalArgumentException("producer property linger.ms (" + linger + ") leaves no time within"
+                    + " delivery.timeout.ms (" + delivery + " ms, bounded by a third of the lease "
+                    + Durations.format(lease) + "); lower linger.ms");
+        }
+        Object givenRequest = p.get(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG);
+        long request = givenRequest != null
+                ? integer(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, givenRequest)
+                : Math.min(10_000, delivery - linger);
+        if (delivery < linger + request) {
+            throw new IllegalArgumentException(
+                    "producer property request.timeout.ms (" + request + ") plus linger.ms (" + linger
+                            + ") exceeds delivery.timeout.ms (" + delivery
+                            + (givenDelivery == null ? ", half of a third of the lease " + lease : "")
+                            + "), which Kafka refuses; lower request.timeout.ms or lengthen the lease duration");
+        }
+        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, String.valueOf(delivery));
+        p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, String.valueOf(request));
+        return p;
     }
-    if (delivery <= linger) {
-      throw new IllegalArgumentException("producer property linger.ms (" + linger + ") leaves no time within"
-          + " delivery.timeout.ms (" + delivery + " ms, bounded by a third of the lease " + Durations.format(lease) + "); lower linger.ms");
-    }
-    Object givenRequest = p.get(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG);
-    long request = givenRequest != null ? integer(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, givenRequest)
-        : Math.min(10_000, delivery - linger);
-    if (delivery < linger + request) {
-      throw new IllegalArgumentException("producer property request.timeout.ms (" + request + ") plus linger.ms (" + linger
-          + ") exceeds delivery.timeout.ms (" + delivery + (givenDelivery == null ? ", half of a third of the lease " + lease : "")
-          + "), which Kafka refuses; lower request.timeout.ms or lengthen the lease duration");
-    }
-    p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, String.valueOf(delivery));
-    p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, String.valueOf(request));
-    return p;
-  }
 
-  private static void requireOneOf(Map<String, Object> p, String name, String required, String why) {
-    Object v = p.get(name);
-    if (v == null) {
-      return;
+    private static void requireOneOf(Map<String, Object> p, String name, String required, String why) {
+        Object v = p.get(name);
+        if (v == null) {
+            return;
+        }
+        String s = text(v).trim().toLowerCase(Locale.ROOT);
+        boolean ok = s.equals(required) || (required.equals("all") && s.equals("-1"));
+        if (!ok) {
+            throw new IllegalArgumentException("producer property " + name + " must be " + required + ", got '"
+                    + text(v) + "': " + why + "; remove it or set it to " + required);
+        }
     }
-    String s = text(v).trim().toLowerCase(Locale.ROOT);
-    boolean ok = s.equals(required) || (required.equals("all") && s.equals("-1"));
-    if (!ok) {
-      throw new IllegalArgumentException(
-          "producer property " + name + " must be " + required + ", got '" + text(v) + "': " + why + "; remove it or set it to " + required);
-    }
-  }
 
-  private static void requireSerializer(Map<String, Object> p, String name) {
-    Object v = p.get(name);
-    if (v == null) {
-      return;
+    private static void requireSerializer(Map<String, Object> p, String name) {
+        Object v = p.get(name);
+        if (v == null) {
+            return;
+        }
+        String s = v instanceof Class<?> c ? c.getName() : text(v).trim();
+        if (!s.equals(ByteArraySerializer.class.getName())) {
+            throw new IllegalArgumentException("producer property " + name + " must not be set (got '" + s
+                    + "'): the relay publishes the stored bytes with its own " + "ByteArraySerializer; remove it");
+        }
     }
-    String s = v instanceof Class<?> c ? c.getName() : text(v).trim();
-    if (!s.equals(ByteArraySerializer.class.getName())) {
-      throw new IllegalArgumentException(
-          "producer property " + name + " must not be set (got '" + s + "'): the relay publishes the stored bytes with its own "
-              + "ByteArraySerializer; remove it");
-    }
-  }
 
-  private static int integer(String name, Object v) {
-    if (v instanceof Number n) {
-      return n.intValue();
+    private static int integer(String name, Object v) {
+        if (v instanceof Number n) {
+            return n.intValue();
+        }
+        try {
+            return Integer.parseInt(text(v).trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(
+                    "producer property " + name + " must be an integer, got '" + text(v) + "'", e);
+        }
     }
-    try {
-      return Integer.parseInt(text(v).trim());
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("producer property " + name + " must be an integer, got '" + text(v) + "'", e);
-    }
-  }
 
-  private static String text(Object v) {
-    return v instanceof Class<?> c ? c.getName() : String.valueOf(v);
-  }
+    private static String text(Object v) {
+        return v instanceof Class<?> c ? c.getName() : String.valueOf(v);
+    }
 }

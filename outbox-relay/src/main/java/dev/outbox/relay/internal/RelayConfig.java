@@ -19,33 +19,35 @@ import javax.sql.DataSource;
  *     for the default (read from the database at start)
  */
 public record RelayConfig(
-    DataSource dataSource,
-    String schema,
-    String instanceId,
-    Map<String, Object> producerProperties,
-    int batchSize,
-    Duration leaseDuration,
-    Duration idlePollInterval,
-    Duration shutdownTimeout,
-    int workerThreads,
-    Backoff backoff,
-    CircuitBreakerConfig circuitBreaker,
-    ParkPolicy parkPolicy,
-    MeterRegistry meterRegistry,
-    int maxAttempts,
-    Duration probeInterval,
-    DataSource listenDataSource,
-    dev.outbox.relay.PublishMode publishMode,
-    String transactionalIdPrefix) {
+        DataSource dataSource,
+        String schema,
+        String instanceId,
+        Map<String, Object> producerProperties,
+        int batchSize,
+        Duration leaseDuration,
+        Duration idlePollInterval,
+        Duration shutdownTimeout,
+        int workerThreads,
+        Backoff backoff,
+        CircuitBreakerConfig circuitBreaker,
+        ParkPolicy parkPolicy,
+        MeterRegistry meterRegistry,
+        int maxAttempts,
+        Duration probeInterval,
+        DataSource listenDataSource,
+        dev.outbox.relay.PublishMode publishMode,
+        String transactionalIdPrefix) {
 
-  public RelayConfig {
-    producerProperties = Map.copyOf(producerProperties);
-    // the shard loops do not ask an open breaker for a permit, so only its own timer can half-open it
-    circuitBreaker = CircuitBreakerConfig.from(circuitBreaker).automaticTransitionFromOpenToHalfOpenEnabled(true).build();
-  }
+    public RelayConfig {
+        producerProperties = Map.copyOf(producerProperties);
+        // the shard loops do not ask an open breaker for a permit, so only its own timer can half-open it
+        circuitBreaker = CircuitBreakerConfig.from(circuitBreaker)
+                .automaticTransitionFromOpenToHalfOpenEnabled(true)
+                .build();
+    }
 
-  /** @return how often leases and the heartbeat are renewed */
-  public Duration renewInterval() {
-    return leaseDuration.dividedBy(3);
-  }
+    /** @return how often leases and the heartbeat are renewed */
+    public Duration renewInterval() {
+        return leaseDuration.dividedBy(3);
+    }
 }

@@ -8,37 +8,37 @@ import java.util.concurrent.ThreadLocalRandom;
 /** Defaults of the relay's builder that are computed rather than constant; shared with the process. */
 public final class RelayDefaults {
 
-  private RelayDefaults() {}
+    private RelayDefaults() {}
 
-  /**
-   * @param failureThreshold consecutive failed batches that open the breaker
-   * @param openDuration how long it stays open before one trial batch
-   * @return the breaker: a count-based window that opens when all its batches failed
-   */
-  public static CircuitBreakerConfig circuitBreaker(int failureThreshold, Duration openDuration) {
-    return CircuitBreakerConfig.custom()
-        .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
-        .slidingWindowSize(failureThreshold)
-        .minimumNumberOfCalls(failureThreshold)
-        .failureRateThreshold(100)
-        .waitDurationInOpenState(openDuration)
-        .permittedNumberOfCallsInHalfOpenState(1)
-        .automaticTransitionFromOpenToHalfOpenEnabled(true)
-        .build();
-  }
-
-  /** @return {@code <host>-<pid>-<random hex>}, new at every call */
-  public static String instanceId() {
-    String host = System.getenv("HOSTNAME");
-    if (host == null || host.isBlank()) {
-      try {
-        host = java.net.InetAddress.getLocalHost().getHostName();
-      } catch (java.net.UnknownHostException e) {
-        host = "relay";
-      }
+    /**
+     * @param failureThreshold consecutive failed batches that open the breaker
+     * @param openDuration how long it stays open before one trial batch
+     * @return the breaker: a count-based window that opens when all its batches failed
+     */
+    public static CircuitBreakerConfig circuitBreaker(int failureThreshold, Duration openDuration) {
+        return CircuitBreakerConfig.custom()
+                .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
+                .slidingWindowSize(failureThreshold)
+                .minimumNumberOfCalls(failureThreshold)
+                .failureRateThreshold(100)
+                .waitDurationInOpenState(openDuration)
+                .permittedNumberOfCallsInHalfOpenState(1)
+                .automaticTransitionFromOpenToHalfOpenEnabled(true)
+                .build();
     }
-    byte[] random = new byte[3];
-    ThreadLocalRandom.current().nextBytes(random);
-    return host + "-" + ProcessHandle.current().pid() + "-" + HexFormat.of().formatHex(random);
-  }
+
+    /** @return {@code <host>-<pid>-<random hex>}, new at every call */
+    public static String instanceId() {
+        String host = System.getenv("HOSTNAME");
+        if (host == null || host.isBlank()) {
+            try {
+                host = java.net.InetAddress.getLocalHost().getHostName();
+            } catch (java.net.UnknownHostException e) {
+                host = "relay";
+            }
+        }
+        byte[] random = new byte[3];
+        ThreadLocalRandom.current().nextBytes(random);
+        return host + "-" + ProcessHandle.current().pid() + "-" + HexFormat.of().formatHex(random);
+    }
 }

@@ -29,447 +29,521 @@ import org.slf4j.LoggerFactory;
  * the shard loops on a worker pool, the LISTEN connection and the sampled metrics.
  */
 public final class RelayEngine implements Relay {
-  private static final Logger LOG = LoggerFactory.getLogger(Relay.class);
+    private static final Logger LOG = LoggerFactory.getLogger(Relay.class);
 
-  private enum State { NEW, RUNNING, CLOSED }
-
-  private final RelayConfig config;
-  private final String prefix;
-  private final Db db;
-  private final CircuitBreaker breaker;
-  private final RelayMetrics metrics;
-  private final PrefixedLog log;
-  private final Map<Integer, ShardWorker> owned = new ConcurrentHashMap<>();
-  // shards being handed back: still renewed until their last batch finished and the release ran
-  private final Map<Integer, ShardWorker> releasing = new ConcurrentHashMap<>();
-  private final Object lifecycle = new Object();
-  private volatile State state = State.NEW;
-  private volatile boolean closing;
-  private volatile boolean halted;
-  private int shardCount;
-  private RelayProducers producers;
-  private TopicHealth topics;
-  private KafkaReadiness kafkaProbe;
-  private ScheduledThreadPoolExecutor workers;
-  private ScheduledExecutorService coordinator;
-  private ScheduledExecutorService sampler;
-  private NotificationListener listener;
-  private ShardProbe probe;
-  private ShardServices services;
-  private volatile long databaseOkNanos = Long.MIN_VALUE;
-  private volatile long kafkaOkNanos = Long.MIN_VALUE;
-  private volatile long lastLeaseRoundNanos = Long.MIN_VALUE;
-
-  public RelayEngine(RelayConfig config) {
-    this.config = config;
-    this.prefix = "relay[" + config.instanceId() + "]";
-    this.db = new Db(config.dataSource(), config.schema(), config.instanceId(),
-        config.parkPolicy() == dev.outbox.relay.ParkPolicy.HOLD_KEY);
-    this.breaker = CircuitBreaker.of("outbox-relay-kafka", config.circuitBreaker());
-    this.metrics = new RelayMetrics(config.meterRegistry(), owned::size, breaker);
-    this.log = new PrefixedLog(LOG, prefix);
-    breaker.getEventPublisher().onStateTransition(e -> log.warn("Kafka circuit breaker {}", e.getStateTransition()));
-  }
-
-  @Override
-  public void start() {
-    synchronized (lifecycle) {
-      if (state != State.NEW) {
-        throw new IllegalStateException(prefix + " was already " + (state == State.RUNNING ? "started" : "closed")
-            + "; a relay starts once: build a new one");
-      }
-      try {
-        shardCount = db.shardCount();
-        databaseAnswered();
-      } catch (SQLException e) {
-        throw new RetriableOutboxException(prefix + " could not read " + config.schema() + ".outbox_shard_lease (SQLState "
-            + e.getSQLState() + "): " + e.getMessage() + "; check the dataSource and that the migrations ran", e);
-      }
-      if (shardCount == 0) {
-        throw new IllegalStateException(prefix + " found no rows in " + config.schema() + ".outbox_shard_lease: run"
-            + " OutboxMigrations.migrate(dataSource, \"" + config.schema() + "\") before starting the relay");
-      }
-      producers = RelayProducers.open(config, db, prefix);
-      topics = new TopicHealth(config, producers::shared, this::kafkaAnsweredSince, this::wakeAll, log,
-          RelayProducers.maxBlockMs(config.producerProperties()), Math.max(2, config.workerThreads()));
-      workers = new ScheduledThreadPoolExecutor(config.workerThreads(), threads("worker"));
-      workers.setRemoveOnCancelPolicy(true);
-      workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
-      services = new ShardServices(config, db, breaker, metrics, workers, topics, producers.shared(), log,
-          this::databaseAnswered, this::kafkaAnswered, this::kafkaAnsweredSince, this::dropped, () -> probe.active());
-      coordinator = Executors.newSingleThreadScheduledExecutor(threads("leases"));
-      sampler = Executors.newSingleThreadScheduledExecutor(threads("sampler"));
-      kafkaProbe = new KafkaReadiness(config.producerProperties(), log);
-      lastLeaseRoundNanos = System.nanoTime(); // the first round gets one lease duration
-      state = State.RUNNING;
-      // before the first shard loop starts: an idle loop asks it whether to wait or poll
-      probe = ShardProbe.start(this, config.probeInterval());
-      log.info("starting on schema {} with {} shards, batch size {}, lease {}, park policy {}, publish mode {}{}",
-          config.schema(), shardCount, config.batchSize(), config.leaseDuration(), config.parkPolicy(), config.publishMode(),
-          producers.transactionalIdPrefix() == null ? "" : " (transactional ids " + producers.transactionalIdPrefix() + "<shard>)");
-      try {
-        coordinator.submit(this::tick).get(config.leaseDuration().toMillis(), TimeUnit.MILLISECONDS);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      } catch (ExecutionException | TimeoutException e) {
-        log.warn("first lease round did not finish: {}", e.toString());
-      }
-      long renew = config.renewInterval().toMillis();
-      coordinator.scheduleWithFixedDelay(this::tick, renew, renew, TimeUnit.MILLISECONDS);
-      long sample = Math.min(5_000, renew);
-      sampler.scheduleWithFixedDelay(this::sample, 0, sample, TimeUnit.MILLISECONDS);
-      if (config.listenDataSource() != null) {
-        listener = new NotificationListener(this, Outbox.channel(config.schema()));
-        listener.start();
-      }
+    private enum State {
+        NEW,
+        RUNNING,
+        CLOSED
     }
-  }
 
-  // ---- lease coordination, on the coordinator thread ----
+    private final RelayConfig config;
+    private final String prefix;
+    private final Db db;
+    private final CircuitBreaker breaker;
+    private final RelayMetrics metrics;
+    private final PrefixedLog log;
+    private final Map<Integer, ShardWorker> owned = new ConcurrentHashMap<>();
+    // shards being handed back: still renewed until their last batch finished and the release ran
+    private final Map<Integer, ShardWorker> releasing = new ConcurrentHashMap<>();
+    private final Object lifecycle = new Object();
+    private volatile State state = State.NEW;
+    private volatile boolean closing;
+    private volatile boolean halted;
+    private int shardCount;
+    private RelayProducers producers;
+    private TopicHealth topics;
+    private KafkaReadiness kafkaProbe;
+    private ScheduledThreadPoolExecutor workers;
+    private ScheduledExecutorService coordinator;
+    private ScheduledExecutorService sampler;
+    private NotificationListener listener;
+    private ShardProbe probe;
+    private ShardServices services;
+    private volatile long databaseOkNanos = Long.MIN_VALUE;
+    private volatile long kafkaOkNanos = Long.MIN_VALUE;
+    private volatile long lastLeaseRoundNanos = Long.MIN_VALUE;
 
-  private void tick() {
-    if (closing) {
-      return;
+    public RelayEngine(RelayConfig config) {
+        this.config = config;
+        this.prefix = "relay[" + config.instanceId() + "]";
+        this.db = new Db(
+                config.dataSource(),
+                config.schema(),
+                config.instanceId(),
+                config.parkPolicy() == dev.outbox.relay.ParkPolicy.HOLD_KEY);
+        this.breaker = CircuitBreaker.of("outbox-relay-kafka", config.circuitBreaker());
+        this.metrics = new RelayMetrics(config.meterRegistry(), owned::size, breaker);
+        this.log = new PrefixedLog(LOG, prefix);
+        breaker.getEventPublisher()
+                .onStateTransition(e -> log.warn("Kafka circuit breaker {}", e.getStateTransition()));
     }
-    try {
-      db.heartbeat(config.leaseDuration());
-      Map<Integer, Long> held = ShardRanges.epochs(owned.values());
-      held.putAll(ShardRanges.epochs(releasing.values()));
-      long renewStarted = System.nanoTime();
-      Set<Integer> renewed = db.renew(held, config.leaseDuration());
-      databaseAnswered();
-      lastLeaseRoundNanos = System.nanoTime();
-      for (Integer shard : held.keySet()) {
-        ShardWorker kept = owned.get(shard);
-        if (kept == null || kept.epoch != held.get(shard)) {
-          kept = releasing.get(shard);
-        }
-        if (kept != null && kept.epoch == held.get(shard) && renewed.contains(shard)) {
-          kept.lease.renewed(renewStarted);
-        }
-        if (!renewed.contains(shard)) {
-          ShardWorker w = owned.get(shard);
-          if (w != null && w.epoch == held.get(shard) && owned.remove(shard, w)) {
-            log.info("lost the lease of shard {} (epoch {}): another relay took it over; stopping its loop", shard, w.epoch);
-            w.loop.stop();
-          }
-        }
-      }
-      int live = Math.max(1, db.liveMembers(config.leaseDuration().multipliedBy(10)));
-      int share = (shardCount + live - 1) / live;
-      int surplus = owned.size() - share;
-      if (surplus > 0) {
-        releaseSurplus(surplus, share, live);
-      } else if (surplus < 0 && !closing) {
-        long claimStarted = System.nanoTime();
-        Map<Integer, Long> claimed = db.claim(-surplus, config.leaseDuration());
-        if (!claimed.isEmpty()) {
-          for (var e : claimed.entrySet()) {
-            ShardWorker previous = owned.get(e.getKey());
-            if (previous != null) {
-              // our own lease had expired and we took it again under a new epoch
-              owned.remove(e.getKey(), previous);
-              previous.loop.stop();
+
+    @Override
+    public void start() {
+        synchronized (lifecycle) {
+            if (state != State.NEW) {
+                throw new IllegalStateException(prefix + " was already "
+                        + (state == State.RUNNING ? "started" : "closed") + "; a relay starts once: build a new one");
             }
-            ShardWorker w = new ShardWorker(services, producers.forShard(e.getKey()), e.getKey(), e.getValue(), claimStarted);
-            owned.put(e.getKey(), w);
-            w.loop.start();
-          }
-          log.info("claimed shards {} (now {} of {}, fair share {} with {} live relays)", ShardRanges.ranges(claimed.keySet()),
-              owned.size(), shardCount, share, live);
+            try {
+                shardCount = db.shardCount();
+                databaseAnswered();
+            } catch (SQLException e) {
+                throw new RetriableOutboxException(
+                        prefix + " could not read " + config.schema() + ".outbox_shard_lease (SQLState "
+                                + e.getSQLState() + "): " + e.getMessage()
+                                + "; check the dataSource and that the migrations ran",
+                        e);
+            }
+            if (shardCount == 0) {
+                throw new IllegalStateException(prefix + " found no rows in " + config.schema()
+                        + ".outbox_shard_lease: run" + " OutboxMigrations.migrate(dataSource, \"" + config.schema()
+                        + "\") before starting the relay");
+            }
+            producers = RelayProducers.open(config, db, prefix);
+            topics = new TopicHealth(
+                    config,
+                    producers::shared,
+                    this::kafkaAnsweredSince,
+                    this::wakeAll,
+                    log,
+                    RelayProducers.maxBlockMs(config.producerProperties()),
+                    Math.max(2, config.workerThreads()));
+            workers = new ScheduledThreadPoolExecutor(config.workerThreads(), threads("worker"));
+            workers.setRemoveOnCancelPolicy(true);
+            workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
+            services = new ShardServices(
+                    config,
+                    db,
+                    breaker,
+                    metrics,
+                    workers,
+                    topics,
+                    producers.shared(),
+                    log,
+                    this::databaseAnswered,
+                    this::kafkaAnswered,
+                    this::kafkaAnsweredSince,
+                    this::dropped,
+                    () -> probe.active());
+            coordinator = Executors.newSingleThreadScheduledExecutor(threads("leases"));
+            sampler = Executors.newSingleThreadScheduledExecutor(threads("sampler"));
+            kafkaProbe = new KafkaReadiness(config.producerProperties(), log);
+            lastLeaseRoundNanos = System.nanoTime(); // the first round gets one lease duration
+            state = State.RUNNING;
+            // before the first shard loop starts: an idle loop asks it whether to wait or poll
+            probe = ShardProbe.start(this, config.probeInterval());
+            log.info(
+                    "starting on schema {} with {} shards, batch size {}, lease {}, park policy {}, publish mode {}{}",
+                    config.schema(),
+                    shardCount,
+                    config.batchSize(),
+                    config.leaseDuration(),
+                    config.parkPolicy(),
+                    config.publishMode(),
+                    producers.transactionalIdPrefix() == null
+                            ? ""
+                            : " (transactional ids " + producers.transactionalIdPrefix() + "<shard>)");
+            try {
+                coordinator.submit(this::tick).get(config.leaseDuration().toMillis(), TimeUnit.MILLISECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } catch (ExecutionException | TimeoutException e) {
+                log.warn("first lease round did not finish: {}", e.toString());
+            }
+            long renew = config.renewInterval().toMillis();
+            coordinator.scheduleWithFixedDelay(this::tick, renew, renew, TimeUnit.MILLISECONDS);
+            long sample = Math.min(5_000, renew);
+            sampler.scheduleWithFixedDelay(this::sample, 0, sample, TimeUnit.MILLISECONDS);
+            if (config.listenDataSource() != null) {
+                listener = new NotificationListener(this, Outbox.channel(config.schema()));
+                listener.start();
+            }
         }
-      }
-    } catch (SQLException e) {
-      metrics.database.increment();
-      log.retry("lease round failed (SQLState {}): {}; leases are retried in {} ms", e.getSQLState(),
-          e.getMessage(), config.renewInterval().toMillis());
-    } catch (RuntimeException e) {
-      log.error("lease round failed: {}", e.toString(), e);
     }
-  }
 
-  private void releaseSurplus(int surplus, int share, int live) {
-    List<ShardWorker> give = new ArrayList<>(owned.values());
-    give.sort(Comparator.comparingInt((ShardWorker w) -> w.shard).reversed());
-    give = give.subList(0, surplus);
-    for (ShardWorker w : give) {
-      releasing.put(w.shard, w);
-      owned.remove(w.shard, w);
-      w.loop.stop().whenComplete((v, t) -> {
+    // ---- lease coordination, on the coordinator thread ----
+
+    private void tick() {
+        if (closing) {
+            return;
+        }
         try {
-          coordinator.execute(() -> release(w));
-        } catch (java.util.concurrent.RejectedExecutionException e) {
-          // closing: close() hands back what is left (it releases the shards in releasing too)
+            db.heartbeat(config.leaseDuration());
+            Map<Integer, Long> held = ShardRanges.epochs(owned.values());
+            held.putAll(ShardRanges.epochs(releasing.values()));
+            long renewStarted = System.nanoTime();
+            Set<Integer> renewed = db.renew(held, config.leaseDuration());
+            databaseAnswered();
+            lastLeaseRoundNanos = System.nanoTime();
+            for (Integer shard : held.keySet()) {
+                ShardWorker kept = owned.get(shard);
+                if (kept == null || kept.epoch != held.get(shard)) {
+                    kept = releasing.get(shard);
+                }
+                if (kept != null && kept.epoch == held.get(shard) && renewed.contains(shard)) {
+                    kept.lease.renewed(renewStarted);
+                }
+                if (!renewed.contains(shard)) {
+                    ShardWorker w = owned.get(shard);
+                    if (w != null && w.epoch == held.get(shard) && owned.remove(shard, w)) {
+                        log.info(
+                                "lost the lease of shard {} (epoch {}): another relay took it over; stopping its loop",
+                                shard,
+                                w.epoch);
+                        w.loop.stop();
+                    }
+                }
+            }
+            int live = Math.max(1, db.liveMembers(config.leaseDuration().multipliedBy(10)));
+            int share = (shardCount + live - 1) / live;
+            int surplus = owned.size() - share;
+            if (surplus > 0) {
+                releaseSurplus(surplus, share, live);
+            } else if (surplus < 0 && !closing) {
+                long claimStarted = System.nanoTime();
+                Map<Integer, Long> claimed = db.claim(-surplus, config.leaseDuration());
+                if (!claimed.isEmpty()) {
+                    for (var e : claimed.entrySet()) {
+                        ShardWorker previous = owned.get(e.getKey());
+                        if (previous != null) {
+                            // our own lease had expired and we took it again under a new epoch
+                            owned.remove(e.getKey(), previous);
+                            previous.loop.stop();
+                        }
+                        ShardWorker w = new ShardWorker(
+                                services, producers.forShard(e.getKey()), e.getKey(), e.getValue(), claimStarted);
+                        owned.put(e.getKey(), w);
+                        w.loop.start();
+                    }
+                    log.info(
+                            "claimed shards {} (now {} of {}, fair share {} with {} live relays)",
+                            ShardRanges.ranges(claimed.keySet()),
+                            owned.size(),
+                            shardCount,
+                            share,
+                            live);
+                }
+            }
+        } catch (SQLException e) {
+            metrics.database.increment();
+            log.retry(
+                    "lease round failed (SQLState {}): {}; leases are retried in {} ms",
+                    e.getSQLState(),
+                    e.getMessage(),
+                    config.renewInterval().toMillis());
+        } catch (RuntimeException e) {
+            log.error("lease round failed: {}", e.toString(), e);
         }
-      });
     }
-    log.info("handing back shards {} (fair share {} with {} live relays)",
-        ShardRanges.ranges(give.stream().map(w -> w.shard).toList()), share, live);
-  }
 
-  private void release(ShardWorker w) {
-    try {
-      db.release(Map.of(w.shard, w.epoch));
-      releasing.remove(w.shard, w);
-    } catch (SQLException e) {
-      releasing.remove(w.shard, w);
-      metrics.database.increment();
-      log.warn("could not hand back shard {} (SQLState {}): {}; it is free once its lease expires", w.shard,
-          e.getSQLState(), e.getMessage());
+    private void releaseSurplus(int surplus, int share, int live) {
+        List<ShardWorker> give = new ArrayList<>(owned.values());
+        give.sort(Comparator.comparingInt((ShardWorker w) -> w.shard).reversed());
+        give = give.subList(0, surplus);
+        for (ShardWorker w : give) {
+            releasing.put(w.shard, w);
+            owned.remove(w.shard, w);
+            w.loop.stop().whenComplete((v, t) -> {
+                try {
+                    coordinator.execute(() -> release(w));
+                } catch (java.util.concurrent.RejectedExecutionException e) {
+                    // closing: close() hands back what is left (it releases the shards in releasing too)
+                }
+            });
+        }
+        log.info(
+                "handing back shards {} (fair share {} with {} live relays)",
+                ShardRanges.ranges(give.stream().map(w -> w.shard).toList()),
+                share,
+                live);
     }
-  }
 
-  /** A shard loop found its lease gone when writing. */
-  void dropped(ShardWorker w) {
-    owned.remove(w.shard, w);
-  }
-
-  // ---- wake-up ----
-
-  void wake(int shard) {
-    ShardWorker w = owned.get(shard);
-    if (w != null) {
-      w.loop.wake();
+    private void release(ShardWorker w) {
+        try {
+            db.release(Map.of(w.shard, w.epoch));
+            releasing.remove(w.shard, w);
+        } catch (SQLException e) {
+            releasing.remove(w.shard, w);
+            metrics.database.increment();
+            log.warn(
+                    "could not hand back shard {} (SQLState {}): {}; it is free once its lease expires",
+                    w.shard,
+                    e.getSQLState(),
+                    e.getMessage());
+        }
     }
-  }
 
-  void wakeAll() {
-    owned.values().forEach(w -> w.loop.wake());
-  }
-
-  Collection<ShardWorker> ownedWorkers() {
-    return owned.values();
-  }
-
-  ShardProbe probe() {
-    return probe;
-  }
-
-  // ---- sampling, on the sampler thread ----
-
-  private void sample() {
-    if (closing) {
-      return;
+    /** A shard loop found its lease gone when writing. */
+    void dropped(ShardWorker w) {
+        owned.remove(w.shard, w);
     }
-    try {
-      Set<Integer> shards = Set.copyOf(owned.keySet());
-      metrics.backlog(shards, db.backlog(shards));
-      metrics.parkedRows(db.parkedRows());
-      databaseAnswered();
-    } catch (SQLException e) {
-      metrics.database.increment();
-      log.retry("sampling the backlog failed (SQLState {}): {}", e.getSQLState(), e.getMessage());
-    } catch (RuntimeException e) {
-      log.warn("sampling the backlog failed: {}", e.toString());
+
+    // ---- wake-up ----
+
+    void wake(int shard) {
+        ShardWorker w = owned.get(shard);
+        if (w != null) {
+            w.loop.wake();
+        }
     }
-    long window = config.leaseDuration().toNanos();
-    if (System.nanoTime() - kafkaOkNanos > window / 3 || kafkaOkNanos == Long.MIN_VALUE) {
-      if (kafkaProbe.answers()) {
-        kafkaAnswered();
-      }
+
+    void wakeAll() {
+        owned.values().forEach(w -> w.loop.wake());
     }
-  }
 
-  // ---- state shared with the shard loops ----
-
-  void databaseAnswered() {
-    databaseOkNanos = System.nanoTime();
-  }
-
-  void kafkaAnswered() {
-    kafkaOkNanos = System.nanoTime();
-  }
-
-  /** @return whether Kafka acknowledged a record or answered the probe after {@code nanos} ({@link System#nanoTime()}) */
-  boolean kafkaAnsweredSince(long nanos) {
-    long ok = kafkaOkNanos;
-    return ok != Long.MIN_VALUE && ok - nanos > 0;
-  }
-
-  RelayConfig config() {
-    return config;
-  }
-
-  Db db() {
-    return db;
-  }
-
-  /** @return the shared producer; {@link TopicHealth} looks topics up through it in both modes */
-  Publisher publisher() {
-    return producers.shared();
-  }
-
-  TopicHealth topics() {
-    return topics;
-  }
-
-  CircuitBreaker breaker() {
-    return breaker;
-  }
-
-  RelayMetrics metrics() {
-    return metrics;
-  }
-
-  ScheduledThreadPoolExecutor workers() {
-    return workers;
-  }
-
-  PrefixedLog log() {
-    return log;
-  }
-
-  boolean closing() {
-    return closing;
-  }
-
-  // ---- the public API ----
-
-  @Override
-  public String instanceId() {
-    return config.instanceId();
-  }
-
-  @Override
-  public Set<Integer> ownedShards() {
-    return Set.copyOf(owned.keySet());
-  }
-
-  @Override
-  public boolean isLive() {
-    long leaseRound = lastLeaseRoundNanos;
-    // a coordinator stuck in a statement (a black-holed connection) keeps its thread: liveness also
-    // needs a lease round that succeeded within one lease duration
-    return state == State.RUNNING && !closing && !halted && !workers.isShutdown() && !coordinator.isShutdown()
-        && probe.isAlive() && (listener == null || listener.isAlive())
-        && System.nanoTime() - leaseRound <= config.leaseDuration().toNanos();
-  }
-
-  @Override
-  public boolean isReady() {
-    long window = config.leaseDuration().toNanos();
-    long now = System.nanoTime();
-    return isLive() && databaseOkNanos != Long.MIN_VALUE && now - databaseOkNanos <= window
-        && kafkaOkNanos != Long.MIN_VALUE && now - kafkaOkNanos <= window;
-  }
-
-  @Override
-  public void close() {
-    synchronized (lifecycle) {
-      if (state == State.CLOSED) {
-        return;
-      }
-      boolean wasRunning = state == State.RUNNING;
-      state = State.CLOSED;
-      closing = true;
-      if (!wasRunning) {
-        return;
-      }
-      long started = System.nanoTime();
-      log.info("closing: finishing the batches in flight (up to {}), then handing back {} shards",
-          config.shutdownTimeout(), owned.size());
-      awaitQuietly(coordinator, Duration.ofSeconds(5));
-      List<ShardWorker> stopping = new ArrayList<>(owned.values());
-      stopping.addAll(releasing.values());
-      CompletableFuture<?>[] stops = stopping.stream().map(w -> w.loop.stop()).toArray(CompletableFuture[]::new);
-      boolean timedOut = false;
-      try {
-        CompletableFuture.allOf(stops).get(config.shutdownTimeout().toMillis(), TimeUnit.MILLISECONDS);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        timedOut = true;
-      } catch (ExecutionException | TimeoutException e) {
-        timedOut = true;
-      }
-      if (timedOut) {
-        // the producer goes first, so nothing it still holds is sent after a shard changed hands; shards
-        // whose batch did not finish are not handed back but left to expire: a record already on its way
-        // then still reaches the broker before another relay may claim the shard
-        // which batches are unfinished is decided before the producer is closed: closing it fails
-        // them at once, and they would then look finished and be handed back
-        List<ShardWorker> unfinished = stopping.stream().filter(w -> !w.loop.stop().isDone()).toList();
-        producers.close(Duration.ZERO);
-        stopping.removeAll(unfinished);
-        log.warn("batches of shards {} still in flight after {}; those leases are left to expire (their rows will be"
-            + " published again)", ShardRanges.ranges(unfinished.stream().map(w -> w.shard).toList()), config.shutdownTimeout());
-      }
-      try {
-        Set<Integer> released = db.release(ShardRanges.epochs(stopping));
-        releasing.clear();
-        owned.clear();
-        db.leave();
-        log.info("handed back shards {} and left the membership", ShardRanges.ranges(released));
-      } catch (SQLException e) {
-        metrics.database.increment();
-        log.warn("could not hand back the leases (SQLState {}): {}; other relays take the shards when the leases expire", e.getSQLState(), e.getMessage());
-        owned.clear();
-      }
-      shutdown(Duration.ofSeconds(5));
-      log.info("closed in {} ms", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started));
+    Collection<ShardWorker> ownedWorkers() {
+        return owned.values();
     }
-  }
 
-  /**
-   * Stops every thread and the producer at once, without finishing batches, handing back leases or
-   * leaving the membership: what a {@code kill -9} leaves behind, for failover tests. Other relays
-   * take the shards over when the leases expire.
-   */
-  public void halt() {
-    synchronized (lifecycle) {
-      if (state != State.RUNNING) {
-        state = State.CLOSED;
-        return;
-      }
-      state = State.CLOSED;
-      halted = true;
-      closing = true;
-      coordinator.shutdownNow();
-      sampler.shutdownNow();
-      workers.shutdownNow();
-      stopWakeUp();
-      topics.close();
-      producers.close(Duration.ZERO);
-      kafkaProbe.close(Duration.ZERO);
-      owned.clear();
-      log.warn("halted without handing back its leases");
+    ShardProbe probe() {
+        return probe;
     }
-  }
 
-  private void stopWakeUp() {
-    probe.stop();
-    if (listener != null) {
-      listener.stop();
+    // ---- sampling, on the sampler thread ----
+
+    private void sample() {
+        if (closing) {
+            return;
+        }
+        try {
+            Set<Integer> shards = Set.copyOf(owned.keySet());
+            metrics.backlog(shards, db.backlog(shards));
+            metrics.parkedRows(db.parkedRows());
+            databaseAnswered();
+        } catch (SQLException e) {
+            metrics.database.increment();
+            log.retry("sampling the backlog failed (SQLState {}): {}", e.getSQLState(), e.getMessage());
+        } catch (RuntimeException e) {
+            log.warn("sampling the backlog failed: {}", e.toString());
+        }
+        long window = config.leaseDuration().toNanos();
+        if (System.nanoTime() - kafkaOkNanos > window / 3 || kafkaOkNanos == Long.MIN_VALUE) {
+            if (kafkaProbe.answers()) {
+                kafkaAnswered();
+            }
+        }
     }
-  }
 
-  private void shutdown(Duration timeout) {
-    stopWakeUp();
-    coordinator.shutdownNow();
-    sampler.shutdownNow();
-    workers.shutdown();
-    awaitQuietly(workers, timeout);
-    workers.shutdownNow();
-    topics.close();
-    producers.close(timeout);
-    kafkaProbe.close(Duration.ofSeconds(1));
-    awaitQuietly(sampler, Duration.ofSeconds(2));
-  }
+    // ---- state shared with the shard loops ----
 
-  private static void awaitQuietly(java.util.concurrent.ExecutorService executor, Duration timeout) {
-    executor.shutdown();
-    try {
-      executor.awaitTermination(timeout.toMillis(), TimeUnit.MILLISECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
+    void databaseAnswered() {
+        databaseOkNanos = System.nanoTime();
     }
-  }
 
-  private ThreadFactory threads(String role) {
-    return Threads.named(config.instanceId(), role);
-  }
+    void kafkaAnswered() {
+        kafkaOkNanos = System.nanoTime();
+    }
 
-  @Override
-  public String toString() {
-    return prefix;
-  }
+    /** @return whether Kafka acknowledged a record or answered the probe after {@code nanos} ({@link System#nanoTime()}) */
+    boolean kafkaAnsweredSince(long nanos) {
+        long ok = kafkaOkNanos;
+        return ok != Long.MIN_VALUE && ok - nanos > 0;
+    }
+
+    RelayConfig config() {
+        return config;
+    }
+
+    Db db() {
+        return db;
+    }
+
+    /** @return the shared producer; {@link TopicHealth} looks topics up through it in both modes */
+    Publisher publisher() {
+        return producers.shared();
+    }
+
+    TopicHealth topics() {
+        return topics;
+    }
+
+    CircuitBreaker breaker() {
+        return breaker;
+    }
+
+    RelayMetrics metrics() {
+        return metrics;
+    }
+
+    ScheduledThreadPoolExecutor workers() {
+        return workers;
+    }
+
+    PrefixedLog log() {
+        return log;
+    }
+
+    boolean closing() {
+        return closing;
+    }
+
+    // ---- the public API ----
+
+    @Override
+    public String instanceId() {
+        return config.instanceId();
+    }
+
+    @Override
+    public Set<Integer> ownedShards() {
+        return Set.copyOf(owned.keySet());
+    }
+
+    @Override
+    public boolean isLive() {
+        long leaseRound = lastLeaseRoundNanos;
+        // a coordinator stuck in a statement (a black-holed connection) keeps its thread: liveness also
+        // needs a lease round that succeeded within one lease duration
+        return state == State.RUNNING
+                && !closing
+                && !halted
+                && !workers.isShutdown()
+                && !coordinator.isShutdown()
+                && probe.isAlive()
+                && (listener == null || listener.isAlive())
+                && System.nanoTime() - leaseRound <= config.leaseDuration().toNanos();
+    }
+
+    @Override
+    public boolean isReady() {
+        long window = config.leaseDuration().toNanos();
+        long now = System.nanoTime();
+        return isLive()
+                && databaseOkNanos != Long.MIN_VALUE
+                && now - databaseOkNanos <= window
+                && kafkaOkNanos != Long.MIN_VALUE
+                && now - kafkaOkNanos <= window;
+    }
+
+    @Override
+    public void close() {
+        synchronized (lifecycle) {
+            if (state == State.CLOSED) {
+                return;
+            }
+            boolean wasRunning = state == State.RUNNING;
+            state = State.CLOSED;
+            closing = true;
+            if (!wasRunning) {
+                return;
+            }
+            long started = System.nanoTime();
+            log.info(
+                    "closing: finishing the batches in flight (up to {}), then handing back {} shards",
+                    config.shutdownTimeout(),
+                    owned.size());
+            awaitQuietly(coordinator, Duration.ofSeconds(5));
+            List<ShardWorker> stopping = new ArrayList<>(owned.values());
+            stopping.addAll(releasing.values());
+            CompletableFuture<?>[] stops =
+                    stopping.stream().map(w -> w.loop.stop()).toArray(CompletableFuture[]::new);
+            boolean timedOut = false;
+            try {
+                CompletableFuture.allOf(stops).get(config.shutdownTimeout().toMillis(), TimeUnit.MILLISECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                timedOut = true;
+            } catch (ExecutionException | TimeoutException e) {
+                timedOut = true;
+            }
+            if (timedOut) {
+                // the producer goes first, so nothing it still holds is sent after a shard changed hands; shards
+                // whose batch did not finish are not handed back but left to expire: a record already on its way
+                // then still reaches the broker before another relay may claim the shard
+                // which batches are unfinished is decided before the producer is closed: closing it fails
+                // them at once, and they would then look finished and be handed back
+                List<ShardWorker> unfinished =
+                        stopping.stream().filter(w -> !w.loop.stop().isDone()).toList();
+                producers.close(Duration.ZERO);
+                stopping.removeAll(unfinished);
+                log.warn(
+                        "batches of shards {} still in flight after {}; those leases are left to expire (their rows will be"
+                                + " published again)",
+                        ShardRanges.ranges(unfinished.stream().map(w -> w.shard).toList()),
+                        config.shutdownTimeout());
+            }
+            try {
+                Set<Integer> released = db.release(ShardRanges.epochs(stopping));
+                releasing.clear();
+                owned.clear();
+                db.leave();
+                log.info("handed back shards {} and left the membership", ShardRanges.ranges(released));
+            } catch (SQLException e) {
+                metrics.database.increment();
+                log.warn(
+                        "could not hand back the leases (SQLState {}): {}; other relays take the shards when the leases expire",
+                        e.getSQLState(),
+                        e.getMessage());
+                owned.clear();
+            }
+            shutdown(Duration.ofSeconds(5));
+            log.info("closed in {} ms", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started));
+        }
+    }
+
+    /**
+     * Stops every thread and the producer at once, without finishing batches, handing back leases or
+     * leaving the membership: what a {@code kill -9} leaves behind, for failover tests. Other relays
+     * take the shards over when the leases expire.
+     */
+    public void halt() {
+        synchronized (lifecycle) {
+            if (state != State.RUNNING) {
+                state = State.CLOSED;
+                return;
+            }
+            state = State.CLOSED;
+            halted = true;
+            closing = true;
+            coordinator.shutdownNow();
+            sampler.shutdownNow();
+            workers.shutdownNow();
+            stopWakeUp();
+            topics.close();
+            producers.close(Duration.ZERO);
+            kafkaProbe.close(Duration.ZERO);
+            owned.clear();
+            log.warn("halted without handing back its leases");
+        }
+    }
+
+    private void stopWakeUp() {
+        probe.stop();
+        if (listener != null) {
+            listener.stop();
+        }
+    }
+
+    private void shutdown(Duration timeout) {
+        stopWakeUp();
+        coordinator.shutdownNow();
+        sampler.shutdownNow();
+        workers.shutdown();
+        awaitQuietly(workers, timeout);
+        workers.shutdownNow();
+        topics.close();
+        producers.close(timeout);
+        kafkaProbe.close(Duration.ofSeconds(1));
+        awaitQuietly(sampler, Duration.ofSeconds(2));
+    }
+
+    private static void awaitQuietly(java.util.concurrent.ExecutorService executor, Duration timeout) {
+        executor.shutdown();
+        try {
+            executor.awaitTermination(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private ThreadFactory threads(String role) {
+        return Threads.named(config.instanceId(), role);
+    }
+
+    @Override
+    public String toString() {
+        return prefix;
+    }
 }

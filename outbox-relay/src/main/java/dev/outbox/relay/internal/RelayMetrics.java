@@ -19,96 +19,125 @@ import java.util.function.Supplier;
  * outbox.relay.published} as {@code outbox_relay_published_total} and so on (see ENGINE.md).
  */
 final class RelayMetrics {
-  static final String PUBLISHED = "outbox.relay.published";
-  static final String BATCH = "outbox.relay.batch";
-  static final String ERRORS = "outbox.relay.errors";
-  static final String PARKED = "outbox.relay.parked";
-  static final String PARKED_ROWS = "outbox.relay.parked.rows";
-  static final String OWNED_SHARDS = "outbox.relay.owned.shards";
-  static final String BREAKER_STATE = "outbox.relay.breaker.state";
-  static final String BACKOFF = "outbox.relay.backoff";
-  static final String BACKLOG = "outbox.relay.backlog";
-  static final String OLDEST_AGE = "outbox.relay.oldest.age";
-  static final String ABORTED = "outbox.relay.transactions.aborted";
+    static final String PUBLISHED = "outbox.relay.published";
+    static final String BATCH = "outbox.relay.batch";
+    static final String ERRORS = "outbox.relay.errors";
+    static final String PARKED = "outbox.relay.parked";
+    static final String PARKED_ROWS = "outbox.relay.parked.rows";
+    static final String OWNED_SHARDS = "outbox.relay.owned.shards";
+    static final String BREAKER_STATE = "outbox.relay.breaker.state";
+    static final String BACKOFF = "outbox.relay.backoff";
+    static final String BACKLOG = "outbox.relay.backlog";
+    static final String OLDEST_AGE = "outbox.relay.oldest.age";
+    static final String ABORTED = "outbox.relay.transactions.aborted";
 
-  private final MeterRegistry registry;
-  final Counter published;
-  final Timer batch;
-  final Counter retriable;
-  final Counter nonRetriable;
-  final Counter fenced;
-  final Counter database;
-  final Counter parked;
-  final Timer backoff;
-  final Counter aborted;
-  private final AtomicLong parkedRows = new AtomicLong();
-  private final Map<Integer, double[]> backlog = new ConcurrentHashMap<>();
-  private final Map<Integer, Meter[]> backlogMeters = new ConcurrentHashMap<>();
+    private final MeterRegistry registry;
+    final Counter published;
+    final Timer batch;
+    final Counter retriable;
+    final Counter nonRetriable;
+    final Counter fenced;
+    final Counter database;
+    final Counter parked;
+    final Timer backoff;
+    final Counter aborted;
+    private final AtomicLong parkedRows = new AtomicLong();
+    private final Map<Integer, double[]> backlog = new ConcurrentHashMap<>();
+    private final Map<Integer, Meter[]> backlogMeters = new ConcurrentHashMap<>();
 
-  RelayMetrics(MeterRegistry registry, Supplier<Number> ownedShards, CircuitBreaker breaker) {
-    this.registry = registry;
-    this.published = Counter.builder(PUBLISHED).description("Rows published and deleted by this relay").register(registry);
-    this.batch = Timer.builder(BATCH).description("One batch: read, send, every ack, fenced delete")
-        .register(registry);
-    this.retriable = error("retriable");
-    this.nonRetriable = error("non_retriable");
-    this.fenced = error("fenced");
-    this.database = error("database");
-    this.aborted = Counter.builder(ABORTED)
-        .description("Batches whose Kafka transaction was rolled back (transactional publish mode)").register(registry);
-    this.parked = Counter.builder(PARKED).description("Rows this relay parked (they can never be published)").register(registry);
-    this.backoff = Timer.builder(BACKOFF).description("Retry delays the shard loops actually waited")
-        .serviceLevelObjectives(
-            Duration.ofMillis(10), Duration.ofMillis(25), Duration.ofMillis(50), Duration.ofMillis(100), Duration.ofMillis(250),
-            Duration.ofMillis(500), Duration.ofSeconds(1), Duration.ofMillis(2500), Duration.ofSeconds(5),
-            Duration.ofSeconds(10), Duration.ofSeconds(30), Duration.ofSeconds(60))
-        .register(registry);
-    Gauge.builder(OWNED_SHARDS, ownedShards).description("Shards this relay leases").register(registry);
-    Gauge.builder(BREAKER_STATE, breaker, RelayMetrics::breakerState)
-        .description("Kafka circuit breaker: 0 closed, 1 open, 2 half-open").register(registry);
-    Gauge.builder(PARKED_ROWS, parkedRows, AtomicLong::get).description("Parked rows in the outbox table (sampled)")
-        .register(registry);
-  }
-
-  private Counter error(String kind) {
-    return Counter.builder(ERRORS).tag("kind", kind).description("Failed batches and writes by kind").register(registry);
-  }
-
-  static double breakerState(CircuitBreaker b) {
-    return switch (b.getState()) {
-      case OPEN, FORCED_OPEN -> 1;
-      case HALF_OPEN -> 2;
-      default -> 0;
-    };
-  }
-
-  void parkedRows(long n) {
-    parkedRows.set(n);
-  }
-
-  /** Publishes a sample for the owned shards and removes the gauges of shards no longer owned. */
-  void backlog(Set<Integer> owned, Map<Integer, double[]> sample) {
-    for (Integer shard : owned) {
-      backlog.put(shard, sample.getOrDefault(shard, new double[] {0, 0}));
-      backlogMeters.computeIfAbsent(shard, s -> new Meter[] {
-          Gauge.builder(BACKLOG, () -> value(s, 0)).tags(Tags.of("shard", String.valueOf(s)))
-              .description("Publishable rows waiting in an owned shard (sampled)").register(registry),
-          Gauge.builder(OLDEST_AGE, () -> value(s, 1)).tags(Tags.of("shard", String.valueOf(s))).baseUnit("seconds")
-              .description("Age of the oldest publishable row of an owned shard (sampled)").register(registry)});
+    RelayMetrics(MeterRegistry registry, Supplier<Number> ownedShards, CircuitBreaker breaker) {
+        this.registry = registry;
+        this.published = Counter.builder(PUBLISHED)
+                .description("Rows published and deleted by this relay")
+                .register(registry);
+        this.batch = Timer.builder(BATCH)
+                .description("One batch: read, send, every ack, fenced delete")
+                .register(registry);
+        this.retriable = error("retriable");
+        this.nonRetriable = error("non_retriable");
+        this.fenced = error("fenced");
+        this.database = error("database");
+        this.aborted = Counter.builder(ABORTED)
+                .description("Batches whose Kafka transaction was rolled back (transactional publish mode)")
+                .register(registry);
+        this.parked = Counter.builder(PARKED)
+                .description("Rows this relay parked (they can never be published)")
+                .register(registry);
+        this.backoff = Timer.builder(BACKOFF)
+                .description("Retry delays the shard loops actually waited")
+                .serviceLevelObjectives(
+                        Duration.ofMillis(10),
+                        Duration.ofMillis(25),
+                        Duration.ofMillis(50),
+                        Duration.ofMillis(100),
+                        Duration.ofMillis(250),
+                        Duration.ofMillis(500),
+                        Duration.ofSeconds(1),
+                        Duration.ofMillis(2500),
+                        Duration.ofSeconds(5),
+                        Duration.ofSeconds(10),
+                        Duration.ofSeconds(30),
+                        Duration.ofSeconds(60))
+                .register(registry);
+        Gauge.builder(OWNED_SHARDS, ownedShards)
+                .description("Shards this relay leases")
+                .register(registry);
+        Gauge.builder(BREAKER_STATE, breaker, RelayMetrics::breakerState)
+                .description("Kafka circuit breaker: 0 closed, 1 open, 2 half-open")
+                .register(registry);
+        Gauge.builder(PARKED_ROWS, parkedRows, AtomicLong::get)
+                .description("Parked rows in the outbox table (sampled)")
+                .register(registry);
     }
-    for (Integer shard : Set.copyOf(backlogMeters.keySet())) {
-      if (!owned.contains(shard)) {
-        Meter[] meters = backlogMeters.remove(shard);
-        backlog.remove(shard);
-        for (Meter m : meters) {
-          registry.remove(m);
+
+    private Counter error(String kind) {
+        return Counter.builder(ERRORS)
+                .tag("kind", kind)
+                .description("Failed batches and writes by kind")
+                .register(registry);
+    }
+
+    static double breakerState(CircuitBreaker b) {
+        return switch (b.getState()) {
+            case OPEN, FORCED_OPEN -> 1;
+            case HALF_OPEN -> 2;
+            default -> 0;
+        };
+    }
+
+    void parkedRows(long n) {
+        parkedRows.set(n);
+    }
+
+    /** Publishes a sample for the owned shards and removes the gauges of shards no longer owned. */
+    void backlog(Set<Integer> owned, Map<Integer, double[]> sample) {
+        for (Integer shard : owned) {
+            backlog.put(shard, sample.getOrDefault(shard, new double[] {0, 0}));
+            backlogMeters.computeIfAbsent(shard, s -> new Meter[] {
+                Gauge.builder(BACKLOG, () -> value(s, 0))
+                        .tags(Tags.of("shard", String.valueOf(s)))
+                        .description("Publishable rows waiting in an owned shard (sampled)")
+                        .register(registry),
+                Gauge.builder(OLDEST_AGE, () -> value(s, 1))
+                        .tags(Tags.of("shard", String.valueOf(s)))
+                        .baseUnit("seconds")
+                        .description("Age of the oldest publishable row of an owned shard (sampled)")
+                        .register(registry)
+            });
         }
-      }
+        for (Integer shard : Set.copyOf(backlogMeters.keySet())) {
+            if (!owned.contains(shard)) {
+                Meter[] meters = backlogMeters.remove(shard);
+                backlog.remove(shard);
+                for (Meter m : meters) {
+                    registry.remove(m);
+                }
+            }
+        }
     }
-  }
 
-  private double value(int shard, int index) {
-    double[] v = backlog.get(shard);
-    return v == null ? 0 : v[index];
-  }
+    private double value(int shard, int index) {
+        double[] v = backlog.get(shard);
+        return v == null ? 0 : v[index];
+    }
 }

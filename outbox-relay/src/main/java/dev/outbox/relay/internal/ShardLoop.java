@@ -29,174 +29,174 @@ import java.util.concurrent.TimeUnit;
  * {@link #stopped()} completes on entering STOPPED.
  */
 final class ShardLoop {
-  /** Where the loop is; see the class comment for the transitions. */
-  enum State {
-    /** Created, not started: a wake does nothing. */
-    NEW,
-    /** A task of the shard is queued or running, or a batch is in flight. */
-    RUNNING,
-    /** Waiting for new rows: a wake, or the timer, starts the next read. */
-    IDLE,
-    /** Waiting after an error or for a lease renewal: only the timer starts the next round. */
-    WAITING,
-    /** Asked to stop while running: stops when the current task ends. */
-    STOPPING,
-    /** Stopped for good. */
-    STOPPED
-  }
-
-  private final ScheduledExecutorService executor;
-  private final Runnable step;
-  private final CompletableFuture<Void> stopped = new CompletableFuture<>();
-  // guarded by this
-  private State state = State.NEW;
-  // a wake arrived while running: the next idle wait is skipped
-  private boolean wakePending;
-  private ScheduledFuture<?> timer;
-
-  /**
-   * @param executor the relay's worker pool
-   * @param step one round of the loop; it ends with {@link #next} (or {@link #stopping()} then {@link #next})
-   */
-  ShardLoop(ScheduledExecutorService executor, Runnable step) {
-    this.executor = executor;
-    this.step = step;
-  }
-
-  void start() {
-    synchronized (this) {
-      state = State.RUNNING;
+    /** Where the loop is; see the class comment for the transitions. */
+    enum State {
+        /** Created, not started: a wake does nothing. */
+        NEW,
+        /** A task of the shard is queued or running, or a batch is in flight. */
+        RUNNING,
+        /** Waiting for new rows: a wake, or the timer, starts the next read. */
+        IDLE,
+        /** Waiting after an error or for a lease renewal: only the timer starts the next round. */
+        WAITING,
+        /** Asked to stop while running: stops when the current task ends. */
+        STOPPING,
+        /** Stopped for good. */
+        STOPPED
     }
-    submit();
-  }
 
-  /** Reads now if the shard is idle-waiting; a shard backing off after an error is not woken. */
-  void wake() {
-    synchronized (this) {
-      switch (state) {
-        case RUNNING -> {
-          wakePending = true;
-          return;
-        }
-        case IDLE -> {
-          cancelTimer();
-          state = State.RUNNING;
-        }
-        default -> {
-          return;
-        }
-      }
+    private final ScheduledExecutorService executor;
+    private final Runnable step;
+    private final CompletableFuture<Void> stopped = new CompletableFuture<>();
+    // guarded by this
+    private State state = State.NEW;
+    // a wake arrived while running: the next idle wait is skipped
+    private boolean wakePending;
+    private ScheduledFuture<?> timer;
+
+    /**
+     * @param executor the relay's worker pool
+     * @param step one round of the loop; it ends with {@link #next} (or {@link #stopping()} then {@link #next})
+     */
+    ShardLoop(ScheduledExecutorService executor, Runnable step) {
+        this.executor = executor;
+        this.step = step;
     }
-    submit();
-  }
 
-  /**
-   * Stops after the batch in flight, if any, is finished.
-   *
-   * @return completes when the loop has stopped
-   */
-  CompletableFuture<Void> stop() {
-    synchronized (this) {
-      switch (state) {
-        case RUNNING -> state = State.STOPPING;
-        case NEW, IDLE, WAITING -> {
-          cancelTimer();
-          enterStopped();
+    void start() {
+        synchronized (this) {
+            state = State.RUNNING;
         }
-        default -> {
-          // already stopping or stopped
+        submit();
+    }
+
+    /** Reads now if the shard is idle-waiting; a shard backing off after an error is not woken. */
+    void wake() {
+        synchronized (this) {
+            switch (state) {
+                case RUNNING -> {
+                    wakePending = true;
+                    return;
+                }
+                case IDLE -> {
+                    cancelTimer();
+                    state = State.RUNNING;
+                }
+                default -> {
+                    return;
+                }
+            }
         }
-      }
+        submit();
     }
-    return stopped;
-  }
 
-  /** The running task found the shard lost: the loop stops when that task ends. */
-  synchronized void stopping() {
-    if (state == State.RUNNING) {
-      state = State.STOPPING;
+    /**
+     * Stops after the batch in flight, if any, is finished.
+     *
+     * @return completes when the loop has stopped
+     */
+    CompletableFuture<Void> stop() {
+        synchronized (this) {
+            switch (state) {
+                case RUNNING -> state = State.STOPPING;
+                case NEW, IDLE, WAITING -> {
+                    cancelTimer();
+                    enterStopped();
+                }
+                default -> {
+                    // already stopping or stopped
+                }
+            }
+        }
+        return stopped;
     }
-  }
 
-  /** The worker pool refused the task that would have ended a batch: the loop is over. */
-  synchronized void abandon() {
-    enterStopped();
-  }
+    /** The running task found the shard lost: the loop stops when that task ends. */
+    synchronized void stopping() {
+        if (state == State.RUNNING) {
+            state = State.STOPPING;
+        }
+    }
 
-  synchronized boolean isStopping() {
-    return state == State.STOPPING || state == State.STOPPED;
-  }
-
-  /** @return whether the shard waits for new rows and a {@link #wake()} would read now */
-  synchronized boolean idleWaiting() {
-    return state == State.IDLE;
-  }
-
-  synchronized State state() {
-    return state;
-  }
-
-  CompletableFuture<Void> stopped() {
-    return stopped;
-  }
-
-  /**
-   * Ends the current task: runs the next one after {@code delayNanos}, or stops.
-   *
-   * @param wakeableWait whether a {@link #wake()} may cut the wait short (an idle wait, not a backoff)
-   */
-  void next(long delayNanos, boolean wakeableWait) {
-    synchronized (this) {
-      if (state == State.STOPPING || state == State.STOPPED) {
+    /** The worker pool refused the task that would have ended a batch: the loop is over. */
+    synchronized void abandon() {
         enterStopped();
-        return;
-      }
-      boolean now = delayNanos <= 0 || (wakeableWait && wakePending);
-      wakePending = false;
-      if (!now) {
-        state = wakeableWait ? State.IDLE : State.WAITING;
+    }
+
+    synchronized boolean isStopping() {
+        return state == State.STOPPING || state == State.STOPPED;
+    }
+
+    /** @return whether the shard waits for new rows and a {@link #wake()} would read now */
+    synchronized boolean idleWaiting() {
+        return state == State.IDLE;
+    }
+
+    synchronized State state() {
+        return state;
+    }
+
+    CompletableFuture<Void> stopped() {
+        return stopped;
+    }
+
+    /**
+     * Ends the current task: runs the next one after {@code delayNanos}, or stops.
+     *
+     * @param wakeableWait whether a {@link #wake()} may cut the wait short (an idle wait, not a backoff)
+     */
+    void next(long delayNanos, boolean wakeableWait) {
+        synchronized (this) {
+            if (state == State.STOPPING || state == State.STOPPED) {
+                enterStopped();
+                return;
+            }
+            boolean now = delayNanos <= 0 || (wakeableWait && wakePending);
+            wakePending = false;
+            if (!now) {
+                state = wakeableWait ? State.IDLE : State.WAITING;
+                try {
+                    timer = executor.schedule(this::fire, delayNanos, TimeUnit.NANOSECONDS);
+                } catch (RejectedExecutionException e) {
+                    enterStopped();
+                }
+                return;
+            }
+            state = State.RUNNING;
+        }
+        submit();
+    }
+
+    private void fire() {
+        synchronized (this) {
+            timer = null;
+            if (state != State.IDLE && state != State.WAITING) {
+                return;
+            }
+            state = State.RUNNING;
+        }
+        step.run();
+    }
+
+    private void submit() {
         try {
-          timer = executor.schedule(this::fire, delayNanos, TimeUnit.NANOSECONDS);
+            executor.execute(step);
         } catch (RejectedExecutionException e) {
-          enterStopped();
+            synchronized (this) {
+                enterStopped();
+            }
         }
-        return;
-      }
-      state = State.RUNNING;
     }
-    submit();
-  }
 
-  private void fire() {
-    synchronized (this) {
-      timer = null;
-      if (state != State.IDLE && state != State.WAITING) {
-        return;
-      }
-      state = State.RUNNING;
+    private void cancelTimer() {
+        if (timer != null) {
+            timer.cancel(false);
+            timer = null;
+        }
     }
-    step.run();
-  }
 
-  private void submit() {
-    try {
-      executor.execute(step);
-    } catch (RejectedExecutionException e) {
-      synchronized (this) {
-        enterStopped();
-      }
+    private void enterStopped() {
+        state = State.STOPPED;
+        stopped.complete(null);
     }
-  }
-
-  private void cancelTimer() {
-    if (timer != null) {
-      timer.cancel(false);
-      timer = null;
-    }
-  }
-
-  private void enterStopped() {
-    state = State.STOPPED;
-    stopped.complete(null);
-  }
 }

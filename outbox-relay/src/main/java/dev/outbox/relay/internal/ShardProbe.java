@@ -29,117 +29,127 @@ import java.util.concurrent.TimeUnit;
  * polling themselves from 10 ms up to the idle poll interval.
  */
 final class ShardProbe {
-  private static final long RETRY_NANOS = TimeUnit.SECONDS.toNanos(1);
+    private static final long RETRY_NANOS = TimeUnit.SECONDS.toNanos(1);
 
-  private final RelayEngine engine;
-  private final ScheduledExecutorService thread;
-  /** Per shard: the worker's read counts when the probe last woke it, and until when it is left alone. */
-  private final Map<ShardWorker, long[]> woken = new HashMap<>();
-  private volatile boolean active = true;
-  private long retryAt;
+    private final RelayEngine engine;
+    private final ScheduledExecutorService thread;
+    /** Per shard: the worker's read counts when the probe last woke it, and until when it is left alone. */
+    private final Map<ShardWorker, long[]> woken = new HashMap<>();
 
-  private ShardProbe(RelayEngine engine, ScheduledExecutorService thread) {
-    this.engine = engine;
-    this.thread = thread;
-  }
+    private volatile boolean active = true;
+    private long retryAt;
 
-  static ShardProbe start(RelayEngine engine, Duration interval) {
-    ScheduledExecutorService thread = Executors.newSingleThreadScheduledExecutor(Threads.single(engine.config().instanceId(), "probe"));
-    ShardProbe probe = new ShardProbe(engine, thread);
-    long nanos = interval.toNanos();
-    thread.scheduleWithFixedDelay(probe::tick, nanos, nanos, TimeUnit.NANOSECONDS);
-    return probe;
-  }
+    private ShardProbe(RelayEngine engine, ScheduledExecutorService thread) {
+        this.engine = engine;
+        this.thread = thread;
+    }
 
-  /** @return whether the last probe succeeded, so that idle shards may wait for it instead of polling */
-  boolean active() {
-    return active;
-  }
+    static ShardProbe start(RelayEngine engine, Duration interval) {
+        ScheduledExecutorService thread = Executors.newSingleThreadScheduledExecutor(
+                Threads.single(engine.config().instanceId(), "probe"));
+        ShardProbe probe = new ShardProbe(engine, thread);
+        long nanos = interval.toNanos();
+        thread.scheduleWithFixedDelay(probe::tick, nanos, nanos, TimeUnit.NANOSECONDS);
+        return probe;
+    }
 
-  boolean isAlive() {
-    return !thread.isShutdown();
-  }
+    /** @return whether the last probe succeeded, so that idle shards may wait for it instead of polling */
+    boolean active() {
+        return active;
+    }
 
-  void stop() {
-    thread.shutdownNow();
-  }
+    boolean isAlive() {
+        return !thread.isShutdown();
+    }
 
-  private void tick() {
-    if (engine.closing()) {
-      return;
+    void stop() {
+        thread.shutdownNow();
     }
-    long now = System.nanoTime();
-    if (!active && now - retryAt < 0) {
-      return;
-    }
-    try {
-      probe(now);
-    } catch (SQLException e) {
-      active = false;
-      retryAt = now + RETRY_NANOS;
-      engine.metrics().database.increment();
-      engine.log().retry("probing the shards for new rows failed (SQLState {}): {}; the shards poll"
-          + " themselves meanwhile", e.getSQLState(), e.getMessage());
-    } catch (RuntimeException e) {
-      active = false;
-      retryAt = now + RETRY_NANOS;
-      engine.log().error("probing the shards for new rows failed: {}", e.toString(), e);
-    }
-  }
 
-  private void probe(long now) throws SQLException {
-    List<ShardWorker> owned = List.copyOf(engine.ownedWorkers());
-    List<ShardWorker> idle = new ArrayList<>();
-    for (ShardWorker w : owned) {
-      if (w.loop.idleWaiting() && !leftAlone(w, now)) {
-        idle.add(w);
-      }
+    private void tick() {
+        if (engine.closing()) {
+            return;
+        }
+        long now = System.nanoTime();
+        if (!active && now - retryAt < 0) {
+            return;
+        }
+        try {
+            probe(now);
+        } catch (SQLException e) {
+            active = false;
+            retryAt = now + RETRY_NANOS;
+            engine.metrics().database.increment();
+            engine.log()
+                    .retry(
+                            "probing the shards for new rows failed (SQLState {}): {}; the shards poll"
+                                    + " themselves meanwhile",
+                            e.getSQLState(),
+                            e.getMessage());
+        } catch (RuntimeException e) {
+            active = false;
+            retryAt = now + RETRY_NANOS;
+            engine.log().error("probing the shards for new rows failed: {}", e.toString(), e);
+        }
     }
-    if (woken.size() > owned.size()) {
-      woken.keySet().retainAll(new HashSet<>(owned));
-    }
-    if (idle.isEmpty()) {
-      active = true;
-      return;
-    }
-    int[] shards = new int[idle.size()];
-    long[] after = new long[idle.size()];
-    for (int i = 0; i < shards.length; i++) {
-      shards[i] = idle.get(i).shard;
-      after[i] = idle.get(i).heldUpTo();
-    }
-    List<Integer> found = engine.db().probe(shards, after);
-    active = true;
-    engine.databaseAnswered();
-    if (found.isEmpty()) {
-      return;
-    }
-    for (ShardWorker w : idle) {
-      if (found.contains(w.shard)) {
-        woken.put(w, new long[] {w.rowReads(), w.emptyReads(), 0});
-        w.loop.wake();
-      }
-    }
-  }
 
-  /** @return whether the probe's last wake of this shard found nothing to publish, so the shard polls itself */
-  private boolean leftAlone(ShardWorker w, long now) {
-    long[] last = woken.get(w);
-    if (last == null) {
-      return false;
+    private void probe(long now) throws SQLException {
+        List<ShardWorker> owned = List.copyOf(engine.ownedWorkers());
+        List<ShardWorker> idle = new ArrayList<>();
+        for (ShardWorker w : owned) {
+            if (w.loop.idleWaiting() && !leftAlone(w, now)) {
+                idle.add(w);
+            }
+        }
+        if (woken.size() > owned.size()) {
+            woken.keySet().retainAll(new HashSet<>(owned));
+        }
+        if (idle.isEmpty()) {
+            active = true;
+            return;
+        }
+        int[] shards = new int[idle.size()];
+        long[] after = new long[idle.size()];
+        for (int i = 0; i < shards.length; i++) {
+            shards[i] = idle.get(i).shard;
+            after[i] = idle.get(i).heldUpTo();
+        }
+        List<Integer> found = engine.db().probe(shards, after);
+        active = true;
+        engine.databaseAnswered();
+        if (found.isEmpty()) {
+            return;
+        }
+        for (ShardWorker w : idle) {
+            if (found.contains(w.shard)) {
+                woken.put(w, new long[] {w.rowReads(), w.emptyReads(), 0});
+                w.loop.wake();
+            }
+        }
     }
-    if (last[2] != 0) {
-      if (now - last[2] < 0 && w.rowReads() == last[0]) {
-        return true;
-      }
-      woken.remove(w);
-      return false;
+
+    /** @return whether the probe's last wake of this shard found nothing to publish, so the shard polls itself */
+    private boolean leftAlone(ShardWorker w, long now) {
+        long[] last = woken.get(w);
+        if (last == null) {
+            return false;
+        }
+        if (last[2] != 0) {
+            if (now - last[2] < 0 && w.rowReads() == last[0]) {
+                return true;
+            }
+            woken.remove(w);
+            return false;
+        }
+        if (w.rowReads() == last[0] && w.emptyReads() != last[1]) {
+            last[2] = now + engine.config().idlePollInterval().toNanos();
+            engine.log()
+                    .debug(
+                            "shard {}: woken for rows it could not read (held back); it polls itself for {}",
+                            w.shard,
+                            engine.config().idlePollInterval());
+            return true;
+        }
+        return false;
     }
-    if (w.rowReads() == last[0] && w.emptyReads() != last[1]) {
-      last[2] = now + engine.config().idlePollInterval().toNanos();
-      engine.log().debug("shard {}: woken for rows it could not read (held back); it polls itself for {}", w.shard, engine.config().idlePollInterval());
-      return true;
-    }
-    return false;
-  }
 }

@@ -9,24 +9,25 @@ import java.util.List;
  * by its lease. {@link Db} runs them on PostgreSQL.
  */
 interface ShardRows {
-  /** @return up to {@code limit} publishable rows of the shard in id order */
-  List<OutboxRow> read(int shard, int limit) throws SQLException;
+    /** @return up to {@code limit} publishable rows of the shard in id order */
+    List<OutboxRow> read(int shard, int limit) throws SQLException;
 
-  /**
-   * @param heldTopics topics whose rows are read without their payload
-   * @param waitingKeys keys none of whose rows is read
-   * @return up to {@code limit} publishable rows of the shard in id order, without the rows of
-   *     {@code waitingKeys}
-   */
-  List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit)
-      throws SQLException;
+    /**
+     * @param heldTopics topics whose rows are read without their payload
+     * @param waitingKeys keys none of whose rows is read
+     * @return up to {@code limit} publishable rows of the shard in id order, without the rows of
+     *     {@code waitingKeys}
+     */
+    List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit)
+            throws SQLException;
 
-  /** @return up to {@code limit} publishable rows of the shard that are not in flight, in id order */
-  List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) throws SQLException;
+    /** @return up to {@code limit} publishable rows of the shard that are not in flight, in id order */
+    List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) throws SQLException;
 
-  /** Deletes published rows, fenced by the lease {@code (shard, epoch)}. */
-  Db.Fenced delete(int shard, long epoch, long[] ids) throws SQLException;
+    /** Deletes published rows, fenced by the lease {@code (shard, epoch)}. */
+    Db.Fenced delete(int shard, long epoch, long[] ids) throws SQLException;
 
-  /** Records failed rows (an attempt, the error, parked or not), fenced by the lease {@code (shard, epoch)}. */
-  Db.Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts) throws SQLException;
+    /** Records failed rows (an attempt, the error, parked or not), fenced by the lease {@code (shard, epoch)}. */
+    Db.Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts)
+            throws SQLException;
 }

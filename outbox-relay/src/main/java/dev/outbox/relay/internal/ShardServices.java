@@ -22,7 +22,17 @@ import java.util.function.LongPredicate;
  * @param dropped the shard's loop found its lease gone when writing
  * @param probeActive whether the probe works: an idle shard then waits for it instead of polling
  */
-record ShardServices(RelayConfig config, ShardRows rows, CircuitBreaker breaker, RelayMetrics metrics,
-    ScheduledExecutorService workers, TopicHealth topics, Publisher shared, PrefixedLog log,
-    Runnable databaseAnswered, Runnable kafkaAnswered, LongPredicate kafkaAnsweredSince, Consumer<ShardWorker> dropped,
-    BooleanSupplier probeActive) {}
+record ShardServices(
+        RelayConfig config,
+        ShardRows rows,
+        CircuitBreaker breaker,
+        RelayMetrics metrics,
+        ScheduledExecutorService workers,
+        TopicHealth topics,
+        Publisher shared,
+        PrefixedLog log,
+        Runnable databaseAnswered,
+        Runnable kafkaAnswered,
+        LongPredicate kafkaAnsweredSince,
+        Consumer<ShardWorker> dropped,
+        BooleanSupplier probeActive) {}

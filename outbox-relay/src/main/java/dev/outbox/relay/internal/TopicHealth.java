@@ -38,257 +38,273 @@ import org.apache.kafka.common.errors.InterruptException;
  * the circuit breaker and the shard's backoff handle as before, and nothing is counted.
  */
 final class TopicHealth {
-  /** How long a successful lookup is trusted before the next batch of the topic looks again. */
-  private static final long FRESH_NANOS = TimeUnit.SECONDS.toNanos(1);
-  /** The longest a worker waits for a lookup (counted from the lookup's start). */
-  static final long MAX_FIRST_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(500);
-  /** A topic no shard asked about for this long is forgotten (its re-checks stop). */
-  private static final long FORGET_NANOS = TimeUnit.MINUTES.toNanos(5);
-  /** Gaps between the lookups of a missing topic: full jitter, 100 ms doubling up to 1 s. */
-  private static final Backoff RECHECK = Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(1));
+    /** How long a successful lookup is trusted before the next batch of the topic looks again. */
+    private static final long FRESH_NANOS = TimeUnit.SECONDS.toNanos(1);
+    /** The longest a worker waits for a lookup (counted from the lookup's start). */
+    static final long MAX_FIRST_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(500);
+    /** A topic no shard asked about for this long is forgotten (its re-checks stop). */
+    private static final long FORGET_NANOS = TimeUnit.MINUTES.toNanos(5);
+    /** Gaps between the lookups of a missing topic: full jitter, 100 ms doubling up to 1 s. */
+    private static final Backoff RECHECK = Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(1));
 
-  /** What a worker may do with a topic's rows now. */
-  enum State {
-    /** its partitions are known: send */
-    READY,
-    /** no metadata (the last lookup failed, or the first one has not answered yet): hold its rows */
-    HOLD,
+    /** What a worker may do with a topic's rows now. */
+    enum State {
+        /** its partitions are known: send */
+        READY,
+        /** no metadata (the last lookup failed, or the first one has not answered yet): hold its rows */
+        HOLD,
+        /**
+         * send nothing, the row fails with {@link Status#error()}: the lookup failed for good (invalid or
+         * forbidden topic), the producer is unusable, or no metadata arrived while Kafka answered nothing
+         * at all (an outage, for the circuit breaker and the shard's backoff, never counted as an attempt)
+         */
+        ERROR
+    }
+
+    /** @param error for {@link State#ERROR}: what the lookup threw */
+    record Status(State state, RuntimeException error) {
+        static final Status READY = new Status(State.READY, null);
+        static final Status HOLD = new Status(State.HOLD, null);
+    }
+
+    private final class Entry {
+        final String topic;
+        final Map<Integer, Integer> countedByShard = new ConcurrentHashMap<>();
+        volatile long askedNanos;
+        volatile long readyNanos;
+        volatile boolean ready;
+        volatile boolean missing;
+        // the last failed lookup saw Kafka answer meanwhile: the topic lacks metadata, not the cluster
+        volatile boolean evidence;
+        volatile int failedChecks;
+        long countedNanos;
+        volatile Errors.TopicUnavailable lastError;
+        volatile boolean looking;
+        // guarded by this
+        CompletableFuture<Status> lookup;
+        long lookupStarted;
+        int consecutiveFailures;
+        long missingSince;
+
+        Entry(String topic) {
+            this.topic = topic;
+        }
+    }
+
+    private final Supplier<Publisher> publisher;
+    private final LongPredicate kafkaAnsweredSince;
+    private final Runnable wakeAll;
+    private final PrefixedLog log;
+    private final long firstWaitNanos;
+    private final long countIntervalNanos;
+    private final Map<String, Entry> entries = new ConcurrentHashMap<>();
+    private final ScheduledThreadPoolExecutor lookups;
+
     /**
-     * send nothing, the row fails with {@link Status#error()}: the lookup failed for good (invalid or
-     * forbidden topic), the producer is unusable, or no metadata arrived while Kafka answered nothing
-     * at all (an outage, for the circuit breaker and the shard's backoff, never counted as an attempt)
+     * @param publisher the shared producer, through which topics are looked up
+     * @param kafkaAnsweredSince whether Kafka answered after the given {@link System#nanoTime()}
+     * @param wakeAll wakes every idle shard (a held topic has metadata again)
+     * @param maxBlockMs the producer's {@code max.block.ms}: a lookup of a topic without metadata
+     *     ends after it
      */
-    ERROR
-  }
-
-  /** @param error for {@link State#ERROR}: what the lookup threw */
-  record Status(State state, RuntimeException error) {
-    static final Status READY = new Status(State.READY, null);
-    static final Status HOLD = new Status(State.HOLD, null);
-  }
-
-  private final class Entry {
-    final String topic;
-    final Map<Integer, Integer> countedByShard = new ConcurrentHashMap<>();
-    volatile long askedNanos;
-    volatile long readyNanos;
-    volatile boolean ready;
-    volatile boolean missing;
-    // the last failed lookup saw Kafka answer meanwhile: the topic lacks metadata, not the cluster
-    volatile boolean evidence;
-    volatile int failedChecks;
-    long countedNanos;
-    volatile Errors.TopicUnavailable lastError;
-    volatile boolean looking;
-    // guarded by this
-    CompletableFuture<Status> lookup;
-    long lookupStarted;
-    int consecutiveFailures;
-    long missingSince;
-
-    Entry(String topic) {
-      this.topic = topic;
+    TopicHealth(
+            RelayConfig config,
+            Supplier<Publisher> publisher,
+            LongPredicate kafkaAnsweredSince,
+            Runnable wakeAll,
+            PrefixedLog log,
+            long maxBlockMs,
+            int threads) {
+        this.publisher = publisher;
+        this.kafkaAnsweredSince = kafkaAnsweredSince;
+        this.wakeAll = wakeAll;
+        this.log = log;
+        this.firstWaitNanos = Math.min(MAX_FIRST_WAIT_NANOS, TimeUnit.MILLISECONDS.toNanos(Math.max(1, maxBlockMs)));
+        this.countIntervalNanos = config.backoff().cap().toNanos();
+        this.lookups = new ScheduledThreadPoolExecutor(threads, Threads.named(config.instanceId(), "metadata"));
+        lookups.setRemoveOnCancelPolicy(true);
+        lookups.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
     }
-  }
 
-  private final Supplier<Publisher> publisher;
-  private final LongPredicate kafkaAnsweredSince;
-  private final Runnable wakeAll;
-  private final PrefixedLog log;
-  private final long firstWaitNanos;
-  private final long countIntervalNanos;
-  private final Map<String, Entry> entries = new ConcurrentHashMap<>();
-  private final ScheduledThreadPoolExecutor lookups;
-
-  /**
-   * @param publisher the shared producer, through which topics are looked up
-   * @param kafkaAnsweredSince whether Kafka answered after the given {@link System#nanoTime()}
-   * @param wakeAll wakes every idle shard (a held topic has metadata again)
-   * @param maxBlockMs the producer's {@code max.block.ms}: a lookup of a topic without metadata
-   *     ends after it
-   */
-  TopicHealth(RelayConfig config, Supplier<Publisher> publisher, LongPredicate kafkaAnsweredSince, Runnable wakeAll,
-      PrefixedLog log, long maxBlockMs, int threads) {
-    this.publisher = publisher;
-    this.kafkaAnsweredSince = kafkaAnsweredSince;
-    this.wakeAll = wakeAll;
-    this.log = log;
-    this.firstWaitNanos = Math.min(MAX_FIRST_WAIT_NANOS, TimeUnit.MILLISECONDS.toNanos(Math.max(1, maxBlockMs)));
-    this.countIntervalNanos = config.backoff().cap().toNanos();
-    this.lookups = new ScheduledThreadPoolExecutor(threads, Threads.named(config.instanceId(), "metadata"));
-    lookups.setRemoveOnCancelPolicy(true);
-    lookups.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
-  }
-
-  /**
-   * @return whether rows of {@code topic} may be sent now; waits only for a lookup that started less
-   *     than {@link #firstWaitNanos} ago, never for a topic already known to be missing
-   */
-  Status status(String topic) {
-    Entry e = entries.computeIfAbsent(topic, Entry::new);
-    long now = System.nanoTime();
-    e.askedNanos = now;
-    CompletableFuture<Status> lookup;
-    long waitNanos;
-    synchronized (e) {
-      if (e.missing) {
-        return e.evidence ? Status.HOLD : new Status(State.ERROR, e.lastError);
-      }
-      if (e.ready) {
-        // known: look again in the background now and then (a deleted topic is then held before a
-        // send has to wait for it), but never make a batch of a known topic wait for that
-        if (now - e.readyNanos >= FRESH_NANOS && e.lookup == null) {
-          start(e, 0);
+    /**
+     * @return whether rows of {@code topic} may be sent now; waits only for a lookup that started less
+     *     than {@link #firstWaitNanos} ago, never for a topic already known to be missing
+     */
+    Status status(String topic) {
+        Entry e = entries.computeIfAbsent(topic, Entry::new);
+        long now = System.nanoTime();
+        e.askedNanos = now;
+        CompletableFuture<Status> lookup;
+        long waitNanos;
+        synchronized (e) {
+            if (e.missing) {
+                return e.evidence ? Status.HOLD : new Status(State.ERROR, e.lastError);
+            }
+            if (e.ready) {
+                // known: look again in the background now and then (a deleted topic is then held before a
+                // send has to wait for it), but never make a batch of a known topic wait for that
+                if (now - e.readyNanos >= FRESH_NANOS && e.lookup == null) {
+                    start(e, 0);
+                }
+                return Status.READY;
+            }
+            if (e.lookup == null && !start(e, 0)) {
+                return Status.HOLD;
+            }
+            lookup = e.lookup;
+            waitNanos = e.lookupStarted + firstWaitNanos - now;
         }
-        return Status.READY;
-      }
-      if (e.lookup == null && !start(e, 0)) {
-        return Status.HOLD;
-      }
-      lookup = e.lookup;
-      waitNanos = e.lookupStarted + firstWaitNanos - now;
-    }
-    if (waitNanos <= 0) {
-      return Status.HOLD;
-    }
-    try {
-      return lookup.get(waitNanos, TimeUnit.NANOSECONDS);
-    } catch (TimeoutException ex) {
-      return Status.HOLD;
-    } catch (InterruptedException ex) {
-      Thread.currentThread().interrupt();
-      return Status.HOLD;
-    } catch (ExecutionException ex) {
-      return Status.HOLD;
-    }
-  }
-
-  /** @return the topics whose rows are held now (missing, or a lookup in progress that is not known to succeed) */
-  Set<String> held() {
-    Set<String> out = new TreeSet<>();
-    for (Entry e : entries.values()) {
-      if ((e.missing && e.evidence) || (!e.ready && !e.missing && e.looking)) {
-        out.add(e.topic);
-      }
-    }
-    return out;
-  }
-
-  /** A send found no metadata for a topic thought ready (deleted meanwhile): look it up before the next batch. */
-  void suspect(String topic) {
-    Entry e = entries.get(topic);
-    if (e != null) {
-      e.ready = false;
-    }
-  }
-
-  /** A failed check of a topic that a shard has not counted yet: the error to record and the check's number. */
-  record Uncounted(Errors.TopicUnavailable error, int check) {}
-
-  /**
-   * @return the failed check (Kafka answering meanwhile) of {@code topic} that {@code shard} has not
-   *     counted as an attempt of its held rows yet, or null; it stays uncounted until {@link #counted}
-   */
-  Uncounted uncountedCheck(String topic, int shard) {
-    Entry e = entries.get(topic);
-    if (e == null || !e.missing || !e.evidence) {
-      return null;
-    }
-    int check = e.failedChecks;
-    Errors.TopicUnavailable error = e.lastError;
-    return check > e.countedByShard.getOrDefault(shard, 0) && error != null ? new Uncounted(error, check) : null;
-  }
-
-  /** {@code shard} recorded one attempt of its held rows of {@code topic} for the checks up to {@code check}. */
-  void counted(String topic, int shard, Uncounted check) {
-    Entry e = entries.get(topic);
-    if (e != null) {
-      e.countedByShard.merge(shard, check.check(), Math::max);
-    }
-  }
-
-  void close() {
-    lookups.shutdownNow();
-  }
-
-  /** @return false when the relay is closing and no lookup can run */
-  private boolean start(Entry e, long delayNanos) {
-    CompletableFuture<Status> f = new CompletableFuture<>();
-    try {
-      lookups.schedule(() -> lookup(e, f), delayNanos, TimeUnit.NANOSECONDS);
-    } catch (RejectedExecutionException ex) {
-      return false;
-    }
-    e.lookup = f;
-    e.looking = true;
-    e.lookupStarted = System.nanoTime() + delayNanos;
-    return true;
-  }
-
-  private void lookup(Entry e, CompletableFuture<Status> f) {
-    long started = System.nanoTime();
-    RuntimeException failure = null;
-    try {
-      publisher.get().current().producer().partitionsFor(e.topic);
-    } catch (RuntimeException ex) {
-      failure = ex;
-    }
-    if (failure instanceof InterruptException) {
-      Thread.currentThread().interrupt();
-    }
-    boolean found = false;
-    long missingFor = 0;
-    boolean firstMiss = false;
-    Status result;
-    synchronized (e) {
-      e.lookup = null;
-      e.looking = false;
-      if (failure == null) {
-        found = !e.ready;
-        missingFor = e.missing ? System.nanoTime() - e.missingSince : 0;
-        e.missing = false;
-        e.ready = true;
-        e.readyNanos = System.nanoTime();
-        e.consecutiveFailures = 0;
-        result = Status.READY;
-      } else if (Errors.isPoison(failure) || Errors.isFatal(failure) || failure instanceof InterruptException) {
-        // not a question of metadata arriving: the worker handles it (parks, or replaces the producer)
-        e.ready = false;
-        result = new Status(State.ERROR, failure);
-      } else {
-        e.ready = false;
-        if (!e.missing) {
-          e.missing = true;
-          e.missingSince = started;
+        if (waitNanos <= 0) {
+            return Status.HOLD;
         }
-        e.lastError = new Errors.TopicUnavailable(e.topic, failure);
-        firstMiss = !e.evidence && kafkaAnsweredSince.test(started);
-        e.evidence = kafkaAnsweredSince.test(started);
-        // one attempt per check, but at most one per countInterval: about the pace at which a
-        // retried batch counted them before (max.block.ms plus a backoff up to its cap)
-        if (e.evidence && (e.failedChecks == 0 || System.nanoTime() - e.countedNanos >= countIntervalNanos)) {
-          e.failedChecks++;
-          e.countedNanos = System.nanoTime();
+        try {
+            return lookup.get(waitNanos, TimeUnit.NANOSECONDS);
+        } catch (TimeoutException ex) {
+            return Status.HOLD;
+        } catch (InterruptedException ex) {
+            Thread.currentThread().interrupt();
+            return Status.HOLD;
+        } catch (ExecutionException ex) {
+            return Status.HOLD;
         }
-        result = e.evidence ? Status.HOLD : new Status(State.ERROR, e.lastError);
-        if (System.nanoTime() - e.askedNanos < FORGET_NANOS) {
-          start(e, Math.max(1, RECHECK.delay(Math.min(e.consecutiveFailures++, 30)).toNanos()));
-        } else {
-          entries.remove(e.topic, e);
+    }
+
+    /** @return the topics whose rows are held now (missing, or a lookup in progress that is not known to succeed) */
+    Set<String> held() {
+        Set<String> out = new TreeSet<>();
+        for (Entry e : entries.values()) {
+            if ((e.missing && e.evidence) || (!e.ready && !e.missing && e.looking)) {
+                out.add(e.topic);
+            }
         }
-      }
+        return out;
     }
-    f.complete(result);
-    if (firstMiss) {
-      log.warn("topic {} has no metadata ({}): its rows and the later rows of their keys are held, the other"
-          + " topics go on; checking again until it appears", e.topic, Errors.describe(failure));
+
+    /** A send found no metadata for a topic thought ready (deleted meanwhile): look it up before the next batch. */
+    void suspect(String topic) {
+        Entry e = entries.get(topic);
+        if (e != null) {
+            e.ready = false;
+        }
     }
-    if (found) {
-      if (missingFor > 0) {
-        log.info("topic {} has metadata again after {} ms without; publishing its held rows",
-            e.topic, TimeUnit.NANOSECONDS.toMillis(missingFor));
-      }
-      wakeAll.run();
+
+    /** A failed check of a topic that a shard has not counted yet: the error to record and the check's number. */
+    record Uncounted(Errors.TopicUnavailable error, int check) {}
+
+    /**
+     * @return the failed check (Kafka answering meanwhile) of {@code topic} that {@code shard} has not
+     *     counted as an attempt of its held rows yet, or null; it stays uncounted until {@link #counted}
+     */
+    Uncounted uncountedCheck(String topic, int shard) {
+        Entry e = entries.get(topic);
+        if (e == null || !e.missing || !e.evidence) {
+            return null;
+        }
+        int check = e.failedChecks;
+        Errors.TopicUnavailable error = e.lastError;
+        return check > e.countedByShard.getOrDefault(shard, 0) && error != null ? new Uncounted(error, check) : null;
     }
-  }
+
+    /** {@code shard} recorded one attempt of its held rows of {@code topic} for the checks up to {@code check}. */
+    void counted(String topic, int shard, Uncounted check) {
+        Entry e = entries.get(topic);
+        if (e != null) {
+            e.countedByShard.merge(shard, check.check(), Math::max);
+        }
+    }
+
+    void close() {
+        lookups.shutdownNow();
+    }
+
+    /** @return false when the relay is closing and no lookup can run */
+    private boolean start(Entry e, long delayNanos) {
+        CompletableFuture<Status> f = new CompletableFuture<>();
+        try {
+            lookups.schedule(() -> lookup(e, f), delayNanos, TimeUnit.NANOSECONDS);
+        } catch (RejectedExecutionException ex) {
+            return false;
+        }
+        e.lookup = f;
+        e.looking = true;
+        e.lookupStarted = System.nanoTime() + delayNanos;
+        return true;
+    }
+
+    private void lookup(Entry e, CompletableFuture<Status> f) {
+        long started = System.nanoTime();
+        RuntimeException failure = null;
+        try {
+            publisher.get().current().producer().partitionsFor(e.topic);
+        } catch (RuntimeException ex) {
+            failure = ex;
+        }
+        if (failure instanceof InterruptException) {
+            Thread.currentThread().interrupt();
+        }
+        boolean found = false;
+        long missingFor = 0;
+        boolean firstMiss = false;
+        Status result;
+        synchronized (e) {
+            e.lookup = null;
+            e.looking = false;
+            if (failure == null) {
+                found = !e.ready;
+                missingFor = e.missing ? System.nanoTime() - e.missingSince : 0;
+                e.missing = false;
+                e.ready = true;
+                e.readyNanos = System.nanoTime();
+                e.consecutiveFailures = 0;
+                result = Status.READY;
+            } else if (Errors.isPoison(failure) || Errors.isFatal(failure) || failure instanceof InterruptException) {
+                // not a question of metadata arriving: the worker handles it (parks, or replaces the producer)
+                e.ready = false;
+                result = new Status(State.ERROR, failure);
+            } else {
+                e.ready = false;
+                if (!e.missing) {
+                    e.missing = true;
+                    e.missingSince = started;
+                }
+                e.lastError = new Errors.TopicUnavailable(e.topic, failure);
+                firstMiss = !e.evidence && kafkaAnsweredSince.test(started);
+                e.evidence = kafkaAnsweredSince.test(started);
+                // one attempt per check, but at most one per countInterval: about the pace at which a
+                // retried batch counted them before (max.block.ms plus a backoff up to its cap)
+                if (e.evidence && (e.failedChecks == 0 || System.nanoTime() - e.countedNanos >= countIntervalNanos)) {
+                    e.failedChecks++;
+                    e.countedNanos = System.nanoTime();
+                }
+                result = e.evidence ? Status.HOLD : new Status(State.ERROR, e.lastError);
+                if (System.nanoTime() - e.askedNanos < FORGET_NANOS) {
+                    start(
+                            e,
+                            Math.max(
+                                    1,
+                                    RECHECK.delay(Math.min(e.consecutiveFailures++, 30))
+                                            .toNanos()));
+                } else {
+                    entries.remove(e.topic, e);
+                }
+            }
+        }
+        f.complete(result);
+        if (firstMiss) {
+            log.warn(
+                    "topic {} has no metadata ({}): its rows and the later rows of their keys are held, the other"
+                            + " topics go on; checking again until it appears",
+                    e.topic,
+                    Errors.describe(failure));
+        }
+        if (found) {
+            if (missingFor > 0) {
+                log.info(
+                        "topic {} has metadata again after {} ms without; publishing its held rows",
+                        e.topic,
+                        TimeUnit.NANOSECONDS.toMillis(missingFor));
+            }
+            wakeAll.run();
+        }
+    }
 }

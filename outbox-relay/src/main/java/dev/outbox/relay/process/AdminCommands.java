@@ -15,168 +15,208 @@ import java.util.List;
 
 /** The text (or JSON) face of {@link RelayAdmin} for the {@code status} and {@code parked} commands. */
 final class AdminCommands {
-  /** Rows {@code parked list} shows without {@code --limit}. */
-  static final int DEFAULT_LIMIT = 50;
+    /** Rows {@code parked list} shows without {@code --limit}. */
+    static final int DEFAULT_LIMIT = 50;
 
-  private final RelayAdmin admin;
-  private final PrintStream out;
-  private final PrintStream err;
+    private final RelayAdmin admin;
+    private final PrintStream out;
+    private final PrintStream err;
 
-  AdminCommands(RelayAdmin admin, PrintStream out, PrintStream err) {
-    this.admin = admin;
-    this.out = out;
-    this.err = err;
-  }
-
-  int run(CommandLine cl) {
-    return switch (cl.command()) {
-      case STATUS -> status(cl.json());
-      case PARKED_LIST -> list(cl.limit() == null ? DEFAULT_LIMIT : cl.limit(), cl.json());
-      case PARKED_REQUEUE -> requeue(cl);
-      case PARKED_PURGE -> purge(cl);
-      case RUN -> throw new IllegalStateException("not an admin command");
-      case DOCTOR -> throw new IllegalStateException("doctor is run by DoctorCommand");
-    };
-  }
-
-  int status(boolean json) {
-    RelayStatus s = admin.status();
-    if (json) {
-      out.println(Json.write(s));
-      return 0;
+    AdminCommands(RelayAdmin admin, PrintStream out, PrintStream err) {
+        this.admin = admin;
+        this.out = out;
+        this.err = err;
     }
-    Instant at = s.at();
-    long leased = s.shards().stream().filter(ShardStatus::leaseLive).count();
-    out.println("Outbox relay status, schema " + admin.schema() + ", at " + at.truncatedTo(ChronoUnit.SECONDS) + " (database clock)");
-    out.println();
-    out.println("backlog        " + s.backlog() + " message(s)" + (s.oldestAge() == null ? "" : ", oldest " + age(s.oldestAge())));
-    out.println("parked         " + s.parked() + " message(s)" + (s.parked() > 0 ? "  (see: parked list)" : ""));
-    out.println("shards         " + s.shards().size() + ", " + leased + " leased, " + (s.shards().size() - leased) + " without a live lease");
-    out.println("live relays    " + s.liveMembers() + (s.members().size() > s.liveMembers() ? " (" + (s.members().size() - s.liveMembers()) + " expired)" : ""));
-    out.println("outbox table   ~" + s.table().liveRows() + " live rows, ~" + s.table().deadRows() + " dead row versions, last vacuum "
-        + (s.table().lastVacuum() == null ? "never" : ago(at, s.table().lastVacuum())));
-    out.println();
 
-    out.println("Relays:");
-    TextTable members = new TextTable("INSTANCE", "LIVE", "SHARDS", "STARTED", "HEARTBEAT");
-    for (RelayMember m : s.members()) {
-      members.row(m.owner(), m.live() ? "yes" : "no", m.ownedShards(), ago(at, m.startedAt()), until(at, m.heartbeatUntil()));
+    int run(CommandLine cl) {
+        return switch (cl.command()) {
+            case STATUS -> status(cl.json());
+            case PARKED_LIST -> list(cl.limit() == null ? DEFAULT_LIMIT : cl.limit(), cl.json());
+            case PARKED_REQUEUE -> requeue(cl);
+            case PARKED_PURGE -> purge(cl);
+            case RUN -> throw new IllegalStateException("not an admin command");
+            case DOCTOR -> throw new IllegalStateException("doctor is run by DoctorCommand");
+        };
     }
-    out.print(members.isEmpty() ? "  (none)\n" : members.render("  "));
-    out.println();
 
-    out.println("Shards:");
-    TextTable shards = new TextTable("SHARD", "BACKLOG", "OLDEST", "PARKED", "OWNER", "EPOCH", "LEASE");
-    for (ShardStatus sh : s.shards()) {
-      String lease = sh.owner() == null ? "free" : until(at, sh.leaseUntil());
-      shards.row(sh.shard(), sh.backlog(), sh.oldestAge() == null ? "-" : age(sh.oldestAge()), sh.parked(), sh.owner(), sh.epoch(), lease);
-    }
-    out.print(shards.render("  "));
-    out.println();
+    int status(boolean json) {
+        RelayStatus s = admin.status();
+        if (json) {
+            out.println(Json.write(s));
+            return 0;
+        }
+        Instant at = s.at();
+        long leased = s.shards().stream().filter(ShardStatus::leaseLive).count();
+        out.println("Outbox relay status, schema " + admin.schema() + ", at " + at.truncatedTo(ChronoUnit.SECONDS)
+                + " (database clock)");
+        out.println();
+        out.println("backlog        " + s.backlog() + " message(s)"
+                + (s.oldestAge() == null ? "" : ", oldest " + age(s.oldestAge())));
+        out.println("parked         " + s.parked() + " message(s)" + (s.parked() > 0 ? "  (see: parked list)" : ""));
+        out.println("shards         " + s.shards().size() + ", " + leased + " leased, "
+                + (s.shards().size() - leased) + " without a live lease");
+        out.println("live relays    " + s.liveMembers()
+                + (s.members().size() > s.liveMembers()
+                        ? " (" + (s.members().size() - s.liveMembers()) + " expired)"
+                        : ""));
+        out.println("outbox table   ~" + s.table().liveRows() + " live rows, ~"
+                + s.table().deadRows() + " dead row versions, last vacuum "
+                + (s.table().lastVacuum() == null ? "never" : ago(at, s.table().lastVacuum())));
+        out.println();
 
-    out.println("xmin horizon (oldest first; vacuum cannot remove outbox rows deleted after these snapshots):");
-    TextTable xmin = new TextTable("KIND", "NAME", "XMIN", "AGE(XIDS)", "SINCE", "STATE", "DETAIL");
-    for (XminHolder h : s.xminHolders()) {
-      xmin.row(h.kind(), h.name(), h.xmin(), h.xminAge(), h.since() == null ? "-" : ago(at, h.since()), h.state(), h.detail());
-    }
-    out.print(xmin.isEmpty() ? "  (nothing else holds it)\n" : xmin.render("  "));
-    return 0;
-  }
+        out.println("Relays:");
+        TextTable members = new TextTable("INSTANCE", "LIVE", "SHARDS", "STARTED", "HEARTBEAT");
+        for (RelayMember m : s.members()) {
+            members.row(
+                    m.owner(),
+                    m.live() ? "yes" : "no",
+                    m.ownedShards(),
+                    ago(at, m.startedAt()),
+                    until(at, m.heartbeatUntil()));
+        }
+        out.print(members.isEmpty() ? "  (none)\n" : members.render("  "));
+        out.println();
 
-  int list(int limit, boolean json) {
-    List<ParkedMessage> rows = admin.parked(limit);
-    if (json) {
-      out.println(Json.write(rows));
-      return 0;
-    }
-    if (rows.isEmpty()) {
-      out.println("No parked messages.");
-      return 0;
-    }
-    printParked(rows);
-    if (rows.size() == limit) {
-      out.println("(first " + limit + " shown; --limit N shows more)");
-    }
-    return 0;
-  }
+        out.println("Shards:");
+        TextTable shards = new TextTable("SHARD", "BACKLOG", "OLDEST", "PARKED", "OWNER", "EPOCH", "LEASE");
+        for (ShardStatus sh : s.shards()) {
+            String lease = sh.owner() == null ? "free" : until(at, sh.leaseUntil());
+            shards.row(
+                    sh.shard(),
+                    sh.backlog(),
+                    sh.oldestAge() == null ? "-" : age(sh.oldestAge()),
+                    sh.parked(),
+                    sh.owner(),
+                    sh.epoch(),
+                    lease);
+        }
+        out.print(shards.render("  "));
+        out.println();
 
-  private void printParked(List<ParkedMessage> rows) {
-    TextTable t = new TextTable("ID", "MESSAGE ID", "SHARD", "TOPIC", "KEY", "BYTES", "ATTEMPTS", "PARKED AT", "LAST ERROR");
-    for (ParkedMessage p : rows) {
-      t.row(p.id(), p.messageId(), p.shard(), p.topic(), p.key(), p.payloadBytes(), p.attempts(),
-          p.parkedAt().truncatedTo(ChronoUnit.SECONDS), p.lastError());
-    }
-    out.print(t.render(""));
-  }
-
-  private int requeue(CommandLine cl) {
-    ParkedChange c = cl.all() ? admin.requeueAll() : admin.requeue(cl.ids());
-    out.println("Requeued " + c.count() + " parked message(s)" + ids(c.ids()) + ".");
-    if (!c.notParked().isEmpty()) {
-      out.println("Not parked, left alone: " + join(c.notParked()) + ".");
-    }
-    return 0;
-  }
-
-  private int purge(CommandLine cl) {
-    if (!cl.yes()) {
-      List<ParkedMessage> rows = admin.parked(RelayAdmin.MAX_LIMIT);
-      List<ParkedMessage> chosen = cl.all() ? rows : rows.stream().filter(p -> cl.ids().contains(p.id())).toList();
-      if (chosen.isEmpty()) {
-        out.println("No parked messages to purge" + (cl.all() ? "." : " among the given ids."));
+        out.println("xmin horizon (oldest first; vacuum cannot remove outbox rows deleted after these snapshots):");
+        TextTable xmin = new TextTable("KIND", "NAME", "XMIN", "AGE(XIDS)", "SINCE", "STATE", "DETAIL");
+        for (XminHolder h : s.xminHolders()) {
+            xmin.row(
+                    h.kind(),
+                    h.name(),
+                    h.xmin(),
+                    h.xminAge(),
+                    h.since() == null ? "-" : ago(at, h.since()),
+                    h.state(),
+                    h.detail());
+        }
+        out.print(xmin.isEmpty() ? "  (nothing else holds it)\n" : xmin.render("  "));
         return 0;
-      }
-      out.println("Would purge " + chosen.size() + " parked message(s) for good:");
-      printParked(chosen);
-      err.println("parked purge deletes messages for good and was refused: add --yes to confirm.");
-      return CliException.USAGE;
     }
-    ParkedChange c = cl.all() ? admin.purgeAll() : admin.purge(cl.ids());
-    out.println("Purged " + c.count() + " parked message(s)" + ids(c.ids()) + "; they will never be published.");
-    if (!c.notParked().isEmpty()) {
-      out.println("Not parked, left alone: " + join(c.notParked()) + ".");
-    }
-    return 0;
-  }
 
-  private static String ids(List<Long> ids) {
-    return ids.isEmpty() ? "" : ": " + join(ids);
-  }
+    int list(int limit, boolean json) {
+        List<ParkedMessage> rows = admin.parked(limit);
+        if (json) {
+            out.println(Json.write(rows));
+            return 0;
+        }
+        if (rows.isEmpty()) {
+            out.println("No parked messages.");
+            return 0;
+        }
+        printParked(rows);
+        if (rows.size() == limit) {
+            out.println("(first " + limit + " shown; --limit N shows more)");
+        }
+        return 0;
+    }
 
-  private static String join(List<Long> ids) {
-    if (ids.size() > 50) {
-      return String.join(", ", ids.subList(0, 50).stream().map(String::valueOf).toList()) + ", ... (" + ids.size() + " in all)";
+    private void printParked(List<ParkedMessage> rows) {
+        TextTable t = new TextTable(
+                "ID", "MESSAGE ID", "SHARD", "TOPIC", "KEY", "BYTES", "ATTEMPTS", "PARKED AT", "LAST ERROR");
+        for (ParkedMessage p : rows) {
+            t.row(
+                    p.id(),
+                    p.messageId(),
+                    p.shard(),
+                    p.topic(),
+                    p.key(),
+                    p.payloadBytes(),
+                    p.attempts(),
+                    p.parkedAt().truncatedTo(ChronoUnit.SECONDS),
+                    p.lastError());
+        }
+        out.print(t.render(""));
     }
-    return String.join(", ", ids.stream().map(String::valueOf).toList());
-  }
 
-  static String age(Duration d) {
-    long ms = d.toMillis();
-    if (ms < 1000) {
-      return ms + "ms";
+    private int requeue(CommandLine cl) {
+        ParkedChange c = cl.all() ? admin.requeueAll() : admin.requeue(cl.ids());
+        out.println("Requeued " + c.count() + " parked message(s)" + ids(c.ids()) + ".");
+        if (!c.notParked().isEmpty()) {
+            out.println("Not parked, left alone: " + join(c.notParked()) + ".");
+        }
+        return 0;
     }
-    if (ms < 60_000) {
-      return String.format("%.1fs", ms / 1000.0);
-    }
-    long s = ms / 1000;
-    if (s < 3600) {
-      return s / 60 + "m" + (s % 60) + "s";
-    }
-    if (s < 86_400) {
-      return s / 3600 + "h" + (s % 3600) / 60 + "m";
-    }
-    return s / 86_400 + "d" + (s % 86_400) / 3600 + "h";
-  }
 
-  private static String ago(Instant now, Instant then) {
-    return then == null ? "-" : age(Duration.between(then, now).abs()) + " ago";
-  }
-
-  private static String until(Instant now, Instant until) {
-    if (until == null) {
-      return "-";
+    private int purge(CommandLine cl) {
+        if (!cl.yes()) {
+            List<ParkedMessage> rows = admin.parked(RelayAdmin.MAX_LIMIT);
+            List<ParkedMessage> chosen = cl.all()
+                    ? rows
+                    : rows.stream().filter(p -> cl.ids().contains(p.id())).toList();
+            if (chosen.isEmpty()) {
+                out.println("No parked messages to purge" + (cl.all() ? "." : " among the given ids."));
+                return 0;
+            }
+            out.println("Would purge " + chosen.size() + " parked message(s) for good:");
+            printParked(chosen);
+            err.println("parked purge deletes messages for good and was refused: add --yes to confirm.");
+            return CliException.USAGE;
+        }
+        ParkedChange c = cl.all() ? admin.purgeAll() : admin.purge(cl.ids());
+        out.println("Purged " + c.count() + " parked message(s)" + ids(c.ids()) + "; they will never be published.");
+        if (!c.notParked().isEmpty()) {
+            out.println("Not parked, left alone: " + join(c.notParked()) + ".");
+        }
+        return 0;
     }
-    Duration d = Duration.between(now, until);
-    return d.isNegative() ? "expired " + age(d.abs()) + " ago" : age(d) + " left";
-  }
+
+    private static String ids(List<Long> ids) {
+        return ids.isEmpty() ? "" : ": " + join(ids);
+    }
+
+    private static String join(List<Long> ids) {
+        if (ids.size() > 50) {
+            return String.join(
+                            ", ",
+                            ids.subList(0, 50).stream().map(String::valueOf).toList()) + ", ... (" + ids.size()
+                    + " in all)";
+        }
+        return String.join(", ", ids.stream().map(String::valueOf).toList());
+    }
+
+    static String age(Duration d) {
+        long ms = d.toMillis();
+        if (ms < 1000) {
+            return ms + "ms";
+        }
+        if (ms < 60_000) {
+            return String.format("%.1fs", ms / 1000.0);
+        }
+        long s = ms / 1000;
+        if (s < 3600) {
+            return s / 60 + "m" + (s % 60) + "s";
+        }
+        if (s < 86_400) {
+            return s / 3600 + "h" + (s % 3600) / 60 + "m";
+        }
+        return s / 86_400 + "d" + (s % 86_400) / 3600 + "h";
+    }
+
+    private static String ago(Instant now, Instant then) {
+        return then == null ? "-" : age(Duration.between(then, now).abs()) + " ago";
+    }
+
+    private static String until(Instant now, Instant until) {
+        if (until == null) {
+            return "-";
+        }
+        Duration d = Duration.between(now, until);
+        return d.isNegative() ? "expired " + age(d.abs()) + " ago" : age(d) + " left";
+    }
 }

@@ -18,153 +18,164 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
  * out of the arguments before the common parser sees them, so they cannot reach other commands.
  */
 final class DoctorCommand {
-  /** Exit code when a check failed. */
-  static final int CHECK_FAILED = 4;
+    /** Exit code when a check failed. */
+    static final int CHECK_FAILED = 4;
 
-  private static final Duration LONGEST = Duration.ofDays(3650);
-
-  /**
-   * The doctor's own options.
-   *
-   * @param rest the arguments left for {@link CommandLine#parse}
-   * @param apply what the options set on the doctor's builder
-   */
-  record Options(String[] rest, List<Consumer<Doctor.Builder>> apply) {
+    private static final Duration LONGEST = Duration.ofDays(3650);
 
     /**
-     * @param args the whole command line
-     * @return the options; none when the command is not {@code doctor}
-     * @throws CliException exit code 2 for a malformed value
+     * The doctor's own options.
+     *
+     * @param rest the arguments left for {@link CommandLine#parse}
+     * @param apply what the options set on the doctor's builder
      */
-    static Options extract(String[] args) {
-      if (!List.of(args).contains("doctor")) {
-        return new Options(args, List.of());
-      }
-      List<String> rest = new ArrayList<>();
-      List<Consumer<Doctor.Builder>> apply = new ArrayList<>();
-      Map<String, BiConsumer<String, List<Consumer<Doctor.Builder>>>> options = new LinkedHashMap<>();
-      options.put("consumer", (v, a) -> {
-        String[] kv = pair("consumer", v, "NAME=TOPIC[,TOPIC...]");
-        String[] topics = kv[1].split(",");
-        a.add(b -> b.consumer(kv[0], topics));
-      });
-      options.put("consumer-retention", (v, a) -> {
-        String[] kv = pair("consumer-retention", v, "NAME=DURATION");
-        Duration d = duration("consumer-retention", kv[1]);
-        a.add(b -> b.consumerRetention(kv[0], d));
-      });
-      Map<String, BiConsumer<Doctor.Builder, Duration>> durations = Map.of(
-          "processed-retention", Doctor.Builder::processedRetention,
-          "key-ttl", Doctor.Builder::keyTtl,
-          "lock-timeout", Doctor.Builder::lockTimeout,
-          "purge-grace", Doctor.Builder::purgeGrace,
-          "max-unpublished-age", Doctor.Builder::maxUnpublishedAge);
-      durations.forEach((name, setter) -> options.put(name, (v, a) -> {
-        Duration d = duration(name, v);
-        a.add(b -> setter.accept(b, d));
-      }));
-      for (int i = 0; i < args.length; i++) {
-        String arg = args[i];
-        String body = arg.startsWith("--") ? arg.substring(2) : "";
-        int eq = body.indexOf('=');
-        String name = eq < 0 ? body : body.substring(0, eq);
-        var option = options.get(name);
-        if (option == null) {
-          rest.add(arg);
-          continue;
+    record Options(String[] rest, List<Consumer<Doctor.Builder>> apply) {
+
+        /**
+         * @param args the whole command line
+         * @return the options; none when the command is not {@code doctor}
+         * @throws CliException exit code 2 for a malformed value
+         */
+        static Options extract(String[] args) {
+            if (!List.of(args).contains("doctor")) {
+                return new Options(args, List.of());
+            }
+            List<String> rest = new ArrayList<>();
+            List<Consumer<Doctor.Builder>> apply = new ArrayList<>();
+            Map<String, BiConsumer<String, List<Consumer<Doctor.Builder>>>> options = new LinkedHashMap<>();
+            options.put("consumer", (v, a) -> {
+                String[] kv = pair("consumer", v, "NAME=TOPIC[,TOPIC...]");
+                String[] topics = kv[1].split(",");
+                a.add(b -> b.consumer(kv[0], topics));
+            });
+            options.put("consumer-retention", (v, a) -> {
+                String[] kv = pair("consumer-retention", v, "NAME=DURATION");
+                Duration d = duration("consumer-retention", kv[1]);
+                a.add(b -> b.consumerRetention(kv[0], d));
+            });
+            Map<String, BiConsumer<Doctor.Builder, Duration>> durations = Map.of(
+                    "processed-retention", Doctor.Builder::processedRetention,
+                    "key-ttl", Doctor.Builder::keyTtl,
+                    "lock-timeout", Doctor.Builder::lockTimeout,
+                    "purge-grace", Doctor.Builder::purgeGrace,
+                    "max-unpublished-age", Doctor.Builder::maxUnpublishedAge);
+            durations.forEach((name, setter) -> options.put(name, (v, a) -> {
+                Duration d = duration(name, v);
+                a.add(b -> setter.accept(b, d));
+            }));
+            for (int i = 0; i < args.length; i++) {
+                String arg = args[i];
+                String body = arg.startsWith("--") ? arg.substring(2) : "";
+                int eq = body.indexOf('=');
+                String name = eq < 0 ? body : body.substring(0, eq);
+                var option = options.get(name);
+                if (option == null) {
+                    rest.add(arg);
+                    continue;
+                }
+                String value = eq < 0 ? null : body.substring(eq + 1);
+                if (value == null) {
+                    if (i + 1 >= args.length || args[i + 1].startsWith("--")) {
+                        throw CliException.usage(
+                                "Option --" + name + " needs a value: write --" + name + "=<value>. See --help.");
+                    }
+                    value = args[++i];
+                }
+                option.accept(value, apply);
+            }
+            return new Options(rest.toArray(String[]::new), List.copyOf(apply));
         }
-        String value = eq < 0 ? null : body.substring(eq + 1);
-        if (value == null) {
-          if (i + 1 >= args.length || args[i + 1].startsWith("--")) {
-            throw CliException.usage("Option --" + name + " needs a value: write --" + name + "=<value>. See --help.");
-          }
-          value = args[++i];
+
+        private static String[] pair(String option, String value, String form) {
+            int eq = value.indexOf('=');
+            if (eq <= 0 || eq == value.length() - 1) {
+                throw CliException.usage("Invalid value " + value + " for option --" + option + ": write " + form
+                        + ", e.g. --" + option + "=payments=" + (form.endsWith("DURATION") ? "7d" : "orders") + ".");
+            }
+            return new String[] {
+                value.substring(0, eq).strip(), value.substring(eq + 1).strip()
+            };
         }
-        option.accept(value, apply);
-      }
-      return new Options(rest.toArray(String[]::new), List.copyOf(apply));
-    }
 
-    private static String[] pair(String option, String value, String form) {
-      int eq = value.indexOf('=');
-      if (eq <= 0 || eq == value.length() - 1) {
-        throw CliException.usage("Invalid value " + value + " for option --" + option + ": write " + form + ", e.g. --"
-            + option + "=payments=" + (form.endsWith("DURATION") ? "7d" : "orders") + ".");
-      }
-      return new String[] {value.substring(0, eq).strip(), value.substring(eq + 1).strip()};
-    }
-
-    private static Duration duration(String option, String value) {
-      try {
-        String v = value.strip();
-        if (v.matches("\\d{1,5}d")) {
-          return Duration.ofDays(Long.parseLong(v.substring(0, v.length() - 1)));
+        private static Duration duration(String option, String value) {
+            try {
+                String v = value.strip();
+                if (v.matches("\\d{1,5}d")) {
+                    return Duration.ofDays(Long.parseLong(v.substring(0, v.length() - 1)));
+                }
+                return Validators.durationBetween(v, Duration.ofMillis(1), LONGEST);
+            } catch (IllegalArgumentException e) {
+                throw CliException.usage("Invalid value " + value + " for option --" + option + ": " + e.getMessage()
+                        + " (days as 7d are taken too).");
+            }
         }
-        return Validators.durationBetween(v, Duration.ofMillis(1), LONGEST);
-      } catch (IllegalArgumentException e) {
-        throw CliException.usage("Invalid value " + value + " for option --" + option + ": " + e.getMessage()
-            + " (days as 7d are taken too).");
-      }
     }
-  }
 
-  private final DataSource dataSource;
-  private final RelaySettings.Values settings;
-  private final Options options;
-  private final PrintStream out;
+    private final DataSource dataSource;
+    private final RelaySettings.Values settings;
+    private final Options options;
+    private final PrintStream out;
 
-  DoctorCommand(DataSource dataSource, RelaySettings.Values settings, Options options, PrintStream out) {
-    this.dataSource = dataSource;
-    this.settings = settings;
-    this.options = options;
-    this.out = out;
-  }
+    DoctorCommand(DataSource dataSource, RelaySettings.Values settings, Options options, PrintStream out) {
+        this.dataSource = dataSource;
+        this.settings = settings;
+        this.options = options;
+        this.out = out;
+    }
 
-  int run(boolean json) {
-    Doctor.Builder b = Doctor.builder().dataSource(dataSource).schema(settings.string(RelaySettings.SCHEMA));
-    if (settings.isExplicit(RelaySettings.BOOTSTRAP_SERVERS)) {
-      Map<String, Object> kafka = new LinkedHashMap<>();
-      settings.producerProperties().forEach((k, v) -> {
-        if (AdminClientConfig.configNames().contains(k)) {
-          kafka.put(k, v);
+    int run(boolean json) {
+        Doctor.Builder b = Doctor.builder().dataSource(dataSource).schema(settings.string(RelaySettings.SCHEMA));
+        if (settings.isExplicit(RelaySettings.BOOTSTRAP_SERVERS)) {
+            Map<String, Object> kafka = new LinkedHashMap<>();
+            settings.producerProperties().forEach((k, v) -> {
+                if (AdminClientConfig.configNames().contains(k)) {
+                    kafka.put(k, v);
+                }
+            });
+            kafka.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, settings.string(RelaySettings.BOOTSTRAP_SERVERS));
+            b.kafkaProperties(kafka);
         }
-      });
-      kafka.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, settings.string(RelaySettings.BOOTSTRAP_SERVERS));
-      b.kafkaProperties(kafka);
+        try {
+            options.apply().forEach(o -> o.accept(b));
+        } catch (IllegalArgumentException e) {
+            throw CliException.usage("Invalid doctor option: " + e.getMessage());
+        }
+        Doctor.Report report = b.build().run();
+        if (json) {
+            out.println(Json.write(report));
+        } else {
+            print(report);
+        }
+        return report.failed() ? CHECK_FAILED : Main.EXIT_OK;
     }
-    try {
-      options.apply().forEach(o -> o.accept(b));
-    } catch (IllegalArgumentException e) {
-      throw CliException.usage("Invalid doctor option: " + e.getMessage());
-    }
-    Doctor.Report report = b.build().run();
-    if (json) {
-      out.println(Json.write(report));
-    } else {
-      print(report);
-    }
-    return report.failed() ? CHECK_FAILED : Main.EXIT_OK;
-  }
 
-  private void print(Doctor.Report report) {
-    out.println("Idempotency doctor, schema " + report.schema() + ", at " + report.at().truncatedTo(ChronoUnit.SECONDS)
-        + " (database clock)");
-    out.println();
-    for (Doctor.Check c : report.checks()) {
-      String verdict = c.verdict() == Doctor.Verdict.BUILD_TIME ? "BUILD" : c.verdict().name();
-      out.printf("%-5s %-19s %s%n", verdict, c.id(), c.title());
-      out.println("      " + c.summary());
-      for (String e : c.evidence()) {
-        out.println("        " + e);
-      }
-      if (c.fix() != null && c.verdict() != Doctor.Verdict.PASS) {
-        out.println("      fix: " + c.fix());
-      }
+    private void print(Doctor.Report report) {
+        out.println("Idempotency doctor, schema " + report.schema() + ", at "
+                + report.at().truncatedTo(ChronoUnit.SECONDS) + " (database clock)");
+        out.println();
+        for (Doctor.Check c : report.checks()) {
+            String verdict = c.verdict() == Doctor.Verdict.BUILD_TIME
+                    ? "BUILD"
+                    : c.verdict().name();
+            out.printf("%-5s %-19s %s%n", verdict, c.id(), c.title());
+            out.println("      " + c.summary());
+            for (String e : c.evidence()) {
+                out.println("        " + e);
+            }
+            if (c.fix() != null && c.verdict() != Doctor.Verdict.PASS) {
+                out.println("      fix: " + c.fix());
+            }
+        }
+        long failed = report.checks().stream()
+                .filter(c -> c.verdict() == Doctor.Verdict.FAIL)
+                .count();
+        long warned = report.checks().stream()
+                .filter(c -> c.verdict() == Doctor.Verdict.WARN)
+                .count();
+        out.println();
+        out.println(
+                failed == 0
+                        ? "No check failed" + (warned > 0 ? ", " + warned + " warning(s)." : ".")
+                        : failed + " check(s) failed" + (warned > 0 ? ", " + warned + " warning(s)" : "") + ".");
     }
-    long failed = report.checks().stream().filter(c -> c.verdict() == Doctor.Verdict.FAIL).count();
-    long warned = report.checks().stream().filter(c -> c.verdict() == Doctor.Verdict.WARN).count();
-    out.println();
-    out.println(failed == 0 ? "No check failed" + (warned > 0 ? ", " + warned + " warning(s)." : ".")
-        : failed + " check(s) failed" + (warned > 0 ? ", " + warned + " warning(s)" : "") + ".");
-  }
 }

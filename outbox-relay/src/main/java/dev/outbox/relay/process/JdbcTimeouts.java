@@ -15,15 +15,15 @@ import java.time.Duration;
  */
 record JdbcTimeouts(long statementTimeoutMillis, long lockTimeoutMillis, int socketTimeoutSeconds) {
 
-  static JdbcTimeouts forLease(Duration lease) {
-    long statement = Math.max(1_000, lease.toMillis() / 3);
-    long lock = Math.max(500, lease.toMillis() / 6);
-    int socket = (int) ((statement + 999) / 1000) + 2;
-    return new JdbcTimeouts(statement, lock, socket);
-  }
+    static JdbcTimeouts forLease(Duration lease) {
+        long statement = Math.max(1_000, lease.toMillis() / 3);
+        long lock = Math.max(500, lease.toMillis() / 6);
+        int socket = (int) ((statement + 999) / 1000) + 2;
+        return new JdbcTimeouts(statement, lock, socket);
+    }
 
-  /** @return the pgjdbc {@code options} value that sets both session timeouts */
-  String options() {
-    return "-c statement_timeout=" + statementTimeoutMillis + " -c lock_timeout=" + lockTimeoutMillis;
-  }
+    /** @return the pgjdbc {@code options} value that sets both session timeouts */
+    String options() {
+        return "-c statement_timeout=" + statementTimeoutMillis + " -c lock_timeout=" + lockTimeoutMillis;
+    }
 }

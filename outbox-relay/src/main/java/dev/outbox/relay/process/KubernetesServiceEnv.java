@@ -10,14 +10,13 @@ import java.util.regex.Pattern;
  * still refused as a typo.
  */
 final class KubernetesServiceEnv {
-  private static final Pattern SERVICE = Pattern.compile(
-      Pattern.quote(RelaySettings.ENV_PREFIX)
-          + "(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT|PORT_[0-9]{1,5}_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)");
+    private static final Pattern SERVICE = Pattern.compile(Pattern.quote(RelaySettings.ENV_PREFIX)
+            + "(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT|PORT_[0-9]{1,5}_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)");
 
-  private KubernetesServiceEnv() {}
+    private KubernetesServiceEnv() {}
 
-  /** @return whether {@code name} is one of the Service variables (and so not a setting) */
-  static boolean matches(String name) {
-    return SERVICE.matcher(name).matches();
-  }
+    /** @return whether {@code name} is one of the Service variables (and so not a setting) */
+    static boolean matches(String name) {
+        return SERVICE.matcher(name).matches();
+    }
 }

@@ -33,175 +33,192 @@ import org.slf4j.LoggerFactory;
  * found a failing check.
  */
 public final class Main {
-  /** Environment variable naming the properties file, like {@code --config}. */
-  public static final String CONFIG_ENV = "OUTBOX_RELAY_CONFIG";
+    /** Environment variable naming the properties file, like {@code --config}. */
+    public static final String CONFIG_ENV = "OUTBOX_RELAY_CONFIG";
 
-  /** Exit code: success. */
-  public static final int EXIT_OK = 0;
+    /** Exit code: success. */
+    public static final int EXIT_OK = 0;
 
-  /** Exit code: unexpected failure, or the relay did not close within the shutdown timeout. */
-  public static final int EXIT_FAILURE = 1;
+    /** Exit code: unexpected failure, or the relay did not close within the shutdown timeout. */
+    public static final int EXIT_FAILURE = 1;
 
-  /** Exit code: bad, unknown, missing or conflicting settings or arguments. */
-  public static final int EXIT_USAGE = CliException.USAGE;
+    /** Exit code: bad, unknown, missing or conflicting settings or arguments. */
+    public static final int EXIT_USAGE = CliException.USAGE;
 
-  /** Exit code: PostgreSQL, the outbox schema or Kafka not reachable at start. */
-  public static final int EXIT_UNAVAILABLE = CliException.UNAVAILABLE;
+    /** Exit code: PostgreSQL, the outbox schema or Kafka not reachable at start. */
+    public static final int EXIT_UNAVAILABLE = CliException.UNAVAILABLE;
 
-  /** Exit code: {@code doctor} found a failing check. */
-  public static final int EXIT_CHECK_FAILED = DoctorCommand.CHECK_FAILED;
+    /** Exit code: {@code doctor} found a failing check. */
+    public static final int EXIT_CHECK_FAILED = DoctorCommand.CHECK_FAILED;
 
-  private Main() {}
+    private Main() {}
 
-  /**
-   * Runs the command line and exits the JVM with its exit code (for {@code run}, after SIGTERM).
-   *
-   * @param args the command line
-   */
-  public static void main(String[] args) {
-    int code = run(args, System.getenv(), System.out, System.err);
-    System.out.flush();
-    System.exit(code);
-  }
-
-  /**
-   * Runs the command line without exiting the JVM. The {@code run} command blocks until the JVM
-   * shuts down (SIGTERM, SIGINT), then halts it with the exit code, so embed only the admin
-   * commands this way.
-   *
-   * @param args the command line
-   * @param env the environment (only {@code OUTBOX_RELAY_*} is read)
-   * @param out standard output: help, command output
-   * @param err standard error: one line per failure
-   * @return the exit code
-   */
-  public static int run(String[] args, Map<String, String> env, PrintStream out, PrintStream err) {
-    try {
-      // quiet until the settings say otherwise: the default Logback configuration logs everything
-      Logging.configure("WARN");
-      DoctorCommand.Options doctor = DoctorCommand.Options.extract(args);
-      CommandLine cl = CommandLine.parse(doctor.rest());
-      if (cl.help()) {
-        out.print(usage());
-        return EXIT_OK;
-      }
-      String configFile = cl.config() != null ? cl.config() : env.get(CONFIG_ENV);
-      Map<String, String> file = configFile == null || configFile.isBlank() ? Map.of() : load(configFile, cl.config() != null);
-      RelaySettings.Values settings =
-          RelaySettings.resolve(cl.settings(), env, file, configFile == null ? "" : configFile, !cl.command().isAdmin());
-      if (cl.command().isAdmin()) {
-        Logging.configure(settings.isExplicit(RelaySettings.LOG_LEVEL) ? settings.string(RelaySettings.LOG_LEVEL) : "WARN",
-            settings.string(RelaySettings.LOG_FORMAT));
-        return admin(cl, settings, doctor, out, err);
-      }
-      Logging.configure(settings.string(RelaySettings.LOG_LEVEL), settings.string(RelaySettings.LOG_FORMAT));
-      return runRelay(cl, settings);
-    } catch (CliException e) {
-      err.println(e.getMessage());
-      return e.exitCode();
-    } catch (RuntimeException e) {
-      err.println("outbox-relay failed: " + RelayProcess.oneLine(String.valueOf(e)));
-      LoggerFactory.getLogger(Main.class).error("outbox-relay failed", e);
-      return EXIT_FAILURE;
+    /**
+     * Runs the command line and exits the JVM with its exit code (for {@code run}, after SIGTERM).
+     *
+     * @param args the command line
+     */
+    public static void main(String[] args) {
+        int code = run(args, System.getenv(), System.out, System.err);
+        System.out.flush();
+        System.exit(code);
     }
-  }
 
-  private static Map<String, String> load(String name, boolean fromFlag) {
-    String source = fromFlag ? "--config" : CONFIG_ENV;
-    Properties p = new Properties();
-    try (InputStream in = Files.newInputStream(Path.of(name))) {
-      p.load(in);
-    } catch (NoSuchFileException e) {
-      throw CliException.usage("Cannot read the properties file " + name + " (" + source + "): no such file.");
-    } catch (IOException | IllegalArgumentException e) {
-      throw CliException.usage("Cannot read the properties file " + name + " (" + source + "): " + RelayProcess.oneLine(e.getMessage()));
+    /**
+     * Runs the command line without exiting the JVM. The {@code run} command blocks until the JVM
+     * shuts down (SIGTERM, SIGINT), then halts it with the exit code, so embed only the admin
+     * commands this way.
+     *
+     * @param args the command line
+     * @param env the environment (only {@code OUTBOX_RELAY_*} is read)
+     * @param out standard output: help, command output
+     * @param err standard error: one line per failure
+     * @return the exit code
+     */
+    public static int run(String[] args, Map<String, String> env, PrintStream out, PrintStream err) {
+        try {
+            // quiet until the settings say otherwise: the default Logback configuration logs everything
+            Logging.configure("WARN");
+            DoctorCommand.Options doctor = DoctorCommand.Options.extract(args);
+            CommandLine cl = CommandLine.parse(doctor.rest());
+            if (cl.help()) {
+                out.print(usage());
+                return EXIT_OK;
+            }
+            String configFile = cl.config() != null ? cl.config() : env.get(CONFIG_ENV);
+            Map<String, String> file =
+                    configFile == null || configFile.isBlank() ? Map.of() : load(configFile, cl.config() != null);
+            RelaySettings.Values settings = RelaySettings.resolve(
+                    cl.settings(),
+                    env,
+                    file,
+                    configFile == null ? "" : configFile,
+                    !cl.command().isAdmin());
+            if (cl.command().isAdmin()) {
+                Logging.configure(
+                        settings.isExplicit(RelaySettings.LOG_LEVEL)
+                                ? settings.string(RelaySettings.LOG_LEVEL)
+                                : "WARN",
+                        settings.string(RelaySettings.LOG_FORMAT));
+                return admin(cl, settings, doctor, out, err);
+            }
+            Logging.configure(settings.string(RelaySettings.LOG_LEVEL), settings.string(RelaySettings.LOG_FORMAT));
+            return runRelay(cl, settings);
+        } catch (CliException e) {
+            err.println(e.getMessage());
+            return e.exitCode();
+        } catch (RuntimeException e) {
+            err.println("outbox-relay failed: " + RelayProcess.oneLine(String.valueOf(e)));
+            LoggerFactory.getLogger(Main.class).error("outbox-relay failed", e);
+            return EXIT_FAILURE;
+        }
     }
-    return SettingsResolver.toMap(p);
-  }
 
-  private static int admin(
-      CommandLine cl, RelaySettings.Values settings, DoctorCommand.Options doctor, PrintStream out, PrintStream err) {
-    HikariConfig config = new HikariConfig();
-    config.setJdbcUrl(settings.string(RelaySettings.JDBC_URL));
-    if (!settings.string(RelaySettings.DB_USER).isEmpty()) {
-      config.setUsername(settings.string(RelaySettings.DB_USER));
+    private static Map<String, String> load(String name, boolean fromFlag) {
+        String source = fromFlag ? "--config" : CONFIG_ENV;
+        Properties p = new Properties();
+        try (InputStream in = Files.newInputStream(Path.of(name))) {
+            p.load(in);
+        } catch (NoSuchFileException e) {
+            throw CliException.usage("Cannot read the properties file " + name + " (" + source + "): no such file.");
+        } catch (IOException | IllegalArgumentException e) {
+            throw CliException.usage("Cannot read the properties file " + name + " (" + source + "): "
+                    + RelayProcess.oneLine(e.getMessage()));
+        }
+        return SettingsResolver.toMap(p);
     }
-    if (!settings.string(RelaySettings.DB_PASSWORD).isEmpty()) {
-      config.setPassword(settings.string(RelaySettings.DB_PASSWORD));
-    }
-    config.setMaximumPoolSize(1);
-    config.setMinimumIdle(0);
-    config.setPoolName("outbox-relay-admin");
-    config.setInitializationFailTimeout(-1);
-    config.setConnectionTimeout(Math.min(Math.max(settings.duration(RelaySettings.STARTUP_TIMEOUT).toMillis(), 250), 30_000));
-    config.addDataSourceProperty("ApplicationName", "outbox-relay-admin");
-    try (HikariDataSource ds = new HikariDataSource(config)) {
-      try (var c = ds.getConnection()) {
-        c.isValid(1);
-      } catch (java.sql.SQLException e) {
-        throw CliException.unavailable(
-            "Cannot connect to PostgreSQL at " + RelayProcess.redact(settings.string(RelaySettings.JDBC_URL))
-                + " (setting jdbc-url, " + RelaySettings.JDBC_URL.envVar() + "): " + RelayProcess.oneLine(e.getMessage())
-                + (e.getSQLState() == null ? "" : " [SQLState " + e.getSQLState() + "]"),
-            e);
-      }
-      if (cl.command() == CommandLine.Command.DOCTOR) {
-        return new DoctorCommand(ds, settings, doctor, out).run(cl.json());
-      }
-      RelayAdmin relayAdmin = RelayAdmin.create(ds, settings.string(RelaySettings.SCHEMA));
-      return new AdminCommands(relayAdmin, out, err).run(cl);
-    }
-  }
 
-  private static int runRelay(CommandLine cl, RelaySettings.Values settings) {
-    // The hook is in place before the relay claims its first lease: a SIGTERM that arrives while it
-    // starts waits for the start to finish and then hands the leases back, rather than letting the
-    // JVM exit with the shards still leased until they expire.
-    AtomicReference<RelayProcess> running = new AtomicReference<>();
-    CountDownLatch startDone = new CountDownLatch(1);
-    Runtime.getRuntime()
-        .addShutdownHook(
-            new Thread(
-                () -> {
-                  boolean clean;
-                  try {
-                    startDone.await(5, TimeUnit.MINUTES);
-                    RelayProcess started = running.get();
-                    if (started == null) {
-                      return; // the start failed: its own exit code stands
-                    }
-                    clean = started.shutdown();
-                  } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    clean = false;
-                  }
-                  System.out.flush();
-                  System.err.flush();
-                  // Without this the JVM reports 143 for SIGTERM; a graceful stop is a success.
-                  Runtime.getRuntime().halt(clean ? EXIT_OK : EXIT_FAILURE);
-                },
-                "outbox-relay-shutdown"));
-    RelayProcess process;
-    try {
-      process = RelayProcess.start(settings, cl.migrate());
-      running.set(process);
-    } finally {
-      startDone.countDown();
+    private static int admin(
+            CommandLine cl,
+            RelaySettings.Values settings,
+            DoctorCommand.Options doctor,
+            PrintStream out,
+            PrintStream err) {
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl(settings.string(RelaySettings.JDBC_URL));
+        if (!settings.string(RelaySettings.DB_USER).isEmpty()) {
+            config.setUsername(settings.string(RelaySettings.DB_USER));
+        }
+        if (!settings.string(RelaySettings.DB_PASSWORD).isEmpty()) {
+            config.setPassword(settings.string(RelaySettings.DB_PASSWORD));
+        }
+        config.setMaximumPoolSize(1);
+        config.setMinimumIdle(0);
+        config.setPoolName("outbox-relay-admin");
+        config.setInitializationFailTimeout(-1);
+        config.setConnectionTimeout(Math.min(
+                Math.max(settings.duration(RelaySettings.STARTUP_TIMEOUT).toMillis(), 250), 30_000));
+        config.addDataSourceProperty("ApplicationName", "outbox-relay-admin");
+        try (HikariDataSource ds = new HikariDataSource(config)) {
+            try (var c = ds.getConnection()) {
+                c.isValid(1);
+            } catch (java.sql.SQLException e) {
+                throw CliException.unavailable(
+                        "Cannot connect to PostgreSQL at "
+                                + RelayProcess.redact(settings.string(RelaySettings.JDBC_URL))
+                                + " (setting jdbc-url, " + RelaySettings.JDBC_URL.envVar() + "): "
+                                + RelayProcess.oneLine(e.getMessage())
+                                + (e.getSQLState() == null ? "" : " [SQLState " + e.getSQLState() + "]"),
+                        e);
+            }
+            if (cl.command() == CommandLine.Command.DOCTOR) {
+                return new DoctorCommand(ds, settings, doctor, out).run(cl.json());
+            }
+            RelayAdmin relayAdmin = RelayAdmin.create(ds, settings.string(RelaySettings.SCHEMA));
+            return new AdminCommands(relayAdmin, out, err).run(cl);
+        }
     }
-    Logger log = LoggerFactory.getLogger(Main.class);
-    CountDownLatch forever = new CountDownLatch(1);
-    log.info("outbox-relay[{}] running; SIGTERM stops it gracefully", process.relay().instanceId());
-    try {
-      forever.await();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
-    return process.shutdown() ? EXIT_OK : EXIT_FAILURE;
-  }
 
-  /** @return the {@code --help} text */
-  static String usage() {
-    return """
+    private static int runRelay(CommandLine cl, RelaySettings.Values settings) {
+        // The hook is in place before the relay claims its first lease: a SIGTERM that arrives while it
+        // starts waits for the start to finish and then hands the leases back, rather than letting the
+        // JVM exit with the shards still leased until they expire.
+        AtomicReference<RelayProcess> running = new AtomicReference<>();
+        CountDownLatch startDone = new CountDownLatch(1);
+        Runtime.getRuntime()
+                .addShutdownHook(new Thread(
+                        () -> {
+                            boolean clean;
+                            try {
+                                startDone.await(5, TimeUnit.MINUTES);
+                                RelayProcess started = running.get();
+                                if (started == null) {
+                                    return; // the start failed: its own exit code stands
+                                }
+                                clean = started.shutdown();
+                            } catch (InterruptedException e) {
+                                Thread.currentThread().interrupt();
+                                clean = false;
+                            }
+                            System.out.flush();
+                            System.err.flush();
+                            // Without this the JVM reports 143 for SIGTERM; a graceful stop is a success.
+                            Runtime.getRuntime().halt(clean ? EXIT_OK : EXIT_FAILURE);
+                        },
+                        "outbox-relay-shutdown"));
+        RelayProcess process;
+        try {
+            process = RelayProcess.start(settings, cl.migrate());
+            running.set(process);
+        } finally {
+            startDone.countDown();
+        }
+        Logger log = LoggerFactory.getLogger(Main.class);
+        CountDownLatch forever = new CountDownLatch(1);
+        log.info(
+                "outbox-relay[{}] running; SIGTERM stops it gracefully",
+                process.relay().instanceId());
+        try {
+            forever.await();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        return process.shutdown() ? EXIT_OK : EXIT_FAILURE;
+    }
+
+    /** @return the {@code --help} text */
+    static String usage() {
+        return """
         Usage: java -jar outbox-relay-all.jar [command] [options] [settings]
 
         Publishes the transactional outbox's rows to Kafka, at least once and in commit order per key.
@@ -237,13 +254,11 @@ public final class Main {
 
         Settings: flag > environment variable > properties file > default. Durations take a unit:
         500ms, 30s, 5m, 1h. The admin commands need only the PostgreSQL settings.
-        """
-        + SettingsText.helpText()
-        + """
+        """ + SettingsText.helpText() + """
 
         Exit codes: 0 ok (also after SIGTERM); 1 unexpected failure or slow shutdown; 2 bad, unknown,
         missing or conflicting setting; 3 PostgreSQL, the outbox schema or Kafka not reachable at start;
         4 doctor: a check failed.
         """;
-  }
+    }
 }

@@ -55,368 +55,393 @@ import org.slf4j.LoggerFactory;
  * reverse.
  */
 final class RelayProcess implements AutoCloseable {
-  private static final Logger LOG = LoggerFactory.getLogger(RelayProcess.class);
+    private static final Logger LOG = LoggerFactory.getLogger(RelayProcess.class);
 
-  /** How much longer than the relay's own shutdown timeout closing may take before the process gives up. */
-  static final Duration CLOSE_MARGIN = Duration.ofSeconds(15);
+    /** How much longer than the relay's own shutdown timeout closing may take before the process gives up. */
+    static final Duration CLOSE_MARGIN = Duration.ofSeconds(15);
 
-  private final RelaySettings.Values settings;
-  private final HikariDataSource pool;
-  private final PrometheusMeterRegistry registry;
-  private final JvmGcMetrics gcMetrics;
-  private final Relay relay;
-  private final HealthServer http;
-  private final Object closeLock = new Object();
-  private boolean closed;
-  private boolean closedCleanly;
+    private final RelaySettings.Values settings;
+    private final HikariDataSource pool;
+    private final PrometheusMeterRegistry registry;
+    private final JvmGcMetrics gcMetrics;
+    private final Relay relay;
+    private final HealthServer http;
+    private final Object closeLock = new Object();
+    private boolean closed;
+    private boolean closedCleanly;
 
-  private RelayProcess(
-      RelaySettings.Values settings,
-      HikariDataSource pool,
-      PrometheusMeterRegistry registry,
-      JvmGcMetrics gcMetrics,
-      Relay relay,
-      HealthServer http) {
-    this.settings = settings;
-    this.pool = pool;
-    this.registry = registry;
-    this.gcMetrics = gcMetrics;
-    this.relay = relay;
-    this.http = http;
-  }
+    private RelayProcess(
+            RelaySettings.Values settings,
+            HikariDataSource pool,
+            PrometheusMeterRegistry registry,
+            JvmGcMetrics gcMetrics,
+            Relay relay,
+            HealthServer http) {
+        this.settings = settings;
+        this.pool = pool;
+        this.registry = registry;
+        this.gcMetrics = gcMetrics;
+        this.relay = relay;
+        this.http = http;
+    }
 
-  /**
-   * Checks PostgreSQL and Kafka, optionally migrates, then starts the relay and the HTTP server.
-   *
-   * @param settings the validated settings
-   * @param migrate whether to apply the outbox migrations first
-   * @return the running process
-   * @throws CliException exit code 2 for a setting the relay or the HTTP server refuses, 3 when
-   *     PostgreSQL, the schema or Kafka is not there
-   */
-  static RelayProcess start(RelaySettings.Values settings, boolean migrate) {
-    String schema = settings.string(SCHEMA);
-    PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    HikariDataSource pool = null;
-    JvmGcMetrics gc = null;
-    Relay relay = null;
-    HealthServer http = null;
-    boolean started = false;
-    try {
-      pool = pool(settings, true);
-      pool.setMetricRegistry(registry);
-      KafkaProducerMetrics.bindTo(registry);
-      // Build (which validates) before any network call: a bad setting is exit 2, whatever is reachable.
-      relay = buildRelay(settings, pool, registry);
-      String instance = relay.instanceId();
-      checkDatabase(pool, settings);
-      if (migrate) {
-        // its own connections, without the relay's statement timeouts: a migration may scan the table
-        dev.outbox.migrations.MigrationResult result;
-        try (HikariDataSource migrations = pool(settings, false)) {
-          result = OutboxMigrations.migrate(migrations, schema, settings.integer(MIGRATE_SHARDS));
-        }
-        LOG.info("outbox-relay[{}] migrations: {} applied, schema {} at version {}",
-            instance, result.migrationsExecuted(), schema, result.schemaVersion());
-      }
-      checkSchema(pool, settings);
-      checkKafka(settings);
-      int port = settings.integer(HTTP_PORT);
-      if (port != 0) {
-        Relay r = relay;
+    /**
+     * Checks PostgreSQL and Kafka, optionally migrates, then starts the relay and the HTTP server.
+     *
+     * @param settings the validated settings
+     * @param migrate whether to apply the outbox migrations first
+     * @return the running process
+     * @throws CliException exit code 2 for a setting the relay or the HTTP server refuses, 3 when
+     *     PostgreSQL, the schema or Kafka is not there
+     */
+    static RelayProcess start(RelaySettings.Values settings, boolean migrate) {
+        String schema = settings.string(SCHEMA);
+        PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+        HikariDataSource pool = null;
+        JvmGcMetrics gc = null;
+        Relay relay = null;
+        HealthServer http = null;
+        boolean started = false;
         try {
-          http = new HealthServer(settings.string(HTTP_HOST), port, instance, r::isLive, r::isReady, () -> r.ownedShards().size(), registry);
-        } catch (IOException e) {
-          throw CliException.usage(
-              "Cannot listen on " + settings.string(HTTP_HOST) + ":" + port + " (setting http-port, " + HTTP_PORT.envVar() + "): "
-                  + oneLine(e.getMessage()) + "; choose a free port, or 0 to turn the HTTP server off.");
+            pool = pool(settings, true);
+            pool.setMetricRegistry(registry);
+            KafkaProducerMetrics.bindTo(registry);
+            // Build (which validates) before any network call: a bad setting is exit 2, whatever is reachable.
+            relay = buildRelay(settings, pool, registry);
+            String instance = relay.instanceId();
+            checkDatabase(pool, settings);
+            if (migrate) {
+                // its own connections, without the relay's statement timeouts: a migration may scan the table
+                dev.outbox.migrations.MigrationResult result;
+                try (HikariDataSource migrations = pool(settings, false)) {
+                    result = OutboxMigrations.migrate(migrations, schema, settings.integer(MIGRATE_SHARDS));
+                }
+                LOG.info(
+                        "outbox-relay[{}] migrations: {} applied, schema {} at version {}",
+                        instance,
+                        result.migrationsExecuted(),
+                        schema,
+                        result.schemaVersion());
+            }
+            checkSchema(pool, settings);
+            checkKafka(settings);
+            int port = settings.integer(HTTP_PORT);
+            if (port != 0) {
+                Relay r = relay;
+                try {
+                    http = new HealthServer(
+                            settings.string(HTTP_HOST),
+                            port,
+                            instance,
+                            r::isLive,
+                            r::isReady,
+                            () -> r.ownedShards().size(),
+                            registry);
+                } catch (IOException e) {
+                    throw CliException.usage("Cannot listen on " + settings.string(HTTP_HOST) + ":" + port
+                            + " (setting http-port, " + HTTP_PORT.envVar() + "): " + oneLine(e.getMessage())
+                            + "; choose a free port, or 0 to turn the HTTP server off.");
+                }
+            }
+            new ClassLoaderMetrics().bindTo(registry);
+            new JvmMemoryMetrics().bindTo(registry);
+            gc = new JvmGcMetrics();
+            gc.bindTo(registry);
+            new JvmThreadMetrics().bindTo(registry);
+            new ProcessorMetrics().bindTo(registry);
+            new UptimeMetrics().bindTo(registry);
+            try {
+                relay.start();
+            } catch (IllegalArgumentException e) {
+                throw CliException.usage("Invalid relay configuration: " + oneLine(e.getMessage()));
+            } catch (IllegalStateException e) {
+                throw CliException.unavailable(
+                        "The relay could not start on schema " + schema + " (setting schema, " + SCHEMA.envVar() + "): "
+                                + oneLine(e.getMessage()),
+                        e);
+            } catch (RuntimeException e) {
+                throw CliException.unavailable(
+                        "The relay could not start: " + oneLine(String.valueOf(e.getMessage()))
+                                + " (PostgreSQL at setting jdbc-url, " + JDBC_URL.envVar() + " = "
+                                + redact(settings.string(JDBC_URL)) + ")",
+                        e);
+            }
+            if (http != null) {
+                http.start();
+            }
+            LOG.info("outbox-relay[{}] started: {}", instance, settings.describe());
+            started = true;
+            return new RelayProcess(settings, pool, registry, gc, relay, http);
+        } finally {
+            if (!started) {
+                if (http != null) {
+                    http.close();
+                }
+                if (relay != null) {
+                    relay.close();
+                }
+                if (gc != null) {
+                    gc.close();
+                }
+                if (pool != null) {
+                    pool.close();
+                }
+                registry.close();
+            }
         }
-      }
-      new ClassLoaderMetrics().bindTo(registry);
-      new JvmMemoryMetrics().bindTo(registry);
-      gc = new JvmGcMetrics();
-      gc.bindTo(registry);
-      new JvmThreadMetrics().bindTo(registry);
-      new ProcessorMetrics().bindTo(registry);
-      new UptimeMetrics().bindTo(registry);
-      try {
-        relay.start();
-      } catch (IllegalArgumentException e) {
-        throw CliException.usage("Invalid relay configuration: " + oneLine(e.getMessage()));
-      } catch (IllegalStateException e) {
-        throw CliException.unavailable(
-            "The relay could not start on schema " + schema + " (setting schema, " + SCHEMA.envVar() + "): " + oneLine(e.getMessage()), e);
-      } catch (RuntimeException e) {
-        throw CliException.unavailable(
-            "The relay could not start: " + oneLine(String.valueOf(e.getMessage())) + " (PostgreSQL at setting jdbc-url, "
-                + JDBC_URL.envVar() + " = " + redact(settings.string(JDBC_URL)) + ")", e);
-      }
-      if (http != null) {
-        http.start();
-      }
-      LOG.info("outbox-relay[{}] started: {}", instance, settings.describe());
-      started = true;
-      return new RelayProcess(settings, pool, registry, gc, relay, http);
-    } finally {
-      if (!started) {
-        if (http != null) {
-          http.close();
+    }
+
+    /**
+     * @param timeouts whether to bound every statement and socket read by the lease (the relay's pool):
+     *     {@code statement_timeout} and {@code lock_timeout} on the session and pgjdbc's {@code
+     *     socketTimeout}, so that a black-holed connection fails within a lease instead of after the
+     *     kernel's TCP timeout (about 15 minutes)
+     */
+    private static HikariDataSource pool(RelaySettings.Values settings, boolean timeouts) {
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl(settings.string(JDBC_URL));
+        String user = settings.string(DB_USER);
+        if (!user.isEmpty()) {
+            config.setUsername(user);
         }
-        if (relay != null) {
-          relay.close();
+        String password = settings.string(DB_PASSWORD);
+        if (!password.isEmpty()) {
+            config.setPassword(password);
         }
-        if (gc != null) {
-          gc.close();
+        config.setMaximumPoolSize(settings.integer(DB_POOL_SIZE));
+        config.setMinimumIdle(1);
+        config.setPoolName("outbox-relay");
+        // Do not connect in the constructor: checkDatabase does, with a message that names the setting.
+        config.setInitializationFailTimeout(-1);
+        long timeout = Math.min(Math.max(settings.duration(STARTUP_TIMEOUT).toMillis(), 250), 30_000);
+        config.setConnectionTimeout(timeout);
+        config.addDataSourceProperty("connectTimeout", String.valueOf(Math.max(1, timeout / 1000)));
+        config.addDataSourceProperty("ApplicationName", "outbox-relay");
+        if (timeouts) {
+            JdbcTimeouts t = JdbcTimeouts.forLease(settings.duration(LEASE_DURATION));
+            config.addDataSourceProperty("socketTimeout", String.valueOf(t.socketTimeoutSeconds()));
+            config.addDataSourceProperty("tcpKeepAlive", "true");
+            config.addDataSourceProperty("options", t.options());
+            config.setValidationTimeout(Math.max(250, Math.min(t.statementTimeoutMillis(), 5_000)));
         }
-        if (pool != null) {
-          pool.close();
+        return new HikariDataSource(config);
+    }
+
+    /** A data source without a pool: the LISTEN connection is a session of its own. */
+    private static javax.sql.DataSource listenDataSource(RelaySettings.Values s) {
+        org.postgresql.ds.PGSimpleDataSource ds = new org.postgresql.ds.PGSimpleDataSource();
+        ds.setUrl(s.string(RelaySettings.LISTEN_JDBC_URL));
+        if (!s.string(DB_USER).isEmpty()) {
+            ds.setUser(s.string(DB_USER));
         }
-        registry.close();
-      }
-    }
-  }
-
-  /**
-   * @param timeouts whether to bound every statement and socket read by the lease (the relay's pool):
-   *     {@code statement_timeout} and {@code lock_timeout} on the session and pgjdbc's {@code
-   *     socketTimeout}, so that a black-holed connection fails within a lease instead of after the
-   *     kernel's TCP timeout (about 15 minutes)
-   */
-  private static HikariDataSource pool(RelaySettings.Values settings, boolean timeouts) {
-    HikariConfig config = new HikariConfig();
-    config.setJdbcUrl(settings.string(JDBC_URL));
-    String user = settings.string(DB_USER);
-    if (!user.isEmpty()) {
-      config.setUsername(user);
-    }
-    String password = settings.string(DB_PASSWORD);
-    if (!password.isEmpty()) {
-      config.setPassword(password);
-    }
-    config.setMaximumPoolSize(settings.integer(DB_POOL_SIZE));
-    config.setMinimumIdle(1);
-    config.setPoolName("outbox-relay");
-    // Do not connect in the constructor: checkDatabase does, with a message that names the setting.
-    config.setInitializationFailTimeout(-1);
-    long timeout = Math.min(Math.max(settings.duration(STARTUP_TIMEOUT).toMillis(), 250), 30_000);
-    config.setConnectionTimeout(timeout);
-    config.addDataSourceProperty("connectTimeout", String.valueOf(Math.max(1, timeout / 1000)));
-    config.addDataSourceProperty("ApplicationName", "outbox-relay");
-    if (timeouts) {
-      JdbcTimeouts t = JdbcTimeouts.forLease(settings.duration(LEASE_DURATION));
-      config.addDataSourceProperty("socketTimeout", String.valueOf(t.socketTimeoutSeconds()));
-      config.addDataSourceProperty("tcpKeepAlive", "true");
-      config.addDataSourceProperty("options", t.options());
-      config.setValidationTimeout(Math.max(250, Math.min(t.statementTimeoutMillis(), 5_000)));
-    }
-    return new HikariDataSource(config);
-  }
-
-  /** A data source without a pool: the LISTEN connection is a session of its own. */
-  private static javax.sql.DataSource listenDataSource(RelaySettings.Values s) {
-    org.postgresql.ds.PGSimpleDataSource ds = new org.postgresql.ds.PGSimpleDataSource();
-    ds.setUrl(s.string(RelaySettings.LISTEN_JDBC_URL));
-    if (!s.string(DB_USER).isEmpty()) {
-      ds.setUser(s.string(DB_USER));
-    }
-    if (!s.string(DB_PASSWORD).isEmpty()) {
-      ds.setPassword(s.string(DB_PASSWORD));
-    }
-    ds.setApplicationName("outbox-relay-listen");
-    return ds;
-  }
-
-  private static Relay buildRelay(RelaySettings.Values s, HikariDataSource pool, PrometheusMeterRegistry registry) {
-    Map<String, Object> producer = KafkaProducerMetrics.addTo(new LinkedHashMap<>(s.producerProperties()));
-    producer.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, s.string(BOOTSTRAP_SERVERS));
-    try {
-      // the settings the builder has go to their setters (see Setting#appliedBy); these combine several or are the process's own
-      Relay.Builder b =
-          Relay.builder()
-              .dataSource(pool)
-              .producerProperties(producer)
-              .backoff(Backoff.of(s.duration(BACKOFF_BASE), s.duration(BACKOFF_CAP)))
-              .circuitBreaker(RelayDefaults.circuitBreaker(s.integer(BREAKER_FAILURE_THRESHOLD), s.duration(BREAKER_OPEN_DURATION)))
-              .meterRegistry(registry);
-      s.applyTo(b);
-      if (!s.string(RelaySettings.LISTEN_JDBC_URL).isEmpty()) {
-        b.listenDataSource(listenDataSource(s));
-      }
-      return b.build();
-    } catch (IllegalArgumentException | IllegalStateException e) {
-      throw CliException.usage(
-          "Invalid relay configuration: " + oneLine(e.getMessage())
-              + " (producer properties are set with --kafka.<property>, OUTBOX_RELAY_KAFKA_<PROPERTY> or kafka.<property>)");
-    }
-  }
-
-  private static void checkDatabase(HikariDataSource pool, RelaySettings.Values s) {
-    try (Connection c = pool.getConnection();
-        PreparedStatement st = c.prepareStatement("select 1");
-        ResultSet rs = st.executeQuery()) {
-      rs.next();
-    } catch (SQLException e) {
-      throw CliException.unavailable(
-          "Cannot connect to PostgreSQL at " + redact(s.string(JDBC_URL)) + " (setting jdbc-url, " + JDBC_URL.envVar() + "): "
-              + oneLine(rootMessage(e)) + (e.getSQLState() == null ? "" : " [SQLState " + e.getSQLState() + "]")
-              + ". Check the URL, that PostgreSQL runs there, and db-user / db-password.",
-          e);
-    }
-  }
-
-  private static void checkSchema(HikariDataSource pool, RelaySettings.Values s) {
-    String schema = s.string(SCHEMA);
-    String sql =
-        "select count(*) from pg_catalog.pg_tables where schemaname = ?"
-            + " and tablename in ('outbox_message', 'outbox_shard_lease', 'outbox_relay_member')";
-    try (Connection c = pool.getConnection();
-        PreparedStatement st = c.prepareStatement(sql)) {
-      st.setString(1, schema);
-      try (ResultSet rs = st.executeQuery()) {
-        rs.next();
-        if (rs.getInt(1) < 3) {
-          throw CliException.unavailable(
-              "Schema " + schema + " at " + redact(s.string(JDBC_URL)) + " (setting schema, " + SCHEMA.envVar()
-                  + ") has no outbox tables: apply the outbox migrations there, or start the relay once with --migrate.",
-              null);
+        if (!s.string(DB_PASSWORD).isEmpty()) {
+            ds.setPassword(s.string(DB_PASSWORD));
         }
-      }
-    } catch (SQLException e) {
-      throw CliException.unavailable(
-          "Cannot read the outbox tables of schema " + schema + " (setting schema, " + SCHEMA.envVar() + "): "
-              + oneLine(e.getMessage()) + " [SQLState " + e.getSQLState() + "]",
-          e);
+        ds.setApplicationName("outbox-relay-listen");
+        return ds;
     }
-  }
 
-  /** Asks the cluster for its nodes with the producer's own connection settings, within startup-timeout. */
-  private static void checkKafka(RelaySettings.Values s) {
-    String bootstrap = s.string(BOOTSTRAP_SERVERS);
-    Duration timeout = s.duration(STARTUP_TIMEOUT);
-    Map<String, Object> props = new LinkedHashMap<>();
-    for (var e : s.producerProperties().entrySet()) {
-      if (AdminClientConfig.configNames().contains(e.getKey())) {
-        props.put(e.getKey(), e.getValue());
-      }
+    private static Relay buildRelay(RelaySettings.Values s, HikariDataSource pool, PrometheusMeterRegistry registry) {
+        Map<String, Object> producer = KafkaProducerMetrics.addTo(new LinkedHashMap<>(s.producerProperties()));
+        producer.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, s.string(BOOTSTRAP_SERVERS));
+        try {
+            // the settings the builder has go to their setters (see Setting#appliedBy); these combine several or are
+            // the process's own
+            Relay.Builder b = Relay.builder()
+                    .dataSource(pool)
+                    .producerProperties(producer)
+                    .backoff(Backoff.of(s.duration(BACKOFF_BASE), s.duration(BACKOFF_CAP)))
+                    .circuitBreaker(RelayDefaults.circuitBreaker(
+                            s.integer(BREAKER_FAILURE_THRESHOLD), s.duration(BREAKER_OPEN_DURATION)))
+                    .meterRegistry(registry);
+            s.applyTo(b);
+            if (!s.string(RelaySettings.LISTEN_JDBC_URL).isEmpty()) {
+                b.listenDataSource(listenDataSource(s));
+            }
+            return b.build();
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            throw CliException.usage(
+                    "Invalid relay configuration: " + oneLine(e.getMessage())
+                            + " (producer properties are set with --kafka.<property>, OUTBOX_RELAY_KAFKA_<PROPERTY> or kafka.<property>)");
+        }
     }
-    props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-    props.put(AdminClientConfig.CLIENT_ID_CONFIG, "outbox-relay-startup-check");
-    int ms = (int) Math.min(Integer.MAX_VALUE, timeout.toMillis());
-    props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, ms);
-    props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, ms);
-    props.put(AdminClientConfig.SOCKET_CONNECTION_SETUP_TIMEOUT_MS_CONFIG, (long) Math.min(ms, 10_000));
-    props.put(AdminClientConfig.SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS_CONFIG, (long) Math.min(ms, 30_000));
-    String where = "Kafka at " + bootstrap + " (setting bootstrap-servers, " + BOOTSTRAP_SERVERS.envVar() + ")";
-    Admin admin;
-    try {
-      admin = Admin.create(props);
-    } catch (RuntimeException e) {
-      throw CliException.unavailable(where + " cannot be used: " + oneLine(rootMessage(e)), e);
+
+    private static void checkDatabase(HikariDataSource pool, RelaySettings.Values s) {
+        try (Connection c = pool.getConnection();
+                PreparedStatement st = c.prepareStatement("select 1");
+                ResultSet rs = st.executeQuery()) {
+            rs.next();
+        } catch (SQLException e) {
+            throw CliException.unavailable(
+                    "Cannot connect to PostgreSQL at " + redact(s.string(JDBC_URL)) + " (setting jdbc-url, "
+                            + JDBC_URL.envVar() + "): "
+                            + oneLine(rootMessage(e))
+                            + (e.getSQLState() == null ? "" : " [SQLState " + e.getSQLState() + "]")
+                            + ". Check the URL, that PostgreSQL runs there, and db-user / db-password.",
+                    e);
+        }
     }
-    try {
-      int nodes = admin.describeCluster().nodes().get(timeout.toMillis(), TimeUnit.MILLISECONDS).size();
-      LOG.debug("outbox-relay Kafka at {} answered: {} node(s)", bootstrap, nodes);
-    } catch (TimeoutException e) {
-      throw noAnswer(where, timeout, e);
-    } catch (ExecutionException e) {
-      if (e.getCause() instanceof org.apache.kafka.common.errors.TimeoutException) {
-        // the client's own timeout: no node answered, the same as ours running out
-        throw noAnswer(where, timeout, e.getCause());
-      }
-      throw CliException.unavailable(
-          where + " refused the start-up check: " + oneLine(rootMessage(e.getCause()))
-              + ". Check the address and the security settings (kafka.security.protocol, kafka.sasl.*, kafka.ssl.*).",
-          e.getCause());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw CliException.unavailable(where + ": interrupted while waiting for it to answer", e);
-    } finally {
-      admin.close(Duration.ZERO);
+
+    private static void checkSchema(HikariDataSource pool, RelaySettings.Values s) {
+        String schema = s.string(SCHEMA);
+        String sql = "select count(*) from pg_catalog.pg_tables where schemaname = ?"
+                + " and tablename in ('outbox_message', 'outbox_shard_lease', 'outbox_relay_member')";
+        try (Connection c = pool.getConnection();
+                PreparedStatement st = c.prepareStatement(sql)) {
+            st.setString(1, schema);
+            try (ResultSet rs = st.executeQuery()) {
+                rs.next();
+                if (rs.getInt(1) < 3) {
+                    throw CliException.unavailable(
+                            "Schema " + schema + " at " + redact(s.string(JDBC_URL)) + " (setting schema, "
+                                    + SCHEMA.envVar()
+                                    + ") has no outbox tables: apply the outbox migrations there, or start the relay once with --migrate.",
+                            null);
+                }
+            }
+        } catch (SQLException e) {
+            throw CliException.unavailable(
+                    "Cannot read the outbox tables of schema " + schema + " (setting schema, " + SCHEMA.envVar() + "): "
+                            + oneLine(e.getMessage()) + " [SQLState " + e.getSQLState() + "]",
+                    e);
+        }
     }
-  }
 
-  private static CliException noAnswer(String where, Duration timeout, Throwable cause) {
-    return CliException.unavailable(
-        where + " did not answer within " + Durations.format(timeout) + " (setting startup-timeout)."
-            + " Check the address, that the brokers run, and the security settings (kafka.security.protocol, kafka.sasl.*, kafka.ssl.*).",
-        cause);
-  }
-
-  Relay relay() {
-    return relay;
-  }
-
-  /**
-   * Closes the relay (batches in flight finish, leases are handed back, membership is left), then
-   * the HTTP server, the metrics and the pool. Idempotent.
-   *
-   * @return whether the relay closed within shutdown-timeout plus {@link #CLOSE_MARGIN}
-   */
-  boolean shutdown() {
-    synchronized (closeLock) {
-      if (closed) {
-        return closedCleanly;
-      }
-      closed = true;
-      String instance = relay.instanceId();
-      Duration limit = settings.duration(SHUTDOWN_TIMEOUT).plus(CLOSE_MARGIN);
-      LOG.info("outbox-relay[{}] shutting down: finishing batches in flight and handing back {} shard(s)",
-          instance, relay.ownedShards().size());
-      Thread closer = new Thread(relay::close, "outbox-relay-close");
-      closer.setDaemon(true);
-      closer.start();
-      boolean clean;
-      try {
-        closer.join(limit.toMillis());
-        clean = !closer.isAlive();
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        clean = false;
-      }
-      if (clean) {
-        LOG.info("outbox-relay[{}] stopped: leases handed back", instance);
-      } else {
-        LOG.error("outbox-relay[{}] did not close within {}: exiting anyway; its remaining leases expire after lease-duration",
-            instance, Durations.format(limit));
-      }
-      if (http != null) {
-        http.close();
-      }
-      gcMetrics.close();
-      if (clean) {
-        pool.close();
-      }
-      registry.close();
-      closedCleanly = clean;
-      return clean;
+    /** Asks the cluster for its nodes with the producer's own connection settings, within startup-timeout. */
+    private static void checkKafka(RelaySettings.Values s) {
+        String bootstrap = s.string(BOOTSTRAP_SERVERS);
+        Duration timeout = s.duration(STARTUP_TIMEOUT);
+        Map<String, Object> props = new LinkedHashMap<>();
+        for (var e : s.producerProperties().entrySet()) {
+            if (AdminClientConfig.configNames().contains(e.getKey())) {
+                props.put(e.getKey(), e.getValue());
+            }
+        }
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(AdminClientConfig.CLIENT_ID_CONFIG, "outbox-relay-startup-check");
+        int ms = (int) Math.min(Integer.MAX_VALUE, timeout.toMillis());
+        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, ms);
+        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, ms);
+        props.put(AdminClientConfig.SOCKET_CONNECTION_SETUP_TIMEOUT_MS_CONFIG, (long) Math.min(ms, 10_000));
+        props.put(AdminClientConfig.SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS_CONFIG, (long) Math.min(ms, 30_000));
+        String where = "Kafka at " + bootstrap + " (setting bootstrap-servers, " + BOOTSTRAP_SERVERS.envVar() + ")";
+        Admin admin;
+        try {
+            admin = Admin.create(props);
+        } catch (RuntimeException e) {
+            throw CliException.unavailable(where + " cannot be used: " + oneLine(rootMessage(e)), e);
+        }
+        try {
+            int nodes = admin.describeCluster()
+                    .nodes()
+                    .get(timeout.toMillis(), TimeUnit.MILLISECONDS)
+                    .size();
+            LOG.debug("outbox-relay Kafka at {} answered: {} node(s)", bootstrap, nodes);
+        } catch (TimeoutException e) {
+            throw noAnswer(where, timeout, e);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof org.apache.kafka.common.errors.TimeoutException) {
+                // the client's own timeout: no node answered, the same as ours running out
+                throw noAnswer(where, timeout, e.getCause());
+            }
+            throw CliException.unavailable(
+                    where + " refused the start-up check: " + oneLine(rootMessage(e.getCause()))
+                            + ". Check the address and the security settings (kafka.security.protocol, kafka.sasl.*, kafka.ssl.*).",
+                    e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw CliException.unavailable(where + ": interrupted while waiting for it to answer", e);
+        } finally {
+            admin.close(Duration.ZERO);
+        }
     }
-  }
 
-  @Override
-  public void close() {
-    shutdown();
-  }
-
-  /** The URL up to its parameters, which may carry secrets. */
-  static String redact(String url) {
-    int q = url.indexOf('?');
-    return q < 0 ? url : url.substring(0, q);
-  }
-
-  static String oneLine(String s) {
-    return s == null ? "" : s.replaceAll("\\s*[\\r\\n]+\\s*", " ").strip();
-  }
-
-  private static String rootMessage(Throwable t) {
-    Throwable root = t;
-    while (root.getCause() != null && root.getCause() != root) {
-      root = root.getCause();
+    private static CliException noAnswer(String where, Duration timeout, Throwable cause) {
+        return CliException.unavailable(
+                where + " did not answer within " + Durations.format(timeout) + " (setting startup-timeout)."
+                        + " Check the address, that the brokers run, and the security settings (kafka.security.protocol, kafka.sasl.*, kafka.ssl.*).",
+                cause);
     }
-    String m = t.getMessage();
-    String r = root.getMessage();
-    if (root == t || r == null) {
-      return String.valueOf(m);
+
+    Relay relay() {
+        return relay;
     }
-    return m == null || m.contains(r) ? (m == null ? r : m) : m + ": " + r;
-  }
+
+    /**
+     * Closes the relay (batches in flight finish, leases are handed back, membership is left), then
+     * the HTTP server, the metrics and the pool. Idempotent.
+     *
+     * @return whether the relay closed within shutdown-timeout plus {@link #CLOSE_MARGIN}
+     */
+    boolean shutdown() {
+        synchronized (closeLock) {
+            if (closed) {
+                return closedCleanly;
+            }
+            closed = true;
+            String instance = relay.instanceId();
+            Duration limit = settings.duration(SHUTDOWN_TIMEOUT).plus(CLOSE_MARGIN);
+            LOG.info(
+                    "outbox-relay[{}] shutting down: finishing batches in flight and handing back {} shard(s)",
+                    instance,
+                    relay.ownedShards().size());
+            Thread closer = new Thread(relay::close, "outbox-relay-close");
+            closer.setDaemon(true);
+            closer.start();
+            boolean clean;
+            try {
+                closer.join(limit.toMillis());
+                clean = !closer.isAlive();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                clean = false;
+            }
+            if (clean) {
+                LOG.info("outbox-relay[{}] stopped: leases handed back", instance);
+            } else {
+                LOG.error(
+                        "outbox-relay[{}] did not close within {}: exiting anyway; its remaining leases expire after lease-duration",
+                        instance,
+                        Durations.format(limit));
+            }
+            if (http != null) {
+                http.close();
+            }
+            gcMetrics.close();
+            if (clean) {
+                pool.close();
+            }
+            registry.close();
+            closedCleanly = clean;
+            return clean;
+        }
+    }
+
+    @Override
+    public void close() {
+        shutdown();
+    }
+
+    /** The URL up to its parameters, which may carry secrets. */
+    static String redact(String url) {
+        int q = url.indexOf('?');
+        return q < 0 ? url : url.substring(0, q);
+    }
+
+    static String oneLine(String s) {
+        return s == null ? "" : s.replaceAll("\\s*[\\r\\n]+\\s*", " ").strip();
+    }
+
+    private static String rootMessage(Throwable t) {
+        Throwable root = t;
+        while (root.getCause() != null && root.getCause() != root) {
+            root = root.getCause();
+        }
+        String m = t.getMessage();
+        String r = root.getMessage();
+        if (root == t || r == null) {
+            return String.valueOf(m);
+        }
+        return m == null || m.contains(r) ? (m == null ? r : m) : m + ": " + r;
+    }
 }

@@ -16,116 +16,117 @@ import org.apache.kafka.clients.producer.ProducerConfig;
 /** Unknown names: the error for a flag, variable, file key or producer property, with the likely intended name. */
 final class SettingNames {
 
-  private SettingNames() {}
+    private SettingNames() {}
 
-  /** @return the error for an unknown flag {@code --name}, suggesting the nearest option or setting */
-  static CliException unknownFlag(String name) {
-    Set<String> known = new TreeSet<>(flagNames());
-    for (String option : List.of("help", "config", "migrate", "json", "limit", "id", "all", "yes")) {
-      known.add("--" + option);
+    /** @return the error for an unknown flag {@code --name}, suggesting the nearest option or setting */
+    static CliException unknownFlag(String name) {
+        Set<String> known = new TreeSet<>(flagNames());
+        for (String option : List.of("help", "config", "migrate", "json", "limit", "id", "all", "yes")) {
+            known.add("--" + option);
+        }
+        return unknown("flag", "--" + name, "--" + name, known);
     }
-    return unknown("flag", "--" + name, "--" + name, known);
-  }
 
-  static CliException unknown(String kind, String shown, String name, Set<String> known) {
-    return CliException.usage(
-        "Unknown setting " + shown + " (" + kind + ")" + didYouMean(name, known, ".") + " See --help for every setting.");
-  }
-
-  /** @return {@code prop} when it is a producer property, else the error naming the nearest one */
-  static String producerProperty(String prop, String shown, String kind, Set<String> knownShown) {
-    if (ProducerConfig.configNames().contains(prop)) {
-      return prop;
+    static CliException unknown(String kind, String shown, String name, Set<String> known) {
+        return CliException.usage("Unknown setting " + shown + " (" + kind + ")" + didYouMean(name, known, ".")
+                + " See --help for every setting.");
     }
-    throw CliException.usage(
-        "Unknown Kafka producer property " + shown + " (" + kind + ")" + didYouMean(shown, knownShown, ".")
-            + " Only producer properties (see the Kafka documentation) pass through.");
-  }
 
-  /** @return the producer property an {@code OUTBOX_RELAY_KAFKA_*} variable names, else the error */
-  static String producerPropertyFromEnv(String var) {
-    String suffix = var.substring(KAFKA_ENV_PREFIX.length());
-    for (String prop : ProducerConfig.configNames()) {
-      if (envSuffix(prop).equals(suffix)) {
-        return prop;
-      }
+    /** @return {@code prop} when it is a producer property, else the error naming the nearest one */
+    static String producerProperty(String prop, String shown, String kind, Set<String> knownShown) {
+        if (ProducerConfig.configNames().contains(prop)) {
+            return prop;
+        }
+        throw CliException.usage(
+                "Unknown Kafka producer property " + shown + " (" + kind + ")" + didYouMean(shown, knownShown, ".")
+                        + " Only producer properties (see the Kafka documentation) pass through.");
     }
-    throw CliException.usage(
-        "Unknown Kafka producer property in environment variable " + var + didYouMean(var, envKafkaNames(), ".")
-            + " Only producer properties pass through, written in upper case with _ for . (OUTBOX_RELAY_KAFKA_LINGER_MS).");
-  }
 
-  private static String didYouMean(String name, Set<String> known, String otherwise) {
-    String nearest = nearest(name, known);
-    return nearest != null ? ": did you mean " + nearest + "?" : otherwise;
-  }
-
-  private static String envSuffix(String prop) {
-    return prop.toUpperCase(Locale.ROOT).replace('.', '_').replace('-', '_');
-  }
-
-  static Set<String> flagNames() {
-    return names(ALL.stream().map(Setting::flag).toList(), Function.identity());
-  }
-
-  static Set<String> envVars() {
-    return names(ALL.stream().map(Setting::envVar).toList(), Function.identity());
-  }
-
-  static Set<String> fileKeys() {
-    return names(ALL.stream().map(Setting::fileKey).toList(), Function.identity());
-  }
-
-  static Set<String> flagKafkaNames() {
-    return names(ProducerConfig.configNames(), p -> "--" + KAFKA_PREFIX + p);
-  }
-
-  static Set<String> fileKafkaNames() {
-    return names(ProducerConfig.configNames(), p -> KAFKA_PREFIX + p);
-  }
-
-  static Set<String> envKafkaNames() {
-    return names(ProducerConfig.configNames(), p -> KAFKA_ENV_PREFIX + envSuffix(p));
-  }
-
-  private static Set<String> names(java.util.Collection<String> names, Function<String, String> spelling) {
-    return names.stream().map(spelling).collect(Collectors.toCollection(TreeSet::new));
-  }
-
-  /** @return the known name closest to {@code name}, if it is close enough to be a likely typo */
-  static String nearest(String name, Set<String> known) {
-    String lower = name.toLowerCase(Locale.ROOT);
-    // a truncated name (OUTBOX_RELAY_BOOTSTRAP) most likely means the shortest name it begins
-    String extended = known.stream()
-        .filter(k -> k.toLowerCase(Locale.ROOT).startsWith(lower) && lower.length() >= 3)
-        .min(Comparator.comparingInt(String::length).thenComparing(k -> k))
-        .orElse(null);
-    if (extended != null) {
-      return extended;
+    /** @return the producer property an {@code OUTBOX_RELAY_KAFKA_*} variable names, else the error */
+    static String producerPropertyFromEnv(String var) {
+        String suffix = var.substring(KAFKA_ENV_PREFIX.length());
+        for (String prop : ProducerConfig.configNames()) {
+            if (envSuffix(prop).equals(suffix)) {
+                return prop;
+            }
+        }
+        throw CliException.usage(
+                "Unknown Kafka producer property in environment variable " + var + didYouMean(var, envKafkaNames(), ".")
+                        + " Only producer properties pass through, written in upper case with _ for . (OUTBOX_RELAY_KAFKA_LINGER_MS).");
     }
-    return known.stream()
-        .min(Comparator.comparingInt((String k) -> distance(lower, k.toLowerCase(Locale.ROOT))).thenComparing(k -> k))
-        .filter(k -> distance(lower, k.toLowerCase(Locale.ROOT)) <= Math.max(2, k.length() / 4))
-        .orElse(null);
-  }
 
-  /** Levenshtein distance. */
-  static int distance(String a, String b) {
-    int[] prev = new int[b.length() + 1];
-    int[] cur = new int[b.length() + 1];
-    for (int j = 0; j <= b.length(); j++) {
-      prev[j] = j;
+    private static String didYouMean(String name, Set<String> known, String otherwise) {
+        String nearest = nearest(name, known);
+        return nearest != null ? ": did you mean " + nearest + "?" : otherwise;
     }
-    for (int i = 1; i <= a.length(); i++) {
-      cur[0] = i;
-      for (int j = 1; j <= b.length(); j++) {
-        int cost = a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1;
-        cur[j] = Math.min(Math.min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + cost);
-      }
-      int[] t = prev;
-      prev = cur;
-      cur = t;
+
+    private static String envSuffix(String prop) {
+        return prop.toUpperCase(Locale.ROOT).replace('.', '_').replace('-', '_');
     }
-    return prev[b.length()];
-  }
+
+    static Set<String> flagNames() {
+        return names(ALL.stream().map(Setting::flag).toList(), Function.identity());
+    }
+
+    static Set<String> envVars() {
+        return names(ALL.stream().map(Setting::envVar).toList(), Function.identity());
+    }
+
+    static Set<String> fileKeys() {
+        return names(ALL.stream().map(Setting::fileKey).toList(), Function.identity());
+    }
+
+    static Set<String> flagKafkaNames() {
+        return names(ProducerConfig.configNames(), p -> "--" + KAFKA_PREFIX + p);
+    }
+
+    static Set<String> fileKafkaNames() {
+        return names(ProducerConfig.configNames(), p -> KAFKA_PREFIX + p);
+    }
+
+    static Set<String> envKafkaNames() {
+        return names(ProducerConfig.configNames(), p -> KAFKA_ENV_PREFIX + envSuffix(p));
+    }
+
+    private static Set<String> names(java.util.Collection<String> names, Function<String, String> spelling) {
+        return names.stream().map(spelling).collect(Collectors.toCollection(TreeSet::new));
+    }
+
+    /** @return the known name closest to {@code name}, if it is close enough to be a likely typo */
+    static String nearest(String name, Set<String> known) {
+        String lower = name.toLowerCase(Locale.ROOT);
+        // a truncated name (OUTBOX_RELAY_BOOTSTRAP) most likely means the shortest name it begins
+        String extended = known.stream()
+                .filter(k -> k.toLowerCase(Locale.ROOT).startsWith(lower) && lower.length() >= 3)
+                .min(Comparator.comparingInt(String::length).thenComparing(k -> k))
+                .orElse(null);
+        if (extended != null) {
+            return extended;
+        }
+        return known.stream()
+                .min(Comparator.comparingInt((String k) -> distance(lower, k.toLowerCase(Locale.ROOT)))
+                        .thenComparing(k -> k))
+                .filter(k -> distance(lower, k.toLowerCase(Locale.ROOT)) <= Math.max(2, k.length() / 4))
+                .orElse(null);
+    }
+
+    /** Levenshtein distance. */
+    static int distance(String a, String b) {
+        int[] prev = new int[b.length() + 1];
+        int[] cur = new int[b.length() + 1];
+        for (int j = 0; j <= b.length(); j++) {
+            prev[j] = j;
+        }
+        for (int i = 1; i <= a.length(); i++) {
+            cur[0] = i;
+            for (int j = 1; j <= b.length(); j++) {
+                int cost = a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1;
+                cur[j] = Math.min(Math.min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + cost);
+            }
+            int[] t = prev;
+            prev = cur;
+            cur = t;
+        }
+        return prev[b.length()];
+    }
 }

@@ -15,255 +15,262 @@ import java.util.regex.Pattern;
 
 /** The {@link Validator}s of the settings table. */
 final class Validators {
-  private static final Pattern DURATION = Pattern.compile("(\\d{1,9})(ms|s|m|h)");
-  private static final Pattern HOST_PORT = Pattern.compile("(\\[[0-9a-fA-F:.]+]|[A-Za-z0-9._-]+):(\\d{1,5})");
-  private static final Pattern INSTANCE = Pattern.compile("[A-Za-z0-9._:@-]{1,200}");
-  private static final Pattern URL_SECRET =
-      Pattern.compile("(?i)([?&;][^=&;]*(password|passphrase|secret|token|key)[^=&;]*=)[^&;]*");
+    private static final Pattern DURATION = Pattern.compile("(\\d{1,9})(ms|s|m|h)");
+    private static final Pattern HOST_PORT = Pattern.compile("(\\[[0-9a-fA-F:.]+]|[A-Za-z0-9._-]+):(\\d{1,5})");
+    private static final Pattern INSTANCE = Pattern.compile("[A-Za-z0-9._:@-]{1,200}");
+    private static final Pattern URL_SECRET =
+            Pattern.compile("(?i)([?&;][^=&;]*(password|passphrase|secret|token|key)[^=&;]*=)[^&;]*");
 
-  private Validators() {}
+    private Validators() {}
 
-  /** How a {@link Range} reads a value and checks it against its bounds. */
-  interface RangeParser<T> {
-    T parse(String text, T min, T max);
-  }
-
-  /** A value of an ordered kind (integer, duration) in {@code min..max}. */
-  record Range<T extends Comparable<T>>(String kind, T min, T max, Function<T, String> formatter, RangeParser<T> parser)
-      implements Validator.Bounded<T> {
-    @Override
-    public T parse(String text) {
-      return parser.parse(text, min, max);
+    /** How a {@link Range} reads a value and checks it against its bounds. */
+    interface RangeParser<T> {
+        T parse(String text, T min, T max);
     }
 
-    @Override
-    public String describe() {
-      return kind + " " + format(min) + ".." + format(max);
-    }
-
-    @Override
-    public String format(T value) {
-      return formatter.apply(value);
-    }
-  }
-
-  static Validator.Bounded<Integer> integer(int min, int max) {
-    return new Range<>("integer", min, max, String::valueOf, Validators::intBetween);
-  }
-
-  static Validator.Bounded<Duration> duration(Duration min, Duration max) {
-    return new Range<>("duration", min, max, Durations::format, Validators::durationBetween);
-  }
-
-  /**
-   * @param describe what it accepts, for the reference
-   * @param parse the check and conversion, throwing {@link IllegalArgumentException} "must be ..."
-   */
-  static Validator<String> text(String describe, UnaryOperator<String> parse) {
-    return new Validator<>() {
-      @Override
-      public String parse(String text) {
-        return parse.apply(text);
-      }
-
-      @Override
-      public String describe() {
-        return describe;
-      }
-    };
-  }
-
-  /** Any text, the empty text included. */
-  static Validator<String> text() {
-    return text("text", v -> v);
-  }
-
-  /**
-   * @param normalize how a given value is brought to the spelling of {@code choices}
-   * @param choices the accepted values, in the order {@code --help} lists them
-   */
-  static Validator<String> oneOf(UnaryOperator<String> normalize, String... choices) {
-    List<String> list = List.of(choices);
-    String described = String.join(", ", list.subList(0, list.size() - 1)) + " or " + list.get(list.size() - 1);
-    return text(described, v -> {
-      String norm = normalize.apply(v.trim());
-      if (!list.contains(norm)) {
-        throw new IllegalArgumentException("must be one of " + String.join(", ", list));
-      }
-      return norm;
-    });
-  }
-
-  /** The constants of an enum, given in any case and with {@code -} for {@code _}. */
-  static <E extends Enum<E>> Validator<E> oneOf(Class<E> type) {
-    E[] constants = type.getEnumConstants();
-    Validator<String> names = oneOf(v -> v.toUpperCase(Locale.ROOT).replace('-', '_'),
-        Arrays.stream(constants).map(Enum::name).toArray(String[]::new));
-    return new Validator<>() {
-      @Override
-      public E parse(String text) {
-        return Enum.valueOf(type, names.parse(text));
-      }
-
-      @Override
-      public String describe() {
-        return names.describe();
-      }
-
-      @Override
-      public String format(E value) {
-        return value.name();
-      }
-    };
-  }
-
-  /** A PostgreSQL JDBC URL, shown in messages without the values of its secret parameters. */
-  static Validator<String> jdbcUrl() {
-    return new Validator<>() {
-      @Override
-      public String parse(String v) {
-        if (!v.startsWith("jdbc:postgresql:")) {
-          throw new IllegalArgumentException(
-              "must be a PostgreSQL JDBC URL starting with jdbc:postgresql:, e.g. jdbc:postgresql://db:5432/orders");
+    /** A value of an ordered kind (integer, duration) in {@code min..max}. */
+    record Range<T extends Comparable<T>>(
+            String kind, T min, T max, Function<T, String> formatter, RangeParser<T> parser)
+            implements Validator.Bounded<T> {
+        @Override
+        public T parse(String text) {
+            return parser.parse(text, min, max);
         }
-        return v;
-      }
 
-      @Override
-      public String describe() {
-        return "JDBC URL";
-      }
-
-      @Override
-      public String redact(String text) {
-        return maskUrl(text);
-      }
-    };
-  }
-
-  /** {@code inner}, or the empty text for "none". */
-  static Validator<String> orEmpty(Validator<String> inner) {
-    return new Validator<>() {
-      @Override
-      public String parse(String v) {
-        return v.isEmpty() ? v : inner.parse(v);
-      }
-
-      @Override
-      public String describe() {
-        return inner.describe() + " or empty";
-      }
-
-      @Override
-      public String redact(String text) {
-        return inner.redact(text);
-      }
-    };
-  }
-
-  static Validator<String> schema() {
-    return text("SQL identifier", v -> {
-      try {
-        return OutboxMigrations.requireValidSchema(v);
-      } catch (IllegalArgumentException e) {
-        throw new IllegalArgumentException("must be a plain lower-case SQL identifier ([a-z_][a-z0-9_]*, not reserved,"
-            + " not pg_*), the schema the migrations were applied to");
-      }
-    });
-  }
-
-  static Validator<String> hostPorts() {
-    return text("host:port list", v -> {
-      List<String> parts = new ArrayList<>();
-      for (String p : v.split(",")) {
-        String t = p.trim();
-        Matcher m = HOST_PORT.matcher(t);
-        if (!m.matches() || Integer.parseInt(m.group(2)) < 1 || Integer.parseInt(m.group(2)) > 65_535) {
-          throw new IllegalArgumentException("must be a comma-separated list of host:port with a port between 1 and 65535,"
-              + " e.g. kafka-1:9092,kafka-2:9092");
+        @Override
+        public String describe() {
+            return kind + " " + format(min) + ".." + format(max);
         }
-        parts.add(t);
-      }
-      return String.join(",", parts);
-    });
-  }
 
-  static Validator<String> instanceId() {
-    return text("text", v -> {
-      if (!v.isEmpty() && !INSTANCE.matcher(v).matches()) {
-        throw new IllegalArgumentException("must be 1 to 200 characters from A-Z a-z 0-9 . _ : @ -, or empty for host-pid-random");
-      }
-      return v;
-    });
-  }
+        @Override
+        public String format(T value) {
+            return formatter.apply(value);
+        }
+    }
 
-  static Validator<String> transactionalIdPrefix() {
-    return text("text", v -> {
-      if (!v.isEmpty() && !INSTANCE.matcher(v).matches()) {
+    static Validator.Bounded<Integer> integer(int min, int max) {
+        return new Range<>("integer", min, max, String::valueOf, Validators::intBetween);
+    }
+
+    static Validator.Bounded<Duration> duration(Duration min, Duration max) {
+        return new Range<>("duration", min, max, Durations::format, Validators::durationBetween);
+    }
+
+    /**
+     * @param describe what it accepts, for the reference
+     * @param parse the check and conversion, throwing {@link IllegalArgumentException} "must be ..."
+     */
+    static Validator<String> text(String describe, UnaryOperator<String> parse) {
+        return new Validator<>() {
+            @Override
+            public String parse(String text) {
+                return parse.apply(text);
+            }
+
+            @Override
+            public String describe() {
+                return describe;
+            }
+        };
+    }
+
+    /** Any text, the empty text included. */
+    static Validator<String> text() {
+        return text("text", v -> v);
+    }
+
+    /**
+     * @param normalize how a given value is brought to the spelling of {@code choices}
+     * @param choices the accepted values, in the order {@code --help} lists them
+     */
+    static Validator<String> oneOf(UnaryOperator<String> normalize, String... choices) {
+        List<String> list = List.of(choices);
+        String described = String.join(", ", list.subList(0, list.size() - 1)) + " or " + list.get(list.size() - 1);
+        return text(described, v -> {
+            String norm = normalize.apply(v.trim());
+            if (!list.contains(norm)) {
+                throw new IllegalArgumentException("must be one of " + String.join(", ", list));
+            }
+            return norm;
+        });
+    }
+
+    /** The constants of an enum, given in any case and with {@code -} for {@code _}. */
+    static <E extends Enum<E>> Validator<E> oneOf(Class<E> type) {
+        E[] constants = type.getEnumConstants();
+        Validator<String> names = oneOf(
+                v -> v.toUpperCase(Locale.ROOT).replace('-', '_'),
+                Arrays.stream(constants).map(Enum::name).toArray(String[]::new));
+        return new Validator<>() {
+            @Override
+            public E parse(String text) {
+                return Enum.valueOf(type, names.parse(text));
+            }
+
+            @Override
+            public String describe() {
+                return names.describe();
+            }
+
+            @Override
+            public String format(E value) {
+                return value.name();
+            }
+        };
+    }
+
+    /** A PostgreSQL JDBC URL, shown in messages without the values of its secret parameters. */
+    static Validator<String> jdbcUrl() {
+        return new Validator<>() {
+            @Override
+            public String parse(String v) {
+                if (!v.startsWith("jdbc:postgresql:")) {
+                    throw new IllegalArgumentException(
+                            "must be a PostgreSQL JDBC URL starting with jdbc:postgresql:, e.g. jdbc:postgresql://db:5432/orders");
+                }
+                return v;
+            }
+
+            @Override
+            public String describe() {
+                return "JDBC URL";
+            }
+
+            @Override
+            public String redact(String text) {
+                return maskUrl(text);
+            }
+        };
+    }
+
+    /** {@code inner}, or the empty text for "none". */
+    static Validator<String> orEmpty(Validator<String> inner) {
+        return new Validator<>() {
+            @Override
+            public String parse(String v) {
+                return v.isEmpty() ? v : inner.parse(v);
+            }
+
+            @Override
+            public String describe() {
+                return inner.describe() + " or empty";
+            }
+
+            @Override
+            public String redact(String text) {
+                return inner.redact(text);
+            }
+        };
+    }
+
+    static Validator<String> schema() {
+        return text("SQL identifier", v -> {
+            try {
+                return OutboxMigrations.requireValidSchema(v);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(
+                        "must be a plain lower-case SQL identifier ([a-z_][a-z0-9_]*, not reserved,"
+                                + " not pg_*), the schema the migrations were applied to");
+            }
+        });
+    }
+
+    static Validator<String> hostPorts() {
+        return text("host:port list", v -> {
+            List<String> parts = new ArrayList<>();
+            for (String p : v.split(",")) {
+                String t = p.trim();
+                Matcher m = HOST_PORT.matcher(t);
+                if (!m.matches() || Integer.parseInt(m.group(2)) < 1 || Integer.parseInt(m.group(2)) > 65_535) {
+                    throw new IllegalArgumentException(
+                            "must be a comma-separated list of host:port with a port between 1 and 65535,"
+                                    + " e.g. kafka-1:9092,kafka-2:9092");
+                }
+                parts.add(t);
+            }
+            return String.join(",", parts);
+        });
+    }
+
+    static Validator<String> instanceId() {
+        return text("text", v -> {
+            if (!v.isEmpty() && !INSTANCE.matcher(v).matches()) {
+                throw new IllegalArgumentException(
+                        "must be 1 to 200 characters from A-Z a-z 0-9 . _ : @ -, or empty for host-pid-random");
+            }
+            return v;
+        });
+    }
+
+    static Validator<String> transactionalIdPrefix() {
+        return text("text", v -> {
+            if (!v.isEmpty() && !INSTANCE.matcher(v).matches()) {
+                throw new IllegalArgumentException(
+                        "must be 1 to 200 characters from A-Z a-z 0-9 . _ : @ -, or empty for outbox-relay.<database>.<schema>.");
+            }
+            return v;
+        });
+    }
+
+    static Validator<String> host() {
+        return text("host or address", v -> {
+            if (v.isBlank()) {
+                throw new IllegalArgumentException("must not be empty");
+            }
+            return v.trim();
+        });
+    }
+
+    static Integer intBetween(String v, int min, int max) {
+        int n;
+        try {
+            n = Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("must be a whole number between " + min + " and " + max);
+        }
+        if (n < min || n > max) {
+            throw new IllegalArgumentException("must be between " + min + " and " + max);
+        }
+        return n;
+    }
+
+    static Duration durationBetween(String v, Duration min, Duration max) {
+        Duration d = parseDuration(v.trim());
+        if (d.compareTo(min) < 0 || d.compareTo(max) > 0) {
+            throw new IllegalArgumentException(
+                    "must be between " + Durations.format(min) + " and " + Durations.format(max));
+        }
+        return d;
+    }
+
+    private static Duration parseDuration(String v) {
+        Matcher m = DURATION.matcher(v);
+        if (m.matches()) {
+            long n = Long.parseLong(m.group(1));
+            return switch (m.group(2)) {
+                case "ms" -> Duration.ofMillis(n);
+                case "s" -> Duration.ofSeconds(n);
+                case "m" -> Duration.ofMinutes(n);
+                default -> Duration.ofHours(n);
+            };
+        }
+        if (v.startsWith("P") || v.startsWith("p")) {
+            try {
+                return Duration.parse(v);
+            } catch (DateTimeParseException e) {
+                // fall through to the common message
+            }
+        }
         throw new IllegalArgumentException(
-            "must be 1 to 200 characters from A-Z a-z 0-9 . _ : @ -, or empty for outbox-relay.<database>.<schema>.");
-      }
-      return v;
-    });
-  }
-
-  static Validator<String> host() {
-    return text("host or address", v -> {
-      if (v.isBlank()) {
-        throw new IllegalArgumentException("must not be empty");
-      }
-      return v.trim();
-    });
-  }
-
-  static Integer intBetween(String v, int min, int max) {
-    int n;
-    try {
-      n = Integer.parseInt(v.trim());
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("must be a whole number between " + min + " and " + max);
+                "must be a duration with a unit, e.g. 500ms, 30s, 5m or 1h (or ISO-8601 such as PT30S)");
     }
-    if (n < min || n > max) {
-      throw new IllegalArgumentException("must be between " + min + " and " + max);
-    }
-    return n;
-  }
 
-  static Duration durationBetween(String v, Duration min, Duration max) {
-    Duration d = parseDuration(v.trim());
-    if (d.compareTo(min) < 0 || d.compareTo(max) > 0) {
-      throw new IllegalArgumentException("must be between " + Durations.format(min) + " and " + Durations.format(max));
+    /**
+     * @param url a JDBC URL
+     * @return the URL with the value of every parameter that looks like a secret ({@code password},
+     *     {@code sslpassword}, {@code *secret*}, ...) replaced by {@code ****}
+     */
+    static String maskUrl(String url) {
+        return URL_SECRET.matcher(url).replaceAll("$1****");
     }
-    return d;
-  }
-
-  private static Duration parseDuration(String v) {
-    Matcher m = DURATION.matcher(v);
-    if (m.matches()) {
-      long n = Long.parseLong(m.group(1));
-      return switch (m.group(2)) {
-        case "ms" -> Duration.ofMillis(n);
-        case "s" -> Duration.ofSeconds(n);
-        case "m" -> Duration.ofMinutes(n);
-        default -> Duration.ofHours(n);
-      };
-    }
-    if (v.startsWith("P") || v.startsWith("p")) {
-      try {
-        return Duration.parse(v);
-      } catch (DateTimeParseException e) {
-        // fall through to the common message
-      }
-    }
-    throw new IllegalArgumentException("must be a duration with a unit, e.g. 500ms, 30s, 5m or 1h (or ISO-8601 such as PT30S)");
-  }
-
-  /**
-   * @param url a JDBC URL
-   * @return the URL with the value of every parameter that looks like a secret ({@code password},
-   *     {@code sslpassword}, {@code *secret*}, ...) replaced by {@code ****}
-   */
-  static String maskUrl(String url) {
-    return URL_SECRET.matcher(url).replaceAll("$1****");
-  }
 }

@@ -33,188 +33,245 @@ import org.junit.jupiter.api.Test;
  */
 @Tag("integration")
 class DoctorIT {
-  private final TestKafka kafka = RealServices.kafka();
-  private TestDatabase db;
-  private String topic;
-  private String consumer;
+    private final TestKafka kafka = RealServices.kafka();
+    private TestDatabase db;
+    private String topic;
+    private String consumer;
 
-  @BeforeEach
-  void healthyDeployment() throws Exception {
-    db = TestDatabase.create();
-    topic = TestKafka.uniqueTopic("doctor-orders");
-    consumer = TestKafka.uniqueTopic("payments"); // the shared broker keeps consumer groups between tests
-    kafka.createTopic(topic, 1); // broker default retention: 7 days, the consumer's default retention too
-    Outbox outbox = Outbox.builder().build();
-    db.dsl().transaction(tx -> outbox.append(tx.dsl(), OutboxMessage.of(topic, "k1", "Test", "text/plain", "abc".getBytes())));
-    sql("insert into outbox.idempotency_key (scope, idem_key, fingerprint, response_status, response_headers, response_body,"
-        + " expires_at) values ('anonymous POST /orders', 'k-1', 'f', 201, '{}', '\\x7b7d', clock_timestamp() + interval '24 hours')");
-    sql("insert into outbox.processed_message (consumer, message_id) values ('" + consumer + "', gen_random_uuid())");
-  }
-
-  @AfterEach
-  void drop() {
-    db.close();
-  }
-
-  private Doctor.Builder doctor() {
-    return Doctor.builder().dataSource(db.dataSource()).lockTimeout(Duration.ofSeconds(1)).consumer(consumer, topic)
-        .kafkaProperties(Map.of("bootstrap.servers", kafka.bootstrapServers()));
-  }
-
-  private void sql(String statement) throws Exception {
-    try (Connection c = db.connect(); Statement st = c.createStatement()) {
-      st.execute(statement);
+    @BeforeEach
+    void healthyDeployment() throws Exception {
+        db = TestDatabase.create();
+        topic = TestKafka.uniqueTopic("doctor-orders");
+        consumer = TestKafka.uniqueTopic("payments"); // the shared broker keeps consumer groups between tests
+        kafka.createTopic(topic, 1); // broker default retention: 7 days, the consumer's default retention too
+        Outbox outbox = Outbox.builder().build();
+        db.dsl()
+                .transaction(tx ->
+                        outbox.append(tx.dsl(), OutboxMessage.of(topic, "k1", "Test", "text/plain", "abc".getBytes())));
+        sql(
+                "insert into outbox.idempotency_key (scope, idem_key, fingerprint, response_status, response_headers, response_body,"
+                        + " expires_at) values ('anonymous POST /orders', 'k-1', 'f', 201, '{}', '\\x7b7d', clock_timestamp() + interval '24 hours')");
+        sql("insert into outbox.processed_message (consumer, message_id) values ('" + consumer
+                + "', gen_random_uuid())");
     }
-  }
 
-  @Test
-  void aHealthyDeploymentPasses() {
-    Doctor.Report report = doctor().build().run();
+    @AfterEach
+    void drop() {
+        db.close();
+    }
 
-    assertThat(report.failed()).as("%s", report).isFalse();
-    assertThat(report.checks()).filteredOn(c -> c.verdict() != Verdict.BUILD_TIME)
-        .allSatisfy(c -> assertThat(c.verdict()).as(c.id() + ": " + c.summary()).isEqualTo(Verdict.PASS));
-    assertThat(report.check("topic-retention").evidence())
-        .anySatisfy(e -> assertThat(e).contains("consumer " + consumer + " (retention 7d) reads " + topic + " (retention.ms 7d"));
-    assertThat(report.check("unique-constraints").evidence())
-        .anySatisfy(e -> assertThat(e).contains("idempotency_key_pkey (scope, idem_key) valid"));
-    assertThat(report.checks()).filteredOn(c -> c.verdict() == Verdict.BUILD_TIME).extracting(Doctor.Check::id)
-        .containsExactly("client-retry-budget", "key-per-operation", "listener-dedup", "insert-first", "endpoint-coverage");
-  }
+    private Doctor.Builder doctor() {
+        return Doctor.builder()
+                .dataSource(db.dataSource())
+                .lockTimeout(Duration.ofSeconds(1))
+                .consumer(consumer, topic)
+                .kafkaProperties(Map.of("bootstrap.servers", kafka.bootstrapServers()));
+    }
 
-  @Test
-  void aDroppedUniqueConstraintFails() throws Exception {
-    sql("alter table outbox.idempotency_key drop constraint idempotency_key_pkey");
-    sql("alter table outbox.processed_message drop constraint processed_message_pkey");
+    private void sql(String statement) throws Exception {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute(statement);
+        }
+    }
 
-    Doctor.Check check = doctor().build().run().check("unique-constraints");
+    @Test
+    void aHealthyDeploymentPasses() {
+        Doctor.Report report = doctor().build().run();
 
-    assertThat(check.verdict()).isEqualTo(Verdict.FAIL);
-    assertThat(check.summary()).contains("outbox.idempotency_key (idem_key, scope)", "outbox.processed_message (consumer, message_id)")
-        .doesNotContain("outbox_message");
-    assertThat(check.evidence()).contains("outbox.idempotency_key: no unique index");
-    assertThat(check.fix()).contains("idempotency_key_pkey (scope, idem_key)");
-  }
+        assertThat(report.failed()).as("%s", report).isFalse();
+        assertThat(report.checks())
+                .filteredOn(c -> c.verdict() != Verdict.BUILD_TIME)
+                .allSatisfy(c ->
+                        assertThat(c.verdict()).as(c.id() + ": " + c.summary()).isEqualTo(Verdict.PASS));
+        assertThat(report.check("topic-retention").evidence())
+                .anySatisfy(e -> assertThat(e)
+                        .contains("consumer " + consumer + " (retention 7d) reads " + topic + " (retention.ms 7d"));
+        assertThat(report.check("unique-constraints").evidence())
+                .anySatisfy(e -> assertThat(e).contains("idempotency_key_pkey (scope, idem_key) valid"));
+        assertThat(report.checks())
+                .filteredOn(c -> c.verdict() == Verdict.BUILD_TIME)
+                .extracting(Doctor.Check::id)
+                .containsExactly(
+                        "client-retry-budget",
+                        "key-per-operation",
+                        "listener-dedup",
+                        "insert-first",
+                        "endpoint-coverage");
+    }
 
-  @Test
-  void anInvalidUniqueIndexFails() throws Exception {
-    // what a failed CREATE UNIQUE INDEX CONCURRENTLY leaves behind
-    sql("alter table outbox.processed_message drop constraint processed_message_pkey");
-    sql("create unique index processed_message_again on outbox.processed_message (consumer, message_id)");
-    sql("update pg_index set indisvalid = false where indexrelid = 'outbox.processed_message_again'::regclass");
+    @Test
+    void aDroppedUniqueConstraintFails() throws Exception {
+        sql("alter table outbox.idempotency_key drop constraint idempotency_key_pkey");
+        sql("alter table outbox.processed_message drop constraint processed_message_pkey");
 
-    Doctor.Check check = doctor().build().run().check("unique-constraints");
+        Doctor.Check check = doctor().build().run().check("unique-constraints");
 
-    assertThat(check.verdict()).isEqualTo(Verdict.FAIL);
-    assertThat(check.evidence()).anySatisfy(e -> assertThat(e).contains("processed_message_again (consumer, message_id) INVALID"));
-  }
-
-  @Test
-  void staleKeysAndProcessedIdsFail() throws Exception {
-    sql("insert into outbox.idempotency_key (scope, idem_key, fingerprint, response_status, response_headers, response_body,"
-        + " created_at, expires_at) values ('s', 'old', 'f', 200, '{}', '', clock_timestamp() - interval '3 days',"
-        + " clock_timestamp() - interval '2 days')");
-    sql("insert into outbox.idempotency_key (scope, idem_key, fingerprint, response_status, response_headers, response_body,"
-        + " expires_at) values ('s', 'forever', 'f', 200, '{}', '', 'infinity')");
-    sql("insert into outbox.processed_message (consumer, message_id, processed_at)"
-        + " values ('" + consumer + "', gen_random_uuid(), clock_timestamp() - interval '9 days')");
-
-    Doctor.Report report = doctor().build().run();
-
-    assertThat(report.failed()).isTrue();
-    Doctor.Check keys = report.check("key-expiry");
-    assertThat(keys.verdict()).isEqualTo(Verdict.FAIL);
-    assertThat(keys.summary()).contains("1 expired key(s) not purged within 2h", "1 key(s) expire later than the ttl allows");
-    assertThat(keys.evidence()).anySatisfy(e -> assertThat(e).startsWith("oldest expired key expired 2d"))
-        .contains("some key never expires (expires_at infinity)");
-    Doctor.Check processed = report.check("processed-expiry");
-    assertThat(processed.verdict()).isEqualTo(Verdict.FAIL);
-    assertThat(processed.evidence()).anySatisfy(e -> assertThat(e).startsWith("consumer " + consumer + ": oldest id 9d"));
-    // a consumer given a longer retention is healthy with the same rows
-    assertThat(doctor().consumerRetention(consumer, Duration.ofDays(10)).build().run().check("processed-expiry").verdict())
-        .isEqualTo(Verdict.PASS);
-  }
-
-  @Test
-  void aCompletedKeyWithoutItsResponseFails() throws Exception {
-    sql("insert into outbox.idempotency_key (scope, idem_key, fingerprint, response_status, expires_at)"
-        + " values ('s', 'no-body', 'f', 201, clock_timestamp() + interval '1 hour')");
-
-    Doctor.Check check = doctor().build().run().check("stored-responses");
-
-    assertThat(check.verdict()).isEqualTo(Verdict.FAIL);
-    assertThat(check.evidence()).containsExactly("scope s, key no-body: status 201 without body or headers");
-  }
-
-  @Test
-  void aKeyStuckInFlightFails_committedOrHeldByAnOpenTransaction() throws Exception {
-    sql("insert into outbox.idempotency_key (scope, idem_key, fingerprint, created_at, expires_at)"
-        + " values ('s', 'stuck', 'f', clock_timestamp() - interval '1 minute', clock_timestamp() + interval '1 hour')");
-    try (Connection holder = db.connect()) {
-      holder.setAutoCommit(false);
-      try (Statement st = holder.createStatement()) {
-        st.execute("insert into outbox.idempotency_key (scope, idem_key, fingerprint, expires_at)"
-            + " values ('s', 'held', 'f', clock_timestamp() + interval '1 hour')");
-      }
-      await().atMost(30, TimeUnit.SECONDS).untilAsserted(() -> {
-        Doctor.Check check = doctor().build().run().check("in-flight");
         assertThat(check.verdict()).isEqualTo(Verdict.FAIL);
-        assertThat(check.summary()).contains("committed key(s) without a response", "1 transaction(s) holding keys");
-        assertThat(check.evidence()).anySatisfy(e -> assertThat(e).startsWith("committed without a response: scope s, key stuck, 1m"));
-        assertThat(check.evidence()).anySatisfy(e -> assertThat(e).startsWith("transaction writing keys for").contains("insert into outbox.idempotency_key"));
-      });
-      holder.rollback();
-    }
-  }
-
-  @Test
-  void aRetentionShorterThanTheTopicsFails_topicsFoundThroughTheConsumerGroup() throws Exception {
-    String longTopic = TestKafka.uniqueTopic("doctor-long");
-    try (Admin admin = kafka.admin()) {
-      admin.createTopics(List.of(new NewTopic(longTopic, 1, (short) 1).configs(Map.of("retention.ms", String.valueOf(Duration.ofDays(14).toMillis())))))
-          .all().get(30, TimeUnit.SECONDS);
-      // the consumer group of the same name as the consumer has committed offsets on both topics
-      admin.alterConsumerGroupOffsets(consumer, Map.of(
-              new TopicPartition(longTopic, 0), new OffsetAndMetadata(0),
-              new TopicPartition(topic, 0), new OffsetAndMetadata(0)))
-          .all().get(30, TimeUnit.SECONDS);
+        assertThat(check.summary())
+                .contains("outbox.idempotency_key (idem_key, scope)", "outbox.processed_message (consumer, message_id)")
+                .doesNotContain("outbox_message");
+        assertThat(check.evidence()).contains("outbox.idempotency_key: no unique index");
+        assertThat(check.fix()).contains("idempotency_key_pkey (scope, idem_key)");
     }
 
-    Doctor.Check check = Doctor.builder().dataSource(db.dataSource())
-        .kafkaProperties(Map.of("bootstrap.servers", kafka.bootstrapServers())).build().run().check("topic-retention");
+    @Test
+    void anInvalidUniqueIndexFails() throws Exception {
+        // what a failed CREATE UNIQUE INDEX CONCURRENTLY leaves behind
+        sql("alter table outbox.processed_message drop constraint processed_message_pkey");
+        sql("create unique index processed_message_again on outbox.processed_message (consumer, message_id)");
+        sql("update pg_index set indisvalid = false where indexrelid = 'outbox.processed_message_again'::regclass");
 
-    assertThat(check.verdict()).isEqualTo(Verdict.FAIL);
-    assertThat(check.summary()).contains(consumer + " on " + longTopic).doesNotContain(consumer + " on " + topic);
-    assertThat(check.evidence()).contains(
-        "consumer " + consumer + ": topics " + new java.util.TreeSet<>(List.of(longTopic, topic))
-            + " from the offsets of consumer group " + consumer);
-    assertThat(check.evidence()).anySatisfy(e -> assertThat(e).contains(longTopic + " (retention.ms 14d").endsWith(": SHORTER"));
-  }
+        Doctor.Check check = doctor().build().run().check("unique-constraints");
 
-  @Test
-  void unknownTopicsWarn_noKafkaSkips() {
-    Doctor.Check unknown = Doctor.builder().dataSource(db.dataSource())
-        .kafkaProperties(Map.of("bootstrap.servers", kafka.bootstrapServers())).consumerRetention("other", Duration.ofDays(1))
-        .build().run().check("topic-retention");
-    assertThat(unknown.verdict()).isEqualTo(Verdict.WARN);
-    assertThat(unknown.fix()).contains("--consumer NAME=TOPIC");
+        assertThat(check.verdict()).isEqualTo(Verdict.FAIL);
+        assertThat(check.evidence())
+                .anySatisfy(e -> assertThat(e).contains("processed_message_again (consumer, message_id) INVALID"));
+    }
 
-    Doctor.Check skipped = Doctor.builder().dataSource(db.dataSource()).build().run().check("topic-retention");
-    assertThat(skipped.verdict()).isEqualTo(Verdict.SKIP);
-  }
+    @Test
+    void staleKeysAndProcessedIdsFail() throws Exception {
+        sql(
+                "insert into outbox.idempotency_key (scope, idem_key, fingerprint, response_status, response_headers, response_body,"
+                        + " created_at, expires_at) values ('s', 'old', 'f', 200, '{}', '', clock_timestamp() - interval '3 days',"
+                        + " clock_timestamp() - interval '2 days')");
+        sql(
+                "insert into outbox.idempotency_key (scope, idem_key, fingerprint, response_status, response_headers, response_body,"
+                        + " expires_at) values ('s', 'forever', 'f', 200, '{}', '', 'infinity')");
+        sql("insert into outbox.processed_message (consumer, message_id, processed_at)" + " values ('" + consumer
+                + "', gen_random_uuid(), clock_timestamp() - interval '9 days')");
 
-  @Test
-  void parkedAndLongUnpublishedRowsFail() throws Exception {
-    sql("update outbox.outbox_message set created_at = clock_timestamp() - interval '10 minutes'");
-    Doctor.Check late = doctor().build().run().check("outbox-unpublished");
-    assertThat(late.verdict()).isEqualTo(Verdict.FAIL);
-    assertThat(late.evidence()).anySatisfy(e -> assertThat(e).startsWith("1 unpublished message(s), oldest 10m"));
+        Doctor.Report report = doctor().build().run();
 
-    sql("update outbox.outbox_message set parked_at = clock_timestamp(), attempts = 3, last_error = 'RecordTooLargeException: big'");
-    Doctor.Report report = doctor().build().run();
-    assertThat(report.check("outbox-parked").verdict()).isEqualTo(Verdict.FAIL);
-    assertThat(report.check("outbox-parked").evidence()).singleElement().asString()
-        .contains("topic " + topic + " key k1", "after 3 attempt(s): RecordTooLargeException: big");
-    assertThat(report.check("outbox-unpublished").verdict()).isEqualTo(Verdict.PASS);
-  }
+        assertThat(report.failed()).isTrue();
+        Doctor.Check keys = report.check("key-expiry");
+        assertThat(keys.verdict()).isEqualTo(Verdict.FAIL);
+        assertThat(keys.summary())
+                .contains("1 expired key(s) not purged within 2h", "1 key(s) expire later than the ttl allows");
+        assertThat(keys.evidence())
+                .anySatisfy(e -> assertThat(e).startsWith("oldest expired key expired 2d"))
+                .contains("some key never expires (expires_at infinity)");
+        Doctor.Check processed = report.check("processed-expiry");
+        assertThat(processed.verdict()).isEqualTo(Verdict.FAIL);
+        assertThat(processed.evidence())
+                .anySatisfy(e -> assertThat(e).startsWith("consumer " + consumer + ": oldest id 9d"));
+        // a consumer given a longer retention is healthy with the same rows
+        assertThat(doctor().consumerRetention(consumer, Duration.ofDays(10))
+                        .build()
+                        .run()
+                        .check("processed-expiry")
+                        .verdict())
+                .isEqualTo(Verdict.PASS);
+    }
+
+    @Test
+    void aCompletedKeyWithoutItsResponseFails() throws Exception {
+        sql("insert into outbox.idempotency_key (scope, idem_key, fingerprint, response_status, expires_at)"
+                + " values ('s', 'no-body', 'f', 201, clock_timestamp() + interval '1 hour')");
+
+        Doctor.Check check = doctor().build().run().check("stored-responses");
+
+        assertThat(check.verdict()).isEqualTo(Verdict.FAIL);
+        assertThat(check.evidence()).containsExactly("scope s, key no-body: status 201 without body or headers");
+    }
+
+    @Test
+    void aKeyStuckInFlightFails_committedOrHeldByAnOpenTransaction() throws Exception {
+        sql(
+                "insert into outbox.idempotency_key (scope, idem_key, fingerprint, created_at, expires_at)"
+                        + " values ('s', 'stuck', 'f', clock_timestamp() - interval '1 minute', clock_timestamp() + interval '1 hour')");
+        try (Connection holder = db.connect()) {
+            holder.setAutoCommit(false);
+            try (Statement st = holder.createStatement()) {
+                st.execute("insert into outbox.idempotency_key (scope, idem_key, fingerprint, expires_at)"
+                        + " values ('s', 'held', 'f', clock_timestamp() + interval '1 hour')");
+            }
+            await().atMost(30, TimeUnit.SECONDS).untilAsserted(() -> {
+                Doctor.Check check = doctor().build().run().check("in-flight");
+                assertThat(check.verdict()).isEqualTo(Verdict.FAIL);
+                assertThat(check.summary())
+                        .contains("committed key(s) without a response", "1 transaction(s) holding keys");
+                assertThat(check.evidence())
+                        .anySatisfy(
+                                e -> assertThat(e).startsWith("committed without a response: scope s, key stuck, 1m"));
+                assertThat(check.evidence())
+                        .anySatisfy(e -> assertThat(e)
+                                .startsWith("transaction writing keys for")
+                                .contains("insert into outbox.idempotency_key"));
+            });
+            holder.rollback();
+        }
+    }
+
+    @Test
+    void aRetentionShorterThanTheTopicsFails_topicsFoundThroughTheConsumerGroup() throws Exception {
+        String longTopic = TestKafka.uniqueTopic("doctor-long");
+        try (Admin admin = kafka.admin()) {
+            admin.createTopics(List.of(new NewTopic(longTopic, 1, (short) 1)
+                            .configs(Map.of(
+                                    "retention.ms",
+                                    String.valueOf(Duration.ofDays(14).toMillis())))))
+                    .all()
+                    .get(30, TimeUnit.SECONDS);
+            // the consumer group of the same name as the consumer has committed offsets on both topics
+            admin.alterConsumerGroupOffsets(
+                            consumer,
+                            Map.of(
+                                    new TopicPartition(longTopic, 0), new OffsetAndMetadata(0),
+                                    new TopicPartition(topic, 0), new OffsetAndMetadata(0)))
+                    .all()
+                    .get(30, TimeUnit.SECONDS);
+        }
+
+        Doctor.Check check = Doctor.builder()
+                .dataSource(db.dataSource())
+                .kafkaProperties(Map.of("bootstrap.servers", kafka.bootstrapServers()))
+                .build()
+                .run()
+                .check("topic-retention");
+
+        assertThat(check.verdict()).isEqualTo(Verdict.FAIL);
+        assertThat(check.summary()).contains(consumer + " on " + longTopic).doesNotContain(consumer + " on " + topic);
+        assertThat(check.evidence())
+                .contains("consumer " + consumer + ": topics " + new java.util.TreeSet<>(List.of(longTopic, topic))
+                        + " from the offsets of consumer group " + consumer);
+        assertThat(check.evidence())
+                .anySatisfy(e ->
+                        assertThat(e).contains(longTopic + " (retention.ms 14d").endsWith(": SHORTER"));
+    }
+
+    @Test
+    void unknownTopicsWarn_noKafkaSkips() {
+        Doctor.Check unknown = Doctor.builder()
+                .dataSource(db.dataSource())
+                .kafkaProperties(Map.of("bootstrap.servers", kafka.bootstrapServers()))
+                .consumerRetention("other", Duration.ofDays(1))
+                .build()
+                .run()
+                .check("topic-retention");
+        assertThat(unknown.verdict()).isEqualTo(Verdict.WARN);
+        assertThat(unknown.fix()).contains("--consumer NAME=TOPIC");
+
+        Doctor.Check skipped =
+                Doctor.builder().dataSource(db.dataSource()).build().run().check("topic-retention");
+        assertThat(skipped.verdict()).isEqualTo(Verdict.SKIP);
+    }
+
+    @Test
+    void parkedAndLongUnpublishedRowsFail() throws Exception {
+        sql("update outbox.outbox_message set created_at = clock_timestamp() - interval '10 minutes'");
+        Doctor.Check late = doctor().build().run().check("outbox-unpublished");
+        assertThat(late.verdict()).isEqualTo(Verdict.FAIL);
+        assertThat(late.evidence()).anySatisfy(e -> assertThat(e).startsWith("1 unpublished message(s), oldest 10m"));
+
+        sql(
+                "update outbox.outbox_message set parked_at = clock_timestamp(), attempts = 3, last_error = 'RecordTooLargeException: big'");
+        Doctor.Report report = doctor().build().run();
+        assertThat(report.check("outbox-parked").verdict()).isEqualTo(Verdict.FAIL);
+        assertThat(report.check("outbox-parked").evidence())
+                .singleElement()
+                .asString()
+                .contains("topic " + topic + " key k1", "after 3 attempt(s): RecordTooLargeException: big");
+        assertThat(report.check("outbox-unpublished").verdict()).isEqualTo(Verdict.PASS);
+    }
 }

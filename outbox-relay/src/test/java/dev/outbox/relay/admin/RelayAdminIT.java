@@ -26,203 +26,222 @@ import org.postgresql.PGNotification;
 @ExtendWith(RealServices.class)
 @Tag("integration")
 class RelayAdminIT {
-  private final Outbox outbox = Outbox.builder().build();
-  private TestDatabase db;
-  private RelayAdmin admin;
+    private final Outbox outbox = Outbox.builder().build();
+    private TestDatabase db;
+    private RelayAdmin admin;
 
-  @BeforeEach
-  void clean(TestDatabase db) throws Exception {
-    this.db = db;
-    this.admin = RelayAdmin.create(db.dataSource(), "outbox");
-    sql("delete from outbox.outbox_message");
-    sql("delete from outbox.outbox_relay_member");
-    sql("update outbox.outbox_shard_lease set owner = null, lease_until = '1970-01-01Z'");
-  }
-
-  @Test
-  void statusShowsBacklogLeasesMembersAndParkedRows() throws Exception {
-    List<UUID> ids = append("k1", "k1", "k2", "k3", "k3");
-    int shardK1 = Shards.of("k1", null, 64);
-    int shardK3 = Shards.of("k3", null, 64);
-    long parkedId = outboxId(ids.get(4));
-    sql("update outbox.outbox_message set parked_at = clock_timestamp(), attempts = 1, last_error = 'RecordTooLargeException: too big'"
-        + " where id = " + parkedId);
-    sql("update outbox.outbox_shard_lease set owner = 'r1', epoch = 7, lease_until = clock_timestamp() + interval '30 seconds'"
-        + " where shard = " + shardK1);
-    sql("update outbox.outbox_shard_lease set owner = 'r0', epoch = 3, lease_until = clock_timestamp() - interval '1 minute'"
-        + " where shard = " + shardK3);
-    sql("insert into outbox.outbox_relay_member (owner, heartbeat_until) values ('r1', clock_timestamp() + interval '30 seconds'),"
-        + " ('r0', clock_timestamp() - interval '1 minute')");
-
-    RelayStatus s = admin.status();
-
-    assertThat(s.shards()).hasSize(64);
-    assertThat(s.backlog()).isEqualTo(4);
-    assertThat(s.parked()).isEqualTo(1);
-    assertThat(s.oldestAge()).isNotNull().isPositive();
-    ShardStatus k1 = s.shards().get(shardK1);
-    assertThat(k1.shard()).isEqualTo(shardK1);
-    assertThat(k1.backlog()).isEqualTo(2);
-    assertThat(k1.owner()).isEqualTo("r1");
-    assertThat(k1.epoch()).isEqualTo(7);
-    assertThat(k1.leaseLive()).isTrue();
-    ShardStatus k3 = s.shards().get(shardK3);
-    assertThat(k3.backlog()).isEqualTo(1);
-    assertThat(k3.parked()).isEqualTo(1);
-    assertThat(k3.leaseLive()).isFalse();
-    assertThat(s.shards().stream().mapToLong(ShardStatus::backlog).sum()).isEqualTo(4);
-    assertThat(s.members()).extracting(RelayMember::owner, RelayMember::live, RelayMember::ownedShards)
-        .containsExactlyInAnyOrder(org.assertj.core.groups.Tuple.tuple("r1", true, 1), org.assertj.core.groups.Tuple.tuple("r0", false, 0));
-    assertThat(s.liveMembers()).isOne();
-  }
-
-  /**
-   * A session idle in a transaction that holds a snapshot keeps the xmin horizon: vacuum cannot
-   * remove the outbox rows the relay deletes after it. status() names the session, its state and
-   * its query so that the operator can find and end it.
-   */
-  @Test
-  void statusNamesTheSessionThatHoldsTheXminHorizon() throws Exception {
-    try (Connection holder = db.connect()) {
-      holder.setAutoCommit(false);
-      holder.setTransactionIsolation(Connection.TRANSACTION_REPEATABLE_READ);
-      try (Statement st = holder.createStatement()) {
-        st.execute("set application_name = 'long-report'");
-        st.executeQuery("select 'xmin-holder-marker', count(*) from outbox.outbox_message").close();
-      }
-      RelayStatus s = admin.status();
-      assertThat(s.xminHolders())
-          .anySatisfy(h -> {
-            assertThat(h.kind()).isEqualTo("session");
-            assertThat(h.name()).contains("long-report");
-            assertThat(h.state()).isEqualTo("idle in transaction");
-            assertThat(h.detail()).contains("xmin-holder-marker");
-            assertThat(h.since()).isNotNull();
-            assertThat(h.xmin()).isPositive();
-          });
-      holder.rollback();
+    @BeforeEach
+    void clean(TestDatabase db) throws Exception {
+        this.db = db;
+        this.admin = RelayAdmin.create(db.dataSource(), "outbox");
+        sql("delete from outbox.outbox_message");
+        sql("delete from outbox.outbox_relay_member");
+        sql("update outbox.outbox_shard_lease set owner = null, lease_until = '1970-01-01Z'");
     }
-    assertThat(admin.status().xminHolders()).noneSatisfy(h -> assertThat(h.name()).contains("long-report"));
-  }
 
-  @Test
-  void parkedListsRowsWithTheirError() throws Exception {
-    List<UUID> ids = append("a", "b", "c");
-    park(ids.get(0), "InvalidTopicException: bad");
-    park(ids.get(2), "RecordTooLargeException: big");
-    List<ParkedMessage> parked = admin.parked(10);
-    assertThat(parked).extracting(ParkedMessage::messageId).containsExactly(ids.get(0), ids.get(2));
-    ParkedMessage first = parked.get(0);
-    assertThat(first.topic()).isEqualTo("admin-test");
-    assertThat(first.key()).isEqualTo("a");
-    assertThat(first.attempts()).isEqualTo(1);
-    assertThat(first.lastError()).isEqualTo("InvalidTopicException: bad");
-    assertThat(first.payloadBytes()).isEqualTo(3);
-    assertThat(first.parkedAt()).isNotNull();
-    assertThat(admin.parked(1)).hasSize(1);
-  }
+    @Test
+    void statusShowsBacklogLeasesMembersAndParkedRows() throws Exception {
+        List<UUID> ids = append("k1", "k1", "k2", "k3", "k3");
+        int shardK1 = Shards.of("k1", null, 64);
+        int shardK3 = Shards.of("k3", null, 64);
+        long parkedId = outboxId(ids.get(4));
+        sql(
+                "update outbox.outbox_message set parked_at = clock_timestamp(), attempts = 1, last_error = 'RecordTooLargeException: too big'"
+                        + " where id = " + parkedId);
+        sql(
+                "update outbox.outbox_shard_lease set owner = 'r1', epoch = 7, lease_until = clock_timestamp() + interval '30 seconds'"
+                        + " where shard = " + shardK1);
+        sql(
+                "update outbox.outbox_shard_lease set owner = 'r0', epoch = 3, lease_until = clock_timestamp() - interval '1 minute'"
+                        + " where shard = " + shardK3);
+        sql(
+                "insert into outbox.outbox_relay_member (owner, heartbeat_until) values ('r1', clock_timestamp() + interval '30 seconds'),"
+                        + " ('r0', clock_timestamp() - interval '1 minute')");
 
-  /** G7's repair path: a requeued row is publishable again, and the relays owning its shard are woken. */
-  @Test
-  void requeueClearsTheParkStateAndWakesTheRelay() throws Exception {
-    List<UUID> ids = append("a", "b");
-    park(ids.get(0), "X: y");
-    long parked = outboxId(ids.get(0));
-    long notParked = outboxId(ids.get(1));
-    try (Connection listener = db.connect(); Statement st = listener.createStatement()) {
-      st.execute("listen \"" + Outbox.channel("outbox") + "\"");
-      ParkedChange c = admin.requeue(List.of(parked, notParked, 999_999_999L));
-      assertThat(c.ids()).containsExactly(parked);
-      assertThat(c.notParked()).containsExactly(notParked, 999_999_999L);
-      // returns as soon as the notification is there; the bound only matters on a loaded machine
-      PGNotification[] notes = listener.unwrap(PGConnection.class).getNotifications(30_000);
-      assertThat(notes).isNotEmpty();
-      assertThat(notes[0].getParameter()).isEqualTo(String.valueOf(Shards.of("a", null, 64)));
+        RelayStatus s = admin.status();
+
+        assertThat(s.shards()).hasSize(64);
+        assertThat(s.backlog()).isEqualTo(4);
+        assertThat(s.parked()).isEqualTo(1);
+        assertThat(s.oldestAge()).isNotNull().isPositive();
+        ShardStatus k1 = s.shards().get(shardK1);
+        assertThat(k1.shard()).isEqualTo(shardK1);
+        assertThat(k1.backlog()).isEqualTo(2);
+        assertThat(k1.owner()).isEqualTo("r1");
+        assertThat(k1.epoch()).isEqualTo(7);
+        assertThat(k1.leaseLive()).isTrue();
+        ShardStatus k3 = s.shards().get(shardK3);
+        assertThat(k3.backlog()).isEqualTo(1);
+        assertThat(k3.parked()).isEqualTo(1);
+        assertThat(k3.leaseLive()).isFalse();
+        assertThat(s.shards().stream().mapToLong(ShardStatus::backlog).sum()).isEqualTo(4);
+        assertThat(s.members())
+                .extracting(RelayMember::owner, RelayMember::live, RelayMember::ownedShards)
+                .containsExactlyInAnyOrder(
+                        org.assertj.core.groups.Tuple.tuple("r1", true, 1),
+                        org.assertj.core.groups.Tuple.tuple("r0", false, 0));
+        assertThat(s.liveMembers()).isOne();
     }
-    Map<String, Object> row = row(parked);
-    assertThat(row.get("parked_at")).isNull();
-    assertThat(row.get("attempts")).isEqualTo(0);
-    assertThat(row.get("last_error")).isNull();
-    assertThat(admin.requeueAll().ids()).isEmpty();
-  }
 
-  @Test
-  void purgeDeletesOnlyParkedRows() throws Exception {
-    List<UUID> ids = append("a", "b", "c");
-    park(ids.get(0), "X: y");
-    park(ids.get(1), "X: y");
-    long first = outboxId(ids.get(0));
-    long publishable = outboxId(ids.get(2));
-    ParkedChange one = admin.purge(List.of(first, publishable));
-    assertThat(one.ids()).containsExactly(first);
-    assertThat(one.notParked()).containsExactly(publishable);
-    assertThat(row(publishable)).isNotNull();
-    ParkedChange rest = admin.purgeAll();
-    assertThat(rest.count()).isOne();
-    assertThat(count("select count(*) from outbox.outbox_message")).isOne();
-  }
-
-  @Test
-  void badArgumentsAreRefused() {
-    assertThatThrownBy(() -> RelayAdmin.create(null, "outbox")).isInstanceOf(NullPointerException.class).hasMessageContaining("dataSource");
-    assertThatThrownBy(() -> RelayAdmin.create(db.dataSource(), "Bad-Name")).isInstanceOf(IllegalArgumentException.class);
-    assertThatThrownBy(() -> admin.parked(0)).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("limit");
-    assertThatThrownBy(() -> admin.requeue(List.of())).isInstanceOf(IllegalArgumentException.class);
-    assertThatThrownBy(() -> admin.purge(null)).isInstanceOf(NullPointerException.class);
-  }
-
-  @Test
-  void aMissingSchemaIsAnOutboxExceptionWithTheSqlState() {
-    RelayAdmin missing = RelayAdmin.create(db.dataSource(), "no_such_schema");
-    assertThatThrownBy(missing::status)
-        .isInstanceOf(dev.outbox.core.OutboxException.class)
-        .hasMessageContaining("SQLState 42P01")
-        .hasCauseInstanceOf(java.sql.SQLException.class);
-  }
-
-  // ---------------------------------------------------------------- helpers
-
-  private List<UUID> append(String... keys) {
-    List<OutboxMessage> messages = new ArrayList<>();
-    for (String k : keys) {
-      messages.add(OutboxMessage.of("admin-test", k, "Test", "text/plain", "abc".getBytes()));
+    /**
+     * A session idle in a transaction that holds a snapshot keeps the xmin horizon: vacuum cannot
+     * remove the outbox rows the relay deletes after it. status() names the session, its state and
+     * its query so that the operator can find and end it.
+     */
+    @Test
+    void statusNamesTheSessionThatHoldsTheXminHorizon() throws Exception {
+        try (Connection holder = db.connect()) {
+            holder.setAutoCommit(false);
+            holder.setTransactionIsolation(Connection.TRANSACTION_REPEATABLE_READ);
+            try (Statement st = holder.createStatement()) {
+                st.execute("set application_name = 'long-report'");
+                st.executeQuery("select 'xmin-holder-marker', count(*) from outbox.outbox_message")
+                        .close();
+            }
+            RelayStatus s = admin.status();
+            assertThat(s.xminHolders()).anySatisfy(h -> {
+                assertThat(h.kind()).isEqualTo("session");
+                assertThat(h.name()).contains("long-report");
+                assertThat(h.state()).isEqualTo("idle in transaction");
+                assertThat(h.detail()).contains("xmin-holder-marker");
+                assertThat(h.since()).isNotNull();
+                assertThat(h.xmin()).isPositive();
+            });
+            holder.rollback();
+        }
+        assertThat(admin.status().xminHolders())
+                .noneSatisfy(h -> assertThat(h.name()).contains("long-report"));
     }
-    return db.dsl().transactionResult(tx -> outbox.appendAll(tx.dsl(), messages));
-  }
 
-  private void park(UUID id, String error) throws Exception {
-    sql("update outbox.outbox_message set parked_at = clock_timestamp(), attempts = 1, last_error = '" + error + "'"
-        + " where message_id = '" + id + "'");
-  }
-
-  private long outboxId(UUID id) throws Exception {
-    return count("select id from outbox.outbox_message where message_id = '" + id + "'");
-  }
-
-  private Map<String, Object> row(long id) throws Exception {
-    try (Connection c = db.connect(); Statement st = c.createStatement();
-        ResultSet rs = st.executeQuery("select parked_at, attempts, last_error from outbox.outbox_message where id = " + id)) {
-      if (!rs.next()) {
-        return null;
-      }
-      Map<String, Object> m = new java.util.HashMap<>();
-      m.put("parked_at", rs.getObject(1));
-      m.put("attempts", rs.getObject(2));
-      m.put("last_error", rs.getObject(3));
-      return m;
+    @Test
+    void parkedListsRowsWithTheirError() throws Exception {
+        List<UUID> ids = append("a", "b", "c");
+        park(ids.get(0), "InvalidTopicException: bad");
+        park(ids.get(2), "RecordTooLargeException: big");
+        List<ParkedMessage> parked = admin.parked(10);
+        assertThat(parked).extracting(ParkedMessage::messageId).containsExactly(ids.get(0), ids.get(2));
+        ParkedMessage first = parked.get(0);
+        assertThat(first.topic()).isEqualTo("admin-test");
+        assertThat(first.key()).isEqualTo("a");
+        assertThat(first.attempts()).isEqualTo(1);
+        assertThat(first.lastError()).isEqualTo("InvalidTopicException: bad");
+        assertThat(first.payloadBytes()).isEqualTo(3);
+        assertThat(first.parkedAt()).isNotNull();
+        assertThat(admin.parked(1)).hasSize(1);
     }
-  }
 
-  private long count(String sql) throws Exception {
-    try (Connection c = db.connect(); Statement st = c.createStatement(); ResultSet rs = st.executeQuery(sql)) {
-      rs.next();
-      return rs.getLong(1);
+    /** G7's repair path: a requeued row is publishable again, and the relays owning its shard are woken. */
+    @Test
+    void requeueClearsTheParkStateAndWakesTheRelay() throws Exception {
+        List<UUID> ids = append("a", "b");
+        park(ids.get(0), "X: y");
+        long parked = outboxId(ids.get(0));
+        long notParked = outboxId(ids.get(1));
+        try (Connection listener = db.connect();
+                Statement st = listener.createStatement()) {
+            st.execute("listen \"" + Outbox.channel("outbox") + "\"");
+            ParkedChange c = admin.requeue(List.of(parked, notParked, 999_999_999L));
+            assertThat(c.ids()).containsExactly(parked);
+            assertThat(c.notParked()).containsExactly(notParked, 999_999_999L);
+            // returns as soon as the notification is there; the bound only matters on a loaded machine
+            PGNotification[] notes = listener.unwrap(PGConnection.class).getNotifications(30_000);
+            assertThat(notes).isNotEmpty();
+            assertThat(notes[0].getParameter()).isEqualTo(String.valueOf(Shards.of("a", null, 64)));
+        }
+        Map<String, Object> row = row(parked);
+        assertThat(row.get("parked_at")).isNull();
+        assertThat(row.get("attempts")).isEqualTo(0);
+        assertThat(row.get("last_error")).isNull();
+        assertThat(admin.requeueAll().ids()).isEmpty();
     }
-  }
 
-  private void sql(String sql) throws Exception {
-    try (Connection c = db.connect(); Statement st = c.createStatement()) {
-      st.execute(sql);
+    @Test
+    void purgeDeletesOnlyParkedRows() throws Exception {
+        List<UUID> ids = append("a", "b", "c");
+        park(ids.get(0), "X: y");
+        park(ids.get(1), "X: y");
+        long first = outboxId(ids.get(0));
+        long publishable = outboxId(ids.get(2));
+        ParkedChange one = admin.purge(List.of(first, publishable));
+        assertThat(one.ids()).containsExactly(first);
+        assertThat(one.notParked()).containsExactly(publishable);
+        assertThat(row(publishable)).isNotNull();
+        ParkedChange rest = admin.purgeAll();
+        assertThat(rest.count()).isOne();
+        assertThat(count("select count(*) from outbox.outbox_message")).isOne();
     }
-  }
+
+    @Test
+    void badArgumentsAreRefused() {
+        assertThatThrownBy(() -> RelayAdmin.create(null, "outbox"))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("dataSource");
+        assertThatThrownBy(() -> RelayAdmin.create(db.dataSource(), "Bad-Name"))
+                .isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> admin.parked(0))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("limit");
+        assertThatThrownBy(() -> admin.requeue(List.of())).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> admin.purge(null)).isInstanceOf(NullPointerException.class);
+    }
+
+    @Test
+    void aMissingSchemaIsAnOutboxExceptionWithTheSqlState() {
+        RelayAdmin missing = RelayAdmin.create(db.dataSource(), "no_such_schema");
+        assertThatThrownBy(missing::status)
+                .isInstanceOf(dev.outbox.core.OutboxException.class)
+                .hasMessageContaining("SQLState 42P01")
+                .hasCauseInstanceOf(java.sql.SQLException.class);
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private List<UUID> append(String... keys) {
+        List<OutboxMessage> messages = new ArrayList<>();
+        for (String k : keys) {
+            messages.add(OutboxMessage.of("admin-test", k, "Test", "text/plain", "abc".getBytes()));
+        }
+        return db.dsl().transactionResult(tx -> outbox.appendAll(tx.dsl(), messages));
+    }
+
+    private void park(UUID id, String error) throws Exception {
+        sql("update outbox.outbox_message set parked_at = clock_timestamp(), attempts = 1, last_error = '" + error + "'"
+                + " where message_id = '" + id + "'");
+    }
+
+    private long outboxId(UUID id) throws Exception {
+        return count("select id from outbox.outbox_message where message_id = '" + id + "'");
+    }
+
+    private Map<String, Object> row(long id) throws Exception {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery(
+                        "select parked_at, attempts, last_error from outbox.outbox_message where id = " + id)) {
+            if (!rs.next()) {
+                return null;
+            }
+            Map<String, Object> m = new java.util.HashMap<>();
+            m.put("parked_at", rs.getObject(1));
+            m.put("attempts", rs.getObject(2));
+            m.put("last_error", rs.getObject(3));
+            return m;
+        }
+    }
+
+    private long count(String sql) throws Exception {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery(sql)) {
+            rs.next();
+            return rs.getLong(1);
+        }
+    }
+
+    private void sql(String sql) throws Exception {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute(sql);
+        }
+    }
 }

@@ -19,30 +19,32 @@ import org.postgresql.ds.PGSimpleDataSource;
  */
 class BreakerConfigTest {
 
-  @Test
-  void theRelaysBreakerHalfOpensByItselfWhateverTheUsersConfigSays() {
-    CircuitBreakerConfig given = CircuitBreakerConfig.custom()
-        .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
-        .slidingWindowSize(3)
-        .minimumNumberOfCalls(3)
-        .waitDurationInOpenState(Duration.ofMillis(200))
-        .permittedNumberOfCallsInHalfOpenState(2)
-        .build();
-    assertThat(given.isAutomaticTransitionFromOpenToHalfOpenEnabled()).isFalse();
-    try (Relay relay = Relay.builder().dataSource(new PGSimpleDataSource())
-        .producerProperties(Map.of("bootstrap.servers", "localhost:9092")).circuitBreaker(given).build()) {
-      CircuitBreaker breaker = ((RelayEngine) relay).breaker();
-      CircuitBreakerConfig used = breaker.getCircuitBreakerConfig();
-      assertThat(used.isAutomaticTransitionFromOpenToHalfOpenEnabled()).isTrue();
-      assertThat(used.getSlidingWindowSize()).as("the rest is the user's").isEqualTo(3);
-      assertThat(used.getMinimumNumberOfCalls()).isEqualTo(3);
-      assertThat(used.getPermittedNumberOfCallsInHalfOpenState()).isEqualTo(2);
-      assertThat(used.getWaitIntervalFunctionInOpenState().apply(1)).isEqualTo(200L);
+    @Test
+    void theRelaysBreakerHalfOpensByItselfWhateverTheUsersConfigSays() {
+        CircuitBreakerConfig given = CircuitBreakerConfig.custom()
+                .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
+                .slidingWindowSize(3)
+                .minimumNumberOfCalls(3)
+                .waitDurationInOpenState(Duration.ofMillis(200))
+                .permittedNumberOfCallsInHalfOpenState(2)
+                .build();
+        assertThat(given.isAutomaticTransitionFromOpenToHalfOpenEnabled()).isFalse();
+        try (Relay relay = Relay.builder()
+                .dataSource(new PGSimpleDataSource())
+                .producerProperties(Map.of("bootstrap.servers", "localhost:9092"))
+                .circuitBreaker(given)
+                .build()) {
+            CircuitBreaker breaker = ((RelayEngine) relay).breaker();
+            CircuitBreakerConfig used = breaker.getCircuitBreakerConfig();
+            assertThat(used.isAutomaticTransitionFromOpenToHalfOpenEnabled()).isTrue();
+            assertThat(used.getSlidingWindowSize()).as("the rest is the user's").isEqualTo(3);
+            assertThat(used.getMinimumNumberOfCalls()).isEqualTo(3);
+            assertThat(used.getPermittedNumberOfCallsInHalfOpenState()).isEqualTo(2);
+            assertThat(used.getWaitIntervalFunctionInOpenState().apply(1)).isEqualTo(200L);
 
-      breaker.transitionToOpenState();
-      // nothing asks for a permit, as in the shard loops while the breaker is open
-      await().atMost(Duration.ofSeconds(5))
-          .until(() -> breaker.getState() == CircuitBreaker.State.HALF_OPEN);
+            breaker.transitionToOpenState();
+            // nothing asks for a permit, as in the shard loops while the breaker is open
+            await().atMost(Duration.ofSeconds(5)).until(() -> breaker.getState() == CircuitBreaker.State.HALF_OPEN);
+        }
     }
-  }
 }

@@ -18,29 +18,30 @@ import org.junit.jupiter.api.Test;
  */
 class ClosedProducerTest {
 
-  @Test
-  void aSendOnAClosedProducerIsTransient() {
-    KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(Map.of(
-        "bootstrap.servers", "localhost:1",
-        "key.serializer", ByteArraySerializer.class.getName(),
-        "value.serializer", ByteArraySerializer.class.getName()));
-    producer.close(Duration.ZERO);
+    @Test
+    void aSendOnAClosedProducerIsTransient() {
+        KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(Map.of(
+                "bootstrap.servers", "localhost:1",
+                "key.serializer", ByteArraySerializer.class.getName(),
+                "value.serializer", ByteArraySerializer.class.getName()));
+        producer.close(Duration.ZERO);
 
-    Throwable thrown = catchThrowable(() -> producer.send(new ProducerRecord<>("t", new byte[] {1}), (md, e) -> {}));
+        Throwable thrown =
+                catchThrowable(() -> producer.send(new ProducerRecord<>("t", new byte[] {1}), (md, e) -> {}));
 
-    assertThat(thrown).isInstanceOf(IllegalStateException.class);
-    assertClassifiedTransient(thrown);
-  }
+        assertThat(thrown).isInstanceOf(IllegalStateException.class);
+        assertClassifiedTransient(thrown);
+    }
 
-  @Test
-  void aRecordAbortedByAForcedCloseIsTransient() {
-    // what the callbacks of a producer closed with close(ZERO) receive for every record it still held
-    assertClassifiedTransient(new KafkaException("Producer is closed forcefully."));
-  }
+    @Test
+    void aRecordAbortedByAForcedCloseIsTransient() {
+        // what the callbacks of a producer closed with close(ZERO) receive for every record it still held
+        assertClassifiedTransient(new KafkaException("Producer is closed forcefully."));
+    }
 
-  private static void assertClassifiedTransient(Throwable t) {
-    assertThat(Errors.isPoison(t)).as("never parked").isFalse();
-    assertThat(t).as("not counted as an attempt").isNotInstanceOf(Errors.TopicUnavailable.class);
-    assertThat(Errors.isFatal(t)).as("the producer is replaced").isTrue();
-  }
+    private static void assertClassifiedTransient(Throwable t) {
+        assertThat(Errors.isPoison(t)).as("never parked").isFalse();
+        assertThat(t).as("not counted as an attempt").isNotInstanceOf(Errors.TopicUnavailable.class);
+        assertThat(Errors.isFatal(t)).as("the producer is replaced").isTrue();
+    }
 }

@@ -8,10 +8,10 @@ import dev.outbox.relay.process.Main;
  * test shows what the transactional mode's broker-side fence alone keeps out.
  */
 public final class DeadlineIgnoringMain {
-  private DeadlineIgnoringMain() {}
+    private DeadlineIgnoringMain() {}
 
-  public static void main(String[] args) throws Exception {
-    LeaseClock.ignoreDeadlineForTests = true;
-    Main.main(args);
-  }
+    public static void main(String[] args) throws Exception {
+        LeaseClock.ignoreDeadlineForTests = true;
+        Main.main(args);
+    }
 }

@@ -15,93 +15,100 @@ import org.junit.jupiter.api.Test;
  * drops what it holds is shown against real brokers by {@code ReorderUnderLeaderLossIT}.
  */
 class KeyOrderTest {
-  private final List<MockProducer<byte[], byte[]>> made = new ArrayList<>();
-  private final Publisher publisher = new Publisher(() -> {
-    MockProducer<byte[], byte[]> p = new MockProducer<>(false, null, new ByteArraySerializer(), new ByteArraySerializer());
-    made.add(p);
-    return p;
-  }, "test");
+    private final List<MockProducer<byte[], byte[]>> made = new ArrayList<>();
+    private final Publisher publisher = new Publisher(
+            () -> {
+                MockProducer<byte[], byte[]> p =
+                        new MockProducer<>(false, null, new ByteArraySerializer(), new ByteArraySerializer());
+                made.add(p);
+                return p;
+            },
+            "test");
 
-  @Test
-  void aFailureWhileALaterRecordOfTheKeyIsPendingReplacesAndClosesTheProducer() {
-    Publisher.Generation first = publisher.current();
-    KeyOrder order = new KeyOrder(publisher, first);
-    assertThat(order.hand("k")).isTrue(); // x
-    assertThat(order.hand("k")).isTrue(); // y, queued behind x
+    @Test
+    void aFailureWhileALaterRecordOfTheKeyIsPendingReplacesAndClosesTheProducer() {
+        Publisher.Generation first = publisher.current();
+        KeyOrder order = new KeyOrder(publisher, first);
+        assertThat(order.hand("k")).isTrue(); // x
+        assertThat(order.hand("k")).isTrue(); // y, queued behind x
 
-    order.answered("k", new TimeoutException("Expiring 1 record(s)"));
+        order.answered("k", new TimeoutException("Expiring 1 record(s)"));
 
-    assertThat(publisher.current()).isNotSameAs(first);
-    assertThat(publisher.current().number()).isEqualTo(2);
-    assertThat(made.get(0).closed()).as("the old producer is closed, so y is never written ahead of x").isTrue();
-    assertThat(order.stoppedProducer()).isTrue();
-    assertThat(order.hand("k")).as("nothing more of the key in this batch").isFalse();
-    assertThat(order.hand("other")).isTrue();
-  }
-
-  @Test
-  void aFailureWithNothingElseOfTheKeyPendingKeepsTheProducer() {
-    Publisher.Generation first = publisher.current();
-    KeyOrder order = new KeyOrder(publisher, first);
-    order.hand("k");
-    order.hand("j");
-    order.hand("j");
-
-    order.answered("k", new TimeoutException("Expiring 1 record(s)"));
-
-    assertThat(publisher.current()).isSameAs(first);
-    assertThat(made.get(0).closed()).isFalse();
-    assertThat(order.stoppedProducer()).isFalse();
-    assertThat(order.hand("k")).as("the key's later rows wait for the next round").isFalse();
-  }
-
-  @Test
-  void aFailureAfterTheKeysEarlierRecordsWereAcknowledgedKeepsTheProducer() {
-    Publisher.Generation first = publisher.current();
-    KeyOrder order = new KeyOrder(publisher, first);
-    order.hand("k");
-    order.hand("k");
-    order.answered("k", null);
-
-    order.answered("k", new TimeoutException("Expiring 1 record(s)"));
-
-    assertThat(publisher.current()).isSameAs(first);
-  }
-
-  @Test
-  void aSecondFailureOfTheKeyDoesNotReplaceAgain() {
-    KeyOrder order = new KeyOrder(publisher, publisher.current());
-    order.hand("k");
-    order.hand("k");
-    order.hand("k");
-    order.answered("k", new TimeoutException("x"));
-    Publisher.Generation second = publisher.current();
-
-    order.answered("k", new TimeoutException("y"));
-
-    assertThat(publisher.current()).isSameAs(second);
-    assertThat(made).hasSize(2);
-  }
-
-  @Test
-  void keysWithoutAKeyAreNotTracked() {
-    KeyOrder order = new KeyOrder(publisher, publisher.current());
-    assertThat(order.hand(null)).isTrue();
-    order.answered(null, new TimeoutException("x"));
-    assertThat(order.hand(null)).isTrue();
-    assertThat(made).hasSize(1);
-  }
-
-  /** m9: many shards failing on one broken producer replace it once, not once each. */
-  @Test
-  void manyShardsReportingOneBrokenProducerReplaceItOnce() {
-    Publisher.Generation broken = publisher.current();
-    for (int shard = 0; shard < 64; shard++) {
-      publisher.replace(broken, new IllegalStateException("Producer is closed forcefully."));
+        assertThat(publisher.current()).isNotSameAs(first);
+        assertThat(publisher.current().number()).isEqualTo(2);
+        assertThat(made.get(0).closed())
+                .as("the old producer is closed, so y is never written ahead of x")
+                .isTrue();
+        assertThat(order.stoppedProducer()).isTrue();
+        assertThat(order.hand("k")).as("nothing more of the key in this batch").isFalse();
+        assertThat(order.hand("other")).isTrue();
     }
-    assertThat(publisher.current().number()).isEqualTo(2);
-    assertThat(made).hasSize(2);
-    assertThat(made.get(0).closed()).isTrue();
-    assertThat(made.get(1).closed()).isFalse();
-  }
+
+    @Test
+    void aFailureWithNothingElseOfTheKeyPendingKeepsTheProducer() {
+        Publisher.Generation first = publisher.current();
+        KeyOrder order = new KeyOrder(publisher, first);
+        order.hand("k");
+        order.hand("j");
+        order.hand("j");
+
+        order.answered("k", new TimeoutException("Expiring 1 record(s)"));
+
+        assertThat(publisher.current()).isSameAs(first);
+        assertThat(made.get(0).closed()).isFalse();
+        assertThat(order.stoppedProducer()).isFalse();
+        assertThat(order.hand("k"))
+                .as("the key's later rows wait for the next round")
+                .isFalse();
+    }
+
+    @Test
+    void aFailureAfterTheKeysEarlierRecordsWereAcknowledgedKeepsTheProducer() {
+        Publisher.Generation first = publisher.current();
+        KeyOrder order = new KeyOrder(publisher, first);
+        order.hand("k");
+        order.hand("k");
+        order.answered("k", null);
+
+        order.answered("k", new TimeoutException("Expiring 1 record(s)"));
+
+        assertThat(publisher.current()).isSameAs(first);
+    }
+
+    @Test
+    void aSecondFailureOfTheKeyDoesNotReplaceAgain() {
+        KeyOrder order = new KeyOrder(publisher, publisher.current());
+        order.hand("k");
+        order.hand("k");
+        order.hand("k");
+        order.answered("k", new TimeoutException("x"));
+        Publisher.Generation second = publisher.current();
+
+        order.answered("k", new TimeoutException("y"));
+
+        assertThat(publisher.current()).isSameAs(second);
+        assertThat(made).hasSize(2);
+    }
+
+    @Test
+    void keysWithoutAKeyAreNotTracked() {
+        KeyOrder order = new KeyOrder(publisher, publisher.current());
+        assertThat(order.hand(null)).isTrue();
+        order.answered(null, new TimeoutException("x"));
+        assertThat(order.hand(null)).isTrue();
+        assertThat(made).hasSize(1);
+    }
+
+    /** m9: many shards failing on one broken producer replace it once, not once each. */
+    @Test
+    void manyShardsReportingOneBrokenProducerReplaceItOnce() {
+        Publisher.Generation broken = publisher.current();
+        for (int shard = 0; shard < 64; shard++) {
+            publisher.replace(broken, new IllegalStateException("Producer is closed forcefully."));
+        }
+        assertThat(publisher.current().number()).isEqualTo(2);
+        assertThat(made).hasSize(2);
+        assertThat(made.get(0).closed()).isTrue();
+        assertThat(made.get(1).closed()).isFalse();
+    }
 }

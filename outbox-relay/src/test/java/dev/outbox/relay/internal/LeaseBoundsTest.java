@@ -13,60 +13,69 @@ import org.junit.jupiter.api.Test;
  * bounds. The end-to-end proof against real PostgreSQL and Kafka is {@code ZombieRelayIT}.
  */
 class LeaseBoundsTest {
-  private static Map<String, Object> producer(Map<String, ?> given) {
-    Map<String, Object> p = new HashMap<>(given);
-    p.put("bootstrap.servers", "localhost:9092");
-    return ProducerSettings.validate(p, "r-1");
-  }
-
-  @Test
-  void theDeadlineIsTheClaimStartPlusTheLeaseMinusAThirdAndOnlyMovesForward() {
-    long start = System.nanoTime();
-    LeaseClock clock = new LeaseClock(Duration.ofSeconds(30), start);
-    assertThat(clock.remainingNanos()).isBetween(Duration.ofSeconds(19).toNanos(), Duration.ofSeconds(20).toNanos());
-    assertThat(clock.mayPublish()).isTrue();
-
-    clock.renewed(start - Duration.ofSeconds(5).toNanos()); // an older renewal cannot move it back
-    assertThat(clock.remainingNanos()).isGreaterThan(Duration.ofSeconds(19).toNanos());
-
-    LeaseClock expired = new LeaseClock(Duration.ofSeconds(3), start - Duration.ofSeconds(3).toNanos());
-    assertThat(expired.mayPublish()).as("2 s deadline of a claim 3 s ago").isFalse();
-    expired.renewed(System.nanoTime());
-    assertThat(expired.mayPublish()).as("renewed").isTrue();
-  }
-
-  @Test
-  void producerTimeoutsDefaultToHalfTheMargin() {
-    Map<String, Object> p = ProducerSettings.boundByLease(producer(Map.of()), Duration.ofSeconds(30));
-    assertThat(p).containsEntry("delivery.timeout.ms", "5000").containsEntry("request.timeout.ms", "5000");
-    Map<String, Object> shortLease = ProducerSettings.boundByLease(producer(Map.of("linger.ms", "5")), Duration.ofSeconds(3));
-    assertThat(shortLease).containsEntry("delivery.timeout.ms", "500").containsEntry("request.timeout.ms", "495");
-  }
-
-  @Test
-  void aDeliveryTimeoutBeyondTheMarginIsRefusedByName() {
-    assertThatThrownBy(() -> ProducerSettings.boundByLease(producer(Map.of("delivery.timeout.ms", "30000")), Duration.ofSeconds(30)))
-        .isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("delivery.timeout.ms (30000) may not exceed the lease's safety margin")
-        .hasMessageContaining("10000 ms of 30s");
-    assertThatThrownBy(() -> ProducerSettings.boundByLease(
-            producer(Map.of("delivery.timeout.ms", "8000", "request.timeout.ms", "9000")), Duration.ofSeconds(30)))
-        .hasMessageContaining("request.timeout.ms (9000)");
-    assertThat(ProducerSettings.boundByLease(producer(Map.of("delivery.timeout.ms", 10_000)), Duration.ofSeconds(30)))
-        .containsEntry("delivery.timeout.ms", "10000").containsEntry("request.timeout.ms", "10000");
-  }
-
-  @Test
-  void propertiesThatRemapKeysOrPartitionsAreRefusedByName() {
-    for (String name : new String[] {"partitioner.class", "partitioner.ignore.keys", "interceptor.classes"}) {
-      assertThatThrownBy(() -> producer(Map.of(name, "x")))
-          .isInstanceOf(IllegalArgumentException.class)
-          .hasMessageStartingWith("producer property " + name + " is not supported");
+    private static Map<String, Object> producer(Map<String, ?> given) {
+        Map<String, Object> p = new HashMap<>(given);
+        p.put("bootstrap.servers", "localhost:9092");
+        return ProducerSettings.validate(p, "r-1");
     }
-  }
 
-  @Test
-  void malformedRowDataIsPoison() {
-    assertThat(Errors.isPoison(new Errors.MalformedRow("headers", new IllegalArgumentException()))).isTrue();
-  }
+    @Test
+    void theDeadlineIsTheClaimStartPlusTheLeaseMinusAThirdAndOnlyMovesForward() {
+        long start = System.nanoTime();
+        LeaseClock clock = new LeaseClock(Duration.ofSeconds(30), start);
+        assertThat(clock.remainingNanos())
+                .isBetween(
+                        Duration.ofSeconds(19).toNanos(), Duration.ofSeconds(20).toNanos());
+        assertThat(clock.mayPublish()).isTrue();
+
+        clock.renewed(start - Duration.ofSeconds(5).toNanos()); // an older renewal cannot move it back
+        assertThat(clock.remainingNanos()).isGreaterThan(Duration.ofSeconds(19).toNanos());
+
+        LeaseClock expired = new LeaseClock(
+                Duration.ofSeconds(3), start - Duration.ofSeconds(3).toNanos());
+        assertThat(expired.mayPublish()).as("2 s deadline of a claim 3 s ago").isFalse();
+        expired.renewed(System.nanoTime());
+        assertThat(expired.mayPublish()).as("renewed").isTrue();
+    }
+
+    @Test
+    void producerTimeoutsDefaultToHalfTheMargin() {
+        Map<String, Object> p = ProducerSettings.boundByLease(producer(Map.of()), Duration.ofSeconds(30));
+        assertThat(p).containsEntry("delivery.timeout.ms", "5000").containsEntry("request.timeout.ms", "5000");
+        Map<String, Object> shortLease =
+                ProducerSettings.boundByLease(producer(Map.of("linger.ms", "5")), Duration.ofSeconds(3));
+        assertThat(shortLease).containsEntry("delivery.timeout.ms", "500").containsEntry("request.timeout.ms", "495");
+    }
+
+    @Test
+    void aDeliveryTimeoutBeyondTheMarginIsRefusedByName() {
+        assertThatThrownBy(() -> ProducerSettings.boundByLease(
+                        producer(Map.of("delivery.timeout.ms", "30000")), Duration.ofSeconds(30)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("delivery.timeout.ms (30000) may not exceed the lease's safety margin")
+                .hasMessageContaining("10000 ms of 30s");
+        assertThatThrownBy(() -> ProducerSettings.boundByLease(
+                        producer(Map.of("delivery.timeout.ms", "8000", "request.timeout.ms", "9000")),
+                        Duration.ofSeconds(30)))
+                .hasMessageContaining("request.timeout.ms (9000)");
+        assertThat(ProducerSettings.boundByLease(
+                        producer(Map.of("delivery.timeout.ms", 10_000)), Duration.ofSeconds(30)))
+                .containsEntry("delivery.timeout.ms", "10000")
+                .containsEntry("request.timeout.ms", "10000");
+    }
+
+    @Test
+    void propertiesThatRemapKeysOrPartitionsAreRefusedByName() {
+        for (String name : new String[] {"partitioner.class", "partitioner.ignore.keys", "interceptor.classes"}) {
+            assertThatThrownBy(() -> producer(Map.of(name, "x")))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageStartingWith("producer property " + name + " is not supported");
+        }
+    }
+
+    @Test
+    void malformedRowDataIsPoison() {
+        assertThat(Errors.isPoison(new Errors.MalformedRow("headers", new IllegalArgumentException())))
+                .isTrue();
+    }
 }

@@ -23,8 +23,8 @@ import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedDeque;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -46,411 +46,460 @@ import org.slf4j.LoggerFactory;
  * told. Each test names the rule it guards (G1: nothing lost, G3: per-key order, G7: bounded attempts).
  */
 class ShardWorkerDecisionsTest {
-  private static final Node NODE = new Node(0, "localhost", 9092);
-  private static final Cluster CLUSTER = new Cluster("c", List.of(NODE),
-      List.of(partition("a"), partition("b"), partition("c")), Set.of(), Set.of());
+    private static final Node NODE = new Node(0, "localhost", 9092);
+    private static final Cluster CLUSTER = new Cluster(
+            "c", List.of(NODE), List.of(partition("a"), partition("b"), partition("c")), Set.of(), Set.of());
 
-  private final ScheduledThreadPoolExecutor workers = new ScheduledThreadPoolExecutor(1);
-  private final List<MockProducer<byte[], byte[]>> made = new CopyOnWriteArrayList<>();
-  private volatile boolean autoComplete = true;
-  private volatile RuntimeException sendException;
-  // made at the first worker, so that a test sets autoComplete and sendException before
-  private volatile Publisher shared;
-  private final FakeRows rows = new FakeRows();
-  private final CountDownLatch slowLookup = new CountDownLatch(1);
-  private final BreakerCalls calls = new BreakerCalls();
-  private final CircuitBreaker breaker = calls.wrap(CircuitBreaker.of("test", CircuitBreakerConfig.ofDefaults()));
-  private final RelayMetrics metrics = new RelayMetrics(new SimpleMeterRegistry(), () -> 1, breaker);
-  private final AtomicBoolean kafkaAnswered = new AtomicBoolean();
-  private final AtomicInteger dropped = new AtomicInteger();
-  private final RelayConfig config = new RelayConfig(null, "outbox", "test", Map.of(), 10, Duration.ofSeconds(30),
-      Duration.ofSeconds(1), Duration.ofSeconds(5), 1, Backoff.of(Duration.ofMillis(1), Duration.ofMillis(5)),
-      CircuitBreakerConfig.ofDefaults(), ParkPolicy.PARK_AND_CONTINUE, new SimpleMeterRegistry(), 10,
-      Duration.ofMillis(5), null, PublishMode.IDEMPOTENT, null);
-  private final PrefixedLog log = new PrefixedLog(LoggerFactory.getLogger(ShardWorkerDecisionsTest.class), "relay[test]");
-  private final TopicHealth topics = new TopicHealth(config, () -> shared, n -> kafkaAnswered.get(), () -> {}, log,
-      10_000, 1);
+    private final ScheduledThreadPoolExecutor workers = new ScheduledThreadPoolExecutor(1);
+    private final List<MockProducer<byte[], byte[]>> made = new CopyOnWriteArrayList<>();
+    private volatile boolean autoComplete = true;
+    private volatile RuntimeException sendException;
+    // made at the first worker, so that a test sets autoComplete and sendException before
+    private volatile Publisher shared;
+    private final FakeRows rows = new FakeRows();
+    private final CountDownLatch slowLookup = new CountDownLatch(1);
+    private final BreakerCalls calls = new BreakerCalls();
+    private final CircuitBreaker breaker = calls.wrap(CircuitBreaker.of("test", CircuitBreakerConfig.ofDefaults()));
+    private final RelayMetrics metrics = new RelayMetrics(new SimpleMeterRegistry(), () -> 1, breaker);
+    private final AtomicBoolean kafkaAnswered = new AtomicBoolean();
+    private final AtomicInteger dropped = new AtomicInteger();
+    private final RelayConfig config = new RelayConfig(
+            null,
+            "outbox",
+            "test",
+            Map.of(),
+            10,
+            Duration.ofSeconds(30),
+            Duration.ofSeconds(1),
+            Duration.ofSeconds(5),
+            1,
+            Backoff.of(Duration.ofMillis(1), Duration.ofMillis(5)),
+            CircuitBreakerConfig.ofDefaults(),
+            ParkPolicy.PARK_AND_CONTINUE,
+            new SimpleMeterRegistry(),
+            10,
+            Duration.ofMillis(5),
+            null,
+            PublishMode.IDEMPOTENT,
+            null);
+    private final PrefixedLog log =
+            new PrefixedLog(LoggerFactory.getLogger(ShardWorkerDecisionsTest.class), "relay[test]");
+    private final TopicHealth topics =
+            new TopicHealth(config, () -> shared, n -> kafkaAnswered.get(), () -> {}, log, 10_000, 1);
 
-  @AfterEach
-  void stop() {
-    workers.shutdownNow();
-    topics.close();
-  }
+    @AfterEach
+    void stop() {
+        workers.shutdownNow();
+        topics.close();
+    }
 
-  private Publisher shared() {
-    if (shared == null) {
-      shared = new Publisher(() -> {
-        MockProducer<byte[], byte[]> p = new MockProducer<>(CLUSTER, autoComplete, null, new ByteArraySerializer(),
-            new ByteArraySerializer()) {
-          @Override
-          public List<PartitionInfo> partitionsFor(String topic) {
-            if (topic.equals("slow")) {
-              try {
-                slowLookup.await();
-              } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-              }
-              return List.of(partition("slow"));
-            }
-            return super.partitionsFor(topic);
-          }
+    private Publisher shared() {
+        if (shared == null) {
+            shared = new Publisher(
+                    () -> {
+                        MockProducer<byte[], byte[]> p =
+                                new MockProducer<>(
+                                        CLUSTER,
+                                        autoComplete,
+                                        null,
+                                        new ByteArraySerializer(),
+                                        new ByteArraySerializer()) {
+                                    @Override
+                                    public List<PartitionInfo> partitionsFor(String topic) {
+                                        if (topic.equals("slow")) {
+                                            try {
+                                                slowLookup.await();
+                                            } catch (InterruptedException e) {
+                                                Thread.currentThread().interrupt();
+                                            }
+                                            return List.of(partition("slow"));
+                                        }
+                                        return super.partitionsFor(topic);
+                                    }
+                                };
+                        p.sendException = sendException;
+                        made.add(p);
+                        return p;
+                    },
+                    "test");
+        }
+        return shared;
+    }
+
+    private ShardWorker worker(ShardPublisher publisher) {
+        ShardServices services = new ShardServices(
+                config,
+                rows,
+                breaker,
+                metrics,
+                workers,
+                topics,
+                shared(),
+                log,
+                () -> {},
+                () -> kafkaAnswered.set(true),
+                n -> kafkaAnswered.get(),
+                w -> dropped.incrementAndGet(),
+                () -> true);
+        ShardWorker w = new ShardWorker(services, publisher, 7, 1, System.nanoTime());
+        w.loop.start();
+        return w;
+    }
+
+    private ShardWorker worker() {
+        return worker(ShardPublisher.shared(shared()));
+    }
+
+    @Test
+    void aLostLeaseAtTheDeleteDeletesNothingAndDropsTheShard() {
+        rows.leaseHeld = false;
+        rows.reads.add(List.of(row(1, "a", "k1"), row(2, "a", "k2")));
+        ShardWorker w = worker();
+
+        await().atMost(Duration.ofSeconds(5)).until(() -> w.loop.stopped().isDone());
+        assertThat(rows.deleteAttempts).hasSize(1);
+        assertThat(rows.deleted)
+                .as("the fence refused the delete: the rows stay for the new owner (G1)")
+                .isEmpty();
+        assertThat(dropped).hasValue(1);
+        assertThat(metrics.fenced.count()).isEqualTo(1);
+        assertThat(metrics.published.count()).isZero();
+        assertThat(w.loop.state()).isEqualTo(ShardLoop.State.STOPPED);
+    }
+
+    @Test
+    void aRowReadWithoutItsPayloadIsNeverSentAsATombstone() {
+        rows.reads.add(List.of(row(1, "slow", "k1")));
+        // the second read runs while "slow" is held: its rows come without payload; the topic's lookup
+        // succeeds just after that read, before the send loop asks for the topic's state
+        rows.reads.add(List.of(new OutboxRow(
+                1, UUID.randomUUID(), "slow", "k1", "t", "application/json", "{}", null, OffsetDateTime.now())));
+        rows.beforeFilteredRead = () -> {
+            slowLookup.countDown();
+            await().atMost(Duration.ofSeconds(5)).until(() -> topics.held().isEmpty());
         };
-        p.sendException = sendException;
-        made.add(p);
-        return p;
-      }, "test");
-    }
-    return shared;
-  }
+        rows.reads.add(List.of(row(1, "slow", "k1")));
+        ShardWorker w = worker();
+        for (int read = 1; read <= 3; read++) {
+            int done = read;
+            await().atMost(Duration.ofSeconds(5)).until(() -> rows.readCalls.get() >= done && w.loop.idleWaiting());
+            w.loop.wake();
+        }
 
-  private ShardWorker worker(ShardPublisher publisher) {
-    ShardServices services = new ShardServices(config, rows, breaker, metrics, workers, topics, shared(), log, () -> {},
-        () -> kafkaAnswered.set(true), n -> kafkaAnswered.get(), w -> dropped.incrementAndGet(), () -> true);
-    ShardWorker w = new ShardWorker(services, publisher, 7, 1, System.nanoTime());
-    w.loop.start();
-    return w;
-  }
-
-  private ShardWorker worker() {
-    return worker(ShardPublisher.shared(shared()));
-  }
-
-  @Test
-  void aLostLeaseAtTheDeleteDeletesNothingAndDropsTheShard() {
-    rows.leaseHeld = false;
-    rows.reads.add(List.of(row(1, "a", "k1"), row(2, "a", "k2")));
-    ShardWorker w = worker();
-
-    await().atMost(Duration.ofSeconds(5)).until(() -> w.loop.stopped().isDone());
-    assertThat(rows.deleteAttempts).hasSize(1);
-    assertThat(rows.deleted).as("the fence refused the delete: the rows stay for the new owner (G1)").isEmpty();
-    assertThat(dropped).hasValue(1);
-    assertThat(metrics.fenced.count()).isEqualTo(1);
-    assertThat(metrics.published.count()).isZero();
-    assertThat(w.loop.state()).isEqualTo(ShardLoop.State.STOPPED);
-  }
-
-  @Test
-  void aRowReadWithoutItsPayloadIsNeverSentAsATombstone() {
-    rows.reads.add(List.of(row(1, "slow", "k1")));
-    // the second read runs while "slow" is held: its rows come without payload; the topic's lookup
-    // succeeds just after that read, before the send loop asks for the topic's state
-    rows.reads.add(List.of(new OutboxRow(1, UUID.randomUUID(), "slow", "k1", "t", "application/json", "{}", null,
-        OffsetDateTime.now())));
-    rows.beforeFilteredRead = () -> {
-      slowLookup.countDown();
-      await().atMost(Duration.ofSeconds(5)).until(() -> topics.held().isEmpty());
-    };
-    rows.reads.add(List.of(row(1, "slow", "k1")));
-    ShardWorker w = worker();
-    for (int read = 1; read <= 3; read++) {
-      int done = read;
-      await().atMost(Duration.ofSeconds(5)).until(() -> rows.readCalls.get() >= done && w.loop.idleWaiting());
-      w.loop.wake();
+        await().atMost(Duration.ofSeconds(5)).until(() -> !made.get(0).history().isEmpty());
+        assertThat(made.get(0).history())
+                .as("a record without the row's payload would be a tombstone (G1)")
+                .allSatisfy(r -> assertThat(r.value()).isNotNull());
+        assertThat(rows.deleted).containsExactly(1L);
     }
 
-    await().atMost(Duration.ofSeconds(5)).until(() -> !made.get(0).history().isEmpty());
-    assertThat(made.get(0).history()).as("a record without the row's payload would be a tombstone (G1)")
-        .allSatisfy(r -> assertThat(r.value()).isNotNull());
-    assertThat(rows.deleted).containsExactly(1L);
-  }
+    @Test
+    void aSecondTopicWithoutMetadataStopsTheBatch() {
+        sendException = new TimeoutException("Topic a not present in metadata after 10000 ms.");
+        rows.reads.add(List.of(row(1, "a", "k1"), row(2, "a", "k2"), row(3, "b", "k3"), row(4, "c", "k4")));
+        CountingPublisher publisher = new CountingPublisher(ShardPublisher.shared(shared()));
+        worker(publisher);
 
-  @Test
-  void aSecondTopicWithoutMetadataStopsTheBatch() {
-    sendException = new TimeoutException("Topic a not present in metadata after 10000 ms.");
-    rows.reads.add(List.of(row(1, "a", "k1"), row(2, "a", "k2"), row(3, "b", "k3"), row(4, "c", "k4")));
-    CountingPublisher publisher = new CountingPublisher(ShardPublisher.shared(shared()));
-    worker(publisher);
-
-    await().atMost(Duration.ofSeconds(5)).until(() -> calls.onError.get() >= 1);
-    // a's first row fails, a's other row is skipped, b's row fails as well: that looks like the broker,
-    // so c's row is not even tried
-    assertThat(made.get(0).history()).isEmpty();
-    assertThat(sends(made.get(0))).isEqualTo(2);
-    assertThat(rows.deleted).isEmpty();
-  }
-
-  @Test
-  void aTopicFailureCountsAnAttemptOnlyWhileKafkaAnswers() {
-    sendException = new TimeoutException("Topic a not present in metadata after 10000 ms.");
-    rows.reads.add(List.of(row(1, "a", "k1")));
-    worker();
-    await().atMost(Duration.ofSeconds(5)).until(() -> calls.onError.get() >= 1);
-    assertThat(rows.failed).as("Kafka did not answer: an outage parks nothing and counts nothing (G7)").isEmpty();
-    workers.shutdownNow();
-
-    ShardWorkerDecisionsTest second = new ShardWorkerDecisionsTest();
-    try {
-      second.sendException = new TimeoutException("Topic a not present in metadata after 10000 ms.");
-      second.kafkaAnswered.set(true);
-      second.rows.reads.add(List.of(row(1, "a", "k1")));
-      second.worker();
-      await().atMost(Duration.ofSeconds(5)).until(() -> !second.rows.failed.isEmpty());
-      assertThat(second.rows.failed.get(0)).containsExactly(1L);
-      assertThat(second.calls.onError.get()).as("a counted failure is the row's own, not the breaker's").isZero();
-    } finally {
-      second.stop();
-    }
-  }
-
-  @Test
-  void aFailedRecordWithALaterRecordOfItsKeyPendingReplacesTheProducer() {
-    autoComplete = false;
-    rows.reads.add(List.of(row(1, "a", "k"), row(2, "a", "k")));
-    worker();
-    await().atMost(Duration.ofSeconds(5)).until(() -> made.get(0).history().size() == 2);
-    Publisher.Generation first = shared.current();
-
-    made.get(0).errorNext(new TimeoutException("Expiring 1 record(s) for a-0"));
-
-    assertThat(shared.current()).as("the later record of k must never be written ahead of the failed one (G3)")
-        .isNotSameAs(first);
-    assertThat(made.get(0).closed()).isTrue();
-    made.get(0).errorNext(new KafkaException("Producer is closed forcefully."));
-    await().atMost(Duration.ofSeconds(5)).until(() -> calls.onError.get() >= 1);
-    assertThat(rows.deleted).isEmpty();
-  }
-
-  @Test
-  void anAbortedTransactionalBatchDeletesNothingAndIsSentAgain() {
-    CountingPublisher publisher = new CountingPublisher(ShardPublisher.shared(shared())) {
-      @Override
-      public boolean atomic() {
-        return true;
-      }
-
-      @Override
-      public void commit(Publisher.Generation generation) {
-        commits.incrementAndGet();
-        throw new KafkaException("commit failed");
-      }
-    };
-    rows.reads.add(List.of(row(1, "a", "k1"), row(2, "b", "k2")));
-    rows.reads.add(List.of(row(1, "a", "k1"), row(2, "b", "k2")));
-    worker(publisher);
-
-    await().atMost(Duration.ofSeconds(5)).until(() -> publisher.commits.get() >= 2);
-    assertThat(publisher.aborts.get()).isGreaterThanOrEqualTo(1);
-    assertThat(rows.deleteAttempts).as("acknowledged but rolled back: nothing of the batch was published").isEmpty();
-    assertThat(metrics.aborted.count()).isGreaterThanOrEqualTo(1);
-  }
-
-  @Test
-  void aStopWhileABatchIsInFlightLetsTheBatchFinishFirst() {
-    autoComplete = false;
-    rows.reads.add(List.of(row(1, "a", "k1")));
-    ShardWorker w = worker();
-    await().atMost(Duration.ofSeconds(5)).until(() -> made.get(0).history().size() == 1);
-
-    var stopped = w.loop.stop();
-    assertThat(w.loop.state()).isEqualTo(ShardLoop.State.STOPPING);
-    assertThat(stopped).as("the shard is not handed back while its batch is in flight").isNotDone();
-
-    made.get(0).completeNext();
-    await().atMost(Duration.ofSeconds(5)).until(stopped::isDone);
-    assertThat(rows.deleted).containsExactly(1L);
-  }
-
-  @Test
-  void anUnexpectedFailureInsideCompletionGivesTheBreakerPermitBack() {
-    CountingPublisher publisher = new CountingPublisher(ShardPublisher.shared(shared())) {
-      @Override
-      public boolean isCurrent(Publisher.Generation generation) {
-        throw new IllegalStateException("boom");
-      }
-    };
-    rows.reads.add(List.of(row(1, "a", "k1")));
-    worker(publisher);
-
-    await().atMost(Duration.ofSeconds(5)).until(() -> calls.released.get() >= 1);
-    assertThat(calls.acquired.get()).isEqualTo(1);
-    assertThat(calls.onError.get() + calls.onSuccess.get()).isZero();
-  }
-
-  @Test
-  void aBatchFailedOnlyByAnotherShardsProducerReplacementReleasesItsPermit() {
-    autoComplete = false;
-    rows.reads.add(List.of(row(1, "a", "k1")));
-    worker();
-    await().atMost(Duration.ofSeconds(5)).until(() -> made.get(0).history().size() == 1);
-
-    // another shard's failure replaced (and closed) the producer this batch is on
-    shared.replace(shared.current(), new KafkaException("another shard's failure"));
-    made.get(0).errorNext(new KafkaException("Producer is closed forcefully."));
-
-    await().atMost(Duration.ofSeconds(5)).until(() -> calls.released.get() >= 1);
-    assertThat(calls.onError.get()).as("one failure must not count once per shard against the breaker").isZero();
-    assertThat(rows.deleted).isEmpty();
-  }
-
-  private static int sends(MockProducer<byte[], byte[]> p) {
-    return SEND_CALLS.getOrDefault(p, new AtomicInteger()).get();
-  }
-
-  private static final Map<Object, AtomicInteger> SEND_CALLS = new ConcurrentHashMap<>();
-
-  private static PartitionInfo partition(String topic) {
-    return new PartitionInfo(topic, 0, NODE, new Node[] {NODE}, new Node[] {NODE});
-  }
-
-  private static OutboxRow row(long id, String topic, String key) {
-    return new OutboxRow(id, UUID.randomUUID(), topic, key, "t", "application/json", "{}", new byte[] {1},
-        OffsetDateTime.now());
-  }
-
-  /** A shard publisher that counts sends, commits and aborts, and otherwise delegates. */
-  private static class CountingPublisher implements ShardPublisher {
-    final ShardPublisher delegate;
-    final AtomicInteger commits = new AtomicInteger();
-    final AtomicInteger aborts = new AtomicInteger();
-
-    CountingPublisher(ShardPublisher delegate) {
-      this.delegate = delegate;
+        await().atMost(Duration.ofSeconds(5)).until(() -> calls.onError.get() >= 1);
+        // a's first row fails, a's other row is skipped, b's row fails as well: that looks like the broker,
+        // so c's row is not even tried
+        assertThat(made.get(0).history()).isEmpty();
+        assertThat(sends(made.get(0))).isEqualTo(2);
+        assertThat(rows.deleted).isEmpty();
     }
 
-    @Override
-    public void init() {
-      delegate.init();
+    @Test
+    void aTopicFailureCountsAnAttemptOnlyWhileKafkaAnswers() {
+        sendException = new TimeoutException("Topic a not present in metadata after 10000 ms.");
+        rows.reads.add(List.of(row(1, "a", "k1")));
+        worker();
+        await().atMost(Duration.ofSeconds(5)).until(() -> calls.onError.get() >= 1);
+        assertThat(rows.failed)
+                .as("Kafka did not answer: an outage parks nothing and counts nothing (G7)")
+                .isEmpty();
+        workers.shutdownNow();
+
+        ShardWorkerDecisionsTest second = new ShardWorkerDecisionsTest();
+        try {
+            second.sendException = new TimeoutException("Topic a not present in metadata after 10000 ms.");
+            second.kafkaAnswered.set(true);
+            second.rows.reads.add(List.of(row(1, "a", "k1")));
+            second.worker();
+            await().atMost(Duration.ofSeconds(5)).until(() -> !second.rows.failed.isEmpty());
+            assertThat(second.rows.failed.get(0)).containsExactly(1L);
+            assertThat(second.calls.onError.get())
+                    .as("a counted failure is the row's own, not the breaker's")
+                    .isZero();
+        } finally {
+            second.stop();
+        }
     }
 
-    @Override
-    public Publisher.Generation begin() {
-      Publisher.Generation g = delegate.begin();
-      Producer<byte[], byte[]> counted = countingSends(g.producer());
-      return new Publisher.Generation(counted, g.number());
+    @Test
+    void aFailedRecordWithALaterRecordOfItsKeyPendingReplacesTheProducer() {
+        autoComplete = false;
+        rows.reads.add(List.of(row(1, "a", "k"), row(2, "a", "k")));
+        worker();
+        await().atMost(Duration.ofSeconds(5)).until(() -> made.get(0).history().size() == 2);
+        Publisher.Generation first = shared.current();
+
+        made.get(0).errorNext(new TimeoutException("Expiring 1 record(s) for a-0"));
+
+        assertThat(shared.current())
+                .as("the later record of k must never be written ahead of the failed one (G3)")
+                .isNotSameAs(first);
+        assertThat(made.get(0).closed()).isTrue();
+        made.get(0).errorNext(new KafkaException("Producer is closed forcefully."));
+        await().atMost(Duration.ofSeconds(5)).until(() -> calls.onError.get() >= 1);
+        assertThat(rows.deleted).isEmpty();
     }
 
-    @Override
-    public boolean atomic() {
-      return delegate.atomic();
-    }
-
-    @Override
-    public void commit(Publisher.Generation generation) {
-      commits.incrementAndGet();
-      delegate.commit(generation);
-    }
-
-    @Override
-    public void abort(Publisher.Generation generation, Throwable why) {
-      aborts.incrementAndGet();
-    }
-
-    @Override
-    public boolean isCurrent(Publisher.Generation generation) {
-      return true;
-    }
-
-    @Override
-    public void replace(Publisher.Generation generation, Throwable why) {}
-
-    @Override
-    public void close() {}
-  }
-
-  @SuppressWarnings("unchecked")
-  private static Producer<byte[], byte[]> countingSends(Producer<byte[], byte[]> p) {
-    AtomicInteger n = SEND_CALLS.computeIfAbsent(p, k -> new AtomicInteger());
-    return (Producer<byte[], byte[]>) Proxy.newProxyInstance(Producer.class.getClassLoader(), new Class<?>[] {Producer.class},
-        (proxy, m, args) -> {
-          if (m.getName().equals("send")) {
-            n.incrementAndGet();
-          }
-          try {
-            return m.invoke(p, args);
-          } catch (InvocationTargetException e) {
-            throw e.getCause();
-          }
-        });
-  }
-
-  /** What the circuit breaker was told. */
-  private static final class BreakerCalls {
-    final AtomicInteger acquired = new AtomicInteger();
-    final AtomicInteger released = new AtomicInteger();
-    final AtomicInteger onError = new AtomicInteger();
-    final AtomicInteger onSuccess = new AtomicInteger();
-
-    CircuitBreaker wrap(CircuitBreaker real) {
-      return (CircuitBreaker) Proxy.newProxyInstance(CircuitBreaker.class.getClassLoader(),
-          new Class<?>[] {CircuitBreaker.class}, (proxy, m, args) -> {
-            Object result;
-            try {
-              result = m.invoke(real, args);
-            } catch (InvocationTargetException e) {
-              throw e.getCause();
+    @Test
+    void anAbortedTransactionalBatchDeletesNothingAndIsSentAgain() {
+        CountingPublisher publisher = new CountingPublisher(ShardPublisher.shared(shared())) {
+            @Override
+            public boolean atomic() {
+                return true;
             }
-            switch (m.getName()) {
-              case "tryAcquirePermission" -> {
-                if ((Boolean) result) {
-                  acquired.incrementAndGet();
-                }
-              }
-              case "releasePermission" -> released.incrementAndGet();
-              case "onError" -> onError.incrementAndGet();
-              case "onSuccess" -> onSuccess.incrementAndGet();
-              default -> {}
+
+            @Override
+            public void commit(Publisher.Generation generation) {
+                commits.incrementAndGet();
+                throw new KafkaException("commit failed");
             }
-            return result;
-          });
-    }
-  }
+        };
+        rows.reads.add(List.of(row(1, "a", "k1"), row(2, "b", "k2")));
+        rows.reads.add(List.of(row(1, "a", "k1"), row(2, "b", "k2")));
+        worker(publisher);
 
-  /** The outbox of one shard: reads are served in order, then nothing; writes are recorded. */
-  private static final class FakeRows implements ShardRows {
-    final Deque<List<OutboxRow>> reads = new ConcurrentLinkedDeque<>();
-    final List<Long> deleted = new CopyOnWriteArrayList<>();
-    final List<long[]> deleteAttempts = new CopyOnWriteArrayList<>();
-    final List<List<Long>> failed = new CopyOnWriteArrayList<>();
-    volatile boolean leaseHeld = true;
-    final AtomicInteger readCalls = new AtomicInteger();
-    volatile Runnable beforeFilteredRead = () -> {};
-
-    private List<OutboxRow> next() {
-      readCalls.incrementAndGet();
-      List<OutboxRow> r = reads.poll();
-      return r == null ? List.of() : new ArrayList<>(r);
+        await().atMost(Duration.ofSeconds(5)).until(() -> publisher.commits.get() >= 2);
+        assertThat(publisher.aborts.get()).isGreaterThanOrEqualTo(1);
+        assertThat(rows.deleteAttempts)
+                .as("acknowledged but rolled back: nothing of the batch was published")
+                .isEmpty();
+        assertThat(metrics.aborted.count()).isGreaterThanOrEqualTo(1);
     }
 
-    @Override
-    public List<OutboxRow> read(int shard, int limit) {
-      return next();
+    @Test
+    void aStopWhileABatchIsInFlightLetsTheBatchFinishFirst() {
+        autoComplete = false;
+        rows.reads.add(List.of(row(1, "a", "k1")));
+        ShardWorker w = worker();
+        await().atMost(Duration.ofSeconds(5)).until(() -> made.get(0).history().size() == 1);
+
+        var stopped = w.loop.stop();
+        assertThat(w.loop.state()).isEqualTo(ShardLoop.State.STOPPING);
+        assertThat(stopped)
+                .as("the shard is not handed back while its batch is in flight")
+                .isNotDone();
+
+        made.get(0).completeNext();
+        await().atMost(Duration.ofSeconds(5)).until(stopped::isDone);
+        assertThat(rows.deleted).containsExactly(1L);
     }
 
-    @Override
-    public List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit) {
-      beforeFilteredRead.run();
-      return next();
+    @Test
+    void anUnexpectedFailureInsideCompletionGivesTheBreakerPermitBack() {
+        CountingPublisher publisher = new CountingPublisher(ShardPublisher.shared(shared())) {
+            @Override
+            public boolean isCurrent(Publisher.Generation generation) {
+                throw new IllegalStateException("boom");
+            }
+        };
+        rows.reads.add(List.of(row(1, "a", "k1")));
+        worker(publisher);
+
+        await().atMost(Duration.ofSeconds(5)).until(() -> calls.released.get() >= 1);
+        assertThat(calls.acquired.get()).isEqualTo(1);
+        assertThat(calls.onError.get() + calls.onSuccess.get()).isZero();
     }
 
-    @Override
-    public List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) {
-      return List.of();
+    @Test
+    void aBatchFailedOnlyByAnotherShardsProducerReplacementReleasesItsPermit() {
+        autoComplete = false;
+        rows.reads.add(List.of(row(1, "a", "k1")));
+        worker();
+        await().atMost(Duration.ofSeconds(5)).until(() -> made.get(0).history().size() == 1);
+
+        // another shard's failure replaced (and closed) the producer this batch is on
+        shared.replace(shared.current(), new KafkaException("another shard's failure"));
+        made.get(0).errorNext(new KafkaException("Producer is closed forcefully."));
+
+        await().atMost(Duration.ofSeconds(5)).until(() -> calls.released.get() >= 1);
+        assertThat(calls.onError.get())
+                .as("one failure must not count once per shard against the breaker")
+                .isZero();
+        assertThat(rows.deleted).isEmpty();
     }
 
-    @Override
-    public Db.Fenced delete(int shard, long epoch, long[] ids) {
-      deleteAttempts.add(ids);
-      if (!leaseHeld) {
-        return new Db.Fenced(false, 0);
-      }
-      for (long id : ids) {
-        deleted.add(id);
-      }
-      return new Db.Fenced(true, ids.length);
+    private static int sends(MockProducer<byte[], byte[]> p) {
+        return SEND_CALLS.getOrDefault(p, new AtomicInteger()).get();
     }
 
-    @Override
-    public Db.Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts)
-        throws SQLException {
-      List<Long> l = new ArrayList<>();
-      List<Db.FailedRow> out = new ArrayList<>();
-      for (int i = 0; i < ids.length; i++) {
-        l.add(ids[i]);
-        out.add(new Db.FailedRow(ids[i], 1, park[i]));
-      }
-      failed.add(l);
-      return new Db.Failed(leaseHeld, out);
+    private static final Map<Object, AtomicInteger> SEND_CALLS = new ConcurrentHashMap<>();
+
+    private static PartitionInfo partition(String topic) {
+        return new PartitionInfo(topic, 0, NODE, new Node[] {NODE}, new Node[] {NODE});
     }
-  }
+
+    private static OutboxRow row(long id, String topic, String key) {
+        return new OutboxRow(
+                id, UUID.randomUUID(), topic, key, "t", "application/json", "{}", new byte[] {1}, OffsetDateTime.now());
+    }
+
+    /** A shard publisher that counts sends, commits and aborts, and otherwise delegates. */
+    private static class CountingPublisher implements ShardPublisher {
+        final ShardPublisher delegate;
+        final AtomicInteger commits = new AtomicInteger();
+        final AtomicInteger aborts = new AtomicInteger();
+
+        CountingPublisher(ShardPublisher delegate) {
+            this.delegate = delegate;
+        }
+
+        @Override
+        public void init() {
+            delegate.init();
+        }
+
+        @Override
+        public Publisher.Generation begin() {
+            Publisher.Generation g = delegate.begin();
+            Producer<byte[], byte[]> counted = countingSends(g.producer());
+            return new Publisher.Generation(counted, g.number());
+        }
+
+        @Override
+        public boolean atomic() {
+            return delegate.atomic();
+        }
+
+        @Override
+        public void commit(Publisher.Generation generation) {
+            commits.incrementAndGet();
+            delegate.commit(generation);
+        }
+
+        @Override
+        public void abort(Publisher.Generation generation, Throwable why) {
+            aborts.incrementAndGet();
+        }
+
+        @Override
+        public boolean isCurrent(Publisher.Generation generation) {
+            return true;
+        }
+
+        @Override
+        public void replace(Publisher.Generation generation, Throwable why) {}
+
+        @Override
+        public void close() {}
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Producer<byte[], byte[]> countingSends(Producer<byte[], byte[]> p) {
+        AtomicInteger n = SEND_CALLS.computeIfAbsent(p, k -> new AtomicInteger());
+        return (Producer<byte[], byte[]>) Proxy.newProxyInstance(
+                Producer.class.getClassLoader(), new Class<?>[] {Producer.class}, (proxy, m, args) -> {
+                    if (m.getName().equals("send")) {
+                        n.incrementAndGet();
+                    }
+                    try {
+                        return m.invoke(p, args);
+                    } catch (InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+    }
+
+    /** What the circuit breaker was told. */
+    private static final class BreakerCalls {
+        final AtomicInteger acquired = new AtomicInteger();
+        final AtomicInteger released = new AtomicInteger();
+        final AtomicInteger onError = new AtomicInteger();
+        final AtomicInteger onSuccess = new AtomicInteger();
+
+        CircuitBreaker wrap(CircuitBreaker real) {
+            return (CircuitBreaker) Proxy.newProxyInstance(
+                    CircuitBreaker.class.getClassLoader(), new Class<?>[] {CircuitBreaker.class}, (proxy, m, args) -> {
+                        Object result;
+                        try {
+                            result = m.invoke(real, args);
+                        } catch (InvocationTargetException e) {
+                            throw e.getCause();
+                        }
+                        switch (m.getName()) {
+                            case "tryAcquirePermission" -> {
+                                if ((Boolean) result) {
+                                    acquired.incrementAndGet();
+                                }
+                            }
+                            case "releasePermission" -> released.incrementAndGet();
+                            case "onError" -> onError.incrementAndGet();
+                            case "onSuccess" -> onSuccess.incrementAndGet();
+                            default -> {}
+                        }
+                        return result;
+                    });
+        }
+    }
+
+    /** The outbox of one shard: reads are served in order, then nothing; writes are recorded. */
+    private static final class FakeRows implements ShardRows {
+        final Deque<List<OutboxRow>> reads = new ConcurrentLinkedDeque<>();
+        final List<Long> deleted = new CopyOnWriteArrayList<>();
+        final List<long[]> deleteAttempts = new CopyOnWriteArrayList<>();
+        final List<List<Long>> failed = new CopyOnWriteArrayList<>();
+        volatile boolean leaseHeld = true;
+        final AtomicInteger readCalls = new AtomicInteger();
+        volatile Runnable beforeFilteredRead = () -> {};
+
+        private List<OutboxRow> next() {
+            readCalls.incrementAndGet();
+            List<OutboxRow> r = reads.poll();
+            return r == null ? List.of() : new ArrayList<>(r);
+        }
+
+        @Override
+        public List<OutboxRow> read(int shard, int limit) {
+            return next();
+        }
+
+        @Override
+        public List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit) {
+            beforeFilteredRead.run();
+            return next();
+        }
+
+        @Override
+        public List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) {
+            return List.of();
+        }
+
+        @Override
+        public Db.Fenced delete(int shard, long epoch, long[] ids) {
+            deleteAttempts.add(ids);
+            if (!leaseHeld) {
+                return new Db.Fenced(false, 0);
+            }
+            for (long id : ids) {
+                deleted.add(id);
+            }
+            return new Db.Fenced(true, ids.length);
+        }
+
+        @Override
+        public Db.Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts)
+                throws SQLException {
+            List<Long> l = new ArrayList<>();
+            List<Db.FailedRow> out = new ArrayList<>();
+            for (int i = 0; i < ids.length; i++) {
+                l.add(ids[i]);
+                out.add(new Db.FailedRow(ids[i], 1, park[i]));
+            }
+            failed.add(l);
+            return new Db.Failed(leaseHeld, out);
+        }
+    }
 }

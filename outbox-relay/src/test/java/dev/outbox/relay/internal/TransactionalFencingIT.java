@@ -34,60 +34,68 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @Tag("integration")
 class TransactionalFencingIT {
 
-  @Test
-  @Timeout(value = 2, unit = TimeUnit.MINUTES)
-  void aFencedOwnersAcknowledgedBatchNeverBecomesVisible(TestKafka kafka) throws Exception {
-    String topic = TestKafka.uniqueTopic("tx-fence");
-    kafka.createTopic(topic, 1);
-    Map<String, Object> shared = ProducerSettings.boundByLease(
-        ProducerSettings.validate(Map.of("bootstrap.servers", kafka.bootstrapServers()), "fence-test"), Duration.ofSeconds(30));
-    String id = "outbox-relay.test." + topic + ".7";
-    TransactionalPublisher old = new TransactionalPublisher(shared, id, Duration.ofSeconds(30), "old", () -> { });
-    TransactionalPublisher next = new TransactionalPublisher(shared, id, Duration.ofSeconds(30), "new", () -> { });
-    try {
-      Publisher.Generation zombie = old.begin();
-      for (int i = 0; i < 5; i++) {
-        zombie.producer().send(record(topic, "stale-" + i)).get(30, TimeUnit.SECONDS); // in the log, acknowledged
-      }
-      next.init(); // the new owner claims the shard: the broker fences the old producer
-      assertThatThrownBy(() -> old.commit(zombie))
-          .satisfies(e -> assertThat(Errors.isFenced(e)).as("fenced: %s", e).isTrue())
-          .isInstanceOfAny(ProducerFencedException.class, InvalidProducerEpochException.class);
-      Publisher.Generation owner = next.begin();
-      owner.producer().send(record(topic, "fresh")).get(30, TimeUnit.SECONDS);
-      next.commit(owner);
+    @Test
+    @Timeout(value = 2, unit = TimeUnit.MINUTES)
+    void aFencedOwnersAcknowledgedBatchNeverBecomesVisible(TestKafka kafka) throws Exception {
+        String topic = TestKafka.uniqueTopic("tx-fence");
+        kafka.createTopic(topic, 1);
+        Map<String, Object> shared = ProducerSettings.boundByLease(
+                ProducerSettings.validate(Map.of("bootstrap.servers", kafka.bootstrapServers()), "fence-test"),
+                Duration.ofSeconds(30));
+        String id = "outbox-relay.test." + topic + ".7";
+        TransactionalPublisher old = new TransactionalPublisher(shared, id, Duration.ofSeconds(30), "old", () -> {});
+        TransactionalPublisher next = new TransactionalPublisher(shared, id, Duration.ofSeconds(30), "new", () -> {});
+        try {
+            Publisher.Generation zombie = old.begin();
+            for (int i = 0; i < 5; i++) {
+                zombie.producer()
+                        .send(record(topic, "stale-" + i))
+                        .get(30, TimeUnit.SECONDS); // in the log, acknowledged
+            }
+            next.init(); // the new owner claims the shard: the broker fences the old producer
+            assertThatThrownBy(() -> old.commit(zombie))
+                    .satisfies(e ->
+                            assertThat(Errors.isFenced(e)).as("fenced: %s", e).isTrue())
+                    .isInstanceOfAny(ProducerFencedException.class, InvalidProducerEpochException.class);
+            Publisher.Generation owner = next.begin();
+            owner.producer().send(record(topic, "fresh")).get(30, TimeUnit.SECONDS);
+            next.commit(owner);
 
-      assertThat(values(kafka, topic, "read_committed", 1)).as("G3: read_committed sees only the new owner").containsExactly("fresh");
-      assertThat(values(kafka, topic, "read_uncommitted", 6)).as("the fenced records did reach the log")
-          .contains("stale-0", "stale-4", "fresh");
-    } finally {
-      old.close();
-      next.close();
-    }
-  }
-
-  private static ProducerRecord<byte[], byte[]> record(String topic, String value) {
-    return new ProducerRecord<>(topic, "k".getBytes(StandardCharsets.UTF_8), value.getBytes(StandardCharsets.UTF_8));
-  }
-
-  /** @return the values in the partition, read up to its end (the last stable offset for read_committed) */
-  private static List<String> values(TestKafka kafka, String topic, String isolation, int atLeast) {
-    Properties p = kafka.consumerProperties("unused");
-    p.remove("group.id");
-    p.put("isolation.level", isolation);
-    List<String> out = new ArrayList<>();
-    try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(p)) {
-      TopicPartition tp = new TopicPartition(topic, 0);
-      consumer.assign(List.of(tp));
-      consumer.seekToBeginning(List.of(tp));
-      long end = consumer.endOffsets(List.of(tp)).get(tp);
-      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-      while ((consumer.position(tp) < end || out.size() < atLeast) && System.nanoTime() < deadline) {
-        for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
-          out.add(new String(r.value(), StandardCharsets.UTF_8));
+            assertThat(values(kafka, topic, "read_committed", 1))
+                    .as("G3: read_committed sees only the new owner")
+                    .containsExactly("fresh");
+            assertThat(values(kafka, topic, "read_uncommitted", 6))
+                    .as("the fenced records did reach the log")
+                    .contains("stale-0", "stale-4", "fresh");
+        } finally {
+            old.close();
+            next.close();
         }
-      }
     }
-    return out;
-  }
+
+    private static ProducerRecord<byte[], byte[]> record(String topic, String value) {
+        return new ProducerRecord<>(
+                topic, "k".getBytes(StandardCharsets.UTF_8), value.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** @return the values in the partition, read up to its end (the last stable offset for read_committed) */
+    private static List<String> values(TestKafka kafka, String topic, String isolation, int atLeast) {
+        Properties p = kafka.consumerProperties("unused");
+        p.remove("group.id");
+        p.put("isolation.level", isolation);
+        List<String> out = new ArrayList<>();
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(p)) {
+            TopicPartition tp = new TopicPartition(topic, 0);
+            consumer.assign(List.of(tp));
+            consumer.seekToBeginning(List.of(tp));
+            long end = consumer.endOffsets(List.of(tp)).get(tp);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while ((consumer.position(tp) < end || out.size() < atLeast) && System.nanoTime() < deadline) {
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
+                    out.add(new String(r.value(), StandardCharsets.UTF_8));
+                }
+            }
+        }
+        return out;
+    }
 }

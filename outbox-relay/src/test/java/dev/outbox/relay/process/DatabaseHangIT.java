@@ -39,120 +39,144 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @ExtendWith(RealServices.class)
 @Tag("integration")
 class DatabaseHangIT {
-  private static final Duration LEASE = Duration.ofSeconds(6);
-  private static final int PARTITIONS = 3;
-  private final Outbox outbox = Outbox.builder().build();
-  private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+    private static final Duration LEASE = Duration.ofSeconds(6);
+    private static final int PARTITIONS = 3;
+    private final Outbox outbox = Outbox.builder().build();
+    private final HttpClient http =
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
 
-  /**
-   * G1 and liveness across a black-holed database (F6): with forwarding paused, {@code /health/ready}
-   * and {@code /health} turn 503 within a lease (JDBC socket and statement timeouts, liveness tied to
-   * the last good lease round), nothing is published once the lease deadline and the producer's
-   * delivery timeout have passed (the relay could not delete it), and when forwarding resumes the
-   * relay is ready again and every committed message reaches Kafka.
-   */
-  @Test
-  @Timeout(value = 5, unit = TimeUnit.MINUTES)
-  void aBlackHoledDatabaseMakesTheRelayNotReadyAndSilentThenItRecovers(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = TestKafka.uniqueTopic("db-hang");
-    kafka.createTopic(topic, PARTITIONS);
-    DSLContext dsl = db.dsl();
-    URI dbUri = URI.create(db.jdbcUrl().substring("jdbc:".length()));
-    int port = freePort();
-    String base = "http://127.0.0.1:" + port;
-    List<UUID> committed = new CopyOnWriteArrayList<>();
-    try (TcpProxy proxy = TcpProxy.start(dbUri.getHost(), dbUri.getPort());
-        Records records = new Records(kafka.consumerProperties("unused"), topic, PARTITIONS);
-        ChildRelay relay = ChildRelay.start("db-hang", env(db, kafka, proxy, port))) {
-      for (int i = 0; i < 10; i++) {
-        committed.addAll(commit(dsl, topic, i, 50));
-      }
-      await("relay ready and the first messages published").atMost(Duration.ofSeconds(120))
-          .pollInterval(Duration.ofMillis(250)).untilAsserted(() -> {
-            assertThat(relay.process.isAlive()).as("relay alive, see %s", relay.err).isTrue();
-            assertThat(status(base + "/health/ready")).isEqualTo(200);
-            assertThat(records.size()).isGreaterThanOrEqualTo(500);
-          });
+    /**
+     * G1 and liveness across a black-holed database (F6): with forwarding paused, {@code /health/ready}
+     * and {@code /health} turn 503 within a lease (JDBC socket and statement timeouts, liveness tied to
+     * the last good lease round), nothing is published once the lease deadline and the producer's
+     * delivery timeout have passed (the relay could not delete it), and when forwarding resumes the
+     * relay is ready again and every committed message reaches Kafka.
+     */
+    @Test
+    @Timeout(value = 5, unit = TimeUnit.MINUTES)
+    void aBlackHoledDatabaseMakesTheRelayNotReadyAndSilentThenItRecovers(TestDatabase db, TestKafka kafka)
+            throws Exception {
+        String topic = TestKafka.uniqueTopic("db-hang");
+        kafka.createTopic(topic, PARTITIONS);
+        DSLContext dsl = db.dsl();
+        URI dbUri = URI.create(db.jdbcUrl().substring("jdbc:".length()));
+        int port = freePort();
+        String base = "http://127.0.0.1:" + port;
+        List<UUID> committed = new CopyOnWriteArrayList<>();
+        try (TcpProxy proxy = TcpProxy.start(dbUri.getHost(), dbUri.getPort());
+                Records records = new Records(kafka.consumerProperties("unused"), topic, PARTITIONS);
+                ChildRelay relay = ChildRelay.start("db-hang", env(db, kafka, proxy, port))) {
+            for (int i = 0; i < 10; i++) {
+                committed.addAll(commit(dsl, topic, i, 50));
+            }
+            await("relay ready and the first messages published")
+                    .atMost(Duration.ofSeconds(120))
+                    .pollInterval(Duration.ofMillis(250))
+                    .untilAsserted(() -> {
+                        assertThat(relay.process.isAlive())
+                                .as("relay alive, see %s", relay.err)
+                                .isTrue();
+                        assertThat(status(base + "/health/ready")).isEqualTo(200);
+                        assertThat(records.size()).isGreaterThanOrEqualTo(500);
+                    });
 
-      AtomicBoolean writing = new AtomicBoolean(true);
-      AtomicReference<Throwable> failure = new AtomicReference<>();
-      Thread writer = new Thread(() -> {
-        try {
-          for (int i = 10; writing.get(); i++) {
-            committed.addAll(commit(dsl, topic, i, 20));
-            Thread.sleep(5);
-          }
-        } catch (Throwable t) {
-          failure.set(t);
+            AtomicBoolean writing = new AtomicBoolean(true);
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            Thread writer = new Thread(
+                    () -> {
+                        try {
+                            for (int i = 10; writing.get(); i++) {
+                                committed.addAll(commit(dsl, topic, i, 20));
+                                Thread.sleep(5);
+                            }
+                        } catch (Throwable t) {
+                            failure.set(t);
+                        }
+                    },
+                    "test-writer");
+            writer.start();
+            Thread.sleep(1_000);
+
+            proxy.pause();
+            long paused = System.nanoTime();
+            await("not ready within a lease")
+                    .atMost(LEASE.plusSeconds(2))
+                    .pollInterval(Duration.ofMillis(100))
+                    .until(() -> status(base + "/health/ready") == 503);
+            await("not live within a lease and a renewal")
+                    .atMost(LEASE.plusSeconds(4))
+                    .pollInterval(Duration.ofMillis(100))
+                    .until(() -> status(base + "/health") == 503);
+            // the last renewal started before the pause: its deadline (lease - a third) plus delivery.timeout.ms
+            // (a sixth) has passed 5 s after it; from then on nothing may reach Kafka
+            long quietFrom = paused + LEASE.toNanos() * 5 / 6 + TimeUnit.MILLISECONDS.toNanos(500);
+            Thread.sleep(Math.max(0, TimeUnit.NANOSECONDS.toMillis(quietFrom - System.nanoTime())));
+            int atDeadline = records.size();
+            Thread.sleep(12_000);
+            assertThat(records.size())
+                    .as("records published while the database was unreachable, after the lease deadline")
+                    .isEqualTo(atDeadline);
+            assertThat(relay.process.isAlive()).isTrue();
+
+            proxy.resume();
+            await("ready again")
+                    .atMost(Duration.ofSeconds(60))
+                    .pollInterval(Duration.ofMillis(250))
+                    .until(() -> status(base + "/health/ready") == 200 && status(base + "/health") == 200);
+            writing.set(false);
+            writer.join(30_000);
+            assertThat(failure.get()).isNull();
+            await("every committed message in Kafka")
+                    .atMost(Duration.ofSeconds(120))
+                    .untilAsserted(() -> {
+                        Set<UUID> seen = new HashSet<>();
+                        records.all().forEach(r -> seen.add(r.messageId()));
+                        assertThat(seen).containsAll(committed);
+                    });
+            System.out.printf(
+                    "[DatabaseHangIT] %d messages; %d records were in Kafka at the lease deadline, none after it"
+                            + " while the proxy was paused%n",
+                    committed.size(), atDeadline);
+            relay.process.destroy();
+            assertThat(relay.waitFor(60)).as("exit code, see %s", relay.err).isZero();
         }
-      }, "test-writer");
-      writer.start();
-      Thread.sleep(1_000);
-
-      proxy.pause();
-      long paused = System.nanoTime();
-      await("not ready within a lease").atMost(LEASE.plusSeconds(2)).pollInterval(Duration.ofMillis(100))
-          .until(() -> status(base + "/health/ready") == 503);
-      await("not live within a lease and a renewal").atMost(LEASE.plusSeconds(4)).pollInterval(Duration.ofMillis(100))
-          .until(() -> status(base + "/health") == 503);
-      // the last renewal started before the pause: its deadline (lease - a third) plus delivery.timeout.ms
-      // (a sixth) has passed 5 s after it; from then on nothing may reach Kafka
-      long quietFrom = paused + LEASE.toNanos() * 5 / 6 + TimeUnit.MILLISECONDS.toNanos(500);
-      Thread.sleep(Math.max(0, TimeUnit.NANOSECONDS.toMillis(quietFrom - System.nanoTime())));
-      int atDeadline = records.size();
-      Thread.sleep(12_000);
-      assertThat(records.size()).as("records published while the database was unreachable, after the lease deadline")
-          .isEqualTo(atDeadline);
-      assertThat(relay.process.isAlive()).isTrue();
-
-      proxy.resume();
-      await("ready again").atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(250))
-          .until(() -> status(base + "/health/ready") == 200 && status(base + "/health") == 200);
-      writing.set(false);
-      writer.join(30_000);
-      assertThat(failure.get()).isNull();
-      await("every committed message in Kafka").atMost(Duration.ofSeconds(120)).untilAsserted(() -> {
-        Set<UUID> seen = new HashSet<>();
-        records.all().forEach(r -> seen.add(r.messageId()));
-        assertThat(seen).containsAll(committed);
-      });
-      System.out.printf("[DatabaseHangIT] %d messages; %d records were in Kafka at the lease deadline, none after it"
-          + " while the proxy was paused%n", committed.size(), atDeadline);
-      relay.process.destroy();
-      assertThat(relay.waitFor(60)).as("exit code, see %s", relay.err).isZero();
     }
-  }
 
-  private List<UUID> commit(DSLContext dsl, String topic, int round, int n) {
-    List<OutboxMessage> batch = new ArrayList<>();
-    for (int i = 0; i < n; i++) {
-      batch.add(OutboxMessage.of(topic, "key-" + (i % 25), "Test", "text/plain", ("m " + round + "/" + i).getBytes()));
+    private List<UUID> commit(DSLContext dsl, String topic, int round, int n) {
+        List<OutboxMessage> batch = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            batch.add(OutboxMessage.of(
+                    topic, "key-" + (i % 25), "Test", "text/plain", ("m " + round + "/" + i).getBytes()));
+        }
+        return dsl.transactionResult(tx -> outbox.appendAll(tx.dsl(), batch));
     }
-    return dsl.transactionResult(tx -> outbox.appendAll(tx.dsl(), batch));
-  }
 
-  private int status(String url) {
-    try {
-      return http.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(2)).build(),
-          HttpResponse.BodyHandlers.discarding()).statusCode();
-    } catch (Exception e) {
-      return -1;
+    private int status(String url) {
+        try {
+            return http.send(
+                            HttpRequest.newBuilder(URI.create(url))
+                                    .timeout(Duration.ofSeconds(2))
+                                    .build(),
+                            HttpResponse.BodyHandlers.discarding())
+                    .statusCode();
+        } catch (Exception e) {
+            return -1;
+        }
     }
-  }
 
-  static int freePort() throws Exception {
-    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      return s.getLocalPort();
+    static int freePort() throws Exception {
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
     }
-  }
 
-  private static Map<String, String> env(TestDatabase db, TestKafka kafka, TcpProxy proxy, int httpPort) {
-    Map<String, String> env = ChildRelay.env(db, kafka.bootstrapServers(), "relay-hang");
-    env.put("OUTBOX_RELAY_JDBC_URL", db.jdbcUrl().replaceFirst("//[^/]+/", "//127.0.0.1:" + proxy.port() + "/"));
-    env.put("OUTBOX_RELAY_LEASE_DURATION", LEASE.toSeconds() + "s");
-    env.put("OUTBOX_RELAY_HTTP_PORT", String.valueOf(httpPort));
-    env.put("OUTBOX_RELAY_STARTUP_TIMEOUT", "5s");
-    env.put("OUTBOX_RELAY_BATCH_SIZE", "50");
-    return env;
-  }
+    private static Map<String, String> env(TestDatabase db, TestKafka kafka, TcpProxy proxy, int httpPort) {
+        Map<String, String> env = ChildRelay.env(db, kafka.bootstrapServers(), "relay-hang");
+        env.put("OUTBOX_RELAY_JDBC_URL", db.jdbcUrl().replaceFirst("//[^/]+/", "//127.0.0.1:" + proxy.port() + "/"));
+        env.put("OUTBOX_RELAY_LEASE_DURATION", LEASE.toSeconds() + "s");
+        env.put("OUTBOX_RELAY_HTTP_PORT", String.valueOf(httpPort));
+        env.put("OUTBOX_RELAY_STARTUP_TIMEOUT", "5s");
+        env.put("OUTBOX_RELAY_BATCH_SIZE", "50");
+        return env;
+    }
 }

@@ -22,92 +22,106 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @ExtendWith(RealServices.class)
 @Tag("integration")
 class HealthEndpointsIT {
-  private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    private final HttpClient http =
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
-  @Test
-  void healthReadinessAndMetricsAnswer(TestDatabase db, TestKafka kafka) throws Exception {
-    Map<String, String> flags = InProcess.flags(db, kafka.bootstrapServers(), "health-1");
-    flags.put("http-host", "127.0.0.1");
-    try (RelayProcess process = startOnAFreePort(flags)) {
-      String base = "http://127.0.0.1:" + flags.get("http-port");
-      HttpResponse<String> health = get(base + "/health");
-      assertThat(health.statusCode()).isEqualTo(200);
-      assertThat(health.headers().firstValue("content-type")).hasValue("application/json");
-      assertThat(health.body()).startsWith("{\"status\":\"UP\",\"instance\":\"health-1\",\"live\":true");
+    @Test
+    void healthReadinessAndMetricsAnswer(TestDatabase db, TestKafka kafka) throws Exception {
+        Map<String, String> flags = InProcess.flags(db, kafka.bootstrapServers(), "health-1");
+        flags.put("http-host", "127.0.0.1");
+        try (RelayProcess process = startOnAFreePort(flags)) {
+            String base = "http://127.0.0.1:" + flags.get("http-port");
+            HttpResponse<String> health = get(base + "/health");
+            assertThat(health.statusCode()).isEqualTo(200);
+            assertThat(health.headers().firstValue("content-type")).hasValue("application/json");
+            assertThat(health.body()).startsWith("{\"status\":\"UP\",\"instance\":\"health-1\",\"live\":true");
 
-      await("ready once PostgreSQL and Kafka answered")
-          .atMost(Duration.ofSeconds(60))
-          .untilAsserted(() -> {
-            HttpResponse<String> ready = get(base + "/health/ready");
-            assertThat(ready.statusCode()).isEqualTo(200);
-            assertThat(ready.body()).contains("\"ready\":true").contains("\"ownedShards\":64");
-          });
+            await("ready once PostgreSQL and Kafka answered")
+                    .atMost(Duration.ofSeconds(60))
+                    .untilAsserted(() -> {
+                        HttpResponse<String> ready = get(base + "/health/ready");
+                        assertThat(ready.statusCode()).isEqualTo(200);
+                        assertThat(ready.body()).contains("\"ready\":true").contains("\"ownedShards\":64");
+                    });
 
-      await("metrics registered")
-          .atMost(Duration.ofSeconds(60))
-          .untilAsserted(() -> {
-            HttpResponse<String> metrics = get(base + "/metrics");
-            assertThat(metrics.statusCode()).isEqualTo(200);
-            assertThat(metrics.headers().firstValue("content-type").orElse("")).startsWith("text/plain");
-            assertThat(metrics.body())
-                .contains("outbox_relay_published_total")
-                .contains("outbox_relay_owned_shards 64.0")
-                .contains("jvm_memory_used_bytes")
-                .contains("hikaricp_connections_active{pool=\"outbox-relay\"}")
-                .contains("kafka_producer_record_send_total{client_id=\"outbox-relay-health-1\"");
-          });
+            await("metrics registered").atMost(Duration.ofSeconds(60)).untilAsserted(() -> {
+                HttpResponse<String> metrics = get(base + "/metrics");
+                assertThat(metrics.statusCode()).isEqualTo(200);
+                assertThat(metrics.headers().firstValue("content-type").orElse(""))
+                        .startsWith("text/plain");
+                assertThat(metrics.body())
+                        .contains("outbox_relay_published_total")
+                        .contains("outbox_relay_owned_shards 64.0")
+                        .contains("jvm_memory_used_bytes")
+                        .contains("hikaricp_connections_active{pool=\"outbox-relay\"}")
+                        .contains("kafka_producer_record_send_total{client_id=\"outbox-relay-health-1\"");
+            });
 
-      assertThat(get(base + "/nothing").statusCode()).isEqualTo(404);
-      assertThat(http.send(HttpRequest.newBuilder(URI.create(base + "/health")).POST(HttpRequest.BodyPublishers.noBody()).build(),
-          HttpResponse.BodyHandlers.ofString()).statusCode()).isEqualTo(405);
+            assertThat(get(base + "/nothing").statusCode()).isEqualTo(404);
+            assertThat(http.send(
+                                    HttpRequest.newBuilder(URI.create(base + "/health"))
+                                            .POST(HttpRequest.BodyPublishers.noBody())
+                                            .build(),
+                                    HttpResponse.BodyHandlers.ofString())
+                            .statusCode())
+                    .isEqualTo(405);
 
-      assertThat(process.shutdown()).isTrue();
-      assertThatThrownBy(() -> get(base + "/health")).isInstanceOf(IOException.class);
-    }
-  }
-
-  @Test
-  void readinessIs503WhileKafkaIsGone(TestDatabase db) throws Exception {
-    // the broker first: it binds ports of its own, which could take the one picked for the relay
-    TestKafka own = TestKafka.startInJvm();
-    Map<String, String> flags = InProcess.flags(db, own.bootstrapServers(), "health-2");
-    flags.put("http-host", "127.0.0.1");
-    try (RelayProcess process = startOnAFreePort(flags)) {
-      String base = "http://127.0.0.1:" + flags.get("http-port");
-      await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> assertThat(get(base + "/health/ready").statusCode()).isEqualTo(200));
-      own.close();
-      await("not ready once Kafka stopped answering for a lease duration")
-          .atMost(Duration.ofSeconds(90))
-          .untilAsserted(() -> {
-            HttpResponse<String> ready = get(base + "/health/ready");
-            assertThat(ready.statusCode()).isEqualTo(503);
-            assertThat(ready.body()).contains("\"status\":\"DOWN\"").contains("\"ready\":false");
-          });
-      assertThat(get(base + "/health").statusCode()).as("still live: the loops run and retry").isEqualTo(200);
-    } finally {
-      own.close();
-    }
-  }
-
-  /**
-   * Starts the process on a port that was free a moment ago, and on another one if something took it
-   * in between (port 0 turns the HTTP server off, so the port must be chosen here); the port used is
-   * left in {@code flags}.
-   */
-  private static RelayProcess startOnAFreePort(Map<String, String> flags) throws IOException {
-    for (int attempt = 1; ; attempt++) {
-      flags.put("http-port", String.valueOf(InProcess.freePort()));
-      try {
-        return InProcess.start(flags);
-      } catch (CliException e) {
-        if (attempt == 5 || e.getMessage() == null || !e.getMessage().startsWith("Cannot listen on")) {
-          throw e;
+            assertThat(process.shutdown()).isTrue();
+            assertThatThrownBy(() -> get(base + "/health")).isInstanceOf(IOException.class);
         }
-      }
     }
-  }
 
-  private HttpResponse<String> get(String url) throws Exception {
-    return http.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(10)).GET().build(), HttpResponse.BodyHandlers.ofString());
-  }
+    @Test
+    void readinessIs503WhileKafkaIsGone(TestDatabase db) throws Exception {
+        // the broker first: it binds ports of its own, which could take the one picked for the relay
+        TestKafka own = TestKafka.startInJvm();
+        Map<String, String> flags = InProcess.flags(db, own.bootstrapServers(), "health-2");
+        flags.put("http-host", "127.0.0.1");
+        try (RelayProcess process = startOnAFreePort(flags)) {
+            String base = "http://127.0.0.1:" + flags.get("http-port");
+            await().atMost(Duration.ofSeconds(60))
+                    .untilAsserted(() ->
+                            assertThat(get(base + "/health/ready").statusCode()).isEqualTo(200));
+            own.close();
+            await("not ready once Kafka stopped answering for a lease duration")
+                    .atMost(Duration.ofSeconds(90))
+                    .untilAsserted(() -> {
+                        HttpResponse<String> ready = get(base + "/health/ready");
+                        assertThat(ready.statusCode()).isEqualTo(503);
+                        assertThat(ready.body()).contains("\"status\":\"DOWN\"").contains("\"ready\":false");
+                    });
+            assertThat(get(base + "/health").statusCode())
+                    .as("still live: the loops run and retry")
+                    .isEqualTo(200);
+        } finally {
+            own.close();
+        }
+    }
+
+    /**
+     * Starts the process on a port that was free a moment ago, and on another one if something took it
+     * in between (port 0 turns the HTTP server off, so the port must be chosen here); the port used is
+     * left in {@code flags}.
+     */
+    private static RelayProcess startOnAFreePort(Map<String, String> flags) throws IOException {
+        for (int attempt = 1; ; attempt++) {
+            flags.put("http-port", String.valueOf(InProcess.freePort()));
+            try {
+                return InProcess.start(flags);
+            } catch (CliException e) {
+                if (attempt == 5 || e.getMessage() == null || !e.getMessage().startsWith("Cannot listen on")) {
+                    throw e;
+                }
+            }
+        }
+    }
+
+    private HttpResponse<String> get(String url) throws Exception {
+        return http.send(
+                HttpRequest.newBuilder(URI.create(url))
+                        .timeout(Duration.ofSeconds(10))
+                        .GET()
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
+    }
 }

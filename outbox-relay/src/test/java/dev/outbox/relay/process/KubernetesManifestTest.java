@@ -28,110 +28,127 @@ import org.yaml.snakeyaml.Yaml;
  * which would inject {@code OUTBOX_RELAY_*} variables the relay refuses, are off.
  */
 class KubernetesManifestTest {
-  private static final Path MANIFEST = Path.of("kubernetes", "outbox-relay.yaml");
+    private static final Path MANIFEST = Path.of("kubernetes", "outbox-relay.yaml");
 
-  @Test
-  void theManifestMatchesTheSettingsTableAndTheHealthServer() throws Exception {
-    Map<String, Map<String, Object>> byKind = new LinkedHashMap<>();
-    List<String> serviceNames = new ArrayList<>();
-    try (Reader in = Files.newBufferedReader(MANIFEST)) {
-      for (Object document : new Yaml().loadAll(in)) {
-        Map<String, Object> doc = map(document);
-        String kind = (String) doc.get("kind");
-        if (kind.equals("Service")) {
-          serviceNames.add((String) map(doc.get("metadata")).get("name"));
+    @Test
+    void theManifestMatchesTheSettingsTableAndTheHealthServer() throws Exception {
+        Map<String, Map<String, Object>> byKind = new LinkedHashMap<>();
+        List<String> serviceNames = new ArrayList<>();
+        try (Reader in = Files.newBufferedReader(MANIFEST)) {
+            for (Object document : new Yaml().loadAll(in)) {
+                Map<String, Object> doc = map(document);
+                String kind = (String) doc.get("kind");
+                if (kind.equals("Service")) {
+                    serviceNames.add((String) map(doc.get("metadata")).get("name"));
+                }
+                byKind.put(kind, doc);
+            }
         }
-        byKind.put(kind, doc);
-      }
-    }
-    assertThat(byKind).containsKeys("ConfigMap", "Secret", "Deployment");
-    Map<String, String> config = strings(map(byKind.get("ConfigMap").get("data")));
-    Map<String, String> secret = strings(map(byKind.get("Secret").get("stringData")));
-    Map<String, Object> pod = map(map(map(byKind.get("Deployment").get("spec")).get("template")).get("spec"));
-    Map<String, Object> container = map(list(pod.get("containers")).get(0));
+        assertThat(byKind).containsKeys("ConfigMap", "Secret", "Deployment");
+        Map<String, String> config = strings(map(byKind.get("ConfigMap").get("data")));
+        Map<String, String> secret = strings(map(byKind.get("Secret").get("stringData")));
+        Map<String, Object> pod = map(
+                map(map(byKind.get("Deployment").get("spec")).get("template")).get("spec"));
+        Map<String, Object> container = map(list(pod.get("containers")).get(0));
 
-    // the environment the container gets: the ConfigMap, then the Secret's keys it names
-    Map<String, String> env = new LinkedHashMap<>();
-    assertThat(list(container.get("envFrom"))).singleElement()
-        .satisfies(e -> assertThat(map(map(e).get("configMapRef")).get("name")).isEqualTo(map(byKind.get("ConfigMap").get("metadata")).get("name")));
-    env.putAll(config);
-    for (Object o : list(container.get("env"))) {
-      Map<String, Object> var = map(o);
-      Map<String, Object> ref = map(map(var.get("valueFrom")).get("secretKeyRef"));
-      assertThat(ref.get("name")).isEqualTo(map(byKind.get("Secret").get("metadata")).get("name"));
-      assertThat(secret).containsKey((String) ref.get("key"));
-      env.put((String) var.get("name"), secret.get((String) ref.get("key")));
-    }
-    assertThat(config).as("the password is not in the ConfigMap").doesNotContainKey(RelaySettings.DB_PASSWORD.envVar());
-    assertThat(env).containsKey(RelaySettings.DB_PASSWORD.envVar());
-
-    // every name is a setting (or a producer property), every value valid: this throws otherwise
-    RelaySettings.Values settings = RelaySettings.resolve(Map.of(), env, Map.of(), "", true);
-    assertThat(settings.producerProperties()).containsEntry("compression.type", "lz4");
-
-    int port = settings.integer(RelaySettings.HTTP_PORT);
-    assertThat(list(container.get("ports"))).anySatisfy(p -> {
-      assertThat(map(p).get("containerPort")).isEqualTo(port);
-      assertThat(map(p).get("name")).isEqualTo("http");
-    });
-    Duration shutdown = settings.duration(RelaySettings.SHUTDOWN_TIMEOUT);
-    int grace = (Integer) pod.get("terminationGracePeriodSeconds");
-    assertThat(Duration.ofSeconds(grace)).as("terminationGracePeriodSeconds outlasts shutdown-timeout by 15 s or more,"
-        + " the time closing the producer and the pool may take").isGreaterThanOrEqualTo(shutdown.plusSeconds(15));
-
-    boolean linksWouldCollide = serviceNames.stream()
-        .anyMatch(n -> (n.toUpperCase(Locale.ROOT).replace('-', '_') + "_").startsWith(RelaySettings.ENV_PREFIX));
-    if (linksWouldCollide) {
-      assertThat(pod.get("enableServiceLinks")).as("a Service named outbox-relay injects OUTBOX_RELAY_SERVICE_HOST and"
-          + " OUTBOX_RELAY_PORT*, which the relay refuses").isEqualTo(false);
-    }
-
-    // the probes ask what the health server answers, on the container's port
-    Map<String, String> probes = new LinkedHashMap<>();
-    for (String probe : List.of("livenessProbe", "readinessProbe")) {
-      Map<String, Object> get = map(map(container.get(probe)).get("httpGet"));
-      assertThat(get.get("port")).isIn("http", port);
-      probes.put(probe, (String) get.get("path"));
-    }
-    assertThat(probes.get("readinessProbe")).isEqualTo("/health/ready");
-    PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    {
-      HealthServer server = new HealthServer("127.0.0.1", 0, "k8s", () -> true, () -> true, () -> 1, registry);
-      server.start();
-      try {
-        HttpClient http = HttpClient.newHttpClient();
-        for (var probe : probes.entrySet()) {
-          HttpResponse<String> answer = http.send(HttpRequest.newBuilder(
-              URI.create("http://127.0.0.1:" + server.address().getPort() + probe.getValue())).build(),
-              HttpResponse.BodyHandlers.ofString());
-          assertThat(answer.statusCode()).as(probe.getKey() + " " + probe.getValue()).isEqualTo(200);
-          assertThat(answer.body()).as(probe.getKey()).contains("\"status\":\"UP\"");
+        // the environment the container gets: the ConfigMap, then the Secret's keys it names
+        Map<String, String> env = new LinkedHashMap<>();
+        assertThat(list(container.get("envFrom")))
+                .singleElement()
+                .satisfies(e -> assertThat(map(map(e).get("configMapRef")).get("name"))
+                        .isEqualTo(map(byKind.get("ConfigMap").get("metadata")).get("name")));
+        env.putAll(config);
+        for (Object o : list(container.get("env"))) {
+            Map<String, Object> var = map(o);
+            Map<String, Object> ref = map(map(var.get("valueFrom")).get("secretKeyRef"));
+            assertThat(ref.get("name"))
+                    .isEqualTo(map(byKind.get("Secret").get("metadata")).get("name"));
+            assertThat(secret).containsKey((String) ref.get("key"));
+            env.put((String) var.get("name"), secret.get((String) ref.get("key")));
         }
-      } finally {
-        server.close();
-        registry.close();
-      }
+        assertThat(config)
+                .as("the password is not in the ConfigMap")
+                .doesNotContainKey(RelaySettings.DB_PASSWORD.envVar());
+        assertThat(env).containsKey(RelaySettings.DB_PASSWORD.envVar());
+
+        // every name is a setting (or a producer property), every value valid: this throws otherwise
+        RelaySettings.Values settings = RelaySettings.resolve(Map.of(), env, Map.of(), "", true);
+        assertThat(settings.producerProperties()).containsEntry("compression.type", "lz4");
+
+        int port = settings.integer(RelaySettings.HTTP_PORT);
+        assertThat(list(container.get("ports"))).anySatisfy(p -> {
+            assertThat(map(p).get("containerPort")).isEqualTo(port);
+            assertThat(map(p).get("name")).isEqualTo("http");
+        });
+        Duration shutdown = settings.duration(RelaySettings.SHUTDOWN_TIMEOUT);
+        int grace = (Integer) pod.get("terminationGracePeriodSeconds");
+        assertThat(Duration.ofSeconds(grace))
+                .as("terminationGracePeriodSeconds outlasts shutdown-timeout by 15 s or more,"
+                        + " the time closing the producer and the pool may take")
+                .isGreaterThanOrEqualTo(shutdown.plusSeconds(15));
+
+        boolean linksWouldCollide = serviceNames.stream()
+                .anyMatch(
+                        n -> (n.toUpperCase(Locale.ROOT).replace('-', '_') + "_").startsWith(RelaySettings.ENV_PREFIX));
+        if (linksWouldCollide) {
+            assertThat(pod.get("enableServiceLinks"))
+                    .as("a Service named outbox-relay injects OUTBOX_RELAY_SERVICE_HOST and"
+                            + " OUTBOX_RELAY_PORT*, which the relay refuses")
+                    .isEqualTo(false);
+        }
+
+        // the probes ask what the health server answers, on the container's port
+        Map<String, String> probes = new LinkedHashMap<>();
+        for (String probe : List.of("livenessProbe", "readinessProbe")) {
+            Map<String, Object> get = map(map(container.get(probe)).get("httpGet"));
+            assertThat(get.get("port")).isIn("http", port);
+            probes.put(probe, (String) get.get("path"));
+        }
+        assertThat(probes.get("readinessProbe")).isEqualTo("/health/ready");
+        PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+        {
+            HealthServer server = new HealthServer("127.0.0.1", 0, "k8s", () -> true, () -> true, () -> 1, registry);
+            server.start();
+            try {
+                HttpClient http = HttpClient.newHttpClient();
+                for (var probe : probes.entrySet()) {
+                    HttpResponse<String> answer = http.send(
+                            HttpRequest.newBuilder(URI.create("http://127.0.0.1:"
+                                            + server.address().getPort() + probe.getValue()))
+                                    .build(),
+                            HttpResponse.BodyHandlers.ofString());
+                    assertThat(answer.statusCode())
+                            .as(probe.getKey() + " " + probe.getValue())
+                            .isEqualTo(200);
+                    assertThat(answer.body()).as(probe.getKey()).contains("\"status\":\"UP\"");
+                }
+            } finally {
+                server.close();
+                registry.close();
+            }
+        }
     }
-  }
 
-  @SuppressWarnings("unchecked")
-  private static Map<String, Object> map(Object o) {
-    assertThat(o).isInstanceOf(Map.class);
-    return (Map<String, Object>) o;
-  }
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> map(Object o) {
+        assertThat(o).isInstanceOf(Map.class);
+        return (Map<String, Object>) o;
+    }
 
-  @SuppressWarnings("unchecked")
-  private static List<Object> list(Object o) {
-    assertThat(o).isInstanceOf(List.class);
-    return (List<Object>) o;
-  }
+    @SuppressWarnings("unchecked")
+    private static List<Object> list(Object o) {
+        assertThat(o).isInstanceOf(List.class);
+        return (List<Object>) o;
+    }
 
-  private static Map<String, String> strings(Map<String, Object> m) {
-    Map<String, String> s = new LinkedHashMap<>();
-    m.forEach((k, v) -> {
-      assertThat(v).as("%s is quoted in the manifest: ConfigMap and Secret values are strings", k).isInstanceOf(String.class);
-      s.put(k, (String) v);
-    });
-    return s;
-  }
+    private static Map<String, String> strings(Map<String, Object> m) {
+        Map<String, String> s = new LinkedHashMap<>();
+        m.forEach((k, v) -> {
+            assertThat(v)
+                    .as("%s is quoted in the manifest: ConfigMap and Secret values are strings", k)
+                    .isInstanceOf(String.class);
+            s.put(k, (String) v);
+        });
+        return s;
+    }
 }

@@ -14,83 +14,103 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** Bad command lines fail before anything is contacted: exit code 2 and one line on stderr naming the setting. */
 class MainTest {
-  private record Result(int code, String out, List<String> err) {}
+    private record Result(int code, String out, List<String> err) {}
 
-  private static Result run(Map<String, String> env, String... args) {
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    ByteArrayOutputStream err = new ByteArrayOutputStream();
-    int code = Main.run(args, env, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
-    return new Result(code, out.toString(StandardCharsets.UTF_8),
-        err.toString(StandardCharsets.UTF_8).lines().filter(l -> !l.isBlank()).toList());
-  }
+    private static Result run(Map<String, String> env, String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int code = Main.run(
+                args,
+                env,
+                new PrintStream(out, true, StandardCharsets.UTF_8),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        return new Result(
+                code,
+                out.toString(StandardCharsets.UTF_8),
+                err.toString(StandardCharsets.UTF_8)
+                        .lines()
+                        .filter(l -> !l.isBlank())
+                        .toList());
+    }
 
-  private static final Map<String, String> ENV =
-      Map.of("OUTBOX_RELAY_JDBC_URL", "jdbc:postgresql://127.0.0.1:1/x", "OUTBOX_RELAY_BOOTSTRAP_SERVERS", "127.0.0.1:1");
+    private static final Map<String, String> ENV = Map.of(
+            "OUTBOX_RELAY_JDBC_URL",
+            "jdbc:postgresql://127.0.0.1:1/x",
+            "OUTBOX_RELAY_BOOTSTRAP_SERVERS",
+            "127.0.0.1:1");
 
-  @Test
-  void negativeBatchSize() {
-    Result r = run(ENV, "--batch-size=-5");
-    assertThat(r.code).isEqualTo(2);
-    assertThat(r.err).containsExactly(
-        "Invalid value -5 for setting batch-size (OUTBOX_RELAY_BATCH_SIZE, given by flag --batch-size): must be between 1 and 10000");
-  }
+    @Test
+    void negativeBatchSize() {
+        Result r = run(ENV, "--batch-size=-5");
+        assertThat(r.code).isEqualTo(2);
+        assertThat(r.err)
+                .containsExactly(
+                        "Invalid value -5 for setting batch-size (OUTBOX_RELAY_BATCH_SIZE, given by flag --batch-size): must be between 1 and 10000");
+    }
 
-  @Test
-  void unknownSetting() {
-    Result r = run(ENV, "--batch-sise", "5");
-    assertThat(r.code).isEqualTo(2);
-    assertThat(r.err).hasSize(1);
-    assertThat(r.err.get(0)).startsWith("Unknown setting --batch-sise (flag): did you mean --batch-size?");
-    Result env = run(Map.of("OUTBOX_RELAY_JDBC_URL", "jdbc:postgresql://h/x", "OUTBOX_RELAY_BOOTSTRAP", "k:1"));
-    assertThat(env.code).isEqualTo(2);
-    assertThat(env.err).hasSize(1);
-    assertThat(env.err.get(0)).contains("OUTBOX_RELAY_BOOTSTRAP").contains("did you mean OUTBOX_RELAY_BOOTSTRAP_SERVERS?");
-  }
+    @Test
+    void unknownSetting() {
+        Result r = run(ENV, "--batch-sise", "5");
+        assertThat(r.code).isEqualTo(2);
+        assertThat(r.err).hasSize(1);
+        assertThat(r.err.get(0)).startsWith("Unknown setting --batch-sise (flag): did you mean --batch-size?");
+        Result env = run(Map.of("OUTBOX_RELAY_JDBC_URL", "jdbc:postgresql://h/x", "OUTBOX_RELAY_BOOTSTRAP", "k:1"));
+        assertThat(env.code).isEqualTo(2);
+        assertThat(env.err).hasSize(1);
+        assertThat(env.err.get(0))
+                .contains("OUTBOX_RELAY_BOOTSTRAP")
+                .contains("did you mean OUTBOX_RELAY_BOOTSTRAP_SERVERS?");
+    }
 
-  @Test
-  void missingJdbcUrl() {
-    Result r = run(Map.of("OUTBOX_RELAY_BOOTSTRAP_SERVERS", "127.0.0.1:1"));
-    assertThat(r.code).isEqualTo(2);
-    assertThat(r.err).hasSize(1);
-    assertThat(r.err.get(0)).startsWith("Missing setting jdbc-url (OUTBOX_RELAY_JDBC_URL)");
-    Result admin = run(Map.of(), "status");
-    assertThat(admin.code).isEqualTo(2);
-    assertThat(admin.err).hasSize(1);
-    assertThat(admin.err.get(0)).startsWith("Missing setting jdbc-url");
-  }
+    @Test
+    void missingJdbcUrl() {
+        Result r = run(Map.of("OUTBOX_RELAY_BOOTSTRAP_SERVERS", "127.0.0.1:1"));
+        assertThat(r.code).isEqualTo(2);
+        assertThat(r.err).hasSize(1);
+        assertThat(r.err.get(0)).startsWith("Missing setting jdbc-url (OUTBOX_RELAY_JDBC_URL)");
+        Result admin = run(Map.of(), "status");
+        assertThat(admin.code).isEqualTo(2);
+        assertThat(admin.err).hasSize(1);
+        assertThat(admin.err.get(0)).startsWith("Missing setting jdbc-url");
+    }
 
-  @Test
-  void propertiesFileIsReadAndItsUnknownKeysNamed(@TempDir Path dir) throws Exception {
-    Path file = dir.resolve("relay.properties");
-    Files.writeString(file, "relay.batch.size=0\n");
-    Result r = run(ENV, "--config", file.toString());
-    assertThat(r.code).isEqualTo(2);
-    assertThat(r.err).containsExactly("Invalid value 0 for setting batch-size (OUTBOX_RELAY_BATCH_SIZE, given by relay.batch.size in "
-        + file + "): must be between 1 and 10000");
-    Files.writeString(file, "relay.batchsize=10\n");
-    Result viaEnv = run(Map.of("OUTBOX_RELAY_CONFIG", file.toString(), "OUTBOX_RELAY_JDBC_URL", "jdbc:postgresql://h/x"), "status");
-    assertThat(viaEnv.code).isEqualTo(2);
-    assertThat(viaEnv.err.get(0)).contains("relay.batchsize").contains("did you mean relay.batch.size?");
-    Result missing = run(ENV, "--config=" + dir.resolve("nope.properties"));
-    assertThat(missing.code).isEqualTo(2);
-    assertThat(missing.err).hasSize(1);
-    assertThat(missing.err.get(0)).contains("nope.properties").contains("--config");
-  }
+    @Test
+    void propertiesFileIsReadAndItsUnknownKeysNamed(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("relay.properties");
+        Files.writeString(file, "relay.batch.size=0\n");
+        Result r = run(ENV, "--config", file.toString());
+        assertThat(r.code).isEqualTo(2);
+        assertThat(r.err)
+                .containsExactly(
+                        "Invalid value 0 for setting batch-size (OUTBOX_RELAY_BATCH_SIZE, given by relay.batch.size in "
+                                + file + "): must be between 1 and 10000");
+        Files.writeString(file, "relay.batchsize=10\n");
+        Result viaEnv = run(
+                Map.of("OUTBOX_RELAY_CONFIG", file.toString(), "OUTBOX_RELAY_JDBC_URL", "jdbc:postgresql://h/x"),
+                "status");
+        assertThat(viaEnv.code).isEqualTo(2);
+        assertThat(viaEnv.err.get(0)).contains("relay.batchsize").contains("did you mean relay.batch.size?");
+        Result missing = run(ENV, "--config=" + dir.resolve("nope.properties"));
+        assertThat(missing.code).isEqualTo(2);
+        assertThat(missing.err).hasSize(1);
+        assertThat(missing.err.get(0)).contains("nope.properties").contains("--config");
+    }
 
-  @Test
-  void commandsAndTheirOptionsAreChecked() {
-    assertThat(run(ENV, "statsu").err.get(0)).contains("did you mean 'status'?");
-    assertThat(run(ENV, "parked", "requeue").err.get(0)).contains("needs --all or --id");
-    assertThat(run(ENV, "parked", "purge", "--all", "--id", "3").err.get(0)).contains("exclude each other");
-    assertThat(run(ENV, "status", "--limit", "3").err.get(0)).contains("--limit does not apply to status");
-    assertThat(run(ENV, "parked", "requeue", "--id", "abc").err.get(0)).contains("Invalid value abc for option --id");
-    assertThat(run(ENV, "--migrate=yes").code).isEqualTo(2);
-  }
+    @Test
+    void commandsAndTheirOptionsAreChecked() {
+        assertThat(run(ENV, "statsu").err.get(0)).contains("did you mean 'status'?");
+        assertThat(run(ENV, "parked", "requeue").err.get(0)).contains("needs --all or --id");
+        assertThat(run(ENV, "parked", "purge", "--all", "--id", "3").err.get(0)).contains("exclude each other");
+        assertThat(run(ENV, "status", "--limit", "3").err.get(0)).contains("--limit does not apply to status");
+        assertThat(run(ENV, "parked", "requeue", "--id", "abc").err.get(0))
+                .contains("Invalid value abc for option --id");
+        assertThat(run(ENV, "--migrate=yes").code).isEqualTo(2);
+    }
 
-  @Test
-  void helpExitsZeroAndDocumentsExitCodes() {
-    Result r = run(Map.of(), "--help");
-    assertThat(r.code).isZero();
-    assertThat(r.out).contains("parked requeue").contains("Exit codes").contains("OUTBOX_RELAY_KAFKA_<PROPERTY>");
-  }
+    @Test
+    void helpExitsZeroAndDocumentsExitCodes() {
+        Result r = run(Map.of(), "--help");
+        assertThat(r.code).isZero();
+        assertThat(r.out).contains("parked requeue").contains("Exit codes").contains("OUTBOX_RELAY_KAFKA_<PROPERTY>");
+    }
 }

@@ -36,148 +36,167 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @ExtendWith(RealServices.class)
 @Tag("integration")
 class ProcessKillFailoverIT {
-  private static final int MESSAGES = 20_000;
-  private static final int KEYS = 500;
-  private static final int PER_TRANSACTION = 20;
-  private static final int PARTITIONS = 6;
+    private static final int MESSAGES = 20_000;
+    private static final int KEYS = 500;
+    private static final int PER_TRANSACTION = 20;
+    private static final int PARTITIONS = 6;
 
-  private final Outbox outbox = Outbox.builder().build();
+    private final Outbox outbox = Outbox.builder().build();
 
-  /**
-   * G1 (no loss) and G3 (per-key order) across {@code kill -9} of a relay process: every committed
-   * message id reaches Kafka at least once, and for every key the first appearances of its message
-   * ids in Kafka follow commit (outbox id) order. One thread keeps committing while relay-a is
-   * killed, so messages land in the dead relay's shards while they are still leased to it.
-   */
-  @Test
-  @Timeout(value = 10, unit = java.util.concurrent.TimeUnit.MINUTES)
-  void noLossAndPerKeyOrderWhenARelayProcessIsKilled(TestDatabase db, TestKafka kafka) throws Exception {
-    String topic = TestKafka.uniqueTopic("process-failover");
-    kafka.createTopic(topic, PARTITIONS);
-    DSLContext dsl = db.dsl();
-    Map<String, List<UUID>> commitOrder = new LinkedHashMap<>();
+    /**
+     * G1 (no loss) and G3 (per-key order) across {@code kill -9} of a relay process: every committed
+     * message id reaches Kafka at least once, and for every key the first appearances of its message
+     * ids in Kafka follow commit (outbox id) order. One thread keeps committing while relay-a is
+     * killed, so messages land in the dead relay's shards while they are still leased to it.
+     */
+    @Test
+    @Timeout(value = 10, unit = java.util.concurrent.TimeUnit.MINUTES)
+    void noLossAndPerKeyOrderWhenARelayProcessIsKilled(TestDatabase db, TestKafka kafka) throws Exception {
+        String topic = TestKafka.uniqueTopic("process-failover");
+        kafka.createTopic(topic, PARTITIONS);
+        DSLContext dsl = db.dsl();
+        Map<String, List<UUID>> commitOrder = new LinkedHashMap<>();
 
-    try (Records records = new Records(kafka.consumerProperties("unused"), topic, PARTITIONS);
-        ChildRelay a = ChildRelay.start("failover-a", env(db, kafka, "relay-a"));
-        ChildRelay b = ChildRelay.start("failover-b", env(db, kafka, "relay-b"))) {
+        try (Records records = new Records(kafka.consumerProperties("unused"), topic, PARTITIONS);
+                ChildRelay a = ChildRelay.start("failover-a", env(db, kafka, "relay-a"));
+                ChildRelay b = ChildRelay.start("failover-b", env(db, kafka, "relay-b"))) {
 
-      await("both relays lease shards")
-          .atMost(Duration.ofSeconds(120))
-          .pollInterval(Duration.ofMillis(250))
-          .untilAsserted(() -> {
-            assertThat(a.process.isAlive()).as("relay-a alive, see %s", a.err).isTrue();
-            assertThat(b.process.isAlive()).as("relay-b alive, see %s", b.err).isTrue();
-            assertThat(liveLeases(db, "relay-a")).isPositive();
-            assertThat(liveLeases(db, "relay-b")).isPositive();
-          });
+            await("both relays lease shards")
+                    .atMost(Duration.ofSeconds(120))
+                    .pollInterval(Duration.ofMillis(250))
+                    .untilAsserted(() -> {
+                        assertThat(a.process.isAlive())
+                                .as("relay-a alive, see %s", a.err)
+                                .isTrue();
+                        assertThat(b.process.isAlive())
+                                .as("relay-b alive, see %s", b.err)
+                                .isTrue();
+                        assertThat(liveLeases(db, "relay-a")).isPositive();
+                        assertThat(liveLeases(db, "relay-b")).isPositive();
+                    });
 
-      // One appender thread, so that id order is commit order; it keeps committing across the kill.
-      AtomicInteger appended = new AtomicInteger();
-      AtomicReference<Throwable> appendFailure = new AtomicReference<>();
-      Thread appender = new Thread(() -> {
-        try {
-          append(dsl, topic, MESSAGES, commitOrder, appended);
-        } catch (Throwable t) {
-          appendFailure.set(t);
-        }
-      }, "test-appender");
-      appender.start();
-      await("some messages published before the kill")
-          .atMost(Duration.ofSeconds(120))
-          .pollInterval(Duration.ofMillis(20))
-          .until(() -> records.size() >= 3_000 || appendFailure.get() != null);
+            // One appender thread, so that id order is commit order; it keeps committing across the kill.
+            AtomicInteger appended = new AtomicInteger();
+            AtomicReference<Throwable> appendFailure = new AtomicReference<>();
+            Thread appender = new Thread(
+                    () -> {
+                        try {
+                            append(dsl, topic, MESSAGES, commitOrder, appended);
+                        } catch (Throwable t) {
+                            appendFailure.set(t);
+                        }
+                    },
+                    "test-appender");
+            appender.start();
+            await("some messages published before the kill")
+                    .atMost(Duration.ofSeconds(120))
+                    .pollInterval(Duration.ofMillis(20))
+                    .until(() -> records.size() >= 3_000 || appendFailure.get() != null);
 
-      int leasesOfA = liveLeases(db, "relay-a");
-      a.process.destroyForcibly(); // SIGKILL: no hand-back, no membership removal
-      int publishedAtKill = records.size();
-      int appendedAtKill = appended.get();
-      a.process.waitFor();
-      assertThat(leasesOfA).as("relay-a held shards when it was killed").isPositive();
-      assertThat(publishedAtKill).as("killed mid-run").isLessThan(MESSAGES);
-      appender.join(Duration.ofMinutes(3).toMillis());
-      assertThat(appendFailure.get()).isNull();
-      assertThat(appended.get()).isEqualTo(MESSAGES);
+            int leasesOfA = liveLeases(db, "relay-a");
+            a.process.destroyForcibly(); // SIGKILL: no hand-back, no membership removal
+            int publishedAtKill = records.size();
+            int appendedAtKill = appended.get();
+            a.process.waitFor();
+            assertThat(leasesOfA).as("relay-a held shards when it was killed").isPositive();
+            assertThat(publishedAtKill).as("killed mid-run").isLessThan(MESSAGES);
+            appender.join(Duration.ofMinutes(3).toMillis());
+            assertThat(appendFailure.get()).isNull();
+            assertThat(appended.get()).isEqualTo(MESSAGES);
 
-      await("every committed message in Kafka")
-          .atMost(Duration.ofMinutes(5))
-          .pollInterval(Duration.ofMillis(500))
-          .untilAsserted(() -> {
-            assertThat(b.process.isAlive()).as("relay-b alive, see %s", b.err).isTrue();
+            await("every committed message in Kafka")
+                    .atMost(Duration.ofMinutes(5))
+                    .pollInterval(Duration.ofMillis(500))
+                    .untilAsserted(() -> {
+                        assertThat(b.process.isAlive())
+                                .as("relay-b alive, see %s", b.err)
+                                .isTrue();
+                        Set<UUID> seen = new HashSet<>();
+                        records.all().forEach(r -> seen.add(r.messageId()));
+                        assertThat(seen).hasSizeGreaterThanOrEqualTo(MESSAGES);
+                    });
+            await("the outbox drained")
+                    .atMost(Duration.ofSeconds(60))
+                    .untilAsserted(() -> assertThat(count(db, "select count(*) from outbox.outbox_message"))
+                            .isZero());
+            // an empty outbox only shows that the shards that still had rows were taken over; relay-b claims
+            // the others on its own lease rounds, and a 3 s lease renewed late by a loaded child JVM reads as
+            // expired for a moment
+            await("the survivor took every shard over")
+                    .atMost(Duration.ofSeconds(60))
+                    .untilAsserted(() -> assertThat(liveLeases(db, "relay-b")).isEqualTo(64));
+
+            List<Records.Received> all = records.all();
+            Set<UUID> committed = new HashSet<>();
+            commitOrder.values().forEach(committed::addAll);
             Set<UUID> seen = new HashSet<>();
-            records.all().forEach(r -> seen.add(r.messageId()));
-            assertThat(seen).hasSizeGreaterThanOrEqualTo(MESSAGES);
-          });
-      await("the outbox drained")
-          .atMost(Duration.ofSeconds(60))
-          .untilAsserted(() -> assertThat(count(db, "select count(*) from outbox.outbox_message")).isZero());
-      // an empty outbox only shows that the shards that still had rows were taken over; relay-b claims
-      // the others on its own lease rounds, and a 3 s lease renewed late by a loaded child JVM reads as
-      // expired for a moment
-      await("the survivor took every shard over")
-          .atMost(Duration.ofSeconds(60))
-          .untilAsserted(() -> assertThat(liveLeases(db, "relay-b")).isEqualTo(64));
+            all.forEach(r -> seen.add(r.messageId()));
+            assertThat(seen).as("G1: every committed id reached Kafka").containsAll(committed);
 
-      List<Records.Received> all = records.all();
-      Set<UUID> committed = new HashSet<>();
-      commitOrder.values().forEach(committed::addAll);
-      Set<UUID> seen = new HashSet<>();
-      all.forEach(r -> seen.add(r.messageId()));
-      assertThat(seen).as("G1: every committed id reached Kafka").containsAll(committed);
+            // Records of one key share a partition; Records keeps each partition's offset order.
+            Map<String, LinkedHashSet<UUID>> firstAppearances = new HashMap<>();
+            for (Records.Received r : all) {
+                firstAppearances
+                        .computeIfAbsent(r.key(), k -> new LinkedHashSet<>())
+                        .add(r.messageId());
+            }
+            for (var e : commitOrder.entrySet()) {
+                assertThat(new ArrayList<>(firstAppearances.get(e.getKey())))
+                        .as("G3: first appearances of key %s follow commit order", e.getKey())
+                        .containsExactlyElementsOf(e.getValue());
+            }
+            int duplicates = all.size() - seen.size();
+            System.out.printf(
+                    "[ProcessKillFailoverIT] %d messages, %d keys: %d records in Kafka, %d duplicates; relay-a (holding %d shards)"
+                            + " was killed after %d messages were committed and %d records published%n",
+                    MESSAGES, KEYS, all.size(), duplicates, leasesOfA, appendedAtKill, publishedAtKill);
 
-      // Records of one key share a partition; Records keeps each partition's offset order.
-      Map<String, LinkedHashSet<UUID>> firstAppearances = new HashMap<>();
-      for (Records.Received r : all) {
-        firstAppearances.computeIfAbsent(r.key(), k -> new LinkedHashSet<>()).add(r.messageId());
-      }
-      for (var e : commitOrder.entrySet()) {
-        assertThat(new ArrayList<>(firstAppearances.get(e.getKey())))
-            .as("G3: first appearances of key %s follow commit order", e.getKey())
-            .containsExactlyElementsOf(e.getValue());
-      }
-      int duplicates = all.size() - seen.size();
-      System.out.printf(
-          "[ProcessKillFailoverIT] %d messages, %d keys: %d records in Kafka, %d duplicates; relay-a (holding %d shards)"
-              + " was killed after %d messages were committed and %d records published%n",
-          MESSAGES, KEYS, all.size(), duplicates, leasesOfA, appendedAtKill, publishedAtKill);
-
-      b.process.destroy(); // SIGTERM
-      assertThat(b.waitFor(90)).as("relay-b exit code after SIGTERM, see %s", b.out).isZero();
+            b.process.destroy(); // SIGTERM
+            assertThat(b.waitFor(90))
+                    .as("relay-b exit code after SIGTERM, see %s", b.out)
+                    .isZero();
+        }
     }
-  }
 
-  /** Commits the messages in small transactions, round-robin over the keys. */
-  private void append(DSLContext dsl, String topic, int to, Map<String, List<UUID>> commitOrder, AtomicInteger appended) {
-    for (int start = 0; start < to; start += PER_TRANSACTION) {
-      List<OutboxMessage> batch = new ArrayList<>();
-      List<String> keys = new ArrayList<>();
-      for (int i = start; i < Math.min(to, start + PER_TRANSACTION); i++) {
-        String key = "key-" + (i % KEYS);
-        keys.add(key);
-        batch.add(OutboxMessage.of(topic, key, "Test", "text/plain", ("message " + i).getBytes()));
-      }
-      List<UUID> ids = dsl.transactionResult(tx -> outbox.appendAll(tx.dsl(), batch));
-      for (int i = 0; i < ids.size(); i++) {
-        commitOrder.computeIfAbsent(keys.get(i), k -> new ArrayList<>()).add(ids.get(i));
-      }
-      appended.addAndGet(ids.size());
+    /** Commits the messages in small transactions, round-robin over the keys. */
+    private void append(
+            DSLContext dsl, String topic, int to, Map<String, List<UUID>> commitOrder, AtomicInteger appended) {
+        for (int start = 0; start < to; start += PER_TRANSACTION) {
+            List<OutboxMessage> batch = new ArrayList<>();
+            List<String> keys = new ArrayList<>();
+            for (int i = start; i < Math.min(to, start + PER_TRANSACTION); i++) {
+                String key = "key-" + (i % KEYS);
+                keys.add(key);
+                batch.add(OutboxMessage.of(topic, key, "Test", "text/plain", ("message " + i).getBytes()));
+            }
+            List<UUID> ids = dsl.transactionResult(tx -> outbox.appendAll(tx.dsl(), batch));
+            for (int i = 0; i < ids.size(); i++) {
+                commitOrder.computeIfAbsent(keys.get(i), k -> new ArrayList<>()).add(ids.get(i));
+            }
+            appended.addAndGet(ids.size());
+        }
     }
-  }
 
-  /** Small batches: more batches in flight when the kill lands, so some are acknowledged but not deleted. */
-  private static Map<String, String> env(TestDatabase db, TestKafka kafka, String id) {
-    Map<String, String> env = ChildRelay.env(db, kafka.bootstrapServers(), id);
-    env.put("OUTBOX_RELAY_BATCH_SIZE", "50");
-    return env;
-  }
-
-  static int liveLeases(TestDatabase db, String owner) throws Exception {
-    return count(db, "select count(*) from outbox.outbox_shard_lease where owner = '" + owner + "' and lease_until > clock_timestamp()");
-  }
-
-  static int count(TestDatabase db, String sql) throws Exception {
-    try (Connection c = db.connect(); Statement st = c.createStatement(); ResultSet rs = st.executeQuery(sql)) {
-      rs.next();
-      return rs.getInt(1);
+    /** Small batches: more batches in flight when the kill lands, so some are acknowledged but not deleted. */
+    private static Map<String, String> env(TestDatabase db, TestKafka kafka, String id) {
+        Map<String, String> env = ChildRelay.env(db, kafka.bootstrapServers(), id);
+        env.put("OUTBOX_RELAY_BATCH_SIZE", "50");
+        return env;
     }
-  }
+
+    static int liveLeases(TestDatabase db, String owner) throws Exception {
+        return count(
+                db,
+                "select count(*) from outbox.outbox_shard_lease where owner = '" + owner
+                        + "' and lease_until > clock_timestamp()");
+    }
+
+    static int count(TestDatabase db, String sql) throws Exception {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery(sql)) {
+            rs.next();
+            return rs.getInt(1);
+        }
+    }
 }

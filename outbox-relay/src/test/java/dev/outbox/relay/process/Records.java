@@ -18,69 +18,69 @@ import org.apache.kafka.common.header.Header;
  * keeping each record's partition, offset, key and message id in the order Kafka returns them.
  */
 final class Records implements AutoCloseable {
-  /** One consumed record. */
-  record Received(int partition, long offset, String key, UUID messageId, int payloadBytes) {}
+    /** One consumed record. */
+    record Received(int partition, long offset, String key, UUID messageId, int payloadBytes) {}
 
-  private final List<Received> received = new ArrayList<>();
-  private final AtomicBoolean running = new AtomicBoolean(true);
-  private final Thread thread;
-  private volatile Throwable failure;
+    private final List<Received> received = new ArrayList<>();
+    private final AtomicBoolean running = new AtomicBoolean(true);
+    private final Thread thread;
+    private volatile Throwable failure;
 
-  Records(Properties consumerProperties, String topic, int partitions) {
-    KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(consumerProperties);
-    List<TopicPartition> all = new ArrayList<>();
-    for (int p = 0; p < partitions; p++) {
-      all.add(new TopicPartition(topic, p));
-    }
-    consumer.assign(all);
-    consumer.seekToBeginning(all);
-    thread =
-        new Thread(
-            () -> {
-              try (consumer) {
-                while (running.get()) {
-                  for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
-                    Header id = r.headers().lastHeader(OutboxHeaders.MESSAGE_ID);
-                    Received rec =
-                        new Received(
-                            r.partition(),
-                            r.offset(),
-                            r.key() == null ? null : new String(r.key(), StandardCharsets.UTF_8),
-                            id == null ? null : UUID.fromString(new String(id.value(), StandardCharsets.UTF_8)),
-                            r.value() == null ? 0 : r.value().length);
-                    synchronized (received) {
-                      received.add(rec);
+    Records(Properties consumerProperties, String topic, int partitions) {
+        KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(consumerProperties);
+        List<TopicPartition> all = new ArrayList<>();
+        for (int p = 0; p < partitions; p++) {
+            all.add(new TopicPartition(topic, p));
+        }
+        consumer.assign(all);
+        consumer.seekToBeginning(all);
+        thread = new Thread(
+                () -> {
+                    try (consumer) {
+                        while (running.get()) {
+                            for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
+                                Header id = r.headers().lastHeader(OutboxHeaders.MESSAGE_ID);
+                                Received rec = new Received(
+                                        r.partition(),
+                                        r.offset(),
+                                        r.key() == null ? null : new String(r.key(), StandardCharsets.UTF_8),
+                                        id == null
+                                                ? null
+                                                : UUID.fromString(new String(id.value(), StandardCharsets.UTF_8)),
+                                        r.value() == null ? 0 : r.value().length);
+                                synchronized (received) {
+                                    received.add(rec);
+                                }
+                            }
+                        }
+                    } catch (Throwable t) {
+                        failure = t;
                     }
-                  }
-                }
-              } catch (Throwable t) {
-                failure = t;
-              }
-            },
-            "test-records-" + topic);
-    thread.setDaemon(true);
-    thread.start();
-  }
-
-  /** @return a snapshot of everything consumed so far */
-  List<Received> all() {
-    if (failure != null) {
-      throw new AssertionError("the test consumer failed", failure);
+                },
+                "test-records-" + topic);
+        thread.setDaemon(true);
+        thread.start();
     }
-    synchronized (received) {
-      return List.copyOf(received);
-    }
-  }
 
-  int size() {
-    synchronized (received) {
-      return received.size();
+    /** @return a snapshot of everything consumed so far */
+    List<Received> all() {
+        if (failure != null) {
+            throw new AssertionError("the test consumer failed", failure);
+        }
+        synchronized (received) {
+            return List.copyOf(received);
+        }
     }
-  }
 
-  @Override
-  public void close() throws InterruptedException {
-    running.set(false);
-    thread.join(10_000);
-  }
+    int size() {
+        synchronized (received) {
+            return received.size();
+        }
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        running.set(false);
+        thread.join(10_000);
+    }
 }

@@ -4,11 +4,11 @@ import static dev.outbox.relay.process.ProcessKillFailoverIT.count;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -30,72 +30,91 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @Tag("integration")
 class ShadedJarIT {
 
-  @Test
-  void theRunnableJarMigratesRunsAndStops(TestDatabase db, TestKafka kafka) throws Exception {
-    Path out = ChildRelay.LOGS.resolve("shaded-jar.out");
-    Path err = ChildRelay.LOGS.resolve("shaded-jar.err");
-    runUntilLeasedThenStop(db, kafka, "jar_smoke", "jar-smoke", out, err, List.of());
-    assertThat(Files.readString(out)).contains("migrations: ").contains("started:");
-  }
-
-  /**
-   * A fresh install and start with {@code log-format=json}: every line on standard output is one JSON
-   * object, and none is a warning or an error. Before, the first migration logged Flyway's "schema
-   * ... already exists" and jOOQ logged that PostgreSQL is "older than" its dialect.
-   */
-  @Test
-  void aFreshStartLogsJsonLinesAndNoWarnings(TestDatabase db, TestKafka kafka) throws Exception {
-    Path out = ChildRelay.LOGS.resolve("shaded-jar-json.out");
-    Path err = ChildRelay.LOGS.resolve("shaded-jar-json.err");
-    runUntilLeasedThenStop(db, kafka, "jar_json", "jar-json", out, err, List.of("--log-format=json"));
-
-    List<String> lines = Files.readAllLines(out);
-    assertThat(lines).isNotEmpty();
-    ObjectMapper json = new ObjectMapper();
-    for (String line : lines) {
-      JsonNode event = json.readTree(line);
-      assertThat(event.isObject()).as(line).isTrue();
-      assertThat(event.path("level").asText()).as(line).isIn("INFO", "DEBUG", "TRACE");
+    @Test
+    void theRunnableJarMigratesRunsAndStops(TestDatabase db, TestKafka kafka) throws Exception {
+        Path out = ChildRelay.LOGS.resolve("shaded-jar.out");
+        Path err = ChildRelay.LOGS.resolve("shaded-jar.err");
+        runUntilLeasedThenStop(db, kafka, "jar_smoke", "jar-smoke", out, err, List.of());
+        assertThat(Files.readString(out)).contains("migrations: ").contains("started:");
     }
-    assertThat(lines).anyMatch(l -> l.contains("\"loggerName\":\"dev.outbox.") && l.contains("started:"));
-    assertThat(Files.readString(err)).as("standard error").isBlank();
-  }
 
-  private static void runUntilLeasedThenStop(TestDatabase db, TestKafka kafka, String schema, String instance,
-      Path out, Path err, List<String> extraArgs) throws Exception {
-    Path jar;
-    try (Stream<Path> files = Files.list(Path.of("target"))) {
-      jar = files.filter(p -> p.getFileName().toString().matches("outbox-relay-.*-all\\.jar")).findFirst()
-          .orElseThrow(() -> new AssertionError("no target/outbox-relay-*-all.jar: run ./mvnw package first"));
+    /**
+     * A fresh install and start with {@code log-format=json}: every line on standard output is one JSON
+     * object, and none is a warning or an error. Before, the first migration logged Flyway's "schema
+     * ... already exists" and jOOQ logged that PostgreSQL is "older than" its dialect.
+     */
+    @Test
+    void aFreshStartLogsJsonLinesAndNoWarnings(TestDatabase db, TestKafka kafka) throws Exception {
+        Path out = ChildRelay.LOGS.resolve("shaded-jar-json.out");
+        Path err = ChildRelay.LOGS.resolve("shaded-jar-json.err");
+        runUntilLeasedThenStop(db, kafka, "jar_json", "jar-json", out, err, List.of("--log-format=json"));
+
+        List<String> lines = Files.readAllLines(out);
+        assertThat(lines).isNotEmpty();
+        ObjectMapper json = new ObjectMapper();
+        for (String line : lines) {
+            JsonNode event = json.readTree(line);
+            assertThat(event.isObject()).as(line).isTrue();
+            assertThat(event.path("level").asText()).as(line).isIn("INFO", "DEBUG", "TRACE");
+        }
+        assertThat(lines).anyMatch(l -> l.contains("\"loggerName\":\"dev.outbox.") && l.contains("started:"));
+        assertThat(Files.readString(err)).as("standard error").isBlank();
     }
-    Files.createDirectories(ChildRelay.LOGS);
-    List<String> command = new ArrayList<>(List.of(
-        Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx256m", "-jar", jar.toString(),
-        "--migrate", "--schema=" + schema, "--migrate-shards=8"));
-    command.addAll(extraArgs);
-    ProcessBuilder pb = new ProcessBuilder(command);
-    pb.environment().keySet().removeIf(k -> k.startsWith(RelaySettings.ENV_PREFIX));
-    Map<String, String> env = ChildRelay.env(db, kafka.bootstrapServers(), instance);
-    pb.environment().putAll(env);
-    pb.redirectOutput(out.toFile());
-    pb.redirectError(err.toFile());
-    Process p = pb.start();
-    try {
-      await("the jar's relay leases the new schema's shards")
-          .atMost(Duration.ofSeconds(120))
-          .pollInterval(Duration.ofMillis(250))
-          .untilAsserted(() -> {
-            assertThat(p.isAlive()).as("alive, see %s", err).isTrue();
-            assertThat(count(db, "select count(*) from pg_tables where schemaname = '" + schema + "'")).isGreaterThanOrEqualTo(5);
-            assertThat(count(db, "select count(*) from " + schema + ".outbox_shard_lease where owner = '" + instance + "'"
-                + " and lease_until > clock_timestamp()")).isEqualTo(8);
-          });
-      p.destroy();
-      assertThat(p.waitFor(90, TimeUnit.SECONDS)).isTrue();
-      assertThat(p.exitValue()).as("exit code, see %s", out).isZero();
-      assertThat(count(db, "select count(*) from " + schema + ".outbox_shard_lease where owner is not null")).isZero();
-    } finally {
-      p.destroyForcibly();
+
+    private static void runUntilLeasedThenStop(
+            TestDatabase db,
+            TestKafka kafka,
+            String schema,
+            String instance,
+            Path out,
+            Path err,
+            List<String> extraArgs)
+            throws Exception {
+        Path jar;
+        try (Stream<Path> files = Files.list(Path.of("target"))) {
+            jar = files.filter(p -> p.getFileName().toString().matches("outbox-relay-.*-all\\.jar"))
+                    .findFirst()
+                    .orElseThrow(
+                            () -> new AssertionError("no target/outbox-relay-*-all.jar: run ./mvnw package first"));
+        }
+        Files.createDirectories(ChildRelay.LOGS);
+        List<String> command = new ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Xmx256m",
+                "-jar",
+                jar.toString(),
+                "--migrate",
+                "--schema=" + schema,
+                "--migrate-shards=8"));
+        command.addAll(extraArgs);
+        ProcessBuilder pb = new ProcessBuilder(command);
+        pb.environment().keySet().removeIf(k -> k.startsWith(RelaySettings.ENV_PREFIX));
+        Map<String, String> env = ChildRelay.env(db, kafka.bootstrapServers(), instance);
+        pb.environment().putAll(env);
+        pb.redirectOutput(out.toFile());
+        pb.redirectError(err.toFile());
+        Process p = pb.start();
+        try {
+            await("the jar's relay leases the new schema's shards")
+                    .atMost(Duration.ofSeconds(120))
+                    .pollInterval(Duration.ofMillis(250))
+                    .untilAsserted(() -> {
+                        assertThat(p.isAlive()).as("alive, see %s", err).isTrue();
+                        assertThat(count(db, "select count(*) from pg_tables where schemaname = '" + schema + "'"))
+                                .isGreaterThanOrEqualTo(5);
+                        assertThat(count(
+                                        db,
+                                        "select count(*) from " + schema + ".outbox_shard_lease where owner = '"
+                                                + instance + "'" + " and lease_until > clock_timestamp()"))
+                                .isEqualTo(8);
+                    });
+            p.destroy();
+            assertThat(p.waitFor(90, TimeUnit.SECONDS)).isTrue();
+            assertThat(p.exitValue()).as("exit code, see %s", out).isZero();
+            assertThat(count(db, "select count(*) from " + schema + ".outbox_shard_lease where owner is not null"))
+                    .isZero();
+        } finally {
+            p.destroyForcibly();
+        }
     }
-  }
 }

@@ -38,198 +38,239 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @ExtendWith(RealServices.class)
 @Tag("integration")
 class ZombieRelayIT {
-  private static final int KEYS = 60;
-  private static final int WRITERS = 4;
-  private static final int PARTITIONS = 3;
-  private static final Duration LEASE = Duration.ofSeconds(6);
-  // between delivery.timeout.ms (half the lease's third: 1 s) and the third (2 s), see ENGINE.md
-  private static final String TIMESTAMP_BOUND_MS = "1500";
+    private static final int KEYS = 60;
+    private static final int WRITERS = 4;
+    private static final int PARTITIONS = 3;
+    private static final Duration LEASE = Duration.ofSeconds(6);
+    // between delivery.timeout.ms (half the lease's third: 1 s) and the third (2 s), see ENGINE.md
+    private static final String TIMESTAMP_BOUND_MS = "1500";
 
-  private final Outbox outbox = Outbox.builder().build();
+    private final Outbox outbox = Outbox.builder().build();
 
-  /**
-   * G3 across a zombie relay, for deduplicating and for last-value consumers: relay-a is paused
-   * with SIGSTOP while it publishes, stays frozen until relay-b took its shards over, published the
-   * writers' newer messages and drained the outbox, and is then resumed. Writers on four threads
-   * serialise per key on a row lock (the per-key sequence is taken under it, so it is the commit
-   * order). Afterwards, for every key, the first appearances follow commit order and the last record
-   * in the partition is the key's latest committed message: nothing relay-a held when it froze
-   * landed after relay-b's records. The topic has {@code message.timestamp.before.max.ms} inside the
-   * lease's margin, as ENGINE.md prescribes for last-value consumers.
-   */
-  @Test
-  @Timeout(value = 8, unit = TimeUnit.MINUTES)
-  void aRelayThawedAfterLosingItsLeasePublishesNothingAfterTheNewOwner(TestDatabase db, TestKafka kafka) throws Exception {
-    zombie(db, kafka, false);
-  }
-
-  /**
-   * G3 across a zombie relay in the strict mode, {@code publish-mode=transactional}, with neither of
-   * the default mode's defences: the topic has no {@code message.timestamp.before.max.ms}, and the
-   * zombie (relay-a) runs with its local lease deadline turned off ({@link
-   * dev.outbox.relay.internal.DeadlineIgnoringMain}), so it sends whatever it holds when it thaws.
-   * Only the broker's fencing of its per-shard transactional ids keeps those records out: a {@code
-   * read_committed} consumer sees, for every key, first appearances in commit order, the latest
-   * committed message last, and not one record made visible after the thaw.
-   */
-  @Test
-  @Timeout(value = 8, unit = TimeUnit.MINUTES)
-  void inTheTransactionalModeTheBrokerFencesAThawedRelay(TestDatabase db, TestKafka kafka) throws Exception {
-    zombie(db, kafka, true);
-  }
-
-  /**
-   * @param transactional the strict mode with only the broker's fence: relay-a ignores its lease
-   *     deadline, the topic has no timestamp bound, the test consumer reads committed records only
-   */
-  private void zombie(TestDatabase db, TestKafka kafka, boolean transactional) throws Exception {
-    String topic = TestKafka.uniqueTopic(transactional ? "zombie-tx" : "zombie");
-    try (Admin admin = kafka.admin()) {
-      admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1)
-          .configs(transactional ? Map.of() : Map.of("message.timestamp.before.max.ms", TIMESTAMP_BOUND_MS))))
-          .all().get(30, TimeUnit.SECONDS);
+    /**
+     * G3 across a zombie relay, for deduplicating and for last-value consumers: relay-a is paused
+     * with SIGSTOP while it publishes, stays frozen until relay-b took its shards over, published the
+     * writers' newer messages and drained the outbox, and is then resumed. Writers on four threads
+     * serialise per key on a row lock (the per-key sequence is taken under it, so it is the commit
+     * order). Afterwards, for every key, the first appearances follow commit order and the last record
+     * in the partition is the key's latest committed message: nothing relay-a held when it froze
+     * landed after relay-b's records. The topic has {@code message.timestamp.before.max.ms} inside the
+     * lease's margin, as ENGINE.md prescribes for last-value consumers.
+     */
+    @Test
+    @Timeout(value = 8, unit = TimeUnit.MINUTES)
+    void aRelayThawedAfterLosingItsLeasePublishesNothingAfterTheNewOwner(TestDatabase db, TestKafka kafka)
+            throws Exception {
+        zombie(db, kafka, false);
     }
-    kafka.createTopic(topic, PARTITIONS); // exists: waits for the leaders
-    DSLContext dsl = db.dsl();
-    dsl.execute("drop table if exists key_lock"); // the class's database is shared by its tests
-    dsl.execute("create table key_lock (k text primary key, seq int not null)");
-    for (int k = 0; k < KEYS; k++) {
-      dsl.execute("insert into key_lock values (?, 0)", "key-" + k);
+
+    /**
+     * G3 across a zombie relay in the strict mode, {@code publish-mode=transactional}, with neither of
+     * the default mode's defences: the topic has no {@code message.timestamp.before.max.ms}, and the
+     * zombie (relay-a) runs with its local lease deadline turned off ({@link
+     * dev.outbox.relay.internal.DeadlineIgnoringMain}), so it sends whatever it holds when it thaws.
+     * Only the broker's fencing of its per-shard transactional ids keeps those records out: a {@code
+     * read_committed} consumer sees, for every key, first appearances in commit order, the latest
+     * committed message last, and not one record made visible after the thaw.
+     */
+    @Test
+    @Timeout(value = 8, unit = TimeUnit.MINUTES)
+    void inTheTransactionalModeTheBrokerFencesAThawedRelay(TestDatabase db, TestKafka kafka) throws Exception {
+        zombie(db, kafka, true);
     }
-    Map<String, TreeMap<Integer, UUID>> committed = new ConcurrentHashMap<>();
 
-    java.util.Properties consumer = kafka.consumerProperties("unused");
-    if (transactional) {
-      consumer.put("isolation.level", "read_committed");
-    }
-    String mode = transactional ? "tx-" : "";
-    try (Records records = new Records(consumer, topic, PARTITIONS);
-        ChildRelay a = ChildRelay.start("zombie-" + mode + "a", env(db, kafka, "relay-a", transactional),
-            transactional ? dev.outbox.relay.internal.DeadlineIgnoringMain.class : Main.class);
-        ChildRelay b = ChildRelay.start("zombie-" + mode + "b", env(db, kafka, "relay-b", transactional))) {
-      await("both relays lease shards")
-          .atMost(Duration.ofSeconds(300))
-          .pollInterval(Duration.ofMillis(250))
-          .untilAsserted(() -> {
-            assertThat(a.process.isAlive()).as("relay-a alive, see %s", a.err).isTrue();
-            assertThat(b.process.isAlive()).as("relay-b alive, see %s", b.err).isTrue();
-            assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-a")).isPositive();
-            assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-b")).isPositive();
-          });
-
-      AtomicBoolean writing = new AtomicBoolean(true);
-      AtomicInteger appended = new AtomicInteger();
-      AtomicReference<Throwable> failure = new AtomicReference<>();
-      List<Thread> writers = new ArrayList<>();
-      for (int w = 0; w < WRITERS; w++) {
-        Thread t = new Thread(() -> {
-          try {
-            while (writing.get()) {
-              append(dsl, topic, committed);
-              appended.incrementAndGet();
-            }
-          } catch (Throwable e) {
-            failure.set(e);
-          }
-        }, "test-writer-" + w);
-        t.start();
-        writers.add(t);
-      }
-      // generous: 64 transactional producers and a broker in one JVM are slow on a loaded machine
-      await("relay-a publishing").atMost(Duration.ofSeconds(180))
-          .until(() -> records.size() >= 2_000 || failure.get() != null);
-
-      signal("STOP", a);
-      int leasesOfA = ProcessKillFailoverIT.liveLeases(db, "relay-a");
-      try {
-        // relay-b takes relay-a's shards when their leases expire, and publishes newer messages of their keys
-        await("relay-b owns every shard").atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(250))
-            .untilAsserted(() -> assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-b")).isEqualTo(64));
-        Thread.sleep(3_000);
-        writing.set(false);
-        for (Thread t : writers) {
-          t.join(60_000);
+    /**
+     * @param transactional the strict mode with only the broker's fence: relay-a ignores its lease
+     *     deadline, the topic has no timestamp bound, the test consumer reads committed records only
+     */
+    private void zombie(TestDatabase db, TestKafka kafka, boolean transactional) throws Exception {
+        String topic = TestKafka.uniqueTopic(transactional ? "zombie-tx" : "zombie");
+        try (Admin admin = kafka.admin()) {
+            admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1)
+                            .configs(
+                                    transactional
+                                            ? Map.of()
+                                            : Map.of("message.timestamp.before.max.ms", TIMESTAMP_BOUND_MS))))
+                    .all()
+                    .get(30, TimeUnit.SECONDS);
         }
-        assertThat(failure.get()).isNull();
-        await("relay-b drained the outbox").atMost(Duration.ofSeconds(120)).untilAsserted(() ->
-            assertThat(ProcessKillFailoverIT.count(db, "select count(*) from outbox.outbox_message")).isZero());
-        await("every committed message in Kafka").atMost(Duration.ofSeconds(60)).untilAsserted(() -> {
-          Set<UUID> seen = new java.util.HashSet<>();
-          records.all().forEach(r -> seen.add(r.messageId()));
-          assertThat(seen).hasSizeGreaterThanOrEqualTo(appended.get());
+        kafka.createTopic(topic, PARTITIONS); // exists: waits for the leaders
+        DSLContext dsl = db.dsl();
+        dsl.execute("drop table if exists key_lock"); // the class's database is shared by its tests
+        dsl.execute("create table key_lock (k text primary key, seq int not null)");
+        for (int k = 0; k < KEYS; k++) {
+            dsl.execute("insert into key_lock values (?, 0)", "key-" + k);
+        }
+        Map<String, TreeMap<Integer, UUID>> committed = new ConcurrentHashMap<>();
+
+        java.util.Properties consumer = kafka.consumerProperties("unused");
+        if (transactional) {
+            consumer.put("isolation.level", "read_committed");
+        }
+        String mode = transactional ? "tx-" : "";
+        try (Records records = new Records(consumer, topic, PARTITIONS);
+                ChildRelay a = ChildRelay.start(
+                        "zombie-" + mode + "a",
+                        env(db, kafka, "relay-a", transactional),
+                        transactional ? dev.outbox.relay.internal.DeadlineIgnoringMain.class : Main.class);
+                ChildRelay b = ChildRelay.start("zombie-" + mode + "b", env(db, kafka, "relay-b", transactional))) {
+            await("both relays lease shards")
+                    .atMost(Duration.ofSeconds(300))
+                    .pollInterval(Duration.ofMillis(250))
+                    .untilAsserted(() -> {
+                        assertThat(a.process.isAlive())
+                                .as("relay-a alive, see %s", a.err)
+                                .isTrue();
+                        assertThat(b.process.isAlive())
+                                .as("relay-b alive, see %s", b.err)
+                                .isTrue();
+                        assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-a"))
+                                .isPositive();
+                        assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-b"))
+                                .isPositive();
+                    });
+
+            AtomicBoolean writing = new AtomicBoolean(true);
+            AtomicInteger appended = new AtomicInteger();
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            List<Thread> writers = new ArrayList<>();
+            for (int w = 0; w < WRITERS; w++) {
+                Thread t = new Thread(
+                        () -> {
+                            try {
+                                while (writing.get()) {
+                                    append(dsl, topic, committed);
+                                    appended.incrementAndGet();
+                                }
+                            } catch (Throwable e) {
+                                failure.set(e);
+                            }
+                        },
+                        "test-writer-" + w);
+                t.start();
+                writers.add(t);
+            }
+            // generous: 64 transactional producers and a broker in one JVM are slow on a loaded machine
+            await("relay-a publishing")
+                    .atMost(Duration.ofSeconds(180))
+                    .until(() -> records.size() >= 2_000 || failure.get() != null);
+
+            signal("STOP", a);
+            int leasesOfA = ProcessKillFailoverIT.liveLeases(db, "relay-a");
+            try {
+                // relay-b takes relay-a's shards when their leases expire, and publishes newer messages of their keys
+                await("relay-b owns every shard")
+                        .atMost(Duration.ofSeconds(60))
+                        .pollInterval(Duration.ofMillis(250))
+                        .untilAsserted(() -> assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-b"))
+                                .isEqualTo(64));
+                Thread.sleep(3_000);
+                writing.set(false);
+                for (Thread t : writers) {
+                    t.join(60_000);
+                }
+                assertThat(failure.get()).isNull();
+                await("relay-b drained the outbox")
+                        .atMost(Duration.ofSeconds(120))
+                        .untilAsserted(() -> assertThat(
+                                        ProcessKillFailoverIT.count(db, "select count(*) from outbox.outbox_message"))
+                                .isZero());
+                await("every committed message in Kafka")
+                        .atMost(Duration.ofSeconds(60))
+                        .untilAsserted(() -> {
+                            Set<UUID> seen = new java.util.HashSet<>();
+                            records.all().forEach(r -> seen.add(r.messageId()));
+                            assertThat(seen).hasSizeGreaterThanOrEqualTo(appended.get());
+                        });
+            } finally {
+                signal("CONT", a);
+            }
+            int beforeThaw = records.size();
+            // the thawed relay finds its leases gone, drops its shards and claims its share again; anything it
+            // still held from before the freeze would arrive now
+            await("relay-a back in the rotation")
+                    .atMost(Duration.ofSeconds(60))
+                    .pollInterval(Duration.ofMillis(250))
+                    .untilAsserted(() -> assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-a"))
+                            .isPositive());
+            Thread.sleep(3_000);
+
+            List<Records.Received> all = records.all();
+            Map<String, LinkedHashSet<UUID>> first = new HashMap<>();
+            Map<String, UUID> last = new HashMap<>();
+            for (Records.Received r : all) {
+                first.computeIfAbsent(r.key(), k -> new LinkedHashSet<>()).add(r.messageId());
+                last.put(r.key(), r.messageId());
+            }
+            int total = 0;
+            for (var e : committed.entrySet()) {
+                List<UUID> order = new ArrayList<>(e.getValue().values());
+                total += order.size();
+                assertThat(new ArrayList<>(first.get(e.getKey())))
+                        .as("G3: first appearances of %s follow commit order", e.getKey())
+                        .containsExactlyElementsOf(order);
+                assertThat(last.get(e.getKey()))
+                        .as("G3: the last record of %s is its latest committed message", e.getKey())
+                        .isEqualTo(order.get(order.size() - 1));
+            }
+            assertThat(total).isEqualTo(appended.get());
+            assertThat(leasesOfA).as("relay-a held shards when it froze").isPositive();
+            long fencedLines =
+                    a.stdout().lines().filter(l -> l.contains("no longer held")).count();
+            System.out.printf(
+                    "[ZombieRelayIT] %s: %d messages on %d keys, %d records in Kafka (%d after the thaw); relay-a froze"
+                            + " holding %d shards; after the thaw it reported %d fenced write(s) or commit(s)%n",
+                    transactional ? "transactional, no deadline, no timestamp bound" : "idempotent",
+                    total,
+                    KEYS,
+                    all.size(),
+                    all.size() - beforeThaw,
+                    leasesOfA,
+                    fencedLines);
+            if (transactional) {
+                // relay-b had drained the outbox and the writers had stopped: whatever appears now is relay-a's
+                assertThat(all.size() - beforeThaw)
+                        .as("records made visible after the thaw")
+                        .isZero();
+            }
+            a.process.destroy();
+            b.process.destroy();
+            assertThat(a.waitFor(90)).as("relay-a exit code, see %s", a.err).isZero();
+            assertThat(b.waitFor(90)).as("relay-b exit code, see %s", b.err).isZero();
+        }
+    }
+
+    /** One message of a random key, its sequence taken under the key's row lock before the append. */
+    private void append(DSLContext dsl, String topic, Map<String, TreeMap<Integer, UUID>> committed) {
+        String key = "key-" + ThreadLocalRandom.current().nextInt(KEYS);
+        Object[] result = dsl.transactionResult(tx -> {
+            int seq = tx.dsl()
+                    .fetchOne("update key_lock set seq = seq + 1 where k = ? returning seq", key)
+                    .get(0, Integer.class);
+            UUID id = outbox.append(
+                    tx.dsl(), OutboxMessage.of(topic, key, "Test", "text/plain", ("seq " + seq).getBytes()));
+            return new Object[] {seq, id};
         });
-      } finally {
-        signal("CONT", a);
-      }
-      int beforeThaw = records.size();
-      // the thawed relay finds its leases gone, drops its shards and claims its share again; anything it
-      // still held from before the freeze would arrive now
-      await("relay-a back in the rotation").atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(250))
-          .untilAsserted(() -> assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-a")).isPositive());
-      Thread.sleep(3_000);
-
-      List<Records.Received> all = records.all();
-      Map<String, LinkedHashSet<UUID>> first = new HashMap<>();
-      Map<String, UUID> last = new HashMap<>();
-      for (Records.Received r : all) {
-        first.computeIfAbsent(r.key(), k -> new LinkedHashSet<>()).add(r.messageId());
-        last.put(r.key(), r.messageId());
-      }
-      int total = 0;
-      for (var e : committed.entrySet()) {
-        List<UUID> order = new ArrayList<>(e.getValue().values());
-        total += order.size();
-        assertThat(new ArrayList<>(first.get(e.getKey())))
-            .as("G3: first appearances of %s follow commit order", e.getKey())
-            .containsExactlyElementsOf(order);
-        assertThat(last.get(e.getKey()))
-            .as("G3: the last record of %s is its latest committed message", e.getKey())
-            .isEqualTo(order.get(order.size() - 1));
-      }
-      assertThat(total).isEqualTo(appended.get());
-      assertThat(leasesOfA).as("relay-a held shards when it froze").isPositive();
-      long fencedLines = a.stdout().lines().filter(l -> l.contains("no longer held")).count();
-      System.out.printf("[ZombieRelayIT] %s: %d messages on %d keys, %d records in Kafka (%d after the thaw); relay-a froze"
-          + " holding %d shards; after the thaw it reported %d fenced write(s) or commit(s)%n",
-          transactional ? "transactional, no deadline, no timestamp bound" : "idempotent", total, KEYS, all.size(),
-          all.size() - beforeThaw, leasesOfA, fencedLines);
-      if (transactional) {
-        // relay-b had drained the outbox and the writers had stopped: whatever appears now is relay-a's
-        assertThat(all.size() - beforeThaw).as("records made visible after the thaw").isZero();
-      }
-      a.process.destroy();
-      b.process.destroy();
-      assertThat(a.waitFor(90)).as("relay-a exit code, see %s", a.err).isZero();
-      assertThat(b.waitFor(90)).as("relay-b exit code, see %s", b.err).isZero();
+        TreeMap<Integer, UUID> perKey = committed.computeIfAbsent(key, k -> new TreeMap<>());
+        synchronized (perKey) {
+            perKey.put((Integer) result[0], (UUID) result[1]);
+        }
     }
-  }
 
-  /** One message of a random key, its sequence taken under the key's row lock before the append. */
-  private void append(DSLContext dsl, String topic, Map<String, TreeMap<Integer, UUID>> committed) {
-    String key = "key-" + ThreadLocalRandom.current().nextInt(KEYS);
-    Object[] result = dsl.transactionResult(tx -> {
-      int seq = tx.dsl().fetchOne("update key_lock set seq = seq + 1 where k = ? returning seq", key).get(0, Integer.class);
-      UUID id = outbox.append(tx.dsl(), OutboxMessage.of(topic, key, "Test", "text/plain", ("seq " + seq).getBytes()));
-      return new Object[] {seq, id};
-    });
-    TreeMap<Integer, UUID> perKey = committed.computeIfAbsent(key, k -> new TreeMap<>());
-    synchronized (perKey) {
-      perKey.put((Integer) result[0], (UUID) result[1]);
+    private static void signal(String signal, ChildRelay relay) throws Exception {
+        Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(relay.process.pid()))
+                .inheritIO()
+                .start();
+        assertThat(kill.waitFor()).as("kill -%s %s", signal, relay.name).isZero();
     }
-  }
 
-  private static void signal(String signal, ChildRelay relay) throws Exception {
-    Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(relay.process.pid())).inheritIO().start();
-    assertThat(kill.waitFor()).as("kill -%s %s", signal, relay.name).isZero();
-  }
-
-  private static Map<String, String> env(TestDatabase db, TestKafka kafka, String id, boolean transactional) {
-    Map<String, String> env = ChildRelay.env(db, kafka.bootstrapServers(), id);
-    if (transactional) {
-      env.put(RelaySettings.PUBLISH_MODE.envVar(), "transactional");
+    private static Map<String, String> env(TestDatabase db, TestKafka kafka, String id, boolean transactional) {
+        Map<String, String> env = ChildRelay.env(db, kafka.bootstrapServers(), id);
+        if (transactional) {
+            env.put(RelaySettings.PUBLISH_MODE.envVar(), "transactional");
+        }
+        env.put("OUTBOX_RELAY_LEASE_DURATION", LEASE.toSeconds() + "s");
+        env.put("OUTBOX_RELAY_BATCH_SIZE", "100");
+        return env;
     }
-    env.put("OUTBOX_RELAY_LEASE_DURATION", LEASE.toSeconds() + "s");
-    env.put("OUTBOX_RELAY_BATCH_SIZE", "100");
-    return env;
-  }
 }

@@ -12,31 +12,33 @@ import org.springframework.boot.health.contributor.Health;
  * without partitions (more instances than partitions) is not a failure: its details say so.
  */
 public final class ConsumersHealthIndicator extends AbstractHealthIndicator {
-  private final List<IdempotentConsumer> consumers;
+    private final List<IdempotentConsumer> consumers;
 
-  public ConsumersHealthIndicator(List<IdempotentConsumer> consumers) {
-    super("outbox consumer health check failed");
-    this.consumers = List.copyOf(consumers);
-  }
+    public ConsumersHealthIndicator(List<IdempotentConsumer> consumers) {
+        super("outbox consumer health check failed");
+        this.consumers = List.copyOf(consumers);
+    }
 
-  @Override
-  protected void doHealthCheck(Health.Builder builder) {
-    boolean healthy = true;
-    for (IdempotentConsumer consumer : consumers) {
-      IdempotentConsumer.Readiness r = consumer.readiness();
-      boolean ok = r.running() && r.databaseBreakerClosed() && r.deadLetterBreakerClosed();
-      healthy &= ok;
-      builder.withDetail(consumer.name(), Map.of(
-          "running", r.running(),
-          "partitions", r.partitions(),
-          "databaseBreakerClosed", r.databaseBreakerClosed(),
-          "deadLetterBreakerClosed", r.deadLetterBreakerClosed(),
-          "reason", r.reason() == null ? "" : r.reason()));
+    @Override
+    protected void doHealthCheck(Health.Builder builder) {
+        boolean healthy = true;
+        for (IdempotentConsumer consumer : consumers) {
+            IdempotentConsumer.Readiness r = consumer.readiness();
+            boolean ok = r.running() && r.databaseBreakerClosed() && r.deadLetterBreakerClosed();
+            healthy &= ok;
+            builder.withDetail(
+                    consumer.name(),
+                    Map.of(
+                            "running", r.running(),
+                            "partitions", r.partitions(),
+                            "databaseBreakerClosed", r.databaseBreakerClosed(),
+                            "deadLetterBreakerClosed", r.deadLetterBreakerClosed(),
+                            "reason", r.reason() == null ? "" : r.reason()));
+        }
+        if (healthy) {
+            builder.up();
+        } else {
+            builder.down();
+        }
     }
-    if (healthy) {
-      builder.up();
-    } else {
-      builder.down();
-    }
-  }
 }

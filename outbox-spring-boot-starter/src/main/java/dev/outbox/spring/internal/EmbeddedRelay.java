@@ -9,37 +9,37 @@ import org.springframework.context.SmartLifecycle;
  * flight and handing its leases back) when the context stops.
  */
 public final class EmbeddedRelay implements SmartLifecycle {
-  private final Relay relay;
-  private volatile boolean running;
+    private final Relay relay;
+    private volatile boolean running;
 
-  public EmbeddedRelay(Relay relay) {
-    this.relay = Objects.requireNonNull(relay, "relay may not be null");
-  }
-
-  @Override
-  public synchronized void start() {
-    if (!running) {
-      relay.start();
-      running = true;
+    public EmbeddedRelay(Relay relay) {
+        this.relay = Objects.requireNonNull(relay, "relay may not be null");
     }
-  }
 
-  @Override
-  public synchronized void stop() {
-    if (running) {
-      relay.close();
-      running = false;
+    @Override
+    public synchronized void start() {
+        if (!running) {
+            relay.start();
+            running = true;
+        }
     }
-  }
 
-  @Override
-  public boolean isRunning() {
-    return running;
-  }
+    @Override
+    public synchronized void stop() {
+        if (running) {
+            relay.close();
+            running = false;
+        }
+    }
 
-  /** Late start, early stop: after the web server and listeners are up, before the pool closes. */
-  @Override
-  public int getPhase() {
-    return Integer.MAX_VALUE - 2048;
-  }
+    @Override
+    public boolean isRunning() {
+        return running;
+    }
+
+    /** Late start, early stop: after the web server and listeners are up, before the pool closes. */
+    @Override
+    public int getPhase() {
+        return Integer.MAX_VALUE - 2048;
+    }
 }

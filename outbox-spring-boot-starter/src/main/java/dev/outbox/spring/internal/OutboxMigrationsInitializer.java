@@ -13,21 +13,21 @@ import org.springframework.beans.factory.InitializingBean;
  * own Flyway migrations and their versions.
  */
 public final class OutboxMigrationsInitializer implements InitializingBean {
-  private static final Logger LOG = LoggerFactory.getLogger(OutboxMigrationsInitializer.class);
+    private static final Logger LOG = LoggerFactory.getLogger(OutboxMigrationsInitializer.class);
 
-  private final DataSource dataSource;
-  private final String schema;
-  private final int shards;
+    private final DataSource dataSource;
+    private final String schema;
+    private final int shards;
 
-  public OutboxMigrationsInitializer(DataSource dataSource, String schema, int shards) {
-    this.dataSource = dataSource;
-    this.schema = schema;
-    this.shards = shards;
-  }
+    public OutboxMigrationsInitializer(DataSource dataSource, String schema, int shards) {
+        this.dataSource = dataSource;
+        this.schema = schema;
+        this.shards = shards;
+    }
 
-  @Override
-  public void afterPropertiesSet() {
-    MigrationResult result = OutboxMigrations.migrate(dataSource, schema, shards);
-    LOG.info("[outbox] migrations of schema {}: {}", schema, result);
-  }
+    @Override
+    public void afterPropertiesSet() {
+        MigrationResult result = OutboxMigrations.migrate(dataSource, schema, shards);
+        LOG.info("[outbox] migrations of schema {}: {}", schema, result);
+    }
 }

@@ -16,42 +16,44 @@ import org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandl
  * refreshed; an uncovered POST or PATCH fails the start (or is logged, with {@code warn-only}).
  */
 public final class SpringMvcGate implements ApplicationListener<ContextRefreshedEvent> {
-  private final IdempotencyFilter filter;
-  private final OutboxProperties.Gate settings;
-  private final String servletPath;
-  private final String errorPath;
+    private final IdempotencyFilter filter;
+    private final OutboxProperties.Gate settings;
+    private final String servletPath;
+    private final String errorPath;
 
-  /**
-   * @param filter the application's filter
-   * @param settings the gate's settings
-   * @param servletPath the DispatcherServlet's path ({@code spring.mvc.servlet.path}), "" for "/"
-   * @param errorPath Spring Boot's error page ({@code server.error.path}): its controller answers
-   *     every method for requests that already failed, and is not an endpoint of the application
-   */
-  public SpringMvcGate(IdempotencyFilter filter, OutboxProperties.Gate settings, String servletPath, String errorPath) {
-    this.filter = filter;
-    this.settings = settings;
-    this.servletPath = servletPath;
-    this.errorPath = errorPath;
-  }
-
-  @Override
-  public void onApplicationEvent(ContextRefreshedEvent event) {
-    List<Endpoint> endpoints = new ArrayList<>();
-    for (RequestMappingHandlerMapping mapping :
-        event.getApplicationContext().getBeansOfType(RequestMappingHandlerMapping.class).values()) {
-      for (Endpoint endpoint : SpringMvcEndpoints.of(mapping, servletPath)) {
-        if (!endpoint.path().equals(errorPath)) {
-          endpoints.add(endpoint);
-        }
-      }
+    /**
+     * @param filter the application's filter
+     * @param settings the gate's settings
+     * @param servletPath the DispatcherServlet's path ({@code spring.mvc.servlet.path}), "" for "/"
+     * @param errorPath Spring Boot's error page ({@code server.error.path}): its controller answers
+     *     every method for requests that already failed, and is not an endpoint of the application
+     */
+    public SpringMvcGate(
+            IdempotencyFilter filter, OutboxProperties.Gate settings, String servletPath, String errorPath) {
+        this.filter = filter;
+        this.settings = settings;
+        this.servletPath = servletPath;
+        this.errorPath = errorPath;
     }
-    IdempotencyGate.builder()
-        .filter(filter)
-        .methods(settings.getMethods().toArray(String[]::new))
-        .exemptAll(settings.getExemptions())
-        .warnOnly(settings.isWarnOnly())
-        .build()
-        .check(endpoints);
-  }
+
+    @Override
+    public void onApplicationEvent(ContextRefreshedEvent event) {
+        List<Endpoint> endpoints = new ArrayList<>();
+        for (RequestMappingHandlerMapping mapping : event.getApplicationContext()
+                .getBeansOfType(RequestMappingHandlerMapping.class)
+                .values()) {
+            for (Endpoint endpoint : SpringMvcEndpoints.of(mapping, servletPath)) {
+                if (!endpoint.path().equals(errorPath)) {
+                    endpoints.add(endpoint);
+                }
+            }
+        }
+        IdempotencyGate.builder()
+                .filter(filter)
+                .methods(settings.getMethods().toArray(String[]::new))
+                .exemptAll(settings.getExemptions())
+                .warnOnly(settings.isWarnOnly())
+                .build()
+                .check(endpoints);
+    }
 }

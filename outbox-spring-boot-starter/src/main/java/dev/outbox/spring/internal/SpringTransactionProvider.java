@@ -14,32 +14,32 @@ import org.springframework.transaction.support.DefaultTransactionDefinition;
  * so that code inside it, {@code @Transactional} methods included, joins it.
  */
 public final class SpringTransactionProvider implements TransactionProvider {
-  private final PlatformTransactionManager transactionManager;
+    private final PlatformTransactionManager transactionManager;
 
-  public SpringTransactionProvider(PlatformTransactionManager transactionManager) {
-    this.transactionManager = Objects.requireNonNull(transactionManager, "transactionManager may not be null");
-  }
+    public SpringTransactionProvider(PlatformTransactionManager transactionManager) {
+        this.transactionManager = Objects.requireNonNull(transactionManager, "transactionManager may not be null");
+    }
 
-  @Override
-  public void begin(TransactionContext ctx) {
-    TransactionStatus status = transactionManager.getTransaction(
-        new DefaultTransactionDefinition(TransactionDefinition.PROPAGATION_REQUIRED));
-    ctx.transaction(new SpringTransaction(status));
-  }
+    @Override
+    public void begin(TransactionContext ctx) {
+        TransactionStatus status = transactionManager.getTransaction(
+                new DefaultTransactionDefinition(TransactionDefinition.PROPAGATION_REQUIRED));
+        ctx.transaction(new SpringTransaction(status));
+    }
 
-  @Override
-  public void commit(TransactionContext ctx) {
-    transactionManager.commit(status(ctx));
-  }
+    @Override
+    public void commit(TransactionContext ctx) {
+        transactionManager.commit(status(ctx));
+    }
 
-  @Override
-  public void rollback(TransactionContext ctx) {
-    transactionManager.rollback(status(ctx));
-  }
+    @Override
+    public void rollback(TransactionContext ctx) {
+        transactionManager.rollback(status(ctx));
+    }
 
-  private static TransactionStatus status(TransactionContext ctx) {
-    return ((SpringTransaction) ctx.transaction()).status;
-  }
+    private static TransactionStatus status(TransactionContext ctx) {
+        return ((SpringTransaction) ctx.transaction()).status;
+    }
 
-  private record SpringTransaction(TransactionStatus status) implements Transaction {}
+    private record SpringTransaction(TransactionStatus status) implements Transaction {}
 }

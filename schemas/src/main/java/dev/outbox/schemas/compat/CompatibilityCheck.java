@@ -1,5 +1,6 @@
 package dev.outbox.schemas.compat;
 
+import dev.outbox.schemas.AvroCodec;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
@@ -14,15 +15,12 @@ import java.util.TreeMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
-
 import org.apache.avro.Schema;
 import org.apache.avro.SchemaCompatibility;
 import org.apache.avro.SchemaCompatibility.Incompatibility;
 import org.apache.avro.SchemaCompatibility.SchemaCompatibilityResult;
 import org.apache.avro.SchemaCompatibility.SchemaCompatibilityType;
 import org.apache.avro.SchemaCompatibility.SchemaIncompatibilityType;
-
-import dev.outbox.schemas.AvroCodec;
 
 /**
  * Build-time check that every current Avro schema can read data written by every kept older
@@ -52,8 +50,7 @@ public final class CompatibilityCheck {
     private static final Pattern VERSION_FILE = Pattern.compile("v([1-9][0-9]*)\\.avsc");
     private static final String GENERAL_FIX = "add a default to the new field or keep the old field";
 
-    private CompatibilityCheck() {
-    }
+    private CompatibilityCheck() {}
 
     /**
      * Checks the schemas under {@code currentDir} against their kept versions under {@code historyDir}.
@@ -76,8 +73,15 @@ public final class CompatibilityCheck {
             }
             Path previous = currentFiles.putIfAbsent(schema.getFullName(), file);
             if (previous != null) {
-                problems.add(new Problem(Problem.Kind.DUPLICATE_NAME, file, schema.getFullName(), null, null, null,
-                        "also defined by " + previous, "define each schema in exactly one current .avsc file"));
+                problems.add(new Problem(
+                        Problem.Kind.DUPLICATE_NAME,
+                        file,
+                        schema.getFullName(),
+                        null,
+                        null,
+                        null,
+                        "also defined by " + previous,
+                        "define each schema in exactly one current .avsc file"));
             } else {
                 currentSchemas.put(schema.getFullName(), schema);
             }
@@ -88,9 +92,16 @@ public final class CompatibilityCheck {
             String fullName = folder.getKey();
             Schema current = currentSchemas.get(fullName);
             if (current == null) {
-                problems.add(new Problem(Problem.Kind.NO_CURRENT_SCHEMA, historyDir.resolve(fullName), fullName, null, null, null,
-                        "history folder has no current schema named " + fullName + " under " + currentDir,
-                        "name the folder after the current schema's full name (namespace.Name), or delete it if the type is retired"));
+                problems.add(
+                        new Problem(
+                                Problem.Kind.NO_CURRENT_SCHEMA,
+                                historyDir.resolve(fullName),
+                                fullName,
+                                null,
+                                null,
+                                null,
+                                "history folder has no current schema named " + fullName + " under " + currentDir,
+                                "name the folder after the current schema's full name (namespace.Name), or delete it if the type is retired"));
             }
             for (Path older : folder.getValue().values()) {
                 Schema old = parse(older, problems);
@@ -98,7 +109,13 @@ public final class CompatibilityCheck {
                     continue;
                 }
                 if (!old.getFullName().equals(fullName) && !aliases(current).contains(old.getFullName())) {
-                    problems.add(new Problem(Problem.Kind.NAME_MISMATCH, older, old.getFullName(), null, null, null,
+                    problems.add(new Problem(
+                            Problem.Kind.NAME_MISMATCH,
+                            older,
+                            old.getFullName(),
+                            null,
+                            null,
+                            null,
                             "kept as an older version of " + fullName + " but defines " + old.getFullName(),
                             "keep only older versions of " + fullName + " in this folder (move the file to "
                                     + historyDir.resolve(old.getFullName()) + "), or, for a rename, list \""
@@ -162,7 +179,8 @@ public final class CompatibilityCheck {
                 err.println("  " + problem.message());
             }
             err.println("The current schema in " + currentDir + " must read data written by every kept version in "
-                    + historyDir + "/<FullName>/v<N>.avsc. To evolve a schema, copy the current file to the next vN there"
+                    + historyDir
+                    + "/<FullName>/v<N>.avsc. To evolve a schema, copy the current file to the next vN there"
                     + " first, then change it compatibly (see schemas/README.md).");
             return 1;
         }
@@ -186,7 +204,8 @@ public final class CompatibilityCheck {
      */
     public static void writeIndex(Path currentDir, Path historyDir, Path indexFile) {
         List<String> lines = new ArrayList<>();
-        lines.add("# Avro schemas packaged in this jar, read by dev.outbox.schemas.AvroCodec.create(); generated by the build");
+        lines.add(
+                "# Avro schemas packaged in this jar, read by dev.outbox.schemas.AvroCodec.create(); generated by the build");
         for (Path file : avscFiles(currentDir)) {
             lines.add(AvroCodec.CURRENT_RESOURCE_ROOT + resourcePath(currentDir.relativize(file)));
         }
@@ -205,23 +224,31 @@ public final class CompatibilityCheck {
     }
 
     private static void compare(Path currentFile, Schema current, Path olderFile, Schema old, List<Problem> problems) {
-        SchemaCompatibilityResult result = SchemaCompatibility.checkReaderWriterCompatibility(current, old).getResult();
+        SchemaCompatibilityResult result =
+                SchemaCompatibility.checkReaderWriterCompatibility(current, old).getResult();
         if (result.getCompatibility() != SchemaCompatibilityType.INCOMPATIBLE) {
             return;
         }
         for (Incompatibility incompatibility : result.getIncompatibilities()) {
             String pointer = incompatibility.getLocation();
             String path = fieldPath(current, pointer);
-            problems.add(new Problem(Problem.Kind.INCOMPATIBLE, currentFile, current.getFullName(), olderFile,
-                    incompatibility.getType().name(), path == null ? pointer : pointer + " (" + path + ")",
-                    detail(incompatibility), fix(incompatibility.getType())));
+            problems.add(new Problem(
+                    Problem.Kind.INCOMPATIBLE,
+                    currentFile,
+                    current.getFullName(),
+                    olderFile,
+                    incompatibility.getType().name(),
+                    path == null ? pointer : pointer + " (" + path + ")",
+                    detail(incompatibility),
+                    fix(incompatibility.getType())));
         }
     }
 
     private static String detail(Incompatibility incompatibility) {
         return switch (incompatibility.getType()) {
-            case READER_FIELD_MISSING_DEFAULT_VALUE -> "field '" + incompatibility.getMessage()
-                    + "' has no default, and data written by the older version does not have it";
+            case READER_FIELD_MISSING_DEFAULT_VALUE ->
+                "field '" + incompatibility.getMessage()
+                        + "' has no default, and data written by the older version does not have it";
             default -> incompatibility.getMessage();
         };
     }
@@ -229,9 +256,10 @@ public final class CompatibilityCheck {
     private static String fix(SchemaIncompatibilityType type) {
         return switch (type) {
             case READER_FIELD_MISSING_DEFAULT_VALUE -> GENERAL_FIX;
-            case TYPE_MISMATCH -> "keep the old field with its old type (Avro only promotes int to long/float/double, "
-                    + "long to float/double, float to double and string to/from bytes); for another type add a new field "
-                    + "with a default instead. In general: " + GENERAL_FIX;
+            case TYPE_MISMATCH ->
+                "keep the old field with its old type (Avro only promotes int to long/float/double, "
+                        + "long to float/double, float to double and string to/from bytes); for another type add a new field "
+                        + "with a default instead. In general: " + GENERAL_FIX;
             case NAME_MISMATCH -> "keep the old name, or list the old full name in the \"aliases\" of the renamed type";
             case FIXED_SIZE_MISMATCH -> "keep the fixed size; for another size add a new field with a default";
             case MISSING_ENUM_SYMBOLS -> "keep the removed enum symbols, or give the enum a \"default\" symbol";
@@ -244,10 +272,20 @@ public final class CompatibilityCheck {
         try {
             return new Schema.Parser().parse(file.toFile());
         } catch (IOException | RuntimeException e) {
-            String detail = e.getMessage() == null ? e.getClass().getName() : e.getMessage().strip();
-            problems.add(new Problem(Problem.Kind.UNPARSEABLE, file, null, null, null, null,
-                    "cannot parse Avro schema: " + detail.replaceAll("\\s+", " ").replaceAll("\\[Source: [^;]*; ", "["),
-                    "make the file a valid, self-contained Avro schema (JSON syntax, known types, defaults that match their field types)"));
+            String detail = e.getMessage() == null
+                    ? e.getClass().getName()
+                    : e.getMessage().strip();
+            problems.add(
+                    new Problem(
+                            Problem.Kind.UNPARSEABLE,
+                            file,
+                            null,
+                            null,
+                            null,
+                            null,
+                            "cannot parse Avro schema: "
+                                    + detail.replaceAll("\\s+", " ").replaceAll("\\[Source: [^;]*; ", "["),
+                            "make the file a valid, self-contained Avro schema (JSON syntax, known types, defaults that match their field types)"));
             return null;
         }
     }
@@ -258,9 +296,16 @@ public final class CompatibilityCheck {
             Path relative = historyDir.relativize(file);
             Matcher version = VERSION_FILE.matcher(relative.getFileName().toString());
             if (relative.getNameCount() != 2 || !version.matches()) {
-                problems.add(new Problem(Problem.Kind.BAD_HISTORY_LAYOUT, file, null, null, null, null,
-                        "kept versions must be at " + historyDir + "/<FullName>/v<N>.avsc",
-                        "move the file to <FullName>/v<N>.avsc, where FullName is the schema's namespace.Name and N counts from 1"));
+                problems.add(
+                        new Problem(
+                                Problem.Kind.BAD_HISTORY_LAYOUT,
+                                file,
+                                null,
+                                null,
+                                null,
+                                null,
+                                "kept versions must be at " + historyDir + "/<FullName>/v<N>.avsc",
+                                "move the file to <FullName>/v<N>.avsc, where FullName is the schema's namespace.Name and N counts from 1"));
                 continue;
             }
             byName.computeIfAbsent(relative.getName(0).toString(), name -> new TreeMap<>())
@@ -310,14 +355,14 @@ public final class CompatibilityCheck {
             for (int i = 0; i < tokens.length; i++) {
                 String token = tokens[i];
                 switch (token) {
-                    case "" -> { }
+                    case "" -> {}
                     case "fields" -> {
                         Schema.Field field = at.getFields().get(Integer.parseInt(tokens[++i]));
                         path.append('.').append(field.name());
                         at = field.schema();
                         named = true;
                     }
-                    case "type" -> { }
+                    case "type" -> {}
                     case "items" -> {
                         at = at.getElementType();
                         path.append("[]");
@@ -327,7 +372,9 @@ public final class CompatibilityCheck {
                         path.append("{}");
                     }
                     case "symbols", "size", "name" -> {
-                        return named ? path.append(" (").append(token).append(')').toString() : null;
+                        return named
+                                ? path.append(" (").append(token).append(')').toString()
+                                : null;
                     }
                     default -> {
                         if (at.getType() != Schema.Type.UNION) {

@@ -16,8 +16,15 @@ import java.util.Objects;
  * @param detail            what exactly is wrong
  * @param fix               how to fix it
  */
-public record Problem(Kind kind, Path file, String schemaName, Path olderVersion, String incompatibility,
-                      String location, String detail, String fix) {
+public record Problem(
+        Kind kind,
+        Path file,
+        String schemaName,
+        Path olderVersion,
+        String incompatibility,
+        String location,
+        String detail,
+        String fix) {
 
     /** The kinds of problems. */
     public enum Kind {
@@ -44,13 +51,18 @@ public record Problem(Kind kind, Path file, String schemaName, Path olderVersion
 
     /** One human-readable line: kind, file, schema, incompatibility and location, detail and fix. */
     public String message() {
-        StringBuilder text = new StringBuilder().append('[').append(kind).append("] ").append(file);
+        StringBuilder text =
+                new StringBuilder().append('[').append(kind).append("] ").append(file);
         if (schemaName != null) {
             text.append(": schema ").append(schemaName);
         }
         if (kind == Kind.INCOMPATIBLE) {
-            text.append(" cannot read data written by its kept older version ").append(olderVersion)
-                    .append(": ").append(incompatibility).append(" at ").append(location);
+            text.append(" cannot read data written by its kept older version ")
+                    .append(olderVersion)
+                    .append(": ")
+                    .append(incompatibility)
+                    .append(" at ")
+                    .append(location);
         }
         text.append(": ").append(detail);
         text.append(". Fix: ").append(fix);

@@ -16,8 +16,8 @@ import java.io.IOException;
 import java.net.ConnectException;
 import java.net.URI;
 import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpConnectTimeoutException;
+import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Clock;
 import java.time.Duration;
@@ -34,267 +34,317 @@ import org.slf4j.LoggerFactory;
 
 /** {@link IdempotentHttpClient} on {@link HttpClient}. */
 public final class RetryingClient implements IdempotentHttpClient {
-  private static final Logger LOG = LoggerFactory.getLogger(RetryingClient.class);
-  private static final Set<String> IDEMPOTENT_METHODS = Set.of("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE");
+    private static final Logger LOG = LoggerFactory.getLogger(RetryingClient.class);
+    private static final Set<String> IDEMPOTENT_METHODS = Set.of("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE");
 
-  private final HttpClient http;
-  private final Backoff backoff;
-  private final int maxAttempts;
-  private final RetryBudget budget;
-  private final CircuitBreakerRegistry breakers;
-  private final Duration attemptTimeout;
-  private final Duration maxRetryAfter;
-  private final Clock clock;
-  private final Sleeper sleeper;
-  private final RandomGenerator random;
-  private final Set<String> keyedMethods;
-  private final Targets targets;
-  private final String log;
+    private final HttpClient http;
+    private final Backoff backoff;
+    private final int maxAttempts;
+    private final RetryBudget budget;
+    private final CircuitBreakerRegistry breakers;
+    private final Duration attemptTimeout;
+    private final Duration maxRetryAfter;
+    private final Clock clock;
+    private final Sleeper sleeper;
+    private final RandomGenerator random;
+    private final Set<String> keyedMethods;
+    private final Targets targets;
+    private final String log;
 
-  public RetryingClient(
-      HttpClient http, Backoff backoff, int maxAttempts, RetryBudget budget, CircuitBreakerRegistry breakers,
-      Duration attemptTimeout, Duration maxRetryAfter, Clock clock, Sleeper sleeper, RandomGenerator random,
-      Set<String> keyedMethods, Targets targets, String name) {
-    this.http = http;
-    this.backoff = backoff;
-    this.maxAttempts = maxAttempts;
-    this.budget = budget;
-    this.breakers = breakers;
-    this.attemptTimeout = attemptTimeout;
-    this.maxRetryAfter = maxRetryAfter;
-    this.clock = clock;
-    this.sleeper = sleeper;
-    this.random = random;
-    this.keyedMethods = keyedMethods;
-    this.targets = targets;
-    this.log = "[idempotent-http-client " + name + "] ";
-  }
-
-  @Override
-  public Optional<CircuitBreakerRegistry> circuitBreakers() {
-    return Optional.ofNullable(breakers);
-  }
-
-  @Override
-  public <T> CallResult<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler) throws IOException, InterruptedException {
-    Objects.requireNonNull(request, "request may not be null");
-    return run(request, handler, ownOrMinted(request), targets.honoursKey(request.uri()));
-  }
-
-  @Override
-  public <T> CallResult<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler, String idempotencyKey)
-      throws IOException, InterruptedException {
-    Objects.requireNonNull(request, "request may not be null");
-    Objects.requireNonNull(idempotencyKey, "idempotencyKey may not be null; use send(request, handler) to mint one");
-    IdempotencyKey.quote(idempotencyKey); // validates
-    return run(request, handler, idempotencyKey, targets.honoursKey(request.uri()));
-  }
-
-  @Override
-  public <T> CallResult<T> sendKeyed(HttpRequest request, HttpResponse.BodyHandler<T> handler, String idempotencyKey)
-      throws IOException, InterruptedException {
-    Objects.requireNonNull(request, "request may not be null");
-    if (idempotencyKey != null) {
-      IdempotencyKey.quote(idempotencyKey); // validates
+    public RetryingClient(
+            HttpClient http,
+            Backoff backoff,
+            int maxAttempts,
+            RetryBudget budget,
+            CircuitBreakerRegistry breakers,
+            Duration attemptTimeout,
+            Duration maxRetryAfter,
+            Clock clock,
+            Sleeper sleeper,
+            RandomGenerator random,
+            Set<String> keyedMethods,
+            Targets targets,
+            String name) {
+        this.http = http;
+        this.backoff = backoff;
+        this.maxAttempts = maxAttempts;
+        this.budget = budget;
+        this.breakers = breakers;
+        this.attemptTimeout = attemptTimeout;
+        this.maxRetryAfter = maxRetryAfter;
+        this.clock = clock;
+        this.sleeper = sleeper;
+        this.random = random;
+        this.keyedMethods = keyedMethods;
+        this.targets = targets;
+        this.log = "[idempotent-http-client " + name + "] ";
     }
-    return run(request, handler, idempotencyKey != null ? idempotencyKey : ownOrMinted(request), true);
-  }
 
-  private String ownOrMinted(HttpRequest request) {
-    Optional<String> own = request.headers().firstValue(IdempotencyKey.HEADER);
-    if (own.isPresent()) {
-      return IdempotencyKey.parse(own.get());
+    @Override
+    public Optional<CircuitBreakerRegistry> circuitBreakers() {
+        return Optional.ofNullable(breakers);
     }
-    return keyedMethods.contains(request.method().toUpperCase(Locale.ROOT)) ? MessageIds.next().toString() : null;
-  }
 
-  private <T> CallResult<T> run(HttpRequest original, HttpResponse.BodyHandler<T> handler, String key, boolean honoured)
-      throws IOException, InterruptedException {
-    Objects.requireNonNull(handler, "handler may not be null");
-    HttpRequest.Builder copy = HttpRequest.newBuilder(original, (name, value) -> !name.equalsIgnoreCase(IdempotencyKey.HEADER));
-    if (key != null) {
-      copy.header(IdempotencyKey.HEADER, IdempotencyKey.quote(key));
+    @Override
+    public <T> CallResult<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler)
+            throws IOException, InterruptedException {
+        Objects.requireNonNull(request, "request may not be null");
+        return run(request, handler, ownOrMinted(request), targets.honoursKey(request.uri()));
     }
-    if (original.timeout().isEmpty()) {
-      copy.timeout(attemptTimeout);
-    }
-    HttpRequest request = copy.build();
-    String method = request.method().toUpperCase(Locale.ROOT);
-    // a keyed retry is safe only where the target honours the key; anything else may be repeated
-    // only when the failure shows the request never left this client
-    boolean mayRetry = (key != null && honoured) || IDEMPOTENT_METHODS.contains(method);
-    String host = hostOf(request.uri());
-    CircuitBreaker breaker = breakers == null ? null : breakers.circuitBreaker(host);
-    budget.recordRequest();
 
-    int attempts = 0;
-    HttpResponse<T> response = null;
-    IOException failure = null;
-    while (true) {
-      if (breaker != null && !breaker.tryAcquirePermission()) {
-        discard(response);
-        throw new CircuitOpenException("The circuit breaker for " + host + " is " + breaker.getState()
-            + " after repeated failures, so " + method + " " + request.uri() + " was not sent"
-            + (attempts > 0 ? " again after " + attempts + " attempt(s)" : "")
-            + ". It lets trial calls through after its wait in the open state; retry the operation later"
-            + (key != null ? " with the same Idempotency-Key '" + key + "'" : "") + ".", failure, host, attempts, key);
-      }
-      attempts++;
-      long start = System.nanoTime();
-      try {
-        response = http.send(request, handler);
-        failure = null;
-      } catch (IOException e) {
-        response = null;
-        failure = e;
-      } catch (InterruptedException | RuntimeException e) {
-        if (breaker != null) {
-          breaker.releasePermission();
+    @Override
+    public <T> CallResult<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler, String idempotencyKey)
+            throws IOException, InterruptedException {
+        Objects.requireNonNull(request, "request may not be null");
+        Objects.requireNonNull(
+                idempotencyKey, "idempotencyKey may not be null; use send(request, handler) to mint one");
+        IdempotencyKey.quote(idempotencyKey); // validates
+        return run(request, handler, idempotencyKey, targets.honoursKey(request.uri()));
+    }
+
+    @Override
+    public <T> CallResult<T> sendKeyed(HttpRequest request, HttpResponse.BodyHandler<T> handler, String idempotencyKey)
+            throws IOException, InterruptedException {
+        Objects.requireNonNull(request, "request may not be null");
+        if (idempotencyKey != null) {
+            IdempotencyKey.quote(idempotencyKey); // validates
         }
-        throw e;
-      }
-      long took = System.nanoTime() - start;
-      boolean replayed = response != null && replayed(response);
-      if (breaker != null) {
-        if (failure != null) {
-          breaker.onError(took, TimeUnit.NANOSECONDS, failure);
-        } else if (response.statusCode() >= 500 && !replayed) {
-          breaker.onError(took, TimeUnit.NANOSECONDS, new ServerError(response.statusCode()));
-        } else {
-          breaker.onSuccess(took, TimeUnit.NANOSECONDS);
+        return run(request, handler, idempotencyKey != null ? idempotencyKey : ownOrMinted(request), true);
+    }
+
+    private String ownOrMinted(HttpRequest request) {
+        Optional<String> own = request.headers().firstValue(IdempotencyKey.HEADER);
+        if (own.isPresent()) {
+            return IdempotencyKey.parse(own.get());
         }
-      }
-      if (response != null && (replayed || !retryable(response, key))) {
-        return new CallResult<>(response, attempts, key, Completion.RESPONSE);
-      }
-      if (!mayRetry && !(failure != null && neverSent(failure))) {
-        return end(response, failure, attempts, key, Completion.NOT_RETRIED, method, request.uri());
-      }
-      if (attempts >= maxAttempts) {
-        return end(response, failure, attempts, key, Completion.ATTEMPTS_EXHAUSTED, method, request.uri());
-      }
-      Duration delay = jitter(attempts - 1);
-      if (response != null) {
-        Duration asked = RetryAfter.parse(response.headers().firstValue("Retry-After").orElse(null), clock);
-        if (asked != null) {
-          if (asked.compareTo(maxRetryAfter) > 0) {
-            return end(response, null, attempts, key, Completion.RETRY_AFTER_TOO_LONG, method, request.uri());
-          }
-          // the server's floor, plus the jitter, so that clients told the same moment spread out
-          delay = asked.plus(delay);
+        return keyedMethods.contains(request.method().toUpperCase(Locale.ROOT))
+                ? MessageIds.next().toString()
+                : null;
+    }
+
+    private <T> CallResult<T> run(
+            HttpRequest original, HttpResponse.BodyHandler<T> handler, String key, boolean honoured)
+            throws IOException, InterruptedException {
+        Objects.requireNonNull(handler, "handler may not be null");
+        HttpRequest.Builder copy =
+                HttpRequest.newBuilder(original, (name, value) -> !name.equalsIgnoreCase(IdempotencyKey.HEADER));
+        if (key != null) {
+            copy.header(IdempotencyKey.HEADER, IdempotencyKey.quote(key));
         }
-      }
-      if (!budget.tryAcquireRetry()) {
-        return end(response, failure, attempts, key, Completion.BUDGET_EXHAUSTED, method, request.uri());
-      }
-      if (LOG.isDebugEnabled()) {
-        LOG.debug("{}retrying {} {} (key {}) in {} ms after attempt {}: {}", log, method, request.uri(), key, delay.toMillis(),
-            attempts, failure != null ? failure.toString() : "status " + response.statusCode());
-      }
-      discard(response);
-      response = null;
-      sleeper.sleep(delay);
+        if (original.timeout().isEmpty()) {
+            copy.timeout(attemptTimeout);
+        }
+        HttpRequest request = copy.build();
+        String method = request.method().toUpperCase(Locale.ROOT);
+        // a keyed retry is safe only where the target honours the key; anything else may be repeated
+        // only when the failure shows the request never left this client
+        boolean mayRetry = (key != null && honoured) || IDEMPOTENT_METHODS.contains(method);
+        String host = hostOf(request.uri());
+        CircuitBreaker breaker = breakers == null ? null : breakers.circuitBreaker(host);
+        budget.recordRequest();
+
+        int attempts = 0;
+        HttpResponse<T> response = null;
+        IOException failure = null;
+        while (true) {
+            if (breaker != null && !breaker.tryAcquirePermission()) {
+                discard(response);
+                throw new CircuitOpenException(
+                        "The circuit breaker for " + host + " is " + breaker.getState()
+                                + " after repeated failures, so " + method + " " + request.uri() + " was not sent"
+                                + (attempts > 0 ? " again after " + attempts + " attempt(s)" : "")
+                                + ". It lets trial calls through after its wait in the open state; retry the operation later"
+                                + (key != null ? " with the same Idempotency-Key '" + key + "'" : "") + ".",
+                        failure,
+                        host,
+                        attempts,
+                        key);
+            }
+            attempts++;
+            long start = System.nanoTime();
+            try {
+                response = http.send(request, handler);
+                failure = null;
+            } catch (IOException e) {
+                response = null;
+                failure = e;
+            } catch (InterruptedException | RuntimeException e) {
+                if (breaker != null) {
+                    breaker.releasePermission();
+                }
+                throw e;
+            }
+            long took = System.nanoTime() - start;
+            boolean replayed = response != null && replayed(response);
+            if (breaker != null) {
+                if (failure != null) {
+                    breaker.onError(took, TimeUnit.NANOSECONDS, failure);
+                } else if (response.statusCode() >= 500 && !replayed) {
+                    breaker.onError(took, TimeUnit.NANOSECONDS, new ServerError(response.statusCode()));
+                } else {
+                    breaker.onSuccess(took, TimeUnit.NANOSECONDS);
+                }
+            }
+            if (response != null && (replayed || !retryable(response, key))) {
+                return new CallResult<>(response, attempts, key, Completion.RESPONSE);
+            }
+            if (!mayRetry && !(failure != null && neverSent(failure))) {
+                return end(response, failure, attempts, key, Completion.NOT_RETRIED, method, request.uri());
+            }
+            if (attempts >= maxAttempts) {
+                return end(response, failure, attempts, key, Completion.ATTEMPTS_EXHAUSTED, method, request.uri());
+            }
+            Duration delay = jitter(attempts - 1);
+            if (response != null) {
+                Duration asked = RetryAfter.parse(
+                        response.headers().firstValue("Retry-After").orElse(null), clock);
+                if (asked != null) {
+                    if (asked.compareTo(maxRetryAfter) > 0) {
+                        return end(
+                                response, null, attempts, key, Completion.RETRY_AFTER_TOO_LONG, method, request.uri());
+                    }
+                    // the server's floor, plus the jitter, so that clients told the same moment spread out
+                    delay = asked.plus(delay);
+                }
+            }
+            if (!budget.tryAcquireRetry()) {
+                return end(response, failure, attempts, key, Completion.BUDGET_EXHAUSTED, method, request.uri());
+            }
+            if (LOG.isDebugEnabled()) {
+                LOG.debug(
+                        "{}retrying {} {} (key {}) in {} ms after attempt {}: {}",
+                        log,
+                        method,
+                        request.uri(),
+                        key,
+                        delay.toMillis(),
+                        attempts,
+                        failure != null ? failure.toString() : "status " + response.statusCode());
+            }
+            discard(response);
+            response = null;
+            sleeper.sleep(delay);
+        }
     }
-  }
 
-  /**
-   * Whether a failure proves that no byte of the request reached the server: the connection was
-   * refused, or could not be opened in time.
-   */
-  static boolean neverSent(Throwable failure) {
-    for (Throwable t = failure; t != null; t = t.getCause()) {
-      if (t instanceof ConnectException || t instanceof HttpConnectTimeoutException) {
-        return true;
-      }
+    /**
+     * Whether a failure proves that no byte of the request reached the server: the connection was
+     * refused, or could not be opened in time.
+     */
+    static boolean neverSent(Throwable failure) {
+        for (Throwable t = failure; t != null; t = t.getCause()) {
+            if (t instanceof ConnectException || t instanceof HttpConnectTimeoutException) {
+                return true;
+            }
+        }
+        return false;
     }
-    return false;
-  }
 
-  private static boolean replayed(HttpResponse<?> response) {
-    return response.headers().firstValue(IdempotencyKey.REPLAYED_HEADER).map("true"::equalsIgnoreCase).orElse(false);
-  }
-
-  /** Closes the body of a response that will not be handed to the caller, so its connection is freed. */
-  private void discard(HttpResponse<?> response) {
-    if (response == null) {
-      return;
+    private static boolean replayed(HttpResponse<?> response) {
+        return response.headers()
+                .firstValue(IdempotencyKey.REPLAYED_HEADER)
+                .map("true"::equalsIgnoreCase)
+                .orElse(false);
     }
-    Object body = response.body();
-    try {
-      if (body instanceof AutoCloseable closeable) {
-        closeable.close();
-      } else if (body instanceof Flow.Publisher<?> publisher) {
-        publisher.subscribe(new Flow.Subscriber<Object>() {
-          @Override
-          public void onSubscribe(Flow.Subscription subscription) {
-            subscription.cancel();
-          }
 
-          @Override
-          public void onNext(Object item) {}
+    /** Closes the body of a response that will not be handed to the caller, so its connection is freed. */
+    private void discard(HttpResponse<?> response) {
+        if (response == null) {
+            return;
+        }
+        Object body = response.body();
+        try {
+            if (body instanceof AutoCloseable closeable) {
+                closeable.close();
+            } else if (body instanceof Flow.Publisher<?> publisher) {
+                publisher.subscribe(new Flow.Subscriber<Object>() {
+                    @Override
+                    public void onSubscribe(Flow.Subscription subscription) {
+                        subscription.cancel();
+                    }
 
-          @Override
-          public void onError(Throwable throwable) {}
+                    @Override
+                    public void onNext(Object item) {}
 
-          @Override
-          public void onComplete() {}
-        });
-      }
-    } catch (Exception e) {
-      LOG.debug("{}closing the body of a discarded response failed: {}", log, e.toString());
+                    @Override
+                    public void onError(Throwable throwable) {}
+
+                    @Override
+                    public void onComplete() {}
+                });
+            }
+        } catch (Exception e) {
+            LOG.debug("{}closing the body of a discarded response failed: {}", log, e.toString());
+        }
     }
-  }
 
-  private Duration jitter(int retry) {
-    if (random == null) {
-      return backoff.delay(retry, ThreadLocalRandom.current());
+    private Duration jitter(int retry) {
+        if (random == null) {
+            return backoff.delay(retry, ThreadLocalRandom.current());
+        }
+        synchronized (random) {
+            return backoff.delay(retry, random);
+        }
     }
-    synchronized (random) {
-      return backoff.delay(retry, random);
-    }
-  }
 
-  private static boolean retryable(HttpResponse<?> response, String key) {
-    int status = response.statusCode();
-    if (status >= 500) {
-      return status != 501 && status != 505;
+    private static boolean retryable(HttpResponse<?> response, String key) {
+        int status = response.statusCode();
+        if (status >= 500) {
+            return status != 501 && status != 505;
+        }
+        if (status == 429 || status == 408 || status == 425) {
+            return true; // too many, timed out before processing, too early: the server did not act on it
+        }
+        return status == 409 && key != null;
     }
-    if (status == 429 || status == 408 || status == 425) {
-      return true; // too many, timed out before processing, too early: the server did not act on it
+
+    private <T> CallResult<T> end(
+            HttpResponse<T> response,
+            IOException failure,
+            int attempts,
+            String key,
+            Completion completion,
+            String method,
+            URI uri)
+            throws HttpCallException {
+        if (response != null) {
+            return new CallResult<>(response, attempts, key, completion);
+        }
+        String why = switch (completion) {
+            case NOT_RETRIED ->
+                " and was not retried: a " + method
+                        + (key == null
+                                ? " without an Idempotency-Key"
+                                : " to a target not declared as honouring Idempotency-Key")
+                        + " may already have taken effect. Declare the"
+                        + " target in idempotentTargets(...) (or use sendKeyed) if it honours the key";
+            case ATTEMPTS_EXHAUSTED -> " after " + attempts + " attempts (maxAttempts)";
+            case BUDGET_EXHAUSTED ->
+                " after " + attempts + " attempt(s); the retry budget is spent because many calls are"
+                        + " failing; the target is likely down or overloaded";
+            default -> " after " + attempts + " attempt(s)";
+        };
+        throw new HttpCallException(
+                log + method + " " + uri + " failed" + why
+                        + (key != null
+                                ? "; retry later with the same Idempotency-Key '" + key + "' to learn the outcome"
+                                : "")
+                        + ". Last error: " + failure,
+                failure,
+                attempts,
+                key,
+                completion);
     }
-    return status == 409 && key != null;
-  }
 
-  private <T> CallResult<T> end(
-      HttpResponse<T> response, IOException failure, int attempts, String key, Completion completion, String method, URI uri)
-      throws HttpCallException {
-    if (response != null) {
-      return new CallResult<>(response, attempts, key, completion);
+    private static String hostOf(URI uri) {
+        // a host that java.net.URI does not parse (an underscore, say) keeps its own breaker by authority
+        return uri.getHost() != null ? uri.getHost() + ":" + Targets.portOf(uri) : uri.getRawAuthority();
     }
-    String why = switch (completion) {
-      case NOT_RETRIED -> " and was not retried: a " + method + (key == null ? " without an Idempotency-Key"
-          : " to a target not declared as honouring Idempotency-Key") + " may already have taken effect. Declare the"
-          + " target in idempotentTargets(...) (or use sendKeyed) if it honours the key";
-      case ATTEMPTS_EXHAUSTED -> " after " + attempts + " attempts (maxAttempts)";
-      case BUDGET_EXHAUSTED -> " after " + attempts + " attempt(s); the retry budget is spent because many calls are"
-          + " failing; the target is likely down or overloaded";
-      default -> " after " + attempts + " attempt(s)";
-    };
-    throw new HttpCallException(log + method + " " + uri + " failed" + why
-        + (key != null ? "; retry later with the same Idempotency-Key '" + key + "' to learn the outcome" : "")
-        + ". Last error: " + failure, failure, attempts, key, completion);
-  }
 
-  private static String hostOf(URI uri) {
-    // a host that java.net.URI does not parse (an underscore, say) keeps its own breaker by authority
-    return uri.getHost() != null ? uri.getHost() + ":" + Targets.portOf(uri) : uri.getRawAuthority();
-  }
-
-  /** Records a 5xx response as a failure in the circuit breaker. */
-  static final class ServerError extends Exception {
-    ServerError(int status) {
-      super("HTTP " + status, null, false, false);
+    /** Records a 5xx response as a failure in the circuit breaker. */
+    static final class ServerError extends Exception {
+        ServerError(int status) {
+            super("HTTP " + status, null, false, false);
+        }
     }
-  }
-
 }

@@ -17,25 +17,25 @@ import java.util.Objects;
  */
 public record Endpoint(String method, String path, String handler, String exemption) {
 
-  /**
-   * @throws NullPointerException when method, path or handler is null
-   */
-  public Endpoint {
-    method = Objects.requireNonNull(method, "method may not be null").toUpperCase(Locale.ROOT);
-    Objects.requireNonNull(path, "path may not be null");
-    Objects.requireNonNull(handler, "handler may not be null");
-  }
+    /**
+     * @throws NullPointerException when method, path or handler is null
+     */
+    public Endpoint {
+        method = Objects.requireNonNull(method, "method may not be null").toUpperCase(Locale.ROOT);
+        Objects.requireNonNull(path, "path may not be null");
+        Objects.requireNonNull(handler, "handler may not be null");
+    }
 
-  /** @return {@code METHOD path}, the form the gate's report and configured exemptions use */
-  public String route() {
-    return method + " " + path;
-  }
+    /** @return {@code METHOD path}, the form the gate's report and configured exemptions use */
+    public String route() {
+        return method + " " + path;
+    }
 
-  Endpoint withMethod(String m) {
-    return new Endpoint(m, path, handler, exemption);
-  }
+    Endpoint withMethod(String m) {
+        return new Endpoint(m, path, handler, exemption);
+    }
 
-  Endpoint withExemption(String reason) {
-    return new Endpoint(method, path, handler, reason);
-  }
+    Endpoint withExemption(String reason) {
+        return new Endpoint(method, path, handler, reason);
+    }
 }

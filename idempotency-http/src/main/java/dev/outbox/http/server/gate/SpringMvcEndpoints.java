@@ -28,57 +28,60 @@ import org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandl
  * from the handler method, then from its controller class.
  */
 public final class SpringMvcEndpoints {
-  private SpringMvcEndpoints() {}
+    private SpringMvcEndpoints() {}
 
-  /**
-   * @param mapping the application's annotated-controller mapping, initialised
-   * @return its endpoints, one per method and pattern
-   * @throws NullPointerException when {@code mapping} is null
-   * @throws IllegalArgumentException when a {@link NotIdempotent} has a blank reason
-   */
-  public static List<Endpoint> of(RequestMappingHandlerMapping mapping) {
-    return of(mapping, "");
-  }
-
-  /**
-   * @param mapping the application's annotated-controller mapping, initialised
-   * @param servletPath the path the {@code DispatcherServlet} is mapped under, e.g. {@code /api}
-   *     for a mapping {@code /api/*}; empty for {@code /}
-   * @return its endpoints, one per method and pattern, with {@code servletPath} in front
-   * @throws NullPointerException when an argument is null
-   * @throws IllegalArgumentException when a {@link NotIdempotent} has a blank reason
-   */
-  public static List<Endpoint> of(RequestMappingHandlerMapping mapping, String servletPath) {
-    Objects.requireNonNull(mapping, "mapping may not be null");
-    Objects.requireNonNull(servletPath, "servletPath may not be null");
-    String prefix = servletPath.endsWith("/") ? servletPath.substring(0, servletPath.length() - 1) : servletPath;
-    List<Endpoint> out = new ArrayList<>();
-    for (Map.Entry<RequestMappingInfo, HandlerMethod> e : mapping.getHandlerMethods().entrySet()) {
-      RequestMappingInfo info = e.getKey();
-      HandlerMethod handler = e.getValue();
-      NotIdempotent exempt = AnnotatedElementUtils.findMergedAnnotation(handler.getMethod(), NotIdempotent.class);
-      if (exempt == null) {
-        exempt = AnnotatedElementUtils.findMergedAnnotation(handler.getBeanType(), NotIdempotent.class);
-      }
-      String reason = null;
-      if (exempt != null) {
-        if (exempt.reason().isBlank()) {
-          throw new IllegalArgumentException("@NotIdempotent on " + handler + " needs a reason: say why a retried request cannot do harm there");
-        }
-        reason = exempt.reason();
-      }
-      Set<RequestMethod> methods = info.getMethodsCondition().getMethods();
-      String description = handler.getBeanType().getName() + "#" + handler.getMethod().getName();
-      for (String pattern : info.getPatternValues()) {
-        String path = prefix + (pattern.startsWith("/") ? pattern : "/" + pattern);
-        if (methods.isEmpty()) {
-          out.add(new Endpoint("*", path, description, reason));
-        }
-        for (RequestMethod m : methods) {
-          out.add(new Endpoint(m.name(), path, description, reason));
-        }
-      }
+    /**
+     * @param mapping the application's annotated-controller mapping, initialised
+     * @return its endpoints, one per method and pattern
+     * @throws NullPointerException when {@code mapping} is null
+     * @throws IllegalArgumentException when a {@link NotIdempotent} has a blank reason
+     */
+    public static List<Endpoint> of(RequestMappingHandlerMapping mapping) {
+        return of(mapping, "");
     }
-    return out;
-  }
+
+    /**
+     * @param mapping the application's annotated-controller mapping, initialised
+     * @param servletPath the path the {@code DispatcherServlet} is mapped under, e.g. {@code /api}
+     *     for a mapping {@code /api/*}; empty for {@code /}
+     * @return its endpoints, one per method and pattern, with {@code servletPath} in front
+     * @throws NullPointerException when an argument is null
+     * @throws IllegalArgumentException when a {@link NotIdempotent} has a blank reason
+     */
+    public static List<Endpoint> of(RequestMappingHandlerMapping mapping, String servletPath) {
+        Objects.requireNonNull(mapping, "mapping may not be null");
+        Objects.requireNonNull(servletPath, "servletPath may not be null");
+        String prefix = servletPath.endsWith("/") ? servletPath.substring(0, servletPath.length() - 1) : servletPath;
+        List<Endpoint> out = new ArrayList<>();
+        for (Map.Entry<RequestMappingInfo, HandlerMethod> e :
+                mapping.getHandlerMethods().entrySet()) {
+            RequestMappingInfo info = e.getKey();
+            HandlerMethod handler = e.getValue();
+            NotIdempotent exempt = AnnotatedElementUtils.findMergedAnnotation(handler.getMethod(), NotIdempotent.class);
+            if (exempt == null) {
+                exempt = AnnotatedElementUtils.findMergedAnnotation(handler.getBeanType(), NotIdempotent.class);
+            }
+            String reason = null;
+            if (exempt != null) {
+                if (exempt.reason().isBlank()) {
+                    throw new IllegalArgumentException("@NotIdempotent on " + handler
+                            + " needs a reason: say why a retried request cannot do harm there");
+                }
+                reason = exempt.reason();
+            }
+            Set<RequestMethod> methods = info.getMethodsCondition().getMethods();
+            String description =
+                    handler.getBeanType().getName() + "#" + handler.getMethod().getName();
+            for (String pattern : info.getPatternValues()) {
+                String path = prefix + (pattern.startsWith("/") ? pattern : "/" + pattern);
+                if (methods.isEmpty()) {
+                    out.add(new Endpoint("*", path, description, reason));
+                }
+                for (RequestMethod m : methods) {
+                    out.add(new Endpoint(m.name(), path, description, reason));
+                }
+            }
+        }
+        return out;
+    }
 }

@@ -5,17 +5,17 @@ package dev.outbox.http.server.gate;
  * filter nor exempted; the message lists them and says how to cover or exempt each.
  */
 public final class UncoveredEndpointsException extends IllegalStateException {
-  private static final long serialVersionUID = 1L;
+    private static final long serialVersionUID = 1L;
 
-  private final transient GateReport report;
+    private final transient GateReport report;
 
-  UncoveredEndpointsException(GateReport report) {
-    super(report.describe());
-    this.report = report;
-  }
+    UncoveredEndpointsException(GateReport report) {
+        super(report.describe());
+        this.report = report;
+    }
 
-  /** @return the whole report */
-  public GateReport report() {
-    return report;
-  }
+    /** @return the whole report */
+    public GateReport report() {
+        return report;
+    }
 }

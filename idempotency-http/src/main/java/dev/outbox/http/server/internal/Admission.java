@@ -16,95 +16,104 @@ import org.slf4j.Logger;
  * its key can belong to (else 401). Each refusal is answered with a problem response and counted.
  */
 public final class Admission {
-  private final int maxBodyBytes;
-  private final Logger logger;
-  private final String log;
-  private final Counter rejected;
-  private final Counter tooLarge;
-  private final Counter unidentified;
+    private final int maxBodyBytes;
+    private final Logger logger;
+    private final String log;
+    private final Counter rejected;
+    private final Counter tooLarge;
+    private final Counter unidentified;
 
-  /**
-   * @param maxBodyBytes the largest body buffered
-   * @param logger the filter's logger
-   * @param log the prefix of the filter's log lines
-   * @param rejected counts requests refused for their key
-   * @param tooLarge counts requests refused for their body's size
-   * @param unidentified counts requests refused for want of a caller
-   */
-  public Admission(
-      int maxBodyBytes, Logger logger, String log, Counter rejected, Counter tooLarge, Counter unidentified) {
-    this.maxBodyBytes = maxBodyBytes;
-    this.logger = logger;
-    this.log = log;
-    this.rejected = rejected;
-    this.tooLarge = tooLarge;
-    this.unidentified = unidentified;
-  }
+    /**
+     * @param maxBodyBytes the largest body buffered
+     * @param logger the filter's logger
+     * @param log the prefix of the filter's log lines
+     * @param rejected counts requests refused for their key
+     * @param tooLarge counts requests refused for their body's size
+     * @param unidentified counts requests refused for want of a caller
+     */
+    public Admission(
+            int maxBodyBytes, Logger logger, String log, Counter rejected, Counter tooLarge, Counter unidentified) {
+        this.maxBodyBytes = maxBodyBytes;
+        this.logger = logger;
+        this.log = log;
+        this.rejected = rejected;
+        this.tooLarge = tooLarge;
+        this.unidentified = unidentified;
+    }
 
-  /**
-   * @param path the request's path inside the application
-   * @return the request's key, or null when it was refused with 400
-   */
-  public String key(HttpServletRequest request, String path, HttpServletResponse response) throws IOException {
-    List<String> values = Collections.list(request.getHeaders(IdempotencyKey.HEADER));
-    String problem = null;
-    String key = null;
-    if (values.isEmpty()) {
-      problem = request.getMethod() + " " + path + " requires an " + IdempotencyKey.HEADER
-          + " header. Mint one unique value per operation (e.g. a UUID), send it as " + IdempotencyKey.HEADER
-          + ": \"<uuid>\" and reuse it on every retry of that operation.";
-    } else if (values.size() > 1) {
-      problem = "The request has " + values.size() + " " + IdempotencyKey.HEADER + " headers; send exactly one.";
-    } else {
-      try {
-        key = IdempotencyKey.parse(values.get(0));
-      } catch (IllegalArgumentException e) {
-        problem = e.getMessage();
-      }
+    /**
+     * @param path the request's path inside the application
+     * @return the request's key, or null when it was refused with 400
+     */
+    public String key(HttpServletRequest request, String path, HttpServletResponse response) throws IOException {
+        List<String> values = Collections.list(request.getHeaders(IdempotencyKey.HEADER));
+        String problem = null;
+        String key = null;
+        if (values.isEmpty()) {
+            problem = request.getMethod() + " " + path + " requires an " + IdempotencyKey.HEADER
+                    + " header. Mint one unique value per operation (e.g. a UUID), send it as " + IdempotencyKey.HEADER
+                    + ": \"<uuid>\" and reuse it on every retry of that operation.";
+        } else if (values.size() > 1) {
+            problem = "The request has " + values.size() + " " + IdempotencyKey.HEADER + " headers; send exactly one.";
+        } else {
+            try {
+                key = IdempotencyKey.parse(values.get(0));
+            } catch (IllegalArgumentException e) {
+                problem = e.getMessage();
+            }
+        }
+        if (problem != null) {
+            rejected.increment();
+            logger.debug("{}400 for {} {}: {}", log, request.getMethod(), path, problem);
+            Problems.send(response, 400, "Invalid Idempotency-Key", problem);
+            return null;
+        }
+        return key;
     }
-    if (problem != null) {
-      rejected.increment();
-      logger.debug("{}400 for {} {}: {}", log, request.getMethod(), path, problem);
-      Problems.send(response, 400, "Invalid Idempotency-Key", problem);
-      return null;
-    }
-    return key;
-  }
 
-  /**
-   * @param path the request's path inside the application
-   * @return the request's body, read into memory, or null when it was refused with 413
-   */
-  public byte[] body(HttpServletRequest request, String path, HttpServletResponse response) throws IOException {
-    long declared = request.getContentLengthLong();
-    byte[] body = null;
-    if (declared <= maxBodyBytes) {
-      try (InputStream in = request.getInputStream()) {
-        body = in.readNBytes(maxBodyBytes + 1);
-      }
+    /**
+     * @param path the request's path inside the application
+     * @return the request's body, read into memory, or null when it was refused with 413
+     */
+    public byte[] body(HttpServletRequest request, String path, HttpServletResponse response) throws IOException {
+        long declared = request.getContentLengthLong();
+        byte[] body = null;
+        if (declared <= maxBodyBytes) {
+            try (InputStream in = request.getInputStream()) {
+                body = in.readNBytes(maxBodyBytes + 1);
+            }
+        }
+        if (body == null || body.length > maxBodyBytes) {
+            tooLarge.increment();
+            Problems.send(
+                    response,
+                    413,
+                    "Request body too large for an idempotent request",
+                    "The body of " + request.getMethod() + " " + path + " is larger than " + maxBodyBytes
+                            + " bytes, the most this endpoint buffers to fingerprint and replay a request. Send a smaller body,"
+                            + " or ask the operator to raise maxBodyBytes.");
+            return null;
+        }
+        return body;
     }
-    if (body == null || body.length > maxBodyBytes) {
-      tooLarge.increment();
-      Problems.send(response, 413, "Request body too large for an idempotent request",
-          "The body of " + request.getMethod() + " " + path + " is larger than " + maxBodyBytes
-              + " bytes, the most this endpoint buffers to fingerprint and replay a request. Send a smaller body,"
-              + " or ask the operator to raise maxBodyBytes.");
-      return null;
-    }
-    return body;
-  }
 
-  /**
-   * Refuses a request whose scope names no caller with 401.
-   *
-   * @param path the request's path inside the application
-   */
-  public void refuseAnonymous(HttpServletRequest request, String path, HttpServletResponse response) throws IOException {
-    unidentified.increment();
-    logger.debug("{}401 for {} {}: no caller identity for the key's scope", log, request.getMethod(), path);
-    Problems.send(response, 401, "Authentication required for an idempotent request",
-        request.getMethod() + " " + path + " keeps idempotency keys per caller, and this request has no authenticated"
-            + " caller. Authenticate and retry with the same " + IdempotencyKey.HEADER + ". (Operators: order"
-            + " IdempotencyFilter after authentication, or give it a ScopeResolver that names the caller.)");
-  }
+    /**
+     * Refuses a request whose scope names no caller with 401.
+     *
+     * @param path the request's path inside the application
+     */
+    public void refuseAnonymous(HttpServletRequest request, String path, HttpServletResponse response)
+            throws IOException {
+        unidentified.increment();
+        logger.debug("{}401 for {} {}: no caller identity for the key's scope", log, request.getMethod(), path);
+        Problems.send(
+                response,
+                401,
+                "Authentication required for an idempotent request",
+                request.getMethod() + " " + path
+                        + " keeps idempotency keys per caller, and this request has no authenticated"
+                        + " caller. Authenticate and retry with the same " + IdempotencyKey.HEADER
+                        + ". (Operators: order"
+                        + " IdempotencyFilter after authentication, or give it a ScopeResolver that names the caller.)");
+    }
 }

@@ -17,154 +17,154 @@ import java.nio.charset.StandardCharsets;
  * reaches the client before the key, the business write and the stored response are durable.
  */
 public final class CapturingResponse extends HttpServletResponseWrapper {
-  private final ByteArrayOutputStream buffer = new ByteArrayOutputStream();
-  private ServletOutputStream stream;
-  private PrintWriter writer;
+    private final ByteArrayOutputStream buffer = new ByteArrayOutputStream();
+    private ServletOutputStream stream;
+    private PrintWriter writer;
 
-  public CapturingResponse(HttpServletResponse response) {
-    super(response);
-  }
-
-  /** @return the body written so far */
-  public byte[] body() {
-    if (writer != null) {
-      writer.flush();
+    public CapturingResponse(HttpServletResponse response) {
+        super(response);
     }
-    return buffer.toByteArray();
-  }
 
-  @Override
-  public ServletOutputStream getOutputStream() {
-    if (writer != null) {
-      throw new IllegalStateException("getWriter() was already called for this response");
-    }
-    if (stream == null) {
-      stream = new ServletOutputStream() {
-        @Override
-        public void write(int b) {
-          buffer.write(b);
+    /** @return the body written so far */
+    public byte[] body() {
+        if (writer != null) {
+            writer.flush();
         }
+        return buffer.toByteArray();
+    }
 
-        @Override
-        public void write(byte[] b, int off, int len) {
-          buffer.write(b, off, len);
+    @Override
+    public ServletOutputStream getOutputStream() {
+        if (writer != null) {
+            throw new IllegalStateException("getWriter() was already called for this response");
         }
+        if (stream == null) {
+            stream = new ServletOutputStream() {
+                @Override
+                public void write(int b) {
+                    buffer.write(b);
+                }
 
-        @Override
-        public boolean isReady() {
-          return true;
+                @Override
+                public void write(byte[] b, int off, int len) {
+                    buffer.write(b, off, len);
+                }
+
+                @Override
+                public boolean isReady() {
+                    return true;
+                }
+
+                @Override
+                public void setWriteListener(WriteListener listener) {
+                    try {
+                        listener.onWritePossible();
+                    } catch (IOException e) {
+                        listener.onError(e);
+                    }
+                }
+            };
         }
+        return stream;
+    }
 
-        @Override
-        public void setWriteListener(WriteListener listener) {
-          try {
-            listener.onWritePossible();
-          } catch (IOException e) {
-            listener.onError(e);
-          }
+    @Override
+    public PrintWriter getWriter() {
+        if (stream != null) {
+            throw new IllegalStateException("getOutputStream() was already called for this response");
         }
-      };
+        if (writer == null) {
+            String encoding = getCharacterEncoding();
+            Charset charset = encoding == null ? StandardCharsets.ISO_8859_1 : Charset.forName(encoding);
+            writer = new PrintWriter(new OutputStreamWriter(buffer, charset));
+        }
+        return writer;
     }
-    return stream;
-  }
 
-  @Override
-  public PrintWriter getWriter() {
-    if (stream != null) {
-      throw new IllegalStateException("getOutputStream() was already called for this response");
+    @Override
+    public void flushBuffer() {
+        if (writer != null) {
+            writer.flush();
+        }
     }
-    if (writer == null) {
-      String encoding = getCharacterEncoding();
-      Charset charset = encoding == null ? StandardCharsets.ISO_8859_1 : Charset.forName(encoding);
-      writer = new PrintWriter(new OutputStreamWriter(buffer, charset));
+
+    @Override
+    public boolean isCommitted() {
+        return false;
     }
-    return writer;
-  }
 
-  @Override
-  public void flushBuffer() {
-    if (writer != null) {
-      writer.flush();
+    @Override
+    public void resetBuffer() {
+        if (writer != null) {
+            writer.flush();
+        }
+        buffer.reset();
     }
-  }
 
-  @Override
-  public boolean isCommitted() {
-    return false;
-  }
-
-  @Override
-  public void resetBuffer() {
-    if (writer != null) {
-      writer.flush();
+    @Override
+    public void reset() {
+        super.reset();
+        resetBuffer();
     }
-    buffer.reset();
-  }
 
-  @Override
-  public void reset() {
-    super.reset();
-    resetBuffer();
-  }
-
-  @Override
-  public void setContentLength(int len) {
-    // set from the buffered body when it is sent
-  }
-
-  @Override
-  public void setContentLengthLong(long len) {
-    // set from the buffered body when it is sent
-  }
-
-  @Override
-  public void setHeader(String name, String value) {
-    if (!"Content-Length".equalsIgnoreCase(name)) {
-      super.setHeader(name, value);
+    @Override
+    public void setContentLength(int len) {
+        // set from the buffered body when it is sent
     }
-  }
 
-  @Override
-  public void addHeader(String name, String value) {
-    if (!"Content-Length".equalsIgnoreCase(name)) {
-      super.addHeader(name, value);
+    @Override
+    public void setContentLengthLong(long len) {
+        // set from the buffered body when it is sent
     }
-  }
 
-  @Override
-  public void setIntHeader(String name, int value) {
-    if (!"Content-Length".equalsIgnoreCase(name)) {
-      super.setIntHeader(name, value);
+    @Override
+    public void setHeader(String name, String value) {
+        if (!"Content-Length".equalsIgnoreCase(name)) {
+            super.setHeader(name, value);
+        }
     }
-  }
 
-  @Override
-  public void addIntHeader(String name, int value) {
-    if (!"Content-Length".equalsIgnoreCase(name)) {
-      super.addIntHeader(name, value);
+    @Override
+    public void addHeader(String name, String value) {
+        if (!"Content-Length".equalsIgnoreCase(name)) {
+            super.addHeader(name, value);
+        }
     }
-  }
 
-  @Override
-  public void sendError(int sc) {
-    resetBuffer();
-    setStatus(sc);
-  }
-
-  @Override
-  public void sendError(int sc, String msg) {
-    resetBuffer();
-    setStatus(sc);
-    if (msg != null) {
-      setContentType("text/plain;charset=UTF-8");
-      buffer.writeBytes(msg.getBytes(StandardCharsets.UTF_8));
+    @Override
+    public void setIntHeader(String name, int value) {
+        if (!"Content-Length".equalsIgnoreCase(name)) {
+            super.setIntHeader(name, value);
+        }
     }
-  }
 
-  @Override
-  public void sendRedirect(String location) {
-    resetBuffer();
-    setStatus(HttpServletResponse.SC_FOUND);
-    setHeader("Location", location);
-  }
+    @Override
+    public void addIntHeader(String name, int value) {
+        if (!"Content-Length".equalsIgnoreCase(name)) {
+            super.addIntHeader(name, value);
+        }
+    }
+
+    @Override
+    public void sendError(int sc) {
+        resetBuffer();
+        setStatus(sc);
+    }
+
+    @Override
+    public void sendError(int sc, String msg) {
+        resetBuffer();
+        setStatus(sc);
+        if (msg != null) {
+            setContentType("text/plain;charset=UTF-8");
+            buffer.writeBytes(msg.getBytes(StandardCharsets.UTF_8));
+        }
+    }
+
+    @Override
+    public void sendRedirect(String location) {
+        resetBuffer();
+        setStatus(HttpServletResponse.SC_FOUND);
+        setHeader("Location", location);
+    }
 }

@@ -38,331 +38,356 @@ import org.slf4j.LoggerFactory;
 
 /** {@link IdempotencyStore} on jOOQ and PostgreSQL. */
 public final class JooqIdempotencyStore implements IdempotencyStore {
-  private static final Logger LOG = LoggerFactory.getLogger(JooqIdempotencyStore.class);
-  private static final String LOCK_NOT_AVAILABLE = "55P03";
-  /** Rounds of insert / find / delete-expired before giving up with 409; each round needs a racing writer. */
-  private static final int MAX_ROUNDS = 3;
-  /** How long one look at a held key waits inside the database before giving the connection back. */
-  private static final Duration PROBE = Duration.ofMillis(10);
-  private static final long FIRST_PAUSE_NANOS = Duration.ofMillis(20).toNanos();
-  private static final long MAX_PAUSE_NANOS = Duration.ofMillis(200).toNanos();
-  private static final String HASHED_SCOPE = "#sha256:";
-  private static final String SAVEPOINT = "outbox_idempotency_call";
-  private static final Pattern GUC_DURATION = Pattern.compile("(\\d+)\\s*(ms|s|min|h|d)?");
-  /** Marks a look that found the key held; the caller pauses and looks again until the lock timeout. */
-  private static final IdempotencyOutcome HELD = new IdempotencyOutcome.InFlight(Duration.ZERO);
+    private static final Logger LOG = LoggerFactory.getLogger(JooqIdempotencyStore.class);
+    private static final String LOCK_NOT_AVAILABLE = "55P03";
+    /** Rounds of insert / find / delete-expired before giving up with 409; each round needs a racing writer. */
+    private static final int MAX_ROUNDS = 3;
+    /** How long one look at a held key waits inside the database before giving the connection back. */
+    private static final Duration PROBE = Duration.ofMillis(10);
 
-  private final DSLContext dsl;
-  private final Settings mapping;
-  private final long lockTimeoutNanos;
-  private final String probeTimeout;
-  private final long holdTimeoutMillis;
-  private final Duration retryAfter;
-  private final Duration ttl;
-  private final Clock clock;
-  private final int purgeBatchSize;
-  private final String log;
-  private final Counter executed;
-  private final Counter rolledBack;
-  private final Counter replayed;
-  private final Counter conflict;
-  private final Counter mismatch;
-  private final Counter notStored;
-  private final Counter failed;
+    private static final long FIRST_PAUSE_NANOS = Duration.ofMillis(20).toNanos();
+    private static final long MAX_PAUSE_NANOS = Duration.ofMillis(200).toNanos();
+    private static final String HASHED_SCOPE = "#sha256:";
+    private static final String SAVEPOINT = "outbox_idempotency_call";
+    private static final Pattern GUC_DURATION = Pattern.compile("(\\d+)\\s*(ms|s|min|h|d)?");
+    /** Marks a look that found the key held; the caller pauses and looks again until the lock timeout. */
+    private static final IdempotencyOutcome HELD = new IdempotencyOutcome.InFlight(Duration.ZERO);
 
-  public JooqIdempotencyStore(
-      DSLContext dsl, String schema, Duration lockTimeout, Duration retryAfter, Duration holdTimeout, Duration ttl,
-      Clock clock, int purgeBatchSize, MeterRegistry registry, String name) {
-    this.dsl = dsl;
-    this.mapping = OutboxMigrations.jooqSettings(schema);
-    this.lockTimeoutNanos = lockTimeout.toNanos();
-    this.probeTimeout = Math.min(PROBE.toMillis(), lockTimeout.toMillis()) + "ms";
-    this.holdTimeoutMillis = holdTimeout.toMillis();
-    this.retryAfter = retryAfter;
-    this.ttl = ttl;
-    this.clock = clock;
-    this.purgeBatchSize = purgeBatchSize;
-    this.log = "[idempotency-store " + name + "] ";
-    this.executed = counter(registry, name, "executed");
-    this.rolledBack = counter(registry, name, "rolled_back");
-    this.replayed = counter(registry, name, "replayed");
-    this.conflict = counter(registry, name, "conflict");
-    this.mismatch = counter(registry, name, "mismatch");
-    this.notStored = counter(registry, name, "not_stored");
-    this.failed = counter(registry, name, "failed");
-  }
+    private final DSLContext dsl;
+    private final Settings mapping;
+    private final long lockTimeoutNanos;
+    private final String probeTimeout;
+    private final long holdTimeoutMillis;
+    private final Duration retryAfter;
+    private final Duration ttl;
+    private final Clock clock;
+    private final int purgeBatchSize;
+    private final String log;
+    private final Counter executed;
+    private final Counter rolledBack;
+    private final Counter replayed;
+    private final Counter conflict;
+    private final Counter mismatch;
+    private final Counter notStored;
+    private final Counter failed;
 
-  private static Counter counter(MeterRegistry registry, String name, String outcome) {
-    return Counter.builder(METRIC)
-        .description("Requests with an Idempotency-Key, by outcome")
-        .tag("store", name)
-        .tag("outcome", outcome)
-        .register(registry);
-  }
+    public JooqIdempotencyStore(
+            DSLContext dsl,
+            String schema,
+            Duration lockTimeout,
+            Duration retryAfter,
+            Duration holdTimeout,
+            Duration ttl,
+            Clock clock,
+            int purgeBatchSize,
+            MeterRegistry registry,
+            String name) {
+        this.dsl = dsl;
+        this.mapping = OutboxMigrations.jooqSettings(schema);
+        this.lockTimeoutNanos = lockTimeout.toNanos();
+        this.probeTimeout = Math.min(PROBE.toMillis(), lockTimeout.toMillis()) + "ms";
+        this.holdTimeoutMillis = holdTimeout.toMillis();
+        this.retryAfter = retryAfter;
+        this.ttl = ttl;
+        this.clock = clock;
+        this.purgeBatchSize = purgeBatchSize;
+        this.log = "[idempotency-store " + name + "] ";
+        this.executed = counter(registry, name, "executed");
+        this.rolledBack = counter(registry, name, "rolled_back");
+        this.replayed = counter(registry, name, "replayed");
+        this.conflict = counter(registry, name, "conflict");
+        this.mismatch = counter(registry, name, "mismatch");
+        this.notStored = counter(registry, name, "not_stored");
+        this.failed = counter(registry, name, "failed");
+    }
 
-  @Override
-  public <X extends Exception> IdempotencyOutcome execute(IdempotencyRequest request, ResponsePolicy policy, BusinessCall<X> call)
-      throws X {
-    Objects.requireNonNull(request, "request may not be null");
-    Objects.requireNonNull(policy, "policy may not be null");
-    Objects.requireNonNull(call, "call may not be null");
-    String scope = storedScope(request.scope());
-    long deadline = System.nanoTime() + lockTimeoutNanos;
-    long pause = FIRST_PAUSE_NANOS;
-    IdempotencyOutcome outcome;
-    while (true) {
-      try {
-        outcome = dsl.transactionResult(cfg -> inTransaction(cfg, request, scope, policy, call));
-      } catch (Rollback r) {
-        outcome = r.outcome;
-      } catch (CallFailed f) {
-        failed.increment();
-        @SuppressWarnings("unchecked")
-        X cause = (X) f.getCause();
-        throw cause;
-      } catch (RuntimeException e) {
-        failed.increment();
-        throw e;
-      }
-      if (outcome != HELD) {
-        break;
-      }
-      // held by a request in flight: wait for it without a pooled connection, then look again
-      long left = deadline - System.nanoTime();
-      if (left <= 0 || !pause(Math.min(pause, left))) {
-        outcome = new IdempotencyOutcome.InFlight(retryAfter);
-        break;
-      }
-      pause = Math.min(pause * 2, MAX_PAUSE_NANOS);
+    private static Counter counter(MeterRegistry registry, String name, String outcome) {
+        return Counter.builder(METRIC)
+                .description("Requests with an Idempotency-Key, by outcome")
+                .tag("store", name)
+                .tag("outcome", outcome)
+                .register(registry);
     }
-    switch (outcome) {
-      case IdempotencyOutcome.Executed e -> (e.writesCommitted() ? executed : rolledBack).increment();
-      case IdempotencyOutcome.Replayed r -> replayed.increment();
-      case IdempotencyOutcome.Mismatch m -> mismatch.increment();
-      case IdempotencyOutcome.InFlight f -> conflict.increment();
-      case IdempotencyOutcome.NotStored n -> notStored.increment();
-    }
-    if (LOG.isDebugEnabled()) {
-      LOG.debug("{}{} key {} in scope {}", log, outcome.getClass().getSimpleName(), request.key(), request.scope());
-    }
-    return outcome;
-  }
 
-  /** @return false when interrupted (the flag is restored) */
-  private static boolean pause(long nanos) {
-    try {
-      Thread.sleep(Duration.ofNanos(nanos));
-      return true;
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return false;
+    @Override
+    public <X extends Exception> IdempotencyOutcome execute(
+            IdempotencyRequest request, ResponsePolicy policy, BusinessCall<X> call) throws X {
+        Objects.requireNonNull(request, "request may not be null");
+        Objects.requireNonNull(policy, "policy may not be null");
+        Objects.requireNonNull(call, "call may not be null");
+        String scope = storedScope(request.scope());
+        long deadline = System.nanoTime() + lockTimeoutNanos;
+        long pause = FIRST_PAUSE_NANOS;
+        IdempotencyOutcome outcome;
+        while (true) {
+            try {
+                outcome = dsl.transactionResult(cfg -> inTransaction(cfg, request, scope, policy, call));
+            } catch (Rollback r) {
+                outcome = r.outcome;
+            } catch (CallFailed f) {
+                failed.increment();
+                @SuppressWarnings("unchecked")
+                X cause = (X) f.getCause();
+                throw cause;
+            } catch (RuntimeException e) {
+                failed.increment();
+                throw e;
+            }
+            if (outcome != HELD) {
+                break;
+            }
+            // held by a request in flight: wait for it without a pooled connection, then look again
+            long left = deadline - System.nanoTime();
+            if (left <= 0 || !pause(Math.min(pause, left))) {
+                outcome = new IdempotencyOutcome.InFlight(retryAfter);
+                break;
+            }
+            pause = Math.min(pause * 2, MAX_PAUSE_NANOS);
+        }
+        switch (outcome) {
+            case IdempotencyOutcome.Executed e -> (e.writesCommitted() ? executed : rolledBack).increment();
+            case IdempotencyOutcome.Replayed r -> replayed.increment();
+            case IdempotencyOutcome.Mismatch m -> mismatch.increment();
+            case IdempotencyOutcome.InFlight f -> conflict.increment();
+            case IdempotencyOutcome.NotStored n -> notStored.increment();
+        }
+        if (LOG.isDebugEnabled()) {
+            LOG.debug(
+                    "{}{} key {} in scope {}", log, outcome.getClass().getSimpleName(), request.key(), request.scope());
+        }
+        return outcome;
     }
-  }
 
-  /**
-   * The scope as stored in the key's primary key: as it is when short, else its SHA-256, so that
-   * no scope can exceed the index row limit. A short scope that looks like a hash is hashed too,
-   * which keeps the mapping one-to-one.
-   */
-  static String storedScope(String scope) {
-    byte[] bytes = scope.getBytes(StandardCharsets.UTF_8);
-    if (bytes.length <= MAX_PLAIN_SCOPE_BYTES && !scope.startsWith(HASHED_SCOPE)) {
-      return scope;
+    /** @return false when interrupted (the flag is restored) */
+    private static boolean pause(long nanos) {
+        try {
+            Thread.sleep(Duration.ofNanos(nanos));
+            return true;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
     }
-    try {
-      return HASHED_SCOPE + HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("the JVM has no SHA-256, which every Java platform must provide", e);
-    }
-  }
 
-  private IdempotencyOutcome inTransaction(
-      Configuration cfg, IdempotencyRequest request, String scope, ResponsePolicy policy, BusinessCall<?> call) {
-    DSLContext caller = cfg.dsl();
-    DSLContext db = DSL.using(cfg.derive(withMapping(caller.settings())));
-    try {
-      // offset 0 keeps the subquery from being flattened, so the old values are read before the set
-      var previous = db.resultQuery(
-              "select s.lock, s.stmt, s.idle, set_config('lock_timeout', {0}, true) from (select"
-                  + " current_setting('lock_timeout') as lock, current_setting('statement_timeout') as stmt,"
-                  + " current_setting('idle_in_transaction_session_timeout') as idle offset 0) s",
-              DSL.val(probeTimeout))
-          .fetchSingle();
-      IdempotencyOutcome decided = claim(db, request, scope);
-      if (decided != null) {
-        return decided;
-      }
-      // the key is ours: the call runs with the session's lock timeout, and holds the key for at
-      // most holdTimeout, enforced by PostgreSQL even if this process hangs or loses the network
-      db.resultQuery("select set_config('lock_timeout', {0}, true), set_config('statement_timeout', {1}, true),"
-              + " set_config('idle_in_transaction_session_timeout', {2}, true)",
-              DSL.val(previous.get(0, String.class)),
-              DSL.val(bounded(previous.get(1, String.class))),
-              DSL.val(bounded(previous.get(2, String.class))))
-          .fetch();
-    } catch (DataAccessException e) {
-      if (LOCK_NOT_AVAILABLE.equals(e.sqlState())) {
-        // the transaction is aborted; roll it back, hand the connection back, and look again later
-        throw new Rollback(HELD);
-      }
-      throw e;
+    /**
+     * The scope as stored in the key's primary key: as it is when short, else its SHA-256, so that
+     * no scope can exceed the index row limit. A short scope that looks like a hash is hashed too,
+     * which keeps the mapping one-to-one.
+     */
+    static String storedScope(String scope) {
+        byte[] bytes = scope.getBytes(StandardCharsets.UTF_8);
+        if (bytes.length <= MAX_PLAIN_SCOPE_BYTES && !scope.startsWith(HASHED_SCOPE)) {
+            return scope;
+        }
+        try {
+            return HASHED_SCOPE
+                    + HexFormat.of()
+                            .formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("the JVM has no SHA-256, which every Java platform must provide", e);
+        }
     }
-    db.execute("savepoint " + SAVEPOINT);
-    StoredResponse response;
-    try {
-      response = call.execute(caller);
-    } catch (RuntimeException e) {
-      throw e;
-    } catch (Exception e) {
-      throw new CallFailed(e);
-    }
-    Objects.requireNonNull(response, "the business call returned null; return the StoredResponse to send");
-    ResponsePolicy.Action action = Objects.requireNonNull(policy.action(response.status()),
-        () -> "the ResponsePolicy returned null for status " + response.status()
-            + "; return COMMIT, ROLL_BACK_AND_STORE or RELEASE");
-    switch (action) {
-      case RELEASE -> throw new Rollback(new IdempotencyOutcome.NotStored(response));
-      case ROLL_BACK_AND_STORE -> db.execute("rollback to savepoint " + SAVEPOINT);
-      case COMMIT -> { }
-    }
-    db.update(IDEMPOTENCY_KEY)
-        .set(IDEMPOTENCY_KEY.RESPONSE_STATUS, response.status())
-        .set(IDEMPOTENCY_KEY.RESPONSE_HEADERS, JSONB.valueOf(Json.writeLists(response.headers())))
-        .set(IDEMPOTENCY_KEY.RESPONSE_BODY, response.body())
-        .where(IDEMPOTENCY_KEY.SCOPE.eq(scope), IDEMPOTENCY_KEY.IDEM_KEY.eq(request.key()))
-        .execute();
-    return new IdempotencyOutcome.Executed(response, action == ResponsePolicy.Action.COMMIT);
-  }
 
-  /**
-   * @param setting a duration setting as {@code current_setting} shows it ({@code 0}, {@code 250ms},
-   *     {@code 30s}, {@code 5min}, {@code 1h}, {@code 1d})
-   * @return the hold timeout, or the session's setting when it is shorter and on, as {@code <n>ms}
-   */
-  String bounded(String setting) {
-    Matcher m = GUC_DURATION.matcher(setting == null ? "" : setting.strip().toLowerCase(Locale.ROOT));
-    if (!m.matches()) {
-      return holdTimeoutMillis + "ms";
+    private IdempotencyOutcome inTransaction(
+            Configuration cfg, IdempotencyRequest request, String scope, ResponsePolicy policy, BusinessCall<?> call) {
+        DSLContext caller = cfg.dsl();
+        DSLContext db = DSL.using(cfg.derive(withMapping(caller.settings())));
+        try {
+            // offset 0 keeps the subquery from being flattened, so the old values are read before the set
+            var previous = db.resultQuery(
+                            "select s.lock, s.stmt, s.idle, set_config('lock_timeout', {0}, true) from (select"
+                                    + " current_setting('lock_timeout') as lock, current_setting('statement_timeout') as stmt,"
+                                    + " current_setting('idle_in_transaction_session_timeout') as idle offset 0) s",
+                            DSL.val(probeTimeout))
+                    .fetchSingle();
+            IdempotencyOutcome decided = claim(db, request, scope);
+            if (decided != null) {
+                return decided;
+            }
+            // the key is ours: the call runs with the session's lock timeout, and holds the key for at
+            // most holdTimeout, enforced by PostgreSQL even if this process hangs or loses the network
+            db.resultQuery(
+                            "select set_config('lock_timeout', {0}, true), set_config('statement_timeout', {1}, true),"
+                                    + " set_config('idle_in_transaction_session_timeout', {2}, true)",
+                            DSL.val(previous.get(0, String.class)),
+                            DSL.val(bounded(previous.get(1, String.class))),
+                            DSL.val(bounded(previous.get(2, String.class))))
+                    .fetch();
+        } catch (DataAccessException e) {
+            if (LOCK_NOT_AVAILABLE.equals(e.sqlState())) {
+                // the transaction is aborted; roll it back, hand the connection back, and look again later
+                throw new Rollback(HELD);
+            }
+            throw e;
+        }
+        db.execute("savepoint " + SAVEPOINT);
+        StoredResponse response;
+        try {
+            response = call.execute(caller);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new CallFailed(e);
+        }
+        Objects.requireNonNull(response, "the business call returned null; return the StoredResponse to send");
+        ResponsePolicy.Action action = Objects.requireNonNull(
+                policy.action(response.status()),
+                () -> "the ResponsePolicy returned null for status " + response.status()
+                        + "; return COMMIT, ROLL_BACK_AND_STORE or RELEASE");
+        switch (action) {
+            case RELEASE -> throw new Rollback(new IdempotencyOutcome.NotStored(response));
+            case ROLL_BACK_AND_STORE -> db.execute("rollback to savepoint " + SAVEPOINT);
+            case COMMIT -> {}
+        }
+        db.update(IDEMPOTENCY_KEY)
+                .set(IDEMPOTENCY_KEY.RESPONSE_STATUS, response.status())
+                .set(IDEMPOTENCY_KEY.RESPONSE_HEADERS, JSONB.valueOf(Json.writeLists(response.headers())))
+                .set(IDEMPOTENCY_KEY.RESPONSE_BODY, response.body())
+                .where(IDEMPOTENCY_KEY.SCOPE.eq(scope), IDEMPOTENCY_KEY.IDEM_KEY.eq(request.key()))
+                .execute();
+        return new IdempotencyOutcome.Executed(response, action == ResponsePolicy.Action.COMMIT);
     }
-    long value = Long.parseLong(m.group(1));
-    long millis = switch (m.group(2) == null ? "ms" : m.group(2)) {
-      case "s" -> value * 1_000L;
-      case "min" -> value * 60_000L;
-      case "h" -> value * 3_600_000L;
-      case "d" -> value * 86_400_000L;
-      default -> value;
-    };
-    return (millis > 0 && millis < holdTimeoutMillis ? millis : holdTimeoutMillis) + "ms";
-  }
 
-  /**
-   * Inserts the key row, or decides the outcome from the committed row that holds the key.
-   *
-   * @return null when this transaction now holds the key and the call must run
-   */
-  private IdempotencyOutcome claim(DSLContext db, IdempotencyRequest request, String scope) {
-    for (int round = 0; round < MAX_ROUNDS; round++) {
-      OffsetDateTime now = OffsetDateTime.now(clock).withOffsetSameInstant(ZoneOffset.UTC);
-      boolean inserted = db.insertInto(IDEMPOTENCY_KEY)
-          .set(IDEMPOTENCY_KEY.SCOPE, scope)
-          .set(IDEMPOTENCY_KEY.IDEM_KEY, request.key())
-          .set(IDEMPOTENCY_KEY.FINGERPRINT, request.fingerprint())
-          .set(IDEMPOTENCY_KEY.EXPIRES_AT, now.plus(ttl))
-          .onConflict(IDEMPOTENCY_KEY.SCOPE, IDEMPOTENCY_KEY.IDEM_KEY)
-          .doNothing()
-          .returning(IDEMPOTENCY_KEY.SCOPE)
-          .fetchOptional()
-          .isPresent();
-      if (inserted) {
-        return null;
-      }
-      Record5<String, Integer, JSONB, byte[], OffsetDateTime> existing = db
-          .select(IDEMPOTENCY_KEY.FINGERPRINT, IDEMPOTENCY_KEY.RESPONSE_STATUS, IDEMPOTENCY_KEY.RESPONSE_HEADERS,
-              IDEMPOTENCY_KEY.RESPONSE_BODY, IDEMPOTENCY_KEY.EXPIRES_AT)
-          .from(IDEMPOTENCY_KEY)
-          .where(IDEMPOTENCY_KEY.SCOPE.eq(scope), IDEMPOTENCY_KEY.IDEM_KEY.eq(request.key()))
-          .fetchOne();
-      if (existing == null) {
-        continue; // purged or replaced after expiry between the two statements: try the insert again
-      }
-      if (!existing.value5().isAfter(now)) {
-        // expired keys count as absent; the condition keeps a concurrent fresh row safe
-        db.deleteFrom(IDEMPOTENCY_KEY)
-            .where(IDEMPOTENCY_KEY.SCOPE.eq(scope), IDEMPOTENCY_KEY.IDEM_KEY.eq(request.key()),
-                IDEMPOTENCY_KEY.EXPIRES_AT.le(now))
-            .execute();
-        continue;
-      }
-      if (!existing.value1().equals(request.fingerprint())) {
-        return new IdempotencyOutcome.Mismatch();
-      }
-      if (existing.value2() == null) {
-        // a committed row without response: not written by this store, treat as still in flight
+    /**
+     * @param setting a duration setting as {@code current_setting} shows it ({@code 0}, {@code 250ms},
+     *     {@code 30s}, {@code 5min}, {@code 1h}, {@code 1d})
+     * @return the hold timeout, or the session's setting when it is shorter and on, as {@code <n>ms}
+     */
+    String bounded(String setting) {
+        Matcher m = GUC_DURATION.matcher(setting == null ? "" : setting.strip().toLowerCase(Locale.ROOT));
+        if (!m.matches()) {
+            return holdTimeoutMillis + "ms";
+        }
+        long value = Long.parseLong(m.group(1));
+        long millis = switch (m.group(2) == null ? "ms" : m.group(2)) {
+            case "s" -> value * 1_000L;
+            case "min" -> value * 60_000L;
+            case "h" -> value * 3_600_000L;
+            case "d" -> value * 86_400_000L;
+            default -> value;
+        };
+        return (millis > 0 && millis < holdTimeoutMillis ? millis : holdTimeoutMillis) + "ms";
+    }
+
+    /**
+     * Inserts the key row, or decides the outcome from the committed row that holds the key.
+     *
+     * @return null when this transaction now holds the key and the call must run
+     */
+    private IdempotencyOutcome claim(DSLContext db, IdempotencyRequest request, String scope) {
+        for (int round = 0; round < MAX_ROUNDS; round++) {
+            OffsetDateTime now = OffsetDateTime.now(clock).withOffsetSameInstant(ZoneOffset.UTC);
+            boolean inserted = db.insertInto(IDEMPOTENCY_KEY)
+                    .set(IDEMPOTENCY_KEY.SCOPE, scope)
+                    .set(IDEMPOTENCY_KEY.IDEM_KEY, request.key())
+                    .set(IDEMPOTENCY_KEY.FINGERPRINT, request.fingerprint())
+                    .set(IDEMPOTENCY_KEY.EXPIRES_AT, now.plus(ttl))
+                    .onConflict(IDEMPOTENCY_KEY.SCOPE, IDEMPOTENCY_KEY.IDEM_KEY)
+                    .doNothing()
+                    .returning(IDEMPOTENCY_KEY.SCOPE)
+                    .fetchOptional()
+                    .isPresent();
+            if (inserted) {
+                return null;
+            }
+            Record5<String, Integer, JSONB, byte[], OffsetDateTime> existing = db.select(
+                            IDEMPOTENCY_KEY.FINGERPRINT,
+                            IDEMPOTENCY_KEY.RESPONSE_STATUS,
+                            IDEMPOTENCY_KEY.RESPONSE_HEADERS,
+                            IDEMPOTENCY_KEY.RESPONSE_BODY,
+                            IDEMPOTENCY_KEY.EXPIRES_AT)
+                    .from(IDEMPOTENCY_KEY)
+                    .where(IDEMPOTENCY_KEY.SCOPE.eq(scope), IDEMPOTENCY_KEY.IDEM_KEY.eq(request.key()))
+                    .fetchOne();
+            if (existing == null) {
+                continue; // purged or replaced after expiry between the two statements: try the insert again
+            }
+            if (!existing.value5().isAfter(now)) {
+                // expired keys count as absent; the condition keeps a concurrent fresh row safe
+                db.deleteFrom(IDEMPOTENCY_KEY)
+                        .where(
+                                IDEMPOTENCY_KEY.SCOPE.eq(scope),
+                                IDEMPOTENCY_KEY.IDEM_KEY.eq(request.key()),
+                                IDEMPOTENCY_KEY.EXPIRES_AT.le(now))
+                        .execute();
+                continue;
+            }
+            if (!existing.value1().equals(request.fingerprint())) {
+                return new IdempotencyOutcome.Mismatch();
+            }
+            if (existing.value2() == null) {
+                // a committed row without response: not written by this store, treat as still in flight
+                return new IdempotencyOutcome.InFlight(retryAfter);
+            }
+            JSONB headers = existing.value3();
+            byte[] body = existing.value4();
+            return new IdempotencyOutcome.Replayed(new StoredResponse(
+                    existing.value2(),
+                    headers == null ? Map.of() : Json.readLists(headers.data()),
+                    body == null ? new byte[0] : body));
+        }
+        LOG.warn(
+                "{}key {} in scope {} changed hands {} times in one request; answering 409",
+                log,
+                request.key(),
+                scope,
+                MAX_ROUNDS);
         return new IdempotencyOutcome.InFlight(retryAfter);
-      }
-      JSONB headers = existing.value3();
-      byte[] body = existing.value4();
-      return new IdempotencyOutcome.Replayed(new StoredResponse(
-          existing.value2(),
-          headers == null ? Map.of() : Json.readLists(headers.data()),
-          body == null ? new byte[0] : body));
     }
-    LOG.warn("{}key {} in scope {} changed hands {} times in one request; answering 409", log, request.key(), scope, MAX_ROUNDS);
-    return new IdempotencyOutcome.InFlight(retryAfter);
-  }
 
-  @Override
-  public long purgeExpired() {
-    DSLContext db = DSL.using(dsl.configuration().derive(withMapping(dsl.settings())));
-    long total = 0;
-    while (true) {
-      OffsetDateTime now = OffsetDateTime.now(clock).withOffsetSameInstant(ZoneOffset.UTC);
-      var batch = DSL.select(IDEMPOTENCY_KEY.SCOPE, IDEMPOTENCY_KEY.IDEM_KEY)
-          .from(IDEMPOTENCY_KEY)
-          .where(IDEMPOTENCY_KEY.EXPIRES_AT.le(now))
-          .orderBy(IDEMPOTENCY_KEY.EXPIRES_AT)
-          .limit(purgeBatchSize)
-          .forUpdate()
-          .skipLocked();
-      int deleted = db.transactionResult(cfg -> DSL.using(cfg).deleteFrom(IDEMPOTENCY_KEY)
-          .where(DSL.row(IDEMPOTENCY_KEY.SCOPE, IDEMPOTENCY_KEY.IDEM_KEY).in(batch))
-          .and(IDEMPOTENCY_KEY.EXPIRES_AT.le(now))
-          .execute());
-      total += deleted;
-      if (deleted < purgeBatchSize) {
-        break;
-      }
+    @Override
+    public long purgeExpired() {
+        DSLContext db = DSL.using(dsl.configuration().derive(withMapping(dsl.settings())));
+        long total = 0;
+        while (true) {
+            OffsetDateTime now = OffsetDateTime.now(clock).withOffsetSameInstant(ZoneOffset.UTC);
+            var batch = DSL.select(IDEMPOTENCY_KEY.SCOPE, IDEMPOTENCY_KEY.IDEM_KEY)
+                    .from(IDEMPOTENCY_KEY)
+                    .where(IDEMPOTENCY_KEY.EXPIRES_AT.le(now))
+                    .orderBy(IDEMPOTENCY_KEY.EXPIRES_AT)
+                    .limit(purgeBatchSize)
+                    .forUpdate()
+                    .skipLocked();
+            int deleted = db.transactionResult(cfg -> DSL.using(cfg)
+                    .deleteFrom(IDEMPOTENCY_KEY)
+                    .where(DSL.row(IDEMPOTENCY_KEY.SCOPE, IDEMPOTENCY_KEY.IDEM_KEY)
+                            .in(batch))
+                    .and(IDEMPOTENCY_KEY.EXPIRES_AT.le(now))
+                    .execute());
+            total += deleted;
+            if (deleted < purgeBatchSize) {
+                break;
+            }
+        }
+        if (total > 0) {
+            LOG.info("{}purged {} expired idempotency keys", log, total);
+        }
+        return total;
     }
-    if (total > 0) {
-      LOG.info("{}purged {} expired idempotency keys", log, total);
+
+    @Override
+    public Duration ttl() {
+        return ttl;
     }
-    return total;
-  }
 
-  @Override
-  public Duration ttl() {
-    return ttl;
-  }
-
-  private Settings withMapping(Settings callers) {
-    return SettingsTools.clone(callers).withRenderMapping(mapping.getRenderMapping());
-  }
-
-  /** Rolls the transaction back and carries the outcome out of it. */
-  private static final class Rollback extends RuntimeException {
-    final transient IdempotencyOutcome outcome;
-
-    Rollback(IdempotencyOutcome outcome) {
-      super(null, null, false, false);
-      this.outcome = outcome;
+    private Settings withMapping(Settings callers) {
+        return SettingsTools.clone(callers).withRenderMapping(mapping.getRenderMapping());
     }
-  }
 
-  /** Carries a checked exception of the business call through jOOQ's transaction. */
-  private static final class CallFailed extends RuntimeException {
-    CallFailed(Exception cause) {
-      super(cause.getMessage(), cause, false, false);
+    /** Rolls the transaction back and carries the outcome out of it. */
+    private static final class Rollback extends RuntimeException {
+        final transient IdempotencyOutcome outcome;
+
+        Rollback(IdempotencyOutcome outcome) {
+            super(null, null, false, false);
+            this.outcome = outcome;
+        }
     }
-  }
 
+    /** Carries a checked exception of the business call through jOOQ's transaction. */
+    private static final class CallFailed extends RuntimeException {
+        CallFailed(Exception cause) {
+            super(cause.getMessage(), cause, false, false);
+        }
+    }
 }

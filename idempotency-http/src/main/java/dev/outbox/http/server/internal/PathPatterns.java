@@ -8,42 +8,42 @@ import java.util.List;
  */
 public final class PathPatterns {
 
-  private PathPatterns() {}
+    private PathPatterns() {}
 
-  /**
-   * @param pattern a pattern, not null
-   * @return {@code pattern}
-   * @throws IllegalArgumentException when it does not start with {@code /} or has a {@code *} other
-   *     than a trailing {@code /*}
-   */
-  public static String requireSupported(String pattern) {
-    String withoutWildcard = pattern.endsWith("/*") ? pattern.substring(0, pattern.length() - 2) : pattern;
-    if (!pattern.startsWith("/") || withoutWildcard.contains("*")) {
-      throw new IllegalArgumentException("path pattern '" + pattern
-          + "' is not supported: use an exact path (/orders), a prefix (/orders/*) or /*");
-    }
-    return pattern;
-  }
-
-  /**
-   * @param patterns supported patterns
-   * @param path a path inside the application, without the query string
-   * @return whether any of the patterns matches the path
-   */
-  public static boolean matchesAny(List<String> patterns, String path) {
-    for (String pattern : patterns) {
-      if (pattern.equals("/*")) {
-        return true;
-      }
-      if (pattern.endsWith("/*")) {
-        String prefix = pattern.substring(0, pattern.length() - 2);
-        if (path.equals(prefix) || path.startsWith(prefix + "/")) {
-          return true;
+    /**
+     * @param pattern a pattern, not null
+     * @return {@code pattern}
+     * @throws IllegalArgumentException when it does not start with {@code /} or has a {@code *} other
+     *     than a trailing {@code /*}
+     */
+    public static String requireSupported(String pattern) {
+        String withoutWildcard = pattern.endsWith("/*") ? pattern.substring(0, pattern.length() - 2) : pattern;
+        if (!pattern.startsWith("/") || withoutWildcard.contains("*")) {
+            throw new IllegalArgumentException("path pattern '" + pattern
+                    + "' is not supported: use an exact path (/orders), a prefix (/orders/*) or /*");
         }
-      } else if (path.equals(pattern)) {
-        return true;
-      }
+        return pattern;
     }
-    return false;
-  }
+
+    /**
+     * @param patterns supported patterns
+     * @param path a path inside the application, without the query string
+     * @return whether any of the patterns matches the path
+     */
+    public static boolean matchesAny(List<String> patterns, String path) {
+        for (String pattern : patterns) {
+            if (pattern.equals("/*")) {
+                return true;
+            }
+            if (pattern.endsWith("/*")) {
+                String prefix = pattern.substring(0, pattern.length() - 2);
+                if (path.equals(prefix) || path.startsWith(prefix + "/")) {
+                    return true;
+                }
+            } else if (path.equals(pattern)) {
+                return true;
+            }
+        }
+        return false;
+    }
 }

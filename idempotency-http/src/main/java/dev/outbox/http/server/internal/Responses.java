@@ -19,103 +19,120 @@ import java.util.Set;
  * key's transaction has ended.
  */
 public final class Responses {
-  private static final Set<String> NEVER_STORED = Set.of(
-      "set-cookie", "set-cookie2", "content-length", "transfer-encoding", "connection", "keep-alive", "date",
-      "upgrade", "trailer", "proxy-authenticate", IdempotencyKey.REPLAYED_HEADER.toLowerCase(Locale.ROOT));
+    private static final Set<String> NEVER_STORED = Set.of(
+            "set-cookie",
+            "set-cookie2",
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "keep-alive",
+            "date",
+            "upgrade",
+            "trailer",
+            "proxy-authenticate",
+            IdempotencyKey.REPLAYED_HEADER.toLowerCase(Locale.ROOT));
 
-  private Responses() {}
+    private Responses() {}
 
-  /**
-   * @param name a response header's name, not null
-   * @return {@code name}
-   * @throws IllegalArgumentException when it is blank, or a cookie, framing or hop-by-hop header,
-   *     which belongs to one response only and must never be replayed
-   */
-  public static String requireStorable(String name) {
-    if (NEVER_STORED.contains(name.toLowerCase(Locale.ROOT)) || name.isBlank()) {
-      throw new IllegalArgumentException("header '" + name + "' cannot be stored and replayed: cookies, framing and"
-          + " hop-by-hop headers belong to one response only");
-    }
-    return name;
-  }
-
-  /**
-   * @param capturing the handler's response, body held back
-   * @param storedHeaders the names of the headers to keep; {@code Content-Type} is read from the
-   *     response's content type
-   * @return the status, the named headers the handler set, and the body
-   */
-  public static StoredResponse capture(CapturingResponse capturing, List<String> storedHeaders) {
-    Map<String, List<String>> headers = new LinkedHashMap<>();
-    for (String name : storedHeaders) {
-      if (name.equalsIgnoreCase("Content-Type")) {
-        String type = capturing.getContentType();
-        if (type != null) {
-          headers.put("Content-Type", List.of(type));
+    /**
+     * @param name a response header's name, not null
+     * @return {@code name}
+     * @throws IllegalArgumentException when it is blank, or a cookie, framing or hop-by-hop header,
+     *     which belongs to one response only and must never be replayed
+     */
+    public static String requireStorable(String name) {
+        if (NEVER_STORED.contains(name.toLowerCase(Locale.ROOT)) || name.isBlank()) {
+            throw new IllegalArgumentException(
+                    "header '" + name + "' cannot be stored and replayed: cookies, framing and"
+                            + " hop-by-hop headers belong to one response only");
         }
-        continue;
-      }
-      Collection<String> values = capturing.getHeaders(name);
-      if (values != null && !values.isEmpty()) {
-        headers.put(name, new ArrayList<>(values));
-      }
+        return name;
     }
-    return new StoredResponse(capturing.getStatus(), headers, capturing.body());
-  }
 
-  /** Sends the body held back from the handler, with its length. */
-  public static void sendBody(HttpServletResponse response, byte[] body) throws IOException {
-    response.setContentLength(body.length);
-    if (body.length > 0) {
-      response.getOutputStream().write(body);
+    /**
+     * @param capturing the handler's response, body held back
+     * @param storedHeaders the names of the headers to keep; {@code Content-Type} is read from the
+     *     response's content type
+     * @return the status, the named headers the handler set, and the body
+     */
+    public static StoredResponse capture(CapturingResponse capturing, List<String> storedHeaders) {
+        Map<String, List<String>> headers = new LinkedHashMap<>();
+        for (String name : storedHeaders) {
+            if (name.equalsIgnoreCase("Content-Type")) {
+                String type = capturing.getContentType();
+                if (type != null) {
+                    headers.put("Content-Type", List.of(type));
+                }
+                continue;
+            }
+            Collection<String> values = capturing.getHeaders(name);
+            if (values != null && !values.isEmpty()) {
+                headers.put(name, new ArrayList<>(values));
+            }
+        }
+        return new StoredResponse(capturing.getStatus(), headers, capturing.body());
     }
-  }
 
-  /** Sends a stored response, marked {@code Idempotent-Replayed: true}. */
-  public static void replay(HttpServletResponse response, StoredResponse stored) throws IOException {
-    response.setStatus(stored.status());
-    stored.headers().forEach((name, values) -> {
-      if (name.equalsIgnoreCase("Content-Type")) {
-        response.setContentType(values.get(0));
-      } else {
-        values.forEach(v -> response.addHeader(name, v));
-      }
-    });
-    response.setHeader(IdempotencyKey.REPLAYED_HEADER, "true");
-    sendBody(response, stored.body());
-  }
-
-  /** Drops what the handler set on a response that has not been sent yet. */
-  public static void resetIfPossible(HttpServletResponse response) {
-    if (!response.isCommitted()) {
-      response.reset();
+    /** Sends the body held back from the handler, with its length. */
+    public static void sendBody(HttpServletResponse response, byte[] body) throws IOException {
+        response.setContentLength(body.length);
+        if (body.length > 0) {
+            response.getOutputStream().write(body);
+        }
     }
-  }
 
-  /**
-   * Answers 422: the key was used for another request.
-   *
-   * @param route the request's method and path
-   */
-  public static void mismatch(HttpServletResponse response, String key, String route) throws IOException {
-    Problems.send(response, 422, "Idempotency-Key reused with another request",
-        "The " + IdempotencyKey.HEADER + " '" + key + "' was already used for a different request to " + route
-            + " (another body, content type or query string). Send a new key for a new operation; reuse a key only"
-            + " to retry the identical request.");
-  }
+    /** Sends a stored response, marked {@code Idempotent-Replayed: true}. */
+    public static void replay(HttpServletResponse response, StoredResponse stored) throws IOException {
+        response.setStatus(stored.status());
+        stored.headers().forEach((name, values) -> {
+            if (name.equalsIgnoreCase("Content-Type")) {
+                response.setContentType(values.get(0));
+            } else {
+                values.forEach(v -> response.addHeader(name, v));
+            }
+        });
+        response.setHeader(IdempotencyKey.REPLAYED_HEADER, "true");
+        sendBody(response, stored.body());
+    }
 
-  /**
-   * Answers 409 with {@code Retry-After}: a request with the key is still in flight.
-   *
-   * @param route the request's method and path
-   * @param retryAfter how long to wait, sent in whole seconds rounded up
-   */
-  public static void inFlight(HttpServletResponse response, String key, String route, Duration retryAfter)
-      throws IOException {
-    long seconds = (retryAfter.toMillis() + 999) / 1000;
-    response.setHeader("Retry-After", Long.toString(seconds));
-    Problems.send(response, 409, "Request with this Idempotency-Key still in progress",
-        "A request with " + IdempotencyKey.HEADER + " '" + key + "' to " + route + " is still being processed. Retry"
-            + " the same request with the same key after " + seconds + " s to receive its response.");
-  }
+    /** Drops what the handler set on a response that has not been sent yet. */
+    public static void resetIfPossible(HttpServletResponse response) {
+        if (!response.isCommitted()) {
+            response.reset();
+        }
+    }
+
+    /**
+     * Answers 422: the key was used for another request.
+     *
+     * @param route the request's method and path
+     */
+    public static void mismatch(HttpServletResponse response, String key, String route) throws IOException {
+        Problems.send(
+                response,
+                422,
+                "Idempotency-Key reused with another request",
+                "The " + IdempotencyKey.HEADER + " '" + key + "' was already used for a different request to " + route
+                        + " (another body, content type or query string). Send a new key for a new operation; reuse a key only"
+                        + " to retry the identical request.");
+    }
+
+    /**
+     * Answers 409 with {@code Retry-After}: a request with the key is still in flight.
+     *
+     * @param route the request's method and path
+     * @param retryAfter how long to wait, sent in whole seconds rounded up
+     */
+    public static void inFlight(HttpServletResponse response, String key, String route, Duration retryAfter)
+            throws IOException {
+        long seconds = (retryAfter.toMillis() + 999) / 1000;
+        response.setHeader("Retry-After", Long.toString(seconds));
+        Problems.send(
+                response,
+                409,
+                "Request with this Idempotency-Key still in progress",
+                "A request with " + IdempotencyKey.HEADER + " '" + key + "' to " + route
+                        + " is still being processed. Retry" + " the same request with the same key after " + seconds
+                        + " s to receive its response.");
+    }
 }

@@ -30,118 +30,138 @@ import org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandl
  */
 class SpringMvcGateTest {
 
-  private final IdempotencyFilter filter = IdempotencyFilter.builder(
-      IdempotencyStore.builder().dataSource(new PGSimpleDataSource()).build()).paths("/orders/*").build();
+    private final IdempotencyFilter filter = IdempotencyFilter.builder(IdempotencyStore.builder()
+                    .dataSource(new PGSimpleDataSource())
+                    .build())
+            .paths("/orders/*")
+            .build();
 
-  @RestController
-  static class OrdersController {
-    @PostMapping("/orders")
-    String create() {
-      return "created";
+    @RestController
+    static class OrdersController {
+        @PostMapping("/orders")
+        String create() {
+            return "created";
+        }
+
+        @PatchMapping("/orders/{id}")
+        String change(@PathVariable("id") String id) {
+            return "changed";
+        }
+
+        @GetMapping("/orders/{id}")
+        String read(@PathVariable("id") String id) {
+            return "order";
+        }
     }
 
-    @PatchMapping("/orders/{id}")
-    String change(@PathVariable("id") String id) {
-      return "changed";
+    @RestController
+    static class RefundsController {
+        @PostMapping("/refunds")
+        String refund() {
+            return "refunded";
+        }
     }
 
-    @GetMapping("/orders/{id}")
-    String read(@PathVariable("id") String id) {
-      return "order";
-    }
-  }
+    @RestController
+    static class ExemptRefundsController {
+        @PostMapping("/refunds")
+        @NotIdempotent(reason = "refunds carry the provider's refund id and are deduplicated there")
+        String refund() {
+            return "refunded";
+        }
 
-  @RestController
-  static class RefundsController {
-    @PostMapping("/refunds")
-    String refund() {
-      return "refunded";
-    }
-  }
-
-  @RestController
-  static class ExemptRefundsController {
-    @PostMapping("/refunds")
-    @NotIdempotent(reason = "refunds carry the provider's refund id and are deduplicated there")
-    String refund() {
-      return "refunded";
+        /** No method condition: takes every method. */
+        @RequestMapping("/rpc")
+        String rpc() {
+            return "rpc";
+        }
     }
 
-    /** No method condition: takes every method. */
-    @RequestMapping("/rpc")
-    String rpc() {
-      return "rpc";
-    }
-  }
+    @Configuration
+    @EnableWebMvc
+    static class Uncovered {
+        @Bean
+        OrdersController orders() {
+            return new OrdersController();
+        }
 
-  @Configuration
-  @EnableWebMvc
-  static class Uncovered {
-    @Bean OrdersController orders() {
-      return new OrdersController();
-    }
-
-    @Bean RefundsController refunds() {
-      return new RefundsController();
-    }
-  }
-
-  @Configuration
-  @EnableWebMvc
-  static class Exempted {
-    @Bean OrdersController orders() {
-      return new OrdersController();
+        @Bean
+        RefundsController refunds() {
+            return new RefundsController();
+        }
     }
 
-    @Bean ExemptRefundsController refunds() {
-      return new ExemptRefundsController();
+    @Configuration
+    @EnableWebMvc
+    static class Exempted {
+        @Bean
+        OrdersController orders() {
+            return new OrdersController();
+        }
+
+        @Bean
+        ExemptRefundsController refunds() {
+            return new ExemptRefundsController();
+        }
     }
-  }
 
-  private static List<Endpoint> endpoints(Class<?> config) {
-    return endpoints(config, "");
-  }
-
-  private static List<Endpoint> endpoints(Class<?> config, String servletPath) {
-    try (AnnotationConfigWebApplicationContext context = new AnnotationConfigWebApplicationContext()) {
-      context.setServletContext(new MockServletContext());
-      context.register(config);
-      context.refresh();
-      return SpringMvcEndpoints.of(context.getBean("requestMappingHandlerMapping", RequestMappingHandlerMapping.class), servletPath);
+    private static List<Endpoint> endpoints(Class<?> config) {
+        return endpoints(config, "");
     }
-  }
 
-  @Test
-  void anUncoveredPostMappingFailsTheGateAndIsNamed() {
-    List<Endpoint> endpoints = endpoints(Uncovered.class);
-    IdempotencyGate gate = IdempotencyGate.builder().filter(filter).build();
+    private static List<Endpoint> endpoints(Class<?> config, String servletPath) {
+        try (AnnotationConfigWebApplicationContext context = new AnnotationConfigWebApplicationContext()) {
+            context.setServletContext(new MockServletContext());
+            context.register(config);
+            context.refresh();
+            return SpringMvcEndpoints.of(
+                    context.getBean("requestMappingHandlerMapping", RequestMappingHandlerMapping.class), servletPath);
+        }
+    }
 
-    assertThatThrownBy(() -> gate.check(endpoints))
-        .isInstanceOf(UncoveredEndpointsException.class)
-        .hasMessageContaining("UNCOVERED POST /refunds")
-        .hasMessageContaining(RefundsController.class.getName() + "#refund")
-        .satisfies(e -> {
-          GateReport r = ((UncoveredEndpointsException) e).report();
-          assertThat(r.uncovered()).extracting(Endpoint::route).containsExactly("POST /refunds");
-          assertThat(r.covered()).extracting(Endpoint::route).containsExactlyInAnyOrder("POST /orders", "PATCH /orders/{id}");
-        });
-  }
+    @Test
+    void anUncoveredPostMappingFailsTheGateAndIsNamed() {
+        List<Endpoint> endpoints = endpoints(Uncovered.class);
+        IdempotencyGate gate = IdempotencyGate.builder().filter(filter).build();
 
-  @Test
-  void anAnnotatedHandlerIsExemptAndReported_aMappingWithoutMethodsCountsForEach() {
-    List<Endpoint> endpoints = endpoints(Exempted.class);
+        assertThatThrownBy(() -> gate.check(endpoints))
+                .isInstanceOf(UncoveredEndpointsException.class)
+                .hasMessageContaining("UNCOVERED POST /refunds")
+                .hasMessageContaining(RefundsController.class.getName() + "#refund")
+                .satisfies(e -> {
+                    GateReport r = ((UncoveredEndpointsException) e).report();
+                    assertThat(r.uncovered()).extracting(Endpoint::route).containsExactly("POST /refunds");
+                    assertThat(r.covered())
+                            .extracting(Endpoint::route)
+                            .containsExactlyInAnyOrder("POST /orders", "PATCH /orders/{id}");
+                });
+    }
 
-    GateReport r = IdempotencyGate.builder().filter(filter).exempt("* /rpc", "internal JSON-RPC, read-only calls").build().check(endpoints);
+    @Test
+    void anAnnotatedHandlerIsExemptAndReported_aMappingWithoutMethodsCountsForEach() {
+        List<Endpoint> endpoints = endpoints(Exempted.class);
 
-    assertThat(r.passed()).isTrue();
-    assertThat(r.exempted()).extracting(Endpoint::route, Endpoint::exemption).containsExactlyInAnyOrder(
-        tuple("POST /refunds", "@NotIdempotent: refunds carry the provider's refund id and are deduplicated there"),
-        tuple("PATCH /rpc", "configured: internal JSON-RPC, read-only calls"),
-        tuple("POST /rpc", "configured: internal JSON-RPC, read-only calls"));
-  }
+        GateReport r = IdempotencyGate.builder()
+                .filter(filter)
+                .exempt("* /rpc", "internal JSON-RPC, read-only calls")
+                .build()
+                .check(endpoints);
 
-  @Test
-  void theDispatcherServletsPathIsPutInFront() {
-    assertThat(endpoints(Uncovered.class, "/api")).extracting(Endpoint::route).contains("POST /api/orders", "POST /api/refunds");
-  }
+        assertThat(r.passed()).isTrue();
+        assertThat(r.exempted())
+                .extracting(Endpoint::route, Endpoint::exemption)
+                .containsExactlyInAnyOrder(
+                        tuple(
+                                "POST /refunds",
+                                "@NotIdempotent: refunds carry the provider's refund id and are deduplicated there"),
+                        tuple("PATCH /rpc", "configured: internal JSON-RPC, read-only calls"),
+                        tuple("POST /rpc", "configured: internal JSON-RPC, read-only calls"));
+    }
+
+    @Test
+    void theDispatcherServletsPathIsPutInFront() {
+        assertThat(endpoints(Uncovered.class, "/api"))
+                .extracting(Endpoint::route)
+                .contains("POST /api/orders", "POST /api/refunds");
+    }
 }
