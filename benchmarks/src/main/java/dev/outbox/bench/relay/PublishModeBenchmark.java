@@ -39,8 +39,8 @@ public final class PublishModeBenchmark {
                 default -> rest.add(args[i]);
             }
         }
-        RelayBenchmark.Options options = RelayBenchmark.Options.parse(rest.toArray(String[]::new));
-        RelayBenchmark.quietLogs();
+        RelayOptions options = RelayOptions.parse(rest.toArray(String[]::new));
+        Report.quietLogs();
         TestKafka kafka = RealServices.kafka();
         try (TestDatabase db = TestDatabase.create()) {
             RelayBenchmark bench = new RelayBenchmark(options, kafka, db);
@@ -51,8 +51,8 @@ public final class PublishModeBenchmark {
                     + batchSize + ", " + options.workers() + " worker threads");
             if (options.warmup() > 0) {
                 for (PublishMode mode : PublishMode.values()) {
-                    bench.publishMode = mode;
-                    bench.drainWithRelay(options.warmup(), batchSize);
+                    bench.drain().publishMode = mode;
+                    bench.drain().drainWithRelay(options.warmup(), batchSize);
                 }
                 report.add("after an unreported warm-up of " + options.warmup() + " messages in each mode");
             }
@@ -73,8 +73,8 @@ public final class PublishModeBenchmark {
                 double idempotent = 0;
                 double transactional = 0;
                 for (PublishMode mode : order) {
-                    bench.publishMode = mode;
-                    RelayBenchmark.Drain d = bench.drainWithRelay(options.messages(), batchSize);
+                    bench.drain().publishMode = mode;
+                    DrainScenario.Drain d = bench.drain().drainWithRelay(options.messages(), batchSize);
                     if (mode == PublishMode.IDEMPOTENT) {
                         idempotent = d.rate();
                     } else {
@@ -104,7 +104,7 @@ public final class PublishModeBenchmark {
                             .map(x -> Math.round(x * 100) / 100.0)
                             .toArray()),
                     sorted[sorted.length / 2]));
-            report.add("load average at the end: " + RelayBenchmark.loadAverage());
+            report.add("load average at the end: " + Report.loadAverage());
             report.forEach(System.out::println);
             if (out != null) {
                 Files.write(out, report);

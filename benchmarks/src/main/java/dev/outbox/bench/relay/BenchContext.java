@@ -1,0 +1,206 @@
+package dev.outbox.bench.relay;
+
+import dev.outbox.core.Outbox;
+import dev.outbox.core.OutboxHeaders;
+import dev.outbox.relay.internal.ProducerSettings;
+import dev.outbox.testkit.TestDatabase;
+import dev.outbox.testkit.TestKafka;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Properties;
+import java.util.SplittableRandom;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.utils.AppInfoParser;
+import org.jooq.DSLContext;
+
+/**
+ * What every scenario of the relay benchmark works with: the options, the database, the broker, the
+ * report, and the shared steps (topics with a leader per partition, the records' keys and payloads,
+ * a consumer that times arrivals, the conditions line).
+ */
+final class BenchContext {
+    static final String TYPE = "BenchPayload";
+    static final String CONTENT_TYPE = "application/octet-stream";
+
+    final RelayOptions options;
+    final TestKafka kafka;
+    final TestDatabase db;
+    final DSLContext dsl;
+    final Outbox outbox = Outbox.builder().build();
+    final Report report;
+
+    BenchContext(RelayOptions options, TestKafka kafka, TestDatabase db, Report report) {
+        this.options = options;
+        this.kafka = kafka;
+        this.db = db;
+        this.dsl = db.dsl();
+        this.report = report;
+    }
+
+    Map<String, Object> producerProperties() {
+        Map<String, Object> p = new LinkedHashMap<>(options.producer());
+        p.put("bootstrap.servers", kafka.bootstrapServers());
+        return p;
+    }
+
+    String key(int i) {
+        return "key-" + (i % options.keys());
+    }
+
+    /** Random bytes, the same for one index in every run (seeded by the index), not kept in memory. */
+    byte[] payload(int i) {
+        byte[] b = new byte[options.payloadBytes()];
+        new SplittableRandom(0x5eed_0000L + i).nextBytes(b);
+        return b;
+    }
+
+    static byte[] utf8(String s) {
+        return s.getBytes(StandardCharsets.UTF_8);
+    }
+
+    /**
+     * Creates a topic and writes one warm-up record to each partition with a throwaway producer, so
+     * that every partition has a leader that takes writes before anything is measured (an idempotent
+     * producer that meets a partition still electing its leader can retry for a long time). The
+     * warm-up records are subtracted in {@link #endOffsets}.
+     */
+    String newTopic(String prefix) {
+        String topic = "bench-" + prefix + "-" + UUID.randomUUID().toString().substring(0, 8);
+        kafka.createTopic(topic, options.partitions());
+        Map<String, Object> props = new HashMap<>();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+        props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "false");
+        props.put(ProducerConfig.ACKS_CONFIG, "all");
+        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        try (KafkaProducer<byte[], byte[]> warmup = new KafkaProducer<>(props)) {
+            for (int p = 0; p < options.partitions(); p++) {
+                warmup.send(new ProducerRecord<>(topic, p, null, utf8("warm-up")))
+                        .get(60, TimeUnit.SECONDS);
+            }
+        } catch (Exception e) {
+            throw new IllegalStateException("topic " + topic + " did not take a warm-up record: " + e, e);
+        }
+        return topic;
+    }
+
+    void deleteTopic(String topic) {
+        try (Admin admin = kafka.admin()) {
+            admin.deleteTopics(List.of(topic)).all().get(60, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            Report.progress("could not delete topic %s: %s", topic, e);
+        }
+    }
+
+    long endOffsets(String topic) throws Exception {
+        try (Admin admin = kafka.admin()) {
+            Map<TopicPartition, OffsetSpec> request = new HashMap<>();
+            for (int p = 0; p < options.partitions(); p++) {
+                request.put(new TopicPartition(topic, p), OffsetSpec.latest());
+            }
+            long warmup = options.partitions();
+            return admin.listOffsets(request).all().get(60, TimeUnit.SECONDS).values().stream()
+                            .mapToLong(o -> o.offset())
+                            .sum()
+                    - warmup;
+        }
+    }
+
+    long scalar(String sql) throws SQLException {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery(sql)) {
+            rs.next();
+            return rs.getLong(1);
+        }
+    }
+
+    void conditions() throws SQLException {
+        String pg;
+        try (Connection c = db.connect();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery("show server_version")) {
+            rs.next();
+            pg = rs.getString(1);
+        }
+        long memory = ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
+                .getTotalMemorySize();
+        report.line(String.format(
+                Locale.ROOT,
+                "machine: %d cpus, %.1f GiB RAM; JDK %s (%s); PostgreSQL %s at %s; Kafka clients %s," + " broker %s",
+                Runtime.getRuntime().availableProcessors(),
+                memory / (1024.0 * 1024 * 1024),
+                Runtime.version(),
+                System.getProperty("java.vm.name"),
+                pg,
+                db.jdbcUrl().replaceAll("\\?.*", ""),
+                AppInfoParser.getVersion(),
+                kafka));
+        report.line("JVM: max heap " + Runtime.getRuntime().maxMemory() / (1024 * 1024) + " MiB, args "
+                + ManagementFactory.getRuntimeMXBean().getInputArguments());
+        report.line("relay: " + options.workers() + " worker threads, producer " + producerPropertiesForDisplay()
+                + "; plain producer: the same properties");
+        report.line("load average at the start: " + Report.loadAverage());
+    }
+
+    String producerPropertiesForDisplay() {
+        Map<String, Object> shown = new java.util.TreeMap<>(ProducerSettings.validate(producerProperties(), "bench"));
+        shown.keySet().removeAll(List.of("bootstrap.servers", "client.id", "key.serializer", "value.serializer"));
+        return shown.toString();
+    }
+
+    /**
+     * Starts a consumer thread that reads {@code topic} from its end and records, per message id, when
+     * {@code poll} returned it, until {@code running} is false.
+     */
+    Thread timingConsumer(String topic, Map<UUID, Long> consumed, AtomicBoolean running) {
+        Properties cp = kafka.consumerProperties("unused");
+        cp.remove("group.id");
+        cp.put("fetch.min.bytes", "1");
+        KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(cp);
+        List<TopicPartition> partitions = new ArrayList<>();
+        consumer.partitionsFor(topic).forEach(p -> partitions.add(new TopicPartition(topic, p.partition())));
+        consumer.assign(partitions);
+        consumer.seekToEnd(partitions);
+        partitions.forEach(consumer::position);
+        Thread reader = new Thread(
+                () -> {
+                    try (consumer) {
+                        while (running.get()) {
+                            for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(50))) {
+                                long now = System.nanoTime();
+                                Header h = r.headers().lastHeader(OutboxHeaders.MESSAGE_ID);
+                                consumed.putIfAbsent(
+                                        UUID.fromString(new String(h.value(), StandardCharsets.UTF_8)), now);
+                            }
+                        }
+                    }
+                },
+                "timing-consumer-" + topic);
+        reader.start();
+        return reader;
+    }
+}

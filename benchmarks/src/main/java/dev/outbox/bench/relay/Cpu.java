@@ -1,0 +1,139 @@
+package dev.outbox.bench.relay;
+
+import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * CPU seconds used so far by this JVM (relay, producer and, when in-JVM, the broker) and by all postgres
+ * processes; and the finer accounts: per thread group of this JVM, per process, and the producers' own
+ * batch figures.
+ */
+record Cpu(double jvm, double postgres) {
+    static Cpu now() {
+        double jvm = ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
+                        .getProcessCpuTime()
+                / 1e9;
+        return new Cpu(jvm, postgresCpuSeconds());
+    }
+
+    Cpu minus(Cpu earlier) {
+        return new Cpu(jvm - earlier.jvm, postgres - earlier.postgres);
+    }
+
+    String perMessage(long messages) {
+        return String.format(
+                Locale.ROOT, "JVM %.1f us + PostgreSQL %.1f us", jvm * 1e6 / messages, postgres * 1e6 / messages);
+    }
+
+    /** CPU seconds per thread group of this JVM, from the thread MXBean (threads that ended are not counted). */
+    static Map<String, Double> threadCpu() {
+        var mx = ManagementFactory.getThreadMXBean();
+        Map<String, Double> out = new java.util.TreeMap<>();
+        for (var info : mx.getThreadInfo(mx.getAllThreadIds())) {
+            if (info == null) {
+                continue;
+            }
+            long t = mx.getThreadCpuTime(info.getThreadId());
+            if (t > 0) {
+                out.merge(threadGroup(info.getThreadName()), t / 1e9, Double::sum);
+            }
+        }
+        return out;
+    }
+
+    static String threadGroup(String name) {
+        if (name.startsWith("relay-") && name.contains("-worker-")) {
+            return "relay workers";
+        }
+        if (name.startsWith("relay-")) {
+            return "relay other";
+        }
+        if (name.startsWith("kafka-producer-network-thread")) {
+            return "producer I/O";
+        }
+        if (name.startsWith("data-plane-kafka")
+                || name.startsWith("kafka-")
+                || name.contains("controller")
+                || name.contains("broker")) {
+            return "broker";
+        }
+        if (name.equals("main")) {
+            return "main";
+        }
+        return "other";
+    }
+
+    static String threadCpuDelta(
+            Map<String, Double> before, Map<String, Double> after, double processSeconds, long messages) {
+        StringBuilder sb = new StringBuilder();
+        double known = 0;
+        for (var e : after.entrySet()) {
+            double d = e.getValue() - before.getOrDefault(e.getKey(), 0.0);
+            known += d;
+            sb.append(String.format(Locale.ROOT, "%s %.1f us, ", e.getKey(), d * 1e6 / messages));
+        }
+        sb.append(
+                String.format(Locale.ROOT, "GC/JIT/ended threads %.1f us", (processSeconds - known) * 1e6 / messages));
+        return sb.toString();
+    }
+
+    /** @return batch and request sizes of the producers of this JVM whose client id starts with {@code prefix}, from JMX */
+    static String producerStats(String prefix) {
+        try {
+            var server = ManagementFactory.getPlatformMBeanServer();
+            StringBuilder sb = new StringBuilder();
+            for (var name : server.queryNames(
+                    new javax.management.ObjectName("kafka.producer:type=producer-metrics,client-id=*"), null)) {
+                if (!name.getKeyProperty("client-id").startsWith(prefix)) {
+                    continue;
+                }
+                sb.append(String.format(
+                        Locale.ROOT,
+                        "batch-size-avg %.0f B, records-per-request-avg %.1f, request-latency-avg %.1f ms, "
+                                + "bufferpool-wait-ratio %.3f",
+                        (Double) server.getAttribute(name, "batch-size-avg"),
+                        (Double) server.getAttribute(name, "records-per-request-avg"),
+                        (Double) server.getAttribute(name, "request-latency-avg"),
+                        (Double) server.getAttribute(name, "bufferpool-wait-ratio")));
+            }
+            return sb.toString();
+        } catch (Exception e) {
+            return "producer metrics unavailable: " + e;
+        }
+    }
+
+    static double postgresCpuSeconds() {
+        long ticks = 0;
+        try (var dirs = Files.newDirectoryStream(Path.of("/proc"), "[0-9]*")) {
+            for (Path dir : dirs) {
+                try {
+                    String stat = Files.readString(dir.resolve("stat"));
+                    int close = stat.lastIndexOf(')');
+                    if (!stat.substring(stat.indexOf('(') + 1, close).startsWith("postgres")) {
+                        continue;
+                    }
+                    String[] f = stat.substring(close + 2).split(" ");
+                    ticks += Long.parseLong(f[11]) + Long.parseLong(f[12]);
+                } catch (Exception e) {
+                    // the process ended while it was read
+                }
+            }
+        } catch (Exception e) {
+            return Double.NaN;
+        }
+        return ticks / 100.0; // USER_HZ
+    }
+
+    static double processCpuSeconds(int pid) {
+        try {
+            String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            return (Long.parseLong(f[11]) + Long.parseLong(f[12])) / 100.0;
+        } catch (Exception e) {
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,123 @@
+package dev.outbox.bench.relay;
+
+import dev.outbox.core.Outbox;
+import dev.outbox.core.OutboxMessage;
+import dev.outbox.relay.Relay;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.LockSupport;
+
+/** The idle latency scenario: commit to consumed of single messages appended to an idle relay. */
+final class IdleLatency {
+    /** How the relay learns of new rows, and the producer that goes with it. */
+    interface WakeUp {
+        /** The default: the relay's probe, appends without a notification. */
+        WakeUp PROBE = new WakeUp() {
+            @Override
+            public Outbox configure(Relay.Builder builder, BenchContext ctx) {
+                return ctx.outbox;
+            }
+
+            @Override
+            public String description() {
+                return "the probe (every " + Relay.Builder.DEFAULT_PROBE_INTERVAL.toMillis() + " ms, no notification)";
+            }
+        };
+
+        /**
+         * Sets up the relay's wake-up on {@code builder}.
+         *
+         * @return the outbox the appender uses with it
+         */
+        Outbox configure(Relay.Builder builder, BenchContext ctx);
+
+        /** @return how the relay is woken, for the report */
+        String description();
+    }
+
+    private final BenchContext ctx;
+
+    IdleLatency(BenchContext ctx) {
+        this.ctx = ctx;
+    }
+
+    /**
+     * Commit → consumed: from {@code transaction(...)} returning in the appender (the commit is done)
+     * to a consumer's {@code poll} returning the record. Each sample is one message in its own
+     * transaction, appended every 20 ms to an otherwise idle relay (no backlog), woken as {@code wakeUp}
+     * sets it up.
+     */
+    void measure(WakeUp wakeUp) throws Exception {
+        int samples = ctx.options.latencySamples();
+        int warmup = Math.min(50, samples / 10);
+        String topic = ctx.newTopic("latency");
+        Map<UUID, Long> committed = new ConcurrentHashMap<>();
+        Map<UUID, Long> consumed = new ConcurrentHashMap<>();
+        AtomicBoolean running = new AtomicBoolean(true);
+        Thread reader = ctx.timingConsumer(topic, consumed, running);
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        String loadBefore = Report.loadAverage();
+        Relay.Builder builder = Relay.builder()
+                .dataSource(ctx.db.newDataSource(ctx.options.workers() + 4))
+                .producerProperties(ctx.producerProperties())
+                .workerThreads(ctx.options.workers())
+                .meterRegistry(registry);
+        Outbox appender = wakeUp.configure(builder, ctx);
+        try (Relay relay = builder.build()) {
+            relay.start();
+            long next = System.nanoTime();
+            List<UUID> order = new ArrayList<>();
+            for (int i = 0; i < samples + warmup; i++) {
+                LockSupport.parkNanos(next - System.nanoTime());
+                next += TimeUnit.MILLISECONDS.toNanos(20);
+                OutboxMessage m = OutboxMessage.of(
+                        topic, ctx.key(i), BenchContext.TYPE, BenchContext.CONTENT_TYPE, ctx.payload(i));
+                UUID id = ctx.dsl.transactionResult(tx -> appender.append(tx.dsl(), m));
+                committed.put(id, System.nanoTime());
+                order.add(id);
+            }
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (consumed.size() < order.size() && System.nanoTime() < deadline) {
+                LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
+            }
+            running.set(false);
+            reader.join(10_000);
+            if (consumed.size() < order.size()) {
+                throw new IllegalStateException(
+                        "only " + consumed.size() + " of " + order.size() + " latency samples were consumed");
+            }
+            double[] ms = order.subList(warmup, order.size()).stream()
+                    .mapToDouble(id -> (consumed.get(id) - committed.get(id)) / 1e6)
+                    .sorted()
+                    .toArray();
+            long over25 = Arrays.stream(ms).filter(v -> v > 25).count();
+            ctx.report.line("## latency, commit -> consumed, single messages every 20 ms to an idle relay, woken by "
+                    + wakeUp.description());
+            ctx.report.line(String.format(
+                    Locale.ROOT,
+                    "%d samples after %d warm-up: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms, min %.1f ms,"
+                            + " %d above 25 ms (load avg %s / %s)",
+                    ms.length,
+                    warmup,
+                    Report.percentile(ms, 50),
+                    Report.percentile(ms, 90),
+                    Report.percentile(ms, 99),
+                    ms[ms.length - 1],
+                    ms[0],
+                    over25,
+                    loadBefore,
+                    Report.loadAverage()));
+        } finally {
+            running.set(false);
+        }
+        ctx.deleteTopic(topic);
+    }
+}

@@ -1,0 +1,125 @@
+package dev.outbox.bench.relay;
+
+import dev.outbox.relay.Relay;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The relay benchmark's command line: {@code --messages N} (backlog per batch size, default 200000),
+ * {@code --batch-sizes a,b,c} (default 100,500,2000), {@code --latency-samples N} (default 500),
+ * {@code --skip-million} (skip the 1,000,000-message drain), {@code --million-batch-size N} (default
+ * 500), {@code --partitions N} (topic partitions, default 8), {@code --keys N} (distinct keys, default
+ * 10000), {@code --payload-bytes N} (default 1024), {@code --workers N} (relay worker threads, default
+ * the relay's default), {@code --producer k=v,k=v} (extra producer properties for the relay and the
+ * plain producer alike), {@code --warmup N} (messages sent through both, unreported, before
+ * measuring; default 50000, 0 to skip), {@code --steady-seconds N} (seconds per steady load level,
+ * default 15, 0 to skip the idle cost and the steady loads), {@code --compare-listen} (idle latency
+ * also with the opt-in LISTEN wake-up, then with the probe again), {@code --out FILE} (also write the
+ * summary there). See {@code benchmarks/RELAY.md}.
+ */
+record RelayOptions(
+        int messages,
+        int[] batchSizes,
+        int latencySamples,
+        boolean skipMillion,
+        int millionBatchSize,
+        int partitions,
+        int keys,
+        int payloadBytes,
+        int workers,
+        Map<String, String> producer,
+        Path out,
+        int warmup,
+        int steadySeconds,
+        boolean compareListen) {
+
+    static RelayOptions parse(String[] args) {
+        int messages = 200_000;
+        int[] batchSizes = {100, 500, 2_000};
+        int latencySamples = 500;
+        boolean skipMillion = false;
+        int millionBatchSize = Relay.Builder.DEFAULT_BATCH_SIZE;
+        int partitions = 8;
+        int keys = 10_000;
+        int payloadBytes = 1024;
+        int workers = Relay.Builder.DEFAULT_WORKER_THREADS;
+        Map<String, String> producer = new LinkedHashMap<>();
+        Path out = null;
+        int warmup = 50_000;
+        int steadySeconds = 15;
+        boolean compareListen = false;
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (a.equals("--skip-million")) {
+                skipMillion = true;
+                continue;
+            }
+            if (a.equals("--compare-listen")) {
+                compareListen = true;
+                continue;
+            }
+            if (i + 1 >= args.length) {
+                throw new IllegalArgumentException("option " + a + " needs a value");
+            }
+            String v = args[++i];
+            switch (a) {
+                case "--messages" -> messages = positive(a, v);
+                case "--batch-sizes" ->
+                    batchSizes = Arrays.stream(v.split(","))
+                            .mapToInt(s -> positive(a, s.trim()))
+                            .toArray();
+                case "--latency-samples" -> latencySamples = positive(a, v);
+                case "--million-batch-size" -> millionBatchSize = positive(a, v);
+                case "--partitions" -> partitions = positive(a, v);
+                case "--keys" -> keys = positive(a, v);
+                case "--payload-bytes" -> payloadBytes = positive(a, v);
+                case "--workers" -> workers = positive(a, v);
+                case "--out" -> out = Path.of(v);
+                case "--warmup" -> warmup = Integer.parseInt(v);
+                case "--steady-seconds" -> steadySeconds = Integer.parseInt(v);
+                case "--producer" -> {
+                    for (String kv : v.split(",")) {
+                        String[] p = kv.split("=", 2);
+                        if (p.length != 2) {
+                            throw new IllegalArgumentException(
+                                    "--producer takes key=value pairs separated by commas, got '" + kv + "'");
+                        }
+                        producer.put(p[0].trim(), p[1].trim());
+                    }
+                }
+                default ->
+                    throw new IllegalArgumentException(
+                            "unknown option " + a + "; see the class javadoc or benchmarks/RELAY.md");
+            }
+        }
+        return new RelayOptions(
+                messages,
+                batchSizes,
+                latencySamples,
+                skipMillion,
+                millionBatchSize,
+                partitions,
+                keys,
+                payloadBytes,
+                workers,
+                Map.copyOf(producer),
+                out,
+                warmup,
+                steadySeconds,
+                compareListen);
+    }
+
+    private static int positive(String name, String v) {
+        try {
+            int n = Integer.parseInt(v);
+            if (n > 0) {
+                return n;
+            }
+        } catch (NumberFormatException e) {
+            // fall through to the message below
+        }
+        throw new IllegalArgumentException(name + " must be a positive integer, got '" + v + "'");
+    }
+}

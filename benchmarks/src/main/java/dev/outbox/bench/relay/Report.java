@@ -1,0 +1,71 @@
+package dev.outbox.bench.relay;
+
+import ch.qos.logback.classic.Level;
+import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The relay benchmarks' output: summary lines go to stdout and are kept for {@code --out FILE};
+ * progress and diagnostics go to stderr. Also the small figures every scenario prints with its
+ * rows: load average and percentiles.
+ */
+final class Report {
+    private final List<String> lines = new ArrayList<>();
+
+    /** Prints one summary line and keeps it for {@link #write}. */
+    void line(String s) {
+        lines.add(s);
+        System.out.println(s);
+        System.out.flush();
+    }
+
+    /** Writes the summary lines printed so far to {@code out}, when it is not null. */
+    void write(Path out) throws IOException {
+        if (out != null) {
+            Files.write(out, lines);
+        }
+    }
+
+    /** Prints a progress or diagnostic line to stderr; it is not part of the summary. */
+    static void progress(String format, Object... args) {
+        System.err.printf(Locale.ROOT, "[relay-bench] " + format + "%n", args);
+    }
+
+    /** @return the 1, 5 and 15 minute load averages of the host */
+    static String loadAverage() {
+        try {
+            String[] parts = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
+            return parts[0] + " " + parts[1] + " " + parts[2];
+        } catch (Exception e) {
+            return String.format(
+                    Locale.ROOT,
+                    "%.2f",
+                    ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage());
+        }
+    }
+
+    /** @return the {@code p}-th percentile of {@code sorted} (nearest rank) */
+    static double percentile(double[] sorted, double p) {
+        int i = (int) Math.ceil(p / 100.0 * sorted.length) - 1;
+        return sorted[Math.max(0, Math.min(sorted.length - 1, i))];
+    }
+
+    static void quietLogs() {
+        if (LoggerFactory.getILoggerFactory() instanceof ch.qos.logback.classic.LoggerContext context) {
+            context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME).setLevel(Level.WARN);
+            context.getLogger("org.jooq").setLevel(Level.ERROR);
+        }
+    }
+
+    static void silenceLogs() {
+        if (LoggerFactory.getILoggerFactory() instanceof ch.qos.logback.classic.LoggerContext context) {
+            context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME).setLevel(Level.OFF);
+        }
+    }
+}

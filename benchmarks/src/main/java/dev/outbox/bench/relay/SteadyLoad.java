@@ -1,0 +1,182 @@
+package dev.outbox.bench.relay;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import dev.outbox.core.OutboxMessage;
+import dev.outbox.relay.Relay;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * The steady load scenario, after the idle cost ({@link IdleCost}) of the same relay: latency and cost under steady loads of a quarter and half the
+ * best drain rate of this run: background writers append in transactions of {@value #STEADY_CHUNK}
+ * messages at a paced rate while single probe messages, every 20 ms on a topic of their own, are
+ * timed from commit to consumed. CPU is counted for the relay's threads in this JVM and for the
+ * PostgreSQL backends of the relay's own pool (application name {@value IdleCost#RELAY_APP}), so that the
+ * writers' inserts are not counted; vacuum of the deleted rows is not in these figures.
+ */
+final class SteadyLoad {
+    private static final int STEADY_CHUNK = 10;
+
+    private final BenchContext ctx;
+    private final IdleCost idleCost;
+    private final double drainRate;
+
+    SteadyLoad(BenchContext ctx, double drainRate) {
+        this.ctx = ctx;
+        this.idleCost = new IdleCost(ctx);
+        this.drainRate = drainRate;
+    }
+
+    void run() throws Exception {
+        ctx.report.line("## idle cost and steady loads (relay defaults: probe every "
+                + Relay.Builder.DEFAULT_PROBE_INTERVAL.toMillis() + " ms, batch " + Relay.Builder.DEFAULT_BATCH_SIZE
+                + "); best drain rate of this run " + Math.round(drainRate) + " msg/s");
+        String probeTopic = ctx.newTopic("steady-probe");
+        String loadTopic = ctx.newTopic("steady-load");
+        HikariConfig hc = new HikariConfig();
+        hc.setJdbcUrl(ctx.db.jdbcUrl());
+        hc.setUsername(ctx.db.user());
+        if (!ctx.db.password().isEmpty()) {
+            hc.setPassword(ctx.db.password());
+        }
+        hc.setMaximumPoolSize(ctx.options.workers() + 4);
+        hc.setMinimumIdle(ctx.options.workers() + 4);
+        hc.addDataSourceProperty("ApplicationName", IdleCost.RELAY_APP);
+        try (HikariDataSource pool = new HikariDataSource(hc);
+                Relay relay = Relay.builder()
+                        .dataSource(pool)
+                        .producerProperties(ctx.producerProperties())
+                        .workerThreads(ctx.options.workers())
+                        .meterRegistry(new SimpleMeterRegistry())
+                        .build()) {
+            relay.start();
+            idleCost.measure(relay);
+            ctx.report.line(String.format(
+                    Locale.ROOT,
+                    "%-12s %-14s %-40s %s",
+                    "target msg/s",
+                    "achieved msg/s",
+                    "probe commit -> consumed p50 / p99 / max",
+                    "relay CPU per message: JVM threads + its PostgreSQL backends"));
+            for (double share : new double[] {0.25, 0.5}) {
+                level(relay, drainRate * share, probeTopic, loadTopic);
+            }
+        }
+        ctx.deleteTopic(probeTopic);
+        ctx.deleteTopic(loadTopic);
+    }
+
+    private void level(Relay relay, double rate, String probeTopic, String loadTopic) throws Exception {
+        AtomicBoolean running = new AtomicBoolean(true);
+        AtomicLong appended = new AtomicLong();
+        int writers = 2;
+        List<Thread> threads = new ArrayList<>();
+        for (int w = 0; w < writers; w++) {
+            int writer = w;
+            Thread t = new Thread(
+                    () -> {
+                        long perTx = (long) (1e9 * STEADY_CHUNK * writers / rate);
+                        long next = System.nanoTime();
+                        int i = writer * 1_000_000;
+                        try (Connection c = ctx.db.connect()) {
+                            c.setAutoCommit(false);
+                            while (running.get()) {
+                                LockSupport.parkNanos(next - System.nanoTime());
+                                next += perTx;
+                                List<OutboxMessage> chunk = new ArrayList<>(STEADY_CHUNK);
+                                for (int k = 0; k < STEADY_CHUNK; k++, i++) {
+                                    chunk.add(OutboxMessage.of(
+                                            loadTopic,
+                                            ctx.key(i),
+                                            BenchContext.TYPE,
+                                            BenchContext.CONTENT_TYPE,
+                                            ctx.payload(i % 1000)));
+                                }
+                                ctx.outbox.appendAll(c, chunk);
+                                c.commit();
+                                appended.addAndGet(STEADY_CHUNK);
+                            }
+                        } catch (SQLException e) {
+                            Report.progress("steady writer failed: %s", e);
+                        }
+                    },
+                    "steady-writer-" + w);
+            t.setDaemon(true);
+            threads.add(t);
+            t.start();
+        }
+        Thread.sleep(2_000);
+        Map<UUID, Long> committed = new ConcurrentHashMap<>();
+        Map<UUID, Long> consumed = new ConcurrentHashMap<>();
+        AtomicBoolean reading = new AtomicBoolean(true);
+        Thread reader = ctx.timingConsumer(probeTopic, consumed, reading);
+        long appendedBefore = appended.get();
+        double[] cpuBefore = idleCost.relayCpu();
+        long started = System.nanoTime();
+        long next = started;
+        List<UUID> order = new ArrayList<>();
+        int i = 0;
+        while (System.nanoTime() - started < ctx.options.steadySeconds() * 1_000_000_000L) {
+            LockSupport.parkNanos(next - System.nanoTime());
+            next += TimeUnit.MILLISECONDS.toNanos(20);
+            OutboxMessage m = OutboxMessage.of(
+                    probeTopic, "probe-" + (i++), BenchContext.TYPE, BenchContext.CONTENT_TYPE, ctx.payload(i));
+            UUID id = ctx.dsl.transactionResult(tx -> ctx.outbox.append(tx.dsl(), m));
+            committed.put(id, System.nanoTime());
+            order.add(id);
+        }
+        long elapsed = System.nanoTime() - started;
+        double[] cpuAfter = idleCost.relayCpu();
+        long messages = appended.get() - appendedBefore + order.size();
+        running.set(false);
+        for (Thread t : threads) {
+            t.join(10_000);
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (consumed.size() < order.size() && System.nanoTime() < deadline) {
+            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
+        }
+        reading.set(false);
+        reader.join(10_000);
+        double[] ms = order.stream()
+                .filter(consumed::containsKey)
+                .mapToDouble(id -> (consumed.get(id) - committed.get(id)) / 1e6)
+                .sorted()
+                .toArray();
+        double achieved = messages / (elapsed / 1e9);
+        ctx.report.line(String.format(
+                Locale.ROOT,
+                "%-12.0f %-14.0f %-40s JVM %.1f us + PostgreSQL %.1f us (load avg %s)",
+                rate,
+                achieved,
+                String.format(
+                        Locale.ROOT,
+                        "%.1f / %.1f / %.1f ms (%d of %d)",
+                        Report.percentile(ms, 50),
+                        Report.percentile(ms, 99),
+                        ms[ms.length - 1],
+                        ms.length,
+                        order.size()),
+                (cpuAfter[0] - cpuBefore[0]) * 1e6 / messages,
+                (cpuAfter[1] - cpuBefore[1]) * 1e6 / messages,
+                Report.loadAverage()));
+        // let the relay drain what the writers left before the next level
+        long drainDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (ctx.scalar("select count(*) from " + ctx.db.schema() + ".outbox_message") > 0
+                && System.nanoTime() < drainDeadline) {
+            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(100));
+        }
+    }
+}
