@@ -14,8 +14,11 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
@@ -28,7 +31,9 @@ import java.util.stream.Stream;
  * set, a bin directory or {@value #EMBEDDED_BINARIES} for the embedded binaries on the class path;
  * else {@code /usr/lib/postgresql/15/bin}; else the newest {@code /usr/lib/postgresql/N/bin}; else
  * {@code pg_config --bindir}. Authentication is trust, user {@code postgres}, on 127.0.0.1
- * only; {@code fsync} is off (a restart with {@code pg_ctl stop -m fast} still writes everything).
+ * only; {@code fsync} is off (a restart with {@code pg_ctl stop -m fast} still writes everything),
+ * {@code shared_buffers} 32 MB, {@code max_connections} 100; {@link #start(Map)} changes or adds
+ * server settings, for example {@code wal_level=logical} for a logical replication client.
  *
  * <pre>{@code
  * try (PrivatePostgres pg = PrivatePostgres.start()) {
@@ -40,6 +45,8 @@ import java.util.stream.Stream;
  */
 public final class PrivatePostgres implements AutoCloseable {
     private static final String OS_USER = "postgres";
+    private static final Pattern SETTING_NAME = Pattern.compile("[a-z][a-z0-9_.]*");
+    private static final Pattern SETTING_VALUE = Pattern.compile("[A-Za-z0-9_.:/+-]+");
     /**
      * The value of {@code outbox.test.pg.bindir} that runs the embedded binaries on the test class
      * path, the ones the test kit's own embedded server runs (the {@code postgres-versions} build
@@ -51,13 +58,15 @@ public final class PrivatePostgres implements AutoCloseable {
     private final Path dataDir;
     private final int port;
     private final boolean asRoot;
+    private final Map<String, String> settings;
     private boolean running;
 
-    private PrivatePostgres(Path bin, Path dataDir, int port, boolean asRoot) {
+    private PrivatePostgres(Path bin, Path dataDir, int port, boolean asRoot, Map<String, String> settings) {
         this.bin = bin;
         this.dataDir = dataDir;
         this.port = port;
         this.asRoot = asRoot;
+        this.settings = settings;
     }
 
     /**
@@ -67,6 +76,34 @@ public final class PrivatePostgres implements AutoCloseable {
      * @throws ServiceUnavailableException when no PostgreSQL binaries are found or the server does not start
      */
     public static PrivatePostgres start() {
+        return start(Map.of());
+    }
+
+    /**
+     * Like {@link #start()}, with server settings changed or added: each entry is passed as {@code -c
+     * name=value} on every start of this server (also after {@link #restart()}), after the defaults, so
+     * it overrides them (for example {@code fsync=on}).
+     *
+     * @param settings server settings by name, for example {@code Map.of("wal_level", "logical")}; names
+     *     in lower case, values of letters, digits and {@code _ . : / + -} only (no spaces or quotes)
+     * @return the running server; close it to stop it and delete its data directory
+     * @throws IllegalArgumentException when a name or value has other characters
+     * @throws ServiceUnavailableException when no PostgreSQL binaries are found or the server does not start
+     *     (a setting the server rejects ends up in {@code server.log} in {@link #directory()})
+     */
+    public static PrivatePostgres start(Map<String, String> settings) {
+        Map<String, String> checked = new LinkedHashMap<>();
+        settings.forEach((name, value) -> {
+            if (!SETTING_NAME.matcher(name).matches()) {
+                throw new IllegalArgumentException(
+                        "server setting name must be lower-case letters, digits, '_' or '.', got '" + name + "'");
+            }
+            if (!SETTING_VALUE.matcher(value).matches()) {
+                throw new IllegalArgumentException("value of server setting " + name
+                        + " must be letters, digits or _ . : / + - (no spaces or quotes), got '" + value + "'");
+            }
+            checked.put(name, value);
+        });
         Path bin = binaries();
         boolean asRoot = "root".equals(System.getProperty("user.name"));
         Path dir;
@@ -81,7 +118,7 @@ public final class PrivatePostgres implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException("could not create a data directory for a private PostgreSQL", e);
         }
-        PrivatePostgres pg = new PrivatePostgres(bin, dir, freePort(), asRoot);
+        PrivatePostgres pg = new PrivatePostgres(bin, dir, freePort(), asRoot, Map.copyOf(checked));
         try {
             pg.run(
                     60,
@@ -199,6 +236,9 @@ public final class PrivatePostgres implements AutoCloseable {
     private void startServer() {
         String options = "-p " + port + " -c listen_addresses=127.0.0.1 -c unix_socket_directories=" + dataDir
                 + " -c fsync=off -c max_connections=100 -c shared_buffers=32MB";
+        StringBuilder changed = new StringBuilder(options);
+        settings.forEach(
+                (name, value) -> changed.append(" -c ").append(name).append('=').append(value));
         run(
                 60,
                 bin.resolve("pg_ctl").toString(),
@@ -207,7 +247,7 @@ public final class PrivatePostgres implements AutoCloseable {
                 "-l",
                 dataDir.resolve("server.log").toString(),
                 "-o",
-                options,
+                changed.toString(),
                 "-w",
                 "-t",
                 "50",

@@ -39,6 +39,17 @@ public final class TestDatabase implements AutoCloseable, ExtensionContext.Store
     }
 
     /**
+     * Creates a new database from the migrated template on the given server, for example a {@link
+     * PrivatePostgres} with settings of its own; the template is created there on first use.
+     *
+     * @param server the server, such as {@code privatePostgres.server()}
+     * @return the database; close it (before the server stops) to drop it
+     */
+    public static TestDatabase create(PostgresServer server) {
+        return Templates.newDatabase(server);
+    }
+
+    /**
      * Creates a new empty database, without the outbox tables, on the server the test kit finds:
      * for tests of the migrations themselves.
      *

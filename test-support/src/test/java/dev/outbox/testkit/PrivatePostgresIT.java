@@ -8,6 +8,7 @@ import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /** A private server starts on its own port, survives a restart with its data, refuses connections while stopped, and is deleted on close. */
@@ -46,5 +47,31 @@ class PrivatePostgresIT {
             pg.close();
         }
         assertThat(Files.exists(pg.directory())).isFalse();
+    }
+
+    @Test
+    void serverSettingsOverrideTheDefaultsAndSurviveARestart() throws SQLException {
+        try (PrivatePostgres pg = PrivatePostgres.start(Map.of("wal_level", "logical", "fsync", "on"))) {
+            assertThat(setting(pg, "wal_level")).isEqualTo("logical");
+            assertThat(setting(pg, "fsync")).isEqualTo("on");
+            pg.restart();
+            assertThat(setting(pg, "wal_level")).isEqualTo("logical");
+        }
+    }
+
+    @Test
+    void refusesASettingValueThatWouldNotSurviveTheCommandLine() {
+        assertThatThrownBy(() -> PrivatePostgres.start(Map.of("application_name", "two words")))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("application_name");
+    }
+
+    private static String setting(PrivatePostgres pg, String name) throws SQLException {
+        try (Connection c = pg.server().connectAdmin();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery("show " + name)) {
+            rs.next();
+            return rs.getString(1);
+        }
     }
 }
