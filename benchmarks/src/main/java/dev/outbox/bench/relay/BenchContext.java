@@ -1,5 +1,6 @@
 package dev.outbox.bench.relay;
 
+import com.zaxxer.hikari.HikariConfig;
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.relay.internal.ProducerSettings;
@@ -23,6 +24,7 @@ import java.util.SplittableRandom;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.DoubleSupplier;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -51,9 +53,12 @@ final class BenchContext {
     final DSLContext dsl;
     final Outbox outbox = Outbox.builder().build();
     final Report report;
+    /** CPU seconds of the PostgreSQL processes the CPU figures count: all on the host unless a private server is used */
+    private final DoubleSupplier postgresCpu;
 
-    BenchContext(RelayOptions options, TestKafka kafka, TestDatabase db, Report report) {
+    BenchContext(RelayOptions options, TestKafka kafka, TestDatabase db, Report report, DoubleSupplier postgresCpu) {
         this.options = options;
+        this.postgresCpu = postgresCpu;
         this.kafka = kafka;
         this.db = db;
         this.dsl = db.dsl();
@@ -79,6 +84,27 @@ final class BenchContext {
 
     static byte[] utf8(String s) {
         return s.getBytes(StandardCharsets.UTF_8);
+    }
+
+    /** @return a pool configuration for this run's database, to which the caller adds sizes and names */
+    HikariConfig poolConfig() {
+        HikariConfig hc = new HikariConfig();
+        hc.setJdbcUrl(db.jdbcUrl());
+        hc.setUsername(db.user());
+        if (!db.password().isEmpty()) {
+            hc.setPassword(db.password());
+        }
+        return hc;
+    }
+
+    /** @return CPU seconds used so far by this JVM and by the PostgreSQL processes this run counts */
+    Cpu cpuNow() {
+        return Cpu.now(postgresCpu);
+    }
+
+    /** @return CPU seconds used so far by the PostgreSQL processes this run counts */
+    double postgresCpuSeconds() {
+        return postgresCpu.getAsDouble();
     }
 
     /**

@@ -3,8 +3,11 @@ package dev.outbox.bench.relay;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.DoubleSupplier;
+import java.util.function.Predicate;
 
 /**
  * CPU seconds used so far by this JVM (relay, producer and, when in-JVM, the broker) and by all postgres
@@ -13,10 +16,15 @@ import java.util.Map;
  */
 record Cpu(double jvm, double postgres) {
     static Cpu now() {
+        return now(Cpu::postgresCpuSeconds);
+    }
+
+    /** @param postgres CPU seconds of the PostgreSQL processes to count */
+    static Cpu now(DoubleSupplier postgres) {
         double jvm = ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
                         .getProcessCpuTime()
                 / 1e9;
-        return new Cpu(jvm, postgresCpuSeconds());
+        return new Cpu(jvm, postgres.getAsDouble());
     }
 
     Cpu minus(Cpu earlier) {
@@ -135,5 +143,65 @@ record Cpu(double jvm, double postgres) {
         } catch (Exception e) {
             return 0;
         }
+    }
+
+    /**
+     * CPU seconds of one PostgreSQL server: its postmaster, the children it has reaped (their time is
+     * in the postmaster's {@code cutime} and {@code cstime}, so backends that ended count too) and its
+     * children alive now. Other servers on the host are not counted.
+     *
+     * @param postmasterPid the server's postmaster, first line of {@code postmaster.pid}
+     */
+    static double instanceCpuSeconds(long postmasterPid) {
+        long ticks = 0;
+        try (var dirs = Files.newDirectoryStream(Path.of("/proc"), "[0-9]*")) {
+            for (Path dir : dirs) {
+                try {
+                    String stat = Files.readString(dir.resolve("stat"));
+                    String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+                    long pid = Long.parseLong(dir.getFileName().toString());
+                    if (pid == postmasterPid) {
+                        ticks += Long.parseLong(f[11])
+                                + Long.parseLong(f[12])
+                                + Long.parseLong(f[13])
+                                + Long.parseLong(f[14]);
+                    } else if (Long.parseLong(f[1]) == postmasterPid) {
+                        ticks += Long.parseLong(f[11]) + Long.parseLong(f[12]);
+                    }
+                } catch (Exception e) {
+                    // the process ended while it was read
+                }
+            }
+        } catch (Exception e) {
+            return Double.NaN;
+        }
+        return ticks / 100.0; // USER_HZ
+    }
+
+    /** @return CPU nanoseconds by thread id of the live threads of this JVM whose name {@code counted} accepts */
+    static Map<Long, Long> threadCpuById(Predicate<String> counted) {
+        var mx = ManagementFactory.getThreadMXBean();
+        Map<Long, Long> out = new HashMap<>();
+        for (var info : mx.getThreadInfo(mx.getAllThreadIds())) {
+            if (info != null && counted.test(info.getThreadName())) {
+                long t = mx.getThreadCpuTime(info.getThreadId());
+                if (t > 0) {
+                    out.put(info.getThreadId(), t);
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * @return CPU seconds the threads alive in {@code after} used since {@code before} (a thread started
+     *     in between counts from zero; one that ended in between is not counted)
+     */
+    static double threadCpuSince(Map<Long, Long> before, Map<Long, Long> after) {
+        long nanos = 0;
+        for (var e : after.entrySet()) {
+            nanos += e.getValue() - before.getOrDefault(e.getKey(), 0L);
+        }
+        return nanos / 1e9;
     }
 }

@@ -74,7 +74,7 @@ final class DrainScenario {
         try (Relay relay = builder.build()) {
             Counter published = registry.get("outbox.relay.published").counter();
             Map<String, Double> threadsBefore = Cpu.threadCpu();
-            Cpu cpuBefore = Cpu.now();
+            Cpu cpuBefore = ctx.cpuNow();
             started = System.nanoTime();
             relay.start();
             long deadline = started + TimeUnit.MINUTES.toNanos(30);
@@ -86,7 +86,7 @@ final class DrainScenario {
                 LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(2));
             }
             elapsed = System.nanoTime() - started;
-            cpu = Cpu.now().minus(cpuBefore);
+            cpu = ctx.cpuNow().minus(cpuBefore);
             Report.progress(
                     "relay JVM CPU per message by thread: %s",
                     Cpu.threadCpuDelta(threadsBefore, Cpu.threadCpu(), cpu.jvm(), messages));
@@ -141,7 +141,7 @@ final class DrainScenario {
             producer.partitionsFor(
                     topic); // metadata outside the measurement, as the relay's producer has it after its first batch
             Map<String, Double> threadsBefore = Cpu.threadCpu();
-            Cpu cpuBefore = Cpu.now();
+            Cpu cpuBefore = ctx.cpuNow();
             long started = System.nanoTime();
             for (int i = 0; i < messages; i++) {
                 RecordHeaders headers = new RecordHeaders();
@@ -164,7 +164,7 @@ final class DrainScenario {
             }
             producer.flush();
             elapsed = System.nanoTime() - started;
-            cpu = Cpu.now().minus(cpuBefore);
+            cpu = ctx.cpuNow().minus(cpuBefore);
             Report.progress(
                     "plain JVM CPU per message by thread: %s",
                     Cpu.threadCpuDelta(threadsBefore, Cpu.threadCpu(), cpu.jvm(), messages));

@@ -1,6 +1,7 @@
 package dev.outbox.bench.relay;
 
 import dev.outbox.relay.Relay;
+import dev.outbox.testkit.PrivatePostgres;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
@@ -8,6 +9,7 @@ import java.sql.Connection;
 import java.sql.Statement;
 import java.time.Instant;
 import java.util.Locale;
+import java.util.function.DoubleSupplier;
 
 /**
  * Throughput of the relay draining a pre-loaded backlog, next to a plain {@code KafkaProducer}
@@ -25,7 +27,12 @@ public final class RelayBenchmark {
     private final DrainScenario drain;
 
     RelayBenchmark(RelayOptions options, TestKafka kafka, TestDatabase db) {
-        this.ctx = new BenchContext(options, kafka, db, report);
+        this(options, kafka, db, Cpu::postgresCpuSeconds);
+    }
+
+    /** @param postgresCpu CPU seconds of the PostgreSQL processes to count */
+    RelayBenchmark(RelayOptions options, TestKafka kafka, TestDatabase db, DoubleSupplier postgresCpu) {
+        this.ctx = new BenchContext(options, kafka, db, report, postgresCpu);
         this.drain = new DrainScenario(ctx);
     }
 
@@ -33,8 +40,18 @@ public final class RelayBenchmark {
         RelayOptions options = RelayOptions.parse(args);
         Report.quietLogs();
         TestKafka kafka = RealServices.kafka();
-        try (TestDatabase db = TestDatabase.create()) {
-            new RelayBenchmark(options, kafka, db).run();
+        if (options.compareDebezium()) {
+            // Debezium reads the WAL through a logical replication slot: a server of its own with
+            // wal_level=logical; the relay runs on the same server, and only its processes are counted
+            try (PrivatePostgres pg = PrivatePostgres.start(DebeziumComparison.SERVER_SETTINGS);
+                    TestDatabase db = TestDatabase.create(pg.server())) {
+                long postmaster = DebeziumComparison.postmasterPid(pg);
+                new RelayBenchmark(options, kafka, db, () -> Cpu.instanceCpuSeconds(postmaster)).run();
+            }
+        } else {
+            try (TestDatabase db = TestDatabase.create()) {
+                new RelayBenchmark(options, kafka, db).run();
+            }
         }
         // the shared broker stops in a shutdown hook; its shutdown chatter is not part of the report
         Report.silenceLogs();
@@ -49,6 +66,10 @@ public final class RelayBenchmark {
     void run() throws Exception {
         report.line("# relay benchmark, " + Instant.now());
         ctx.conditions();
+        if (ctx.options.compareDebezium()) {
+            report.line("PostgreSQL: a private server with " + DebeziumComparison.SERVER_SETTINGS
+                    + "; PostgreSQL CPU figures count its processes only");
+        }
         if (ctx.options.warmup() > 0) {
             Report.progress(
                     "warm-up (not reported): %d messages through the relay and the plain producer",
@@ -106,6 +127,10 @@ public final class RelayBenchmark {
         if (ctx.options.steadySeconds() > 0) {
             report.line("");
             new SteadyLoad(ctx, drainRate).run();
+        }
+        if (ctx.options.compareDebezium()) {
+            report.line("");
+            new DebeziumComparison(ctx, drainRate).run();
         }
         if (!ctx.options.skipMillion()) {
             report.line("");

@@ -16,8 +16,12 @@ import java.util.Map;
  * plain producer alike), {@code --warmup N} (messages sent through both, unreported, before
  * measuring; default 50000, 0 to skip), {@code --steady-seconds N} (seconds per steady load level,
  * default 15, 0 to skip the idle cost and the steady loads), {@code --compare-listen} (idle latency
- * also with the opt-in LISTEN wake-up, then with the probe again), {@code --out FILE} (also write the
- * summary there). See {@code benchmarks/RELAY.md}.
+ * also with the opt-in LISTEN wake-up, then with the probe again), {@code --compare-debezium} (run
+ * everything on a private PostgreSQL with {@code wal_level=logical} and, after the drains, compare the
+ * relay with Debezium's embedded engine: see {@link DebeziumComparison}), {@code --compare-seconds N}
+ * (seconds per level of that comparison, default 15), {@code --compare-rounds N} (its alternating
+ * rounds, default 2), {@code --out FILE} (also write the summary there). See {@code
+ * benchmarks/RELAY.md}.
  */
 record RelayOptions(
         int messages,
@@ -33,7 +37,10 @@ record RelayOptions(
         Path out,
         int warmup,
         int steadySeconds,
-        boolean compareListen) {
+        boolean compareListen,
+        boolean compareDebezium,
+        int compareSeconds,
+        int compareRounds) {
 
     static RelayOptions parse(String[] args) {
         int messages = 200_000;
@@ -50,6 +57,9 @@ record RelayOptions(
         int warmup = 50_000;
         int steadySeconds = 15;
         boolean compareListen = false;
+        boolean compareDebezium = false;
+        int compareSeconds = 15;
+        int compareRounds = 2;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (a.equals("--skip-million")) {
@@ -58,6 +68,10 @@ record RelayOptions(
             }
             if (a.equals("--compare-listen")) {
                 compareListen = true;
+                continue;
+            }
+            if (a.equals("--compare-debezium")) {
+                compareDebezium = true;
                 continue;
             }
             if (i + 1 >= args.length) {
@@ -78,6 +92,8 @@ record RelayOptions(
                 case "--workers" -> workers = positive(a, v);
                 case "--out" -> out = Path.of(v);
                 case "--warmup" -> warmup = Integer.parseInt(v);
+                case "--compare-seconds" -> compareSeconds = positive(a, v);
+                case "--compare-rounds" -> compareRounds = positive(a, v);
                 case "--steady-seconds" -> steadySeconds = Integer.parseInt(v);
                 case "--producer" -> {
                     for (String kv : v.split(",")) {
@@ -108,7 +124,10 @@ record RelayOptions(
                 out,
                 warmup,
                 steadySeconds,
-                compareListen);
+                compareListen,
+                compareDebezium,
+                compareSeconds,
+                compareRounds);
     }
 
     private static int positive(String name, String v) {

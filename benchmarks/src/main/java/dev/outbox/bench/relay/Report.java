@@ -56,6 +56,23 @@ final class Report {
         return sorted[Math.max(0, Math.min(sorted.length - 1, i))];
     }
 
+    /**
+     * @param sorted latencies in milliseconds, sorted, at least one
+     * @param sent how many samples were sent
+     * @return {@code "p50 / p99 / max<unit> (n of sent)"}
+     */
+    static String latencies(double[] sorted, int sent, String unit) {
+        return String.format(
+                Locale.ROOT,
+                "%.1f / %.1f / %.1f%s (%d of %d)",
+                percentile(sorted, 50),
+                percentile(sorted, 99),
+                sorted[sorted.length - 1],
+                unit,
+                sorted.length,
+                sent);
+    }
+
     static void quietLogs() {
         if (LoggerFactory.getILoggerFactory() instanceof ch.qos.logback.classic.LoggerContext context) {
             context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME).setLevel(Level.WARN);

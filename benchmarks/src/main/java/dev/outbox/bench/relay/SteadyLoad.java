@@ -45,12 +45,7 @@ final class SteadyLoad {
                 + "); best drain rate of this run " + Math.round(drainRate) + " msg/s");
         String probeTopic = ctx.newTopic("steady-probe");
         String loadTopic = ctx.newTopic("steady-load");
-        HikariConfig hc = new HikariConfig();
-        hc.setJdbcUrl(ctx.db.jdbcUrl());
-        hc.setUsername(ctx.db.user());
-        if (!ctx.db.password().isEmpty()) {
-            hc.setPassword(ctx.db.password());
-        }
+        HikariConfig hc = ctx.poolConfig();
         hc.setMaximumPoolSize(ctx.options.workers() + 4);
         hc.setMinimumIdle(ctx.options.workers() + 4);
         hc.addDataSourceProperty("ApplicationName", IdleCost.RELAY_APP);
@@ -161,14 +156,7 @@ final class SteadyLoad {
                 "%-12.0f %-14.0f %-40s JVM %.1f us + PostgreSQL %.1f us (load avg %s)",
                 rate,
                 achieved,
-                String.format(
-                        Locale.ROOT,
-                        "%.1f / %.1f / %.1f ms (%d of %d)",
-                        Report.percentile(ms, 50),
-                        Report.percentile(ms, 99),
-                        ms[ms.length - 1],
-                        ms.length,
-                        order.size()),
+                Report.latencies(ms, order.size(), " ms"),
                 (cpuAfter[0] - cpuBefore[0]) * 1e6 / messages,
                 (cpuAfter[1] - cpuBefore[1]) * 1e6 / messages,
                 Report.loadAverage()));
