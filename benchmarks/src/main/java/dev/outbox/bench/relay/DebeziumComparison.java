@@ -242,9 +242,9 @@ final class DebeziumComparison {
             List<Integer> benchPids = Collections.synchronizedList(new ArrayList<>(List.of(proberPid)));
             List<Thread> writers = new ArrayList<>();
             for (int w = 0; rate > 0 && w < WRITERS; w++) {
-                int writer = w;
+                int first = w * 10_000_000 + sequence * 100;
                 Thread t = new Thread(
-                        () -> write(writer, rate, running, appended, benchPids), "bench-writer-" + level + "-" + w);
+                        () -> write(first, rate, running, appended, benchPids), "bench-writer-" + level + "-" + w);
                 t.setDaemon(true);
                 writers.add(t);
                 t.start();
@@ -307,10 +307,10 @@ final class DebeziumComparison {
         }
 
         /** A background writer: paced transactions of {@value #CHUNK} messages until {@code running} is false. */
-        private void write(int writer, double rate, AtomicBoolean running, AtomicLong appended, List<Integer> pids) {
+        private void write(int first, double rate, AtomicBoolean running, AtomicLong appended, List<Integer> pids) {
             long perTx = (long) (1e9 * CHUNK * WRITERS / rate);
             long next = System.nanoTime();
-            int i = writer * 10_000_000 + sequence * 100;
+            int i = first;
             try (Connection c = ctx.db.connect()) {
                 c.setAutoCommit(false);
                 pids.add(backendPid(c));

@@ -19,7 +19,7 @@ import java.util.function.DoubleSupplier;
  *
  * <p>This class runs the scenarios in order; each lives in a class of its own: {@link
  * DrainScenario}, {@link IdleLatency}, {@link ListenComparison}, {@link IdleCost}, {@link
- * SteadyLoad}. Options: {@link RelayOptions}. See {@code benchmarks/RELAY.md}.
+ * SteadyLoad}, {@link DebeziumComparison}. Options: {@link RelayOptions}. See {@code benchmarks/RELAY.md}.
  */
 public final class RelayBenchmark {
     private final BenchContext ctx;
