@@ -2,6 +2,7 @@ package dev.outbox.relay.internal;
 
 import dev.outbox.core.Outbox;
 import dev.outbox.core.RetriableOutboxException;
+import dev.outbox.core.internal.PrefixedLog;
 import dev.outbox.relay.Relay;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.sql.SQLException;

@@ -3,6 +3,7 @@ package dev.outbox.relay.internal;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import dev.outbox.core.internal.PrefixedLog;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.relay.ParkPolicy;
 import dev.outbox.relay.PublishMode;
