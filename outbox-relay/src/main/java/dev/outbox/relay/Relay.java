@@ -1,9 +1,9 @@
 package dev.outbox.relay;
 
 import dev.outbox.core.internal.Checks;
+import dev.outbox.core.internal.Durations;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.migrations.OutboxMigrations;
-import dev.outbox.relay.internal.Durations;
 import dev.outbox.relay.internal.ProducerSettings;
 import dev.outbox.relay.internal.RelayConfig;
 import dev.outbox.relay.internal.RelayDefaults;
@@ -491,7 +491,7 @@ public interface Relay extends AutoCloseable {
         }
 
         private static Duration between(Duration value, Duration min, Duration max, String name, Duration fallback) {
-            return Durations.requireBetween(value, min, max, name, USE_DEFAULT + Durations.format(fallback));
+            return Checks.requireBetween(value, min, max, name, USE_DEFAULT + Durations.format(fallback));
         }
     }
 }

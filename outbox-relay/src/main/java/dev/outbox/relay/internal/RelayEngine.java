@@ -2,6 +2,7 @@ package dev.outbox.relay.internal;
 
 import dev.outbox.core.Outbox;
 import dev.outbox.core.RetriableOutboxException;
+import dev.outbox.core.internal.Durations;
 import dev.outbox.core.internal.PrefixedLog;
 import dev.outbox.relay.Relay;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
@@ -230,10 +231,10 @@ public final class RelayEngine implements Relay {
         } catch (SQLException e) {
             metrics.database.increment();
             log.retry(
-                    "lease round failed (SQLState {}): {}; leases are retried in {} ms",
+                    "lease round failed (SQLState {}): {}; leases are retried in {}",
                     e.getSQLState(),
                     e.getMessage(),
-                    config.renewInterval().toMillis());
+                    Durations.format(config.renewInterval()));
         } catch (RuntimeException e) {
             log.error("lease round failed: {}", e.toString(), e);
         }
@@ -480,7 +481,8 @@ public final class RelayEngine implements Relay {
                 owned.clear();
             }
             shutdown(Duration.ofSeconds(5));
-            log.info("closed in {} ms", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started));
+            log.info(
+                    "closed in {}", Durations.format(Durations.roughly(Duration.ofNanos(System.nanoTime() - started))));
         }
     }
 
