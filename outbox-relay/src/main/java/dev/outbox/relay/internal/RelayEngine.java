@@ -75,7 +75,7 @@ public final class RelayEngine implements Relay {
                 config.instanceId(),
                 config.parkPolicy() == dev.outbox.relay.ParkPolicy.HOLD_KEY);
         this.breaker = CircuitBreaker.of("outbox-relay-kafka", config.circuitBreaker());
-        this.metrics = new RelayMetrics(config.meterRegistry(), owned::size, breaker);
+        this.metrics = new RelayMetrics(config.meterRegistry(), config.instanceId(), owned::size, breaker);
         this.log = new PrefixedLog(LOG, prefix);
         breaker.getEventPublisher()
                 .onStateTransition(e -> log.warn("Kafka circuit breaker {}", e.getStateTransition()));
@@ -429,12 +429,13 @@ public final class RelayEngine implements Relay {
             state = State.CLOSED;
             closing = true;
             if (!wasRunning) {
+                metrics.removeGauges();
                 return;
             }
             long started = System.nanoTime();
             log.info(
                     "closing: finishing the batches in flight (up to {}), then handing back {} shards",
-                    config.shutdownTimeout(),
+                    Durations.format(config.shutdownTimeout()),
                     owned.size());
             awaitQuietly(coordinator, Duration.ofSeconds(5));
             List<ShardWorker> stopping = new ArrayList<>(owned.values());
@@ -464,7 +465,7 @@ public final class RelayEngine implements Relay {
                         "batches of shards {} still in flight after {}; those leases are left to expire (their rows will be"
                                 + " published again)",
                         ShardRanges.ranges(unfinished.stream().map(w -> w.shard).toList()),
-                        config.shutdownTimeout());
+                        Durations.format(config.shutdownTimeout()));
             }
             try {
                 Set<Integer> released = db.release(ShardRanges.epochs(stopping));
@@ -481,6 +482,7 @@ public final class RelayEngine implements Relay {
                 owned.clear();
             }
             shutdown(Duration.ofSeconds(5));
+            metrics.removeGauges();
             log.info(
                     "closed in {}", Durations.format(Durations.roughly(Duration.ofNanos(System.nanoTime() - started))));
         }
@@ -494,6 +496,9 @@ public final class RelayEngine implements Relay {
     public void halt() {
         synchronized (lifecycle) {
             if (state != State.RUNNING) {
+                if (state != State.CLOSED) {
+                    metrics.removeGauges();
+                }
                 state = State.CLOSED;
                 return;
             }
@@ -508,6 +513,7 @@ public final class RelayEngine implements Relay {
             producers.close(Duration.ZERO);
             kafkaProbe.close(Duration.ZERO);
             owned.clear();
+            metrics.removeGauges();
             log.warn("halted without handing back its leases");
         }
     }
