@@ -1,5 +1,6 @@
 package dev.outbox.http.client;
 
+import dev.outbox.core.internal.Breakers;
 import dev.outbox.core.internal.Checks;
 import dev.outbox.core.internal.Durations;
 import dev.outbox.core.retry.Backoff;
@@ -403,13 +404,7 @@ public interface IdempotentHttpClient {
             if (!noCircuitBreaker) {
                 CircuitBreakerConfig config = circuitBreakerConfig != null
                         ? circuitBreakerConfig
-                        : CircuitBreakerConfig.custom()
-                                .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
-                                .slidingWindowSize(20)
-                                .minimumNumberOfCalls(5)
-                                .failureRateThreshold(50)
-                                .waitDurationInOpenState(Duration.ofSeconds(10))
-                                .permittedNumberOfCallsInHalfOpenState(3)
+                        : Breakers.countBased(20, 5, 50, Duration.ofSeconds(10), 3)
                                 .clock(clock)
                                 .build();
                 breakers = CircuitBreakerRegistry.of(config);

@@ -1,5 +1,6 @@
 package dev.outbox.relay.internal;
 
+import dev.outbox.core.internal.Breakers;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
@@ -105,7 +106,7 @@ final class RelayMetrics {
                 .tags(tags)
                 .description("Shards this relay leases")
                 .register(registry));
-        gauges.add(Gauge.builder(BREAKER_STATE, breaker, RelayMetrics::breakerState)
+        gauges.add(Gauge.builder(BREAKER_STATE, breaker, Breakers::gaugeValue)
                 .tags(tags)
                 .description("Kafka circuit breaker: 0 closed, 1 open, 2 half-open")
                 .register(registry));
@@ -123,12 +124,9 @@ final class RelayMetrics {
                 .register(registry);
     }
 
+    /** @return the breaker's state as its gauge reports it ({@link Breakers#gaugeValue}) */
     static double breakerState(CircuitBreaker b) {
-        return switch (b.getState()) {
-            case OPEN, FORCED_OPEN -> 1;
-            case HALF_OPEN -> 2;
-            default -> 0;
-        };
+        return Breakers.gaugeValue(b);
     }
 
     void parkedRows(long n) {
