@@ -6,6 +6,7 @@ import dev.outbox.consumer.internal.KafkaConfigChecks;
 import dev.outbox.consumer.internal.OptionalTracing;
 import dev.outbox.consumer.internal.Settings;
 import dev.outbox.core.internal.Checks;
+import dev.outbox.core.internal.Durations;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.schemas.AvroCodec;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -240,8 +241,10 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
     public IdempotentConsumer.Builder retention(Duration retention) {
         Objects.requireNonNull(retention, "retention may not be null");
         if (retention.compareTo(MIN_RETENTION) < 0) {
-            throw new IllegalArgumentException("retention must be at least " + MIN_RETENTION + ", got " + retention
-                    + "; it must exceed the longest redelivery window (default " + DEFAULT_RETENTION + ")");
+            throw new IllegalArgumentException(
+                    "retention must be at least " + Durations.format(MIN_RETENTION) + ", got "
+                            + Durations.format(retention) + "; it must exceed the longest redelivery window (default "
+                            + Durations.format(DEFAULT_RETENTION) + ")");
         }
         this.retention = retention;
         return self();
@@ -258,7 +261,8 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
     public IdempotentConsumer.Builder purgeInterval(Duration interval) {
         Objects.requireNonNull(interval, "purgeInterval may not be null");
         if (interval.isNegative() || (!interval.isZero() && interval.compareTo(Duration.ofSeconds(1)) < 0)) {
-            throw new IllegalArgumentException("purgeInterval must be zero (off) or at least 1 s, got " + interval);
+            throw new IllegalArgumentException(
+                    "purgeInterval must be zero (off) or at least 1s, got " + Durations.format(interval));
         }
         this.purgeInterval = interval;
         return self();

@@ -1,6 +1,7 @@
 package dev.outbox.consumer;
 
 import dev.outbox.core.OutboxHeaders;
+import dev.outbox.core.internal.Durations;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.migrations.internal.JooqVersionCheck;
 import java.nio.charset.StandardCharsets;
@@ -141,8 +142,9 @@ public final class ProcessedMessages {
         checkArguments(consumer, UUID.randomUUID());
         Objects.requireNonNull(olderThan, "olderThan may not be null");
         if (olderThan.compareTo(IdempotentConsumer.Builder.MIN_RETENTION) < 0) {
-            throw new IllegalArgumentException("olderThan must be at least " + IdempotentConsumer.Builder.MIN_RETENTION
-                    + ", got " + olderThan + "; it must exceed the longest redelivery window");
+            throw new IllegalArgumentException("olderThan must be at least "
+                    + Durations.format(IdempotentConsumer.Builder.MIN_RETENTION) + ", got "
+                    + Durations.format(olderThan) + "; it must exceed the longest redelivery window");
         }
         if (!connection.getAutoCommit()) {
             throw new IllegalStateException("ProcessedMessages.purge runs short transactions of its own; pass a"

@@ -106,7 +106,7 @@ class ConsumerOperationsIT {
             await().atMost(WAIT).untilAsserted(() -> {
                 assertThat(processedOlderThan(db, name, Duration.ofHours(1))).isZero();
                 assertThat(log.messages(name))
-                        .anyMatch(m -> m.contains("purged 1500 processed message id(s) older than PT1H"));
+                        .anyMatch(m -> m.contains("purged 1500 processed message id(s) older than 1h"));
                 assertThat(Fixtures.counter(registry, "outbox.consumer.purged")).isEqualTo(1500);
             });
             await().atMost(WAIT)
@@ -121,7 +121,7 @@ class ConsumerOperationsIT {
             await().atMost(WAIT).untilAsserted(() -> {
                 assertThat(processedOlderThan(db, name, Duration.ofHours(1))).isZero();
                 assertThat(log.messages(name))
-                        .anyMatch(m -> m.contains("purged 700 processed message id(s) older than PT1H"));
+                        .anyMatch(m -> m.contains("purged 700 processed message id(s) older than 1h"));
                 assertThat(Fixtures.counter(registry, "outbox.consumer.purged")).isEqualTo(2200);
             });
             assertThat(Fixtures.counter(registry, "outbox.consumer.purge.failures"))
@@ -560,7 +560,7 @@ class ConsumerOperationsIT {
             consumer.start();
             await().atMost(WAIT)
                     .untilAsserted(() -> assertThat(log.messages("ops-retention"))
-                            .anyMatch(m -> m.contains("topic " + longTopic + " keeps records for PT720H")));
+                            .anyMatch(m -> m.contains("topic " + longTopic + " keeps records for 30d")));
             await().atMost(WAIT)
                     .untilAsserted(
                             () -> assertThat(consumer.readiness().ready()).isTrue());

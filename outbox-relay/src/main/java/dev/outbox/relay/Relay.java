@@ -1,16 +1,16 @@
 package dev.outbox.relay;
 
 import dev.outbox.core.internal.Checks;
+import dev.outbox.core.internal.Durations;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.migrations.OutboxMigrations;
-import dev.outbox.relay.internal.Durations;
 import dev.outbox.relay.internal.ProducerSettings;
 import dev.outbox.relay.internal.RelayConfig;
 import dev.outbox.relay.internal.RelayDefaults;
 import dev.outbox.relay.internal.RelayEngine;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
 import io.micrometer.core.instrument.MeterRegistry;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.micrometer.core.instrument.Metrics;
 import java.time.Duration;
 import java.util.Map;
 import java.util.Objects;
@@ -355,9 +355,11 @@ public interface Relay extends AutoCloseable {
         }
 
         /**
-         * @param meterRegistry where the relay registers its {@code outbox.relay.*} meters; default a
-         *     private {@link SimpleMeterRegistry}. Give each relay of one JVM its own registry: the
-         *     meters carry no instance tag.
+         * @param meterRegistry where the relay registers its {@code outbox.relay.*} meters; default
+         *     Micrometer's global registry ({@link Metrics#globalRegistry}), where frameworks and the
+         *     other components of this library register theirs. Every meter carries the tag {@code
+         *     relay.instance} = the {@link #instanceId(String) instance id}, so relays of one JVM can
+         *     share a registry; a closed relay removes its gauges.
          * @return this builder
          * @throws NullPointerException when null
          */
@@ -477,7 +479,7 @@ public interface Relay extends AutoCloseable {
                     backoff,
                     breaker,
                     parkPolicy,
-                    meterRegistry != null ? meterRegistry : new SimpleMeterRegistry(),
+                    meterRegistry != null ? meterRegistry : Metrics.globalRegistry,
                     maxAttempts,
                     probeInterval,
                     listenDataSource,
@@ -491,7 +493,7 @@ public interface Relay extends AutoCloseable {
         }
 
         private static Duration between(Duration value, Duration min, Duration max, String name, Duration fallback) {
-            return Durations.requireBetween(value, min, max, name, USE_DEFAULT + Durations.format(fallback));
+            return Checks.requireBetween(value, min, max, name, USE_DEFAULT + Durations.format(fallback));
         }
     }
 }

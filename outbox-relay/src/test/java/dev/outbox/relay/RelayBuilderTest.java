@@ -3,6 +3,7 @@ package dev.outbox.relay;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.micrometer.core.instrument.Metrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.time.Duration;
@@ -214,21 +215,50 @@ class RelayBuilderTest {
     @Test
     void registersTheDocumentedPrometheusNames() {
         PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-        try (Relay relay = valid().meterRegistry(registry).build()) {
+        try (Relay relay = valid().instanceId("r-1").meterRegistry(registry).build()) {
             String scrape = registry.scrape();
             assertThat(scrape)
                     .contains(
-                            "outbox_relay_published_total",
-                            "outbox_relay_batch_seconds",
-                            "outbox_relay_errors_total{kind=\"retriable\"}",
-                            "outbox_relay_errors_total{kind=\"non_retriable\"}",
-                            "outbox_relay_errors_total{kind=\"fenced\"}",
-                            "outbox_relay_errors_total{kind=\"database\"}",
-                            "outbox_relay_parked_total",
-                            "outbox_relay_parked_rows",
-                            "outbox_relay_owned_shards",
-                            "outbox_relay_breaker_state",
-                            "outbox_relay_backoff_seconds");
+                            "outbox_relay_published_total{relay_instance=\"r-1\"}",
+                            "outbox_relay_batch_seconds_count{relay_instance=\"r-1\"}",
+                            "outbox_relay_errors_total{kind=\"retriable\",relay_instance=\"r-1\"}",
+                            "outbox_relay_errors_total{kind=\"non_retriable\",relay_instance=\"r-1\"}",
+                            "outbox_relay_errors_total{kind=\"fenced\",relay_instance=\"r-1\"}",
+                            "outbox_relay_errors_total{kind=\"database\",relay_instance=\"r-1\"}",
+                            "outbox_relay_parked_total{relay_instance=\"r-1\"}",
+                            "outbox_relay_parked_rows{relay_instance=\"r-1\"}",
+                            "outbox_relay_owned_shards{relay_instance=\"r-1\"}",
+                            "outbox_relay_breaker_state{relay_instance=\"r-1\"}",
+                            "outbox_relay_backoff_seconds_count{relay_instance=\"r-1\"}");
         }
+    }
+
+    /** Builder rule: every component defaults to the global registry; relays in it keep apart. */
+    @Test
+    void defaultsToTheGlobalRegistryWithOneSetOfMetersPerRelay() {
+        String a = "meters-a-" + System.nanoTime();
+        String b = "meters-b-" + System.nanoTime();
+        try (Relay first = valid().instanceId(a).build();
+                Relay second = valid().instanceId(b).build()) {
+            for (String id : new String[] {a, b}) {
+                assertThat(Metrics.globalRegistry
+                                .find("outbox.relay.owned.shards")
+                                .tag("relay.instance", id)
+                                .gauge())
+                        .as("gauge of relay %s", id)
+                        .isNotNull();
+                assertThat(Metrics.globalRegistry
+                                .find("outbox.relay.published")
+                                .tag("relay.instance", id)
+                                .counter())
+                        .isNotNull();
+            }
+        }
+        assertThat(Metrics.globalRegistry
+                        .find("outbox.relay.owned.shards")
+                        .tag("relay.instance", a)
+                        .gauge())
+                .as("a closed relay removes its gauges")
+                .isNull();
     }
 }

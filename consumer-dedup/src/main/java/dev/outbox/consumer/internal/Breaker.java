@@ -1,7 +1,8 @@
 package dev.outbox.consumer.internal;
 
+import dev.outbox.core.internal.Breakers;
+import dev.outbox.core.internal.PrefixedLog;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
-import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 
@@ -43,13 +44,7 @@ final class Breaker {
     static Breaker create(String name, String what, PrefixedLog log, TimeSource time) {
         CircuitBreaker breaker = CircuitBreaker.of(
                 name,
-                CircuitBreakerConfig.custom()
-                        .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
-                        .slidingWindowSize(10)
-                        .minimumNumberOfCalls(5)
-                        .failureRateThreshold(50)
-                        .waitDurationInOpenState(Duration.ofSeconds(5))
-                        .permittedNumberOfCallsInHalfOpenState(1)
+                Breakers.countBased(10, 5, 50, Duration.ofSeconds(5), 1)
                         .automaticTransitionFromOpenToHalfOpenEnabled(false)
                         .build());
         breaker.getEventPublisher()

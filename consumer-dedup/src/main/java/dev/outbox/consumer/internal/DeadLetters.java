@@ -1,6 +1,7 @@
 package dev.outbox.consumer.internal;
 
 import dev.outbox.consumer.DeadLetterHeaders;
+import dev.outbox.core.internal.Durations;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.HashMap;
@@ -114,7 +115,7 @@ final class DeadLetters implements DeadLetterSink, AutoCloseable {
             throw new InfrastructureException("publishing to dead-letter topic " + topic + " failed: " + cause, cause);
         } catch (TimeoutException e) {
             throw new InfrastructureException(
-                    "dead-letter topic " + topic + " did not acknowledge within " + sendTimeout, e);
+                    "dead-letter topic " + topic + " did not acknowledge within " + Durations.format(sendTimeout), e);
         } catch (RuntimeException e) {
             throw new InfrastructureException("publishing to dead-letter topic " + topic + " failed: " + e, e);
         }

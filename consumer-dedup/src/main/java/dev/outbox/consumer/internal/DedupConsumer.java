@@ -1,6 +1,8 @@
 package dev.outbox.consumer.internal;
 
 import dev.outbox.consumer.IdempotentConsumer;
+import dev.outbox.core.internal.Durations;
+import dev.outbox.core.internal.PrefixedLog;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.micrometer.core.instrument.Gauge;
 import java.sql.SQLException;
@@ -146,8 +148,8 @@ public final class DedupConsumer implements IdempotentConsumer {
             log.warn(
                     "retention is {}: a message redelivered more than {} after it was processed (relay republishing after"
                             + " an outage, an offset reset, a replay) will be handled again",
-                    settings.retention(),
-                    settings.retention());
+                    Durations.format(settings.retention()),
+                    Durations.format(settings.retention()));
         }
     }
 
@@ -181,7 +183,7 @@ public final class DedupConsumer implements IdempotentConsumer {
     public long purgeProcessed(Duration olderThan) {
         Objects.requireNonNull(olderThan, "olderThan may not be null");
         if (olderThan.compareTo(Duration.ofHours(1)) < 0) {
-            throw new IllegalArgumentException("olderThan must be at least 1 hour, got " + olderThan
+            throw new IllegalArgumentException("olderThan must be at least 1h, got " + Durations.format(olderThan)
                     + "; it must exceed the longest redelivery window");
         }
         double seconds = olderThan.toNanos() / 1e9;
@@ -195,8 +197,9 @@ public final class DedupConsumer implements IdempotentConsumer {
             } while (deleted == Database.PURGE_BATCH);
         } catch (SQLException e) {
             throw new DataAccessException(
-                    log.prefix() + " purging processed_message rows older than " + olderThan + " failed after"
-                            + " deleting " + total + " (SQLState " + e.getSQLState() + "): " + e.getMessage(),
+                    log.prefix() + " purging processed_message rows older than " + Durations.format(olderThan)
+                            + " failed after" + " deleting " + total + " (SQLState " + e.getSQLState() + "): "
+                            + e.getMessage(),
                     e);
         }
         return total;
@@ -206,7 +209,10 @@ public final class DedupConsumer implements IdempotentConsumer {
         try {
             long deleted = purgeProcessed(settings.retention());
             if (deleted > 0) {
-                log.info("purged {} processed message id(s) older than {}", deleted, settings.retention());
+                log.info(
+                        "purged {} processed message id(s) older than {}",
+                        deleted,
+                        Durations.format(settings.retention()));
             }
         } catch (RuntimeException e) {
             metrics.purgeFailures.increment();

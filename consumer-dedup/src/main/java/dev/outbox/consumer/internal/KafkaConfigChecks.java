@@ -1,5 +1,6 @@
 package dev.outbox.consumer.internal;
 
+import dev.outbox.core.internal.Durations;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -45,7 +46,7 @@ public final class KafkaConfigChecks {
             if (ms < 0 || ms > closeTimeout.toMillis()) {
                 throw new IllegalArgumentException("Invalid value " + maxBlock + " for configuration max.block.ms in"
                         + " producerProperties: a dead-letter publish holds a worker thread at most closeTimeout ("
-                        + closeTimeout.toMillis() + " ms); set it between 0 and that, or raise closeTimeout(...)");
+                        + Durations.format(closeTimeout) + "); set it between 0 and that, or raise closeTimeout(...)");
             }
         }
     }

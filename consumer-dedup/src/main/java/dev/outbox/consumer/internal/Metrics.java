@@ -1,5 +1,6 @@
 package dev.outbox.consumer.internal;
 
+import dev.outbox.core.internal.Breakers;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
@@ -117,19 +118,11 @@ final class Metrics {
      * @return the gauge, to {@link #remove(Gauge) remove} when the consumer closes
      */
     Gauge breakerState(CircuitBreaker breaker, String name) {
-        return Gauge.builder(BREAKER_STATE, breaker, Metrics::stateOf)
+        return Gauge.builder(BREAKER_STATE, breaker, Breakers::gaugeValue)
                 .tags(instanceTags)
                 .tag("breaker", name)
                 .description("Circuit breaker state: 0 closed, 1 open, 2 half-open")
                 .register(registry);
-    }
-
-    private static double stateOf(CircuitBreaker breaker) {
-        return switch (breaker.getState()) {
-            case OPEN, FORCED_OPEN -> 1;
-            case HALF_OPEN -> 2;
-            default -> 0;
-        };
     }
 
     private Counter deadLettered(String reason) {

@@ -11,6 +11,8 @@ import dev.outbox.consumer.internal.BatchRules.Progress;
 import dev.outbox.consumer.internal.BatchStore.Outcome;
 import dev.outbox.consumer.internal.RecordMapping.MessageId;
 import dev.outbox.consumer.internal.SerialTask.Next;
+import dev.outbox.core.internal.Durations;
+import dev.outbox.core.internal.PrefixedLog;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -307,12 +309,12 @@ final class PartitionWorker {
                 Duration delay = settings.backoff().delay(decision.backoffStep());
                 parts.metrics().transientRetries.increment();
                 log.warn(
-                        "transient failure on message {} ({}@{}), {} in a row; retrying in {} ms without using an attempt: {}",
+                        "transient failure on message {} ({}@{}), {} in a row; retrying in {} without using an attempt: {}",
                         failedId,
                         tp,
                         failed.offset(),
                         progress.transientFailures(),
-                        delay.toMillis(),
+                        Durations.format(delay),
                         failure.toString());
                 yield Next.after(delay);
             }
@@ -321,13 +323,13 @@ final class PartitionWorker {
                 parts.metrics().handlerRetries.increment();
                 settings.hooks().retryScheduled(failedId, attempts, delay);
                 log.warn(
-                        "handler failed on message {} ({}@{}), attempt {} of {}; retrying in {} ms: {}",
+                        "handler failed on message {} ({}@{}), attempt {} of {}; retrying in {}: {}",
                         failedId,
                         tp,
                         failed.offset(),
                         attempts,
                         policy.maxAttempts(),
-                        delay.toMillis(),
+                        Durations.format(delay),
                         failure.toString());
                 yield Next.after(delay);
             }
@@ -431,13 +433,13 @@ final class PartitionWorker {
         parts.metrics().infrastructureRetries.increment();
         if (failure != null) {
             log.warn(
-                    "{} on {} (failure {} in a row); retrying in {} ms",
+                    "{} on {} (failure {} in a row); retrying in {}",
                     failure.getMessage(),
                     tp,
                     infrastructureFailures,
-                    delay.toMillis());
+                    Durations.format(delay));
         } else {
-            log.debug("circuit breaker open; {} waits {} ms", tp, delay.toMillis());
+            log.debug("circuit breaker open; {} waits {}", tp, Durations.format(delay));
         }
         return Next.after(delay);
     }

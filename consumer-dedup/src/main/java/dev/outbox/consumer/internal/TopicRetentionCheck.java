@@ -1,5 +1,7 @@
 package dev.outbox.consumer.internal;
 
+import dev.outbox.core.internal.Durations;
+import dev.outbox.core.internal.PrefixedLog;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
@@ -54,9 +56,9 @@ final class TopicRetentionCheck {
                                     + " were purged. Set retention(...) above the topic's retention.ms plus its segment.ms, or lower the"
                                     + " topic's retention.ms",
                             resource.name(),
-                            topicMillis < 0 ? "ever" : Duration.ofMillis(topicMillis),
+                            topicMillis < 0 ? "ever" : Durations.format(Duration.ofMillis(topicMillis)),
                             topicMillis,
-                            settings.retention());
+                            Durations.format(settings.retention()));
                 }
             });
         } catch (InterruptedException e) {
@@ -64,7 +66,7 @@ final class TopicRetentionCheck {
         } catch (Exception e) {
             log.info(
                     "could not compare the topics' retention.ms with the retention of processed ids ({}): {}",
-                    settings.retention(),
+                    Durations.format(settings.retention()),
                     e.toString());
         }
     }

@@ -1,6 +1,8 @@
 package dev.outbox.http.client;
 
+import dev.outbox.core.internal.Breakers;
 import dev.outbox.core.internal.Checks;
+import dev.outbox.core.internal.Durations;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.core.retry.RetryBudget;
 import dev.outbox.http.client.internal.RetryingClient;
@@ -272,7 +274,8 @@ public interface IdempotentHttpClient {
          * @throws IllegalArgumentException when it is not positive
          */
         public Builder attemptTimeout(Duration attemptTimeout) {
-            this.attemptTimeout = Checks.requirePositive(attemptTimeout, "attemptTimeout", "; the default is 10 s");
+            this.attemptTimeout = Checks.requirePositive(
+                    attemptTimeout, "attemptTimeout", "; the default is " + Durations.format(DEFAULT_ATTEMPT_TIMEOUT));
             return this;
         }
 
@@ -287,7 +290,8 @@ public interface IdempotentHttpClient {
             Objects.requireNonNull(maxRetryAfter, "maxRetryAfter may not be null");
             if (maxRetryAfter.isNegative()) {
                 throw new IllegalArgumentException(
-                        "maxRetryAfter may not be negative, got " + maxRetryAfter + "; the default is 30 s");
+                        "maxRetryAfter may not be negative, got " + Durations.format(maxRetryAfter)
+                                + "; the default is " + Durations.format(DEFAULT_MAX_RETRY_AFTER));
             }
             this.maxRetryAfter = maxRetryAfter;
             return this;
@@ -400,13 +404,7 @@ public interface IdempotentHttpClient {
             if (!noCircuitBreaker) {
                 CircuitBreakerConfig config = circuitBreakerConfig != null
                         ? circuitBreakerConfig
-                        : CircuitBreakerConfig.custom()
-                                .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
-                                .slidingWindowSize(20)
-                                .minimumNumberOfCalls(5)
-                                .failureRateThreshold(50)
-                                .waitDurationInOpenState(Duration.ofSeconds(10))
-                                .permittedNumberOfCallsInHalfOpenState(3)
+                        : Breakers.countBased(20, 5, 50, Duration.ofSeconds(10), 3)
                                 .clock(clock)
                                 .build();
                 breakers = CircuitBreakerRegistry.of(config);

@@ -1,6 +1,7 @@
 package dev.outbox.http.server;
 
 import dev.outbox.core.internal.Checks;
+import dev.outbox.core.internal.Durations;
 import dev.outbox.http.server.internal.JooqIdempotencyStore;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.migrations.internal.JooqVersionCheck;
@@ -227,12 +228,12 @@ public interface IdempotencyStore {
          *     {@link #MAX_LOCK_TIMEOUT} (10 minutes)
          */
         public Builder lockTimeout(Duration lockTimeout) {
-            Objects.requireNonNull(lockTimeout, "lockTimeout may not be null");
-            if (lockTimeout.compareTo(MIN_LOCK_TIMEOUT) < 0 || lockTimeout.compareTo(MAX_LOCK_TIMEOUT) > 0) {
-                throw new IllegalArgumentException(
-                        "lockTimeout must be between 1 ms and 10 minutes, got " + lockTimeout + "; the default is 2 s");
-            }
-            this.lockTimeout = lockTimeout;
+            this.lockTimeout = Checks.requireBetween(
+                    lockTimeout,
+                    MIN_LOCK_TIMEOUT,
+                    MAX_LOCK_TIMEOUT,
+                    "lockTimeout",
+                    "; the default is " + Durations.format(DEFAULT_LOCK_TIMEOUT));
             return this;
         }
 
@@ -245,12 +246,12 @@ public interface IdempotencyStore {
          *     (1 hour)
          */
         public Builder retryAfter(Duration retryAfter) {
-            Objects.requireNonNull(retryAfter, "retryAfter may not be null");
-            if (retryAfter.isNegative() || retryAfter.compareTo(MAX_RETRY_AFTER) > 0) {
-                throw new IllegalArgumentException(
-                        "retryAfter must be between 0 and 1 hour, got " + retryAfter + "; the default is 1 s");
-            }
-            this.retryAfter = retryAfter;
+            this.retryAfter = Checks.requireBetween(
+                    retryAfter,
+                    Duration.ZERO,
+                    MAX_RETRY_AFTER,
+                    "retryAfter",
+                    "; the default is " + Durations.format(DEFAULT_RETRY_AFTER));
             return this;
         }
 
@@ -271,12 +272,12 @@ public interface IdempotencyStore {
          *     {@link #MAX_HOLD_TIMEOUT} (24 h)
          */
         public Builder holdTimeout(Duration holdTimeout) {
-            Objects.requireNonNull(holdTimeout, "holdTimeout may not be null");
-            if (holdTimeout.compareTo(MIN_HOLD_TIMEOUT) < 0 || holdTimeout.compareTo(MAX_HOLD_TIMEOUT) > 0) {
-                throw new IllegalArgumentException(
-                        "holdTimeout must be between 1 s and 24 h, got " + holdTimeout + "; the default is 60 s");
-            }
-            this.holdTimeout = holdTimeout;
+            this.holdTimeout = Checks.requireBetween(
+                    holdTimeout,
+                    MIN_HOLD_TIMEOUT,
+                    MAX_HOLD_TIMEOUT,
+                    "holdTimeout",
+                    "; the default is " + Durations.format(DEFAULT_HOLD_TIMEOUT));
             return this;
         }
 
@@ -288,7 +289,7 @@ public interface IdempotencyStore {
          * @throws IllegalArgumentException when it is not positive
          */
         public Builder ttl(Duration ttl) {
-            this.ttl = Checks.requirePositive(ttl, "ttl", "; the default is 24 h");
+            this.ttl = Checks.requirePositive(ttl, "ttl", "; the default is " + Durations.format(DEFAULT_TTL));
             return this;
         }
 

@@ -39,7 +39,7 @@ public final class Checks {
     public static Duration requirePositive(Duration value, String name, String suffix) {
         Objects.requireNonNull(value, name + " may not be null");
         if (value.isNegative() || value.isZero()) {
-            throw new IllegalArgumentException(name + " must be positive, got " + value + suffix);
+            throw new IllegalArgumentException(name + " must be positive, got " + Durations.format(value) + suffix);
         }
         return value;
     }
@@ -71,13 +71,14 @@ public final class Checks {
      * @return {@code value}
      * @throws NullPointerException "{@code <name> may not be null}"
      * @throws IllegalArgumentException "{@code <name> must be between <min> and <max>, got
-     *     <value><suffix>}" when outside {@code min..max} (durations in ISO-8601 form)
+     *     <value><suffix>}" when outside {@code min..max}, durations written by {@link
+     *     Durations#format}
      */
     public static Duration requireBetween(Duration value, Duration min, Duration max, String name, String suffix) {
         Objects.requireNonNull(value, name + " may not be null");
         if (value.compareTo(min) < 0 || value.compareTo(max) > 0) {
-            throw new IllegalArgumentException(
-                    name + " must be between " + min + " and " + max + ", got " + value + suffix);
+            throw new IllegalArgumentException(name + " must be between " + Durations.format(min) + " and "
+                    + Durations.format(max) + ", got " + Durations.format(value) + suffix);
         }
         return value;
     }

@@ -1,5 +1,6 @@
 package dev.outbox.core.retry;
 
+import dev.outbox.core.internal.Durations;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.concurrent.ThreadLocalRandom;
@@ -27,10 +28,11 @@ public record Backoff(Duration base, Duration cap) {
         Objects.requireNonNull(base, "base may not be null");
         Objects.requireNonNull(cap, "cap may not be null");
         if (base.isNegative() || base.isZero()) {
-            throw new IllegalArgumentException("base must be positive, got " + base);
+            throw new IllegalArgumentException("base must be positive, got " + Durations.format(base));
         }
         if (cap.compareTo(base) < 0) {
-            throw new IllegalArgumentException("cap (" + cap + ") must be at least base (" + base + ")");
+            throw new IllegalArgumentException(
+                    "cap (" + Durations.format(cap) + ") must be at least base (" + Durations.format(base) + ")");
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.outbox.core.retry;
 
+import dev.outbox.core.internal.Durations;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.function.LongSupplier;
@@ -65,7 +66,8 @@ public final class RetryBudget {
         }
         Objects.requireNonNull(window, "window may not be null");
         if (window.compareTo(Duration.ofSeconds(1)) < 0) {
-            throw new IllegalArgumentException("retry budget window must be at least 1 s, got " + window);
+            throw new IllegalArgumentException(
+                    "retry budget window must be at least 1s, got " + Durations.format(window));
         }
         return new RetryBudget(
                 ratio, minRetriesPerSecond, window, Objects.requireNonNull(nanoClock, "nanoClock may not be null"));

@@ -60,6 +60,6 @@ class RetryBudgetTest {
                 .hasMessageContaining("minRetriesPerSecond");
         assertThatThrownBy(() -> RetryBudget.of(0.1, 1, Duration.ofMillis(10)))
                 .isInstanceOf(IllegalArgumentException.class)
-                .hasMessageContaining("window must be at least 1 s");
+                .hasMessageContaining("window must be at least 1s");
     }
 }

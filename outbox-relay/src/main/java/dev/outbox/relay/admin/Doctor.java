@@ -2,6 +2,7 @@ package dev.outbox.relay.admin;
 
 import dev.outbox.core.OutboxException;
 import dev.outbox.core.internal.Checks;
+import dev.outbox.core.internal.Durations;
 import dev.outbox.migrations.OutboxMigrations;
 import java.sql.Connection;
 import java.sql.PreparedStatement;

@@ -1,8 +1,9 @@
 package dev.outbox.relay.admin;
 
-import static dev.outbox.relay.admin.Durations.format;
-import static dev.outbox.relay.admin.Durations.interval;
-import static dev.outbox.relay.admin.Durations.seconds;
+import static dev.outbox.core.internal.Durations.format;
+import static dev.outbox.core.internal.Durations.roughly;
+import static dev.outbox.relay.admin.Intervals.interval;
+import static dev.outbox.relay.admin.Intervals.seconds;
 
 import dev.outbox.relay.admin.Doctor.Check;
 import dev.outbox.relay.admin.Doctor.Verdict;
@@ -57,14 +58,14 @@ final class KeyChecks {
                 evidence.add(
                         keys + " key(s); configured ttl " + format(keyTtl) + ", purge grace " + format(purgeGrace));
                 if (anyExpired) {
-                    evidence.add("oldest expired key expired " + format(seconds(oldestExpired)) + " ago; " + overdue
-                            + " key(s) expired more than the grace ago");
+                    evidence.add("oldest expired key expired " + format(roughly(seconds(oldestExpired))) + " ago; "
+                            + overdue + " key(s) expired more than the grace ago");
                 }
                 if (keys > 0) {
                     evidence.add(
                             never
                                     ? "some key never expires (expires_at infinity)"
-                                    : "farthest expiry " + format(seconds(farthest)) + " ahead");
+                                    : "farthest expiry " + format(roughly(seconds(farthest))) + " ahead");
                 }
                 if (overdue > 0 || beyond > 0) {
                     List<String> what = new ArrayList<>();
@@ -149,7 +150,8 @@ final class KeyChecks {
                             stuck == 6
                                     ? "..."
                                     : "committed without a response: scope " + rs.getString(1) + ", key "
-                                            + rs.getString(2) + ", " + format(seconds(rs.getDouble(3))) + " old");
+                                            + rs.getString(2) + ", " + format(roughly(seconds(rs.getDouble(3))))
+                                            + " old");
                 }
             }
         }
@@ -166,11 +168,12 @@ final class KeyChecks {
             try (ResultSet rs = st.executeQuery()) {
                 while (rs.next()) {
                     sessions++;
-                    evidence.add("transaction writing keys for " + format(seconds(rs.getDouble("age"))) + ": pid "
-                            + rs.getInt("pid") + " "
-                            + rs.getString("usename") + " (" + rs.getString("application_name") + "), "
-                            + rs.getString("state") + ": "
-                            + rs.getString("query"));
+                    evidence.add(
+                            "transaction writing keys for " + format(roughly(seconds(rs.getDouble("age")))) + ": pid "
+                                    + rs.getInt("pid") + " "
+                                    + rs.getString("usename") + " (" + rs.getString("application_name") + "), "
+                                    + rs.getString("state") + ": "
+                                    + rs.getString("query"));
                 }
             }
         }

@@ -1,7 +1,8 @@
 package dev.outbox.relay.admin;
 
-import static dev.outbox.relay.admin.Durations.format;
-import static dev.outbox.relay.admin.Durations.seconds;
+import static dev.outbox.core.internal.Durations.format;
+import static dev.outbox.core.internal.Durations.roughly;
+import static dev.outbox.relay.admin.Intervals.seconds;
 
 import dev.outbox.relay.admin.Doctor.Check;
 import dev.outbox.relay.admin.Doctor.Verdict;
@@ -40,7 +41,7 @@ final class OutboxChecks {
                                 ? "..."
                                 : "id " + rs.getLong("id") + " topic " + rs.getString("topic") + " key "
                                         + rs.getString("message_key") + ", parked "
-                                        + format(seconds(rs.getDouble("age"))) + " ago after "
+                                        + format(roughly(seconds(rs.getDouble("age")))) + " ago after "
                                         + rs.getInt("attempts") + " attempt(s): " + rs.getString("last_error"));
             }
         }
@@ -68,7 +69,7 @@ final class OutboxChecks {
             double oldest = rs.getDouble(2);
             List<String> evidence = new ArrayList<>();
             evidence.add(backlog + " unpublished message(s)"
-                    + (backlog > 0 ? ", oldest " + format(seconds(oldest)) + " old" : "") + "; limit "
+                    + (backlog > 0 ? ", oldest " + format(roughly(seconds(oldest))) + " old" : "") + "; limit "
                     + format(maxUnpublishedAge));
             if (backlog > 0 && seconds(oldest).compareTo(maxUnpublishedAge) > 0) {
                 return new Check(

@@ -1,7 +1,8 @@
 package dev.outbox.relay.admin;
 
-import static dev.outbox.relay.admin.Durations.format;
-import static dev.outbox.relay.admin.Durations.seconds;
+import static dev.outbox.core.internal.Durations.format;
+import static dev.outbox.core.internal.Durations.roughly;
+import static dev.outbox.relay.admin.Intervals.seconds;
 
 import dev.outbox.relay.admin.Doctor.Check;
 import dev.outbox.relay.admin.Doctor.Verdict;
@@ -63,7 +64,7 @@ final class ProcessedIdChecks {
         List<String> late = new ArrayList<>();
         for (var e : oldest.entrySet()) {
             Duration retention = settings.retention(e.getKey());
-            evidence.add("consumer " + e.getKey() + ": oldest id " + format(e.getValue()) + " old, retention "
+            evidence.add("consumer " + e.getKey() + ": oldest id " + format(roughly(e.getValue())) + " old, retention "
                     + format(retention));
             if (e.getValue().compareTo(retention.plus(purgeGrace)) > 0) {
                 late.add(e.getKey());

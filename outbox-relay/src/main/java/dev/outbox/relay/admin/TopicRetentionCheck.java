@@ -1,6 +1,6 @@
 package dev.outbox.relay.admin;
 
-import static dev.outbox.relay.admin.Durations.format;
+import static dev.outbox.core.internal.Durations.format;
 
 import dev.outbox.relay.admin.Doctor.Check;
 import dev.outbox.relay.admin.Doctor.Verdict;

@@ -1,5 +1,6 @@
 package dev.outbox.relay.internal;
 
+import dev.outbox.core.internal.PrefixedLog;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;

@@ -1,5 +1,6 @@
 package dev.outbox.relay.internal;
 
+import dev.outbox.core.internal.Durations;
 import dev.outbox.core.retry.Backoff;
 import java.sql.Connection;
 import java.sql.SQLException;
@@ -107,11 +108,11 @@ final class NotificationListener {
                 Duration delay = RECONNECT.delay(Math.min(attempt++, 20));
                 engine.log()
                         .retry(
-                                "LISTEN connection failed (SQLState {}): {}; reconnecting in {} ms (shards are polled"
+                                "LISTEN connection failed (SQLState {}): {}; reconnecting in {} (shards are polled"
                                         + " meanwhile)",
                                 e.getSQLState(),
                                 e.getMessage(),
-                                delay.toMillis());
+                                Durations.format(delay));
                 try {
                     Thread.sleep(delay.toMillis());
                 } catch (InterruptedException ie) {

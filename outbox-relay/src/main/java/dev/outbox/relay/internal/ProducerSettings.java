@@ -1,5 +1,6 @@
 package dev.outbox.relay.internal;
 
+import dev.outbox.core.internal.Durations;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Locale;
@@ -120,13 +121,14 @@ public final class ProducerSettings {
         if (delivery > margin) {
             throw new IllegalArgumentException(
                     "producer property delivery.timeout.ms (" + delivery + ") may not exceed the lease's"
-                            + " safety margin, a third of the lease duration (" + margin + " ms of "
+                            + " safety margin, a third of the lease duration ("
+                            + Durations.format(Duration.ofMillis(margin)) + " of "
                             + Durations.format(lease) + "): a record could reach Kafka"
                             + " after another relay took the shard over; lower delivery.timeout.ms or lengthen the lease duration");
         }
         if (delivery <= linger) {
             throw new IllegalArgumentException("producer property linger.ms (" + linger + ") leaves no time within"
-                    + " delivery.timeout.ms (" + delivery + " ms, bounded by a third of the lease "
+                    + " delivery.timeout.ms (" + delivery + ", bounded by a third of the lease "
                     + Durations.format(lease) + "); lower linger.ms");
         }
         Object givenRequest = p.get(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG);

@@ -1,5 +1,6 @@
 package dev.outbox.relay.internal;
 
+import dev.outbox.core.internal.Breakers;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
 import java.time.Duration;
 import java.util.HexFormat;
@@ -16,13 +17,7 @@ public final class RelayDefaults {
      * @return the breaker: a count-based window that opens when all its batches failed
      */
     public static CircuitBreakerConfig circuitBreaker(int failureThreshold, Duration openDuration) {
-        return CircuitBreakerConfig.custom()
-                .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
-                .slidingWindowSize(failureThreshold)
-                .minimumNumberOfCalls(failureThreshold)
-                .failureRateThreshold(100)
-                .waitDurationInOpenState(openDuration)
-                .permittedNumberOfCallsInHalfOpenState(1)
+        return Breakers.countBased(failureThreshold, failureThreshold, 100, openDuration, 1)
                 .automaticTransitionFromOpenToHalfOpenEnabled(true)
                 .build();
     }

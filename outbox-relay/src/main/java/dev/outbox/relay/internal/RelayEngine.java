@@ -2,6 +2,8 @@ package dev.outbox.relay.internal;
 
 import dev.outbox.core.Outbox;
 import dev.outbox.core.RetriableOutboxException;
+import dev.outbox.core.internal.Durations;
+import dev.outbox.core.internal.PrefixedLog;
 import dev.outbox.relay.Relay;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.sql.SQLException;
@@ -73,7 +75,7 @@ public final class RelayEngine implements Relay {
                 config.instanceId(),
                 config.parkPolicy() == dev.outbox.relay.ParkPolicy.HOLD_KEY);
         this.breaker = CircuitBreaker.of("outbox-relay-kafka", config.circuitBreaker());
-        this.metrics = new RelayMetrics(config.meterRegistry(), owned::size, breaker);
+        this.metrics = new RelayMetrics(config.meterRegistry(), config.instanceId(), owned::size, breaker);
         this.log = new PrefixedLog(LOG, prefix);
         breaker.getEventPublisher()
                 .onStateTransition(e -> log.warn("Kafka circuit breaker {}", e.getStateTransition()));
@@ -229,10 +231,10 @@ public final class RelayEngine implements Relay {
         } catch (SQLException e) {
             metrics.database.increment();
             log.retry(
-                    "lease round failed (SQLState {}): {}; leases are retried in {} ms",
+                    "lease round failed (SQLState {}): {}; leases are retried in {}",
                     e.getSQLState(),
                     e.getMessage(),
-                    config.renewInterval().toMillis());
+                    Durations.format(config.renewInterval()));
         } catch (RuntimeException e) {
             log.error("lease round failed: {}", e.toString(), e);
         }
@@ -427,12 +429,13 @@ public final class RelayEngine implements Relay {
             state = State.CLOSED;
             closing = true;
             if (!wasRunning) {
+                metrics.removeGauges();
                 return;
             }
             long started = System.nanoTime();
             log.info(
                     "closing: finishing the batches in flight (up to {}), then handing back {} shards",
-                    config.shutdownTimeout(),
+                    Durations.format(config.shutdownTimeout()),
                     owned.size());
             awaitQuietly(coordinator, Duration.ofSeconds(5));
             List<ShardWorker> stopping = new ArrayList<>(owned.values());
@@ -462,7 +465,7 @@ public final class RelayEngine implements Relay {
                         "batches of shards {} still in flight after {}; those leases are left to expire (their rows will be"
                                 + " published again)",
                         ShardRanges.ranges(unfinished.stream().map(w -> w.shard).toList()),
-                        config.shutdownTimeout());
+                        Durations.format(config.shutdownTimeout()));
             }
             try {
                 Set<Integer> released = db.release(ShardRanges.epochs(stopping));
@@ -479,7 +482,9 @@ public final class RelayEngine implements Relay {
                 owned.clear();
             }
             shutdown(Duration.ofSeconds(5));
-            log.info("closed in {} ms", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started));
+            metrics.removeGauges();
+            log.info(
+                    "closed in {}", Durations.format(Durations.roughly(Duration.ofNanos(System.nanoTime() - started))));
         }
     }
 
@@ -491,6 +496,9 @@ public final class RelayEngine implements Relay {
     public void halt() {
         synchronized (lifecycle) {
             if (state != State.RUNNING) {
+                if (state != State.CLOSED) {
+                    metrics.removeGauges();
+                }
                 state = State.CLOSED;
                 return;
             }
@@ -505,6 +513,7 @@ public final class RelayEngine implements Relay {
             producers.close(Duration.ZERO);
             kafkaProbe.close(Duration.ZERO);
             owned.clear();
+            metrics.removeGauges();
             log.warn("halted without handing back its leases");
         }
     }

@@ -1,5 +1,6 @@
 package dev.outbox.relay.internal;
 
+import dev.outbox.core.internal.Breakers;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
@@ -8,6 +9,8 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -16,7 +19,10 @@ import java.util.function.Supplier;
 
 /**
  * The relay's meters. Names are Micrometer's dotted form; the Prometheus registry renders {@code
- * outbox.relay.published} as {@code outbox_relay_published_total} and so on (see ENGINE.md).
+ * outbox.relay.published} as {@code outbox_relay_published_total} and so on (see ENGINE.md). Every
+ * meter carries the tag {@code relay.instance} (Prometheus: {@code relay_instance}), the relay's
+ * instance id, so that two relays in one registry (the global one by default) keep their meters
+ * apart; the tag is not named {@code instance}, which Prometheus sets itself to the scraped target.
  */
 final class RelayMetrics {
     static final String PUBLISHED = "outbox.relay.published";
@@ -30,8 +36,13 @@ final class RelayMetrics {
     static final String BACKLOG = "outbox.relay.backlog";
     static final String OLDEST_AGE = "outbox.relay.oldest.age";
     static final String ABORTED = "outbox.relay.transactions.aborted";
+    static final String INSTANCE_TAG = "relay.instance";
 
     private final MeterRegistry registry;
+    private final Tags tags;
+    /** The gauges of this relay object, removed when it closes: they hold it. */
+    private final List<Meter> gauges = new ArrayList<>();
+
     final Counter published;
     final Timer batch;
     final Counter retriable;
@@ -45,12 +56,21 @@ final class RelayMetrics {
     private final Map<Integer, double[]> backlog = new ConcurrentHashMap<>();
     private final Map<Integer, Meter[]> backlogMeters = new ConcurrentHashMap<>();
 
-    RelayMetrics(MeterRegistry registry, Supplier<Number> ownedShards, CircuitBreaker breaker) {
+    /**
+     * @param registry where the meters go
+     * @param instance the relay's instance id, tag {@link #INSTANCE_TAG} of every meter
+     * @param ownedShards how many shards the relay leases
+     * @param breaker the Kafka breaker, whose state is a gauge
+     */
+    RelayMetrics(MeterRegistry registry, String instance, Supplier<Number> ownedShards, CircuitBreaker breaker) {
         this.registry = registry;
+        this.tags = Tags.of(INSTANCE_TAG, instance);
         this.published = Counter.builder(PUBLISHED)
+                .tags(tags)
                 .description("Rows published and deleted by this relay")
                 .register(registry);
         this.batch = Timer.builder(BATCH)
+                .tags(tags)
                 .description("One batch: read, send, every ack, fenced delete")
                 .register(registry);
         this.retriable = error("retriable");
@@ -58,12 +78,15 @@ final class RelayMetrics {
         this.fenced = error("fenced");
         this.database = error("database");
         this.aborted = Counter.builder(ABORTED)
+                .tags(tags)
                 .description("Batches whose Kafka transaction was rolled back (transactional publish mode)")
                 .register(registry);
         this.parked = Counter.builder(PARKED)
+                .tags(tags)
                 .description("Rows this relay parked (they can never be published)")
                 .register(registry);
         this.backoff = Timer.builder(BACKOFF)
+                .tags(tags)
                 .description("Retry delays the shard loops actually waited")
                 .serviceLevelObjectives(
                         Duration.ofMillis(10),
@@ -79,30 +102,31 @@ final class RelayMetrics {
                         Duration.ofSeconds(30),
                         Duration.ofSeconds(60))
                 .register(registry);
-        Gauge.builder(OWNED_SHARDS, ownedShards)
+        gauges.add(Gauge.builder(OWNED_SHARDS, ownedShards)
+                .tags(tags)
                 .description("Shards this relay leases")
-                .register(registry);
-        Gauge.builder(BREAKER_STATE, breaker, RelayMetrics::breakerState)
+                .register(registry));
+        gauges.add(Gauge.builder(BREAKER_STATE, breaker, Breakers::gaugeValue)
+                .tags(tags)
                 .description("Kafka circuit breaker: 0 closed, 1 open, 2 half-open")
-                .register(registry);
-        Gauge.builder(PARKED_ROWS, parkedRows, AtomicLong::get)
+                .register(registry));
+        gauges.add(Gauge.builder(PARKED_ROWS, parkedRows, AtomicLong::get)
+                .tags(tags)
                 .description("Parked rows in the outbox table (sampled)")
-                .register(registry);
+                .register(registry));
     }
 
     private Counter error(String kind) {
         return Counter.builder(ERRORS)
+                .tags(tags)
                 .tag("kind", kind)
                 .description("Failed batches and writes by kind")
                 .register(registry);
     }
 
+    /** @return the breaker's state as its gauge reports it ({@link Breakers#gaugeValue}) */
     static double breakerState(CircuitBreaker b) {
-        return switch (b.getState()) {
-            case OPEN, FORCED_OPEN -> 1;
-            case HALF_OPEN -> 2;
-            default -> 0;
-        };
+        return Breakers.gaugeValue(b);
     }
 
     void parkedRows(long n) {
@@ -115,11 +139,11 @@ final class RelayMetrics {
             backlog.put(shard, sample.getOrDefault(shard, new double[] {0, 0}));
             backlogMeters.computeIfAbsent(shard, s -> new Meter[] {
                 Gauge.builder(BACKLOG, () -> value(s, 0))
-                        .tags(Tags.of("shard", String.valueOf(s)))
+                        .tags(tags.and("shard", String.valueOf(s)))
                         .description("Publishable rows waiting in an owned shard (sampled)")
                         .register(registry),
                 Gauge.builder(OLDEST_AGE, () -> value(s, 1))
-                        .tags(Tags.of("shard", String.valueOf(s)))
+                        .tags(tags.and("shard", String.valueOf(s)))
                         .baseUnit("seconds")
                         .description("Age of the oldest publishable row of an owned shard (sampled)")
                         .register(registry)
@@ -133,6 +157,17 @@ final class RelayMetrics {
                     registry.remove(m);
                 }
             }
+        }
+    }
+
+    /**
+     * Removes this relay's gauges from the registry when it closes or halts; its counters and timers
+     * stay, so that their totals can still be read.
+     */
+    void removeGauges() {
+        backlog(Set.of(), Map.of());
+        for (Meter m : gauges) {
+            registry.remove(m);
         }
     }
 

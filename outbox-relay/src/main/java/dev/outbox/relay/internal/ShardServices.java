@@ -1,5 +1,6 @@
 package dev.outbox.relay.internal;
 
+import dev.outbox.core.internal.PrefixedLog;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.function.BooleanSupplier;

@@ -1,5 +1,6 @@
 package dev.outbox.relay.internal;
 
+import dev.outbox.core.internal.PrefixedLog;
 import dev.outbox.core.retry.Backoff;
 import java.time.Duration;
 import java.util.Map;

@@ -1,5 +1,6 @@
 package dev.outbox.relay.process;
 
+import dev.outbox.core.internal.Durations;
 import dev.outbox.relay.admin.ParkedChange;
 import dev.outbox.relay.admin.ParkedMessage;
 import dev.outbox.relay.admin.RelayAdmin;
@@ -190,22 +191,9 @@ final class AdminCommands {
         return String.join(", ", ids.stream().map(String::valueOf).toList());
     }
 
+    /** @return a measured age as every message writes a duration, cut to a precision read at a glance */
     static String age(Duration d) {
-        long ms = d.toMillis();
-        if (ms < 1000) {
-            return ms + "ms";
-        }
-        if (ms < 60_000) {
-            return String.format("%.1fs", ms / 1000.0);
-        }
-        long s = ms / 1000;
-        if (s < 3600) {
-            return s / 60 + "m" + (s % 60) + "s";
-        }
-        if (s < 86_400) {
-            return s / 3600 + "h" + (s % 3600) / 60 + "m";
-        }
-        return s / 86_400 + "d" + (s % 86_400) / 3600 + "h";
+        return Durations.format(Durations.roughly(d));
     }
 
     private static String ago(Instant now, Instant then) {

@@ -99,14 +99,10 @@ final class DoctorCommand {
 
         private static Duration duration(String option, String value) {
             try {
-                String v = value.strip();
-                if (v.matches("\\d{1,5}d")) {
-                    return Duration.ofDays(Long.parseLong(v.substring(0, v.length() - 1)));
-                }
-                return Validators.durationBetween(v, Duration.ofMillis(1), LONGEST);
+                return Validators.durationBetween(value.strip(), Duration.ofMillis(1), LONGEST);
             } catch (IllegalArgumentException e) {
-                throw CliException.usage("Invalid value " + value + " for option --" + option + ": " + e.getMessage()
-                        + " (days as 7d are taken too).");
+                throw CliException.usage(
+                        "Invalid value " + value + " for option --" + option + ": " + e.getMessage() + ".");
             }
         }
     }

@@ -252,8 +252,8 @@ public final class Main {
           --migrate        run: apply the outbox migrations before starting
           --help           this text
 
-        Settings: flag > environment variable > properties file > default. Durations take a unit:
-        500ms, 30s, 5m, 1h. The admin commands need only the PostgreSQL settings.
+        Settings: flag > environment variable > properties file > default. Durations take units:
+        500ms, 30s, 5m, 1h, 7d, 1m30s. The admin commands need only the PostgreSQL settings.
         """ + SettingsText.helpText() + """
 
         Exit codes: 0 ok (also after SIGTERM); 1 unexpected failure or slow shutdown; 2 bad, unknown,

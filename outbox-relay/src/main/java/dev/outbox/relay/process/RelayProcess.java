@@ -19,10 +19,10 @@ import static dev.outbox.relay.process.RelaySettings.STARTUP_TIMEOUT;
 
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
+import dev.outbox.core.internal.Durations;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.relay.Relay;
-import dev.outbox.relay.internal.Durations;
 import dev.outbox.relay.internal.RelayDefaults;
 import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;

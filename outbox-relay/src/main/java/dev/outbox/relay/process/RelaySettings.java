@@ -1,10 +1,10 @@
 package dev.outbox.relay.process;
 
+import dev.outbox.core.internal.Durations;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.relay.ParkPolicy;
 import dev.outbox.relay.PublishMode;
 import dev.outbox.relay.Relay;
-import dev.outbox.relay.internal.Durations;
 import dev.outbox.relay.process.Setting.Group;
 import java.time.Duration;
 import java.util.ArrayList;

@@ -13,8 +13,8 @@ import static dev.outbox.relay.process.RelaySettings.PUBLISH_MODE;
 import static dev.outbox.relay.process.RelaySettings.TRANSACTIONAL_ID_PREFIX;
 import static dev.outbox.relay.process.RelaySettings.WORKER_THREADS;
 
+import dev.outbox.core.internal.Durations;
 import dev.outbox.relay.PublishMode;
-import dev.outbox.relay.internal.Durations;
 import dev.outbox.relay.process.RelaySettings.Values;
 import dev.outbox.relay.process.Setting.Group;
 import java.time.Duration;

@@ -1,7 +1,7 @@
 package dev.outbox.relay.process;
 
+import dev.outbox.core.internal.Durations;
 import dev.outbox.migrations.OutboxMigrations;
-import dev.outbox.relay.internal.Durations;
 import java.time.Duration;
 import java.time.format.DateTimeParseException;
 import java.util.ArrayList;
@@ -15,7 +15,10 @@ import java.util.regex.Pattern;
 
 /** The {@link Validator}s of the settings table. */
 final class Validators {
-    private static final Pattern DURATION = Pattern.compile("(\\d{1,9})(ms|s|m|h)");
+    /** One or more parts, largest unit first as {@link Durations#format} writes them: {@code 30s}, {@code 1m30s}, {@code 7d}. */
+    private static final Pattern DURATION = Pattern.compile("(?:\\d{1,9}(?:ms|s|m|h|d))+");
+
+    private static final Pattern DURATION_PART = Pattern.compile("(\\d{1,9})(ms|s|m|h|d)");
     private static final Pattern HOST_PORT = Pattern.compile("(\\[[0-9a-fA-F:.]+]|[A-Za-z0-9._-]+):(\\d{1,5})");
     private static final Pattern INSTANCE = Pattern.compile("[A-Za-z0-9._:@-]{1,200}");
     private static final Pattern URL_SECRET =
@@ -244,15 +247,21 @@ final class Validators {
     }
 
     private static Duration parseDuration(String v) {
-        Matcher m = DURATION.matcher(v);
-        if (m.matches()) {
-            long n = Long.parseLong(m.group(1));
-            return switch (m.group(2)) {
-                case "ms" -> Duration.ofMillis(n);
-                case "s" -> Duration.ofSeconds(n);
-                case "m" -> Duration.ofMinutes(n);
-                default -> Duration.ofHours(n);
-            };
+        if (DURATION.matcher(v).matches()) {
+            Duration d = Duration.ZERO;
+            Matcher m = DURATION_PART.matcher(v);
+            while (m.find()) {
+                long n = Long.parseLong(m.group(1));
+                d = d.plus(
+                        switch (m.group(2)) {
+                            case "ms" -> Duration.ofMillis(n);
+                            case "s" -> Duration.ofSeconds(n);
+                            case "m" -> Duration.ofMinutes(n);
+                            case "h" -> Duration.ofHours(n);
+                            default -> Duration.ofDays(n);
+                        });
+            }
+            return d;
         }
         if (v.startsWith("P") || v.startsWith("p")) {
             try {
@@ -262,7 +271,7 @@ final class Validators {
             }
         }
         throw new IllegalArgumentException(
-                "must be a duration with a unit, e.g. 500ms, 30s, 5m or 1h (or ISO-8601 such as PT30S)");
+                "must be a duration with a unit, e.g. 500ms, 30s, 5m, 1h, 7d or 1m30s (or ISO-8601 such as PT30S)");
     }
 
     /**

@@ -3,6 +3,7 @@ package dev.outbox.relay.internal;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import dev.outbox.core.internal.PrefixedLog;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.relay.ParkPolicy;
 import dev.outbox.relay.PublishMode;
@@ -60,7 +61,7 @@ class ShardWorkerDecisionsTest {
     private final CountDownLatch slowLookup = new CountDownLatch(1);
     private final BreakerCalls calls = new BreakerCalls();
     private final CircuitBreaker breaker = calls.wrap(CircuitBreaker.of("test", CircuitBreakerConfig.ofDefaults()));
-    private final RelayMetrics metrics = new RelayMetrics(new SimpleMeterRegistry(), () -> 1, breaker);
+    private final RelayMetrics metrics = new RelayMetrics(new SimpleMeterRegistry(), "test", () -> 1, breaker);
     private final AtomicBoolean kafkaAnswered = new AtomicBoolean();
     private final AtomicInteger dropped = new AtomicInteger();
     private final RelayConfig config = new RelayConfig(

@@ -1,11 +1,20 @@
 package dev.outbox.relay.process;
 
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
 import dev.outbox.testkit.TestDatabase;
 import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -19,32 +28,63 @@ final class ChildRelay implements AutoCloseable {
     static final Path LOGS = Path.of("target", "child-relays");
 
     final String name;
+    final String instanceId;
     final Process process;
     final Path out;
     final Path err;
 
-    private ChildRelay(String name, Process process, Path out, Path err) {
+    private ChildRelay(String name, String instanceId, Process process, Path out, Path err) {
         this.name = name;
+        this.instanceId = instanceId;
         this.process = process;
         this.out = out;
         this.err = err;
     }
 
-    /** The settings every child needs to reach the test database and broker, with test-friendly timings. */
+    /**
+     * The settings every child needs to reach the test database and broker, with test-friendly timings:
+     * {@link InProcess#flags} as environment variables, and a start-up timeout for a loaded machine.
+     */
     static Map<String, String> env(TestDatabase db, String bootstrap, String instanceId) {
         Map<String, String> env = new LinkedHashMap<>();
-        env.put("OUTBOX_RELAY_JDBC_URL", db.jdbcUrl());
-        env.put("OUTBOX_RELAY_DB_USER", db.user());
-        env.put("OUTBOX_RELAY_DB_PASSWORD", db.password());
-        env.put("OUTBOX_RELAY_BOOTSTRAP_SERVERS", bootstrap);
-        env.put("OUTBOX_RELAY_INSTANCE_ID", instanceId);
-        env.put("OUTBOX_RELAY_HTTP_PORT", "0");
-        env.put("OUTBOX_RELAY_LEASE_DURATION", "3s");
-        env.put("OUTBOX_RELAY_IDLE_POLL_INTERVAL", "200ms");
-        env.put("OUTBOX_RELAY_BACKOFF_BASE", "50ms");
-        env.put("OUTBOX_RELAY_BACKOFF_CAP", "1s");
-        env.put("OUTBOX_RELAY_STARTUP_TIMEOUT", "30s");
+        InProcess.flags(db, bootstrap, instanceId)
+                .forEach((flag, value) ->
+                        env.put(RelaySettings.byName(flag).orElseThrow().envVar(), value));
+        env.put(RelaySettings.STARTUP_TIMEOUT.envVar(), "30s");
         return env;
+    }
+
+    /**
+     * Waits until every relay is alive and leases shards, and fails with the path of a dead one's
+     * error output.
+     */
+    static void awaitLeasing(TestDatabase db, Duration atMost, ChildRelay... relays) {
+        await("relays " + Arrays.stream(relays).map(r -> r.name).toList() + " lease shards")
+                .atMost(atMost)
+                .pollInterval(Duration.ofMillis(250))
+                .untilAsserted(() -> {
+                    for (ChildRelay r : relays) {
+                        assertThat(r.process.isAlive())
+                                .as("%s alive, see %s", r.name, r.err)
+                                .isTrue();
+                        assertThat(liveLeases(db, r.instanceId))
+                                .as("leases of %s", r.instanceId)
+                                .isPositive();
+                    }
+                });
+    }
+
+    /** @return the shards {@code owner} holds an unexpired lease on */
+    static int liveLeases(TestDatabase db, String owner) throws SQLException {
+        try (Connection c = db.connect();
+                PreparedStatement st = c.prepareStatement("select count(*) from outbox.outbox_shard_lease"
+                        + " where owner = ? and lease_until > clock_timestamp()")) {
+            st.setString(1, owner);
+            try (ResultSet rs = st.executeQuery()) {
+                rs.next();
+                return rs.getInt(1);
+            }
+        }
     }
 
     static ChildRelay start(String name, Map<String, String> env, String... args) throws IOException {
@@ -71,7 +111,7 @@ final class ChildRelay implements AutoCloseable {
         pb.redirectOutput(out.toFile());
         pb.redirectError(err.toFile());
         pb.redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
-        return new ChildRelay(name, pb.start(), out, err);
+        return new ChildRelay(name, env.get(RelaySettings.INSTANCE_ID.envVar()), pb.start(), out, err);
     }
 
     /** Waits for the child to exit by itself. */

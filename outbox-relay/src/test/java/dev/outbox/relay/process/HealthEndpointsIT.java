@@ -51,7 +51,7 @@ class HealthEndpointsIT {
                         .startsWith("text/plain");
                 assertThat(metrics.body())
                         .contains("outbox_relay_published_total")
-                        .contains("outbox_relay_owned_shards 64.0")
+                        .containsPattern("outbox_relay_owned_shards\\{relay_instance=\"[^\"]+\"} 64.0")
                         .contains("jvm_memory_used_bytes")
                         .contains("hikaricp_connections_active{pool=\"outbox-relay\"}")
                         .contains("kafka_producer_record_send_total{client_id=\"outbox-relay-health-1\"");

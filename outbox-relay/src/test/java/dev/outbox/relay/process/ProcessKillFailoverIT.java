@@ -61,19 +61,7 @@ class ProcessKillFailoverIT {
                 ChildRelay a = ChildRelay.start("failover-a", env(db, kafka, "relay-a"));
                 ChildRelay b = ChildRelay.start("failover-b", env(db, kafka, "relay-b"))) {
 
-            await("both relays lease shards")
-                    .atMost(Duration.ofSeconds(120))
-                    .pollInterval(Duration.ofMillis(250))
-                    .untilAsserted(() -> {
-                        assertThat(a.process.isAlive())
-                                .as("relay-a alive, see %s", a.err)
-                                .isTrue();
-                        assertThat(b.process.isAlive())
-                                .as("relay-b alive, see %s", b.err)
-                                .isTrue();
-                        assertThat(liveLeases(db, "relay-a")).isPositive();
-                        assertThat(liveLeases(db, "relay-b")).isPositive();
-                    });
+            ChildRelay.awaitLeasing(db, Duration.ofSeconds(120), a, b);
 
             // One appender thread, so that id order is commit order; it keeps committing across the kill.
             AtomicInteger appended = new AtomicInteger();
@@ -93,7 +81,7 @@ class ProcessKillFailoverIT {
                     .pollInterval(Duration.ofMillis(20))
                     .until(() -> records.size() >= 3_000 || appendFailure.get() != null);
 
-            int leasesOfA = liveLeases(db, "relay-a");
+            int leasesOfA = ChildRelay.liveLeases(db, "relay-a");
             a.process.destroyForcibly(); // SIGKILL: no hand-back, no membership removal
             int publishedAtKill = records.size();
             int appendedAtKill = appended.get();
@@ -124,7 +112,8 @@ class ProcessKillFailoverIT {
             // expired for a moment
             await("the survivor took every shard over")
                     .atMost(Duration.ofSeconds(60))
-                    .untilAsserted(() -> assertThat(liveLeases(db, "relay-b")).isEqualTo(64));
+                    .untilAsserted(() ->
+                            assertThat(ChildRelay.liveLeases(db, "relay-b")).isEqualTo(64));
 
             List<Records.Received> all = records.all();
             Set<UUID> committed = new HashSet<>();
@@ -182,13 +171,6 @@ class ProcessKillFailoverIT {
         Map<String, String> env = ChildRelay.env(db, kafka.bootstrapServers(), id);
         env.put("OUTBOX_RELAY_BATCH_SIZE", "50");
         return env;
-    }
-
-    static int liveLeases(TestDatabase db, String owner) throws Exception {
-        return count(
-                db,
-                "select count(*) from outbox.outbox_shard_lease where owner = '" + owner
-                        + "' and lease_until > clock_timestamp()");
     }
 
     static int count(TestDatabase db, String sql) throws Exception {

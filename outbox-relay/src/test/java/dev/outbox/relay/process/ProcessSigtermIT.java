@@ -1,7 +1,7 @@
 package dev.outbox.relay.process;
 
+import static dev.outbox.relay.process.ChildRelay.liveLeases;
 import static dev.outbox.relay.process.ProcessKillFailoverIT.count;
-import static dev.outbox.relay.process.ProcessKillFailoverIT.liveLeases;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 

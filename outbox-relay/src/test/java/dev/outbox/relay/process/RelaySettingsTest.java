@@ -7,6 +7,7 @@ import dev.outbox.relay.ParkPolicy;
 import dev.outbox.relay.PublishMode;
 import java.time.Duration;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -230,8 +231,21 @@ class RelaySettingsTest {
                 .isEqualTo(Duration.ofMinutes(5));
         assertThat(RelaySettings.durationBetween("PT1.5S", Duration.ZERO, Duration.ofHours(1)))
                 .isEqualTo(Duration.ofMillis(1500));
-        assertThat(RelaySettings.format(Duration.ofMillis(1500))).isEqualTo("1500ms");
-        assertThat(RelaySettings.format(Duration.ofSeconds(90))).isEqualTo("90s");
+        assertThat(RelaySettings.durationBetween("7d", Duration.ZERO, Duration.ofDays(10)))
+                .isEqualTo(Duration.ofDays(7));
+        assertThat(RelaySettings.format(Duration.ofMillis(1500))).isEqualTo("1s500ms");
+        assertThat(RelaySettings.format(Duration.ofSeconds(90))).isEqualTo("1m30s");
+    }
+
+    @Test
+    void durationsReadBackAsEveryMessageWritesThem() {
+        for (Duration d : List.of(
+                Duration.ofMillis(1500), Duration.ofSeconds(90), Duration.ofHours(27), Duration.ofMillis(3_723_004))) {
+            assertThat(RelaySettings.durationBetween(RelaySettings.format(d), Duration.ZERO, Duration.ofDays(2)))
+                    .isEqualTo(d);
+        }
+        assertThatThrownBy(() -> RelaySettings.durationBetween("30sm", Duration.ZERO, Duration.ofHours(1)))
+                .hasMessageContaining("with a unit");
     }
 
     @Test

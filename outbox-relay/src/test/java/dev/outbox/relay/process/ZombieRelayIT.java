@@ -114,21 +114,7 @@ class ZombieRelayIT {
                         env(db, kafka, "relay-a", transactional),
                         transactional ? dev.outbox.relay.internal.DeadlineIgnoringMain.class : Main.class);
                 ChildRelay b = ChildRelay.start("zombie-" + mode + "b", env(db, kafka, "relay-b", transactional))) {
-            await("both relays lease shards")
-                    .atMost(Duration.ofSeconds(300))
-                    .pollInterval(Duration.ofMillis(250))
-                    .untilAsserted(() -> {
-                        assertThat(a.process.isAlive())
-                                .as("relay-a alive, see %s", a.err)
-                                .isTrue();
-                        assertThat(b.process.isAlive())
-                                .as("relay-b alive, see %s", b.err)
-                                .isTrue();
-                        assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-a"))
-                                .isPositive();
-                        assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-b"))
-                                .isPositive();
-                    });
+            ChildRelay.awaitLeasing(db, Duration.ofSeconds(300), a, b);
 
             AtomicBoolean writing = new AtomicBoolean(true);
             AtomicInteger appended = new AtomicInteger();
@@ -156,14 +142,14 @@ class ZombieRelayIT {
                     .until(() -> records.size() >= 2_000 || failure.get() != null);
 
             signal("STOP", a);
-            int leasesOfA = ProcessKillFailoverIT.liveLeases(db, "relay-a");
+            int leasesOfA = ChildRelay.liveLeases(db, "relay-a");
             try {
                 // relay-b takes relay-a's shards when their leases expire, and publishes newer messages of their keys
                 await("relay-b owns every shard")
                         .atMost(Duration.ofSeconds(60))
                         .pollInterval(Duration.ofMillis(250))
-                        .untilAsserted(() -> assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-b"))
-                                .isEqualTo(64));
+                        .untilAsserted(() ->
+                                assertThat(ChildRelay.liveLeases(db, "relay-b")).isEqualTo(64));
                 Thread.sleep(3_000);
                 writing.set(false);
                 for (Thread t : writers) {
@@ -191,8 +177,8 @@ class ZombieRelayIT {
             await("relay-a back in the rotation")
                     .atMost(Duration.ofSeconds(60))
                     .pollInterval(Duration.ofMillis(250))
-                    .untilAsserted(() -> assertThat(ProcessKillFailoverIT.liveLeases(db, "relay-a"))
-                            .isPositive());
+                    .untilAsserted(() ->
+                            assertThat(ChildRelay.liveLeases(db, "relay-a")).isPositive());
             Thread.sleep(3_000);
 
             List<Records.Received> all = records.all();

@@ -1,4 +1,4 @@
-package dev.outbox.relay.internal;
+package dev.outbox.core.internal;
 
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
