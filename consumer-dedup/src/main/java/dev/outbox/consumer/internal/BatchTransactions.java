@@ -2,6 +2,7 @@ package dev.outbox.consumer.internal;
 
 import dev.outbox.consumer.Message;
 import dev.outbox.consumer.MessageHandler;
+import dev.outbox.core.internal.TimeSource;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.util.HashSet;

@@ -11,6 +11,7 @@ import dev.outbox.consumer.internal.BatchRules.Progress;
 import dev.outbox.consumer.internal.BatchStore.Outcome;
 import dev.outbox.consumer.internal.RecordMapping.MessageId;
 import dev.outbox.consumer.internal.SerialTask.Next;
+import dev.outbox.core.internal.TimeSource;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;

@@ -3,6 +3,7 @@ package dev.outbox.consumer.internal;
 import dev.outbox.consumer.FailureKind;
 import dev.outbox.consumer.internal.BatchStore.Outcome;
 import dev.outbox.core.OutboxHeaders;
+import dev.outbox.core.internal.TimeSource;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.schemas.AvroCodec;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
