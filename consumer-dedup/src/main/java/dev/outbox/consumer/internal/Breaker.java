@@ -39,7 +39,7 @@ final class Breaker {
 
     /**
      * The consumer's breaker: opens when half of the last 10 calls (at least 5) failed, lets one
-     * call through after 5 s, and logs its transitions.
+     * call through after 5 s (on {@code time}), and logs its transitions.
      */
     static Breaker create(String name, String what, PrefixedLog log, TimeSource time) {
         CircuitBreaker breaker = CircuitBreaker.of(
@@ -52,6 +52,7 @@ final class Breaker {
                         .waitDurationInOpenState(Duration.ofSeconds(5))
                         .permittedNumberOfCallsInHalfOpenState(1)
                         .automaticTransitionFromOpenToHalfOpenEnabled(false)
+                        .clock(time.clock())
                         .build());
         breaker.getEventPublisher()
                 .onStateTransition(e -> log.warn("{} circuit breaker: {}", what, e.getStateTransition()));

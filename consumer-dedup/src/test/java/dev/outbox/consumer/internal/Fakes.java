@@ -94,7 +94,7 @@ final class Fakes {
      * A database of processed ids that runs the optimistic batch: a handler failure rolls the whole
      * batch back and is reported at its index; a commit is refused when {@link #refuseCommit} says so.
      */
-    static final class Store implements BatchStore {
+    static class Store implements BatchStore {
         final Set<UUID> processed = new HashSet<>();
         final List<UUID> deadLettered = new ArrayList<>();
         /** Offsets of each transaction, in order. */
