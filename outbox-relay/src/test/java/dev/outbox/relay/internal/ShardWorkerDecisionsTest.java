@@ -127,7 +127,12 @@ class ShardWorkerDecisionsTest {
         return worker(publisher, time.nanoTime());
     }
 
-    /** @param claimStarted when the claim of the shard's lease started, on {@link #time} */
+    /**
+     * Starts shard 7's loop and runs what is due now: the first round, and its batch's completion when
+     * the producer answered at once. Later rounds run when the test moves the time.
+     *
+     * @param claimStarted when the claim of the shard's lease started, on {@link #time}
+     */
     private ShardWorker worker(ShardPublisher publisher, long claimStarted) {
         ShardServices services = new ShardServices(
                 config,
