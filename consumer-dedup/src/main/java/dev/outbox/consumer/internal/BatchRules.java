@@ -3,6 +3,7 @@ package dev.outbox.consumer.internal;
 import dev.outbox.consumer.DeadLetterHeaders;
 import dev.outbox.consumer.FailureKind;
 import dev.outbox.consumer.internal.BatchStore.Outcome;
+import dev.outbox.core.internal.TimeSource;
 import java.time.Duration;
 import java.util.function.IntUnaryOperator;
 

@@ -3,6 +3,7 @@ package dev.outbox.consumer.internal;
 import dev.outbox.consumer.Message;
 import dev.outbox.consumer.MessageHandler;
 import dev.outbox.core.internal.PrefixedLog;
+import dev.outbox.core.internal.TimeSource;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.util.HashSet;

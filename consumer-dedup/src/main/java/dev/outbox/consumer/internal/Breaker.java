@@ -2,6 +2,7 @@ package dev.outbox.consumer.internal;
 
 import dev.outbox.core.internal.Breakers;
 import dev.outbox.core.internal.PrefixedLog;
+import dev.outbox.core.internal.TimeSource;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
@@ -39,13 +40,14 @@ final class Breaker {
 
     /**
      * The consumer's breaker: opens when half of the last 10 calls (at least 5) failed, lets one
-     * call through after 5 s, and logs its transitions.
+     * call through after 5 s (on {@code time}), and logs its transitions.
      */
     static Breaker create(String name, String what, PrefixedLog log, TimeSource time) {
         CircuitBreaker breaker = CircuitBreaker.of(
                 name,
                 Breakers.countBased(10, 5, 50, Duration.ofSeconds(5), 1)
                         .automaticTransitionFromOpenToHalfOpenEnabled(false)
+                        .clock(time.clock())
                         .build());
         breaker.getEventPublisher()
                 .onStateTransition(e -> log.warn("{} circuit breaker: {}", what, e.getStateTransition()));

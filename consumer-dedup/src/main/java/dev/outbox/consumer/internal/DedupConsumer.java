@@ -3,6 +3,7 @@ package dev.outbox.consumer.internal;
 import dev.outbox.consumer.IdempotentConsumer;
 import dev.outbox.core.internal.Durations;
 import dev.outbox.core.internal.PrefixedLog;
+import dev.outbox.core.internal.TimeSource;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.micrometer.core.instrument.Gauge;
 import java.sql.SQLException;

@@ -13,6 +13,7 @@ import dev.outbox.consumer.internal.RecordMapping.MessageId;
 import dev.outbox.consumer.internal.SerialTask.Next;
 import dev.outbox.core.internal.Durations;
 import dev.outbox.core.internal.PrefixedLog;
+import dev.outbox.core.internal.TimeSource;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;

@@ -3,6 +3,7 @@ package dev.outbox.consumer.internal;
 import dev.outbox.consumer.DeadLetterHeaders;
 import dev.outbox.consumer.Message;
 import dev.outbox.core.OutboxHeaders;
+import dev.outbox.core.internal.TimeSource;
 import dev.outbox.schemas.AvroCodec;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;

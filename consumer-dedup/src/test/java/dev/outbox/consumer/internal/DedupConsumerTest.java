@@ -4,6 +4,7 @@ import static dev.outbox.consumer.internal.Fakes.TP;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import dev.outbox.core.internal.TimeSource;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;

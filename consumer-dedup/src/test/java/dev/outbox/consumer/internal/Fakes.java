@@ -4,6 +4,7 @@ import dev.outbox.consumer.FailureKind;
 import dev.outbox.consumer.internal.BatchStore.Outcome;
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.internal.PrefixedLog;
+import dev.outbox.core.internal.TimeSource;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.schemas.AvroCodec;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -94,7 +95,7 @@ final class Fakes {
      * A database of processed ids that runs the optimistic batch: a handler failure rolls the whole
      * batch back and is reported at its index; a commit is refused when {@link #refuseCommit} says so.
      */
-    static final class Store implements BatchStore {
+    static class Store implements BatchStore {
         final Set<UUID> processed = new HashSet<>();
         final List<UUID> deadLettered = new ArrayList<>();
         /** Offsets of each transaction, in order. */

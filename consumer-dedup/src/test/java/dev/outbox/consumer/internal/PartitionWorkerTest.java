@@ -6,14 +6,17 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.outbox.consumer.DeadLetterHeaders;
 import dev.outbox.consumer.TransientHandlerException;
+import dev.outbox.consumer.internal.BatchStore.Outcome;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.UUID;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -99,6 +102,33 @@ class PartitionWorkerTest {
         assertThat(retriesScheduled).isEmpty();
         assertThat(sink.sent).isEmpty();
         assertThat(store.processed).containsExactlyInAnyOrder(idOf(0), idOf(1));
+        assertThat(worker.nextToCommit()).isEqualTo(2);
+    }
+
+    @Test
+    void whileTheDatabaseBreakerIsOpenNoTransactionIsTriedUntilItsOpenDurationPassed() {
+        List<Long> tried = new ArrayList<>();
+        Fakes.Store timed = new Fakes.Store() {
+            @Override
+            public Outcome process(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids)
+                    throws InfrastructureException, CommitRefusedException {
+                tried.add(time.nanoTime());
+                return super.process(batch, ids);
+            }
+        };
+        timed.infrastructureFailures = 5; // enough to open the breaker: half of at least 5 calls failed
+        PartitionWorker worker =
+                Fakes.worker(Fakes.settings(2, 10, Duration.ofHours(1), hooks, null), timed, sink, time, scheduler);
+
+        worker.enqueue(records(0, 2));
+        scheduler.runAll(1000);
+
+        assertThat(tried).hasSize(6);
+        assertThat(Duration.ofNanos(tried.get(5) - tried.get(4)))
+                .as("the breaker stays open 5 s: the database is not asked meanwhile (G6)")
+                .isGreaterThanOrEqualTo(Duration.ofSeconds(5));
+        assertThat(timed.processed).containsExactlyInAnyOrder(idOf(0), idOf(1));
+        assertThat(retriesScheduled).as("no attempt of the records is used").isEmpty();
         assertThat(worker.nextToCommit()).isEqualTo(2);
     }
 

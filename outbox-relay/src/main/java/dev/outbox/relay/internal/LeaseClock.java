@@ -1,9 +1,10 @@
 package dev.outbox.relay.internal;
 
+import dev.outbox.core.internal.TimeSource;
 import java.time.Duration;
 
 /**
- * The local deadline of one shard's lease, on the monotonic clock: the {@link System#nanoTime()}
+ * The local deadline of one shard's lease, on the monotonic clock: the {@link TimeSource#nanoTime()}
  * taken just before the claim or renewal statement that succeeded, plus the lease, minus the
  * safety margin. The database set {@code lease_until = now() + lease} after that instant, so the
  * deadline passes at least a margin before any other relay can claim the shard. No record of the
@@ -20,13 +21,16 @@ final class LeaseClock {
 
     private final long leaseNanos;
     private final long marginNanos;
+    private final TimeSource time;
     private volatile long deadlineNanos;
 
     /**
      * @param lease the lease duration
-     * @param claimStartedNanos {@link System#nanoTime()} read before the claim statement was sent
+     * @param claimStartedNanos {@code time}'s {@link TimeSource#nanoTime()} read before the claim statement was sent
+     * @param time the relay's clock
      */
-    LeaseClock(Duration lease, long claimStartedNanos) {
+    LeaseClock(Duration lease, long claimStartedNanos, TimeSource time) {
+        this.time = time;
         this.leaseNanos = lease.toNanos();
         this.marginNanos = margin(lease).toNanos();
         this.deadlineNanos = claimStartedNanos + leaseNanos - marginNanos;
@@ -40,7 +44,7 @@ final class LeaseClock {
     /**
      * A renewal that started at {@code startedNanos} succeeded: moves the deadline forward (never back).
      *
-     * @param startedNanos {@link System#nanoTime()} read before the renewal statement was sent
+     * @param startedNanos {@link TimeSource#nanoTime()} read before the renewal statement was sent
      */
     void renewed(long startedNanos) {
         long next = startedNanos + leaseNanos - marginNanos;
@@ -53,11 +57,11 @@ final class LeaseClock {
 
     /** @return whether a record of the shard may still be handed to the producer now */
     boolean mayPublish() {
-        return ignoreDeadlineForTests || System.nanoTime() - deadlineNanos < 0;
+        return ignoreDeadlineForTests || time.nanoTime() - deadlineNanos < 0;
     }
 
     /** @return nanoseconds until the deadline, negative once it passed */
     long remainingNanos() {
-        return deadlineNanos - System.nanoTime();
+        return deadlineNanos - time.nanoTime();
     }
 }

@@ -80,7 +80,7 @@ final class NotificationListener {
                 }
                 attempt = 0;
                 engine.wakeAll();
-                long checked = System.nanoTime();
+                long checked = engine.time().nanoTime();
                 while (!stopped) {
                     PGNotification[] notes = pg.getNotifications(WAIT_MS);
                     if (notes != null) {
@@ -88,12 +88,12 @@ final class NotificationListener {
                             dispatch(n.getParameter());
                         }
                     }
-                    if (System.nanoTime() - checked > CHECK_NANOS) {
+                    if (engine.time().nanoTime() - checked > CHECK_NANOS) {
                         // a connection that died without a reset only shows when something is sent on it
                         try (Statement st = c.createStatement()) {
                             st.execute("select 1");
                         }
-                        checked = System.nanoTime();
+                        checked = engine.time().nanoTime();
                         engine.databaseAnswered();
                     }
                     if (Thread.interrupted() && stopped) {

@@ -4,6 +4,7 @@ import dev.outbox.core.Outbox;
 import dev.outbox.core.RetriableOutboxException;
 import dev.outbox.core.internal.Durations;
 import dev.outbox.core.internal.PrefixedLog;
+import dev.outbox.core.internal.TimeSource;
 import dev.outbox.relay.Relay;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.sql.SQLException;
@@ -45,6 +46,7 @@ public final class RelayEngine implements Relay {
     private final CircuitBreaker breaker;
     private final RelayMetrics metrics;
     private final PrefixedLog log;
+    private final TimeSource time;
     private final Map<Integer, ShardWorker> owned = new ConcurrentHashMap<>();
     // shards being handed back: still renewed until their last batch finished and the release ran
     private final Map<Integer, ShardWorker> releasing = new ConcurrentHashMap<>();
@@ -67,7 +69,13 @@ public final class RelayEngine implements Relay {
     private volatile long lastLeaseRoundNanos = Long.MIN_VALUE;
 
     public RelayEngine(RelayConfig config) {
+        this(config, TimeSource.SYSTEM);
+    }
+
+    /** @param time the clock of the leases, the shard loops and the health checks */
+    RelayEngine(RelayConfig config, TimeSource time) {
         this.config = config;
+        this.time = time;
         this.prefix = "relay[" + config.instanceId() + "]";
         this.db = new Db(
                 config.dataSource(),
@@ -111,7 +119,8 @@ public final class RelayEngine implements Relay {
                     this::wakeAll,
                     log,
                     RelayProducers.maxBlockMs(config.producerProperties()),
-                    Math.max(2, config.workerThreads()));
+                    TopicHealth.lookupThreads(config, Math.max(2, config.workerThreads())),
+                    time);
             workers = new ScheduledThreadPoolExecutor(config.workerThreads(), threads("worker"));
             workers.setRemoveOnCancelPolicy(true);
             workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
@@ -128,11 +137,12 @@ public final class RelayEngine implements Relay {
                     this::kafkaAnswered,
                     this::kafkaAnsweredSince,
                     this::dropped,
-                    () -> probe.active());
+                    () -> probe.active(),
+                    time);
             coordinator = Executors.newSingleThreadScheduledExecutor(threads("leases"));
             sampler = Executors.newSingleThreadScheduledExecutor(threads("sampler"));
             kafkaProbe = new KafkaReadiness(config.producerProperties(), log);
-            lastLeaseRoundNanos = System.nanoTime(); // the first round gets one lease duration
+            lastLeaseRoundNanos = time.nanoTime(); // the first round gets one lease duration
             state = State.RUNNING;
             // before the first shard loop starts: an idle loop asks it whether to wait or poll
             probe = ShardProbe.start(this, config.probeInterval());
@@ -175,10 +185,10 @@ public final class RelayEngine implements Relay {
             db.heartbeat(config.leaseDuration());
             Map<Integer, Long> held = ShardRanges.epochs(owned.values());
             held.putAll(ShardRanges.epochs(releasing.values()));
-            long renewStarted = System.nanoTime();
+            long renewStarted = time.nanoTime();
             Set<Integer> renewed = db.renew(held, config.leaseDuration());
             databaseAnswered();
-            lastLeaseRoundNanos = System.nanoTime();
+            lastLeaseRoundNanos = time.nanoTime();
             for (Integer shard : held.keySet()) {
                 ShardWorker kept = owned.get(shard);
                 if (kept == null || kept.epoch != held.get(shard)) {
@@ -204,7 +214,7 @@ public final class RelayEngine implements Relay {
             if (surplus > 0) {
                 releaseSurplus(surplus, share, live);
             } else if (surplus < 0 && !closing) {
-                long claimStarted = System.nanoTime();
+                long claimStarted = time.nanoTime();
                 Map<Integer, Long> claimed = db.claim(-surplus, config.leaseDuration());
                 if (!claimed.isEmpty()) {
                     for (var e : claimed.entrySet()) {
@@ -321,7 +331,7 @@ public final class RelayEngine implements Relay {
             log.warn("sampling the backlog failed: {}", e.toString());
         }
         long window = config.leaseDuration().toNanos();
-        if (System.nanoTime() - kafkaOkNanos > window / 3 || kafkaOkNanos == Long.MIN_VALUE) {
+        if (time.nanoTime() - kafkaOkNanos > window / 3 || kafkaOkNanos == Long.MIN_VALUE) {
             if (kafkaProbe.answers()) {
                 kafkaAnswered();
             }
@@ -331,14 +341,14 @@ public final class RelayEngine implements Relay {
     // ---- state shared with the shard loops ----
 
     void databaseAnswered() {
-        databaseOkNanos = System.nanoTime();
+        databaseOkNanos = time.nanoTime();
     }
 
     void kafkaAnswered() {
-        kafkaOkNanos = System.nanoTime();
+        kafkaOkNanos = time.nanoTime();
     }
 
-    /** @return whether Kafka acknowledged a record or answered the probe after {@code nanos} ({@link System#nanoTime()}) */
+    /** @return whether Kafka acknowledged a record or answered the probe after {@code nanos} ({@link TimeSource#nanoTime()}) */
     boolean kafkaAnsweredSince(long nanos) {
         long ok = kafkaOkNanos;
         return ok != Long.MIN_VALUE && ok - nanos > 0;
@@ -346,6 +356,10 @@ public final class RelayEngine implements Relay {
 
     RelayConfig config() {
         return config;
+    }
+
+    TimeSource time() {
+        return time;
     }
 
     Db db() {
@@ -405,13 +419,13 @@ public final class RelayEngine implements Relay {
                 && !coordinator.isShutdown()
                 && probe.isAlive()
                 && (listener == null || listener.isAlive())
-                && System.nanoTime() - leaseRound <= config.leaseDuration().toNanos();
+                && time.nanoTime() - leaseRound <= config.leaseDuration().toNanos();
     }
 
     @Override
     public boolean isReady() {
         long window = config.leaseDuration().toNanos();
-        long now = System.nanoTime();
+        long now = time.nanoTime();
         return isLive()
                 && databaseOkNanos != Long.MIN_VALUE
                 && now - databaseOkNanos <= window
@@ -432,7 +446,7 @@ public final class RelayEngine implements Relay {
                 metrics.removeGauges();
                 return;
             }
-            long started = System.nanoTime();
+            long started = time.nanoTime();
             log.info(
                     "closing: finishing the batches in flight (up to {}), then handing back {} shards",
                     Durations.format(config.shutdownTimeout()),
@@ -483,8 +497,7 @@ public final class RelayEngine implements Relay {
             }
             shutdown(Duration.ofSeconds(5));
             metrics.removeGauges();
-            log.info(
-                    "closed in {}", Durations.format(Durations.roughly(Duration.ofNanos(System.nanoTime() - started))));
+            log.info("closed in {}", Durations.format(Durations.roughly(Duration.ofNanos(time.nanoTime() - started))));
         }
     }
 

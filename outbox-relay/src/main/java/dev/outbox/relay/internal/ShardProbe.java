@@ -70,7 +70,7 @@ final class ShardProbe {
         if (engine.closing()) {
             return;
         }
-        long now = System.nanoTime();
+        long now = engine.time().nanoTime();
         if (!active && now - retryAt < 0) {
             return;
         }

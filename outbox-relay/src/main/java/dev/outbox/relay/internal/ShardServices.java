@@ -1,6 +1,7 @@
 package dev.outbox.relay.internal;
 
 import dev.outbox.core.internal.PrefixedLog;
+import dev.outbox.core.internal.TimeSource;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.function.BooleanSupplier;
@@ -19,9 +20,10 @@ import java.util.function.LongPredicate;
  * @param databaseAnswered PostgreSQL answered a statement
  * @param kafkaAnswered Kafka acknowledged a record
  * @param kafkaAnsweredSince whether Kafka acknowledged a record or answered the probe after the
- *     given {@link System#nanoTime()}
+ *     given {@link TimeSource#nanoTime()}
  * @param dropped the shard's loop found its lease gone when writing
  * @param probeActive whether the probe works: an idle shard then waits for it instead of polling
+ * @param time the relay's clock: lease deadlines, batch durations, the records' timestamps
  */
 record ShardServices(
         RelayConfig config,
@@ -36,4 +38,5 @@ record ShardServices(
         Runnable kafkaAnswered,
         LongPredicate kafkaAnsweredSince,
         Consumer<ShardWorker> dropped,
-        BooleanSupplier probeActive) {}
+        BooleanSupplier probeActive,
+        TimeSource time) {}

@@ -1,6 +1,7 @@
 package dev.outbox.relay.internal;
 
 import dev.outbox.core.internal.PrefixedLog;
+import dev.outbox.core.internal.TimeSource;
 import dev.outbox.relay.ParkPolicy;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.sql.SQLException;
@@ -40,6 +41,7 @@ final class ShardWorker {
     private final TopicHealth topics;
     private final ShardServices relay;
     private final PrefixedLog log;
+    private final TimeSource time;
     private final ScheduledExecutorService workers;
     private final Publisher shared;
     private final boolean holdKey;
@@ -66,7 +68,7 @@ final class ShardWorker {
 
     /**
      * @param publisher how the shard's batches are published; closed once the loop stopped
-     * @param claimStartedNanos when the claim that gave this epoch started ({@link System#nanoTime()})
+     * @param claimStartedNanos when the claim that gave this epoch started ({@link ShardServices#time()})
      */
     ShardWorker(ShardServices services, ShardPublisher publisher, int shard, long epoch, long claimStartedNanos) {
         this.config = services.config();
@@ -76,16 +78,16 @@ final class ShardWorker {
         this.topics = services.topics();
         this.relay = services;
         this.log = services.log();
+        this.time = services.time();
         this.workers = services.workers();
         this.shared = services.shared();
         this.shard = shard;
         this.epoch = epoch;
-        this.lease = new LeaseClock(config.leaseDuration(), claimStartedNanos);
+        this.lease = new LeaseClock(config.leaseDuration(), claimStartedNanos, time);
         this.holdKey = config.parkPolicy() == ParkPolicy.HOLD_KEY;
         this.publisher = publisher;
         this.loop = new ShardLoop(workers, this::step);
-        this.sender =
-                new BatchSender(config.batchSize(), holdKey, leaderless, lease, topics, System::currentTimeMillis);
+        this.sender = new BatchSender(config.batchSize(), holdKey, leaderless, lease, topics, time::currentTimeMillis);
         // a shard released, lost or dropped closes its own producer (transactional mode) once its loop stopped
         loop.stopped().whenComplete((v, t) -> publisher.close());
     }
@@ -191,7 +193,7 @@ final class ShardWorker {
                 withoutPayload,
                 producer,
                 new KeyOrder(shared, producer),
-                System.nanoTime(),
+                time.nanoTime(),
                 rows.size() >= limit,
                 relay.kafkaAnswered(),
                 this::answered);
@@ -298,7 +300,7 @@ final class ShardWorker {
                 relay.kafkaAnsweredSince().test(batch.started),
                 !publisher.isCurrent(batch.producer) && !batch.order.stoppedProducer()));
         Throwable failure = outcome.failure();
-        long elapsed = System.nanoTime() - batch.started;
+        long elapsed = time.nanoTime() - batch.started;
         // held rows of a topic that failed a metadata check (with Kafka answering) since this shard last
         // counted one: one attempt each per failed check, so maxAttempts still parks them (G7)
         Map<String, TopicHealth.Uncounted> checks = batch.heldChecks(topics, shard);
@@ -383,7 +385,7 @@ final class ShardWorker {
             return;
         }
         pollNanos = MIN_POLL_NANOS;
-        metrics.batch.record(Duration.ofNanos(System.nanoTime() - batch.started));
+        metrics.batch.record(Duration.ofNanos(time.nanoTime() - batch.started));
         next(leaderWait(idleAfter(batch.full)), true);
     }
 

@@ -1,6 +1,7 @@
 package dev.outbox.relay.internal;
 
 import dev.outbox.core.internal.PrefixedLog;
+import dev.outbox.core.internal.TimeSource;
 import dev.outbox.core.retry.Backoff;
 import java.time.Duration;
 import java.util.Map;
@@ -10,6 +11,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -99,14 +101,18 @@ final class TopicHealth {
     private final long firstWaitNanos;
     private final long countIntervalNanos;
     private final Map<String, Entry> entries = new ConcurrentHashMap<>();
-    private final ScheduledThreadPoolExecutor lookups;
+    private final ScheduledExecutorService lookups;
+    private final TimeSource time;
 
     /**
      * @param publisher the shared producer, through which topics are looked up
-     * @param kafkaAnsweredSince whether Kafka answered after the given {@link System#nanoTime()}
+     * @param kafkaAnsweredSince whether Kafka answered after the given {@link TimeSource#nanoTime()}
      * @param wakeAll wakes every idle shard (a held topic has metadata again)
      * @param maxBlockMs the producer's {@code max.block.ms}: a lookup of a topic without metadata
      *     ends after it
+     * @param lookups where the lookups and re-checks run (they block up to {@code max.block.ms}); shut
+     *     down by {@link #close()}
+     * @param time the relay's clock
      */
     TopicHealth(
             RelayConfig config,
@@ -115,16 +121,25 @@ final class TopicHealth {
             Runnable wakeAll,
             PrefixedLog log,
             long maxBlockMs,
-            int threads) {
+            ScheduledExecutorService lookups,
+            TimeSource time) {
         this.publisher = publisher;
         this.kafkaAnsweredSince = kafkaAnsweredSince;
         this.wakeAll = wakeAll;
         this.log = log;
         this.firstWaitNanos = Math.min(MAX_FIRST_WAIT_NANOS, TimeUnit.MILLISECONDS.toNanos(Math.max(1, maxBlockMs)));
         this.countIntervalNanos = config.backoff().cap().toNanos();
-        this.lookups = new ScheduledThreadPoolExecutor(threads, Threads.named(config.instanceId(), "metadata"));
-        lookups.setRemoveOnCancelPolicy(true);
-        lookups.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
+        this.lookups = lookups;
+        this.time = time;
+    }
+
+    /** @return a pool of {@code threads} threads for the lookups, named after the relay */
+    static ScheduledExecutorService lookupThreads(RelayConfig config, int threads) {
+        ScheduledThreadPoolExecutor pool =
+                new ScheduledThreadPoolExecutor(threads, Threads.named(config.instanceId(), "metadata"));
+        pool.setRemoveOnCancelPolicy(true);
+        pool.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
+        return pool;
     }
 
     /**
@@ -133,7 +148,7 @@ final class TopicHealth {
      */
     Status status(String topic) {
         Entry e = entries.computeIfAbsent(topic, Entry::new);
-        long now = System.nanoTime();
+        long now = time.nanoTime();
         e.askedNanos = now;
         CompletableFuture<Status> lookup;
         long waitNanos;
@@ -228,12 +243,12 @@ final class TopicHealth {
         }
         e.lookup = f;
         e.looking = true;
-        e.lookupStarted = System.nanoTime() + delayNanos;
+        e.lookupStarted = time.nanoTime() + delayNanos;
         return true;
     }
 
     private void lookup(Entry e, CompletableFuture<Status> f) {
-        long started = System.nanoTime();
+        long started = time.nanoTime();
         RuntimeException failure = null;
         try {
             publisher.get().current().producer().partitionsFor(e.topic);
@@ -252,10 +267,10 @@ final class TopicHealth {
             e.looking = false;
             if (failure == null) {
                 found = !e.ready;
-                missingFor = e.missing ? System.nanoTime() - e.missingSince : 0;
+                missingFor = e.missing ? time.nanoTime() - e.missingSince : 0;
                 e.missing = false;
                 e.ready = true;
-                e.readyNanos = System.nanoTime();
+                e.readyNanos = time.nanoTime();
                 e.consecutiveFailures = 0;
                 result = Status.READY;
             } else if (Errors.isPoison(failure) || Errors.isFatal(failure) || failure instanceof InterruptException) {
@@ -273,12 +288,12 @@ final class TopicHealth {
                 e.evidence = kafkaAnsweredSince.test(started);
                 // one attempt per check, but at most one per countInterval: about the pace at which a
                 // retried batch counted them before (max.block.ms plus a backoff up to its cap)
-                if (e.evidence && (e.failedChecks == 0 || System.nanoTime() - e.countedNanos >= countIntervalNanos)) {
+                if (e.evidence && (e.failedChecks == 0 || time.nanoTime() - e.countedNanos >= countIntervalNanos)) {
                     e.failedChecks++;
-                    e.countedNanos = System.nanoTime();
+                    e.countedNanos = time.nanoTime();
                 }
                 result = e.evidence ? Status.HOLD : new Status(State.ERROR, e.lastError);
-                if (System.nanoTime() - e.askedNanos < FORGET_NANOS) {
+                if (time.nanoTime() - e.askedNanos < FORGET_NANOS) {
                     start(
                             e,
                             Math.max(

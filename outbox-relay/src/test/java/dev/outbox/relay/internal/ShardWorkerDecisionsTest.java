@@ -26,7 +26,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.kafka.clients.producer.MockProducer;
@@ -43,15 +42,18 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The decisions of one shard's batch loop, without PostgreSQL or a broker: Kafka's {@code
- * MockProducer}, a fake outbox ({@link ShardRows}) and a circuit breaker that records what it was
- * told. Each test names the rule it guards (G1: nothing lost, G3: per-key order, G7: bounded attempts).
+ * MockProducer}, a fake outbox ({@link ShardRows}), a circuit breaker that records what it was
+ * told, and a fake clock with a scheduler that runs the loop's tasks on the test's thread when the
+ * test moves the time. Each test names the rule it guards (G1: nothing lost, G3: per-key order, G7:
+ * bounded attempts, F1: nothing handed to the producer after the local lease deadline).
  */
 class ShardWorkerDecisionsTest {
-    private static final Node NODE = new Node(0, "localhost", 9092);
+    static final Node NODE = new Node(0, "localhost", 9092);
     private static final Cluster CLUSTER = new Cluster(
             "c", List.of(NODE), List.of(partition("a"), partition("b"), partition("c")), Set.of(), Set.of());
 
-    private final ScheduledThreadPoolExecutor workers = new ScheduledThreadPoolExecutor(1);
+    private final FakeTime time = new FakeTime();
+    private final ManualScheduler workers = new ManualScheduler(time);
     private final List<MockProducer<byte[], byte[]>> made = new CopyOnWriteArrayList<>();
     private volatile boolean autoComplete = true;
     private volatile RuntimeException sendException;
@@ -64,29 +66,19 @@ class ShardWorkerDecisionsTest {
     private final RelayMetrics metrics = new RelayMetrics(new SimpleMeterRegistry(), "test", () -> 1, breaker);
     private final AtomicBoolean kafkaAnswered = new AtomicBoolean();
     private final AtomicInteger dropped = new AtomicInteger();
-    private final RelayConfig config = new RelayConfig(
-            null,
-            "outbox",
-            "test",
-            Map.of(),
-            10,
-            Duration.ofSeconds(30),
-            Duration.ofSeconds(1),
-            Duration.ofSeconds(5),
-            1,
-            Backoff.of(Duration.ofMillis(1), Duration.ofMillis(5)),
-            CircuitBreakerConfig.ofDefaults(),
-            ParkPolicy.PARK_AND_CONTINUE,
-            new SimpleMeterRegistry(),
-            10,
-            Duration.ofMillis(5),
-            null,
-            PublishMode.IDEMPOTENT,
-            null);
+    private final RelayConfig config = config(Backoff.of(Duration.ofMillis(1), Duration.ofMillis(5)));
     private final PrefixedLog log =
             new PrefixedLog(LoggerFactory.getLogger(ShardWorkerDecisionsTest.class), "relay[test]");
-    private final TopicHealth topics =
-            new TopicHealth(config, () -> shared, n -> kafkaAnswered.get(), () -> {}, log, 10_000, 1);
+    // lookups run on a thread of their own, as in the relay: a worker waits for them at most 500 ms
+    private final TopicHealth topics = new TopicHealth(
+            config,
+            () -> shared,
+            n -> kafkaAnswered.get(),
+            () -> {},
+            log,
+            10_000,
+            TopicHealth.lookupThreads(config, 1),
+            time);
 
     @AfterEach
     void stop() {
@@ -115,6 +107,11 @@ class ShardWorkerDecisionsTest {
                                             }
                                             return List.of(partition("slow"));
                                         }
+                                        if (topic.equals("late")) {
+                                            // the lookup takes until the shard's local lease deadline
+                                            time.advance(Duration.ofSeconds(20));
+                                            return List.of(partition("late"));
+                                        }
                                         return super.partitionsFor(topic);
                                     }
                                 };
@@ -128,6 +125,16 @@ class ShardWorkerDecisionsTest {
     }
 
     private ShardWorker worker(ShardPublisher publisher) {
+        return worker(publisher, time.nanoTime());
+    }
+
+    /**
+     * Starts shard 7's loop and runs what is due now: the first round, and its batch's completion when
+     * the producer answered at once. Later rounds run when the test moves the time.
+     *
+     * @param claimStarted when the claim of the shard's lease started, on {@link #time}
+     */
+    private ShardWorker worker(ShardPublisher publisher, long claimStarted) {
         ShardServices services = new ShardServices(
                 config,
                 rows,
@@ -141,9 +148,11 @@ class ShardWorkerDecisionsTest {
                 () -> kafkaAnswered.set(true),
                 n -> kafkaAnswered.get(),
                 w -> dropped.incrementAndGet(),
-                () -> true);
-        ShardWorker w = new ShardWorker(services, publisher, 7, 1, System.nanoTime());
+                () -> true,
+                time);
+        ShardWorker w = new ShardWorker(services, publisher, 7, 1, claimStarted);
         w.loop.start();
+        workers.runDue();
         return w;
     }
 
@@ -157,7 +166,7 @@ class ShardWorkerDecisionsTest {
         rows.reads.add(List.of(row(1, "a", "k1"), row(2, "a", "k2")));
         ShardWorker w = worker();
 
-        await().atMost(Duration.ofSeconds(5)).until(() -> w.loop.stopped().isDone());
+        assertThat(w.loop.stopped()).isDone();
         assertThat(rows.deleteAttempts).hasSize(1);
         assertThat(rows.deleted)
                 .as("the fence refused the delete: the rows stay for the new owner (G1)")
@@ -177,19 +186,21 @@ class ShardWorkerDecisionsTest {
                 1, UUID.randomUUID(), "slow", "k1", "t", "application/json", "{}", null, OffsetDateTime.now())));
         rows.beforeFilteredRead = () -> {
             slowLookup.countDown();
+            // the lookup runs on the lookup thread: wait for it, not for time to pass
             await().atMost(Duration.ofSeconds(5)).until(() -> topics.held().isEmpty());
         };
         rows.reads.add(List.of(row(1, "slow", "k1")));
         ShardWorker w = worker();
         for (int read = 1; read <= 3; read++) {
-            int done = read;
-            await().atMost(Duration.ofSeconds(5)).until(() -> rows.readCalls.get() >= done && w.loop.idleWaiting());
+            workers.runDue();
+            assertThat(rows.readCalls).hasValue(read);
+            assertThat(w.loop.idleWaiting()).isTrue();
             w.loop.wake();
         }
 
-        await().atMost(Duration.ofSeconds(5)).until(() -> !made.get(0).history().isEmpty());
         assertThat(made.get(0).history())
                 .as("a record without the row's payload would be a tombstone (G1)")
+                .isNotEmpty()
                 .allSatisfy(r -> assertThat(r.value()).isNotNull());
         assertThat(rows.deleted).containsExactly(1L);
     }
@@ -201,7 +212,7 @@ class ShardWorkerDecisionsTest {
         CountingPublisher publisher = new CountingPublisher(ShardPublisher.shared(shared()));
         worker(publisher);
 
-        await().atMost(Duration.ofSeconds(5)).until(() -> calls.onError.get() >= 1);
+        assertThat(calls.onError).hasValue(1);
         // a's first row fails, a's other row is skipped, b's row fails as well: that looks like the broker,
         // so c's row is not even tried
         assertThat(made.get(0).history()).isEmpty();
@@ -214,11 +225,10 @@ class ShardWorkerDecisionsTest {
         sendException = new TimeoutException("Topic a not present in metadata after 10000 ms.");
         rows.reads.add(List.of(row(1, "a", "k1")));
         worker();
-        await().atMost(Duration.ofSeconds(5)).until(() -> calls.onError.get() >= 1);
+        assertThat(calls.onError).hasValue(1);
         assertThat(rows.failed)
                 .as("Kafka did not answer: an outage parks nothing and counts nothing (G7)")
                 .isEmpty();
-        workers.shutdownNow();
 
         ShardWorkerDecisionsTest second = new ShardWorkerDecisionsTest();
         try {
@@ -226,8 +236,7 @@ class ShardWorkerDecisionsTest {
             second.kafkaAnswered.set(true);
             second.rows.reads.add(List.of(row(1, "a", "k1")));
             second.worker();
-            await().atMost(Duration.ofSeconds(5)).until(() -> !second.rows.failed.isEmpty());
-            assertThat(second.rows.failed.get(0)).containsExactly(1L);
+            assertThat(second.rows.failed).containsExactly(List.of(1L));
             assertThat(second.calls.onError.get())
                     .as("a counted failure is the row's own, not the breaker's")
                     .isZero();
@@ -241,7 +250,7 @@ class ShardWorkerDecisionsTest {
         autoComplete = false;
         rows.reads.add(List.of(row(1, "a", "k"), row(2, "a", "k")));
         worker();
-        await().atMost(Duration.ofSeconds(5)).until(() -> made.get(0).history().size() == 2);
+        assertThat(made.get(0).history()).hasSize(2);
         Publisher.Generation first = shared.current();
 
         made.get(0).errorNext(new TimeoutException("Expiring 1 record(s) for a-0"));
@@ -251,12 +260,13 @@ class ShardWorkerDecisionsTest {
                 .isNotSameAs(first);
         assertThat(made.get(0).closed()).isTrue();
         made.get(0).errorNext(new KafkaException("Producer is closed forcefully."));
-        await().atMost(Duration.ofSeconds(5)).until(() -> calls.onError.get() >= 1);
+        workers.runDue();
+        assertThat(calls.onError).hasValue(1);
         assertThat(rows.deleted).isEmpty();
     }
 
     @Test
-    void anAbortedTransactionalBatchDeletesNothingAndIsSentAgain() {
+    void anAbortedTransactionalBatchDeletesNothingAndIsSentAgainAfterTheBackoff() {
         CountingPublisher publisher = new CountingPublisher(ShardPublisher.shared(shared())) {
             @Override
             public boolean atomic() {
@@ -272,13 +282,19 @@ class ShardWorkerDecisionsTest {
         rows.reads.add(List.of(row(1, "a", "k1"), row(2, "b", "k2")));
         rows.reads.add(List.of(row(1, "a", "k1"), row(2, "b", "k2")));
         worker(publisher);
+        assertThat(publisher.commits).hasValue(1);
+        assertThat(publisher.aborts).hasValue(1);
+        Duration backoff = workers.lastDelay();
+        assertThat(backoff).isPositive();
 
-        await().atMost(Duration.ofSeconds(5)).until(() -> publisher.commits.get() >= 2);
-        assertThat(publisher.aborts.get()).isGreaterThanOrEqualTo(1);
+        workers.advance(backoff.minusNanos(1));
+        assertThat(publisher.commits).as("not before the backoff").hasValue(1);
+        workers.advance(Duration.ofNanos(1));
+        assertThat(publisher.commits).as("sent again once the backoff elapsed").hasValue(2);
         assertThat(rows.deleteAttempts)
                 .as("acknowledged but rolled back: nothing of the batch was published")
                 .isEmpty();
-        assertThat(metrics.aborted.count()).isGreaterThanOrEqualTo(1);
+        assertThat(metrics.aborted.count()).isEqualTo(2);
     }
 
     @Test
@@ -286,7 +302,7 @@ class ShardWorkerDecisionsTest {
         autoComplete = false;
         rows.reads.add(List.of(row(1, "a", "k1")));
         ShardWorker w = worker();
-        await().atMost(Duration.ofSeconds(5)).until(() -> made.get(0).history().size() == 1);
+        assertThat(made.get(0).history()).hasSize(1);
 
         var stopped = w.loop.stop();
         assertThat(w.loop.state()).isEqualTo(ShardLoop.State.STOPPING);
@@ -295,7 +311,8 @@ class ShardWorkerDecisionsTest {
                 .isNotDone();
 
         made.get(0).completeNext();
-        await().atMost(Duration.ofSeconds(5)).until(stopped::isDone);
+        workers.runDue();
+        assertThat(stopped).isDone();
         assertThat(rows.deleted).containsExactly(1L);
     }
 
@@ -310,8 +327,8 @@ class ShardWorkerDecisionsTest {
         rows.reads.add(List.of(row(1, "a", "k1")));
         worker(publisher);
 
-        await().atMost(Duration.ofSeconds(5)).until(() -> calls.released.get() >= 1);
-        assertThat(calls.acquired.get()).isEqualTo(1);
+        assertThat(calls.released).hasValue(1);
+        assertThat(calls.acquired).hasValue(1);
         assertThat(calls.onError.get() + calls.onSuccess.get()).isZero();
     }
 
@@ -320,17 +337,116 @@ class ShardWorkerDecisionsTest {
         autoComplete = false;
         rows.reads.add(List.of(row(1, "a", "k1")));
         worker();
-        await().atMost(Duration.ofSeconds(5)).until(() -> made.get(0).history().size() == 1);
+        assertThat(made.get(0).history()).hasSize(1);
 
         // another shard's failure replaced (and closed) the producer this batch is on
         shared.replace(shared.current(), new KafkaException("another shard's failure"));
         made.get(0).errorNext(new KafkaException("Producer is closed forcefully."));
+        workers.runDue();
 
-        await().atMost(Duration.ofSeconds(5)).until(() -> calls.released.get() >= 1);
+        assertThat(calls.released).hasValue(1);
         assertThat(calls.onError.get())
                 .as("one failure must not count once per shard against the breaker")
                 .isZero();
         assertThat(rows.deleted).isEmpty();
+    }
+
+    @Test
+    void aShardPastItsLocalLeaseDeadlineReadsAndSendsNothingUntilARenewal() {
+        rows.reads.add(List.of(row(1, "a", "k1")));
+        long claimed = time.nanoTime();
+        // lease 30 s, margin a third: the local deadline is 20 s after the claim started
+        time.advance(Duration.ofSeconds(20));
+        ShardWorker w = worker(ShardPublisher.shared(shared()), claimed);
+
+        workers.advance(Duration.ofSeconds(5));
+        assertThat(rows.readCalls)
+                .as("past the deadline another relay may own the shard: nothing is read or sent (F1)")
+                .hasValue(0);
+        assertThat(sent()).isZero();
+        assertThat(w.loop.state()).isEqualTo(ShardLoop.State.WAITING);
+
+        w.lease.renewed(time.nanoTime());
+        // the wait for a renewal: a twentieth of the renew interval
+        workers.advance(config.renewInterval().dividedBy(20));
+        assertThat(rows.deleted).containsExactly(1L);
+        assertThat(sent()).isEqualTo(1);
+    }
+
+    @Test
+    void aRecordIsNotHandedToTheProducerOnceTheLeaseDeadlinePassedDuringTheBatch() {
+        // row 2's topic lookup takes until the deadline: row 1 was sent before it, row 2 must not be
+        rows.reads.add(List.of(row(1, "a", "k1"), row(2, "late", "k2"), row(3, "a", "k3")));
+        ShardWorker w = worker();
+
+        assertThat(made.get(0).history())
+                .as("no record leaves after the local lease deadline (F1)")
+                .singleElement()
+                .satisfies(r -> assertThat(r.topic()).isEqualTo("a"));
+        assertThat(rows.deleted).as("what was acknowledged before the deadline").containsExactly(1L);
+        assertThat(rows.failed).as("the rows not sent are not failures").isEmpty();
+        assertThat(w.loop.state()).isEqualTo(ShardLoop.State.WAITING);
+    }
+
+    @Test
+    void aFailedReadIsRetriedOnlyAfterItsBackoff() {
+        rows.readFailures = 1;
+        rows.reads.add(List.of(row(1, "a", "k1")));
+        worker();
+        assertThat(rows.readCalls).hasValue(1);
+        assertThat(metrics.database.count()).isEqualTo(1);
+        Duration backoff = workers.lastDelay();
+
+        workers.advance(backoff.minusNanos(1));
+        assertThat(rows.readCalls).as("not before the backoff").hasValue(1);
+        workers.advance(Duration.ofNanos(1));
+        assertThat(rows.readCalls).hasValue(2);
+        assertThat(rows.deleted).containsExactly(1L);
+    }
+
+    @Test
+    void anOpenBreakerStopsTheShardFromReadingUntilItHalfOpens() {
+        breaker.transitionToOpenState();
+        rows.reads.add(List.of(row(1, "a", "k1")));
+        worker();
+
+        workers.advance(Duration.ofSeconds(1));
+        assertThat(rows.readCalls)
+                .as("while the breaker is open nothing is read (G6)")
+                .hasValue(0);
+
+        // what the relay's breaker does by itself after its open duration
+        breaker.transitionToHalfOpenState();
+        workers.advance(config.backoff().cap());
+        assertThat(rows.deleted).containsExactly(1L);
+        assertThat(calls.onSuccess).hasValue(1);
+    }
+
+    private int sent() {
+        return made.stream().mapToInt(p -> p.history().size()).sum();
+    }
+
+    /** @return a relay's settings for shard 7 alone: batch size 10, lease 30 s, idle poll 1 s, max attempts 10 */
+    static RelayConfig config(Backoff backoff) {
+        return new RelayConfig(
+                null,
+                "outbox",
+                "test",
+                Map.of(),
+                10,
+                Duration.ofSeconds(30),
+                Duration.ofSeconds(1),
+                Duration.ofSeconds(5),
+                1,
+                backoff,
+                CircuitBreakerConfig.ofDefaults(),
+                ParkPolicy.PARK_AND_CONTINUE,
+                new SimpleMeterRegistry(),
+                10,
+                Duration.ofMillis(5),
+                null,
+                PublishMode.IDEMPOTENT,
+                null);
     }
 
     private static int sends(MockProducer<byte[], byte[]> p) {
@@ -339,7 +455,7 @@ class ShardWorkerDecisionsTest {
 
     private static final Map<Object, AtomicInteger> SEND_CALLS = new ConcurrentHashMap<>();
 
-    private static PartitionInfo partition(String topic) {
+    static PartitionInfo partition(String topic) {
         return new PartitionInfo(topic, 0, NODE, new Node[] {NODE}, new Node[] {NODE});
     }
 
@@ -455,20 +571,26 @@ class ShardWorkerDecisionsTest {
         volatile boolean leaseHeld = true;
         final AtomicInteger readCalls = new AtomicInteger();
         volatile Runnable beforeFilteredRead = () -> {};
+        volatile int readFailures;
 
-        private List<OutboxRow> next() {
+        private List<OutboxRow> next() throws SQLException {
             readCalls.incrementAndGet();
+            if (readFailures > 0) {
+                readFailures--;
+                throw new SQLException("connection lost", "08006");
+            }
             List<OutboxRow> r = reads.poll();
             return r == null ? List.of() : new ArrayList<>(r);
         }
 
         @Override
-        public List<OutboxRow> read(int shard, int limit) {
+        public List<OutboxRow> read(int shard, int limit) throws SQLException {
             return next();
         }
 
         @Override
-        public List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit) {
+        public List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit)
+                throws SQLException {
             beforeFilteredRead.run();
             return next();
         }

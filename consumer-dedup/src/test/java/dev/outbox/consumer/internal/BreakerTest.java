@@ -1,0 +1,48 @@
+package dev.outbox.consumer.internal;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The consumer's circuit breaker on a fake clock (G6: while the database or the dead-letter topic is
+ * down, the workers stop asking it and try again after the breaker's open duration).
+ */
+class BreakerTest {
+    private final Fakes.Time time = new Fakes.Time();
+    private final Breaker breaker = Breaker.create(
+            "db",
+            "database",
+            new PrefixedLog(LoggerFactory.getLogger(BreakerTest.class), "[consumer-dedup test]"),
+            time);
+    private final AtomicInteger made = new AtomicInteger();
+
+    private Integer fail() throws InfrastructureException {
+        made.incrementAndGet();
+        throw new InfrastructureException("connection lost", new SQLException("lost", "08006"));
+    }
+
+    @Test
+    void anOpenBreakerRefusesCallsForItsOpenDurationThenLetsOneThrough() throws Exception {
+        for (int i = 0; i < 5; i++) {
+            assertThatThrownBy(() -> breaker.call(this::fail)).isInstanceOf(InfrastructureException.class);
+        }
+        assertThat(breaker.state()).as("half of at least 5 calls failed").isEqualTo(CircuitBreaker.State.OPEN);
+
+        time.advance(Duration.ofSeconds(5).minusMillis(1));
+        assertThatThrownBy(() -> breaker.call(made::incrementAndGet))
+                .as("refused, not made, for the open duration (5 s)")
+                .isInstanceOf(Breaker.OpenException.class);
+        assertThat(made).hasValue(5);
+
+        time.advance(Duration.ofMillis(2));
+        assertThat(breaker.call(made::incrementAndGet)).isEqualTo(6);
+        assertThat(breaker.state()).as("the one call let through succeeded").isEqualTo(CircuitBreaker.State.CLOSED);
+    }
+}

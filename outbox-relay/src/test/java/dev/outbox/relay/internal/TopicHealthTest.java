@@ -1,0 +1,124 @@
+package dev.outbox.relay.internal;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.outbox.core.retry.Backoff;
+import java.time.Duration;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.kafka.clients.producer.MockProducer;
+import org.apache.kafka.common.Cluster;
+import org.apache.kafka.common.Node;
+import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.errors.TimeoutException;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A topic without metadata, on a fake clock: its lookups and re-checks run when the test moves the
+ * time. The end-to-end proof against a real broker is {@code MissingTopicIsolationIT} and {@code
+ * UnknownTopicIT} (G7: a held topic's rows still reach maxAttempts and are parked).
+ */
+class TopicHealthTest {
+    private static final Node NODE = ShardWorkerDecisionsTest.NODE;
+
+    private final FakeTime time = new FakeTime();
+    private final ManualScheduler lookups = new ManualScheduler(time);
+    private final AtomicBoolean exists = new AtomicBoolean();
+    private final AtomicInteger wakes = new AtomicInteger();
+    private final Publisher shared = new Publisher(
+            () ->
+                    new MockProducer<>(
+                            new Cluster("c", List.of(NODE), List.of(), Set.of(), Set.of()),
+                            true,
+                            null,
+                            new ByteArraySerializer(),
+                            new ByteArraySerializer()) {
+                        @Override
+                        public List<PartitionInfo> partitionsFor(String topic) {
+                            if (!exists.get()) {
+                                throw new TimeoutException("Topic " + topic + " not present in metadata after 1 ms.");
+                            }
+                            return List.of(ShardWorkerDecisionsTest.partition(topic));
+                        }
+                    },
+            "test");
+    // backoff cap 30 s: a shard counts at most one failed check of a topic per 30 s
+    private final RelayConfig config =
+            ShardWorkerDecisionsTest.config(Backoff.of(Duration.ofMillis(1), Duration.ofSeconds(30)));
+    // Kafka answers meanwhile: a failed lookup is evidence that the topic lacks metadata; max.block.ms 1
+    private final TopicHealth topics = new TopicHealth(
+            config,
+            () -> shared,
+            since -> true,
+            wakes::incrementAndGet,
+            new PrefixedLog(LoggerFactory.getLogger(TopicHealthTest.class), "relay[test]"),
+            1,
+            lookups,
+            time);
+
+    @AfterEach
+    void close() {
+        topics.close();
+    }
+
+    /** The first lookup of "t" fails: the topic is missing and a re-check is scheduled. */
+    private void missing() {
+        // the lookup has not run yet (the test runs it): the worker waits max.block.ms at most, then holds
+        assertThat(topics.status("t").state()).isEqualTo(TopicHealth.State.HOLD);
+        lookups.runDue();
+        assertThat(topics.held()).containsExactly("t");
+        assertThat(topics.status("t").state())
+                .as("a missing topic's rows are held at once, without a wait")
+                .isEqualTo(TopicHealth.State.HOLD);
+    }
+
+    @Test
+    void aMissingTopicIsCheckedAgainAfterItsBackoffAndItsShardsAreWokenWhenItAppears() {
+        missing();
+        Duration first = lookups.lastDelay();
+        assertThat(first).isPositive().isLessThanOrEqualTo(Duration.ofMillis(100));
+        lookups.advance(first.minusNanos(1));
+        assertThat(lookups.delays).as("not checked again before its backoff").hasSize(1);
+
+        lookups.advance(Duration.ofSeconds(10));
+        assertThat(lookups.delays.size())
+                .as("checked again at least once a second (the backoff's cap), never in a busy loop")
+                .isBetween(10, 200);
+        assertThat(topics.held()).containsExactly("t");
+        assertThat(wakes).hasValue(0);
+
+        exists.set(true);
+        lookups.advance(Duration.ofSeconds(1));
+        assertThat(topics.held()).isEmpty();
+        assertThat(wakes).as("the idle shards read its rows at once").hasValue(1);
+        assertThat(topics.status("t")).isEqualTo(TopicHealth.Status.READY);
+    }
+
+    @Test
+    void aShardCountsAtMostOneFailedCheckPerBackoffCapAsAnAttempt() {
+        missing();
+        TopicHealth.Uncounted first = topics.uncountedCheck("t", 7);
+        assertThat(first).isNotNull();
+        topics.counted("t", 7, first);
+        assertThat(topics.uncountedCheck("t", 7)).isNull();
+
+        // re-checks every 100 ms to 1 s fail meanwhile; none is a new attempt before the cap (30 s)
+        lookups.advance(Duration.ofSeconds(30).minusMillis(1));
+        assertThat(lookups.delays.size()).as("re-checked again and again").isGreaterThan(20);
+        assertThat(topics.uncountedCheck("t", 7)).isNull();
+        assertThat(topics.uncountedCheck("t", 8))
+                .as("another shard has its own count")
+                .extracting(TopicHealth.Uncounted::check)
+                .isEqualTo(first.check());
+
+        lookups.advance(Duration.ofSeconds(1));
+        TopicHealth.Uncounted second = topics.uncountedCheck("t", 7);
+        assertThat(second).isNotNull();
+        assertThat(second.check()).isEqualTo(first.check() + 1);
+    }
+}
