@@ -2,6 +2,7 @@ package dev.outbox.relay.internal;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.outbox.core.internal.PrefixedLog;
 import dev.outbox.core.retry.Backoff;
 import java.time.Duration;
 import java.util.List;
