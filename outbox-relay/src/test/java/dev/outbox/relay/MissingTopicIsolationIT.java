@@ -41,7 +41,13 @@ class MissingTopicIsolationIT {
     private static final int MISSING_EVERY = 5;
 
     private static final int MISSING_ROWS = HEALTHY / MISSING_EVERY;
-    private static final int PAIRS = 4;
+    /** Rounds of each kind: medians of eight, since single rounds on a shared machine vary by a factor of three. */
+    private static final int PAIRS = 8;
+    /**
+     * Relay batch size: each of the 64 shards takes 300 to 400 rows per round, so several batches, and
+     * the missing topic's rows a batch held sit at the head of the shard when its next batch reads.
+     */
+    private static final int BATCH = 100;
 
     private final String healthyA = TestKafka.uniqueTopic("healthy-a");
     private final String healthyB = TestKafka.uniqueTopic("healthy-b");
@@ -66,10 +72,11 @@ class MissingTopicIsolationIT {
      * Alternating rounds in one run (clean, with, with, clean, ...), each draining {@value #HEALTHY}
      * healthy rows committed in one transaction; in the rounds "with", {@value #MISSING_ROWS} rows for
      * the missing topic are committed in the same transaction, interleaved with them in every shard.
-     * The healthy topics' drain rate with them (median round) must be at least 0.5 (aim: 0.8) of the rate without
-     * them. Before
-     * the fix every shard holding such a row blocked a worker for {@code max.block.ms} per round and
-     * backed off, so a round took minutes.
+     * The healthy topics' drain rate with them (median round) must be at least 0.8 of the rate without
+     * them (issue 10). Batches of {@value #BATCH} make every shard take several batches per round, so
+     * a shard's later batches meet the rows its earlier ones held. Before the fix every shard holding
+     * such a row blocked a worker for {@code max.block.ms} per round and backed off, so a round took
+     * minutes.
      */
     @Test
     void otherTopicsKeepTheirThroughputAndTheMissingTopicIsPublishedOnceCreated(TestDatabase db) throws Exception {
@@ -80,6 +87,7 @@ class MissingTopicIsolationIT {
                 .leaseDuration(Duration.ofSeconds(30))
                 .backoff(Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(30)))
                 .maxAttempts(Relay.Builder.MAX_MAX_ATTEMPTS)
+                .batchSize(BATCH)
                 .build()) {
             relay.start();
             // warm-up, not measured: the producer's first metadata, the missing topic's first lookup
@@ -109,13 +117,11 @@ class MissingTopicIsolationIT {
             System.out.printf(
                     "MissingTopicIsolationIT: healthy rows/s clean %.0f, with a missing topic %.0f, ratio %.2f; rounds %s%n",
                     clean, withMissing, ratio, log);
-            // The aim is 0.8. Measured medians: 1.18 with little else running, 0.60 to 0.75 with other builds on
-            // the same two cores (the held rows are still read, without payload, in every batch of their shard).
-            // The bound asserted is what this machine holds reliably and what the old behaviour (a worker
-            // blocked for max.block.ms per shard and round: rounds of minutes, a ratio near 0.05) cannot reach.
+            // A shard reads each held row once: its later reads leave the rows it holds out and read ahead
+            // as usual. Measured medians are in ENGINE.md ("Topics without metadata").
             assertThat(ratio)
                     .as("healthy throughput with a missing topic / without (rounds %s)", log)
-                    .isGreaterThanOrEqualTo(0.5);
+                    .isGreaterThanOrEqualTo(0.8);
 
             // rows for the missing topic, spread over every shard, and a key whose first row is for the
             // missing topic: its later row for a healthy topic waits

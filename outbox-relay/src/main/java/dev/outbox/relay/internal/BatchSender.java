@@ -41,9 +41,11 @@ final class BatchSender {
     /**
      * Sends the batch's rows, at most batchSize of them; the batch is not released.
      *
+     * @param heldKeys keys of rows the shard holds from earlier batches (not read again): their rows
+     *     in this batch are held too
      * @return whether a topic failed for lack of metadata in this batch (its other rows were not sent)
      */
-    boolean send(Batch batch) {
+    boolean send(Batch batch, Set<String> heldKeys) {
         Set<String> held = holdKey ? new HashSet<>() : Set.of();
         // a topic whose metadata did not arrive within max.block.ms: its other rows are not sent in this
         // batch (each would wait max.block.ms again), nor the later rows of the failed key; other topics go on
@@ -52,7 +54,7 @@ final class BatchSender {
         // topics without metadata (TopicHealth): their rows are held, not sent, and so are the later rows
         // of their keys in this batch, so that a key's rows never overtake one another across topics
         Map<String, TopicHealth.Status> metadata = new HashMap<>();
-        Set<String> waitingKeys = new HashSet<>();
+        Set<String> waitingKeys = new HashSet<>(heldKeys);
         // keys with a row read without its payload: not sent in this batch, read again with it
         Set<String> unreadKeys = new HashSet<>();
         int sendable = 0;

@@ -85,8 +85,11 @@ final class Db implements ShardRows {
         this.readSql = columns + hold + " order by m.id limit ?";
         // while topics lack metadata or keys wait for a partition leader: the rows of the held topics
         // without their payload (they are not sent; the shard needs their ids and keys to hold the later
-        // rows of those keys), and none of the waiting keys' rows
+        // rows of those keys), none of the rows the shard already holds (it remembers their keys), and
+        // none of the waiting keys' rows. The held ids are checked through a hashed subplan (one probe
+        // per row, whatever their number; `<> all(array)` would compare each row with every id).
         this.readFilteredSql = columns.replace("m.payload,", "case when m.topic = any(?) then null else m.payload end,")
+                + " and m.id not in (select unnest(?::bigint[]))"
                 + " and (m.message_key is null or m.message_key <> all(?))" + hold + " order by m.id limit ?";
         // The rows in flight are the lowest ids the previous read found, so every row above the highest
         // of them is new without looking at the array; the array is checked only for lower ids (rows
@@ -195,19 +198,22 @@ final class Db implements ShardRows {
 
     /**
      * @param heldTopics topics whose rows are read without their payload
+     * @param heldIds rows not read (the shard holds them already)
      * @param waitingKeys keys none of whose rows is read
-     * @return up to {@code limit} publishable rows of the shard in id order, without the rows of
-     *     {@code waitingKeys}
+     * @return up to {@code limit} publishable rows of the shard in id order, without the rows {@code
+     *     heldIds} and the rows of {@code waitingKeys}
      */
     @Override
-    public List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit)
+    public List<OutboxRow> readFiltered(
+            int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit)
             throws SQLException {
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(readFilteredSql)) {
             ps.setArray(1, c.createArrayOf("text", heldTopics.toArray()));
             ps.setInt(2, shard);
-            ps.setArray(3, c.createArrayOf("text", waitingKeys));
-            ps.setInt(hold(ps, 4, shard), limit);
+            ps.setArray(3, longArray(c, heldIds));
+            ps.setArray(4, c.createArrayOf("text", waitingKeys));
+            ps.setInt(hold(ps, 5, shard), limit);
             return rows(ps, limit);
         }
     }

@@ -14,11 +14,13 @@ interface ShardRows {
 
     /**
      * @param heldTopics topics whose rows are read without their payload
+     * @param heldIds rows not read (the shard holds them already)
      * @param waitingKeys keys none of whose rows is read
-     * @return up to {@code limit} publishable rows of the shard in id order, without the rows of
-     *     {@code waitingKeys}
+     * @return up to {@code limit} publishable rows of the shard in id order, without the rows {@code
+     *     heldIds} and the rows of {@code waitingKeys}
      */
-    List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit)
+    List<OutboxRow> readFiltered(
+            int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit)
             throws SQLException;
 
     /** @return up to {@code limit} publishable rows of the shard that are not in flight, in id order */

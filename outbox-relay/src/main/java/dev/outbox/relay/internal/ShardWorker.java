@@ -7,6 +7,7 @@ import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.sql.SQLException;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -53,10 +54,28 @@ final class ShardWorker {
 
     // confined to the one running task
     private List<OutboxRow> prefetched;
+    // the read-ahead left out the held rows (and took the held topics' rows without their payload)
+    private boolean prefetchFiltered;
+    private Set<String> prefetchedWithoutPayload = Set.of();
     private long pollNanos = MIN_POLL_NANOS;
     private int attempt;
     // rows the last batch held (their topic without metadata): the next read takes as many more
     private int heldSeen;
+    // rows this shard holds (their topic has no metadata, or an earlier row of their key is held), left
+    // out of its reads so that they are not read again with every batch, at most HELD_WINDOW_BATCHES
+    // batches of them; the keys of these rows, whose other rows are held too; the topics of these rows;
+    // and the held topics when they were read. Forgotten (read again) when the held topics change, a
+    // metadata check of their topic is to be counted as an attempt, a row is parked or a batch fails.
+    private final List<Long> heldIds = new ArrayList<>();
+    private final Set<String> heldKeys = new HashSet<>();
+    private final Set<String> heldRowTopics = new HashSet<>();
+    private Set<String> heldTopicsRead = Set.of();
+    private long heldMax = Long.MIN_VALUE;
+    // the topics of the remembered held rows left out of the batch in flight: its metadata checks are
+    // counted only once a read takes those rows again
+    private Set<String> leftOut = Set.of();
+    // the batch in flight parked a row: what the shard holds may change
+    private boolean parkedRow;
     // reads that found rows and reads that found none, for the probe
     private volatile long rowReads;
     private volatile long emptyReads;
@@ -149,21 +168,29 @@ final class ShardWorker {
         List<OutboxRow> rows = prefetched;
         prefetched = null;
         int limit = config.batchSize();
-        Set<String> withoutPayload = Set.of();
+        Set<String> withoutPayload = rows == null ? Set.of() : prefetchedWithoutPayload;
+        leftOut = rows != null && prefetchFiltered && !heldIds.isEmpty() ? Set.copyOf(heldRowTopics) : Set.of();
         if (rows == null) {
             Set<String> heldTopics = topics.held();
+            if (!heldTopics.equals(heldTopicsRead) || checkToCount()) {
+                forgetHeld();
+                heldTopicsRead = heldTopics;
+            }
             try {
                 String[] waiting = leaderless.isEmpty()
                         ? null
                         : leaderless.refresh(shared.current().producer());
                 if (heldTopics.isEmpty() && waiting == null) {
+                    forgetHeld(); // this read takes them
                     rows = db.read(shard, limit);
                 } else {
                     // held rows stay at the head of the shard: read past them, up to a bound; the rows of keys
                     // waiting for a partition leader are not read at all
                     limit += Math.min(heldSeen, HELD_WINDOW_BATCHES * config.batchSize());
-                    rows = db.readFiltered(shard, heldTopics, waiting == null ? new String[0] : waiting, limit);
+                    rows = db.readFiltered(
+                            shard, heldTopics, heldIds(), waiting == null ? new String[0] : waiting, limit);
                     withoutPayload = heldTopics;
+                    leftOut = heldIds.isEmpty() ? Set.of() : Set.copyOf(heldRowTopics);
                 }
                 relay.databaseAnswered().run();
             } catch (SQLException e) {
@@ -172,6 +199,10 @@ final class ShardWorker {
             }
         }
         if (rows.isEmpty()) {
+            if (!heldIds.isEmpty()) {
+                // only rows the shard holds are left: the probe looks above them
+                heldUpTo = Math.max(heldUpTo, heldMax);
+            }
             emptyReads++;
             next(emptyWaitNanos(), true);
             return;
@@ -236,19 +267,29 @@ final class ShardWorker {
     }
 
     private void send(Batch batch) {
-        boolean topicFailed = sender.send(batch);
+        boolean topicFailed = sender.send(batch, heldKeys);
         heldSeen = batch.heldRows;
         if (!topicFailed
                 && !batch.stoppedEarly
                 && !batch.leaseExpired
-                && batch.heldRows == 0
                 && batch.full
                 && batch.sentRows > 0
                 && leaderless.isEmpty()
                 && !batch.skipped
                 && !loop.isStopping()) {
             try {
-                prefetched = db.readAhead(shard, batch.takenIds(), config.batchSize());
+                if (batch.heldRows == 0 && heldIds.isEmpty() && heldTopicsRead.isEmpty()) {
+                    prefetched = db.readAhead(shard, batch.takenIds(), config.batchSize());
+                    prefetchFiltered = false;
+                    prefetchedWithoutPayload = Set.of();
+                } else {
+                    // the rows held so far and this batch's rows (complete() remembers the held ones before
+                    // the next batch) are left out, the held topics' rows are read without their payload
+                    prefetched = db.readFiltered(
+                            shard, heldTopicsRead, heldIds(batch.takenIds()), new String[0], config.batchSize());
+                    prefetchFiltered = true;
+                    prefetchedWithoutPayload = heldTopicsRead;
+                }
             } catch (SQLException e) {
                 prefetched = null; // the next round reads again
             }
@@ -285,13 +326,14 @@ final class ShardWorker {
         } else {
             emptyReads++;
         }
-        boolean sawAll = batch.heldRows > 0
+        boolean sawAll = (batch.heldRows > 0 || !heldIds.isEmpty())
                 && !batch.full
                 && batch.taken == batch.rows.size()
                 && !batch.leaseExpired
                 && !batch.stoppedEarly
                 && !batch.skipped;
-        heldUpTo = sawAll ? batch.rows.get(batch.rows.size() - 1).id() : Long.MIN_VALUE;
+        heldUpTo = sawAll ? Math.max(batch.rows.get(batch.rows.size() - 1).id(), heldMax) : Long.MIN_VALUE;
+        parkedRow = false;
         if (publisher.atomic() && !settle(batch)) {
             return;
         }
@@ -304,6 +346,8 @@ final class ShardWorker {
         // held rows of a topic that failed a metadata check (with Kafka answering) since this shard last
         // counted one: one attempt each per failed check, so maxAttempts still parks them (G7)
         Map<String, TopicHealth.Uncounted> checks = batch.heldChecks(topics, shard);
+        // a check of a topic whose remembered rows this read left out is counted once they are read again
+        checks.keySet().removeAll(leftOut);
         List<Integer> failures = new ArrayList<>(outcome.counted());
         for (int i = 0; i < batch.taken; i++) {
             TopicHealth.Uncounted check = batch.held[i] ? checks.get(rows.get(i).topic()) : null;
@@ -353,6 +397,11 @@ final class ShardWorker {
             prefetched = null;
             databaseFailure("delete or park", e);
             return;
+        }
+        if (failure == null && poison.isEmpty() && !parkedRow && !batch.aborted && !batch.stoppedEarly) {
+            rememberHeld(batch);
+        } else {
+            forgetHeld();
         }
         if (failure == null && batch.leaseExpired) {
             prefetched = null;
@@ -464,6 +513,7 @@ final class ShardWorker {
             }
             if (r.parked()) {
                 heldUpTo = Long.MIN_VALUE; // rows of its key behind it may be publishable now
+                parkedRow = true;
                 metrics.parked.increment();
                 log.error(
                         "shard {}: parked outbox row {} (message {}, topic {}, key {}) after {} attempt(s){}: {}; requeue it"
@@ -479,6 +529,65 @@ final class ShardWorker {
             }
         }
         return true;
+    }
+
+    /** @return the ids of the rows the shard remembers as held, and {@code more} */
+    private long[] heldIds(long... more) {
+        long[] ids = new long[heldIds.size() + more.length];
+        for (int i = 0; i < heldIds.size(); i++) {
+            ids[i] = heldIds.get(i);
+        }
+        System.arraycopy(more, 0, ids, heldIds.size(), more.length);
+        return ids;
+    }
+
+    /**
+     * Remembers the rows the batch held, so that the next reads leave them out (up to the bound). A
+     * read-ahead that left out rows it cannot remember is dropped: their keys would not be held.
+     */
+    private void rememberHeld(Batch batch) {
+        int max = HELD_WINDOW_BATCHES * config.batchSize();
+        for (int i = 0; i < batch.taken; i++) {
+            if (batch.held[i] && heldIds.size() >= max) {
+                prefetched = null;
+                break;
+            }
+            if (batch.held[i]) {
+                OutboxRow row = batch.rows.get(i);
+                heldIds.add(row.id());
+                heldMax = Math.max(heldMax, row.id());
+                heldRowTopics.add(row.topic());
+                if (row.key() != null) {
+                    heldKeys.add(row.key());
+                }
+            }
+        }
+    }
+
+    /** The next read takes the held rows again (as many as the window allows), with what they tell. */
+    private void forgetHeld() {
+        if (prefetchFiltered) {
+            // it read past the rows forgotten now (or held by the batch just done)
+            prefetched = null;
+        }
+        if (heldIds.isEmpty()) {
+            return;
+        }
+        heldSeen = Math.max(heldSeen, heldIds.size());
+        heldIds.clear();
+        heldKeys.clear();
+        heldRowTopics.clear();
+        heldMax = Long.MIN_VALUE;
+    }
+
+    /** @return whether a failed metadata check of a remembered row's topic is still to be counted by this shard */
+    private boolean checkToCount() {
+        for (String topic : heldRowTopics) {
+            if (topics.uncountedCheck(topic, shard) != null) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private void fenced(String what) {

@@ -12,6 +12,7 @@ import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Proxy;
+import java.nio.charset.StandardCharsets;
 import java.sql.SQLException;
 import java.time.Duration;
 import java.time.OffsetDateTime;
@@ -203,6 +204,41 @@ class ShardWorkerDecisionsTest {
                 .isNotEmpty()
                 .allSatisfy(r -> assertThat(r.value()).isNotNull());
         assertThat(rows.deleted).containsExactly(1L);
+    }
+
+    @Test
+    void aHeldRowIsNotReadAgainAndStillHoldsTheLaterRowsOfItsKey() {
+        // a and b get their metadata first (the one lookup thread then waits for "slow")
+        rows.reads.add(List.of(row(1, "a", "k0"), row(2, "b", "k9")));
+        // "slow" has no metadata yet (its lookup does not answer): its rows are held
+        rows.reads.add(List.of(row(3, "slow", "k1"), row(4, "a", "k2")));
+        rows.reads.add(List.of(row(3, "slow", "k1"), row(5, "a", "k1"), row(6, "b", "k6")));
+        rows.reads.add(List.of(row(7, "a", "k1"), row(8, "b", "k8")));
+        ShardWorker w = worker();
+        // the lookups answer on their own thread: run what is due until each read is done
+        for (int read = 1; read <= 4; read++) {
+            int done = read;
+            await().atMost(Duration.ofSeconds(5)).until(() -> {
+                workers.runDue();
+                return rows.readCalls.get() >= done && w.loop.idleWaiting();
+            });
+            w.loop.wake();
+        }
+        await().atMost(Duration.ofSeconds(5)).until(() -> {
+            workers.runDue();
+            return rows.deleted.contains(8L);
+        });
+
+        // the first two reads saw no topic held (plain reads); the third found "slow" held, forgot what the
+        // second batch held and read it again; the fourth is the second filtered read
+        assertThat(rows.heldIds.get(1))
+                .as("the fourth read leaves out the rows the shard holds")
+                .containsExactlyInAnyOrder(3L, 5L);
+        assertThat(made.get(0).history())
+                .as("k1's later rows wait behind its held row, also when that row is not read again (G3)")
+                .extracting(r -> new String(r.key(), StandardCharsets.UTF_8))
+                .containsExactly("k0", "k9", "k2", "k6", "k8");
+        assertThat(rows.deleted).containsExactly(1L, 2L, 4L, 6L, 8L);
     }
 
     @Test
@@ -572,6 +608,7 @@ class ShardWorkerDecisionsTest {
         final AtomicInteger readCalls = new AtomicInteger();
         volatile Runnable beforeFilteredRead = () -> {};
         volatile int readFailures;
+        final List<long[]> heldIds = new CopyOnWriteArrayList<>();
 
         private List<OutboxRow> next() throws SQLException {
             readCalls.incrementAndGet();
@@ -589,9 +626,11 @@ class ShardWorkerDecisionsTest {
         }
 
         @Override
-        public List<OutboxRow> readFiltered(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit)
+        public List<OutboxRow> readFiltered(
+                int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit)
                 throws SQLException {
             beforeFilteredRead.run();
+            this.heldIds.add(heldIds);
             return next();
         }
 
