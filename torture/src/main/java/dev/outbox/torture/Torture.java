@@ -202,8 +202,8 @@ public final class Torture {
                 } finally {
                     for (Child c : children) {
                         c.resume();
-                        c.close();
                     }
+                    Child.closeAll(children);
                     Runtime.getRuntime().removeShutdownHook(reaper);
                 }
             }
@@ -266,22 +266,21 @@ public final class Torture {
             while (System.nanoTime() < deadline && backlog(dsl) > 0) {
                 Thread.sleep(250);
             }
-            // a relay that was paused may still hold a batch in flight: the producer lands or fails it
-            // within its delivery timeout, at most the lease's margin (the relays then stop gracefully)
-            Thread.sleep(LEASE.dividedBy(3).toMillis());
+            log("outbox empty; stopping the relays");
             ticker.shutdownNow();
-            for (Child r : relays) {
-                r.close();
-            }
+            // a relay that was paused may still hold a batch in flight: a relay stops gracefully by
+            // finishing its batches in flight, so once its process has exited nothing of it lands any more
+            Child.closeAll(relays);
             duplicator.stop();
             dup.join(30_000);
+            log("relays stopped; waiting for the consumers");
             awaitConsumersCaughtUp(kafka, deadline);
-            for (Child c : consumers) {
-                c.close();
-            }
+            Child.closeAll(consumers);
             log("drained; recording the history");
             orders.close();
-            return Recorder.record(dsl, kafka, TOPIC, writers, http, ledger);
+            History history = Recorder.record(dsl, kafka, TOPIC, writers, http, ledger);
+            log("history recorded");
+            return history;
         } finally {
             ticker.shutdownNow();
             duplicator.stop();
