@@ -24,8 +24,8 @@ import java.util.function.Consumer;
  * The seeded fault schedule and its execution. The schedule (which fault, when, against whom) is
  * drawn from the seed before the run starts; faults run on four lanes (SIGKILL, SIGSTOP, Kafka,
  * PostgreSQL) so that a broker restart, or a pause waiting for a process it may freeze, does not
- * hold up a SIGKILL. A paused process is resumed
- * after its pause, and at least one relay and one consumer are always running unpaused.
+ * hold up a SIGKILL. A paused process is resumed after its pause, and at least one relay and one
+ * consumer are always running unpaused.
  */
 final class Faults implements AutoCloseable {
     /**
