@@ -22,9 +22,10 @@ import java.util.function.Consumer;
 
 /**
  * The seeded fault schedule and its execution. The schedule (which fault, when, against whom) is
- * drawn from the seed before the run starts; faults run on three lanes (processes, Kafka,
- * PostgreSQL) so that a broker restart does not hold up a SIGKILL. A paused process is resumed
- * after its pause, and at least one relay and one consumer are always running unpaused.
+ * drawn from the seed before the run starts; faults run on four lanes (SIGKILL, SIGSTOP, Kafka,
+ * PostgreSQL) so that a broker restart, or a pause waiting for a process it may freeze, does not
+ * hold up a SIGKILL. A paused process is resumed after its pause, and at least one relay and one
+ * consumer are always running unpaused.
  */
 final class Faults implements AutoCloseable {
     /**
@@ -47,14 +48,20 @@ final class Faults implements AutoCloseable {
     private final Consumer<String> log;
     private final Set<Child> paused = ConcurrentHashMap.newKeySet();
     private final Map<Child, Long> startedAt = new ConcurrentHashMap<>();
-    private final ExecutorService processLane =
-            Executors.newSingleThreadExecutor(r -> new Thread(r, "torture-fault-process"));
+    private final ExecutorService killLane =
+            Executors.newSingleThreadExecutor(r -> new Thread(r, "torture-fault-kill"));
+    private final ExecutorService pauseLane =
+            Executors.newSingleThreadExecutor(r -> new Thread(r, "torture-fault-pause"));
     private final ExecutorService kafkaLane =
             Executors.newSingleThreadExecutor(r -> new Thread(r, "torture-fault-kafka"));
     private final ExecutorService pgLane =
             Executors.newSingleThreadExecutor(r -> new Thread(r, "torture-fault-postgres"));
     private final ScheduledExecutorService resumer = Executors.newSingleThreadScheduledExecutor();
     private volatile boolean brokerDown;
+    /** When the broker and the database last came up again (0: not restarted yet). */
+    private volatile long brokerUpAt;
+
+    private volatile long pgUpAt;
 
     Faults(
             Options o,
@@ -103,7 +110,8 @@ final class Faults implements AutoCloseable {
                 LockSupport.parkNanos(wait);
             }
             ExecutorService lane = switch (p.fault()) {
-                case SIGKILL, SIGSTOP -> processLane;
+                case SIGKILL -> killLane;
+                case SIGSTOP -> pauseLane;
                 case BROKER_RESTART -> kafkaLane;
                 default -> pgLane;
             };
@@ -115,7 +123,7 @@ final class Faults implements AutoCloseable {
                 }
             });
         }
-        for (ExecutorService lane : List.of(processLane, kafkaLane, pgLane)) {
+        for (ExecutorService lane : List.of(killLane, pauseLane, kafkaLane, pgLane)) {
             lane.shutdown();
             lane.awaitTermination(30, TimeUnit.MINUTES);
         }
@@ -134,7 +142,6 @@ final class Faults implements AutoCloseable {
                 Child c = pick(p.roll(), true);
                 Duration pause = (c.role() == Child.Role.RELAY ? Torture.LEASE : TortureConsumer.SESSION_TIMEOUT)
                         .plus(PAUSE_MARGIN);
-                paused.add(c);
                 c.pause();
                 ledger.add(
                         "SIGSTOP " + c.role().name().toLowerCase() + " for " + pause.toSeconds() + " s (past its "
@@ -166,6 +173,9 @@ final class Faults implements AutoCloseable {
                 log.accept("pg_terminate_backend: " + ended + " connections of " + apps);
             }
             case BROKER_RESTART -> {
+                // the clients need the broker up for a while between two restarts, or a slow restart on a
+                // loaded machine turns the schedule into one long outage
+                awaitUpSince(brokerUpAt);
                 long t0 = System.nanoTime();
                 brokerDown = true;
                 kafka.stopBroker();
@@ -178,16 +188,15 @@ final class Faults implements AutoCloseable {
                 log.accept("Kafka broker restarted (stop " + millis(stopped - t0) + " ms, down "
                         + millis(System.nanoTime() - stopped) + " ms of which start " + millis(System.nanoTime() - t1)
                         + " ms)");
-                // the clients need the broker up for a while between two restarts, or a slow restart on a
-                // loaded machine turns the schedule into one long outage
-                LockSupport.parkNanos(UP_BETWEEN_RESTARTS.toNanos());
+                brokerUpAt = System.nanoTime();
             }
             case PG_RESTART -> {
+                awaitUpSince(pgUpAt);
                 long t0 = System.nanoTime();
                 pg.restart();
                 ledger.add("PostgreSQL stopped (pg_ctl stop -m fast) and started", 1);
                 log.accept("PostgreSQL restarted (down " + millis(System.nanoTime() - t0) + " ms)");
-                LockSupport.parkNanos(UP_BETWEEN_RESTARTS.toNanos());
+                pgUpAt = System.nanoTime();
             }
             case DUPLICATE -> throw new IllegalStateException("duplicates come from the duplicator, not the schedule");
         }
@@ -196,21 +205,30 @@ final class Faults implements AutoCloseable {
     /**
      * Picks a target: the drawn one if it may be hit, else the next that may. A target may be hit
      * when it is not paused, has said it runs and has run a few seconds since it started (a JVM still
-     * starting proves nothing); a pause may not leave a role without a running process.
+     * starting proves nothing); a pause may not leave a role without a running process. The pick
+     * claims its target before the SIGKILL and SIGSTOP lanes look again: a target to pause counts as
+     * paused, a target to kill as just started, so that the other lane leaves it alone.
      */
     private Child pick(double roll, boolean pause) {
         while (true) {
-            int n = children.size();
-            int first = (int) (roll * n);
-            for (int i = 0; i < n; i++) {
-                Child c = children.get((first + i) % n);
-                boolean warm =
-                        c.ready() && System.nanoTime() - startedAt.getOrDefault(c, 0L) > TimeUnit.SECONDS.toNanos(5);
-                long runningOfRole = children.stream()
-                        .filter(x -> x.role() == c.role() && !paused.contains(x))
-                        .count();
-                if (!paused.contains(c) && warm && (!pause || runningOfRole >= 2)) {
-                    return c;
+            synchronized (this) {
+                int n = children.size();
+                int first = (int) (roll * n);
+                for (int i = 0; i < n; i++) {
+                    Child c = children.get((first + i) % n);
+                    boolean warm = c.ready()
+                            && System.nanoTime() - startedAt.getOrDefault(c, 0L) > TimeUnit.SECONDS.toNanos(5);
+                    long runningOfRole = children.stream()
+                            .filter(x -> x.role() == c.role() && !paused.contains(x))
+                            .count();
+                    if (!paused.contains(c) && warm && (!pause || runningOfRole >= 2)) {
+                        if (pause) {
+                            paused.add(c);
+                        } else {
+                            startedAt.put(c, System.nanoTime());
+                        }
+                        return c;
+                    }
                 }
             }
             LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(200));
@@ -227,6 +245,20 @@ final class Faults implements AutoCloseable {
             try (ResultSet rs = st.executeQuery()) {
                 rs.next();
                 return rs.getInt(1);
+            }
+        }
+    }
+
+    /**
+     * Waits until a broker or database that came up again at {@code upAt} has been up for {@link
+     * #UP_BETWEEN_RESTARTS}. Waiting before a restart rather than after it lets the schedule end with
+     * its last restart.
+     */
+    private static void awaitUpSince(long upAt) {
+        if (upAt != 0) {
+            long wait = upAt + UP_BETWEEN_RESTARTS.toNanos() - System.nanoTime();
+            if (wait > 0) {
+                LockSupport.parkNanos(wait);
             }
         }
     }
@@ -268,7 +300,8 @@ final class Faults implements AutoCloseable {
 
     @Override
     public void close() {
-        processLane.shutdownNow();
+        killLane.shutdownNow();
+        pauseLane.shutdownNow();
         kafkaLane.shutdownNow();
         pgLane.shutdownNow();
         resumer.shutdownNow();

@@ -69,6 +69,8 @@ public final class Torture {
     static final String DATABASE = "torture";
     private static final long PROGRESS_SECONDS = 5;
     private static final Duration READY_TIMEOUT = Duration.ofMinutes(3);
+    /** System property: {@code false} starts the child JVMs without a class-data archive. */
+    static final String CLASS_DATA_ARCHIVE = "outbox.torture.class-data-archive";
 
     private final Options o;
     private final PrintStream out;
@@ -202,8 +204,8 @@ public final class Torture {
                 } finally {
                     for (Child c : children) {
                         c.resume();
-                        c.close();
                     }
+                    Child.closeAll(children);
                     Runtime.getRuntime().removeShutdownHook(reaper);
                 }
             }
@@ -266,22 +268,21 @@ public final class Torture {
             while (System.nanoTime() < deadline && backlog(dsl) > 0) {
                 Thread.sleep(250);
             }
-            // a relay that was paused may still hold a batch in flight: the producer lands or fails it
-            // within its delivery timeout, at most the lease's margin (the relays then stop gracefully)
-            Thread.sleep(LEASE.dividedBy(3).toMillis());
+            log("outbox empty; stopping the relays");
             ticker.shutdownNow();
-            for (Child r : relays) {
-                r.close();
-            }
+            // a relay that was paused may still hold a batch in flight: a relay stops gracefully by
+            // finishing its batches in flight, so once its process has exited nothing of it lands any more
+            Child.closeAll(relays);
             duplicator.stop();
             dup.join(30_000);
+            log("relays stopped; waiting for the consumers");
             awaitConsumersCaughtUp(kafka, deadline);
-            for (Child c : consumers) {
-                c.close();
-            }
+            Child.closeAll(consumers);
             log("drained; recording the history");
             orders.close();
-            return Recorder.record(dsl, kafka, TOPIC, writers, http, ledger);
+            History history = Recorder.record(dsl, kafka, TOPIC, writers, http, ledger);
+            log("history recorded");
+            return history;
         } finally {
             ticker.shutdownNow();
             duplicator.stop();
@@ -452,20 +453,35 @@ public final class Torture {
     /**
      * A child JVM's command: small heap, C1 only, and a class-data archive kept between runs (made
      * when a child exits normally), which cuts the class loading of every restart after a SIGKILL.
+     * The archive's name carries a hash of the class path, so that runs from different builds at the
+     * same time (a long run next to the test suite's) do not overwrite each other's archive: the JDK
+     * would find it invalid at every start and dump it again at every normal exit, which takes
+     * seconds. A class path with a directory (the test suite's {@code target/classes}) cannot be
+     * archived, so such a child runs without one. The system property {@value #CLASS_DATA_ARCHIVE}
+     * set to {@code false} turns the archive off: the test suite runs each freshly built jar once,
+     * so an archive would never be used, and writing it when the children stop costs 6 to 20 s on
+     * a loaded machine.
      */
     private static List<String> jvm(String role, String... main) {
-        Path archive = Path.of(
-                System.getProperty("java.io.tmpdir"),
-                "outbox-torture-" + role + "-" + Runtime.version().feature() + ".jsa");
         List<String> command = new ArrayList<>(List.of(
                 Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-Xmx256m",
                 "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-                "-XX:+AutoCreateSharedArchive",
-                "-XX:SharedArchiveFile=" + archive,
-                "-Xlog:cds=off",
-                "-Xlog:cds+dynamic=off"));
+                "-XX:TieredStopAtLevel=1"));
+        boolean directories = java.util.stream.Stream.of(main)
+                .flatMap(a -> java.util.stream.Stream.of(a.split(java.io.File.pathSeparator)))
+                .anyMatch(p -> !p.isEmpty() && Files.isDirectory(Path.of(p)));
+        if (!directories && Boolean.parseBoolean(System.getProperty(CLASS_DATA_ARCHIVE, "true"))) {
+            Path archive = Path.of(
+                    System.getProperty("java.io.tmpdir"),
+                    "outbox-torture-" + role + "-" + Runtime.version().feature() + "-"
+                            + Integer.toHexString(String.join("\n", main).hashCode()) + ".jsa");
+            command.addAll(List.of(
+                    "-XX:+AutoCreateSharedArchive",
+                    "-XX:SharedArchiveFile=" + archive,
+                    "-Xlog:cds=off",
+                    "-Xlog:cds+dynamic=off"));
+        }
         command.addAll(List.of(main));
         return command;
     }
