@@ -2,6 +2,12 @@ package dev.outbox.examples;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.outbox.consumer.IdempotentConsumer;
+import dev.outbox.core.Outbox;
+import dev.outbox.http.server.IdempotencyStore;
+import dev.outbox.migrations.OutboxMigrations;
+import dev.outbox.relay.Relay;
+import dev.outbox.schemas.AvroCodec;
 import java.io.IOException;
 import java.lang.reflect.Constructor;
 import java.lang.reflect.Field;
@@ -25,12 +31,12 @@ import org.junit.jupiter.api.Test;
 class ApiLayeringTest {
 
     private static final List<Class<?>> MODULE_MARKERS = List.of(
-            dev.outbox.migrations.OutboxMigrations.class,
-            dev.outbox.schemas.AvroCodec.class,
-            dev.outbox.core.Outbox.class,
-            dev.outbox.relay.Relay.class,
-            dev.outbox.consumer.IdempotentConsumer.class,
-            dev.outbox.http.server.IdempotencyStore.class);
+            OutboxMigrations.class,
+            AvroCodec.class,
+            Outbox.class,
+            Relay.class,
+            IdempotentConsumer.class,
+            IdempotencyStore.class);
 
     @Test
     void publicApiNeverExposesInternalTypes() throws Exception {

@@ -7,6 +7,7 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.time.Duration;
 import java.util.Map;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.junit.jupiter.api.Test;
 import org.postgresql.ds.PGSimpleDataSource;
 
@@ -140,7 +141,7 @@ class RelayBuilderTest {
                                 "enable.idempotence",
                                 "TRUE",
                                 "key.serializer",
-                                org.apache.kafka.common.serialization.ByteArraySerializer.class))
+                                ByteArraySerializer.class))
                         .build())
                 .isNotNull();
     }

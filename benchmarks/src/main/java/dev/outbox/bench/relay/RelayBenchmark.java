@@ -1,12 +1,15 @@
 package dev.outbox.bench.relay;
 
 import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.LoggerContext;
+import com.sun.management.OperatingSystemMXBean;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.core.MessageIds;
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.OutboxMessage;
+import dev.outbox.relay.PublishMode;
 import dev.outbox.relay.Relay;
 import dev.outbox.relay.internal.ProducerSettings;
 import dev.outbox.testkit.RealServices;
@@ -33,12 +36,15 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.SplittableRandom;
+import java.util.TreeMap;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
+import javax.management.ObjectName;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -52,6 +58,8 @@ import org.apache.kafka.common.header.internals.RecordHeaders;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.utils.AppInfoParser;
 import org.jooq.DSLContext;
+import org.postgresql.ds.PGSimpleDataSource;
+import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
@@ -86,7 +94,7 @@ public final class RelayBenchmark {
     private final List<String> report = new ArrayList<>();
 
     // the relay's publish mode in drainWithRelay; PublishModeBenchmark alternates it
-    dev.outbox.relay.PublishMode publishMode = dev.outbox.relay.PublishMode.IDEMPOTENT;
+    PublishMode publishMode = PublishMode.IDEMPOTENT;
 
     RelayBenchmark(Options options, TestKafka kafka, TestDatabase db) {
         this.options = options;
@@ -349,7 +357,7 @@ public final class RelayBenchmark {
                 .meterRegistry(registry);
         Outbox outbox = this.outbox;
         if (listen) {
-            org.postgresql.ds.PGSimpleDataSource session = new org.postgresql.ds.PGSimpleDataSource();
+            PGSimpleDataSource session = new PGSimpleDataSource();
             session.setUrl(db.jdbcUrl());
             session.setUser(db.user());
             if (!db.password().isEmpty()) {
@@ -481,7 +489,7 @@ public final class RelayBenchmark {
 
         private void level(Relay relay, double rate, String probeTopic, String loadTopic) throws Exception {
             AtomicBoolean running = new AtomicBoolean(true);
-            java.util.concurrent.atomic.AtomicLong appended = new java.util.concurrent.atomic.AtomicLong();
+            AtomicLong appended = new AtomicLong();
             int writers = 2;
             List<Thread> threads = new ArrayList<>();
             for (int w = 0; w < writers; w++) {
@@ -730,8 +738,7 @@ public final class RelayBenchmark {
             rs.next();
             pg = rs.getString(1);
         }
-        long memory = ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
-                .getTotalMemorySize();
+        long memory = ((OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
         line(String.format(
                 Locale.ROOT,
                 "machine: %d cpus, %.1f GiB RAM; JDK %s (%s); PostgreSQL %s at %s; Kafka clients %s," + " broker %s",
@@ -751,7 +758,7 @@ public final class RelayBenchmark {
     }
 
     private String producerPropertiesForDisplay() {
-        Map<String, Object> shown = new java.util.TreeMap<>(ProducerSettings.validate(producerProperties(), "bench"));
+        Map<String, Object> shown = new TreeMap<>(ProducerSettings.validate(producerProperties(), "bench"));
         shown.keySet().removeAll(List.of("bootstrap.servers", "client.id", "key.serializer", "value.serializer"));
         return shown.toString();
     }
@@ -759,9 +766,8 @@ public final class RelayBenchmark {
     /** CPU seconds used so far by this JVM (relay, producer and, when in-JVM, the broker) and by all postgres processes. */
     record Cpu(double jvm, double postgres) {
         static Cpu now() {
-            double jvm = ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
-                            .getProcessCpuTime()
-                    / 1e9;
+            double jvm =
+                    ((OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime() / 1e9;
             return new Cpu(jvm, postgresCpuSeconds());
         }
 
@@ -778,7 +784,7 @@ public final class RelayBenchmark {
     /** CPU seconds per thread group of this JVM, from the thread MXBean (threads that ended are not counted). */
     private static Map<String, Double> threadCpu() {
         var mx = ManagementFactory.getThreadMXBean();
-        Map<String, Double> out = new java.util.TreeMap<>();
+        Map<String, Double> out = new TreeMap<>();
         for (var info : mx.getThreadInfo(mx.getAllThreadIds())) {
             if (info == null) {
                 continue;
@@ -832,8 +838,8 @@ public final class RelayBenchmark {
         try {
             var server = ManagementFactory.getPlatformMBeanServer();
             StringBuilder sb = new StringBuilder();
-            for (var name : server.queryNames(
-                    new javax.management.ObjectName("kafka.producer:type=producer-metrics,client-id=*"), null)) {
+            for (var name :
+                    server.queryNames(new ObjectName("kafka.producer:type=producer-metrics,client-id=*"), null)) {
                 if (!name.getKeyProperty("client-id").startsWith(prefix)) {
                     continue;
                 }
@@ -897,15 +903,15 @@ public final class RelayBenchmark {
     }
 
     static void quietLogs() {
-        if (LoggerFactory.getILoggerFactory() instanceof ch.qos.logback.classic.LoggerContext context) {
-            context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME).setLevel(Level.WARN);
+        if (LoggerFactory.getILoggerFactory() instanceof LoggerContext context) {
+            context.getLogger(Logger.ROOT_LOGGER_NAME).setLevel(Level.WARN);
             context.getLogger("org.jooq").setLevel(Level.ERROR);
         }
     }
 
     private static void silenceLogs() {
-        if (LoggerFactory.getILoggerFactory() instanceof ch.qos.logback.classic.LoggerContext context) {
-            context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME).setLevel(Level.OFF);
+        if (LoggerFactory.getILoggerFactory() instanceof LoggerContext context) {
+            context.getLogger(Logger.ROOT_LOGGER_NAME).setLevel(Level.OFF);
         }
     }
 

@@ -9,6 +9,7 @@ import dev.outbox.consumer.TransientHandlerException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.UUID;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -30,7 +31,7 @@ class PartitionWorkerTest {
     private final List<Integer> retriesScheduled = new ArrayList<>();
     private final Hooks hooks = new Hooks() {
         @Override
-        public void retryScheduled(java.util.UUID messageId, int failedAttempts, Duration delay) {
+        public void retryScheduled(UUID messageId, int failedAttempts, Duration delay) {
             retriesScheduled.add(failedAttempts);
         }
     };

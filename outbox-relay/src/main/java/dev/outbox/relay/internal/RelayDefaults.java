@@ -1,6 +1,8 @@
 package dev.outbox.relay.internal;
 
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
 import java.time.Duration;
 import java.util.HexFormat;
 import java.util.concurrent.ThreadLocalRandom;
@@ -32,8 +34,8 @@ public final class RelayDefaults {
         String host = System.getenv("HOSTNAME");
         if (host == null || host.isBlank()) {
             try {
-                host = java.net.InetAddress.getLocalHost().getHostName();
-            } catch (java.net.UnknownHostException e) {
+                host = InetAddress.getLocalHost().getHostName();
+            } catch (UnknownHostException e) {
                 host = "relay";
             }
         }
