@@ -2,7 +2,6 @@ package dev.outbox.testkit;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -44,17 +43,10 @@ final class FullyQualifiedNames {
      */
     static List<String> findInTree(Path root) {
         List<String> found = new ArrayList<>();
-        try (Stream<Path> files = Files.walk(root)) {
-            files.filter(p -> p.toString().endsWith(".java"))
-                    .filter(p -> isSource(root.relativize(p)))
-                    .sorted()
-                    .forEach(p -> {
-                        for (String hit : findIn(read(p), samePackageTypes(p))) {
-                            found.add(root.relativize(p) + ":" + hit);
-                        }
-                    });
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
+        for (Path p : JavaSources.files(root)) {
+            for (String hit : findIn(JavaSources.read(p), samePackageTypes(p))) {
+                found.add(root.relativize(p) + ":" + hit);
+            }
         }
         return found;
     }
@@ -65,7 +57,7 @@ final class FullyQualifiedNames {
      * @return {@code line: name ...} for each qualified name that an import would replace
      */
     static List<String> findIn(String source, Set<String> samePackageTypes) {
-        String code = blankNonCode(source);
+        String code = JavaSources.code(source);
         Matcher pkg = PACKAGE.matcher(code);
         String ownPackage = pkg.find() ? pkg.group(1) : "";
         Map<String, String> owners = new HashMap<>(); // simple name -> the package it is taken from
@@ -99,10 +91,10 @@ final class FullyQualifiedNames {
                 continue; // two types of that name, both written out: at most one could be imported
             }
             String owner = owners.get(simpleName);
-            boolean clash = owner != null && !owner.equals(packageName)
-                    || owner == null && !packageName.equals("java.lang") && isJavaLang(simpleName);
+            boolean clash = (owner != null && !owner.equals(packageName))
+                    || (owner == null && !packageName.equals("java.lang") && isJavaLang(simpleName));
             if (!clash) {
-                int line = lineOf(code, m.start());
+                int line = JavaSources.lineOf(code, m.start());
                 found.add(line + ": " + packageName + "." + simpleName + " (import " + packageName + "." + simpleName
                         + " and write " + simpleName + ")");
             }
@@ -110,58 +102,9 @@ final class FullyQualifiedNames {
         return found;
     }
 
-    /**
-     * Replaces comments, string and character literals and text blocks by spaces, keeping line breaks,
-     * so that what is left is code and a match's line number is the same as in the source.
-     */
-    static String blankNonCode(String s) {
-        StringBuilder out = new StringBuilder(s.length());
-        int i = 0;
-        int n = s.length();
-        while (i < n) {
-            char c = s.charAt(i);
-            int end;
-            if (s.startsWith("//", i)) {
-                end = s.indexOf('\n', i);
-                end = end < 0 ? n : end;
-            } else if (s.startsWith("/*", i)) {
-                end = s.indexOf("*/", i + 2);
-                end = end < 0 ? n : end + 2;
-            } else if (s.startsWith("\"\"\"", i)) {
-                end = s.indexOf("\"\"\"", i + 3);
-                while (end > 0 && s.charAt(end - 1) == '\\') {
-                    end = s.indexOf("\"\"\"", end + 1);
-                }
-                end = end < 0 ? n : end + 3;
-            } else if (c == '"' || c == '\'') {
-                end = i + 1;
-                while (end < n && s.charAt(end) != c && s.charAt(end) != '\n') {
-                    end += s.charAt(end) == '\\' ? 2 : 1;
-                }
-                end = Math.min(n, end + 1);
-            } else {
-                out.append(c);
-                i++;
-                continue;
-            }
-            for (int k = i; k < end; k++) {
-                out.append(s.charAt(k) == '\n' ? '\n' : ' ');
-            }
-            i = end;
-        }
-        return out.toString();
-    }
-
     /** {@code text} with every match of {@code p} replaced by spaces, line breaks kept. */
     private static String blank(String text, Pattern p) {
         return p.matcher(text).replaceAll(m -> m.group().replaceAll("[^\n]", " "));
-    }
-
-    private static boolean isSource(Path relative) {
-        String p = relative.toString().replace('\\', '/');
-        return (p.contains("src/main/java/") || p.contains("src/test/java/"))
-                && !p.contains("/target/")
-                && !p.startsWith("target/");
     }
 
     private static Set<String> samePackageTypes(Path file) {
@@ -184,28 +127,5 @@ final class FullyQualifiedNames {
         } catch (ClassNotFoundException e) {
             return false;
         }
-    }
-
-    private static int lineOf(String text, int offset) {
-        int line = 1;
-        for (int k = 0; k < offset; k++) {
-            if (text.charAt(k) == '\n') {
-                line++;
-            }
-        }
-        return line;
-    }
-
-    private static String read(Path p) {
-        try {
-            return Files.readString(p, StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
-
-    /** Lists what {@link #findInTree} finds below the directory given, or the current one. */
-    public static void main(String[] args) {
-        findInTree(Path.of(args.length > 0 ? args[0] : ".")).forEach(System.out::println);
     }
 }

@@ -2,7 +2,6 @@ package dev.outbox.testkit;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
@@ -18,7 +17,7 @@ class FullyQualifiedNamesTest {
 
     @Test
     void noModuleWritesOutATypeNameThatAnImportWouldShorten() {
-        Path root = projectRoot();
+        Path root = JavaSources.projectRoot();
         List<String> found = FullyQualifiedNames.findInTree(root);
         assertThat(found)
                 .as("fully qualified type names in code below %s; import the type and write its simple name", root)
@@ -68,16 +67,5 @@ class FullyQualifiedNamesTest {
         assertThat(FullyQualifiedNames.findIn(source, Set.of("Metrics"))).isEmpty();
         assertThat(FullyQualifiedNames.findIn(source.replace("java.awt.List", "Object"), Set.of("Metrics")))
                 .containsExactly("10: java.util.List (import java.util.List and write List)");
-    }
-
-    /** The directory of the parent POM: the one above this module that holds the Maven wrapper. */
-    private static Path projectRoot() {
-        for (Path dir = Path.of("").toAbsolutePath(); dir != null; dir = dir.getParent()) {
-            if (Files.isRegularFile(dir.resolve("mvnw")) && Files.isDirectory(dir.resolve("test-support"))) {
-                return dir;
-            }
-        }
-        throw new IllegalStateException("no project root (a directory with mvnw and test-support) above "
-                + Path.of("").toAbsolutePath() + "; run the test from the project's tree");
     }
 }
