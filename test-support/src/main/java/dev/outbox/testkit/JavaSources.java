@@ -3,10 +3,13 @@ package dev.outbox.testkit;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.ArrayList;
 import java.util.List;
-import java.util.stream.Stream;
 
 /**
  * The project's Java sources, for tests that check a rule over the code of every module (imports
@@ -36,24 +39,38 @@ public final class JavaSources {
      * @param root the project's root directory
      * @param modules the modules to list, or none for every module
      * @return the {@code .java} files of {@code src/main/java} and {@code src/test/java} of those modules,
-     *     sorted, never from a {@code target} directory
+     *     sorted; {@code target} and hidden directories are not entered
      */
     public static List<Path> files(Path root, String... modules) {
         List<String> only = List.of(modules);
-        try (Stream<Path> files = Files.walk(root)) {
-            return files.filter(p -> p.toString().endsWith(".java"))
-                    .filter(p -> {
-                        String relative = root.relativize(p).toString().replace('\\', '/');
-                        String module = relative.substring(0, Math.max(0, relative.indexOf('/')));
-                        return (relative.contains("/src/main/java/") || relative.contains("/src/test/java/"))
-                                && !relative.contains("target/")
-                                && (only.isEmpty() || only.contains(module));
-                    })
-                    .sorted()
-                    .toList();
+        List<Path> found = new ArrayList<>();
+        try {
+            Files.walkFileTree(root, new SimpleFileVisitor<>() {
+                @Override
+                public FileVisitResult preVisitDirectory(Path dir, BasicFileAttributes attributes) {
+                    String name =
+                            dir.getFileName() == null ? "" : dir.getFileName().toString();
+                    boolean skip = !dir.equals(root) && (name.equals("target") || name.startsWith("."));
+                    return skip ? FileVisitResult.SKIP_SUBTREE : FileVisitResult.CONTINUE;
+                }
+
+                @Override
+                public FileVisitResult visitFile(Path file, BasicFileAttributes attributes) {
+                    String relative = root.relativize(file).toString().replace('\\', '/');
+                    String module = relative.substring(0, Math.max(0, relative.indexOf('/')));
+                    if (relative.endsWith(".java")
+                            && (relative.contains("/src/main/java/") || relative.contains("/src/test/java/"))
+                            && (only.isEmpty() || only.contains(module))) {
+                        found.add(file);
+                    }
+                    return FileVisitResult.CONTINUE;
+                }
+            });
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+        found.sort(null);
+        return found;
     }
 
     /**
