@@ -349,6 +349,7 @@ class FailureClassificationIT {
                 .containsExactly(AssertionError.class.getName(), StackOverflowError.class.getName());
     }
 
+    @SuppressWarnings("InfiniteRecursion") // on purpose: the handler needs a StackOverflowError
     private static int recurse(int depth) {
         return recurse(depth + 1) + 1;
     }
