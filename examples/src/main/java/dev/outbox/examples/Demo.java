@@ -26,6 +26,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -393,7 +394,8 @@ public final class Demo {
             throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         var lease = Tables.OUTBOX_SHARD_LEASE;
-        while (dsl.fetchCount(lease, lease.OWNER.isNull().or(lease.LEASE_UNTIL.lt(OffsetDateTime.now()))) > 0) {
+        while (dsl.fetchCount(lease, lease.OWNER.isNull().or(lease.LEASE_UNTIL.lt(OffsetDateTime.now(ZoneOffset.UTC))))
+                > 0) {
             if (System.nanoTime() > deadline) {
                 throw new IllegalStateException(
                         "the relays did not claim every shard within " + timeout + "; see their logs");
