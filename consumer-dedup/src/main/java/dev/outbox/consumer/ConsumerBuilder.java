@@ -10,6 +10,7 @@ import dev.outbox.core.internal.Durations;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.schemas.AvroCodec;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Metrics;
 import java.time.Duration;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -359,7 +360,7 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
                 retention,
                 purgeInterval,
                 closeTimeout,
-                meterRegistry == null ? io.micrometer.core.instrument.Metrics.globalRegistry : meterRegistry,
+                meterRegistry == null ? Metrics.globalRegistry : meterRegistry,
                 codec == null ? AvroCodec.create() : codec,
                 hooks,
                 deadLetterTopicSuffix,

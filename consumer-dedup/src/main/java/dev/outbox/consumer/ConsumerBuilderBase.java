@@ -137,7 +137,7 @@ abstract sealed class ConsumerBuilderBase permits ConsumerBuilder {
 
     /**
      * Where {@code processed_message} and the business tables live. Either this or {@link
-     * #dsl(DSLContext)} is required. Use a pool with at least {@link #concurrency(int)}
+     * #dsl(DSLContext)} is required. Use a pool with at least {@code concurrency(int)}
      * connections.
      *
      * @param dataSource the data source

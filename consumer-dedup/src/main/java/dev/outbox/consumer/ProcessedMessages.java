@@ -8,6 +8,7 @@ import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.SQLException;
+import java.time.Duration;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.UUID;
@@ -137,7 +138,7 @@ public final class ProcessedMessages {
      * @throws IllegalStateException when the connection is not in autocommit mode
      * @throws SQLException when a statement fails
      */
-    public long purge(Connection connection, String consumer, java.time.Duration olderThan) throws SQLException {
+    public long purge(Connection connection, String consumer, Duration olderThan) throws SQLException {
         Objects.requireNonNull(connection, "connection may not be null");
         checkArguments(consumer, UUID.randomUUID());
         Objects.requireNonNull(olderThan, "olderThan may not be null");

@@ -18,8 +18,10 @@ import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Metrics;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -27,6 +29,7 @@ import java.sql.SQLException;
 import java.sql.SQLFeatureNotSupportedException;
 import java.sql.Statement;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -39,6 +42,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import javax.sql.DataSource;
@@ -51,6 +55,7 @@ import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.awaitility.core.ConditionFactory;
 import org.awaitility.core.ThrowingRunnable;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -157,7 +162,7 @@ class ConsumerOperationsIT {
                             kafka, db, TestKafka.uniqueTopic("ops-purge-locked"), name)
                     .purgeInterval(Duration.ZERO)
                     .build()) {
-                long deleted = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(
+                long deleted = Assertions.assertTimeoutPreemptively(
                         Duration.ofSeconds(30),
                         () -> consumer.purgeProcessed(Duration.ofHours(1)),
                         "the purge waited for rows another transaction holds");
@@ -587,16 +592,10 @@ class ConsumerOperationsIT {
             a.headers()
                     .add(
                             OutboxHeaders.CREATED_AT,
-                            java.time.Instant.now()
-                                    .minus(Duration.ofHours(3))
-                                    .toString()
-                                    .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                            Instant.now().minus(Duration.ofHours(3)).toString().getBytes(StandardCharsets.UTF_8));
             producer.send(a);
             var b = payment(topic, recent, "order-recent", 2);
-            b.headers()
-                    .add(
-                            OutboxHeaders.CREATED_AT,
-                            java.time.Instant.now().toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            b.headers().add(OutboxHeaders.CREATED_AT, Instant.now().toString().getBytes(StandardCharsets.UTF_8));
             producer.send(b);
             producer.flush();
         }
@@ -742,7 +741,7 @@ class ConsumerOperationsIT {
         }
 
         SimpleMeterRegistry application = new SimpleMeterRegistry();
-        io.micrometer.core.instrument.Metrics.globalRegistry.add(application);
+        Metrics.globalRegistry.add(application);
         String topic = TestKafka.uniqueTopic("ops-meters-global");
         kafka.createTopic(topic, 1);
         UUID id = MessageIds.next();
@@ -766,7 +765,7 @@ class ConsumerOperationsIT {
                             .isNotNull()
                             .satisfies(c -> assertThat(c.count()).isOne()));
         } finally {
-            io.micrometer.core.instrument.Metrics.globalRegistry.remove(application);
+            Metrics.globalRegistry.remove(application);
         }
     }
 
@@ -951,7 +950,7 @@ class ConsumerOperationsIT {
             Map<Integer, NavigableMap<Long, UUID>> idsByOffset)
             throws Exception {
         try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
-            List<java.util.concurrent.Future<RecordMetadata>> sent = new ArrayList<>();
+            List<Future<RecordMetadata>> sent = new ArrayList<>();
             for (int i = 0; i < ids.size(); i++) {
                 sent.add(producer.send(payment(topic, ids.get(i), "order-" + (firstOrder + i), firstOrder + i)));
             }

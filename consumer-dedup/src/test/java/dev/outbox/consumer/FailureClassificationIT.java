@@ -14,6 +14,7 @@ import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.Statement;
@@ -131,7 +132,7 @@ class FailureClassificationIT {
                             .incrementAndGet();
                     payments.handle(m, tx);
                     if (m.messageId().equals(transientId) && call <= 12) {
-                        throw new TransientHandlerException("rate limited", new java.io.IOException("429"));
+                        throw new TransientHandlerException("rate limited", new IOException("429"));
                     }
                     if (m.messageId().equals(permanentId)) {
                         throw new IllegalArgumentException(
@@ -199,7 +200,7 @@ class FailureClassificationIT {
                     payments.handle(m, tx);
                     if (m.messageId().equals(stuck)) {
                         stuckCalls.incrementAndGet();
-                        throw new TransientHandlerException("downstream away", new java.io.IOException("503"));
+                        throw new TransientHandlerException("downstream away", new IOException("503"));
                     }
                 })
                 .build()) {
@@ -348,6 +349,7 @@ class FailureClassificationIT {
                 .containsExactly(AssertionError.class.getName(), StackOverflowError.class.getName());
     }
 
+    @SuppressWarnings("InfiniteRecursion") // on purpose: the handler needs a StackOverflowError
     private static int recurse(int depth) {
         return recurse(depth + 1) + 1;
     }

@@ -5,6 +5,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.lang.reflect.Proxy;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.ResultSet;
@@ -12,13 +16,21 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Collectors;
+import javax.sql.DataSource;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ListOffsetsResult;
 import org.apache.kafka.clients.admin.OffsetSpec;
@@ -102,18 +114,18 @@ final class Fixtures {
      * @return one whose connections answer no to {@code isWrapperFor} and refuse {@code unwrap}, as
      *     some pools and proxies do: the driver's own state cannot be read through them
      */
-    static javax.sql.DataSource hidingTheDriver(javax.sql.DataSource dataSource) {
-        return (javax.sql.DataSource) java.lang.reflect.Proxy.newProxyInstance(
-                Fixtures.class.getClassLoader(), new Class<?>[] {javax.sql.DataSource.class}, (proxy, method, args) -> {
+    static DataSource hidingTheDriver(DataSource dataSource) {
+        return (DataSource) Proxy.newProxyInstance(
+                Fixtures.class.getClassLoader(), new Class<?>[] {DataSource.class}, (proxy, method, args) -> {
                     Object result = invoke(dataSource, method, args);
                     if (method.getName().equals("getConnection")) {
-                        java.sql.Connection connection = (java.sql.Connection) result;
-                        return java.lang.reflect.Proxy.newProxyInstance(
+                        Connection connection = (Connection) result;
+                        return Proxy.newProxyInstance(
                                 Fixtures.class.getClassLoader(),
-                                new Class<?>[] {java.sql.Connection.class},
+                                new Class<?>[] {Connection.class},
                                 (p, m, a) -> switch (m.getName()) {
                                     case "isWrapperFor" -> false;
-                                    case "unwrap" -> throw new java.sql.SQLException("this connection does not unwrap");
+                                    case "unwrap" -> throw new SQLException("this connection does not unwrap");
                                     default -> invoke(connection, m, a);
                                 });
                     }
@@ -121,10 +133,10 @@ final class Fixtures {
                 });
     }
 
-    private static Object invoke(Object target, java.lang.reflect.Method method, Object[] args) throws Throwable {
+    private static Object invoke(Object target, Method method, Object[] args) throws Throwable {
         try {
             return method.invoke(target, args);
-        } catch (java.lang.reflect.InvocationTargetException e) {
+        } catch (InvocationTargetException e) {
             throw e.getCause();
         }
     }
@@ -143,14 +155,14 @@ final class Fixtures {
     }
 
     /** @return the business rows per message id, for the given ids only */
-    static Map<UUID, Long> paymentsOf(TestDatabase db, java.util.Collection<UUID> ids) throws SQLException {
-        Map<UUID, Long> rows = new java.util.HashMap<>(paymentsPerId(db));
-        rows.keySet().retainAll(new java.util.HashSet<>(ids));
+    static Map<UUID, Long> paymentsOf(TestDatabase db, Collection<UUID> ids) throws SQLException {
+        Map<UUID, Long> rows = new HashMap<>(paymentsPerId(db));
+        rows.keySet().retainAll(new HashSet<>(ids));
         return rows;
     }
 
     /** @return the sum of every counter named {@code name}, whatever its tags */
-    static double counter(io.micrometer.core.instrument.MeterRegistry registry, String name) {
+    static double counter(MeterRegistry registry, String name) {
         return registry.find(name).counters().stream()
                 .mapToDouble(c -> c.count())
                 .sum();
@@ -223,17 +235,10 @@ final class Fixtures {
      *
      * @return completes when every record is acknowledged; its value is the number of records sent
      */
-    static java.util.concurrent.CompletableFuture<Integer> publishWithDuplicates(
+    static CompletableFuture<Integer> publishWithDuplicates(
             TestKafka kafka, String topic, List<UUID> ids, double duplicateShare, int perTick, Duration tick) {
         return publishWithDuplicates(
-                kafka,
-                topic,
-                ids,
-                duplicateShare,
-                perTick,
-                tick,
-                0,
-                java.util.concurrent.CompletableFuture.completedFuture(null));
+                kafka, topic, ids, duplicateShare, perTick, tick, 0, CompletableFuture.completedFuture(null));
     }
 
     /**
@@ -244,7 +249,7 @@ final class Fixtures {
      * @return completes when every record is acknowledged; fails when {@code resume} did not complete
      *     within 5 minutes
      */
-    static java.util.concurrent.CompletableFuture<Integer> publishWithDuplicates(
+    static CompletableFuture<Integer> publishWithDuplicates(
             TestKafka kafka,
             String topic,
             List<UUID> ids,
@@ -252,8 +257,8 @@ final class Fixtures {
             int perTick,
             Duration tick,
             int holdAt,
-            java.util.concurrent.CompletableFuture<?> resume) {
-        java.util.Random random = new java.util.Random(ids.size());
+            CompletableFuture<?> resume) {
+        Random random = new Random(ids.size());
         List<ProducerRecord<byte[], byte[]>> stream = new ArrayList<>();
         for (int i = 0; i < ids.size(); i++) {
             stream.add(payment(topic, ids.get(i), "order-" + i, i));
@@ -268,7 +273,7 @@ final class Fixtures {
                 }
             }
         }
-        var future = new java.util.concurrent.CompletableFuture<Integer>();
+        var future = new CompletableFuture<Integer>();
         Thread t = new Thread(
                 () -> {
                     try (KafkaProducer<byte[], byte[]> producer = producer(kafka)) {
@@ -280,15 +285,12 @@ final class Fixtures {
                             producer.send(stream.get(i));
                             if ((i + 1) % perTick == 0) {
                                 producer.flush();
-                                java.util.concurrent.locks.LockSupport.parkNanos(
-                                        tick.toNanos()); // pacing, not synchronisation
+                                LockSupport.parkNanos(tick.toNanos()); // pacing, not synchronisation
                             }
                         }
                         producer.flush();
                         future.complete(stream.size());
-                    } catch (RuntimeException
-                            | java.util.concurrent.ExecutionException
-                            | java.util.concurrent.TimeoutException e) {
+                    } catch (RuntimeException | ExecutionException | TimeoutException e) {
                         future.completeExceptionally(e);
                     } catch (InterruptedException e) {
                         Thread.currentThread().interrupt();

@@ -10,6 +10,8 @@ import java.util.Map;
 import java.util.function.UnaryOperator;
 import java.util.logging.Logger;
 import javax.sql.DataSource;
+import org.jooq.SQLDialect;
+import org.jooq.impl.DSL;
 import org.junit.jupiter.api.Test;
 
 /** Bad configuration fails at build time with a message that names the setting. */
@@ -181,7 +183,7 @@ class IdempotentConsumerBuilderTest {
                 .isInstanceOf(IllegalStateException.class)
                 .hasMessageContaining("dataSource");
         assertThatThrownBy(() -> valid(kafka(p -> p))
-                        .dsl(org.jooq.impl.DSL.using(NO_DATABASE, org.jooq.SQLDialect.POSTGRES))
+                        .dsl(DSL.using(NO_DATABASE, SQLDialect.POSTGRES))
                         .build())
                 .isInstanceOf(IllegalStateException.class)
                 .hasMessageContaining("both");

@@ -30,6 +30,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -138,7 +139,7 @@ class IdempotentConsumerIT {
             producer.send(payment(topic, last, "last", 3));
             producer.flush();
         }
-        Map<UUID, Long> transactionOf = new java.util.concurrent.ConcurrentHashMap<>();
+        Map<UUID, Long> transactionOf = new ConcurrentHashMap<>();
         AtomicInteger calls = new AtomicInteger();
         MessageHandler payments = Fixtures.paymentsHandler();
         MeterRegistry registry = new SimpleMeterRegistry();
@@ -271,7 +272,7 @@ class IdempotentConsumerIT {
             }
         };
         MessageHandler payments = Fixtures.paymentsHandler();
-        Map<UUID, AtomicInteger> calls = new java.util.concurrent.ConcurrentHashMap<>();
+        Map<UUID, AtomicInteger> calls = new ConcurrentHashMap<>();
         MessageHandler handler = (message, tx) -> {
             calls.computeIfAbsent(message.messageId(), id -> new AtomicInteger())
                     .incrementAndGet();
@@ -491,7 +492,7 @@ class IdempotentConsumerIT {
         UUID bad = ids.get(2);
         MessageHandler payments = Fixtures.paymentsHandler();
         MeterRegistry registry = new SimpleMeterRegistry();
-        Map<UUID, AtomicInteger> calls = new java.util.concurrent.ConcurrentHashMap<>();
+        Map<UUID, AtomicInteger> calls = new ConcurrentHashMap<>();
         try (IdempotentConsumer consumer = builder(kafka, db, topic, name)
                 .meterRegistry(registry)
                 .maxAttempts(1)

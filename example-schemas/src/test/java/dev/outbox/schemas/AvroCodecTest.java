@@ -13,6 +13,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -252,7 +253,7 @@ class AvroCodecTest {
                 plainBinary.toByteArray(),
                 new byte[0],
                 new byte[] {(byte) 0xC3},
-                "{\"json\":true}".getBytes(java.nio.charset.StandardCharsets.UTF_8))) {
+                "{\"json\":true}".getBytes(StandardCharsets.UTF_8))) {
             assertThatThrownBy(() -> codec.decode(bytes, PaymentCaptured.class))
                     .isInstanceOf(IllegalArgumentException.class)
                     .hasMessageContaining("not Avro single-object encoded (expected marker C3 01");

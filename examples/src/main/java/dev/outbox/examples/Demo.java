@@ -13,9 +13,11 @@ import dev.outbox.core.retry.Backoff;
 import dev.outbox.http.client.CallResult;
 import dev.outbox.http.client.HttpCallException;
 import dev.outbox.http.client.IdempotentHttpClient;
+import dev.outbox.migrations.jooq.Tables;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
+import java.io.IOException;
 import java.io.PrintStream;
 import java.net.URI;
 import java.net.http.HttpRequest;
@@ -23,6 +25,8 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -37,6 +41,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.jooq.DSLContext;
 import org.jooq.Record;
+import org.jooq.impl.DSL;
 
 /**
  * The whole flow under failure, in one command: an orders service behind Idempotency-Key, relays
@@ -349,7 +354,7 @@ public final class Demo {
         long ordersPaidTwice = dsl.fetchCount(dsl.select(ORDER_ID)
                 .from(PAYMENTS)
                 .groupBy(ORDER_ID)
-                .having(org.jooq.impl.DSL.count().gt(1)));
+                .having(DSL.count().gt(1)));
         long lostOrders = dsl.fetchCount(dsl.select(ORDER_ID)
                 .from(ORDERS)
                 .whereNotExists(dsl.selectOne()
@@ -357,8 +362,8 @@ public final class Demo {
                         .where(org.jooq
                                 .impl
                                 .DSL
-                                .field(org.jooq.impl.DSL.name("payments", "order_id"))
-                                .eq(org.jooq.impl.DSL.field(org.jooq.impl.DSL.name("orders", "order_id"))))));
+                                .field(DSL.name("payments", "order_id"))
+                                .eq(DSL.field(DSL.name("orders", "order_id"))))));
         Record latency = dsl.fetchOne("""
         select percentile_cont(0.5) within group (order by ms) as p50, percentile_cont(0.99) within group (order by ms) as p99
         from (select extract(epoch from (min(p.created_at) - o.created_at)) * 1000 as ms
@@ -388,8 +393,8 @@ public final class Demo {
     private static void awaitShardsOwned(DSLContext dsl, Duration timeout, PrintStream out)
             throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
-        var lease = dev.outbox.migrations.jooq.Tables.OUTBOX_SHARD_LEASE;
-        while (dsl.fetchCount(lease, lease.OWNER.isNull().or(lease.LEASE_UNTIL.lt(java.time.OffsetDateTime.now())))
+        var lease = Tables.OUTBOX_SHARD_LEASE;
+        while (dsl.fetchCount(lease, lease.OWNER.isNull().or(lease.LEASE_UNTIL.lt(OffsetDateTime.now(ZoneOffset.UTC))))
                 > 0) {
             if (System.nanoTime() > deadline) {
                 throw new IllegalStateException(
@@ -426,7 +431,7 @@ public final class Demo {
             } catch (HttpCallException e) {
                 attempts.addAndGet(e.attempts());
                 key = e.idempotencyKey();
-            } catch (java.io.IOException e) {
+            } catch (IOException e) {
                 out.println("[demo] unexpected I/O failure: " + e);
             }
             Thread.sleep(500 + ThreadLocalRandom.current().nextInt(1000));

@@ -22,12 +22,17 @@ import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
 import jakarta.servlet.FilterChain;
 import jakarta.servlet.ServletException;
+import jakarta.servlet.ServletOutputStream;
 import jakarta.servlet.ServletRequest;
 import jakarta.servlet.ServletResponse;
+import jakarta.servlet.WriteListener;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
+import jakarta.servlet.http.HttpServletResponseWrapper;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.PrintWriter;
 import java.net.InetSocketAddress;
 import java.net.URI;
 import java.net.URLDecoder;
@@ -45,6 +50,7 @@ import javax.sql.DataSource;
 import org.eclipse.jetty.ee10.servlet.FilterHolder;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee10.servlet.ServletHolder;
+import org.eclipse.jetty.server.NetworkConnector;
 import org.eclipse.jetty.server.Server;
 import org.jooq.DSLContext;
 
@@ -113,8 +119,7 @@ public final class OrdersService implements AutoCloseable {
 
     /** @return the base URI, e.g. {@code http://127.0.0.1:8081} */
     public URI baseUri() {
-        return URI.create("http://127.0.0.1:"
-                + ((org.eclipse.jetty.server.NetworkConnector) server.getConnectors()[0]).getLocalPort());
+        return URI.create("http://127.0.0.1:" + ((NetworkConnector) server.getConnectors()[0]).getLocalPort());
     }
 
     /** @return what the Idempotency-Key gate found at start */
@@ -245,24 +250,24 @@ public final class OrdersService implements AutoCloseable {
     }
 
     /** Swallows what the application writes. */
-    static final class BufferedResponse extends jakarta.servlet.http.HttpServletResponseWrapper {
-        private final java.io.ByteArrayOutputStream sink = new java.io.ByteArrayOutputStream();
-        private final java.io.PrintWriter writer = new java.io.PrintWriter(sink, true, StandardCharsets.UTF_8);
+    static final class BufferedResponse extends HttpServletResponseWrapper {
+        private final ByteArrayOutputStream sink = new ByteArrayOutputStream();
+        private final PrintWriter writer = new PrintWriter(sink, true, StandardCharsets.UTF_8);
 
         BufferedResponse(HttpServletResponse response) {
             super(response);
         }
 
         @Override
-        public jakarta.servlet.ServletOutputStream getOutputStream() {
-            return new jakarta.servlet.ServletOutputStream() {
+        public ServletOutputStream getOutputStream() {
+            return new ServletOutputStream() {
                 @Override
                 public boolean isReady() {
                     return true;
                 }
 
                 @Override
-                public void setWriteListener(jakarta.servlet.WriteListener listener) {}
+                public void setWriteListener(WriteListener listener) {}
 
                 @Override
                 public void write(int b) {
@@ -272,7 +277,7 @@ public final class OrdersService implements AutoCloseable {
         }
 
         @Override
-        public java.io.PrintWriter getWriter() {
+        public PrintWriter getWriter() {
             return writer;
         }
 

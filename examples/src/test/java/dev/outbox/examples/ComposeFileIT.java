@@ -13,6 +13,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.yaml.snakeyaml.Yaml;
 
@@ -76,8 +77,7 @@ class ComposeFileIT {
     @Test
     @SuppressWarnings("unchecked")
     void environmentNamesAreOnesTheServicesRead() throws IOException {
-        Set<String> relayVars =
-                RelaySettings.ALL.stream().map(Setting::envVar).collect(java.util.stream.Collectors.toSet());
+        Set<String> relayVars = RelaySettings.ALL.stream().map(Setting::envVar).collect(Collectors.toSet());
         for (var e : services().entrySet()) {
             Map<String, Object> env = (Map<String, Object>) e.getValue().getOrDefault("environment", Map.of());
             for (String name : env.keySet()) {

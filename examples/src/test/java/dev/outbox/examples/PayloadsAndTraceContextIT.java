@@ -17,7 +17,9 @@ import dev.outbox.testkit.TestKafka;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.opentelemetry.api.GlobalOpenTelemetry;
 import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanContext;
 import io.opentelemetry.api.trace.SpanKind;
+import io.opentelemetry.api.trace.TraceFlags;
 import io.opentelemetry.api.trace.TraceState;
 import io.opentelemetry.api.trace.Tracer;
 import io.opentelemetry.context.Context;
@@ -91,10 +93,10 @@ class PayloadsAndTraceContextIT {
         Span request = tracer.spanBuilder("POST /orders")
                 .setSpanKind(SpanKind.SERVER)
                 .setParent(Context.root()
-                        .with(Span.wrap(io.opentelemetry.api.trace.SpanContext.create(
+                        .with(Span.wrap(SpanContext.create(
                                 "0af7651916cd43dd8448eb211c80319c",
                                 "b7ad6b7169203331",
-                                io.opentelemetry.api.trace.TraceFlags.getSampled(),
+                                TraceFlags.getSampled(),
                                 TraceState.builder().put("vendor", "abc").build()))))
                 .startSpan();
         UUID jsonId;

@@ -2,6 +2,7 @@ package dev.outbox.archunit;
 
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.codeUnits;
 
+import com.tngtech.archunit.base.DescribedPredicate;
 import com.tngtech.archunit.core.domain.JavaCall;
 import com.tngtech.archunit.core.domain.JavaClass;
 import com.tngtech.archunit.core.domain.JavaCodeUnit;
@@ -456,8 +457,8 @@ public final class IdempotencyRules {
 
     // ---------------------------------------------------------------- helpers
 
-    private static com.tngtech.archunit.base.DescribedPredicate<JavaCodeUnit> notInPackage(String pkg) {
-        return com.tngtech.archunit.base.DescribedPredicate.describe(
+    private static DescribedPredicate<JavaCodeUnit> notInPackage(String pkg) {
+        return DescribedPredicate.describe(
                 "are not in " + pkg, u -> !u.getOwner().getPackageName().startsWith(pkg));
     }
 

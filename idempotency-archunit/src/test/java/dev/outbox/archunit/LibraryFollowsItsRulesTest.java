@@ -5,6 +5,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.tngtech.archunit.core.domain.JavaClasses;
 import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.core.importer.ImportOption;
+import dev.outbox.consumer.IdempotentConsumer;
+import dev.outbox.http.client.IdempotentHttpClient;
+import dev.outbox.relay.Relay;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -31,11 +34,9 @@ class LibraryFollowsItsRulesTest {
         JavaClasses library = new ClassFileImporter()
                 .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
                 .importPackages("dev.outbox.core", "dev.outbox.relay", "dev.outbox.consumer", "dev.outbox.http");
-        assertThat(library.contain(dev.outbox.relay.Relay.class)).isTrue();
-        assertThat(library.contain(dev.outbox.consumer.IdempotentConsumer.class))
-                .isTrue();
-        assertThat(library.contain(dev.outbox.http.client.IdempotentHttpClient.class))
-                .isTrue();
+        assertThat(library.contain(Relay.class)).isTrue();
+        assertThat(library.contain(IdempotentConsumer.class)).isTrue();
+        assertThat(library.contain(IdempotentHttpClient.class)).isTrue();
 
         List<String> findings =
                 IdempotencyRules.all().evaluate(library).getFailureReport().getDetails();

@@ -1,9 +1,12 @@
 package dev.outbox.migrations;
 
 import dev.outbox.migrations.internal.JooqVersionCheck;
+import dev.outbox.migrations.jooq.Outbox;
 import java.lang.reflect.Method;
 import java.sql.Connection;
+import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.sql.Statement;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
@@ -112,7 +115,7 @@ public final class OutboxMigrations {
     public static final String HISTORY_TABLE = "outbox_schema_history";
 
     /** The schema name baked into the generated jOOQ classes. */
-    private static final String GENERATED_SCHEMA = dev.outbox.migrations.jooq.Outbox.OUTBOX.getName();
+    private static final String GENERATED_SCHEMA = Outbox.OUTBOX.getName();
 
     private static final String IDENTIFIER_RULE = "[a-z_][a-z0-9_]{0,62}";
     private static final Pattern IDENTIFIER = Pattern.compile(IDENTIFIER_RULE);
@@ -374,14 +377,14 @@ public final class OutboxMigrations {
      */
     static int installedShards(DataSource dataSource, String schema) {
         try (Connection c = dataSource.getConnection();
-                java.sql.Statement st = c.createStatement()) {
-            try (java.sql.ResultSet rs =
+                Statement st = c.createStatement()) {
+            try (ResultSet rs =
                     st.executeQuery("select to_regclass('" + schema + ".outbox_shard_lease') is not null")) {
                 if (!rs.next() || !rs.getBoolean(1)) {
                     return 0;
                 }
             }
-            try (java.sql.ResultSet rs = st.executeQuery("select count(*) from " + schema + ".outbox_shard_lease")) {
+            try (ResultSet rs = st.executeQuery("select count(*) from " + schema + ".outbox_shard_lease")) {
                 return rs.next() ? rs.getInt(1) : 0;
             }
         } catch (SQLException e) {

@@ -21,6 +21,7 @@ import java.sql.Statement;
 import java.time.OffsetDateTime;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.UUID;
 import javax.sql.DataSource;
 import org.flywaydb.core.Flyway;
@@ -349,7 +350,7 @@ class OutboxMigrationsIT {
             Flyway flyway = Flyway.configure()
                     .dataSource(db.dataSource())
                     .locations(OutboxMigrations.LOCATION)
-                    .placeholders(java.util.Map.of("outbox_schema", "outbox", "outbox_shards", shards))
+                    .placeholders(Map.of("outbox_schema", "outbox", "outbox_shards", shards))
                     .load();
 
             assertThatThrownBy(flyway::migrate)

@@ -17,6 +17,7 @@ import org.jooq.impl.DSL;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+import org.postgresql.ds.PGSimpleDataSource;
 
 class OutboxMigrationsTest {
 
@@ -179,7 +180,7 @@ class OutboxMigrationsTest {
 
     @Test
     void urlIsDescribedWithoutPassword() {
-        org.postgresql.ds.PGSimpleDataSource ds = new org.postgresql.ds.PGSimpleDataSource();
+        PGSimpleDataSource ds = new PGSimpleDataSource();
         ds.setUrl("jdbc:postgresql://db.example:5433/app?user=app&password=s3cret");
         assertThat(OutboxMigrations.describeUrl(ds))
                 .contains("jdbc:postgresql://db.example:5433/app")

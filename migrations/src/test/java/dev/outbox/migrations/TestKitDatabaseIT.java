@@ -7,6 +7,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import java.util.UUID;
+import org.jooq.impl.DSL;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
@@ -38,14 +39,13 @@ class TestKitDatabaseIT {
     @Test
     void runsOnTheVersionTheBuildAskedFor(TestDatabase db) {
         String expected = System.getProperty("outbox.test.pg.expected.version", "");
-        String version =
-                db.dsl().fetchValue(org.jooq.impl.DSL.field("current_setting('server_version')", String.class));
+        String version = db.dsl().fetchValue(DSL.field("current_setting('server_version')", String.class));
         if (!expected.isEmpty()) {
             String majorMinor = expected.substring(0, expected.lastIndexOf('.'));
             assertThat(version).as("server version").startsWith(majorMinor);
         }
-        assertThat(Integer.parseInt(db.dsl()
-                        .fetchValue(org.jooq.impl.DSL.field("current_setting('server_version_num')", String.class))))
+        assertThat(Integer.parseInt(
+                        db.dsl().fetchValue(DSL.field("current_setting('server_version_num')", String.class))))
                 .as("the oldest supported major, as README.md says")
                 .isGreaterThanOrEqualTo(130000);
     }

@@ -6,12 +6,14 @@ import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
+import java.sql.SQLException;
 import java.util.List;
 import java.util.Properties;
 import java.util.function.Function;
 import org.jooq.DSLContext;
 import org.jooq.SQLDialect;
 import org.jooq.impl.DSL;
+import org.postgresql.Driver;
 import org.slf4j.LoggerFactory;
 
 /**
@@ -32,7 +34,7 @@ public final class JooqWarningProbe implements Function<String[], List<String>> 
         Properties props = new Properties();
         props.setProperty("user", args[1]);
         // the driver of this class loader: DriverManager only hands out drivers its caller's loader sees
-        try (Connection c = new org.postgresql.Driver().connect(args[0], props)) {
+        try (Connection c = new Driver().connect(args[0], props)) {
             DSLContext dsl = DSL.using(c, SQLDialect.POSTGRES);
             if (args[2].equals("outbox")) {
                 // as an application does: the outbox built at start, then its first statements
@@ -45,7 +47,7 @@ public final class JooqWarningProbe implements Function<String[], List<String>> 
             } else {
                 dsl.fetchValue("select 1");
             }
-        } catch (java.sql.SQLException e) {
+        } catch (SQLException e) {
             throw new IllegalStateException(e);
         } finally {
             root.detachAppender(events);

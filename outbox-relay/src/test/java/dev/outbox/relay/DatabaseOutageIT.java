@@ -17,6 +17,8 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.UUID;
+import org.jooq.SQLDialect;
+import org.jooq.impl.DSL;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
@@ -43,7 +45,7 @@ class DatabaseOutageIT {
                 }
                 // a connection of its own each round: the cut below also kills pooled ones
                 try (Connection c = db.connect()) {
-                    committed.addAll(Fixtures.commit(org.jooq.impl.DSL.using(c, org.jooq.SQLDialect.POSTGRES), batch));
+                    committed.addAll(Fixtures.commit(DSL.using(c, SQLDialect.POSTGRES), batch));
                 }
                 // the relay reconnects lazily (pool) or after a backoff (LISTEN): wait until it holds a connection
                 // again, then cut
@@ -58,9 +60,7 @@ class DatabaseOutageIT {
             // still alive and working after the last cut: a new message goes through
             UUID after;
             try (Connection c = db.connect()) {
-                after = Fixtures.commit(
-                                org.jooq.impl.DSL.using(c, org.jooq.SQLDialect.POSTGRES),
-                                List.of(message(topic, "after", "after")))
+                after = Fixtures.commit(DSL.using(c, SQLDialect.POSTGRES), List.of(message(topic, "after", "after")))
                         .get(0);
             }
             await().atMost(Duration.ofSeconds(60))

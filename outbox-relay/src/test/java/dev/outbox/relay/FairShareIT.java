@@ -3,6 +3,7 @@ package dev.outbox.relay;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import dev.outbox.migrations.jooq.Tables;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
@@ -10,6 +11,7 @@ import java.time.Duration;
 import java.util.HashSet;
 import java.util.Set;
 import java.util.stream.IntStream;
+import org.jooq.impl.DSL;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
@@ -54,17 +56,16 @@ class FairShareIT {
                     .untilAsserted(() -> assertThat(first.ownedShards()).isEqualTo(all));
             assertThat(owners(db, "fair-1")).isEqualTo(all);
         }
-        assertThat(db.dsl().fetchCount(dev.outbox.migrations.jooq.Tables.OUTBOX_RELAY_MEMBER))
-                .isZero();
+        assertThat(db.dsl().fetchCount(Tables.OUTBOX_RELAY_MEMBER)).isZero();
     }
 
     private static Set<Integer> owners(TestDatabase db, String owner) {
-        var l = dev.outbox.migrations.jooq.Tables.OUTBOX_SHARD_LEASE;
+        var l = Tables.OUTBOX_SHARD_LEASE;
         return new HashSet<>(db.dsl()
                 .select(l.SHARD)
                 .from(l)
                 .where(l.OWNER.eq(owner))
-                .and(l.LEASE_UNTIL.gt(org.jooq.impl.DSL.currentOffsetDateTime()))
+                .and(l.LEASE_UNTIL.gt(DSL.currentOffsetDateTime()))
                 .fetch(l.SHARD));
     }
 }

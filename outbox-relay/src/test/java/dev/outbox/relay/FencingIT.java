@@ -7,13 +7,17 @@ import static org.awaitility.Awaitility.await;
 
 import dev.outbox.core.OutboxMessage;
 import dev.outbox.core.Shards;
+import dev.outbox.migrations.jooq.Tables;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
+import java.time.OffsetDateTime;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.UUID;
 import org.jooq.DSLContext;
 import org.junit.jupiter.api.Test;
@@ -91,18 +95,18 @@ class FencingIT {
 
     /** What another relay's claim does to the lease row: new owner, epoch + 1, lease in the future. */
     private static void takeOver(DSLContext dsl, int shard) {
-        var l = dev.outbox.migrations.jooq.Tables.OUTBOX_SHARD_LEASE;
+        var l = Tables.OUTBOX_SHARD_LEASE;
         int updated = dsl.update(l)
                 .set(l.OWNER, "intruder")
                 .set(l.EPOCH, l.EPOCH.plus(1))
-                .set(l.LEASE_UNTIL, java.time.OffsetDateTime.now().plusHours(1))
+                .set(l.LEASE_UNTIL, OffsetDateTime.now().plusHours(1))
                 .where(l.SHARD.eq(shard))
                 .execute();
         assertThat(updated).isOne();
     }
 
     private static String keyOnAnotherShard(String... taken) {
-        java.util.Set<Integer> used = new java.util.HashSet<>();
+        Set<Integer> used = new HashSet<>();
         for (String k : taken) {
             used.add(Shards.of(k, null, 64));
         }

@@ -5,19 +5,24 @@ import static org.awaitility.Awaitility.await;
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.OutboxMessage;
+import dev.outbox.core.Shards;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
+import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -64,7 +69,7 @@ final class Fixtures {
         return relay(db, bootstrap, id, registry)
                 .producerProperties(producer)
                 .leaseDuration(Duration.ofSeconds(9)) // delivery.timeout.ms must fit in a third of the lease
-                .circuitBreaker(io.github.resilience4j.circuitbreaker.CircuitBreakerConfig.custom()
+                .circuitBreaker(CircuitBreakerConfig.custom()
                         .waitDurationInOpenState(Duration.ofMillis(500))
                         .automaticTransitionFromOpenToHalfOpenEnabled(true)
                         .build());
@@ -185,8 +190,8 @@ final class Fixtures {
             }
         }
 
-        java.util.Set<UUID> ids() {
-            java.util.Set<UUID> out = new java.util.HashSet<>();
+        Set<UUID> ids() {
+            Set<UUID> out = new HashSet<>();
             for (Received r : records()) {
                 out.add(r.messageId());
             }
@@ -196,9 +201,9 @@ final class Fixtures {
         /** @return per key, the outbox ids in the order of their first appearance in the key's partition */
         Map<String, List<Long>> firstAppearancesByKey() {
             List<Received> all = new ArrayList<>(records());
-            all.sort(java.util.Comparator.comparingInt(Received::partition).thenComparingLong(Received::offset));
+            all.sort(Comparator.comparingInt(Received::partition).thenComparingLong(Received::offset));
             Map<String, List<Long>> out = new HashMap<>();
-            java.util.Set<Long> seen = new java.util.HashSet<>();
+            Set<Long> seen = new HashSet<>();
             for (Received r : all) {
                 if (seen.add(r.outboxId())) {
                     out.computeIfAbsent(r.key(), k -> new ArrayList<>()).add(r.outboxId());
@@ -216,11 +221,11 @@ final class Fixtures {
 
     /** @return {@code n} keys other than {@code key} that fall on its shard (of 64) */
     static List<String> sameShardKeys(String key, int n) {
-        int shard = dev.outbox.core.Shards.of(key, null, 64);
-        List<String> out = new java.util.ArrayList<>();
+        int shard = Shards.of(key, null, 64);
+        List<String> out = new ArrayList<>();
         for (int i = 0; out.size() < n; i++) {
             String k = "n-" + i;
-            if (dev.outbox.core.Shards.of(k, null, 64) == shard) {
+            if (Shards.of(k, null, 64) == shard) {
                 out.add(k);
             }
         }

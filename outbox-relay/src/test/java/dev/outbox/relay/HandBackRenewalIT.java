@@ -18,6 +18,7 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.jooq.DSLContext;
 import org.jooq.Record3;
+import org.jooq.impl.DSL;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -140,9 +141,9 @@ class HandBackRenewalIT {
                         "select owner, lease_until, lease_until > now() from outbox.outbox_shard_lease where shard = ?",
                         shard)
                 .coerce(
-                        org.jooq.impl.DSL.field("owner", String.class),
-                        org.jooq.impl.DSL.field("lease_until", OffsetDateTime.class),
-                        org.jooq.impl.DSL.field("live", Boolean.class))
+                        DSL.field("owner", String.class),
+                        DSL.field("lease_until", OffsetDateTime.class),
+                        DSL.field("live", Boolean.class))
                 .fetchOne();
     }
 

@@ -2,7 +2,9 @@ package dev.outbox.relay;
 
 import dev.outbox.core.OutboxMessage;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -81,7 +83,7 @@ final class KeyedWriters implements AutoCloseable {
 
     /** @return the message ids committed so far for the given keys */
     Set<UUID> committedFor(Set<String> ofKeys) {
-        Set<UUID> out = new java.util.HashSet<>();
+        Set<UUID> out = new HashSet<>();
         committed.forEach((id, key) -> {
             if (ofKeys.contains(key)) {
                 out.add(id);
@@ -115,11 +117,10 @@ final class KeyedWriters implements AutoCloseable {
      */
     static List<String> orderViolations(List<Fixtures.Received> records, Map<String, Integer> lastSeq) {
         List<Fixtures.Received> all = new ArrayList<>(records);
-        all.sort(java.util.Comparator.comparingInt(Fixtures.Received::partition)
-                .thenComparingLong(Fixtures.Received::offset));
+        all.sort(Comparator.comparingInt(Fixtures.Received::partition).thenComparingLong(Fixtures.Received::offset));
         Map<String, List<Integer>> first = new HashMap<>();
         Map<String, Integer> last = new HashMap<>();
-        Set<UUID> seen = new java.util.HashSet<>();
+        Set<UUID> seen = new HashSet<>();
         for (Fixtures.Received r : all) {
             int seq = Integer.parseInt(r.payload());
             if (seen.add(r.messageId())) {

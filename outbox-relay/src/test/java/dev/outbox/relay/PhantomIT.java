@@ -13,6 +13,7 @@ import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -110,7 +111,7 @@ class PhantomIT {
             relay.start();
             await().atMost(Duration.ofSeconds(60))
                     .untilAsserted(() -> assertThat(kafkaSide.ids()).containsAll(ids));
-            var byId = new java.util.HashMap<UUID, Fixtures.Received>();
+            var byId = new HashMap<UUID, Fixtures.Received>();
             kafkaSide.records().forEach(r -> byId.put(r.messageId(), r));
             Fixtures.Received first = byId.get(ids.get(0));
             assertThat(first.key()).isEqualTo("order-1");

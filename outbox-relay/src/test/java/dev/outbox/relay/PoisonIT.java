@@ -12,6 +12,8 @@ import dev.outbox.testkit.TestKafka;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
@@ -145,7 +147,7 @@ class PoisonIT {
                         .untilAsserted(() -> assertThat(kafkaSide.ids()).containsAll(poisonAndHeld));
                 List<UUID> order = kafkaSide.records().stream()
                         .filter(r -> key.equals(r.key()))
-                        .sorted(java.util.Comparator.comparingLong(Fixtures.Received::offset))
+                        .sorted(Comparator.comparingLong(Fixtures.Received::offset))
                         .map(Fixtures.Received::messageId)
                         .distinct()
                         .toList();
@@ -168,7 +170,7 @@ class PoisonIT {
             SimpleMeterRegistry registry,
             ParkPolicy policy,
             Map<String, Object> extra) {
-        Map<String, Object> props = new java.util.HashMap<>(extra);
+        Map<String, Object> props = new HashMap<>(extra);
         props.put("bootstrap.servers", kafka.bootstrapServers());
         return Fixtures.relay(db, kafka.bootstrapServers(), id, registry)
                 .parkPolicy(policy)

@@ -8,6 +8,7 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.time.Duration;
 import java.util.Map;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.junit.jupiter.api.Test;
 import org.postgresql.ds.PGSimpleDataSource;
 
@@ -141,7 +142,7 @@ class RelayBuilderTest {
                                 "enable.idempotence",
                                 "TRUE",
                                 "key.serializer",
-                                org.apache.kafka.common.serialization.ByteArraySerializer.class))
+                                ByteArraySerializer.class))
                         .build())
                 .isNotNull();
     }

@@ -12,8 +12,10 @@ import dev.outbox.testkit.TestKafka;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
@@ -91,7 +93,7 @@ class UnknownTopicIT {
                 assertThat(row.getLastError()).contains("TimeoutException").contains(MISSING);
                 List<UUID> keyOrder = kafkaSide.records().stream()
                         .filter(r -> key.equals(r.key()))
-                        .sorted(java.util.Comparator.comparingLong(Fixtures.Received::offset))
+                        .sorted(Comparator.comparingLong(Fixtures.Received::offset))
                         .map(Fixtures.Received::messageId)
                         .distinct()
                         .toList();
@@ -214,7 +216,7 @@ class UnknownTopicIT {
                 .build();
     }
 
-    private java.util.Set<String> topics() throws Exception {
+    private Set<String> topics() throws Exception {
         try (Admin admin = broker.admin()) {
             return admin.listTopics().names().get(30, TimeUnit.SECONDS);
         }

@@ -19,9 +19,12 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -187,9 +190,9 @@ class WakeUpIT {
                     .untilAsserted(() -> assertThat(kafkaSide.ids()).hasSize(total));
             Map<String, List<Integer>> versionsByKey = new HashMap<>();
             List<Fixtures.Received> inLogOrder = new ArrayList<>(kafkaSide.records());
-            inLogOrder.sort(java.util.Comparator.comparingInt(Fixtures.Received::partition)
-                    .thenComparingLong(Fixtures.Received::offset));
-            java.util.Set<UUID> seen = new java.util.HashSet<>();
+            inLogOrder.sort(
+                    Comparator.comparingInt(Fixtures.Received::partition).thenComparingLong(Fixtures.Received::offset));
+            Set<UUID> seen = new HashSet<>();
             for (Fixtures.Received r : inLogOrder) {
                 if (seen.add(r.messageId())) {
                     versionsByKey

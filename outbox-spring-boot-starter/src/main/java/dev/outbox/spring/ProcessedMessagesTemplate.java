@@ -1,6 +1,7 @@
 package dev.outbox.spring;
 
 import dev.outbox.consumer.ProcessedMessages;
+import dev.outbox.core.OutboxHeaders;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.sql.Connection;
@@ -101,7 +102,7 @@ public final class ProcessedMessagesTemplate {
         UUID id = ProcessedMessages.messageId(record.headers())
                 .orElseThrow(() -> new IllegalArgumentException(
                         "record " + record.topic() + "-" + record.partition() + "@" + record.offset() + " has no "
-                                + dev.outbox.core.OutboxHeaders.MESSAGE_ID
+                                + OutboxHeaders.MESSAGE_ID
                                 + " header, so it cannot be deduplicated; publish it through"
                                 + " the outbox, or pass an id of your own to claim(consumer, messageId)"));
         return claim(consumer, id);

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.outbox.http.server.NotIdempotent;
 import dev.outbox.http.server.gate.UncoveredEndpointsException;
+import dev.outbox.spring.internal.SpringMvcGate;
 import javax.sql.DataSource;
 import org.junit.jupiter.api.Test;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
@@ -59,7 +60,7 @@ class IdempotencyGateStarterTest {
         web.withPropertyValues("outbox.idempotency.gate.exemptions[POST /refunds]=deduplicated by the refund id")
                 .run(context -> {
                     assertThat(context).hasNotFailed();
-                    assertThat(context).hasSingleBean(dev.outbox.spring.internal.SpringMvcGate.class);
+                    assertThat(context).hasSingleBean(SpringMvcGate.class);
                 });
     }
 
@@ -73,7 +74,7 @@ class IdempotencyGateStarterTest {
     void theGateCanBeTurnedOff() {
         web.withPropertyValues("outbox.idempotency.gate.enabled=false").run(context -> {
             assertThat(context).hasNotFailed();
-            assertThat(context).doesNotHaveBean(dev.outbox.spring.internal.SpringMvcGate.class);
+            assertThat(context).doesNotHaveBean(SpringMvcGate.class);
         });
     }
 

@@ -188,7 +188,7 @@ class OutboxStarterIT {
 
     private static ProducerRecord<byte[], byte[]> record(UUID id, String orderId) {
         ProducerRecord<byte[], byte[]> r = new ProducerRecord<>(
-                TOPIC, orderId.getBytes(StandardCharsets.UTF_8), ("100").getBytes(StandardCharsets.UTF_8));
+                TOPIC, orderId.getBytes(StandardCharsets.UTF_8), "100".getBytes(StandardCharsets.UTF_8));
         r.headers().add(OutboxHeaders.MESSAGE_ID, id.toString().getBytes(StandardCharsets.UTF_8));
         return r;
     }

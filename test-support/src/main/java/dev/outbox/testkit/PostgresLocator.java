@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.Properties;
+import org.postgresql.Driver;
 
 /**
  * Finds a PostgreSQL server in the order DESIGN.md gives: a configured URL; else a local server;
@@ -112,7 +113,7 @@ public final class PostgresLocator {
     }
 
     private static PostgresServer fromUrl(String url) {
-        Properties parsed = org.postgresql.Driver.parseURL(url, new Properties());
+        Properties parsed = Driver.parseURL(url, new Properties());
         if (parsed == null) {
             throw new IllegalArgumentException(
                     "not a PostgreSQL JDBC URL; expected jdbc:postgresql://host:port/database");

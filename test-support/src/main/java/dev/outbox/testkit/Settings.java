@@ -1,5 +1,6 @@
 package dev.outbox.testkit;
 
+import java.util.Locale;
 import java.util.Optional;
 
 /** Reads a test-kit setting from a system property or, failing that, an environment variable. */
@@ -14,7 +15,7 @@ final class Settings {
     static Optional<String> get(String property) {
         String value = System.getProperty(property);
         if (value == null || value.isBlank()) {
-            value = System.getenv(property.toUpperCase(java.util.Locale.ROOT).replace('.', '_'));
+            value = System.getenv(property.toUpperCase(Locale.ROOT).replace('.', '_'));
         }
         return value == null || value.isBlank() ? Optional.empty() : Optional.of(value.trim());
     }

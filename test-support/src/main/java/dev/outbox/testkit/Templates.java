@@ -8,6 +8,7 @@ import java.lang.reflect.Method;
 import java.net.JarURLConnection;
 import java.net.URISyntaxException;
 import java.net.URL;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -16,12 +17,15 @@ import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.TreeMap;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.jar.JarFile;
 import java.util.stream.Stream;
+import javax.sql.DataSource;
 import org.postgresql.ds.PGSimpleDataSource;
 
 /**
@@ -112,7 +116,7 @@ final class Templates {
             ds.setPassword(server.password());
         }
         try {
-            Method migrate = migrations().getMethod("migrate", javax.sql.DataSource.class, String.class);
+            Method migrate = migrations().getMethod("migrate", DataSource.class, String.class);
             migrate.invoke(null, ds, SCHEMA);
         } catch (InvocationTargetException e) {
             throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
@@ -142,7 +146,7 @@ final class Templates {
     /** Drops test databases left behind by killed runs, judged by the creation time in their name. */
     private static void dropStale(Statement st) throws SQLException {
         long now = System.currentTimeMillis() / 1000;
-        List<String> stale = new java.util.ArrayList<>();
+        List<String> stale = new ArrayList<>();
         try (ResultSet rs = st.executeQuery("select datname from pg_database where datname like '" + PREFIX + "%'")) {
             while (rs.next()) {
                 String[] parts = rs.getString(1).substring(PREFIX.length()).split("_");
@@ -173,7 +177,7 @@ final class Templates {
                         .getJarFileURL()
                         .toURI()
                         .getPath())) {
-                    for (var entry : java.util.Collections.list(jar.entries())) {
+                    for (var entry : Collections.list(jar.entries())) {
                         if (entry.getName().startsWith(SCRIPTS) && !entry.isDirectory()) {
                             try (InputStream in = jar.getInputStream(entry)) {
                                 scripts.put(entry.getName(), in.readAllBytes());
@@ -191,7 +195,7 @@ final class Templates {
             }
             MessageDigest sha = MessageDigest.getInstance("SHA-256");
             scripts.forEach((k, v) -> {
-                sha.update(k.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                sha.update(k.getBytes(StandardCharsets.UTF_8));
                 sha.update(v);
             });
             return HexFormat.of().formatHex(sha.digest(), 0, 6);

@@ -1,24 +1,33 @@
 package dev.outbox.testkit;
 
+import java.nio.file.Files;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Properties;
 import java.util.Set;
+import java.util.UUID;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.test.KafkaClusterTestKit;
 import org.apache.kafka.common.test.TestKitNodes;
+import org.apache.kafka.common.utils.Exit;
 import org.testcontainers.DockerClientFactory;
+import org.testcontainers.kafka.KafkaContainer;
 
 /**
  * A real Kafka broker: the one named by {@code outbox.test.kafka.bootstrap} ({@code
@@ -56,7 +65,7 @@ public final class TestKafka implements AutoCloseable {
                                 // The JVM is exiting anyway: a broker that trips over its own shutdown (a log directory
                                 // already gone) must not halt the JVM with status 1 and turn a passing test run into a
                                 // failure.
-                                org.apache.kafka.common.utils.Exit.setHaltProcedure((code, message) ->
+                                Exit.setHaltProcedure((code, message) ->
                                         System.err.println("[testkit] broker asked to halt with status " + code
                                                 + " while stopping: " + message));
                                 s.close();
@@ -84,7 +93,7 @@ public final class TestKafka implements AutoCloseable {
      * @throws NullPointerException when {@code brokerProperties} is null
      */
     public static TestKafka startInJvm(Map<String, String> brokerProperties) {
-        java.util.Objects.requireNonNull(brokerProperties, "brokerProperties may not be null");
+        Objects.requireNonNull(brokerProperties, "brokerProperties may not be null");
         return startCluster(1, brokerProperties);
     }
 
@@ -98,7 +107,7 @@ public final class TestKafka implements AutoCloseable {
      * @throws IllegalArgumentException when {@code brokers} is below 1
      */
     public static TestKafka startCluster(int brokers, Map<String, String> brokerProperties) {
-        java.util.Objects.requireNonNull(brokerProperties, "brokerProperties may not be null");
+        Objects.requireNonNull(brokerProperties, "brokerProperties may not be null");
         if (brokers < 1) {
             throw new IllegalArgumentException("brokers must be at least 1, not " + brokers);
         }
@@ -130,7 +139,7 @@ public final class TestKafka implements AutoCloseable {
                 if (!DockerClientFactory.instance().isDockerAvailable()) {
                     throw new IllegalStateException("no Docker engine answers");
                 }
-                var c = new org.testcontainers.kafka.KafkaContainer("apache/kafka:4.1.1");
+                var c = new KafkaContainer("apache/kafka:4.1.1");
                 c.start();
                 return new TestKafka(c.getBootstrapServers(), "Testcontainers", c::stop);
             } catch (RuntimeException e) {
@@ -155,7 +164,7 @@ public final class TestKafka implements AutoCloseable {
                 .setCombined(true)
                 .setNumBrokerNodes(brokers)
                 .setNumControllerNodes(1)
-                .setBaseDirectory(java.nio.file.Files.createTempDirectory("outbox-kafka-"))
+                .setBaseDirectory(Files.createTempDirectory("outbox-kafka-"))
                 .build();
         KafkaClusterTestKit.Builder builder = new KafkaClusterTestKit.Builder(nodes)
                 .setConfigProp("offsets.topic.replication.factor", "1")
@@ -288,7 +297,7 @@ public final class TestKafka implements AutoCloseable {
      * @return {@code prefix} followed by a dash and 8 random hex digits
      */
     public static String uniqueTopic(String prefix) {
-        return prefix + "-" + java.util.UUID.randomUUID().toString().substring(0, 8);
+        return prefix + "-" + UUID.randomUUID().toString().substring(0, 8);
     }
 
     /**
@@ -313,7 +322,7 @@ public final class TestKafka implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while creating topic " + name, e);
-        } catch (java.util.concurrent.TimeoutException e) {
+        } catch (TimeoutException e) {
             throw new IllegalStateException("topic " + name + " was not created within 30 s", e);
         }
     }
@@ -325,19 +334,16 @@ public final class TestKafka implements AutoCloseable {
      * OUT_OF_ORDER_SEQUENCE_NUMBER for ever after, which would make tests lose records.
      */
     private static void awaitLeaders(Admin admin, String name, int partitions) throws InterruptedException {
-        Map<org.apache.kafka.common.TopicPartition, org.apache.kafka.clients.admin.OffsetSpec> specs =
-                new java.util.HashMap<>();
+        Map<TopicPartition, OffsetSpec> specs = new HashMap<>();
         for (int p = 0; p < partitions; p++) {
-            specs.put(
-                    new org.apache.kafka.common.TopicPartition(name, p),
-                    org.apache.kafka.clients.admin.OffsetSpec.latest());
+            specs.put(new TopicPartition(name, p), OffsetSpec.latest());
         }
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (true) {
             try {
                 admin.listOffsets(specs).all().get(10, TimeUnit.SECONDS);
                 return;
-            } catch (ExecutionException | java.util.concurrent.TimeoutException e) {
+            } catch (ExecutionException | TimeoutException e) {
                 if (System.nanoTime() > deadline) {
                     throw new IllegalStateException(
                             "the partitions of topic " + name + " have no leader after 30 s: " + e, e);

@@ -2,6 +2,7 @@ package dev.outbox.testkit;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -28,7 +29,8 @@ class RealServicesIT {
         kafka.createTopic(topic, 3);
         try (var producer = new KafkaProducer<byte[], byte[]>(kafka.producerProperties())) {
             for (int i = 0; i < 30; i++) {
-                producer.send(new ProducerRecord<>(topic, ("k" + i).getBytes(), ("v" + i).getBytes()));
+                producer.send(new ProducerRecord<>(
+                        topic, ("k" + i).getBytes(StandardCharsets.UTF_8), ("v" + i).getBytes(StandardCharsets.UTF_8)));
             }
             producer.flush();
         }
@@ -38,7 +40,7 @@ class RealServicesIT {
             long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
             while (values.size() < 30 && System.nanoTime() < deadline) {
                 for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
-                    values.add(new String(r.value()));
+                    values.add(new String(r.value(), StandardCharsets.UTF_8));
                 }
             }
         }

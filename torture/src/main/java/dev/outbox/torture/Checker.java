@@ -1,5 +1,6 @@
 package dev.outbox.torture;
 
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -67,9 +68,9 @@ public final class Checker {
                         History.TopicRecord before = highestRecord.get(c.key());
                         reorderExamples.add(c.key() + " seq " + c.seq() + " first at " + r.partition() + "@"
                                 + r.offset() + " (sent "
-                                + java.time.Instant.ofEpochMilli(r.timestamp()) + "), after seq " + highest + " at "
+                                + Instant.ofEpochMilli(r.timestamp()) + "), after seq " + highest + " at "
                                 + before.partition() + "@" + before.offset()
-                                + " (sent " + java.time.Instant.ofEpochMilli(before.timestamp()) + ")");
+                                + " (sent " + Instant.ofEpochMilli(before.timestamp()) + ")");
                     }
                 } else {
                     highestSeq.put(c.key(), c.seq());

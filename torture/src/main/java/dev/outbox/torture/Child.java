@@ -1,5 +1,6 @@
 package dev.outbox.torture;
 
+import java.io.File;
 import java.io.IOException;
 import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
@@ -59,7 +60,7 @@ final class Child implements AutoCloseable {
         pb.environment().keySet().removeIf(k -> k.startsWith("OUTBOX_") || k.startsWith("TORTURE_"));
         pb.environment().putAll(env);
         pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
-        pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+        pb.redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
         logOffset = Files.exists(log) ? Files.size(log) : 0;
         ready = false;
         process = pb.start();

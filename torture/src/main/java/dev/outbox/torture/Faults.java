@@ -9,6 +9,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
 import java.util.Set;
@@ -135,7 +136,7 @@ final class Faults implements AutoCloseable {
                 Child c = pick(p.roll(), false);
                 c.killAndRestart();
                 startedAt.put(c, System.nanoTime());
-                ledger.add("SIGKILL " + c.role().name().toLowerCase() + " (restarted)", 1);
+                ledger.add("SIGKILL " + c.role().name().toLowerCase(Locale.ROOT) + " (restarted)", 1);
                 log.accept("SIGKILL " + c.name() + ", restarted");
             }
             case SIGSTOP -> {
@@ -144,8 +145,9 @@ final class Faults implements AutoCloseable {
                         .plus(PAUSE_MARGIN);
                 c.pause();
                 ledger.add(
-                        "SIGSTOP " + c.role().name().toLowerCase() + " for " + pause.toSeconds() + " s (past its "
-                                + (c.role() == Child.Role.RELAY ? "lease" : "session timeout") + "), SIGCONT",
+                        "SIGSTOP " + c.role().name().toLowerCase(Locale.ROOT) + " for " + pause.toSeconds()
+                                + " s (past its " + (c.role() == Child.Role.RELAY ? "lease" : "session timeout")
+                                + "), SIGCONT",
                         1);
                 log.accept("SIGSTOP " + c.name() + " for " + pause.toSeconds() + " s");
                 resumer.schedule(
@@ -276,7 +278,7 @@ final class Faults implements AutoCloseable {
             try {
                 if (c.restartIfDead()) {
                     startedAt.put(c, System.nanoTime());
-                    ledger.add(c.role().name().toLowerCase() + " exited by itself (started again)", 1);
+                    ledger.add(c.role().name().toLowerCase(Locale.ROOT) + " exited by itself (started again)", 1);
                     log.accept(c.name() + " had exited by itself; started again (see its log)");
                 }
             } catch (Exception e) {

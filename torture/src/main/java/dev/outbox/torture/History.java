@@ -1,5 +1,7 @@
 package dev.outbox.torture;
 
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -44,7 +46,7 @@ public record History(
         totals = Map.copyOf(totals);
         http = List.copyOf(http);
         publishedOrderIds = Set.copyOf(publishedOrderIds);
-        faults = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(faults));
+        faults = Collections.unmodifiableMap(new LinkedHashMap<>(faults));
     }
 
     /**

@@ -3,9 +3,11 @@ package dev.outbox.torture;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
+import java.util.regex.Pattern;
 
 /**
  * What a run does: its size, how long the faults go on, how many of each kind, and the seed that
@@ -167,7 +169,7 @@ public record Options(
             given.put(kv[0], value);
         }
         Options d = defaults();
-        Set<String> known = new java.util.HashSet<>(Set.of(
+        Set<String> known = new HashSet<>(Set.of(
                 "messages",
                 "duration",
                 "keys",
@@ -263,7 +265,7 @@ public record Options(
         if (v == null) {
             return fallback;
         }
-        var m = java.util.regex.Pattern.compile("(\\d+)(ms|s|m|h)").matcher(v.strip());
+        var m = Pattern.compile("(\\d+)(ms|s|m|h)").matcher(v.strip());
         if (!m.matches()) {
             throw new IllegalArgumentException(
                     "--" + name + " must be a duration such as 90s, 30m or 2h, got '" + v + "'");

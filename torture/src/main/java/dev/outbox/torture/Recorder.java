@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
+import java.util.function.Consumer;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.common.TopicPartition;
@@ -82,8 +83,7 @@ final class Recorder {
         return dsl.fetchOne(sql).get(0, Long.class);
     }
 
-    private static void scan(
-            TestKafka kafka, String topic, java.util.function.Consumer<ConsumerRecord<byte[], byte[]>> sink) {
+    private static void scan(TestKafka kafka, String topic, Consumer<ConsumerRecord<byte[], byte[]>> sink) {
         var props = kafka.consumerProperties("torture-scan-" + UUID.randomUUID());
         // what a consumer of the topic sees: records of aborted Kafka transactions, if any, are not part of it
         props.put("isolation.level", "read_committed");

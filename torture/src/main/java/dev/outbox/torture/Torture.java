@@ -16,10 +16,13 @@ import java.sql.DriverManager;
 import java.sql.SQLException;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Properties;
 import java.util.Random;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -158,7 +161,7 @@ public final class Torture {
         // the broker starts while PostgreSQL is created: both take seconds on a loaded machine
         // a restarted broker waits for the controller to expire its previous session before it serves:
         // 2 s instead of 9 s
-        var kafkaStart = java.util.concurrent.CompletableFuture.supplyAsync(() -> TestKafka.startInJvm(
+        var kafkaStart = CompletableFuture.supplyAsync(() -> TestKafka.startInJvm(
                 Map.of("broker.session.timeout.ms", "2000", "broker.heartbeat.interval.ms", "500")));
         try (PrivatePostgres pg = PrivatePostgres.start();
                 TestKafka kafka = kafkaStart.join()) {
@@ -342,7 +345,7 @@ public final class Torture {
     private void awaitConsumersCaughtUp(TestKafka kafka, long deadline) throws InterruptedException {
         while (System.nanoTime() < deadline) {
             try (Admin admin = kafka.admin()) {
-                Map<TopicPartition, OffsetSpec> specs = new java.util.HashMap<>();
+                Map<TopicPartition, OffsetSpec> specs = new HashMap<>();
                 for (int p = 0; p < PARTITIONS; p++) {
                     specs.put(new TopicPartition(TOPIC, p), OffsetSpec.latest());
                 }
@@ -408,7 +411,7 @@ public final class Torture {
     }
 
     private Child relay(String name, String jdbcUrl, String bootstrap, Path logs) {
-        Map<String, String> env = new java.util.HashMap<>();
+        Map<String, String> env = new HashMap<>();
         env.put("OUTBOX_RELAY_JDBC_URL", jdbcUrl);
         env.put("OUTBOX_RELAY_DB_USER", "postgres");
         env.put("OUTBOX_RELAY_BOOTSTRAP_SERVERS", bootstrap);
@@ -499,7 +502,7 @@ public final class Torture {
     }
 
     static Connection adminConnection(String jdbcUrl) throws SQLException {
-        java.util.Properties p = new java.util.Properties();
+        Properties p = new Properties();
         p.setProperty("user", "postgres");
         p.setProperty("ApplicationName", "torture-admin");
         p.setProperty("connectTimeout", "5");

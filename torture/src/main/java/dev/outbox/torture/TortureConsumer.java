@@ -1,11 +1,14 @@
 package dev.outbox.torture;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.consumer.IdempotentConsumer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
+import org.slf4j.LoggerFactory;
 
 /**
  * A consumer process of the run: a consumer-dedup consumer that applies one effect per message, a
@@ -26,8 +29,7 @@ public final class TortureConsumer {
 
     public static void main(String[] args) throws Exception {
         // a pool that cannot open connections says why only at debug level; the run wants to know
-        ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger("com.zaxxer.hikari.pool"))
-                .setLevel(ch.qos.logback.classic.Level.DEBUG);
+        ((Logger) LoggerFactory.getLogger("com.zaxxer.hikari.pool")).setLevel(Level.DEBUG);
         Map<String, String> env = System.getenv();
         String instance = env.get("TORTURE_INSTANCE");
         String jdbcUrl = env.get("TORTURE_JDBC_URL");

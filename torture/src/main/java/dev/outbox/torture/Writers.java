@@ -5,6 +5,7 @@ import dev.outbox.core.OutboxMessage;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -91,7 +92,7 @@ final class Writers {
 
     /** @return ids whose transaction was rolled back on purpose or failed with an unknown outcome */
     Set<UUID> notKnownCommitted() {
-        Set<UUID> all = new java.util.HashSet<>(rolledBack);
+        Set<UUID> all = new HashSet<>(rolledBack);
         all.addAll(uncertain);
         return all;
     }

@@ -2,6 +2,8 @@ package dev.outbox.torture;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -25,20 +27,20 @@ class TortureIT {
      * once) and G7 (nothing left parked) under every fault at once, judged by {@link Checker}.
      */
     @Test
-    @Timeout(value = 20, unit = java.util.concurrent.TimeUnit.MINUTES)
+    @Timeout(value = 20, unit = TimeUnit.MINUTES)
     void everyInvariantHoldsUnderTheFaultMix() throws Exception {
         Verdict v = Torture.run(Options.parse(), System.out);
         for (Fault f : Fault.scheduled()) {
             assertThat(v.faults().entrySet().stream()
                             .filter(e -> e.getKey().startsWith(label(f)))
-                            .mapToLong(java.util.Map.Entry::getValue)
+                            .mapToLong(Map.Entry::getValue)
                             .sum())
                     .as("faults of kind %s injected", f)
                     .isGreaterThanOrEqualTo(10);
         }
         assertThat(v.faults().entrySet().stream()
                         .filter(e -> e.getKey().startsWith("duplicate"))
-                        .mapToLong(java.util.Map.Entry::getValue)
+                        .mapToLong(Map.Entry::getValue)
                         .sum())
                 .as("duplicates delivered")
                 .isGreaterThanOrEqualTo(10);

@@ -1,6 +1,7 @@
 package dev.outbox.bench.consumer;
 
 import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.LoggerContext;
 import dev.outbox.consumer.IdempotentConsumer;
 import dev.outbox.consumer.MessageHandler;
 import dev.outbox.core.MessageIds;
@@ -22,6 +23,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
+import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import javax.sql.DataSource;
@@ -36,6 +38,7 @@ import org.apache.kafka.common.header.internals.RecordHeaders;
 import org.jooq.DSLContext;
 import org.jooq.SQLDialect;
 import org.jooq.impl.DSL;
+import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
@@ -184,7 +187,7 @@ public final class ConsumerBenchmark {
     }
 
     /** One way of consuming the topic, run as a whole each time. */
-    private record Variant(String name, java.util.concurrent.Callable<Result> run) {}
+    private record Variant(String name, Callable<Result> run) {}
 
     private static double median(double[] values) {
         double[] sorted = values.clone();
@@ -325,8 +328,8 @@ public final class ConsumerBenchmark {
     }
 
     private static void quietLogs() {
-        if (LoggerFactory.getILoggerFactory() instanceof ch.qos.logback.classic.LoggerContext context) {
-            context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME).setLevel(Level.INFO);
+        if (LoggerFactory.getILoggerFactory() instanceof LoggerContext context) {
+            context.getLogger(Logger.ROOT_LOGGER_NAME).setLevel(Level.INFO);
             for (String name : List.of(
                     "org.apache.kafka",
                     "kafka",

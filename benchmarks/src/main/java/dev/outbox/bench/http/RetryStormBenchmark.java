@@ -1,5 +1,6 @@
 package dev.outbox.bench.http;
 
+import ch.qos.logback.classic.Level;
 import dev.outbox.core.retry.RetryBudget;
 import dev.outbox.http.client.CallResult;
 import dev.outbox.http.client.IdempotentHttpClient;
@@ -12,8 +13,10 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.ExecutorService;
@@ -26,6 +29,7 @@ import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.util.thread.QueuedThreadPool;
+import org.slf4j.LoggerFactory;
 
 /**
  * A retry storm, measured: many clients call a real Jetty server that fails every request (503)
@@ -187,9 +191,9 @@ public final class RetryStormBenchmark {
         if (System.getProperty("logback.configurationFile") == null
                 && loader.getResource("logback.xml") == null
                 && loader.getResource("logback-test.xml") == null
-                && org.slf4j.LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME)
+                && LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME)
                         instanceof ch.qos.logback.classic.Logger root) {
-            root.setLevel(ch.qos.logback.classic.Level.INFO);
+            root.setLevel(Level.INFO);
         }
         Settings settings = Settings.parse(args);
         FlakyServlet servlet = new FlakyServlet(settings);
@@ -258,7 +262,7 @@ public final class RetryStormBenchmark {
         AtomicLong failed = new AtomicLong();
         long operations = (long) settings.rate() * seconds;
         long interval = 1_000_000_000L / settings.rate();
-        byte[] body = "{\"amount_cents\":1250,\"currency\":\"EUR\"}".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] body = "{\"amount_cents\":1250,\"currency\":\"EUR\"}".getBytes(StandardCharsets.UTF_8);
         AtomicLongArray latency = new AtomicLongArray((int) operations);
         long recoveryNanos = (long) (settings.healthy() + settings.outage()) * 1_000_000_000L;
         try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
@@ -321,7 +325,7 @@ public final class RetryStormBenchmark {
                 after.add(latency.get(i) / 1_000_000L);
             }
         }
-        java.util.Collections.sort(after);
+        Collections.sort(after);
         long p50 = after.isEmpty() ? -1 : after.get(after.size() / 2);
         long p99 = after.isEmpty() ? -1 : after.get(Math.min(after.size() - 1, (int) (after.size() * 0.99)));
         return new Outcome(

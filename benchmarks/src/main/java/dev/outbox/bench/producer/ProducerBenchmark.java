@@ -1,5 +1,7 @@
 package dev.outbox.bench.producer;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.LoggerContext;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxMessage;
@@ -14,6 +16,7 @@ import java.sql.Timestamp;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -28,6 +31,8 @@ import java.util.concurrent.atomic.LongAdder;
 import org.jooq.DSLContext;
 import org.jooq.SQLDialect;
 import org.jooq.impl.DSL;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * What the outbox costs the producing service: single-row business transactions (one insert of a
@@ -78,8 +83,8 @@ public final class ProducerBenchmark {
 
     public static void main(String[] args) throws Exception {
         Options options = Options.parse(args);
-        if (org.slf4j.LoggerFactory.getILoggerFactory() instanceof ch.qos.logback.classic.LoggerContext context) {
-            context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME).setLevel(ch.qos.logback.classic.Level.WARN);
+        if (LoggerFactory.getILoggerFactory() instanceof LoggerContext context) {
+            context.getLogger(Logger.ROOT_LOGGER_NAME).setLevel(Level.WARN);
         }
         try (TestDatabase db = TestDatabase.create()) {
             new ProducerBenchmark(db, options).run();
@@ -116,7 +121,7 @@ public final class ProducerBenchmark {
                 pool.setMinimumIdle(writers);
                 for (int round = 0; round < options.rounds; round++) {
                     List<Variant> order = new ArrayList<>(options.variants);
-                    java.util.Collections.rotate(order, -round);
+                    Collections.rotate(order, -round);
                     for (Variant v : order) {
                         truncate();
                         double rate = measure(pool, writers, v);

@@ -21,6 +21,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.SplittableRandom;
+import java.util.TreeMap;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -192,8 +193,16 @@ final class BenchContext {
         report.line("load average at the start: " + Report.loadAverage());
     }
 
+    /**
+     * @return the configuration the relay gives its own producer (acks, idempotence, linger, batch
+     *     size, timeouts), for the plain producers the relay is compared with
+     */
+    Map<String, Object> relayProducerConfig() {
+        return new HashMap<>(ProducerSettings.validate(producerProperties(), "bench"));
+    }
+
     String producerPropertiesForDisplay() {
-        Map<String, Object> shown = new java.util.TreeMap<>(ProducerSettings.validate(producerProperties(), "bench"));
+        Map<String, Object> shown = new TreeMap<>(relayProducerConfig());
         shown.keySet().removeAll(List.of("bootstrap.servers", "client.id", "key.serializer", "value.serializer"));
         return shown.toString();
     }

@@ -1,7 +1,6 @@
 package dev.outbox.bench.relay;
 
 import dev.outbox.core.OutboxHeaders;
-import dev.outbox.relay.internal.ProducerSettings;
 import io.debezium.embedded.Connect;
 import io.debezium.engine.DebeziumEngine;
 import io.debezium.engine.RecordChangeEvent;
@@ -12,7 +11,6 @@ import java.sql.PreparedStatement;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -58,7 +56,7 @@ final class DebeziumSystem implements ComparedSystem {
 
     DebeziumSystem(BenchContext ctx) {
         this.ctx = ctx;
-        Map<String, Object> props = new HashMap<>(ProducerSettings.validate(ctx.producerProperties(), "bench"));
+        Map<String, Object> props = ctx.relayProducerConfig();
         props.put(ProducerConfig.CLIENT_ID_CONFIG, "debezium-sink");
         this.producer = new KafkaProducer<>(props);
         this.engine = DebeziumEngine.create(ChangeEventFormat.of(Connect.class))

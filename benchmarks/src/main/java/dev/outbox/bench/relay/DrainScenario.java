@@ -6,14 +6,12 @@ import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.OutboxMessage;
 import dev.outbox.relay.PublishMode;
 import dev.outbox.relay.Relay;
-import dev.outbox.relay.internal.ProducerSettings;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.sql.Connection;
 import java.sql.Statement;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -131,7 +129,7 @@ final class DrainScenario {
     Drain plainProducer(int messages) throws Exception {
         String topic = ctx.newTopic("plain");
         // exactly the configuration the relay gives its producer (acks=all, idempotence, linger, batch size, timeouts)
-        Map<String, Object> props = new HashMap<>(ProducerSettings.validate(ctx.producerProperties(), "bench"));
+        Map<String, Object> props = ctx.relayProducerConfig();
         props.put(ProducerConfig.CLIENT_ID_CONFIG, "bench-plain-" + topic);
         AtomicReference<Exception> failure = new AtomicReference<>();
         String loadBefore = Report.loadAverage();

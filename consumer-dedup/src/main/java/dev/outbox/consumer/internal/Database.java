@@ -4,14 +4,21 @@ import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.migrations.internal.JooqVersionCheck;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
+import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.util.Collection;
+import java.util.HashSet;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
 import java.util.UUID;
 import javax.sql.DataSource;
 import org.jooq.Configuration;
 import org.jooq.ConnectionProvider;
 import org.jooq.DSLContext;
 import org.jooq.SQLDialect;
+import org.jooq.exception.DataAccessException;
 import org.jooq.impl.DSL;
 import org.jooq.impl.DefaultConfiguration;
 import org.jooq.impl.DefaultConnectionProvider;
@@ -82,7 +89,7 @@ final class Database {
         if (provider != null) {
             try {
                 return provider.acquire();
-            } catch (org.jooq.exception.DataAccessException e) {
+            } catch (DataAccessException e) {
                 if (e.getCause() instanceof SQLException sql) {
                     throw sql;
                 }
@@ -145,21 +152,19 @@ final class Database {
      * @return the ids that were inserted or re-admitted (the others were processed before, or repeat
      *     in the batch)
      */
-    java.util.Set<UUID> insertProcessed(
-            Connection connection, String consumer, java.util.List<UUID> messageIds, java.util.Set<UUID> replay)
+    Set<UUID> insertProcessed(Connection connection, String consumer, List<UUID> messageIds, Set<UUID> replay)
             throws SQLException {
-        java.util.Set<UUID> inserted = new java.util.HashSet<>();
+        Set<UUID> inserted = new HashSet<>();
         try (PreparedStatement ps =
                 connection.prepareStatement(replay.isEmpty() ? bulkInsertSql : bulkReplayInsertSql)) {
             ps.setString(1, consumer);
             // distinct: an upsert may not touch one row twice in a statement
-            Object[] ids =
-                    replay.isEmpty() ? messageIds.toArray() : new java.util.LinkedHashSet<>(messageIds).toArray();
+            Object[] ids = replay.isEmpty() ? messageIds.toArray() : new LinkedHashSet<>(messageIds).toArray();
             ps.setArray(2, connection.createArrayOf("uuid", ids));
             if (!replay.isEmpty()) {
                 ps.setArray(3, connection.createArrayOf("uuid", replay.toArray()));
             }
-            try (java.sql.ResultSet rs = ps.executeQuery()) {
+            try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
                     inserted.add(rs.getObject(1, UUID.class));
                 }
@@ -184,7 +189,7 @@ final class Database {
     }
 
     /** @return how many of the ids were DEAD_LETTERED and are now deleted, in one autocommit statement */
-    int readmit(String consumer, java.util.Collection<UUID> messageIds) throws SQLException {
+    int readmit(String consumer, Collection<UUID> messageIds) throws SQLException {
         return autocommit(readmitSql, ps -> {
             ps.setString(1, consumer);
             ps.setArray(2, ps.getConnection().createArrayOf("uuid", messageIds.toArray()));
@@ -241,7 +246,7 @@ final class Database {
         } catch (SQLException e) {
             // cannot tell from the driver: ask the server
         }
-        try (java.sql.Statement probe = connection.createStatement()) {
+        try (Statement probe = connection.createStatement()) {
             probe.execute("select 1");
             return false;
         } catch (SQLException e) {

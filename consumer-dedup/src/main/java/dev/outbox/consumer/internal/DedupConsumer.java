@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.OptionalLong;
@@ -229,7 +230,7 @@ public final class DedupConsumer implements IdempotentConsumer {
         boolean deadLetterClosed = deadLetterBreaker.state() == CircuitBreaker.State.CLOSED;
         List<String> problems = new ArrayList<>();
         if (!running) {
-            problems.add("not running (" + state.name().toLowerCase(java.util.Locale.ROOT) + ")");
+            problems.add("not running (" + state.name().toLowerCase(Locale.ROOT) + ")");
         } else if (!isAssigned) {
             problems.add("no partition assignment from group "
                     + settings.consumerProperties().get("group.id") + " yet");

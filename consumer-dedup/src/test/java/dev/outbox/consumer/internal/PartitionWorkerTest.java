@@ -33,7 +33,7 @@ class PartitionWorkerTest {
     private final List<Integer> retriesScheduled = new ArrayList<>();
     private final Hooks hooks = new Hooks() {
         @Override
-        public void retryScheduled(java.util.UUID messageId, int failedAttempts, Duration delay) {
+        public void retryScheduled(UUID messageId, int failedAttempts, Duration delay) {
             retriesScheduled.add(failedAttempts);
         }
     };

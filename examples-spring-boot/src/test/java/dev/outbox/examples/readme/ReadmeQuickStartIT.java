@@ -24,6 +24,7 @@ import java.util.stream.Collectors;
 import javax.sql.DataSource;
 import org.jooq.DSLContext;
 import org.jooq.Record;
+import org.jooq.SQLDialect;
 import org.jooq.TableField;
 import org.jooq.impl.DSL;
 import org.jooq.impl.SQLDataType;
@@ -86,7 +87,7 @@ class ReadmeQuickStartIT {
                             .build()))
                     .build();
             DataSource dataSource = db.dataSource();
-            DSLContext dsl = DSL.using(dataSource, org.jooq.SQLDialect.POSTGRES);
+            DSLContext dsl = DSL.using(dataSource, SQLDialect.POSTGRES);
             TestKafka kafka = TestKafka.shared();
             kafka.createTopic("orders", 3);
 

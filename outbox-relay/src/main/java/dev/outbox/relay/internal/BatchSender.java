@@ -6,7 +6,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.LongSupplier;
+import org.apache.kafka.clients.producer.BufferExhaustedException;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.errors.TimeoutException;
 
 /**
  * The send loop of one shard: hands a batch's rows to the producer in id order, each after the
@@ -145,8 +147,7 @@ final class BatchSender {
                 } else if (missingTopic == null && !Errors.isFatal(early)) {
                     // send() found no metadata for a topic whose lookup had succeeded (deleted meanwhile, or
                     // the producer forgot it): that wait is the row's own failure; later batches look it up first
-                    if (early instanceof org.apache.kafka.common.errors.TimeoutException
-                            && !(early instanceof org.apache.kafka.clients.producer.BufferExhaustedException)) {
+                    if (early instanceof TimeoutException && !(early instanceof BufferExhaustedException)) {
                         batch.errors[i] = new Errors.TopicUnavailable(row.topic(), (RuntimeException) early);
                     }
                     topics.suspect(row.topic());

@@ -3,6 +3,7 @@ package dev.outbox.relay.internal;
 import dev.outbox.core.internal.Durations;
 import java.time.Duration;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import org.apache.kafka.clients.producer.ProducerConfig;
@@ -13,7 +14,7 @@ public final class ProducerSettings {
     static final int MAX_IN_FLIGHT = 5;
 
     /** Properties that can change a record's key or partition: refused, since per-key order depends on both. */
-    static final java.util.List<String> KEY_MAPPING = java.util.List.of(
+    static final List<String> KEY_MAPPING = List.of(
             ProducerConfig.PARTITIONER_CLASS_CONFIG,
             ProducerConfig.PARTITIONER_IGNORE_KEYS_CONFIG,
             ProducerConfig.INTERCEPTOR_CLASSES_CONFIG);

@@ -3,6 +3,8 @@ package dev.outbox.relay.internal;
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.internal.Json;
 import java.nio.charset.StandardCharsets;
+import java.time.LocalDateTime;
+import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.Map;
@@ -46,8 +48,8 @@ final class RecordMapper {
     }
 
     /** @return {@code uuuu-MM-dd'T'HH:mm:ss.SSSSSS'Z'} in UTC as ASCII bytes, without a formatter per record */
-    static byte[] createdAt(java.time.OffsetDateTime t) {
-        java.time.LocalDateTime u = t.getOffset() == ZoneOffset.UTC
+    static byte[] createdAt(OffsetDateTime t) {
+        LocalDateTime u = t.getOffset() == ZoneOffset.UTC
                 ? t.toLocalDateTime()
                 : t.withOffsetSameInstant(ZoneOffset.UTC).toLocalDateTime();
         int year = u.getYear();

@@ -2,6 +2,7 @@ package dev.outbox.relay.internal;
 
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.relay.ParkPolicy;
+import dev.outbox.relay.PublishMode;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.time.Duration;
@@ -35,7 +36,7 @@ public record RelayConfig(
         int maxAttempts,
         Duration probeInterval,
         DataSource listenDataSource,
-        dev.outbox.relay.PublishMode publishMode,
+        PublishMode publishMode,
         String transactionalIdPrefix) {
 
     public RelayConfig {

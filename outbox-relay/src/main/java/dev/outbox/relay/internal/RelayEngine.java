@@ -5,6 +5,7 @@ import dev.outbox.core.RetriableOutboxException;
 import dev.outbox.core.internal.Durations;
 import dev.outbox.core.internal.PrefixedLog;
 import dev.outbox.core.internal.TimeSource;
+import dev.outbox.relay.ParkPolicy;
 import dev.outbox.relay.Relay;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.sql.SQLException;
@@ -18,7 +19,9 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
@@ -78,10 +81,7 @@ public final class RelayEngine implements Relay {
         this.time = time;
         this.prefix = "relay[" + config.instanceId() + "]";
         this.db = new Db(
-                config.dataSource(),
-                config.schema(),
-                config.instanceId(),
-                config.parkPolicy() == dev.outbox.relay.ParkPolicy.HOLD_KEY);
+                config.dataSource(), config.schema(), config.instanceId(), config.parkPolicy() == ParkPolicy.HOLD_KEY);
         this.breaker = CircuitBreaker.of("outbox-relay-kafka", config.circuitBreaker());
         this.metrics = new RelayMetrics(config.meterRegistry(), config.instanceId(), owned::size, breaker);
         this.log = new PrefixedLog(LOG, prefix);
@@ -260,7 +260,7 @@ public final class RelayEngine implements Relay {
             w.loop.stop().whenComplete((v, t) -> {
                 try {
                     coordinator.execute(() -> release(w));
-                } catch (java.util.concurrent.RejectedExecutionException e) {
+                } catch (RejectedExecutionException e) {
                     // closing: close() hands back what is left (it releases the shards in releasing too)
                 }
             });
@@ -551,7 +551,7 @@ public final class RelayEngine implements Relay {
         awaitQuietly(sampler, Duration.ofSeconds(2));
     }
 
-    private static void awaitQuietly(java.util.concurrent.ExecutorService executor, Duration timeout) {
+    private static void awaitQuietly(ExecutorService executor, Duration timeout) {
         executor.shutdown();
         try {
             executor.awaitTermination(timeout.toMillis(), TimeUnit.MILLISECONDS);

@@ -70,7 +70,7 @@ final class TopicHealth {
         static final Status HOLD = new Status(State.HOLD, null);
     }
 
-    private final class Entry {
+    private static final class Entry {
         final String topic;
         final Map<Integer, Integer> countedByShard = new ConcurrentHashMap<>();
         volatile long askedNanos;

@@ -1,5 +1,6 @@
 package dev.outbox.relay.process;
 
+import dev.outbox.relay.admin.RelayAdmin;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -116,7 +117,7 @@ record CommandLine(
                             value = next(args, ++i, name);
                         }
                         try {
-                            limit = Validators.intBetween(value, 1, dev.outbox.relay.admin.RelayAdmin.MAX_LIMIT);
+                            limit = Validators.intBetween(value, 1, RelayAdmin.MAX_LIMIT);
                         } catch (IllegalArgumentException e) {
                             throw CliException.usage(
                                     "Invalid value " + value + " for option --limit: " + e.getMessage());

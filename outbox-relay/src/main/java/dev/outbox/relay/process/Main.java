@@ -9,6 +9,7 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.sql.SQLException;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.CountDownLatch;
@@ -152,7 +153,7 @@ public final class Main {
         try (HikariDataSource ds = new HikariDataSource(config)) {
             try (var c = ds.getConnection()) {
                 c.isValid(1);
-            } catch (java.sql.SQLException e) {
+            } catch (SQLException e) {
                 throw CliException.unavailable(
                         "Cannot connect to PostgreSQL at "
                                 + RelayProcess.redact(settings.string(RelaySettings.JDBC_URL))

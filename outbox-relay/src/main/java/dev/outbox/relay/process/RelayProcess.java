@@ -21,6 +21,7 @@ import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.core.internal.Durations;
 import dev.outbox.core.retry.Backoff;
+import dev.outbox.migrations.MigrationResult;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.relay.Relay;
 import dev.outbox.relay.internal.RelayDefaults;
@@ -43,9 +44,11 @@ import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import javax.sql.DataSource;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.producer.ProducerConfig;
+import org.postgresql.ds.PGSimpleDataSource;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -112,7 +115,7 @@ final class RelayProcess implements AutoCloseable {
             checkDatabase(pool, settings);
             if (migrate) {
                 // its own connections, without the relay's statement timeouts: a migration may scan the table
-                dev.outbox.migrations.MigrationResult result;
+                MigrationResult result;
                 try (HikariDataSource migrations = pool(settings, false)) {
                     result = OutboxMigrations.migrate(migrations, schema, settings.integer(MIGRATE_SHARDS));
                 }
@@ -228,8 +231,8 @@ final class RelayProcess implements AutoCloseable {
     }
 
     /** A data source without a pool: the LISTEN connection is a session of its own. */
-    private static javax.sql.DataSource listenDataSource(RelaySettings.Values s) {
-        org.postgresql.ds.PGSimpleDataSource ds = new org.postgresql.ds.PGSimpleDataSource();
+    private static DataSource listenDataSource(RelaySettings.Values s) {
+        PGSimpleDataSource ds = new PGSimpleDataSource();
         ds.setUrl(s.string(RelaySettings.LISTEN_JDBC_URL));
         if (!s.string(DB_USER).isEmpty()) {
             ds.setUser(s.string(DB_USER));

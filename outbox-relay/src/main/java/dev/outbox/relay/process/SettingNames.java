@@ -4,6 +4,7 @@ import static dev.outbox.relay.process.RelaySettings.ALL;
 import static dev.outbox.relay.process.RelaySettings.KAFKA_ENV_PREFIX;
 import static dev.outbox.relay.process.RelaySettings.KAFKA_PREFIX;
 
+import java.util.Collection;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
@@ -88,7 +89,7 @@ final class SettingNames {
         return names(ProducerConfig.configNames(), p -> KAFKA_ENV_PREFIX + envSuffix(p));
     }
 
-    private static Set<String> names(java.util.Collection<String> names, Function<String, String> spelling) {
+    private static Set<String> names(Collection<String> names, Function<String, String> spelling) {
         return names.stream().map(spelling).collect(Collectors.toCollection(TreeSet::new));
     }
 

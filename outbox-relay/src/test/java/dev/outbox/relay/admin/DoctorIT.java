@@ -14,6 +14,7 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
@@ -233,7 +234,7 @@ class DoctorIT {
         assertThat(check.verdict()).isEqualTo(Verdict.FAIL);
         assertThat(check.summary()).contains(consumer + " on " + longTopic).doesNotContain(consumer + " on " + topic);
         assertThat(check.evidence())
-                .contains("consumer " + consumer + ": topics " + new java.util.TreeSet<>(List.of(longTopic, topic))
+                .contains("consumer " + consumer + ": topics " + new TreeSet<>(List.of(longTopic, topic))
                         + " from the offsets of consumer group " + consumer);
         assertThat(check.evidence())
                 .anySatisfy(e ->

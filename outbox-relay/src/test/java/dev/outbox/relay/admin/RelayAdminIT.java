@@ -4,17 +4,21 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.outbox.core.Outbox;
+import dev.outbox.core.OutboxException;
 import dev.outbox.core.OutboxMessage;
 import dev.outbox.core.Shards;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import java.sql.Connection;
 import java.sql.ResultSet;
+import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import org.assertj.core.groups.Tuple;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -77,9 +81,7 @@ class RelayAdminIT {
         assertThat(s.shards().stream().mapToLong(ShardStatus::backlog).sum()).isEqualTo(4);
         assertThat(s.members())
                 .extracting(RelayMember::owner, RelayMember::live, RelayMember::ownedShards)
-                .containsExactlyInAnyOrder(
-                        org.assertj.core.groups.Tuple.tuple("r1", true, 1),
-                        org.assertj.core.groups.Tuple.tuple("r0", false, 0));
+                .containsExactlyInAnyOrder(Tuple.tuple("r1", true, 1), Tuple.tuple("r0", false, 0));
         assertThat(s.liveMembers()).isOne();
     }
 
@@ -189,9 +191,9 @@ class RelayAdminIT {
     void aMissingSchemaIsAnOutboxExceptionWithTheSqlState() {
         RelayAdmin missing = RelayAdmin.create(db.dataSource(), "no_such_schema");
         assertThatThrownBy(missing::status)
-                .isInstanceOf(dev.outbox.core.OutboxException.class)
+                .isInstanceOf(OutboxException.class)
                 .hasMessageContaining("SQLState 42P01")
-                .hasCauseInstanceOf(java.sql.SQLException.class);
+                .hasCauseInstanceOf(SQLException.class);
     }
 
     // ---------------------------------------------------------------- helpers
@@ -221,7 +223,7 @@ class RelayAdminIT {
             if (!rs.next()) {
                 return null;
             }
-            Map<String, Object> m = new java.util.HashMap<>();
+            Map<String, Object> m = new HashMap<>();
             m.put("parked_at", rs.getObject(1));
             m.put("attempts", rs.getObject(2));
             m.put("last_error", rs.getObject(3));

@@ -20,6 +20,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.stream.Collectors;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -122,7 +123,7 @@ class PoisonThroughTheCliIT {
         return db;
     }
 
-    @org.junit.jupiter.api.BeforeEach
+    @BeforeEach
     void keep(TestDatabase db) {
         this.db = db;
     }

@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import org.jooq.DSLContext;
@@ -50,7 +51,7 @@ class ProcessKillFailoverIT {
      * killed, so messages land in the dead relay's shards while they are still leased to it.
      */
     @Test
-    @Timeout(value = 10, unit = java.util.concurrent.TimeUnit.MINUTES)
+    @Timeout(value = 10, unit = TimeUnit.MINUTES)
     void noLossAndPerKeyOrderWhenARelayProcessIsKilled(TestDatabase db, TestKafka kafka) throws Exception {
         String topic = TestKafka.uniqueTopic("process-failover");
         kafka.createTopic(topic, PARTITIONS);

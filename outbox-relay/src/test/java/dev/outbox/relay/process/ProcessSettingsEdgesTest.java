@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
@@ -13,7 +14,7 @@ class ProcessSettingsEdgesTest {
             "OUTBOX_RELAY_JDBC_URL", "jdbc:postgresql://db:5432/app", "OUTBOX_RELAY_BOOTSTRAP_SERVERS", "kafka:9092");
 
     private static RelaySettings.Values resolveEnv(Map<String, String> extra) {
-        Map<String, String> env = new java.util.HashMap<>(BASE);
+        Map<String, String> env = new HashMap<>(BASE);
         env.putAll(extra);
         return RelaySettings.resolve(Map.of(), env, Map.of(), "relay.properties", true);
     }

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatCode;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.outbox.core.retry.Backoff;
 import dev.outbox.relay.Relay;
 import java.lang.reflect.Field;
 import java.lang.reflect.Modifier;
@@ -61,7 +62,7 @@ class ProcessSettingsMatchTheBuilderTest {
             switch (c.field()) {
                 case "DEFAULT_BACKOFF" -> {
                     // one builder setting, two process settings
-                    var backoff = (dev.outbox.core.retry.Backoff) c.value();
+                    var backoff = (Backoff) c.value();
                     assertThat(RelaySettings.BACKOFF_BASE.typedDefault()).isEqualTo(backoff.base());
                     assertThat(RelaySettings.BACKOFF_CAP.typedDefault()).isEqualTo(backoff.cap());
                     continue;

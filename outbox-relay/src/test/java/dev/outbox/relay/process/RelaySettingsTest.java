@@ -7,6 +7,7 @@ import dev.outbox.relay.ParkPolicy;
 import dev.outbox.relay.PublishMode;
 import java.time.Duration;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -18,7 +19,7 @@ class RelaySettingsTest {
 
     private static RelaySettings.Values resolve(
             Map<String, String> flags, Map<String, String> env, Map<String, String> file) {
-        Map<String, String> f = new java.util.LinkedHashMap<>(REQUIRED);
+        Map<String, String> f = new LinkedHashMap<>(REQUIRED);
         f.putAll(flags);
         return RelaySettings.resolve(f, env, file, "relay.properties", true);
     }

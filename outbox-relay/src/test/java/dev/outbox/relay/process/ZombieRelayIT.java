@@ -5,15 +5,18 @@ import static org.awaitility.Awaitility.await;
 
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxMessage;
+import dev.outbox.relay.internal.DeadlineIgnoringMain;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.UUID;
@@ -103,7 +106,7 @@ class ZombieRelayIT {
         }
         Map<String, TreeMap<Integer, UUID>> committed = new ConcurrentHashMap<>();
 
-        java.util.Properties consumer = kafka.consumerProperties("unused");
+        Properties consumer = kafka.consumerProperties("unused");
         if (transactional) {
             consumer.put("isolation.level", "read_committed");
         }
@@ -112,7 +115,7 @@ class ZombieRelayIT {
                 ChildRelay a = ChildRelay.start(
                         "zombie-" + mode + "a",
                         env(db, kafka, "relay-a", transactional),
-                        transactional ? dev.outbox.relay.internal.DeadlineIgnoringMain.class : Main.class);
+                        transactional ? DeadlineIgnoringMain.class : Main.class);
                 ChildRelay b = ChildRelay.start("zombie-" + mode + "b", env(db, kafka, "relay-b", transactional))) {
             ChildRelay.awaitLeasing(db, Duration.ofSeconds(300), a, b);
 
@@ -164,7 +167,7 @@ class ZombieRelayIT {
                 await("every committed message in Kafka")
                         .atMost(Duration.ofSeconds(60))
                         .untilAsserted(() -> {
-                            Set<UUID> seen = new java.util.HashSet<>();
+                            Set<UUID> seen = new HashSet<>();
                             records.all().forEach(r -> seen.add(r.messageId()));
                             assertThat(seen).hasSizeGreaterThanOrEqualTo(appended.get());
                         });
