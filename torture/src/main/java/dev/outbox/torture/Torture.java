@@ -7,6 +7,7 @@ import dev.outbox.examples.Shop;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.testkit.PrivatePostgres;
 import dev.outbox.testkit.TestKafka;
+import java.io.File;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -26,6 +27,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
@@ -471,8 +473,8 @@ public final class Torture {
                 "-Xmx256m",
                 "-XX:+UseSerialGC",
                 "-XX:TieredStopAtLevel=1"));
-        boolean directories = java.util.stream.Stream.of(main)
-                .flatMap(a -> java.util.stream.Stream.of(a.split(java.io.File.pathSeparator)))
+        boolean directories = Stream.of(main)
+                .flatMap(a -> Stream.of(a.split(File.pathSeparator)))
                 .anyMatch(p -> !p.isEmpty() && Files.isDirectory(Path.of(p)));
         if (!directories && Boolean.parseBoolean(System.getProperty(CLASS_DATA_ARCHIVE, "true"))) {
             Path archive = Path.of(

@@ -1,5 +1,6 @@
 package dev.outbox.bench.relay;
 
+import com.sun.management.OperatingSystemMXBean;
 import com.zaxxer.hikari.HikariConfig;
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxHeaders;
@@ -173,8 +174,7 @@ final class BenchContext {
             rs.next();
             pg = rs.getString(1);
         }
-        long memory = ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
-                .getTotalMemorySize();
+        long memory = ((OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
         report.line(String.format(
                 Locale.ROOT,
                 "machine: %d cpus, %.1f GiB RAM; JDK %s (%s); PostgreSQL %s at %s; Kafka clients %s," + " broker %s",

@@ -1,13 +1,16 @@
 package dev.outbox.bench.relay;
 
+import com.sun.management.OperatingSystemMXBean;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.function.DoubleSupplier;
 import java.util.function.Predicate;
+import javax.management.ObjectName;
 
 /**
  * CPU seconds used so far by this JVM (relay, producer and, when in-JVM, the broker) and by all postgres
@@ -21,9 +24,7 @@ record Cpu(double jvm, double postgres) {
 
     /** @param postgres CPU seconds of the PostgreSQL processes to count */
     static Cpu now(DoubleSupplier postgres) {
-        double jvm = ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
-                        .getProcessCpuTime()
-                / 1e9;
+        double jvm = ((OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime() / 1e9;
         return new Cpu(jvm, postgres.getAsDouble());
     }
 
@@ -39,7 +40,7 @@ record Cpu(double jvm, double postgres) {
     /** CPU seconds per thread group of this JVM, from the thread MXBean (threads that ended are not counted). */
     static Map<String, Double> threadCpu() {
         var mx = ManagementFactory.getThreadMXBean();
-        Map<String, Double> out = new java.util.TreeMap<>();
+        Map<String, Double> out = new TreeMap<>();
         for (var info : mx.getThreadInfo(mx.getAllThreadIds())) {
             if (info == null) {
                 continue;
@@ -93,8 +94,8 @@ record Cpu(double jvm, double postgres) {
         try {
             var server = ManagementFactory.getPlatformMBeanServer();
             StringBuilder sb = new StringBuilder();
-            for (var name : server.queryNames(
-                    new javax.management.ObjectName("kafka.producer:type=producer-metrics,client-id=*"), null)) {
+            for (var name :
+                    server.queryNames(new ObjectName("kafka.producer:type=producer-metrics,client-id=*"), null)) {
                 if (!name.getKeyProperty("client-id").startsWith(prefix)) {
                     continue;
                 }

@@ -1,6 +1,8 @@
 package dev.outbox.bench.relay;
 
 import dev.outbox.testkit.PrivatePostgres;
+import io.debezium.util.IoUtil;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.sql.Connection;
 import java.sql.ResultSet;
@@ -18,6 +20,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Predicate;
+import java.util.function.ToDoubleFunction;
 
 /**
  * The relay against Debezium ({@code --compare-debezium}), in the same run and on the same private
@@ -61,7 +64,7 @@ final class DebeziumComparison {
     }
 
     /** @return the postmaster's pid, the first line of {@code postmaster.pid} */
-    static long postmasterPid(PrivatePostgres pg) throws java.io.IOException {
+    static long postmasterPid(PrivatePostgres pg) throws IOException {
         return Long.parseLong(Files.readAllLines(pg.directory().resolve("data/postmaster.pid"))
                 .get(0)
                 .trim());
@@ -93,7 +96,7 @@ final class DebeziumComparison {
         }
         int seconds = ctx.options.compareSeconds();
         ctx.report.line("## against Debezium "
-                + io.debezium.util.IoUtil.class.getPackage().getImplementationVersion()
+                + IoUtil.class.getPackage().getImplementationVersion()
                 + " (embedded engine, PostgreSQL connector with pgoutput, outbox event router, poll.interval.ms "
                 + DebeziumSystem.POLL_INTERVAL_MS + "), same server and broker, " + ctx.options.compareRounds()
                 + " alternating rounds, " + seconds + " s per level");
@@ -183,7 +186,7 @@ final class DebeziumComparison {
         }
     }
 
-    private static String median(List<Row> rows, java.util.function.ToDoubleFunction<Row> f) {
+    private static String median(List<Row> rows, ToDoubleFunction<Row> f) {
         double[] v = rows.stream().mapToDouble(f).sorted().toArray();
         double m = v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
         return Double.isNaN(m) ? "-" : String.format(Locale.ROOT, "%.1f", m);
