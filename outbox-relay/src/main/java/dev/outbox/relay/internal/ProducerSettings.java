@@ -13,6 +13,9 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 public final class ProducerSettings {
     static final int MAX_IN_FLIGHT = 5;
 
+    /** The default of {@code max.in.flight.requests.per.connection}: see {@link #validate}. */
+    static final String DEFAULT_MAX_IN_FLIGHT = "1";
+
     /** Properties that can change a record's key or partition: refused, since per-key order depends on both. */
     static final List<String> KEY_MAPPING = List.of(
             ProducerConfig.PARTITIONER_CLASS_CONFIG,
@@ -95,6 +98,13 @@ public final class ProducerSettings {
         // a batch is handed to the producer in one loop, so its records fill the producer's batches without
         // lingering; waiting would only delay the last partial batch of each partition (idle latency)
         p.putIfAbsent(ProducerConfig.LINGER_MS_CONFIG, "0");
+        // one request per broker at a time: a partition's next batch is not on the wire while the one
+        // before it may still fail. With more, a new producer whose first batch to a partition is refused
+        // (a timestamp bound, a request timeout) can have its second batch accepted as that producer's
+        // first by a broker that holds no state for it, so a key's later message lands before its earlier
+        // one, which KeyOrder cannot recall once the request is sent (ENGINE.md, "Per-key order inside one
+        // batch")
+        p.putIfAbsent(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, DEFAULT_MAX_IN_FLIGHT);
         p.putIfAbsent(ProducerConfig.BATCH_SIZE_CONFIG, "65536");
         p.putIfAbsent(ProducerConfig.MAX_BLOCK_MS_CONFIG, "10000");
         return p;
