@@ -12,7 +12,6 @@ import java.sql.SQLException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -21,7 +20,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
@@ -31,8 +29,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The {@link Relay}: lease coordination (membership heartbeat, renew, fair-share claim and release),
- * the shard loops on a worker pool, the LISTEN connection and the sampled metrics.
+ * The {@link Relay}: lease coordination (membership heartbeat, renew, fair-share claim and release, run
+ * by {@link LeaseRounds}), the shard loops on a worker pool, the LISTEN connection and the sampled metrics.
  */
 public final class RelayEngine implements Relay {
     private static final Logger LOG = LoggerFactory.getLogger(Relay.class);
@@ -69,7 +67,7 @@ public final class RelayEngine implements Relay {
     private ShardServices services;
     private volatile long databaseOkNanos = Long.MIN_VALUE;
     private volatile long kafkaOkNanos = Long.MIN_VALUE;
-    private volatile long lastLeaseRoundNanos = Long.MIN_VALUE;
+    private volatile LeaseRounds leases;
 
     public RelayEngine(RelayConfig config) {
         this(config, TimeSource.SYSTEM);
@@ -142,7 +140,7 @@ public final class RelayEngine implements Relay {
             coordinator = Executors.newSingleThreadScheduledExecutor(threads("leases"));
             sampler = Executors.newSingleThreadScheduledExecutor(threads("sampler"));
             kafkaProbe = new KafkaReadiness(config.producerProperties(), log);
-            lastLeaseRoundNanos = time.nanoTime(); // the first round gets one lease duration
+            leases = new LeaseRounds(this, owned, releasing, shardCount, services, producers, coordinator);
             state = State.RUNNING;
             // before the first shard loop starts: an idle loop asks it whether to wait or poll
             probe = ShardProbe.start(this, config.probeInterval());
@@ -158,132 +156,20 @@ public final class RelayEngine implements Relay {
                             ? ""
                             : " (transactional ids " + producers.transactionalIdPrefix() + "<shard>)");
             try {
-                coordinator.submit(this::tick).get(config.leaseDuration().toMillis(), TimeUnit.MILLISECONDS);
+                coordinator.submit(leases::tick).get(config.leaseDuration().toMillis(), TimeUnit.MILLISECONDS);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             } catch (ExecutionException | TimeoutException e) {
                 log.warn("first lease round did not finish: {}", e.toString());
             }
             long renew = config.renewInterval().toMillis();
-            coordinator.scheduleWithFixedDelay(this::tick, renew, renew, TimeUnit.MILLISECONDS);
+            coordinator.scheduleWithFixedDelay(leases::tick, renew, renew, TimeUnit.MILLISECONDS);
             long sample = Math.min(5_000, renew);
             sampler.scheduleWithFixedDelay(this::sample, 0, sample, TimeUnit.MILLISECONDS);
             if (config.listenDataSource() != null) {
                 listener = new NotificationListener(this, Outbox.channel(config.schema()));
                 listener.start();
             }
-        }
-    }
-
-    // ---- lease coordination, on the coordinator thread ----
-
-    private void tick() {
-        if (closing) {
-            return;
-        }
-        try {
-            db.heartbeat(config.leaseDuration());
-            Map<Integer, Long> held = ShardRanges.epochs(owned.values());
-            held.putAll(ShardRanges.epochs(releasing.values()));
-            long renewStarted = time.nanoTime();
-            Set<Integer> renewed = db.renew(held, config.leaseDuration());
-            databaseAnswered();
-            lastLeaseRoundNanos = time.nanoTime();
-            for (Integer shard : held.keySet()) {
-                ShardWorker kept = owned.get(shard);
-                if (kept == null || kept.epoch != held.get(shard)) {
-                    kept = releasing.get(shard);
-                }
-                if (kept != null && kept.epoch == held.get(shard) && renewed.contains(shard)) {
-                    kept.lease.renewed(renewStarted);
-                }
-                if (!renewed.contains(shard)) {
-                    ShardWorker w = owned.get(shard);
-                    if (w != null && w.epoch == held.get(shard) && owned.remove(shard, w)) {
-                        log.info(
-                                "lost the lease of shard {} (epoch {}): another relay took it over; stopping its loop",
-                                shard,
-                                w.epoch);
-                        w.loop.stop();
-                    }
-                }
-            }
-            int live = Math.max(1, db.liveMembers(config.leaseDuration().multipliedBy(10)));
-            int share = (shardCount + live - 1) / live;
-            int surplus = owned.size() - share;
-            if (surplus > 0) {
-                releaseSurplus(surplus, share, live);
-            } else if (surplus < 0 && !closing) {
-                long claimStarted = time.nanoTime();
-                Map<Integer, Long> claimed = db.claim(-surplus, config.leaseDuration());
-                if (!claimed.isEmpty()) {
-                    for (var e : claimed.entrySet()) {
-                        ShardWorker previous = owned.get(e.getKey());
-                        if (previous != null) {
-                            // our own lease had expired and we took it again under a new epoch
-                            owned.remove(e.getKey(), previous);
-                            previous.loop.stop();
-                        }
-                        ShardWorker w = new ShardWorker(
-                                services, producers.forShard(e.getKey()), e.getKey(), e.getValue(), claimStarted);
-                        owned.put(e.getKey(), w);
-                        w.loop.start();
-                    }
-                    log.info(
-                            "claimed shards {} (now {} of {}, fair share {} with {} live relays)",
-                            ShardRanges.ranges(claimed.keySet()),
-                            owned.size(),
-                            shardCount,
-                            share,
-                            live);
-                }
-            }
-        } catch (SQLException e) {
-            metrics.database.increment();
-            log.retry(
-                    "lease round failed (SQLState {}): {}; leases are retried in {}",
-                    e.getSQLState(),
-                    e.getMessage(),
-                    Durations.format(config.renewInterval()));
-        } catch (RuntimeException e) {
-            log.error("lease round failed: {}", e.toString(), e);
-        }
-    }
-
-    private void releaseSurplus(int surplus, int share, int live) {
-        List<ShardWorker> give = new ArrayList<>(owned.values());
-        give.sort(Comparator.comparingInt((ShardWorker w) -> w.shard).reversed());
-        give = give.subList(0, surplus);
-        for (ShardWorker w : give) {
-            releasing.put(w.shard, w);
-            owned.remove(w.shard, w);
-            w.loop.stop().whenComplete((v, t) -> {
-                try {
-                    coordinator.execute(() -> release(w));
-                } catch (RejectedExecutionException e) {
-                    // closing: close() hands back what is left (it releases the shards in releasing too)
-                }
-            });
-        }
-        log.info(
-                "handing back shards {} (fair share {} with {} live relays)",
-                ShardRanges.ranges(give.stream().map(w -> w.shard).toList()),
-                share,
-                live);
-    }
-
-    private void release(ShardWorker w) {
-        try {
-            db.release(Map.of(w.shard, w.epoch));
-            releasing.remove(w.shard, w);
-        } catch (SQLException e) {
-            releasing.remove(w.shard, w);
-            metrics.database.increment();
-            log.warn(
-                    "could not hand back shard {} (SQLState {}): {}; it is free once its lease expires",
-                    w.shard,
-                    e.getSQLState(),
-                    e.getMessage());
         }
     }
 
@@ -409,7 +295,7 @@ public final class RelayEngine implements Relay {
 
     @Override
     public boolean isLive() {
-        long leaseRound = lastLeaseRoundNanos;
+        long leaseRound = leases == null ? Long.MIN_VALUE : leases.lastRoundNanos();
         // a coordinator stuck in a statement (a black-holed connection) keeps its thread: liveness also
         // needs a lease round that succeeded within one lease duration
         return state == State.RUNNING

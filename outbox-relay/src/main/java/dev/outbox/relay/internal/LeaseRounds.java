@@ -1,0 +1,176 @@
+package dev.outbox.relay.internal;
+
+import dev.outbox.core.internal.Durations;
+import dev.outbox.core.internal.PrefixedLog;
+import dev.outbox.core.internal.TimeSource;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+
+/**
+ * The lease rounds of a {@link RelayEngine}, on its coordinator thread: membership heartbeat, renewal of
+ * the held leases, fair-share claim of free shards and hand-back of the surplus.
+ */
+final class LeaseRounds {
+    private final RelayEngine engine;
+    private final RelayConfig config;
+    private final Db db;
+    private final RelayMetrics metrics;
+    private final PrefixedLog log;
+    private final TimeSource time;
+    private final Map<Integer, ShardWorker> owned;
+    private final Map<Integer, ShardWorker> releasing;
+    private final int shardCount;
+    private final ShardServices services;
+    private final RelayProducers producers;
+    private final ScheduledExecutorService coordinator;
+    private volatile long lastRoundNanos;
+
+    /**
+     * @param owned the shards this relay publishes, shared with the engine
+     * @param releasing shards being handed back: still renewed until their last batch finished and the
+     *     release ran
+     */
+    LeaseRounds(
+            RelayEngine engine,
+            Map<Integer, ShardWorker> owned,
+            Map<Integer, ShardWorker> releasing,
+            int shardCount,
+            ShardServices services,
+            RelayProducers producers,
+            ScheduledExecutorService coordinator) {
+        this.engine = engine;
+        this.config = engine.config();
+        this.db = engine.db();
+        this.metrics = engine.metrics();
+        this.log = engine.log();
+        this.time = engine.time();
+        this.owned = owned;
+        this.releasing = releasing;
+        this.shardCount = shardCount;
+        this.services = services;
+        this.producers = producers;
+        this.coordinator = coordinator;
+        this.lastRoundNanos = time.nanoTime(); // the first round gets one lease duration
+    }
+
+    /** @return when the last lease round succeeded ({@link TimeSource#nanoTime()}) */
+    long lastRoundNanos() {
+        return lastRoundNanos;
+    }
+
+    void tick() {
+        if (engine.closing()) {
+            return;
+        }
+        try {
+            db.heartbeat(config.leaseDuration());
+            Map<Integer, Long> held = ShardRanges.epochs(owned.values());
+            held.putAll(ShardRanges.epochs(releasing.values()));
+            long renewStarted = time.nanoTime();
+            Set<Integer> renewed = db.renew(held, config.leaseDuration());
+            engine.databaseAnswered();
+            lastRoundNanos = time.nanoTime();
+            for (Integer shard : held.keySet()) {
+                ShardWorker kept = owned.get(shard);
+                if (kept == null || kept.epoch != held.get(shard)) {
+                    kept = releasing.get(shard);
+                }
+                if (kept != null && kept.epoch == held.get(shard) && renewed.contains(shard)) {
+                    kept.lease.renewed(renewStarted);
+                }
+                if (!renewed.contains(shard)) {
+                    ShardWorker w = owned.get(shard);
+                    if (w != null && w.epoch == held.get(shard) && owned.remove(shard, w)) {
+                        log.info(
+                                "lost the lease of shard {} (epoch {}): another relay took it over; stopping its loop",
+                                shard,
+                                w.epoch);
+                        w.loop.stop();
+                    }
+                }
+            }
+            int live = Math.max(1, db.liveMembers(config.leaseDuration().multipliedBy(10)));
+            int share = (shardCount + live - 1) / live;
+            int surplus = owned.size() - share;
+            if (surplus > 0) {
+                releaseSurplus(surplus, share, live);
+            } else if (surplus < 0 && !engine.closing()) {
+                long claimStarted = time.nanoTime();
+                Map<Integer, Long> claimed = db.claim(-surplus, config.leaseDuration());
+                if (!claimed.isEmpty()) {
+                    for (var e : claimed.entrySet()) {
+                        ShardWorker previous = owned.get(e.getKey());
+                        if (previous != null) {
+                            // our own lease had expired and we took it again under a new epoch
+                            owned.remove(e.getKey(), previous);
+                            previous.loop.stop();
+                        }
+                        ShardWorker w = new ShardWorker(
+                                services, producers.forShard(e.getKey()), e.getKey(), e.getValue(), claimStarted);
+                        owned.put(e.getKey(), w);
+                        w.loop.start();
+                    }
+                    log.info(
+                            "claimed shards {} (now {} of {}, fair share {} with {} live relays)",
+                            ShardRanges.ranges(claimed.keySet()),
+                            owned.size(),
+                            shardCount,
+                            share,
+                            live);
+                }
+            }
+        } catch (SQLException e) {
+            metrics.database.increment();
+            log.retry(
+                    "lease round failed (SQLState {}): {}; leases are retried in {}",
+                    e.getSQLState(),
+                    e.getMessage(),
+                    Durations.format(config.renewInterval()));
+        } catch (RuntimeException e) {
+            log.error("lease round failed: {}", e.toString(), e);
+        }
+    }
+
+    private void releaseSurplus(int surplus, int share, int live) {
+        List<ShardWorker> give = new ArrayList<>(owned.values());
+        give.sort(Comparator.comparingInt((ShardWorker w) -> w.shard).reversed());
+        give = give.subList(0, surplus);
+        for (ShardWorker w : give) {
+            releasing.put(w.shard, w);
+            owned.remove(w.shard, w);
+            w.loop.stop().whenComplete((v, t) -> {
+                try {
+                    coordinator.execute(() -> release(w));
+                } catch (RejectedExecutionException e) {
+                    // closing: close() hands back what is left (it releases the shards in releasing too)
+                }
+            });
+        }
+        log.info(
+                "handing back shards {} (fair share {} with {} live relays)",
+                ShardRanges.ranges(give.stream().map(w -> w.shard).toList()),
+                share,
+                live);
+    }
+
+    private void release(ShardWorker w) {
+        try {
+            db.release(Map.of(w.shard, w.epoch));
+            releasing.remove(w.shard, w);
+        } catch (SQLException e) {
+            releasing.remove(w.shard, w);
+            metrics.database.increment();
+            log.warn(
+                    "could not hand back shard {} (SQLState {}): {}; it is free once its lease expires",
+                    w.shard,
+                    e.getSQLState(),
+                    e.getMessage());
+        }
+    }
+}
