@@ -11,8 +11,6 @@ import java.time.OffsetDateTime;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
-import java.util.HashSet;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -20,7 +18,8 @@ import java.util.UUID;
 import javax.sql.DataSource;
 
 /**
- * Every statement the relay runs. Each method borrows a connection in autocommit mode and returns it.
+ * Every statement the relay runs; the lease and membership statements are {@link LeaseStatements}'
+ * and handed on. Each method borrows a connection in autocommit mode and returns it.
  * The SQL strings are constants per relay, so the driver's per-connection statement cache turns them
  * into server-side prepared statements after a few executions.
  */
@@ -44,26 +43,20 @@ final class Db implements ShardRows {
     private final String readFilteredSql;
     private final String deleteSql;
     private final String failSql;
-    private final String claimSql;
-    private final String renewSql;
-    private final String releaseSql;
-    private final String heartbeatSql;
-    private final String liveSql;
-    private final String purgeMembersSql;
-    private final String leaveSql;
     private final String shardCountSql;
     private final String backlogSql;
     private final String parkedSql;
     private final String probeSql;
+    private final LeaseStatements leases;
     /** Whether the reads take one more parameter, the shard, for the hold-back check. */
     private final boolean holdKey;
 
     Db(DataSource dataSource, String schema, String owner, boolean holdKey) {
         this.dataSource = dataSource;
         this.owner = owner;
+        this.leases = new LeaseStatements(dataSource, schema, owner);
         String msg = schema + ".outbox_message";
         String lease = schema + ".outbox_shard_lease";
-        String member = schema + ".outbox_relay_member";
         // The lease row is locked FOR SHARE for the statement, so a takeover (an UPDATE of that row)
         // either commits before and makes the lease check fail, or waits until this write committed.
         String fence = "l as (select shard from " + lease
@@ -107,24 +100,6 @@ final class Db implements ShardRows {
                         + " where m.shard = l.shard and m.id = f.id and m.parked_at is null"
                         + " returning m.id, m.attempts, m.parked_at is not null as parked)"
                         + " select (select count(*) from l), u.id, u.attempts, u.parked from (values (1)) as one(x) left join u on true";
-        this.claimSql = "update " + lease
-                + " set owner = ?, epoch = epoch + 1, lease_until = now() + ? * interval '1 millisecond'"
-                + " where shard in (select shard from " + lease + " where owner is null or lease_until < now()"
-                + " order by shard limit ? for update skip locked) and (owner is null or lease_until < now())"
-                + " returning shard, epoch";
-        this.renewSql = "update " + lease + " l set lease_until = now() + ? * interval '1 millisecond'"
-                + " from unnest(?::int[], ?::bigint[]) as o(shard, epoch)"
-                + " where l.shard = o.shard and l.epoch = o.epoch and l.owner = ? returning l.shard";
-        this.releaseSql = "update " + lease + " l set owner = null, lease_until = timestamptz '1970-01-01 00:00:00+00'"
-                + " from unnest(?::int[], ?::bigint[]) as o(shard, epoch)"
-                + " where l.shard = o.shard and l.epoch = o.epoch and l.owner = ? returning l.shard";
-        this.heartbeatSql =
-                "insert into " + member + " (owner, heartbeat_until) values (?, now() + ? * interval '1 millisecond')"
-                        + " on conflict (owner) do update set heartbeat_until = excluded.heartbeat_until";
-        this.liveSql = "select count(*) from " + member + " where heartbeat_until > now()";
-        this.purgeMembersSql =
-                "delete from " + member + " where heartbeat_until < now() - ? * interval '1 millisecond'";
-        this.leaveSql = "delete from " + member + " where owner = ?";
         this.shardCountSql = "select count(*), coalesce(min(shard), 0), coalesce(max(shard), -1) from " + lease;
         // Per shard: the count of at most BACKLOG_COUNTED rows, the id of the last of them, the first
         // row's id and age, and the highest id: a handful of index descents and up to BACKLOG_COUNTED
@@ -148,6 +123,11 @@ final class Db implements ShardRows {
     }
 
     private Connection connect() throws SQLException {
+        return connect(dataSource);
+    }
+
+    /** @return a connection of {@code dataSource} in autocommit mode */
+    static Connection connect(DataSource dataSource) throws SQLException {
         Connection c = dataSource.getConnection();
         try {
             if (!c.getAutoCommit()) {
@@ -312,82 +292,31 @@ final class Db implements ShardRows {
 
     /** @return the shards claimed and their new epochs */
     Map<Integer, Long> claim(int max, Duration lease) throws SQLException {
-        Map<Integer, Long> claimed = new LinkedHashMap<>();
-        if (max <= 0) {
-            return claimed;
-        }
-        try (Connection c = connect();
-                PreparedStatement ps = c.prepareStatement(claimSql)) {
-            ps.setString(1, owner);
-            ps.setLong(2, lease.toMillis());
-            ps.setInt(3, max);
-            try (ResultSet rs = ps.executeQuery()) {
-                while (rs.next()) {
-                    claimed.put(rs.getInt(1), rs.getLong(2));
-                }
-            }
-        }
-        return claimed;
+        return leases.claim(max, lease);
     }
 
     /** @return the shards whose lease (shard, owner, epoch) still held and was extended */
     Set<Integer> renew(Map<Integer, Long> owned, Duration lease) throws SQLException {
-        if (owned.isEmpty()) {
-            return Set.of();
-        }
-        try (Connection c = connect();
-                PreparedStatement ps = c.prepareStatement(renewSql)) {
-            ps.setLong(1, lease.toMillis());
-            setShardsAndEpochs(c, ps, 2, owned);
-            ps.setString(4, owner);
-            return shards(ps);
-        }
+        return leases.renew(owned, lease);
     }
 
     /** @return the shards handed back (those whose lease this relay still held) */
     Set<Integer> release(Map<Integer, Long> owned) throws SQLException {
-        if (owned.isEmpty()) {
-            return Set.of();
-        }
-        try (Connection c = connect();
-                PreparedStatement ps = c.prepareStatement(releaseSql)) {
-            setShardsAndEpochs(c, ps, 1, owned);
-            ps.setString(3, owner);
-            return shards(ps);
-        }
+        return leases.release(owned);
     }
 
     /** Joins or renews the membership; the row lives one lease. */
     void heartbeat(Duration lease) throws SQLException {
-        try (Connection c = connect();
-                PreparedStatement ps = c.prepareStatement(heartbeatSql)) {
-            ps.setString(1, owner);
-            ps.setLong(2, lease.toMillis());
-            ps.executeUpdate();
-        }
+        leases.heartbeat(lease);
     }
 
     /** @return live relays (heartbeat not expired), this one included; deletes long-dead members */
     int liveMembers(Duration deadAfter) throws SQLException {
-        try (Connection c = connect()) {
-            try (PreparedStatement ps = c.prepareStatement(purgeMembersSql)) {
-                ps.setLong(1, deadAfter.toMillis());
-                ps.executeUpdate();
-            }
-            try (PreparedStatement ps = c.prepareStatement(liveSql);
-                    ResultSet rs = ps.executeQuery()) {
-                rs.next();
-                return rs.getInt(1);
-            }
-        }
+        return leases.liveMembers(deadAfter);
     }
 
     void leave() throws SQLException {
-        try (Connection c = connect();
-                PreparedStatement ps = c.prepareStatement(leaveSql)) {
-            ps.setString(1, owner);
-            ps.executeUpdate();
-        }
+        leases.leave();
     }
 
     /**
@@ -466,29 +395,6 @@ final class Db implements ShardRows {
             rs.next();
             return new Fenced(rs.getLong(1) > 0, (int) rs.getLong(2));
         }
-    }
-
-    private static Set<Integer> shards(PreparedStatement ps) throws SQLException {
-        Set<Integer> out = new HashSet<>();
-        try (ResultSet rs = ps.executeQuery()) {
-            while (rs.next()) {
-                out.add(rs.getInt(1));
-            }
-        }
-        return out;
-    }
-
-    private static void setShardsAndEpochs(Connection c, PreparedStatement ps, int first, Map<Integer, Long> owned)
-            throws SQLException {
-        Integer[] shards = new Integer[owned.size()];
-        Long[] epochs = new Long[owned.size()];
-        int i = 0;
-        for (var e : owned.entrySet()) {
-            shards[i] = e.getKey();
-            epochs[i++] = e.getValue();
-        }
-        ps.setArray(first, c.createArrayOf("integer", shards));
-        ps.setArray(first + 1, c.createArrayOf("bigint", epochs));
     }
 
     private static Array longArray(Connection c, long[] values) throws SQLException {

@@ -1,0 +1,116 @@
+package dev.outbox.relay.internal;
+
+import dev.outbox.core.internal.PrefixedLog;
+import java.sql.SQLException;
+import java.util.List;
+
+/**
+ * Writes back what one shard's finished batch came to: ends its Kafka transaction (transactional
+ * mode) and records its failed rows in the database, fenced by the lease. {@link ShardWorker} acts on
+ * what it reports (a fenced producer or a lost lease drops the shard).
+ */
+final class BatchEnd {
+    private final int shard;
+    private final long epoch;
+    private final RelayConfig config;
+    private final ShardRows db;
+    private final ShardPublisher publisher;
+    private final ShardServices relay;
+    private final RelayMetrics metrics;
+    private final PrefixedLog log;
+
+    BatchEnd(ShardServices services, ShardPublisher publisher, int shard, long epoch) {
+        this.shard = shard;
+        this.epoch = epoch;
+        this.config = services.config();
+        this.db = services.rows();
+        this.publisher = publisher;
+        this.relay = services;
+        this.metrics = services.metrics();
+        this.log = services.log();
+    }
+
+    /**
+     * Ends the batch's Kafka transaction (transactional mode): commits it when every record sent was
+     * acknowledged, else aborts it, so that none of the batch's records becomes visible to {@code
+     * read_committed} consumers and none of its rows is deleted. A failed record's error stays with
+     * its row (a poison row is parked, a retriable failure backs off as in the idempotent mode); what
+     * the other records report after the first failure is the transaction's state, not theirs, and is
+     * dropped when a poison row explains the abort. A commit that fails is a retriable failure of
+     * every row sent.
+     *
+     * @return null, or when the producer was fenced (the shard is to be dropped) what it could not do
+     */
+    String settle(Batch batch) {
+        Throwable first = batch.firstError();
+        Throwable commitFailure = null;
+        if (first == null) {
+            try {
+                publisher.commit(batch.producer);
+                return null;
+            } catch (RuntimeException e) {
+                first = commitFailure = e;
+            }
+        }
+        boolean fenced = commitFailure != null ? Errors.isFenced(commitFailure) : anyFenced(batch.errors);
+        batch.aborted(commitFailure);
+        publisher.abort(batch.producer, first);
+        metrics.aborted.increment();
+        if (fenced) {
+            return "commit a batch of " + batch.rows.size() + " rows (" + Errors.describe(first) + ")";
+        }
+        return null;
+    }
+
+    private static boolean anyFenced(Throwable[] errors) {
+        for (Throwable e : errors) {
+            if (e != null && Errors.isFenced(e)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Parks the poison rows and counts an attempt of the rows that failed retriably, parking those that
+     * reached maxAttempts, in one fenced statement.
+     *
+     * @param parked run for each row parked
+     * @return null, or when the lease was lost (the shard is to be dropped) what it could not do
+     */
+    String recordFailures(Batch batch, List<Integer> poison, List<Integer> retriable, Runnable parked)
+            throws SQLException {
+        Batch.Failures f = batch.failures(poison, retriable);
+        int n = f.ids().length;
+        Db.Failed result = db.fail(shard, epoch, f.ids(), f.errors(), f.park(), config.maxAttempts());
+        relay.databaseAnswered().run();
+        if (!result.leaseHeld()) {
+            return "record the failure of " + n + " rows";
+        }
+        for (Db.FailedRow r : result.rows()) {
+            int i = f.index().get(r.id());
+            OutboxRow row = batch.rows.get(i);
+            String error = Errors.describe(batch.errors[i]);
+            boolean isPoison = Errors.isPoison(batch.errors[i]);
+            if (isPoison) {
+                metrics.nonRetriable.increment();
+            }
+            if (r.parked()) {
+                parked.run();
+                metrics.parked.increment();
+                log.error(
+                        "shard {}: parked outbox row {} (message {}, topic {}, key {}) after {} attempt(s){}: {}; requeue it"
+                                + " once the cause is fixed",
+                        shard,
+                        row.id(),
+                        row.messageId(),
+                        row.topic(),
+                        row.key(),
+                        r.attempts(),
+                        isPoison ? "" : " (max attempts " + config.maxAttempts() + ")",
+                        error);
+            }
+        }
+        return null;
+    }
+}
