@@ -13,25 +13,16 @@ import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.Objects;
-import java.util.OptionalLong;
 import java.util.UUID;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import org.apache.kafka.clients.consumer.CommitFailedException;
 import org.apache.kafka.clients.consumer.Consumer;
-import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
-import org.apache.kafka.clients.consumer.OffsetAndMetadata;
-import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.errors.RebalanceInProgressException;
-import org.apache.kafka.common.errors.RetriableException;
 import org.jooq.exception.DataAccessException;
 import org.slf4j.LoggerFactory;
 
@@ -43,7 +34,6 @@ import org.slf4j.LoggerFactory;
 public final class DedupConsumer implements IdempotentConsumer {
     private static final AtomicInteger INSTANCES = new AtomicInteger();
     private static final Duration POLL_TIMEOUT = Duration.ofMillis(100);
-    private static final long COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
 
     private enum State {
         NEW,
@@ -51,19 +41,6 @@ public final class DedupConsumer implements IdempotentConsumer {
         CLOSING,
         CLOSED,
         FAILED
-    }
-
-    /** An assigned partition: its worker, and what the poll thread keeps about it. */
-    private static final class Assigned {
-        final PartitionWorker worker;
-        final Gauge gauge;
-        long committed = -1;
-        boolean paused;
-
-        Assigned(PartitionWorker worker, Gauge gauge) {
-            this.worker = worker;
-            this.gauge = gauge;
-        }
     }
 
     private final Settings settings;
@@ -80,16 +57,11 @@ public final class DedupConsumer implements IdempotentConsumer {
     private final ScheduledThreadPoolExecutor workers;
     private final ScheduledExecutorService purger;
     private final PartitionWorker.Parts parts;
-    private final Map<TopicPartition, Assigned> partitions = new ConcurrentHashMap<>();
-    private final int pauseThreshold;
+    private final Assignments assignments;
     private final Object lifecycle = new Object();
     private volatile State state = State.NEW;
-    private volatile boolean commitsAllowed = true;
-    /** The group gave this consumer its assignment (possibly empty) and did not take it away as lost. */
-    private volatile boolean hasAssignment;
 
     private Thread pollThread;
-    private long lastCommitNanos;
 
     /**
      * @param settings validated by the builder
@@ -124,7 +96,6 @@ public final class DedupConsumer implements IdempotentConsumer {
         this.breakerGauges = List.of(
                 metrics.breakerState(databaseBreaker.circuitBreaker(), "database"),
                 metrics.breakerState(deadLetterBreaker.circuitBreaker(), "dead-letter"));
-        this.pauseThreshold = Math.max(1000, 4 * settings.maxRecordsPerTransaction());
         this.consumer = consumer != null ? consumer : new KafkaConsumer<>(new HashMap<>(settings.consumerProperties()));
         this.workers =
                 new ScheduledThreadPoolExecutor(settings.concurrency(), Threads.daemons(instance, "worker", true));
@@ -146,6 +117,7 @@ public final class DedupConsumer implements IdempotentConsumer {
                 log,
                 time,
                 SerialTask.Scheduler.of(workers));
+        this.assignments = new Assignments(settings, this.consumer, parts, metrics, log, time);
         if (settings.retention().compareTo(Duration.ofDays(1)) < 0) {
             log.warn(
                     "retention is {}: a message redelivered more than {} after it was processed (relay republishing after"
@@ -225,7 +197,7 @@ public final class DedupConsumer implements IdempotentConsumer {
     @Override
     public Readiness readiness() {
         boolean running = state == State.RUNNING;
-        boolean isAssigned = running && hasAssignment;
+        boolean isAssigned = running && assignments.hasAssignment();
         boolean databaseClosed = databaseBreaker.state() == CircuitBreaker.State.CLOSED;
         boolean deadLetterClosed = deadLetterBreaker.state() == CircuitBreaker.State.CLOSED;
         List<String> problems = new ArrayList<>();
@@ -245,7 +217,7 @@ public final class DedupConsumer implements IdempotentConsumer {
                 problems.isEmpty(),
                 running,
                 isAssigned,
-                running ? partitions.size() : 0,
+                running ? assignments.size() : 0,
                 databaseClosed,
                 deadLetterClosed,
                 String.join("; ", problems));
@@ -320,34 +292,25 @@ public final class DedupConsumer implements IdempotentConsumer {
     private void pollLoop() {
         boolean clean = false;
         try {
-            consumer.subscribe(settings.topics(), new Listener());
+            consumer.subscribe(settings.topics(), assignments);
             while (state == State.RUNNING) {
                 ConsumerRecords<byte[], byte[]> records = consumer.poll(POLL_TIMEOUT);
-                for (TopicPartition tp : records.partitions()) {
-                    Assigned assigned = partitions.get(tp);
-                    if (assigned == null) {
-                        log.warn("got records of {}, which is not assigned to this consumer; ignoring them", tp);
-                        continue;
-                    }
-                    assigned.worker.enqueue(records.records(tp));
-                }
-                updatePauses();
-                commit(false);
-                updateLag();
+                assignments.enqueue(records);
+                assignments.updatePauses();
+                assignments.commit(false);
+                assignments.updateLag();
             }
             if (state == State.CLOSING) {
-                stopPartitions(new ArrayList<>(partitions.keySet()), true);
+                assignments.stopAll();
                 clean = true;
             }
         } catch (Throwable t) {
-            commitsAllowed = false;
+            assignments.stopCommits();
             state = State.FAILED;
             log.error("poll loop failed; stopping without committing further offsets", t);
         } finally {
             try {
-                for (Assigned a : partitions.values()) {
-                    a.worker.stop();
-                }
+                assignments.stopWorkers();
                 consumer.close(settings.closeTimeout());
             } catch (RuntimeException e) {
                 log.warn("closing the Kafka consumer failed", e);
@@ -379,153 +342,6 @@ public final class DedupConsumer implements IdempotentConsumer {
             producer.close();
         }
         breakerGauges.forEach(metrics::remove);
-        for (Assigned a : partitions.values()) {
-            metrics.remove(a.gauge);
-        }
-        partitions.clear();
-    }
-
-    private void updatePauses() {
-        List<TopicPartition> pause = new ArrayList<>();
-        List<TopicPartition> resume = new ArrayList<>();
-        for (Assigned a : partitions.values()) {
-            boolean want = a.worker.isWaiting() || a.worker.queued() >= pauseThreshold;
-            if (want && !a.paused) {
-                pause.add(a.worker.partition());
-                a.paused = true;
-            } else if (!want && a.paused) {
-                resume.add(a.worker.partition());
-                a.paused = false;
-            }
-        }
-        if (!pause.isEmpty()) {
-            consumer.pause(pause);
-        }
-        if (!resume.isEmpty()) {
-            consumer.resume(resume);
-        }
-    }
-
-    private void updateLag() {
-        for (Assigned a : partitions.values()) {
-            TopicPartition tp = a.worker.partition();
-            OptionalLong lag = consumer.currentLag(tp);
-            if (lag.isPresent()) {
-                long position = consumer.position(tp);
-                a.worker.lag().set(Math.max(0, position + lag.getAsLong() - a.worker.nextToProcess(position)));
-            }
-        }
-    }
-
-    /** Commits the offsets of every record whose transaction committed; on the poll thread only. */
-    private void commit(boolean force) {
-        if (!commitsAllowed) {
-            return;
-        }
-        long now = time.nanoTime();
-        if (!force && now - lastCommitNanos < COMMIT_INTERVAL_NANOS) {
-            return;
-        }
-        commit(partitions.values());
-        lastCommitNanos = now;
-    }
-
-    private void commit(Collection<Assigned> assigned) {
-        Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
-        Map<TopicPartition, Long> done = new HashMap<>();
-        for (Assigned a : assigned) {
-            long next = a.worker.nextToCommit();
-            if (next > a.committed) {
-                offsets.put(a.worker.partition(), new OffsetAndMetadata(next));
-                done.put(a.worker.partition(), next);
-            }
-        }
-        if (offsets.isEmpty()) {
-            return;
-        }
-        settings.hooks().beforeOffsetCommit(offsets);
-        try {
-            consumer.commitSync(offsets, settings.closeTimeout());
-            for (Assigned a : assigned) {
-                Long next = done.get(a.worker.partition());
-                if (next != null) {
-                    a.committed = next;
-                }
-            }
-        } catch (CommitFailedException | RebalanceInProgressException e) {
-            log.warn(
-                    "offset commit refused during a rebalance ({}); the records will be redelivered and skipped as"
-                            + " duplicates",
-                    e.getMessage());
-        } catch (RetriableException e) {
-            log.warn("offset commit failed ({}); retrying with the next commit", e.toString());
-        }
-    }
-
-    /**
-     * Stops the workers of the given partitions after their transaction in flight, and commits what
-     * they finished when {@code commit} is set.
-     */
-    private void stopPartitions(Collection<TopicPartition> tps, boolean commit) {
-        List<Assigned> stopped = new ArrayList<>();
-        for (TopicPartition tp : tps) {
-            Assigned a = partitions.remove(tp);
-            if (a != null) {
-                a.worker.stop();
-                stopped.add(a);
-            }
-        }
-        long deadline = time.nanoTime() + settings.closeTimeout().toNanos();
-        for (Assigned a : stopped) {
-            PartitionWorker w = a.worker;
-            if (commit && !w.awaitStep(deadline - time.nanoTime())) {
-                log.warn(
-                        "transaction in flight on {} did not finish within {}; committing the offsets done before it",
-                        w.partition(),
-                        settings.closeTimeout());
-            }
-            int left = w.queued();
-            if (left > 0) {
-                log.info(
-                        "{}: {} fetched record(s) from offset {} left for redelivery",
-                        w.partition(),
-                        left,
-                        w.nextToProcess(-1));
-            }
-            w.clear();
-            metrics.remove(a.gauge);
-        }
-        if (commit && commitsAllowed) {
-            commit(stopped);
-        }
-    }
-
-    private final class Listener implements ConsumerRebalanceListener {
-        @Override
-        public void onPartitionsRevoked(Collection<TopicPartition> revoked) {
-            if (!revoked.isEmpty()) {
-                log.info("partitions revoked: {}", revoked);
-            }
-            stopPartitions(revoked, true);
-        }
-
-        @Override
-        public void onPartitionsLost(Collection<TopicPartition> lost) {
-            hasAssignment = false;
-            log.warn("partitions lost (not committing their offsets): {}", lost);
-            stopPartitions(lost, false);
-        }
-
-        @Override
-        public void onPartitionsAssigned(Collection<TopicPartition> assigned) {
-            if (!assigned.isEmpty()) {
-                log.info("partitions assigned: {}", assigned);
-            }
-            for (TopicPartition tp : assigned) {
-                PartitionWorker w = new PartitionWorker(tp, parts);
-                partitions.put(tp, new Assigned(w, metrics.lagGauge(tp, w.lag())));
-            }
-            hasAssignment = true;
-        }
+        assignments.clear();
     }
 }

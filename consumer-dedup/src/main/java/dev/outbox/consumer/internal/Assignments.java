@@ -1,0 +1,260 @@
+package dev.outbox.consumer.internal;
+
+import dev.outbox.core.internal.PrefixedLog;
+import dev.outbox.core.internal.TimeSource;
+import io.micrometer.core.instrument.Gauge;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalLong;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.consumer.CommitFailedException;
+import org.apache.kafka.clients.consumer.Consumer;
+import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.RebalanceInProgressException;
+import org.apache.kafka.common.errors.RetriableException;
+
+/**
+ * The partitions assigned to a {@link DedupConsumer}: the group's rebalance callbacks, a worker per
+ * partition, pausing and resuming them, their lag, and their offset commits. Every method but
+ * {@link #size()} and {@link #hasAssignment()} runs on the poll thread.
+ */
+final class Assignments implements ConsumerRebalanceListener {
+    private static final long COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
+
+    /** An assigned partition: its worker, and what the poll thread keeps about it. */
+    private static final class Assigned {
+        final PartitionWorker worker;
+        final Gauge gauge;
+        long committed = -1;
+        boolean paused;
+
+        Assigned(PartitionWorker worker, Gauge gauge) {
+            this.worker = worker;
+            this.gauge = gauge;
+        }
+    }
+
+    private final Settings settings;
+    private final PrefixedLog log;
+    private final TimeSource time;
+    private final Metrics metrics;
+    private final Consumer<byte[], byte[]> consumer;
+    private final PartitionWorker.Parts parts;
+    private final Map<TopicPartition, Assigned> partitions = new ConcurrentHashMap<>();
+    private final int pauseThreshold;
+    private volatile boolean commitsAllowed = true;
+    /** The group gave this consumer its assignment (possibly empty) and did not take it away as lost. */
+    private volatile boolean hasAssignment;
+
+    private long lastCommitNanos;
+
+    Assignments(
+            Settings settings,
+            Consumer<byte[], byte[]> consumer,
+            PartitionWorker.Parts parts,
+            Metrics metrics,
+            PrefixedLog log,
+            TimeSource time) {
+        this.settings = settings;
+        this.consumer = consumer;
+        this.parts = parts;
+        this.metrics = metrics;
+        this.log = log;
+        this.time = time;
+        this.pauseThreshold = Math.max(1000, 4 * settings.maxRecordsPerTransaction());
+    }
+
+    int size() {
+        return partitions.size();
+    }
+
+    boolean hasAssignment() {
+        return hasAssignment;
+    }
+
+    /** After a failure of the poll loop: no further offset commits. */
+    void stopCommits() {
+        commitsAllowed = false;
+    }
+
+    /** Hands each partition's records to its worker. */
+    void enqueue(ConsumerRecords<byte[], byte[]> records) {
+        for (TopicPartition tp : records.partitions()) {
+            Assigned assigned = partitions.get(tp);
+            if (assigned == null) {
+                log.warn("got records of {}, which is not assigned to this consumer; ignoring them", tp);
+                continue;
+            }
+            assigned.worker.enqueue(records.records(tp));
+        }
+    }
+
+    /** On a clean close: stops every partition, committing what its worker finished. */
+    void stopAll() {
+        stopPartitions(new ArrayList<>(partitions.keySet()), true);
+    }
+
+    /** Stops every worker, without waiting. */
+    void stopWorkers() {
+        for (Assigned a : partitions.values()) {
+            a.worker.stop();
+        }
+    }
+
+    /** Removes the partitions' lag gauges and forgets the partitions. */
+    void clear() {
+        for (Assigned a : partitions.values()) {
+            metrics.remove(a.gauge);
+        }
+        partitions.clear();
+    }
+
+    void updatePauses() {
+        List<TopicPartition> pause = new ArrayList<>();
+        List<TopicPartition> resume = new ArrayList<>();
+        for (Assigned a : partitions.values()) {
+            boolean want = a.worker.isWaiting() || a.worker.queued() >= pauseThreshold;
+            if (want && !a.paused) {
+                pause.add(a.worker.partition());
+                a.paused = true;
+            } else if (!want && a.paused) {
+                resume.add(a.worker.partition());
+                a.paused = false;
+            }
+        }
+        if (!pause.isEmpty()) {
+            consumer.pause(pause);
+        }
+        if (!resume.isEmpty()) {
+            consumer.resume(resume);
+        }
+    }
+
+    void updateLag() {
+        for (Assigned a : partitions.values()) {
+            TopicPartition tp = a.worker.partition();
+            OptionalLong lag = consumer.currentLag(tp);
+            if (lag.isPresent()) {
+                long position = consumer.position(tp);
+                a.worker.lag().set(Math.max(0, position + lag.getAsLong() - a.worker.nextToProcess(position)));
+            }
+        }
+    }
+
+    /** Commits the offsets of every record whose transaction committed; on the poll thread only. */
+    void commit(boolean force) {
+        if (!commitsAllowed) {
+            return;
+        }
+        long now = time.nanoTime();
+        if (!force && now - lastCommitNanos < COMMIT_INTERVAL_NANOS) {
+            return;
+        }
+        commit(partitions.values());
+        lastCommitNanos = now;
+    }
+
+    private void commit(Collection<Assigned> assigned) {
+        Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+        Map<TopicPartition, Long> done = new HashMap<>();
+        for (Assigned a : assigned) {
+            long next = a.worker.nextToCommit();
+            if (next > a.committed) {
+                offsets.put(a.worker.partition(), new OffsetAndMetadata(next));
+                done.put(a.worker.partition(), next);
+            }
+        }
+        if (offsets.isEmpty()) {
+            return;
+        }
+        settings.hooks().beforeOffsetCommit(offsets);
+        try {
+            consumer.commitSync(offsets, settings.closeTimeout());
+            for (Assigned a : assigned) {
+                Long next = done.get(a.worker.partition());
+                if (next != null) {
+                    a.committed = next;
+                }
+            }
+        } catch (CommitFailedException | RebalanceInProgressException e) {
+            log.warn(
+                    "offset commit refused during a rebalance ({}); the records will be redelivered and skipped as"
+                            + " duplicates",
+                    e.getMessage());
+        } catch (RetriableException e) {
+            log.warn("offset commit failed ({}); retrying with the next commit", e.toString());
+        }
+    }
+
+    /**
+     * Stops the workers of the given partitions after their transaction in flight, and commits what
+     * they finished when {@code commit} is set.
+     */
+    private void stopPartitions(Collection<TopicPartition> tps, boolean commit) {
+        List<Assigned> stopped = new ArrayList<>();
+        for (TopicPartition tp : tps) {
+            Assigned a = partitions.remove(tp);
+            if (a != null) {
+                a.worker.stop();
+                stopped.add(a);
+            }
+        }
+        long deadline = time.nanoTime() + settings.closeTimeout().toNanos();
+        for (Assigned a : stopped) {
+            PartitionWorker w = a.worker;
+            if (commit && !w.awaitStep(deadline - time.nanoTime())) {
+                log.warn(
+                        "transaction in flight on {} did not finish within {}; committing the offsets done before it",
+                        w.partition(),
+                        settings.closeTimeout());
+            }
+            int left = w.queued();
+            if (left > 0) {
+                log.info(
+                        "{}: {} fetched record(s) from offset {} left for redelivery",
+                        w.partition(),
+                        left,
+                        w.nextToProcess(-1));
+            }
+            w.clear();
+            metrics.remove(a.gauge);
+        }
+        if (commit && commitsAllowed) {
+            commit(stopped);
+        }
+    }
+
+    @Override
+    public void onPartitionsRevoked(Collection<TopicPartition> revoked) {
+        if (!revoked.isEmpty()) {
+            log.info("partitions revoked: {}", revoked);
+        }
+        stopPartitions(revoked, true);
+    }
+
+    @Override
+    public void onPartitionsLost(Collection<TopicPartition> lost) {
+        hasAssignment = false;
+        log.warn("partitions lost (not committing their offsets): {}", lost);
+        stopPartitions(lost, false);
+    }
+
+    @Override
+    public void onPartitionsAssigned(Collection<TopicPartition> assigned) {
+        if (!assigned.isEmpty()) {
+            log.info("partitions assigned: {}", assigned);
+        }
+        for (TopicPartition tp : assigned) {
+            PartitionWorker w = new PartitionWorker(tp, parts);
+            partitions.put(tp, new Assigned(w, metrics.lagGauge(tp, w.lag())));
+        }
+        hasAssignment = true;
+    }
+}
