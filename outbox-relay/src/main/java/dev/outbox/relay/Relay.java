@@ -460,6 +460,9 @@ public interface Relay extends AutoCloseable {
             try {
                 producer =
                         ProducerSettings.boundByLease(ProducerSettings.validate(producerProperties, id), leaseDuration);
+                if (publishMode == PublishMode.TRANSACTIONAL) {
+                    ProducerSettings.forTransactions(producer, producerProperties);
+                }
             } catch (IllegalArgumentException e) {
                 throw new IllegalStateException(e.getMessage(), e);
             }

@@ -111,6 +111,23 @@ public final class ProducerSettings {
     }
 
     /**
+     * The transactional publish mode keeps Kafka's default of {@value #MAX_IN_FLIGHT} requests in
+     * flight unless the user set one: a failed record aborts its whole transaction there, so a later
+     * batch written ahead of a refused one never becomes visible to a {@code read_committed}
+     * consumer, and fewer records share a producer batch with a record the broker refuses.
+     *
+     * @param p the properties from {@link #validate}, changed in place
+     * @param given the user's properties
+     * @return {@code p}
+     */
+    public static Map<String, Object> forTransactions(Map<String, Object> p, Map<String, ?> given) {
+        if (!given.containsKey(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION)) {
+            p.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, String.valueOf(MAX_IN_FLIGHT));
+        }
+        return p;
+    }
+
+    /**
      * Bounds the time a record may take from {@code send()} to the broker by the lease's safety
      * margin ({@link LeaseClock#margin(Duration)}): a record the relay sent while it still held the
      * lease either lands before the lease can expire in the database, or is failed by the producer.
