@@ -21,12 +21,11 @@ import javax.sql.DataSource;
  * Publishes the rows of the transactional outbox to Kafka, at least once and in commit order per
  * key (guarantees G1 and G3), and deletes each row once Kafka acknowledged it.
  *
- * <p>Any number of relays may run against one outbox: they lease shards in {@code
- * outbox_shard_lease} instead of electing a leader, each converges to a fair share ({@code
- * ceil(shards / live relays)}), and a relay that dies loses its shards when their leases expire.
- * Every delete or park is fenced by the lease's epoch, so a relay that paused past its lease cannot
- * touch rows another relay now publishes. See {@code ENGINE.md} next to this module's README for
- * the operator's view: leases, the batch loop, failure handling and metrics.
+ * <p>Any number of relays may run against one outbox: they lease shards in {@code outbox_shard_lease}
+ * instead of electing a leader, each converges to a fair share ({@code ceil(shards / live relays)}),
+ * and a relay that dies loses its shards when their leases expire. Every delete or park is fenced by
+ * the lease's epoch, so a relay paused past its lease cannot touch rows another relay now publishes.
+ * {@code ENGINE.md} next to this module's README gives the operator's view.
  *
  * <pre>{@code
  * try (Relay relay = Relay.builder()
@@ -458,11 +457,10 @@ public interface Relay extends AutoCloseable {
             String id = instanceId != null ? instanceId : RelayDefaults.instanceId();
             Map<String, Object> producer;
             try {
-                producer =
-                        ProducerSettings.boundByLease(ProducerSettings.validate(producerProperties, id), leaseDuration);
-                if (publishMode == PublishMode.TRANSACTIONAL) {
-                    ProducerSettings.forTransactions(producer, producerProperties);
-                }
+                producer = ProducerSettings.forPublishMode(
+                        ProducerSettings.boundByLease(ProducerSettings.validate(producerProperties, id), leaseDuration),
+                        producerProperties,
+                        publishMode == PublishMode.TRANSACTIONAL);
             } catch (IllegalArgumentException e) {
                 throw new IllegalStateException(e.getMessage(), e);
             }

@@ -118,10 +118,12 @@ public final class ProducerSettings {
      *
      * @param p the properties from {@link #validate}, changed in place
      * @param given the user's properties
+     * @param transactional whether the relay publishes in the transactional mode; nothing changes if not
      * @return {@code p}
      */
-    public static Map<String, Object> forTransactions(Map<String, Object> p, Map<String, ?> given) {
-        if (!given.containsKey(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION)) {
+    public static Map<String, Object> forPublishMode(
+            Map<String, Object> p, Map<String, ?> given, boolean transactional) {
+        if (transactional && !given.containsKey(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION)) {
             p.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, String.valueOf(MAX_IN_FLIGHT));
         }
         return p;
