@@ -1,8 +1,10 @@
 package dev.outbox.relay.internal;
 
 import dev.outbox.core.internal.PrefixedLog;
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.sql.SQLException;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Writes back what one shard's finished batch came to: ends its Kafka transaction (transactional
@@ -18,6 +20,7 @@ final class BatchEnd {
     private final ShardServices relay;
     private final RelayMetrics metrics;
     private final PrefixedLog log;
+    private final CircuitBreaker breaker;
 
     BatchEnd(ShardServices services, ShardPublisher publisher, int shard, long epoch) {
         this.shard = shard;
@@ -28,6 +31,30 @@ final class BatchEnd {
         this.relay = services;
         this.metrics = services.metrics();
         this.log = services.log();
+        this.breaker = services.breaker();
+    }
+
+    /**
+     * Tells the breaker (whose permit the batch held) and the metrics what the batch came to, and
+     * replaces a producer its failure left unusable.
+     *
+     * @param elapsedNanos since the batch started
+     */
+    void report(Batch batch, BatchOutcome outcome, long elapsedNanos) {
+        Throwable failure = outcome.failure();
+        switch (outcome.breaker()) {
+            case SUCCESS -> breaker.onSuccess(elapsedNanos, TimeUnit.NANOSECONDS);
+            case RELEASE -> breaker.releasePermission();
+            case FAILURE -> breaker.onError(elapsedNanos, TimeUnit.NANOSECONDS, failure);
+        }
+        if (failure != null) {
+            metrics.retriable.increment();
+            if (outcome.fatal()) {
+                publisher.replace(batch.producer, failure);
+            }
+        } else if (batch.sentRows > 0) {
+            relay.kafkaAnswered().run();
+        }
     }
 
     /**

@@ -42,6 +42,7 @@ final class Db implements ShardRows {
     private final String readAheadSql;
     private final String readFilteredSql;
     private final String deleteSql;
+    private final String deleteAllSql;
     private final String failSql;
     private final String shardCountSql;
     private final String backlogSql;
@@ -91,6 +92,17 @@ final class Db implements ShardRows {
         this.deleteSql =
                 "with " + fence + ", d as (delete from " + msg + " m using l where m.shard = l.shard and m.id = any(?)"
                         + " returning 1) select (select count(*) from l), (select count(*) from d)";
+        // Several shards' finished batches in one statement, each fenced by its own lease. The lease rows
+        // are locked FOR SHARE in shard order (the lock is taken above the sort), as renew and release lock
+        // theirs (LeaseStatements), so that no two of the relay's statements wait for each other in a
+        // cycle. A shard whose lease check fails is not locked and keeps its rows; the others' are deleted.
+        this.deleteAllSql = "with r as (select * from unnest(?::int[], ?::bigint[]) as r(shard, epoch)),"
+                + " l as (select x.shard from " + lease + " x join r on x.shard = r.shard"
+                + " where x.owner = ? and x.epoch = r.epoch and x.lease_until > now() order by x.shard for share of x),"
+                + " d as (delete from " + msg
+                + " m using l where m.shard = l.shard and m.id = any(?) returning m.shard)"
+                + " select r.shard, l.shard is not null, coalesce(c.n, 0) from r left join l on l.shard = r.shard"
+                + " left join (select d.shard, count(*) as n from d group by d.shard) c on c.shard = r.shard";
         // one statement per failed batch: every failed row gets attempts + 1 and its error; a row is
         // parked when its error can never succeed (f.park) or when it has used up its attempts
         this.failSql =
@@ -255,6 +267,51 @@ final class Db implements ShardRows {
             ps.setArray(4, longArray(c, ids));
             return fenced(ps);
         }
+    }
+
+    /**
+     * Deletes the published rows of several shards in one statement, each shard fenced by its own lease
+     * {@code (shard, owner, epoch, lease_until > now())}, its lease row locked FOR SHARE in shard order.
+     *
+     * @param deletions at most one per shard
+     * @return per deletion, in its order: whether its lease held, and the rows deleted
+     */
+    @Override
+    public List<Fenced> deleteAll(List<Deletion> deletions) throws SQLException {
+        int n = deletions.size();
+        Integer[] shards = new Integer[n];
+        Long[] epochs = new Long[n];
+        int total = 0;
+        for (Deletion d : deletions) {
+            total += d.ids().length;
+        }
+        long[] ids = new long[total];
+        Map<Integer, Integer> position = new HashMap<>();
+        int at = 0;
+        for (int i = 0; i < n; i++) {
+            Deletion d = deletions.get(i);
+            if (position.put(d.shard(), i) != null) {
+                throw new IllegalArgumentException("shard " + d.shard() + " twice in one delete");
+            }
+            shards[i] = d.shard();
+            epochs[i] = d.epoch();
+            System.arraycopy(d.ids(), 0, ids, at, d.ids().length);
+            at += d.ids().length;
+        }
+        Fenced[] out = new Fenced[n];
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(deleteAllSql)) {
+            ps.setArray(1, c.createArrayOf("integer", shards));
+            ps.setArray(2, c.createArrayOf("bigint", epochs));
+            ps.setString(3, owner);
+            ps.setArray(4, longArray(c, ids));
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    out[position.get(rs.getInt(1))] = new Fenced(rs.getBoolean(2), (int) rs.getLong(3));
+                }
+            }
+        }
+        return List.of(out);
     }
 
     /**

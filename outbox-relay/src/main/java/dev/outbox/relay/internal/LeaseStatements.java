@@ -37,12 +37,19 @@ final class LeaseStatements {
                 + " where shard in (select shard from " + lease + " where owner is null or lease_until < now()"
                 + " order by shard limit ? for update skip locked) and (owner is null or lease_until < now())"
                 + " returning shard, epoch";
-        this.renewSql = "update " + lease + " l set lease_until = now() + ? * interval '1 millisecond'"
-                + " from unnest(?::int[], ?::bigint[]) as o(shard, epoch)"
-                + " where l.shard = o.shard and l.epoch = o.epoch and l.owner = ? returning l.shard";
-        this.releaseSql = "update " + lease + " l set owner = null, lease_until = timestamptz '1970-01-01 00:00:00+00'"
-                + " from unnest(?::int[], ?::bigint[]) as o(shard, epoch)"
-                + " where l.shard = o.shard and l.epoch = o.epoch and l.owner = ? returning l.shard";
+        // Renew and release lock the rows they change in shard order first (the lock is taken above the
+        // sort; FOR NO KEY UPDATE is the lock the UPDATE takes anyway), as the multi-shard delete locks
+        // its lease rows FOR SHARE in shard order: the relay's own statements never wait for each other
+        // in a cycle. A row changed meanwhile is checked again once its lock is granted, so the shards
+        // returned are those whose (shard, owner, epoch) held, as with a plain UPDATE.
+        String mine = "k as (select x.shard from " + lease + " x join unnest(?::int[], ?::bigint[]) as o(shard, epoch)"
+                + " on x.shard = o.shard where x.epoch = o.epoch and x.owner = ? order by x.shard for no key update of x)";
+        this.renewSql =
+                "with " + mine + " update " + lease + " l set lease_until = now() + ? * interval '1 millisecond'"
+                        + " from k where l.shard = k.shard returning l.shard";
+        this.releaseSql = "with " + mine + " update " + lease
+                + " l set owner = null, lease_until = timestamptz '1970-01-01 00:00:00+00'"
+                + " from k where l.shard = k.shard returning l.shard";
         this.heartbeatSql =
                 "insert into " + member + " (owner, heartbeat_until) values (?, now() + ? * interval '1 millisecond')"
                         + " on conflict (owner) do update set heartbeat_until = excluded.heartbeat_until";
@@ -83,9 +90,9 @@ final class LeaseStatements {
         }
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(renewSql)) {
-            ps.setLong(1, lease.toMillis());
-            setShardsAndEpochs(c, ps, 2, owned);
-            ps.setString(4, owner);
+            setShardsAndEpochs(c, ps, 1, owned);
+            ps.setString(3, owner);
+            ps.setLong(4, lease.toMillis());
             return shards(ps);
         }
     }

@@ -62,6 +62,8 @@ public final class RelayEngine implements Relay {
     private ScheduledThreadPoolExecutor workers;
     private ScheduledExecutorService coordinator;
     private ScheduledExecutorService sampler;
+    private ExecutorService deleteThread;
+    private DeleteQueue deletes;
     private NotificationListener listener;
     private ShardProbe probe;
     private ShardServices services;
@@ -122,9 +124,12 @@ public final class RelayEngine implements Relay {
             workers = new ScheduledThreadPoolExecutor(config.workerThreads(), threads("worker"));
             workers.setRemoveOnCancelPolicy(true);
             workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
+            deleteThread = Executors.newSingleThreadExecutor(Threads.single(config.instanceId(), "delete"));
+            deletes = new DeleteQueue(db, deleteThread, metrics);
             services = new ShardServices(
                     config,
                     db,
+                    deletes,
                     breaker,
                     metrics,
                     workers,
@@ -303,6 +308,7 @@ public final class RelayEngine implements Relay {
                 && !halted
                 && !workers.isShutdown()
                 && !coordinator.isShutdown()
+                && !deleteThread.isShutdown()
                 && probe.isAlive()
                 && (listener == null || listener.isAlive())
                 && time.nanoTime() - leaseRound <= config.leaseDuration().toNanos();
@@ -367,6 +373,8 @@ public final class RelayEngine implements Relay {
                         ShardRanges.ranges(unfinished.stream().map(w -> w.shard).toList()),
                         Durations.format(config.shutdownTimeout()));
             }
+            // every shard loop has stopped (or is left behind): no batch waits for a delete any more
+            stopDeletes(Duration.ofSeconds(5));
             try {
                 Set<Integer> released = db.release(ShardRanges.epochs(stopping));
                 releasing.clear();
@@ -407,6 +415,8 @@ public final class RelayEngine implements Relay {
             coordinator.shutdownNow();
             sampler.shutdownNow();
             workers.shutdownNow();
+            deletes.stop();
+            deleteThread.shutdownNow();
             stopWakeUp();
             topics.close();
             producers.close(Duration.ZERO);
@@ -415,6 +425,13 @@ public final class RelayEngine implements Relay {
             metrics.removeGauges();
             log.warn("halted without handing back its leases");
         }
+    }
+
+    /** Fails what is still queued (a batch left behind by the shutdown timeout) and waits for a statement running. */
+    private void stopDeletes(Duration timeout) {
+        deletes.stop();
+        awaitQuietly(deleteThread, timeout);
+        deleteThread.shutdownNow();
     }
 
     private void stopWakeUp() {

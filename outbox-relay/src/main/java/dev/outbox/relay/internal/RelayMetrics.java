@@ -3,6 +3,7 @@ package dev.outbox.relay.internal;
 import dev.outbox.core.internal.Breakers;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -36,6 +37,7 @@ final class RelayMetrics {
     static final String BACKLOG = "outbox.relay.backlog";
     static final String OLDEST_AGE = "outbox.relay.oldest.age";
     static final String ABORTED = "outbox.relay.transactions.aborted";
+    static final String DELETE_SHARDS = "outbox.relay.delete.shards";
     static final String INSTANCE_TAG = "relay.instance";
 
     private final MeterRegistry registry;
@@ -52,6 +54,7 @@ final class RelayMetrics {
     final Counter parked;
     final Timer backoff;
     final Counter aborted;
+    final DistributionSummary deleteShards;
     private final AtomicLong parkedRows = new AtomicLong();
     private final Map<Integer, double[]> backlog = new ConcurrentHashMap<>();
     private final Map<Integer, Meter[]> backlogMeters = new ConcurrentHashMap<>();
@@ -80,6 +83,10 @@ final class RelayMetrics {
         this.aborted = Counter.builder(ABORTED)
                 .tags(tags)
                 .description("Batches whose Kafka transaction was rolled back (transactional publish mode)")
+                .register(registry);
+        this.deleteShards = DistributionSummary.builder(DELETE_SHARDS)
+                .tags(tags)
+                .description("Shards whose finished batches one fenced delete statement took")
                 .register(registry);
         this.parked = Counter.builder(PARKED)
                 .tags(tags)

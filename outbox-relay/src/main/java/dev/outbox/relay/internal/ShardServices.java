@@ -13,6 +13,7 @@ import java.util.function.LongPredicate;
  * ShardWorker} through its constructor.
  *
  * @param rows the outbox rows: reads, fenced deletes and parks
+ * @param deletes the relay's delete queue: one fenced statement for many shards' finished batches
  * @param breaker the circuit breaker in front of Kafka
  * @param workers the worker pool the loops run on
  * @param topics the relay-wide table of topics without metadata
@@ -28,6 +29,7 @@ import java.util.function.LongPredicate;
 record ShardServices(
         RelayConfig config,
         ShardRows rows,
+        DeleteQueue deletes,
         CircuitBreaker breaker,
         RelayMetrics metrics,
         ScheduledExecutorService workers,

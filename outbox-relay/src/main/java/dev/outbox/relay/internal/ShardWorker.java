@@ -22,7 +22,8 @@ import org.apache.kafka.common.errors.InterruptException;
  *
  * <p>One round: read up to batchSize publishable rows in id order; send them all; while the acks
  * come in, read the next rows (excluding the ones in flight); once every record is answered, delete
- * the acknowledged rows in one statement fenced by the lease, park the poison ones, and go on. After
+ * the acknowledged rows through the {@link DeleteQueue} (fenced by the lease), park the poison ones,
+ * and go on. After
  * a retriable failure nothing read ahead is kept: the next round re-reads what is left in the table,
  * so a key's rows always leave in id order.
  */
@@ -35,6 +36,7 @@ final class ShardWorker {
     final LeaseClock lease;
     private final RelayConfig config;
     private final ShardRows db;
+    private final DeleteQueue deletes;
     private final CircuitBreaker breaker;
     private final RelayMetrics metrics;
     private final TopicHealth topics;
@@ -76,6 +78,7 @@ final class ShardWorker {
     ShardWorker(ShardServices services, ShardPublisher publisher, int shard, long epoch, long claimStartedNanos) {
         this.config = services.config();
         this.db = services.rows();
+        this.deletes = services.deletes();
         this.breaker = services.breaker();
         this.metrics = services.metrics();
         this.topics = services.topics();
@@ -117,14 +120,19 @@ final class ShardWorker {
         try {
             round();
         } catch (Throwable t) {
-            if (t instanceof InterruptedException || t instanceof InterruptException) {
-                Thread.currentThread().interrupt();
-            }
-            log.error("shard {}: unexpected failure in the batch loop, retrying: {}", shard, t.toString(), t);
-            ahead.rows = null;
-            releasePermit();
-            next(waits.backoff(), false);
+            unexpected("in the batch loop", t);
         }
+    }
+
+    /** A task of the shard failed unexpectedly: the round ends with a backoff. */
+    private void unexpected(String where, Throwable t) {
+        if (t instanceof InterruptedException || t instanceof InterruptException) {
+            Thread.currentThread().interrupt();
+        }
+        log.error("shard {}: unexpected failure {}, retrying: {}", shard, where, t.toString(), t);
+        ahead.rows = null;
+        releasePermit();
+        next(waits.backoff(), false);
     }
 
     private void round() {
@@ -261,28 +269,37 @@ final class ShardWorker {
         batch.release();
     }
 
-    private void completeSafely(Batch batch) {
-        try {
-            complete(batch);
-        } catch (Throwable t) {
-            if (t instanceof InterruptedException || t instanceof InterruptException) {
-                Thread.currentThread().interrupt();
-            }
-            log.error("shard {}: unexpected failure completing a batch, retrying: {}", shard, t.toString(), t);
-            ahead.rows = null;
-            releasePermit();
-            next(waits.backoff(), false);
-        }
-    }
-
     /** Every record of the batch was answered: its completion runs as a task of the shard. */
     private void answered(Batch batch) {
+        onWorker(() -> complete(batch));
+    }
+
+    /**
+     * Runs the shard's next piece of work as a task on the worker pool; an unexpected failure in it
+     * ends the round with a backoff. The loop is over when the pool refuses the task.
+     */
+    private void onWorker(Runnable task) {
         try {
-            workers.execute(() -> completeSafely(batch));
+            workers.execute(() -> {
+                try {
+                    task.run();
+                } catch (Throwable t) {
+                    unexpected("completing a batch", t);
+                }
+            });
         } catch (RejectedExecutionException e) {
             loop.abandon();
         }
     }
+
+    /** What a finished batch still has to do once its acknowledged rows are deleted. */
+    private record Rest(
+            Batch batch,
+            Throwable failure,
+            List<Integer> poison,
+            List<Integer> failures,
+            Map<String, TopicHealth.Uncounted> checks,
+            boolean countAttempts) {}
 
     private void complete(Batch batch) {
         if (batch.sentRows > 0) {
@@ -305,8 +322,6 @@ final class ShardWorker {
         BatchOutcome outcome = BatchOutcome.of(batch.describe(
                 relay.kafkaAnsweredSince().test(batch.started),
                 !publisher.isCurrent(batch.producer) && !batch.order.stoppedProducer()));
-        Throwable failure = outcome.failure();
-        long elapsed = time.nanoTime() - batch.started;
         // held rows of a topic that failed a metadata check (with Kafka answering) since this shard last
         // counted one: one attempt each per failed check, so maxAttempts still parks them (G7)
         Map<String, TopicHealth.Uncounted> checks = batch.heldChecks(topics, shard);
@@ -321,64 +336,71 @@ final class ShardWorker {
             }
         }
         permitHeld = false;
-        switch (outcome.breaker()) {
-            case SUCCESS -> breaker.onSuccess(elapsed, TimeUnit.NANOSECONDS);
-            case RELEASE -> breaker.releasePermission();
-            case FAILURE -> breaker.onError(elapsed, TimeUnit.NANOSECONDS, failure);
-        }
-        if (failure != null) {
-            metrics.retriable.increment();
-            if (outcome.fatal()) {
-                publisher.replace(batch.producer, failure);
-            }
-        } else if (batch.sentRows > 0) {
-            relay.kafkaAnswered().run();
-        }
-        List<Long> delete = outcome.delete();
-        List<Integer> poison = outcome.poison();
-        boolean countAttempts = outcome.countAttempts();
+        end.report(batch, outcome, time.nanoTime() - batch.started);
         if (!outcome.keepReadAhead()) {
             ahead.rows = null;
         }
+        Rest rest = new Rest(batch, outcome.failure(), outcome.poison(), failures, checks, outcome.countAttempts());
+        long[] delete = outcome.delete().stream().mapToLong(Long::longValue).toArray();
+        if (delete.length == 0) {
+            afterDelete(rest);
+            return;
+        }
+        // the relay's delete queue runs one statement for many shards; the loop stays RUNNING (a stop
+        // waits) until the rest of the batch's completion runs as the shard's next task
+        deletes.submit(shard, epoch, delete)
+                .whenComplete((result, error) -> onWorker(() -> {
+                    if (error == null) {
+                        relay.databaseAnswered().run();
+                        if (!result.leaseHeld()) {
+                            fenced("delete " + delete.length + " published rows");
+                            return;
+                        }
+                        metrics.published.increment(result.rows());
+                        afterDelete(rest);
+                    } else if (error instanceof SQLException e) {
+                        ahead.rows = null;
+                        databaseFailure("delete", e);
+                    } else if (error instanceof RejectedExecutionException) {
+                        loop.abandon(); // the relay is shutting down and stopped its delete queue
+                    } else {
+                        throw new IllegalStateException("the delete of " + delete.length + " rows failed", error);
+                    }
+                }));
+    }
+
+    /** Records the batch's failed rows, remembers what it held and decides the next round. */
+    private void afterDelete(Rest rest) {
+        Batch batch = rest.batch;
         try {
-            if (!delete.isEmpty()) {
-                Db.Fenced result = db.delete(
-                        shard, epoch, delete.stream().mapToLong(Long::longValue).toArray());
-                relay.databaseAnswered().run();
-                if (!result.leaseHeld()) {
-                    fenced("delete " + delete.size() + " published rows");
+            if (!rest.poison.isEmpty() || !rest.failures.isEmpty()) {
+                if (!recordFailures(batch, rest.poison, rest.failures)) {
                     return;
                 }
-                metrics.published.increment(result.rows());
-            }
-            if (!poison.isEmpty() || !failures.isEmpty()) {
-                if (!recordFailures(batch, poison, failures)) {
-                    return;
-                }
-                checks.forEach((topic, check) -> topics.counted(topic, shard, check));
+                rest.checks.forEach((topic, check) -> topics.counted(topic, shard, check));
             }
         } catch (SQLException e) {
             ahead.rows = null;
-            databaseFailure("delete or park", e);
+            databaseFailure("park", e);
             return;
         }
-        if (failure == null && poison.isEmpty() && !parkedRow && !batch.aborted && !batch.stoppedEarly) {
+        if (rest.failure == null && rest.poison.isEmpty() && !parkedRow && !batch.aborted && !batch.stoppedEarly) {
             rememberHeld(batch);
         } else {
             forgetHeld();
         }
-        if (failure == null && batch.leaseExpired) {
+        if (rest.failure == null && batch.leaseExpired) {
             ahead.rows = null;
             next(waits.leaseWaitNanos(), false);
             return;
         }
-        if (failure == null && batch.aborted) {
+        if (rest.failure == null && batch.aborted) {
             // only rows that can never be published failed, and they are parked now: the rest goes again at once
             ahead.rows = null;
             next(0, false);
             return;
         }
-        if (failure != null) {
+        if (rest.failure != null) {
             ahead.rows = null;
             long delay = waits.backoff();
             log.retry(
@@ -386,8 +408,8 @@ final class ShardWorker {
                     shard,
                     TimeUnit.NANOSECONDS.toMillis(delay),
                     waits.attempt(),
-                    countAttempts ? ", counted toward max attempts" : "",
-                    Errors.describe(failure));
+                    rest.countAttempts ? ", counted toward max attempts" : "",
+                    Errors.describe(rest.failure));
             next(delay, false);
             return;
         }

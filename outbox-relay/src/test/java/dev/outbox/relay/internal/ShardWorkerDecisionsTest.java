@@ -27,6 +27,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executor;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.kafka.clients.producer.MockProducer;
@@ -61,6 +62,8 @@ class ShardWorkerDecisionsTest {
     // made at the first worker, so that a test sets autoComplete and sendException before
     private volatile Publisher shared;
     private final FakeRows rows = new FakeRows();
+    // runs the delete queue's statements: the worker pool, unless a test runs them itself
+    private volatile Executor deleteRunner;
     private final CountDownLatch slowLookup = new CountDownLatch(1);
     private final BreakerCalls calls = new BreakerCalls();
     private final CircuitBreaker breaker = calls.wrap(CircuitBreaker.of("test", CircuitBreakerConfig.ofDefaults()));
@@ -139,6 +142,7 @@ class ShardWorkerDecisionsTest {
         ShardServices services = new ShardServices(
                 config,
                 rows,
+                new DeleteQueue(rows, deleteRunner == null ? workers : deleteRunner, metrics),
                 breaker,
                 metrics,
                 workers,
@@ -350,6 +354,36 @@ class ShardWorkerDecisionsTest {
         workers.runDue();
         assertThat(stopped).isDone();
         assertThat(rows.deleted).containsExactly(1L);
+    }
+
+    @Test
+    void aBatchWaitingForItsDeleteStaysRunningAndAStopWaitsForTheDelete() {
+        List<Runnable> deletes = new ArrayList<>();
+        deleteRunner = deletes::add;
+        rows.reads.add(List.of(row(1, "a", "k1")));
+        ShardWorker w = worker();
+        assertThat(made.get(0).history()).hasSize(1);
+        assertThat(deletes)
+                .as("the acknowledged row waits in the relay's delete queue")
+                .hasSize(1);
+        assertThat(w.loop.state())
+                .as("no next round before the delete answered")
+                .isEqualTo(ShardLoop.State.RUNNING);
+        w.loop.wake();
+        workers.runDue();
+        assertThat(rows.readCalls).as("a wake does not start a round meanwhile").hasValue(1);
+
+        var stopped = w.loop.stop();
+        workers.advance(Duration.ofSeconds(1));
+        assertThat(stopped)
+                .as("the shard is not handed back while its batch's delete is queued (G1, G3)")
+                .isNotDone();
+
+        deletes.remove(0).run();
+        workers.runDue();
+        assertThat(rows.deleted).containsExactly(1L);
+        assertThat(metrics.published.count()).isEqualTo(1);
+        assertThat(stopped).isDone();
     }
 
     @Test

@@ -1,0 +1,201 @@
+package dev.outbox.relay.internal;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.outbox.testkit.RealServices;
+import dev.outbox.testkit.TestDatabase;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import javax.sql.DataSource;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * The multi-shard fenced delete ({@link Db#deleteAll}) on real PostgreSQL: one statement for several
+ * shards' finished batches, each shard fenced by its own lease.
+ */
+@ExtendWith(RealServices.class)
+class CoalescedDeleteIT {
+    private static final String OWNER = "relay-a";
+
+    /**
+     * G3 fencing per shard: in one statement, a shard taken over by another owner (epoch bumped) and a
+     * shard whose lease expired delete nothing and report the lease lost, while the other shards' rows
+     * are deleted and counted per shard; an id of a shard that is not its request's is not deleted, and
+     * a row of a shard that was not asked for stays (G1: nothing lost).
+     */
+    @Test
+    @Timeout(value = 1, unit = TimeUnit.MINUTES)
+    void aShardWhoseLeaseIsLostKeepsItsRowsAndDoesNotStopTheOthers(TestDatabase db) throws Exception {
+        DataSource ds = db.dataSource();
+        Claimed claimed = claim(ds, db.schema(), 4, 3);
+        Db relay = claimed.relay();
+        Map<Integer, Long> epochs = claimed.epochs();
+        Map<Integer, long[]> ids = claimed.ids();
+        takeOver(ds, db.schema(), 2);
+        expire(ds, db.schema(), 3);
+        long[] shard1AndOneOfShard2 = Arrays.copyOf(ids.get(1), 4);
+        shard1AndOneOfShard2[3] = ids.get(2)[0];
+
+        List<Db.Fenced> results = relay.deleteAll(List.of(
+                new ShardRows.Deletion(3, epochs.get(3), ids.get(3)),
+                new ShardRows.Deletion(0, epochs.get(0), Arrays.copyOf(ids.get(0), 2)),
+                new ShardRows.Deletion(2, epochs.get(2), ids.get(2)),
+                new ShardRows.Deletion(1, epochs.get(1), shard1AndOneOfShard2)));
+
+        assertThat(results)
+                .as("per request, in its order: lease held and rows deleted")
+                .containsExactly(
+                        new Db.Fenced(false, 0),
+                        new Db.Fenced(true, 2),
+                        new Db.Fenced(false, 0),
+                        new Db.Fenced(true, 3));
+        assertThat(remaining(ds, db.schema(), 0)).containsExactly(ids.get(0)[2]);
+        assertThat(remaining(ds, db.schema(), 1)).isEmpty();
+        assertThat(remaining(ds, db.schema(), 2))
+                .as("taken over: the new owner publishes these rows (G3)")
+                .containsExactly(ids.get(2));
+        assertThat(remaining(ds, db.schema(), 3))
+                .as("expired: another relay may own the shard by now (G3)")
+                .containsExactly(ids.get(3));
+        assertThatThrownBy(() -> relay.deleteAll(List.of(
+                        new ShardRows.Deletion(0, epochs.get(0), new long[] {1}),
+                        new ShardRows.Deletion(0, epochs.get(0), new long[] {2}))))
+                .isInstanceOf(IllegalArgumentException.class);
+    }
+
+    /**
+     * G3 fencing against a takeover in progress: while another owner's claim of one shard is open (its
+     * UPDATE of the lease row not committed), the multi-shard delete waits for it; once it commits the
+     * delete finds that shard's lease lost and deletes none of its rows, and still deletes the other
+     * shards' rows (G1).
+     */
+    @Test
+    @Timeout(value = 1, unit = TimeUnit.MINUTES)
+    void aTakeoverInFlightMakesTheDeleteWaitAndThenFindThatLeaseLost(TestDatabase db) throws Exception {
+        DataSource ds = db.dataSource();
+        Claimed c = claim(ds, db.schema(), 3, 2);
+        Map<Integer, Long> epochs = c.epochs();
+        Map<Integer, long[]> ids = c.ids();
+        try (Connection intruder = ds.getConnection()) {
+            intruder.setAutoCommit(false);
+            try (Statement st = intruder.createStatement()) {
+                st.executeUpdate("update " + db.schema() + ".outbox_shard_lease set owner = 'intruder',"
+                        + " epoch = epoch + 1, lease_until = now() + interval '1 hour' where shard = 1");
+            }
+            CompletableFuture<List<Db.Fenced>> delete = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return c.relay()
+                            .deleteAll(List.of(
+                                    new ShardRows.Deletion(2, epochs.get(2), ids.get(2)),
+                                    new ShardRows.Deletion(1, epochs.get(1), ids.get(1)),
+                                    new ShardRows.Deletion(0, epochs.get(0), ids.get(0))));
+                } catch (SQLException e) {
+                    throw new IllegalStateException(e);
+                }
+            });
+            Thread.sleep(500);
+            assertThat(delete)
+                    .as("waits for the takeover to commit or roll back")
+                    .isNotDone();
+            intruder.commit();
+
+            assertThat(delete.get(30, TimeUnit.SECONDS))
+                    .containsExactly(new Db.Fenced(true, 2), new Db.Fenced(false, 0), new Db.Fenced(true, 2));
+        }
+        assertThat(remaining(ds, db.schema(), 1)).containsExactly(ids.get(1));
+        assertThat(remaining(ds, db.schema(), 0)).isEmpty();
+        assertThat(remaining(ds, db.schema(), 2)).isEmpty();
+    }
+
+    private record Claimed(Db relay, Map<Integer, Long> epochs, Map<Integer, long[]> ids) {}
+
+    /** Resets the tables, claims shards 0 to {@code shards - 1} for this relay and gives each {@code rows} rows. */
+    private static Claimed claim(DataSource ds, String schema, int shards, int rows) throws SQLException {
+        reset(ds, schema);
+        Db relay = new Db(ds, schema, OWNER, false);
+        Map<Integer, Long> epochs = relay.claim(shards, Duration.ofMinutes(5));
+        Map<Integer, long[]> ids = new HashMap<>();
+        for (int shard = 0; shard < shards; shard++) {
+            assertThat(epochs).containsKey(shard);
+            ids.put(shard, insert(ds, schema, shard, rows));
+        }
+        return new Claimed(relay, epochs, ids);
+    }
+
+    /** Every lease free, the outbox empty: each test starts alike whatever ran before it. */
+    static void reset(DataSource ds, String schema) throws SQLException {
+        try (Connection c = ds.getConnection();
+                Statement st = c.createStatement()) {
+            st.executeUpdate("update " + schema + ".outbox_shard_lease set owner = null,"
+                    + " lease_until = timestamptz '1970-01-01 00:00:00+00'");
+            st.executeUpdate("delete from " + schema + ".outbox_message");
+        }
+    }
+
+    /** @return the ids of {@code n} new publishable rows of the shard */
+    static long[] insert(DataSource ds, String schema, int shard, int n) throws SQLException {
+        try (Connection c = ds.getConnection();
+                PreparedStatement ps = c.prepareStatement("insert into " + schema
+                        + ".outbox_message (message_id, shard, topic, message_type, content_type)"
+                        + " select gen_random_uuid(), ?, 't', 'T', 'text/plain' from generate_series(1, ?)"
+                        + " returning id")) {
+            ps.setInt(1, shard);
+            ps.setInt(2, n);
+            List<Long> out = new ArrayList<>();
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    out.add(rs.getLong(1));
+                }
+            }
+            return out.stream().mapToLong(Long::longValue).sorted().toArray();
+        }
+    }
+
+    private static long[] remaining(DataSource ds, String schema, int shard) throws SQLException {
+        try (Connection c = ds.getConnection();
+                PreparedStatement ps = c.prepareStatement(
+                        "select id from " + schema + ".outbox_message where shard = ? order by id")) {
+            ps.setInt(1, shard);
+            List<Long> out = new ArrayList<>();
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    out.add(rs.getLong(1));
+                }
+            }
+            return out.stream().mapToLong(Long::longValue).toArray();
+        }
+    }
+
+    /** What another relay's claim does to the lease row: new owner, epoch + 1, lease in the future. */
+    private static void takeOver(DataSource ds, String schema, int shard) throws SQLException {
+        lease(ds, schema, shard, "owner = 'intruder', epoch = epoch + 1, lease_until = now() + interval '1 hour'");
+    }
+
+    /** A lease this relay did not renew in time: same owner and epoch, expired. */
+    private static void expire(DataSource ds, String schema, int shard) throws SQLException {
+        lease(ds, schema, shard, "lease_until = now() - interval '1 second'");
+    }
+
+    private static void lease(DataSource ds, String schema, int shard, String set) throws SQLException {
+        try (Connection c = ds.getConnection();
+                PreparedStatement ps = c.prepareStatement(
+                        "update " + schema + ".outbox_shard_lease set " + set + " where shard = ?")) {
+            ps.setInt(1, shard);
+            assertThat(ps.executeUpdate()).isOne();
+        }
+    }
+}

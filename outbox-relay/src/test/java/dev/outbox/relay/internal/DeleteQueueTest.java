@@ -1,0 +1,195 @@
+package dev.outbox.relay.internal;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The decisions of the relay's {@link DeleteQueue}, without PostgreSQL: which requests share a
+ * statement, and that every request is answered with its own shard's result or its statement's
+ * failure, never left waiting (G1: a batch whose delete is lost would hold its shard for ever).
+ */
+class DeleteQueueTest {
+    private final RelayMetrics metrics =
+            new RelayMetrics(new SimpleMeterRegistry(), "test", () -> 0, CircuitBreaker.ofDefaults("test"));
+    private final FakeRows rows = new FakeRows();
+    /** Tasks of the queue, run by the test. */
+    private final List<Runnable> tasks = new ArrayList<>();
+
+    @Test
+    void requestsSubmittedWhileAStatementRunsGoOutTogetherInTheNextOne() throws Exception {
+        ExecutorService thread = Executors.newSingleThreadExecutor();
+        try {
+            DeleteQueue queue = new DeleteQueue(rows, thread, metrics);
+            rows.block = new CountDownLatch(1);
+            CompletableFuture<Db.Fenced> first = queue.submit(4, 10, new long[] {100});
+            assertThat(rows.started.await(5, TimeUnit.SECONDS)).isTrue();
+            List<CompletableFuture<Db.Fenced>> later = List.of(
+                    queue.submit(2, 20, new long[] {200, 201}),
+                    queue.submit(3, 30, new long[] {300}),
+                    queue.submit(2, 21, new long[] {202}));
+            rows.block.countDown();
+
+            assertThat(first.get(5, TimeUnit.SECONDS)).isEqualTo(new Db.Fenced(true, 1));
+            assertThat(later.get(0).get(5, TimeUnit.SECONDS)).isEqualTo(new Db.Fenced(true, 2));
+            assertThat(later.get(1).get(5, TimeUnit.SECONDS))
+                    .as("each request gets its own shard's result: an odd shard's lease is lost here")
+                    .isEqualTo(new Db.Fenced(false, 0));
+            assertThat(later.get(2).get(5, TimeUnit.SECONDS)).isEqualTo(new Db.Fenced(true, 1));
+            assertThat(rows.statements)
+                    .as("what came while a statement ran goes out together, one request per shard a statement")
+                    .containsExactly(List.of(4), List.of(2, 3), List.of(2));
+            assertThat(metrics.deleteShards.count()).isEqualTo(3);
+            assertThat(metrics.deleteShards.totalAmount()).isEqualTo(4);
+        } finally {
+            thread.shutdownNow();
+        }
+    }
+
+    @Test
+    void theCapsSplitTheRequests() {
+        DeleteQueue queue = new DeleteQueue(rows, tasks::add, metrics, 3, 10);
+        List<CompletableFuture<Db.Fenced>> all = new ArrayList<>();
+        for (int shard = 0; shard < 5; shard++) {
+            all.add(queue.submit(shard * 2, 1, new long[] {shard}));
+        }
+        all.add(queue.submit(20, 1, new long[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}));
+        all.add(queue.submit(22, 1, new long[] {1, 2, 3, 4, 5, 6}));
+        all.add(queue.submit(24, 1, new long[] {1, 2, 3, 4}));
+        all.add(queue.submit(26, 1, new long[] {1}));
+        runTasks();
+
+        assertThat(rows.statements)
+                .as("at most 3 requests and, unless one alone is larger, 10 ids a statement; a request that"
+                        + " does not fit goes first in the next one")
+                .containsExactly(List.of(0, 2, 4), List.of(6, 8, 22), List.of(20), List.of(24, 26));
+        assertThat(all).allSatisfy(f -> assertThat(f).isCompleted());
+    }
+
+    @Test
+    void aFailedStatementFailsExactlyItsOwnRequests() throws Exception {
+        DeleteQueue queue = new DeleteQueue(rows, tasks::add, metrics, 2, 100);
+        rows.failures = 1;
+        CompletableFuture<Db.Fenced> a = queue.submit(0, 1, new long[] {1});
+        CompletableFuture<Db.Fenced> b = queue.submit(2, 1, new long[] {2});
+        CompletableFuture<Db.Fenced> c = queue.submit(4, 1, new long[] {3});
+        runTasks();
+
+        for (CompletableFuture<Db.Fenced> failed : List.of(a, b)) {
+            assertThat(failed).isCompletedExceptionally();
+            assertThat(cause(failed)).isInstanceOf(SQLException.class).hasMessage("connection lost");
+        }
+        assertThat(c.get())
+                .as("the next statement's request is not failed with it")
+                .isEqualTo(new Db.Fenced(true, 1));
+    }
+
+    @Test
+    void aRequestAfterStopFailsAndSoDoesOnePendingAtStop() {
+        DeleteQueue queue = new DeleteQueue(rows, tasks::add, metrics);
+        CompletableFuture<Db.Fenced> pending = queue.submit(0, 1, new long[] {1});
+        queue.stop();
+        CompletableFuture<Db.Fenced> late = queue.submit(2, 1, new long[] {2});
+        runTasks();
+
+        assertThat(cause(pending)).isInstanceOf(RejectedExecutionException.class);
+        assertThat(cause(late))
+                .as("not silently lost: the shard's loop learns that the relay stopped")
+                .isInstanceOf(RejectedExecutionException.class);
+        assertThat(rows.statements).isEmpty();
+    }
+
+    @Test
+    void aRunnerThatRefusesTheTaskFailsTheRequest() {
+        DeleteQueue queue = new DeleteQueue(
+                rows,
+                r -> {
+                    throw new RejectedExecutionException("shut down");
+                },
+                metrics);
+        CompletableFuture<Db.Fenced> refused = queue.submit(0, 1, new long[] {1});
+
+        assertThat(cause(refused)).isInstanceOf(RejectedExecutionException.class);
+    }
+
+    private void runTasks() {
+        while (!tasks.isEmpty()) {
+            tasks.remove(0).run();
+        }
+    }
+
+    private static Throwable cause(CompletableFuture<?> f) {
+        try {
+            f.getNow(null);
+            throw new AssertionError("not failed: " + f);
+        } catch (java.util.concurrent.CompletionException e) {
+            return e.getCause();
+        } catch (java.util.concurrent.CancellationException e) {
+            return e;
+        }
+    }
+
+    /** Deletes everything asked of shards with an even number; odd shards' leases are lost. */
+    private static final class FakeRows implements ShardRows {
+        final List<List<Integer>> statements = new CopyOnWriteArrayList<>();
+        final CountDownLatch started = new CountDownLatch(1);
+        volatile CountDownLatch block = new CountDownLatch(0);
+        volatile int failures;
+
+        @Override
+        public List<Db.Fenced> deleteAll(List<Deletion> deletions) throws SQLException {
+            statements.add(deletions.stream().map(Deletion::shard).toList());
+            started.countDown();
+            try {
+                block.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            if (failures > 0) {
+                failures--;
+                throw new SQLException("connection lost", "08006");
+            }
+            return deletions.stream()
+                    .map(d -> d.shard() % 2 == 0 ? new Db.Fenced(true, d.ids().length) : new Db.Fenced(false, 0))
+                    .toList();
+        }
+
+        @Override
+        public Db.Fenced delete(int shard, long epoch, long[] ids) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public List<OutboxRow> read(int shard, int limit) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public List<OutboxRow> readFiltered(
+                int shard, java.util.Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public Db.Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts) {
+            throw new UnsupportedOperationException();
+        }
+    }
+}
