@@ -47,6 +47,7 @@ final class Db implements ShardRows {
     private final String backlogSql;
     private final String parkedSql;
     private final String probeSql;
+    private final String probeReadSql;
     private final LeaseStatements leases;
     /** Whether the reads take one more parameter, the shard, for the hold-back check. */
     private final boolean holdKey;
@@ -64,17 +65,8 @@ final class Db implements ShardRows {
         String columns =
                 "select m.id, m.message_id, m.topic, m.message_key, m.message_type, m.content_type, m.headers::text,"
                         + " m.payload, m.created_at from " + msg + " m where m.shard = ? and m.parked_at is null";
-        // A keyed row waits behind a parked earlier row of its key. Whether the shard has any parked
-        // row is asked once per statement (an uncorrelated subquery, evaluated once), so the per-row
-        // probe of the parked rows runs only in shards that have some: in the usual shard without
-        // parked rows this saves an index descent per row read (measured in benchmarks/RELAY.md).
         this.holdKey = holdKey;
-        String hold = holdKey
-                ? " and (m.message_key is null or not exists (select 1 from " + msg + " p0 where p0.shard = ?"
-                        + " and p0.parked_at is not null) or not exists (select 1 from " + msg
-                        + " p where p.shard = m.shard"
-                        + " and p.parked_at is not null and p.message_key = m.message_key and p.id < m.id))"
-                : "";
+        String hold = holdKey ? holdBack(msg, "?") : "";
         this.readSql = columns + hold + " order by m.id limit ?";
         // while topics lack metadata or keys wait for a partition leader: the rows of the held topics
         // without their payload (they are not sent; the shard needs their ids and keys to hold the later
@@ -120,6 +112,26 @@ final class Db implements ShardRows {
         this.probeSql =
                 "select s.s from unnest(?::int[], ?::bigint[]) as s(s, after) cross join lateral (select 1 from " + msg
                         + " m where m.shard = s.s and m.parked_at is null and m.id > s.after limit 1) as x";
+        // the probe's read for idle shards that hold nothing back: per shard exactly the rows readSql
+        // would return (a LATERAL per shard, so each stays one descent of the partial index)
+        this.probeReadSql = "select s.s, r.* from unnest(?::int[]) as s(s) cross join lateral ("
+                + columns.replace("m.shard = ?", "m.shard = s.s") + (holdKey ? holdBack(msg, "s.s") : "")
+                + " order by m.id limit ?) as r";
+    }
+
+    /**
+     * A keyed row waits behind a parked earlier row of its key. Whether the shard has any parked row is
+     * asked once per statement (an uncorrelated subquery, evaluated once), so the per-row probe of the
+     * parked rows runs only in shards that have some: in the usual shard without parked rows this saves
+     * an index descent per row read (measured in benchmarks/RELAY.md).
+     *
+     * @param shard the shard as a parameter ({@code ?}) or a column of the enclosing statement
+     */
+    private static String holdBack(String msg, String shard) {
+        return " and (m.message_key is null or not exists (select 1 from " + msg + " p0 where p0.shard = " + shard
+                + " and p0.parked_at is not null) or not exists (select 1 from " + msg
+                + " p where p.shard = m.shard"
+                + " and p.parked_at is not null and p.message_key = m.message_key and p.id < m.id))";
     }
 
     private Connection connect() throws SQLException {
@@ -232,19 +244,24 @@ final class Db implements ShardRows {
         List<OutboxRow> rows = new ArrayList<>(Math.min(limit, 1024));
         try (ResultSet rs = ps.executeQuery()) {
             while (rs.next()) {
-                rows.add(new OutboxRow(
-                        rs.getLong(1),
-                        rs.getObject(2, UUID.class),
-                        rs.getString(3),
-                        rs.getString(4),
-                        rs.getString(5),
-                        rs.getString(6),
-                        rs.getString(7),
-                        rs.getBytes(8),
-                        rs.getObject(9, OffsetDateTime.class)));
+                rows.add(row(rs, 1));
             }
         }
         return rows;
+    }
+
+    /** @return the row whose columns start at {@code first} */
+    private static OutboxRow row(ResultSet rs, int first) throws SQLException {
+        return new OutboxRow(
+                rs.getLong(first),
+                rs.getObject(first + 1, UUID.class),
+                rs.getString(first + 2),
+                rs.getString(first + 3),
+                rs.getString(first + 4),
+                rs.getString(first + 5),
+                rs.getString(first + 6),
+                rs.getBytes(first + 7),
+                rs.getObject(first + 8, OffsetDateTime.class));
     }
 
     @Override
@@ -360,15 +377,33 @@ final class Db implements ShardRows {
         List<Integer> found = new ArrayList<>();
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(probeSql)) {
-            Integer[] boxed = new Integer[shards.length];
-            for (int i = 0; i < shards.length; i++) {
-                boxed[i] = shards[i];
-            }
-            ps.setArray(1, c.createArrayOf("integer", boxed));
+            ps.setArray(1, intArray(c, shards));
             ps.setArray(2, longArray(c, after));
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
                     found.add(rs.getInt(1));
+                }
+            }
+        }
+        return found;
+    }
+
+    /**
+     * The probe's read: for each shard, exactly what {@link #read} returns for it, in one statement and
+     * one snapshot.
+     *
+     * @return per shard that holds publishable rows, up to {@code limit} of them in id order; shards
+     *     without any are absent
+     */
+    Map<Integer, List<OutboxRow>> probeRead(int[] shards, int limit) throws SQLException {
+        Map<Integer, List<OutboxRow>> found = new HashMap<>();
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(probeReadSql)) {
+            ps.setArray(1, intArray(c, shards));
+            ps.setInt(2, limit);
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    found.computeIfAbsent(rs.getInt(1), s -> new ArrayList<>()).add(row(rs, 2));
                 }
             }
         }
@@ -395,6 +430,14 @@ final class Db implements ShardRows {
             rs.next();
             return new Fenced(rs.getLong(1) > 0, (int) rs.getLong(2));
         }
+    }
+
+    private static Array intArray(Connection c, int[] values) throws SQLException {
+        Integer[] boxed = new Integer[values.length];
+        for (int i = 0; i < values.length; i++) {
+            boxed[i] = values[i];
+        }
+        return c.createArrayOf("integer", boxed);
     }
 
     private static Array longArray(Connection c, long[] values) throws SQLException {

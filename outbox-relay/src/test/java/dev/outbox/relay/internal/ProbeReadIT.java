@@ -1,0 +1,101 @@
+package dev.outbox.relay.internal;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.outbox.testkit.RealServices;
+import dev.outbox.testkit.TestDatabase;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * The probe's read on real PostgreSQL (G1, G3): for every shard asked about it returns exactly the
+ * rows the shard's own read returns, in the same order, including the rows held behind a parked row
+ * of their key under {@code HOLD_KEY}, and it finds a row that commits late with a lower id.
+ */
+@Tag("integration")
+@ExtendWith(RealServices.class)
+class ProbeReadIT {
+    private static final int[] SHARDS = {1, 2, 3, 4};
+
+    @Test
+    void readsForEachShardWhatItsOwnReadReturns(TestDatabase db) throws Exception {
+        String msg = db.schema() + ".outbox_message";
+        try (Connection c = db.connect()) {
+            for (int i = 0; i < 5; i++) {
+                insert(c, msg, 1, "a-" + i);
+                insert(c, msg, 2, "k");
+                insert(c, msg, 2, "b-" + i);
+                insert(c, msg, 3, null);
+            }
+            // the first row of key k in shard 2 is parked: HOLD_KEY holds every later row of k
+            try (Statement st = c.createStatement()) {
+                st.execute("update " + msg + " set parked_at = now() where id = (select min(id) from " + msg
+                        + " where shard = 2 and message_key = 'k')");
+            }
+        }
+        for (boolean holdKey : new boolean[] {false, true}) {
+            Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", holdKey);
+            for (int limit : new int[] {3, 500}) {
+                Map<Integer, List<OutboxRow>> read = rows.probeRead(SHARDS, limit);
+
+                assertThat(read).doesNotContainKey(4);
+                for (int shard : new int[] {1, 2, 3}) {
+                    assertThat(ids(read.get(shard)))
+                            .as("shard %d, holdKey %s, limit %d", shard, holdKey, limit)
+                            .containsExactlyElementsOf(ids(rows.read(shard, limit)))
+                            .isNotEmpty();
+                }
+            }
+            List<String> keys = rows.probeRead(SHARDS, 500).get(2).stream()
+                    .map(OutboxRow::key)
+                    .toList();
+            if (holdKey) {
+                assertThat(keys).doesNotContain("k");
+            } else {
+                assertThat(keys).contains("k");
+            }
+        }
+    }
+
+    @Test
+    void findsARowThatCommitsLateWithALowerId(TestDatabase db) throws Exception {
+        String msg = db.schema() + ".outbox_message";
+        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false);
+        try (Connection late = db.connect();
+                Connection early = db.connect()) {
+            late.setAutoCommit(false);
+            long lateId = insert(late, msg, 5, "late");
+            long earlyId = insert(early, msg, 5, "early");
+            assertThat(lateId).isLessThan(earlyId);
+
+            assertThat(ids(rows.probeRead(new int[] {5}, 500).get(5))).containsExactly(earlyId);
+
+            late.commit();
+            assertThat(ids(rows.probeRead(new int[] {5}, 500).get(5))).containsExactly(lateId, earlyId);
+        }
+    }
+
+    private static long insert(Connection c, String msg, int shard, String key) throws SQLException {
+        try (PreparedStatement ps = c.prepareStatement("insert into " + msg
+                + " (message_id, shard, topic, message_key, message_type, content_type, payload)"
+                + " values (gen_random_uuid(), ?, 'probe-read', ?, 'T', 'text/plain', '\\x01') returning id")) {
+            ps.setInt(1, shard);
+            ps.setString(2, key);
+            try (var rs = ps.executeQuery()) {
+                rs.next();
+                return rs.getLong(1);
+            }
+        }
+    }
+
+    private static List<Long> ids(List<OutboxRow> rows) {
+        return rows.stream().map(OutboxRow::id).toList();
+    }
+}
