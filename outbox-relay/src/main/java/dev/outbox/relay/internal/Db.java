@@ -114,9 +114,15 @@ final class Db implements ShardRows {
                         + " m where m.shard = s.s and m.parked_at is null and m.id > s.after limit 1) as x";
         // the probe's read for idle shards that hold nothing back: per shard exactly the rows readSql
         // would return (a LATERAL per shard, so each stays one descent of the partial index)
-        this.probeReadSql = "select s.s, r.* from unnest(?::int[]) as s(s) cross join lateral ("
+        // It runs only if a transaction ended since the snapshot of the last one (a one-time filter: no
+        // row of the outbox is looked at otherwise), and returns its own snapshot with the rows. Rows
+        // become visible only when a transaction commits, and every commit changes the snapshot (its
+        // xid leaves the list of running ones, or xmax moves past it), so an unchanged snapshot means
+        // that nothing can have become visible since.
+        this.probeReadSql = "select g.snap, r.* from (select pg_current_snapshot()::text as snap) as g"
+                + " left join lateral (select s.s, x.* from unnest(?::int[]) as s(s) cross join lateral ("
                 + columns.replace("m.shard = ?", "m.shard = s.s") + (holdKey ? holdBack(msg, "s.s") : "")
-                + " order by m.id limit ?) as r";
+                + " order by m.id limit ?) as x) as r on true where g.snap is distinct from ?";
     }
 
     /**
@@ -388,26 +394,40 @@ final class Db implements ShardRows {
         return found;
     }
 
+    /** What the probe's read found: the snapshot it read in, and per shard its rows. */
+    record ProbeRead(String snapshot, Map<Integer, List<OutboxRow>> rows) {
+        /** The read did not run: no transaction ended since the snapshot it was given. */
+        static final ProbeRead UNCHANGED = new ProbeRead(null, Map.of());
+    }
+
     /**
      * The probe's read: for each shard, exactly what {@link #read} returns for it, in one statement and
-     * one snapshot.
+     * one snapshot; nothing is read if the snapshot equals {@code unlessSnapshot}.
      *
-     * @return per shard that holds publishable rows, up to {@code limit} of them in id order; shards
-     *     without any are absent
+     * @param unlessSnapshot the snapshot of the previous probe's read, or null
+     * @return {@link ProbeRead#UNCHANGED} when no transaction ended since {@code unlessSnapshot}; else
+     *     the snapshot and, per shard that holds publishable rows, up to {@code limit} of them in id
+     *     order (shards without any are absent)
      */
-    Map<Integer, List<OutboxRow>> probeRead(int[] shards, int limit) throws SQLException {
+    ProbeRead probeRead(int[] shards, int limit, String unlessSnapshot) throws SQLException {
         Map<Integer, List<OutboxRow>> found = new HashMap<>();
+        String snapshot = null;
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(probeReadSql)) {
             ps.setArray(1, intArray(c, shards));
             ps.setInt(2, limit);
+            ps.setString(3, unlessSnapshot);
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
-                    found.computeIfAbsent(rs.getInt(1), s -> new ArrayList<>()).add(row(rs, 2));
+                    snapshot = rs.getString(1);
+                    int shard = rs.getInt(2);
+                    if (!rs.wasNull()) {
+                        found.computeIfAbsent(shard, x -> new ArrayList<>()).add(row(rs, 3));
+                    }
                 }
             }
         }
-        return found;
+        return snapshot == null ? ProbeRead.UNCHANGED : new ProbeRead(snapshot, found);
     }
 
     long parkedRows() throws SQLException {

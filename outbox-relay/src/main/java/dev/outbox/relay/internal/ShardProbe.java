@@ -41,6 +41,11 @@ final class ShardProbe {
 
     private volatile boolean active = true;
     private long retryAt;
+    // the snapshot of the last probe read that covered every idle shard: until a transaction ends,
+    // nothing new can be visible, and the next read skips the outbox (null: the next read runs)
+    private String lastSnapshot;
+    // the shards that read covered, with the tickets of their idle waits then
+    private Map<ShardWorker, Long> lastCovered = Map.of();
 
     private ShardProbe(RelayEngine engine, ScheduledExecutorService thread) {
         this.engine = engine;
@@ -80,6 +85,7 @@ final class ShardProbe {
         try {
             probe(now);
         } catch (SQLException e) {
+            lastSnapshot = null;
             active = false;
             retryAt = now + RETRY_NANOS;
             engine.metrics().database.increment();
@@ -90,6 +96,7 @@ final class ShardProbe {
                             e.getSQLState(),
                             e.getMessage());
         } catch (RuntimeException e) {
+            lastSnapshot = null;
             active = false;
             retryAt = now + RETRY_NANOS;
             engine.log().error("probing the shards for new rows failed: {}", e.toString(), e);
@@ -117,23 +124,38 @@ final class ShardProbe {
         // While no topic is held, the probe reads the idle shards' rows itself, one statement for all
         // of them, and hands each shard what its own read would have returned. A shard that holds rows
         // (or any shard while topics are held) is only woken: it reads past its held rows itself.
-        boolean read = engine.topics().held().isEmpty();
+        boolean reads = engine.topics().held().isEmpty();
         List<ShardWorker> readFor = new ArrayList<>();
         List<Long> readTickets = new ArrayList<>();
         List<ShardWorker> askFor = new ArrayList<>();
         for (int i = 0; i < idle.size(); i++) {
             ShardWorker w = idle.get(i);
-            if (read && w.heldUpTo() == Long.MIN_VALUE) {
+            if (reads && w.heldUpTo() == Long.MIN_VALUE) {
                 readFor.add(w);
                 readTickets.add(tickets.get(i));
             } else {
                 askFor.add(w);
             }
         }
-        Map<Integer, List<OutboxRow>> rows = readFor.isEmpty()
-                ? Map.of()
-                : engine.db().probeRead(shards(readFor), engine.config().batchSize());
+        // The read may be skipped when no transaction ended since the last one, but only if that read
+        // covered every shard idle now, in the same idle wait: a shard that ran since (or was not
+        // idle then) may have read before that snapshot and missed rows committed in between.
+        Map<ShardWorker, Long> readNow = new HashMap<>();
+        for (int i = 0; i < readFor.size(); i++) {
+            readNow.put(readFor.get(i), readTickets.get(i));
+        }
+        boolean covered = askFor.isEmpty() && lastSnapshot != null && covered(readNow);
+        Db.ProbeRead read = readFor.isEmpty()
+                ? Db.ProbeRead.UNCHANGED
+                : engine.db().probeRead(shards(readFor), engine.config().batchSize(), covered ? lastSnapshot : null);
         List<Integer> found = askFor.isEmpty() ? List.of() : ask(askFor);
+        if (!askFor.isEmpty()) {
+            lastSnapshot = null;
+        } else if (read != Db.ProbeRead.UNCHANGED) {
+            lastSnapshot = read.snapshot();
+            lastCovered = readNow;
+        }
+        Map<Integer, List<OutboxRow>> rows = read.rows();
         active = true;
         engine.databaseAnswered();
         for (int i = 0; i < readFor.size(); i++) {
@@ -154,6 +176,16 @@ final class ShardProbe {
                 w.loop.wake();
             }
         }
+    }
+
+    /** @return whether every shard to read now was read by the last read, in the same idle wait */
+    private boolean covered(Map<ShardWorker, Long> readNow) {
+        for (var e : readNow.entrySet()) {
+            if (!e.getValue().equals(lastCovered.get(e.getKey()))) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** @return those of the shards that hold publishable rows above what they hold back */

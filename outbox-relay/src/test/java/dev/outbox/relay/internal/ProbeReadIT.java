@@ -43,7 +43,8 @@ class ProbeReadIT {
         for (boolean holdKey : new boolean[] {false, true}) {
             Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", holdKey);
             for (int limit : new int[] {3, 500}) {
-                Map<Integer, List<OutboxRow>> read = rows.probeRead(SHARDS, limit);
+                Map<Integer, List<OutboxRow>> read =
+                        rows.probeRead(SHARDS, limit, null).rows();
 
                 assertThat(read).doesNotContainKey(4);
                 for (int shard : new int[] {1, 2, 3}) {
@@ -53,7 +54,7 @@ class ProbeReadIT {
                             .isNotEmpty();
                 }
             }
-            List<String> keys = rows.probeRead(SHARDS, 500).get(2).stream()
+            List<String> keys = rows.probeRead(SHARDS, 500, null).rows().get(2).stream()
                     .map(OutboxRow::key)
                     .toList();
             if (holdKey) {
@@ -75,10 +76,45 @@ class ProbeReadIT {
             long earlyId = insert(early, msg, 5, "early");
             assertThat(lateId).isLessThan(earlyId);
 
-            assertThat(ids(rows.probeRead(new int[] {5}, 500).get(5))).containsExactly(earlyId);
+            assertThat(ids(rows.probeRead(new int[] {5}, 500, null).rows().get(5)))
+                    .containsExactly(earlyId);
 
             late.commit();
-            assertThat(ids(rows.probeRead(new int[] {5}, 500).get(5))).containsExactly(lateId, earlyId);
+            assertThat(ids(rows.probeRead(new int[] {5}, 500, null).rows().get(5)))
+                    .containsExactly(lateId, earlyId);
+        }
+    }
+
+    /**
+     * The probe skips the outbox while no transaction ended since its last read (G1: nothing is
+     * skipped that could have become visible): an unchanged snapshot reads nothing, and the commit of
+     * a transaction that was running at that snapshot, with a lower id than the rows already read,
+     * makes the next read run and find its row.
+     */
+    @Test
+    void skipsTheOutboxOnlyWhileNoTransactionEnded(TestDatabase db) throws Exception {
+        String msg = db.schema() + ".outbox_message";
+        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false);
+        try (Connection late = db.connect();
+                Connection early = db.connect()) {
+            late.setAutoCommit(false);
+            long lateId = insert(late, msg, 6, "late");
+            long earlyId = insert(early, msg, 6, "early");
+
+            Db.ProbeRead first = rows.probeRead(new int[] {6}, 500, null);
+            assertThat(first.snapshot()).isNotNull();
+            assertThat(ids(first.rows().get(6))).containsExactly(earlyId);
+            // nothing ended since: nothing read
+            assertThat(rows.probeRead(new int[] {6}, 500, first.snapshot())).isSameAs(Db.ProbeRead.UNCHANGED);
+
+            late.commit();
+            Db.ProbeRead second = rows.probeRead(new int[] {6}, 500, first.snapshot());
+            assertThat(second.snapshot()).isNotEqualTo(first.snapshot());
+            assertThat(ids(second.rows().get(6))).containsExactly(lateId, earlyId);
+            // a read that runs and finds nothing still returns its snapshot
+            Db.ProbeRead empty = rows.probeRead(new int[] {7}, 500, first.snapshot());
+            assertThat(empty.snapshot()).isEqualTo(second.snapshot());
+            assertThat(empty.rows()).isEmpty();
         }
     }
 
