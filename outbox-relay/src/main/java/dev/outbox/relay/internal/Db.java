@@ -48,6 +48,7 @@ final class Db implements ShardRows {
     private final String backlogSql;
     private final String parkedSql;
     private final String probeSql;
+    private final String probeReadSql;
     private final LeaseStatements leases;
     /** Whether the reads take one more parameter, the shard, for the hold-back check. */
     private final boolean holdKey;
@@ -65,17 +66,8 @@ final class Db implements ShardRows {
         String columns =
                 "select m.id, m.message_id, m.topic, m.message_key, m.message_type, m.content_type, m.headers::text,"
                         + " m.payload, m.created_at from " + msg + " m where m.shard = ? and m.parked_at is null";
-        // A keyed row waits behind a parked earlier row of its key. Whether the shard has any parked
-        // row is asked once per statement (an uncorrelated subquery, evaluated once), so the per-row
-        // probe of the parked rows runs only in shards that have some: in the usual shard without
-        // parked rows this saves an index descent per row read (measured in benchmarks/RELAY.md).
         this.holdKey = holdKey;
-        String hold = holdKey
-                ? " and (m.message_key is null or not exists (select 1 from " + msg + " p0 where p0.shard = ?"
-                        + " and p0.parked_at is not null) or not exists (select 1 from " + msg
-                        + " p where p.shard = m.shard"
-                        + " and p.parked_at is not null and p.message_key = m.message_key and p.id < m.id))"
-                : "";
+        String hold = holdKey ? holdBack(msg, "?") : "";
         this.readSql = columns + hold + " order by m.id limit ?";
         // while topics lack metadata or keys wait for a partition leader: the rows of the held topics
         // without their payload (they are not sent; the shard needs their ids and keys to hold the later
@@ -132,6 +124,32 @@ final class Db implements ShardRows {
         this.probeSql =
                 "select s.s from unnest(?::int[], ?::bigint[]) as s(s, after) cross join lateral (select 1 from " + msg
                         + " m where m.shard = s.s and m.parked_at is null and m.id > s.after limit 1) as x";
+        // the probe's read for idle shards that hold nothing back: per shard exactly the rows readSql
+        // would return (a LATERAL per shard, so each stays one descent of the partial index)
+        // It runs only if a transaction ended since the snapshot of the last one (a one-time filter: no
+        // row of the outbox is looked at otherwise), and returns its own snapshot with the rows. Rows
+        // become visible only when a transaction commits, and every commit changes the snapshot (its
+        // xid leaves the list of running ones, or xmax moves past it), so an unchanged snapshot means
+        // that nothing can have become visible since.
+        this.probeReadSql = "select g.snap, r.* from (select pg_current_snapshot()::text as snap) as g"
+                + " left join lateral (select s.s, x.* from unnest(?::int[]) as s(s) cross join lateral ("
+                + columns.replace("m.shard = ?", "m.shard = s.s") + (holdKey ? holdBack(msg, "s.s") : "")
+                + " order by m.id limit ?) as x) as r on true where g.snap is distinct from ?";
+    }
+
+    /**
+     * A keyed row waits behind a parked earlier row of its key. Whether the shard has any parked row is
+     * asked once per statement (an uncorrelated subquery, evaluated once), so the per-row probe of the
+     * parked rows runs only in shards that have some: in the usual shard without parked rows this saves
+     * an index descent per row read (measured in benchmarks/RELAY.md).
+     *
+     * @param shard the shard as a parameter ({@code ?}) or a column of the enclosing statement
+     */
+    private static String holdBack(String msg, String shard) {
+        return " and (m.message_key is null or not exists (select 1 from " + msg + " p0 where p0.shard = " + shard
+                + " and p0.parked_at is not null) or not exists (select 1 from " + msg
+                + " p where p.shard = m.shard"
+                + " and p.parked_at is not null and p.message_key = m.message_key and p.id < m.id))";
     }
 
     private Connection connect() throws SQLException {
@@ -244,19 +262,24 @@ final class Db implements ShardRows {
         List<OutboxRow> rows = new ArrayList<>(Math.min(limit, 1024));
         try (ResultSet rs = ps.executeQuery()) {
             while (rs.next()) {
-                rows.add(new OutboxRow(
-                        rs.getLong(1),
-                        rs.getObject(2, UUID.class),
-                        rs.getString(3),
-                        rs.getString(4),
-                        rs.getString(5),
-                        rs.getString(6),
-                        rs.getString(7),
-                        rs.getBytes(8),
-                        rs.getObject(9, OffsetDateTime.class)));
+                rows.add(row(rs, 1));
             }
         }
         return rows;
+    }
+
+    /** @return the row whose columns start at {@code first} */
+    private static OutboxRow row(ResultSet rs, int first) throws SQLException {
+        return new OutboxRow(
+                rs.getLong(first),
+                rs.getObject(first + 1, UUID.class),
+                rs.getString(first + 2),
+                rs.getString(first + 3),
+                rs.getString(first + 4),
+                rs.getString(first + 5),
+                rs.getString(first + 6),
+                rs.getBytes(first + 7),
+                rs.getObject(first + 8, OffsetDateTime.class));
     }
 
     @Override
@@ -417,11 +440,7 @@ final class Db implements ShardRows {
         List<Integer> found = new ArrayList<>();
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(probeSql)) {
-            Integer[] boxed = new Integer[shards.length];
-            for (int i = 0; i < shards.length; i++) {
-                boxed[i] = shards[i];
-            }
-            ps.setArray(1, c.createArrayOf("integer", boxed));
+            ps.setArray(1, intArray(c, shards));
             ps.setArray(2, longArray(c, after));
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
@@ -430,6 +449,42 @@ final class Db implements ShardRows {
             }
         }
         return found;
+    }
+
+    /** What the probe's read found: the snapshot it read in, and per shard its rows. */
+    record ProbeRead(String snapshot, Map<Integer, List<OutboxRow>> rows) {
+        /** The read did not run: no transaction ended since the snapshot it was given. */
+        static final ProbeRead UNCHANGED = new ProbeRead(null, Map.of());
+    }
+
+    /**
+     * The probe's read: for each shard, exactly what {@link #read} returns for it, in one statement and
+     * one snapshot; nothing is read if the snapshot equals {@code unlessSnapshot}.
+     *
+     * @param unlessSnapshot the snapshot of the previous probe's read, or null
+     * @return {@link ProbeRead#UNCHANGED} when no transaction ended since {@code unlessSnapshot}; else
+     *     the snapshot and, per shard that holds publishable rows, up to {@code limit} of them in id
+     *     order (shards without any are absent)
+     */
+    ProbeRead probeRead(int[] shards, int limit, String unlessSnapshot) throws SQLException {
+        Map<Integer, List<OutboxRow>> found = new HashMap<>();
+        String snapshot = null;
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(probeReadSql)) {
+            ps.setArray(1, intArray(c, shards));
+            ps.setInt(2, limit);
+            ps.setString(3, unlessSnapshot);
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    snapshot = rs.getString(1);
+                    int shard = rs.getInt(2);
+                    if (!rs.wasNull()) {
+                        found.computeIfAbsent(shard, x -> new ArrayList<>()).add(row(rs, 3));
+                    }
+                }
+            }
+        }
+        return snapshot == null ? ProbeRead.UNCHANGED : new ProbeRead(snapshot, found);
     }
 
     long parkedRows() throws SQLException {
@@ -452,6 +507,14 @@ final class Db implements ShardRows {
             rs.next();
             return new Fenced(rs.getLong(1) > 0, (int) rs.getLong(2));
         }
+    }
+
+    private static Array intArray(Connection c, int[] values) throws SQLException {
+        Integer[] boxed = new Integer[values.length];
+        for (int i = 0; i < values.length; i++) {
+            boxed[i] = values[i];
+        }
+        return c.createArrayOf("integer", boxed);
     }
 
     private static Array longArray(Connection c, long[] values) throws SQLException {

@@ -1,5 +1,6 @@
 package dev.outbox.relay.internal;
 
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
@@ -19,6 +20,7 @@ import java.util.concurrent.TimeUnit;
  * RUNNING  --next(delay, wakeable)---------------------------&gt; IDLE     (waits for rows: a wake reads at once)
  * RUNNING  --next(delay, not wakeable)-----------------------&gt; WAITING  (backs off or waits for a renewal)
  * IDLE     --wake, or its timer------------------------------&gt; RUNNING
+ * IDLE     --rows handed over with this idle wait's ticket----&gt; RUNNING  (the next round takes them)
  * WAITING  --its timer---------------------------------------&gt; RUNNING
  * RUNNING  --stop, or the lease found lost-------------------&gt; STOPPING (the batch in flight finishes first)
  * STOPPING --next--------------------------------------------&gt; STOPPED
@@ -27,6 +29,10 @@ import java.util.concurrent.TimeUnit;
  * </pre>
  *
  * {@link #stopped()} completes on entering STOPPED.
+ *
+ * <p>Every idle wait has its own ticket. Rows read for the shard by someone else (the probe) are
+ * handed over only with the ticket of the idle wait they were read in: if the shard ran in between,
+ * it may have published and deleted some of them, so they are dropped and the shard reads itself.
  */
 final class ShardLoop {
     /** Where the loop is; see the class comment for the transitions. */
@@ -53,6 +59,10 @@ final class ShardLoop {
     // a wake arrived while running: the next idle wait is skipped
     private boolean wakePending;
     private ScheduledFuture<?> timer;
+    // counts the idle waits: the ticket of the current one
+    private long idleWaits;
+    // rows handed over for the next round, read during the idle wait that ended with the hand-over
+    private List<OutboxRow> handed;
 
     /**
      * @param executor the relay's worker pool
@@ -88,6 +98,40 @@ final class ShardLoop {
             }
         }
         submit();
+    }
+
+    /**
+     * @return the ticket of the current idle wait, or -1 when the shard is not idle-waiting: rows read
+     *     for the shard after this call may be handed over with it ({@link #wakeWith})
+     */
+    synchronized long idleTicket() {
+        return state == State.IDLE ? idleWaits : -1;
+    }
+
+    /**
+     * Hands over rows read for the shard and starts its next round with them, if the shard is still in
+     * the idle wait of {@code ticket}; otherwise the rows are dropped.
+     *
+     * @return whether the rows were handed over
+     */
+    boolean wakeWith(long ticket, List<OutboxRow> rows) {
+        synchronized (this) {
+            if (state != State.IDLE || idleWaits != ticket) {
+                return false;
+            }
+            cancelTimer();
+            handed = rows;
+            state = State.RUNNING;
+        }
+        submit();
+        return true;
+    }
+
+    /** @return the rows handed over for this round, or null; the next round has none */
+    synchronized List<OutboxRow> takeHanded() {
+        List<OutboxRow> rows = handed;
+        handed = null;
+        return rows;
     }
 
     /**
@@ -155,6 +199,9 @@ final class ShardLoop {
             wakePending = false;
             if (!now) {
                 state = wakeableWait ? State.IDLE : State.WAITING;
+                if (wakeableWait) {
+                    idleWaits++;
+                }
                 try {
                     timer = executor.schedule(this::fire, delayNanos, TimeUnit.NANOSECONDS);
                 } catch (RejectedExecutionException e) {
@@ -197,6 +244,7 @@ final class ShardLoop {
 
     private void enterStopped() {
         state = State.STOPPED;
+        handed = null;
         stopped.complete(null);
     }
 }

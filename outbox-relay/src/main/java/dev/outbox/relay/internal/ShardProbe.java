@@ -13,9 +13,12 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * How a relay finds new rows without any help from the producers: every {@code probeInterval} one
- * statement asks which of the relay's idle shards hold publishable rows (one index descent per
- * shard, in one snapshot), and wakes only those shards. A shard that is reading or publishing is
- * not asked about: it reads again when its batch is done.
+ * statement reads the publishable rows of the relay's idle shards (one index descent per shard, in
+ * one snapshot) and hands each shard that has some exactly what its own read would have returned,
+ * so that under a steady trickle one statement reads for many shards instead of one per shard. A
+ * shard that holds rows back (topics without metadata) is only asked whether it has new rows and
+ * woken to read itself. A shard that is reading or publishing is not asked about: it reads again
+ * when its batch is done.
  *
  * <p>Rows that commit late with a lower id than rows already published are found like any other:
  * the probe looks for any publishable row, not for ids above a mark.
@@ -38,6 +41,11 @@ final class ShardProbe {
 
     private volatile boolean active = true;
     private long retryAt;
+    // the snapshot of the last probe read that covered every idle shard: until a transaction ends,
+    // nothing new can be visible, and the next read skips the outbox (null: the next read runs)
+    private String lastSnapshot;
+    // the shards that read covered, with the tickets of their idle waits then
+    private Map<ShardWorker, Long> lastCovered = Map.of();
 
     private ShardProbe(RelayEngine engine, ScheduledExecutorService thread) {
         this.engine = engine;
@@ -77,6 +85,7 @@ final class ShardProbe {
         try {
             probe(now);
         } catch (SQLException e) {
+            lastSnapshot = null;
             active = false;
             retryAt = now + RETRY_NANOS;
             engine.metrics().database.increment();
@@ -87,6 +96,7 @@ final class ShardProbe {
                             e.getSQLState(),
                             e.getMessage());
         } catch (RuntimeException e) {
+            lastSnapshot = null;
             active = false;
             retryAt = now + RETRY_NANOS;
             engine.log().error("probing the shards for new rows failed: {}", e.toString(), e);
@@ -96,9 +106,12 @@ final class ShardProbe {
     private void probe(long now) throws SQLException {
         List<ShardWorker> owned = List.copyOf(engine.ownedWorkers());
         List<ShardWorker> idle = new ArrayList<>();
+        List<Long> tickets = new ArrayList<>();
         for (ShardWorker w : owned) {
-            if (w.loop.idleWaiting() && !leftAlone(w, now)) {
+            long ticket = w.loop.idleTicket();
+            if (ticket >= 0 && !leftAlone(w, now)) {
                 idle.add(w);
+                tickets.add(ticket);
             }
         }
         if (woken.size() > owned.size()) {
@@ -108,24 +121,88 @@ final class ShardProbe {
             active = true;
             return;
         }
-        int[] shards = new int[idle.size()];
-        long[] after = new long[idle.size()];
-        for (int i = 0; i < shards.length; i++) {
-            shards[i] = idle.get(i).shard;
-            after[i] = idle.get(i).heldUpTo();
+        // While no topic is held, the probe reads the idle shards' rows itself, one statement for all
+        // of them, and hands each shard what its own read would have returned. A shard that holds rows
+        // (or any shard while topics are held) is only woken: it reads past its held rows itself.
+        boolean reads = engine.topics().held().isEmpty();
+        List<ShardWorker> readFor = new ArrayList<>();
+        List<Long> readTickets = new ArrayList<>();
+        List<ShardWorker> askFor = new ArrayList<>();
+        for (int i = 0; i < idle.size(); i++) {
+            ShardWorker w = idle.get(i);
+            if (reads && w.heldUpTo() == Long.MIN_VALUE) {
+                readFor.add(w);
+                readTickets.add(tickets.get(i));
+            } else {
+                askFor.add(w);
+            }
         }
-        List<Integer> found = engine.db().probe(shards, after);
+        // The read may be skipped when no transaction ended since the last one, but only if that read
+        // covered every shard idle now, in the same idle wait: a shard that ran since (or was not
+        // idle then) may have read before that snapshot and missed rows committed in between.
+        Map<ShardWorker, Long> readNow = new HashMap<>();
+        for (int i = 0; i < readFor.size(); i++) {
+            readNow.put(readFor.get(i), readTickets.get(i));
+        }
+        boolean covered = askFor.isEmpty() && lastSnapshot != null && covered(readNow);
+        Db.ProbeRead read = readFor.isEmpty()
+                ? Db.ProbeRead.UNCHANGED
+                : engine.db().probeRead(shards(readFor), engine.config().batchSize(), covered ? lastSnapshot : null);
+        List<Integer> found = askFor.isEmpty() ? List.of() : ask(askFor);
+        if (!askFor.isEmpty()) {
+            lastSnapshot = null;
+        } else if (read != Db.ProbeRead.UNCHANGED) {
+            lastSnapshot = read.snapshot();
+            lastCovered = readNow;
+        }
+        Map<Integer, List<OutboxRow>> rows = read.rows();
         active = true;
         engine.databaseAnswered();
-        if (found.isEmpty()) {
-            return;
+        for (int i = 0; i < readFor.size(); i++) {
+            ShardWorker w = readFor.get(i);
+            List<OutboxRow> its = rows.get(w.shard);
+            if (its == null) {
+                continue;
+            }
+            long[] before = {w.rowReads(), w.emptyReads(), 0};
+            // dropped if the shard ran meanwhile: it may have published some of these rows
+            if (w.loop.wakeWith(readTickets.get(i), its)) {
+                woken.put(w, before);
+            }
         }
-        for (ShardWorker w : idle) {
+        for (ShardWorker w : askFor) {
             if (found.contains(w.shard)) {
                 woken.put(w, new long[] {w.rowReads(), w.emptyReads(), 0});
                 w.loop.wake();
             }
         }
+    }
+
+    /** @return whether every shard to read now was read by the last read, in the same idle wait */
+    private boolean covered(Map<ShardWorker, Long> readNow) {
+        for (var e : readNow.entrySet()) {
+            if (!e.getValue().equals(lastCovered.get(e.getKey()))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** @return those of the shards that hold publishable rows above what they hold back */
+    private List<Integer> ask(List<ShardWorker> workers) throws SQLException {
+        long[] after = new long[workers.size()];
+        for (int i = 0; i < after.length; i++) {
+            after[i] = workers.get(i).heldUpTo();
+        }
+        return engine.db().probe(shards(workers), after);
+    }
+
+    private static int[] shards(List<ShardWorker> workers) {
+        int[] shards = new int[workers.size()];
+        for (int i = 0; i < shards.length; i++) {
+            shards[i] = workers.get(i).shard;
+        }
+        return shards;
     }
 
     /** @return whether the probe's last wake of this shard found nothing to publish, so the shard polls itself */

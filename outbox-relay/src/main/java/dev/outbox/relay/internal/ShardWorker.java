@@ -159,6 +159,7 @@ final class ShardWorker {
             next(waits.backoff(), false);
             return;
         }
+        List<OutboxRow> handed = loop.takeHanded();
         List<OutboxRow> rows = ahead.rows;
         ahead.rows = null;
         int limit = config.batchSize();
@@ -176,7 +177,8 @@ final class ShardWorker {
                         : leaderless.refresh(shared.current().producer());
                 if (heldTopics.isEmpty() && waiting == null) {
                     forgetHeld(); // this read takes them
-                    rows = db.read(shard, limit);
+                    // the probe's read of this idle wait is this very read, done for several shards at once
+                    rows = handed != null ? handed : db.read(shard, limit);
                 } else {
                     // held rows stay at the head of the shard: read past them, up to a bound; the rows of keys
                     // waiting for a partition leader are not read at all

@@ -1,0 +1,118 @@
+package dev.outbox.relay.internal;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.outbox.testkit.RealServices;
+import dev.outbox.testkit.TestDatabase;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * The probe's read on real PostgreSQL (G1, G3): for every shard asked about it returns exactly the
+ * rows the shard's own read returns, in the same order, including the rows held behind a parked row
+ * of their key under {@code HOLD_KEY}, and it finds a row that commits late with a lower id.
+ */
+@Tag("integration")
+@ExtendWith(RealServices.class)
+class ProbeReadIT {
+    private static final int[] SHARDS = {1, 2, 3, 4};
+
+    @Test
+    void readsForEachShardWhatItsOwnReadReturns(TestDatabase db) throws Exception {
+        String msg = db.schema() + ".outbox_message";
+        try (Connection c = db.connect()) {
+            for (int i = 0; i < 5; i++) {
+                insert(c, msg, 1, "a-" + i);
+                insert(c, msg, 2, "k");
+                insert(c, msg, 2, "b-" + i);
+                insert(c, msg, 3, null);
+            }
+            // the first row of key k in shard 2 is parked: HOLD_KEY holds every later row of k
+            try (Statement st = c.createStatement()) {
+                st.execute("update " + msg + " set parked_at = now() where id = (select min(id) from " + msg
+                        + " where shard = 2 and message_key = 'k')");
+            }
+        }
+        for (boolean holdKey : new boolean[] {false, true}) {
+            Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", holdKey);
+            for (int limit : new int[] {3, 500}) {
+                Map<Integer, List<OutboxRow>> read =
+                        rows.probeRead(SHARDS, limit, null).rows();
+
+                assertThat(read).doesNotContainKey(4);
+                for (int shard : new int[] {1, 2, 3}) {
+                    assertThat(ids(read.get(shard)))
+                            .as("shard %d, holdKey %s, limit %d", shard, holdKey, limit)
+                            .containsExactlyElementsOf(ids(rows.read(shard, limit)))
+                            .isNotEmpty();
+                }
+            }
+            List<String> keys = rows.probeRead(SHARDS, 500, null).rows().get(2).stream()
+                    .map(OutboxRow::key)
+                    .toList();
+            if (holdKey) {
+                assertThat(keys).doesNotContain("k");
+            } else {
+                assertThat(keys).contains("k");
+            }
+        }
+    }
+
+    /**
+     * The probe skips the outbox while no transaction ended since its last read (G1: nothing is
+     * skipped that could have become visible): an unchanged snapshot reads nothing, and the commit of
+     * a transaction that was running at that snapshot, with a lower id than the rows already read,
+     * makes the next read run and find its row.
+     */
+    @Test
+    void skipsTheOutboxOnlyWhileNoTransactionEnded(TestDatabase db) throws Exception {
+        String msg = db.schema() + ".outbox_message";
+        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false);
+        try (Connection late = db.connect();
+                Connection early = db.connect()) {
+            late.setAutoCommit(false);
+            long lateId = insert(late, msg, 6, "late");
+            long earlyId = insert(early, msg, 6, "early");
+            assertThat(lateId).isLessThan(earlyId);
+
+            Db.ProbeRead first = rows.probeRead(new int[] {6}, 500, null);
+            assertThat(first.snapshot()).isNotNull();
+            assertThat(ids(first.rows().get(6))).containsExactly(earlyId);
+            // nothing ended since: nothing read
+            assertThat(rows.probeRead(new int[] {6}, 500, first.snapshot())).isSameAs(Db.ProbeRead.UNCHANGED);
+
+            late.commit();
+            Db.ProbeRead second = rows.probeRead(new int[] {6}, 500, first.snapshot());
+            assertThat(second.snapshot()).isNotEqualTo(first.snapshot());
+            assertThat(ids(second.rows().get(6))).containsExactly(lateId, earlyId);
+            // a read that runs and finds nothing still returns its snapshot
+            Db.ProbeRead empty = rows.probeRead(new int[] {7}, 500, first.snapshot());
+            assertThat(empty.snapshot()).isEqualTo(second.snapshot());
+            assertThat(empty.rows()).isEmpty();
+        }
+    }
+
+    private static long insert(Connection c, String msg, int shard, String key) throws SQLException {
+        try (PreparedStatement ps = c.prepareStatement("insert into " + msg
+                + " (message_id, shard, topic, message_key, message_type, content_type, payload)"
+                + " values (gen_random_uuid(), ?, 'probe-read', ?, 'T', 'text/plain', '\\x01') returning id")) {
+            ps.setInt(1, shard);
+            ps.setString(2, key);
+            try (var rs = ps.executeQuery()) {
+                rs.next();
+                return rs.getLong(1);
+            }
+        }
+    }
+
+    private static List<Long> ids(List<OutboxRow> rows) {
+        return rows.stream().map(OutboxRow::id).toList();
+    }
+}
