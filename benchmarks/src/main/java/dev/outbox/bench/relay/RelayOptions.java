@@ -15,7 +15,8 @@ import java.util.Map;
  * the relay's default), {@code --producer k=v,k=v} (extra producer properties for the relay and the
  * plain producer alike), {@code --warmup N} (messages sent through both, unreported, before
  * measuring; default 50000, 0 to skip), {@code --steady-seconds N} (seconds per steady load level,
- * default 15, 0 to skip the idle cost and the steady loads), {@code --compare-listen} (idle latency
+ * default 15, 0 to skip the idle cost and the steady loads), {@code --steady-rates a,b,c} (the steady
+ * loads in messages per second; default a quarter and half of the best drain rate), {@code --compare-listen} (idle latency
  * also with the opt-in LISTEN wake-up, then with the probe again), {@code --compare-debezium} (run
  * everything on a private PostgreSQL with {@code wal_level=logical} and, after the drains, compare the
  * relay with Debezium's embedded engine: see {@link DebeziumComparison}), {@code --compare-seconds N}
@@ -37,6 +38,7 @@ record RelayOptions(
         Path out,
         int warmup,
         int steadySeconds,
+        int[] steadyRates,
         boolean compareListen,
         boolean compareDebezium,
         int compareSeconds,
@@ -56,6 +58,7 @@ record RelayOptions(
         Path out = null;
         int warmup = 50_000;
         int steadySeconds = 15;
+        int[] steadyRates = {};
         boolean compareListen = false;
         boolean compareDebezium = false;
         int compareSeconds = 15;
@@ -95,6 +98,10 @@ record RelayOptions(
                 case "--compare-seconds" -> compareSeconds = positive(a, v);
                 case "--compare-rounds" -> compareRounds = positive(a, v);
                 case "--steady-seconds" -> steadySeconds = Integer.parseInt(v);
+                case "--steady-rates" ->
+                    steadyRates = Arrays.stream(v.split(","))
+                            .mapToInt(x -> positive(a, x.trim()))
+                            .toArray();
                 case "--producer" -> {
                     for (String kv : v.split(",")) {
                         String[] p = kv.split("=", 2);
@@ -124,6 +131,7 @@ record RelayOptions(
                 out,
                 warmup,
                 steadySeconds,
+                steadyRates,
                 compareListen,
                 compareDebezium,
                 compareSeconds,

@@ -20,7 +20,7 @@ import java.util.concurrent.locks.LockSupport;
 
 /**
  * The steady load scenario, after the idle cost ({@link IdleCost}) of the same relay: latency and cost under steady loads of a quarter and half the
- * best drain rate of this run: background writers append in transactions of {@value #STEADY_CHUNK}
+ * best drain rate of this run (or the rates of {@code --steady-rates}): background writers, one per 5,000 msg/s and at least two, append in transactions of {@value #STEADY_CHUNK}
  * messages at a paced rate while single probe messages, every 20 ms on a topic of their own, are
  * timed from commit to consumed. CPU is counted for the relay's threads in this JVM and for the
  * PostgreSQL backends of the relay's own pool (application name {@value IdleCost#RELAY_APP}), so that the
@@ -65,8 +65,14 @@ final class SteadyLoad {
                     "achieved msg/s",
                     "probe commit -> consumed p50 / p99 / max",
                     "relay CPU per message: JVM threads + its PostgreSQL backends"));
-            for (double share : new double[] {0.25, 0.5}) {
-                level(relay, drainRate * share, probeTopic, loadTopic);
+            if (ctx.options.steadyRates().length > 0) {
+                for (int rate : ctx.options.steadyRates()) {
+                    level(relay, rate, probeTopic, loadTopic);
+                }
+            } else {
+                for (double share : new double[] {0.25, 0.5}) {
+                    level(relay, drainRate * share, probeTopic, loadTopic);
+                }
             }
         }
         ctx.deleteTopic(probeTopic);
@@ -76,7 +82,8 @@ final class SteadyLoad {
     private void level(Relay relay, double rate, String probeTopic, String loadTopic) throws Exception {
         AtomicBoolean running = new AtomicBoolean(true);
         AtomicLong appended = new AtomicLong();
-        int writers = 2;
+        // one writer per 5,000 msg/s, at least two: 500 transactions of 10 messages a second each
+        int writers = Math.max(2, (int) Math.ceil(rate / 5_000));
         List<Thread> threads = new ArrayList<>();
         for (int w = 0; w < writers; w++) {
             int writer = w;
