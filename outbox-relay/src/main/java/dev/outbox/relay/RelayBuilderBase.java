@@ -26,8 +26,8 @@ abstract sealed class RelayBuilderBase permits Relay.Builder {
 
     /**
      * The database that holds the outbox. Required. The relay uses up to {@link
-     * Relay.Builder#workerThreads(int)} + 3 connections at a time (the shard loops, the lease round, the sampler
-     * and the probe); size a pool accordingly. Every statement is a single autocommit statement, so
+     * Relay.Builder#workerThreads(int)} + 4 connections at a time (the shard loops, the lease round, the sampler,
+     * the probe and the delete queue); size a pool accordingly. Every statement is a single autocommit statement, so
      * a transaction-pooling PgBouncer works.
      *
      * @param dataSource a pooled data source

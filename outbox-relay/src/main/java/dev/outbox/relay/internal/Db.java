@@ -47,8 +47,7 @@ final class Db implements ShardRows {
     private final String shardCountSql;
     private final String backlogSql;
     private final String parkedSql;
-    private final String probeSql;
-    private final String probeReadSql;
+    private final ProbeStatements probes;
     private final LeaseStatements leases;
     /** Whether the reads take one more parameter, the shard, for the hold-back check. */
     private final boolean holdKey;
@@ -63,9 +62,7 @@ final class Db implements ShardRows {
         // either commits before and makes the lease check fail, or waits until this write committed.
         String fence = "l as (select shard from " + lease
                 + " where shard = ? and owner = ? and epoch = ? and lease_until > now() for share)";
-        String columns =
-                "select m.id, m.message_id, m.topic, m.message_key, m.message_type, m.content_type, m.headers::text,"
-                        + " m.payload, m.created_at from " + msg + " m where m.shard = ? and m.parked_at is null";
+        String columns = columns(msg);
         this.holdKey = holdKey;
         String hold = holdKey ? holdBack(msg, "?") : "";
         this.readSql = columns + hold + " order by m.id limit ?";
@@ -117,24 +114,13 @@ final class Db implements ShardRows {
                 + " order by m.id limit " + BACKLOG_COUNTED + ") x) c"
                 + " cross join lateral (select m.id, m.created_at" + publishable + " order by m.id limit 1) f";
         this.parkedSql = "select count(*) from " + msg + " where parked_at is not null";
-        // one descent of the partial index of publishable rows per shard, stopping at the first visible
-        // entry (LIMIT 1 in a LATERAL keeps it a per-shard index probe: written as EXISTS, PostgreSQL
-        // may plan a hash semi-join that reads every publishable row, the whole backlog)
-        // (rows up to s.after of a shard are known to be held: their topic has no metadata)
-        this.probeSql =
-                "select s.s from unnest(?::int[], ?::bigint[]) as s(s, after) cross join lateral (select 1 from " + msg
-                        + " m where m.shard = s.s and m.parked_at is null and m.id > s.after limit 1) as x";
-        // the probe's read for idle shards that hold nothing back: per shard exactly the rows readSql
-        // would return (a LATERAL per shard, so each stays one descent of the partial index)
-        // It runs only if a transaction ended since the snapshot of the last one (a one-time filter: no
-        // row of the outbox is looked at otherwise), and returns its own snapshot with the rows. Rows
-        // become visible only when a transaction commits, and every commit changes the snapshot (its
-        // xid leaves the list of running ones, or xmax moves past it), so an unchanged snapshot means
-        // that nothing can have become visible since.
-        this.probeReadSql = "select g.snap, r.* from (select pg_current_snapshot()::text as snap) as g"
-                + " left join lateral (select s.s, x.* from unnest(?::int[]) as s(s) cross join lateral ("
-                + columns.replace("m.shard = ?", "m.shard = s.s") + (holdKey ? holdBack(msg, "s.s") : "")
-                + " order by m.id limit ?) as x) as r on true where g.snap is distinct from ?";
+        this.probes = new ProbeStatements(dataSource, msg, holdKey);
+    }
+
+    /** @return the read's select list and its shard condition ({@code m.shard = ?}), publishable rows only */
+    static String columns(String msg) {
+        return "select m.id, m.message_id, m.topic, m.message_key, m.message_type, m.content_type, m.headers::text,"
+                + " m.payload, m.created_at from " + msg + " m where m.shard = ? and m.parked_at is null";
     }
 
     /**
@@ -145,7 +131,7 @@ final class Db implements ShardRows {
      *
      * @param shard the shard as a parameter ({@code ?}) or a column of the enclosing statement
      */
-    private static String holdBack(String msg, String shard) {
+    static String holdBack(String msg, String shard) {
         return " and (m.message_key is null or not exists (select 1 from " + msg + " p0 where p0.shard = " + shard
                 + " and p0.parked_at is not null) or not exists (select 1 from " + msg
                 + " p where p.shard = m.shard"
@@ -269,7 +255,7 @@ final class Db implements ShardRows {
     }
 
     /** @return the row whose columns start at {@code first} */
-    private static OutboxRow row(ResultSet rs, int first) throws SQLException {
+    static OutboxRow row(ResultSet rs, int first) throws SQLException {
         return new OutboxRow(
                 rs.getLong(first),
                 rs.getObject(first + 1, UUID.class),
@@ -432,59 +418,9 @@ final class Db implements ShardRows {
         return counted + perId * (maxId - lastCountedId);
     }
 
-    /**
-     * @param shards the shards to look at
-     * @return those of them that hold publishable (unparked) rows, seen in one snapshot
-     */
-    List<Integer> probe(int[] shards, long[] after) throws SQLException {
-        List<Integer> found = new ArrayList<>();
-        try (Connection c = connect();
-                PreparedStatement ps = c.prepareStatement(probeSql)) {
-            ps.setArray(1, intArray(c, shards));
-            ps.setArray(2, longArray(c, after));
-            try (ResultSet rs = ps.executeQuery()) {
-                while (rs.next()) {
-                    found.add(rs.getInt(1));
-                }
-            }
-        }
-        return found;
-    }
-
-    /** What the probe's read found: the snapshot it read in, and per shard its rows. */
-    record ProbeRead(String snapshot, Map<Integer, List<OutboxRow>> rows) {
-        /** The read did not run: no transaction ended since the snapshot it was given. */
-        static final ProbeRead UNCHANGED = new ProbeRead(null, Map.of());
-    }
-
-    /**
-     * The probe's read: for each shard, exactly what {@link #read} returns for it, in one statement and
-     * one snapshot; nothing is read if the snapshot equals {@code unlessSnapshot}.
-     *
-     * @param unlessSnapshot the snapshot of the previous probe's read, or null
-     * @return {@link ProbeRead#UNCHANGED} when no transaction ended since {@code unlessSnapshot}; else
-     *     the snapshot and, per shard that holds publishable rows, up to {@code limit} of them in id
-     *     order (shards without any are absent)
-     */
-    ProbeRead probeRead(int[] shards, int limit, String unlessSnapshot) throws SQLException {
-        Map<Integer, List<OutboxRow>> found = new HashMap<>();
-        String snapshot = null;
-        try (Connection c = connect();
-                PreparedStatement ps = c.prepareStatement(probeReadSql)) {
-            ps.setArray(1, intArray(c, shards));
-            ps.setInt(2, limit);
-            ps.setString(3, unlessSnapshot);
-            try (ResultSet rs = ps.executeQuery()) {
-                while (rs.next()) {
-                    snapshot = rs.getString(1);
-                    int shard = rs.getInt(2);
-                    if (!rs.wasNull()) {
-                        found.computeIfAbsent(shard, x -> new ArrayList<>()).add(row(rs, 3));
-                    }
-                }
-            }
-        }
-        return snapshot == null ? ProbeRead.UNCHANGED : new ProbeRead(snapshot, found);
+    /** @return the probe's statements */
+    ProbeStatements probes() {
+        return probes;
     }
 
     long parkedRows() throws SQLException {
@@ -509,7 +445,7 @@ final class Db implements ShardRows {
         }
     }
 
-    private static Array intArray(Connection c, int[] values) throws SQLException {
+    static Array intArray(Connection c, int[] values) throws SQLException {
         Integer[] boxed = new Integer[values.length];
         for (int i = 0; i < values.length; i++) {
             boxed[i] = values[i];
@@ -517,7 +453,7 @@ final class Db implements ShardRows {
         return c.createArrayOf("integer", boxed);
     }
 
-    private static Array longArray(Connection c, long[] values) throws SQLException {
+    static Array longArray(Connection c, long[] values) throws SQLException {
         Long[] boxed = new Long[values.length];
         for (int i = 0; i < values.length; i++) {
             boxed[i] = values[i];

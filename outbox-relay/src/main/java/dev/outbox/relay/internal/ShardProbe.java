@@ -145,13 +145,15 @@ final class ShardProbe {
             readNow.put(readFor.get(i), readTickets.get(i));
         }
         boolean covered = askFor.isEmpty() && lastSnapshot != null && covered(readNow);
-        Db.ProbeRead read = readFor.isEmpty()
-                ? Db.ProbeRead.UNCHANGED
-                : engine.db().probeRead(shards(readFor), engine.config().batchSize(), covered ? lastSnapshot : null);
+        ProbeStatements.ProbeRead read = readFor.isEmpty()
+                ? ProbeStatements.ProbeRead.UNCHANGED
+                : engine.db()
+                        .probes()
+                        .probeRead(shards(readFor), engine.config().batchSize(), covered ? lastSnapshot : null);
         List<Integer> found = askFor.isEmpty() ? List.of() : ask(askFor);
         if (!askFor.isEmpty()) {
             lastSnapshot = null;
-        } else if (read != Db.ProbeRead.UNCHANGED) {
+        } else if (read != ProbeStatements.ProbeRead.UNCHANGED) {
             lastSnapshot = read.snapshot();
             lastCovered = readNow;
         }
@@ -194,7 +196,7 @@ final class ShardProbe {
         for (int i = 0; i < after.length; i++) {
             after[i] = workers.get(i).heldUpTo();
         }
-        return engine.db().probe(shards(workers), after);
+        return engine.db().probes().probe(shards(workers), after);
     }
 
     private static int[] shards(List<ShardWorker> workers) {

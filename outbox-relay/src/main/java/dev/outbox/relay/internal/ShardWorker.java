@@ -112,10 +112,6 @@ final class ShardWorker {
         return heldUpTo;
     }
 
-    private void next(long delayNanos, boolean wakeableWait) {
-        loop.next(delayNanos, wakeableWait);
-    }
-
     private void step() {
         try {
             round();
@@ -132,19 +128,19 @@ final class ShardWorker {
         log.error("shard {}: unexpected failure {}, retrying: {}", shard, where, t.toString(), t);
         ahead.rows = null;
         releasePermit();
-        next(waits.backoff(), false);
+        loop.next(waits.backoff(), false);
     }
 
     private void round() {
         if (loop.isStopping()) {
-            next(0, false);
+            loop.next(0, false);
             return;
         }
         if (!lease.mayPublish()) {
             // the lease may have expired in the database: nothing is sent until a renewal succeeds or the
             // shard is dropped; what was read ahead may already be another relay's to publish
             ahead.rows = null;
-            next(waits.leaseWaitNanos(), false);
+            loop.next(waits.leaseWaitNanos(), false);
             return;
         }
         try {
@@ -156,7 +152,7 @@ final class ShardWorker {
         if (RelayMetrics.breakerState(breaker) == 1) {
             // open: do not even read; the breaker decides when Kafka is tried again
             ahead.rows = null;
-            next(waits.backoff(), false);
+            loop.next(waits.backoff(), false);
             return;
         }
         List<OutboxRow> handed = loop.takeHanded();
@@ -200,11 +196,11 @@ final class ShardWorker {
                 heldUpTo = Math.max(heldUpTo, held.max);
             }
             emptyReads++;
-            next(waits.emptyWaitNanos(), true);
+            loop.next(waits.emptyWaitNanos(), true);
             return;
         }
         if (!breaker.tryAcquirePermission()) {
-            next(waits.backoff(), false);
+            loop.next(waits.backoff(), false);
             return;
         }
         permitHeld = true;
@@ -252,7 +248,7 @@ final class ShardWorker {
                 TimeUnit.NANOSECONDS.toMillis(delay),
                 waits.attempt(),
                 Errors.describe(e));
-        next(delay, false);
+        loop.next(delay, false);
     }
 
     private void send(Batch batch) {
@@ -393,13 +389,13 @@ final class ShardWorker {
         }
         if (rest.failure == null && batch.leaseExpired) {
             ahead.rows = null;
-            next(waits.leaseWaitNanos(), false);
+            loop.next(waits.leaseWaitNanos(), false);
             return;
         }
         if (rest.failure == null && batch.aborted) {
             // only rows that can never be published failed, and they are parked now: the rest goes again at once
             ahead.rows = null;
-            next(0, false);
+            loop.next(0, false);
             return;
         }
         if (rest.failure != null) {
@@ -412,18 +408,18 @@ final class ShardWorker {
                     waits.attempt(),
                     rest.countAttempts ? ", counted toward max attempts" : "",
                     Errors.describe(rest.failure));
-            next(delay, false);
+            loop.next(delay, false);
             return;
         }
         waits.resetAttempts();
         if (batch.sentRows == 0) {
             // nothing to send (every row held): wait like an empty read, so the probe leaves the shard alone
-            next(waits.leaderWait(waits.emptyWaitNanos(), leaderless), true);
+            loop.next(waits.leaderWait(waits.emptyWaitNanos(), leaderless), true);
             return;
         }
         waits.resetPoll();
         metrics.batch.record(Duration.ofNanos(time.nanoTime() - batch.started));
-        next(waits.leaderWait(waits.idleAfter(batch.full, ahead.rows != null), leaderless), true);
+        loop.next(waits.leaderWait(waits.idleAfter(batch.full, ahead.rows != null), leaderless), true);
     }
 
     /** @return false when the producer was fenced: the shard is being dropped ({@link BatchEnd#settle}) */
@@ -475,7 +471,7 @@ final class ShardWorker {
         log.warn("shard {}: lease epoch {} no longer held, could not {}; dropping the shard", shard, epoch, what);
         loop.stopping();
         relay.dropped().accept(this);
-        next(0, false);
+        loop.next(0, false);
     }
 
     private void databaseFailure(String what, SQLException e) {
@@ -489,7 +485,7 @@ final class ShardWorker {
                 TimeUnit.NANOSECONDS.toMillis(delay),
                 waits.attempt(),
                 e.getMessage());
-        next(delay, false);
+        loop.next(delay, false);
     }
 
     /** Gives the breaker's permit back when a batch ended without an outcome (an unexpected exception). */

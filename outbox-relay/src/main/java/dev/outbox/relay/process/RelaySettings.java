@@ -146,7 +146,7 @@ public final class RelaySettings {
             .appliedBy(Relay.Builder::workerThreads)
             .doc("Threads that read, send and delete for all owned shards; a shard is never worked on by two threads at"
                     + " once and waiting for Kafka's acks holds no thread. Each can hold a database connection:"
-                    + " db-pool-size must be at least worker-threads + 3."));
+                    + " db-pool-size must be at least worker-threads + 4."));
 
     /** Lease duration. */
     public static final Setting<Duration> LEASE_DURATION = add(Setting.of(

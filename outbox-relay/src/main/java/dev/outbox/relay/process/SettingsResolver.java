@@ -221,15 +221,15 @@ final class SettingsResolver {
     private static void checkCombinations(Values result) {
         int pool = result.integer(DB_POOL_SIZE);
         int workers = result.integer(WORKER_THREADS);
-        if (pool < workers + 3) {
+        if (pool < workers + 4) {
             throw conflict(
                     DB_POOL_SIZE,
                     String.valueOf(pool),
                     WORKER_THREADS,
                     String.valueOf(workers),
-                    "db-pool-size must be at least worker-threads + 3 (" + (workers + 3)
-                            + ": the LISTEN connection, lease renewal and"
-                            + " one per worker); raise db-pool-size or lower worker-threads.");
+                    "db-pool-size must be at least worker-threads + 4 (" + (workers + 4)
+                            + ": one per worker, the lease round, the sampler, the probe and the delete queue);"
+                            + " raise db-pool-size or lower worker-threads.");
         }
         Duration lease = result.duration(LEASE_DURATION);
         Duration idle = result.duration(IDLE_POLL_INTERVAL);

@@ -6,8 +6,11 @@ import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.sql.SQLException;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.List;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
@@ -134,9 +137,9 @@ class DeleteQueueTest {
         try {
             f.getNow(null);
             throw new AssertionError("not failed: " + f);
-        } catch (java.util.concurrent.CompletionException e) {
+        } catch (CompletionException e) {
             return e.getCause();
-        } catch (java.util.concurrent.CancellationException e) {
+        } catch (CancellationException e) {
             return e;
         }
     }
@@ -178,7 +181,7 @@ class DeleteQueueTest {
 
         @Override
         public List<OutboxRow> readFiltered(
-                int shard, java.util.Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit) {
+                int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit) {
             throw new UnsupportedOperationException();
         }
 

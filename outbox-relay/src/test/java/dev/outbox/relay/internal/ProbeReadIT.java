@@ -44,7 +44,7 @@ class ProbeReadIT {
             Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", holdKey);
             for (int limit : new int[] {3, 500}) {
                 Map<Integer, List<OutboxRow>> read =
-                        rows.probeRead(SHARDS, limit, null).rows();
+                        rows.probes().probeRead(SHARDS, limit, null).rows();
 
                 assertThat(read).doesNotContainKey(4);
                 for (int shard : new int[] {1, 2, 3}) {
@@ -54,7 +54,7 @@ class ProbeReadIT {
                             .isNotEmpty();
                 }
             }
-            List<String> keys = rows.probeRead(SHARDS, 500, null).rows().get(2).stream()
+            List<String> keys = rows.probes().probeRead(SHARDS, 500, null).rows().get(2).stream()
                     .map(OutboxRow::key)
                     .toList();
             if (holdKey) {
@@ -82,18 +82,19 @@ class ProbeReadIT {
             long earlyId = insert(early, msg, 6, "early");
             assertThat(lateId).isLessThan(earlyId);
 
-            Db.ProbeRead first = rows.probeRead(new int[] {6}, 500, null);
+            ProbeStatements.ProbeRead first = rows.probes().probeRead(new int[] {6}, 500, null);
             assertThat(first.snapshot()).isNotNull();
             assertThat(ids(first.rows().get(6))).containsExactly(earlyId);
             // nothing ended since: nothing read
-            assertThat(rows.probeRead(new int[] {6}, 500, first.snapshot())).isSameAs(Db.ProbeRead.UNCHANGED);
+            assertThat(rows.probes().probeRead(new int[] {6}, 500, first.snapshot()))
+                    .isSameAs(ProbeStatements.ProbeRead.UNCHANGED);
 
             late.commit();
-            Db.ProbeRead second = rows.probeRead(new int[] {6}, 500, first.snapshot());
+            ProbeStatements.ProbeRead second = rows.probes().probeRead(new int[] {6}, 500, first.snapshot());
             assertThat(second.snapshot()).isNotEqualTo(first.snapshot());
             assertThat(ids(second.rows().get(6))).containsExactly(lateId, earlyId);
             // a read that runs and finds nothing still returns its snapshot
-            Db.ProbeRead empty = rows.probeRead(new int[] {7}, 500, first.snapshot());
+            ProbeStatements.ProbeRead empty = rows.probes().probeRead(new int[] {7}, 500, first.snapshot());
             assertThat(empty.snapshot()).isEqualTo(second.snapshot());
             assertThat(empty.rows()).isEmpty();
         }
