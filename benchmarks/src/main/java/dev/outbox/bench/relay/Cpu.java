@@ -10,6 +10,7 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.DoubleSupplier;
 import java.util.function.Predicate;
+import java.util.stream.Collectors;
 import javax.management.ObjectName;
 
 /**
@@ -51,6 +52,28 @@ record Cpu(double jvm, double postgres) {
             }
         }
         return out;
+    }
+
+    /** @return CPU seconds per live thread of the relay or a producer, by thread name */
+    static Map<String, Double> threadCpuByName() {
+        var mx = ManagementFactory.getThreadMXBean();
+        Map<String, Double> out = new TreeMap<>();
+        for (var info : mx.getThreadInfo(mx.getAllThreadIds())) {
+            if (info != null && !threadGroup(info.getThreadName()).equals("other")) {
+                out.merge(info.getThreadName(), mx.getThreadCpuTime(info.getThreadId()) / 1e9, Double::sum);
+            }
+        }
+        return out;
+    }
+
+    /** @return the ten threads that used the most CPU between the two samples, as % of one core over {@code seconds} */
+    static String busiest(Map<String, Double> before, Map<String, Double> after, double seconds) {
+        return after.entrySet().stream()
+                .map(e -> Map.entry(e.getKey(), e.getValue() - before.getOrDefault(e.getKey(), 0.0)))
+                .sorted(Map.Entry.<String, Double>comparingByValue().reversed())
+                .limit(10)
+                .map(e -> String.format(Locale.ROOT, "%s %.2f", e.getKey(), e.getValue() * 100 / seconds))
+                .collect(Collectors.joining(", "));
     }
 
     static String threadGroup(String name) {

@@ -28,8 +28,12 @@ final class IdleCost {
         Thread.sleep(5_000);
         int idleSeconds = Math.max(10, ctx.options.steadySeconds());
         double[] before = relayCpu();
+        Map<String, Double> threadsBefore = Cpu.threadCpuByName();
         Thread.sleep(idleSeconds * 1000L);
         double[] after = relayCpu();
+        Report.progress(
+                "idle relay, %% of one core by thread: %s",
+                Cpu.busiest(threadsBefore, Cpu.threadCpuByName(), idleSeconds));
         ctx.report.line(String.format(
                 Locale.ROOT,
                 "idle, %d s, %d shards: relay threads %.2f %% of one core, its PostgreSQL backends %.2f %%"
