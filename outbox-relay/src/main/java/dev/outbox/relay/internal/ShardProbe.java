@@ -33,6 +33,11 @@ import java.util.concurrent.TimeUnit;
  */
 final class ShardProbe {
     private static final long RETRY_NANOS = TimeUnit.SECONDS.toNanos(1);
+    /**
+     * Every this many ticks the probe reads each idle shard from its first row, to find rows that
+     * committed late below the last row the shard read: with the default 5 ms interval, every 50 ms.
+     */
+    static final int FULL_PASS_EVERY = 10;
 
     private final RelayEngine engine;
     private final ScheduledExecutorService thread;
@@ -46,6 +51,7 @@ final class ShardProbe {
     private String lastSnapshot;
     // the shards that read covered, with the tickets of their idle waits then
     private Map<ShardWorker, Long> lastCovered = Map.of();
+    private long ticks;
 
     private ShardProbe(RelayEngine engine, ScheduledExecutorService thread) {
         this.engine = engine;
@@ -130,7 +136,7 @@ final class ShardProbe {
         List<ShardWorker> askFor = new ArrayList<>();
         for (int i = 0; i < idle.size(); i++) {
             ShardWorker w = idle.get(i);
-            if (reads && w.heldUpTo() == Long.MIN_VALUE) {
+            if (reads && w.marks.heldUpTo == Long.MIN_VALUE) {
                 readFor.add(w);
                 readTickets.add(tickets.get(i));
             } else {
@@ -145,15 +151,26 @@ final class ShardProbe {
             readNow.put(readFor.get(i), readTickets.get(i));
         }
         boolean covered = askFor.isEmpty() && lastSnapshot != null && covered(readNow);
+        // Most ticks read only above the row each shard read last (a row below it can only have
+        // committed late); every FULL_PASS_EVERY-th tick reads each shard from its first row. A tick
+        // that starts at the shard's first row steps over every index entry of the rows deleted since
+        // the last vacuum; starting above the last row read does not.
+        boolean full = ticks++ % FULL_PASS_EVERY == 0;
+        long[] after = new long[readFor.size()];
+        for (int i = 0; i < after.length; i++) {
+            after[i] = full ? Long.MIN_VALUE : readFor.get(i).marks.readUpTo;
+        }
         ProbeStatements.ProbeRead read = readFor.isEmpty()
                 ? ProbeStatements.ProbeRead.UNCHANGED
                 : engine.db()
                         .probes()
-                        .probeRead(shards(readFor), engine.config().batchSize(), covered ? lastSnapshot : null);
+                        .probeRead(shards(readFor), after, engine.config().batchSize(), covered ? lastSnapshot : null);
         List<Integer> found = askFor.isEmpty() ? List.of() : ask(askFor);
         if (!askFor.isEmpty()) {
             lastSnapshot = null;
-        } else if (read != ProbeStatements.ProbeRead.UNCHANGED) {
+        } else if (full && read != ProbeStatements.ProbeRead.UNCHANGED) {
+            // only a full pass saw every row visible in its snapshot: a later tick may skip the outbox
+            // while no transaction ends after it
             lastSnapshot = read.snapshot();
             lastCovered = readNow;
         }
@@ -166,7 +183,7 @@ final class ShardProbe {
             if (its == null) {
                 continue;
             }
-            long[] before = {w.rowReads(), w.emptyReads(), 0};
+            long[] before = {w.marks.rowReads, w.marks.emptyReads, 0};
             // dropped if the shard ran meanwhile: it may have published some of these rows
             if (w.loop.wakeWith(readTickets.get(i), its)) {
                 woken.put(w, before);
@@ -174,7 +191,7 @@ final class ShardProbe {
         }
         for (ShardWorker w : askFor) {
             if (found.contains(w.shard)) {
-                woken.put(w, new long[] {w.rowReads(), w.emptyReads(), 0});
+                woken.put(w, new long[] {w.marks.rowReads, w.marks.emptyReads, 0});
                 w.loop.wake();
             }
         }
@@ -194,7 +211,7 @@ final class ShardProbe {
     private List<Integer> ask(List<ShardWorker> workers) throws SQLException {
         long[] after = new long[workers.size()];
         for (int i = 0; i < after.length; i++) {
-            after[i] = workers.get(i).heldUpTo();
+            after[i] = workers.get(i).marks.heldUpTo;
         }
         return engine.db().probes().probe(shards(workers), after);
     }
@@ -214,13 +231,13 @@ final class ShardProbe {
             return false;
         }
         if (last[2] != 0) {
-            if (now - last[2] < 0 && w.rowReads() == last[0]) {
+            if (now - last[2] < 0 && w.marks.rowReads == last[0]) {
                 return true;
             }
             woken.remove(w);
             return false;
         }
-        if (w.rowReads() == last[0] && w.emptyReads() != last[1]) {
+        if (w.marks.rowReads == last[0] && w.marks.emptyReads != last[1]) {
             last[2] = now + engine.config().idlePollInterval().toNanos();
             engine.log()
                     .debug(
