@@ -34,10 +34,24 @@ import java.util.concurrent.TimeUnit;
 final class ShardProbe {
     private static final long RETRY_NANOS = TimeUnit.SECONDS.toNanos(1);
     /**
-     * Every this many ticks the probe reads each idle shard from its first row, to find rows that
-     * committed late below the last row the shard read: with the default 5 ms interval, every 50 ms.
+     * Every this many ticks the probe also reads the {@value #LATE_WINDOW} ids below the last row each
+     * idle shard read, to find rows that committed late there: with the default 5 ms interval, every
+     * 50 ms.
      */
-    static final int FULL_PASS_EVERY = 10;
+    static final int WINDOW_PASS_EVERY = 10;
+    /**
+     * Ids below the last row read that a window pass looks at. A row that commits late is almost always
+     * close below it: its id was taken a moment before the ids of the transactions that committed
+     * first. A row of a transaction that stayed open while more ids than this were taken is found by
+     * the next full pass.
+     */
+    static final long LATE_WINDOW = 10_000;
+    /**
+     * Every this many ticks the probe reads each idle shard from its first row (every second with the
+     * default interval): the scan steps over the index entries of every row deleted since the last
+     * vacuum, so it is kept rare.
+     */
+    static final int FULL_PASS_EVERY = 200;
 
     private final RelayEngine engine;
     private final ScheduledExecutorService thread;
@@ -152,13 +166,14 @@ final class ShardProbe {
         }
         boolean covered = askFor.isEmpty() && lastSnapshot != null && covered(readNow);
         // Most ticks read only above the row each shard read last (a row below it can only have
-        // committed late); every FULL_PASS_EVERY-th tick reads each shard from its first row. A tick
-        // that starts at the shard's first row steps over every index entry of the rows deleted since
-        // the last vacuum; starting above the last row read does not.
-        boolean full = ticks++ % FULL_PASS_EVERY == 0;
+        // committed late); a window pass also reads the LATE_WINDOW ids below it, a full pass reads each
+        // shard from its first row. A read from the first row steps over the index entries of every row
+        // deleted since the last vacuum; starting near the last row read steps over few of them.
+        long tick = ticks++;
+        boolean full = tick % FULL_PASS_EVERY == 0;
         long[] after = new long[readFor.size()];
         for (int i = 0; i < after.length; i++) {
-            after[i] = full ? Long.MIN_VALUE : readFor.get(i).marks.readUpTo;
+            after[i] = readAbove(tick, readFor.get(i).marks.readUpTo);
         }
         ProbeStatements.ProbeRead read = readFor.isEmpty()
                 ? ProbeStatements.ProbeRead.UNCHANGED
@@ -195,6 +210,20 @@ final class ShardProbe {
                 w.loop.wake();
             }
         }
+    }
+
+    /**
+     * @param tick the probe's tick, counted from 0
+     * @param readUpTo the highest id the shard has read ({@link ProbeMarks#readUpTo})
+     * @return the id above which the tick reads the shard: {@link Long#MIN_VALUE} (from its first row)
+     *     on a full pass or before the shard read anything, {@code readUpTo - LATE_WINDOW} on a window
+     *     pass, else {@code readUpTo}
+     */
+    static long readAbove(long tick, long readUpTo) {
+        if (tick % FULL_PASS_EVERY == 0 || readUpTo == Long.MIN_VALUE) {
+            return Long.MIN_VALUE;
+        }
+        return tick % WINDOW_PASS_EVERY == 0 ? readUpTo - LATE_WINDOW : readUpTo;
     }
 
     /** @return whether every shard to read now was read by the last read, in the same idle wait */
