@@ -105,8 +105,9 @@ class ProbeReadIT {
     }
 
     /**
-     * Most probe ticks read only above the last row a shard read; a full pass from the first row
-     * finds a row that committed late below it (G1: found, within the full pass's period).
+     * Most probe ticks (and most read-aheads) read only above the last row a shard read; a full pass
+     * from the first row finds a row that committed late below it (G1: found, within the full pass's
+     * period).
      */
     @Test
     void readsAboveTheLastRowReadAndFromTheFirstRowInAFullPass(TestDatabase db) throws Exception {
@@ -122,6 +123,8 @@ class ProbeReadIT {
             // the shard read up to readId before the late row committed
             ProbeStatements.ProbeRead above = rows.probes().probeRead(new int[] {8}, new long[] {readId}, 500, null);
             assertThat(ids(above.rows().get(8))).containsExactly(newId);
+            // the shard's own bounded read-ahead: the same rows
+            assertThat(ids(rows.readAbove(8, readId, 500))).containsExactly(newId);
 
             ProbeStatements.ProbeRead full = rows.probes().probeRead(new int[] {8}, fromFirst(1), 500, null);
             assertThat(ids(full.rows().get(8))).containsExactly(lateId, readId, newId);
