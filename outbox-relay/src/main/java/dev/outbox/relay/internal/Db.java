@@ -40,7 +40,6 @@ final class Db implements ShardRows {
     private final String owner;
     private final String readSql;
     private final String readAheadSql;
-    private final String readAboveSql;
     private final String readFilteredSql;
     private final String deleteSql;
     private final String deleteAllSql;
@@ -79,9 +78,6 @@ final class Db implements ShardRows {
         // of them is new without looking at the array; the array is checked only for lower ids (rows
         // that committed after the previous read), which keeps the read-ahead cheap for large batches.
         this.readAheadSql = columns + " and (m.id > ? or m.id <> all(?))" + hold + " order by m.id limit ?";
-        // the same above the batch in flight only: an index bound, so the scan does not step over the
-        // entries of the rows deleted since the last vacuum below it
-        this.readAboveSql = columns + " and m.id > ?" + hold + " order by m.id limit ?";
         this.deleteSql =
                 "with " + fence + ", d as (delete from " + msg + " m using l where m.shard = l.shard and m.id = any(?)"
                         + " returning 1) select (select count(*) from l), (select count(*) from d)";
@@ -231,17 +227,6 @@ final class Db implements ShardRows {
             ps.setLong(2, inFlight[inFlight.length - 1]);
             ps.setArray(3, longArray(c, inFlight));
             ps.setInt(hold(ps, 4, shard), limit);
-            return rows(ps, limit);
-        }
-    }
-
-    @Override
-    public List<OutboxRow> readAbove(int shard, long afterId, int limit) throws SQLException {
-        try (Connection c = connect();
-                PreparedStatement ps = c.prepareStatement(readAboveSql)) {
-            ps.setInt(1, shard);
-            ps.setLong(2, afterId);
-            ps.setInt(hold(ps, 3, shard), limit);
             return rows(ps, limit);
         }
     }

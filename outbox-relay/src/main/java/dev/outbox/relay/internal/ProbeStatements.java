@@ -37,9 +37,8 @@ final class ProbeStatements {
         // xid leaves the list of running ones, or xmax moves past it), so an unchanged snapshot means
         // that nothing can have become visible since.
         this.probeReadSql = "select g.snap, r.* from (select pg_current_snapshot()::text as snap) as g"
-                + " left join lateral (select s.s, x.* from unnest(?::int[], ?::bigint[]) as s(s, after)"
-                + " cross join lateral (" + Db.columns(msg).replace("m.shard = ?", "m.shard = s.s")
-                + " and m.id > s.after" + (holdKey ? Db.holdBack(msg, "s.s") : "")
+                + " left join lateral (select s.s, x.* from unnest(?::int[]) as s(s) cross join lateral ("
+                + Db.columns(msg).replace("m.shard = ?", "m.shard = s.s") + (holdKey ? Db.holdBack(msg, "s.s") : "")
                 + " order by m.id limit ?) as x) as r on true where g.snap is distinct from ?";
     }
 
@@ -69,24 +68,22 @@ final class ProbeStatements {
     }
 
     /**
-     * The probe's read: for each shard, exactly what {@link Db#read} returns for it above the shard's
-     * {@code after} (all of it with {@link Long#MIN_VALUE}), in one statement and one snapshot; nothing
-     * is read if the snapshot equals {@code unlessSnapshot}.
+     * The probe's read: for each shard, exactly what {@link Db#read} returns for it, in one statement and
+     * one snapshot; nothing is read if the snapshot equals {@code unlessSnapshot}.
      *
      * @param unlessSnapshot the snapshot of the previous probe's read, or null
      * @return {@link ProbeRead#UNCHANGED} when no transaction ended since {@code unlessSnapshot}; else
      *     the snapshot and, per shard that holds publishable rows, up to {@code limit} of them in id
      *     order (shards without any are absent)
      */
-    ProbeRead probeRead(int[] shards, long[] after, int limit, String unlessSnapshot) throws SQLException {
+    ProbeRead probeRead(int[] shards, int limit, String unlessSnapshot) throws SQLException {
         Map<Integer, List<OutboxRow>> found = new HashMap<>();
         String snapshot = null;
         try (Connection c = Db.connect(dataSource);
                 PreparedStatement ps = c.prepareStatement(probeReadSql)) {
             ps.setArray(1, Db.intArray(c, shards));
-            ps.setArray(2, Db.longArray(c, after));
-            ps.setInt(3, limit);
-            ps.setString(4, unlessSnapshot);
+            ps.setInt(2, limit);
+            ps.setString(3, unlessSnapshot);
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
                     snapshot = rs.getString(1);

@@ -9,15 +9,11 @@ import java.util.Set;
  * shard's running task.
  */
 final class ReadAhead {
-    /** Every this many read-aheads one also takes the rows that committed late below the batch in flight. */
-    static final int FULL_EVERY = 10;
-
     /** The rows read ahead, or null: the next round reads. */
     List<OutboxRow> rows;
     // the read-ahead left out the held rows (and took the held topics' rows without their payload)
     boolean filtered;
     Set<String> withoutPayload = Set.of();
-    private long reads;
 
     /**
      * Reads up to {@code batchSize} rows after the batch in flight; after a database failure nothing
@@ -26,14 +22,7 @@ final class ReadAhead {
     void read(ShardRows db, int shard, Batch batch, HeldRows held, int batchSize) {
         try {
             if (batch.heldRows == 0 && held.isEmpty() && held.topicsRead.isEmpty()) {
-                long[] inFlight = batch.takenIds();
-                // Most read-aheads take only rows above the batch in flight: a read that starts at the
-                // shard's first row steps over the index entries of every row deleted since the last
-                // vacuum, which under a long backlog is most of the index. Every FULL_EVERY-th one also
-                // takes the rows that committed late below it.
-                rows = reads++ % FULL_EVERY == 0
-                        ? db.readAhead(shard, inFlight, batchSize)
-                        : db.readAbove(shard, inFlight[inFlight.length - 1], batchSize);
+                rows = db.readAhead(shard, batch.takenIds(), batchSize);
                 filtered = false;
                 withoutPayload = Set.of();
             } else {

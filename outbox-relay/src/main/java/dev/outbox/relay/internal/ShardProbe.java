@@ -33,25 +33,6 @@ import java.util.concurrent.TimeUnit;
  */
 final class ShardProbe {
     private static final long RETRY_NANOS = TimeUnit.SECONDS.toNanos(1);
-    /**
-     * Every this many ticks the probe also reads the {@value #LATE_WINDOW} ids below the last row each
-     * idle shard read, to find rows that committed late there: with the default 5 ms interval, every
-     * 50 ms.
-     */
-    static final int WINDOW_PASS_EVERY = 10;
-    /**
-     * Ids below the last row read that a window pass looks at. A row that commits late is almost always
-     * close below it: its id was taken a moment before the ids of the transactions that committed
-     * first. A row of a transaction that stayed open while more ids than this were taken is found by
-     * the next full pass.
-     */
-    static final long LATE_WINDOW = 10_000;
-    /**
-     * Every this many ticks the probe reads each idle shard from its first row (every second with the
-     * default interval): the scan steps over the index entries of every row deleted since the last
-     * vacuum, so it is kept rare.
-     */
-    static final int FULL_PASS_EVERY = 200;
 
     private final RelayEngine engine;
     private final ScheduledExecutorService thread;
@@ -65,7 +46,6 @@ final class ShardProbe {
     private String lastSnapshot;
     // the shards that read covered, with the tickets of their idle waits then
     private Map<ShardWorker, Long> lastCovered = Map.of();
-    private long ticks;
 
     private ShardProbe(RelayEngine engine, ScheduledExecutorService thread) {
         this.engine = engine;
@@ -150,7 +130,7 @@ final class ShardProbe {
         List<ShardWorker> askFor = new ArrayList<>();
         for (int i = 0; i < idle.size(); i++) {
             ShardWorker w = idle.get(i);
-            if (reads && w.marks.heldUpTo == Long.MIN_VALUE) {
+            if (reads && w.heldUpTo() == Long.MIN_VALUE) {
                 readFor.add(w);
                 readTickets.add(tickets.get(i));
             } else {
@@ -165,27 +145,15 @@ final class ShardProbe {
             readNow.put(readFor.get(i), readTickets.get(i));
         }
         boolean covered = askFor.isEmpty() && lastSnapshot != null && covered(readNow);
-        // Most ticks read only above the row each shard read last (a row below it can only have
-        // committed late); a window pass also reads the LATE_WINDOW ids below it, a full pass reads each
-        // shard from its first row. A read from the first row steps over the index entries of every row
-        // deleted since the last vacuum; starting near the last row read steps over few of them.
-        long tick = ticks++;
-        boolean full = tick % FULL_PASS_EVERY == 0;
-        long[] after = new long[readFor.size()];
-        for (int i = 0; i < after.length; i++) {
-            after[i] = readAbove(tick, readFor.get(i).marks.readUpTo);
-        }
         ProbeStatements.ProbeRead read = readFor.isEmpty()
                 ? ProbeStatements.ProbeRead.UNCHANGED
                 : engine.db()
                         .probes()
-                        .probeRead(shards(readFor), after, engine.config().batchSize(), covered ? lastSnapshot : null);
+                        .probeRead(shards(readFor), engine.config().batchSize(), covered ? lastSnapshot : null);
         List<Integer> found = askFor.isEmpty() ? List.of() : ask(askFor);
         if (!askFor.isEmpty()) {
             lastSnapshot = null;
-        } else if (full && read != ProbeStatements.ProbeRead.UNCHANGED) {
-            // only a full pass saw every row visible in its snapshot: a later tick may skip the outbox
-            // while no transaction ends after it
+        } else if (read != ProbeStatements.ProbeRead.UNCHANGED) {
             lastSnapshot = read.snapshot();
             lastCovered = readNow;
         }
@@ -198,7 +166,7 @@ final class ShardProbe {
             if (its == null) {
                 continue;
             }
-            long[] before = {w.marks.rowReads, w.marks.emptyReads, 0};
+            long[] before = {w.rowReads(), w.emptyReads(), 0};
             // dropped if the shard ran meanwhile: it may have published some of these rows
             if (w.loop.wakeWith(readTickets.get(i), its)) {
                 woken.put(w, before);
@@ -206,24 +174,10 @@ final class ShardProbe {
         }
         for (ShardWorker w : askFor) {
             if (found.contains(w.shard)) {
-                woken.put(w, new long[] {w.marks.rowReads, w.marks.emptyReads, 0});
+                woken.put(w, new long[] {w.rowReads(), w.emptyReads(), 0});
                 w.loop.wake();
             }
         }
-    }
-
-    /**
-     * @param tick the probe's tick, counted from 0
-     * @param readUpTo the highest id the shard has read ({@link ProbeMarks#readUpTo})
-     * @return the id above which the tick reads the shard: {@link Long#MIN_VALUE} (from its first row)
-     *     on a full pass or before the shard read anything, {@code readUpTo - LATE_WINDOW} on a window
-     *     pass, else {@code readUpTo}
-     */
-    static long readAbove(long tick, long readUpTo) {
-        if (tick % FULL_PASS_EVERY == 0 || readUpTo == Long.MIN_VALUE) {
-            return Long.MIN_VALUE;
-        }
-        return tick % WINDOW_PASS_EVERY == 0 ? readUpTo - LATE_WINDOW : readUpTo;
     }
 
     /** @return whether every shard to read now was read by the last read, in the same idle wait */
@@ -240,7 +194,7 @@ final class ShardProbe {
     private List<Integer> ask(List<ShardWorker> workers) throws SQLException {
         long[] after = new long[workers.size()];
         for (int i = 0; i < after.length; i++) {
-            after[i] = workers.get(i).marks.heldUpTo;
+            after[i] = workers.get(i).heldUpTo();
         }
         return engine.db().probes().probe(shards(workers), after);
     }
@@ -260,13 +214,13 @@ final class ShardProbe {
             return false;
         }
         if (last[2] != 0) {
-            if (now - last[2] < 0 && w.marks.rowReads == last[0]) {
+            if (now - last[2] < 0 && w.rowReads() == last[0]) {
                 return true;
             }
             woken.remove(w);
             return false;
         }
-        if (w.marks.rowReads == last[0] && w.marks.emptyReads != last[1]) {
+        if (w.rowReads() == last[0] && w.emptyReads() != last[1]) {
             last[2] = now + engine.config().idlePollInterval().toNanos();
             engine.log()
                     .debug(

@@ -27,12 +27,6 @@ interface ShardRows {
     /** @return up to {@code limit} publishable rows of the shard that are not in flight, in id order */
     List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) throws SQLException;
 
-    /**
-     * @return up to {@code limit} publishable rows of the shard above {@code afterId}, in id order: one
-     *     descent of the index to {@code afterId}, none of the entries below it
-     */
-    List<OutboxRow> readAbove(int shard, long afterId, int limit) throws SQLException;
-
     /** One shard's published rows to delete, fenced by its lease {@code (shard, epoch)}. */
     record Deletion(int shard, long epoch, long[] ids) {}
 

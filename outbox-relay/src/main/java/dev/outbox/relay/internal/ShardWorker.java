@@ -62,9 +62,12 @@ final class ShardWorker {
     private Set<String> leftOut = Set.of();
     // the batch in flight parked a row: what the shard holds may change
     private boolean parkedRow;
-    /** What the probe needs to know of this shard's reads. */
-    final ProbeMarks marks = new ProbeMarks();
-
+    // reads that found rows and reads that found none, for the probe
+    private volatile long rowReads;
+    private volatile long emptyReads;
+    // every publishable row up to this id was read and held (its topic has no metadata): the probe
+    // asks only about rows above it; a row that commits late below it waits for the shard's own poll
+    private volatile long heldUpTo = Long.MIN_VALUE;
     private boolean permitHeld;
     private final LeaderlessKeys leaderless = new LeaderlessKeys();
 
@@ -95,6 +98,18 @@ final class ShardWorker {
         this.sender = new BatchSender(config.batchSize(), holdKey, leaderless, lease, topics, time::currentTimeMillis);
         // a shard released, lost or dropped closes its own producer (transactional mode) once its loop stopped
         loop.stopped().whenComplete((v, t) -> publisher.close());
+    }
+
+    long rowReads() {
+        return rowReads;
+    }
+
+    long emptyReads() {
+        return emptyReads;
+    }
+
+    long heldUpTo() {
+        return heldUpTo;
     }
 
     private void step() {
@@ -175,15 +190,12 @@ final class ShardWorker {
                 return;
             }
         }
-        if (!rows.isEmpty()) {
-            marks.readUpTo = Math.max(marks.readUpTo, rows.get(rows.size() - 1).id());
-        }
         if (rows.isEmpty()) {
             if (!held.isEmpty()) {
                 // only rows the shard holds are left: the probe looks above them
-                marks.heldUpTo = Math.max(marks.heldUpTo, held.max);
+                heldUpTo = Math.max(heldUpTo, held.max);
             }
-            marks.emptyReads++;
+            emptyReads++;
             loop.next(waits.emptyWaitNanos(), true);
             return;
         }
@@ -289,9 +301,9 @@ final class ShardWorker {
 
     private void complete(Batch batch) {
         if (batch.sentRows > 0) {
-            marks.rowReads++;
+            rowReads++;
         } else {
-            marks.emptyReads++;
+            emptyReads++;
         }
         boolean sawAll = (batch.heldRows > 0 || !held.isEmpty())
                 && !batch.full
@@ -299,7 +311,7 @@ final class ShardWorker {
                 && !batch.leaseExpired
                 && !batch.stoppedEarly
                 && !batch.skipped;
-        marks.heldUpTo = sawAll ? Math.max(batch.rows.get(batch.rows.size() - 1).id(), held.max) : Long.MIN_VALUE;
+        heldUpTo = sawAll ? Math.max(batch.rows.get(batch.rows.size() - 1).id(), held.max) : Long.MIN_VALUE;
         parkedRow = false;
         if (publisher.atomic() && !settle(batch)) {
             return;
@@ -424,7 +436,7 @@ final class ShardWorker {
     /** @return false when the lease was lost: the shard is being dropped ({@link BatchEnd#recordFailures}) */
     private boolean recordFailures(Batch batch, List<Integer> poison, List<Integer> retriable) throws SQLException {
         String fencedWhat = end.recordFailures(batch, poison, retriable, () -> {
-            marks.heldUpTo = Long.MIN_VALUE; // rows of its key behind it may be publishable now
+            heldUpTo = Long.MIN_VALUE; // rows of its key behind it may be publishable now
             parkedRow = true;
         });
         if (fencedWhat != null) {

@@ -191,11 +191,6 @@ class DeleteQueueTest {
         }
 
         @Override
-        public List<OutboxRow> readAbove(int shard, long afterId, int limit) {
-            throw new UnsupportedOperationException();
-        }
-
-        @Override
         public Db.Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts) {
             throw new UnsupportedOperationException();
         }

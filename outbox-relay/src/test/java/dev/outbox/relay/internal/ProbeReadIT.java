@@ -8,7 +8,6 @@ import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.SQLException;
 import java.sql.Statement;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Tag;
@@ -44,9 +43,8 @@ class ProbeReadIT {
         for (boolean holdKey : new boolean[] {false, true}) {
             Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", holdKey);
             for (int limit : new int[] {3, 500}) {
-                Map<Integer, List<OutboxRow>> read = rows.probes()
-                        .probeRead(SHARDS, fromFirst(SHARDS), limit, null)
-                        .rows();
+                Map<Integer, List<OutboxRow>> read =
+                        rows.probes().probeRead(SHARDS, limit, null).rows();
 
                 assertThat(read).doesNotContainKey(4);
                 for (int shard : new int[] {1, 2, 3}) {
@@ -56,7 +54,7 @@ class ProbeReadIT {
                             .isNotEmpty();
                 }
             }
-            List<String> keys = rows.probes().probeRead(SHARDS, fromFirst(SHARDS), 500, null).rows().get(2).stream()
+            List<String> keys = rows.probes().probeRead(SHARDS, 500, null).rows().get(2).stream()
                     .map(OutboxRow::key)
                     .toList();
             if (holdKey) {
@@ -84,61 +82,22 @@ class ProbeReadIT {
             long earlyId = insert(early, msg, 6, "early");
             assertThat(lateId).isLessThan(earlyId);
 
-            ProbeStatements.ProbeRead first = rows.probes().probeRead(new int[] {6}, fromFirst(1), 500, null);
+            ProbeStatements.ProbeRead first = rows.probes().probeRead(new int[] {6}, 500, null);
             assertThat(first.snapshot()).isNotNull();
             assertThat(ids(first.rows().get(6))).containsExactly(earlyId);
             // nothing ended since: nothing read
-            assertThat(rows.probes().probeRead(new int[] {6}, fromFirst(1), 500, first.snapshot()))
+            assertThat(rows.probes().probeRead(new int[] {6}, 500, first.snapshot()))
                     .isSameAs(ProbeStatements.ProbeRead.UNCHANGED);
 
             late.commit();
-            ProbeStatements.ProbeRead second =
-                    rows.probes().probeRead(new int[] {6}, fromFirst(1), 500, first.snapshot());
+            ProbeStatements.ProbeRead second = rows.probes().probeRead(new int[] {6}, 500, first.snapshot());
             assertThat(second.snapshot()).isNotEqualTo(first.snapshot());
             assertThat(ids(second.rows().get(6))).containsExactly(lateId, earlyId);
             // a read that runs and finds nothing still returns its snapshot
-            ProbeStatements.ProbeRead empty =
-                    rows.probes().probeRead(new int[] {7}, fromFirst(1), 500, first.snapshot());
+            ProbeStatements.ProbeRead empty = rows.probes().probeRead(new int[] {7}, 500, first.snapshot());
             assertThat(empty.snapshot()).isEqualTo(second.snapshot());
             assertThat(empty.rows()).isEmpty();
         }
-    }
-
-    /**
-     * Most probe ticks (and most read-aheads) read only above the last row a shard read; a full pass
-     * from the first row finds a row that committed late below it (G1: found, within the full pass's
-     * period).
-     */
-    @Test
-    void readsAboveTheLastRowReadAndFromTheFirstRowInAFullPass(TestDatabase db) throws Exception {
-        String msg = db.schema() + ".outbox_message";
-        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false);
-        try (Connection late = db.connect();
-                Connection c = db.connect()) {
-            late.setAutoCommit(false);
-            long lateId = insert(late, msg, 8, "late");
-            long readId = insert(c, msg, 8, "read");
-            long newId = insert(c, msg, 8, "new");
-            late.commit();
-            // the shard read up to readId before the late row committed
-            ProbeStatements.ProbeRead above = rows.probes().probeRead(new int[] {8}, new long[] {readId}, 500, null);
-            assertThat(ids(above.rows().get(8))).containsExactly(newId);
-            // the shard's own bounded read-ahead: the same rows
-            assertThat(ids(rows.readAbove(8, readId, 500))).containsExactly(newId);
-
-            ProbeStatements.ProbeRead full = rows.probes().probeRead(new int[] {8}, fromFirst(1), 500, null);
-            assertThat(ids(full.rows().get(8))).containsExactly(lateId, readId, newId);
-        }
-    }
-
-    private static long[] fromFirst(int shards) {
-        long[] after = new long[shards];
-        Arrays.fill(after, Long.MIN_VALUE);
-        return after;
-    }
-
-    private static long[] fromFirst(int[] shards) {
-        return fromFirst(shards.length);
     }
 
     private static long insert(Connection c, String msg, int shard, String key) throws SQLException {

@@ -674,11 +674,6 @@ class ShardWorkerDecisionsTest {
         }
 
         @Override
-        public List<OutboxRow> readAbove(int shard, long afterId, int limit) {
-            return List.of();
-        }
-
-        @Override
         public Db.Fenced delete(int shard, long epoch, long[] ids) {
             deleteAttempts.add(ids);
             if (!leaseHeld) {
