@@ -9,6 +9,7 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.time.OffsetDateTime;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
@@ -88,8 +89,11 @@ final class Db implements ShardRows {
         this.deleteAllSql = "with r as (select * from unnest(?::int[], ?::bigint[]) as r(shard, epoch)),"
                 + " l as (select x.shard from " + lease + " x join r on x.shard = r.shard"
                 + " where x.owner = ? and x.epoch = r.epoch and x.lease_until > now() order by x.shard for share of x),"
+                // each id is joined with its own shard's lease: one primary-key descent per id (with
+                // `m.shard = l.shard and m.id = any(all ids)` the generic plan probed every id once per shard)
+                + " i as (select i.id, i.shard from unnest(?::bigint[], ?::int[]) as i(id, shard) join l on l.shard = i.shard),"
                 + " d as (delete from " + msg
-                + " m using l where m.shard = l.shard and m.id = any(?) returning m.shard)"
+                + " m using i where m.id = i.id and m.shard = i.shard returning m.shard)"
                 + " select r.shard, l.shard is not null, coalesce(c.n, 0) from r left join l on l.shard = r.shard"
                 + " left join (select d.shard, count(*) as n from d group by d.shard) c on c.shard = r.shard";
         // one statement per failed batch: every failed row gets attempts + 1 and its error; a row is
@@ -295,6 +299,7 @@ final class Db implements ShardRows {
             total += d.ids().length;
         }
         long[] ids = new long[total];
+        int[] idShards = new int[total];
         Map<Integer, Integer> position = new HashMap<>();
         int at = 0;
         for (int i = 0; i < n; i++) {
@@ -305,6 +310,7 @@ final class Db implements ShardRows {
             shards[i] = d.shard();
             epochs[i] = d.epoch();
             System.arraycopy(d.ids(), 0, ids, at, d.ids().length);
+            Arrays.fill(idShards, at, at + d.ids().length, d.shard());
             at += d.ids().length;
         }
         Fenced[] out = new Fenced[n];
@@ -314,6 +320,7 @@ final class Db implements ShardRows {
             ps.setArray(2, c.createArrayOf("bigint", epochs));
             ps.setString(3, owner);
             ps.setArray(4, longArray(c, ids));
+            ps.setArray(5, intArray(c, idShards));
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
                     out[position.get(rs.getInt(1))] = new Fenced(rs.getBoolean(2), (int) rs.getLong(3));
