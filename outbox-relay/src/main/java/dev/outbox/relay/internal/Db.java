@@ -42,7 +42,6 @@ final class Db implements ShardRows {
     private final String readSql;
     private final String readAheadSql;
     private final String readFilteredSql;
-    private final String deleteSql;
     private final String deleteAllSql;
     private final String failSql;
     private final String shardCountSql;
@@ -79,9 +78,6 @@ final class Db implements ShardRows {
         // of them is new without looking at the array; the array is checked only for lower ids (rows
         // that committed after the previous read), which keeps the read-ahead cheap for large batches.
         this.readAheadSql = columns + " and (m.id > ? or m.id <> all(?))" + hold + " order by m.id limit ?";
-        this.deleteSql =
-                "with " + fence + ", d as (delete from " + msg + " m using l where m.shard = l.shard and m.id = any(?)"
-                        + " returning 1) select (select count(*) from l), (select count(*) from d)";
         // Several shards' finished batches in one statement, each fenced by its own lease. The lease rows
         // are locked FOR SHARE in shard order (the lock is taken above the sort), as renew and release lock
         // theirs (LeaseStatements), so that no two of the relay's statements wait for each other in a
@@ -272,16 +268,6 @@ final class Db implements ShardRows {
                 rs.getObject(first + 8, OffsetDateTime.class));
     }
 
-    @Override
-    public Fenced delete(int shard, long epoch, long[] ids) throws SQLException {
-        try (Connection c = connect();
-                PreparedStatement ps = c.prepareStatement(deleteSql)) {
-            fence(ps, shard, epoch);
-            ps.setArray(4, longArray(c, ids));
-            return fenced(ps);
-        }
-    }
-
     /**
      * Deletes the published rows of several shards in one statement, each shard fenced by its own lease
      * {@code (shard, owner, epoch, lease_until > now())}, its lease row locked FOR SHARE in shard order.
@@ -292,8 +278,8 @@ final class Db implements ShardRows {
     @Override
     public List<Fenced> deleteAll(List<Deletion> deletions) throws SQLException {
         int n = deletions.size();
-        Integer[] shards = new Integer[n];
-        Long[] epochs = new Long[n];
+        int[] shards = new int[n];
+        long[] epochs = new long[n];
         int total = 0;
         for (Deletion d : deletions) {
             total += d.ids().length;
@@ -316,8 +302,8 @@ final class Db implements ShardRows {
         Fenced[] out = new Fenced[n];
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(deleteAllSql)) {
-            ps.setArray(1, c.createArrayOf("integer", shards));
-            ps.setArray(2, c.createArrayOf("bigint", epochs));
+            ps.setArray(1, intArray(c, shards));
+            ps.setArray(2, longArray(c, epochs));
             ps.setString(3, owner);
             ps.setArray(4, longArray(c, ids));
             ps.setArray(5, intArray(c, idShards));
@@ -443,13 +429,6 @@ final class Db implements ShardRows {
         ps.setInt(1, shard);
         ps.setString(2, owner);
         ps.setLong(3, epoch);
-    }
-
-    private static Fenced fenced(PreparedStatement ps) throws SQLException {
-        try (ResultSet rs = ps.executeQuery()) {
-            rs.next();
-            return new Fenced(rs.getLong(1) > 0, (int) rs.getLong(2));
-        }
     }
 
     static Array intArray(Connection c, int[] values) throws SQLException {

@@ -1,7 +1,6 @@
 package dev.outbox.relay.internal;
 
 import java.sql.SQLException;
-import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
 
@@ -30,24 +29,14 @@ interface ShardRows {
     /** One shard's published rows to delete, fenced by its lease {@code (shard, epoch)}. */
     record Deletion(int shard, long epoch, long[] ids) {}
 
-    /** Deletes published rows, fenced by the lease {@code (shard, epoch)}. */
-    Db.Fenced delete(int shard, long epoch, long[] ids) throws SQLException;
-
     /**
      * Deletes the published rows of several shards, each fenced by its own lease: a shard whose lease
-     * is lost keeps its rows and does not stop the others'. This default runs one {@link #delete} per
-     * shard; {@link Db} runs one statement for all of them.
+     * is lost keeps its rows and does not stop the others'. {@link Db} runs one statement for all of them.
      *
      * @param deletions at most one per shard
      * @return what each deletion found, in the order of {@code deletions}
      */
-    default List<Db.Fenced> deleteAll(List<Deletion> deletions) throws SQLException {
-        List<Db.Fenced> out = new ArrayList<>(deletions.size());
-        for (Deletion d : deletions) {
-            out.add(delete(d.shard(), d.epoch(), d.ids()));
-        }
-        return out;
-    }
+    List<Db.Fenced> deleteAll(List<Deletion> deletions) throws SQLException;
 
     /** Records failed rows (an attempt, the error, parked or not), fenced by the lease {@code (shard, epoch)}. */
     Db.Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts)

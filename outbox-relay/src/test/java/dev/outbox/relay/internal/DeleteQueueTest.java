@@ -170,11 +170,6 @@ class DeleteQueueTest {
         }
 
         @Override
-        public Db.Fenced delete(int shard, long epoch, long[] ids) {
-            throw new UnsupportedOperationException();
-        }
-
-        @Override
         public List<OutboxRow> read(int shard, int limit) {
             throw new UnsupportedOperationException();
         }

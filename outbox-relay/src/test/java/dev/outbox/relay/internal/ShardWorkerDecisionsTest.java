@@ -674,15 +674,20 @@ class ShardWorkerDecisionsTest {
         }
 
         @Override
-        public Db.Fenced delete(int shard, long epoch, long[] ids) {
-            deleteAttempts.add(ids);
-            if (!leaseHeld) {
-                return new Db.Fenced(false, 0);
+        public List<Db.Fenced> deleteAll(List<Deletion> deletions) {
+            List<Db.Fenced> out = new ArrayList<>(deletions.size());
+            for (Deletion d : deletions) {
+                deleteAttempts.add(d.ids());
+                if (!leaseHeld) {
+                    out.add(new Db.Fenced(false, 0));
+                    continue;
+                }
+                for (long id : d.ids()) {
+                    deleted.add(id);
+                }
+                out.add(new Db.Fenced(true, d.ids().length));
             }
-            for (long id : ids) {
-                deleted.add(id);
-            }
-            return new Db.Fenced(true, ids.length);
+            return out;
         }
 
         @Override
