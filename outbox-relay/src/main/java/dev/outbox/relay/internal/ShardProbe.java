@@ -2,9 +2,10 @@ package dev.outbox.relay.internal;
 
 import java.sql.SQLException;
 import java.time.Duration;
-import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Executors;
@@ -105,19 +106,19 @@ final class ShardProbe {
 
     private void probe(long now) throws SQLException {
         List<ShardWorker> owned = List.copyOf(engine.ownedWorkers());
-        List<ShardWorker> idle = new ArrayList<>();
-        List<Long> tickets = new ArrayList<>();
+        // the idle shards, in the order they are owned, with the tickets of their idle waits; the ones
+        // only asked about are taken out below, which leaves the shards the probe reads for
+        Map<ShardWorker, Long> readFor = new LinkedHashMap<>();
         for (ShardWorker w : owned) {
             long ticket = w.loop.idleTicket();
             if (ticket >= 0 && !leftAlone(w, now)) {
-                idle.add(w);
-                tickets.add(ticket);
+                readFor.put(w, ticket);
             }
         }
         if (woken.size() > owned.size()) {
             woken.keySet().retainAll(new HashSet<>(owned));
         }
-        if (idle.isEmpty()) {
+        if (readFor.isEmpty()) {
             active = true;
             return;
         }
@@ -125,50 +126,39 @@ final class ShardProbe {
         // of them, and hands each shard what its own read would have returned. A shard that holds rows
         // (or any shard while topics are held) is only woken: it reads past its held rows itself.
         boolean reads = engine.topics().held().isEmpty();
-        List<ShardWorker> readFor = new ArrayList<>();
-        List<Long> readTickets = new ArrayList<>();
-        List<ShardWorker> askFor = new ArrayList<>();
-        for (int i = 0; i < idle.size(); i++) {
-            ShardWorker w = idle.get(i);
-            if (reads && w.heldUpTo() == Long.MIN_VALUE) {
-                readFor.add(w);
-                readTickets.add(tickets.get(i));
-            } else {
-                askFor.add(w);
-            }
-        }
+        List<ShardWorker> askFor = readFor.keySet().stream()
+                .filter(w -> !reads || w.heldUpTo() != Long.MIN_VALUE)
+                .toList();
+        askFor.forEach(readFor::remove);
         // The read may be skipped when no transaction ended since the last one, but only if that read
         // covered every shard idle now, in the same idle wait: a shard that ran since (or was not
         // idle then) may have read before that snapshot and missed rows committed in between.
-        Map<ShardWorker, Long> readNow = new HashMap<>();
-        for (int i = 0; i < readFor.size(); i++) {
-            readNow.put(readFor.get(i), readTickets.get(i));
-        }
-        boolean covered = askFor.isEmpty() && lastSnapshot != null && covered(readNow);
+        boolean covered = askFor.isEmpty() && lastSnapshot != null && covered(readFor);
         ProbeStatements.ProbeRead read = readFor.isEmpty()
                 ? ProbeStatements.ProbeRead.UNCHANGED
                 : engine.db()
                         .probes()
-                        .probeRead(shards(readFor), engine.config().batchSize(), covered ? lastSnapshot : null);
+                        .probeRead(
+                                shards(readFor.keySet()), engine.config().batchSize(), covered ? lastSnapshot : null);
         List<Integer> found = askFor.isEmpty() ? List.of() : ask(askFor);
         if (!askFor.isEmpty()) {
             lastSnapshot = null;
         } else if (read != ProbeStatements.ProbeRead.UNCHANGED) {
             lastSnapshot = read.snapshot();
-            lastCovered = readNow;
+            lastCovered = readFor;
         }
         Map<Integer, List<OutboxRow>> rows = read.rows();
         active = true;
         engine.databaseAnswered();
-        for (int i = 0; i < readFor.size(); i++) {
-            ShardWorker w = readFor.get(i);
+        for (var e : readFor.entrySet()) {
+            ShardWorker w = e.getKey();
             List<OutboxRow> its = rows.get(w.shard);
             if (its == null) {
                 continue;
             }
             long[] before = {w.rowReads(), w.emptyReads(), 0};
             // dropped if the shard ran meanwhile: it may have published some of these rows
-            if (w.loop.wakeWith(readTickets.get(i), its)) {
+            if (w.loop.wakeWith(e.getValue(), its)) {
                 woken.put(w, before);
             }
         }
@@ -181,8 +171,8 @@ final class ShardProbe {
     }
 
     /** @return whether every shard to read now was read by the last read, in the same idle wait */
-    private boolean covered(Map<ShardWorker, Long> readNow) {
-        for (var e : readNow.entrySet()) {
+    private boolean covered(Map<ShardWorker, Long> readFor) {
+        for (var e : readFor.entrySet()) {
             if (!e.getValue().equals(lastCovered.get(e.getKey()))) {
                 return false;
             }
@@ -199,12 +189,8 @@ final class ShardProbe {
         return engine.db().probes().probe(shards(workers), after);
     }
 
-    private static int[] shards(List<ShardWorker> workers) {
-        int[] shards = new int[workers.size()];
-        for (int i = 0; i < shards.length; i++) {
-            shards[i] = workers.get(i).shard;
-        }
-        return shards;
+    private static int[] shards(Collection<ShardWorker> workers) {
+        return workers.stream().mapToInt(w -> w.shard).toArray();
     }
 
     /** @return whether the probe's last wake of this shard found nothing to publish, so the shard polls itself */
