@@ -160,9 +160,6 @@ public interface Relay extends AutoCloseable {
         /** Largest {@link #maxAttempts(int)}: {@value}. */
         public static final int MAX_MAX_ATTEMPTS = 1_000;
 
-        /** Longest {@link #instanceId(String)}, in characters: {@value}. */
-        public static final int MAX_INSTANCE_ID_LENGTH = 200;
-
         private static final String USE_DEFAULT = ": use e.g. the default ";
 
         private int batchSize = DEFAULT_BATCH_SIZE;
@@ -450,9 +447,9 @@ public interface Relay extends AutoCloseable {
                                 + "): an idle shard would not be looked at once per lease; shorten idlePollInterval or lengthen leaseDuration");
             }
             if (transactionalIdPrefix != null && publishMode != PublishMode.TRANSACTIONAL) {
-                throw new IllegalStateException("transactionalIdPrefix ('" + transactionalIdPrefix
-                        + "') is only used with" + " publishMode(TRANSACTIONAL), but the mode is " + publishMode
-                        + "; set the mode or remove the prefix");
+                throw new IllegalStateException("transactionalIdPrefix ('" + transactionalIdPrefix + "') is only used"
+                        + " with publishMode(TRANSACTIONAL), but the mode is " + publishMode
+                        + "; set it or drop the prefix");
             }
             String id = instanceId != null ? instanceId : RelayDefaults.instanceId();
             Map<String, Object> producer;
@@ -485,7 +482,8 @@ public interface Relay extends AutoCloseable {
                     probeInterval,
                     listenDataSource,
                     publishMode,
-                    transactionalIdPrefix);
+                    transactionalIdPrefix,
+                    vacuumAfterRows);
             return new RelayEngine(config);
         }
 

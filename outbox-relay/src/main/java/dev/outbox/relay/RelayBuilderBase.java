@@ -1,5 +1,6 @@
 package dev.outbox.relay;
 
+import dev.outbox.core.internal.Checks;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.relay.internal.ProducerSettings;
 import java.util.LinkedHashMap;
@@ -9,11 +10,20 @@ import javax.sql.DataSource;
 
 /**
  * The first part of {@link Relay.Builder}, the only class that extends it: where the outbox is (the
- * database, the schema), who the relay is (its instance id) and how it reaches Kafka (the producer
- * properties). The rest, and {@link Relay.Builder#build()}, are in {@link Relay.Builder}.
+ * database, the schema) and how the relay keeps its table small, who the relay is (its instance id)
+ * and how it reaches Kafka (the producer properties). The rest, and {@link Relay.Builder#build()}, are
+ * in {@link Relay.Builder}.
  */
 abstract sealed class RelayBuilderBase permits Relay.Builder {
+    /** Longest {@link #instanceId(String)}, in characters: {@value}. */
+    public static final int MAX_INSTANCE_ID_LENGTH = 200;
+    /** Default {@link #vacuumAfterRows(int)}: 10,000. */
+    public static final int DEFAULT_VACUUM_AFTER_ROWS = 10_000;
+    /** Largest {@link #vacuumAfterRows(int)}: 100,000,000. */
+    public static final int MAX_VACUUM_AFTER_ROWS = 100_000_000;
+
     DataSource dataSource;
+    int vacuumAfterRows = DEFAULT_VACUUM_AFTER_ROWS;
     String schema = Relay.Builder.DEFAULT_SCHEMA;
     String instanceId;
     Map<String, ?> producerProperties;
@@ -47,6 +57,30 @@ abstract sealed class RelayBuilderBase permits Relay.Builder {
      */
     public Relay.Builder schema(String schema) {
         this.schema = OutboxMigrations.requireValidSchema(Objects.requireNonNull(schema, "schema may not be null"));
+        return self();
+    }
+
+    /**
+     * How often the relay vacuums the outbox table: after every {@code rows} rows it deleted, checked
+     * once a second ({@code VACUUM (SKIP_LOCKED)}, skipped while another vacuum of the table runs). Every
+     * read starts at its shard's first row and steps over the index entries of the rows deleted since
+     * the table was last vacuumed; autovacuum comes by at most once per {@code autovacuum_naptime} (a
+     * minute by default), so under a steady load those entries pile up and make every read slower.
+     * Needs the table's owner (or a superuser): for another role PostgreSQL skips the vacuum with a
+     * warning, which the relay logs once before it stops trying.
+     *
+     * @param rows 1 to {@link #MAX_VACUUM_AFTER_ROWS}, or 0 to leave the table to autovacuum; default
+     *     {@link #DEFAULT_VACUUM_AFTER_ROWS}
+     * @return this builder
+     * @throws IllegalArgumentException when out of range
+     */
+    public Relay.Builder vacuumAfterRows(int rows) {
+        this.vacuumAfterRows = Checks.requireBetween(
+                rows,
+                0,
+                MAX_VACUUM_AFTER_ROWS,
+                "vacuumAfterRows",
+                ": use 0 to turn it off, or e.g. the default " + DEFAULT_VACUUM_AFTER_ROWS);
         return self();
     }
 

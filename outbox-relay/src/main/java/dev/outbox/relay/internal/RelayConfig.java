@@ -18,6 +18,7 @@ import javax.sql.DataSource;
  * @param listenDataSource where the LISTEN connection comes from, or {@code null} for no LISTEN
  * @param transactionalIdPrefix the given prefix of the per-shard transactional ids, or {@code null}
  *     for the default (read from the database at start)
+ * @param vacuumAfterRows rows deleted between two vacuums of the outbox table; 0: never
  */
 public record RelayConfig(
         DataSource dataSource,
@@ -37,7 +38,8 @@ public record RelayConfig(
         Duration probeInterval,
         DataSource listenDataSource,
         PublishMode publishMode,
-        String transactionalIdPrefix) {
+        String transactionalIdPrefix,
+        int vacuumAfterRows) {
 
     public RelayConfig {
         producerProperties = Map.copyOf(producerProperties);

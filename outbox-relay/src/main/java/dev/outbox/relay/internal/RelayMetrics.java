@@ -38,6 +38,8 @@ final class RelayMetrics {
     static final String OLDEST_AGE = "outbox.relay.oldest.age";
     static final String ABORTED = "outbox.relay.transactions.aborted";
     static final String DELETE_SHARDS = "outbox.relay.delete.shards";
+    static final String VACUUM = "outbox.relay.vacuum";
+    static final String VACUUM_SKIPPED = "outbox.relay.vacuum.skipped";
     static final String INSTANCE_TAG = "relay.instance";
 
     private final MeterRegistry registry;
@@ -55,6 +57,8 @@ final class RelayMetrics {
     final Timer backoff;
     final Counter aborted;
     final DistributionSummary deleteShards;
+    final Timer vacuum;
+    final Counter vacuumSkipped;
     private final AtomicLong parkedRows = new AtomicLong();
     private final Map<Integer, double[]> backlog = new ConcurrentHashMap<>();
     private final Map<Integer, Meter[]> backlogMeters = new ConcurrentHashMap<>();
@@ -87,6 +91,14 @@ final class RelayMetrics {
         this.deleteShards = DistributionSummary.builder(DELETE_SHARDS)
                 .tags(tags)
                 .description("Shards whose finished batches one fenced delete statement took")
+                .register(registry);
+        this.vacuum = Timer.builder(VACUUM)
+                .tags(tags)
+                .description("Vacuums of the outbox table this relay ran (vacuum-after-rows)")
+                .register(registry);
+        this.vacuumSkipped = Counter.builder(VACUUM_SKIPPED)
+                .tags(tags)
+                .description("Vacuums skipped because another vacuum of the table was running")
                 .register(registry);
         this.parked = Counter.builder(PARKED)
                 .tags(tags)

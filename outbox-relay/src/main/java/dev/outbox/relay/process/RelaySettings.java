@@ -182,6 +182,18 @@ public final class RelaySettings {
                     + " descent per idle shard) and wakes those. It bounds how long a row waits on an idle outbox; shorter"
                     + " costs the database more (ENGINE.md, \"Wake-up\")."));
 
+    /** Vacuum after rows. */
+    public static final Setting<Integer> VACUUM_AFTER_ROWS = add(Setting.of(
+                    "vacuum-after-rows", Group.RELAY, Validators.integer(0, Relay.Builder.MAX_VACUUM_AFTER_ROWS))
+            .defaultValue(Relay.Builder.DEFAULT_VACUUM_AFTER_ROWS)
+            .appliedBy(Relay.Builder::vacuumAfterRows)
+            .doc("The relay vacuums the outbox table after every this many rows it deleted (VACUUM (SKIP_LOCKED),"
+                    + " checked once a second); 0 leaves the table to autovacuum. Reads step over the index entries"
+                    + " of the rows deleted since the last vacuum, and autovacuum comes by at most once per"
+                    + " autovacuum_naptime (a minute by default). Needs the table's owner: for another role"
+                    + " PostgreSQL skips the vacuum with a warning, logged once (ENGINE.md, \"Keeping the table"
+                    + " small\")."));
+
     /** Backoff base; with backoff-cap, the builder's backoff (RelayProcess). */
     public static final Setting<Duration> BACKOFF_BASE = add(
             Setting.of("backoff-base", Group.RELAY, Validators.duration(Duration.ofMillis(1), Duration.ofMinutes(1)))

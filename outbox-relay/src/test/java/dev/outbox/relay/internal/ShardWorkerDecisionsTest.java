@@ -516,7 +516,8 @@ class ShardWorkerDecisionsTest {
                 Duration.ofMillis(5),
                 null,
                 PublishMode.IDEMPOTENT,
-                null);
+                null,
+                0);
     }
 
     private static int sends(MockProducer<byte[], byte[]> p) {

@@ -1,0 +1,149 @@
+package dev.outbox.relay;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import dev.outbox.core.OutboxMessage;
+import dev.outbox.testkit.RealServices;
+import dev.outbox.testkit.TestDatabase;
+import dev.outbox.testkit.TestKafka;
+import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import org.jooq.DSLContext;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * The relay vacuums the outbox table after every {@code vacuumAfterRows} rows it deleted, so that the
+ * reads, which start at each shard's first row, do not walk the index entries of every row deleted
+ * since autovacuum last came by; with 0 it leaves the table to autovacuum, and a role that may not
+ * vacuum the table keeps publishing and stops asking.
+ */
+@ExtendWith(RealServices.class)
+@Timeout(value = 3, unit = TimeUnit.MINUTES)
+class VacuumIT {
+    private static final String VACUUM = "outbox.relay.vacuum";
+
+    @Test
+    void vacuumsTheTableAfterTheRowsItDeletedAndNotWhenTurnedOff(TestDatabase db, TestKafka kafka) throws Exception {
+        String topic = TestKafka.uniqueTopic("vacuum");
+        DSLContext dsl = db.dsl();
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        try (Relay relay = Fixtures.relay(db, kafka.bootstrapServers(), "vacuum-off", registry)
+                .vacuumAfterRows(0)
+                .build()) {
+            relay.start();
+            long before = manualVacuums(db);
+            publish(dsl, registry, topic, 3_000);
+            // two more ticks of the vacuum's one-second check
+            Thread.sleep(2_500);
+            assertThat(manualVacuums(db))
+                    .as("vacuumAfterRows(0): the table is left to autovacuum")
+                    .isEqualTo(before);
+            assertThat(timer(registry).count()).isZero();
+        }
+        SimpleMeterRegistry second = new SimpleMeterRegistry();
+        try (Relay relay = Fixtures.relay(db, kafka.bootstrapServers(), "vacuum-on", second)
+                .vacuumAfterRows(1_000)
+                .build()) {
+            relay.start();
+            long before = manualVacuums(db);
+            publish(dsl, second, topic, 3_000);
+            await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> {
+                assertThat(manualVacuums(db)).isGreaterThan(before);
+                assertThat(timer(second).count()).isPositive();
+            });
+            // fewer than the threshold of the 6,000 rows deleted are left dead: those since its last vacuum
+            await().atMost(Duration.ofSeconds(10))
+                    .untilAsserted(() -> assertThat(deadRows(db))
+                            .as("dead rows after the relay's vacuums")
+                            .isLessThan(1_000));
+        }
+    }
+
+    @Test
+    void aRoleThatMayNotVacuumKeepsPublishingAndStopsAsking(TestDatabase db, TestKafka kafka) throws Exception {
+        String topic = TestKafka.uniqueTopic("vacuum-refused");
+        String role = "outbox_vacuum_" + UUID.randomUUID().toString().substring(0, 8);
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("create role " + role + " login");
+            st.execute("grant usage on schema " + db.schema() + " to " + role);
+            st.execute("grant select, insert, update, delete on all tables in schema " + db.schema() + " to " + role);
+            st.execute("grant usage on all sequences in schema " + db.schema() + " to " + role);
+        }
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl(db.jdbcUrl());
+        config.setUsername(role);
+        config.setMaximumPoolSize(10);
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        try (HikariDataSource notOwner = new HikariDataSource(config);
+                Relay relay = Fixtures.relay(db, kafka.bootstrapServers(), "vacuum-refused", registry)
+                        .dataSource(notOwner)
+                        .vacuumAfterRows(500)
+                        .build()) {
+            relay.start();
+            long before = manualVacuums(db);
+            publish(db.dsl(), registry, topic, 1_000);
+            await().atMost(Duration.ofSeconds(10))
+                    .untilAsserted(() -> assertThat(timer(registry).count()).isEqualTo(1));
+            // twice the threshold more: PostgreSQL refused, so the relay does not ask again
+            publish(db.dsl(), registry, topic, 1_000);
+            Thread.sleep(2_500);
+            assertThat(timer(registry).count()).as("vacuums asked for").isEqualTo(1);
+            assertThat(manualVacuums(db)).as("vacuums PostgreSQL ran").isEqualTo(before);
+        } finally {
+            try (Connection c = db.connect();
+                    Statement st = c.createStatement()) {
+                st.execute("drop owned by " + role);
+                st.execute("drop role " + role);
+            }
+        }
+    }
+
+    /** Commits {@code n} rows in one transaction and waits until the relay published and deleted them. */
+    private static void publish(DSLContext dsl, SimpleMeterRegistry registry, String topic, int n) {
+        double before = Fixtures.counter(registry, "outbox.relay.published");
+        List<OutboxMessage> batch = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            batch.add(Fixtures.message(topic, "k-" + i, "v-" + i));
+        }
+        Fixtures.commit(dsl, batch);
+        await().atMost(Duration.ofSeconds(60))
+                .until(() -> Fixtures.counter(registry, "outbox.relay.published") - before >= n);
+    }
+
+    private static Timer timer(SimpleMeterRegistry registry) {
+        return registry.get(VACUUM).timer();
+    }
+
+    private static long manualVacuums(TestDatabase db) throws SQLException {
+        return stat(db, "vacuum_count");
+    }
+
+    private static long deadRows(TestDatabase db) throws SQLException {
+        return stat(db, "n_dead_tup");
+    }
+
+    private static long stat(TestDatabase db, String column) throws SQLException {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery("select " + column + " from pg_stat_user_tables where relid = '"
+                        + db.schema() + ".outbox_message'::regclass")) {
+            rs.next();
+            return rs.getLong(1);
+        }
+    }
+}
