@@ -9,7 +9,6 @@ import dev.outbox.relay.internal.RelayConfig;
 import dev.outbox.relay.internal.RelayDefaults;
 import dev.outbox.relay.internal.RelayEngine;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
-import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
 import java.time.Duration;
 import java.util.Map;
@@ -160,6 +159,15 @@ public interface Relay extends AutoCloseable {
         /** Largest {@link #maxAttempts(int)}: {@value}. */
         public static final int MAX_MAX_ATTEMPTS = 1_000;
 
+        /** Longest {@link #instanceId(String)}, in characters: {@value}. */
+        public static final int MAX_INSTANCE_ID_LENGTH = 200;
+
+        /** Default {@link #vacuumAfterRows(int)}: {@value}. */
+        public static final int DEFAULT_VACUUM_AFTER_ROWS = 10_000;
+
+        /** Largest {@link #vacuumAfterRows(int)}: {@value}. */
+        public static final int MAX_VACUUM_AFTER_ROWS = 100_000_000;
+
         private static final String USE_DEFAULT = ": use e.g. the default ";
 
         private int batchSize = DEFAULT_BATCH_SIZE;
@@ -173,7 +181,6 @@ public interface Relay extends AutoCloseable {
         private ParkPolicy parkPolicy = DEFAULT_PARK_POLICY;
         private PublishMode publishMode = DEFAULT_PUBLISH_MODE;
         private String transactionalIdPrefix;
-        private MeterRegistry meterRegistry;
         private Duration probeInterval = DEFAULT_PROBE_INTERVAL;
         private DataSource listenDataSource;
 
@@ -347,20 +354,6 @@ public interface Relay extends AutoCloseable {
                         + "': use the same prefix on every relay of this outbox, or leave the default");
             }
             this.transactionalIdPrefix = transactionalIdPrefix;
-            return this;
-        }
-
-        /**
-         * @param meterRegistry where the relay registers its {@code outbox.relay.*} meters; default
-         *     Micrometer's global registry ({@link Metrics#globalRegistry}), where frameworks and the
-         *     other components of this library register theirs. Every meter carries the tag {@code
-         *     relay.instance} = the {@link #instanceId(String) instance id}, so relays of one JVM can
-         *     share a registry; a closed relay removes its gauges.
-         * @return this builder
-         * @throws NullPointerException when null
-         */
-        public Builder meterRegistry(MeterRegistry meterRegistry) {
-            this.meterRegistry = Objects.requireNonNull(meterRegistry, "meterRegistry may not be null");
             return this;
         }
 

@@ -3,6 +3,8 @@ package dev.outbox.relay;
 import dev.outbox.core.internal.Checks;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.relay.internal.ProducerSettings;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Metrics;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
@@ -15,15 +17,9 @@ import javax.sql.DataSource;
  * in {@link Relay.Builder}.
  */
 abstract sealed class RelayBuilderBase permits Relay.Builder {
-    /** Longest {@link #instanceId(String)}, in characters: {@value}. */
-    public static final int MAX_INSTANCE_ID_LENGTH = 200;
-    /** Default {@link #vacuumAfterRows(int)}: 10,000. */
-    public static final int DEFAULT_VACUUM_AFTER_ROWS = 10_000;
-    /** Largest {@link #vacuumAfterRows(int)}: 100,000,000. */
-    public static final int MAX_VACUUM_AFTER_ROWS = 100_000_000;
-
     DataSource dataSource;
-    int vacuumAfterRows = DEFAULT_VACUUM_AFTER_ROWS;
+    int vacuumAfterRows = Relay.Builder.DEFAULT_VACUUM_AFTER_ROWS;
+    MeterRegistry meterRegistry;
     String schema = Relay.Builder.DEFAULT_SCHEMA;
     String instanceId;
     Map<String, ?> producerProperties;
@@ -69,8 +65,8 @@ abstract sealed class RelayBuilderBase permits Relay.Builder {
      * Needs the table's owner (or a superuser): for another role PostgreSQL skips the vacuum with a
      * warning, which the relay logs once before it stops trying.
      *
-     * @param rows 1 to {@link #MAX_VACUUM_AFTER_ROWS}, or 0 to leave the table to autovacuum; default
-     *     {@link #DEFAULT_VACUUM_AFTER_ROWS}
+     * @param rows 1 to {@link Relay.Builder#MAX_VACUUM_AFTER_ROWS}, or 0 to leave the table to autovacuum; default
+     *     {@link Relay.Builder#DEFAULT_VACUUM_AFTER_ROWS}
      * @return this builder
      * @throws IllegalArgumentException when out of range
      */
@@ -78,9 +74,23 @@ abstract sealed class RelayBuilderBase permits Relay.Builder {
         this.vacuumAfterRows = Checks.requireBetween(
                 rows,
                 0,
-                MAX_VACUUM_AFTER_ROWS,
+                Relay.Builder.MAX_VACUUM_AFTER_ROWS,
                 "vacuumAfterRows",
-                ": use 0 to turn it off, or e.g. the default " + DEFAULT_VACUUM_AFTER_ROWS);
+                ": use 0 to turn it off, or e.g. the default " + Relay.Builder.DEFAULT_VACUUM_AFTER_ROWS);
+        return self();
+    }
+
+    /**
+     * @param meterRegistry where the relay registers its {@code outbox.relay.*} meters; default
+     *     Micrometer's global registry ({@link Metrics#globalRegistry}), where frameworks and the
+     *     other components of this library register theirs. Every meter carries the tag {@code
+     *     relay.instance} = the {@link #instanceId(String) instance id}, so relays of one JVM can
+     *     share a registry; a closed relay removes its gauges.
+     * @return this builder
+     * @throws NullPointerException when null
+     */
+    public Relay.Builder meterRegistry(MeterRegistry meterRegistry) {
+        this.meterRegistry = Objects.requireNonNull(meterRegistry, "meterRegistry may not be null");
         return self();
     }
 

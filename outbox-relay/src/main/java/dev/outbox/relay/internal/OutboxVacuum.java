@@ -2,6 +2,7 @@ package dev.outbox.relay.internal;
 
 import dev.outbox.core.internal.PrefixedLog;
 import java.sql.Connection;
+import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.SQLWarning;
 import java.sql.Statement;
@@ -21,9 +22,28 @@ import javax.sql.DataSource;
  * not waited for, this one is skipped. A role that may not vacuum the table (not its owner) gets a
  * warning from PostgreSQL, not an error: it is logged once and the relay stops trying.
  *
+ * <p>A vacuum removes only rows deleted before PostgreSQL's xmin horizon (the oldest snapshot of any
+ * session, prepared transaction, replication slot or standby's feedback). While the horizon is older
+ * than the previous vacuum, another one would find nothing to remove and still read every page the
+ * deletes left behind: it is skipped, and the rows after which the next one is considered double, up
+ * to {@value #MAX_STRIDE} times {@code afterRows}, until the horizon moves.
+ *
  * <p>Runs on the relay's sampler thread, one statement at a time, on a connection borrowed for it.
  */
 final class OutboxVacuum {
+    /** Largest factor by which the rows between two vacuums grow while the horizon does not move. */
+    static final int MAX_STRIDE = 64;
+
+    /**
+     * The transaction id the next one will get, and how many ids older than it the oldest xmin holder
+     * is (0 when nothing holds one): the horizon is the difference.
+     */
+    private static final String HORIZON_SQL = "select pg_snapshot_xmax(pg_current_snapshot())::text::bigint,"
+            + " greatest(0, (select max(greatest(age(backend_xmin), age(backend_xid))) from pg_stat_activity"
+            + " where pid <> pg_backend_pid()), (select max(age(transaction)) from pg_prepared_xacts),"
+            + " (select max(age(xmin)) from pg_replication_slots),"
+            + " (select max(age(backend_xmin)) from pg_stat_replication))";
+
     private final DataSource dataSource;
     private final String sql;
     private final String table;
@@ -33,6 +53,9 @@ final class OutboxVacuum {
     private final PrefixedLog log;
     private double deletedAtLast;
     private boolean refused;
+    private int stride = 1;
+    /** The next transaction id when the last vacuum started, or -1 before the first. */
+    private long lastVacuumXmax = -1;
 
     /**
      * @param afterRows rows deleted between two vacuums; 0 turns the vacuum off
@@ -55,21 +78,35 @@ final class OutboxVacuum {
         this.deletedAtLast = deleted.getAsDouble();
     }
 
-    /** Vacuums the table if {@code afterRows} rows were deleted since the last vacuum. */
+    /** Vacuums the table if {@code afterRows} rows (times the stride) were deleted since the last look. */
     void tick() {
         if (afterRows == 0 || refused) {
             return;
         }
         double now = deleted.getAsDouble();
-        if (now - deletedAtLast < afterRows) {
+        if (now - deletedAtLast < (double) afterRows * stride) {
             return;
         }
         deletedAtLast = now;
-        long started = System.nanoTime();
         try (Connection c = Db.connect(dataSource);
                 Statement st = c.createStatement()) {
+            long[] horizon = horizon(st);
+            long nextXid = horizon[0];
+            long oldestAge = horizon[1];
+            if (lastVacuumXmax >= 0 && nextXid - oldestAge <= lastVacuumXmax) {
+                held(oldestAge);
+                return;
+            }
+            long started = System.nanoTime();
             st.execute(sql);
-            outcome(st.getWarnings());
+            if (ran(st.getWarnings())) {
+                metrics.vacuum.record(System.nanoTime() - started, TimeUnit.NANOSECONDS);
+                lastVacuumXmax = nextXid;
+                if (stride > 1) {
+                    log.info("the xmin horizon moved: vacuuming {} after every {} rows again", table, afterRows);
+                    stride = 1;
+                }
+            }
         } catch (SQLException e) {
             metrics.database.increment();
             log.retry("vacuuming {} failed (SQLState {}): {}", table, e.getSQLState(), e.getMessage());
@@ -77,22 +114,45 @@ final class OutboxVacuum {
             // a task of a scheduled executor that throws is never run again
             log.warn("vacuuming {} failed: {}", table, e.toString());
         }
-        metrics.vacuum.record(System.nanoTime() - started, TimeUnit.NANOSECONDS);
     }
 
-    /** @return whether the relay stopped vacuuming because PostgreSQL refused it */
-    boolean refused() {
-        return refused;
+    private static long[] horizon(Statement st) throws SQLException {
+        try (ResultSet rs = st.executeQuery(HORIZON_SQL)) {
+            rs.next();
+            return new long[] {rs.getLong(1), rs.getLong(2)};
+        }
     }
 
-    private void outcome(SQLWarning warnings) {
+    /** The horizon is older than the last vacuum: nothing deleted since can be removed yet. */
+    private void held(long oldestAge) {
+        metrics.vacuumSkipped.increment();
+        if (stride < MAX_STRIDE) {
+            stride *= 2;
+            if (stride == 4 || stride == MAX_STRIDE) {
+                log.warn(
+                        "not vacuuming {}: PostgreSQL's xmin horizon ({} transactions old) has not moved since the"
+                                + " last vacuum, so the rows deleted since cannot be removed and reads slow down; see"
+                                + " `status` (\"xmin horizon\") for what holds it. Next look after {} more rows",
+                        table,
+                        oldestAge,
+                        (long) afterRows * stride);
+            }
+        }
+    }
+
+    /** @return whether the vacuum ran: PostgreSQL neither skipped it for a lock nor refused it */
+    private boolean ran(SQLWarning warnings) {
+        boolean ran = true;
         for (SQLWarning w = warnings; w != null; w = w.getNextWarning()) {
             String message = String.valueOf(w.getMessage());
             if (message.contains("lock not available")) {
                 // another vacuum holds the table: the rows this one would have removed are its
                 metrics.vacuumSkipped.increment();
+                ran = false;
             } else if (message.contains("skipping")) {
+                metrics.vacuumSkipped.increment();
                 refused = true;
+                ran = false;
                 log.warn(
                         "PostgreSQL refused to vacuum {} ({}): the relay stops vacuuming it. Reads then walk the"
                                 + " index entries of every row deleted since autovacuum last ran; run the relay as"
@@ -101,5 +161,6 @@ final class OutboxVacuum {
                         message);
             }
         }
+        return ran;
     }
 }

@@ -98,7 +98,8 @@ final class RelayMetrics {
                 .register(registry);
         this.vacuumSkipped = Counter.builder(VACUUM_SKIPPED)
                 .tags(tags)
-                .description("Vacuums skipped because another vacuum of the table was running")
+                .description(
+                        "Vacuums not run: another vacuum of the table was running, the xmin horizon had not moved, or refused")
                 .register(registry);
         this.parked = Counter.builder(PARKED)
                 .tags(tags)
