@@ -1,10 +1,12 @@
 package dev.outbox.relay.internal;
 
+import java.sql.Array;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -12,8 +14,9 @@ import javax.sql.DataSource;
 
 /**
  * The statements of {@link ShardProbe}: the read of the idle shards' rows and the question which
- * shards hold rows above what they hold back. Like {@link Db}'s, each borrows a connection in
- * autocommit mode and returns it.
+ * shards hold rows above what they hold back. They run on a {@link Session}, a connection in
+ * autocommit mode that the probe holds from one probe to the next; {@link #probe} and {@link
+ * #probeRead} borrow one for a single statement.
  */
 final class ProbeStatements {
     private final DataSource dataSource;
@@ -43,22 +46,21 @@ final class ProbeStatements {
     }
 
     /**
+     * @return a session on a connection borrowed from the pool (in autocommit mode), returned by
+     *     {@link Session#close()}
+     */
+    Session open() throws SQLException {
+        return new Session(Db.connect(dataSource));
+    }
+
+    /**
      * @param shards the shards to look at
      * @return those of them that hold publishable (unparked) rows, seen in one snapshot
      */
     List<Integer> probe(int[] shards, long[] after) throws SQLException {
-        List<Integer> found = new ArrayList<>();
-        try (Connection c = Db.connect(dataSource);
-                PreparedStatement ps = c.prepareStatement(probeSql)) {
-            ps.setArray(1, Db.intArray(c, shards));
-            ps.setArray(2, Db.longArray(c, after));
-            try (ResultSet rs = ps.executeQuery()) {
-                while (rs.next()) {
-                    found.add(rs.getInt(1));
-                }
-            }
+        try (Session s = open()) {
+            return s.probe(shards, after);
         }
-        return found;
     }
 
     /** What the probe's read found: the snapshot it read in, and per shard its rows. */
@@ -67,33 +69,101 @@ final class ProbeStatements {
         static final ProbeRead UNCHANGED = new ProbeRead(null, Map.of());
     }
 
-    /**
-     * The probe's read: for each shard, exactly what {@link Db#read} returns for it, in one statement and
-     * one snapshot; nothing is read if the snapshot equals {@code unlessSnapshot}.
-     *
-     * @param unlessSnapshot the snapshot of the previous probe's read, or null
-     * @return {@link ProbeRead#UNCHANGED} when no transaction ended since {@code unlessSnapshot}; else
-     *     the snapshot and, per shard that holds publishable rows, up to {@code limit} of them in id
-     *     order (shards without any are absent)
-     */
+    /** {@link Session#probeRead} on a connection borrowed for this one statement. */
     ProbeRead probeRead(int[] shards, int limit, String unlessSnapshot) throws SQLException {
-        Map<Integer, List<OutboxRow>> found = new HashMap<>();
-        String snapshot = null;
-        try (Connection c = Db.connect(dataSource);
-                PreparedStatement ps = c.prepareStatement(probeReadSql)) {
-            ps.setArray(1, Db.intArray(c, shards));
-            ps.setInt(2, limit);
-            ps.setString(3, unlessSnapshot);
-            try (ResultSet rs = ps.executeQuery()) {
+        try (Session s = open()) {
+            return s.probeRead(shards, limit, unlessSnapshot);
+        }
+    }
+
+    /**
+     * One connection of the pool with the probe's read prepared on it. An idle relay probes 200 times
+     * a second and nearly every probe reads nothing, so the session keeps what would otherwise be done
+     * again each time: borrowing the connection, preparing the statement, and building the array of
+     * shards, which is bound again only when the shards change (a statement keeps its parameters from
+     * one execution to the next). Used by one thread at a time; after a failed statement the caller
+     * closes it, since the connection may be broken.
+     */
+    final class Session implements AutoCloseable {
+        private final Connection connection;
+        private PreparedStatement read;
+        // the shards bound to the read, and their array
+        private int[] readShards;
+        private Array readArray;
+
+        private Session(Connection connection) {
+            this.connection = connection;
+        }
+
+        /**
+         * @param shards the shards to look at
+         * @return those of them that hold publishable (unparked) rows above {@code after}, seen in one snapshot
+         */
+        List<Integer> probe(int[] shards, long[] after) throws SQLException {
+            List<Integer> found = new ArrayList<>();
+            try (PreparedStatement ps = connection.prepareStatement(probeSql)) {
+                ps.setArray(1, Db.intArray(connection, shards));
+                ps.setArray(2, Db.longArray(connection, after));
+                try (ResultSet rs = ps.executeQuery()) {
+                    while (rs.next()) {
+                        found.add(rs.getInt(1));
+                    }
+                }
+            }
+            return found;
+        }
+
+        /**
+         * The probe's read: for each shard, exactly what {@link Db#read} returns for it, in one statement
+         * and one snapshot; nothing is read if the snapshot equals {@code unlessSnapshot}.
+         *
+         * @param unlessSnapshot the snapshot of the previous probe's read, or null
+         * @return {@link ProbeRead#UNCHANGED} when no transaction ended since {@code unlessSnapshot};
+         *     else the snapshot and, per shard that holds publishable rows, up to {@code limit} of them
+         *     in id order (shards without any are absent)
+         */
+        ProbeRead probeRead(int[] shards, int limit, String unlessSnapshot) throws SQLException {
+            if (read == null) {
+                read = connection.prepareStatement(probeReadSql);
+            }
+            if (!Arrays.equals(shards, readShards)) {
+                Array array = Db.intArray(connection, shards);
+                read.setArray(1, array);
+                if (readArray != null) {
+                    readArray.free();
+                }
+                readArray = array;
+                readShards = shards.clone();
+            }
+            read.setInt(2, limit);
+            read.setString(3, unlessSnapshot);
+            Map<Integer, List<OutboxRow>> found = null;
+            String snapshot = null;
+            try (ResultSet rs = read.executeQuery()) {
                 while (rs.next()) {
                     snapshot = rs.getString(1);
                     int shard = rs.getInt(2);
                     if (!rs.wasNull()) {
+                        if (found == null) {
+                            found = new HashMap<>();
+                        }
                         found.computeIfAbsent(shard, x -> new ArrayList<>()).add(Db.row(rs, 3));
                     }
                 }
             }
+            return snapshot == null ? ProbeRead.UNCHANGED : new ProbeRead(snapshot, found == null ? Map.of() : found);
         }
-        return snapshot == null ? ProbeRead.UNCHANGED : new ProbeRead(snapshot, found);
+
+        /** Returns the connection to the pool; a failure to close is not reported (the connection is dropped either way). */
+        @Override
+        public void close() {
+            try (connection) {
+                if (read != null) {
+                    read.close();
+                }
+            } catch (SQLException e) {
+                // the pool discards a connection that failed
+            }
+        }
     }
 }

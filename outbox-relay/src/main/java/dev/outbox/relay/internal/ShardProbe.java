@@ -2,13 +2,15 @@ package dev.outbox.relay.internal;
 
 import java.sql.SQLException;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
@@ -31,9 +33,16 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>While the probe statement fails, {@link #active()} is false and the shards fall back to
  * polling themselves from 10 ms up to the idle poll interval.
+ *
+ * <p>The probe holds one connection of the pool from one probe to the next ({@link
+ * ProbeStatements.Session}: the pool size already counts one for the probe), and hands it back
+ * after a failed statement, every {@value #HOLD_SECONDS} s (so that the pool may retire it) and
+ * when it stops.
  */
 final class ShardProbe {
     private static final long RETRY_NANOS = TimeUnit.SECONDS.toNanos(1);
+    private static final int HOLD_SECONDS = 1;
+    private static final long HOLD_NANOS = TimeUnit.SECONDS.toNanos(HOLD_SECONDS);
 
     private final RelayEngine engine;
     private final ScheduledExecutorService thread;
@@ -47,6 +56,15 @@ final class ShardProbe {
     private String lastSnapshot;
     // the shards that read covered, with the tickets of their idle waits then
     private Map<ShardWorker, Long> lastCovered = Map.of();
+    // the connection held between probes (null: borrowed at the next read), and since when
+    private ProbeStatements.Session session;
+    private long sessionSince;
+    // reused by every probe: the idle shards and the tickets of their idle waits, the first ones those
+    // the probe reads for
+    private ShardWorker[] idle = new ShardWorker[0];
+    private long[] tickets = new long[0];
+    // the shards of the last read, the same array while they stay the same
+    private int[] readShards = new int[0];
 
     private ShardProbe(RelayEngine engine, ScheduledExecutorService thread) {
         this.engine = engine;
@@ -71,8 +89,20 @@ final class ShardProbe {
         return !thread.isShutdown();
     }
 
+    /** Stops probing and hands back the connection, waiting up to a second for a probe running. */
     void stop() {
-        thread.shutdownNow();
+        try {
+            thread.execute(this::release);
+        } catch (RejectedExecutionException e) {
+            return;
+        }
+        // the periodic probe is cancelled, the release above still runs
+        thread.shutdown();
+        try {
+            thread.awaitTermination(1, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     private void tick() {
@@ -86,6 +116,7 @@ final class ShardProbe {
         try {
             probe(now);
         } catch (SQLException e) {
+            release();
             lastSnapshot = null;
             active = false;
             retryAt = now + RETRY_NANOS;
@@ -97,6 +128,7 @@ final class ShardProbe {
                             e.getSQLState(),
                             e.getMessage());
         } catch (RuntimeException e) {
+            release();
             lastSnapshot = null;
             active = false;
             retryAt = now + RETRY_NANOS;
@@ -105,60 +137,91 @@ final class ShardProbe {
     }
 
     private void probe(long now) throws SQLException {
-        List<ShardWorker> owned = List.copyOf(engine.ownedWorkers());
-        // the idle shards, in the order they are owned, with the tickets of their idle waits; the ones
-        // only asked about are taken out below, which leaves the shards the probe reads for
-        Map<ShardWorker, Long> readFor = new LinkedHashMap<>();
-        for (ShardWorker w : owned) {
+        if (session != null && now - sessionSince - HOLD_NANOS >= 0) {
+            release();
+        }
+        // the idle shards, in the order they are owned, with the tickets of their idle waits
+        int owned = 0;
+        int n = 0;
+        for (ShardWorker w : engine.ownedWorkers()) {
+            owned++;
             long ticket = w.loop.idleTicket();
             if (ticket >= 0 && !leftAlone(w, now)) {
-                readFor.put(w, ticket);
+                if (n == idle.length) {
+                    idle = Arrays.copyOf(idle, Math.max(16, 2 * n));
+                    tickets = Arrays.copyOf(tickets, idle.length);
+                }
+                idle[n] = w;
+                tickets[n] = ticket;
+                n++;
             }
         }
-        if (woken.size() > owned.size()) {
-            woken.keySet().retainAll(new HashSet<>(owned));
+        if (woken.size() > owned) {
+            woken.keySet().retainAll(new HashSet<>(engine.ownedWorkers()));
         }
-        if (readFor.isEmpty()) {
+        if (n == 0) {
             active = true;
             return;
         }
+        try {
+            probe(now, n);
+        } finally {
+            Arrays.fill(idle, 0, n, null);
+        }
+    }
+
+    /** Reads for, or asks about, the first {@code n} shards of {@link #idle}. */
+    private void probe(long now, int n) throws SQLException {
         // While no topic is held, the probe reads the idle shards' rows itself, one statement for all
         // of them, and hands each shard what its own read would have returned. A shard that holds rows
         // (or any shard while topics are held) is only woken: it reads past its held rows itself.
-        boolean reads = engine.topics().held().isEmpty();
-        List<ShardWorker> askFor = readFor.keySet().stream()
-                .filter(w -> !reads || w.heldUpTo() != Long.MIN_VALUE)
-                .toList();
-        askFor.forEach(readFor::remove);
+        // The shards to read for are moved to the front of idle, the first r.
+        boolean reads = !engine.topics().anyHeld();
+        List<ShardWorker> askFor = List.of();
+        int r = 0;
+        for (int i = 0; i < n; i++) {
+            ShardWorker w = idle[i];
+            if (reads && w.heldUpTo() == Long.MIN_VALUE) {
+                idle[r] = w;
+                tickets[r] = tickets[i];
+                r++;
+            } else {
+                if (askFor.isEmpty()) {
+                    askFor = new ArrayList<>();
+                }
+                askFor.add(w);
+            }
+        }
         // The read may be skipped when no transaction ended since the last one, but only if that read
         // covered every shard idle now, in the same idle wait: a shard that ran since (or was not
         // idle then) may have read before that snapshot and missed rows committed in between.
-        boolean covered = askFor.isEmpty() && lastSnapshot != null && covered(readFor);
-        ProbeStatements.ProbeRead read = readFor.isEmpty()
+        boolean covered = askFor.isEmpty() && lastSnapshot != null && covered(r);
+        ProbeStatements.ProbeRead read = r == 0
                 ? ProbeStatements.ProbeRead.UNCHANGED
-                : engine.db()
-                        .probes()
-                        .probeRead(
-                                shards(readFor.keySet()), engine.config().batchSize(), covered ? lastSnapshot : null);
-        List<Integer> found = askFor.isEmpty() ? List.of() : ask(askFor);
+                : session(now).probeRead(readShards(r), engine.config().batchSize(), covered ? lastSnapshot : null);
+        List<Integer> found = askFor.isEmpty() ? List.of() : ask(now, askFor);
         if (!askFor.isEmpty()) {
             lastSnapshot = null;
         } else if (read != ProbeStatements.ProbeRead.UNCHANGED) {
             lastSnapshot = read.snapshot();
+            Map<ShardWorker, Long> readFor = new HashMap<>();
+            for (int i = 0; i < r; i++) {
+                readFor.put(idle[i], tickets[i]);
+            }
             lastCovered = readFor;
         }
         Map<Integer, List<OutboxRow>> rows = read.rows();
         active = true;
         engine.databaseAnswered();
-        for (var e : readFor.entrySet()) {
-            ShardWorker w = e.getKey();
+        for (int i = 0; i < r && !rows.isEmpty(); i++) {
+            ShardWorker w = idle[i];
             List<OutboxRow> its = rows.get(w.shard);
             if (its == null) {
                 continue;
             }
             long[] before = {w.rowReads(), w.emptyReads(), 0};
             // dropped if the shard ran meanwhile: it may have published some of these rows
-            if (w.loop.wakeWith(e.getValue(), its)) {
+            if (w.loop.wakeWith(tickets[i], its)) {
                 woken.put(w, before);
             }
         }
@@ -170,23 +233,55 @@ final class ShardProbe {
         }
     }
 
-    /** @return whether every shard to read now was read by the last read, in the same idle wait */
-    private boolean covered(Map<ShardWorker, Long> readFor) {
-        for (var e : readFor.entrySet()) {
-            if (!e.getValue().equals(lastCovered.get(e.getKey()))) {
+    /** @return whether the first {@code r} idle shards, the ones to read now, were read by the last read, in the same idle wait */
+    private boolean covered(int r) {
+        for (int i = 0; i < r; i++) {
+            Long ticket = lastCovered.get(idle[i]);
+            if (ticket == null || ticket != tickets[i]) {
                 return false;
             }
         }
         return true;
     }
 
+    /** @return the shards of the first {@code r} idle shards: the array of the last read if they are the same */
+    private int[] readShards(int r) {
+        boolean same = readShards.length == r;
+        for (int i = 0; same && i < r; i++) {
+            same = readShards[i] == idle[i].shard;
+        }
+        if (!same) {
+            readShards = new int[r];
+            for (int i = 0; i < r; i++) {
+                readShards[i] = idle[i].shard;
+            }
+        }
+        return readShards;
+    }
+
+    /** @return the held connection, borrowed if there is none */
+    private ProbeStatements.Session session(long now) throws SQLException {
+        if (session == null) {
+            session = engine.db().probes().open();
+            sessionSince = now;
+        }
+        return session;
+    }
+
+    private void release() {
+        if (session != null) {
+            session.close();
+            session = null;
+        }
+    }
+
     /** @return those of the shards that hold publishable rows above what they hold back */
-    private List<Integer> ask(List<ShardWorker> workers) throws SQLException {
+    private List<Integer> ask(long now, List<ShardWorker> workers) throws SQLException {
         long[] after = new long[workers.size()];
         for (int i = 0; i < after.length; i++) {
             after[i] = workers.get(i).heldUpTo();
         }
-        return engine.db().probes().probe(shards(workers), after);
+        return session(now).probe(shards(workers), after);
     }
 
     private static int[] shards(Collection<ShardWorker> workers) {

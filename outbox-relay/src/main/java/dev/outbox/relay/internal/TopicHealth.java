@@ -189,11 +189,25 @@ final class TopicHealth {
     Set<String> held() {
         Set<String> out = new TreeSet<>();
         for (Entry e : entries.values()) {
-            if ((e.missing && e.evidence) || (!e.ready && !e.missing && e.looking)) {
+            if (held(e)) {
                 out.add(e.topic);
             }
         }
         return out;
+    }
+
+    /** @return whether {@link #held()} is not empty, without building the set (asked by every probe) */
+    boolean anyHeld() {
+        for (Entry e : entries.values()) {
+            if (held(e)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static boolean held(Entry e) {
+        return (e.missing && e.evidence) || (!e.ready && !e.missing && e.looking);
     }
 
     /** A send found no metadata for a topic thought ready (deleted meanwhile): look it up before the next batch. */

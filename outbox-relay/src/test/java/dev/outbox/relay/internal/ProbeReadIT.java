@@ -100,6 +100,40 @@ class ProbeReadIT {
         }
     }
 
+    /**
+     * The probe keeps one session from one probe to the next, and the session binds the array of shards
+     * again only when the shards change: each read on it reads the shards it is given now, not those of
+     * an earlier read, even when the caller reuses and changes its array.
+     */
+    @Test
+    void aSessionReadsTheShardsItIsGivenEachTime(TestDatabase db) throws Exception {
+        String msg = db.schema() + ".outbox_message";
+        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false);
+        long eight;
+        long nine;
+        try (Connection c = db.connect()) {
+            eight = insert(c, msg, 8, null);
+            nine = insert(c, msg, 9, null);
+        }
+        try (ProbeStatements.Session session = rows.probes().open()) {
+            int[] shards = {8};
+            assertThat(session.probeRead(shards, 500, null).rows()).containsOnlyKeys(8);
+            ProbeStatements.ProbeRead again = session.probeRead(shards, 500, null);
+            assertThat(ids(again.rows().get(8))).containsExactly(eight);
+            assertThat(session.probeRead(shards, 500, again.snapshot())).isSameAs(ProbeStatements.ProbeRead.UNCHANGED);
+
+            shards[0] = 9;
+            ProbeStatements.ProbeRead other = session.probeRead(shards, 500, null);
+            assertThat(other.rows()).containsOnlyKeys(9);
+            assertThat(ids(other.rows().get(9))).containsExactly(nine);
+
+            Map<Integer, List<OutboxRow>> both =
+                    session.probeRead(new int[] {8, 9}, 500, null).rows();
+            assertThat(both).containsOnlyKeys(8, 9);
+            assertThat(session.probeRead(new int[] {7}, 500, null).rows()).isEmpty();
+        }
+    }
+
     private static long insert(Connection c, String msg, int shard, String key) throws SQLException {
         try (PreparedStatement ps = c.prepareStatement("insert into " + msg
                 + " (message_id, shard, topic, message_key, message_type, content_type, payload)"
