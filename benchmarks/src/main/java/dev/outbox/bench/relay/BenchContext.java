@@ -188,7 +188,8 @@ final class BenchContext {
                 kafka));
         report.line("JVM: max heap " + Runtime.getRuntime().maxMemory() / (1024 * 1024) + " MiB, args "
                 + ManagementFactory.getRuntimeMXBean().getInputArguments());
-        report.line("relay: " + options.workers() + " worker threads, producer " + producerPropertiesForDisplay()
+        report.line("relay: " + options.workers() + " worker threads, vacuum after " + options.vacuumAfterRows()
+                + " rows deleted (0: autovacuum only), producer " + producerPropertiesForDisplay()
                 + "; plain producer: the same properties");
         report.line("load average at the start: " + Report.loadAverage());
     }

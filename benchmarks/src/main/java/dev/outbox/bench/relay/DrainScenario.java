@@ -63,6 +63,7 @@ final class DrainScenario {
                 .producerProperties(ctx.producerProperties())
                 .batchSize(batchSize)
                 .workerThreads(ctx.options.workers())
+                .vacuumAfterRows(ctx.options.vacuumAfterRows())
                 .meterRegistry(registry)
                 .publishMode(publishMode);
         String loadBefore = Report.loadAverage();

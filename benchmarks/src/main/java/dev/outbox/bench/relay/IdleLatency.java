@@ -69,6 +69,7 @@ final class IdleLatency {
                 .dataSource(ctx.db.newDataSource(ctx.options.workers() + 4))
                 .producerProperties(ctx.producerProperties())
                 .workerThreads(ctx.options.workers())
+                .vacuumAfterRows(ctx.options.vacuumAfterRows())
                 .meterRegistry(registry);
         Outbox appender = wakeUp.configure(builder, ctx);
         try (Relay relay = builder.build()) {

@@ -21,7 +21,8 @@ import java.util.Map;
  * everything on a private PostgreSQL with {@code wal_level=logical} and, after the drains, compare the
  * relay with Debezium's embedded engine: see {@link DebeziumComparison}), {@code --compare-seconds N}
  * (seconds per level of that comparison, default 15), {@code --compare-rounds N} (its alternating
- * rounds, default 2), {@code --out FILE} (also write the summary there). See {@code
+ * rounds, default 2), {@code --vacuum-after-rows N} (the relays' {@code vacuumAfterRows}, default the
+ * relay's; 0 leaves the table to autovacuum), {@code --out FILE} (also write the summary there). See {@code
  * benchmarks/RELAY.md}.
  */
 record RelayOptions(
@@ -42,7 +43,8 @@ record RelayOptions(
         boolean compareListen,
         boolean compareDebezium,
         int compareSeconds,
-        int compareRounds) {
+        int compareRounds,
+        int vacuumAfterRows) {
 
     static RelayOptions parse(String[] args) {
         int messages = 200_000;
@@ -63,6 +65,7 @@ record RelayOptions(
         boolean compareDebezium = false;
         int compareSeconds = 15;
         int compareRounds = 2;
+        int vacuumAfterRows = Relay.Builder.DEFAULT_VACUUM_AFTER_ROWS;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (a.equals("--skip-million")) {
@@ -97,6 +100,7 @@ record RelayOptions(
                 case "--warmup" -> warmup = Integer.parseInt(v);
                 case "--compare-seconds" -> compareSeconds = positive(a, v);
                 case "--compare-rounds" -> compareRounds = positive(a, v);
+                case "--vacuum-after-rows" -> vacuumAfterRows = Integer.parseInt(v);
                 case "--steady-seconds" -> steadySeconds = Integer.parseInt(v);
                 case "--steady-rates" ->
                     steadyRates = Arrays.stream(v.split(","))
@@ -135,7 +139,8 @@ record RelayOptions(
                 compareListen,
                 compareDebezium,
                 compareSeconds,
-                compareRounds);
+                compareRounds,
+                vacuumAfterRows);
     }
 
     private static int positive(String name, String v) {

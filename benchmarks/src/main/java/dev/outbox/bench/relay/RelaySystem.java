@@ -27,6 +27,7 @@ final class RelaySystem implements ComparedSystem {
                 .dataSource(pool)
                 .producerProperties(ctx.producerProperties())
                 .workerThreads(ctx.options.workers())
+                .vacuumAfterRows(ctx.options.vacuumAfterRows())
                 .meterRegistry(new SimpleMeterRegistry())
                 .build();
         relay.start();

@@ -54,6 +54,7 @@ final class SteadyLoad {
                         .dataSource(pool)
                         .producerProperties(ctx.producerProperties())
                         .workerThreads(ctx.options.workers())
+                        .vacuumAfterRows(ctx.options.vacuumAfterRows())
                         .meterRegistry(new SimpleMeterRegistry())
                         .build()) {
             relay.start();
