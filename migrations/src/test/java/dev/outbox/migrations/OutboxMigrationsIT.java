@@ -49,7 +49,7 @@ class OutboxMigrationsIT {
         try (TestDatabase db = TestDatabase.createEmpty()) {
             MigrationResult result = OutboxMigrations.migrate(db.dataSource());
 
-            assertThat(result).isEqualTo(new MigrationResult("outbox", 5, "5"));
+            assertThat(result).isEqualTo(new MigrationResult("outbox", 6, "6"));
             try (Connection c = db.connect()) {
                 assertThat(tables(c, "outbox")).containsExactlyElementsOf(OUTBOX_TABLES);
                 assertThat(strings(
@@ -68,7 +68,8 @@ class OutboxMigrationsIT {
                                 "2 outbox shard lease",
                                 "3 processed message",
                                 "4 idempotency key",
-                                "5 outbox message shard range");
+                                "5 outbox message shard range",
+                                "6 outbox message keep pages");
                 assertThat(strings(
                                 c,
                                 "select pg_get_constraintdef(oid) from pg_constraint"
@@ -106,7 +107,7 @@ class OutboxMigrationsIT {
         try (TestDatabase db = TestDatabase.createEmpty()) {
             DataSource ds = db.dataSource();
             assertThat(OutboxMigrations.migrate(ds, "tenant_a", 8).migrationsExecuted())
-                    .isEqualTo(5);
+                    .isEqualTo(6);
 
             try (Connection c = db.connect()) {
                 assertThat(tables(c, "tenant_a")).containsExactlyElementsOf(OUTBOX_TABLES);
@@ -218,7 +219,7 @@ class OutboxMigrationsIT {
     void migratingAgainAppliesNothingAndChangesNothing() throws SQLException {
         try (TestDatabase db = TestDatabase.createEmpty()) {
             DataSource ds = db.dataSource();
-            assertThat(OutboxMigrations.migrate(ds).migrationsExecuted()).isEqualTo(5);
+            assertThat(OutboxMigrations.migrate(ds).migrationsExecuted()).isEqualTo(6);
             try (Connection c = db.connect();
                     Statement s = c.createStatement()) {
                 s.executeUpdate("update outbox.outbox_shard_lease set owner = 'relay-1', epoch = 7,"
@@ -232,9 +233,9 @@ class OutboxMigrationsIT {
             MigrationResult again = OutboxMigrations.migrate(ds);
             MigrationResult otherShardCount = OutboxMigrations.migrate(ds, "outbox", 8);
 
-            assertThat(again).isEqualTo(new MigrationResult("outbox", 0, "5"));
+            assertThat(again).isEqualTo(new MigrationResult("outbox", 0, "6"));
             assertThat(again.upToDate()).isTrue();
-            assertThat(otherShardCount).isEqualTo(new MigrationResult("outbox", 0, "5"));
+            assertThat(otherShardCount).isEqualTo(new MigrationResult("outbox", 0, "6"));
             assertThat(snapshot(db, "outbox")).isEqualTo(before);
         }
     }
@@ -263,8 +264,8 @@ class OutboxMigrationsIT {
             }
 
             assertThat(OutboxMigrations.migrate(ds).migrationsExecuted())
-                    .as("V5 with the default 64")
-                    .isEqualTo(1);
+                    .as("V5 with the default 64, and V6")
+                    .isEqualTo(2);
 
             try (Connection c = db.connect();
                     Statement s = c.createStatement()) {
@@ -295,7 +296,7 @@ class OutboxMigrationsIT {
             }
             MigrationResult result = OutboxMigrations.migrate(db.dataSource(), "public", 2);
 
-            assertThat(result.migrationsExecuted()).isEqualTo(5);
+            assertThat(result.migrationsExecuted()).isEqualTo(6);
             try (Connection c = db.connect()) {
                 assertThat(tables(c, "public")).contains("customer").containsAll(OUTBOX_TABLES);
                 assertThat(strings(c, "select count(*) from public.outbox_shard_lease"))
@@ -313,7 +314,7 @@ class OutboxMigrationsIT {
                     .placeholders(OutboxMigrations.placeholders("events", 16))
                     .load();
 
-            assertThat(flyway.migrate().migrationsExecuted).isEqualTo(5);
+            assertThat(flyway.migrate().migrationsExecuted).isEqualTo(6);
             try (Connection c = db.connect()) {
                 assertThat(tables(c, "events"))
                         .containsExactly(

@@ -25,7 +25,8 @@ class PlainSqlScriptsIT {
             "V2__outbox_shard_lease.sql",
             "V3__processed_message.sql",
             "V4__idempotency_key.sql",
-            "V5__outbox_message_shard_range.sql");
+            "V5__outbox_message_shard_range.sql",
+            "V6__outbox_message_keep_pages.sql");
 
     /** Every table, column, constraint, index and reloption of schema outbox, apart from Flyway's history. */
     private static final String CATALOG = """
@@ -65,7 +66,8 @@ class PlainSqlScriptsIT {
                             "options outbox_message "
                                     + "autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=5000,autovacuum_vacuum_cost_delay=0,"
                                     + "autovacuum_vacuum_insert_scale_factor=0,autovacuum_vacuum_insert_threshold=5000,"
-                                    + "autovacuum_analyze_scale_factor=0,autovacuum_analyze_threshold=5000,fillfactor=90")
+                                    + "autovacuum_analyze_scale_factor=0,autovacuum_analyze_threshold=5000,fillfactor=90,"
+                                    + "vacuum_truncate=false")
                     .hasSizeGreaterThan(40);
             assertThat(installedByPlainSql).isEqualTo(catalog(flyway));
         }
