@@ -9,7 +9,6 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.time.OffsetDateTime;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
@@ -85,11 +84,14 @@ final class Db implements ShardRows {
         this.deleteAllSql = "with r as (select * from unnest(?::int[], ?::bigint[]) as r(shard, epoch)),"
                 + " l as (select x.shard from " + lease + " x join r on x.shard = r.shard"
                 + " where x.owner = ? and x.epoch = r.epoch and x.lease_until > now() order by x.shard for share of x),"
-                // each id is joined with its own shard's lease: one primary-key descent per id (with
-                // `m.shard = l.shard and m.id = any(all ids)` the generic plan probed every id once per shard)
-                + " i as (select i.id, i.shard from unnest(?::bigint[], ?::int[]) as i(id, shard) join l on l.shard = i.shard),"
-                + " d as (delete from " + msg
-                + " m using i where m.id = i.id and m.shard = i.shard returning m.shard)"
+                // The rows are found by `m.id = any(all ids)`, an index condition whatever the statistics say,
+                // and kept only if their own shard's lease is held (`m.shard = any(array(...))`, evaluated once,
+                // after the leases are locked). Joined with the ids or the leases instead, the generic plan may
+                // probe every id once per shard, or, on a table that vacuum left with few live rows, run a whole
+                // primary-key scan per id (seconds per statement, measured). The relay submits only ids it read
+                // from the shard it names, so a row's own shard is its request's.
+                + " d as (delete from " + msg + " m where m.id = any(?::bigint[])"
+                + " and m.shard = any(array(select l.shard from l)) returning m.shard)"
                 + " select r.shard, l.shard is not null, coalesce(c.n, 0) from r left join l on l.shard = r.shard"
                 + " left join (select d.shard, count(*) as n from d group by d.shard) c on c.shard = r.shard";
         // one statement per failed batch: every failed row gets attempts + 1 and its error; a row is
@@ -271,6 +273,8 @@ final class Db implements ShardRows {
     /**
      * Deletes the published rows of several shards in one statement, each shard fenced by its own lease
      * {@code (shard, owner, epoch, lease_until > now())}, its lease row locked FOR SHARE in shard order.
+     * A row is deleted if its id is in a deletion and the lease of its own shard is held; the ids of a
+     * deletion are rows read from that deletion's shard.
      *
      * @param deletions at most one per shard
      * @return per deletion, in its order: whether its lease held, and the rows deleted
@@ -285,7 +289,6 @@ final class Db implements ShardRows {
             total += d.ids().length;
         }
         long[] ids = new long[total];
-        int[] idShards = new int[total];
         Map<Integer, Integer> position = new HashMap<>();
         int at = 0;
         for (int i = 0; i < n; i++) {
@@ -296,7 +299,6 @@ final class Db implements ShardRows {
             shards[i] = d.shard();
             epochs[i] = d.epoch();
             System.arraycopy(d.ids(), 0, ids, at, d.ids().length);
-            Arrays.fill(idShards, at, at + d.ids().length, d.shard());
             at += d.ids().length;
         }
         Fenced[] out = new Fenced[n];
@@ -306,7 +308,6 @@ final class Db implements ShardRows {
             ps.setArray(2, longArray(c, epochs));
             ps.setString(3, owner);
             ps.setArray(4, longArray(c, ids));
-            ps.setArray(5, intArray(c, idShards));
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
                     out[position.get(rs.getInt(1))] = new Fenced(rs.getBoolean(2), (int) rs.getLong(3));
