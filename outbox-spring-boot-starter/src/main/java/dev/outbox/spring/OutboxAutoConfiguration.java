@@ -255,6 +255,7 @@ public class OutboxAutoConfiguration {
                     .leaseDuration(p.getLeaseDuration())
                     .idlePollInterval(p.getIdlePollInterval())
                     .workerThreads(p.getWorkerThreads())
+                    .vacuumAfterRows(p.getVacuumAfterRows())
                     .meterRegistry(meters(registry));
             if (p.getInstanceId() != null) {
                 builder.instanceId(p.getInstanceId());

@@ -242,6 +242,9 @@ public class OutboxProperties {
         /** Worker threads publishing shards. */
         private int workerThreads = 4;
 
+        /** The relay vacuums the outbox table after every this many rows it deleted; 0 leaves it to autovacuum. */
+        private int vacuumAfterRows = 10_000;
+
         /** Further Kafka producer properties (TLS, SASL, compression); idempotence and acks=all are enforced. */
         private Map<String, String> producer = new LinkedHashMap<>();
 
@@ -299,6 +302,14 @@ public class OutboxProperties {
 
         public void setWorkerThreads(int workerThreads) {
             this.workerThreads = workerThreads;
+        }
+
+        public int getVacuumAfterRows() {
+            return vacuumAfterRows;
+        }
+
+        public void setVacuumAfterRows(int vacuumAfterRows) {
+            this.vacuumAfterRows = vacuumAfterRows;
         }
 
         public Map<String, String> getProducer() {
