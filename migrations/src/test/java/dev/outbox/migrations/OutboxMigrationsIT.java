@@ -49,7 +49,7 @@ class OutboxMigrationsIT {
         try (TestDatabase db = TestDatabase.createEmpty()) {
             MigrationResult result = OutboxMigrations.migrate(db.dataSource());
 
-            assertThat(result).isEqualTo(new MigrationResult("outbox", 6, "6"));
+            assertThat(result).isEqualTo(new MigrationResult("outbox", 7, "7"));
             try (Connection c = db.connect()) {
                 assertThat(tables(c, "outbox")).containsExactlyElementsOf(OUTBOX_TABLES);
                 assertThat(strings(
@@ -69,7 +69,8 @@ class OutboxMigrationsIT {
                                 "3 processed message",
                                 "4 idempotency key",
                                 "5 outbox message shard range",
-                                "6 outbox message keep pages");
+                                "6 outbox message keep pages",
+                                "7 outbox wait for change");
                 assertThat(strings(
                                 c,
                                 "select pg_get_constraintdef(oid) from pg_constraint"
@@ -107,7 +108,7 @@ class OutboxMigrationsIT {
         try (TestDatabase db = TestDatabase.createEmpty()) {
             DataSource ds = db.dataSource();
             assertThat(OutboxMigrations.migrate(ds, "tenant_a", 8).migrationsExecuted())
-                    .isEqualTo(6);
+                    .isEqualTo(7);
 
             try (Connection c = db.connect()) {
                 assertThat(tables(c, "tenant_a")).containsExactlyElementsOf(OUTBOX_TABLES);
@@ -219,7 +220,7 @@ class OutboxMigrationsIT {
     void migratingAgainAppliesNothingAndChangesNothing() throws SQLException {
         try (TestDatabase db = TestDatabase.createEmpty()) {
             DataSource ds = db.dataSource();
-            assertThat(OutboxMigrations.migrate(ds).migrationsExecuted()).isEqualTo(6);
+            assertThat(OutboxMigrations.migrate(ds).migrationsExecuted()).isEqualTo(7);
             try (Connection c = db.connect();
                     Statement s = c.createStatement()) {
                 s.executeUpdate("update outbox.outbox_shard_lease set owner = 'relay-1', epoch = 7,"
@@ -233,9 +234,9 @@ class OutboxMigrationsIT {
             MigrationResult again = OutboxMigrations.migrate(ds);
             MigrationResult otherShardCount = OutboxMigrations.migrate(ds, "outbox", 8);
 
-            assertThat(again).isEqualTo(new MigrationResult("outbox", 0, "6"));
+            assertThat(again).isEqualTo(new MigrationResult("outbox", 0, "7"));
             assertThat(again.upToDate()).isTrue();
-            assertThat(otherShardCount).isEqualTo(new MigrationResult("outbox", 0, "6"));
+            assertThat(otherShardCount).isEqualTo(new MigrationResult("outbox", 0, "7"));
             assertThat(snapshot(db, "outbox")).isEqualTo(before);
         }
     }
@@ -264,8 +265,8 @@ class OutboxMigrationsIT {
             }
 
             assertThat(OutboxMigrations.migrate(ds).migrationsExecuted())
-                    .as("V5 with the default 64, and V6")
-                    .isEqualTo(2);
+                    .as("V5 with the default 64, V6 and V7")
+                    .isEqualTo(3);
 
             try (Connection c = db.connect();
                     Statement s = c.createStatement()) {
@@ -296,7 +297,7 @@ class OutboxMigrationsIT {
             }
             MigrationResult result = OutboxMigrations.migrate(db.dataSource(), "public", 2);
 
-            assertThat(result.migrationsExecuted()).isEqualTo(6);
+            assertThat(result.migrationsExecuted()).isEqualTo(7);
             try (Connection c = db.connect()) {
                 assertThat(tables(c, "public")).contains("customer").containsAll(OUTBOX_TABLES);
                 assertThat(strings(c, "select count(*) from public.outbox_shard_lease"))
@@ -314,7 +315,7 @@ class OutboxMigrationsIT {
                     .placeholders(OutboxMigrations.placeholders("events", 16))
                     .load();
 
-            assertThat(flyway.migrate().migrationsExecuted).isEqualTo(6);
+            assertThat(flyway.migrate().migrationsExecuted).isEqualTo(7);
             try (Connection c = db.connect()) {
                 assertThat(tables(c, "events"))
                         .containsExactly(

@@ -26,9 +26,10 @@ class PlainSqlScriptsIT {
             "V3__processed_message.sql",
             "V4__idempotency_key.sql",
             "V5__outbox_message_shard_range.sql",
-            "V6__outbox_message_keep_pages.sql");
+            "V6__outbox_message_keep_pages.sql",
+            "V7__outbox_wait_for_change.sql");
 
-    /** Every table, column, constraint, index and reloption of schema outbox, apart from Flyway's history. */
+    /** Every table, column, constraint, index, reloption and function of schema outbox, apart from Flyway's history. */
     private static final String CATALOG = """
             select 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
                    || ' ' || coalesce(column_default, '') || ' ' || is_identity
@@ -42,6 +43,9 @@ class PlainSqlScriptsIT {
             union all
             select 'options ' || relname || ' ' || array_to_string(reloptions, ',')
               from pg_class where relnamespace = 'outbox'::regnamespace and reloptions is not null
+            union all
+            select 'function ' || p.oid::regprocedure || ' ' || md5(pg_get_functiondef(p.oid))
+              from pg_proc p where p.pronamespace = 'outbox'::regnamespace
             union all
             select 'rows ' || count(*) from outbox.outbox_shard_lease
             order by 1
@@ -68,7 +72,8 @@ class PlainSqlScriptsIT {
                                     + "autovacuum_vacuum_insert_scale_factor=0,autovacuum_vacuum_insert_threshold=5000,"
                                     + "autovacuum_analyze_scale_factor=0,autovacuum_analyze_threshold=5000,fillfactor=90,"
                                     + "vacuum_truncate=false")
-                    .hasSizeGreaterThan(40);
+                    .hasSizeGreaterThan(40)
+                    .anyMatch(line -> line.startsWith("function outbox.outbox_wait_for_change(text,integer,integer) "));
             assertThat(installedByPlainSql).isEqualTo(catalog(flyway));
         }
     }

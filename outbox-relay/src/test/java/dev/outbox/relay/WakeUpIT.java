@@ -48,6 +48,8 @@ class WakeUpIT {
     /** Far above the probe's few milliseconds, far below the one-minute poll: holds on a loaded machine. */
     private static final long BOUND_MS = 2_000;
 
+    private static final String PROBE_WAITS = "outbox.relay.probe.waits";
+
     private static Relay.Builder quietRelay(DataSource pool, String bootstrap, String id) {
         return Relay.builder()
                 .dataSource(pool)
@@ -65,10 +67,40 @@ class WakeUpIT {
      */
     @Test
     void aRowAppendedWithoutNotifyIsPublishedWithinTheBound(TestDatabase db, TestKafka kafka) throws Exception {
-        String topic = TestKafka.uniqueTopic("probe");
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        appendToAnIdleRelay(db, kafka, "probe", registry);
+        // between the rows the idle relay waited in PostgreSQL (migration V7), and commits ended the waits
+        assertThat(Fixtures.counter(registry, PROBE_WAITS, "outcome", "change")).isPositive();
+    }
+
+    /**
+     * G1 on a schema without the wait's function (before migration V7): the probe asks every interval
+     * instead, and an idle relay still publishes every row within the bound.
+     */
+    @Test
+    void withoutTheWaitFunctionTheProbeAsksEveryInterval(TestDatabase db, TestKafka kafka) throws Exception {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("drop function " + db.schema() + ".outbox_wait_for_change(text, integer, integer)");
+        }
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        appendToAnIdleRelay(db, kafka, "no-wait", registry);
+        assertThat(Fixtures.counter(registry, PROBE_WAITS, "outcome", "change")
+                        + Fixtures.counter(registry, PROBE_WAITS, "outcome", "timeout"))
+                .isZero();
+        assertThat(Fixtures.counter(registry, "outbox.relay.errors", "kind", "database"))
+                .as("a missing function is not a database failure")
+                .isZero();
+    }
+
+    /** Appends 20 rows to an idle relay, one at a time, each within the bound; reports the median. */
+    private static void appendToAnIdleRelay(TestDatabase db, TestKafka kafka, String name, SimpleMeterRegistry registry)
+            throws Exception {
+        String topic = TestKafka.uniqueTopic(name);
         kafka.createTopic(topic, 4);
         Outbox outbox = Outbox.builder().build();
-        try (Relay relay = quietRelay(db.newDataSource(10), kafka.bootstrapServers(), "probe-relay")
+        try (Relay relay = quietRelay(db.newDataSource(10), kafka.bootstrapServers(), name + "-relay")
+                        .meterRegistry(registry)
                         .build();
                 Probe kafkaSide = new Probe(kafka.bootstrapServers(), topic)) {
             startOwningAll(relay, 64);
@@ -88,8 +120,8 @@ class WakeUpIT {
             }
             Arrays.sort(latencies);
             System.out.printf(
-                    "commit->consumed without NOTIFY: p50 %d ms, max %d ms%n",
-                    latencies[latencies.length / 2], latencies[latencies.length - 1]);
+                    "%s: commit->consumed without NOTIFY: p50 %d ms, max %d ms%n",
+                    name, latencies[latencies.length / 2], latencies[latencies.length - 1]);
             assertThat(latencies[latencies.length - 1])
                     .as("every row within %d ms", BOUND_MS)
                     .isLessThan(BOUND_MS);
@@ -226,6 +258,11 @@ class WakeUpIT {
     void aSixtyThreeCharacterSchemaWorksEndToEndWithListen(TestDatabase db, TestKafka kafka) throws Exception {
         String schema = "w".repeat(60) + "_63";
         OutboxMigrations.migrate(db.dataSource(), schema, 8);
+        // without its wait in PostgreSQL (V7), the probe asks only every second (probeInterval below)
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("drop function " + schema + ".outbox_wait_for_change(text, integer, integer)");
+        }
         String topic = TestKafka.uniqueTopic("long-schema");
         kafka.createTopic(topic, 2);
         Outbox outbox = Outbox.builder()

@@ -116,7 +116,7 @@ final class Db implements ShardRows {
                 + " order by m.id limit " + BACKLOG_COUNTED + ") x) c"
                 + " cross join lateral (select m.id, m.created_at" + publishable + " order by m.id limit 1) f";
         this.parkedSql = "select count(*) from " + msg + " where parked_at is not null";
-        this.probes = new ProbeStatements(dataSource, msg, holdKey);
+        this.probes = new ProbeStatements(dataSource, schema, holdKey);
     }
 
     /** @return the read's select list and its shard condition ({@code m.shard = ?}), publishable rows only */

@@ -10,21 +10,27 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import javax.sql.DataSource;
 
 /**
- * The statements of {@link ShardProbe}: the read of the idle shards' rows and the question which
- * shards hold rows above what they hold back. They run on a {@link Session}, a connection in
- * autocommit mode that the probe holds from one probe to the next; {@link #probe} and {@link
- * #probeRead} borrow one for a single statement.
+ * The statements of {@link ShardProbe}: the read of the idle shards' rows, the question which
+ * shards hold rows above what they hold back, and the wait for the next ended transaction. They run
+ * on a {@link Session}, a connection in autocommit mode that the probe holds from one probe to the
+ * next.
  */
 final class ProbeStatements {
+    /** SQLStates of a wait that cannot run here: no such function (a schema before migration V7), or no privilege to run it. */
+    private static final Set<String> WAIT_UNAVAILABLE = Set.of("42883", "42501");
+
     private final DataSource dataSource;
     private final String probeSql;
     private final String probeReadSql;
+    private final String waitSql;
 
-    ProbeStatements(DataSource dataSource, String msg, boolean holdKey) {
+    ProbeStatements(DataSource dataSource, String schema, boolean holdKey) {
         this.dataSource = dataSource;
+        String msg = schema + ".outbox_message";
         // one descent of the partial index of publishable rows per shard, stopping at the first visible
         // entry (LIMIT 1 in a LATERAL keeps it a per-shard index probe: written as EXISTS, PostgreSQL
         // may plan a hash semi-join that reads every publishable row, the whole backlog)
@@ -43,6 +49,13 @@ final class ProbeStatements {
                 + " left join lateral (select s.s, x.* from unnest(?::int[]) as s(s) cross join lateral ("
                 + Db.columns(msg).replace("m.shard = ?", "m.shard = s.s") + (holdKey ? Db.holdBack(msg, "s.s") : "")
                 + " order by m.id limit ?) as x) as r on true where g.snap is distinct from ?";
+        // migration V7: returns once the snapshot differs from the one given, or after the longest wait
+        this.waitSql = "select " + schema + ".outbox_wait_for_change(?, ?, ?)";
+    }
+
+    /** @return whether {@code e} says that the wait for a change cannot run on this database, for good */
+    static boolean waitUnavailable(SQLException e) {
+        return WAIT_UNAVAILABLE.contains(e.getSQLState());
     }
 
     /**
@@ -53,27 +66,10 @@ final class ProbeStatements {
         return new Session(Db.connect(dataSource));
     }
 
-    /**
-     * @param shards the shards to look at
-     * @return those of them that hold publishable (unparked) rows, seen in one snapshot
-     */
-    List<Integer> probe(int[] shards, long[] after) throws SQLException {
-        try (Session s = open()) {
-            return s.probe(shards, after);
-        }
-    }
-
     /** What the probe's read found: the snapshot it read in, and per shard its rows. */
     record ProbeRead(String snapshot, Map<Integer, List<OutboxRow>> rows) {
         /** The read did not run: no transaction ended since the snapshot it was given. */
         static final ProbeRead UNCHANGED = new ProbeRead(null, Map.of());
-    }
-
-    /** {@link Session#probeRead} on a connection borrowed for this one statement. */
-    ProbeRead probeRead(int[] shards, int limit, String unlessSnapshot) throws SQLException {
-        try (Session s = open()) {
-            return s.probeRead(shards, limit, unlessSnapshot);
-        }
     }
 
     /**
@@ -87,6 +83,7 @@ final class ProbeStatements {
     final class Session implements AutoCloseable {
         private final Connection connection;
         private PreparedStatement read;
+        private PreparedStatement wait;
         // the shards bound to the read, and their array
         private int[] readShards;
         private Array readArray;
@@ -154,12 +151,35 @@ final class ProbeStatements {
             return snapshot == null ? ProbeRead.UNCHANGED : new ProbeRead(snapshot, found == null ? Map.of() : found);
         }
 
+        /**
+         * Waits in PostgreSQL until a transaction ends (the snapshot differs from {@code since}), looking
+         * every {@code stepMillis}, for at most {@code maxMillis}. The connection is busy meanwhile.
+         *
+         * @param since the snapshot of the probe's last read
+         * @return true when a transaction ended since {@code since}; false after {@code maxMillis} without one
+         * @throws SQLException also when the database has no such function ({@link #waitUnavailable})
+         */
+        boolean waitForChange(String since, int stepMillis, int maxMillis) throws SQLException {
+            if (wait == null) {
+                wait = connection.prepareStatement(waitSql);
+            }
+            wait.setString(1, since);
+            wait.setInt(2, stepMillis);
+            wait.setInt(3, maxMillis);
+            try (ResultSet rs = wait.executeQuery()) {
+                return rs.next() && rs.getBoolean(1);
+            }
+        }
+
         /** Returns the connection to the pool; a failure to close is not reported (the connection is dropped either way). */
         @Override
         public void close() {
             try (connection) {
                 if (read != null) {
                     read.close();
+                }
+                if (wait != null) {
+                    wait.close();
                 }
             } catch (SQLException e) {
                 // the pool discards a connection that failed

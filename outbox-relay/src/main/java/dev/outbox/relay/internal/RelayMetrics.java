@@ -40,6 +40,7 @@ final class RelayMetrics {
     static final String DELETE_SHARDS = "outbox.relay.delete.shards";
     static final String VACUUM = "outbox.relay.vacuum";
     static final String VACUUM_SKIPPED = "outbox.relay.vacuum.skipped";
+    static final String PROBE_WAITS = "outbox.relay.probe.waits";
     static final String INSTANCE_TAG = "relay.instance";
 
     private final MeterRegistry registry;
@@ -59,6 +60,8 @@ final class RelayMetrics {
     final DistributionSummary deleteShards;
     final Timer vacuum;
     final Counter vacuumSkipped;
+    final Counter probeWaitsChanged;
+    final Counter probeWaitsTimedOut;
     private final AtomicLong parkedRows = new AtomicLong();
     private final Map<Integer, double[]> backlog = new ConcurrentHashMap<>();
     private final Map<Integer, Meter[]> backlogMeters = new ConcurrentHashMap<>();
@@ -101,6 +104,8 @@ final class RelayMetrics {
                 .description(
                         "Vacuums not run: another vacuum of the table was running, the xmin horizon had not moved, or refused")
                 .register(registry);
+        this.probeWaitsChanged = probeWaits("change");
+        this.probeWaitsTimedOut = probeWaits("timeout");
         this.parked = Counter.builder(PARKED)
                 .tags(tags)
                 .description("Rows this relay parked (they can never be published)")
@@ -141,6 +146,15 @@ final class RelayMetrics {
                 .tags(tags)
                 .tag("kind", kind)
                 .description("Failed batches and writes by kind")
+                .register(registry);
+    }
+
+    private Counter probeWaits(String outcome) {
+        return Counter.builder(PROBE_WAITS)
+                .tags(tags)
+                .tag("outcome", outcome)
+                .description(
+                        "Waits of the idle probe in PostgreSQL, by how they ended: a transaction ended, or none did")
                 .register(registry);
     }
 

@@ -34,6 +34,17 @@ import java.util.concurrent.TimeUnit;
  * <p>While the probe statement fails, {@link #active()} is false and the shards fall back to
  * polling themselves from 10 ms up to the idle poll interval.
  *
+ * <p>While nothing happens it waits in PostgreSQL instead: once a probe found that no transaction
+ * ended since its last read, and every owned shard is idle and was covered by that read, the next
+ * statement is a wait ({@link ProbeStatements.Session#waitForChange}, migration V7) that returns
+ * within {@link #waitStepMillis} of the next ended transaction, or after {@value #WAIT_MILLIS} ms, and
+ * the probe reads at once. An idle relay then sends a few statements a second instead of one per
+ * probe interval. It is exact for the same reason the skipped read is: every shard idle and covered
+ * when the wait starts stays so until it runs again, and what it reads then is read after the
+ * snapshot the wait compares with; any row committed later ends the wait. A shard that was not idle
+ * (running, backing off) keeps the probe asking every interval. On a schema without the function the
+ * probe keeps asking every interval, and says so once.
+ *
  * <p>The probe holds one connection of the pool from one probe to the next ({@link
  * ProbeStatements.Session}: the pool size already counts one for the probe), and hands it back
  * after a failed statement, every {@value #HOLD_SECONDS} s (so that the pool may retire it) and
@@ -43,14 +54,22 @@ final class ShardProbe {
     private static final long RETRY_NANOS = TimeUnit.SECONDS.toNanos(1);
     private static final int HOLD_SECONDS = 1;
     private static final long HOLD_NANOS = TimeUnit.SECONDS.toNanos(HOLD_SECONDS);
+    /** The longest wait in PostgreSQL: how late a shard left alone rejoins the probe, and how long a stop may wait for it. */
+    static final int WAIT_MILLIS = 200;
 
     private final RelayEngine engine;
     private final ScheduledExecutorService thread;
+    /** How often the wait in PostgreSQL looks for an ended transaction: a fifth of the probe interval, at least 1 ms. */
+    private final int waitStepMillis;
     /** Per shard: the worker's read counts when the probe last woke it, and until when it is left alone. */
     private final Map<ShardWorker, long[]> woken = new HashMap<>();
 
     private volatile boolean active = true;
     private long retryAt;
+    // the last probe found nothing changed, with every owned shard idle and covered: the next may wait
+    private boolean mayWait;
+    // false once the database said it cannot run the wait (a schema before V7): the probe asks every interval
+    private boolean waits = true;
     // the snapshot of the last probe read that covered every idle shard: until a transaction ends,
     // nothing new can be visible, and the next read skips the outbox (null: the next read runs)
     private String lastSnapshot;
@@ -66,15 +85,16 @@ final class ShardProbe {
     // the shards of the last read, the same array while they stay the same
     private int[] readShards = new int[0];
 
-    private ShardProbe(RelayEngine engine, ScheduledExecutorService thread) {
+    private ShardProbe(RelayEngine engine, ScheduledExecutorService thread, Duration interval) {
         this.engine = engine;
         this.thread = thread;
+        this.waitStepMillis = (int) Math.max(1, interval.toMillis() / 5);
     }
 
     static ShardProbe start(RelayEngine engine, Duration interval) {
         ScheduledExecutorService thread = Executors.newSingleThreadScheduledExecutor(
                 Threads.single(engine.config().instanceId(), "probe"));
-        ShardProbe probe = new ShardProbe(engine, thread);
+        ShardProbe probe = new ShardProbe(engine, thread, interval);
         long nanos = interval.toNanos();
         thread.scheduleWithFixedDelay(probe::tick, nanos, nanos, TimeUnit.NANOSECONDS);
         return probe;
@@ -115,6 +135,9 @@ final class ShardProbe {
         }
         try {
             probe(now);
+            if (mayWait && waits && waitForChange(now) && !engine.closing()) {
+                probe(engine.time().nanoTime());
+            }
         } catch (SQLException e) {
             release();
             lastSnapshot = null;
@@ -140,12 +163,17 @@ final class ShardProbe {
         if (session != null && now - sessionSince - HOLD_NANOS >= 0) {
             release();
         }
+        mayWait = false;
         // the idle shards, in the order they are owned, with the tickets of their idle waits
         int owned = 0;
+        int idleOwned = 0;
         int n = 0;
         for (ShardWorker w : engine.ownedWorkers()) {
             owned++;
             long ticket = w.loop.idleTicket();
+            if (ticket >= 0) {
+                idleOwned++;
+            }
             if (ticket >= 0 && !leftAlone(w, now)) {
                 if (n == idle.length) {
                     idle = Arrays.copyOf(idle, Math.max(16, 2 * n));
@@ -164,14 +192,18 @@ final class ShardProbe {
             return;
         }
         try {
-            probe(now, n);
+            probe(now, n, idleOwned == owned);
         } finally {
             Arrays.fill(idle, 0, n, null);
         }
     }
 
-    /** Reads for, or asks about, the first {@code n} shards of {@link #idle}. */
-    private void probe(long now, int n) throws SQLException {
+    /**
+     * Reads for, or asks about, the first {@code n} shards of {@link #idle}.
+     *
+     * @param allIdle whether every owned shard is idle-waiting (those left alone included)
+     */
+    private void probe(long now, int n, boolean allIdle) throws SQLException {
         // While no topic is held, the probe reads the idle shards' rows itself, one statement for all
         // of them, and hands each shard what its own read would have returned. A shard that holds rows
         // (or any shard while topics are held) is only woken: it reads past its held rows itself.
@@ -210,6 +242,9 @@ final class ShardProbe {
             }
             lastCovered = readFor;
         }
+        // nothing ended since the last read, which covered every shard idle now, and none runs: until a
+        // transaction ends, the next probe would find the same
+        mayWait = allIdle && r > 0 && askFor.isEmpty() && read == ProbeStatements.ProbeRead.UNCHANGED;
         Map<Integer, List<OutboxRow>> rows = read.rows();
         active = true;
         engine.databaseAnswered();
@@ -230,6 +265,31 @@ final class ShardProbe {
                 woken.put(w, new long[] {w.rowReads(), w.emptyReads(), 0});
                 w.loop.wake();
             }
+        }
+    }
+
+    /**
+     * Waits in PostgreSQL until a transaction ends after the last read, or {@value #WAIT_MILLIS} ms.
+     *
+     * @return whether to probe again at once (a transaction ended)
+     */
+    private boolean waitForChange(long now) throws SQLException {
+        try {
+            boolean changed = session(now).waitForChange(lastSnapshot, waitStepMillis, WAIT_MILLIS);
+            (changed ? engine.metrics().probeWaitsChanged : engine.metrics().probeWaitsTimedOut).increment();
+            return changed;
+        } catch (SQLException e) {
+            if (!ProbeStatements.waitUnavailable(e)) {
+                throw e;
+            }
+            waits = false;
+            engine.log()
+                    .info(
+                            "the probe cannot wait in PostgreSQL for new rows ({}); it asks every probe interval"
+                                    + " instead. Run the outbox migrations (V7) to let an idle relay wait there"
+                                    + " at a fraction of the cost",
+                            e.getMessage());
+            return false;
         }
     }
 

@@ -1,6 +1,7 @@
 package dev.outbox.relay.internal;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
@@ -10,6 +11,10 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -42,26 +47,34 @@ class ProbeReadIT {
         }
         for (boolean holdKey : new boolean[] {false, true}) {
             Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", holdKey);
-            for (int limit : new int[] {3, 500}) {
-                Map<Integer, List<OutboxRow>> read =
-                        rows.probes().probeRead(SHARDS, limit, null).rows();
+            try (ProbeStatements.Session session = rows.probes().open()) {
+                readsWhatTheShardsOwnReadsReturn(rows, session, holdKey);
+            }
+        }
+    }
 
-                assertThat(read).doesNotContainKey(4);
-                for (int shard : new int[] {1, 2, 3}) {
-                    assertThat(ids(read.get(shard)))
-                            .as("shard %d, holdKey %s, limit %d", shard, holdKey, limit)
-                            .containsExactlyElementsOf(ids(rows.read(shard, limit)))
-                            .isNotEmpty();
-                }
+    /** The probe's read on {@code session} against each shard's own read, for two limits. */
+    private static void readsWhatTheShardsOwnReadsReturn(Db rows, ProbeStatements.Session session, boolean holdKey)
+            throws SQLException {
+        for (int limit : new int[] {3, 500}) {
+            Map<Integer, List<OutboxRow>> read =
+                    session.probeRead(SHARDS, limit, null).rows();
+
+            assertThat(read).doesNotContainKey(4);
+            for (int shard : new int[] {1, 2, 3}) {
+                assertThat(ids(read.get(shard)))
+                        .as("shard %d, holdKey %s, limit %d", shard, holdKey, limit)
+                        .containsExactlyElementsOf(ids(rows.read(shard, limit)))
+                        .isNotEmpty();
             }
-            List<String> keys = rows.probes().probeRead(SHARDS, 500, null).rows().get(2).stream()
-                    .map(OutboxRow::key)
-                    .toList();
-            if (holdKey) {
-                assertThat(keys).doesNotContain("k");
-            } else {
-                assertThat(keys).contains("k");
-            }
+        }
+        List<String> keys = session.probeRead(SHARDS, 500, null).rows().get(2).stream()
+                .map(OutboxRow::key)
+                .toList();
+        if (holdKey) {
+            assertThat(keys).doesNotContain("k");
+        } else {
+            assertThat(keys).contains("k");
         }
     }
 
@@ -76,25 +89,26 @@ class ProbeReadIT {
         String msg = db.schema() + ".outbox_message";
         Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false);
         try (Connection late = db.connect();
-                Connection early = db.connect()) {
+                Connection early = db.connect();
+                ProbeStatements.Session session = rows.probes().open()) {
             late.setAutoCommit(false);
             long lateId = insert(late, msg, 6, "late");
             long earlyId = insert(early, msg, 6, "early");
             assertThat(lateId).isLessThan(earlyId);
 
-            ProbeStatements.ProbeRead first = rows.probes().probeRead(new int[] {6}, 500, null);
+            ProbeStatements.ProbeRead first = session.probeRead(new int[] {6}, 500, null);
             assertThat(first.snapshot()).isNotNull();
             assertThat(ids(first.rows().get(6))).containsExactly(earlyId);
             // nothing ended since: nothing read
-            assertThat(rows.probes().probeRead(new int[] {6}, 500, first.snapshot()))
+            assertThat(session.probeRead(new int[] {6}, 500, first.snapshot()))
                     .isSameAs(ProbeStatements.ProbeRead.UNCHANGED);
 
             late.commit();
-            ProbeStatements.ProbeRead second = rows.probes().probeRead(new int[] {6}, 500, first.snapshot());
+            ProbeStatements.ProbeRead second = session.probeRead(new int[] {6}, 500, first.snapshot());
             assertThat(second.snapshot()).isNotEqualTo(first.snapshot());
             assertThat(ids(second.rows().get(6))).containsExactly(lateId, earlyId);
             // a read that runs and finds nothing still returns its snapshot
-            ProbeStatements.ProbeRead empty = rows.probes().probeRead(new int[] {7}, 500, first.snapshot());
+            ProbeStatements.ProbeRead empty = session.probeRead(new int[] {7}, 500, first.snapshot());
             assertThat(empty.snapshot()).isEqualTo(second.snapshot());
             assertThat(empty.rows()).isEmpty();
         }
@@ -131,6 +145,58 @@ class ProbeReadIT {
                     session.probeRead(new int[] {8, 9}, 500, null).rows();
             assertThat(both).containsOnlyKeys(8, 9);
             assertThat(session.probeRead(new int[] {7}, 500, null).rows()).isEmpty();
+        }
+    }
+
+    /**
+     * The probe's wait in PostgreSQL (migration V7), G1: it returns as soon as a transaction ends after
+     * the snapshot it is given, here the commit of a row with a lower id than a row already read, and
+     * the read after it finds that row; given a snapshot that is already stale, it returns at once.
+     */
+    @Test
+    void theWaitEndsWhenATransactionEnds(TestDatabase db) throws Exception {
+        String msg = db.schema() + ".outbox_message";
+        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false);
+        ExecutorService waiter = Executors.newSingleThreadExecutor();
+        try (Connection late = db.connect();
+                Connection early = db.connect();
+                ProbeStatements.Session session = rows.probes().open()) {
+            late.setAutoCommit(false);
+            long lateId = insert(late, msg, 10, "late");
+            long earlyId = insert(early, msg, 10, "early");
+            ProbeStatements.ProbeRead first = session.probeRead(new int[] {10}, 500, null);
+            assertThat(ids(first.rows().get(10))).containsExactly(earlyId);
+
+            // far longer than the test waits for it: a wait that did not see the commit would time out here
+            Future<Boolean> waited = waiter.submit(() -> session.waitForChange(first.snapshot(), 1, 10_000));
+            Thread.sleep(200);
+            late.commit();
+            assertThat(waited.get(5, TimeUnit.SECONDS)).isTrue();
+
+            ProbeStatements.ProbeRead after = session.probeRead(new int[] {10}, 500, first.snapshot());
+            assertThat(ids(after.rows().get(10))).containsExactly(lateId, earlyId);
+            assertThat(session.waitForChange(first.snapshot(), 1, 10_000)).isTrue();
+        } finally {
+            waiter.shutdownNow();
+        }
+    }
+
+    /** A schema without the wait's function (before migration V7) is told apart from a failing database. */
+    @Test
+    void aSchemaWithoutTheWaitIsRecognised(TestDatabase db) throws Exception {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("drop function " + db.schema() + ".outbox_wait_for_change(text, integer, integer)");
+        }
+        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false);
+        try (ProbeStatements.Session session = rows.probes().open()) {
+            String snapshot = session.probeRead(new int[] {11}, 500, null).snapshot();
+            assertThatThrownBy(() -> session.waitForChange(snapshot, 1, 10))
+                    .isInstanceOfSatisfying(
+                            SQLException.class,
+                            e -> assertThat(ProbeStatements.waitUnavailable(e))
+                                    .as(e.getSQLState())
+                                    .isTrue());
         }
     }
 
