@@ -42,9 +42,7 @@ class VacuumIT {
         DSLContext dsl = db.dsl();
         withoutAutovacuum(db);
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
-        try (Relay relay = Fixtures.relay(db, kafka.bootstrapServers(), "vacuum-off", registry)
-                .vacuumAfterRows(0)
-                .build()) {
+        try (Relay relay = relay(db, kafka, "vacuum-off", registry, 0).build()) {
             relay.start();
             long before = manualVacuums(db);
             publish(dsl, registry, topic, 3_000);
@@ -56,9 +54,7 @@ class VacuumIT {
             assertThat(timer(registry).count()).isZero();
         }
         SimpleMeterRegistry second = new SimpleMeterRegistry();
-        try (Relay relay = Fixtures.relay(db, kafka.bootstrapServers(), "vacuum-on", second)
-                .vacuumAfterRows(1_000)
-                .build()) {
+        try (Relay relay = relay(db, kafka, "vacuum-on", second, 1_000).build()) {
             relay.start();
             long before = manualVacuums(db);
             publish(dsl, second, topic, 3_000);
@@ -72,24 +68,11 @@ class VacuumIT {
     @Test
     void aRoleThatMayNotVacuumKeepsPublishingAndStopsAsking(TestDatabase db, TestKafka kafka) throws Exception {
         String topic = TestKafka.uniqueTopic("vacuum-refused");
-        String role = "outbox_vacuum_" + UUID.randomUUID().toString().substring(0, 8);
         withoutAutovacuum(db);
-        try (Connection c = db.connect();
-                Statement st = c.createStatement()) {
-            st.execute("create role " + role + " login");
-            st.execute("grant usage on schema " + db.schema() + " to " + role);
-            st.execute("grant select, insert, update, delete on all tables in schema " + db.schema() + " to " + role);
-            st.execute("grant usage on all sequences in schema " + db.schema() + " to " + role);
-        }
-        HikariConfig config = new HikariConfig();
-        config.setJdbcUrl(db.jdbcUrl());
-        config.setUsername(role);
-        config.setMaximumPoolSize(10);
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
-        try (HikariDataSource notOwner = new HikariDataSource(config);
-                Relay relay = Fixtures.relay(db, kafka.bootstrapServers(), "vacuum-refused", registry)
-                        .dataSource(notOwner)
-                        .vacuumAfterRows(500)
+        try (NotOwner notOwner = NotOwner.create(db);
+                Relay relay = relay(db, kafka, "vacuum-refused", registry, 500)
+                        .dataSource(notOwner.dataSource())
                         .build()) {
             relay.start();
             long before = manualVacuums(db);
@@ -102,12 +85,6 @@ class VacuumIT {
             assertThat(skipped(registry)).as("vacuums asked for and refused").isEqualTo(1);
             assertThat(timer(registry).count()).as("vacuums run").isZero();
             assertThat(manualVacuums(db)).as("vacuums PostgreSQL ran").isEqualTo(before);
-        } finally {
-            try (Connection c = db.connect();
-                    Statement st = c.createStatement()) {
-                st.execute("drop owned by " + role);
-                st.execute("drop role " + role);
-            }
         }
     }
 
@@ -124,9 +101,7 @@ class VacuumIT {
         DSLContext dsl = db.dsl();
         withoutAutovacuum(db);
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
-        try (Relay relay = Fixtures.relay(db, kafka.bootstrapServers(), "vacuum-held", registry)
-                .vacuumAfterRows(500)
-                .build()) {
+        try (Relay relay = relay(db, kafka, "vacuum-held", registry, 500).build()) {
             relay.start();
             try (Connection old = db.connect()) {
                 old.setAutoCommit(false);
@@ -158,6 +133,61 @@ class VacuumIT {
                             .as("back to a vacuum every 500 rows")
                             .isEqualTo(3));
             assertThat(skipped(registry)).isEqualTo(3);
+        }
+    }
+
+    /** A relay that vacuums the outbox table after every {@code afterRows} rows it deleted (0: never). */
+    private static Relay.Builder relay(
+            TestDatabase db, TestKafka kafka, String id, SimpleMeterRegistry registry, int afterRows) {
+        return Fixtures.relay(db, kafka.bootstrapServers(), id, registry).vacuumAfterRows(afterRows);
+    }
+
+    /**
+     * A login role with the relay's grants on the schema that does not own the outbox table, so may
+     * not vacuum it, and a pool of its connections; closing drops both.
+     */
+    private record NotOwner(TestDatabase db, String role, HikariDataSource dataSource) implements AutoCloseable {
+        static NotOwner create(TestDatabase db) throws SQLException {
+            String role = "outbox_vacuum_" + UUID.randomUUID().toString().substring(0, 8);
+            try {
+                try (Connection c = db.connect();
+                        Statement st = c.createStatement()) {
+                    st.execute("create role " + role + " login");
+                    st.execute("grant usage on schema " + db.schema() + " to " + role);
+                    st.execute("grant select, insert, update, delete on all tables in schema " + db.schema() + " to "
+                            + role);
+                    st.execute("grant usage on all sequences in schema " + db.schema() + " to " + role);
+                }
+                HikariConfig config = new HikariConfig();
+                config.setJdbcUrl(db.jdbcUrl());
+                config.setUsername(role);
+                config.setMaximumPoolSize(10);
+                return new NotOwner(db, role, new HikariDataSource(config));
+            } catch (SQLException | RuntimeException e) {
+                try {
+                    drop(db, role);
+                } catch (SQLException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+                throw e;
+            }
+        }
+
+        @Override
+        public void close() throws SQLException {
+            try {
+                dataSource.close();
+            } finally {
+                drop(db, role);
+            }
+        }
+
+        private static void drop(TestDatabase db, String role) throws SQLException {
+            try (Connection c = db.connect();
+                    Statement st = c.createStatement()) {
+                st.execute("drop owned by " + role);
+                st.execute("drop role " + role);
+            }
         }
     }
 

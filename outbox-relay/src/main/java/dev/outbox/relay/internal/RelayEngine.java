@@ -171,15 +171,17 @@ public final class RelayEngine implements Relay {
             coordinator.scheduleWithFixedDelay(leases::tick, renew, renew, TimeUnit.MILLISECONDS);
             long sample = Math.min(5_000, renew);
             sampler.scheduleWithFixedDelay(this::sample, 0, sample, TimeUnit.MILLISECONDS);
-            // on the sampler's thread: the pool needs no connection more for it
-            OutboxVacuum vacuum = new OutboxVacuum(
-                    config.dataSource(),
-                    config.schema(),
-                    config.vacuumAfterRows(),
-                    metrics.published::count,
-                    metrics,
-                    log);
-            sampler.scheduleWithFixedDelay(vacuum::tick, 1, 1, TimeUnit.SECONDS);
+            if (config.vacuumAfterRows() > 0) {
+                // on the sampler's thread: the pool needs no connection more for it
+                OutboxVacuum vacuum = new OutboxVacuum(
+                        config.dataSource(),
+                        config.schema(),
+                        config.vacuumAfterRows(),
+                        metrics.published::count,
+                        metrics,
+                        log);
+                sampler.scheduleWithFixedDelay(vacuum::tick, 1, 1, TimeUnit.SECONDS);
+            }
             if (config.listenDataSource() != null) {
                 listener = new NotificationListener(this, Outbox.channel(config.schema()));
                 listener.start();
