@@ -66,8 +66,6 @@ final class ShardProbe {
 
     private volatile boolean active = true;
     private long retryAt;
-    // the last probe found nothing changed, with every owned shard idle and covered: the next may wait
-    private boolean mayWait;
     // false once the database said it cannot run the wait (a schema before V7): the probe asks every interval
     private boolean waits = true;
     // the snapshot of the last probe read that covered every idle shard: until a transaction ends,
@@ -134,8 +132,7 @@ final class ShardProbe {
             return;
         }
         try {
-            probe(now);
-            if (mayWait && waits && waitForChange(now) && !engine.closing()) {
+            if (probe(now) && waits && waitForChange(now) && !engine.closing()) {
                 probe(engine.time().nanoTime());
             }
         } catch (SQLException e) {
@@ -159,11 +156,16 @@ final class ShardProbe {
         }
     }
 
-    private void probe(long now) throws SQLException {
+    /**
+     * Reads for, or asks about, the idle shards.
+     *
+     * @return whether the next statement may wait for a change: nothing ended since the last read, which
+     *     covered every shard idle now, and no owned shard runs
+     */
+    private boolean probe(long now) throws SQLException {
         if (session != null && now - sessionSince - HOLD_NANOS >= 0) {
             release();
         }
-        mayWait = false;
         // the idle shards, in the order they are owned, with the tickets of their idle waits
         int owned = 0;
         int idleOwned = 0;
@@ -189,10 +191,10 @@ final class ShardProbe {
         }
         if (n == 0) {
             active = true;
-            return;
+            return false;
         }
         try {
-            probe(now, n, idleOwned == owned);
+            return probe(now, n, idleOwned == owned);
         } finally {
             Arrays.fill(idle, 0, n, null);
         }
@@ -202,8 +204,9 @@ final class ShardProbe {
      * Reads for, or asks about, the first {@code n} shards of {@link #idle}.
      *
      * @param allIdle whether every owned shard is idle-waiting (those left alone included)
+     * @return whether the next statement may wait for a change ({@link #probe(long)})
      */
-    private void probe(long now, int n, boolean allIdle) throws SQLException {
+    private boolean probe(long now, int n, boolean allIdle) throws SQLException {
         // While no topic is held, the probe reads the idle shards' rows itself, one statement for all
         // of them, and hands each shard what its own read would have returned. A shard that holds rows
         // (or any shard while topics are held) is only woken: it reads past its held rows itself.
@@ -244,7 +247,7 @@ final class ShardProbe {
         }
         // nothing ended since the last read, which covered every shard idle now, and none runs: until a
         // transaction ends, the next probe would find the same
-        mayWait = allIdle && r > 0 && askFor.isEmpty() && read == ProbeStatements.ProbeRead.UNCHANGED;
+        boolean mayWait = allIdle && r > 0 && askFor.isEmpty() && read == ProbeStatements.ProbeRead.UNCHANGED;
         Map<Integer, List<OutboxRow>> rows = read.rows();
         active = true;
         engine.databaseAnswered();
@@ -266,6 +269,7 @@ final class ShardProbe {
                 w.loop.wake();
             }
         }
+        return mayWait;
     }
 
     /**
