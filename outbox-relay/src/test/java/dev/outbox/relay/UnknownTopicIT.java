@@ -208,6 +208,59 @@ class UnknownTopicIT {
         }
     }
 
+    /**
+     * G3 and G7 on an otherwise idle relay: only a missing topic's row and a later row of its key (for a
+     * topic that exists) are in the outbox, so Kafka acknowledges nothing while the topic's lookups run,
+     * and the relay's readiness probe (once a third of the 30 s lease without an acknowledgement) is
+     * too rare to fall inside them. The topic must still be told apart from an outage: its rows stay
+     * held, without retriable errors or a circuit breaker that opens, and the key's later row waits
+     * for its held one. A message of another key is then published at once.
+     */
+    @Test
+    void anIdleRelayKeepsHoldingAMissingTopicRatherThanTakingItForAnOutage(TestDatabase db) throws Exception {
+        DSLContext dsl = db.dsl();
+        List<UUID> ids = Fixtures.commit(
+                dsl, List.of(message(MISSING, "idle-key", "first"), message(PRESENT, "idle-key", "second")));
+        List<UUID> all = new ArrayList<>(ids);
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        try (Relay relay = Fixtures.relay(db, broker.bootstrapServers(), "missing-idle", registry)
+                        .producerProperties(
+                                Map.of("bootstrap.servers", broker.bootstrapServers(), "max.block.ms", 1_000))
+                        .leaseDuration(Duration.ofSeconds(30))
+                        .maxAttempts(Relay.Builder.MAX_MAX_ATTEMPTS)
+                        .build();
+                Fixtures.Collector kafkaSide = new Fixtures.Collector(broker.bootstrapServers(), PRESENT)) {
+            relay.start();
+            await().atMost(Duration.ofSeconds(10))
+                    .until(() -> Fixtures.gauge(registry, "outbox.relay.held.topics") == 1.0);
+            // eight one-second lookups, none with a record acknowledged meanwhile
+            await().during(Duration.ofSeconds(8)).atMost(Duration.ofSeconds(12)).untilAsserted(() -> {
+                assertThat(Fixtures.gauge(registry, "outbox.relay.held.topics"))
+                        .as("the topic stays held")
+                        .isEqualTo(1.0);
+                assertThat(Fixtures.counter(registry, "outbox.relay.errors", "kind", "retriable"))
+                        .as("held rows are not failed as if Kafka were down")
+                        .isZero();
+                assertThat(Fixtures.gauge(registry, "outbox.relay.breaker.state"))
+                        .as("the circuit breaker stays closed")
+                        .isZero();
+                assertThat(kafkaSide.ids())
+                        .as("the key's later row waits for its held one (G3)")
+                        .doesNotContain(ids.get(1));
+            });
+            UUID other = Fixtures.commit(dsl, List.of(message(PRESENT, "other-key", "now")))
+                    .get(0);
+            all.add(other);
+            await().atMost(Duration.ofSeconds(5))
+                    .untilAsserted(() -> assertThat(kafkaSide.ids()).contains(other));
+            assertThat(kafkaSide.ids()).doesNotContain(ids.get(1));
+        } finally {
+            dsl.deleteFrom(OUTBOX_MESSAGE)
+                    .where(OUTBOX_MESSAGE.MESSAGE_ID.in(all))
+                    .execute();
+        }
+    }
+
     private Relay relay(TestDatabase db, String id, SimpleMeterRegistry registry, ParkPolicy policy, int maxAttempts) {
         return Fixtures.relay(db, broker.bootstrapServers(), id, registry)
                 .producerProperties(Map.of("bootstrap.servers", broker.bootstrapServers(), "max.block.ms", 2_000))

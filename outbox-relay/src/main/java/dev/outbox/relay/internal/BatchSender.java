@@ -52,7 +52,8 @@ final class BatchSender {
         // a topic whose metadata did not arrive within max.block.ms: its other rows are not sent in this
         // batch (each would wait max.block.ms again), nor the later rows of the failed key; other topics go on
         String missingTopic = null;
-        String missingKey = null;
+        // the keys of the rows failed or skipped for that topic: their later rows, of any topic, wait too
+        Set<String> missingKeys = new HashSet<>();
         // topics without metadata (TopicHealth): their rows are held, not sent, and so are the later rows
         // of their keys in this batch, so that a key's rows never overtake one another across topics
         Map<String, TopicHealth.Status> metadata = new HashMap<>();
@@ -71,9 +72,10 @@ final class BatchSender {
             if (key != null && (held.contains(key) || leaderless.contains(key) || unreadKeys.contains(key))) {
                 continue;
             }
-            if (missingTopic != null
-                    && (missingTopic.equals(row.topic())
-                            || (row.key() != null && row.key().equals(missingKey)))) {
+            if (missingTopic != null && (missingTopic.equals(row.topic()) || missingKeys.contains(key))) {
+                if (key != null) {
+                    missingKeys.add(key);
+                }
                 continue;
             }
             // metadata first (a topic's first lookup may wait briefly), then the lease deadline, then the
@@ -152,7 +154,9 @@ final class BatchSender {
                     }
                     topics.suspect(row.topic());
                     missingTopic = row.topic();
-                    missingKey = row.key();
+                    if (row.key() != null) {
+                        missingKeys.add(row.key());
+                    }
                 } else {
                     // a second topic without metadata, or a broken producer: the broker is not reachable or the
                     // client is unusable, and sending the rest would only wait max.block.ms per record

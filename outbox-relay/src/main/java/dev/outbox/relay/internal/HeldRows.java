@@ -12,6 +12,7 @@ import java.util.Set;
  * shard's running task.
  */
 final class HeldRows {
+    private final TopicHealth topics;
     // rows the last batch held (their topic without metadata): the next read takes as many more
     int seen;
     // the rows held, at most HELD_WINDOW_BATCHES batches of them; the keys of these rows, whose other rows
@@ -23,6 +24,11 @@ final class HeldRows {
     final Set<String> rowTopics = new HashSet<>();
     Set<String> topicsRead = Set.of();
     long max = Long.MIN_VALUE;
+
+    /** @param topics told which topics' rows this shard remembers: they stay held while it does */
+    HeldRows(TopicHealth topics) {
+        this.topics = topics;
+    }
 
     boolean isEmpty() {
         return ids.isEmpty();
@@ -52,7 +58,9 @@ final class HeldRows {
                 OutboxRow row = batch.rows.get(i);
                 ids.add(row.id());
                 this.max = Math.max(this.max, row.id());
-                rowTopics.add(row.topic());
+                if (rowTopics.add(row.topic())) {
+                    topics.holding(row.topic(), this, true);
+                }
                 if (row.key() != null) {
                     keys.add(row.key());
                 }
@@ -67,10 +75,18 @@ final class HeldRows {
             return;
         }
         seen = Math.max(seen, ids.size());
+        for (String topic : rowTopics) {
+            topics.holding(topic, this, false);
+        }
         ids.clear();
         keys.clear();
         rowTopics.clear();
         max = Long.MIN_VALUE;
+    }
+
+    /** The shard stopped: its rows are no one's to hold any more. */
+    void release() {
+        topics.releaseAll(this);
     }
 
     /** @return whether a failed metadata check of a remembered row's topic is still to be counted by {@code shard} */

@@ -20,28 +20,17 @@ final class KafkaReadiness {
     private final Map<String, Object> producerProperties;
     private final PrefixedLog log;
     private Admin admin;
+    private boolean closed;
 
     KafkaReadiness(Map<String, Object> producerProperties, PrefixedLog log) {
         this.producerProperties = producerProperties;
         this.log = log;
     }
 
-    /** @return whether the cluster answered within about 5 s */
+    /** @return whether the cluster answered within about 5 s (asked by the sampler and by topic lookups) */
     boolean answers() {
         try {
-            if (admin == null) {
-                Map<String, Object> props = new HashMap<>();
-                for (var e : producerProperties.entrySet()) {
-                    if (AdminClientConfig.configNames().contains(e.getKey())) {
-                        props.put(e.getKey(), e.getValue());
-                    }
-                }
-                props.put(
-                        AdminClientConfig.CLIENT_ID_CONFIG,
-                        props.getOrDefault(AdminClientConfig.CLIENT_ID_CONFIG, "outbox-relay") + "-probe");
-                admin = Admin.create(props);
-            }
-            admin.describeCluster(new DescribeClusterOptions().timeoutMs(5_000))
+            admin().describeCluster(new DescribeClusterOptions().timeoutMs(5_000))
                     .nodes()
                     .get(6, TimeUnit.SECONDS);
             return true;
@@ -53,7 +42,27 @@ final class KafkaReadiness {
         return false;
     }
 
-    void close(Duration timeout) {
+    private synchronized Admin admin() {
+        if (closed) {
+            throw new KafkaException("the relay is closing");
+        }
+        if (admin == null) {
+            Map<String, Object> props = new HashMap<>();
+            for (var e : producerProperties.entrySet()) {
+                if (AdminClientConfig.configNames().contains(e.getKey())) {
+                    props.put(e.getKey(), e.getValue());
+                }
+            }
+            props.put(
+                    AdminClientConfig.CLIENT_ID_CONFIG,
+                    props.getOrDefault(AdminClientConfig.CLIENT_ID_CONFIG, "outbox-relay") + "-probe");
+            admin = Admin.create(props);
+        }
+        return admin;
+    }
+
+    synchronized void close(Duration timeout) {
+        closed = true;
         if (admin != null) {
             admin.close(timeout);
         }

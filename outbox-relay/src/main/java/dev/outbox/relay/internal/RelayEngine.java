@@ -58,7 +58,7 @@ public final class RelayEngine implements Relay {
     private int shardCount;
     private RelayProducers producers;
     private TopicHealth topics;
-    private KafkaReadiness kafkaProbe;
+    private volatile KafkaReadiness kafkaProbe;
     private ScheduledThreadPoolExecutor workers;
     private ScheduledExecutorService coordinator;
     private ScheduledExecutorService sampler;
@@ -115,12 +115,13 @@ public final class RelayEngine implements Relay {
             topics = new TopicHealth(
                     config,
                     producers::shared,
-                    this::kafkaAnsweredSince,
+                    this::kafkaAnsweredOrAnswersNow,
                     this::wakeAll,
                     log,
                     RelayProducers.maxBlockMs(config.producerProperties()),
                     TopicHealth.lookupThreads(config, Math.max(2, config.workerThreads())),
                     time);
+            metrics.heldTopics(topics::heldCount);
             workers = new ScheduledThreadPoolExecutor(config.workerThreads(), threads("worker"));
             workers.setRemoveOnCancelPolicy(true);
             workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
@@ -254,6 +255,23 @@ public final class RelayEngine implements Relay {
     boolean kafkaAnsweredSince(long nanos) {
         long ok = kafkaOkNanos;
         return ok != Long.MIN_VALUE && ok - nanos > 0;
+    }
+
+    /**
+     * Asked by a topic lookup that found no metadata: whether Kafka answered meanwhile, else whether it
+     * answers the readiness probe now. An idle relay acknowledges no record for a whole lookup, and its
+     * missing topic must still be told apart from an outage.
+     */
+    private boolean kafkaAnsweredOrAnswersNow(long nanos) {
+        if (kafkaAnsweredSince(nanos)) {
+            return true;
+        }
+        KafkaReadiness readiness = kafkaProbe;
+        if (readiness != null && readiness.answers()) {
+            kafkaAnswered();
+            return true;
+        }
+        return false;
     }
 
     RelayConfig config() {

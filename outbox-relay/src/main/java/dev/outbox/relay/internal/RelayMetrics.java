@@ -41,6 +41,7 @@ final class RelayMetrics {
     static final String VACUUM = "outbox.relay.vacuum";
     static final String VACUUM_SKIPPED = "outbox.relay.vacuum.skipped";
     static final String PROBE_WAITS = "outbox.relay.probe.waits";
+    static final String HELD_TOPICS = "outbox.relay.held.topics";
     static final String INSTANCE_TAG = "relay.instance";
 
     private final MeterRegistry registry;
@@ -138,6 +139,15 @@ final class RelayMetrics {
         gauges.add(Gauge.builder(PARKED_ROWS, parkedRows, AtomicLong::get)
                 .tags(tags)
                 .description("Parked rows in the outbox table (sampled)")
+                .register(registry));
+    }
+
+    /** Registers the gauge of the topics whose rows are held now (no metadata), once the relay starts. */
+    void heldTopics(Supplier<Number> count) {
+        gauges.add(Gauge.builder(HELD_TOPICS, count)
+                .tags(tags)
+                .description(
+                        "Topics without metadata whose rows this relay holds now (not sent, not counted as failed)")
                 .register(registry));
     }
 

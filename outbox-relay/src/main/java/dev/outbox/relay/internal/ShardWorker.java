@@ -56,7 +56,7 @@ final class ShardWorker {
     // confined to the one running task
     private final ReadAhead ahead = new ReadAhead();
     private final ShardWaits waits;
-    private final HeldRows held = new HeldRows();
+    private final HeldRows held;
     // the topics of the remembered held rows left out of the batch in flight: its metadata checks are
     // counted only once a read takes those rows again
     private Set<String> leftOut = Set.of();
@@ -82,6 +82,7 @@ final class ShardWorker {
         this.breaker = services.breaker();
         this.metrics = services.metrics();
         this.topics = services.topics();
+        this.held = new HeldRows(topics);
         this.relay = services;
         this.log = services.log();
         this.time = services.time();
@@ -97,7 +98,10 @@ final class ShardWorker {
         this.loop = new ShardLoop(workers, this::step);
         this.sender = new BatchSender(config.batchSize(), holdKey, leaderless, lease, topics, time::currentTimeMillis);
         // a shard released, lost or dropped closes its own producer (transactional mode) once its loop stopped
-        loop.stopped().whenComplete((v, t) -> publisher.close());
+        loop.stopped().whenComplete((v, t) -> {
+            held.release();
+            publisher.close();
+        });
     }
 
     long rowReads() {
@@ -163,10 +167,12 @@ final class ShardWorker {
         leftOut = rows != null && ahead.filtered && !held.isEmpty() ? Set.copyOf(held.rowTopics) : Set.of();
         if (rows == null) {
             Set<String> heldTopics = topics.held();
-            if (!heldTopics.equals(held.topicsRead) || held.checkToCount(topics, shard)) {
+            // a topic no longer held may have metadata now: its remembered rows are read again, with their
+            // payload; a topic newly held changes nothing for the rows remembered (they stay held)
+            if (!heldTopics.containsAll(held.topicsRead) || held.checkToCount(topics, shard)) {
                 forgetHeld();
-                held.topicsRead = heldTopics;
             }
+            held.topicsRead = heldTopics;
             try {
                 String[] waiting = leaderless.isEmpty()
                         ? null
@@ -191,11 +197,20 @@ final class ShardWorker {
             }
         }
         if (rows.isEmpty()) {
-            if (!held.isEmpty()) {
-                // only rows the shard holds are left: the probe looks above them
-                heldUpTo = Math.max(heldUpTo, held.max);
-            }
             emptyReads++;
+            if (!held.isEmpty()) {
+                // only rows the shard holds are left: the probe looks above them. They are read again at
+                // once, so that rows deleted or parked meanwhile are forgotten (and a missing topic with no
+                // rows left stops being held); a row still there is held and remembered again
+                heldUpTo = Math.max(heldUpTo, held.max);
+                forgetHeld();
+                loop.next(0, false);
+                return;
+            }
+            if (leaderless.isEmpty()) {
+                // nothing is held and nothing to read: the probe reads for the shard again
+                heldUpTo = Long.MIN_VALUE;
+            }
             loop.next(waits.emptyWaitNanos(), true);
             return;
         }

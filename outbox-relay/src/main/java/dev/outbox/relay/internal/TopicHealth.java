@@ -45,8 +45,13 @@ final class TopicHealth {
     private static final long FRESH_NANOS = TimeUnit.SECONDS.toNanos(1);
     /** The longest a worker waits for a lookup (counted from the lookup's start). */
     static final long MAX_FIRST_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(500);
-    /** A topic no shard asked about for this long is forgotten (its re-checks stop). */
+    /** A topic no shard asked about for this long, and whose rows no shard remembers, is forgotten (its re-checks stop). */
     private static final long FORGET_NANOS = TimeUnit.MINUTES.toNanos(5);
+    /**
+     * A missing topic stays held (the shards' reads leave its rows' payloads out and the probe only
+     * asks) while a shard remembers rows of it, and for this long after a batch last met one.
+     */
+    static final long HELD_AFTER_ASKED_NANOS = TimeUnit.SECONDS.toNanos(2);
     /** Gaps between the lookups of a missing topic: full jitter, 100 ms doubling up to 1 s. */
     private static final Backoff RECHECK = Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(1));
 
@@ -73,6 +78,8 @@ final class TopicHealth {
     private static final class Entry {
         final String topic;
         final Map<Integer, Integer> countedByShard = new ConcurrentHashMap<>();
+        // the shards' HeldRows that remember rows of this topic
+        final Set<Object> holders = ConcurrentHashMap.newKeySet();
         volatile long askedNanos;
         volatile long readyNanos;
         volatile boolean ready;
@@ -107,6 +114,7 @@ final class TopicHealth {
     /**
      * @param publisher the shared producer, through which topics are looked up
      * @param kafkaAnsweredSince whether Kafka answered after the given {@link TimeSource#nanoTime()}
+     *     (asked on a lookup thread when a lookup found no metadata; it may ask the cluster, and wait)
      * @param wakeAll wakes every idle shard (a held topic has metadata again)
      * @param maxBlockMs the producer's {@code max.block.ms}: a lookup of a topic without metadata
      *     ends after it
@@ -185,11 +193,17 @@ final class TopicHealth {
         }
     }
 
-    /** @return the topics whose rows are held now (missing, or a lookup in progress that is not known to succeed) */
+    /**
+     * @return the topics whose rows are held now: a lookup in progress that is not known to succeed,
+     *     or missing while a shard remembers rows of it or a batch met one in the last {@link
+     *     #HELD_AFTER_ASKED_NANOS} (a missing topic whose rows are gone, parked or deleted, no longer
+     *     changes how the shards read)
+     */
     Set<String> held() {
         Set<String> out = new TreeSet<>();
+        long now = time.nanoTime();
         for (Entry e : entries.values()) {
-            if (held(e)) {
+            if (held(e, now)) {
                 out.add(e.topic);
             }
         }
@@ -198,16 +212,58 @@ final class TopicHealth {
 
     /** @return whether {@link #held()} is not empty, without building the set (asked by every probe) */
     boolean anyHeld() {
+        long now = time.nanoTime();
         for (Entry e : entries.values()) {
-            if (held(e)) {
+            if (held(e, now)) {
                 return true;
             }
         }
         return false;
     }
 
-    private static boolean held(Entry e) {
-        return (e.missing && e.evidence) || (!e.ready && !e.missing && e.looking);
+    /** @return how many topics {@link #held()} holds now, for the gauge */
+    int heldCount() {
+        long now = time.nanoTime();
+        int n = 0;
+        for (Entry e : entries.values()) {
+            if (held(e, now)) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    private static boolean held(Entry e, long now) {
+        if (e.missing) {
+            return e.evidence && (!e.holders.isEmpty() || now - e.askedNanos < HELD_AFTER_ASKED_NANOS);
+        }
+        return !e.ready && e.looking;
+    }
+
+    /**
+     * A shard ({@code holder}, its {@link HeldRows}) remembers held rows of {@code topic} from now on
+     * ({@code holds}), or no longer: while any shard does, a missing topic stays {@link #held()} and
+     * is checked again.
+     */
+    void holding(String topic, Object holder, boolean holds) {
+        Entry e = entries.get(topic);
+        if (e == null) {
+            // forgotten meanwhile: not held, so the shard forgets its rows and meets the topic again
+            return;
+        }
+        if (holds) {
+            e.holders.add(holder);
+        } else if (e.holders.remove(holder)) {
+            // in use until now: a shard reading its forgotten rows again finds the topic still held
+            e.askedNanos = time.nanoTime();
+        }
+    }
+
+    /** {@code holder}'s shard stopped: it remembers no rows any more. */
+    void releaseAll(Object holder) {
+        for (Entry e : entries.values()) {
+            e.holders.remove(holder);
+        }
     }
 
     /** A send found no metadata for a topic thought ready (deleted meanwhile): look it up before the next batch. */
@@ -272,6 +328,13 @@ final class TopicHealth {
         if (failure instanceof InterruptException) {
             Thread.currentThread().interrupt();
         }
+        // a lookup without metadata while Kafka answers (a record acknowledged meanwhile, or the readiness
+        // probe now) means a missing topic, not an outage; asked before the entry is locked (it may wait)
+        boolean answered = failure != null
+                && !Errors.isPoison(failure)
+                && !Errors.isFatal(failure)
+                && !(failure instanceof InterruptException)
+                && kafkaAnsweredSince.test(started);
         boolean found = false;
         long missingFor = 0;
         boolean firstMiss = false;
@@ -298,8 +361,8 @@ final class TopicHealth {
                     e.missingSince = started;
                 }
                 e.lastError = new Errors.TopicUnavailable(e.topic, failure);
-                firstMiss = !e.evidence && kafkaAnsweredSince.test(started);
-                e.evidence = kafkaAnsweredSince.test(started);
+                firstMiss = !e.evidence && answered;
+                e.evidence = answered;
                 // one attempt per check, but at most one per countInterval: about the pace at which a
                 // retried batch counted them before (max.block.ms plus a backoff up to its cap)
                 if (e.evidence && (e.failedChecks == 0 || time.nanoTime() - e.countedNanos >= countIntervalNanos)) {
@@ -307,7 +370,7 @@ final class TopicHealth {
                     e.countedNanos = time.nanoTime();
                 }
                 result = e.evidence ? Status.HOLD : new Status(State.ERROR, e.lastError);
-                if (time.nanoTime() - e.askedNanos < FORGET_NANOS) {
+                if (time.nanoTime() - e.askedNanos < FORGET_NANOS || !e.holders.isEmpty()) {
                     start(
                             e,
                             Math.max(

@@ -216,7 +216,7 @@ class ShardWorkerDecisionsTest {
         rows.reads.add(List.of(row(1, "a", "k0"), row(2, "b", "k9")));
         // "slow" has no metadata yet (its lookup does not answer): its rows are held
         rows.reads.add(List.of(row(3, "slow", "k1"), row(4, "a", "k2")));
-        rows.reads.add(List.of(row(3, "slow", "k1"), row(5, "a", "k1"), row(6, "b", "k6")));
+        rows.reads.add(List.of(row(5, "a", "k1"), row(6, "b", "k6")));
         rows.reads.add(List.of(row(7, "a", "k1"), row(8, "b", "k8")));
         ShardWorker w = worker();
         // the lookups answer on their own thread: run what is due until each read is done
@@ -233,8 +233,11 @@ class ShardWorkerDecisionsTest {
             return rows.deleted.contains(8L);
         });
 
-        // the first two reads saw no topic held (plain reads); the third found "slow" held, forgot what the
-        // second batch held and read it again; the fourth is the second filtered read
+        // the first two reads saw no topic held (plain reads); the third found "slow" held and left out the
+        // row the second batch held (a topic newly held changes nothing for it); the fourth also row 5
+        assertThat(rows.heldIds.get(0))
+                .as("the third read leaves out the row the second batch held")
+                .containsExactly(3L);
         assertThat(rows.heldIds.get(1))
                 .as("the fourth read leaves out the rows the shard holds")
                 .containsExactlyInAnyOrder(3L, 5L);
@@ -257,6 +260,19 @@ class ShardWorkerDecisionsTest {
         // so c's row is not even tried
         assertThat(made.get(0).history()).isEmpty();
         assertThat(sends(made.get(0))).isEqualTo(2);
+        assertThat(rows.deleted).isEmpty();
+    }
+
+    @Test
+    void aRowSkippedForItsFailedTopicHoldsTheLaterRowsOfItsKeyInOtherTopics() {
+        sendException = new TimeoutException("Topic a not present in metadata after 10000 ms.");
+        // a's first row fails; a's second row is skipped without a send, and so must be k2's later row of b
+        rows.reads.add(List.of(row(1, "a", "k1"), row(2, "a", "k2"), row(3, "b", "k2")));
+        worker(new CountingPublisher(ShardPublisher.shared(shared())));
+
+        assertThat(sends(made.get(0)))
+                .as("k2's row of b is not sent before k2's row of a, which is read again (G3)")
+                .isEqualTo(1);
         assertThat(rows.deleted).isEmpty();
     }
 

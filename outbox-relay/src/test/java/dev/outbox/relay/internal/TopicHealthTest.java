@@ -81,6 +81,8 @@ class TopicHealthTest {
     @Test
     void aMissingTopicIsCheckedAgainAfterItsBackoffAndItsShardsAreWokenWhenItAppears() {
         missing();
+        Object shard = new Object();
+        topics.holding("t", shard, true);
         Duration first = lookups.lastDelay();
         assertThat(first).isPositive().isLessThanOrEqualTo(Duration.ofMillis(100));
         lookups.advance(first.minusNanos(1));
@@ -98,6 +100,52 @@ class TopicHealthTest {
         assertThat(topics.held()).isEmpty();
         assertThat(wakes).as("the idle shards read its rows at once").hasValue(1);
         assertThat(topics.status("t")).isEqualTo(TopicHealth.Status.READY);
+    }
+
+    @Test
+    void aMissingTopicStaysHeldWhileAShardRemembersItsRowsAndBrieflyAfter() {
+        missing();
+        long asked = time.nanoTime();
+        time.advance(Duration.ofNanos(TopicHealth.HELD_AFTER_ASKED_NANOS - 1));
+        assertThat(topics.anyHeld()).as("a batch met its rows just now").isTrue();
+        lookups.advance(Duration.ofNanos(1));
+        assertThat(topics.held())
+                .as("no shard remembers its rows and no batch met one for %d ns", time.nanoTime() - asked)
+                .isEmpty();
+        assertThat(topics.heldCount()).isZero();
+        assertThat(topics.status("t").state())
+                .as("its rows are still held when a batch meets them")
+                .isEqualTo(TopicHealth.State.HOLD);
+        assertThat(topics.heldCount()).isOne();
+
+        Object one = new Object();
+        Object two = new Object();
+        topics.holding("t", one, true);
+        topics.holding("t", two, true);
+        lookups.advance(Duration.ofMinutes(6));
+        assertThat(topics.held())
+                .as("two shards remember rows of it, six minutes after a batch last met one")
+                .containsExactly("t");
+        topics.holding("t", one, false);
+        lookups.advance(Duration.ofSeconds(10));
+        assertThat(topics.held()).as("one shard still remembers rows of it").containsExactly("t");
+        topics.releaseAll(two);
+        assertThat(topics.held())
+                .as("the shard of the last one stopped, and no batch met a row for 10 s")
+                .isEmpty();
+        topics.holding("t", one, true);
+        topics.holding("t", one, false);
+        assertThat(topics.held())
+                .as("the last shard let go just now: a re-read of its rows finds the topic held")
+                .containsExactly("t");
+        lookups.advance(Duration.ofNanos(TopicHealth.HELD_AFTER_ASKED_NANOS));
+        assertThat(topics.held()).isEmpty();
+        lookups.advance(Duration.ofMinutes(5));
+        int checks = lookups.delays.size();
+        lookups.advance(Duration.ofMinutes(1));
+        assertThat(lookups.delays.size())
+                .as("forgotten (no more re-checks) five minutes after the last shard let go")
+                .isEqualTo(checks);
     }
 
     @Test
