@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -35,6 +36,9 @@ final class Batch {
     int sentRows;
     // one per record sent, plus one held by the task until the read-ahead is done
     private final AtomicInteger pending = new AtomicInteger(1);
+    // the order in which the rows' errors arrived (1 for the first): see aborted()
+    private final AtomicInteger failures = new AtomicInteger();
+    private final int[] failedAs;
     private final Runnable onAck;
     private final Consumer<Batch> onAnswered;
     volatile boolean stoppedEarly;
@@ -71,6 +75,7 @@ final class Batch {
         this.acked = new boolean[rows.size()];
         this.sent = new boolean[rows.size()];
         this.held = new boolean[rows.size()];
+        this.failedAs = new int[rows.size()];
         this.onAck = onAck;
         this.onAnswered = onAnswered;
     }
@@ -86,6 +91,7 @@ final class Batch {
     void answered(int i, Throwable error) {
         if (error != null) {
             errors[i] = error;
+            failedAs[i] = failures.incrementAndGet();
         } else {
             acked[i] = true;
             onAck.run();
@@ -121,6 +127,15 @@ final class Batch {
         for (Throwable e : errors) {
             poisoned |= e != null && Errors.isPoison(e);
         }
+        // Once a record failed, the producer fails the transaction's records not yet sent with that same
+        // exception (its last error): a healthy row may get the poison row's RecordTooLargeException.
+        // Of the rows answered with one exception object, only the first to be answered is its own cause.
+        Map<Throwable, Integer> firstFailed = new IdentityHashMap<>();
+        for (int i = 0; i < rows.size(); i++) {
+            if (errors[i] != null && Errors.isPoison(errors[i])) {
+                firstFailed.merge(errors[i], failedAs[i], Math::min);
+            }
+        }
         for (int i = 0; i < rows.size(); i++) {
             Throwable e = errors[i];
             if (commitFailure != null && sent[i]) {
@@ -128,8 +143,9 @@ final class Batch {
             } else if (commitFailure == null
                     && poisoned
                     && e != null
-                    && !Errors.isPoison(e)
-                    && !(e instanceof Errors.TopicUnavailable)) {
+                    && (Errors.isPoison(e)
+                            ? failedAs[i] != firstFailed.get(e)
+                            : !(e instanceof Errors.TopicUnavailable))) {
                 errors[i] = null;
             }
         }

@@ -36,6 +36,7 @@ import org.apache.kafka.common.Cluster;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.errors.TimeoutException;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.junit.jupiter.api.AfterEach;
@@ -351,6 +352,33 @@ class ShardWorkerDecisionsTest {
                 .as("acknowledged but rolled back: nothing of the batch was published")
                 .isEmpty();
         assertThat(metrics.aborted.count()).isEqualTo(2);
+    }
+
+    @Test
+    void inAnAbortedTransactionOnlyTheRowThatFailedFirstWithAPoisonErrorIsParked() {
+        autoComplete = false;
+        CountingPublisher publisher = new CountingPublisher(ShardPublisher.shared(shared())) {
+            @Override
+            public boolean atomic() {
+                return true;
+            }
+        };
+        rows.reads.add(List.of(row(1, "a", "k1"), row(2, "b", "k2"), row(3, "c", "k3")));
+        worker(publisher);
+        // the broker refuses row 1's record; the producer then fails the transaction's records not yet
+        // sent with that same exception, its last error
+        RecordTooLargeException tooLarge = new RecordTooLargeException(
+                "The request included a message larger than" + " the max message size the server will accept.");
+        made.get(0).errorNext(tooLarge);
+        made.get(0).completeNext();
+        made.get(0).errorNext(tooLarge);
+        workers.runDue();
+
+        assertThat(publisher.aborts).hasValue(1);
+        assertThat(rows.failed)
+                .as("row 3 only shared the transaction's error: it is sent again, not parked (G7)")
+                .containsExactly(List.of(1L));
+        assertThat(rows.deleted).isEmpty();
     }
 
     @Test
