@@ -146,8 +146,8 @@ final class RelayMetrics {
     void heldTopics(Supplier<Number> count) {
         gauges.add(Gauge.builder(HELD_TOPICS, count)
                 .tags(tags)
-                .description(
-                        "Topics without metadata whose rows this relay holds now (not sent, not counted as failed)")
+                .description("Topics without metadata whose rows this relay holds now (not sent; an attempt per failed"
+                        + " check, at most one per backoff cap)")
                 .register(registry));
     }
 
