@@ -17,8 +17,8 @@ final class HeldRows {
     int seen;
     // the rows held, at most HELD_WINDOW_BATCHES batches of them; the keys of these rows, whose other rows
     // are held too; the topics of these rows; and the held topics when they were read. Forgotten (read
-    // again) when the held topics change, a metadata check of their topic is to be counted as an attempt,
-    // a row is parked or a batch fails.
+    // again) when a topic stops being held, a read finds nothing but these rows, a metadata check of their
+    // topic is to be counted as an attempt, a row is parked or a batch fails.
     final List<Long> ids = new ArrayList<>();
     final Set<String> keys = new HashSet<>();
     final Set<String> rowTopics = new HashSet<>();
