@@ -121,7 +121,7 @@ public final class RelayEngine implements Relay {
                     RelayProducers.maxBlockMs(config.producerProperties()),
                     TopicHealth.lookupThreads(config, Math.max(2, config.workerThreads())),
                     time);
-            metrics.heldTopics(topics::heldCount);
+            metrics.heldTopics(() -> topics.held().size());
             workers = new ScheduledThreadPoolExecutor(config.workerThreads(), threads("worker"));
             workers.setRemoveOnCancelPolicy(true);
             workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);

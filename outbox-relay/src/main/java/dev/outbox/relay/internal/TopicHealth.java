@@ -221,18 +221,6 @@ final class TopicHealth {
         return false;
     }
 
-    /** @return how many topics {@link #held()} holds now, for the gauge */
-    int heldCount() {
-        long now = time.nanoTime();
-        int n = 0;
-        for (Entry e : entries.values()) {
-            if (held(e, now)) {
-                n++;
-            }
-        }
-        return n;
-    }
-
     private static boolean held(Entry e, long now) {
         if (e.missing) {
             return e.evidence && (!e.holders.isEmpty() || now - e.askedNanos < HELD_AFTER_ASKED_NANOS);
@@ -328,13 +316,12 @@ final class TopicHealth {
         if (failure instanceof InterruptException) {
             Thread.currentThread().interrupt();
         }
+        // a failure other than these is a lookup without metadata
+        boolean notMetadata = failure != null
+                && (Errors.isPoison(failure) || Errors.isFatal(failure) || failure instanceof InterruptException);
         // a lookup without metadata while Kafka answers (a record acknowledged meanwhile, or the readiness
         // probe now) means a missing topic, not an outage; asked before the entry is locked (it may wait)
-        boolean answered = failure != null
-                && !Errors.isPoison(failure)
-                && !Errors.isFatal(failure)
-                && !(failure instanceof InterruptException)
-                && kafkaAnsweredSince.test(started);
+        boolean answered = failure != null && !notMetadata && kafkaAnsweredSince.test(started);
         boolean found = false;
         long missingFor = 0;
         boolean firstMiss = false;
@@ -350,7 +337,7 @@ final class TopicHealth {
                 e.readyNanos = time.nanoTime();
                 e.consecutiveFailures = 0;
                 result = Status.READY;
-            } else if (Errors.isPoison(failure) || Errors.isFatal(failure) || failure instanceof InterruptException) {
+            } else if (notMetadata) {
                 // not a question of metadata arriving: the worker handles it (parks, or replaces the producer)
                 e.ready = false;
                 result = new Status(State.ERROR, failure);
