@@ -2,20 +2,17 @@ package dev.outbox.relay.internal;
 
 import dev.outbox.core.internal.PrefixedLog;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
-import java.sql.SQLException;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
  * Writes back what one shard's finished batch came to: ends its Kafka transaction (transactional
- * mode) and records its failed rows in the database, fenced by the lease. {@link ShardWorker} acts on
+ * mode) and says what to record of its failed rows in the database, fenced by the lease. {@link ShardWorker} acts on
  * what it reports (a fenced producer or a lost lease drops the shard).
  */
 final class BatchEnd {
     private final int shard;
     private final long epoch;
     private final RelayConfig config;
-    private final ShardRows db;
     private final ShardPublisher publisher;
     private final ShardServices relay;
     private final RelayMetrics metrics;
@@ -26,7 +23,6 @@ final class BatchEnd {
         this.shard = shard;
         this.epoch = epoch;
         this.config = services.config();
-        this.db = services.rows();
         this.publisher = publisher;
         this.relay = services;
         this.metrics = services.metrics();
@@ -100,19 +96,22 @@ final class BatchEnd {
 
     /**
      * Parks the poison rows and counts an attempt of the rows that failed retriably, parking those that
-     * reached maxAttempts, in one fenced statement.
+     * reached maxAttempts: the shard's request for the relay's failure queue, one fenced statement for
+     * many shards.
+     */
+    ShardRows.Failure failure(Batch.Failures f) {
+        return new ShardRows.Failure(shard, epoch, f.ids(), f.errors(), f.park());
+    }
+
+    /**
+     * Logs and counts what the failure statement did to the batch's rows.
      *
      * @param parked run for each row parked
      * @return null, or when the lease was lost (the shard is to be dropped) what it could not do
      */
-    String recordFailures(Batch batch, List<Integer> poison, List<Integer> retriable, Runnable parked)
-            throws SQLException {
-        Batch.Failures f = batch.failures(poison, retriable);
-        int n = f.ids().length;
-        Db.Failed result = db.fail(shard, epoch, f.ids(), f.errors(), f.park(), config.maxAttempts());
-        relay.databaseAnswered().run();
+    String recorded(Batch batch, Batch.Failures f, Db.Failed result, Runnable parked) {
         if (!result.leaseHeld()) {
-            return "record the failure of " + n + " rows";
+            return "record the failure of " + f.ids().length + " rows";
         }
         for (Db.FailedRow r : result.rows()) {
             int i = f.index().get(r.id());

@@ -42,7 +42,7 @@ final class Db implements ShardRows {
     private final String readAheadSql;
     private final String readFilteredSql;
     private final String deleteAllSql;
-    private final String failSql;
+    private final String failAllSql;
     private final String shardCountSql;
     private final String backlogSql;
     private final String parkedSql;
@@ -57,10 +57,6 @@ final class Db implements ShardRows {
         this.leases = new LeaseStatements(dataSource, schema, owner);
         String msg = schema + ".outbox_message";
         String lease = schema + ".outbox_shard_lease";
-        // The lease row is locked FOR SHARE for the statement, so a takeover (an UPDATE of that row)
-        // either commits before and makes the lease check fail, or waits until this write committed.
-        String fence = "l as (select shard from " + lease
-                + " where shard = ? and owner = ? and epoch = ? and lease_until > now() for share)";
         String columns = columns(msg);
         this.holdKey = holdKey;
         String hold = holdKey ? holdBack(msg, "?") : "";
@@ -77,8 +73,10 @@ final class Db implements ShardRows {
         // of them is new without looking at the array; the array is checked only for lower ids (rows
         // that committed after the previous read), which keeps the read-ahead cheap for large batches.
         this.readAheadSql = columns + " and (m.id > ? or m.id <> all(?))" + hold + " order by m.id limit ?";
-        // Several shards' finished batches in one statement, each fenced by its own lease. The lease rows
-        // are locked FOR SHARE in shard order (the lock is taken above the sort), as renew and release lock
+        // Several shards' finished batches in one statement, each fenced by its own lease. A lease row is
+        // locked FOR SHARE for the statement, so a takeover (an UPDATE of that row) either commits before
+        // and makes the lease check fail, or waits until this write committed. The lease rows are locked in
+        // shard order (the lock is taken above the sort), as renew and release lock
         // theirs (LeaseStatements), so that no two of the relay's statements wait for each other in a
         // cycle. A shard whose lease check fails is not locked and keeps its rows; the others' are deleted.
         this.deleteAllSql = "with r as (select * from unnest(?::int[], ?::bigint[]) as r(shard, epoch)),"
@@ -94,15 +92,20 @@ final class Db implements ShardRows {
                 + " and m.shard = any(array(select l.shard from l)) returning m.shard)"
                 + " select r.shard, l.shard is not null, coalesce(c.n, 0) from r left join l on l.shard = r.shard"
                 + " left join (select d.shard, count(*) as n from d group by d.shard) c on c.shard = r.shard";
-        // one statement per failed batch: every failed row gets attempts + 1 and its error; a row is
-        // parked when its error can never succeed (f.park) or when it has used up its attempts
-        this.failSql =
-                "with " + fence + ", u as (update " + msg + " m set attempts = m.attempts + 1, last_error = f.error,"
-                        + " parked_at = case when f.park or m.attempts + 1 >= ? then clock_timestamp() end"
-                        + " from l, unnest(?::bigint[], ?::text[], ?::boolean[]) as f(id, error, park)"
-                        + " where m.shard = l.shard and m.id = f.id and m.parked_at is null"
-                        + " returning m.id, m.attempts, m.parked_at is not null as parked)"
-                        + " select (select count(*) from l), u.id, u.attempts, u.parked from (values (1)) as one(x) left join u on true";
+        // Several shards' failed rows in one statement, fenced and locked as the delete above: every failed
+        // row gets attempts + 1 and its error; a row is parked when its error can never succeed (f.park) or
+        // when it has used up its attempts. The rows are found by `m.id = any(all ids)` for the same reason.
+        this.failAllSql = "with r as (select * from unnest(?::int[], ?::bigint[]) as r(shard, epoch)),"
+                + " l as (select x.shard from " + lease + " x join r on x.shard = r.shard"
+                + " where x.owner = ? and x.epoch = r.epoch and x.lease_until > now() order by x.shard for share of x),"
+                + " u as (update " + msg + " m set attempts = m.attempts + 1, last_error = f.error,"
+                + " parked_at = case when f.park or m.attempts + 1 >= ? then clock_timestamp() end"
+                + " from unnest(?::bigint[], ?::text[], ?::boolean[]) as f(id, error, park)"
+                + " where m.id = any(?::bigint[]) and m.id = f.id and m.shard = any(array(select l.shard from l))"
+                + " and m.parked_at is null"
+                + " returning m.shard, m.id, m.attempts, m.parked_at is not null as parked)"
+                + " select r.shard, l.shard is not null, u.id, u.attempts, u.parked from r"
+                + " left join l on l.shard = r.shard left join u on u.shard = r.shard";
         this.shardCountSql = "select count(*), coalesce(min(shard), 0), coalesce(max(shard), -1) from " + lease;
         // Per shard: the count of at most BACKLOG_COUNTED rows, the id of the last of them, the first
         // row's id and age, and the highest id: a handful of index descents and up to BACKLOG_COUNTED
@@ -282,30 +285,14 @@ final class Db implements ShardRows {
     @Override
     public List<Fenced> deleteAll(List<Deletion> deletions) throws SQLException {
         int n = deletions.size();
-        int[] shards = new int[n];
-        long[] epochs = new long[n];
-        int total = 0;
-        for (Deletion d : deletions) {
-            total += d.ids().length;
-        }
-        long[] ids = new long[total];
-        Map<Integer, Integer> position = new HashMap<>();
-        int at = 0;
-        for (int i = 0; i < n; i++) {
-            Deletion d = deletions.get(i);
-            if (position.put(d.shard(), i) != null) {
-                throw new IllegalArgumentException("shard " + d.shard() + " twice in one delete");
-            }
-            shards[i] = d.shard();
-            epochs[i] = d.epoch();
-            System.arraycopy(d.ids(), 0, ids, at, d.ids().length);
-            at += d.ids().length;
-        }
+        Fences fences = fences(deletions, "delete");
+        long[] ids = fences.ids();
+        Map<Integer, Integer> position = fences.position();
         Fenced[] out = new Fenced[n];
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(deleteAllSql)) {
-            ps.setArray(1, intArray(c, shards));
-            ps.setArray(2, longArray(c, epochs));
+            ps.setArray(1, intArray(c, fences.shards()));
+            ps.setArray(2, longArray(c, fences.epochs()));
             ps.setString(3, owner);
             ps.setArray(4, longArray(c, ids));
             try (ResultSet rs = ps.executeQuery()) {
@@ -317,37 +304,79 @@ final class Db implements ShardRows {
         return List.of(out);
     }
 
-    /**
-     * Records a failed attempt of each row, fenced by the lease: {@code attempts + 1}, {@code
-     * last_error}, and {@code parked_at} when {@code park[i]} or the row reached {@code maxAttempts}.
-     */
-    @Override
-    public Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts)
-            throws SQLException {
-        try (Connection c = connect();
-                PreparedStatement ps = c.prepareStatement(failSql)) {
-            fence(ps, shard, epoch);
-            ps.setInt(4, maxAttempts);
-            ps.setArray(5, longArray(c, ids));
-            ps.setArray(6, c.createArrayOf("text", errors));
-            Boolean[] flags = new Boolean[park.length];
-            for (int i = 0; i < park.length; i++) {
-                flags[i] = park[i];
+    /** Several shards' writes as one statement's arguments: their shards, epochs and ids in order. */
+    private record Fences(int[] shards, long[] epochs, long[] ids, Map<Integer, Integer> position) {}
+
+    private static Fences fences(List<? extends ShardWrite> writes, String what) {
+        int n = writes.size();
+        int[] shards = new int[n];
+        long[] epochs = new long[n];
+        int total = 0;
+        for (ShardWrite w : writes) {
+            total += w.ids().length;
+        }
+        long[] ids = new long[total];
+        Map<Integer, Integer> position = new HashMap<>();
+        int at = 0;
+        for (int i = 0; i < n; i++) {
+            ShardWrite w = writes.get(i);
+            if (position.put(w.shard(), i) != null) {
+                throw new IllegalArgumentException("shard " + w.shard() + " twice in one " + what);
             }
-            ps.setArray(7, c.createArrayOf("boolean", flags));
-            boolean held = false;
-            List<FailedRow> rows = new ArrayList<>(ids.length);
+            shards[i] = w.shard();
+            epochs[i] = w.epoch();
+            System.arraycopy(w.ids(), 0, ids, at, w.ids().length);
+            at += w.ids().length;
+        }
+        return new Fences(shards, epochs, ids, position);
+    }
+
+    @Override
+    public List<Failed> failAll(List<Failure> failures, int maxAttempts) throws SQLException {
+        int n = failures.size();
+        Fences fences = fences(failures, "failure statement");
+        Map<Integer, Integer> position = fences.position();
+        String[] errors = new String[fences.ids().length];
+        Boolean[] park = new Boolean[errors.length];
+        int at = 0;
+        for (Failure f : failures) {
+            for (int k = 0; k < f.ids().length; k++, at++) {
+                errors[at] = f.errors()[k];
+                park[at] = f.park()[k];
+            }
+        }
+        boolean[] held = new boolean[n];
+        List<List<FailedRow>> rows = new ArrayList<>(n);
+        for (Failure f : failures) {
+            rows.add(new ArrayList<>(f.ids().length));
+        }
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(failAllSql)) {
+            ps.setArray(1, intArray(c, fences.shards()));
+            ps.setArray(2, longArray(c, fences.epochs()));
+            ps.setString(3, owner);
+            ps.setInt(4, maxAttempts);
+            Array idArray = longArray(c, fences.ids());
+            ps.setArray(5, idArray);
+            ps.setArray(6, c.createArrayOf("text", errors));
+            ps.setArray(7, c.createArrayOf("boolean", park));
+            ps.setArray(8, idArray);
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
-                    held = rs.getLong(1) > 0;
-                    long id = rs.getLong(2);
+                    int i = position.get(rs.getInt(1));
+                    held[i] = rs.getBoolean(2);
+                    long id = rs.getLong(3);
                     if (!rs.wasNull()) {
-                        rows.add(new FailedRow(id, rs.getInt(3), rs.getBoolean(4)));
+                        rows.get(i).add(new FailedRow(id, rs.getInt(4), rs.getBoolean(5)));
                     }
                 }
             }
-            return new Failed(held, rows);
         }
+        List<Failed> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            out.add(new Failed(held[i], List.copyOf(rows.get(i))));
+        }
+        return out;
     }
 
     /** @return the shards claimed and their new epochs */
@@ -424,12 +453,6 @@ final class Db implements ShardRows {
             rs.next();
             return rs.getLong(1);
         }
-    }
-
-    private void fence(PreparedStatement ps, int shard, long epoch) throws SQLException {
-        ps.setInt(1, shard);
-        ps.setString(2, owner);
-        ps.setLong(3, epoch);
     }
 
     static Array intArray(Connection c, int[] values) throws SQLException {

@@ -62,8 +62,9 @@ public final class RelayEngine implements Relay {
     private ScheduledThreadPoolExecutor workers;
     private ScheduledExecutorService coordinator;
     private ScheduledExecutorService sampler;
-    private ExecutorService deleteThread;
-    private DeleteQueue deletes;
+    private ExecutorService writeThread;
+    private WriteQueue<ShardRows.Deletion, Db.Fenced> deletes;
+    private WriteQueue<ShardRows.Failure, Db.Failed> failures;
     private NotificationListener listener;
     private ShardProbe probe;
     private ShardServices services;
@@ -125,12 +126,14 @@ public final class RelayEngine implements Relay {
             workers = new ScheduledThreadPoolExecutor(config.workerThreads(), threads("worker"));
             workers.setRemoveOnCancelPolicy(true);
             workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
-            deleteThread = Executors.newSingleThreadExecutor(Threads.single(config.instanceId(), "delete"));
-            deletes = new DeleteQueue(db, deleteThread, metrics);
+            writeThread = Executors.newSingleThreadExecutor(Threads.single(config.instanceId(), "write"));
+            deletes = WriteQueue.deletes(db, writeThread, metrics);
+            failures = WriteQueue.failures(db, writeThread, config.maxAttempts());
             services = new ShardServices(
                     config,
                     db,
                     deletes,
+                    failures,
                     breaker,
                     metrics,
                     workers,
@@ -337,7 +340,7 @@ public final class RelayEngine implements Relay {
                 && !halted
                 && !workers.isShutdown()
                 && !coordinator.isShutdown()
-                && !deleteThread.isShutdown()
+                && !writeThread.isShutdown()
                 && probe.isAlive()
                 && (listener == null || listener.isAlive())
                 && time.nanoTime() - leaseRound <= config.leaseDuration().toNanos();
@@ -403,7 +406,7 @@ public final class RelayEngine implements Relay {
                         Durations.format(config.shutdownTimeout()));
             }
             // every shard loop has stopped (or is left behind): no batch waits for a delete any more
-            stopDeletes(Duration.ofSeconds(5));
+            stopWrites(Duration.ofSeconds(5));
             try {
                 Set<Integer> released = db.release(ShardRanges.epochs(stopping));
                 releasing.clear();
@@ -445,7 +448,8 @@ public final class RelayEngine implements Relay {
             sampler.shutdownNow();
             workers.shutdownNow();
             deletes.stop();
-            deleteThread.shutdownNow();
+            failures.stop();
+            writeThread.shutdownNow();
             stopWakeUp();
             topics.close();
             producers.close(Duration.ZERO);
@@ -457,10 +461,11 @@ public final class RelayEngine implements Relay {
     }
 
     /** Fails what is still queued (a batch left behind by the shutdown timeout) and waits for a statement running. */
-    private void stopDeletes(Duration timeout) {
+    private void stopWrites(Duration timeout) {
         deletes.stop();
-        awaitQuietly(deleteThread, timeout);
-        deleteThread.shutdownNow();
+        failures.stop();
+        awaitQuietly(writeThread, timeout);
+        writeThread.shutdownNow();
     }
 
     private void stopWakeUp() {

@@ -26,8 +26,18 @@ interface ShardRows {
     /** @return up to {@code limit} publishable rows of the shard that are not in flight, in id order */
     List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) throws SQLException;
 
+    /** A fenced write of one shard's rows, coalesced with other shards' by a {@link WriteQueue}. */
+    interface ShardWrite {
+        int shard();
+
+        /** The lease epoch the write is fenced by. */
+        long epoch();
+
+        long[] ids();
+    }
+
     /** One shard's published rows to delete, fenced by its lease {@code (shard, epoch)}. */
-    record Deletion(int shard, long epoch, long[] ids) {}
+    record Deletion(int shard, long epoch, long[] ids) implements ShardWrite {}
 
     /**
      * Deletes the published rows of several shards, each fenced by its own lease: a shard whose lease
@@ -38,7 +48,20 @@ interface ShardRows {
      */
     List<Db.Fenced> deleteAll(List<Deletion> deletions) throws SQLException;
 
-    /** Records failed rows (an attempt, the error, parked or not), fenced by the lease {@code (shard, epoch)}. */
-    Db.Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts)
-            throws SQLException;
+    /**
+     * One shard's failed rows, fenced by its lease {@code (shard, epoch)}: per row its error and
+     * whether it is parked whatever its attempts (an error it causes itself).
+     */
+    record Failure(int shard, long epoch, long[] ids, String[] errors, boolean[] park) implements ShardWrite {}
+
+    /**
+     * Records the failed rows of several shards, each fenced by its own lease: {@code attempts + 1},
+     * {@code last_error}, and {@code parked_at} when {@code park[i]} or the row reached {@code
+     * maxAttempts}. A shard whose lease is lost records nothing and does not stop the others. {@link Db}
+     * runs one statement for all of them.
+     *
+     * @param failures at most one per shard
+     * @return what each shard's request found, in the order of {@code failures}
+     */
+    List<Db.Failed> failAll(List<Failure> failures, int maxAttempts) throws SQLException;
 }

@@ -14,6 +14,7 @@ import java.util.function.LongPredicate;
  *
  * @param rows the outbox rows: reads, fenced deletes and parks
  * @param deletes the relay's delete queue: one fenced statement for many shards' finished batches
+ * @param failures the relay's failure queue: one fenced statement for many shards' failed rows
  * @param breaker the circuit breaker in front of Kafka
  * @param workers the worker pool the loops run on
  * @param topics the relay-wide table of topics without metadata
@@ -29,7 +30,8 @@ import java.util.function.LongPredicate;
 record ShardServices(
         RelayConfig config,
         ShardRows rows,
-        DeleteQueue deletes,
+        WriteQueue<ShardRows.Deletion, Db.Fenced> deletes,
+        WriteQueue<ShardRows.Failure, Db.Failed> failures,
         CircuitBreaker breaker,
         RelayMetrics metrics,
         ScheduledExecutorService workers,

@@ -10,9 +10,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import org.apache.kafka.common.errors.InterruptException;
 
 /**
@@ -22,8 +24,8 @@ import org.apache.kafka.common.errors.InterruptException;
  *
  * <p>One round: read up to batchSize publishable rows in id order; send them all; while the acks
  * come in, read the next rows (excluding the ones in flight); once every record is answered, delete
- * the acknowledged rows through the {@link DeleteQueue} (fenced by the lease), park the poison ones,
- * and go on. After
+ * the acknowledged rows, then record the failed ones (park the poison ones, count attempts), each
+ * through a relay-wide {@link WriteQueue} (fenced by the lease), and go on. After
  * a retriable failure nothing read ahead is kept: the next round re-reads what is left in the table,
  * so a key's rows always leave in id order.
  */
@@ -36,7 +38,8 @@ final class ShardWorker {
     final LeaseClock lease;
     private final RelayConfig config;
     private final ShardRows db;
-    private final DeleteQueue deletes;
+    private final WriteQueue<ShardRows.Deletion, Db.Fenced> deletes;
+    private final WriteQueue<ShardRows.Failure, Db.Failed> failures;
     private final CircuitBreaker breaker;
     private final RelayMetrics metrics;
     private final TopicHealth topics;
@@ -79,6 +82,7 @@ final class ShardWorker {
         this.config = services.config();
         this.db = services.rows();
         this.deletes = services.deletes();
+        this.failures = services.failures();
         this.breaker = services.breaker();
         this.metrics = services.metrics();
         this.topics = services.topics();
@@ -361,42 +365,61 @@ final class ShardWorker {
         }
         // the relay's delete queue runs one statement for many shards; the loop stays RUNNING (a stop
         // waits) until the rest of the batch's completion runs as the shard's next task
-        deletes.submit(shard, epoch, delete)
-                .whenComplete((result, error) -> onWorker(() -> {
-                    if (error == null) {
-                        relay.databaseAnswered().run();
-                        if (!result.leaseHeld()) {
-                            fenced("delete " + delete.length + " published rows");
-                            return;
-                        }
-                        metrics.published.increment(result.rows());
-                        afterDelete(rest);
-                    } else if (error instanceof SQLException e) {
-                        ahead.rows = null;
-                        databaseFailure("delete", e);
-                    } else if (error instanceof RejectedExecutionException) {
-                        loop.abandon(); // the relay is shutting down and stopped its delete queue
-                    } else {
-                        throw new IllegalStateException("the delete of " + delete.length + " rows failed", error);
-                    }
-                }));
+        afterWrite(deletes.submit(new ShardRows.Deletion(shard, epoch, delete)), "delete", result -> {
+            if (!result.leaseHeld()) {
+                fenced("delete " + delete.length + " published rows");
+                return;
+            }
+            metrics.published.increment(result.rows());
+            afterDelete(rest);
+        });
     }
 
-    /** Records the batch's failed rows, remembers what it held and decides the next round. */
-    private void afterDelete(Rest rest) {
-        Batch batch = rest.batch;
-        try {
-            if (!rest.poison.isEmpty() || !rest.failures.isEmpty()) {
-                if (!recordFailures(batch, rest.poison, rest.failures)) {
-                    return;
-                }
-                rest.checks.forEach((topic, check) -> topics.counted(topic, shard, check));
+    /**
+     * Runs {@code then} as the shard's next task once the relay's write queue answered; a statement that
+     * failed backs the shard off, a queue stopped by the relay's shutdown ends the loop.
+     */
+    private <T> void afterWrite(CompletableFuture<T> write, String what, Consumer<T> then) {
+        write.whenComplete((result, error) -> onWorker(() -> {
+            if (error == null) {
+                relay.databaseAnswered().run();
+                then.accept(result);
+            } else if (error instanceof SQLException e) {
+                ahead.rows = null;
+                databaseFailure(what, e);
+            } else if (error instanceof RejectedExecutionException) {
+                loop.abandon(); // the relay is shutting down and stopped its write queues
+            } else {
+                throw new IllegalStateException("the " + what + " statement failed", error);
             }
-        } catch (SQLException e) {
-            ahead.rows = null;
-            databaseFailure("park", e);
+        }));
+    }
+
+    /** Records the batch's failed rows (through the relay's failure queue), then {@link #afterFailures}. */
+    private void afterDelete(Rest rest) {
+        if (rest.poison.isEmpty() && rest.failures.isEmpty()) {
+            afterFailures(rest);
             return;
         }
+        Batch batch = rest.batch;
+        Batch.Failures f = batch.failures(rest.poison, rest.failures);
+        afterWrite(failures.submit(end.failure(f)), "park", result -> {
+            String fencedWhat = end.recorded(batch, f, result, () -> {
+                heldUpTo = Long.MIN_VALUE; // rows of its key behind it may be publishable now
+                parkedRow = true;
+            });
+            if (fencedWhat != null) {
+                fenced(fencedWhat);
+                return;
+            }
+            rest.checks.forEach((topic, check) -> topics.counted(topic, shard, check));
+            afterFailures(rest);
+        });
+    }
+
+    /** Remembers what the batch held and decides the next round. */
+    private void afterFailures(Rest rest) {
+        Batch batch = rest.batch;
         if (rest.failure == null && rest.poison.isEmpty() && !parkedRow && !batch.aborted && !batch.stoppedEarly) {
             rememberHeld(batch);
         } else {
@@ -449,18 +472,6 @@ final class ShardWorker {
     }
 
     /** @return false when the lease was lost: the shard is being dropped ({@link BatchEnd#recordFailures}) */
-    private boolean recordFailures(Batch batch, List<Integer> poison, List<Integer> retriable) throws SQLException {
-        String fencedWhat = end.recordFailures(batch, poison, retriable, () -> {
-            heldUpTo = Long.MIN_VALUE; // rows of its key behind it may be publishable now
-            parkedRow = true;
-        });
-        if (fencedWhat != null) {
-            fenced(fencedWhat);
-            return false;
-        }
-        return true;
-    }
-
     /**
      * Remembers the rows the batch held, so that the next reads leave them out (up to the bound). A
      * read-ahead that left out rows it cannot remember is dropped: their keys would not be held.

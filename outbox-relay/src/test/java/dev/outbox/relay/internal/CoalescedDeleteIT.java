@@ -24,8 +24,8 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
- * The multi-shard fenced delete ({@link Db#deleteAll}) on real PostgreSQL: one statement for several
- * shards' finished batches, each shard fenced by its own lease.
+ * The multi-shard fenced writes on real PostgreSQL: the delete ({@link Db#deleteAll}) and the record of
+ * failed rows ({@link Db#failAll}), one statement for several shards, each shard fenced by its own lease.
  */
 @ExtendWith(RealServices.class)
 class CoalescedDeleteIT {
@@ -119,6 +119,79 @@ class CoalescedDeleteIT {
         assertThat(remaining(ds, db.schema(), 1)).containsExactly(ids.get(1));
         assertThat(remaining(ds, db.schema(), 0)).isEmpty();
         assertThat(remaining(ds, db.schema(), 2)).isEmpty();
+    }
+
+    /**
+     * G7 and G3 fencing per shard for failed rows: in one statement, each shard's rows get an attempt and
+     * their own error, a poison row is parked at once and a row at {@code maxAttempts} is parked; a shard
+     * taken over by another owner records nothing (its rows are the new owner's) and does not stop the
+     * others; a row of another shard than its request's is left alone.
+     */
+    @Test
+    @Timeout(value = 1, unit = TimeUnit.MINUTES)
+    void failedRowsOfSeveralShardsAreRecordedEachUnderItsOwnLease(TestDatabase db) throws Exception {
+        DataSource ds = db.dataSource();
+        Claimed c = claim(ds, db.schema(), 3, 2);
+        Map<Integer, Long> epochs = c.epochs();
+        Map<Integer, long[]> ids = c.ids();
+        takeOver(ds, db.schema(), 1);
+        long[] shard2AndOneOfShard0 = {ids.get(2)[0], ids.get(2)[1], ids.get(0)[1]};
+
+        List<Db.Failed> first = c.relay()
+                .failAll(
+                        List.of(
+                                new ShardRows.Failure(1, epochs.get(1), ids.get(1), errors("lost", 2), new boolean[2]),
+                                new ShardRows.Failure(
+                                        0, epochs.get(0), ids.get(0), errors("e0", 2), new boolean[] {true, false}),
+                                new ShardRows.Failure(
+                                        2, epochs.get(2), shard2AndOneOfShard0, errors("e2", 3), new boolean[3])),
+                        2);
+
+        assertThat(first.get(0)).as("taken over: nothing recorded").isEqualTo(new Db.Failed(false, List.of()));
+        assertThat(first.get(1).leaseHeld()).isTrue();
+        assertThat(first.get(1).rows())
+                .containsExactlyInAnyOrder(
+                        new Db.FailedRow(ids.get(0)[0], 1, true), new Db.FailedRow(ids.get(0)[1], 1, false));
+        assertThat(first.get(2).leaseHeld()).isTrue();
+        assertThat(first.get(2).rows())
+                .as("only the shard's own rows")
+                .containsExactlyInAnyOrder(
+                        new Db.FailedRow(ids.get(2)[0], 1, false), new Db.FailedRow(ids.get(2)[1], 1, false));
+
+        List<Db.Failed> second = c.relay()
+                .failAll(
+                        List.of(new ShardRows.Failure(2, epochs.get(2), ids.get(2), errors("e2b", 2), new boolean[2])),
+                        2);
+        assertThat(second.get(0).rows())
+                .as("maxAttempts reached: parked")
+                .containsExactlyInAnyOrder(
+                        new Db.FailedRow(ids.get(2)[0], 2, true), new Db.FailedRow(ids.get(2)[1], 2, true));
+
+        try (Connection conn = ds.getConnection();
+                Statement st = conn.createStatement();
+                ResultSet rs = st.executeQuery("select shard, attempts, last_error, parked_at is not null from "
+                        + db.schema() + ".outbox_message order by id")) {
+            List<String> rows = new ArrayList<>();
+            while (rs.next()) {
+                rows.add(rs.getInt(1) + ":" + rs.getInt(2) + ":" + rs.getString(3) + ":" + rs.getBoolean(4));
+            }
+            assertThat(rows)
+                    .containsExactly(
+                            "0:1:e0-0:true",
+                            "0:1:e0-1:false",
+                            "1:0:null:false",
+                            "1:0:null:false",
+                            "2:2:e2b-0:true",
+                            "2:2:e2b-1:true");
+        }
+    }
+
+    private static String[] errors(String prefix, int n) {
+        String[] out = new String[n];
+        for (int i = 0; i < n; i++) {
+            out[i] = prefix + "-" + i;
+        }
+        return out;
     }
 
     private record Claimed(Db relay, Map<Integer, Long> epochs, Map<Integer, long[]> ids) {}

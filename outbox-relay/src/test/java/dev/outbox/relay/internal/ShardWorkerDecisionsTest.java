@@ -143,7 +143,8 @@ class ShardWorkerDecisionsTest {
         ShardServices services = new ShardServices(
                 config,
                 rows,
-                new DeleteQueue(rows, deleteRunner == null ? workers : deleteRunner, metrics),
+                WriteQueue.deletes(rows, deleteRunner == null ? workers : deleteRunner, metrics),
+                WriteQueue.failures(rows, workers, config.maxAttempts()),
                 breaker,
                 metrics,
                 workers,
@@ -736,16 +737,19 @@ class ShardWorkerDecisionsTest {
         }
 
         @Override
-        public Db.Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts)
-                throws SQLException {
-            List<Long> l = new ArrayList<>();
-            List<Db.FailedRow> out = new ArrayList<>();
-            for (int i = 0; i < ids.length; i++) {
-                l.add(ids[i]);
-                out.add(new Db.FailedRow(ids[i], 1, park[i]));
+        public List<Db.Failed> failAll(List<Failure> failures, int maxAttempts) throws SQLException {
+            List<Db.Failed> results = new ArrayList<>();
+            for (Failure f : failures) {
+                List<Long> l = new ArrayList<>();
+                List<Db.FailedRow> out = new ArrayList<>();
+                for (int i = 0; i < f.ids().length; i++) {
+                    l.add(f.ids()[i]);
+                    out.add(new Db.FailedRow(f.ids()[i], 1, f.park()[i]));
+                }
+                failed.add(l);
+                results.add(new Db.Failed(leaseHeld, out));
             }
-            failed.add(l);
-            return new Db.Failed(leaseHeld, out);
+            return results;
         }
     }
 }

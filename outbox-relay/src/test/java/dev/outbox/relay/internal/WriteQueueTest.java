@@ -20,11 +20,11 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /**
- * The decisions of the relay's {@link DeleteQueue}, without PostgreSQL: which requests share a
+ * The decisions of the relay's {@link WriteQueue}, without PostgreSQL: which requests share a
  * statement, and that every request is answered with its own shard's result or its statement's
  * failure, never left waiting (G1: a batch whose delete is lost would hold its shard for ever).
  */
-class DeleteQueueTest {
+class WriteQueueTest {
     private final RelayMetrics metrics =
             new RelayMetrics(new SimpleMeterRegistry(), "test", () -> 0, CircuitBreaker.ofDefaults("test"));
     private final FakeRows rows = new FakeRows();
@@ -35,14 +35,14 @@ class DeleteQueueTest {
     void requestsSubmittedWhileAStatementRunsGoOutTogetherInTheNextOne() throws Exception {
         ExecutorService thread = Executors.newSingleThreadExecutor();
         try {
-            DeleteQueue queue = new DeleteQueue(rows, thread, metrics);
+            WriteQueue<ShardRows.Deletion, Db.Fenced> queue = WriteQueue.deletes(rows, thread, metrics);
             rows.block = new CountDownLatch(1);
-            CompletableFuture<Db.Fenced> first = queue.submit(4, 10, new long[] {100});
+            CompletableFuture<Db.Fenced> first = queue.submit(new ShardRows.Deletion(4, 10, new long[] {100}));
             assertThat(rows.started.await(5, TimeUnit.SECONDS)).isTrue();
             List<CompletableFuture<Db.Fenced>> later = List.of(
-                    queue.submit(2, 20, new long[] {200, 201}),
-                    queue.submit(3, 30, new long[] {300}),
-                    queue.submit(2, 21, new long[] {202}));
+                    queue.submit(new ShardRows.Deletion(2, 20, new long[] {200, 201})),
+                    queue.submit(new ShardRows.Deletion(3, 30, new long[] {300})),
+                    queue.submit(new ShardRows.Deletion(2, 21, new long[] {202})));
             rows.block.countDown();
 
             assertThat(first.get(5, TimeUnit.SECONDS)).isEqualTo(new Db.Fenced(true, 1));
@@ -63,15 +63,15 @@ class DeleteQueueTest {
 
     @Test
     void theCapsSplitTheRequests() {
-        DeleteQueue queue = new DeleteQueue(rows, tasks::add, metrics, 3, 10);
+        WriteQueue<ShardRows.Deletion, Db.Fenced> queue = WriteQueue.deletes(rows, tasks::add, metrics, 3, 10);
         List<CompletableFuture<Db.Fenced>> all = new ArrayList<>();
         for (int shard = 0; shard < 5; shard++) {
-            all.add(queue.submit(shard * 2, 1, new long[] {shard}));
+            all.add(queue.submit(new ShardRows.Deletion(shard * 2, 1, new long[] {shard})));
         }
-        all.add(queue.submit(20, 1, new long[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}));
-        all.add(queue.submit(22, 1, new long[] {1, 2, 3, 4, 5, 6}));
-        all.add(queue.submit(24, 1, new long[] {1, 2, 3, 4}));
-        all.add(queue.submit(26, 1, new long[] {1}));
+        all.add(queue.submit(new ShardRows.Deletion(20, 1, new long[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})));
+        all.add(queue.submit(new ShardRows.Deletion(22, 1, new long[] {1, 2, 3, 4, 5, 6})));
+        all.add(queue.submit(new ShardRows.Deletion(24, 1, new long[] {1, 2, 3, 4})));
+        all.add(queue.submit(new ShardRows.Deletion(26, 1, new long[] {1})));
         runTasks();
 
         assertThat(rows.statements)
@@ -83,11 +83,11 @@ class DeleteQueueTest {
 
     @Test
     void aFailedStatementFailsExactlyItsOwnRequests() throws Exception {
-        DeleteQueue queue = new DeleteQueue(rows, tasks::add, metrics, 2, 100);
+        WriteQueue<ShardRows.Deletion, Db.Fenced> queue = WriteQueue.deletes(rows, tasks::add, metrics, 2, 100);
         rows.failures = 1;
-        CompletableFuture<Db.Fenced> a = queue.submit(0, 1, new long[] {1});
-        CompletableFuture<Db.Fenced> b = queue.submit(2, 1, new long[] {2});
-        CompletableFuture<Db.Fenced> c = queue.submit(4, 1, new long[] {3});
+        CompletableFuture<Db.Fenced> a = queue.submit(new ShardRows.Deletion(0, 1, new long[] {1}));
+        CompletableFuture<Db.Fenced> b = queue.submit(new ShardRows.Deletion(2, 1, new long[] {2}));
+        CompletableFuture<Db.Fenced> c = queue.submit(new ShardRows.Deletion(4, 1, new long[] {3}));
         runTasks();
 
         for (CompletableFuture<Db.Fenced> failed : List.of(a, b)) {
@@ -101,10 +101,10 @@ class DeleteQueueTest {
 
     @Test
     void aRequestAfterStopFailsAndSoDoesOnePendingAtStop() {
-        DeleteQueue queue = new DeleteQueue(rows, tasks::add, metrics);
-        CompletableFuture<Db.Fenced> pending = queue.submit(0, 1, new long[] {1});
+        WriteQueue<ShardRows.Deletion, Db.Fenced> queue = WriteQueue.deletes(rows, tasks::add, metrics);
+        CompletableFuture<Db.Fenced> pending = queue.submit(new ShardRows.Deletion(0, 1, new long[] {1}));
         queue.stop();
-        CompletableFuture<Db.Fenced> late = queue.submit(2, 1, new long[] {2});
+        CompletableFuture<Db.Fenced> late = queue.submit(new ShardRows.Deletion(2, 1, new long[] {2}));
         runTasks();
 
         assertThat(cause(pending)).isInstanceOf(RejectedExecutionException.class);
@@ -116,13 +116,13 @@ class DeleteQueueTest {
 
     @Test
     void aRunnerThatRefusesTheTaskFailsTheRequest() {
-        DeleteQueue queue = new DeleteQueue(
+        WriteQueue<ShardRows.Deletion, Db.Fenced> queue = WriteQueue.deletes(
                 rows,
                 r -> {
                     throw new RejectedExecutionException("shut down");
                 },
                 metrics);
-        CompletableFuture<Db.Fenced> refused = queue.submit(0, 1, new long[] {1});
+        CompletableFuture<Db.Fenced> refused = queue.submit(new ShardRows.Deletion(0, 1, new long[] {1}));
 
         assertThat(cause(refused)).isInstanceOf(RejectedExecutionException.class);
     }
@@ -186,7 +186,7 @@ class DeleteQueueTest {
         }
 
         @Override
-        public Db.Failed fail(int shard, long epoch, long[] ids, String[] errors, boolean[] park, int maxAttempts) {
+        public List<Db.Failed> failAll(List<Failure> failures, int maxAttempts) {
             throw new UnsupportedOperationException();
         }
     }
