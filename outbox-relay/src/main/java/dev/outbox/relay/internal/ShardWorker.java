@@ -39,7 +39,7 @@ final class ShardWorker {
     private final RelayConfig config;
     private final ShardRows db;
     private final WriteQueue<ShardRows.Deletion, Db.Fenced> deletes;
-    private final WriteQueue<ShardRows.Failure, Db.Failed> failures;
+    private final WriteQueue<ShardRows.Failure, Db.Failed> failureQueue;
     private final CircuitBreaker breaker;
     private final RelayMetrics metrics;
     private final TopicHealth topics;
@@ -82,7 +82,7 @@ final class ShardWorker {
         this.config = services.config();
         this.db = services.rows();
         this.deletes = services.deletes();
-        this.failures = services.failures();
+        this.failureQueue = services.failures();
         this.breaker = services.breaker();
         this.metrics = services.metrics();
         this.topics = services.topics();
@@ -403,7 +403,7 @@ final class ShardWorker {
         }
         Batch batch = rest.batch;
         Batch.Failures f = batch.failures(rest.poison, rest.failures);
-        afterWrite(failures.submit(end.failure(f)), "park", result -> {
+        afterWrite(failureQueue.submit(end.failure(f)), "park", result -> {
             String fencedWhat = end.recorded(batch, f, result, () -> {
                 heldUpTo = Long.MIN_VALUE; // rows of its key behind it may be publishable now
                 parkedRow = true;
