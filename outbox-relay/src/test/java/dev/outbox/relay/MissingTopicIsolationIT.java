@@ -132,7 +132,7 @@ class MissingTopicIsolationIT {
                     clean, withMissing, ratio, log);
             // A shard reads each held row once: its later reads leave the rows it holds out and read ahead
             // as usual, and the attempt each failed check costs the held rows is one statement for all
-            // shards (the failure queue). The aim is 0.8, met in five of six runs measured; the held rows' own
+            // shards (the failure queue). The aim is 0.8, met in six of nine runs measured; the held rows' own
             // work (a fifth more rows to read) comes out of the same two cores, and single rounds vary by a
             // factor of three. The bound is 0.5; before TopicHealth a round took minutes (a ratio near 0).
             // Measured medians are in ENGINE.md ("Topics without metadata").
