@@ -94,14 +94,16 @@ final class Db implements ShardRows {
                 + " left join (select d.shard, count(*) as n from d group by d.shard) c on c.shard = r.shard";
         // Several shards' failed rows in one statement, fenced and locked as the delete above: every failed
         // row gets attempts + 1 and its error; a row is parked when its error can never succeed (f.park) or
-        // when it has used up its attempts. The rows are found by `m.id = any(all ids)` for the same reason.
+        // when it has used up its attempts. The rows are found by `m.id = any(all ids)` for the same reason,
+        // and each only through its own shard's request (`m.shard = f.shard`), whose result it is.
         this.failAllSql = "with r as (select * from unnest(?::int[], ?::bigint[]) as r(shard, epoch)),"
                 + " l as (select x.shard from " + lease + " x join r on x.shard = r.shard"
                 + " where x.owner = ? and x.epoch = r.epoch and x.lease_until > now() order by x.shard for share of x),"
                 + " u as (update " + msg + " m set attempts = m.attempts + 1, last_error = f.error,"
                 + " parked_at = case when f.park or m.attempts + 1 >= ? then clock_timestamp() end"
-                + " from unnest(?::bigint[], ?::text[], ?::boolean[]) as f(id, error, park)"
-                + " where m.id = any(?::bigint[]) and m.id = f.id and m.shard = any(array(select l.shard from l))"
+                + " from unnest(?::bigint[], ?::text[], ?::boolean[], ?::int[]) as f(id, error, park, shard)"
+                + " where m.id = any(?::bigint[]) and m.id = f.id and m.shard = f.shard"
+                + " and m.shard = any(array(select l.shard from l))"
                 + " and m.parked_at is null"
                 + " returning m.shard, m.id, m.attempts, m.parked_at is not null as parked)"
                 + " select r.shard, l.shard is not null, u.id, u.attempts, u.parked from r"
@@ -338,11 +340,13 @@ final class Db implements ShardRows {
         Map<Integer, Integer> position = fences.position();
         String[] errors = new String[fences.ids().length];
         Boolean[] park = new Boolean[errors.length];
+        int[] shardOf = new int[errors.length];
         int at = 0;
         for (Failure f : failures) {
             for (int k = 0; k < f.ids().length; k++, at++) {
                 errors[at] = f.errors()[k];
                 park[at] = f.park()[k];
+                shardOf[at] = f.shard();
             }
         }
         boolean[] held = new boolean[n];
@@ -360,7 +364,8 @@ final class Db implements ShardRows {
             ps.setArray(5, idArray);
             ps.setArray(6, c.createArrayOf("text", errors));
             ps.setArray(7, c.createArrayOf("boolean", park));
-            ps.setArray(8, idArray);
+            ps.setArray(8, intArray(c, shardOf));
+            ps.setArray(9, idArray);
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
                     int i = position.get(rs.getInt(1));
