@@ -207,16 +207,17 @@ final class ShardProbe {
      * @return whether the next statement may wait for a change ({@link #probe(long)})
      */
     private boolean probe(long now, int n, boolean allIdle) throws SQLException {
-        // While no topic is held, the probe reads the idle shards' rows itself, one statement for all
-        // of them, and hands each shard what its own read would have returned. A shard that holds rows
-        // (or any shard while topics are held) is only woken: it reads past its held rows itself.
+        // The probe reads the idle shards' rows itself, one statement for all of them, and hands each
+        // shard what its own read would have returned. A shard that holds rows is only woken: it reads
+        // past its held rows itself. While a topic is held, a shard that holds none of its rows is
+        // still read for: the rows of a held topic come with their payload and are held by the batch,
+        // which the shard then remembers (and from then on reads for itself).
         // The shards to read for are moved to the front of idle, the first r.
-        boolean reads = !engine.topics().anyHeld();
         List<ShardWorker> askFor = List.of();
         int r = 0;
         for (int i = 0; i < n; i++) {
             ShardWorker w = idle[i];
-            if (reads && w.heldUpTo() == Long.MIN_VALUE) {
+            if (w.heldUpTo() == Long.MIN_VALUE) {
                 idle[r] = w;
                 tickets[r] = tickets[i];
                 r++;

@@ -185,6 +185,10 @@ final class ShardWorker {
                     forgetHeld(); // this read takes them
                     // the probe's read of this idle wait is this very read, done for several shards at once
                     rows = handed != null ? handed : db.read(shard, limit);
+                } else if (handed != null && held.isEmpty() && waiting == null) {
+                    // read by the probe while a topic is held: the shard held none of its rows, so the probe's
+                    // read is this one's (held topics' rows included, with their payload)
+                    rows = handed;
                 } else {
                     // held rows stay at the head of the shard: read past them, up to a bound; the rows of keys
                     // waiting for a partition leader are not read at all

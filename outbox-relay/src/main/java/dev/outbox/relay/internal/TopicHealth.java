@@ -210,17 +210,6 @@ final class TopicHealth {
         return out;
     }
 
-    /** @return whether {@link #held()} is not empty, without building the set (asked by every probe) */
-    boolean anyHeld() {
-        long now = time.nanoTime();
-        for (Entry e : entries.values()) {
-            if (held(e, now)) {
-                return true;
-            }
-        }
-        return false;
-    }
-
     private static boolean held(Entry e, long now) {
         if (e.missing) {
             return e.evidence && (!e.holders.isEmpty() || now - e.askedNanos < HELD_AFTER_ASKED_NANOS);

@@ -251,6 +251,57 @@ class ShardWorkerDecisionsTest {
     }
 
     @Test
+    void whileATopicIsHeldAShardHoldingNoneOfItsRowsTakesTheProbesReadAndStillHoldsItsKeys() {
+        // a and b get their metadata first (the one lookup thread then waits for "slow")
+        rows.reads.add(List.of(row(1, "a", "k0"), row(2, "b", "k9")));
+        // "slow" has no metadata yet (its lookup does not answer): row 10 is held, row 11 sent
+        rows.reads.add(List.of(row(10, "slow", "k1"), row(11, "a", "k2")));
+        ShardWorker w = worker();
+        // row 10 is gone meanwhile (deleted by hand): the shard's own reads, filtered while "slow" is
+        // held, find nothing, and it idles holding no row while "slow" stays held
+        await().atMost(Duration.ofSeconds(5)).until(() -> {
+            workers.runDue();
+            boolean idle = w.loop.idleWaiting();
+            if (idle && (rows.readCalls.get() < 2 || w.heldUpTo() != Long.MIN_VALUE)) {
+                w.loop.wake();
+            }
+            return rows.deleted.contains(11L) && idle && w.heldUpTo() == Long.MIN_VALUE;
+        });
+        assertThat(topics.held()).containsExactly("slow");
+        int readsBefore = rows.readCalls.get();
+
+        // the probe reads for it: a row of the held topic comes first in its key
+        assertThat(w.loop.wakeWith(
+                        w.loop.idleTicket(), List.of(row(3, "a", "k3"), row(4, "slow", "k4"), row(5, "b", "k4"))))
+                .isTrue();
+        await().atMost(Duration.ofSeconds(5)).until(() -> {
+            workers.runDue();
+            return rows.deleted.contains(3L) && w.loop.idleWaiting();
+        });
+
+        assertThat(rows.readCalls)
+                .as("the probe's read is the shard's read: it does not read again")
+                .hasValue(readsBefore);
+        assertThat(made.get(0).history())
+                .as("k4's later row waits behind its held row (G3)")
+                .extracting(r -> new String(r.key(), StandardCharsets.UTF_8))
+                .containsExactly("k0", "k9", "k2", "k3");
+        assertThat(rows.deleted).containsExactly(1L, 2L, 11L, 3L);
+        assertThat(w.heldUpTo())
+                .as("holding rows, the shard reads for itself again: the probe only wakes it")
+                .isNotEqualTo(Long.MIN_VALUE);
+        int filteredBefore = rows.heldIds.size();
+        w.loop.wake();
+        await().atMost(Duration.ofSeconds(5)).until(() -> {
+            workers.runDue();
+            return rows.readCalls.get() > readsBefore && w.loop.idleWaiting();
+        });
+        assertThat(rows.heldIds.get(filteredBefore))
+                .as("its next read leaves out the rows it holds")
+                .containsExactlyInAnyOrder(4L, 5L);
+    }
+
+    @Test
     void aSecondTopicWithoutMetadataStopsTheBatch() {
         sendException = new TimeoutException("Topic a not present in metadata after 10000 ms.");
         rows.reads.add(List.of(row(1, "a", "k1"), row(2, "a", "k2"), row(3, "b", "k3"), row(4, "c", "k4")));
