@@ -22,7 +22,8 @@ import java.util.concurrent.locks.LockSupport;
  * The steady load scenario, after the idle cost ({@link IdleCost}) of the same relay: latency and cost under steady loads of a quarter and half the
  * best drain rate of this run (or the rates of {@code --steady-rates}): background writers, one per 5,000 msg/s and at least two, append in transactions of {@value #STEADY_CHUNK}
  * messages at a paced rate while single probe messages, every 20 ms on a topic of their own, are
- * timed from commit to consumed. CPU is counted for the relay's threads in this JVM and for the
+ * timed from commit to consumed, once a marker message went through the relay and the level's timing
+ * consumer. CPU is counted for the relay's threads in this JVM and for the
  * PostgreSQL backends of the relay's own pool (application name {@value IdleCost#RELAY_APP}), so that the
  * writers' inserts are not counted; vacuum of the deleted rows is not in these figures.
  */
@@ -125,6 +126,10 @@ final class SteadyLoad {
         Map<UUID, Long> consumed = new ConcurrentHashMap<>();
         AtomicBoolean reading = new AtomicBoolean(true);
         Thread reader = ctx.timingConsumer(probeTopic, consumed, reading);
+        // the first records a new consumer fetches wait for its connections and fetch session, and the
+        // relay's first record to the probe topic for its metadata: a marker goes through first, so
+        // that the level times the relay under load, not the start of the pipeline
+        awaitMarker(probeTopic, consumed);
         long appendedBefore = appended.get();
         double[] cpuBefore = idleCost.relayCpu();
         long started = System.nanoTime();
@@ -174,5 +179,24 @@ final class SteadyLoad {
                 && System.nanoTime() < drainDeadline) {
             LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(100));
         }
+    }
+
+    /** Appends marker messages until one is consumed; fails after a minute. */
+    private void awaitMarker(String probeTopic, Map<UUID, Long> consumed) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(1);
+        int sequence = 0;
+        while (System.nanoTime() < deadline) {
+            OutboxMessage m = OutboxMessage.of(
+                    probeTopic, "marker-" + sequence++, BenchContext.TYPE, BenchContext.CONTENT_TYPE, ctx.payload(0));
+            UUID marker = ctx.dsl.transactionResult(tx -> ctx.outbox.append(tx.dsl(), m));
+            long wait = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+            while (!consumed.containsKey(marker) && System.nanoTime() < wait) {
+                LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
+            }
+            if (consumed.containsKey(marker)) {
+                return;
+            }
+        }
+        throw new IllegalStateException("no marker on " + probeTopic + " was consumed within a minute");
     }
 }
