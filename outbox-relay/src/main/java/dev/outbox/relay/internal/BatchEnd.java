@@ -95,9 +95,9 @@ final class BatchEnd {
     }
 
     /**
-     * Parks the poison rows and counts an attempt of the rows that failed retriably, parking those that
-     * reached maxAttempts: the shard's request for the relay's failure queue, one fenced statement for
-     * many shards.
+     * @return the shard's request for the relay's failure queue (one fenced statement for many shards):
+     *     park the poison rows, count an attempt of the rows that failed retriably, parking those that
+     *     reached maxAttempts
      */
     ShardRows.Failure failure(Batch.Failures f) {
         return new ShardRows.Failure(shard, epoch, f.ids(), f.errors(), f.park());

@@ -79,9 +79,11 @@ final class Db implements ShardRows {
         // shard order (the lock is taken above the sort), as renew and release lock
         // theirs (LeaseStatements), so that no two of the relay's statements wait for each other in a
         // cycle. A shard whose lease check fails is not locked and keeps its rows; the others' are deleted.
-        this.deleteAllSql = "with r as (select * from unnest(?::int[], ?::bigint[]) as r(shard, epoch)),"
+        // r: each shard's request (shard, epoch); l: the shards whose lease is held, locked (parameters 1 to 3)
+        String fenced = "with r as (select * from unnest(?::int[], ?::bigint[]) as r(shard, epoch)),"
                 + " l as (select x.shard from " + lease + " x join r on x.shard = r.shard"
-                + " where x.owner = ? and x.epoch = r.epoch and x.lease_until > now() order by x.shard for share of x),"
+                + " where x.owner = ? and x.epoch = r.epoch and x.lease_until > now() order by x.shard for share of x),";
+        this.deleteAllSql = fenced
                 // The rows are found by `m.id = any(all ids)`, an index condition whatever the statistics say,
                 // and kept only if their own shard's lease is held (`m.shard = any(array(...))`, evaluated once,
                 // after the leases are locked). Joined with the ids or the leases instead, the generic plan may
@@ -96,9 +98,7 @@ final class Db implements ShardRows {
         // row gets attempts + 1 and its error; a row is parked when its error can never succeed (f.park) or
         // when it has used up its attempts. The rows are found by `m.id = any(all ids)` for the same reason,
         // and each only through its own shard's request (`m.shard = f.shard`), whose result it is.
-        this.failAllSql = "with r as (select * from unnest(?::int[], ?::bigint[]) as r(shard, epoch)),"
-                + " l as (select x.shard from " + lease + " x join r on x.shard = r.shard"
-                + " where x.owner = ? and x.epoch = r.epoch and x.lease_until > now() order by x.shard for share of x),"
+        this.failAllSql = fenced
                 + " u as (update " + msg + " m set attempts = m.attempts + 1, last_error = f.error,"
                 + " parked_at = case when f.park or m.attempts + 1 >= ? then clock_timestamp() end"
                 + " from unnest(?::bigint[], ?::text[], ?::boolean[], ?::int[]) as f(id, error, park, shard)"
@@ -293,9 +293,7 @@ final class Db implements ShardRows {
         Fenced[] out = new Fenced[n];
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(deleteAllSql)) {
-            ps.setArray(1, intArray(c, fences.shards()));
-            ps.setArray(2, longArray(c, fences.epochs()));
-            ps.setString(3, owner);
+            bindFences(ps, c, fences);
             ps.setArray(4, longArray(c, ids));
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
@@ -333,6 +331,13 @@ final class Db implements ShardRows {
         return new Fences(shards, epochs, ids, position);
     }
 
+    /** Binds the fenced leases of {@code fences} to parameters 1 to 3 (shards, epochs, owner). */
+    private void bindFences(PreparedStatement ps, Connection c, Fences fences) throws SQLException {
+        ps.setArray(1, intArray(c, fences.shards()));
+        ps.setArray(2, longArray(c, fences.epochs()));
+        ps.setString(3, owner);
+    }
+
     @Override
     public List<Failed> failAll(List<Failure> failures, int maxAttempts) throws SQLException {
         int n = failures.size();
@@ -356,9 +361,7 @@ final class Db implements ShardRows {
         }
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(failAllSql)) {
-            ps.setArray(1, intArray(c, fences.shards()));
-            ps.setArray(2, longArray(c, fences.epochs()));
-            ps.setString(3, owner);
+            bindFences(ps, c, fences);
             ps.setInt(4, maxAttempts);
             Array idArray = longArray(c, fences.ids());
             ps.setArray(5, idArray);

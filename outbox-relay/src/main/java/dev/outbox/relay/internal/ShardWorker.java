@@ -475,7 +475,6 @@ final class ShardWorker {
         return true;
     }
 
-    /** @return false when the lease was lost: the shard is being dropped ({@link BatchEnd#recordFailures}) */
     /**
      * Remembers the rows the batch held, so that the next reads leave them out (up to the bound). A
      * read-ahead that left out rows it cannot remember is dropped: their keys would not be held.
