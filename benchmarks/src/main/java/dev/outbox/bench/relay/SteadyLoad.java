@@ -8,6 +8,7 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -23,12 +24,17 @@ import java.util.concurrent.locks.LockSupport;
  * best drain rate of this run (or the rates of {@code --steady-rates}): background writers, one per 5,000 msg/s and at least two, append in transactions of {@value #STEADY_CHUNK}
  * messages at a paced rate while single probe messages, every 20 ms on a topic of their own, are
  * timed from commit to consumed, once a marker message went through the relay and the level's timing
- * consumer. CPU is counted for the relay's threads in this JVM and for the
+ * consumer. The first level is a warm-up of {@value #WARM_UP_SECONDS} s at the first rate, reported on a
+ * line of its own and not counted as a measured level: the first seconds of steady load in this JVM compile the writers', the
+ * relay's and the consumer's steady-state code (more than 3,000 JIT compilations in its first 15 s,
+ * against 100 to 250 per 5 s from the 25th second on), and the compiler threads take their share of the two cores from
+ * the relay. CPU is counted for the relay's threads in this JVM and for the
  * PostgreSQL backends of the relay's own pool (application name {@value IdleCost#RELAY_APP}), so that the
  * writers' inserts are not counted; vacuum of the deleted rows is not in these figures.
  */
 final class SteadyLoad {
     private static final int STEADY_CHUNK = 10;
+    private static final int WARM_UP_SECONDS = 20;
 
     private final BenchContext ctx;
     private final IdleCost idleCost;
@@ -67,21 +73,21 @@ final class SteadyLoad {
                     "achieved msg/s",
                     "probe commit -> consumed p50 / p99 / max",
                     "relay CPU per message: JVM threads + its PostgreSQL backends"));
-            if (ctx.options.steadyRates().length > 0) {
-                for (int rate : ctx.options.steadyRates()) {
-                    level(relay, rate, probeTopic, loadTopic);
-                }
-            } else {
-                for (double share : new double[] {0.25, 0.5}) {
-                    level(relay, drainRate * share, probeTopic, loadTopic);
-                }
+            double[] rates = ctx.options.steadyRates().length > 0
+                    ? Arrays.stream(ctx.options.steadyRates()).asDoubleStream().toArray()
+                    : new double[] {drainRate * 0.25, drainRate * 0.5};
+            level(relay, rates[0], WARM_UP_SECONDS, "warm-up ", probeTopic, loadTopic);
+            for (double rate : rates) {
+                level(relay, rate, ctx.options.steadySeconds(), "", probeTopic, loadTopic);
             }
         }
         ctx.deleteTopic(probeTopic);
         ctx.deleteTopic(loadTopic);
     }
 
-    private void level(Relay relay, double rate, String probeTopic, String loadTopic) throws Exception {
+    /** One level: {@code label} is empty for a measured level, {@code "warm-up "} for the warm-up. */
+    private void level(Relay relay, double rate, int seconds, String label, String probeTopic, String loadTopic)
+            throws Exception {
         AtomicBoolean running = new AtomicBoolean(true);
         AtomicLong appended = new AtomicLong();
         // one writer per 5,000 msg/s, at least two: 500 transactions of 10 messages a second each
@@ -136,7 +142,7 @@ final class SteadyLoad {
         long next = started;
         List<UUID> order = new ArrayList<>();
         int i = 0;
-        while (System.nanoTime() - started < ctx.options.steadySeconds() * 1_000_000_000L) {
+        while (System.nanoTime() - started < seconds * 1_000_000_000L) {
             LockSupport.parkNanos(next - System.nanoTime());
             next += TimeUnit.MILLISECONDS.toNanos(20);
             OutboxMessage m = OutboxMessage.of(
@@ -166,8 +172,8 @@ final class SteadyLoad {
         double achieved = messages / (elapsed / 1e9);
         ctx.report.line(String.format(
                 Locale.ROOT,
-                "%-12.0f %-14.0f %-40s JVM %.1f us + PostgreSQL %.1f us (load avg %s)",
-                rate,
+                "%-12s %-14.0f %-40s JVM %.1f us + PostgreSQL %.1f us (load avg %s)",
+                label + Math.round(rate),
                 achieved,
                 Report.latencies(ms, order.size(), " ms"),
                 (cpuAfter[0] - cpuBefore[0]) * 1e6 / messages,
