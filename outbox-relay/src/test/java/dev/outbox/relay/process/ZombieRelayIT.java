@@ -13,6 +13,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -42,6 +43,9 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @Tag("integration")
 class ZombieRelayIT {
     private static final int KEYS = 60;
+    /** With a missing topic: the last this many keys write to it, the others to the healthy topic. */
+    private static final int MISSING_KEYS = 10;
+
     private static final int WRITERS = 4;
     private static final int PARTITIONS = 3;
     private static final Duration LEASE = Duration.ofSeconds(6);
@@ -64,7 +68,7 @@ class ZombieRelayIT {
     @Timeout(value = 8, unit = TimeUnit.MINUTES)
     void aRelayThawedAfterLosingItsLeasePublishesNothingAfterTheNewOwner(TestDatabase db, TestKafka kafka)
             throws Exception {
-        zombie(db, kafka, false);
+        zombie(db, kafka, false, false);
     }
 
     /**
@@ -79,25 +83,40 @@ class ZombieRelayIT {
     @Test
     @Timeout(value = 8, unit = TimeUnit.MINUTES)
     void inTheTransactionalModeTheBrokerFencesAThawedRelay(TestDatabase db, TestKafka kafka) throws Exception {
-        zombie(db, kafka, true);
+        zombie(db, kafka, true, false);
+    }
+
+    /**
+     * G3 and G7 across a zombie relay that froze while a topic was missing: a sixth of the keys
+     * alternate between a topic that does not exist yet (on a broker that does not create topics),
+     * where each of them writes first, and a healthy one; the other keys write to the healthy topic
+     * only. relay-a is paused with SIGSTOP while its shards hold rows of the missing topic. relay-b
+     * takes its shards over and, while the topic is still missing, publishes every message of the
+     * other keys (G7: the held topic blocks no other key, across the takeover) and none of the
+     * alternating keys' (G3: their later messages wait for the held one). The topic is then created,
+     * relay-b publishes what it held and the writers' newer messages, and relay-a is resumed. For
+     * every key, in each topic, the first appearances follow commit order and the last record is the
+     * latest committed message: nothing relay-a held, for either topic, landed after relay-b's records.
+     */
+    @Test
+    @Timeout(value = 8, unit = TimeUnit.MINUTES)
+    void aRelayFrozenWhileATopicIsMissingPublishesNothingAfterTheNewOwner(TestDatabase db) throws Exception {
+        try (TestKafka broker = TestKafka.startInJvm(Map.of("auto.create.topics.enable", "false"))) {
+            zombie(db, broker, false, true);
+        }
     }
 
     /**
      * @param transactional the strict mode with only the broker's fence: relay-a ignores its lease
      *     deadline, the topic has no timestamp bound, the test consumer reads committed records only
+     * @param missingTopic the last {@value #MISSING_KEYS} keys write to a topic that is created only
+     *     while relay-a is frozen; {@code kafka} must not create topics on its own
      */
-    private void zombie(TestDatabase db, TestKafka kafka, boolean transactional) throws Exception {
+    private void zombie(TestDatabase db, TestKafka kafka, boolean transactional, boolean missingTopic)
+            throws Exception {
         String topic = TestKafka.uniqueTopic(transactional ? "zombie-tx" : "zombie");
-        try (Admin admin = kafka.admin()) {
-            admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1)
-                            .configs(
-                                    transactional
-                                            ? Map.of()
-                                            : Map.of("message.timestamp.before.max.ms", TIMESTAMP_BOUND_MS))))
-                    .all()
-                    .get(30, TimeUnit.SECONDS);
-        }
-        kafka.createTopic(topic, PARTITIONS); // exists: waits for the leaders
+        String missing = missingTopic ? TestKafka.uniqueTopic("zombie-missing") : null;
+        createTopic(kafka, topic, transactional);
         DSLContext dsl = db.dsl();
         dsl.execute("drop table if exists key_lock"); // the class's database is shared by its tests
         dsl.execute("create table key_lock (k text primary key, seq int not null)");
@@ -105,6 +124,8 @@ class ZombieRelayIT {
             dsl.execute("insert into key_lock values (?, 0)", "key-" + k);
         }
         Map<String, TreeMap<Integer, UUID>> committed = new ConcurrentHashMap<>();
+        Map<UUID, String> topicOf = new ConcurrentHashMap<>();
+        List<Records> missingRecords = new ArrayList<>();
 
         Properties consumer = kafka.consumerProperties("unused");
         if (transactional) {
@@ -128,7 +149,7 @@ class ZombieRelayIT {
                         () -> {
                             try {
                                 while (writing.get()) {
-                                    append(dsl, topic, committed);
+                                    append(dsl, topic, missing, committed, topicOf);
                                     appended.incrementAndGet();
                                 }
                             } catch (Throwable e) {
@@ -143,9 +164,17 @@ class ZombieRelayIT {
             await("relay-a publishing")
                     .atMost(Duration.ofSeconds(180))
                     .until(() -> records.size() >= 2_000 || failure.get() != null);
+            if (missingTopic) {
+                // relay-a's shards have had rows of the missing topic for a while: it holds them when it freezes
+                await("rows of the missing topic on relay-a's shards")
+                        .atMost(Duration.ofSeconds(60))
+                        .until(() -> missingRowsOf(db, "relay-a", missing) > 0);
+                Thread.sleep(2_000);
+            }
 
             signal("STOP", a);
             int leasesOfA = ChildRelay.liveLeases(db, "relay-a");
+            long missingRowsOfA = missingTopic ? missingRowsOf(db, "relay-a", missing) : 0;
             try {
                 // relay-b takes relay-a's shards when their leases expire, and publishes newer messages of their keys
                 await("relay-b owns every shard")
@@ -153,6 +182,11 @@ class ZombieRelayIT {
                         .pollInterval(Duration.ofMillis(250))
                         .untilAsserted(() ->
                                 assertThat(ChildRelay.liveLeases(db, "relay-b")).isEqualTo(64));
+                if (missingTopic) {
+                    whileTheTopicIsMissing(records, committed, missing);
+                    createTopic(kafka, missing, false);
+                    missingRecords.add(new Records(consumer, missing, PARTITIONS));
+                }
                 Thread.sleep(3_000);
                 writing.set(false);
                 for (Thread t : writers) {
@@ -168,13 +202,13 @@ class ZombieRelayIT {
                         .atMost(Duration.ofSeconds(60))
                         .untilAsserted(() -> {
                             Set<UUID> seen = new HashSet<>();
-                            records.all().forEach(r -> seen.add(r.messageId()));
+                            received(records, missingRecords).forEach(r -> seen.add(r.messageId()));
                             assertThat(seen).hasSizeGreaterThanOrEqualTo(appended.get());
                         });
             } finally {
                 signal("CONT", a);
             }
-            int beforeThaw = records.size();
+            int beforeThaw = received(records, missingRecords).size();
             // the thawed relay finds its leases gone, drops its shards and claims its share again; anything it
             // still held from before the freeze would arrive now
             await("relay-a back in the rotation")
@@ -184,37 +218,64 @@ class ZombieRelayIT {
                             assertThat(ChildRelay.liveLeases(db, "relay-a")).isPositive());
             Thread.sleep(3_000);
 
-            List<Records.Received> all = records.all();
-            Map<String, LinkedHashSet<UUID>> first = new HashMap<>();
-            Map<String, UUID> last = new HashMap<>();
-            for (Records.Received r : all) {
-                first.computeIfAbsent(r.key(), k -> new LinkedHashSet<>()).add(r.messageId());
-                last.put(r.key(), r.messageId());
+            Map<String, List<Records.Received>> byTopic = new LinkedHashMap<>();
+            byTopic.put(topic, records.all());
+            for (Records r : missingRecords) {
+                byTopic.put(missing, r.all());
+                r.close();
             }
-            int total = 0;
-            for (var e : committed.entrySet()) {
-                List<UUID> order = new ArrayList<>(e.getValue().values());
-                total += order.size();
-                assertThat(new ArrayList<>(first.get(e.getKey())))
-                        .as("G3: first appearances of %s follow commit order", e.getKey())
-                        .containsExactlyElementsOf(order);
-                assertThat(last.get(e.getKey()))
-                        .as("G3: the last record of %s is its latest committed message", e.getKey())
-                        .isEqualTo(order.get(order.size() - 1));
-            }
+            List<Records.Received> all =
+                    byTopic.values().stream().flatMap(List::stream).toList();
+            int total = committed.values().stream().mapToInt(Map::size).sum();
             assertThat(total).isEqualTo(appended.get());
+            for (var t : byTopic.entrySet()) {
+                Map<String, LinkedHashSet<UUID>> first = new HashMap<>();
+                Map<String, UUID> last = new HashMap<>();
+                for (Records.Received r : t.getValue()) {
+                    first.computeIfAbsent(r.key(), k -> new LinkedHashSet<>()).add(r.messageId());
+                    last.put(r.key(), r.messageId());
+                }
+                for (var e : committed.entrySet()) {
+                    List<UUID> order = e.getValue().values().stream()
+                            .filter(id -> topicOf.get(id).equals(t.getKey()))
+                            .toList();
+                    if (order.isEmpty()) {
+                        assertThat(first)
+                                .as("%s never wrote to %s", e.getKey(), t.getKey())
+                                .doesNotContainKey(e.getKey());
+                        continue;
+                    }
+                    assertThat(new ArrayList<>(first.getOrDefault(e.getKey(), new LinkedHashSet<>())))
+                            .as("G3: first appearances of %s in %s follow commit order", e.getKey(), t.getKey())
+                            .containsExactlyElementsOf(order);
+                    assertThat(last.get(e.getKey()))
+                            .as(
+                                    "G3: the last record of %s in %s is its latest committed message there",
+                                    e.getKey(), t.getKey())
+                            .isEqualTo(order.get(order.size() - 1));
+                }
+            }
             assertThat(leasesOfA).as("relay-a held shards when it froze").isPositive();
+            if (missingTopic) {
+                assertThat(missingRowsOfA)
+                        .as("relay-a's shards held rows of the missing topic when it froze")
+                        .isPositive();
+            }
             long fencedLines =
                     a.stdout().lines().filter(l -> l.contains("no longer held")).count();
             System.out.printf(
                     "[ZombieRelayIT] %s: %d messages on %d keys, %d records in Kafka (%d after the thaw); relay-a froze"
-                            + " holding %d shards; after the thaw it reported %d fenced write(s) or commit(s)%n",
-                    transactional ? "transactional, no deadline, no timestamp bound" : "idempotent",
+                            + " holding %d shards (%d rows of the missing topic); after the thaw it reported %d fenced"
+                            + " write(s) or commit(s)%n",
+                    transactional
+                            ? "transactional, no deadline, no timestamp bound"
+                            : missingTopic ? "idempotent, a topic missing at the freeze" : "idempotent",
                     total,
                     KEYS,
                     all.size(),
                     all.size() - beforeThaw,
                     leasesOfA,
+                    missingRowsOfA,
                     fencedLines);
             if (transactional) {
                 // relay-b had drained the outbox and the writers had stopped: whatever appears now is relay-a's
@@ -229,15 +290,88 @@ class ZombieRelayIT {
         }
     }
 
-    /** One message of a random key, its sequence taken under the key's row lock before the append. */
-    private void append(DSLContext dsl, String topic, Map<String, TreeMap<Integer, UUID>> committed) {
+    /**
+     * While the missing topic still does not exist, after relay-b took relay-a's shards over: every
+     * message of the healthy keys committed so far reaches Kafka (G7), and no message of a key that
+     * wrote to the missing topic first does (G3).
+     */
+    private static void whileTheTopicIsMissing(
+            Records records, Map<String, TreeMap<Integer, UUID>> committed, String missing) {
+        Set<UUID> healthy = new HashSet<>();
+        committed.forEach((key, perKey) -> {
+            if (!isMissingKey(key)) {
+                synchronized (perKey) {
+                    healthy.addAll(perKey.values());
+                }
+            }
+        });
+        await("G7: every healthy message committed so far published while " + missing + " is missing")
+                .atMost(Duration.ofSeconds(60))
+                .untilAsserted(() -> {
+                    Set<UUID> seen = new HashSet<>();
+                    records.all().forEach(r -> seen.add(r.messageId()));
+                    assertThat(seen).containsAll(healthy);
+                });
+        // each key of the missing topic wrote there first: its later messages to the healthy topic wait
+        assertThat(records.all())
+                .as("G3: no key whose first message is held for %s has a later one published", missing)
+                .noneMatch(r -> isMissingKey(r.key()));
+    }
+
+    private static boolean isMissingKey(String key) {
+        return Integer.parseInt(key.substring("key-".length())) >= KEYS - MISSING_KEYS;
+    }
+
+    /** @return the rows for {@code missing} on the shards {@code owner} leases */
+    private static long missingRowsOf(TestDatabase db, String owner, String missing) throws Exception {
+        return db.dsl()
+                .fetchOne(
+                        "select count(*) from outbox.outbox_message m join outbox.outbox_shard_lease l"
+                                + " on l.shard = m.shard where m.topic = ? and l.owner = ?",
+                        missing,
+                        owner)
+                .get(0, Long.class);
+    }
+
+    private static List<Records.Received> received(Records records, List<Records> more) {
+        List<Records.Received> all = new ArrayList<>(records.all());
+        more.forEach(r -> all.addAll(r.all()));
+        return all;
+    }
+
+    private static void createTopic(TestKafka kafka, String topic, boolean transactional) throws Exception {
+        try (Admin admin = kafka.admin()) {
+            admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1)
+                            .configs(
+                                    transactional
+                                            ? Map.of()
+                                            : Map.of("message.timestamp.before.max.ms", TIMESTAMP_BOUND_MS))))
+                    .all()
+                    .get(30, TimeUnit.SECONDS);
+        }
+        kafka.createTopic(topic, PARTITIONS); // exists: waits for the leaders
+    }
+
+    /**
+     * One message of a random key, its sequence taken under the key's row lock before the append. With
+     * a missing topic, the messages of its keys with an odd sequence go there, so each of those keys
+     * starts there and its later messages to the healthy topic must wait for it (G3).
+     */
+    private void append(
+            DSLContext dsl,
+            String topic,
+            String missing,
+            Map<String, TreeMap<Integer, UUID>> committed,
+            Map<UUID, String> topicOf) {
         String key = "key-" + ThreadLocalRandom.current().nextInt(KEYS);
         Object[] result = dsl.transactionResult(tx -> {
             int seq = tx.dsl()
                     .fetchOne("update key_lock set seq = seq + 1 where k = ? returning seq", key)
                     .get(0, Integer.class);
-            UUID id = outbox.append(
-                    tx.dsl(), OutboxMessage.of(topic, key, "Test", "text/plain", ("seq " + seq).getBytes()));
+            String to = missing != null && isMissingKey(key) && seq % 2 == 1 ? missing : topic;
+            UUID id =
+                    outbox.append(tx.dsl(), OutboxMessage.of(to, key, "Test", "text/plain", ("seq " + seq).getBytes()));
+            topicOf.put(id, to);
             return new Object[] {seq, id};
         });
         TreeMap<Integer, UUID> perKey = committed.computeIfAbsent(key, k -> new TreeMap<>());
