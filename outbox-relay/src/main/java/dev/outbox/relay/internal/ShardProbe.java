@@ -38,7 +38,10 @@ import java.util.concurrent.TimeUnit;
  * ended since its last read, and every owned shard is idle and was covered by that read, the next
  * statement is a wait ({@link ProbeStatements.Session#waitForChange}, migration V7) that returns
  * within {@link #waitStepMillis} of the next ended transaction, or after {@value #WAIT_MILLIS} ms, and
- * the probe reads at once. An idle relay then sends a few statements a second instead of one per
+ * the probe reads at once. After a wait that ended without a change the next looks only every {@link
+ * #quietStepMillis} (the probe interval), until one sees a change: on a quiet database the waiting
+ * backend looks a fifth as often, and a row committed after the quiet spell is still found within a
+ * probe interval. An idle relay then sends a few statements a second instead of one per
  * probe interval. It is exact for the same reason the skipped read is: every shard idle and covered
  * when the wait starts stays so until it runs again, and what it reads then is read after the
  * snapshot the wait compares with; any row committed later ends the wait. A shard that was not idle
@@ -61,6 +64,11 @@ final class ShardProbe {
     private final ScheduledExecutorService thread;
     /** How often the wait in PostgreSQL looks for an ended transaction: a fifth of the probe interval, at least 1 ms. */
     private final int waitStepMillis;
+    /**
+     * How often it looks once a whole wait passed without an ended transaction anywhere in the
+     * database: once per probe interval (at most every second), as a probe without the wait would.
+     */
+    private final int quietStepMillis;
     /** Per shard: the worker's read counts when the probe last woke it, and until when it is left alone. */
     private final Map<ShardWorker, long[]> woken = new HashMap<>();
 
@@ -68,6 +76,8 @@ final class ShardProbe {
     private long retryAt;
     // false once the database said it cannot run the wait (a schema before V7): the probe asks every interval
     private boolean waits = true;
+    // the last wait ran its full WAIT_MILLIS without an ended transaction: the next looks every quietStepMillis
+    private boolean quiet;
     // the snapshot of the last probe read that covered every idle shard: until a transaction ends,
     // nothing new can be visible, and the next read skips the outbox (null: the next read runs)
     private String lastSnapshot;
@@ -87,6 +97,7 @@ final class ShardProbe {
         this.engine = engine;
         this.thread = thread;
         this.waitStepMillis = (int) Math.max(1, interval.toMillis() / 5);
+        this.quietStepMillis = (int) Math.min(1000, Math.max(waitStepMillis, interval.toMillis()));
     }
 
     static ShardProbe start(RelayEngine engine, Duration interval) {
@@ -275,12 +286,17 @@ final class ShardProbe {
 
     /**
      * Waits in PostgreSQL until a transaction ends after the last read, or {@value #WAIT_MILLIS} ms.
+     * It looks every {@link #waitStepMillis}, or every {@link #quietStepMillis} after a wait that ended
+     * without a change: on a quiet database the backend then looks a fifth as often, and the first row
+     * after a quiet spell is found within a probe interval, the bound without the wait.
      *
      * @return whether to probe again at once (a transaction ended)
      */
     private boolean waitForChange(long now) throws SQLException {
         try {
-            boolean changed = session(now).waitForChange(lastSnapshot, waitStepMillis, WAIT_MILLIS);
+            boolean changed =
+                    session(now).waitForChange(lastSnapshot, quiet ? quietStepMillis : waitStepMillis, WAIT_MILLIS);
+            quiet = !changed;
             (changed ? engine.metrics().probeWaitsChanged : engine.metrics().probeWaitsTimedOut).increment();
             return changed;
         } catch (SQLException e) {
