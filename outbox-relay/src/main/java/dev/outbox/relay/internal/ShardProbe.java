@@ -38,10 +38,10 @@ import java.util.concurrent.TimeUnit;
  * ended since its last read, and every owned shard is idle and was covered by that read, the next
  * statement is a wait ({@link ProbeStatements.Session#waitForChange}, migration V7) that returns
  * within {@link #waitStepMillis} of the next ended transaction, or after {@value #WAIT_MILLIS} ms, and
- * the probe reads at once. After a wait that ended without a change the next looks only every {@link
+ * the probe reads at once. An idle relay then sends a few statements a second instead of one per
+ * probe interval. After a wait that ended without a change the next looks only every {@link
  * #quietStepMillis} (the probe interval), until one sees a change: on a quiet database the waiting
  * backend looks a fifth as often, and a row committed after the quiet spell is still found within a
- * probe interval. An idle relay then sends a few statements a second instead of one per
  * probe interval. It is exact for the same reason the skipped read is: every shard idle and covered
  * when the wait starts stays so until it runs again, and what it reads then is read after the
  * snapshot the wait compares with; any row committed later ends the wait. A shard that was not idle
