@@ -125,7 +125,8 @@ class ZombieRelayIT {
         }
         Map<String, TreeMap<Integer, UUID>> committed = new ConcurrentHashMap<>();
         Map<UUID, String> topicOf = new ConcurrentHashMap<>();
-        List<Records> missingRecords = new ArrayList<>();
+        // the test's reader of each topic: the healthy one's, and the missing one's once it exists
+        Map<String, Records> readers = new LinkedHashMap<>();
 
         Properties consumer = kafka.consumerProperties("unused");
         if (transactional) {
@@ -138,6 +139,7 @@ class ZombieRelayIT {
                         env(db, kafka, "relay-a", transactional),
                         transactional ? DeadlineIgnoringMain.class : Main.class);
                 ChildRelay b = ChildRelay.start("zombie-" + mode + "b", env(db, kafka, "relay-b", transactional))) {
+            readers.put(topic, records);
             ChildRelay.awaitLeasing(db, Duration.ofSeconds(300), a, b);
 
             AtomicBoolean writing = new AtomicBoolean(true);
@@ -185,7 +187,7 @@ class ZombieRelayIT {
                 if (missingTopic) {
                     whileTheTopicIsMissing(records, committed, missing);
                     createTopic(kafka, missing, false);
-                    missingRecords.add(new Records(consumer, missing, PARTITIONS));
+                    readers.put(missing, new Records(consumer, missing, PARTITIONS));
                 }
                 Thread.sleep(3_000);
                 writing.set(false);
@@ -202,13 +204,13 @@ class ZombieRelayIT {
                         .atMost(Duration.ofSeconds(60))
                         .untilAsserted(() -> {
                             Set<UUID> seen = new HashSet<>();
-                            received(records, missingRecords).forEach(r -> seen.add(r.messageId()));
+                            received(readers).forEach(r -> seen.add(r.messageId()));
                             assertThat(seen).hasSizeGreaterThanOrEqualTo(appended.get());
                         });
             } finally {
                 signal("CONT", a);
             }
-            int beforeThaw = received(records, missingRecords).size();
+            int beforeThaw = received(readers).size();
             // the thawed relay finds its leases gone, drops its shards and claims its share again; anything it
             // still held from before the freeze would arrive now
             await("relay-a back in the rotation")
@@ -219,11 +221,7 @@ class ZombieRelayIT {
             Thread.sleep(3_000);
 
             Map<String, List<Records.Received>> byTopic = new LinkedHashMap<>();
-            byTopic.put(topic, records.all());
-            for (Records r : missingRecords) {
-                byTopic.put(missing, r.all());
-                r.close();
-            }
+            readers.forEach((t, r) -> byTopic.put(t, r.all()));
             List<Records.Received> all =
                     byTopic.values().stream().flatMap(List::stream).toList();
             int total = committed.values().stream().mapToInt(Map::size).sum();
@@ -287,6 +285,12 @@ class ZombieRelayIT {
             b.process.destroy();
             assertThat(a.waitFor(90)).as("relay-a exit code, see %s", a.err).isZero();
             assertThat(b.waitFor(90)).as("relay-b exit code, see %s", b.err).isZero();
+        } finally {
+            // the healthy topic's reader is closed with the other resources; the missing topic's is not one
+            Records late = missing == null ? null : readers.get(missing);
+            if (late != null) {
+                late.close();
+            }
         }
     }
 
@@ -333,10 +337,9 @@ class ZombieRelayIT {
                 .get(0, Long.class);
     }
 
-    private static List<Records.Received> received(Records records, List<Records> more) {
-        List<Records.Received> all = new ArrayList<>(records.all());
-        more.forEach(r -> all.addAll(r.all()));
-        return all;
+    /** @return what every reader consumed so far */
+    private static List<Records.Received> received(Map<String, Records> readers) {
+        return readers.values().stream().flatMap(r -> r.all().stream()).toList();
     }
 
     private static void createTopic(TestKafka kafka, String topic, boolean transactional) throws Exception {
