@@ -22,6 +22,7 @@ fi
 # a, c and outbox_slim have scripts of their own; every other outbox table of setup.sql takes the
 # full row of outbox_row.template
 full_rows="outbox_message outbox_no_message_id_key outbox_no_partial_indexes outbox_no_identity outbox_no_checks"
+full_rows+=" outbox_cursor_layout outbox_by_generation"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for s in "${scripts[@]}"; do
@@ -36,7 +37,9 @@ for s in "${scripts[@]}"; do
 done
 export PGOPTIONS="-c search_path=producer_pgbench -c client_min_messages=warning"
 psql -q -v ON_ERROR_STOP=1 -f "$here/setup.sql" >/dev/null
-tables=$(psql -Atq -c "select string_agg(tablename, ', ') from pg_tables where schemaname = 'producer_pgbench'")
+# every table but outbox_generation, whose one row names the generation outbox_by_generation routes to
+tables=$(psql -Atq -c "select string_agg(tablename, ', ') from pg_tables where schemaname = 'producer_pgbench'
+    and tablename <> 'outbox_generation'")
 n=${#scripts[@]}
 for r in $(seq 1 "$rounds"); do
     for i in $(seq 0 $((n - 1))); do

@@ -61,3 +61,29 @@ create table outbox_no_checks (like outbox_message including defaults including 
 create table outbox_slim (
     id bigint generated always as identity primary key, message_id uuid not null, shard int not null,
     topic text not null, message_key text, payload bytea);
+
+-- The two tables of a layout without per-row deletes (../RELAY.md, "Storage layouts"): the relay
+-- would read by a per-shard cursor with a snapshot filter on each row's transaction id, and empty
+-- the table by truncating it. outbox_cursor_layout is one such table: no primary key, a transaction
+-- id per row. outbox_by_generation is what rotating between two of them asks of the producer: a
+-- table partitioned by generation, each row routed by a default that reads the current generation.
+create table outbox_cursor_layout (like outbox_message including defaults including identity including storage
+    including constraints);
+alter table outbox_cursor_layout add column tx xid8 not null default pg_current_xact_id(),
+    add constraint outbox_cursor_layout_message_id_key unique (message_id);
+create index on outbox_cursor_layout (shard, id);
+create index on outbox_cursor_layout (shard, id) where parked_at is not null;
+
+create table outbox_generation (current_generation smallint not null);
+insert into outbox_generation values (0);
+create function outbox_current_generation() returns smallint language sql stable as $$
+    select current_generation from producer_pgbench.outbox_generation
+$$;
+create table outbox_by_generation (like outbox_cursor_layout including defaults including identity
+    including storage including constraints, generation smallint not null default outbox_current_generation())
+    partition by list (generation);
+create table outbox_by_generation_0 partition of outbox_by_generation for values in (0);
+create table outbox_by_generation_1 partition of outbox_by_generation for values in (1);
+alter table outbox_by_generation add constraint outbox_by_generation_message_id_key unique (message_id, generation);
+create index on outbox_by_generation (shard, id);
+create index on outbox_by_generation (shard, id) where parked_at is not null;
