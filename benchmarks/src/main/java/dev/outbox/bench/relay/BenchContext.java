@@ -157,6 +157,13 @@ final class BenchContext {
         }
     }
 
+    void execute(String sql) throws SQLException {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute(sql);
+        }
+    }
+
     long scalar(String sql) throws SQLException {
         try (Connection c = db.connect();
                 Statement st = c.createStatement();

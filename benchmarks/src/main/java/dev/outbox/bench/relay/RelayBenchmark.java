@@ -9,6 +9,8 @@ import java.sql.Connection;
 import java.sql.Statement;
 import java.time.Instant;
 import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.function.DoubleSupplier;
 
 /**
@@ -40,10 +42,11 @@ public final class RelayBenchmark {
         RelayOptions options = RelayOptions.parse(args);
         Report.quietLogs();
         TestKafka kafka = RealServices.kafka();
-        if (options.compareDebezium()) {
+        if (options.compareDebezium() || options.statements()) {
             // Debezium reads the WAL through a logical replication slot: a server of its own with
-            // wal_level=logical; the relay runs on the same server, and only its processes are counted
-            try (PrivatePostgres pg = PrivatePostgres.start(DebeziumComparison.SERVER_SETTINGS);
+            // wal_level=logical; the relay runs on the same server, and only its processes are counted.
+            // --statements needs pg_stat_statements loaded at the server's start.
+            try (PrivatePostgres pg = PrivatePostgres.start(serverSettings(options));
                     TestDatabase db = TestDatabase.create(pg.server())) {
                 long postmaster = DebeziumComparison.postmasterPid(pg);
                 new RelayBenchmark(options, kafka, db, () -> Cpu.instanceCpuSeconds(postmaster)).run();
@@ -58,6 +61,15 @@ public final class RelayBenchmark {
         System.exit(0);
     }
 
+    /** @return the private server's settings: the Debezium comparison's, and pg_stat_statements for --statements */
+    static Map<String, String> serverSettings(RelayOptions options) {
+        Map<String, String> settings = new TreeMap<>(DebeziumComparison.SERVER_SETTINGS);
+        if (options.statements()) {
+            settings.put("shared_preload_libraries", "pg_stat_statements");
+        }
+        return settings;
+    }
+
     /** @return the drain scenario, whose publish mode PublishModeBenchmark alternates */
     DrainScenario drain() {
         return drain;
@@ -66,8 +78,8 @@ public final class RelayBenchmark {
     void run() throws Exception {
         report.line("# relay benchmark, " + Instant.now());
         ctx.conditions();
-        if (ctx.options.compareDebezium()) {
-            report.line("PostgreSQL: a private server with " + DebeziumComparison.SERVER_SETTINGS
+        if (ctx.options.compareDebezium() || ctx.options.statements()) {
+            report.line("PostgreSQL: a private server with " + serverSettings(ctx.options)
                     + "; PostgreSQL CPU figures count its processes only");
         }
         if (ctx.options.warmup() > 0) {

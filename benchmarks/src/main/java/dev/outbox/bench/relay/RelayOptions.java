@@ -22,7 +22,9 @@ import java.util.Map;
  * relay with Debezium's embedded engine: see {@link DebeziumComparison}), {@code --compare-seconds N}
  * (seconds per level of that comparison, default 15), {@code --compare-rounds N} (its alternating
  * rounds, default 2), {@code --vacuum-after-rows N} (the relays' {@code vacuumAfterRows}, default the
- * relay's; 0 leaves the table to autovacuum), {@code --out FILE} (also write the summary there). See {@code
+ * relay's; 0 leaves the table to autovacuum), {@code --statements} (run on a private PostgreSQL with
+ * {@code pg_stat_statements} and print, for each steady load level, the statements that took the most
+ * time in it), {@code --out FILE} (also write the summary there). See {@code
  * benchmarks/RELAY.md}.
  */
 record RelayOptions(
@@ -44,7 +46,8 @@ record RelayOptions(
         boolean compareDebezium,
         int compareSeconds,
         int compareRounds,
-        int vacuumAfterRows) {
+        int vacuumAfterRows,
+        boolean statements) {
 
     static RelayOptions parse(String[] args) {
         int messages = 200_000;
@@ -63,6 +66,7 @@ record RelayOptions(
         int[] steadyRates = {};
         boolean compareListen = false;
         boolean compareDebezium = false;
+        boolean statements = false;
         int compareSeconds = 15;
         int compareRounds = 2;
         int vacuumAfterRows = Relay.Builder.DEFAULT_VACUUM_AFTER_ROWS;
@@ -78,6 +82,10 @@ record RelayOptions(
             }
             if (a.equals("--compare-debezium")) {
                 compareDebezium = true;
+                continue;
+            }
+            if (a.equals("--statements")) {
+                statements = true;
                 continue;
             }
             if (i + 1 >= args.length) {
@@ -140,7 +148,8 @@ record RelayOptions(
                 compareDebezium,
                 compareSeconds,
                 compareRounds,
-                vacuumAfterRows);
+                vacuumAfterRows,
+                statements);
     }
 
     private static int positive(String name, String v) {

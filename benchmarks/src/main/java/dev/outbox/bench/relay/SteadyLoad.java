@@ -35,6 +35,7 @@ import java.util.concurrent.locks.LockSupport;
 final class SteadyLoad {
     private static final int STEADY_CHUNK = 10;
     private static final int WARM_UP_SECONDS = 20;
+    private static final int TOP_STATEMENTS = 8;
 
     private final BenchContext ctx;
     private final IdleCost idleCost;
@@ -50,6 +51,9 @@ final class SteadyLoad {
         ctx.report.line("## idle cost and steady loads (relay defaults: probe every "
                 + Relay.Builder.DEFAULT_PROBE_INTERVAL.toMillis() + " ms, batch " + Relay.Builder.DEFAULT_BATCH_SIZE
                 + "); best drain rate of this run " + Math.round(drainRate) + " msg/s");
+        if (ctx.options.statements()) {
+            ctx.execute("create extension if not exists pg_stat_statements");
+        }
         String probeTopic = ctx.newTopic("steady-probe");
         String loadTopic = ctx.newTopic("steady-load");
         HikariConfig hc = ctx.poolConfig();
@@ -137,6 +141,9 @@ final class SteadyLoad {
         // that the level times the relay under load, not the start of the pipeline
         awaitMarker(probeTopic, consumed);
         long appendedBefore = appended.get();
+        if (ctx.options.statements()) {
+            ctx.execute("select pg_stat_statements_reset()");
+        }
         double[] cpuBefore = idleCost.relayCpu();
         long started = System.nanoTime();
         long next = started;
@@ -154,6 +161,7 @@ final class SteadyLoad {
         long elapsed = System.nanoTime() - started;
         double[] cpuAfter = idleCost.relayCpu();
         long messages = appended.get() - appendedBefore + order.size();
+        List<String> statements = ctx.options.statements() ? topStatements(messages) : List.of();
         running.set(false);
         for (Thread t : threads) {
             t.join(10_000);
@@ -179,12 +187,45 @@ final class SteadyLoad {
                 (cpuAfter[0] - cpuBefore[0]) * 1e6 / messages,
                 (cpuAfter[1] - cpuBefore[1]) * 1e6 / messages,
                 Report.loadAverage()));
+        statements.forEach(ctx.report::line);
         // let the relay drain what the writers left before the next level
         long drainDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
         while (ctx.scalar("select count(*) from " + ctx.db.schema() + ".outbox_message") > 0
                 && System.nanoTime() < drainDeadline) {
             LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(100));
         }
+    }
+
+    /**
+     * @return the statements that took the most execution time since the level's start, as report lines:
+     *     calls, rows and execution time per call, and time per message of the level (writers' inserts
+     *     included, so that the relay's statements can be weighed against them)
+     */
+    private List<String> topStatements(long messages) throws SQLException {
+        List<String> lines = new ArrayList<>();
+        try (Connection c = ctx.db.connect();
+                var st = c.createStatement();
+                var rs = st.executeQuery("select calls, rows, total_exec_time, shared_blks_hit + shared_blks_read,"
+                        + " wal_bytes, regexp_replace(query, '\\s+', ' ', 'g') from pg_stat_statements"
+                        + " where dbid = (select oid from pg_database where datname = current_database())"
+                        + " order by total_exec_time desc limit " + TOP_STATEMENTS)) {
+            while (rs.next()) {
+                long calls = rs.getLong(1);
+                String query = rs.getString(6);
+                lines.add(String.format(
+                        Locale.ROOT,
+                        "  statement: %7d calls, %6.1f rows, %7.3f ms, %6.1f buffers, %7.0f B WAL per call; %5.1f us"
+                                + " per message: %s",
+                        calls,
+                        rs.getLong(2) / (double) calls,
+                        rs.getDouble(3) / calls,
+                        rs.getLong(4) / (double) calls,
+                        rs.getDouble(5) / calls,
+                        rs.getDouble(3) * 1e3 / messages,
+                        query.length() > 160 ? query.substring(0, 160) + "..." : query));
+            }
+        }
+        return lines;
     }
 
     /** Appends marker messages until one is consumed; fails after a minute. */

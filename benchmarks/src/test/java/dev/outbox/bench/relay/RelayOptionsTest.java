@@ -12,6 +12,7 @@ class RelayOptionsTest {
     void defaultsLeaveTheDebeziumComparisonOff() {
         RelayOptions o = RelayOptions.parse(new String[0]);
         assertThat(o.compareDebezium()).isFalse();
+        assertThat(o.statements()).isFalse();
         assertThat(o.compareSeconds()).isEqualTo(15);
         assertThat(o.compareRounds()).isEqualTo(2);
         assertThat(o.batchSizes()).containsExactly(100, 500, 2_000);
@@ -29,9 +30,11 @@ class RelayOptionsTest {
             "3",
             "--skip-million",
             "--batch-sizes",
-            "500"
+            "500",
+            "--statements"
         });
         assertThat(o.compareDebezium()).isTrue();
+        assertThat(o.statements()).isTrue();
         assertThat(o.compareSeconds()).isEqualTo(5);
         assertThat(o.compareRounds()).isEqualTo(3);
         assertThat(o.messages()).isEqualTo(50_000);
