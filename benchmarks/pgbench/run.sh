@@ -19,10 +19,15 @@ scripts=("$@")
 if [ ${#scripts[@]} -eq 0 ]; then
     scripts=(a c outbox_message)
 fi
-# a, c and outbox_slim have scripts of their own; every other outbox table of setup.sql takes the
-# full row of outbox_row.template
-full_rows="outbox_message outbox_no_message_id_key outbox_no_partial_indexes outbox_no_identity outbox_no_checks"
-full_rows+=" outbox_cursor_layout outbox_by_generation"
+export PGOPTIONS="-c search_path=producer_pgbench -c client_min_messages=warning"
+psql -q -v ON_ERROR_STOP=1 -f "$here/setup.sql" >/dev/null
+# a, c and outbox_slim have scripts of their own; every table of setup.sql with the outbox's full row
+# (a content_type column; partitions left out, they take rows through their parent) takes
+# outbox_row.template
+full_rows=$(psql -Atq -c "select string_agg(c.relname, ' ' order by c.relname) from pg_class c
+    join pg_namespace n on n.oid = c.relnamespace join pg_attribute a on a.attrelid = c.oid
+    where n.nspname = 'producer_pgbench' and c.relkind in ('r', 'p') and not c.relispartition
+    and a.attname = 'content_type'")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for s in "${scripts[@]}"; do
@@ -35,8 +40,6 @@ for s in "${scripts[@]}"; do
         exit 2
     fi
 done
-export PGOPTIONS="-c search_path=producer_pgbench -c client_min_messages=warning"
-psql -q -v ON_ERROR_STOP=1 -f "$here/setup.sql" >/dev/null
 # every table but outbox_generation, whose one row names the generation outbox_by_generation routes to
 tables=$(psql -Atq -c "select string_agg(tablename, ', ') from pg_tables where schemaname = 'producer_pgbench'
     and tablename <> 'outbox_generation'")
