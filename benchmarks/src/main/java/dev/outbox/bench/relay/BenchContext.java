@@ -26,6 +26,7 @@ import java.util.TreeMap;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.DoubleSupplier;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.OffsetSpec;
@@ -155,6 +156,19 @@ final class BenchContext {
                             .sum()
                     - warmup;
         }
+    }
+
+    /**
+     * Waits until the timing consumer has recorded {@code id}, looking every 10 ms.
+     *
+     * @return whether it did within {@code seconds}
+     */
+    static boolean awaitConsumed(Map<UUID, Long> consumed, UUID id, int seconds) {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+        while (!consumed.containsKey(id) && System.nanoTime() < deadline) {
+            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
+        }
+        return consumed.containsKey(id);
     }
 
     void execute(String sql) throws SQLException {

@@ -227,11 +227,7 @@ final class DebeziumComparison {
             long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
             while (System.nanoTime() < deadline) {
                 UUID marker = system.appendOne(prober, probeTopic, "marker-" + sequence++, ctx.payload(0));
-                long wait = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-                while (!consumed.containsKey(marker) && System.nanoTime() < wait) {
-                    LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
-                }
-                if (consumed.containsKey(marker) && system.drained()) {
+                if (BenchContext.awaitConsumed(consumed, marker, 10) && system.drained()) {
                     return;
                 }
                 Thread.sleep(500);

@@ -236,11 +236,7 @@ final class SteadyLoad {
             OutboxMessage m = OutboxMessage.of(
                     probeTopic, "marker-" + sequence++, BenchContext.TYPE, BenchContext.CONTENT_TYPE, ctx.payload(0));
             UUID marker = ctx.dsl.transactionResult(tx -> ctx.outbox.append(tx.dsl(), m));
-            long wait = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-            while (!consumed.containsKey(marker) && System.nanoTime() < wait) {
-                LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
-            }
-            if (consumed.containsKey(marker)) {
+            if (BenchContext.awaitConsumed(consumed, marker, 5)) {
                 return;
             }
         }
