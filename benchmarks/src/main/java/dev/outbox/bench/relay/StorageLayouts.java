@@ -8,6 +8,7 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -15,6 +16,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
+import org.postgresql.PGConnection;
 
 /**
  * What PostgreSQL spends per relayed message in three storage layouts, with no Kafka and no relay: the
@@ -71,7 +73,7 @@ public final class StorageLayouts {
         this.c = c;
         this.postmasterPid = postmasterPid;
         // every statement server-side prepared from its first use, as in a relay that has run a while
-        c.unwrap(org.postgresql.PGConnection.class).setPrepareThreshold(1);
+        c.unwrap(PGConnection.class).setPrepareThreshold(1);
         try (Statement st = c.createStatement();
                 ResultSet rs = st.executeQuery("select pg_backend_pid()")) {
             rs.next();
@@ -157,7 +159,7 @@ public final class StorageLayouts {
 
     private void run(int rows, int batch, int rounds, List<Layout> layouts, Map<String, String> settings)
             throws Exception {
-        report.line("# storage layouts, " + java.time.Instant.now() + ", " + rows + " rows of 1,024 B over "
+        report.line("# storage layouts, " + Instant.now() + ", " + rows + " rows of 1,024 B over "
                 + SHARDS + " shards, batch " + batch + ", private PostgreSQL " + serverVersion() + " with "
                 + settings);
         report.line("# us of PostgreSQL CPU per message: backend read / removal / clean-up = backend total;"
