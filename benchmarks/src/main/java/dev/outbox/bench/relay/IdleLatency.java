@@ -56,15 +56,7 @@ final class IdleLatency {
      * sets it up.
      */
     void measure(WakeUp wakeUp) throws Exception {
-        int samples = ctx.options.latencySamples();
-        int warmup = Math.min(50, samples / 10);
-        String topic = ctx.newTopic("latency");
-        Map<UUID, Long> committed = new ConcurrentHashMap<>();
-        Map<UUID, Long> consumed = new ConcurrentHashMap<>();
-        AtomicBoolean running = new AtomicBoolean(true);
-        Thread reader = ctx.timingConsumer(topic, consumed, running);
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
-        String loadBefore = Report.loadAverage();
         Relay.Builder builder = Relay.builder()
                 .dataSource(ctx.db.newDataSource(ctx.options.workers() + 4))
                 .producerProperties(ctx.producerProperties())
@@ -72,8 +64,51 @@ final class IdleLatency {
                 .vacuumAfterRows(ctx.options.vacuumAfterRows())
                 .meterRegistry(registry);
         Outbox appender = wakeUp.configure(builder, ctx);
+        String loadBefore = Report.loadAverage();
         try (Relay relay = builder.build()) {
             relay.start();
+            sample("an idle relay, woken by " + wakeUp.description(), appender, loadBefore);
+        }
+    }
+
+    /**
+     * The same samples with the relay in a JVM of its own ({@link RelayChild}: the relay's command-line
+     * process with its default settings and the JVM's default options, as deployed), after its idle
+     * cost: the CPU of its whole process and of its PostgreSQL backends.
+     */
+    void measureInOwnProcess() throws Exception {
+        try (RelayChild relay = RelayChild.start(ctx)) {
+            relay.awaitAllShards();
+            // let the start-up's compilation and first lease rounds pass before the idle cost is counted
+            Thread.sleep(5_000);
+            int idleSeconds = 15;
+            double[] before = relay.cpu();
+            Thread.sleep(idleSeconds * 1000L);
+            double[] after = relay.cpu();
+            ctx.report.line(String.format(
+                    Locale.ROOT,
+                    "relay in its own JVM (%s), idle for %d s: its process %.2f %% of one core, its PostgreSQL"
+                            + " backends %.2f %% of one core",
+                    relay.describe(),
+                    idleSeconds,
+                    (after[0] - before[0]) * 100 / idleSeconds,
+                    (after[1] - before[1]) * 100 / idleSeconds));
+            sample(
+                    "an idle relay in its own JVM, woken by " + WakeUp.PROBE.description(),
+                    ctx.outbox,
+                    Report.loadAverage());
+        }
+    }
+
+    private void sample(String relay, Outbox appender, String loadBefore) throws Exception {
+        int samples = ctx.options.latencySamples();
+        int warmup = Math.min(50, samples / 10);
+        String topic = ctx.newTopic("latency");
+        Map<UUID, Long> committed = new ConcurrentHashMap<>();
+        Map<UUID, Long> consumed = new ConcurrentHashMap<>();
+        AtomicBoolean running = new AtomicBoolean(true);
+        Thread reader = ctx.timingConsumer(topic, consumed, running);
+        try {
             long next = System.nanoTime();
             List<UUID> order = new ArrayList<>();
             for (int i = 0; i < samples + warmup; i++) {
@@ -100,8 +135,7 @@ final class IdleLatency {
                     .sorted()
                     .toArray();
             long over25 = Arrays.stream(ms).filter(v -> v > 25).count();
-            ctx.report.line("## latency, commit -> consumed, single messages every 20 ms to an idle relay, woken by "
-                    + wakeUp.description());
+            ctx.report.line("## latency, commit -> consumed, single messages every 20 ms to " + relay);
             ctx.report.line(String.format(
                     Locale.ROOT,
                     "%d samples after %d warm-up: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms, min %.1f ms,"

@@ -99,6 +99,10 @@ public final class RelayBenchmark {
         }
         IdleLatency latency = new IdleLatency(ctx);
         latency.measure(IdleLatency.WakeUp.PROBE);
+        if (ctx.options.relayProcess()) {
+            report.line("");
+            latency.measureInOwnProcess();
+        }
         if (ctx.options.compareListen()) {
             new ListenComparison(latency).run();
         }

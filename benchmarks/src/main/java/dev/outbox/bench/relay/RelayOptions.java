@@ -24,7 +24,9 @@ import java.util.Map;
  * rounds, default 2), {@code --vacuum-after-rows N} (the relays' {@code vacuumAfterRows}, default the
  * relay's; 0 leaves the table to autovacuum), {@code --statements} (run on a private PostgreSQL with
  * {@code pg_stat_statements} and print, for each steady load level, the statements that took the most
- * time in it), {@code --out FILE} (also write the summary there). See {@code
+ * time in it), {@code --relay-process} (after the idle latency, the same again with the relay's
+ * command-line process in a JVM of its own, and that process's idle cost), {@code --out FILE} (also
+ * write the summary there). See {@code
  * benchmarks/RELAY.md}.
  */
 record RelayOptions(
@@ -47,7 +49,8 @@ record RelayOptions(
         int compareSeconds,
         int compareRounds,
         int vacuumAfterRows,
-        boolean statements) {
+        boolean statements,
+        boolean relayProcess) {
 
     static RelayOptions parse(String[] args) {
         int messages = 200_000;
@@ -67,6 +70,7 @@ record RelayOptions(
         boolean compareListen = false;
         boolean compareDebezium = false;
         boolean statements = false;
+        boolean relayProcess = false;
         int compareSeconds = 15;
         int compareRounds = 2;
         int vacuumAfterRows = Relay.Builder.DEFAULT_VACUUM_AFTER_ROWS;
@@ -86,6 +90,10 @@ record RelayOptions(
             }
             if (a.equals("--statements")) {
                 statements = true;
+                continue;
+            }
+            if (a.equals("--relay-process")) {
+                relayProcess = true;
                 continue;
             }
             if (i + 1 >= args.length) {
@@ -149,7 +157,8 @@ record RelayOptions(
                 compareSeconds,
                 compareRounds,
                 vacuumAfterRows,
-                statements);
+                statements,
+                relayProcess);
     }
 
     private static int positive(String name, String v) {

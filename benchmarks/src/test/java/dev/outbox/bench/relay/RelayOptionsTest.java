@@ -13,6 +13,7 @@ class RelayOptionsTest {
         RelayOptions o = RelayOptions.parse(new String[0]);
         assertThat(o.compareDebezium()).isFalse();
         assertThat(o.statements()).isFalse();
+        assertThat(o.relayProcess()).isFalse();
         assertThat(o.compareSeconds()).isEqualTo(15);
         assertThat(o.compareRounds()).isEqualTo(2);
         assertThat(o.batchSizes()).containsExactly(100, 500, 2_000);
@@ -31,10 +32,12 @@ class RelayOptionsTest {
             "--skip-million",
             "--batch-sizes",
             "500",
-            "--statements"
+            "--statements",
+            "--relay-process"
         });
         assertThat(o.compareDebezium()).isTrue();
         assertThat(o.statements()).isTrue();
+        assertThat(o.relayProcess()).isTrue();
         assertThat(o.compareSeconds()).isEqualTo(5);
         assertThat(o.compareRounds()).isEqualTo(3);
         assertThat(o.messages()).isEqualTo(50_000);
