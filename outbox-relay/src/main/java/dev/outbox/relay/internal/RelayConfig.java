@@ -49,8 +49,12 @@ public record RelayConfig(
                 .build();
     }
 
-    /** @return how often leases and the heartbeat are renewed */
+    /**
+     * @return how often leases and the heartbeat are renewed: a third of the lease (in whole nanoseconds,
+     *     as {@code dividedBy(3)} would give, without its decimal arithmetic: each shard's idle wait asks
+     *     for it after every round)
+     */
     public Duration renewInterval() {
-        return leaseDuration.dividedBy(3);
+        return Duration.ofNanos(leaseDuration.toNanos() / 3);
     }
 }
