@@ -10,6 +10,7 @@ import dev.outbox.testkit.TestKafka;
 import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
+import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
@@ -169,6 +170,22 @@ final class BenchContext {
             LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
         }
         return consumed.containsKey(id);
+    }
+
+    /** @return CPU seconds of this database's PostgreSQL backends whose application name is {@code app} */
+    double backendCpuSeconds(String app) throws SQLException {
+        double cpu = 0;
+        try (Connection c = db.connect();
+                PreparedStatement ps =
+                        c.prepareStatement("select pid from pg_stat_activity where application_name = ?")) {
+            ps.setString(1, app);
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    cpu += Cpu.processCpuSeconds(rs.getInt(1));
+                }
+            }
+        }
+        return cpu;
     }
 
     void execute(String sql) throws SQLException {

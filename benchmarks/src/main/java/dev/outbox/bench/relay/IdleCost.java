@@ -1,10 +1,7 @@
 package dev.outbox.bench.relay;
 
 import dev.outbox.relay.Relay;
-import java.sql.Connection;
-import java.sql.ResultSet;
 import java.sql.SQLException;
-import java.sql.Statement;
 import java.util.Locale;
 import java.util.Map;
 
@@ -50,15 +47,6 @@ final class IdleCost {
         double jvm = threads.getOrDefault("relay workers", 0.0)
                 + threads.getOrDefault("relay other", 0.0)
                 + threads.getOrDefault("producer I/O", 0.0);
-        double pg = 0;
-        try (Connection c = ctx.db.connect();
-                Statement st = c.createStatement();
-                ResultSet rs = st.executeQuery(
-                        "select pid from pg_stat_activity where application_name = '" + RELAY_APP + "'")) {
-            while (rs.next()) {
-                pg += Cpu.processCpuSeconds(rs.getInt(1));
-            }
-        }
-        return new double[] {jvm, pg};
+        return new double[] {jvm, ctx.backendCpuSeconds(RELAY_APP)};
     }
 }

@@ -42,7 +42,7 @@ public final class RelayBenchmark {
         RelayOptions options = RelayOptions.parse(args);
         Report.quietLogs();
         TestKafka kafka = RealServices.kafka();
-        if (options.compareDebezium() || options.statements()) {
+        if (options.privateServer()) {
             // Debezium reads the WAL through a logical replication slot: a server of its own with
             // wal_level=logical; the relay runs on the same server, and only its processes are counted.
             // --statements needs pg_stat_statements loaded at the server's start.
@@ -78,7 +78,7 @@ public final class RelayBenchmark {
     void run() throws Exception {
         report.line("# relay benchmark, " + Instant.now());
         ctx.conditions();
-        if (ctx.options.compareDebezium() || ctx.options.statements()) {
+        if (ctx.options.privateServer()) {
             report.line("PostgreSQL: a private server with " + serverSettings(ctx.options)
                     + "; PostgreSQL CPU figures count its processes only");
         }

@@ -16,12 +16,12 @@ import java.util.concurrent.TimeUnit;
  * The relay's command-line process ({@link Main}) in a JVM of its own, started from this JVM's class
  * path against the benchmark's database and broker, with the relay's default settings and the JVM's
  * default options: what a deployment runs, without the benchmark's broker, writers and consumer in
- * its JVM. Its connections carry the application name {@value #APP}, so that its PostgreSQL backends
+ * its JVM. Its connections carry the application name {@value #NAME}, so that its PostgreSQL backends
  * can be counted. Closing it sends SIGTERM.
  */
 final class RelayChild implements AutoCloseable {
-    static final String APP = "bench-relay-process";
-    private static final String INSTANCE = "bench-relay-process";
+    /** The process's instance id, and the application name of its connections. */
+    private static final String NAME = "bench-relay-process";
 
     private final BenchContext ctx;
     private final Process process;
@@ -43,14 +43,14 @@ final class RelayChild implements AutoCloseable {
         Map<String, String> env = pb.environment();
         env.keySet().removeIf(k -> k.startsWith(RelaySettings.ENV_PREFIX));
         String url = ctx.db.jdbcUrl();
-        env.put(RelaySettings.JDBC_URL.envVar(), url + (url.contains("?") ? "&" : "?") + "ApplicationName=" + APP);
+        env.put(RelaySettings.JDBC_URL.envVar(), url + (url.contains("?") ? "&" : "?") + "ApplicationName=" + NAME);
         env.put(RelaySettings.DB_USER.envVar(), ctx.db.user());
         if (!ctx.db.password().isEmpty()) {
             env.put(RelaySettings.DB_PASSWORD.envVar(), ctx.db.password());
         }
         env.put(RelaySettings.SCHEMA.envVar(), ctx.db.schema());
         env.put(RelaySettings.BOOTSTRAP_SERVERS.envVar(), ctx.kafka.bootstrapServers());
-        env.put(RelaySettings.INSTANCE_ID.envVar(), INSTANCE);
+        env.put(RelaySettings.INSTANCE_ID.envVar(), NAME);
         env.put(RelaySettings.HTTP_PORT.envVar(), "0");
         pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
         return new RelayChild(ctx, pb.start(), log);
@@ -78,7 +78,7 @@ final class RelayChild implements AutoCloseable {
         try (Connection c = ctx.db.connect();
                 PreparedStatement ps = c.prepareStatement("select count(*) from " + ctx.db.schema()
                         + ".outbox_shard_lease where owner = ? and lease_until > now()")) {
-            ps.setString(1, INSTANCE);
+            ps.setString(1, NAME);
             try (ResultSet rs = ps.executeQuery()) {
                 rs.next();
                 return rs.getLong(1);
@@ -88,18 +88,7 @@ final class RelayChild implements AutoCloseable {
 
     /** @return {CPU seconds of the whole process, CPU seconds of its PostgreSQL backends} */
     double[] cpu() throws SQLException {
-        double pg = 0;
-        try (Connection c = ctx.db.connect();
-                PreparedStatement ps =
-                        c.prepareStatement("select pid from pg_stat_activity where application_name = ?")) {
-            ps.setString(1, APP);
-            try (ResultSet rs = ps.executeQuery()) {
-                while (rs.next()) {
-                    pg += Cpu.processCpuSeconds(rs.getInt(1));
-                }
-            }
-        }
-        return new double[] {Cpu.processCpuSeconds(Math.toIntExact(process.pid())), pg};
+        return new double[] {Cpu.processCpuSeconds(Math.toIntExact(process.pid())), ctx.backendCpuSeconds(NAME)};
     }
 
     /** @return how the process runs, for the report */

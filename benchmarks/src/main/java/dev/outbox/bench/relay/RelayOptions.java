@@ -52,6 +52,11 @@ record RelayOptions(
         boolean statements,
         boolean relayProcess) {
 
+    /** @return whether the benchmark runs on a private PostgreSQL of its own (for Debezium, or pg_stat_statements) */
+    boolean privateServer() {
+        return compareDebezium || statements;
+    }
+
     static RelayOptions parse(String[] args) {
         int messages = 200_000;
         int[] batchSizes = {100, 500, 2_000};
@@ -161,7 +166,7 @@ record RelayOptions(
                 relayProcess);
     }
 
-    private static int positive(String name, String v) {
+    static int positive(String name, String v) {
         try {
             int n = Integer.parseInt(v);
             if (n > 0) {

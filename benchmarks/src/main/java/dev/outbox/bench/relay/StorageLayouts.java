@@ -126,9 +126,9 @@ public final class StorageLayouts {
         for (int i = 0; i < args.length; i++) {
             String value = i + 1 < args.length ? args[i + 1] : null;
             switch (args[i]) {
-                case "--rows" -> rows = positive("--rows", value);
-                case "--batch" -> batch = positive("--batch", value);
-                case "--rounds" -> rounds = positive("--rounds", value);
+                case "--rows" -> rows = RelayOptions.positive("--rows", required("--rows", value));
+                case "--batch" -> batch = RelayOptions.positive("--batch", required("--batch", value));
+                case "--rounds" -> rounds = RelayOptions.positive("--rounds", required("--rounds", value));
                 case "--layouts" ->
                     layouts = Arrays.stream(required("--layouts", value).split(","))
                             .map(Layout::of)
@@ -430,17 +430,5 @@ public final class StorageLayouts {
             throw new IllegalArgumentException(option + " needs a value");
         }
         return value;
-    }
-
-    private static int positive(String option, String value) {
-        try {
-            int n = Integer.parseInt(required(option, value));
-            if (n > 0) {
-                return n;
-            }
-        } catch (NumberFormatException e) {
-            // reported below
-        }
-        throw new IllegalArgumentException(option + " must be a positive whole number, got '" + value + "'");
     }
 }
