@@ -22,6 +22,7 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -50,6 +51,7 @@ class WakeUpIT {
     private static final long BOUND_MS = 2_000;
 
     private static final String PROBE_WAITS = "outbox.relay.probe.waits";
+    private static final String PROBE_READS = "outbox.relay.probe.reads";
 
     private static Relay.Builder quietRelay(DataSource pool, String bootstrap, String id) {
         return Relay.builder()
@@ -144,6 +146,56 @@ class WakeUpIT {
                         "%s: after %.0f waits, commit->consumed %d ms%n",
                         name, probeWaits(registry), kafkaSide.awaitMillis(id, committed, BOUND_MS));
             }
+        }
+    }
+
+    /**
+     * G1 under a steady load, with the probe's longer pause after a read that found rows ({@code
+     * probeIntervalUnderLoad}): rows committed every 10 ms or so for 3 s all arrive, and the probe's
+     * reads that found rows number about one per pause. A probe that read again after its 5 ms
+     * interval would count one such read per row or two, well above the bound.
+     */
+    @Test
+    void underASteadyLoadTheProbePausesLongerAfterReadsThatFoundRows(TestDatabase db, TestKafka kafka)
+            throws Exception {
+        String topic = TestKafka.uniqueTopic("under-load");
+        kafka.createTopic(topic, 4);
+        Outbox outbox = Outbox.builder().build();
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        long pauseMs = 250;
+        long loadMs = 3_000;
+        try (Relay relay = quietRelay(db.newDataSource(10), kafka.bootstrapServers(), "under-load-relay")
+                        .probeIntervalUnderLoad(Duration.ofMillis(pauseMs))
+                        .meterRegistry(registry)
+                        .build();
+                Probe kafkaSide = new Probe(kafka.bootstrapServers(), topic)) {
+            startOwningAll(relay, 64);
+            Thread.sleep(300); // every shard idle
+            double before = Fixtures.counter(registry, PROBE_READS, "outcome", "rows");
+            Map<UUID, Long> committed = new LinkedHashMap<>();
+            long start = System.nanoTime();
+            for (int i = 0; System.nanoTime() - start < loadMs * 1_000_000L; i++) {
+                String key = "k-" + (i % 100);
+                UUID id = db.dsl().transactionResult(tx -> outbox.append(tx.dsl(), message(topic, key, "x")));
+                committed.put(id, System.nanoTime());
+                kafkaSide.pollFor(10);
+            }
+            long[] latencies = new long[committed.size()];
+            int n = 0;
+            for (Map.Entry<UUID, Long> e : committed.entrySet()) {
+                latencies[n++] = kafkaSide.awaitMillis(e.getKey(), e.getValue(), BOUND_MS);
+            }
+            double found = Fixtures.counter(registry, PROBE_READS, "outcome", "rows") - before;
+            Arrays.sort(latencies);
+            System.out.printf(
+                    "under a steady load, %d ms pause after a read that found rows: %d rows, %.0f such reads,"
+                            + " commit->consumed p50 %d ms, max %d ms%n",
+                    pauseMs, committed.size(), found, latencies[latencies.length / 2], latencies[latencies.length - 1]);
+            assertThat(committed).as("rows appended").hasSizeGreaterThan(100);
+            // the load, the rows left when it stopped, and a pause's slack, one read per pause
+            assertThat(found)
+                    .as("probe reads that found rows, %d rows in %d ms", committed.size(), loadMs)
+                    .isBetween(2.0, (double) (loadMs + 2 * pauseMs) / pauseMs + 4);
         }
     }
 
@@ -366,20 +418,29 @@ class WakeUpIT {
                 assertThat(System.nanoTime() - deadline)
                         .as("message %s not consumed within %d ms", id, limitMs)
                         .isNegative();
-                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(2))) {
-                    UUID got = UUID.fromString(new String(
-                            r.headers().lastHeader(OutboxHeaders.MESSAGE_ID).value(), StandardCharsets.UTF_8));
-                    arrived.putIfAbsent(got, System.nanoTime());
-                    outboxIds.put(
-                            got,
-                            Long.parseLong(new String(
-                                    r.headers()
-                                            .lastHeader(OutboxHeaders.OUTBOX_ID)
-                                            .value(),
-                                    StandardCharsets.UTF_8)));
-                }
+                pollOnce();
             }
             return Math.max(0, (arrived.get(id) - since) / 1_000_000L);
+        }
+
+        /** Polls for {@code millis}, noting when each message arrives. */
+        void pollFor(long millis) {
+            long until = System.nanoTime() + millis * 1_000_000L;
+            while (System.nanoTime() - until < 0) {
+                pollOnce();
+            }
+        }
+
+        private void pollOnce() {
+            for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(2))) {
+                UUID got = UUID.fromString(new String(
+                        r.headers().lastHeader(OutboxHeaders.MESSAGE_ID).value(), StandardCharsets.UTF_8));
+                arrived.putIfAbsent(got, System.nanoTime());
+                outboxIds.put(
+                        got,
+                        Long.parseLong(new String(
+                                r.headers().lastHeader(OutboxHeaders.OUTBOX_ID).value(), StandardCharsets.UTF_8)));
+            }
         }
 
         long outboxId(UUID id) {

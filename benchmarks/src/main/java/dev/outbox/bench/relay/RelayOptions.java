@@ -4,6 +4,7 @@ import dev.outbox.relay.Relay;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -16,7 +17,11 @@ import java.util.Map;
  * plain producer alike), {@code --warmup N} (messages sent through both, unreported, before
  * measuring; default 50000, 0 to skip), {@code --steady-seconds N} (seconds per steady load level,
  * default 15, 0 to skip the idle cost and the steady loads), {@code --steady-rates a,b,c} (the steady
- * loads in messages per second; default a quarter and half of the best drain rate), {@code --compare-listen} (idle latency
+ * loads in messages per second, 0 for the probe messages alone; default a quarter and half of the best
+ * drain rate), {@code
+ * --probe-intervals a,b/c,...} (the steady part once per entry, each with a relay of its own, in the
+ * order given: {@code I} sets the probe interval to I ms, {@code I/L} also the probe interval under
+ * load to L ms; default the relay's), {@code --compare-listen} (idle latency
  * also with the opt-in LISTEN wake-up, then with the probe again), {@code --compare-debezium} (run
  * everything on a private PostgreSQL with {@code wal_level=logical} and, after the drains, compare the
  * relay with Debezium's embedded engine: see {@link DebeziumComparison}), {@code --compare-seconds N}
@@ -44,6 +49,7 @@ record RelayOptions(
         int warmup,
         int steadySeconds,
         int[] steadyRates,
+        List<int[]> probeIntervals,
         boolean compareListen,
         boolean compareDebezium,
         int compareSeconds,
@@ -72,6 +78,8 @@ record RelayOptions(
         int warmup = 50_000;
         int steadySeconds = 15;
         int[] steadyRates = {};
+        // {probe interval ms, under load ms or 0 for the relay's default}
+        List<int[]> probeIntervals = List.of(new int[] {(int) Relay.Builder.DEFAULT_PROBE_INTERVAL.toMillis(), 0});
         boolean compareListen = false;
         boolean compareDebezium = false;
         boolean statements = false;
@@ -107,10 +115,7 @@ record RelayOptions(
             String v = args[++i];
             switch (a) {
                 case "--messages" -> messages = positive(a, v);
-                case "--batch-sizes" ->
-                    batchSizes = Arrays.stream(v.split(","))
-                            .mapToInt(s -> positive(a, s.trim()))
-                            .toArray();
+                case "--batch-sizes" -> batchSizes = positives(a, v);
                 case "--latency-samples" -> latencySamples = positive(a, v);
                 case "--million-batch-size" -> millionBatchSize = positive(a, v);
                 case "--partitions" -> partitions = positive(a, v);
@@ -125,8 +130,14 @@ record RelayOptions(
                 case "--steady-seconds" -> steadySeconds = Integer.parseInt(v);
                 case "--steady-rates" ->
                     steadyRates = Arrays.stream(v.split(","))
-                            .mapToInt(x -> positive(a, x.trim()))
+                            .mapToInt(x -> x.trim().equals("0") ? 0 : positive(a, x.trim()))
                             .toArray();
+                case "--probe-intervals" ->
+                    probeIntervals = Arrays.stream(v.split(","))
+                            .map(x -> x.contains("/")
+                                    ? positives(a, x.replace('/', ','))
+                                    : new int[] {positive(a, x.trim()), 0})
+                            .toList();
                 case "--producer" -> {
                     for (String kv : v.split(",")) {
                         String[] p = kv.split("=", 2);
@@ -157,6 +168,7 @@ record RelayOptions(
                 warmup,
                 steadySeconds,
                 steadyRates,
+                probeIntervals,
                 compareListen,
                 compareDebezium,
                 compareSeconds,
@@ -164,6 +176,13 @@ record RelayOptions(
                 vacuumAfterRows,
                 statements,
                 relayProcess);
+    }
+
+    /** @return the comma-separated positive integers of {@code v} */
+    private static int[] positives(String name, String v) {
+        return Arrays.stream(v.split(","))
+                .mapToInt(x -> positive(name, x.trim()))
+                .toArray();
     }
 
     static int positive(String name, String v) {

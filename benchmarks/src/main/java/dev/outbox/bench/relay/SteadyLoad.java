@@ -7,6 +7,7 @@ import dev.outbox.relay.Relay;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.sql.Connection;
 import java.sql.SQLException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -20,7 +21,8 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * The steady load scenario, after the idle cost ({@link IdleCost}) of the same relay: latency and cost under steady loads of a quarter and half the
+ * The steady load scenario, after the idle cost ({@link IdleCost}) of the same relay, once per probe
+ * interval of {@code --probe-intervals} (a relay of its own each, the warm-up before the first only): latency and cost under steady loads of a quarter and half the
  * best drain rate of this run (or the rates of {@code --steady-rates}): background writers, one per 5,000 msg/s and at least two, append in transactions of {@value #STEADY_CHUNK}
  * messages at a paced rate while single probe messages, every 20 ms on a topic of their own, are
  * timed from commit to consumed, once a marker message went through the relay and the level's timing
@@ -49,25 +51,54 @@ final class SteadyLoad {
 
     void run() throws Exception {
         ctx.report.line("## idle cost and steady loads (relay defaults: probe every "
-                + Relay.Builder.DEFAULT_PROBE_INTERVAL.toMillis() + " ms, batch " + Relay.Builder.DEFAULT_BATCH_SIZE
+                + Relay.Builder.DEFAULT_PROBE_INTERVAL.toMillis() + " ms, "
+                + Relay.Builder.DEFAULT_PROBE_INTERVAL_UNDER_LOAD.toMillis()
+                + " ms after a read that found rows, batch "
+                + Relay.Builder.DEFAULT_BATCH_SIZE
                 + "); best drain rate of this run " + Math.round(drainRate) + " msg/s");
         if (ctx.options.statements()) {
             ctx.execute("create extension if not exists pg_stat_statements");
         }
         String probeTopic = ctx.newTopic("steady-probe");
         String loadTopic = ctx.newTopic("steady-load");
+        double[] rates = ctx.options.steadyRates().length > 0
+                ? Arrays.stream(ctx.options.steadyRates()).asDoubleStream().toArray()
+                : new double[] {drainRate * 0.25, drainRate * 0.5};
+        List<int[]> intervals = ctx.options.probeIntervals();
+        for (int r = 0; r < intervals.size(); r++) {
+            int[] interval = intervals.get(r);
+            if (intervals.size() > 1) {
+                ctx.report.line("# probe interval " + interval[0] + " ms, under load "
+                        + (interval[1] > 0 ? interval[1] + " ms" : "the relay's default"));
+            }
+            run(interval, rates, r == 0, probeTopic, loadTopic);
+        }
+        ctx.deleteTopic(probeTopic);
+        ctx.deleteTopic(loadTopic);
+    }
+
+    /**
+     * The idle cost and the levels of one relay, after a warm-up level if {@code warmUp}.
+     *
+     * @param interval the probe interval and the probe interval under load in ms (0: the relay's default)
+     */
+    private void run(int[] interval, double[] rates, boolean warmUp, String probeTopic, String loadTopic)
+            throws Exception {
         HikariConfig hc = ctx.poolConfig();
         hc.setMaximumPoolSize(ctx.options.workers() + 4);
         hc.setMinimumIdle(ctx.options.workers() + 4);
         hc.addDataSourceProperty("ApplicationName", IdleCost.RELAY_APP);
+        Relay.Builder builder = Relay.builder()
+                .producerProperties(ctx.producerProperties())
+                .workerThreads(ctx.options.workers())
+                .vacuumAfterRows(ctx.options.vacuumAfterRows())
+                .probeInterval(Duration.ofMillis(interval[0]))
+                .meterRegistry(new SimpleMeterRegistry());
+        if (interval[1] > 0) {
+            builder.probeIntervalUnderLoad(Duration.ofMillis(interval[1]));
+        }
         try (HikariDataSource pool = new HikariDataSource(hc);
-                Relay relay = Relay.builder()
-                        .dataSource(pool)
-                        .producerProperties(ctx.producerProperties())
-                        .workerThreads(ctx.options.workers())
-                        .vacuumAfterRows(ctx.options.vacuumAfterRows())
-                        .meterRegistry(new SimpleMeterRegistry())
-                        .build()) {
+                Relay relay = builder.dataSource(pool).build()) {
             relay.start();
             idleCost.measure(relay);
             ctx.report.line(String.format(
@@ -77,16 +108,13 @@ final class SteadyLoad {
                     "achieved msg/s",
                     "probe commit -> consumed p50 / p99 / max",
                     "relay CPU per message: JVM threads + its PostgreSQL backends"));
-            double[] rates = ctx.options.steadyRates().length > 0
-                    ? Arrays.stream(ctx.options.steadyRates()).asDoubleStream().toArray()
-                    : new double[] {drainRate * 0.25, drainRate * 0.5};
-            level(relay, rates[0], WARM_UP_SECONDS, "warm-up ", probeTopic, loadTopic);
+            if (warmUp) {
+                level(relay, rates[0], WARM_UP_SECONDS, "warm-up ", probeTopic, loadTopic);
+            }
             for (double rate : rates) {
                 level(relay, rate, ctx.options.steadySeconds(), "", probeTopic, loadTopic);
             }
         }
-        ctx.deleteTopic(probeTopic);
-        ctx.deleteTopic(loadTopic);
     }
 
     /** One level: {@code label} is empty for a measured level, {@code "warm-up "} for the warm-up. */
@@ -95,7 +123,8 @@ final class SteadyLoad {
         AtomicBoolean running = new AtomicBoolean(true);
         AtomicLong appended = new AtomicLong();
         // one writer per 5,000 msg/s, at least two: 500 transactions of 10 messages a second each
-        int writers = Math.max(2, (int) Math.ceil(rate / 5_000));
+        // (none at rate 0: the probe messages alone, on an otherwise idle relay)
+        int writers = rate == 0 ? 0 : Math.max(2, (int) Math.ceil(rate / 5_000));
         List<Thread> threads = new ArrayList<>();
         for (int w = 0; w < writers; w++) {
             int writer = w;

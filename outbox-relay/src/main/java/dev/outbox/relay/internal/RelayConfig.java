@@ -19,6 +19,8 @@ import javax.sql.DataSource;
  * @param transactionalIdPrefix the given prefix of the per-shard transactional ids, or {@code null}
  *     for the default (read from the database at start)
  * @param vacuumAfterRows rows deleted between two vacuums of the outbox table; 0: never
+ * @param probeIntervalUnderLoad the probe's interval after a read that found rows, at least {@code
+ *     probeInterval}
  */
 public record RelayConfig(
         DataSource dataSource,
@@ -36,6 +38,7 @@ public record RelayConfig(
         MeterRegistry meterRegistry,
         int maxAttempts,
         Duration probeInterval,
+        Duration probeIntervalUnderLoad,
         DataSource listenDataSource,
         PublishMode publishMode,
         String transactionalIdPrefix,

@@ -152,7 +152,7 @@ public final class RelayEngine implements Relay {
             leases = new LeaseRounds(this, owned, releasing, shardCount, services, producers, coordinator);
             state = State.RUNNING;
             // before the first shard loop starts: an idle loop asks it whether to wait or poll
-            probe = ShardProbe.start(this, config.probeInterval());
+            probe = ShardProbe.start(this, config.probeInterval(), config.probeIntervalUnderLoad());
             log.info(
                     "starting on schema {} with {} shards, batch size {}, lease {}, park policy {}, publish mode {}{}",
                     config.schema(),

@@ -41,6 +41,7 @@ final class RelayMetrics {
     static final String VACUUM = "outbox.relay.vacuum";
     static final String VACUUM_SKIPPED = "outbox.relay.vacuum.skipped";
     static final String PROBE_WAITS = "outbox.relay.probe.waits";
+    static final String PROBE_READS = "outbox.relay.probe.reads";
     static final String HELD_TOPICS = "outbox.relay.held.topics";
     static final String INSTANCE_TAG = "relay.instance";
 
@@ -63,6 +64,8 @@ final class RelayMetrics {
     final Counter vacuumSkipped;
     final Counter probeWaitsChanged;
     final Counter probeWaitsTimedOut;
+    final Counter probeReadsFound;
+    final Counter probeReadsEmpty;
     private final AtomicLong parkedRows = new AtomicLong();
     private final Map<Integer, double[]> backlog = new ConcurrentHashMap<>();
     private final Map<Integer, Meter[]> backlogMeters = new ConcurrentHashMap<>();
@@ -107,6 +110,8 @@ final class RelayMetrics {
                 .register(registry);
         this.probeWaitsChanged = probeWaits("change");
         this.probeWaitsTimedOut = probeWaits("timeout");
+        this.probeReadsFound = probeReads("rows");
+        this.probeReadsEmpty = probeReads("none");
         this.parked = Counter.builder(PARKED)
                 .tags(tags)
                 .description("Rows this relay parked (they can never be published)")
@@ -165,6 +170,15 @@ final class RelayMetrics {
                 .tag("outcome", outcome)
                 .description(
                         "Waits of the idle probe in PostgreSQL, by how they ended: a transaction ended, or none did")
+                .register(registry);
+    }
+
+    private Counter probeReads(String outcome) {
+        return Counter.builder(PROBE_READS)
+                .tags(tags)
+                .tag("outcome", outcome)
+                .description("Reads of the probe by what they found: rows for some shard (the next read comes after"
+                        + " probe-interval-under-load), or none (after probe-interval)")
                 .register(registry);
     }
 

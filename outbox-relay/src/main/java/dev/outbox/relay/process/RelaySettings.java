@@ -182,6 +182,18 @@ public final class RelaySettings {
                     + " descent per idle shard) and wakes those. It bounds how long a row waits on an idle outbox; shorter"
                     + " costs the database more (ENGINE.md, \"Wake-up\")."));
 
+    /** Probe interval under load. */
+    public static final Setting<Duration> PROBE_INTERVAL_UNDER_LOAD = add(Setting.of(
+                    "probe-interval-under-load",
+                    Group.RELAY,
+                    Validators.duration(Relay.Builder.MIN_PROBE_INTERVAL, Relay.Builder.MAX_PROBE_INTERVAL))
+            .defaultValue(Relay.Builder.DEFAULT_PROBE_INTERVAL_UNDER_LOAD)
+            .appliedBy(Relay.Builder::probeIntervalUnderLoad)
+            .doc("The probe's pause after a read that found rows (never shorter than probe-interval). Under a steady"
+                    + " load nearly every read finds some: a longer pause gives each read, batch and delete more rows,"
+                    + " for less CPU in the relay and PostgreSQL per message and more latency under load; set it to"
+                    + " probe-interval for one pace (benchmarks/RELAY.md, \"The probe's pause under load\")."));
+
     /** Vacuum after rows. */
     public static final Setting<Integer> VACUUM_AFTER_ROWS = add(Setting.of(
                     "vacuum-after-rows", Group.RELAY, Validators.integer(0, Relay.Builder.MAX_VACUUM_AFTER_ROWS))

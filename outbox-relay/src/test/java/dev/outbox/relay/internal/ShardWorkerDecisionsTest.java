@@ -610,6 +610,7 @@ class ShardWorkerDecisionsTest {
                 new SimpleMeterRegistry(),
                 10,
                 Duration.ofMillis(5),
+                Duration.ofMillis(15),
                 null,
                 PublishMode.IDEMPOTENT,
                 null,
