@@ -239,17 +239,17 @@ public interface Relay extends AutoCloseable {
         }
 
         /**
-         * How long the probe waits before its next read after a read that found rows: under a steady
-         * load nearly every read finds some, and a longer pause lets each read, each shard's batch and
-         * each delete take more rows. It trades latency under load for the relay's CPU and PostgreSQL's:
-         * on the benchmark's two cores at 5,000 messages a second, 10 ms instead of 5 ms cut the relay's
-         * JVM and PostgreSQL time per message by about a third, and moved p50 from about 5 to about 8 ms
-         * and p99 from 13 to 18 ms to 15 to 18 ms; at 10,000 a second p99 went from 13 to 20 ms to
-         * about 38 ms (benchmarks/RELAY.md, "The probe's pause under load"). A read that found nothing
-         * is followed after {@link #probeInterval(Duration)} as before, so a row on an otherwise idle outbox is not delayed. The
-         * probe interval, or anything shorter, gives a probe that reads at one pace: the pause is never
-         * shorter than the probe interval. {@link #MIN_PROBE_INTERVAL} to {@link #MAX_PROBE_INTERVAL};
-         * default {@link #DEFAULT_PROBE_INTERVAL_UNDER_LOAD}.
+         * The longest pause of the probe after a read that found rows. The read's cost is mostly one
+         * index descent per shard it reads for, so under a steady load, when each read finds only a row
+         * or two per few shards, the probe pauses until about one row per shard should have arrived at
+         * the rate the read saw, at most this long: each read, each shard's batch and each delete then
+         * take more rows, for less of the relay's CPU and of PostgreSQL's per message and a few
+         * milliseconds more latency. At a rate where reads find that many rows at the probe interval,
+         * the pause stays at the probe interval; a read that found nothing is followed after the probe
+         * interval too, so a row on an otherwise idle outbox is not delayed. The probe interval, or
+         * anything shorter, gives a probe that reads at one pace (benchmarks/RELAY.md, "The probe's
+         * pause under load", has the measured costs). {@link #MIN_PROBE_INTERVAL} to {@link
+         * #MAX_PROBE_INTERVAL}; default {@link #DEFAULT_PROBE_INTERVAL_UNDER_LOAD}.
          *
          * @param probeIntervalUnderLoad the pause after a read that found rows
          * @return this builder

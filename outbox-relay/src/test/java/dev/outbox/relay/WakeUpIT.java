@@ -151,8 +151,9 @@ class WakeUpIT {
 
     /**
      * G1 under a steady load, with the probe's longer pause after a read that found rows ({@code
-     * probeIntervalUnderLoad}): rows committed every 10 ms or so for 3 s all arrive, and the probe's
-     * reads that found rows number about one per pause. A probe that read again after its 5 ms
+     * probeIntervalUnderLoad}, here 250 ms): rows committed every 10 ms or so for 3 s all arrive. Each
+     * read finds far fewer rows than the 64 shards it reads for, so each pause reaches the 250 ms cap,
+     * and the reads that found rows number about one per pause. A probe that read again after its 5 ms
      * interval would count one such read per row or two, well above the bound.
      */
     @Test

@@ -18,12 +18,12 @@ import java.util.concurrent.TimeUnit;
  * statement reads the publishable rows of the relay's idle shards (one index descent per shard, in
  * one snapshot) and hands each shard that has some exactly what its own read would have returned,
  * so that under a steady trickle one statement reads for many shards instead of one per shard. After
- * a read that found rows the next comes only after {@code probeIntervalUnderLoad}: under a steady
- * load nearly every read finds some, and the longer pause gives each read, each shard's batch and
- * each delete more rows (on the benchmark's machine, the default 10 ms instead of 5 ms cut the relay's
- * JVM and PostgreSQL time per message by about a third at 5,000 messages a second, for about 3 ms more
- * at p50). A read that found nothing is followed after {@code probeInterval}, so the first row after
- * a pause waits no longer than before. A
+ * a read that found rows the next may come later, up to {@code probeIntervalUnderLoad}: as late as
+ * it should take for about one row per shard read to arrive at the rate the read saw ({@link
+ * #pauseAfter}), so that under a steady load each read, each shard's batch and each delete take more
+ * rows, while at a high rate, where reads find that many anyway, they keep the probe interval. A read
+ * that found nothing is followed after {@code probeInterval}, so the first row after a pause waits no
+ * longer than before. A
  * shard that holds rows back (topics without metadata) is only asked whether it has new rows and
  * woken to read itself. A shard that is reading or publishing is not asked about: it reads again
  * when its batch is done.
@@ -83,8 +83,11 @@ final class ShardProbe {
 
     private volatile boolean active = true;
     private long retryAt;
-    // the last read of the last probe woke a shard: the next comes after underLoadNanos
-    private boolean foundRows;
+    // the pause before the next probe: the probe interval, unless the last read found rows (pauseAfter)
+    private long pauseNanos;
+    // when the last statement that read or asked ran (readBefore: there was one)
+    private long lastReadAt;
+    private boolean readBefore;
     // false once the database said it cannot run the wait (a schema before V7): the probe asks every interval
     private boolean waits = true;
     // the last wait ran its full WAIT_MILLIS without an ended transaction: the next looks every quietStepMillis
@@ -153,7 +156,7 @@ final class ShardProbe {
         try {
             probeOnce();
         } finally {
-            scheduleNext(foundRows ? underLoadNanos : intervalNanos);
+            scheduleNext(pauseNanos);
         }
     }
 
@@ -174,7 +177,7 @@ final class ShardProbe {
             return;
         }
         long now = engine.time().nanoTime();
-        foundRows = false;
+        pauseNanos = intervalNanos;
         if (!active && now - retryAt < 0) {
             return;
         }
@@ -183,7 +186,7 @@ final class ShardProbe {
                 probe(engine.time().nanoTime());
             }
         } catch (SQLException e) {
-            foundRows = false;
+            pauseNanos = intervalNanos;
             release();
             lastSnapshot = null;
             active = false;
@@ -196,7 +199,7 @@ final class ShardProbe {
                             e.getSQLState(),
                             e.getMessage());
         } catch (RuntimeException e) {
-            foundRows = false;
+            pauseNanos = intervalNanos;
             release();
             lastSnapshot = null;
             active = false;
@@ -300,8 +303,17 @@ final class ShardProbe {
         boolean mayWait = allIdle && r > 0 && askFor.isEmpty() && read == ProbeStatements.ProbeRead.UNCHANGED;
         Map<Integer, List<OutboxRow>> rows = read.rows();
         if (read != ProbeStatements.ProbeRead.UNCHANGED || !askFor.isEmpty()) {
-            (rows.isEmpty() && found.isEmpty() ? engine.metrics().probeReadsEmpty : engine.metrics().probeReadsFound)
-                    .increment();
+            int rowsFound = found.size();
+            for (List<OutboxRow> its : rows.values()) {
+                rowsFound += its.size();
+            }
+            long since = readBefore ? now - lastReadAt : underLoadNanos;
+            lastReadAt = now;
+            readBefore = true;
+            if (rowsFound > 0) {
+                pauseNanos = pauseAfter(since, r + askFor.size(), rowsFound, intervalNanos, underLoadNanos);
+            }
+            (rowsFound == 0 ? engine.metrics().probeReadsEmpty : engine.metrics().probeReadsFound).increment();
         }
         active = true;
         engine.databaseAnswered();
@@ -312,7 +324,6 @@ final class ShardProbe {
                 continue;
             }
             long[] before = {w.rowReads(), w.emptyReads(), 0};
-            foundRows = true;
             // dropped if the shard ran meanwhile: it may have published some of these rows
             if (w.loop.wakeWith(tickets[i], its)) {
                 woken.put(w, before);
@@ -320,12 +331,28 @@ final class ShardProbe {
         }
         for (ShardWorker w : askFor) {
             if (found.contains(w.shard)) {
-                foundRows = true;
                 woken.put(w, new long[] {w.rowReads(), w.emptyReads(), 0});
                 w.loop.wake();
             }
         }
         return mayWait;
+    }
+
+    /**
+     * The pause after a read that found rows: as long as it should take for about one row per shard
+     * read to arrive, at the rate this read saw, within the probe interval and the interval under load.
+     * A read's cost is mostly its descents, one per shard, so a read that finds fewer rows than it
+     * reads shards pays more than a descent per row; the longer pause lets the next find more. At a
+     * high rate the reads already find that many at the probe interval, and the pause stays short.
+     *
+     * @param sinceNanos time since the read before (rows found are about those committed meanwhile)
+     * @param shards the shards the read looked at
+     * @param rows the rows it found, at least one
+     * @return the pause, from {@code intervalNanos} to {@code underLoadNanos}
+     */
+    static long pauseAfter(long sinceNanos, int shards, int rows, long intervalNanos, long underLoadNanos) {
+        double oneRowPerShard = (double) sinceNanos * shards / rows;
+        return (long) Math.max(intervalNanos, Math.min(underLoadNanos, oneRowPerShard));
     }
 
     /**

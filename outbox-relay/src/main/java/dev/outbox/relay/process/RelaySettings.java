@@ -189,10 +189,11 @@ public final class RelaySettings {
                     Validators.duration(Relay.Builder.MIN_PROBE_INTERVAL, Relay.Builder.MAX_PROBE_INTERVAL))
             .defaultValue(Relay.Builder.DEFAULT_PROBE_INTERVAL_UNDER_LOAD)
             .appliedBy(Relay.Builder::probeIntervalUnderLoad)
-            .doc("The probe's pause after a read that found rows (never shorter than probe-interval). Under a steady"
-                    + " load nearly every read finds some: a longer pause gives each read, batch and delete more rows,"
-                    + " for less CPU in the relay and PostgreSQL per message and more latency under load; set it to"
-                    + " probe-interval for one pace (benchmarks/RELAY.md, \"The probe's pause under load\")."));
+            .doc("The probe's longest pause after a read that found rows. Under a steady load, when reads find fewer"
+                    + " rows than the shards they read for, the probe pauses until about one row per shard should have"
+                    + " arrived, at most this long: less CPU in the relay and PostgreSQL per message, a few ms more"
+                    + " latency. At the probe-interval it reads at one pace (benchmarks/RELAY.md, \"The probe's pause"
+                    + " under load\")."));
 
     /** Vacuum after rows. */
     public static final Setting<Integer> VACUUM_AFTER_ROWS = add(Setting.of(
