@@ -69,7 +69,7 @@ final class ShardProbe {
     private final ScheduledThreadPoolExecutor thread;
     /** The pause after a read that found nothing (the probe interval). */
     private final long intervalNanos;
-    /** The pause after a read that found rows (the probe interval under load). */
+    /** The longest pause after a read that found rows (the probe interval under load). */
     private final long underLoadNanos;
     /** How often the wait in PostgreSQL looks for an ended transaction: a fifth of the probe interval, at least 1 ms. */
     private final int waitStepMillis;
