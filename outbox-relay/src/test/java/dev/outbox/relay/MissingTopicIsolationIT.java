@@ -133,7 +133,7 @@ class MissingTopicIsolationIT {
             // A shard reads each held row once: its later reads leave the rows it holds out and read ahead
             // as usual, a shard holding none is read for by the probe, and the attempt each failed check
             // costs the held rows is one statement for all shards (the failure queue). The aim is 0.8, met
-            // in fourteen of sixteen runs measured (0.61 to 1.46); the held rows' own work (a fifth more rows to
+            // in nineteen of twenty-three runs measured (0.61 to 1.46); the held rows' own work (a fifth more rows to
             // read) comes out of the same two cores, and single rounds vary by a factor of two to three.
             // The bound is 0.5; before TopicHealth a round took minutes (a ratio near 0).
             // Measured medians are in ENGINE.md ("Topics without metadata").

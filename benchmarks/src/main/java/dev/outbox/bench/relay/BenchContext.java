@@ -4,6 +4,7 @@ import com.sun.management.OperatingSystemMXBean;
 import com.zaxxer.hikari.HikariConfig;
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxHeaders;
+import dev.outbox.core.OutboxMessage;
 import dev.outbox.relay.internal.ProducerSettings;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
@@ -170,6 +171,24 @@ final class BenchContext {
             LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
         }
         return consumed.containsKey(id);
+    }
+
+    /**
+     * Appends marker messages with {@code appender} until the timing consumer of {@code topic} records
+     * one, so that what is timed next finds the relay's, the producer's and the consumer's start behind
+     * it (leases, metadata, fetch sessions); fails after a minute.
+     */
+    void awaitMarker(Outbox appender, String topic, Map<UUID, Long> consumed) {
+        long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(1);
+        int sequence = 0;
+        while (System.nanoTime() < deadline) {
+            OutboxMessage m = OutboxMessage.of(topic, "marker-" + sequence++, TYPE, CONTENT_TYPE, payload(0));
+            UUID marker = dsl.transactionResult(tx -> appender.append(tx.dsl(), m));
+            if (awaitConsumed(consumed, marker, 5)) {
+                return;
+            }
+        }
+        throw new IllegalStateException("no marker on " + topic + " was consumed within a minute");
     }
 
     /** @return CPU seconds of this database's PostgreSQL backends whose application name is {@code app} */

@@ -168,7 +168,7 @@ final class SteadyLoad {
         // the first records a new consumer fetches wait for its connections and fetch session, and the
         // relay's first record to the probe topic for its metadata: a marker goes through first, so
         // that the level times the relay under load, not the start of the pipeline
-        awaitMarker(probeTopic, consumed);
+        ctx.awaitMarker(ctx.outbox, probeTopic, consumed);
         long appendedBefore = appended.get();
         if (ctx.options.statements()) {
             ctx.execute("select pg_stat_statements_reset()");
@@ -196,7 +196,7 @@ final class SteadyLoad {
             t.join(10_000);
         }
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-        while (consumed.size() < order.size() && System.nanoTime() < deadline) {
+        while (!consumed.keySet().containsAll(order) && System.nanoTime() < deadline) {
             LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
         }
         reading.set(false);
@@ -255,20 +255,5 @@ final class SteadyLoad {
             }
         }
         return lines;
-    }
-
-    /** Appends marker messages until one is consumed; fails after a minute. */
-    private void awaitMarker(String probeTopic, Map<UUID, Long> consumed) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(1);
-        int sequence = 0;
-        while (System.nanoTime() < deadline) {
-            OutboxMessage m = OutboxMessage.of(
-                    probeTopic, "marker-" + sequence++, BenchContext.TYPE, BenchContext.CONTENT_TYPE, ctx.payload(0));
-            UUID marker = ctx.dsl.transactionResult(tx -> ctx.outbox.append(tx.dsl(), m));
-            if (BenchContext.awaitConsumed(consumed, marker, 5)) {
-                return;
-            }
-        }
-        throw new IllegalStateException("no marker on " + probeTopic + " was consumed within a minute");
     }
 }
