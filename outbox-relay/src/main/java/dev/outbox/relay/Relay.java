@@ -251,7 +251,7 @@ public interface Relay extends AutoCloseable {
          * pause under load", has the measured costs). {@link #MIN_PROBE_INTERVAL} to {@link
          * #MAX_PROBE_INTERVAL}; default {@link #DEFAULT_PROBE_INTERVAL_UNDER_LOAD}.
          *
-         * @param probeIntervalUnderLoad the pause after a read that found rows
+         * @param probeIntervalUnderLoad the longest pause after a read that found rows
          * @return this builder
          * @throws NullPointerException when null
          * @throws IllegalArgumentException when out of range

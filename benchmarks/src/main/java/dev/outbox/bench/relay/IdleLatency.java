@@ -107,7 +107,7 @@ final class IdleLatency {
         int samples = ctx.options.latencySamples();
         // 3 s of samples are dropped: in a JVM a few seconds old (the benchmark's warm-up sends its messages as
         // a backlog, not one at a time) the JIT still compiles the idle path then, 600 compilations a second
-        // on the two cores, and the first second of samples had 12 to 16 above 25 ms in every run
+        // on the two cores, and the first second of samples had 11 to 16 above 25 ms in every run
         int warmup = WARM_UP_SAMPLES;
         String topic = ctx.newTopic("latency");
         Map<UUID, Long> committed = new ConcurrentHashMap<>();
