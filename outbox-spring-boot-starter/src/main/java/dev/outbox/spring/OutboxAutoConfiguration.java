@@ -254,6 +254,8 @@ public class OutboxAutoConfiguration {
                     .batchSize(p.getBatchSize())
                     .leaseDuration(p.getLeaseDuration())
                     .idlePollInterval(p.getIdlePollInterval())
+                    .probeInterval(p.getProbeInterval())
+                    .probeIntervalUnderLoad(p.getProbeIntervalUnderLoad())
                     .workerThreads(p.getWorkerThreads())
                     .vacuumAfterRows(p.getVacuumAfterRows())
                     .meterRegistry(meters(registry));

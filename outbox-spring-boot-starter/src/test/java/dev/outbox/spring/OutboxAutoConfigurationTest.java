@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.outbox.core.Outbox;
 import dev.outbox.http.server.IdempotencyFilter;
+import dev.outbox.relay.Relay;
 import dev.outbox.spring.internal.OutboxMigrationsInitializer;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -78,6 +79,40 @@ class OutboxAutoConfigurationTest {
                     .hasMessageContaining("outbox.relay.bootstrap-servers")
                     .hasMessageContaining("spring.kafka.bootstrap-servers");
         });
+    }
+
+    @Test
+    void theEmbeddedRelaysDefaultsAreTheRelays() {
+        OutboxProperties.Relay relay = new OutboxProperties().getRelay();
+        assertThat(relay.getBatchSize()).isEqualTo(Relay.Builder.DEFAULT_BATCH_SIZE);
+        assertThat(relay.getLeaseDuration()).isEqualTo(Relay.Builder.DEFAULT_LEASE_DURATION);
+        assertThat(relay.getIdlePollInterval()).isEqualTo(Relay.Builder.DEFAULT_IDLE_POLL_INTERVAL);
+        assertThat(relay.getProbeInterval()).isEqualTo(Relay.Builder.DEFAULT_PROBE_INTERVAL);
+        assertThat(relay.getProbeIntervalUnderLoad()).isEqualTo(Relay.Builder.DEFAULT_PROBE_INTERVAL_UNDER_LOAD);
+        assertThat(relay.getWorkerThreads()).isEqualTo(Relay.Builder.DEFAULT_WORKER_THREADS);
+        assertThat(relay.getVacuumAfterRows()).isEqualTo(Relay.Builder.DEFAULT_VACUUM_AFTER_ROWS);
+    }
+
+    @Test
+    void theEmbeddedRelayTakesItsProbeSettings() {
+        // the builder refuses what is out of range, so a refusal shows the setting reached it
+        runner.withPropertyValues(
+                        "outbox.relay.enabled=true",
+                        "outbox.relay.bootstrap-servers=127.0.0.1:1",
+                        "outbox.relay.probe-interval-under-load=2s")
+                .run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure())
+                            .rootCause()
+                            .hasMessageContaining("probeIntervalUnderLoad must be between 1ms and 1s, got 2s");
+                });
+        runner.withPropertyValues(
+                        "outbox.relay.enabled=true",
+                        "outbox.relay.bootstrap-servers=127.0.0.1:1",
+                        "outbox.relay.probe-interval=0ms")
+                .run(context -> assertThat(context.getStartupFailure())
+                        .rootCause()
+                        .hasMessageContaining("probeInterval must be between 1ms and 1s, got 0s"));
     }
 
     @Test
