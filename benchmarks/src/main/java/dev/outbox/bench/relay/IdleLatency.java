@@ -43,7 +43,12 @@ final class IdleLatency {
         String description();
     }
 
-    /** Samples dropped before those measured: 3 s at one every 20 ms. */
+    /**
+     * Samples dropped before those measured: 3 s at one every 20 ms. In a JVM a few seconds old (the
+     * benchmark's warm-up sends its messages as a backlog, not one at a time) the JIT still compiles the
+     * idle path then, 600 compilations a second on the two cores, and the first second of samples had 11
+     * to 16 above 25 ms in every run.
+     */
     private static final int WARM_UP_SAMPLES = 150;
 
     private final BenchContext ctx;
@@ -105,9 +110,6 @@ final class IdleLatency {
 
     private void sample(String relay, Outbox appender, String loadBefore) throws Exception {
         int samples = ctx.options.latencySamples();
-        // 3 s of samples are dropped: in a JVM a few seconds old (the benchmark's warm-up sends its messages as
-        // a backlog, not one at a time) the JIT still compiles the idle path then, 600 compilations a second
-        // on the two cores, and the first second of samples had 11 to 16 above 25 ms in every run
         int warmup = WARM_UP_SAMPLES;
         String topic = ctx.newTopic("latency");
         Map<UUID, Long> committed = new ConcurrentHashMap<>();
@@ -141,17 +143,18 @@ final class IdleLatency {
                 throw new IllegalStateException(
                         "only " + arrived + " of " + order.size() + " latency samples were consumed");
             }
-            double[] ms = order.subList(warmup, order.size()).stream()
+            // in the order sent, then sorted
+            double[] inOrder = order.subList(warmup, order.size()).stream()
                     .mapToDouble(id -> (consumed.get(id) - committed.get(id)) / 1e6)
-                    .sorted()
                     .toArray();
+            double[] ms = inOrder.clone();
+            Arrays.sort(ms);
             long over25 = Arrays.stream(ms).filter(v -> v > 25).count();
             // where the slow ones were, in the order sent: a stall shows as a run of neighbours
             StringBuilder slow = new StringBuilder();
-            for (int i = warmup; i < order.size(); i++) {
-                double v = (consumed.get(order.get(i)) - committed.get(order.get(i))) / 1e6;
-                if (v > 25) {
-                    slow.append(String.format(Locale.ROOT, " #%d %.0f ms", i - warmup, v));
+            for (int i = 0; i < inOrder.length; i++) {
+                if (inOrder[i] > 25) {
+                    slow.append(String.format(Locale.ROOT, " #%d %.0f ms", i, inOrder[i]));
                 }
             }
             Report.progress("latency samples above 25 ms, by position:%s", slow.length() == 0 ? " none" : slow);

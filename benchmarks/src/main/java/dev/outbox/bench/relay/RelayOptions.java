@@ -49,7 +49,7 @@ record RelayOptions(
         int warmup,
         int steadySeconds,
         int[] steadyRates,
-        List<int[]> probeIntervals,
+        List<ProbeIntervals> probeIntervals,
         boolean compareListen,
         boolean compareDebezium,
         int compareSeconds,
@@ -57,6 +57,31 @@ record RelayOptions(
         int vacuumAfterRows,
         boolean statements,
         boolean relayProcess) {
+
+    /**
+     * One entry of {@code --probe-intervals}.
+     *
+     * @param probeMs the relay's probe interval in ms
+     * @param underLoadMs its probe interval under load in ms, or 0 for the relay's default
+     */
+    record ProbeIntervals(int probeMs, int underLoadMs) {
+        /** @return {@code I} or {@code I/L}, both positive */
+        static ProbeIntervals parse(String name, String entry) {
+            String[] parts = entry.split("/", -1);
+            if (parts.length > 2) {
+                throw new IllegalArgumentException(
+                        name + " takes entries of the form I or I/L (milliseconds), got '" + entry + "'");
+            }
+            return new ProbeIntervals(
+                    positive(name, parts[0].trim()), parts.length == 2 ? positive(name, parts[1].trim()) : 0);
+        }
+
+        /** @return the entry as the report names it */
+        String describe() {
+            return "probe interval " + probeMs + " ms, under load "
+                    + (underLoadMs > 0 ? underLoadMs + " ms" : "the relay's default");
+        }
+    }
 
     /** @return whether the benchmark runs on a private PostgreSQL of its own (for Debezium, or pg_stat_statements) */
     boolean privateServer() {
@@ -78,8 +103,8 @@ record RelayOptions(
         int warmup = 50_000;
         int steadySeconds = 15;
         int[] steadyRates = {};
-        // {probe interval ms, under load ms or 0 for the relay's default}
-        List<int[]> probeIntervals = List.of(new int[] {(int) Relay.Builder.DEFAULT_PROBE_INTERVAL.toMillis(), 0});
+        List<ProbeIntervals> probeIntervals =
+                List.of(new ProbeIntervals((int) Relay.Builder.DEFAULT_PROBE_INTERVAL.toMillis(), 0));
         boolean compareListen = false;
         boolean compareDebezium = false;
         boolean statements = false;
@@ -134,9 +159,7 @@ record RelayOptions(
                             .toArray();
                 case "--probe-intervals" ->
                     probeIntervals = Arrays.stream(v.split(","))
-                            .map(x -> x.contains("/")
-                                    ? positives(a, x.replace('/', ','))
-                                    : new int[] {positive(a, x.trim()), 0})
+                            .map(x -> ProbeIntervals.parse(a, x.trim()))
                             .toList();
                 case "--producer" -> {
                     for (String kv : v.split(",")) {

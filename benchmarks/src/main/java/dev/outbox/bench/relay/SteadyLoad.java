@@ -64,14 +64,12 @@ final class SteadyLoad {
         double[] rates = ctx.options.steadyRates().length > 0
                 ? Arrays.stream(ctx.options.steadyRates()).asDoubleStream().toArray()
                 : new double[] {drainRate * 0.25, drainRate * 0.5};
-        List<int[]> intervals = ctx.options.probeIntervals();
+        List<RelayOptions.ProbeIntervals> intervals = ctx.options.probeIntervals();
         for (int r = 0; r < intervals.size(); r++) {
-            int[] interval = intervals.get(r);
             if (intervals.size() > 1) {
-                ctx.report.line("# probe interval " + interval[0] + " ms, under load "
-                        + (interval[1] > 0 ? interval[1] + " ms" : "the relay's default"));
+                ctx.report.line("# " + intervals.get(r).describe());
             }
-            run(interval, rates, r == 0, probeTopic, loadTopic);
+            run(intervals.get(r), rates, r == 0, probeTopic, loadTopic);
         }
         ctx.deleteTopic(probeTopic);
         ctx.deleteTopic(loadTopic);
@@ -80,9 +78,10 @@ final class SteadyLoad {
     /**
      * The idle cost and the levels of one relay, after a warm-up level if {@code warmUp}.
      *
-     * @param interval the probe interval and the probe interval under load in ms (0: the relay's default)
+     * @param interval the relay's probe interval and probe interval under load
      */
-    private void run(int[] interval, double[] rates, boolean warmUp, String probeTopic, String loadTopic)
+    private void run(
+            RelayOptions.ProbeIntervals interval, double[] rates, boolean warmUp, String probeTopic, String loadTopic)
             throws Exception {
         HikariConfig hc = ctx.poolConfig();
         hc.setMaximumPoolSize(ctx.options.workers() + 4);
@@ -92,10 +91,10 @@ final class SteadyLoad {
                 .producerProperties(ctx.producerProperties())
                 .workerThreads(ctx.options.workers())
                 .vacuumAfterRows(ctx.options.vacuumAfterRows())
-                .probeInterval(Duration.ofMillis(interval[0]))
+                .probeInterval(Duration.ofMillis(interval.probeMs()))
                 .meterRegistry(new SimpleMeterRegistry());
-        if (interval[1] > 0) {
-            builder.probeIntervalUnderLoad(Duration.ofMillis(interval[1]));
+        if (interval.underLoadMs() > 0) {
+            builder.probeIntervalUnderLoad(Duration.ofMillis(interval.underLoadMs()));
         }
         try (HikariDataSource pool = new HikariDataSource(hc);
                 Relay relay = builder.dataSource(pool).build()) {

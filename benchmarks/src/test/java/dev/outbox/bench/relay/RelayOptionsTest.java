@@ -46,6 +46,26 @@ class RelayOptionsTest {
     }
 
     @Test
+    void readsProbeIntervalsAndAnIdleSteadyLevel() {
+        RelayOptions o =
+                RelayOptions.parse(new String[] {"--probe-intervals", "5/5, 5/10,7", "--steady-rates", "5000,0"});
+        assertThat(o.probeIntervals())
+                .containsExactly(
+                        new RelayOptions.ProbeIntervals(5, 5),
+                        new RelayOptions.ProbeIntervals(5, 10),
+                        new RelayOptions.ProbeIntervals(7, 0));
+        assertThat(o.steadyRates()).containsExactly(5_000, 0);
+        assertThat(RelayOptions.parse(new String[0]).probeIntervals())
+                .containsExactly(new RelayOptions.ProbeIntervals(5, 0));
+        assertThatThrownBy(() -> RelayOptions.parse(new String[] {"--probe-intervals", "5/10/15"}))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("--probe-intervals takes entries of the form I or I/L");
+        assertThatThrownBy(() -> RelayOptions.parse(new String[] {"--probe-intervals", "5/0"}))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("--probe-intervals must be a positive integer");
+    }
+
+    @Test
     void refusesANonPositiveLevelLengthNamingTheOption() {
         assertThatThrownBy(() -> RelayOptions.parse(new String[] {"--compare-seconds", "0"}))
                 .isInstanceOf(IllegalArgumentException.class)
