@@ -52,6 +52,8 @@ class WakeUpIT {
 
     private static final String PROBE_WAITS = "outbox.relay.probe.waits";
     private static final String PROBE_READS = "outbox.relay.probe.reads";
+    private static final String DELETE_SHARDS = "outbox.relay.delete.shards";
+    private static final String BATCH = "outbox.relay.batch";
 
     private static Relay.Builder quietRelay(DataSource pool, String bootstrap, String id) {
         return Relay.builder()
@@ -197,6 +199,63 @@ class WakeUpIT {
             assertThat(found)
                     .as("probe reads that found rows, %d rows in %d ms", committed.size(), loadMs)
                     .isBetween(2.0, (double) (loadMs + 2 * pauseMs) / pauseMs + 4);
+        }
+    }
+
+    /**
+     * Under a steady trickle the shards do not wait for the deletes of their short batches (G1, G3):
+     * every row arrives and none twice (the probe's reads leave out the rows whose delete is on its
+     * way, so no shard is handed a row it published already), the table empties, and the deletes of
+     * many batches share a statement: at most one per 20 ms linger, besides the few a shard waits for.
+     */
+    @Test
+    void underASteadyTrickleDeletesShareStatementsAndNothingIsPublishedTwice(TestDatabase db, TestKafka kafka)
+            throws Exception {
+        String topic = TestKafka.uniqueTopic("trickle");
+        kafka.createTopic(topic, 4);
+        Outbox outbox = Outbox.builder().build();
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        long loadMs = 3_000;
+        try (Relay relay = quietRelay(db.newDataSource(10), kafka.bootstrapServers(), "trickle-relay")
+                        .meterRegistry(registry)
+                        .build();
+                Probe kafkaSide = new Probe(kafka.bootstrapServers(), topic)) {
+            startOwningAll(relay, 64);
+            Thread.sleep(300); // every shard idle
+            long statementsBefore = registry.find(DELETE_SHARDS).summary().count();
+            long batchesBefore = registry.find(BATCH).timer().count();
+            List<UUID> committed = new ArrayList<>();
+            long start = System.nanoTime();
+            for (int i = 0; System.nanoTime() - start < loadMs * 1_000_000L; i++) {
+                String key = "k-" + (i % 100);
+                committed.add(db.dsl().transactionResult(tx -> outbox.append(tx.dsl(), message(topic, key, "x"))));
+                kafkaSide.pollFor(2);
+            }
+            for (UUID id : committed) {
+                kafkaSide.awaitMillis(id, System.nanoTime(), 30_000);
+            }
+            await().atMost(Duration.ofSeconds(10)).until(() -> rowsLeft(db) == 0);
+            kafkaSide.pollFor(500); // a row published twice would arrive by now
+            long statements = registry.find(DELETE_SHARDS).summary().count() - statementsBefore;
+            long batches = registry.find(BATCH).timer().count() - batchesBefore;
+            System.out.printf(
+                    "steady trickle: %d rows in %d ms, %d batches, %d delete statements, %d records twice%n",
+                    committed.size(), loadMs, batches, statements, kafkaSide.duplicates());
+            assertThat(committed).as("rows appended").hasSizeGreaterThan(200);
+            assertThat(kafkaSide.duplicates()).as("records published twice").isZero();
+            assertThat(statements)
+                    .as("delete statements for %d batches in %d ms", batches, loadMs)
+                    .isLessThanOrEqualTo(loadMs / 20 + 10)
+                    .isLessThan(batches / 3);
+        }
+    }
+
+    private static long rowsLeft(TestDatabase db) throws Exception {
+        try (Connection c = db.connect();
+                PreparedStatement ps = c.prepareStatement("select count(*) from outbox.outbox_message");
+                ResultSet rs = ps.executeQuery()) {
+            rs.next();
+            return rs.getLong(1);
         }
     }
 
@@ -406,6 +465,7 @@ class WakeUpIT {
         private final KafkaConsumer<byte[], byte[]> consumer;
         private final Map<UUID, Long> arrived = new HashMap<>();
         private final Map<UUID, Long> outboxIds = new HashMap<>();
+        private int duplicates;
 
         Probe(String bootstrap, String topic) {
             consumer = Fixtures.fromTheBeginning(bootstrap, topic, Map.of("fetch.max.wait.ms", "5"));
@@ -436,12 +496,19 @@ class WakeUpIT {
             for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(2))) {
                 UUID got = UUID.fromString(new String(
                         r.headers().lastHeader(OutboxHeaders.MESSAGE_ID).value(), StandardCharsets.UTF_8));
-                arrived.putIfAbsent(got, System.nanoTime());
+                if (arrived.putIfAbsent(got, System.nanoTime()) != null) {
+                    duplicates++;
+                }
                 outboxIds.put(
                         got,
                         Long.parseLong(new String(
                                 r.headers().lastHeader(OutboxHeaders.OUTBOX_ID).value(), StandardCharsets.UTF_8)));
             }
+        }
+
+        /** @return the records consumed beyond the first of their message id */
+        int duplicates() {
+            return duplicates;
         }
 
         long outboxId(UUID id) {

@@ -66,6 +66,7 @@ public final class RelayBenchmark {
         Map<String, String> settings = new TreeMap<>(DebeziumComparison.SERVER_SETTINGS);
         if (options.statements()) {
             settings.put("shared_preload_libraries", "pg_stat_statements");
+            settings.put("pg_stat_statements.track_planning", "on");
         }
         return settings;
     }

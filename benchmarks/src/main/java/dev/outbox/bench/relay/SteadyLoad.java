@@ -234,22 +234,24 @@ final class SteadyLoad {
         try (Connection c = ctx.db.connect();
                 var st = c.createStatement();
                 var rs = st.executeQuery("select calls, rows, total_exec_time, shared_blks_hit + shared_blks_read,"
-                        + " wal_bytes, regexp_replace(query, '\\s+', ' ', 'g') from pg_stat_statements"
+                        + " wal_bytes, regexp_replace(query, '\\s+', ' ', 'g'), plans, total_plan_time from pg_stat_statements"
                         + " where dbid = (select oid from pg_database where datname = current_database())"
-                        + " order by total_exec_time desc limit " + TOP_STATEMENTS)) {
+                        + " order by total_exec_time + total_plan_time desc limit " + TOP_STATEMENTS)) {
             while (rs.next()) {
                 long calls = rs.getLong(1);
                 String query = rs.getString(6);
                 lines.add(String.format(
                         Locale.ROOT,
-                        "  statement: %7d calls, %6.1f rows, %7.3f ms, %6.1f buffers, %7.0f B WAL per call; %5.1f us"
-                                + " per message: %s",
+                        "  statement: %7d calls, %6.1f rows, %7.3f ms, %6.1f buffers, %7.0f B WAL per call;"
+                                + " %7d plans, %7.3f ms each; %5.1f us per message: %s",
                         calls,
                         rs.getLong(2) / (double) calls,
                         rs.getDouble(3) / calls,
                         rs.getLong(4) / (double) calls,
                         rs.getDouble(5) / calls,
-                        rs.getDouble(3) * 1e3 / messages,
+                        rs.getLong(7),
+                        rs.getLong(7) == 0 ? 0.0 : rs.getDouble(8) / rs.getLong(7),
+                        (rs.getDouble(3) + rs.getDouble(8)) * 1e3 / messages,
                         query.length() > 160 ? query.substring(0, 160) + "..." : query));
             }
         }

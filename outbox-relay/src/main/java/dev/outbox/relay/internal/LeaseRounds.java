@@ -144,7 +144,7 @@ final class LeaseRounds {
         for (ShardWorker w : give) {
             releasing.put(w.shard, w);
             owned.remove(w.shard, w);
-            w.loop.stop().whenComplete((v, t) -> {
+            w.stop().whenComplete((v, t) -> {
                 try {
                     coordinator.execute(() -> release(w));
                 } catch (RejectedExecutionException e) {

@@ -45,9 +45,12 @@ final class ProbeStatements {
         // become visible only when a transaction commits, and every commit changes the snapshot (its
         // xid leaves the list of running ones, or xmax moves past it), so an unchanged snapshot means
         // that nothing can have become visible since.
+        // Rows whose delete a shard did not wait for (PendingDeletes) are left out: they were published.
+        // The ids are checked through a hashed subplan, built once per statement.
         this.probeReadSql = "select g.snap, r.* from (select pg_current_snapshot()::text as snap) as g"
                 + " left join lateral (select s.s, x.* from unnest(?::int[]) as s(s) cross join lateral ("
                 + Db.columns(msg).replace("m.shard = ?", "m.shard = s.s") + (holdKey ? Db.holdBack(msg, "s.s") : "")
+                + " and m.id not in (select unnest(?::bigint[]))"
                 + " order by m.id limit ?) as x) as r on true where g.snap is distinct from ?";
         // migration V7: returns once the snapshot differs from the one given, or after the longest wait
         this.waitSql = "select " + schema + ".outbox_wait_for_change(?, ?, ?)";
@@ -114,12 +117,13 @@ final class ProbeStatements {
          * The probe's read: for each shard, exactly what {@link Db#read} returns for it, in one statement
          * and one snapshot; nothing is read if the snapshot equals {@code unlessSnapshot}.
          *
+         * @param published ids of published rows whose delete has not committed yet: left out
          * @param unlessSnapshot the snapshot of the previous probe's read, or null
          * @return {@link ProbeRead#UNCHANGED} when no transaction ended since {@code unlessSnapshot};
          *     else the snapshot and, per shard that holds publishable rows, up to {@code limit} of them
          *     in id order (shards without any are absent)
          */
-        ProbeRead probeRead(int[] shards, int limit, String unlessSnapshot) throws SQLException {
+        ProbeRead probeRead(int[] shards, long[] published, int limit, String unlessSnapshot) throws SQLException {
             if (read == null) {
                 read = connection.prepareStatement(probeReadSql);
             }
@@ -132,8 +136,10 @@ final class ProbeStatements {
                 readArray = array;
                 readShards = shards.clone();
             }
-            read.setInt(2, limit);
-            read.setString(3, unlessSnapshot);
+            Array excluded = Db.longArray(connection, published);
+            read.setArray(2, excluded);
+            read.setInt(3, limit);
+            read.setString(4, unlessSnapshot);
             Map<Integer, List<OutboxRow>> found = null;
             String snapshot = null;
             try (ResultSet rs = read.executeQuery()) {
@@ -148,6 +154,7 @@ final class ProbeStatements {
                     }
                 }
             }
+            excluded.free();
             return snapshot == null ? ProbeRead.UNCHANGED : new ProbeRead(snapshot, found == null ? Map.of() : found);
         }
 

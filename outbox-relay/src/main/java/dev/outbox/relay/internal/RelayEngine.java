@@ -64,6 +64,7 @@ public final class RelayEngine implements Relay {
     private ScheduledExecutorService sampler;
     private ExecutorService writeThread;
     private WriteQueue<ShardRows.Deletion, Db.Fenced> deletes;
+    private final PendingDeletes pendingDeletes = new PendingDeletes();
     private WriteQueue<ShardRows.Failure, Db.Failed> failures;
     private NotificationListener listener;
     private ShardProbe probe;
@@ -126,13 +127,18 @@ public final class RelayEngine implements Relay {
             workers = new ScheduledThreadPoolExecutor(config.workerThreads(), threads("worker"));
             workers.setRemoveOnCancelPolicy(true);
             workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
-            writeThread = Executors.newSingleThreadExecutor(Threads.single(config.instanceId(), "write"));
-            deletes = WriteQueue.deletes(db, writeThread, metrics);
+            ScheduledThreadPoolExecutor writes =
+                    new ScheduledThreadPoolExecutor(1, Threads.single(config.instanceId(), "write"));
+            // a deferred delete still lingering at the shutdown was failed by the queue's stop already
+            writes.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
+            writeThread = writes;
+            deletes = WriteQueue.deletes(db, writes, metrics);
             failures = WriteQueue.failures(db, writeThread, config.maxAttempts());
             services = new ShardServices(
                     config,
                     db,
                     deletes,
+                    pendingDeletes,
                     failures,
                     breaker,
                     metrics,
@@ -209,6 +215,11 @@ public final class RelayEngine implements Relay {
 
     void wakeAll() {
         owned.values().forEach(w -> w.loop.wake());
+    }
+
+    /** @return the ids of the deletes no shard waits for: the probe's read leaves them out */
+    PendingDeletes pendingDeletes() {
+        return pendingDeletes;
     }
 
     Collection<ShardWorker> ownedWorkers() {
@@ -379,7 +390,7 @@ public final class RelayEngine implements Relay {
             List<ShardWorker> stopping = new ArrayList<>(owned.values());
             stopping.addAll(releasing.values());
             CompletableFuture<?>[] stops =
-                    stopping.stream().map(w -> w.loop.stop()).toArray(CompletableFuture[]::new);
+                    stopping.stream().map(ShardWorker::stop).toArray(CompletableFuture[]::new);
             boolean timedOut = false;
             try {
                 CompletableFuture.allOf(stops).get(config.shutdownTimeout().toMillis(), TimeUnit.MILLISECONDS);
@@ -396,7 +407,7 @@ public final class RelayEngine implements Relay {
                 // which batches are unfinished is decided before the producer is closed: closing it fails
                 // them at once, and they would then look finished and be handed back
                 List<ShardWorker> unfinished =
-                        stopping.stream().filter(w -> !w.loop.stop().isDone()).toList();
+                        stopping.stream().filter(w -> !w.stop().isDone()).toList();
                 producers.close(Duration.ZERO);
                 stopping.removeAll(unfinished);
                 log.warn(

@@ -127,6 +127,11 @@ final class ShardLoop {
         return true;
     }
 
+    /** @return whether rows were handed over for this round */
+    synchronized boolean hasHanded() {
+        return handed != null;
+    }
+
     /** @return the rows handed over for this round, or null; the next round has none */
     synchronized List<OutboxRow> takeHanded() {
         List<OutboxRow> rows = handed;

@@ -283,10 +283,20 @@ final class ShardProbe {
         // The read may be skipped when no transaction ended since the last one, but only if that read
         // covered every shard idle now, in the same idle wait: a shard that ran since (or was not
         // idle then) may have read before that snapshot and missed rows committed in between.
+        // Rows a stopped shard did not delete are publishable again without any transaction ending.
+        PendingDeletes pending = engine.pendingDeletes();
+        if (pending.takeReleased()) {
+            lastSnapshot = null;
+        }
         boolean covered = askFor.isEmpty() && lastSnapshot != null && covered(r);
         ProbeStatements.ProbeRead read = r == 0
                 ? ProbeStatements.ProbeRead.UNCHANGED
-                : session(now).probeRead(readShards(r), engine.config().batchSize(), covered ? lastSnapshot : null);
+                : session(now)
+                        .probeRead(
+                                readShards(r),
+                                pending.ids(),
+                                engine.config().batchSize(),
+                                covered ? lastSnapshot : null);
         List<Integer> found = askFor.isEmpty() ? List.of() : ask(now, askFor);
         if (!askFor.isEmpty()) {
             lastSnapshot = null;

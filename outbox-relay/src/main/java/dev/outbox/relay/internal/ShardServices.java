@@ -14,6 +14,7 @@ import java.util.function.LongPredicate;
  *
  * @param rows the outbox rows: reads, fenced deletes and parks
  * @param deletes the relay's delete queue: one fenced statement for many shards' finished batches
+ * @param pendingDeletes the ids of the deletes no shard waits for, left out by the probe's read
  * @param failures the relay's failure queue: one fenced statement for many shards' failed rows
  * @param breaker the circuit breaker in front of Kafka
  * @param workers the worker pool the loops run on
@@ -31,6 +32,7 @@ record ShardServices(
         RelayConfig config,
         ShardRows rows,
         WriteQueue<ShardRows.Deletion, Db.Fenced> deletes,
+        PendingDeletes pendingDeletes,
         WriteQueue<ShardRows.Failure, Db.Failed> failures,
         CircuitBreaker breaker,
         RelayMetrics metrics,

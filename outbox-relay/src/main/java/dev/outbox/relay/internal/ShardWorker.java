@@ -28,6 +28,10 @@ import org.apache.kafka.common.errors.InterruptException;
  * through a relay-wide {@link WriteQueue} (fenced by the lease), and go on. After
  * a retriable failure nothing read ahead is kept: the next round re-reads what is left in the table,
  * so a key's rows always leave in id order.
+ *
+ * <p>A round that was not full and published every row it took does not wait for its delete ({@link
+ * DeferredDeletes}): the shard goes on to its idle wait, and the probe's reads leave those rows out
+ * until the delete committed. Before the shard reads for itself it waits for such deletes.
  */
 final class ShardWorker {
     /** While topics are held, a read may take up to this many batches of held rows besides a batch to send. */
@@ -39,6 +43,7 @@ final class ShardWorker {
     private final RelayConfig config;
     private final ShardRows db;
     private final WriteQueue<ShardRows.Deletion, Db.Fenced> deletes;
+    private final DeferredDeletes deferred;
     private final WriteQueue<ShardRows.Failure, Db.Failed> failureQueue;
     private final CircuitBreaker breaker;
     private final RelayMetrics metrics;
@@ -82,6 +87,7 @@ final class ShardWorker {
         this.config = services.config();
         this.db = services.rows();
         this.deletes = services.deletes();
+        this.deferred = new DeferredDeletes(services.pendingDeletes());
         this.failureQueue = services.failures();
         this.breaker = services.breaker();
         this.metrics = services.metrics();
@@ -104,7 +110,21 @@ final class ShardWorker {
         // a shard released, lost or dropped closes its own producer (transactional mode) once its loop stopped
         loop.stopped().whenComplete((v, t) -> {
             held.release();
+            deferred.stop();
             publisher.close();
+        });
+    }
+
+    /**
+     * Stops the loop ({@link ShardLoop#stop()}).
+     *
+     * @return completes once the loop stopped and no delete of the shard is in flight: the shard's
+     *     rows that were published are deleted, or released for the next owner
+     */
+    CompletableFuture<Void> stop() {
+        return loop.stop().thenCompose(v -> {
+            deletes.hurry();
+            return deferred.settled();
         });
     }
 
@@ -161,6 +181,9 @@ final class ShardWorker {
             // open: do not even read; the breaker decides when Kafka is tried again
             ahead.rows = null;
             loop.next(waits.backoff(), false);
+            return;
+        }
+        if (!settleDeferred()) {
             return;
         }
         List<OutboxRow> handed = loop.takeHanded();
@@ -247,6 +270,41 @@ final class ShardWorker {
     }
 
     /**
+     * Deals with the shard's deferred deletes before a round reads or sends anything: a lost lease
+     * drops the shard; rows a deferred delete did not delete are deleted again, waiting this time; and
+     * a read of the shard's own waits until its deferred deletes ended (it would take their rows again).
+     * Rows the probe handed over leave them out already.
+     *
+     * @return whether the round goes on; if not, the shard's next task is scheduled
+     */
+    private boolean settleDeferred() {
+        if (deferred.lost()) {
+            fenced("delete published rows");
+            return false;
+        }
+        boolean ownRead = ahead.rows == null && (!loop.hasHanded() || !held.isEmpty() || !leaderless.isEmpty());
+        if (deferred.inFlight() && (ownRead || deferred.undeleted() != null)) {
+            deletes.hurry();
+            deferred.settled().whenComplete((v, t) -> onWorker(this::step));
+            return false;
+        }
+        long[] undeleted = deferred.undeleted();
+        if (undeleted == null) {
+            return true;
+        }
+        afterWrite(deletes.submit(new ShardRows.Deletion(shard, epoch, undeleted)), "delete", result -> {
+            if (!result.leaseHeld()) {
+                fenced("delete " + undeleted.length + " published rows");
+                return;
+            }
+            deferred.retried(undeleted);
+            metrics.published.increment(result.rows());
+            loop.next(0, false);
+        });
+        return false;
+    }
+
+    /**
      * The shard's transactional producer could not be initialised or begin a transaction: fenced (a
      * later owner initialised the shard's transactional id), the shard is dropped; else the round is
      * retried after a backoff.
@@ -284,7 +342,9 @@ final class ShardWorker {
                 && batch.sentRows > 0
                 && leaderless.isEmpty()
                 && !batch.skipped
-                && !loop.isStopping()) {
+                && !loop.isStopping()
+                && !deferred.inFlight()) {
+            // (a deferred delete in flight: its rows are still in the table, and the read-ahead would take them)
             ahead.read(db, shard, batch, held, config.batchSize());
         }
         batch.release();
@@ -367,6 +427,11 @@ final class ShardWorker {
             afterDelete(rest);
             return;
         }
+        if (deferrable(rest)) {
+            deferDelete(delete);
+            afterDelete(rest);
+            return;
+        }
         // the relay's delete queue runs one statement for many shards; the loop stays RUNNING (a stop
         // waits) until the rest of the batch's completion runs as the shard's next task
         afterWrite(deletes.submit(new ShardRows.Deletion(shard, epoch, delete)), "delete", result -> {
@@ -376,6 +441,50 @@ final class ShardWorker {
             }
             metrics.published.increment(result.rows());
             afterDelete(rest);
+        });
+    }
+
+    /**
+     * @return whether the batch's delete may go on without the shard: the batch was not full (the shard
+     *     waits for the probe next, not reading for itself), every row it took was published, and
+     *     nothing is held, failed or read ahead
+     */
+    private boolean deferrable(Rest rest) {
+        Batch batch = rest.batch;
+        return !batch.full
+                && batch.taken == batch.rows.size()
+                && batch.heldRows == 0
+                && rest.failure == null
+                && rest.poison.isEmpty()
+                && rest.failures.isEmpty()
+                && !batch.aborted
+                && !batch.stoppedEarly
+                && !batch.leaseExpired
+                && !batch.skipped
+                && held.isEmpty()
+                && leaderless.isEmpty()
+                && ahead.rows == null
+                && !loop.isStopping();
+    }
+
+    /**
+     * Submits the delete of published rows without waiting for it ({@link DeferredDeletes}); a
+     * deferred delete that did not delete them wakes the shard, whose next round acts on it.
+     */
+    private void deferDelete(long[] ids) {
+        deferred.started(ids);
+        deletes.submitDeferred(new ShardRows.Deletion(shard, epoch, ids)).whenComplete((result, error) -> {
+            if (error == null) {
+                relay.databaseAnswered().run();
+                if (result.leaseHeld()) {
+                    metrics.published.increment(result.rows());
+                }
+            } else if (error instanceof SQLException) {
+                metrics.database.increment();
+            }
+            if (deferred.finished(ids, result, error)) {
+                loop.wake();
+            }
         });
     }
 

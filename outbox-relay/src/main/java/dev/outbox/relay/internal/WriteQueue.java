@@ -10,6 +10,8 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import java.util.function.IntConsumer;
 
 /**
@@ -33,6 +35,11 @@ import java.util.function.IntConsumer;
  * SQLException}. After {@link #stop()} every request pending or submitted completes with a {@link
  * RejectedExecutionException}.
  *
+ * <p>A request that no shard waits for ({@link #submitDeferred}) may wait up to the queue's linger
+ * before its statement starts, so that the deferred deletes of a steady trickle share one statement
+ * and one commit; a request submitted the usual way, or {@link #hurry()}, starts the statement at
+ * once, with every request pending.
+ *
  * @param <R> a shard's request
  * @param <T> what the statement found for one request
  */
@@ -41,6 +48,12 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
     static final int MAX_SHARDS = 64;
     /** Ids per statement by default (a single larger request still goes alone). */
     static final int MAX_IDS = 20_000;
+    /**
+     * How long a deferred delete may wait for others: at most 50 delete statements a second under a
+     * steady trickle, against one per probe round and shard group before (benchmarks/RELAY.md,
+     * "Deletes the shards do not wait for").
+     */
+    static final long DELETE_LINGER_NANOS = TimeUnit.MILLISECONDS.toNanos(20);
 
     /** Runs one statement for several shards' requests, at most one per shard. */
     @FunctionalInterface
@@ -57,9 +70,15 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
     private final IntConsumer shardsPerStatement;
     private final int maxShards;
     private final int maxIds;
+    // runs the statements of deferred requests after the linger; null: they start at once
+    private final ScheduledExecutorService later;
+    private final long lingerNanos;
     // guarded by this
     private final ArrayDeque<Request<R, T>> pending = new ArrayDeque<>();
+    // a drain is queued or running: what is submitted meanwhile goes with it
     private boolean draining;
+    // a drain is scheduled after the linger
+    private boolean lingering;
     private boolean stopped;
 
     /**
@@ -73,33 +92,86 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
             Executor runner,
             IntConsumer shardsPerStatement,
             int maxShards,
-            int maxIds) {
+            int maxIds,
+            ScheduledExecutorService later,
+            long lingerNanos) {
         this.name = name;
         this.statement = statement;
         this.runner = runner;
         this.shardsPerStatement = shardsPerStatement;
         this.maxShards = maxShards;
         this.maxIds = maxIds;
+        this.later = later;
+        this.lingerNanos = lingerNanos;
     }
 
-    /** The fenced deletes of published rows, their shards per statement recorded in the metrics. */
+    /**
+     * The fenced deletes of published rows, their shards per statement recorded in the metrics.
+     *
+     * @param later runs the statement of deferred deletes after {@code lingerNanos}; null: at once
+     */
+    static WriteQueue<ShardRows.Deletion, Db.Fenced> deletes(
+            ShardRows rows,
+            Executor runner,
+            RelayMetrics metrics,
+            int maxShards,
+            int maxIds,
+            ScheduledExecutorService later,
+            long lingerNanos) {
+        return new WriteQueue<>(
+                "delete",
+                rows::deleteAll,
+                runner,
+                n -> metrics.deleteShards.record(n),
+                maxShards,
+                maxIds,
+                later,
+                lingerNanos);
+    }
+
+    /** A delete queue without a linger: deferred deletes start at once. */
     static WriteQueue<ShardRows.Deletion, Db.Fenced> deletes(
             ShardRows rows, Executor runner, RelayMetrics metrics, int maxShards, int maxIds) {
-        return new WriteQueue<>(
-                "delete", rows::deleteAll, runner, n -> metrics.deleteShards.record(n), maxShards, maxIds);
+        return deletes(rows, runner, metrics, maxShards, maxIds, null, 0);
     }
 
-    static WriteQueue<ShardRows.Deletion, Db.Fenced> deletes(ShardRows rows, Executor runner, RelayMetrics metrics) {
-        return deletes(rows, runner, metrics, MAX_SHARDS, MAX_IDS);
+    /** The relay's delete queue: statements and lingers on the write thread. */
+    static WriteQueue<ShardRows.Deletion, Db.Fenced> deletes(
+            ShardRows rows, ScheduledExecutorService writeThread, RelayMetrics metrics) {
+        return deletes(rows, writeThread, metrics, MAX_SHARDS, MAX_IDS, writeThread, DELETE_LINGER_NANOS);
     }
 
     /** The fenced records of failed rows; a row reaching {@code maxAttempts} is parked. */
     static WriteQueue<ShardRows.Failure, Db.Failed> failures(ShardRows rows, Executor runner, int maxAttempts) {
-        return new WriteQueue<>("failure", f -> rows.failAll(f, maxAttempts), runner, n -> {}, MAX_SHARDS, MAX_IDS);
+        return new WriteQueue<>(
+                "failure", f -> rows.failAll(f, maxAttempts), runner, n -> {}, MAX_SHARDS, MAX_IDS, null, 0);
     }
 
     /** @return completes with the shard's result once the statement that took the request committed */
     CompletableFuture<T> submit(R write) {
+        return submit(write, false);
+    }
+
+    /**
+     * Like {@link #submit}, for a request no shard waits for: its statement may start up to the
+     * queue's linger later, together with the others submitted meanwhile.
+     */
+    CompletableFuture<T> submitDeferred(R write) {
+        return submit(write, later != null);
+    }
+
+    /** Starts the statement of the requests pending now, without waiting for the rest of the linger. */
+    void hurry() {
+        synchronized (this) {
+            if (draining || pending.isEmpty()) {
+                return;
+            }
+            draining = true;
+        }
+        execute();
+    }
+
+    private CompletableFuture<T> submit(R write, boolean mayLinger) {
         Request<R, T> r = new Request<>(write, new CompletableFuture<>());
         synchronized (this) {
             if (stopped) {
@@ -110,14 +182,46 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
             if (draining) {
                 return r.result;
             }
+            if (mayLinger) {
+                if (!lingering) {
+                    lingering = true;
+                    try {
+                        later.schedule(this::lingered, lingerNanos, TimeUnit.NANOSECONDS);
+                    } catch (RejectedExecutionException e) {
+                        lingering = false;
+                        draining = true;
+                        mayLinger = false;
+                    }
+                }
+                if (mayLinger) {
+                    return r.result;
+                }
+            } else {
+                draining = true;
+            }
+        }
+        execute();
+        return r.result;
+    }
+
+    /** The linger is over: runs what is pending, unless a drain took it already. */
+    private void lingered() {
+        synchronized (this) {
+            lingering = false;
+            if (draining || pending.isEmpty()) {
+                return;
+            }
             draining = true;
         }
+        drain();
+    }
+
+    private void execute() {
         try {
             runner.execute(this::drain);
         } catch (RejectedExecutionException e) {
             stop();
         }
-        return r.result;
     }
 
     /** Fails every request pending and every later one; a statement running finishes. */

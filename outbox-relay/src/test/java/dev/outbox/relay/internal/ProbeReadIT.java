@@ -28,6 +28,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @ExtendWith(RealServices.class)
 class ProbeReadIT {
     private static final int[] SHARDS = {1, 2, 3, 4};
+    private static final long[] NONE = {};
 
     @Test
     void readsForEachShardWhatItsOwnReadReturns(TestDatabase db) throws Exception {
@@ -53,12 +54,41 @@ class ProbeReadIT {
         }
     }
 
+    /**
+     * Rows whose delete a shard did not wait for are left out of the probe's read (G3: a published row
+     * handed to its shard again would land after later rows of its key), and only those: the shard's
+     * other rows come as before, the limit counted without the ids left out.
+     */
+    @Test
+    void leavesOutThePublishedRowsWhoseDeleteIsPending(TestDatabase db) throws Exception {
+        String msg = db.schema() + ".outbox_message";
+        long[] ids = new long[6];
+        try (Connection c = db.connect()) {
+            for (int i = 0; i < ids.length; i++) {
+                ids[i] = insert(c, msg, 5, "p-" + i);
+            }
+        }
+        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", true);
+        try (ProbeStatements.Session session = rows.probes().open()) {
+            List<OutboxRow> all =
+                    session.probeRead(new int[] {5}, NONE, 500, null).rows().get(5);
+            assertThat(ids(all)).containsExactly(ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]);
+
+            List<OutboxRow> rest = session.probeRead(new int[] {5}, new long[] {ids[3], ids[0], ids[1]}, 2, null)
+                    .rows()
+                    .get(5);
+            assertThat(ids(rest)).as("the pending ids left out, then the limit").containsExactly(ids[2], ids[4]);
+
+            assertThat(session.probeRead(new int[] {5}, ids, 500, null).rows()).doesNotContainKey(5);
+        }
+    }
+
     /** The probe's read on {@code session} against each shard's own read, for two limits. */
     private static void readsWhatTheShardsOwnReadsReturn(Db rows, ProbeStatements.Session session, boolean holdKey)
             throws SQLException {
         for (int limit : new int[] {3, 500}) {
             Map<Integer, List<OutboxRow>> read =
-                    session.probeRead(SHARDS, limit, null).rows();
+                    session.probeRead(SHARDS, NONE, limit, null).rows();
 
             assertThat(read).doesNotContainKey(4);
             for (int shard : new int[] {1, 2, 3}) {
@@ -68,7 +98,7 @@ class ProbeReadIT {
                         .isNotEmpty();
             }
         }
-        List<String> keys = session.probeRead(SHARDS, 500, null).rows().get(2).stream()
+        List<String> keys = session.probeRead(SHARDS, NONE, 500, null).rows().get(2).stream()
                 .map(OutboxRow::key)
                 .toList();
         if (holdKey) {
@@ -96,19 +126,19 @@ class ProbeReadIT {
             long earlyId = insert(early, msg, 6, "early");
             assertThat(lateId).isLessThan(earlyId);
 
-            ProbeStatements.ProbeRead first = session.probeRead(new int[] {6}, 500, null);
+            ProbeStatements.ProbeRead first = session.probeRead(new int[] {6}, NONE, 500, null);
             assertThat(first.snapshot()).isNotNull();
             assertThat(ids(first.rows().get(6))).containsExactly(earlyId);
             // nothing ended since: nothing read
-            assertThat(session.probeRead(new int[] {6}, 500, first.snapshot()))
+            assertThat(session.probeRead(new int[] {6}, NONE, 500, first.snapshot()))
                     .isSameAs(ProbeStatements.ProbeRead.UNCHANGED);
 
             late.commit();
-            ProbeStatements.ProbeRead second = session.probeRead(new int[] {6}, 500, first.snapshot());
+            ProbeStatements.ProbeRead second = session.probeRead(new int[] {6}, NONE, 500, first.snapshot());
             assertThat(second.snapshot()).isNotEqualTo(first.snapshot());
             assertThat(ids(second.rows().get(6))).containsExactly(lateId, earlyId);
             // a read that runs and finds nothing still returns its snapshot
-            ProbeStatements.ProbeRead empty = session.probeRead(new int[] {7}, 500, first.snapshot());
+            ProbeStatements.ProbeRead empty = session.probeRead(new int[] {7}, NONE, 500, first.snapshot());
             assertThat(empty.snapshot()).isEqualTo(second.snapshot());
             assertThat(empty.rows()).isEmpty();
         }
@@ -131,20 +161,21 @@ class ProbeReadIT {
         }
         try (ProbeStatements.Session session = rows.probes().open()) {
             int[] shards = {8};
-            assertThat(session.probeRead(shards, 500, null).rows()).containsOnlyKeys(8);
-            ProbeStatements.ProbeRead again = session.probeRead(shards, 500, null);
+            assertThat(session.probeRead(shards, NONE, 500, null).rows()).containsOnlyKeys(8);
+            ProbeStatements.ProbeRead again = session.probeRead(shards, NONE, 500, null);
             assertThat(ids(again.rows().get(8))).containsExactly(eight);
-            assertThat(session.probeRead(shards, 500, again.snapshot())).isSameAs(ProbeStatements.ProbeRead.UNCHANGED);
+            assertThat(session.probeRead(shards, NONE, 500, again.snapshot()))
+                    .isSameAs(ProbeStatements.ProbeRead.UNCHANGED);
 
             shards[0] = 9;
-            ProbeStatements.ProbeRead other = session.probeRead(shards, 500, null);
+            ProbeStatements.ProbeRead other = session.probeRead(shards, NONE, 500, null);
             assertThat(other.rows()).containsOnlyKeys(9);
             assertThat(ids(other.rows().get(9))).containsExactly(nine);
 
             Map<Integer, List<OutboxRow>> both =
-                    session.probeRead(new int[] {8, 9}, 500, null).rows();
+                    session.probeRead(new int[] {8, 9}, NONE, 500, null).rows();
             assertThat(both).containsOnlyKeys(8, 9);
-            assertThat(session.probeRead(new int[] {7}, 500, null).rows()).isEmpty();
+            assertThat(session.probeRead(new int[] {7}, NONE, 500, null).rows()).isEmpty();
         }
     }
 
@@ -164,7 +195,7 @@ class ProbeReadIT {
             late.setAutoCommit(false);
             long lateId = insert(late, msg, 10, "late");
             long earlyId = insert(early, msg, 10, "early");
-            ProbeStatements.ProbeRead first = session.probeRead(new int[] {10}, 500, null);
+            ProbeStatements.ProbeRead first = session.probeRead(new int[] {10}, NONE, 500, null);
             assertThat(ids(first.rows().get(10))).containsExactly(earlyId);
 
             // far longer than the test waits for it: a wait that did not see the commit would time out here
@@ -173,7 +204,7 @@ class ProbeReadIT {
             late.commit();
             assertThat(waited.get(5, TimeUnit.SECONDS)).isTrue();
 
-            ProbeStatements.ProbeRead after = session.probeRead(new int[] {10}, 500, first.snapshot());
+            ProbeStatements.ProbeRead after = session.probeRead(new int[] {10}, NONE, 500, first.snapshot());
             assertThat(ids(after.rows().get(10))).containsExactly(lateId, earlyId);
             assertThat(session.waitForChange(first.snapshot(), 1, 10_000)).isTrue();
         } finally {
@@ -190,7 +221,7 @@ class ProbeReadIT {
         }
         Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false);
         try (ProbeStatements.Session session = rows.probes().open()) {
-            String snapshot = session.probeRead(new int[] {11}, 500, null).snapshot();
+            String snapshot = session.probeRead(new int[] {11}, NONE, 500, null).snapshot();
             assertThatThrownBy(() -> session.waitForChange(snapshot, 1, 10))
                     .isInstanceOfSatisfying(
                             SQLException.class,

@@ -71,6 +71,7 @@ class ShardWorkerDecisionsTest {
     private final RelayMetrics metrics = new RelayMetrics(new SimpleMeterRegistry(), "test", () -> 1, breaker);
     private final AtomicBoolean kafkaAnswered = new AtomicBoolean();
     private final AtomicInteger dropped = new AtomicInteger();
+    private final PendingDeletes pending = new PendingDeletes();
     private final RelayConfig config = config(Backoff.of(Duration.ofMillis(1), Duration.ofMillis(5)));
     private final PrefixedLog log =
             new PrefixedLog(LoggerFactory.getLogger(ShardWorkerDecisionsTest.class), "relay[test]");
@@ -143,7 +144,13 @@ class ShardWorkerDecisionsTest {
         ShardServices services = new ShardServices(
                 config,
                 rows,
-                WriteQueue.deletes(rows, deleteRunner == null ? workers : deleteRunner, metrics),
+                WriteQueue.deletes(
+                        rows,
+                        deleteRunner == null ? workers : deleteRunner,
+                        metrics,
+                        WriteQueue.MAX_SHARDS,
+                        WriteQueue.MAX_IDS),
+                pending,
                 WriteQueue.failures(rows, workers, config.maxAttempts()),
                 breaker,
                 metrics,
@@ -453,7 +460,47 @@ class ShardWorkerDecisionsTest {
     }
 
     @Test
-    void aBatchWaitingForItsDeleteStaysRunningAndAStopWaitsForTheDelete() {
+    void aFullBatchWaitingForItsDeleteStaysRunningAndAStopWaitsForTheDelete() {
+        List<Runnable> deletes = new ArrayList<>();
+        deleteRunner = deletes::add;
+        List<OutboxRow> full = new ArrayList<>();
+        for (int i = 1; i <= config.batchSize(); i++) {
+            full.add(row(i, "a", "k" + i));
+        }
+        rows.reads.add(full);
+        ShardWorker w = worker();
+        assertThat(made.get(0).history()).hasSize(config.batchSize());
+        assertThat(deletes)
+                .as("the acknowledged rows wait in the relay's delete queue")
+                .hasSize(1);
+        assertThat(w.loop.state())
+                .as("no next round before the delete of a full batch answered")
+                .isEqualTo(ShardLoop.State.RUNNING);
+        int reads = rows.readCalls.get();
+        w.loop.wake();
+        workers.runDue();
+        assertThat(rows.readCalls).as("a wake does not start a round meanwhile").hasValue(reads);
+
+        var stopped = w.stop();
+        workers.advance(Duration.ofSeconds(1));
+        assertThat(stopped)
+                .as("the shard is not handed back while its batch's delete is queued (G1, G3)")
+                .isNotDone();
+
+        deletes.remove(0).run();
+        workers.runDue();
+        assertThat(rows.deleted).hasSize(config.batchSize());
+        assertThat(metrics.published.count()).isEqualTo(config.batchSize());
+        assertThat(stopped).isDone();
+    }
+
+    /**
+     * A short batch (G3): the shard goes to its idle wait without waiting for the delete, but its own
+     * next read waits for it (the read would take the published row again), and a stop completes only
+     * once the delete ran.
+     */
+    @Test
+    void aShortBatchDoesNotWaitForItsDeleteButTheShardsOwnNextReadDoes() {
         List<Runnable> deletes = new ArrayList<>();
         deleteRunner = deletes::add;
         rows.reads.add(List.of(row(1, "a", "k1")));
@@ -463,16 +510,18 @@ class ShardWorkerDecisionsTest {
                 .as("the acknowledged row waits in the relay's delete queue")
                 .hasSize(1);
         assertThat(w.loop.state())
-                .as("no next round before the delete answered")
-                .isEqualTo(ShardLoop.State.RUNNING);
+                .as("the shard waits for new rows, not for the delete")
+                .isEqualTo(ShardLoop.State.IDLE);
+
         w.loop.wake();
         workers.runDue();
-        assertThat(rows.readCalls).as("a wake does not start a round meanwhile").hasValue(1);
+        assertThat(rows.readCalls).as("its own read waits for the delete").hasValue(1);
+        assertThat(w.loop.state()).isEqualTo(ShardLoop.State.RUNNING);
 
-        var stopped = w.loop.stop();
+        var stopped = w.stop();
         workers.advance(Duration.ofSeconds(1));
         assertThat(stopped)
-                .as("the shard is not handed back while its batch's delete is queued (G1, G3)")
+                .as("the shard is not handed back while its delete is queued (G1, G3)")
                 .isNotDone();
 
         deletes.remove(0).run();
@@ -480,6 +529,61 @@ class ShardWorkerDecisionsTest {
         assertThat(rows.deleted).containsExactly(1L);
         assertThat(metrics.published.count()).isEqualTo(1);
         assertThat(stopped).isDone();
+    }
+
+    /**
+     * A deferred delete whose statement failed (G3): its row stays left out of the probe's reads, and
+     * the shard deletes it again, waiting this time, before it reads or sends anything; it never
+     * publishes that row again after later rows of its key.
+     */
+    @Test
+    void aDeferredDeleteThatFailedIsDeletedAgainBeforeTheShardReads() {
+        List<Runnable> deletes = new ArrayList<>();
+        deleteRunner = deletes::add;
+        rows.reads.add(List.of(row(1, "a", "k1")));
+        ShardWorker w = worker();
+        assertThat(pending.ids()).containsExactly(1L);
+
+        rows.deleteFailures = 1;
+        deletes.remove(0).run();
+        workers.runDue();
+        assertThat(rows.deleted).isEmpty();
+        assertThat(pending.ids()).as("still left out of the probe's reads").containsExactly(1L);
+        assertThat(deletes).as("the shard, woken, deletes the row again").hasSize(1);
+        assertThat(rows.readCalls)
+                .as("and reads nothing before that delete answered")
+                .hasValue(1);
+        assertThat(w.loop.state()).isEqualTo(ShardLoop.State.RUNNING);
+
+        deletes.remove(0).run();
+        workers.runDue();
+        assertThat(rows.deleted).containsExactly(1L);
+        assertThat(pending.ids()).isEmpty();
+        assertThat(pending.takeReleased()).isFalse();
+        assertThat(metrics.published.count()).isEqualTo(1);
+        assertThat(rows.readCalls).as("then the round goes on").hasValue(2);
+    }
+
+    /**
+     * A deferred delete that found the lease taken over drops the shard at its next round, and its
+     * row is publishable again for the shard's next owner (G1), the probe told to read again.
+     */
+    @Test
+    void aDeferredDeleteThatFoundTheLeaseLostDropsTheShard() {
+        List<Runnable> deletes = new ArrayList<>();
+        deleteRunner = deletes::add;
+        rows.reads.add(List.of(row(1, "a", "k1")));
+        ShardWorker w = worker();
+
+        rows.leaseHeld = false;
+        deletes.remove(0).run();
+        workers.runDue();
+        assertThat(dropped).hasValue(1);
+        assertThat(w.loop.state()).isEqualTo(ShardLoop.State.STOPPED);
+        assertThat(rows.deleted).isEmpty();
+        assertThat(pending.ids()).isEmpty();
+        assertThat(pending.takeReleased()).isTrue();
+        assertThat(metrics.published.count()).isZero();
     }
 
     @Test
@@ -740,6 +844,7 @@ class ShardWorkerDecisionsTest {
         final AtomicInteger readCalls = new AtomicInteger();
         volatile Runnable beforeFilteredRead = () -> {};
         volatile int readFailures;
+        volatile int deleteFailures;
         final List<long[]> heldIds = new CopyOnWriteArrayList<>();
 
         private List<OutboxRow> next() throws SQLException {
@@ -772,7 +877,11 @@ class ShardWorkerDecisionsTest {
         }
 
         @Override
-        public List<Db.Fenced> deleteAll(List<Deletion> deletions) {
+        public List<Db.Fenced> deleteAll(List<Deletion> deletions) throws SQLException {
+            if (deleteFailures > 0) {
+                deleteFailures--;
+                throw new SQLException("connection lost", "08006");
+            }
             List<Db.Fenced> out = new ArrayList<>(deletions.size());
             for (Deletion d : deletions) {
                 deleteAttempts.add(d.ids());

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.sql.SQLException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
@@ -35,7 +36,8 @@ class WriteQueueTest {
     void requestsSubmittedWhileAStatementRunsGoOutTogetherInTheNextOne() throws Exception {
         ExecutorService thread = Executors.newSingleThreadExecutor();
         try {
-            WriteQueue<ShardRows.Deletion, Db.Fenced> queue = WriteQueue.deletes(rows, thread, metrics);
+            WriteQueue<ShardRows.Deletion, Db.Fenced> queue =
+                    WriteQueue.deletes(rows, thread, metrics, WriteQueue.MAX_SHARDS, WriteQueue.MAX_IDS);
             rows.block = new CountDownLatch(1);
             CompletableFuture<Db.Fenced> first = queue.submit(new ShardRows.Deletion(4, 10, new long[] {100}));
             assertThat(rows.started.await(5, TimeUnit.SECONDS)).isTrue();
@@ -101,7 +103,8 @@ class WriteQueueTest {
 
     @Test
     void aRequestAfterStopFailsAndSoDoesOnePendingAtStop() {
-        WriteQueue<ShardRows.Deletion, Db.Fenced> queue = WriteQueue.deletes(rows, tasks::add, metrics);
+        WriteQueue<ShardRows.Deletion, Db.Fenced> queue =
+                WriteQueue.deletes(rows, tasks::add, metrics, WriteQueue.MAX_SHARDS, WriteQueue.MAX_IDS);
         CompletableFuture<Db.Fenced> pending = queue.submit(new ShardRows.Deletion(0, 1, new long[] {1}));
         queue.stop();
         CompletableFuture<Db.Fenced> late = queue.submit(new ShardRows.Deletion(2, 1, new long[] {2}));
@@ -121,10 +124,53 @@ class WriteQueueTest {
                 r -> {
                     throw new RejectedExecutionException("shut down");
                 },
-                metrics);
+                metrics,
+                WriteQueue.MAX_SHARDS,
+                WriteQueue.MAX_IDS);
         CompletableFuture<Db.Fenced> refused = queue.submit(new ShardRows.Deletion(0, 1, new long[] {1}));
 
         assertThat(cause(refused)).isInstanceOf(RejectedExecutionException.class);
+    }
+
+    /**
+     * A deferred delete waits up to the linger for others (one statement for the deletes of a steady
+     * trickle), and nothing longer: the linger's end, a delete submitted the usual way or {@link
+     * WriteQueue#hurry()} starts the statement, with every request pending then.
+     */
+    @Test
+    void deferredDeletesWaitForTheLingerUnlessSomethingHurriesThem() {
+        FakeTime time = new FakeTime();
+        ManualScheduler later = new ManualScheduler(time);
+        WriteQueue<ShardRows.Deletion, Db.Fenced> queue = WriteQueue.deletes(
+                rows, tasks::add, metrics, WriteQueue.MAX_SHARDS, WriteQueue.MAX_IDS, later, 20_000_000L);
+
+        CompletableFuture<Db.Fenced> a = queue.submitDeferred(new ShardRows.Deletion(0, 1, new long[] {1}));
+        later.advance(Duration.ofMillis(10));
+        CompletableFuture<Db.Fenced> b = queue.submitDeferred(new ShardRows.Deletion(2, 1, new long[] {2}));
+        runTasks();
+        assertThat(rows.statements).as("within the linger nothing runs").isEmpty();
+        later.advance(Duration.ofMillis(10));
+        assertThat(rows.statements).as("at its end, one statement for both").containsExactly(List.of(0, 2));
+        assertThat(a).isCompletedWithValue(new Db.Fenced(true, 1));
+        assertThat(b).isCompletedWithValue(new Db.Fenced(true, 1));
+
+        CompletableFuture<Db.Fenced> c = queue.submitDeferred(new ShardRows.Deletion(4, 1, new long[] {4}));
+        CompletableFuture<Db.Fenced> d = queue.submit(new ShardRows.Deletion(6, 1, new long[] {6}));
+        runTasks();
+        assertThat(rows.statements)
+                .as("a delete a shard waits for starts at once and takes the deferred one along")
+                .containsExactly(List.of(0, 2), List.of(4, 6));
+        assertThat(c).isDone();
+        assertThat(d).isDone();
+
+        CompletableFuture<Db.Fenced> e = queue.submitDeferred(new ShardRows.Deletion(8, 1, new long[] {8}));
+        queue.hurry();
+        runTasks();
+        assertThat(e).as("hurried").isDone();
+        later.advance(Duration.ofMillis(20));
+        assertThat(rows.statements)
+                .as("the linger's end finds nothing left")
+                .containsExactly(List.of(0, 2), List.of(4, 6), List.of(8));
     }
 
     private void runTasks() {
