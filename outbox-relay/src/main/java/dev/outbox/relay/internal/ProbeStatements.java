@@ -153,8 +153,9 @@ final class ProbeStatements {
                         found.computeIfAbsent(shard, x -> new ArrayList<>()).add(Db.row(rs, 3));
                     }
                 }
+            } finally {
+                excluded.free();
             }
-            excluded.free();
             return snapshot == null ? ProbeRead.UNCHANGED : new ProbeRead(snapshot, found == null ? Map.of() : found);
         }
 

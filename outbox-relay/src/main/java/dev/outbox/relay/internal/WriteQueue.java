@@ -182,26 +182,26 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
             if (draining) {
                 return r.result;
             }
-            if (mayLinger) {
-                if (!lingering) {
-                    lingering = true;
-                    try {
-                        later.schedule(this::lingered, lingerNanos, TimeUnit.NANOSECONDS);
-                    } catch (RejectedExecutionException e) {
-                        lingering = false;
-                        draining = true;
-                        mayLinger = false;
-                    }
-                }
-                if (mayLinger) {
-                    return r.result;
-                }
-            } else {
-                draining = true;
+            if (mayLinger && !lingering) {
+                lingering = scheduleLinger();
             }
+            if (mayLinger && lingering) {
+                return r.result; // the linger's end, or an earlier drain, takes it
+            }
+            draining = true;
         }
         execute();
         return r.result;
+    }
+
+    /** @return whether the end of the linger is scheduled; false when the write thread is shut down */
+    private boolean scheduleLinger() {
+        try {
+            later.schedule(this::lingered, lingerNanos, TimeUnit.NANOSECONDS);
+            return true;
+        } catch (RejectedExecutionException e) {
+            return false;
+        }
     }
 
     /** The linger is over: runs what is pending, unless a drain took it already. */
