@@ -283,25 +283,38 @@ final class ShardWorker {
             return false;
         }
         boolean ownRead = ahead.rows == null && (!loop.hasHanded() || !held.isEmpty() || !leaderless.isEmpty());
-        if (deferred.inFlight() && (ownRead || deferred.undeleted() != null)) {
+        // in flight first: once none is, none starts before this round ends, so the ids taken below are all
+        // there are, and retried() may forget them all
+        boolean inFlight = deferred.inFlight();
+        long[] undeleted = deferred.undeleted();
+        if (inFlight && (ownRead || undeleted != null)) {
             deletes.hurry();
             deferred.settled().whenComplete((v, t) -> onWorker(this::step));
             return false;
         }
-        long[] undeleted = deferred.undeleted();
         if (undeleted == null) {
             return true;
         }
-        afterWrite(deletes.submit(new ShardRows.Deletion(shard, epoch, undeleted)), "delete", result -> {
-            if (!result.leaseHeld()) {
-                fenced("delete " + undeleted.length + " published rows");
-                return;
-            }
+        deleteWaited(undeleted, () -> {
             deferred.retried(undeleted);
-            metrics.published.increment(result.rows());
             loop.next(0, false);
         });
         return false;
+    }
+
+    /**
+     * Deletes published rows through the relay's delete queue, the shard waiting: a lost lease drops
+     * the shard, else the rows count as published and {@code then} runs as the shard's next task.
+     */
+    private void deleteWaited(long[] ids, Runnable then) {
+        afterWrite(deletes.submit(new ShardRows.Deletion(shard, epoch, ids)), "delete", result -> {
+            if (!result.leaseHeld()) {
+                fenced("delete " + ids.length + " published rows");
+                return;
+            }
+            metrics.published.increment(result.rows());
+            then.run();
+        });
     }
 
     /**
@@ -434,14 +447,7 @@ final class ShardWorker {
         }
         // the relay's delete queue runs one statement for many shards; the loop stays RUNNING (a stop
         // waits) until the rest of the batch's completion runs as the shard's next task
-        afterWrite(deletes.submit(new ShardRows.Deletion(shard, epoch, delete)), "delete", result -> {
-            if (!result.leaseHeld()) {
-                fenced("delete " + delete.length + " published rows");
-                return;
-            }
-            metrics.published.increment(result.rows());
-            afterDelete(rest);
-        });
+        deleteWaited(delete, () -> afterDelete(rest));
     }
 
     /**
