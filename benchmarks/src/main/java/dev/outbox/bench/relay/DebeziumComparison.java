@@ -222,17 +222,34 @@ final class DebeziumComparison {
             prober.commit();
         }
 
-        /** Sends markers until one is consumed and the system's table is drained; fails after 3 minutes. */
+        /**
+         * Sends markers until one is consumed and then the system's table is drained; fails after 3
+         * minutes. The table is given a few seconds after the marker arrives: a relay deletes a row
+         * after Kafka acknowledged it, and may let a short batch's delete wait for others (up to 20
+         * ms), so the consumer often sees the marker before its row is gone.
+         */
         void awaitCaughtUp() throws Exception {
             long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
             while (System.nanoTime() < deadline) {
                 UUID marker = system.appendOne(prober, probeTopic, "marker-" + sequence++, ctx.payload(0));
-                if (BenchContext.awaitConsumed(consumed, marker, 10) && system.drained()) {
+                if (BenchContext.awaitConsumed(consumed, marker, 10) && awaitDrained(TimeUnit.SECONDS.toNanos(5))) {
                     return;
                 }
                 Thread.sleep(500);
             }
             throw new IllegalStateException(system.name() + " did not catch up within 3 minutes");
+        }
+
+        /** @return whether the system's table drained within {@code nanos} */
+        private boolean awaitDrained(long nanos) throws Exception {
+            long deadline = System.nanoTime() + nanos;
+            while (!system.drained()) {
+                if (System.nanoTime() - deadline > 0) {
+                    return false;
+                }
+                Thread.sleep(10);
+            }
+            return true;
         }
 
         Row level(String level, double rate, boolean probes, int seconds) throws Exception {

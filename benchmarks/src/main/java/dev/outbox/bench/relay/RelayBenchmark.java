@@ -38,7 +38,20 @@ public final class RelayBenchmark {
         this.drain = new DrainScenario(ctx);
     }
 
-    public static void main(String[] args) throws Exception {
+    public static void main(String[] args) {
+        try {
+            run(args);
+        } catch (Throwable t) {
+            // the shared broker's threads would keep this JVM alive: exit, which stops it in its hook
+            t.printStackTrace();
+            System.exit(1);
+        }
+        // the shared broker stops in a shutdown hook; its shutdown chatter is not part of the report
+        Report.silenceLogs();
+        System.exit(0);
+    }
+
+    private static void run(String[] args) throws Exception {
         RelayOptions options = RelayOptions.parse(args);
         Report.quietLogs();
         TestKafka kafka = RealServices.kafka();
@@ -56,9 +69,6 @@ public final class RelayBenchmark {
                 new RelayBenchmark(options, kafka, db).run();
             }
         }
-        // the shared broker stops in a shutdown hook; its shutdown chatter is not part of the report
-        Report.silenceLogs();
-        System.exit(0);
     }
 
     /** @return the private server's settings: the Debezium comparison's, and pg_stat_statements for --statements */
