@@ -251,6 +251,81 @@ class WakeUpIT {
         }
     }
 
+    /**
+     * G1 and G3 when the deletes fail while a trickle flows, most of them deletes the shards did not
+     * wait for: for about a second PostgreSQL refuses every delete from the outbox (a statement
+     * trigger, so reads, leases and appends go on). Each shard keeps the rows whose delete failed out
+     * of the probe's reads and deletes them again, waiting, before it reads or sends anything more. So
+     * every row arrives, none twice, each key's records in commit order, and the table empties once
+     * deletes work again.
+     */
+    @Test
+    void deletesThatFailAreDoneAgainBeforeTheShardGoesOnAndNothingIsPublishedTwice(TestDatabase db, TestKafka kafka)
+            throws Exception {
+        // a schema of its own: the class's other tests share the database, and the trigger must not reach them
+        String schema = "refused_deletes";
+        OutboxMigrations.migrate(db.dataSource(), schema);
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("create table " + schema + ".refuse (refuse boolean not null)");
+            st.execute("insert into " + schema + ".refuse values (false)");
+            st.execute("create function " + schema + ".refuse_deletes() returns trigger language plpgsql as $$"
+                    + " begin if (select refuse from " + schema + ".refuse) then"
+                    + " raise exception 'deletes from the outbox refused by the test'; end if; return null; end $$");
+            st.execute("create trigger refuse_deletes before delete on " + schema + ".outbox_message"
+                    + " for each statement execute function " + schema + ".refuse_deletes()");
+        }
+        String topic = TestKafka.uniqueTopic("refused-deletes");
+        kafka.createTopic(topic, 4);
+        Outbox outbox = Outbox.builder().schema(schema).build();
+        DSLContext dsl = OutboxMigrations.dsl(db.dataSource(), schema);
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        try (Relay relay = quietRelay(db.newDataSource(10), kafka.bootstrapServers(), "refused-deletes-relay")
+                        .schema(schema)
+                        .meterRegistry(registry)
+                        .build();
+                Probe kafkaSide = new Probe(kafka.bootstrapServers(), topic)) {
+            startOwningAll(relay, 64);
+            Thread.sleep(300); // every shard idle
+            List<UUID> committed = new ArrayList<>();
+            long start = System.nanoTime();
+            boolean refused = false;
+            for (int i = 0; System.nanoTime() - start < 3_000_000_000L; i++) {
+                long ms = (System.nanoTime() - start) / 1_000_000L;
+                if (refused != (ms >= 1_000 && ms < 2_000)) {
+                    refused = !refused;
+                    dsl.execute("update " + schema + ".refuse set refuse = ?", refused);
+                }
+                String key = "k-" + (i % 50);
+                committed.add(dsl.transactionResult(tx -> outbox.append(tx.dsl(), message(topic, key, "x"))));
+                kafkaSide.pollFor(2);
+            }
+            for (UUID id : committed) {
+                kafkaSide.awaitMillis(id, System.nanoTime(), 30_000);
+            }
+            await().atMost(Duration.ofSeconds(30))
+                    .until(() -> dsl.fetchOne("select count(*) from " + schema + ".outbox_message")
+                                    .get(0, Long.class)
+                            == 0L);
+            kafkaSide.pollFor(500); // a row published twice would arrive by now
+            double failed = Fixtures.counter(registry, "outbox.relay.errors", "kind", "database");
+            System.out.printf(
+                    "deletes refused for 1 s of a 3 s trickle: %d rows, %.0f database errors, %d records twice%n",
+                    committed.size(), failed, kafkaSide.duplicates());
+            assertThat(failed).as("deletes that failed").isPositive();
+            assertThat(kafkaSide.duplicates()).as("records published twice").isZero();
+            Map<String, List<Long>> byKey = kafkaSide.outboxIdsByKey();
+            for (var e : byKey.entrySet()) {
+                assertThat(e.getValue())
+                        .as("G3: the records of %s in commit (outbox id) order", e.getKey())
+                        .isSorted();
+            }
+            assertThat(byKey.values().stream().mapToInt(List::size).sum()).isEqualTo(committed.size());
+        } finally {
+            dsl.execute("drop trigger refuse_deletes on " + schema + ".outbox_message");
+        }
+    }
+
     private static long rowsLeft(TestDatabase db) throws Exception {
         try (Connection c = db.connect();
                 PreparedStatement ps = c.prepareStatement("select count(*) from outbox.outbox_message");
@@ -466,6 +541,7 @@ class WakeUpIT {
         private final KafkaConsumer<byte[], byte[]> consumer;
         private final Map<UUID, Long> arrived = new HashMap<>();
         private final Map<UUID, Long> outboxIds = new HashMap<>();
+        private final Map<String, List<Long>> outboxIdsByKey = new HashMap<>();
         private int duplicates;
 
         Probe(String bootstrap, String topic) {
@@ -500,11 +576,18 @@ class WakeUpIT {
                 if (arrived.putIfAbsent(got, System.nanoTime()) != null) {
                     duplicates++;
                 }
-                outboxIds.put(
-                        got,
-                        Long.parseLong(new String(
-                                r.headers().lastHeader(OutboxHeaders.OUTBOX_ID).value(), StandardCharsets.UTF_8)));
+                long outboxId = Long.parseLong(new String(
+                        r.headers().lastHeader(OutboxHeaders.OUTBOX_ID).value(), StandardCharsets.UTF_8));
+                outboxIds.put(got, outboxId);
+                outboxIdsByKey
+                        .computeIfAbsent(new String(r.key(), StandardCharsets.UTF_8), k -> new ArrayList<>())
+                        .add(outboxId);
             }
+        }
+
+        /** @return per record key, the outbox ids of its records in the order they were consumed */
+        Map<String, List<Long>> outboxIdsByKey() {
+            return outboxIdsByKey;
         }
 
         /** @return the records consumed beyond the first of their message id */
