@@ -107,6 +107,11 @@ class ZombieRelayIT {
     }
 
     /**
+     * Without a missing topic, relay-a is frozen at a moment when it holds rows it published and has
+     * not deleted yet (the freeze is tried again, up to five times, after letting it run for a
+     * moment; required in the default mode): the new owner publishes those again, and they must not
+     * land after its records.
+     *
      * @param transactional the strict mode with only the broker's fence: relay-a ignores its lease
      *     deadline, the topic has no timestamp bound, the test consumer reads committed records only
      * @param missingTopic the last {@value #MISSING_KEYS} keys write to a topic that is created only
@@ -174,20 +179,33 @@ class ZombieRelayIT {
                 Thread.sleep(2_000);
             }
 
-            signal("STOP", a);
-            int leasesOfA = ChildRelay.liveLeases(db, "relay-a");
-            long missingRowsOfA = missingTopic ? missingRowsOf(db, "relay-a", missing) : 0;
-            Set<UUID> leftOnA = messageIdsOn(db, "relay-a");
-            int frozenUndeleted;
+            int leasesOfA = 0;
+            long missingRowsOfA = 0;
+            int frozenUndeleted = 0;
+            int freezes = 0;
             try {
-                // the reader catches up with what relay-a published before it froze; relay-b cannot publish on its
-                // shards yet (a lease renewed at most a third of it ago runs two thirds more)
-                Thread.sleep(1_000);
-                Set<UUID> publishedNotDeleted = new HashSet<>(leftOnA);
-                publishedNotDeleted.retainAll(new HashSet<>(received(readers).stream()
-                        .map(Records.Received::messageId)
-                        .toList()));
-                frozenUndeleted = publishedNotDeleted.size();
+                // frozen, if it can be, while it holds rows it published and has not deleted yet: tried again a
+                // few times after letting it run (and renew its leases) for a moment. Not with the missing topic:
+                // there relay-a is often waiting for that topic's metadata, publishing nothing, when it freezes
+                while (true) {
+                    freezes++;
+                    signal("STOP", a);
+                    leasesOfA = ChildRelay.liveLeases(db, "relay-a");
+                    missingRowsOfA = missingTopic ? missingRowsOf(db, "relay-a", missing) : 0;
+                    Set<UUID> leftOnA = messageIdsOn(db, "relay-a");
+                    // the reader catches up with what relay-a published before it froze; relay-b cannot publish
+                    // on its shards yet (a lease renewed at most a third of it ago runs two thirds more)
+                    Thread.sleep(1_000);
+                    leftOnA.retainAll(new HashSet<>(received(readers).stream()
+                            .map(Records.Received::messageId)
+                            .toList()));
+                    frozenUndeleted = leftOnA.size();
+                    if (frozenUndeleted > 0 || freezes == 5 || missingTopic) {
+                        break;
+                    }
+                    signal("CONT", a);
+                    Thread.sleep(2_500);
+                }
                 // relay-b takes relay-a's shards when their leases expire, and publishes newer messages of their keys
                 await("relay-b owns every shard")
                         .atMost(Duration.ofSeconds(60))
@@ -264,10 +282,14 @@ class ZombieRelayIT {
                 }
             }
             assertThat(leasesOfA).as("relay-a held shards when it froze").isPositive();
-            // most of them deferred deletes, lingering for others to share their statement (ENGINE.md)
-            assertThat(frozenUndeleted)
-                    .as("rows relay-a had published and not yet deleted when it froze")
-                    .isPositive();
+            if (!missingTopic && !transactional) {
+                // most of them deferred deletes, lingering for others to share their statement (ENGINE.md); in
+                // the strict mode a batch's rows are visible to the reader only from its commit, a moment before
+                // their delete, and five freezes may all miss that moment: reported, not required
+                assertThat(frozenUndeleted)
+                        .as("rows relay-a had published and not yet deleted when it froze")
+                        .isPositive();
+            }
             if (missingTopic) {
                 assertThat(missingRowsOfA)
                         .as("relay-a's shards held rows of the missing topic when it froze")
@@ -277,8 +299,8 @@ class ZombieRelayIT {
                     a.stdout().lines().filter(l -> l.contains("no longer held")).count();
             System.out.printf(
                     "[ZombieRelayIT] %s: %d messages on %d keys, %d records in Kafka (%d after the thaw); relay-a froze"
-                            + " holding %d shards (%d rows of the missing topic, %d rows published and not deleted);"
-                            + " after the thaw it reported %d fenced write(s) or commit(s)%n",
+                            + " holding %d shards (%d rows of the missing topic, %d rows published and not deleted, at"
+                            + " freeze %d); after the thaw it reported %d fenced write(s) or commit(s)%n",
                     transactional
                             ? "transactional, no deadline, no timestamp bound"
                             : missingTopic ? "idempotent, a topic missing at the freeze" : "idempotent",
@@ -289,6 +311,7 @@ class ZombieRelayIT {
                     leasesOfA,
                     missingRowsOfA,
                     frozenUndeleted,
+                    freezes,
                     fencedLines);
             if (transactional) {
                 // relay-b had drained the outbox and the writers had stopped: whatever appears now is relay-a's
