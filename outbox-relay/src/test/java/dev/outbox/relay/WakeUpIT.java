@@ -206,7 +206,8 @@ class WakeUpIT {
      * Under a steady trickle the shards do not wait for the deletes of their short batches (G1, G3):
      * every row arrives and none twice (the probe's reads leave out the rows whose delete is on its
      * way, so no shard is handed a row it published already), the table empties, and the deletes of
-     * many batches share a statement: at most one per 20 ms linger, besides the few a shard waits for.
+     * many batches share a statement: at most one per 20 ms linger, besides one per ten batches for those a
+     * shard waits for.
      */
     @Test
     void underASteadyTrickleDeletesShareStatementsAndNothingIsPublishedTwice(TestDatabase db, TestKafka kafka)
@@ -244,10 +245,11 @@ class WakeUpIT {
                     committed.size(), loadMs, batches, statements, elapsedMs, kafkaSide.duplicates());
             assertThat(committed).as("rows appended").hasSizeGreaterThan(200);
             assertThat(kafkaSide.duplicates()).as("records published twice").isZero();
-            // one statement per 20 ms linger at most, and a few that a shard waited for (a full batch, a poll)
+            // one statement per 20 ms linger at most, and those a shard waited for (a full batch, its own read
+            // hurrying the linger): one per 10 batches allowed. Without the deferral: 0.6 to 0.7 per batch
             assertThat(statements)
                     .as("delete statements for %d batches in %d ms", batches, elapsedMs)
-                    .isLessThanOrEqualTo(elapsedMs / 20 + 20);
+                    .isLessThanOrEqualTo(elapsedMs / 20 + batches / 10);
         }
     }
 
