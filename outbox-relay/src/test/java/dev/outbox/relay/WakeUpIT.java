@@ -15,6 +15,7 @@ import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
+import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -264,51 +265,31 @@ class WakeUpIT {
     @Test
     void deletesThatFailAreDoneAgainBeforeTheShardGoesOnAndNothingIsPublishedTwice(TestDatabase db, TestKafka kafka)
             throws Exception {
-        // a schema of its own: the class's other tests share the database, and the trigger must not reach them
-        String schema = "refused_deletes";
-        OutboxMigrations.migrate(db.dataSource(), schema);
-        try (Connection c = db.connect();
-                Statement st = c.createStatement()) {
-            st.execute("create table " + schema + ".refuse (refuse boolean not null)");
-            st.execute("insert into " + schema + ".refuse values (false)");
-            st.execute("create function " + schema + ".refuse_deletes() returns trigger language plpgsql as $$"
-                    + " begin if (select refuse from " + schema + ".refuse) then"
-                    + " raise exception 'deletes from the outbox refused by the test'; end if; return null; end $$");
-            st.execute("create trigger refuse_deletes before delete on " + schema + ".outbox_message"
-                    + " for each statement execute function " + schema + ".refuse_deletes()");
-        }
         String topic = TestKafka.uniqueTopic("refused-deletes");
         kafka.createTopic(topic, 4);
-        Outbox outbox = Outbox.builder().schema(schema).build();
-        DSLContext dsl = OutboxMigrations.dsl(db.dataSource(), schema);
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
-        try (Relay relay = quietRelay(db.newDataSource(10), kafka.bootstrapServers(), "refused-deletes-relay")
-                        .schema(schema)
+        try (RefusedDeletes refusing = new RefusedDeletes(db, "refused_deletes");
+                Relay relay = quietRelay(db.newDataSource(10), kafka.bootstrapServers(), "refused-deletes-relay")
+                        .schema(refusing.schema)
                         .meterRegistry(registry)
                         .build();
                 Probe kafkaSide = new Probe(kafka.bootstrapServers(), topic)) {
+            Outbox outbox = Outbox.builder().schema(refusing.schema).build();
             startOwningAll(relay, 64);
             Thread.sleep(300); // every shard idle
             List<UUID> committed = new ArrayList<>();
             long start = System.nanoTime();
-            boolean refused = false;
             for (int i = 0; System.nanoTime() - start < 3_000_000_000L; i++) {
                 long ms = (System.nanoTime() - start) / 1_000_000L;
-                if (refused != (ms >= 1_000 && ms < 2_000)) {
-                    refused = !refused;
-                    dsl.execute("update " + schema + ".refuse set refuse = ?", refused);
-                }
+                refusing.refuse(ms >= 1_000 && ms < 2_000);
                 String key = "k-" + (i % 50);
-                committed.add(dsl.transactionResult(tx -> outbox.append(tx.dsl(), message(topic, key, "x"))));
+                committed.add(refusing.dsl.transactionResult(tx -> outbox.append(tx.dsl(), message(topic, key, "x"))));
                 kafkaSide.pollFor(2);
             }
             for (UUID id : committed) {
                 kafkaSide.awaitMillis(id, System.nanoTime(), 30_000);
             }
-            await().atMost(Duration.ofSeconds(30))
-                    .until(() -> dsl.fetchOne("select count(*) from " + schema + ".outbox_message")
-                                    .get(0, Long.class)
-                            == 0L);
+            refusing.awaitEmpty();
             kafkaSide.pollFor(500); // a row published twice would arrive by now
             double failed = Fixtures.counter(registry, "outbox.relay.errors", "kind", "database");
             System.out.printf(
@@ -323,8 +304,69 @@ class WakeUpIT {
                         .isSorted();
             }
             assertThat(byKey.values().stream().mapToInt(List::size).sum()).isEqualTo(committed.size());
-        } finally {
-            dsl.execute("drop trigger refuse_deletes on " + schema + ".outbox_message");
+        }
+    }
+
+    /**
+     * G3 with several writers per key while the deletes fail: eight writers serialise per key on the
+     * key's aggregate row (the documented pattern) and append the version they wrote, for three
+     * seconds, and for the middle second PostgreSQL refuses every delete from the outbox. Each key's
+     * versions reach Kafka in the order the writers committed them, every one of them, none twice, and
+     * the table empties once deletes work again.
+     */
+    @Test
+    void perKeyOrderHoldsForWritersThatLockTheAggregateWhileDeletesFail(TestDatabase db, TestKafka kafka)
+            throws Exception {
+        String topic = TestKafka.uniqueTopic("refused-locked");
+        kafka.createTopic(topic, 3);
+        int keys = 10;
+        int writers = 8;
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        try (RefusedDeletes refusing = new RefusedDeletes(db, "refused_deletes_locked");
+                Relay relay = quietRelay(db.newDataSource(10), kafka.bootstrapServers(), "refused-locked-relay")
+                        .schema(refusing.schema)
+                        .meterRegistry(registry)
+                        .build();
+                Fixtures.Collector kafkaSide = new Fixtures.Collector(kafka.bootstrapServers(), topic)) {
+            String aggregate = createAggregates(db, refusing.schema, keys);
+            Outbox outbox = Outbox.builder().schema(refusing.schema).build();
+            startOwningAll(relay, 64);
+            DataSource writersPool = db.newDataSource(writers);
+            ExecutorService pool = Executors.newFixedThreadPool(writers);
+            long deadline = System.nanoTime() + 3_000_000_000L;
+            List<Future<?>> done = new ArrayList<>();
+            for (int w = 0; w < writers; w++) {
+                done.add(pool.submit(() -> {
+                    while (System.nanoTime() - deadline < 0) {
+                        appendNextVersion(writersPool, outbox, aggregate, topic, keys);
+                    }
+                    return null;
+                }));
+            }
+            Thread.sleep(1_000);
+            refusing.refuse(true);
+            Thread.sleep(1_000);
+            refusing.refuse(false);
+            for (Future<?> f : done) {
+                f.get();
+            }
+            pool.shutdown();
+            int total = refusing.dsl
+                    .fetchOne("select sum(version) from " + aggregate)
+                    .get(0, Integer.class);
+            await().atMost(Duration.ofSeconds(60))
+                    .untilAsserted(() -> assertThat(kafkaSide.ids()).hasSize(total));
+            refusing.awaitEmpty();
+            Thread.sleep(500); // a row published twice would arrive by now
+            double failed = Fixtures.counter(registry, "outbox.relay.errors", "kind", "database");
+            int twice = kafkaSide.records().size() - kafkaSide.ids().size();
+            System.out.printf(
+                    "deletes refused for 1 s of 3 s, %d writers on %d keys: %d rows, %.0f database errors,"
+                            + " %d records twice%n",
+                    writers, keys, total, failed, twice);
+            assertThat(failed).as("deletes that failed").isPositive();
+            assertThat(twice).as("records published twice").isZero();
+            assertVersionsInCommitOrder(kafkaSide, total);
         }
     }
 
@@ -384,13 +426,7 @@ class WakeUpIT {
         int keys = 4;
         int perWriter = 25;
         int writers = 8;
-        try (Connection c = db.connect();
-                Statement st = c.createStatement()) {
-            st.execute("create table aggregate (id text primary key, version int not null)");
-            for (int k = 0; k < keys; k++) {
-                st.execute("insert into aggregate values ('agg-" + k + "', 0)");
-            }
-        }
+        String aggregate = createAggregates(db, "public", keys);
         DataSource writersPool = db.newDataSource(writers);
         try (Relay relay = quietRelay(db.newDataSource(10), kafka.bootstrapServers(), "locked-relay")
                         .build();
@@ -401,23 +437,7 @@ class WakeUpIT {
             for (int w = 0; w < writers; w++) {
                 done.add(pool.submit(() -> {
                     for (int i = 0; i < perWriter; i++) {
-                        String key = "agg-" + ThreadLocalRandom.current().nextInt(keys);
-                        try (Connection c = writersPool.getConnection()) {
-                            c.setAutoCommit(false);
-                            int version;
-                            try (PreparedStatement ps = c.prepareStatement(
-                                    "update aggregate set version = version + 1 where id = ? returning version")) {
-                                ps.setString(1, key);
-                                try (ResultSet rs = ps.executeQuery()) {
-                                    rs.next();
-                                    version = rs.getInt(1);
-                                }
-                            }
-                            outbox.append(c, message(topic, key, String.valueOf(version)));
-                            // hold the transaction open a little: other keys' later ids commit meanwhile
-                            Thread.sleep(ThreadLocalRandom.current().nextInt(5));
-                            c.commit();
-                        }
+                        appendNextVersion(writersPool, outbox, aggregate, topic, keys);
                     }
                     return null;
                 }));
@@ -429,31 +449,7 @@ class WakeUpIT {
             int total = writers * perWriter;
             await().atMost(Duration.ofSeconds(60))
                     .untilAsserted(() -> assertThat(kafkaSide.ids()).hasSize(total));
-            Map<String, List<Integer>> versionsByKey = new HashMap<>();
-            List<Fixtures.Received> inLogOrder = new ArrayList<>(kafkaSide.records());
-            inLogOrder.sort(
-                    Comparator.comparingInt(Fixtures.Received::partition).thenComparingLong(Fixtures.Received::offset));
-            Set<UUID> seen = new HashSet<>();
-            for (Fixtures.Received r : inLogOrder) {
-                if (seen.add(r.messageId())) {
-                    versionsByKey
-                            .computeIfAbsent(r.key(), k -> new ArrayList<>())
-                            .add(Integer.parseInt(r.payload()));
-                }
-            }
-            int sum = 0;
-            for (var e : versionsByKey.entrySet()) {
-                List<Integer> versions = e.getValue();
-                List<Integer> expected = new ArrayList<>();
-                for (int v = 1; v <= versions.size(); v++) {
-                    expected.add(v);
-                }
-                assertThat(versions)
-                        .as("versions of %s in their partition", e.getKey())
-                        .containsExactlyElementsOf(expected);
-                sum += versions.size();
-            }
-            assertThat(sum).isEqualTo(total);
+            assertVersionsInCommitOrder(kafkaSide, total);
         }
     }
 
@@ -520,6 +516,122 @@ class WakeUpIT {
                     latencies[2], latencies[4]);
             // the probe alone (every second) would take 500 ms on average: five rows all faster is LISTEN
             assertThat(latencies[4]).isLessThan(400);
+        }
+    }
+
+    /** @return the qualified name of a table of {@code keys} aggregates, {@code agg-0} and on, at version 0 */
+    private static String createAggregates(TestDatabase db, String schema, int keys) throws SQLException {
+        String table = schema + ".aggregate";
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("create table " + table + " (id text primary key, version int not null)");
+            for (int k = 0; k < keys; k++) {
+                st.execute("insert into " + table + " values ('agg-" + k + "', 0)");
+            }
+        }
+        return table;
+    }
+
+    /**
+     * One writer's transaction: locks a random aggregate by raising its version, appends that version as
+     * the payload of a message keyed by the aggregate, and holds the transaction open a little, so that
+     * other keys' later ids commit meanwhile.
+     */
+    private static void appendNextVersion(DataSource pool, Outbox outbox, String aggregate, String topic, int keys)
+            throws SQLException, InterruptedException {
+        String key = "agg-" + ThreadLocalRandom.current().nextInt(keys);
+        try (Connection c = pool.getConnection()) {
+            c.setAutoCommit(false);
+            int version;
+            try (PreparedStatement ps = c.prepareStatement(
+                    "update " + aggregate + " set version = version + 1 where id = ? returning version")) {
+                ps.setString(1, key);
+                try (ResultSet rs = ps.executeQuery()) {
+                    rs.next();
+                    version = rs.getInt(1);
+                }
+            }
+            outbox.append(c, message(topic, key, String.valueOf(version)));
+            Thread.sleep(ThreadLocalRandom.current().nextInt(5));
+            c.commit();
+        }
+    }
+
+    /**
+     * G3: the first appearance of each message, in log order, gives every key's versions as 1, 2, 3 and
+     * on (each key lives in one partition), {@code total} of them in all.
+     */
+    private static void assertVersionsInCommitOrder(Fixtures.Collector kafkaSide, int total) {
+        Map<String, List<Integer>> versionsByKey = new HashMap<>();
+        List<Fixtures.Received> inLogOrder = new ArrayList<>(kafkaSide.records());
+        inLogOrder.sort(
+                Comparator.comparingInt(Fixtures.Received::partition).thenComparingLong(Fixtures.Received::offset));
+        Set<UUID> seen = new HashSet<>();
+        for (Fixtures.Received r : inLogOrder) {
+            if (seen.add(r.messageId())) {
+                versionsByKey.computeIfAbsent(r.key(), k -> new ArrayList<>()).add(Integer.parseInt(r.payload()));
+            }
+        }
+        int sum = 0;
+        for (var e : versionsByKey.entrySet()) {
+            List<Integer> versions = e.getValue();
+            List<Integer> expected = new ArrayList<>();
+            for (int v = 1; v <= versions.size(); v++) {
+                expected.add(v);
+            }
+            assertThat(versions)
+                    .as("versions of %s in their partition", e.getKey())
+                    .containsExactlyElementsOf(expected);
+            sum += versions.size();
+        }
+        assertThat(sum).isEqualTo(total);
+    }
+
+    /**
+     * A schema of a test's own (the class's tests share the database, and the trigger must not reach
+     * the others) whose outbox refuses every delete while switched on: a statement trigger, so reads,
+     * leases and appends go on.
+     */
+    private static final class RefusedDeletes implements AutoCloseable {
+        final String schema;
+        final DSLContext dsl;
+        private boolean refusing;
+
+        RefusedDeletes(TestDatabase db, String schema) throws SQLException {
+            this.schema = schema;
+            OutboxMigrations.migrate(db.dataSource(), schema);
+            this.dsl = OutboxMigrations.dsl(db.dataSource(), schema);
+            try (Connection c = db.connect();
+                    Statement st = c.createStatement()) {
+                st.execute("create table " + schema + ".refuse (refuse boolean not null)");
+                st.execute("insert into " + schema + ".refuse values (false)");
+                st.execute(
+                        "create function " + schema + ".refuse_deletes() returns trigger language plpgsql as $$"
+                                + " begin if (select refuse from " + schema + ".refuse) then"
+                                + " raise exception 'deletes from the outbox refused by the test'; end if; return null; end $$");
+                st.execute("create trigger refuse_deletes before delete on " + schema + ".outbox_message"
+                        + " for each statement execute function " + schema + ".refuse_deletes()");
+            }
+        }
+
+        /** Switches the refusal on or off (nothing is written when it is already so). */
+        void refuse(boolean on) {
+            if (on != refusing) {
+                refusing = on;
+                dsl.execute("update " + schema + ".refuse set refuse = ?", on);
+            }
+        }
+
+        void awaitEmpty() {
+            await().atMost(Duration.ofSeconds(30))
+                    .until(() -> dsl.fetchOne("select count(*) from " + schema + ".outbox_message")
+                                    .get(0, Long.class)
+                            == 0L);
+        }
+
+        @Override
+        public void close() {
+            dsl.execute("drop trigger refuse_deletes on " + schema + ".outbox_message");
         }
     }
 

@@ -6,6 +6,9 @@ import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
 import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Instant;
 import java.util.Locale;
@@ -81,6 +84,30 @@ public final class RelayBenchmark {
         return settings;
     }
 
+    /** @return each index of the outbox table with its size in pages, and the table's */
+    private String indexPages() throws SQLException {
+        String sql = "select c.relname, c.relpages, pg_relation_size(c.oid) / current_setting('block_size')::int"
+                + " from pg_class c where c.oid = ?::regclass or c.oid in"
+                + " (select indexrelid from pg_index where indrelid = ?::regclass) order by c.relname";
+        StringBuilder out = new StringBuilder();
+        try (Connection c = ctx.db.connect();
+                PreparedStatement ps = c.prepareStatement(sql)) {
+            String table = ctx.db.schema() + ".outbox_message";
+            ps.setString(1, table);
+            ps.setString(2, table);
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    out.append(out.isEmpty() ? "" : ", ")
+                            .append(rs.getString(1))
+                            .append(' ')
+                            .append(rs.getLong(3))
+                            .append(" pages");
+                }
+            }
+        }
+        return out.toString();
+    }
+
     /** @return the drain scenario, whose publish mode PublishModeBenchmark alternates */
     DrainScenario drain() {
         return drain;
@@ -153,6 +180,19 @@ public final class RelayBenchmark {
         }
         if (ctx.options.steadySeconds() > 0) {
             report.line("");
+            if (ctx.options.reindexAfterDrain()) {
+                report.line("outbox indexes after the drains: " + indexPages());
+                long started = System.nanoTime();
+                try (Connection c = ctx.db.connect();
+                        Statement st = c.createStatement()) {
+                    st.execute("reindex table concurrently " + ctx.db.schema() + ".outbox_message");
+                }
+                report.line(String.format(
+                        Locale.ROOT,
+                        "rebuilt with REINDEX TABLE CONCURRENTLY in %.0f ms",
+                        (System.nanoTime() - started) / 1e6));
+            }
+            report.line("outbox indexes before the steady loads: " + indexPages());
             new SteadyLoad(ctx, drainRate).run();
         }
         if (ctx.options.compareDebezium()) {

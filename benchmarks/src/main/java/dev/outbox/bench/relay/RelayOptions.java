@@ -30,7 +30,10 @@ import java.util.Map;
  * relay's; 0 leaves the table to autovacuum), {@code --statements} (run on a private PostgreSQL with
  * {@code pg_stat_statements} and print, for each steady load level, the statements that took the most
  * time in it), {@code --relay-process} (after the idle latency, the same again with the relay's
- * command-line process in a JVM of its own, and that process's idle cost), {@code --out FILE} (also
+ * command-line process in a JVM of its own, and that process's idle cost), {@code --reindex-after-drain}
+ * (rebuild the outbox table's indexes with {@code REINDEX TABLE CONCURRENTLY} between the drains and
+ * the steady loads, as {@code doctor}'s {@code outbox-index-size} check advises after a backlog; the
+ * index sizes before the steady loads are reported either way), {@code --out FILE} (also
  * write the summary there). See {@code
  * benchmarks/RELAY.md}.
  */
@@ -56,7 +59,8 @@ record RelayOptions(
         int compareRounds,
         int vacuumAfterRows,
         boolean statements,
-        boolean relayProcess) {
+        boolean relayProcess,
+        boolean reindexAfterDrain) {
 
     /**
      * One entry of {@code --probe-intervals}.
@@ -109,6 +113,7 @@ record RelayOptions(
         boolean compareDebezium = false;
         boolean statements = false;
         boolean relayProcess = false;
+        boolean reindexAfterDrain = false;
         int compareSeconds = 15;
         int compareRounds = 2;
         int vacuumAfterRows = Relay.Builder.DEFAULT_VACUUM_AFTER_ROWS;
@@ -132,6 +137,10 @@ record RelayOptions(
             }
             if (a.equals("--relay-process")) {
                 relayProcess = true;
+                continue;
+            }
+            if (a.equals("--reindex-after-drain")) {
+                reindexAfterDrain = true;
                 continue;
             }
             if (i + 1 >= args.length) {
@@ -198,7 +207,8 @@ record RelayOptions(
                 compareRounds,
                 vacuumAfterRows,
                 statements,
-                relayProcess);
+                relayProcess,
+                reindexAfterDrain);
     }
 
     /** @return the comma-separated positive integers of {@code v} */

@@ -174,6 +174,7 @@ public final class Doctor {
             checks.add(topicRetention.topicRetention(oldestProcessed.keySet()));
             checks.add(outbox.parked(c));
             checks.add(outbox.unpublished(c));
+            checks.add(outbox.indexSize(c));
             checks.addAll(BuildTimeRules.CHECKS);
             return new Report(schema, at, checks);
         } catch (SQLException e) {

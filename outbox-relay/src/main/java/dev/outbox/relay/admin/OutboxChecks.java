@@ -13,12 +13,24 @@ import java.sql.SQLException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 
 /**
  * The checks of the {@code outbox_message} table: {@code outbox-parked} (no parked rows wait for an
- * operator) and {@code outbox-unpublished} (the oldest unpublished row is young enough).
+ * operator), {@code outbox-unpublished} (the oldest unpublished row is young enough) and {@code
+ * outbox-index-size} (the indexes are not far larger than the rows in the table need).
  */
 final class OutboxChecks {
+    /**
+     * Index entries per page taken as the least a rebuilt index holds: the widest of the table's indexes
+     * (the {@code message_id} uuid) packs about 260 per 8 KiB page, a little more than half as many
+     * after random inserts split its pages.
+     */
+    static final int ENTRIES_PER_PAGE = 100;
+
+    /** Index pages beyond what the rows need before the check warns: 16 MiB at the usual 8 KiB page. */
+    static final long EXCESS_PAGES = 2_000;
+
     private final String schema;
     private final Duration maxUnpublishedAge;
 
@@ -82,5 +94,67 @@ final class OutboxChecks {
             }
             return new Check("outbox-unpublished", title, Verdict.PASS, "the backlog is fresh", evidence, null);
         }
+    }
+
+    /**
+     * A btree index keeps the pages of the largest backlog it held: vacuum empties them for reuse but
+     * gives none back, and every vacuum with dead rows to remove reads each index whole. After a
+     * backlog of a few hundred thousand rows drains, the relay's vacuum (every {@code
+     * vacuumAfterRows} deleted rows) reads thousands of empty index pages each time. Warns when the
+     * indexes hold {@value #EXCESS_PAGES} pages more than the rows now in the table need.
+     */
+    Check indexSize(Connection c) throws SQLException {
+        String title = "The outbox table's indexes are not far larger than its rows need";
+        String table = schema + ".outbox_message";
+        long rows;
+        try (PreparedStatement st = c.prepareStatement("select count(*) from " + table);
+                ResultSet rs = st.executeQuery()) {
+            rs.next();
+            rows = rs.getLong(1);
+        }
+        String sql = "select n.nspname || '.' || i.relname, pg_relation_size(i.oid),"
+                + " current_setting('block_size')::bigint from pg_index x join pg_class i on i.oid = x.indexrelid"
+                + " join pg_namespace n on n.oid = i.relnamespace where x.indrelid = ?::regclass order by i.relname";
+        List<String> evidence = new ArrayList<>();
+        long pages = 0;
+        long needed = 0;
+        try (PreparedStatement st = c.prepareStatement(sql)) {
+            st.setString(1, table);
+            try (ResultSet rs = st.executeQuery()) {
+                while (rs.next()) {
+                    long bytes = rs.getLong(2);
+                    long indexPages = bytes / rs.getLong(3);
+                    pages += indexPages;
+                    needed += rows / ENTRIES_PER_PAGE + 2;
+                    evidence.add(rs.getString(1) + ": " + indexPages + " pages (" + mebibytes(bytes) + ")");
+                }
+            }
+        }
+        evidence.add(rows + " row(s) in " + table + " need about " + needed + " index pages in all; the indexes hold "
+                + pages);
+        if (pages - needed > EXCESS_PAGES) {
+            return new Check(
+                    "outbox-index-size",
+                    title,
+                    Verdict.WARN,
+                    "the indexes hold " + pages + " pages where the rows need about " + needed
+                            + ": every vacuum reads them whole",
+                    evidence,
+                    "They keep the size of the largest backlog they held. Rebuild them online at a quiet hour, as the"
+                            + " table's owner: REINDEX TABLE CONCURRENTLY " + table + " (appends, reads and the relay"
+                            + " go on; it waits for the transactions older than itself; if it is interrupted, drop the"
+                            + " invalid index it leaves, named *_ccnew). See benchmarks/RELAY.md, \"After a backlog\".");
+        }
+        return new Check(
+                "outbox-index-size",
+                title,
+                Verdict.PASS,
+                "the indexes hold " + pages + " pages for " + rows + " row(s)",
+                evidence,
+                null);
+    }
+
+    private static String mebibytes(long bytes) {
+        return String.format(Locale.ROOT, "%.1f MiB", bytes / 1048576.0);
     }
 }

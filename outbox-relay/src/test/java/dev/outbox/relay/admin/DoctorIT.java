@@ -275,4 +275,28 @@ class DoctorIT {
                 .contains("topic " + topic + " key k1", "after 3 attempt(s): RecordTooLargeException: big");
         assertThat(report.check("outbox-unpublished").verdict()).isEqualTo(Verdict.PASS);
     }
+
+    @Test
+    void indexesLeftLargeByADrainedBacklogWarnUntilRebuilt() throws Exception {
+        assertThat(doctor().build().run().check("outbox-index-size").verdict()).isEqualTo(Verdict.PASS);
+
+        // a backlog of 250,000 rows, published (deleted) and vacuumed: the indexes keep its pages
+        sql("insert into outbox.outbox_message (message_id, shard, topic, message_key, message_type, content_type)"
+                + " select gen_random_uuid(), i % 64, 'backlog', 'k-' || i % 1000, 'T', 'text/plain'"
+                + " from generate_series(1, 250000) i");
+        sql("delete from outbox.outbox_message where topic = 'backlog'");
+        sql("vacuum outbox.outbox_message");
+        Doctor.Check large = doctor().build().run().check("outbox-index-size");
+        assertThat(large.verdict()).as("%s", large).isEqualTo(Verdict.WARN);
+        assertThat(large.evidence())
+                .anySatisfy(e -> assertThat(e).startsWith("outbox.outbox_message_message_id_key: "))
+                .anySatisfy(
+                        e -> assertThat(e).startsWith("1 row(s) in outbox.outbox_message need about 8 index pages"));
+        assertThat(large.fix()).contains("REINDEX TABLE CONCURRENTLY outbox.outbox_message");
+
+        sql("reindex table concurrently outbox.outbox_message");
+        Doctor.Check rebuilt = doctor().build().run().check("outbox-index-size");
+        assertThat(rebuilt.verdict()).as("%s", rebuilt).isEqualTo(Verdict.PASS);
+        assertThat(rebuilt.summary()).matches("the indexes hold [0-9] pages for 1 row\\(s\\)");
+    }
 }
