@@ -169,8 +169,10 @@ final class SteadyLoad {
         // that the level times the relay under load, not the start of the pipeline
         ctx.awaitMarker(ctx.outbox, probeTopic, consumed);
         long appendedBefore = appended.get();
+        HorizonSampler horizon = null;
         if (ctx.options.statements()) {
             ctx.execute("select pg_stat_statements_reset()");
+            horizon = new HorizonSampler(ctx.db);
         }
         double[] cpuBefore = idleCost.relayCpu();
         long started = System.nanoTime();
@@ -189,7 +191,11 @@ final class SteadyLoad {
         long elapsed = System.nanoTime() - started;
         double[] cpuAfter = idleCost.relayCpu();
         long messages = appended.get() - appendedBefore + order.size();
-        List<String> statements = ctx.options.statements() ? topStatements(messages) : List.of();
+        List<String> statements = new ArrayList<>();
+        if (horizon != null) {
+            statements.addAll(topStatements(messages));
+            statements.add(horizon.summary());
+        }
         running.set(false);
         for (Thread t : threads) {
             t.join(10_000);
