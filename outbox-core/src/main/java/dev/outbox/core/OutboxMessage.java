@@ -38,7 +38,7 @@ public record OutboxMessage(
         Objects.requireNonNull(type, "type may not be null");
         Objects.requireNonNull(contentType, "contentType may not be null");
         Objects.requireNonNull(headers, "headers may not be null; pass Map.of()");
-        if (topic.isEmpty() || topic.length() > 249 || !topic.matches("[a-zA-Z0-9._-]+")) {
+        if (!isTopicName(topic)) {
             throw new IllegalArgumentException("topic '" + topic
                     + "' is not a valid Kafka topic name: use 1 to 249 characters from [a-zA-Z0-9._-]");
         }
@@ -59,6 +59,30 @@ public record OutboxMessage(
                     + "' is not a W3C trace context (version-traceid-parentid-flags, lower-case hex)");
         }
         headers = Map.copyOf(headers);
+    }
+
+    /**
+     * @return whether {@code topic} is a legal Kafka topic name: 1 to 249 characters from {@code
+     *     [a-zA-Z0-9._-]} (checked per character: a regular expression would be compiled for every
+     *     message appended)
+     */
+    private static boolean isTopicName(String topic) {
+        if (topic.isEmpty() || topic.length() > 249) {
+            return false;
+        }
+        for (int i = 0; i < topic.length(); i++) {
+            char c = topic.charAt(i);
+            boolean legal = (c >= 'a' && c <= 'z')
+                    || (c >= 'A' && c <= 'Z')
+                    || (c >= '0' && c <= '9')
+                    || c == '.'
+                    || c == '_'
+                    || c == '-';
+            if (!legal) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**

@@ -61,6 +61,15 @@ class ContractTest {
         assertThatThrownBy(() -> OutboxMessage.of("bad topic!", "k", "t", "c", new byte[0]))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("not a valid Kafka topic name");
+        for (String bad : new String[] {"", "x".repeat(250), "a/b", "caf\u00e9", "a b", "a:b", "a@b"}) {
+            assertThatThrownBy(() -> OutboxMessage.of(bad, "k", "t", "c", new byte[0]))
+                    .as("topic '%s'", bad)
+                    .hasMessageContaining("not a valid Kafka topic name");
+        }
+        for (String good : new String[] {"x".repeat(249), "Orders.v2_eu-1", "AZaz09._-"}) {
+            assertThat(OutboxMessage.of(good, "k", "t", "c", new byte[0]).topic())
+                    .isEqualTo(good);
+        }
         assertThatThrownBy(() -> OutboxMessage.of("t", "k", "", "c", new byte[0]))
                 .hasMessageContaining("type may not be empty");
         assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withHeader(OutboxHeaders.MESSAGE_ID, "x"))
