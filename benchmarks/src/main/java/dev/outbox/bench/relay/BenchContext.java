@@ -296,4 +296,41 @@ final class BenchContext {
         reader.start();
         return reader;
     }
+
+    /** How many statements {@link #topStatements} reports. */
+    private static final int TOP_STATEMENTS = 8;
+
+    /**
+     * @return the statements that took the most execution time since the last {@code pg_stat_statements_reset()}, as report lines:
+     *     calls, rows and execution time per call, and time per message (writers' inserts
+     *     included where they ran, so that the relay's statements can be weighed against them)
+     */
+    List<String> topStatements(long messages) throws SQLException {
+        List<String> lines = new ArrayList<>();
+        try (Connection c = db.connect();
+                var st = c.createStatement();
+                var rs = st.executeQuery("select calls, rows, total_exec_time, shared_blks_hit + shared_blks_read,"
+                        + " wal_bytes, regexp_replace(query, '\\s+', ' ', 'g'), plans, total_plan_time from pg_stat_statements"
+                        + " where dbid = (select oid from pg_database where datname = current_database())"
+                        + " order by total_exec_time + total_plan_time desc limit " + TOP_STATEMENTS)) {
+            while (rs.next()) {
+                long calls = rs.getLong(1);
+                String query = rs.getString(6);
+                lines.add(String.format(
+                        Locale.ROOT,
+                        "  statement: %7d calls, %6.1f rows, %7.3f ms, %6.1f buffers, %7.0f B WAL per call;"
+                                + " %7d plans, %7.3f ms each; %5.1f us per message: %s",
+                        calls,
+                        rs.getLong(2) / (double) calls,
+                        rs.getDouble(3) / calls,
+                        rs.getLong(4) / (double) calls,
+                        rs.getDouble(5) / calls,
+                        rs.getLong(7),
+                        rs.getLong(7) == 0 ? 0.0 : rs.getDouble(8) / rs.getLong(7),
+                        (rs.getDouble(3) + rs.getDouble(8)) * 1e3 / messages,
+                        query.length() > 160 ? query.substring(0, 160) + "..." : query));
+            }
+        }
+        return lines;
+    }
 }

@@ -66,6 +66,10 @@ final class DrainScenario {
                 .vacuumAfterRows(ctx.options.vacuumAfterRows())
                 .meterRegistry(registry)
                 .publishMode(publishMode);
+        if (ctx.options.statements()) {
+            ctx.execute("create extension if not exists pg_stat_statements");
+            ctx.execute("select pg_stat_statements_reset()");
+        }
         String loadBefore = Report.loadAverage();
         long started;
         long elapsed;
@@ -90,6 +94,11 @@ final class DrainScenario {
                     "relay JVM CPU per message by thread: %s",
                     Cpu.threadCpuDelta(threadsBefore, Cpu.threadCpu(), cpu.jvm(), messages));
             Report.progress("relay producer: %s", Cpu.producerStats("outbox-relay-"));
+            if (ctx.options.statements()) {
+                for (String line : ctx.topStatements(messages)) {
+                    Report.progress("drain%s", line);
+                }
+            }
         }
         String loadAfter = Report.loadAverage();
         long left = ctx.scalar("select count(*) from " + ctx.db.schema() + ".outbox_message");
