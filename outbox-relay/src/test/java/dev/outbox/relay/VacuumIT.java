@@ -136,6 +136,68 @@ class VacuumIT {
         }
     }
 
+    /**
+     * While a relay drains a backlog larger than {@code vacuumAfterRows}, it does not vacuum every
+     * {@code vacuumAfterRows} rows (each vacuum would read the backlog's index entries whole) but once
+     * the backlog is drained; and at the latest after 64 times {@code vacuumAfterRows} rows.
+     */
+    @Test
+    void whileABacklogIsDrainedTheVacuumWaitsForItsEndOrItsBound(TestDatabase db, TestKafka kafka) throws Exception {
+        String topic = TestKafka.uniqueTopic("vacuum-drain");
+        DSLContext dsl = db.dsl();
+        withoutAutovacuum(db);
+        int backlog = 40_000;
+        commitBacklog(dsl, topic, backlog);
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        long drainMs;
+        try (Relay relay = slowDrain(db, kafka, "vacuum-drain", registry, 1_000).build()) {
+            long started = System.nanoTime();
+            relay.start();
+            await().atMost(Duration.ofSeconds(120))
+                    .until(() -> Fixtures.counter(registry, "outbox.relay.published") >= backlog);
+            drainMs = (System.nanoTime() - started) / 1_000_000L;
+            assertThat(drainMs)
+                    .as("the drain spans several of the vacuum's one-second checks")
+                    .isGreaterThan(2_000);
+            assertThat(timer(registry).count())
+                    .as("vacuums while %d rows were drained in %d ms, one due every 1,000 rows", backlog, drainMs)
+                    .isZero();
+            await().atMost(Duration.ofSeconds(10))
+                    .untilAsserted(() -> assertThat(timer(registry).count())
+                            .as("the vacuum once the backlog is drained")
+                            .isEqualTo(1));
+        }
+        // with vacuumAfterRows 100 the bound is 6,400 rows: the drain vacuums on its way, at most every 6,400 rows
+        commitBacklog(dsl, topic, backlog);
+        SimpleMeterRegistry bounded = new SimpleMeterRegistry();
+        try (Relay relay =
+                slowDrain(db, kafka, "vacuum-drain-bound", bounded, 100).build()) {
+            relay.start();
+            await().atMost(Duration.ofSeconds(120))
+                    .until(() -> Fixtures.counter(bounded, "outbox.relay.published") >= backlog);
+            assertThat(timer(bounded).count())
+                    .as("vacuums while %d rows were drained, the bound 6,400 rows", backlog)
+                    .isBetween(1L, (long) backlog / 6_400);
+        }
+        System.out.printf("vacuum while draining %d rows: none in %d ms, one after%n", backlog, drainMs);
+    }
+
+    /** One worker thread and batches of 5: a backlog of thousands of rows takes seconds. */
+    private static Relay.Builder slowDrain(
+            TestDatabase db, TestKafka kafka, String id, SimpleMeterRegistry registry, int afterRows) {
+        return relay(db, kafka, id, registry, afterRows).workerThreads(1).batchSize(5);
+    }
+
+    private static void commitBacklog(DSLContext dsl, String topic, int n) {
+        for (int start = 0; start < n; start += 5_000) {
+            List<OutboxMessage> batch = new ArrayList<>();
+            for (int i = start; i < Math.min(n, start + 5_000); i++) {
+                batch.add(Fixtures.message(topic, "k-" + i, "v-" + i));
+            }
+            Fixtures.commit(dsl, batch);
+        }
+    }
+
     /** A relay that vacuums the outbox table after every {@code afterRows} rows it deleted (0: never). */
     private static Relay.Builder relay(
             TestDatabase db, TestKafka kafka, String id, SimpleMeterRegistry registry, int afterRows) {

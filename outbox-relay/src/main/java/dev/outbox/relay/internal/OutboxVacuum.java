@@ -28,6 +28,13 @@ import javax.sql.DataSource;
  * deletes left behind: it is skipped, and the rows after which the next one is considered double, up
  * to {@value #MAX_STRIDE} times {@code afterRows}, until the horizon moves.
  *
+ * <p>While the relay drains a backlog (the sampled backlog of its shards is larger than {@code
+ * afterRows}), the vacuum waits until the backlog is drained, or until {@value #MAX_STRIDE} times
+ * {@code afterRows} rows were deleted. Each vacuum reads the four indexes whole, and during a drain they
+ * hold the backlog's entries, so a vacuum every {@code afterRows} rows costs in proportion to backlog /
+ * {@code afterRows} per message (benchmarks/RELAY.md, "Vacuum frequency"); a drain's reads step over
+ * the dead entries at the head of their shards, which they mark dead on the way.
+ *
  * <p>Runs on the relay's sampler thread, one statement at a time, on a connection borrowed for it.
  */
 final class OutboxVacuum {
@@ -49,23 +56,28 @@ final class OutboxVacuum {
     private final String table;
     private final int afterRows;
     private final DoubleSupplier deleted;
+    private final DoubleSupplier backlog;
     private final RelayMetrics metrics;
     private final PrefixedLog log;
     private double deletedAtLast;
     private boolean refused;
     private int stride = 1;
+    /** The vacuum waits for a backlog to be drained. */
+    private boolean draining;
     /** The next transaction id when the last vacuum started, or -1 before the first. */
     private long lastVacuumXmax = -1;
 
     /**
      * @param afterRows rows deleted between two vacuums; 0 turns the vacuum off
      * @param deleted how many rows this relay deleted so far
+     * @param backlog the publishable rows of this relay's shards, as last sampled
      */
     OutboxVacuum(
             DataSource dataSource,
             String schema,
             int afterRows,
             DoubleSupplier deleted,
+            DoubleSupplier backlog,
             RelayMetrics metrics,
             PrefixedLog log) {
         this.dataSource = dataSource;
@@ -73,6 +85,7 @@ final class OutboxVacuum {
         this.sql = "vacuum (skip_locked) " + table;
         this.afterRows = afterRows;
         this.deleted = deleted;
+        this.backlog = backlog;
         this.metrics = metrics;
         this.log = log;
         this.deletedAtLast = deleted.getAsDouble();
@@ -84,9 +97,23 @@ final class OutboxVacuum {
             return;
         }
         double now = deleted.getAsDouble();
-        if (now - deletedAtLast < (double) afterRows * stride) {
+        double since = now - deletedAtLast;
+        if (since < (double) afterRows * stride) {
             return;
         }
+        double waiting = backlog.getAsDouble();
+        if (waiting > afterRows && since < (double) afterRows * MAX_STRIDE) {
+            if (!draining) {
+                draining = true;
+                log.info(
+                        "draining a backlog of about {} rows: vacuuming {} once it is drained, or after {} deleted rows",
+                        Math.round(waiting),
+                        table,
+                        (long) afterRows * MAX_STRIDE);
+            }
+            return; // looked at again at the next tick, with the rows deleted meanwhile
+        }
+        draining = false;
         deletedAtLast = now;
         try (Connection c = Db.connect(dataSource);
                 Statement st = c.createStatement()) {

@@ -188,6 +188,7 @@ public final class RelayEngine implements Relay {
                         config.schema(),
                         config.vacuumAfterRows(),
                         metrics.published::count,
+                        metrics::backlogTotal,
                         metrics,
                         log);
                 sampler.scheduleWithFixedDelay(vacuum::tick, 1, 1, TimeUnit.SECONDS);

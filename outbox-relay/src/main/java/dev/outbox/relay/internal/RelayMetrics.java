@@ -218,6 +218,15 @@ final class RelayMetrics {
         }
     }
 
+    /** @return the publishable rows of the owned shards, as last sampled */
+    double backlogTotal() {
+        double total = 0;
+        for (double[] v : backlog.values()) {
+            total += v[0];
+        }
+        return total;
+    }
+
     /**
      * Removes this relay's gauges from the registry when it closes or halts; its counters and timers
      * stay, so that their totals can still be read.

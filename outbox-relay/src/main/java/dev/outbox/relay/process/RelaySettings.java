@@ -203,7 +203,9 @@ public final class RelaySettings {
             .doc("The relay vacuums the outbox table after every this many rows it deleted (VACUUM (SKIP_LOCKED),"
                     + " checked once a second); 0 leaves the table to autovacuum. Reads step over the index entries"
                     + " of the rows deleted since the last vacuum, and autovacuum comes by at most once per"
-                    + " autovacuum_naptime (a minute by default). Needs the table's owner: for another role"
+                    + " autovacuum_naptime (a minute by default). While the relay drains a backlog larger than this,"
+                    + " it vacuums once the backlog is drained (at the latest after 64 times this many rows)."
+                    + " Needs the table's owner: for another role"
                     + " PostgreSQL skips the vacuum with a warning, logged once (ENGINE.md, \"Keeping the table"
                     + " small\")."));
 
