@@ -173,8 +173,9 @@ public final class Doctor {
             checks.add(keys.inFlight(c));
             checks.add(topicRetention.topicRetention(oldestProcessed.keySet()));
             checks.add(outbox.parked(c));
-            checks.add(outbox.unpublished(c));
-            checks.add(outbox.indexSize(c));
+            OutboxChecks.Rows outboxRows = outbox.rows(c);
+            checks.add(outbox.unpublished(outboxRows));
+            checks.add(outbox.indexSize(c, outboxRows));
             checks.addAll(BuildTimeRules.CHECKS);
             return new Report(schema, at, checks);
         } catch (SQLException e) {

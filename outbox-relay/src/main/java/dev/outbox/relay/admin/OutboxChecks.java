@@ -70,30 +70,44 @@ final class OutboxChecks {
         return new Check("outbox-parked", title, Verdict.PASS, "no parked messages", evidence, null);
     }
 
-    Check unpublished(Connection c) throws SQLException {
-        String title = "No outbox message stays unpublished for long";
-        String sql = "select count(*), extract(epoch from clock_timestamp() - min(created_at))" + " from " + schema
-                + ".outbox_message where parked_at is null";
+    /**
+     * What the outbox table holds, read in one pass for the checks that need it.
+     *
+     * @param rows every row, parked ones included
+     * @param unpublished the rows not parked
+     * @param oldestSeconds the age of the oldest row not parked, 0 without any
+     */
+    record Rows(long rows, long unpublished, double oldestSeconds) {}
+
+    Rows rows(Connection c) throws SQLException {
+        String sql = "select count(*), count(*) filter (where parked_at is null),"
+                + " extract(epoch from clock_timestamp() - min(created_at) filter (where parked_at is null))"
+                + " from " + schema + ".outbox_message";
         try (PreparedStatement st = c.prepareStatement(sql);
                 ResultSet rs = st.executeQuery()) {
             rs.next();
-            long backlog = rs.getLong(1);
-            double oldest = rs.getDouble(2);
-            List<String> evidence = new ArrayList<>();
-            evidence.add(backlog + " unpublished message(s)"
-                    + (backlog > 0 ? ", oldest " + format(roughly(seconds(oldest))) + " old" : "") + "; limit "
-                    + format(maxUnpublishedAge));
-            if (backlog > 0 && seconds(oldest).compareTo(maxUnpublishedAge) > 0) {
-                return new Check(
-                        "outbox-unpublished",
-                        title,
-                        Verdict.FAIL,
-                        "messages wait longer than " + format(maxUnpublishedAge) + " to be published",
-                        evidence,
-                        "Check that relays run and own every shard ('status'), that Kafka is reachable, and what holds the xmin horizon.");
-            }
-            return new Check("outbox-unpublished", title, Verdict.PASS, "the backlog is fresh", evidence, null);
+            return new Rows(rs.getLong(1), rs.getLong(2), rs.getDouble(3));
         }
+    }
+
+    Check unpublished(Rows counted) {
+        String title = "No outbox message stays unpublished for long";
+        long backlog = counted.unpublished();
+        double oldest = counted.oldestSeconds();
+        List<String> evidence = new ArrayList<>();
+        evidence.add(backlog + " unpublished message(s)"
+                + (backlog > 0 ? ", oldest " + format(roughly(seconds(oldest))) + " old" : "") + "; limit "
+                + format(maxUnpublishedAge));
+        if (backlog > 0 && seconds(oldest).compareTo(maxUnpublishedAge) > 0) {
+            return new Check(
+                    "outbox-unpublished",
+                    title,
+                    Verdict.FAIL,
+                    "messages wait longer than " + format(maxUnpublishedAge) + " to be published",
+                    evidence,
+                    "Check that relays run and own every shard ('status'), that Kafka is reachable, and what holds the xmin horizon.");
+        }
+        return new Check("outbox-unpublished", title, Verdict.PASS, "the backlog is fresh", evidence, null);
     }
 
     /**
@@ -103,15 +117,10 @@ final class OutboxChecks {
      * vacuumAfterRows} deleted rows) reads thousands of empty index pages each time. Warns when the
      * indexes hold {@value #EXCESS_PAGES} pages more than the rows now in the table need.
      */
-    Check indexSize(Connection c) throws SQLException {
+    Check indexSize(Connection c, Rows counted) throws SQLException {
         String title = "The outbox table's indexes are not far larger than its rows need";
         String table = schema + ".outbox_message";
-        long rows;
-        try (PreparedStatement st = c.prepareStatement("select count(*) from " + table);
-                ResultSet rs = st.executeQuery()) {
-            rs.next();
-            rows = rs.getLong(1);
-        }
+        long rows = counted.rows();
         String sql = "select n.nspname || '.' || i.relname, pg_relation_size(i.oid),"
                 + " current_setting('block_size')::bigint from pg_index x join pg_class i on i.oid = x.indexrelid"
                 + " join pg_namespace n on n.oid = i.relnamespace where x.indrelid = ?::regclass order by i.relname";
