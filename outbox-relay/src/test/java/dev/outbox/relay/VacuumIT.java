@@ -147,7 +147,7 @@ class VacuumIT {
         DSLContext dsl = db.dsl();
         withoutAutovacuum(db);
         int backlog = 40_000;
-        commitBacklog(dsl, topic, backlog);
+        commit(dsl, topic, backlog);
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
         long drainMs;
         try (Relay relay = slowDrain(db, kafka, "vacuum-drain", registry, 1_000).build()) {
@@ -168,7 +168,7 @@ class VacuumIT {
                             .isEqualTo(1));
         }
         // with vacuumAfterRows 100 the bound is 6,400 rows: the drain vacuums on its way, at most every 6,400 rows
-        commitBacklog(dsl, topic, backlog);
+        commit(dsl, topic, backlog);
         SimpleMeterRegistry bounded = new SimpleMeterRegistry();
         try (Relay relay =
                 slowDrain(db, kafka, "vacuum-drain-bound", bounded, 100).build()) {
@@ -188,7 +188,8 @@ class VacuumIT {
         return relay(db, kafka, id, registry, afterRows).workerThreads(1).batchSize(2);
     }
 
-    private static void commitBacklog(DSLContext dsl, String topic, int n) {
+    /** Commits {@code n} rows, 5,000 per transaction. */
+    private static void commit(DSLContext dsl, String topic, int n) {
         for (int start = 0; start < n; start += 5_000) {
             List<OutboxMessage> batch = new ArrayList<>();
             for (int i = start; i < Math.min(n, start + 5_000); i++) {
@@ -253,14 +254,10 @@ class VacuumIT {
         }
     }
 
-    /** Commits {@code n} rows in one transaction and waits until the relay published and deleted them. */
+    /** Commits {@code n} rows (one transaction up to 5,000) and waits until the relay published and deleted them. */
     private static void publish(DSLContext dsl, SimpleMeterRegistry registry, String topic, int n) {
         double before = Fixtures.counter(registry, "outbox.relay.published");
-        List<OutboxMessage> batch = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            batch.add(Fixtures.message(topic, "k-" + i, "v-" + i));
-        }
-        Fixtures.commit(dsl, batch);
+        commit(dsl, topic, n);
         await().atMost(Duration.ofSeconds(60))
                 .until(() -> Fixtures.counter(registry, "outbox.relay.published") - before >= n);
     }

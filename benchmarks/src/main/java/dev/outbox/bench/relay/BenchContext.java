@@ -51,6 +51,8 @@ import org.jooq.DSLContext;
 final class BenchContext {
     static final String TYPE = "BenchPayload";
     static final String CONTENT_TYPE = "application/octet-stream";
+    /** How many statements {@link #topStatements} reports. */
+    private static final int TOP_STATEMENTS = 8;
 
     final RelayOptions options;
     final TestKafka kafka;
@@ -297,13 +299,11 @@ final class BenchContext {
         return reader;
     }
 
-    /** How many statements {@link #topStatements} reports. */
-    private static final int TOP_STATEMENTS = 8;
-
     /**
-     * @return the statements that took the most execution time since the last {@code pg_stat_statements_reset()}, as report lines:
-     *     calls, rows and execution time per call, and time per message (writers' inserts
-     *     included where they ran, so that the relay's statements can be weighed against them)
+     * @return the statements that took the most execution time since the last {@code
+     *     pg_stat_statements_reset()}, as report lines: calls, rows and execution time per call, and
+     *     time per message (writers' inserts included where they ran, so that the relay's statements
+     *     can be weighed against them)
      */
     List<String> topStatements(long messages) throws SQLException {
         List<String> lines = new ArrayList<>();

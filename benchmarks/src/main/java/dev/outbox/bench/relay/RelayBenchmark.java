@@ -86,7 +86,7 @@ public final class RelayBenchmark {
 
     /** @return each index of the outbox table with its size in pages, and the table's */
     private String indexPages() throws SQLException {
-        String sql = "select c.relname, c.relpages, pg_relation_size(c.oid) / current_setting('block_size')::int"
+        String sql = "select c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int"
                 + " from pg_class c where c.oid = ?::regclass or c.oid in"
                 + " (select indexrelid from pg_index where indrelid = ?::regclass) order by c.relname";
         StringBuilder out = new StringBuilder();
@@ -100,7 +100,7 @@ public final class RelayBenchmark {
                     out.append(out.isEmpty() ? "" : ", ")
                             .append(rs.getString(1))
                             .append(' ')
-                            .append(rs.getLong(3))
+                            .append(rs.getLong(2))
                             .append(" pages");
                 }
             }
