@@ -63,7 +63,7 @@ import org.jooq.impl.DSL;
  *       .load()
  *       .migrate();
  * }</pre>
- * The outbox scripts are numbered {@code V1} to {@code V7} and so on; when they share one history table with your
+ * The outbox scripts are numbered {@code V1} to {@code V8} and so on; when they share one history table with your
  * own scripts their versions must not collide, so in that case prefer a separate Flyway instance (or this class),
  * or give the outbox its own {@code table(...)}.
  *

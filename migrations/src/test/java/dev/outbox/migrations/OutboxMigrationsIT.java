@@ -49,7 +49,7 @@ class OutboxMigrationsIT {
         try (TestDatabase db = TestDatabase.createEmpty()) {
             MigrationResult result = OutboxMigrations.migrate(db.dataSource());
 
-            assertThat(result).isEqualTo(new MigrationResult("outbox", 7, "7"));
+            assertThat(result).isEqualTo(new MigrationResult("outbox", 8, "8"));
             try (Connection c = db.connect()) {
                 assertThat(tables(c, "outbox")).containsExactlyElementsOf(OUTBOX_TABLES);
                 assertThat(strings(
@@ -70,7 +70,8 @@ class OutboxMigrationsIT {
                                 "4 idempotency key",
                                 "5 outbox message shard range",
                                 "6 outbox message keep pages",
-                                "7 outbox wait for change");
+                                "7 outbox wait for change",
+                                "8 outbox message parked key");
                 assertThat(strings(
                                 c,
                                 "select pg_get_constraintdef(oid) from pg_constraint"
@@ -94,7 +95,7 @@ class OutboxMigrationsIT {
                                         + " and tablename = 'outbox_message' order by indexname"))
                         .containsExactly(
                                 "outbox_message_message_id_key",
-                                "outbox_message_parked_idx",
+                                "outbox_message_parked_key_idx",
                                 "outbox_message_pkey",
                                 "outbox_message_publishable_idx");
                 assertThat(strings(c, "select tablename from pg_tables where schemaname = 'public'"))
@@ -108,7 +109,7 @@ class OutboxMigrationsIT {
         try (TestDatabase db = TestDatabase.createEmpty()) {
             DataSource ds = db.dataSource();
             assertThat(OutboxMigrations.migrate(ds, "tenant_a", 8).migrationsExecuted())
-                    .isEqualTo(7);
+                    .isEqualTo(8);
 
             try (Connection c = db.connect()) {
                 assertThat(tables(c, "tenant_a")).containsExactlyElementsOf(OUTBOX_TABLES);
@@ -220,7 +221,7 @@ class OutboxMigrationsIT {
     void migratingAgainAppliesNothingAndChangesNothing() throws SQLException {
         try (TestDatabase db = TestDatabase.createEmpty()) {
             DataSource ds = db.dataSource();
-            assertThat(OutboxMigrations.migrate(ds).migrationsExecuted()).isEqualTo(7);
+            assertThat(OutboxMigrations.migrate(ds).migrationsExecuted()).isEqualTo(8);
             try (Connection c = db.connect();
                     Statement s = c.createStatement()) {
                 s.executeUpdate("update outbox.outbox_shard_lease set owner = 'relay-1', epoch = 7,"
@@ -234,10 +235,61 @@ class OutboxMigrationsIT {
             MigrationResult again = OutboxMigrations.migrate(ds);
             MigrationResult otherShardCount = OutboxMigrations.migrate(ds, "outbox", 8);
 
-            assertThat(again).isEqualTo(new MigrationResult("outbox", 0, "7"));
+            assertThat(again).isEqualTo(new MigrationResult("outbox", 0, "8"));
             assertThat(again.upToDate()).isTrue();
-            assertThat(otherShardCount).isEqualTo(new MigrationResult("outbox", 0, "7"));
+            assertThat(otherShardCount).isEqualTo(new MigrationResult("outbox", 0, "8"));
             assertThat(snapshot(db, "outbox")).isEqualTo(before);
+        }
+    }
+
+    /**
+     * V8 on a schema at V7 that holds parked rows: the index of parked rows by key replaces V1's, with the rows
+     * already parked in it; and where an operator built it by hand beforehand ({@code create index concurrently},
+     * as the script says for a large table), the script keeps that one and still drops V1's.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void anUpgradeFromV7IndexesTheParkedRowsByKey(boolean builtByHand) throws SQLException {
+        try (TestDatabase db = TestDatabase.createEmpty()) {
+            DataSource ds = db.dataSource();
+            assertThat(OutboxMigrations.configure(ds, "outbox", 4)
+                            .target("7")
+                            .load()
+                            .migrate()
+                            .migrationsExecuted)
+                    .isEqualTo(7);
+            try (Connection c = db.connect();
+                    Statement s = c.createStatement()) {
+                s.executeUpdate(
+                        "insert into outbox.outbox_message (message_id, shard, topic, message_key, message_type,"
+                                + " content_type, parked_at) select gen_random_uuid(), i % 4, 'orders', 'k-' || i, 'T', 'c',"
+                                + " case when i % 3 = 0 then now() end from generate_series(1, 300) i");
+                if (builtByHand) {
+                    s.execute("create index concurrently outbox_message_parked_key_idx on outbox.outbox_message"
+                            + " (shard, message_key, id) where parked_at is not null");
+                }
+            }
+
+            assertThat(OutboxMigrations.migrate(ds).migrationsExecuted()).isEqualTo(1);
+
+            try (Connection c = db.connect()) {
+                assertThat(strings(
+                                c,
+                                "select indexdef from pg_indexes where schemaname = 'outbox'"
+                                        + " and indexname like 'outbox_message_parked%'"))
+                        .containsExactly("CREATE INDEX outbox_message_parked_key_idx ON outbox.outbox_message"
+                                + " USING btree (shard, message_key, id) WHERE (parked_at IS NOT NULL)");
+                // the rows parked before the upgrade are in it: a count of one shard's read through the index
+                try (Statement s = c.createStatement()) {
+                    s.execute("set enable_seqscan = off");
+                    s.execute("set enable_bitmapscan = off");
+                }
+                String parkedOfShard1 = "select count(*) from outbox.outbox_message where parked_at is not null"
+                        + " and shard = 1 and message_key >= ''";
+                assertThat(String.join("\n", strings(c, "explain " + parkedOfShard1)))
+                        .contains("outbox_message_parked_key_idx");
+                assertThat(strings(c, parkedOfShard1)).containsExactly("25");
+            }
         }
     }
 
@@ -265,8 +317,8 @@ class OutboxMigrationsIT {
             }
 
             assertThat(OutboxMigrations.migrate(ds).migrationsExecuted())
-                    .as("V5 with the default 64, V6 and V7")
-                    .isEqualTo(3);
+                    .as("V5 with the default 64, V6, V7 and V8")
+                    .isEqualTo(4);
 
             try (Connection c = db.connect();
                     Statement s = c.createStatement()) {
@@ -297,7 +349,7 @@ class OutboxMigrationsIT {
             }
             MigrationResult result = OutboxMigrations.migrate(db.dataSource(), "public", 2);
 
-            assertThat(result.migrationsExecuted()).isEqualTo(7);
+            assertThat(result.migrationsExecuted()).isEqualTo(8);
             try (Connection c = db.connect()) {
                 assertThat(tables(c, "public")).contains("customer").containsAll(OUTBOX_TABLES);
                 assertThat(strings(c, "select count(*) from public.outbox_shard_lease"))
@@ -315,7 +367,7 @@ class OutboxMigrationsIT {
                     .placeholders(OutboxMigrations.placeholders("events", 16))
                     .load();
 
-            assertThat(flyway.migrate().migrationsExecuted).isEqualTo(7);
+            assertThat(flyway.migrate().migrationsExecuted).isEqualTo(8);
             try (Connection c = db.connect()) {
                 assertThat(tables(c, "events"))
                         .containsExactly(

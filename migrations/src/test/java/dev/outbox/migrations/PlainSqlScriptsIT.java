@@ -27,7 +27,8 @@ class PlainSqlScriptsIT {
             "V4__idempotency_key.sql",
             "V5__outbox_message_shard_range.sql",
             "V6__outbox_message_keep_pages.sql",
-            "V7__outbox_wait_for_change.sql");
+            "V7__outbox_wait_for_change.sql",
+            "V8__outbox_message_parked_key.sql");
 
     /** Every table, column, constraint, index, reloption and function of schema outbox, apart from Flyway's history. */
     private static final String CATALOG = """

@@ -60,7 +60,7 @@ final class Db implements ShardRows {
         String columns = columns(msg);
         this.holdKey = holdKey;
         String hold = holdKey ? holdBack(msg, "?") : "";
-        this.readSql = columns + hold + " order by m.id limit ?";
+        this.readSql = shardRead(msg, holdKey);
         // while topics lack metadata or keys wait for a partition leader: the rows of the held topics
         // without their payload (they are not sent; the shard needs their ids and keys to hold the later
         // rows of those keys), none of the rows the shard already holds (it remembers their keys), and
@@ -122,6 +122,15 @@ final class Db implements ShardRows {
                 + " cross join lateral (select m.id, m.created_at" + publishable + " order by m.id limit 1) f";
         this.parkedSql = "select count(*) from " + msg + " where parked_at is not null";
         this.probes = new ProbeStatements(dataSource, schema, holdKey);
+    }
+
+    /**
+     * @return a shard's read: up to {@code limit} publishable rows in id order, the later rows of a key
+     *     with a parked row held back when {@code holdKey}; parameters shard, then (when {@code holdKey})
+     *     shard again, then limit
+     */
+    static String shardRead(String msg, boolean holdKey) {
+        return columns(msg) + (holdKey ? holdBack(msg, "?") : "") + " order by m.id limit ?";
     }
 
     /** @return the read's select list and its shard condition ({@code m.shard = ?}), publishable rows only */
