@@ -16,7 +16,9 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.TreeMap;
+import java.util.TreeSet;
 import javax.sql.DataSource;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 
@@ -25,14 +27,17 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
  * a verdict per check, with the evidence it read: the unique constraints that decide races, key and
  * processed-id expiry and whether the purges keep up, stored responses, keys stuck in flight,
  * processed-id retention against the retention of the topics each consumer reads (asked of Kafka),
- * and parked or long-unpublished outbox rows. Failure modes a live system cannot show (a client
+ * parked or long-unpublished outbox rows and oversized outbox indexes, and whether what the guarantees
+ * assume of the servers holds: PostgreSQL's commits durable before the relay can read them, and
+ * Kafka's topics replicated so that an acknowledged record survives a broker (see {@link
+ * Builder#topics}). Failure modes a live system cannot show (a client
  * retrying without a budget, a key minted per attempt, a listener writing without dedup, a
  * select-then-insert check, an endpoint without the filter) are listed with the build-time rule or
  * start-up gate that catches them.
  *
  * <p>The relay process's {@code doctor} command is a text and JSON face of this class. It reads
- * only (catalog views, {@code pg_stat_activity}, {@code pg_locks}, the outbox tables, Kafka topic
- * configurations and consumer-group offsets) and needs no running relay. Thread-safe.
+ * only (catalog views, {@code pg_stat_activity}, {@code pg_locks}, {@code pg_stat_replication}, the
+ * outbox tables, Kafka topic descriptions and configurations and consumer-group offsets) and needs no running relay. Thread-safe.
  *
  * <pre>{@code
  * Doctor.Report report = Doctor.builder()
@@ -120,6 +125,7 @@ public final class Doctor {
     private final ProcessedIdChecks processedIds;
     private final TopicRetentionCheck topicRetention;
     private final OutboxChecks outbox;
+    private final DurabilityChecks durability;
 
     private Doctor(Builder b) {
         this.dataSource = b.dataSource;
@@ -131,6 +137,7 @@ public final class Doctor {
                 b.processedRetention,
                 Map.copyOf(b.consumerRetention),
                 new TreeMap<>(b.consumerTopics),
+                List.copyOf(b.topics),
                 b.kafkaProperties == null ? null : Map.copyOf(b.kafkaProperties),
                 b.purgeGrace,
                 b.maxUnpublishedAge,
@@ -140,6 +147,7 @@ public final class Doctor {
         this.processedIds = new ProcessedIdChecks(settings);
         this.topicRetention = new TopicRetentionCheck(settings);
         this.outbox = new OutboxChecks(settings);
+        this.durability = new DurabilityChecks(settings);
     }
 
     /** @return a builder with the defaults documented on each setter */
@@ -176,6 +184,8 @@ public final class Doctor {
             OutboxChecks.Rows outboxRows = outbox.rows(c);
             checks.add(outbox.unpublished(outboxRows));
             checks.add(outbox.indexSize(c, outboxRows));
+            checks.add(durability.database(c));
+            checks.add(durability.delivery());
             checks.addAll(BuildTimeRules.CHECKS);
             return new Report(schema, at, checks);
         } catch (SQLException e) {
@@ -217,6 +227,7 @@ public final class Doctor {
         private Duration processedRetention = DEFAULT_PROCESSED_RETENTION;
         private final Map<String, Duration> consumerRetention = new LinkedHashMap<>();
         private final Map<String, List<String>> consumerTopics = new LinkedHashMap<>();
+        private final Set<String> topics = new TreeSet<>();
         private Map<String, Object> kafkaProperties;
         private Duration purgeGrace = DEFAULT_PURGE_GRACE;
         private Duration maxUnpublishedAge = DEFAULT_MAX_UNPUBLISHED_AGE;
@@ -315,8 +326,28 @@ public final class Doctor {
         }
 
         /**
+         * Names topics the relay publishes to, for the {@code delivery-durability} check (which also looks
+         * at the topics given with {@link #consumer}). Repeatable; the topics add up.
+         *
+         * @param topics topic names
+         * @return this builder
+         * @throws NullPointerException when the array or a topic is null
+         * @throws IllegalArgumentException when no topic is given or one is blank
+         */
+        public Builder topics(String... topics) {
+            Objects.requireNonNull(topics, "topics may not be null");
+            if (topics.length == 0) {
+                throw new IllegalArgumentException("topics needs at least one topic");
+            }
+            for (String t : topics) {
+                this.topics.add(requireName(t, "topic"));
+            }
+            return this;
+        }
+
+        /**
          * @param properties Kafka admin client properties, at least {@code bootstrap.servers}; without
-         *     them the topic-retention check is skipped
+         *     them the topic-retention and delivery-durability checks are skipped
          * @return this builder
          * @throws NullPointerException when it is null
          * @throws IllegalArgumentException when {@code bootstrap.servers} is missing

@@ -14,6 +14,7 @@ import java.util.Map;
  * @param processedRetention the retention of consumers without their own
  * @param consumerRetention each named consumer's retention
  * @param consumerTopics the topics of each named consumer, by consumer name in order
+ * @param topics the topics named as the relay's, in order
  * @param kafkaProperties the admin client's properties, or null when Kafka was not given
  * @param purgeGrace how late a purge may be
  * @param maxUnpublishedAge how old the oldest unpublished row may be
@@ -26,6 +27,7 @@ record DoctorSettings(
         Duration processedRetention,
         Map<String, Duration> consumerRetention,
         Map<String, List<String>> consumerTopics,
+        List<String> topics,
         Map<String, Object> kafkaProperties,
         Duration purgeGrace,
         Duration maxUnpublishedAge,

@@ -42,6 +42,41 @@ final class TopicRetentionCheck {
         this.kafkaTimeout = settings.kafkaTimeout();
     }
 
+    /**
+     * @param settings the doctor's settings, with Kafka given
+     * @return the admin client's properties: the ones given, each request bounded by the Kafka timeout
+     */
+    static Map<String, Object> adminProperties(DoctorSettings settings) {
+        Map<String, Object> props = new LinkedHashMap<>(settings.kafkaProperties());
+        int ms = (int) Math.min(Integer.MAX_VALUE, settings.kafkaTimeout().toMillis());
+        props.putIfAbsent(AdminClientConfig.CLIENT_ID_CONFIG, "outbox-doctor");
+        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, ms);
+        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, ms);
+        return props;
+    }
+
+    /**
+     * @return a {@link Verdict#FAIL} of check {@code id}: Kafka could not be asked about the topics' {@code
+     *     what}, with the error {@code e} added to the evidence
+     */
+    static Check unreadable(
+            String id,
+            String title,
+            String what,
+            Map<String, Object> kafkaProperties,
+            List<String> evidence,
+            Exception e) {
+        Throwable cause = e instanceof ExecutionException ? e.getCause() : e;
+        evidence.add("Kafka at " + kafkaProperties.get(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG) + ": " + cause);
+        return new Check(
+                id,
+                title,
+                Verdict.FAIL,
+                "could not read the topics' " + what + " from Kafka",
+                evidence,
+                "Check the Kafka address and the client security settings the doctor was given.");
+    }
+
     Check topicRetention(Set<String> consumersWithIds) {
         String title = "Each consumer keeps processed ids at least as long as its topics keep records";
         Set<String> consumers = new TreeSet<>(consumersWithIds);
@@ -64,11 +99,7 @@ final class TopicRetentionCheck {
                     List.of(),
                     "Give Kafka's address (bootstrap-servers) so the doctor can read the topics' retention.");
         }
-        Map<String, Object> props = new LinkedHashMap<>(kafkaProperties);
-        int ms = (int) Math.min(Integer.MAX_VALUE, kafkaTimeout.toMillis());
-        props.putIfAbsent(AdminClientConfig.CLIENT_ID_CONFIG, "outbox-doctor");
-        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, ms);
-        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, ms);
+        Map<String, Object> props = adminProperties(settings);
         List<String> evidence = new ArrayList<>();
         List<String> shorter = new ArrayList<>();
         List<String> unknown = new ArrayList<>();
@@ -124,15 +155,7 @@ final class TopicRetentionCheck {
                 }
             }
         } catch (ExecutionException | TimeoutException | RuntimeException e) {
-            Throwable cause = e instanceof ExecutionException ? e.getCause() : e;
-            evidence.add("Kafka at " + kafkaProperties.get(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG) + ": " + cause);
-            return new Check(
-                    "topic-retention",
-                    title,
-                    Verdict.FAIL,
-                    "could not read the topics' retention from Kafka",
-                    evidence,
-                    "Check the Kafka address and the client security settings the doctor was given.");
+            return unreadable("topic-retention", title, "retention", kafkaProperties, evidence, e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return new Check("topic-retention", title, Verdict.FAIL, "interrupted while asking Kafka", evidence, null);

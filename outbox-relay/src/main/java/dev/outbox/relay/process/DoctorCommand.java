@@ -48,6 +48,10 @@ final class DoctorCommand {
                 String[] topics = kv[1].split(",");
                 a.add(b -> b.consumer(kv[0], topics));
             });
+            options.put("topic", (v, a) -> {
+                String[] topics = v.split(",");
+                a.add(b -> b.topics(topics));
+            });
             options.put("consumer-retention", (v, a) -> {
                 String[] kv = pair("consumer-retention", v, "NAME=DURATION");
                 Duration d = duration("consumer-retention", kv[1]);

@@ -236,12 +236,17 @@ public final class Main {
                                                 unique constraints, key and processed-id expiry, stored
                                                 responses, keys stuck in flight, processed-id retention
                                                 against the topics' retention (needs bootstrap-servers),
-                                                parked and long-unpublished outbox rows
+                                                parked and long-unpublished outbox rows, outbox index
+                                                size, durable commits in PostgreSQL, and topics
+                                                replicated so that an acknowledged record survives a
+                                                broker (needs bootstrap-servers)
 
         Doctor options (durations also in days, e.g. 7d):
           --consumer NAME=TOPIC[,TOPIC...]      the topics a consumer reads (repeatable); without it, the
                                                 topics of the consumer group named like the consumer
           --consumer-retention NAME=DURATION    a consumer's processed-id retention (repeatable)
+          --topic TOPIC[,TOPIC...]              topics the relay publishes to, for their replication
+                                                (repeatable; the consumers' topics are checked too)
           --processed-retention DURATION        the retention of the other consumers (default 7d)
           --key-ttl DURATION                    the idempotency keys' ttl (default 24h)
           --lock-timeout DURATION               the key store's lock timeout (default 2s)

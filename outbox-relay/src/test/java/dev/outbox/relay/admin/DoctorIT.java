@@ -69,6 +69,17 @@ class DoctorIT {
                 .kafkaProperties(Map.of("bootstrap.servers", kafka.bootstrapServers()));
     }
 
+    /** @return whether the test server itself commits durably: what the database-durability check reads */
+    private boolean serverIsDurable() throws Exception {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement();
+                var rs = st.executeQuery("select bool_and(setting <> 'off') from pg_settings"
+                        + " where name in ('fsync', 'full_page_writes', 'synchronous_commit')")) {
+            rs.next();
+            return rs.getBoolean(1);
+        }
+    }
+
     private void sql(String statement) throws Exception {
         try (Connection c = db.connect();
                 Statement st = c.createStatement()) {
@@ -77,14 +88,25 @@ class DoctorIT {
     }
 
     @Test
-    void aHealthyDeploymentPasses() {
+    void aHealthyDeploymentPasses() throws Exception {
         Doctor.Report report = doctor().build().run();
 
         assertThat(report.failed()).as("%s", report).isFalse();
         assertThat(report.checks())
                 .filteredOn(c -> c.verdict() != Verdict.BUILD_TIME)
+                .filteredOn(c -> !c.id().endsWith("-durability"))
                 .allSatisfy(c ->
                         assertThat(c.verdict()).as(c.id() + ": " + c.summary()).isEqualTo(Verdict.PASS));
+        // one broker: one copy of each record, a development setup
+        Doctor.Check delivery = report.check("delivery-durability");
+        assertThat(delivery.verdict()).isEqualTo(Verdict.WARN);
+        assertThat(delivery.evidence())
+                .containsExactly("topic " + topic + ": replication factor 1, min.insync.replicas 1,"
+                        + " unclean.leader.election.enable false: one copy of each record: a broker's lost disk"
+                        + " loses acknowledged records (development only)");
+        // the test cluster's own settings decide: the embedded one runs without fsync
+        Doctor.Check database = report.check("database-durability");
+        assertThat(database.verdict()).as("%s", database).isEqualTo(serverIsDurable() ? Verdict.PASS : Verdict.WARN);
         assertThat(report.check("topic-retention").evidence())
                 .anySatisfy(e -> assertThat(e)
                         .contains("consumer " + consumer + " (retention 7d) reads " + topic + " (retention.ms 7d"));
@@ -239,6 +261,79 @@ class DoctorIT {
         assertThat(check.evidence())
                 .anySatisfy(e ->
                         assertThat(e).contains(longTopic + " (retention.ms 14d").endsWith(": SHORTER"));
+    }
+
+    /**
+     * G2 on the database side: a role whose commits are asynchronous lets the relay publish a transaction a
+     * crash can still lose; the doctor names the role.
+     */
+    @Test
+    void asynchronousCommitsOfARoleWarn() throws Exception {
+        String role = TestKafka.uniqueTopic("async_writer").replace('-', '_');
+        sql("create role " + role);
+        try {
+            sql("alter role " + role + " set synchronous_commit = off");
+
+            Doctor.Check check = doctor().build().run().check("database-durability");
+
+            assertThat(check.verdict()).isEqualTo(Verdict.WARN);
+            assertThat(check.summary()).contains("synchronous_commit=off for role " + role);
+            assertThat(check.evidence()).contains("synchronous_commit = off for role " + role + " in every database");
+            assertThat(check.fix()).contains("synchronous_commit");
+        } finally {
+            sql("drop role " + role);
+        }
+    }
+
+    /**
+     * G1 on the Kafka side, on three real brokers: a replicated topic whose {@code min.insync.replicas} is 1,
+     * or that allows unclean leader election, can lose a record after the relay saw it acknowledged and
+     * deleted its row; the doctor fails it. Three replicas with two in sync pass; as many in sync as
+     * replicas warn (writes stop with one broker down). The topics named for the relay and a consumer's
+     * topics are both looked at.
+     */
+    @Test
+    void replicationThatLosesAcknowledgedRecordsFails() throws Exception {
+        try (TestKafka cluster = TestKafka.startCluster(3, Map.of())) {
+            try (Admin admin = cluster.admin()) {
+                admin.createTopics(List.of(
+                                new NewTopic("durable", 1, (short) 3).configs(Map.of("min.insync.replicas", "2")),
+                                new NewTopic("leader-alone", 1, (short) 3),
+                                new NewTopic("unclean", 1, (short) 3)
+                                        .configs(Map.of(
+                                                "min.insync.replicas", "2",
+                                                "unclean.leader.election.enable", "true")),
+                                new NewTopic("all-in-sync", 1, (short) 3).configs(Map.of("min.insync.replicas", "3"))))
+                        .all()
+                        .get(30, TimeUnit.SECONDS);
+            }
+            Doctor.Builder doctor = Doctor.builder()
+                    .dataSource(db.dataSource())
+                    .kafkaProperties(Map.of("bootstrap.servers", cluster.bootstrapServers()));
+
+            Doctor.Check passed = doctor.topics("durable").build().run().check("delivery-durability");
+            assertThat(passed.verdict()).as("%s", passed).isEqualTo(Verdict.PASS);
+            assertThat(passed.evidence())
+                    .containsExactly("topic durable: replication factor 3, min.insync.replicas 2,"
+                            + " unclean.leader.election.enable false");
+
+            Doctor.Check warned = doctor.topics("all-in-sync").build().run().check("delivery-durability");
+            assertThat(warned.verdict()).as("%s", warned).isEqualTo(Verdict.WARN);
+            assertThat(warned.summary()).contains("all-in-sync");
+
+            Doctor.Check failed = doctor.topics("leader-alone")
+                    .consumer("payments", "unclean")
+                    .build()
+                    .run()
+                    .check("delivery-durability");
+            assertThat(failed.verdict()).as("%s", failed).isEqualTo(Verdict.FAIL);
+            assertThat(failed.summary()).contains("leader-alone", "unclean").doesNotContain("durable,");
+            assertThat(failed.evidence())
+                    .anySatisfy(
+                            e -> assertThat(e).startsWith("topic leader-alone:").contains("leader alone"))
+                    .anySatisfy(e -> assertThat(e).startsWith("topic unclean:").contains("out-of-sync replica"));
+            assertThat(failed.fix()).contains("min.insync.replicas=2");
+        }
     }
 
     @Test

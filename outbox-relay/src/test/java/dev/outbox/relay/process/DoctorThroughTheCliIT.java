@@ -44,7 +44,9 @@ class DoctorThroughTheCliIT {
                             "PASS  outbox-parked",
                             "BUILD client-retry-budget",
                             "IdempotencyRules.retriesHaveABudget()",
-                            "No check failed.");
+                            // the test broker keeps one copy of each record
+                            "WARN  delivery-durability",
+                            "No check failed, ");
 
             try (Connection c = db.connect();
                     Statement st = c.createStatement()) {
@@ -57,7 +59,7 @@ class DoctorThroughTheCliIT {
                             "FAIL  unique-constraints",
                             "outbox.processed_message: no unique index",
                             "fix: Recreate it",
-                            "1 check(s) failed.");
+                            "1 check(s) failed, ");
 
             String[] json = new String[doctor.length + 1];
             System.arraycopy(doctor, 0, json, 0, doctor.length);

@@ -1,0 +1,272 @@
+package dev.outbox.relay.admin;
+
+import dev.outbox.relay.admin.Doctor.Check;
+import dev.outbox.relay.admin.Doctor.Verdict;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.config.TopicConfig;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+
+/**
+ * What the guarantees assume of the servers, checked where they can be seen:
+ *
+ * <ul>
+ *   <li>{@code database-durability}: a transaction the relay can read is durable. With {@code fsync} or
+ *       {@code full_page_writes} off, with {@code synchronous_commit} off, or with a failover to an
+ *       asynchronous standby, a committed transaction can be lost after the relay published its rows: a
+ *       message in Kafka whose business write is gone (G2). PostgreSQL's settings for this database and
+ *       the roles' own settings are read, and the standbys this server streams to.
+ *   <li>{@code delivery-durability}: a record Kafka acknowledged to the relay survives a broker's loss.
+ *       The relay deletes a row once its record is acknowledged with {@code acks=all}, which waits only
+ *       for the replicas in sync: with {@code min.insync.replicas} 1 that can be the leader alone, and with
+ *       {@code unclean.leader.election.enable} a replica that missed records can become leader; either
+ *       way an acknowledged record can be lost after its row is gone (G1).
+ * </ul>
+ *
+ * The doctor cannot tell a test database or a single-broker development cluster from production, so a
+ * setting that is only unsafe if this is production is a {@link Verdict#WARN}; a replicated topic
+ * configured so that its replication does not protect acknowledged records is a {@link Verdict#FAIL}.
+ */
+final class DurabilityChecks {
+    private final Collection<String> topics;
+    private final Map<String, Object> kafkaProperties;
+    private final long kafkaTimeoutMs;
+
+    DurabilityChecks(DoctorSettings settings) {
+        Set<String> all = new TreeSet<>(settings.topics());
+        settings.consumerTopics().values().forEach(all::addAll);
+        this.topics = all;
+        this.kafkaProperties =
+                settings.kafkaProperties() == null ? null : TopicRetentionCheck.adminProperties(settings);
+        this.kafkaTimeoutMs = settings.kafkaTimeout().toMillis();
+    }
+
+    Check database(Connection c) throws SQLException {
+        String title = "A transaction the relay can publish is durable on the database";
+        List<String> evidence = new ArrayList<>();
+        List<String> unsafe = new ArrayList<>();
+        String standbyNames = "";
+        try (PreparedStatement st = c.prepareStatement("select name, setting from pg_settings where name in"
+                        + " ('fsync', 'full_page_writes', 'synchronous_commit', 'synchronous_standby_names')"
+                        + " order by name");
+                ResultSet rs = st.executeQuery()) {
+            while (rs.next()) {
+                String name = rs.getString(1);
+                String value = rs.getString(2);
+                if (name.equals("synchronous_standby_names")) {
+                    standbyNames = value;
+                    continue;
+                }
+                evidence.add(name + " = " + value + " (this database, the doctor's role)");
+                if (value.equals("off")) {
+                    unsafe.add(name + "=off");
+                }
+            }
+        }
+        // the roles' and databases' own values, which the doctor's session does not show for other roles
+        try (PreparedStatement st = c.prepareStatement("select coalesce(r.rolname, 'every role'),"
+                        + " coalesce(d.datname, 'every database'), x.setting from pg_db_role_setting s"
+                        + " left join pg_roles r on r.oid = s.setrole left join pg_database d on d.oid = s.setdatabase"
+                        + " cross join lateral unnest(s.setconfig) as x(setting)"
+                        + " where (s.setdatabase = 0 or d.datname = current_database())"
+                        + " and x.setting like 'synchronous\\_commit=%' order by 1, 2");
+                ResultSet rs = st.executeQuery()) {
+            while (rs.next()) {
+                String value = rs.getString(3).substring("synchronous_commit=".length());
+                evidence.add(
+                        "synchronous_commit = " + value + " for role " + rs.getString(1) + " in " + rs.getString(2));
+                if (value.equalsIgnoreCase("off")) {
+                    unsafe.add("synchronous_commit=off for role " + rs.getString(1));
+                }
+            }
+        }
+        try (PreparedStatement st = c.prepareStatement("select count(*), count(sync_state),"
+                        + " count(*) filter (where sync_state in ('sync', 'quorum')) from pg_stat_replication");
+                ResultSet rs = st.executeQuery()) {
+            rs.next();
+            int standbys = rs.getInt(1);
+            int readable = rs.getInt(2);
+            int synchronous = rs.getInt(3);
+            if (standbys == 0) {
+                evidence.add("no standby streams from this server");
+            } else if (readable < standbys) {
+                evidence.add(standbys + " standby(s) stream from this server; their sync state is not readable"
+                        + " (the doctor's role needs pg_read_all_stats)");
+            } else {
+                evidence.add(standbys + " standby(s), " + synchronous + " synchronous; synchronous_standby_names = '"
+                        + standbyNames + "'");
+                if (synchronous == 0) {
+                    unsafe.add("only asynchronous standbys");
+                }
+            }
+        }
+        if (unsafe.isEmpty()) {
+            return new Check("database-durability", title, Verdict.PASS, "durable settings", evidence, null);
+        }
+        return new Check(
+                "database-durability",
+                title,
+                Verdict.WARN,
+                String.join(", ", unsafe) + ": a committed transaction can be lost after the relay published its"
+                        + " rows (a crash, or a failover to a standby that lacks it), leaving messages in Kafka"
+                        + " for writes that are gone (G2). Fine for a test database, not for production",
+                evidence,
+                "In production keep fsync, full_page_writes and synchronous_commit on for the producers' roles"
+                        + " (synchronous_commit = off lets the relay read a transaction before it is durable), and"
+                        + " fail over only to a standby that had every commit (synchronous_standby_names with"
+                        + " synchronous_commit on or remote_apply, or a failover that waits for the standby).");
+    }
+
+    Check delivery() {
+        String title = "A record Kafka acknowledged survives the loss of a broker";
+        if (kafkaProperties == null) {
+            return new Check(
+                    "delivery-durability",
+                    title,
+                    Verdict.SKIP,
+                    "Kafka not given",
+                    List.of(),
+                    "Give Kafka's address (bootstrap-servers) so the doctor can read the topics' replication.");
+        }
+        if (topics.isEmpty()) {
+            return new Check(
+                    "delivery-durability",
+                    title,
+                    Verdict.SKIP,
+                    "no topics named",
+                    List.of(),
+                    "Name the topics the relay publishes to (--topic T[,T...], Doctor.Builder.topics) or the"
+                            + " consumers' topics (--consumer NAME=TOPIC).");
+        }
+        List<String> evidence = new ArrayList<>();
+        List<String> failed = new ArrayList<>();
+        List<String> warned = new ArrayList<>();
+        try (Admin admin = Admin.create(kafkaProperties)) {
+            Map<String, TopicDescription> described = new TreeMap<>();
+            for (var e : admin.describeTopics(topics).topicNameValues().entrySet()) {
+                try {
+                    described.put(e.getKey(), e.getValue().get(kafkaTimeoutMs, TimeUnit.MILLISECONDS));
+                } catch (ExecutionException ex) {
+                    if (!(ex.getCause() instanceof UnknownTopicOrPartitionException)) {
+                        throw ex;
+                    }
+                    evidence.add("topic " + e.getKey() + ": does not exist");
+                    warned.add(e.getKey() + " (does not exist)");
+                }
+            }
+            List<ConfigResource> resources = described.keySet().stream()
+                    .map(t -> new ConfigResource(ConfigResource.Type.TOPIC, t))
+                    .toList();
+            Map<ConfigResource, Config> configs = resources.isEmpty()
+                    ? Map.of()
+                    : admin.describeConfigs(resources).all().get(kafkaTimeoutMs, TimeUnit.MILLISECONDS);
+            for (var e : described.entrySet()) {
+                String topic = e.getKey();
+                int replicas = e.getValue().partitions().stream()
+                        .mapToInt(p -> p.replicas().size())
+                        .min()
+                        .orElse(0);
+                Config config = configs.get(new ConfigResource(ConfigResource.Type.TOPIC, topic));
+                int minInsync = Integer.parseInt(value(config, TopicConfig.MIN_IN_SYNC_REPLICAS_CONFIG, "1"));
+                boolean unclean =
+                        Boolean.parseBoolean(value(config, TopicConfig.UNCLEAN_LEADER_ELECTION_ENABLE_CONFIG, "false"));
+                Finding f = replication(replicas, minInsync, unclean);
+                evidence.add("topic " + topic + ": replication factor " + replicas + ", min.insync.replicas "
+                        + minInsync + ", unclean.leader.election.enable " + unclean
+                        + (f.verdict() == Verdict.PASS ? "" : ": " + f.reason()));
+                if (f.verdict() == Verdict.FAIL) {
+                    failed.add(topic);
+                } else if (f.verdict() == Verdict.WARN) {
+                    warned.add(topic);
+                }
+            }
+        } catch (ExecutionException | TimeoutException | RuntimeException e) {
+            return TopicRetentionCheck.unreadable(
+                    "delivery-durability", title, "replication", kafkaProperties, evidence, e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return new Check(
+                    "delivery-durability", title, Verdict.FAIL, "interrupted while asking Kafka", evidence, null);
+        }
+        String fix = "Give each topic a replication factor of 3 and min.insync.replicas 2 (kafka-configs --alter"
+                + " --entity-type topics --entity-name T --add-config min.insync.replicas=2), and keep"
+                + " unclean.leader.election.enable false. The relay's acks=all then waits for two copies.";
+        if (!failed.isEmpty()) {
+            return new Check(
+                    "delivery-durability",
+                    title,
+                    Verdict.FAIL,
+                    "acknowledged records can be lost with a broker on " + String.join(", ", failed)
+                            + ", after the relay deleted their rows (G1)",
+                    evidence,
+                    fix);
+        }
+        if (!warned.isEmpty()) {
+            return new Check(
+                    "delivery-durability", title, Verdict.WARN, "look at " + String.join(", ", warned), evidence, fix);
+        }
+        return new Check(
+                "delivery-durability",
+                title,
+                Verdict.PASS,
+                "every topic keeps an acknowledged record on two replicas or more",
+                evidence,
+                null);
+    }
+
+    /** What one topic's replication settings mean for a record the relay had acknowledged. */
+    record Finding(Verdict verdict, String reason) {}
+
+    /**
+     * @param replicas the topic's replication factor (the fewest replicas of any partition)
+     * @param minInsync its {@code min.insync.replicas}
+     * @param unclean its {@code unclean.leader.election.enable}
+     * @return the verdict and its reason
+     */
+    static Finding replication(int replicas, int minInsync, boolean unclean) {
+        if (unclean && replicas > 1) {
+            return new Finding(Verdict.FAIL, "an out-of-sync replica may become leader and drop acknowledged records");
+        }
+        if (replicas > 1 && minInsync < 2) {
+            return new Finding(
+                    Verdict.FAIL,
+                    "acks=all is satisfied by the leader alone once the other replicas fall behind; losing that"
+                            + " leader loses the records");
+        }
+        if (replicas <= 1) {
+            return new Finding(
+                    Verdict.WARN,
+                    "one copy of each record: a broker's lost disk loses acknowledged records (development only)");
+        }
+        if (minInsync >= replicas) {
+            return new Finding(
+                    Verdict.WARN,
+                    "one broker down stops every write to the topic: the relay keeps the rows (nothing is lost) but"
+                            + " publishes nothing until the replica is back; min.insync.replicas is usually the"
+                            + " replication factor minus one");
+        }
+        return new Finding(Verdict.PASS, "");
+    }
+
+    private static String value(Config config, String name, String defaultValue) {
+        ConfigEntry entry = config == null ? null : config.get(name);
+        return entry == null || entry.value() == null ? defaultValue : entry.value();
+    }
+}
