@@ -230,6 +230,7 @@ class RelayBuilderTest {
                             "outbox_relay_parked_rows{relay_instance=\"r-1\"}",
                             "outbox_relay_owned_shards{relay_instance=\"r-1\"}",
                             "outbox_relay_breaker_state{relay_instance=\"r-1\"}",
+                            "outbox_relay_held_overflow_shards{relay_instance=\"r-1\"}",
                             "outbox_relay_backoff_seconds_count{relay_instance=\"r-1\"}");
         }
     }

@@ -261,6 +261,60 @@ class UnknownTopicIT {
         }
     }
 
+    /**
+     * G7's known limit, made visible: a shard remembers at most {@code HELD_WINDOW_BATCHES} batches of held
+     * rows, and reads that many more past them; a row of another key behind more held rows than that is not
+     * reached while they are held. Batches of 5 put that bound at 100 rows: 150 rows of a missing topic in
+     * one shard, then a row of another key for a topic that exists. The gauge {@code
+     * outbox.relay.held.overflow.shards} reports the shard while it holds more than it remembers. The held
+     * rows are parked a batch at a time ({@code maxAttempts} 1: at their first counted check, one a
+     * second with the test's backoff cap); the other key's row goes out once it is within reach again,
+     * and the gauge is back to 0 once the shard holds nothing.
+     */
+    @Test
+    void aShardHoldingMoreRowsThanItRemembersIsReportedUntilTheyAreParked(TestDatabase db) throws Exception {
+        DSLContext dsl = db.dsl();
+        List<String> keys = Fixtures.sameShardKeys("overflow", 151);
+        List<OutboxMessage> missing = new ArrayList<>();
+        for (int i = 0; i < 150; i++) {
+            missing.add(message(MISSING, keys.get(i), "held"));
+        }
+        List<UUID> all = new ArrayList<>(Fixtures.commit(dsl, missing));
+        UUID behind = Fixtures.commit(dsl, List.of(message(PRESENT, keys.get(150), "behind")))
+                .get(0);
+        all.add(behind);
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        try (Relay relay = Fixtures.relay(db, broker.bootstrapServers(), "missing-overflow", registry)
+                        .producerProperties(
+                                Map.of("bootstrap.servers", broker.bootstrapServers(), "max.block.ms", 1_000))
+                        .batchSize(5)
+                        .maxAttempts(1)
+                        .build();
+                Fixtures.Collector kafkaSide = new Fixtures.Collector(broker.bootstrapServers(), PRESENT)) {
+            relay.start();
+            await().atMost(Duration.ofSeconds(30))
+                    .pollInterval(Duration.ofMillis(5))
+                    .until(() -> Fixtures.gauge(registry, "outbox.relay.held.overflow.shards") == 1.0);
+            assertThat(kafkaSide.ids()).doesNotContain(behind);
+
+            await().atMost(Duration.ofSeconds(60))
+                    .untilAsserted(() -> assertThat(kafkaSide.ids()).contains(behind));
+            assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.PARKED_AT.isNotNull()))
+                    .as("held rows parked before the row behind them went out")
+                    .isPositive();
+            await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> {
+                assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.PARKED_AT.isNotNull()))
+                        .isEqualTo(150);
+                assertThat(Fixtures.gauge(registry, "outbox.relay.held.overflow.shards"))
+                        .isZero();
+            });
+        } finally {
+            dsl.deleteFrom(OUTBOX_MESSAGE)
+                    .where(OUTBOX_MESSAGE.MESSAGE_ID.in(all))
+                    .execute();
+        }
+    }
+
     private Relay relay(TestDatabase db, String id, SimpleMeterRegistry registry, ParkPolicy policy, int maxAttempts) {
         return Fixtures.relay(db, broker.bootstrapServers(), id, registry)
                 .producerProperties(Map.of("bootstrap.servers", broker.bootstrapServers(), "max.block.ms", 2_000))

@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 
@@ -43,6 +44,7 @@ final class RelayMetrics {
     static final String PROBE_WAITS = "outbox.relay.probe.waits";
     static final String PROBE_READS = "outbox.relay.probe.reads";
     static final String HELD_TOPICS = "outbox.relay.held.topics";
+    static final String HELD_OVERFLOW = "outbox.relay.held.overflow.shards";
     static final String INSTANCE_TAG = "relay.instance";
 
     private final MeterRegistry registry;
@@ -67,6 +69,9 @@ final class RelayMetrics {
     final Counter probeReadsFound;
     final Counter probeReadsEmpty;
     private final AtomicLong parkedRows = new AtomicLong();
+    /** Shards holding more rows of topics without metadata than they remember (ShardWorker#HELD_WINDOW_BATCHES). */
+    final AtomicInteger heldOverflow = new AtomicInteger();
+
     private final Map<Integer, double[]> backlog = new ConcurrentHashMap<>();
     private final Map<Integer, Meter[]> backlogMeters = new ConcurrentHashMap<>();
 
@@ -144,6 +149,11 @@ final class RelayMetrics {
         gauges.add(Gauge.builder(PARKED_ROWS, parkedRows, AtomicLong::get)
                 .tags(tags)
                 .description("Parked rows in the outbox table (sampled)")
+                .register(registry));
+        gauges.add(Gauge.builder(HELD_OVERFLOW, heldOverflow, AtomicInteger::get)
+                .tags(tags)
+                .description("Shards holding more rows of topics without metadata than they remember: rows of other"
+                        + " keys behind those wait until they are parked or their topic exists")
                 .register(registry));
     }
 

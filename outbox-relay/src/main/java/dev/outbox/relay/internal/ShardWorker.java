@@ -77,6 +77,9 @@ final class ShardWorker {
     // asks only about rows above it; a row that commits late below it waits for the shard's own poll
     private volatile long heldUpTo = Long.MIN_VALUE;
     private boolean permitHeld;
+    // the shard holds more rows of topics without metadata than it remembers: rows of other keys after
+    // them are not reached until those are parked or published (counted in RelayMetrics#heldOverflow)
+    private volatile boolean overflowing;
     private final LeaderlessKeys leaderless = new LeaderlessKeys();
 
     /**
@@ -109,6 +112,10 @@ final class ShardWorker {
         this.sender = new BatchSender(config.batchSize(), holdKey, leaderless, lease, topics, time::currentTimeMillis);
         // a shard released, lost or dropped closes its own producer (transactional mode) once its loop stopped
         loop.stopped().whenComplete((v, t) -> {
+            if (overflowing) {
+                overflowing = false;
+                metrics.heldOverflow.decrementAndGet();
+            }
             held.release();
             deferred.stop();
             publisher.close();
@@ -242,6 +249,7 @@ final class ShardWorker {
                 // nothing is held and nothing to read: the probe reads for the shard again
                 heldUpTo = Long.MIN_VALUE;
             }
+            overflow(false);
             loop.next(waits.emptyWaitNanos(), true);
             return;
         }
@@ -597,6 +605,35 @@ final class ShardWorker {
     private void rememberHeld(Batch batch) {
         if (!held.remember(batch, HELD_WINDOW_BATCHES * config.batchSize())) {
             ahead.rows = null;
+            overflow(true);
+        } else if (batch.heldRows == 0 && held.isEmpty()) {
+            overflow(false);
+        }
+    }
+
+    /**
+     * Reports whether the shard holds more rows of topics without metadata than it remembers (the gauge
+     * {@link RelayMetrics#heldOverflow}, and a log line when that changes): until they are parked or
+     * published, rows of other keys after them are not reached.
+     */
+    private void overflow(boolean now) {
+        if (now == overflowing) {
+            return;
+        }
+        overflowing = now;
+        if (now) {
+            metrics.heldOverflow.incrementAndGet();
+            log.warn(
+                    "shard {}: holds more rows of topics without metadata {} than it remembers ({} rows, {} batches):"
+                            + " rows of other keys after them wait until these are parked (max-attempts) or their topics"
+                            + " are created",
+                    shard,
+                    held.rowTopics,
+                    held.ids.size(),
+                    HELD_WINDOW_BATCHES);
+        } else {
+            metrics.heldOverflow.decrementAndGet();
+            log.info("shard {}: holds no more rows of topics without metadata than it remembers", shard);
         }
     }
 
