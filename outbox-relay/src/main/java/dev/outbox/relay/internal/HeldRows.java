@@ -13,7 +13,9 @@ import java.util.Set;
  */
 final class HeldRows {
     private final TopicHealth topics;
-    // rows the last batch held (their topic without metadata): the next read takes as many more
+    // rows the last batch held (their topic without metadata), or the rows forgotten since: the next read
+    // takes as many more, and reads for itself rather than taking the probe's read of one batch; 0 once a
+    // read found nothing
     int seen;
     // the rows held, at most HELD_WINDOW_BATCHES batches of them; the keys of these rows, whose other rows
     // are held too; the topics of these rows; and the held topics when they were read. Forgotten (read

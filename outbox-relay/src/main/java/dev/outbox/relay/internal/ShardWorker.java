@@ -215,9 +215,12 @@ final class ShardWorker {
                     forgetHeld(); // this read takes them
                     // the probe's read of this idle wait is this very read, done for several shards at once
                     rows = handed != null ? handed : db.read(shard, limit);
-                } else if (handed != null && held.isEmpty() && waiting == null) {
+                } else if (handed != null && held.isEmpty() && held.seen == 0 && waiting == null) {
                     // read by the probe while a topic is held: the shard held none of its rows, so the probe's
-                    // read is this one's (held topics' rows included, with their payload)
+                    // read is this one's (held topics' rows included, with their payload). A shard that has
+                    // just forgotten the rows it held (to count a failed check of their topic, say) reads for
+                    // itself instead, as far past them as before: every held row it reads counts the check,
+                    // where the probe's read would take one batch of them
                     rows = handed;
                 } else {
                     // held rows stay at the head of the shard: read past them, up to a bound; the rows of keys
@@ -249,6 +252,7 @@ final class ShardWorker {
                 // nothing is held and nothing to read: the probe reads for the shard again
                 heldUpTo = Long.MIN_VALUE;
             }
+            held.seen = 0;
             overflow(false);
             loop.next(waits.emptyWaitNanos(), true);
             return;
