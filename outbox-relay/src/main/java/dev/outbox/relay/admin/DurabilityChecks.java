@@ -2,6 +2,7 @@ package dev.outbox.relay.admin;
 
 import dev.outbox.relay.admin.Doctor.Check;
 import dev.outbox.relay.admin.Doctor.Verdict;
+import dev.outbox.relay.internal.TopicReplication;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -42,7 +43,8 @@ import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
  *
  * The doctor cannot tell a test database or a single-broker development cluster from production, so a
  * setting that is only unsafe if this is production is a {@link Verdict#WARN}; a replicated topic
- * configured so that its replication does not protect acknowledged records is a {@link Verdict#FAIL}.
+ * configured so that its replication does not protect acknowledged records is a {@link Verdict#FAIL}
+ * ({@link TopicReplication} decides, as it does for the relay's own warning).
  */
 final class DurabilityChecks {
     private final Collection<String> topics;
@@ -187,13 +189,13 @@ final class DurabilityChecks {
                 int minInsync = Integer.parseInt(value(config, TopicConfig.MIN_IN_SYNC_REPLICAS_CONFIG, "1"));
                 boolean unclean =
                         Boolean.parseBoolean(value(config, TopicConfig.UNCLEAN_LEADER_ELECTION_ENABLE_CONFIG, "false"));
-                Finding f = replication(replicas, minInsync, unclean);
+                TopicReplication.Finding f = TopicReplication.of(replicas, minInsync, unclean);
                 evidence.add("topic " + topic + ": replication factor " + replicas + ", min.insync.replicas "
                         + minInsync + ", unclean.leader.election.enable " + unclean
-                        + (f.verdict() == Verdict.PASS ? "" : ": " + f.reason()));
-                if (f.verdict() == Verdict.FAIL) {
+                        + (f.risk() == TopicReplication.Risk.NONE ? "" : ": " + f.reason()));
+                if (f.risk() == TopicReplication.Risk.LOSS) {
                     failed.add(topic);
-                } else if (f.verdict() == Verdict.WARN) {
+                } else if (f.risk() != TopicReplication.Risk.NONE) {
                     warned.add(topic);
                 }
             }
@@ -229,40 +231,6 @@ final class DurabilityChecks {
                 "every topic keeps an acknowledged record on two replicas or more",
                 evidence,
                 null);
-    }
-
-    /** What one topic's replication settings mean for a record the relay had acknowledged. */
-    record Finding(Verdict verdict, String reason) {}
-
-    /**
-     * @param replicas the topic's replication factor (the fewest replicas of any partition)
-     * @param minInsync its {@code min.insync.replicas}
-     * @param unclean its {@code unclean.leader.election.enable}
-     * @return the verdict and its reason
-     */
-    static Finding replication(int replicas, int minInsync, boolean unclean) {
-        if (unclean && replicas > 1) {
-            return new Finding(Verdict.FAIL, "an out-of-sync replica may become leader and drop acknowledged records");
-        }
-        if (replicas > 1 && minInsync < 2) {
-            return new Finding(
-                    Verdict.FAIL,
-                    "acks=all is satisfied by the leader alone once the other replicas fall behind; losing that"
-                            + " leader loses the records");
-        }
-        if (replicas <= 1) {
-            return new Finding(
-                    Verdict.WARN,
-                    "one copy of each record: a broker's lost disk loses acknowledged records (development only)");
-        }
-        if (minInsync >= replicas) {
-            return new Finding(
-                    Verdict.WARN,
-                    "one broker down stops every write to the topic: the relay keeps the rows (nothing is lost) but"
-                            + " publishes nothing until the replica is back; min.insync.replicas is usually the"
-                            + " replication factor minus one");
-        }
-        return new Finding(Verdict.PASS, "");
     }
 
     private static String value(Config config, String name, String defaultValue) {

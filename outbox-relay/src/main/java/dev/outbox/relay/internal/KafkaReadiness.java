@@ -3,18 +3,24 @@ package dev.outbox.relay.internal;
 import dev.outbox.core.internal.PrefixedLog;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.DescribeClusterOptions;
 import org.apache.kafka.common.KafkaException;
+import org.apache.kafka.common.config.ConfigResource;
 
 /**
  * The readiness probe's view of Kafka while no record is acknowledged: a {@code describeCluster}
- * through an admin client made from the producer's connection properties, created at first use.
+ * through an admin client made from the producer's connection properties, created at first use. The
+ * same client reads the configuration of the topics the relay publishes to ({@link TopicDurability}).
  */
 final class KafkaReadiness {
     private final Map<String, Object> producerProperties;
@@ -40,6 +46,22 @@ final class KafkaReadiness {
             log.debug("Kafka readiness probe failed: {}", e.toString());
         }
         return false;
+    }
+
+    /**
+     * @param topic a topic name
+     * @return its configuration as the broker reports it, or a failure (not waited for)
+     */
+    CompletionStage<Config> topicConfig(String topic) {
+        ConfigResource resource = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+        try {
+            return admin().describeConfigs(List.of(resource))
+                    .values()
+                    .get(resource)
+                    .toCompletionStage();
+        } catch (KafkaException e) {
+            return CompletableFuture.failedFuture(e);
+        }
     }
 
     private synchronized Admin admin() {

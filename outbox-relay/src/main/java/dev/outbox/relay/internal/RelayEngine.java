@@ -114,6 +114,7 @@ public final class RelayEngine implements Relay {
                         + "\") before starting the relay");
             }
             producers = RelayProducers.open(config, db, prefix);
+            kafkaProbe = new KafkaReadiness(config.producerProperties(), log);
             topics = new TopicHealth(
                     config,
                     producers::shared,
@@ -124,6 +125,9 @@ public final class RelayEngine implements Relay {
                     TopicHealth.lookupThreads(config, Math.max(2, config.workerThreads())),
                     time);
             metrics.heldTopics(() -> topics.held().size());
+            TopicDurability durability = new TopicDurability(kafkaProbe, log);
+            topics.onMetadata(durability::met);
+            metrics.unsafeTopics(durability::unsafeTopics);
             workers = new ScheduledThreadPoolExecutor(config.workerThreads(), threads("worker"));
             workers.setRemoveOnCancelPolicy(true);
             workers.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
@@ -154,7 +158,6 @@ public final class RelayEngine implements Relay {
                     time);
             coordinator = Executors.newSingleThreadScheduledExecutor(threads("leases"));
             sampler = Executors.newSingleThreadScheduledExecutor(threads("sampler"));
-            kafkaProbe = new KafkaReadiness(config.producerProperties(), log);
             leases = new LeaseRounds(this, owned, releasing, shardCount, services, producers, coordinator);
             state = State.RUNNING;
             // before the first shard loop starts: an idle loop asks it whether to wait or poll

@@ -45,6 +45,7 @@ final class RelayMetrics {
     static final String PROBE_READS = "outbox.relay.probe.reads";
     static final String HELD_TOPICS = "outbox.relay.held.topics";
     static final String HELD_OVERFLOW = "outbox.relay.held.overflow.shards";
+    static final String UNSAFE_TOPICS = "outbox.relay.unsafe.topics";
     static final String INSTANCE_TAG = "relay.instance";
 
     private final MeterRegistry registry;
@@ -163,6 +164,16 @@ final class RelayMetrics {
                 .tags(tags)
                 .description("Topics without metadata whose rows this relay holds now (not sent; an attempt per failed"
                         + " check, at most one per backoff cap)")
+                .register(registry));
+    }
+
+    /** Registers the gauge of the topics met so far whose replication can lose an acknowledged record. */
+    void unsafeTopics(Supplier<Number> count) {
+        gauges.add(Gauge.builder(UNSAFE_TOPICS, count)
+                .tags(tags)
+                .description("Topics this relay published to whose replication can lose a record after Kafka"
+                        + " acknowledged it (min.insync.replicas below 2 on a replicated topic, or unclean leader"
+                        + " election)")
                 .register(registry));
     }
 

@@ -4,6 +4,7 @@ import dev.outbox.core.internal.PrefixedLog;
 import dev.outbox.core.internal.TimeSource;
 import dev.outbox.core.retry.Backoff;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
@@ -15,8 +16,10 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.BiConsumer;
 import java.util.function.LongPredicate;
 import java.util.function.Supplier;
+import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.errors.InterruptException;
 
 /**
@@ -110,6 +113,8 @@ final class TopicHealth {
     private final Map<String, Entry> entries = new ConcurrentHashMap<>();
     private final ScheduledExecutorService lookups;
     private final TimeSource time;
+    // told a topic's partitions when its metadata arrives (TopicDurability); nothing until set
+    private volatile BiConsumer<String, List<PartitionInfo>> onMetadata = (topic, partitions) -> {};
 
     /**
      * @param publisher the shared producer, through which topics are looked up
@@ -294,11 +299,17 @@ final class TopicHealth {
         return true;
     }
 
+    /** @param onMetadata told a topic's partitions each time its metadata arrives after it had none */
+    void onMetadata(BiConsumer<String, List<PartitionInfo>> onMetadata) {
+        this.onMetadata = onMetadata;
+    }
+
     private void lookup(Entry e, CompletableFuture<Status> f) {
         long started = time.nanoTime();
         RuntimeException failure = null;
+        List<PartitionInfo> partitions = null;
         try {
-            publisher.get().current().producer().partitionsFor(e.topic);
+            partitions = publisher.get().current().producer().partitionsFor(e.topic);
         } catch (RuntimeException ex) {
             failure = ex;
         }
@@ -367,6 +378,7 @@ final class TopicHealth {
                     Errors.describe(failure));
         }
         if (found) {
+            onMetadata.accept(e.topic, partitions);
             if (missingFor > 0) {
                 log.info(
                         "topic {} has metadata again after {} ms without; publishing its held rows",
