@@ -27,10 +27,10 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
  * a verdict per check, with the evidence it read: the unique constraints that decide races, key and
  * processed-id expiry and whether the purges keep up, stored responses, keys stuck in flight,
  * processed-id retention against the retention of the topics each consumer reads (asked of Kafka),
- * parked or long-unpublished outbox rows and oversized outbox indexes, and whether what the guarantees
- * assume of the servers holds: PostgreSQL's commits durable before the relay can read them, and
- * Kafka's topics replicated so that an acknowledged record survives a broker (see {@link
- * Builder#topics}). Failure modes a live system cannot show (a client
+ * parked or long-unpublished outbox rows, oversized outbox indexes, the later migrations' objects in
+ * place, and whether what the guarantees assume of the servers holds: PostgreSQL's commits durable
+ * before the relay can read them, and Kafka's topics replicated so that an acknowledged record
+ * survives a broker (see {@link Builder#topics}). Failure modes a live system cannot show (a client
  * retrying without a budget, a key minted per attempt, a listener writing without dedup, a
  * select-then-insert check, an endpoint without the filter) are listed with the build-time rule or
  * start-up gate that catches them.
@@ -127,6 +127,7 @@ public final class Doctor {
     private final TopicRetentionCheck topicRetention;
     private final OutboxChecks outbox;
     private final DurabilityChecks durability;
+    private final SchemaCheck schemaCheck;
 
     private Doctor(Builder b) {
         this.dataSource = b.dataSource;
@@ -149,6 +150,7 @@ public final class Doctor {
         this.topicRetention = new TopicRetentionCheck(settings);
         this.outbox = new OutboxChecks(settings);
         this.durability = new DurabilityChecks(settings);
+        this.schemaCheck = new SchemaCheck(settings);
     }
 
     /** @return a builder with the defaults documented on each setter */
@@ -185,6 +187,7 @@ public final class Doctor {
             OutboxChecks.Rows outboxRows = outbox.rows(c);
             checks.add(outbox.unpublished(outboxRows));
             checks.add(outbox.indexSize(c, outboxRows));
+            checks.add(schemaCheck.current(c));
             checks.add(durability.database(c));
             checks.add(durability.delivery());
             checks.addAll(BuildTimeRules.CHECKS);
