@@ -237,7 +237,8 @@ public final class Main {
                                                 responses, keys stuck in flight, processed-id retention
                                                 against the topics' retention (needs bootstrap-servers),
                                                 parked and long-unpublished outbox rows, outbox index
-                                                size, durable commits in PostgreSQL, and topics
+                                                size, the outbox migrations' objects in place,
+                                                durable commits in PostgreSQL, and topics
                                                 replicated so that an acknowledged record survives a
                                                 broker (needs bootstrap-servers)
 
