@@ -19,10 +19,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.Config;
-import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.config.ConfigResource;
-import org.apache.kafka.common.config.TopicConfig;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 
 /**
@@ -185,13 +183,9 @@ final class DurabilityChecks {
                         .mapToInt(p -> p.replicas().size())
                         .min()
                         .orElse(0);
-                Config config = configs.get(new ConfigResource(ConfigResource.Type.TOPIC, topic));
-                int minInsync = Integer.parseInt(value(config, TopicConfig.MIN_IN_SYNC_REPLICAS_CONFIG, "1"));
-                boolean unclean =
-                        Boolean.parseBoolean(value(config, TopicConfig.UNCLEAN_LEADER_ELECTION_ENABLE_CONFIG, "false"));
-                TopicReplication.Finding f = TopicReplication.of(replicas, minInsync, unclean);
-                evidence.add("topic " + topic + ": replication factor " + replicas + ", min.insync.replicas "
-                        + minInsync + ", unclean.leader.election.enable " + unclean
+                TopicReplication.Finding f = TopicReplication.of(
+                        replicas, configs.get(new ConfigResource(ConfigResource.Type.TOPIC, topic)));
+                evidence.add("topic " + topic + ": " + f.settings()
                         + (f.risk() == TopicReplication.Risk.NONE ? "" : ": " + f.reason()));
                 if (f.risk() == TopicReplication.Risk.LOSS) {
                     failed.add(topic);
@@ -231,10 +225,5 @@ final class DurabilityChecks {
                 "every topic keeps an acknowledged record on two replicas or more",
                 evidence,
                 null);
-    }
-
-    private static String value(Config config, String name, String defaultValue) {
-        ConfigEntry entry = config == null ? null : config.get(name);
-        return entry == null || entry.value() == null ? defaultValue : entry.value();
     }
 }

@@ -4,10 +4,7 @@ import dev.outbox.core.internal.PrefixedLog;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import org.apache.kafka.clients.admin.Config;
-import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.common.PartitionInfo;
-import org.apache.kafka.common.config.TopicConfig;
 
 /**
  * Tells, once per topic the relay publishes to, whether a record Kafka acknowledged survives the loss of a
@@ -54,12 +51,8 @@ final class TopicDurability {
                         failure.toString());
                 return;
             }
-            int minInsync = Integer.parseInt(value(config, TopicConfig.MIN_IN_SYNC_REPLICAS_CONFIG, "1"));
-            boolean unclean =
-                    Boolean.parseBoolean(value(config, TopicConfig.UNCLEAN_LEADER_ELECTION_ENABLE_CONFIG, "false"));
-            TopicReplication.Finding f = TopicReplication.of(replicas, minInsync, unclean);
-            String settings = "replication factor " + replicas + ", min.insync.replicas " + minInsync
-                    + ", unclean.leader.election.enable " + unclean;
+            TopicReplication.Finding f = TopicReplication.of(replicas, config);
+            String settings = f.settings();
             switch (f.risk()) {
                 case LOSS -> {
                     unsafe.add(topic);
@@ -75,10 +68,5 @@ final class TopicDurability {
                 case NONE -> log.debug("topic {}: {}", topic, settings);
             }
         });
-    }
-
-    private static String value(Config config, String name, String defaultValue) {
-        ConfigEntry entry = config == null ? null : config.get(name);
-        return entry == null || entry.value() == null ? defaultValue : entry.value();
     }
 }

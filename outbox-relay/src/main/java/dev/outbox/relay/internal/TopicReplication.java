@@ -1,5 +1,9 @@
 package dev.outbox.relay.internal;
 
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.common.config.TopicConfig;
+
 /**
  * What a topic's replication settings mean for a record Kafka acknowledged to the relay ({@code acks=all}),
  * whose outbox row the relay then deletes: whether the record survives the loss of a broker (G1). Used by
@@ -21,12 +25,33 @@ public final class TopicReplication {
     }
 
     /**
+     * @param replicas the topic's replication factor
+     * @param minInsync its {@code min.insync.replicas}
+     * @param unclean its {@code unclean.leader.election.enable}
      * @param risk what can happen
      * @param reason why, in words; empty for {@link Risk#NONE}
      */
-    public record Finding(Risk risk, String reason) {}
+    public record Finding(int replicas, int minInsync, boolean unclean, Risk risk, String reason) {
+        /** @return the three settings, as the relay's log and the doctor's evidence show them */
+        public String settings() {
+            return "replication factor " + replicas + ", min.insync.replicas " + minInsync
+                    + ", unclean.leader.election.enable " + unclean;
+        }
+    }
 
     private TopicReplication() {}
+
+    /**
+     * @param replicas the topic's replication factor (the fewest replicas of any partition)
+     * @param config the topic's configuration as the broker describes it, or null (Kafka's defaults then)
+     * @return what can happen to a record acknowledged with {@code acks=all}
+     */
+    public static Finding of(int replicas, Config config) {
+        return of(
+                replicas,
+                Integer.parseInt(value(config, TopicConfig.MIN_IN_SYNC_REPLICAS_CONFIG, "1")),
+                Boolean.parseBoolean(value(config, TopicConfig.UNCLEAN_LEADER_ELECTION_ENABLE_CONFIG, "false")));
+    }
 
     /**
      * @param replicas the topic's replication factor (the fewest replicas of any partition)
@@ -36,26 +61,45 @@ public final class TopicReplication {
      */
     public static Finding of(int replicas, int minInsync, boolean unclean) {
         if (unclean && replicas > 1) {
-            return new Finding(Risk.LOSS, "an out-of-sync replica may become leader and drop acknowledged records");
+            return new Finding(
+                    replicas,
+                    minInsync,
+                    unclean,
+                    Risk.LOSS,
+                    "an out-of-sync replica may become leader and drop acknowledged records");
         }
         if (replicas > 1 && minInsync < 2) {
             return new Finding(
+                    replicas,
+                    minInsync,
+                    unclean,
                     Risk.LOSS,
                     "acks=all is satisfied by the leader alone once the other replicas fall behind; losing that"
                             + " leader loses the records");
         }
         if (replicas <= 1) {
             return new Finding(
+                    replicas,
+                    minInsync,
+                    unclean,
                     Risk.SINGLE_COPY,
                     "one copy of each record: a broker's lost disk loses acknowledged records (development only)");
         }
         if (minInsync >= replicas) {
             return new Finding(
+                    replicas,
+                    minInsync,
+                    unclean,
                     Risk.WRITES_STOP,
                     "one broker down stops every write to the topic: the relay keeps the rows (nothing is lost) but"
                             + " publishes nothing until the replica is back; min.insync.replicas is usually the"
                             + " replication factor minus one");
         }
-        return new Finding(Risk.NONE, "");
+        return new Finding(replicas, minInsync, unclean, Risk.NONE, "");
+    }
+
+    private static String value(Config config, String name, String defaultValue) {
+        ConfigEntry entry = config == null ? null : config.get(name);
+        return entry == null || entry.value() == null ? defaultValue : entry.value();
     }
 }
