@@ -102,6 +102,12 @@ public interface Relay extends AutoCloseable {
         public static final int MIN_BATCH_SIZE = 1;
         /** Largest {@link #batchSize(int)}: {@value}. */
         public static final int MAX_BATCH_SIZE = 10_000;
+        /** Default {@link #batchBytes(int)}: {@value} (4 MiB). */
+        public static final int DEFAULT_BATCH_BYTES = 4 << 20;
+        /** Smallest {@link #batchBytes(int)}: {@value} (1 KiB). */
+        public static final int MIN_BATCH_BYTES = 1 << 10;
+        /** Largest {@link #batchBytes(int)}: {@value} (1 GiB). */
+        public static final int MAX_BATCH_BYTES = 1 << 30;
 
         /** Default {@link #leaseDuration(Duration)}: 30 s. */
         public static final Duration DEFAULT_LEASE_DURATION = Duration.ofSeconds(30);
@@ -174,6 +180,7 @@ public interface Relay extends AutoCloseable {
         private static final String USE_DEFAULT = ": use e.g. the default ";
 
         private int batchSize = DEFAULT_BATCH_SIZE;
+        private int batchBytes = DEFAULT_BATCH_BYTES;
         private Duration leaseDuration = DEFAULT_LEASE_DURATION;
         private Duration idlePollInterval = DEFAULT_IDLE_POLL_INTERVAL;
         private Duration shutdownTimeout = DEFAULT_SHUTDOWN_TIMEOUT;
@@ -199,6 +206,22 @@ public interface Relay extends AutoCloseable {
          */
         public Builder batchSize(int batchSize) {
             this.batchSize = between(batchSize, MIN_BATCH_SIZE, MAX_BATCH_SIZE, "batchSize", DEFAULT_BATCH_SIZE);
+            return this;
+        }
+
+        /**
+         * The payload bytes after which a shard's batch takes no more rows: its last row may go past
+         * it, and a row larger than it is a batch alone. So a relay holds about twice this per owned shard
+         * (a batch in flight and the next one read ahead) plus one row each, however large the payloads. Payloads above {@code batchBytes / batchSize} are fetched in a second
+         * statement once the rows of the batch are known. {@link #MIN_BATCH_BYTES} to {@link
+         * #MAX_BATCH_BYTES}; default {@link #DEFAULT_BATCH_BYTES}.
+         *
+         * @param batchBytes payload bytes per read
+         * @return this builder
+         * @throws IllegalArgumentException when out of range
+         */
+        public Builder batchBytes(int batchBytes) {
+            this.batchBytes = between(batchBytes, MIN_BATCH_BYTES, MAX_BATCH_BYTES, "batchBytes", DEFAULT_BATCH_BYTES);
             return this;
         }
 
@@ -495,6 +518,7 @@ public interface Relay extends AutoCloseable {
                     id,
                     producer,
                     batchSize,
+                    batchBytes,
                     leaseDuration,
                     idlePollInterval,
                     shutdownTimeout,

@@ -1,5 +1,6 @@
 package dev.outbox.relay;
 
+import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.outbox.core.Outbox;
@@ -25,6 +26,7 @@ import java.util.Properties;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.ToIntFunction;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.common.PartitionInfo;
@@ -81,6 +83,37 @@ final class Fixtures {
 
     static OutboxMessage message(String topic, String key, String body) {
         return OutboxMessage.of(topic, key, "Test", "text/plain", body.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /**
+     * G3: the first appearance of each message, in log order, gives every key's versions as 1, 2, 3 and
+     * on (each key lives in one partition), {@code total} of them in all.
+     *
+     * @param version the version a record carries (it may check more of the record)
+     */
+    static void assertVersionsInCommitOrder(Collector kafkaSide, int total, ToIntFunction<Received> version) {
+        Map<String, List<Integer>> versionsByKey = new HashMap<>();
+        List<Received> inLogOrder = new ArrayList<>(kafkaSide.records());
+        inLogOrder.sort(Comparator.comparingInt(Received::partition).thenComparingLong(Received::offset));
+        Set<UUID> seen = new HashSet<>();
+        for (Received r : inLogOrder) {
+            if (seen.add(r.messageId())) {
+                versionsByKey.computeIfAbsent(r.key(), k -> new ArrayList<>()).add(version.applyAsInt(r));
+            }
+        }
+        int sum = 0;
+        for (var e : versionsByKey.entrySet()) {
+            List<Integer> versions = e.getValue();
+            List<Integer> expected = new ArrayList<>();
+            for (int v = 1; v <= versions.size(); v++) {
+                expected.add(v);
+            }
+            assertThat(versions)
+                    .as("versions of %s in their partition", e.getKey())
+                    .containsExactlyElementsOf(expected);
+            sum += versions.size();
+        }
+        assertThat(sum).isEqualTo(total);
     }
 
     /** Appends and commits one transaction; returns the message ids. */

@@ -20,13 +20,10 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -328,7 +325,7 @@ class WakeUpIT {
                         .meterRegistry(registry)
                         .build();
                 Fixtures.Collector kafkaSide = new Fixtures.Collector(kafka.bootstrapServers(), topic)) {
-            String aggregate = createAggregates(db, refusing.schema, keys);
+            String aggregate = Aggregates.create(db, refusing.schema + ".aggregate", keys);
             Outbox outbox = Outbox.builder().schema(refusing.schema).build();
             startOwningAll(relay, 64);
             DataSource writersPool = db.newDataSource(writers);
@@ -338,7 +335,14 @@ class WakeUpIT {
             for (int w = 0; w < writers; w++) {
                 done.add(pool.submit(() -> {
                     while (System.nanoTime() - deadline < 0) {
-                        appendNextVersion(writersPool, outbox, aggregate, topic, keys);
+                        Aggregates.appendNextVersion(
+                                writersPool,
+                                outbox,
+                                aggregate,
+                                topic,
+                                "agg-" + ThreadLocalRandom.current().nextInt(keys),
+                                String::valueOf,
+                                5);
                     }
                     return null;
                 }));
@@ -366,7 +370,7 @@ class WakeUpIT {
                     writers, keys, total, failed, twice);
             assertThat(failed).as("deletes that failed").isPositive();
             assertThat(twice).as("records published twice").isZero();
-            assertVersionsInCommitOrder(kafkaSide, total);
+            Fixtures.assertVersionsInCommitOrder(kafkaSide, total, r -> Integer.parseInt(r.payload()));
         }
     }
 
@@ -426,7 +430,7 @@ class WakeUpIT {
         int keys = 4;
         int perWriter = 25;
         int writers = 8;
-        String aggregate = createAggregates(db, "public", keys);
+        String aggregate = Aggregates.create(db, "public.aggregate", keys);
         DataSource writersPool = db.newDataSource(writers);
         try (Relay relay = quietRelay(db.newDataSource(10), kafka.bootstrapServers(), "locked-relay")
                         .build();
@@ -437,7 +441,14 @@ class WakeUpIT {
             for (int w = 0; w < writers; w++) {
                 done.add(pool.submit(() -> {
                     for (int i = 0; i < perWriter; i++) {
-                        appendNextVersion(writersPool, outbox, aggregate, topic, keys);
+                        Aggregates.appendNextVersion(
+                                writersPool,
+                                outbox,
+                                aggregate,
+                                topic,
+                                "agg-" + ThreadLocalRandom.current().nextInt(keys),
+                                String::valueOf,
+                                5);
                     }
                     return null;
                 }));
@@ -449,7 +460,7 @@ class WakeUpIT {
             int total = writers * perWriter;
             await().atMost(Duration.ofSeconds(60))
                     .untilAsserted(() -> assertThat(kafkaSide.ids()).hasSize(total));
-            assertVersionsInCommitOrder(kafkaSide, total);
+            Fixtures.assertVersionsInCommitOrder(kafkaSide, total, r -> Integer.parseInt(r.payload()));
         }
     }
 
@@ -517,74 +528,6 @@ class WakeUpIT {
             // the probe alone (every second) would take 500 ms on average: five rows all faster is LISTEN
             assertThat(latencies[4]).isLessThan(400);
         }
-    }
-
-    /** @return the qualified name of a table of {@code keys} aggregates, {@code agg-0} and on, at version 0 */
-    private static String createAggregates(TestDatabase db, String schema, int keys) throws SQLException {
-        String table = schema + ".aggregate";
-        try (Connection c = db.connect();
-                Statement st = c.createStatement()) {
-            st.execute("create table " + table + " (id text primary key, version int not null)");
-            for (int k = 0; k < keys; k++) {
-                st.execute("insert into " + table + " values ('agg-" + k + "', 0)");
-            }
-        }
-        return table;
-    }
-
-    /**
-     * One writer's transaction: locks a random aggregate by raising its version, appends that version as
-     * the payload of a message keyed by the aggregate, and holds the transaction open a little, so that
-     * other keys' later ids commit meanwhile.
-     */
-    private static void appendNextVersion(DataSource pool, Outbox outbox, String aggregate, String topic, int keys)
-            throws SQLException, InterruptedException {
-        String key = "agg-" + ThreadLocalRandom.current().nextInt(keys);
-        try (Connection c = pool.getConnection()) {
-            c.setAutoCommit(false);
-            int version;
-            try (PreparedStatement ps = c.prepareStatement(
-                    "update " + aggregate + " set version = version + 1 where id = ? returning version")) {
-                ps.setString(1, key);
-                try (ResultSet rs = ps.executeQuery()) {
-                    rs.next();
-                    version = rs.getInt(1);
-                }
-            }
-            outbox.append(c, message(topic, key, String.valueOf(version)));
-            Thread.sleep(ThreadLocalRandom.current().nextInt(5));
-            c.commit();
-        }
-    }
-
-    /**
-     * G3: the first appearance of each message, in log order, gives every key's versions as 1, 2, 3 and
-     * on (each key lives in one partition), {@code total} of them in all.
-     */
-    private static void assertVersionsInCommitOrder(Fixtures.Collector kafkaSide, int total) {
-        Map<String, List<Integer>> versionsByKey = new HashMap<>();
-        List<Fixtures.Received> inLogOrder = new ArrayList<>(kafkaSide.records());
-        inLogOrder.sort(
-                Comparator.comparingInt(Fixtures.Received::partition).thenComparingLong(Fixtures.Received::offset));
-        Set<UUID> seen = new HashSet<>();
-        for (Fixtures.Received r : inLogOrder) {
-            if (seen.add(r.messageId())) {
-                versionsByKey.computeIfAbsent(r.key(), k -> new ArrayList<>()).add(Integer.parseInt(r.payload()));
-            }
-        }
-        int sum = 0;
-        for (var e : versionsByKey.entrySet()) {
-            List<Integer> versions = e.getValue();
-            List<Integer> expected = new ArrayList<>();
-            for (int v = 1; v <= versions.size(); v++) {
-                expected.add(v);
-            }
-            assertThat(versions)
-                    .as("versions of %s in their partition", e.getKey())
-                    .containsExactlyElementsOf(expected);
-            sum += versions.size();
-        }
-        assertThat(sum).isEqualTo(total);
     }
 
     /**

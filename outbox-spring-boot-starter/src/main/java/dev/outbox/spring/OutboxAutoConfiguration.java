@@ -252,6 +252,9 @@ public class OutboxAutoConfiguration {
                     .schema(properties.getSchema())
                     .producerProperties(producer)
                     .batchSize(p.getBatchSize())
+                    // a size past the int range is refused by the builder as out of range, as any other
+                    .batchBytes(
+                            (int) Math.min(Integer.MAX_VALUE, p.getBatchBytes().toBytes()))
                     .leaseDuration(p.getLeaseDuration())
                     .idlePollInterval(p.getIdlePollInterval())
                     .probeInterval(p.getProbeInterval())

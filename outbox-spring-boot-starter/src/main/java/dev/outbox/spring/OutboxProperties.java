@@ -7,6 +7,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.springframework.boot.context.properties.ConfigurationProperties;
+import org.springframework.util.unit.DataSize;
 
 /**
  * The {@code outbox.*} settings of the Spring Boot starter. Every setting has a default that works
@@ -233,6 +234,12 @@ public class OutboxProperties {
         /** Rows read and published per batch. */
         private int batchSize = 500;
 
+        /**
+         * Payload bytes after which a shard's batch takes no more rows (its last row may go past it);
+         * the relay holds about twice this per owned shard.
+         */
+        private DataSize batchBytes = DataSize.ofMegabytes(4);
+
         /** How long a shard lease lasts without renewal; a crashed relay's shards move after it. */
         private Duration leaseDuration = Duration.ofSeconds(30);
 
@@ -287,6 +294,14 @@ public class OutboxProperties {
 
         public void setBatchSize(int batchSize) {
             this.batchSize = batchSize;
+        }
+
+        public DataSize getBatchBytes() {
+            return batchBytes;
+        }
+
+        public void setBatchBytes(DataSize batchBytes) {
+            this.batchBytes = batchBytes;
         }
 
         public Duration getLeaseDuration() {

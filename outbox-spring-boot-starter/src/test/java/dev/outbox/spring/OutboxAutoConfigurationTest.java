@@ -85,6 +85,7 @@ class OutboxAutoConfigurationTest {
     void theEmbeddedRelaysDefaultsAreTheRelays() {
         OutboxProperties.Relay relay = new OutboxProperties().getRelay();
         assertThat(relay.getBatchSize()).isEqualTo(Relay.Builder.DEFAULT_BATCH_SIZE);
+        assertThat(relay.getBatchBytes().toBytes()).isEqualTo(Relay.Builder.DEFAULT_BATCH_BYTES);
         assertThat(relay.getLeaseDuration()).isEqualTo(Relay.Builder.DEFAULT_LEASE_DURATION);
         assertThat(relay.getIdlePollInterval()).isEqualTo(Relay.Builder.DEFAULT_IDLE_POLL_INTERVAL);
         assertThat(relay.getProbeInterval()).isEqualTo(Relay.Builder.DEFAULT_PROBE_INTERVAL);
@@ -94,7 +95,7 @@ class OutboxAutoConfigurationTest {
     }
 
     @Test
-    void theEmbeddedRelayTakesItsProbeSettings() {
+    void theEmbeddedRelayTakesItsProbeAndBatchSettings() {
         // the builder refuses what is out of range, so a refusal shows the setting reached it
         runner.withPropertyValues(
                         "outbox.relay.enabled=true",
@@ -113,6 +114,13 @@ class OutboxAutoConfigurationTest {
                 .run(context -> assertThat(context.getStartupFailure())
                         .rootCause()
                         .hasMessageContaining("probeInterval must be between 1ms and 1s, got 0s"));
+        runner.withPropertyValues(
+                        "outbox.relay.enabled=true",
+                        "outbox.relay.bootstrap-servers=127.0.0.1:1",
+                        "outbox.relay.batch-bytes=2GB")
+                .run(context -> assertThat(context.getStartupFailure())
+                        .rootCause()
+                        .hasMessageContaining("batchBytes must be between 1024 and 1073741824"));
     }
 
     @Test

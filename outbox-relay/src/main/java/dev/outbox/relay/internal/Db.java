@@ -9,6 +9,7 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.time.OffsetDateTime;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
@@ -46,14 +47,18 @@ final class Db implements ShardRows {
     private final String shardCountSql;
     private final String backlogSql;
     private final String parkedSql;
+    private final String payloadsSql;
     private final ProbeStatements probes;
     private final LeaseStatements leases;
+    private final PayloadCap cap;
     /** Whether the reads take one more parameter, the shard, for the hold-back check. */
     private final boolean holdKey;
 
-    Db(DataSource dataSource, String schema, String owner, boolean holdKey) {
+    /** @param batchBytes the payload bytes after which a read takes no more rows ({@link PayloadCap}) */
+    Db(DataSource dataSource, String schema, String owner, boolean holdKey, long batchBytes) {
         this.dataSource = dataSource;
         this.owner = owner;
+        this.cap = new PayloadCap(batchBytes);
         this.leases = new LeaseStatements(dataSource, schema, owner);
         String msg = schema + ".outbox_message";
         String lease = schema + ".outbox_shard_lease";
@@ -66,7 +71,9 @@ final class Db implements ShardRows {
         // rows of those keys), none of the rows the shard already holds (it remembers their keys), and
         // none of the waiting keys' rows. The held ids are checked through a hashed subplan (one probe
         // per row, whatever their number; `<> all(array)` would compare each row with every id).
-        this.readFilteredSql = columns.replace("m.payload,", "case when m.topic = any(?) then null else m.payload end,")
+        this.readFilteredSql = columns.replace(
+                        INLINE_PAYLOAD,
+                        "case when m.topic = any(?) or " + PAYLOAD_LENGTH + " > ? then null else m.payload end")
                 + " and m.id not in (select unnest(?::bigint[]))"
                 + " and (m.message_key is null or m.message_key <> all(?))" + hold + " order by m.id limit ?";
         // The rows in flight are the lowest ids the previous read found, so every row above the highest
@@ -121,22 +128,34 @@ final class Db implements ShardRows {
                 + " order by m.id limit " + BACKLOG_COUNTED + ") x) c"
                 + " cross join lateral (select m.id, m.created_at" + publishable + " order by m.id limit 1) f";
         this.parkedSql = "select count(*) from " + msg + " where parked_at is not null";
-        this.probes = new ProbeStatements(dataSource, schema, holdKey);
+        this.payloadsSql = "select m.id, m.payload from " + msg + " m where m.id = any(?::bigint[])";
+        this.probes = new ProbeStatements(dataSource, schema, holdKey, cap, this::payloads);
     }
 
     /**
      * @return a shard's read: up to {@code limit} publishable rows in id order, the later rows of a key
-     *     with a parked row held back when {@code holdKey}; parameters shard, then (when {@code holdKey})
-     *     shard again, then limit
+     *     with a parked row held back when {@code holdKey}; parameters the inline payload limit ({@link
+     *     #columns}), shard, then (when {@code holdKey}) shard again, then limit
      */
     static String shardRead(String msg, boolean holdKey) {
         return columns(msg) + (holdKey ? holdBack(msg, "?") : "") + " order by m.id limit ?";
     }
 
-    /** @return the read's select list and its shard condition ({@code m.shard = ?}), publishable rows only */
+    /** The read's payload column: the payload when it is at most the inline limit (a parameter) long, else null. */
+    private static final String INLINE_PAYLOAD = "case when octet_length(m.payload) <= ? then m.payload end";
+
+    /** The payload's length, from its header: a payload stored out of line is not fetched for it. */
+    private static final String PAYLOAD_LENGTH = "octet_length(m.payload)";
+
+    /**
+     * @return the read's select list and its shard condition ({@code m.shard = ?}), publishable rows
+     *     only; the first parameter is the longest payload returned ({@link PayloadCap#inlineLimit}), and
+     *     the payload's length follows the columns {@link #row} reads
+     */
     static String columns(String msg) {
-        return "select m.id, m.message_id, m.topic, m.message_key, m.message_type, m.content_type, m.headers::text,"
-                + " m.payload, m.created_at from " + msg + " m where m.shard = ? and m.parked_at is null";
+        return "select m.id, m.message_id, m.topic, m.message_key, m.message_type, m.content_type, m.headers::text, "
+                + INLINE_PAYLOAD + ", m.created_at, " + PAYLOAD_LENGTH + " from " + msg
+                + " m where m.shard = ? and m.parked_at is null";
     }
 
     /**
@@ -202,9 +221,10 @@ final class Db implements ShardRows {
     public List<OutboxRow> read(int shard, int limit) throws SQLException {
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(readSql)) {
-            ps.setInt(1, shard);
-            ps.setInt(hold(ps, 2, shard), limit);
-            return rows(ps, limit);
+            ps.setInt(1, cap.inlineLimit(limit));
+            ps.setInt(2, shard);
+            ps.setInt(hold(ps, 3, shard), limit);
+            return rows(ps, limit, Set.of());
         }
     }
 
@@ -222,11 +242,12 @@ final class Db implements ShardRows {
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(readFilteredSql)) {
             ps.setArray(1, c.createArrayOf("text", heldTopics.toArray()));
-            ps.setInt(2, shard);
-            ps.setArray(3, longArray(c, heldIds));
-            ps.setArray(4, c.createArrayOf("text", waitingKeys));
-            ps.setInt(hold(ps, 5, shard), limit);
-            return rows(ps, limit);
+            ps.setInt(2, cap.inlineLimit(limit));
+            ps.setInt(3, shard);
+            ps.setArray(4, longArray(c, heldIds));
+            ps.setArray(5, c.createArrayOf("text", waitingKeys));
+            ps.setInt(hold(ps, 6, shard), limit);
+            return rows(ps, limit, heldTopics);
         }
     }
 
@@ -239,11 +260,12 @@ final class Db implements ShardRows {
     public List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) throws SQLException {
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(readAheadSql)) {
-            ps.setInt(1, shard);
-            ps.setLong(2, inFlight[inFlight.length - 1]);
-            ps.setArray(3, longArray(c, inFlight));
-            ps.setInt(hold(ps, 4, shard), limit);
-            return rows(ps, limit);
+            ps.setInt(1, cap.inlineLimit(limit));
+            ps.setInt(2, shard);
+            ps.setLong(3, inFlight[inFlight.length - 1]);
+            ps.setArray(4, longArray(c, inFlight));
+            ps.setInt(hold(ps, 5, shard), limit);
+            return rows(ps, limit, Set.of());
         }
     }
 
@@ -260,14 +282,56 @@ final class Db implements ShardRows {
         return index + 1;
     }
 
-    private static List<OutboxRow> rows(PreparedStatement ps, int limit) throws SQLException {
+    /**
+     * @param heldTopics topics whose rows were read without their payload on purpose
+     * @return the rows the read returned, cut to the payload cap, with the payloads it left out for their size
+     */
+    private List<OutboxRow> rows(PreparedStatement ps, int limit, Collection<String> heldTopics) throws SQLException {
         List<OutboxRow> rows = new ArrayList<>(Math.min(limit, 1024));
+        int[] lengths = new int[Math.min(limit, 1024)];
         try (ResultSet rs = ps.executeQuery()) {
             while (rs.next()) {
-                rows.add(row(rs, 1));
+                OutboxRow row = row(rs, 1);
+                if (rows.size() == lengths.length) {
+                    lengths = Arrays.copyOf(lengths, lengths.length * 2);
+                }
+                lengths[rows.size()] = leftOut(rs, 1, row, heldTopics);
+                rows.add(row);
             }
         }
-        return rows;
+        return cap.apply(rows, lengths, this::payloads);
+    }
+
+    /**
+     * @param first the column of the row's id, as for {@link #row}
+     * @return the length of the payload the read left out for its size, or -1 (the payload is as read)
+     */
+    static int leftOut(ResultSet rs, int first, OutboxRow row, Collection<String> heldTopics) throws SQLException {
+        int length = rs.getInt(first + 9);
+        if (rs.wasNull() || row.payloadSize() > 0 || length == 0 || heldTopics.contains(row.topic())) {
+            return -1;
+        }
+        return length;
+    }
+
+    /** @return the payloads of the rows {@code ids} still in the table, by id */
+    Map<Long, byte[]> payloads(long[] ids) throws SQLException {
+        Map<Long, byte[]> out = new HashMap<>();
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(payloadsSql)) {
+            ps.setArray(1, longArray(c, ids));
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    out.put(rs.getLong(1), rs.getBytes(2));
+                }
+            }
+        }
+        return out;
+    }
+
+    /** @return the payload cap of the reads */
+    PayloadCap cap() {
+        return cap;
     }
 
     /** @return the row whose columns start at {@code first} */

@@ -72,6 +72,17 @@ final class OutboxRow {
         return createdAt;
     }
 
+    /** @return the payload's length while the row holds it, else 0 (a tombstone, or taken already) */
+    int payloadSize() {
+        byte[] p = payload;
+        return p == null ? 0 : p.length;
+    }
+
+    /** Sets the payload a read left out for its size and fetched afterwards ({@link PayloadCap}). */
+    void fillPayload(byte[] payload) {
+        this.payload = payload;
+    }
+
     /**
      * @return the payload (null is a tombstone); the row lets go of it, so it is taken once, when the
      *     record is sent (a row is never sent twice: after a failure the shard reads the table again)

@@ -27,9 +27,17 @@ final class ProbeStatements {
     private final String probeSql;
     private final String probeReadSql;
     private final String waitSql;
+    private final PayloadCap cap;
+    private final PayloadCap.Fetch fetch;
 
-    ProbeStatements(DataSource dataSource, String schema, boolean holdKey) {
+    /**
+     * @param cap the payload cap of each shard's rows
+     * @param fetch how the payloads a read left out for their size are fetched
+     */
+    ProbeStatements(DataSource dataSource, String schema, boolean holdKey, PayloadCap cap, PayloadCap.Fetch fetch) {
         this.dataSource = dataSource;
+        this.cap = cap;
+        this.fetch = fetch;
         String msg = schema + ".outbox_message";
         // one descent of the partial index of publishable rows per shard, stopping at the first visible
         // entry (LIMIT 1 in a LATERAL keeps it a per-shard index probe: written as EXISTS, PostgreSQL
@@ -137,10 +145,13 @@ final class ProbeStatements {
                 readShards = shards.clone();
             }
             Array excluded = Db.longArray(connection, published);
-            read.setArray(2, excluded);
-            read.setInt(3, limit);
-            read.setString(4, unlessSnapshot);
+            read.setInt(2, cap.inlineLimit(limit));
+            read.setArray(3, excluded);
+            read.setInt(4, limit);
+            read.setString(5, unlessSnapshot);
             Map<Integer, List<OutboxRow>> found = null;
+            // per shard, the lengths of the payloads left out for their size (PayloadCap)
+            Map<Integer, int[]> leftOut = null;
             String snapshot = null;
             try (ResultSet rs = read.executeQuery()) {
                 while (rs.next()) {
@@ -149,14 +160,67 @@ final class ProbeStatements {
                     if (!rs.wasNull()) {
                         if (found == null) {
                             found = new HashMap<>();
+                            leftOut = new HashMap<>();
                         }
-                        found.computeIfAbsent(shard, x -> new ArrayList<>()).add(Db.row(rs, 3));
+                        List<OutboxRow> rows = found.computeIfAbsent(shard, x -> new ArrayList<>());
+                        OutboxRow row = Db.row(rs, 3);
+                        int length = Db.leftOut(rs, 3, row, Set.of());
+                        if (length >= 0 || leftOut.containsKey(shard)) {
+                            leftOut.computeIfAbsent(shard, x -> filled(limit))[rows.size()] = length;
+                        }
+                        rows.add(row);
                     }
                 }
             } finally {
                 excluded.free();
             }
-            return snapshot == null ? ProbeRead.UNCHANGED : new ProbeRead(snapshot, found == null ? Map.of() : found);
+            if (snapshot == null) {
+                return ProbeRead.UNCHANGED;
+            }
+            return new ProbeRead(snapshot, found == null ? Map.of() : capped(found, leftOut));
+        }
+
+        /** @return an array of {@code n} times -1: no payload left out */
+        private static int[] filled(int n) {
+            int[] lengths = new int[n];
+            Arrays.fill(lengths, -1);
+            return lengths;
+        }
+
+        /**
+         * Cuts each shard's rows to the payload cap, fetching the payloads left out for their size of the
+         * rows kept, for all shards in one statement.
+         */
+        private Map<Integer, List<OutboxRow>> capped(Map<Integer, List<OutboxRow>> found, Map<Integer, int[]> leftOut)
+                throws SQLException {
+            if (leftOut.isEmpty()) {
+                return found;
+            }
+            Map<Integer, Integer> kept = new HashMap<>();
+            List<long[]> missing = new ArrayList<>();
+            int total = 0;
+            for (Map.Entry<Integer, int[]> e : leftOut.entrySet()) {
+                List<OutboxRow> rows = found.get(e.getKey());
+                int k = cap.kept(rows, e.getValue());
+                kept.put(e.getKey(), k);
+                long[] ids = PayloadCap.missing(rows, e.getValue(), k);
+                missing.add(ids);
+                total += ids.length;
+            }
+            long[] ids = new long[total];
+            int at = 0;
+            for (long[] part : missing) {
+                System.arraycopy(part, 0, ids, at, part.length);
+                at += part.length;
+            }
+            Map<Long, byte[]> payloads = ids.length == 0 ? Map.of() : fetch.payloads(ids);
+            Map<Integer, List<OutboxRow>> out = new HashMap<>(found);
+            for (Map.Entry<Integer, int[]> e : leftOut.entrySet()) {
+                out.put(
+                        e.getKey(),
+                        PayloadCap.fill(found.get(e.getKey()), e.getValue(), kept.get(e.getKey()), payloads));
+            }
+            return out;
         }
 
         /**

@@ -18,6 +18,7 @@ import javax.sql.DataSource;
  * @param listenDataSource where the LISTEN connection comes from, or {@code null} for no LISTEN
  * @param transactionalIdPrefix the given prefix of the per-shard transactional ids, or {@code null}
  *     for the default (read from the database at start)
+ * @param batchBytes the payload bytes after which a read of a shard takes no more rows ({@link PayloadCap})
  * @param vacuumAfterRows rows deleted between two vacuums of the outbox table; 0: never
  * @param probeIntervalUnderLoad the probe's interval after a read that found rows, at least {@code
  *     probeInterval}
@@ -28,6 +29,7 @@ public record RelayConfig(
         String instanceId,
         Map<String, Object> producerProperties,
         int batchSize,
+        int batchBytes,
         Duration leaseDuration,
         Duration idlePollInterval,
         Duration shutdownTimeout,

@@ -83,7 +83,11 @@ public final class RelayEngine implements Relay {
         this.time = time;
         this.prefix = "relay[" + config.instanceId() + "]";
         this.db = new Db(
-                config.dataSource(), config.schema(), config.instanceId(), config.parkPolicy() == ParkPolicy.HOLD_KEY);
+                config.dataSource(),
+                config.schema(),
+                config.instanceId(),
+                config.parkPolicy() == ParkPolicy.HOLD_KEY,
+                config.batchBytes());
         this.breaker = CircuitBreaker.of("outbox-relay-kafka", config.circuitBreaker());
         this.metrics = new RelayMetrics(config.meterRegistry(), config.instanceId(), owned::size, breaker);
         this.log = new PrefixedLog(LOG, prefix);
@@ -163,10 +167,12 @@ public final class RelayEngine implements Relay {
             // before the first shard loop starts: an idle loop asks it whether to wait or poll
             probe = ShardProbe.start(this, config.probeInterval(), config.probeIntervalUnderLoad());
             log.info(
-                    "starting on schema {} with {} shards, batch size {}, lease {}, park policy {}, publish mode {}{}",
+                    "starting on schema {} with {} shards, batch size {}, batch bytes {}, lease {}, park policy {},"
+                            + " publish mode {}{}",
                     config.schema(),
                     shardCount,
                     config.batchSize(),
+                    config.batchBytes(),
                     config.leaseDuration(),
                     config.parkPolicy(),
                     config.publishMode(),

@@ -42,6 +42,7 @@ final class ShardWorker {
     final LeaseClock lease;
     private final RelayConfig config;
     private final ShardRows db;
+    private final PayloadCap cap;
     private final WriteQueue<ShardRows.Deletion, Db.Fenced> deletes;
     private final DeferredDeletes deferred;
     private final WriteQueue<ShardRows.Failure, Db.Failed> failureQueue;
@@ -89,6 +90,7 @@ final class ShardWorker {
     ShardWorker(ShardServices services, ShardPublisher publisher, int shard, long epoch, long claimStartedNanos) {
         this.config = services.config();
         this.db = services.rows();
+        this.cap = new PayloadCap(config.batchBytes());
         this.deletes = services.deletes();
         this.deferred = new DeferredDeletes(services.pendingDeletes());
         this.failureQueue = services.failures();
@@ -275,7 +277,7 @@ final class ShardWorker {
                 producer,
                 new KeyOrder(shared, producer),
                 time.nanoTime(),
-                rows.size() >= limit,
+                cap.full(rows, limit),
                 relay.kafkaAnswered(),
                 this::answered);
         send(batch);

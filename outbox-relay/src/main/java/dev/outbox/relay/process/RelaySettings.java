@@ -137,6 +137,17 @@ public final class RelaySettings {
             .doc("Most rows of one shard read, published and deleted as one batch. Larger batches raise throughput and"
                     + " the number of messages published again after a crash."));
 
+    /** Payload bytes per read of a shard. */
+    public static final Setting<Integer> BATCH_BYTES = add(Setting.of(
+                    "batch-bytes",
+                    Group.RELAY,
+                    Validators.size(Relay.Builder.MIN_BATCH_BYTES, Relay.Builder.MAX_BATCH_BYTES))
+            .defaultValue(Relay.Builder.DEFAULT_BATCH_BYTES)
+            .appliedBy(Relay.Builder::batchBytes)
+            .doc("Payload bytes after which one shard's batch takes no more rows (its last row may go past it; a"
+                    + " larger row goes alone). A relay holds about twice this per owned shard. Payloads above"
+                    + " batch-bytes / batch-size are read in a second statement."));
+
     /** Worker threads. */
     public static final Setting<Integer> WORKER_THREADS = add(Setting.of(
                     "worker-threads",

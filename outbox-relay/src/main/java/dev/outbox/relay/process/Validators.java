@@ -19,6 +19,11 @@ final class Validators {
     private static final Pattern DURATION = Pattern.compile("(?:\\d{1,9}(?:ms|s|m|h|d))+");
 
     private static final Pattern DURATION_PART = Pattern.compile("(\\d{1,9})(ms|s|m|h|d)");
+    /** A whole number of bytes, with a binary unit or none: {@code 4MiB}, {@code 512KiB}, {@code 1048576}. */
+    private static final Pattern SIZE = Pattern.compile("(\\d{1,10})\\s*(B|KiB|MiB|GiB)?", Pattern.CASE_INSENSITIVE);
+
+    private static final String[] SIZE_UNITS = {"B", "KiB", "MiB", "GiB"};
+
     private static final Pattern HOST_PORT = Pattern.compile("(\\[[0-9a-fA-F:.]+]|[A-Za-z0-9._-]+):(\\d{1,5})");
     private static final Pattern INSTANCE = Pattern.compile("[A-Za-z0-9._:@-]{1,200}");
     private static final Pattern URL_SECRET =
@@ -53,6 +58,10 @@ final class Validators {
 
     static Validator.Bounded<Integer> integer(int min, int max) {
         return new Range<>("integer", min, max, String::valueOf, Validators::intBetween);
+    }
+
+    static Validator.Bounded<Integer> size(int min, int max) {
+        return new Range<>("size", min, max, Validators::formatSize, Validators::sizeBetween);
     }
 
     static Validator.Bounded<Duration> duration(Duration min, Duration max) {
@@ -235,6 +244,37 @@ final class Validators {
             throw new IllegalArgumentException("must be between " + min + " and " + max);
         }
         return n;
+    }
+
+    static Integer sizeBetween(String v, int min, int max) {
+        Matcher m = SIZE.matcher(v.trim());
+        if (!m.matches()) {
+            throw new IllegalArgumentException(
+                    "must be a size in bytes, with a unit B, KiB, MiB or GiB or none, e.g. " + "4MiB, 512KiB or 65536");
+        }
+        long bytes = Long.parseLong(m.group(1));
+        String unit = m.group(2) == null ? "B" : m.group(2);
+        for (String u : SIZE_UNITS) {
+            if (u.equalsIgnoreCase(unit)) {
+                break;
+            }
+            bytes = Math.min(bytes, Integer.MAX_VALUE + 1L) * 1024; // past any bound already: no overflow
+        }
+        if (bytes < min || bytes > max) {
+            throw new IllegalArgumentException("must be between " + formatSize(min) + " and " + formatSize(max));
+        }
+        return (int) bytes;
+    }
+
+    /** @return the size in its largest binary unit that divides it: {@code 4MiB}, {@code 1536KiB}, {@code 100B} */
+    static String formatSize(int bytes) {
+        long n = bytes;
+        int unit = 0;
+        while (n != 0 && n % 1024 == 0 && unit < SIZE_UNITS.length - 1) {
+            n /= 1024;
+            unit++;
+        }
+        return n + SIZE_UNITS[unit];
     }
 
     static Duration durationBetween(String v, Duration min, Duration max) {

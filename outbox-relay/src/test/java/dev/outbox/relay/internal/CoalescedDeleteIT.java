@@ -3,6 +3,7 @@ package dev.outbox.relay.internal;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.outbox.relay.Relay;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import java.sql.Connection;
@@ -200,7 +201,7 @@ class CoalescedDeleteIT {
     /** Resets the tables, claims shards 0 to {@code shards - 1} for this relay and gives each {@code rows} rows. */
     private static Claimed claim(DataSource ds, String schema, int shards, int rows) throws SQLException {
         reset(ds, schema);
-        Db relay = new Db(ds, schema, OWNER, false);
+        Db relay = new Db(ds, schema, OWNER, false, Relay.Builder.DEFAULT_BATCH_BYTES);
         Map<Integer, Long> epochs = relay.claim(shards, Duration.ofMinutes(5));
         Map<Integer, long[]> ids = new HashMap<>();
         for (int shard = 0; shard < shards; shard++) {

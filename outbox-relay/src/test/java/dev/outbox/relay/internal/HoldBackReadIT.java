@@ -2,6 +2,7 @@ package dev.outbox.relay.internal;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.outbox.relay.Relay;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import java.sql.Connection;
@@ -44,7 +45,9 @@ class HoldBackReadIT {
             st.execute("analyze " + msg);
         }
 
-        List<OutboxRow> read = new Db(db.dataSource(), db.schema(), "hold-back-read-it", true).read(SHARD, LIMIT);
+        List<OutboxRow> read = new Db(
+                        db.dataSource(), db.schema(), "hold-back-read-it", true, Relay.Builder.DEFAULT_BATCH_BYTES)
+                .read(SHARD, LIMIT);
 
         assertThat(read).hasSize(LIMIT);
         assertThat(read).extracting(OutboxRow::key).doesNotContain("held").allMatch(k -> k.startsWith("k-"));
@@ -59,9 +62,10 @@ class HoldBackReadIT {
     private static long buffers(TestDatabase db, String read) throws SQLException {
         try (Connection c = db.connect();
                 PreparedStatement ps = c.prepareStatement("explain (analyze, buffers, costs off) " + read)) {
-            ps.setInt(1, SHARD);
+            ps.setInt(1, Relay.Builder.DEFAULT_BATCH_BYTES / LIMIT);
             ps.setInt(2, SHARD);
-            ps.setInt(3, LIMIT);
+            ps.setInt(3, SHARD);
+            ps.setInt(4, LIMIT);
             StringBuilder plan = new StringBuilder();
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import com.zaxxer.hikari.HikariDataSource;
+import dev.outbox.relay.Relay;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import java.sql.Connection;
@@ -57,7 +58,7 @@ class LeaseLockOrderIT {
             long deadlocksBefore = deadlocks(monitor);
             HikariDataSource pool = db.newDataSource(DELETERS + 2);
             CoalescedDeleteIT.reset(pool, schema);
-            Db relay = new Db(pool, schema, "relay-a", false);
+            Db relay = new Db(pool, schema, "relay-a", false, Relay.Builder.DEFAULT_BATCH_BYTES);
             Map<Integer, Long> epochs = new ConcurrentHashMap<>(relay.claim(SHARDS, Duration.ofMinutes(5)));
             assertThat(epochs).hasSize(SHARDS);
             List<Queue<Long>> rows = new ArrayList<>();

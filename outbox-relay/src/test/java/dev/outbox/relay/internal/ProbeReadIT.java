@@ -3,6 +3,7 @@ package dev.outbox.relay.internal;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.outbox.relay.Relay;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import java.sql.Connection;
@@ -47,7 +48,7 @@ class ProbeReadIT {
             }
         }
         for (boolean holdKey : new boolean[] {false, true}) {
-            Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", holdKey);
+            Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", holdKey, Relay.Builder.DEFAULT_BATCH_BYTES);
             try (ProbeStatements.Session session = rows.probes().open()) {
                 readsWhatTheShardsOwnReadsReturn(rows, session, holdKey);
             }
@@ -68,7 +69,7 @@ class ProbeReadIT {
                 ids[i] = insert(c, msg, 5, "p-" + i);
             }
         }
-        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", true);
+        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", true, Relay.Builder.DEFAULT_BATCH_BYTES);
         try (ProbeStatements.Session session = rows.probes().open()) {
             List<OutboxRow> all =
                     session.probeRead(new int[] {5}, NONE, 500, null).rows().get(5);
@@ -117,7 +118,7 @@ class ProbeReadIT {
     @Test
     void skipsTheOutboxOnlyWhileNoTransactionEnded(TestDatabase db) throws Exception {
         String msg = db.schema() + ".outbox_message";
-        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false);
+        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false, Relay.Builder.DEFAULT_BATCH_BYTES);
         try (Connection late = db.connect();
                 Connection early = db.connect();
                 ProbeStatements.Session session = rows.probes().open()) {
@@ -152,7 +153,7 @@ class ProbeReadIT {
     @Test
     void aSessionReadsTheShardsItIsGivenEachTime(TestDatabase db) throws Exception {
         String msg = db.schema() + ".outbox_message";
-        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false);
+        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false, Relay.Builder.DEFAULT_BATCH_BYTES);
         long eight;
         long nine;
         try (Connection c = db.connect()) {
@@ -187,7 +188,7 @@ class ProbeReadIT {
     @Test
     void theWaitEndsWhenATransactionEnds(TestDatabase db) throws Exception {
         String msg = db.schema() + ".outbox_message";
-        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false);
+        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false, Relay.Builder.DEFAULT_BATCH_BYTES);
         ExecutorService waiter = Executors.newSingleThreadExecutor();
         try (Connection late = db.connect();
                 Connection early = db.connect();
@@ -219,7 +220,7 @@ class ProbeReadIT {
                 Statement st = c.createStatement()) {
             st.execute("drop function " + db.schema() + ".outbox_wait_for_change(text, integer, integer)");
         }
-        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false);
+        Db rows = new Db(db.dataSource(), db.schema(), "probe-read-it", false, Relay.Builder.DEFAULT_BATCH_BYTES);
         try (ProbeStatements.Session session = rows.probes().open()) {
             String snapshot = session.probeRead(new int[] {11}, NONE, 500, null).snapshot();
             assertThatThrownBy(() -> session.waitForChange(snapshot, 1, 10))

@@ -7,6 +7,7 @@ import dev.outbox.core.internal.PrefixedLog;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.relay.ParkPolicy;
 import dev.outbox.relay.PublishMode;
+import dev.outbox.relay.Relay;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -704,6 +705,7 @@ class ShardWorkerDecisionsTest {
                 "test",
                 Map.of(),
                 10,
+                Relay.Builder.DEFAULT_BATCH_BYTES,
                 Duration.ofSeconds(30),
                 Duration.ofSeconds(1),
                 Duration.ofSeconds(5),

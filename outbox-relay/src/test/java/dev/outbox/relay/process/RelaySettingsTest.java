@@ -250,6 +250,26 @@ class RelaySettingsTest {
     }
 
     @Test
+    void sizesAcceptBinaryUnitsAndReadBackAsTheReferenceWritesThem() {
+        assertThat(Validators.sizeBetween("4MiB", 1024, 1 << 30)).isEqualTo(4 << 20);
+        assertThat(Validators.sizeBetween("512 kib", 1024, 1 << 30)).isEqualTo(512 << 10);
+        assertThat(Validators.sizeBetween("65536", 1024, 1 << 30)).isEqualTo(65536);
+        assertThat(Validators.sizeBetween("1GiB", 1024, 1 << 30)).isEqualTo(1 << 30);
+        for (int bytes : new int[] {1024, 1536 << 10, 4 << 20, 1 << 30, 100_000}) {
+            assertThat(Validators.sizeBetween(Validators.formatSize(bytes), 1, 1 << 30))
+                    .isEqualTo(bytes);
+        }
+        assertThat(Validators.formatSize(1536 << 10)).isEqualTo("1536KiB");
+        assertThatThrownBy(() -> Validators.sizeBetween("4MB", 1024, 1 << 30)).hasMessageContaining("KiB, MiB or GiB");
+        assertThatThrownBy(() -> Validators.sizeBetween("9999999999GiB", 1024, 1 << 30))
+                .hasMessage("must be between 1KiB and 1GiB");
+        assertThatThrownBy(() -> Validators.sizeBetween("2GiB", 1024, 1 << 30))
+                .hasMessage("must be between 1KiB and 1GiB");
+        assertThatThrownBy(() -> Validators.sizeBetween("1023", 1024, 1 << 30))
+                .hasMessage("must be between 1KiB and 1GiB");
+    }
+
+    @Test
     void theTableIsConsistent() {
         Set<String> names = new HashSet<>();
         for (Setting<?> s : RelaySettings.ALL) {
