@@ -190,6 +190,8 @@ public final class RelayEngine implements Relay {
             coordinator.scheduleWithFixedDelay(leases::tick, renew, renew, TimeUnit.MILLISECONDS);
             long sample = Math.min(5_000, renew);
             sampler.scheduleWithFixedDelay(this::sample, 0, sample, TimeUnit.MILLISECONDS);
+            long recheck = TopicDurability.RECHECK_INTERVAL.toMillis();
+            sampler.scheduleWithFixedDelay(durability::recheck, recheck, recheck, TimeUnit.MILLISECONDS);
             if (config.vacuumAfterRows() > 0) {
                 // on the sampler's thread: the pool needs no connection more for it
                 OutboxVacuum vacuum = new OutboxVacuum(
