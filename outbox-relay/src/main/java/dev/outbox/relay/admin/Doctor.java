@@ -125,6 +125,8 @@ public final class Doctor {
     private final KeyChecks keys;
     private final ProcessedIdChecks processedIds;
     private final TopicRetentionCheck topicRetention;
+    // the Kafka admin client's properties, or null when Kafka was not given
+    private final Map<String, Object> adminProperties;
     private final OutboxChecks outbox;
     private final DurabilityChecks durability;
     private final SchemaCheck schemaCheck;
@@ -148,6 +150,8 @@ public final class Doctor {
         this.keys = new KeyChecks(settings);
         this.processedIds = new ProcessedIdChecks(settings);
         this.topicRetention = new TopicRetentionCheck(settings);
+        this.adminProperties =
+                settings.kafkaProperties() == null ? null : TopicRetentionCheck.adminProperties(settings);
         this.outbox = new OutboxChecks(settings);
         this.durability = new DurabilityChecks(settings);
         this.schemaCheck = new SchemaCheck(settings);
@@ -166,7 +170,9 @@ public final class Doctor {
      *     Kafka being unreachable is a {@link Verdict#FAIL} of its check, not an exception.
      */
     public Report run() {
-        try (Connection c = dataSource.getConnection()) {
+        try (Connection c = dataSource.getConnection();
+                // one admin client for every check that asks Kafka, made only if one does
+                KafkaSession kafka = new KafkaSession(adminProperties)) {
             c.setReadOnly(true);
             c.setAutoCommit(true);
             Instant at;
@@ -182,14 +188,14 @@ public final class Doctor {
             checks.add(processedIds.processedExpiry(oldestProcessed));
             checks.add(keys.storedResponses(c));
             checks.add(keys.inFlight(c));
-            checks.add(topicRetention.topicRetention(oldestProcessed.keySet()));
+            checks.add(topicRetention.topicRetention(oldestProcessed.keySet(), kafka));
             checks.add(outbox.parked(c));
             OutboxChecks.Rows outboxRows = outbox.rows(c);
             checks.add(outbox.unpublished(outboxRows));
             checks.add(outbox.indexSize(c, outboxRows));
             checks.add(schemaCheck.current(c));
             checks.add(durability.database(c));
-            checks.add(durability.delivery());
+            checks.add(durability.delivery(kafka));
             checks.addAll(BuildTimeRules.CHECKS);
             return new Report(schema, at, checks);
         } catch (SQLException e) {

@@ -134,7 +134,8 @@ final class DurabilityChecks {
                         + " synchronous_commit on or remote_apply, or a failover that waits for the standby).");
     }
 
-    Check delivery() {
+    /** @param kafka the run's admin client, asked only when Kafka and topics were given */
+    Check delivery(KafkaSession kafka) {
         String title = "A record Kafka acknowledged survives the loss of a broker";
         if (kafkaProperties == null) {
             return new Check(
@@ -158,7 +159,8 @@ final class DurabilityChecks {
         List<String> evidence = new ArrayList<>();
         List<String> failed = new ArrayList<>();
         List<String> warned = new ArrayList<>();
-        try (Admin admin = Admin.create(kafkaProperties)) {
+        try {
+            Admin admin = kafka.admin();
             Map<String, TopicDescription> described = new TreeMap<>();
             for (var e : admin.describeTopics(topics).topicNameValues().entrySet()) {
                 try {

@@ -77,7 +77,8 @@ final class TopicRetentionCheck {
                 "Check the Kafka address and the client security settings the doctor was given.");
     }
 
-    Check topicRetention(Set<String> consumersWithIds) {
+    /** @param kafka the run's admin client, asked only when Kafka was given and there are consumers */
+    Check topicRetention(Set<String> consumersWithIds, KafkaSession kafka) {
         String title = "Each consumer keeps processed ids at least as long as its topics keep records";
         Set<String> consumers = new TreeSet<>(consumersWithIds);
         consumers.addAll(consumerTopics.keySet());
@@ -99,11 +100,11 @@ final class TopicRetentionCheck {
                     List.of(),
                     "Give Kafka's address (bootstrap-servers) so the doctor can read the topics' retention.");
         }
-        Map<String, Object> props = adminProperties(settings);
         List<String> evidence = new ArrayList<>();
         List<String> shorter = new ArrayList<>();
         List<String> unknown = new ArrayList<>();
-        try (Admin admin = Admin.create(props)) {
+        try {
+            Admin admin = kafka.admin();
             Map<String, List<String>> topicsOf = new TreeMap<>();
             for (String consumer : consumers) {
                 List<String> given = consumerTopics.get(consumer);
