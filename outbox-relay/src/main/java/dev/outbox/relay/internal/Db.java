@@ -17,6 +17,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import javax.sql.DataSource;
+import org.postgresql.PGConnection;
 
 /**
  * Every statement the relay runs; the lease and membership statements are {@link LeaseStatements}'
@@ -537,6 +538,10 @@ final class Db implements ShardRows {
     }
 
     static Array intArray(Connection c, int[] values) throws SQLException {
+        PGConnection pg = pgConnection(c);
+        if (pg != null) {
+            return pg.createArrayOf("int4", values);
+        }
         Integer[] boxed = new Integer[values.length];
         for (int i = 0; i < values.length; i++) {
             boxed[i] = values[i];
@@ -544,11 +549,24 @@ final class Db implements ShardRows {
         return c.createArrayOf("integer", boxed);
     }
 
+    /**
+     * @return a {@code bigint[]} of {@code values}: from the primitive array itself on PostgreSQL's driver
+     *     (the ids of every read-ahead and delete would otherwise be boxed one by one), boxed elsewhere
+     */
     static Array longArray(Connection c, long[] values) throws SQLException {
+        PGConnection pg = pgConnection(c);
+        if (pg != null) {
+            return pg.createArrayOf("int8", values);
+        }
         Long[] boxed = new Long[values.length];
         for (int i = 0; i < values.length; i++) {
             boxed[i] = values[i];
         }
         return c.createArrayOf("bigint", boxed);
+    }
+
+    /** @return PostgreSQL's driver connection behind {@code c} (a pool's proxy unwraps to it), or null */
+    private static PGConnection pgConnection(Connection c) throws SQLException {
+        return c.isWrapperFor(PGConnection.class) ? c.unwrap(PGConnection.class) : null;
     }
 }
