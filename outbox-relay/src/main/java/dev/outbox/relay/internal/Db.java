@@ -129,8 +129,8 @@ final class Db implements ShardRows {
                 + " order by m.id limit " + BACKLOG_COUNTED + ") x) c"
                 + " cross join lateral (select m.id, m.created_at" + publishable + " order by m.id limit 1) f";
         this.parkedSql = "select count(*) from " + msg + " where parked_at is not null";
-        this.payloadsSql = "select m.id, m.payload from " + msg + " m where m.id = any(?::bigint[])";
-        this.probes = new ProbeStatements(dataSource, schema, holdKey, cap, this::payloads);
+        this.payloadsSql = payloadsSql(msg);
+        this.probes = new ProbeStatements(dataSource, schema, holdKey, cap);
     }
 
     /**
@@ -225,7 +225,7 @@ final class Db implements ShardRows {
             ps.setInt(1, cap.inlineLimit(limit));
             ps.setInt(2, shard);
             ps.setInt(hold(ps, 3, shard), limit);
-            return rows(ps, limit, Set.of());
+            return rows(c, ps, limit, Set.of());
         }
     }
 
@@ -248,7 +248,7 @@ final class Db implements ShardRows {
             ps.setArray(4, longArray(c, heldIds));
             ps.setArray(5, c.createArrayOf("text", waitingKeys));
             ps.setInt(hold(ps, 6, shard), limit);
-            return rows(ps, limit, heldTopics);
+            return rows(c, ps, limit, heldTopics);
         }
     }
 
@@ -266,7 +266,7 @@ final class Db implements ShardRows {
             ps.setLong(3, inFlight[inFlight.length - 1]);
             ps.setArray(4, longArray(c, inFlight));
             ps.setInt(hold(ps, 5, shard), limit);
-            return rows(ps, limit, Set.of());
+            return rows(c, ps, limit, Set.of());
         }
     }
 
@@ -287,7 +287,8 @@ final class Db implements ShardRows {
      * @param heldTopics topics whose rows were read without their payload on purpose
      * @return the rows the read returned, cut to the payload cap, with the payloads it left out for their size
      */
-    private List<OutboxRow> rows(PreparedStatement ps, int limit, Collection<String> heldTopics) throws SQLException {
+    private List<OutboxRow> rows(Connection c, PreparedStatement ps, int limit, Collection<String> heldTopics)
+            throws SQLException {
         List<OutboxRow> rows = new ArrayList<>(Math.min(limit, 1024));
         int[] lengths = new int[Math.min(limit, 1024)];
         try (ResultSet rs = ps.executeQuery()) {
@@ -300,7 +301,8 @@ final class Db implements ShardRows {
                 rows.add(row);
             }
         }
-        return cap.apply(rows, lengths, this::payloads);
+        // on the read's own connection: a worker never holds two of the pool's connections
+        return cap.apply(rows, lengths, ids -> payloads(c, payloadsSql, ids));
     }
 
     /**
@@ -315,11 +317,15 @@ final class Db implements ShardRows {
         return length;
     }
 
-    /** @return the payloads of the rows {@code ids} still in the table, by id */
-    Map<Long, byte[]> payloads(long[] ids) throws SQLException {
+    /** @return the statement that fetches payloads by id ({@link #payloads}) */
+    static String payloadsSql(String msg) {
+        return "select m.id, m.payload from " + msg + " m where m.id = any(?::bigint[])";
+    }
+
+    /** @return the payloads of the rows {@code ids} still in the table, by id, read on {@code c} */
+    static Map<Long, byte[]> payloads(Connection c, String payloadsSql, long[] ids) throws SQLException {
         Map<Long, byte[]> out = new HashMap<>();
-        try (Connection c = connect();
-                PreparedStatement ps = c.prepareStatement(payloadsSql)) {
+        try (PreparedStatement ps = c.prepareStatement(payloadsSql)) {
             ps.setArray(1, longArray(c, ids));
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {

@@ -27,17 +27,13 @@ final class ProbeStatements {
     private final String probeSql;
     private final String probeReadSql;
     private final String waitSql;
+    private final String payloadsSql;
     private final PayloadCap cap;
-    private final PayloadCap.Fetch fetch;
 
-    /**
-     * @param cap the payload cap of each shard's rows
-     * @param fetch how the payloads a read left out for their size are fetched
-     */
-    ProbeStatements(DataSource dataSource, String schema, boolean holdKey, PayloadCap cap, PayloadCap.Fetch fetch) {
+    /** @param cap the payload cap of each shard's rows */
+    ProbeStatements(DataSource dataSource, String schema, boolean holdKey, PayloadCap cap) {
         this.dataSource = dataSource;
         this.cap = cap;
-        this.fetch = fetch;
         String msg = schema + ".outbox_message";
         // one descent of the partial index of publishable rows per shard, stopping at the first visible
         // entry (LIMIT 1 in a LATERAL keeps it a per-shard index probe: written as EXISTS, PostgreSQL
@@ -62,6 +58,7 @@ final class ProbeStatements {
                 + " order by m.id limit ?) as x) as r on true where g.snap is distinct from ?";
         // migration V7: returns once the snapshot differs from the one given, or after the longest wait
         this.waitSql = "select " + schema + ".outbox_wait_for_change(?, ?, ?)";
+        this.payloadsSql = Db.payloadsSql(msg);
     }
 
     /** @return whether {@code e} says that the wait for a change cannot run on this database, for good */
@@ -213,7 +210,7 @@ final class ProbeStatements {
                 System.arraycopy(part, 0, ids, at, part.length);
                 at += part.length;
             }
-            Map<Long, byte[]> payloads = ids.length == 0 ? Map.of() : fetch.payloads(ids);
+            Map<Long, byte[]> payloads = ids.length == 0 ? Map.of() : Db.payloads(connection, payloadsSql, ids);
             Map<Integer, List<OutboxRow>> out = new HashMap<>(found);
             for (Map.Entry<Integer, int[]> e : leftOut.entrySet()) {
                 out.put(
