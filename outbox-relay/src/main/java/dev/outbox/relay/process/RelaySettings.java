@@ -144,9 +144,9 @@ public final class RelaySettings {
                     Validators.size(Relay.Builder.MIN_BATCH_BYTES, Relay.Builder.MAX_BATCH_BYTES))
             .defaultValue(Relay.Builder.DEFAULT_BATCH_BYTES)
             .appliedBy(Relay.Builder::batchBytes)
-            .doc("Payload bytes after which one shard's batch takes no more rows (its last row may go past it; a"
-                    + " larger row goes alone). A relay holds about twice this per owned shard. Payloads above"
-                    + " batch-bytes / batch-size are read in a second statement."));
+            .doc("Payload bytes after which one shard's batch takes no more rows (its last row may take it past this,"
+                    + " however large the row). A relay holds about twice this per owned shard, plus a row each."
+                    + " Payloads above batch-bytes / batch-size are read in a second statement."));
 
     /** Worker threads. */
     public static final Setting<Integer> WORKER_THREADS = add(Setting.of(

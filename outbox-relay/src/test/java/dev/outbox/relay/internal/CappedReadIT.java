@@ -84,7 +84,7 @@ class CappedReadIT {
             assertWhole(probed, ids, payloads, kept);
         }
 
-        // one row larger than the cap is read alone
+        // one row larger than the cap, first in the shard, is read alone (it reaches the cap by itself)
         try (Connection c = db.connect()) {
             c.createStatement().execute("delete from " + msg + " where id < " + ids[9]);
             c.createStatement()
