@@ -250,7 +250,7 @@ final class Validators {
         Matcher m = SIZE.matcher(v.trim());
         if (!m.matches()) {
             throw new IllegalArgumentException(
-                    "must be a size in bytes, with a unit B, KiB, MiB or GiB or none, e.g. " + "4MiB, 512KiB or 65536");
+                    "must be a size in bytes, with a unit B, KiB, MiB or GiB or none, e.g. 4MiB, 512KiB or 65536");
         }
         long bytes = Long.parseLong(m.group(1));
         String unit = m.group(2) == null ? "B" : m.group(2);
