@@ -97,6 +97,9 @@ class BatchBytesIT {
                             "batches for %d backlog rows of %d bytes under a cap of %d",
                             KEYS * BACKLOG_PER_KEY, BACKLOG_PAYLOAD, CAP)
                     .isGreaterThanOrEqualTo(KEYS * BACKLOG_PER_KEY / 3);
+            assertThat(Fixtures.counter(registry, "outbox.relay.batch.bytes.reached"))
+                    .as("batches that reached the cap before batch-size rows")
+                    .isGreaterThanOrEqualTo(KEYS * BACKLOG_PER_KEY / 3.0 - KEYS);
         }
     }
 

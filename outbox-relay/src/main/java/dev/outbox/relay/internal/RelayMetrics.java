@@ -38,6 +38,7 @@ final class RelayMetrics {
     static final String BACKLOG = "outbox.relay.backlog";
     static final String OLDEST_AGE = "outbox.relay.oldest.age";
     static final String ABORTED = "outbox.relay.transactions.aborted";
+    static final String BATCH_BYTES_REACHED = "outbox.relay.batch.bytes.reached";
     static final String DELETE_SHARDS = "outbox.relay.delete.shards";
     static final String VACUUM = "outbox.relay.vacuum";
     static final String VACUUM_SKIPPED = "outbox.relay.vacuum.skipped";
@@ -62,6 +63,7 @@ final class RelayMetrics {
     final Counter parked;
     final Timer backoff;
     final Counter aborted;
+    final Counter batchBytesReached;
     final DistributionSummary deleteShards;
     final Timer vacuum;
     final Counter vacuumSkipped;
@@ -100,6 +102,10 @@ final class RelayMetrics {
         this.aborted = Counter.builder(ABORTED)
                 .tags(tags)
                 .description("Batches whose Kafka transaction was rolled back (transactional publish mode)")
+                .register(registry);
+        this.batchBytesReached = Counter.builder(BATCH_BYTES_REACHED)
+                .tags(tags)
+                .description("Batches whose payloads reached batch-bytes with fewer rows than batch-size")
                 .register(registry);
         this.deleteShards = DistributionSummary.builder(DELETE_SHARDS)
                 .tags(tags)

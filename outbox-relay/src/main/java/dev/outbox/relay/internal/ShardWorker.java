@@ -271,13 +271,17 @@ final class ShardWorker {
             transactionFailed("begin a transaction", e);
             return;
         }
+        boolean full = cap.full(rows, limit);
+        if (full && rows.size() < limit) {
+            metrics.batchBytesReached.increment();
+        }
         Batch batch = new Batch(
                 rows,
                 withoutPayload,
                 producer,
                 new KeyOrder(shared, producer),
                 time.nanoTime(),
-                cap.full(rows, limit),
+                full,
                 relay.kafkaAnswered(),
                 this::answered);
         send(batch);
