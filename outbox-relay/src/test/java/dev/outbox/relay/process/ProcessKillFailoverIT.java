@@ -48,7 +48,8 @@ class ProcessKillFailoverIT {
      * G1 (no loss) and G3 (per-key order) across {@code kill -9} of a relay process: every committed
      * message id reaches Kafka at least once, and for every key the first appearances of its message
      * ids in Kafka follow commit (outbox id) order. One thread keeps committing while relay-a is
-     * killed, so messages land in the dead relay's shards while they are still leased to it.
+     * killed, so messages land in the dead relay's shards while they are still leased to it. Batches end
+     * at 50 rows or at {@code batch-bytes}, whichever comes first.
      */
     @Test
     @Timeout(value = 10, unit = TimeUnit.MINUTES)
@@ -157,7 +158,10 @@ class ProcessKillFailoverIT {
             for (int i = start; i < Math.min(to, start + PER_TRANSACTION); i++) {
                 String key = "key-" + (i % KEYS);
                 keys.add(key);
-                batch.add(OutboxMessage.of(topic, key, "Test", "text/plain", ("message " + i).getBytes()));
+                // every fifth payload is long: batches end at batch-bytes too, and their long payloads are
+                // fetched by the reads' second statement
+                String body = "message " + i + (i % 5 == 0 ? " " + "x".repeat(400) : "");
+                batch.add(OutboxMessage.of(topic, key, "Test", "text/plain", body.getBytes()));
             }
             List<UUID> ids = dsl.transactionResult(tx -> outbox.appendAll(tx.dsl(), batch));
             for (int i = 0; i < ids.size(); i++) {
@@ -167,10 +171,14 @@ class ProcessKillFailoverIT {
         }
     }
 
-    /** Small batches: more batches in flight when the kill lands, so some are acknowledged but not deleted. */
+    /**
+     * Small batches: more batches in flight when the kill lands, so some are acknowledged but not deleted.
+     * At most 50 rows, and at most about 2 KiB of payloads (five of the long ones).
+     */
     private static Map<String, String> env(TestDatabase db, TestKafka kafka, String id) {
         Map<String, String> env = ChildRelay.env(db, kafka.bootstrapServers(), id);
         env.put("OUTBOX_RELAY_BATCH_SIZE", "50");
+        env.put("OUTBOX_RELAY_BATCH_BYTES", "2KiB");
         return env;
     }
 
