@@ -420,8 +420,10 @@ class ZombieRelayIT {
                     .fetchOne("update key_lock set seq = seq + 1 where k = ? returning seq", key)
                     .get(0, Integer.class);
             String to = missing != null && isMissingKey(key) && seq % 2 == 1 ? missing : topic;
-            UUID id =
-                    outbox.append(tx.dsl(), OutboxMessage.of(to, key, "Test", "text/plain", ("seq " + seq).getBytes()));
+            // every third payload is long: batches end at batch-bytes too, and the long payloads are fetched by
+            // the reads' second statement
+            String body = "seq " + seq + (seq % 3 == 0 ? " " + "x".repeat(300) : "");
+            UUID id = outbox.append(tx.dsl(), OutboxMessage.of(to, key, "Test", "text/plain", body.getBytes()));
             topicOf.put(id, to);
             return new Object[] {seq, id};
         });
@@ -445,6 +447,8 @@ class ZombieRelayIT {
         }
         env.put("OUTBOX_RELAY_LEASE_DURATION", LEASE.toSeconds() + "s");
         env.put("OUTBOX_RELAY_BATCH_SIZE", "100");
+        // at most about 2 KiB of payloads per batch: with every third payload long, the cap ends most batches
+        env.put("OUTBOX_RELAY_BATCH_BYTES", "2KiB");
         return env;
     }
 }
