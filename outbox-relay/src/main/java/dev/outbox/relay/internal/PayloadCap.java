@@ -2,8 +2,10 @@ package dev.outbox.relay.internal;
 
 import java.sql.SQLException;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.LongStream;
 
 /**
  * Bounds the payload bytes a read of one shard holds (review m10: a batch of 500 rows of 1 MB each
@@ -63,8 +65,37 @@ final class PayloadCap {
         return fill(rows, lengths, kept, fetch.payloads(missing));
     }
 
+    /**
+     * {@link #apply} for several shards' reads at once, with one fetch for all of them.
+     *
+     * @param rows per shard, its rows as read, in id order
+     * @param lengths per shard with a payload left out, its lengths as for {@link #apply}; a shard absent
+     *     here left none out, and its rows stay as they are
+     * @return per shard, its rows cut to the cap, with their payloads
+     */
+    <K> Map<K, List<OutboxRow>> applyAll(Map<K, List<OutboxRow>> rows, Map<K, int[]> lengths, Fetch fetch)
+            throws SQLException {
+        if (lengths.isEmpty()) {
+            return rows;
+        }
+        Map<K, Integer> kept = new HashMap<>();
+        LongStream.Builder missing = LongStream.builder();
+        lengths.forEach((k, l) -> {
+            int n = kept(rows.get(k), l);
+            kept.put(k, n);
+            for (long id : missing(rows.get(k), l, n)) {
+                missing.add(id);
+            }
+        });
+        long[] ids = missing.build().toArray();
+        Map<Long, byte[]> payloads = ids.length == 0 ? Map.of() : fetch.payloads(ids);
+        Map<K, List<OutboxRow>> out = new HashMap<>(rows);
+        lengths.forEach((k, l) -> out.put(k, fill(rows.get(k), l, kept.get(k), payloads)));
+        return out;
+    }
+
     /** @return how many rows, from the first, have payload bytes before them below the cap (at least one) */
-    int kept(List<OutboxRow> rows, int[] lengths) {
+    private int kept(List<OutboxRow> rows, int[] lengths) {
         long before = 0;
         for (int i = 0; i < rows.size(); i++) {
             if (i > 0 && before >= batchBytes) {
@@ -76,7 +107,7 @@ final class PayloadCap {
     }
 
     /** @return the ids of the first {@code kept} rows whose payload the read left out */
-    static long[] missing(List<OutboxRow> rows, int[] lengths, int kept) {
+    private static long[] missing(List<OutboxRow> rows, int[] lengths, int kept) {
         int n = 0;
         for (int i = 0; i < kept; i++) {
             if (lengths[i] >= 0) {
@@ -97,7 +128,7 @@ final class PayloadCap {
      * @param payloads the fetched payloads of the rows {@link #missing} named, by id
      * @return the first {@code kept} rows with those payloads, up to the first row whose payload was not found
      */
-    static List<OutboxRow> fill(List<OutboxRow> rows, int[] lengths, int kept, Map<Long, byte[]> payloads) {
+    private static List<OutboxRow> fill(List<OutboxRow> rows, int[] lengths, int kept, Map<Long, byte[]> payloads) {
         List<OutboxRow> out = new ArrayList<>(kept);
         for (int i = 0; i < kept; i++) {
             OutboxRow row = rows.get(i);

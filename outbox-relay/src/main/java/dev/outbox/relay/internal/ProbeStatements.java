@@ -174,7 +174,12 @@ final class ProbeStatements {
             if (snapshot == null) {
                 return ProbeRead.UNCHANGED;
             }
-            return new ProbeRead(snapshot, found == null ? Map.of() : capped(found, leftOut));
+            if (found == null) {
+                return new ProbeRead(snapshot, Map.of());
+            }
+            // the payloads left out for their size, of the rows each shard keeps, in one statement for all
+            return new ProbeRead(
+                    snapshot, cap.applyAll(found, leftOut, ids -> Db.payloads(connection, payloadsSql, ids)));
         }
 
         /** @return an array of {@code n} times -1: no payload left out */
@@ -182,42 +187,6 @@ final class ProbeStatements {
             int[] lengths = new int[n];
             Arrays.fill(lengths, -1);
             return lengths;
-        }
-
-        /**
-         * Cuts each shard's rows to the payload cap, fetching the payloads left out for their size of the
-         * rows kept, for all shards in one statement.
-         */
-        private Map<Integer, List<OutboxRow>> capped(Map<Integer, List<OutboxRow>> found, Map<Integer, int[]> leftOut)
-                throws SQLException {
-            if (leftOut.isEmpty()) {
-                return found;
-            }
-            Map<Integer, Integer> kept = new HashMap<>();
-            List<long[]> missing = new ArrayList<>();
-            int total = 0;
-            for (Map.Entry<Integer, int[]> e : leftOut.entrySet()) {
-                List<OutboxRow> rows = found.get(e.getKey());
-                int k = cap.kept(rows, e.getValue());
-                kept.put(e.getKey(), k);
-                long[] ids = PayloadCap.missing(rows, e.getValue(), k);
-                missing.add(ids);
-                total += ids.length;
-            }
-            long[] ids = new long[total];
-            int at = 0;
-            for (long[] part : missing) {
-                System.arraycopy(part, 0, ids, at, part.length);
-                at += part.length;
-            }
-            Map<Long, byte[]> payloads = ids.length == 0 ? Map.of() : Db.payloads(connection, payloadsSql, ids);
-            Map<Integer, List<OutboxRow>> out = new HashMap<>(found);
-            for (Map.Entry<Integer, int[]> e : leftOut.entrySet()) {
-                out.put(
-                        e.getKey(),
-                        PayloadCap.fill(found.get(e.getKey()), e.getValue(), kept.get(e.getKey()), payloads));
-            }
-            return out;
         }
 
         /**

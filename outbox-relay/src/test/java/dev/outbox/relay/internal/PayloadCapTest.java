@@ -88,6 +88,34 @@ class PayloadCapTest {
     }
 
     @Test
+    void severalShardsAreCutEachToTheCapWithOneFetchForAll() throws Exception {
+        // shard 1: two long rows, the second past the cap; shard 2: one long row; shard 3: nothing left out
+        Map<Integer, List<OutboxRow>> rows = Map.of(
+                1, List.of(row(1, null), row(2, null), row(3, new byte[10])),
+                2, List.of(row(4, new byte[10]), row(5, null)),
+                3, List.of(row(6, new byte[10])));
+        Map<Integer, int[]> lengths = Map.of(1, new int[] {900, 900, -1}, 2, new int[] {-1, 300});
+        List<long[]> asked = new ArrayList<>();
+        Map<Integer, List<OutboxRow>> cut = CAP.applyAll(rows, lengths, ids -> {
+            asked.add(ids);
+            Map<Long, byte[]> found = new HashMap<>();
+            for (long id : ids) {
+                found.put(id, new byte[id == 5 ? 300 : 900]);
+            }
+            return found;
+        });
+        assertThat(asked).hasSize(1);
+        assertThat(asked.get(0)).containsExactlyInAnyOrder(1L, 2L, 5L);
+        assertThat(ids(cut.get(1)))
+                .as("900 bytes before row 2: kept; 1,800 before row 3")
+                .containsExactly(1L, 2L);
+        assertThat(cut.get(1)).extracting(OutboxRow::payloadSize).containsExactly(900, 900);
+        assertThat(ids(cut.get(2))).containsExactly(4L, 5L);
+        assertThat(cut.get(2).get(1).payloadSize()).isEqualTo(300);
+        assertThat(cut.get(3)).isSameAs(rows.get(3));
+    }
+
+    @Test
     void tombstonesAndRowsReadWithoutPayloadCountNothing() throws Exception {
         List<OutboxRow> rows = new ArrayList<>();
         for (long id = 1; id <= 20; id++) {
