@@ -53,8 +53,8 @@ final class DurabilityChecks {
         Set<String> all = new TreeSet<>(settings.topics());
         settings.consumerTopics().values().forEach(all::addAll);
         this.topics = all;
-        this.kafkaProperties =
-                settings.kafkaProperties() == null ? null : TopicRetentionCheck.adminProperties(settings);
+        // as given (the run's admin client is made from them by the doctor): whether Kafka was given, and its address
+        this.kafkaProperties = settings.kafkaProperties();
         this.kafkaTimeoutMs = settings.kafkaTimeout().toMillis();
     }
 
