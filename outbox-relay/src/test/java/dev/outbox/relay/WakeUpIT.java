@@ -335,14 +335,7 @@ class WakeUpIT {
             for (int w = 0; w < writers; w++) {
                 done.add(pool.submit(() -> {
                     while (System.nanoTime() - deadline < 0) {
-                        Aggregates.appendNextVersion(
-                                writersPool,
-                                outbox,
-                                aggregate,
-                                topic,
-                                "agg-" + ThreadLocalRandom.current().nextInt(keys),
-                                String::valueOf,
-                                5);
+                        appendNextVersion(writersPool, outbox, aggregate, topic, keys);
                     }
                     return null;
                 }));
@@ -441,14 +434,7 @@ class WakeUpIT {
             for (int w = 0; w < writers; w++) {
                 done.add(pool.submit(() -> {
                     for (int i = 0; i < perWriter; i++) {
-                        Aggregates.appendNextVersion(
-                                writersPool,
-                                outbox,
-                                aggregate,
-                                topic,
-                                "agg-" + ThreadLocalRandom.current().nextInt(keys),
-                                String::valueOf,
-                                5);
+                        appendNextVersion(writersPool, outbox, aggregate, topic, keys);
                     }
                     return null;
                 }));
@@ -528,6 +514,22 @@ class WakeUpIT {
             // the probe alone (every second) would take 500 ms on average: five rows all faster is LISTEN
             assertThat(latencies[4]).isLessThan(400);
         }
+    }
+
+    /**
+     * One writer's transaction on a random aggregate of {@code keys}: its version as the payload, the
+     * transaction held open up to 5 ms so that other keys' later ids commit meanwhile.
+     */
+    private static void appendNextVersion(DataSource pool, Outbox outbox, String aggregate, String topic, int keys)
+            throws SQLException, InterruptedException {
+        Aggregates.appendNextVersion(
+                pool,
+                outbox,
+                aggregate,
+                topic,
+                "agg-" + ThreadLocalRandom.current().nextInt(keys),
+                String::valueOf,
+                5);
     }
 
     /**
