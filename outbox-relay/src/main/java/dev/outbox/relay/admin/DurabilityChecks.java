@@ -159,6 +159,7 @@ final class DurabilityChecks {
         List<String> evidence = new ArrayList<>();
         List<String> failed = new ArrayList<>();
         List<String> warned = new ArrayList<>();
+        List<String> missing = new ArrayList<>();
         try {
             Admin admin = kafka.admin();
             Map<String, TopicDescription> described = new TreeMap<>();
@@ -171,6 +172,7 @@ final class DurabilityChecks {
                     }
                     evidence.add("topic " + e.getKey() + ": does not exist");
                     warned.add(e.getKey() + " (does not exist)");
+                    missing.add(e.getKey());
                 }
             }
             List<ConfigResource> resources = described.keySet().stream()
@@ -206,6 +208,12 @@ final class DurabilityChecks {
         String fix = "Give each topic a replication factor of 3 and min.insync.replicas 2 (kafka-configs --alter"
                 + " --entity-type topics --entity-name T --add-config min.insync.replicas=2), and keep"
                 + " unclean.leader.election.enable false. The relay's acks=all then waits for two copies.";
+        if (!missing.isEmpty()) {
+            String create = "Create " + String.join(", ", missing) + " with replication factor 3 and"
+                    + " min.insync.replicas 2 (kafka-topics --create --replication-factor 3 --config"
+                    + " min.insync.replicas=2), or correct the name given (--topic, --consumer).";
+            fix = failed.isEmpty() && warned.size() == missing.size() ? create : fix + " " + create;
+        }
         if (!failed.isEmpty()) {
             return new Check(
                     "delivery-durability",

@@ -20,9 +20,10 @@ import org.apache.kafka.common.config.ConfigResource;
 /**
  * The readiness probe's view of Kafka while no record is acknowledged: a {@code describeCluster}
  * through an admin client made from the producer's connection properties, created at first use. The
- * same client reads the configuration of the topics the relay publishes to ({@link TopicDurability}).
+ * same client reads the replicas and configuration of the topics the relay publishes to ({@link
+ * TopicDurability}).
  */
-final class KafkaReadiness {
+final class KafkaReadiness implements TopicDurability.Topics {
     private final Map<String, Object> producerProperties;
     private final PrefixedLog log;
     private Admin admin;
@@ -52,13 +53,36 @@ final class KafkaReadiness {
      * @param topic a topic name
      * @return its configuration as the broker reports it, or a failure (not waited for)
      */
-    CompletionStage<Config> topicConfig(String topic) {
+    @Override
+    public CompletionStage<Config> topicConfig(String topic) {
         ConfigResource resource = new ConfigResource(ConfigResource.Type.TOPIC, topic);
         try {
             return admin().describeConfigs(List.of(resource))
                     .values()
                     .get(resource)
                     .toCompletionStage();
+        } catch (KafkaException e) {
+            return CompletableFuture.failedFuture(e);
+        }
+    }
+
+    /**
+     * @param topic a topic name
+     * @return the fewest replicas of any of its partitions, as the cluster describes it now, or a failure
+     *     ({@link org.apache.kafka.common.errors.UnknownTopicOrPartitionException} for a topic that does not
+     *     exist; not waited for)
+     */
+    @Override
+    public CompletionStage<Integer> fewestReplicas(String topic) {
+        try {
+            return admin().describeTopics(List.of(topic))
+                    .topicNameValues()
+                    .get(topic)
+                    .toCompletionStage()
+                    .thenApply(d -> d.partitions().stream()
+                            .mapToInt(p -> p.replicas().size())
+                            .min()
+                            .orElse(0));
         } catch (KafkaException e) {
             return CompletableFuture.failedFuture(e);
         }

@@ -7,7 +7,7 @@ import org.apache.kafka.common.config.TopicConfig;
 /**
  * What a topic's replication settings mean for a record Kafka acknowledged to the relay ({@code acks=all}),
  * whose outbox row the relay then deletes: whether the record survives the loss of a broker (G1). Used by
- * the relay, which says so once per topic it publishes to, and by the doctor's {@code delivery-durability}
+ * the relay, which says so for each topic it publishes to when the topic's state changes, and by the doctor's {@code delivery-durability}
  * check.
  */
 public final class TopicReplication {

@@ -362,6 +362,21 @@ class DoctorIT {
                             e -> assertThat(e).startsWith("topic leader-alone:").contains("leader alone"))
                     .anySatisfy(e -> assertThat(e).startsWith("topic unclean:").contains("out-of-sync replica"));
             assertThat(failed.fix()).contains("min.insync.replicas=2");
+
+            // a name that matches no topic: the fix says to create it or correct the name
+            Doctor.Check absent = Doctor.builder()
+                    .dataSource(db.dataSource())
+                    .kafkaProperties(Map.of("bootstrap.servers", cluster.bootstrapServers()))
+                    .topics("no-such-topic")
+                    .build()
+                    .run()
+                    .check("delivery-durability");
+            assertThat(absent.verdict()).as("%s", absent).isEqualTo(Verdict.WARN);
+            assertThat(absent.evidence()).containsExactly("topic no-such-topic: does not exist");
+            assertThat(absent.fix())
+                    .startsWith("Create no-such-topic with replication factor 3")
+                    .contains("or correct the name given")
+                    .doesNotContain("kafka-configs --alter");
         }
     }
 
