@@ -105,7 +105,7 @@ final class RelayMetrics {
                 .register(registry);
         this.batchBytesReached = Counter.builder(BATCH_BYTES_REACHED)
                 .tags(tags)
-                .description("Batches whose payloads reached batch-bytes with fewer rows than batch-size")
+                .description("Batches whose payloads reached batch-bytes with fewer rows than the read asked for")
                 .register(registry);
         this.deleteShards = DistributionSummary.builder(DELETE_SHARDS)
                 .tags(tags)

@@ -146,7 +146,8 @@ public final class RelaySettings {
             .appliedBy(Relay.Builder::batchBytes)
             .doc("Payload bytes after which one shard's batch takes no more rows (its last row may take it past this,"
                     + " however large the row). A relay holds about twice this per owned shard, plus a row each."
-                    + " Payloads above batch-bytes / batch-size are read in a second statement."));
+                    + " Payloads above batch-bytes / batch-size (less when a read goes past held rows) are read in a second"
+                    + " statement."));
 
     /** Worker threads. */
     public static final Setting<Integer> WORKER_THREADS = add(Setting.of(
