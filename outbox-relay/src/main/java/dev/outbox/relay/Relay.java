@@ -136,10 +136,27 @@ public interface Relay extends AutoCloseable {
         /** Default {@link #backoff(Backoff)}: 100 ms doubling up to 30 s. */
         public static final Backoff DEFAULT_BACKOFF = Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(30));
 
+        /** Shortest base of {@link #backoff(Duration, Duration)}: 1 ms. */
+        public static final Duration MIN_BACKOFF_BASE = Duration.ofMillis(1);
+        /** Shortest cap of {@link #backoff(Duration, Duration)}: 1 ms. */
+        public static final Duration MIN_BACKOFF_CAP = Duration.ofMillis(1);
+        /** Longest base of {@link #backoff(Duration, Duration)}: 1 min. */
+        public static final Duration MAX_BACKOFF_BASE = Duration.ofMinutes(1);
+        /** Longest cap of {@link #backoff(Duration, Duration)}: 10 min. */
+        public static final Duration MAX_BACKOFF_CAP = Duration.ofMinutes(10);
+
         /** Consecutive failed batches that open the default {@link #circuitBreaker(CircuitBreakerConfig)}: {@value}. */
         public static final int DEFAULT_BREAKER_FAILURE_THRESHOLD = 5;
         /** How long the default {@link #circuitBreaker(CircuitBreakerConfig)} stays open: 10 s. */
         public static final Duration DEFAULT_BREAKER_OPEN_DURATION = Duration.ofSeconds(10);
+        /** Fewest failed batches of {@link #circuitBreaker(int, Duration)}: {@value}. */
+        public static final int MIN_BREAKER_FAILURE_THRESHOLD = 1;
+        /** Most failed batches of {@link #circuitBreaker(int, Duration)}: {@value}. */
+        public static final int MAX_BREAKER_FAILURE_THRESHOLD = 1000;
+        /** Shortest open state of {@link #circuitBreaker(int, Duration)}: 100 ms. */
+        public static final Duration MIN_BREAKER_OPEN_DURATION = Duration.ofMillis(100);
+        /** Longest open state of {@link #circuitBreaker(int, Duration)}: 1 h. */
+        public static final Duration MAX_BREAKER_OPEN_DURATION = Duration.ofHours(1);
 
         /** Default {@link #parkPolicy(ParkPolicy)}: {@link ParkPolicy#PARK_AND_CONTINUE}. */
         public static final ParkPolicy DEFAULT_PARK_POLICY = ParkPolicy.PARK_AND_CONTINUE;
@@ -343,6 +360,23 @@ public interface Relay extends AutoCloseable {
         }
 
         /**
+         * {@link #backoff(Backoff)} from its two durations, within the bounds the relay process and the Spring
+         * Boot starter take them.
+         *
+         * @param base the ceiling of the first retry delay, {@link #MIN_BACKOFF_BASE} to {@link #MAX_BACKOFF_BASE}
+         * @param cap the largest ceiling, at least {@code base}, {@link #MIN_BACKOFF_CAP} to {@link
+         *     #MAX_BACKOFF_CAP}
+         * @return this builder
+         * @throws NullPointerException when either is null
+         * @throws IllegalArgumentException when out of range, or {@code cap} is below {@code base}
+         */
+        public Builder backoff(Duration base, Duration cap) {
+            between(base, MIN_BACKOFF_BASE, MAX_BACKOFF_BASE, "backoffBase", DEFAULT_BACKOFF.base());
+            between(cap, MIN_BACKOFF_CAP, MAX_BACKOFF_CAP, "backoffCap", DEFAULT_BACKOFF.cap());
+            return backoff(Backoff.of(base, cap));
+        }
+
+        /**
          * The circuit breaker shared by all shards in front of Kafka: when it is open no shard sends,
          * each waits with its backoff; half-open lets trial batches through. Default: a count-based
          * window of {@link #DEFAULT_BREAKER_FAILURE_THRESHOLD} batches that opens when all of them
@@ -361,6 +395,33 @@ public interface Relay extends AutoCloseable {
         public Builder circuitBreaker(CircuitBreakerConfig circuitBreaker) {
             this.circuitBreaker = Objects.requireNonNull(circuitBreaker, "circuitBreaker may not be null");
             return this;
+        }
+
+        /**
+         * The default breaker's shape (see {@link #circuitBreaker(CircuitBreakerConfig)}) with other figures: it
+         * opens after {@code failureThreshold} consecutive failed batches and stays open {@code openDuration}
+         * before one trial batch. The relay process's and the Spring Boot starter's breaker settings.
+         *
+         * @param failureThreshold {@link #MIN_BREAKER_FAILURE_THRESHOLD} to {@link #MAX_BREAKER_FAILURE_THRESHOLD}
+         * @param openDuration {@link #MIN_BREAKER_OPEN_DURATION} to {@link #MAX_BREAKER_OPEN_DURATION}
+         * @return this builder
+         * @throws NullPointerException when {@code openDuration} is null
+         * @throws IllegalArgumentException when out of range
+         */
+        public Builder circuitBreaker(int failureThreshold, Duration openDuration) {
+            between(
+                    failureThreshold,
+                    MIN_BREAKER_FAILURE_THRESHOLD,
+                    MAX_BREAKER_FAILURE_THRESHOLD,
+                    "breakerFailureThreshold",
+                    DEFAULT_BREAKER_FAILURE_THRESHOLD);
+            between(
+                    openDuration,
+                    MIN_BREAKER_OPEN_DURATION,
+                    MAX_BREAKER_OPEN_DURATION,
+                    "breakerOpenDuration",
+                    DEFAULT_BREAKER_OPEN_DURATION);
+            return circuitBreaker(RelayDefaults.circuitBreaker(failureThreshold, openDuration));
         }
 
         /**

@@ -1,5 +1,6 @@
 package dev.outbox.relay.process;
 
+import dev.outbox.core.internal.NearestName;
 import dev.outbox.relay.admin.RelayAdmin;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -186,7 +187,7 @@ record CommandLine(
             case "parked purge" -> Command.PARKED_PURGE;
             case "doctor" -> Command.DOCTOR;
             default -> {
-                String nearest = SettingNames.nearest(
+                String nearest = NearestName.nearest(
                         joined, Set.of("run", "status", "parked list", "parked requeue", "parked purge", "doctor"));
                 throw CliException.usage(
                         "Unknown command '" + joined + "'"

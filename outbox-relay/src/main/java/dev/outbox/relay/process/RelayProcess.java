@@ -20,11 +20,9 @@ import static dev.outbox.relay.process.RelaySettings.STARTUP_TIMEOUT;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.core.internal.Durations;
-import dev.outbox.core.retry.Backoff;
 import dev.outbox.migrations.MigrationResult;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.relay.Relay;
-import dev.outbox.relay.internal.RelayDefaults;
 import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
@@ -253,9 +251,8 @@ final class RelayProcess implements AutoCloseable {
             Relay.Builder b = Relay.builder()
                     .dataSource(pool)
                     .producerProperties(producer)
-                    .backoff(Backoff.of(s.duration(BACKOFF_BASE), s.duration(BACKOFF_CAP)))
-                    .circuitBreaker(RelayDefaults.circuitBreaker(
-                            s.integer(BREAKER_FAILURE_THRESHOLD), s.duration(BREAKER_OPEN_DURATION)))
+                    .backoff(s.duration(BACKOFF_BASE), s.duration(BACKOFF_CAP))
+                    .circuitBreaker(s.integer(BREAKER_FAILURE_THRESHOLD), s.duration(BREAKER_OPEN_DURATION))
                     .meterRegistry(registry);
             s.applyTo(b);
             if (!s.string(RelaySettings.LISTEN_JDBC_URL).isEmpty()) {

@@ -222,30 +222,38 @@ public final class RelaySettings {
                     + " small\")."));
 
     /** Backoff base; with backoff-cap, the builder's backoff (RelayProcess). */
-    public static final Setting<Duration> BACKOFF_BASE = add(
-            Setting.of("backoff-base", Group.RELAY, Validators.duration(Duration.ofMillis(1), Duration.ofMinutes(1)))
-                    .defaultValue(Relay.Builder.DEFAULT_BACKOFF.base())
-                    .doc(
-                            "Ceiling of the first retry delay after a retriable Kafka or database error; it doubles per retry up to"
-                                    + " backoff-cap, and each delay is drawn at random below its ceiling (full jitter)."));
+    public static final Setting<Duration> BACKOFF_BASE = add(Setting.of(
+                    "backoff-base",
+                    Group.RELAY,
+                    Validators.duration(Relay.Builder.MIN_BACKOFF_BASE, Relay.Builder.MAX_BACKOFF_BASE))
+            .defaultValue(Relay.Builder.DEFAULT_BACKOFF.base())
+            .doc(
+                    "Ceiling of the first retry delay after a retriable Kafka or database error; it doubles per retry up to"
+                            + " backoff-cap, and each delay is drawn at random below its ceiling (full jitter)."));
 
     /** Backoff cap. */
-    public static final Setting<Duration> BACKOFF_CAP = add(
-            Setting.of("backoff-cap", Group.RELAY, Validators.duration(Duration.ofMillis(1), Duration.ofMinutes(10)))
-                    .defaultValue(Relay.Builder.DEFAULT_BACKOFF.cap())
-                    .doc("Largest retry delay ceiling. Must be at least backoff-base."));
+    public static final Setting<Duration> BACKOFF_CAP = add(Setting.of(
+                    "backoff-cap",
+                    Group.RELAY,
+                    Validators.duration(Relay.Builder.MIN_BACKOFF_CAP, Relay.Builder.MAX_BACKOFF_CAP))
+            .defaultValue(Relay.Builder.DEFAULT_BACKOFF.cap())
+            .doc("Largest retry delay ceiling. Must be at least backoff-base."));
 
     /** Breaker threshold; with breaker-open-duration, the builder's circuit breaker (RelayProcess). */
-    public static final Setting<Integer> BREAKER_FAILURE_THRESHOLD =
-            add(Setting.of("breaker-failure-threshold", Group.RELAY, Validators.integer(1, 1000))
-                    .defaultValue(Relay.Builder.DEFAULT_BREAKER_FAILURE_THRESHOLD)
-                    .doc("Consecutive failed batches after which the circuit breaker opens and publishing pauses."));
+    public static final Setting<Integer> BREAKER_FAILURE_THRESHOLD = add(Setting.of(
+                    "breaker-failure-threshold",
+                    Group.RELAY,
+                    Validators.integer(
+                            Relay.Builder.MIN_BREAKER_FAILURE_THRESHOLD, Relay.Builder.MAX_BREAKER_FAILURE_THRESHOLD))
+            .defaultValue(Relay.Builder.DEFAULT_BREAKER_FAILURE_THRESHOLD)
+            .doc("Consecutive failed batches after which the circuit breaker opens and publishing pauses."));
 
     /** Breaker open duration. */
     public static final Setting<Duration> BREAKER_OPEN_DURATION = add(Setting.of(
                     "breaker-open-duration",
                     Group.RELAY,
-                    Validators.duration(Duration.ofMillis(100), Duration.ofHours(1)))
+                    Validators.duration(
+                            Relay.Builder.MIN_BREAKER_OPEN_DURATION, Relay.Builder.MAX_BREAKER_OPEN_DURATION))
             .defaultValue(Relay.Builder.DEFAULT_BREAKER_OPEN_DURATION)
             .doc(
                     "How long the open breaker pauses publishing before one trial batch (half-open) decides whether to close"

@@ -4,8 +4,8 @@ import static dev.outbox.relay.process.RelaySettings.ALL;
 import static dev.outbox.relay.process.RelaySettings.KAFKA_ENV_PREFIX;
 import static dev.outbox.relay.process.RelaySettings.KAFKA_PREFIX;
 
+import dev.outbox.core.internal.NearestName;
 import java.util.Collection;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
@@ -57,7 +57,7 @@ final class SettingNames {
     }
 
     private static String didYouMean(String name, Set<String> known, String otherwise) {
-        String nearest = nearest(name, known);
+        String nearest = NearestName.nearest(name, known);
         return nearest != null ? ": did you mean " + nearest + "?" : otherwise;
     }
 
@@ -91,43 +91,5 @@ final class SettingNames {
 
     private static Set<String> names(Collection<String> names, Function<String, String> spelling) {
         return names.stream().map(spelling).collect(Collectors.toCollection(TreeSet::new));
-    }
-
-    /** @return the known name closest to {@code name}, if it is close enough to be a likely typo */
-    static String nearest(String name, Set<String> known) {
-        String lower = name.toLowerCase(Locale.ROOT);
-        // a truncated name (OUTBOX_RELAY_BOOTSTRAP) most likely means the shortest name it begins
-        String extended = known.stream()
-                .filter(k -> k.toLowerCase(Locale.ROOT).startsWith(lower) && lower.length() >= 3)
-                .min(Comparator.comparingInt(String::length).thenComparing(k -> k))
-                .orElse(null);
-        if (extended != null) {
-            return extended;
-        }
-        return known.stream()
-                .min(Comparator.comparingInt((String k) -> distance(lower, k.toLowerCase(Locale.ROOT)))
-                        .thenComparing(k -> k))
-                .filter(k -> distance(lower, k.toLowerCase(Locale.ROOT)) <= Math.max(2, k.length() / 4))
-                .orElse(null);
-    }
-
-    /** Levenshtein distance. */
-    static int distance(String a, String b) {
-        int[] prev = new int[b.length() + 1];
-        int[] cur = new int[b.length() + 1];
-        for (int j = 0; j <= b.length(); j++) {
-            prev[j] = j;
-        }
-        for (int i = 1; i <= a.length(); i++) {
-            cur[0] = i;
-            for (int j = 1; j <= b.length(); j++) {
-                int cost = a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1;
-                cur[j] = Math.min(Math.min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + cost);
-            }
-            int[] t = prev;
-            prev = cur;
-            cur = t;
-        }
-        return prev[b.length()];
     }
 }
