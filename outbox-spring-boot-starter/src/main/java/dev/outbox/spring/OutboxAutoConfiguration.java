@@ -10,6 +10,7 @@ import dev.outbox.migrations.internal.JooqVersionCheck;
 import dev.outbox.relay.Relay;
 import dev.outbox.spring.internal.ConsumersHealthIndicator;
 import dev.outbox.spring.internal.EmbeddedRelay;
+import dev.outbox.spring.internal.EmbeddedRelayBuilder;
 import dev.outbox.spring.internal.IdempotencyPathsCondition;
 import dev.outbox.spring.internal.OutboxMigrationsInitializer;
 import dev.outbox.spring.internal.RelayHealthIndicator;
@@ -17,9 +18,7 @@ import dev.outbox.spring.internal.SpringMvcGate;
 import dev.outbox.spring.internal.SpringTransactionProvider;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import javax.sql.DataSource;
 import org.jooq.DSLContext;
 import org.jooq.SQLDialect;
@@ -236,36 +235,7 @@ public class OutboxAutoConfiguration {
                 ObjectProvider<MeterRegistry> registry,
                 ObjectProvider<OutboxMigrationsInitializer> migrations) {
             migrations.ifAvailable(m -> {});
-            OutboxProperties.Relay p = properties.getRelay();
-            String bootstrap = p.getBootstrapServers() != null
-                    ? p.getBootstrapServers()
-                    : environment.getProperty("spring.kafka.bootstrap-servers");
-            if (bootstrap == null || bootstrap.isBlank()) {
-                throw new IllegalStateException(
-                        "outbox.relay.enabled=true, but neither outbox.relay.bootstrap-servers nor"
-                                + " spring.kafka.bootstrap-servers is set; set one to the Kafka brokers the relay publishes to");
-            }
-            Map<String, Object> producer = new HashMap<>(p.getProducer());
-            producer.put("bootstrap.servers", bootstrap);
-            Relay.Builder builder = Relay.builder()
-                    .dataSource(dataSource)
-                    .schema(properties.getSchema())
-                    .producerProperties(producer)
-                    .batchSize(p.getBatchSize())
-                    // a size past the int range is refused by the builder as out of range, as any other
-                    .batchBytes(
-                            (int) Math.min(Integer.MAX_VALUE, p.getBatchBytes().toBytes()))
-                    .leaseDuration(p.getLeaseDuration())
-                    .idlePollInterval(p.getIdlePollInterval())
-                    .probeInterval(p.getProbeInterval())
-                    .probeIntervalUnderLoad(p.getProbeIntervalUnderLoad())
-                    .workerThreads(p.getWorkerThreads())
-                    .vacuumAfterRows(p.getVacuumAfterRows())
-                    .meterRegistry(meters(registry));
-            if (p.getInstanceId() != null) {
-                builder.instanceId(p.getInstanceId());
-            }
-            return builder.build();
+            return EmbeddedRelayBuilder.build(dataSource, properties, environment, meters(registry));
         }
 
         @Bean

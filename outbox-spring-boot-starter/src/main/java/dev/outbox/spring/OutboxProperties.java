@@ -225,43 +225,108 @@ public class OutboxProperties {
         /** Whether to run a relay inside this application (needs outbox-relay on the classpath). */
         private boolean enabled = false;
 
-        /** Kafka bootstrap servers of the embedded relay; default spring.kafka.bootstrap-servers. */
+        /**
+         * Kafka bootstrap servers of the embedded relay, comma-separated host:port; empty or unset:
+         * spring.kafka.bootstrap-servers.
+         */
         private String bootstrapServers;
 
-        /** Owner name in the lease tables, unique among relays; default host, pid and a random suffix. */
+        /**
+         * Owner name in the lease tables, unique among relays, 1 to 200 characters; empty or unset:
+         * host, pid and a random suffix, new at every start.
+         */
         private String instanceId;
 
-        /** Rows read and published per batch. */
+        /** Rows of one shard read, published and deleted per batch; 1 to 10000. */
         private int batchSize = 500;
 
         /**
          * Payload bytes after which a shard's batch takes no more rows (its last row may go past it);
-         * the relay holds about twice this per owned shard.
+         * the relay holds about twice this per owned shard; 1KB to 1GB.
          */
         private DataSize batchBytes = DataSize.ofMegabytes(4);
 
-        /** How long a shard lease lasts without renewal; a crashed relay's shards move after it. */
+        /** How long a shard lease lasts without renewal; a crashed relay's shards move after it; 1s to 1h. */
         private Duration leaseDuration = Duration.ofSeconds(30);
 
-        /** Longest wait between two reads of an idle shard while the relay's probe fails. */
+        /**
+         * Longest wait between two reads of an idle shard while the relay's probe fails; 10ms to 1m,
+         * at most the lease duration.
+         */
         private Duration idlePollInterval = Duration.ofSeconds(1);
 
-        /** How often the relay's probe asks which idle shards hold new rows: the wait of a row on an idle outbox. */
+        /**
+         * How often the relay's probe asks which idle shards hold new rows: the wait of a row on an idle
+         * outbox; 1ms to 1s.
+         */
         private Duration probeInterval = Duration.ofMillis(5);
 
         /**
          * The probe's longest pause after a read that found fewer rows than shards: more is less CPU
-         * per message under a steady load, and more latency; the probe interval for one pace.
+         * per message under a steady load, and more latency; the probe interval for one pace; 1ms to 1s.
          */
         private Duration probeIntervalUnderLoad = Duration.ofMillis(10);
 
-        /** Worker threads publishing shards. */
+        /** Worker threads publishing shards; 1 to 256. */
         private int workerThreads = 4;
 
-        /** The relay vacuums the outbox table after every this many rows it deleted; 0 leaves it to autovacuum. */
+        /**
+         * The relay vacuums the outbox table after every this many rows it deleted, up to 100000000; 0
+         * leaves it to autovacuum.
+         */
         private int vacuumAfterRows = 10_000;
 
-        /** Further Kafka producer properties (TLS, SASL, compression); idempotence and acks=all are enforced. */
+        /**
+         * Retriable failures of one message, counted only while Kafka accepts other records (a topic
+         * that does not exist and is not auto-created), after which it is parked; 1 to 1000.
+         */
+        private int maxAttempts = 10;
+
+        /**
+         * What follows a parked message: PARK_AND_CONTINUE publishes its key's later messages,
+         * HOLD_KEY holds them back until it is requeued or purged, keeping the key's order.
+         */
+        private ParkPolicy parkPolicy = ParkPolicy.PARK_AND_CONTINUE;
+
+        /**
+         * How a shard's batch is published: IDEMPOTENT, one shared idempotent producer; TRANSACTIONAL,
+         * a transactional producer per shard and one Kafka transaction per batch, so the broker fences
+         * a relay that lost its lease (consumers must read read_committed).
+         */
+        private PublishMode publishMode = PublishMode.IDEMPOTENT;
+
+        /**
+         * With publish-mode=transactional, shard N publishes with transactional.id = this prefix + N;
+         * the same on every relay of one outbox, different between outboxes sharing a Kafka cluster.
+         * Empty: outbox-relay.<database>.<schema>. Refused with publish-mode=idempotent.
+         */
+        private String transactionalIdPrefix;
+
+        /**
+         * How long closing the relay waits for its batches in flight before it hands its leases back
+         * anyway (their rows are then published again by the next owner); 0 to 10m.
+         */
+        private Duration shutdownTimeout = Duration.ofSeconds(20);
+
+        /**
+         * Ceiling of the first retry delay after a retriable Kafka or database error; it doubles per
+         * retry up to backoff-cap, each delay drawn at random below its ceiling; 1ms to 1m.
+         */
+        private Duration backoffBase = Duration.ofMillis(100);
+
+        /** Largest retry delay ceiling, at least backoff-base; 1ms to 10m. */
+        private Duration backoffCap = Duration.ofSeconds(30);
+
+        /** Consecutive failed batches after which the Kafka circuit breaker opens and publishing pauses; 1 to 1000. */
+        private int breakerFailureThreshold = 5;
+
+        /** How long the open circuit breaker pauses publishing before one trial batch; 100ms to 1h. */
+        private Duration breakerOpenDuration = Duration.ofSeconds(10);
+
+        /**
+         * Further Kafka producer properties (TLS, SASL, compression), by their Kafka names; unknown
+         * names and bootstrap.servers are refused, idempotence and acks=all are enforced.
+         */
         private Map<String, String> producer = new LinkedHashMap<>();
 
         public boolean isEnabled() {
@@ -352,12 +417,106 @@ public class OutboxProperties {
             this.vacuumAfterRows = vacuumAfterRows;
         }
 
+        public int getMaxAttempts() {
+            return maxAttempts;
+        }
+
+        public void setMaxAttempts(int maxAttempts) {
+            this.maxAttempts = maxAttempts;
+        }
+
+        public ParkPolicy getParkPolicy() {
+            return parkPolicy;
+        }
+
+        public void setParkPolicy(ParkPolicy parkPolicy) {
+            this.parkPolicy = parkPolicy;
+        }
+
+        public PublishMode getPublishMode() {
+            return publishMode;
+        }
+
+        public void setPublishMode(PublishMode publishMode) {
+            this.publishMode = publishMode;
+        }
+
+        public String getTransactionalIdPrefix() {
+            return transactionalIdPrefix;
+        }
+
+        public void setTransactionalIdPrefix(String transactionalIdPrefix) {
+            this.transactionalIdPrefix = transactionalIdPrefix;
+        }
+
+        public Duration getShutdownTimeout() {
+            return shutdownTimeout;
+        }
+
+        public void setShutdownTimeout(Duration shutdownTimeout) {
+            this.shutdownTimeout = shutdownTimeout;
+        }
+
+        public Duration getBackoffBase() {
+            return backoffBase;
+        }
+
+        public void setBackoffBase(Duration backoffBase) {
+            this.backoffBase = backoffBase;
+        }
+
+        public Duration getBackoffCap() {
+            return backoffCap;
+        }
+
+        public void setBackoffCap(Duration backoffCap) {
+            this.backoffCap = backoffCap;
+        }
+
+        public int getBreakerFailureThreshold() {
+            return breakerFailureThreshold;
+        }
+
+        public void setBreakerFailureThreshold(int breakerFailureThreshold) {
+            this.breakerFailureThreshold = breakerFailureThreshold;
+        }
+
+        public Duration getBreakerOpenDuration() {
+            return breakerOpenDuration;
+        }
+
+        public void setBreakerOpenDuration(Duration breakerOpenDuration) {
+            this.breakerOpenDuration = breakerOpenDuration;
+        }
+
         public Map<String, String> getProducer() {
             return producer;
         }
 
         public void setProducer(Map<String, String> producer) {
             this.producer = producer;
+        }
+
+        /**
+         * The relay's {@code ParkPolicy}, named here so that these settings bind without
+         * outbox-relay on the class path; the embedded relay receives the constant of the same name.
+         */
+        public enum ParkPolicy {
+            /** Park the message and keep publishing its key's later messages. */
+            PARK_AND_CONTINUE,
+            /** Park the message and hold back its key's later messages until it is requeued or purged. */
+            HOLD_KEY
+        }
+
+        /**
+         * The relay's {@code PublishMode}, named here so that these settings bind without
+         * outbox-relay on the class path; the embedded relay receives the constant of the same name.
+         */
+        public enum PublishMode {
+            /** One shared idempotent producer. */
+            IDEMPOTENT,
+            /** A transactional producer per shard and one Kafka transaction per batch. */
+            TRANSACTIONAL
         }
     }
 }

@@ -1,0 +1,327 @@
+package dev.outbox.spring.internal;
+
+import dev.outbox.core.internal.Durations;
+import dev.outbox.core.internal.NearestName;
+import dev.outbox.relay.ParkPolicy;
+import dev.outbox.relay.PublishMode;
+import dev.outbox.relay.Relay;
+import dev.outbox.spring.OutboxProperties;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.time.Duration;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.Consumer;
+import java.util.regex.Pattern;
+import javax.sql.DataSource;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.config.ConfigDef;
+import org.apache.kafka.common.config.ConfigException;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.springframework.boot.context.properties.bind.Bindable;
+import org.springframework.boot.context.properties.bind.Binder;
+import org.springframework.core.env.Environment;
+import org.springframework.util.unit.DataSize;
+
+/**
+ * Builds the embedded relay from the {@code outbox.relay.*} settings. Every value goes to the
+ * {@link Relay.Builder} setter of the same name; a value the builder refuses is reported as an
+ * {@link IllegalArgumentException} whose message starts with the property and the value as given
+ * ({@code outbox.relay.batch-size=0: batchSize must be between 1 and 10000, ...}). The settings the
+ * builder takes as two values (the backoff, the circuit breaker) are refused naming the property
+ * that is out of range; the Kafka producer properties and the rules between two settings are checked
+ * here as the relay process checks them.
+ */
+public final class EmbeddedRelayBuilder {
+    private static final String PREFIX = "outbox.relay.";
+    private static final String PRODUCER_PREFIX = PREFIX + "producer.";
+    private static final String SCHEMA = "outbox.schema";
+    private static final String USE_DEFAULT = ": use e.g. the default ";
+    private static final Pattern SECRET_NAME = Pattern.compile("(?i)pas+w|pwd|secret|jaas|token|credential");
+
+    private final OutboxProperties properties;
+    private final OutboxProperties.Relay settings;
+    private final Binder binder;
+    private final Relay.Builder builder = Relay.builder();
+
+    private EmbeddedRelayBuilder(OutboxProperties properties, Environment environment) {
+        this.properties = properties;
+        this.settings = properties.getRelay();
+        this.binder = Binder.get(environment);
+    }
+
+    /**
+     * @param dataSource the application's data source
+     * @param properties the bound {@code outbox.*} settings
+     * @param environment where the settings were given, for the values as written and for {@code
+     *     spring.kafka.bootstrap-servers}
+     * @param registry where the relay registers its meters
+     * @return the relay, not started
+     * @throws IllegalArgumentException when a setting is refused; the message starts with {@code
+     *     <property>=<value>: }
+     * @throws IllegalStateException when no Kafka is configured or two settings conflict; the message
+     *     names the properties
+     */
+    public static Relay build(
+            DataSource dataSource, OutboxProperties properties, Environment environment, MeterRegistry registry) {
+        return new EmbeddedRelayBuilder(properties, environment).build(dataSource, registry);
+    }
+
+    private Relay build(DataSource dataSource, MeterRegistry registry) {
+        OutboxProperties.Relay p = settings;
+        String bootstrap = bootstrapServers();
+        Map<String, Object> producer = producerProperties();
+        producer.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        builder.dataSource(dataSource).meterRegistry(registry);
+        set(SCHEMA, properties.getSchema(), builder::schema);
+        setProducerProperties(producer);
+        if (p.getInstanceId() != null && !p.getInstanceId().isEmpty()) {
+            set("instance-id", p.getInstanceId(), builder::instanceId);
+        }
+        set("batch-size", p.getBatchSize(), builder::batchSize);
+        setBatchBytes();
+        set("lease-duration", p.getLeaseDuration(), builder::leaseDuration);
+        set("idle-poll-interval", p.getIdlePollInterval(), builder::idlePollInterval);
+        set("probe-interval", p.getProbeInterval(), builder::probeInterval);
+        set("probe-interval-under-load", p.getProbeIntervalUnderLoad(), builder::probeIntervalUnderLoad);
+        set("worker-threads", p.getWorkerThreads(), builder::workerThreads);
+        set("vacuum-after-rows", p.getVacuumAfterRows(), builder::vacuumAfterRows);
+        set("max-attempts", p.getMaxAttempts(), builder::maxAttempts);
+        set("park-policy", p.getParkPolicy(), v -> builder.parkPolicy(v == null ? null : ParkPolicy.valueOf(v.name())));
+        set(
+                "publish-mode",
+                p.getPublishMode(),
+                v -> builder.publishMode(v == null ? null : PublishMode.valueOf(v.name())));
+        if (p.getTransactionalIdPrefix() != null
+                && !p.getTransactionalIdPrefix().isEmpty()) {
+            set("transactional-id-prefix", p.getTransactionalIdPrefix(), builder::transactionalIdPrefix);
+        }
+        set("shutdown-timeout", p.getShutdownTimeout(), builder::shutdownTimeout);
+        setBackoff();
+        setCircuitBreaker();
+        checkCombinations();
+        try {
+            return builder.build();
+        } catch (IllegalStateException e) {
+            String key = producerPropertyNamedIn(e.getMessage());
+            if (key == null) {
+                throw e;
+            }
+            throw new IllegalStateException(producerProperty(key) + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * @return {@code outbox.relay.bootstrap-servers}, else {@code spring.kafka.bootstrap-servers},
+     *     either given as a comma-separated text or as a list
+     */
+    private String bootstrapServers() {
+        String own = settings.getBootstrapServers();
+        if (own != null && !own.isBlank()) {
+            return own;
+        }
+        for (String name : List.of(PREFIX + "bootstrap-servers", "spring.kafka.bootstrap-servers")) {
+            String servers = binder.bind(name, Bindable.listOf(String.class))
+                    .map(list -> String.join(
+                            ",",
+                            list.stream()
+                                    .map(String::trim)
+                                    .filter(s -> !s.isEmpty())
+                                    .toList()))
+                    .orElse("");
+            if (!servers.isEmpty()) {
+                return servers;
+            }
+        }
+        throw new IllegalStateException("outbox.relay.enabled=true, but neither outbox.relay.bootstrap-servers nor"
+                + " spring.kafka.bootstrap-servers is set; set one to the Kafka brokers the relay publishes to");
+    }
+
+    /**
+     * The names the relay process accepts: Kafka producer properties only, and not {@code
+     * bootstrap.servers}, which has a setting of its own; each value as Kafka's own definitions
+     * parse it.
+     */
+    private Map<String, Object> producerProperties() {
+        ConfigDef definitions = ProducerConfig.configDef();
+        Map<String, Object> producer = new LinkedHashMap<>();
+        for (var e : settings.getProducer().entrySet()) {
+            String key = e.getKey();
+            String value = e.getValue();
+            if (key.equals(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG)) {
+                throw new IllegalArgumentException(producerProperty(key)
+                        + ": the Kafka brokers are set with outbox.relay.bootstrap-servers (or"
+                        + " spring.kafka.bootstrap-servers), not as a producer property; move the value there");
+            }
+            if (!ProducerConfig.configNames().contains(key)) {
+                throw new IllegalArgumentException(producerProperty(key)
+                        + ": unknown Kafka producer property " + key + suggestion(key)
+                        + " Only producer properties (see the Kafka producer documentation) pass through.");
+            }
+            Map<String, Object> one = new LinkedHashMap<>();
+            one.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, "localhost:9092");
+            one.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+            one.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+            one.put(key, value);
+            try {
+                definitions.parse(one);
+            } catch (ConfigException ex) {
+                throw new IllegalArgumentException(producerProperty(key) + ": " + ex.getMessage()
+                        + "; fix the value or remove the property (see the Kafka producer documentation)");
+            }
+            producer.put(key, value);
+        }
+        return producer;
+    }
+
+    /** @return {@code ": did you mean <name>?"} for the producer property {@code key} most likely means, else "." */
+    private static String suggestion(String key) {
+        String nearest = NearestName.nearest(key, ProducerConfig.configNames());
+        return nearest != null ? ": did you mean " + nearest + "?" : ".";
+    }
+
+    private void setProducerProperties(Map<String, Object> producer) {
+        try {
+            builder.producerProperties(producer);
+        } catch (IllegalArgumentException | NullPointerException e) {
+            String key = producerPropertyNamedIn(e.getMessage());
+            String given = key != null
+                    ? producerProperty(key)
+                    : PREFIX + "bootstrap-servers=" + producer.get(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG);
+            throw new IllegalArgumentException(given + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * @return {@code outbox.relay.producer.<key>=<value>}, the value hidden where it may be a secret:
+     *     Kafka's password properties, and any name that reads like one
+     */
+    private String producerProperty(String key) {
+        ConfigDef.ConfigKey definition = ProducerConfig.configDef().configKeys().get(key);
+        boolean secret = definition != null
+                ? definition.type == ConfigDef.Type.PASSWORD
+                : SECRET_NAME.matcher(key).find();
+        return PRODUCER_PREFIX + key + "="
+                + (secret ? "[hidden]" : settings.getProducer().get(key));
+    }
+
+    /** @return the longest of the given producer properties that {@code message} names, else null */
+    private String producerPropertyNamedIn(String message) {
+        if (message == null) {
+            return null;
+        }
+        return settings.getProducer().keySet().stream()
+                .filter(key -> message.contains("producer property " + key + " ")
+                        || message.contains("producer property " + key + ","))
+                .max(Comparator.comparingInt(String::length))
+                .orElse(null);
+    }
+
+    /** A size past the int range is refused here, as the builder refuses any other out of its range. */
+    private void setBatchBytes() {
+        DataSize size = settings.getBatchBytes();
+        if (size == null) {
+            throw refused("batch-bytes", null, "batchBytes may not be empty" + USE_DEFAULT + defaultBatchBytes());
+        }
+        long bytes = size.toBytes();
+        if (bytes != (int) bytes) {
+            throw refused(
+                    "batch-bytes",
+                    size,
+                    "batchBytes must be between " + Relay.Builder.MIN_BATCH_BYTES + " and "
+                            + Relay.Builder.MAX_BATCH_BYTES + ", got " + bytes + USE_DEFAULT + defaultBatchBytes());
+        }
+        set("batch-bytes", size, s -> builder.batchBytes((int) bytes));
+    }
+
+    private static String defaultBatchBytes() {
+        return DataSize.ofBytes(Relay.Builder.DEFAULT_BATCH_BYTES).toMegabytes() + "MB";
+    }
+
+    /** {@code backoff-base} and {@code backoff-cap}, each checked alone first so that a refusal names its property. */
+    private void setBackoff() {
+        Duration base = settings.getBackoffBase();
+        Duration cap = settings.getBackoffCap();
+        set("backoff-base", base, v -> builder.backoff(v, Relay.Builder.MAX_BACKOFF_CAP));
+        set("backoff-cap", cap, v -> builder.backoff(Relay.Builder.MIN_BACKOFF_BASE, v));
+        try {
+            builder.backoff(base, cap);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(PREFIX + "backoff-cap=" + given("backoff-cap", cap) + " (with "
+                    + PREFIX + "backoff-base=" + given("backoff-base", base) + "): backoff " + e.getMessage()
+                    + "; raise backoff-cap or lower backoff-base");
+        }
+    }
+
+    /** {@code breaker-failure-threshold} and {@code breaker-open-duration}, each named when refused. */
+    private void setCircuitBreaker() {
+        int threshold = settings.getBreakerFailureThreshold();
+        Duration open = settings.getBreakerOpenDuration();
+        set(
+                "breaker-failure-threshold",
+                threshold,
+                v -> builder.circuitBreaker(v, Relay.Builder.DEFAULT_BREAKER_OPEN_DURATION));
+        set(
+                "breaker-open-duration",
+                open,
+                v -> builder.circuitBreaker(Relay.Builder.DEFAULT_BREAKER_FAILURE_THRESHOLD, v));
+        builder.circuitBreaker(threshold, open);
+    }
+
+    /** The rules between two settings that {@link Relay.Builder#build()} checks, named by their properties. */
+    private void checkCombinations() {
+        Duration idle = settings.getIdlePollInterval();
+        Duration lease = settings.getLeaseDuration();
+        if (idle.compareTo(lease) > 0) {
+            throw new IllegalStateException(PREFIX + "idle-poll-interval=" + given("idle-poll-interval", idle)
+                    + " may not exceed " + PREFIX + "lease-duration=" + given("lease-duration", lease)
+                    + ": an idle shard would not be looked at once per lease; shorten idle-poll-interval or"
+                    + " lengthen lease-duration");
+        }
+        String prefix = settings.getTransactionalIdPrefix();
+        OutboxProperties.Relay.PublishMode mode = settings.getPublishMode();
+        if (prefix != null && !prefix.isEmpty() && mode != OutboxProperties.Relay.PublishMode.TRANSACTIONAL) {
+            throw new IllegalStateException(PREFIX + "transactional-id-prefix=" + prefix + " is only used with "
+                    + PREFIX + "publish-mode=transactional, but the mode is "
+                    + mode.name().toLowerCase(Locale.ROOT)
+                    + "; set publish-mode=transactional or remove transactional-id-prefix");
+        }
+    }
+
+    /**
+     * Hands one value to its setter.
+     *
+     * @param property the name under {@code outbox.relay.}, or a full name ({@code outbox.schema})
+     * @throws IllegalArgumentException starting with {@code <property>=<value>: } and the setter's message
+     *     when the setter refuses the value
+     */
+    private <T> void set(String property, T value, Consumer<T> setter) {
+        try {
+            setter.accept(value);
+        } catch (IllegalArgumentException | NullPointerException e) {
+            throw refused(property, value, e.getMessage());
+        }
+    }
+
+    private IllegalArgumentException refused(String property, Object value, String message) {
+        return new IllegalArgumentException(name(property) + "=" + given(property, value) + ": " + message);
+    }
+
+    private static String name(String property) {
+        return property.startsWith("outbox.") ? property : PREFIX + property;
+    }
+
+    /** @return the value as the application gave it ({@code 2s}, {@code 3GB}), else as bound */
+    private String given(String property, Object value) {
+        String written = binder.bind(name(property), Bindable.of(String.class)).orElse(null);
+        if (written != null) {
+            return written;
+        }
+        if (value == null) {
+            return "";
+        }
+        return value instanceof Duration d ? Durations.format(d) : String.valueOf(value);
+    }
+}
