@@ -42,16 +42,7 @@ public final class RelayBenchmark {
     }
 
     public static void main(String[] args) {
-        try {
-            run(args);
-        } catch (Throwable t) {
-            // the shared broker's threads would keep this JVM alive: exit, which stops it in its hook
-            t.printStackTrace();
-            System.exit(1);
-        }
-        // the shared broker stops in a shutdown hook; its shutdown chatter is not part of the report
-        Report.silenceLogs();
-        System.exit(0);
+        Report.runAndExit(RelayBenchmark::run, args);
     }
 
     private static void run(String[] args) throws Exception {

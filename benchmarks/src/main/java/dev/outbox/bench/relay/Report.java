@@ -87,4 +87,26 @@ final class Report {
             context.getLogger(Logger.ROOT_LOGGER_NAME).setLevel(Level.OFF);
         }
     }
+
+    /** A benchmark's body, which may throw anything. */
+    @FunctionalInterface
+    interface Body {
+        void run(String[] args) throws Exception;
+    }
+
+    /**
+     * Runs a benchmark's main body, then exits the JVM: 1 after a failure (its stack trace printed), else 0
+     * with the logs silenced, since the shared broker's threads would keep the JVM alive and it stops in a
+     * shutdown hook whose chatter is not part of the report.
+     */
+    static void runAndExit(Body body, String[] args) {
+        try {
+            body.run(args);
+        } catch (Throwable t) {
+            t.printStackTrace();
+            System.exit(1);
+        }
+        silenceLogs();
+        System.exit(0);
+    }
 }
