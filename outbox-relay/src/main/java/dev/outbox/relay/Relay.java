@@ -231,8 +231,8 @@ public interface Relay extends AutoCloseable {
          * past this, however large that row (so no row is too large to be read). A relay holds about twice
          * this per owned shard (a batch in flight and the next one read ahead) plus one row each, however
          * large the payloads. Payloads above {@code batchBytes / batchSize} (less when a read goes past rows
-         * the shard holds) are fetched in a second statement once the rows of the batch are known. {@link #MIN_BATCH_BYTES} to {@link
-         * #MAX_BATCH_BYTES}; default {@link #DEFAULT_BATCH_BYTES}.
+         * the shard holds) are fetched in a second statement once the rows of the batch are known. {@link
+         * #MIN_BATCH_BYTES} to {@link #MAX_BATCH_BYTES}; default {@link #DEFAULT_BATCH_BYTES}.
          *
          * @param batchBytes payload bytes per read
          * @return this builder

@@ -63,6 +63,33 @@ class RelayBuilderTest {
     }
 
     @Test
+    void theBackoffAndTheBreakerFromTwoValuesAreBoundedAsTheProcessBoundsThem() {
+        assertThat(Relay.builder().backoff(Relay.Builder.MIN_BACKOFF_BASE, Relay.Builder.MAX_BACKOFF_CAP))
+                .isNotNull();
+        assertThatThrownBy(() -> Relay.builder().backoff(Duration.ZERO, Duration.ofSeconds(1)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("backoffBase must be between 1ms and 1m, got 0s");
+        assertThatThrownBy(() -> Relay.builder().backoff(Duration.ofMillis(100), Duration.ofMinutes(11)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("backoffCap must be between 1ms and 10m, got 11m");
+        assertThatThrownBy(() -> Relay.builder().backoff(Duration.ofSeconds(2), Duration.ofSeconds(1)))
+                .as("a cap below the base")
+                .isInstanceOf(IllegalArgumentException.class);
+
+        assertThat(Relay.builder()
+                        .circuitBreaker(
+                                Relay.Builder.MAX_BREAKER_FAILURE_THRESHOLD, Relay.Builder.MIN_BREAKER_OPEN_DURATION))
+                .isNotNull();
+        assertThatThrownBy(() -> Relay.builder().circuitBreaker(0, Duration.ofSeconds(10)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("breakerFailureThreshold must be between 1 and 1000, got 0");
+        assertThatThrownBy(() -> Relay.builder().circuitBreaker(5, Duration.ofMillis(99)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("breakerOpenDuration must be between 100ms and 1h, got 99ms");
+        assertThatThrownBy(() -> Relay.builder().circuitBreaker(5, null)).isInstanceOf(NullPointerException.class);
+    }
+
+    @Test
     void refusesMaxAttemptsOutOfRange() {
         for (int bad : new int[] {0, -1, 1_001}) {
             assertThatThrownBy(() -> valid().maxAttempts(bad).build())

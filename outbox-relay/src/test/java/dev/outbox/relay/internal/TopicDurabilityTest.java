@@ -15,6 +15,7 @@ import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.errors.TimeoutException;
 import org.apache.kafka.common.errors.TopicAuthorizationException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.junit.jupiter.api.AfterEach;
@@ -99,7 +100,7 @@ class TopicDurabilityTest {
         durability.met(TOPIC, partitions(1));
         kafka.configs.get(0).complete(config("1"));
         durability.recheck();
-        kafka.replicas.get(0).completeExceptionally(new org.apache.kafka.common.errors.TimeoutException("slow"));
+        kafka.replicas.get(0).completeExceptionally(new TimeoutException("slow"));
         kafka.configs.get(1).complete(config("1"));
         durability.recheck();
         kafka.recheckAnswers(1, "1");
