@@ -5,19 +5,27 @@ import dev.outbox.consumer.ProcessedMessages;
 import dev.outbox.core.Outbox;
 import dev.outbox.http.server.IdempotencyFilter;
 import dev.outbox.http.server.IdempotencyStore;
+import dev.outbox.http.server.RequestFingerprint;
+import dev.outbox.http.server.ResponsePolicy;
 import dev.outbox.http.server.ScopeResolver;
+import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.migrations.internal.JooqVersionCheck;
 import dev.outbox.relay.Relay;
+import dev.outbox.schemas.AvroCodec;
 import dev.outbox.spring.internal.ConsumersHealthIndicator;
 import dev.outbox.spring.internal.EmbeddedRelay;
 import dev.outbox.spring.internal.EmbeddedRelayBuilder;
 import dev.outbox.spring.internal.IdempotencyPathsCondition;
+import dev.outbox.spring.internal.NamedSettings;
 import dev.outbox.spring.internal.OutboxMigrationsInitializer;
+import dev.outbox.spring.internal.OutboxPurges;
 import dev.outbox.spring.internal.RelayHealthIndicator;
 import dev.outbox.spring.internal.SpringMvcGate;
 import dev.outbox.spring.internal.SpringTransactionProvider;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import javax.sql.DataSource;
 import org.jooq.DSLContext;
@@ -57,11 +65,16 @@ import org.springframework.transaction.PlatformTransactionManager;
  *   <li>the {@link IdempotencyFilter} on {@code outbox.idempotency.paths}, its key transaction a
  *       Spring-managed one, so {@code @Transactional} code inside the request joins it;
  *   <li>an embedded relay when {@code outbox.relay.enabled=true};
+ *   <li>the scheduled purges of expired idempotency keys and of dedup claims older than the
+ *       retention, on one daemon thread ({@code outbox.idempotency.purge-interval}, {@code
+ *       outbox.processed.*});
  *   <li>meters in the application's {@code MeterRegistry}; health indicators {@code outboxRelay}
  *       and {@code outboxConsumers} (every {@link IdempotentConsumer} bean) when Actuator is there.
  * </ul>
  *
- * <p>Every bean backs off when the application defines its own of the same type.
+ * <p>Every bean backs off when the application defines its own of the same type. A setting the
+ * libraries refuse stops the start with a message that begins with the property and the value
+ * given ({@code outbox.idempotency.lock-timeout=0s: lockTimeout must be ...}).
  */
 @AutoConfiguration(
         afterName = {
@@ -81,20 +94,40 @@ public class OutboxAutoConfiguration {
     /** The bean name of the Idempotency-Key filter's registration. */
     public static final String FILTER_REGISTRATION_BEAN = "outboxIdempotencyFilterRegistration";
 
+    /** The bean name of the scheduled purges. */
+    public static final String PURGES_BEAN = "outboxPurges";
+
+    private static final String SCHEMA = "outbox.schema";
+    private static final String SHARDS = "outbox.shards";
+    private static final String IDEMPOTENCY = "outbox.idempotency.";
+    private static final String PROCESSED = "outbox.processed.";
+
     @Bean(MIGRATIONS_BEAN)
     @ConditionalOnProperty(prefix = "outbox.migrations", name = "enabled", havingValue = "true", matchIfMissing = true)
-    OutboxMigrationsInitializer outboxMigrations(DataSource dataSource, OutboxProperties properties) {
-        return new OutboxMigrationsInitializer(dataSource, properties.getSchema(), properties.getShards());
+    OutboxMigrationsInitializer outboxMigrations(
+            DataSource dataSource, OutboxProperties properties, Environment environment) {
+        NamedSettings named = new NamedSettings(environment);
+        String schema = properties.getSchema();
+        named.set(SCHEMA, schema, OutboxMigrations::requireValidSchema);
+        named.set(SHARDS, properties.getShards(), shards -> OutboxMigrations.placeholders(schema, shards));
+        return new OutboxMigrationsInitializer(dataSource, schema, properties.getShards());
     }
 
     @Bean
     @ConditionalOnMissingBean
-    Outbox outbox(OutboxProperties properties, ObjectProvider<OutboxMigrationsInitializer> migrations) {
+    Outbox outbox(
+            OutboxProperties properties,
+            Environment environment,
+            ObjectProvider<AvroCodec> codec,
+            ObjectProvider<OutboxMigrationsInitializer> migrations) {
         migrations.ifAvailable(m -> {});
-        return Outbox.builder()
-                .schema(properties.getSchema())
-                .shards(properties.getShards())
-                .build();
+        NamedSettings named = new NamedSettings(environment);
+        Outbox.Builder builder = Outbox.builder().notifyInTransaction(properties.isNotifyInTransaction());
+        named.set(SCHEMA, properties.getSchema(), builder::schema);
+        named.set(SHARDS, properties.getShards(), builder::shards);
+        // an AvroCodec bean replaces the default codec of the typed appends
+        codec.ifUnique(builder::codec);
+        return builder.build();
     }
 
     @Bean
@@ -106,8 +139,11 @@ public class OutboxAutoConfiguration {
     @Bean
     @ConditionalOnMissingBean
     ProcessedMessages processedMessages(
-            OutboxProperties properties, ObjectProvider<OutboxMigrationsInitializer> migrations) {
+            OutboxProperties properties,
+            Environment environment,
+            ObjectProvider<OutboxMigrationsInitializer> migrations) {
         migrations.ifAvailable(m -> {});
+        new NamedSettings(environment).set(SCHEMA, properties.getSchema(), OutboxMigrations::requireValidSchema);
         return ProcessedMessages.create(properties.getSchema());
     }
 
@@ -116,6 +152,42 @@ public class OutboxAutoConfiguration {
     ProcessedMessagesTemplate processedMessagesTemplate(
             ProcessedMessages processed, DataSource dataSource, ObjectProvider<MeterRegistry> registry) {
         return new ProcessedMessagesTemplate(processed, dataSource, meters(registry));
+    }
+
+    /**
+     * The scheduled purges on one daemon thread: expired keys of the application's {@link
+     * IdempotencyStore} ({@code outbox.idempotency.purge-interval}), and claims of the {@link
+     * ProcessedMessagesTemplate} older than {@code outbox.processed.retention} ({@code
+     * outbox.processed.purge-interval}).
+     */
+    @Bean(PURGES_BEAN)
+    @ConditionalOnMissingBean(name = PURGES_BEAN)
+    OutboxPurges outboxPurges(
+            OutboxProperties properties,
+            Environment environment,
+            DataSource dataSource,
+            ObjectProvider<IdempotencyStore> store,
+            ObjectProvider<ProcessedMessagesTemplate> template,
+            ObjectProvider<MeterRegistry> registry) {
+        NamedSettings named = new NamedSettings(environment);
+        Duration keysInterval = properties.getIdempotency().getPurgeInterval();
+        Duration retention = properties.getProcessed().getRetention();
+        Duration claimsInterval = properties.getProcessed().getPurgeInterval();
+        named.set(IDEMPOTENCY + "purge-interval", keysInterval, OutboxPurges::requireInterval);
+        named.set(PROCESSED + "purge-interval", claimsInterval, OutboxPurges::requireInterval);
+        // the bounds of IdempotentConsumer's retention, which ProcessedMessages.purge also requires
+        named.set(PROCESSED + "retention", retention, IdempotentConsumer.builder()::retention);
+        MeterRegistry meters = meters(registry);
+        List<OutboxPurges.Purge> purges = new ArrayList<>();
+        IdempotencyStore keys = store.getIfUnique();
+        if (keys != null) {
+            purges.add(OutboxPurges.idempotencyKeys(keys, keysInterval, meters));
+        }
+        ProcessedMessagesTemplate claims = template.getIfUnique();
+        if (claims != null) {
+            purges.add(OutboxPurges.processedMessages(claims, dataSource, retention, claimsInterval, meters));
+        }
+        return new OutboxPurges(purges);
     }
 
     /** A jOOQ context on the connection of the Spring-managed transaction, whatever manages it. */
@@ -144,6 +216,7 @@ public class OutboxAutoConfiguration {
                 DataSource dataSource,
                 ObjectProvider<PlatformTransactionManager> transactionManager,
                 OutboxProperties properties,
+                Environment environment,
                 ObjectProvider<MeterRegistry> registry,
                 ObjectProvider<OutboxMigrationsInitializer> migrations) {
             migrations.ifAvailable(m -> {});
@@ -157,14 +230,17 @@ public class OutboxAutoConfiguration {
             DSLContext dsl = DSL.using(
                     transactionBound(dataSource).configuration().derive(new SpringTransactionProvider(manager)));
             OutboxProperties.Idempotency p = properties.getIdempotency();
-            return IdempotencyStore.builder()
-                    .dsl(dsl)
-                    .schema(properties.getSchema())
-                    .ttl(p.getTtl())
-                    .lockTimeout(p.getLockTimeout())
-                    .retryAfter(p.getRetryAfter())
-                    .meterRegistry(meters(registry))
-                    .build();
+            NamedSettings named = new NamedSettings(environment);
+            IdempotencyStore.Builder builder =
+                    IdempotencyStore.builder().dsl(dsl).meterRegistry(meters(registry));
+            named.set(SCHEMA, properties.getSchema(), builder::schema);
+            named.set(IDEMPOTENCY + "ttl", p.getTtl(), builder::ttl);
+            named.set(IDEMPOTENCY + "lock-timeout", p.getLockTimeout(), builder::lockTimeout);
+            named.set(IDEMPOTENCY + "retry-after", p.getRetryAfter(), builder::retryAfter);
+            named.set(IDEMPOTENCY + "hold-timeout", p.getHoldTimeout(), builder::holdTimeout);
+            named.set(IDEMPOTENCY + "purge-batch-size", p.getPurgeBatchSize(), builder::purgeBatchSize);
+            named.set(IDEMPOTENCY + "name", p.getName(), builder::name);
+            return builder.build();
         }
 
         @Bean
@@ -172,16 +248,27 @@ public class OutboxAutoConfiguration {
         IdempotencyFilter outboxIdempotencyFilter(
                 IdempotencyStore store,
                 OutboxProperties properties,
+                Environment environment,
                 ObjectProvider<MeterRegistry> registry,
-                ObjectProvider<ScopeResolver> scope) {
+                ObjectProvider<ScopeResolver> scope,
+                ObjectProvider<RequestFingerprint> fingerprint,
+                ObjectProvider<ResponsePolicy> responsePolicy) {
             OutboxProperties.Idempotency p = properties.getIdempotency();
-            IdempotencyFilter.Builder builder = IdempotencyFilter.builder(store)
-                    .paths(p.getPaths().toArray(String[]::new))
-                    .methods(p.getMethods().toArray(String[]::new))
-                    .maxBodyBytes(p.getMaxBodyBytes())
-                    .meterRegistry(meters(registry));
+            NamedSettings named = new NamedSettings(environment);
+            IdempotencyFilter.Builder builder = IdempotencyFilter.builder(store).meterRegistry(meters(registry));
+            named.setList(IDEMPOTENCY + "paths", p.getPaths(), v -> builder.paths(v.toArray(String[]::new)));
+            named.setList(IDEMPOTENCY + "methods", p.getMethods(), v -> builder.methods(v.toArray(String[]::new)));
+            named.set(IDEMPOTENCY + "max-body-bytes", p.getMaxBodyBytes(), builder::maxBodyBytes);
+            named.setList(
+                    IDEMPOTENCY + "stored-headers",
+                    p.getStoredHeaders(),
+                    v -> builder.storedHeaders(v.toArray(String[]::new)));
+            named.set(IDEMPOTENCY + "name", p.getName(), builder::name);
             // a ScopeResolver bean replaces the default (principal + method + route, 401 without a caller)
             scope.ifUnique(builder::scopeResolver);
+            // a RequestFingerprint or ResponsePolicy bean replaces the default (SHA-256; ResponsePolicy.standard())
+            fingerprint.ifUnique(builder::fingerprint);
+            responsePolicy.ifUnique(builder::responsePolicy);
             return builder.build();
         }
 
@@ -214,6 +301,7 @@ public class OutboxAutoConfiguration {
                 return new SpringMvcGate(
                         filter,
                         properties.getIdempotency().getGate(),
+                        new NamedSettings(environment),
                         prefix,
                         prefix + environment.getProperty("server.error.path", "/error"));
             }

@@ -22,8 +22,16 @@ public class OutboxProperties {
     /** Shard count the outbox was installed with; fixed at install, every producer must use the same. */
     private int shards = OutboxMigrations.DEFAULT_SHARDS;
 
+    /**
+     * Whether every append also runs pg_notify in the appending transaction, for a relay that LISTENs.
+     * Best left off: PostgreSQL serialises the commits of all notifying transactions, and the relay's
+     * probe finds new rows within milliseconds without it.
+     */
+    private boolean notifyInTransaction = false;
+
     private final Migrations migrations = new Migrations();
     private final Idempotency idempotency = new Idempotency();
+    private final Processed processed = new Processed();
     private final Relay relay = new Relay();
 
     public String getSchema() {
@@ -42,12 +50,24 @@ public class OutboxProperties {
         this.shards = shards;
     }
 
+    public boolean isNotifyInTransaction() {
+        return notifyInTransaction;
+    }
+
+    public void setNotifyInTransaction(boolean notifyInTransaction) {
+        this.notifyInTransaction = notifyInTransaction;
+    }
+
     public Migrations getMigrations() {
         return migrations;
     }
 
     public Idempotency getIdempotency() {
         return idempotency;
+    }
+
+    public Processed getProcessed() {
+        return processed;
     }
 
     public Relay getRelay() {
@@ -83,17 +103,52 @@ public class OutboxProperties {
         /** HTTP methods the filter protects on those paths. */
         private List<String> methods = new ArrayList<>(List.of("POST", "PATCH"));
 
-        /** How long a key and its stored response are kept. */
+        /**
+         * How long a key and its stored response are kept: a key reused later runs anew. Expired keys
+         * are deleted by the scheduled purge (purge-interval), or when their key is reused. Positive.
+         */
         private Duration ttl = Duration.ofHours(24);
 
-        /** How long a request waits for the row of a key held by a request in flight before it gets 409. */
+        /**
+         * How often expired keys are deleted, on the starter's purge thread, while the application has
+         * an IdempotencyStore bean; 0 turns the scheduled purge off; else at least 1s.
+         */
+        private Duration purgeInterval = Duration.ofMinutes(5);
+
+        /** Expired keys deleted per statement (each in its own short transaction) by a purge; 1 to 100000. */
+        private int purgeBatchSize = 1000;
+
+        /**
+         * How long a request waits for the row of a key held by a request in flight before it gets 409;
+         * 1ms to 10m.
+         */
         private Duration lockTimeout = Duration.ofSeconds(2);
 
-        /** The Retry-After sent with 409 while the first request with a key is in flight. */
+        /** The Retry-After sent with 409 while the first request with a key is in flight; 0 to 1h. */
         private Duration retryAfter = Duration.ofSeconds(1);
 
-        /** Largest request body the filter buffers to fingerprint and replay; larger bodies get 413. */
+        /**
+         * The longest a request may hold its key: PostgreSQL ends the key's transaction after this
+         * (statement_timeout and idle_in_transaction_session_timeout), so a hung request releases its
+         * key for a retry; above the slowest legitimate request; 1s to 24h.
+         */
+        private Duration holdTimeout = Duration.ofSeconds(60);
+
+        /**
+         * Largest request body the filter buffers to fingerprint and replay, in bytes; larger bodies
+         * get 413; 0 to 67108864 (64 MiB).
+         */
         private int maxBodyBytes = 1024 * 1024;
+
+        /**
+         * Response headers stored with a response and sent on its replays (the first response carries
+         * every header the handler set); cookies and hop-by-hop headers are refused.
+         */
+        private List<String> storedHeaders = new ArrayList<>(
+                List.of("Content-Type", "Location", "Content-Location", "ETag", "Last-Modified", "Content-Language"));
+
+        /** Names the store and the filter in log lines and in the store tag of their meters. */
+        private String name = "default";
 
         /** Order of the filter's registration among the application's servlet filters. */
         private int filterOrder = 0;
@@ -120,6 +175,46 @@ public class OutboxProperties {
 
         public void setTtl(Duration ttl) {
             this.ttl = ttl;
+        }
+
+        public Duration getPurgeInterval() {
+            return purgeInterval;
+        }
+
+        public void setPurgeInterval(Duration purgeInterval) {
+            this.purgeInterval = purgeInterval;
+        }
+
+        public int getPurgeBatchSize() {
+            return purgeBatchSize;
+        }
+
+        public void setPurgeBatchSize(int purgeBatchSize) {
+            this.purgeBatchSize = purgeBatchSize;
+        }
+
+        public Duration getHoldTimeout() {
+            return holdTimeout;
+        }
+
+        public void setHoldTimeout(Duration holdTimeout) {
+            this.holdTimeout = holdTimeout;
+        }
+
+        public List<String> getStoredHeaders() {
+            return storedHeaders;
+        }
+
+        public void setStoredHeaders(List<String> storedHeaders) {
+            this.storedHeaders = storedHeaders;
+        }
+
+        public String getName() {
+            return name;
+        }
+
+        public void setName(String name) {
+            this.name = name;
         }
 
         public Duration getLockTimeout() {
@@ -179,8 +274,11 @@ public class OutboxProperties {
         private List<String> methods = new ArrayList<>(List.of("POST", "PATCH"));
 
         /**
-         * Exempted endpoints, as the gate's report names them, each with its reason, e.g.
-         * {@code outbox.idempotency.gate.exemptions[POST /webhooks/stripe]=deduplicated by the Stripe event id}.
+         * Exempted endpoints, "METHOD path" as the gate's report names them, each with its reason. The
+         * key holds a space: in a .properties file escape it,
+         * outbox.idempotency.gate.exemptions[POST\ /webhooks/stripe]=deduplicated by the Stripe event id
+         * (unescaped, the key ends at the space); in YAML quote the bracketed key under exemptions,
+         * "[POST /webhooks/stripe]": deduplicated by the Stripe event id.
          */
         private Map<String, String> exemptions = new LinkedHashMap<>();
 
@@ -214,6 +312,39 @@ public class OutboxProperties {
 
         public void setExemptions(Map<String, String> exemptions) {
             this.exemptions = exemptions;
+        }
+    }
+
+    /**
+     * The scheduled purge of the dedup claims of {@link ProcessedMessagesTemplate}: every consumer name
+     * the application's template claimed for since the start, on the starter's purge thread.
+     * Consumers built as IdempotentConsumer purge their own claims.
+     */
+    public static class Processed {
+        /**
+         * How long claimed message ids are kept; longer than any redelivery window (relay republishing
+         * after a crash, a consumer group reset, a replay), as a redelivery after it is applied again;
+         * at least 1h.
+         */
+        private Duration retention = Duration.ofDays(7);
+
+        /** How often claims older than the retention are deleted; 0 turns the scheduled purge off; else at least 1s. */
+        private Duration purgeInterval = Duration.ofHours(1);
+
+        public Duration getRetention() {
+            return retention;
+        }
+
+        public void setRetention(Duration retention) {
+            this.retention = retention;
+        }
+
+        public Duration getPurgeInterval() {
+            return purgeInterval;
+        }
+
+        public void setPurgeInterval(Duration purgeInterval) {
+            this.purgeInterval = purgeInterval;
         }
     }
 

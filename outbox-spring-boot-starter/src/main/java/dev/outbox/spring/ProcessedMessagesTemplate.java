@@ -7,7 +7,9 @@ import io.micrometer.core.instrument.MeterRegistry;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.util.Objects;
+import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
 import javax.sql.DataSource;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.springframework.jdbc.datasource.DataSourceUtils;
@@ -32,7 +34,11 @@ import org.springframework.transaction.support.TransactionSynchronizationManager
  * <p>The claim and the business write commit together; the listener container commits the offset
  * after the method returns. A crash between the two redelivers the record, and the claim then
  * returns {@code false}. Meters: counter {@value #METRIC} tagged {@code consumer} and {@code outcome}
- * ({@code claimed} or {@code duplicate}). Thread-safe.
+ * ({@code claimed} or {@code duplicate}).
+ *
+ * <p>The template records every consumer name it claimed for ({@link #consumers()}); the starter
+ * purges their claims older than {@code outbox.processed.retention} every {@code
+ * outbox.processed.purge-interval}. Thread-safe.
  */
 public final class ProcessedMessagesTemplate {
     /** The counter of claims, by consumer and outcome. */
@@ -41,6 +47,7 @@ public final class ProcessedMessagesTemplate {
     private final ProcessedMessages processed;
     private final DataSource dataSource;
     private final MeterRegistry registry;
+    private final Set<String> consumers = ConcurrentHashMap.newKeySet();
 
     /**
      * @param processed the primitive (its schema)
@@ -74,6 +81,7 @@ public final class ProcessedMessagesTemplate {
         Connection connection = DataSourceUtils.getConnection(dataSource);
         try {
             boolean claimed = processed.claim(connection, consumer, messageId);
+            consumers.add(consumer);
             Counter.builder(METRIC)
                     .description("Message ids claimed by listeners, by consumer and outcome")
                     .tag("consumer", consumer)
@@ -106,6 +114,14 @@ public final class ProcessedMessagesTemplate {
                                 + " header, so it cannot be deduplicated; publish it through"
                                 + " the outbox, or pass an id of your own to claim(consumer, messageId)"));
         return claim(consumer, id);
+    }
+
+    /**
+     * @return the consumer names this template claimed for since it was created (a claim that
+     *     reached the database, whether it committed or not), in no particular order
+     */
+    public Set<String> consumers() {
+        return Set.copyOf(consumers);
     }
 
     /** @return the primitive underneath, for use outside Spring transactions */

@@ -3,15 +3,25 @@ package dev.outbox.spring;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.outbox.http.server.NotIdempotent;
+import dev.outbox.http.server.gate.GateReport;
 import dev.outbox.http.server.gate.UncoveredEndpointsException;
 import dev.outbox.spring.internal.SpringMvcGate;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
 import javax.sql.DataSource;
 import org.junit.jupiter.api.Test;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
+import org.springframework.boot.env.PropertiesPropertySourceLoader;
+import org.springframework.boot.env.PropertySourceLoader;
+import org.springframework.boot.env.YamlPropertySourceLoader;
 import org.springframework.boot.test.context.runner.WebApplicationContextRunner;
 import org.springframework.boot.webmvc.autoconfigure.DispatcherServletAutoConfiguration;
 import org.springframework.boot.webmvc.autoconfigure.WebMvcAutoConfiguration;
 import org.springframework.boot.webmvc.autoconfigure.error.ErrorMvcAutoConfiguration;
+import org.springframework.core.env.PropertySource;
+import org.springframework.core.io.ByteArrayResource;
 import org.springframework.jdbc.datasource.DataSourceTransactionManager;
 import org.springframework.jdbc.datasource.DriverManagerDataSource;
 import org.springframework.transaction.PlatformTransactionManager;
@@ -28,16 +38,20 @@ import org.springframework.web.bind.annotation.RestController;
 class IdempotencyGateStarterTest {
     private static final DataSource NEVER_CONNECTED = new DriverManagerDataSource("jdbc:postgresql://127.0.0.1:1/none");
 
-    private final WebApplicationContextRunner web = new WebApplicationContextRunner()
-            .withConfiguration(AutoConfigurations.of(
-                    DispatcherServletAutoConfiguration.class,
-                    WebMvcAutoConfiguration.class,
-                    ErrorMvcAutoConfiguration.class,
-                    OutboxAutoConfiguration.class))
-            .withBean(DataSource.class, () -> NEVER_CONNECTED)
-            .withBean(PlatformTransactionManager.class, () -> new DataSourceTransactionManager(NEVER_CONNECTED))
-            .withUserConfiguration(Controllers.class)
-            .withPropertyValues("outbox.migrations.enabled=false", "outbox.idempotency.paths=/orders");
+    private final WebApplicationContextRunner web = mvc().withUserConfiguration(Controllers.class);
+
+    /** @return a web context of the starter and Spring MVC, with no database behind it, protecting /orders */
+    private static WebApplicationContextRunner mvc() {
+        return new WebApplicationContextRunner()
+                .withConfiguration(AutoConfigurations.of(
+                        DispatcherServletAutoConfiguration.class,
+                        WebMvcAutoConfiguration.class,
+                        ErrorMvcAutoConfiguration.class,
+                        OutboxAutoConfiguration.class))
+                .withBean(DataSource.class, () -> NEVER_CONNECTED)
+                .withBean(PlatformTransactionManager.class, () -> new DataSourceTransactionManager(NEVER_CONNECTED))
+                .withPropertyValues("outbox.migrations.enabled=false", "outbox.idempotency.paths=/orders");
+    }
 
     @Test
     void anUncoveredPostFailsTheStartAndIsNamed() {
@@ -76,6 +90,128 @@ class IdempotencyGateStarterTest {
             assertThat(context).hasNotFailed();
             assertThat(context).doesNotHaveBean(SpringMvcGate.class);
         });
+    }
+
+    @Test
+    void aRefusedGateSettingNamesItsProperty() {
+        web.withPropertyValues("outbox.idempotency.gate.methods=POST,GET").run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(rootCause(context.getStartupFailure()).getMessage())
+                    .startsWith("outbox.idempotency.gate.methods=POST,GET: outbox.idempotency.gate.methods[1] is"
+                            + " \"GET\": method 'GET' cannot be checked");
+        });
+        web.withPropertyValues("outbox.idempotency.gate.exemptions[POST /refunds]= ")
+                .run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(rootCause(context.getStartupFailure()).getMessage())
+                            .startsWith("outbox.idempotency.gate.exemptions[POST /refunds]=")
+                            .contains("needs a reason");
+                });
+    }
+
+    /** The README's example, as a .properties file holds it: the space in the key escaped. */
+    @Test
+    void anExemptionInAPropertiesFileWithTheSpaceEscapedIsApplied() {
+        webhooks(properties("outbox.idempotency.gate.exemptions[POST\\ /webhooks/stripe]=deduplicated by the Stripe"
+                        + " event id\n"))
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    assertStripeWebhookExempted(context.getBean(SpringMvcGate.class));
+                });
+    }
+
+    /** The README's example in YAML: the bracketed key quoted. */
+    @Test
+    void anExemptionInYamlWithTheKeyQuotedIsApplied() {
+        webhooks(yaml("""
+                        outbox:
+                          idempotency:
+                            gate:
+                              exemptions:
+                                "[POST /webhooks/stripe]": deduplicated by the Stripe event id
+                        """)).run(context -> {
+            assertThat(context).hasNotFailed();
+            assertStripeWebhookExempted(context.getBean(SpringMvcGate.class));
+        });
+    }
+
+    /**
+     * Unescaped, a .properties file ends the key at the space: the exemption would be of the route
+     * "POST" with the reason "/webhooks/stripe]=...". The start fails, naming the property and how to
+     * write it.
+     */
+    @Test
+    void anExemptionInAPropertiesFileWithTheSpaceUnescapedFailsTheStartWithTheFix() {
+        webhooks(properties("outbox.idempotency.gate.exemptions[POST /webhooks/stripe]=deduplicated by the Stripe"
+                        + " event id\n"))
+                .run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(rootCause(context.getStartupFailure()).getMessage())
+                            .startsWith("outbox.idempotency.gate.exemptions[POST]=/webhooks/stripe]=deduplicated by the"
+                                    + " Stripe event id: exemption route 'POST' must be 'METHOD path'")
+                            .contains("outbox.idempotency.gate.exemptions[POST\\ /webhooks/stripe]=<reason>")
+                            .contains("\"[POST /webhooks/stripe]\": <reason>");
+                });
+    }
+
+    private static void assertStripeWebhookExempted(SpringMvcGate gate) {
+        GateReport report = gate.lastReport();
+        assertThat(report).as("the gate ran").isNotNull();
+        assertThat(report.uncovered()).isEmpty();
+        assertThat(report.unusedExemptions()).isEmpty();
+        assertThat(report.exempted()).anySatisfy(e -> {
+            assertThat(e.route()).isEqualTo("POST /webhooks/stripe");
+            assertThat(e.exemption()).isEqualTo("configured: deduplicated by the Stripe event id");
+        });
+    }
+
+    /** @return a context of {@link Webhooks} with {@code source} as the application's configuration file */
+    private static WebApplicationContextRunner webhooks(PropertySource<?> source) {
+        return mvc().withUserConfiguration(Webhooks.class)
+                .withInitializer(
+                        context -> context.getEnvironment().getPropertySources().addFirst(source));
+    }
+
+    /** @return {@code text} loaded as Spring Boot loads an application.properties file */
+    private static PropertySource<?> properties(String text) {
+        return load(new PropertiesPropertySourceLoader(), "application.properties", text);
+    }
+
+    /** @return {@code text} loaded as Spring Boot loads an application.yaml file */
+    private static PropertySource<?> yaml(String text) {
+        return load(new YamlPropertySourceLoader(), "application.yaml", text);
+    }
+
+    private static PropertySource<?> load(PropertySourceLoader loader, String name, String text) {
+        try {
+            List<PropertySource<?>> sources =
+                    loader.load(name, new ByteArrayResource(text.getBytes(StandardCharsets.ISO_8859_1), name));
+            assertThat(sources).hasSize(1);
+            return sources.get(0);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static Throwable rootCause(Throwable failure) {
+        Throwable root = failure;
+        while (root.getCause() != null) {
+            root = root.getCause();
+        }
+        return root;
+    }
+
+    @RestController
+    static class Webhooks {
+        @PostMapping("/orders")
+        String order() {
+            return "ok";
+        }
+
+        @PostMapping("/webhooks/stripe")
+        String stripe() {
+            return "ok";
+        }
     }
 
     @RestController

@@ -2,14 +2,22 @@ package dev.outbox.spring;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.outbox.consumer.IdempotentConsumer;
 import dev.outbox.core.Outbox;
+import dev.outbox.core.Shards;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.http.server.IdempotencyFilter;
+import dev.outbox.http.server.IdempotencyStore;
+import dev.outbox.http.server.RequestFingerprint;
+import dev.outbox.http.server.ResponsePolicy;
+import dev.outbox.http.server.ScopeResolver;
 import dev.outbox.relay.ParkPolicy;
 import dev.outbox.relay.PublishMode;
 import dev.outbox.relay.Relay;
 import dev.outbox.relay.internal.RelayConfig;
+import dev.outbox.schemas.AvroCodec;
 import dev.outbox.spring.internal.OutboxMigrationsInitializer;
+import dev.outbox.spring.internal.OutboxPurges;
 import java.beans.PropertyDescriptor;
 import java.io.InputStream;
 import java.lang.reflect.Method;
@@ -28,6 +36,7 @@ import org.junit.jupiter.api.Test;
 import org.springframework.beans.BeanUtils;
 import org.springframework.beans.factory.config.BeanPostProcessor;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
+import org.springframework.boot.test.context.runner.AbstractApplicationContextRunner;
 import org.springframework.boot.test.context.runner.ApplicationContextRunner;
 import org.springframework.boot.test.context.runner.WebApplicationContextRunner;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
@@ -35,6 +44,7 @@ import org.springframework.jdbc.datasource.DataSourceTransactionManager;
 import org.springframework.jdbc.datasource.DriverManagerDataSource;
 import org.springframework.test.util.ReflectionTestUtils;
 import org.springframework.transaction.PlatformTransactionManager;
+import org.springframework.util.ReflectionUtils;
 
 /**
  * The auto-configuration's conditions and settings, without a database: every context here has
@@ -166,11 +176,299 @@ class OutboxAutoConfigurationTest {
                 .isEmpty();
     }
 
+    @Test
+    void everyIdempotencyStoreSettingHasAProperty() {
+        // dsl and dataSource: the application's DataSource, in Spring's transactions; meterRegistry: the
+        // application's registry; clock: for tests only, expiry follows the servers' clocks
+        assertThat(settingsWithoutAProperty(
+                        IdempotencyStore.Builder.class,
+                        Set.of("dsl", "dataSource", "meterRegistry", "clock"),
+                        Set.of("lockTimeout", "holdTimeout", "purgeBatchSize")))
+                .as("IdempotencyStore.Builder setters without a property (outbox.idempotency.*)")
+                .isEmpty();
+    }
+
+    @Test
+    void everyIdempotencyFilterSettingHasAProperty() {
+        // meterRegistry: the application's registry; scopeResolver, fingerprint and responsePolicy are
+        // objects: the application's bean of their type replaces the default (theFilterTakesTheApplicationsBeans)
+        assertThat(settingsWithoutAProperty(
+                        IdempotencyFilter.Builder.class,
+                        Set.of("meterRegistry", "scopeResolver", "fingerprint", "responsePolicy"),
+                        Set.of("paths", "methods", "storedHeaders", "maxBodyBytes")))
+                .as("IdempotencyFilter.Builder setters without a property (outbox.idempotency.*)")
+                .isEmpty();
+    }
+
+    @Test
+    void everyOutboxSettingHasAProperty() {
+        // codec: an object, the application's AvroCodec bean replaces the default; traceparent: a
+        // Supplier<String> is no setting and too plain a type to look up as a bean, and setting it would
+        // replace the OpenTelemetry capture: define an Outbox bean of your own for it
+        assertThat(settingsWithoutAProperty(
+                        Outbox.Builder.class, Set.of("codec", "traceparent"), Set.of("notifyInTransaction")))
+                .as("Outbox.Builder setters without a property (outbox.*)")
+                .isEmpty();
+    }
+
+    /**
+     * @return the setters of {@code builder} that have no property of the same name: {@code schema}
+     *     and {@code shards} among {@code outbox.*}, {@code notifyInTransaction} too, the others among
+     *     {@code outbox.idempotency.*}
+     */
+    private static List<String> settingsWithoutAProperty(
+            Class<?> builder, Set<String> leftOut, Set<String> someExpected) {
+        Set<String> outboxProperties = writableProperties(OutboxProperties.class);
+        Set<String> idempotencyProperties = writableProperties(OutboxProperties.Idempotency.class);
+        Set<String> setters = Arrays.stream(builder.getMethods())
+                .filter(m -> !Modifier.isStatic(m.getModifiers()))
+                .filter(m -> m.getReturnType() == builder && m.getParameterCount() == 1)
+                .map(Method::getName)
+                .collect(Collectors.toCollection(TreeSet::new));
+        assertThat(setters)
+                .as("the builder's setters")
+                .containsAll(someExpected)
+                .containsAll(leftOut);
+        setters.removeAll(leftOut);
+        List<String> missing = new ArrayList<>();
+        for (String setter : setters) {
+            boolean outboxWide = Set.of("schema", "shards").contains(setter) || builder == Outbox.Builder.class;
+            Set<String> owner = outboxWide ? outboxProperties : idempotencyProperties;
+            if (!owner.contains(setter)) {
+                missing.add(setter);
+            }
+        }
+        return missing;
+    }
+
     private static Set<String> writableProperties(Class<?> type) {
         return Arrays.stream(BeanUtils.getPropertyDescriptors(type))
                 .filter(d -> d.getWriteMethod() != null && d.getReadMethod() != null)
                 .map(PropertyDescriptor::getName)
                 .collect(Collectors.toCollection(TreeSet::new));
+    }
+
+    @Test
+    void theIdempotencyOutboxAndPurgeDefaultsAreTheLibraries() {
+        OutboxProperties properties = new OutboxProperties();
+        OutboxProperties.Idempotency p = properties.getIdempotency();
+        assertThat(p.getTtl()).isEqualTo(IdempotencyStore.Builder.DEFAULT_TTL);
+        assertThat(p.getLockTimeout()).isEqualTo(IdempotencyStore.Builder.DEFAULT_LOCK_TIMEOUT);
+        assertThat(p.getRetryAfter()).isEqualTo(IdempotencyStore.Builder.DEFAULT_RETRY_AFTER);
+        assertThat(p.getHoldTimeout()).isEqualTo(IdempotencyStore.Builder.DEFAULT_HOLD_TIMEOUT);
+        assertThat(p.getPurgeBatchSize()).isEqualTo(IdempotencyStore.Builder.DEFAULT_PURGE_BATCH_SIZE);
+        assertThat(p.getName())
+                .isEqualTo(IdempotencyStore.Builder.DEFAULT_NAME)
+                .isEqualTo(IdempotencyFilter.Builder.DEFAULT_NAME);
+        assertThat(p.getMaxBodyBytes()).isEqualTo(IdempotencyFilter.Builder.DEFAULT_MAX_BODY_BYTES);
+        assertThat(p.getStoredHeaders()).isEqualTo(IdempotencyFilter.Builder.DEFAULT_STORED_HEADERS);
+        assertThat(p.getMethods()).containsExactlyInAnyOrderElementsOf(IdempotencyFilter.Builder.DEFAULT_METHODS);
+        assertThat(p.getPurgeInterval()).isEqualTo(Duration.ofMinutes(5));
+        assertThat(properties.getProcessed().getRetention()).isEqualTo(IdempotentConsumer.Builder.DEFAULT_RETENTION);
+        assertThat(properties.getProcessed().getPurgeInterval())
+                .isEqualTo(IdempotentConsumer.Builder.DEFAULT_PURGE_INTERVAL);
+        assertThat(properties.isNotifyInTransaction()).isFalse();
+        assertThat(properties.getShards()).isEqualTo(Shards.DEFAULT_COUNT);
+    }
+
+    @Test
+    void everyIdempotencySettingReachesTheStoreAndTheFilter() {
+        web.withPropertyValues(
+                        "outbox.idempotency.paths=/orders",
+                        "outbox.idempotency.methods=POST,PUT",
+                        "outbox.idempotency.ttl=2h",
+                        "outbox.idempotency.lock-timeout=500ms",
+                        "outbox.idempotency.retry-after=3s",
+                        "outbox.idempotency.hold-timeout=30s",
+                        "outbox.idempotency.purge-batch-size=200",
+                        "outbox.idempotency.name=shop",
+                        "outbox.idempotency.max-body-bytes=2048",
+                        "outbox.idempotency.stored-headers=Content-Type,X-Request-Id")
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    IdempotencyStore store = context.getBean(IdempotencyStore.class);
+                    assertThat(store.ttl()).isEqualTo(Duration.ofHours(2));
+                    assertThat(ReflectionTestUtils.getField(store, "lockTimeoutNanos"))
+                            .isEqualTo(Duration.ofMillis(500).toNanos());
+                    assertThat(ReflectionTestUtils.getField(store, "retryAfter"))
+                            .isEqualTo(Duration.ofSeconds(3));
+                    assertThat(ReflectionTestUtils.getField(store, "holdTimeoutMillis"))
+                            .isEqualTo(30_000L);
+                    assertThat(ReflectionTestUtils.getField(store, "purgeBatchSize"))
+                            .isEqualTo(200);
+                    assertThat((String) ReflectionTestUtils.getField(store, "log"))
+                            .contains("shop");
+                    IdempotencyFilter filter = context.getBean(IdempotencyFilter.class);
+                    assertThat(ReflectionTestUtils.getField(filter, "storedHeaders"))
+                            .isEqualTo(List.of("Content-Type", "X-Request-Id"));
+                    assertThat(ReflectionTestUtils.getField(filter, "methods")).isEqualTo(Set.of("POST", "PUT"));
+                    assertThat((String) ReflectionTestUtils.getField(filter, "log"))
+                            .contains("shop");
+                    Object admission = ReflectionTestUtils.getField(filter, "admission");
+                    assertThat(ReflectionTestUtils.getField(admission, "maxBodyBytes"))
+                            .isEqualTo(2048);
+                });
+    }
+
+    @Test
+    void theFilterTakesTheApplicationsBeans() {
+        RequestFingerprint fingerprint = RequestFingerprint.sha256();
+        ResponsePolicy policy = status -> ResponsePolicy.Action.COMMIT;
+        ScopeResolver scope = ScopeResolver.principalOrAnonymous();
+        web.withPropertyValues("outbox.idempotency.paths=/orders")
+                .withBean(RequestFingerprint.class, () -> fingerprint)
+                .withBean(ResponsePolicy.class, () -> policy)
+                .withBean(ScopeResolver.class, () -> scope)
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    IdempotencyFilter filter = context.getBean(IdempotencyFilter.class);
+                    assertThat(ReflectionTestUtils.getField(filter, "fingerprint"))
+                            .isSameAs(fingerprint);
+                    assertThat(ReflectionTestUtils.getField(filter, "responsePolicy"))
+                            .isSameAs(policy);
+                    assertThat(ReflectionTestUtils.getField(filter, "scopeResolver"))
+                            .isSameAs(scope);
+                });
+    }
+
+    @Test
+    void notifyInTransactionAndAnAvroCodecReachTheOutbox() {
+        AvroCodec codec = AvroCodec.create();
+        runner.withPropertyValues("outbox.notify-in-transaction=true")
+                .withBean(AvroCodec.class, () -> codec)
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    Object outbox = unwrapped(context.getBean(Outbox.class));
+                    assertThat(ReflectionTestUtils.getField(outbox, "notifyInTransaction"))
+                            .isEqualTo(true);
+                    assertThat(ReflectionTestUtils.getField(outbox, "codec")).isSameAs(codec);
+                });
+        runner.run(context -> assertThat(
+                        ReflectionTestUtils.getField(unwrapped(context.getBean(Outbox.class)), "notifyInTransaction"))
+                .isEqualTo(false));
+    }
+
+    /** @return the outbox under the OpenTelemetry wrapper, when the API is on the class path */
+    private static Object unwrapped(Outbox outbox) {
+        return ReflectionUtils.findField(outbox.getClass(), "delegate") != null
+                ? ReflectionTestUtils.getField(outbox, "delegate")
+                : outbox;
+    }
+
+    @Test
+    void aRefusedIdempotencySettingNamesItsProperty() {
+        assertThat(webRefusal("outbox.idempotency.lock-timeout=0s"))
+                .startsWith("outbox.idempotency.lock-timeout=0s: lockTimeout must be between 1ms and 10m, got 0s");
+        assertThat(webRefusal("outbox.idempotency.ttl=-1h"))
+                .startsWith("outbox.idempotency.ttl=-1h: ttl must be positive, got -1h");
+        assertThat(webRefusal("outbox.idempotency.retry-after=2h"))
+                .startsWith("outbox.idempotency.retry-after=2h: retryAfter must be between 0s and 1h, got 2h");
+        assertThat(webRefusal("outbox.idempotency.hold-timeout=500ms"))
+                .startsWith("outbox.idempotency.hold-timeout=500ms: holdTimeout must be between 1s and 1d, got 500ms");
+        assertThat(webRefusal("outbox.idempotency.purge-batch-size=0"))
+                .startsWith(
+                        "outbox.idempotency.purge-batch-size=0: purgeBatchSize must be between 1 and 100000, got 0");
+        assertThat(webRefusal("outbox.idempotency.max-body-bytes=-1"))
+                .startsWith(
+                        "outbox.idempotency.max-body-bytes=-1: maxBodyBytes must be between 0 and 67108864, got -1");
+        assertThat(webRefusal("outbox.idempotency.name= "))
+                .startsWith("outbox.idempotency.name=")
+                .contains(": name may not be blank");
+        assertThat(webRefusal("outbox.idempotency.purge-interval=500ms"))
+                .startsWith("outbox.idempotency.purge-interval=500ms: purgeInterval must be zero (off) or at least 1s,"
+                        + " got 500ms");
+    }
+
+    @Test
+    void aRefusedEntryOfAListIsNamedByItsIndex() {
+        // Spring keeps the empty entry after a trailing comma
+        assertThat(webRefusal("outbox.idempotency.paths=/orders,"))
+                .startsWith("outbox.idempotency.paths=/orders,: outbox.idempotency.paths[1] is \"\": path pattern ''"
+                        + " is not supported");
+        assertThat(webRefusal("outbox.idempotency.paths=/orders,/payments/*/refunds"))
+                .startsWith("outbox.idempotency.paths=/orders,/payments/*/refunds: outbox.idempotency.paths[1] is"
+                        + " \"/payments/*/refunds\": path pattern '/payments/*/refunds' is not supported");
+        assertThat(webRefusal("outbox.idempotency.methods=POST,GE-T"))
+                .startsWith("outbox.idempotency.methods=POST,GE-T: outbox.idempotency.methods[1] is \"GE-T\": method"
+                        + " 'GE-T' is not an HTTP method");
+        assertThat(webRefusal("outbox.idempotency.stored-headers=Content-Type,Set-Cookie"))
+                .startsWith("outbox.idempotency.stored-headers=Content-Type,Set-Cookie:"
+                        + " outbox.idempotency.stored-headers[1] is \"Set-Cookie\": ");
+        assertThat(webRefusal("outbox.idempotency.methods="))
+                .startsWith("outbox.idempotency.methods=: methods may not be empty");
+    }
+
+    @Test
+    void aRefusedOutboxOrPurgeSettingNamesItsProperty() {
+        assertThat(refusalWithout("outbox.shards=0"))
+                .startsWith("outbox.shards=0: shardCount must be between 1 and 4096, got 0");
+        assertThat(refusalWithout("outbox.schema=Shop-Outbox"))
+                .startsWith("outbox.schema=Shop-Outbox: schema \"Shop-Outbox\" is not a plain SQL identifier");
+        // the migrations check before they connect
+        assertThat(refusalWithout("outbox.migrations.enabled=true", "outbox.shards=5000"))
+                .startsWith("outbox.shards=5000: shards must be between 1 and 4096, got 5000");
+        assertThat(refusalWithout("outbox.processed.retention=30m"))
+                .startsWith("outbox.processed.retention=30m: retention must be at least 1h, got 30m");
+        assertThat(refusalWithout("outbox.processed.purge-interval=-1s"))
+                .startsWith("outbox.processed.purge-interval=-1s: purgeInterval must be zero (off) or at least 1s,"
+                        + " got -1s");
+    }
+
+    @Test
+    void thePurgesAreScheduledAsConfigured() {
+        web.withPropertyValues("outbox.idempotency.paths=/orders").run(context -> {
+            assertThat(context).hasNotFailed();
+            OutboxPurges purges = context.getBean(OutboxPurges.class);
+            assertThat(purges.isRunning()).isTrue();
+            assertThat(scheduled(purges))
+                    .containsExactly(
+                            OutboxPurges.IDEMPOTENCY_KEYS + " " + Duration.ofMinutes(5),
+                            OutboxPurges.PROCESSED_MESSAGES + " " + IdempotentConsumer.Builder.DEFAULT_PURGE_INTERVAL);
+            assertThat(Thread.getAllStackTraces().keySet())
+                    .anySatisfy(t -> assertThat(t.getName()).isEqualTo(OutboxPurges.THREAD));
+        });
+        // without the filter, only the claims; 0s turns each off
+        runner.run(context -> assertThat(scheduled(context.getBean(OutboxPurges.class)))
+                .containsExactly(
+                        OutboxPurges.PROCESSED_MESSAGES + " " + IdempotentConsumer.Builder.DEFAULT_PURGE_INTERVAL));
+        web.withPropertyValues(
+                        "outbox.idempotency.paths=/orders",
+                        "outbox.idempotency.purge-interval=0s",
+                        "outbox.processed.purge-interval=0s")
+                .run(context -> assertThat(scheduled(context.getBean(OutboxPurges.class)))
+                        .isEmpty());
+    }
+
+    /** @return the purges that run, each as kind and interval */
+    private static List<String> scheduled(OutboxPurges purges) {
+        @SuppressWarnings("unchecked")
+        List<OutboxPurges.Purge> all = (List<OutboxPurges.Purge>) ReflectionTestUtils.getField(purges, "purges");
+        return all.stream()
+                .filter(p -> !p.interval().isZero())
+                .map(p -> p.kind() + " " + p.interval())
+                .toList();
+    }
+
+    /** @return the message of the failure that stopped the start of the web context with these settings */
+    private String webRefusal(String... properties) {
+        return rootMessage(
+                web.withPropertyValues("outbox.idempotency.paths=/orders").withPropertyValues(properties));
+    }
+
+    /** @return the message of the failure that stopped the start of the plain context with these settings */
+    private String refusalWithout(String... properties) {
+        return rootMessage(runner.withPropertyValues(properties));
+    }
+
+    private static String rootMessage(AbstractApplicationContextRunner<?, ?, ?> runner) {
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        runner.run(context -> failure.set(context.getStartupFailure()));
+        assertThat(failure.get()).as("the start failed").isNotNull();
+        Throwable root = failure.get();
+        while (root.getCause() != null) {
+            root = root.getCause();
+        }
+        return root.getMessage();
     }
 
     @Test
@@ -443,6 +741,14 @@ class OutboxAutoConfigurationTest {
                         "\"outbox.relay.breaker-failure-threshold\"",
                         "\"outbox.relay.breaker-open-duration\"",
                         "\"outbox.schema\"",
+                        "\"outbox.notify-in-transaction\"",
+                        "\"outbox.idempotency.hold-timeout\"",
+                        "\"outbox.idempotency.purge-interval\"",
+                        "\"outbox.idempotency.purge-batch-size\"",
+                        "\"outbox.idempotency.stored-headers\"",
+                        "\"outbox.idempotency.name\"",
+                        "\"outbox.processed.retention\"",
+                        "\"outbox.processed.purge-interval\"",
                         "\"defaultValue\": 64",
                         "\"defaultValue\": \"park-and-continue\"");
     }

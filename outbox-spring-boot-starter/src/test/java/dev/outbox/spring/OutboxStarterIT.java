@@ -8,6 +8,11 @@ import dev.outbox.consumer.ProcessedMessages;
 import dev.outbox.core.MessageIds;
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.OutboxMessage;
+import dev.outbox.http.server.IdempotencyOutcome;
+import dev.outbox.http.server.IdempotencyRequest;
+import dev.outbox.http.server.IdempotencyStore;
+import dev.outbox.http.server.StoredResponse;
+import dev.outbox.spring.internal.OutboxPurges;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -40,13 +45,16 @@ import org.springframework.stereotype.Service;
 import org.springframework.test.annotation.DirtiesContext;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
+import org.springframework.transaction.PlatformTransactionManager;
 import org.springframework.transaction.annotation.Transactional;
+import org.springframework.transaction.support.TransactionTemplate;
 
 /**
  * The starter in a Spring Boot application on real PostgreSQL and the in-JVM Kafka broker: {@code
  * @Transactional} appends commit and roll back with the business write (G1, G2), the embedded relay
  * publishes what committed (G1), and a {@code @KafkaListener} skips a redelivery through the dedup
- * claim made in the same transaction as its business write (G4).
+ * claim made in the same transaction as its business write (G4). The scheduled purges delete expired
+ * idempotency keys and the template's claims older than the retention.
  */
 @ExtendWith(DropDatabaseAtEnd.class)
 @SpringBootTest(classes = OutboxStarterIT.App.class)
@@ -80,6 +88,12 @@ class OutboxStarterIT {
     @Autowired
     MeterRegistry meters;
 
+    @Autowired
+    IdempotencyStore idempotencyStore;
+
+    @Autowired
+    PlatformTransactionManager transactionManager;
+
     static TestDatabase createDatabase() {
         TestDatabase db = TestDatabase.create();
         try (Connection c = db.connect();
@@ -111,6 +125,76 @@ class OutboxStarterIT {
         registry.add("test.topic", () -> TOPIC);
         registry.add("outbox.relay.enabled", () -> "true");
         registry.add("outbox.relay.idle-poll-interval", () -> "100ms");
+        // the Idempotency-Key filter and its store, with keys that expire at once and a purge every second
+        registry.add("outbox.idempotency.paths", () -> "/orders");
+        registry.add("outbox.idempotency.ttl", () -> "1s");
+        registry.add("outbox.idempotency.purge-interval", () -> "1s");
+        registry.add("outbox.processed.retention", () -> "1h");
+        registry.add("outbox.processed.purge-interval", () -> "1s");
+    }
+
+    /** The scheduled purge deletes a key once its ttl is over; before, only its reuse did. */
+    @Test
+    void anExpiredIdempotencyKeyIsPurged() {
+        String key = "purged-" + UUID.randomUUID();
+        IdempotencyOutcome outcome = idempotencyStore.execute(
+                new IdempotencyRequest("starter-it", key, "fingerprint"),
+                tx -> StoredResponse.of(201, "text/plain", new byte[] {1}));
+        assertThat(outcome).isInstanceOf(IdempotencyOutcome.Executed.class);
+        await().atMost(Duration.ofSeconds(20))
+                .untilAsserted(() -> assertThat(
+                                count("select count(*) from outbox.idempotency_key where idem_key = '" + key + "'"))
+                        .as("the key is gone within a few seconds of its expiry")
+                        .isZero());
+        assertThat(meters.find(OutboxPurges.DELETED)
+                        .tag("kind", OutboxPurges.IDEMPOTENCY_KEYS)
+                        .counter()
+                        .count())
+                .isGreaterThanOrEqualTo(1);
+    }
+
+    /**
+     * The template's claims older than the retention are purged, for the consumer names it claimed
+     * for; younger claims, and the claims of consumer names it never saw, stay.
+     */
+    @Test
+    void claimsOlderThanTheRetentionArePurgedForTheTemplatesConsumers() {
+        String consumer = "purge-" + UUID.randomUUID();
+        String stranger = "stranger-" + UUID.randomUUID();
+        UUID fresh = MessageIds.next();
+        UUID old = MessageIds.next();
+        UUID strangers = MessageIds.next();
+        Boolean claimed =
+                new TransactionTemplate(transactionManager).execute(status -> processed.claim(consumer, fresh));
+        assertThat(claimed).isTrue();
+        assertThat(processed.consumers()).contains(consumer);
+        // older than the retention (1h): as if claimed two hours ago
+        jdbc.update(
+                "insert into outbox.processed_message(consumer, message_id, processed_at)"
+                        + " values (?, ?, now() - interval '2 hours')",
+                consumer,
+                old);
+        jdbc.update(
+                "insert into outbox.processed_message(consumer, message_id, processed_at)"
+                        + " values (?, ?, now() - interval '2 hours')",
+                stranger,
+                strangers);
+        await().atMost(Duration.ofSeconds(20))
+                .untilAsserted(() ->
+                        assertThat(claims(old)).as("the old claim is purged").isZero());
+        assertThat(claims(fresh)).as("a claim younger than the retention stays").isEqualTo(1);
+        assertThat(claims(strangers))
+                .as("a consumer the template never claimed for is not its to purge")
+                .isEqualTo(1);
+        assertThat(meters.find(OutboxPurges.DELETED)
+                        .tag("kind", OutboxPurges.PROCESSED_MESSAGES)
+                        .counter()
+                        .count())
+                .isGreaterThanOrEqualTo(1);
+    }
+
+    private int claims(UUID messageId) {
+        return count("select count(*) from outbox.processed_message where message_id = '" + messageId + "'");
     }
 
     /** G2: an exception after the append rolls back the business row and the outbox row together. */

@@ -1,6 +1,5 @@
 package dev.outbox.spring.internal;
 
-import dev.outbox.core.internal.Durations;
 import dev.outbox.core.internal.NearestName;
 import dev.outbox.relay.ParkPolicy;
 import dev.outbox.relay.PublishMode;
@@ -44,12 +43,14 @@ public final class EmbeddedRelayBuilder {
     private final OutboxProperties properties;
     private final OutboxProperties.Relay settings;
     private final Binder binder;
+    private final NamedSettings named;
     private final Relay.Builder builder = Relay.builder();
 
     private EmbeddedRelayBuilder(OutboxProperties properties, Environment environment) {
         this.properties = properties;
         this.settings = properties.getRelay();
         this.binder = Binder.get(environment);
+        this.named = new NamedSettings(environment);
     }
 
     /**
@@ -291,22 +292,18 @@ public final class EmbeddedRelayBuilder {
     }
 
     /**
-     * Hands one value to its setter.
+     * Hands one value to its setter ({@link NamedSettings#set}).
      *
      * @param property the name under {@code outbox.relay.}, or a full name ({@code outbox.schema})
      * @throws IllegalArgumentException starting with {@code <property>=<value>: } and the setter's message
      *     when the setter refuses the value
      */
     private <T> void set(String property, T value, Consumer<T> setter) {
-        try {
-            setter.accept(value);
-        } catch (IllegalArgumentException | NullPointerException e) {
-            throw refused(property, value, e.getMessage());
-        }
+        named.set(name(property), value, setter);
     }
 
     private IllegalArgumentException refused(String property, Object value, String message) {
-        return new IllegalArgumentException(name(property) + "=" + given(property, value) + ": " + message);
+        return named.refused(name(property), value, message);
     }
 
     private static String name(String property) {
@@ -315,13 +312,6 @@ public final class EmbeddedRelayBuilder {
 
     /** @return the value as the application gave it ({@code 2s}, {@code 3GB}), else as bound */
     private String given(String property, Object value) {
-        String written = binder.bind(name(property), Bindable.of(String.class)).orElse(null);
-        if (written != null) {
-            return written;
-        }
-        if (value == null) {
-            return "";
-        }
-        return value instanceof Duration d ? Durations.format(d) : String.valueOf(value);
+        return named.given(name(property), value);
     }
 }
