@@ -299,6 +299,76 @@ class FailureClassificationIT {
     }
 
     /**
+     * G4 and G7 for contention at commit: a serialization failure raised only at COMMIT (here by a
+     * deferred constraint trigger, as a serializable transaction's pivot is refused) is contention with
+     * another transaction, as when a handler's statement meets it: retried as transient, no attempt used,
+     * never dead-lettered while it lasts; once it passes the message is applied once. Fails if the refused
+     * commit counted as a handler failure (dead-lettered after maxAttempts 2).
+     */
+    @Test
+    void aSerializationFailureAtCommitIsRetriedNotDeadLettered(TestDatabase db, TestKafka kafka) throws Exception {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("create table edge_serial(order_id text)");
+            st.execute("create table edge_serial_conflict(on_now boolean)");
+            st.execute("insert into edge_serial_conflict values (true)");
+            st.execute("create function edge_serial_refuse() returns trigger language plpgsql as $$ begin"
+                    + " if exists (select 1 from edge_serial_conflict) then"
+                    + " raise exception 'could not serialize access due to read/write dependencies'"
+                    + " using errcode = '40001'; end if; return null; end $$");
+            st.execute("create constraint trigger edge_serial_at_commit after insert on edge_serial"
+                    + " deferrable initially deferred for each row execute function edge_serial_refuse()");
+        }
+        String topic = TestKafka.uniqueTopic("edge-serial");
+        String name = "edge-serial";
+        kafka.createTopic(topic, 1);
+        kafka.createTopic(topic + ".dlt", 1);
+        UUID id = MessageIds.next();
+        try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+            producer.send(payment(topic, id, "order-serial", 1));
+            producer.flush();
+        }
+        MessageHandler payments = Fixtures.paymentsHandler();
+        MeterRegistry registry = new SimpleMeterRegistry();
+        try (IdempotentConsumer consumer = builder(kafka, db, topic, name)
+                .meterRegistry(registry)
+                .maxAttempts(2)
+                .backoff(FAST)
+                .handler((m, tx) -> {
+                    payments.handle(m, tx);
+                    tx.execute("insert into edge_serial values (?)", m.keyAsString());
+                })
+                .build()) {
+            consumer.start();
+            await().atMost(WAIT)
+                    .untilAsserted(() -> assertThat(registry.get("outbox.consumer.retries")
+                                    .tag("cause", "transient")
+                                    .counter()
+                                    .count())
+                            .isGreaterThanOrEqualTo(5));
+            assertThat(registry.get("outbox.consumer.retries")
+                            .tag("cause", "handler")
+                            .counter()
+                            .count())
+                    .as("no attempt used")
+                    .isZero();
+            assertThat(Fixtures.paymentsOf(db, List.of(id))).isEmpty();
+
+            try (Connection c = db.connect();
+                    Statement st = c.createStatement()) {
+                st.execute("delete from edge_serial_conflict");
+            }
+            await().atMost(WAIT)
+                    .untilAsserted(() ->
+                            assertThat(Fixtures.paymentsOf(db, List.of(id))).containsExactly(Map.entry(id, 1L)));
+            await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, name + "-group", topic));
+        }
+        assertThat(Fixtures.readAll(kafka, topic + ".dlt", 0, Duration.ofSeconds(2)))
+                .isEmpty();
+        assertThat(Fixtures.scalar(db, "select count(*) from edge_serial")).isOne();
+    }
+
+    /**
      * G7 for handler {@code Error}s: an {@code AssertionError} and a {@code StackOverflowError} are
      * handler failures, retried up to maxAttempts and dead-lettered; the partition goes on. Fails if
      * an Error escaped the handler's failure path (it was retried forever as an unexpected failure).

@@ -128,9 +128,10 @@ public class OutboxProperties {
         private Duration retryAfter = Duration.ofSeconds(1);
 
         /**
-         * The longest a request may hold its key: PostgreSQL ends the key's transaction after this
-         * (statement_timeout and idle_in_transaction_session_timeout), so a hung request releases its
-         * key for a retry; above the slowest legitimate request; 1s to 24h.
+         * The longest one statement of the key's transaction, or one wait between two of them, may
+         * take: PostgreSQL ends the transaction after this (statement_timeout and
+         * idle_in_transaction_session_timeout), so a hung request releases its key for a retry; a
+         * handler that keeps issuing statements holds it while it runs; 1s to 24h.
          */
         private Duration holdTimeout = Duration.ofSeconds(60);
 

@@ -185,8 +185,11 @@ final class BatchRules {
         if (offsets.length > 1) {
             return new Decision(p.isolating(offsets[offsets.length - 1]), 0, Action.ISOLATE, 0);
         }
-        // one record: its handler's writes are the cause; retried, then dead-lettered like a handler failure
-        return failed(p, policy, FailureKind.RETRY, refusal, now);
+        // one record: its handler's writes are the cause; retried, then dead-lettered like a handler failure. A
+        // serialization failure or deadlock at the commit is contention with another transaction, as it is when a
+        // handler's statement meets it: transient, no attempt used until maxTransientRetry has passed
+        FailureKind kind = SqlErrors.isContention(refusal) ? FailureKind.TRANSIENT : FailureKind.RETRY;
+        return failed(p, policy, kind, refusal, now);
     }
 
     /**

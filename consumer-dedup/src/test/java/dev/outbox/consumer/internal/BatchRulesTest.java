@@ -11,6 +11,7 @@ import dev.outbox.consumer.internal.BatchRules.Policy;
 import dev.outbox.consumer.internal.BatchRules.Progress;
 import dev.outbox.consumer.internal.BatchRules.Step;
 import dev.outbox.consumer.internal.BatchStore.Outcome;
+import java.sql.SQLException;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
 
@@ -39,6 +40,25 @@ class BatchRulesTest {
         assertThat(BatchRules.plan(expired.progress(), POLICY, OFFSETS, n -> n, null)
                         .step())
                 .isEqualTo(Step.DEAD_LETTER);
+    }
+
+    @Test
+    void aSingleRecordsCommitRefusedForContentionIsTransientAndForItsWritesUsesAnAttempt() {
+        long[] one = {10};
+        Throwable serialization = new CommitRefusedException(new SQLException("could not serialize", "40001"));
+        Decision contention = BatchRules.afterCommitRefused(Progress.START, POLICY, one, serialization, 0);
+        assertThat(contention.action()).isEqualTo(Action.RETRY_TRANSIENT);
+        assertThat(contention.progress().attempts()).isZero();
+
+        Throwable deferred = new CommitRefusedException(new SQLException("violates foreign key", "23503"));
+        Decision constraint = BatchRules.afterCommitRefused(Progress.START, POLICY, one, deferred, 0);
+        assertThat(constraint.action()).isEqualTo(Action.RETRY);
+        assertThat(constraint.progress().attempts()).isEqualTo(1);
+
+        Decision batch = BatchRules.afterCommitRefused(Progress.START, POLICY, OFFSETS, serialization, 0);
+        assertThat(batch.action())
+                .as("a batch is redone one record at a time first")
+                .isEqualTo(Action.ISOLATE);
     }
 
     @Test

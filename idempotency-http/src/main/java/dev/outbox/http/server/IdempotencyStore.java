@@ -256,8 +256,9 @@ public interface IdempotencyStore {
         }
 
         /**
-         * @param holdTimeout the longest a request may hold its key; default {@link
-         *     #DEFAULT_HOLD_TIMEOUT} (60 s). The key's
+         * @param holdTimeout the longest any one statement of the key's transaction, or any wait between
+         *     two of them, may take; default {@link #DEFAULT_HOLD_TIMEOUT} (60 s). It does not bound the
+         *     request as a whole: a handler that keeps issuing statements holds its key while it runs. The key's
          *     transaction runs with {@code statement_timeout} and {@code
          *     idle_in_transaction_session_timeout} at most this long (a shorter session setting is
          *     kept), so PostgreSQL ends a request whose handler hangs (for example on a call to another

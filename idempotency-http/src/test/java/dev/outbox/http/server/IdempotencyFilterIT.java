@@ -13,6 +13,7 @@ import dev.outbox.http.client.IdempotentHttpClient;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import jakarta.servlet.Filter;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -296,6 +297,43 @@ class IdempotencyFilterIT {
         assertThat(send(HttpRequest.newBuilder(server.uri("/orders")).GET().build())
                         .statusCode())
                 .isEqualTo(405);
+    }
+
+    /**
+     * G5: a form body that a filter ahead of this one has already read (its parameters asked for) would
+     * be fingerprinted as empty, and the key then reused with any other body. Such a request is refused
+     * with 500 and runs nothing; the key is not stored.
+     */
+    @Test
+    void aBodyReadBeforeTheFilterIsRefusedNotFingerprintedAsEmpty() throws Exception {
+        IdempotencyFilter filter = IdempotencyFilter.builder(store)
+                .paths("/orders/*")
+                .scopeResolver(ScopeResolver.principalOrTenantHeader("X-Tenant"))
+                .meterRegistry(METRICS)
+                .name("orders")
+                .build();
+        Filter readsParameters = (request, response, chain) -> {
+            request.getParameter("x");
+            chain.doFilter(request, response);
+        };
+        try (TestServer early = TestServer.start(APP, readsParameters, filter)) {
+            String key = UUID.randomUUID().toString();
+            String form = "x=" + UUID.randomUUID();
+            int ordersBefore = dsl.fetchCount(DSL.table("public.orders"));
+            HttpResponse<String> r = send(HttpRequest.newBuilder(early.uri("/orders"))
+                    .timeout(Duration.ofSeconds(60))
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .header("X-Tenant", "it")
+                    .header("Idempotency-Key", key)
+                    .POST(HttpRequest.BodyPublishers.ofString(form))
+                    .build());
+            assertThat(r.statusCode()).isEqualTo(500);
+            assertThat(r.body()).contains("was read before its Idempotency-Key could be checked");
+            assertThat(dsl.fetchCount(DSL.table("public.orders")))
+                    .as("the app ran for no request")
+                    .isEqualTo(ordersBefore);
+            assertThat(keyRows(key)).isZero();
+        }
     }
 
     /** A body over maxBodyBytes gets 413 and runs nothing. */

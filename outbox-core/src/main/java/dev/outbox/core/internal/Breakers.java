@@ -8,9 +8,15 @@ import java.time.Duration;
  * The circuit breakers of the relay, the consumer and the HTTP client, built one way: a count-based
  * window over the last calls, and the gauge value every module publishes for a breaker's state.
  * Each module picks its numbers and adds what only it needs (the relay's automatic open to
- * half-open transition, the HTTP client's clock). Not part of the public API.
+ * half-open transition, the HTTP client's clock). Only failures open a breaker: a call that merely took
+ * long is a success (Resilience4j would otherwise open a breaker whose recorded calls all took more
+ * than 60 s, which for the consumer's database breaker would count its handlers' own work). Not part
+ * of the public API.
  */
 public final class Breakers {
+
+    /** Longer than any call: the slow-call rule never applies. */
+    static final Duration NEVER_SLOW = Duration.ofDays(365);
 
     private Breakers() {}
 
@@ -30,7 +36,9 @@ public final class Breakers {
                 .minimumNumberOfCalls(minimumCalls)
                 .failureRateThreshold(failureRatePercent)
                 .waitDurationInOpenState(openDuration)
-                .permittedNumberOfCallsInHalfOpenState(halfOpenCalls);
+                .permittedNumberOfCallsInHalfOpenState(halfOpenCalls)
+                .slowCallDurationThreshold(NEVER_SLOW)
+                .slowCallRateThreshold(100);
     }
 
     /**

@@ -72,8 +72,13 @@ public final class Admission {
     }
 
     /**
+     * Reads the body, which the key's fingerprint covers. A body shorter than its {@code Content-Length}
+     * was read before this filter (a filter ahead of it that called {@code getParameter} on a form, say):
+     * fingerprinting what is left would let a key be reused with another body, so such a request is
+     * refused with 500, and logged at ERROR, naming the cause.
+     *
      * @param path the request's path inside the application
-     * @return the request's body, read into memory, or null when it was refused with 413
+     * @return the request's body, read into memory, or null when it was refused with 413 or 500
      */
     public byte[] body(HttpServletRequest request, String path, HttpServletResponse response) throws IOException {
         long declared = request.getContentLengthLong();
@@ -92,6 +97,24 @@ public final class Admission {
                     "The body of " + request.getMethod() + " " + path + " is larger than " + maxBodyBytes
                             + " bytes, the most this endpoint buffers to fingerprint and replay a request. Send a smaller body,"
                             + " or ask the operator to raise maxBodyBytes.");
+            return null;
+        }
+        if (declared >= 0 && body.length != declared) {
+            logger.error(
+                    "{}500 for {} {}: its body was read before the Idempotency-Key filter ({} of {} bytes left); order"
+                            + " the filter before any filter that reads the request's parameters or body",
+                    log,
+                    request.getMethod(),
+                    path,
+                    body.length,
+                    declared);
+            Problems.send(
+                    response,
+                    500,
+                    "Request body unavailable to the idempotency check",
+                    "The body of " + request.getMethod() + " " + path + " was read before its Idempotency-Key could"
+                            + " be checked against it, so the request was not run. This is the server's"
+                            + " configuration, not the request.");
             return null;
         }
         return body;
