@@ -183,10 +183,7 @@ final class DurabilityChecks {
                     : admin.describeConfigs(resources).all().get(kafkaTimeoutMs, TimeUnit.MILLISECONDS);
             for (var e : described.entrySet()) {
                 String topic = e.getKey();
-                int replicas = e.getValue().partitions().stream()
-                        .mapToInt(p -> p.replicas().size())
-                        .min()
-                        .orElse(0);
+                int replicas = TopicReplication.fewestReplicas(e.getValue());
                 TopicReplication.Finding f = TopicReplication.of(
                         replicas, configs.get(new ConfigResource(ConfigResource.Type.TOPIC, topic)));
                 evidence.add("topic " + topic + ": " + f.settings()

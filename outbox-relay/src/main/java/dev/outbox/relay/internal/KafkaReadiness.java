@@ -79,10 +79,7 @@ final class KafkaReadiness implements TopicDurability.Topics {
                     .topicNameValues()
                     .get(topic)
                     .toCompletionStage()
-                    .thenApply(d -> d.partitions().stream()
-                            .mapToInt(p -> p.replicas().size())
-                            .min()
-                            .orElse(0));
+                    .thenApply(TopicReplication::fewestReplicas);
         } catch (KafkaException e) {
             return CompletableFuture.failedFuture(e);
         }

@@ -2,6 +2,7 @@ package dev.outbox.relay.internal;
 
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.config.TopicConfig;
 
 /**
@@ -11,6 +12,18 @@ import org.apache.kafka.common.config.TopicConfig;
  * check.
  */
 public final class TopicReplication {
+
+    /**
+     * @param topic a topic as the cluster describes it
+     * @return the fewest replicas of any of its partitions, 0 for none: what a record acknowledged on that
+     *     partition can count on
+     */
+    public static int fewestReplicas(TopicDescription topic) {
+        return topic.partitions().stream()
+                .mapToInt(p -> p.replicas().size())
+                .min()
+                .orElse(0);
+    }
 
     /** What can happen to an acknowledged record. */
     public enum Risk {
