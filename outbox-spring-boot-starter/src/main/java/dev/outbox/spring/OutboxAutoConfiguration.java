@@ -19,6 +19,7 @@ import dev.outbox.spring.internal.IdempotencyPathsCondition;
 import dev.outbox.spring.internal.NamedSettings;
 import dev.outbox.spring.internal.OutboxMigrationsInitializer;
 import dev.outbox.spring.internal.OutboxPurges;
+import dev.outbox.spring.internal.PersistenceContexts;
 import dev.outbox.spring.internal.RelayHealthIndicator;
 import dev.outbox.spring.internal.SpringMvcGate;
 import dev.outbox.spring.internal.SpringTransactionProvider;
@@ -231,8 +232,11 @@ public class OutboxAutoConfiguration {
                     transactionBound(dataSource).configuration().derive(new SpringTransactionProvider(manager)));
             OutboxProperties.Idempotency p = properties.getIdempotency();
             NamedSettings named = new NamedSettings(environment);
-            IdempotencyStore.Builder builder =
-                    IdempotencyStore.builder().dsl(dsl).meterRegistry(meters(registry));
+            IdempotencyStore.Builder builder = IdempotencyStore.builder()
+                    .dsl(dsl)
+                    .meterRegistry(meters(registry))
+                    // JPA's unflushed writes would be flushed at commit, after the rollback to the savepoint
+                    .onRollBackAndStore(PersistenceContexts.clearer(OutboxAutoConfiguration.class.getClassLoader()));
             named.set(SCHEMA, properties.getSchema(), builder::schema);
             named.set(IDEMPOTENCY + "ttl", p.getTtl(), builder::ttl);
             named.set(IDEMPOTENCY + "lock-timeout", p.getLockTimeout(), builder::lockTimeout);

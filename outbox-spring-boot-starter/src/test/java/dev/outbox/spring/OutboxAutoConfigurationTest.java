@@ -179,10 +179,11 @@ class OutboxAutoConfigurationTest {
     @Test
     void everyIdempotencyStoreSettingHasAProperty() {
         // dsl and dataSource: the application's DataSource, in Spring's transactions; meterRegistry: the
-        // application's registry; clock: for tests only, expiry follows the servers' clocks
+        // application's registry; clock: for tests only, expiry follows the servers' clocks;
+        // onRollBackAndStore: the starter clears JPA's persistence context
         assertThat(settingsWithoutAProperty(
                         IdempotencyStore.Builder.class,
-                        Set.of("dsl", "dataSource", "meterRegistry", "clock"),
+                        Set.of("dsl", "dataSource", "meterRegistry", "clock", "onRollBackAndStore"),
                         Set.of("lockTimeout", "holdTimeout", "purgeBatchSize")))
                 .as("IdempotencyStore.Builder setters without a property (outbox.idempotency.*)")
                 .isEmpty();

@@ -176,6 +176,7 @@ public interface IdempotencyStore {
         private int purgeBatchSize = DEFAULT_PURGE_BATCH_SIZE;
         private MeterRegistry meterRegistry = Metrics.globalRegistry;
         private String name = DEFAULT_NAME;
+        private Runnable onRollBackAndStore = () -> {};
 
         private Builder() {}
 
@@ -346,6 +347,22 @@ public interface IdempotencyStore {
         }
 
         /**
+         * @param action run just before a call's writes are rolled back to the savepoint taken after
+         *     the key was inserted ({@link ResponsePolicy.Action#ROLL_BACK_AND_STORE}), in the
+         *     request's transaction and on its thread; default none. Code that keeps writes in memory
+         *     until it flushes them must drop them here, or they are written when the key and the
+         *     response commit: with JPA, clear the transaction's {@code EntityManager} (the Spring
+         *     Boot starter does so for every {@code EntityManager} bound to the transaction). When it
+         *     throws, nothing of the request is stored and the exception propagates.
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder onRollBackAndStore(Runnable action) {
+            this.onRollBackAndStore = Objects.requireNonNull(action, "onRollBackAndStore action may not be null");
+            return this;
+        }
+
+        /**
          * @return the store
          * @throws IllegalStateException when neither or both of {@link #dsl} and {@link #dataSource}
          *     were given
@@ -371,7 +388,8 @@ public interface IdempotencyStore {
                     clock,
                     purgeBatchSize,
                     meterRegistry,
-                    name);
+                    name,
+                    onRollBackAndStore);
         }
     }
 }

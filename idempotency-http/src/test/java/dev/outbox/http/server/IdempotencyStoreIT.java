@@ -22,7 +22,9 @@ import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import org.jooq.DSLContext;
 import org.jooq.ExecuteContext;
 import org.jooq.ExecuteListener;
@@ -246,6 +248,59 @@ class IdempotencyStoreIT {
                         IdempotencyOutcome.Executed.class,
                         e -> assertThat(e.writesCommitted()).isTrue());
         assertThat(notes(redirected)).isOne();
+    }
+
+    /**
+     * G5 with writes kept in memory until a flush (JPA): the onRollBackAndStore action runs only for a
+     * stored refusal, in the request's transaction and before its writes are rolled back (a row it
+     * writes there is rolled back with them); when it throws, nothing of the request is stored.
+     */
+    @Test
+    void theRollBackAndStoreActionRunsBeforeTheRollbackAndOnlyThen(TestDatabase db) {
+        AtomicReference<DSLContext> transaction = new AtomicReference<>();
+        AtomicInteger runs = new AtomicInteger();
+        AtomicBoolean fail = new AtomicBoolean();
+        String refused = UUID.randomUUID().toString();
+        IdempotencyStore withAction = IdempotencyStore.builder()
+                .dataSource(db.newDataSource(2))
+                .meterRegistry(METRICS)
+                .name("store-it-action")
+                .onRollBackAndStore(() -> {
+                    runs.incrementAndGet();
+                    if (fail.get()) {
+                        throw new IllegalStateException("flush refused");
+                    }
+                    write(transaction.get(), refused + "-by-action", "written by the action");
+                })
+                .build();
+        assertThat(withAction.execute(new IdempotencyRequest("s", refused, "f"), tx -> {
+                    transaction.set(tx);
+                    write(tx, refused, "half done");
+                    return StoredResponse.of(422, null, new byte[0]);
+                }))
+                .isInstanceOf(IdempotencyOutcome.Executed.class);
+        assertThat(runs).hasValue(1);
+        assertThat(notes(refused)).isZero();
+        assertThat(notes(refused + "-by-action"))
+                .as("the action ran before the rollback to the savepoint, in the request's transaction")
+                .isZero();
+        assertThat(keyRows(refused)).isOne();
+
+        String committed = UUID.randomUUID().toString();
+        withAction.execute(new IdempotencyRequest("s", committed, "f"), tx -> write(tx, committed, "done"));
+        String released = UUID.randomUUID().toString();
+        withAction.execute(new IdempotencyRequest("s", released, "f"), tx -> StoredResponse.of(503, null, new byte[0]));
+        assertThat(runs).as("not run for COMMIT or RELEASE").hasValue(1);
+
+        fail.set(true);
+        String failed = UUID.randomUUID().toString();
+        assertThatThrownBy(() -> withAction.execute(new IdempotencyRequest("s", failed, "f"), tx -> {
+                    write(tx, failed, "half done");
+                    return StoredResponse.of(422, null, new byte[0]);
+                }))
+                .hasMessage("flush refused");
+        assertThat(keyRows(failed)).isZero();
+        assertThat(notes(failed)).isZero();
     }
 
     /** Keys are scoped: the same key in another scope is another key. */

@@ -63,6 +63,8 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
     private final Clock clock;
     private final int purgeBatchSize;
     private final String log;
+    // drops what the call holds in memory before its writes are rolled back to the savepoint
+    private final Runnable onRollBackAndStore;
     private final Counter executed;
     private final Counter rolledBack;
     private final Counter replayed;
@@ -81,7 +83,8 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
             Clock clock,
             int purgeBatchSize,
             MeterRegistry registry,
-            String name) {
+            String name,
+            Runnable onRollBackAndStore) {
         this.dsl = dsl;
         this.mapping = OutboxMigrations.jooqSettings(schema);
         this.lockTimeoutNanos = lockTimeout.toNanos();
@@ -92,6 +95,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
         this.clock = clock;
         this.purgeBatchSize = purgeBatchSize;
         this.log = "[idempotency-store " + name + "] ";
+        this.onRollBackAndStore = onRollBackAndStore;
         this.executed = counter(registry, name, "executed");
         this.rolledBack = counter(registry, name, "rolled_back");
         this.replayed = counter(registry, name, "replayed");
@@ -236,7 +240,10 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
                         + "; return COMMIT, ROLL_BACK_AND_STORE or RELEASE");
         switch (action) {
             case RELEASE -> throw new Rollback(new IdempotencyOutcome.NotStored(response));
-            case ROLL_BACK_AND_STORE -> db.execute("rollback to savepoint " + SAVEPOINT);
+            case ROLL_BACK_AND_STORE -> {
+                onRollBackAndStore.run();
+                db.execute("rollback to savepoint " + SAVEPOINT);
+            }
             case COMMIT -> {}
         }
         db.update(IDEMPOTENCY_KEY)

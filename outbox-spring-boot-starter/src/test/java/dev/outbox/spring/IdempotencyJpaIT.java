@@ -1,0 +1,263 @@
+package dev.outbox.spring;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.outbox.http.server.ScopeResolver;
+import dev.outbox.testkit.TestDatabase;
+import jakarta.persistence.Entity;
+import jakarta.persistence.EntityManager;
+import jakarta.persistence.GeneratedValue;
+import jakarta.persistence.GenerationType;
+import jakarta.persistence.Id;
+import jakarta.persistence.PersistenceContext;
+import jakarta.persistence.SequenceGenerator;
+import jakarta.persistence.Table;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.sql.Connection;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.springframework.beans.factory.annotation.Autowired;
+import org.springframework.boot.SpringBootConfiguration;
+import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
+import org.springframework.boot.persistence.autoconfigure.EntityScan;
+import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.web.server.LocalServerPort;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Import;
+import org.springframework.http.ResponseEntity;
+import org.springframework.jdbc.core.JdbcTemplate;
+import org.springframework.stereotype.Service;
+import org.springframework.test.annotation.DirtiesContext;
+import org.springframework.test.context.DynamicPropertyRegistry;
+import org.springframework.test.context.DynamicPropertySource;
+import org.springframework.transaction.annotation.Transactional;
+import org.springframework.web.bind.annotation.PathVariable;
+import org.springframework.web.bind.annotation.PostMapping;
+import org.springframework.web.bind.annotation.RequestParam;
+import org.springframework.web.bind.annotation.RestController;
+
+/**
+ * The Idempotency-Key filter in front of a JPA (Hibernate) application, on real PostgreSQL and a
+ * real servlet container. JPA holds writes in its persistence context until it flushes, at the
+ * latest when the transaction commits, and knows nothing of the savepoint the filter rolls back to
+ * for a stored refusal (422). G5: a refusal that is stored and replayed leaves none of the handler's
+ * writes behind, whether JPA had flushed them or not; a success commits them once, and its replay
+ * writes nothing.
+ */
+@ExtendWith(DropDatabaseAtEnd.class)
+@SpringBootTest(classes = IdempotencyJpaIT.App.class, webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
+@DirtiesContext
+@Timeout(value = 3, unit = TimeUnit.MINUTES)
+class IdempotencyJpaIT {
+    static final TestDatabase DB = createDatabase();
+
+    @LocalServerPort
+    int port;
+
+    @Autowired
+    JdbcTemplate jdbc;
+
+    final HttpClient http =
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+
+    static TestDatabase createDatabase() {
+        TestDatabase db = TestDatabase.create();
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            // ids from a sequence (Hibernate's default): a persisted entity is inserted at the flush
+            st.execute("create sequence shipment_seq increment by 50");
+            st.execute("create table shipment(id bigint primary key, order_ref text not null)");
+            // ids from the column (IDENTITY): a persisted entity is inserted at once
+            st.execute("create table parcel(id bigserial primary key, order_ref text not null)");
+            st.execute("create table stock(sku text primary key, quantity int not null)");
+            st.execute("insert into stock values ('sku-1', 10)");
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+        return db;
+    }
+
+    @DynamicPropertySource
+    static void properties(DynamicPropertyRegistry registry) {
+        registry.add("spring.datasource.url", DB::jdbcUrl);
+        registry.add("spring.datasource.username", DB::user);
+        registry.add("spring.datasource.password", DB::password);
+        registry.add("spring.jpa.hibernate.ddl-auto", () -> "none");
+        registry.add("outbox.idempotency.paths", () -> "/shipments/*,/parcels/*,/stock/*");
+    }
+
+    /** A 422 after persisting an entity JPA has not flushed yet: stored, replayed, and no row. */
+    @Test
+    void aStoredRefusalLeavesNoUnflushedEntityBehind() throws Exception {
+        String ref = "ref-" + UUID.randomUUID();
+        String key = UUID.randomUUID().toString();
+        assertThat(post("/shipments/" + ref + "?status=422", key).statusCode()).isEqualTo(422);
+        HttpResponse<String> replay = post("/shipments/" + ref + "?status=422", key);
+        assertThat(replay.statusCode()).isEqualTo(422);
+        assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+        assertThat(count("select count(*) from shipment where order_ref = ?", ref))
+                .as("the refused request's entity, persisted but not flushed before the refusal, is not committed")
+                .isZero();
+    }
+
+    /** A 422 after an update JPA holds as a dirty entity: the stored refusal leaves the row as it was. */
+    @Test
+    void aStoredRefusalLeavesNoDirtyEntityBehind() throws Exception {
+        int before = count("select quantity from stock where sku = ?", "sku-1");
+        assertThat(post("/stock/sku-1?status=422", UUID.randomUUID().toString()).statusCode())
+                .isEqualTo(422);
+        assertThat(count("select quantity from stock where sku = ?", "sku-1"))
+                .as("the refused request's decrement, held by JPA as a dirty entity, is not committed")
+                .isEqualTo(before);
+    }
+
+    /** A 422 after an entity JPA inserted at once (IDENTITY): the savepoint takes the row away. */
+    @Test
+    void aStoredRefusalLeavesNoFlushedEntityBehind() throws Exception {
+        String ref = "ref-" + UUID.randomUUID();
+        assertThat(post("/parcels/" + ref + "?status=422", UUID.randomUUID().toString())
+                        .statusCode())
+                .isEqualTo(422);
+        assertThat(count("select count(*) from parcel where order_ref = ?", ref))
+                .isZero();
+    }
+
+    /** A 201 commits the entity once; its replay answers the same and writes nothing. */
+    @Test
+    void aSuccessCommitsTheEntityOnceAndItsReplayWritesNothing() throws Exception {
+        String ref = "ref-" + UUID.randomUUID();
+        String key = UUID.randomUUID().toString();
+        assertThat(post("/shipments/" + ref + "?status=201", key).statusCode()).isEqualTo(201);
+        HttpResponse<String> replay = post("/shipments/" + ref + "?status=201", key);
+        assertThat(replay.statusCode()).isEqualTo(201);
+        assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+        assertThat(count("select count(*) from shipment where order_ref = ?", ref))
+                .isEqualTo(1);
+    }
+
+    private HttpResponse<String> post(String path, String key) throws Exception {
+        HttpRequest request = HttpRequest.newBuilder(URI.create("http://localhost:" + port + path))
+                .timeout(Duration.ofSeconds(30))
+                .header("Idempotency-Key", "\"" + key + "\"")
+                .POST(HttpRequest.BodyPublishers.noBody())
+                .build();
+        return http.send(request, HttpResponse.BodyHandlers.ofString());
+    }
+
+    private int count(String sql, Object arg) {
+        Integer n = jdbc.queryForObject(sql, Integer.class, arg);
+        return n == null ? 0 : n;
+    }
+
+    @SpringBootConfiguration
+    @EnableAutoConfiguration
+    @EntityScan(basePackageClasses = IdempotencyJpaIT.class)
+    @Import({Shipping.class, ShippingController.class})
+    static class App {
+        @Bean
+        ScopeResolver idempotencyScope() {
+            return ScopeResolver.principalOrAnonymous();
+        }
+    }
+
+    @Entity
+    @Table(name = "shipment")
+    public static class Shipment {
+        @Id
+        @GeneratedValue(strategy = GenerationType.SEQUENCE, generator = "shipment")
+        @SequenceGenerator(name = "shipment", sequenceName = "shipment_seq", allocationSize = 50)
+        Long id;
+
+        String orderRef;
+
+        protected Shipment() {}
+
+        Shipment(String orderRef) {
+            this.orderRef = orderRef;
+        }
+    }
+
+    @Entity
+    @Table(name = "parcel")
+    public static class Parcel {
+        @Id
+        @GeneratedValue(strategy = GenerationType.IDENTITY)
+        Long id;
+
+        String orderRef;
+
+        protected Parcel() {}
+
+        Parcel(String orderRef) {
+            this.orderRef = orderRef;
+        }
+    }
+
+    @Entity
+    @Table(name = "stock")
+    public static class Stock {
+        @Id
+        String sku;
+
+        int quantity;
+
+        protected Stock() {}
+    }
+
+    @Service
+    static class Shipping {
+        @PersistenceContext
+        EntityManager em;
+
+        @Transactional
+        public void ship(String ref) {
+            em.persist(new Shipment(ref));
+        }
+
+        @Transactional
+        public void pack(String ref) {
+            em.persist(new Parcel(ref));
+        }
+
+        @Transactional
+        public void take(String sku) {
+            em.find(Stock.class, sku).quantity--;
+        }
+    }
+
+    /** Each handler writes through JPA, then answers the status the test asks for. */
+    @RestController
+    static class ShippingController {
+        private final Shipping shipping;
+
+        ShippingController(Shipping shipping) {
+            this.shipping = shipping;
+        }
+
+        @PostMapping("/shipments/{ref}")
+        ResponseEntity<String> ship(@PathVariable("ref") String ref, @RequestParam("status") int status) {
+            shipping.ship(ref);
+            return ResponseEntity.status(status).body(ref);
+        }
+
+        @PostMapping("/parcels/{ref}")
+        ResponseEntity<String> pack(@PathVariable("ref") String ref, @RequestParam("status") int status) {
+            shipping.pack(ref);
+            return ResponseEntity.status(status).body(ref);
+        }
+
+        @PostMapping("/stock/{sku}")
+        ResponseEntity<String> take(@PathVariable("sku") String sku, @RequestParam("status") int status) {
+            shipping.take(sku);
+            return ResponseEntity.status(status).body(sku);
+        }
+    }
+}
