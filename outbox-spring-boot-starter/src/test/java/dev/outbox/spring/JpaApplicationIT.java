@@ -1,7 +1,9 @@
 package dev.outbox.spring;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.outbox.core.OutboxMessage;
 import dev.outbox.http.server.ScopeResolver;
 import dev.outbox.testkit.TestDatabase;
 import jakarta.persistence.Entity;
@@ -16,6 +18,7 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.Statement;
 import java.time.Duration;
@@ -45,18 +48,23 @@ import org.springframework.web.bind.annotation.RequestParam;
 import org.springframework.web.bind.annotation.RestController;
 
 /**
- * The Idempotency-Key filter in front of a JPA (Hibernate) application, on real PostgreSQL and a
- * real servlet container. JPA holds writes in its persistence context until it flushes, at the
- * latest when the transaction commits, and knows nothing of the savepoint the filter rolls back to
- * for a stored refusal (422). G5: a refusal that is stored and replayed leaves none of the handler's
- * writes behind, whether JPA had flushed them or not; a success commits them once, and its replay
- * writes nothing.
+ * The starter in a JPA (Hibernate) application, with Spring Boot's {@code JpaTransactionManager}, on
+ * real PostgreSQL and a real servlet container.
+ *
+ * <p>The Idempotency-Key filter: JPA holds writes in its persistence context until it flushes, at
+ * the latest when the transaction commits, and knows nothing of the savepoint the filter rolls back
+ * to for a stored refusal (422). G5: a refusal that is stored and replayed leaves none of the
+ * handler's writes behind, whether JPA had flushed them or not; a success commits them once, and
+ * its replay writes nothing.
+ *
+ * <p>The templates: an append (G1, G2) and a dedup claim (G4) in a {@code @Transactional} method
+ * commit and roll back with the entities that method persists.
  */
 @ExtendWith(DropDatabaseAtEnd.class)
-@SpringBootTest(classes = IdempotencyJpaIT.App.class, webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
+@SpringBootTest(classes = JpaApplicationIT.App.class, webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
 @DirtiesContext
 @Timeout(value = 3, unit = TimeUnit.MINUTES)
-class IdempotencyJpaIT {
+class JpaApplicationIT {
     static final TestDatabase DB = createDatabase();
 
     @LocalServerPort
@@ -64,6 +72,9 @@ class IdempotencyJpaIT {
 
     @Autowired
     JdbcTemplate jdbc;
+
+    @Autowired
+    Shipping shipping;
 
     final HttpClient http =
             HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
@@ -143,6 +154,41 @@ class IdempotencyJpaIT {
                 .isEqualTo(1);
     }
 
+    /** G1, G2: the append commits with the entity, and a method that throws leaves neither. */
+    @Test
+    void anAppendCommitsAndRollsBackWithTheEntity() {
+        String kept = "ref-" + UUID.randomUUID();
+        UUID message = shipping.shipAndAnnounce(kept, false);
+        assertThat(count("select count(*) from shipment where order_ref = ?", kept))
+                .isEqualTo(1);
+        assertThat(count("select count(*) from outbox.outbox_message where message_id = ?", message))
+                .isEqualTo(1);
+
+        String refused = "ref-" + UUID.randomUUID();
+        assertThatThrownBy(() -> shipping.shipAndAnnounce(refused, true)).hasMessageContaining(refused);
+        assertThat(count("select count(*) from shipment where order_ref = ?", refused))
+                .isZero();
+        assertThat(count("select count(*) from outbox.outbox_message where message_key = ?", refused))
+                .isZero();
+    }
+
+    /**
+     * G4: the claim rolls back with the entity when the method throws, so the redelivery applies the
+     * message; once committed, a further delivery is skipped and the entity stays single.
+     */
+    @Test
+    void aClaimCommitsAndRollsBackWithTheEntity() {
+        UUID message = UUID.randomUUID();
+        String ref = "ref-" + message;
+        assertThatThrownBy(() -> shipping.shipOnce(message, ref, true)).hasMessageContaining(ref);
+        assertThat(count("select count(*) from outbox.processed_message where message_id = ?", message))
+                .isZero();
+        assertThat(shipping.shipOnce(message, ref, false)).isTrue();
+        assertThat(shipping.shipOnce(message, ref, false)).isFalse();
+        assertThat(count("select count(*) from shipment where order_ref = ?", ref))
+                .isEqualTo(1);
+    }
+
     private HttpResponse<String> post(String path, String key) throws Exception {
         HttpRequest request = HttpRequest.newBuilder(URI.create("http://localhost:" + port + path))
                 .timeout(Duration.ofSeconds(30))
@@ -159,7 +205,7 @@ class IdempotencyJpaIT {
 
     @SpringBootConfiguration
     @EnableAutoConfiguration
-    @EntityScan(basePackageClasses = IdempotencyJpaIT.class)
+    @EntityScan(basePackageClasses = JpaApplicationIT.class)
     @Import({Shipping.class, ShippingController.class})
     static class App {
         @Bean
@@ -216,6 +262,35 @@ class IdempotencyJpaIT {
     static class Shipping {
         @PersistenceContext
         EntityManager em;
+
+        @Autowired
+        OutboxTemplate outbox;
+
+        @Autowired
+        ProcessedMessagesTemplate processed;
+
+        @Transactional
+        public UUID shipAndAnnounce(String ref, boolean fail) {
+            em.persist(new Shipment(ref));
+            UUID id = outbox.append(OutboxMessage.of(
+                    "shipments", ref, "ShipmentCreated", "text/plain", ref.getBytes(StandardCharsets.UTF_8)));
+            if (fail) {
+                throw new IllegalStateException("no carrier for " + ref);
+            }
+            return id;
+        }
+
+        @Transactional
+        public boolean shipOnce(UUID message, String ref, boolean fail) {
+            if (!processed.claim("shipping", message)) {
+                return false;
+            }
+            em.persist(new Shipment(ref));
+            if (fail) {
+                throw new IllegalStateException("no carrier for " + ref);
+            }
+            return true;
+        }
 
         @Transactional
         public void ship(String ref) {
