@@ -88,8 +88,8 @@ class JpaApplicationIT {
             st.execute("create table shipment(id bigint primary key, order_ref text not null)");
             // ids from the column (IDENTITY): a persisted entity is inserted at once
             st.execute("create table parcel(id bigserial primary key, order_ref text not null)");
-            st.execute("create table stock(sku text primary key, quantity int not null)");
-            st.execute("insert into stock values ('sku-1', 10)");
+            st.execute("create table stock(sku text primary key, quantity int not null check (quantity >= 0))");
+            st.execute("insert into stock values ('sku-1', 10), ('sku-2', 1)");
         } catch (Exception e) {
             throw new IllegalStateException(e);
         }
@@ -123,11 +123,29 @@ class JpaApplicationIT {
     @Test
     void aStoredRefusalLeavesNoDirtyEntityBehind() throws Exception {
         int before = count("select quantity from stock where sku = ?", "sku-1");
-        assertThat(post("/stock/sku-1?status=422", UUID.randomUUID().toString()).statusCode())
+        assertThat(post("/stock/sku-1?status=422&amount=1", UUID.randomUUID().toString())
+                        .statusCode())
                 .isEqualTo(422);
         assertThat(count("select quantity from stock where sku = ?", "sku-1"))
                 .as("the refused request's decrement, held by JPA as a dirty entity, is not committed")
                 .isEqualTo(before);
+    }
+
+    /**
+     * A 201 whose change JPA flushes only at commit, where the database refuses it: nothing is stored,
+     * the client gets a 500 rather than the 201, and a retry with the key runs anew.
+     */
+    @Test
+    void aSuccessWhoseFlushFailsAtCommitIsNotStored() throws Exception {
+        String key = UUID.randomUUID().toString();
+        HttpResponse<String> first = post("/stock/sku-2?status=201&amount=2", key);
+        assertThat(first.statusCode()).isEqualTo(500);
+        assertThat(count("select count(*) from outbox.idempotency_key where idem_key = ?", key))
+                .isZero();
+        HttpResponse<String> retry = post("/stock/sku-2?status=201&amount=2", key);
+        assertThat(retry.statusCode()).isEqualTo(500);
+        assertThat(retry.headers().firstValue("Idempotent-Replayed")).isEmpty();
+        assertThat(count("select quantity from stock where sku = ?", "sku-2")).isEqualTo(1);
     }
 
     /** A 422 after an entity JPA inserted at once (IDENTITY): the savepoint takes the row away. */
@@ -303,8 +321,8 @@ class JpaApplicationIT {
         }
 
         @Transactional
-        public void take(String sku) {
-            em.find(Stock.class, sku).quantity--;
+        public void take(String sku, int amount) {
+            em.find(Stock.class, sku).quantity -= amount;
         }
     }
 
@@ -330,8 +348,11 @@ class JpaApplicationIT {
         }
 
         @PostMapping("/stock/{sku}")
-        ResponseEntity<String> take(@PathVariable("sku") String sku, @RequestParam("status") int status) {
-            shipping.take(sku);
+        ResponseEntity<String> take(
+                @PathVariable("sku") String sku,
+                @RequestParam("status") int status,
+                @RequestParam("amount") int amount) {
+            shipping.take(sku, amount);
             return ResponseEntity.status(status).body(sku);
         }
     }
