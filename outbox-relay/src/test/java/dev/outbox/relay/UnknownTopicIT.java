@@ -262,24 +262,69 @@ class UnknownTopicIT {
     }
 
     /**
-     * G7's known limit, made visible: a shard remembers at most {@code HELD_WINDOW_BATCHES} batches of held
-     * rows, and reads that many more past them; a row of another key behind more held rows than that is not
-     * reached while they are held. Batches of 5 put that bound at 100 rows: 150 rows of a missing topic in
-     * one shard, then a row of another key for a topic that exists. The gauge {@code
-     * outbox.relay.held.overflow.shards} reports the shard while it holds more than it remembers. The held
-     * rows are parked a batch at a time ({@code maxAttempts} 1: at their first counted check, one a
-     * second with the test's backoff cap); the other key's row goes out once it is within reach again,
-     * and the gauge is back to 0 once the shard holds nothing.
+     * G7 and G3 past what a shard remembers: a shard remembers at most {@code HELD_WINDOW_BATCHES}
+     * batches of held rows (50 rows with batches of 5). Behind 150 rows of a missing topic in one shard,
+     * one row of another key for a topic that exists is published while all 150 are still held, none
+     * parked ({@code maxAttempts} far away): past the rows it remembers, the shard leaves out the held
+     * topic's rows and every row of their keys. The row of a held key for that same topic, behind its
+     * held row, is not published (G3). The gauge {@code outbox.relay.held.overflow.shards} reports the
+     * shard meanwhile.
      */
     @Test
-    void aShardHoldingMoreRowsThanItRemembersIsReportedUntilTheyAreParked(TestDatabase db) throws Exception {
+    void aRowOfAnotherKeyBehindMoreHeldRowsThanTheShardRemembersIsPublished(TestDatabase db) throws Exception {
+        DSLContext dsl = db.dsl();
+        List<String> keys = Fixtures.sameShardKeys("past-held", 151);
+        List<UUID> all = commitMissing(dsl, keys.subList(0, 150));
+        // the last held row's key, far past what the shard remembers, and a row of another key
+        UUID heldKeyRow = Fixtures.commit(dsl, List.of(message(PRESENT, keys.get(149), "behind its key")))
+                .get(0);
+        UUID behind = Fixtures.commit(dsl, List.of(message(PRESENT, keys.get(150), "behind")))
+                .get(0);
+        all.add(heldKeyRow);
+        all.add(behind);
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        try (Relay relay = Fixtures.relay(db, broker.bootstrapServers(), "missing-past-held", registry)
+                        .producerProperties(
+                                Map.of("bootstrap.servers", broker.bootstrapServers(), "max.block.ms", 1_000))
+                        .batchSize(5)
+                        .maxAttempts(Relay.Builder.MAX_MAX_ATTEMPTS)
+                        .build();
+                Fixtures.Collector kafkaSide = new Fixtures.Collector(broker.bootstrapServers(), PRESENT)) {
+            relay.start();
+            await().atMost(Duration.ofSeconds(60))
+                    .pollInterval(Duration.ofMillis(5))
+                    .untilAsserted(() -> {
+                        assertThat(kafkaSide.ids()).contains(behind);
+                        assertThat(Fixtures.gauge(registry, "outbox.relay.held.overflow.shards"))
+                                .isEqualTo(1.0);
+                    });
+            assertThat(dsl.fetchCount(
+                            OUTBOX_MESSAGE, OUTBOX_MESSAGE.TOPIC.eq(MISSING).and(OUTBOX_MESSAGE.PARKED_AT.isNull())))
+                    .as("every row of the missing topic still held, none parked")
+                    .isEqualTo(150);
+            // a few more rounds past the held rows: the held key's row stays behind its held row
+            Thread.sleep(3_000);
+            assertThat(kafkaSide.ids()).as("G3: not before its key's held row").doesNotContain(heldKeyRow);
+            assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(heldKeyRow)))
+                    .isOne();
+        } finally {
+            dsl.deleteFrom(OUTBOX_MESSAGE)
+                    .where(OUTBOX_MESSAGE.MESSAGE_ID.in(all))
+                    .execute();
+        }
+    }
+
+    /**
+     * The held rows of a shard past what it remembers are still parked at {@code maxAttempts} (1 here:
+     * at their first counted check, one a second with the test's backoff cap), a window at a time, and
+     * the gauge {@code outbox.relay.held.overflow.shards} is back to 0 once the shard holds no more than
+     * it remembers. The row of another key behind them is published.
+     */
+    @Test
+    void heldRowsPastWhatTheShardRemembersAreParkedAtMaxAttempts(TestDatabase db) throws Exception {
         DSLContext dsl = db.dsl();
         List<String> keys = Fixtures.sameShardKeys("overflow", 151);
-        List<OutboxMessage> missing = new ArrayList<>();
-        for (int i = 0; i < 150; i++) {
-            missing.add(message(MISSING, keys.get(i), "held"));
-        }
-        List<UUID> all = new ArrayList<>(Fixtures.commit(dsl, missing));
+        List<UUID> all = commitMissing(dsl, keys.subList(0, 150));
         UUID behind = Fixtures.commit(dsl, List.of(message(PRESENT, keys.get(150), "behind")))
                 .get(0);
         all.add(behind);
@@ -295,14 +340,8 @@ class UnknownTopicIT {
             await().atMost(Duration.ofSeconds(30))
                     .pollInterval(Duration.ofMillis(5))
                     .until(() -> Fixtures.gauge(registry, "outbox.relay.held.overflow.shards") == 1.0);
-            assertThat(kafkaSide.ids()).doesNotContain(behind);
-
-            await().atMost(Duration.ofSeconds(60))
-                    .untilAsserted(() -> assertThat(kafkaSide.ids()).contains(behind));
-            assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.PARKED_AT.isNotNull()))
-                    .as("held rows parked before the row behind them went out")
-                    .isPositive();
             await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> {
+                assertThat(kafkaSide.ids()).contains(behind);
                 assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.PARKED_AT.isNotNull()))
                         .isEqualTo(150);
                 assertThat(Fixtures.gauge(registry, "outbox.relay.held.overflow.shards"))
@@ -313,6 +352,15 @@ class UnknownTopicIT {
                     .where(OUTBOX_MESSAGE.MESSAGE_ID.in(all))
                     .execute();
         }
+    }
+
+    /** @return the ids of one committed row of the missing topic per key, in key order (mutable) */
+    private static List<UUID> commitMissing(DSLContext dsl, List<String> keys) {
+        List<OutboxMessage> missing = new ArrayList<>();
+        for (String key : keys) {
+            missing.add(message(MISSING, key, "held"));
+        }
+        return new ArrayList<>(Fixtures.commit(dsl, missing));
     }
 
     private Relay relay(TestDatabase db, String id, SimpleMeterRegistry registry, ParkPolicy policy, int maxAttempts) {

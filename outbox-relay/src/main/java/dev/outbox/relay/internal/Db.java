@@ -43,6 +43,7 @@ final class Db implements ShardRows {
     private final String readSql;
     private final String readAheadSql;
     private final String readFilteredSql;
+    private final String readPastHeldSql;
     private final String deleteAllSql;
     private final String failAllSql;
     private final String shardCountSql;
@@ -77,6 +78,18 @@ final class Db implements ShardRows {
                         "case when m.topic = any(?) or " + PAYLOAD_LENGTH + " > ? then null else m.payload end")
                 + " and m.id not in (select unnest(?::bigint[]))"
                 + " and (m.message_key is null or m.message_key <> all(?))" + hold + " order by m.id limit ?";
+        // past more held rows than the shard remembers: no row of a held topic, and no row of a key with a
+        // row of a held topic in the shard, so that rows of other keys are reached however many rows are
+        // held. The keys are read by the same statement, in the same snapshot as the rows it returns: a
+        // key's row of a held topic that commits meanwhile cannot let a later row of that key through.
+        // A key with a held row is left out whole, its rows before that one too; they wait until the held
+        // rows are parked or published. The keys are collected once (an InitPlan) and checked through a
+        // hashed subplan, as the held ids above.
+        this.readPastHeldSql = columns
+                + " and (m.message_key is null or m.message_key <> all(?)) and m.topic <> all(?)"
+                + " and (m.message_key is null or m.message_key not in (select unnest(array(select distinct"
+                + " h.message_key from " + msg + " h where h.shard = ? and h.parked_at is null and h.topic = any(?)"
+                + " and h.message_key is not null))))" + hold + " order by m.id limit ?";
         // The rows in flight are the lowest ids the previous read found, so every row above the highest
         // of them is new without looking at the array; the array is checked only for lower ids (rows
         // that committed after the previous read), which keeps the read-ahead cheap for large batches.
@@ -238,8 +251,16 @@ final class Db implements ShardRows {
      */
     @Override
     public List<OutboxRow> readFiltered(
-            int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit)
+            int shard,
+            Collection<String> heldTopics,
+            long[] heldIds,
+            String[] waitingKeys,
+            int limit,
+            boolean pastHeldTopics)
             throws SQLException {
+        if (pastHeldTopics) {
+            return readPastHeld(shard, heldTopics, waitingKeys, limit);
+        }
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(readFilteredSql)) {
             ps.setArray(1, c.createArrayOf("text", heldTopics.toArray()));
@@ -249,6 +270,22 @@ final class Db implements ShardRows {
             ps.setArray(5, c.createArrayOf("text", waitingKeys));
             ps.setInt(hold(ps, 6, shard), limit);
             return rows(c, ps, limit, heldTopics);
+        }
+    }
+
+    private List<OutboxRow> readPastHeld(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit)
+            throws SQLException {
+        try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(readPastHeldSql)) {
+            Array topics = c.createArrayOf("text", heldTopics.toArray());
+            ps.setInt(1, cap.inlineLimit(limit));
+            ps.setInt(2, shard);
+            ps.setArray(3, c.createArrayOf("text", waitingKeys));
+            ps.setArray(4, topics);
+            ps.setInt(5, shard);
+            ps.setArray(6, topics);
+            ps.setInt(hold(ps, 7, shard), limit);
+            return rows(c, ps, limit, Set.of());
         }
     }
 

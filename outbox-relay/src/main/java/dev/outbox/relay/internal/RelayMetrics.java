@@ -159,8 +159,8 @@ final class RelayMetrics {
                 .register(registry));
         gauges.add(Gauge.builder(HELD_OVERFLOW, heldOverflow, AtomicInteger::get)
                 .tags(tags)
-                .description("Shards holding more rows of topics without metadata than they remember: rows of other"
-                        + " keys behind those wait until they are parked or their topic exists")
+                .description("Shards holding more rows of topics without metadata than they remember: their reads"
+                        + " leave out those topics and their keys, visiting every held row")
                 .register(registry));
     }
 

@@ -16,11 +16,19 @@ interface ShardRows {
      * @param heldTopics topics whose rows are read without their payload
      * @param heldIds rows not read (the shard holds them already)
      * @param waitingKeys keys none of whose rows is read
+     * @param pastHeldTopics whether to leave out every row of {@code heldTopics} and every row of a key
+     *     that has a row of one of them in the shard (and not read {@code heldIds}, which are among
+     *     those): for a shard that holds more rows than it remembers
      * @return up to {@code limit} publishable rows of the shard in id order, without the rows {@code
      *     heldIds} and the rows of {@code waitingKeys}
      */
     List<OutboxRow> readFiltered(
-            int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit)
+            int shard,
+            Collection<String> heldTopics,
+            long[] heldIds,
+            String[] waitingKeys,
+            int limit,
+            boolean pastHeldTopics)
             throws SQLException;
 
     /** @return up to {@code limit} publishable rows of the shard that are not in flight, in id order */

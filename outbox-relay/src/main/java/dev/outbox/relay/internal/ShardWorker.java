@@ -78,8 +78,8 @@ final class ShardWorker {
     // asks only about rows above it; a row that commits late below it waits for the shard's own poll
     private volatile long heldUpTo = Long.MIN_VALUE;
     private boolean permitHeld;
-    // the shard holds more rows of topics without metadata than it remembers: rows of other keys after
-    // them are not reached until those are parked or published (counted in RelayMetrics#heldOverflow)
+    // the shard holds more rows of topics without metadata than it remembers: its reads leave out the held
+    // topics' rows and their keys' rows instead (counted in RelayMetrics#heldOverflow)
     private volatile boolean overflowing;
     private final LeaderlessKeys leaderless = new LeaderlessKeys();
 
@@ -226,11 +226,21 @@ final class ShardWorker {
                     rows = handed;
                 } else {
                     // held rows stay at the head of the shard: read past them, up to a bound; the rows of keys
-                    // waiting for a partition leader are not read at all
-                    limit += Math.min(held.seen, HELD_WINDOW_BATCHES * config.batchSize());
+                    // waiting for a partition leader are not read at all. Past the bound (the shard remembers
+                    // as many held rows as it can, and more are held), the held topics' rows and their keys'
+                    // rows are left out instead, so that the rows of other keys after them are reached.
+                    boolean pastHeld = pastHeldTopics();
+                    if (!pastHeld) {
+                        limit += Math.min(held.seen, HELD_WINDOW_BATCHES * config.batchSize());
+                    }
                     rows = db.readFiltered(
-                            shard, heldTopics, held.idsAnd(), waiting == null ? new String[0] : waiting, limit);
-                    withoutPayload = heldTopics;
+                            shard,
+                            heldTopics,
+                            held.idsAnd(),
+                            waiting == null ? new String[0] : waiting,
+                            limit,
+                            pastHeld);
+                    withoutPayload = pastHeld ? Set.of() : heldTopics;
                     leftOut = held.isEmpty() ? Set.of() : Set.copyOf(held.rowTopics);
                 }
                 relay.databaseAnswered().run();
@@ -376,7 +386,7 @@ final class ShardWorker {
                 && !loop.isStopping()
                 && !deferred.inFlight()) {
             // (a deferred delete in flight: its rows are still in the table, and the read-ahead would take them)
-            ahead.read(db, shard, batch, held, config.batchSize());
+            ahead.read(db, shard, batch, held, config.batchSize(), pastHeldTopics());
         }
         batch.release();
     }
@@ -624,7 +634,7 @@ final class ShardWorker {
     /**
      * Reports whether the shard holds more rows of topics without metadata than it remembers (the gauge
      * {@link RelayMetrics#heldOverflow}, and a log line when that changes): until they are parked or
-     * published, rows of other keys after them are not reached.
+     * published, its reads leave out the held topics' rows and their keys' rows ({@link #pastHeldTopics}).
      */
     private void overflow(boolean now) {
         if (now == overflowing) {
@@ -635,8 +645,8 @@ final class ShardWorker {
             metrics.heldOverflow.incrementAndGet();
             log.warn(
                     "shard {}: holds more rows of topics without metadata {} than it remembers ({} rows, {} batches):"
-                            + " rows of other keys after them wait until these are parked (max-attempts) or their topics"
-                            + " are created",
+                            + " its reads now leave out those topics' rows and their keys' rows, each visiting every held"
+                            + " row, until these are parked (max-attempts) or their topics are created",
                     shard,
                     held.rowTopics,
                     held.ids.size(),
@@ -645,6 +655,15 @@ final class ShardWorker {
             metrics.heldOverflow.decrementAndGet();
             log.info("shard {}: holds no more rows of topics without metadata than it remembers", shard);
         }
+    }
+
+    /**
+     * @return whether the shard's reads leave out the held topics' rows and their keys' rows: it holds
+     *     more rows than it remembers, and remembers some (which a failed check of their topic makes it
+     *     read again, and count)
+     */
+    private boolean pastHeldTopics() {
+        return overflowing && !held.isEmpty();
     }
 
     /** The next read takes the held rows again (as many as the window allows), with what they tell. */

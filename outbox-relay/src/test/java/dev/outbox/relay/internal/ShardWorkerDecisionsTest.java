@@ -866,7 +866,12 @@ class ShardWorkerDecisionsTest {
 
         @Override
         public List<OutboxRow> readFiltered(
-                int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit)
+                int shard,
+                Collection<String> heldTopics,
+                long[] heldIds,
+                String[] waitingKeys,
+                int limit,
+                boolean pastHeldTopics)
                 throws SQLException {
             beforeFilteredRead.run();
             this.heldIds.add(heldIds);

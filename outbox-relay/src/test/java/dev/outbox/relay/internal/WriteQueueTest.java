@@ -222,7 +222,12 @@ class WriteQueueTest {
 
         @Override
         public List<OutboxRow> readFiltered(
-                int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit) {
+                int shard,
+                Collection<String> heldTopics,
+                long[] heldIds,
+                String[] waitingKeys,
+                int limit,
+                boolean pastHeldTopics) {
             throw new UnsupportedOperationException();
         }
 

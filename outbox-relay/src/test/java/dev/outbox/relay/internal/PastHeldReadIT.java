@@ -1,0 +1,100 @@
+package dev.outbox.relay.internal;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.outbox.testkit.RealServices;
+import dev.outbox.testkit.TestDatabase;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * The read of a shard that holds more rows than it remembers, on real PostgreSQL: it returns, in id
+ * order, exactly the rows that may be sent before the held ones. G3: no row of a key with a row of a
+ * held topic in the shard (before or after it), no row behind a parked row of its key (HOLD_KEY), no
+ * row of a key waiting for a partition leader. G7: every other row, however many held rows come
+ * first, keyless rows included.
+ */
+@Tag("integration")
+@ExtendWith(RealServices.class)
+class PastHeldReadIT {
+    private static final int SHARD = 3;
+    private static final String HELD = "held-topic";
+    private static final String OK = "ok-topic";
+
+    @Test
+    void leavesOutTheHeldTopicsAndTheirKeysAndNothingElse(TestDatabase db) throws Exception {
+        String msg = db.schema() + ".outbox_message";
+        long early;
+        long other;
+        long keyless;
+        long afterParked;
+        long last;
+        try (Connection c = db.connect()) {
+            // a row of key e for a healthy topic before e's held row: left out too (its key is held)
+            early = insert(c, msg, SHARD, OK, "e", false);
+            for (int i = 0; i < 300; i++) {
+                insert(c, msg, SHARD, HELD, "h" + (i % 50), false);
+            }
+            insert(c, msg, SHARD, HELD, null, false);
+            insert(c, msg, SHARD, HELD, "e", false);
+            insert(c, msg, SHARD, OK, "h7", false); // behind its key's held rows
+            other = insert(c, msg, SHARD, OK, "other", false);
+            insert(c, msg, SHARD, OK, "waiting", false); // a key waiting for a partition leader
+            insert(c, msg, SHARD, OK, "p", true); // parked
+            insert(c, msg, SHARD, OK, "p", false); // behind its key's parked row
+            keyless = insert(c, msg, SHARD, OK, null, false);
+            afterParked = insert(c, msg, SHARD, "another-ok", "q", false);
+            insert(c, msg, SHARD + 1, OK, "elsewhere", false); // another shard
+            last = insert(c, msg, SHARD, OK, "other", false);
+            try (Statement st = c.createStatement()) {
+                st.execute("analyze " + msg);
+            }
+        }
+        Db rows = new Db(db.dataSource(), db.schema(), "past-held-read-it", true, 1 << 20);
+
+        List<OutboxRow> read =
+                rows.readFiltered(SHARD, Set.of(HELD), new long[] {1, 2}, new String[] {"waiting"}, 500, true);
+        assertThat(read).extracting(OutboxRow::id).containsExactly(other, keyless, afterParked, last);
+        assertThat(read).allSatisfy(r -> assertThat(r.takePayload()).hasSize(8));
+        assertThat(early).isLessThan(other);
+
+        // the limit cuts in id order
+        assertThat(rows.readFiltered(SHARD, Set.of(HELD), new long[0], new String[] {"waiting"}, 2, true))
+                .extracting(OutboxRow::id)
+                .containsExactly(other, keyless);
+
+        // once the held topic's rows of key e are parked, e's earlier row is no longer held by them
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("update " + msg + " set parked_at = now() where topic = '" + HELD + "' and message_key = 'e'");
+        }
+        assertThat(rows.readFiltered(SHARD, Set.of(HELD), new long[0], new String[0], 500, true))
+                .extracting(OutboxRow::id)
+                .startsWith(early);
+    }
+
+    private static long insert(Connection c, String msg, int shard, String topic, String key, boolean parked)
+            throws SQLException {
+        try (PreparedStatement ps = c.prepareStatement("insert into " + msg
+                + " (message_id, shard, topic, message_key, message_type, content_type, payload, parked_at)"
+                + " values (gen_random_uuid(), ?, ?, ?, 'T', 'application/octet-stream', '\\x0102030405060708',"
+                + " case when ? then now() end) returning id")) {
+            ps.setInt(1, shard);
+            ps.setString(2, topic);
+            ps.setString(3, key);
+            ps.setBoolean(4, parked);
+            try (ResultSet rs = ps.executeQuery()) {
+                rs.next();
+                return rs.getLong(1);
+            }
+        }
+    }
+}
