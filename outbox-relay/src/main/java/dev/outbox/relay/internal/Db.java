@@ -86,6 +86,7 @@ final class Db implements ShardRows {
         // rows are parked or published. The keys are collected once (an InitPlan) and checked through a
         // hashed subplan, as the held ids above.
         this.readPastHeldSql = columns
+                + " and m.id not in (select unnest(?::bigint[]))"
                 + " and (m.message_key is null or m.message_key <> all(?)) and m.topic <> all(?)"
                 + " and (m.message_key is null or m.message_key not in (select unnest(array(select distinct"
                 + " h.message_key from " + msg + " h where h.shard = ? and h.parked_at is null and h.topic = any(?)"
@@ -259,7 +260,7 @@ final class Db implements ShardRows {
             boolean pastHeldTopics)
             throws SQLException {
         if (pastHeldTopics) {
-            return readPastHeld(shard, heldTopics, waitingKeys, limit);
+            return readPastHeld(shard, heldTopics, heldIds, waitingKeys, limit);
         }
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(readFilteredSql)) {
@@ -273,18 +274,20 @@ final class Db implements ShardRows {
         }
     }
 
-    private List<OutboxRow> readPastHeld(int shard, Collection<String> heldTopics, String[] waitingKeys, int limit)
+    private List<OutboxRow> readPastHeld(
+            int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit)
             throws SQLException {
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(readPastHeldSql)) {
             Array topics = c.createArrayOf("text", heldTopics.toArray());
             ps.setInt(1, cap.inlineLimit(limit));
             ps.setInt(2, shard);
-            ps.setArray(3, c.createArrayOf("text", waitingKeys));
-            ps.setArray(4, topics);
-            ps.setInt(5, shard);
-            ps.setArray(6, topics);
-            ps.setInt(hold(ps, 7, shard), limit);
+            ps.setArray(3, longArray(c, heldIds));
+            ps.setArray(4, c.createArrayOf("text", waitingKeys));
+            ps.setArray(5, topics);
+            ps.setInt(6, shard);
+            ps.setArray(7, topics);
+            ps.setInt(hold(ps, 8, shard), limit);
             return rows(c, ps, limit, Set.of());
         }
     }

@@ -18,11 +18,8 @@ final class ReadAhead {
     /**
      * Reads up to {@code batchSize} rows after the batch in flight; after a database failure nothing
      * is kept (the next round reads again).
-     *
-     * @param pastHeldTopics the shard holds more rows than it remembers: no row of a held topic is read,
-     *     nor any row of a key with one ({@link ShardRows#readFiltered})
      */
-    void read(ShardRows db, int shard, Batch batch, HeldRows held, int batchSize, boolean pastHeldTopics) {
+    void read(ShardRows db, int shard, Batch batch, HeldRows held, int batchSize) {
         try {
             if (batch.heldRows == 0 && held.isEmpty() && held.topicsRead.isEmpty()) {
                 rows = db.readAhead(shard, batch.takenIds(), batchSize);
@@ -32,14 +29,9 @@ final class ReadAhead {
                 // the rows held so far and this batch's rows (complete() remembers the held ones before
                 // the next batch) are left out, the held topics' rows are read without their payload
                 rows = db.readFiltered(
-                        shard,
-                        held.topicsRead,
-                        held.idsAnd(batch.takenIds()),
-                        new String[0],
-                        batchSize,
-                        pastHeldTopics);
+                        shard, held.topicsRead, held.idsAnd(batch.takenIds()), new String[0], batchSize, false);
                 filtered = true;
-                withoutPayload = pastHeldTopics ? Set.of() : held.topicsRead;
+                withoutPayload = held.topicsRead;
             }
         } catch (SQLException e) {
             rows = null; // the next round reads again

@@ -384,9 +384,12 @@ final class ShardWorker {
                 && leaderless.isEmpty()
                 && !batch.skipped
                 && !loop.isStopping()
-                && !deferred.inFlight()) {
-            // (a deferred delete in flight: its rows are still in the table, and the read-ahead would take them)
-            ahead.read(db, shard, batch, held, config.batchSize(), pastHeldTopics());
+                && !deferred.inFlight()
+                && !pastHeldTopics()) {
+            // (a deferred delete in flight: its rows are still in the table, and the read-ahead would take them;
+            // past the held rows it remembers, a shard reads each round itself, so that it sees a held topic
+            // get metadata and counts the checks of its held rows: a round that takes rows read ahead does not)
+            ahead.read(db, shard, batch, held, config.batchSize());
         }
         batch.release();
     }
