@@ -310,7 +310,10 @@ final class ShardWorker {
             fenced("delete published rows");
             return false;
         }
-        boolean ownRead = ahead.rows == null && (!loop.hasHanded() || !held.isEmpty() || !leaderless.isEmpty());
+        // (a shard that held rows lately, held.seen, reads for itself while a topic is held, even with rows
+        // handed: it waits too, rather than ask whether a topic is held now and again in the round)
+        boolean ownRead =
+                ahead.rows == null && (!loop.hasHanded() || !held.isEmpty() || held.seen != 0 || !leaderless.isEmpty());
         // in flight first: once none is, none starts before this round ends, so the ids taken below are all
         // there are, and retried() may forget them all
         boolean inFlight = deferred.inFlight();
