@@ -533,6 +533,61 @@ class ShardWorkerDecisionsTest {
     }
 
     /**
+     * A shard that held a row lately reads for itself while its topic is held, also when the probe
+     * handed it rows, and that read waits for the shard's deferred delete like any read of its own:
+     * the published row whose delete is pending is not read and published a second time.
+     */
+    @Test
+    void aShardThatHeldARowLatelyWaitsForItsDeferredDeleteBeforeReadingForItselfAlsoWithRowsHanded() {
+        List<Runnable> deletes = new ArrayList<>();
+        deleteRunner = deletes::add;
+        rows.reads.add(List.of(row(1, "a", "k1")));
+        ShardWorker w = worker();
+        assertThat(deletes).as("row 1's delete is deferred").hasSize(1);
+        assertThat(w.loop.state()).isEqualTo(ShardLoop.State.IDLE);
+
+        // the probe hands a row of "slow", whose lookup does not answer (held), and a row whose headers make
+        // no record (parked): the shard holds no row after that round, and "slow" stays held
+        OutboxRow malformed = new OutboxRow(
+                3,
+                UUID.randomUUID(),
+                "a",
+                "k3",
+                "t",
+                "application/json",
+                "not json",
+                new byte[] {1},
+                OffsetDateTime.now());
+        assertThat(w.loop.wakeWith(w.loop.idleTicket(), List.of(row(2, "slow", "k2"), malformed)))
+                .isTrue();
+        workers.runDue();
+        assertThat(rows.failed).as("the malformed row is parked").containsExactly(List.of(3L));
+        assertThat(w.loop.state()).isEqualTo(ShardLoop.State.IDLE);
+        assertThat(topics.held()).containsExactly("slow");
+        assertThat(deletes).as("row 1's delete has not run yet").hasSize(1);
+        int readsBefore = rows.readCalls.get();
+
+        // the shard's own read finds what the table holds: row 1 until its delete ran, and row 4
+        rows.beforeFilteredRead = () -> rows.reads.add(
+                rows.deleted.contains(1L) ? List.of(row(4, "a", "k4")) : List.of(row(1, "a", "k1"), row(4, "a", "k4")));
+        assertThat(w.loop.wakeWith(w.loop.idleTicket(), List.of(row(4, "a", "k4"))))
+                .isTrue();
+        workers.runDue();
+        assertThat(rows.readCalls)
+                .as("having held a row lately, it reads for itself, but not before row 1's delete ran")
+                .hasValue(readsBefore);
+
+        deletes.remove(0).run();
+        workers.runDue();
+        assertThat(rows.readCalls).as("then it reads").hasValue(readsBefore + 1);
+        assertThat(made.get(0).history())
+                .as("row 1 is published once")
+                .extracting(r -> new String(r.key(), StandardCharsets.UTF_8))
+                .containsExactly("k1", "k4");
+        assertThat(rows.deleted).containsExactly(1L);
+    }
+
+    /**
      * A deferred delete whose statement failed (G3): its row stays left out of the probe's reads, and
      * the shard deletes it again, waiting this time, before it reads or sends anything; it never
      * publishes that row again after later rows of its key.
