@@ -287,12 +287,7 @@ class UnknownTopicIT {
         all.add(heldKeyRow);
         all.addAll(behind);
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
-        try (Relay relay = Fixtures.relay(db, broker.bootstrapServers(), "missing-past-held", registry)
-                        .producerProperties(
-                                Map.of("bootstrap.servers", broker.bootstrapServers(), "max.block.ms", 1_000))
-                        .batchSize(5)
-                        .maxAttempts(Relay.Builder.MAX_MAX_ATTEMPTS)
-                        .build();
+        try (Relay relay = inBatchesOfFive(db, "missing-past-held", registry, Relay.Builder.MAX_MAX_ATTEMPTS);
                 Fixtures.Collector kafkaSide = new Fixtures.Collector(broker.bootstrapServers(), PRESENT)) {
             relay.start();
             await().atMost(Duration.ofSeconds(60))
@@ -338,12 +333,7 @@ class UnknownTopicIT {
                 .get(0);
         all.add(behind);
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
-        try (Relay relay = Fixtures.relay(db, broker.bootstrapServers(), "missing-overflow", registry)
-                        .producerProperties(
-                                Map.of("bootstrap.servers", broker.bootstrapServers(), "max.block.ms", 1_000))
-                        .batchSize(5)
-                        .maxAttempts(1)
-                        .build();
+        try (Relay relay = inBatchesOfFive(db, "missing-overflow", registry, 1);
                 Fixtures.Collector kafkaSide = new Fixtures.Collector(broker.bootstrapServers(), PRESENT)) {
             relay.start();
             await().atMost(Duration.ofSeconds(30))
@@ -361,6 +351,15 @@ class UnknownTopicIT {
                     .where(OUTBOX_MESSAGE.MESSAGE_ID.in(all))
                     .execute();
         }
+    }
+
+    /** A relay in batches of 5, so that a shard remembers 50 held rows ({@code HELD_WINDOW_BATCHES} batches). */
+    private Relay inBatchesOfFive(TestDatabase db, String id, SimpleMeterRegistry registry, int maxAttempts) {
+        return Fixtures.relay(db, broker.bootstrapServers(), id, registry)
+                .producerProperties(Map.of("bootstrap.servers", broker.bootstrapServers(), "max.block.ms", 1_000))
+                .batchSize(5)
+                .maxAttempts(maxAttempts)
+                .build();
     }
 
     /** @return the ids of one committed row of the missing topic per key, in key order (mutable) */
