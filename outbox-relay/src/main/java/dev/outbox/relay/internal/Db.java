@@ -78,19 +78,20 @@ final class Db implements ShardRows {
                         "case when m.topic = any(?) or " + PAYLOAD_LENGTH + " > ? then null else m.payload end")
                 + " and m.id not in (select unnest(?::bigint[]))"
                 + " and (m.message_key is null or m.message_key <> all(?))" + hold + " order by m.id limit ?";
-        // past more held rows than the shard remembers: no row of a held topic, and no row of a key with a
-        // row of a held topic in the shard, so that rows of other keys are reached however many rows are
-        // held. The keys are read by the same statement, in the same snapshot as the rows it returns: a
-        // key's row of a held topic that commits meanwhile cannot let a later row of that key through.
-        // A key with a held row is left out whole, its rows before that one too; they wait until the held
-        // rows are parked or published. The keys are collected once (an InitPlan) and checked through a
-        // hashed subplan, as the held ids above.
+        // past more held rows than the shard remembers: no row of a held topic, and no row of a key at or
+        // after that key's first row of a held topic in the shard, so that the rows of other keys, and a
+        // held key's rows before its first held one, are reached however many rows are held. The first
+        // held id of each key is read by the same statement, in the same snapshot as the rows it returns:
+        // a key's row of a held topic that commits meanwhile cannot let a later row of that key through.
+        // The ids are collected once (an InitPlan) into a jsonb object keyed by message key, which each row
+        // looks its key up in (a binary search over the keys), whatever the number of held rows.
         this.readPastHeldSql = columns
                 + " and m.id not in (select unnest(?::bigint[]))"
                 + " and (m.message_key is null or m.message_key <> all(?)) and m.topic <> all(?)"
-                + " and (m.message_key is null or m.message_key not in (select unnest(array(select distinct"
-                + " h.message_key from " + msg + " h where h.shard = ? and h.parked_at is null and h.topic = any(?)"
-                + " and h.message_key is not null))))" + hold + " order by m.id limit ?";
+                + " and (m.message_key is null or coalesce(m.id < ((select jsonb_object_agg(f.message_key, f.id)"
+                + " from (select h.message_key, min(h.id) as id from " + msg + " h where h.shard = ?"
+                + " and h.parked_at is null and h.topic = any(?) and h.message_key is not null"
+                + " group by h.message_key) f) ->> m.message_key)::bigint, true))" + hold + " order by m.id limit ?";
         // The rows in flight are the lowest ids the previous read found, so every row above the highest
         // of them is new without looking at the array; the array is checked only for lower ids (rows
         // that committed after the previous read), which keeps the read-ahead cheap for large batches.

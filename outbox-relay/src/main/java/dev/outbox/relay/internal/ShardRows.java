@@ -17,8 +17,8 @@ interface ShardRows {
      * @param heldIds rows not read (the shard holds them already)
      * @param waitingKeys keys none of whose rows is read
      * @param pastHeldTopics whether to leave out every row of {@code heldTopics} and every row of a key
-     *     that has a row of one of them in the shard, rather than read the held topics' rows without
-     *     their payload: for a shard that holds more rows than it remembers
+     *     from that key's first row of one of them in the shard on, rather than read the held topics'
+     *     rows without their payload: for a shard that holds more rows than it remembers
      * @return up to {@code limit} publishable rows of the shard in id order, without the rows {@code
      *     heldIds} and the rows of {@code waitingKeys}
      */

@@ -79,7 +79,7 @@ final class ShardWorker {
     private volatile long heldUpTo = Long.MIN_VALUE;
     private boolean permitHeld;
     // the shard holds more rows of topics without metadata than it remembers: its reads leave out the held
-    // topics' rows and their keys' rows instead (counted in RelayMetrics#heldOverflow)
+    // topics' rows and their keys' later rows instead (counted in RelayMetrics#heldOverflow)
     private volatile boolean overflowing;
     private final LeaderlessKeys leaderless = new LeaderlessKeys();
 
@@ -228,7 +228,8 @@ final class ShardWorker {
                     // held rows stay at the head of the shard: read past them, up to a bound; the rows of keys
                     // waiting for a partition leader are not read at all. Past the bound (the shard remembers
                     // as many held rows as it can, and more are held), the held topics' rows and their keys'
-                    // rows are left out instead, so that the rows of other keys after them are reached.
+                    // rows from each key's first held one on are left out instead, so that the rows of other
+                    // keys after them are reached.
                     boolean pastHeld = pastHeldTopics();
                     if (!pastHeld) {
                         limit += Math.min(held.seen, HELD_WINDOW_BATCHES * config.batchSize());
@@ -640,7 +641,7 @@ final class ShardWorker {
     /**
      * Reports whether the shard holds more rows of topics without metadata than it remembers (the gauge
      * {@link RelayMetrics#heldOverflow}, and a log line when that changes): until they are parked or
-     * published, its reads leave out the held topics' rows and their keys' rows ({@link #pastHeldTopics}).
+     * published, its reads leave out the held topics' rows and their keys' later rows ({@link #pastHeldTopics}).
      */
     private void overflow(boolean now) {
         if (now == overflowing) {
@@ -651,8 +652,9 @@ final class ShardWorker {
             metrics.heldOverflow.incrementAndGet();
             log.warn(
                     "shard {}: holds more rows of topics without metadata {} than it remembers ({} rows, {} batches):"
-                            + " its reads now leave out those topics' rows and their keys' rows, each visiting every held"
-                            + " row, until these are parked (max-attempts) or their topics are created",
+                            + " its reads now leave out those topics' rows and their keys' rows from each key's first"
+                            + " held one on, each visiting every held row, until these are parked (max-attempts) or their"
+                            + " topics are created",
                     shard,
                     held.rowTopics,
                     held.ids.size(),
@@ -664,7 +666,7 @@ final class ShardWorker {
     }
 
     /**
-     * @return whether the shard's reads leave out the held topics' rows and their keys' rows: it holds
+     * @return whether the shard's reads leave out the held topics' rows and their keys' later rows: it holds
      *     more rows than it remembers, and remembers some (which a failed check of their topic makes it
      *     read again, and count)
      */
