@@ -44,6 +44,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
 import java.util.function.Supplier;
 import javax.sql.DataSource;
 import org.apache.kafka.clients.admin.Admin;
@@ -453,19 +454,10 @@ class ConsumerOperationsIT {
         String topic = TestKafka.uniqueTopic("ops-lock");
         kafka.createTopic(topic, 1);
         kafka.createTopic(topic + ".dlt", 1);
-        try (Connection c = db.connect();
-                Statement st = c.createStatement()) {
-            st.execute("create table ops_stock(id int primary key, reserved int not null)");
-            st.execute("insert into ops_stock values (1, 0)");
-        }
         MessageHandler payments = Fixtures.paymentsHandler();
         MeterRegistry registry = new SimpleMeterRegistry();
         UUID id = MessageIds.next();
-        try (Connection locker = db.connect()) {
-            locker.setAutoCommit(false);
-            try (Statement st = locker.createStatement()) {
-                st.execute("select * from ops_stock where id = 1 for update"); // held until the rollback below
-            }
+        try (Connection locker = lockedStockRow(db, "ops_stock")) {
             try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
                 producer.send(payment(topic, id, "order-lock", 7)).get();
             }
@@ -526,6 +518,137 @@ class ConsumerOperationsIT {
                 }
             }
         }
+    }
+
+    /**
+     * G7, and what consumer-dedup/README.md says of statement timeouts: a handler whose session sets
+     * only {@code statement_timeout} and waits for a row lock another transaction holds fails with
+     * 57014, which is an ordinary handler failure by default (PostgreSQL raises it for slow queries
+     * too): with maxAttempts 2 the message is dead-lettered, and the business write never applied.
+     * Fails if 57014 were taken for contention (it would wait for the lock instead).
+     */
+    @Test
+    void aStatementTimeoutInTheHandlerIsAHandlerFailureByDefault(TestDatabase db, TestKafka kafka) throws Throwable {
+        statementTimeoutInTheHandler(db, kafka, "ops-timeout", null);
+    }
+
+    /**
+     * The README's remedy for a handler whose statement timeouts can only be lock waits: a {@code
+     * failureClassifier} that returns {@link FailureKind#TRANSIENT} for 57014. The message is then
+     * retried without using attempts while the lock is held, and applied exactly once when it is
+     * released, nothing dead-lettered. Fails if the classifier's answer were not applied to database
+     * errors raised by the handler.
+     */
+    @Test
+    void aStatementTimeoutClassifiedTransientWaitsForTheLock(TestDatabase db, TestKafka kafka) throws Throwable {
+        statementTimeoutInTheHandler(db, kafka, "ops-timeout-transient", e -> {
+            for (Throwable t = e; t != null; t = t.getCause()) {
+                if (t instanceof SQLException sql && "57014".equals(sql.getSQLState())) {
+                    return FailureKind.TRANSIENT;
+                }
+            }
+            return null;
+        });
+    }
+
+    /**
+     * Runs a handler that waits for a locked row under {@code statement_timeout = 200ms}, with
+     * maxAttempts 2, while the test holds the lock for a few seconds.
+     *
+     * @param classifier the consumer's failure classifier, or null for the default rule
+     */
+    private void statementTimeoutInTheHandler(
+            TestDatabase db, TestKafka kafka, String name, Function<Throwable, FailureKind> classifier)
+            throws Throwable {
+        String topic = TestKafka.uniqueTopic(name);
+        String table = name.replace('-', '_');
+        kafka.createTopic(topic, 1);
+        kafka.createTopic(topic + ".dlt", 1);
+        MessageHandler payments = Fixtures.paymentsHandler();
+        MeterRegistry registry = new SimpleMeterRegistry();
+        UUID id = MessageIds.next();
+        try (Connection locker = lockedStockRow(db, table)) {
+            try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+                producer.send(payment(topic, id, "order-timeout", 7)).get();
+            }
+            IdempotentConsumer.Builder builder = Fixtures.builder(kafka, db, topic, name)
+                    .meterRegistry(registry)
+                    .maxAttempts(2)
+                    .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofMillis(500)))
+                    .handler((m, tx) -> {
+                        tx.execute("set local statement_timeout = '200ms'");
+                        tx.execute("update " + table + " set reserved = reserved + 1 where id = 1");
+                        payments.handle(m, tx);
+                    });
+            if (classifier != null) {
+                builder.failureClassifier(classifier);
+            }
+            try (IdempotentConsumer consumer = builder.build()) {
+                consumer.start();
+                if (classifier == null) {
+                    await().atMost(WAIT)
+                            .untilAsserted(() -> assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
+                                    .as("dead-lettered after its two attempts")
+                                    .isOne());
+                    assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0)))
+                            .as("dead-letter records")
+                            .isOne();
+                } else {
+                    await().atMost(WAIT)
+                            .untilAsserted(() -> assertThat(registry.get("outbox.consumer.retries")
+                                            .tag("cause", "transient")
+                                            .counter()
+                                            .count())
+                                    .as("statement timeouts retried as transient failures")
+                                    .isGreaterThanOrEqualTo(4));
+                    assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
+                            .isZero();
+                }
+                locker.rollback();
+                if (classifier == null) {
+                    assertThat(Fixtures.counter(registry, "outbox.consumer.handled"))
+                            .isZero();
+                    assertThat(Fixtures.paymentsPerId(db)).doesNotContainKey(id);
+                } else {
+                    await().atMost(WAIT)
+                            .untilAsserted(
+                                    () -> assertThat(Fixtures.paymentsPerId(db)).containsEntry(id, 1L));
+                    assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
+                            .isZero();
+                    assertThat(registry.get("outbox.consumer.retries")
+                                    .tag("cause", "handler")
+                                    .counter()
+                                    .count())
+                            .isZero();
+                }
+                assertThat(Fixtures.scalar(db, "select reserved from " + table + " where id = 1"))
+                        .isEqualTo(classifier == null ? 0 : 1);
+            } finally {
+                if (!locker.isClosed()) {
+                    locker.rollback();
+                }
+            }
+        }
+    }
+
+    /**
+     * Creates {@code table (id, reserved)} with the row 1 and locks that row in a transaction of its
+     * own.
+     *
+     * @return the connection holding the lock, until its rollback
+     */
+    private static Connection lockedStockRow(TestDatabase db, String table) throws SQLException {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("create table " + table + "(id int primary key, reserved int not null)");
+            st.execute("insert into " + table + " values (1, 0)");
+        }
+        Connection locker = db.connect();
+        locker.setAutoCommit(false);
+        try (Statement st = locker.createStatement()) {
+            st.execute("select * from " + table + " where id = 1 for update");
+        }
+        return locker;
     }
 
     /**
