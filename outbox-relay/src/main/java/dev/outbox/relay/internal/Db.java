@@ -253,16 +253,8 @@ final class Db implements ShardRows {
      */
     @Override
     public List<OutboxRow> readFiltered(
-            int shard,
-            Collection<String> heldTopics,
-            long[] heldIds,
-            String[] waitingKeys,
-            int limit,
-            boolean pastHeldTopics)
+            int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit)
             throws SQLException {
-        if (pastHeldTopics) {
-            return readPastHeld(shard, heldTopics, heldIds, waitingKeys, limit);
-        }
         try (Connection c = connect();
                 PreparedStatement ps = c.prepareStatement(readFilteredSql)) {
             ps.setArray(1, c.createArrayOf("text", heldTopics.toArray()));
@@ -275,7 +267,8 @@ final class Db implements ShardRows {
         }
     }
 
-    private List<OutboxRow> readPastHeld(
+    @Override
+    public List<OutboxRow> readPastHeld(
             int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit)
             throws SQLException {
         try (Connection c = connect();

@@ -28,8 +28,7 @@ final class ReadAhead {
             } else {
                 // the rows held so far and this batch's rows (complete() remembers the held ones before
                 // the next batch) are left out, the held topics' rows are read without their payload
-                rows = db.readFiltered(
-                        shard, held.topicsRead, held.idsAnd(batch.takenIds()), new String[0], batchSize, false);
+                rows = db.readFiltered(shard, held.topicsRead, held.idsAnd(batch.takenIds()), new String[0], batchSize);
                 filtered = true;
                 withoutPayload = held.topicsRead;
             }

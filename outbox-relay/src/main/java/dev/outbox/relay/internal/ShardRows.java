@@ -16,19 +16,26 @@ interface ShardRows {
      * @param heldTopics topics whose rows are read without their payload
      * @param heldIds rows not read (the shard holds them already)
      * @param waitingKeys keys none of whose rows is read
-     * @param pastHeldTopics whether to leave out every row of {@code heldTopics} and every row of a key
-     *     from that key's first row of one of them in the shard on, rather than read the held topics'
-     *     rows without their payload: for a shard that holds more rows than it remembers
      * @return up to {@code limit} publishable rows of the shard in id order, without the rows {@code
      *     heldIds} and the rows of {@code waitingKeys}
      */
     List<OutboxRow> readFiltered(
-            int shard,
-            Collection<String> heldTopics,
-            long[] heldIds,
-            String[] waitingKeys,
-            int limit,
-            boolean pastHeldTopics)
+            int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit)
+            throws SQLException;
+
+    /**
+     * The read of a shard that holds more rows than it remembers: rather than read the held topics'
+     * rows without their payload, it leaves out every row of {@code heldTopics} and every row of a
+     * key from that key's first row of one of them in the shard on.
+     *
+     * @param heldTopics topics none of whose rows is read
+     * @param heldIds rows not read (the shard holds them already)
+     * @param waitingKeys keys none of whose rows is read
+     * @return up to {@code limit} publishable rows of the shard in id order that per-key order lets
+     *     go before the held rows
+     */
+    List<OutboxRow> readPastHeld(
+            int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit)
             throws SQLException;
 
     /** @return up to {@code limit} publishable rows of the shard that are not in flight, in id order */

@@ -234,13 +234,10 @@ final class ShardWorker {
                     if (!pastHeld) {
                         limit += Math.min(held.seen, HELD_WINDOW_BATCHES * config.batchSize());
                     }
-                    rows = db.readFiltered(
-                            shard,
-                            heldTopics,
-                            held.idsAnd(),
-                            waiting == null ? new String[0] : waiting,
-                            limit,
-                            pastHeld);
+                    String[] keys = waiting == null ? new String[0] : waiting;
+                    rows = pastHeld
+                            ? db.readPastHeld(shard, heldTopics, held.idsAnd(), keys, limit)
+                            : db.readFiltered(shard, heldTopics, held.idsAnd(), keys, limit);
                     withoutPayload = pastHeld ? Set.of() : heldTopics;
                     leftOut = held.isEmpty() ? Set.of() : Set.copyOf(held.rowTopics);
                 }

@@ -70,10 +70,10 @@ class CappedReadIT {
         assertThat(rows.cap().full(next, LIMIT)).isFalse();
         assertThat(next.get(0).takePayload()).isEqualTo(payloads.get(9));
 
-        assertWhole(rows.readFiltered(SHARD, Set.of(), new long[0], new String[0], LIMIT, false), ids, payloads, kept);
+        assertWhole(rows.readFiltered(SHARD, Set.of(), new long[0], new String[0], LIMIT), ids, payloads, kept);
 
         // rows of a held topic come without their payload and count nothing towards the cap
-        List<OutboxRow> held = rows.readFiltered(SHARD, Set.of("capped"), new long[0], new String[0], LIMIT, false);
+        List<OutboxRow> held = rows.readFiltered(SHARD, Set.of("capped"), new long[0], new String[0], LIMIT);
         assertThat(ids(held)).hasSize(ids.length);
         assertThat(held).allMatch(r -> r.payloadSize() == 0);
 

@@ -62,18 +62,17 @@ class PastHeldReadIT {
         }
         Db rows = new Db(db.dataSource(), db.schema(), "past-held-read-it", true, 1 << 20);
 
-        List<OutboxRow> read = rows.readFiltered(SHARD, Set.of(HELD), new long[0], new String[] {"waiting"}, 500, true);
+        List<OutboxRow> read = rows.readPastHeld(SHARD, Set.of(HELD), new long[0], new String[] {"waiting"}, 500);
         assertThat(read).extracting(OutboxRow::id).containsExactly(early, other, keyless, afterParked, last);
         assertThat(read).allSatisfy(r -> assertThat(r.takePayload()).hasSize(8));
 
         // the limit cuts in id order
-        assertThat(rows.readFiltered(SHARD, Set.of(HELD), new long[0], new String[] {"waiting"}, 2, true))
+        assertThat(rows.readPastHeld(SHARD, Set.of(HELD), new long[0], new String[] {"waiting"}, 2))
                 .extracting(OutboxRow::id)
                 .containsExactly(early, other);
 
         // the ids given (a batch in flight) are not read again
-        assertThat(rows.readFiltered(
-                        SHARD, Set.of(HELD), new long[] {early, other}, new String[] {"waiting"}, 500, true))
+        assertThat(rows.readPastHeld(SHARD, Set.of(HELD), new long[] {early, other}, new String[] {"waiting"}, 500))
                 .extracting(OutboxRow::id)
                 .containsExactly(keyless, afterParked, last);
 
@@ -83,13 +82,13 @@ class PastHeldReadIT {
                 Statement st = c.createStatement()) {
             st.execute("update " + msg + " set parked_at = now() where topic = '" + HELD + "' and message_key = 'e'");
         }
-        assertThat(rows.readFiltered(SHARD, Set.of(HELD), new long[0], new String[0], 500, true))
+        assertThat(rows.readPastHeld(SHARD, Set.of(HELD), new long[0], new String[0], 500))
                 .extracting(OutboxRow::id)
                 .doesNotContain(afterE)
                 .contains(early);
         // without the hold-back check, parked rows hold nothing: e's later row goes out
         Db skipping = new Db(db.dataSource(), db.schema(), "past-held-read-it", false, 1 << 20);
-        assertThat(skipping.readFiltered(SHARD, Set.of(HELD), new long[0], new String[0], 500, true))
+        assertThat(skipping.readPastHeld(SHARD, Set.of(HELD), new long[0], new String[0], 500))
                 .extracting(OutboxRow::id)
                 .contains(early, afterE);
     }

@@ -921,16 +921,18 @@ class ShardWorkerDecisionsTest {
 
         @Override
         public List<OutboxRow> readFiltered(
-                int shard,
-                Collection<String> heldTopics,
-                long[] heldIds,
-                String[] waitingKeys,
-                int limit,
-                boolean pastHeldTopics)
+                int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit)
                 throws SQLException {
             beforeFilteredRead.run();
             this.heldIds.add(heldIds);
             return next();
+        }
+
+        @Override
+        public List<OutboxRow> readPastHeld(
+                int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit)
+                throws SQLException {
+            return readFiltered(shard, heldTopics, heldIds, waitingKeys, limit);
         }
 
         @Override

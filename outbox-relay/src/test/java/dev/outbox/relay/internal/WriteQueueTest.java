@@ -222,12 +222,13 @@ class WriteQueueTest {
 
         @Override
         public List<OutboxRow> readFiltered(
-                int shard,
-                Collection<String> heldTopics,
-                long[] heldIds,
-                String[] waitingKeys,
-                int limit,
-                boolean pastHeldTopics) {
+                int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public List<OutboxRow> readPastHeld(
+                int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit) {
             throw new UnsupportedOperationException();
         }
 
