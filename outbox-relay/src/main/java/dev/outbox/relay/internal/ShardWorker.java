@@ -10,6 +10,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
@@ -647,13 +648,16 @@ final class ShardWorker {
         overflowing = now;
         if (now) {
             metrics.heldOverflow.incrementAndGet();
+            // the rows remembered include later rows of held keys for topics that have metadata: not named
+            Set<String> withoutMetadata = new TreeSet<>(held.rowTopics);
+            withoutMetadata.retainAll(topics.held());
             log.warn(
                     "shard {}: holds more rows of topics without metadata {} than it remembers ({} rows, {} batches):"
                             + " its reads now leave out those topics' rows and their keys' rows from each key's first"
                             + " held one on, each visiting every held row, until these are parked (max-attempts) or their"
                             + " topics are created",
                     shard,
-                    held.rowTopics,
+                    withoutMetadata,
                     held.ids.size(),
                     HELD_WINDOW_BATCHES);
         } else {
