@@ -5,10 +5,13 @@ import static org.awaitility.Awaitility.await;
 
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxMessage;
+import dev.outbox.core.Shards;
+import dev.outbox.relay.Relay;
 import dev.outbox.relay.internal.DeadlineIgnoringMain;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
+import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -20,6 +23,7 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ThreadLocalRandom;
@@ -27,6 +31,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.jooq.DSLContext;
@@ -51,6 +57,17 @@ class ZombieRelayIT {
     private static final Duration LEASE = Duration.ofSeconds(6);
     // between delivery.timeout.ms (half the lease's third: 1 s) and the third (2 s), see ENGINE.md
     private static final String TIMESTAMP_BOUND_MS = "1500";
+    /**
+     * Past what they remember: batches this small make a shard remember at most 50 held rows ({@code
+     * ShardWorker.HELD_WINDOW_BATCHES} batches), fewer than a key of the missing topic commits in a few
+     * seconds.
+     */
+    private static final int PAST_HELD_BATCH_SIZE = 5;
+    /** In the WARN a shard logs when it holds more rows than it remembers and its reads go past them. */
+    private static final String PAST_HELD = "its reads now leave out those topics' rows and their keys' rows";
+
+    private static final Pattern PAST_HELD_SHARD = Pattern.compile("shard (\\d+): holds more rows of topics");
+    private static final Pattern WITHIN_HELD_SHARD = Pattern.compile("shard (\\d+): holds no more rows of topics");
 
     private final Outbox outbox = Outbox.builder().build();
 
@@ -107,6 +124,35 @@ class ZombieRelayIT {
     }
 
     /**
+     * G1, G3 and G7 across a zombie relay whose shards hold more rows of a missing topic than they
+     * remember: the scenario of {@link #aRelayFrozenWhileATopicIsMissingPublishesNothingAfterTheNewOwner}
+     * in batches of {@value #PAST_HELD_BATCH_SIZE} rows, so that a shard remembers 50 held rows and its
+     * reads then leave out the held topic's rows and their keys' later rows. Writers on four threads
+     * serialise per key on a row lock. relay-a is paused with SIGSTOP past its lease once its log shows
+     * it past the held rows it remembers on a shard where other keys write to the healthy topic; relay-b
+     * takes its shards over, and its log shows it past the held rows of those same shards while the
+     * topic is still missing. Meanwhile every message of the other keys committed so far is published
+     * (G7), those on these shards committed after relay-b went past the held rows included, and no
+     * later message of the alternating keys (G3). Once the topic is created every committed message
+     * reaches Kafka (G1), and for every key, in each topic, the first appearances follow commit order
+     * and the last record is the latest committed message: nothing relay-a held when it froze landed
+     * after relay-b's records. {@code max-attempts} is at its largest, so that no held row is parked
+     * while the topic is missing.
+     */
+    @Test
+    @Timeout(value = 8, unit = TimeUnit.MINUTES)
+    void aRelayFrozenPastTheHeldRowsItRemembersPublishesNothingAfterTheNewOwner(TestDatabase db) throws Exception {
+        try (TestKafka broker = TestKafka.startInJvm(Map.of("auto.create.topics.enable", "false"))) {
+            zombie(db, broker, false, true, true);
+        }
+    }
+
+    private void zombie(TestDatabase db, TestKafka kafka, boolean transactional, boolean missingTopic)
+            throws Exception {
+        zombie(db, kafka, transactional, missingTopic, false);
+    }
+
+    /**
      * Without a missing topic, relay-a is frozen at a moment when it holds rows it published and has
      * not deleted yet (the freeze is tried again, up to five times, after letting it run for a
      * moment; required in the default mode): the new owner publishes those again, and they must not
@@ -116,8 +162,11 @@ class ZombieRelayIT {
      *     deadline, the topic has no timestamp bound, the test consumer reads committed records only
      * @param missingTopic the last {@value #MISSING_KEYS} keys write to a topic that is created only
      *     while relay-a is frozen; {@code kafka} must not create topics on its own
+     * @param pastHeld with {@code missingTopic}: batches of {@value #PAST_HELD_BATCH_SIZE} rows; relay-a
+     *     is frozen only once it reads past the held rows it remembers, on a shard with rows of healthy
+     *     keys too, and relay-b must read past them on each shard relay-a did before the topic is created
      */
-    private void zombie(TestDatabase db, TestKafka kafka, boolean transactional, boolean missingTopic)
+    private void zombie(TestDatabase db, TestKafka kafka, boolean transactional, boolean missingTopic, boolean pastHeld)
             throws Exception {
         String topic = TestKafka.uniqueTopic(transactional ? "zombie-tx" : "zombie");
         String missing = missingTopic ? TestKafka.uniqueTopic("zombie-missing") : null;
@@ -141,9 +190,10 @@ class ZombieRelayIT {
         try (Records records = new Records(consumer, topic, PARTITIONS);
                 ChildRelay a = ChildRelay.start(
                         "zombie-" + mode + "a",
-                        env(db, kafka, "relay-a", transactional),
+                        env(db, kafka, "relay-a", transactional, pastHeld),
                         transactional ? DeadlineIgnoringMain.class : Main.class);
-                ChildRelay b = ChildRelay.start("zombie-" + mode + "b", env(db, kafka, "relay-b", transactional))) {
+                ChildRelay b =
+                        ChildRelay.start("zombie-" + mode + "b", env(db, kafka, "relay-b", transactional, pastHeld))) {
             readers.put(topic, records);
             ChildRelay.awaitLeasing(db, Duration.ofSeconds(300), a, b);
 
@@ -176,6 +226,18 @@ class ZombieRelayIT {
                 await("rows of the missing topic on relay-a's shards")
                         .atMost(Duration.ofSeconds(60))
                         .until(() -> missingRowsOf(db, "relay-a", missing) > 0);
+                if (pastHeld) {
+                    // past the held rows on a shard whose healthy keys must still flow, and reading past them a while
+                    await("relay-a past the held rows it remembers on a shard with healthy keys")
+                            .atMost(Duration.ofSeconds(120))
+                            .pollInterval(Duration.ofMillis(250))
+                            .until(() -> {
+                                Set<Integer> shards = pastHeldShards(a, 0);
+                                shards.retainAll(leasedShards(db, "relay-a"));
+                                shards.retainAll(mixedShards());
+                                return !shards.isEmpty();
+                            });
+                }
                 Thread.sleep(2_000);
             }
 
@@ -183,6 +245,11 @@ class ZombieRelayIT {
             long missingRowsOfA = 0;
             int frozenUndeleted = 0;
             int freezes = 0;
+            // the shards relay-a read past their held rows when it froze, and where relay-b's log stood then
+            Set<Integer> pastHeldOfA = Set.of();
+            long linesOfB = 0;
+            Set<Integer> pastHeldOfB = Set.of();
+            long maxAttempts = 0;
             try {
                 // frozen, if it can be, while it holds rows it published and has not deleted yet: tried again a
                 // few times after letting it run (and renew its leases) for a moment. Not with the missing topic:
@@ -206,6 +273,14 @@ class ZombieRelayIT {
                     signal("CONT", a);
                     Thread.sleep(2_500);
                 }
+                if (pastHeld) {
+                    pastHeldOfA = pastHeldShards(a, 0);
+                    pastHeldOfA.retainAll(leasedShards(db, "relay-a"));
+                    linesOfB = b.stdout().lines().count();
+                    assertThat(pastHeldOfA)
+                            .as("relay-a's shards past the held rows they remember when it froze")
+                            .isNotEmpty();
+                }
                 // relay-b takes relay-a's shards when their leases expire, and publishes newer messages of their keys
                 await("relay-b owns every shard")
                         .atMost(Duration.ofSeconds(60))
@@ -213,7 +288,53 @@ class ZombieRelayIT {
                         .untilAsserted(() ->
                                 assertThat(ChildRelay.liveLeases(db, "relay-b")).isEqualTo(64));
                 if (missingTopic) {
-                    whileTheTopicIsMissing(records, committed, missing);
+                    Set<UUID> beforePastHeldOfB = new HashSet<>();
+                    if (pastHeld) {
+                        // relay-b's epochs of relay-a's shards read their held rows again, remember 50, and go past
+                        // them too: the held rows only grow while the topic is missing
+                        Set<Integer> ofA = Set.copyOf(pastHeldOfA);
+                        long from = linesOfB;
+                        await("relay-b past the held rows it remembers on the shards relay-a was past them on")
+                                .atMost(Duration.ofSeconds(60))
+                                .pollInterval(Duration.ofMillis(250))
+                                .until(() -> pastHeldShards(b, from).containsAll(ofA));
+                        pastHeldOfB = pastHeldShards(b, from);
+                        pastHeldOfB.retainAll(ofA);
+                        committed.values().forEach(perKey -> {
+                            synchronized (perKey) {
+                                beforePastHeldOfB.addAll(perKey.values());
+                            }
+                        });
+                        // the writers go on committing messages of the healthy keys on those shards, which relay-b
+                        // reaches only by reading past the held rows
+                        Thread.sleep(2_000);
+                    }
+                    Set<UUID> healthy = whileTheTopicIsMissing(records, committed, missing);
+                    if (pastHeld) {
+                        Set<Integer> sameShards = new HashSet<>(pastHeldOfB);
+                        sameShards.retainAll(mixedShards());
+                        Set<UUID> behindHeld = new HashSet<>();
+                        committed.forEach((key, perKey) -> {
+                            if (!isMissingKey(key) && sameShards.contains(shardOf(key))) {
+                                synchronized (perKey) {
+                                    behindHeld.addAll(perKey.values());
+                                }
+                            }
+                        });
+                        behindHeld.retainAll(healthy);
+                        behindHeld.removeAll(beforePastHeldOfB);
+                        assertThat(behindHeld)
+                                .as(
+                                        "G7: healthy messages on shards %s, committed after relay-b read past"
+                                                + " their held rows",
+                                        sameShards)
+                                .isNotEmpty();
+                    }
+                    maxAttempts = db.dsl()
+                            .fetchOne(
+                                    "select coalesce(max(attempts), 0) from outbox.outbox_message where topic = ?",
+                                    missing)
+                            .get(0, Long.class);
                     createTopic(kafka, missing, false);
                     readers.put(missing, new Records(consumer, missing, PARTITIONS));
                 }
@@ -297,13 +418,35 @@ class ZombieRelayIT {
             }
             long fencedLines =
                     a.stdout().lines().filter(l -> l.contains("no longer held")).count();
+            String held = missingTopic
+                    ? String.format(
+                            "; held rows counted up to %d attempt(s) while the topic was missing; past-held WARN lines:"
+                                    + " relay-a %d (shards %s at the freeze), relay-b %d (shards %s after the"
+                                    + " takeover)",
+                            maxAttempts,
+                            a.stdout()
+                                    .lines()
+                                    .filter(l -> l.contains(PAST_HELD))
+                                    .count(),
+                            pastHeldOfA,
+                            b.stdout()
+                                    .lines()
+                                    .filter(l -> l.contains(PAST_HELD))
+                                    .count(),
+                            pastHeldOfB)
+                    : "";
             System.out.printf(
                     "[ZombieRelayIT] %s: %d messages on %d keys, %d records in Kafka (%d after the thaw); relay-a froze"
                             + " holding %d shards (%d rows of the missing topic, %d rows published and not deleted, at"
-                            + " freeze %d); after the thaw it reported %d fenced write(s) or commit(s)%n",
+                            + " freeze %d); after the thaw it reported %d fenced write(s) or commit(s)%s%n",
                     transactional
                             ? "transactional, no deadline, no timestamp bound"
-                            : missingTopic ? "idempotent, a topic missing at the freeze" : "idempotent",
+                            : missingTopic
+                                    ? pastHeld
+                                            ? "idempotent, a topic missing at the freeze, shards past the held rows"
+                                                    + " they remember"
+                                            : "idempotent, a topic missing at the freeze"
+                                    : "idempotent",
                     total,
                     KEYS,
                     all.size(),
@@ -312,7 +455,8 @@ class ZombieRelayIT {
                     missingRowsOfA,
                     frozenUndeleted,
                     freezes,
-                    fencedLines);
+                    fencedLines,
+                    held);
             if (transactional) {
                 // relay-b had drained the outbox and the writers had stopped: whatever appears now is relay-a's
                 assertThat(all.size() - beforeThaw)
@@ -336,8 +480,10 @@ class ZombieRelayIT {
      * While the missing topic still does not exist, after relay-b took relay-a's shards over: every
      * message of the healthy keys committed so far reaches Kafka (G7), and no message of a key that
      * wrote to the missing topic first does (G3).
+     *
+     * @return the healthy keys' messages it found published
      */
-    private static void whileTheTopicIsMissing(
+    private static Set<UUID> whileTheTopicIsMissing(
             Records records, Map<String, TreeMap<Integer, UUID>> committed, String missing) {
         Set<UUID> healthy = new HashSet<>();
         committed.forEach((key, perKey) -> {
@@ -358,6 +504,52 @@ class ZombieRelayIT {
         assertThat(records.all())
                 .as("G3: no key whose first message is held for %s has a later one published", missing)
                 .noneMatch(r -> isMissingKey(r.key()));
+        return healthy;
+    }
+
+    private static int shardOf(String key) {
+        return Shards.of(key, null, Shards.DEFAULT_COUNT);
+    }
+
+    /** @return the shards with rows of both a key of the missing topic and a healthy key */
+    private static Set<Integer> mixedShards() {
+        Set<Integer> missing = new HashSet<>();
+        Set<Integer> healthy = new HashSet<>();
+        for (int k = 0; k < KEYS; k++) {
+            String key = "key-" + k;
+            (isMissingKey(key) ? missing : healthy).add(shardOf(key));
+        }
+        missing.retainAll(healthy);
+        return missing;
+    }
+
+    /**
+     * @return the shards whose latest line about it in {@code relay}'s log, from line {@code from} on, is
+     *     the WARN that it holds more rows than it remembers and reads past them (not the line that it
+     *     no longer does)
+     */
+    private static Set<Integer> pastHeldShards(ChildRelay relay, long from) throws IOException {
+        Set<Integer> shards = new TreeSet<>();
+        relay.stdout().lines().skip(from).forEach(l -> {
+            Matcher past = PAST_HELD_SHARD.matcher(l);
+            Matcher within = WITHIN_HELD_SHARD.matcher(l);
+            if (l.contains(PAST_HELD) && past.find()) {
+                shards.add(Integer.valueOf(past.group(1)));
+            } else if (within.find()) {
+                shards.remove(Integer.valueOf(within.group(1)));
+            }
+        });
+        return shards;
+    }
+
+    /** @return the shards {@code owner} holds an unexpired lease on */
+    private static Set<Integer> leasedShards(TestDatabase db, String owner) {
+        return new HashSet<>(db.dsl()
+                .fetch(
+                        "select shard from outbox.outbox_shard_lease where owner = ?"
+                                + " and lease_until > clock_timestamp()",
+                        owner)
+                .getValues(0, Integer.class));
     }
 
     private static boolean isMissingKey(String key) {
@@ -440,13 +632,19 @@ class ZombieRelayIT {
         assertThat(kill.waitFor()).as("kill -%s %s", signal, relay.name).isZero();
     }
 
-    private static Map<String, String> env(TestDatabase db, TestKafka kafka, String id, boolean transactional) {
+    private static Map<String, String> env(
+            TestDatabase db, TestKafka kafka, String id, boolean transactional, boolean pastHeld) {
         Map<String, String> env = ChildRelay.env(db, kafka.bootstrapServers(), id);
         if (transactional) {
             env.put(RelaySettings.PUBLISH_MODE.envVar(), "transactional");
         }
         env.put("OUTBOX_RELAY_LEASE_DURATION", LEASE.toSeconds() + "s");
-        env.put("OUTBOX_RELAY_BATCH_SIZE", "100");
+        env.put("OUTBOX_RELAY_BATCH_SIZE", pastHeld ? Integer.toString(PAST_HELD_BATCH_SIZE) : "100");
+        if (pastHeld) {
+            // each failed check of the missing topic (one per max.block.ms, 10 s) counts an attempt of the held
+            // rows a shard reads again, by either relay: the default 10 would park them while the topic is missing
+            env.put(RelaySettings.MAX_ATTEMPTS.envVar(), Integer.toString(Relay.Builder.MAX_MAX_ATTEMPTS));
+        }
         // at most about 2 KiB of payloads per batch: with every third payload long, the cap ends most batches
         env.put("OUTBOX_RELAY_BATCH_BYTES", "2KiB");
         return env;
