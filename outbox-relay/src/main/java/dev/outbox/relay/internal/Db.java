@@ -35,6 +35,9 @@ final class Db implements ShardRows {
     /** One row after a failure was recorded. */
     record FailedRow(long id, int attempts, boolean parked) {}
 
+    /** SQLState of a value past one of PostgreSQL's size limits (a jsonb object over 256 MB, say). */
+    static final String PROGRAM_LIMIT_EXCEEDED = "54000";
+
     /** Rows per shard the backlog sample counts; beyond it estimates. */
     static final int BACKLOG_COUNTED = 1_000;
 
@@ -44,6 +47,7 @@ final class Db implements ShardRows {
     private final String readAheadSql;
     private final String readFilteredSql;
     private final String readPastHeldSql;
+    private final String readPastHeldByKeySql;
     private final String deleteAllSql;
     private final String failAllSql;
     private final String shardCountSql;
@@ -85,13 +89,23 @@ final class Db implements ShardRows {
         // a key's row of a held topic that commits meanwhile cannot let a later row of that key through.
         // The ids are collected once (an InitPlan) into a jsonb object keyed by message key, which each row
         // looks its key up in (a binary search over the keys), whatever the number of held rows.
-        this.readPastHeldSql = columns
+        String pastHeld = columns
                 + " and m.id not in (select unnest(?::bigint[]))"
                 + " and (m.message_key is null or m.message_key <> all(?)) and m.topic <> all(?)"
-                + " and (m.message_key is null or coalesce(m.id < ((select jsonb_object_agg(f.message_key, f.id)"
-                + " from (select h.message_key, min(h.id) as id from " + msg + " h where h.shard = ?"
-                + " and h.parked_at is null and h.topic = any(?) and h.message_key is not null"
-                + " group by h.message_key) f) ->> m.message_key)::bigint, true))" + hold + " order by m.id limit ?";
+                + " and (m.message_key is null or ";
+        String pastHeldEnd = ")" + hold + " order by m.id limit ?";
+        String heldKeysRows = " from " + msg + " h where h.shard = ? and h.parked_at is null and h.topic = any(?)"
+                + " and h.message_key is not null";
+        this.readPastHeldSql = pastHeld
+                + "coalesce(m.id < ((select jsonb_object_agg(f.message_key, f.id) from (select h.message_key,"
+                + " min(h.id) as id" + heldKeysRows + " group by h.message_key) f) ->> m.message_key)::bigint, true)"
+                + pastHeldEnd;
+        // the same read when that jsonb object would pass PostgreSQL's limit of 256 MB (millions of held keys
+        // in the shard): every row of a key with a held row is left out, its rows before that one too. The
+        // keys are collected once (an InitPlan) and checked through a hashed subplan, as the held ids above.
+        this.readPastHeldByKeySql = pastHeld
+                + "m.message_key not in (select unnest(array(select distinct h.message_key" + heldKeysRows + ")))"
+                + pastHeldEnd;
         // The rows in flight are the lowest ids the previous read found, so every row above the highest
         // of them is new without looking at the array; the array is checked only for lower ids (rows
         // that committed after the previous read), which keeps the read-ahead cheap for large batches.
@@ -271,8 +285,22 @@ final class Db implements ShardRows {
     public List<OutboxRow> readPastHeld(
             int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit)
             throws SQLException {
+        try {
+            return readPastHeld(readPastHeldSql, shard, heldTopics, heldIds, waitingKeys, limit);
+        } catch (SQLException e) {
+            if (!PROGRAM_LIMIT_EXCEEDED.equals(e.getSQLState())) {
+                throw e;
+            }
+            // the held keys' first ids make a jsonb object past its limit: their keys are left out whole
+            return readPastHeld(readPastHeldByKeySql, shard, heldTopics, heldIds, waitingKeys, limit);
+        }
+    }
+
+    private List<OutboxRow> readPastHeld(
+            String sql, int shard, Collection<String> heldTopics, long[] heldIds, String[] waitingKeys, int limit)
+            throws SQLException {
         try (Connection c = connect();
-                PreparedStatement ps = c.prepareStatement(readPastHeldSql)) {
+                PreparedStatement ps = c.prepareStatement(sql)) {
             Array topics = c.createArrayOf("text", heldTopics.toArray());
             ps.setInt(1, cap.inlineLimit(limit));
             ps.setInt(2, shard);

@@ -160,7 +160,7 @@ final class RelayMetrics {
         gauges.add(Gauge.builder(HELD_OVERFLOW, heldOverflow, AtomicInteger::get)
                 .tags(tags)
                 .description("Shards holding more rows of topics without metadata than they remember: their reads"
-                        + " leave out those topics and their keys, visiting every held row")
+                        + " leave out those topics and their keys' later rows, visiting every held row")
                 .register(registry));
     }
 

@@ -648,9 +648,13 @@ final class ShardWorker {
         overflowing = now;
         if (now) {
             metrics.heldOverflow.incrementAndGet();
-            // the rows remembered include later rows of held keys for topics that have metadata: not named
+            // the rows remembered include later rows of held keys for topics that have metadata: not named,
+            // unless a held topic got its metadata meanwhile and none is left
             Set<String> withoutMetadata = new TreeSet<>(held.rowTopics);
             withoutMetadata.retainAll(topics.held());
+            if (withoutMetadata.isEmpty()) {
+                withoutMetadata.addAll(held.rowTopics);
+            }
             log.warn(
                     "shard {}: holds more rows of topics without metadata {} than it remembers ({} rows, {} batches):"
                             + " its reads now leave out those topics' rows and their keys' rows from each key's first"

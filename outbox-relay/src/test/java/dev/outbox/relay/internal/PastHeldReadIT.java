@@ -1,9 +1,13 @@
 package dev.outbox.relay.internal;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.lang.reflect.Proxy;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -11,6 +15,7 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.List;
 import java.util.Set;
+import javax.sql.DataSource;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -91,6 +96,74 @@ class PastHeldReadIT {
         assertThat(skipping.readPastHeld(SHARD, Set.of(HELD), new long[0], new String[0], 500))
                 .extracting(OutboxRow::id)
                 .contains(early, afterE);
+    }
+
+    /**
+     * Where the held keys' first ids would make a jsonb object past PostgreSQL's 256 MB limit (millions
+     * of held keys in one shard; SQLState 54000, injected here), the read falls back to leaving those
+     * keys out whole: the rows of other keys still go out, no row of a held key does (G3 kept, G7 for
+     * the other keys). Any other failure of the read is the caller's to handle.
+     */
+    @Test
+    void pastTheSizeLimitOfTheFirstIdsTheHeldKeysAreLeftOutWhole(TestDatabase db) throws Exception {
+        int shard = SHARD + 10;
+        String msg = db.schema() + ".outbox_message";
+        long other;
+        long last;
+        try (Connection c = db.connect()) {
+            insert(c, msg, shard, OK, "e", false); // before e's held row: left out too in this form
+            for (int i = 0; i < 20; i++) {
+                insert(c, msg, shard, HELD, "h" + (i % 5), false);
+            }
+            insert(c, msg, shard, HELD, "e", false);
+            insert(c, msg, shard, OK, "e", false);
+            other = insert(c, msg, shard, OK, "other", false);
+            last = insert(c, msg, shard, OK, null, false);
+        }
+        Db tooLarge = new Db(failing(db.dataSource(), "jsonb_object_agg", "54000"), db.schema(), "it", true, 1 << 20);
+        assertThat(tooLarge.readPastHeld(shard, Set.of(HELD), new long[0], new String[0], 500))
+                .extracting(OutboxRow::id)
+                .containsExactly(other, last);
+
+        Db cancelled = new Db(failing(db.dataSource(), "jsonb_object_agg", "57014"), db.schema(), "it", true, 1 << 20);
+        assertThatThrownBy(() -> cancelled.readPastHeld(shard, Set.of(HELD), new long[0], new String[0], 500))
+                .isInstanceOf(SQLException.class)
+                .extracting(e -> ((SQLException) e).getSQLState())
+                .isEqualTo("57014");
+    }
+
+    /**
+     * @return {@code real}, except that the statements whose SQL contains {@code marker} fail with
+     *     {@code sqlState} when executed
+     */
+    private static DataSource failing(DataSource real, String marker, String sqlState) {
+        ClassLoader loader = PastHeldReadIT.class.getClassLoader();
+        return (DataSource) Proxy.newProxyInstance(loader, new Class<?>[] {DataSource.class}, (p, m, args) -> {
+            Object connection = call(real, m, args);
+            if (!m.getName().equals("getConnection")) {
+                return connection;
+            }
+            return Proxy.newProxyInstance(loader, new Class<?>[] {Connection.class}, (pc, mc, argsc) -> {
+                Object statement = call(connection, mc, argsc);
+                if (!mc.getName().equals("prepareStatement") || !((String) argsc[0]).contains(marker)) {
+                    return statement;
+                }
+                return Proxy.newProxyInstance(loader, new Class<?>[] {PreparedStatement.class}, (ps, ms, argss) -> {
+                    if (ms.getName().equals("executeQuery")) {
+                        throw new SQLException("injected failure", sqlState);
+                    }
+                    return call(statement, ms, argss);
+                });
+            });
+        });
+    }
+
+    private static Object call(Object target, Method method, Object[] args) throws Throwable {
+        try {
+            return method.invoke(target, args);
+        } catch (InvocationTargetException e) {
+            throw e.getCause();
+        }
     }
 
     private static long insert(Connection c, String msg, int shard, String topic, String key, boolean parked)
