@@ -284,6 +284,8 @@ public class OutboxAutoConfiguration {
             registration.setName("outboxIdempotencyFilter");
             registration.setUrlPatterns(properties.getIdempotency().getPaths());
             registration.setOrder(properties.getIdempotency().getFilterOrder());
+            // the key's transaction is the request thread's: no async processing behind the filter
+            registration.setAsyncSupported(false);
             return registration;
         }
 

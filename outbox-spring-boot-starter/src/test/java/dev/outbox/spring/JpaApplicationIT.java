@@ -23,6 +23,7 @@ import java.sql.Connection;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.UUID;
+import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -42,6 +43,7 @@ import org.springframework.test.annotation.DirtiesContext;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
 import org.springframework.transaction.annotation.Transactional;
+import org.springframework.web.bind.annotation.ExceptionHandler;
 import org.springframework.web.bind.annotation.PathVariable;
 import org.springframework.web.bind.annotation.PostMapping;
 import org.springframework.web.bind.annotation.RequestParam;
@@ -102,7 +104,47 @@ class JpaApplicationIT {
         registry.add("spring.datasource.username", DB::user);
         registry.add("spring.datasource.password", DB::password);
         registry.add("spring.jpa.hibernate.ddl-auto", () -> "none");
-        registry.add("outbox.idempotency.paths", () -> "/shipments/*,/parcels/*,/stock/*");
+        registry.add(
+                "outbox.idempotency.paths",
+                () -> "/shipments/*,/parcels/*,/stock/*,/later-shipments/*,/refused-shipments/*");
+    }
+
+    /**
+     * G5: a handler that answers asynchronously (a {@code Callable}) is refused before Spring hands its
+     * work to another thread, where it would commit outside the key's transaction and run again on
+     * every retry: the request fails, nothing of it is committed, and the key is free again.
+     */
+    @Test
+    void anAsyncHandlerIsRefusedBeforeItsWorkRuns() throws Exception {
+        String ref = "ref-" + UUID.randomUUID();
+        String key = UUID.randomUUID().toString();
+        assertThat(post("/later-shipments/" + ref, key).statusCode()).isEqualTo(500);
+        assertThat(post("/later-shipments/" + ref, key).statusCode()).isEqualTo(500);
+        // an async task handed to the executor would have run and committed by now
+        Thread.sleep(1_000);
+        assertThat(count("select count(*) from shipment where order_ref = ?", ref))
+                .as("the async handler's write")
+                .isZero();
+        assertThat(count("select count(*) from outbox.idempotency_key where idem_key = ?", key))
+                .isZero();
+    }
+
+    /**
+     * G5 through a {@code @Transactional} service that refuses by throwing, mapped to 422 by an
+     * exception handler: declared {@code noRollbackFor} that exception (starter README,
+     * "Transactions"), it leaves the request's transaction usable, so the refusal is stored and
+     * replayed and the service's entity is rolled back with the handler's writes.
+     */
+    @Test
+    void aRefusalThrownThroughATransactionalServiceIsStoredWhenItDoesNotMarkTheRollback() throws Exception {
+        String ref = "ref-" + UUID.randomUUID();
+        String key = UUID.randomUUID().toString();
+        assertThat(post("/refused-shipments/" + ref, key).statusCode()).isEqualTo(422);
+        HttpResponse<String> replay = post("/refused-shipments/" + ref, key);
+        assertThat(replay.statusCode()).isEqualTo(422);
+        assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+        assertThat(count("select count(*) from shipment where order_ref = ?", ref))
+                .isZero();
     }
 
     /** A 422 after persisting an entity JPA has not flushed yet: stored, replayed, and no row. */
@@ -315,6 +357,13 @@ class JpaApplicationIT {
             em.persist(new Shipment(ref));
         }
 
+        /** Refuses after persisting, without marking the request's transaction rollback-only. */
+        @Transactional(noRollbackFor = NoCarrier.class)
+        public void shipOrRefuse(String ref) {
+            em.persist(new Shipment(ref));
+            throw new NoCarrier(ref);
+        }
+
         @Transactional
         public void pack(String ref) {
             em.persist(new Parcel(ref));
@@ -341,6 +390,25 @@ class JpaApplicationIT {
             return ResponseEntity.status(status).body(ref);
         }
 
+        @PostMapping("/later-shipments/{ref}")
+        Callable<ResponseEntity<String>> shipLater(@PathVariable("ref") String ref) {
+            return () -> {
+                shipping.ship(ref);
+                return ResponseEntity.status(201).body(ref);
+            };
+        }
+
+        @PostMapping("/refused-shipments/{ref}")
+        ResponseEntity<String> shipOrRefuse(@PathVariable("ref") String ref) {
+            shipping.shipOrRefuse(ref);
+            return ResponseEntity.status(201).body(ref);
+        }
+
+        @ExceptionHandler(NoCarrier.class)
+        ResponseEntity<String> noCarrier(NoCarrier e) {
+            return ResponseEntity.status(422).body(e.getMessage());
+        }
+
         @PostMapping("/parcels/{ref}")
         ResponseEntity<String> pack(@PathVariable("ref") String ref, @RequestParam("status") int status) {
             shipping.pack(ref);
@@ -354,6 +422,13 @@ class JpaApplicationIT {
                 @RequestParam("amount") int amount) {
             shipping.take(sku, amount);
             return ResponseEntity.status(status).body(sku);
+        }
+    }
+
+    /** A business refusal, mapped to 422. */
+    static class NoCarrier extends RuntimeException {
+        NoCarrier(String ref) {
+            super("no carrier for " + ref);
         }
     }
 }

@@ -1,7 +1,10 @@
 package dev.outbox.http.server.internal;
 
+import jakarta.servlet.AsyncContext;
 import jakarta.servlet.ReadListener;
 import jakarta.servlet.ServletInputStream;
+import jakarta.servlet.ServletRequest;
+import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletRequestWrapper;
 import java.io.BufferedReader;
@@ -11,7 +14,11 @@ import java.io.InputStreamReader;
 import java.nio.charset.Charset;
 import java.nio.charset.StandardCharsets;
 
-/** A request whose body was read into memory, so the application can read it again. */
+/**
+ * A request whose body was read into memory, so the application can read it again. It does not
+ * support async processing: the key's transaction is the request thread's, and work handed to
+ * another thread would run, and commit, outside it.
+ */
 public final class BufferedRequest extends HttpServletRequestWrapper {
     private final byte[] body;
 
@@ -65,6 +72,32 @@ public final class BufferedRequest extends HttpServletRequestWrapper {
         String encoding = getCharacterEncoding();
         Charset charset = encoding == null ? StandardCharsets.UTF_8 : Charset.forName(encoding);
         return new BufferedReader(new InputStreamReader(new ByteArrayInputStream(body), charset));
+    }
+
+    /**
+     * @return false: Spring MVC then refuses to start async processing for a {@code Callable}, {@code
+     *     WebAsyncTask}, {@code DeferredResult} or streaming body before it hands any work to another
+     *     thread
+     */
+    @Override
+    public boolean isAsyncSupported() {
+        return false;
+    }
+
+    @Override
+    public AsyncContext startAsync() {
+        throw asyncRefused();
+    }
+
+    @Override
+    public AsyncContext startAsync(ServletRequest request, ServletResponse response) {
+        throw asyncRefused();
+    }
+
+    private static IllegalStateException asyncRefused() {
+        return new IllegalStateException("a request with an Idempotency-Key cannot start async processing: the key's"
+                + " transaction is the request thread's, and work on another thread would commit outside it;"
+                + " answer synchronously, or exempt the endpoint from the filter's paths");
     }
 
     @Override
