@@ -14,9 +14,9 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
-import org.apache.kafka.common.errors.ApiException;
+import org.apache.kafka.common.InvalidRecordException;
+import org.apache.kafka.common.errors.RecordBatchTooLargeException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
-import org.apache.kafka.common.errors.RetriableException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeaders;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
@@ -108,7 +108,7 @@ final class DeadLetters implements DeadLetterSink, AutoCloseable {
             if (cause instanceof RecordTooLargeException tooLarge) {
                 throw tooLarge;
             }
-            if (cause instanceof ApiException && !(cause instanceof RetriableException)) {
+            if (refusesTheRecordForGood(cause)) {
                 throw new DeadLetterRefusedException(
                         "dead-letter topic " + topic + " refused the record: " + cause, cause);
             }
@@ -119,6 +119,20 @@ final class DeadLetters implements DeadLetterSink, AutoCloseable {
         } catch (RuntimeException e) {
             throw new InfrastructureException("publishing to dead-letter topic " + topic + " failed: " + e, e);
         }
+    }
+
+    /**
+     * @return whether the broker refused this record itself, so that no retry can publish it (it is
+     *     then recorded and skipped): a record or batch too large, or a record the topic's settings
+     *     refuse (a compacted topic and no key, say). Failures of the deployment rather than of the
+     *     record (authentication, authorization, an invalid topic name, an unknown server error) are
+     *     retried under the dead-letter breaker with the partition paused, so that an expired
+     *     credential or a missing ACL skips no record.
+     */
+    static boolean refusesTheRecordForGood(Throwable cause) {
+        return cause instanceof RecordTooLargeException
+                || cause instanceof RecordBatchTooLargeException
+                || cause instanceof InvalidRecordException;
     }
 
     private synchronized KafkaProducer<byte[], byte[]> producer() {
