@@ -14,7 +14,10 @@ import java.util.UUID;
 import java.util.function.Function;
 import javax.sql.DataSource;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.jooq.ConnectionProvider;
 import org.jooq.DSLContext;
+import org.jooq.impl.DefaultConnectionProvider;
+import org.jooq.impl.NoConnectionProvider;
 
 /**
  * The first part of {@link IdempotentConsumer.Builder}: where messages come from (Kafka, topics),
@@ -158,9 +161,24 @@ abstract sealed class ConsumerBuilderBase permits ConsumerBuilder {
      * @param dsl the jOOQ context
      * @return this builder
      * @throws NullPointerException when null
+     * @throws IllegalArgumentException when the context holds one connection ({@code
+     *     DSL.using(connection, ...)}) or none ({@code DSL.using(dialect)})
      */
     public IdempotentConsumer.Builder dsl(DSLContext dsl) {
-        this.dsl = Objects.requireNonNull(dsl, "dsl may not be null");
+        Objects.requireNonNull(dsl, "dsl may not be null");
+        ConnectionProvider provider = dsl.configuration().connectionProvider();
+        if (provider instanceof DefaultConnectionProvider) {
+            // one worker's rollback would undo another's writes and dedup rows, and its commit commit them
+            throw new IllegalArgumentException("dsl(...) was given a context over one connection"
+                    + " (DSL.using(connection, ...)), which the consumer's workers would share, each rolling back"
+                    + " and committing the others' transactions; give one over a pool: DSL.using(dataSource,"
+                    + " SQLDialect.POSTGRES), or dataSource(...)");
+        }
+        if (provider instanceof NoConnectionProvider) {
+            throw new IllegalArgumentException("dsl(...) was given a context without a connection (DSL.using(dialect));"
+                    + " give one over a pool: DSL.using(dataSource, SQLDialect.POSTGRES), or dataSource(...)");
+        }
+        this.dsl = dsl;
         return self();
     }
 

@@ -3,6 +3,7 @@ package dev.outbox.consumer;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.PrintWriter;
+import java.lang.reflect.Proxy;
 import java.sql.Connection;
 import java.time.Duration;
 import java.util.HashMap;
@@ -187,6 +188,18 @@ class IdempotentConsumerBuilderTest {
                         .build())
                 .isInstanceOf(IllegalStateException.class)
                 .hasMessageContaining("both");
+        // workers run in parallel, each with its own transaction: a context over one connection would mix them
+        Connection single = (Connection) Proxy.newProxyInstance(
+                Connection.class.getClassLoader(), new Class<?>[] {Connection.class}, (p, m, args) -> {
+                    throw new UnsupportedOperationException();
+                });
+        assertThatThrownBy(() -> IdempotentConsumer.builder().dsl(DSL.using(single, SQLDialect.POSTGRES)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("one connection")
+                .hasMessageContaining("DSL.using(dataSource");
+        assertThatThrownBy(() -> IdempotentConsumer.builder().dsl(DSL.using(SQLDialect.POSTGRES)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("without a connection");
         assertThatThrownBy(() -> IdempotentConsumer.builder().topics("ok", " "))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("topics");
