@@ -6,6 +6,7 @@ import dev.outbox.core.internal.TimeSource;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A circuit breaker around calls to one service (the database, the dead-letter producer), with the
@@ -32,17 +33,25 @@ final class Breaker {
 
     private final CircuitBreaker breaker;
     private final TimeSource time;
+    private final long maxTrialNanos;
+    // when the call let through while half-open started, on time.nanoTime(); 0 when none is out
+    private final AtomicLong trialStarted = new AtomicLong();
 
-    Breaker(CircuitBreaker breaker, TimeSource time) {
+    /** @param maxTrial how long the one call let through while half-open may take before another is tried */
+    Breaker(CircuitBreaker breaker, TimeSource time, Duration maxTrial) {
         this.breaker = breaker;
         this.time = time;
+        this.maxTrialNanos = maxTrial.toNanos();
     }
 
     /**
      * The consumer's breaker: opens when half of the last 10 calls (at least 5) failed, lets one
-     * call through after 5 s (on {@code time}), and logs its transitions.
+     * call through after 5 s (on {@code time}), and logs its transitions. A call let through that has
+     * not returned after {@code maxTrial} (a handler blocked on another system, a black-holed socket)
+     * opens it again, so that another call is tried 5 s later rather than every caller waiting for
+     * that one.
      */
-    static Breaker create(String name, String what, PrefixedLog log, TimeSource time) {
+    static Breaker create(String name, String what, PrefixedLog log, TimeSource time, Duration maxTrial) {
         CircuitBreaker breaker = CircuitBreaker.of(
                 name,
                 Breakers.countBased(10, 5, 50, Duration.ofSeconds(5), 1)
@@ -51,7 +60,7 @@ final class Breaker {
                         .build());
         breaker.getEventPublisher()
                 .onStateTransition(e -> log.warn("{} circuit breaker: {}", what, e.getStateTransition()));
-        return new Breaker(breaker, time);
+        return new Breaker(breaker, time, maxTrial);
     }
 
     CircuitBreaker circuitBreaker() {
@@ -69,9 +78,30 @@ final class Breaker {
      */
     <T, R extends Exception> T call(Call<T, R> call) throws OpenException, InfrastructureException, R {
         if (!breaker.tryAcquirePermission()) {
+            long trial = trialStarted.get();
+            if (breaker.getState() == CircuitBreaker.State.HALF_OPEN
+                    && trial != 0
+                    && time.nanoTime() - trial > maxTrialNanos
+                    && trialStarted.compareAndSet(trial, 0)) {
+                breaker.transitionToOpenState();
+            }
             throw OPEN;
         }
         long start = time.nanoTime();
+        boolean trial = breaker.getState() == CircuitBreaker.State.HALF_OPEN;
+        if (trial) {
+            trialStarted.set(start == 0 ? 1 : start);
+        }
+        try {
+            return measured(call, start);
+        } finally {
+            if (trial) {
+                trialStarted.compareAndSet(start == 0 ? 1 : start, 0);
+            }
+        }
+    }
+
+    private <T, R extends Exception> T measured(Call<T, R> call, long start) throws InfrastructureException, R {
         T result;
         try {
             result = call.run();

@@ -91,8 +91,10 @@ public final class DedupConsumer implements IdempotentConsumer {
         this.metrics = new Metrics(settings.meterRegistry(), settings.consumerName(), instance);
         this.database = new Database(settings);
         this.deadLetters = deadLetters != null ? deadLetters : new DeadLetters(settings);
-        this.databaseBreaker = Breaker.create(instance + "-database", "database", log, time);
-        this.deadLetterBreaker = Breaker.create(instance + "-dead-letter", "dead-letter producer", log, time);
+        // a batch or publish still running after closeTimeout is taken as hung, as at a revocation
+        this.databaseBreaker = Breaker.create(instance + "-database", "database", log, time, settings.closeTimeout());
+        this.deadLetterBreaker =
+                Breaker.create(instance + "-dead-letter", "dead-letter producer", log, time, settings.closeTimeout());
         this.breakerGauges = List.of(
                 metrics.breakerState(databaseBreaker.circuitBreaker(), "database"),
                 metrics.breakerState(deadLetterBreaker.circuitBreaker(), "dead-letter"));

@@ -7,6 +7,8 @@ import dev.outbox.core.internal.PrefixedLog;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.sql.SQLException;
 import java.time.Duration;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.slf4j.LoggerFactory;
@@ -16,12 +18,14 @@ import org.slf4j.LoggerFactory;
  * down, the workers stop asking it and try again after the breaker's open duration).
  */
 class BreakerTest {
+    private static final Duration MAX_TRIAL = Duration.ofSeconds(30);
     private final Fakes.Time time = new Fakes.Time();
     private final Breaker breaker = Breaker.create(
             "db",
             "database",
             new PrefixedLog(LoggerFactory.getLogger(BreakerTest.class), "[consumer-dedup test]"),
-            time);
+            time,
+            MAX_TRIAL);
     private final AtomicInteger made = new AtomicInteger();
 
     private Integer fail() throws InfrastructureException {
@@ -45,6 +49,57 @@ class BreakerTest {
         time.advance(Duration.ofMillis(2));
         assertThat(breaker.call(made::incrementAndGet)).isEqualTo(6);
         assertThat(breaker.state()).as("the one call let through succeeded").isEqualTo(CircuitBreaker.State.CLOSED);
+    }
+
+    /**
+     * G6: the one call let through while half-open hangs (a handler blocked on another system, a
+     * black-holed socket). The others are refused for {@code maxTrial}, then the breaker opens again
+     * and lets another call through after its open duration, rather than every partition waiting for
+     * the hung one until a restart.
+     */
+    @Test
+    void aCallLetThroughThatHangsOpensTheBreakerAgainAfterMaxTrial() throws Exception {
+        for (int i = 0; i < 5; i++) {
+            assertThatThrownBy(() -> breaker.call(this::fail)).isInstanceOf(InfrastructureException.class);
+        }
+        time.advance(Duration.ofSeconds(5).plusMillis(1));
+        CountDownLatch started = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        Thread hung = new Thread(() -> {
+            try {
+                breaker.call(() -> {
+                    started.countDown();
+                    release.await();
+                    return 0;
+                });
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        hung.start();
+        assertThat(started.await(10, TimeUnit.SECONDS)).isTrue();
+        assertThat(breaker.state()).isEqualTo(CircuitBreaker.State.HALF_OPEN);
+
+        time.advance(MAX_TRIAL);
+        assertThatThrownBy(() -> breaker.call(made::incrementAndGet))
+                .as("refused while the call let through runs, up to maxTrial")
+                .isInstanceOf(Breaker.OpenException.class);
+        assertThat(breaker.state()).isEqualTo(CircuitBreaker.State.HALF_OPEN);
+
+        time.advance(Duration.ofMillis(1));
+        assertThatThrownBy(() -> breaker.call(made::incrementAndGet)).isInstanceOf(Breaker.OpenException.class);
+        assertThat(breaker.state())
+                .as("past maxTrial the hung call no longer holds the breaker")
+                .isEqualTo(CircuitBreaker.State.OPEN);
+
+        time.advance(Duration.ofSeconds(5).plusMillis(1));
+        assertThat(breaker.call(made::incrementAndGet))
+                .as("another call let through")
+                .isEqualTo(6);
+        assertThat(breaker.state()).isEqualTo(CircuitBreaker.State.CLOSED);
+        release.countDown();
+        hung.join(10_000);
+        assertThat(hung.isAlive()).isFalse();
     }
 
     /**
