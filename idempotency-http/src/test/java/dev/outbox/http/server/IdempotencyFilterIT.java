@@ -14,6 +14,7 @@ import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import jakarta.servlet.Filter;
+import java.io.ByteArrayInputStream;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -302,7 +303,8 @@ class IdempotencyFilterIT {
     /**
      * G5: a form body that a filter ahead of this one has already read (its parameters asked for) would
      * be fingerprinted as empty, and the key then reused with any other body. Such a request is refused
-     * with 500 and runs nothing; the key is not stored.
+     * with 500 and runs nothing; the key is not stored. Also when the form is sent chunked, without a
+     * Content-Length that would show the body is gone (it ran, with an empty fingerprint, before).
      */
     @Test
     void aBodyReadBeforeTheFilterIsRefusedNotFingerprintedAsEmpty() throws Exception {
@@ -329,6 +331,17 @@ class IdempotencyFilterIT {
                     .build());
             assertThat(r.statusCode()).isEqualTo(500);
             assertThat(r.body()).contains("was read before its Idempotency-Key could be checked");
+            // the same form sent chunked, without a Content-Length to compare with
+            byte[] bytes = form.getBytes(StandardCharsets.UTF_8);
+            HttpResponse<String> chunked = send(HttpRequest.newBuilder(early.uri("/orders"))
+                    .timeout(Duration.ofSeconds(60))
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .header("X-Tenant", "it")
+                    .header("Idempotency-Key", key)
+                    .POST(HttpRequest.BodyPublishers.ofInputStream(() -> new ByteArrayInputStream(bytes)))
+                    .build());
+            assertThat(chunked.statusCode()).isEqualTo(500);
+            assertThat(chunked.body()).contains("was read before its Idempotency-Key could be checked");
             assertThat(dsl.fetchCount(DSL.table("public.orders")))
                     .as("the app ran for no request")
                     .isEqualTo(ordersBefore);

@@ -6,8 +6,13 @@ import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Locale;
+import java.util.Set;
 import org.slf4j.Logger;
 
 /**
@@ -99,7 +104,10 @@ public final class Admission {
                             + " or ask the operator to raise maxBodyBytes.");
             return null;
         }
-        if (declared >= 0 && body.length != declared) {
+        // without a Content-Length (chunked), an empty body with form parameters beyond the query string's
+        // was parsed by a filter ahead of this one
+        boolean read = declared >= 0 ? body.length != declared : body.length == 0 && formParametersRead(request);
+        if (read) {
             logger.error(
                     "{}500 for {} {}: its body was read before the Idempotency-Key filter ({} of {} bytes left); order"
                             + " the filter before any filter that reads the request's parameters or body",
@@ -107,7 +115,7 @@ public final class Admission {
                     request.getMethod(),
                     path,
                     body.length,
-                    declared);
+                    declared >= 0 ? Long.toString(declared) : "an unknown number of");
             Problems.send(
                     response,
                     500,
@@ -118,6 +126,31 @@ public final class Admission {
             return null;
         }
         return body;
+    }
+
+    /**
+     * @return whether the request is a form whose parameters include names its query string does not
+     *     have: they came from a body that is gone
+     */
+    private static boolean formParametersRead(HttpServletRequest request) {
+        String type = request.getContentType();
+        if (type == null || !type.strip().toLowerCase(Locale.ROOT).startsWith("application/x-www-form-urlencoded")) {
+            return false;
+        }
+        Set<String> inQuery = new HashSet<>();
+        String query = request.getQueryString();
+        if (query != null) {
+            for (String pair : query.split("&")) {
+                int eq = pair.indexOf('=');
+                String name = eq < 0 ? pair : pair.substring(0, eq);
+                try {
+                    inQuery.add(URLDecoder.decode(name, StandardCharsets.UTF_8));
+                } catch (IllegalArgumentException e) {
+                    inQuery.add(name);
+                }
+            }
+        }
+        return !inQuery.containsAll(request.getParameterMap().keySet());
     }
 
     /**
