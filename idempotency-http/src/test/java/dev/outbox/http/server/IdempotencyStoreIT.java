@@ -353,6 +353,25 @@ class IdempotencyStoreIT {
         assertThat(counting.purgeExpired()).isZero();
     }
 
+    /**
+     * G5 for a request that runs longer than the TTL: the key is remembered for the TTL after the
+     * request completed, not after it began, so a repeat right after it is replayed rather than run
+     * again (before, the stored key had expired already and the repeat ran anew).
+     */
+    @Test
+    void theTtlCountsFromTheRequestsCompletion() {
+        String key = UUID.randomUUID().toString();
+        var request = new IdempotencyRequest("s", key, "f");
+        var first = store.execute(request, tx -> {
+            CLOCK.advance(store.ttl().plusSeconds(1));
+            return write(tx, key, "slow");
+        });
+        assertThat(first).isInstanceOf(IdempotencyOutcome.Executed.class);
+        assertThat(store.execute(request, tx -> write(tx, key + "-again", "must not run")))
+                .isInstanceOf(IdempotencyOutcome.Replayed.class);
+        assertThat(notes(key + "-again")).isZero();
+    }
+
     /** Replays survive the trip through jsonb: several values per header, any order of names. */
     @Test
     void storesSelectedHeadersWithSeveralValues() {

@@ -246,7 +246,11 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
             }
             case COMMIT -> {}
         }
+        // remembered for the TTL after the request completed: one that ran longer than the TTL would
+        // otherwise be stored already expired, and its retry run anew
+        OffsetDateTime completed = OffsetDateTime.now(clock).withOffsetSameInstant(ZoneOffset.UTC);
         db.update(IDEMPOTENCY_KEY)
+                .set(IDEMPOTENCY_KEY.EXPIRES_AT, completed.plus(ttl))
                 .set(IDEMPOTENCY_KEY.RESPONSE_STATUS, response.status())
                 .set(IDEMPOTENCY_KEY.RESPONSE_HEADERS, JSONB.valueOf(Json.writeLists(response.headers())))
                 .set(IDEMPOTENCY_KEY.RESPONSE_BODY, response.body())
