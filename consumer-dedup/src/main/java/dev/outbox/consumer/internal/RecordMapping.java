@@ -109,8 +109,8 @@ final class RecordMapping {
             try {
                 born = Instant.parse(new String(header.value(), StandardCharsets.UTF_8))
                         .toEpochMilli();
-            } catch (DateTimeParseException e) {
-                // the record's timestamp then
+            } catch (DateTimeParseException | ArithmeticException e) {
+                // the record's timestamp then (a date past what epoch milliseconds hold overflows)
             }
         }
         return born > 0 && time.currentTimeMillis() - born > retention.toMillis();
