@@ -266,9 +266,10 @@ public interface IdempotentHttpClient {
         }
 
         /**
-         * @param attemptTimeout how long one attempt may take until the response headers arrive;
-         *     default {@link #DEFAULT_ATTEMPT_TIMEOUT} (10 s). A request with its own {@code timeout}
-         *     keeps it.
+         * @param attemptTimeout how long one attempt may take until its response is complete, as the
+         *     body handler reads it (the whole body for {@code ofString()}, the headers for {@code
+         *     ofInputStream()}); default {@link #DEFAULT_ATTEMPT_TIMEOUT} (10 s). A request with its own
+         *     {@code timeout} keeps it, with the same meaning.
          * @return this builder
          * @throws NullPointerException when it is null
          * @throws IllegalArgumentException when it is not positive

@@ -345,9 +345,24 @@ class IdempotentHttpClientIT {
     /** G6: an attempt that exceeds the per-attempt timeout is abandoned and retried with the same key. */
     @Test
     void retriesAnAttemptThatTimesOut() throws Exception {
+        retriedAfterAHeldAttempt(false);
+    }
+
+    /**
+     * G6: an attempt whose response headers arrived but whose body stalls is abandoned at the
+     * per-attempt timeout too, and retried with the same key, rather than waiting for the body as long
+     * as the server holds it (60 s here; the client's own request timeout stops at the headers).
+     */
+    @Test
+    void retriesAnAttemptWhoseBodyStalls() throws Exception {
+        retriedAfterAHeldAttempt(true);
+    }
+
+    /** @param headersFirst whether the held attempt sends its status and headers before it holds */
+    private void retriedAfterAHeldAttempt(boolean headersFirst) throws Exception {
         CountDownLatch hold = new CountDownLatch(1);
         try {
-            SERVLET.script(i -> i == 0 ? new Reply(200, Map.of(), hold) : Reply.of(201));
+            SERVLET.script(i -> i == 0 ? new Reply(200, Map.of(), hold, headersFirst) : Reply.of(201));
             // the held attempt times out whatever the bound; the bound must only be wide enough that the
             // second, answered at once, does not time out too on a loaded machine
             IdempotentHttpClient client = client(new RecordingSleeper())

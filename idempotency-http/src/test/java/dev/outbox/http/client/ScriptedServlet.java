@@ -13,7 +13,12 @@ import java.util.function.IntFunction;
 
 /** Answers each request as the test scripts it, and records what it received. */
 final class ScriptedServlet extends HttpServlet {
-    record Reply(int status, Map<String, String> headers, CountDownLatch holdUntil) {
+    /** @param headersFirst send the status, headers and part of the body, then hold the rest */
+    record Reply(int status, Map<String, String> headers, CountDownLatch holdUntil, boolean headersFirst) {
+        Reply(int status, Map<String, String> headers, CountDownLatch holdUntil) {
+            this(status, headers, holdUntil, false);
+        }
+
         static Reply of(int status) {
             return new Reply(status, Map.of(), null);
         }
@@ -44,6 +49,12 @@ final class ScriptedServlet extends HttpServlet {
             current = script;
         }
         Reply reply = current.apply(index);
+        if (reply.headersFirst()) {
+            resp.setStatus(reply.status());
+            resp.setContentType("text/plain");
+            resp.getWriter().write("reply " + index + " begins");
+            resp.flushBuffer();
+        }
         if (reply.holdUntil() != null) {
             try {
                 reply.holdUntil().await(60, TimeUnit.SECONDS);

@@ -1,6 +1,7 @@
 package dev.outbox.http.client.internal;
 
 import dev.outbox.core.MessageIds;
+import dev.outbox.core.internal.Durations;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.core.retry.RetryBudget;
 import dev.outbox.http.client.CallResult;
@@ -19,15 +20,19 @@ import java.net.http.HttpClient;
 import java.net.http.HttpConnectTimeoutException;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.net.http.HttpTimeoutException;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Flow;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.random.RandomGenerator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -163,7 +168,7 @@ public final class RetryingClient implements IdempotentHttpClient {
             attempts++;
             long start = System.nanoTime();
             try {
-                response = http.send(request, handler);
+                response = exchange(request, handler);
                 failure = null;
             } catch (IOException e) {
                 response = null;
@@ -345,6 +350,39 @@ public final class RetryingClient implements IdempotentHttpClient {
     static final class ServerError extends Exception {
         ServerError(int status) {
             super("HTTP " + status, null, false, false);
+        }
+    }
+
+    /**
+     * Sends one attempt and waits for its response, body included, at most the request's timeout:
+     * the client's own timeout stops counting once the headers arrived, so a body that stalls would
+     * hold the attempt for as long as the server holds it.
+     */
+    private <T> HttpResponse<T> exchange(HttpRequest request, HttpResponse.BodyHandler<T> handler)
+            throws IOException, InterruptedException {
+        Duration limit = request.timeout().orElse(attemptTimeout);
+        CompletableFuture<HttpResponse<T>> pending = http.sendAsync(request, handler);
+        try {
+            return pending.get(limit.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (TimeoutException e) {
+            pending.cancel(true);
+            throw new HttpTimeoutException("no complete response to " + request.method() + " " + request.uri()
+                    + " within " + Durations.format(limit));
+        } catch (InterruptedException e) {
+            pending.cancel(true);
+            throw e;
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof IOException io) {
+                throw io;
+            }
+            if (cause instanceof RuntimeException runtime) {
+                throw runtime;
+            }
+            if (cause instanceof Error error) {
+                throw error;
+            }
+            throw new IOException(cause);
         }
     }
 }
