@@ -190,7 +190,10 @@ public final class DedupConsumer implements IdempotentConsumer {
                         deleted,
                         Durations.format(settings.retention()));
             }
-        } catch (RuntimeException e) {
+        } catch (VirtualMachineError e) {
+            throw e;
+        } catch (RuntimeException | Error e) {
+            // anything thrown out of a scheduled task cancels its later runs, and the table would grow
             metrics.purgeFailures.increment();
             log.warn("scheduled purge failed; next try in {}", settings.purgeInterval(), e);
         }

@@ -64,8 +64,10 @@ final class TopicRetentionCheck {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } catch (Exception e) {
-            log.info(
-                    "could not compare the topics' retention.ms with the retention of processed ids ({}): {}",
+            // the guard against replays of purged ids is off for this start: say so where it is seen
+            log.warn(
+                    "could not compare the topics' retention.ms with the retention of processed ids ({}); the"
+                            + " retention guard did not run: {}",
                     Durations.format(settings.retention()),
                     e.toString());
         }
