@@ -10,6 +10,8 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
 import javax.sql.DataSource;
 import org.junit.jupiter.api.Test;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
@@ -22,12 +24,14 @@ import org.springframework.boot.webmvc.autoconfigure.WebMvcAutoConfiguration;
 import org.springframework.boot.webmvc.autoconfigure.error.ErrorMvcAutoConfiguration;
 import org.springframework.core.env.PropertySource;
 import org.springframework.core.io.ByteArrayResource;
+import org.springframework.http.ResponseEntity;
 import org.springframework.jdbc.datasource.DataSourceTransactionManager;
 import org.springframework.jdbc.datasource.DriverManagerDataSource;
 import org.springframework.transaction.PlatformTransactionManager;
 import org.springframework.web.bind.annotation.PatchMapping;
 import org.springframework.web.bind.annotation.PostMapping;
 import org.springframework.web.bind.annotation.RestController;
+import org.springframework.web.servlet.mvc.method.annotation.StreamingResponseBody;
 
 /**
  * The start-up gate in a Spring Boot application: an uncovered POST fails the start and is named;
@@ -199,6 +203,52 @@ class IdempotencyGateStarterTest {
             root = root.getCause();
         }
         return root;
+    }
+
+    /**
+     * G5: a covered endpoint whose handler answers asynchronously fails the start, named, whatever the
+     * async type (a {@code Callable}, a {@code CompletableFuture}, a {@code ResponseEntity} of a
+     * streaming body): its work would run outside the key's transaction and again on every retry. A
+     * synchronous handler on a covered path passes; warn-only logs and starts.
+     */
+    @Test
+    void aCoveredEndpointThatAnswersAsynchronouslyFailsTheStart() {
+        WebApplicationContextRunner async = mvc().withUserConfiguration(AsyncControllers.class)
+                .withPropertyValues("outbox.idempotency.paths=/orders,/payments,/exports");
+        async.run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(rootCause(context.getStartupFailure()).getMessage())
+                    .contains("answer asynchronously")
+                    .contains("POST /payments")
+                    .contains("POST /exports")
+                    .contains("PATCH /orders")
+                    .doesNotContain("POST /orders");
+        });
+        async.withPropertyValues("outbox.idempotency.gate.warn-only=true")
+                .run(context -> assertThat(context).hasNotFailed());
+    }
+
+    @RestController
+    static class AsyncControllers {
+        @PostMapping("/orders")
+        String order() {
+            return "ok";
+        }
+
+        @PatchMapping("/orders")
+        CompletableFuture<String> amend() {
+            return CompletableFuture.completedFuture("ok");
+        }
+
+        @PostMapping("/payments")
+        Callable<String> pay() {
+            return () -> "ok";
+        }
+
+        @PostMapping("/exports")
+        ResponseEntity<StreamingResponseBody> export() {
+            return ResponseEntity.ok(out -> out.write(1));
+        }
     }
 
     @RestController

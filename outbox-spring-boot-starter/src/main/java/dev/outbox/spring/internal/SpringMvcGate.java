@@ -7,23 +7,52 @@ import dev.outbox.http.server.gate.IdempotencyGate;
 import dev.outbox.http.server.gate.SpringMvcEndpoints;
 import dev.outbox.spring.OutboxProperties;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.Future;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import org.springframework.context.ApplicationListener;
 import org.springframework.context.event.ContextRefreshedEvent;
+import org.springframework.core.ReactiveAdapterRegistry;
+import org.springframework.core.ResolvableType;
+import org.springframework.http.HttpEntity;
+import org.springframework.web.context.request.async.DeferredResult;
+import org.springframework.web.context.request.async.WebAsyncTask;
+import org.springframework.web.method.HandlerMethod;
 import org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandlerMapping;
+import org.springframework.web.servlet.mvc.method.annotation.ResponseBodyEmitter;
+import org.springframework.web.servlet.mvc.method.annotation.StreamingResponseBody;
 
 /**
  * Runs the {@link IdempotencyGate} over the application's Spring MVC endpoints once the context is
- * refreshed; an uncovered POST or PATCH fails the start (or is logged, with {@code warn-only}). The
- * gate is built with the bean, so a refused setting stops the start naming its property.
+ * refreshed; an uncovered POST or PATCH fails the start (or is logged, with {@code warn-only}). So
+ * does a covered endpoint whose handler answers asynchronously ({@code Callable}, {@code
+ * DeferredResult}, a {@code CompletionStage}, a streaming body, a reactive type): its work would run
+ * on another thread, outside the key's transaction. The gate is built with the bean, so a refused
+ * setting stops the start naming its property.
  */
 public final class SpringMvcGate implements ApplicationListener<ContextRefreshedEvent> {
     private static final String PREFIX = "outbox.idempotency.gate.";
 
+    private static final Logger LOG = LoggerFactory.getLogger(SpringMvcGate.class);
+    private static final List<Class<?>> ASYNC_TYPES = List.of(
+            Callable.class,
+            CompletionStage.class,
+            Future.class,
+            WebAsyncTask.class,
+            DeferredResult.class,
+            ResponseBodyEmitter.class,
+            StreamingResponseBody.class);
+
     private final IdempotencyGate gate;
     private final String servletPath;
     private final String errorPath;
+    private final boolean warnOnly;
 
     /**
      * @param filter the application's filter
@@ -53,6 +82,7 @@ public final class SpringMvcGate implements ApplicationListener<ContextRefreshed
             }
         }
         this.gate = builder.warnOnly(settings.isWarnOnly()).build();
+        this.warnOnly = settings.isWarnOnly();
         this.servletPath = servletPath;
         this.errorPath = errorPath;
     }
@@ -73,6 +103,7 @@ public final class SpringMvcGate implements ApplicationListener<ContextRefreshed
     @Override
     public void onApplicationEvent(ContextRefreshedEvent event) {
         List<Endpoint> endpoints = new ArrayList<>();
+        Set<String> asyncHandlers = new HashSet<>();
         for (RequestMappingHandlerMapping mapping : event.getApplicationContext()
                 .getBeansOfType(RequestMappingHandlerMapping.class)
                 .values()) {
@@ -81,8 +112,45 @@ public final class SpringMvcGate implements ApplicationListener<ContextRefreshed
                     endpoints.add(endpoint);
                 }
             }
+            for (HandlerMethod handler : mapping.getHandlerMethods().values()) {
+                if (answersAsynchronously(handler)) {
+                    // as SpringMvcEndpoints names the handler of an endpoint
+                    asyncHandlers.add(handler.getBeanType().getName() + "#"
+                            + handler.getMethod().getName());
+                }
+            }
         }
-        gate.check(endpoints);
+        GateReport report = gate.check(endpoints);
+        List<String> async = report.covered().stream()
+                .filter(e -> asyncHandlers.contains(e.handler()))
+                .map(e -> e.route() + " (" + e.handler() + ")")
+                .toList();
+        if (!async.isEmpty()) {
+            String message = "Idempotency-Key filter covers endpoints whose handlers answer asynchronously: " + async
+                    + ". Their work would run on another thread, outside the key's transaction, and again on every"
+                    + " retry; the filter refuses them at run time, after a handler returning a CompletionStage has"
+                    + " already started its work. Answer synchronously, or take the endpoint off outbox.idempotency.paths";
+            if (warnOnly) {
+                LOG.warn(message);
+            } else {
+                throw new IllegalStateException(message);
+            }
+        }
+    }
+
+    /** @return whether the handler's answer is processed on another thread than the request's */
+    private static boolean answersAsynchronously(HandlerMethod handler) {
+        ResolvableType type = ResolvableType.forMethodReturnType(handler.getMethod());
+        Class<?> raw = type.resolve(Object.class);
+        if (HttpEntity.class.isAssignableFrom(raw)) {
+            raw = type.as(HttpEntity.class).getGeneric(0).resolve(Object.class);
+        }
+        for (Class<?> async : ASYNC_TYPES) {
+            if (async.isAssignableFrom(raw)) {
+                return true;
+            }
+        }
+        return ReactiveAdapterRegistry.getSharedInstance().getAdapter(raw) != null;
     }
 
     /**
