@@ -88,15 +88,16 @@ final class Breaker {
             throw OPEN;
         }
         long start = time.nanoTime();
-        boolean trial = breaker.getState() == CircuitBreaker.State.HALF_OPEN;
-        if (trial) {
-            trialStarted.set(start == 0 ? 1 : start);
+        // the trial's mark: its start, never 0 (which means none is out)
+        long trial = breaker.getState() == CircuitBreaker.State.HALF_OPEN ? (start == 0 ? 1 : start) : 0;
+        if (trial != 0) {
+            trialStarted.set(trial);
         }
         try {
             return measured(call, start);
         } finally {
-            if (trial) {
-                trialStarted.compareAndSet(start == 0 ? 1 : start, 0);
+            if (trial != 0) {
+                trialStarted.compareAndSet(trial, 0);
             }
         }
     }
