@@ -114,9 +114,7 @@ public final class SpringMvcGate implements ApplicationListener<ContextRefreshed
             }
             for (HandlerMethod handler : mapping.getHandlerMethods().values()) {
                 if (answersAsynchronously(handler)) {
-                    // as SpringMvcEndpoints names the handler of an endpoint
-                    asyncHandlers.add(handler.getBeanType().getName() + "#"
-                            + handler.getMethod().getName());
+                    asyncHandlers.add(SpringMvcEndpoints.handlerName(handler));
                 }
             }
         }

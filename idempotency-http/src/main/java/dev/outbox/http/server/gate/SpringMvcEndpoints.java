@@ -70,8 +70,7 @@ public final class SpringMvcEndpoints {
                 reason = exempt.reason();
             }
             Set<RequestMethod> methods = info.getMethodsCondition().getMethods();
-            String description =
-                    handler.getBeanType().getName() + "#" + handler.getMethod().getName();
+            String description = handlerName(handler);
             for (String pattern : info.getPatternValues()) {
                 String path = prefix + (pattern.startsWith("/") ? pattern : "/" + pattern);
                 if (methods.isEmpty()) {
@@ -83,5 +82,13 @@ public final class SpringMvcEndpoints {
             }
         }
         return out;
+    }
+
+    /**
+     * @param handler a handler method of the mapping
+     * @return how its endpoints name it ({@link Endpoint#handler()}): controller class and method name
+     */
+    public static String handlerName(HandlerMethod handler) {
+        return handler.getBeanType().getName() + "#" + handler.getMethod().getName();
     }
 }
