@@ -141,11 +141,7 @@ class JpaApplicationIT {
     @Test
     void aRefusalThrownThroughATransactionalServiceIsStoredWhenItDoesNotMarkTheRollback() throws Exception {
         String ref = "ref-" + UUID.randomUUID();
-        String key = UUID.randomUUID().toString();
-        assertThat(post("/refused-shipments/" + ref, key).statusCode()).isEqualTo(422);
-        HttpResponse<String> replay = post("/refused-shipments/" + ref, key);
-        assertThat(replay.statusCode()).isEqualTo(422);
-        assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+        assertRefusedAndReplayed("/refused-shipments/" + ref);
         assertThat(count("select count(*) from shipment where order_ref = ?", ref))
                 .isZero();
     }
@@ -154,11 +150,7 @@ class JpaApplicationIT {
     @Test
     void aStoredRefusalLeavesNoUnflushedEntityBehind() throws Exception {
         String ref = "ref-" + UUID.randomUUID();
-        String key = UUID.randomUUID().toString();
-        assertThat(post("/shipments/" + ref + "?status=422", key).statusCode()).isEqualTo(422);
-        HttpResponse<String> replay = post("/shipments/" + ref + "?status=422", key);
-        assertThat(replay.statusCode()).isEqualTo(422);
-        assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+        assertRefusedAndReplayed("/shipments/" + ref + "?status=422");
         assertThat(count("select count(*) from shipment where order_ref = ?", ref))
                 .as("the refused request's entity, persisted but not flushed before the refusal, is not committed")
                 .isZero();
@@ -250,6 +242,15 @@ class JpaApplicationIT {
         assertThat(shipping.shipOnce(message, ref, false)).isFalse();
         assertThat(count("select count(*) from shipment where order_ref = ?", ref))
                 .isEqualTo(1);
+    }
+
+    /** Posts {@code path} twice with one key: a 422, then the same 422 replayed from the store. */
+    private void assertRefusedAndReplayed(String path) throws Exception {
+        String key = UUID.randomUUID().toString();
+        assertThat(post(path, key).statusCode()).isEqualTo(422);
+        HttpResponse<String> replay = post(path, key);
+        assertThat(replay.statusCode()).isEqualTo(422);
+        assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
     }
 
     private HttpResponse<String> post(String path, String key) throws Exception {
