@@ -28,6 +28,8 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.SpringBootConfiguration;
 import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
@@ -106,7 +108,7 @@ class JpaApplicationIT {
         registry.add("spring.jpa.hibernate.ddl-auto", () -> "none");
         registry.add(
                 "outbox.idempotency.paths",
-                () -> "/shipments/*,/parcels/*,/stock/*,/later-shipments/*,/refused-shipments/*");
+                () -> "/shipments/*,/parcels/*,/stock/*,/later-shipments/*,/refused-shipments/*,/doomed-shipments/*");
         // the start-up gate refuses the covered async handler (IdempotencyGateStarterTest); warn-only lets this
         // test show what the filter does with one at run time
         registry.add("outbox.idempotency.gate.warn-only", () -> "true");
@@ -134,14 +136,17 @@ class JpaApplicationIT {
 
     /**
      * G5 through a {@code @Transactional} service that refuses by throwing, mapped to 422 by an
-     * exception handler: declared {@code noRollbackFor} that exception (starter README,
-     * "Transactions"), it leaves the request's transaction usable, so the refusal is stored and
-     * replayed and the service's entity is rolled back with the handler's writes.
+     * exception handler. Where Spring marks the request's transaction rollback-only, the transaction
+     * cannot commit, so the refusal is stored in a transaction of its own (before, the client got 500
+     * and every retry ran the service again); declared {@code noRollbackFor}, the transaction stays
+     * usable and the refusal commits with the key. Either way it is replayed, and the service's
+     * entity is not committed.
      */
-    @Test
-    void aRefusalThrownThroughATransactionalServiceIsStoredWhenItDoesNotMarkTheRollback() throws Exception {
+    @ParameterizedTest
+    @ValueSource(strings = {"/doomed-shipments/", "/refused-shipments/"})
+    void aRefusalThrownThroughATransactionalServiceIsStoredAndReplayed(String path) throws Exception {
         String ref = "ref-" + UUID.randomUUID();
-        assertRefusedAndReplayed("/refused-shipments/" + ref);
+        assertRefusedAndReplayed(path + ref);
         assertThat(count("select count(*) from shipment where order_ref = ?", ref))
                 .isZero();
     }
@@ -368,6 +373,13 @@ class JpaApplicationIT {
             throw new NoCarrier(ref);
         }
 
+        /** Refuses after persisting; the exception marks the request's transaction rollback-only. */
+        @Transactional
+        public void shipOrFail(String ref) {
+            em.persist(new Shipment(ref));
+            throw new NoCarrier(ref);
+        }
+
         @Transactional
         public void pack(String ref) {
             em.persist(new Parcel(ref));
@@ -405,6 +417,12 @@ class JpaApplicationIT {
         @PostMapping("/refused-shipments/{ref}")
         ResponseEntity<String> shipOrRefuse(@PathVariable("ref") String ref) {
             shipping.shipOrRefuse(ref);
+            return ResponseEntity.status(201).body(ref);
+        }
+
+        @PostMapping("/doomed-shipments/{ref}")
+        ResponseEntity<String> shipOrFail(@PathVariable("ref") String ref) {
+            shipping.shipOrFail(ref);
             return ResponseEntity.status(201).body(ref);
         }
 

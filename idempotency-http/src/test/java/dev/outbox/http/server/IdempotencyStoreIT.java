@@ -29,9 +29,14 @@ import org.jooq.DSLContext;
 import org.jooq.ExecuteContext;
 import org.jooq.ExecuteListener;
 import org.jooq.SQLDialect;
+import org.jooq.TransactionContext;
+import org.jooq.TransactionProvider;
+import org.jooq.exception.DataAccessException;
 import org.jooq.impl.DSL;
+import org.jooq.impl.DataSourceConnectionProvider;
 import org.jooq.impl.DefaultConfiguration;
 import org.jooq.impl.DefaultExecuteListenerProvider;
+import org.jooq.impl.DefaultTransactionProvider;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -370,6 +375,89 @@ class IdempotencyStoreIT {
         assertThat(store.execute(request, tx -> write(tx, key + "-again", "must not run")))
                 .isInstanceOf(IdempotencyOutcome.Replayed.class);
         assertThat(notes(key + "-again")).isZero();
+    }
+
+    /**
+     * G5 when the request's transaction cannot commit after a refusal, as when a participant marked it
+     * rollback-only (a Spring {@code @Transactional} method that threw before an exception handler
+     * answered 4xx): the refusal is stored in a transaction of its own and replayed, none of the
+     * call's writes is kept, and an expired row of the key does not stop it. A success whose commit
+     * fails the same way is not stored, and its writes are gone. Before, the refusal failed with the
+     * commit, and every retry with the key ran the call again and failed again.
+     */
+    @Test
+    void aRefusalWhoseTransactionCannotCommitIsStoredInATransactionOfItsOwn(TestDatabase db) {
+        AtomicBoolean doomed = new AtomicBoolean();
+        var connections = new DataSourceConnectionProvider(db.newDataSource(2));
+        var transactions = new DefaultTransactionProvider(connections);
+        TransactionProvider rollbackOnly = new TransactionProvider() {
+            @Override
+            public void begin(TransactionContext ctx) {
+                transactions.begin(ctx);
+            }
+
+            @Override
+            public void commit(TransactionContext ctx) {
+                if (doomed.getAndSet(false)) {
+                    ctx.configuration().data("rolled back", true);
+                    transactions.rollback(ctx);
+                    throw new DataAccessException(
+                            "Transaction rolled back because it has been marked as rollback-only");
+                }
+                transactions.commit(ctx);
+            }
+
+            @Override
+            public void rollback(TransactionContext ctx) {
+                if (ctx.configuration().data("rolled back") == null) {
+                    transactions.rollback(ctx);
+                }
+            }
+        };
+        IdempotencyStore dooming = IdempotencyStore.builder()
+                .dsl(DSL.using(new DefaultConfiguration()
+                        .set(connections)
+                        .set(rollbackOnly)
+                        .set(SQLDialect.POSTGRES)))
+                .clock(CLOCK)
+                .name("store-it-rollback-only")
+                .build();
+        StoredResponse refusal =
+                StoredResponse.of(404, "text/plain", "no such customer".getBytes(StandardCharsets.UTF_8));
+
+        String refused = UUID.randomUUID().toString();
+        var request = new IdempotencyRequest("s", refused, "f");
+        assertThat(dooming.execute(request, tx -> {
+                    write(tx, refused, "half done");
+                    doomed.set(true);
+                    return refusal;
+                }))
+                .isEqualTo(new IdempotencyOutcome.Executed(refusal, false));
+        assertThat(notes(refused)).isZero();
+        assertThat(dooming.execute(request, tx -> write(tx, refused, "must not run")))
+                .isEqualTo(new IdempotencyOutcome.Replayed(refusal));
+        assertThat(notes(refused)).isZero();
+
+        CLOCK.advance(dooming.ttl().plusSeconds(1));
+        StoredResponse later =
+                StoredResponse.of(404, "text/plain", "still no such customer".getBytes(StandardCharsets.UTF_8));
+        assertThat(dooming.execute(request, tx -> {
+                    doomed.set(true);
+                    return later;
+                }))
+                .isEqualTo(new IdempotencyOutcome.Executed(later, false));
+        assertThat(dooming.execute(request, tx -> write(tx, refused, "must not run")))
+                .isEqualTo(new IdempotencyOutcome.Replayed(later));
+
+        String succeeded = UUID.randomUUID().toString();
+        assertThatThrownBy(() -> dooming.execute(new IdempotencyRequest("s", succeeded, "f"), tx -> {
+                    StoredResponse created = write(tx, succeeded, "created");
+                    doomed.set(true);
+                    return created;
+                }))
+                .hasMessageContaining("rollback-only");
+        assertThat(notes(succeeded)).isZero();
+        assertThat(keyRows(succeeded)).isZero();
     }
 
     /** Replays survive the trip through jsonb: several values per header, any order of names. */

@@ -124,8 +124,9 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
         long pause = FIRST_PAUSE_NANOS;
         IdempotencyOutcome outcome;
         while (true) {
+            Refusal refusal = new Refusal();
             try {
-                outcome = dsl.transactionResult(cfg -> inTransaction(cfg, request, scope, policy, call));
+                outcome = dsl.transactionResult(cfg -> inTransaction(cfg, request, scope, policy, call, refusal));
             } catch (Rollback r) {
                 outcome = r.outcome;
             } catch (CallFailed f) {
@@ -134,8 +135,11 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
                 X cause = (X) f.getCause();
                 throw cause;
             } catch (RuntimeException e) {
-                failed.increment();
-                throw e;
+                if (refusal.response == null) {
+                    failed.increment();
+                    throw e;
+                }
+                outcome = storeAfterFailedCommit(request, scope, refusal.response, e);
             }
             if (outcome != HELD) {
                 break;
@@ -193,7 +197,12 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
     }
 
     private IdempotencyOutcome inTransaction(
-            Configuration cfg, IdempotencyRequest request, String scope, ResponsePolicy policy, BusinessCall<?> call) {
+            Configuration cfg,
+            IdempotencyRequest request,
+            String scope,
+            ResponsePolicy policy,
+            BusinessCall<?> call,
+            Refusal refusal) {
         DSLContext caller = cfg.dsl();
         DSLContext db = DSL.using(cfg.derive(withMapping(caller.settings())));
         try {
@@ -256,7 +265,78 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
                 .set(IDEMPOTENCY_KEY.RESPONSE_BODY, response.body())
                 .where(IDEMPOTENCY_KEY.SCOPE.eq(scope), IDEMPOTENCY_KEY.IDEM_KEY.eq(request.key()))
                 .execute();
+        if (action == ResponsePolicy.Action.ROLL_BACK_AND_STORE) {
+            // from here only the commit is left; should it fail, the refusal does not depend on it
+            refusal.response = response;
+        }
         return new IdempotencyOutcome.Executed(response, action == ResponsePolicy.Action.COMMIT);
+    }
+
+    /**
+     * Stores a refusal whose transaction failed to commit, in a transaction of its own. The refusal
+     * kept none of the call's writes, so it does not depend on that commit: a transaction that a
+     * participant marked rollback-only (a Spring {@code @Transactional} method that threw before an
+     * exception handler turned the exception into a 4xx) would otherwise answer 500 to this request
+     * and to every retry with the key.
+     *
+     * @return the refusal, stored; or not stored when the key was taken (or the first commit had
+     *     succeeded after all) or the key could not be written
+     * @throws RuntimeException {@code commitFailure} when the database cannot be reached either
+     */
+    private IdempotencyOutcome storeAfterFailedCommit(
+            IdempotencyRequest request, String scope, StoredResponse response, RuntimeException commitFailure) {
+        boolean stored;
+        try {
+            stored = dsl.transactionResult(cfg -> insertAnswered(cfg, request, scope, response));
+        } catch (RuntimeException e) {
+            if (!(e instanceof DataAccessException d && LOCK_NOT_AVAILABLE.equals(d.sqlState()))) {
+                commitFailure.addSuppressed(e);
+                failed.increment();
+                throw commitFailure;
+            }
+            stored = false; // another request holds the key
+        }
+        LOG.info(
+                "{}the transaction of key {} in scope {} failed to commit after a {} refusal ({}); {}",
+                log,
+                request.key(),
+                request.scope(),
+                response.status(),
+                commitFailure.toString(),
+                stored
+                        ? "the refusal was stored in a transaction of its own"
+                        : "the refusal was answered without being stored: the key is taken");
+        return stored ? new IdempotencyOutcome.Executed(response, false) : new IdempotencyOutcome.NotStored(response);
+    }
+
+    /** @return whether the key was free and now holds {@code response} */
+    private boolean insertAnswered(
+            Configuration cfg, IdempotencyRequest request, String scope, StoredResponse response) {
+        DSLContext db = DSL.using(cfg.derive(withMapping(cfg.dsl().settings())));
+        // a request in flight with the key holds its row: do not wait for it
+        db.resultQuery("select set_config('lock_timeout', {0}, true)", DSL.val(probeTimeout))
+                .fetch();
+        OffsetDateTime completed = OffsetDateTime.now(clock).withOffsetSameInstant(ZoneOffset.UTC);
+        JSONB headers = JSONB.valueOf(Json.writeLists(response.headers()));
+        // an expired row the failed transaction had deleted is back with its rollback: it counts as absent
+        return db.insertInto(IDEMPOTENCY_KEY)
+                        .set(IDEMPOTENCY_KEY.SCOPE, scope)
+                        .set(IDEMPOTENCY_KEY.IDEM_KEY, request.key())
+                        .set(IDEMPOTENCY_KEY.FINGERPRINT, request.fingerprint())
+                        .set(IDEMPOTENCY_KEY.EXPIRES_AT, completed.plus(ttl))
+                        .set(IDEMPOTENCY_KEY.RESPONSE_STATUS, response.status())
+                        .set(IDEMPOTENCY_KEY.RESPONSE_HEADERS, headers)
+                        .set(IDEMPOTENCY_KEY.RESPONSE_BODY, response.body())
+                        .onConflict(IDEMPOTENCY_KEY.SCOPE, IDEMPOTENCY_KEY.IDEM_KEY)
+                        .doUpdate()
+                        .set(IDEMPOTENCY_KEY.FINGERPRINT, request.fingerprint())
+                        .set(IDEMPOTENCY_KEY.EXPIRES_AT, completed.plus(ttl))
+                        .set(IDEMPOTENCY_KEY.RESPONSE_STATUS, response.status())
+                        .set(IDEMPOTENCY_KEY.RESPONSE_HEADERS, headers)
+                        .set(IDEMPOTENCY_KEY.RESPONSE_BODY, response.body())
+                        .where(IDEMPOTENCY_KEY.EXPIRES_AT.le(completed))
+                        .execute()
+                == 1;
     }
 
     /**
@@ -383,6 +463,11 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
 
     private Settings withMapping(Settings callers) {
         return SettingsTools.clone(callers).withRenderMapping(mapping.getRenderMapping());
+    }
+
+    /** The refusal a transaction stored, once only its commit is left. */
+    private static final class Refusal {
+        StoredResponse response;
     }
 
     /** Rolls the transaction back and carries the outcome out of it. */
