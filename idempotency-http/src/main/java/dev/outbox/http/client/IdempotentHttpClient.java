@@ -73,7 +73,8 @@ import java.util.random.RandomGenerator;
  * RetryBudget} shared by all operations of this client ({@code recordRequest()} per operation,
  * {@code tryAcquireRetry()} before each retry), so that when a dependency fails for everyone,
  * retries add at most the budget's ratio to the load; and a circuit breaker per host and port,
- * which fails fast with {@link CircuitOpenException} while open.
+ * which fails fast with {@link CircuitOpenException} while open. An operation the breaker refuses
+ * sent nothing and is not recorded in the budget.
  *
  * <p>Results: the last response ({@link CallResult}, also for a final 503 once retries are spent,
  * with the reason in {@link CallResult#completion()}), or an {@link HttpCallException} carrying the
@@ -173,6 +174,9 @@ public interface IdempotentHttpClient {
         /** Default {@link #keyedMethods(String...)}: the two methods HTTP does not define as idempotent. */
         public static final Set<String> DEFAULT_KEYED_METHODS = Set.of("POST", "PATCH");
 
+        /** Default {@link #maxCircuitBreakers(int)}: 1,000 hosts. */
+        public static final int DEFAULT_MAX_CIRCUIT_BREAKERS = 1_000;
+
         /** Default {@link #name(String)}. */
         public static final String DEFAULT_NAME = "default";
 
@@ -182,6 +186,7 @@ public interface IdempotentHttpClient {
         private RetryBudget retryBudget;
         private CircuitBreakerConfig circuitBreakerConfig;
         private boolean noCircuitBreaker;
+        private int maxCircuitBreakers = DEFAULT_MAX_CIRCUIT_BREAKERS;
         private Duration attemptTimeout = DEFAULT_ATTEMPT_TIMEOUT;
         private Duration maxRetryAfter = DEFAULT_MAX_RETRY_AFTER;
         private Clock clock = Clock.systemUTC();
@@ -251,6 +256,25 @@ public interface IdempotentHttpClient {
          */
         public Builder circuitBreakerConfig(CircuitBreakerConfig config) {
             this.circuitBreakerConfig = Objects.requireNonNull(config, "config may not be null");
+            return this;
+        }
+
+        /**
+         * @param maxCircuitBreakers how many hosts keep a circuit breaker at once; default {@link
+         *     #DEFAULT_MAX_CIRCUIT_BREAKERS}. Past it, the breaker of the host called least recently is
+         *     dropped, whatever its state, and that host starts afresh with a closed breaker when it is
+         *     called again. Raise it when this client calls more hosts than that in turn and each
+         *     must keep its breaker.
+         * @return this builder
+         * @throws IllegalArgumentException when it is below 1
+         */
+        public Builder maxCircuitBreakers(int maxCircuitBreakers) {
+            if (maxCircuitBreakers < 1) {
+                throw new IllegalArgumentException(
+                        "maxCircuitBreakers must be at least 1 (hosts that keep a breaker at once), got "
+                                + maxCircuitBreakers);
+            }
+            this.maxCircuitBreakers = maxCircuitBreakers;
             return this;
         }
 
@@ -416,6 +440,7 @@ public interface IdempotentHttpClient {
                     maxAttempts,
                     budget,
                     breakers,
+                    maxCircuitBreakers,
                     attemptTimeout,
                     maxRetryAfter,
                     clock,

@@ -509,6 +509,65 @@ class IdempotentHttpClientIT {
     }
 
     /**
+     * G6: an operation the open breaker refuses sent nothing, so it does not count in the retry
+     * budget. Five operations open the breaker, a hundred more are refused: the budget (ratio 0.1, no
+     * floor, clock frozen) then allows no retry, where the refused ones used to raise it to ten.
+     */
+    @Test
+    void operationsTheOpenBreakerRefusesDoNotRaiseTheRetryBudget() throws Exception {
+        SERVLET.script(i -> Reply.of(503));
+        RetryBudget budget = RetryBudget.of(0.1, 0, Duration.ofSeconds(10), () -> 0L);
+        IdempotentHttpClient client = IdempotentHttpClient.builder()
+                .httpClient(HTTP)
+                .sleeper(new RecordingSleeper())
+                .clock(new MutableClock(Instant.parse("2026-03-01T12:00:00Z")))
+                .retryBudget(budget)
+                .maxAttempts(1)
+                .build();
+        for (int i = 0; i < 5; i++) {
+            client.send(post(), HttpResponse.BodyHandlers.discarding());
+        }
+        for (int i = 0; i < 100; i++) {
+            assertThatThrownBy(() -> client.send(post(), HttpResponse.BodyHandlers.discarding()))
+                    .isInstanceOf(CircuitOpenException.class);
+        }
+        assertThat(SERVLET.received).hasSize(5);
+        int retriesAllowed = 0;
+        while (retriesAllowed < 50 && budget.tryAcquireRetry()) {
+            retriesAllowed++;
+        }
+        assertThat(retriesAllowed)
+                .as("retries allowed by 5 requests sent at ratio 0.1")
+                .isZero();
+    }
+
+    /**
+     * The client keeps breakers for at most maxCircuitBreakers hosts: past it, the breaker of the host
+     * called least recently goes (not the one created first), so that a client calling ever new hosts
+     * does not keep one for each of them.
+     */
+    @Test
+    void theBreakerOfTheHostCalledLeastRecentlyGoesPastTheLimit() {
+        IdempotentHttpClient client = IdempotentHttpClient.builder()
+                .httpClient(HTTP)
+                .sleeper(new RecordingSleeper())
+                .maxAttempts(1)
+                .maxCircuitBreakers(2)
+                .build();
+        // ports nothing listens on: each call fails at once, and each host gets a breaker
+        for (int port : new int[] {1, 2, 1, 3}) {
+            assertThatThrownBy(() -> client.send(
+                            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/"))
+                                    .build(),
+                            HttpResponse.BodyHandlers.discarding()))
+                    .isInstanceOf(HttpCallException.class);
+        }
+        assertThat(client.circuitBreakers().orElseThrow().getAllCircuitBreakers())
+                .extracting(CircuitBreaker::getName)
+                .containsExactlyInAnyOrder("127.0.0.1:1", "127.0.0.1:3");
+    }
+
+    /**
      * G6: Retry-After is honoured, in seconds and as an HTTP date, as a floor with the jitter on top
      * (clients told the same moment do not return in lockstep); a Retry-After beyond maxRetryAfter
      * ends the operation.

@@ -23,6 +23,7 @@ import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.Optional;
@@ -47,6 +48,10 @@ public final class RetryingClient implements IdempotentHttpClient {
     private final int maxAttempts;
     private final RetryBudget budget;
     private final CircuitBreakerRegistry breakers;
+    /** The hosts that have a breaker, least recently called first; guarded by itself. */
+    private final LinkedHashMap<String, Boolean> breakerHosts = new LinkedHashMap<>(16, 0.75f, true);
+
+    private final int maxBreakers;
     private final Duration attemptTimeout;
     private final Duration maxRetryAfter;
     private final Clock clock;
@@ -62,6 +67,7 @@ public final class RetryingClient implements IdempotentHttpClient {
             int maxAttempts,
             RetryBudget budget,
             CircuitBreakerRegistry breakers,
+            int maxBreakers,
             Duration attemptTimeout,
             Duration maxRetryAfter,
             Clock clock,
@@ -75,6 +81,7 @@ public final class RetryingClient implements IdempotentHttpClient {
         this.maxAttempts = maxAttempts;
         this.budget = budget;
         this.breakers = breakers;
+        this.maxBreakers = maxBreakers;
         this.attemptTimeout = attemptTimeout;
         this.maxRetryAfter = maxRetryAfter;
         this.clock = clock;
@@ -145,8 +152,7 @@ public final class RetryingClient implements IdempotentHttpClient {
         // only when the failure shows the request never left this client
         boolean mayRetry = (key != null && honoured) || IDEMPOTENT_METHODS.contains(method);
         String host = hostOf(request.uri());
-        CircuitBreaker breaker = breakers == null ? null : breakers.circuitBreaker(host);
-        budget.recordRequest();
+        CircuitBreaker breaker = breakers == null ? null : breakerOf(host);
 
         int attempts = 0;
         HttpResponse<T> response = null;
@@ -164,6 +170,10 @@ public final class RetryingClient implements IdempotentHttpClient {
                         host,
                         attempts,
                         key);
+            }
+            if (attempts == 0) {
+                // an operation the breaker refused sent nothing, and must not raise the retries allowed
+                budget.recordRequest();
             }
             attempts++;
             long start = System.nanoTime();
@@ -339,6 +349,32 @@ public final class RetryingClient implements IdempotentHttpClient {
                 attempts,
                 key,
                 completion);
+    }
+
+    /**
+     * The host's breaker. The registry keeps at most {@code maxBreakers}: the breaker of the host
+     * called least recently goes first, whatever its state, so that a client that calls ever new
+     * hosts (webhook targets, say) does not keep a breaker for each of them for good.
+     */
+    private CircuitBreaker breakerOf(String host) {
+        String evicted = null;
+        synchronized (breakerHosts) {
+            breakerHosts.put(host, Boolean.TRUE);
+            if (breakerHosts.size() > maxBreakers) {
+                var eldest = breakerHosts.keySet().iterator();
+                evicted = eldest.next();
+                eldest.remove();
+            }
+        }
+        if (evicted != null) {
+            breakers.remove(evicted);
+            LOG.debug(
+                    "{}dropped the circuit breaker of {}, the least recently called of {} hosts",
+                    log,
+                    evicted,
+                    maxBreakers + 1);
+        }
+        return breakers.circuitBreaker(host);
     }
 
     private static String hostOf(URI uri) {
