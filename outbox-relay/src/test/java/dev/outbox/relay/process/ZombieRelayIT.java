@@ -85,7 +85,7 @@ class ZombieRelayIT {
     @Timeout(value = 8, unit = TimeUnit.MINUTES)
     void aRelayThawedAfterLosingItsLeasePublishesNothingAfterTheNewOwner(TestDatabase db, TestKafka kafka)
             throws Exception {
-        zombie(db, kafka, false, false);
+        zombie(db, kafka, Scenario.FROZEN);
     }
 
     /**
@@ -100,7 +100,7 @@ class ZombieRelayIT {
     @Test
     @Timeout(value = 8, unit = TimeUnit.MINUTES)
     void inTheTransactionalModeTheBrokerFencesAThawedRelay(TestDatabase db, TestKafka kafka) throws Exception {
-        zombie(db, kafka, true, false);
+        zombie(db, kafka, Scenario.FROZEN_TRANSACTIONAL);
     }
 
     /**
@@ -118,9 +118,7 @@ class ZombieRelayIT {
     @Test
     @Timeout(value = 8, unit = TimeUnit.MINUTES)
     void aRelayFrozenWhileATopicIsMissingPublishesNothingAfterTheNewOwner(TestDatabase db) throws Exception {
-        try (TestKafka broker = TestKafka.startInJvm(Map.of("auto.create.topics.enable", "false"))) {
-            zombie(db, broker, false, true);
-        }
+        zombieWithAMissingTopic(db, Scenario.FROZEN_WHILE_A_TOPIC_IS_MISSING);
     }
 
     /**
@@ -142,14 +140,49 @@ class ZombieRelayIT {
     @Test
     @Timeout(value = 8, unit = TimeUnit.MINUTES)
     void aRelayFrozenPastTheHeldRowsItRemembersPublishesNothingAfterTheNewOwner(TestDatabase db) throws Exception {
+        zombieWithAMissingTopic(db, Scenario.FROZEN_PAST_THE_HELD_ROWS);
+    }
+
+    /**
+     * G1, G3 and G7 across a relay killed (SIGKILL) past the held rows it remembers: the scenario of
+     * {@link #aRelayFrozenPastTheHeldRowsItRemembersPublishesNothingAfterTheNewOwner}, with relay-a
+     * killed instead of frozen at the same moment, so that its batches in flight, its unacknowledged
+     * sends and its deferred deletes die with it. relay-b takes its shards over when their leases
+     * expire, reads past their held rows too, publishes every healthy message and none of a held key's
+     * later ones while the topic is missing, and, once it exists, every committed message in commit
+     * order per key and topic.
+     */
+    @Test
+    @Timeout(value = 8, unit = TimeUnit.MINUTES)
+    void aRelayKilledPastTheHeldRowsItRemembersLosesAndReordersNothing(TestDatabase db) throws Exception {
+        zombieWithAMissingTopic(db, Scenario.KILLED_PAST_THE_HELD_ROWS);
+    }
+
+    /** Runs {@code scenario} on a broker of its own that does not create topics when asked for one. */
+    private void zombieWithAMissingTopic(TestDatabase db, Scenario scenario) throws Exception {
         try (TestKafka broker = TestKafka.startInJvm(Map.of("auto.create.topics.enable", "false"))) {
-            zombie(db, broker, false, true, true);
+            zombie(db, broker, scenario);
         }
     }
 
-    private void zombie(TestDatabase db, TestKafka kafka, boolean transactional, boolean missingTopic)
-            throws Exception {
-        zombie(db, kafka, transactional, missingTopic, false);
+    /**
+     * What a run does to relay-a and around it.
+     *
+     * @param transactional the strict mode with only the broker's fence: relay-a ignores its lease
+     *     deadline, the topic has no timestamp bound, the test consumer reads committed records only
+     * @param missingTopic the last {@value #MISSING_KEYS} keys write to a topic that is created only
+     *     while relay-a is frozen; the broker must not create topics on its own
+     * @param pastHeld with {@code missingTopic}: batches of {@value #PAST_HELD_BATCH_SIZE} rows; relay-a
+     *     is frozen only once it reads past the held rows it remembers, on a shard with rows of healthy
+     *     keys too, and relay-b must read past them on each shard relay-a did before the topic is created
+     * @param killed relay-a gets SIGKILL where it would get SIGSTOP, and is not thawed
+     */
+    private record Scenario(boolean transactional, boolean missingTopic, boolean pastHeld, boolean killed) {
+        static final Scenario FROZEN = new Scenario(false, false, false, false);
+        static final Scenario FROZEN_TRANSACTIONAL = new Scenario(true, false, false, false);
+        static final Scenario FROZEN_WHILE_A_TOPIC_IS_MISSING = new Scenario(false, true, false, false);
+        static final Scenario FROZEN_PAST_THE_HELD_ROWS = new Scenario(false, true, true, false);
+        static final Scenario KILLED_PAST_THE_HELD_ROWS = new Scenario(false, true, true, true);
     }
 
     /**
@@ -157,17 +190,12 @@ class ZombieRelayIT {
      * not deleted yet (the freeze is tried again, up to five times, after letting it run for a
      * moment; required in the default mode): the new owner publishes those again, and they must not
      * land after its records.
-     *
-     * @param transactional the strict mode with only the broker's fence: relay-a ignores its lease
-     *     deadline, the topic has no timestamp bound, the test consumer reads committed records only
-     * @param missingTopic the last {@value #MISSING_KEYS} keys write to a topic that is created only
-     *     while relay-a is frozen; {@code kafka} must not create topics on its own
-     * @param pastHeld with {@code missingTopic}: batches of {@value #PAST_HELD_BATCH_SIZE} rows; relay-a
-     *     is frozen only once it reads past the held rows it remembers, on a shard with rows of healthy
-     *     keys too, and relay-b must read past them on each shard relay-a did before the topic is created
      */
-    private void zombie(TestDatabase db, TestKafka kafka, boolean transactional, boolean missingTopic, boolean pastHeld)
-            throws Exception {
+    private void zombie(TestDatabase db, TestKafka kafka, Scenario scenario) throws Exception {
+        boolean transactional = scenario.transactional();
+        boolean missingTopic = scenario.missingTopic();
+        boolean pastHeld = scenario.pastHeld();
+        boolean killed = scenario.killed();
         String topic = TestKafka.uniqueTopic(transactional ? "zombie-tx" : "zombie");
         String missing = missingTopic ? TestKafka.uniqueTopic("zombie-missing") : null;
         createTopic(kafka, topic, transactional);
@@ -261,7 +289,7 @@ class ZombieRelayIT {
                 // there relay-a is often waiting for that topic's metadata, publishing nothing, when it freezes
                 while (true) {
                     freezes++;
-                    signal("STOP", a);
+                    signal(killed ? "KILL" : "STOP", a);
                     leasesOfA = ChildRelay.liveLeases(db, "relay-a");
                     missingRowsOfA = missingTopic ? missingRowsOf(db, "relay-a", missing) : 0;
                     Set<UUID> leftOnA = messageIdsOn(db, "relay-a");
@@ -362,17 +390,21 @@ class ZombieRelayIT {
                             assertThat(seen).hasSizeGreaterThanOrEqualTo(appended.get());
                         });
             } finally {
-                signal("CONT", a);
+                if (!killed) {
+                    signal("CONT", a);
+                }
             }
             int beforeThaw = received(readers).size();
-            // the thawed relay finds its leases gone, drops its shards and claims its share again; anything it
-            // still held from before the freeze would arrive now
-            await("relay-a back in the rotation")
-                    .atMost(Duration.ofSeconds(60))
-                    .pollInterval(Duration.ofMillis(250))
-                    .untilAsserted(() ->
-                            assertThat(ChildRelay.liveLeases(db, "relay-a")).isPositive());
-            Thread.sleep(3_000);
+            if (!killed) {
+                // the thawed relay finds its leases gone, drops its shards and claims its share again; anything it
+                // still held from before the freeze would arrive now
+                await("relay-a back in the rotation")
+                        .atMost(Duration.ofSeconds(60))
+                        .pollInterval(Duration.ofMillis(250))
+                        .untilAsserted(() ->
+                                assertThat(ChildRelay.liveLeases(db, "relay-a")).isPositive());
+                Thread.sleep(3_000);
+            }
 
             Map<String, List<Records.Received>> byTopic = new LinkedHashMap<>();
             readers.forEach((t, r) -> byTopic.put(t, r.all()));
@@ -446,21 +478,22 @@ class ZombieRelayIT {
                             pastHeldOfB)
                     : "";
             System.out.printf(
-                    "[ZombieRelayIT] %s: %d messages on %d keys, %d records in Kafka (%d after the thaw); relay-a froze"
+                    "[ZombieRelayIT] %s: %d messages on %d keys, %d records in Kafka (%d after the thaw); relay-a %s"
                             + " holding %d shards (%d rows of the missing topic, %d rows published and not deleted, at"
-                            + " freeze %d); after the thaw it reported %d fenced write(s) or commit(s)%s%n",
+                            + " attempt %d); after the thaw it reported %d fenced write(s) or commit(s)%s%n",
                     transactional
                             ? "transactional, no deadline, no timestamp bound"
                             : missingTopic
                                     ? pastHeld
-                                            ? "idempotent, a topic missing at the freeze, shards past the held rows"
-                                                    + " they remember"
+                                            ? "idempotent, a topic missing at the " + (killed ? "kill" : "freeze")
+                                                    + ", shards past the held rows they remember"
                                             : "idempotent, a topic missing at the freeze"
                                     : "idempotent",
                     total,
                     KEYS,
                     all.size(),
                     all.size() - beforeThaw,
+                    killed ? "was killed (not thawed)" : "froze",
                     leasesOfA,
                     missingRowsOfA,
                     frozenUndeleted,
@@ -475,7 +508,7 @@ class ZombieRelayIT {
             }
             a.process.destroy();
             b.process.destroy();
-            assertThat(a.waitFor(90)).as("relay-a exit code, see %s", a.err).isZero();
+            assertThat(a.waitFor(90)).as("relay-a exit code, see %s", a.err).isEqualTo(killed ? 128 + 9 : 0);
             assertThat(b.waitFor(90)).as("relay-b exit code, see %s", b.err).isZero();
         } finally {
             // the healthy topic's reader is closed with the other resources; the missing topic's is not one
