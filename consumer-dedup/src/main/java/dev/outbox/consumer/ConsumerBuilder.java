@@ -163,11 +163,13 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
      * Decides what a handler failure means. Called for each exception the handler throws (and for
      * an aborted transaction the handler left behind), except database failures, which the consumer
      * classifies itself: a lost connection or a server shutting down is retried under the database
-     * circuit breaker, lock contention raised by the handler's statements (55P03, 40001, 40P01) is
-     * {@link FailureKind#TRANSIENT}. Returning null applies the default rule: a {@link
-     * PermanentHandlerException} or {@link TransientHandlerException} anywhere in the cause chain
-     * (the first one found) decides, anything else is {@link FailureKind#RETRY}. A classifier that
-     * throws counts as {@code RETRY}.
+     * circuit breaker when the consumer's own connection no longer answers, lock contention raised by
+     * the handler's statements (55P03, 40001, 40P01) is {@link FailureKind#TRANSIENT}. Returning null
+     * applies the default rule: a {@link PermanentHandlerException} or {@link
+     * TransientHandlerException} anywhere in the cause chain (the first one found) decides, else a
+     * transient SQLState (classes 08 and 53, 57P01..57P03) while the consumer's connection answers,
+     * which another database or pool the handler uses raised, is {@code TRANSIENT}, and anything else
+     * is {@link FailureKind#RETRY}. A classifier that throws counts as {@code RETRY}.
      *
      * @param classifier the failure's kind, or null for the default rule
      * @return this builder

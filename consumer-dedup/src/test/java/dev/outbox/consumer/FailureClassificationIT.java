@@ -17,6 +17,8 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -26,6 +28,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -38,6 +41,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+import org.postgresql.util.PSQLException;
 
 /**
  * How handler failures are classified (transient, retried, permanent), commit-time failures,
@@ -216,6 +220,131 @@ class FailureClassificationIT {
         assertThat(Fixtures.readAll(kafka, topic + ".dlt", 1, WAIT))
                 .singleElement()
                 .satisfies(r -> assertThat(header(r, OutboxHeaders.MESSAGE_ID)).isEqualTo(stuck.toString()));
+    }
+
+    /**
+     * G6 and G7 for a connection failure of another database the handler uses: the handler reads
+     * from a second connection (its "reporting database") whose session the server has terminated,
+     * so it throws a class 08 or 57P01 SQLException while the consumer's own connection and database
+     * are healthy. That failure is the handler's, not a database outage of the consumer: it is
+     * retried as {@code TRANSIENT} (no attempt used) until {@code maxTransientRetry}, then
+     * dead-lettered, and the partition goes on; the database circuit breaker stays closed and no
+     * infrastructure retry is counted. Also when the handler's own transaction was aborted before
+     * (a failed statement it caught), which leaves the consumer's connection usable. Fails if every
+     * transient SQLState in the handler's failure were taken for an outage of the consumer's own
+     * database (the record would be retried without end and the breaker would open for every
+     * partition). {@code IdempotentConsumerIT#lostDatabaseConnectionIsRetriedWithoutConsumingAttempts}
+     * keeps the other side: a lost connection of the consumer's own transaction is still an outage.
+     */
+    @ParameterizedTest(name = "ownTransactionAborted={0}")
+    @ValueSource(booleans = {false, true})
+    void aConnectionFailureOfAnotherDatabaseIsTheHandlersTransientFailure(
+            boolean ownTransactionAborted, TestDatabase db, TestKafka kafka) throws Exception {
+        String topic = TestKafka.uniqueTopic("edge-foreign-db");
+        String name = "edge-foreign-db-" + ownTransactionAborted;
+        kafka.createTopic(topic, 1);
+        kafka.createTopic(topic + ".dlt", 1);
+        List<UUID> ids = publish(kafka, topic, 2);
+        UUID reporting = ids.get(0);
+        List<String> statesSeen = new CopyOnWriteArrayList<>();
+        MessageHandler payments = Fixtures.paymentsHandler();
+        MeterRegistry registry = new SimpleMeterRegistry();
+        try (Connection reportingDb = terminatedConnection(db);
+                IdempotentConsumer consumer = builder(kafka, db, topic, name)
+                        .meterRegistry(registry)
+                        .maxAttempts(2)
+                        .backoff(FAST)
+                        .maxRecordsPerTransaction(1)
+                        .maxTransientRetry(Duration.ofSeconds(2))
+                        .handler((m, tx) -> {
+                            payments.handle(m, tx);
+                            if (!m.messageId().equals(reporting)) {
+                                return;
+                            }
+                            if (ownTransactionAborted) {
+                                try {
+                                    tx.execute("select 1 / 0");
+                                } catch (RuntimeException ignored) {
+                                    // the consumer's transaction is aborted now, its connection still fine
+                                }
+                            }
+                            try (Statement st = reportingDb.createStatement()) {
+                                st.execute("select 1");
+                            } catch (SQLException e) {
+                                statesSeen.add(String.valueOf(e.getSQLState()));
+                                throw e;
+                            }
+                        })
+                        .build()) {
+            consumer.start();
+            await().atMost(WAIT)
+                    .failFast("taken for an outage of the consumer's database", () -> {
+                        assertThat(registry.get("outbox.consumer.breaker.state")
+                                        .tag("breaker", "database")
+                                        .gauge()
+                                        .value())
+                                .as("database breaker state")
+                                .isZero();
+                        assertThat(registry.get("outbox.consumer.retries")
+                                        .tag("cause", "infrastructure")
+                                        .counter()
+                                        .count())
+                                .as("infrastructure retries")
+                                .isZero();
+                    })
+                    .untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, name + "-group", topic));
+            await().atMost(WAIT)
+                    .untilAsserted(() -> assertThat(Fixtures.counter(registry, "outbox.consumer.handled"))
+                            .isOne());
+            assertThat(statesSeen)
+                    .as("SQLStates the reporting connection raised")
+                    .isNotEmpty()
+                    .allSatisfy(state -> assertThat(state.startsWith("08") || state.equals("57P01"))
+                            .as(state)
+                            .isTrue());
+            assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
+                    .isOne();
+            assertThat(registry.get("outbox.consumer.retries")
+                            .tag("cause", "transient")
+                            .counter()
+                            .count())
+                    .isPositive();
+            assertThat(registry.get("outbox.consumer.retries")
+                            .tag("cause", "handler")
+                            .counter()
+                            .count())
+                    .as("attempts used")
+                    .isZero();
+            assertThat(consumer.readiness().databaseBreakerClosed()).isTrue();
+            assertThat(Fixtures.paymentsOf(db, ids)).containsOnlyKeys(ids.get(1));
+        }
+        assertThat(Fixtures.readAll(kafka, topic + ".dlt", 1, WAIT))
+                .singleElement()
+                .satisfies(r -> {
+                    assertThat(header(r, OutboxHeaders.MESSAGE_ID)).isEqualTo(reporting.toString());
+                    assertThat(header(r, DeadLetterHeaders.EXCEPTION_CLASS)).isEqualTo(PSQLException.class.getName());
+                });
+    }
+
+    /** @return a connection to the test database whose session the server has terminated */
+    private static Connection terminatedConnection(TestDatabase db) throws SQLException {
+        Connection connection = db.connect();
+        try (Connection admin = db.connect();
+                Statement st = admin.createStatement();
+                Statement pid = connection.createStatement();
+                ResultSet rs = pid.executeQuery("select pg_backend_pid()")) {
+            rs.next();
+            long backend = rs.getLong(1);
+            st.execute("select pg_terminate_backend(" + backend + ")");
+            // the session ends asynchronously: wait until the server no longer lists it
+            await().atMost(WAIT).until(() -> {
+                try (ResultSet gone = st.executeQuery("select count(*) from pg_stat_activity where pid = " + backend)) {
+                    gone.next();
+                    return gone.getLong(1) == 0;
+                }
+            });
+        }
+        return connection;
     }
 
     /**

@@ -17,6 +17,9 @@ import org.jooq.DSLContext;
 
 /** The {@link BatchStore} on PostgreSQL: the consumer's transactions, with the handler inside. */
 final class BatchTransactions implements BatchStore {
+    /** The longest wait for the consumer's connection to answer its check; less when closeTimeout is shorter. */
+    private static final int MAX_VALIDATION_SECONDS = 5;
+
     private final Database db;
     private final Settings settings;
     private final MessageHandler handler;
@@ -24,6 +27,8 @@ final class BatchTransactions implements BatchStore {
     private final Metrics metrics;
     private final PrefixedLog log;
     private final TimeSource time;
+    /** How long a connection may take to answer after a transient SQLState in the handler's failure. */
+    private final int validationTimeoutSeconds;
 
     BatchTransactions(
             Database db, Settings settings, RecordMapping mapping, Metrics metrics, PrefixedLog log, TimeSource time) {
@@ -34,6 +39,7 @@ final class BatchTransactions implements BatchStore {
         this.metrics = metrics;
         this.log = log;
         this.time = time;
+        this.validationTimeoutSeconds = Math.clamp(settings.closeTimeout().toSeconds(), 1, MAX_VALIDATION_SECONDS);
     }
 
     @Override
@@ -207,6 +213,13 @@ final class BatchTransactions implements BatchStore {
     /**
      * Calls the handler and checks the transaction is still usable.
      *
+     * <p>A failure with a transient SQLState (a lost connection, a server shutting down, resources
+     * exhausted) is the consumer's database failing only when the consumer's own connection no longer
+     * answers: the handler may have got it from another database or pool it talks to, and taking
+     * that for an outage would retry the record for ever and open the database breaker for every
+     * partition. A transaction that a failed statement aborted (25P02) leaves the connection
+     * answering; it is rolled back with the record.
+     *
      * @return the handler's failure, or null
      * @throws InfrastructureException when the failure is the database's, not the handler's
      */
@@ -221,12 +234,17 @@ final class BatchTransactions implements BatchStore {
             Thread.currentThread().interrupt();
             throw new InfrastructureException("interrupted in the handler of message " + id, thrown);
         }
-        if (thrown != null && SqlErrors.isTransient(thrown) && !SqlErrors.isContention(thrown)) {
+        if (thrown != null
+                && SqlErrors.isTransient(thrown)
+                && !SqlErrors.isContention(thrown)
+                && !Database.answers(connection, validationTimeoutSeconds)) {
             throw new InfrastructureException(
                     "database failure in the handler of message " + id + " (SQLState " + SqlErrors.sqlState(thrown)
                             + "): " + thrown.getMessage(),
                     thrown);
         }
+        // a transient SQLState while the consumer's connection answers came from elsewhere (another
+        // database or pool the handler uses): the handler's failure, classified TRANSIENT by default
         return thrown;
     }
 

@@ -232,6 +232,20 @@ final class Database {
     }
 
     /**
+     * Whether the connection still answers the server's round trip ({@link Connection#isValid}) within
+     * {@code timeoutSeconds}. A connection the server closed (08xxx; 57P01..57P03 end the session) or
+     * that does not answer in time does not; a transaction a failed statement aborted does not make
+     * it unusable (pgjdbc's check sends an empty query and counts 25P02 as an answer).
+     */
+    static boolean answers(Connection connection, int timeoutSeconds) {
+        try {
+            return connection.isValid(timeoutSeconds);
+        } catch (SQLException | RuntimeException e) {
+            return false;
+        }
+    }
+
+    /**
      * Whether a statement in the transaction failed (PostgreSQL then refuses everything but a
      * rollback, and a commit rolls back without an error). Read from pgjdbc's protocol state without a
      * round trip when the connection unwraps to pgjdbc's; otherwise (a pool or proxy that hides the

@@ -339,7 +339,9 @@ final class PartitionWorker {
 
     /**
      * What a handler failure means: lock contention raised by the handler's statements passes by
-     * itself; otherwise the configured classifier decides, then the marker exceptions, then {@link
+     * itself; otherwise the configured classifier decides, then the marker exceptions, then a
+     * transient SQLState in the cause chain ({@link FailureKind#TRANSIENT}: the consumer's own
+     * connection answered, so another database the handler uses failed), then {@link
      * FailureKind#RETRY}.
      */
     private FailureKind classify(Throwable failure) {
@@ -367,7 +369,7 @@ final class PartitionWorker {
                 return FailureKind.TRANSIENT;
             }
         }
-        return FailureKind.RETRY;
+        return SqlErrors.isTransient(failure) ? FailureKind.TRANSIENT : FailureKind.RETRY;
     }
 
     private Next deadLetter(
