@@ -3,6 +3,7 @@ package dev.outbox.consumer.internal;
 import dev.outbox.core.internal.PrefixedLog;
 import dev.outbox.core.internal.TimeSource;
 import io.micrometer.core.instrument.Gauge;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
@@ -27,6 +28,8 @@ import org.apache.kafka.common.errors.RetriableException;
  */
 final class Assignments implements ConsumerRebalanceListener {
     private static final long COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
+    /** How often a commit failure that lasts (a long rebalance, a coordinator away) is logged again. */
+    private static final Duration COMMIT_WARNING_INTERVAL = Duration.ofSeconds(10);
 
     /** An assigned partition: its worker, and what the poll thread keeps about it. */
     private static final class Assigned {
@@ -49,6 +52,9 @@ final class Assignments implements ConsumerRebalanceListener {
     private final PartitionWorker.Parts parts;
     private final Map<TopicPartition, Assigned> partitions = new ConcurrentHashMap<>();
     private final int pauseThreshold;
+    /** Commits refused or failed in a row; retried at every poll, so logged at most once per interval. */
+    private final RepeatedWarning commitFailures;
+
     private volatile boolean commitsAllowed = true;
     /** The group gave this consumer its assignment (possibly empty) and did not take it away as lost. */
     private volatile boolean hasAssignment;
@@ -69,6 +75,7 @@ final class Assignments implements ConsumerRebalanceListener {
         this.log = log;
         this.time = time;
         this.pauseThreshold = Math.max(1000, 4 * settings.maxRecordsPerTransaction());
+        this.commitFailures = new RepeatedWarning(log, time, COMMIT_WARNING_INTERVAL, "failed commit(s)");
     }
 
     int size() {
@@ -183,13 +190,15 @@ final class Assignments implements ConsumerRebalanceListener {
                     a.committed = next;
                 }
             }
+            commitFailures.cleared("offset commits succeed again");
         } catch (CommitFailedException | RebalanceInProgressException e) {
-            log.warn(
+            // during a cooperative rebalance the partitions stay, and every poll's commit is refused at once
+            commitFailures.occurred(
                     "offset commit refused during a rebalance ({}); the records will be redelivered and skipped as"
-                            + " duplicates",
+                            + " duplicates unless a later commit succeeds",
                     e.getMessage());
         } catch (RetriableException e) {
-            log.warn("offset commit failed ({}); retrying with the next commit", e.toString());
+            commitFailures.occurred("offset commit failed ({}); retrying with the next commit", e.toString());
         }
     }
 

@@ -1,0 +1,139 @@
+package dev.outbox.consumer.internal;
+
+import static dev.outbox.consumer.internal.Fakes.TP;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
+import dev.outbox.core.internal.PrefixedLog;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.clients.consumer.MockConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.RebalanceInProgressException;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.slf4j.LoggerFactory;
+
+/** The poll thread's offset commits, with Kafka's {@link MockConsumer}, a fake clock and a captured log. */
+class AssignmentsTest {
+    private final Fakes.Time time = new Fakes.Time();
+    private final Fakes.Scheduler scheduler = new Fakes.Scheduler(time);
+    private final Logger logger = (Logger) LoggerFactory.getLogger(AssignmentsTest.class.getName() + ".capture");
+    private final ListAppender<ILoggingEvent> logged = new ListAppender<>();
+
+    /** A consumer whose offset commits are refused while {@link #refusing} is set, as during a rebalance. */
+    private static final class RebalancingConsumer extends MockConsumer<byte[], byte[]> {
+        boolean refusing;
+
+        RebalancingConsumer() {
+            super("earliest");
+        }
+
+        @Override
+        public synchronized void commitSync(Map<TopicPartition, OffsetAndMetadata> offsets, Duration timeout) {
+            if (refusing) {
+                throw new RebalanceInProgressException("Offset commit cannot be completed since the consumer is"
+                        + " undergoing a rebalance for auto partition assignment");
+            }
+            super.commitSync(offsets, timeout);
+        }
+    }
+
+    @AfterEach
+    void detach() {
+        logger.detachAppender(logged);
+    }
+
+    /**
+     * A commit refused on every poll for as long as a rebalance lasts (with a cooperative assignor the
+     * consumer keeps its partitions, goes on polling every 100 ms and commitSync fails at once) is
+     * logged at WARN when it starts, then at most once per 10 s with how many were left out, and at
+     * INFO when a commit succeeds again; a new refusal after that is logged at once. Fails when every
+     * refused commit is logged (200 WARN lines in these 20 s).
+     */
+    @Test
+    void aCommitRefusedOnEveryPollIsLoggedOncePerIntervalAndWhenItClears() {
+        RebalancingConsumer kafka = new RebalancingConsumer();
+        Assignments assignments = assignments(kafka);
+        assignments.onPartitionsAssigned(List.of(TP));
+        kafka.assign(List.of(TP));
+        assignments.enqueue(records(0, 5));
+        scheduler.runAll(100);
+
+        kafka.refusing = true;
+        for (int poll = 0; poll < 200; poll++) { // 20 s of polls, 100 ms apart
+            time.advance(Duration.ofMillis(100));
+            assignments.commit(false);
+        }
+        assertThat(warnings())
+                .hasSize(2)
+                .allSatisfy(line -> assertThat(line).contains("offset commit refused during a rebalance"));
+        assertThat(warnings().get(1)).contains("101 failed commit(s) in 10s", "99 of them not logged");
+        assertThat(kafka.committed(Set.of(TP))).isEmpty();
+
+        kafka.refusing = false;
+        time.advance(Duration.ofMillis(100));
+        assignments.commit(false);
+        assertThat(kafka.committed(Set.of(TP))).containsEntry(TP, new OffsetAndMetadata(5));
+        assertThat(infos())
+                .singleElement()
+                .asString()
+                .contains("offset commits succeed again after 200 failed commit(s) in 20s");
+
+        kafka.refusing = true;
+        assignments.enqueue(records(5, 6));
+        scheduler.runAll(100);
+        time.advance(Duration.ofMillis(100));
+        assignments.commit(false);
+        assertThat(warnings()).hasSize(3);
+    }
+
+    private Assignments assignments(MockConsumer<byte[], byte[]> kafka) {
+        logged.start();
+        logger.addAppender(logged);
+        logger.setLevel(Level.INFO);
+        PrefixedLog log = new PrefixedLog(logger, "[consumer-dedup test]");
+        Settings settings = Fakes.settings(3, 10, Duration.ofHours(1), new Hooks() {}, null);
+        Metrics metrics = new Metrics(settings.meterRegistry(), settings.consumerName(), "unit#1");
+        PartitionWorker.Parts parts = new PartitionWorker.Parts(
+                settings,
+                RecordMapping.of(settings, time),
+                new Fakes.Store(),
+                new Fakes.Sink(),
+                Breaker.create("db", "database", log, time, Duration.ofSeconds(30)),
+                Breaker.create("dlt", "dead-letter producer", log, time, Duration.ofSeconds(30)),
+                metrics,
+                log,
+                time,
+                scheduler);
+        return new Assignments(settings, kafka, parts, metrics, log, time);
+    }
+
+    private static ConsumerRecords<byte[], byte[]> records(long from, long to) {
+        return new ConsumerRecords<>(Map.of(TP, Fakes.records(from, to)), Map.of());
+    }
+
+    private List<String> warnings() {
+        return lines(Level.WARN);
+    }
+
+    private List<String> infos() {
+        return lines(Level.INFO).stream()
+                .filter(line -> line.contains("offset commit"))
+                .toList();
+    }
+
+    private List<String> lines(Level level) {
+        return logged.list.stream()
+                .filter(e -> e.getLevel() == level)
+                .map(ILoggingEvent::getFormattedMessage)
+                .toList();
+    }
+}
