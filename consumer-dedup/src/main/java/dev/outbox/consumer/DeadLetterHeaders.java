@@ -3,6 +3,14 @@ package dev.outbox.consumer;
 /**
  * Headers the idempotent consumer adds to a record it publishes to a dead-letter topic, next to
  * the original record's key, value and headers. Values are UTF-8 strings.
+ *
+ * <p>A dead-letter topic is at least once: a publish that was not acknowledged in time is retried
+ * although the first copy may still land, and a record whose {@code DEAD_LETTERED} row was not
+ * written yet when its partition moved (a crash or a rebalance right after the broker's ack) is
+ * dead-lettered again by its next owner. {@link #ORIGINAL_TOPIC}, {@link #ORIGINAL_PARTITION}
+ * and {@link #ORIGINAL_OFFSET} together are the same on every copy of one source record (also one
+ * without a message id): deduplicate on them, or, for one entry per message, on the {@code
+ * outbox-message-id} header copied from the source record when it has one.
  */
 public final class DeadLetterHeaders {
 
