@@ -1,5 +1,7 @@
 package dev.outbox.core;
 
+import java.util.Locale;
+
 /**
  * Names of the Kafka record headers the relay puts on every record. Values are UTF-8 strings.
  *
@@ -38,10 +40,11 @@ public final class OutboxHeaders {
 
     /**
      * @param name a header name
-     * @return whether the relay sets this header itself, so producers may not supply it
+     * @return whether the relay sets this header itself, so producers may not supply it, in any
+     *     case (a consumer that looks headers up without regard to case would find two)
      */
     public static boolean isReserved(String name) {
-        return switch (name) {
+        return switch (name.toLowerCase(Locale.ROOT)) {
             case MESSAGE_ID, MESSAGE_TYPE, CONTENT_TYPE, CREATED_AT, OUTBOX_ID -> true;
             default -> false;
         };

@@ -26,12 +26,20 @@ public record OutboxMessage(
         byte[] payload,
         Map<String, String> headers) {
 
+    /**
+     * The longest key, in bytes of UTF-8: a parked row's key goes into a B-tree index, whose entries
+     * PostgreSQL caps at about 2.7 KB, so a longer key would make its row impossible to park.
+     */
+    public static final int MAX_KEY_BYTES = 1024;
+
     private static final Pattern TRACEPARENT = Pattern.compile("^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$");
 
     /**
      * @throws NullPointerException when topic, type, contentType or headers is null
      * @throws IllegalArgumentException when the topic or type is empty, the topic is not a valid
-     *     Kafka topic name, a header name is reserved, or a traceparent is malformed
+     *     Kafka topic name, the key is longer than {@link #MAX_KEY_BYTES} in UTF-8, a string holds a
+     *     NUL character (PostgreSQL's text cannot), a header name is reserved, or a traceparent is
+     *     malformed
      */
     public OutboxMessage {
         Objects.requireNonNull(topic, "topic may not be null");
@@ -40,21 +48,34 @@ public record OutboxMessage(
         Objects.requireNonNull(headers, "headers may not be null; pass Map.of()");
         if (!isTopicName(topic)) {
             throw new IllegalArgumentException("topic '" + topic
-                    + "' is not a valid Kafka topic name: use 1 to 249 characters from [a-zA-Z0-9._-]");
+                    + "' is not a valid Kafka topic name: use 1 to 249 characters from [a-zA-Z0-9._-],"
+                    + " other than '.' and '..'");
         }
         if (type.isEmpty()) {
             throw new IllegalArgumentException(
                     "type may not be empty; name the message type, e.g. the schema's full name");
         }
+        if (key != null) {
+            if (key.length() > MAX_KEY_BYTES / 3 && utf8Length(key) > MAX_KEY_BYTES) {
+                throw new IllegalArgumentException("key is " + utf8Length(key) + " bytes in UTF-8, more than "
+                        + MAX_KEY_BYTES + ": a row that must be parked keeps its key in an index that cannot hold"
+                        + " it; use a shorter key, e.g. the aggregate id or a SHA-256 of the long one");
+            }
+            requireNoNul(key, "key");
+        }
+        requireNoNul(type, "type");
+        requireNoNul(contentType, "contentType");
         for (var e : headers.entrySet()) {
             if (OutboxHeaders.isReserved(e.getKey())) {
                 throw new IllegalArgumentException(
                         "header '" + e.getKey() + "' is set by the relay itself; choose another name");
             }
             Objects.requireNonNull(e.getValue(), "header '" + e.getKey() + "' has a null value");
+            requireNoNul(e.getKey(), "a header name");
+            requireNoNul(e.getValue(), "header '" + e.getKey() + "'");
         }
         String traceparent = headers.get(OutboxHeaders.TRACEPARENT);
-        if (traceparent != null && !TRACEPARENT.matcher(traceparent).matches()) {
+        if (traceparent != null && !isTraceparent(traceparent)) {
             throw new IllegalArgumentException("traceparent '" + traceparent
                     + "' is not a W3C trace context (version-traceid-parentid-flags, lower-case hex)");
         }
@@ -62,12 +83,48 @@ public record OutboxMessage(
     }
 
     /**
+     * @param value a {@code traceparent} header value
+     * @return whether it is a W3C trace context as a message may carry it: {@code
+     *     version-traceid-parentid-flags} in lower-case hex
+     */
+    public static boolean isTraceparent(String value) {
+        return value != null && TRACEPARENT.matcher(value).matches();
+    }
+
+    private static void requireNoNul(String value, String what) {
+        if (value.indexOf('\0') >= 0) {
+            throw new IllegalArgumentException(
+                    what + " holds a NUL character (U+0000), which PostgreSQL's text cannot store; remove it");
+        }
+    }
+
+    private static int utf8Length(String s) {
+        int bytes = 0;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c < 0x80) {
+                bytes += 1;
+            } else if (c < 0x800) {
+                bytes += 2;
+            } else if (Character.isHighSurrogate(c)
+                    && i + 1 < s.length()
+                    && Character.isLowSurrogate(s.charAt(i + 1))) {
+                bytes += 4;
+                i++;
+            } else {
+                bytes += 3;
+            }
+        }
+        return bytes;
+    }
+
+    /**
      * @return whether {@code topic} is a legal Kafka topic name: 1 to 249 characters from {@code
-     *     [a-zA-Z0-9._-]} (checked per character: a regular expression would be compiled for every
-     *     message appended)
+     *     [a-zA-Z0-9._-]}, other than {@code .} and {@code ..} (checked per character: a regular
+     *     expression would be compiled for every message appended)
      */
     private static boolean isTopicName(String topic) {
-        if (topic.isEmpty() || topic.length() > 249) {
+        if (topic.isEmpty() || topic.length() > 249 || topic.equals(".") || topic.equals("..")) {
             return false;
         }
         for (int i = 0; i < topic.length(); i++) {

@@ -61,7 +61,7 @@ class ContractTest {
         assertThatThrownBy(() -> OutboxMessage.of("bad topic!", "k", "t", "c", new byte[0]))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("not a valid Kafka topic name");
-        for (String bad : new String[] {"", "x".repeat(250), "a/b", "caf\u00e9", "a b", "a:b", "a@b"}) {
+        for (String bad : new String[] {"", "x".repeat(250), "a/b", "caf\u00e9", "a b", "a:b", "a@b", ".", ".."}) {
             assertThatThrownBy(() -> OutboxMessage.of(bad, "k", "t", "c", new byte[0]))
                     .as("topic '%s'", bad)
                     .hasMessageContaining("not a valid Kafka topic name");
@@ -76,10 +76,43 @@ class ContractTest {
                 .hasMessageContaining("set by the relay itself");
         assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withTraceparent("nope"))
                 .hasMessageContaining("not a W3C trace context");
+        assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withHeader("Outbox-Message-Id", "x"))
+                .as("a reserved name in another case")
+                .hasMessageContaining("set by the relay itself");
         OutboxMessage ok = OutboxMessage.of("t", "k", "x", "c", null)
                 .withTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
         assertThat(ok.headers())
                 .containsEntry("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    }
+
+    /**
+     * G7 starts at append: a key longer than the index of parked rows can hold would make its row
+     * impossible to park, so it is refused, counted in UTF-8 bytes; and a NUL character, which
+     * PostgreSQL's text refuses inside the caller's transaction, is refused before it.
+     */
+    @Test
+    void keysThatARowCouldNotBeParkedWithAndNulCharactersAreRefused() {
+        String longest = "k".repeat(OutboxMessage.MAX_KEY_BYTES);
+        assertThat(OutboxMessage.of("t", longest, "x", "c", null).key()).isEqualTo(longest);
+        assertThatThrownBy(() -> OutboxMessage.of("t", longest + "k", "x", "c", null))
+                .hasMessageContaining("1025 bytes in UTF-8, more than 1024");
+        // 342 characters of three bytes each: within 1024 characters, past 1024 bytes
+        assertThatThrownBy(() -> OutboxMessage.of("t", "\u20ac".repeat(342), "x", "c", null))
+                .hasMessageContaining("1026 bytes in UTF-8");
+        // a surrogate pair is four bytes, not six
+        assertThat(OutboxMessage.of("t", "\ud83d\ude00".repeat(256), "x", "c", null)
+                        .key())
+                .hasSize(512);
+        assertThatThrownBy(() -> OutboxMessage.of("t", "\ud83d\ude00".repeat(256) + "k", "x", "c", null))
+                .hasMessageContaining("1025 bytes");
+        assertThatThrownBy(() -> OutboxMessage.of("t", "a\0b", "x", "c", null))
+                .hasMessageContaining("key holds a NUL character");
+        assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x\0", "c", null))
+                .hasMessageContaining("type holds a NUL character");
+        assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c\0", null))
+                .hasMessageContaining("contentType holds a NUL character");
+        assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withHeader("h", "v\0"))
+                .hasMessageContaining("header 'h' holds a NUL character");
     }
 
     @Test

@@ -14,9 +14,11 @@ import dev.outbox.testkit.TestDatabase;
 import java.sql.Connection;
 import java.sql.Statement;
 import java.time.Instant;
+import java.time.OffsetDateTime;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.SplittableRandom;
 import java.util.UUID;
 import org.jooq.DSLContext;
 import org.junit.jupiter.api.Test;
@@ -167,6 +169,73 @@ class OutboxIT {
         assertThat(row.getHeaders().data()).contains(trace);
         assertThat(AvroCodec.create().decode(row.getPayload(), OrderPlaced.class))
                 .isEqualTo(order);
+    }
+
+    /**
+     * G1 whatever the trace header: a supplier that forwards a client's traceparent as it came (upper
+     * case here) does not fail the business transaction; the message is appended without it. Before,
+     * the append threw and the request failed on every retry.
+     */
+    @Test
+    void aMalformedTraceparentFromTheSupplierIsDroppedNotThrown(TestDatabase db) {
+        Outbox traced = Outbox.builder()
+                .traceparent(() -> "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01")
+                .build();
+        DSLContext dsl = db.dsl();
+        UUID id = dsl.transactionResult(
+                tx -> traced.append(tx.dsl(), OutboxMessage.of("orders", "o-2", "t", "text/plain", new byte[1])));
+        var row = dsl.selectFrom(OUTBOX_MESSAGE)
+                .where(OUTBOX_MESSAGE.MESSAGE_ID.eq(id))
+                .fetchSingle();
+        assertThat(row.getHeaders().data()).doesNotContain("traceparent");
+    }
+
+    /**
+     * G7 for any key append accepts: a row with the longest key ({@link OutboxMessage#MAX_KEY_BYTES}
+     * bytes that do not compress) can be parked, as the relay parks a poison row; one with a key of
+     * three times that, which append refuses, could not be (PostgreSQL refuses its entry in the
+     * index of parked rows, SQLState 54000), so its row would be retried for ever.
+     */
+    @Test
+    void aRowWithTheLongestKeyCanBeParked(TestDatabase db) {
+        DSLContext dsl = db.dsl();
+        String longest = randomKey(OutboxMessage.MAX_KEY_BYTES);
+        UUID id = dsl.transactionResult(
+                tx -> outbox.append(tx.dsl(), OutboxMessage.of("orders", longest, "t", "text/plain", new byte[1])));
+        assertThat(dsl.update(OUTBOX_MESSAGE)
+                        .set(OUTBOX_MESSAGE.PARKED_AT, OffsetDateTime.now())
+                        .where(OUTBOX_MESSAGE.MESSAGE_ID.eq(id))
+                        .execute())
+                .isOne();
+
+        String tooLong = randomKey(3 * OutboxMessage.MAX_KEY_BYTES);
+        assertThatThrownBy(() -> OutboxMessage.of("orders", tooLong, "t", "text/plain", new byte[1]))
+                .isInstanceOf(IllegalArgumentException.class);
+        UUID other = UUID.randomUUID();
+        dsl.execute(
+                "insert into outbox.outbox_message (message_id, shard, topic, message_key, message_type, content_type,"
+                        + " headers) values (?, 0, 'orders', ?, 't', 'text/plain', '{}')",
+                other,
+                tooLong);
+        assertThatThrownBy(() -> dsl.update(OUTBOX_MESSAGE)
+                        .set(OUTBOX_MESSAGE.PARKED_AT, OffsetDateTime.now())
+                        .where(OUTBOX_MESSAGE.MESSAGE_ID.eq(other))
+                        .execute())
+                .hasMessageContaining("index row");
+        dsl.deleteFrom(OUTBOX_MESSAGE)
+                .where(OUTBOX_MESSAGE.MESSAGE_ID.in(id, other))
+                .execute();
+    }
+
+    /** @return a key of {@code bytes} random ASCII letters and digits, which PostgreSQL cannot compress much */
+    private static String randomKey(int bytes) {
+        String alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        var random = new SplittableRandom(bytes);
+        StringBuilder key = new StringBuilder(bytes);
+        for (int i = 0; i < bytes; i++) {
+            key.append(alphabet.charAt(random.nextInt(alphabet.length())));
+        }
+        return key.toString();
     }
 
     @Test

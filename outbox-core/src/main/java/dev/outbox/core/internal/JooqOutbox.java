@@ -21,6 +21,8 @@ import java.util.stream.Collectors;
 import org.apache.avro.generic.GenericContainer;
 import org.jooq.DSLContext;
 import org.jooq.exception.DataAccessException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The {@link Outbox} on PostgreSQL. Every append, jOOQ or JDBC, is one constant prepared INSERT on
@@ -29,6 +31,8 @@ import org.jooq.exception.DataAccessException;
  * what a hand-written INSERT costs (benchmarks/PRODUCER.md).
  */
 public final class JooqOutbox implements Outbox {
+    private static final Logger LOG = LoggerFactory.getLogger(JooqOutbox.class);
+
     /** Longer shard lists are sent as {@code *} (all shards): PostgreSQL caps payloads at 8000 bytes. */
     static final int NOTIFY_PAYLOAD_LIMIT = 4000;
 
@@ -38,6 +42,7 @@ public final class JooqOutbox implements Outbox {
     private final int shards;
     private final AvroCodec codec;
     private final Supplier<String> traceparent;
+    private volatile boolean invalidTraceReported;
     private final boolean notifyInTransaction;
     private final String channel;
     private final String insertSql;
@@ -122,7 +127,7 @@ public final class JooqOutbox implements Outbox {
         if (!shardCountChecked) {
             checkShardCount(tx);
         }
-        String inheritedTrace = traceparent.get();
+        String inheritedTrace = inheritedTrace();
         List<UUID> ids = new ArrayList<>(messages.size());
         TreeSet<Integer> touched = notifyInTransaction ? new TreeSet<>() : null;
         boolean batch = messages.size() > 1;
@@ -167,6 +172,28 @@ public final class JooqOutbox implements Outbox {
             }
         }
         return ids;
+    }
+
+    /**
+     * The supplier's {@code traceparent}, or null when it supplies none or one that is not a W3C trace
+     * context (a client's header forwarded as it came, in upper case or of a later version): a trace
+     * header must not fail the business transaction, and W3C has receivers drop what they cannot parse.
+     */
+    private String inheritedTrace() {
+        String value = traceparent.get();
+        if (value == null || OutboxMessage.isTraceparent(value)) {
+            return value;
+        }
+        if (!invalidTraceReported) {
+            invalidTraceReported = true;
+            LOG.warn(
+                    "the traceparent supplier gave '{}', which is not a W3C trace context (version-traceid-parentid-flags,"
+                            + " lower-case hex); messages are appended without it (reported once; later ones at DEBUG)",
+                    value);
+        } else {
+            LOG.debug("dropped the supplier's traceparent '{}', not a W3C trace context", value);
+        }
+        return null;
     }
 
     private static String headersJson(OutboxMessage m, String inheritedTrace) {
