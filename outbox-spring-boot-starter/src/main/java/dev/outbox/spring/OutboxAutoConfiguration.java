@@ -34,11 +34,14 @@ import org.jooq.SQLDialect;
 import org.jooq.impl.DSL;
 import org.jooq.impl.DataSourceConnectionProvider;
 import org.jooq.impl.DefaultConfiguration;
+import org.springframework.beans.factory.ListableBeanFactory;
 import org.springframework.beans.factory.ObjectProvider;
+import org.springframework.beans.factory.SmartInitializingSingleton;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnBean;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnClass;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingBean;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingClass;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnProperty;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnSingleCandidate;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnWebApplication;
@@ -311,6 +314,46 @@ public class OutboxAutoConfiguration {
                         prefix,
                         prefix + environment.getProperty("server.error.path", "/error"));
             }
+        }
+    }
+
+    /**
+     * Fails the start when {@code outbox.idempotency.paths} names paths but no filter registration
+     * came of it (a reactive or non-web application, no servlet API): those endpoints would run
+     * without Idempotency-Key protection while the configuration says they have it.
+     */
+    @Bean
+    @Conditional(IdempotencyPathsCondition.class)
+    static SmartInitializingSingleton outboxIdempotencyPathsCheck(ListableBeanFactory beans, Environment environment) {
+        return () -> {
+            if (!beans.containsBean(FILTER_REGISTRATION_BEAN)) {
+                throw new IllegalStateException(
+                        "outbox.idempotency.paths is " + environment.getProperty("outbox.idempotency.paths", "set")
+                                + ", but the Idempotency-Key filter is a servlet filter and this application does not run"
+                                + " one (it is not a servlet web application, or jakarta.servlet is not on its class path),"
+                                + " so those endpoints would run unprotected. Serve them from a servlet (Spring MVC)"
+                                + " application, or remove outbox.idempotency.paths.");
+            }
+        };
+    }
+
+    /**
+     * Fails the start when {@code outbox.relay.enabled=true} but the relay is not on the class path
+     * (the starter's dependency on it is optional): the application would start with no relay, and
+     * its messages would wait unpublished.
+     */
+    @Configuration(proxyBeanMethods = false)
+    @ConditionalOnMissingClass("dev.outbox.relay.Relay")
+    @ConditionalOnProperty(prefix = "outbox.relay", name = "enabled", havingValue = "true")
+    static class RelayMissingConfiguration {
+        @Bean
+        static SmartInitializingSingleton outboxRelayOnTheClassPathCheck() {
+            return () -> {
+                throw new IllegalStateException("outbox.relay.enabled=true, but dev.outbox:outbox-relay is not on the"
+                        + " class path (the starter's dependency on it is optional), so no relay would publish the"
+                        + " outbox. Add the dependency, or set outbox.relay.enabled=false and run the relay as its own"
+                        + " process.");
+            };
         }
     }
 

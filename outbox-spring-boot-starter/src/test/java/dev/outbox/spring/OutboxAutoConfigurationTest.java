@@ -36,8 +36,10 @@ import org.junit.jupiter.api.Test;
 import org.springframework.beans.BeanUtils;
 import org.springframework.beans.factory.config.BeanPostProcessor;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
+import org.springframework.boot.test.context.FilteredClassLoader;
 import org.springframework.boot.test.context.runner.AbstractApplicationContextRunner;
 import org.springframework.boot.test.context.runner.ApplicationContextRunner;
+import org.springframework.boot.test.context.runner.ReactiveWebApplicationContextRunner;
 import org.springframework.boot.test.context.runner.WebApplicationContextRunner;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.jdbc.datasource.DataSourceTransactionManager;
@@ -96,6 +98,40 @@ class OutboxAutoConfigurationTest {
             assertThat(registration.getUrlPatterns()).containsExactly("/orders", "/payments/*");
         });
         web.run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(IdempotencyFilter.class));
+    }
+
+    /**
+     * G5 is not silently off: paths to protect in an application that cannot run the servlet filter
+     * (not a web application, or a reactive one) fail the start, naming the setting.
+     */
+    @Test
+    void pathsToProtectWithoutAServletApplicationFailTheStart() {
+        runner.withPropertyValues("outbox.idempotency.paths=/payments").run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure())
+                    .hasMessageContaining("outbox.idempotency.paths is /payments")
+                    .hasMessageContaining("would run unprotected");
+        });
+        new ReactiveWebApplicationContextRunner()
+                .withConfiguration(AutoConfigurations.of(OutboxAutoConfiguration.class))
+                .withBean(DataSource.class, () -> NEVER_CONNECTED)
+                .withPropertyValues("outbox.migrations.enabled=false", "outbox.idempotency.paths=/payments")
+                .run(context -> assertThat(context).hasFailed());
+        runner.run(context -> assertThat(context).hasNotFailed());
+    }
+
+    /** G1 is not silently off: an embedded relay asked for without the relay on the class path fails the start. */
+    @Test
+    void anEmbeddedRelayWithoutTheRelayOnTheClassPathFailsTheStart() {
+        runner.withClassLoader(new FilteredClassLoader(Relay.class))
+                .withPropertyValues("outbox.relay.enabled=true")
+                .run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure())
+                            .hasMessageContaining("dev.outbox:outbox-relay is not on the class path");
+                });
+        runner.withClassLoader(new FilteredClassLoader(Relay.class))
+                .run(context -> assertThat(context).hasNotFailed());
     }
 
     @Test

@@ -8,8 +8,10 @@ import org.springframework.boot.health.contributor.Health;
 
 /**
  * UP when every {@link IdempotentConsumer} bean's poll loop is running and its database and
- * dead-letter circuit breakers are closed ({@link IdempotentConsumer#readiness()}). A consumer
- * without partitions (more instances than partitions) is not a failure: its details say so.
+ * dead-letter circuit breakers are closed ({@link IdempotentConsumer#readiness()}); {@link
+ * OutboxHealth#DEGRADED} when every poll loop runs but a breaker is open; DOWN when a poll loop does
+ * not run. A consumer without partitions (more instances than partitions) is not a failure: its
+ * details say so.
  */
 public final class ConsumersHealthIndicator extends AbstractHealthIndicator {
     private final List<IdempotentConsumer> consumers;
@@ -21,11 +23,12 @@ public final class ConsumersHealthIndicator extends AbstractHealthIndicator {
 
     @Override
     protected void doHealthCheck(Health.Builder builder) {
-        boolean healthy = true;
+        boolean running = true;
+        boolean breakersClosed = true;
         for (IdempotentConsumer consumer : consumers) {
             IdempotentConsumer.Readiness r = consumer.readiness();
-            boolean ok = r.running() && r.databaseBreakerClosed() && r.deadLetterBreakerClosed();
-            healthy &= ok;
+            running &= r.running();
+            breakersClosed &= r.databaseBreakerClosed() && r.deadLetterBreakerClosed();
             builder.withDetail(
                     consumer.name(),
                     Map.of(
@@ -35,10 +38,12 @@ public final class ConsumersHealthIndicator extends AbstractHealthIndicator {
                             "deadLetterBreakerClosed", r.deadLetterBreakerClosed(),
                             "reason", r.reason() == null ? "" : r.reason()));
         }
-        if (healthy) {
-            builder.up();
-        } else {
+        if (!running) {
             builder.down();
+        } else if (!breakersClosed) {
+            builder.status(OutboxHealth.DEGRADED);
+        } else {
+            builder.up();
         }
     }
 }

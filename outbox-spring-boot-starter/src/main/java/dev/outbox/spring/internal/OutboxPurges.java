@@ -242,7 +242,7 @@ public final class OutboxPurges implements SmartLifecycle {
             return interval;
         }
 
-        /** Runs the deletion once; a failure is counted and logged, never thrown. */
+        /** Runs the deletion once; a failure is counted and logged, never thrown, but for a VM error (out of memory). */
         public void run() {
             try {
                 long rows = deletion.delete();
@@ -253,7 +253,10 @@ public final class OutboxPurges implements SmartLifecycle {
             } catch (InterruptedException e) {
                 // the context is closing
                 Thread.currentThread().interrupt();
-            } catch (Exception e) {
+            } catch (VirtualMachineError e) {
+                throw e;
+            } catch (Exception | Error e) {
+                // anything thrown out of a scheduled task cancels its later runs, and the table would grow
                 if (Thread.currentThread().isInterrupted()) {
                     LOG.debug("[outbox] purge of {} ended by the context closing: {}", kind, e.toString());
                     return;

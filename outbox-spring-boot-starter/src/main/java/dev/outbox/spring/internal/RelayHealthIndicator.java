@@ -4,7 +4,12 @@ import dev.outbox.relay.Relay;
 import org.springframework.boot.health.contributor.AbstractHealthIndicator;
 import org.springframework.boot.health.contributor.Health;
 
-/** UP when the embedded relay is live and ready (PostgreSQL and Kafka answered lately). */
+/**
+ * The embedded relay's health: UP when it is live and ready (PostgreSQL and Kafka answered lately),
+ * {@link OutboxHealth#DEGRADED} when it is live but waiting for one of them, DOWN when its loops are
+ * not running. A Kafka outage, which the outbox exists to absorb, thus does not turn the
+ * application's overall health DOWN.
+ */
 public final class RelayHealthIndicator extends AbstractHealthIndicator {
     private final Relay relay;
 
@@ -17,7 +22,7 @@ public final class RelayHealthIndicator extends AbstractHealthIndicator {
     protected void doHealthCheck(Health.Builder builder) {
         boolean live = relay.isLive();
         boolean ready = relay.isReady();
-        (live && ready ? builder.up() : builder.down())
+        (live ? ready ? builder.up() : builder.status(OutboxHealth.DEGRADED) : builder.down())
                 .withDetail("instanceId", relay.instanceId())
                 .withDetail("live", live)
                 .withDetail("ready", ready)

@@ -1,0 +1,89 @@
+package dev.outbox.spring.internal;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.outbox.consumer.IdempotentConsumer;
+import dev.outbox.relay.Relay;
+import java.lang.reflect.Proxy;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.springframework.boot.health.actuate.endpoint.HttpCodeStatusMapper;
+import org.springframework.boot.health.actuate.endpoint.StatusAggregator;
+import org.springframework.boot.health.contributor.Status;
+
+/**
+ * What the relay's and the consumers' health indicators report, and what Spring Boot's default
+ * aggregation makes of it: a dependency outage the outbox absorbs (DEGRADED) leaves the application
+ * UP and its health endpoint at 200, so that a load balancer does not take the service out while
+ * the outbox holds its messages; a loop that does not run is DOWN.
+ */
+class OutboxHealthTest {
+
+    @Test
+    void aRelayWaitingForADependencyIsDegradedAndADeadOneIsDown() {
+        assertThat(new RelayHealthIndicator(relay(true, true)).health().getStatus())
+                .isEqualTo(Status.UP);
+        assertThat(new RelayHealthIndicator(relay(true, false)).health().getStatus())
+                .isEqualTo(OutboxHealth.DEGRADED);
+        assertThat(new RelayHealthIndicator(relay(false, false)).health().getStatus())
+                .isEqualTo(Status.DOWN);
+    }
+
+    @Test
+    void consumersWithAnOpenBreakerAreDegradedAndAStoppedOneIsDown() {
+        IdempotentConsumer healthy = consumer("a", true, true);
+        assertThat(new ConsumersHealthIndicator(List.of(healthy)).health().getStatus())
+                .isEqualTo(Status.UP);
+        assertThat(new ConsumersHealthIndicator(List.of(healthy, consumer("b", true, false)))
+                        .health()
+                        .getStatus())
+                .isEqualTo(OutboxHealth.DEGRADED);
+        assertThat(new ConsumersHealthIndicator(List.of(consumer("b", true, false), consumer("c", false, true)))
+                        .health()
+                        .getStatus())
+                .isEqualTo(Status.DOWN);
+    }
+
+    @Test
+    void springBootsDefaultAggregationKeepsTheApplicationUpWhenTheOutboxIsDegraded() {
+        assertThat(StatusAggregator.getDefault().getAggregateStatus(Set.of(Status.UP, OutboxHealth.DEGRADED)))
+                .isEqualTo(Status.UP);
+        assertThat(HttpCodeStatusMapper.DEFAULT.getStatusCode(OutboxHealth.DEGRADED))
+                .isEqualTo(200);
+        assertThat(StatusAggregator.getDefault().getAggregateStatus(Set.of(OutboxHealth.DEGRADED, Status.DOWN)))
+                .isEqualTo(Status.DOWN);
+    }
+
+    private static Relay relay(boolean live, boolean ready) {
+        return (Relay) Proxy.newProxyInstance(
+                Relay.class.getClassLoader(),
+                new Class<?>[] {Relay.class},
+                (proxy, method, args) -> switch (method.getName()) {
+                    case "isLive" -> live;
+                    case "isReady" -> ready;
+                    case "instanceId" -> "relay-test";
+                    case "ownedShards" -> Set.of(1, 2);
+                    default -> throw new UnsupportedOperationException(method.getName());
+                });
+    }
+
+    private static IdempotentConsumer consumer(String name, boolean running, boolean breakersClosed) {
+        var readiness = new IdempotentConsumer.Readiness(
+                running && breakersClosed,
+                running,
+                true,
+                1,
+                breakersClosed,
+                true,
+                breakersClosed ? "" : "the database breaker is open");
+        return (IdempotentConsumer) Proxy.newProxyInstance(
+                IdempotentConsumer.class.getClassLoader(),
+                new Class<?>[] {IdempotentConsumer.class},
+                (proxy, method, args) -> switch (method.getName()) {
+                    case "readiness" -> readiness;
+                    case "name" -> name;
+                    default -> throw new UnsupportedOperationException(method.getName());
+                });
+    }
+}
