@@ -44,6 +44,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 import java.util.function.Supplier;
 import javax.sql.DataSource;
@@ -52,6 +53,7 @@ import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.awaitility.core.ConditionFactory;
@@ -435,6 +437,181 @@ class ConsumerOperationsIT {
             assertThat(aheadOfDatabase)
                     .as("offsets committed ahead of the database")
                     .isEmpty();
+        }
+    }
+
+    /**
+     * G6 (bounded retries; no partition waits for ever behind another) when the one call a half-open
+     * database breaker lets through hangs. A real outage (the database refuses sessions and ends
+     * them) opens the breaker while only partition 0 has records waiting, so that when the database
+     * is back the probe the half-open breaker lets through is partition 0's batch; its handler then
+     * waits on a row lock the test holds (no lock_timeout: it waits as long as the test keeps the
+     * lock, as a handler blocked on another system would). Records then published on partition 1 are
+     * refused while the probe runs; once it has been out longer than closeTimeout (2 s here) a refused
+     * call opens the breaker again, a batch of partition 1 probes 5 s later and closes it, and
+     * partition 1 is processed and committed to its end while the first probe still waits on the
+     * lock, its dedup row and offset not committed. When the test releases the lock the probe
+     * completes, its handler having been called once, and every message id has exactly one business
+     * row and one dedup row; nothing is dead-lettered and no handler failure is counted. Fails if a
+     * hung probe held the half-open breaker: partition 1 would be refused until the probe returns,
+     * here until the lock is released, in production until a restart.
+     */
+    @Test
+    void aHungBreakerProbeDoesNotHoldTheOtherPartitions(TestDatabase db, TestKafka kafka) throws Exception {
+        String name = "ops-hung-probe";
+        String group = name + "-group";
+        String topic = TestKafka.uniqueTopic("ops-hung-probe");
+        Duration closeTimeout = Duration.ofSeconds(2);
+        TopicPartition hungPartition = new TopicPartition(topic, 0);
+        TopicPartition otherPartition = new TopicPartition(topic, 1);
+        kafka.createTopic(topic, 2);
+        kafka.createTopic(topic + ".dlt", 1);
+        List<UUID> warmUp = newIds(2);
+        UUID probe = MessageIds.next();
+        List<UUID> behindProbe = newIds(5);
+        List<UUID> others = newIds(20);
+        Map<Integer, NavigableMap<Long, UUID>> idsByOffset = new ConcurrentHashMap<>();
+        CountDownLatch probeInHandler = new CountDownLatch(1);
+        AtomicInteger probeCalls = new AtomicInteger();
+        MessageHandler payments = Fixtures.paymentsHandler();
+        MeterRegistry registry = new SimpleMeterRegistry();
+
+        try (Connection control = db.connect();
+                Connection locker = lockedStockRow(db, "ops_probe_lock");
+                HikariDataSource pool = outagePool(db);
+                LogCapture log = LogCapture.attach()) {
+            Runnable invariants = () -> {
+                assertThat(registry.get("outbox.consumer.retries")
+                                .tag("cause", "handler")
+                                .counter()
+                                .count())
+                        .as("database failures or a hung probe counted as handler failures")
+                        .isZero();
+                assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
+                        .as("dead-lettered records")
+                        .isZero();
+            };
+            Supplier<ConditionFactory> watched = () -> await().atMost(WAIT).failFast("G6 broken", invariants::run);
+            try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+                    .dataSource(pool)
+                    .meterRegistry(registry)
+                    .concurrency(2)
+                    .closeTimeout(closeTimeout)
+                    .maxAttempts(2)
+                    .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofSeconds(1)))
+                    .handler((m, tx) -> {
+                        if (m.messageId().equals(probe)) {
+                            probeCalls.incrementAndGet();
+                            probeInHandler.countDown();
+                            // waits for the row the test keeps locked, in the consumer's transaction
+                            tx.fetch("select * from ops_probe_lock where id = 1 for update");
+                        }
+                        payments.handle(m, tx);
+                    })
+                    .build()) {
+                consumer.start();
+                publish(kafka, topic, 0, warmUp.subList(0, 1), 0, idsByOffset);
+                publish(kafka, topic, 1, warmUp.subList(1, 2), 1, idsByOffset);
+                watched.get().untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, group, topic));
+
+                long outageStart = System.nanoTime();
+                try {
+                    stopAcceptingConnections(db, control, locker);
+                    watched.get()
+                            .untilAsserted(() -> assertThat(otherSessions(control))
+                                    .as("sessions of the test database other than control, the locker's included")
+                                    .isOne());
+                    // only partition 0 has work: the call the half-open breaker lets through is its batch
+                    publish(kafka, topic, 0, List.of(probe), 2, idsByOffset);
+                    publish(kafka, topic, 0, behindProbe, 3, idsByOffset);
+                    watched.get()
+                            .untilAsserted(() -> assertThat(log.breakerTransitions(name, outageStart))
+                                    .contains("CLOSED to OPEN"));
+                    assertThat(probeCalls).as("handler calls during the outage").hasValue(0);
+                } finally {
+                    acceptConnections(db);
+                }
+
+                try {
+                    assertThat(probeInHandler.await(WAIT.toSeconds(), TimeUnit.SECONDS))
+                            .as("the probe reached the handler")
+                            .isTrue();
+                    watched.get()
+                            .untilAsserted(() -> assertThat(waitingOnALock(control, "ops_probe_lock"))
+                                    .as("sessions waiting on the locked row")
+                                    .isOne());
+                    long hungSince = System.nanoTime();
+                    long probeLetThrough = log.lastBreakerTransitionTime(name, hungSince, "OPEN to HALF_OPEN");
+                    assertThat(breakerState(registry, "database"))
+                            .as("database breaker gauge while the probe waits")
+                            .isEqualTo(2.0);
+                    long committedHung = committed(kafka, group).get(hungPartition);
+
+                    publish(kafka, topic, 1, others, 10, idsByOffset);
+                    watched.get().untilAsserted(() -> {
+                        assertThat(Fixtures.paymentsOf(db, others))
+                                .as("business rows of partition 1 while partition 0's probe hangs")
+                                .hasSize(others.size())
+                                .allSatisfy((id, rows) -> assertThat(rows).isOne());
+                        assertThat(committed(kafka, group).get(otherPartition))
+                                .as("committed offset of %s", otherPartition)
+                                .isEqualTo(endOffset(kafka, otherPartition));
+                    });
+
+                    // the probe let through first is still out: it neither returned nor was dropped
+                    assertThat(waitingOnALock(control, "ops_probe_lock")).isOne();
+                    assertThat(countProcessed(control, name, List.of(probe))).isZero();
+                    assertThat(committed(kafka, group).get(hungPartition))
+                            .as("committed offset of %s while its batch waits", hungPartition)
+                            .isEqualTo(committedHung);
+                    assertThat(log.breakerTransitions(name, probeLetThrough))
+                            .as("after the hung probe was let through")
+                            .containsExactly("HALF_OPEN to OPEN", "OPEN to HALF_OPEN", "HALF_OPEN to CLOSED");
+                    long reopened = log.breakerTransitionTime(name, probeLetThrough, "HALF_OPEN to OPEN");
+                    long probedAgain = log.breakerTransitionTime(name, reopened, "OPEN to HALF_OPEN");
+                    assertThat(TimeUnit.NANOSECONDS.toMillis(reopened - probeLetThrough))
+                            .as("ms from the hung probe to the breaker opening again")
+                            .isGreaterThanOrEqualTo(closeTimeout.toMillis());
+                    assertThat(TimeUnit.NANOSECONDS.toMillis(probedAgain - reopened))
+                            .as("open interval in ms")
+                            .isGreaterThanOrEqualTo(4900);
+                    assertThat(breakerState(registry, "database")).isZero();
+                } finally {
+                    locker.rollback(); // the probe's handler goes on, whatever failed above
+                }
+
+                List<UUID> all = new ArrayList<>(warmUp);
+                all.add(probe);
+                all.addAll(behindProbe);
+                all.addAll(others);
+                watched.get().untilAsserted(() -> {
+                    assertThat(Fixtures.paymentsOf(db, all)).hasSize(all.size());
+                    Fixtures.assertCommittedToEnd(kafka, group, topic);
+                });
+                assertThat(Fixtures.paymentsOf(db, all))
+                        .allSatisfy((id, rows) -> assertThat(rows).isOne());
+                watched.get()
+                        .untilAsserted(() -> assertThat(Fixtures.counter(registry, "outbox.consumer.handled"))
+                                .isEqualTo(all.size()));
+                assertThat(Fixtures.counter(registry, "outbox.consumer.duplicates"))
+                        .isZero();
+                assertThat(probeCalls)
+                        .as("handler calls of the hung probe's record")
+                        .hasValue(1);
+                assertThat(Fixtures.scalar(
+                                db,
+                                "select count(*) from outbox.processed_message where consumer = '" + name
+                                        + "' and outcome = 'HANDLED'"))
+                        .isEqualTo(all.size());
+                assertThat(Fixtures.scalar(
+                                db, "select count(*) from outbox.processed_message where consumer = '" + name + "'"))
+                        .isEqualTo(all.size());
+                assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0)))
+                        .as("dead-letter records")
+                        .isZero();
+                assertThat(breakerState(registry, "database")).isZero();
+                invariants.run();
+            }
         }
     }
 
@@ -940,28 +1117,63 @@ class ConsumerOperationsIT {
 
     /**
      * A real outage of the test database only: PostgreSQL refuses new sessions to it and its client
-     * sessions are terminated, except {@code control}, which the test keeps to look inside. Run from
-     * the server's administration database, since a database cannot refuse connections to itself.
+     * sessions are terminated, except {@code control}, which the test keeps to look inside, and
+     * {@code spared} (say, one holding a lock). Run from the server's administration database, since
+     * a database cannot refuse connections to itself.
      */
-    private static void stopAcceptingConnections(TestDatabase db, Connection control) throws SQLException {
-        long controlPid;
+    private static void stopAcceptingConnections(TestDatabase db, Connection control, Connection... spared)
+            throws SQLException {
+        List<Integer> keep = new ArrayList<>();
         synchronized (control) {
-            try (Statement st = control.createStatement();
-                    ResultSet rs = st.executeQuery("select pg_backend_pid()")) {
-                rs.next();
-                controlPid = rs.getLong(1);
-            }
+            keep.add(backendPid(control));
+        }
+        for (Connection c : spared) {
+            keep.add(backendPid(c));
         }
         try (Connection admin = db.server().connectAdmin();
                 PreparedStatement terminate =
                         admin.prepareStatement("select pg_terminate_backend(pid) from pg_stat_activity"
-                                + " where datname = ? and pid <> ? and backend_type = 'client backend'")) {
+                                + " where datname = ? and pid <> all(?) and backend_type = 'client backend'")) {
             try (Statement st = admin.createStatement()) {
                 st.execute("alter database \"" + db.name() + "\" allow_connections false");
             }
             terminate.setString(1, db.name());
-            terminate.setLong(2, controlPid);
+            terminate.setArray(2, admin.createArrayOf("int4", keep.toArray()));
             terminate.execute();
+        }
+    }
+
+    private static int backendPid(Connection c) throws SQLException {
+        try (Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery("select pg_backend_pid()")) {
+            rs.next();
+            return rs.getInt(1);
+        }
+    }
+
+    /** @return the client sessions of the test database other than {@code control} */
+    private static long otherSessions(Connection control) throws SQLException {
+        synchronized (control) {
+            try (Statement st = control.createStatement();
+                    ResultSet rs = st.executeQuery("select count(*) from pg_stat_activity where datname ="
+                            + " current_database() and backend_type = 'client backend' and pid <> pg_backend_pid()")) {
+                rs.next();
+                return rs.getLong(1);
+            }
+        }
+    }
+
+    /** @return the sessions of the test database whose statement on {@code table} waits for a lock */
+    private static long waitingOnALock(Connection control, String table) throws SQLException {
+        synchronized (control) {
+            try (PreparedStatement ps = control.prepareStatement("select count(*) from pg_stat_activity"
+                    + " where datname = current_database() and wait_event_type = 'Lock' and query like ?")) {
+                ps.setString(1, "%" + table + "%");
+                try (ResultSet rs = ps.executeQuery()) {
+                    rs.next();
+                    return rs.getLong(1);
+                }
+            }
         }
     }
 
@@ -1072,10 +1284,24 @@ class ConsumerOperationsIT {
             int firstOrder,
             Map<Integer, NavigableMap<Long, UUID>> idsByOffset)
             throws Exception {
+        publish(kafka, topic, null, ids, firstOrder, idsByOffset);
+    }
+
+    /** As above, to {@code partition}, or where the producer's partitioner puts each record when null. */
+    private static void publish(
+            TestKafka kafka,
+            String topic,
+            Integer partition,
+            List<UUID> ids,
+            int firstOrder,
+            Map<Integer, NavigableMap<Long, UUID>> idsByOffset)
+            throws Exception {
         try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
             List<Future<RecordMetadata>> sent = new ArrayList<>();
             for (int i = 0; i < ids.size(); i++) {
-                sent.add(producer.send(payment(topic, ids.get(i), "order-" + (firstOrder + i), firstOrder + i)));
+                ProducerRecord<byte[], byte[]> r =
+                        payment(topic, ids.get(i), "order-" + (firstOrder + i), firstOrder + i);
+                sent.add(producer.send(new ProducerRecord<>(topic, partition, r.key(), r.value(), r.headers())));
             }
             producer.flush();
             for (int i = 0; i < ids.size(); i++) {
@@ -1183,6 +1409,17 @@ class ConsumerOperationsIT {
                             && e.message().endsWith(" database circuit breaker: State transition from " + transition))
                     .mapToLong(Event::nanos)
                     .findFirst()
+                    .orElseThrow(() -> new AssertionError("no breaker transition " + transition + " logged"));
+        }
+
+        /** @return when the last {@code transition} of the database breaker before {@code before} was logged */
+        long lastBreakerTransitionTime(String consumer, long before, String transition) {
+            return events.stream()
+                    .filter(e -> before - e.nanos() > 0
+                            && e.message().startsWith(prefix(consumer))
+                            && e.message().endsWith(" database circuit breaker: State transition from " + transition))
+                    .mapToLong(Event::nanos)
+                    .reduce((first, second) -> second)
                     .orElseThrow(() -> new AssertionError("no breaker transition " + transition + " logged"));
         }
 
