@@ -75,8 +75,12 @@ public interface Relay extends AutoCloseable {
     Set<Integer> ownedShards();
 
     /**
-     * @return whether the relay's loops are running (started, not closed, not crashed) and a lease
-     *     round succeeded within the last lease duration
+     * @return whether the relay's loops are running (started, not closed, not crashed) and its lease
+     *     rounds make progress: none has been running for longer than two lease durations and 5 s. A round
+     *     that fails because PostgreSQL does not answer is progress: such a relay is live and not {@link
+     *     #isReady() ready}, since a restart would not bring the database back. A round stuck for good (a
+     *     statement on a connection without a socket timeout) is not; give the data source a connection
+     *     timeout of at most the lease and a socket timeout, as the relay process does
      */
     boolean isLive();
 

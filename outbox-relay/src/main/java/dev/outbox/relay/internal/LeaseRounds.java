@@ -29,7 +29,10 @@ final class LeaseRounds {
     private final ShardServices services;
     private final RelayProducers producers;
     private final ScheduledExecutorService coordinator;
-    private volatile long lastRoundNanos;
+    /** When the round in progress started, or {@link Long#MIN_VALUE} between rounds. */
+    private volatile long roundStartedNanos = Long.MIN_VALUE;
+    /** When the last round ended, whether it succeeded or failed. */
+    private volatile long roundEndedNanos;
 
     /**
      * @param owned the shards this relay publishes, shared with the engine
@@ -56,18 +59,38 @@ final class LeaseRounds {
         this.services = services;
         this.producers = producers;
         this.coordinator = coordinator;
-        this.lastRoundNanos = time.nanoTime(); // the first round gets one lease duration
+        this.roundEndedNanos = time.nanoTime(); // the first round gets the whole bound
     }
 
-    /** @return when the last lease round succeeded ({@link TimeSource#nanoTime()}) */
-    long lastRoundNanos() {
-        return lastRoundNanos;
+    /**
+     * Whether the rounds make progress: none has been running for longer than {@code bound} (a statement
+     * stuck on a connection without a socket timeout) and one ended within {@code bound} (the coordinator
+     * still schedules them). A round that fails because PostgreSQL does not answer is progress.
+     *
+     * @param now {@link TimeSource#nanoTime()}
+     */
+    boolean progressing(long now, long bound) {
+        long started = roundStartedNanos;
+        if (started != Long.MIN_VALUE) {
+            return now - started <= bound;
+        }
+        return now - roundEndedNanos <= bound;
     }
 
     void tick() {
         if (engine.closing()) {
             return;
         }
+        roundStartedNanos = time.nanoTime();
+        try {
+            round();
+        } finally {
+            roundEndedNanos = time.nanoTime();
+            roundStartedNanos = Long.MIN_VALUE;
+        }
+    }
+
+    private void round() {
         try {
             db.heartbeat(config.leaseDuration());
             Map<Integer, Long> held = ShardRanges.epochs(owned.values());
@@ -75,7 +98,6 @@ final class LeaseRounds {
             long renewStarted = time.nanoTime();
             Set<Integer> renewed = db.renew(held, config.leaseDuration());
             engine.databaseAnswered();
-            lastRoundNanos = time.nanoTime();
             for (Integer shard : held.keySet()) {
                 ShardWorker kept = owned.get(shard);
                 if (kept == null || kept.epoch != held.get(shard)) {

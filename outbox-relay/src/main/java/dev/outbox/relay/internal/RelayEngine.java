@@ -355,9 +355,11 @@ public final class RelayEngine implements Relay {
 
     @Override
     public boolean isLive() {
-        long leaseRound = leases == null ? Long.MIN_VALUE : leases.lastRoundNanos();
-        // a coordinator stuck in a statement (a black-holed connection) keeps its thread: liveness also
-        // needs a lease round that succeeded within one lease duration
+        LeaseRounds rounds = leases;
+        // Liveness asks whether the relay's own threads make progress, not whether PostgreSQL answers: a
+        // restart does not bring a database back, and a relay that cannot reach it retries by itself and is
+        // only not ready. A coordinator stuck in one round (a statement on a connection without a socket
+        // timeout) makes no progress: it is not live once the round has run for two lease durations and 5 s.
         return state == State.RUNNING
                 && !closing
                 && !halted
@@ -366,7 +368,18 @@ public final class RelayEngine implements Relay {
                 && !writeThread.isShutdown()
                 && probe.isAlive()
                 && (listener == null || listener.isAlive())
-                && time.nanoTime() - leaseRound <= config.leaseDuration().toNanos();
+                && rounds != null
+                && rounds.progressing(time.nanoTime(), stuckRoundNanos());
+    }
+
+    /**
+     * @return how long one lease round may run, or the coordinator go without ending one, before the relay
+     *     is not live: two lease durations and 5 s, more than one round takes when each wait for a
+     *     connection is bounded by the lease and each statement by a third of it and a socket timeout of a
+     *     few seconds more (as the process's pool is)
+     */
+    private long stuckRoundNanos() {
+        return config.leaseDuration().toNanos() * 2 + TimeUnit.SECONDS.toNanos(5);
     }
 
     @Override

@@ -19,8 +19,9 @@ import org.slf4j.LoggerFactory;
  * The process's HTTP endpoints, on the JDK's built-in server:
  *
  * <ul>
- *   <li>{@code GET /health} (and {@code /health/live}): 200 while the relay's loops run, else 503;
- *       a liveness probe;
+ *   <li>{@code GET /health} (and {@code /health/live}): 200 while the relay's loops run and its lease
+ *       rounds keep ending (failed or not), else 503; a liveness probe, which a lost database does not
+ *       fail;
  *   <li>{@code GET /health/ready}: 200 while PostgreSQL and Kafka both answered within the
  *       readiness window, else 503; a readiness probe and the first thing to look at in an alert;
  *   <li>{@code GET /metrics}: the Prometheus text format.

@@ -5,7 +5,8 @@ import java.time.Duration;
 /**
  * The timeouts of every relay connection, derived from the lease so that no statement and no socket
  * read outlives it: a relay cut from PostgreSQL without a reset (a black-holed route, a frozen
- * primary) gets an error within a lease, its lease round fails, and {@code /health} reports it.
+ * primary) gets an error within a lease, its lease round fails (and is retried: the relay stays live),
+ * and {@code /health/ready} reports it.
  *
  * @param statementTimeoutMillis {@code statement_timeout}: a third of the lease, at least 1 s
  * @param lockTimeoutMillis {@code lock_timeout}: a sixth of the lease, at least 500 ms (a fenced

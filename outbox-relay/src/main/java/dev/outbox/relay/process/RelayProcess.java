@@ -214,7 +214,7 @@ final class RelayProcess implements AutoCloseable {
         config.setPoolName("outbox-relay");
         // Do not connect in the constructor: checkDatabase does, with a message that names the setting.
         config.setInitializationFailTimeout(-1);
-        long timeout = Math.min(Math.max(settings.duration(STARTUP_TIMEOUT).toMillis(), 250), 30_000);
+        long timeout = connectionWaitMillis(settings);
         config.setConnectionTimeout(timeout);
         config.addDataSourceProperty("connectTimeout", String.valueOf(Math.max(1, timeout / 1000)));
         config.addDataSourceProperty("ApplicationName", "outbox-relay");
@@ -226,6 +226,24 @@ final class RelayProcess implements AutoCloseable {
             config.setValidationTimeout(Math.max(250, Math.min(t.statementTimeoutMillis(), 5_000)));
         }
         return new HikariDataSource(config);
+    }
+
+    /**
+     * @return how long one wait for a pooled connection lasts: the startup timeout, at most the lease (a
+     *     lease round waiting longer for a connection would make no progress for longer than liveness
+     *     allows) and at most 30 s, at least 250 ms (Hikari's minimum); the start check retries until
+     *     {@link #startupDeadlineMillis} has passed
+     */
+    static long connectionWaitMillis(RelaySettings.Values settings) {
+        long wait = Math.min(
+                settings.duration(STARTUP_TIMEOUT).toMillis(),
+                settings.duration(LEASE_DURATION).toMillis());
+        return Math.min(Math.max(wait, 250), 30_000);
+    }
+
+    /** @return how long the start waits for PostgreSQL to answer */
+    static long startupDeadlineMillis(RelaySettings.Values settings) {
+        return Math.min(Math.max(settings.duration(STARTUP_TIMEOUT).toMillis(), 250), 30_000);
     }
 
     /** A data source without a pool: the LISTEN connection is a session of its own. */
@@ -267,19 +285,42 @@ final class RelayProcess implements AutoCloseable {
     }
 
     private static void checkDatabase(HikariDataSource pool, RelaySettings.Values s) {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(startupDeadlineMillis(s));
+        while (true) {
+            try {
+                selectOne(pool);
+                return;
+            } catch (SQLException e) {
+                if (System.nanoTime() - deadline >= 0) {
+                    throw cannotConnect(s, e);
+                }
+                // one wait of the pool is shorter than startup-timeout when the lease is: wait again
+                try {
+                    Thread.sleep(100);
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    throw cannotConnect(s, e);
+                }
+            }
+        }
+    }
+
+    private static void selectOne(HikariDataSource pool) throws SQLException {
         try (Connection c = pool.getConnection();
                 PreparedStatement st = c.prepareStatement("select 1");
                 ResultSet rs = st.executeQuery()) {
             rs.next();
-        } catch (SQLException e) {
-            throw CliException.unavailable(
-                    "Cannot connect to PostgreSQL at " + redact(s.string(JDBC_URL)) + " (setting jdbc-url, "
-                            + JDBC_URL.envVar() + "): "
-                            + oneLine(rootMessage(e))
-                            + (e.getSQLState() == null ? "" : " [SQLState " + e.getSQLState() + "]")
-                            + ". Check the URL, that PostgreSQL runs there, and db-user / db-password.",
-                    e);
         }
+    }
+
+    private static CliException cannotConnect(RelaySettings.Values s, SQLException e) {
+        return CliException.unavailable(
+                "Cannot connect to PostgreSQL at " + redact(s.string(JDBC_URL)) + " (setting jdbc-url, "
+                        + JDBC_URL.envVar() + "): "
+                        + oneLine(rootMessage(e))
+                        + (e.getSQLState() == null ? "" : " [SQLState " + e.getSQLState() + "]")
+                        + ". Check the URL, that PostgreSQL runs there, and db-user / db-password.",
+                e);
     }
 
     private static void checkSchema(HikariDataSource pool, RelaySettings.Values s) {

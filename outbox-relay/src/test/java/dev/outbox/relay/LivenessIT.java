@@ -1,0 +1,117 @@
+package dev.outbox.relay;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import dev.outbox.testkit.RealServices;
+import dev.outbox.testkit.TcpProxy;
+import dev.outbox.testkit.TestDatabase;
+import dev.outbox.testkit.TestKafka;
+import java.net.URI;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * What {@link Relay#isLive()} means when PostgreSQL goes away: the relay's threads make progress (its
+ * lease rounds keep ending, failed or not), not that the database answers. A restart does not bring a
+ * database back, so a relay cut from PostgreSQL stays live and is only not ready; a lease round stuck
+ * for good (a connection without any timeout) is not progress.
+ */
+@ExtendWith(RealServices.class)
+@Tag("integration")
+class LivenessIT {
+    private static final Duration LEASE = Duration.ofSeconds(3);
+
+    /**
+     * PostgreSQL refuses and resets every connection (the proxy in front of it is closed) for four lease
+     * durations, longer than liveness would allow a stuck round: the relay stays live and is not ready.
+     */
+    @Test
+    @Timeout(value = 2, unit = TimeUnit.MINUTES)
+    void aRelayThatLostPostgresStaysLiveButIsNotReady(TestDatabase db, TestKafka kafka) throws Exception {
+        TcpProxy proxy = proxyTo(db);
+        // waits bounded by the lease, as the process's pool has them
+        try (HikariDataSource pool = pool(db, proxy, Duration.ofSeconds(2), "socketTimeout", "3");
+                Relay relay = Fixtures.relay(db, kafka, "liveness-gone")
+                        .dataSource(pool)
+                        .leaseDuration(LEASE)
+                        .build()) {
+            relay.start();
+            await("ready").atMost(Duration.ofSeconds(30)).until(relay::isReady);
+
+            proxy.close();
+            await("not ready once PostgreSQL stopped answering for a lease")
+                    .atMost(LEASE.plusSeconds(3))
+                    .pollInterval(Duration.ofMillis(100))
+                    .until(() -> !relay.isReady());
+            long until = System.nanoTime() + LEASE.multipliedBy(4).toNanos();
+            while (System.nanoTime() < until) {
+                assertThat(relay.isLive())
+                        .as("live while PostgreSQL is unreachable: its lease rounds fail and are retried")
+                        .isTrue();
+                assertThat(relay.isReady()).isFalse();
+                Thread.sleep(100);
+            }
+        } finally {
+            proxy.close();
+        }
+    }
+
+    /**
+     * PostgreSQL stops answering (the proxy stops forwarding) under a pool without socket timeout and
+     * with a connection wait of 10 minutes: the lease round stays stuck, and the relay is not live
+     * within two lease durations and 5 s; once PostgreSQL answers again, it is live again.
+     */
+    @Test
+    @Timeout(value = 2, unit = TimeUnit.MINUTES)
+    void aLeaseRoundStuckForGoodIsNotLive(TestDatabase db, TestKafka kafka) throws Exception {
+        try (TcpProxy proxy = proxyTo(db);
+                HikariDataSource pool = pool(db, proxy, Duration.ofMinutes(10));
+                Relay relay = Fixtures.relay(db, kafka, "liveness-stuck")
+                        .dataSource(pool)
+                        .leaseDuration(LEASE)
+                        .build()) {
+            relay.start();
+            await("ready").atMost(Duration.ofSeconds(30)).until(relay::isReady);
+
+            proxy.pause();
+            await("not live once a lease round is stuck for two lease durations and 5 s")
+                    .atMost(LEASE.multipliedBy(2).plusSeconds(5 + 4))
+                    .pollInterval(Duration.ofMillis(100))
+                    .until(() -> !relay.isLive());
+
+            proxy.resume();
+            await("live again once the round ends")
+                    .atMost(Duration.ofSeconds(30))
+                    .until(relay::isLive);
+        }
+    }
+
+    private static TcpProxy proxyTo(TestDatabase db) {
+        URI uri = URI.create(db.jdbcUrl().substring("jdbc:".length()));
+        return TcpProxy.start(uri.getHost(), uri.getPort());
+    }
+
+    private static HikariDataSource pool(
+            TestDatabase db, TcpProxy proxy, Duration connectionTimeout, String... properties) {
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl(db.jdbcUrl().replaceFirst("//[^/]+/", "//127.0.0.1:" + proxy.port() + "/"));
+        config.setUsername(db.user());
+        if (!db.password().isEmpty()) {
+            config.setPassword(db.password());
+        }
+        config.setMaximumPoolSize(10);
+        config.setMinimumIdle(0);
+        config.setConnectionTimeout(connectionTimeout.toMillis());
+        for (int i = 0; i < properties.length; i += 2) {
+            config.addDataSourceProperty(properties[i], properties[i + 1]);
+        }
+        return new HikariDataSource(config);
+    }
+}
