@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
@@ -102,6 +103,7 @@ final class TopicRetentionCheck {
         }
         List<String> evidence = new ArrayList<>();
         List<String> shorter = new ArrayList<>();
+        List<String> compacted = new ArrayList<>();
         List<String> unknown = new ArrayList<>();
         try {
             Admin admin = kafka.admin();
@@ -145,6 +147,14 @@ final class TopicRetentionCheck {
                     }
                     long topicMs = Long.parseLong(entry.value());
                     ConfigEntry policy = config.get(TopicConfig.CLEANUP_POLICY_CONFIG);
+                    if (compactOnly(policy)) {
+                        // retention.ms does not apply: the latest record of each key stays until a newer one
+                        evidence.add("consumer " + e.getKey() + " (retention " + format(retention) + ") reads " + topic
+                                + " (cleanup.policy " + policy.value()
+                                + ": the latest record of each key is kept indefinitely): COMPACTED");
+                        compacted.add(e.getKey() + " on " + topic);
+                        continue;
+                    }
                     String shown = topicMs < 0 ? "unlimited" : format(Duration.ofMillis(topicMs));
                     boolean tooShort = topicMs < 0 || retention.toMillis() < topicMs;
                     evidence.add("consumer " + e.getKey() + " (retention " + format(retention) + ") reads " + topic
@@ -161,16 +171,31 @@ final class TopicRetentionCheck {
             Thread.currentThread().interrupt();
             return new Check("topic-retention", title, Verdict.FAIL, "interrupted while asking Kafka", evidence, null);
         }
-        if (!shorter.isEmpty()) {
+        if (!shorter.isEmpty() || !compacted.isEmpty()) {
+            List<String> what = new ArrayList<>();
+            List<String> fix = new ArrayList<>();
+            if (!shorter.isEmpty()) {
+                what.add("processed ids are purged before the topic drops the records: " + String.join(", ", shorter));
+                fix.add("Raise the consumer's retention (IdempotentConsumer.builder().retention(...)) to at least the"
+                        + " topic's retention.ms, or lower the topic's retention; tell the doctor with"
+                        + " --consumer-retention NAME=DURATION.");
+            }
+            if (!compacted.isEmpty()) {
+                what.add("compacted topics keep records indefinitely, so processed ids are always purged first: "
+                        + String.join(", ", compacted));
+                fix.add(
+                        "Give each compacted topic cleanup.policy=delete, or compact,delete with a retention.ms no longer"
+                                + " than the consumer's retention; a topic that must stay compact-only cannot be read"
+                                + " idempotently after its ids are purged.");
+            }
             return new Check(
                     "topic-retention",
                     title,
                     Verdict.FAIL,
-                    "processed ids are purged before the topic drops the records: " + String.join(", ", shorter)
+                    String.join("; ", what)
                             + " (a consumer that rewinds, e.g. after an offset reset, handles those records again)",
                     evidence,
-                    "Raise the consumer's retention (IdempotentConsumer.builder().retention(...)) to at least the topic's"
-                            + " retention.ms, or lower the topic's retention; tell the doctor with --consumer-retention NAME=DURATION.");
+                    String.join(" ", fix));
         }
         if (!unknown.isEmpty()) {
             return new Check(
@@ -188,5 +213,20 @@ final class TopicRetentionCheck {
                 "every consumer's retention covers its topics' retention",
                 evidence,
                 null);
+    }
+
+    /** @return whether the topic is compacted and never deleted by time or size ({@code compact} without {@code delete}) */
+    static boolean compactOnly(ConfigEntry policy) {
+        if (policy == null || policy.value() == null) {
+            return false;
+        }
+        boolean compact = false;
+        boolean delete = false;
+        for (String p : policy.value().split(",")) {
+            String v = p.strip().toLowerCase(Locale.ROOT);
+            compact |= v.equals(TopicConfig.CLEANUP_POLICY_COMPACT);
+            delete |= v.equals(TopicConfig.CLEANUP_POLICY_DELETE);
+        }
+        return compact && !delete;
     }
 }

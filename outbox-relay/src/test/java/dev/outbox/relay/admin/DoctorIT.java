@@ -264,6 +264,59 @@ class DoctorIT {
     }
 
     /**
+     * G4: a compacted topic without deletion keeps the latest record of each key indefinitely, whatever its
+     * retention.ms says, so a consumer that rewinds past its processed ids' retention handles purged ids
+     * again: FAIL, naming the topic and the fix. The same topic with {@code compact,delete} and a
+     * retention.ms within the consumer's retention passes on retention.ms.
+     */
+    @Test
+    void aCompactedTopicFailsTheRetentionCheck() throws Exception {
+        String compacted = TestKafka.uniqueTopic("doctor-compacted");
+        String both = TestKafka.uniqueTopic("doctor-compact-delete");
+        try (Admin admin = kafka.admin()) {
+            admin.createTopics(List.of(
+                            new NewTopic(compacted, 1, (short) 1)
+                                    .configs(Map.of(
+                                            "cleanup.policy",
+                                            "compact",
+                                            "retention.ms",
+                                            String.valueOf(Duration.ofDays(1).toMillis()))),
+                            new NewTopic(both, 1, (short) 1)
+                                    .configs(Map.of(
+                                            "cleanup.policy",
+                                            "compact,delete",
+                                            "retention.ms",
+                                            String.valueOf(Duration.ofDays(1).toMillis())))))
+                    .all()
+                    .get(30, TimeUnit.SECONDS);
+        }
+
+        Doctor.Check check =
+                doctor().consumer(consumer, compacted, both).build().run().check("topic-retention");
+
+        assertThat(check.verdict()).isEqualTo(Verdict.FAIL);
+        assertThat(check.summary())
+                .contains("compacted")
+                .contains(consumer + " on " + compacted)
+                .doesNotContain(consumer + " on " + both);
+        assertThat(check.evidence())
+                .anySatisfy(e -> assertThat(e)
+                        .contains(compacted + " (cleanup.policy compact")
+                        .endsWith(": COMPACTED"))
+                .anySatisfy(e -> assertThat(e)
+                        .contains(both + " (retention.ms 1d, cleanup.policy compact,delete)")
+                        .doesNotContain("SHORTER"));
+        assertThat(check.fix()).contains("cleanup.policy=delete");
+
+        assertThat(doctor().consumer(consumer, both)
+                        .build()
+                        .run()
+                        .check("topic-retention")
+                        .verdict())
+                .isEqualTo(Verdict.PASS);
+    }
+
+    /**
      * A schema the later migrations did not reach (the relay and the producers still work on it) is named
      * with what each missing piece costs: V8's index dropped, then left INVALID as a failed {@code create
      * index concurrently} leaves it (V8's {@code if not exists} would keep it), and V7's function dropped.
