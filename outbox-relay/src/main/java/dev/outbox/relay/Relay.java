@@ -86,7 +86,9 @@ public interface Relay extends AutoCloseable {
 
     /**
      * @return whether both PostgreSQL and Kafka answered within the last readiness window (the lease
-     *     duration): a relay that is live but not ready is waiting for one of them
+     *     duration) and the circuit breaker of the sends is closed (Kafka may answer while every send
+     *     fails, e.g. with fewer in-sync replicas than a topic's {@code min.insync.replicas}): a relay
+     *     that is live but not ready is waiting for one of them
      */
     boolean isReady();
 

@@ -386,11 +386,17 @@ public final class RelayEngine implements Relay {
     public boolean isReady() {
         long window = config.leaseDuration().toNanos();
         long now = time.nanoTime();
+        // Kafka answering its probe is not enough: with too few in-sync replicas, say, the cluster answers
+        // while every send fails, and the breaker opens on those failures
+        CircuitBreaker.State sends = breaker.getState();
         return isLive()
                 && databaseOkNanos != Long.MIN_VALUE
                 && now - databaseOkNanos <= window
                 && kafkaOkNanos != Long.MIN_VALUE
-                && now - kafkaOkNanos <= window;
+                && now - kafkaOkNanos <= window
+                && sends != CircuitBreaker.State.OPEN
+                && sends != CircuitBreaker.State.HALF_OPEN
+                && sends != CircuitBreaker.State.FORCED_OPEN;
     }
 
     @Override
