@@ -167,7 +167,9 @@ public final class Doctor {
      *
      * @return the report
      * @throws OutboxException when the database cannot be read at all; the cause keeps the SQLState.
-     *     Kafka being unreachable is a {@link Verdict#FAIL} of its check, not an exception.
+     *     Kafka being unreachable is a {@link Verdict#FAIL} of its check, not an exception, and so is a
+     *     table that is missing, lacks a column or may not be read by the role (SQLState class 42,
+     *     3F000): the check names the table, the SQLState and the fix.
      */
     public Report run() {
         try (Connection c = dataSource.getConnection();
@@ -183,16 +185,40 @@ public final class Doctor {
             }
             List<Check> checks = new ArrayList<>();
             checks.add(constraints.uniqueConstraints(c));
-            checks.add(keys.keyExpiry(c));
-            Map<String, Duration> oldestProcessed = processedIds.oldestProcessed(c);
-            checks.add(processedIds.processedExpiry(oldestProcessed));
-            checks.add(keys.storedResponses(c));
-            checks.add(keys.inFlight(c));
+            String keyTable = "idempotency_key";
+            checks.add(readOrFail("key-expiry", KeyChecks.KEY_EXPIRY_TITLE, keyTable, () -> keys.keyExpiry(c)));
+            Map<String, Duration> oldestProcessed;
+            try {
+                oldestProcessed = processedIds.oldestProcessed(c);
+                checks.add(processedIds.processedExpiry(oldestProcessed));
+            } catch (SQLException e) {
+                checks.add(cannotRead(
+                        "processed-expiry", ProcessedIdChecks.PROCESSED_EXPIRY_TITLE, "processed_message", e));
+                oldestProcessed = Map.of();
+            }
+            checks.add(readOrFail(
+                    "stored-responses", KeyChecks.STORED_RESPONSES_TITLE, keyTable, () -> keys.storedResponses(c)));
+            checks.add(readOrFail("in-flight", KeyChecks.IN_FLIGHT_TITLE, keyTable, () -> keys.inFlight(c)));
             checks.add(topicRetention.topicRetention(oldestProcessed.keySet(), kafka));
-            checks.add(outbox.parked(c));
-            OutboxChecks.Rows outboxRows = outbox.rows(c);
-            checks.add(outbox.unpublished(outboxRows));
-            checks.add(outbox.indexSize(c, outboxRows));
+            String outboxTable = "outbox_message";
+            checks.add(readOrFail("outbox-parked", OutboxChecks.PARKED_TITLE, outboxTable, () -> outbox.parked(c)));
+            OutboxChecks.Rows outboxRows;
+            try {
+                outboxRows = outbox.rows(c);
+            } catch (SQLException e) {
+                checks.add(cannotRead("outbox-unpublished", OutboxChecks.UNPUBLISHED_TITLE, outboxTable, e));
+                checks.add(cannotRead("outbox-index-size", OutboxChecks.INDEX_SIZE_TITLE, outboxTable, e));
+                outboxRows = null;
+            }
+            if (outboxRows != null) {
+                OutboxChecks.Rows counted = outboxRows;
+                checks.add(outbox.unpublished(counted));
+                checks.add(readOrFail(
+                        "outbox-index-size",
+                        OutboxChecks.INDEX_SIZE_TITLE,
+                        outboxTable,
+                        () -> outbox.indexSize(c, counted)));
+            }
             checks.add(schemaCheck.current(c));
             checks.add(durability.database(c));
             checks.add(durability.delivery(kafka));
@@ -204,6 +230,61 @@ public final class Doctor {
                             + e.getMessage(),
                     e);
         }
+    }
+
+    /** A check that reads a table. */
+    @FunctionalInterface
+    private interface TableRead {
+        Check read() throws SQLException;
+    }
+
+    /**
+     * @return the check {@code read} gives, or a {@link Verdict#FAIL} of it when its table cannot be read
+     * @throws SQLException when the statement failed for another reason than the table or its columns
+     *     (the connection was lost, say): the run stops
+     */
+    private Check readOrFail(String id, String title, String table, TableRead read) throws SQLException {
+        try {
+            return read.read();
+        } catch (SQLException e) {
+            return cannotRead(id, title, table, e);
+        }
+    }
+
+    /**
+     * @return a {@link Verdict#FAIL} of check {@code id}: {@code table} of the schema could not be read,
+     *     with the SQLState and what to do about it
+     * @throws SQLException {@code e} itself when it is not about the table (a lost connection, a timeout)
+     */
+    private Check cannotRead(String id, String title, String table, SQLException e) throws SQLException {
+        String state = e.getSQLState() == null ? "" : e.getSQLState();
+        // class 42: syntax error or access rule violation (undefined table 42P01, undefined column 42703,
+        // insufficient privilege 42501); 3F000: invalid schema name
+        if (!state.startsWith("42") && !state.equals("3F000")) {
+            throw e;
+        }
+        String qualified = schema + "." + table;
+        String fix;
+        if (state.equals("42501")) {
+            fix = "Grant the doctor's database role read access: GRANT USAGE ON SCHEMA " + schema
+                    + " and GRANT SELECT ON " + qualified + " to it (or run the doctor as the tables' owner).";
+        } else if (state.equals("42P01") || state.equals("3F000")) {
+            fix = "Check the schema name (--schema, setting schema; now " + schema
+                    + ") and that the outbox migrations ran on it (OutboxMigrations.migrate, or the relay's --migrate).";
+        } else {
+            fix = "Run the outbox migrations on schema " + schema
+                    + " (the table lacks what this version reads), and check the schema name (--schema).";
+        }
+        return new Check(
+                id,
+                title,
+                Verdict.FAIL,
+                "cannot read " + qualified + " (SQLState " + state + ")",
+                List.of(qualified + ": "
+                        + String.valueOf(e.getMessage())
+                                .replaceAll("\\s*[\\r\\n]+\\s*", " ")
+                                .strip()),
+                fix);
     }
 
     /**

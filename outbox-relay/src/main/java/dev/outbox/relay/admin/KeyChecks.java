@@ -21,6 +21,10 @@ import java.util.List;
  * (no key is held beyond the lock timeout).
  */
 final class KeyChecks {
+    static final String KEY_EXPIRY_TITLE = "Idempotency keys expire and the purge keeps up";
+    static final String STORED_RESPONSES_TITLE = "Every completed key has its stored response";
+    static final String IN_FLIGHT_TITLE = "No key is stuck in flight beyond the lock timeout";
+
     private final String schema;
     private final Duration keyTtl;
     private final Duration lockTimeout;
@@ -34,7 +38,7 @@ final class KeyChecks {
     }
 
     Check keyExpiry(Connection c) throws SQLException {
-        String title = "Idempotency keys expire and the purge keeps up";
+        String title = KEY_EXPIRY_TITLE;
         String sql = "select count(*) as keys,"
                 + " count(*) filter (where expires_at < clock_timestamp() - ?::interval) as overdue,"
                 + " extract(epoch from clock_timestamp() - min(expires_at)) as oldest_expired_seconds,"
@@ -99,7 +103,7 @@ final class KeyChecks {
     }
 
     Check storedResponses(Connection c) throws SQLException {
-        String title = "Every completed key has its stored response";
+        String title = STORED_RESPONSES_TITLE;
         String sql = "select scope, idem_key, response_status from " + schema + ".idempotency_key"
                 + " where response_status is not null and (response_body is null or response_headers is null)"
                 + " order by created_at limit 6";
@@ -134,7 +138,7 @@ final class KeyChecks {
     }
 
     Check inFlight(Connection c) throws SQLException {
-        String title = "No key is stuck in flight beyond the lock timeout";
+        String title = IN_FLIGHT_TITLE;
         List<String> evidence = new ArrayList<>();
         evidence.add("lock timeout " + format(lockTimeout));
         String committed = "select scope, idem_key, extract(epoch from clock_timestamp() - created_at) as age from "

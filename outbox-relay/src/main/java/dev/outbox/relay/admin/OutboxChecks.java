@@ -21,6 +21,10 @@ import java.util.Locale;
  * outbox-index-size} (the indexes are not far larger than the rows in the table need).
  */
 final class OutboxChecks {
+    static final String PARKED_TITLE = "The outbox has no parked messages";
+    static final String UNPUBLISHED_TITLE = "No outbox message stays unpublished for long";
+    static final String INDEX_SIZE_TITLE = "The outbox table's indexes are not far larger than its rows need";
+
     /**
      * Index entries per page taken as the least a rebuilt index holds: the widest of the table's indexes
      * (the {@code message_id} uuid) packs about 260 per 8 KiB page, a little more than half as many
@@ -40,7 +44,7 @@ final class OutboxChecks {
     }
 
     Check parked(Connection c) throws SQLException {
-        String title = "The outbox has no parked messages";
+        String title = PARKED_TITLE;
         String sql =
                 "select id, topic, message_key, attempts, last_error, extract(epoch from clock_timestamp() - parked_at) as age"
                         + " from " + schema + ".outbox_message where parked_at is not null order by id limit 6";
@@ -91,7 +95,7 @@ final class OutboxChecks {
     }
 
     Check unpublished(Rows counted) {
-        String title = "No outbox message stays unpublished for long";
+        String title = UNPUBLISHED_TITLE;
         long backlog = counted.unpublished();
         double oldest = counted.oldestSeconds();
         List<String> evidence = new ArrayList<>();
@@ -118,7 +122,7 @@ final class OutboxChecks {
      * indexes hold {@value #EXCESS_PAGES} pages more than the rows now in the table need.
      */
     Check indexSize(Connection c, Rows counted) throws SQLException {
-        String title = "The outbox table's indexes are not far larger than its rows need";
+        String title = INDEX_SIZE_TITLE;
         String table = schema + ".outbox_message";
         long rows = counted.rows();
         String sql = "select n.nspname || '.' || i.relname, pg_relation_size(i.oid),"

@@ -21,6 +21,8 @@ import java.util.TreeMap;
  * processed ids are purged after its retention.
  */
 final class ProcessedIdChecks {
+    static final String PROCESSED_EXPIRY_TITLE = "Processed message ids are purged after the consumer's retention";
+
     private final DoctorSettings settings;
     private final String schema;
     private final Duration purgeGrace;
@@ -59,7 +61,7 @@ final class ProcessedIdChecks {
     }
 
     Check processedExpiry(Map<String, Duration> oldest) {
-        String title = "Processed message ids are purged after the consumer's retention";
+        String title = PROCESSED_EXPIRY_TITLE;
         List<String> evidence = new ArrayList<>();
         List<String> late = new ArrayList<>();
         for (var e : oldest.entrySet()) {

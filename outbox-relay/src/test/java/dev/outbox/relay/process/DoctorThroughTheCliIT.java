@@ -75,6 +75,64 @@ class DoctorThroughTheCliIT {
         }
     }
 
+    /**
+     * A schema without the outbox tables (a wrong {@code --schema}, migrations not run) is a report with
+     * each check that cannot read its table as a FAIL naming the table, the SQLState and the fix, and
+     * exit code 4: not an exception and exit code 1. The same for a role that may not read the tables.
+     */
+    @Test
+    void aSchemaWithoutTheTablesOrARoleWithoutSelectFailsWithAReportAndExitCode4() throws Exception {
+        try (TestDatabase db = TestDatabase.create()) {
+            try (Connection c = db.connect();
+                    Statement st = c.createStatement()) {
+                st.execute("create schema empty_schema");
+            }
+            var empty = cli(db, "doctor", "--schema=empty_schema");
+            assertThat(empty.code()).as(empty.out() + empty.err()).isEqualTo(Main.EXIT_CHECK_FAILED);
+            assertThat(empty.out())
+                    .contains(
+                            "Idempotency doctor, schema empty_schema",
+                            "FAIL  key-expiry",
+                            "cannot read empty_schema.idempotency_key (SQLState 42P01)",
+                            "FAIL  outbox-parked",
+                            "cannot read empty_schema.outbox_message (SQLState 42P01)",
+                            "FAIL  outbox-unpublished",
+                            "Check the schema name (--schema",
+                            "check(s) failed, ");
+
+            String role = "doctor_without_select_" + Long.toHexString(System.nanoTime());
+            try (Connection c = db.connect();
+                    Statement st = c.createStatement()) {
+                st.execute("create role " + role + " login password 'pw'");
+                st.execute("grant usage on schema outbox to " + role);
+            }
+            try {
+                String[] args = {"doctor", "--jdbc-url=" + db.jdbcUrl(), "--db-user=" + role, "--db-password=pw"};
+                java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+                java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+                int code = Main.run(
+                        args,
+                        java.util.Map.of(),
+                        new java.io.PrintStream(out, true, java.nio.charset.StandardCharsets.UTF_8),
+                        new java.io.PrintStream(err, true, java.nio.charset.StandardCharsets.UTF_8));
+                String printed = out.toString(java.nio.charset.StandardCharsets.UTF_8);
+                assertThat(code).as(printed + err).isEqualTo(Main.EXIT_CHECK_FAILED);
+                assertThat(printed)
+                        .contains(
+                                "FAIL  key-expiry",
+                                "cannot read outbox.idempotency_key (SQLState 42501)",
+                                "FAIL  processed-expiry",
+                                "GRANT SELECT ON outbox.outbox_message");
+            } finally {
+                try (Connection c = db.connect();
+                        Statement st = c.createStatement()) {
+                    st.execute("drop owned by " + role);
+                    st.execute("drop role " + role);
+                }
+            }
+        }
+    }
+
     @Test
     void malformedOptionsAreUsageErrors_andDoctorOptionsBelongToDoctorOnly() {
         try (TestDatabase db = TestDatabase.create()) {
