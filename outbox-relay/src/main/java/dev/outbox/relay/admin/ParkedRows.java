@@ -26,12 +26,24 @@ final class ParkedRows {
     }
 
     List<ParkedMessage> list(Connection c, int limit) throws SQLException {
+        return list(c, null, limit);
+    }
+
+    /**
+     * @param ids the outbox ids to look among, or null for every parked row
+     * @return the parked rows among {@code ids}, lowest id first, at most {@code limit}
+     */
+    List<ParkedMessage> list(Connection c, Set<Long> ids, int limit) throws SQLException {
         String sql =
                 "select id, message_id, shard, topic, message_key, coalesce(octet_length(payload), 0) as size, attempts,"
                         + " created_at, parked_at, last_error from " + message
-                        + " where parked_at is not null order by id limit ?";
+                        + " where parked_at is not null " + filter(ids) + " order by id limit ?";
         try (PreparedStatement st = c.prepareStatement(sql)) {
-            st.setInt(1, limit);
+            int i = 1;
+            if (ids != null) {
+                st.setArray(i++, c.createArrayOf("bigint", ids.toArray()));
+            }
+            st.setInt(i, limit);
             List<ParkedMessage> rows = new ArrayList<>();
             try (ResultSet rs = st.executeQuery()) {
                 while (rs.next()) {
@@ -49,6 +61,23 @@ final class ParkedRows {
                 }
             }
             return List.copyOf(rows);
+        }
+    }
+
+    /**
+     * @param ids the outbox ids to count among, or null for every parked row
+     * @return how many of them are parked
+     */
+    long count(Connection c, Set<Long> ids) throws SQLException {
+        String sql = "select count(*) from " + message + " where parked_at is not null " + filter(ids);
+        try (PreparedStatement st = c.prepareStatement(sql)) {
+            if (ids != null) {
+                st.setArray(1, c.createArrayOf("bigint", ids.toArray()));
+            }
+            try (ResultSet rs = st.executeQuery()) {
+                rs.next();
+                return rs.getLong(1);
+            }
         }
     }
 

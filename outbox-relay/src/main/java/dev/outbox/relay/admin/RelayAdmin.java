@@ -103,6 +103,56 @@ public final class RelayAdmin {
     }
 
     /**
+     * Lists the parked rows among the given ids, oldest (lowest id) first: what {@link #purge} or {@link
+     * #requeue} would change, without changing it.
+     *
+     * @param ids outbox ids
+     * @param limit the most rows to return, 1 to {@value #MAX_LIMIT}
+     * @return the parked rows among {@code ids}
+     * @throws NullPointerException when {@code ids} or an element is null
+     * @throws IllegalArgumentException when {@code ids} is empty or {@code limit} is out of range
+     * @throws OutboxException when the database fails; the cause keeps the SQLState
+     */
+    public List<ParkedMessage> parked(Collection<Long> ids, int limit) {
+        Set<Long> wanted = checkIds(ids);
+        if (limit < 1 || limit > MAX_LIMIT) {
+            throw new IllegalArgumentException("limit must be between 1 and " + MAX_LIMIT + ", got " + limit);
+        }
+        try (Connection c = dataSource.getConnection()) {
+            return parkedRows.list(c, wanted, limit);
+        } catch (SQLException e) {
+            throw failure("listing parked messages", e);
+        }
+    }
+
+    /**
+     * @return how many rows are parked, all of them counted (no limit)
+     * @throws OutboxException when the database fails; the cause keeps the SQLState
+     */
+    public long parkedCount() {
+        return count(null);
+    }
+
+    /**
+     * @param ids outbox ids
+     * @return how many of them are parked: what {@link #purge} or {@link #requeue} of them would change
+     * @throws NullPointerException when {@code ids} or an element is null
+     * @throws IllegalArgumentException when {@code ids} is empty
+     * @throws OutboxException when the database fails; the cause keeps the SQLState
+     */
+    public long parkedCount(Collection<Long> ids) {
+        return count(checkIds(ids));
+    }
+
+    private long count(Set<Long> ids) {
+        try (Connection c = dataSource.getConnection()) {
+            return parkedRows.count(c, ids);
+        } catch (SQLException e) {
+            throw failure("counting parked messages", e);
+        }
+    }
+
+    /**
      * Makes the given parked rows publishable again ({@code parked_at}, {@code attempts} and {@code
      * last_error} cleared) and wakes the relays that own their shards. Fix the cause first (topic
      * created, ACL granted, size limit raised), or the row parks again. A requeued row is published

@@ -19,6 +19,9 @@ final class AdminCommands {
     /** Rows {@code parked list} shows without {@code --limit}. */
     static final int DEFAULT_LIMIT = 50;
 
+    /** The most parked rows a dry run of {@code parked purge} lists; it counts them all. */
+    static final int PURGE_SAMPLE = 100;
+
     private final RelayAdmin admin;
     private final PrintStream out;
     private final PrintStream err;
@@ -156,16 +159,16 @@ final class AdminCommands {
 
     private int purge(CommandLine cl) {
         if (!cl.yes()) {
-            List<ParkedMessage> rows = admin.parked(RelayAdmin.MAX_LIMIT);
-            List<ParkedMessage> chosen = cl.all()
-                    ? rows
-                    : rows.stream().filter(p -> cl.ids().contains(p.id())).toList();
-            if (chosen.isEmpty()) {
+            // every parked row the purge would delete is counted; at most a sample of them is listed
+            long count = cl.all() ? admin.parkedCount() : admin.parkedCount(cl.ids());
+            if (count == 0) {
                 out.println("No parked messages to purge" + (cl.all() ? "." : " among the given ids."));
                 return 0;
             }
-            out.println("Would purge " + chosen.size() + " parked message(s) for good:");
-            printParked(chosen);
+            List<ParkedMessage> sample = cl.all() ? admin.parked(PURGE_SAMPLE) : admin.parked(cl.ids(), PURGE_SAMPLE);
+            out.println("Would purge " + count + " parked message(s) for good"
+                    + (count > sample.size() ? "; the " + sample.size() + " oldest:" : ":"));
+            printParked(sample);
             err.println("parked purge deletes messages for good and was refused: add --yes to confirm.");
             return CliException.USAGE;
         }
