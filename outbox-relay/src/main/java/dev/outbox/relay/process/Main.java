@@ -2,6 +2,7 @@ package dev.outbox.relay.process;
 
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
+import dev.outbox.core.internal.Durations;
 import dev.outbox.relay.admin.RelayAdmin;
 import java.io.IOException;
 import java.io.InputStream;
@@ -147,8 +148,9 @@ public final class Main {
         config.setMinimumIdle(0);
         config.setPoolName("outbox-relay-admin");
         config.setInitializationFailTimeout(-1);
-        config.setConnectionTimeout(Math.min(
-                Math.max(settings.duration(RelaySettings.STARTUP_TIMEOUT).toMillis(), 250), 30_000));
+        // a command waits for PostgreSQL as long as startup-timeout says, however long
+        config.setConnectionTimeout(
+                Math.max(settings.duration(RelaySettings.STARTUP_TIMEOUT).toMillis(), 250));
         config.addDataSourceProperty("ApplicationName", "outbox-relay-admin");
         try (HikariDataSource ds = new HikariDataSource(config)) {
             try (var c = ds.getConnection()) {
@@ -159,7 +161,10 @@ public final class Main {
                                 + RelayProcess.redact(settings.string(RelaySettings.JDBC_URL))
                                 + " (setting jdbc-url, " + RelaySettings.JDBC_URL.envVar() + "): "
                                 + RelayProcess.oneLine(e.getMessage())
-                                + (e.getSQLState() == null ? "" : " [SQLState " + e.getSQLState() + "]"),
+                                + (e.getSQLState() == null ? "" : " [SQLState " + e.getSQLState() + "]")
+                                + "; waited "
+                                + Durations.format(settings.duration(RelaySettings.STARTUP_TIMEOUT))
+                                + " (setting startup-timeout, " + RelaySettings.STARTUP_TIMEOUT.envVar() + ")",
                         e);
             }
             if (cl.command() == CommandLine.Command.DOCTOR) {

@@ -33,12 +33,14 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
 import java.sql.Connection;
+import java.sql.DriverManager;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Properties;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -110,7 +112,7 @@ final class RelayProcess implements AutoCloseable {
             // Build (which validates) before any network call: a bad setting is exit 2, whatever is reachable.
             relay = buildRelay(settings, pool, registry);
             String instance = relay.instanceId();
-            checkDatabase(pool, settings);
+            checkDatabase(settings);
             if (migrate) {
                 // its own connections, without the relay's statement timeouts: a migration may scan the table
                 MigrationResult result;
@@ -231,8 +233,8 @@ final class RelayProcess implements AutoCloseable {
     /**
      * @return how long one wait for a pooled connection lasts: the startup timeout, at most the lease (a
      *     lease round waiting longer for a connection would make no progress for longer than liveness
-     *     allows) and at most 30 s, at least 250 ms (Hikari's minimum); the start check retries until
-     *     {@link #startupDeadlineMillis} has passed
+     *     allows) and at most 30 s, at least 250 ms (Hikari's minimum); the start check does not use the
+     *     pool, and waits startup-timeout whole
      */
     static long connectionWaitMillis(RelaySettings.Values settings) {
         long wait = Math.min(
@@ -241,9 +243,9 @@ final class RelayProcess implements AutoCloseable {
         return Math.min(Math.max(wait, 250), 30_000);
     }
 
-    /** @return how long the start waits for PostgreSQL to answer */
+    /** @return how long the start waits for PostgreSQL to answer: startup-timeout, whole */
     static long startupDeadlineMillis(RelaySettings.Values settings) {
-        return Math.min(Math.max(settings.duration(STARTUP_TIMEOUT).toMillis(), 250), 30_000);
+        return Math.max(settings.duration(STARTUP_TIMEOUT).toMillis(), 250);
     }
 
     /** A data source without a pool: the LISTEN connection is a session of its own. */
@@ -284,19 +286,36 @@ final class RelayProcess implements AutoCloseable {
         }
     }
 
-    private static void checkDatabase(HikariDataSource pool, RelaySettings.Values s) {
+    /**
+     * Connects once, on a connection of its own (the pool waits at most the lease for one), until
+     * PostgreSQL answers or startup-timeout has passed, however long it is; a refused login or a missing
+     * database is not waited for.
+     */
+    private static void checkDatabase(RelaySettings.Values s) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(startupDeadlineMillis(s));
+        boolean logged = false;
         while (true) {
+            long remaining = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
             try {
-                selectOne(pool);
+                selectOne(s, remaining);
                 return;
             } catch (SQLException e) {
-                if (System.nanoTime() - deadline >= 0) {
+                String state = e.getSQLState() == null ? "" : e.getSQLState();
+                if (System.nanoTime() - deadline >= 0 || state.startsWith("28") || state.equals("3D000")) {
                     throw cannotConnect(s, e);
                 }
-                // one wait of the pool is shorter than startup-timeout when the lease is: wait again
+                if (!logged) {
+                    logged = true;
+                    LOG.info(
+                            "outbox-relay PostgreSQL at {} not reachable yet ({}); trying again until startup-timeout ({})"
+                                    + " has passed",
+                            redact(s.string(JDBC_URL)),
+                            oneLine(rootMessage(e)),
+                            Durations.format(s.duration(STARTUP_TIMEOUT)));
+                }
                 try {
-                    Thread.sleep(100);
+                    Thread.sleep(
+                            Math.max(1, Math.min(500, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()))));
                 } catch (InterruptedException ie) {
                     Thread.currentThread().interrupt();
                     throw cannotConnect(s, e);
@@ -305,8 +324,20 @@ final class RelayProcess implements AutoCloseable {
         }
     }
 
-    private static void selectOne(HikariDataSource pool) throws SQLException {
-        try (Connection c = pool.getConnection();
+    private static void selectOne(RelaySettings.Values s, long timeoutMillis) throws SQLException {
+        Properties p = new Properties();
+        if (!s.string(DB_USER).isEmpty()) {
+            p.setProperty("user", s.string(DB_USER));
+        }
+        if (!s.string(DB_PASSWORD).isEmpty()) {
+            p.setProperty("password", s.string(DB_PASSWORD));
+        }
+        String seconds = String.valueOf(Math.max(1, (timeoutMillis + 999) / 1000));
+        p.setProperty("connectTimeout", seconds);
+        p.setProperty("loginTimeout", seconds);
+        p.setProperty("socketTimeout", seconds);
+        p.setProperty("ApplicationName", "outbox-relay");
+        try (Connection c = DriverManager.getConnection(s.string(JDBC_URL), p);
                 PreparedStatement st = c.prepareStatement("select 1");
                 ResultSet rs = st.executeQuery()) {
             rs.next();
@@ -319,7 +350,9 @@ final class RelayProcess implements AutoCloseable {
                         + JDBC_URL.envVar() + "): "
                         + oneLine(rootMessage(e))
                         + (e.getSQLState() == null ? "" : " [SQLState " + e.getSQLState() + "]")
-                        + ". Check the URL, that PostgreSQL runs there, and db-user / db-password.",
+                        + "; waited " + Durations.format(s.duration(STARTUP_TIMEOUT)) + " (setting startup-timeout, "
+                        + STARTUP_TIMEOUT.envVar()
+                        + "). Check the URL, that PostgreSQL runs there, and db-user / db-password.",
                 e);
     }
 

@@ -66,6 +66,37 @@ class BadConfigurationIT {
                         "Cannot connect to PostgreSQL at jdbc:postgresql://127.0.0.1:1/orders (setting jdbc-url, OUTBOX_RELAY_JDBC_URL)");
     }
 
+    /**
+     * A startup-timeout above 30 s is waited whole for PostgreSQL, by the relay and by the admin commands
+     * (both stopped at 30 s before), and the error names the setting.
+     */
+    @Test
+    void aStartupTimeoutAbove30sIsWaitedWholeForPostgres() {
+        for (String command : new String[] {"run", "status"}) {
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            ByteArrayOutputStream err = new ByteArrayOutputStream();
+            List<String> args = command.equals("run")
+                    ? List.of(
+                            "--jdbc-url=jdbc:postgresql://127.0.0.1:1/orders",
+                            "--bootstrap-servers=127.0.0.1:1",
+                            "--startup-timeout=33s",
+                            "--http-port=0")
+                    : List.of("status", "--jdbc-url=jdbc:postgresql://127.0.0.1:1/orders", "--startup-timeout=33s");
+            long started = System.nanoTime();
+            int code = Main.run(args.toArray(String[]::new), Map.of(), print(out), print(err));
+            java.time.Duration took = java.time.Duration.ofNanos(System.nanoTime() - started);
+            assertThat(code).as(command).isEqualTo(3);
+            assertThat(took).as(command).isBetween(java.time.Duration.ofSeconds(33), java.time.Duration.ofSeconds(45));
+            List<String> lines = lines(err);
+            assertThat(lines).as(command).hasSize(1);
+            assertThat(lines.get(0))
+                    .as(command)
+                    .startsWith(
+                            "Cannot connect to PostgreSQL at jdbc:postgresql://127.0.0.1:1/orders (setting jdbc-url,")
+                    .contains("waited 33s (setting startup-timeout, OUTBOX_RELAY_STARTUP_TIMEOUT)");
+        }
+    }
+
     @Test
     void aSchemaWithoutTheOutboxTablesIsExitCode3NamingTheSchemaSetting(TestDatabase db) {
         Result r = run(db, "--bootstrap-servers=127.0.0.1:1", "--schema=nothing_here", "--http-port=0");
