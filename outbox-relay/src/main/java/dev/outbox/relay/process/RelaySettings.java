@@ -60,9 +60,12 @@ public final class RelaySettings {
     private static final List<Setting<?>> TABLE = new ArrayList<>();
 
     /** The JDBC URL of the outbox database. */
-    public static final Setting<String> JDBC_URL = add(Setting.of("jdbc-url", Group.DATABASE, Validators.jdbcUrl())
-            .doc("JDBC URL of the PostgreSQL database that holds the outbox tables, e.g."
-                    + " `jdbc:postgresql://db:5432/orders`. Put credentials in db-user and db-password, not here."));
+    public static final Setting<String> JDBC_URL = add(
+            Setting.of("jdbc-url", Group.DATABASE, Validators.relayJdbcUrl())
+                    .doc(
+                            "JDBC URL of the PostgreSQL database that holds the outbox tables, e.g."
+                                    + " `jdbc:postgresql://db:5432/orders`. Put credentials in db-user and db-password, not here."
+                                    + " The `options` and `socketTimeout` parameters are refused: the relay sets them from lease-duration."));
 
     /** The database user. */
     public static final Setting<String> DB_USER = add(Setting.of("db-user", Group.DATABASE, Validators.text())

@@ -155,6 +155,55 @@ final class Validators {
         };
     }
 
+    /**
+     * The relay's own JDBC URL: a PostgreSQL one without the {@code options} and {@code socketTimeout}
+     * parameters. pgjdbc lets a URL parameter win over the properties the pool passes, so either would
+     * silently replace the lease-bounded {@code statement_timeout} and {@code lock_timeout} (both in
+     * {@code options}) or {@code socketTimeout} that end a statement on a lost database within a lease.
+     */
+    static Validator<String> relayJdbcUrl() {
+        Validator<String> url = jdbcUrl();
+        return new Validator<>() {
+            @Override
+            public String parse(String v) {
+                url.parse(v);
+                int q = v.indexOf('?');
+                if (q >= 0) {
+                    for (String parameter : v.substring(q + 1).split("&")) {
+                        int eq = parameter.indexOf('=');
+                        String name = (eq < 0 ? parameter : parameter.substring(0, eq)).strip();
+                        if (name.equalsIgnoreCase("options")) {
+                            throw new IllegalArgumentException(
+                                    "must not carry an options= parameter: pgjdbc lets it win over"
+                                            + " the relay's own options, which set statement_timeout and lock_timeout from"
+                                            + " lease-duration (a third and a sixth of it) so that a statement on a lost database"
+                                            + " fails within a lease; remove it from the URL (set other server parameters with"
+                                            + " ALTER ROLE ... SET)");
+                        }
+                        if (name.equalsIgnoreCase("socketTimeout")) {
+                            throw new IllegalArgumentException(
+                                    "must not carry a socketTimeout= parameter: pgjdbc lets it win"
+                                            + " over the relay's own socketTimeout, derived from lease-duration (a third of it"
+                                            + " plus 2 s) so that a read on a black-holed connection fails within a lease; remove it"
+                                            + " from the URL");
+                        }
+                    }
+                }
+                return v;
+            }
+
+            @Override
+            public String describe() {
+                return url.describe();
+            }
+
+            @Override
+            public String redact(String text) {
+                return url.redact(text);
+            }
+        };
+    }
+
     /** {@code inner}, or the empty text for "none". */
     static Validator<String> orEmpty(Validator<String> inner) {
         return new Validator<>() {

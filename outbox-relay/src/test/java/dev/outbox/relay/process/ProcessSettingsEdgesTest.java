@@ -71,6 +71,36 @@ class ProcessSettingsEdgesTest {
                 .hasMessageNotContaining("hunter2");
     }
 
+    /**
+     * pgjdbc lets URL parameters win over the pool's properties: a jdbc-url with its own options or
+     * socketTimeout would silently replace the lease-bounded timeouts, so it is refused at start, naming
+     * the parameter and why; other parameters still pass, and the LISTEN URL is not concerned.
+     */
+    @Test
+    void aJdbcUrlThatWouldOverrideTheLeaseBoundedTimeoutsIsRefused() {
+        assertThatThrownBy(
+                        () -> resolveEnv(
+                                Map.of(
+                                        "OUTBOX_RELAY_JDBC_URL",
+                                        "jdbc:postgresql://db:5432/app?ApplicationName=x&options=-c%20statement_timeout=0&password=hunter2")))
+                .hasMessageContaining("setting jdbc-url")
+                .hasMessageContaining("must not carry an options= parameter")
+                .hasMessageContaining("statement_timeout and lock_timeout from lease-duration")
+                .hasMessageNotContaining("hunter2");
+        assertThatThrownBy(() -> resolveEnv(Map.of(
+                        "OUTBOX_RELAY_JDBC_URL", "jdbc:postgresql://db:5432/app?sslmode=require&socketTimeout=0")))
+                .hasMessageContaining("setting jdbc-url")
+                .hasMessageContaining("must not carry a socketTimeout= parameter")
+                .hasMessageContaining("lease-duration");
+        assertThat(resolveEnv(Map.of(
+                                "OUTBOX_RELAY_JDBC_URL",
+                                "jdbc:postgresql://db:5432/app?sslmode=require&connectTimeout=5",
+                                "OUTBOX_RELAY_LISTEN_JDBC_URL",
+                                "jdbc:postgresql://db:5432/app?options=-c%20search_path=x"))
+                        .string(RelaySettings.JDBC_URL))
+                .isEqualTo("jdbc:postgresql://db:5432/app?sslmode=require&connectTimeout=5");
+    }
+
     @Test
     void jdbcTimeoutsStayInsideTheLease() {
         JdbcTimeouts t = JdbcTimeouts.forLease(Duration.ofSeconds(30));
