@@ -17,6 +17,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.yaml.snakeyaml.Yaml;
 
@@ -87,6 +89,32 @@ class KubernetesManifestTest {
                         + " the time closing the producer and the pool may take")
                 .isGreaterThanOrEqualTo(shutdown.plusSeconds(15));
 
+        // memory: after a failover one relay owns every shard and holds two batches of up to batch-bytes of
+        // payloads per shard plus the producer's buffer.memory; that must fit in half of the heap that the
+        // Dockerfile's MaxRAMPercentage gives the container's memory limit, the other half left to the rest
+        String dockerfile = Files.readString(Path.of("Dockerfile"));
+        Matcher percentage = Pattern.compile("-XX:MaxRAMPercentage=(\\d+)").matcher(dockerfile);
+        assertThat(percentage.find())
+                .as("the Dockerfile sets -XX:MaxRAMPercentage")
+                .isTrue();
+        long limit = quantity(
+                (String) map(map(container.get("resources")).get("limits")).get("memory"));
+        long heap = limit * Integer.parseInt(percentage.group(1)) / 100;
+        long buffer = Long.parseLong(
+                settings.producerProperties().getOrDefault("buffer.memory", String.valueOf(32L * 1024 * 1024)));
+        long payloads =
+                (long) settings.integer(RelaySettings.MIGRATE_SHARDS) * 2 * settings.integer(RelaySettings.BATCH_BYTES)
+                        + buffer;
+        assertThat(payloads)
+                .as(
+                        "payloads one relay may hold (shards x 2 x batch-bytes + buffer.memory) within half the heap of %s"
+                                + " bytes",
+                        heap)
+                .isLessThanOrEqualTo(heap / 2);
+        assertThat(dockerfile)
+                .as("an OutOfMemoryError ends the JVM, so that the container restarts")
+                .contains("-XX:+ExitOnOutOfMemoryError");
+
         boolean linksWouldCollide = serviceNames.stream()
                 .anyMatch(
                         n -> (n.toUpperCase(Locale.ROOT).replace('-', '_') + "_").startsWith(RelaySettings.ENV_PREFIX));
@@ -127,6 +155,22 @@ class KubernetesManifestTest {
                 registry.close();
             }
         }
+    }
+
+    /** @return a Kubernetes memory quantity such as {@code 512Mi} or {@code 1G} in bytes */
+    private static long quantity(String q) {
+        Matcher m = Pattern.compile("(\\d+)(Ki|Mi|Gi|K|M|G)?").matcher(q);
+        assertThat(m.matches()).as("memory quantity %s", q).isTrue();
+        long n = Long.parseLong(m.group(1));
+        return switch (m.group(2) == null ? "" : m.group(2)) {
+            case "Ki" -> n << 10;
+            case "Mi" -> n << 20;
+            case "Gi" -> n << 30;
+            case "K" -> n * 1_000;
+            case "M" -> n * 1_000_000;
+            case "G" -> n * 1_000_000_000;
+            default -> n;
+        };
     }
 
     @SuppressWarnings("unchecked")
