@@ -7,6 +7,7 @@ import dev.outbox.testkit.TestDatabase;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Tag;
@@ -84,9 +85,9 @@ class BadConfigurationIT {
                     : List.of("status", "--jdbc-url=jdbc:postgresql://127.0.0.1:1/orders", "--startup-timeout=33s");
             long started = System.nanoTime();
             int code = Main.run(args.toArray(String[]::new), Map.of(), print(out), print(err));
-            java.time.Duration took = java.time.Duration.ofNanos(System.nanoTime() - started);
+            Duration took = Duration.ofNanos(System.nanoTime() - started);
             assertThat(code).as(command).isEqualTo(3);
-            assertThat(took).as(command).isBetween(java.time.Duration.ofSeconds(33), java.time.Duration.ofSeconds(45));
+            assertThat(took).as(command).isBetween(Duration.ofSeconds(33), Duration.ofSeconds(45));
             List<String> lines = lines(err);
             assertThat(lines).as(command).hasSize(1);
             assertThat(lines.get(0))

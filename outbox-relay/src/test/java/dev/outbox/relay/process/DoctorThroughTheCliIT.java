@@ -6,8 +6,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.Statement;
+import java.util.Map;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -108,14 +112,14 @@ class DoctorThroughTheCliIT {
             }
             try {
                 String[] args = {"doctor", "--jdbc-url=" + db.jdbcUrl(), "--db-user=" + role, "--db-password=pw"};
-                java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
-                java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+                ByteArrayOutputStream out = new ByteArrayOutputStream();
+                ByteArrayOutputStream err = new ByteArrayOutputStream();
                 int code = Main.run(
                         args,
-                        java.util.Map.of(),
-                        new java.io.PrintStream(out, true, java.nio.charset.StandardCharsets.UTF_8),
-                        new java.io.PrintStream(err, true, java.nio.charset.StandardCharsets.UTF_8));
-                String printed = out.toString(java.nio.charset.StandardCharsets.UTF_8);
+                        Map.of(),
+                        new PrintStream(out, true, StandardCharsets.UTF_8),
+                        new PrintStream(err, true, StandardCharsets.UTF_8));
+                String printed = out.toString(StandardCharsets.UTF_8);
                 assertThat(code).as(printed + err).isEqualTo(Main.EXIT_CHECK_FAILED);
                 assertThat(printed)
                         .contains(
