@@ -11,6 +11,7 @@ import dev.outbox.testkit.TestDatabase;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.sql.SQLException;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.OffsetDateTime;
@@ -382,12 +383,16 @@ class IdempotencyStoreIT {
      * rollback-only (a Spring {@code @Transactional} method that threw before an exception handler
      * answered 4xx): the refusal is stored in a transaction of its own and replayed, none of the
      * call's writes is kept, and an expired row of the key does not stop it. A success whose commit
-     * fails the same way is not stored, and its writes are gone. Before, the refusal failed with the
-     * commit, and every retry with the key ran the call again and failed again.
+     * fails the same way is not stored, and its writes are gone; nor is a refusal whose commit fails
+     * with a serialization failure, whose reads may be stale. A refusal whose commit went through
+     * unacknowledged stands. Before, the refusal failed with the commit, and every retry with the key
+     * ran the call again and failed again.
      */
     @Test
     void aRefusalWhoseTransactionCannotCommitIsStoredInATransactionOfItsOwn(TestDatabase db) {
         AtomicBoolean doomed = new AtomicBoolean();
+        AtomicReference<String> failsWith = new AtomicReference<>();
+        AtomicBoolean ackLost = new AtomicBoolean();
         var connections = new DataSourceConnectionProvider(db.newDataSource(2));
         var transactions = new DefaultTransactionProvider(connections);
         TransactionProvider rollbackOnly = new TransactionProvider() {
@@ -401,10 +406,17 @@ class IdempotencyStoreIT {
                 if (doomed.getAndSet(false)) {
                     ctx.configuration().data("rolled back", true);
                     transactions.rollback(ctx);
-                    throw new DataAccessException(
-                            "Transaction rolled back because it has been marked as rollback-only");
+                    String state = failsWith.getAndSet(null);
+                    throw state == null
+                            ? new DataAccessException(
+                                    "Transaction rolled back because it has been marked as rollback-only")
+                            : new DataAccessException("commit failed", new SQLException("commit failed", state));
                 }
                 transactions.commit(ctx);
+                if (ackLost.getAndSet(false)) {
+                    ctx.configuration().data("rolled back", true);
+                    throw new DataAccessException("I/O error", new SQLException("connection reset", "08006"));
+                }
             }
 
             @Override
@@ -448,6 +460,26 @@ class IdempotencyStoreIT {
                 .isEqualTo(new IdempotencyOutcome.Executed(later, false));
         assertThat(dooming.execute(request, tx -> write(tx, refused, "must not run")))
                 .isEqualTo(new IdempotencyOutcome.Replayed(later));
+
+        // a serialization failure at commit: the reads the refusal rests on may be stale, so it is not
+        // stored and a retry runs anew
+        String stale = UUID.randomUUID().toString();
+        assertThatThrownBy(() -> dooming.execute(new IdempotencyRequest("s", stale, "f"), tx -> {
+                    doomed.set(true);
+                    failsWith.set("40001");
+                    return refusal;
+                }))
+                .hasRootCauseMessage("commit failed");
+        assertThat(keyRows(stale)).isZero();
+
+        // a commit that went through but whose acknowledgement was lost: the refusal it stored stands
+        String unacknowledged = UUID.randomUUID().toString();
+        assertThat(dooming.execute(new IdempotencyRequest("s", unacknowledged, "f"), tx -> {
+                    ackLost.set(true);
+                    return refusal;
+                }))
+                .isEqualTo(new IdempotencyOutcome.Executed(refusal, false));
+        assertThat(keyRows(unacknowledged)).isOne();
 
         String succeeded = UUID.randomUUID().toString();
         assertThatThrownBy(() -> dooming.execute(new IdempotencyRequest("s", succeeded, "f"), tx -> {

@@ -15,6 +15,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.sql.SQLException;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.OffsetDateTime;
@@ -135,7 +136,9 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
                 X cause = (X) f.getCause();
                 throw cause;
             } catch (RuntimeException e) {
-                if (refusal.response == null) {
+                if (refusal.response == null || isSerializationFailure(e)) {
+                    // a serialization failure at commit says the reads the refusal rests on may be stale:
+                    // nothing is stored, and a retry with the key runs anew
                     failed.increment();
                     throw e;
                 }
@@ -309,7 +312,28 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
         return stored ? new IdempotencyOutcome.Executed(response, false) : new IdempotencyOutcome.NotStored(response);
     }
 
-    /** @return whether the key was free and now holds {@code response} */
+    /** @return whether the failure's cause chain holds SQLState class 40 (serialization failure, deadlock) */
+    private static boolean isSerializationFailure(Throwable failure) {
+        int depth = 0;
+        for (Throwable t = failure; t != null && depth < 32; t = t.getCause(), depth++) {
+            if (t instanceof SQLException e
+                    && e.getSQLState() != null
+                    && e.getSQLState().startsWith("40")) {
+                return true;
+            }
+            if (t instanceof DataAccessException d
+                    && d.sqlState() != null
+                    && d.sqlState().startsWith("40")) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * @return whether the key now holds {@code response}: it was free (or expired) and this stored it, or
+     *     the failed commit had gone through after all and stored the same answer
+     */
     private boolean insertAnswered(
             Configuration cfg, IdempotencyRequest request, String scope, StoredResponse response) {
         DSLContext db = DSL.using(cfg.derive(withMapping(cfg.dsl().settings())));
@@ -319,7 +343,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
         OffsetDateTime completed = OffsetDateTime.now(clock).withOffsetSameInstant(ZoneOffset.UTC);
         JSONB headers = JSONB.valueOf(Json.writeLists(response.headers()));
         // an expired row the failed transaction had deleted is back with its rollback: it counts as absent
-        return db.insertInto(IDEMPOTENCY_KEY)
+        if (db.insertInto(IDEMPOTENCY_KEY)
                         .set(IDEMPOTENCY_KEY.SCOPE, scope)
                         .set(IDEMPOTENCY_KEY.IDEM_KEY, request.key())
                         .set(IDEMPOTENCY_KEY.FINGERPRINT, request.fingerprint())
@@ -336,7 +360,17 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
                         .set(IDEMPOTENCY_KEY.RESPONSE_BODY, response.body())
                         .where(IDEMPOTENCY_KEY.EXPIRES_AT.le(completed))
                         .execute()
-                == 1;
+                == 1) {
+            return true;
+        }
+        // a commit whose acknowledgement was lost may have stored this very answer
+        return db.fetchExists(db.selectOne()
+                .from(IDEMPOTENCY_KEY)
+                .where(
+                        IDEMPOTENCY_KEY.SCOPE.eq(scope),
+                        IDEMPOTENCY_KEY.IDEM_KEY.eq(request.key()),
+                        IDEMPOTENCY_KEY.FINGERPRINT.eq(request.fingerprint()),
+                        IDEMPOTENCY_KEY.RESPONSE_STATUS.eq(response.status())));
     }
 
     /**
