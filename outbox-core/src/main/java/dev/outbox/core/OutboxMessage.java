@@ -28,9 +28,10 @@ public record OutboxMessage(
 
     /**
      * The longest key, in bytes of UTF-8: a parked row's key goes into a B-tree index, whose entries
-     * PostgreSQL caps at about 2.7 KB, so a longer key would make its row impossible to park.
+     * PostgreSQL caps at 2,704 bytes with 8 KiB pages (the shard and the id take some of them), so a
+     * longer key could make its row impossible to park.
      */
-    public static final int MAX_KEY_BYTES = 1024;
+    public static final int MAX_KEY_BYTES = 2048;
 
     private static final Pattern TRACEPARENT = Pattern.compile("^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$");
 
@@ -67,8 +68,9 @@ public record OutboxMessage(
         requireNoNul(contentType, "contentType");
         for (var e : headers.entrySet()) {
             if (OutboxHeaders.isReserved(e.getKey())) {
-                throw new IllegalArgumentException(
-                        "header '" + e.getKey() + "' is set by the relay itself; choose another name");
+                throw new IllegalArgumentException("header '" + e.getKey()
+                        + "' is set by the relay itself (names are compared without regard to case; the"
+                        + " content type goes in OutboxMessage.contentType); choose another name");
             }
             Objects.requireNonNull(e.getValue(), "header '" + e.getKey() + "' has a null value");
             requireNoNul(e.getKey(), "a header name");

@@ -95,16 +95,16 @@ class ContractTest {
         String longest = "k".repeat(OutboxMessage.MAX_KEY_BYTES);
         assertThat(OutboxMessage.of("t", longest, "x", "c", null).key()).isEqualTo(longest);
         assertThatThrownBy(() -> OutboxMessage.of("t", longest + "k", "x", "c", null))
-                .hasMessageContaining("1025 bytes in UTF-8, more than 1024");
-        // 342 characters of three bytes each: within 1024 characters, past 1024 bytes
-        assertThatThrownBy(() -> OutboxMessage.of("t", "\u20ac".repeat(342), "x", "c", null))
-                .hasMessageContaining("1026 bytes in UTF-8");
+                .hasMessageContaining("2049 bytes in UTF-8, more than 2048");
+        // 683 characters of three bytes each: within 2048 characters, past 2048 bytes
+        assertThatThrownBy(() -> OutboxMessage.of("t", "\u20ac".repeat(683), "x", "c", null))
+                .hasMessageContaining("2049 bytes in UTF-8");
         // a surrogate pair is four bytes, not six
-        assertThat(OutboxMessage.of("t", "\ud83d\ude00".repeat(256), "x", "c", null)
+        assertThat(OutboxMessage.of("t", "\ud83d\ude00".repeat(512), "x", "c", null)
                         .key())
-                .hasSize(512);
-        assertThatThrownBy(() -> OutboxMessage.of("t", "\ud83d\ude00".repeat(256) + "k", "x", "c", null))
-                .hasMessageContaining("1025 bytes");
+                .hasSize(1024);
+        assertThatThrownBy(() -> OutboxMessage.of("t", "\ud83d\ude00".repeat(512) + "k", "x", "c", null))
+                .hasMessageContaining("2049 bytes");
         assertThatThrownBy(() -> OutboxMessage.of("t", "a\0b", "x", "c", null))
                 .hasMessageContaining("key holds a NUL character");
         assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x\0", "c", null))

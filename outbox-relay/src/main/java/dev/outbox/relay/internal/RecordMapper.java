@@ -7,6 +7,7 @@ import java.time.LocalDateTime;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
+import java.util.Locale;
 import java.util.Map;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.header.internals.RecordHeaders;
@@ -38,7 +39,10 @@ final class RecordMapper {
         String json = row.headersJson();
         if (json != null && !json.equals("{}")) {
             for (Map.Entry<String, String> h : Json.read(json).entrySet()) {
-                if (!OutboxHeaders.isReserved(h.getKey())) {
+                // the relay's own headers are the lower-case names; a row appended before the names were
+                // reserved in any case keeps its other spellings, as it always did
+                if (!(OutboxHeaders.isReserved(h.getKey())
+                        && h.getKey().equals(h.getKey().toLowerCase(Locale.ROOT)))) {
                     headers.add(h.getKey(), utf8(h.getValue()));
                 }
             }
