@@ -86,9 +86,10 @@ public interface Relay extends AutoCloseable {
 
     /**
      * @return whether both PostgreSQL and Kafka answered within the last readiness window (the lease
-     *     duration) and the circuit breaker of the sends is closed (Kafka may answer while every send
-     *     fails, e.g. with fewer in-sync replicas than a topic's {@code min.insync.replicas}): a relay
-     *     that is live but not ready is waiting for one of them
+     *     duration) and the sends work: their circuit breaker is closed, or half-open and last opened
+     *     longer than a lease duration ago (Kafka may answer while every send fails, e.g. with fewer
+     *     in-sync replicas than a topic's {@code min.insync.replicas}). A relay that is live but not
+     *     ready is waiting for one of them
      */
     boolean isReady();
 

@@ -34,7 +34,6 @@ import org.jooq.SQLDialect;
 import org.jooq.impl.DSL;
 import org.jooq.impl.DataSourceConnectionProvider;
 import org.jooq.impl.DefaultConfiguration;
-import org.springframework.beans.factory.ListableBeanFactory;
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.beans.factory.SmartInitializingSingleton;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
@@ -47,13 +46,16 @@ import org.springframework.boot.autoconfigure.condition.ConditionalOnSingleCandi
 import org.springframework.boot.autoconfigure.condition.ConditionalOnWebApplication;
 import org.springframework.boot.context.properties.EnableConfigurationProperties;
 import org.springframework.boot.health.contributor.HealthIndicator;
+import org.springframework.boot.web.context.reactive.ReactiveWebApplicationContext;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
+import org.springframework.context.ApplicationContext;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Conditional;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.core.env.Environment;
 import org.springframework.jdbc.datasource.TransactionAwareDataSourceProxy;
 import org.springframework.transaction.PlatformTransactionManager;
+import org.springframework.util.ClassUtils;
 
 /**
  * Auto-configuration of the outbox for a Spring Boot application with one PostgreSQL {@code
@@ -318,23 +320,34 @@ public class OutboxAutoConfiguration {
     }
 
     /**
-     * Fails the start when {@code outbox.idempotency.paths} names paths but no filter registration
-     * came of it (a reactive or non-web application, no servlet API): those endpoints would run
-     * without Idempotency-Key protection while the configuration says they have it.
+     * Fails the start when {@code outbox.idempotency.paths} names paths in a web application that did
+     * not register the filter (a reactive one, or no servlet API): those endpoints would run without
+     * Idempotency-Key protection while the configuration says they have it. An application that serves
+     * no HTTP (a test with {@code webEnvironment = NONE}, a worker profile) has nothing to protect.
      */
     @Bean
     @Conditional(IdempotencyPathsCondition.class)
-    static SmartInitializingSingleton outboxIdempotencyPathsCheck(ListableBeanFactory beans, Environment environment) {
+    static SmartInitializingSingleton outboxIdempotencyPathsCheck(ApplicationContext context, Environment environment) {
         return () -> {
-            if (!beans.containsBean(FILTER_REGISTRATION_BEAN)) {
-                throw new IllegalStateException(
-                        "outbox.idempotency.paths is " + environment.getProperty("outbox.idempotency.paths", "set")
-                                + ", but the Idempotency-Key filter is a servlet filter and this application does not run"
-                                + " one (it is not a servlet web application, or jakarta.servlet is not on its class path),"
-                                + " so those endpoints would run unprotected. Serve them from a servlet (Spring MVC)"
-                                + " application, or remove outbox.idempotency.paths.");
+            boolean web = context instanceof ReactiveWebApplicationContext
+                    || isInstance(context, "org.springframework.web.context.WebApplicationContext");
+            if (web && !context.containsBean(FILTER_REGISTRATION_BEAN)) {
+                throw new IllegalStateException("outbox.idempotency.paths is "
+                        + environment.getProperty("outbox.idempotency.paths", "set")
+                        + ", but the Idempotency-Key filter is a servlet filter and this web application does not"
+                        + " run one (it is reactive, or jakarta.servlet is not on its class path), so those"
+                        + " endpoints would run unprotected. Serve them from a servlet (Spring MVC) application,"
+                        + " or remove outbox.idempotency.paths.");
             }
         };
+    }
+
+    private static boolean isInstance(Object object, String className) {
+        ClassLoader loader = object.getClass().getClassLoader();
+        if (!ClassUtils.isPresent(className, loader)) {
+            return false;
+        }
+        return ClassUtils.resolveClassName(className, loader).isInstance(object);
     }
 
     /**

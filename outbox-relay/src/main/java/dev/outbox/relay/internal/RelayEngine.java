@@ -71,6 +71,9 @@ public final class RelayEngine implements Relay {
     private ShardServices services;
     private volatile long databaseOkNanos = Long.MIN_VALUE;
     private volatile long kafkaOkNanos = Long.MIN_VALUE;
+    /** When the sends' breaker last opened ({@link TimeSource#nanoTime()}). */
+    private volatile long breakerOpenedNanos = Long.MIN_VALUE;
+
     private volatile LeaseRounds leases;
 
     public RelayEngine(RelayConfig config) {
@@ -91,8 +94,12 @@ public final class RelayEngine implements Relay {
         this.breaker = CircuitBreaker.of("outbox-relay-kafka", config.circuitBreaker());
         this.metrics = new RelayMetrics(config.meterRegistry(), config.instanceId(), owned::size, breaker);
         this.log = new PrefixedLog(LOG, prefix);
-        breaker.getEventPublisher()
-                .onStateTransition(e -> log.warn("Kafka circuit breaker {}", e.getStateTransition()));
+        breaker.getEventPublisher().onStateTransition(e -> {
+            if (e.getStateTransition().getToState() == CircuitBreaker.State.OPEN) {
+                breakerOpenedNanos = time.nanoTime();
+            }
+            log.warn("Kafka circuit breaker {}", e.getStateTransition());
+        });
     }
 
     @Override
@@ -386,17 +393,30 @@ public final class RelayEngine implements Relay {
     public boolean isReady() {
         long window = config.leaseDuration().toNanos();
         long now = time.nanoTime();
-        // Kafka answering its probe is not enough: with too few in-sync replicas, say, the cluster answers
-        // while every send fails, and the breaker opens on those failures
-        CircuitBreaker.State sends = breaker.getState();
         return isLive()
                 && databaseOkNanos != Long.MIN_VALUE
                 && now - databaseOkNanos <= window
                 && kafkaOkNanos != Long.MIN_VALUE
                 && now - kafkaOkNanos <= window
-                && sends != CircuitBreaker.State.OPEN
-                && sends != CircuitBreaker.State.HALF_OPEN
-                && sends != CircuitBreaker.State.FORCED_OPEN;
+                && sendsWork(now, window);
+    }
+
+    /**
+     * Kafka answering its probe is not enough: with too few in-sync replicas, say, the cluster answers
+     * while every send fails, and the breaker opens on those failures. Half-open counts as failing while
+     * the breaker opened within the window (its trials keep failing, and it opens again sooner than
+     * that), and as working after: a half-open breaker closes only on a trial batch, which a relay with
+     * nothing to send never makes.
+     */
+    private boolean sendsWork(long now, long window) {
+        return switch (breaker.getState()) {
+            case OPEN, FORCED_OPEN -> false;
+            case HALF_OPEN -> {
+                long opened = breakerOpenedNanos;
+                yield opened == Long.MIN_VALUE || now - opened > window;
+            }
+            default -> true;
+        };
     }
 
     @Override
