@@ -19,7 +19,9 @@ import static dev.outbox.relay.process.RelaySettings.STARTUP_TIMEOUT;
 
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
+import dev.outbox.core.IdempotencyExempt;
 import dev.outbox.core.internal.Durations;
+import dev.outbox.core.retry.Backoff;
 import dev.outbox.migrations.MigrationResult;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.relay.Relay;
@@ -291,9 +293,16 @@ final class RelayProcess implements AutoCloseable {
      * PostgreSQL answers or startup-timeout has passed, however long it is; a refused login or a missing
      * database is not waited for.
      */
+    /** Between the start check's tries: 50 ms doubling up to 1 s, full jitter. */
+    private static final Backoff START_CHECK_BACKOFF = Backoff.of(Duration.ofMillis(50), Duration.ofSeconds(1));
+
+    @IdempotencyExempt(
+            rules = IdempotencyExempt.RETRY_BUDGET,
+            reason = "start-up check, once per process, bounded by startup-timeout; backs off with full jitter")
     private static void checkDatabase(RelaySettings.Values s) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(startupDeadlineMillis(s));
         boolean logged = false;
+        int attempt = 0;
         while (true) {
             long remaining = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
             try {
@@ -314,8 +323,10 @@ final class RelayProcess implements AutoCloseable {
                             Durations.format(s.duration(STARTUP_TIMEOUT)));
                 }
                 try {
-                    Thread.sleep(
-                            Math.max(1, Math.min(500, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()))));
+                    long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+                    Thread.sleep(Math.max(
+                            1,
+                            Math.min(left, START_CHECK_BACKOFF.delay(attempt++).toMillis())));
                 } catch (InterruptedException ie) {
                     Thread.currentThread().interrupt();
                     throw cannotConnect(s, e);
