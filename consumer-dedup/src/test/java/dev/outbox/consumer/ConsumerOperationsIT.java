@@ -422,17 +422,7 @@ class ConsumerOperationsIT {
                 assertThat(Fixtures.counter(registry, "outbox.consumer.duplicates"))
                         .isZero();
                 invariants.run();
-                assertThat(Fixtures.scalar(
-                                db,
-                                "select count(*) from outbox.processed_message where consumer = '" + name
-                                        + "' and outcome = 'HANDLED'"))
-                        .isEqualTo(all.size());
-                assertThat(Fixtures.scalar(
-                                db, "select count(*) from outbox.processed_message where consumer = '" + name + "'"))
-                        .isEqualTo(all.size());
-                assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0)))
-                        .as("dead-letter records")
-                        .isZero();
+                assertAllHandledOnceNoneDeadLettered(db, kafka, name, topic, all.size());
             }
             assertThat(aheadOfDatabase)
                     .as("offsets committed ahead of the database")
@@ -598,17 +588,7 @@ class ConsumerOperationsIT {
                 assertThat(probeCalls)
                         .as("handler calls of the hung probe's record")
                         .hasValue(1);
-                assertThat(Fixtures.scalar(
-                                db,
-                                "select count(*) from outbox.processed_message where consumer = '" + name
-                                        + "' and outcome = 'HANDLED'"))
-                        .isEqualTo(all.size());
-                assertThat(Fixtures.scalar(
-                                db, "select count(*) from outbox.processed_message where consumer = '" + name + "'"))
-                        .isEqualTo(all.size());
-                assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0)))
-                        .as("dead-letter records")
-                        .isZero();
+                assertAllHandledOnceNoneDeadLettered(db, kafka, name, topic, all.size());
                 assertThat(breakerState(registry, "database")).isZero();
                 invariants.run();
             }
@@ -1070,6 +1050,26 @@ class ConsumerOperationsIT {
     }
 
     // --- database helpers
+
+    /**
+     * Every one of {@code count} records of {@code topic} has exactly one dedup row, marked handled,
+     * and the dead-letter topic is empty.
+     */
+    private static void assertAllHandledOnceNoneDeadLettered(
+            TestDatabase db, TestKafka kafka, String name, String topic, int count) throws Exception {
+        assertThat(Fixtures.scalar(
+                        db,
+                        "select count(*) from outbox.processed_message where consumer = '" + name
+                                + "' and outcome = 'HANDLED'"))
+                .as("handled dedup rows")
+                .isEqualTo(count);
+        assertThat(Fixtures.scalar(db, "select count(*) from outbox.processed_message where consumer = '" + name + "'"))
+                .as("dedup rows")
+                .isEqualTo(count);
+        assertThat(endOffset(kafka, new TopicPartition(topic + ".dlt", 0)))
+                .as("dead-letter records")
+                .isZero();
+    }
 
     private static void seedProcessed(TestDatabase db, String consumer, int count, Duration age) throws SQLException {
         try (Connection c = db.connect();

@@ -1,5 +1,6 @@
 package dev.outbox.consumer.internal;
 
+import dev.outbox.core.internal.SqlStates;
 import java.sql.SQLException;
 import java.sql.SQLRecoverableException;
 import java.sql.SQLTransientException;
@@ -15,7 +16,8 @@ final class SqlErrors {
      *     53), server shutting down or starting (57P01..57P03), lock timeout (55P03)
      */
     static boolean isTransient(Throwable failure) {
-        for (Throwable t = failure; t != null; t = t.getCause() == t ? null : t.getCause()) {
+        int depth = 0;
+        for (Throwable t = failure; t != null && depth < 32; t = t.getCause(), depth++) {
             if (t instanceof SQLTransientException || t instanceof SQLRecoverableException) {
                 return true;
             }
@@ -33,13 +35,8 @@ final class SqlErrors {
      *     handler's own statements, it says nothing about the database's health.
      */
     static boolean isContention(Throwable failure) {
-        for (Throwable t = failure; t != null; t = t.getCause() == t ? null : t.getCause()) {
-            if (t instanceof SQLException e && e.getSQLState() != null) {
-                String state = e.getSQLState();
-                return state.equals("55P03") || state.equals("40001") || state.equals("40P01");
-            }
-        }
-        return false;
+        String state = SqlStates.of(failure);
+        return "55P03".equals(state) || "40001".equals(state) || "40P01".equals(state);
     }
 
     static boolean isTransientState(String state) {
@@ -57,11 +54,6 @@ final class SqlErrors {
 
     /** @return the SQLState of the first SQLException in the chain, or null */
     static String sqlState(Throwable failure) {
-        for (Throwable t = failure; t != null; t = t.getCause() == t ? null : t.getCause()) {
-            if (t instanceof SQLException e && e.getSQLState() != null) {
-                return e.getSQLState();
-            }
-        }
-        return null;
+        return SqlStates.of(failure);
     }
 }

@@ -3,6 +3,7 @@ package dev.outbox.http.server.internal;
 import static dev.outbox.migrations.jooq.Tables.IDEMPOTENCY_KEY;
 
 import dev.outbox.core.internal.Json;
+import dev.outbox.core.internal.SqlStates;
 import dev.outbox.http.server.BusinessCall;
 import dev.outbox.http.server.IdempotencyOutcome;
 import dev.outbox.http.server.IdempotencyRequest;
@@ -15,7 +16,6 @@ import io.micrometer.core.instrument.MeterRegistry;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.sql.SQLException;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.OffsetDateTime;
@@ -136,7 +136,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
                 X cause = (X) f.getCause();
                 throw cause;
             } catch (RuntimeException e) {
-                if (refusal.response == null || isSerializationFailure(e)) {
+                if (refusal.response == null || SqlStates.isSerializationFailure(e)) {
                     // a serialization failure at commit says the reads the refusal rests on may be stale:
                     // nothing is stored, and a retry with the key runs anew
                     failed.increment();
@@ -312,24 +312,6 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
         return stored ? new IdempotencyOutcome.Executed(response, false) : new IdempotencyOutcome.NotStored(response);
     }
 
-    /** @return whether the failure's cause chain holds SQLState class 40 (serialization failure, deadlock) */
-    private static boolean isSerializationFailure(Throwable failure) {
-        int depth = 0;
-        for (Throwable t = failure; t != null && depth < 32; t = t.getCause(), depth++) {
-            if (t instanceof SQLException e
-                    && e.getSQLState() != null
-                    && e.getSQLState().startsWith("40")) {
-                return true;
-            }
-            if (t instanceof DataAccessException d
-                    && d.sqlState() != null
-                    && d.sqlState().startsWith("40")) {
-                return true;
-            }
-        }
-        return false;
-    }
-
     /**
      * @return whether the key now holds {@code response}: it was free (or expired) and this stored it, or
      *     the failed commit had gone through after all and stored the same answer
@@ -353,11 +335,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
                         .set(IDEMPOTENCY_KEY.RESPONSE_BODY, response.body())
                         .onConflict(IDEMPOTENCY_KEY.SCOPE, IDEMPOTENCY_KEY.IDEM_KEY)
                         .doUpdate()
-                        .set(IDEMPOTENCY_KEY.FINGERPRINT, request.fingerprint())
-                        .set(IDEMPOTENCY_KEY.EXPIRES_AT, completed.plus(ttl))
-                        .set(IDEMPOTENCY_KEY.RESPONSE_STATUS, response.status())
-                        .set(IDEMPOTENCY_KEY.RESPONSE_HEADERS, headers)
-                        .set(IDEMPOTENCY_KEY.RESPONSE_BODY, response.body())
+                        .setNonConflictingKeyToExcluded()
                         .where(IDEMPOTENCY_KEY.EXPIRES_AT.le(completed))
                         .execute()
                 == 1) {
