@@ -1,5 +1,6 @@
 package dev.outbox.core;
 
+import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
@@ -39,8 +40,8 @@ public record OutboxMessage(
      * @throws NullPointerException when topic, type, contentType or headers is null
      * @throws IllegalArgumentException when the topic or type is empty, the topic is not a valid
      *     Kafka topic name, the key is longer than {@link #MAX_KEY_BYTES} in UTF-8, a string holds a
-     *     NUL character (PostgreSQL's text cannot), a header name is reserved, or a traceparent is
-     *     malformed
+     *     NUL character (PostgreSQL's text cannot) or a lone UTF-16 surrogate (it has no UTF-8 form), a
+     *     header name is reserved, or a traceparent is malformed
      */
     public OutboxMessage {
         Objects.requireNonNull(topic, "topic may not be null");
@@ -62,10 +63,10 @@ public record OutboxMessage(
                         + MAX_KEY_BYTES + ": a row that must be parked keeps its key in an index that cannot hold"
                         + " it; use a shorter key, e.g. the aggregate id or a SHA-256 of the long one");
             }
-            requireNoNul(key, "key");
+            requireStorable(key, "key");
         }
-        requireNoNul(type, "type");
-        requireNoNul(contentType, "contentType");
+        requireStorable(type, "type");
+        requireStorable(contentType, "contentType");
         for (var e : headers.entrySet()) {
             if (OutboxHeaders.isReserved(e.getKey())) {
                 throw new IllegalArgumentException("header '" + e.getKey()
@@ -73,8 +74,8 @@ public record OutboxMessage(
                         + " content type goes in OutboxMessage.contentType); choose another name");
             }
             Objects.requireNonNull(e.getValue(), "header '" + e.getKey() + "' has a null value");
-            requireNoNul(e.getKey(), "a header name");
-            requireNoNul(e.getValue(), "header '" + e.getKey() + "'");
+            requireStorable(e.getKey(), "a header name");
+            requireStorable(e.getValue(), "header '" + e.getKey() + "'");
         }
         String traceparent = headers.get(OutboxHeaders.TRACEPARENT);
         if (traceparent != null && !isTraceparent(traceparent)) {
@@ -93,10 +94,29 @@ public record OutboxMessage(
         return value != null && TRACEPARENT.matcher(value).matches();
     }
 
-    private static void requireNoNul(String value, String what) {
-        if (value.indexOf('\0') >= 0) {
-            throw new IllegalArgumentException(
-                    what + " holds a NUL character (U+0000), which PostgreSQL's text cannot store; remove it");
+    /**
+     * Refuses what PostgreSQL's text cannot store faithfully: a NUL character (refused mid-transaction)
+     * and a lone UTF-16 surrogate (pgjdbc writes it as {@code ?}, so two keys could become one).
+     */
+    private static void requireStorable(String value, String what) {
+        for (int i = 0; i < value.length(); i++) {
+            char c = value.charAt(i);
+            if (c == '\0') {
+                throw new IllegalArgumentException(
+                        what + " holds a NUL character (U+0000), which PostgreSQL's text cannot store; remove it");
+            }
+            if (Character.isSurrogate(c)) {
+                if (Character.isHighSurrogate(c)
+                        && i + 1 < value.length()
+                        && Character.isLowSurrogate(value.charAt(i + 1))) {
+                    i++;
+                } else {
+                    throw new IllegalArgumentException(what + " holds a lone UTF-16 surrogate at index " + i
+                            + " (U+" + HexFormat.of().withUpperCase().toHexDigits(c)
+                            + "), which is no character and has no UTF-8 form; fix how the string is built"
+                            + " (a string cut between the two halves of a pair, or decoded with the wrong charset)");
+                }
+            }
         }
     }
 

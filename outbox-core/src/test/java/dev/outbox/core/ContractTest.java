@@ -87,8 +87,9 @@ class ContractTest {
 
     /**
      * G7 starts at append: a key longer than the index of parked rows can hold would make its row
-     * impossible to park, so it is refused, counted in UTF-8 bytes; and a NUL character, which
-     * PostgreSQL's text refuses inside the caller's transaction, is refused before it.
+     * impossible to park, so it is refused, counted in UTF-8 bytes; a NUL character, which
+     * PostgreSQL's text refuses inside the caller's transaction, is refused before it; and so is a
+     * lone UTF-16 surrogate, which would be stored as {@code ?} (G3: two keys would share an order).
      */
     @Test
     void keysThatARowCouldNotBeParkedWithAndNulCharactersAreRefused() {
@@ -113,6 +114,17 @@ class ContractTest {
                 .hasMessageContaining("contentType holds a NUL character");
         assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withHeader("h", "v\0"))
                 .hasMessageContaining("header 'h' holds a NUL character");
+        // a lone surrogate has no UTF-8 form: pgjdbc would store it as '?', making two keys one
+        assertThatThrownBy(() -> OutboxMessage.of("t", "order-\ud83d", "x", "c", null))
+                .hasMessageContaining("key holds a lone UTF-16 surrogate at index 6 (U+D83D)");
+        assertThatThrownBy(() -> OutboxMessage.of("t", "\ude00order", "x", "c", null))
+                .hasMessageContaining("key holds a lone UTF-16 surrogate at index 0 (U+DE00)");
+        assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withHeader("h", "\ude00\ud83d"))
+                .hasMessageContaining("header 'h' holds a lone UTF-16 surrogate at index 0");
+        assertThat(OutboxMessage.of("t", "k\ud83d\ude00", "x", "c", null)
+                        .withHeader("h", "\ud83d\ude00")
+                        .key())
+                .isEqualTo("k\ud83d\ude00");
     }
 
     @Test
