@@ -16,6 +16,7 @@ import dev.outbox.spring.internal.ConsumersHealthIndicator;
 import dev.outbox.spring.internal.EmbeddedRelay;
 import dev.outbox.spring.internal.EmbeddedRelayBuilder;
 import dev.outbox.spring.internal.IdempotencyPathsCondition;
+import dev.outbox.spring.internal.InstalledShards;
 import dev.outbox.spring.internal.NamedSettings;
 import dev.outbox.spring.internal.OutboxMigrationsInitializer;
 import dev.outbox.spring.internal.OutboxPurges;
@@ -124,6 +125,7 @@ public class OutboxAutoConfiguration {
     Outbox outbox(
             OutboxProperties properties,
             Environment environment,
+            DataSource dataSource,
             ObjectProvider<AvroCodec> codec,
             ObjectProvider<OutboxMigrationsInitializer> migrations) {
         migrations.ifAvailable(m -> {});
@@ -133,7 +135,9 @@ public class OutboxAutoConfiguration {
         named.set(SHARDS, properties.getShards(), builder::shards);
         // an AvroCodec bean replaces the default codec of the typed appends
         codec.ifUnique(builder::codec);
-        return builder.build();
+        Outbox outbox = builder.build();
+        InstalledShards.requireMatch(dataSource, outbox.schema(), properties.getShards());
+        return outbox;
     }
 
     @Bean

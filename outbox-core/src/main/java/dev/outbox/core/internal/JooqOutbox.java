@@ -106,7 +106,8 @@ public final class JooqOutbox implements Outbox {
             try {
                 return appendAll(c, messages);
             } catch (SQLException e) {
-                throw new DataAccessException("SQL [" + insertSql + "]; " + e.getMessage(), e);
+                throw new DataAccessException(
+                        "Outbox.append to " + schema + ".outbox_message failed: " + e.getMessage(), e);
             }
         });
     }
@@ -216,6 +217,12 @@ public final class JooqOutbox implements Outbox {
                 ResultSet rs = ps.executeQuery()) {
             rs.next();
             installed = rs.getInt(1);
+        } catch (SQLException e) {
+            throw new SQLException(
+                    "reading the installed shard count (" + shardCountSql + ") failed: " + e.getMessage()
+                            + "; is the outbox installed in schema " + schema + "?",
+                    e.getSQLState(),
+                    e);
         }
         if (installed != shards) {
             throw new IllegalStateException(
