@@ -28,6 +28,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import javax.sql.DataSource;
 import org.jooq.DSLContext;
@@ -35,6 +36,9 @@ import org.jooq.SQLDialect;
 import org.jooq.impl.DSL;
 import org.jooq.impl.DataSourceConnectionProvider;
 import org.jooq.impl.DefaultConfiguration;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.beans.factory.ListableBeanFactory;
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.beans.factory.SmartInitializingSingleton;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
@@ -53,6 +57,7 @@ import org.springframework.context.ApplicationContext;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Conditional;
 import org.springframework.context.annotation.Configuration;
+import org.springframework.core.ResolvableType;
 import org.springframework.core.env.Environment;
 import org.springframework.jdbc.datasource.TransactionAwareDataSourceProxy;
 import org.springframework.transaction.PlatformTransactionManager;
@@ -94,6 +99,8 @@ import org.springframework.util.ClassUtils;
 @ConditionalOnSingleCandidate(DataSource.class)
 @EnableConfigurationProperties(OutboxProperties.class)
 public class OutboxAutoConfiguration {
+
+    private static final Logger LOG = LoggerFactory.getLogger(OutboxAutoConfiguration.class);
 
     /** The bean name of the outbox migrations, for {@code @DependsOn}. */
     public static final String MIGRATIONS_BEAN = "outboxMigrations";
@@ -288,13 +295,28 @@ public class OutboxAutoConfiguration {
         @Bean(FILTER_REGISTRATION_BEAN)
         @ConditionalOnMissingBean(name = FILTER_REGISTRATION_BEAN)
         FilterRegistrationBean<IdempotencyFilter> outboxIdempotencyFilterRegistration(
-                IdempotencyFilter filter, OutboxProperties properties) {
+                IdempotencyFilter filter, OutboxProperties properties, ListableBeanFactory beans) {
             FilterRegistrationBean<IdempotencyFilter> registration = new FilterRegistrationBean<>(filter);
             registration.setName("outboxIdempotencyFilter");
             registration.setUrlPatterns(properties.getIdempotency().getPaths());
             registration.setOrder(properties.getIdempotency().getFilterOrder());
             // the key's transaction is the request thread's: no async processing behind the filter
             registration.setAsyncSupported(false);
+            // the application registers the filter itself (other paths or order, or turned off): this one
+            // would register it a second time
+            List<String> own = Arrays.stream(beans.getBeanNamesForType(
+                            ResolvableType.forClassWithGenerics(FilterRegistrationBean.class, IdempotencyFilter.class),
+                            true,
+                            false))
+                    .filter(name -> !name.equals(FILTER_REGISTRATION_BEAN))
+                    .toList();
+            if (!own.isEmpty()) {
+                LOG.info(
+                        "[outbox] the application registers the Idempotency-Key filter itself ({}): the starter's"
+                                + " registration is off, and outbox.idempotency.paths and filter-order are not applied",
+                        own);
+                registration.setEnabled(false);
+            }
             return registration;
         }
 

@@ -42,6 +42,8 @@ import org.springframework.boot.test.context.runner.ApplicationContextRunner;
 import org.springframework.boot.test.context.runner.ReactiveWebApplicationContextRunner;
 import org.springframework.boot.test.context.runner.WebApplicationContextRunner;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
 import org.springframework.jdbc.datasource.DataSourceTransactionManager;
 import org.springframework.jdbc.datasource.DriverManagerDataSource;
 import org.springframework.test.util.ReflectionTestUtils;
@@ -98,6 +100,43 @@ class OutboxAutoConfigurationTest {
             assertThat(registration.getUrlPatterns()).containsExactly("/orders", "/payments/*");
         });
         web.run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(IdempotencyFilter.class));
+    }
+
+    /**
+     * G5: an application that registers the filter itself (other paths or order, or turned off) gets
+     * the starter's registration turned off, so the filter does not run twice or against the
+     * application's wish. Before, the starter's registration backed off only for its own bean name.
+     */
+    @Test
+    void aRegistrationOfTheApplicationsOwnTurnsTheStartersOff() {
+        web.withPropertyValues("outbox.idempotency.paths=/orders")
+                .withUserConfiguration(OwnRegistration.class)
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    assertThat(context.getBean(
+                                            OutboxAutoConfiguration.FILTER_REGISTRATION_BEAN,
+                                            FilterRegistrationBean.class)
+                                    .isEnabled())
+                            .isFalse();
+                    assertThat(context.getBean("ownRegistration", FilterRegistrationBean.class)
+                                    .getUrlPatterns())
+                            .containsExactly("/v2/orders");
+                });
+        web.withPropertyValues("outbox.idempotency.paths=/orders")
+                .run(context -> assertThat(context.getBean(
+                                        OutboxAutoConfiguration.FILTER_REGISTRATION_BEAN, FilterRegistrationBean.class)
+                                .isEnabled())
+                        .isTrue());
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class OwnRegistration {
+        @Bean
+        FilterRegistrationBean<IdempotencyFilter> ownRegistration(IdempotencyFilter filter) {
+            FilterRegistrationBean<IdempotencyFilter> registration = new FilterRegistrationBean<>(filter);
+            registration.addUrlPatterns("/v2/orders");
+            return registration;
+        }
     }
 
     /**

@@ -91,6 +91,7 @@ public final class IdempotencyFilter implements Filter {
     private final ResponsePolicy responsePolicy;
     private final List<String> storedHeaders;
     private final String log;
+    private volatile boolean registeredTwiceWarned;
     private final Admission admission;
 
     private IdempotencyFilter(Builder b) {
@@ -153,6 +154,13 @@ public final class IdempotencyFilter implements Filter {
         if (!(req instanceof HttpServletRequest request)
                 || !(res instanceof HttpServletResponse response)
                 || !isProtected(request)) {
+            chain.doFilter(req, res);
+            return;
+        }
+        if (request.getAttribute(TX_ATTRIBUTE) != null) {
+            // registered twice (two registrations of the filter): the outer pass holds the key already,
+            // and a second claim in its transaction would find its own row in flight and answer 409
+            warnRegisteredTwice(request);
             chain.doFilter(req, res);
             return;
         }
@@ -418,6 +426,19 @@ public final class IdempotencyFilter implements Filter {
         /** @return the filter */
         public IdempotencyFilter build() {
             return new IdempotencyFilter(this);
+        }
+    }
+
+    private void warnRegisteredTwice(HttpServletRequest request) {
+        if (!registeredTwiceWarned) {
+            registeredTwiceWarned = true;
+            LOG.warn(
+                    "{}{} {} passed this filter twice: it is registered twice (for example a FilterRegistrationBean"
+                            + " of its own next to the Spring Boot starter's); the inner pass lets the request through"
+                            + " under the outer one's key, but remove one registration",
+                    log,
+                    request.getMethod(),
+                    ScopeResolver.path(request));
         }
     }
 }

@@ -437,6 +437,40 @@ class IdempotencyFilterIT {
     }
 
     /**
+     * G5 with the filter registered twice (a registration of the application's own next to the
+     * starter's): the inner pass sees the outer one's transaction and lets the request through, so the
+     * call runs once and a retry is replayed. Before, the inner pass claimed the key again in the same
+     * transaction, found its own row in flight and answered 409 to every request, for ever.
+     */
+    @Test
+    void aFilterRegisteredTwiceRunsTheCallOnceAndReplays() throws Exception {
+        IdempotencyFilter filter = IdempotencyFilter.builder(store)
+                .paths("/orders/*")
+                .scopeResolver(ScopeResolver.principalOrTenantHeader("X-Tenant"))
+                .name("twice")
+                .build();
+        try (TestServer twice = TestServer.start(APP, OrdersApp.fakeLogin(), filter, filter)) {
+            String key = UUID.randomUUID().toString();
+            String body = body("twice");
+            HttpRequest request = HttpRequest.newBuilder(twice.uri("/orders"))
+                    .timeout(Duration.ofSeconds(60))
+                    .header("Content-Type", "application/json")
+                    .header("X-Tenant", "it")
+                    .header("Idempotency-Key", key)
+                    .POST(HttpRequest.BodyPublishers.ofString(body))
+                    .build();
+            HttpResponse<String> first = send(request);
+            assertThat(first.statusCode()).isEqualTo(201);
+            HttpResponse<String> replay = send(request);
+            assertThat(replay.statusCode()).isEqualTo(201);
+            assertThat(replay.headers().firstValue("Idempotent-Replayed")).contains("true");
+            assertThat(replay.body()).isEqualTo(first.body());
+            assertThat(orders(body)).isOne();
+            assertThat(keyRows(key)).isOne();
+        }
+    }
+
+    /**
      * G5 / G2: a final refusal (400 set by the handler, 422 into which a framework's exception
      * resolver turned an exception that never reached the filter) keeps none of the handler's writes
      * (no order row, no outbox row) and is stored: a repeat gets it replayed and runs nothing.
