@@ -151,7 +151,11 @@ public class OutboxProperties {
         /** Names the store and the filter in log lines and in the store tag of their meters. */
         private String name = "default";
 
-        /** Order of the filter's registration among the application's servlet filters. */
+        /**
+         * Order of the filter's registration among the application's servlet filters: after Spring
+         * Security (-100), whose principal scopes the keys. Boot's form filter (-9900) runs ahead and
+         * parses PUT, PATCH and DELETE forms; the filter fingerprints their fields.
+         */
         private int filterOrder = 0;
 
         public List<String> getPaths() {

@@ -72,7 +72,11 @@ import org.slf4j.LoggerFactory;
  * <p>Problem responses (400, 401, 409, 413, 422) are {@code application/problem+json} with a {@code
  * detail} that says what is wrong and how to fix it. Limits: the handler must answer synchronously
  * (no {@code startAsync}); form parameters are not re-parsed from the buffered body, so read the
- * body (JSON) rather than {@code getParameter} on protected endpoints. Metrics: counter {@value
+ * body (JSON) rather than {@code getParameter} on protected endpoints, unless a filter ahead of this
+ * one parsed the form into the request's parameters (Spring's {@code FormContentFilter} does for PUT,
+ * PATCH and DELETE): the body is gone then, the key covers the form's fields (see {@link
+ * RequestFingerprint}) and the handler reads them with {@code getParameter}. A body a filter ahead
+ * read without leaving it readable, or as parameters, is refused with 500. Metrics: counter {@value
  * IdempotencyStore#METRIC} with outcome {@code rejected} (400), {@code unidentified} (401) and {@code
  * too_large} (413), next to the store's outcomes.
  */
@@ -169,7 +173,7 @@ public final class IdempotencyFilter implements Filter {
         if (key == null) {
             return;
         }
-        byte[] body = admission.body(request, path, response);
+        Admission.Body body = admission.body(request, path, response);
         if (body == null) {
             return;
         }
@@ -180,7 +184,11 @@ public final class IdempotencyFilter implements Filter {
             print = scope == null
                     ? null
                     : fingerprint.fingerprint(
-                            request.getMethod(), path, request.getQueryString(), request.getContentType(), body);
+                            request.getMethod(),
+                            path,
+                            request.getQueryString(),
+                            request.getContentType(),
+                            body.fingerprinted());
         } catch (RuntimeException e) {
             throw new ServletException(
                     log + "could not resolve the scope or fingerprint of " + request.getMethod() + " " + path, e);
@@ -190,7 +198,7 @@ public final class IdempotencyFilter implements Filter {
             return;
         }
         IdempotencyRequest idempotencyRequest = new IdempotencyRequest(scope, key, print);
-        BufferedRequest buffered = new BufferedRequest(request, body);
+        BufferedRequest buffered = new BufferedRequest(request, body.content());
         CapturingResponse capturing = new CapturingResponse(response);
         IdempotencyOutcome outcome;
         try {

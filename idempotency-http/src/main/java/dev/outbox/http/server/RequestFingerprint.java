@@ -19,7 +19,9 @@ public interface RequestFingerprint {
      * @param path the path inside the application; with {@code ?} and the query string when the
      *     filter calls this method (see {@link #fingerprint(String, String, String, String, byte[])})
      * @param contentType the request's content type, or null
-     * @param body the request body, empty for none
+     * @param body the request body, empty for none; for a form whose body a filter ahead of the
+     *     filter parsed into the request's parameters, the canonical encoding of those parameters
+     *     (see {@link #sha256()})
      * @return the fingerprint, not empty
      */
     String fingerprint(String method, String path, String contentType, byte[] body);
@@ -34,7 +36,9 @@ public interface RequestFingerprint {
      * @param query the raw query string (after {@code ?}), or null when the request has none (an
      *     empty query, a bare {@code ?}, is not null)
      * @param contentType the request's content type, or null
-     * @param body the request body, empty for none
+     * @param body the request body, empty for none; for a form whose body a filter ahead of the
+     *     filter parsed into the request's parameters, the canonical encoding of those parameters
+     *     (see {@link #sha256()})
      * @return the fingerprint, not empty
      */
     default String fingerprint(String method, String path, String query, String contentType, byte[] body) {
@@ -49,6 +53,18 @@ public interface RequestFingerprint {
      * different requests hash the same input. The body is compared byte for byte: a client that
      * re-serialises its JSON with other whitespace or key order between attempts gets 422; send the
      * same bytes on every retry (the client in this module does).
+     *
+     * <p>A form ({@code application/x-www-form-urlencoded}) whose body a filter ahead of the filter
+     * has read and parsed into the request's parameters (Spring's {@code FormContentFilter} for PUT,
+     * PATCH and DELETE; the container for a POST once a filter called {@code getParameter}) has no
+     * bytes left to compare. Its body is then the canonical encoding of the request's parameters:
+     * every name with each of its values, in the order the request gives them, URL-encoded in UTF-8
+     * and joined by {@code &}. The parameters merge the query string's fields with the form's, and
+     * the query string counts as sent as well, so the key covers the form's fields as the handler
+     * reads them: another value, another order of one name's values, or another field is refused;
+     * two encodings of the same fields ({@code a=%41} and {@code a=A}), or one name's values with
+     * other fields between them ({@code a=1&b=2&a=3} and {@code a=1&a=3&b=2}), which the parsed
+     * parameters do not tell apart either, are one request.
      *
      * @return the fingerprint function
      */

@@ -14,6 +14,7 @@ import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import jakarta.servlet.Filter;
+import jakarta.servlet.http.HttpServletRequest;
 import java.io.ByteArrayInputStream;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -301,13 +302,72 @@ class IdempotencyFilterIT {
     }
 
     /**
-     * G5: a form body that a filter ahead of this one has already read (its parameters asked for) would
-     * be fingerprinted as empty, and the key then reused with any other body. Such a request is refused
-     * with 500 and runs nothing; the key is not stored. Also when the form is sent chunked, without a
-     * Content-Length that would show the body is gone (it ran, with an empty fingerprint, before).
+     * G5: a body that a filter ahead of this one has already read and dropped (a JSON body, a form
+     * read as a stream, part of a form) would be fingerprinted as empty, or by what is left of it, and
+     * the key then reused with any other body. Such a request is refused with 500 and runs nothing;
+     * the key is not stored.
      */
     @Test
-    void aBodyReadBeforeTheFilterIsRefusedNotFingerprintedAsEmpty() throws Exception {
+    void aBodyReadAndDroppedBeforeTheFilterIsRefusedNotFingerprintedAsEmpty() throws Exception {
+        IdempotencyFilter filter = IdempotencyFilter.builder(store)
+                .paths("/orders/*")
+                .scopeResolver(ScopeResolver.principalOrTenantHeader("X-Tenant"))
+                .meterRegistry(METRICS)
+                .name("orders")
+                .build();
+        Filter readsTheStream = (request, response, chain) -> {
+            String part = ((HttpServletRequest) request).getHeader("X-Read");
+            if (part != null) {
+                request.getInputStream().readNBytes(Integer.parseInt(part));
+            }
+            chain.doFilter(request, response);
+        };
+        try (TestServer early = TestServer.start(APP, readsTheStream, filter)) {
+            String key = UUID.randomUUID().toString();
+            String form = "order=" + UUID.randomUUID();
+            int ordersBefore = dsl.fetchCount(DSL.table("public.orders"));
+            List<HttpRequest> dropped = List.of(
+                    HttpRequest.newBuilder(early.uri("/orders"))
+                            .header("Content-Type", "application/json")
+                            .header("X-Read", "100000")
+                            .POST(HttpRequest.BodyPublishers.ofString(body("dropped")))
+                            .build(),
+                    HttpRequest.newBuilder(early.uri("/orders"))
+                            .header("Content-Type", "application/x-www-form-urlencoded")
+                            .header("X-Read", "100000")
+                            .POST(HttpRequest.BodyPublishers.ofString(form))
+                            .build(),
+                    HttpRequest.newBuilder(early.uri("/orders"))
+                            .header("Content-Type", "application/x-www-form-urlencoded")
+                            .header("X-Read", "3")
+                            .POST(HttpRequest.BodyPublishers.ofString(form))
+                            .build());
+            for (HttpRequest request : dropped) {
+                HttpResponse<String> r = send(HttpRequest.newBuilder(request, (name, value) -> true)
+                        .timeout(Duration.ofSeconds(60))
+                        .header("X-Tenant", "it")
+                        .header("Idempotency-Key", key)
+                        .build());
+                assertThat(r.statusCode()).as(request.headers().toString()).isEqualTo(500);
+                assertThat(r.body()).contains("was read before its Idempotency-Key could be checked");
+            }
+            assertThat(dsl.fetchCount(DSL.table("public.orders")))
+                    .as("the app ran for no request")
+                    .isEqualTo(ordersBefore);
+            assertThat(keyRows(key)).isZero();
+        }
+    }
+
+    /**
+     * G5: a form whose body a filter ahead of this one parsed into the request's parameters (here the
+     * container, for a filter that asked for a parameter, as Spring Security's {@code CsrfFilter} does
+     * without the CSRF header) has no bytes left, but its fields are what the handler reads, and the
+     * key covers them. It runs once; the same form, with a {@code Content-Length} or sent chunked, is
+     * replayed; the same key with another field value is refused with 422. Before, every such request
+     * was refused with 500.
+     */
+    @Test
+    void aFormParsedBeforeTheFilterIsFingerprintedByItsFields() throws Exception {
         IdempotencyFilter filter = IdempotencyFilter.builder(store)
                 .paths("/orders/*")
                 .scopeResolver(ScopeResolver.principalOrTenantHeader("X-Tenant"))
@@ -320,33 +380,39 @@ class IdempotencyFilterIT {
         };
         try (TestServer early = TestServer.start(APP, readsParameters, filter)) {
             String key = UUID.randomUUID().toString();
-            String form = "x=" + UUID.randomUUID();
-            int ordersBefore = dsl.fetchCount(DSL.table("public.orders"));
-            HttpResponse<String> r = send(HttpRequest.newBuilder(early.uri("/orders"))
-                    .timeout(Duration.ofSeconds(60))
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .header("X-Tenant", "it")
-                    .header("Idempotency-Key", key)
-                    .POST(HttpRequest.BodyPublishers.ofString(form))
-                    .build());
-            assertThat(r.statusCode()).isEqualTo(500);
-            assertThat(r.body()).contains("was read before its Idempotency-Key could be checked");
-            // the same form sent chunked, without a Content-Length to compare with
+            String order = "form-" + UUID.randomUUID();
+            String form = "order=" + order + "&x=1";
+            HttpResponse<String> first = send(form(early, key, HttpRequest.BodyPublishers.ofString(form)));
+            assertThat(first.statusCode()).isEqualTo(201);
+            assertThat(first.body()).contains(order);
+
+            HttpResponse<String> replay = send(form(early, key, HttpRequest.BodyPublishers.ofString(form)));
+            assertThat(replay.statusCode()).isEqualTo(201);
+            assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+            assertThat(replay.body()).isEqualTo(first.body());
+            // the same form sent chunked, without a Content-Length
             byte[] bytes = form.getBytes(StandardCharsets.UTF_8);
-            HttpResponse<String> chunked = send(HttpRequest.newBuilder(early.uri("/orders"))
-                    .timeout(Duration.ofSeconds(60))
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .header("X-Tenant", "it")
-                    .header("Idempotency-Key", key)
-                    .POST(HttpRequest.BodyPublishers.ofInputStream(() -> new ByteArrayInputStream(bytes)))
-                    .build());
-            assertThat(chunked.statusCode()).isEqualTo(500);
-            assertThat(chunked.body()).contains("was read before its Idempotency-Key could be checked");
-            assertThat(dsl.fetchCount(DSL.table("public.orders")))
-                    .as("the app ran for no request")
-                    .isEqualTo(ordersBefore);
-            assertThat(keyRows(key)).isZero();
+            HttpResponse<String> chunked = send(
+                    form(early, key, HttpRequest.BodyPublishers.ofInputStream(() -> new ByteArrayInputStream(bytes))));
+            assertThat(chunked.statusCode()).isEqualTo(201);
+            assertThat(chunked.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+
+            HttpResponse<String> other =
+                    send(form(early, key, HttpRequest.BodyPublishers.ofString("order=" + order + "&x=2")));
+            assertThat(other.statusCode()).isEqualTo(422);
+            assertThat(orders(order)).as("the form's order, run once").isEqualTo(1);
+            assertThat(keyRows(key)).isEqualTo(1);
         }
+    }
+
+    private static HttpRequest form(TestServer server, String key, HttpRequest.BodyPublisher body) {
+        return HttpRequest.newBuilder(server.uri("/orders"))
+                .timeout(Duration.ofSeconds(60))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .header("X-Tenant", "it")
+                .header("Idempotency-Key", key)
+                .POST(body)
+                .build();
     }
 
     /** A body over maxBodyBytes gets 413 and runs nothing. */

@@ -20,7 +20,8 @@ import org.jooq.impl.DSL;
 
 /**
  * A small orders service: {@code POST /orders} (and {@code /orders/express}) inserts an order row
- * and appends an outbox message in the filter's transaction, then answers 201 with the order.
+ * and appends an outbox message in the filter's transaction, then answers 201 with the order (the
+ * body, or the {@code order} field of a form whose body a filter ahead parsed into the parameters).
  * Test knobs: header {@code X-Fail} fails after the writes: {@code throw} throws, {@code 503},
  * {@code 400} and {@code 429} answer that status, {@code resolved-422} throws an exception that
  * the servlet's own exception resolver turns into a 422 (as Spring MVC's resolvers do, so the
@@ -58,6 +59,12 @@ final class OrdersApp extends HttpServlet {
     @Override
     protected void doPost(HttpServletRequest req, HttpServletResponse resp) throws IOException {
         String body = new String(req.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (body.isEmpty()
+                && req.getContentType() != null
+                && req.getContentType().startsWith("application/x-www-form")) {
+            // a form a filter ahead parsed into the parameters: its order field stands for the body
+            body = req.getParameter("order") == null ? "" : req.getParameter("order");
+        }
         DSLContext tx = IdempotencyFilter.transaction(req);
         UUID id = UUID.randomUUID();
         tx.execute("insert into public.orders (id, body) values ({0}, {1})", DSL.val(id), DSL.val(body));

@@ -6,13 +6,8 @@ import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.io.InputStream;
-import java.net.URLDecoder;
-import java.nio.charset.StandardCharsets;
 import java.util.Collections;
-import java.util.HashSet;
 import java.util.List;
-import java.util.Locale;
-import java.util.Set;
 import org.slf4j.Logger;
 
 /**
@@ -77,15 +72,29 @@ public final class Admission {
     }
 
     /**
-     * Reads the body, which the key's fingerprint covers. A body shorter than its {@code Content-Length}
-     * was read before this filter (a filter ahead of it that called {@code getParameter} on a form, say):
-     * fingerprinting what is left would let a key be reused with another body, so such a request is
-     * refused with 500, and logged at ERROR, naming the cause.
+     * A request's body as the filter read it.
+     *
+     * @param content the bytes left in the body, handed on to the handler
+     * @param fingerprinted what the key's fingerprint covers: the same bytes, or, for a form whose
+     *     body a filter ahead parsed into the request's parameters, the canonical encoding of those
+     *     parameters ({@link FormFields#encode})
+     */
+    public record Body(byte[] content, byte[] fingerprinted) {}
+
+    /**
+     * Reads the body, which the key's fingerprint covers. A body shorter than its {@code
+     * Content-Length} was read before this filter. When nothing is left of a form and its fields are
+     * among the request's parameters (a filter ahead parsed it: Spring's {@code FormContentFilter}
+     * for PUT, PATCH and DELETE, or the container for a POST once a filter called {@code
+     * getParameter}), the fingerprint covers those fields, which the handler reads in turn. Any
+     * other body read before (a JSON body a filter consumed, part of a form): fingerprinting what is
+     * left would let a key be reused with another body, so such a request is refused with 500, and
+     * logged at ERROR, naming the cause.
      *
      * @param path the request's path inside the application
      * @return the request's body, read into memory, or null when it was refused with 413 or 500
      */
-    public byte[] body(HttpServletRequest request, String path, HttpServletResponse response) throws IOException {
+    public Body body(HttpServletRequest request, String path, HttpServletResponse response) throws IOException {
         long declared = request.getContentLengthLong();
         byte[] body = null;
         if (declared <= maxBodyBytes) {
@@ -94,28 +103,29 @@ public final class Admission {
             }
         }
         if (body == null || body.length > maxBodyBytes) {
-            tooLarge.increment();
-            Problems.send(
-                    response,
-                    413,
-                    "Request body too large for an idempotent request",
-                    "The body of " + request.getMethod() + " " + path + " is larger than " + maxBodyBytes
-                            + " bytes, the most this endpoint buffers to fingerprint and replay a request. Send a smaller body,"
-                            + " or ask the operator to raise maxBodyBytes.");
-            return null;
+            return refuseTooLarge(request, path, response);
         }
-        // without a Content-Length (chunked), an empty body with form parameters beyond the query string's
-        // was parsed by a filter ahead of this one
-        boolean read = declared >= 0 ? body.length != declared : body.length == 0 && formParametersRead(request);
-        if (read) {
+        // nothing left of a form whose fields are among the parameters: a filter ahead parsed the whole body
+        // (sent chunked, without a Content-Length, an empty body is told from a parsed one by the same test)
+        if (body.length == 0 && declared != 0 && FormFields.parsedAhead(request)) {
+            byte[] fields = FormFields.encode(request.getParameterMap());
+            if (declared < 0 && fields.length > maxBodyBytes) {
+                // no Content-Length was checked against the limit: the fields' encoding counts instead
+                return refuseTooLarge(request, path, response);
+            }
+            return new Body(body, fields);
+        }
+        if (declared >= 0 && body.length != declared) {
             logger.error(
-                    "{}500 for {} {}: its body was read before the Idempotency-Key filter ({} of {} bytes left); order"
-                            + " the filter before any filter that reads the request's parameters or body",
+                    "{}500 for {} {}: its body was read before the Idempotency-Key filter ({} of {} bytes left) and"
+                            + " not parsed into the request's parameters as a form; order the filter before any filter"
+                            + " that reads the request's body without leaving it readable (a form a filter ahead"
+                            + " parses into the parameters is fingerprinted by its fields)",
                     log,
                     request.getMethod(),
                     path,
                     body.length,
-                    declared >= 0 ? Long.toString(declared) : "an unknown number of");
+                    declared);
             Problems.send(
                     response,
                     500,
@@ -125,32 +135,20 @@ public final class Admission {
                             + " configuration, not the request.");
             return null;
         }
-        return body;
+        return new Body(body, body);
     }
 
-    /**
-     * @return whether the request is a form whose parameters include names its query string does not
-     *     have: they came from a body that is gone
-     */
-    private static boolean formParametersRead(HttpServletRequest request) {
-        String type = request.getContentType();
-        if (type == null || !type.strip().toLowerCase(Locale.ROOT).startsWith("application/x-www-form-urlencoded")) {
-            return false;
-        }
-        Set<String> inQuery = new HashSet<>();
-        String query = request.getQueryString();
-        if (query != null) {
-            for (String pair : query.split("&")) {
-                int eq = pair.indexOf('=');
-                String name = eq < 0 ? pair : pair.substring(0, eq);
-                try {
-                    inQuery.add(URLDecoder.decode(name, StandardCharsets.UTF_8));
-                } catch (IllegalArgumentException e) {
-                    inQuery.add(name);
-                }
-            }
-        }
-        return !inQuery.containsAll(request.getParameterMap().keySet());
+    private Body refuseTooLarge(HttpServletRequest request, String path, HttpServletResponse response)
+            throws IOException {
+        tooLarge.increment();
+        Problems.send(
+                response,
+                413,
+                "Request body too large for an idempotent request",
+                "The body of " + request.getMethod() + " " + path + " is larger than " + maxBodyBytes
+                        + " bytes, the most this endpoint buffers to fingerprint and replay a request. Send a smaller body,"
+                        + " or ask the operator to raise maxBodyBytes.");
+        return null;
     }
 
     /**
