@@ -1,17 +1,21 @@
 package dev.outbox.spring.internal;
 
 import dev.outbox.consumer.IdempotentConsumer;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.springframework.boot.health.contributor.AbstractHealthIndicator;
 import org.springframework.boot.health.contributor.Health;
 
 /**
- * UP when every {@link IdempotentConsumer} bean's poll loop is running and its database and
- * dead-letter circuit breakers are closed ({@link IdempotentConsumer#readiness()}); {@link
- * OutboxHealth#DEGRADED} when every poll loop runs but a breaker is open; DOWN when a poll loop does
- * not run. A consumer without partitions (more instances than partitions) is not a failure: its
- * details say so.
+ * The health of every {@link IdempotentConsumer} bean, read from {@link IdempotentConsumer#readiness()}:
+ * UP when every poll loop runs, holds its group's assignment and has its database and dead-letter
+ * circuit breakers closed; DOWN when a poll loop does not run; {@link OutboxHealth#DEGRADED} when
+ * every poll loop runs but one waits for a dependency: it has no assignment (its Kafka does not
+ * answer, it lost its partitions, or it has not joined its group yet, as readiness has no start-up
+ * grace either) or a breaker is open. An assignment without partitions (more instances than
+ * partitions) counts as assigned: that consumer is UP, and its details show 0 partitions. Each
+ * consumer's details carry the readiness and its reason.
  */
 public final class ConsumersHealthIndicator extends AbstractHealthIndicator {
     private final List<IdempotentConsumer> consumers;
@@ -24,23 +28,23 @@ public final class ConsumersHealthIndicator extends AbstractHealthIndicator {
     @Override
     protected void doHealthCheck(Health.Builder builder) {
         boolean running = true;
-        boolean breakersClosed = true;
+        boolean waiting = false;
         for (IdempotentConsumer consumer : consumers) {
             IdempotentConsumer.Readiness r = consumer.readiness();
             running &= r.running();
-            breakersClosed &= r.databaseBreakerClosed() && r.deadLetterBreakerClosed();
-            builder.withDetail(
-                    consumer.name(),
-                    Map.of(
-                            "running", r.running(),
-                            "partitions", r.partitions(),
-                            "databaseBreakerClosed", r.databaseBreakerClosed(),
-                            "deadLetterBreakerClosed", r.deadLetterBreakerClosed(),
-                            "reason", r.reason() == null ? "" : r.reason()));
+            waiting |= !r.assigned() || !r.databaseBreakerClosed() || !r.deadLetterBreakerClosed();
+            Map<String, Object> details = new LinkedHashMap<>();
+            details.put("running", r.running());
+            details.put("assigned", r.assigned());
+            details.put("partitions", r.partitions());
+            details.put("databaseBreakerClosed", r.databaseBreakerClosed());
+            details.put("deadLetterBreakerClosed", r.deadLetterBreakerClosed());
+            details.put("reason", r.reason() == null ? "" : r.reason());
+            builder.withDetail(consumer.name(), details);
         }
         if (!running) {
             builder.down();
-        } else if (!breakersClosed) {
+        } else if (waiting) {
             builder.status(OutboxHealth.DEGRADED);
         } else {
             builder.up();

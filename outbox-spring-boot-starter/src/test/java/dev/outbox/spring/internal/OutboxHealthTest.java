@@ -45,6 +45,30 @@ class OutboxHealthTest {
                 .isEqualTo(Status.DOWN);
     }
 
+    /**
+     * A running consumer without its group's assignment (Kafka does not answer, the partitions were
+     * lost) waits for Kafka: DEGRADED, with its reason in the details; an empty assignment (more
+     * members than partitions) is an assignment: UP. Fails if the indicator ignored the assignment.
+     */
+    @Test
+    void aConsumerWithoutAnAssignmentIsDegradedAndAnEmptyAssignmentIsUp() {
+        String reason = "no partition assignment from group orders yet";
+        var unassigned = new ConsumersHealthIndicator(List.of(consumer("a", true, false, 0, true, reason))).health();
+        assertThat(unassigned.getStatus()).isEqualTo(OutboxHealth.DEGRADED);
+        assertThat(unassigned.getDetails().get("a").toString())
+                .contains("assigned=false")
+                .contains(reason);
+        assertThat(new ConsumersHealthIndicator(List.of(consumer("a", true, true, 0, true, "")))
+                        .health()
+                        .getStatus())
+                .isEqualTo(Status.UP);
+        assertThat(new ConsumersHealthIndicator(List.of(
+                                consumer("a", true, false, 0, true, reason), consumer("b", false, true, 0, true, "")))
+                        .health()
+                        .getStatus())
+                .isEqualTo(Status.DOWN);
+    }
+
     @Test
     void springBootsDefaultAggregationKeepsTheApplicationUpWhenTheOutboxIsDegraded() {
         assertThat(StatusAggregator.getDefault().getAggregateStatus(Set.of(Status.UP, OutboxHealth.DEGRADED)))
@@ -69,14 +93,13 @@ class OutboxHealthTest {
     }
 
     private static IdempotentConsumer consumer(String name, boolean running, boolean breakersClosed) {
+        return consumer(name, running, true, 1, breakersClosed, breakersClosed ? "" : "the database breaker is open");
+    }
+
+    private static IdempotentConsumer consumer(
+            String name, boolean running, boolean assigned, int partitions, boolean breakersClosed, String reason) {
         var readiness = new IdempotentConsumer.Readiness(
-                running && breakersClosed,
-                running,
-                true,
-                1,
-                breakersClosed,
-                true,
-                breakersClosed ? "" : "the database breaker is open");
+                running && assigned && breakersClosed, running, assigned, partitions, breakersClosed, true, reason);
         return (IdempotentConsumer) Proxy.newProxyInstance(
                 IdempotentConsumer.class.getClassLoader(),
                 new Class<?>[] {IdempotentConsumer.class},
