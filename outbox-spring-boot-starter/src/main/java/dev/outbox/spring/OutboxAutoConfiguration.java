@@ -22,6 +22,7 @@ import dev.outbox.spring.internal.OutboxMigrationsInitializer;
 import dev.outbox.spring.internal.OutboxPurges;
 import dev.outbox.spring.internal.PersistenceContexts;
 import dev.outbox.spring.internal.RelayHealthIndicator;
+import dev.outbox.spring.internal.SpringKafkaConnection;
 import dev.outbox.spring.internal.SpringMvcGate;
 import dev.outbox.spring.internal.SpringTransactionProvider;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -76,7 +77,9 @@ import org.springframework.util.ClassUtils;
  *       {@code @KafkaListener} methods;
  *   <li>the {@link IdempotencyFilter} on {@code outbox.idempotency.paths}, its key transaction a
  *       Spring-managed one, so {@code @Transactional} code inside the request joins it;
- *   <li>an embedded relay when {@code outbox.relay.enabled=true};
+ *   <li>an embedded relay when {@code outbox.relay.enabled=true}, on the brokers and with the
+ *       connection security (TLS, SASL) of {@code spring.kafka.*} unless {@code outbox.relay.*} gives
+ *       its own;
  *   <li>the scheduled purges of expired idempotency keys and of dedup claims older than the
  *       retention, on one daemon thread ({@code outbox.idempotency.purge-interval}, {@code
  *       outbox.processed.*});
@@ -409,9 +412,15 @@ public class OutboxAutoConfiguration {
                 OutboxProperties properties,
                 Environment environment,
                 ObjectProvider<MeterRegistry> registry,
-                ObjectProvider<OutboxMigrationsInitializer> migrations) {
+                ObjectProvider<OutboxMigrationsInitializer> migrations,
+                ListableBeanFactory beans) {
             migrations.ifAvailable(m -> {});
-            return EmbeddedRelayBuilder.build(dataSource, properties, environment, meters(registry));
+            return EmbeddedRelayBuilder.build(
+                    dataSource,
+                    properties,
+                    environment,
+                    meters(registry),
+                    SpringKafkaConnection.read(beans, environment));
         }
 
         @Bean

@@ -36,6 +36,8 @@ import org.junit.jupiter.api.Test;
 import org.springframework.beans.BeanUtils;
 import org.springframework.beans.factory.config.BeanPostProcessor;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
+import org.springframework.boot.kafka.autoconfigure.KafkaAutoConfiguration;
+import org.springframework.boot.kafka.autoconfigure.KafkaProperties;
 import org.springframework.boot.test.context.FilteredClassLoader;
 import org.springframework.boot.test.context.runner.AbstractApplicationContextRunner;
 import org.springframework.boot.test.context.runner.ApplicationContextRunner;
@@ -56,6 +58,11 @@ import org.springframework.util.ReflectionUtils;
  */
 class OutboxAutoConfigurationTest {
     private static final DataSource NEVER_CONNECTED = new DriverManagerDataSource("jdbc:postgresql://127.0.0.1:1/none");
+
+    private static final String SCRAM_LOGIN =
+            "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"shop\" password=\"s3cret\";";
+    private static final String PLAIN_LOGIN =
+            "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"shop\" password=\"s3cret\";";
 
     private final ApplicationContextRunner runner = new ApplicationContextRunner()
             .withConfiguration(AutoConfigurations.of(OutboxAutoConfiguration.class))
@@ -729,6 +736,176 @@ class OutboxAutoConfigurationTest {
                 "outbox.relay.bootstrap-servers=k1:9092",
                 "spring.kafka.bootstrap-servers=h1:9092");
         assertThat(config.producerProperties()).containsEntry("bootstrap.servers", "k1:9092");
+    }
+
+    /**
+     * A service that reaches a TLS/SASL cluster through {@code spring.kafka.*} gets a relay that
+     * connects the same way: the producer's connection-security settings of Spring Boot's {@code
+     * KafkaProperties} bean ({@code security.protocol}, {@code ssl.*} from {@code spring.kafka.ssl.*}
+     * with the trust store as a file path, {@code sasl.*} from {@code spring.kafka.properties.*})
+     * reach the relay's producer, and none of Spring's producer behaviour does (acks, retries,
+     * idempotence, batching, compression, serializers, client id): the relay refuses several of those,
+     * so taking one would fail the start. Fails if the relay took only the bootstrap servers (it then
+     * connected in plaintext and never published) or took a behaviour setting.
+     */
+    @Test
+    void theRelayTakesTheConnectionSecurityOfSpringKafka() {
+        RelayConfig config = builtRelay(
+                runner.withConfiguration(AutoConfigurations.of(KafkaAutoConfiguration.class)),
+                "outbox.relay.enabled=true",
+                "outbox.relay.instance-id=relay-tls",
+                "spring.kafka.bootstrap-servers=k1:9093",
+                "spring.kafka.security.protocol=SASL_SSL",
+                "spring.kafka.ssl.trust-store-location=file:/etc/kafka/truststore.p12",
+                "spring.kafka.ssl.trust-store-password=changeit",
+                "spring.kafka.ssl.trust-store-type=PKCS12",
+                "spring.kafka.properties.sasl.mechanism=SCRAM-SHA-512",
+                "spring.kafka.properties.sasl.jaas.config=" + SCRAM_LOGIN,
+                "spring.kafka.producer.properties.ssl.endpoint.identification.algorithm=https",
+                "spring.kafka.client-id=shop",
+                "spring.kafka.producer.acks=1",
+                "spring.kafka.producer.retries=0",
+                "spring.kafka.producer.batch-size=1KB",
+                "spring.kafka.producer.compression-type=gzip",
+                "spring.kafka.producer.key-serializer=org.apache.kafka.common.serialization.StringSerializer",
+                "spring.kafka.properties.linger.ms=50",
+                "spring.kafka.properties.enable.idempotence=false");
+        assertThat(config.producerProperties())
+                .containsEntry("bootstrap.servers", "k1:9093")
+                .containsEntry("security.protocol", "SASL_SSL")
+                .containsEntry("ssl.truststore.location", "/etc/kafka/truststore.p12")
+                .containsEntry("ssl.truststore.password", "changeit")
+                .containsEntry("ssl.truststore.type", "PKCS12")
+                .containsEntry("ssl.endpoint.identification.algorithm", "https")
+                .containsEntry("sasl.mechanism", "SCRAM-SHA-512")
+                .containsEntry("sasl.jaas.config", SCRAM_LOGIN)
+                .containsEntry("acks", "all")
+                .containsEntry("enable.idempotence", "true")
+                .containsEntry("linger.ms", "0")
+                .containsEntry("batch.size", "65536")
+                .containsEntry("key.serializer", "org.apache.kafka.common.serialization.ByteArraySerializer")
+                .containsEntry("client.id", "outbox-relay-relay-tls")
+                .doesNotContainKeys("retries", "compression.type");
+    }
+
+    /**
+     * What {@code outbox.relay.producer.*} sets wins, by family: {@code security.protocol} alone, and
+     * the {@code ssl.*} or {@code sasl.*} settings as a whole, so that one SASL login is never made
+     * of two configurations' parts; the families it leaves out are taken from {@code spring.kafka.*},
+     * here bound from the environment, as without Spring Boot's Kafka auto-configuration. Fails if
+     * spring.kafka's value replaced the relay's own, or its SASL login was mixed into the relay's.
+     */
+    @Test
+    void anOutboxRelayProducerSettingWinsOverSpringKafka() {
+        RelayConfig config = builtRelay(
+                runner,
+                "outbox.relay.enabled=true",
+                "outbox.relay.instance-id=relay-own-sasl",
+                "spring.kafka.bootstrap-servers=k1:9093",
+                "spring.kafka.security.protocol=SSL",
+                "spring.kafka.ssl.trust-store-location=file:/etc/kafka/truststore.p12",
+                "spring.kafka.properties.sasl.mechanism=PLAIN",
+                "spring.kafka.properties.sasl.jaas.config=" + PLAIN_LOGIN,
+                "outbox.relay.producer.security.protocol=SASL_SSL",
+                "outbox.relay.producer.sasl.mechanism=SCRAM-SHA-512",
+                "outbox.relay.producer.sasl.jaas.config=" + SCRAM_LOGIN);
+        assertThat(config.producerProperties())
+                .containsEntry("security.protocol", "SASL_SSL")
+                .containsEntry("sasl.mechanism", "SCRAM-SHA-512")
+                .containsEntry("sasl.jaas.config", SCRAM_LOGIN)
+                .containsEntry("ssl.truststore.location", "/etc/kafka/truststore.p12");
+        config = builtRelay(
+                runner,
+                "outbox.relay.enabled=true",
+                "outbox.relay.instance-id=relay-own-mechanism",
+                "spring.kafka.bootstrap-servers=k1:9093",
+                "spring.kafka.properties.sasl.mechanism=PLAIN",
+                "spring.kafka.properties.sasl.jaas.config=" + PLAIN_LOGIN,
+                "outbox.relay.producer.sasl.mechanism=OAUTHBEARER");
+        assertThat(config.producerProperties())
+                .containsEntry("sasl.mechanism", "OAUTHBEARER")
+                .doesNotContainKey("sasl.jaas.config");
+    }
+
+    /**
+     * The connection security of {@code spring.kafka.*} belongs to its brokers: a relay given other
+     * brokers in {@code outbox.relay.bootstrap-servers} takes none of it, one given the same brokers
+     * takes it. Fails if a relay publishing to another cluster took spring.kafka's TLS or login.
+     */
+    @Test
+    void aRelayOnOtherBrokersTakesNoConnectionSettingsFromSpringKafka() {
+        String[] springKafka = {
+            "outbox.relay.enabled=true",
+            "spring.kafka.bootstrap-servers=k1:9093,k2:9093",
+            "spring.kafka.security.protocol=SASL_SSL",
+            "spring.kafka.properties.sasl.mechanism=PLAIN"
+        };
+        RelayConfig other = builtRelay(
+                runner.withPropertyValues(springKafka),
+                "outbox.relay.instance-id=relay-other",
+                "outbox.relay.bootstrap-servers=other:9092");
+        assertThat(other.producerProperties()).doesNotContainKeys("security.protocol", "sasl.mechanism");
+        RelayConfig same = builtRelay(
+                runner.withPropertyValues(springKafka),
+                "outbox.relay.instance-id=relay-same",
+                "outbox.relay.bootstrap-servers=k2:9093, k1:9093");
+        assertThat(same.producerProperties())
+                .containsEntry("security.protocol", "SASL_SSL")
+                .containsEntry("sasl.mechanism", "PLAIN");
+    }
+
+    /**
+     * Without {@code spring-boot-kafka} on the class path (the starter's dependency on it is
+     * optional) the relay starts as before, on {@code spring.kafka.bootstrap-servers} alone.
+     */
+    @Test
+    void withoutSpringBootKafkaOnTheClassPathOnlyTheBrokersAreRead() {
+        RelayConfig config = builtRelay(
+                runner.withClassLoader(new FilteredClassLoader(KafkaProperties.class)),
+                "outbox.relay.enabled=true",
+                "outbox.relay.instance-id=relay-no-boot-kafka",
+                "spring.kafka.bootstrap-servers=k1:9093",
+                "spring.kafka.security.protocol=SSL");
+        assertThat(config.producerProperties())
+                .containsEntry("bootstrap.servers", "k1:9093")
+                .doesNotContainKey("security.protocol");
+    }
+
+    /** A value taken from spring.kafka.* that Kafka refuses fails the start, naming where it came from. */
+    @Test
+    void aTakenValueKafkaRefusesNamesWhereItCameFrom() {
+        assertThat(refusal("spring.kafka.bootstrap-servers=127.0.0.1:1", "spring.kafka.security.protocol=TLS"))
+                .startsWith("security.protocol=TLS, taken from spring.kafka.* by the embedded relay: Invalid value TLS")
+                .endsWith("fix it there, or set outbox.relay.producer.security.protocol");
+    }
+
+    /**
+     * An SSL bundle cannot be handed to the relay's Kafka clients as a setting: the start fails,
+     * naming the bundle and the {@code outbox.relay.producer.ssl.*} properties that give the relay
+     * the same key and trust material; once they are set, it starts. Fails if the relay started
+     * without the cluster's TLS material.
+     */
+    @Test
+    void anSslBundleOfSpringKafkaFailsTheStartNamingTheRelaysSettings() {
+        assertThat(refusal(
+                        "spring.kafka.bootstrap-servers=127.0.0.1:1",
+                        "spring.kafka.security.protocol=SSL",
+                        "spring.kafka.ssl.bundle=kafka-tls"))
+                .startsWith("spring.kafka.ssl.bundle=kafka-tls: ")
+                .contains("outbox.relay.producer.ssl.truststore.location")
+                .contains("outbox.relay.producer.ssl.truststore.certificates")
+                .contains("outbox.relay.producer.ssl.keystore.location");
+        RelayConfig config = builtRelay(
+                runner,
+                "outbox.relay.enabled=true",
+                "outbox.relay.instance-id=relay-bundle",
+                "spring.kafka.bootstrap-servers=k1:9093",
+                "spring.kafka.security.protocol=SSL",
+                "spring.kafka.producer.ssl.bundle=kafka-tls",
+                "outbox.relay.producer.ssl.truststore.location=/etc/kafka/truststore.p12");
+        assertThat(config.producerProperties())
+                .containsEntry("security.protocol", "SSL")
+                .containsEntry("ssl.truststore.location", "/etc/kafka/truststore.p12");
     }
 
     /**

@@ -7,11 +7,14 @@ import dev.outbox.relay.Relay;
 import dev.outbox.spring.OutboxProperties;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.function.Consumer;
 import java.util.regex.Pattern;
 import javax.sql.DataSource;
@@ -19,6 +22,8 @@ import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.common.config.ConfigDef;
 import org.apache.kafka.common.config.ConfigException;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import org.springframework.boot.context.properties.bind.Bindable;
 import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.core.env.Environment;
@@ -32,8 +37,18 @@ import org.springframework.util.unit.DataSize;
  * builder takes as two values (the backoff, the circuit breaker) are refused naming the property
  * that is out of range; the Kafka producer properties and the rules between two settings are checked
  * here as the relay process checks them.
+ *
+ * <p>When the relay publishes to the brokers of Spring's Kafka producer, it takes that producer's
+ * connection security from {@code spring.kafka.*} ({@link SpringKafkaConnection}): {@code
+ * security.protocol}, the {@code ssl.*} settings and the {@code sasl.*} settings, each of these three
+ * as a whole and only when {@code outbox.relay.producer.*} sets none of it, so that one TLS
+ * configuration or SASL login is never made of two configurations' parts. Nothing else of Spring's
+ * producer is taken: the relay sets acks, idempotence, retries, batching, serializers and
+ * transactional ids itself. An SSL bundle cannot be taken; it fails the start, naming the properties
+ * that give the relay the same material.
  */
 public final class EmbeddedRelayBuilder {
+    private static final Logger LOG = LoggerFactory.getLogger(EmbeddedRelayBuilder.class);
     private static final String PREFIX = "outbox.relay.";
     private static final String PRODUCER_PREFIX = PREFIX + "producer.";
     private static final String SCHEMA = "outbox.schema";
@@ -44,13 +59,16 @@ public final class EmbeddedRelayBuilder {
     private final OutboxProperties.Relay settings;
     private final Binder binder;
     private final NamedSettings named;
+    private final SpringKafkaConnection springKafka;
     private final Relay.Builder builder = Relay.builder();
 
-    private EmbeddedRelayBuilder(OutboxProperties properties, Environment environment) {
+    private EmbeddedRelayBuilder(
+            OutboxProperties properties, Environment environment, SpringKafkaConnection springKafka) {
         this.properties = properties;
         this.settings = properties.getRelay();
         this.binder = Binder.get(environment);
         this.named = new NamedSettings(environment);
+        this.springKafka = springKafka;
     }
 
     /**
@@ -59,15 +77,21 @@ public final class EmbeddedRelayBuilder {
      * @param environment where the settings were given, for the values as written and for {@code
      *     spring.kafka.bootstrap-servers}
      * @param registry where the relay registers its meters
+     * @param springKafka the connection settings of Spring's Kafka producer ({@link
+     *     SpringKafkaConnection#read}), or {@link SpringKafkaConnection#NONE}
      * @return the relay, not started
      * @throws IllegalArgumentException when a setting is refused; the message starts with {@code
      *     <property>=<value>: }
-     * @throws IllegalStateException when no Kafka is configured or two settings conflict; the message
-     *     names the properties
+     * @throws IllegalStateException when no Kafka is configured, two settings conflict or Spring's
+     *     producer uses an SSL bundle the relay cannot take; the message names the properties
      */
     public static Relay build(
-            DataSource dataSource, OutboxProperties properties, Environment environment, MeterRegistry registry) {
-        return new EmbeddedRelayBuilder(properties, environment).build(dataSource, registry);
+            DataSource dataSource,
+            OutboxProperties properties,
+            Environment environment,
+            MeterRegistry registry,
+            SpringKafkaConnection springKafka) {
+        return new EmbeddedRelayBuilder(properties, environment, springKafka).build(dataSource, registry);
     }
 
     private Relay build(DataSource dataSource, MeterRegistry registry) {
@@ -75,6 +99,7 @@ public final class EmbeddedRelayBuilder {
         String bootstrap = bootstrapServers();
         Map<String, Object> producer = producerProperties();
         producer.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        takeConnectionSecurity(producer, bootstrap);
         builder.dataSource(dataSource).meterRegistry(registry);
         set(SCHEMA, properties.getSchema(), builder::schema);
         setProducerProperties(producer);
@@ -146,7 +171,6 @@ public final class EmbeddedRelayBuilder {
      * parse it.
      */
     private Map<String, Object> producerProperties() {
-        ConfigDef definitions = ProducerConfig.configDef();
         Map<String, Object> producer = new LinkedHashMap<>();
         for (var e : settings.getProducer().entrySet()) {
             String key = e.getKey();
@@ -161,20 +185,123 @@ public final class EmbeddedRelayBuilder {
                         + ": unknown Kafka producer property " + key + suggestion(key)
                         + " Only producer properties (see the Kafka producer documentation) pass through.");
             }
-            Map<String, Object> one = new LinkedHashMap<>();
-            one.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, "localhost:9092");
-            one.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
-            one.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
-            one.put(key, value);
-            try {
-                definitions.parse(one);
-            } catch (ConfigException ex) {
-                throw new IllegalArgumentException(producerProperty(key) + ": " + ex.getMessage()
+            String refused = refusal(key, value);
+            if (refused != null) {
+                throw new IllegalArgumentException(producerProperty(key) + ": " + refused
                         + "; fix the value or remove the property (see the Kafka producer documentation)");
             }
             producer.put(key, value);
         }
         return producer;
+    }
+
+    /** @return Kafka's words when its definition of the producer property {@code key} refuses {@code value}, else null */
+    private static String refusal(String key, String value) {
+        Map<String, Object> one = new LinkedHashMap<>();
+        one.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, "localhost:9092");
+        one.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        one.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        one.put(key, value);
+        try {
+            ProducerConfig.configDef().parse(one);
+            return null;
+        } catch (ConfigException e) {
+            return e.getMessage();
+        }
+    }
+
+    /**
+     * Adds the connection security of Spring's Kafka producer to {@code producer} when the relay
+     * publishes to the same brokers: each of {@code security.protocol}, {@code ssl.*} and {@code
+     * sasl.*} that {@code outbox.relay.producer.*} leaves out entirely. Logs at INFO what it took.
+     *
+     * @throws IllegalStateException when Spring's producer uses an SSL bundle and {@code
+     *     outbox.relay.producer.*} sets no {@code ssl.*}: the relay's Kafka clients cannot use a bundle
+     * @throws IllegalArgumentException when Kafka refuses a value taken
+     */
+    private void takeConnectionSecurity(Map<String, Object> producer, String bootstrap) {
+        Map<String, String> security = springKafka.security();
+        String bundle = springKafka.sslBundle();
+        if (security.isEmpty() && bundle == null) {
+            return;
+        }
+        Set<String> relays = brokerSet(Arrays.asList(bootstrap.split(",")));
+        Set<String> springs = brokerSet(springKafka.brokers());
+        if (!relays.equals(springs)) {
+            LOG.info(
+                    "embedded relay: publishes to {}, Spring's Kafka producer to {}, so it takes none of"
+                            + " spring.kafka's connection settings ({}); give them with outbox.relay.producer.*"
+                            + " if its brokers need any",
+                    relays,
+                    springs,
+                    bundle == null ? String.join(", ", security.keySet()) : bundle);
+            return;
+        }
+        Set<String> own = new TreeSet<>();
+        for (String key : settings.getProducer().keySet()) {
+            String family = SpringKafkaConnection.family(key);
+            if (family != null) {
+                own.add(family);
+            }
+        }
+        if (bundle != null && !own.contains("ssl.")) {
+            throw new IllegalStateException(bundle + ": the embedded relay cannot take an SSL bundle from"
+                    + " spring.kafka, as its Kafka clients read their trust and key material from settings; give it"
+                    + " the bundle's material with " + PRODUCER_PREFIX + "ssl.truststore.location and "
+                    + PRODUCER_PREFIX + "ssl.truststore.password (or " + PRODUCER_PREFIX
+                    + "ssl.truststore.type=PEM and " + PRODUCER_PREFIX + "ssl.truststore.certificates), and for a"
+                    + " client certificate " + PRODUCER_PREFIX + "ssl.keystore.location, " + PRODUCER_PREFIX
+                    + "ssl.keystore.password and " + PRODUCER_PREFIX + "ssl.key.password (or " + PRODUCER_PREFIX
+                    + "ssl.keystore.type=PEM, " + PRODUCER_PREFIX + "ssl.keystore.certificate.chain and "
+                    + PRODUCER_PREFIX + "ssl.keystore.key); the relay then takes no ssl.* setting from spring.kafka");
+        }
+        Map<String, String> taken = new LinkedHashMap<>();
+        security.forEach((key, value) -> {
+            if (!own.contains(SpringKafkaConnection.family(key))) {
+                taken.put(key, value);
+            }
+        });
+        if (taken.isEmpty()) {
+            return;
+        }
+        for (var e : taken.entrySet()) {
+            String refused = refusal(e.getKey(), e.getValue());
+            if (refused != null) {
+                throw new IllegalArgumentException(e.getKey() + "=" + shown(e.getKey(), e.getValue())
+                        + ", taken from spring.kafka.* by the embedded relay: " + refused + "; fix it there, or set "
+                        + PRODUCER_PREFIX + e.getKey());
+            }
+        }
+        producer.putAll(taken);
+        StringBuilder names = new StringBuilder();
+        taken.forEach((key, value) -> names.append(names.isEmpty() ? "" : ", ")
+                .append(key)
+                .append('=')
+                .append(shown(key, value)));
+        LOG.info(
+                "embedded relay: took the Kafka connection settings {} from spring.kafka.* (Spring's producer"
+                        + " publishes to the same brokers){}",
+                names,
+                own.isEmpty()
+                        ? ""
+                        : "; "
+                                + String.join(
+                                        ", ",
+                                        own.stream()
+                                                .map(f -> f.endsWith(".") ? f + "*" : f)
+                                                .toList()) + " from " + PRODUCER_PREFIX + "*");
+    }
+
+    private static Set<String> brokerSet(List<String> servers) {
+        Set<String> set = new TreeSet<>();
+        for (String server : servers) {
+            for (String one : server.split(",")) {
+                if (!one.isBlank()) {
+                    set.add(one.strip());
+                }
+            }
+        }
+        return set;
     }
 
     /** @return {@code ": did you mean <name>?"} for the producer property {@code key} most likely means, else "." */
@@ -200,12 +327,16 @@ public final class EmbeddedRelayBuilder {
      *     Kafka's password properties, and any name that reads like one
      */
     private String producerProperty(String key) {
+        return PRODUCER_PREFIX + key + "=" + shown(key, settings.getProducer().get(key));
+    }
+
+    /** @return {@code value}, or {@code [hidden]} for Kafka's password properties and any name that reads like one */
+    private static String shown(String key, String value) {
         ConfigDef.ConfigKey definition = ProducerConfig.configDef().configKeys().get(key);
         boolean secret = definition != null
                 ? definition.type == ConfigDef.Type.PASSWORD
                 : SECRET_NAME.matcher(key).find();
-        return PRODUCER_PREFIX + key + "="
-                + (secret ? "[hidden]" : settings.getProducer().get(key));
+        return secret ? "[hidden]" : value;
     }
 
     /** @return the longest of the given producer properties that {@code message} names, else null */
