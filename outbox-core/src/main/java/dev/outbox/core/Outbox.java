@@ -67,7 +67,11 @@ public interface Outbox {
     /**
      * Appends one message in the transaction of {@code tx}.
      *
-     * @param tx the jOOQ context of the caller's transaction
+     * @param tx the jOOQ context of the caller's transaction: {@code cfg.dsl()} inside {@code
+     *     dsl.transaction(cfg -> ...)}, not the {@code dsl} the transaction was begun from, which
+     *     takes another connection from the pool (refused when that connection is in autocommit mode;
+     *     with a pool whose connections start with autocommit off, the row would be rolled back when
+     *     that connection returns to the pool, without an error)
      * @param message the message
      * @return its message id
      * @throws IllegalStateException when {@code tx}'s connection is in autocommit mode (the row
