@@ -2,6 +2,7 @@ package dev.outbox.core;
 
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.UUID;
@@ -41,7 +42,8 @@ public record OutboxMessage(
      * @throws IllegalArgumentException when the topic or type is empty, the topic is not a valid
      *     Kafka topic name, the key is longer than {@link #MAX_KEY_BYTES} in UTF-8, a string holds a
      *     NUL character (PostgreSQL's text cannot) or a lone UTF-16 surrogate (it has no UTF-8 form), a
-     *     header name is reserved, or a traceparent is malformed
+     *     header name is reserved, {@code traceparent} or {@code tracestate} is spelt in another case,
+     *     or a traceparent is malformed
      */
     public OutboxMessage {
         Objects.requireNonNull(topic, "topic may not be null");
@@ -72,6 +74,14 @@ public record OutboxMessage(
                 throw new IllegalArgumentException("header '" + e.getKey()
                         + "' is set by the relay itself (names are compared without regard to case; the"
                         + " content type goes in OutboxMessage.contentType); choose another name");
+            }
+            String lower = e.getKey().toLowerCase(Locale.ROOT);
+            if ((lower.equals(OutboxHeaders.TRACEPARENT) || lower.equals(OutboxHeaders.TRACESTATE))
+                    && !e.getKey().equals(lower)) {
+                throw new IllegalArgumentException("header '" + e.getKey() + "' is a W3C trace context header"
+                        + " spelt in another case: write it '" + lower
+                        + "', the name the relay and the consumers read (and the one a trace inherited from"
+                        + " the builder's supplier would be set under too)");
             }
             Objects.requireNonNull(e.getValue(), "header '" + e.getKey() + "' has a null value");
             requireStorable(e.getKey(), "a header name");

@@ -121,6 +121,17 @@ class ContractTest {
                 .hasMessageContaining("key holds a lone UTF-16 surrogate at index 0 (U+DE00)");
         assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withHeader("h", "\ude00\ud83d"))
                 .hasMessageContaining("header 'h' holds a lone UTF-16 surrogate at index 0");
+        // a trace context header in another case would escape the format check and sit next to the
+        // inherited lower-case one on the record
+        assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withHeader("Traceparent", "junk"))
+                .hasMessageStartingWith("header 'Traceparent' is a W3C trace context header spelt in another case:"
+                        + " write it 'traceparent'");
+        assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withHeader("TraceState", "a=b"))
+                .hasMessageContaining("write it 'tracestate'");
+        assertThat(OutboxMessage.of("t", "k", "x", "c", null)
+                        .withHeader("tracestate", "a=b")
+                        .headers())
+                .containsEntry("tracestate", "a=b");
         assertThat(OutboxMessage.of("t", "k\ud83d\ude00", "x", "c", null)
                         .withHeader("h", "\ud83d\ude00")
                         .key())
