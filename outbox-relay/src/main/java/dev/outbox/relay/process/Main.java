@@ -3,6 +3,7 @@ package dev.outbox.relay.process;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.core.internal.Durations;
+import dev.outbox.core.internal.SqlStates;
 import dev.outbox.relay.admin.RelayAdmin;
 import java.io.IOException;
 import java.io.InputStream;
@@ -11,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.sql.SQLException;
+import java.time.Duration;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.CountDownLatch;
@@ -40,6 +42,9 @@ public final class Main {
 
     /** Exit code: success. */
     public static final int EXIT_OK = 0;
+
+    /** How much longer than admin-timeout an admin command waits for a database that does not answer. */
+    private static final long ADMIN_SOCKET_SLACK_SECONDS = 5;
 
     /** Exit code: unexpected failure, or the relay did not close within the shutdown timeout. */
     public static final int EXIT_FAILURE = 1;
@@ -152,6 +157,14 @@ public final class Main {
         config.setConnectionTimeout(
                 Math.max(settings.duration(RelaySettings.STARTUP_TIMEOUT).toMillis(), 250));
         config.addDataSourceProperty("ApplicationName", "outbox-relay-admin");
+        // every statement ends within admin-timeout, and a database that stops answering is given up on
+        // a little later (the jdbc-url may carry neither options nor socketTimeout: RelaySettings refuses them)
+        Duration adminTimeout = settings.duration(RelaySettings.ADMIN_TIMEOUT);
+        config.addDataSourceProperty("options", "-c statement_timeout=" + adminTimeout.toMillis());
+        config.addDataSourceProperty(
+                "socketTimeout",
+                String.valueOf(
+                        adminTimeout.plusSeconds(ADMIN_SOCKET_SLACK_SECONDS).toSeconds()));
         try (HikariDataSource ds = new HikariDataSource(config)) {
             try (var c = ds.getConnection()) {
                 c.isValid(1);
@@ -167,12 +180,38 @@ public final class Main {
                                 + " (setting startup-timeout, " + RelaySettings.STARTUP_TIMEOUT.envVar() + ")",
                         e);
             }
-            if (cl.command() == CommandLine.Command.DOCTOR) {
-                return new DoctorCommand(ds, settings, doctor, out).run(cl.json());
+            try {
+                if (cl.command() == CommandLine.Command.DOCTOR) {
+                    return new DoctorCommand(ds, settings, doctor, out).run(cl.json());
+                }
+                RelayAdmin relayAdmin = RelayAdmin.create(ds, settings.string(RelaySettings.SCHEMA));
+                return new AdminCommands(relayAdmin, out, err).run(cl);
+            } catch (RuntimeException e) {
+                throw timedOut(e, adminTimeout);
             }
-            RelayAdmin relayAdmin = RelayAdmin.create(ds, settings.string(RelaySettings.SCHEMA));
-            return new AdminCommands(relayAdmin, out, err).run(cl);
         }
+    }
+
+    /**
+     * @return an unavailable-exit failure naming admin-timeout when {@code e} is a statement cancelled
+     *     by it (57014) or a connection that stopped answering (class 08); else {@code e} itself
+     */
+    private static RuntimeException timedOut(RuntimeException e, Duration adminTimeout) {
+        String state = SqlStates.of(e);
+        if (state == null || !(state.equals("57014") || state.startsWith("08"))) {
+            return e;
+        }
+        return CliException.unavailable(
+                (state.equals("57014")
+                                ? "A statement of the command ran longer than "
+                                : "PostgreSQL stopped answering or the connection broke (within ")
+                        + Durations.format(adminTimeout)
+                        + (state.equals("57014") ? "" : " of a statement's start")
+                        + ", setting admin-timeout, " + RelaySettings.ADMIN_TIMEOUT.envVar()
+                        + "): " + RelayProcess.oneLine(String.valueOf(e.getMessage())) + " [SQLState " + state
+                        + "]. Check that the database answers and what locks the outbox tables; raise admin-timeout"
+                        + " for a count over a very large backlog",
+                e);
     }
 
     private static int runRelay(CommandLine cl, RelaySettings.Values settings) {

@@ -332,6 +332,15 @@ public final class RelaySettings {
                     .doc(
                             "How long the start waits for PostgreSQL and for Kafka to answer before it gives up with exit code 3."));
 
+    /** Bound of an admin command's statements. */
+    public static final Setting<Duration> ADMIN_TIMEOUT = add(
+            Setting.of("admin-timeout", Group.PROCESS, Validators.duration(Duration.ofSeconds(1), Duration.ofHours(1)))
+                    .defaultValue(Duration.ofMinutes(2))
+                    .doc("How long one statement of `status`, `parked` or `doctor` may run, and how long such a command"
+                            + " waits for PostgreSQL to answer at all, before it gives up with exit code 3: a count over a very"
+                            + " large backlog, a lock held by someone else or a database that does not answer ends there"
+                            + " instead of hanging the command (and holding back vacuum with its snapshot)."));
+
     /** Shutdown timeout. */
     public static final Setting<Duration> SHUTDOWN_TIMEOUT = add(Setting.of(
                     "shutdown-timeout",
