@@ -129,14 +129,10 @@ final class BatchSender {
                 batch.answered(index, unusable);
             } else {
                 try {
-                    batch.producer.producer().send(record, (md, error) -> {
-                        batch.order.answered(row.key(), error);
-                        batch.answered(index, error);
-                    });
+                    batch.producer.producer().send(record, (md, error) -> answered(batch, index, row.key(), error));
                 } catch (RuntimeException e) {
                     // thrown rather than reported: a closed producer, an interrupt, a client-side bug
-                    batch.order.answered(row.key(), e);
-                    batch.answered(index, e);
+                    answered(batch, index, row.key(), e);
                 }
             }
             // errors found before the record left the relay have already reached the callback here
@@ -166,5 +162,18 @@ final class BatchSender {
             }
         }
         return missingTopic != null;
+    }
+
+    /**
+     * Records a record's answer: first in the batch's {@link KeyOrder} (which may close the producer, so
+     * that nothing of the key buffered behind a failed record reaches Kafka), then in the batch, even when
+     * the first step threw: a batch missing an answer would never end, and its shard never publish again.
+     */
+    private static void answered(Batch batch, int index, String key, Throwable error) {
+        try {
+            batch.order.answered(key, error);
+        } finally {
+            batch.answered(index, error);
+        }
     }
 }

@@ -17,7 +17,8 @@ import java.util.Set;
  * before the expired ones, which the shard re-sends only afterwards. So on the first failure of a
  * record while a record of the same key is still unanswered, the producer is replaced and the old one
  * closed without waiting: everything it still holds fails and is re-sent in order by the next round,
- * which can only add duplicates. A key with a failed record sends nothing more in the batch.
+ * which can only add duplicates. A key with a failed record sends nothing more in the batch. The old
+ * producer is closed even when its successor cannot be created ({@link Publisher#replace}).
  *
  * <p>Callbacks run on the producer's I/O thread, the send loop on a worker: the state is guarded by
  * this object.
@@ -82,11 +83,13 @@ final class KeyOrder {
 
     /**
      * Replaces {@code producer}; when the relay is closing and it is not replaced, closes it without
-     * waiting anyway, so that nothing it holds is written after the failed record.
+     * waiting anyway, so that nothing it holds is written after the failed record. Never creates a
+     * producer itself nor throws for want of one: it runs in a callback on the producer's I/O thread,
+     * and the batch's answer is recorded after it.
      */
     static void stopProducer(Publisher publisher, Publisher.Generation producer, Throwable why) {
         publisher.replace(producer, why);
-        if (publisher.current() == producer) {
+        if (publisher.isCurrent(producer)) {
             try {
                 producer.producer().close(Duration.ZERO);
             } catch (RuntimeException e) {

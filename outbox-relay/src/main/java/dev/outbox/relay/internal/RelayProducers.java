@@ -65,7 +65,7 @@ final class RelayProducers {
         } catch (ConfigException e) {
             throw new IllegalArgumentException(prefix + " Kafka refused producerProperties: " + e.getMessage(), e);
         } catch (KafkaException e) {
-            throw new RetriableOutboxException(prefix + " could not create the Kafka producer: " + e.getMessage(), e);
+            throw new RetriableOutboxException(prefix + " " + Publisher.cannotCreate("the Kafka producer", e), e);
         }
     }
 

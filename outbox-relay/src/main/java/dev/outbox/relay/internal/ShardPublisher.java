@@ -59,6 +59,7 @@ interface ShardPublisher {
 
             @Override
             public Publisher.Generation begin() {
+                // throws Publisher.Unavailable while no producer can be created: the round backs off
                 return publisher.current();
             }
 
@@ -79,7 +80,7 @@ interface ShardPublisher {
 
             @Override
             public boolean isCurrent(Publisher.Generation generation) {
-                return generation == publisher.current();
+                return publisher.isCurrent(generation);
             }
 
             @Override

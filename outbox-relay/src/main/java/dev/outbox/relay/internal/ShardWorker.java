@@ -210,10 +210,15 @@ final class ShardWorker {
                 forgetHeld();
             }
             held.topicsRead = heldTopics;
+            Publisher.Generation lookups;
             try {
-                String[] waiting = leaderless.isEmpty()
-                        ? null
-                        : leaderless.refresh(shared.current().producer());
+                lookups = leaderless.isEmpty() ? null : shared.current();
+            } catch (Publisher.Unavailable e) {
+                transactionFailed("get the Kafka producer", e);
+                return;
+            }
+            try {
+                String[] waiting = lookups == null ? null : leaderless.refresh(lookups.producer());
                 if (heldTopics.isEmpty() && waiting == null) {
                     forgetHeld(); // this read takes them
                     // the probe's read of this idle wait is this very read, done for several shards at once
@@ -277,7 +282,7 @@ final class ShardWorker {
         try {
             producer = publisher.begin();
         } catch (RuntimeException e) {
-            transactionFailed("begin a transaction", e);
+            transactionFailed(publisher.atomic() ? "begin a transaction" : "get the Kafka producer", e);
             return;
         }
         boolean full = cap.full(rows, limit);
@@ -348,9 +353,10 @@ final class ShardWorker {
     }
 
     /**
-     * The shard's transactional producer could not be initialised or begin a transaction: fenced (a
-     * later owner initialised the shard's transactional id), the shard is dropped; else the round is
-     * retried after a backoff.
+     * The shard's transactional producer could not be initialised or begin a transaction, or there is no
+     * shared producer (creating one failed, {@link Publisher.Unavailable}): fenced (a later owner
+     * initialised the shard's transactional id), the shard is dropped; else the round is retried after a
+     * backoff.
      */
     private void transactionFailed(String what, RuntimeException e) {
         ahead.rows = null;

@@ -78,7 +78,14 @@ final class TransactionalPublisher implements ShardPublisher {
         if (g != null) {
             return g;
         }
-        Producer<byte[], byte[]> producer = new KafkaProducer<>(properties);
+        Producer<byte[], byte[]> producer;
+        try {
+            producer = new KafkaProducer<>(properties);
+        } catch (RuntimeException e) {
+            // nothing to close, and current stays null: the shard's next round tries again after its backoff
+            throw new Publisher.Unavailable(
+                    prefix + " " + Publisher.cannotCreate("the transactional producer " + transactionalId, e), e);
+        }
         try {
             producer.initTransactions();
         } catch (RuntimeException e) {

@@ -39,6 +39,13 @@ class ClosedProducerTest {
         assertClassifiedTransient(new KafkaException("Producer is closed forcefully."));
     }
 
+    @Test
+    void aRecordFailedForWantOfAProducerIsTransient() {
+        // what a topic lookup reports while the replacement producer cannot be created
+        assertClassifiedTransient(new Publisher.Unavailable(
+                "no Kafka producer", new KafkaException("Failed to construct kafka producer")));
+    }
+
     private static void assertClassifiedTransient(Throwable t) {
         assertThat(Errors.isPoison(t)).as("never parked").isFalse();
         assertThat(t).as("not counted as an attempt").isNotInstanceOf(Errors.TopicUnavailable.class);

@@ -1,10 +1,17 @@
 package dev.outbox.relay.internal;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import org.apache.kafka.clients.producer.MockProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.KafkaException;
+import org.apache.kafka.common.config.ConfigException;
 import org.apache.kafka.common.errors.TimeoutException;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.junit.jupiter.api.Test;
@@ -97,6 +104,76 @@ class KeyOrderTest {
         order.answered(null, new TimeoutException("x"));
         assertThat(order.hand(null)).isTrue();
         assertThat(made).hasSize(1);
+    }
+
+    /**
+     * G3 when the successor cannot be created (every bootstrap host fails to resolve): the failed producer
+     * is closed all the same, nothing is current, and {@link Publisher#current()} fails at once with the
+     * cause and what to check, creating a producer again only after its backoff, and then one that works.
+     */
+    @Test
+    void aReplacementThatCannotBeCreatedClosesTheOldProducerAndIsCreatedAgainAfterABackoff() {
+        FakeTime time = new FakeTime();
+        AtomicReference<RuntimeException> failure = new AtomicReference<>();
+        AtomicInteger creations = new AtomicInteger();
+        List<MockProducer<byte[], byte[]>> producers = new ArrayList<>();
+        Publisher failing = new Publisher(
+                () -> {
+                    creations.incrementAndGet();
+                    if (failure.get() != null) {
+                        throw failure.get();
+                    }
+                    MockProducer<byte[], byte[]> p =
+                            new MockProducer<>(true, null, new ByteArraySerializer(), new ByteArraySerializer());
+                    producers.add(p);
+                    return p;
+                },
+                "test",
+                time::nanoTime);
+        Publisher.Generation first = failing.current();
+        KeyOrder order = new KeyOrder(failing, first);
+        order.hand("k");
+        order.hand("k");
+        failure.set(new KafkaException(
+                "Failed to construct kafka producer",
+                new ConfigException("No resolvable bootstrap urls given in bootstrap.servers")));
+
+        order.answered("k", new TimeoutException("Expiring 1 record(s)"));
+
+        assertThat(producers.get(0).closed())
+                .as("the key's later record it holds is dropped, not written ahead of the failed one")
+                .isTrue();
+        assertThat(order.stoppedProducer()).isTrue();
+        assertThat(failing.isCurrent(first)).isFalse();
+        assertThatThrownBy(failing::current)
+                .isInstanceOf(Publisher.Unavailable.class)
+                .hasMessageContaining("No resolvable bootstrap urls")
+                .hasMessageContaining("next try in");
+        assertThat(creations).as("no creation before the backoff").hasValue(2);
+
+        time.advance(Publisher.FIRST_RETRY);
+        assertThatThrownBy(failing::current)
+                .isInstanceOf(Publisher.Unavailable.class)
+                .hasMessageContaining("bootstrap.servers resolve");
+        assertThat(creations).hasValue(3);
+
+        failure.set(null);
+        time.advance(Publisher.retryDelay(2).minusNanos(1));
+        assertThatThrownBy(failing::current).isInstanceOf(Publisher.Unavailable.class);
+        time.advance(Duration.ofNanos(1));
+        Publisher.Generation second = failing.current();
+        assertThat(second.number()).isEqualTo(2);
+        assertThat(failing.current()).isSameAs(second);
+        second.producer().send(new ProducerRecord<>("t", new byte[] {1}));
+        assertThat(producers.get(1).history()).hasSize(1);
+        assertThat(producers.get(1).closed()).isFalse();
+    }
+
+    @Test
+    void theWaitBetweenCreationsDoublesUpToItsCap() {
+        assertThat(Publisher.retryDelay(1)).isEqualTo(Publisher.FIRST_RETRY);
+        assertThat(Publisher.retryDelay(2)).isEqualTo(Publisher.FIRST_RETRY.multipliedBy(2));
+        assertThat(Publisher.retryDelay(100)).isEqualTo(Publisher.MAX_RETRY);
     }
 
     /** m9: many shards failing on one broken producer replace it once, not once each. */

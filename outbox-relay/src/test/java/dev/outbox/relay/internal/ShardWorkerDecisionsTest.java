@@ -1,6 +1,7 @@
 package dev.outbox.relay.internal;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.awaitility.Awaitility.await;
 
 import dev.outbox.core.internal.PrefixedLog;
@@ -37,6 +38,7 @@ import org.apache.kafka.common.Cluster;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.config.ConfigException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.errors.TimeoutException;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
@@ -61,6 +63,9 @@ class ShardWorkerDecisionsTest {
     private final List<MockProducer<byte[], byte[]>> made = new CopyOnWriteArrayList<>();
     private volatile boolean autoComplete = true;
     private volatile RuntimeException sendException;
+    // thrown by the producer factory while set, as new KafkaProducer(...) throws when it cannot be created
+    private volatile RuntimeException creationFailure;
+    private final AtomicInteger creations = new AtomicInteger();
     // made at the first worker, so that a test sets autoComplete and sendException before
     private volatile Publisher shared;
     private final FakeRows rows = new FakeRows();
@@ -97,6 +102,11 @@ class ShardWorkerDecisionsTest {
         if (shared == null) {
             shared = new Publisher(
                     () -> {
+                        creations.incrementAndGet();
+                        RuntimeException failure = creationFailure;
+                        if (failure != null) {
+                            throw failure;
+                        }
                         MockProducer<byte[], byte[]> p =
                                 new MockProducer<>(
                                         CLUSTER,
@@ -380,6 +390,68 @@ class ShardWorkerDecisionsTest {
         workers.runDue();
         assertThat(calls.onError).hasValue(1);
         assertThat(rows.deleted).isEmpty();
+    }
+
+    /**
+     * G3 and G1 when the producer that replaces a failed one cannot be created (no host of
+     * bootstrap.servers resolves, an unreadable keystore): the failed producer is closed all the same, so
+     * the key's later record it holds never reaches Kafka ahead of the failed one; both answers reach the
+     * batch, so it ends and the shard goes on; the rounds without a producer fail at once and back off;
+     * once a producer can be created again, the key is published from its failed record on, in order.
+     */
+    @Test
+    void aReplacementThatCannotBeCreatedStillClosesTheFailedProducerEndsTheBatchAndHealsLater() throws Exception {
+        autoComplete = false;
+        rows.reads.add(List.of(row(1, "a", "k", 1), row(2, "a", "k", 2)));
+        worker();
+        assertThat(made.get(0).history()).hasSize(2);
+        creationFailure = new KafkaException(
+                "Failed to construct kafka producer",
+                new ConfigException("No resolvable bootstrap urls given in bootstrap.servers"));
+
+        // a KafkaProducer logs and drops what a callback throws ("Error executing user-provided callback")
+        List<Throwable> thrownByCallbacks = new ArrayList<>();
+        thrownByCallbacks.add(
+                catchThrowable(() -> made.get(0).errorNext(new TimeoutException("Expiring 1 record(s) for a-0"))));
+
+        assertThat(made.get(0).closed())
+                .as("closed although no successor could be created: record 2 never lands ahead of record 1 (G3)")
+                .isTrue();
+        // what the close does to the record the producer still held
+        thrownByCallbacks.add(
+                catchThrowable(() -> made.get(0).errorNext(new KafkaException("Producer is closed forcefully."))));
+        workers.runDue();
+        assertThat(metrics.retriable.count())
+                .as("both answers reached the batch: it ended")
+                .isEqualTo(1);
+        assertThat(thrownByCallbacks).containsOnlyNulls();
+        assertThat(rows.deleted).isEmpty();
+
+        // no producer yet: the next round fails at once, without sending or creating one per round, and backs off
+        rows.reads.add(List.of(row(1, "a", "k", 1), row(2, "a", "k", 2)));
+        workers.advance(workers.lastDelay());
+        assertThat(rows.readCalls).hasValue(2);
+        assertThat(metrics.retriable.count()).isEqualTo(2);
+        assertThat(made).hasSize(1);
+        assertThat(creations)
+                .as("the first producer and the failed replacement")
+                .hasValue(2);
+
+        creationFailure = null;
+        // the publisher's own wait between creations runs on the real clock
+        Thread.sleep(300);
+        rows.reads.add(List.of(row(1, "a", "k", 1), row(2, "a", "k", 2)));
+        workers.advance(workers.lastDelay());
+
+        assertThat(made).as("a producer is created again once creation works").hasSize(2);
+        assertThat(made.get(1).history())
+                .extracting(r -> (int) r.value()[0])
+                .as("the key from its failed record on, in order (G3)")
+                .containsExactly(1, 2);
+        made.get(1).completeNext();
+        made.get(1).completeNext();
+        workers.runDue();
+        assertThat(rows.deleted).as("G1: both published").containsExactly(1L, 2L);
     }
 
     @Test
@@ -789,8 +861,20 @@ class ShardWorkerDecisionsTest {
     }
 
     private static OutboxRow row(long id, String topic, String key) {
+        return row(id, topic, key, 1);
+    }
+
+    private static OutboxRow row(long id, String topic, String key, int payload) {
         return new OutboxRow(
-                id, UUID.randomUUID(), topic, key, "t", "application/json", "{}", new byte[] {1}, OffsetDateTime.now());
+                id,
+                UUID.randomUUID(),
+                topic,
+                key,
+                "t",
+                "application/json",
+                "{}",
+                new byte[] {(byte) payload},
+                OffsetDateTime.now());
     }
 
     /** A shard publisher that counts sends, commits and aborts, and otherwise delegates. */
