@@ -1,0 +1,203 @@
+package dev.outbox.relay.internal;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.outbox.core.Outbox;
+import dev.outbox.core.OutboxMessage;
+import dev.outbox.core.internal.TimeSource;
+import dev.outbox.core.retry.Backoff;
+import dev.outbox.relay.Relay;
+import dev.outbox.testkit.RealServices;
+import dev.outbox.testkit.TestDatabase;
+import dev.outbox.testkit.TestKafka;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.nio.charset.StandardCharsets;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.metrics.KafkaMetric;
+import org.apache.kafka.common.metrics.MetricsReporter;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * G3 and G1 when the producer that {@link KeyOrder} replaces cannot be created, on the in-JVM broker
+ * and PostgreSQL: a key's first record is refused by the broker (stamped before the topic's {@code
+ * message.timestamp.before.max.ms}, as in {@link FirstBatchRefusedIT}) while its later records wait in
+ * the producer, and creating the replacement producer fails (a metric reporter that refuses to start,
+ * standing for bootstrap hosts that do not resolve or an unreadable keystore). Before, the exception
+ * left the record's callback: the batch never ended, so the shard never published again, and the
+ * failed producer stayed open and wrote the key's later records ahead of the refused one. Now the
+ * failed producer is closed, the batch ends, the shard backs off while no producer can be created, and
+ * once one can, every message is published once, in the key's order, and the outbox drains.
+ */
+@ExtendWith(RealServices.class)
+@Tag("integration")
+class ReplacementNotCreatedIT {
+    private static final int MESSAGES = 5;
+
+    /** Fails the creation of every producer while {@link #FAIL} is set, counting the refusals. */
+    public static final class RefusingReporter implements MetricsReporter {
+        static final AtomicBoolean FAIL = new AtomicBoolean();
+        static final AtomicInteger REFUSED = new AtomicInteger();
+
+        public RefusingReporter() {}
+
+        @Override
+        public void configure(Map<String, ?> configs) {
+            // producers only: the relay's readiness probe makes an admin client from the same properties
+            if (FAIL.get() && configs.containsKey("key.serializer")) {
+                REFUSED.incrementAndGet();
+                throw new IllegalStateException("the test's metric reporter refuses to start");
+            }
+        }
+
+        @Override
+        public void init(List<KafkaMetric> metrics) {}
+
+        @Override
+        public void metricChange(KafkaMetric metric) {}
+
+        @Override
+        public void metricRemoval(KafkaMetric metric) {}
+
+        @Override
+        public void close() {}
+    }
+
+    @Test
+    @Timeout(value = 3, unit = TimeUnit.MINUTES)
+    void aReplacementThatCannotBeCreatedHealsAndTheKeyIsPublishedOnceInOrder(TestDatabase db, TestKafka kafka)
+            throws Exception {
+        String topic = TestKafka.uniqueTopic("replacement-not-created");
+        try (Admin admin = kafka.admin()) {
+            // records stamped more than 3 s ago are refused
+            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1)
+                            .configs(Map.of("message.timestamp.before.max.ms", "3000"))))
+                    .all()
+                    .get(30, TimeUnit.SECONDS);
+        }
+        // the record timestamps of the next `stale` sends are a minute old
+        AtomicInteger stale = new AtomicInteger();
+        TimeSource time = new TimeSource() {
+            @Override
+            public long nanoTime() {
+                return System.nanoTime();
+            }
+
+            @Override
+            public long currentTimeMillis() {
+                long now = System.currentTimeMillis();
+                return stale.getAndUpdate(n -> Math.max(0, n - 1)) > 0 ? now - 60_000 : now;
+            }
+        };
+        RelayEngine built = (RelayEngine) Relay.builder()
+                .dataSource(db.newDataSource(10))
+                .instanceId("replacement-not-created")
+                .producerProperties(Map.of(
+                        "bootstrap.servers",
+                        kafka.bootstrapServers(),
+                        "metric.reporters",
+                        RefusingReporter.class.getName(),
+                        // the first message (2 KB) is a producer batch of its own; the later ones wait behind it
+                        "batch.size",
+                        "1024"))
+                .leaseDuration(Duration.ofSeconds(3))
+                .idlePollInterval(Duration.ofMillis(200))
+                .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofSeconds(1)))
+                .shutdownTimeout(Duration.ofSeconds(15))
+                .meterRegistry(new SimpleMeterRegistry())
+                .build();
+        RelayEngine relay = new RelayEngine(built.config(), time);
+        Outbox outbox = Outbox.builder().build();
+        RefusingReporter.FAIL.set(false);
+        RefusingReporter.REFUSED.set(0);
+        try {
+            relay.start();
+            // the topic's metadata known and the producer in use, before the test's messages
+            db.dsl().transaction(tx -> outbox.append(tx.dsl(), message(topic, "warm-up", "warm-up")));
+            await().atMost(Duration.ofSeconds(60)).until(() -> rows(db) == 0);
+
+            stale.set(1);
+            RefusingReporter.FAIL.set(true);
+            List<OutboxMessage> messages = new ArrayList<>();
+            messages.add(message(topic, "k", "1:" + "x".repeat(2_000)));
+            for (int i = 2; i <= MESSAGES; i++) {
+                messages.add(message(topic, "k", i + ":"));
+            }
+            db.dsl().transaction(tx -> outbox.appendAll(tx.dsl(), messages));
+
+            await().atMost(Duration.ofSeconds(30))
+                    .alias("the first message was refused while the later ones waited, and its callback tried to"
+                            + " create a replacement producer")
+                    .until(() -> RefusingReporter.REFUSED.get() >= 1);
+            // the shard's later rounds find no producer and try to create one again, after a backoff
+            await().atMost(Duration.ofSeconds(30))
+                    .alias("the shard's batch ended and its next rounds try to create a producer again")
+                    .until(() -> RefusingReporter.REFUSED.get() >= 2);
+            assertThat(rows(db))
+                    .as("nothing published while no producer can be created")
+                    .isEqualTo(MESSAGES);
+            assertThat(relay.isLive()).isTrue();
+
+            RefusingReporter.FAIL.set(false);
+            await().atMost(Duration.ofSeconds(60))
+                    .alias("G1: the outbox drains once a producer can be created again")
+                    .until(() -> rows(db) == 0);
+        } finally {
+            RefusingReporter.FAIL.set(false);
+            relay.close();
+        }
+        assertThat(values(kafka, topic))
+                .as("G3: the key's messages once each, in order, the refused one first")
+                .containsExactly("warm-up", "1", "2", "3", "4", "5");
+    }
+
+    private static OutboxMessage message(String topic, String key, String body) {
+        return OutboxMessage.of(topic, key, "Test", "text/plain", body.getBytes(StandardCharsets.UTF_8));
+    }
+
+    private static long rows(TestDatabase db) throws Exception {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery("select count(*) from " + db.schema() + ".outbox_message")) {
+            rs.next();
+            return rs.getLong(1);
+        }
+    }
+
+    /** @return each record's value up to its first ':', in log order */
+    private static List<String> values(TestKafka kafka, String topic) {
+        List<String> values = new ArrayList<>();
+        try (KafkaConsumer<byte[], byte[]> consumer =
+                new KafkaConsumer<>(kafka.consumerProperties("replacement-not-created-check"))) {
+            TopicPartition tp = new TopicPartition(topic, 0);
+            consumer.assign(List.of(tp));
+            consumer.seekToBeginning(List.of(tp));
+            long end = consumer.endOffsets(List.of(tp)).get(tp);
+            while (consumer.position(tp) < end) {
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(500))) {
+                    String v = new String(r.value(), StandardCharsets.UTF_8);
+                    int colon = v.indexOf(':');
+                    values.add(colon < 0 ? v : v.substring(0, colon));
+                }
+            }
+        }
+        return values;
+    }
+}
