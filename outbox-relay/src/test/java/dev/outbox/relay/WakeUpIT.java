@@ -6,6 +6,7 @@ import static org.awaitility.Awaitility.await;
 
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxHeaders;
+import dev.outbox.core.retry.Backoff;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
@@ -20,6 +21,7 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -367,6 +369,111 @@ class WakeUpIT {
         }
     }
 
+    /**
+     * G3, the last record of each key is its latest committed message, across hand-backs while
+     * deletes fail now and then: eight writers serialise per key on the key's aggregate row and append
+     * the version they wrote, for six seconds, while PostgreSQL refuses about half of the delete
+     * statements (a statement trigger that raises at random) and a second relay joins and leaves again
+     * and again, so that shards are handed back (and stopped by the second relay's close) while some of
+     * their deferred deletes have failed. A row published again by a shard's next owner must never land
+     * after a later row of its key that was deleted: on the topic, each key's versions ordered by their
+     * last appearance are in commit order, so a compacted topic or a last-value consumer ends on each
+     * key's latest version. Duplicates are allowed (at-least-once); every version arrives.
+     */
+    @Test
+    void theLastRecordOfEachKeyIsItsLatestVersionAcrossHandBacksWhileDeletesFailAtRandom(
+            TestDatabase db, TestKafka kafka) throws Exception {
+        String topic = TestKafka.uniqueTopic("refused-hand-back");
+        kafka.createTopic(topic, 3);
+        int keys = 16;
+        int writers = 8;
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        try (RefusedDeletes refusing = new RefusedDeletes(db, "refused_deletes_hand_back");
+                Relay relay = handingBackRelay(db, kafka, refusing.schema, "hand-back-first")
+                        .meterRegistry(registry)
+                        .build();
+                Fixtures.Collector kafkaSide = new Fixtures.Collector(kafka.bootstrapServers(), topic)) {
+            String aggregate = Aggregates.create(db, refusing.schema + ".aggregate", keys);
+            Outbox outbox = Outbox.builder().schema(refusing.schema).build();
+            startOwningAll(relay, 64);
+            DataSource writersPool = db.newDataSource(writers);
+            ExecutorService pool = Executors.newFixedThreadPool(writers);
+            long deadline = System.nanoTime() + 6_000_000_000L;
+            List<Future<?>> done = new ArrayList<>();
+            for (int w = 0; w < writers; w++) {
+                done.add(pool.submit(() -> {
+                    while (System.nanoTime() - deadline < 0) {
+                        appendNextVersion(writersPool, outbox, aggregate, topic, keys);
+                    }
+                    return null;
+                }));
+            }
+            refusing.refuseAtRandom(0.5);
+            int joins = 0;
+            while (System.nanoTime() - deadline < 0) {
+                // the first relay hands back half of its shards to the second, which stops them on its close
+                try (Relay second = handingBackRelay(db, kafka, refusing.schema, "hand-back-second-" + joins)
+                        .build()) {
+                    second.start();
+                    joins++;
+                    await().atMost(Duration.ofSeconds(10))
+                            .until(() -> !second.ownedShards().isEmpty());
+                    Thread.sleep(500);
+                }
+                await().atMost(Duration.ofSeconds(10))
+                        .until(() -> relay.ownedShards().size() == 64);
+            }
+            for (Future<?> f : done) {
+                f.get();
+            }
+            pool.shutdown();
+            refusing.refuse(false);
+            int total = refusing.dsl
+                    .fetchOne("select sum(version) from " + aggregate)
+                    .get(0, Integer.class);
+            await().atMost(Duration.ofSeconds(60))
+                    .untilAsserted(() -> assertThat(kafkaSide.ids()).hasSize(total));
+            refusing.awaitEmpty();
+            Thread.sleep(500); // a row published again would arrive by now
+            double failed = Fixtures.counter(registry, "outbox.relay.errors", "kind", "database");
+            int twice = kafkaSide.records().size() - kafkaSide.ids().size();
+            System.out.printf(
+                    "half the deletes refused for 6 s, %d joins of a second relay, %d writers on %d keys: %d rows,"
+                            + " %.0f database errors, %d records again%n",
+                    joins, writers, keys, total, failed, twice);
+            assertThat(failed).as("deletes that failed").isPositive();
+            assertThat(joins).as("hand-backs").isGreaterThanOrEqualTo(2);
+            List<Fixtures.Received> inLogOrder = new ArrayList<>(kafkaSide.records());
+            inLogOrder.sort(
+                    Comparator.comparingInt(Fixtures.Received::partition).thenComparingLong(Fixtures.Received::offset));
+            Map<String, LinkedHashMap<Integer, Long>> lastOffsets = new HashMap<>();
+            for (Fixtures.Received r : inLogOrder) {
+                LinkedHashMap<Integer, Long> last = lastOffsets.computeIfAbsent(r.key(), k -> new LinkedHashMap<>());
+                int version = Integer.parseInt(r.payload());
+                last.remove(version); // moved to the end: the versions in the order of their last appearance
+                last.put(version, r.offset());
+            }
+            int versions = 0;
+            for (var e : lastOffsets.entrySet()) {
+                assertThat(new ArrayList<>(e.getValue().keySet()))
+                        .as("G3: the versions of %s by their last appearance on the topic", e.getKey())
+                        .isSorted();
+                versions += e.getValue().size();
+            }
+            assertThat(versions).isEqualTo(total);
+            Fixtures.assertVersionsInCommitOrder(kafkaSide, total, r -> Integer.parseInt(r.payload()));
+        }
+    }
+
+    /** A relay on {@code schema} whose lease rounds (every second) hand shards back within a second or two. */
+    private static Relay.Builder handingBackRelay(TestDatabase db, TestKafka kafka, String schema, String id) {
+        return quietRelay(db.newDataSource(10), kafka.bootstrapServers(), id)
+                .schema(schema)
+                .leaseDuration(Duration.ofSeconds(3))
+                .idlePollInterval(Duration.ofSeconds(3))
+                .backoff(Backoff.of(Duration.ofMillis(20), Duration.ofMillis(200)));
+    }
+
     private static long rowsLeft(TestDatabase db) throws Exception {
         try (Connection c = db.connect();
                 PreparedStatement ps = c.prepareStatement("select count(*) from outbox.outbox_message");
@@ -534,8 +641,8 @@ class WakeUpIT {
 
     /**
      * A schema of a test's own (the class's tests share the database, and the trigger must not reach
-     * the others) whose outbox refuses every delete while switched on: a statement trigger, so reads,
-     * leases and appends go on.
+     * the others) whose outbox refuses every delete while switched on, or a share of the delete
+     * statements drawn at random: a statement trigger, so reads, leases and appends go on.
      */
     private static final class RefusedDeletes implements AutoCloseable {
         final String schema;
@@ -548,11 +655,11 @@ class WakeUpIT {
             this.dsl = OutboxMigrations.dsl(db.dataSource(), schema);
             try (Connection c = db.connect();
                     Statement st = c.createStatement()) {
-                st.execute("create table " + schema + ".refuse (refuse boolean not null)");
-                st.execute("insert into " + schema + ".refuse values (false)");
+                st.execute("create table " + schema + ".refuse (refuse boolean not null, share float8 not null)");
+                st.execute("insert into " + schema + ".refuse values (false, 1)");
                 st.execute(
                         "create function " + schema + ".refuse_deletes() returns trigger language plpgsql as $$"
-                                + " begin if (select refuse from " + schema + ".refuse) then"
+                                + " begin if (select refuse and random() < share from " + schema + ".refuse) then"
                                 + " raise exception 'deletes from the outbox refused by the test'; end if; return null; end $$");
                 st.execute("create trigger refuse_deletes before delete on " + schema + ".outbox_message"
                         + " for each statement execute function " + schema + ".refuse_deletes()");
@@ -565,6 +672,12 @@ class WakeUpIT {
                 refusing = on;
                 dsl.execute("update " + schema + ".refuse set refuse = ?", on);
             }
+        }
+
+        /** Refuses about {@code share} of the delete statements from now on, each drawn at random. */
+        void refuseAtRandom(double share) {
+            refusing = true;
+            dsl.execute("update " + schema + ".refuse set refuse = true, share = ?", share);
         }
 
         void awaitEmpty() {

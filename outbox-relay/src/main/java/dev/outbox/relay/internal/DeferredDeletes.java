@@ -1,8 +1,8 @@
 package dev.outbox.relay.internal;
 
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.List;
+import java.util.HashSet;
+import java.util.LinkedHashSet;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.RejectedExecutionException;
 
@@ -16,17 +16,31 @@ import java.util.concurrent.RejectedExecutionException;
  * waits for its deferred deletes before it reads for itself, and reads ahead only while none is in
  * flight.
  *
+ * <p>The ids the shard published whose delete is not known to have committed (in a deferred delete
+ * in flight, or left by one that did not delete them) are <em>outstanding</em>, and every later
+ * delete of the shard, deferred or waited for, carries them along ({@link #started}, {@link
+ * #carrying}): one statement deletes them with the later rows or deletes nothing. So a row the
+ * shard published is never deleted while a row it published before is still in the table after a
+ * delete that failed (G3): the probe may hand the shard a later row of a key while the delete of its
+ * earlier row is in flight, and that delete may still fail after the later one was queued. Without
+ * the carried ids the later delete could commit alone, and a crash, hand-back or lost lease before
+ * the retry would leave the earlier row to be published again after the later one, the last record
+ * of its key. A carried id deleted already is not found again (one index descent, nothing counted).
+ *
  * <p>What a deferred delete may find:
  *
  * <ul>
- *   <li>committed with the lease held: its ids leave the registry;
- *   <li>the lease lost: the ids stay registered and the shard is dropped at its next round, which
+ *   <li>committed with the lease held: its ids (the carried ones included) are no longer outstanding
+ *       and leave the registry;
+ *   <li>the lease lost: the ids stay outstanding and the shard is dropped at its next round, which
  *       releases them;
- *   <li>a failed statement: the ids stay registered, and the shard's next round deletes them again,
+ *   <li>a failed statement: the ids stay outstanding, and the shard's next round deletes them again,
  *       waiting for it, before it reads or sends anything. So a live shard never publishes a row
  *       again after later rows of its key;
- *   <li>the queue stopped (the relay is closing), or the shard already stopped: the ids are released,
- *       and the rows are published again by the shard's next owner, as after a crash.
+ *   <li>the queue stopped (the relay is closing), or the shard already stopped: once no deferred
+ *       delete of the shard is in flight, what is outstanding is released, and the rows are published
+ *       again by the shard's next owner, as after a crash. No later row of the shard was deleted
+ *       without them.
  * </ul>
  */
 final class DeferredDeletes {
@@ -34,8 +48,10 @@ final class DeferredDeletes {
     // guarded by this
     private int inFlight;
     private CompletableFuture<Void> settled = CompletableFuture.completedFuture(null);
-    // ids of deferred deletes that did not delete them (a failed statement or a lost lease)
-    private final List<long[]> undeleted = new ArrayList<>();
+    // ids published by the shard whose delete is not known to have committed, in the order published
+    private final Set<Long> outstanding = new LinkedHashSet<>();
+    // the outstanding ids a deferred delete did not delete: the shard deletes them again before it goes on
+    private final Set<Long> failed = new HashSet<>();
     private boolean lost;
     private boolean stopped;
 
@@ -43,19 +59,37 @@ final class DeferredDeletes {
         this.registry = registry;
     }
 
-    /** Registers the ids before their delete is submitted. */
-    void started(long[] ids) {
+    /**
+     * Registers the ids of a deferred delete before it is submitted.
+     *
+     * @return the ids the delete must name: {@code ids} and every id still outstanding
+     */
+    synchronized long[] started(long[] ids) {
         registry.add(ids);
-        synchronized (this) {
-            inFlight++;
-            if (settled.isDone()) {
-                settled = new CompletableFuture<>();
-            }
+        for (long id : ids) {
+            outstanding.add(id);
         }
+        inFlight++;
+        if (settled.isDone()) {
+            settled = new CompletableFuture<>();
+        }
+        return outstandingIds();
+    }
+
+    /** @return the ids a delete the shard waits for must name: {@code ids} and every id still outstanding */
+    synchronized long[] carrying(long[] ids) {
+        if (outstanding.isEmpty()) {
+            return ids;
+        }
+        Set<Long> all = new LinkedHashSet<>(outstanding);
+        for (long id : ids) {
+            all.add(id);
+        }
+        return all.stream().mapToLong(Long::longValue).toArray();
     }
 
     /**
-     * Takes the outcome of a deferred delete of {@code ids}.
+     * Takes the outcome of a deferred delete of {@code ids} (what {@link #started} returned).
      *
      * @param result what the statement found for the shard, or null when it failed
      * @param error why the statement failed, or null
@@ -63,28 +97,39 @@ final class DeferredDeletes {
      */
     boolean finished(long[] ids, Db.Fenced result, Throwable error) {
         boolean deleted = error == null && result != null && result.leaseHeld();
-        boolean release = false;
         boolean attention = false;
+        long[] release = null;
         CompletableFuture<Void> done = null;
         synchronized (this) {
             inFlight--;
-            if (!deleted) {
-                if (stopped || error instanceof RejectedExecutionException) {
-                    release = true;
-                } else {
-                    undeleted.add(ids);
+            if (deleted) {
+                forget(ids);
+            } else {
+                if (error instanceof RejectedExecutionException) {
+                    stopped = true; // the relay is closing: no delete of the shard can run any more
+                }
+                if (!stopped) {
+                    for (long id : ids) {
+                        if (outstanding.contains(id)) {
+                            failed.add(id);
+                        }
+                    }
                     lost |= error == null;
                     attention = true;
                 }
             }
             if (inFlight == 0) {
+                if (stopped) {
+                    release = releaseAll();
+                }
                 done = settled;
             }
         }
         if (deleted) {
             registry.deleted(ids);
-        } else if (release) {
-            registry.released(ids);
+        }
+        if (release != null) {
+            registry.released(release);
         }
         if (done != null) {
             done.complete(null);
@@ -106,32 +151,61 @@ final class DeferredDeletes {
         return lost;
     }
 
-    /** @return the ids of deferred deletes that did not delete them, or null; they stay registered */
+    /**
+     * @return null unless ids a deferred delete did not delete are still outstanding; else every id
+     *     outstanding (with those of deferred deletes in flight, if any), which stay registered
+     */
     synchronized long[] undeleted() {
-        if (undeleted.isEmpty()) {
-            return null;
-        }
-        return undeleted.stream().flatMapToLong(Arrays::stream).toArray();
+        return failed.isEmpty() ? null : outstandingIds();
     }
 
-    /** The ids {@link #undeleted()} returned were deleted (by a delete the shard waited for). */
-    void retried(long[] ids) {
+    /** A delete the shard waited for committed {@code ids} (what {@link #carrying} returned) with the lease held. */
+    void committed(long[] ids) {
         synchronized (this) {
-            undeleted.clear();
+            forget(ids);
         }
         registry.deleted(ids);
     }
 
-    /** The shard stopped: what it did not delete is publishable again; a delete still in flight releases its ids when it ends. */
+    /**
+     * The shard stopped: what it did not delete is publishable again, once no deferred delete of it is
+     * in flight (the last one to end releases it).
+     */
     void stop() {
         long[] left;
         synchronized (this) {
             stopped = true;
-            left = undeleted();
-            undeleted.clear();
+            if (inFlight > 0) {
+                return;
+            }
+            left = releaseAll();
         }
         if (left != null) {
             registry.released(left);
         }
+    }
+
+    // guarded by this
+    private void forget(long[] ids) {
+        for (long id : ids) {
+            outstanding.remove(id);
+            failed.remove(id);
+        }
+    }
+
+    // guarded by this
+    private long[] releaseAll() {
+        if (outstanding.isEmpty()) {
+            return null;
+        }
+        long[] left = outstandingIds();
+        outstanding.clear();
+        failed.clear();
+        return left;
+    }
+
+    // guarded by this
+    private long[] outstandingIds() {
+        return outstanding.stream().mapToLong(Long::longValue).toArray();
     }
 }

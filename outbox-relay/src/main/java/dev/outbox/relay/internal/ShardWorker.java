@@ -319,7 +319,7 @@ final class ShardWorker {
         boolean ownRead =
                 ahead.rows == null && (!loop.hasHanded() || !held.isEmpty() || held.seen != 0 || !leaderless.isEmpty());
         // in flight first: once none is, none starts before this round ends, so the ids taken below are all
-        // there are, and retried() may forget them all
+        // that are outstanding
         boolean inFlight = deferred.inFlight();
         long[] undeleted = deferred.undeleted();
         if (inFlight && (ownRead || undeleted != null)) {
@@ -330,23 +330,24 @@ final class ShardWorker {
         if (undeleted == null) {
             return true;
         }
-        deleteWaited(undeleted, () -> {
-            deferred.retried(undeleted);
-            loop.next(0, false);
-        });
+        deleteWaited(undeleted, () -> loop.next(0, false));
         return false;
     }
 
     /**
-     * Deletes published rows through the relay's delete queue, the shard waiting: a lost lease drops
-     * the shard, else the rows count as published and {@code then} runs as the shard's next task.
+     * Deletes published rows through the relay's delete queue, the shard waiting, together with the
+     * rows of its deferred deletes not known to have committed ({@link DeferredDeletes#carrying}): a
+     * lost lease drops the shard, else the rows count as published and {@code then} runs as the
+     * shard's next task.
      */
-    private void deleteWaited(long[] ids, Runnable then) {
+    private void deleteWaited(long[] rows, Runnable then) {
+        long[] ids = deferred.carrying(rows);
         afterWrite(deletes.submit(new ShardRows.Deletion(shard, epoch, ids)), "delete", result -> {
             if (!result.leaseHeld()) {
-                fenced("delete " + ids.length + " published rows");
+                fenced("delete " + rows.length + " published rows");
                 return;
             }
+            deferred.committed(ids);
             metrics.published.increment(result.rows());
             then.run();
         });
@@ -513,11 +514,12 @@ final class ShardWorker {
     }
 
     /**
-     * Submits the delete of published rows without waiting for it ({@link DeferredDeletes}); a
-     * deferred delete that did not delete them wakes the shard, whose next round acts on it.
+     * Submits the delete of published rows without waiting for it ({@link DeferredDeletes}), together
+     * with the rows of the shard's earlier deferred deletes not known to have committed; a deferred
+     * delete that did not delete them wakes the shard, whose next round acts on it.
      */
-    private void deferDelete(long[] ids) {
-        deferred.started(ids);
+    private void deferDelete(long[] rows) {
+        long[] ids = deferred.started(rows);
         deletes.submitDeferred(new ShardRows.Deletion(shard, epoch, ids)).whenComplete((result, error) -> {
             if (error == null) {
                 relay.databaseAnswered().run();

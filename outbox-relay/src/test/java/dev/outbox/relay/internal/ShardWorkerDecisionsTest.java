@@ -693,6 +693,94 @@ class ShardWorkerDecisionsTest {
     }
 
     /**
+     * G3, the last record of a key is its latest committed message: a deferred delete of row 1 (key
+     * k) is in flight when the probe hands the shard row 2 of k, which is published and its delete
+     * queued behind; row 1's statement fails and row 2's commits. Row 2 must not leave the table while
+     * row 1 is still in it: a crash, a hand-back or a lost lease before row 1's retry would have the
+     * next owner publish row 1 again after row 2, and a compacted topic would keep row 1.
+     */
+    @Test
+    void aLaterRowOfAKeyIsNotDeletedWhileTheFailedDeferredDeleteOfAnEarlierOneAwaitsItsRetry() {
+        List<Runnable> deletes = new ArrayList<>();
+        deleteRunner = deletes::add;
+        rows.reads.add(List.of(row(1, "a", "k")));
+        ShardWorker w = worker();
+        assertThat(deletes).as("row 1's delete is deferred").hasSize(1);
+        assertThat(w.loop.state()).isEqualTo(ShardLoop.State.IDLE);
+
+        // the probe's read leaves row 1 out and hands row 2 of the same key: no read of the shard's own
+        assertThat(w.loop.wakeWith(w.loop.idleTicket(), List.of(row(2, "a", "k"))))
+                .isTrue();
+        workers.runDue();
+        assertThat(made.get(0).history())
+                .extracting(r -> new String(r.value(), StandardCharsets.UTF_8))
+                .hasSize(2);
+        assertThat(w.loop.state()).isEqualTo(ShardLoop.State.IDLE);
+
+        // the queue's first statement (row 1's) fails; the next one (row 2's request) commits
+        rows.deleteFailures = 1;
+        deletes.remove(0).run();
+        assertThat(rows.deleted.contains(1L) || !rows.deleted.contains(2L))
+                .as(
+                        "row 2 of k deleted %s while row 1 of k is still in the table: published again after row 2"
+                                + " by whoever publishes the shard next",
+                        rows.deleted)
+                .isTrue();
+
+        // the shard is handed back before it retries what failed
+        var stopped = w.stop();
+        workers.runDue();
+        assertThat(stopped).isDone();
+        assertThat(w.loop.state()).isEqualTo(ShardLoop.State.STOPPED);
+        assertThat(rows.deleted)
+                .as("what is left for the next owner holds no row of k older than one deleted")
+                .containsExactlyInAnyOrder(1L, 2L);
+        assertThat(pending.ids()).isEmpty();
+        assertThat(metrics.published.count()).isEqualTo(2);
+    }
+
+    /**
+     * G3 as above, when the batch published after the deferred delete is full and its delete is one
+     * the shard waits for: it must not remove row 2 of k while row 1 of k, whose deferred delete
+     * failed, is still in the table.
+     */
+    @Test
+    void aWaitedDeleteDoesNotRemoveALaterRowOfAKeyWhileTheFailedDeferredDeleteOfAnEarlierOneAwaitsItsRetry() {
+        List<Runnable> deletes = new ArrayList<>();
+        deleteRunner = deletes::add;
+        rows.reads.add(List.of(row(1, "a", "k")));
+        ShardWorker w = worker();
+        assertThat(deletes).as("row 1's delete is deferred").hasSize(1);
+
+        List<OutboxRow> full = new ArrayList<>();
+        full.add(row(2, "a", "k"));
+        for (int i = 3; i <= config.batchSize() + 1; i++) {
+            full.add(row(i, "a", "other" + i));
+        }
+        assertThat(w.loop.wakeWith(w.loop.idleTicket(), full)).isTrue();
+        workers.runDue();
+        assertThat(made.get(0).history()).hasSize(1 + config.batchSize());
+        assertThat(w.loop.state()).as("the full batch waits for its delete").isEqualTo(ShardLoop.State.RUNNING);
+
+        rows.deleteFailures = 1;
+        deletes.remove(0).run();
+        assertThat(rows.deleted.contains(1L) || !rows.deleted.contains(2L))
+                .as("row 2 of k deleted %s while row 1 of k is still in the table", rows.deleted)
+                .isTrue();
+
+        var stopped = w.stop();
+        workers.runDue();
+        assertThat(stopped).isDone();
+        List<Long> all = new ArrayList<>();
+        for (long i = 1; i <= config.batchSize() + 1; i++) {
+            all.add(i);
+        }
+        assertThat(rows.deleted).containsExactlyInAnyOrderElementsOf(all);
+        assertThat(pending.ids()).isEmpty();
+        assertThat(metrics.published.count()).isEqualTo(all.size());
+    }
+
+    /**
      * A deferred delete that found the lease taken over drops the shard at its next round, and its
      * row is publishable again for the shard's next owner (G1), the probe told to read again.
      */
@@ -1037,10 +1125,15 @@ class ShardWorkerDecisionsTest {
                     out.add(new Db.Fenced(false, 0));
                     continue;
                 }
+                // as the table does: a row deleted already is not there to delete again
+                int n = 0;
                 for (long id : d.ids()) {
-                    deleted.add(id);
+                    if (!deleted.contains(id)) {
+                        deleted.add(id);
+                        n++;
+                    }
                 }
-                out.add(new Db.Fenced(true, d.ids().length));
+                out.add(new Db.Fenced(true, n));
             }
             return out;
         }
