@@ -8,8 +8,6 @@ import java.util.Locale;
 import java.util.Map;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /** Validates the user's producer properties and adds the ones the relay enforces or defaults. */
 public final class ProducerSettings {
@@ -17,14 +15,6 @@ public final class ProducerSettings {
 
     /** The default of {@code max.in.flight.requests.per.connection}: see {@link #validate}. */
     static final String DEFAULT_MAX_IN_FLIGHT = "1";
-
-    /** The longest default {@code max.block.ms}: see {@link #boundByLease}. */
-    static final long DEFAULT_MAX_BLOCK_MS = 10_000;
-
-    /** The shortest default {@code max.block.ms}, when {@code delivery.timeout.ms} takes the whole margin. */
-    static final long MIN_MAX_BLOCK_MS = 100;
-
-    private static final Logger LOG = LoggerFactory.getLogger(ProducerSettings.class);
 
     /** Properties that can change a record's key or partition: refused, since per-key order depends on both. */
     static final List<String> KEY_MAPPING = List.of(
@@ -116,7 +106,7 @@ public final class ProducerSettings {
         // batch")
         p.putIfAbsent(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, DEFAULT_MAX_IN_FLIGHT);
         p.putIfAbsent(ProducerConfig.BATCH_SIZE_CONFIG, "65536");
-        // max.block.ms: set by boundByLease, which bounds it with the delivery timeout
+        p.putIfAbsent(ProducerConfig.MAX_BLOCK_MS_CONFIG, "10000");
         return p;
     }
 
@@ -144,12 +134,7 @@ public final class ProducerSettings {
      * margin ({@link LeaseClock#margin(Duration)}): a record the relay sent while it still held the
      * lease either lands before the lease can expire in the database, or is failed by the producer.
      * Where not given, {@code delivery.timeout.ms} is half the margin and {@code request.timeout.ms}
-     * what Kafka allows within it ({@code delivery.timeout.ms - linger.ms}, at most 10 s). {@code
-     * send()} itself can wait up to {@code max.block.ms} (for buffer memory or a topic's metadata)
-     * after the lease check and before the record's delivery timeout starts, so {@code max.block.ms +
-     * delivery.timeout.ms} must fit in the margin too: where not given, {@code max.block.ms} is what
-     * the margin leaves (at most 10 s, at least 100 ms); a given one that does not fit is logged at
-     * WARN, naming the risk.
+     * what Kafka allows within it ({@code delivery.timeout.ms - linger.ms}, at most 10 s).
      *
      * @param p the properties from {@link #validate}, changed in place
      * @param lease the relay's lease duration
@@ -187,27 +172,8 @@ public final class ProducerSettings {
                             + (givenDelivery == null ? ", half of a third of the lease " + lease : "")
                             + "), which Kafka refuses; lower request.timeout.ms or lengthen the lease duration");
         }
-        Object givenBlock = p.get(ProducerConfig.MAX_BLOCK_MS_CONFIG);
-        long block = givenBlock != null
-                ? integer(ProducerConfig.MAX_BLOCK_MS_CONFIG, givenBlock)
-                : Math.min(DEFAULT_MAX_BLOCK_MS, Math.max(margin - delivery, MIN_MAX_BLOCK_MS));
-        if (block + delivery > margin) {
-            LOG.warn(
-                    "producer property max.block.ms ({}{}) plus delivery.timeout.ms ({}) exceeds the lease's safety"
-                            + " margin, a third of the lease duration ({} of {}): send() can wait max.block.ms for"
-                            + " buffer memory or a topic's metadata after the relay checked its lease, so a record"
-                            + " could reach Kafka after another relay took the shard over and published newer"
-                            + " messages of its key (a compacted topic would keep the older one); lower"
-                            + " max.block.ms or delivery.timeout.ms to fit, or lengthen the lease duration",
-                    block,
-                    givenBlock == null ? ", the least the relay uses" : "",
-                    delivery,
-                    Durations.format(Duration.ofMillis(margin)),
-                    Durations.format(lease));
-        }
         p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, String.valueOf(delivery));
         p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, String.valueOf(request));
-        p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, String.valueOf(block));
         return p;
     }
 

@@ -701,9 +701,9 @@ class ZombieRelayIT {
         env.put("OUTBOX_RELAY_BATCH_SIZE", pastHeld ? Integer.toString(PAST_HELD_BATCH_SIZE) : "100");
         if (missingTopic) {
             // each failed check of the missing topic counts an attempt of the held rows a shard reads again, at
-            // most one per backoff cap (1 s here) and one per check (a check waits max.block.ms, which is shorter
-            // with a short lease): the default 10 could park them while the topic is missing, and a parked key's
-            // later rows go on by design (PARK_AND_CONTINUE), which this test would take for a G3 failure
+            // most one per backoff cap (1 s here) and one per check (one per max.block.ms): the default 10 could
+            // park them while the topic is missing, and a parked key's later rows go on by design
+            // (PARK_AND_CONTINUE), which this test would take for a G3 failure
             env.put(RelaySettings.MAX_ATTEMPTS.envVar(), Integer.toString(Relay.Builder.MAX_MAX_ATTEMPTS));
         }
         // at most about 2 KiB of payloads per batch: with every third payload long, the cap ends most batches
