@@ -372,10 +372,14 @@ public final class OutboxMigrations {
     }
 
     /**
+     * The shard count the outbox in {@code schema} was installed with, which every producer must use.
+     *
+     * @param dataSource the database
+     * @param schema the outbox schema, a plain SQL identifier
      * @return the rows of {@code schema.outbox_shard_lease}, or 0 when the table does not exist yet or the database
      *     cannot be reached (the migration then reports the connection failure itself)
      */
-    static int installedShards(DataSource dataSource, String schema) {
+    public static int installedShards(DataSource dataSource, String schema) {
         try (Connection c = dataSource.getConnection();
                 Statement st = c.createStatement()) {
             try (ResultSet rs =

@@ -1,12 +1,7 @@
 package dev.outbox.spring.internal;
 
-import java.sql.Connection;
-import java.sql.PreparedStatement;
-import java.sql.ResultSet;
-import java.sql.SQLException;
+import dev.outbox.migrations.OutboxMigrations;
 import javax.sql.DataSource;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Checks {@code outbox.shards} against the shard count the outbox was installed with, when the
@@ -14,8 +9,6 @@ import org.slf4j.LoggerFactory;
  * business transactions.
  */
 public final class InstalledShards {
-    private static final Logger LOG = LoggerFactory.getLogger(InstalledShards.class);
-
     private InstalledShards() {}
 
     /**
@@ -27,25 +20,7 @@ public final class InstalledShards {
      *     again)
      */
     public static void requireMatch(DataSource dataSource, String schema, int configured) {
-        int installed;
-        try (Connection c = dataSource.getConnection()) {
-            try (PreparedStatement st = c.prepareStatement("select to_regclass(?) is not null")) {
-                st.setString(1, schema + ".outbox_shard_lease");
-                try (ResultSet rs = st.executeQuery()) {
-                    if (!rs.next() || !rs.getBoolean(1)) {
-                        return; // not installed (yet): the migrations install it with outbox.shards
-                    }
-                }
-            }
-            try (PreparedStatement st = c.prepareStatement("select count(*) from " + schema + ".outbox_shard_lease");
-                    ResultSet rs = st.executeQuery()) {
-                rs.next();
-                installed = rs.getInt(1);
-            }
-        } catch (SQLException e) {
-            LOG.debug("[outbox] the installed shard count could not be read at start; the first append checks it", e);
-            return;
-        }
+        int installed = OutboxMigrations.installedShards(dataSource, schema);
         if (installed > 0 && installed != configured) {
             throw new IllegalStateException("outbox.shards=" + configured + ": the outbox in schema " + schema
                     + " was installed with " + installed + " shards (the rows of " + schema
