@@ -333,15 +333,7 @@ class WakeUpIT {
             DataSource writersPool = db.newDataSource(writers);
             ExecutorService pool = Executors.newFixedThreadPool(writers);
             long deadline = System.nanoTime() + 3_000_000_000L;
-            List<Future<?>> done = new ArrayList<>();
-            for (int w = 0; w < writers; w++) {
-                done.add(pool.submit(() -> {
-                    while (System.nanoTime() - deadline < 0) {
-                        appendNextVersion(writersPool, outbox, aggregate, topic, keys);
-                    }
-                    return null;
-                }));
-            }
+            List<Future<?>> done = writeUntil(deadline, pool, writers, writersPool, outbox, aggregate, topic, keys);
             Thread.sleep(1_000);
             refusing.refuse(true);
             Thread.sleep(1_000);
@@ -399,15 +391,7 @@ class WakeUpIT {
             DataSource writersPool = db.newDataSource(writers);
             ExecutorService pool = Executors.newFixedThreadPool(writers);
             long deadline = System.nanoTime() + 6_000_000_000L;
-            List<Future<?>> done = new ArrayList<>();
-            for (int w = 0; w < writers; w++) {
-                done.add(pool.submit(() -> {
-                    while (System.nanoTime() - deadline < 0) {
-                        appendNextVersion(writersPool, outbox, aggregate, topic, keys);
-                    }
-                    return null;
-                }));
-            }
+            List<Future<?>> done = writeUntil(deadline, pool, writers, writersPool, outbox, aggregate, topic, keys);
             refusing.refuseAtRandom(0.5);
             int joins = 0;
             while (System.nanoTime() - deadline < 0) {
@@ -627,6 +611,31 @@ class WakeUpIT {
      * One writer's transaction on a random aggregate of {@code keys}: its version as the payload, the
      * transaction held open up to 5 ms so that other keys' later ids commit meanwhile.
      */
+    /**
+     * Starts {@code writers} writers that each append the next version of a random aggregate until
+     * {@code deadline} ({@link System#nanoTime()}).
+     */
+    private static List<Future<?>> writeUntil(
+            long deadline,
+            ExecutorService pool,
+            int writers,
+            DataSource writersPool,
+            Outbox outbox,
+            String aggregate,
+            String topic,
+            int keys) {
+        List<Future<?>> done = new ArrayList<>();
+        for (int w = 0; w < writers; w++) {
+            done.add(pool.submit(() -> {
+                while (System.nanoTime() - deadline < 0) {
+                    appendNextVersion(writersPool, outbox, aggregate, topic, keys);
+                }
+                return null;
+            }));
+        }
+        return done;
+    }
+
     private static void appendNextVersion(DataSource pool, Outbox outbox, String aggregate, String topic, int keys)
             throws SQLException, InterruptedException {
         Aggregates.appendNextVersion(

@@ -4,15 +4,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.outbox.testkit.TcpProxy;
 import dev.outbox.testkit.TestDatabase;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.net.URI;
-import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Tag;
@@ -91,18 +87,12 @@ class AdminTimeoutIT {
         }
     }
 
-    private record Result(int code, String out, String err) {}
-
     private static Result run(String[] args) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code = Main.run(
-                args,
-                Map.of(),
-                new PrintStream(out, true, StandardCharsets.UTF_8),
-                new PrintStream(err, true, StandardCharsets.UTF_8));
-        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+        PoisonThroughTheCliIT.Cli cli = PoisonThroughTheCliIT.run(args);
+        return new Result(cli.code(), String.join("\n", cli.err()));
     }
+
+    private record Result(int code, String err) {}
 
     private static String[] with(String[] command, String... more) {
         List<String> all = new ArrayList<>(List.of(command));

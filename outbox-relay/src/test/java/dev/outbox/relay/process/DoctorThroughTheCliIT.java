@@ -6,12 +6,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.Statement;
-import java.util.Map;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -111,16 +107,10 @@ class DoctorThroughTheCliIT {
                 st.execute("grant usage on schema outbox to " + role);
             }
             try {
-                String[] args = {"doctor", "--jdbc-url=" + db.jdbcUrl(), "--db-user=" + role, "--db-password=pw"};
-                ByteArrayOutputStream out = new ByteArrayOutputStream();
-                ByteArrayOutputStream err = new ByteArrayOutputStream();
-                int code = Main.run(
-                        args,
-                        Map.of(),
-                        new PrintStream(out, true, StandardCharsets.UTF_8),
-                        new PrintStream(err, true, StandardCharsets.UTF_8));
-                String printed = out.toString(StandardCharsets.UTF_8);
-                assertThat(code).as(printed + err).isEqualTo(Main.EXIT_CHECK_FAILED);
+                PoisonThroughTheCliIT.Cli doctor = PoisonThroughTheCliIT.run(
+                        "doctor", "--jdbc-url=" + db.jdbcUrl(), "--db-user=" + role, "--db-password=pw");
+                String printed = doctor.out();
+                assertThat(doctor.code()).as(printed + doctor.err()).isEqualTo(Main.EXIT_CHECK_FAILED);
                 assertThat(printed)
                         .contains(
                                 "FAIL  key-expiry",

@@ -135,9 +135,14 @@ class PoisonThroughTheCliIT {
     record Cli(int code, String out, List<String> err) {}
 
     static Cli cli(TestDatabase db, String... command) {
+        return run(InProcess.dbArgs(db, command));
+    }
+
+    /** Runs the command line in this JVM, without an environment. */
+    static Cli run(String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code = Main.run(InProcess.dbArgs(db, command), Map.of(), print(out), print(err));
+        int code = Main.run(args, Map.of(), print(out), print(err));
         return new Cli(code, out.toString(StandardCharsets.UTF_8), lines(err));
     }
 }
