@@ -78,8 +78,9 @@ import org.springframework.util.ClassUtils;
  *   <li>the {@link IdempotencyFilter} on {@code outbox.idempotency.paths}, its key transaction a
  *       Spring-managed one, so {@code @Transactional} code inside the request joins it;
  *   <li>an embedded relay when {@code outbox.relay.enabled=true}, on the brokers and with the
- *       connection security (TLS, SASL) of {@code spring.kafka.*} unless {@code outbox.relay.*} gives
- *       its own;
+ *       connection security (TLS, SASL) of Spring's Kafka producer ({@code spring.kafka.*}, and a
+ *       {@code KafkaConnectionDetails} bean of a service connection) unless {@code outbox.relay.*}
+ *       gives its own;
  *   <li>the scheduled purges of expired idempotency keys and of dedup claims older than the
  *       retention, on one daemon thread ({@code outbox.idempotency.purge-interval}, {@code
  *       outbox.processed.*});

@@ -37,7 +37,10 @@ import org.springframework.beans.BeanUtils;
 import org.springframework.beans.factory.config.BeanPostProcessor;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
 import org.springframework.boot.kafka.autoconfigure.KafkaAutoConfiguration;
+import org.springframework.boot.kafka.autoconfigure.KafkaConnectionDetails;
 import org.springframework.boot.kafka.autoconfigure.KafkaProperties;
+import org.springframework.boot.ssl.SslBundle;
+import org.springframework.boot.ssl.SslStoreBundle;
 import org.springframework.boot.test.context.FilteredClassLoader;
 import org.springframework.boot.test.context.runner.AbstractApplicationContextRunner;
 import org.springframework.boot.test.context.runner.ApplicationContextRunner;
@@ -909,6 +912,188 @@ class OutboxAutoConfigurationTest {
     }
 
     /**
+     * A service connection ({@code @ServiceConnection}, Docker Compose) gives Spring's producer its
+     * brokers in a {@code KafkaConnectionDetails} bean, not in {@code spring.kafka.bootstrap-servers}:
+     * the relay publishes to the bean's producer bootstrap servers, joined with commas, over
+     * spring.kafka's, and, as it then publishes to the brokers of Spring's producer, takes that
+     * producer's connection security: the bean's security protocol over spring.kafka's, spring.kafka's
+     * {@code sasl.*}, and {@code outbox.relay.producer.security.protocol} over both. Fails if the relay
+     * published to spring.kafka.bootstrap-servers (before, it did) or ignored the bean's protocol.
+     */
+    @Test
+    void aServiceConnectionGivesTheRelayItsBrokersOverSpringKafka() {
+        ApplicationContextRunner withDetails = runner.withConfiguration(
+                        AutoConfigurations.of(KafkaAutoConfiguration.class))
+                .withBean(
+                        "kafkaServiceConnection",
+                        KafkaConnectionDetails.class,
+                        () -> new ServiceConnectionDetails(
+                                List.of("details-host:9092", " details-host2:9092"), "SASL_SSL", null));
+        String[] springKafka = {
+            "outbox.relay.enabled=true",
+            "spring.kafka.bootstrap-servers=properties-host:9092",
+            "spring.kafka.security.protocol=SASL_PLAINTEXT",
+            "spring.kafka.properties.sasl.mechanism=PLAIN"
+        };
+        RelayConfig config = builtRelay(
+                withDetails.withPropertyValues(springKafka), "outbox.relay.instance-id=relay-service-connection");
+        assertThat(config.producerProperties())
+                .containsEntry("bootstrap.servers", "details-host:9092,details-host2:9092")
+                .containsEntry("security.protocol", "SASL_SSL")
+                .containsEntry("sasl.mechanism", "PLAIN");
+        config = builtRelay(
+                withDetails.withPropertyValues(springKafka),
+                "outbox.relay.instance-id=relay-service-connection-own-protocol",
+                "outbox.relay.producer.security.protocol=SSL");
+        assertThat(config.producerProperties())
+                .containsEntry("bootstrap.servers", "details-host:9092,details-host2:9092")
+                .containsEntry("security.protocol", "SSL");
+    }
+
+    /**
+     * {@code outbox.relay.bootstrap-servers} still wins over a service connection, and the connection
+     * security then follows the brokers the relay actually uses: other brokers take none of it, the
+     * service connection's own brokers take its security protocol. Fails if the bean's brokers
+     * replaced the relay's own setting, or (as before) the bean's protocol was never taken.
+     */
+    @Test
+    void outboxRelayBootstrapServersWinOverAServiceConnection() {
+        ApplicationContextRunner withDetails = runner.withPropertyValues(
+                        "outbox.relay.enabled=true", "spring.kafka.bootstrap-servers=properties-host:9092")
+                .withBean(
+                        "kafkaServiceConnection",
+                        KafkaConnectionDetails.class,
+                        () -> new ServiceConnectionDetails(List.of("details-host:9092"), "SSL", null));
+        RelayConfig other = builtRelay(
+                withDetails,
+                "outbox.relay.instance-id=relay-own-brokers",
+                "outbox.relay.bootstrap-servers=own-host:9092");
+        assertThat(other.producerProperties())
+                .containsEntry("bootstrap.servers", "own-host:9092")
+                .doesNotContainKey("security.protocol");
+        RelayConfig same = builtRelay(
+                withDetails,
+                "outbox.relay.instance-id=relay-details-brokers",
+                "outbox.relay.bootstrap-servers=details-host:9092");
+        assertThat(same.producerProperties())
+                .containsEntry("bootstrap.servers", "details-host:9092")
+                .containsEntry("security.protocol", "SSL");
+    }
+
+    /**
+     * Without a service connection, Spring Boot's own {@code KafkaConnectionDetails}, built from
+     * {@code spring.kafka.*}, changes nothing: the relay publishes to {@code
+     * spring.kafka.bootstrap-servers}, and with it unset the start still fails, now also naming the
+     * service connection, instead of the relay publishing to that bean's default {@code
+     * localhost:9092}. Fails if the message does not say that a connection details bean is read.
+     */
+    @Test
+    void springBootsOwnConnectionDetailsLeaveTheBrokersToSpringKafka() {
+        ApplicationContextRunner kafka = runner.withConfiguration(AutoConfigurations.of(KafkaAutoConfiguration.class));
+        RelayConfig config = builtRelay(
+                kafka,
+                "outbox.relay.enabled=true",
+                "outbox.relay.instance-id=relay-properties-details",
+                "spring.kafka.bootstrap-servers=k1:9092,k2:9092",
+                "spring.kafka.security.protocol=SSL");
+        assertThat(config.producerProperties())
+                .containsEntry("bootstrap.servers", "k1:9092,k2:9092")
+                .containsEntry("security.protocol", "SSL");
+        kafka.withPropertyValues("outbox.relay.enabled=true").run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure())
+                    .rootCause()
+                    .hasMessageContaining("neither outbox.relay.bootstrap-servers nor spring.kafka.bootstrap-servers")
+                    .hasMessageContaining("no KafkaConnectionDetails bean");
+        });
+    }
+
+    /**
+     * A service connection whose producer uses an SSL bundle fails the start as a {@code
+     * spring.kafka.ssl.bundle} does, naming the bean and the {@code outbox.relay.producer.ssl.*}
+     * properties; once they are set, the relay starts with the bean's brokers and security protocol.
+     * Fails if the relay started on the bean's brokers without their TLS material.
+     */
+    @Test
+    void aServiceConnectionsSslBundleFailsTheStartNamingTheRelaysSettings() {
+        ApplicationContextRunner withBundle = runner.withPropertyValues("outbox.relay.enabled=true")
+                .withBean(
+                        "kafkaServiceConnection",
+                        KafkaConnectionDetails.class,
+                        () -> new ServiceConnectionDetails(
+                                List.of("127.0.0.1:1"), "SSL", SslBundle.of(SslStoreBundle.NONE)));
+        assertThat(refusal(withBundle))
+                .startsWith("KafkaConnectionDetails bean 'kafkaServiceConnection' ("
+                        + ServiceConnectionDetails.class.getName() + ") gives Spring's producer an SSL bundle: ")
+                .contains("outbox.relay.producer.ssl.truststore.location")
+                .contains("outbox.relay.producer.ssl.truststore.certificates")
+                .contains("outbox.relay.producer.ssl.keystore.location");
+        RelayConfig config = builtRelay(
+                withBundle,
+                "outbox.relay.instance-id=relay-details-bundle",
+                "outbox.relay.producer.ssl.truststore.location=/etc/kafka/truststore.p12");
+        assertThat(config.producerProperties())
+                .containsEntry("bootstrap.servers", "127.0.0.1:1")
+                .containsEntry("security.protocol", "SSL")
+                .containsEntry("ssl.truststore.location", "/etc/kafka/truststore.p12");
+    }
+
+    /**
+     * Two service connections and none primary: the relay cannot tell which brokers Spring's producer
+     * uses, and says so instead of picking one or falling back to spring.kafka.*; with one primary,
+     * it publishes to that one's brokers.
+     */
+    @Test
+    void twoServiceConnectionsNeedAPrimaryOne() {
+        ApplicationContextRunner two = runner.withPropertyValues(
+                        "outbox.relay.enabled=true", "spring.kafka.bootstrap-servers=properties-host:9092")
+                .withBean(
+                        "orders",
+                        KafkaConnectionDetails.class,
+                        () -> new ServiceConnectionDetails(List.of("orders-host:9092"), null, null))
+                .withBean(
+                        "audit",
+                        KafkaConnectionDetails.class,
+                        () -> new ServiceConnectionDetails(List.of("audit-host:9092"), null, null));
+        assertThat(refusal(two))
+                .startsWith("the application has 2 KafkaConnectionDetails beans")
+                .contains("orders", "audit")
+                .endsWith("mark one @Primary");
+        RelayConfig config = builtRelay(
+                runner.withBean(
+                                "orders",
+                                KafkaConnectionDetails.class,
+                                () -> new ServiceConnectionDetails(List.of("orders-host:9092"), null, null),
+                                definition -> definition.setPrimary(true))
+                        .withBean(
+                                "audit",
+                                KafkaConnectionDetails.class,
+                                () -> new ServiceConnectionDetails(List.of("audit-host:9092"), null, null)),
+                "outbox.relay.enabled=true",
+                "outbox.relay.instance-id=relay-primary-details");
+        assertThat(config.producerProperties()).containsEntry("bootstrap.servers", "orders-host:9092");
+    }
+
+    /** The connection details a service connection registers: brokers, and a security protocol or SSL bundle. */
+    record ServiceConnectionDetails(List<String> servers, String protocol, SslBundle bundle)
+            implements KafkaConnectionDetails {
+        @Override
+        public List<String> getBootstrapServers() {
+            return servers;
+        }
+
+        @Override
+        public String getSecurityProtocol() {
+            return protocol;
+        }
+
+        @Override
+        public SslBundle getSslBundle() {
+            return bundle;
+        }
+    }
+
+    /**
      * @return the configuration of the relay the starter built from these settings (with the relay
      *     enabled and Kafka given); the context then fails to start it, as nothing answers at the data
      *     source
@@ -944,13 +1129,18 @@ class OutboxAutoConfigurationTest {
 
     /** @return the message of the failure that stopped the start with the relay enabled, Kafka given, and these settings */
     private String refusal(String... properties) {
+        return refusal(
+                runner.withPropertyValues("outbox.relay.enabled=true", "outbox.relay.bootstrap-servers=127.0.0.1:1")
+                        .withPropertyValues(properties));
+    }
+
+    /** @return the message of the root cause of the failure that stopped the start of {@code runner}'s context */
+    private static String refusal(ApplicationContextRunner runner) {
         AtomicReference<Throwable> failure = new AtomicReference<>();
-        runner.withPropertyValues("outbox.relay.enabled=true", "outbox.relay.bootstrap-servers=127.0.0.1:1")
-                .withPropertyValues(properties)
-                .run(context -> {
-                    assertThat(context).hasFailed();
-                    failure.set(context.getStartupFailure());
-                });
+        runner.run(context -> {
+            assertThat(context).hasFailed();
+            failure.set(context.getStartupFailure());
+        });
         Throwable root = failure.get();
         while (root.getCause() != null) {
             root = root.getCause();

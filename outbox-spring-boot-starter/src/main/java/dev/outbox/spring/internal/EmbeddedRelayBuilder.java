@@ -10,6 +10,7 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -38,14 +39,16 @@ import org.springframework.util.unit.DataSize;
  * that is out of range; the Kafka producer properties and the rules between two settings are checked
  * here as the relay process checks them.
  *
- * <p>When the relay publishes to the brokers of Spring's Kafka producer, it takes that producer's
- * connection security from {@code spring.kafka.*} ({@link SpringKafkaConnection}): {@code
- * security.protocol}, the {@code ssl.*} settings and the {@code sasl.*} settings, each of these three
- * as a whole and only when {@code outbox.relay.producer.*} sets none of it, so that one TLS
- * configuration or SASL login is never made of two configurations' parts. Nothing else of Spring's
- * producer is taken: the relay sets acks, idempotence, retries, batching, serializers and
- * transactional ids itself. An SSL bundle cannot be taken; it fails the start, naming the properties
- * that give the relay the same material.
+ * <p>The relay's brokers are {@code outbox.relay.bootstrap-servers}, else the producer bootstrap
+ * servers of the application's {@code KafkaConnectionDetails} bean (a service connection), else
+ * {@code spring.kafka.bootstrap-servers}. When the relay publishes to the brokers of Spring's Kafka
+ * producer, it takes that producer's connection security from {@code spring.kafka.*} and the
+ * connection details ({@link SpringKafkaConnection}): {@code security.protocol}, the {@code ssl.*}
+ * settings and the {@code sasl.*} settings, each of these three as a whole and only when {@code
+ * outbox.relay.producer.*} sets none of it, so that one TLS configuration or SASL login is never made
+ * of two configurations' parts. Nothing else of Spring's producer is taken: the relay sets acks,
+ * idempotence, retries, batching, serializers and transactional ids itself. An SSL bundle cannot be
+ * taken; it fails the start, naming the properties that give the relay the same material.
  */
 public final class EmbeddedRelayBuilder {
     private static final Logger LOG = LoggerFactory.getLogger(EmbeddedRelayBuilder.class);
@@ -140,29 +143,60 @@ public final class EmbeddedRelayBuilder {
     }
 
     /**
-     * @return {@code outbox.relay.bootstrap-servers}, else {@code spring.kafka.bootstrap-servers},
-     *     either given as a comma-separated text or as a list
+     * @return {@code outbox.relay.bootstrap-servers}, else the producer bootstrap servers of the
+     *     application's {@code KafkaConnectionDetails} bean (a service connection; not Spring Boot's
+     *     own built from {@code spring.kafka.*}), else {@code spring.kafka.bootstrap-servers}; a
+     *     property given as a comma-separated text or as a list
+     * @throws IllegalStateException when none of them gives a broker
      */
     private String bootstrapServers() {
         String own = settings.getBootstrapServers();
         if (own != null && !own.isBlank()) {
             return own;
         }
-        for (String name : List.of(PREFIX + "bootstrap-servers", "spring.kafka.bootstrap-servers")) {
-            String servers = binder.bind(name, Bindable.listOf(String.class))
-                    .map(list -> String.join(
-                            ",",
-                            list.stream()
-                                    .map(String::trim)
-                                    .filter(s -> !s.isEmpty())
-                                    .toList()))
-                    .orElse("");
-            if (!servers.isEmpty()) {
-                return servers;
+        String servers = boundServers(PREFIX + "bootstrap-servers");
+        if (!servers.isEmpty()) {
+            return servers;
+        }
+        String details = springKafka.connectionDetails();
+        if (details != null) {
+            servers = joined(springKafka.brokers());
+            if (servers.isEmpty()) {
+                throw new IllegalStateException("outbox.relay.enabled=true, but the " + details
+                        + " gives no producer bootstrap servers and outbox.relay.bootstrap-servers is not set; set it"
+                        + " to the Kafka brokers the relay publishes to, or fix the connection details");
             }
+            LOG.info(
+                    "embedded relay: publishes to {}, the producer bootstrap servers of the {}"
+                            + " (outbox.relay.bootstrap-servers is not set)",
+                    servers,
+                    details);
+            return servers;
+        }
+        servers = boundServers("spring.kafka.bootstrap-servers");
+        if (!servers.isEmpty()) {
+            return servers;
         }
         throw new IllegalStateException("outbox.relay.enabled=true, but neither outbox.relay.bootstrap-servers nor"
-                + " spring.kafka.bootstrap-servers is set; set one to the Kafka brokers the relay publishes to");
+                + " spring.kafka.bootstrap-servers is set, and no KafkaConnectionDetails bean (a service connection)"
+                + " gives the brokers; set one of the two to the Kafka brokers the relay publishes to");
+    }
+
+    /** @return the property {@code name} bound as a list and joined with commas, or "" when it is not set */
+    private String boundServers(String name) {
+        return binder.bind(name, Bindable.listOf(String.class))
+                .map(EmbeddedRelayBuilder::joined)
+                .orElse("");
+    }
+
+    /** @return the servers without blanks, trimmed and joined with commas */
+    private static String joined(List<String> servers) {
+        return String.join(
+                ",",
+                servers.stream()
+                        .filter(s -> s != null && !s.isBlank())
+                        .map(String::trim)
+                        .toList());
     }
 
     /**
@@ -230,10 +264,11 @@ public final class EmbeddedRelayBuilder {
         if (!relays.equals(springs)) {
             LOG.info(
                     "embedded relay: publishes to {}, Spring's Kafka producer to {}, so it takes none of"
-                            + " spring.kafka's connection settings ({}); give them with outbox.relay.producer.*"
+                            + " the connection settings of {} ({}); give them with outbox.relay.producer.*"
                             + " if its brokers need any",
                     relays,
                     springs,
+                    springKafka.origin(),
                     bundle == null ? String.join(", ", security.keySet()) : bundle);
             return;
         }
@@ -245,15 +280,16 @@ public final class EmbeddedRelayBuilder {
             }
         }
         if (bundle != null && !own.contains("ssl.")) {
-            throw new IllegalStateException(bundle + ": the embedded relay cannot take an SSL bundle from"
-                    + " spring.kafka, as its Kafka clients read their trust and key material from settings; give it"
-                    + " the bundle's material with " + PRODUCER_PREFIX + "ssl.truststore.location and "
+            throw new IllegalStateException(bundle + ": the embedded relay cannot take an SSL bundle from Spring's"
+                    + " Kafka configuration, as its Kafka clients read their trust and key material from settings;"
+                    + " give it the bundle's material with " + PRODUCER_PREFIX + "ssl.truststore.location and "
                     + PRODUCER_PREFIX + "ssl.truststore.password (or " + PRODUCER_PREFIX
                     + "ssl.truststore.type=PEM and " + PRODUCER_PREFIX + "ssl.truststore.certificates), and for a"
                     + " client certificate " + PRODUCER_PREFIX + "ssl.keystore.location, " + PRODUCER_PREFIX
                     + "ssl.keystore.password and " + PRODUCER_PREFIX + "ssl.key.password (or " + PRODUCER_PREFIX
                     + "ssl.keystore.type=PEM, " + PRODUCER_PREFIX + "ssl.keystore.certificate.chain and "
-                    + PRODUCER_PREFIX + "ssl.keystore.key); the relay then takes no ssl.* setting from spring.kafka");
+                    + PRODUCER_PREFIX + "ssl.keystore.key); the relay then takes no ssl.* setting from "
+                    + springKafka.origin());
         }
         Map<String, String> taken = new LinkedHashMap<>();
         security.forEach((key, value) -> {
@@ -268,20 +304,23 @@ public final class EmbeddedRelayBuilder {
             String refused = refusal(e.getKey(), e.getValue());
             if (refused != null) {
                 throw new IllegalArgumentException(e.getKey() + "=" + shown(e.getKey(), e.getValue())
-                        + ", taken from spring.kafka.* by the embedded relay: " + refused + "; fix it there, or set "
+                        + ", taken from " + springKafka.origin(e.getKey()) + " by the embedded relay: " + refused
+                        + "; fix it there, or set "
                         + PRODUCER_PREFIX + e.getKey());
             }
         }
         producer.putAll(taken);
         StringBuilder names = new StringBuilder();
-        taken.forEach((key, value) -> names.append(names.isEmpty() ? "" : ", ")
-                .append(key)
-                .append('=')
-                .append(shown(key, value)));
+        Set<String> origins = new LinkedHashSet<>();
+        taken.forEach((key, value) -> {
+            names.append(names.isEmpty() ? "" : ", ").append(key).append('=').append(shown(key, value));
+            origins.add(springKafka.origin(key));
+        });
         LOG.info(
-                "embedded relay: took the Kafka connection settings {} from spring.kafka.* (Spring's producer"
+                "embedded relay: took the Kafka connection settings {} from {} (Spring's producer"
                         + " publishes to the same brokers){}",
                 names,
+                String.join(" and ", origins),
                 own.isEmpty()
                         ? ""
                         : "; "

@@ -1,23 +1,44 @@
 package dev.outbox.spring.internal;
 
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.springframework.beans.factory.ListableBeanFactory;
+import org.springframework.beans.factory.NoUniqueBeanDefinitionException;
 import org.springframework.boot.context.properties.bind.Binder;
+import org.springframework.boot.kafka.autoconfigure.KafkaConnectionDetails;
 import org.springframework.boot.kafka.autoconfigure.KafkaProperties;
 import org.springframework.core.env.Environment;
 import org.springframework.util.StringUtils;
 
 /**
- * Reads {@link SpringKafkaConnection} from Spring Boot's {@link KafkaProperties}; loaded only when
- * {@code spring-boot-kafka} is on the class path (the starter's dependency on it is optional).
+ * Reads {@link SpringKafkaConnection} from Spring Boot's {@link KafkaProperties} and the
+ * application's {@link KafkaConnectionDetails} bean; loaded only when {@code spring-boot-kafka} is
+ * on the class path (the starter's dependency on it is optional).
  */
 final class SpringKafkaProperties {
+    /**
+     * The connection details Spring Boot builds from {@code spring.kafka.*} when the application has
+     * none of its own: what it gives is read from {@code spring.kafka.*} directly, where an unset
+     * {@code spring.kafka.bootstrap-servers} stays unset instead of becoming Spring Boot's default
+     * {@code localhost:9092}.
+     */
+    static final String PROPERTIES_CONNECTION_DETAILS =
+            "org.springframework.boot.kafka.autoconfigure.PropertiesKafkaConnectionDetails";
+
     private SpringKafkaProperties() {}
 
+    /**
+     * Spring's producer as Spring Boot's Kafka auto-configuration builds it: the producer properties
+     * of {@code spring.kafka.*}, then the bootstrap servers, security protocol and SSL bundle of the
+     * connection details' producer configuration.
+     *
+     * @throws IllegalStateException when {@code spring.kafka.*} or the connection details bean
+     *     cannot be read, or there are several connection details beans and none is primary
+     */
     static SpringKafkaConnection read(ListableBeanFactory beans, Environment environment) {
         KafkaProperties kafka = beans.getBeanProvider(KafkaProperties.class)
                 .getIfAvailable(() -> Binder.get(environment).bindOrCreate("spring.kafka", KafkaProperties.class));
@@ -38,8 +59,72 @@ final class SpringKafkaProperties {
                 security.put(name, String.valueOf(value));
             }
         });
+        KafkaConnectionDetails details = connectionDetails(beans);
+        if (details == null) {
+            return new SpringKafkaConnection(
+                    brokers(producer.get(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG)),
+                    security,
+                    sslBundle(kafka),
+                    null,
+                    false);
+        }
+        String described = describe(beans, details);
+        List<String> brokers;
+        String protocol;
+        boolean bundle;
+        try {
+            KafkaConnectionDetails.Configuration connection = details.getProducer();
+            brokers = connection.getBootstrapServers();
+            protocol = connection.getSecurityProtocol();
+            bundle = connection.getSslBundle() != null;
+        } catch (RuntimeException e) {
+            throw new IllegalStateException(
+                    described + ": the embedded relay could not read its producer connection (bootstrap servers,"
+                            + " security protocol, SSL bundle), which Spring's Kafka producer uses: " + e.getMessage(),
+                    e);
+        }
+        // as Spring Boot applies a protocol that has length, and a bundle that is there
+        boolean ownProtocol = StringUtils.hasLength(protocol);
+        if (ownProtocol) {
+            security.put(SpringKafkaConnection.SECURITY_PROTOCOL, protocol);
+        }
         return new SpringKafkaConnection(
-                brokers(producer.get(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG)), security, sslBundle(kafka));
+                brokers == null ? List.of() : brokers(brokers),
+                security,
+                bundle ? described + " gives Spring's producer an SSL bundle" : null,
+                described,
+                ownProtocol);
+    }
+
+    /**
+     * @return the application's {@link KafkaConnectionDetails} bean (the primary one of several), or
+     *     null when there is none or it is Spring Boot's own built from {@code spring.kafka.*}
+     */
+    private static KafkaConnectionDetails connectionDetails(ListableBeanFactory beans) {
+        KafkaConnectionDetails details;
+        try {
+            details = beans.getBeanProvider(KafkaConnectionDetails.class).getIfAvailable();
+        } catch (NoUniqueBeanDefinitionException e) {
+            // the message names the beans found; Spring's own words add nothing to it
+            throw new IllegalStateException(
+                    "the application has " + e.getNumberOfBeansFound() + " KafkaConnectionDetails beans "
+                            + e.getBeanNamesFound() + " and none is @Primary, so the embedded relay cannot tell"
+                            + " which brokers Spring's Kafka producer uses; mark one @Primary");
+        }
+        if (details == null || details.getClass().getName().equals(PROPERTIES_CONNECTION_DETAILS)) {
+            return null;
+        }
+        return details;
+    }
+
+    /** @return {@code KafkaConnectionDetails bean '<name>' (<class>)}, without the name when it is not found */
+    private static String describe(ListableBeanFactory beans, KafkaConnectionDetails details) {
+        String name = Arrays.stream(beans.getBeanNamesForType(KafkaConnectionDetails.class))
+                .filter(n -> beans.getBean(n) == details)
+                .findFirst()
+                .map(n -> " '" + n + "'")
+                .orElse("");
+        return "KafkaConnectionDetails bean" + name + " (" + details.getClass().getName() + ")";
     }
 
     private static List<String> brokers(Object servers) {
