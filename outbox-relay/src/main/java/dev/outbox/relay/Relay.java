@@ -571,10 +571,15 @@ public interface Relay extends AutoCloseable {
             String id = instanceId != null ? instanceId : RelayDefaults.instanceId();
             Map<String, Object> producer;
             try {
+                boolean transactional = publishMode == PublishMode.TRANSACTIONAL;
                 producer = ProducerSettings.forPublishMode(
-                        ProducerSettings.boundByLease(ProducerSettings.validate(producerProperties, id), leaseDuration),
+                        ProducerSettings.boundSendWait(
+                                ProducerSettings.boundByLease(
+                                        ProducerSettings.validate(producerProperties, id), leaseDuration),
+                                leaseDuration,
+                                transactional),
                         producerProperties,
-                        publishMode == PublishMode.TRANSACTIONAL);
+                        transactional);
             } catch (IllegalArgumentException e) {
                 throw new IllegalStateException(e.getMessage(), e);
             }

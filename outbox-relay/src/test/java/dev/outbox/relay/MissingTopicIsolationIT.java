@@ -28,7 +28,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 /**
  * One topic without metadata (never created, on a broker that does not create topics) holds only
  * its own rows: the relay's other topics keep their throughput, with the producer's default {@code
- * max.block.ms} (10 s) and rows of all three topics in every shard. Once the topic is created its
+ * max.block.ms} (5 s with the default lease) and rows of all three topics in every shard. Once the topic is created its
  * rows are published (G1), and a key whose row for the missing topic came first waits for it (its
  * later row for a healthy topic is not sent before: G3).
  */

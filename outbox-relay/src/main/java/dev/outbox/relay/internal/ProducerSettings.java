@@ -8,6 +8,8 @@ import java.util.Locale;
 import java.util.Map;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /** Validates the user's producer properties and adds the ones the relay enforces or defaults. */
 public final class ProducerSettings {
@@ -15,6 +17,14 @@ public final class ProducerSettings {
 
     /** The default of {@code max.in.flight.requests.per.connection}: see {@link #validate}. */
     static final String DEFAULT_MAX_IN_FLIGHT = "1";
+
+    /** The longest default {@code max.block.ms}: see {@link #boundSendWait}. */
+    static final long DEFAULT_MAX_BLOCK_MS = 10_000;
+
+    /** The shortest default {@code max.block.ms}, when {@code delivery.timeout.ms} takes the whole margin. */
+    static final long MIN_MAX_BLOCK_MS = 100;
+
+    private static final Logger LOG = LoggerFactory.getLogger(ProducerSettings.class);
 
     /** Properties that can change a record's key or partition: refused, since per-key order depends on both. */
     static final List<String> KEY_MAPPING = List.of(
@@ -106,7 +116,7 @@ public final class ProducerSettings {
         // batch")
         p.putIfAbsent(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, DEFAULT_MAX_IN_FLIGHT);
         p.putIfAbsent(ProducerConfig.BATCH_SIZE_CONFIG, "65536");
-        p.putIfAbsent(ProducerConfig.MAX_BLOCK_MS_CONFIG, "10000");
+        // max.block.ms: set by boundSendWait, which bounds it with the delivery timeout
         return p;
     }
 
@@ -134,7 +144,8 @@ public final class ProducerSettings {
      * margin ({@link LeaseClock#margin(Duration)}): a record the relay sent while it still held the
      * lease either lands before the lease can expire in the database, or is failed by the producer.
      * Where not given, {@code delivery.timeout.ms} is half the margin and {@code request.timeout.ms}
-     * what Kafka allows within it ({@code delivery.timeout.ms - linger.ms}, at most 10 s).
+     * what Kafka allows within it ({@code delivery.timeout.ms - linger.ms}, at most 10 s). {@link
+     * #boundSendWait} then bounds {@code max.block.ms}.
      *
      * @param p the properties from {@link #validate}, changed in place
      * @param lease the relay's lease duration
@@ -174,6 +185,52 @@ public final class ProducerSettings {
         }
         p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, String.valueOf(delivery));
         p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, String.valueOf(request));
+        return p;
+    }
+
+    /**
+     * Bounds how long {@code send()} may wait (for buffer memory, or for a topic's metadata the
+     * producer dropped) after the relay checked its lease: the record's delivery timeout starts only
+     * once {@code send()} has returned, so in the default mode {@code max.block.ms +
+     * delivery.timeout.ms} must fit in the lease's safety margin as well. Where not given, {@code
+     * max.block.ms} is what the margin leaves after {@code delivery.timeout.ms} (at most 10 s, at least
+     * 100 ms); a given one that does not fit is kept and logged at WARN, naming the risk. In the
+     * transactional mode the broker fences a relay that lost its lease, and {@code max.block.ms} also
+     * bounds {@code initTransactions()} and {@code commitTransaction()}: there it stays 10 s where not
+     * given.
+     *
+     * @param p the properties from {@link #boundByLease}, changed in place
+     * @param lease the relay's lease duration
+     * @param transactional whether the relay publishes in the transactional mode
+     * @return {@code p}
+     */
+    public static Map<String, Object> boundSendWait(Map<String, Object> p, Duration lease, boolean transactional) {
+        Object givenBlock = p.get(ProducerConfig.MAX_BLOCK_MS_CONFIG);
+        if (transactional) {
+            p.putIfAbsent(ProducerConfig.MAX_BLOCK_MS_CONFIG, String.valueOf(DEFAULT_MAX_BLOCK_MS));
+            return p;
+        }
+        long margin = LeaseClock.margin(lease).toMillis();
+        long delivery =
+                integer(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, p.get(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG));
+        long block = givenBlock != null
+                ? integer(ProducerConfig.MAX_BLOCK_MS_CONFIG, givenBlock)
+                : Math.min(DEFAULT_MAX_BLOCK_MS, Math.max(margin - delivery, MIN_MAX_BLOCK_MS));
+        if (block + delivery > margin) {
+            LOG.warn(
+                    "producer property max.block.ms ({}{}) plus delivery.timeout.ms ({}) exceeds the lease's safety"
+                            + " margin, a third of the lease duration ({} of {}): send() can wait max.block.ms for"
+                            + " buffer memory or a topic's metadata after the relay checked its lease, so a record"
+                            + " could reach Kafka after another relay took the shard over and published newer"
+                            + " messages of its key (a compacted topic would keep the older one); lower"
+                            + " max.block.ms or delivery.timeout.ms to fit, or lengthen the lease duration",
+                    block,
+                    givenBlock == null ? ", the least the relay uses" : "",
+                    delivery,
+                    Durations.format(Duration.ofMillis(margin)),
+                    Durations.format(lease));
+        }
+        p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, String.valueOf(block));
         return p;
     }
 

@@ -39,9 +39,12 @@ class TransactionalFencingIT {
     void aFencedOwnersAcknowledgedBatchNeverBecomesVisible(TestKafka kafka) throws Exception {
         String topic = TestKafka.uniqueTopic("tx-fence");
         kafka.createTopic(topic, 1);
-        Map<String, Object> shared = ProducerSettings.boundByLease(
-                ProducerSettings.validate(Map.of("bootstrap.servers", kafka.bootstrapServers()), "fence-test"),
-                Duration.ofSeconds(30));
+        Map<String, Object> shared = ProducerSettings.boundSendWait(
+                ProducerSettings.boundByLease(
+                        ProducerSettings.validate(Map.of("bootstrap.servers", kafka.bootstrapServers()), "fence-test"),
+                        Duration.ofSeconds(30)),
+                Duration.ofSeconds(30),
+                true);
         String id = "outbox-relay.test." + topic + ".7";
         TransactionalPublisher old = new TransactionalPublisher(shared, id, Duration.ofSeconds(30), "old", () -> {});
         TransactionalPublisher next = new TransactionalPublisher(shared, id, Duration.ofSeconds(30), "new", () -> {});
