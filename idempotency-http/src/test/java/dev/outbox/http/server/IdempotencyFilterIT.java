@@ -12,6 +12,8 @@ import dev.outbox.http.client.CallResult;
 import dev.outbox.http.client.IdempotentHttpClient;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Metrics;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import jakarta.servlet.Filter;
 import jakarta.servlet.http.HttpServletRequest;
@@ -63,19 +65,29 @@ class IdempotencyFilterIT {
                 .meterRegistry(METRICS)
                 .name("orders")
                 .build();
-        IdempotencyFilter filter = IdempotencyFilter.builder(store)
-                .paths("/orders/*")
-                .scopeResolver(ScopeResolver.principalOrTenantHeader("X-Tenant"))
-                .maxBodyBytes(64 * 1024)
-                .meterRegistry(METRICS)
-                .name("orders")
-                .build();
+        IdempotencyFilter filter =
+                ordersFilter(METRICS, "orders").maxBodyBytes(64 * 1024).build();
         server = TestServer.start(APP, OrdersApp.fakeLogin(), APP.arrivalCounter(), filter);
     }
 
     @AfterAll
     static void stop() throws Exception {
         server.close();
+    }
+
+    /**
+     * A filter builder on {@code /orders/*} with the caller scope from the principal or the {@code
+     * X-Tenant} header.
+     *
+     * @param registry where the filter's counters go
+     * @param name the filter's name in log lines and metrics
+     */
+    private static IdempotencyFilter.Builder ordersFilter(MeterRegistry registry, String name) {
+        return IdempotencyFilter.builder(store)
+                .paths("/orders/*")
+                .scopeResolver(ScopeResolver.principalOrTenantHeader("X-Tenant"))
+                .meterRegistry(registry)
+                .name(name);
     }
 
     /** A POST from tenant {@code it}; set {@code X-User} or another {@code X-Tenant} to change the caller. */
@@ -309,12 +321,7 @@ class IdempotencyFilterIT {
      */
     @Test
     void aBodyReadAndDroppedBeforeTheFilterIsRefusedNotFingerprintedAsEmpty() throws Exception {
-        IdempotencyFilter filter = IdempotencyFilter.builder(store)
-                .paths("/orders/*")
-                .scopeResolver(ScopeResolver.principalOrTenantHeader("X-Tenant"))
-                .meterRegistry(METRICS)
-                .name("orders")
-                .build();
+        IdempotencyFilter filter = ordersFilter(METRICS, "orders").build();
         Filter readsTheStream = (request, response, chain) -> {
             String part = ((HttpServletRequest) request).getHeader("X-Read");
             if (part != null) {
@@ -368,12 +375,7 @@ class IdempotencyFilterIT {
      */
     @Test
     void aFormParsedBeforeTheFilterIsFingerprintedByItsFields() throws Exception {
-        IdempotencyFilter filter = IdempotencyFilter.builder(store)
-                .paths("/orders/*")
-                .scopeResolver(ScopeResolver.principalOrTenantHeader("X-Tenant"))
-                .meterRegistry(METRICS)
-                .name("orders")
-                .build();
+        IdempotencyFilter filter = ordersFilter(METRICS, "orders").build();
         Filter readsParameters = (request, response, chain) -> {
             request.getParameter("x");
             chain.doFilter(request, response);
@@ -510,11 +512,7 @@ class IdempotencyFilterIT {
      */
     @Test
     void aFilterRegisteredTwiceRunsTheCallOnceAndReplays() throws Exception {
-        IdempotencyFilter filter = IdempotencyFilter.builder(store)
-                .paths("/orders/*")
-                .scopeResolver(ScopeResolver.principalOrTenantHeader("X-Tenant"))
-                .name("twice")
-                .build();
+        IdempotencyFilter filter = ordersFilter(Metrics.globalRegistry, "twice").build();
         try (TestServer twice = TestServer.start(APP, OrdersApp.fakeLogin(), filter, filter)) {
             String key = UUID.randomUUID().toString();
             String body = body("twice");
