@@ -43,13 +43,7 @@ class FirstBatchRefusedIT {
     @Timeout(value = 2, unit = TimeUnit.MINUTES)
     void aLaterMessageNeverLandsAheadOfARefusedFirstBatch(TestKafka kafka) throws Exception {
         String topic = TestKafka.uniqueTopic("first-batch-refused");
-        try (Admin admin = kafka.admin()) {
-            // the bound the README prescribes: records stamped more than 3 s ago are refused
-            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1)
-                            .configs(Map.of("message.timestamp.before.max.ms", "3000"))))
-                    .all()
-                    .get(30, TimeUnit.SECONDS);
-        }
+        createTopicRefusingStaleRecords(kafka, topic);
         Map<String, Object> config = ProducerSettings.boundByLease(
                 ProducerSettings.validate(Map.of("bootstrap.servers", kafka.bootstrapServers()), "refused-test"),
                 Duration.ofSeconds(30));
@@ -79,7 +73,7 @@ class FirstBatchRefusedIT {
                 later.get(30, TimeUnit.SECONDS);
             }
         }
-        assertThat(values(kafka, topic))
+        assertThat(values(kafka, topic, "refused-check"))
                 .as("G3: no later message of the key on the partition while its earlier one is not")
                 .isEmpty();
     }
@@ -88,9 +82,23 @@ class FirstBatchRefusedIT {
         return s.getBytes(StandardCharsets.UTF_8);
     }
 
-    private static List<String> values(TestKafka kafka, String topic) {
+    /**
+     * Creates {@code topic} with one partition whose broker refuses records stamped more than 3 s ago
+     * ({@code message.timestamp.before.max.ms}, the bound the README prescribes).
+     */
+    static void createTopicRefusingStaleRecords(TestKafka kafka, String topic) throws Exception {
+        try (Admin admin = kafka.admin()) {
+            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1)
+                            .configs(Map.of("message.timestamp.before.max.ms", "3000"))))
+                    .all()
+                    .get(30, TimeUnit.SECONDS);
+        }
+    }
+
+    /** @return the values of partition 0 of {@code topic}, in log order, read with consumer group {@code group} */
+    static List<String> values(TestKafka kafka, String topic, String group) {
         List<String> values = new ArrayList<>();
-        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(kafka.consumerProperties("refused-check"))) {
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(kafka.consumerProperties(group))) {
             TopicPartition tp = new TopicPartition(topic, 0);
             consumer.assign(List.of(tp));
             consumer.seekToBeginning(List.of(tp));

@@ -23,11 +23,6 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.NewTopic;
-import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.kafka.clients.consumer.KafkaConsumer;
-import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.metrics.KafkaMetric;
 import org.apache.kafka.common.metrics.MetricsReporter;
 import org.junit.jupiter.api.Tag;
@@ -85,13 +80,7 @@ class ReplacementNotCreatedIT {
     void aReplacementThatCannotBeCreatedHealsAndTheKeyIsPublishedOnceInOrder(TestDatabase db, TestKafka kafka)
             throws Exception {
         String topic = TestKafka.uniqueTopic("replacement-not-created");
-        try (Admin admin = kafka.admin()) {
-            // records stamped more than 3 s ago are refused
-            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1)
-                            .configs(Map.of("message.timestamp.before.max.ms", "3000"))))
-                    .all()
-                    .get(30, TimeUnit.SECONDS);
-        }
+        FirstBatchRefusedIT.createTopicRefusingStaleRecords(kafka, topic);
         // the record timestamps of the next `stale` sends are a minute old
         AtomicInteger stale = new AtomicInteger();
         TimeSource time = new TimeSource() {
@@ -183,21 +172,11 @@ class ReplacementNotCreatedIT {
 
     /** @return each record's value up to its first ':', in log order */
     private static List<String> values(TestKafka kafka, String topic) {
-        List<String> values = new ArrayList<>();
-        try (KafkaConsumer<byte[], byte[]> consumer =
-                new KafkaConsumer<>(kafka.consumerProperties("replacement-not-created-check"))) {
-            TopicPartition tp = new TopicPartition(topic, 0);
-            consumer.assign(List.of(tp));
-            consumer.seekToBeginning(List.of(tp));
-            long end = consumer.endOffsets(List.of(tp)).get(tp);
-            while (consumer.position(tp) < end) {
-                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(500))) {
-                    String v = new String(r.value(), StandardCharsets.UTF_8);
+        return FirstBatchRefusedIT.values(kafka, topic, "replacement-not-created-check").stream()
+                .map(v -> {
                     int colon = v.indexOf(':');
-                    values.add(colon < 0 ? v : v.substring(0, colon));
-                }
-            }
-        }
-        return values;
+                    return colon < 0 ? v : v.substring(0, colon);
+                })
+                .toList();
     }
 }
