@@ -201,6 +201,9 @@ class ZombieRelayIT {
         createTopic(kafka, topic, transactional);
         DSLContext dsl = db.dsl();
         dsl.execute("drop table if exists key_lock"); // the class's database is shared by its tests
+        // rows an earlier scenario left (stopped before they were all published, on a broker of its own
+        // whose topics this scenario's broker does not have) would hold this scenario's keys behind them
+        dsl.execute("delete from outbox.outbox_message");
         dsl.execute("create table key_lock (k text primary key, seq int not null)");
         for (int k = 0; k < KEYS; k++) {
             dsl.execute("insert into key_lock values (?, 0)", "key-" + k);
