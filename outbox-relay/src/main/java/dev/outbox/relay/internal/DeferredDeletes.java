@@ -65,7 +65,7 @@ final class DeferredDeletes {
      * @return the ids the delete must name: {@code ids} and every id still outstanding
      */
     synchronized long[] started(long[] ids) {
-        registry.add(ids);
+        registry.add(ids, this);
         for (long id : ids) {
             outstanding.add(id);
         }
@@ -126,10 +126,10 @@ final class DeferredDeletes {
             }
         }
         if (deleted) {
-            registry.deleted(ids);
+            registry.deleted(ids, this);
         }
         if (release != null) {
-            registry.released(release);
+            registry.released(release, this);
         }
         if (done != null) {
             done.complete(null);
@@ -164,7 +164,7 @@ final class DeferredDeletes {
         synchronized (this) {
             forget(ids);
         }
-        registry.deleted(ids);
+        registry.deleted(ids, this);
     }
 
     /**
@@ -181,7 +181,7 @@ final class DeferredDeletes {
             left = releaseAll();
         }
         if (left != null) {
-            registry.released(left);
+            registry.released(left, this);
         }
     }
 
