@@ -93,6 +93,55 @@ class FencingIT {
         }
     }
 
+    /**
+     * A lease that only expired (owner and epoch still this relay's, as after a pause longer than the
+     * lease that no other relay used): the shard's delete is fenced and the shard dropped, and the relay
+     * hands the lease back and claims it again under a new epoch at once, so the rows are published and
+     * deleted within seconds. Before, the shard stayed idle until the next lease round, a third of the
+     * lease later (30 s here), and a round that had renewed the expired lease just before the drop kept
+     * it from every relay for a whole lease.
+     */
+    @Test
+    void aShardDroppedForAnExpiredLeaseIsClaimedAgainAtOnce(TestDatabase db, TestKafka kafka) throws Exception {
+        String topic = TestKafka.uniqueTopic("expired-lease");
+        kafka.createTopic(topic, 4);
+        DSLContext dsl = db.dsl();
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        String key = "expired-lease-key";
+        int shard = Shards.of(key, null, 64);
+        var l = Tables.OUTBOX_SHARD_LEASE;
+        try (Relay relay = Fixtures.relay(db, kafka.bootstrapServers(), "expiring-relay", registry)
+                        .leaseDuration(Duration.ofSeconds(90))
+                        .build();
+                Fixtures.Collector kafkaSide = new Fixtures.Collector(kafka.bootstrapServers(), topic)) {
+            relay.start();
+            assertThat(relay.ownedShards()).contains(shard);
+            long epoch = dsl.select(l.EPOCH).from(l).where(l.SHARD.eq(shard)).fetchSingle(l.EPOCH);
+            assertThat(dsl.update(l)
+                            .set(l.LEASE_UNTIL, OffsetDateTime.now().minusSeconds(1))
+                            .where(l.SHARD.eq(shard))
+                            .execute())
+                    .isOne();
+            UUID id = Fixtures.commit(dsl, List.of(message(topic, key, "after-expiry")))
+                    .get(0);
+
+            // well before the next lease round, 30 s after the start
+            await().atMost(Duration.ofSeconds(15)).untilAsserted(() -> {
+                assertThat(Fixtures.counter(registry, "outbox.relay.errors", "kind", "fenced"))
+                        .isGreaterThanOrEqualTo(1);
+                assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id)))
+                        .as("published and deleted under the new epoch")
+                        .isZero();
+            });
+            var lease = dsl.selectFrom(l).where(l.SHARD.eq(shard)).fetchSingle();
+            assertThat(lease.getOwner()).isEqualTo("expiring-relay");
+            assertThat(lease.getEpoch()).isGreaterThan(epoch);
+            assertThat(relay.ownedShards()).contains(shard).hasSize(64);
+            await().atMost(Duration.ofSeconds(15))
+                    .untilAsserted(() -> assertThat(kafkaSide.ids()).contains(id));
+        }
+    }
+
     /** What another relay's claim does to the lease row: new owner, epoch + 1, lease in the future. */
     private static void takeOver(DSLContext dsl, int shard) {
         var l = Tables.OUTBOX_SHARD_LEASE;

@@ -8,7 +8,10 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
+import java.util.Queue;
 import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 
@@ -29,6 +32,8 @@ final class LeaseRounds {
     private final ShardServices services;
     private final RelayProducers producers;
     private final ScheduledExecutorService coordinator;
+    /** Workers whose loop found their lease gone, whose leases are still to be handed back. */
+    private final Queue<ShardWorker> droppedWorkers = new ConcurrentLinkedQueue<>();
     /** When the round in progress started, or {@link Long#MIN_VALUE} between rounds. */
     private volatile long roundStartedNanos = Long.MIN_VALUE;
     /** When the last round ended, whether it succeeded or failed. */
@@ -93,8 +98,10 @@ final class LeaseRounds {
     private void round() {
         try {
             db.heartbeat(config.leaseDuration());
-            Map<Integer, Long> held = ShardRanges.epochs(owned.values());
-            held.putAll(ShardRanges.epochs(releasing.values()));
+            // a shard claimed again under a new epoch while its old worker is still being handed back:
+            // the new epoch is the lease to renew (the old one's renewal could only fail)
+            Map<Integer, Long> held = ShardRanges.epochs(releasing.values());
+            held.putAll(ShardRanges.epochs(owned.values()));
             long renewStarted = time.nanoTime();
             Set<Integer> renewed = db.renew(held, config.leaseDuration());
             engine.databaseAnswered();
@@ -179,6 +186,58 @@ final class LeaseRounds {
                 ShardRanges.ranges(give.stream().map(w -> w.shard).toList()),
                 share,
                 live);
+    }
+
+    /**
+     * A shard's loop stopped because a write found its lease no longer held: taken by another relay, or
+     * only expired. In the second case the lease may still be this relay's, or be renewed by a round
+     * that took the epochs before the worker was dropped, and would then keep the shard from every relay,
+     * this one included, for a whole lease. So it is handed back (fenced by its epoch: a lease another
+     * relay took is left alone), on the coordinator after any round in progress, and a round runs at once
+     * to claim it again, rather than at the next renewal. The worker has nothing in flight by then: a
+     * write is found fenced only after its batch's records were answered.
+     */
+    void dropped(ShardWorker w) {
+        if (!owned.remove(w.shard, w)) {
+            return;
+        }
+        droppedWorkers.add(w);
+        try {
+            coordinator.execute(this::handBackDropped);
+        } catch (RejectedExecutionException e) {
+            // closing: the lease, expired or not renewed any more, frees the shard by itself
+        }
+    }
+
+    /** Hands back the leases of every shard dropped so far, in one statement, then runs one round. */
+    private void handBackDropped() {
+        Map<Integer, Long> leases = new TreeMap<>();
+        ShardWorker w = droppedWorkers.poll();
+        while (w != null) {
+            leases.put(w.shard, w.epoch);
+            w = droppedWorkers.poll();
+        }
+        if (leases.isEmpty()) {
+            return; // an earlier task took them
+        }
+        try {
+            Set<Integer> freed = db.release(leases);
+            if (freed.isEmpty()) {
+                return;
+            }
+            log.info(
+                    "handed back shards {}: their loops stopped when their leases had expired; claiming again",
+                    ShardRanges.ranges(freed));
+        } catch (SQLException e) {
+            metrics.database.increment();
+            log.warn(
+                    "could not hand back shards {} (SQLState {}): {}; they are free once their leases expire",
+                    ShardRanges.ranges(leases.keySet()),
+                    e.getSQLState(),
+                    e.getMessage());
+            return;
+        }
+        tick();
     }
 
     private void release(ShardWorker w) {

@@ -220,7 +220,12 @@ public final class RelayEngine implements Relay {
 
     /** A shard loop found its lease gone when writing. */
     void dropped(ShardWorker w) {
-        owned.remove(w.shard, w);
+        LeaseRounds rounds = leases;
+        if (rounds != null) {
+            rounds.dropped(w);
+        } else {
+            owned.remove(w.shard, w);
+        }
     }
 
     // ---- wake-up ----
