@@ -21,6 +21,7 @@ import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.Statement;
 import java.time.Duration;
+import java.util.List;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
@@ -36,6 +37,7 @@ import org.springframework.boot.SpringBootConfiguration;
 import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
 import org.springframework.boot.health.contributor.HealthIndicator;
 import org.springframework.boot.health.contributor.Status;
+import org.springframework.boot.kafka.autoconfigure.KafkaConnectionDetails;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Import;
@@ -54,7 +56,10 @@ import org.springframework.transaction.support.TransactionTemplate;
  * @Transactional} appends commit and roll back with the business write (G1, G2), the embedded relay
  * publishes what committed (G1), and a {@code @KafkaListener} skips a redelivery through the dedup
  * claim made in the same transaction as its business write (G4). The scheduled purges delete expired
- * idempotency keys and the template's claims older than the retention.
+ * idempotency keys and the template's claims older than the retention. Kafka's brokers come from a
+ * {@code KafkaConnectionDetails} bean, as a service connection ({@code @ServiceConnection}, Docker
+ * Compose) gives them, and no {@code spring.kafka.bootstrap-servers} is set: the relay and the
+ * listener both take them from the bean.
  */
 @ExtendWith(DropDatabaseAtEnd.class)
 @SpringBootTest(classes = OutboxStarterIT.App.class)
@@ -114,7 +119,6 @@ class OutboxStarterIT {
         registry.add("spring.datasource.url", DB::jdbcUrl);
         registry.add("spring.datasource.username", DB::user);
         registry.add("spring.datasource.password", DB::password);
-        registry.add("spring.kafka.bootstrap-servers", KAFKA::bootstrapServers);
         registry.add("spring.kafka.consumer.auto-offset-reset", () -> "earliest");
         registry.add(
                 "spring.kafka.consumer.key-deserializer",
@@ -293,6 +297,12 @@ class OutboxStarterIT {
         @Bean
         MeterRegistry meterRegistry() {
             return new SimpleMeterRegistry();
+        }
+
+        /** The brokers as a service connection gives them (the relay publishes nowhere without this). */
+        @Bean
+        KafkaConnectionDetails kafkaServiceConnection() {
+            return () -> List.of(KAFKA.bootstrapServers());
         }
     }
 
