@@ -122,9 +122,10 @@ abstract sealed class RelayBuilderBase permits Relay.Builder {
      * compression, linger, ...). Must contain {@code bootstrap.servers}. The relay enforces {@code
      * enable.idempotence=true} and {@code acks=all} and supplies its own byte-array serializers: a
      * conflicting value is refused, never silently replaced. Where not given, the relay uses {@code
-     * linger.ms=0}, {@code batch.size=65536}, {@code max.block.ms=10000}, {@code
-     * delivery.timeout.ms} = a sixth of the lease and {@code request.timeout.ms} = {@code
-     * delivery.timeout.ms - linger.ms} (at most 10000), so that an unreachable broker fails a batch
+     * linger.ms=0}, {@code batch.size=65536}, {@code delivery.timeout.ms} = a sixth of the lease,
+     * {@code max.block.ms} = what a third of the lease leaves after it (at most 10000; 10000 in the
+     * transactional mode) and {@code request.timeout.ms} = {@code delivery.timeout.ms - linger.ms}
+     * (at most 10000), so that an unreachable broker fails a batch
      * (and trips the circuit breaker) in seconds rather than after Kafka's two-minute default, and
      * no record reaches Kafka after the lease it was sent under could have passed to another relay;
      * a {@code delivery.timeout.ms} above a third of the lease is refused, as are {@code

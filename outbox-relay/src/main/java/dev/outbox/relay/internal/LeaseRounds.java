@@ -194,29 +194,38 @@ final class LeaseRounds {
      * that took the epochs before the worker was dropped, and would then keep the shard from every relay,
      * this one included, for a whole lease. So it is handed back (fenced by its epoch: a lease another
      * relay took is left alone), on the coordinator after any round in progress, and a round runs at once
-     * to claim it again, rather than at the next renewal. The worker has nothing in flight by then: a
-     * write is found fenced only after its batch's records were answered.
+     * to claim it again, rather than at the next renewal. The worker has no record in flight by then (a
+     * write is found fenced only after its batch's records were answered), and the hand-back waits for
+     * its deferred deletes, which may still commit under a lease renewed meanwhile.
      */
     void dropped(ShardWorker w) {
         if (!owned.remove(w.shard, w)) {
             return;
         }
-        droppedWorkers.add(w);
-        try {
-            coordinator.execute(this::handBackDropped);
-        } catch (RejectedExecutionException e) {
-            // closing: the lease, expired or not renewed any more, frees the shard by itself
+        w.stop().whenComplete((v, t) -> {
+            droppedWorkers.add(w);
+            try {
+                coordinator.execute(this::handBackDropped);
+            } catch (RejectedExecutionException e) {
+                // closing: close() hands back what is still queued (takeDropped)
+            }
+        });
+    }
+
+    /** @return the dropped workers whose leases are not handed back yet; for close() */
+    List<ShardWorker> takeDropped() {
+        List<ShardWorker> out = new ArrayList<>();
+        ShardWorker w = droppedWorkers.poll();
+        while (w != null) {
+            out.add(w);
+            w = droppedWorkers.poll();
         }
+        return out;
     }
 
     /** Hands back the leases of every shard dropped so far, in one statement, then runs one round. */
     private void handBackDropped() {
-        Map<Integer, Long> leases = new TreeMap<>();
-        ShardWorker w = droppedWorkers.poll();
-        while (w != null) {
-            leases.put(w.shard, w.epoch);
-            w = droppedWorkers.poll();
-        }
+        Map<Integer, Long> leases = new TreeMap<>(ShardRanges.epochs(takeDropped()));
         if (leases.isEmpty()) {
             return; // an earlier task took them
         }

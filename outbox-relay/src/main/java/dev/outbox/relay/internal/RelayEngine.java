@@ -475,7 +475,10 @@ public final class RelayEngine implements Relay {
             // every shard loop has stopped (or is left behind): no batch waits for a delete any more
             stopWrites(Duration.ofSeconds(5));
             try {
-                Set<Integer> released = db.release(ShardRanges.epochs(stopping));
+                // the leases of shards dropped since the coordinator stopped, fenced by their epochs like the rest
+                Map<Integer, Long> held = ShardRanges.epochs(leases.takeDropped());
+                held.putAll(ShardRanges.epochs(stopping));
+                Set<Integer> released = db.release(held);
                 releasing.clear();
                 owned.clear();
                 db.leave();
