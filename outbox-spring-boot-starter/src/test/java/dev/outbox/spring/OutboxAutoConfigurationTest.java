@@ -912,7 +912,7 @@ class OutboxAutoConfigurationTest {
     }
 
     /**
-     * A service connection ({@code @ServiceConnection}, Docker Compose) gives Spring's producer its
+     * A service connection ({@code @ServiceConnection} with Testcontainers) gives Spring's producer its
      * brokers in a {@code KafkaConnectionDetails} bean, not in {@code spring.kafka.bootstrap-servers}:
      * the relay publishes to the bean's producer bootstrap servers, joined with commas, over
      * spring.kafka's, and, as it then publishes to the brokers of Spring's producer, takes that
@@ -1003,9 +1003,31 @@ class OutboxAutoConfigurationTest {
             assertThat(context).hasFailed();
             assertThat(context.getStartupFailure())
                     .rootCause()
-                    .hasMessageContaining("neither outbox.relay.bootstrap-servers nor spring.kafka.bootstrap-servers")
+                    .hasMessageContaining(
+                            "none of outbox.relay.bootstrap-servers, spring.kafka.producer.bootstrap-servers"
+                                    + " and spring.kafka.bootstrap-servers is set")
                     .hasMessageContaining("no KafkaConnectionDetails bean");
         });
+    }
+
+    /**
+     * Spring's producer publishes to {@code spring.kafka.producer.bootstrap-servers} over {@code
+     * spring.kafka.bootstrap-servers}, and so does the relay, taking that producer's connection
+     * security with it. Before, it published to {@code spring.kafka.bootstrap-servers}, other brokers
+     * than Spring's producer, and took none of its TLS or SASL settings.
+     */
+    @Test
+    void theRelayPublishesToTheBrokersOfSpringsProducer() {
+        RelayConfig config = builtRelay(
+                runner.withConfiguration(AutoConfigurations.of(KafkaAutoConfiguration.class)),
+                "outbox.relay.enabled=true",
+                "outbox.relay.instance-id=relay-producer-brokers",
+                "spring.kafka.bootstrap-servers=common:9092",
+                "spring.kafka.producer.bootstrap-servers=producer:9093",
+                "spring.kafka.security.protocol=SSL");
+        assertThat(config.producerProperties())
+                .containsEntry("bootstrap.servers", "producer:9093")
+                .containsEntry("security.protocol", "SSL");
     }
 
     /**
@@ -1072,6 +1094,25 @@ class OutboxAutoConfigurationTest {
                 "outbox.relay.enabled=true",
                 "outbox.relay.instance-id=relay-primary-details");
         assertThat(config.producerProperties()).containsEntry("bootstrap.servers", "orders-host:9092");
+        // the other, lazy, bean declared first: looking through the candidates in order created it
+        RelayConfig lazy = builtRelay(
+                runner.withBean(
+                                "audit",
+                                KafkaConnectionDetails.class,
+                                () -> {
+                                    throw new IllegalStateException("the lazy second connection was created");
+                                },
+                                definition -> definition.setLazyInit(true))
+                        .withBean(
+                                "orders",
+                                KafkaConnectionDetails.class,
+                                () -> new ServiceConnectionDetails(List.of("orders-host:9092"), null, null),
+                                definition -> definition.setPrimary(true)),
+                "outbox.relay.enabled=true",
+                "outbox.relay.instance-id=relay-lazy-details");
+        assertThat(lazy.producerProperties())
+                .as("only the chosen bean is created, not every candidate")
+                .containsEntry("bootstrap.servers", "orders-host:9092");
     }
 
     /** The connection details a service connection registers: brokers, and a security protocol or SSL bundle. */

@@ -145,8 +145,9 @@ public final class EmbeddedRelayBuilder {
     /**
      * @return {@code outbox.relay.bootstrap-servers}, else the producer bootstrap servers of the
      *     application's {@code KafkaConnectionDetails} bean (a service connection; not Spring Boot's
-     *     own built from {@code spring.kafka.*}), else {@code spring.kafka.bootstrap-servers}; a
-     *     property given as a comma-separated text or as a list
+     *     own built from {@code spring.kafka.*}), else {@code spring.kafka.producer.bootstrap-servers},
+     *     else {@code spring.kafka.bootstrap-servers}, as Spring's producer takes them; a property given
+     *     as a comma-separated text or as a list
      * @throws IllegalStateException when none of them gives a broker
      */
     private String bootstrapServers() {
@@ -173,13 +174,18 @@ public final class EmbeddedRelayBuilder {
                     details);
             return servers;
         }
-        servers = boundServers("spring.kafka.bootstrap-servers");
-        if (!servers.isEmpty()) {
-            return servers;
+        // as Spring's producer: its own brokers first
+        for (String name : List.of("spring.kafka.producer.bootstrap-servers", "spring.kafka.bootstrap-servers")) {
+            servers = boundServers(name);
+            if (!servers.isEmpty()) {
+                return servers;
+            }
         }
-        throw new IllegalStateException("outbox.relay.enabled=true, but neither outbox.relay.bootstrap-servers nor"
-                + " spring.kafka.bootstrap-servers is set, and no KafkaConnectionDetails bean (a service connection)"
-                + " gives the brokers; set one of the two to the Kafka brokers the relay publishes to");
+        throw new IllegalStateException("outbox.relay.enabled=true, but none of outbox.relay.bootstrap-servers,"
+                + " spring.kafka.producer.bootstrap-servers and spring.kafka.bootstrap-servers is set, and no"
+                + " KafkaConnectionDetails bean (a service connection) gives the brokers; set"
+                + " outbox.relay.bootstrap-servers or spring.kafka.bootstrap-servers to the Kafka brokers the relay"
+                + " publishes to");
     }
 
     /** @return the property {@code name} bound as a list and joined with commas, or "" when it is not set */

@@ -16,7 +16,7 @@ import org.springframework.util.ClassUtils;
  * Boot's {@code KafkaProperties} bean ({@code spring.kafka.*}), else (Spring Boot's Kafka
  * auto-configuration excluded) bound from the environment as that bean is; then, when the
  * application has a {@code KafkaConnectionDetails} bean other than Spring Boot's own built from
- * {@code spring.kafka.*} (a service connection: {@code @ServiceConnection}, Docker Compose), its
+ * {@code spring.kafka.*} (a service connection: {@code @ServiceConnection} with Testcontainers), its
  * producer configuration's bootstrap servers, security protocol and SSL bundle replace those of
  * {@code spring.kafka.*}, as they do for Spring's producer. {@link #NONE} when {@code
  * spring-boot-kafka} is not on the class path.

@@ -1,13 +1,15 @@
 package dev.outbox.spring.internal;
 
-import java.util.Arrays;
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.springframework.beans.factory.ListableBeanFactory;
+import org.springframework.beans.factory.NoSuchBeanDefinitionException;
 import org.springframework.beans.factory.NoUniqueBeanDefinitionException;
+import org.springframework.beans.factory.config.AutowireCapableBeanFactory;
+import org.springframework.beans.factory.config.NamedBeanHolder;
 import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.boot.kafka.autoconfigure.KafkaConnectionDetails;
 import org.springframework.boot.kafka.autoconfigure.KafkaProperties;
@@ -59,8 +61,8 @@ final class SpringKafkaProperties {
                 security.put(name, String.valueOf(value));
             }
         });
-        KafkaConnectionDetails details = connectionDetails(beans);
-        if (details == null) {
+        NamedBeanHolder<KafkaConnectionDetails> named = connectionDetails(beans);
+        if (named == null) {
             return new SpringKafkaConnection(
                     brokers(producer.get(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG)),
                     security,
@@ -68,7 +70,9 @@ final class SpringKafkaProperties {
                     null,
                     false);
         }
-        String described = describe(beans, details);
+        KafkaConnectionDetails details = named.getBeanInstance();
+        String described = "KafkaConnectionDetails bean '" + named.getBeanName() + "' ("
+                + details.getClass().getName() + ")";
         List<String> brokers;
         String protocol;
         boolean bundle;
@@ -97,34 +101,30 @@ final class SpringKafkaProperties {
     }
 
     /**
-     * @return the application's {@link KafkaConnectionDetails} bean (the primary one of several), or
-     *     null when there is none or it is Spring Boot's own built from {@code spring.kafka.*}
+     * @return the application's {@link KafkaConnectionDetails} bean and its name, chosen as Spring
+     *     injects one (the primary one of several), or null when there is none or it is Spring Boot's
+     *     own built from {@code spring.kafka.*}; no other candidate bean is created
      */
-    private static KafkaConnectionDetails connectionDetails(ListableBeanFactory beans) {
-        KafkaConnectionDetails details;
-        try {
-            details = beans.getBeanProvider(KafkaConnectionDetails.class).getIfAvailable();
-        } catch (NoUniqueBeanDefinitionException e) {
-            // the message names the beans found; Spring's own words add nothing to it
-            throw new IllegalStateException(
-                    "the application has " + e.getNumberOfBeansFound() + " KafkaConnectionDetails beans "
-                            + e.getBeanNamesFound() + " and none is @Primary, so the embedded relay cannot tell"
-                            + " which brokers Spring's Kafka producer uses; mark one @Primary");
-        }
-        if (details == null || details.getClass().getName().equals(PROPERTIES_CONNECTION_DETAILS)) {
+    private static NamedBeanHolder<KafkaConnectionDetails> connectionDetails(ListableBeanFactory beans) {
+        if (!(beans instanceof AutowireCapableBeanFactory factory)) {
             return null;
         }
-        return details;
-    }
-
-    /** @return {@code KafkaConnectionDetails bean '<name>' (<class>)}, without the name when it is not found */
-    private static String describe(ListableBeanFactory beans, KafkaConnectionDetails details) {
-        String name = Arrays.stream(beans.getBeanNamesForType(KafkaConnectionDetails.class))
-                .filter(n -> beans.getBean(n) == details)
-                .findFirst()
-                .map(n -> " '" + n + "'")
-                .orElse("");
-        return "KafkaConnectionDetails bean" + name + " (" + details.getClass().getName() + ")";
+        NamedBeanHolder<KafkaConnectionDetails> named;
+        try {
+            named = factory.resolveNamedBean(KafkaConnectionDetails.class);
+        } catch (NoUniqueBeanDefinitionException e) {
+            // the message says all Spring's exception does, and is what the start failure shows first
+            throw new IllegalStateException(
+                    e.getBeanNamesFound() != null
+                            ? "the application has " + e.getNumberOfBeansFound() + " KafkaConnectionDetails beans "
+                                    + e.getBeanNamesFound() + " and none is @Primary, so the embedded relay cannot"
+                                    + " tell which brokers Spring's Kafka producer uses; mark one @Primary"
+                            : "the embedded relay cannot tell which KafkaConnectionDetails bean Spring's Kafka"
+                                    + " producer uses: " + e.getMessage());
+        } catch (NoSuchBeanDefinitionException e) {
+            return null;
+        }
+        return named.getBeanInstance().getClass().getName().equals(PROPERTIES_CONNECTION_DETAILS) ? null : named;
     }
 
     private static List<String> brokers(Object servers) {
