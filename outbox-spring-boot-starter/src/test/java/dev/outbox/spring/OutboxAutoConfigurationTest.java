@@ -18,6 +18,7 @@ import dev.outbox.relay.internal.RelayConfig;
 import dev.outbox.schemas.AvroCodec;
 import dev.outbox.spring.internal.OutboxMigrationsInitializer;
 import dev.outbox.spring.internal.OutboxPurges;
+import dev.outbox.spring.internal.SpringKafkaConnection;
 import java.beans.PropertyDescriptor;
 import java.io.InputStream;
 import java.lang.reflect.Method;
@@ -27,14 +28,18 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Collectors;
 import javax.sql.DataSource;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.BeanUtils;
 import org.springframework.beans.factory.config.BeanPostProcessor;
+import org.springframework.beans.factory.support.StaticListableBeanFactory;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
 import org.springframework.boot.kafka.autoconfigure.KafkaAutoConfiguration;
 import org.springframework.boot.kafka.autoconfigure.KafkaConnectionDetails;
@@ -51,6 +56,8 @@ import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.jdbc.datasource.DataSourceTransactionManager;
 import org.springframework.jdbc.datasource.DriverManagerDataSource;
+import org.springframework.kafka.core.DefaultKafkaProducerFactory;
+import org.springframework.mock.env.MockEnvironment;
 import org.springframework.test.util.ReflectionTestUtils;
 import org.springframework.transaction.PlatformTransactionManager;
 import org.springframework.util.ReflectionUtils;
@@ -1079,7 +1086,7 @@ class OutboxAutoConfigurationTest {
                         () -> new ServiceConnectionDetails(List.of("audit-host:9092"), null, null));
         assertThat(refusal(two))
                 .startsWith("the application has 2 KafkaConnectionDetails beans")
-                .contains("orders", "audit")
+                .contains("orders", "audit", "none named connectionDetails")
                 .endsWith("mark one @Primary");
         RelayConfig config = builtRelay(
                 runner.withBean(
@@ -1115,6 +1122,119 @@ class OutboxAutoConfigurationTest {
                 .containsEntry("bootstrap.servers", "orders-host:9092");
     }
 
+    /**
+     * Of several service connections, none primary, Spring's producer takes the one named {@code
+     * connectionDetails}, its producer factory's parameter, and so does the relay. Before, the relay
+     * failed the start while Spring's producer started on that bean's brokers. Proven against the
+     * producer factory Spring Boot builds in the same context.
+     */
+    @Test
+    void ofSeveralServiceConnectionsTheRelayTakesTheOneSpringsProducerTakes() {
+        Map<String, String> relay = new TreeMap<>();
+        Map<String, String> spring = new TreeMap<>();
+        relayAndSpringsProducer(
+                runner.withConfiguration(AutoConfigurations.of(KafkaAutoConfiguration.class))
+                        .withBean(
+                                "audit",
+                                KafkaConnectionDetails.class,
+                                () -> new ServiceConnectionDetails(List.of("audit-host:9092"), null, null))
+                        .withBean(
+                                "connectionDetails",
+                                KafkaConnectionDetails.class,
+                                () -> new ServiceConnectionDetails(List.of("orders-host:9092"), "SSL", null)),
+                relay,
+                spring,
+                "outbox.relay.enabled=true",
+                "outbox.relay.instance-id=relay-named-details");
+        assertThat(spring)
+                .containsEntry("bootstrap.servers", "orders-host:9092")
+                .containsEntry("security.protocol", "SSL");
+        assertThat(relay).isEqualTo(spring);
+    }
+
+    /**
+     * Without a service connection, {@code spring.kafka.producer.security.protocol}, else {@code
+     * spring.kafka.security.protocol}, wins over a {@code security.protocol} in {@code
+     * spring.kafka.properties.*} for Spring's producer, and now for the relay too. Before, the relay
+     * took the {@code spring.kafka.properties.*} one and spoke another protocol than Spring's
+     * producer to the same brokers. Proven against the producer factory Spring Boot builds.
+     */
+    @Test
+    void theRelaysSecurityProtocolIsTheOneOfSpringsProducer() {
+        ApplicationContextRunner kafka = runner.withConfiguration(AutoConfigurations.of(KafkaAutoConfiguration.class));
+        String[][] cases = {
+            {"spring.kafka.security.protocol=SSL", "spring.kafka.properties.security.protocol=SASL_SSL"},
+            {"spring.kafka.producer.security.protocol=SSL", "spring.kafka.security.protocol=SASL_PLAINTEXT"},
+            {"spring.kafka.properties.security.protocol=SASL_SSL"},
+        };
+        for (String[] settings : cases) {
+            Map<String, String> relay = new TreeMap<>();
+            Map<String, String> spring = new TreeMap<>();
+            List<String> properties = new ArrayList<>(List.of(
+                    "outbox.relay.enabled=true",
+                    "outbox.relay.instance-id=relay-protocol",
+                    "spring.kafka.bootstrap-servers=k1:9092"));
+            properties.addAll(List.of(settings));
+            relayAndSpringsProducer(kafka, relay, spring, properties.toArray(String[]::new));
+            assertThat(spring)
+                    .as("Spring's producer with %s", List.of(settings))
+                    .containsKey("security.protocol");
+            assertThat(relay).as("the relay with %s", List.of(settings)).isEqualTo(spring);
+        }
+    }
+
+    /**
+     * A bean factory that cannot resolve beans as Spring injects them still yields the service
+     * connection. Before, it was ignored without a word and the relay published to {@code
+     * spring.kafka.*}'s brokers.
+     */
+    @Test
+    void aServiceConnectionIsReadFromAnyBeanFactory() {
+        StaticListableBeanFactory beans = new StaticListableBeanFactory();
+        beans.addBean("orders", new ServiceConnectionDetails(List.of("orders-host:9092"), "SSL", null));
+        SpringKafkaConnection connection = SpringKafkaConnection.read(
+                beans, new MockEnvironment().withProperty("spring.kafka.bootstrap-servers", "properties-host:9092"));
+        assertThat(connection.brokers()).containsExactly("orders-host:9092");
+        assertThat(connection.security()).containsEntry("security.protocol", "SSL");
+        assertThat(connection.connectionDetails()).startsWith("KafkaConnectionDetails bean 'orders'");
+    }
+
+    /**
+     * Starts the context and collects the bootstrap servers and security protocol of the relay's
+     * producer and of the producer factory Spring Boot builds.
+     */
+    private static void relayAndSpringsProducer(
+            ApplicationContextRunner runner,
+            Map<String, String> relay,
+            Map<String, String> spring,
+            String... properties) {
+        Map<Class<?>, Object> built = new ConcurrentHashMap<>();
+        // captured as they are built: the relay's start fails later, with no database to reach
+        capturing(runner.withPropertyValues(properties), built, Relay.class, DefaultKafkaProducerFactory.class)
+                .run(context -> {});
+        assertThat(built)
+                .as("the relay and Spring's producer factory were built")
+                .hasSize(2);
+        Map<String, Object> producer = ((DefaultKafkaProducerFactory<?, ?>)
+                        built.get(DefaultKafkaProducerFactory.class))
+                .getConfigurationProperties();
+        RelayConfig config = (RelayConfig) ReflectionTestUtils.getField(built.get(Relay.class), "config");
+        for (String name : List.of("bootstrap.servers", "security.protocol")) {
+            Object value = producer.get(name);
+            if (value != null) {
+                spring.put(
+                        name,
+                        value instanceof List<?> list
+                                ? list.stream().map(String::valueOf).collect(Collectors.joining(","))
+                                : String.valueOf(value));
+            }
+            Object own = config.producerProperties().get(name);
+            if (own != null) {
+                relay.put(name, String.valueOf(own));
+            }
+        }
+    }
+
     /** The connection details a service connection registers: brokers, and a security protocol or SSL bundle. */
     record ServiceConnectionDetails(List<String> servers, String protocol, SslBundle bundle)
             implements KafkaConnectionDetails {
@@ -1146,26 +1266,32 @@ class OutboxAutoConfigurationTest {
     }
 
     private static RelayConfig builtRelay(ApplicationContextRunner runner, String... properties) {
-        AtomicReference<Relay> built = new AtomicReference<>();
-        runner.withPropertyValues(properties)
-                .withBean("relayCapture", BeanPostProcessor.class, () -> new BeanPostProcessor() {
-                    @Override
-                    public Object postProcessAfterInitialization(Object bean, String name) {
-                        if (bean instanceof Relay relay) {
-                            built.set(relay);
-                        }
-                        return bean;
+        Map<Class<?>, Object> built = new ConcurrentHashMap<>();
+        capturing(runner.withPropertyValues(properties), built, Relay.class).run(context -> {
+            if (context.getStartupFailure() != null) {
+                assertThat(built)
+                        .as("the relay was built; the start failed with %s", context.getStartupFailure())
+                        .containsKey(Relay.class);
+            }
+        });
+        assertThat(built).as("the relay was built").containsKey(Relay.class);
+        return (RelayConfig) ReflectionTestUtils.getField(built.get(Relay.class), "config");
+    }
+
+    /** @return {@code runner} keeping in {@code built} the last bean built of each of {@code types} */
+    private static ApplicationContextRunner capturing(
+            ApplicationContextRunner runner, Map<Class<?>, Object> built, Class<?>... types) {
+        return runner.withBean("relayCapture", BeanPostProcessor.class, () -> new BeanPostProcessor() {
+            @Override
+            public Object postProcessAfterInitialization(Object bean, String name) {
+                for (Class<?> type : types) {
+                    if (type.isInstance(bean)) {
+                        built.put(type, bean);
                     }
-                })
-                .run(context -> {
-                    if (context.getStartupFailure() != null) {
-                        assertThat(built.get())
-                                .as("the relay was built; the start failed with %s", context.getStartupFailure())
-                                .isNotNull();
-                    }
-                });
-        assertThat(built.get()).as("the relay was built").isNotNull();
-        return (RelayConfig) ReflectionTestUtils.getField(built.get(), "config");
+                }
+                return bean;
+            }
+        });
     }
 
     /** @return the message of the failure that stopped the start with the relay enabled, Kafka given, and these settings */

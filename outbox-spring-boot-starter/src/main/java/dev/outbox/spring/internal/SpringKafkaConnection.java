@@ -28,7 +28,9 @@ import org.springframework.util.ClassUtils;
  *     security.protocol} and the {@code ssl.*} and {@code sasl.*} producer properties, as Spring
  *     Boot builds them from {@code spring.kafka.security.*}, {@code spring.kafka.ssl.*}, {@code
  *     spring.kafka.properties.*} and their {@code spring.kafka.producer.*} counterparts, {@code
- *     security.protocol} replaced by the connection details' when they give one
+ *     security.protocol} replaced by the connection details' when they give one (Spring Boot's own
+ *     give {@code spring.kafka.producer.security.protocol}, else {@code
+ *     spring.kafka.security.protocol})
  * @param sslBundle the SSL bundle of Spring's producer as where it is set ({@code
  *     spring.kafka.ssl.bundle=kafka}, or the connection details bean that gives one), or null when
  *     it uses none

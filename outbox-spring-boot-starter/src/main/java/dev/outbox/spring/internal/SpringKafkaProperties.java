@@ -1,14 +1,17 @@
 package dev.outbox.spring.internal;
 
+import java.lang.reflect.Field;
 import java.util.Collection;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.springframework.beans.factory.ListableBeanFactory;
-import org.springframework.beans.factory.NoSuchBeanDefinitionException;
 import org.springframework.beans.factory.NoUniqueBeanDefinitionException;
 import org.springframework.beans.factory.config.AutowireCapableBeanFactory;
+import org.springframework.beans.factory.config.DependencyDescriptor;
 import org.springframework.beans.factory.config.NamedBeanHolder;
 import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.boot.kafka.autoconfigure.KafkaConnectionDetails;
@@ -63,6 +66,14 @@ final class SpringKafkaProperties {
         });
         NamedBeanHolder<KafkaConnectionDetails> named = connectionDetails(beans);
         if (named == null) {
+            // as Spring Boot's own connection details give it to the producer, over spring.kafka.properties.*
+            String protocol = kafka.getProducer().getSecurity().getProtocol();
+            if (protocol == null) {
+                protocol = kafka.getSecurity().getProtocol();
+            }
+            if (StringUtils.hasLength(protocol)) {
+                security.put(SpringKafkaConnection.SECURITY_PROTOCOL, protocol);
+            }
             return new SpringKafkaConnection(
                     brokers(producer.get(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG)),
                     security,
@@ -102,29 +113,67 @@ final class SpringKafkaProperties {
 
     /**
      * @return the application's {@link KafkaConnectionDetails} bean and its name, chosen as Spring
-     *     injects one (the primary one of several), or null when there is none or it is Spring Boot's
-     *     own built from {@code spring.kafka.*}; no other candidate bean is created
+     *     injects it into Spring Boot's Kafka producer factory (the primary one of several, else the
+     *     one of highest priority, else the one named {@code connectionDetails}, that factory's
+     *     parameter), or null when there is none or it is Spring Boot's own built from {@code
+     *     spring.kafka.*}; no other candidate bean is created
      */
     private static NamedBeanHolder<KafkaConnectionDetails> connectionDetails(ListableBeanFactory beans) {
-        if (!(beans instanceof AutowireCapableBeanFactory factory)) {
-            return null;
-        }
         NamedBeanHolder<KafkaConnectionDetails> named;
         try {
-            named = factory.resolveNamedBean(KafkaConnectionDetails.class);
+            named = beans instanceof AutowireCapableBeanFactory factory ? injected(factory) : provided(beans);
         } catch (NoUniqueBeanDefinitionException e) {
             // the message says all Spring's exception does, and is what the start failure shows first
             throw new IllegalStateException(
                     e.getBeanNamesFound() != null
                             ? "the application has " + e.getNumberOfBeansFound() + " KafkaConnectionDetails beans "
-                                    + e.getBeanNamesFound() + " and none is @Primary, so the embedded relay cannot"
-                                    + " tell which brokers Spring's Kafka producer uses; mark one @Primary"
+                                    + e.getBeanNamesFound() + ", none @Primary and none named connectionDetails, so"
+                                    + " the embedded relay cannot tell which brokers Spring's Kafka producer uses;"
+                                    + " mark one @Primary"
                             : "the embedded relay cannot tell which KafkaConnectionDetails bean Spring's Kafka"
                                     + " producer uses: " + e.getMessage());
-        } catch (NoSuchBeanDefinitionException e) {
+        }
+        return named == null || named.getBeanInstance().getClass().getName().equals(PROPERTIES_CONNECTION_DETAILS)
+                ? null
+                : named;
+    }
+
+    private static NamedBeanHolder<KafkaConnectionDetails> injected(AutowireCapableBeanFactory factory) {
+        Set<String> names = new LinkedHashSet<>();
+        Object bean = factory.resolveDependency(
+                new DependencyDescriptor(ProducerFactoryParameter.FIELD, false), null, names, null);
+        return bean instanceof KafkaConnectionDetails details && names.size() == 1
+                ? new NamedBeanHolder<>(names.iterator().next(), details)
+                : null;
+    }
+
+    /** Where beans cannot be resolved as Spring injects them: the only one, or the primary one. */
+    private static NamedBeanHolder<KafkaConnectionDetails> provided(ListableBeanFactory beans) {
+        KafkaConnectionDetails details =
+                beans.getBeanProvider(KafkaConnectionDetails.class).getIfAvailable();
+        if (details == null) {
             return null;
         }
-        return named.getBeanInstance().getClass().getName().equals(PROPERTIES_CONNECTION_DETAILS) ? null : named;
+        String[] names = beans.getBeanNamesForType(KafkaConnectionDetails.class, true, false);
+        return new NamedBeanHolder<>(names.length == 1 ? names[0] : "(primary)", details);
+    }
+
+    /** The injection point of Spring Boot's Kafka producer factory: a parameter named connectionDetails. */
+    private static final class ProducerFactoryParameter {
+        static final Field FIELD;
+
+        static {
+            try {
+                FIELD = ProducerFactoryParameter.class.getDeclaredField("connectionDetails");
+            } catch (NoSuchFieldException e) {
+                throw new ExceptionInInitializerError(e);
+            }
+        }
+
+        @SuppressWarnings("unused") // only its type and name are read, as an injection point
+        private KafkaConnectionDetails connectionDetails;
+
+        private ProducerFactoryParameter() {}
     }
 
     private static List<String> brokers(Object servers) {
