@@ -10,7 +10,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Queue;
 import java.util.Set;
-import java.util.TreeMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
@@ -225,7 +224,7 @@ final class LeaseRounds {
 
     /** Hands back the leases of every shard dropped so far, in one statement, then runs one round. */
     private void handBackDropped() {
-        Map<Integer, Long> leases = new TreeMap<>(ShardRanges.epochs(takeDropped()));
+        Map<Integer, Long> leases = ShardRanges.epochs(takeDropped());
         if (leases.isEmpty()) {
             return; // an earlier task took them
         }
