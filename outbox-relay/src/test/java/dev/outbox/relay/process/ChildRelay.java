@@ -123,6 +123,14 @@ final class ChildRelay implements AutoCloseable {
         return process.exitValue();
     }
 
+    /** Sends the child {@code kill -<signal>}: {@code STOP} pauses it, {@code CONT} resumes it. */
+    void signal(String signal) throws IOException, InterruptedException {
+        Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(process.pid()))
+                .inheritIO()
+                .start();
+        assertThat(kill.waitFor()).as("kill -%s %s", signal, name).isZero();
+    }
+
     String stdout() throws IOException {
         return Files.readString(out);
     }

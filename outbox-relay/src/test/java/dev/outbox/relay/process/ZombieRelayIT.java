@@ -3,8 +3,6 @@ package dev.outbox.relay.process;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import dev.outbox.core.Outbox;
-import dev.outbox.core.OutboxMessage;
 import dev.outbox.core.Shards;
 import dev.outbox.relay.Relay;
 import dev.outbox.relay.internal.DeadlineIgnoringMain;
@@ -13,11 +11,8 @@ import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
 import java.io.IOException;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -25,17 +20,11 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.UUID;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
-import org.jooq.DSLContext;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -68,8 +57,6 @@ class ZombieRelayIT {
 
     private static final Pattern PAST_HELD_SHARD = Pattern.compile("shard (\\d+): holds more rows of topics");
     private static final Pattern WITHIN_HELD_SHARD = Pattern.compile("shard (\\d+): holds no more rows of topics");
-
-    private final Outbox outbox = Outbox.builder().build();
 
     /**
      * G3 across a zombie relay, for deduplicating and for last-value consumers: relay-a is paused
@@ -199,17 +186,11 @@ class ZombieRelayIT {
         String topic = TestKafka.uniqueTopic(transactional ? "zombie-tx" : "zombie");
         String missing = missingTopic ? TestKafka.uniqueTopic("zombie-missing") : null;
         createTopic(kafka, topic, transactional);
-        DSLContext dsl = db.dsl();
-        dsl.execute("drop table if exists key_lock"); // the class's database is shared by its tests
         // rows an earlier scenario left (stopped before they were all published, on a broker of its own
-        // whose topics this scenario's broker does not have) would hold this scenario's keys behind them
-        dsl.execute("delete from outbox.outbox_message");
-        dsl.execute("create table key_lock (k text primary key, seq int not null)");
-        for (int k = 0; k < KEYS; k++) {
-            dsl.execute("insert into key_lock values (?, 0)", "key-" + k);
-        }
-        Map<String, TreeMap<Integer, UUID>> committed = new ConcurrentHashMap<>();
-        Map<UUID, String> topicOf = new ConcurrentHashMap<>();
+        // whose topics this scenario's broker does not have) would hold this scenario's keys behind them:
+        // the writers start from an empty outbox
+        KeyLockWriters writers = new KeyLockWriters(db.dsl(), KEYS, topic, missing, ZombieRelayIT::isMissingKey);
+        Map<String, TreeMap<Integer, UUID>> committed = writers.committed();
         // the test's reader of each topic: the healthy one's, and the missing one's once it exists
         Map<String, Records> readers = new LinkedHashMap<>();
 
@@ -228,30 +209,11 @@ class ZombieRelayIT {
             readers.put(topic, records);
             ChildRelay.awaitLeasing(db, Duration.ofSeconds(300), a, b);
 
-            AtomicBoolean writing = new AtomicBoolean(true);
-            AtomicInteger appended = new AtomicInteger();
-            AtomicReference<Throwable> failure = new AtomicReference<>();
-            List<Thread> writers = new ArrayList<>();
-            for (int w = 0; w < WRITERS; w++) {
-                Thread t = new Thread(
-                        () -> {
-                            try {
-                                while (writing.get()) {
-                                    append(dsl, topic, missing, committed, topicOf);
-                                    appended.incrementAndGet();
-                                }
-                            } catch (Throwable e) {
-                                failure.set(e);
-                            }
-                        },
-                        "test-writer-" + w);
-                t.start();
-                writers.add(t);
-            }
+            writers.start(WRITERS);
             // generous: 64 transactional producers and a broker in one JVM are slow on a loaded machine
             await("relay-a publishing")
                     .atMost(Duration.ofSeconds(180))
-                    .until(() -> records.size() >= 2_000 || failure.get() != null);
+                    .until(() -> records.size() >= 2_000 || writers.failed());
             if (missingTopic) {
                 // relay-a's shards have had rows of the missing topic for a while: it holds them when it freezes
                 await("rows of the missing topic on relay-a's shards")
@@ -292,7 +254,7 @@ class ZombieRelayIT {
                 // there relay-a is often waiting for that topic's metadata, publishing nothing, when it freezes
                 while (true) {
                     freezes++;
-                    signal(killed ? "KILL" : "STOP", a);
+                    a.signal(killed ? "KILL" : "STOP");
                     leasesOfA = ChildRelay.liveLeases(db, "relay-a");
                     missingRowsOfA = missingTopic ? missingRowsOf(db, "relay-a", missing) : 0;
                     Set<UUID> leftOnA = messageIdsOn(db, "relay-a");
@@ -306,7 +268,7 @@ class ZombieRelayIT {
                     if (frozenUndeleted > 0 || freezes == 5 || missingTopic) {
                         break;
                     }
-                    signal("CONT", a);
+                    a.signal("CONT");
                     Thread.sleep(2_500);
                 }
                 if (pastHeld) {
@@ -380,11 +342,7 @@ class ZombieRelayIT {
                     readers.put(missing, new Records(consumer, missing, PARTITIONS));
                 }
                 Thread.sleep(3_000);
-                writing.set(false);
-                for (Thread t : writers) {
-                    t.join(60_000);
-                }
-                assertThat(failure.get()).isNull();
+                writers.stop();
                 await("relay-b drained the outbox")
                         .atMost(Duration.ofSeconds(120))
                         .untilAsserted(() -> assertThat(
@@ -395,11 +353,11 @@ class ZombieRelayIT {
                         .untilAsserted(() -> {
                             Set<UUID> seen = new HashSet<>();
                             received(readers).forEach(r -> seen.add(r.messageId()));
-                            assertThat(seen).hasSizeGreaterThanOrEqualTo(appended.get());
+                            assertThat(seen).hasSizeGreaterThanOrEqualTo(writers.appended());
                         });
             } finally {
                 if (!killed) {
-                    signal("CONT", a);
+                    a.signal("CONT");
                 }
             }
             int beforeThaw = received(readers).size();
@@ -418,35 +376,7 @@ class ZombieRelayIT {
             readers.forEach((t, r) -> byTopic.put(t, r.all()));
             List<Records.Received> all =
                     byTopic.values().stream().flatMap(List::stream).toList();
-            int total = committed.values().stream().mapToInt(Map::size).sum();
-            assertThat(total).isEqualTo(appended.get());
-            for (var t : byTopic.entrySet()) {
-                Map<String, LinkedHashSet<UUID>> first = new HashMap<>();
-                Map<String, UUID> last = new HashMap<>();
-                for (Records.Received r : t.getValue()) {
-                    first.computeIfAbsent(r.key(), k -> new LinkedHashSet<>()).add(r.messageId());
-                    last.put(r.key(), r.messageId());
-                }
-                for (var e : committed.entrySet()) {
-                    List<UUID> order = e.getValue().values().stream()
-                            .filter(id -> topicOf.get(id).equals(t.getKey()))
-                            .toList();
-                    if (order.isEmpty()) {
-                        assertThat(first)
-                                .as("%s never wrote to %s", e.getKey(), t.getKey())
-                                .doesNotContainKey(e.getKey());
-                        continue;
-                    }
-                    assertThat(new ArrayList<>(first.getOrDefault(e.getKey(), new LinkedHashSet<>())))
-                            .as("G3: first appearances of %s in %s follow commit order", e.getKey(), t.getKey())
-                            .containsExactlyElementsOf(order);
-                    assertThat(last.get(e.getKey()))
-                            .as(
-                                    "G3: the last record of %s in %s is its latest committed message there",
-                                    e.getKey(), t.getKey())
-                            .isEqualTo(order.get(order.size() - 1));
-                }
-            }
+            writers.assertCommitOrder(byTopic);
             assertThat(leasesOfA).as("relay-a held shards when it froze").isPositive();
             if (!missingTopic && !transactional) {
                 // most of them deferred deletes, lingering for others to share their statement (ENGINE.md); in
@@ -497,7 +427,7 @@ class ZombieRelayIT {
                                                     + ", shards past the held rows they remember"
                                             : "idempotent, a topic missing at the freeze"
                                     : "idempotent",
-                    total,
+                    writers.appended(),
                     KEYS,
                     all.size(),
                     all.size() - beforeThaw,
@@ -650,43 +580,6 @@ class ZombieRelayIT {
                     .get(30, TimeUnit.SECONDS);
         }
         kafka.createTopic(topic, PARTITIONS); // exists: waits for the leaders
-    }
-
-    /**
-     * One message of a random key, its sequence taken under the key's row lock before the append. With
-     * a missing topic, the messages of its keys with an odd sequence go there, so each of those keys
-     * starts there and its later messages to the healthy topic must wait for it (G3).
-     */
-    private void append(
-            DSLContext dsl,
-            String topic,
-            String missing,
-            Map<String, TreeMap<Integer, UUID>> committed,
-            Map<UUID, String> topicOf) {
-        String key = "key-" + ThreadLocalRandom.current().nextInt(KEYS);
-        Object[] result = dsl.transactionResult(tx -> {
-            int seq = tx.dsl()
-                    .fetchOne("update key_lock set seq = seq + 1 where k = ? returning seq", key)
-                    .get(0, Integer.class);
-            String to = missing != null && isMissingKey(key) && seq % 2 == 1 ? missing : topic;
-            // every third payload is long: batches end at batch-bytes too, and the long payloads are fetched by
-            // the reads' second statement
-            String body = "seq " + seq + (seq % 3 == 0 ? " " + "x".repeat(300) : "");
-            UUID id = outbox.append(tx.dsl(), OutboxMessage.of(to, key, "Test", "text/plain", body.getBytes()));
-            topicOf.put(id, to);
-            return new Object[] {seq, id};
-        });
-        TreeMap<Integer, UUID> perKey = committed.computeIfAbsent(key, k -> new TreeMap<>());
-        synchronized (perKey) {
-            perKey.put((Integer) result[0], (UUID) result[1]);
-        }
-    }
-
-    private static void signal(String signal, ChildRelay relay) throws Exception {
-        Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(relay.process.pid()))
-                .inheritIO()
-                .start();
-        assertThat(kill.waitFor()).as("kill -%s %s", signal, relay.name).isZero();
     }
 
     private static Map<String, String> env(
