@@ -468,12 +468,7 @@ class IdempotentHttpClientIT {
     void theBreakerOpensFailsFastThenHalfOpensAndCloses() throws Exception {
         SERVLET.script(i -> Reply.of(503));
         MutableClock clock = new MutableClock(Instant.parse("2026-03-01T12:00:00Z"));
-        IdempotentHttpClient client = IdempotentHttpClient.builder()
-                .httpClient(HTTP)
-                .sleeper(new RecordingSleeper())
-                .clock(clock)
-                .maxAttempts(1)
-                .build();
+        IdempotentHttpClient client = oneAttemptEach(clock);
         String host = "127.0.0.1:" + server.port();
         for (int i = 0; i < 5; i++) {
             assertThat(client.send(post(), HttpResponse.BodyHandlers.discarding())
@@ -506,6 +501,51 @@ class IdempotentHttpClientIT {
             assertThat(breaker.getState()).isEqualTo(CircuitBreaker.State.CLOSED);
         });
         assertThat(SERVLET.received).hasSize(3);
+    }
+
+    /**
+     * G6: a trial call of a half-open breaker whose body handler throws an {@link Error} gives its
+     * permission back. Before, the permission was kept: once the three trial calls had ended that
+     * way, the breaker waited for calls that would never end and refused the host for good, though
+     * it had recovered.
+     */
+    @Test
+    void aHalfOpenBreakerRecoversAfterTrialCallsWhoseHandlerThrewAnError() throws Exception {
+        SERVLET.script(i -> Reply.of(503));
+        MutableClock clock = new MutableClock(Instant.parse("2026-03-01T12:00:00Z"));
+        IdempotentHttpClient client = oneAttemptEach(clock);
+        for (int i = 0; i < 5; i++) {
+            client.send(post(), HttpResponse.BodyHandlers.discarding());
+        }
+        CircuitBreaker breaker = client.circuitBreakers().orElseThrow().circuitBreaker("127.0.0.1:" + server.port());
+        assertThat(breaker.getState()).isEqualTo(CircuitBreaker.State.OPEN);
+
+        SERVLET.script(i -> Reply.of(200));
+        clock.advance(Duration.ofSeconds(10).plusMillis(1));
+        HttpResponse.BodyHandler<Void> failing = info -> {
+            throw new HandlerError();
+        };
+        for (int i = 0; i < 3; i++) {
+            assertThatThrownBy(() -> client.send(post(), failing)).isInstanceOf(HandlerError.class);
+        }
+        assertThat(client.send(post(), HttpResponse.BodyHandlers.discarding()).status())
+                .as("a trial call after three that threw")
+                .isEqualTo(200);
+    }
+
+    /** A client that makes one attempt per operation, on {@code clock}: each failure counts in its breaker. */
+    private static IdempotentHttpClient oneAttemptEach(MutableClock clock) {
+        return IdempotentHttpClient.builder()
+                .httpClient(HTTP)
+                .sleeper(new RecordingSleeper())
+                .clock(clock)
+                .maxAttempts(1)
+                .build();
+    }
+
+    /** What a body handler may throw that is not an exception: an out-of-memory error, an assertion. */
+    private static final class HandlerError extends Error {
+        private static final long serialVersionUID = 1L;
     }
 
     /**

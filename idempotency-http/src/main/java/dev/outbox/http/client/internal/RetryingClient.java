@@ -183,7 +183,8 @@ public final class RetryingClient implements IdempotentHttpClient {
             } catch (IOException e) {
                 response = null;
                 failure = e;
-            } catch (InterruptedException | RuntimeException e) {
+            } catch (InterruptedException | RuntimeException | Error e) {
+                // a permission kept would leave a half-open breaker waiting for a trial call that never ends
                 if (breaker != null) {
                     breaker.releasePermission();
                 }
