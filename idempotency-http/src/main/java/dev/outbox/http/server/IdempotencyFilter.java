@@ -77,8 +77,9 @@ import org.slf4j.LoggerFactory;
  * PATCH and DELETE): the body is gone then, the key covers the form's fields (see {@link
  * RequestFingerprint}) and the handler reads them with {@code getParameter}. A body a filter ahead
  * read without leaving it readable, or as parameters, is refused with 500. Metrics: counter {@value
- * IdempotencyStore#METRIC} with outcome {@code rejected} (400), {@code unidentified} (401) and {@code
- * too_large} (413), next to the store's outcomes.
+ * IdempotencyStore#METRIC} with outcome {@code rejected} (400), {@code unidentified} (401), {@code
+ * too_large} (413), {@code body_unavailable} (500: a filter ahead read the body) and {@code failed}
+ * (the scope or fingerprint could not be computed), next to the store's outcomes.
  */
 public final class IdempotencyFilter implements Filter {
 
@@ -97,6 +98,7 @@ public final class IdempotencyFilter implements Filter {
     private final String log;
     private volatile boolean registeredTwiceWarned;
     private final Admission admission;
+    private final Counter unresolved;
 
     private IdempotencyFilter(Builder b) {
         this.store = b.store;
@@ -113,7 +115,9 @@ public final class IdempotencyFilter implements Filter {
                 log,
                 counter(b.meterRegistry, b.name, "rejected"),
                 counter(b.meterRegistry, b.name, "too_large"),
-                counter(b.meterRegistry, b.name, "unidentified"));
+                counter(b.meterRegistry, b.name, "unidentified"),
+                counter(b.meterRegistry, b.name, "body_unavailable"));
+        this.unresolved = counter(b.meterRegistry, b.name, "failed");
     }
 
     private static Counter counter(MeterRegistry registry, String name, String outcome) {
@@ -190,6 +194,7 @@ public final class IdempotencyFilter implements Filter {
                             request.getContentType(),
                             body.fingerprinted());
         } catch (RuntimeException e) {
+            unresolved.increment();
             throw new ServletException(
                     log + "could not resolve the scope or fingerprint of " + request.getMethod() + " " + path, e);
         }

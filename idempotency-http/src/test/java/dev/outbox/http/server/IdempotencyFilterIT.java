@@ -329,6 +329,7 @@ class IdempotencyFilterIT {
             }
             chain.doFilter(request, response);
         };
+        double unavailableBefore = count("body_unavailable");
         try (TestServer early = TestServer.start(APP, readsTheStream, filter)) {
             String key = UUID.randomUUID().toString();
             String form = "order=" + UUID.randomUUID();
@@ -362,6 +363,36 @@ class IdempotencyFilterIT {
                     .as("the app ran for no request")
                     .isEqualTo(ordersBefore);
             assertThat(keyRows(key)).isZero();
+            assertThat(count("body_unavailable") - unavailableBefore)
+                    .as("each refusal counted, so that a dashboard shows failures rather than traffic gone")
+                    .isEqualTo(3);
+        }
+    }
+
+    /**
+     * A scope resolver that throws fails the request (500) before any key is claimed or the handler
+     * runs, and counts it as {@code failed}; before, nothing counted it.
+     */
+    @Test
+    void aScopeResolverThatThrowsFailsTheRequestAndIsCounted() throws Exception {
+        IdempotencyFilter filter = ordersFilter(METRICS, "orders")
+                .scopeResolver(request -> {
+                    throw new IllegalStateException("the tenant directory is down");
+                })
+                .build();
+        double failedBefore = count("failed");
+        try (TestServer broken = TestServer.start(APP, filter)) {
+            String key = UUID.randomUUID().toString();
+            int ordersBefore = dsl.fetchCount(DSL.table("public.orders"));
+            HttpResponse<String> r = send(HttpRequest.newBuilder(broken.uri("/orders"))
+                    .header("Content-Type", "application/json")
+                    .header("Idempotency-Key", key)
+                    .POST(HttpRequest.BodyPublishers.ofString(body("unresolved")))
+                    .build());
+            assertThat(r.statusCode()).isEqualTo(500);
+            assertThat(dsl.fetchCount(DSL.table("public.orders"))).isEqualTo(ordersBefore);
+            assertThat(keyRows(key)).isZero();
+            assertThat(count("failed") - failedBefore).isEqualTo(1);
         }
     }
 

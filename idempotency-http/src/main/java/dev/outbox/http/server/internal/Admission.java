@@ -22,6 +22,7 @@ public final class Admission {
     private final Counter rejected;
     private final Counter tooLarge;
     private final Counter unidentified;
+    private final Counter bodyUnavailable;
 
     /**
      * @param maxBodyBytes the largest body buffered
@@ -30,15 +31,23 @@ public final class Admission {
      * @param rejected counts requests refused for their key
      * @param tooLarge counts requests refused for their body's size
      * @param unidentified counts requests refused for want of a caller
+     * @param bodyUnavailable counts requests refused with 500 because a filter ahead read their body
      */
     public Admission(
-            int maxBodyBytes, Logger logger, String log, Counter rejected, Counter tooLarge, Counter unidentified) {
+            int maxBodyBytes,
+            Logger logger,
+            String log,
+            Counter rejected,
+            Counter tooLarge,
+            Counter unidentified,
+            Counter bodyUnavailable) {
         this.maxBodyBytes = maxBodyBytes;
         this.logger = logger;
         this.log = log;
         this.rejected = rejected;
         this.tooLarge = tooLarge;
         this.unidentified = unidentified;
+        this.bodyUnavailable = bodyUnavailable;
     }
 
     /**
@@ -116,6 +125,7 @@ public final class Admission {
             return new Body(body, fields);
         }
         if (declared >= 0 && body.length != declared) {
+            bodyUnavailable.increment();
             logger.error(
                     "{}500 for {} {}: its body was read before the Idempotency-Key filter ({} of {} bytes left) and"
                             + " not parsed into the request's parameters as a form; order the filter before any filter"

@@ -163,8 +163,29 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
 
     @Override
     public void sendRedirect(String location) {
-        resetBuffer();
-        setStatus(HttpServletResponse.SC_FOUND);
+        sendRedirect(location, HttpServletResponse.SC_FOUND, true);
+    }
+
+    // Servlet 6.1's forms (the redirect-after-POST 303): its wrapper passes them straight to the container,
+    // which would send the redirect before the transaction commits. Declared here without @Override, since
+    // the module compiles against Servlet 6.0; on a 6.1 container they override the wrapper's.
+
+    /** Servlet 6.1: a redirect with the given status, captured like {@link #sendRedirect(String)}. */
+    public void sendRedirect(String location, int sc) {
+        sendRedirect(location, sc, true);
+    }
+
+    /** Servlet 6.1: a 302 redirect, the body written so far kept unless {@code clearBuffer}. */
+    public void sendRedirect(String location, boolean clearBuffer) {
+        sendRedirect(location, HttpServletResponse.SC_FOUND, clearBuffer);
+    }
+
+    /** Servlet 6.1: a redirect with the given status, the body written so far kept unless {@code clearBuffer}. */
+    public void sendRedirect(String location, int sc, boolean clearBuffer) {
+        if (clearBuffer) {
+            resetBuffer();
+        }
+        setStatus(sc);
         setHeader("Location", location);
     }
 }

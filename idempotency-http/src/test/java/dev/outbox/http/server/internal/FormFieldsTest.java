@@ -229,7 +229,8 @@ class FormFieldsTest {
                 "[test] ",
                 registry.counter("rejected"),
                 registry.counter("too_large"),
-                registry.counter("unidentified"));
+                registry.counter("unidentified"),
+                registry.counter("body_unavailable"));
     }
 
     /** The request as the filters behind Spring's {@code FormContentFilter} see it. */
