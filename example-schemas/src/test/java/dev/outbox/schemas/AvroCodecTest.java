@@ -280,6 +280,27 @@ class AvroCodecTest {
                 .hasMessageContaining("left over");
     }
 
+    /**
+     * A body whose first string declares 1.9 GB, more than this test JVM's heap (1 GB) can allocate:
+     * Avro allocates by the declared length before reading, and the codec refuses the payload as
+     * corrupt, because its bytes do not hold that length. Before, the OutOfMemoryError left the codec
+     * and a consumer retried the record as an infrastructure failure for ever.
+     */
+    @Test
+    void aDeclaredLengthTheHeapCannotHoldIsACorruptPayload() throws IOException {
+        byte[] valid = codec.encode(orderPlaced());
+        ByteArrayOutputStream corrupt = new ByteArrayOutputStream();
+        corrupt.write(valid, 0, 10); // the single-object header: marker and fingerprint
+        BinaryEncoder encoder = EncoderFactory.get().directBinaryEncoder(corrupt, null);
+        encoder.writeInt(1_900_000_000); // the orderId's length
+        encoder.flush();
+        corrupt.write(new byte[] {'o', '-', '1'});
+        assertThatThrownBy(() -> codec.decode(corrupt.toByteArray(), OrderPlaced.class))
+                .isInstanceOf(AvroCodecException.class)
+                .hasMessageContaining("corrupt payload")
+                .hasMessageContaining("dev.outbox.schemas.orders.OrderPlaced");
+    }
+
     @Test
     void incompatibleReaderNamesBothSchemas() {
         byte[] payment = codec.encode(paymentCaptured());

@@ -466,8 +466,38 @@ public final class AvroCodec {
                         "corrupt payload: body does not match writer schema " + writerSchema.getFullName()
                                 + " (fingerprint " + fingerprintHex(fingerprint(writerSchema)) + "): " + e,
                         e);
+            } catch (OutOfMemoryError e) {
+                // Avro allocates a string, bytes or array by the length the payload declares before it reads
+                // them: a corrupt length fails the allocation on a small heap. Only a payload that does not
+                // hold what it declares is refused as corrupt; otherwise the heap really is exhausted.
+                String problem = problem(bytes);
+                if (problem == null) {
+                    throw e;
+                }
+                throw new AvroCodecException(
+                        "corrupt payload: body does not match writer schema " + writerSchema.getFullName()
+                                + " (fingerprint " + fingerprintHex(fingerprint(writerSchema)) + "): it declares a"
+                                + " length its " + (bytes.length - HEADER_LENGTH) + " bytes do not hold, which"
+                                + " could not be allocated (" + problem + ")",
+                        e);
             }
             return value;
+        }
+
+        /**
+         * Walks the body by the writer schema without allocating what it declares.
+         *
+         * @return null when the body holds exactly one value of the writer schema, else what is wrong
+         */
+        String problem(byte[] bytes) {
+            BinaryDecoder decoder =
+                    DecoderFactory.get().binaryDecoder(bytes, HEADER_LENGTH, bytes.length - HEADER_LENGTH, null);
+            try {
+                GenericDatumReader.skip(writerSchema, decoder);
+                return decoder.isEnd() ? null : "bytes left over";
+            } catch (IOException | RuntimeException e) {
+                return e.toString();
+            }
         }
     }
 }
