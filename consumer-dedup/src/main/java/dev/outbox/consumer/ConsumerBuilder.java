@@ -167,8 +167,10 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
      * the handler's statements (55P03, 40001, 40P01) is {@link FailureKind#TRANSIENT}. Returning null
      * applies the default rule: a {@link PermanentHandlerException} or {@link
      * TransientHandlerException} anywhere in the cause chain (the first one found) decides, else a
-     * transient SQLState (classes 08 and 53, 57P01..57P03) while the consumer's connection answers,
-     * which another database or pool the handler uses raised, is {@code TRANSIENT}, and anything else
+     * transient database failure while the consumer's connection answers, which another database or
+     * pool the handler uses raised, is {@code TRANSIENT} (a {@code SQLTransientException} or {@code
+     * SQLRecoverableException}, such as a pool's connection timeout, or SQLState class 08, 40 or 53,
+     * 55P03 or 57P01..57P03), and anything else
      * is {@link FailureKind#RETRY}. A classifier that throws counts as {@code RETRY}.
      *
      * @param classifier the failure's kind, or null for the default rule

@@ -279,15 +279,14 @@ public final class DedupConsumer implements IdempotentConsumer {
             poll = pollThread;
         }
         if (poll != null && poll != Thread.currentThread()) {
+            Duration wait = settings.closeTimeout().multipliedBy(2).plusSeconds(10);
             try {
-                poll.join(settings.closeTimeout().toMillis() * 2 + 10_000);
+                poll.join(wait.toMillis());
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
             if (poll.isAlive()) {
-                log.warn(
-                        "poll thread did not stop within {}",
-                        settings.closeTimeout().multipliedBy(2));
+                log.warn("poll thread did not stop within {}", Durations.format(wait));
             }
         }
     }
