@@ -22,6 +22,7 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -216,6 +217,71 @@ class FailureClassificationIT {
             assertThat(Fixtures.paymentsOf(db, ids)).containsOnlyKeys(ids.get(1));
             assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
                     .isOne();
+        }
+        assertThat(Fixtures.readAll(kafka, topic + ".dlt", 1, WAIT))
+                .singleElement()
+                .satisfies(r -> assertThat(header(r, OutboxHeaders.MESSAGE_ID)).isEqualTo(stuck.toString()));
+    }
+
+    /**
+     * G7 across a rebalance: a record whose handler always fails, with {@code maxAttempts} 3, is
+     * dead-lettered after three calls in all, though the group rebalanced (eagerly, revoking every
+     * partition) during its second attempt and assigned its partition back. Before, the new worker
+     * started the record's attempts afresh: three more calls after every rebalance, so that under
+     * frequent rebalances (deploys, autoscaling) the record held its partition for ever.
+     */
+    @Test
+    void aRecordsAttemptsAreNotRestartedByARebalance(TestDatabase db, TestKafka kafka) throws Exception {
+        String topic = TestKafka.uniqueTopic("edge-rebalance-attempts");
+        String other = TestKafka.uniqueTopic("edge-rebalance-other");
+        kafka.createTopic(topic, 1);
+        kafka.createTopic(topic + ".dlt", 1);
+        kafka.createTopic(other, 1);
+        List<UUID> ids = publish(kafka, topic, 2);
+        UUID stuck = ids.get(0);
+        MessageHandler payments = Fixtures.paymentsHandler();
+        MeterRegistry registry = new SimpleMeterRegistry();
+        MeterRegistry otherRegistry = new SimpleMeterRegistry();
+        AtomicInteger stuckCalls = new AtomicInteger();
+        String name = "edge-rebalance-attempts";
+        // eager: every rebalance revokes every partition, also the ones it assigns back
+        Map<String, Object> eager = new HashMap<>(Fixtures.consumerProperties(kafka, name + "-group"));
+        eager.put("partition.assignment.strategy", "org.apache.kafka.clients.consumer.RangeAssignor");
+        try (IdempotentConsumer consumer = builder(kafka, db, topic, name)
+                .kafkaProperties(eager)
+                .meterRegistry(registry)
+                .maxAttempts(3)
+                .backoff(FAST)
+                .maxRecordsPerTransaction(1)
+                .handler((m, tx) -> {
+                    payments.handle(m, tx);
+                    if (m.messageId().equals(stuck)) {
+                        stuckCalls.incrementAndGet();
+                        // long enough for the rebalance below to revoke the partition during the second attempt
+                        Thread.sleep(2_000);
+                        throw new IllegalStateException("always fails");
+                    }
+                })
+                .build()) {
+            consumer.start();
+            await().atMost(WAIT).until(() -> stuckCalls.get() == 2);
+            // a member of the same group for another topic: the group rebalances, and the partition comes back
+            try (IdempotentConsumer joiner = builder(kafka, db, other, name)
+                    .kafkaProperties(eager)
+                    .meterRegistry(otherRegistry)
+                    .build()) {
+                joiner.start();
+                await().atMost(WAIT)
+                        .untilAsserted(() -> assertThat(registry.find("outbox.consumer.dead.lettered")
+                                        .counter())
+                                .isNotNull()
+                                .satisfies(c -> assertThat(c.count()).isOne()));
+            }
+            await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, name + "-group", topic));
+            assertThat(stuckCalls.get())
+                    .as("calls of the record's handler, across the rebalance")
+                    .isEqualTo(3);
+            assertThat(Fixtures.paymentsOf(db, ids)).containsOnlyKeys(ids.get(1));
         }
         assertThat(Fixtures.readAll(kafka, topic + ".dlt", 1, WAIT))
                 .singleElement()

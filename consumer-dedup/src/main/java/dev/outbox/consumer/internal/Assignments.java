@@ -51,6 +51,13 @@ final class Assignments implements ConsumerRebalanceListener {
     private final Consumer<byte[], byte[]> consumer;
     private final PartitionWorker.Parts parts;
     private final Map<TopicPartition, Assigned> partitions = new ConcurrentHashMap<>();
+    /**
+     * The failures of a revoked partition's head record, for its next worker here: an eager rebalance
+     * (Kafka's default assignor) revokes every partition, also those it assigns back, and would
+     * otherwise restart their retry bounds. Touched by the poll thread only.
+     */
+    private final Map<TopicPartition, PartitionWorker.Carried> carried = new HashMap<>();
+
     private final int pauseThreshold;
     /** Commits refused or failed in a row; retried at every poll, so logged at most once per interval. */
     private final RepeatedWarning commitFailures;
@@ -224,6 +231,10 @@ final class Assignments implements ConsumerRebalanceListener {
                         w.partition(),
                         settings.closeTimeout());
             }
+            PartitionWorker.Carried head = w.carried();
+            if (head != null) {
+                carried.put(w.partition(), head);
+            }
             int left = w.queued();
             if (left > 0) {
                 log.info(
@@ -261,7 +272,7 @@ final class Assignments implements ConsumerRebalanceListener {
             log.info("partitions assigned: {}", assigned);
         }
         for (TopicPartition tp : assigned) {
-            PartitionWorker w = new PartitionWorker(tp, parts);
+            PartitionWorker w = new PartitionWorker(tp, parts, carried.remove(tp));
             partitions.put(tp, new Assigned(w, metrics.lagGauge(tp, w.lag())));
         }
         hasAssignment = true;

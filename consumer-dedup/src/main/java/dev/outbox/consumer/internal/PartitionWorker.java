@@ -72,10 +72,28 @@ final class PartitionWorker {
 
     // touched by steps only, which never run at once
     private Progress progress = Progress.START;
+    // what the partition's previous worker in this consumer knew of its head, until the first step
+    private Carried carried;
     private DeadLetterState deadLetter = DeadLetterState.NOT_SENT;
     private int infrastructureFailures;
 
+    /**
+     * What a stopped worker knew of the record at its head: its failures so far, so that the retry
+     * bounds ({@code maxAttempts}, {@code maxTransientRetry}) are not restarted by a rebalance that
+     * revokes the partition and assigns it to this consumer again.
+     *
+     * @param offset the head record's offset
+     * @param progress its failures so far
+     */
+    record Carried(long offset, Progress progress) {}
+
     PartitionWorker(TopicPartition tp, Parts parts) {
+        this(tp, parts, null);
+    }
+
+    /** @param carried what the partition's previous worker here knew of its head, or null */
+    PartitionWorker(TopicPartition tp, Parts parts, Carried carried) {
+        this.carried = carried;
         this.tp = tp;
         this.parts = parts;
         this.settings = parts.settings();
@@ -140,6 +158,20 @@ final class PartitionWorker {
         return task.awaitStep(timeoutNanos);
     }
 
+    /**
+     * For a stopped worker: what it knew of the record at its head, for the partition's next worker in
+     * this consumer.
+     *
+     * @return null when the head has not failed, or a step is still running
+     */
+    Carried carried() {
+        if (!awaitStep(0)) {
+            return null; // the lock taken and released orders this read after the last step's writes
+        }
+        long head = nextToProcess(-1);
+        return progress == Progress.START || head < 0 ? null : new Carried(head, progress);
+    }
+
     /** Drops the fetched records not yet processed (they are redelivered to the next owner). */
     void clear() {
         synchronized (queue) {
@@ -191,6 +223,19 @@ final class PartitionWorker {
             return Next.IDLE;
         }
         ConsumerRecord<byte[], byte[]> head = batch.get(0);
+        if (carried != null) {
+            if (carried.offset() == head.offset()) {
+                progress = carried.progress();
+                log.info(
+                        "{}@{}: going on with its {} failed attempt(s) and {} transient failure(s) from before the"
+                                + " partition was revoked",
+                        tp,
+                        head.offset(),
+                        progress.attempts(),
+                        progress.transientFailures());
+            }
+            carried = null; // another offset: another owner went past that record meanwhile
+        }
         MessageId headId = parts.mapping().messageId(head);
         List<UUID> ids = new ArrayList<>(batch.size());
         Plan plan = BatchRules.plan(

@@ -215,6 +215,17 @@ final class Fakes {
 
     static PartitionWorker worker(
             Settings settings, Store store, Sink sink, Time time, SerialTask.Scheduler scheduler) {
+        return worker(settings, store, sink, time, scheduler, null);
+    }
+
+    /** @param carried what the partition's previous worker knew of its head, or null */
+    static PartitionWorker worker(
+            Settings settings,
+            Store store,
+            Sink sink,
+            Time time,
+            SerialTask.Scheduler scheduler,
+            PartitionWorker.Carried carried) {
         PrefixedLog log = new PrefixedLog(LoggerFactory.getLogger(PartitionWorker.class), "[consumer-dedup test]");
         return new PartitionWorker(
                 TP,
@@ -228,6 +239,7 @@ final class Fakes {
                         new Metrics(settings.meterRegistry(), settings.consumerName(), "unit#1"),
                         log,
                         time,
-                        scheduler));
+                        scheduler),
+                carried);
     }
 }

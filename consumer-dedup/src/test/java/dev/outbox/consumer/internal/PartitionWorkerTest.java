@@ -39,8 +39,18 @@ class PartitionWorkerTest {
     };
 
     private PartitionWorker worker(int maxAttempts, int maxRecords, Duration maxTransientRetry) {
+        return worker(maxAttempts, maxRecords, maxTransientRetry, null);
+    }
+
+    private PartitionWorker worker(
+            int maxAttempts, int maxRecords, Duration maxTransientRetry, PartitionWorker.Carried carried) {
         return Fakes.worker(
-                Fakes.settings(maxAttempts, maxRecords, maxTransientRetry, hooks, null), store, sink, time, scheduler);
+                Fakes.settings(maxAttempts, maxRecords, maxTransientRetry, hooks, null),
+                store,
+                sink,
+                time,
+                scheduler,
+                carried);
     }
 
     @Test
@@ -179,6 +189,44 @@ class PartitionWorkerTest {
         });
         assertThat(store.processed).containsExactlyInAnyOrder(idOf(0), idOf(1), idOf(3), idOf(4), idOf(5), idOf(6));
         assertThat(worker.nextToCommit()).isEqualTo(7);
+    }
+
+    /**
+     * G7 across rebalances: a record that failed twice before its partition was revoked and assigned
+     * back to this consumer (what every eager rebalance does) uses its third and last attempt on the
+     * new worker and is dead-lettered. Before, each new worker started the record's attempts and
+     * {@code maxTransientRetry} afresh, so that a record failing across frequent rebalances held its
+     * partition for ever. A worker whose partition came back at another offset starts afresh.
+     */
+    @Test
+    void aRecordsFailuresSurviveItsPartitionBeingRevokedAndAssignedBack() {
+        store.handler = r -> r.offset() == 0 ? new IllegalStateException("always") : null;
+        PartitionWorker first = worker(3, 10, Duration.ofHours(1));
+        first.enqueue(records(0, 2));
+        scheduler.runAll(2);
+        assertThat(store.calls.get(0L)).isEqualTo(2);
+        first.stop();
+        PartitionWorker.Carried carried = first.carried();
+        assertThat(carried).isNotNull();
+        assertThat(carried.offset()).isZero();
+
+        PartitionWorker second = worker(3, 10, Duration.ofHours(1), carried);
+        second.enqueue(records(0, 2));
+        scheduler.runAll(100);
+        assertThat(store.calls.get(0L)).as("the third attempt was the last").isEqualTo(3);
+        assertThat(sink.sent)
+                .singleElement()
+                .satisfies(s -> assertThat(s.attempts()).isEqualTo(3));
+        assertThat(second.nextToCommit()).isEqualTo(2);
+
+        // came back past that record: nothing carried over applies
+        PartitionWorker third = worker(3, 10, Duration.ofHours(1), new PartitionWorker.Carried(5, carried.progress()));
+        store.handler = r -> r.offset() == 7 ? new IllegalStateException("other") : null;
+        third.enqueue(records(7, 8));
+        scheduler.runAll(1);
+        assertThat(retriesScheduled)
+                .as("attempts of each failure, the last one the first of offset 7")
+                .endsWith(1);
     }
 
     @Test
