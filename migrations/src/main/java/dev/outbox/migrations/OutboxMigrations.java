@@ -256,8 +256,9 @@ public final class OutboxMigrations {
      * and changes nothing. A schema that already holds other tables but no outbox history is accepted: the outbox
      * scripts are applied on top of what is there.
      *
-     * @param dataSource where to connect; the user needs the right to create the schema (or to create tables in
-     *                   it, if it exists)
+     * @param dataSource where to connect; for the first install the user needs {@code CREATE} on the database,
+     *                   also when the schema exists ({@code create schema if not exists} checks it first), later
+     *                   only the right to create tables in the schema
      * @param schema     the schema for the outbox tables, a plain lowercase SQL identifier
      * @param shards     the shard count, {@value #MIN_SHARDS} to {@value #MAX_SHARDS}; only used when the lease
      *                   table is first created, ignored once it exists (then its row count is used, also for the

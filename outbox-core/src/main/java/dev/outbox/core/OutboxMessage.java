@@ -36,6 +36,7 @@ public record OutboxMessage(
     public static final int MAX_KEY_BYTES = 2048;
 
     private static final Pattern TRACEPARENT = Pattern.compile("^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$");
+    private static final String ZEROS = "0".repeat(32);
 
     /**
      * @throws NullPointerException when topic, type, contentType or headers is null
@@ -90,7 +91,8 @@ public record OutboxMessage(
         String traceparent = headers.get(OutboxHeaders.TRACEPARENT);
         if (traceparent != null && !isTraceparent(traceparent)) {
             throw new IllegalArgumentException("traceparent '" + traceparent
-                    + "' is not a W3C trace context (version-traceid-parentid-flags, lower-case hex)");
+                    + "' is not a W3C trace context (version-traceid-parentid-flags, lower-case hex; not version ff,"
+                    + " and neither id all zeros)");
         }
         headers = Map.copyOf(headers);
     }
@@ -98,10 +100,16 @@ public record OutboxMessage(
     /**
      * @param value a {@code traceparent} header value
      * @return whether it is a W3C trace context as a message may carry it: {@code
-     *     version-traceid-parentid-flags} in lower-case hex
+     *     version-traceid-parentid-flags} in lower-case hex, with a version other than {@code ff} and
+     *     a trace id and a parent id that are not all zeros, which the specification forbids (a
+     *     consumer's propagator would drop such a value and start a new trace)
      */
     public static boolean isTraceparent(String value) {
-        return value != null && TRACEPARENT.matcher(value).matches();
+        return value != null
+                && TRACEPARENT.matcher(value).matches()
+                && !value.startsWith("ff-")
+                && !value.regionMatches(3, ZEROS, 0, 32)
+                && !value.regionMatches(36, ZEROS, 0, 16);
     }
 
     /**

@@ -76,6 +76,15 @@ class ContractTest {
                 .hasMessageContaining("set by the relay itself");
         assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withTraceparent("nope"))
                 .hasMessageContaining("not a W3C trace context");
+        // well formed, but forbidden by the specification: version ff, an all-zero trace id or parent id
+        for (String forbidden : List.of(
+                "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01")) {
+            assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withTraceparent(forbidden))
+                    .as(forbidden)
+                    .hasMessageContaining("not a W3C trace context");
+        }
         assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withHeader("Outbox-Message-Id", "x"))
                 .as("a reserved name in another case")
                 .hasMessageContaining("set by the relay itself");

@@ -92,6 +92,40 @@ class OutboxIT {
                 .isOne();
     }
 
+    /**
+     * A producer role with INSERT on the outbox but not SELECT on the lease table cannot append (the
+     * shard count is read once per Outbox), and the error says which grant is missing. Before, it
+     * asked whether the outbox was installed. Once granted, the same Outbox appends.
+     */
+    @Test
+    void aProducerRoleWithoutSelectOnTheLeaseTableIsToldWhichGrantIsMissing(TestDatabase db) {
+        String role = "outbox_insert_only_" + Long.toHexString(System.nanoTime());
+        DSLContext dsl = db.dsl();
+        dsl.execute("create role " + role);
+        try {
+            dsl.execute("grant usage on schema outbox to " + role);
+            dsl.execute("grant insert on outbox.outbox_message to " + role);
+            Outbox fresh = Outbox.builder().build();
+            OutboxMessage message = OutboxMessage.of("orders", "grants", "Raw", "application/octet-stream", null);
+            assertThatThrownBy(() -> dsl.transaction(tx -> {
+                        tx.dsl().execute("set local role " + role);
+                        fresh.append(tx.dsl(), message);
+                    }))
+                    .hasStackTraceContaining("needs SELECT on outbox.outbox_shard_lease")
+                    .satisfies(e -> assertThat(e).hasStackTraceContaining("permission denied"));
+            dsl.execute("grant select on outbox.outbox_shard_lease to " + role);
+            UUID id = dsl.transactionResult(tx -> {
+                tx.dsl().execute("set local role " + role);
+                return fresh.append(tx.dsl(), message);
+            });
+            assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(id)))
+                    .isOne();
+        } finally {
+            dsl.execute("drop owned by " + role);
+            dsl.execute("drop role " + role);
+        }
+    }
+
     @Test
     void refusesAutocommitConnections(TestDatabase db) {
         assertThatThrownBy(() -> outbox.append(

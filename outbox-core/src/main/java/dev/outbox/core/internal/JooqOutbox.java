@@ -220,7 +220,7 @@ public final class JooqOutbox implements Outbox {
         } catch (SQLException e) {
             throw new SQLException(
                     "reading the installed shard count (" + shardCountSql + ") failed: " + e.getMessage()
-                            + "; is the outbox installed in schema " + schema + "?",
+                            + shardCountHint(e.getSQLState()),
                     e.getSQLState(),
                     e);
         }
@@ -233,6 +233,22 @@ public final class JooqOutbox implements Outbox {
                             + "), the outbox_shards value the migrations were installed with");
         }
         shardCountChecked = true;
+    }
+
+    /** @return what to do about a failed read of the shard count, by its SQLState */
+    private String shardCountHint(String sqlState) {
+        if ("42501".equals(sqlState)) {
+            return "; the producer's role needs SELECT on " + schema + ".outbox_shard_lease (read once per Outbox"
+                    + " to check the shard count) as well as INSERT on " + schema + ".outbox_message";
+        }
+        if ("25P02".equals(sqlState)) {
+            return "; an earlier statement of the caller's transaction failed, and PostgreSQL refuses every"
+                    + " statement after it until the transaction is rolled back";
+        }
+        if ("42P01".equals(sqlState) || "3F000".equals(sqlState)) {
+            return "; is the outbox installed in schema " + schema + "?";
+        }
+        return "";
     }
 
     @Override
