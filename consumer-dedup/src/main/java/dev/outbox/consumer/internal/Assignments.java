@@ -251,6 +251,16 @@ final class Assignments implements ConsumerRebalanceListener {
         }
     }
 
+    /** @return whether a partition has fetched records not processed yet: its worker calls the breakers */
+    boolean hasWork() {
+        for (Assigned a : partitions.values()) {
+            if (a.worker.queued() > 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     @Override
     public void onPartitionsRevoked(Collection<TopicPartition> revoked) {
         if (!revoked.isEmpty()) {

@@ -45,4 +45,11 @@ interface BatchStore {
      * @throws InfrastructureException when the database failed
      */
     void recordDeadLettered(UUID id) throws InfrastructureException;
+
+    /**
+     * Checks that the database answers: a connection, and a round trip on it.
+     *
+     * @throws InfrastructureException when it does not
+     */
+    void ping() throws InfrastructureException;
 }

@@ -49,6 +49,19 @@ final class BatchTransactions implements BatchStore {
     }
 
     @Override
+    public void ping() throws InfrastructureException {
+        Connection connection = acquire();
+        try {
+            if (!Database.answers(connection, validationTimeoutSeconds)) {
+                throw new InfrastructureException(
+                        "the database connection did not answer within " + validationTimeoutSeconds + " s", null);
+            }
+        } finally {
+            db.release(connection);
+        }
+    }
+
+    @Override
     public void recordDeadLettered(UUID id) throws InfrastructureException {
         try {
             db.insertDeadLettered(settings.consumerName(), id);

@@ -16,9 +16,11 @@ import java.util.Locale;
 import java.util.Objects;
 import java.util.UUID;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.kafka.clients.consumer.Consumer;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
@@ -34,6 +36,8 @@ import org.slf4j.LoggerFactory;
 public final class DedupConsumer implements IdempotentConsumer {
     private static final AtomicInteger INSTANCES = new AtomicInteger();
     private static final Duration POLL_TIMEOUT = Duration.ofMillis(100);
+    /** How often an idle consumer tries its database breaker when it is not closed. */
+    private static final Duration IDLE_TRIAL_INTERVAL = Duration.ofSeconds(1);
 
     private enum State {
         NEW,
@@ -62,6 +66,9 @@ public final class DedupConsumer implements IdempotentConsumer {
     private volatile State state = State.NEW;
 
     private Thread pollThread;
+    private final AtomicBoolean databaseTrialRunning = new AtomicBoolean();
+    // poll thread only
+    private long lastDatabaseTrial = Long.MIN_VALUE / 2;
 
     /**
      * @param settings validated by the builder
@@ -199,6 +206,11 @@ public final class DedupConsumer implements IdempotentConsumer {
         }
     }
 
+    /** The database breaker, for tests that open it. */
+    CircuitBreaker databaseCircuitBreaker() {
+        return databaseBreaker.circuitBreaker();
+    }
+
     @Override
     public Readiness readiness() {
         boolean running = state == State.RUNNING;
@@ -303,6 +315,7 @@ public final class DedupConsumer implements IdempotentConsumer {
                 assignments.updatePauses();
                 assignments.commit(false);
                 assignments.updateLag();
+                tryIdleDatabase();
             }
             if (state == State.CLOSING) {
                 assignments.stopAll();
@@ -326,6 +339,45 @@ public final class DedupConsumer implements IdempotentConsumer {
                 }
             }
             log.info("stopped{}", clean ? "" : " after a failure");
+        }
+    }
+
+    /**
+     * A breaker that no call reaches stays open: the consumer's breaker moves to half-open only when
+     * it is asked for a permission. When the partitions that had work moved to another member, or
+     * their work was done elsewhere, nothing would ask, and readiness and the breaker gauge would
+     * report the database down for as long as no record arrives. So while the database breaker is
+     * not closed and no partition has work for it, the poll thread has one check of the database
+     * tried through it at most once a second, on a worker thread; an open breaker refuses it until
+     * its open interval passed, and the check that it lets through closes or opens it again.
+     */
+    private void tryIdleDatabase() {
+        if (databaseBreaker.state() == CircuitBreaker.State.CLOSED) {
+            return;
+        }
+        long now = time.nanoTime();
+        if (now - lastDatabaseTrial < IDLE_TRIAL_INTERVAL.toNanos() || assignments.hasWork()) {
+            return;
+        }
+        if (!databaseTrialRunning.compareAndSet(false, true)) {
+            return;
+        }
+        lastDatabaseTrial = now;
+        try {
+            workers.execute(() -> {
+                try {
+                    databaseBreaker.call(() -> {
+                        parts.store().ping();
+                        return null;
+                    });
+                } catch (Breaker.OpenException | InfrastructureException e) {
+                    // still open, or the check failed and counted against the database
+                } finally {
+                    databaseTrialRunning.set(false);
+                }
+            });
+        } catch (RejectedExecutionException e) {
+            databaseTrialRunning.set(false);
         }
     }
 

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.outbox.core.internal.TimeSource;
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -71,6 +72,45 @@ class DedupConsumerTest {
                     .untilAsserted(() -> assertThat(commits).containsExactly(Map.of(TP, new OffsetAndMetadata(2))));
             assertThat(store.transactions).containsExactly(List.of(0L, 1L));
             assertThat(consumer.readiness().partitions()).isZero();
+        }
+    }
+
+    /**
+     * A database breaker left open with no work to call it (its partitions' work moved to another
+     * member): the idle consumer has the database checked through it once its open interval has
+     * passed, twice in vain here, and it closes once the database answers, so that readiness and the
+     * breaker gauge follow the database. Before, it stayed open, and readiness false, until a record
+     * arrived: hours on a quiet topic.
+     */
+    @Test
+    void anOpenDatabaseBreakerNoWorkCallsClosesOnceTheDatabaseAnswers() throws Exception {
+        MockConsumer<byte[], byte[]> kafka = new MockConsumer<>("earliest");
+        Fakes.Store store = new Fakes.Store();
+        store.pingFailures = 2;
+        Fakes.Time time = new Fakes.Time();
+        Settings settings = Fakes.settings(3, 2, Duration.ofHours(1), Hooks.NONE, null);
+        try (DedupConsumer consumer = new DedupConsumer(settings, kafka, store, new Fakes.Sink(), time)) {
+            kafka.schedulePollTask(() -> {
+                kafka.updateBeginningOffsets(Map.of(TP, 0L));
+                kafka.rebalance(List.of(TP));
+            });
+            consumer.start();
+            await().atMost(Duration.ofSeconds(10))
+                    .until(() -> consumer.readiness().partitions() == 1);
+            consumer.databaseCircuitBreaker().transitionToOpenState();
+            assertThat(consumer.readiness().databaseBreakerClosed()).isFalse();
+
+            Thread.sleep(1_500); // polls, on a clock that has not moved: the open interval has not passed
+            assertThat(store.pings).as("checks let through while open").hasValue(0);
+            for (int check = 1; check <= 3; check++) {
+                time.advance(Duration.ofSeconds(6)); // past the open interval and the consumer's idle pace
+                int expected = check;
+                await().atMost(Duration.ofSeconds(10)).until(() -> store.pings.get() == expected);
+            }
+            await().atMost(Duration.ofSeconds(10))
+                    .untilAsserted(() -> assertThat(consumer.readiness().databaseBreakerClosed())
+                            .isTrue());
+            assertThat(consumer.databaseCircuitBreaker().getState()).isEqualTo(CircuitBreaker.State.CLOSED);
         }
     }
 }

@@ -20,6 +20,7 @@ import java.util.Map;
 import java.util.PriorityQueue;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 import java.util.function.Predicate;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -34,7 +35,7 @@ final class Fakes {
 
     /** Time that moves only when told, or when the scheduler runs a delayed task. */
     static final class Time implements TimeSource {
-        long nanos = 1_000_000_000L;
+        volatile long nanos = 1_000_000_000L;
 
         @Override
         public long nanoTime() {
@@ -107,6 +108,10 @@ final class Fakes {
 
         Predicate<List<ConsumerRecord<byte[], byte[]>>> refuseCommit = b -> false;
         int infrastructureFailures;
+        /** Checks of the database made; the first {@link #pingFailures} fail. */
+        final AtomicInteger pings = new AtomicInteger();
+
+        volatile int pingFailures;
 
         @Override
         public Outcome process(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids)
@@ -141,6 +146,13 @@ final class Fakes {
         @Override
         public void recordDeadLettered(UUID id) {
             deadLettered.add(id);
+        }
+
+        @Override
+        public void ping() throws InfrastructureException {
+            if (pings.incrementAndGet() <= pingFailures) {
+                throw new InfrastructureException("connection refused", new SQLException("refused", "08001"));
+            }
         }
     }
 
