@@ -10,6 +10,7 @@ import java.sql.SQLException;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
@@ -58,6 +59,14 @@ final class DurabilityChecks {
         this.kafkaTimeoutMs = settings.kafkaTimeout().toMillis();
     }
 
+    /** @return whether a stored boolean setting means off, in any of the spellings PostgreSQL accepts */
+    static boolean isOff(String value) {
+        return switch (value.strip().toLowerCase(Locale.ROOT)) {
+            case "off", "false", "no", "0" -> true;
+            default -> false;
+        };
+    }
+
     Check database(Connection c) throws SQLException {
         String title = "A transaction the relay can publish is durable on the database";
         List<String> evidence = new ArrayList<>();
@@ -92,8 +101,9 @@ final class DurabilityChecks {
                 String value = rs.getString(3).substring("synchronous_commit=".length());
                 evidence.add(
                         "synchronous_commit = " + value + " for role " + rs.getString(1) + " in " + rs.getString(2));
-                if (value.equalsIgnoreCase("off")) {
-                    unsafe.add("synchronous_commit=off for role " + rs.getString(1));
+                // stored as written: false, no and 0 are off too
+                if (isOff(value)) {
+                    unsafe.add("synchronous_commit=" + value + " for role " + rs.getString(1));
                 }
             }
         }

@@ -125,14 +125,16 @@ final class DoctorCommand {
 
     int run(boolean json) {
         Doctor.Builder b = Doctor.builder().dataSource(dataSource).schema(settings.string(RelaySettings.SCHEMA));
-        if (settings.isExplicit(RelaySettings.BOOTSTRAP_SERVERS)) {
+        String servers = settings.string(RelaySettings.BOOTSTRAP_SERVERS);
+        // given but empty (OUTBOX_RELAY_BOOTSTRAP_SERVERS= in a manifest) is not given: the Kafka checks are skipped
+        if (settings.isExplicit(RelaySettings.BOOTSTRAP_SERVERS) && servers != null && !servers.isBlank()) {
             Map<String, Object> kafka = new LinkedHashMap<>();
             settings.producerProperties().forEach((k, v) -> {
                 if (AdminClientConfig.configNames().contains(k)) {
                     kafka.put(k, v);
                 }
             });
-            kafka.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, settings.string(RelaySettings.BOOTSTRAP_SERVERS));
+            kafka.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, servers);
             b.kafkaProperties(kafka);
         }
         try {

@@ -30,11 +30,17 @@ final class Logging {
      */
     static final String JOOQ_VERSION_SUPPORT_LOGGER = "org.jooq.impl.DefaultExecuteContext.logVersionSupport";
 
+    /** Logs to standard error, before the command is known. */
     static void configure(String level) {
-        configure(level, "text");
+        configure(level, "text", true);
     }
 
-    static void configure(String level, String format) {
+    /**
+     * @param toStandardError for the admin commands, whose standard output is their result (JSON
+     *     with {@code --json}): a client library's warning (Kafka's, when a broker is down) must not
+     *     mix with it
+     */
+    static void configure(String level, String format, boolean toStandardError) {
         ClassLoader loader = Logging.class.getClassLoader();
         if (System.getProperty("logback.configurationFile") != null
                 || loader.getResource("logback.xml") != null
@@ -65,7 +71,8 @@ final class Logging {
         encoder.start();
         ConsoleAppender<ILoggingEvent> console = new ConsoleAppender<>();
         console.setContext(context);
-        console.setName("stdout");
+        console.setName(toStandardError ? "stderr" : "stdout");
+        console.setTarget(toStandardError ? "System.err" : "System.out");
         console.setEncoder(encoder);
         console.start();
         Level chosen = Level.toLevel(level, Level.INFO);

@@ -106,10 +106,12 @@ public final class Main {
                         settings.isExplicit(RelaySettings.LOG_LEVEL)
                                 ? settings.string(RelaySettings.LOG_LEVEL)
                                 : "WARN",
-                        settings.string(RelaySettings.LOG_FORMAT));
+                        settings.string(RelaySettings.LOG_FORMAT),
+                        true);
                 return admin(cl, settings, doctor, out, err);
             }
-            Logging.configure(settings.string(RelaySettings.LOG_LEVEL), settings.string(RelaySettings.LOG_FORMAT));
+            Logging.configure(
+                    settings.string(RelaySettings.LOG_LEVEL), settings.string(RelaySettings.LOG_FORMAT), false);
             return runRelay(cl, settings);
         } catch (CliException e) {
             err.println(e.getMessage());

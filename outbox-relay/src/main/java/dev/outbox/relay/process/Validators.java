@@ -8,10 +8,12 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.Properties;
 import java.util.function.Function;
 import java.util.function.UnaryOperator;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.postgresql.Driver;
 
 /** The {@link Validator}s of the settings table. */
 final class Validators {
@@ -139,6 +141,11 @@ final class Validators {
                 if (!v.startsWith("jdbc:postgresql:")) {
                     throw new IllegalArgumentException(
                             "must be a PostgreSQL JDBC URL starting with jdbc:postgresql:, e.g. jdbc:postgresql://db:5432/orders");
+                }
+                if (Driver.parseURL(v, new Properties()) == null) {
+                    // the driver would refuse it at the first connection, with no word of what is wrong
+                    throw new IllegalArgumentException("is not a URL the PostgreSQL driver accepts: check the host,"
+                            + " the port (1 to 65535) and the database name, e.g. jdbc:postgresql://db:5432/orders");
                 }
                 return v;
             }

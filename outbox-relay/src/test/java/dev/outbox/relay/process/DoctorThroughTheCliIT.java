@@ -76,6 +76,25 @@ class DoctorThroughTheCliIT {
     }
 
     /**
+     * {@code OUTBOX_RELAY_BOOTSTRAP_SERVERS=} left empty in a manifest, or {@code --bootstrap-servers=}:
+     * the doctor runs its database checks and skips Kafka's, as with the setting absent. Before, it
+     * exited 1 with no report.
+     */
+    @Test
+    void anEmptyBootstrapServersSettingSkipsTheKafkaChecks() throws Exception {
+        try (TestDatabase db = TestDatabase.create()) {
+            var r = cli(db, "doctor", "--bootstrap-servers=");
+            assertThat(r.code()).as(r.out() + r.err()).isEqualTo(0);
+            assertThat(r.out())
+                    .contains(
+                            "PASS  unique-constraints",
+                            "SKIP  delivery-durability",
+                            "Kafka not given",
+                            "No check failed.");
+        }
+    }
+
+    /**
      * A schema without the outbox tables (a wrong {@code --schema}, migrations not run) is a report with
      * each check that cannot read its table as a FAIL naming the table, the SQLState and the fix, and
      * exit code 4: not an exception and exit code 1. The same for a role that may not read the tables.

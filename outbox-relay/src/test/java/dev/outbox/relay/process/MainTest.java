@@ -62,6 +62,21 @@ class MainTest {
                 .contains("did you mean OUTBOX_RELAY_BOOTSTRAP_SERVERS?");
     }
 
+    /**
+     * A URL pgjdbc refuses (a port out of range, or not a number) is a bad setting: exit 2 and one
+     * line naming it. Before, it passed the check of its prefix and the pool's start failed with
+     * exit 1 and a stack trace.
+     */
+    @Test
+    void aJdbcUrlTheDriverRefusesIsABadSetting() {
+        for (String url : List.of("jdbc:postgresql://db:99999/orders", "jdbc:postgresql://db:5432x/orders")) {
+            Result r = run(Map.of("OUTBOX_RELAY_BOOTSTRAP_SERVERS", "127.0.0.1:1", "OUTBOX_RELAY_JDBC_URL", url));
+            assertThat(r.code).as(url).isEqualTo(2);
+            assertThat(r.err).as(url).hasSize(1);
+            assertThat(r.err.get(0)).as(url).contains("jdbc-url").contains("the port (1 to 65535)");
+        }
+    }
+
     @Test
     void missingJdbcUrl() {
         Result r = run(Map.of("OUTBOX_RELAY_BOOTSTRAP_SERVERS", "127.0.0.1:1"));

@@ -61,6 +61,56 @@ class ShadedJarIT {
         assertThat(Files.readString(err)).as("standard error").isBlank();
     }
 
+    /**
+     * {@code doctor --json} while Kafka cannot be reached: standard output holds the report as one JSON
+     * document and nothing else, and the Kafka client's warnings go to standard error. Before, they
+     * were logged to standard output with the report, exactly when the doctor reports a failure, and
+     * {@code doctor --json | jq} failed.
+     */
+    @Test
+    void doctorJsonIsAloneOnStandardOutputWhenKafkaIsDown(TestDatabase db) throws Exception {
+        Path out = ChildRelay.LOGS.resolve("shaded-jar-doctor.out");
+        Path err = ChildRelay.LOGS.resolve("shaded-jar-doctor.err");
+        Files.createDirectories(ChildRelay.LOGS);
+        ProcessBuilder pb = new ProcessBuilder(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Xmx256m",
+                "-jar",
+                jar().toString(),
+                "doctor",
+                "--json",
+                "--admin-timeout=5s",
+                // a consumer's topic: the doctor asks Kafka for its settings
+                "--consumer",
+                "payments=orders"));
+        pb.environment().keySet().removeIf(k -> k.startsWith(RelaySettings.ENV_PREFIX));
+        pb.environment().putAll(ChildRelay.env(db, "127.0.0.1:1", "jar-doctor"));
+        pb.redirectOutput(out.toFile());
+        pb.redirectError(err.toFile());
+        Process p = pb.start();
+        try {
+            assertThat(p.waitFor(180, TimeUnit.SECONDS))
+                    .as("doctor finished, see %s", err)
+                    .isTrue();
+        } finally {
+            p.destroyForcibly();
+        }
+        String stdout = Files.readString(out);
+        JsonNode report = new ObjectMapper().readTree(stdout);
+        assertThat(report.isObject()).as(stdout).isTrue();
+        assertThat(stdout).as("standard output").doesNotContain("WARN");
+        assertThat(p.exitValue()).as("exit code, see %s", out).isNotZero();
+    }
+
+    private static Path jar() throws Exception {
+        try (Stream<Path> files = Files.list(Path.of("target"))) {
+            return files.filter(p -> p.getFileName().toString().matches("outbox-relay-.*-all\\.jar"))
+                    .findFirst()
+                    .orElseThrow(
+                            () -> new AssertionError("no target/outbox-relay-*-all.jar: run ./mvnw package first"));
+        }
+    }
+
     private static void runUntilLeasedThenStop(
             TestDatabase db,
             TestKafka kafka,
@@ -70,13 +120,7 @@ class ShadedJarIT {
             Path err,
             List<String> extraArgs)
             throws Exception {
-        Path jar;
-        try (Stream<Path> files = Files.list(Path.of("target"))) {
-            jar = files.filter(p -> p.getFileName().toString().matches("outbox-relay-.*-all\\.jar"))
-                    .findFirst()
-                    .orElseThrow(
-                            () -> new AssertionError("no target/outbox-relay-*-all.jar: run ./mvnw package first"));
-        }
+        Path jar = jar();
         Files.createDirectories(ChildRelay.LOGS);
         List<String> command = new ArrayList<>(List.of(
                 Path.of(System.getProperty("java.home"), "bin", "java").toString(),
