@@ -1,5 +1,9 @@
 package dev.outbox.migrations;
 
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.lang.reflect.Proxy;
+import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.Map;
@@ -33,9 +37,12 @@ final class FlywayRunner {
 
     private FlywayRunner() {}
 
+    /** Undoes {@link #QUIET_NOTICES} before a connection goes back to the caller's pool. */
+    static final String LOUD_AGAIN = "reset client_min_messages";
+
     static FluentConfiguration configure(DataSource dataSource, Map<String, String> placeholders, String schema) {
         return Flyway.configure(OutboxMigrations.class.getClassLoader())
-                .dataSource(dataSource)
+                .dataSource(resetting(dataSource))
                 .locations(OutboxMigrations.LOCATION)
                 .failOnMissingLocations(true)
                 .schemas(schema)
@@ -46,6 +53,41 @@ final class FlywayRunner {
                 .baselineVersion("0")
                 .callbacks(new QuietNotices())
                 .placeholders(placeholders);
+    }
+
+    /**
+     * The caller's data source, whose connections undo {@link #QUIET_NOTICES} when Flyway closes them:
+     * a pool would otherwise hand them to the application with its notices (a {@code RAISE NOTICE},
+     * pgjdbc's {@code SQLWarning}s) turned off, on some connections and not others.
+     */
+    static DataSource resetting(DataSource dataSource) {
+        return (DataSource) Proxy.newProxyInstance(
+                FlywayRunner.class.getClassLoader(), new Class<?>[] {DataSource.class}, (proxy, method, args) -> {
+                    Object result = invoke(dataSource, method, args);
+                    return method.getName().equals("getConnection") ? resetOnClose((Connection) result) : result;
+                });
+    }
+
+    private static Connection resetOnClose(Connection connection) {
+        return (Connection) Proxy.newProxyInstance(
+                FlywayRunner.class.getClassLoader(), new Class<?>[] {Connection.class}, (proxy, method, args) -> {
+                    if (method.getName().equals("close") && !connection.isClosed()) {
+                        try (Statement statement = connection.createStatement()) {
+                            statement.execute(LOUD_AGAIN);
+                        } catch (SQLException e) {
+                            // a broken connection: the pool discards it
+                        }
+                    }
+                    return invoke(connection, method, args);
+                });
+    }
+
+    private static Object invoke(Object target, Method method, Object[] args) throws Throwable {
+        try {
+            return method.invoke(target, args);
+        } catch (InvocationTargetException e) {
+            throw e.getCause();
+        }
     }
 
     /** Runs {@link #QUIET_NOTICES} on every connection Flyway opens. */

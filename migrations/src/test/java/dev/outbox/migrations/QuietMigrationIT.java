@@ -6,7 +6,15 @@ import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
+import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.testkit.TestDatabase;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
+import javax.sql.DataSource;
 import org.junit.jupiter.api.Test;
 import org.slf4j.LoggerFactory;
 
@@ -39,5 +47,42 @@ class QuietMigrationIT {
         assertThat(events.list)
                 .extracting(ILoggingEvent::getFormattedMessage)
                 .anyMatch(m -> m.contains("applied 8 migration(s)"));
+    }
+
+    /**
+     * The notices are quieted on the migration's connections only: a pool's connection that Flyway used
+     * goes back to the application with PostgreSQL's default, so that its own notices and pgjdbc's
+     * warnings still arrive. Before, it kept {@code client_min_messages = warning} for its whole life.
+     */
+    @Test
+    void thePoolsConnectionsGetTheirNoticesBack() throws Exception {
+        // Flyway holds two connections at once: the pool has two, and both are looked at
+        try (TestDatabase db = TestDatabase.createEmpty();
+                HikariDataSource pool = db.newDataSource(2)) {
+            List<String> before = settings(pool);
+            assertThat(before).containsOnly("notice");
+            assertThat(OutboxMigrations.migrate(pool).migrationsExecuted()).isEqualTo(8);
+            assertThat(settings(pool))
+                    .as("client_min_messages after a migration")
+                    .isEqualTo(before);
+            assertThat(OutboxMigrations.migrate(pool).migrationsExecuted()).isZero();
+            assertThat(settings(pool)).as("client_min_messages after a rerun").isEqualTo(before);
+        }
+    }
+
+    /** @return client_min_messages of each of the pool's two connections, held at once */
+    private static List<String> settings(DataSource pool) throws SQLException {
+        List<String> out = new ArrayList<>();
+        try (Connection a = pool.getConnection();
+                Connection b = pool.getConnection()) {
+            for (Connection c : List.of(a, b)) {
+                try (Statement st = c.createStatement();
+                        ResultSet rs = st.executeQuery("show client_min_messages")) {
+                    rs.next();
+                    out.add(rs.getString(1));
+                }
+            }
+        }
+        return out;
     }
 }
