@@ -107,13 +107,23 @@ final class DurabilityChecks {
                 }
             }
         }
-        try (PreparedStatement st = c.prepareStatement("select count(*), count(sync_state),"
-                        + " count(*) filter (where sync_state in ('sync', 'quorum')) from pg_stat_replication");
+        // a logical replication sender (a CDC connector such as Debezium) is listed too, always async: not a standby
+        try (PreparedStatement st = c.prepareStatement("select count(*) filter (where not logical),"
+                        + " count(sync_state) filter (where not logical),"
+                        + " count(*) filter (where not logical and sync_state in ('sync', 'quorum')),"
+                        + " count(*) filter (where logical)"
+                        + " from (select r.sync_state, exists (select 1 from pg_replication_slots s"
+                        + " where s.active_pid = r.pid and s.slot_type = 'logical') as logical"
+                        + " from pg_stat_replication r) senders");
                 ResultSet rs = st.executeQuery()) {
             rs.next();
             int standbys = rs.getInt(1);
             int readable = rs.getInt(2);
             int synchronous = rs.getInt(3);
+            int logical = rs.getInt(4);
+            if (logical > 0) {
+                evidence.add(logical + " logical replication sender(s) (change data capture, not standbys)");
+            }
             if (standbys == 0) {
                 evidence.add("no standby streams from this server");
             } else if (readable < standbys) {

@@ -6,14 +6,17 @@ import static org.awaitility.Awaitility.await;
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxMessage;
 import dev.outbox.relay.admin.Doctor.Verdict;
+import dev.outbox.testkit.PrivatePostgres;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
 import java.sql.Connection;
+import java.sql.DriverManager;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
@@ -26,6 +29,10 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+import org.postgresql.PGConnection;
+import org.postgresql.PGProperty;
+import org.postgresql.ds.PGSimpleDataSource;
+import org.postgresql.replication.PGReplicationStream;
 
 /**
  * {@link Doctor} on real PostgreSQL and a real (in-JVM) Kafka broker: each failure mode is
@@ -369,6 +376,63 @@ class DoctorIT {
             assertThat(check.fix()).contains("synchronous_commit");
         } finally {
             sql("drop role " + role);
+        }
+    }
+
+    /**
+     * A logical replication sender (a change-data-capture connector reading this server) is listed
+     * with the standbys, always asynchronous, but is not a standby: a server with only such a sender
+     * has no standby to fail over to, so no "only asynchronous standbys" warning, and the sender is
+     * named in the evidence. Before, it warned as if a failover could lose commits. On a private
+     * server with {@code wal_level=logical} and a {@code pgoutput} stream opened through pgjdbc.
+     */
+    @Test
+    void aLogicalReplicationSenderIsNotAnAsynchronousStandby() throws Exception {
+        try (PrivatePostgres pg = PrivatePostgres.start(Map.of("wal_level", "logical"))) {
+            pg.createDatabase("cdc");
+            String url = pg.server().jdbcUrl("cdc");
+            try (Connection admin = pg.server().connect("cdc");
+                    Statement st = admin.createStatement()) {
+                st.execute("create table orders (id int primary key)");
+                st.execute("create publication cdc_pub for table orders");
+            }
+            Properties replication = new Properties();
+            PGProperty.USER.set(replication, pg.server().user());
+            PGProperty.REPLICATION.set(replication, "database");
+            PGProperty.ASSUME_MIN_SERVER_VERSION.set(replication, "10");
+            PGProperty.PREFER_QUERY_MODE.set(replication, "simple");
+            try (Connection cdc = DriverManager.getConnection(url, replication)) {
+                PGConnection pgc = cdc.unwrap(PGConnection.class);
+                pgc.getReplicationAPI()
+                        .createReplicationSlot()
+                        .logical()
+                        .withSlotName("doctor_cdc")
+                        .withOutputPlugin("pgoutput")
+                        .make();
+                try (PGReplicationStream stream = pgc.getReplicationAPI()
+                        .replicationStream()
+                        .logical()
+                        .withSlotName("doctor_cdc")
+                        .withSlotOption("proto_version", 1)
+                        .withSlotOption("publication_names", "cdc_pub")
+                        .start()) {
+                    PGSimpleDataSource dataSource = new PGSimpleDataSource();
+                    dataSource.setURL(url);
+                    dataSource.setUser(pg.server().user());
+                    await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+                        Doctor.Check check = Doctor.builder()
+                                .dataSource(dataSource)
+                                .build()
+                                .run()
+                                .check("database-durability");
+                        assertThat(check.evidence())
+                                .contains("1 logical replication sender(s) (change data capture, not standbys)")
+                                .contains("no standby streams from this server");
+                        assertThat(check.summary()).doesNotContain("asynchronous standbys");
+                    });
+                    assertThat(stream.isClosed()).isFalse();
+                }
+            }
         }
     }
 
