@@ -29,6 +29,7 @@ import java.util.concurrent.atomic.AtomicReference;
 import org.jooq.DSLContext;
 import org.jooq.ExecuteContext;
 import org.jooq.ExecuteListener;
+import org.jooq.JSONB;
 import org.jooq.SQLDialect;
 import org.jooq.TransactionContext;
 import org.jooq.TransactionProvider;
@@ -385,7 +386,8 @@ class IdempotencyStoreIT {
      * call's writes is kept, and an expired row of the key does not stop it. A success whose commit
      * fails the same way is not stored, and its writes are gone; nor is a refusal whose commit fails
      * with a serialization failure, whose reads may be stale. A refusal whose commit went through
-     * unacknowledged stands. Before, the refusal failed with the commit, and every retry with the key
+     * unacknowledged stands; one of the same status and another body that another request stored
+     * meanwhile is not taken for this one's. Before, the refusal failed with the commit, and every retry with the key
      * ran the call again and failed again.
      */
     @Test
@@ -393,6 +395,8 @@ class IdempotencyStoreIT {
         AtomicBoolean doomed = new AtomicBoolean();
         AtomicReference<String> failsWith = new AtomicReference<>();
         AtomicBoolean ackLost = new AtomicBoolean();
+        // runs between the doomed commit's rollback and the refusal's own transaction: another request's answer
+        AtomicReference<Runnable> racer = new AtomicReference<>();
         var connections = new DataSourceConnectionProvider(db.newDataSource(2));
         var transactions = new DefaultTransactionProvider(connections);
         TransactionProvider rollbackOnly = new TransactionProvider() {
@@ -406,6 +410,10 @@ class IdempotencyStoreIT {
                 if (doomed.getAndSet(false)) {
                     ctx.configuration().data("rolled back", true);
                     transactions.rollback(ctx);
+                    Runnable other = racer.getAndSet(null);
+                    if (other != null) {
+                        other.run();
+                    }
                     String state = failsWith.getAndSet(null);
                     throw state == null
                             ? new DataAccessException(
@@ -460,6 +468,31 @@ class IdempotencyStoreIT {
                 .isEqualTo(new IdempotencyOutcome.Executed(later, false));
         assertThat(dooming.execute(request, tx -> write(tx, refused, "must not run")))
                 .isEqualTo(new IdempotencyOutcome.Replayed(later));
+
+        // another request with the key and body stored a refusal of the same status but another body between the
+        // failed commit and the refusal's own transaction: this one is answered without being stored, and replays
+        // give the stored one. Before, it took that row for its own and reported itself executed and stored
+        String raced = UUID.randomUUID().toString();
+        StoredResponse theirs = StoredResponse.of(
+                404, "text/plain", "no such customer, said the other".getBytes(StandardCharsets.UTF_8));
+        racer.set(() -> dsl.insertInto(IDEMPOTENCY_KEY)
+                .set(IDEMPOTENCY_KEY.SCOPE, "s")
+                .set(IDEMPOTENCY_KEY.IDEM_KEY, raced)
+                .set(IDEMPOTENCY_KEY.FINGERPRINT, "f")
+                .set(IDEMPOTENCY_KEY.EXPIRES_AT, OffsetDateTime.now(CLOCK).plus(dooming.ttl()))
+                .set(IDEMPOTENCY_KEY.RESPONSE_STATUS, 404)
+                .set(IDEMPOTENCY_KEY.RESPONSE_HEADERS, JSONB.valueOf("{\"Content-Type\": [\"text/plain\"]}"))
+                .set(IDEMPOTENCY_KEY.RESPONSE_BODY, theirs.body())
+                .execute());
+        assertThat(dooming.execute(new IdempotencyRequest("s", raced, "f"), tx -> {
+                    doomed.set(true);
+                    return refusal;
+                }))
+                .isEqualTo(new IdempotencyOutcome.NotStored(refusal));
+        assertThat(dooming.execute(new IdempotencyRequest("s", raced, "f"), tx -> write(tx, raced, "must not run")))
+                .isInstanceOfSatisfying(
+                        IdempotencyOutcome.Replayed.class,
+                        r -> assertThat(r.response().body()).isEqualTo(theirs.body()));
 
         // a serialization failure at commit: the reads the refusal rests on may be stale, so it is not
         // stored and a retry runs anew

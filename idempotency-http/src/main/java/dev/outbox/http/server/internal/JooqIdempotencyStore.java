@@ -341,14 +341,16 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
                 == 1) {
             return true;
         }
-        // a commit whose acknowledgement was lost may have stored this very answer
+        // a commit whose acknowledgement was lost may have stored this very answer; another request's refusal
+        // of the same status stored meanwhile is not it, and its body is what replays give
         return db.fetchExists(db.selectOne()
                 .from(IDEMPOTENCY_KEY)
                 .where(
                         IDEMPOTENCY_KEY.SCOPE.eq(scope),
                         IDEMPOTENCY_KEY.IDEM_KEY.eq(request.key()),
                         IDEMPOTENCY_KEY.FINGERPRINT.eq(request.fingerprint()),
-                        IDEMPOTENCY_KEY.RESPONSE_STATUS.eq(response.status())));
+                        IDEMPOTENCY_KEY.RESPONSE_STATUS.eq(response.status()),
+                        IDEMPOTENCY_KEY.RESPONSE_BODY.isNotDistinctFrom(response.body())));
     }
 
     /**
