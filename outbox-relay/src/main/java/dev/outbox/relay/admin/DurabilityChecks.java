@@ -84,7 +84,7 @@ final class DurabilityChecks {
                     continue;
                 }
                 evidence.add(name + " = " + value + " (this database, the doctor's role)");
-                if (isOff(value)) {
+                if (value.equals("off")) {
                     unsafe.add(name + "=off");
                 }
             }
