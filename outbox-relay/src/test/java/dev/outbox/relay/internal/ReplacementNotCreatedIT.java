@@ -18,11 +18,18 @@ import java.sql.ResultSet;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerInterceptor;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.errors.InvalidTimestampException;
 import org.apache.kafka.common.metrics.KafkaMetric;
 import org.apache.kafka.common.metrics.MetricsReporter;
 import org.junit.jupiter.api.Tag;
@@ -40,6 +47,10 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * failed producer stayed open and wrote the key's later records ahead of the refused one. Now the
  * failed producer is closed, the batch ends, the shard backs off while no producer can be created, and
  * once one can, every message is published once, in the key's order, and the outbox drains.
+ *
+ * <p>The refusal must come back while the key's later records are still unanswered, or {@link KeyOrder}
+ * has no producer to replace: on a loaded machine the broker's answer can outrun the send loop. {@link
+ * HandedFirst} holds the refusal's callback until the later records have been handed to the producer.
  */
 @ExtendWith(RealServices.class)
 @Tag("integration")
@@ -73,6 +84,41 @@ class ReplacementNotCreatedIT {
 
         @Override
         public void close() {}
+    }
+
+    /**
+     * Holds the broker's refusal of a record (on the producer's I/O thread, before the relay's callback)
+     * until {@link #HANDED} records of the test's key have been handed to the producer, at most 10 s.
+     */
+    public static final class HandedFirst implements ProducerInterceptor<byte[], byte[]> {
+        static final AtomicInteger HANDED = new AtomicInteger();
+        static volatile int wanted;
+
+        public HandedFirst() {}
+
+        @Override
+        public ProducerRecord<byte[], byte[]> onSend(ProducerRecord<byte[], byte[]> record) {
+            if (record.key() != null && "k".equals(new String(record.key(), StandardCharsets.UTF_8))) {
+                HANDED.incrementAndGet();
+            }
+            return record;
+        }
+
+        @Override
+        public void onAcknowledgement(RecordMetadata metadata, Exception exception) {
+            if (exception instanceof InvalidTimestampException) {
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (HANDED.get() < wanted && System.nanoTime() < deadline) {
+                    LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
+                }
+            }
+        }
+
+        @Override
+        public void close() {}
+
+        @Override
+        public void configure(Map<String, ?> configs) {}
     }
 
     @Test
@@ -112,10 +158,39 @@ class ReplacementNotCreatedIT {
                 .shutdownTimeout(Duration.ofSeconds(15))
                 .meterRegistry(new SimpleMeterRegistry())
                 .build();
-        RelayEngine relay = new RelayEngine(built.config(), time);
+        // interceptors are refused in the relay's settings (they could change a key): added after validation
+        RelayConfig c = built.config();
+        Map<String, Object> producer = new HashMap<>(c.producerProperties());
+        producer.put(ProducerConfig.INTERCEPTOR_CLASSES_CONFIG, HandedFirst.class.getName());
+        RelayEngine relay = new RelayEngine(
+                new RelayConfig(
+                        c.dataSource(),
+                        c.schema(),
+                        c.instanceId(),
+                        producer,
+                        c.batchSize(),
+                        c.batchBytes(),
+                        c.leaseDuration(),
+                        c.idlePollInterval(),
+                        c.shutdownTimeout(),
+                        c.workerThreads(),
+                        c.backoff(),
+                        c.circuitBreaker(),
+                        c.parkPolicy(),
+                        c.meterRegistry(),
+                        c.maxAttempts(),
+                        c.probeInterval(),
+                        c.probeIntervalUnderLoad(),
+                        c.listenDataSource(),
+                        c.publishMode(),
+                        c.transactionalIdPrefix(),
+                        c.vacuumAfterRows()),
+                time);
         Outbox outbox = Outbox.builder().build();
         RefusingReporter.FAIL.set(false);
         RefusingReporter.REFUSED.set(0);
+        HandedFirst.HANDED.set(0);
+        HandedFirst.wanted = MESSAGES;
         try {
             relay.start();
             // the topic's metadata known and the producer in use, before the test's messages
@@ -150,6 +225,7 @@ class ReplacementNotCreatedIT {
                     .until(() -> rows(db) == 0);
         } finally {
             RefusingReporter.FAIL.set(false);
+            HandedFirst.wanted = 0;
             relay.close();
         }
         assertThat(values(kafka, topic))
