@@ -449,8 +449,7 @@ public final class AvroCodec {
             if (incompatibility != null) {
                 throw new IncompatibleSchemaException(writerSchema, readerSchema, incompatibility);
             }
-            BinaryDecoder decoder =
-                    DecoderFactory.get().binaryDecoder(bytes, HEADER_LENGTH, bytes.length - HEADER_LENGTH, null);
+            BinaryDecoder decoder = body(bytes);
             Object value;
             try {
                 value = datumReader.read(null, decoder);
@@ -462,10 +461,7 @@ public final class AvroCodec {
             } catch (AvroCodecException e) {
                 throw e;
             } catch (IOException | RuntimeException e) {
-                throw new AvroCodecException(
-                        "corrupt payload: body does not match writer schema " + writerSchema.getFullName()
-                                + " (fingerprint " + fingerprintHex(fingerprint(writerSchema)) + "): " + e,
-                        e);
+                throw mismatch(e.toString(), e);
             } catch (OutOfMemoryError e) {
                 // Avro allocates a string, bytes or array by the length the payload declares before it reads
                 // them: a corrupt length fails the allocation on a small heap. Only a payload that does not
@@ -474,14 +470,24 @@ public final class AvroCodec {
                 if (problem == null) {
                     throw e;
                 }
-                throw new AvroCodecException(
-                        "corrupt payload: body does not match writer schema " + writerSchema.getFullName()
-                                + " (fingerprint " + fingerprintHex(fingerprint(writerSchema)) + "): it declares a"
-                                + " length its " + (bytes.length - HEADER_LENGTH) + " bytes do not hold, which"
+                throw mismatch(
+                        "it declares a length its " + (bytes.length - HEADER_LENGTH) + " bytes do not hold, which"
                                 + " could not be allocated (" + problem + ")",
                         e);
             }
             return value;
+        }
+
+        private AvroCodecException mismatch(String detail, Throwable cause) {
+            return new AvroCodecException(
+                    "corrupt payload: body does not match writer schema " + writerSchema.getFullName()
+                            + " (fingerprint " + fingerprintHex(fingerprint(writerSchema)) + "): " + detail,
+                    cause);
+        }
+
+        /** @return a decoder of the payload's body, after the single-object header */
+        private static BinaryDecoder body(byte[] bytes) {
+            return DecoderFactory.get().binaryDecoder(bytes, HEADER_LENGTH, bytes.length - HEADER_LENGTH, null);
         }
 
         /**
@@ -490,8 +496,7 @@ public final class AvroCodec {
          * @return null when the body holds exactly one value of the writer schema, else what is wrong
          */
         String problem(byte[] bytes) {
-            BinaryDecoder decoder =
-                    DecoderFactory.get().binaryDecoder(bytes, HEADER_LENGTH, bytes.length - HEADER_LENGTH, null);
+            BinaryDecoder decoder = body(bytes);
             try {
                 GenericDatumReader.skip(writerSchema, decoder);
                 return decoder.isEnd() ? null : "bytes left over";
