@@ -84,7 +84,7 @@ final class DurabilityChecks {
                     continue;
                 }
                 evidence.add(name + " = " + value + " (this database, the doctor's role)");
-                if (value.equals("off")) {
+                if (isOff(value)) {
                     unsafe.add(name + "=off");
                 }
             }
