@@ -564,6 +564,61 @@ class FailureClassificationIT {
     }
 
     /**
+     * G4 and G7 when the server ends the consumer's session for idling in its transaction ({@code
+     * idle_in_transaction_session_timeout}, SQLState 25P03 at the commit): a handler that waited too
+     * long between statements, or a consumer process paused (GC, SIGSTOP) mid-transaction. Nothing was
+     * written; it passes by itself when the wait does not recur, so it is transient, like contention:
+     * no attempt used until maxTransientRetry has passed. Here the first call waits past a 300 ms
+     * timeout and the second does not: the message is applied once and nothing is dead-lettered.
+     * Fails if the ended session counted as a handler failure (dead-lettered at maxAttempts 1).
+     */
+    @Test
+    void aSessionEndedForIdlingInItsTransactionIsRetriedNotDeadLettered(TestDatabase db, TestKafka kafka)
+            throws Exception {
+        String topic = TestKafka.uniqueTopic("edge-idle");
+        String name = "edge-idle";
+        kafka.createTopic(topic, 1);
+        kafka.createTopic(topic + ".dlt", 1);
+        UUID id = MessageIds.next();
+        try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+            producer.send(payment(topic, id, "order-idle", 1));
+            producer.flush();
+        }
+        MessageHandler payments = Fixtures.paymentsHandler();
+        MeterRegistry registry = new SimpleMeterRegistry();
+        AtomicInteger calls = new AtomicInteger();
+        try (IdempotentConsumer consumer = builder(kafka, db, topic, name)
+                .meterRegistry(registry)
+                .maxAttempts(1)
+                .backoff(FAST)
+                .handler((m, tx) -> {
+                    payments.handle(m, tx);
+                    if (calls.incrementAndGet() == 1) {
+                        tx.execute("set local idle_in_transaction_session_timeout = '300ms'");
+                        Thread.sleep(1_000);
+                    }
+                })
+                .build()) {
+            consumer.start();
+            await().atMost(WAIT)
+                    .untilAsserted(() ->
+                            assertThat(Fixtures.paymentsOf(db, List.of(id))).containsExactly(Map.entry(id, 1L)));
+            await().atMost(WAIT).untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, name + "-group", topic));
+            assertThat(calls)
+                    .as("the ended session's call, then the one that committed")
+                    .hasValue(2);
+            assertThat(registry.get("outbox.consumer.retries")
+                            .tag("cause", "handler")
+                            .counter()
+                            .count())
+                    .as("no attempt used")
+                    .isZero();
+        }
+        assertThat(Fixtures.readAll(kafka, topic + ".dlt", 0, Duration.ofSeconds(2)))
+                .isEmpty();
+    }
+
+    /**
      * G7 for handler {@code Error}s: an {@code AssertionError} and a {@code StackOverflowError} are
      * handler failures, retried up to maxAttempts and dead-lettered; the partition goes on. Fails if
      * an Error escaped the handler's failure path (it was retried forever as an unexpected failure).

@@ -187,8 +187,11 @@ final class BatchRules {
         }
         // one record: its handler's writes are the cause; retried, then dead-lettered like a handler failure. A
         // serialization failure or deadlock at the commit is contention with another transaction, as it is when a
-        // handler's statement meets it: transient, no attempt used until maxTransientRetry has passed
-        FailureKind kind = SqlErrors.isContention(refusal) ? FailureKind.TRANSIENT : FailureKind.RETRY;
+        // handler's statement meets it, and a session the server ended for idling in its transaction passes unless
+        // the wait recurs: transient, no attempt used until maxTransientRetry has passed
+        FailureKind kind = SqlErrors.isContention(refusal) || SqlErrors.isIdleSessionEnded(refusal)
+                ? FailureKind.TRANSIENT
+                : FailureKind.RETRY;
         return failed(p, policy, kind, refusal, now);
     }
 

@@ -39,6 +39,16 @@ final class SqlErrors {
         return "55P03".equals(state) || "40001".equals(state) || "40P01".equals(state);
     }
 
+    /**
+     * @param failure a failure and its causes
+     * @return whether the server ended the session for idling in its transaction longer than {@code
+     *     idle_in_transaction_session_timeout} (25P03): nothing was written, and it passes unless the
+     *     wait between statements recurs (a handler waiting on something else, a paused process)
+     */
+    static boolean isIdleSessionEnded(Throwable failure) {
+        return "25P03".equals(SqlStates.of(failure));
+    }
+
     static boolean isTransientState(String state) {
         if (state == null || state.length() != 5) {
             return false;

@@ -50,6 +50,14 @@ class BatchRulesTest {
         assertThat(contention.action()).isEqualTo(Action.RETRY_TRANSIENT);
         assertThat(contention.progress().attempts()).isZero();
 
+        Throwable idle = new CommitRefusedException(
+                new SQLException("terminating connection due to idle-in-transaction timeout", "25P03"));
+        Decision idled = BatchRules.afterCommitRefused(Progress.START, POLICY, one, idle, 0);
+        assertThat(idled.action())
+                .as("a session ended for idling in its transaction passes by itself")
+                .isEqualTo(Action.RETRY_TRANSIENT);
+        assertThat(idled.progress().attempts()).isZero();
+
         Throwable deferred = new CommitRefusedException(new SQLException("violates foreign key", "23503"));
         Decision constraint = BatchRules.afterCommitRefused(Progress.START, POLICY, one, deferred, 0);
         assertThat(constraint.action()).isEqualTo(Action.RETRY);
