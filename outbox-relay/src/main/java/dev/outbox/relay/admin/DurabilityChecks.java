@@ -29,8 +29,8 @@ import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
  *
  * <ul>
  *   <li>{@code database-durability}: a transaction the relay can read is durable. With {@code fsync} or
- *       {@code full_page_writes} off, with {@code synchronous_commit} off, or with a failover to an
- *       asynchronous standby, a committed transaction can be lost after the relay published its rows: a
+ *       {@code full_page_writes} off, with {@code synchronous_commit} off (or {@code local} while {@code
+ *       synchronous_standby_names} is set), or with a failover to an asynchronous standby, a committed transaction can be lost after the relay published its rows: a
  *       message in Kafka whose business write is gone (G2). PostgreSQL's settings for this database and
  *       the roles' own settings are read, and the standbys this server streams to.
  *   <li>{@code delivery-durability}: a record Kafka acknowledged to the relay survives a broker's loss.
@@ -67,11 +67,18 @@ final class DurabilityChecks {
         };
     }
 
+    /** @return whether a stored synchronous_commit value is local: durable on this server only */
+    static boolean isLocal(String value) {
+        return value.strip().equalsIgnoreCase("local");
+    }
+
     Check database(Connection c) throws SQLException {
         String title = "A transaction the relay can publish is durable on the database";
         List<String> evidence = new ArrayList<>();
         List<String> unsafe = new ArrayList<>();
         String standbyNames = "";
+        // where synchronous_commit is local: commits do not wait for a synchronous standby, if there is one
+        List<String> local = new ArrayList<>();
         try (PreparedStatement st = c.prepareStatement("select name, setting from pg_settings where name in"
                         + " ('fsync', 'full_page_writes', 'synchronous_commit', 'synchronous_standby_names')"
                         + " order by name");
@@ -86,6 +93,8 @@ final class DurabilityChecks {
                 evidence.add(name + " = " + value + " (this database, the doctor's role)");
                 if (isOff(value)) {
                     unsafe.add(name + "=off");
+                } else if (name.equals("synchronous_commit") && isLocal(value)) {
+                    local.add("synchronous_commit=local");
                 }
             }
         }
@@ -104,6 +113,8 @@ final class DurabilityChecks {
                 // stored as written: false, no and 0 are off too
                 if (isOff(value)) {
                     unsafe.add("synchronous_commit=" + value + " for role " + rs.getString(1));
+                } else if (isLocal(value)) {
+                    local.add("synchronous_commit=local for role " + rs.getString(1));
                 }
             }
         }
@@ -136,6 +147,11 @@ final class DurabilityChecks {
                     unsafe.add("only asynchronous standbys");
                 }
             }
+            // synchronous replication is configured, so a failover to the synchronous standby is planned for;
+            // commits made with local do not wait for it and can be missing there
+            if (!standbyNames.isBlank()) {
+                local.forEach(l -> unsafe.add(l + " with synchronous_standby_names set"));
+            }
         }
         if (unsafe.isEmpty()) {
             return new Check("database-durability", title, Verdict.PASS, "durable settings", evidence, null);
@@ -151,7 +167,8 @@ final class DurabilityChecks {
                 "In production keep fsync, full_page_writes and synchronous_commit on for the producers' roles"
                         + " (synchronous_commit = off lets the relay read a transaction before it is durable), and"
                         + " fail over only to a standby that had every commit (synchronous_standby_names with"
-                        + " synchronous_commit on or remote_apply, or a failover that waits for the standby).");
+                        + " synchronous_commit on or remote_apply, not local, for every producer's role; or a"
+                        + " failover that waits for the standby).");
     }
 
     /** @param kafka the run's admin client, asked only when Kafka and topics were given */

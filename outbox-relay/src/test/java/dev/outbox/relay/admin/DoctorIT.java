@@ -380,6 +380,42 @@ class DoctorIT {
     }
 
     /**
+     * G2 on the database side with synchronous replication configured: {@code synchronous_commit = local}
+     * (for the server, as here, or a producer's role) does not wait for the synchronous standby, so a
+     * failover to it can lose a transaction the relay already published; the doctor warns. Without
+     * {@code synchronous_standby_names}, local is as durable as on and passes. Private servers: with
+     * standby names set and no standby, only local lets anything commit. Before, local passed both.
+     */
+    @Test
+    void localCommitsWithSynchronousStandbyNamesWarn() throws Exception {
+        // fsync on: a private server's default is off, which the check warns about too
+        Map<String, String> local = Map.of("fsync", "on", "synchronous_commit", "local");
+        Map<String, String> localWithStandby =
+                Map.of("fsync", "on", "synchronous_commit", "local", "synchronous_standby_names", "s1");
+        for (Map<String, String> settings : List.of(local, localWithStandby)) {
+            try (PrivatePostgres pg = PrivatePostgres.start(settings)) {
+                pg.createDatabase("sync");
+                PGSimpleDataSource dataSource = new PGSimpleDataSource();
+                dataSource.setURL(pg.server().jdbcUrl("sync"));
+                dataSource.setUser(pg.server().user());
+                Doctor.Check check =
+                        Doctor.builder().dataSource(dataSource).build().run().check("database-durability");
+                assertThat(check.evidence()).contains("synchronous_commit = local (this database, the doctor's role)");
+                if (settings == local) {
+                    assertThat(check.verdict())
+                            .as("local without synchronous standbys")
+                            .isEqualTo(Verdict.PASS);
+                } else {
+                    assertThat(check.verdict()).isEqualTo(Verdict.WARN);
+                    assertThat(check.summary())
+                            .startsWith("synchronous_commit=local with synchronous_standby_names set:");
+                    assertThat(check.fix()).contains("not local");
+                }
+            }
+        }
+    }
+
+    /**
      * A logical replication sender (a change-data-capture connector reading this server) is listed
      * with the standbys, always asynchronous, but is not a standby: a server with only such a sender
      * has no standby to fail over to, so no "only asynchronous standbys" warning, and the sender is
