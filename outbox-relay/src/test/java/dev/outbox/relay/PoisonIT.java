@@ -172,7 +172,12 @@ class PoisonIT {
             Map<String, Object> extra) {
         Map<String, Object> props = new HashMap<>(extra);
         props.put("bootstrap.servers", kafka.bootstrapServers());
+        // A lease of 30 s (max.block.ms 5 s by default) rather than the tests' usual 3 s (500 ms): a topic's
+        // metadata lookup that times out while Kafka answers counts an attempt of the rows it holds, by design
+        // (a missing topic is parked after maxAttempts). On a loaded machine a new topic's first lookup took
+        // longer than 500 ms and the poison row was parked after 2 attempts, the held rows had 1.
         return Fixtures.relay(db, kafka.bootstrapServers(), id, registry)
+                .leaseDuration(Duration.ofSeconds(30))
                 .parkPolicy(policy)
                 .producerProperties(props)
                 .build();
