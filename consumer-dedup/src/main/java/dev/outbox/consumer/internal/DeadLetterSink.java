@@ -18,4 +18,11 @@ interface DeadLetterSink {
      */
     void publish(ConsumerRecord<byte[], byte[]> record, String reason, Throwable failure, int attempts)
             throws InfrastructureException, DeadLetterRefusedException;
+
+    /**
+     * Checks that the brokers answer for {@code topic}: its partitions, as a publish would first ask.
+     *
+     * @throws InfrastructureException when they do not (in time, or refuse this client the topic)
+     */
+    void ping(String topic) throws InfrastructureException;
 }

@@ -94,6 +94,19 @@ final class DeadLetters implements DeadLetterSink, AutoCloseable {
         }
     }
 
+    /**
+     * Asks the dead-letter producer for {@code topic}'s partitions, which waits up to its {@code
+     * max.block.ms} (at most the send timeout) for metadata.
+     */
+    @Override
+    public void ping(String topic) throws InfrastructureException {
+        try {
+            producer().partitionsFor(topic);
+        } catch (RuntimeException e) {
+            throw new InfrastructureException("dead-letter topic " + topic + " has no metadata: " + e, e);
+        }
+    }
+
     /** @throws RecordTooLargeException when the record is too large for the producer or the topic */
     private void send(ProducerRecord<byte[], byte[]> record, long deadline)
             throws InfrastructureException, DeadLetterRefusedException {

@@ -36,7 +36,7 @@ import org.slf4j.LoggerFactory;
 public final class DedupConsumer implements IdempotentConsumer {
     private static final AtomicInteger INSTANCES = new AtomicInteger();
     private static final Duration POLL_TIMEOUT = Duration.ofMillis(100);
-    /** How often an idle consumer tries its database breaker when it is not closed. */
+    /** How often an idle consumer tries a breaker that is not closed. */
     private static final Duration IDLE_TRIAL_INTERVAL = Duration.ofSeconds(1);
 
     private enum State {
@@ -66,9 +66,8 @@ public final class DedupConsumer implements IdempotentConsumer {
     private volatile State state = State.NEW;
 
     private Thread pollThread;
-    private final AtomicBoolean databaseTrialRunning = new AtomicBoolean();
-    // poll thread only
-    private long lastDatabaseTrial = Long.MIN_VALUE / 2;
+    private final IdleTrial databaseTrial;
+    private final IdleTrial deadLetterTrial;
 
     /**
      * @param settings validated by the builder
@@ -127,6 +126,11 @@ public final class DedupConsumer implements IdempotentConsumer {
                 time,
                 SerialTask.Scheduler.of(workers));
         this.assignments = new Assignments(settings, this.consumer, parts, metrics, log, time);
+        this.databaseTrial = new IdleTrial(databaseBreaker, () -> parts.store().ping());
+        String firstTopic = settings.topics().get(0);
+        this.deadLetterTrial = new IdleTrial(
+                deadLetterBreaker,
+                () -> parts.deadLetters().ping(parts.deadLetters().topicFor(firstTopic)));
         if (settings.retention().compareTo(Duration.ofDays(1)) < 0) {
             log.warn(
                     "retention is {}: a message redelivered more than {} after it was processed (relay republishing after"
@@ -209,6 +213,11 @@ public final class DedupConsumer implements IdempotentConsumer {
     /** The database breaker, for tests that open it. */
     CircuitBreaker databaseCircuitBreaker() {
         return databaseBreaker.circuitBreaker();
+    }
+
+    /** The dead-letter breaker, for tests that open it. */
+    CircuitBreaker deadLetterCircuitBreaker() {
+        return deadLetterBreaker.circuitBreaker();
     }
 
     @Override
@@ -315,7 +324,8 @@ public final class DedupConsumer implements IdempotentConsumer {
                 assignments.updatePauses();
                 assignments.commit(false);
                 assignments.updateLag();
-                tryIdleDatabase();
+                databaseTrial.tryIfIdle();
+                deadLetterTrial.tryIfIdle();
             }
             if (state == State.CLOSING) {
                 assignments.stopAll();
@@ -342,42 +352,62 @@ public final class DedupConsumer implements IdempotentConsumer {
         }
     }
 
+    /** A check of what a breaker guards, made through it. */
+    @FunctionalInterface
+    private interface Trial {
+        void run() throws InfrastructureException;
+    }
+
     /**
-     * A breaker that no call reaches stays open: the consumer's breaker moves to half-open only when
-     * it is asked for a permission. When the partitions that had work moved to another member, or
+     * A breaker that no call reaches stays open: the consumer's breakers move to half-open only when
+     * they are asked for a permission. When the partitions that had work moved to another member, or
      * their work was done elsewhere, nothing would ask, and readiness and the breaker gauge would
-     * report the database down for as long as no record arrives. So while the database breaker is
-     * not closed and no partition has work for it, the poll thread has one check of the database
-     * tried through it at most once a second, on a worker thread; an open breaker refuses it until
-     * its open interval passed, and the check that it lets through closes or opens it again.
+     * report the database (or the dead-letter topic's brokers) down for as long as no record arrives
+     * (or none fails for good). So while a breaker is not closed and no partition has work, the poll
+     * thread has one check tried through it at most once a second, on a worker thread; an open breaker
+     * refuses it until its open interval passed, and the check that it lets through closes or opens it
+     * again.
      */
-    private void tryIdleDatabase() {
-        if (databaseBreaker.state() == CircuitBreaker.State.CLOSED) {
-            return;
+    private final class IdleTrial {
+        private final Breaker breaker;
+        private final Trial trial;
+        private final AtomicBoolean running = new AtomicBoolean();
+        // poll thread only
+        private long last = Long.MIN_VALUE / 2;
+
+        IdleTrial(Breaker breaker, Trial trial) {
+            this.breaker = breaker;
+            this.trial = trial;
         }
-        long now = time.nanoTime();
-        if (now - lastDatabaseTrial < IDLE_TRIAL_INTERVAL.toNanos() || assignments.hasWork()) {
-            return;
-        }
-        if (!databaseTrialRunning.compareAndSet(false, true)) {
-            return;
-        }
-        lastDatabaseTrial = now;
-        try {
-            workers.execute(() -> {
-                try {
-                    databaseBreaker.call(() -> {
-                        parts.store().ping();
-                        return null;
-                    });
-                } catch (Breaker.OpenException | InfrastructureException e) {
-                    // still open, or the check failed and counted against the database
-                } finally {
-                    databaseTrialRunning.set(false);
-                }
-            });
-        } catch (RejectedExecutionException e) {
-            databaseTrialRunning.set(false);
+
+        void tryIfIdle() {
+            if (breaker.state() == CircuitBreaker.State.CLOSED) {
+                return;
+            }
+            long now = time.nanoTime();
+            if (now - last < IDLE_TRIAL_INTERVAL.toNanos() || assignments.hasWork()) {
+                return;
+            }
+            if (!running.compareAndSet(false, true)) {
+                return;
+            }
+            last = now;
+            try {
+                workers.execute(() -> {
+                    try {
+                        breaker.call(() -> {
+                            trial.run();
+                            return null;
+                        });
+                    } catch (Breaker.OpenException | InfrastructureException e) {
+                        // still open, or the check failed and counted against what the breaker guards
+                    } finally {
+                        running.set(false);
+                    }
+                });
+            } catch (RejectedExecutionException e) {
+                running.set(false);
+            }
         }
     }
 

@@ -113,4 +113,43 @@ class DedupConsumerTest {
             assertThat(consumer.databaseCircuitBreaker().getState()).isEqualTo(CircuitBreaker.State.CLOSED);
         }
     }
+
+    /**
+     * The same for the dead-letter breaker, left open after the partition whose record it could not
+     * dead-letter moved to another member: the idle consumer asks the brokers for the dead-letter
+     * topic's partitions through it, twice in vain here, and it closes once they answer. Before,
+     * readiness stayed false until another record failed for good on this member.
+     */
+    @Test
+    void anOpenDeadLetterBreakerNoWorkCallsClosesOnceTheBrokersAnswer() throws Exception {
+        MockConsumer<byte[], byte[]> kafka = new MockConsumer<>("earliest");
+        Fakes.Sink sink = new Fakes.Sink();
+        sink.pingFailures = 2;
+        Fakes.Time time = new Fakes.Time();
+        Settings settings = Fakes.settings(3, 2, Duration.ofHours(1), Hooks.NONE, null);
+        try (DedupConsumer consumer = new DedupConsumer(settings, kafka, new Fakes.Store(), sink, time)) {
+            kafka.schedulePollTask(() -> {
+                kafka.updateBeginningOffsets(Map.of(TP, 0L));
+                kafka.rebalance(List.of(TP));
+            });
+            consumer.start();
+            await().atMost(Duration.ofSeconds(10))
+                    .until(() -> consumer.readiness().partitions() == 1);
+            consumer.deadLetterCircuitBreaker().transitionToOpenState();
+            assertThat(consumer.readiness().deadLetterBreakerClosed()).isFalse();
+
+            Thread.sleep(1_500); // polls, on a clock that has not moved: the open interval has not passed
+            assertThat(sink.pings).as("checks let through while open").isEmpty();
+            for (int check = 1; check <= 3; check++) {
+                time.advance(Duration.ofSeconds(6)); // past the open interval and the consumer's idle pace
+                int expected = check;
+                await().atMost(Duration.ofSeconds(10)).until(() -> sink.pings.size() == expected);
+            }
+            await().atMost(Duration.ofSeconds(10))
+                    .untilAsserted(() -> assertThat(consumer.readiness().deadLetterBreakerClosed())
+                            .isTrue());
+            assertThat(consumer.deadLetterCircuitBreaker().getState()).isEqualTo(CircuitBreaker.State.CLOSED);
+            assertThat(sink.pings).containsOnly(TP.topic() + ".dlt");
+        }
+    }
 }

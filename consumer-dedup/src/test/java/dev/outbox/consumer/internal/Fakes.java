@@ -20,6 +20,7 @@ import java.util.Map;
 import java.util.PriorityQueue;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 import java.util.function.Predicate;
@@ -167,9 +168,22 @@ final class Fakes {
             return sourceTopic + ".dlt";
         }
 
+        /** Checks of the brokers made, with the topic asked for; the first {@link #pingFailures} fail. */
+        final List<String> pings = new CopyOnWriteArrayList<>();
+
+        volatile int pingFailures;
+
         @Override
         public void publish(ConsumerRecord<byte[], byte[]> record, String reason, Throwable failure, int attempts) {
             sent.add(new Sent(record.offset(), reason, failure, attempts));
+        }
+
+        @Override
+        public void ping(String topic) throws InfrastructureException {
+            pings.add(topic);
+            if (pings.size() <= pingFailures) {
+                throw new InfrastructureException("no metadata for " + topic, new RuntimeException("timed out"));
+            }
         }
     }
 
