@@ -72,14 +72,32 @@ final class FlywayRunner {
         return (Connection) Proxy.newProxyInstance(
                 FlywayRunner.class.getClassLoader(), new Class<?>[] {Connection.class}, (proxy, method, args) -> {
                     if (method.getName().equals("close") && !connection.isClosed()) {
-                        try (Statement statement = connection.createStatement()) {
-                            statement.execute(LOUD_AGAIN);
+                        try {
+                            reset(connection);
                         } catch (SQLException e) {
                             // a broken connection: the pool discards it
                         }
                     }
                     return invoke(connection, method, args);
                 });
+    }
+
+    /**
+     * Runs {@link #LOUD_AGAIN}. On a connection in manual-commit mode (Flyway restores the pool's mode
+     * before it closes the connection) the reset is committed, or the pool's rollback on close would
+     * undo it; what the transaction held before is rolled back first, as that rollback would have.
+     */
+    private static void reset(Connection connection) throws SQLException {
+        boolean manual = !connection.getAutoCommit();
+        if (manual) {
+            connection.rollback();
+        }
+        try (Statement statement = connection.createStatement()) {
+            statement.execute(LOUD_AGAIN);
+        }
+        if (manual) {
+            connection.commit();
+        }
     }
 
     private static Object invoke(Object target, Method method, Object[] args) throws Throwable {

@@ -58,14 +58,16 @@ import org.jooq.impl.DSL;
  * <pre>{@code
  * Flyway.configure()
  *       .dataSource(dataSource)
- *       .locations("classpath:db/migration", OutboxMigrations.LOCATION)
+ *       .locations(OutboxMigrations.LOCATION)
+ *       .schemas("outbox")
+ *       .table(OutboxMigrations.HISTORY_TABLE)
  *       .placeholders(OutboxMigrations.placeholders("outbox", 64))
  *       .load()
  *       .migrate();
  * }</pre>
- * The outbox scripts are numbered {@code V1} to {@code V8} and so on; when they share one history table with your
- * own scripts their versions must not collide, so in that case prefer a separate Flyway instance (or this class),
- * or give the outbox its own {@code table(...)}.
+ * The outbox scripts are numbered {@code V1} to {@code V8} and so on: a history table shared with your own scripts
+ * cannot hold two {@code V1}, hence the outbox's own {@code table(...)}. The shard count must be the installed one
+ * on every run (V5 makes it a check constraint on an upgrade from V4); {@link #configure} reads it for you.
  *
  * <h2>Choosing the schema</h2>
  * The schema must be a plain lowercase SQL identifier ({@code [a-z_][a-z0-9_]{0,62}}, not a reserved word, not
