@@ -6,6 +6,7 @@ import static org.awaitility.Awaitility.await;
 import dev.outbox.consumer.IdempotentConsumer;
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxHeaders;
+import dev.outbox.core.OutboxMessage;
 import dev.outbox.relay.Relay;
 import dev.outbox.schemas.AvroCodec;
 import dev.outbox.schemas.JsonCodec;
@@ -29,6 +30,9 @@ import io.opentelemetry.sdk.testing.exporter.InMemorySpanExporter;
 import io.opentelemetry.sdk.trace.SdkTracerProvider;
 import io.opentelemetry.sdk.trace.data.SpanData;
 import io.opentelemetry.sdk.trace.export.SimpleSpanProcessor;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.Statement;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -109,6 +113,21 @@ class PayloadsAndTraceContextIT {
             });
             jsonId = ids[0];
             avroId = ids[1];
+            // a tracestate without a traceparent belongs to no trace here: the span's pair replaces it
+            UUID stateOnly = db.dsl()
+                    .transactionResult(tx -> outbox.append(
+                            tx.dsl(),
+                            OutboxMessage.of(topic, "o-2", "Note", "text/plain", new byte[1])
+                                    .withHeader(OutboxHeaders.TRACESTATE, "other=1")));
+            try (Connection c = db.connect();
+                    Statement st = c.createStatement();
+                    ResultSet rs = st.executeQuery("select headers->>'traceparent', headers->>'tracestate' from "
+                            + db.schema() + ".outbox_message where message_id = '" + stateOnly + "'")) {
+                assertThat(rs.next()).isTrue();
+                assertThat(rs.getString(1)).contains(request.getSpanContext().getTraceId());
+                assertThat(rs.getString(2)).isEqualTo("vendor=abc");
+                st.execute("delete from " + db.schema() + ".outbox_message where message_id = '" + stateOnly + "'");
+            }
         } finally {
             request.end();
         }

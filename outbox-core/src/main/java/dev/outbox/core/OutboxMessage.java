@@ -9,14 +9,16 @@ import java.util.UUID;
 import java.util.regex.Pattern;
 
 /**
- * One message to append to the outbox. Immutable; the {@code with...} methods return copies.
+ * One message to append to the outbox. Immutable but for its payload, which is kept, not copied (a copy per
+ * message would be paid on every append): do not change the array until the message is appended, and do
+ * not serialize several messages into one reused buffer. The {@code with...} methods return copies.
  *
  * @param messageId the message id, or {@code null} to have {@link Outbox} mint a UUIDv7
  * @param topic the Kafka topic
  * @param key the Kafka record key and ordering key (usually the aggregate id), or {@code null}
  * @param type the message type, e.g. the Avro schema's full name
  * @param contentType the payload's content type
- * @param payload the record value; {@code null} publishes a tombstone
+ * @param payload the record value, not copied; {@code null} publishes a tombstone
  * @param headers extra string headers; names reserved by {@link OutboxHeaders} are refused
  */
 public record OutboxMessage(

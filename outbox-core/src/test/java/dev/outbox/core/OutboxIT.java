@@ -18,6 +18,7 @@ import java.time.OffsetDateTime;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.UUID;
 import org.jooq.DSLContext;
@@ -222,6 +223,33 @@ class OutboxIT {
                 .where(OUTBOX_MESSAGE.MESSAGE_ID.eq(id))
                 .fetchSingle();
         assertThat(row.getHeaders().data()).doesNotContain("traceparent");
+    }
+
+    /**
+     * A tracestate belongs to the traceparent it came with: a message that carries a tracestate and no
+     * traceparent, appended where the supplier gives one, is stored with the supplier's traceparent and
+     * without that tracestate; a message with both keeps both. Before, the first was stored with the
+     * supplier's traceparent beside its own, unrelated, tracestate.
+     */
+    @Test
+    void anInheritedTraceparentDoesNotKeepTheMessagesOwnTracestate(TestDatabase db) {
+        String trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        String own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        Outbox traced = Outbox.builder().traceparent(() -> trace).build();
+        DSLContext dsl = db.dsl();
+        OutboxMessage stateOnly = OutboxMessage.of("orders", "o-3", "t", "text/plain", new byte[1])
+                .withHeader("tracestate", "v=1");
+        OutboxMessage both = stateOnly.withTraceparent(own);
+        List<UUID> ids = dsl.transactionResult(tx -> traced.appendAll(tx.dsl(), List.of(stateOnly, both)));
+        Map<UUID, String> headers = dsl.select(OUTBOX_MESSAGE.MESSAGE_ID, OUTBOX_MESSAGE.HEADERS)
+                .from(OUTBOX_MESSAGE)
+                .where(OUTBOX_MESSAGE.MESSAGE_ID.in(ids))
+                .fetchMap(r -> r.value1(), r -> r.value2().data());
+        assertThat(headers.get(ids.get(0))).contains(trace).doesNotContain("tracestate");
+        assertThat(headers.get(ids.get(1)))
+                .contains(own)
+                .contains("\"tracestate\"")
+                .doesNotContain(trace);
     }
 
     /**

@@ -13,6 +13,7 @@ import java.sql.SQLException;
 import java.sql.Types;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.TreeSet;
 import java.util.UUID;
@@ -199,7 +200,7 @@ public final class JooqOutbox implements Outbox {
 
     private static String headersJson(OutboxMessage m, String inheritedTrace) {
         if (inheritedTrace != null && !m.headers().containsKey(OutboxHeaders.TRACEPARENT)) {
-            return Json.write(m.withTraceparent(inheritedTrace).headers());
+            return Json.write(InheritedTrace.headers(m.headers(), Map.of(OutboxHeaders.TRACEPARENT, inheritedTrace)));
         }
         return m.headers().isEmpty() ? NO_HEADERS : Json.write(m.headers());
     }

@@ -92,15 +92,21 @@ public final class TraceContextOutbox implements Outbox {
         return OpenTelemetryTraceContext.current();
     }
 
-    /** A message that names its own trace context keeps it, tracestate included. */
+    /**
+     * A message that names its own traceparent keeps it, tracestate included; one that does not takes
+     * the context's ({@link InheritedTrace}: a tracestate of its own without a traceparent is dropped).
+     */
     private static OutboxMessage withTraceContext(OutboxMessage message, Map<String, String> context) {
         if (context.isEmpty() || message.headers().containsKey(OutboxHeaders.TRACEPARENT)) {
             return message;
         }
-        OutboxMessage traced = message;
-        for (Map.Entry<String, String> header : context.entrySet()) {
-            traced = traced.withHeader(header.getKey(), header.getValue());
-        }
-        return traced;
+        return new OutboxMessage(
+                message.messageId(),
+                message.topic(),
+                message.key(),
+                message.type(),
+                message.contentType(),
+                message.payload(),
+                InheritedTrace.headers(message.headers(), context));
     }
 }
