@@ -17,6 +17,7 @@ import dev.outbox.spring.internal.EmbeddedRelay;
 import dev.outbox.spring.internal.EmbeddedRelayBuilder;
 import dev.outbox.spring.internal.IdempotencyPathsCondition;
 import dev.outbox.spring.internal.InstalledShards;
+import dev.outbox.spring.internal.ListenerRetries;
 import dev.outbox.spring.internal.NamedSettings;
 import dev.outbox.spring.internal.OutboxMigrationsInitializer;
 import dev.outbox.spring.internal.OutboxPurges;
@@ -61,6 +62,7 @@ import org.springframework.context.annotation.Configuration;
 import org.springframework.core.ResolvableType;
 import org.springframework.core.env.Environment;
 import org.springframework.jdbc.datasource.TransactionAwareDataSourceProxy;
+import org.springframework.kafka.listener.CommonErrorHandler;
 import org.springframework.transaction.PlatformTransactionManager;
 import org.springframework.util.ClassUtils;
 
@@ -84,6 +86,9 @@ import org.springframework.util.ClassUtils;
  *   <li>the scheduled purges of expired idempotency keys and of dedup claims older than the
  *       retention, on one daemon thread ({@code outbox.idempotency.purge-interval}, {@code
  *       outbox.processed.*});
+ *   <li>the error handler of Spring Kafka's listener containers, which delivers a failed record
+ *       again with a backoff and never skips it ({@code outbox.listener-retries.*}), unless the
+ *       application defines a {@code CommonErrorHandler};
  *   <li>meters in the application's {@code MeterRegistry}; health indicators {@code outboxRelay}
  *       and {@code outboxConsumers} (every {@link IdempotentConsumer} bean) when Actuator is there.
  * </ul>
@@ -449,6 +454,36 @@ public class OutboxAutoConfiguration {
         @ConditionalOnMissingBean(name = "outboxConsumersHealthIndicator")
         HealthIndicator outboxConsumersHealthIndicator(List<IdempotentConsumer> consumers) {
             return new ConsumersHealthIndicator(consumers);
+        }
+    }
+
+    /**
+     * The error handler of the {@code @KafkaListener} containers Spring Boot builds, unless the
+     * application defines one: a failed record is delivered again with a backoff, never skipped
+     * ({@link ListenerRetries}). Spring Kafka's own default skips it after ten attempts without delay.
+     */
+    @Configuration(proxyBeanMethods = false)
+    @ConditionalOnClass(name = "org.springframework.kafka.listener.DefaultErrorHandler")
+    @ConditionalOnProperty(
+            prefix = "outbox.listener-retries",
+            name = "enabled",
+            havingValue = "true",
+            matchIfMissing = true)
+    static class ListenerRetriesConfiguration {
+        @Bean
+        @ConditionalOnMissingBean(CommonErrorHandler.class)
+        CommonErrorHandler outboxListenerErrorHandler(OutboxProperties properties, Environment environment) {
+            OutboxProperties.ListenerRetries p = properties.getListenerRetries();
+            NamedSettings named = new NamedSettings(environment);
+            named.set(
+                    "outbox.listener-retries.initial-interval",
+                    p.getInitialInterval(),
+                    ListenerRetries::requireInitial);
+            named.set(
+                    "outbox.listener-retries.max-interval",
+                    p.getMaxInterval(),
+                    max -> ListenerRetries.requireMax(p.getInitialInterval(), max));
+            return ListenerRetries.errorHandler(p.getInitialInterval(), p.getMaxInterval());
         }
     }
 }

@@ -33,6 +33,7 @@ public class OutboxProperties {
     private final Idempotency idempotency = new Idempotency();
     private final Processed processed = new Processed();
     private final Relay relay = new Relay();
+    private final ListenerRetries listenerRetries = new ListenerRetries();
 
     public String getSchema() {
         return schema;
@@ -72,6 +73,10 @@ public class OutboxProperties {
 
     public Relay getRelay() {
         return relay;
+    }
+
+    public ListenerRetries getListenerRetries() {
+        return listenerRetries;
     }
 
     /** The outbox migrations. */
@@ -350,6 +355,54 @@ public class OutboxProperties {
 
         public void setPurgeInterval(Duration purgeInterval) {
             this.purgeInterval = purgeInterval;
+        }
+    }
+
+    /**
+     * How Spring Kafka's listener containers retry a record whose {@code @KafkaListener} method threw,
+     * when the application defines no {@code CommonErrorHandler} of its own: again and again, with an
+     * exponential backoff, never skipping it. Spring Kafka's own default gives up after ten attempts
+     * without delay, logs the record and commits past it, so a listener whose claim and business write
+     * rolled back (a database failing fast, an outage longer than the attempts) would lose the message.
+     */
+    public static class ListenerRetries {
+        /**
+         * Whether the starter defines that error handler; false leaves Spring Kafka's default, which
+         * skips a record after ten failed attempts.
+         */
+        private boolean enabled = true;
+
+        /** The first wait after a failed attempt; more than 0. */
+        private Duration initialInterval = Duration.ofMillis(500);
+
+        /**
+         * The longest wait between two attempts, which double up to it; at least the initial interval and
+         * at most 4m, below the consumer's max.poll.interval.ms of 5m (the wait is spent in the poll loop).
+         */
+        private Duration maxInterval = Duration.ofSeconds(30);
+
+        public boolean isEnabled() {
+            return enabled;
+        }
+
+        public void setEnabled(boolean enabled) {
+            this.enabled = enabled;
+        }
+
+        public Duration getInitialInterval() {
+            return initialInterval;
+        }
+
+        public void setInitialInterval(Duration initialInterval) {
+            this.initialInterval = initialInterval;
+        }
+
+        public Duration getMaxInterval() {
+            return maxInterval;
+        }
+
+        public void setMaxInterval(Duration maxInterval) {
+            this.maxInterval = maxInterval;
         }
     }
 

@@ -33,8 +33,11 @@ import org.springframework.transaction.support.TransactionSynchronizationManager
  *
  * <p>The claim and the business write commit together; the listener container commits the offset
  * after the method returns. A crash between the two redelivers the record, and the claim then
- * returns {@code false}. Meters: counter {@value #METRIC} tagged {@code consumer} and {@code outcome}
- * ({@code claimed} or {@code duplicate}).
+ * returns {@code false}. A method that throws rolls both back, and the record must then be delivered
+ * again until it commits: the starter's listener error handler does that ({@code
+ * outbox.listener-retries.*}), where Spring Kafka's default skips a record after ten failed attempts.
+ * Meters: counter {@value #METRIC} tagged {@code consumer} and {@code outcome} ({@code claimed} or
+ * {@code duplicate}).
  *
  * <p>The template records every consumer name it claimed for ({@link #consumers()}); the starter
  * purges their claims older than {@code outbox.processed.retention} every {@code

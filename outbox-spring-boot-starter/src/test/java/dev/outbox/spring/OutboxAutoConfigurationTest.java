@@ -57,6 +57,8 @@ import org.springframework.context.annotation.Configuration;
 import org.springframework.jdbc.datasource.DataSourceTransactionManager;
 import org.springframework.jdbc.datasource.DriverManagerDataSource;
 import org.springframework.kafka.core.DefaultKafkaProducerFactory;
+import org.springframework.kafka.listener.CommonErrorHandler;
+import org.springframework.kafka.listener.DefaultErrorHandler;
 import org.springframework.mock.env.MockEnvironment;
 import org.springframework.test.util.ReflectionTestUtils;
 import org.springframework.transaction.PlatformTransactionManager;
@@ -99,6 +101,61 @@ class OutboxAutoConfigurationTest {
                     assertThat(outbox.schema()).isEqualTo("shop_outbox");
                     assertThat(outbox.shardCount()).isEqualTo(16);
                 });
+    }
+
+    /**
+     * G4 on the Spring Kafka path: the listener containers get an error handler that delivers a failed
+     * record again and never skips it (Spring Kafka's default skips it after ten attempts), unless the
+     * application has one of its own, turns it off, or has no Spring Kafka; its waits are checked. That
+     * it never skips is shown by OutboxStarterIT on a real broker.
+     */
+    @Test
+    void theListenersErrorHandlerNeverSkipsUnlessTheApplicationHasItsOwn() {
+        runner.run(context -> assertThat(context)
+                .hasNotFailed()
+                .getBean(CommonErrorHandler.class)
+                .isInstanceOf(DefaultErrorHandler.class));
+        CommonErrorHandler own = new DefaultErrorHandler();
+        runner.withBean(CommonErrorHandler.class, () -> own)
+                .run(context ->
+                        assertThat(context.getBean(CommonErrorHandler.class)).isSameAs(own));
+        runner.withPropertyValues("outbox.listener-retries.enabled=false")
+                .run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(CommonErrorHandler.class));
+        runner.withClassLoader(new FilteredClassLoader("org.springframework.kafka"))
+                .run(context -> assertThat(context).hasNotFailed().hasSingleBean(OutboxTemplate.class));
+        assertThat(refusalWithout("outbox.listener-retries.initial-interval=0s"))
+                .startsWith("outbox.listener-retries.initial-interval=0s: the initial interval must be more than 0,"
+                        + " got 0s");
+        assertThat(refusalWithout("outbox.listener-retries.max-interval=5m"))
+                .startsWith("outbox.listener-retries.max-interval=5m: the max interval must be between the initial"
+                        + " interval (500ms) and 4m");
+        assertThat(refusalWithout(
+                        "outbox.listener-retries.initial-interval=2s", "outbox.listener-retries.max-interval=1s"))
+                .startsWith("outbox.listener-retries.max-interval=1s: the max interval must be between the initial"
+                        + " interval (2s) and 4m");
+    }
+
+    /**
+     * Settings that ask for protection or publishing fail the start when there is no single DataSource,
+     * rather than leave the endpoints unprotected and the outbox unpublished: before, the whole starter
+     * backed off without a word.
+     */
+    @Test
+    void settingsThatNeedTheOutboxFailTheStartWithoutASingleDataSource() {
+        ApplicationContextRunner checked = new ApplicationContextRunner()
+                .withConfiguration(AutoConfigurations.of(OutboxAutoConfiguration.class, OutboxDataSourceCheck.class));
+        checked.run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(OutboxTemplate.class));
+        assertThat(rootMessage(checked.withPropertyValues("outbox.relay.enabled=true")))
+                .startsWith("outbox.relay.enabled=true, but the application has no DataSource bean, so the outbox"
+                        + " starter configured nothing");
+        assertThat(rootMessage(checked.withBean("orders", DataSource.class, () -> NEVER_CONNECTED)
+                        .withBean("reports", DataSource.class, () -> NEVER_CONNECTED)
+                        .withPropertyValues("outbox.idempotency.paths=/orders")))
+                .startsWith("outbox.idempotency.paths=/orders, but the application has 2 DataSource beans and none"
+                        + " is @Primary [orders, reports]");
+        checked.withBean(DataSource.class, () -> NEVER_CONNECTED)
+                .withPropertyValues("outbox.migrations.enabled=false", "outbox.idempotency.paths=/orders")
+                .run(context -> assertThat(context).hasNotFailed().hasSingleBean(OutboxTemplate.class));
     }
 
     @Test

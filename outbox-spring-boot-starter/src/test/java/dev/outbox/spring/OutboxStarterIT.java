@@ -22,10 +22,12 @@ import java.sql.Connection;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -74,6 +76,8 @@ class OutboxStarterIT {
     static final Set<String> RECEIVED = ConcurrentHashMap.newKeySet();
     /** Keys whose first handling fails after the claim and the business write, so both roll back. */
     static final Set<String> FAIL_ONCE = ConcurrentHashMap.newKeySet();
+    /** Keys whose deliveries fail, each as many times as it says (its business write and claim rolled back). */
+    static final Map<String, AtomicInteger> FAILURES_LEFT = new ConcurrentHashMap<>();
 
     @Autowired
     OrderService orders;
@@ -135,6 +139,8 @@ class OutboxStarterIT {
         registry.add("outbox.idempotency.purge-interval", () -> "1s");
         registry.add("outbox.processed.retention", () -> "1h");
         registry.add("outbox.processed.purge-interval", () -> "1s");
+        registry.add("outbox.listener-retries.initial-interval", () -> "10ms");
+        registry.add("outbox.listener-retries.max-interval", () -> "100ms");
     }
 
     /** The scheduled purge deletes a key once its ttl is over; before, only its reuse did. */
@@ -260,6 +266,31 @@ class OutboxStarterIT {
         assertThat(FAIL_ONCE).as("the failing delivery ran and was retried").isEmpty();
     }
 
+    /**
+     * G4 with the starter's listener error handler: a record whose listener fails twelve times (its claim
+     * and payment rolled back each time) is delivered again until it commits, then applied once, and
+     * the record after it on its partition follows. Spring Kafka's default handler skips a record after
+     * ten attempts and commits past it: the payment would never be made.
+     */
+    @Test
+    void aRecordWhoseListenerFailsMoreThanTenTimesIsAppliedOnceNotSkipped() throws Exception {
+        UUID stubborn = MessageIds.next();
+        UUID next = MessageIds.next();
+        FAILURES_LEFT.put("o-stubborn", new AtomicInteger(12));
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(KAFKA.producerProperties())) {
+            // one key: one partition, the second record behind the first
+            producer.send(record(stubborn, "o-stubborn")).get(30, TimeUnit.SECONDS);
+            producer.send(record(next, "o-stubborn")).get(30, TimeUnit.SECONDS);
+        }
+        await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> {
+            assertThat(payments(stubborn)).isEqualTo(1);
+            assertThat(payments(next)).isEqualTo(1);
+        });
+        assertThat(FAILURES_LEFT.get("o-stubborn"))
+                .as("every failing delivery ran")
+                .hasValue(0);
+    }
+
     /** Appends and claims outside a transaction would commit alone: both are refused. */
     @Test
     void refusesToAppendOrClaimOutsideATransaction() {
@@ -353,6 +384,10 @@ class OutboxStarterIT {
             }
             UUID id = ProcessedMessages.messageId(record.headers()).orElseThrow();
             jdbc.update("insert into payments(message_id, order_id) values (?, ?)", id, record.key());
+            AtomicInteger left = FAILURES_LEFT.get(record.key());
+            if (left != null && left.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+                throw new IllegalStateException("ledger unavailable for " + record.key());
+            }
             if (FAIL_ONCE.remove(record.key())) {
                 throw new IllegalStateException("card processor timed out for " + record.key());
             }

@@ -37,7 +37,11 @@ public final class EmbeddedRelay implements SmartLifecycle {
         return running;
     }
 
-    /** Late start, early stop: after the web server and listeners are up, before the pool closes. */
+    /**
+     * Starts before the web server and the listener containers (their phases are higher) and stops after
+     * them, before the pool closes. A relay is started once and closed once: a context stopped and
+     * started again (not closed) cannot start it again, and the start fails with the relay's message.
+     */
     @Override
     public int getPhase() {
         return Integer.MAX_VALUE - 2048;

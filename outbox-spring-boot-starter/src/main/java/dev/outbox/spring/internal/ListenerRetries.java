@@ -1,0 +1,99 @@
+package dev.outbox.spring.internal;
+
+import dev.outbox.core.internal.Durations;
+import java.time.Duration;
+import java.util.Map;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.kafka.listener.CommonErrorHandler;
+import org.springframework.kafka.listener.DefaultErrorHandler;
+import org.springframework.kafka.listener.RetryListener;
+import org.springframework.util.backoff.ExponentialBackOff;
+
+/**
+ * The error handler of Spring Kafka's listener containers that never skips a record: a record whose
+ * {@code @KafkaListener} method threw is delivered again and again, the waits doubling from {@code
+ * initial} up to {@code max}, whatever the exception (none is classified as not retryable). With the
+ * dedup claim and the business write in the listener's transaction, each failed attempt rolled both
+ * back, so the attempt that finally commits applies the message once (G4); the offset moves past the
+ * record only then.
+ *
+ * <p>A record that can never succeed holds its partition: each failed attempt is logged at WARN with
+ * the record's position and the attempt's number, and the consumer group's lag grows, so an operator
+ * sees it and fixes the cause (or the application defines its own {@link CommonErrorHandler}, with a
+ * dead-letter topic, and this one backs off).
+ */
+public final class ListenerRetries {
+    private static final Logger LOG = LoggerFactory.getLogger(ListenerRetries.class);
+    /** Below the consumer's default {@code max.poll.interval.ms} (5 minutes): the wait is spent in the poll loop. */
+    static final Duration LONGEST = Duration.ofMinutes(4);
+
+    private ListenerRetries() {}
+
+    /**
+     * @param initial the first wait, more than 0
+     * @param max the longest wait, at least {@code initial} and at most 4 minutes
+     * @return the error handler
+     * @throws IllegalArgumentException naming the bound a wait breaks
+     */
+    public static CommonErrorHandler errorHandler(Duration initial, Duration max) {
+        requireInitial(initial);
+        requireMax(initial, max);
+        ExponentialBackOff backOff = new ExponentialBackOff(initial.toMillis(), 2.0);
+        backOff.setMaxInterval(max.toMillis());
+        backOff.setMaxElapsedTime(Long.MAX_VALUE);
+        backOff.setMaxAttempts(Long.MAX_VALUE);
+        DefaultErrorHandler handler = new DefaultErrorHandler(
+                (record, failure) -> {
+                    // not reached while the backoff has no end: kept so that no path ever commits past the record
+                    throw new IllegalStateException(
+                            "the outbox starter's listener error handler never skips a record; " + position(record)
+                                    + " is delivered again",
+                            failure);
+                },
+                backOff);
+        // Spring Kafka skips some exceptions at once (a conversion failure, a ClassCastException): retried too
+        handler.setClassifications(Map.of(), true);
+        handler.setRetryListeners(new Logging());
+        return handler;
+    }
+
+    /** @throws IllegalArgumentException when {@code initial} is not positive */
+    public static void requireInitial(Duration initial) {
+        if (initial == null || initial.isNegative() || initial.isZero()) {
+            throw new IllegalArgumentException("the initial interval must be more than 0, got " + format(initial));
+        }
+    }
+
+    /** @throws IllegalArgumentException when {@code max} is below {@code initial} or above 4 minutes */
+    public static void requireMax(Duration initial, Duration max) {
+        if (max == null || max.compareTo(initial) < 0 || max.compareTo(LONGEST) > 0) {
+            throw new IllegalArgumentException("the max interval must be between the initial interval ("
+                    + Durations.format(initial) + ") and " + Durations.format(LONGEST)
+                    + " (the wait is spent in the consumer's poll loop, whose max.poll.interval.ms is 5m by"
+                    + " default), got " + format(max));
+        }
+    }
+
+    private static String format(Duration d) {
+        return d == null ? "null" : Durations.format(d);
+    }
+
+    private static String position(ConsumerRecord<?, ?> record) {
+        return record.topic() + "-" + record.partition() + "@" + record.offset();
+    }
+
+    private static final class Logging implements RetryListener {
+        @Override
+        public void failedDelivery(ConsumerRecord<?, ?> record, Exception failure, int attempt) {
+            Throwable cause = failure.getCause() != null ? failure.getCause() : failure;
+            LOG.warn(
+                    "[outbox] @KafkaListener failed on {} (attempt {}); it is delivered again after a backoff, never"
+                            + " skipped: {}",
+                    position(record),
+                    attempt,
+                    cause.toString());
+        }
+    }
+}
