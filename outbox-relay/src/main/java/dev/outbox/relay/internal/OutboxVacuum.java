@@ -6,6 +6,7 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.SQLWarning;
 import java.sql.Statement;
+import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.function.DoubleSupplier;
 import javax.sql.DataSource;
@@ -36,10 +37,20 @@ import javax.sql.DataSource;
  * the dead entries at the head of their shards, which they mark dead on the way.
  *
  * <p>Runs on the relay's sampler thread, one statement at a time, on a connection borrowed for it.
+ * The vacuum is bounded by {@link #TIMEOUT} ({@code statement_timeout} and the socket's read timeout,
+ * restored afterwards) rather than by the connection's own: the relay process bounds every statement
+ * by a third of the lease, which a vacuum of a table whose indexes grew during a backlog outlasts, and
+ * a vacuum cut off is tried again after the next {@code afterRows} rows, reading the same indexes.
  */
 final class OutboxVacuum {
     /** Largest factor by which the rows between two vacuums grow while the horizon does not move. */
     static final int MAX_STRIDE = 64;
+
+    /**
+     * The longest a vacuum (and the look at the xmin horizon before it) may run: the statements' timeout,
+     * and with 10 s more the socket's read timeout.
+     */
+    static final Duration TIMEOUT = Duration.ofMinutes(10);
 
     /**
      * The transaction id the next one will get, and how many ids older than it the oldest xmin holder
@@ -117,22 +128,15 @@ final class OutboxVacuum {
         deletedAtLast = now;
         try (Connection c = Db.connect(dataSource);
                 Statement st = c.createStatement()) {
-            long[] horizon = horizon(st);
-            long nextXid = horizon[0];
-            long oldestAge = horizon[1];
-            if (lastVacuumXmax >= 0 && nextXid - oldestAge <= lastVacuumXmax) {
-                held(oldestAge);
-                return;
-            }
-            long started = System.nanoTime();
-            st.execute(sql);
-            if (ran(st.getWarnings())) {
-                metrics.vacuum.record(System.nanoTime() - started, TimeUnit.NANOSECONDS);
-                lastVacuumXmax = nextXid;
-                if (stride > 1) {
-                    log.info("the xmin horizon moved: vacuuming {} after every {} rows again", table, afterRows);
-                    stride = 1;
-                }
+            int network = c.getNetworkTimeout();
+            c.setNetworkTimeout(Runnable::run, (int) TIMEOUT.plusSeconds(10).toMillis());
+            st.execute("set statement_timeout = " + TIMEOUT.toMillis());
+            try {
+                vacuumIfTheHorizonMoved(st);
+            } finally {
+                // back to the session's own value (the pool's, given at connection start)
+                st.execute("reset statement_timeout");
+                c.setNetworkTimeout(Runnable::run, network);
             }
         } catch (SQLException e) {
             metrics.database.increment();
@@ -140,6 +144,26 @@ final class OutboxVacuum {
         } catch (RuntimeException e) {
             // a task of a scheduled executor that throws is never run again
             log.warn("vacuuming {} failed: {}", table, e.toString());
+        }
+    }
+
+    private void vacuumIfTheHorizonMoved(Statement st) throws SQLException {
+        long[] horizon = horizon(st);
+        long nextXid = horizon[0];
+        long oldestAge = horizon[1];
+        if (lastVacuumXmax >= 0 && nextXid - oldestAge <= lastVacuumXmax) {
+            held(oldestAge);
+            return;
+        }
+        long started = System.nanoTime();
+        st.execute(sql);
+        if (ran(st.getWarnings())) {
+            metrics.vacuum.record(System.nanoTime() - started, TimeUnit.NANOSECONDS);
+            lastVacuumXmax = nextXid;
+            if (stride > 1) {
+                log.info("the xmin horizon moved: vacuuming {} after every {} rows again", table, afterRows);
+                stride = 1;
+            }
         }
     }
 

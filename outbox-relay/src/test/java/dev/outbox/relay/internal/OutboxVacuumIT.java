@@ -1,0 +1,103 @@
+package dev.outbox.relay.internal;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import dev.outbox.core.internal.PrefixedLog;
+import dev.outbox.testkit.RealServices;
+import dev.outbox.testkit.TestDatabase;
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The relay's vacuum on the connections the relay process gives it, whose every statement is bounded
+ * by a third of the lease ({@code statement_timeout} in the connection's options): a vacuum of a
+ * table with many dead rows outlasts that bound, and was cancelled each time it was tried. It runs
+ * under its own bound, and the connection goes back to the pool with the pool's.
+ */
+@ExtendWith(RealServices.class)
+@Tag("integration")
+@Timeout(value = 3, unit = TimeUnit.MINUTES)
+class OutboxVacuumIT {
+    private static final int DEAD_ROWS = 200_000;
+
+    @Test
+    void aVacuumLongerThanThePoolsStatementTimeoutRuns(TestDatabase db) throws Exception {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            // the relay's own vacuum only, so that autovacuum's cannot make it skip
+            st.execute("alter table " + db.schema() + ".outbox_message set (autovacuum_enabled = false)");
+            st.execute("insert into " + db.schema() + ".outbox_message (message_id, shard, topic, message_type,"
+                    + " content_type, payload) select gen_random_uuid(), g % 64, 'vacuum', 'T', 'text/plain',"
+                    + " repeat('x', 100)::bytea from generate_series(1, " + DEAD_ROWS + ") g");
+            st.execute("delete from " + db.schema() + ".outbox_message");
+        }
+        long before = vacuums(db);
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl(db.jdbcUrl());
+        config.setUsername(db.user());
+        if (!db.password().isEmpty()) {
+            config.setPassword(db.password());
+        }
+        config.setMaximumPoolSize(1);
+        // as the relay process sets them, with a bound a vacuum of this table cannot meet
+        config.addDataSourceProperty("options", "-c statement_timeout=20");
+        config.addDataSourceProperty("socketTimeout", "2");
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        RelayMetrics metrics =
+                new RelayMetrics(registry, "vacuum-timeout", () -> 0, CircuitBreaker.ofDefaults("vacuum-timeout"));
+        AtomicLong deleted = new AtomicLong();
+        try (HikariDataSource pool = new HikariDataSource(config)) {
+            OutboxVacuum vacuum = new OutboxVacuum(
+                    pool,
+                    db.schema(),
+                    1,
+                    deleted::get,
+                    () -> 0,
+                    metrics,
+                    new PrefixedLog(LoggerFactory.getLogger(OutboxVacuumIT.class), "vacuum-timeout"));
+
+            deleted.set(DEAD_ROWS); // the rows this relay deleted since it started
+            vacuum.tick();
+
+            assertThat(metrics.database.count()).as("no failed statement").isZero();
+            assertThat(metrics.vacuum.count()).as("the vacuum ran to its end").isOne();
+            // the statistics reach the view within a second or so
+            await().atMost(Duration.ofSeconds(10)).until(() -> vacuums(db) == before + 1);
+            assertThat(metrics.vacuum.totalTime(TimeUnit.MILLISECONDS))
+                    .as("longer than the pool's statement timeout")
+                    .isGreaterThan(20);
+            try (Connection c = pool.getConnection();
+                    Statement st = c.createStatement();
+                    ResultSet rs = st.executeQuery("show statement_timeout")) {
+                rs.next();
+                assertThat(rs.getString(1)).as("the pool's bound again").isEqualTo("20ms");
+                assertThat(c.getNetworkTimeout()).isEqualTo(2_000);
+            }
+        }
+    }
+
+    private static long vacuums(TestDatabase db) throws SQLException {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery("select vacuum_count from pg_stat_user_tables where relid = '"
+                        + db.schema() + ".outbox_message'::regclass")) {
+            rs.next();
+            return rs.getLong(1);
+        }
+    }
+}
