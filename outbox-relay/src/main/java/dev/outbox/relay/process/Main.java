@@ -189,7 +189,7 @@ public final class Main {
                 RelayAdmin relayAdmin = RelayAdmin.create(ds, settings.string(RelaySettings.SCHEMA));
                 return new AdminCommands(relayAdmin, out, err).run(cl);
             } catch (RuntimeException e) {
-                throw timedOut(e, adminTimeout);
+                throw refused(timedOut(e, adminTimeout), settings);
             }
         }
     }
@@ -214,6 +214,47 @@ public final class Main {
                         + "]. Check that the database answers and what locks the outbox tables; raise admin-timeout"
                         + " for a count over a very large backlog",
                 e);
+    }
+
+    /**
+     * @return an unavailable-exit failure naming the setting to check when {@code e} says the outbox
+     *     tables are not where the schema setting points (42P01, 3F000) or the role may not use them
+     *     (42501); else {@code e} itself
+     */
+    private static RuntimeException refused(RuntimeException e, RelaySettings.Values settings) {
+        String state = e instanceof CliException ? null : SqlStates.of(e);
+        if (state == null) {
+            return e;
+        }
+        String schema = settings.string(RelaySettings.SCHEMA);
+        String cause = RelayProcess.oneLine(databaseMessage(e));
+        if (state.equals("42P01") || state.equals("3F000")) {
+            return CliException.unavailable(
+                    "Schema " + schema + " (setting schema, " + RelaySettings.SCHEMA.envVar()
+                            + ") has no outbox tables: " + cause + " [SQLState " + state
+                            + "]. Name the schema the outbox was installed in, or install it (the relay's --migrate)",
+                    e);
+        }
+        if (state.equals("42501")) {
+            String user = settings.string(RelaySettings.DB_USER);
+            return CliException.unavailable(
+                    "The database role" + (user.isEmpty() ? "" : " " + user) + " (setting db-user, "
+                            + RelaySettings.DB_USER.envVar() + ") may not do what the command needs in schema "
+                            + schema + ": " + cause + " [SQLState " + state
+                            + "]. Grant it the relay's privileges (outbox-relay README), or use the relay's role",
+                    e);
+        }
+        return e;
+    }
+
+    /** @return the message of the first SQLException with a SQLState in {@code e}'s chain */
+    private static String databaseMessage(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof SQLException sql && sql.getSQLState() != null) {
+                return String.valueOf(sql.getMessage());
+            }
+        }
+        return String.valueOf(e.getMessage());
     }
 
     private static int runRelay(CommandLine cl, RelaySettings.Values settings) {

@@ -108,6 +108,23 @@ class BadConfigurationIT {
                 .contains("--migrate");
     }
 
+    /**
+     * The admin commands too: a schema without the outbox tables is one line naming the schema setting and
+     * exit code 3, where it was exit 1 and a stack trace.
+     */
+    @Test
+    void anAdminCommandOnASchemaWithoutTheOutboxTablesIsExitCode3NamingTheSchemaSetting(TestDatabase db) {
+        for (String command : new String[] {"status", "parked"}) {
+            Result r = run(db, command, "--schema=nothing_here");
+            assertThat(r.code).as(command).isEqualTo(3);
+            assertThat(r.errLines).as(command).hasSize(1);
+            assertThat(r.errLines.get(0))
+                    .as(command)
+                    .startsWith("Schema nothing_here (setting schema, OUTBOX_RELAY_SCHEMA) has no outbox tables: ")
+                    .contains("[SQLState 42P01]");
+        }
+    }
+
     private record Result(int code, List<String> errLines) {}
 
     private static Result run(TestDatabase db, String... args) {
