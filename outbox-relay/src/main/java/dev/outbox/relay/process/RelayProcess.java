@@ -482,7 +482,8 @@ final class RelayProcess implements AutoCloseable {
                 clean = false;
             }
             if (clean) {
-                LOG.info("outbox-relay[{}] stopped: leases handed back", instance);
+                // the relay logged which leases it handed back, and which it left to expire (a batch still in flight)
+                LOG.info("outbox-relay[{}] stopped", instance);
             } else {
                 LOG.error(
                         "outbox-relay[{}] did not close within {}: exiting anyway; its remaining leases expire after lease-duration",

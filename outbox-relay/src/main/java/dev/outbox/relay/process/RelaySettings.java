@@ -350,8 +350,10 @@ public final class RelaySettings {
                     Duration.ofSeconds(10),
                     "with the process's 15s close margin it fits in Kubernetes' default 30s grace period")
             .appliedBy(Relay.Builder::shutdownTimeout)
-            .doc("After SIGTERM, how long the relay waits for its batches in flight before it hands its leases back"
-                    + " anyway (their rows are then published again by the next owner). Closing the producer and the"
+            .doc("After SIGTERM, how long the relay waits for its batches in flight; it hands back the leases of the"
+                    + " shards that finished and leaves those of the shards whose batch did not to expire (their rows"
+                    + " are then published again by the next owner, after the lease duration). Closing the producer"
+                    + " and the"
                     + " connections follows; if the whole shutdown takes 15s longer than this, the process exits with"
                     + " code 1. Keep it 15s or more below the orchestrator's grace period (Kubernetes: 30s)."));
 

@@ -49,7 +49,9 @@ class ProcessSigtermIT {
                     .isZero();
             assertThat(count(db, "select count(*) from outbox.outbox_relay_member"))
                     .isZero();
-            assertThat(relay.stdout()).contains("stopped: leases handed back");
+            assertThat(relay.stdout())
+                    .contains("handed back shards [0-63]")
+                    .contains("outbox-relay[relay-term] stopped");
             assertThat(relay.stderrLines()).isEmpty();
         }
     }

@@ -198,7 +198,10 @@ class ZombieRelayIT {
         if (transactional) {
             consumer.put("isolation.level", "read_committed");
         }
-        String mode = transactional ? "tx-" : "";
+        // the child relays' logs (target/child-relays) are named by scenario, so that each run keeps its own
+        String mode = transactional
+                ? "tx-"
+                : !missingTopic ? "" : !pastHeld ? "missing-" : killed ? "killed-past-held-" : "past-held-";
         try (Records records = new Records(consumer, topic, PARTITIONS);
                 ChildRelay a = ChildRelay.start(
                         "zombie-" + mode + "a",
