@@ -7,6 +7,8 @@ import javax.sql.DataSource;
 import org.springframework.beans.factory.ListableBeanFactory;
 import org.springframework.beans.factory.SmartInitializingSingleton;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
+import org.springframework.boot.context.properties.bind.Bindable;
+import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.context.annotation.Bean;
 import org.springframework.core.env.Environment;
 
@@ -24,9 +26,12 @@ public class OutboxDataSourceCheck {
     static SmartInitializingSingleton outboxDataSourceCheck(ListableBeanFactory beans, Environment environment) {
         return () -> {
             List<String> asked = new ArrayList<>();
-            String paths = environment.getProperty("outbox.idempotency.paths", "");
-            if (!paths.isBlank()) {
-                asked.add("outbox.idempotency.paths=" + paths);
+            // a comma list or a YAML list, as IdempotencyPathsCondition reads it
+            List<String> paths = Binder.get(environment)
+                    .bind("outbox.idempotency.paths", Bindable.listOf(String.class))
+                    .orElse(List.of());
+            if (!paths.isEmpty()) {
+                asked.add("outbox.idempotency.paths=" + String.join(",", paths));
             }
             if (environment.getProperty("outbox.relay.enabled", Boolean.class, false)) {
                 asked.add("outbox.relay.enabled=true");

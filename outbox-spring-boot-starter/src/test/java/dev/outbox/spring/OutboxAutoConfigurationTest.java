@@ -150,9 +150,10 @@ class OutboxAutoConfigurationTest {
                         + " starter configured nothing");
         assertThat(rootMessage(checked.withBean("orders", DataSource.class, () -> NEVER_CONNECTED)
                         .withBean("reports", DataSource.class, () -> NEVER_CONNECTED)
-                        .withPropertyValues("outbox.idempotency.paths=/orders")))
-                .startsWith("outbox.idempotency.paths=/orders, but the application has 2 DataSource beans and none"
-                        + " is @Primary [orders, reports]");
+                        .withPropertyValues(
+                                "outbox.idempotency.paths[0]=/orders", "outbox.idempotency.paths[1]=/refunds")))
+                .startsWith("outbox.idempotency.paths=/orders,/refunds, but the application has 2 DataSource beans and"
+                        + " none is @Primary [orders, reports]");
         checked.withBean(DataSource.class, () -> NEVER_CONNECTED)
                 .withPropertyValues("outbox.migrations.enabled=false", "outbox.idempotency.paths=/orders")
                 .run(context -> assertThat(context).hasNotFailed().hasSingleBean(OutboxTemplate.class));
