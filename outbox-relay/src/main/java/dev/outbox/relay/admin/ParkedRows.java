@@ -102,6 +102,21 @@ final class ParkedRows {
                 ids);
     }
 
+    /**
+     * Deletes every parked row if there are {@code expected} of them; the count is the delete's own
+     * (a subquery of the one statement, on its snapshot).
+     *
+     * @return what changed, or {@code null} when the count differs (nothing was deleted)
+     */
+    ParkedChange purgeAll(Connection c, long expected) throws SQLException {
+        ParkedChange change = change(
+                c,
+                "delete from " + message + " where parked_at is not null and (select count(*) from " + message
+                        + " where parked_at is not null) = " + expected + " returning id, shard",
+                null);
+        return change.ids().isEmpty() ? null : change;
+    }
+
     private static String filter(Set<Long> ids) {
         return ids == null ? "" : "and id = any(?)";
     }

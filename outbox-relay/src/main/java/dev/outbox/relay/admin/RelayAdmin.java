@@ -205,6 +205,27 @@ public final class RelayAdmin {
         return purgeRows(null);
     }
 
+    /**
+     * Deletes every parked row if there are exactly {@code expected} of them, as a review of them
+     * counted; otherwise deletes nothing, so that rows parked since the review are not deleted unseen.
+     * The count and the delete are one statement, on one snapshot.
+     *
+     * @param expected how many parked rows the caller reviewed, at least 1
+     * @return what changed, or {@code null} when the parked rows are not {@code expected} in number
+     * @throws IllegalArgumentException when {@code expected} is less than 1
+     * @throws OutboxException when the database fails; the cause keeps the SQLState
+     */
+    public ParkedChange purgeAll(long expected) {
+        if (expected < 1) {
+            throw new IllegalArgumentException("expected must be at least 1, got " + expected);
+        }
+        try (Connection c = dataSource.getConnection()) {
+            return parkedRows.purgeAll(c, expected);
+        } catch (SQLException e) {
+            throw failure("purging parked messages", e);
+        }
+    }
+
     private ParkedChange requeueRows(Set<Long> ids) {
         try (Connection c = dataSource.getConnection()) {
             return parkedRows.requeue(c, ids);

@@ -169,10 +169,22 @@ final class AdminCommands {
             out.println("Would purge " + count + " parked message(s) for good"
                     + (count > sample.size() ? "; the " + sample.size() + " oldest:" : ":"));
             printParked(sample);
-            err.println("parked purge deletes messages for good and was refused: add --yes to confirm.");
+            err.println("parked purge deletes messages for good and was refused: add --yes"
+                    + (cl.all() ? " --expect=" + count : "") + " to confirm.");
             return CliException.USAGE;
         }
-        ParkedChange c = cl.all() ? admin.purgeAll() : admin.purge(cl.ids());
+        ParkedChange c;
+        if (cl.all()) {
+            c = admin.purgeAll(cl.expect());
+            if (c == null) {
+                err.println(
+                        "Nothing purged: " + admin.parkedCount() + " messages are parked now, not the " + cl.expect()
+                                + " given with --expect. Run parked purge --all again (without --yes) to see them.");
+                return CliException.USAGE;
+            }
+        } else {
+            c = admin.purge(cl.ids());
+        }
         out.println("Purged " + c.count() + " parked message(s)" + ids(c.ids()) + "; they will never be published.");
         if (!c.notParked().isEmpty()) {
             out.println("Not parked, left alone: " + join(c.notParked()) + ".");

@@ -23,6 +23,7 @@ import java.util.TreeSet;
  * @param ids {@code --id} values
  * @param all whether {@code --all} was given
  * @param yes whether {@code --yes} was given
+ * @param expect {@code --expect}, the parked rows {@code parked purge --all --yes} may delete, or {@code null}
  */
 record CommandLine(
         Command command,
@@ -34,7 +35,8 @@ record CommandLine(
         Integer limit,
         List<Long> ids,
         boolean all,
-        boolean yes) {
+        boolean yes,
+        Long expect) {
 
     /** The commands. */
     enum Command {
@@ -57,7 +59,7 @@ record CommandLine(
     }
 
     private static final Set<String> COMMAND_OPTIONS =
-            Set.of("help", "config", "migrate", "json", "limit", "id", "all", "yes");
+            Set.of("help", "config", "migrate", "json", "limit", "id", "all", "yes", "expect");
 
     /**
      * @param args the arguments
@@ -76,6 +78,7 @@ record CommandLine(
         List<Long> ids = new ArrayList<>();
         boolean all = false;
         boolean yes = false;
+        Long expect = null;
         Set<String> given = new TreeSet<>();
 
         for (int i = 0; i < args.length; i++) {
@@ -112,6 +115,21 @@ record CommandLine(
                             value = next(args, ++i, name);
                         }
                         config = value;
+                    }
+                    case "expect" -> {
+                        if (value == null) {
+                            value = next(args, ++i, name);
+                        }
+                        try {
+                            expect = Long.parseLong(value.trim());
+                            if (expect < 1) {
+                                throw new NumberFormatException();
+                            }
+                        } catch (NumberFormatException e) {
+                            throw CliException.usage("Invalid value " + value
+                                    + " for option --expect: must be the count of parked messages the dry run of"
+                                    + " parked purge --all showed (a positive whole number)");
+                        }
                     }
                     case "limit" -> {
                         if (value == null) {
@@ -158,8 +176,9 @@ record CommandLine(
         }
 
         Command command = command(words);
-        check(command, given, migrate, json, limit, ids, all, yes);
-        return new CommandLine(command, settings, config, help, migrate, json, limit, List.copyOf(ids), all, yes);
+        check(command, given, migrate, json, limit, ids, all, yes, expect);
+        return new CommandLine(
+                command, settings, config, help, migrate, json, limit, List.copyOf(ids), all, yes, expect);
     }
 
     private static boolean flagOnly(String name, String value) {
@@ -205,14 +224,16 @@ record CommandLine(
             Integer limit,
             List<Long> ids,
             boolean all,
-            boolean yes) {
+            boolean yes,
+            Long expect) {
         Map<String, Set<Command>> allowed = Map.of(
                 "migrate", Set.of(Command.RUN),
                 "json", Set.of(Command.STATUS, Command.PARKED_LIST, Command.DOCTOR),
                 "limit", Set.of(Command.PARKED_LIST),
                 "id", Set.of(Command.PARKED_REQUEUE, Command.PARKED_PURGE),
                 "all", Set.of(Command.PARKED_REQUEUE, Command.PARKED_PURGE),
-                "yes", Set.of(Command.PARKED_PURGE));
+                "yes", Set.of(Command.PARKED_PURGE),
+                "expect", Set.of(Command.PARKED_PURGE));
         for (String option : given) {
             Set<Command> ok = allowed.get(option);
             if (ok != null && !ok.contains(command)) {
@@ -231,6 +252,16 @@ record CommandLine(
                 throw CliException.usage(
                         command.words
                                 + " needs --all or --id <outbox id> (repeatable, or comma-separated); see parked list for the ids.");
+            }
+        }
+        if (command == Command.PARKED_PURGE) {
+            if (expect != null && !all) {
+                throw CliException.usage("Option --expect goes with --all: the ids of --id are what is purged.");
+            }
+            if (all && yes && expect == null) {
+                throw CliException.usage("parked purge --all --yes deletes every parked message for good: add"
+                        + " --expect=<count>, the count its dry run (without --yes) showed, so that a message"
+                        + " parked since is not deleted unseen.");
             }
         }
     }

@@ -318,7 +318,8 @@ public final class Main {
           parked list [--limit N] [--json]      parked messages with their last error (default 50)
           parked requeue (--all | --id N ...)   make parked messages publishable again (fix the cause first)
           parked purge (--all | --id N ...) --yes
-                                                delete parked messages for good; without --yes only shows them
+                                                delete parked messages for good; without --yes only shows them;
+                                                --all --yes needs --expect=COUNT, the count the dry run showed
           doctor [--json] [doctor options]      checks the deployment for the failure modes of idempotency:
                                                 unique constraints, key and processed-id expiry, stored
                                                 responses, keys stuck in flight, processed-id retention
