@@ -6,8 +6,10 @@ import dev.outbox.core.internal.Durations;
 import dev.outbox.core.internal.SqlStates;
 import dev.outbox.relay.admin.RelayAdmin;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.PrintStream;
+import java.io.Reader;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -126,10 +128,14 @@ public final class Main {
     private static Map<String, String> load(String name, boolean fromFlag) {
         String source = fromFlag ? "--config" : CONFIG_ENV;
         Properties p = new Properties();
-        try (InputStream in = Files.newInputStream(Path.of(name))) {
+        // UTF-8, as a Kubernetes ConfigMap or Secret holds it (Properties.load of a stream would read ISO-8859-1)
+        try (Reader in = Files.newBufferedReader(Path.of(name), StandardCharsets.UTF_8)) {
             p.load(in);
         } catch (NoSuchFileException e) {
             throw CliException.usage("Cannot read the properties file " + name + " (" + source + "): no such file.");
+        } catch (CharacterCodingException e) {
+            throw CliException.usage("Cannot read the properties file " + name + " (" + source
+                    + "): it is not UTF-8 text; save it as UTF-8.");
         } catch (IOException | IllegalArgumentException e) {
             throw CliException.usage("Cannot read the properties file " + name + " (" + source + "): "
                     + RelayProcess.oneLine(e.getMessage()));

@@ -111,6 +111,25 @@ class MainTest {
         assertThat(missing.err.get(0)).contains("nope.properties").contains("--config");
     }
 
+    /**
+     * The file is read as UTF-8, as a ConfigMap or Secret holds it: a value with a non-ASCII character
+     * arrives as written (it arrived as ISO-8859-1 mojibake), and a file in another encoding is named.
+     */
+    @Test
+    void propertiesFileIsReadAsUtf8(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("relay.properties");
+        Files.writeString(file, "relay.park.policy=p\u00e4rk\n", StandardCharsets.UTF_8);
+        Result r = run(ENV, "--config", file.toString());
+        assertThat(r.code).isEqualTo(2);
+        assertThat(r.err.get(0)).startsWith("Invalid value p\u00e4rk for setting park-policy");
+        Files.writeString(file, "relay.park.policy=p\u00e4rk\n", StandardCharsets.ISO_8859_1);
+        Result latin1 = run(ENV, "--config", file.toString());
+        assertThat(latin1.code).isEqualTo(2);
+        assertThat(latin1.err)
+                .containsExactly("Cannot read the properties file " + file
+                        + " (--config): it is not UTF-8 text; save it as UTF-8.");
+    }
+
     @Test
     void commandsAndTheirOptionsAreChecked() {
         assertThat(run(ENV, "statsu").err.get(0)).contains("did you mean 'status'?");
