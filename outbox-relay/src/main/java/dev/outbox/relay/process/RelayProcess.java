@@ -34,6 +34,7 @@ import io.micrometer.core.instrument.binder.system.UptimeMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
+import java.net.BindException;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
@@ -142,10 +143,18 @@ final class RelayProcess implements AutoCloseable {
                             r::isReady,
                             () -> r.ownedShards().size(),
                             registry);
-                } catch (IOException e) {
+                } catch (BindException e) {
+                    // the port is taken, or the address is not one of this machine's
                     throw CliException.usage("Cannot listen on " + settings.string(HTTP_HOST) + ":" + port
-                            + " (setting http-port, " + HTTP_PORT.envVar() + "): " + oneLine(e.getMessage())
-                            + "; choose a free port, or 0 to turn the HTTP server off.");
+                            + " (settings http-host, " + HTTP_HOST.envVar() + ", and http-port, "
+                            + HTTP_PORT.envVar() + "): " + oneLine(e.getMessage())
+                            + "; choose a free port (0 turns the HTTP server off), and an address of this machine"
+                            + " (0.0.0.0 for all).");
+                } catch (IOException e) {
+                    // an address that does not resolve
+                    throw CliException.usage("Cannot listen on " + settings.string(HTTP_HOST) + ":" + port
+                            + " (setting http-host, " + HTTP_HOST.envVar() + "): " + oneLine(e.getMessage())
+                            + "; give an address or host name of this machine (0.0.0.0 for all).");
                 }
             }
             new ClassLoaderMetrics().bindTo(registry);

@@ -99,6 +99,27 @@ class HealthEndpointsIT {
     }
 
     /**
+     * An http-host that is not an address of this machine, or does not resolve, names the http-host
+     * setting; before, the message sent the operator to change the port or turn the server off.
+     */
+    @Test
+    void anHttpHostThatCannotBeBoundNamesTheHostSetting(TestDatabase db, TestKafka kafka) throws Exception {
+        for (String host : new String[] {"no-such-host.invalid", "192.0.2.1"}) {
+            Map<String, String> flags = InProcess.flags(db, kafka.bootstrapServers(), "health-host");
+            flags.put("http-host", host);
+            flags.put("http-port", String.valueOf(InProcess.freePort()));
+            assertThatThrownBy(() -> InProcess.start(flags).close())
+                    .as(host)
+                    .isInstanceOf(CliException.class)
+                    .hasMessageStartingWith("Cannot listen on " + host + ":")
+                    .hasMessageContaining("setting")
+                    .hasMessageContaining("http-host, OUTBOX_RELAY_HTTP_HOST")
+                    .hasMessageContaining("an address")
+                    .hasMessageContaining("of this machine");
+        }
+    }
+
+    /**
      * Starts the process on a port that was free a moment ago, and on another one if something took it
      * in between (port 0 turns the HTTP server off, so the port must be chosen here); the port used is
      * left in {@code flags}.
