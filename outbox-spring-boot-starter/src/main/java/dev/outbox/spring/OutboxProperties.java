@@ -415,8 +415,9 @@ public class OutboxProperties {
         private boolean enabled = false;
 
         /**
-         * Kafka bootstrap servers of the embedded relay, comma-separated host:port; empty or unset:
-         * spring.kafka.bootstrap-servers.
+         * Kafka bootstrap servers of the embedded relay, comma-separated host:port; empty or unset: the
+         * producer bootstrap servers of a KafkaConnectionDetails bean (a service connection), else
+         * spring.kafka.producer.bootstrap-servers, else spring.kafka.bootstrap-servers.
          */
         private String bootstrapServers;
 
