@@ -7,7 +7,6 @@ import static org.awaitility.Awaitility.await;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.AppenderBase;
-import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.consumer.internal.Hooks;
 import dev.outbox.core.MessageIds;
@@ -1189,18 +1188,11 @@ class ConsumerOperationsIT {
      * outage fails within a second instead of Hikari's default 30 s.
      */
     private static HikariDataSource outagePool(TestDatabase db) {
-        HikariConfig config = new HikariConfig();
-        config.setJdbcUrl(db.jdbcUrl());
-        config.setUsername(db.user());
-        if (!db.password().isEmpty()) {
-            config.setPassword(db.password());
-        }
-        config.setMaximumPoolSize(4);
-        config.setMinimumIdle(0);
-        config.setConnectionTimeout(1000);
-        config.setValidationTimeout(500);
-        config.setPoolName("ops-outage");
-        return new HikariDataSource(config);
+        return db.newDataSource(4, config -> {
+            config.setConnectionTimeout(1000);
+            config.setValidationTimeout(500);
+            config.setPoolName("ops-outage");
+        });
     }
 
     /** Delegates to a real pool and records when the consumer asked it for a connection. */

@@ -6,7 +6,6 @@ import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
-import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.testkit.TestDatabase;
 import java.sql.Connection;
@@ -77,15 +76,7 @@ class QuietMigrationIT {
     }
 
     private static HikariDataSource pool(TestDatabase db, boolean autoCommit) {
-        HikariConfig config = new HikariConfig();
-        config.setJdbcUrl(db.jdbcUrl());
-        config.setUsername(db.user());
-        if (!db.password().isEmpty()) {
-            config.setPassword(db.password());
-        }
-        config.setMaximumPoolSize(2);
-        config.setAutoCommit(autoCommit);
-        return new HikariDataSource(config);
+        return db.newDataSource(2, config -> config.setAutoCommit(autoCommit));
     }
 
     /** @return client_min_messages of each of the pool's two connections, held at once */

@@ -3,7 +3,6 @@ package dev.outbox.relay;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TcpProxy;
@@ -100,18 +99,12 @@ class LivenessIT {
 
     private static HikariDataSource pool(
             TestDatabase db, TcpProxy proxy, Duration connectionTimeout, String... properties) {
-        HikariConfig config = new HikariConfig();
-        config.setJdbcUrl(db.jdbcUrl().replaceFirst("//[^/]+/", "//127.0.0.1:" + proxy.port() + "/"));
-        config.setUsername(db.user());
-        if (!db.password().isEmpty()) {
-            config.setPassword(db.password());
-        }
-        config.setMaximumPoolSize(10);
-        config.setMinimumIdle(0);
-        config.setConnectionTimeout(connectionTimeout.toMillis());
-        for (int i = 0; i < properties.length; i += 2) {
-            config.addDataSourceProperty(properties[i], properties[i + 1]);
-        }
-        return new HikariDataSource(config);
+        return db.newDataSource(10, config -> {
+            config.setJdbcUrl(db.jdbcUrl().replaceFirst("//[^/]+/", "//127.0.0.1:" + proxy.port() + "/"));
+            config.setConnectionTimeout(connectionTimeout.toMillis());
+            for (int i = 0; i < properties.length; i += 2) {
+                config.addDataSourceProperty(properties[i], properties[i + 1]);
+            }
+        });
     }
 }

@@ -3,12 +3,11 @@ package dev.outbox.relay;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import com.zaxxer.hikari.HikariConfig;
-import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.core.OutboxMessage;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
+import dev.outbox.testkit.TestRole;
 import io.micrometer.core.instrument.Timer;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.sql.Connection;
@@ -18,7 +17,6 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import org.jooq.DSLContext;
 import org.junit.jupiter.api.Test;
@@ -70,9 +68,15 @@ class VacuumIT {
         String topic = TestKafka.uniqueTopic("vacuum-refused");
         withoutAutovacuum(db);
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
-        try (NotOwner notOwner = NotOwner.create(db);
+        // the relay's grants on the schema, without owning the outbox table, so it may not vacuum it
+        try (TestRole notOwner = TestRole.create(
+                        db,
+                        "outbox_vacuum",
+                        "grant usage on schema " + db.schema() + " to %s",
+                        "grant select, insert, update, delete on all tables in schema " + db.schema() + " to %s",
+                        "grant usage on all sequences in schema " + db.schema() + " to %s");
                 Relay relay = relay(db, kafka, "vacuum-refused", registry, 500)
-                        .dataSource(notOwner.dataSource())
+                        .dataSource(notOwner.dataSource(10))
                         .build()) {
             relay.start();
             long before = manualVacuums(db);
@@ -203,55 +207,6 @@ class VacuumIT {
     private static Relay.Builder relay(
             TestDatabase db, TestKafka kafka, String id, SimpleMeterRegistry registry, int afterRows) {
         return Fixtures.relay(db, kafka.bootstrapServers(), id, registry).vacuumAfterRows(afterRows);
-    }
-
-    /**
-     * A login role with the relay's grants on the schema that does not own the outbox table, so may
-     * not vacuum it, and a pool of its connections; closing drops both.
-     */
-    private record NotOwner(TestDatabase db, String role, HikariDataSource dataSource) implements AutoCloseable {
-        static NotOwner create(TestDatabase db) throws SQLException {
-            String role = "outbox_vacuum_" + UUID.randomUUID().toString().substring(0, 8);
-            try {
-                try (Connection c = db.connect();
-                        Statement st = c.createStatement()) {
-                    st.execute("create role " + role + " login");
-                    st.execute("grant usage on schema " + db.schema() + " to " + role);
-                    st.execute("grant select, insert, update, delete on all tables in schema " + db.schema() + " to "
-                            + role);
-                    st.execute("grant usage on all sequences in schema " + db.schema() + " to " + role);
-                }
-                HikariConfig config = new HikariConfig();
-                config.setJdbcUrl(db.jdbcUrl());
-                config.setUsername(role);
-                config.setMaximumPoolSize(10);
-                return new NotOwner(db, role, new HikariDataSource(config));
-            } catch (SQLException | RuntimeException e) {
-                try {
-                    drop(db, role);
-                } catch (SQLException suppressed) {
-                    e.addSuppressed(suppressed);
-                }
-                throw e;
-            }
-        }
-
-        @Override
-        public void close() throws SQLException {
-            try {
-                dataSource.close();
-            } finally {
-                drop(db, role);
-            }
-        }
-
-        private static void drop(TestDatabase db, String role) throws SQLException {
-            try (Connection c = db.connect();
-                    Statement st = c.createStatement()) {
-                st.execute("drop owned by " + role);
-                st.execute("drop role " + role);
-            }
-        }
     }
 
     /** Commits {@code n} rows (one transaction up to 5,000) and waits until the relay published and deleted them. */

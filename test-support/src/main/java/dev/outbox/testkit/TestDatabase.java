@@ -6,6 +6,7 @@ import java.sql.Connection;
 import java.sql.SQLException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 import javax.sql.DataSource;
 import org.jooq.DSLContext;
 import org.jooq.SQLDialect;
@@ -109,7 +110,19 @@ public final class TestDatabase implements AutoCloseable, ExtensionContext.Store
      * @param maxPoolSize the pool size
      * @return a new pool, closed with this database
      */
-    public synchronized HikariDataSource newDataSource(int maxPoolSize) {
+    public HikariDataSource newDataSource(int maxPoolSize) {
+        return newDataSource(maxPoolSize, config -> {});
+    }
+
+    /**
+     * A new pool on this database, with settings of the test's own on top: {@code customizer} sees the URL, the
+     * credentials, the pool size, {@code minimumIdle} 0 and the pool name already set, and may change any of them.
+     *
+     * @param maxPoolSize the pool size
+     * @param customizer sets what the test needs more, such as a connection timeout or a connection option
+     * @return a new pool, closed with this database
+     */
+    public synchronized HikariDataSource newDataSource(int maxPoolSize, Consumer<HikariConfig> customizer) {
         HikariConfig config = new HikariConfig();
         config.setJdbcUrl(jdbcUrl());
         config.setUsername(user());
@@ -119,6 +132,7 @@ public final class TestDatabase implements AutoCloseable, ExtensionContext.Store
         config.setMaximumPoolSize(maxPoolSize);
         config.setMinimumIdle(0);
         config.setPoolName("testkit-" + name + "-" + pools.size());
+        customizer.accept(config);
         HikariDataSource pool = new HikariDataSource(config);
         pools.add(pool);
         return pool;
