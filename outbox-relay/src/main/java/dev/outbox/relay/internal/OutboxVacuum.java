@@ -2,6 +2,7 @@ package dev.outbox.relay.internal;
 
 import dev.outbox.core.internal.PrefixedLog;
 import java.sql.Connection;
+import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.SQLWarning;
@@ -129,13 +130,14 @@ final class OutboxVacuum {
         try (Connection c = Db.connect(dataSource);
                 Statement st = c.createStatement()) {
             int network = c.getNetworkTimeout();
+            String bound = statementTimeout(st);
             c.setNetworkTimeout(Runnable::run, (int) TIMEOUT.plusSeconds(10).toMillis());
             st.execute("set statement_timeout = " + TIMEOUT.toMillis());
             try {
                 vacuumIfTheHorizonMoved(st);
             } finally {
-                // back to the session's own value (the pool's, given at connection start)
-                st.execute("reset statement_timeout");
+                // back to the value the connection had, however it was set (connection options, a pool's init SQL)
+                restoreStatementTimeout(c, bound);
                 c.setNetworkTimeout(Runnable::run, network);
             }
         } catch (SQLException e) {
@@ -144,6 +146,20 @@ final class OutboxVacuum {
         } catch (RuntimeException e) {
             // a task of a scheduled executor that throws is never run again
             log.warn("vacuuming {} failed: {}", table, e.toString());
+        }
+    }
+
+    private static String statementTimeout(Statement st) throws SQLException {
+        try (ResultSet rs = st.executeQuery("select current_setting('statement_timeout')")) {
+            rs.next();
+            return rs.getString(1);
+        }
+    }
+
+    private static void restoreStatementTimeout(Connection c, String bound) throws SQLException {
+        try (PreparedStatement ps = c.prepareStatement("select set_config('statement_timeout', ?, false)")) {
+            ps.setString(1, bound);
+            ps.execute();
         }
     }
 

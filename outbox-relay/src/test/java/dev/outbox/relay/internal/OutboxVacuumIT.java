@@ -3,7 +3,6 @@ package dev.outbox.relay.internal;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.core.internal.PrefixedLog;
 import dev.outbox.testkit.RealServices;
@@ -18,9 +17,10 @@ import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.slf4j.LoggerFactory;
 
 /**
@@ -35,8 +35,13 @@ import org.slf4j.LoggerFactory;
 class OutboxVacuumIT {
     private static final int DEAD_ROWS = 200_000;
 
-    @Test
-    void aVacuumLongerThanThePoolsStatementTimeoutRuns(TestDatabase db) throws Exception {
+    /**
+     * @param initSql the bound set by the pool's init SQL ({@code set}), which a {@code reset} would lose, rather
+     *     than by the connection's options, as the relay process does
+     */
+    @ParameterizedTest(name = "bound set by init SQL: {0}")
+    @ValueSource(booleans = {false, true})
+    void aVacuumLongerThanThePoolsStatementTimeoutRuns(boolean initSql, TestDatabase db) throws Exception {
         try (Connection c = db.connect();
                 Statement st = c.createStatement()) {
             // the relay's own vacuum only, so that autovacuum's cannot make it skip
@@ -47,21 +52,19 @@ class OutboxVacuumIT {
             st.execute("delete from " + db.schema() + ".outbox_message");
         }
         long before = vacuums(db);
-        HikariConfig config = new HikariConfig();
-        config.setJdbcUrl(db.jdbcUrl());
-        config.setUsername(db.user());
-        if (!db.password().isEmpty()) {
-            config.setPassword(db.password());
-        }
-        config.setMaximumPoolSize(1);
-        // as the relay process sets them, with a bound a vacuum of this table cannot meet
-        config.addDataSourceProperty("options", "-c statement_timeout=20");
-        config.addDataSourceProperty("socketTimeout", "2");
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
         RelayMetrics metrics =
                 new RelayMetrics(registry, "vacuum-timeout", () -> 0, CircuitBreaker.ofDefaults("vacuum-timeout"));
         AtomicLong deleted = new AtomicLong();
-        try (HikariDataSource pool = new HikariDataSource(config)) {
+        // a bound a vacuum of this table cannot meet
+        try (HikariDataSource pool = db.newDataSource(1, config -> {
+            if (initSql) {
+                config.setConnectionInitSql("set statement_timeout = 20");
+            } else {
+                config.addDataSourceProperty("options", "-c statement_timeout=20");
+            }
+            config.addDataSourceProperty("socketTimeout", "2");
+        })) {
             OutboxVacuum vacuum = new OutboxVacuum(
                     pool,
                     db.schema(),
