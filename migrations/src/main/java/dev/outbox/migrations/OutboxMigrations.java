@@ -381,9 +381,22 @@ public final class OutboxMigrations {
      * @param schema the outbox schema, a plain SQL identifier
      * @return the rows of {@code schema.outbox_shard_lease}, or 0 when the table does not exist yet or the database
      *     cannot be reached (the migration then reports the connection failure itself)
+     * @throws NullPointerException     if {@code dataSource} or {@code schema} is null
+     * @throws IllegalArgumentException if {@code schema} is not a plain SQL identifier
+     * @throws OutboxMigrationException if the table exists and cannot be read, for example when the role lacks
+     *                                  {@code SELECT} on it: a count taken as 0 would let a migration bound the
+     *                                  shards by another number than the installed one
      */
     public static int installedShards(DataSource dataSource, String schema) {
-        try (Connection c = dataSource.getConnection();
+        Objects.requireNonNull(dataSource, "dataSource must not be null");
+        requireValidSchema(schema);
+        Connection connection;
+        try {
+            connection = dataSource.getConnection();
+        } catch (SQLException e) {
+            return 0;
+        }
+        try (Connection c = connection;
                 Statement st = c.createStatement()) {
             try (ResultSet rs =
                     st.executeQuery("select to_regclass('" + schema + ".outbox_shard_lease') is not null")) {
@@ -395,7 +408,17 @@ public final class OutboxMigrations {
                 return rs.next() ? rs.getInt(1) : 0;
             }
         } catch (SQLException e) {
-            return 0;
+            String state = e.getSQLState();
+            if (state != null && state.startsWith("08")) {
+                return 0; // the connection broke: the migration reports it
+            }
+            throw new OutboxMigrationException(
+                    "could not count the installed shards, the rows of " + schema + ".outbox_shard_lease (SQLState "
+                            + state + "): " + e.getMessage()
+                            + ". The role needs USAGE on schema " + schema
+                            + " and SELECT on the table: grant select on "
+                            + schema + ".outbox_shard_lease to <the role>",
+                    e);
         }
     }
 

@@ -12,6 +12,7 @@ import dev.outbox.migrations.jooq.tables.records.OutboxMessageRecord;
 import dev.outbox.migrations.jooq.tables.records.OutboxShardLeaseRecord;
 import dev.outbox.migrations.jooq.tables.records.ProcessedMessageRecord;
 import dev.outbox.testkit.TestDatabase;
+import dev.outbox.testkit.TestRole;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -416,6 +417,39 @@ class OutboxMigrationsIT {
         }
     }
 
+    /**
+     * The installed count is 0 only when there is no install to count (or no database to ask): a role that cannot
+     * read the shard table is told so, rather than given 0, which would let {@code configure} bound an upgrade's V5
+     * by the caller's count and the starter skip its shard check.
+     */
+    @Test
+    void theInstalledShardsAreCountedOrTheMissingGrantIsNamed() throws SQLException {
+        try (TestDatabase db = TestDatabase.createEmpty()) {
+            assertThat(OutboxMigrations.installedShards(db.dataSource(), "outbox"))
+                    .as("not installed yet")
+                    .isZero();
+            OutboxMigrations.migrate(db.dataSource(), "outbox", 16);
+            assertThat(OutboxMigrations.installedShards(db.dataSource(), "outbox"))
+                    .isEqualTo(16);
+
+            try (TestRole producer = TestRole.create(
+                    db,
+                    "outbox_no_lease",
+                    "grant usage on schema outbox to %s",
+                    "grant insert on outbox.outbox_message to %s")) {
+                DataSource ds = producer.dataSource(1);
+                assertThatThrownBy(() -> OutboxMigrations.installedShards(ds, "outbox"))
+                        .isInstanceOf(OutboxMigrationException.class)
+                        .hasMessageContaining("SQLState 42501")
+                        .hasMessageContaining("grant select on outbox.outbox_shard_lease")
+                        .hasCauseInstanceOf(SQLException.class);
+                assertThatThrownBy(() -> OutboxMigrations.configure(ds, "outbox", 64))
+                        .isInstanceOf(OutboxMigrationException.class)
+                        .hasMessageContaining("grant select on outbox.outbox_shard_lease");
+            }
+        }
+    }
+
     @Test
     void aConnectionFailureNamesTheUrl() {
         PGSimpleDataSource ds = new PGSimpleDataSource();
@@ -428,6 +462,9 @@ class OutboxMigrationsIT {
                 .hasMessageContaining("jdbc:postgresql://127.0.0.1:1/postgres")
                 .hasMessageContaining("Check that PostgreSQL is running")
                 .hasCauseInstanceOf(SQLException.class);
+        assertThat(OutboxMigrations.installedShards(ds, "outbox"))
+                .as("nothing to count; the migration names the URL")
+                .isZero();
     }
 
     private static List<String> tables(Connection c, String schema) throws SQLException {

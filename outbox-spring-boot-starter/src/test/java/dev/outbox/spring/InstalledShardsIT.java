@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.outbox.core.Outbox;
 import dev.outbox.testkit.TestDatabase;
+import dev.outbox.testkit.TestRole;
+import java.sql.SQLException;
 import javax.sql.DataSource;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
@@ -49,6 +51,30 @@ class InstalledShardsIT {
             assertThat(context).hasNotFailed();
             assertThat(context.getBean(Outbox.class).shardCount()).isEqualTo(64);
         });
+    }
+
+    /** A role that may append but not read the shard table: every append would fail, so the start does. */
+    @Test
+    void aRoleThatCannotReadTheShardTableFailsTheStartNamingTheGrant() throws SQLException {
+        try (TestRole producer = TestRole.create(
+                DB,
+                "outbox_no_lease",
+                "grant usage on schema outbox to %s",
+                "grant insert on outbox.outbox_message to %s")) {
+            new ApplicationContextRunner()
+                    .withConfiguration(AutoConfigurations.of(OutboxAutoConfiguration.class))
+                    .withBean(DataSource.class, () -> producer.dataSource(2))
+                    .withPropertyValues("outbox.migrations.enabled=false")
+                    .run(context -> {
+                        assertThat(context).hasFailed();
+                        assertThat(context.getStartupFailure())
+                                .rootCause()
+                                .hasMessageContaining("permission denied for table outbox_shard_lease");
+                        assertThat(context.getStartupFailure())
+                                .hasStackTraceContaining("SQLState 42501")
+                                .hasStackTraceContaining("grant select on outbox.outbox_shard_lease");
+                    });
+        }
     }
 
     @Test

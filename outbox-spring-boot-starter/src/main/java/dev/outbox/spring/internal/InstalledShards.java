@@ -16,8 +16,10 @@ public final class InstalledShards {
      * @param schema the outbox schema, already validated
      * @param configured {@code outbox.shards}
      * @throws IllegalStateException when the outbox is installed with another shard count; nothing
-     *     when it is not installed yet or the database cannot be read now (the first append checks
+     *     when it is not installed yet or the database cannot be reached now (the first append checks
      *     again)
+     * @throws dev.outbox.migrations.OutboxMigrationException when the shard table exists and the
+     *     application's role cannot read it: every append would fail the same way
      */
     public static void requireMatch(DataSource dataSource, String schema, int configured) {
         int installed = OutboxMigrations.installedShards(dataSource, schema);
