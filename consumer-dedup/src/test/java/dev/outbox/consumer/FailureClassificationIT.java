@@ -565,18 +565,23 @@ class FailureClassificationIT {
 
     /**
      * G4 and G7 when the server ends the consumer's session for idling in its transaction ({@code
-     * idle_in_transaction_session_timeout}, SQLState 25P03 at the commit): a handler that waited too
+     * idle_in_transaction_session_timeout}: SQLState 25P03 at the commit, or the closed connection at the
+     * handler's next statement, which the driver reports as 08006 here): a handler that waited too
      * long between statements, or a consumer process paused (GC, SIGSTOP) mid-transaction. Nothing was
      * written; it passes by itself when the wait does not recur, so it is transient, like contention:
      * no attempt used until maxTransientRetry has passed. Here the first call waits past a 300 ms
      * timeout and the second does not: the message is applied once and nothing is dead-lettered.
      * Fails if the ended session counted as a handler failure (dead-lettered at maxAttempts 1).
+     *
+     * @param statementAfterTheWait whether the handler runs a statement after its wait, which meets the ended
+     *     session (the handler's statement fails), rather than returning and leaving it to the commit
      */
-    @Test
-    void aSessionEndedForIdlingInItsTransactionIsRetriedNotDeadLettered(TestDatabase db, TestKafka kafka)
-            throws Exception {
-        String topic = TestKafka.uniqueTopic("edge-idle");
-        String name = "edge-idle";
+    @ParameterizedTest(name = "a statement after the wait: {0}")
+    @ValueSource(booleans = {false, true})
+    void aSessionEndedForIdlingInItsTransactionIsRetriedNotDeadLettered(
+            boolean statementAfterTheWait, TestDatabase db, TestKafka kafka) throws Exception {
+        String name = statementAfterTheWait ? "edge-idle-statement" : "edge-idle";
+        String topic = TestKafka.uniqueTopic(name);
         kafka.createTopic(topic, 1);
         kafka.createTopic(topic + ".dlt", 1);
         UUID id = MessageIds.next();
@@ -596,6 +601,9 @@ class FailureClassificationIT {
                     if (calls.incrementAndGet() == 1) {
                         tx.execute("set local idle_in_transaction_session_timeout = '300ms'");
                         Thread.sleep(1_000);
+                        if (statementAfterTheWait) {
+                            tx.execute("select 1");
+                        }
                     }
                 })
                 .build()) {
