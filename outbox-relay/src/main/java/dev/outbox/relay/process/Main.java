@@ -149,6 +149,8 @@ public final class Main {
             DoctorCommand.Options doctor,
             PrintStream out,
             PrintStream err) {
+        // the pool would retry a refused login until startup-timeout has passed: refused at once instead
+        RelayProcess.checkDatabase(settings);
         HikariConfig config = new HikariConfig();
         config.setJdbcUrl(settings.string(RelaySettings.JDBC_URL));
         if (!settings.string(RelaySettings.DB_USER).isEmpty()) {

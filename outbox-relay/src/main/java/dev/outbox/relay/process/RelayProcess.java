@@ -297,18 +297,20 @@ final class RelayProcess implements AutoCloseable {
         }
     }
 
-    /**
-     * Connects once, on a connection of its own (the pool waits at most the lease for one), until
-     * PostgreSQL answers or startup-timeout has passed, however long it is; a refused login or a missing
-     * database is not waited for.
-     */
     /** Between the start check's tries: 50 ms doubling up to 1 s, full jitter. */
     private static final Backoff START_CHECK_BACKOFF = Backoff.of(Duration.ofMillis(50), Duration.ofSeconds(1));
 
+    /**
+     * Connects, on a connection of its own (the relay's pool waits at most the lease for one, an admin
+     * command's pool would retry a refused login for the whole wait), until PostgreSQL answers or
+     * startup-timeout has passed, however long it is; a refused login or a missing database is not waited for.
+     *
+     * @throws CliException (exit 3) naming jdbc-url, startup-timeout and the credentials' settings
+     */
     @IdempotencyExempt(
             rules = IdempotencyExempt.RETRY_BUDGET,
             reason = "start-up check, once per process, bounded by startup-timeout; backs off with full jitter")
-    private static void checkDatabase(RelaySettings.Values s) {
+    static void checkDatabase(RelaySettings.Values s) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(startupDeadlineMillis(s));
         boolean logged = false;
         int attempt = 0;
@@ -319,7 +321,10 @@ final class RelayProcess implements AutoCloseable {
                 return;
             } catch (SQLException e) {
                 String state = e.getSQLState() == null ? "" : e.getSQLState();
-                if (System.nanoTime() - deadline >= 0 || state.startsWith("28") || state.equals("3D000")) {
+                if (state.startsWith("28") || state.equals("3D000")) {
+                    throw refusedAtOnce(s, e);
+                }
+                if (System.nanoTime() - deadline >= 0) {
                     throw cannotConnect(s, e);
                 }
                 if (!logged) {
@@ -362,6 +367,18 @@ final class RelayProcess implements AutoCloseable {
                 ResultSet rs = st.executeQuery()) {
             rs.next();
         }
+    }
+
+    /** A login or database PostgreSQL refused: waiting would not change the answer. */
+    private static CliException refusedAtOnce(RelaySettings.Values s, SQLException e) {
+        return CliException.unavailable(
+                "Cannot connect to PostgreSQL at " + redact(s.string(JDBC_URL)) + " (setting jdbc-url, "
+                        + JDBC_URL.envVar() + "): "
+                        + oneLine(rootMessage(e))
+                        + " [SQLState " + e.getSQLState() + "]; refused at once, not retried. Check the database name"
+                        + " in the URL and the credentials (settings " + DB_USER.name() + ", " + DB_USER.envVar()
+                        + ", and " + DB_PASSWORD.name() + ", " + DB_PASSWORD.envVar() + ").",
+                e);
     }
 
     private static CliException cannotConnect(RelaySettings.Values s, SQLException e) {

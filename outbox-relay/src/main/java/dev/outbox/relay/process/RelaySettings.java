@@ -323,14 +323,13 @@ public final class RelaySettings {
             .doc("Address the HTTP server binds to; 127.0.0.1 keeps it local."));
 
     /** Start-up check timeout. */
-    public static final Setting<Duration> STARTUP_TIMEOUT = add(
-            Setting.of(
-                            "startup-timeout",
-                            Group.PROCESS,
-                            Validators.duration(Duration.ofMillis(250), Duration.ofMinutes(10)))
-                    .defaultValue(Duration.ofSeconds(30))
-                    .doc(
-                            "How long the start waits for PostgreSQL and for Kafka to answer before it gives up with exit code 3."));
+    public static final Setting<Duration> STARTUP_TIMEOUT = add(Setting.of(
+                    "startup-timeout",
+                    Group.PROCESS,
+                    Validators.duration(Duration.ofMillis(250), Duration.ofMinutes(10)))
+            .defaultValue(Duration.ofSeconds(30))
+            .doc("How long the start (and an admin command) waits for PostgreSQL, and the start for Kafka, to answer"
+                    + " before it gives up with exit code 3; a refused login is not waited for."));
 
     /** Bound of an admin command's statements. */
     public static final Setting<Duration> ADMIN_TIMEOUT = add(

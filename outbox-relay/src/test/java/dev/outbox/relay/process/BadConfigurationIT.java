@@ -98,6 +98,37 @@ class BadConfigurationIT {
         }
     }
 
+    /**
+     * A login PostgreSQL refuses (here a role that does not exist) is not retried: the relay and the
+     * admin commands stop at once, naming the credentials' settings. An admin command waited the whole
+     * startup-timeout before (its pool retried the login).
+     */
+    @Test
+    void aRefusedLoginIsExitCode3AtOnceNamingTheCredentials(TestDatabase db) {
+        for (String command : new String[] {"run", "status", "doctor"}) {
+            long started = System.nanoTime();
+            Result r = command.equals("run")
+                    ? run(
+                            db,
+                            "--db-user=no_such_role",
+                            "--startup-timeout=40s",
+                            "--bootstrap-servers=127.0.0.1:1",
+                            "--http-port=0")
+                    : run(db, command, "--db-user=no_such_role", "--startup-timeout=40s");
+            Duration took = Duration.ofNanos(System.nanoTime() - started);
+            assertThat(r.code).as(command).isEqualTo(3);
+            assertThat(took).as(command).isLessThan(Duration.ofSeconds(20));
+            assertThat(r.errLines).as(command).hasSize(1);
+            assertThat(r.errLines.get(0))
+                    .as(command)
+                    .startsWith("Cannot connect to PostgreSQL at " + db.jdbcUrl() + " (setting jdbc-url,")
+                    .contains("no_such_role")
+                    // 28000 where the server trusts the login, 28P01 where it asks for a password
+                    .containsPattern("\\[SQLState 28[0-9A-Z]{3}\\]; refused at once, not retried")
+                    .contains("db-user, OUTBOX_RELAY_DB_USER");
+        }
+    }
+
     @Test
     void aSchemaWithoutTheOutboxTablesIsExitCode3NamingTheSchemaSetting(TestDatabase db) {
         Result r = run(db, "--bootstrap-servers=127.0.0.1:1", "--schema=nothing_here", "--http-port=0");
