@@ -268,7 +268,7 @@ public class OutboxProperties {
     }
 
     /**
-     * The start-up gate: once the context is refreshed, every Spring MVC endpoint with one of {@link
+     * The start-up gate: once the singletons are created, before the web server listens, every Spring MVC endpoint with one of {@link
      * #getMethods() methods} must be covered by the Idempotency-Key filter or exempted with a reason
      * ({@code @NotIdempotent(reason = "...")} on the handler, or an entry of {@link #getExemptions()
      * exemptions}); otherwise the start fails with a message naming each uncovered endpoint.

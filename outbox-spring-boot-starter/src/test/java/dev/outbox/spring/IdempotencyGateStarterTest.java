@@ -22,6 +22,7 @@ import org.springframework.boot.test.context.runner.WebApplicationContextRunner;
 import org.springframework.boot.webmvc.autoconfigure.DispatcherServletAutoConfiguration;
 import org.springframework.boot.webmvc.autoconfigure.WebMvcAutoConfiguration;
 import org.springframework.boot.webmvc.autoconfigure.error.ErrorMvcAutoConfiguration;
+import org.springframework.context.SmartLifecycle;
 import org.springframework.core.env.PropertySource;
 import org.springframework.core.io.ByteArrayResource;
 import org.springframework.http.ResponseEntity;
@@ -71,6 +72,49 @@ class IdempotencyGateStarterTest {
                     .doesNotContain("POST /orders")
                     .doesNotContain("/error");
         });
+    }
+
+    /**
+     * The gate runs before the context's lifecycle starts: Spring Boot's web server and the Kafka listener
+     * containers are lifecycle beans like this one, so a refused start has listened on no port and consumed
+     * nothing. With the check on {@code ContextRefreshedEvent}, they had started first.
+     */
+    @Test
+    void anUncoveredPostFailsTheStartBeforeTheLifecycleBeansStart() {
+        Lifecycle refused = new Lifecycle();
+        web.withBean("startsLikeTheWebServer", Lifecycle.class, () -> refused)
+                .run(context -> assertThat(context).hasFailed());
+        assertThat(refused.started)
+                .as("started before the gate refused the start")
+                .isFalse();
+
+        Lifecycle passed = new Lifecycle();
+        web.withPropertyValues("outbox.idempotency.gate.exemptions[POST /refunds]=deduplicated by the refund id")
+                .withBean("startsLikeTheWebServer", Lifecycle.class, () -> passed)
+                .run(context -> assertThat(context).hasNotFailed());
+        assertThat(passed.started).as("started once the gate passed").isTrue();
+    }
+
+    /** Records whether the context started it. */
+    static final class Lifecycle implements SmartLifecycle {
+        volatile boolean started;
+        private volatile boolean running;
+
+        @Override
+        public void start() {
+            started = true;
+            running = true;
+        }
+
+        @Override
+        public void stop() {
+            running = false;
+        }
+
+        @Override
+        public boolean isRunning() {
+            return running;
+        }
     }
 
     @Test

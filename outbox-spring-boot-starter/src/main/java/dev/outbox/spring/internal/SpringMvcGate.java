@@ -16,8 +16,9 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Future;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import org.springframework.context.ApplicationListener;
-import org.springframework.context.event.ContextRefreshedEvent;
+import org.springframework.beans.factory.SmartInitializingSingleton;
+import org.springframework.context.ApplicationContext;
+import org.springframework.context.ApplicationContextAware;
 import org.springframework.core.ReactiveAdapterRegistry;
 import org.springframework.core.ResolvableType;
 import org.springframework.http.HttpEntity;
@@ -29,14 +30,15 @@ import org.springframework.web.servlet.mvc.method.annotation.ResponseBodyEmitter
 import org.springframework.web.servlet.mvc.method.annotation.StreamingResponseBody;
 
 /**
- * Runs the {@link IdempotencyGate} over the application's Spring MVC endpoints once the context is
- * refreshed; an uncovered POST or PATCH fails the start (or is logged, with {@code warn-only}). So
+ * Runs the {@link IdempotencyGate} over the application's Spring MVC endpoints once every singleton
+ * is created, before the web server starts listening and the Kafka listener containers start (both
+ * start with the context's lifecycle, after this); an uncovered POST or PATCH fails the start (or is logged, with {@code warn-only}). So
  * does a covered endpoint whose handler answers asynchronously ({@code Callable}, {@code
  * DeferredResult}, a {@code CompletionStage}, a streaming body, a reactive type): its work would run
  * on another thread, outside the key's transaction. The gate is built with the bean, so a refused
  * setting stops the start naming its property.
  */
-public final class SpringMvcGate implements ApplicationListener<ContextRefreshedEvent> {
+public final class SpringMvcGate implements SmartInitializingSingleton, ApplicationContextAware {
     private static final String PREFIX = "outbox.idempotency.gate.";
 
     private static final Logger LOG = LoggerFactory.getLogger(SpringMvcGate.class);
@@ -53,6 +55,7 @@ public final class SpringMvcGate implements ApplicationListener<ContextRefreshed
     private final String servletPath;
     private final String errorPath;
     private final boolean warnOnly;
+    private ApplicationContext context;
 
     /**
      * @param filter the application's filter
@@ -101,12 +104,16 @@ public final class SpringMvcGate implements ApplicationListener<ContextRefreshed
     }
 
     @Override
-    public void onApplicationEvent(ContextRefreshedEvent event) {
+    public void setApplicationContext(ApplicationContext context) {
+        this.context = context;
+    }
+
+    @Override
+    public void afterSingletonsInstantiated() {
         List<Endpoint> endpoints = new ArrayList<>();
         Set<String> asyncHandlers = new HashSet<>();
-        for (RequestMappingHandlerMapping mapping : event.getApplicationContext()
-                .getBeansOfType(RequestMappingHandlerMapping.class)
-                .values()) {
+        for (RequestMappingHandlerMapping mapping :
+                context.getBeansOfType(RequestMappingHandlerMapping.class).values()) {
             for (Endpoint endpoint : SpringMvcEndpoints.of(mapping, servletPath)) {
                 if (!endpoint.path().equals(errorPath)) {
                     endpoints.add(endpoint);
@@ -153,7 +160,7 @@ public final class SpringMvcGate implements ApplicationListener<ContextRefreshed
 
     /**
      * @return the report of the last check (also of one that failed), or {@code null} before the
-     *     context was refreshed: the covered, exempted and uncovered endpoints
+     *     singletons were created: the covered, exempted and uncovered endpoints
      */
     public GateReport lastReport() {
         return gate.lastReport();
