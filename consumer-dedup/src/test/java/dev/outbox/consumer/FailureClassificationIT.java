@@ -565,16 +565,16 @@ class FailureClassificationIT {
 
     /**
      * G4 and G7 when the server ends the consumer's session for idling in its transaction ({@code
-     * idle_in_transaction_session_timeout}: SQLState 25P03 at the commit, or the closed connection at the
-     * handler's next statement, which the driver reports as 08006 here): a handler that waited too
+     * idle_in_transaction_session_timeout}): a handler that waited too
      * long between statements, or a consumer process paused (GC, SIGSTOP) mid-transaction. Nothing was
      * written; it passes by itself when the wait does not recur, so it is transient, like contention:
      * no attempt used until maxTransientRetry has passed. Here the first call waits past a 300 ms
      * timeout and the second does not: the message is applied once and nothing is dead-lettered.
      * Fails if the ended session counted as a handler failure (dead-lettered at maxAttempts 1).
      *
-     * @param statementAfterTheWait whether the handler runs a statement after its wait, which meets the ended
-     *     session (the handler's statement fails), rather than returning and leaving it to the commit
+     * @param statementAfterTheWait whether the handler runs a statement after its wait, which meets the closed
+     *     connection (a database failure: the rollback fails too), rather than returning and leaving it to the
+     *     commit (25P03 there, transient)
      */
     @ParameterizedTest(name = "a statement after the wait: {0}")
     @ValueSource(booleans = {false, true})

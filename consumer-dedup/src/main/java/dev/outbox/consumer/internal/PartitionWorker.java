@@ -384,15 +384,13 @@ final class PartitionWorker {
 
     /**
      * What a handler failure means: lock contention raised by the handler's statements passes by
-     * itself, and so does a session the server ended for idling in its transaction (25P03, when the
-     * driver reads the server's message before it finds the connection closed; else the closed
-     * connection is a database failure); otherwise the configured classifier decides, then the marker exceptions, then a
+     * itself; otherwise the configured classifier decides, then the marker exceptions, then a
      * transient SQLState in the cause chain ({@link FailureKind#TRANSIENT}: the consumer's own
      * connection answered, so another database the handler uses failed), then {@link
      * FailureKind#RETRY}.
      */
     private FailureKind classify(Throwable failure) {
-        if (SqlErrors.isContention(failure) || SqlErrors.isIdleSessionEnded(failure)) {
+        if (SqlErrors.isContention(failure)) {
             return FailureKind.TRANSIENT;
         }
         Function<Throwable, FailureKind> classifier = settings.failureClassifier();

@@ -7,7 +7,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.outbox.consumer.DeadLetterHeaders;
 import dev.outbox.consumer.TransientHandlerException;
 import dev.outbox.consumer.internal.BatchStore.Outcome;
-import java.sql.SQLException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -18,7 +17,6 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.jooq.exception.DataAccessException;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -162,31 +160,6 @@ class PartitionWorkerTest {
         });
         long retried = scheduler.delays.stream().mapToLong(Duration::toNanos).sum();
         assertThat(Duration.ofNanos(retried)).isGreaterThanOrEqualTo(Duration.ofMinutes(10));
-        assertThat(worker.nextToCommit()).isEqualTo(1);
-    }
-
-    /**
-     * A handler's statement that finds its session ended for idling in the transaction (25P03, as the
-     * driver raises it when it reads the server's message first): transient, like contention, so a
-     * consumer paused mid-transaction does not dead-letter a healthy record at maxAttempts 1.
-     */
-    @Test
-    void aSessionEndedForIdlingRaisedInTheHandlerUsesNoAttempt() {
-        PartitionWorker worker = worker(1, 10, Duration.ofHours(1));
-        AtomicInteger ended = new AtomicInteger(1);
-        store.handler = r -> ended.getAndDecrement() > 0
-                ? new DataAccessException(
-                        "SQL [select 1]",
-                        new SQLException("FATAL: terminating connection due to idle-in-transaction timeout", "25P03"))
-                : null;
-
-        worker.enqueue(records(0, 1));
-        scheduler.runAll(100);
-
-        assertThat(store.calls.get(0L)).isEqualTo(2);
-        assertThat(retriesScheduled).as("no attempt used").isEmpty();
-        assertThat(sink.sent).isEmpty();
-        assertThat(store.processed).containsExactly(idOf(0));
         assertThat(worker.nextToCommit()).isEqualTo(1);
     }
 
