@@ -16,6 +16,7 @@ import java.util.UUID;
 public final class TestRole implements AutoCloseable {
     private final TestDatabase db;
     private final String name;
+    private final String password = UUID.randomUUID().toString();
     private final List<HikariDataSource> pools = new ArrayList<>();
 
     private TestRole(TestDatabase db, String name) {
@@ -37,7 +38,8 @@ public final class TestRole implements AutoCloseable {
                 new TestRole(db, prefix + "_" + UUID.randomUUID().toString().substring(0, 8));
         try (Connection c = db.connect();
                 Statement st = c.createStatement()) {
-            st.execute("create role " + role.name + " login");
+            // a password of its own: a server that asks for one (a container's, a configured one) gets it
+            st.execute("create role " + role.name + " login password '" + role.password + "'");
             try {
                 for (String grant : grants) {
                     st.execute(grant.formatted(role.name));
@@ -61,12 +63,12 @@ public final class TestRole implements AutoCloseable {
 
     /**
      * @param maxPoolSize the pool size
-     * @return a new pool whose connections log in as this role (without a password), closed with the role
+     * @return a new pool whose connections log in as this role, closed with the role
      */
     public synchronized HikariDataSource dataSource(int maxPoolSize) {
         HikariDataSource pool = db.newDataSource(maxPoolSize, config -> {
             config.setUsername(name);
-            config.setPassword(null);
+            config.setPassword(password);
         });
         pools.add(pool);
         return pool;
