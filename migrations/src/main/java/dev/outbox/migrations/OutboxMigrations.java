@@ -270,7 +270,8 @@ public final class OutboxMigrations {
      * @throws IllegalArgumentException if {@code schema} is not a plain SQL identifier or {@code shards} is out of
      *                                  range
      * @throws OutboxMigrationException if the database cannot be reached (the message names the JDBC URL where the
-     *                                  data source exposes it), a migration fails, or Flyway is not on the class path
+     *                                  data source exposes it), the installed shard count cannot be read ({@link
+     *                                  #installedShards}), a migration fails, or Flyway is not on the class path
      */
     public static MigrationResult migrate(DataSource dataSource, String schema, int shards) {
         requireFlyway();
@@ -290,7 +291,8 @@ public final class OutboxMigrations {
      * @throws NullPointerException     if {@code dataSource} or {@code schema} is null
      * @throws IllegalArgumentException if {@code schema} is not a plain SQL identifier or {@code shards} is out of
      *                                  range
-     * @throws OutboxMigrationException if Flyway is not on the class path
+     * @throws OutboxMigrationException if Flyway is not on the class path, or the installed shard count cannot be
+     *                                  read ({@link #installedShards})
      */
     public static FluentConfiguration configure(DataSource dataSource, String schema, int shards) {
         requireFlyway();
@@ -383,9 +385,11 @@ public final class OutboxMigrations {
      *     cannot be reached (the migration then reports the connection failure itself)
      * @throws NullPointerException     if {@code dataSource} or {@code schema} is null
      * @throws IllegalArgumentException if {@code schema} is not a plain SQL identifier
-     * @throws OutboxMigrationException if the table exists and cannot be read, for example when the role lacks
-     *                                  {@code SELECT} on it: a count taken as 0 would let a migration bound the
-     *                                  shards by another number than the installed one
+     * @throws OutboxMigrationException if the lookup or the count fails other than by a lost connection: the role
+     *                                  lacks {@code USAGE} on the schema or {@code SELECT} on the table (42501; the
+     *                                  message names the grant), the server is shutting down, a statement timeout.
+     *                                  A count taken as 0 would let a migration bound the shards by another number
+     *                                  than the installed one
      */
     public static int installedShards(DataSource dataSource, String schema) {
         Objects.requireNonNull(dataSource, "dataSource must not be null");
@@ -415,9 +419,11 @@ public final class OutboxMigrations {
             throw new OutboxMigrationException(
                     "could not count the installed shards, the rows of " + schema + ".outbox_shard_lease (SQLState "
                             + state + "): " + e.getMessage()
-                            + ". The role needs USAGE on schema " + schema
-                            + " and SELECT on the table: grant select on "
-                            + schema + ".outbox_shard_lease to <the role>",
+                            + ("42501".equals(state)
+                                    ? ". The role needs USAGE on schema " + schema + " and SELECT on the table: grant"
+                                            + " usage on schema " + schema + " and grant select on " + schema
+                                            + ".outbox_shard_lease to <the role>"
+                                    : ""),
                     e);
         }
     }

@@ -1,7 +1,10 @@
 package dev.outbox.spring.internal;
 
+import dev.outbox.migrations.OutboxMigrationException;
 import dev.outbox.migrations.OutboxMigrations;
 import javax.sql.DataSource;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Checks {@code outbox.shards} against the shard count the outbox was installed with, when the
@@ -9,6 +12,8 @@ import javax.sql.DataSource;
  * business transactions.
  */
 public final class InstalledShards {
+    private static final Logger LOG = LoggerFactory.getLogger(InstalledShards.class);
+
     private InstalledShards() {}
 
     /**
@@ -17,12 +22,21 @@ public final class InstalledShards {
      * @param configured {@code outbox.shards}
      * @throws IllegalStateException when the outbox is installed with another shard count; nothing
      *     when it is not installed yet or the database cannot be reached now (the first append checks
-     *     again)
-     * @throws dev.outbox.migrations.OutboxMigrationException when the shard table exists and the
-     *     application's role cannot read it: every append would fail the same way
+     *     again), and a WARN line when the count cannot be read: a service that only consumes or
+     *     only guards HTTP endpoints may lack the grant, while its first append would fail naming it
      */
     public static void requireMatch(DataSource dataSource, String schema, int configured) {
-        int installed = OutboxMigrations.installedShards(dataSource, schema);
+        int installed;
+        try {
+            installed = OutboxMigrations.installedShards(dataSource, schema);
+        } catch (OutboxMigrationException e) {
+            LOG.warn(
+                    "outbox.shards={} not checked against the installed shard count: {} (an append needs that grant;"
+                            + " a service that does not append can ignore this)",
+                    configured,
+                    e.getMessage());
+            return;
+        }
         if (installed > 0 && installed != configured) {
             throw new IllegalStateException("outbox.shards=" + configured + ": the outbox in schema " + schema
                     + " was installed with " + installed + " shards (the rows of " + schema
