@@ -321,7 +321,7 @@ final class RelayProcess implements AutoCloseable {
                 return;
             } catch (SQLException e) {
                 String state = e.getSQLState() == null ? "" : e.getSQLState();
-                if (state.startsWith("28") || state.equals("3D000")) {
+                if (refusedForGood(state)) {
                     throw refusedAtOnce(s, e);
                 }
                 if (System.nanoTime() - deadline >= 0) {
@@ -367,6 +367,15 @@ final class RelayProcess implements AutoCloseable {
                 ResultSet rs = st.executeQuery()) {
             rs.next();
         }
+    }
+
+    /**
+     * @return whether waiting cannot change the answer: a login the server refused (class 28), an unknown
+     *     database (3D000), or a connection the driver gave up on before logging in (08004: the server asks for
+     *     a password and none is set, an authentication method or SSL the two sides do not share)
+     */
+    private static boolean refusedForGood(String state) {
+        return state.startsWith("28") || state.equals("3D000") || state.equals("08004");
     }
 
     /** A login or database PostgreSQL refused: waiting would not change the answer. */

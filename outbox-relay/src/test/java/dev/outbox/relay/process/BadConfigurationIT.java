@@ -2,12 +2,18 @@ package dev.outbox.relay.process;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.outbox.testkit.PrivatePostgres;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.Statement;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Tag;
@@ -126,6 +132,56 @@ class BadConfigurationIT {
                     // 28000 where the server trusts the login, 28P01 where it asks for a password
                     .containsPattern("\\[SQLState 28[0-9A-Z]{3}\\]; refused at once, not retried")
                     .contains("db-user, OUTBOX_RELAY_DB_USER");
+        }
+    }
+
+    /**
+     * On a server that asks this role for a password: none given (the driver gives up, 08004) and a wrong one
+     * (28P01) are refused at once too, by the relay and the admin commands.
+     */
+    @Test
+    void aMissingOrWrongPasswordIsExitCode3AtOnce() throws Exception {
+        try (PrivatePostgres pg = PrivatePostgres.start()) {
+            Path hba = pg.directory().resolve("data").resolve("pg_hba.conf");
+            Files.writeString(
+                    hba,
+                    "host all needs_password 127.0.0.1/32 scram-sha-256\n"
+                            + "host all needs_password ::1/128 scram-sha-256\n" + Files.readString(hba));
+            try (Connection c = pg.server().connectAdmin();
+                    Statement st = c.createStatement()) {
+                st.execute("create role needs_password login password 'right'");
+                st.execute("select pg_reload_conf()");
+            }
+            String url = pg.server().jdbcUrl("postgres");
+            for (String password : new String[] {"", "wrong"}) {
+                for (String command : new String[] {"run", "status"}) {
+                    List<String> args = new ArrayList<>(
+                            List.of("--jdbc-url=" + url, "--db-user=needs_password", "--startup-timeout=40s"));
+                    if (!password.isEmpty()) {
+                        args.add("--db-password=" + password);
+                    }
+                    if (command.equals("run")) {
+                        args.addAll(List.of("--bootstrap-servers=127.0.0.1:1", "--http-port=0"));
+                    } else {
+                        args.add(0, command);
+                    }
+                    ByteArrayOutputStream err = new ByteArrayOutputStream();
+                    long started = System.nanoTime();
+                    int code = Main.run(
+                            args.toArray(String[]::new), Map.of(), print(new ByteArrayOutputStream()), print(err));
+                    Duration took = Duration.ofNanos(System.nanoTime() - started);
+                    String what = command + " with password '" + password + "'";
+                    assertThat(code).as(what).isEqualTo(3);
+                    assertThat(took).as(what).isLessThan(Duration.ofSeconds(20));
+                    assertThat(lines(err))
+                            .as(what)
+                            .singleElement()
+                            .asString()
+                            .contains(password.isEmpty() ? "[SQLState 08004]" : "[SQLState 28P01]")
+                            .contains("refused at once, not retried")
+                            .contains("db-password, OUTBOX_RELAY_DB_PASSWORD");
+                }
+            }
         }
     }
 
