@@ -41,7 +41,7 @@ import org.slf4j.LoggerFactory;
  * }</pre>
  *
  * <p>Spring MVC: {@link #check(Collection)} with {@link SpringMvcEndpoints#of} (the Spring Boot
- * starter does this once the application context is refreshed).
+ * starter does this once the singletons are created, before the web server listens).
  *
  * <p><b>Exemptions</b> are explicit and carry a reason: {@link dev.outbox.http.server.NotIdempotent}
  * on the handler, or {@link Builder#exempt(String, String)}. Every exemption is logged at each start.

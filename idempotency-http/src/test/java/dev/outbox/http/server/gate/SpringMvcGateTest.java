@@ -26,7 +26,7 @@ import org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandl
 /**
  * The start-up gate over a minimal Spring MVC context ({@code @EnableWebMvc}, two controllers):
  * the endpoints come from {@code RequestMappingHandlerMapping.getHandlerMethods()}, exactly as the
- * Spring Boot starter reads them once the context is refreshed.
+ * Spring Boot starter reads them once the singletons are created.
  */
 class SpringMvcGateTest {
 
