@@ -229,7 +229,7 @@ public final class Demo {
 
     private static Summary run(Options o, PrintStream out, TestDatabase db, TestKafka kafka) throws Exception {
         Shop.create(db.dataSource());
-        kafka.createTopic(OrdersService.TOPIC, 8);
+        kafka.createTopic(OrdersService.TOPIC, 8, OrdersService.TOPIC_CONFIGS);
         DSLContext dsl = db.dsl();
         Path logDir =
                 Files.createDirectories(Path.of(System.getProperty("java.io.tmpdir"), "outbox-demo-" + db.name()));

@@ -68,6 +68,15 @@ public final class OrdersService implements AutoCloseable {
     /** The topic OrderPlaced messages go to. */
     public static final String TOPIC = "orders";
 
+    /**
+     * The topic's settings: its records are deleted within the payments consumer's 7-day retention of processed
+     * ids, as the doctor's {@code topic-retention} check asks. Kafka deletes whole segments, so a record stays for
+     * up to {@code retention.ms + segment.ms}: 6 days and 1 day.
+     */
+    public static final Map<String, String> TOPIC_CONFIGS = Map.of(
+            "retention.ms", String.valueOf(Duration.ofDays(6).toMillis()),
+            "segment.ms", String.valueOf(Duration.ofDays(1).toMillis()));
+
     private final Server server;
     private final IdempotencyGate gate;
     private final AtomicLong lostResponses = new AtomicLong();

@@ -37,7 +37,7 @@ class PlatformChecksIT {
     void theOrdersServicePassesItsGate_andTheDeploymentPassesTheDoctor(TestDatabase db, TestKafka kafka)
             throws Exception {
         Shop.create(db.dataSource());
-        kafka.createTopic(OrdersService.TOPIC, 8);
+        kafka.createTopic(OrdersService.TOPIC, 8, OrdersService.TOPIC_CONFIGS);
         try (OrdersService orders = OrdersService.start(db.dataSource(), 0, 0, Duration.ofSeconds(1))) {
             GateReport gate = orders.gateReport();
             assertThat(gate.passed()).isTrue();

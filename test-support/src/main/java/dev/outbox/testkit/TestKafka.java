@@ -307,9 +307,20 @@ public final class TestKafka implements AutoCloseable {
      * @param partitions partition count
      */
     public void createTopic(String name, int partitions) {
+        createTopic(name, partitions, Map.of());
+    }
+
+    /**
+     * Creates a topic with settings of its own unless it exists.
+     *
+     * @param name topic name
+     * @param partitions partition count
+     * @param configs topic settings such as {@code retention.ms}; the broker's defaults for the others
+     */
+    public void createTopic(String name, int partitions, Map<String, String> configs) {
         try (Admin admin = admin()) {
             try {
-                admin.createTopics(List.of(new NewTopic(name, partitions, (short) 1)))
+                admin.createTopics(List.of(new NewTopic(name, partitions, (short) 1).configs(configs)))
                         .all()
                         .get(30, TimeUnit.SECONDS);
             } catch (ExecutionException e) {

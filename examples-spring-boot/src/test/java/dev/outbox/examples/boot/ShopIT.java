@@ -95,7 +95,13 @@ class ShopIT {
 
     @DynamicPropertySource
     static void properties(DynamicPropertyRegistry registry) {
-        KAFKA.createTopic(TOPIC, 3);
+        // deleted within the listener's 7-day retention of processed ids, whole segments included (doctor, below)
+        KAFKA.createTopic(
+                TOPIC,
+                3,
+                Map.of(
+                        "retention.ms", String.valueOf(Duration.ofDays(6).toMillis()),
+                        "segment.ms", String.valueOf(Duration.ofDays(1).toMillis())));
         registry.add("spring.datasource.url", DB::jdbcUrl);
         registry.add("spring.datasource.username", DB::user);
         registry.add("spring.datasource.password", DB::password);

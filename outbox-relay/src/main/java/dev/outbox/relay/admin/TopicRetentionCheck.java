@@ -29,6 +29,11 @@ import org.apache.kafka.common.config.TopicConfig;
  * The {@code topic-retention} check: each consumer keeps its processed ids at least as long as the
  * topics it reads keep their records, as Kafka reports them. A consumer's topics are the ones it was
  * given, else those its consumer group of the same name has committed offsets for.
+ *
+ * <p>Kafka deletes whole segments, and a segment only once its newest record is older than {@code
+ * retention.ms}; a segment takes records for up to {@code segment.ms}, so its first record can be
+ * read for up to {@code retention.ms + segment.ms}. A consumer retention shorter than {@code
+ * retention.ms} fails; one shorter than the sum warns.
  */
 final class TopicRetentionCheck {
     private final DoctorSettings settings;
@@ -104,6 +109,7 @@ final class TopicRetentionCheck {
         List<String> evidence = new ArrayList<>();
         List<String> shorter = new ArrayList<>();
         List<String> compacted = new ArrayList<>();
+        List<String> withinSegment = new ArrayList<>();
         List<String> unknown = new ArrayList<>();
         try {
             Admin admin = kafka.admin();
@@ -157,11 +163,22 @@ final class TopicRetentionCheck {
                     }
                     String shown = topicMs < 0 ? "unlimited" : format(Duration.ofMillis(topicMs));
                     boolean tooShort = topicMs < 0 || retention.toMillis() < topicMs;
+                    long segmentMs = segmentMs(config);
+                    boolean segmentOutlives = !tooShort && segmentMs > 0 && retention.toMillis() < topicMs + segmentMs;
                     evidence.add("consumer " + e.getKey() + " (retention " + format(retention) + ") reads " + topic
-                            + " (retention.ms " + shown + (policy == null ? "" : ", cleanup.policy " + policy.value())
-                            + ")" + (tooShort ? ": SHORTER" : ""));
+                            + " (retention.ms " + shown
+                            + (segmentMs > 0 ? ", segment.ms " + format(Duration.ofMillis(segmentMs)) : "")
+                            + (policy == null ? "" : ", cleanup.policy " + policy.value())
+                            + ")"
+                            + (tooShort ? ": SHORTER" : "")
+                            + (segmentOutlives
+                                    ? ": WITHIN A SEGMENT (records readable for up to "
+                                            + format(Duration.ofMillis(topicMs + segmentMs)) + ")"
+                                    : ""));
                     if (tooShort) {
                         shorter.add(e.getKey() + " on " + topic);
+                    } else if (segmentOutlives) {
+                        withinSegment.add(e.getKey() + " on " + topic);
                     }
                 }
             }
@@ -197,14 +214,24 @@ final class TopicRetentionCheck {
                     evidence,
                     String.join(" ", fix));
         }
-        if (!unknown.isEmpty()) {
+        if (!unknown.isEmpty() || !withinSegment.isEmpty()) {
+            List<String> what = new ArrayList<>();
+            List<String> fix = new ArrayList<>();
+            if (!withinSegment.isEmpty()) {
+                what.add(
+                        "Kafka deletes whole segments, so a record can outlive retention.ms by up to segment.ms, longer"
+                                + " than the processed ids: " + String.join(", ", withinSegment)
+                                + " (a consumer that rewinds, e.g. after an offset reset, handles such records again)");
+                fix.add("Keep retention.ms + segment.ms within the consumer's retention: lower the topic's segment.ms"
+                        + " or retention.ms, or raise the consumer's retention (IdempotentConsumer.builder().retention(...),"
+                        + " told to the doctor with --consumer-retention NAME=DURATION).");
+            }
+            if (!unknown.isEmpty()) {
+                what.add("topics unknown for " + String.join(", ", unknown));
+                fix.add("Tell the doctor which topics each consumer reads: --consumer NAME=TOPIC[,TOPIC...].");
+            }
             return new Check(
-                    "topic-retention",
-                    title,
-                    Verdict.WARN,
-                    "topics unknown for " + String.join(", ", unknown),
-                    evidence,
-                    "Tell the doctor which topics each consumer reads: --consumer NAME=TOPIC[,TOPIC...].");
+                    "topic-retention", title, Verdict.WARN, String.join("; ", what), evidence, String.join(" ", fix));
         }
         return new Check(
                 "topic-retention",
@@ -213,6 +240,19 @@ final class TopicRetentionCheck {
                 "every consumer's retention covers its topics' retention",
                 evidence,
                 null);
+    }
+
+    /** @return the topic's {@code segment.ms}, or 0 when Kafka does not report it */
+    private static long segmentMs(Config config) {
+        ConfigEntry entry = config.get(TopicConfig.SEGMENT_MS_CONFIG);
+        if (entry == null || entry.value() == null) {
+            return 0;
+        }
+        try {
+            return Math.max(0, Long.parseLong(entry.value()));
+        } catch (NumberFormatException e) {
+            return 0;
+        }
     }
 
     /** @return whether the topic is compacted and never deleted by time or size ({@code compact} without {@code delete}) */

@@ -43,6 +43,11 @@ import org.postgresql.replication.PGReplicationStream;
  */
 @Tag("integration")
 class DoctorIT {
+    /** retention.ms 6d and segment.ms 1d: a record is deleted within 7 days, the consumer's default retention */
+    private static final Map<String, String> HEALTHY_TOPIC = Map.of(
+            "retention.ms", String.valueOf(Duration.ofDays(6).toMillis()),
+            "segment.ms", String.valueOf(Duration.ofDays(1).toMillis()));
+
     private final TestKafka kafka = RealServices.kafka();
     private TestDatabase db;
     private String topic;
@@ -53,7 +58,8 @@ class DoctorIT {
         db = TestDatabase.create();
         topic = TestKafka.uniqueTopic("doctor-orders");
         consumer = TestKafka.uniqueTopic("payments"); // the shared broker keeps consumer groups between tests
-        kafka.createTopic(topic, 1); // broker default retention: 7 days, the consumer's default retention too
+        // deleted within the consumer's default 7-day retention, whole segments included
+        kafka.createTopic(topic, 1, HEALTHY_TOPIC);
         Outbox outbox = Outbox.builder().build();
         db.dsl()
                 .transaction(tx ->
@@ -118,7 +124,8 @@ class DoctorIT {
         assertThat(database.verdict()).as("%s", database).isEqualTo(serverIsDurable() ? Verdict.PASS : Verdict.WARN);
         assertThat(report.check("topic-retention").evidence())
                 .anySatisfy(e -> assertThat(e)
-                        .contains("consumer " + consumer + " (retention 7d) reads " + topic + " (retention.ms 7d"));
+                        .contains("consumer " + consumer + " (retention 7d) reads " + topic
+                                + " (retention.ms 6d, segment.ms 1d"));
         assertThat(report.check("unique-constraints").evidence())
                 .anySatisfy(e -> assertThat(e).contains("idempotency_key_pkey (scope, idem_key) valid"));
         assertThat(report.checks())
@@ -273,6 +280,36 @@ class DoctorIT {
     }
 
     /**
+     * G4: Kafka deletes whole segments, so on the broker's defaults (retention.ms and segment.ms 7 days) a
+     * record can be read for up to 14 days, while the consumer's ids are purged after 7: a consumer that rewinds
+     * handles records of the second week again. WARN, naming segment.ms; a consumer retention that covers both
+     * passes.
+     */
+    @Test
+    void aSegmentThatOutlivesTheProcessedIdsWarns() throws Exception {
+        String defaults = TestKafka.uniqueTopic("doctor-defaults");
+        kafka.createTopic(defaults, 1);
+
+        Doctor.Check check = doctor().consumer(consumer, defaults).build().run().check("topic-retention");
+
+        assertThat(check.verdict()).as("%s", check).isEqualTo(Verdict.WARN);
+        assertThat(check.summary()).contains("segment.ms").contains(consumer + " on " + defaults);
+        assertThat(check.evidence())
+                .anySatisfy(e -> assertThat(e)
+                        .contains(defaults + " (retention.ms 7d, segment.ms 7d")
+                        .endsWith(": WITHIN A SEGMENT (records readable for up to 14d)"));
+        assertThat(check.fix()).contains("retention.ms + segment.ms");
+
+        assertThat(doctor().consumer(consumer, defaults)
+                        .consumerRetention(consumer, Duration.ofDays(14))
+                        .build()
+                        .run()
+                        .check("topic-retention")
+                        .verdict())
+                .isEqualTo(Verdict.PASS);
+    }
+
+    /**
      * G4: a compacted topic without deletion keeps the latest record of each key indefinitely, whatever its
      * retention.ms says, so a consumer that rewinds past its processed ids' retention handles purged ids
      * again: FAIL, naming the topic and the fix. The same topic with {@code compact,delete} and a
@@ -295,6 +332,8 @@ class DoctorIT {
                                             "cleanup.policy",
                                             "compact,delete",
                                             "retention.ms",
+                                            String.valueOf(Duration.ofDays(1).toMillis()),
+                                            "segment.ms",
                                             String.valueOf(Duration.ofDays(1).toMillis())))))
                     .all()
                     .get(30, TimeUnit.SECONDS);
@@ -313,7 +352,7 @@ class DoctorIT {
                         .contains(compacted + " (cleanup.policy compact")
                         .endsWith(": COMPACTED"))
                 .anySatisfy(e -> assertThat(e)
-                        .contains(both + " (retention.ms 1d, cleanup.policy compact,delete)")
+                        .contains(both + " (retention.ms 1d, segment.ms 1d, cleanup.policy compact,delete)")
                         .doesNotContain("SHORTER"));
         assertThat(check.fix()).contains("cleanup.policy=delete");
 

@@ -8,6 +8,8 @@ import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
 import java.sql.Connection;
 import java.sql.Statement;
+import java.time.Duration;
+import java.util.Map;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -24,7 +26,13 @@ class DoctorThroughTheCliIT {
     void passesOnAHealthyDatabase_failsWithExitCode4AndEvidenceOnceAConstraintIsDropped() throws Exception {
         TestKafka kafka = RealServices.kafka();
         String topic = TestKafka.uniqueTopic("cli-doctor");
-        kafka.createTopic(topic, 1);
+        // records deleted within the consumer's 7 days, whole segments included: retention.ms 6d, segment.ms 1d
+        kafka.createTopic(
+                topic,
+                1,
+                Map.of(
+                        "retention.ms", String.valueOf(Duration.ofDays(6).toMillis()),
+                        "segment.ms", String.valueOf(Duration.ofDays(1).toMillis())));
         try (TestDatabase db = TestDatabase.create()) {
             String[] doctor = {
                 "doctor",
