@@ -330,8 +330,9 @@ public final class IdempotencyFilter implements Filter {
          *     for all; default {@link #DEFAULT_PATHS} ({@code /*})
          * @return this builder
          * @throws NullPointerException when the array or a pattern is null
-         * @throws IllegalArgumentException when none is given or a pattern does not start with {@code /}
-         *     or has a {@code *} other than a trailing {@code /*}
+         * @throws IllegalArgumentException when none is given or a pattern does not start with {@code /},
+         *     has a {@code *} other than a trailing {@code /*}, or is a route template such as {@code
+         *     /orders/{id}} (write {@code /orders/*})
          */
         public Builder paths(String... patterns) {
             Objects.requireNonNull(patterns, "patterns may not be null");

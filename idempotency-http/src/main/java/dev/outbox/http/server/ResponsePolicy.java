@@ -8,13 +8,13 @@ package dev.outbox.http.server;
  * <p>The handler's status is the only reliable signal: frameworks such as Spring MVC turn
  * exceptions into 4xx and 5xx answers ({@code @ExceptionHandler}, {@code ResponseStatusException})
  * before they could reach the filter, so "throw to roll back" does not work there. {@link
- * #standard()} therefore commits only 2xx answers.
+ * #standard()} therefore commits only 2xx answers and the redirects of POST-redirect-GET.
  *
- * <p>A policy of your own can extend the standard one, e.g. for a form endpoint that answers a
- * successful POST with 303 See Other:
+ * <p>A policy of your own can extend the standard one, e.g. for an endpoint whose 409 is a final
+ * answer rather than a conflict that may clear:
  *
  * <pre>{@code
- * ResponsePolicy policy = status -> status == 303 ? Action.COMMIT : ResponsePolicy.standard().action(status);
+ * ResponsePolicy policy = status -> status == 409 ? Action.ROLL_BACK_AND_STORE : ResponsePolicy.standard().action(status);
  * }</pre>
  */
 @FunctionalInterface
@@ -50,13 +50,17 @@ public interface ResponsePolicy {
      * The default policy:
      *
      * <ul>
-     *   <li><b>2xx</b>: {@link Action#COMMIT};
+     *   <li><b>2xx</b>, and <b>301, 302, 303</b>: {@link Action#COMMIT}. A handler redirects a
+     *       successful POST to its result (POST-redirect-GET: Spring MVC's {@code "redirect:"} and
+     *       {@code sendRedirect} answer 302), and the client follows with a GET, so the work is done;
+     *       <b>307 and 308</b> ask the client to send the same request elsewhere, and are stored with
+     *       the writes rolled back, like the other final answers;
      *   <li><b>5xx</b>, and <b>401, 403, 408, 409, 423, 425, 429</b>: {@link Action#RELEASE}. These
      *       answers depend on the moment or on the caller's credentials rather than on the request
      *       (a timeout, a rate limit, a lock or conflict that may clear, an authentication or
      *       authorization that may be fixed), so storing them would repeat a stale refusal for the
      *       key's whole lifetime;
-     *   <li>every other status (other 4xx such as 400, 404, 410, 422, and 1xx/3xx): {@link
+     *   <li>every other status (other 4xx such as 400, 404, 410, 422, and 1xx and other 3xx): {@link
      *       Action#ROLL_BACK_AND_STORE}: a final answer to that request, replayed, with no write
      *       left behind.
      * </ul>
@@ -74,7 +78,7 @@ enum Standard implements ResponsePolicy {
 
     @Override
     public Action action(int status) {
-        if (status >= 200 && status < 300) {
+        if (status >= 200 && status < 300 || status == 301 || status == 302 || status == 303) {
             return Action.COMMIT;
         }
         if (status >= 500) {

@@ -160,6 +160,12 @@ class BuildersTest {
                 .hasMessageContaining("'orders'")
                 .hasMessageContaining("/orders/*");
         assertThatThrownBy(() -> b.paths("/orders/*/lines")).hasMessageContaining("not supported");
+        // a route as the gate's report names it: /orders/42 would never equal it, so it protected nothing
+        assertThatThrownBy(() -> b.paths("/orders/{id}"))
+                .hasMessageContaining("'/orders/{id}' is a route template")
+                .hasMessageContaining("use the prefix /orders/* (it covers /orders and every path below it)");
+        assertThatThrownBy(() -> b.paths("/{tenant}/orders"))
+                .hasMessageContaining("use the prefix /* (it covers every path)");
         assertThatThrownBy(() -> b.paths()).hasMessageContaining("may not be empty");
         assertThatThrownBy(() -> b.methods("PO ST")).hasMessageContaining("'PO ST'");
         assertThatThrownBy(() -> b.storedHeaders("Set-Cookie")).hasMessageContaining("Set-Cookie");
@@ -244,10 +250,10 @@ class BuildersTest {
     @Test
     void theStandardResponsePolicyCommitsSuccessStoresFinalRefusalsAndReleasesTheRest() {
         ResponsePolicy p = ResponsePolicy.standard();
-        for (int s : new int[] {200, 201, 202, 204}) {
+        for (int s : new int[] {200, 201, 202, 204, 301, 302, 303}) {
             assertThat(p.action(s)).as("%d", s).isEqualTo(ResponsePolicy.Action.COMMIT);
         }
-        for (int s : new int[] {301, 303, 400, 404, 410, 412, 413, 415, 422}) {
+        for (int s : new int[] {300, 304, 307, 308, 400, 404, 410, 412, 413, 415, 422}) {
             assertThat(p.action(s)).as("%d", s).isEqualTo(ResponsePolicy.Action.ROLL_BACK_AND_STORE);
         }
         for (int s : new int[] {401, 403, 408, 409, 423, 425, 429, 500, 502, 503, 504}) {

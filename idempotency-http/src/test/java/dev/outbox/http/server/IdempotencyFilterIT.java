@@ -566,6 +566,65 @@ class IdempotencyFilterIT {
     }
 
     /**
+     * G5 for POST-redirect-GET: a handler that redirects to the order it created ({@code sendRedirect}, 302, as
+     * Spring MVC's {@code "redirect:"} does) keeps its writes, and the repeat replays the redirect. The standard
+     * policy rolled them back before (3xx stored as a final answer): the order was lost while the client was sent
+     * to it.
+     */
+    @Test
+    void aRedirectAfterTheWritesCommitsThemAndIsReplayed() throws Exception {
+        String key = UUID.randomUUID().toString();
+        String body = body("redirected");
+        HttpResponse<String> first = send(post("/orders", body)
+                .header("Idempotency-Key", key)
+                .header("X-Fail", "redirect")
+                .build());
+        assertThat(first.statusCode()).isEqualTo(302);
+        String location = first.headers().firstValue("Location").orElseThrow();
+        assertThat(location).contains("/orders/");
+        assertThat(orders(body)).as("the order the client is sent to").isOne();
+        assertThat(outboxRows(body)).isOne();
+
+        HttpResponse<String> replay = send(post("/orders", body)
+                .header("Idempotency-Key", key)
+                .header("X-Fail", "redirect")
+                .build());
+        assertThat(replay.statusCode()).isEqualTo(302);
+        assertThat(replay.headers().firstValue("Location")).contains(location);
+        assertThat(replay.headers().firstValue("Idempotent-Replayed")).contains("true");
+        assertThat(orders(body)).isOne();
+    }
+
+    /**
+     * A body written through {@code getWriter()} without a charset in the content type is encoded with the
+     * response's charset (ISO-8859-1 here), and the Content-Type sent and replayed names it, as the container's own
+     * writer does; it was sent as plain {@code text/plain}, and a client reading UTF-8 got a broken character.
+     */
+    @Test
+    void aBodyWrittenThroughTheWriterNamesItsCharset() throws Exception {
+        String key = UUID.randomUUID().toString();
+        String body = "Zo\u00eb " + UUID.randomUUID();
+        HttpResponse<String> first = send(post("/orders", body)
+                .header("Idempotency-Key", key)
+                .header("X-Answer", "text")
+                .build());
+        assertThat(first.statusCode()).isEqualTo(201);
+        assertThat(first.headers().firstValue("Content-Type").orElseThrow())
+                .startsWith("text/plain")
+                .containsIgnoringCase("charset=ISO-8859-1");
+        assertThat(first.body()).isEqualTo(body);
+
+        HttpResponse<String> replay = send(post("/orders", body)
+                .header("Idempotency-Key", key)
+                .header("X-Answer", "text")
+                .build());
+        assertThat(replay.headers().firstValue("Idempotent-Replayed")).contains("true");
+        assertThat(replay.headers().firstValue("Content-Type"))
+                .isEqualTo(first.headers().firstValue("Content-Type"));
+        assertThat(replay.body()).isEqualTo(body);
+    }
+
+    /**
      * G5 / G2: a final refusal (400 set by the handler, 422 into which a framework's exception
      * resolver turned an exception that never reached the filter) keeps none of the handler's writes
      * (no order row, no outbox row) and is stored: a repeat gets it replayed and runs nothing.

@@ -25,8 +25,10 @@ import org.jooq.impl.DSL;
  * Test knobs: header {@code X-Fail} fails after the writes: {@code throw} throws, {@code 503},
  * {@code 400} and {@code 429} answer that status, {@code resolved-422} throws an exception that
  * the servlet's own exception resolver turns into a 422 (as Spring MVC's resolvers do, so the
- * filter never sees the exception); {@code X-Hold: true} waits on {@link #release} after
- * signalling {@link #entered}.
+ * filter never sees the exception), {@code redirect} redirects to the new order
+ * ({@code sendRedirect}: 302); {@code X-Answer: text} answers 201 with the body as {@code
+ * text/plain} written through {@code getWriter()}, no charset named; {@code X-Hold: true} waits on
+ * {@link #release} after signalling {@link #entered}.
  */
 final class OrdersApp extends HttpServlet {
     static final String CREATE_TABLE = "create table orders (id uuid primary key, body text not null)";
@@ -101,6 +103,16 @@ final class OrdersApp extends HttpServlet {
         if ("429".equals(fail)) {
             resp.setStatus(429);
             resp.setHeader("Retry-After", "1");
+            return;
+        }
+        if ("redirect".equals(fail)) {
+            resp.sendRedirect("/orders/" + id);
+            return;
+        }
+        if ("text".equals(req.getHeader("X-Answer"))) {
+            resp.setStatus(201);
+            resp.setContentType("text/plain");
+            resp.getWriter().write(body);
             return;
         }
         if ("400".equals(fail)) {

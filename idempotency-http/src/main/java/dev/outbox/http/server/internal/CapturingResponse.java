@@ -76,9 +76,20 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
         if (writer == null) {
             String encoding = getCharacterEncoding();
             Charset charset = encoding == null ? StandardCharsets.ISO_8859_1 : Charset.forName(encoding);
+            // the container names the writer's charset in the Content-Type when its own getWriter() is called,
+            // which this wrapper never does: set it, so that the body sent and the one stored say how they are
+            // encoded
+            super.setCharacterEncoding(charset.name());
             writer = new PrintWriter(new OutputStreamWriter(buffer, charset));
         }
         return writer;
+    }
+
+    @Override
+    public void setCharacterEncoding(String encoding) {
+        if (writer == null) { // as the servlet specification says: no effect once the writer is taken
+            super.setCharacterEncoding(encoding);
+        }
     }
 
     @Override

@@ -13,10 +13,20 @@ public final class PathPatterns {
     /**
      * @param pattern a pattern, not null
      * @return {@code pattern}
-     * @throws IllegalArgumentException when it does not start with {@code /} or has a {@code *} other
-     *     than a trailing {@code /*}
+     * @throws IllegalArgumentException when it does not start with {@code /}, has a {@code *} other
+     *     than a trailing {@code /*}, or is a route template ({@code /orders/{id}}), which request
+     *     paths such as {@code /orders/42} would never equal
      */
     public static String requireSupported(String pattern) {
+        int template = pattern.indexOf('{');
+        if (template >= 0 || pattern.indexOf('}') >= 0) {
+            int cut = template < 0 ? pattern.indexOf('}') : template;
+            String prefix = pattern.substring(0, Math.max(0, pattern.lastIndexOf('/', cut)));
+            throw new IllegalArgumentException("path pattern '" + pattern + "' is a route template: the filter compares"
+                    + " request paths such as /orders/42 with it, letter by letter, and none would match, so those"
+                    + " requests would run without a key; use the prefix " + prefix + "/* (it covers "
+                    + (prefix.isEmpty() ? "every path" : prefix + " and every path below it") + ")");
+        }
         String withoutWildcard = pattern.endsWith("/*") ? pattern.substring(0, pattern.length() - 2) : pattern;
         if (!pattern.startsWith("/") || withoutWildcard.contains("*")) {
             throw new IllegalArgumentException("path pattern '" + pattern
