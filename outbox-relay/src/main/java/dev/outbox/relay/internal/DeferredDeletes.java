@@ -14,7 +14,7 @@ import java.util.concurrent.RejectedExecutionException;
  * statement) and the shard goes on. Until the delete commits, its ids stay in {@link
  * PendingDeletes}, which the probe's read leaves out. The shard's own reads do not, so the shard
  * waits for its deferred deletes before it reads for itself, and reads ahead only while none is in
- * flight.
+ * flight and none left rows behind ({@link #clear()}).
  *
  * <p>The ids the shard published whose delete is not known to have committed (in a deferred delete
  * in flight, or left by one that did not delete them) are <em>outstanding</em>, and every later
@@ -139,6 +139,15 @@ final class DeferredDeletes {
 
     synchronized boolean inFlight() {
         return inFlight > 0;
+    }
+
+    /**
+     * @return whether every row the shard published is known deleted or in a delete the shard will wait for: no
+     *     deferred delete in flight, none that left rows in the table or found the lease lost. Only then may the
+     *     shard read ahead, since its reads do not leave out the rows of its deferred deletes
+     */
+    synchronized boolean clear() {
+        return inFlight == 0 && failed.isEmpty() && !lost;
     }
 
     /** @return completes once no deferred delete of the shard is in flight */

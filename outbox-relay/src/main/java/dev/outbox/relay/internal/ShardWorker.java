@@ -393,9 +393,10 @@ final class ShardWorker {
                 && leaderless.isEmpty()
                 && !batch.skipped
                 && !loop.isStopping()
-                && !deferred.inFlight()
+                && deferred.clear()
                 && !pastHeldTopics()) {
-            // (a deferred delete in flight: its rows are still in the table, and the read-ahead would take them;
+            // (a deferred delete in flight, or one that failed while this batch was sent: its rows are still in the
+            // table, and the read-ahead would take them, to be sent again after later rows of their keys;
             // past the held rows it remembers, a shard reads each round itself, so that it sees a held topic
             // get metadata and counts the checks of its held rows: a round that takes rows read ahead does not)
             ahead.read(db, shard, batch, held, config.batchSize());

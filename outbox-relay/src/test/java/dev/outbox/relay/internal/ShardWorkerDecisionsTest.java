@@ -19,6 +19,7 @@ import java.sql.SQLException;
 import java.time.Duration;
 import java.time.OffsetDateTime;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.Deque;
 import java.util.List;
@@ -30,10 +31,15 @@ import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executor;
+import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import org.apache.kafka.clients.producer.Callback;
 import org.apache.kafka.clients.producer.MockProducer;
 import org.apache.kafka.clients.producer.Producer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.Cluster;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.Node;
@@ -71,6 +77,9 @@ class ShardWorkerDecisionsTest {
     private final FakeRows rows = new FakeRows();
     // runs the delete queue's statements: the worker pool, unless a test runs them itself
     private volatile Executor deleteRunner;
+    /** Runs once, as the next record is handed to a producer. */
+    private final AtomicReference<Runnable> onFirstSend = new AtomicReference<>();
+
     private final CountDownLatch slowLookup = new CountDownLatch(1);
     private final BreakerCalls calls = new BreakerCalls();
     private final CircuitBreaker breaker = calls.wrap(CircuitBreaker.of("test", CircuitBreakerConfig.ofDefaults()));
@@ -130,6 +139,16 @@ class ShardWorkerDecisionsTest {
                                             return List.of(partition("late"));
                                         }
                                         return super.partitionsFor(topic);
+                                    }
+
+                                    @Override
+                                    public synchronized Future<RecordMetadata> send(
+                                            ProducerRecord<byte[], byte[]> record, Callback callback) {
+                                        Runnable hook = onFirstSend.getAndSet(null);
+                                        if (hook != null) {
+                                            hook.run();
+                                        }
+                                        return super.send(record, callback);
                                     }
                                 };
                         p.sendException = sendException;
@@ -740,6 +759,28 @@ class ShardWorkerDecisionsTest {
     }
 
     /**
+     * Shard 7 publishes row 1 of key k, a short batch, whose delete is deferred and held in {@code deletes} until the
+     * test runs it.
+     */
+    private ShardWorker publishedRow1OfKWithItsDeleteDeferred(List<Runnable> deletes) {
+        deleteRunner = deletes::add;
+        rows.reads.add(List.of(row(1, "a", "k")));
+        ShardWorker w = worker();
+        assertThat(deletes).as("row 1's delete is deferred").hasSize(1);
+        return w;
+    }
+
+    /** @return a full batch: row 2 of key k, then rows of other keys */
+    private List<OutboxRow> fullBatchFromRow2OfK() {
+        List<OutboxRow> full = new ArrayList<>();
+        full.add(row(2, "a", "k"));
+        for (int i = 3; i <= config.batchSize() + 1; i++) {
+            full.add(row(i, "a", "other" + i));
+        }
+        return full;
+    }
+
+    /**
      * G3 as above, when the batch published after the deferred delete is full and its delete is one
      * the shard waits for: it must not remove row 2 of k while row 1 of k, whose deferred delete
      * failed, is still in the table.
@@ -747,16 +788,8 @@ class ShardWorkerDecisionsTest {
     @Test
     void aWaitedDeleteDoesNotRemoveALaterRowOfAKeyWhileTheFailedDeferredDeleteOfAnEarlierOneAwaitsItsRetry() {
         List<Runnable> deletes = new ArrayList<>();
-        deleteRunner = deletes::add;
-        rows.reads.add(List.of(row(1, "a", "k")));
-        ShardWorker w = worker();
-        assertThat(deletes).as("row 1's delete is deferred").hasSize(1);
-
-        List<OutboxRow> full = new ArrayList<>();
-        full.add(row(2, "a", "k"));
-        for (int i = 3; i <= config.batchSize() + 1; i++) {
-            full.add(row(i, "a", "other" + i));
-        }
+        ShardWorker w = publishedRow1OfKWithItsDeleteDeferred(deletes);
+        List<OutboxRow> full = fullBatchFromRow2OfK();
         assertThat(w.loop.wakeWith(w.loop.idleTicket(), full)).isTrue();
         workers.runDue();
         assertThat(made.get(0).history()).hasSize(1 + config.batchSize());
@@ -778,6 +811,46 @@ class ShardWorkerDecisionsTest {
         assertThat(rows.deleted).containsExactlyInAnyOrderElementsOf(all);
         assertThat(pending.ids()).isEmpty();
         assertThat(metrics.published.count()).isEqualTo(all.size());
+    }
+
+    /**
+     * G3: a deferred delete of row 1 (key k) that fails while the next batch, full and holding row 2 of k, is
+     * being sent leaves row 1 in the table. The shard must not read ahead then: the read-ahead does not leave
+     * out the rows of deferred deletes, so it would take row 1 and send it again after row 2, the last record
+     * of k an older version. It read ahead before, asking only whether a deferred delete was in flight.
+     */
+    @Test
+    void aDeferredDeleteThatFailsWhileAFullBatchIsSentStopsTheReadAhead() {
+        List<Runnable> deletes = new ArrayList<>();
+        ShardWorker w = publishedRow1OfKWithItsDeleteDeferred(deletes);
+        List<OutboxRow> full = fullBatchFromRow2OfK();
+        // what a read-ahead would find in the table now: row 1, whose delete failed
+        rows.aheadReads.add(List.of(row(1, "a", "k")));
+        rows.deleteFailures = 1;
+        onFirstSend.set(() -> deletes.remove(0).run());
+        assertThat(w.loop.wakeWith(w.loop.idleTicket(), full)).isTrue();
+        workers.runDue();
+        assertThat(rows.readAheadCalls)
+                .as("reads ahead after its deferred delete failed")
+                .hasValue(0);
+
+        for (int round = 0; round < 20 && !deletes.isEmpty(); round++) {
+            deletes.remove(0).run();
+            workers.runDue();
+        }
+        var stopped = w.stop();
+        for (int round = 0; round < 20 && !deletes.isEmpty(); round++) {
+            deletes.remove(0).run();
+            workers.runDue();
+        }
+        workers.runDue();
+        assertThat(stopped).isDone();
+        assertThat(made.get(0).history().stream()
+                        .filter(r -> Arrays.equals(r.key(), "k".getBytes(StandardCharsets.UTF_8)))
+                        .count())
+                .as("records of key k: row 1, then row 2, and row 1 never again after it")
+                .isEqualTo(2);
+        assertThat(rows.deleted).contains(1L, 2L);
     }
 
     /**
@@ -1071,6 +1144,10 @@ class ShardWorkerDecisionsTest {
         final List<List<Long>> failed = new CopyOnWriteArrayList<>();
         volatile boolean leaseHeld = true;
         final AtomicInteger readCalls = new AtomicInteger();
+        final AtomicInteger readAheadCalls = new AtomicInteger();
+        /** What the read-ahead returns, one list per call: a test puts there what the table would hold. */
+        final Deque<List<OutboxRow>> aheadReads = new ConcurrentLinkedDeque<>();
+
         volatile Runnable beforeFilteredRead = () -> {};
         volatile int readFailures;
         volatile int deleteFailures;
@@ -1109,7 +1186,9 @@ class ShardWorkerDecisionsTest {
 
         @Override
         public List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) {
-            return List.of();
+            readAheadCalls.incrementAndGet();
+            List<OutboxRow> r = aheadReads.poll();
+            return r == null ? List.of() : new ArrayList<>(r);
         }
 
         @Override
