@@ -45,7 +45,7 @@ import org.jooq.impl.DSL;
  *
  * <p>A call that throws rolls back (no key, no business row, no outbox row) and the exception
  * propagates. What happens to a call that returns is the {@link ResponsePolicy}'s decision; by
- * default ({@link ResponsePolicy#standard()}) only 2xx commits the call's writes, final refusals
+ * default ({@link ResponsePolicy#standard()}) only 2xx and 301/302/303 commit the call's writes, final refusals
  * such as 400, 404 and 422 are stored without them, and 5xx, 401, 403, 408, 409, 423, 425 and 429
  * roll everything back ({@link IdempotencyOutcome.NotStored}), so that a retry with the same key
  * runs anew.
