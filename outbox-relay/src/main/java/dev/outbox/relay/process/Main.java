@@ -179,16 +179,8 @@ public final class Main {
             try (var c = ds.getConnection()) {
                 c.isValid(1);
             } catch (SQLException e) {
-                throw CliException.unavailable(
-                        "Cannot connect to PostgreSQL at "
-                                + RelayProcess.redact(settings.string(RelaySettings.JDBC_URL))
-                                + " (setting jdbc-url, " + RelaySettings.JDBC_URL.envVar() + "): "
-                                + RelayProcess.oneLine(e.getMessage())
-                                + (e.getSQLState() == null ? "" : " [SQLState " + e.getSQLState() + "]")
-                                + "; waited "
-                                + Durations.format(settings.duration(RelaySettings.STARTUP_TIMEOUT))
-                                + " (setting startup-timeout, " + RelaySettings.STARTUP_TIMEOUT.envVar() + ")",
-                        e);
+                // the check above connected: PostgreSQL went away since, or the pool waited for it in vain
+                throw RelayProcess.cannotConnect(settings, e);
             }
             try {
                 if (cl.command() == CommandLine.Command.DOCTOR) {

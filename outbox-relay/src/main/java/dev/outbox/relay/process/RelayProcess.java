@@ -380,25 +380,32 @@ final class RelayProcess implements AutoCloseable {
 
     /** A login or database PostgreSQL refused: waiting would not change the answer. */
     private static CliException refusedAtOnce(RelaySettings.Values s, SQLException e) {
-        return CliException.unavailable(
-                "Cannot connect to PostgreSQL at " + redact(s.string(JDBC_URL)) + " (setting jdbc-url, "
-                        + JDBC_URL.envVar() + "): "
-                        + oneLine(rootMessage(e))
-                        + " [SQLState " + e.getSQLState() + "]; refused at once, not retried. Check the database name"
-                        + " in the URL and the credentials (settings " + DB_USER.name() + ", " + DB_USER.envVar()
-                        + ", and " + DB_PASSWORD.name() + ", " + DB_PASSWORD.envVar() + ").",
-                e);
+        return connectFailure(
+                s,
+                e,
+                "refused at once, not retried. Check the database name in the URL and the credentials (settings "
+                        + DB_USER.name() + ", " + DB_USER.envVar() + ", and " + DB_PASSWORD.name() + ", "
+                        + DB_PASSWORD.envVar() + ").");
     }
 
-    private static CliException cannotConnect(RelaySettings.Values s, SQLException e) {
+    /** PostgreSQL did not answer within startup-timeout (the start's check, or an admin command's pool). */
+    static CliException cannotConnect(RelaySettings.Values s, SQLException e) {
+        return connectFailure(
+                s,
+                e,
+                "waited " + Durations.format(s.duration(STARTUP_TIMEOUT)) + " (setting startup-timeout, "
+                        + STARTUP_TIMEOUT.envVar()
+                        + "). Check the URL, that PostgreSQL runs there, and db-user / db-password.");
+    }
+
+    /** @return exit 3, one line: the URL and its setting, the driver's message and SQLState, then {@code tail} */
+    private static CliException connectFailure(RelaySettings.Values s, SQLException e, String tail) {
         return CliException.unavailable(
                 "Cannot connect to PostgreSQL at " + redact(s.string(JDBC_URL)) + " (setting jdbc-url, "
                         + JDBC_URL.envVar() + "): "
                         + oneLine(rootMessage(e))
                         + (e.getSQLState() == null ? "" : " [SQLState " + e.getSQLState() + "]")
-                        + "; waited " + Durations.format(s.duration(STARTUP_TIMEOUT)) + " (setting startup-timeout, "
-                        + STARTUP_TIMEOUT.envVar()
-                        + "). Check the URL, that PostgreSQL runs there, and db-user / db-password.",
+                        + "; " + tail,
                 e);
     }
 
