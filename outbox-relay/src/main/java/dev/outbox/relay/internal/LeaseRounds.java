@@ -251,15 +251,18 @@ final class LeaseRounds {
     private void release(ShardWorker w) {
         try {
             db.release(Map.of(w.shard, w.epoch));
-            releasing.remove(w.shard, w);
         } catch (SQLException e) {
-            releasing.remove(w.shard, w);
             metrics.database.increment();
             log.warn(
                     "could not hand back shard {} (SQLState {}): {}; it is free once its lease expires",
                     w.shard,
                     e.getSQLState(),
                     e.getMessage());
+        } catch (RuntimeException e) {
+            log.error("could not hand back shard {}: {}; it is free once its lease expires", w.shard, e.toString(), e);
+        } finally {
+            // whatever happened, the rounds stop renewing it: left in releasing, it would stay leased with no worker
+            releasing.remove(w.shard, w);
         }
     }
 }
