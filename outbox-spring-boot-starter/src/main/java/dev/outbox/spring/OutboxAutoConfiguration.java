@@ -288,6 +288,7 @@ public class OutboxAutoConfiguration {
             named.setList(IDEMPOTENCY + "paths", p.getPaths(), v -> builder.paths(v.toArray(String[]::new)));
             named.setList(IDEMPOTENCY + "methods", p.getMethods(), v -> builder.methods(v.toArray(String[]::new)));
             named.set(IDEMPOTENCY + "max-body-bytes", p.getMaxBodyBytes(), builder::maxBodyBytes);
+            named.set(IDEMPOTENCY + "max-response-bytes", p.getMaxResponseBytes(), builder::maxResponseBytes);
             named.setList(
                     IDEMPOTENCY + "stored-headers",
                     p.getStoredHeaders(),

@@ -147,6 +147,13 @@ public class OutboxProperties {
         private int maxBodyBytes = 1024 * 1024;
 
         /**
+         * Largest response body the filter holds until the commit and stores for replay, in bytes; a
+         * handler that writes more has its writes rolled back, its key released and the request fails
+         * (500); 0 to 268435456 (256 MiB).
+         */
+        private int maxResponseBytes = 8 * 1024 * 1024;
+
+        /**
          * Response headers stored with a response and sent on its replays (the first response carries
          * every header the handler set); cookies and hop-by-hop headers are refused.
          */
@@ -249,6 +256,14 @@ public class OutboxProperties {
 
         public void setMaxBodyBytes(int maxBodyBytes) {
             this.maxBodyBytes = maxBodyBytes;
+        }
+
+        public int getMaxResponseBytes() {
+            return maxResponseBytes;
+        }
+
+        public void setMaxResponseBytes(int maxResponseBytes) {
+            this.maxResponseBytes = maxResponseBytes;
         }
 
         public int getFilterOrder() {

@@ -347,7 +347,7 @@ class OutboxAutoConfigurationTest {
         assertThat(settingsWithoutAProperty(
                         IdempotencyFilter.Builder.class,
                         Set.of("meterRegistry", "scopeResolver", "fingerprint", "responsePolicy"),
-                        Set.of("paths", "methods", "storedHeaders", "maxBodyBytes")))
+                        Set.of("paths", "methods", "storedHeaders", "maxBodyBytes", "maxResponseBytes")))
                 .as("IdempotencyFilter.Builder setters without a property (outbox.idempotency.*)")
                 .isEmpty();
     }
@@ -413,6 +413,7 @@ class OutboxAutoConfigurationTest {
                 .isEqualTo(IdempotencyStore.Builder.DEFAULT_NAME)
                 .isEqualTo(IdempotencyFilter.Builder.DEFAULT_NAME);
         assertThat(p.getMaxBodyBytes()).isEqualTo(IdempotencyFilter.Builder.DEFAULT_MAX_BODY_BYTES);
+        assertThat(p.getMaxResponseBytes()).isEqualTo(IdempotencyFilter.Builder.DEFAULT_MAX_RESPONSE_BYTES);
         assertThat(p.getStoredHeaders()).isEqualTo(IdempotencyFilter.Builder.DEFAULT_STORED_HEADERS);
         assertThat(p.getMethods()).containsExactlyInAnyOrderElementsOf(IdempotencyFilter.Builder.DEFAULT_METHODS);
         assertThat(p.getPurgeInterval()).isEqualTo(Duration.ofMinutes(5));
@@ -435,6 +436,7 @@ class OutboxAutoConfigurationTest {
                         "outbox.idempotency.purge-batch-size=200",
                         "outbox.idempotency.name=shop",
                         "outbox.idempotency.max-body-bytes=2048",
+                        "outbox.idempotency.max-response-bytes=4096",
                         "outbox.idempotency.stored-headers=Content-Type,X-Request-Id")
                 .run(context -> {
                     assertThat(context).hasNotFailed();
@@ -459,6 +461,8 @@ class OutboxAutoConfigurationTest {
                     Object admission = ReflectionTestUtils.getField(filter, "admission");
                     assertThat(ReflectionTestUtils.getField(admission, "maxBodyBytes"))
                             .isEqualTo(2048);
+                    assertThat(ReflectionTestUtils.getField(filter, "maxResponseBytes"))
+                            .isEqualTo(4096);
                 });
     }
 
@@ -523,6 +527,9 @@ class OutboxAutoConfigurationTest {
         assertThat(webRefusal("outbox.idempotency.max-body-bytes=-1"))
                 .startsWith(
                         "outbox.idempotency.max-body-bytes=-1: maxBodyBytes must be between 0 and 67108864, got -1");
+        assertThat(webRefusal("outbox.idempotency.max-response-bytes=-1"))
+                .startsWith("outbox.idempotency.max-response-bytes=-1: maxResponseBytes must be between 0 and"
+                        + " 268435456, got -1");
         assertThat(webRefusal("outbox.idempotency.name= "))
                 .startsWith("outbox.idempotency.name=")
                 .contains(": name may not be blank");

@@ -78,8 +78,9 @@ import org.slf4j.LoggerFactory;
  * RequestFingerprint}) and the handler reads them with {@code getParameter}. A body a filter ahead
  * read without leaving it readable, or as parameters, is refused with 500. Metrics: counter {@value
  * IdempotencyStore#METRIC} with outcome {@code rejected} (400), {@code unidentified} (401), {@code
- * too_large} (413), {@code body_unavailable} (500: a filter ahead read the body) and {@code failed}
- * (the scope or fingerprint could not be computed), next to the store's outcomes.
+ * too_large} (413), {@code body_unavailable} (500: a filter ahead read the body), {@code
+ * response_too_large} (500: the handler's body passed {@link Builder#maxResponseBytes}) and {@code
+ * failed} (the scope or fingerprint could not be computed), next to the store's outcomes.
  */
 public final class IdempotencyFilter implements Filter {
 
@@ -95,10 +96,12 @@ public final class IdempotencyFilter implements Filter {
     private final RequestFingerprint fingerprint;
     private final ResponsePolicy responsePolicy;
     private final List<String> storedHeaders;
+    private final int maxResponseBytes;
     private final String log;
     private volatile boolean registeredTwiceWarned;
     private final Admission admission;
     private final Counter unresolved;
+    private final Counter responseTooLarge;
 
     private IdempotencyFilter(Builder b) {
         this.store = b.store;
@@ -108,6 +111,7 @@ public final class IdempotencyFilter implements Filter {
         this.fingerprint = b.fingerprint;
         this.responsePolicy = b.responsePolicy;
         this.storedHeaders = List.copyOf(b.storedHeaders);
+        this.maxResponseBytes = b.maxResponseBytes;
         this.log = "[idempotency-filter " + b.name + "] ";
         this.admission = new Admission(
                 b.maxBodyBytes,
@@ -118,6 +122,7 @@ public final class IdempotencyFilter implements Filter {
                 counter(b.meterRegistry, b.name, "unidentified"),
                 counter(b.meterRegistry, b.name, "body_unavailable"));
         this.unresolved = counter(b.meterRegistry, b.name, "failed");
+        this.responseTooLarge = counter(b.meterRegistry, b.name, "response_too_large");
     }
 
     private static Counter counter(MeterRegistry registry, String name, String outcome) {
@@ -204,15 +209,23 @@ public final class IdempotencyFilter implements Filter {
         }
         IdempotencyRequest idempotencyRequest = new IdempotencyRequest(scope, key, print);
         BufferedRequest buffered = new BufferedRequest(request, body.content());
-        CapturingResponse capturing = new CapturingResponse(response);
+        CapturingResponse capturing = new CapturingResponse(response, maxResponseBytes);
         IdempotencyOutcome outcome;
         try {
             outcome = store.execute(idempotencyRequest, responsePolicy, tx -> {
                 buffered.setAttribute(TX_ATTRIBUTE, tx);
                 try {
                     chain.doFilter(buffered, capturing);
+                } catch (IOException | ServletException | RuntimeException e) {
+                    if (capturing.overflowed()) {
+                        throw responseTooLarge(request, path, e);
+                    }
+                    throw e;
                 } finally {
                     buffered.removeAttribute(TX_ATTRIBUTE);
+                }
+                if (capturing.overflowed()) {
+                    throw responseTooLarge(request, path, null);
                 }
                 if (buffered.isAsyncStarted()) {
                     throw new ServletException(
@@ -236,6 +249,18 @@ public final class IdempotencyFilter implements Filter {
             case IdempotencyOutcome.InFlight f ->
                 Responses.inFlight(response, key, request.getMethod() + " " + path, f.retryAfter());
         }
+    }
+
+    /** The handler wrote more than {@link Builder#maxResponseBytes}: everything is rolled back. */
+    private ServletException responseTooLarge(HttpServletRequest request, String path, Exception cause) {
+        responseTooLarge.increment();
+        return new ServletException(
+                log + "the handler of " + request.getMethod() + " " + path
+                        + " wrote a response body larger than maxResponseBytes (" + maxResponseBytes
+                        + " bytes), which could not be stored for replay: its writes are rolled back and the key"
+                        + " released. Answer a smaller body (the created resource's id or Location, say) or raise"
+                        + " maxResponseBytes",
+                cause);
     }
 
     private boolean isProtected(HttpServletRequest request) {
@@ -278,6 +303,12 @@ public final class IdempotencyFilter implements Filter {
         /** Largest {@link #maxBodyBytes(int)}: 64 MiB. */
         public static final int MAX_BODY_BYTES = 64 << 20;
 
+        /** Default {@link #maxResponseBytes(int)}: 8 MiB. */
+        public static final int DEFAULT_MAX_RESPONSE_BYTES = 8 << 20;
+
+        /** Largest {@link #maxResponseBytes(int)}: 256 MiB. */
+        public static final int MAX_RESPONSE_BYTES = 256 << 20;
+
         /** Default {@link #storedHeaders(String...)}. */
         public static final List<String> DEFAULT_STORED_HEADERS =
                 List.of("Content-Type", "Location", "Content-Location", "ETag", "Last-Modified", "Content-Language");
@@ -292,6 +323,7 @@ public final class IdempotencyFilter implements Filter {
         private RequestFingerprint fingerprint = RequestFingerprint.sha256();
         private ResponsePolicy responsePolicy = ResponsePolicy.standard();
         private int maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
+        private int maxResponseBytes = DEFAULT_MAX_RESPONSE_BYTES;
         private List<String> storedHeaders = DEFAULT_STORED_HEADERS;
         private MeterRegistry meterRegistry = Metrics.globalRegistry;
         private String name = DEFAULT_NAME;
@@ -391,6 +423,24 @@ public final class IdempotencyFilter implements Filter {
         public Builder maxBodyBytes(int maxBodyBytes) {
             this.maxBodyBytes = Checks.requireBetween(
                     maxBodyBytes, 0, MAX_BODY_BYTES, "maxBodyBytes", "; the default is 1048576 (1 MiB)");
+            return this;
+        }
+
+        /**
+         * The response body of a protected request is held in memory until the transaction commits, and
+         * stored with the key for replays. A handler that writes more than this has its writes rolled
+         * back and its key released, and the request fails with a {@link ServletException} (500 from the
+         * container), counted with outcome {@code response_too_large}: a body that cannot be stored
+         * cannot be replayed, and an unbounded one could exhaust the heap.
+         *
+         * @param maxResponseBytes the largest response body held and stored; default {@link
+         *     #DEFAULT_MAX_RESPONSE_BYTES} (8 MiB)
+         * @return this builder
+         * @throws IllegalArgumentException when it is not between 0 and {@link #MAX_RESPONSE_BYTES} (256 MiB)
+         */
+        public Builder maxResponseBytes(int maxResponseBytes) {
+            this.maxResponseBytes = Checks.requireBetween(
+                    maxResponseBytes, 0, MAX_RESPONSE_BYTES, "maxResponseBytes", "; the default is 8388608 (8 MiB)");
             return this;
         }
 

@@ -138,6 +138,12 @@ class BuildersTest {
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("67108864")
                 .hasMessageContaining("default is 1048576");
+        b.maxResponseBytes(0).maxResponseBytes(IdempotencyFilter.Builder.MAX_RESPONSE_BYTES);
+        assertThatThrownBy(() -> b.maxResponseBytes(IdempotencyFilter.Builder.MAX_RESPONSE_BYTES + 1))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("maxResponseBytes")
+                .hasMessageContaining("268435456")
+                .hasMessageContaining("default is 8388608");
         assertThatThrownBy(() -> b.storedHeaders(" ")).isInstanceOf(IllegalArgumentException.class);
         IdempotencyFilter defaults = b.build();
         for (String method : IdempotencyFilter.Builder.DEFAULT_METHODS) {

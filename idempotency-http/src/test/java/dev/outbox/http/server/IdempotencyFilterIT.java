@@ -566,6 +566,49 @@ class IdempotencyFilterIT {
     }
 
     /**
+     * G5 / G2 with a response too large to store: a handler whose body passes maxResponseBytes (an echo of a 1 KiB
+     * order against 256 bytes, written through the writer as JSON and as text) keeps none of its writes, its key is
+     * released, the failure is counted, and the same key then executes under a larger bound. Before, the body was
+     * held whatever its size and stored with the writes committed.
+     */
+    @Test
+    void aResponseLargerThanMaxResponseBytesKeepsNothingAndReleasesTheKey() throws Exception {
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        IdempotencyFilter filter =
+                ordersFilter(registry, "small").maxResponseBytes(256).build();
+        try (TestServer small = TestServer.start(APP, OrdersApp.fakeLogin(), filter)) {
+            for (String answer : List.of("json", "text")) {
+                String key = UUID.randomUUID().toString();
+                String body = "{\"order\":\"" + "x".repeat(1024) + UUID.randomUUID() + "\"}";
+                HttpResponse<String> tooLarge = send(HttpRequest.newBuilder(small.uri("/orders"))
+                        .timeout(Duration.ofSeconds(60))
+                        .header("Content-Type", "application/json")
+                        .header("X-Tenant", "it")
+                        .header("X-Answer", answer)
+                        .header("Idempotency-Key", key)
+                        .POST(HttpRequest.BodyPublishers.ofString(body))
+                        .build());
+                assertThat(tooLarge.statusCode()).as(answer).isEqualTo(500);
+                assertThat(tooLarge.body()).as(answer).doesNotContain("xxxxxxxx");
+                assertThat(orders(body)).as(answer).isZero();
+                assertThat(outboxRows(body)).as(answer).isZero();
+                assertThat(keyRows(key)).as(answer).isZero();
+
+                HttpResponse<String> retried = send(post("/orders", body)
+                        .header("Idempotency-Key", key)
+                        .header("X-Answer", answer)
+                        .build());
+                assertThat(retried.statusCode()).as(answer).isEqualTo(201);
+                assertThat(retried.body()).as(answer).contains(body.substring(12, 40));
+                assertThat(orders(body)).as(answer).isOne();
+            }
+            assertThat(registry.counter(IdempotencyStore.METRIC, "store", "small", "outcome", "response_too_large")
+                            .count())
+                    .isEqualTo(2);
+        }
+    }
+
+    /**
      * G5 for POST-redirect-GET: a handler that redirects to the order it created ({@code sendRedirect}, 302, as
      * Spring MVC's {@code "redirect:"} does) keeps its writes, and the repeat replays the redirect. The standard
      * policy rolled them back before (3xx stored as a final answer): the order was lost while the client was sent

@@ -6,6 +6,7 @@ import jakarta.servlet.http.HttpServletResponse;
 import jakarta.servlet.http.HttpServletResponseWrapper;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
 import java.nio.charset.Charset;
@@ -15,14 +16,38 @@ import java.nio.charset.StandardCharsets;
  * Holds the application's response body back until the transaction has committed: status and
  * headers go to the real response (which stays uncommitted), the body goes to memory. Nothing
  * reaches the client before the key, the business write and the stored response are durable.
+ *
+ * <p>The body held is bounded: past {@code maxBytes} a write throws an {@link IOException} (the
+ * writer, which swallows it, sets its error flag), nothing more is kept, and {@link #overflowed()}
+ * tells the filter, which rolls everything back whatever the handler answered.
  */
 public final class CapturingResponse extends HttpServletResponseWrapper {
     private final ByteArrayOutputStream buffer = new ByteArrayOutputStream();
+    private final int maxBytes;
+    private boolean overflowed;
+    private final OutputStream bounded = new OutputStream() {
+        @Override
+        public void write(int b) throws IOException {
+            room(1);
+            buffer.write(b);
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            room(len);
+            buffer.write(b, off, len);
+        }
+    };
     private ServletOutputStream stream;
     private PrintWriter writer;
 
-    public CapturingResponse(HttpServletResponse response) {
+    /**
+     * @param response the container's response
+     * @param maxBytes the largest body held
+     */
+    public CapturingResponse(HttpServletResponse response, int maxBytes) {
         super(response);
+        this.maxBytes = maxBytes;
     }
 
     /** @return the body written so far */
@@ -33,6 +58,23 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
         return buffer.toByteArray();
     }
 
+    /** @return whether the handler wrote more than the largest body held; what was written is incomplete */
+    public boolean overflowed() {
+        if (writer != null) {
+            writer.flush();
+        }
+        return overflowed;
+    }
+
+    private void room(int len) throws IOException {
+        if (overflowed || len > maxBytes - buffer.size()) {
+            overflowed = true;
+            throw new IOException("the response body is larger than " + maxBytes
+                    + " bytes (maxResponseBytes), the most an Idempotency-Key response holds to store and send after"
+                    + " the commit");
+        }
+    }
+
     @Override
     public ServletOutputStream getOutputStream() {
         if (writer != null) {
@@ -41,13 +83,13 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
         if (stream == null) {
             stream = new ServletOutputStream() {
                 @Override
-                public void write(int b) {
-                    buffer.write(b);
+                public void write(int b) throws IOException {
+                    bounded.write(b);
                 }
 
                 @Override
-                public void write(byte[] b, int off, int len) {
-                    buffer.write(b, off, len);
+                public void write(byte[] b, int off, int len) throws IOException {
+                    bounded.write(b, off, len);
                 }
 
                 @Override
@@ -80,7 +122,7 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
             // which this wrapper never does: set it, so that the body sent and the one stored say how they are
             // encoded
             super.setCharacterEncoding(charset.name());
-            writer = new PrintWriter(new OutputStreamWriter(buffer, charset));
+            writer = new PrintWriter(new OutputStreamWriter(bounded, charset));
         }
         return writer;
     }
@@ -109,7 +151,7 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
         if (writer != null) {
             writer.flush();
         }
-        buffer.reset();
+        buffer.reset(); // an overflow stays: the request fails whatever it writes next
     }
 
     @Override

@@ -1,7 +1,9 @@
 package dev.outbox.http.server.internal;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import org.junit.jupiter.api.Test;
 import org.springframework.mock.web.MockHttpServletResponse;
@@ -17,7 +19,7 @@ class CapturingResponseTest {
     @Test
     void servlet61RedirectsAreHeldBackLikeTheOthers() throws Exception {
         MockHttpServletResponse container = new MockHttpServletResponse();
-        CapturingResponse captured = new CapturingResponse(container);
+        CapturingResponse captured = new CapturingResponse(container, 1024);
         captured.getWriter().write("draft");
         captured.sendRedirect("/orders/42", 303);
         assertThat(captured.getStatus()).isEqualTo(303);
@@ -30,15 +32,39 @@ class CapturingResponseTest {
                 .as("what reached the container's body")
                 .isEmpty();
 
-        CapturingResponse keeping = new CapturingResponse(new MockHttpServletResponse());
+        CapturingResponse keeping = new CapturingResponse(new MockHttpServletResponse(), 1024);
         keeping.getWriter().write("see other");
         keeping.sendRedirect("/orders/43", false);
         assertThat(keeping.getStatus()).isEqualTo(302);
         assertThat(new String(keeping.body(), StandardCharsets.UTF_8)).isEqualTo("see other");
 
-        CapturingResponse both = new CapturingResponse(new MockHttpServletResponse());
+        CapturingResponse both = new CapturingResponse(new MockHttpServletResponse(), 1024);
         both.sendRedirect("/orders/44", 307, true);
         assertThat(both.getStatus()).isEqualTo(307);
         assertThat(both.getHeader("Location")).isEqualTo("/orders/44");
+    }
+
+    /**
+     * The body held is bounded: a write past the bound throws (the stream) or sets the writer's error flag, nothing
+     * past the bound is kept, and the overflow stays known after a reset, so the filter fails the request.
+     */
+    @Test
+    void aBodyPastTheBoundIsNotHeldAndTheOverflowIsKnown() throws Exception {
+        CapturingResponse streamed = new CapturingResponse(new MockHttpServletResponse(), 8);
+        streamed.getOutputStream().write(new byte[8]);
+        assertThat(streamed.overflowed()).isFalse();
+        assertThatThrownBy(() -> streamed.getOutputStream().write(1))
+                .isInstanceOf(IOException.class)
+                .hasMessageContaining("maxResponseBytes");
+        assertThat(streamed.overflowed()).isTrue();
+        assertThat(streamed.body()).hasSize(8);
+        streamed.resetBuffer();
+        assertThat(streamed.overflowed()).as("after a reset").isTrue();
+
+        CapturingResponse written = new CapturingResponse(new MockHttpServletResponse(), 8);
+        written.getWriter().write("123456789");
+        assertThat(written.overflowed()).isTrue();
+        assertThat(written.getWriter().checkError()).isTrue();
+        assertThat(written.body()).isEmpty();
     }
 }
