@@ -102,7 +102,8 @@ public interface IdempotentHttpClient {
      * @throws HttpCallException when the last attempt failed with an I/O error; its cause is that
      *     error
      * @throws InterruptedException when interrupted while sending or waiting; no further attempt is
-     *     made
+     *     made. It is a {@link CallInterruptedException}, which carries the operation's key (also a
+     *     minted one): a later retry of the operation sends that key
      * @throws IllegalArgumentException when the request's own {@code Idempotency-Key} is malformed
      */
     <T> CallResult<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler)

@@ -2,6 +2,7 @@ package dev.outbox.http.client;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
@@ -34,6 +35,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
@@ -374,6 +376,54 @@ class IdempotentHttpClientIT {
             assertThat(SERVLET.received)
                     .extracting(ScriptedServlet.Received::idempotencyKey)
                     .containsOnly("\"" + result.idempotencyKey() + "\"");
+        } finally {
+            hold.countDown();
+        }
+    }
+
+    /**
+     * G5 on the client side when the caller's thread is interrupted, while the client waits to retry and while an
+     * attempt is in flight: the exception carries the key the attempts were sent with, also a minted one, so the
+     * operation can be retried later with it and its outcome learned, not run a second time under a new key. Before,
+     * a plain InterruptedException left the minted key to no one.
+     */
+    @Test
+    void anInterruptedOperationHandsItsKeyToTheCaller() throws Exception {
+        SERVLET.script(i -> i == 0 ? Reply.of(503) : Reply.of(201));
+        IdempotentHttpClient waiting = client(new RecordingSleeper())
+                .sleeper(delay -> {
+                    throw new InterruptedException();
+                })
+                .build();
+        Throwable whileWaiting = catchThrowable(() -> waiting.send(post(), HttpResponse.BodyHandlers.ofString()));
+        assertThat(whileWaiting).isInstanceOf(CallInterruptedException.class);
+        CallInterruptedException interrupted = (CallInterruptedException) whileWaiting;
+        assertThat(interrupted.attempts()).isOne();
+        assertThat(interrupted.getMessage()).contains("waiting to retry", interrupted.idempotencyKey());
+        assertThat(SERVLET.received)
+                .extracting(ScriptedServlet.Received::idempotencyKey)
+                .containsExactly("\"" + interrupted.idempotencyKey() + "\"");
+        CallResult<String> retried =
+                waiting.send(post(), HttpResponse.BodyHandlers.ofString(), interrupted.idempotencyKey());
+        assertThat(retried.status()).isEqualTo(201);
+
+        CountDownLatch hold = new CountDownLatch(1);
+        try {
+            SERVLET.script(i -> new Reply(201, Map.of(), hold));
+            IdempotentHttpClient client = client(new RecordingSleeper()).build();
+            CompletableFuture<Thread> caller = new CompletableFuture<>();
+            CompletableFuture<Throwable> outcome = CompletableFuture.supplyAsync(() -> {
+                caller.complete(Thread.currentThread());
+                return catchThrowable(() -> client.send(post(), HttpResponse.BodyHandlers.ofString()));
+            });
+            await().atMost(Duration.ofSeconds(30)).until(() -> SERVLET.received.size() == 1);
+            caller.get().interrupt();
+            Throwable whileSending = outcome.get(30, TimeUnit.SECONDS);
+            assertThat(whileSending).isInstanceOf(CallInterruptedException.class);
+            CallInterruptedException e = (CallInterruptedException) whileSending;
+            assertThat(e.attempts()).isOne();
+            assertThat(e.getMessage()).contains("sending");
+            assertThat(SERVLET.received.get(0).idempotencyKey()).isEqualTo("\"" + e.idempotencyKey() + "\"");
         } finally {
             hold.countDown();
         }

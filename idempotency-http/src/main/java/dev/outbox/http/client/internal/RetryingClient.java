@@ -4,6 +4,7 @@ import dev.outbox.core.MessageIds;
 import dev.outbox.core.internal.Durations;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.core.retry.RetryBudget;
+import dev.outbox.http.client.CallInterruptedException;
 import dev.outbox.http.client.CallResult;
 import dev.outbox.http.client.CircuitOpenException;
 import dev.outbox.http.client.Completion;
@@ -183,8 +184,13 @@ public final class RetryingClient implements IdempotentHttpClient {
             } catch (IOException e) {
                 response = null;
                 failure = e;
-            } catch (InterruptedException | RuntimeException | Error e) {
+            } catch (InterruptedException e) {
                 // a permission kept would leave a half-open breaker waiting for a trial call that never ends
+                if (breaker != null) {
+                    breaker.releasePermission();
+                }
+                throw interrupted("sending", attempts, key, method, request.uri(), e);
+            } catch (RuntimeException | Error e) {
                 if (breaker != null) {
                     breaker.releasePermission();
                 }
@@ -239,8 +245,27 @@ public final class RetryingClient implements IdempotentHttpClient {
             }
             discard(response);
             response = null;
-            sleeper.sleep(delay);
+            try {
+                sleeper.sleep(delay);
+            } catch (InterruptedException e) {
+                throw interrupted("waiting to retry", attempts, key, method, request.uri(), e);
+            }
         }
+    }
+
+    /** The caller's thread was interrupted: the key goes with the exception, so that the operation can be retried. */
+    private static CallInterruptedException interrupted(
+            String doing, int attempts, String key, String method, URI uri, InterruptedException cause) {
+        CallInterruptedException e = new CallInterruptedException(
+                "Interrupted while " + doing + " " + method + " " + uri + " after " + attempts + " attempt(s)"
+                        + (key == null
+                                ? ""
+                                : "; the operation may have run: retry it later with the same Idempotency-Key '" + key
+                                        + "' to learn its outcome"),
+                attempts,
+                key);
+        e.initCause(cause);
+        return e;
     }
 
     /**

@@ -1,0 +1,37 @@
+package dev.outbox.http.client;
+
+/**
+ * The thread was interrupted while an operation was being sent or while it waited to retry; no
+ * further attempt is made. The attempts already sent may have reached the server and run there, so
+ * a caller that retries the operation later must send it with {@link #idempotencyKey()}, also a key
+ * the client minted, to learn its outcome rather than run it twice. As for any {@link
+ * InterruptedException}, the thread's interrupt status is cleared: restore it if the thread must
+ * stop.
+ */
+public class CallInterruptedException extends InterruptedException {
+    private static final long serialVersionUID = 1L;
+
+    private final int attempts;
+    private final String idempotencyKey;
+
+    /**
+     * @param message what was interrupted and what to do
+     * @param attempts requests sent, the interrupted one included
+     * @param idempotencyKey the operation's key, or null
+     */
+    public CallInterruptedException(String message, int attempts, String idempotencyKey) {
+        super(message);
+        this.attempts = attempts;
+        this.idempotencyKey = idempotencyKey;
+    }
+
+    /** @return requests sent, the interrupted one included; 0 when none was */
+    public int attempts() {
+        return attempts;
+    }
+
+    /** @return the operation's key, or null when its requests carried none; retry with it */
+    public String idempotencyKey() {
+        return idempotencyKey;
+    }
+}
