@@ -3,8 +3,9 @@ package dev.outbox.http.client;
 /**
  * The thread was interrupted while an operation was being sent or while it waited to retry; no
  * further attempt is made. The attempts already sent may have reached the server and run there, so
- * a caller that retries the operation later must send it with {@link #idempotencyKey()}, also a key
- * the client minted, to learn its outcome rather than run it twice. As for any {@link
+ * a caller that retries the operation later sends it with {@link #idempotencyKey()}, also a key the
+ * client minted: a target that honours the key answers with the first outcome rather than run it
+ * twice. A target that does not honour it may run it again. As for any {@link
  * InterruptedException}, the thread's interrupt status is cleared: restore it if the thread must
  * stop.
  */
@@ -25,7 +26,7 @@ public class CallInterruptedException extends InterruptedException {
         this.idempotencyKey = idempotencyKey;
     }
 
-    /** @return requests sent, the interrupted one included; 0 when none was */
+    /** @return requests sent, the interrupted one included: at least 1 */
     public int attempts() {
         return attempts;
     }

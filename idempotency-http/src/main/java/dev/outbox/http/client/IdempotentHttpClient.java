@@ -103,7 +103,8 @@ public interface IdempotentHttpClient {
      *     error
      * @throws InterruptedException when interrupted while sending or waiting; no further attempt is
      *     made. It is a {@link CallInterruptedException}, which carries the operation's key (also a
-     *     minted one): a later retry of the operation sends that key
+     *     minted one): a later retry of the operation sends that key, which a target that honours it
+     *     answers with the first outcome
      * @throws IllegalArgumentException when the request's own {@code Idempotency-Key} is malformed
      */
     <T> CallResult<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler)

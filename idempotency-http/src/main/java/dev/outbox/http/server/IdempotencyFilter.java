@@ -430,7 +430,8 @@ public final class IdempotencyFilter implements Filter {
          * The response body of a protected request is held in memory until the transaction commits, and
          * stored with the key for replays. A handler that writes more than this has its writes rolled
          * back and its key released, and the request fails with a {@link ServletException} (500 from the
-         * container), counted with outcome {@code response_too_large}: a body that cannot be stored
+         * container), counted with outcome {@code response_too_large} (and {@code failed}, as any
+         * request whose handler failed): a body that cannot be stored
          * cannot be replayed, and an unbounded one could exhaust the heap.
          *
          * @param maxResponseBytes the largest response body held and stored; default {@link

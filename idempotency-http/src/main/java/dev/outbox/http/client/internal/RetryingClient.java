@@ -189,7 +189,7 @@ public final class RetryingClient implements IdempotentHttpClient {
                 if (breaker != null) {
                     breaker.releasePermission();
                 }
-                throw interrupted("sending", attempts, key, method, request.uri(), e);
+                throw interrupted("sending", attempts, key, honoured, method, request.uri(), e);
             } catch (RuntimeException | Error e) {
                 if (breaker != null) {
                     breaker.releasePermission();
@@ -248,20 +248,32 @@ public final class RetryingClient implements IdempotentHttpClient {
             try {
                 sleeper.sleep(delay);
             } catch (InterruptedException e) {
-                throw interrupted("waiting to retry", attempts, key, method, request.uri(), e);
+                throw interrupted("waiting to retry", attempts, key, honoured, method, request.uri(), e);
             }
         }
     }
 
     /** The caller's thread was interrupted: the key goes with the exception, so that the operation can be retried. */
     private static CallInterruptedException interrupted(
-            String doing, int attempts, String key, String method, URI uri, InterruptedException cause) {
+            String doing,
+            int attempts,
+            String key,
+            boolean honoured,
+            String method,
+            URI uri,
+            InterruptedException cause) {
+        String advice;
+        if (key == null) {
+            advice = "";
+        } else if (honoured) {
+            advice = "; the operation may have run: retry it later with the same Idempotency-Key '" + key
+                    + "' to learn its outcome";
+        } else {
+            advice = "; the operation may have run, and the target is not declared as honouring Idempotency-Key"
+                    + " (idempotentTargets): a retry, even with the same key '" + key + "', may run it again";
+        }
         CallInterruptedException e = new CallInterruptedException(
-                "Interrupted while " + doing + " " + method + " " + uri + " after " + attempts + " attempt(s)"
-                        + (key == null
-                                ? ""
-                                : "; the operation may have run: retry it later with the same Idempotency-Key '" + key
-                                        + "' to learn its outcome"),
+                "Interrupted while " + doing + " " + method + " " + uri + " after " + attempts + " attempt(s)" + advice,
                 attempts,
                 key);
         e.initCause(cause);

@@ -210,7 +210,11 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
         setStatus(sc);
         if (msg != null) {
             setContentType("text/plain;charset=UTF-8");
-            buffer.writeBytes(msg.getBytes(StandardCharsets.UTF_8));
+            try {
+                bounded.write(msg.getBytes(StandardCharsets.UTF_8));
+            } catch (IOException e) {
+                // overflowed: the filter fails the request
+            }
         }
     }
 

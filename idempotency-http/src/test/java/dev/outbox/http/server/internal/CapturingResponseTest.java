@@ -66,5 +66,9 @@ class CapturingResponseTest {
         assertThat(written.overflowed()).isTrue();
         assertThat(written.getWriter().checkError()).isTrue();
         assertThat(written.body()).isEmpty();
+
+        CapturingResponse refused = new CapturingResponse(new MockHttpServletResponse(), 8);
+        refused.sendError(400, "longer than eight bytes");
+        assertThat(refused.overflowed()).as("a sendError reason counts too").isTrue();
     }
 }
