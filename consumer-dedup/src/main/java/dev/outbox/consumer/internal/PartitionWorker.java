@@ -168,7 +168,13 @@ final class PartitionWorker {
         if (!awaitStep(0)) {
             return null; // the lock taken and released orders this read after the last step's writes
         }
-        long head = nextToProcess(-1);
+        // the offset of the record the progress is about: the queue's head, which need not follow the last one done
+        // (a transaction marker or a compacted record between them)
+        long head;
+        synchronized (queue) {
+            ConsumerRecord<byte[], byte[]> first = queue.peekFirst();
+            head = first != null ? first.offset() : nextToProcess(-1);
+        }
         return progress == Progress.START || head < 0 ? null : new Carried(head, progress);
     }
 

@@ -229,6 +229,39 @@ class PartitionWorkerTest {
                 .endsWith(1);
     }
 
+    /**
+     * G7 across rebalances where offsets have gaps (a transaction's commit marker after each relay batch in the
+     * transactional publish mode, a compacted topic): the failing record's own offset is carried, not the one after
+     * the last record done. Before, offset 1 (the marker's) was carried for the record at 2, the next worker found
+     * another offset and started its attempts afresh, so a record failing across frequent rebalances was never
+     * dead-lettered.
+     */
+    @Test
+    void aRecordsFailuresSurviveARevocationAlsoAfterAnOffsetGap() {
+        store.handler = r -> r.offset() == 2 ? new IllegalStateException("always") : null;
+        PartitionWorker first = worker(3, 10, Duration.ofHours(1));
+        first.enqueue(List.of(Fakes.record(0), Fakes.record(2)));
+        for (int steps = 0; store.calls.getOrDefault(2L, 0) < 2 && steps < 20; steps++) {
+            scheduler.runAll(1);
+        }
+        assertThat(first.nextToCommit()).isOne();
+        assertThat(store.calls.get(2L))
+                .as("calls of the record at 2 (two attempts used)")
+                .isEqualTo(2);
+        first.stop();
+        PartitionWorker.Carried carried = first.carried();
+        assertThat(carried).isNotNull();
+        assertThat(carried.offset()).isEqualTo(2);
+
+        PartitionWorker second = worker(3, 10, Duration.ofHours(1), carried);
+        second.enqueue(List.of(Fakes.record(2)));
+        scheduler.runAll(100);
+        assertThat(store.calls.get(2L)).as("the third attempt was the last").isEqualTo(3);
+        assertThat(sink.sent)
+                .singleElement()
+                .satisfies(s -> assertThat(s.attempts()).isEqualTo(3));
+    }
+
     @Test
     void aRetryThatFallsDueAfterARevocationDoesNotRun() {
         PartitionWorker worker = worker(3, 10, Duration.ofHours(1));
