@@ -102,8 +102,10 @@ final class TopicHealth {
         int consecutiveFailures;
         long missingSince;
 
-        Entry(String topic) {
+        /** @param now when a batch first met the topic: a new entry is not idle ({@link TopicHealth#held()} forgets idle ones) */
+        Entry(String topic, long now) {
             this.topic = topic;
+            this.askedNanos = now;
         }
     }
 
@@ -163,8 +165,8 @@ final class TopicHealth {
      *     than {@link #firstWaitNanos} ago, never for a topic already known to be missing
      */
     Status status(String topic) {
-        Entry e = entries.computeIfAbsent(topic, Entry::new);
         long now = time.nanoTime();
+        Entry e = entries.computeIfAbsent(topic, t -> new Entry(t, now));
         e.askedNanos = now;
         CompletableFuture<Status> lookup;
         long waitNanos;
