@@ -595,6 +595,88 @@ class ConsumerOperationsIT {
     }
 
     /**
+     * G6 with a processed-id row that another transaction holds: what a consumer instance leaves when it loses its
+     * partitions with a transaction open (a network partition, a paused process), whose session the server keeps
+     * until TCP gives up. The consumer's own insert of that id stops waiting after Database.DEDUP_LOCK_TIMEOUT, and
+     * the batch is retried after a backoff (retries{cause="contention"}), without using attempts or opening the
+     * database breaker, so that its one worker thread goes on with the other partition meanwhile. Before, the insert
+     * waited for as long as the row was held, the worker with it, and the other partition's messages were not
+     * handled. Once the holder rolls back, the message is handled once.
+     */
+    @Test
+    void aProcessedIdHeldByAnotherTransactionDoesNotHoldTheWorker(TestDatabase db, TestKafka kafka) throws Throwable {
+        String name = "ops-held-id";
+        String topic = TestKafka.uniqueTopic("ops-held-id");
+        kafka.createTopic(topic, 2);
+        kafka.createTopic(topic + ".dlt", 1);
+        MeterRegistry registry = new SimpleMeterRegistry();
+        UUID held = MessageIds.next();
+        List<UUID> others = new ArrayList<>();
+        try (Connection holder = db.dataSource().getConnection()) {
+            holder.setAutoCommit(false);
+            try (PreparedStatement ps = holder.prepareStatement(
+                    "insert into outbox.processed_message (consumer, message_id) values (?, ?)")) {
+                ps.setString(1, name);
+                ps.setObject(2, held);
+                ps.executeUpdate();
+            }
+            try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+                            .meterRegistry(registry)
+                            .concurrency(1)
+                            .maxAttempts(2)
+                            .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofMillis(500)))
+                            .build();
+                    KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+                consumer.start();
+                ProducerRecord<byte[], byte[]> first = payment(topic, held, "order-held", 1);
+                producer.send(new ProducerRecord<>(topic, 0, first.key(), first.value(), first.headers()))
+                        .get();
+                // the worker is at the held row before the other partition has anything
+                await().atMost(WAIT)
+                        .until(() -> Fixtures.scalar(
+                                        db,
+                                        "select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
+                                                + " and query like '%processed_message%'")
+                                > 0);
+                for (int i = 0; i < 5; i++) {
+                    UUID id = MessageIds.next();
+                    others.add(id);
+                    ProducerRecord<byte[], byte[]> r = payment(topic, id, "order-other-" + i, i);
+                    producer.send(new ProducerRecord<>(topic, 1, r.key(), r.value(), r.headers()));
+                }
+                producer.flush();
+                await().atMost(Duration.ofSeconds(45))
+                        .untilAsserted(() -> assertThat(Fixtures.paymentsOf(db, others))
+                                .as("the other partition's messages, handled while the row is held")
+                                .hasSize(others.size()));
+                assertThat(Fixtures.paymentsOf(db, List.of(held))).isEmpty();
+                assertThat(registry.get("outbox.consumer.retries")
+                                .tag("cause", "contention")
+                                .counter()
+                                .count())
+                        .isPositive();
+                assertThat(breakerState(registry, "database")).isZero();
+
+                holder.rollback();
+                await().atMost(WAIT)
+                        .untilAsserted(
+                                () -> assertThat(Fixtures.paymentsPerId(db)).containsEntry(held, 1L));
+                assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
+                        .isZero();
+                assertThat(registry.get("outbox.consumer.retries")
+                                .tag("cause", "handler")
+                                .counter()
+                                .count())
+                        .isZero();
+            } finally {
+                if (!holder.isClosed()) {
+                    holder.rollback();
+                }
+            }
+        }
+    }
+
+    /**
      * G6 against G7: lock contention inside the handler that a retry cures, here a lock timeout
      * (SQLState 55P03) on a connection that keeps working, is a transient failure. It is retried
      * without using up the handler's attempts: with maxAttempts 2 it fails many more times than that,

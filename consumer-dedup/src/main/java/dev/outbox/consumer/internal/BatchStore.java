@@ -1,5 +1,6 @@
 package dev.outbox.consumer.internal;
 
+import java.sql.SQLException;
 import java.util.List;
 import java.util.UUID;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -13,10 +14,23 @@ interface BatchStore {
     /**
      * What one transaction did: its first {@code done} records settled (handled or duplicate) and
      * committed; {@code failure}, if any, is the handler failure of the record at {@code
-     * failureIndex} ({@code >= done}; greater when the whole batch was rolled back).
+     * failureIndex} ({@code >= done}; greater when the whole batch was rolled back). When {@code busy},
+     * nothing committed and no handler failed: the dedup row of one of the records is held by another
+     * transaction ({@code failure} is the lock timeout, serialization failure or deadlock met).
      */
     record Outcome(
-            int done, int handled, int duplicates, Throwable failure, int failureIndex, int replayed, int stale) {
+            int done,
+            int handled,
+            int duplicates,
+            Throwable failure,
+            int failureIndex,
+            int replayed,
+            int stale,
+            boolean busy) {
+
+        Outcome(int done, int handled, int duplicates, Throwable failure, int failureIndex, int replayed, int stale) {
+            this(done, handled, duplicates, failure, failureIndex, replayed, stale, false);
+        }
 
         static Outcome committed(int size, int handled, int duplicates, int replayed, int stale) {
             return new Outcome(size, handled, duplicates, null, -1, replayed, stale);
@@ -24,6 +38,11 @@ interface BatchStore {
 
         static Outcome rolledBack(Throwable failure, int failureIndex) {
             return new Outcome(0, 0, 0, failure, failureIndex, 0, 0);
+        }
+
+        /** Nothing committed: a dedup row is held by another transaction ({@code contention}). */
+        static Outcome busy(SQLException contention) {
+            return new Outcome(0, 0, 0, contention, -1, 0, 0, true);
         }
     }
 

@@ -88,7 +88,16 @@ final class BatchTransactions implements BatchStore {
                     replay.add(ids.get(i));
                 }
             }
-            Set<UUID> fresh = db.insertProcessed(connection, settings.consumerName(), ids, replay);
+            Set<UUID> fresh;
+            try {
+                fresh = db.insertProcessed(connection, settings.consumerName(), ids, replay);
+            } catch (SQLException e) {
+                if (SqlErrors.isContention(e)) {
+                    connection.rollback();
+                    return Outcome.busy(e);
+                }
+                throw e;
+            }
             int handled = 0;
             int duplicates = 0;
             int replayed = 0;
@@ -134,7 +143,17 @@ final class BatchTransactions implements BatchStore {
             for (int i = 0; i < batch.size(); i++) {
                 UUID id = ids.get(i);
                 boolean replay = RecordMapping.isReplay(batch.get(i));
-                if (!db.insertProcessed(connection, consumer, id, savepoints, replay)) {
+                boolean inserted;
+                try {
+                    inserted = db.insertProcessed(connection, consumer, id, savepoints, replay);
+                } catch (SQLException e) {
+                    if (SqlErrors.isContention(e)) {
+                        connection.rollback(); // the records before it too: they are redone with it
+                        return Outcome.busy(e);
+                    }
+                    throw e;
+                }
+                if (!inserted) {
                     duplicates++;
                     done = i + 1;
                     continue;

@@ -35,6 +35,27 @@ final class Database {
 
     private static final String SAVEPOINT = "outbox_record";
 
+    /**
+     * The longest the consumer's own dedup insert waits for a row another transaction holds (the same
+     * message id inserted and not committed yet): a copy of the message processed in another partition,
+     * or a consumer instance that lost the partition while its transaction stayed open (a network
+     * partition or a paused process, whose session the server keeps until TCP gives up, two hours by
+     * default). Past it the insert fails with 55P03 and the batch is retried after a backoff, without
+     * using attempts or feeding the database breaker, so that the wait neither holds a worker thread nor
+     * goes unseen. A shorter {@code lock_timeout} of the session is kept.
+     */
+    static final String DEDUP_LOCK_TIMEOUT = "2s";
+
+    // before a dedup insert: the session's lock_timeout kept aside, and bounded by DEDUP_LOCK_TIMEOUT for the
+    // insert (0 is no bound); after it: put back, so that the handlers wait as their sessions say
+    private static final String BOUND_LOCK_WAIT = "select set_config('outbox.lock_timeout',"
+            + " current_setting('lock_timeout'), true), set_config('lock_timeout', case when"
+            + " current_setting('lock_timeout')::interval = interval '0' or current_setting('lock_timeout')::interval"
+            + " > interval '" + DEDUP_LOCK_TIMEOUT + "' then '" + DEDUP_LOCK_TIMEOUT
+            + "' else current_setting('lock_timeout') end, true); ";
+    private static final String RESTORE_LOCK_WAIT =
+            "; select set_config('lock_timeout', current_setting('outbox.lock_timeout'), true)";
+
     private final DataSource dataSource;
     private final ConnectionProvider provider;
     private final Configuration handlerConfiguration;
@@ -61,19 +82,24 @@ final class Database {
                     .set(OutboxMigrations.jooqSettings(settings.schema()));
         }
         String table = settings.schema() + ".processed_message";
-        this.insertSql = "insert into " + table + " (consumer, message_id) values (?, ?) on conflict do nothing";
-        // One round trip: pgjdbc sends both statements before a single Sync.
-        this.savepointAndInsertSql = "savepoint " + SAVEPOINT + "; " + insertSql;
-        this.bulkInsertSql = "insert into " + table + " (consumer, message_id) select ?, unnest(?::uuid[])"
-                + " on conflict do nothing returning message_id";
+        String insert = "insert into " + table + " (consumer, message_id) values (?, ?) on conflict do nothing";
+        // One round trip: pgjdbc sends the statements before a single Sync.
+        this.insertSql = BOUND_LOCK_WAIT + insert + RESTORE_LOCK_WAIT;
+        this.savepointAndInsertSql = BOUND_LOCK_WAIT + "savepoint " + SAVEPOINT + "; " + insert + RESTORE_LOCK_WAIT;
+        this.bulkInsertSql = BOUND_LOCK_WAIT + "insert into " + table
+                + " (consumer, message_id) select ?, unnest(?::uuid[]) on conflict do nothing returning message_id"
+                + RESTORE_LOCK_WAIT;
         // a replayed copy re-admits a DEAD_LETTERED id: the row becomes HANDLED in the record's
         // transaction (back to DEAD_LETTERED if it rolls back); a HANDLED id stays a duplicate
         String readmit = " on conflict (consumer, message_id) do update set outcome = 'HANDLED',"
                 + " processed_at = clock_timestamp() where p.outcome = 'DEAD_LETTERED'";
-        this.replayInsertSql = "insert into " + table + " as p (consumer, message_id) values (?, ?)" + readmit;
-        this.savepointAndReplayInsertSql = "savepoint " + SAVEPOINT + "; " + replayInsertSql;
-        this.bulkReplayInsertSql = "insert into " + table + " as p (consumer, message_id) select ?, unnest(?::uuid[])"
-                + readmit + " and p.message_id = any(?::uuid[]) returning message_id";
+        String replayInsert = "insert into " + table + " as p (consumer, message_id) values (?, ?)" + readmit;
+        this.replayInsertSql = BOUND_LOCK_WAIT + replayInsert + RESTORE_LOCK_WAIT;
+        this.savepointAndReplayInsertSql =
+                BOUND_LOCK_WAIT + "savepoint " + SAVEPOINT + "; " + replayInsert + RESTORE_LOCK_WAIT;
+        this.bulkReplayInsertSql = BOUND_LOCK_WAIT + "insert into " + table
+                + " as p (consumer, message_id) select ?, unnest(?::uuid[])" + readmit
+                + " and p.message_id = any(?::uuid[]) returning message_id" + RESTORE_LOCK_WAIT;
         this.readmitSql = "delete from " + table + " where consumer = ? and message_id = any(?::uuid[])"
                 + " and outcome = 'DEAD_LETTERED'";
         this.insertDeadLetteredSql = "insert into " + table
@@ -131,12 +157,12 @@ final class Database {
         try (PreparedStatement ps = connection.prepareStatement(sql)) {
             ps.setString(1, consumer);
             ps.setObject(2, messageId);
-            boolean isResultSet = ps.execute();
-            int count = isResultSet ? -1 : ps.getUpdateCount();
+            ps.execute(); // the lock wait's bound, then the savepoint if any, the insert, the bound put back
             if (savepoint) {
                 ps.getMoreResults(Statement.CLOSE_CURRENT_RESULT);
-                count = ps.getUpdateCount();
             }
+            boolean isResultSet = ps.getMoreResults(Statement.CLOSE_CURRENT_RESULT);
+            int count = isResultSet ? -1 : ps.getUpdateCount();
             if (count < 0 || count > 1) {
                 throw new SQLException(
                         "unexpected update count " + count + " from the processed_message insert", "XX000");
@@ -164,7 +190,11 @@ final class Database {
             if (!replay.isEmpty()) {
                 ps.setArray(3, connection.createArrayOf("uuid", replay.toArray()));
             }
-            try (ResultSet rs = ps.executeQuery()) {
+            ps.execute(); // the lock wait's bound, the insert, the bound put back
+            if (!ps.getMoreResults(Statement.CLOSE_CURRENT_RESULT)) {
+                throw new SQLException("no rows returned by the processed_message insert", "XX000");
+            }
+            try (ResultSet rs = ps.getResultSet()) {
                 while (rs.next()) {
                     inserted.add(rs.getObject(1, UUID.class));
                 }

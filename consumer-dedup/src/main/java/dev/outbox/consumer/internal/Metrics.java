@@ -38,6 +38,7 @@ final class Metrics {
     final Counter handlerRetries;
     final Counter infrastructureRetries;
     final Counter transientRetries;
+    final Counter contentionRetries;
     final Counter replayed;
     final Counter stale;
     final Counter deadLetterRefused;
@@ -78,6 +79,11 @@ final class Metrics {
         transientRetries = Counter.builder(RETRIES)
                 .tags(tags)
                 .tag("cause", "transient")
+                .description("Retries scheduled after a failure")
+                .register(registry);
+        contentionRetries = Counter.builder(RETRIES)
+                .tags(tags)
+                .tag("cause", "contention")
                 .description("Retries scheduled after a failure")
                 .register(registry);
         replayed = Counter.builder(REPLAYED)

@@ -76,6 +76,8 @@ final class PartitionWorker {
     private Carried carried;
     private DeadLetterState deadLetter = DeadLetterState.NOT_SENT;
     private int infrastructureFailures;
+    // batches in a row whose dedup rows another transaction held
+    private int busyFailures;
 
     /**
      * What a stopped worker knew of the record at its head: its failures so far, so that the retry
@@ -304,6 +306,10 @@ final class PartitionWorker {
             return carryOut(decision, batch.get(0), ids.get(0), e.sqlException());
         }
         infrastructureFailures = 0;
+        if (outcome.busy()) {
+            return busyDelay(outcome.failure(), batch);
+        }
+        busyFailures = 0;
         // counted before the offsets become committable, so a committed offset is never ahead of them
         parts.metrics().handled.increment(outcome.handled());
         parts.metrics().duplicates.increment(outcome.duplicates());
@@ -478,6 +484,30 @@ final class PartitionWorker {
         deadLetter = DeadLetterState.NOT_SENT;
         infrastructureFailures = 0;
         return Next.CONTINUE;
+    }
+
+    /**
+     * The dedup row of a record of {@code batch} is held by another transaction past {@link
+     * Database#DEDUP_LOCK_TIMEOUT}: nothing committed, nothing is the records' fault and the database
+     * answers, so the batch is retried after a backoff without using attempts or feeding the breaker.
+     */
+    private Next busyDelay(Throwable failure, List<ConsumerRecord<byte[], byte[]>> batch) {
+        Duration delay = settings.backoff().delay(Math.min(busyFailures, 30));
+        busyFailures++;
+        parts.metrics().contentionRetries.increment();
+        log.warn(
+                "the processed-id row of a message of {}@{}..{} is held by another transaction (SQLState {}: {}),"
+                        + " a copy being processed elsewhere or a consumer instance that lost the partition with its"
+                        + " transaction open; nothing committed, retrying in {} (attempt {} in a row, no attempt used);"
+                        + " pg_stat_activity shows the holder",
+                tp,
+                batch.get(0).offset(),
+                batch.get(batch.size() - 1).offset(),
+                SqlErrors.sqlState(failure),
+                failure.getMessage(),
+                Durations.format(delay),
+                busyFailures);
+        return Next.after(delay);
     }
 
     /** @param failure what failed, or null when a circuit breaker refused the attempt */
