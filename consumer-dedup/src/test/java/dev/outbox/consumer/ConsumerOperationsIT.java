@@ -62,6 +62,8 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.slf4j.LoggerFactory;
 
 /**
@@ -601,17 +603,23 @@ class ConsumerOperationsIT {
      * the batch is retried after a backoff (retries{cause="contention"}), without using attempts or opening the
      * database breaker, so that its one worker thread goes on with the other partition meanwhile. Before, the insert
      * waited for as long as the row was held, the worker with it, and the other partition's messages were not
-     * handled. Once the holder rolls back, the message is handled once.
+     * handled. Once the holder rolls back, the message is handled once. With a savepoint per record, a message ahead
+     * of the held one in the same transaction commits and is not handled again while the held one waits.
      */
-    @Test
-    void aProcessedIdHeldByAnotherTransactionDoesNotHoldTheWorker(TestDatabase db, TestKafka kafka) throws Throwable {
-        String name = "ops-held-id";
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void aProcessedIdHeldByAnotherTransactionDoesNotHoldTheWorker(boolean savepoints, TestDatabase db, TestKafka kafka)
+            throws Throwable {
+        String name = "ops-held-id-" + savepoints;
         String topic = TestKafka.uniqueTopic("ops-held-id");
         kafka.createTopic(topic, 2);
         kafka.createTopic(topic + ".dlt", 1);
         MeterRegistry registry = new SimpleMeterRegistry();
         UUID held = MessageIds.next();
+        UUID ahead = MessageIds.next();
         List<UUID> others = new ArrayList<>();
+        Map<UUID, AtomicInteger> calls = new ConcurrentHashMap<>();
+        MessageHandler payments = Fixtures.paymentsHandler();
         try (Connection holder = db.dataSource().getConnection()) {
             holder.setAutoCommit(false);
             try (PreparedStatement ps = holder.prepareStatement(
@@ -624,13 +632,23 @@ class ConsumerOperationsIT {
                             .meterRegistry(registry)
                             .concurrency(1)
                             .maxAttempts(2)
+                            .savepointPerRecord(savepoints)
                             .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofMillis(500)))
+                            .handler((m, tx) -> {
+                                calls.computeIfAbsent(m.messageId(), k -> new AtomicInteger())
+                                        .incrementAndGet();
+                                payments.handle(m, tx);
+                            })
                             .build();
                     KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
-                consumer.start();
+                if (savepoints) {
+                    ProducerRecord<byte[], byte[]> r = payment(topic, ahead, "order-ahead", 1);
+                    producer.send(new ProducerRecord<>(topic, 0, r.key(), r.value(), r.headers()));
+                }
                 ProducerRecord<byte[], byte[]> first = payment(topic, held, "order-held", 1);
                 producer.send(new ProducerRecord<>(topic, 0, first.key(), first.value(), first.headers()))
                         .get();
+                consumer.start();
                 // the worker is at the held row before the other partition has anything
                 await().atMost(WAIT)
                         .until(() -> Fixtures.scalar(
@@ -656,6 +674,12 @@ class ConsumerOperationsIT {
                                 .count())
                         .isPositive();
                 assertThat(breakerState(registry, "database")).isZero();
+                if (savepoints) {
+                    assertThat(Fixtures.paymentsOf(db, List.of(ahead))).containsEntry(ahead, 1L);
+                    assertThat(calls.get(ahead))
+                            .as("handler calls of the message ahead of the held one, which committed")
+                            .hasValue(1);
+                }
 
                 holder.rollback();
                 await().atMost(WAIT)

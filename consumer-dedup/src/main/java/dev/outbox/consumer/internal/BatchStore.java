@@ -15,8 +15,9 @@ interface BatchStore {
      * What one transaction did: its first {@code done} records settled (handled or duplicate) and
      * committed; {@code failure}, if any, is the handler failure of the record at {@code
      * failureIndex} ({@code >= done}; greater when the whole batch was rolled back). When {@code busy},
-     * nothing committed and no handler failed: the dedup row of one of the records is held by another
-     * transaction ({@code failure} is the lock timeout, serialization failure or deadlock met).
+     * no handler failed: the dedup row of the record at {@code done} is held by another transaction
+     * ({@code failure} is the lock timeout, serialization failure or deadlock met); the records before
+     * it committed (with savepoints) or nothing did ({@code done} 0).
      */
     record Outcome(
             int done,
@@ -40,9 +41,9 @@ interface BatchStore {
             return new Outcome(0, 0, 0, failure, failureIndex, 0, 0);
         }
 
-        /** Nothing committed: a dedup row is held by another transaction ({@code contention}). */
-        static Outcome busy(SQLException contention) {
-            return new Outcome(0, 0, 0, contention, -1, 0, 0, true);
+        /** The dedup row of the record at {@code done} is held by another transaction ({@code contention}). */
+        static Outcome busy(SQLException contention, int done, int handled, int duplicates, int replayed, int stale) {
+            return new Outcome(done, handled, duplicates, contention, -1, replayed, stale, true);
         }
     }
 

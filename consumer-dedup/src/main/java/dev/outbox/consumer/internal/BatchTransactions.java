@@ -94,7 +94,7 @@ final class BatchTransactions implements BatchStore {
             } catch (SQLException e) {
                 if (SqlErrors.isContention(e)) {
                     connection.rollback();
-                    return Outcome.busy(e);
+                    return Outcome.busy(e, 0, 0, 0, 0, 0);
                 }
                 throw e;
             }
@@ -147,11 +147,17 @@ final class BatchTransactions implements BatchStore {
                 try {
                     inserted = db.insertProcessed(connection, consumer, id, savepoints, replay);
                 } catch (SQLException e) {
-                    if (SqlErrors.isContention(e)) {
-                        connection.rollback(); // the records before it too: they are redone with it
-                        return Outcome.busy(e);
+                    if (!SqlErrors.isContention(e)) {
+                        throw e;
                     }
-                    throw e;
+                    // the records before it commit without being redone, as after a handler failure
+                    if (done > 0) {
+                        db.rollbackToSavepoint(connection);
+                        commit(connection);
+                    } else {
+                        connection.rollback();
+                    }
+                    return Outcome.busy(e, done, handled, duplicates, replayed, stale);
                 }
                 if (!inserted) {
                     duplicates++;

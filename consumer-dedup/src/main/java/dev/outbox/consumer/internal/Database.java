@@ -46,13 +46,14 @@ final class Database {
      */
     static final String DEDUP_LOCK_TIMEOUT = "2s";
 
-    // before a dedup insert: the session's lock_timeout kept aside, and bounded by DEDUP_LOCK_TIMEOUT for the
-    // insert (0 is no bound); after it: put back, so that the handlers wait as their sessions say
-    private static final String BOUND_LOCK_WAIT = "select set_config('outbox.lock_timeout',"
-            + " current_setting('lock_timeout'), true), set_config('lock_timeout', case when"
-            + " current_setting('lock_timeout')::interval = interval '0' or current_setting('lock_timeout')::interval"
-            + " > interval '" + DEDUP_LOCK_TIMEOUT + "' then '" + DEDUP_LOCK_TIMEOUT
-            + "' else current_setting('lock_timeout') end, true); ";
+    // before a dedup insert: the session's lock_timeout kept aside (read once, in a subquery, so that neither
+    // set_config depends on the order of evaluation), and bounded by DEDUP_LOCK_TIMEOUT for the insert (0 is no
+    // bound); after it: put back, so that the handlers wait as their sessions say. With a savepoint, the savepoint
+    // comes first, so that a rollback to it puts the session's value back too
+    private static final String BOUND_LOCK_WAIT = "select set_config('outbox.lock_timeout', t, true),"
+            + " set_config('lock_timeout', case when t::interval = interval '0' or t::interval > interval '"
+            + DEDUP_LOCK_TIMEOUT + "' then '" + DEDUP_LOCK_TIMEOUT + "' else t end, true)"
+            + " from (select current_setting('lock_timeout') as t offset 0) s; ";
     private static final String RESTORE_LOCK_WAIT =
             "; select set_config('lock_timeout', current_setting('outbox.lock_timeout'), true)";
 
@@ -85,7 +86,7 @@ final class Database {
         String insert = "insert into " + table + " (consumer, message_id) values (?, ?) on conflict do nothing";
         // One round trip: pgjdbc sends the statements before a single Sync.
         this.insertSql = BOUND_LOCK_WAIT + insert + RESTORE_LOCK_WAIT;
-        this.savepointAndInsertSql = BOUND_LOCK_WAIT + "savepoint " + SAVEPOINT + "; " + insert + RESTORE_LOCK_WAIT;
+        this.savepointAndInsertSql = "savepoint " + SAVEPOINT + "; " + BOUND_LOCK_WAIT + insert + RESTORE_LOCK_WAIT;
         this.bulkInsertSql = BOUND_LOCK_WAIT + "insert into " + table
                 + " (consumer, message_id) select ?, unnest(?::uuid[]) on conflict do nothing returning message_id"
                 + RESTORE_LOCK_WAIT;
@@ -96,7 +97,7 @@ final class Database {
         String replayInsert = "insert into " + table + " as p (consumer, message_id) values (?, ?)" + readmit;
         this.replayInsertSql = BOUND_LOCK_WAIT + replayInsert + RESTORE_LOCK_WAIT;
         this.savepointAndReplayInsertSql =
-                BOUND_LOCK_WAIT + "savepoint " + SAVEPOINT + "; " + replayInsert + RESTORE_LOCK_WAIT;
+                "savepoint " + SAVEPOINT + "; " + BOUND_LOCK_WAIT + replayInsert + RESTORE_LOCK_WAIT;
         this.bulkReplayInsertSql = BOUND_LOCK_WAIT + "insert into " + table
                 + " as p (consumer, message_id) select ?, unnest(?::uuid[])" + readmit
                 + " and p.message_id = any(?::uuid[]) returning message_id" + RESTORE_LOCK_WAIT;
@@ -157,9 +158,9 @@ final class Database {
         try (PreparedStatement ps = connection.prepareStatement(sql)) {
             ps.setString(1, consumer);
             ps.setObject(2, messageId);
-            ps.execute(); // the lock wait's bound, then the savepoint if any, the insert, the bound put back
+            ps.execute(); // the savepoint if any, the lock wait's bound, the insert, the bound put back
             if (savepoint) {
-                ps.getMoreResults(Statement.CLOSE_CURRENT_RESULT);
+                ps.getMoreResults(Statement.CLOSE_CURRENT_RESULT); // from the savepoint to the bound
             }
             boolean isResultSet = ps.getMoreResults(Statement.CLOSE_CURRENT_RESULT);
             int count = isResultSet ? -1 : ps.getUpdateCount();

@@ -306,15 +306,19 @@ final class PartitionWorker {
             return carryOut(decision, batch.get(0), ids.get(0), e.sqlException());
         }
         infrastructureFailures = 0;
-        if (outcome.busy()) {
-            return busyDelay(outcome.failure(), batch);
-        }
-        busyFailures = 0;
         // counted before the offsets become committable, so a committed offset is never ahead of them
         parts.metrics().handled.increment(outcome.handled());
         parts.metrics().duplicates.increment(outcome.duplicates());
         parts.metrics().replayed.increment(outcome.replayed());
         parts.metrics().stale.increment(outcome.stale());
+        if (outcome.busy()) {
+            if (outcome.done() > 0) {
+                complete(outcome.done());
+                progress = progress.headSettled();
+            }
+            return busyDelay(outcome.failure(), batch.subList(outcome.done(), batch.size()));
+        }
+        busyFailures = 0;
         int failed = outcome.failure() != null && outcome.failureIndex() == outcome.done() ? outcome.done() : -1;
         FailureKind kind = failed >= 0 ? classify(outcome.failure()) : null;
         Decision decision = BatchRules.afterOutcome(progress, policy, outcome, offsets(batch), kind, now());
@@ -496,10 +500,11 @@ final class PartitionWorker {
         busyFailures++;
         parts.metrics().contentionRetries.increment();
         log.warn(
-                "the processed-id row of a message of {}@{}..{} is held by another transaction (SQLState {}: {}),"
-                        + " a copy being processed elsewhere or a consumer instance that lost the partition with its"
-                        + " transaction open; nothing committed, retrying in {} (attempt {} in a row, no attempt used);"
-                        + " pg_stat_activity shows the holder",
+                "inserting the processed ids of {}@{}..{} waited past its bound for a lock another transaction"
+                        + " holds (SQLState {}: {}): a copy of a message being processed elsewhere, a consumer instance"
+                        + " that lost the partition with its transaction open, or a lock on the table; those records"
+                        + " are not committed, retrying in {} ({} in a row, no attempt used); pg_stat_activity shows"
+                        + " the holder",
                 tp,
                 batch.get(0).offset(),
                 batch.get(batch.size() - 1).offset(),
