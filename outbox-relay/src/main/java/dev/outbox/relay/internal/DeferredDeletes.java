@@ -44,15 +44,6 @@ import java.util.concurrent.RejectedExecutionException;
  * </ul>
  */
 final class DeferredDeletes {
-    /**
-     * A shard with this many deferred deletes in flight waits for them before its next round. Every
-     * delete names every outstanding id, so without a bound a write queue that stalls (a lock, a
-     * synchronous standby that stops answering) while the probe keeps handing rows would queue a
-     * request per round, each longer than the last: memory and statements growing with the square of
-     * the stall. A steady trickle has one or two in flight per linger ({@link WriteQueue#DELETE_LINGER_NANOS}).
-     */
-    static final int MAX_IN_FLIGHT = 8;
-
     private final PendingDeletes registry;
     // guarded by this
     private int inFlight;
@@ -148,11 +139,6 @@ final class DeferredDeletes {
 
     synchronized boolean inFlight() {
         return inFlight > 0;
-    }
-
-    /** @return whether {@link #MAX_IN_FLIGHT} deferred deletes are in flight: the shard waits for them */
-    synchronized boolean full() {
-        return inFlight >= MAX_IN_FLIGHT;
     }
 
     /**

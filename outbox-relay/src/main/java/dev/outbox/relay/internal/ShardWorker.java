@@ -305,8 +305,7 @@ final class ShardWorker {
      * Deals with the shard's deferred deletes before a round reads or sends anything: a lost lease
      * drops the shard; rows a deferred delete did not delete are deleted again, waiting this time; and
      * a read of the shard's own waits until its deferred deletes ended (it would take their rows again).
-     * Rows the probe handed over leave them out already, but they wait too once {@link
-     * DeferredDeletes#MAX_IN_FLIGHT} deferred deletes are in flight.
+     * Rows the probe handed over leave them out already.
      *
      * @return whether the round goes on; if not, the shard's next task is scheduled
      */
@@ -323,9 +322,7 @@ final class ShardWorker {
         // that are outstanding
         boolean inFlight = deferred.inFlight();
         long[] undeleted = deferred.undeleted();
-        // too many in flight (DeferredDeletes.MAX_IN_FLIGHT): a stalled write queue must not make every round queue a
-        // longer delete
-        if (inFlight && (ownRead || undeleted != null || deferred.full())) {
+        if (inFlight && (ownRead || undeleted != null)) {
             deletes.hurry();
             deferred.settled().whenComplete((v, t) -> onWorker(this::step));
             return false;

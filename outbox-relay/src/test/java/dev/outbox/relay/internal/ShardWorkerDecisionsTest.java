@@ -854,51 +854,6 @@ class ShardWorkerDecisionsTest {
     }
 
     /**
-     * A write queue that does not answer (a lock, a synchronous standby gone) while the probe keeps handing
-     * the shard a row per round: every deferred delete names every id still outstanding, so without a
-     * bound each round would queue a longer one. The shard stops taking handed rows once {@link
-     * DeferredDeletes#MAX_IN_FLIGHT} are in flight, and goes on, with nothing lost, once they answered.
-     */
-    @Test
-    void aShardWaitsForItsDeferredDeletesOnceTheBoundIsInFlight() {
-        List<Runnable> deletes = new ArrayList<>();
-        ShardWorker w = publishedRow1OfKWithItsDeleteDeferred(deletes);
-        int handed = 1;
-        long id = 2;
-        for (; id <= 40; id++) {
-            if (!w.loop.wakeWith(w.loop.idleTicket(), List.of(row(id, "a", "k" + id)))) {
-                break;
-            }
-            handed++;
-            workers.runDue();
-        }
-        assertThat(handed)
-                .as("rows taken while the deletes do not answer")
-                .isEqualTo(DeferredDeletes.MAX_IN_FLIGHT + 1);
-        assertThat(w.loop.state()).as("the shard waits for its deletes").isEqualTo(ShardLoop.State.RUNNING);
-        assertThat(made.get(0).history()).hasSize(DeferredDeletes.MAX_IN_FLIGHT);
-
-        while (!deletes.isEmpty()) {
-            deletes.remove(0).run();
-            workers.runDue();
-        }
-        assertThat(made.get(0).history())
-                .as("then the row handed last goes out too")
-                .hasSize(DeferredDeletes.MAX_IN_FLIGHT + 1);
-        List<Integer> named = new ArrayList<>();
-        for (int n = 1; n <= DeferredDeletes.MAX_IN_FLIGHT; n++) {
-            named.add(n); // each queued delete names its row and every row before it still outstanding
-        }
-        named.add(1); // the last row's, once the others committed
-        assertThat(rows.deleteAttempts.stream().map(ids -> ids.length).toList())
-                .as("ids named by each delete")
-                .isEqualTo(named);
-        assertThat(rows.deleted).hasSize(DeferredDeletes.MAX_IN_FLIGHT + 1);
-        assertThat(pending.ids()).isEmpty();
-        assertThat(w.loop.state()).isEqualTo(ShardLoop.State.IDLE);
-    }
-
-    /**
      * A deferred delete that found the lease taken over drops the shard at its next round, and its
      * row is publishable again for the shard's next owner (G1), the probe told to read again.
      */
