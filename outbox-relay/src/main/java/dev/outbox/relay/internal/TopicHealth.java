@@ -48,11 +48,8 @@ final class TopicHealth {
     private static final long FRESH_NANOS = TimeUnit.SECONDS.toNanos(1);
     /** The longest a worker waits for a lookup (counted from the lookup's start). */
     static final long MAX_FIRST_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(500);
-    /**
-     * A topic no shard asked about for this long, and whose rows no shard remembers, is forgotten: a
-     * missing one's re-checks stop, a known one is looked up again when a batch meets it.
-     */
-    static final long FORGET_NANOS = TimeUnit.MINUTES.toNanos(5);
+    /** A topic no shard asked about for this long, and whose rows no shard remembers, is forgotten (its re-checks stop). */
+    private static final long FORGET_NANOS = TimeUnit.MINUTES.toNanos(5);
     /**
      * A missing topic stays held (the shards' reads leave its rows' payloads out and the probe only
      * asks) while a shard remembers rows of it, and for this long after a batch last met one.
@@ -102,10 +99,8 @@ final class TopicHealth {
         int consecutiveFailures;
         long missingSince;
 
-        /** @param now when a batch first met the topic: a new entry is not idle ({@link TopicHealth#held()} forgets idle ones) */
-        Entry(String topic, long now) {
+        Entry(String topic) {
             this.topic = topic;
-            this.askedNanos = now;
         }
     }
 
@@ -165,8 +160,8 @@ final class TopicHealth {
      *     than {@link #firstWaitNanos} ago, never for a topic already known to be missing
      */
     Status status(String topic) {
+        Entry e = entries.computeIfAbsent(topic, Entry::new);
         long now = time.nanoTime();
-        Entry e = entries.computeIfAbsent(topic, t -> new Entry(t, now));
         e.askedNanos = now;
         CompletableFuture<Status> lookup;
         long waitNanos;
@@ -215,29 +210,9 @@ final class TopicHealth {
         for (Entry e : entries.values()) {
             if (held(e, now)) {
                 out.add(e.topic);
-            } else if (idle(e, now)) {
-                // a topic not missing that no batch met for FORGET_NANOS: forgotten, so that the entries (which every
-                // call here
-                // walks) are the topics in use, not every topic the relay ever published to
-                entries.remove(e.topic, e);
             }
         }
         return out;
-    }
-
-    /**
-     * @return whether {@code e} is a topic not missing (with metadata, or whose last lookup failed for good), with no
-     *     lookup in progress, that no batch met lately: its next batch looks it up as a new one would
-     */
-    private static boolean idle(Entry e, long now) {
-        synchronized (e) {
-            return !e.missing && e.lookup == null && e.holders.isEmpty() && now - e.askedNanos >= FORGET_NANOS;
-        }
-    }
-
-    /** @return the topics known now: in use, missing and re-checked, or met in the last few minutes */
-    int known() {
-        return entries.size();
     }
 
     private static boolean held(Entry e, long now) {

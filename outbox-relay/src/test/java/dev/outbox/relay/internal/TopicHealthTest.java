@@ -102,38 +102,6 @@ class TopicHealthTest {
         assertThat(topics.status("t")).isEqualTo(TopicHealth.Status.READY);
     }
 
-    /**
-     * A topic with metadata that no batch met for {@link TopicHealth#FORGET_NANOS} is forgotten, and looked up
-     * again when a batch meets it: the entries, which every round of every shard walks ({@link TopicHealth#held()}),
-     * were every topic the relay had ever published to.
-     */
-    @Test
-    void aTopicNoBatchMetForMinutesIsForgottenAndLookedUpAgainWhenMet() {
-        exists.set(true);
-        for (String topic : List.of("a", "b")) {
-            topics.status(topic);
-        }
-        lookups.runDue();
-        assertThat(topics.status("a")).isEqualTo(TopicHealth.Status.READY);
-        assertThat(topics.known()).isEqualTo(2);
-
-        time.advance(Duration.ofNanos(TopicHealth.FORGET_NANOS - 1));
-        assertThat(topics.status("b")).isEqualTo(TopicHealth.Status.READY);
-        lookups.runDue(); // the background look of a topic known for more than a second
-        time.advance(Duration.ofNanos(1));
-        assertThat(topics.held()).isEmpty();
-        assertThat(topics.known())
-                .as("b was met just now; a was not for minutes")
-                .isEqualTo(1);
-
-        assertThat(topics.status("a").state())
-                .as("a forgotten topic waits for its lookup again")
-                .isEqualTo(TopicHealth.State.HOLD);
-        lookups.runDue();
-        assertThat(topics.status("a")).isEqualTo(TopicHealth.Status.READY);
-        assertThat(topics.known()).isEqualTo(2);
-    }
-
     @Test
     void aMissingTopicStaysHeldWhileAShardRemembersItsRowsAndBrieflyAfter() {
         missing();
