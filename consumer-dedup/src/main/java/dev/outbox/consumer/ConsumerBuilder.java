@@ -275,7 +275,9 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
 
     /**
      * @param timeout how long {@link IdempotentConsumer#close()} and a partition revocation wait for
-     *     transactions in flight; default 30 s
+     *     transactions in flight, and then for the offset commit; default 30 s. Twice this must stay
+     *     below the consumer's {@code max.poll.interval.ms} (5 minutes by default), which {@link
+     *     #build()} checks: a revocation runs inside the poll loop
      * @return this builder
      * @throws NullPointerException when null
      * @throws IllegalArgumentException when not positive
@@ -341,6 +343,7 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
         }
         Map<String, Object> consumerProps = KafkaConfigChecks.consumerProperties(kafkaProperties);
         KafkaConfigChecks.checkProducerProperties(producerProperties, closeTimeout);
+        KafkaConfigChecks.checkRevocationFits(consumerProps, closeTimeout);
         KafkaConfigChecks.checkDeadLetterTopics(
                 deadLetterTopic != null
                         ? List.of(deadLetterTopic)

@@ -2,6 +2,7 @@ package dev.outbox.consumer;
 
 import static dev.outbox.consumer.Fixtures.payment;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import ch.qos.logback.classic.Logger;
@@ -36,6 +37,7 @@ import java.util.Map;
 import java.util.NavigableMap;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ConcurrentSkipListMap;
@@ -57,6 +59,7 @@ import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.awaitility.core.ConditionFactory;
 import org.awaitility.core.ThrowingRunnable;
+import org.jooq.exception.DataAccessException;
 import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -617,7 +620,6 @@ class ConsumerOperationsIT {
         MeterRegistry registry = new SimpleMeterRegistry();
         UUID held = MessageIds.next();
         UUID ahead = MessageIds.next();
-        List<UUID> others = new ArrayList<>();
         Map<UUID, AtomicInteger> calls = new ConcurrentHashMap<>();
         MessageHandler payments = Fixtures.paymentsHandler();
         try (Connection holder = db.dataSource().getConnection()) {
@@ -656,24 +658,8 @@ class ConsumerOperationsIT {
                                         "select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
                                                 + " and query like '%processed_message%'")
                                 > 0);
-                for (int i = 0; i < 5; i++) {
-                    UUID id = MessageIds.next();
-                    others.add(id);
-                    ProducerRecord<byte[], byte[]> r = payment(topic, id, "order-other-" + i, i);
-                    producer.send(new ProducerRecord<>(topic, 1, r.key(), r.value(), r.headers()));
-                }
-                producer.flush();
-                await().atMost(Duration.ofSeconds(45))
-                        .untilAsserted(() -> assertThat(Fixtures.paymentsOf(db, others))
-                                .as("the other partition's messages, handled while the row is held")
-                                .hasSize(others.size()));
+                handledBesideAHeldRow(db, producer, topic, registry);
                 assertThat(Fixtures.paymentsOf(db, List.of(held))).isEmpty();
-                assertThat(registry.get("outbox.consumer.retries")
-                                .tag("cause", "contention")
-                                .counter()
-                                .count())
-                        .isPositive();
-                assertThat(breakerState(registry, "database")).isZero();
                 if (savepoints) {
                     assertThat(Fixtures.paymentsOf(db, List.of(ahead))).containsEntry(ahead, 1L);
                     assertThat(calls.get(ahead))
@@ -697,6 +683,161 @@ class ConsumerOperationsIT {
                     holder.rollback();
                 }
             }
+        }
+    }
+
+    /**
+     * G6 when the dead-letter record's row is held: a consumer instance that lost the partition takes the processed
+     * id's row right after this consumer's handler failed permanently and rolled back (played here by a test
+     * transaction whose insert waited behind the handler's). Recording the message as dead-lettered then stops
+     * waiting after Database.DEDUP_LOCK_TIMEOUT and is retried after a backoff (retries{cause="contention"}), without
+     * opening the database breaker and without publishing the dead-letter copy again, while the one worker thread
+     * handles the other partition. Before, that insert waited for as long as the row was held, the worker with it,
+     * and the other partition's messages were not handled. Once the holder rolls back, the id is recorded as
+     * dead-lettered, with one dead-letter copy.
+     */
+    @Test
+    void aDeadLetterRecordWhoseRowIsHeldDoesNotHoldTheWorker(TestDatabase db, TestKafka kafka) throws Throwable {
+        String name = "ops-held-dead-letter";
+        String topic = TestKafka.uniqueTopic("ops-held-dead-letter");
+        kafka.createTopic(topic, 2);
+        kafka.createTopic(topic + ".dlt", 1);
+        MeterRegistry registry = new SimpleMeterRegistry();
+        UUID poison = MessageIds.next();
+        MessageHandler payments = Fixtures.paymentsHandler();
+        try (Connection holder = db.dataSource().getConnection()) {
+            holder.setAutoCommit(false);
+            CompletableFuture<Void> taken = new CompletableFuture<>();
+            try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+                            .meterRegistry(registry)
+                            .concurrency(1)
+                            .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofMillis(500)))
+                            .handler((m, tx) -> {
+                                if (!m.messageId().equals(poison)) {
+                                    payments.handle(m, tx);
+                                    return;
+                                }
+                                // the holder's insert waits behind this transaction's own, and holds the row
+                                // once this transaction rolls back
+                                CompletableFuture.runAsync(() -> {
+                                    try (PreparedStatement ps = holder.prepareStatement(
+                                            "insert into outbox.processed_message (consumer, message_id) values (?, ?)")) {
+                                        ps.setString(1, name);
+                                        ps.setObject(2, poison);
+                                        ps.executeUpdate();
+                                        taken.complete(null);
+                                    } catch (SQLException e) {
+                                        taken.completeExceptionally(e);
+                                    }
+                                });
+                                await().atMost(WAIT)
+                                        .until(() -> Fixtures.scalar(
+                                                        db,
+                                                        "select count(*) from pg_stat_activity where wait_event_type"
+                                                                + " = 'Lock' and query like 'insert into outbox.processed_message%'")
+                                                > 0);
+                                throw new PermanentHandlerException("not payable");
+                            })
+                            .build();
+                    KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+                ProducerRecord<byte[], byte[]> first = payment(topic, poison, "order-poison", 1);
+                producer.send(new ProducerRecord<>(topic, 0, first.key(), first.value(), first.headers()))
+                        .get();
+                consumer.start();
+                taken.get(WAIT.toSeconds(), TimeUnit.SECONDS);
+                // the worker is at the dead-letter record before the other partition has anything
+                await().atMost(WAIT)
+                        .until(() -> Fixtures.scalar(
+                                        db,
+                                        "select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
+                                                + " and query like '%DEAD_LETTERED%' and pid <> pg_backend_pid()")
+                                > 0);
+                handledBesideAHeldRow(db, producer, topic, registry);
+
+                holder.rollback();
+                await().atMost(WAIT)
+                        .until(() -> Fixtures.scalar(
+                                        db,
+                                        "select count(*) from outbox.processed_message where consumer = '" + name
+                                                + "' and message_id = '" + poison + "' and outcome = 'DEAD_LETTERED'")
+                                == 1);
+                assertThat(Fixtures.readAll(kafka, topic + ".dlt", 2, Duration.ofSeconds(5)))
+                        .as("dead-letter copies of the poison message")
+                        .hasSize(1);
+                assertThat(Fixtures.paymentsOf(db, List.of(poison))).isEmpty();
+            } finally {
+                if (!holder.isClosed()) {
+                    holder.rollback();
+                }
+            }
+        }
+    }
+
+    /**
+     * While a processed id's row on partition 0 is held: messages sent to partition 1 are handled by the one worker
+     * within 45 s, the waits were counted as contention and the database breaker stayed closed.
+     */
+    private static void handledBesideAHeldRow(
+            TestDatabase db, KafkaProducer<byte[], byte[]> producer, String topic, MeterRegistry registry)
+            throws SQLException {
+        List<UUID> others = new ArrayList<>();
+        for (int i = 0; i < 5; i++) {
+            UUID id = MessageIds.next();
+            others.add(id);
+            ProducerRecord<byte[], byte[]> r = payment(topic, id, "order-other-" + i, i);
+            producer.send(new ProducerRecord<>(topic, 1, r.key(), r.value(), r.headers()));
+        }
+        producer.flush();
+        await().atMost(Duration.ofSeconds(45))
+                .untilAsserted(() -> assertThat(Fixtures.paymentsOf(db, others))
+                        .as("the other partition's messages, handled while a row of partition 0 is held")
+                        .hasSize(others.size()));
+        assertThat(registry.get("outbox.consumer.retries")
+                        .tag("cause", "contention")
+                        .counter()
+                        .count())
+                .isPositive();
+        assertThat(breakerState(registry, "database")).isZero();
+    }
+
+    /**
+     * Re-admitting a dead-lettered id whose row another transaction holds (a replayed copy being handled, or an
+     * instance that lost its partitions with its transaction open) fails after Database.DEDUP_LOCK_TIMEOUT with a
+     * message that says so, instead of holding the caller (an operator's command, an admin endpoint) for as long as
+     * the row is held; once the row is free, the same call re-admits it.
+     */
+    @Test
+    void readmittingAHeldIdFailsInsteadOfWaiting(TestDatabase db, TestKafka kafka) throws Throwable {
+        String name = "ops-readmit-held";
+        String topic = TestKafka.uniqueTopic("ops-readmit-held");
+        UUID id = MessageIds.next();
+        try (Connection setup = db.dataSource().getConnection();
+                PreparedStatement ps = setup.prepareStatement("insert into outbox.processed_message"
+                        + " (consumer, message_id, outcome) values (?, ?, 'DEAD_LETTERED')")) {
+            ps.setString(1, name);
+            ps.setObject(2, id);
+            ps.executeUpdate();
+        }
+        try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+                        .handler((m, tx) -> {})
+                        .build();
+                Connection holder = db.dataSource().getConnection()) {
+            holder.setAutoCommit(false);
+            try (PreparedStatement lock = holder.prepareStatement(
+                    "select 1 from outbox.processed_message where consumer = ? and message_id = ? for update")) {
+                lock.setString(1, name);
+                lock.setObject(2, id);
+                lock.executeQuery().close();
+            }
+            Assertions.assertTimeoutPreemptively(
+                    Duration.ofSeconds(20),
+                    () -> assertThatThrownBy(() -> consumer.readmitDeadLettered(List.of(id)))
+                            .isInstanceOf(DataAccessException.class)
+                            .hasMessageContaining("SQLState 55P03")
+                            .hasMessageContaining("another transaction holds the row")
+                            .hasMessageContaining("nothing was re-admitted"));
+            holder.rollback();
+            assertThat(consumer.readmitDeadLettered(List.of(id))).isEqualTo(1);
         }
     }
 

@@ -268,6 +268,43 @@ class IdempotentConsumerBuilderTest {
                 .hasMessageContaining("closeTimeout (10s)");
     }
 
+    /**
+     * A revocation waits up to closeTimeout twice inside the poll loop (transactions in flight, then the
+     * offset commit): a max.poll.interval.ms that does not leave room for both is refused at build.
+     */
+    @Test
+    void closeTimeoutMustFitTwiceInTheMaxPollInterval() {
+        assertThatThrownBy(() ->
+                        valid(kafka(p -> p)).closeTimeout(Duration.ofMinutes(3)).build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining(
+                        "max.poll.interval.ms (5m, Kafka's default) must be above twice closeTimeout (3m)")
+                .hasMessageContaining("lower closeTimeout(...) or raise max.poll.interval.ms");
+        assertThatThrownBy(() -> valid(kafka(p -> {
+                            p.put("max.poll.interval.ms", 60_000);
+                            return p;
+                        }))
+                        .closeTimeout(Duration.ofSeconds(30))
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("max.poll.interval.ms (1m) must be above twice closeTimeout (30s)");
+        assertThatThrownBy(() -> valid(kafka(p -> {
+                            p.put("max.poll.interval.ms", "soon");
+                            return p;
+                        }))
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("Invalid value soon for configuration max.poll.interval.ms");
+        valid(kafka(p -> {
+                    p.put("max.poll.interval.ms", "60001");
+                    return p;
+                }))
+                .closeTimeout(Duration.ofSeconds(30))
+                .build()
+                .close();
+        valid(kafka(p -> p)).closeTimeout(Duration.ofSeconds(149)).build().close();
+    }
+
     /** Dead-letter topic names: Spring's suffix is accepted; a name Kafka would refuse fails at build. */
     @Test
     void deadLetterTopicNamesAreValidated() {

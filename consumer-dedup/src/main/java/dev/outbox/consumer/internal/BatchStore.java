@@ -62,7 +62,9 @@ interface BatchStore {
     /**
      * Records {@code id} as dead-lettered, so that a redelivery is skipped.
      *
-     * @throws InfrastructureException when the database failed
+     * @throws InfrastructureException when the database failed, or ({@link
+     *     InfrastructureException#contention()}) another transaction held the id's row past the
+     *     bound
      */
     void recordDeadLettered(UUID id) throws InfrastructureException;
 

@@ -66,6 +66,9 @@ final class BatchTransactions implements BatchStore {
         try {
             db.insertDeadLettered(settings.consumerName(), id);
         } catch (SQLException e) {
+            if (SqlErrors.isContention(e)) {
+                throw InfrastructureException.contention("recording message " + id + " as dead-lettered", e);
+            }
             throw new InfrastructureException(
                     "recording dead-lettered message " + id + " failed (SQLState " + e.getSQLState() + "): "
                             + e.getMessage(),

@@ -50,10 +50,11 @@ final class Database {
     // set_config depends on the order of evaluation), and bounded by DEDUP_LOCK_TIMEOUT for the insert (0 is no
     // bound); after it: put back, so that the handlers wait as their sessions say. With a savepoint, the savepoint
     // comes first, so that a rollback to it puts the session's value back too
-    private static final String BOUND_LOCK_WAIT = "select set_config('outbox.lock_timeout', t, true),"
+    private static final String LOCK_WAIT_BOUND = "select set_config('outbox.lock_timeout', t, true),"
             + " set_config('lock_timeout', case when t::interval = interval '0' or t::interval > interval '"
             + DEDUP_LOCK_TIMEOUT + "' then '" + DEDUP_LOCK_TIMEOUT + "' else t end, true)"
-            + " from (select current_setting('lock_timeout') as t offset 0) s; ";
+            + " from (select current_setting('lock_timeout') as t offset 0) s";
+    private static final String BOUND_LOCK_WAIT = LOCK_WAIT_BOUND + "; ";
     private static final String RESTORE_LOCK_WAIT =
             "; select set_config('lock_timeout', current_setting('outbox.lock_timeout'), true)";
 
@@ -210,18 +211,24 @@ final class Database {
         }
     }
 
-    /** Records a dead-lettered message in its own transaction. */
+    /**
+     * Records a dead-lettered message in its own transaction, waiting at most {@link
+     * #DEDUP_LOCK_TIMEOUT} for a row another transaction holds (55P03 past it).
+     */
     void insertDeadLettered(String consumer, UUID messageId) throws SQLException {
-        autocommit(insertDeadLetteredSql, ps -> {
+        boundedTransaction(insertDeadLetteredSql, ps -> {
             ps.setString(1, consumer);
             ps.setObject(2, messageId);
             return ps.executeUpdate();
         });
     }
 
-    /** @return how many of the ids were DEAD_LETTERED and are now deleted, in one autocommit statement */
+    /**
+     * @return how many of the ids were DEAD_LETTERED and are now deleted, in one transaction that waits
+     *     at most {@link #DEDUP_LOCK_TIMEOUT} for a row another transaction holds (55P03 past it)
+     */
     int readmit(String consumer, Collection<UUID> messageIds) throws SQLException {
-        return autocommit(readmitSql, ps -> {
+        return boundedTransaction(readmitSql, ps -> {
             ps.setString(1, consumer);
             ps.setArray(2, ps.getConnection().createArrayOf("uuid", messageIds.toArray()));
             return ps.executeUpdate();
@@ -255,6 +262,44 @@ final class Database {
             } finally {
                 if (!autoCommit) {
                     connection.setAutoCommit(false);
+                }
+            }
+        } finally {
+            release(connection);
+        }
+    }
+
+    /**
+     * Runs one statement as its own transaction on a pooled connection, its lock waits bounded like the
+     * dedup insert's: a row held by a transaction that stays open (a consumer instance that lost its
+     * partitions with its transaction open) would otherwise hold the caller until that session ends.
+     */
+    private int boundedTransaction(String sql, StatementWork work) throws SQLException {
+        Connection connection = acquire();
+        try {
+            boolean autoCommit = connection.getAutoCommit();
+            if (autoCommit) {
+                connection.setAutoCommit(false);
+            }
+            try {
+                int result;
+                try (Statement bound = connection.createStatement();
+                        PreparedStatement ps = connection.prepareStatement(sql)) {
+                    bound.execute(LOCK_WAIT_BOUND);
+                    result = work.run(ps);
+                }
+                connection.commit();
+                return result;
+            } catch (SQLException | RuntimeException e) {
+                try {
+                    connection.rollback();
+                } catch (SQLException rollbackFailure) {
+                    e.addSuppressed(rollbackFailure);
+                }
+                throw e;
+            } finally {
+                if (autoCommit) {
+                    connection.setAutoCommit(true);
                 }
             }
         } finally {

@@ -263,7 +263,13 @@ public final class DedupConsumer implements IdempotentConsumer {
         } catch (SQLException e) {
             throw new DataAccessException(
                     log.prefix() + " re-admitting dead-lettered message ids failed (SQLState " + e.getSQLState() + "): "
-                            + e.getMessage(),
+                            + e.getMessage()
+                            + (SqlErrors.isContention(e)
+                                    ? "; another transaction holds the row of one of these ids (a replayed copy being"
+                                            + " handled, another re-admission, or a consumer instance that lost its"
+                                            + " partitions with its transaction open: pg_stat_activity shows it);"
+                                            + " nothing was re-admitted, call again once it ended"
+                                    : ""),
                     e);
         }
     }

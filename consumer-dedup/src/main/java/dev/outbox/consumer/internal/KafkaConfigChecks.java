@@ -13,6 +13,8 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 public final class KafkaConfigChecks {
     /** Kafka's longest topic name. */
     private static final int MAX_TOPIC_NAME_LENGTH = 249;
+    /** Kafka's default {@code max.poll.interval.ms}. */
+    private static final long DEFAULT_MAX_POLL_INTERVAL_MS = 300_000;
 
     private KafkaConfigChecks() {}
 
@@ -48,6 +50,42 @@ public final class KafkaConfigChecks {
                         + " producerProperties: a dead-letter publish holds a worker thread at most closeTimeout ("
                         + Durations.format(closeTimeout) + "); set it between 0 and that, or raise closeTimeout(...)");
             }
+        }
+    }
+
+    /**
+     * @param consumerProperties the consumer's properties, as {@link #consumerProperties} returns them
+     * @param closeTimeout the consumer's close timeout
+     * @throws IllegalArgumentException when {@code max.poll.interval.ms} is not above twice the close
+     *     timeout: a revocation waits up to {@code closeTimeout} for the transactions in flight, then
+     *     up to as long for the offset commit, inside the poll loop, and a member whose poll loop
+     *     stays away longer than {@code max.poll.interval.ms} is put out of its group, its partitions
+     *     handed over while its transactions may still commit
+     */
+    public static void checkRevocationFits(Map<String, Object> consumerProperties, Duration closeTimeout) {
+        Object value = consumerProperties.get(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG);
+        long maxPollInterval;
+        if (value == null) {
+            maxPollInterval = DEFAULT_MAX_POLL_INTERVAL_MS;
+        } else {
+            try {
+                maxPollInterval = Long.parseLong(value.toString().strip());
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(
+                        "Invalid value " + value + " for configuration max.poll.interval.ms in kafkaProperties:"
+                                + " Value must be a number of milliseconds",
+                        e);
+            }
+        }
+        if (maxPollInterval <= closeTimeout.toMillis() * 2) {
+            throw new IllegalArgumentException("max.poll.interval.ms ("
+                    + Durations.format(Duration.ofMillis(maxPollInterval))
+                    + (value == null ? ", Kafka's default" : "") + ") must be above twice closeTimeout ("
+                    + Durations.format(closeTimeout) + "): a partition revocation waits up to closeTimeout for the"
+                    + " transactions in flight and as long again for the offset commit, inside the poll loop, and a"
+                    + " consumer away from its poll loop for max.poll.interval.ms leaves its group while its"
+                    + " transactions may still commit; lower closeTimeout(...) or raise max.poll.interval.ms in"
+                    + " kafkaProperties");
         }
     }
 

@@ -316,7 +316,11 @@ final class PartitionWorker {
                 complete(outcome.done());
                 progress = progress.headSettled();
             }
-            return busyDelay(outcome.failure(), batch.subList(outcome.done(), batch.size()));
+            List<ConsumerRecord<byte[], byte[]>> held = batch.subList(outcome.done(), batch.size());
+            return busyDelay(
+                    "inserting the processed ids of " + tp + "@" + held.get(0).offset() + ".."
+                            + held.get(held.size() - 1).offset() + " (not committed)",
+                    outcome.failure());
         }
         busyFailures = 0;
         int failed = outcome.failure() != null && outcome.failureIndex() == outcome.done() ? outcome.done() : -1;
@@ -464,8 +468,11 @@ final class PartitionWorker {
             try {
                 parts.store().recordDeadLettered(id);
             } catch (InfrastructureException e) {
-                return infrastructureDelay(e);
+                return e.contention()
+                        ? busyDelay(e.getMessage() + " (" + tp + "@" + record.offset() + ")", e.getCause())
+                        : infrastructureDelay(e);
             }
+            busyFailures = 0;
         }
         if (deadLetter == DeadLetterState.SENT) {
             switch (reason) {
@@ -491,23 +498,23 @@ final class PartitionWorker {
     }
 
     /**
-     * The dedup row of a record of {@code batch} is held by another transaction past {@link
-     * Database#DEDUP_LOCK_TIMEOUT}: nothing committed, nothing is the records' fault and the database
-     * answers, so the batch is retried after a backoff without using attempts or feeding the breaker.
+     * A statement of the consumer's own on a processed id waited past {@link
+     * Database#DEDUP_LOCK_TIMEOUT} for the row another transaction holds: nothing is the records'
+     * fault and the database answers, so the work is retried after a backoff without using attempts
+     * or feeding the breaker.
+     *
+     * @param what the work that waited, and what of it did not commit
      */
-    private Next busyDelay(Throwable failure, List<ConsumerRecord<byte[], byte[]>> batch) {
+    private Next busyDelay(String what, Throwable failure) {
         Duration delay = settings.backoff().delay(Math.min(busyFailures, 30));
         busyFailures++;
         parts.metrics().contentionRetries.increment();
         log.warn(
-                "inserting the processed ids of {}@{}..{} waited past its bound for a lock another transaction"
-                        + " holds (SQLState {}: {}): a copy of a message being processed elsewhere, a consumer instance"
-                        + " that lost the partition with its transaction open, or a lock on the table; those records"
-                        + " are not committed, retrying in {} ({} in a row, no attempt used); pg_stat_activity shows"
-                        + " the holder",
-                tp,
-                batch.get(0).offset(),
-                batch.get(batch.size() - 1).offset(),
+                "{} waited past its bound for a lock another transaction holds (SQLState {}: {}): a copy of a"
+                        + " message being processed elsewhere, a consumer instance that lost the partition with its"
+                        + " transaction open, or a lock on the table; retrying in {} ({} in a row, no attempt used);"
+                        + " pg_stat_activity shows the holder",
+                what,
                 SqlErrors.sqlState(failure),
                 failure.getMessage(),
                 Durations.format(delay),
