@@ -93,12 +93,16 @@ public interface IdempotentConsumer extends AutoCloseable {
      * source topic is handled instead of skipped as a duplicate. Ids that were handled (or are
      * unknown) are left alone. Use it when the copy cannot carry the {@link DeadLetterHeaders#REPLAY}
      * header; see the README's runbook. Callable before {@link #start()} and after {@link #close()}.
+     * One autocommit statement on a connection of the consumer's database: call it outside a
+     * transaction of yours. It waits at most 2 s for a row of these ids that another transaction
+     * holds, and then fails without re-admitting any.
      *
      * @param messageIds the dead-lettered ids, from the {@code outbox-message-id} headers of the
      *     dead-letter records
      * @return how many ids were re-admitted
      * @throws NullPointerException when {@code messageIds} or an id in it is null
-     * @throws org.jooq.exception.DataAccessException when the statement fails
+     * @throws org.jooq.exception.DataAccessException when the statement fails, or another
+     *     transaction held a row of these ids for longer than 2 s
      */
     default int readmitDeadLettered(Collection<UUID> messageIds) {
         throw new UnsupportedOperationException(getClass().getName() + " does not re-admit dead-lettered ids");

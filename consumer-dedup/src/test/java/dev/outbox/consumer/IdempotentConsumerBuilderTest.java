@@ -295,6 +295,14 @@ class IdempotentConsumerBuilderTest {
                         .build())
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("Invalid value soon for configuration max.poll.interval.ms");
+        assertThatThrownBy(() -> valid(kafka(p -> {
+                            p.put("max.poll.interval.ms", 0);
+                            return p;
+                        }))
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("Invalid value 0 for configuration max.poll.interval.ms")
+                .hasMessageContaining("at least 1");
         valid(kafka(p -> {
                     p.put("max.poll.interval.ms", "60001");
                     return p;

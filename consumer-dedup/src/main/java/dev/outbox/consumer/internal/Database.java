@@ -50,11 +50,10 @@ final class Database {
     // set_config depends on the order of evaluation), and bounded by DEDUP_LOCK_TIMEOUT for the insert (0 is no
     // bound); after it: put back, so that the handlers wait as their sessions say. With a savepoint, the savepoint
     // comes first, so that a rollback to it puts the session's value back too
-    private static final String LOCK_WAIT_BOUND = "select set_config('outbox.lock_timeout', t, true),"
+    private static final String BOUND_LOCK_WAIT = "select set_config('outbox.lock_timeout', t, true),"
             + " set_config('lock_timeout', case when t::interval = interval '0' or t::interval > interval '"
             + DEDUP_LOCK_TIMEOUT + "' then '" + DEDUP_LOCK_TIMEOUT + "' else t end, true)"
-            + " from (select current_setting('lock_timeout') as t offset 0) s";
-    private static final String BOUND_LOCK_WAIT = LOCK_WAIT_BOUND + "; ";
+            + " from (select current_setting('lock_timeout') as t offset 0) s; ";
     private static final String RESTORE_LOCK_WAIT =
             "; select set_config('lock_timeout', current_setting('outbox.lock_timeout'), true)";
 
@@ -102,9 +101,11 @@ final class Database {
         this.bulkReplayInsertSql = BOUND_LOCK_WAIT + "insert into " + table
                 + " as p (consumer, message_id) select ?, unnest(?::uuid[])" + readmit
                 + " and p.message_id = any(?::uuid[]) returning message_id" + RESTORE_LOCK_WAIT;
-        this.readmitSql = "delete from " + table + " where consumer = ? and message_id = any(?::uuid[])"
-                + " and outcome = 'DEAD_LETTERED'";
-        this.insertDeadLetteredSql = "insert into " + table
+        // the lock wait's bound and the statement: pgjdbc sends both before one Sync, so in autocommit they run as
+        // one implicit transaction, which the bound's local setting lasts for
+        this.readmitSql = BOUND_LOCK_WAIT + "delete from " + table
+                + " where consumer = ? and message_id = any(?::uuid[])" + " and outcome = 'DEAD_LETTERED'";
+        this.insertDeadLetteredSql = BOUND_LOCK_WAIT + "insert into " + table
                 + " (consumer, message_id, outcome) values (?, ?, 'DEAD_LETTERED') on conflict do nothing";
         // every instance of a consumer purges on its own schedule: skip rows another purge has locked,
         // so concurrent purges delete disjoint batches instead of waiting on each other's row locks
@@ -212,26 +213,26 @@ final class Database {
     }
 
     /**
-     * Records a dead-lettered message in its own transaction, waiting at most {@link
+     * Records a dead-lettered message in one autocommit statement, waiting at most {@link
      * #DEDUP_LOCK_TIMEOUT} for a row another transaction holds (55P03 past it).
      */
     void insertDeadLettered(String consumer, UUID messageId) throws SQLException {
-        boundedTransaction(insertDeadLetteredSql, ps -> {
+        autocommit(insertDeadLetteredSql, ps -> {
             ps.setString(1, consumer);
             ps.setObject(2, messageId);
-            return ps.executeUpdate();
+            return boundedUpdate(ps);
         });
     }
 
     /**
-     * @return how many of the ids were DEAD_LETTERED and are now deleted, in one transaction that waits
-     *     at most {@link #DEDUP_LOCK_TIMEOUT} for a row another transaction holds (55P03 past it)
+     * @return how many of the ids were DEAD_LETTERED and are now deleted, in one autocommit statement
+     *     that waits at most {@link #DEDUP_LOCK_TIMEOUT} for a row another transaction holds (55P03 past it)
      */
     int readmit(String consumer, Collection<UUID> messageIds) throws SQLException {
-        return boundedTransaction(readmitSql, ps -> {
+        return autocommit(readmitSql, ps -> {
             ps.setString(1, consumer);
             ps.setArray(2, ps.getConnection().createArrayOf("uuid", messageIds.toArray()));
-            return ps.executeUpdate();
+            return boundedUpdate(ps);
         });
     }
 
@@ -269,42 +270,13 @@ final class Database {
         }
     }
 
-    /**
-     * Runs one statement as its own transaction on a pooled connection, its lock waits bounded like the
-     * dedup insert's: a row held by a transaction that stays open (a consumer instance that lost its
-     * partitions with its transaction open) would otherwise hold the caller until that session ends.
-     */
-    private int boundedTransaction(String sql, StatementWork work) throws SQLException {
-        Connection connection = acquire();
-        try {
-            boolean autoCommit = connection.getAutoCommit();
-            if (autoCommit) {
-                connection.setAutoCommit(false);
-            }
-            try {
-                int result;
-                try (Statement bound = connection.createStatement();
-                        PreparedStatement ps = connection.prepareStatement(sql)) {
-                    bound.execute(LOCK_WAIT_BOUND);
-                    result = work.run(ps);
-                }
-                connection.commit();
-                return result;
-            } catch (SQLException | RuntimeException e) {
-                try {
-                    connection.rollback();
-                } catch (SQLException rollbackFailure) {
-                    e.addSuppressed(rollbackFailure);
-                }
-                throw e;
-            } finally {
-                if (autoCommit) {
-                    connection.setAutoCommit(true);
-                }
-            }
-        } finally {
-            release(connection);
+    /** @return the update count of a statement sent after {@link #BOUND_LOCK_WAIT} */
+    private static int boundedUpdate(PreparedStatement ps) throws SQLException {
+        ps.execute(); // the bound's row first
+        if (ps.getMoreResults(Statement.CLOSE_CURRENT_RESULT) || ps.getUpdateCount() < 0) {
+            throw new SQLException("no update count after the lock wait's bound", "XX000");
         }
+        return ps.getUpdateCount();
     }
 
     /**

@@ -77,7 +77,11 @@ public final class KafkaConfigChecks {
                         e);
             }
         }
-        if (maxPollInterval <= closeTimeout.toMillis() * 2) {
+        if (maxPollInterval < 1) {
+            throw new IllegalArgumentException("Invalid value " + value + " for configuration max.poll.interval.ms in"
+                    + " kafkaProperties: Value must be at least 1");
+        }
+        if (maxPollInterval <= Math.multiplyExact(Math.min(closeTimeout.toMillis(), Long.MAX_VALUE / 2), 2)) {
             throw new IllegalArgumentException("max.poll.interval.ms ("
                     + Durations.format(Duration.ofMillis(maxPollInterval))
                     + (value == null ? ", Kafka's default" : "") + ") must be above twice closeTimeout ("

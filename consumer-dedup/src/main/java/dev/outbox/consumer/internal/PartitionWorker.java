@@ -293,6 +293,7 @@ final class PartitionWorker {
         } catch (CommitRefusedException e) {
             // the database works: what the transaction wrote made it fail
             infrastructureFailures = 0;
+            busyFailures = 0;
             Decision decision =
                     BatchRules.afterCommitRefused(progress, policy, offsets(batch), e.sqlException(), now());
             if (decision.action() == BatchRules.Action.ISOLATE) {
@@ -468,9 +469,11 @@ final class PartitionWorker {
             try {
                 parts.store().recordDeadLettered(id);
             } catch (InfrastructureException e) {
-                return e.contention()
-                        ? busyDelay(e.getMessage() + " (" + tp + "@" + record.offset() + ")", e.getCause())
-                        : infrastructureDelay(e);
+                if (e.contention()) {
+                    infrastructureFailures = 0; // the database answered
+                    return busyDelay(e.getMessage() + " (" + tp + "@" + record.offset() + ")", e.getCause());
+                }
+                return infrastructureDelay(e);
             }
             busyFailures = 0;
         }
