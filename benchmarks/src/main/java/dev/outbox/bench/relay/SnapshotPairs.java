@@ -1,0 +1,466 @@
+package dev.outbox.bench.relay;
+
+import dev.outbox.testkit.PostgresServer;
+import dev.outbox.testkit.PrivatePostgres;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import org.postgresql.PGConnection;
+
+/**
+ * Checks the read path of {@code docs/CURSOR-LAYOUT.md} ("Reading: pairs of snapshots") against a real
+ * PostgreSQL under concurrent writers, before any of it is built into the relay: does a reader that
+ * only ever reads the rows of a pair of snapshots ({@code prev}, {@code cur}), in {@code id} order and
+ * in batches, and never deletes anything, find every committed row exactly once, late commits with
+ * lower ids included, and in per-key order when the writers of a key serialise on a row lock?
+ *
+ * <p>One generation table (today's columns reduced to what the check needs, plus {@code tx xid8
+ * default pg_current_xact_id()} before {@code id}), {@value #SHARDS} shards, and four kinds of
+ * writers running together on a private server:
+ *
+ * <ul>
+ *   <li>per-key writers: lock the key's counter row ({@code update ... returning n}, which also gives
+ *       the transaction its id early), insert one to three rows numbered after it, wait 0 to 20 ms
+ *       (a late commit: rows with higher ids commit meanwhile), and commit, or roll back one time in
+ *       ten;
+ *   <li>fresh writers: insert a row of a key of its own as the transaction's first statement, so that
+ *       the row's transaction id is assigned by the {@code tx} default (the order of evaluation the
+ *       design rests on), then wait 0 to 20 ms and commit;
+ *   <li>early writers: take a transaction id first (an insert into another table), wait 0 to 50 ms,
+ *       then insert a row of a key of its own and commit;
+ *   <li>one long writer: takes a transaction id the same way, waits 3 s, inserts a row of a key of its own, waits 2
+ *       s, commits; again and again, so that its transaction stays in progress across many pairs.
+ * </ul>
+ *
+ * <p>The reader follows the design: per shard a cursor ({@code prev}, {@code prev_seq}, {@code
+ * prev_x}) kept in memory; a pair opened by reading the sequence, then, in one statement, {@code
+ * pg_current_snapshot()} and a new transaction id; batches of {@code --batch} rows of the pair after
+ * {@code after_id}; the pair closed when a batch comes back short. After the writers stop, every shard
+ * opens pairs until one is empty. Then: every row in the table was read exactly once, no row of a
+ * rolled-back transaction was read, and each serialised key's rows were read in the order of its
+ * counter with no gap. Any violation is printed and the program exits with status 1.
+ *
+ * <p>Options: {@code --seconds N} (default 60), {@code --writers N} per-key writers (8), {@code --batch N}
+ * (20), {@code --pause-ms N} (0: the reader's pause after each round of the shards, so that pairs grow
+ * beyond a batch), {@code --without-running-part} (the read without its first part: the check must then
+ * fail), {@code --out FILE}. See {@code docs/CURSOR-LAYOUT.md}.
+ */
+public final class SnapshotPairs {
+    static final int SHARDS = 8;
+    private static final int KEYS = 64;
+
+    private static final String READ = "select id, key, n, tx::text from ("
+            // the rows of transactions that were in progress at prev, or that got their id while the
+            // pair was being opened: found by transaction id, whatever their row id
+            + " (select id, key, n, tx from pairs.gen where shard = ?"
+            + " and (tx = any(array(select pg_snapshot_xip(?::pg_snapshot)))"
+            + " or (tx >= pg_snapshot_xmax(?::pg_snapshot) and tx < ?::xid8))"
+            + " and pg_visible_in_snapshot(tx, ?::pg_snapshot) and id > ?)"
+            + " union all"
+            // the transactions that got their id after the pair was opened drew their rows' ids after
+            // prev_seq was read: walked in id order through (shard, id)
+            + " (select id, key, n, tx from pairs.gen where shard = ? and id > greatest(?, ?)"
+            + " and tx >= ?::xid8 and pg_visible_in_snapshot(tx, ?::pg_snapshot) order by id limit ?)"
+            + ") u order by id limit ?";
+    /**
+     * The same read without its first part, which a check run with {@code --without-running-part} uses to
+     * show that the check finds what that part is there for: rows of transactions in progress at {@code
+     * prev} are then never read.
+     */
+    private static final String READ_WITHOUT_RUNNING_PART = "select id, key, n, tx::text from ("
+            + " (select id, key, n, tx from pairs.gen where shard = ? and false and ?::text is null and ?::text is"
+            + " null and ?::text is null and ?::text is null and id > ?)"
+            + " union all"
+            + " (select id, key, n, tx from pairs.gen where shard = ? and id > greatest(?, ?)"
+            + " and tx >= ?::xid8 and pg_visible_in_snapshot(tx, ?::pg_snapshot) order by id limit ?)"
+            + ") u order by id limit ?";
+
+    private final PostgresServer server;
+    private final Connection reader;
+    private final int batch;
+    private final String read;
+    private final AtomicBoolean writing = new AtomicBoolean(true);
+    private final ConcurrentLinkedQueue<String> violations = new ConcurrentLinkedQueue<>();
+    private final AtomicLong committed = new AtomicLong();
+    private final AtomicLong rolledBack = new AtomicLong();
+    private final AtomicLong writeFailures = new AtomicLong();
+
+    /** The cursor of one shard, and its pair in progress. */
+    private static final class Cursor {
+        String prev;
+        long prevSeq;
+        String prevX;
+        String cur;
+        long curSeq;
+        String curX;
+        long afterId;
+        /** The highest id this shard has read, to count rows read with a lower id (late commits). */
+        long highestRead;
+        /** Full batches read of the pair in progress. */
+        int fullBatches;
+    }
+
+    private final Cursor[] cursors = new Cursor[SHARDS];
+    private final Set<Long> readIds = new HashSet<>();
+    private final Map<String, Long> lastOfKey = new HashMap<>();
+    private long pairs;
+    private long reads;
+    private long lateRows;
+    private long longPairs;
+
+    private SnapshotPairs(PostgresServer server, Connection reader, int batch, boolean withoutRunningPart) {
+        this.server = server;
+        this.reader = reader;
+        this.batch = batch;
+        this.read = withoutRunningPart ? READ_WITHOUT_RUNNING_PART : READ;
+    }
+
+    public static void main(String[] args) throws Exception {
+        int seconds = 60;
+        int writers = 8;
+        int batch = 20;
+        int pauseMs = 0;
+        boolean withoutRunningPart = false;
+        Path out = null;
+        for (int i = 0; i < args.length; i++) {
+            String value = i + 1 < args.length ? args[i + 1] : null;
+            switch (args[i]) {
+                case "--seconds" -> seconds = RelayOptions.positive("--seconds", required("--seconds", value));
+                case "--writers" -> writers = RelayOptions.positive("--writers", required("--writers", value));
+                case "--batch" -> batch = RelayOptions.positive("--batch", required("--batch", value));
+                case "--pause-ms" -> pauseMs = RelayOptions.positive("--pause-ms", required("--pause-ms", value));
+                case "--out" -> out = Path.of(required("--out", value));
+                case "--without-running-part" -> {
+                    withoutRunningPart = true;
+                    continue;
+                }
+                default ->
+                    throw new IllegalArgumentException("unknown option '" + args[i]
+                            + "'; the options are --seconds N, --writers N, --batch N, --pause-ms N,"
+                            + " --without-running-part, --out FILE");
+            }
+            i++;
+        }
+        Report.quietLogs();
+        Report report = new Report();
+        boolean passed;
+        try (PrivatePostgres pg = PrivatePostgres.start();
+                Connection reader = pg.server().connectAdmin()) {
+            reader.unwrap(PGConnection.class).setPrepareThreshold(1);
+            SnapshotPairs check = new SnapshotPairs(pg.server(), reader, batch, withoutRunningPart);
+            passed = check.run(report, Duration.ofSeconds(seconds), writers, pauseMs);
+        }
+        report.write(out);
+        if (!passed) {
+            System.exit(1);
+        }
+    }
+
+    private boolean run(Report report, Duration duration, int writerCount, int pauseMs) throws Exception {
+        try (Statement st = reader.createStatement()) {
+            st.execute("drop schema if exists pairs cascade");
+            st.execute("create schema pairs");
+            st.execute("create sequence pairs.seq cache 1");
+            // tx before id: defaults are evaluated in column order, so the transaction has its id before
+            // the row draws its own
+            st.execute("create table pairs.gen (tx xid8 not null default pg_current_xact_id(),"
+                    + " id bigint not null default nextval('pairs.seq'), shard int not null, key text not null,"
+                    + " n bigint not null)");
+            st.execute("create index on pairs.gen (shard, id)");
+            st.execute("create index on pairs.gen (shard, tx)");
+            st.execute("create table pairs.keys (key text primary key, n bigint not null)");
+            st.execute("insert into pairs.keys select 'key-' || i, 0 from generate_series(0, " + (KEYS - 1) + ") i");
+            st.execute("create table pairs.side (tx xid8 default pg_current_xact_id())");
+        }
+        for (int s = 0; s < SHARDS; s++) {
+            Cursor c = new Cursor();
+            open(c);
+            c.prev = c.cur;
+            c.prevSeq = c.curSeq;
+            c.prevX = c.curX;
+            c.cur = null;
+            cursors[s] = c;
+        }
+        report.line("# snapshot pairs, " + Instant.now() + ": " + writerCount + " per-key writers over " + KEYS
+                + " keys, 2 fresh writers, 2 early writers, 1 long writer, " + SHARDS + " shards, batch " + batch
+                + ", a pause of " + pauseMs + " ms after each round of the shards, " + duration.toSeconds()
+                + " s of writing" + (read == READ ? "" : ", the read WITHOUT its part for transactions in progress"));
+        List<Thread> threads = new ArrayList<>();
+        for (int i = 0; i < writerCount; i++) {
+            threads.add(Thread.ofPlatform().name("per-key-" + i).start(() -> write(this::perKey)));
+        }
+        for (int i = 0; i < 2; i++) {
+            String prefix = "fresh-" + i + "-";
+            threads.add(Thread.ofPlatform().name(prefix).start(() -> write(c -> fresh(c, prefix))));
+            String early = "early-" + i + "-";
+            threads.add(Thread.ofPlatform().name(early).start(() -> write(c -> early(c, early))));
+        }
+        threads.add(Thread.ofPlatform().name("long").start(() -> write(c -> longRunning(c))));
+        long deadline = System.nanoTime() + duration.toNanos();
+        while (System.nanoTime() < deadline && violations.isEmpty()) {
+            for (int s = 0; s < SHARDS; s++) {
+                readOnce(s);
+            }
+            if (pauseMs > 0) {
+                Thread.sleep(pauseMs);
+            }
+        }
+        writing.set(false);
+        for (Thread t : threads) {
+            t.join();
+        }
+        // after the last commit: every shard opens pairs until one is empty
+        for (int s = 0; s < SHARDS; s++) {
+            while (!drainedOnce(s)) {
+                // next pair
+            }
+        }
+        long inTable;
+        Map<String, Long> highestOfKey = new HashMap<>();
+        try (Statement st = reader.createStatement()) {
+            try (ResultSet rs = st.executeQuery("select count(*) from pairs.gen")) {
+                rs.next();
+                inTable = rs.getLong(1);
+            }
+            try (ResultSet rs = st.executeQuery("select key, max(n) from pairs.gen group by key")) {
+                while (rs.next()) {
+                    highestOfKey.put(rs.getString(1), rs.getLong(2));
+                }
+            }
+            try (ResultSet rs = st.executeQuery("select id from pairs.gen")) {
+                while (rs.next()) {
+                    if (!readIds.contains(rs.getLong(1))) {
+                        violation("row " + rs.getLong(1) + " is in the table and was never read");
+                    }
+                }
+            }
+        }
+        if (readIds.size() != inTable) {
+            violation(readIds.size() + " rows read, " + inTable + " committed rows in the table");
+        }
+        if (inTable != committed.get()) {
+            violation(inTable + " rows in the table, the writers committed " + committed.get());
+        }
+        highestOfKey.forEach((key, n) -> {
+            if (!n.equals(lastOfKey.get(key))) {
+                violation("key " + key + ": rows up to " + n + " committed, read up to " + lastOfKey.get(key));
+            }
+        });
+        report.line(String.format(
+                Locale.ROOT,
+                "rows committed %d (transactions rolled back %d, writes failed %d); rows read %d, of which %d"
+                        + " with an id below one this shard had read before; pairs %d (%d read in more than one"
+                        + " batch), reads %d; violations %d",
+                committed.get(),
+                rolledBack.get(),
+                writeFailures.get(),
+                readIds.size(),
+                lateRows,
+                pairs,
+                longPairs,
+                reads,
+                violations.size()));
+        violations.stream().limit(20).forEach(v -> report.line("violation: " + v));
+        return violations.isEmpty() && committed.get() > 0;
+    }
+
+    /** Opens a pair: the sequence read first, then the snapshot and a transaction id assigned after it. */
+    private void open(Cursor c) throws SQLException {
+        try (Statement st = reader.createStatement()) {
+            try (ResultSet rs = st.executeQuery(
+                    "select case when is_called then last_value else last_value - 1 end from pairs.seq")) {
+                rs.next();
+                c.curSeq = rs.getLong(1);
+            }
+            try (ResultSet rs = st.executeQuery("select pg_current_snapshot()::text, pg_current_xact_id()::text")) {
+                rs.next();
+                c.cur = rs.getString(1);
+                c.curX = rs.getString(2);
+            }
+        }
+        c.afterId = 0;
+        pairs++;
+        c.fullBatches = 0;
+    }
+
+    /** One batch of the shard's pair, a new pair opened first when none is in progress. */
+    private int readOnce(int shard) throws SQLException {
+        Cursor c = cursors[shard];
+        if (c.cur == null) {
+            open(c);
+        }
+        int n = 0;
+        try (PreparedStatement ps = reader.prepareStatement(read)) {
+            int p = 1;
+            ps.setInt(p++, shard);
+            ps.setString(p++, c.prev);
+            ps.setString(p++, c.prev);
+            ps.setString(p++, c.prevX);
+            ps.setString(p++, c.cur);
+            ps.setLong(p++, c.afterId);
+            ps.setInt(p++, shard);
+            ps.setLong(p++, c.afterId);
+            ps.setLong(p++, c.prevSeq);
+            ps.setString(p++, c.prevX);
+            ps.setString(p++, c.cur);
+            ps.setInt(p++, batch);
+            ps.setInt(p, batch);
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    n++;
+                    accept(shard, c, rs.getLong(1), rs.getString(2), rs.getLong(3));
+                }
+            }
+        }
+        reads++;
+        if (n < batch) { // the pair is exhausted: it becomes the cursor
+            longPairs += c.fullBatches > 0 ? 1 : 0;
+            c.prev = c.cur;
+            c.prevSeq = c.curSeq;
+            c.prevX = c.curX;
+            c.cur = null;
+        } else {
+            c.fullBatches++;
+        }
+        return n;
+    }
+
+    /** @return whether a pair opened now was empty */
+    private boolean drainedOnce(int shard) throws SQLException {
+        Cursor c = cursors[shard];
+        boolean fresh = c.cur == null;
+        int n = readOnce(shard);
+        return fresh && n == 0;
+    }
+
+    private void accept(int shard, Cursor c, long id, String key, long n) {
+        if (id <= c.afterId) {
+            violation("shard " + shard + ": row " + id + " read at or below after_id " + c.afterId);
+        }
+        c.afterId = id;
+        if (!readIds.add(id)) {
+            violation("row " + id + " read twice");
+        }
+        if (id < c.highestRead) {
+            lateRows++;
+        }
+        c.highestRead = Math.max(c.highestRead, id);
+        long expected = lastOfKey.getOrDefault(key, 0L) + 1;
+        if (n != expected) {
+            violation("key " + key + ": row " + n + " read where " + expected + " was next");
+        }
+        lastOfKey.put(key, n);
+    }
+
+    private void violation(String what) {
+        violations.add(what);
+    }
+
+    @FunctionalInterface
+    private interface Transaction {
+        /** @return the rows it wrote, committed by the caller unless it rolled back itself (then 0) */
+        int run(Connection c) throws SQLException, InterruptedException;
+    }
+
+    private void write(Transaction transaction) {
+        try (Connection c = server.connectAdmin()) {
+            c.setAutoCommit(false);
+            while (writing.get()) {
+                try {
+                    int rows = transaction.run(c);
+                    c.commit();
+                    committed.addAndGet(rows);
+                } catch (SQLException e) {
+                    writeFailures.incrementAndGet();
+                    c.rollback();
+                }
+            }
+        } catch (SQLException e) {
+            violation("a writer's connection failed: " + e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private int perKey(Connection c) throws SQLException, InterruptedException {
+        ThreadLocalRandom random = ThreadLocalRandom.current();
+        String key = "key-" + random.nextInt(KEYS);
+        int rows = 1 + random.nextInt(3);
+        long last;
+        try (PreparedStatement ps = c.prepareStatement("update pairs.keys set n = n + ? where key = ? returning n")) {
+            ps.setInt(1, rows);
+            ps.setString(2, key);
+            try (ResultSet rs = ps.executeQuery()) {
+                rs.next();
+                last = rs.getLong(1);
+            }
+        }
+        for (long n = last - rows + 1; n <= last; n++) {
+            insert(c, key, n);
+        }
+        Thread.sleep(random.nextInt(21));
+        if (random.nextInt(10) == 0) {
+            c.rollback();
+            rolledBack.incrementAndGet();
+            return 0;
+        }
+        return rows;
+    }
+
+    private int fresh(Connection c, String prefix) throws SQLException, InterruptedException {
+        insert(c, prefix + System.nanoTime(), 1);
+        Thread.sleep(ThreadLocalRandom.current().nextInt(21));
+        return 1;
+    }
+
+    private int early(Connection c, String prefix) throws SQLException, InterruptedException {
+        try (Statement st = c.createStatement()) {
+            st.execute("insert into pairs.side default values");
+        }
+        Thread.sleep(ThreadLocalRandom.current().nextInt(51));
+        insert(c, prefix + System.nanoTime(), 1);
+        return 1;
+    }
+
+    private int longRunning(Connection c) throws SQLException, InterruptedException {
+        try (Statement st = c.createStatement()) {
+            st.execute("insert into pairs.side default values");
+        }
+        Thread.sleep(3_000);
+        insert(c, "long-" + System.nanoTime(), 1);
+        Thread.sleep(2_000);
+        return 1;
+    }
+
+    private static void insert(Connection c, String key, long n) throws SQLException {
+        try (PreparedStatement ps = c.prepareStatement("insert into pairs.gen (shard, key, n) values (?, ?, ?)")) {
+            ps.setInt(1, Math.floorMod(key.hashCode(), SHARDS));
+            ps.setString(2, key);
+            ps.setLong(3, n);
+            ps.executeUpdate();
+        }
+    }
+
+    private static String required(String option, String value) {
+        if (value == null) {
+            throw new IllegalArgumentException(option + " needs a value");
+        }
+        return value;
+    }
+}
