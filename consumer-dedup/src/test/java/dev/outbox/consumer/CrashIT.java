@@ -99,21 +99,39 @@ class CrashIT {
 
     private static Process start(
             TestDatabase db, TestKafka kafka, String topic, int batch, boolean savepoints, File log) throws Exception {
+        return start(db, kafka, topic, "crash", batch, savepoints, null, log);
+    }
+
+    /** Starts a {@link CrashTestConsumer}; {@code hold} is the message id its handler holds, if any. */
+    static Process start(
+            TestDatabase db,
+            TestKafka kafka,
+            String topic,
+            String name,
+            int batch,
+            boolean savepoints,
+            UUID hold,
+            File log)
+            throws Exception {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        return new ProcessBuilder(
-                        java,
-                        "-Xmx256m",
-                        "-cp",
-                        System.getProperty("java.class.path"),
-                        CrashTestConsumer.class.getName(),
-                        kafka.bootstrapServers(),
-                        db.jdbcUrl(),
-                        db.user(),
-                        db.password(),
-                        topic,
-                        "crash",
-                        Integer.toString(batch),
-                        Boolean.toString(savepoints))
+        List<String> command = new ArrayList<>(List.of(
+                java,
+                "-Xmx256m",
+                "-cp",
+                System.getProperty("java.class.path"),
+                CrashTestConsumer.class.getName(),
+                kafka.bootstrapServers(),
+                db.jdbcUrl(),
+                db.user(),
+                db.password(),
+                topic,
+                name,
+                Integer.toString(batch),
+                Boolean.toString(savepoints)));
+        if (hold != null) {
+            command.add(hold.toString());
+        }
+        return new ProcessBuilder(command)
                 .redirectErrorStream(true)
                 .redirectOutput(log)
                 .start();

@@ -4,6 +4,7 @@ import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import java.time.Duration;
 import java.util.Map;
+import java.util.UUID;
 import java.util.concurrent.CountDownLatch;
 
 /**
@@ -11,7 +12,8 @@ import java.util.concurrent.CountDownLatch;
  * and runs until it is killed.
  *
  * <p>Arguments: bootstrap servers, JDBC URL, user, password, topic, consumer name, records per
- * transaction, whether to use a savepoint per record.
+ * transaction, whether to use a savepoint per record, and optionally a message id whose handler writes
+ * its payment, prints {@code holding <id>} and then never returns (its transaction stays open).
  */
 public final class CrashTestConsumer {
     private CrashTestConsumer() {}
@@ -29,6 +31,8 @@ public final class CrashTestConsumer {
         String name = args[5];
         int batch = Integer.parseInt(args[6]);
         boolean savepoints = Boolean.parseBoolean(args[7]);
+        UUID hold = args.length > 8 ? UUID.fromString(args[8]) : null;
+        MessageHandler payments = Fixtures.paymentsHandler();
         HikariDataSource dataSource = new HikariDataSource(config);
         IdempotentConsumer consumer = IdempotentConsumer.builder()
                 .kafkaProperties(Map.of(
@@ -47,7 +51,14 @@ public final class CrashTestConsumer {
                 .topics(topic)
                 .consumerName(name)
                 .dataSource(dataSource)
-                .handler(Fixtures.paymentsHandler())
+                .handler((message, tx) -> {
+                    payments.handle(message, tx);
+                    if (message.messageId().equals(hold)) {
+                        System.out.println("holding " + hold);
+                        System.out.flush();
+                        new CountDownLatch(1).await();
+                    }
+                })
                 .concurrency(3)
                 .maxRecordsPerTransaction(batch)
                 .savepointPerRecord(savepoints)
