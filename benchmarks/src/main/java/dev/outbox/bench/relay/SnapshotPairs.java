@@ -51,50 +51,49 @@ import org.postgresql.PGConnection;
  * <p>The reader follows the design: per shard a cursor ({@code prev}, {@code prev_seq}, {@code
  * prev_x}) kept in memory; a pair opened by reading the sequence, then, in one statement, {@code
  * pg_current_snapshot()} and a new transaction id; batches of {@code --batch} rows of the pair after
- * {@code after_id}; the pair closed when a batch comes back short. After the writers stop, every shard
+ * {@code after_id}, first those of phase 1 ({@link #STRAGGLERS}), then of phase 2 ({@link #LATER});
+ * the pair closed when a phase 2 batch comes back short. After the writers stop, every shard
  * opens pairs until one is empty. Then: every row in the table was read exactly once, no row of a
  * rolled-back transaction was read, and each serialised key's rows were read in the order of its
  * counter with no gap. Any violation is printed and the program exits with status 1.
  *
  * <p>Options: {@code --seconds N} (default 60), {@code --writers N} per-key writers (8), {@code --batch N}
  * (20), {@code --pause-ms N} (0: the reader's pause after each round of the shards, so that pairs grow
- * beyond a batch), {@code --without-running-part} (the read without its first part: the check must then
- * fail), {@code --out FILE}. See {@code docs/CURSOR-LAYOUT.md}.
+ * beyond a batch), {@code --without-running-part} (the read without its phase 1, the rows of
+ * transactions in progress at {@code prev}: the check must then fail), {@code --out FILE}. See {@code
+ * docs/CURSOR-LAYOUT.md}.
  */
 public final class SnapshotPairs {
     static final int SHARDS = 8;
     private static final int KEYS = 64;
 
-    private static final String READ = "select id, key, n, tx::text from ("
-            // the rows of transactions that were in progress at prev, or that got their id while the
-            // pair was being opened: found by transaction id, whatever their row id
-            + " (select id, key, n, tx from pairs.gen where shard = ?"
-            + " and (tx = any(array(select pg_snapshot_xip(?::pg_snapshot)))"
-            + " or (tx >= pg_snapshot_xmax(?::pg_snapshot) and tx < ?::xid8))"
-            + " and pg_visible_in_snapshot(tx, ?::pg_snapshot) and id > ?)"
-            + " union all"
-            // the transactions that got their id after the pair was opened drew their rows' ids after
-            // prev_seq was read: walked in id order through (shard, id)
-            + " (select id, key, n, tx from pairs.gen where shard = ? and id > greatest(?, ?)"
-            + " and tx >= ?::xid8 and pg_visible_in_snapshot(tx, ?::pg_snapshot) order by id limit ?)"
-            + ") u order by id limit ?";
     /**
-     * The same read without its first part, which a check run with {@code --without-running-part} uses to
-     * show that the check finds what that part is there for: rows of transactions in progress at {@code
-     * prev} are then never read.
+     * Phase 1 of a pair: the rows of transactions that were in progress at {@code prev}, or that got
+     * their transaction id while {@code prev}'s pair was being opened, and drew their row ids before
+     * {@code prev_seq} was read. Found by transaction id through {@code (shard, tx)}, one arm per index
+     * condition ({@code id + 0} keeps the planner off the {@code (shard, id)} walk over every older row).
+     * Parameters: shard, xip of prev, cur, shard, xmax of prev, prev_x, cur, prev_seq, after_id, batch.
      */
-    private static final String READ_WITHOUT_RUNNING_PART = "select id, key, n, tx::text from ("
-            + " (select id, key, n, tx from pairs.gen where shard = ? and false and ?::text is null and ?::text is"
-            + " null and ?::text is null and ?::text is null and id > ?)"
+    static final String STRAGGLERS = "select id, key, n from ("
+            + " (select id, key, n from pairs.gen where shard = ? and tx = any(?::xid8[])"
+            + " and pg_visible_in_snapshot(tx, ?::pg_snapshot))"
             + " union all"
-            + " (select id, key, n, tx from pairs.gen where shard = ? and id > greatest(?, ?)"
-            + " and tx >= ?::xid8 and pg_visible_in_snapshot(tx, ?::pg_snapshot) order by id limit ?)"
-            + ") u order by id limit ?";
+            + " (select id, key, n from pairs.gen where shard = ? and tx >= ?::xid8 and tx < ?::xid8"
+            + " and pg_visible_in_snapshot(tx, ?::pg_snapshot))"
+            + ") s where id + 0 <= ? and id + 0 > ? order by id limit ?";
+    /**
+     * Phase 2: the rows drawn after {@code prev_seq} was read, visible in {@code cur} and not in {@code
+     * prev}, walked in id order through {@code (shard, id)}. Parameters: shard, after_id, prev_seq, cur,
+     * prev, batch.
+     */
+    static final String LATER = "select id, key, n from pairs.gen where shard = ? and id > greatest(?, ?)"
+            + " and pg_visible_in_snapshot(tx, ?::pg_snapshot) and not pg_visible_in_snapshot(tx, ?::pg_snapshot)"
+            + " order by id limit ?";
 
     private final PostgresServer server;
     private final Connection reader;
     private final int batch;
-    private final String read;
+    private final boolean withoutStragglers;
     private final AtomicBoolean writing = new AtomicBoolean(true);
     private final ConcurrentLinkedQueue<String> violations = new ConcurrentLinkedQueue<>();
     private final AtomicLong committed = new AtomicLong();
@@ -114,6 +113,8 @@ public final class SnapshotPairs {
         long highestRead;
         /** Full batches read of the pair in progress. */
         int fullBatches;
+        /** Whether the pair's phase 1 (rows of transactions in progress at prev) is done. */
+        boolean stragglersDone;
     }
 
     private final Cursor[] cursors = new Cursor[SHARDS];
@@ -123,12 +124,14 @@ public final class SnapshotPairs {
     private long reads;
     private long lateRows;
     private long longPairs;
+    private long stragglerReads;
+    private long stragglerRows;
 
     private SnapshotPairs(PostgresServer server, Connection reader, int batch, boolean withoutRunningPart) {
         this.server = server;
         this.reader = reader;
         this.batch = batch;
-        this.read = withoutRunningPart ? READ_WITHOUT_RUNNING_PART : READ;
+        this.withoutStragglers = withoutRunningPart;
     }
 
     public static void main(String[] args) throws Exception {
@@ -200,7 +203,8 @@ public final class SnapshotPairs {
         report.line("# snapshot pairs, " + Instant.now() + ": " + writerCount + " per-key writers over " + KEYS
                 + " keys, 2 fresh writers, 2 early writers, 1 long writer, " + SHARDS + " shards, batch " + batch
                 + ", a pause of " + pauseMs + " ms after each round of the shards, " + duration.toSeconds()
-                + " s of writing" + (read == READ ? "" : ", the read WITHOUT its part for transactions in progress"));
+                + " s of writing"
+                + (withoutStragglers ? ", the read WITHOUT its phase for transactions in progress" : ""));
         List<Thread> threads = new ArrayList<>();
         for (int i = 0; i < writerCount; i++) {
             threads.add(Thread.ofPlatform().name("per-key-" + i).start(() -> write(this::perKey)));
@@ -266,7 +270,7 @@ public final class SnapshotPairs {
                 Locale.ROOT,
                 "rows committed %d (transactions rolled back %d, writes failed %d); rows read %d, of which %d"
                         + " with an id below one this shard had read before; pairs %d (%d read in more than one"
-                        + " batch), reads %d; violations %d",
+                        + " batch), reads %d (%d of them phase 1) returning %d rows from phase 1; violations %d",
                 committed.get(),
                 rolledBack.get(),
                 writeFailures.get(),
@@ -275,16 +279,23 @@ public final class SnapshotPairs {
                 pairs,
                 longPairs,
                 reads,
+                stragglerReads,
+                stragglerRows,
                 violations.size()));
         violations.stream().limit(20).forEach(v -> report.line("violation: " + v));
         return violations.isEmpty() && committed.get() > 0;
     }
 
-    /** Opens a pair: the sequence read first, then the snapshot and a transaction id assigned after it. */
+    /**
+     * Opens a pair: the sequence read first, then the snapshot and a transaction id assigned after it. The
+     * sequence is read with {@code pg_sequence_last_value}, under the sequence's buffer lock: a plain {@code
+     * select last_value} from the sequence can see, while a {@code nextval} writes its WAL record, the value
+     * logged ahead (up to 32 past the last one handed out), and rows drawn after it with lower ids are then
+     * in neither phase.
+     */
     private void open(Cursor c) throws SQLException {
         try (Statement st = reader.createStatement()) {
-            try (ResultSet rs = st.executeQuery(
-                    "select case when is_called then last_value else last_value - 1 end from pairs.seq")) {
+            try (ResultSet rs = st.executeQuery("select coalesce(pg_sequence_last_value('pairs.seq'), 0)")) {
                 rs.next();
                 c.curSeq = rs.getLong(1);
             }
@@ -297,6 +308,7 @@ public final class SnapshotPairs {
         c.afterId = 0;
         pairs++;
         c.fullBatches = 0;
+        c.stragglersDone = withoutStragglers;
     }
 
     /** One batch of the shard's pair, a new pair opened first when none is in progress. */
@@ -306,20 +318,27 @@ public final class SnapshotPairs {
             open(c);
         }
         int n = 0;
-        try (PreparedStatement ps = reader.prepareStatement(read)) {
+        boolean stragglers = !c.stragglersDone;
+        try (PreparedStatement ps = reader.prepareStatement(stragglers ? STRAGGLERS : LATER)) {
             int p = 1;
-            ps.setInt(p++, shard);
-            ps.setString(p++, c.prev);
-            ps.setString(p++, c.prev);
-            ps.setString(p++, c.prevX);
-            ps.setString(p++, c.cur);
-            ps.setLong(p++, c.afterId);
-            ps.setInt(p++, shard);
-            ps.setLong(p++, c.afterId);
-            ps.setLong(p++, c.prevSeq);
-            ps.setString(p++, c.prevX);
-            ps.setString(p++, c.cur);
-            ps.setInt(p++, batch);
+            if (stragglers) {
+                String[] prev = c.prev.split(":", -1); // xmin:xmax:xip,...
+                ps.setInt(p++, shard);
+                ps.setArray(p++, reader.createArrayOf("text", prev[2].isEmpty() ? new String[0] : prev[2].split(",")));
+                ps.setString(p++, c.cur);
+                ps.setInt(p++, shard);
+                ps.setString(p++, prev[1]);
+                ps.setString(p++, c.prevX);
+                ps.setString(p++, c.cur);
+                ps.setLong(p++, c.prevSeq);
+                ps.setLong(p++, c.afterId);
+            } else {
+                ps.setInt(p++, shard);
+                ps.setLong(p++, c.afterId);
+                ps.setLong(p++, c.prevSeq);
+                ps.setString(p++, c.cur);
+                ps.setString(p++, c.prev);
+            }
             ps.setInt(p, batch);
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
@@ -327,6 +346,15 @@ public final class SnapshotPairs {
                     accept(shard, c, rs.getLong(1), rs.getString(2), rs.getLong(3));
                 }
             }
+        }
+        if (stragglers) {
+            reads++;
+            stragglerReads++;
+            stragglerRows += n;
+            if (n < batch) {
+                c.stragglersDone = true;
+            }
+            return n == 0 ? readOnce(shard) : n; // an empty phase 1 costs the pair one statement, no turn
         }
         reads++;
         if (n < batch) { // the pair is exhausted: it becomes the cursor
@@ -363,9 +391,24 @@ public final class SnapshotPairs {
         c.highestRead = Math.max(c.highestRead, id);
         long expected = lastOfKey.getOrDefault(key, 0L) + 1;
         if (n != expected) {
-            violation("key " + key + ": row " + n + " read where " + expected + " was next");
+            violation("key " + key + ": row " + n + " read where " + expected + " was next, in the pair prev "
+                    + c.prev + " (prev_x " + c.prevX + ", prev_seq " + c.prevSeq + "), cur " + c.cur + ", "
+                    + (c.stragglersDone ? "phase 2" : "phase 1") + "; the row expected: " + describe(key, expected));
         }
         lastOfKey.put(key, n);
+    }
+
+    private String describe(String key, long n) {
+        try (PreparedStatement ps =
+                reader.prepareStatement("select id, tx::text from pairs.gen where key = ? and n = ?")) {
+            ps.setString(1, key);
+            ps.setLong(2, n);
+            try (ResultSet rs = ps.executeQuery()) {
+                return rs.next() ? "id " + rs.getLong(1) + ", tx " + rs.getString(2) : "not in the table";
+            }
+        } catch (SQLException e) {
+            return "unknown (" + e.getMessage() + ")";
+        }
     }
 
     private void violation(String what) {

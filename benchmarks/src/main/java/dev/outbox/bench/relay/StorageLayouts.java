@@ -35,19 +35,26 @@ import org.postgresql.PGConnection;
  *       shard has passed its rows. The floor of any design without per-row removal: the read, one
  *       cursor update per batch and the truncate, with the read's snapshot filter on a per-row
  *       transaction id.
+ *   <li>{@code cursor-pairs}: the same, with the read of {@code docs/CURSOR-LAYOUT.md} ("Reading: pairs
+ *       of snapshots"): the rows of transactions in progress at the pair's {@code prev} (taken before
+ *       the backlog's transactions) looked up by transaction id through a {@code (shard, tx)} index, once
+ *       per pair, then the later rows in id order; the cost of finding late commits without a per-row
+ *       delete.
  * </ul>
  *
  * <p>Each drain is measured twice over: the one connection's backend on-CPU time ({@code
  * /proc/<pid>/schedstat}, nanoseconds) around each statement, split into read, removal and clean-up;
  * and the whole server's CPU (postmaster, its children alive and reaped: WAL writer, checkpointer,
- * background writer), and WAL bytes from {@code pg_current_wal_lsn()}. The backlog is loaded in one
- * statement (row i on shard i mod 64, key {@code key-}(i mod 10,000), 1,024-byte payload), then
+ * background writer), and WAL bytes from {@code pg_current_wal_lsn()}. The backlog is loaded in
+ * transactions of {@code --tx-rows} rows (row i on shard i mod 64, key {@code key-}(i mod 10,000),
+ * 1,024-byte payload), then
  * {@code VACUUM ANALYZE}, then, in the "after a checkpoint" mode, a {@code CHECKPOINT}, so that the
  * first change of every heap page writes a full-page image, as for a backlog older than the last
  * checkpoint.
  *
- * <p>Options: {@code --rows N} (default 64000), {@code --batch N} (500), {@code --rounds N} (2),
- * {@code --layouts a,b} (all three), {@code --setting name=value} (a server setting added to or
+ * <p>Options: {@code --rows N} (default 64000), {@code --batch N} (500), {@code --rounds N} (2), {@code
+ * --tx-rows N} (50),
+ * {@code --layouts a,b} (all four), {@code --setting name=value} (a server setting added to or
  * replacing {@link #SERVER_SETTINGS}; repeatable), {@code --out FILE}. See {@code benchmarks/RELAY.md}, "Storage
  * layouts".
  */
@@ -65,6 +72,9 @@ public final class StorageLayouts {
     private static final String OWNER = "bench-relay";
 
     private final Report report = new Report();
+    /** Rows per transaction of the backlog's load ({@code --tx-rows}). */
+    private int perTransaction = 50;
+
     private final Connection c;
     private final long backendPid;
     private final long postmasterPid;
@@ -85,7 +95,8 @@ public final class StorageLayouts {
     enum Layout {
         ROWS("rows"),
         SHARD_PARTITIONS("shard-partitions"),
-        CURSOR_TRUNCATE("cursor-truncate");
+        CURSOR_TRUNCATE("cursor-truncate"),
+        CURSOR_PAIRS("cursor-pairs");
 
         final String label;
 
@@ -99,8 +110,8 @@ public final class StorageLayouts {
                     return l;
                 }
             }
-            throw new IllegalArgumentException(
-                    "unknown layout '" + label + "'; the layouts are rows, " + "shard-partitions and cursor-truncate");
+            throw new IllegalArgumentException("unknown layout '" + label
+                    + "'; the layouts are rows, shard-partitions, cursor-truncate and" + " cursor-pairs");
         }
 
         /**
@@ -112,7 +123,7 @@ public final class StorageLayouts {
         }
 
         boolean deletesRows() {
-            return this != CURSOR_TRUNCATE;
+            return this != CURSOR_TRUNCATE && this != CURSOR_PAIRS;
         }
     }
 
@@ -120,6 +131,7 @@ public final class StorageLayouts {
         int rows = 64_000;
         int batch = 500;
         int rounds = 2;
+        int txRows = 50;
         List<Layout> layouts = List.of(Layout.values());
         Path out = null;
         Map<String, String> settings = new TreeMap<>(SERVER_SETTINGS);
@@ -129,6 +141,7 @@ public final class StorageLayouts {
                 case "--rows" -> rows = RelayOptions.positive("--rows", required("--rows", value));
                 case "--batch" -> batch = RelayOptions.positive("--batch", required("--batch", value));
                 case "--rounds" -> rounds = RelayOptions.positive("--rounds", required("--rounds", value));
+                case "--tx-rows" -> txRows = RelayOptions.positive("--tx-rows", required("--tx-rows", value));
                 case "--layouts" ->
                     layouts = Arrays.stream(required("--layouts", value).split(","))
                             .map(Layout::of)
@@ -143,7 +156,8 @@ public final class StorageLayouts {
                 }
                 default ->
                     throw new IllegalArgumentException("unknown option '" + args[i]
-                            + "'; the options are --rows N, --batch N, --rounds N, --layouts a,b, --setting name=value,"
+                            + "'; the options are --rows N, --batch N, --rounds N, --tx-rows N, --layouts a,b,"
+                            + " --setting name=value,"
                             + " --out FILE");
             }
             i++;
@@ -152,6 +166,7 @@ public final class StorageLayouts {
         try (PrivatePostgres pg = PrivatePostgres.start(settings);
                 Connection c = pg.server().connectAdmin()) {
             StorageLayouts bench = new StorageLayouts(c, DebeziumComparison.postmasterPid(pg));
+            bench.perTransaction = txRows;
             bench.run(rows, batch, rounds, layouts, settings);
             bench.report.write(out);
         }
@@ -160,7 +175,8 @@ public final class StorageLayouts {
     private void run(int rows, int batch, int rounds, List<Layout> layouts, Map<String, String> settings)
             throws Exception {
         report.line("# storage layouts, " + Instant.now() + ", " + rows + " rows of 1,024 B over "
-                + SHARDS + " shards, batch " + batch + ", private PostgreSQL " + serverVersion() + " with "
+                + SHARDS + " shards, loaded in transactions of " + perTransaction + " rows, batch " + batch
+                + ", private PostgreSQL " + serverVersion() + " with "
                 + settings);
         report.line("# us of PostgreSQL CPU per message: backend read / removal / clean-up = backend total;"
                 + " whole server; WAL bytes per message");
@@ -184,7 +200,9 @@ public final class StorageLayouts {
     private String drain(Layout layout, int rows, int batch, boolean checkpoint) throws Exception {
         c.setAutoCommit(true);
         create(layout);
-        load(rows);
+        // the pair's prev, taken before the backlog's transaction: the cursor a relay holds when a backlog forms
+        Pair prev = layout == Layout.CURSOR_PAIRS ? prevSnapshot() : null;
+        load(rows, perTransaction);
         execute("vacuum analyze layout_bench.outbox_message");
         if (checkpoint) {
             execute("checkpoint");
@@ -200,6 +218,7 @@ public final class StorageLayouts {
         try {
             long[] cursor = new long[SHARDS];
             boolean[] empty = new boolean[SHARDS];
+            boolean[] stragglersRead = new boolean[SHARDS];
             int left = SHARDS;
             for (int shard = 0; left > 0; shard = (shard + 1) % SHARDS) {
                 if (empty[shard]) {
@@ -207,12 +226,25 @@ public final class StorageLayouts {
                 }
                 long t0 = backendNanos();
                 String table = layout.table(shard);
+                if (layout == Layout.CURSOR_PAIRS && !stragglersRead[shard]) {
+                    int stragglers = stragglers(
+                            statements.computeIfAbsent(stragglersSql(table), this::prepare),
+                            shard,
+                            snapshot,
+                            prev,
+                            batch);
+                    if (stragglers != 0) { // every row of the backlog was written after prev was taken
+                        throw new IllegalStateException(stragglers + " rows in phase 1 of shard " + shard);
+                    }
+                    stragglersRead[shard] = true;
+                }
                 List<Long> ids = read(
                         statements.computeIfAbsent(readSql(layout, table), this::prepare),
                         layout,
                         shard,
                         cursor[shard],
                         snapshot,
+                        prev,
                         batch);
                 long t1 = backendNanos();
                 readNs += t1 - t0;
@@ -276,7 +308,7 @@ public final class StorageLayouts {
                 + " constraint outbox_message_shard_range check (shard < " + SHARDS + ")";
         String storage = "autovacuum_enabled = false, fillfactor = 90";
         String table = "create table layout_bench.outbox_message (" + columns + ", ";
-        String unpublished = layout == Layout.CURSOR_TRUNCATE ? "" : " where parked_at is null";
+        String unpublished = layout.deletesRows() ? " where parked_at is null" : "";
         switch (layout) {
             case ROWS ->
                 ddl.add(table + "constraint outbox_message_pkey primary key (id),"
@@ -291,7 +323,7 @@ public final class StorageLayouts {
                             + storage + ")");
                 }
             }
-            case CURSOR_TRUNCATE ->
+            case CURSOR_TRUNCATE, CURSOR_PAIRS ->
                 ddl.add(table + "tx xid8 not null default pg_current_xact_id(),"
                         + " constraint outbox_message_message_id_key unique (message_id)) with (" + storage + ")");
         }
@@ -299,17 +331,23 @@ public final class StorageLayouts {
         // the parked rows' index that the read's hold on parked keys asks, in every layout
         ddl.add("create index on layout_bench.outbox_message (shard, id)" + unpublished);
         ddl.add("create index on layout_bench.outbox_message (shard, id) where parked_at is not null");
+        if (layout == Layout.CURSOR_PAIRS) { // the pair read's lookup of transactions in progress at prev
+            ddl.add("create index on layout_bench.outbox_message (shard, tx)");
+        }
         for (String s : ddl) {
             execute(s);
         }
     }
 
-    private void load(int rows) throws SQLException {
-        execute("insert into layout_bench.outbox_message (message_id, shard, topic, message_key, message_type,"
-                + " content_type, payload)"
-                + " select gen_random_uuid(), i % " + SHARDS + ", 'bench', 'key-' || (i % 10000), 'BenchPayload',"
-                + " 'application/octet-stream', decode(repeat(md5(i::text), 64), 'hex')"
-                + " from generate_series(1, " + rows + ") i");
+    /** The backlog, in transactions of {@code perTransaction} rows, as producers append it. */
+    private void load(int rows, int perTransaction) throws SQLException {
+        for (int first = 1; first <= rows; first += perTransaction) {
+            execute("insert into layout_bench.outbox_message (message_id, shard, topic, message_key, message_type,"
+                    + " content_type, payload)"
+                    + " select gen_random_uuid(), i % " + SHARDS + ", 'bench', 'key-' || (i % 10000), 'BenchPayload',"
+                    + " 'application/octet-stream', decode(repeat(md5(i::text), 64), 'hex')"
+                    + " from generate_series(" + first + ", " + Math.min(rows, first + perTransaction - 1) + ") i");
+        }
     }
 
     /** The relay's read: the columns it publishes, a shard's publishable rows in id order, parked keys held. */
@@ -320,10 +358,30 @@ public final class StorageLayouts {
                 + " p0 where p0.shard = ? and p0.parked_at is not null) or not exists (select 1 from " + m
                 + " p where p.shard = m.shard and p.parked_at is not null and p.message_key = m.message_key"
                 + " and p.id < m.id))";
+        if (layout == Layout.CURSOR_PAIRS) {
+            // docs/CURSOR-LAYOUT.md, "Reading: pairs of snapshots", phase 2: the rows drawn after prev_seq, visible
+            // in cur and not in prev, in id order through (shard, id)
+            return select + " and m.id > greatest(?, ?) and pg_visible_in_snapshot(m.tx, ?::pg_snapshot)"
+                    + " and not pg_visible_in_snapshot(m.tx, ?::pg_snapshot)" + hold + " order by m.id limit ?";
+        }
         return layout.deletesRows()
                 ? select + " and m.parked_at is null" + hold + " order by m.id limit ?"
                 : select + " and m.id > ? and pg_visible_in_snapshot(m.tx, ?::pg_snapshot)" + hold
                         + " order by m.id limit ?";
+    }
+
+    /**
+     * Phase 1 of a pair in the {@code cursor-pairs} layout: the rows of transactions in progress at prev that
+     * drew their ids before prev_seq, by transaction id through {@code (shard, tx)} ({@code id + 0} keeps the
+     * planner off the walk of every older row through {@code (shard, id)}).
+     */
+    private static String stragglersSql(String m) {
+        String select = "select m.id, m.message_id, m.topic, m.message_key, m.message_type, m.content_type,"
+                + " m.headers::text, m.payload, m.created_at from " + m + " m where m.shard = ?";
+        return "select * from ((" + select + " and m.tx = any(?::xid8[]) and pg_visible_in_snapshot(m.tx,"
+                + " ?::pg_snapshot)) union all (" + select + " and m.tx >= ?::xid8 and m.tx < ?::xid8"
+                + " and pg_visible_in_snapshot(m.tx, ?::pg_snapshot))) s where s.id + 0 <= ? and s.id + 0 > ?"
+                + " order by s.id limit ?";
     }
 
     /** The removal of a read batch, fenced by the shard's lease: a delete by id, or the cursor's update. */
@@ -339,15 +397,23 @@ public final class StorageLayouts {
     }
 
     private static List<Long> read(
-            PreparedStatement read, Layout layout, int shard, long cursor, String snapshot, int batch)
+            PreparedStatement read, Layout layout, int shard, long cursor, String snapshot, Pair prev, int batch)
             throws SQLException {
         int p = 1;
         read.setInt(p++, shard);
-        if (!layout.deletesRows()) {
+        if (layout == Layout.CURSOR_PAIRS) {
+            read.setLong(p++, cursor);
+            read.setLong(p++, prev.seq());
+            read.setString(p++, snapshot);
+            read.setString(p++, prev.snapshot());
+            read.setInt(p++, shard); // the hold's
+        } else if (!layout.deletesRows()) {
             read.setLong(p++, cursor);
             read.setString(p++, snapshot);
         }
-        read.setInt(p++, shard);
+        if (layout != Layout.CURSOR_PAIRS) {
+            read.setInt(p++, shard);
+        }
         read.setInt(p, batch);
         List<Long> ids = new ArrayList<>(batch);
         long bytes = 0;
@@ -366,6 +432,29 @@ public final class StorageLayouts {
             throw new IllegalStateException("read " + bytes + " payload bytes for " + ids.size() + " rows");
         }
         return ids;
+    }
+
+    private int stragglers(PreparedStatement read, int shard, String snapshot, Pair prev, int batch)
+            throws SQLException {
+        String[] parts = prev.snapshot().split(":", -1); // xmin:xmax:xip,...
+        int p = 1;
+        read.setInt(p++, shard);
+        read.setArray(p++, c.createArrayOf("text", parts[2].isEmpty() ? new String[0] : parts[2].split(",")));
+        read.setString(p++, snapshot);
+        read.setInt(p++, shard);
+        read.setString(p++, parts[1]);
+        read.setString(p++, prev.xid());
+        read.setString(p++, snapshot);
+        read.setLong(p++, prev.seq());
+        read.setLong(p++, 0);
+        read.setInt(p, batch);
+        int n = 0;
+        try (ResultSet rs = read.executeQuery()) {
+            while (rs.next()) {
+                n++;
+            }
+        }
+        return n;
     }
 
     private void remove(PreparedStatement remove, Layout layout, int shard, List<Long> ids, String snapshot)
@@ -387,6 +476,18 @@ public final class StorageLayouts {
         if (changed != expected) {
             throw new IllegalStateException(layout.label + " removal changed " + changed + " rows of shard " + shard
                     + ", expected " + expected);
+        }
+    }
+
+    /** A pair's prev: its snapshot, a transaction id assigned after it, and the id sequence's position before it. */
+    private record Pair(String snapshot, String xid, long seq) {}
+
+    private Pair prevSnapshot() throws SQLException {
+        long seq = Long.parseLong(query("select coalesce(max(id), 0) from layout_bench.outbox_message"));
+        try (Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery("select pg_current_snapshot()::text, pg_current_xact_id()::text")) {
+            rs.next();
+            return new Pair(rs.getString(1), rs.getString(2), seq);
         }
     }
 
