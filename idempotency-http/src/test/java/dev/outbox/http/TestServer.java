@@ -5,6 +5,7 @@ import jakarta.servlet.Filter;
 import jakarta.servlet.http.HttpServlet;
 import java.net.URI;
 import java.util.EnumSet;
+import org.eclipse.jetty.ee10.servlet.ErrorPageErrorHandler;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
@@ -20,6 +21,20 @@ public final class TestServer implements AutoCloseable {
     }
 
     public static TestServer start(HttpServlet servlet, Filter... filters) throws Exception {
+        return start(servlet, null, filters);
+    }
+
+    /**
+     * @param errorPage a servlet at {@code /error} that answers every error status (400 to 599) sent
+     *     with {@code sendError}, as Spring Boot's error controller does; the filters also see its
+     *     error dispatch
+     */
+    public static TestServer withErrorPage(HttpServlet servlet, HttpServlet errorPage, Filter... filters)
+            throws Exception {
+        return start(servlet, errorPage, filters);
+    }
+
+    private static TestServer start(HttpServlet servlet, HttpServlet errorPage, Filter... filters) throws Exception {
         Server server = new Server();
         ServerConnector connector = new ServerConnector(server);
         connector.setHost("127.0.0.1");
@@ -28,9 +43,20 @@ public final class TestServer implements AutoCloseable {
         ServletContextHandler context = new ServletContextHandler();
         context.setContextPath("/");
         for (Filter f : filters) {
-            context.addFilter(f, "/*", EnumSet.of(DispatcherType.REQUEST));
+            context.addFilter(
+                    f,
+                    "/*",
+                    errorPage == null
+                            ? EnumSet.of(DispatcherType.REQUEST)
+                            : EnumSet.of(DispatcherType.REQUEST, DispatcherType.ERROR));
         }
         context.addServlet(servlet, "/*");
+        if (errorPage != null) {
+            context.addServlet(errorPage, "/error");
+            ErrorPageErrorHandler errors = new ErrorPageErrorHandler();
+            errors.addErrorPage(400, 599, "/error");
+            context.setErrorHandler(errors);
+        }
         server.setHandler(context);
         server.start();
         return new TestServer(server, URI.create("http://127.0.0.1:" + connector.getLocalPort()));

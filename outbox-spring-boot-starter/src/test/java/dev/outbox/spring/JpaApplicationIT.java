@@ -41,6 +41,7 @@ import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.web.server.LocalServerPort;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Import;
+import org.springframework.http.HttpStatus;
 import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
 import org.springframework.jdbc.core.JdbcTemplate;
@@ -55,6 +56,7 @@ import org.springframework.web.bind.annotation.PathVariable;
 import org.springframework.web.bind.annotation.PostMapping;
 import org.springframework.web.bind.annotation.RequestParam;
 import org.springframework.web.bind.annotation.RestController;
+import org.springframework.web.server.ResponseStatusException;
 
 /**
  * The starter in a JPA (Hibernate) application, with Spring Boot's {@code JpaTransactionManager}, on
@@ -113,7 +115,8 @@ class JpaApplicationIT {
         registry.add("spring.jpa.hibernate.ddl-auto", () -> "none");
         registry.add(
                 "outbox.idempotency.paths",
-                () -> "/shipments/*,/parcels/*,/stock/*,/later-shipments/*,/refused-shipments/*,/doomed-shipments/*");
+                () -> "/shipments/*,/parcels/*,/stock/*,/later-shipments/*,/refused-shipments/*,/doomed-shipments/*,"
+                        + "/rejected-shipments/*");
         // the start-up gate refuses the covered async handler (IdempotencyGateStarterTest); warn-only lets this
         // test show what the filter does with one at run time
         registry.add("outbox.idempotency.gate.warn-only", () -> "true");
@@ -154,6 +157,31 @@ class JpaApplicationIT {
         assertRefusedAndReplayed(path + ref);
         assertThat(count("select count(*) from shipment where order_ref = ?", ref))
                 .isZero();
+    }
+
+    /**
+     * G5 with Spring Boot's error page: a handler that refuses with a {@code ResponseStatusException} (which Spring
+     * MVC answers with {@code sendError}) gets Boot's JSON error page, as without the filter, and so does the
+     * replay; the entity it persisted is not committed. Before, the filter answered the reason as text/plain.
+     */
+    @Test
+    void aResponseStatusExceptionIsAnsweredByBootsErrorPageAndReplayed() throws Exception {
+        String ref = "ref-" + UUID.randomUUID();
+        String key = UUID.randomUUID().toString();
+        HttpResponse<String> first = post("/rejected-shipments/" + ref, key);
+        HttpResponse<String> replay = post("/rejected-shipments/" + ref, key);
+        for (HttpResponse<String> answer : List.of(first, replay)) {
+            assertThat(answer.statusCode()).isEqualTo(422);
+            assertThat(answer.headers().firstValue("Content-Type"))
+                    .hasValueSatisfying(type -> assertThat(type).startsWith("application/json"));
+            assertThat(answer.body()).contains("\"status\":422").contains("\"path\":\"/rejected-shipments/" + ref);
+        }
+        assertThat(first.headers().firstValue("Idempotent-Replayed")).isEmpty();
+        assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+        assertThat(count("select count(*) from shipment where order_ref = ?", ref))
+                .isZero();
+        assertThat(count("select count(*) from outbox.idempotency_key where idem_key = ?", key))
+                .isOne();
     }
 
     /** A 422 after persisting an entity JPA has not flushed yet: stored, replayed, and no row. */
@@ -480,6 +508,12 @@ class JpaApplicationIT {
                 shipping.ship(ref);
                 return ResponseEntity.status(201).body(ref);
             };
+        }
+
+        @PostMapping("/rejected-shipments/{ref}")
+        ResponseEntity<String> shipOrReject(@PathVariable("ref") String ref) {
+            shipping.ship(ref);
+            throw new ResponseStatusException(HttpStatus.UNPROCESSABLE_CONTENT, "no carrier for " + ref);
         }
 
         @PostMapping("/refused-shipments/{ref}")

@@ -9,6 +9,7 @@ import dev.outbox.http.server.internal.Responses;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
+import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
 import jakarta.servlet.FilterChain;
 import jakarta.servlet.ServletException;
@@ -166,7 +167,10 @@ public final class IdempotencyFilter implements Filter {
             throws IOException, ServletException {
         if (!(req instanceof HttpServletRequest request)
                 || !(res instanceof HttpServletResponse response)
+                || request.getDispatcherType() != DispatcherType.REQUEST
                 || !isProtected(request)) {
+            // an error page, a forward or an include is part of a request this filter has seen (or not
+            // protected): the key is claimed once, on the request itself
             chain.doFilter(req, res);
             return;
         }
@@ -242,8 +246,8 @@ public final class IdempotencyFilter implements Filter {
             throw new ServletException(e);
         }
         switch (outcome) {
-            case IdempotencyOutcome.Executed e -> Responses.sendBody(response, capturing.body());
-            case IdempotencyOutcome.NotStored n -> Responses.sendBody(response, capturing.body());
+            case IdempotencyOutcome.Executed e -> Responses.send(response, capturing);
+            case IdempotencyOutcome.NotStored n -> Responses.send(response, capturing);
             case IdempotencyOutcome.Replayed r -> Responses.replay(response, r.response());
             case IdempotencyOutcome.Mismatch m -> Responses.mismatch(response, key, request.getMethod() + " " + path);
             case IdempotencyOutcome.InFlight f ->

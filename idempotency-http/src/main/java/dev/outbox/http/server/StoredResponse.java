@@ -11,13 +11,22 @@ import java.util.Objects;
  * A response as the key store keeps it: what a replay of the same request sends back.
  *
  * <p>Only the headers a replay needs are kept (see {@link IdempotencyFilter.Builder#storedHeaders});
- * cookies and hop-by-hop headers are never stored. Immutable.
+ * cookies and hop-by-hop headers are never stored. A handler that answered with {@code
+ * HttpServletResponse.sendError} is stored with the entry {@value #SEND_ERROR} among the headers (a
+ * name no HTTP header can have) and its reason, if any, as the body: a replay calls {@code sendError}
+ * again, so that the container's error page answers. Immutable.
  *
  * @param status the HTTP status, 100 to 599
  * @param headers header name to values, in the order given; names as the application set them
  * @param body the body bytes, empty for none
  */
 public record StoredResponse(int status, Map<String, List<String>> headers, byte[] body) {
+    /**
+     * The entry among the headers that marks a response the handler answered with {@code sendError};
+     * its value is {@code reason} when the body holds the reason (UTF-8), empty when none was given.
+     * Never sent.
+     */
+    public static final String SEND_ERROR = ":send-error";
 
     /**
      * @throws NullPointerException when {@code headers} or {@code body} is null, or a header name or

@@ -15,9 +15,14 @@ import dev.outbox.testkit.TestDatabase;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
+import jakarta.servlet.RequestDispatcher;
+import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
 import java.io.ByteArrayInputStream;
+import java.io.IOException;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -41,6 +46,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.springframework.mock.web.MockHttpServletRequest;
+import org.springframework.mock.web.MockHttpServletResponse;
 
 /** The servlet filter in a real Jetty 12 server, with a real orders app on real PostgreSQL. */
 @ExtendWith(RealServices.class)
@@ -92,12 +99,21 @@ class IdempotencyFilterIT {
 
     /** A POST from tenant {@code it}; set {@code X-User} or another {@code X-Tenant} to change the caller. */
     private static HttpRequest.Builder post(String path, String body) {
-        return anonymous(path, body).header("X-Tenant", "it");
+        return post(server, path, body);
+    }
+
+    /** A POST from tenant {@code it} to another server. */
+    private static HttpRequest.Builder post(TestServer to, String path, String body) {
+        return anonymous(to, path, body).header("X-Tenant", "it");
     }
 
     /** A POST from nobody: no principal and no tenant. */
     private static HttpRequest.Builder anonymous(String path, String body) {
-        return HttpRequest.newBuilder(server.uri(path))
+        return anonymous(server, path, body);
+    }
+
+    private static HttpRequest.Builder anonymous(TestServer to, String path, String body) {
+        return HttpRequest.newBuilder(to.uri(path))
                 .timeout(Duration.ofSeconds(60))
                 .header("Content-Type", "application/json")
                 .POST(HttpRequest.BodyPublishers.ofString(body));
@@ -694,6 +710,97 @@ class IdempotencyFilterIT {
             assertThat(orders(body)).isZero();
         }
         assertThat(count("rolled_back")).isGreaterThanOrEqualTo(2);
+    }
+
+    /**
+     * G5 / G2 with the application's error page: a handler answering with sendError (as Spring MVC's exception
+     * resolvers do, here a 422 and a 503) gets the page the application answers without the filter (a JSON page at
+     * /error, as Spring Boot's), with the filter also on the error dispatch, where it must not claim the key again.
+     * The 422 keeps no writes and is stored: its replay is the same page, marked replayed. The 503 releases the key.
+     * Before, the filter answered the reason as text/plain and skipped the error page.
+     */
+    @Test
+    void anErrorSentByTheHandlerIsAnsweredByTheApplicationsErrorPage() throws Exception {
+        IdempotencyFilter filter =
+                ordersFilter(Metrics.globalRegistry, "error-page").build();
+        HttpServlet errorPage = new HttpServlet() {
+            @Override
+            protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+                resp.setContentType("application/json");
+                resp.getWriter()
+                        .write("{\"status\":" + req.getAttribute(RequestDispatcher.ERROR_STATUS_CODE)
+                                + ",\"message\":\"" + req.getAttribute(RequestDispatcher.ERROR_MESSAGE) + "\"}");
+            }
+        };
+        try (TestServer pages = TestServer.withErrorPage(APP, errorPage, OrdersApp.fakeLogin(), filter)) {
+            String key = UUID.randomUUID().toString();
+            String body = body("error-page");
+            HttpRequest refused = post(pages, "/orders", body)
+                    .header("X-Fail", "resolved-422")
+                    .header("Idempotency-Key", key)
+                    .build();
+            HttpResponse<String> first = send(refused);
+            assertThat(first.statusCode()).isEqualTo(422);
+            assertThat(first.headers().firstValue("Content-Type"))
+                    .hasValueSatisfying(t -> assertThat(t).startsWith("application/json"));
+            assertThat(first.body())
+                    .startsWith("{\"status\":422,\"message\":\"order ")
+                    .endsWith("out of stock\"}");
+            assertThat(orders(body)).isZero();
+            assertThat(outboxRows(body)).isZero();
+            assertThat(keyRows(key)).isOne();
+            HttpResponse<String> replay = send(refused);
+            assertThat(replay.statusCode()).isEqualTo(422);
+            assertThat(replay.headers().firstValue("Idempotent-Replayed")).contains("true");
+            assertThat(replay.headers().firstValue("Content-Type"))
+                    .isEqualTo(first.headers().firstValue("Content-Type"));
+            assertThat(replay.body()).isEqualTo(first.body());
+            assertThat(orders(body)).isZero();
+
+            String released = UUID.randomUUID().toString();
+            String unavailable = body("error-page-503");
+            HttpResponse<String> busy = send(post(pages, "/orders", unavailable)
+                    .header("X-Fail", "503")
+                    .header("Idempotency-Key", released)
+                    .build());
+            assertThat(busy.statusCode()).isEqualTo(503);
+            assertThat(busy.body()).isEqualTo("{\"status\":503,\"message\":\"inventory unavailable\"}");
+            assertThat(orders(unavailable)).isZero();
+            assertThat(keyRows(released)).isZero();
+        }
+    }
+
+    /**
+     * G5: the filter claims a key once, on the request itself. An error dispatch (the error page of a request the
+     * filter ended with sendError: Tomcat keeps the original POST for it), a forward or an include passes through it
+     * untouched, even with the request's Idempotency-Key and a covered path. Before, such a dispatch claimed the key
+     * a second time, with another path and an empty body: a mismatch or a replay written into the error page.
+     */
+    @Test
+    void otherDispatchesPassThroughWithoutClaimingTheKey() throws Exception {
+        IdempotencyFilter filter =
+                ordersFilter(Metrics.globalRegistry, "dispatches").build();
+        for (DispatcherType type : List.of(DispatcherType.ERROR, DispatcherType.FORWARD, DispatcherType.INCLUDE)) {
+            String key = UUID.randomUUID().toString();
+            MockHttpServletRequest request = new MockHttpServletRequest("POST", "/orders");
+            request.setServletPath("/orders");
+            request.setDispatcherType(type);
+            request.addHeader("Idempotency-Key", key);
+            request.addHeader("X-Tenant", "it");
+            request.setContentType("application/json");
+            request.setContent(body("dispatch").getBytes(StandardCharsets.UTF_8));
+            MockHttpServletResponse response = new MockHttpServletResponse();
+            List<Object> transactions = new ArrayList<>();
+            filter.doFilter(
+                    request,
+                    response,
+                    (req, res) -> transactions.add(req.getAttribute(IdempotencyFilter.TX_ATTRIBUTE)));
+            assertThat(transactions)
+                    .as("%s: the chain's calls, and the transaction each saw", type)
+                    .containsExactly((Object) null);
+            assertThat(keyRows(key)).as("%s", type).isZero();
+            assertThat(response.getStatus()).as("%s", type).isEqualTo(200);
+        }
     }
 
     /**

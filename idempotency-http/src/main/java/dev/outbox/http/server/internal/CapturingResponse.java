@@ -25,15 +25,23 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
     private final ByteArrayOutputStream buffer = new ByteArrayOutputStream();
     private final int maxBytes;
     private boolean overflowed;
+    private boolean errorSent;
+    private String errorMessage;
     private final OutputStream bounded = new OutputStream() {
         @Override
         public void write(int b) throws IOException {
+            if (errorSent) {
+                return; // the response is the error page's: writes after sendError are ignored, as by a container
+            }
             room(1);
             buffer.write(b);
         }
 
         @Override
         public void write(byte[] b, int off, int len) throws IOException {
+            if (errorSent) {
+                return;
+            }
             room(len);
             buffer.write(b, off, len);
         }
@@ -56,6 +64,20 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
             writer.flush();
         }
         return buffer.toByteArray();
+    }
+
+    /**
+     * @return whether the handler answered with {@code sendError}: the container's error page (the
+     *     application's, under Spring Boot) answers, once the transaction has ended, with {@link
+     *     #getStatus()} and {@link #errorMessage()}
+     */
+    public boolean errorSent() {
+        return errorSent;
+    }
+
+    /** @return the reason given to {@code sendError}, or null for none */
+    public String errorMessage() {
+        return errorMessage;
     }
 
     /** @return whether the handler wrote more than the largest body held; what was written is incomplete */
@@ -158,6 +180,8 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
     public void reset() {
         super.reset();
         resetBuffer();
+        errorSent = false;
+        errorMessage = null;
     }
 
     @Override
@@ -200,21 +224,23 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
 
     @Override
     public void sendError(int sc) {
-        resetBuffer();
-        setStatus(sc);
+        sendError(sc, null);
     }
 
+    /**
+     * Holds the error back like a body: the status goes to the real response, and the filter sends the
+     * error with its reason once the transaction has ended, so that the container's error page answers
+     * as it does without the filter. The reason counts toward {@code maxBytes}, as it is stored for
+     * replay.
+     */
     @Override
     public void sendError(int sc, String msg) {
         resetBuffer();
         setStatus(sc);
-        if (msg != null) {
-            setContentType("text/plain;charset=UTF-8");
-            try {
-                bounded.write(msg.getBytes(StandardCharsets.UTF_8));
-            } catch (IOException e) {
-                // overflowed: the filter fails the request
-            }
+        errorSent = true;
+        errorMessage = msg;
+        if (msg != null && msg.getBytes(StandardCharsets.UTF_8).length > maxBytes) {
+            overflowed = true;
         }
     }
 

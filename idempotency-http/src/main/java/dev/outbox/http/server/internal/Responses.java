@@ -4,6 +4,7 @@ import dev.outbox.http.server.IdempotencyKey;
 import dev.outbox.http.server.StoredResponse;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -57,8 +58,12 @@ public final class Responses {
      */
     public static StoredResponse capture(CapturingResponse capturing, List<String> storedHeaders) {
         Map<String, List<String>> headers = new LinkedHashMap<>();
+        boolean error = capturing.errorSent();
         for (String name : storedHeaders) {
             if (name.equalsIgnoreCase("Content-Type")) {
+                if (error) {
+                    continue; // the error page has its own
+                }
                 String type = capturing.getContentType();
                 if (type != null) {
                     headers.put("Content-Type", List.of(type));
@@ -70,7 +75,35 @@ public final class Responses {
                 headers.put(name, new ArrayList<>(values));
             }
         }
+        if (error) {
+            String reason = capturing.errorMessage();
+            headers.put(StoredResponse.SEND_ERROR, List.of(reason == null ? "" : "reason"));
+            return new StoredResponse(
+                    capturing.getStatus(),
+                    headers,
+                    reason == null ? new byte[0] : reason.getBytes(StandardCharsets.UTF_8));
+        }
         return new StoredResponse(capturing.getStatus(), headers, capturing.body());
+    }
+
+    /**
+     * Sends what the handler answered, once the transaction has ended: the body held back, or the
+     * error it sent, for the container's error page to answer.
+     */
+    public static void send(HttpServletResponse response, CapturingResponse capturing) throws IOException {
+        if (capturing.errorSent()) {
+            sendError(response, capturing.getStatus(), capturing.errorMessage());
+        } else {
+            sendBody(response, capturing.body());
+        }
+    }
+
+    private static void sendError(HttpServletResponse response, int status, String reason) throws IOException {
+        if (reason == null) {
+            response.sendError(status);
+        } else {
+            response.sendError(status, reason);
+        }
     }
 
     /** Sends the body held back from the handler, with its length. */
@@ -85,6 +118,9 @@ public final class Responses {
     public static void replay(HttpServletResponse response, StoredResponse stored) throws IOException {
         response.setStatus(stored.status());
         stored.headers().forEach((name, values) -> {
+            if (name.equals(StoredResponse.SEND_ERROR)) {
+                return;
+            }
             if (name.equalsIgnoreCase("Content-Type")) {
                 response.setContentType(values.get(0));
             } else {
@@ -92,7 +128,15 @@ public final class Responses {
             }
         });
         response.setHeader(IdempotencyKey.REPLAYED_HEADER, "true");
-        sendBody(response, stored.body());
+        String error = stored.header(StoredResponse.SEND_ERROR);
+        if (error != null) {
+            sendError(
+                    response,
+                    stored.status(),
+                    error.isEmpty() ? null : new String(stored.body(), StandardCharsets.UTF_8));
+        } else {
+            sendBody(response, stored.body());
+        }
     }
 
     /** Drops what the handler set on a response that has not been sent yet. */

@@ -71,4 +71,38 @@ class CapturingResponseTest {
         refused.sendError(400, "longer than eight bytes");
         assertThat(refused.overflowed()).as("a sendError reason counts too").isTrue();
     }
+
+    /**
+     * sendError is held back like a body and sent, with its reason, once the transaction has ended, so that the
+     * container's error page answers: nothing is written as the body (before, the reason was, as text/plain),
+     * writes after it are ignored as a container ignores them, and a reset takes it back.
+     */
+    @Test
+    void anErrorIsHeldBackForTheContainersErrorPage() throws Exception {
+        MockHttpServletResponse container = new MockHttpServletResponse();
+        CapturingResponse captured = new CapturingResponse(container, 1024);
+        captured.getWriter().write("draft");
+        captured.sendError(422, "out of stock");
+        captured.getWriter().write("after the error");
+        assertThat(captured.errorSent()).isTrue();
+        assertThat(captured.errorMessage()).isEqualTo("out of stock");
+        assertThat(captured.getStatus()).isEqualTo(422);
+        assertThat(captured.body()).isEmpty();
+        assertThat(captured.getContentType()).isNull();
+        assertThat(container.isCommitted()).isFalse();
+        assertThat(container.getErrorMessage())
+                .as("the error sent to the container")
+                .isNull();
+
+        Responses.send(container, captured);
+        assertThat(container.getStatus()).isEqualTo(422);
+        assertThat(container.getErrorMessage()).isEqualTo("out of stock");
+
+        CapturingResponse withoutReason = new CapturingResponse(new MockHttpServletResponse(), 1024);
+        withoutReason.sendError(404);
+        assertThat(withoutReason.errorSent()).isTrue();
+        assertThat(withoutReason.errorMessage()).isNull();
+        withoutReason.reset();
+        assertThat(withoutReason.errorSent()).as("after a reset").isFalse();
+    }
 }
