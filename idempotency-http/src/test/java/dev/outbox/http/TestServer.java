@@ -21,20 +21,21 @@ public final class TestServer implements AutoCloseable {
     }
 
     public static TestServer start(HttpServlet servlet, Filter... filters) throws Exception {
-        return start(servlet, null, filters);
+        return start(servlet, null, null, filters);
     }
 
     /**
-     * @param errorPage a servlet at {@code /error} that answers every error status (400 to 599) sent
-     *     with {@code sendError}, as Spring Boot's error controller does; the filters also see its
-     *     error dispatch
+     * @param errorPage a servlet that answers every error status (400 to 599) sent with {@code
+     *     sendError}, as Spring Boot's error controller does; the filters also see its error dispatch
+     * @param errorPath where it is mapped, e.g. {@code /error}
      */
-    public static TestServer withErrorPage(HttpServlet servlet, HttpServlet errorPage, Filter... filters)
-            throws Exception {
-        return start(servlet, errorPage, filters);
+    public static TestServer withErrorPage(
+            HttpServlet servlet, HttpServlet errorPage, String errorPath, Filter... filters) throws Exception {
+        return start(servlet, errorPage, errorPath, filters);
     }
 
-    private static TestServer start(HttpServlet servlet, HttpServlet errorPage, Filter... filters) throws Exception {
+    private static TestServer start(HttpServlet servlet, HttpServlet errorPage, String errorPath, Filter... filters)
+            throws Exception {
         Server server = new Server();
         ServerConnector connector = new ServerConnector(server);
         connector.setHost("127.0.0.1");
@@ -52,9 +53,9 @@ public final class TestServer implements AutoCloseable {
         }
         context.addServlet(servlet, "/*");
         if (errorPage != null) {
-            context.addServlet(errorPage, "/error");
+            context.addServlet(errorPage, errorPath);
             ErrorPageErrorHandler errors = new ErrorPageErrorHandler();
-            errors.addErrorPage(400, 599, "/error");
+            errors.addErrorPage(400, 599, errorPath);
             context.setErrorHandler(errors);
         }
         server.setHandler(context);

@@ -58,6 +58,11 @@ import org.slf4j.LoggerFactory;
  *       by a request still in flight with <b>409</b> and {@code Retry-After}.
  * </ol>
  *
+ * <p>An error the handler sends with {@code sendError} is held back like a body and sent once the
+ * transaction has ended, so that the container's error page answers, on the first response and on
+ * every replay. The filter acts on a request's own dispatch and on a forward; the dispatch of an
+ * error page and an include pass through it, so that registering it for them claims no key twice.
+ *
  * <p><b>What is committed and what is stored</b> is decided by the status the handler answered,
  * whether it set it itself or a framework resolved an exception into it ({@link
  * Builder#responsePolicy}, default {@link ResponsePolicy#standard()}): a 2xx commits the handler's
@@ -167,10 +172,11 @@ public final class IdempotencyFilter implements Filter {
             throws IOException, ServletException {
         if (!(req instanceof HttpServletRequest request)
                 || !(res instanceof HttpServletResponse response)
-                || request.getDispatcherType() != DispatcherType.REQUEST
+                || request.getDispatcherType() == DispatcherType.ERROR
+                || request.getDispatcherType() == DispatcherType.INCLUDE
                 || !isProtected(request)) {
-            // an error page, a forward or an include is part of a request this filter has seen (or not
-            // protected): the key is claimed once, on the request itself
+            // an error page or an include is part of a request this filter has seen: its key was claimed, or
+            // not, on the request itself (a forward inside a request that holds its key is let through below)
             chain.doFilter(req, res);
             return;
         }

@@ -12,9 +12,10 @@ import java.util.Objects;
  *
  * <p>Only the headers a replay needs are kept (see {@link IdempotencyFilter.Builder#storedHeaders});
  * cookies and hop-by-hop headers are never stored. A handler that answered with {@code
- * HttpServletResponse.sendError} is stored with the entry {@value #SEND_ERROR} among the headers (a
- * name no HTTP header can have) and its reason, if any, as the body: a replay calls {@code sendError}
- * again, so that the container's error page answers. Immutable.
+ * HttpServletResponse.sendError} is stored with the header {@value #SEND_ERROR} and its reason, if
+ * any, as a {@code text/plain} body: a replay calls {@code sendError} again, so that the container's
+ * error page answers (a filter of an earlier version, sharing the store, replays the reason as the
+ * body it used to answer, with that header). Immutable.
  *
  * @param status the HTTP status, 100 to 599
  * @param headers header name to values, in the order given; names as the application set them
@@ -22,11 +23,12 @@ import java.util.Objects;
  */
 public record StoredResponse(int status, Map<String, List<String>> headers, byte[] body) {
     /**
-     * The entry among the headers that marks a response the handler answered with {@code sendError};
-     * its value is {@code reason} when the body holds the reason (UTF-8), empty when none was given.
-     * Never sent.
+     * The stored header that marks a response the handler answered with {@code sendError}; its value
+     * is {@code reason} when the body holds the reason (UTF-8), {@code none} when none was given. Not
+     * sent by a replay, and refused as a {@link IdempotencyFilter.Builder#storedHeaders stored
+     * header} of the application's.
      */
-    public static final String SEND_ERROR = ":send-error";
+    public static final String SEND_ERROR = "Idempotency-Send-Error";
 
     /**
      * @throws NullPointerException when {@code headers} or {@code body} is null, or a header name or

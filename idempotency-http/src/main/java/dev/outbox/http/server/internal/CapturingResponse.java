@@ -163,9 +163,45 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
         }
     }
 
+    /**
+     * @return false until the handler sends an error: the real response stays uncommitted until the
+     *     transaction has; after {@code sendError}, true, as the container answers, so that frameworks
+     *     write nothing more
+     */
     @Override
     public boolean isCommitted() {
-        return false;
+        return errorSent;
+    }
+
+    // after sendError a container ignores changes of status and headers (the error page's are its own): so does
+    // this wrapper, so that what the response policy reads and what is stored is the error
+
+    @Override
+    public void setStatus(int sc) {
+        if (!errorSent) {
+            super.setStatus(sc);
+        }
+    }
+
+    @Override
+    public void setContentType(String type) {
+        if (!errorSent) {
+            super.setContentType(type);
+        }
+    }
+
+    @Override
+    public void setDateHeader(String name, long date) {
+        if (!errorSent) {
+            super.setDateHeader(name, date);
+        }
+    }
+
+    @Override
+    public void addDateHeader(String name, long date) {
+        if (!errorSent) {
+            super.addDateHeader(name, date);
+        }
     }
 
     @Override
@@ -196,28 +232,28 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
 
     @Override
     public void setHeader(String name, String value) {
-        if (!"Content-Length".equalsIgnoreCase(name)) {
+        if (!errorSent && !"Content-Length".equalsIgnoreCase(name)) {
             super.setHeader(name, value);
         }
     }
 
     @Override
     public void addHeader(String name, String value) {
-        if (!"Content-Length".equalsIgnoreCase(name)) {
+        if (!errorSent && !"Content-Length".equalsIgnoreCase(name)) {
             super.addHeader(name, value);
         }
     }
 
     @Override
     public void setIntHeader(String name, int value) {
-        if (!"Content-Length".equalsIgnoreCase(name)) {
+        if (!errorSent && !"Content-Length".equalsIgnoreCase(name)) {
             super.setIntHeader(name, value);
         }
     }
 
     @Override
     public void addIntHeader(String name, int value) {
-        if (!"Content-Length".equalsIgnoreCase(name)) {
+        if (!errorSent && !"Content-Length".equalsIgnoreCase(name)) {
             super.addIntHeader(name, value);
         }
     }
@@ -235,6 +271,9 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
      */
     @Override
     public void sendError(int sc, String msg) {
+        if (errorSent) {
+            throw new IllegalStateException("sendError was already called for this response");
+        }
         resetBuffer();
         setStatus(sc);
         errorSent = true;
@@ -265,6 +304,9 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
 
     /** Servlet 6.1: a redirect with the given status, the body written so far kept unless {@code clearBuffer}. */
     public void sendRedirect(String location, int sc, boolean clearBuffer) {
+        if (errorSent) {
+            throw new IllegalStateException("sendError was already called for this response: it cannot redirect");
+        }
         if (clearBuffer) {
             resetBuffer();
         }

@@ -31,7 +31,8 @@ public final class Responses {
             "upgrade",
             "trailer",
             "proxy-authenticate",
-            IdempotencyKey.REPLAYED_HEADER.toLowerCase(Locale.ROOT));
+            IdempotencyKey.REPLAYED_HEADER.toLowerCase(Locale.ROOT),
+            StoredResponse.SEND_ERROR.toLowerCase(Locale.ROOT));
 
     private Responses() {}
 
@@ -45,7 +46,7 @@ public final class Responses {
         if (NEVER_STORED.contains(name.toLowerCase(Locale.ROOT)) || name.isBlank()) {
             throw new IllegalArgumentException(
                     "header '" + name + "' cannot be stored and replayed: cookies, framing and"
-                            + " hop-by-hop headers belong to one response only");
+                            + " hop-by-hop headers belong to one response only, and the filter's own are set by it");
         }
         return name;
     }
@@ -62,7 +63,7 @@ public final class Responses {
         for (String name : storedHeaders) {
             if (name.equalsIgnoreCase("Content-Type")) {
                 if (error) {
-                    continue; // the error page has its own
+                    continue; // the error page has its own; the reason's is stored below
                 }
                 String type = capturing.getContentType();
                 if (type != null) {
@@ -76,8 +77,13 @@ public final class Responses {
             }
         }
         if (error) {
+            // stored as an earlier version answered it (the reason as text/plain), so that its replay by a
+            // filter of that version, sharing the store, is what it used to send
             String reason = capturing.errorMessage();
-            headers.put(StoredResponse.SEND_ERROR, List.of(reason == null ? "" : "reason"));
+            if (reason != null) {
+                headers.put("Content-Type", List.of("text/plain;charset=UTF-8"));
+            }
+            headers.put(StoredResponse.SEND_ERROR, List.of(reason == null ? "none" : "reason"));
             return new StoredResponse(
                     capturing.getStatus(),
                     headers,
@@ -117,9 +123,11 @@ public final class Responses {
     /** Sends a stored response, marked {@code Idempotent-Replayed: true}. */
     public static void replay(HttpServletResponse response, StoredResponse stored) throws IOException {
         response.setStatus(stored.status());
+        String error = stored.header(StoredResponse.SEND_ERROR);
         stored.headers().forEach((name, values) -> {
-            if (name.equals(StoredResponse.SEND_ERROR)) {
-                return;
+            if (name.equalsIgnoreCase(StoredResponse.SEND_ERROR)
+                    || (error != null && name.equalsIgnoreCase("Content-Type"))) {
+                return; // the error page has its own
             }
             if (name.equalsIgnoreCase("Content-Type")) {
                 response.setContentType(values.get(0));
@@ -128,12 +136,11 @@ public final class Responses {
             }
         });
         response.setHeader(IdempotencyKey.REPLAYED_HEADER, "true");
-        String error = stored.header(StoredResponse.SEND_ERROR);
         if (error != null) {
             sendError(
                     response,
                     stored.status(),
-                    error.isEmpty() ? null : new String(stored.body(), StandardCharsets.UTF_8));
+                    error.equals("none") ? null : new String(stored.body(), StandardCharsets.UTF_8));
         } else {
             sendBody(response, stored.body());
         }

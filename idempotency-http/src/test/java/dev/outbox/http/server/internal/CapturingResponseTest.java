@@ -3,8 +3,10 @@ package dev.outbox.http.server.internal;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.outbox.http.server.StoredResponse;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.springframework.mock.web.MockHttpServletResponse;
 
@@ -98,11 +100,67 @@ class CapturingResponseTest {
         assertThat(container.getStatus()).isEqualTo(422);
         assertThat(container.getErrorMessage()).isEqualTo("out of stock");
 
+        // as a container: nothing changes the error once it is sent
+        captured.setStatus(201);
+        captured.setHeader("Location", "/orders/42");
+        captured.setContentType("application/json");
+        assertThat(captured.getStatus()).as("a status set after the error").isEqualTo(422);
+        assertThat(captured.getHeader("Location")).isNull();
+        assertThat(captured.isCommitted()).isTrue();
+        assertThatThrownBy(() -> captured.sendRedirect("/orders/42")).isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(() -> captured.sendError(500)).isInstanceOf(IllegalStateException.class);
+
         CapturingResponse withoutReason = new CapturingResponse(new MockHttpServletResponse(), 1024);
         withoutReason.sendError(404);
         assertThat(withoutReason.errorSent()).isTrue();
         assertThat(withoutReason.errorMessage()).isNull();
         withoutReason.reset();
         assertThat(withoutReason.errorSent()).as("after a reset").isFalse();
+        assertThat(withoutReason.isCommitted()).isFalse();
+    }
+
+    /**
+     * A stored error is replayed as an error, for the container's error page, without the marker or the reason's
+     * content type; a response stored before errors were kept so (the reason as a text/plain body, no marker) is
+     * replayed as it was stored; and a stored error is kept so that a filter of that earlier version replays it as
+     * it used to answer.
+     */
+    @Test
+    void storedErrorsAreReplayedAsErrorsAndEarlierResponsesAsStored() throws Exception {
+        CapturingResponse captured = new CapturingResponse(new MockHttpServletResponse(), 1024);
+        captured.setHeader("Location", "/orders/42");
+        captured.sendError(422, "out of stock");
+        StoredResponse stored = Responses.capture(captured, List.of("Content-Type", "Location"));
+        assertThat(stored.status()).isEqualTo(422);
+        assertThat(stored.header("Content-Type")).isEqualTo("text/plain;charset=UTF-8");
+        assertThat(stored.header(StoredResponse.SEND_ERROR)).isEqualTo("reason");
+        assertThat(new String(stored.body(), StandardCharsets.UTF_8)).isEqualTo("out of stock");
+
+        MockHttpServletResponse replayed = new MockHttpServletResponse();
+        Responses.replay(replayed, stored);
+        assertThat(replayed.getStatus()).isEqualTo(422);
+        assertThat(replayed.getErrorMessage()).isEqualTo("out of stock");
+        assertThat(replayed.getHeader(StoredResponse.SEND_ERROR)).isNull();
+        assertThat(replayed.getContentType()).isNull();
+        assertThat(replayed.getHeader("Location")).isEqualTo("/orders/42");
+        assertThat(replayed.getHeader("Idempotent-Replayed")).isEqualTo("true");
+        assertThat(replayed.getContentAsByteArray()).isEmpty();
+
+        CapturingResponse bare = new CapturingResponse(new MockHttpServletResponse(), 1024);
+        bare.sendError(404);
+        MockHttpServletResponse replayedBare = new MockHttpServletResponse();
+        Responses.replay(replayedBare, Responses.capture(bare, List.of("Content-Type")));
+        assertThat(replayedBare.getStatus()).isEqualTo(404);
+        assertThat(replayedBare.isCommitted()).as("an error sent").isTrue();
+        assertThat(replayedBare.getErrorMessage()).isNull();
+
+        StoredResponse earlier =
+                StoredResponse.of(422, "text/plain;charset=UTF-8", "out of stock".getBytes(StandardCharsets.UTF_8));
+        MockHttpServletResponse replayedEarlier = new MockHttpServletResponse();
+        Responses.replay(replayedEarlier, earlier);
+        assertThat(replayedEarlier.getStatus()).isEqualTo(422);
+        assertThat(replayedEarlier.getErrorMessage()).isNull();
+        assertThat(replayedEarlier.getContentType()).isEqualTo("text/plain;charset=UTF-8");
+        assertThat(replayedEarlier.getContentAsString()).isEqualTo("out of stock");
     }
 }
