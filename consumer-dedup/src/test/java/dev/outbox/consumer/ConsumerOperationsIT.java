@@ -750,7 +750,8 @@ class ConsumerOperationsIT {
                         .until(() -> Fixtures.scalar(
                                         db,
                                         "select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
-                                                + " and query like '%DEAD_LETTERED%' and pid <> pg_backend_pid()")
+                                                + " and query like '%DEAD_LETTERED%' and pid <> pg_backend_pid()"
+                                                + " and datname = current_database()")
                                 > 0);
                 handledBesideAHeldRow(db, producer, topic, registry);
 
@@ -798,6 +799,65 @@ class ConsumerOperationsIT {
                         .count())
                 .isPositive();
         assertThat(breakerState(registry, "database")).isZero();
+    }
+
+    /**
+     * G4 against a handler that ends the consumer's transaction itself (a commit through tx, or through the
+     * connection tx hands out): refused with an error that says why, so the batch's processed ids never commit ahead
+     * of their handlers. Before, the commit in the second record's handler committed the ids of all three records of
+     * the batch; the third record's handler then failed once, the batch rolled back, and on the retry the third
+     * record was a duplicate: never handled. Now each of the three is handled once.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"sql", "jdbc"})
+    void aHandlerCannotCommitTheConsumersTransaction(String how, TestDatabase db, TestKafka kafka) throws Throwable {
+        String name = "ops-handler-commit-" + how;
+        String topic = TestKafka.uniqueTopic("ops-handler-commit");
+        kafka.createTopic(topic, 1);
+        kafka.createTopic(topic + ".dlt", 1);
+        List<UUID> ids = List.of(MessageIds.next(), MessageIds.next(), MessageIds.next());
+        AtomicInteger commits = new AtomicInteger();
+        AtomicInteger thirdCalls = new AtomicInteger();
+        List<Throwable> refusals = new CopyOnWriteArrayList<>();
+        MessageHandler payments = Fixtures.paymentsHandler();
+        try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+            for (int i = 0; i < ids.size(); i++) {
+                producer.send(payment(topic, ids.get(i), "order-commit-" + i, i));
+            }
+            producer.flush();
+        }
+        try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+                .concurrency(1)
+                .maxRecordsPerTransaction(3)
+                .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofMillis(200)))
+                .handler((m, tx) -> {
+                    payments.handle(m, tx);
+                    if (m.messageId().equals(ids.get(1)) && commits.getAndIncrement() == 0) {
+                        try {
+                            if (how.equals("sql")) {
+                                tx.execute("commit");
+                            } else {
+                                tx.connection(java.sql.Connection::commit);
+                            }
+                        } catch (RuntimeException e) {
+                            refusals.add(e);
+                            throw e;
+                        }
+                    }
+                    if (m.messageId().equals(ids.get(2)) && thirdCalls.getAndIncrement() == 0) {
+                        throw new IllegalStateException("the third record fails once");
+                    }
+                })
+                .build()) {
+            consumer.start();
+            await().atMost(WAIT)
+                    .untilAsserted(() -> assertThat(Fixtures.paymentsOf(db, ids))
+                            .as("payments per message")
+                            .containsOnlyKeys(ids)
+                            .allSatisfy((id, n) -> assertThat(n).isOne()));
+        }
+        assertThat(refusals).hasSize(1);
+        assertThat(refusals.get(0)).hasStackTraceContaining("a handler may not end the consumer's transaction");
     }
 
     /**

@@ -48,6 +48,9 @@ class PausedConsumerIT {
         UUID held = MessageIds.next();
         Path log = Files.createDirectories(Path.of("target", "crash-it")).resolve("paused.log");
         Process child = CrashIT.start(db, kafka, topic, name, 1, false, held, log.toFile());
+        // a paused child outlives a test JVM that is killed: the hook ends it with the JVM
+        Thread reaper = new Thread(child::destroyForcibly);
+        Runtime.getRuntime().addShutdownHook(reaper);
         MeterRegistry registry = new SimpleMeterRegistry();
         try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
             ProducerRecord<byte[], byte[]> first = Fixtures.payment(topic, held, "order-held", 1);
@@ -67,7 +70,8 @@ class PausedConsumerIT {
                         .until(() -> Fixtures.scalar(
                                         db,
                                         "select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
-                                                + " and query like '%processed_message%' and pid <> pg_backend_pid()")
+                                                + " and query like '%processed_message%' and pid <> pg_backend_pid()"
+                                                + " and datname = current_database()")
                                 > 0);
                 List<UUID> others = new ArrayList<>();
                 for (int i = 0; i < 5; i++) {
@@ -99,6 +103,7 @@ class PausedConsumerIT {
         } finally {
             child.destroyForcibly();
             child.waitFor(60, TimeUnit.SECONDS);
+            Runtime.getRuntime().removeShutdownHook(reaper);
         }
     }
 

@@ -57,6 +57,8 @@ final class Database {
     private static final String RESTORE_LOCK_WAIT =
             "; select set_config('lock_timeout', current_setting('outbox.lock_timeout'), true)";
 
+    private static final TransactionGuard TRANSACTION_GUARD = new TransactionGuard();
+
     private final DataSource dataSource;
     private final ConnectionProvider provider;
     private final Configuration handlerConfiguration;
@@ -140,11 +142,15 @@ final class Database {
         }
     }
 
-    /** The handler's context, bound to the consumer's transaction on {@code connection}. */
+    /**
+     * The handler's context, bound to the consumer's transaction on {@code connection}, which it may
+     * not end ({@link TransactionGuard}).
+     */
     DSLContext handlerContext(Connection connection) {
         return DSL.using(handlerConfiguration
-                .derive(new DefaultConnectionProvider(connection))
-                .derive(new SavepointTransactionProvider(connection)));
+                .derive(new DefaultConnectionProvider(TransactionGuard.guard(connection)))
+                .derive(new SavepointTransactionProvider(connection))
+                .deriveAppending(TRANSACTION_GUARD));
     }
 
     /**
