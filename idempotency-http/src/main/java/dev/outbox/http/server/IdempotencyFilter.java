@@ -60,8 +60,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>An error the handler sends with {@code sendError} is held back like a body and sent once the
  * transaction has ended, so that the container's error page answers, on the first response and on
- * every replay. The filter acts on a request's own dispatch and on a forward; the dispatch of an
- * error page and an include pass through it, so that registering it for them claims no key twice.
+ * every replay. The filter claims a key on a request's own dispatch, and on a forward that does not
+ * run inside a request holding its key; the dispatch of an error page, an include and an async
+ * dispatch pass through it, so that registering it for them claims no key twice.
  *
  * <p><b>What is committed and what is stored</b> is decided by the status the handler answered,
  * whether it set it itself or a framework resolved an exception into it ({@link
@@ -172,11 +173,8 @@ public final class IdempotencyFilter implements Filter {
             throws IOException, ServletException {
         if (!(req instanceof HttpServletRequest request)
                 || !(res instanceof HttpServletResponse response)
-                || request.getDispatcherType() == DispatcherType.ERROR
-                || request.getDispatcherType() == DispatcherType.INCLUDE
+                || !claimsOn(request)
                 || !isProtected(request)) {
-            // an error page or an include is part of a request this filter has seen: its key was claimed, or
-            // not, on the request itself (a forward inside a request that holds its key is let through below)
             chain.doFilter(req, res);
             return;
         }
@@ -271,6 +269,17 @@ public final class IdempotencyFilter implements Filter {
                         + " released. Answer a smaller body (the created resource's id or Location, say) or raise"
                         + " maxResponseBytes",
                 cause);
+    }
+
+    /**
+     * The key is claimed on a request's own dispatch, and on a forward that does not run inside one
+     * holding its key already; an error page's dispatch, an include and an async dispatch are part of
+     * a request this filter has seen, and pass through.
+     */
+    private static boolean claimsOn(HttpServletRequest request) {
+        DispatcherType type = request.getDispatcherType();
+        return type == DispatcherType.REQUEST
+                || (type == DispatcherType.FORWARD && request.getAttribute(TX_ATTRIBUTE) == null);
     }
 
     private boolean isProtected(HttpServletRequest request) {

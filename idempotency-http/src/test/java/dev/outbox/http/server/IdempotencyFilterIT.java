@@ -775,14 +775,14 @@ class IdempotencyFilterIT {
     /**
      * G5: the filter claims a key once, on the request itself (or a forward). An error dispatch (the error page of a
      * request the filter ended with sendError: Tomcat keeps the original POST for it) or an include passes through
-     * it untouched, even with the request's Idempotency-Key and a covered path. Before, such a dispatch claimed the
+     * it untouched, even with the request's Idempotency-Key and a covered path, and so does an async dispatch. Before, such a dispatch claimed the
      * key a second time, with another path and an empty body: a mismatch or a replay written into the error page.
      */
     @Test
     void otherDispatchesPassThroughWithoutClaimingTheKey() throws Exception {
         IdempotencyFilter filter =
                 ordersFilter(Metrics.globalRegistry, "dispatches").build();
-        for (DispatcherType type : List.of(DispatcherType.ERROR, DispatcherType.INCLUDE)) {
+        for (DispatcherType type : List.of(DispatcherType.ERROR, DispatcherType.INCLUDE, DispatcherType.ASYNC)) {
             String key = UUID.randomUUID().toString();
             MockHttpServletRequest request = new MockHttpServletRequest("POST", "/orders");
             request.setServletPath("/orders");

@@ -11,6 +11,7 @@ import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
 import java.nio.charset.Charset;
 import java.nio.charset.StandardCharsets;
+import java.util.Locale;
 
 /**
  * Holds the application's response body back until the transaction has committed: status and
@@ -143,15 +144,31 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
             // the container names the writer's charset in the Content-Type when its own getWriter() is called,
             // which this wrapper never does: set it, so that the body sent and the one stored say how they are
             // encoded
-            super.setCharacterEncoding(charset.name());
+            if (!errorSent) {
+                super.setCharacterEncoding(charset.name());
+            }
             writer = new PrintWriter(new OutputStreamWriter(bounded, charset));
         }
         return writer;
     }
 
     @Override
+    public void setLocale(Locale locale) {
+        if (!errorSent) {
+            super.setLocale(locale);
+        }
+    }
+
+    @Override
+    public void setBufferSize(int size) {
+        if (!errorSent) {
+            super.setBufferSize(size);
+        }
+    }
+
+    @Override
     public void setCharacterEncoding(String encoding) {
-        if (writer == null) { // as the servlet specification says: no effect once the writer is taken
+        if (writer == null && !errorSent) { // as the servlet specification says: no effect once the writer is taken
             super.setCharacterEncoding(encoding);
         }
     }

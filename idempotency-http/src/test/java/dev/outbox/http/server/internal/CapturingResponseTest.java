@@ -7,6 +7,7 @@ import dev.outbox.http.server.StoredResponse;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.Locale;
 import org.junit.jupiter.api.Test;
 import org.springframework.mock.web.MockHttpServletResponse;
 
@@ -104,7 +105,9 @@ class CapturingResponseTest {
         captured.setStatus(201);
         captured.setHeader("Location", "/orders/42");
         captured.setContentType("application/json");
+        captured.setLocale(Locale.GERMAN);
         assertThat(captured.getStatus()).as("a status set after the error").isEqualTo(422);
+        assertThat(container.getHeader("Content-Language")).isNull();
         assertThat(captured.getHeader("Location")).isNull();
         assertThat(captured.isCommitted()).isTrue();
         assertThatThrownBy(() -> captured.sendRedirect("/orders/42")).isInstanceOf(IllegalStateException.class);
