@@ -14,9 +14,9 @@ import org.jooq.DSLContext;
  * <p>Do not commit, roll back or close {@code tx}'s connection: transaction-control SQL through
  * {@code tx} and {@code commit()}, {@code rollback()}, {@code setAutoCommit(true)} and {@code close()}
  * on the connection it hands out are refused with an exception (the record's failure). Nested
- * {@code tx.transaction(...)} calls are fine (they become savepoints). Throwing any exception (or {@code Error}) rolls back this
- * message's writes and schedules a retry; after the last attempt the message goes to the
- * dead-letter topic. Throw {@link TransientHandlerException} for a failure that passes by itself
+ * {@code tx.transaction(...)} calls are fine (they become savepoints). Throwing any exception (or
+ * {@code Error}) rolls back this message's writes and schedules a retry; after the last attempt the
+ * message goes to the dead-letter topic. Throw {@link TransientHandlerException} for a failure that passes by itself
  * (retried without using up attempts) and {@link PermanentHandlerException} for a message that can
  * never be applied (dead-lettered at once), or classify exceptions with {@link
  * IdempotentConsumer.Builder#failureClassifier(java.util.function.Function)}.
