@@ -837,7 +837,7 @@ class ConsumerOperationsIT {
                             if (how.equals("sql")) {
                                 tx.execute("commit");
                             } else {
-                                tx.connection(java.sql.Connection::commit);
+                                tx.connection(Connection::commit);
                             }
                         } catch (RuntimeException e) {
                             refusals.add(e);
