@@ -373,7 +373,7 @@ class ConsumerOperationsIT {
                             .as("open interval in ms")
                             .isGreaterThanOrEqualTo(4900);
                     // what an operator sees: the database breaker's gauge is not closed (1 open, 2 half-open)
-                    assertThat(breakerState(registry, "database"))
+                    assertThat(Fixtures.breakerState(registry, "database"))
                             .as("database breaker gauge during the outage")
                             .isIn(1.0, 2.0);
                     assertThat(dataSource.callsBetween(opened, probed))
@@ -410,10 +410,10 @@ class ConsumerOperationsIT {
                                 .containsSubsequence("CLOSED to OPEN", "HALF_OPEN to OPEN", "HALF_OPEN to CLOSED")
                                 .last()
                                 .isEqualTo("HALF_OPEN to CLOSED"));
-                assertThat(breakerState(registry, "database"))
+                assertThat(Fixtures.breakerState(registry, "database"))
                         .as("database breaker gauge after the outage")
                         .isZero();
-                assertThat(breakerState(registry, "dead-letter")).isZero();
+                assertThat(Fixtures.breakerState(registry, "dead-letter")).isZero();
                 List<UUID> all = new ArrayList<>(phaseA);
                 all.addAll(phaseB);
                 assertThat(Fixtures.paymentsOf(db, all))
@@ -536,7 +536,7 @@ class ConsumerOperationsIT {
                                     .isOne());
                     long hungSince = System.nanoTime();
                     long probeLetThrough = log.lastBreakerTransitionTime(name, hungSince, "OPEN to HALF_OPEN");
-                    assertThat(breakerState(registry, "database"))
+                    assertThat(Fixtures.breakerState(registry, "database"))
                             .as("database breaker gauge while the probe waits")
                             .isEqualTo(2.0);
                     long committedHung = committed(kafka, group).get(hungPartition);
@@ -569,7 +569,7 @@ class ConsumerOperationsIT {
                     assertThat(TimeUnit.NANOSECONDS.toMillis(probedAgain - reopened))
                             .as("open interval in ms")
                             .isGreaterThanOrEqualTo(4900);
-                    assertThat(breakerState(registry, "database")).isZero();
+                    assertThat(Fixtures.breakerState(registry, "database")).isZero();
                 } finally {
                     locker.rollback(); // the probe's handler goes on, whatever failed above
                 }
@@ -593,7 +593,7 @@ class ConsumerOperationsIT {
                         .as("handler calls of the hung probe's record")
                         .hasValue(1);
                 assertAllHandledOnceNoneDeadLettered(db, kafka, name, topic, all.size());
-                assertThat(breakerState(registry, "database")).isZero();
+                assertThat(Fixtures.breakerState(registry, "database")).isZero();
                 invariants.run();
             }
         }
@@ -652,13 +652,8 @@ class ConsumerOperationsIT {
                         .get();
                 consumer.start();
                 // the worker is at the held row before the other partition has anything
-                await().atMost(WAIT)
-                        .until(() -> Fixtures.scalar(
-                                        db,
-                                        "select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
-                                                + " and query like '%processed_message%'")
-                                > 0);
-                handledBesideAHeldRow(db, producer, topic, registry);
+                Fixtures.awaitLockWait(db, "%processed_message%");
+                Fixtures.handledBesideAHeldRow(db, producer, topic, registry);
                 assertThat(Fixtures.paymentsOf(db, List.of(held))).isEmpty();
                 if (savepoints) {
                     assertThat(Fixtures.paymentsOf(db, List.of(ahead))).containsEntry(ahead, 1L);
@@ -730,12 +725,7 @@ class ConsumerOperationsIT {
                                         taken.completeExceptionally(e);
                                     }
                                 });
-                                await().atMost(WAIT)
-                                        .until(() -> Fixtures.scalar(
-                                                        db,
-                                                        "select count(*) from pg_stat_activity where wait_event_type"
-                                                                + " = 'Lock' and query like 'insert into outbox.processed_message%'")
-                                                > 0);
+                                Fixtures.awaitLockWait(db, "insert into outbox.processed_message%");
                                 throw new PermanentHandlerException("not payable");
                             })
                             .build();
@@ -746,14 +736,8 @@ class ConsumerOperationsIT {
                 consumer.start();
                 taken.get(WAIT.toSeconds(), TimeUnit.SECONDS);
                 // the worker is at the dead-letter record before the other partition has anything
-                await().atMost(WAIT)
-                        .until(() -> Fixtures.scalar(
-                                        db,
-                                        "select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
-                                                + " and query like '%DEAD_LETTERED%' and pid <> pg_backend_pid()"
-                                                + " and datname = current_database()")
-                                > 0);
-                handledBesideAHeldRow(db, producer, topic, registry);
+                Fixtures.awaitLockWait(db, "%DEAD_LETTERED%");
+                Fixtures.handledBesideAHeldRow(db, producer, topic, registry);
 
                 holder.rollback();
                 await().atMost(WAIT)
@@ -772,33 +756,6 @@ class ConsumerOperationsIT {
                 }
             }
         }
-    }
-
-    /**
-     * While a processed id's row on partition 0 is held: messages sent to partition 1 are handled by the one worker
-     * within 45 s, the waits were counted as contention and the database breaker stayed closed.
-     */
-    private static void handledBesideAHeldRow(
-            TestDatabase db, KafkaProducer<byte[], byte[]> producer, String topic, MeterRegistry registry)
-            throws SQLException {
-        List<UUID> others = new ArrayList<>();
-        for (int i = 0; i < 5; i++) {
-            UUID id = MessageIds.next();
-            others.add(id);
-            ProducerRecord<byte[], byte[]> r = payment(topic, id, "order-other-" + i, i);
-            producer.send(new ProducerRecord<>(topic, 1, r.key(), r.value(), r.headers()));
-        }
-        producer.flush();
-        await().atMost(Duration.ofSeconds(45))
-                .untilAsserted(() -> assertThat(Fixtures.paymentsOf(db, others))
-                        .as("the other partition's messages, handled while a row of partition 0 is held")
-                        .hasSize(others.size()));
-        assertThat(registry.get("outbox.consumer.retries")
-                        .tag("cause", "contention")
-                        .counter()
-                        .count())
-                .isPositive();
-        assertThat(breakerState(registry, "database")).isZero();
     }
 
     /**
@@ -945,7 +902,7 @@ class ConsumerOperationsIT {
                     assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
                             .as("dead-lettered records")
                             .isZero();
-                    assertThat(breakerState(registry, "database"))
+                    assertThat(Fixtures.breakerState(registry, "database"))
                             .as("database breaker gauge")
                             .isZero();
                 };
@@ -1633,13 +1590,6 @@ class ConsumerOperationsIT {
     }
 
     // --- metrics helpers
-
-    private static double breakerState(MeterRegistry registry, String breaker) {
-        return registry.get("outbox.consumer.breaker.state")
-                .tag("breaker", breaker)
-                .gauge()
-                .value();
-    }
 
     /** The lag gauge of partition 0 of {@code topic}, remembered in {@code observed}; NaN before assignment. */
     private static double lag(MeterRegistry registry, String topic, List<Double> observed) {

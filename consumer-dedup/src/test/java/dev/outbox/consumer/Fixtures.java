@@ -1,7 +1,9 @@
 package dev.outbox.consumer;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
+import dev.outbox.core.MessageIds;
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
@@ -175,6 +177,55 @@ final class Fixtures {
             rs.next();
             return rs.getLong(1);
         }
+    }
+
+    /**
+     * While a processed id's row on partition 0 is held: messages sent to partition 1 are handled by the one worker
+     * within 45 s (the consumer under test has one worker), the waits were counted as contention and the database breaker stayed closed.
+     */
+    static void handledBesideAHeldRow(
+            TestDatabase db, KafkaProducer<byte[], byte[]> producer, String topic, MeterRegistry registry)
+            throws SQLException {
+        List<UUID> others = new ArrayList<>();
+        for (int i = 0; i < 5; i++) {
+            UUID id = MessageIds.next();
+            others.add(id);
+            ProducerRecord<byte[], byte[]> r = payment(topic, id, "order-other-" + i, i);
+            producer.send(new ProducerRecord<>(topic, 1, r.key(), r.value(), r.headers()));
+        }
+        producer.flush();
+        await().atMost(Duration.ofSeconds(45))
+                .untilAsserted(() -> assertThat(paymentsOf(db, others))
+                        .as("the other partition's messages, handled while a row of partition 0 is held")
+                        .hasSize(others.size()));
+        assertThat(registry.get("outbox.consumer.retries")
+                        .tag("cause", "contention")
+                        .counter()
+                        .count())
+                .isPositive();
+        assertThat(breakerState(registry, "database")).isZero();
+    }
+
+    /** @return the state gauge of the consumer's breaker named {@code breaker}: 0 closed, 1 open, 2 half-open */
+    static double breakerState(MeterRegistry registry, String breaker) {
+        return registry.get("outbox.consumer.breaker.state")
+                .tag("breaker", breaker)
+                .gauge()
+                .value();
+    }
+
+    /**
+     * Waits up to 90 s until a session of the test database other than the one asking waits for a lock in a
+     * statement {@code like} the pattern.
+     */
+    static void awaitLockWait(TestDatabase db, String like) {
+        await().atMost(Duration.ofSeconds(90))
+                .until(() -> scalar(
+                                db,
+                                "select count(*) from pg_stat_activity where datname = current_database()"
+                                        + " and pid <> pg_backend_pid() and wait_event_type = 'Lock' and query like '"
+                                        + like.replace("'", "''") + "'")
+                        > 0);
     }
 
     /** Asserts the group committed every partition of the topic up to its end. */

@@ -13,7 +13,6 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
@@ -66,25 +65,8 @@ class PausedConsumerIT {
                 owner.start();
                 // the paused member's session (10 s) expires and the new one, given both partitions, is at the
                 // held row before the other partition has anything
-                await().atMost(WAIT)
-                        .until(() -> Fixtures.scalar(
-                                        db,
-                                        "select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
-                                                + " and query like '%processed_message%' and pid <> pg_backend_pid()"
-                                                + " and datname = current_database()")
-                                > 0);
-                List<UUID> others = new ArrayList<>();
-                for (int i = 0; i < 5; i++) {
-                    UUID id = MessageIds.next();
-                    others.add(id);
-                    ProducerRecord<byte[], byte[]> r = Fixtures.payment(topic, id, "order-other-" + i, i);
-                    producer.send(new ProducerRecord<>(topic, 1, r.key(), r.value(), r.headers()));
-                }
-                producer.flush();
-                await().atMost(WAIT)
-                        .untilAsserted(() -> assertThat(Fixtures.paymentsOf(db, others))
-                                .as("the other partition's messages, handled while the paused process holds a row")
-                                .hasSize(others.size()));
+                Fixtures.awaitLockWait(db, "%processed_message%");
+                Fixtures.handledBesideAHeldRow(db, producer, topic, registry);
                 assertThat(Fixtures.paymentsOf(db, List.of(held))).isEmpty();
                 assertThat(registry.get("outbox.consumer.retries")
                                 .tag("cause", "contention")

@@ -218,6 +218,19 @@ record RelayOptions(
                 .toArray();
     }
 
+    /** @return the value given after {@code option} on the command line, which must be there */
+    static String required(String option, String value) {
+        if (value == null || value.isBlank()) {
+            throw new IllegalArgumentException(option + " needs a value");
+        }
+        return value;
+    }
+
+    /** @return the positive integer given after {@code option} on the command line */
+    static int positiveValue(String option, String value) {
+        return positive(option, required(option, value));
+    }
+
     static int positive(String name, String v) {
         try {
             int n = Integer.parseInt(v);

@@ -144,11 +144,11 @@ public final class SnapshotPairs {
         for (int i = 0; i < args.length; i++) {
             String value = i + 1 < args.length ? args[i + 1] : null;
             switch (args[i]) {
-                case "--seconds" -> seconds = RelayOptions.positive("--seconds", required("--seconds", value));
-                case "--writers" -> writers = RelayOptions.positive("--writers", required("--writers", value));
-                case "--batch" -> batch = RelayOptions.positive("--batch", required("--batch", value));
-                case "--pause-ms" -> pauseMs = RelayOptions.positive("--pause-ms", required("--pause-ms", value));
-                case "--out" -> out = Path.of(required("--out", value));
+                case "--seconds" -> seconds = RelayOptions.positiveValue("--seconds", value);
+                case "--writers" -> writers = RelayOptions.positiveValue("--writers", value);
+                case "--batch" -> batch = RelayOptions.positiveValue("--batch", value);
+                case "--pause-ms" -> pauseMs = RelayOptions.positiveValue("--pause-ms", value);
+                case "--out" -> out = Path.of(RelayOptions.required("--out", value));
                 case "--without-running-part" -> {
                     withoutRunningPart = true;
                     continue;
@@ -498,12 +498,5 @@ public final class SnapshotPairs {
             ps.setLong(3, n);
             ps.executeUpdate();
         }
-    }
-
-    private static String required(String option, String value) {
-        if (value == null) {
-            throw new IllegalArgumentException(option + " needs a value");
-        }
-        return value;
     }
 }

@@ -138,17 +138,18 @@ public final class StorageLayouts {
         for (int i = 0; i < args.length; i++) {
             String value = i + 1 < args.length ? args[i + 1] : null;
             switch (args[i]) {
-                case "--rows" -> rows = RelayOptions.positive("--rows", required("--rows", value));
-                case "--batch" -> batch = RelayOptions.positive("--batch", required("--batch", value));
-                case "--rounds" -> rounds = RelayOptions.positive("--rounds", required("--rounds", value));
-                case "--tx-rows" -> txRows = RelayOptions.positive("--tx-rows", required("--tx-rows", value));
+                case "--rows" -> rows = RelayOptions.positiveValue("--rows", value);
+                case "--batch" -> batch = RelayOptions.positiveValue("--batch", value);
+                case "--rounds" -> rounds = RelayOptions.positiveValue("--rounds", value);
+                case "--tx-rows" -> txRows = RelayOptions.positiveValue("--tx-rows", value);
                 case "--layouts" ->
-                    layouts = Arrays.stream(required("--layouts", value).split(","))
+                    layouts = Arrays.stream(
+                                    RelayOptions.required("--layouts", value).split(","))
                             .map(Layout::of)
                             .toList();
-                case "--out" -> out = Path.of(required("--out", value));
+                case "--out" -> out = Path.of(RelayOptions.required("--out", value));
                 case "--setting" -> {
-                    String[] kv = required("--setting", value).split("=", 2);
+                    String[] kv = RelayOptions.required("--setting", value).split("=", 2);
                     if (kv.length != 2) {
                         throw new IllegalArgumentException("--setting needs name=value, got '" + value + "'");
                     }
@@ -524,12 +525,5 @@ public final class StorageLayouts {
         try (Statement st = c.createStatement()) {
             st.execute(sql);
         }
-    }
-
-    private static String required(String option, String value) {
-        if (value == null || value.isBlank()) {
-            throw new IllegalArgumentException(option + " needs a value");
-        }
-        return value;
     }
 }

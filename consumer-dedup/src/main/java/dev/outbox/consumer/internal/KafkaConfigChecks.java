@@ -36,15 +36,7 @@ public final class KafkaConfigChecks {
         }
         Object maxBlock = producerProperties.get(ProducerConfig.MAX_BLOCK_MS_CONFIG);
         if (maxBlock != null) {
-            long ms;
-            try {
-                ms = Long.parseLong(maxBlock.toString().strip());
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException(
-                        "Invalid value " + maxBlock + " for configuration max.block.ms in"
-                                + " producerProperties: Value must be a number of milliseconds",
-                        e);
-            }
+            long ms = millis(maxBlock, ProducerConfig.MAX_BLOCK_MS_CONFIG, "producerProperties");
             if (ms < 0 || ms > closeTimeout.toMillis()) {
                 throw new IllegalArgumentException("Invalid value " + maxBlock + " for configuration max.block.ms in"
                         + " producerProperties: a dead-letter publish holds a worker thread at most closeTimeout ("
@@ -64,19 +56,9 @@ public final class KafkaConfigChecks {
      */
     public static void checkRevocationFits(Map<String, Object> consumerProperties, Duration closeTimeout) {
         Object value = consumerProperties.get(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG);
-        long maxPollInterval;
-        if (value == null) {
-            maxPollInterval = DEFAULT_MAX_POLL_INTERVAL_MS;
-        } else {
-            try {
-                maxPollInterval = Long.parseLong(value.toString().strip());
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException(
-                        "Invalid value " + value + " for configuration max.poll.interval.ms in kafkaProperties:"
-                                + " Value must be a number of milliseconds",
-                        e);
-            }
-        }
+        long maxPollInterval = value == null
+                ? DEFAULT_MAX_POLL_INTERVAL_MS
+                : millis(value, ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG, "kafkaProperties");
         if (maxPollInterval < 1) {
             throw new IllegalArgumentException("Invalid value " + value + " for configuration max.poll.interval.ms in"
                     + " kafkaProperties: Value must be at least 1");
@@ -90,6 +72,21 @@ public final class KafkaConfigChecks {
                     + " consumer away from its poll loop for max.poll.interval.ms leaves its group while its"
                     + " transactions may still commit; lower closeTimeout(...) or raise max.poll.interval.ms in"
                     + " kafkaProperties");
+        }
+    }
+
+    /**
+     * @return {@code value} of the client property {@code key}, set in {@code where}, as milliseconds
+     * @throws IllegalArgumentException when it is not a whole number
+     */
+    private static long millis(Object value, String key, String where) {
+        try {
+            return Long.parseLong(value.toString().strip());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(
+                    "Invalid value " + value + " for configuration " + key + " in " + where
+                            + ": Value must be a number of milliseconds",
+                    e);
         }
     }
 
