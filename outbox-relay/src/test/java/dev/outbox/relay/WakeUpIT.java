@@ -307,6 +307,78 @@ class WakeUpIT {
     }
 
     /**
+     * G1 and G3 when the deletes stall rather than fail (a statement trigger that waits for a lock the test
+     * holds, as a lock on the table or a stalled disk would): a trickle of one key's rows goes on, and the
+     * relay publishes at most about a batch of them (batch size 10 here) ahead of their deletes, then waits.
+     * Before, it published every row the probe handed it, 100 here, with nothing deleted, each queued delete
+     * carrying the ids of all before it. Once the deletes answer, every row arrives, none twice, in order, and
+     * the table empties.
+     */
+    @Test
+    void whileDeletesStallAShardPublishesAtMostABatchAheadOfThem(TestDatabase db, TestKafka kafka) throws Exception {
+        String topic = TestKafka.uniqueTopic("stalled-deletes");
+        kafka.createTopic(topic, 1);
+        String schema = "stalled_deletes";
+        int batch = 10;
+        OutboxMigrations.migrate(db.dataSource(), schema);
+        DSLContext dsl = OutboxMigrations.dsl(db.dataSource(), schema);
+        dsl.execute("create function " + schema + ".stall_deletes() returns trigger language plpgsql as $$"
+                + " begin perform pg_advisory_xact_lock_shared(4242); return null; end $$");
+        dsl.execute("create trigger stall_deletes before delete on " + schema + ".outbox_message"
+                + " for each statement execute function " + schema + ".stall_deletes()");
+        Outbox outbox = Outbox.builder().schema(schema).build();
+        try (Connection holder = db.connect();
+                Relay relay = quietRelay(db.newDataSource(10), kafka.bootstrapServers(), "stalled-deletes-relay")
+                        .schema(schema)
+                        .batchSize(batch)
+                        .build();
+                Probe kafkaSide = new Probe(kafka.bootstrapServers(), topic)) {
+            startOwningAll(relay, 64);
+            // a first row, published and deleted, so that the relay knows the topic before the deletes stall
+            UUID first = dsl.transactionResult(tx -> outbox.append(tx.dsl(), message(topic, "k", "v")));
+            kafkaSide.awaitMillis(first, System.nanoTime(), 30_000);
+            await().atMost(Duration.ofSeconds(30))
+                    .until(() -> dsl.fetchOne("select count(*) from " + schema + ".outbox_message")
+                                    .get(0, Long.class)
+                            == 0L);
+            try (Statement st = holder.createStatement()) {
+                st.execute("select pg_advisory_lock(4242)");
+            }
+            List<UUID> committed = new ArrayList<>();
+            for (int i = 0; i < 100; i++) {
+                committed.add(dsl.transactionResult(tx -> outbox.append(tx.dsl(), message(topic, "k", "v"))));
+                kafkaSide.pollFor(5);
+            }
+            kafkaSide.pollFor(1_000);
+            int whileStalled = kafkaSide.outboxIdsByKey().get("k").size() - 1;
+            System.out.printf("deletes stalled: %d of 100 rows published%n", whileStalled);
+            assertThat(whileStalled)
+                    .as("rows published while no delete answered, batch size %d", batch)
+                    .isPositive()
+                    .isLessThan(2 * batch);
+
+            try (Statement st = holder.createStatement()) {
+                st.execute("select pg_advisory_unlock(4242)");
+            }
+            for (UUID id : committed) {
+                kafkaSide.awaitMillis(id, System.nanoTime(), 30_000);
+            }
+            await().atMost(Duration.ofSeconds(30))
+                    .until(() -> dsl.fetchOne("select count(*) from " + schema + ".outbox_message")
+                                    .get(0, Long.class)
+                            == 0L);
+            kafkaSide.pollFor(500); // a row published twice would arrive by now
+            assertThat(kafkaSide.duplicates()).as("records published twice").isZero();
+            assertThat(kafkaSide.outboxIdsByKey().get("k"))
+                    .as("G3: the key's records in commit (outbox id) order")
+                    .hasSize(1 + committed.size())
+                    .isSorted();
+        } finally {
+            dsl.execute("drop trigger stall_deletes on " + schema + ".outbox_message");
+        }
+    }
+
+    /**
      * G3 with several writers per key while the deletes fail: eight writers serialise per key on the
      * key's aggregate row (the documented pattern) and append the version they wrote, for three
      * seconds, and for the middle second PostgreSQL refuses every delete from the outbox. Each key's

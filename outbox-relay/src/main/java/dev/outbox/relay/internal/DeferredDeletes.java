@@ -14,7 +14,9 @@ import java.util.concurrent.RejectedExecutionException;
  * statement) and the shard goes on. Until the delete commits, its ids stay in {@link
  * PendingDeletes}, which the probe's read leaves out. The shard's own reads do not, so the shard
  * waits for its deferred deletes before it reads for itself, and reads ahead only while none is in
- * flight and none left rows behind ({@link #clear()}).
+ * flight and none left rows behind ({@link #clear()}). It also waits for them before it publishes
+ * more once a batch of its published rows is outstanding ({@link #outstanding()}): deletes that do
+ * not answer stop the shard after a batch, and each delete carries at most about a batch of ids.
  *
  * <p>The ids the shard published whose delete is not known to have committed (in a deferred delete
  * in flight, or left by one that did not delete them) are <em>outstanding</em>, and every later
@@ -135,6 +137,11 @@ final class DeferredDeletes {
             done.complete(null);
         }
         return attention;
+    }
+
+    /** @return how many published rows of the shard are not known deleted */
+    synchronized int outstanding() {
+        return outstanding.size();
     }
 
     synchronized boolean inFlight() {

@@ -305,7 +305,8 @@ final class ShardWorker {
      * Deals with the shard's deferred deletes before a round reads or sends anything: a lost lease
      * drops the shard; rows a deferred delete did not delete are deleted again, waiting this time; and
      * a read of the shard's own waits until its deferred deletes ended (it would take their rows again).
-     * Rows the probe handed over leave them out already.
+     * Rows the probe handed over leave them out already, and are published without waiting unless a
+     * batch's worth of published rows is still outstanding.
      *
      * @return whether the round goes on; if not, the shard's next task is scheduled
      */
@@ -322,7 +323,11 @@ final class ShardWorker {
         // that are outstanding
         boolean inFlight = deferred.inFlight();
         long[] undeleted = deferred.undeleted();
-        if (inFlight && (ownRead || undeleted != null)) {
+        // at most a batch of published rows ahead of their deletes: when the deletes do not answer (a stalled
+        // statement: a lock on the table, a slow disk), the shard waits for them rather than publish on, every
+        // later delete carrying the ids of all before it
+        boolean behind = deferred.outstanding() >= config.batchSize();
+        if (inFlight && (ownRead || undeleted != null || behind)) {
             deletes.hurry();
             deferred.settled().whenComplete((v, t) -> onWorker(this::step));
             return false;

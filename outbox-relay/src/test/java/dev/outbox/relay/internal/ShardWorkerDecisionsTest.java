@@ -759,6 +759,47 @@ class ShardWorkerDecisionsTest {
     }
 
     /**
+     * While its deferred deletes do not answer (a stalled statement: a lock on the table, a slow disk), a shard
+     * publishes at most a batch of rows ahead of their deletes, then waits for them: the probe's later rows are
+     * published once the deletes answered. Before, it published every row the probe handed it while nothing was
+     * deleted, each delete queued carrying the ids of all before it, without bound.
+     */
+    @Test
+    void aShardWhoseDeferredDeletesDoNotAnswerStopsPublishingAfterABatch() {
+        List<Runnable> deletes = new ArrayList<>();
+        deleteRunner = deletes::add;
+        rows.reads.add(List.of(row(1, "a", "k1")));
+        ShardWorker w = worker();
+        int batch = config.batchSize();
+        long handed = 1;
+        for (long id = 2; id <= 3L * batch; id++) {
+            // the probe hands the shard each row as it commits, while the shard is idle
+            if (w.loop.wakeWith(w.loop.idleTicket(), List.of(row(id, "a", "k" + id)))) {
+                handed = id;
+            }
+            workers.runDue();
+        }
+        assertThat(made.get(0).history())
+                .as("records sent while no delete answered")
+                .hasSize(batch);
+        assertThat(handed)
+                .as("the last row taken: one beyond those published, waiting")
+                .isEqualTo(batch + 1);
+        assertThat(rows.deleted).isEmpty();
+
+        while (!deletes.isEmpty()) {
+            deletes.remove(0).run();
+            workers.runDue();
+        }
+        assertThat(made.get(0).history())
+                .as("once the deletes answered, the row it waited with is published")
+                .hasSize(batch + 1);
+        assertThat(rows.deleted).hasSize(batch + 1);
+        assertThat(metrics.published.count()).isEqualTo(batch + 1);
+        assertThat(pending.ids()).isEmpty();
+    }
+
+    /**
      * Shard 7 publishes row 1 of key k, a short batch, whose delete is deferred and held in {@code deletes} until the
      * test runs it.
      */
