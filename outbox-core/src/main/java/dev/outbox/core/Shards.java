@@ -32,7 +32,7 @@ public final class Shards {
      * @throws IllegalArgumentException when {@code shardCount} is outside {@code [1, MAX_COUNT]}
      */
     public static int of(String key, UUID messageId, int shardCount) {
-        checkCount(shardCount);
+        checkCount(shardCount, "shardCount");
         CRC32C crc = new CRC32C();
         if (key != null) {
             crc.update(key.getBytes(StandardCharsets.UTF_8));
@@ -45,9 +45,9 @@ public final class Shards {
         return (int) (crc.getValue() % shardCount);
     }
 
-    static int checkCount(int shardCount) {
+    static int checkCount(int shardCount, String name) {
         if (shardCount < 1 || shardCount > MAX_COUNT) {
-            throw new IllegalArgumentException("shardCount must be between 1 and " + MAX_COUNT + ", got " + shardCount
+            throw new IllegalArgumentException(name + " must be between 1 and " + MAX_COUNT + ", got " + shardCount
                     + "; use the value the migrations were installed with (placeholder outbox_shards, default "
                     + DEFAULT_COUNT + ")");
         }

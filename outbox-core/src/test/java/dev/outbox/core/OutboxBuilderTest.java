@@ -37,7 +37,7 @@ class OutboxBuilderTest {
                 .hasMessageContaining("pg_");
         assertThatThrownBy(() -> b.shards(0))
                 .isInstanceOf(IllegalArgumentException.class)
-                .hasMessageContaining("got 0");
+                .hasMessageContaining("shards must be between 1 and 4096, got 0");
         assertThatThrownBy(() -> b.shards(Shards.MAX_COUNT + 1))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining(String.valueOf(Shards.MAX_COUNT));

@@ -12,6 +12,7 @@ import dev.outbox.schemas.orders.OrderPlaced;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import java.sql.Connection;
+import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Instant;
 import java.time.OffsetDateTime;
@@ -22,6 +23,8 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.UUID;
 import org.jooq.DSLContext;
+import org.jooq.exception.DataAccessException;
+import org.jooq.exception.IntegrityConstraintViolationException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -104,15 +107,24 @@ class OutboxIT {
         DSLContext dsl = db.dsl();
         dsl.execute("create role " + role);
         try {
-            dsl.execute("grant usage on schema outbox to " + role);
-            dsl.execute("grant insert on outbox.outbox_message to " + role);
             Outbox fresh = Outbox.builder().build();
             OutboxMessage message = OutboxMessage.of("orders", "grants", "Raw", "application/octet-stream", null);
+            // both table grants, no USAGE on the schema: the hint names USAGE too (it named only the table grants)
+            dsl.execute("grant insert on outbox.outbox_message to " + role);
+            dsl.execute("grant select on outbox.outbox_shard_lease to " + role);
             assertThatThrownBy(() -> dsl.transaction(tx -> {
                         tx.dsl().execute("set local role " + role);
                         fresh.append(tx.dsl(), message);
                     }))
-                    .hasStackTraceContaining("needs SELECT on outbox.outbox_shard_lease")
+                    .hasStackTraceContaining("permission denied for schema outbox")
+                    .satisfies(e -> assertThat(e).hasStackTraceContaining("needs USAGE on schema outbox"));
+            dsl.execute("revoke select on outbox.outbox_shard_lease from " + role);
+            dsl.execute("grant usage on schema outbox to " + role);
+            assertThatThrownBy(() -> dsl.transaction(tx -> {
+                        tx.dsl().execute("set local role " + role);
+                        fresh.append(tx.dsl(), message);
+                    }))
+                    .hasStackTraceContaining("needs USAGE on schema outbox, SELECT on outbox.outbox_shard_lease")
                     .satisfies(e -> assertThat(e).hasStackTraceContaining("permission denied"));
             dsl.execute("grant select on outbox.outbox_shard_lease to " + role);
             UUID id = dsl.transactionResult(tx -> {
@@ -125,6 +137,52 @@ class OutboxIT {
             dsl.execute("drop owned by " + role);
             dsl.execute("drop role " + role);
         }
+    }
+
+    /**
+     * A message id appended twice fails as jOOQ reports any statement's unique violation, so that a caller
+     * catching {@link IntegrityConstraintViolationException} (a message id derived from an upstream id, already
+     * emitted) sees it; it was a plain {@link DataAccessException}. The JDBC entry point throws the
+     * {@link java.sql.SQLException} itself, SQLState 23505.
+     */
+    @Test
+    void aMessageIdAppendedTwiceIsAnIntegrityConstraintViolation(TestDatabase db) throws Exception {
+        OutboxMessage message = OutboxMessage.of("orders", "twice", "Raw", "application/octet-stream", null)
+                .withMessageId(MessageIds.next());
+        DSLContext dsl = db.dsl();
+        dsl.transaction(tx -> outbox.append(tx.dsl(), message));
+        assertThatThrownBy(() -> dsl.transaction(tx -> outbox.append(tx.dsl(), message)))
+                .isInstanceOf(IntegrityConstraintViolationException.class)
+                .satisfies(e -> assertThat(((DataAccessException) e).sqlState()).isEqualTo("23505"))
+                .hasMessageContaining("Outbox.append to outbox.outbox_message failed");
+        try (Connection c = db.connect()) {
+            c.setAutoCommit(false);
+            assertThatThrownBy(() -> outbox.append(c, message))
+                    .isInstanceOf(SQLException.class)
+                    .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("23505"));
+            c.rollback();
+        }
+        assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_ID.eq(message.messageId())))
+                .isOne();
+    }
+
+    /**
+     * A lease table without rows (deleted, or a schema copied without its data) is named as such; the error
+     * suggested shards(0), which the builder refuses.
+     */
+    @Test
+    void anEmptyLeaseTableIsNamedAsSuch(TestDatabase db) {
+        OutboxMigrations.migrate(db.dataSource(), "emptied", 4);
+        DSLContext emptied = OutboxMigrations.dsl(db.dataSource(), "emptied");
+        emptied.execute("delete from emptied.outbox_shard_lease");
+        Outbox producer = Outbox.builder().schema("emptied").shards(4).build();
+        assertThatThrownBy(() -> emptied.transaction(tx -> producer.append(
+                        tx.dsl(), OutboxMessage.of("orders", "k", "Raw", "application/octet-stream", null))))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("has no shards: emptied.outbox_shard_lease is empty")
+                .hasMessageContaining("restore one row per shard (shard 0 to 3")
+                .hasMessageNotContaining("shards(0)");
+        assertThat(emptied.fetchCount(OUTBOX_MESSAGE)).isZero();
     }
 
     @Test

@@ -560,7 +560,7 @@ class OutboxAutoConfigurationTest {
     @Test
     void aRefusedOutboxOrPurgeSettingNamesItsProperty() {
         assertThat(refusalWithout("outbox.shards=0"))
-                .startsWith("outbox.shards=0: shardCount must be between 1 and 4096, got 0");
+                .startsWith("outbox.shards=0: shards must be between 1 and 4096, got 0");
         assertThat(refusalWithout("outbox.schema=Shop-Outbox"))
                 .startsWith("outbox.schema=Shop-Outbox: schema \"Shop-Outbox\" is not a plain SQL identifier");
         // the migrations check before they connect

@@ -22,6 +22,8 @@ import java.util.stream.Collectors;
 import org.apache.avro.generic.GenericContainer;
 import org.jooq.DSLContext;
 import org.jooq.exception.DataAccessException;
+import org.jooq.exception.DataException;
+import org.jooq.exception.IntegrityConstraintViolationException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -107,8 +109,7 @@ public final class JooqOutbox implements Outbox {
             try {
                 return appendAll(c, messages);
             } catch (SQLException e) {
-                throw new DataAccessException(
-                        "Outbox.append to " + schema + ".outbox_message failed: " + e.getMessage(), e);
+                throw translated("Outbox.append to " + schema + ".outbox_message failed: " + e.getMessage(), e);
             }
         });
     }
@@ -225,6 +226,13 @@ public final class JooqOutbox implements Outbox {
                     e.getSQLState(),
                     e);
         }
+        if (installed == 0) {
+            throw new IllegalStateException("the outbox in schema " + schema + " has no shards: " + schema
+                    + ".outbox_shard_lease is empty (its rows were deleted, or the schema was copied without its"
+                    + " data), so no relay could publish a message appended to it; restore one row per shard"
+                    + " (shard 0 to " + (shards - 1) + " for this Outbox's " + shards + ") as the migrations"
+                    + " insert them");
+        }
         if (installed != shards) {
             throw new IllegalStateException(
                     "this Outbox spreads keys over " + shards + " shards, but the outbox in schema "
@@ -236,11 +244,30 @@ public final class JooqOutbox implements Outbox {
         shardCountChecked = true;
     }
 
+    /**
+     * @return the failure of an append through jOOQ as jOOQ reports a failed statement: an integrity
+     *     constraint violation (SQLState class 23, a message id appended twice, say) as {@link
+     *     IntegrityConstraintViolationException}, a data exception (class 22) as {@link DataException},
+     *     anything else as {@link DataAccessException}; the {@link SQLException} is the cause, and
+     *     {@link DataAccessException#sqlState()} gives its SQLState
+     */
+    static DataAccessException translated(String message, SQLException e) {
+        String state = e.getSQLState();
+        if (state != null && state.startsWith("23")) {
+            return new IntegrityConstraintViolationException(message, e);
+        }
+        if (state != null && state.startsWith("22")) {
+            return new DataException(message, e);
+        }
+        return new DataAccessException(message, e);
+    }
+
     /** @return what to do about a failed read of the shard count, by its SQLState */
     private String shardCountHint(String sqlState) {
         if ("42501".equals(sqlState)) {
-            return "; the producer's role needs SELECT on " + schema + ".outbox_shard_lease (read once per Outbox"
-                    + " to check the shard count) as well as INSERT on " + schema + ".outbox_message";
+            return "; the producer's role needs USAGE on schema " + schema + ", SELECT on " + schema
+                    + ".outbox_shard_lease (read once per Outbox to check the shard count) and INSERT on " + schema
+                    + ".outbox_message";
         }
         if ("25P02".equals(sqlState)) {
             return "; an earlier statement of the caller's transaction failed, and PostgreSQL refuses every"
