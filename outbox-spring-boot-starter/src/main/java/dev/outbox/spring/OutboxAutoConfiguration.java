@@ -61,6 +61,7 @@ import org.springframework.context.annotation.Conditional;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.core.ResolvableType;
 import org.springframework.core.env.Environment;
+import org.springframework.core.io.ResourceLoader;
 import org.springframework.jdbc.datasource.TransactionAwareDataSourceProxy;
 import org.springframework.kafka.listener.CommonErrorHandler;
 import org.springframework.transaction.PlatformTransactionManager;
@@ -128,7 +129,14 @@ public class OutboxAutoConfiguration {
     @Bean(MIGRATIONS_BEAN)
     @ConditionalOnProperty(prefix = "outbox.migrations", name = "enabled", havingValue = "true", matchIfMissing = true)
     OutboxMigrationsInitializer outboxMigrations(
-            DataSource dataSource, OutboxProperties properties, Environment environment) {
+            DataSource dataSource, OutboxProperties properties, Environment environment, ResourceLoader resources) {
+        if (!ClassUtils.isPresent("org.flywaydb.core.Flyway", resources.getClassLoader())) {
+            throw new IllegalStateException("outbox.migrations.enabled is true (the default), so the starter installs"
+                    + " and upgrades the outbox tables with Flyway, but Flyway is not on the class path: add"
+                    + " org.flywaydb:flyway-core and org.flywaydb:flyway-database-postgresql, or set"
+                    + " outbox.migrations.enabled=false and install the tables yourself (the plain SQL scripts in "
+                    + OutboxMigrations.PLAIN_SQL_LOCATION + " of outbox-migrations, see its README)");
+        }
         NamedSettings named = new NamedSettings(environment);
         String schema = properties.getSchema();
         named.set(SCHEMA, schema, OutboxMigrations::requireValidSchema);
@@ -461,7 +469,8 @@ public class OutboxAutoConfiguration {
     /**
      * The error handler of the {@code @KafkaListener} containers Spring Boot builds, unless the
      * application defines one: a failed record is delivered again with a backoff, never skipped
-     * ({@link ListenerRetries}). Spring Kafka's own default skips it after ten attempts without delay.
+     * ({@link ListenerRetries}), also in containers that run Kafka transactions. Spring Kafka's own
+     * default skips it after ten attempts without delay.
      */
     @Configuration(proxyBeanMethods = false)
     @ConditionalOnClass(name = "org.springframework.kafka.listener.DefaultErrorHandler")

@@ -387,7 +387,7 @@ public class OutboxProperties {
          */
         private boolean enabled = true;
 
-        /** The first wait after a failed attempt; more than 0. */
+        /** The first wait after a failed attempt; at least 1ms (the waits are whole milliseconds). */
         private Duration initialInterval = Duration.ofMillis(500);
 
         /**

@@ -124,8 +124,12 @@ class OutboxAutoConfigurationTest {
         runner.withClassLoader(new FilteredClassLoader("org.springframework.kafka"))
                 .run(context -> assertThat(context).hasNotFailed().hasSingleBean(OutboxTemplate.class));
         assertThat(refusalWithout("outbox.listener-retries.initial-interval=0s"))
-                .startsWith("outbox.listener-retries.initial-interval=0s: the initial interval must be more than 0,"
-                        + " got 0s");
+                .startsWith("outbox.listener-retries.initial-interval=0s: the initial interval must be at least 1ms"
+                        + " (the waits are whole milliseconds; a shorter one would retry without any wait), got 0s");
+        // a wait below a millisecond was taken as 0: retries without any wait, forever
+        assertThat(refusalWithout("outbox.listener-retries.initial-interval=500us"))
+                .startsWith("outbox.listener-retries.initial-interval=500us: the initial interval must be at least"
+                        + " 1ms");
         assertThat(refusalWithout("outbox.listener-retries.max-interval=5m"))
                 .startsWith("outbox.listener-retries.max-interval=5m: the max interval must be between the initial"
                         + " interval (500ms) and 4m");
@@ -133,6 +137,24 @@ class OutboxAutoConfigurationTest {
                         "outbox.listener-retries.initial-interval=2s", "outbox.listener-retries.max-interval=1s"))
                 .startsWith("outbox.listener-retries.max-interval=1s: the max interval must be between the initial"
                         + " interval (2s) and 4m");
+    }
+
+    /**
+     * Migrations on (the default) without Flyway on the class path (a team on Liquibase that added the
+     * starter alone) fail the start naming both ways out: add Flyway, or outbox.migrations.enabled=false.
+     * Before, the message named only Flyway and the plain SQL scripts, not the property that turns the
+     * migrations off.
+     */
+    @Test
+    void migrationsWithoutFlywayFailTheStartNamingThePropertyThatTurnsThemOff() {
+        String message = rootMessage(new ApplicationContextRunner()
+                .withConfiguration(AutoConfigurations.of(OutboxAutoConfiguration.class))
+                .withBean(DataSource.class, () -> NEVER_CONNECTED)
+                .withClassLoader(new FilteredClassLoader("org.flywaydb")));
+        assertThat(message)
+                .contains("Flyway is not on the class path")
+                .contains("org.flywaydb:flyway-core")
+                .contains("set outbox.migrations.enabled=false");
     }
 
     /**

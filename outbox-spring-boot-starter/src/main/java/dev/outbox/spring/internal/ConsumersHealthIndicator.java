@@ -15,7 +15,9 @@ import org.springframework.boot.health.contributor.Health;
  * answer, it lost its partitions, or it has not joined its group yet, as readiness has no start-up
  * grace either) or a breaker is open. An assignment without partitions (more instances than
  * partitions) counts as assigned: that consumer is UP, and its details show 0 partitions. Each
- * consumer's details carry the readiness and its reason.
+ * consumer's details carry the readiness and its reason. A consumer bean that does not report its
+ * readiness (a wrapper that does not override {@link IdempotentConsumer#readiness()}) is judged by
+ * {@link IdempotentConsumer#isRunning()} alone.
  */
 public final class ConsumersHealthIndicator extends AbstractHealthIndicator {
     private final List<IdempotentConsumer> consumers;
@@ -25,12 +27,34 @@ public final class ConsumersHealthIndicator extends AbstractHealthIndicator {
         this.consumers = List.copyOf(consumers);
     }
 
+    /**
+     * @return the consumer's readiness; for an implementation that does not report one (a delegating
+     *     wrapper that does not override {@link IdempotentConsumer#readiness()}), what {@link
+     *     IdempotentConsumer#isRunning()} says, its assignment and breakers taken as fine
+     */
+    private static IdempotentConsumer.Readiness readiness(IdempotentConsumer consumer) {
+        try {
+            return consumer.readiness();
+        } catch (UnsupportedOperationException e) {
+            boolean running = consumer.isRunning();
+            return new IdempotentConsumer.Readiness(
+                    running,
+                    running,
+                    true,
+                    0,
+                    true,
+                    true,
+                    (running ? "running" : "not running") + "; its assignment and breakers are not reported ("
+                            + e.getMessage() + ")");
+        }
+    }
+
     @Override
     protected void doHealthCheck(Health.Builder builder) {
         boolean running = true;
         boolean waiting = false;
         for (IdempotentConsumer consumer : consumers) {
-            IdempotentConsumer.Readiness r = consumer.readiness();
+            IdempotentConsumer.Readiness r = readiness(consumer);
             running &= r.running();
             waiting |= !r.assigned() || !r.databaseBreakerClosed() || !r.deadLetterBreakerClosed();
             Map<String, Object> details = new LinkedHashMap<>();

@@ -38,12 +38,21 @@ public final class EmbeddedRelay implements SmartLifecycle {
     }
 
     /**
+     * The phase of the embedded relay and the purges: below the web server's start and stop ({@code
+     * Integer.MAX_VALUE - 2048} in Spring Boot) and the listener containers' ({@code Integer.MAX_VALUE -
+     * 100}), so that they start before both and stop after both: a request the web server still
+     * finishes during a graceful shutdown appends messages this relay publishes before it closes.
+     */
+    public static final int PHASE = Integer.MAX_VALUE - 4096;
+
+    /**
      * Starts before the web server and the listener containers (their phases are higher) and stops after
-     * them, before the pool closes. A relay is started once and closed once: a context stopped and
-     * started again (not closed) cannot start it again, and the start fails with the relay's message.
+     * them, before the pool closes ({@link #PHASE}). A relay is started once and closed once: a context
+     * stopped and started again (not closed) cannot start it again, and the start fails with the relay's
+     * message.
      */
     @Override
     public int getPhase() {
-        return Integer.MAX_VALUE - 2048;
+        return PHASE;
     }
 }

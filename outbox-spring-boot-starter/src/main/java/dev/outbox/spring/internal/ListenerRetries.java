@@ -28,11 +28,13 @@ public final class ListenerRetries {
     private static final Logger LOG = LoggerFactory.getLogger(ListenerRetries.class);
     /** Below the consumer's default {@code max.poll.interval.ms} (5 minutes): the wait is spent in the poll loop. */
     static final Duration LONGEST = Duration.ofMinutes(4);
+    /** The shortest first wait: the backoff counts whole milliseconds. */
+    static final Duration SHORTEST = Duration.ofMillis(1);
 
     private ListenerRetries() {}
 
     /**
-     * @param initial the first wait, more than 0
+     * @param initial the first wait, at least 1 ms
      * @param max the longest wait, at least {@code initial} and at most 4 minutes
      * @return the error handler
      * @throws IllegalArgumentException naming the bound a wait breaks
@@ -59,10 +61,15 @@ public final class ListenerRetries {
         return handler;
     }
 
-    /** @throws IllegalArgumentException when {@code initial} is not positive */
+    /**
+     * @throws IllegalArgumentException when {@code initial} is below 1 ms (the waits are whole
+     *     milliseconds: a shorter one would be no wait at all, every one after it too)
+     */
     public static void requireInitial(Duration initial) {
-        if (initial == null || initial.isNegative() || initial.isZero()) {
-            throw new IllegalArgumentException("the initial interval must be more than 0, got " + format(initial));
+        if (initial == null || initial.compareTo(SHORTEST) < 0) {
+            throw new IllegalArgumentException("the initial interval must be at least "
+                    + Durations.format(SHORTEST) + " (the waits are whole milliseconds; a shorter one would retry"
+                    + " without any wait), got " + format(initial));
         }
     }
 

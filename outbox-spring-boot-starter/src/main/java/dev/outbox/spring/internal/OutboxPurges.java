@@ -185,10 +185,10 @@ public final class OutboxPurges implements SmartLifecycle {
         return running;
     }
 
-    /** Starts after the pool and stops before it closes, as the embedded relay does. */
+    /** Starts after the pool and before the web server, and stops after the web server and before the pool closes, as the embedded relay does. */
     @Override
     public int getPhase() {
-        return Integer.MAX_VALUE - 2048;
+        return EmbeddedRelay.PHASE;
     }
 
     /** What one purge deletes: the rows, or an exception. */

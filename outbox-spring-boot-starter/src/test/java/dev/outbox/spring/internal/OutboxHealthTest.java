@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.outbox.consumer.IdempotentConsumer;
 import dev.outbox.relay.Relay;
 import java.lang.reflect.Proxy;
+import java.time.Duration;
 import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -69,6 +70,24 @@ class OutboxHealthTest {
                 .isEqualTo(Status.DOWN);
     }
 
+    /**
+     * A consumer bean that does not report its readiness (a delegating wrapper that does not override the
+     * interface's default readiness(), which throws) is judged by isRunning(): UP while it runs, DOWN once
+     * it stopped. It was DOWN whatever it did, taking the application's health down with it.
+     */
+    @Test
+    void aConsumerThatDoesNotReportReadinessIsJudgedByWhetherItRuns() {
+        var running = new ConsumersHealthIndicator(List.of(wrapper("wrapped", true))).health();
+        assertThat(running.getStatus()).isEqualTo(Status.UP);
+        assertThat(running.getDetails().get("wrapped").toString())
+                .contains("running=true")
+                .contains("its assignment and breakers are not reported");
+        assertThat(new ConsumersHealthIndicator(List.of(wrapper("wrapped", false)))
+                        .health()
+                        .getStatus())
+                .isEqualTo(Status.DOWN);
+    }
+
     @Test
     void springBootsDefaultAggregationKeepsTheApplicationUpWhenTheOutboxIsDegraded() {
         assertThat(StatusAggregator.getDefault().getAggregateStatus(Set.of(Status.UP, OutboxHealth.DEGRADED)))
@@ -90,6 +109,32 @@ class OutboxHealthTest {
                     case "ownedShards" -> Set.of(1, 2);
                     default -> throw new UnsupportedOperationException(method.getName());
                 });
+    }
+
+    /** A consumer that reports whether it runs, and inherits the interface's readiness(). */
+    private static IdempotentConsumer wrapper(String name, boolean running) {
+        return new IdempotentConsumer() {
+            @Override
+            public void start() {}
+
+            @Override
+            public long purgeProcessed(Duration olderThan) {
+                return 0;
+            }
+
+            @Override
+            public String name() {
+                return name;
+            }
+
+            @Override
+            public boolean isRunning() {
+                return running;
+            }
+
+            @Override
+            public void close() {}
+        };
     }
 
     private static IdempotentConsumer consumer(String name, boolean running, boolean breakersClosed) {

@@ -1,0 +1,179 @@
+package dev.outbox.spring;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.outbox.consumer.ProcessedMessages;
+import dev.outbox.core.MessageIds;
+import dev.outbox.core.OutboxHeaders;
+import dev.outbox.testkit.TestDatabase;
+import dev.outbox.testkit.TestKafka;
+import java.nio.charset.StandardCharsets;
+import java.sql.Connection;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import javax.sql.DataSource;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.springframework.beans.factory.annotation.Autowired;
+import org.springframework.boot.SpringBootConfiguration;
+import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
+import org.springframework.boot.kafka.autoconfigure.KafkaConnectionDetails;
+import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Import;
+import org.springframework.context.annotation.Primary;
+import org.springframework.jdbc.core.JdbcTemplate;
+import org.springframework.jdbc.datasource.DataSourceTransactionManager;
+import org.springframework.kafka.annotation.KafkaListener;
+import org.springframework.stereotype.Service;
+import org.springframework.test.annotation.DirtiesContext;
+import org.springframework.test.context.DynamicPropertyRegistry;
+import org.springframework.test.context.DynamicPropertySource;
+import org.springframework.transaction.annotation.Transactional;
+
+/**
+ * G4 with the starter on an application whose listener containers run Kafka transactions
+ * ({@code spring.kafka.producer.transaction-id-prefix} set, so Spring Boot puts its Kafka transaction
+ * manager on them, and the application declares its JDBC one): a record whose listener fails twelve
+ * times (its claim and payment rolled back each time) is delivered again until it commits, then applied
+ * once, and the record after it on its partition follows. Spring Kafka's defaults skip a record after ten
+ * attempts; the starter's error handler does not, inside the containers' Kafka transactions too.
+ */
+@ExtendWith(DropDatabaseAtEnd.class)
+@SpringBootTest(classes = KafkaTransactionsListenerIT.App.class)
+@DirtiesContext
+@Timeout(value = 3, unit = TimeUnit.MINUTES)
+class KafkaTransactionsListenerIT {
+    static final TestDatabase DB = createDatabase();
+    static final TestKafka KAFKA = TestKafka.shared();
+    static final String TOPIC = TestKafka.uniqueTopic("starter-kafka-tx");
+
+    /** Keys whose deliveries fail, each as many times as it says (its business write and claim rolled back). */
+    static final Map<String, AtomicInteger> FAILURES_LEFT = new ConcurrentHashMap<>();
+
+    @Autowired
+    JdbcTemplate jdbc;
+
+    static TestDatabase createDatabase() {
+        TestDatabase db = TestDatabase.create();
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            // no unique constraint on order_id: a second effect of one message would show as a second row
+            st.execute(
+                    "create table payments(id bigserial primary key, message_id uuid not null, order_id text not null)");
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+        return db;
+    }
+
+    @DynamicPropertySource
+    static void properties(DynamicPropertyRegistry registry) {
+        KAFKA.createTopic(TOPIC, 1);
+        registry.add("spring.datasource.url", DB::jdbcUrl);
+        registry.add("spring.datasource.username", DB::user);
+        registry.add("spring.datasource.password", DB::password);
+        registry.add("spring.kafka.producer.transaction-id-prefix", () -> "starter-kafka-tx-");
+        registry.add("spring.kafka.consumer.auto-offset-reset", () -> "earliest");
+        registry.add(
+                "spring.kafka.consumer.key-deserializer",
+                () -> "org.apache.kafka.common.serialization.StringDeserializer");
+        registry.add(
+                "spring.kafka.consumer.value-deserializer",
+                () -> "org.apache.kafka.common.serialization.ByteArrayDeserializer");
+        registry.add("test.topic", () -> TOPIC);
+        registry.add("outbox.listener-retries.initial-interval", () -> "10ms");
+        registry.add("outbox.listener-retries.max-interval", () -> "100ms");
+    }
+
+    @Test
+    void aRecordWhoseListenerFailsMoreThanTenTimesInAKafkaTransactionIsAppliedOnceNotSkipped() throws Exception {
+        UUID stubborn = MessageIds.next();
+        UUID next = MessageIds.next();
+        FAILURES_LEFT.put("o-stubborn", new AtomicInteger(12));
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(KAFKA.producerProperties())) {
+            // one partition: the second record behind the first
+            producer.send(record(stubborn, "o-stubborn")).get(30, TimeUnit.SECONDS);
+            producer.send(record(next, "o-next")).get(30, TimeUnit.SECONDS);
+        }
+        await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> {
+            assertThat(payments(stubborn))
+                    .as("payments of the record that failed twelve times")
+                    .isEqualTo(1);
+            assertThat(payments(next)).as("payments of the record behind it").isEqualTo(1);
+        });
+        assertThat(FAILURES_LEFT.get("o-stubborn"))
+                .as("every failing delivery ran")
+                .hasValue(0);
+    }
+
+    private static ProducerRecord<byte[], byte[]> record(UUID id, String orderId) {
+        ProducerRecord<byte[], byte[]> r = new ProducerRecord<>(
+                TOPIC, orderId.getBytes(StandardCharsets.UTF_8), "100".getBytes(StandardCharsets.UTF_8));
+        r.headers().add(OutboxHeaders.MESSAGE_ID, id.toString().getBytes(StandardCharsets.UTF_8));
+        return r;
+    }
+
+    private int payments(UUID id) {
+        Integer n = jdbc.queryForObject("select count(*) from payments where message_id = ?", Integer.class, id);
+        return n == null ? 0 : n;
+    }
+
+    @SpringBootConfiguration
+    @EnableAutoConfiguration
+    @Import(PaymentsListener.class)
+    static class App {
+        /** The brokers as a service connection gives them. */
+        @Bean
+        KafkaConnectionDetails kafkaServiceConnection() {
+            return () -> List.of(KAFKA.bootstrapServers());
+        }
+
+        /**
+         * The application's JDBC transactions: Spring Boot's own backs off once its Kafka transaction manager
+         * exists, so an application with both declares this one.
+         */
+        @Bean
+        @Primary
+        DataSourceTransactionManager transactionManager(DataSource dataSource) {
+            return new DataSourceTransactionManager(dataSource);
+        }
+    }
+
+    /** The claim and the payment row in the listener's JDBC transaction, inside the container's Kafka one. */
+    @Service
+    static class PaymentsListener {
+        private final JdbcTemplate jdbc;
+        private final ProcessedMessagesTemplate processed;
+
+        PaymentsListener(JdbcTemplate jdbc, ProcessedMessagesTemplate processed) {
+            this.jdbc = jdbc;
+            this.processed = processed;
+        }
+
+        @KafkaListener(topics = "${test.topic}", groupId = "kafka-tx-payments")
+        @Transactional("transactionManager")
+        public void onOrder(ConsumerRecord<String, byte[]> record) {
+            if (!processed.claim("payments", record)) {
+                return;
+            }
+            UUID id = ProcessedMessages.messageId(record.headers()).orElseThrow();
+            jdbc.update("insert into payments(message_id, order_id) values (?, ?)", id, record.key());
+            AtomicInteger left = FAILURES_LEFT.get(record.key());
+            if (left != null && left.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+                throw new IllegalStateException("ledger unavailable for " + record.key());
+            }
+        }
+    }
+}
