@@ -121,6 +121,10 @@ public class OutboxAutoConfiguration {
     /** The bean name of the scheduled purges. */
     public static final String PURGES_BEAN = "outboxPurges";
 
+    /** Spring Boot's bean that runs the application's own Flyway migrations at start. */
+    private static final String BOOT_FLYWAY_INITIALIZER =
+            "org.springframework.boot.flyway.autoconfigure.FlywayMigrationInitializer";
+
     private static final String SCHEMA = "outbox.schema";
     private static final String SHARDS = "outbox.shards";
     private static final String IDEMPOTENCY = "outbox.idempotency.";
@@ -129,13 +133,24 @@ public class OutboxAutoConfiguration {
     @Bean(MIGRATIONS_BEAN)
     @ConditionalOnProperty(prefix = "outbox.migrations", name = "enabled", havingValue = "true", matchIfMissing = true)
     OutboxMigrationsInitializer outboxMigrations(
-            DataSource dataSource, OutboxProperties properties, Environment environment, ResourceLoader resources) {
-        if (!ClassUtils.isPresent("org.flywaydb.core.Flyway", resources.getClassLoader())) {
+            DataSource dataSource,
+            OutboxProperties properties,
+            Environment environment,
+            ResourceLoader resources,
+            ListableBeanFactory beans) {
+        ClassLoader loader = resources.getClassLoader();
+        if (!ClassUtils.isPresent("org.flywaydb.core.Flyway", loader)) {
             throw new IllegalStateException("outbox.migrations.enabled is true (the default), so the starter installs"
                     + " and upgrades the outbox tables with Flyway, but Flyway is not on the class path: add"
                     + " org.flywaydb:flyway-core and org.flywaydb:flyway-database-postgresql, or set"
                     + " outbox.migrations.enabled=false and install the tables yourself (the plain SQL scripts in "
                     + OutboxMigrations.PLAIN_SQL_LOCATION + " of outbox-migrations, see its README)");
+        }
+        // the application's own Flyway migrations first: in a schema both use (public, say), Spring Boot's Flyway
+        // refuses a schema that holds tables but no history of its own, while the outbox's accepts one (it
+        // baselines a non-empty schema); which ran first depended on the order the application's beans asked
+        if (ClassUtils.isPresent(BOOT_FLYWAY_INITIALIZER, loader)) {
+            beans.getBeansOfType(ClassUtils.resolveClassName(BOOT_FLYWAY_INITIALIZER, loader));
         }
         NamedSettings named = new NamedSettings(environment);
         String schema = properties.getSchema();
