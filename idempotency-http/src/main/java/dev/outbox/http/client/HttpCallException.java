@@ -32,7 +32,11 @@ public class HttpCallException extends IOException {
         return attempts;
     }
 
-    /** @return the operation's key, or null; retry later with the same key to learn the outcome */
+    /**
+     * @return the operation's key, or null. A target that honours it (declared in {@code
+     *     idempotentTargets}, or called with {@code sendKeyed}) answers a later retry with the same
+     *     key with the first outcome; a target that does not may run the operation again.
+     */
     public String idempotencyKey() {
         return idempotencyKey;
     }

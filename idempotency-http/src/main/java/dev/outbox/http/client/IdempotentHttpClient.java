@@ -47,8 +47,9 @@ import java.util.random.RandomGenerator;
  * <p><b>What is retried.</b> A key is safe to retry on only if the target honours it; the client
  * cannot tell, so it must be told ({@link Builder#idempotentTargets} for the whole client, or
  * {@link #sendKeyed} per call). Retried are connection failures and timeouts (any {@link
- * IOException}), 5xx except 501 and 505, 408, 425, 429, and 409 on a keyed request (409 is then
- * "the first request with this key is still in flight"), for:
+ * IOException}), 5xx except 501 and 505, 408, 425, 429, and 409 on a keyed request to a declared
+ * target (there 409 is "the first request with this key is still in flight"; from a target not
+ * declared it is the server's own answer, and final), for:
  *
  * <ul>
  *   <li>requests with an idempotent method (GET, HEAD, PUT, DELETE, OPTIONS, TRACE);
@@ -169,6 +170,9 @@ public interface IdempotentHttpClient {
 
         /** Default {@link #attemptTimeout(Duration)}: 10 s. */
         public static final Duration DEFAULT_ATTEMPT_TIMEOUT = Duration.ofSeconds(10);
+
+        /** Largest {@link #attemptTimeout(Duration)}: 1 h. */
+        public static final Duration MAX_ATTEMPT_TIMEOUT = Duration.ofHours(1);
 
         /** Default {@link #maxRetryAfter(Duration)}: 30 s. */
         public static final Duration DEFAULT_MAX_RETRY_AFTER = Duration.ofSeconds(30);
@@ -294,15 +298,28 @@ public interface IdempotentHttpClient {
         /**
          * @param attemptTimeout how long one attempt may take until its response is complete, as the
          *     body handler reads it (the whole body for {@code ofString()}, the headers for {@code
-         *     ofInputStream()}); default {@link #DEFAULT_ATTEMPT_TIMEOUT} (10 s). A request with its own
-         *     {@code timeout} keeps it, with the same meaning.
+         *     ofInputStream()}); default {@link #DEFAULT_ATTEMPT_TIMEOUT} (10 s), at most {@link
+         *     #MAX_ATTEMPT_TIMEOUT} (1 h). A request with its own {@code timeout} keeps it, with the
+         *     same meaning. Until the response headers arrive, the {@link HttpClient}'s own timer for
+         *     that timeout ends the attempt, telling a connection that could not be opened in time
+         *     (nothing sent, so retried as described on the class) from a request that went
+         *     unanswered; should that timer be late, the client ends the attempt itself 1 s after the
+         *     timeout.
          * @return this builder
          * @throws NullPointerException when it is null
-         * @throws IllegalArgumentException when it is not positive
+         * @throws IllegalArgumentException when it is not positive, or longer than {@link
+         *     #MAX_ATTEMPT_TIMEOUT}
          */
         public Builder attemptTimeout(Duration attemptTimeout) {
-            this.attemptTimeout = Checks.requirePositive(
-                    attemptTimeout, "attemptTimeout", "; the default is " + Durations.format(DEFAULT_ATTEMPT_TIMEOUT));
+            String defaultIs = "; the default is " + Durations.format(DEFAULT_ATTEMPT_TIMEOUT);
+            Checks.requirePositive(attemptTimeout, "attemptTimeout", defaultIs);
+            if (attemptTimeout.compareTo(MAX_ATTEMPT_TIMEOUT) > 0) {
+                throw new IllegalArgumentException("attemptTimeout must be at most "
+                        + Durations.format(MAX_ATTEMPT_TIMEOUT) + ", got " + Durations.format(attemptTimeout)
+                        + ": it bounds one attempt, and a longer one only delays the retry of a hung call;"
+                        + " pick at most " + Durations.format(MAX_ATTEMPT_TIMEOUT) + defaultIs);
+            }
+            this.attemptTimeout = attemptTimeout;
             return this;
         }
 

@@ -77,6 +77,24 @@ class ClientBuilderTest {
                 .hasMessageContaining("between 1 and 100");
     }
 
+    /**
+     * attemptTimeout has an upper bound. Before, any positive duration passed, and one beyond 292
+     * years (the nanoseconds a long holds) failed with an ArithmeticException only after its
+     * request had been sent.
+     */
+    @Test
+    void attemptTimeoutIsAtMostItsPublishedBound() {
+        var b = IdempotentHttpClient.builder();
+        b.attemptTimeout(IdempotentHttpClient.Builder.MAX_ATTEMPT_TIMEOUT);
+        assertThatThrownBy(() -> b.attemptTimeout(IdempotentHttpClient.Builder.MAX_ATTEMPT_TIMEOUT.plusMillis(1)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("attemptTimeout must be at most 1h, got 1h1ms")
+                .hasMessageContaining("default is 10s");
+        assertThatThrownBy(() -> b.attemptTimeout(Duration.ofDays(365L * 1_000)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("got 365000d");
+    }
+
     @Test
     void aBreakerConfigAndNoBreakerTogetherFailAtBuild() {
         var config = CircuitBreakerConfig.ofDefaults();

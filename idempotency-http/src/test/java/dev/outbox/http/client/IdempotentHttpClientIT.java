@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.sun.net.httpserver.HttpServer;
 import dev.outbox.core.retry.Backoff;
@@ -13,14 +14,17 @@ import dev.outbox.http.MutableClock;
 import dev.outbox.http.TestServer;
 import dev.outbox.http.client.ScriptedServlet.Reply;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
-import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.ConnectException;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.net.ServerSocket;
 import java.net.Socket;
+import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.net.http.HttpClient;
+import java.net.http.HttpConnectTimeoutException;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
@@ -282,18 +286,7 @@ class IdempotentHttpClientIT {
         SERVLET.script(i -> i < 2 ? Reply.of(503) : Reply.of(201));
         List<InputStream> bodies = new CopyOnWriteArrayList<>();
         List<InputStream> closed = new CopyOnWriteArrayList<>();
-        HttpResponse.BodyHandler<InputStream> tracking =
-                info -> HttpResponse.BodySubscribers.mapping(HttpResponse.BodySubscribers.ofInputStream(), in -> {
-                    InputStream tracked = new FilterInputStream(in) {
-                        @Override
-                        public void close() throws IOException {
-                            closed.add(this);
-                            super.close();
-                        }
-                    };
-                    bodies.add(tracked);
-                    return tracked;
-                });
+        HttpResponse.BodyHandler<InputStream> tracking = TrackedBodies.handler(bodies, closed);
         CallResult<InputStream> result = client(new RecordingSleeper()).build().send(post(), tracking);
         assertThat(result.attempts()).isEqualTo(3);
         assertThat(bodies).hasSize(3);
@@ -706,5 +699,143 @@ class IdempotentHttpClientIT {
                 client(new RecordingSleeper()).build().send(post(), HttpResponse.BodyHandlers.ofString());
         assertThat(r.attempts()).isOne();
         assertThat(r.completion()).isEqualTo(Completion.RESPONSE);
+    }
+
+    /**
+     * G6 / G5: a 409 is retried only from a target declared as honouring Idempotency-Key, where it
+     * means that the first request with the key is still in flight. From any other target it is the
+     * server's own answer, and final: a keyed PUT (idempotent, so otherwise retried) is sent once.
+     * Before, the key alone made a 409 retryable, and the PUT was sent maxAttempts times.
+     */
+    @Test
+    void a409FromATargetNotDeclaredIsFinal() throws Exception {
+        HttpRequest put = HttpRequest.newBuilder(server.uri("/payments/1"))
+                .PUT(HttpRequest.BodyPublishers.ofString("{\"amount\":12}"))
+                .build();
+        IdempotentHttpClient plain = undeclared(new RecordingSleeper()).build();
+        SERVLET.script(i -> Reply.of(409));
+        CallResult<String> keyedPut = plain.send(put, HttpResponse.BodyHandlers.ofString(), "payment-1");
+        assertThat(keyedPut.status()).isEqualTo(409);
+        assertThat(keyedPut.attempts()).isOne();
+        assertThat(keyedPut.completion()).isEqualTo(Completion.RESPONSE);
+        assertThat(SERVLET.received).hasSize(1);
+
+        SERVLET.script(i -> Reply.of(409));
+        CallResult<String> keyedPost = plain.send(post(), HttpResponse.BodyHandlers.ofString());
+        assertThat(keyedPost.attempts()).isOne();
+        assertThat(keyedPost.completion())
+                .as("an answer, not a call left unretried")
+                .isEqualTo(Completion.RESPONSE);
+        assertThat(SERVLET.received).hasSize(1);
+
+        SERVLET.script(i -> i == 0 ? Reply.of(409) : Reply.of(200));
+        CallResult<String> declared =
+                client(new RecordingSleeper()).build().send(put, HttpResponse.BodyHandlers.ofString(), "payment-1");
+        assertThat(declared.status()).isEqualTo(200);
+        assertThat(declared.attempts()).isEqualTo(2);
+    }
+
+    /**
+     * G5: when an operation fails without a response, the message advises a retry with the same key
+     * "to learn the outcome" only for a target that honours the key; for one that is not declared
+     * as honouring it, it warns that a retry, even with that key, may run the call again. Before, both
+     * got the first advice, which for the second can run the operation twice.
+     */
+    @Test
+    void theAdviceOfAFailedCallTellsATargetThatHonoursTheKeyFromOneNotDeclared() throws Exception {
+        try (ServerSocket resetting = new ServerSocket(0, 50, loopback())) {
+            // reads each request's head, then resets the connection: an I/O error after the request was sent
+            Thread.ofVirtual().start(() -> {
+                while (!resetting.isClosed()) {
+                    try (Socket s = resetting.accept()) {
+                        s.setSoLinger(true, 0);
+                        InputStream in = s.getInputStream();
+                        int matched = 0;
+                        while (matched < 4) {
+                            int b = in.read();
+                            if (b < 0) {
+                                break;
+                            }
+                            matched = b == "\r\n\r\n".charAt(matched) ? matched + 1 : (b == '\r' ? 1 : 0);
+                        }
+                    } catch (IOException e) {
+                        // the test's end closed the socket, or the client went first
+                    }
+                }
+            });
+            URI payments = URI.create("http://127.0.0.1:" + resetting.getLocalPort() + "/payments");
+
+            HttpCallException honoured = assertThrows(
+                    HttpCallException.class,
+                    () -> undeclared(new RecordingSleeper())
+                            .build()
+                            .sendKeyed(post(payments), HttpResponse.BodyHandlers.ofString(), "payment-7"));
+            assertThat(honoured.completion()).isEqualTo(Completion.ATTEMPTS_EXHAUSTED);
+            assertThat(honoured.getMessage())
+                    .contains("retry later with the same Idempotency-Key 'payment-7' to learn the outcome");
+
+            HttpCallException ignored = assertThrows(
+                    HttpCallException.class,
+                    () -> undeclared(new RecordingSleeper())
+                            .build()
+                            .send(post(payments), HttpResponse.BodyHandlers.ofString(), "payment-8"));
+            assertThat(ignored.completion()).isEqualTo(Completion.NOT_RETRIED);
+            assertThat(ignored.attempts()).isOne();
+            assertThat(ignored.getMessage())
+                    .doesNotContain("to learn the outcome")
+                    .contains("not declared as honouring Idempotency-Key")
+                    .contains("a retry, even with the same key 'payment-8', may run it again")
+                    .contains("idempotentTargets");
+        }
+    }
+
+    /**
+     * G6: a connect that hangs (to a server that never accepts, its accept queue full) and times out
+     * proves that nothing was sent, so a POST to a target not declared as honouring the key is
+     * retried, with the client's defaults but for a short attempt timeout. Before, the connect
+     * timeout, the request's timeout and the client's own wait all ran attemptTimeout, the client's
+     * wait mostly ran out first with a timeout that proves nothing, and the POST was sent once.
+     */
+    @Test
+    void aConnectThatTimesOutIsRetriedForAPostToATargetNotDeclared() throws Exception {
+        List<Socket> queued = new ArrayList<>();
+        try (ServerSocket full = new ServerSocket(0, 1, loopback())) {
+            InetSocketAddress address = new InetSocketAddress(full.getInetAddress(), full.getLocalPort());
+            boolean hangs = false;
+            while (!hangs && queued.size() < 50) {
+                Socket s = new Socket();
+                try {
+                    s.connect(address, 200);
+                    queued.add(s);
+                } catch (SocketTimeoutException e) {
+                    s.close();
+                    hangs = true;
+                }
+            }
+            assumeTrue(hangs, "a connect to a full accept queue is refused here rather than left hanging");
+            IdempotentHttpClient client = IdempotentHttpClient.builder()
+                    .attemptTimeout(Duration.ofMillis(500))
+                    .sleeper(new RecordingSleeper())
+                    .retryBudget(RetryBudget.unlimited())
+                    .noCircuitBreaker()
+                    .build();
+            HttpCallException e = assertThrows(
+                    HttpCallException.class,
+                    () -> client.send(
+                            post(URI.create("http://127.0.0.1:" + full.getLocalPort() + "/payments")),
+                            HttpResponse.BodyHandlers.ofString()));
+            assertThat(e.getCause()).isInstanceOf(HttpConnectTimeoutException.class);
+            assertThat(e.attempts()).isEqualTo(5);
+            assertThat(e.completion()).isEqualTo(Completion.ATTEMPTS_EXHAUSTED);
+        } finally {
+            for (Socket s : queued) {
+                s.close();
+            }
+        }
+    }
+
+    /** @return 127.0.0.1, the address the test's URIs name */
+    private static InetAddress loopback() throws IOException {
+        return InetAddress.getByAddress(new byte[] {127, 0, 0, 1});
     }
 }

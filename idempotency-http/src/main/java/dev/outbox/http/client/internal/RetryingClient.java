@@ -35,6 +35,7 @@ import java.util.concurrent.Flow;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.random.RandomGenerator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -43,6 +44,14 @@ import org.slf4j.LoggerFactory;
 public final class RetryingClient implements IdempotentHttpClient {
     private static final Logger LOG = LoggerFactory.getLogger(RetryingClient.class);
     private static final Set<String> IDEMPOTENT_METHODS = Set.of("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE");
+
+    /**
+     * How long past a request's timeout an attempt whose headers have not arrived waits for the
+     * {@link HttpClient}'s own timer to end it (see {@link #exchange}).
+     */
+    private static final Duration TIMER_GRACE = Duration.ofSeconds(1);
+
+    private static final Duration LONGEST_WAIT = Duration.ofNanos(Long.MAX_VALUE);
 
     private final HttpClient http;
     private final Backoff backoff;
@@ -207,14 +216,22 @@ public final class RetryingClient implements IdempotentHttpClient {
                     breaker.onSuccess(took, TimeUnit.NANOSECONDS);
                 }
             }
-            if (response != null && (replayed || !retryable(response, key))) {
+            if (response != null && (replayed || !retryable(response, key, honoured))) {
                 return new CallResult<>(response, attempts, key, Completion.RESPONSE);
             }
             if (!mayRetry && !(failure != null && neverSent(failure))) {
-                return end(response, failure, attempts, key, Completion.NOT_RETRIED, method, request.uri());
+                return end(response, failure, attempts, key, honoured, Completion.NOT_RETRIED, method, request.uri());
             }
             if (attempts >= maxAttempts) {
-                return end(response, failure, attempts, key, Completion.ATTEMPTS_EXHAUSTED, method, request.uri());
+                return end(
+                        response,
+                        failure,
+                        attempts,
+                        key,
+                        honoured,
+                        Completion.ATTEMPTS_EXHAUSTED,
+                        method,
+                        request.uri());
             }
             Duration delay = jitter(attempts - 1);
             if (response != null) {
@@ -223,14 +240,22 @@ public final class RetryingClient implements IdempotentHttpClient {
                 if (asked != null) {
                     if (asked.compareTo(maxRetryAfter) > 0) {
                         return end(
-                                response, null, attempts, key, Completion.RETRY_AFTER_TOO_LONG, method, request.uri());
+                                response,
+                                null,
+                                attempts,
+                                key,
+                                honoured,
+                                Completion.RETRY_AFTER_TOO_LONG,
+                                method,
+                                request.uri());
                     }
                     // the server's floor, plus the jitter, so that clients told the same moment spread out
                     delay = asked.plus(delay);
                 }
             }
             if (!budget.tryAcquireRetry()) {
-                return end(response, failure, attempts, key, Completion.BUDGET_EXHAUSTED, method, request.uri());
+                return end(
+                        response, failure, attempts, key, honoured, Completion.BUDGET_EXHAUSTED, method, request.uri());
             }
             if (LOG.isDebugEnabled()) {
                 LOG.debug(
@@ -340,7 +365,13 @@ public final class RetryingClient implements IdempotentHttpClient {
         }
     }
 
-    private static boolean retryable(HttpResponse<?> response, String key) {
+    /**
+     * @param honoured whether the target is declared as honouring the key
+     * @return whether the status asks for a retry: 409 only from a target that honours the key, where
+     *     it means that the first request with the key is still in flight; from any other target it is
+     *     the server's own answer, which a retry would only repeat
+     */
+    private static boolean retryable(HttpResponse<?> response, String key, boolean honoured) {
         int status = response.statusCode();
         if (status >= 500) {
             return status != 501 && status != 505;
@@ -348,7 +379,7 @@ public final class RetryingClient implements IdempotentHttpClient {
         if (status == 429 || status == 408 || status == 425) {
             return true; // too many, timed out before processing, too early: the server did not act on it
         }
-        return status == 409 && key != null;
+        return status == 409 && key != null && honoured;
     }
 
     private <T> CallResult<T> end(
@@ -356,6 +387,7 @@ public final class RetryingClient implements IdempotentHttpClient {
             IOException failure,
             int attempts,
             String key,
+            boolean honoured,
             Completion completion,
             String method,
             URI uri)
@@ -363,26 +395,33 @@ public final class RetryingClient implements IdempotentHttpClient {
         if (response != null) {
             return new CallResult<>(response, attempts, key, completion);
         }
+        // the key tells the outcome only where the target honours it; elsewhere a retry may run the call twice
+        String advice;
+        if (key == null) {
+            advice = "";
+        } else if (honoured) {
+            advice = "; retry later with the same Idempotency-Key '" + key + "' to learn the outcome";
+        } else {
+            advice = "; the target is not declared as honouring Idempotency-Key (idempotentTargets):"
+                    + " a retry, even with the same key '" + key + "', may run it again";
+        }
         String why = switch (completion) {
             case NOT_RETRIED ->
                 " and was not retried: a " + method
                         + (key == null
-                                ? " without an Idempotency-Key"
-                                : " to a target not declared as honouring Idempotency-Key")
-                        + " may already have taken effect. Declare the"
-                        + " target in idempotentTargets(...) (or use sendKeyed) if it honours the key";
-            case ATTEMPTS_EXHAUSTED -> " after " + attempts + " attempts (maxAttempts)";
+                                ? " without an Idempotency-Key may already have taken effect"
+                                : " to a target not declared as honouring Idempotency-Key may already have"
+                                        + " taken effect, and a retry, even with the same key '" + key
+                                        + "', may run it again")
+                        + ". Declare the target in idempotentTargets(...) (or use sendKeyed) if it honours the key";
+            case ATTEMPTS_EXHAUSTED -> " after " + attempts + " attempts (maxAttempts)" + advice;
             case BUDGET_EXHAUSTED ->
                 " after " + attempts + " attempt(s); the retry budget is spent because many calls are"
-                        + " failing; the target is likely down or overloaded";
-            default -> " after " + attempts + " attempt(s)";
+                        + " failing; the target is likely down or overloaded" + advice;
+            default -> " after " + attempts + " attempt(s)" + advice;
         };
         throw new HttpCallException(
-                log + method + " " + uri + " failed" + why
-                        + (key != null
-                                ? "; retry later with the same Idempotency-Key '" + key + "' to learn the outcome"
-                                : "")
-                        + ". Last error: " + failure,
+                log + method + " " + uri + " failed" + why + ". Last error: " + failure,
                 failure,
                 attempts,
                 key,
@@ -428,35 +467,84 @@ public final class RetryingClient implements IdempotentHttpClient {
     }
 
     /**
-     * Sends one attempt and waits for its response, body included, at most the request's timeout:
-     * the client's own timeout stops counting once the headers arrived, so a body that stalls would
-     * hold the attempt for as long as the server holds it.
+     * Sends one attempt and waits for its response, body included, at most the request's timeout.
+     *
+     * <p>Until the headers arrive, the {@link HttpClient}'s own timer for the request's timeout, set
+     * going by {@code sendAsync} a moment after this wait starts, ends the attempt: its exception
+     * tells a connection that could not be opened in time ({@link HttpConnectTimeoutException},
+     * nothing sent) from a request that went unanswered, which this wait cannot tell apart. So the
+     * wait gives that timer {@link #TIMER_GRACE} more before it ends the attempt itself. Once the headers arrived, that timer has
+     * stopped, and a body that stalls would hold the attempt for as long as the server holds it: the
+     * wait ends it at the timeout.
      */
     private <T> HttpResponse<T> exchange(HttpRequest request, HttpResponse.BodyHandler<T> handler)
             throws IOException, InterruptedException {
         Duration limit = request.timeout().orElse(attemptTimeout);
-        CompletableFuture<HttpResponse<T>> pending = http.sendAsync(request, handler);
+        AtomicBoolean headersArrived = new AtomicBoolean();
+        CompletableFuture<HttpResponse<T>> pending = http.sendAsync(request, info -> {
+            headersArrived.set(true);
+            return handler.apply(info);
+        });
+        HttpResponse<T> response = await(pending, nanos(limit));
+        if (response == null && !headersArrived.get()) {
+            response = await(pending, nanos(TIMER_GRACE));
+        }
+        if (response != null) {
+            return response;
+        }
+        HttpTimeoutException timeout = new HttpTimeoutException("no complete response to " + request.method() + " "
+                + request.uri() + " within " + Durations.format(limit));
+        if (pending.cancel(true)) {
+            throw timeout;
+        }
+        // it completed after the wait and before the cancel: its outcome is the attempt's, and a
+        // response dropped here would hold its connection with nobody to close its body
+        return switch (pending.state()) {
+            case SUCCESS -> pending.resultNow();
+            case FAILED -> throw failure(pending.exceptionNow());
+            default -> throw timeout;
+        };
+    }
+
+    /**
+     * @return the response, or null when it is not complete within {@code nanos}
+     * @throws IOException the attempt's failure
+     * @throws InterruptedException when interrupted while waiting; the attempt is cancelled
+     */
+    private static <T> HttpResponse<T> await(CompletableFuture<HttpResponse<T>> pending, long nanos)
+            throws IOException, InterruptedException {
         try {
-            return pending.get(limit.toNanos(), TimeUnit.NANOSECONDS);
+            return pending.get(nanos, TimeUnit.NANOSECONDS);
         } catch (TimeoutException e) {
-            pending.cancel(true);
-            throw new HttpTimeoutException("no complete response to " + request.method() + " " + request.uri()
-                    + " within " + Durations.format(limit));
+            return null;
         } catch (InterruptedException e) {
             pending.cancel(true);
             throw e;
         } catch (ExecutionException e) {
-            Throwable cause = e.getCause();
-            if (cause instanceof IOException io) {
-                throw io;
-            }
-            if (cause instanceof RuntimeException runtime) {
-                throw runtime;
-            }
-            if (cause instanceof Error error) {
-                throw error;
-            }
-            throw new IOException(cause);
+            throw failure(e.getCause());
         }
+    }
+
+    /**
+     * @return an attempt's failure as an {@link IOException}
+     * @throws RuntimeException when it is one (thrown by the body handler, say)
+     * @throws Error when it is one
+     */
+    private static IOException failure(Throwable cause) {
+        if (cause instanceof IOException io) {
+            return io;
+        }
+        if (cause instanceof RuntimeException runtime) {
+            throw runtime;
+        }
+        if (cause instanceof Error error) {
+            throw error;
+        }
+        return new IOException(cause);
+    }
+
+    /** @return {@code d} in nanoseconds, at most {@link Long#MAX_VALUE} (292 years): a request's own timeout may be longer */
+    private static long nanos(Duration d) {
+        return d.compareTo(LONGEST_WAIT) >= 0 ? Long.MAX_VALUE : d.toNanos();
     }
 }
