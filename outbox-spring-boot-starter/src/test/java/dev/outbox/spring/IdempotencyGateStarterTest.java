@@ -2,6 +2,7 @@ package dev.outbox.spring;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.outbox.http.server.IdempotencyFilter;
 import dev.outbox.http.server.NotIdempotent;
 import dev.outbox.http.server.gate.GateReport;
 import dev.outbox.http.server.gate.UncoveredEndpointsException;
@@ -19,10 +20,13 @@ import org.springframework.boot.env.PropertiesPropertySourceLoader;
 import org.springframework.boot.env.PropertySourceLoader;
 import org.springframework.boot.env.YamlPropertySourceLoader;
 import org.springframework.boot.test.context.runner.WebApplicationContextRunner;
+import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.boot.webmvc.autoconfigure.DispatcherServletAutoConfiguration;
 import org.springframework.boot.webmvc.autoconfigure.WebMvcAutoConfiguration;
 import org.springframework.boot.webmvc.autoconfigure.error.ErrorMvcAutoConfiguration;
 import org.springframework.context.SmartLifecycle;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
 import org.springframework.core.env.PropertySource;
 import org.springframework.core.io.ByteArrayResource;
 import org.springframework.http.ResponseEntity;
@@ -93,6 +97,75 @@ class IdempotencyGateStarterTest {
                 .withBean("startsLikeTheWebServer", Lifecycle.class, () -> passed)
                 .run(context -> assertThat(context).hasNotFailed());
         assertThat(passed.started).as("started once the gate passed").isTrue();
+    }
+
+    /**
+     * The application registers the filter itself, mapped to fewer paths than outbox.idempotency.paths (or turned
+     * off): the endpoints its mapping does not reach are uncovered, since the filter never sees their requests.
+     * Before, the gate judged by the configured paths alone, which the starter had stopped applying, and such an
+     * endpoint started unprotected, reported covered.
+     */
+    @Test
+    void anEndpointTheApplicationsOwnRegistrationDoesNotReachIsUncovered() {
+        WebApplicationContextRunner nested = mvc().withUserConfiguration(OrderControllers.class)
+                .withPropertyValues("outbox.idempotency.paths=/orders/*");
+        nested.run(context -> assertThat(context).hasNotFailed());
+        nested.withUserConfiguration(ExactOrdersRegistration.class).run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(uncovered(context.getStartupFailure()).getMessage())
+                    .contains("POST /orders/{id}/refund")
+                    .doesNotContain("POST /orders ");
+        });
+        nested.withUserConfiguration(DisabledRegistration.class).run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(uncovered(context.getStartupFailure()).getMessage())
+                    .contains("POST /orders/{id}/refund")
+                    .contains("POST /orders");
+        });
+    }
+
+    private static Throwable uncovered(Throwable failure) {
+        Throwable t = failure;
+        while (t != null && !(t instanceof UncoveredEndpointsException)) {
+            t = t.getCause();
+        }
+        assertThat(t).as("the start failed on uncovered endpoints: %s", failure).isNotNull();
+        return t;
+    }
+
+    @RestController
+    static class OrderControllers {
+        @PostMapping("/orders")
+        String order() {
+            return "ok";
+        }
+
+        @PostMapping("/orders/{id}/refund")
+        String refund() {
+            return "ok";
+        }
+    }
+
+    /** The application's own registration of the filter, on /orders alone. */
+    @Configuration(proxyBeanMethods = false)
+    static class ExactOrdersRegistration {
+        @Bean
+        FilterRegistrationBean<IdempotencyFilter> ownIdempotencyFilter(IdempotencyFilter filter) {
+            FilterRegistrationBean<IdempotencyFilter> r = new FilterRegistrationBean<>(filter);
+            r.addUrlPatterns("/orders");
+            return r;
+        }
+    }
+
+    /** The application's own registration of the filter, turned off. */
+    @Configuration(proxyBeanMethods = false)
+    static class DisabledRegistration {
+        @Bean
+        FilterRegistrationBean<IdempotencyFilter> ownIdempotencyFilter(IdempotencyFilter filter) {
+            FilterRegistrationBean<IdempotencyFilter> r = new FilterRegistrationBean<>(filter);
+            r.setEnabled(false);
+            return r;
+        }
     }
 
     /** Records whether the context started it. */

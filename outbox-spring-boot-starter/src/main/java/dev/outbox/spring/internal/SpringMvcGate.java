@@ -17,6 +17,7 @@ import java.util.concurrent.Future;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.beans.factory.SmartInitializingSingleton;
+import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.context.ApplicationContext;
 import org.springframework.context.ApplicationContextAware;
 import org.springframework.core.ReactiveAdapterRegistry;
@@ -36,7 +37,9 @@ import org.springframework.web.servlet.mvc.method.annotation.StreamingResponseBo
  * does a covered endpoint whose handler answers asynchronously ({@code Callable}, {@code
  * DeferredResult}, a {@code CompletionStage}, a streaming body, a reactive type): its work would run
  * on another thread, outside the key's transaction. The gate is built with the bean, so a refused
- * setting stops the start naming its property.
+ * setting stops the start naming its property. An endpoint counts as covered only where a URL pattern of
+ * an enabled registration of the filter (the starter's, or the application's own that replaces it) reaches
+ * its path too: the filter never sees the other requests, whatever {@code outbox.idempotency.paths} says.
  */
 public final class SpringMvcGate implements SmartInitializingSingleton, ApplicationContextAware {
     private static final String PREFIX = "outbox.idempotency.gate.";
@@ -108,6 +111,29 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
         this.context = context;
     }
 
+    /**
+     * @return the URL patterns the enabled registrations of an Idempotency-Key filter map it to: the
+     *     starter's (the configured paths) or the application's own, which replaces it; {@code /*} for one mapped to
+     *     servlets by name (the DispatcherServlet serves every endpoint checked here) or to nothing
+     *     (Spring Boot maps it to every path then). None when no enabled registration has it: no request
+     *     reaches it, and no endpoint is covered
+     */
+    private List<String> filterUrlPatterns() {
+        List<String> patterns = new ArrayList<>();
+        for (FilterRegistrationBean<?> r :
+                context.getBeansOfType(FilterRegistrationBean.class).values()) {
+            if (!(r.getFilter() instanceof IdempotencyFilter) || !r.isEnabled()) {
+                continue;
+            }
+            if (!r.getServletNames().isEmpty() || r.getUrlPatterns().isEmpty()) {
+                patterns.add("/*");
+            } else {
+                patterns.addAll(r.getUrlPatterns());
+            }
+        }
+        return patterns;
+    }
+
     @Override
     public void afterSingletonsInstantiated() {
         List<Endpoint> endpoints = new ArrayList<>();
@@ -125,7 +151,7 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
                 }
             }
         }
-        GateReport report = gate.check(endpoints);
+        GateReport report = gate.check(endpoints, filterUrlPatterns());
         List<String> async = report.covered().stream()
                 .filter(e -> asyncHandlers.contains(e.handler()))
                 .map(e -> e.route() + " (" + e.handler() + ")")

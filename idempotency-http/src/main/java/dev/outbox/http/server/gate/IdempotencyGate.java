@@ -91,6 +91,30 @@ public final class IdempotencyGate {
     }
 
     /**
+     * As {@link #check(Collection)}, for a filter the container maps to the given URL patterns only:
+     * an endpoint counts as covered only if one of them reaches its path as well, since the filter
+     * never sees the other requests, whatever its own paths say.
+     *
+     * @param endpoints the application's routes
+     * @param filterUrlPatterns the URL patterns (servlet syntax: {@code /*}, {@code /orders/*}, {@code
+     *     /orders}) the container maps the filter to; empty when it is not registered at all
+     * @return the report
+     * @throws UncoveredEndpointsException when an endpoint is uncovered and the gate is not warn-only
+     */
+    public GateReport check(Collection<Endpoint> endpoints, Collection<String> filterUrlPatterns) {
+        List<String> patterns =
+                List.copyOf(Objects.requireNonNull(filterUrlPatterns, "filterUrlPatterns may not be null"));
+        return check(endpoints, e -> {
+            for (String pattern : patterns) {
+                if (ServletEndpoints.patternCovers(pattern, e.path())) {
+                    return true;
+                }
+            }
+            return false;
+        });
+    }
+
+    /**
      * Lists the servlets of {@code context} and checks them (see the class comment). Servlets whose
      * class cannot be loaded, or that are not {@code HttpServlet}s, are assumed to take every method.
      *
