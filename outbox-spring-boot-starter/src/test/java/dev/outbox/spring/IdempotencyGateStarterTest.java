@@ -66,12 +66,7 @@ class IdempotencyGateStarterTest {
     void anUncoveredPostFailsTheStartAndIsNamed() {
         web.run(context -> {
             assertThat(context).hasFailed();
-            Throwable failure = context.getStartupFailure();
-            while (failure != null && !(failure instanceof UncoveredEndpointsException)) {
-                failure = failure.getCause();
-            }
-            assertThat(failure).isInstanceOf(UncoveredEndpointsException.class);
-            assertThat(failure.getMessage())
+            assertThat(uncovered(context.getStartupFailure()).getMessage())
                     .contains("POST /refunds")
                     .doesNotContain("POST /orders")
                     .doesNotContain("/error");
