@@ -35,8 +35,9 @@ import org.jooq.DSLContext;
  * <p>An append is one INSERT and nothing else: it does not notify the relay, which finds new rows
  * by probing the outbox every few milliseconds, so the producer's commit costs what a hand-written
  * INSERT costs. The first append of each {@code Outbox} also reads the installed shard count once
- * (one more statement, in that append's transaction): build one {@code Outbox} and share it. {@link Builder#notifyInTransaction(boolean)} restores a {@code pg_notify} per
- * append for relays that LISTEN (see ENGINE.md, "Wake-up"). Thread-safe.
+ * (one more statement, in that append's transaction): build one {@code Outbox} and share it.
+ * {@link Builder#notifyInTransaction(boolean)} restores a {@code pg_notify} per append for relays
+ * that LISTEN (see ENGINE.md, "Wake-up"). Thread-safe.
  */
 public interface Outbox {
 
