@@ -2,7 +2,10 @@ package dev.outbox.http.client;
 
 /** Why {@link IdempotentHttpClient} stopped sending attempts of one operation. */
 public enum Completion {
-    /** The last response is final (2xx, 3xx, most 4xx, or a replayed response): no retry was due. */
+    /**
+     * The last response is final (2xx, 3xx, most 4xx, or a replayed response): no retry was due. In
+     * an {@link HttpCallException}: the body handler failed on that response.
+     */
     RESPONSE,
     /** The attempt was retryable, but the operation had used {@link IdempotentHttpClient.Builder#maxAttempts}. */
     ATTEMPTS_EXHAUSTED,

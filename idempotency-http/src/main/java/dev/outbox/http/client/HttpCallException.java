@@ -3,9 +3,10 @@ package dev.outbox.http.client;
 import java.io.IOException;
 
 /**
- * An operation ended without any response: every attempt failed with an I/O error (connection
- * refused or reset, timeout), or the client refused to send. The cause is the last attempt's
- * failure.
+ * An operation ended without a response for the caller: every attempt failed with an I/O error
+ * (connection refused or reset, timeout), or the body handler failed on the last response (the
+ * server answered, so the operation may have run), or the client refused to send. The cause is the
+ * last attempt's failure: the I/O error, or the body handler's exception.
  */
 public class HttpCallException extends IOException {
     private final int attempts;

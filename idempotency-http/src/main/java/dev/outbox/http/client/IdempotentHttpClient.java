@@ -77,10 +77,19 @@ import java.util.random.RandomGenerator;
  * which fails fast with {@link CircuitOpenException} while open. An operation the breaker refuses
  * sent nothing and is not recorded in the budget.
  *
+ * <p><b>A body handler that fails.</b> When the body handler throws a {@link RuntimeException} on a
+ * response (a mapping that cannot parse a gateway's HTML 502 or 503 page, say), the server has
+ * answered, so the attempt ends as that response would have: its status decides the retry, its
+ * {@code Retry-After} the wait, and the breaker counts a 5xx as a failure. The operation ends with
+ * an {@link HttpCallException} (the handler's exception its cause) when that was its last attempt,
+ * or when the response is final (a retry would get the same answer). An {@link Error} it throws
+ * reaches the caller as it is.
+ *
  * <p>Results: the last response ({@link CallResult}, also for a final 503 once retries are spent,
  * with the reason in {@link CallResult#completion()}), or an {@link HttpCallException} carrying the
- * attempts made when no response came. The responses of attempts that were retried are closed
- * (their body's stream, or its publisher cancelled), so no connection leaks. Request bodies are re-sent on every attempt: use
+ * attempts made and the key when no response came or the body handler failed on the last one. The
+ * responses of attempts that were retried are closed (their body's stream, or its publisher
+ * cancelled), so no connection leaks. Request bodies are re-sent on every attempt: use
  * publishers that can be subscribed more than once ({@code ofString}, {@code ofByteArray}, {@code
  * ofFile}). Thread-safe; share one per process and target.
  */
@@ -95,13 +104,15 @@ public interface IdempotentHttpClient {
      * Sends one logical operation, retrying it as described on the class.
      *
      * @param request the request; its {@code Idempotency-Key} header, if any, is kept
-     * @param handler the body handler, applied to every attempt's response
+     * @param handler the body handler, applied to every attempt's response; when it throws a {@link
+     *     RuntimeException}, the attempt ends as its response would have (see the class)
      * @param <T> the body type
      * @return the last response, the attempts and the key
      * @throws CircuitOpenException when the host's circuit breaker refuses the call (before the first
      *     attempt or before a retry)
-     * @throws HttpCallException when the last attempt failed with an I/O error; its cause is that
-     *     error
+     * @throws HttpCallException when the last attempt failed with an I/O error, its cause that error;
+     *     or when the body handler failed on the last response, its cause the handler's exception.
+     *     Either way it carries the attempts and the operation's key, also a minted one
      * @throws InterruptedException when interrupted while sending or waiting; no further attempt is
      *     made. It is a {@link CallInterruptedException}, which carries the operation's key (also a
      *     minted one): a later retry of the operation sends that key, which a target that honours it
@@ -254,9 +265,9 @@ public interface IdempotentHttpClient {
          * @param config the configuration of each host's breaker; default: count-based window of the
          *     last 20 calls, judged from the 5th call, opens at 50 % failures (so 5 failures in a row
          *     from a fresh start open it), stays open 10 s, then lets 3 trial calls through and closes
-         *     if fewer than half fail. Failures are I/O errors and 5xx responses; everything else
-         *     counts as a success. The default uses {@link #clock}. Not together with {@link
-         *     #noCircuitBreaker()}.
+         *     if fewer than half fail. Failures are I/O errors and 5xx responses (also those the body
+         *     handler failed on); everything else counts as a success. The default uses {@link
+         *     #clock}. Not together with {@link #noCircuitBreaker()}.
          * @return this builder
          * @throws NullPointerException when it is null
          */

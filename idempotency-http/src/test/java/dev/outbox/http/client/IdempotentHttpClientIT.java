@@ -591,6 +591,76 @@ class IdempotentHttpClientIT {
         private static final long serialVersionUID = 1L;
     }
 
+    private static final Reply HTML_503 =
+            Reply.page(503, "text/html", "<html><body><h1>503 Service Unavailable</h1></body></html>");
+
+    /** A body handler that parses JSON, as a caller's mapping does: it throws on anything else. */
+    private static final HttpResponse.BodyHandler<String> JSON = info -> HttpResponse.BodySubscribers.mapping(
+            HttpResponse.BodySubscribers.ofString(StandardCharsets.UTF_8), IdempotentHttpClientIT::parseJson);
+
+    private static String parseJson(String body) {
+        if (!body.startsWith("{")) {
+            throw new IllegalArgumentException("not JSON: " + body);
+        }
+        return body;
+    }
+
+    /**
+     * G6 / G5: a body handler that fails on a response (a JSON mapping given a gateway's HTML error
+     * page) ends the attempt as that response would have: a keyed POST to a declared target is
+     * retried after a 503 page and gets its 201; an undeclared POST is sent once, and the caller gets
+     * an HttpCallException with the key and the handler's exception; a final page (400) is not
+     * retried; and 503 pages are breaker failures, five of them open it. Before, the handler's
+     * exception reached the caller as it was: no retry, the minted key lost, the breaker told nothing.
+     */
+    @Test
+    void aBodyHandlerThatFailsOnAnErrorPageEndsTheAttemptAsItsResponseWould() throws Exception {
+        SERVLET.script(i -> i == 0 ? HTML_503 : Reply.page(201, "application/json", "{\"id\":7}"));
+        CallResult<String> retried = client(new RecordingSleeper()).build().send(post(), JSON);
+        assertThat(retried.status()).isEqualTo(201);
+        assertThat(retried.body()).isEqualTo("{\"id\":7}");
+        assertThat(retried.attempts()).isEqualTo(2);
+        assertThat(SERVLET.received)
+                .extracting(ScriptedServlet.Received::idempotencyKey)
+                .containsExactly("\"" + retried.idempotencyKey() + "\"", "\"" + retried.idempotencyKey() + "\"");
+
+        SERVLET.script(i -> i == 0 ? HTML_503 : Reply.page(201, "application/json", "{\"id\":8}"));
+        IdempotentHttpClient plain = undeclared(new RecordingSleeper()).build();
+        HttpCallException once = assertThrows(HttpCallException.class, () -> plain.send(post(), JSON));
+        assertThat(once.attempts()).isOne();
+        assertThat(once.completion()).isEqualTo(Completion.NOT_RETRIED);
+        assertThat(once.idempotencyKey()).isNotNull();
+        assertThat(once.getCause()).isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("not JSON");
+        assertThat(once.getMessage())
+                .contains("the body handler failed on the HTTP 503 response (Content-Type text/html")
+                .contains(once.idempotencyKey());
+        assertThat(SERVLET.received)
+                .extracting(ScriptedServlet.Received::idempotencyKey)
+                .containsExactly("\"" + once.idempotencyKey() + "\"");
+
+        SERVLET.script(i -> Reply.page(400, "text/html", "<html>Bad Request</html>"));
+        HttpCallException fin = assertThrows(
+                HttpCallException.class,
+                () -> client(new RecordingSleeper()).build().send(post(), JSON));
+        assertThat(fin.attempts())
+                .as("a final answer, which a retry would get again")
+                .isOne();
+        assertThat(fin.completion()).isEqualTo(Completion.RESPONSE);
+
+        SERVLET.script(i -> HTML_503);
+        IdempotentHttpClient breaking = oneAttemptEach(new MutableClock(Instant.parse("2026-03-01T12:00:00Z")));
+        for (int i = 0; i < 5; i++) {
+            assertThatThrownBy(() -> breaking.send(post(), JSON)).isInstanceOf(HttpCallException.class);
+        }
+        assertThat(breaking.circuitBreakers()
+                        .orElseThrow()
+                        .circuitBreaker("127.0.0.1:" + server.port())
+                        .getState())
+                .isEqualTo(CircuitBreaker.State.OPEN);
+        assertThatThrownBy(() -> breaking.send(post(), JSON)).isInstanceOf(CircuitOpenException.class);
+        assertThat(SERVLET.received).hasSize(5);
+    }
+
     /**
      * G6: an operation the open breaker refuses sent nothing, so it does not count in the retry
      * budget. Five operations open the breaker, a hundred more are refused: the budget (ratio 0.1, no

@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import dev.outbox.core.retry.RetryBudget;
+import io.github.resilience4j.circuitbreaker.CircuitBreakerRegistry;
+import java.io.IOException;
 import java.io.InputStream;
 import java.net.Authenticator;
 import java.net.ConnectException;
@@ -18,13 +20,17 @@ import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.Flow;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -155,6 +161,80 @@ class IdempotentHttpClientTest {
         CallResult<String> result = over(answering).build().send(request, HttpResponse.BodyHandlers.ofString());
         assertThat(result.status()).isEqualTo(200);
         assertThat(result.body()).isEqualTo("ok");
+    }
+
+    /**
+     * The client keeps at most maxCircuitBreakers breakers while calls to several hosts run at once,
+     * and the breaker it keeps is the one that counts the host's failures. Eight threads call two
+     * hosts in turn, bound 1, checking the registry after each call; then one call to a third host
+     * and three failing calls to the first leave that host's breaker alone, with the three failures.
+     * Before, the registry was changed outside the lock: a breaker created for a host just dropped
+     * stayed beside the kept one (two breakers for a bound of 1).
+     */
+    @Test
+    void concurrentCallsToSeveralHostsKeepAtMostMaxCircuitBreakers() throws Exception {
+        AtomicInteger status = new AtomicInteger(200);
+        HttpClient answering = new StubHttpClient() {
+            @Override
+            public <T> CompletableFuture<HttpResponse<T>> sendAsync(
+                    HttpRequest request, HttpResponse.BodyHandler<T> handler) {
+                return CompletableFuture.completedFuture(respond(request, handler, status.get(), "answer"));
+            }
+        };
+        IdempotentHttpClient client = IdempotentHttpClient.builder()
+                .httpClient(answering)
+                .sleeper(delay -> {})
+                .retryBudget(RetryBudget.unlimited())
+                .maxAttempts(1)
+                .maxCircuitBreakers(1)
+                .build();
+        CircuitBreakerRegistry registry = client.circuitBreakers().orElseThrow();
+        List<URI> hosts = List.of(URI.create("http://a.internal/orders"), URI.create("http://b.internal/orders"));
+        int threads = 8;
+        int callsEach = 2_000;
+        AtomicInteger most = new AtomicInteger();
+        CountDownLatch start = new CountDownLatch(1);
+        List<CompletableFuture<Void>> callers = new ArrayList<>();
+        try (ExecutorService pool = Executors.newFixedThreadPool(threads)) {
+            for (int t = 0; t < threads; t++) {
+                int first = t % 2;
+                callers.add(CompletableFuture.runAsync(
+                        () -> {
+                            try {
+                                start.await();
+                                for (int i = 0; i < callsEach; i++) {
+                                    client.send(
+                                            post(hosts.get((first + i) % 2)), HttpResponse.BodyHandlers.discarding());
+                                    most.accumulateAndGet(
+                                            registry.getAllCircuitBreakers().size(), Math::max);
+                                }
+                            } catch (IOException | InterruptedException e) {
+                                throw new IllegalStateException(e);
+                            }
+                        },
+                        pool));
+            }
+            start.countDown();
+            CompletableFuture.allOf(callers.toArray(CompletableFuture[]::new)).get(60, TimeUnit.SECONDS);
+        }
+        assertThat(most.get()).as("most breakers held at once, bound 1").isOne();
+        assertThat(registry.getAllCircuitBreakers()).hasSize(1);
+
+        client.send(post(URI.create("http://c.internal/orders")), HttpResponse.BodyHandlers.discarding());
+        status.set(503);
+        for (int i = 0; i < 3; i++) {
+            client.send(post(hosts.get(0)), HttpResponse.BodyHandlers.discarding());
+        }
+        assertThat(registry.getAllCircuitBreakers()).singleElement().satisfies(breaker -> {
+            assertThat(breaker.getName()).isEqualTo("a.internal:80");
+            assertThat(breaker.getMetrics().getNumberOfFailedCalls()).isEqualTo(3);
+        });
+    }
+
+    private static HttpRequest post(URI uri) {
+        return HttpRequest.newBuilder(uri)
+                .POST(HttpRequest.BodyPublishers.ofString("{}"))
+                .build();
     }
 
     /** @return a response whose body {@code handler} read from {@code body} */

@@ -13,10 +13,29 @@ import java.util.function.IntFunction;
 
 /** Answers each request as the test scripts it, and records what it received. */
 final class ScriptedServlet extends HttpServlet {
-    /** @param headersFirst send the status, headers and part of the body, then hold the rest */
-    record Reply(int status, Map<String, String> headers, CountDownLatch holdUntil, boolean headersFirst) {
+    /**
+     * @param headersFirst send the status, headers and part of the body, then hold the rest
+     * @param contentType the body's type; with {@code body} null, text/plain
+     * @param body the body, or null for "reply (index) status (status)"
+     */
+    record Reply(
+            int status,
+            Map<String, String> headers,
+            CountDownLatch holdUntil,
+            boolean headersFirst,
+            String contentType,
+            String body) {
+        Reply(int status, Map<String, String> headers, CountDownLatch holdUntil, boolean headersFirst) {
+            this(status, headers, holdUntil, headersFirst, null, null);
+        }
+
         Reply(int status, Map<String, String> headers, CountDownLatch holdUntil) {
             this(status, headers, holdUntil, false);
+        }
+
+        /** @return a reply with this body, such as a gateway's HTML error page */
+        static Reply page(int status, String contentType, String body) {
+            return new Reply(status, Map.of(), null, false, contentType, body);
         }
 
         static Reply of(int status) {
@@ -64,7 +83,12 @@ final class ScriptedServlet extends HttpServlet {
         }
         resp.setStatus(reply.status());
         reply.headers().forEach(resp::setHeader);
-        resp.setContentType("text/plain");
-        resp.getWriter().write("reply " + index + " status " + reply.status());
+        if (reply.body() != null) {
+            resp.setContentType(reply.contentType());
+            resp.getWriter().write(reply.body());
+        } else {
+            resp.setContentType("text/plain");
+            resp.getWriter().write("reply " + index + " status " + reply.status());
+        }
     }
 }

@@ -19,6 +19,7 @@ import java.net.ConnectException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpConnectTimeoutException;
+import java.net.http.HttpHeaders;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
@@ -35,7 +36,7 @@ import java.util.concurrent.Flow;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.random.RandomGenerator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -162,12 +163,13 @@ public final class RetryingClient implements IdempotentHttpClient {
         // only when the failure shows the request never left this client
         boolean mayRetry = (key != null && honoured) || IDEMPOTENT_METHODS.contains(method);
         String host = hostOf(request.uri());
-        CircuitBreaker breaker = breakers == null ? null : breakerOf(host);
 
         int attempts = 0;
         HttpResponse<T> response = null;
         IOException failure = null;
         while (true) {
+            // looked up for each attempt: the breaker that gives the permission records the outcome
+            CircuitBreaker breaker = breakers == null ? null : breakerOf(host);
             if (breaker != null && !breaker.tryAcquirePermission()) {
                 discard(response);
                 throw new CircuitOpenException(
@@ -176,7 +178,7 @@ public final class RetryingClient implements IdempotentHttpClient {
                                 + (attempts > 0 ? " again after " + attempts + " attempt(s)" : "")
                                 + ". It lets trial calls through after its wait in the open state; retry the operation later"
                                 + (key != null ? " with the same Idempotency-Key '" + key + "'" : "") + ".",
-                        failure,
+                        reported(failure),
                         host,
                         attempts,
                         key);
@@ -206,20 +208,28 @@ public final class RetryingClient implements IdempotentHttpClient {
                 throw e;
             }
             long took = System.nanoTime() - start;
-            boolean replayed = response != null && replayed(response);
+            // the server's answer: the response, or the status and headers of one the body handler failed on
+            UnreadResponse unread = failure instanceof UnreadResponse u ? u : null;
+            HttpHeaders headers = response != null ? response.headers() : unread != null ? unread.headers : null;
+            int status = response != null ? response.statusCode() : unread != null ? unread.status : 0;
+            boolean replayed = headers != null && replayed(headers);
             if (breaker != null) {
-                if (failure != null) {
+                if (headers == null) {
                     breaker.onError(took, TimeUnit.NANOSECONDS, failure);
-                } else if (response.statusCode() >= 500 && !replayed) {
-                    breaker.onError(took, TimeUnit.NANOSECONDS, new ServerError(response.statusCode()));
+                } else if (status >= 500 && !replayed) {
+                    breaker.onError(took, TimeUnit.NANOSECONDS, new ServerError(status));
                 } else {
                     breaker.onSuccess(took, TimeUnit.NANOSECONDS);
                 }
             }
-            if (response != null && (replayed || !retryable(response, key, honoured))) {
+            if (headers != null && (replayed || !retryable(status, key, honoured))) {
+                if (response == null) {
+                    // a final answer comes again on a retry, and the handler would fail on it again
+                    return end(null, failure, attempts, key, honoured, Completion.RESPONSE, method, request.uri());
+                }
                 return new CallResult<>(response, attempts, key, Completion.RESPONSE);
             }
-            if (!mayRetry && !(failure != null && neverSent(failure))) {
+            if (!mayRetry && !(headers == null && neverSent(failure))) {
                 return end(response, failure, attempts, key, honoured, Completion.NOT_RETRIED, method, request.uri());
             }
             if (attempts >= maxAttempts) {
@@ -234,14 +244,14 @@ public final class RetryingClient implements IdempotentHttpClient {
                         request.uri());
             }
             Duration delay = jitter(attempts - 1);
-            if (response != null) {
-                Duration asked = RetryAfter.parse(
-                        response.headers().firstValue("Retry-After").orElse(null), clock);
+            if (headers != null) {
+                Duration asked =
+                        RetryAfter.parse(headers.firstValue("Retry-After").orElse(null), clock);
                 if (asked != null) {
                     if (asked.compareTo(maxRetryAfter) > 0) {
                         return end(
                                 response,
-                                null,
+                                failure,
                                 attempts,
                                 key,
                                 honoured,
@@ -266,7 +276,9 @@ public final class RetryingClient implements IdempotentHttpClient {
                         key,
                         delay.toMillis(),
                         attempts,
-                        failure != null ? failure.toString() : "status " + response.statusCode());
+                        unread != null
+                                ? unread.getMessage()
+                                : failure != null ? failure.toString() : "status " + status);
             }
             discard(response);
             response = null;
@@ -318,9 +330,8 @@ public final class RetryingClient implements IdempotentHttpClient {
         return false;
     }
 
-    private static boolean replayed(HttpResponse<?> response) {
-        return response.headers()
-                .firstValue(IdempotencyKey.REPLAYED_HEADER)
+    private static boolean replayed(HttpHeaders headers) {
+        return headers.firstValue(IdempotencyKey.REPLAYED_HEADER)
                 .map("true"::equalsIgnoreCase)
                 .orElse(false);
     }
@@ -371,8 +382,7 @@ public final class RetryingClient implements IdempotentHttpClient {
      *     it means that the first request with the key is still in flight; from any other target it is
      *     the server's own answer, which a retry would only repeat
      */
-    private static boolean retryable(HttpResponse<?> response, String key, boolean honoured) {
-        int status = response.statusCode();
+    private static boolean retryable(int status, String key, boolean honoured) {
         if (status >= 500) {
             return status != 501 && status != 505;
         }
@@ -418,45 +428,87 @@ public final class RetryingClient implements IdempotentHttpClient {
             case BUDGET_EXHAUSTED ->
                 " after " + attempts + " attempt(s); the retry budget is spent because many calls are"
                         + " failing; the target is likely down or overloaded" + advice;
-            default -> " after " + attempts + " attempt(s)" + advice;
+            case RESPONSE ->
+                " after " + attempts + " attempt(s), on a final response, which a retry would get again" + advice;
+            case RETRY_AFTER_TOO_LONG ->
+                " after " + attempts + " attempt(s): the server asked to retry after more than maxRetryAfter ("
+                        + Durations.format(maxRetryAfter) + ")" + advice;
         };
+        String last = failure instanceof UnreadResponse unread ? unread.getMessage() : String.valueOf(failure);
         throw new HttpCallException(
-                log + method + " " + uri + " failed" + why + ". Last error: " + failure,
-                failure,
+                log + method + " " + uri + " failed" + why + ". Last error: " + last,
+                reported(failure),
                 attempts,
                 key,
                 completion);
+    }
+
+    /** @return the failure as the caller gets it: for a response the body handler failed on, the handler's exception */
+    private static Throwable reported(IOException failure) {
+        return failure instanceof UnreadResponse unread ? unread.getCause() : failure;
     }
 
     /**
      * The host's breaker. The registry keeps at most {@code maxBreakers}: the breaker of the host
      * called least recently goes first, whatever its state, so that a client that calls ever new
      * hosts (webhook targets, say) does not keep a breaker for each of them for good.
+     *
+     * <p>The registry is changed under the same lock as the list of hosts: a breaker removed or
+     * created after the lock was let go could be created again for a host just dropped (one breaker
+     * more than the bound, that no later call removes) or removed just after it was handed out (its
+     * failures lost to the host's next calls).
      */
     private CircuitBreaker breakerOf(String host) {
         String evicted = null;
+        CircuitBreaker breaker;
         synchronized (breakerHosts) {
             breakerHosts.put(host, Boolean.TRUE);
             if (breakerHosts.size() > maxBreakers) {
                 var eldest = breakerHosts.keySet().iterator();
                 evicted = eldest.next();
                 eldest.remove();
+                breakers.remove(evicted);
             }
+            breaker = breakers.circuitBreaker(host);
         }
         if (evicted != null) {
-            breakers.remove(evicted);
             LOG.debug(
                     "{}dropped the circuit breaker of {}, the least recently called of {} hosts",
                     log,
                     evicted,
                     maxBreakers + 1);
         }
-        return breakers.circuitBreaker(host);
+        return breaker;
     }
 
     private static String hostOf(URI uri) {
         // a host that java.net.URI does not parse (an underscore, say) keeps its own breaker by authority
         return uri.getHost() != null ? uri.getHost() + ":" + Targets.portOf(uri) : uri.getRawAuthority();
+    }
+
+    /**
+     * An attempt whose response the body handler failed on (a mapping that cannot parse a gateway's
+     * HTML error page, say): the server answered, so the outcome follows the response's status and
+     * headers, as for a response the handler read; the caller gets the handler's exception, the cause.
+     */
+    static final class UnreadResponse extends IOException {
+        final int status;
+        final transient HttpHeaders headers;
+
+        UnreadResponse(HttpResponse.ResponseInfo info, RuntimeException cause) {
+            super(
+                    "the body handler failed on the HTTP " + info.statusCode() + " response"
+                            + info.headers()
+                                    .firstValue("Content-Type")
+                                    .map(type -> " (Content-Type " + type + ")")
+                                    .orElse("")
+                            + ": " + cause
+                            + "; make the handler accept every response the target may send, error pages"
+                            + " included (check the status or the Content-Type before parsing)",
+                    cause);
+            this.status = info.statusCode();
+            this.headers = info.headers();
+        }
     }
 
     /** Records a 5xx response as a failure in the circuit breaker. */
@@ -476,17 +528,39 @@ public final class RetryingClient implements IdempotentHttpClient {
      * wait gives that timer {@link #TIMER_GRACE} more before it ends the attempt itself. Once the headers arrived, that timer has
      * stopped, and a body that stalls would hold the attempt for as long as the server holds it: the
      * wait ends it at the timeout.
+     *
+     * @throws UnreadResponse when the body handler threw a {@link RuntimeException} on the response
+     * @throws RuntimeException when one ended the attempt before the response headers arrived
      */
     private <T> HttpResponse<T> exchange(HttpRequest request, HttpResponse.BodyHandler<T> handler)
             throws IOException, InterruptedException {
-        Duration limit = request.timeout().orElse(attemptTimeout);
-        AtomicBoolean headersArrived = new AtomicBoolean();
+        AtomicReference<HttpResponse.ResponseInfo> answered = new AtomicReference<>();
         CompletableFuture<HttpResponse<T>> pending = http.sendAsync(request, info -> {
-            headersArrived.set(true);
+            answered.set(info);
             return handler.apply(info);
         });
+        try {
+            return outcome(request, pending, answered);
+        } catch (RuntimeException e) {
+            HttpResponse.ResponseInfo info = answered.get();
+            if (info == null) {
+                throw e;
+            }
+            // the handler runs once the headers are in, and the HttpClient reports I/O errors as
+            // IOException: a RuntimeException after the headers is the handler's (or its subscriber's)
+            throw new UnreadResponse(info, e);
+        }
+    }
+
+    /** @see #exchange */
+    private <T> HttpResponse<T> outcome(
+            HttpRequest request,
+            CompletableFuture<HttpResponse<T>> pending,
+            AtomicReference<HttpResponse.ResponseInfo> answered)
+            throws IOException, InterruptedException {
+        Duration limit = request.timeout().orElse(attemptTimeout);
         HttpResponse<T> response = await(pending, nanos(limit));
-        if (response == null && !headersArrived.get()) {
+        if (response == null && answered.get() == null) {
             response = await(pending, nanos(TIMER_GRACE));
         }
         if (response != null) {
