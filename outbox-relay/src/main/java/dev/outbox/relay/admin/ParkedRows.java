@@ -103,18 +103,44 @@ final class ParkedRows {
     }
 
     /**
-     * Deletes every parked row if there are {@code expected} of them; the count is the delete's own
-     * (a subquery of the one statement, on its snapshot).
-     *
-     * @return what changed, or {@code null} when the count differs (nothing was deleted)
+     * @return the review of every parked row: {@code COUNT:FINGERPRINT}, the fingerprint 16 hex digits
+     *     of an MD5 over each row's id and the moment it was parked, in id order; {@code 0:} when none is
+     *     parked
      */
-    ParkedChange purgeAll(Connection c, long expected) throws SQLException {
+    String review(Connection c) throws SQLException {
+        try (PreparedStatement ps = c.prepareStatement("select " + reviewOf(message));
+                ResultSet rs = ps.executeQuery()) {
+            rs.next();
+            return rs.getString(1);
+        }
+    }
+
+    /**
+     * Deletes every parked row if they are the rows of {@code reviewed} ({@link #review}); the review is
+     * the delete's own (a subquery of the one statement, on its snapshot).
+     *
+     * @return what changed, or {@code null} when the parked rows are others (nothing was deleted)
+     */
+    ParkedChange purgeAll(Connection c, String reviewed) throws SQLException {
         ParkedChange change = change(
                 c,
-                "delete from " + message + " where parked_at is not null and (select count(*) from " + message
-                        + " where parked_at is not null) = " + expected + " returning id, shard",
-                null);
+                "delete from " + message + " where parked_at is not null and (select " + reviewOf(message)
+                        + ") = ? returning id, shard",
+                null,
+                reviewed);
         return change.ids().isEmpty() ? null : change;
+    }
+
+    /**
+     * @return the select list of the review of the parked rows of {@code table}: the count and a
+     *     fingerprint of their ids and parked moments (microseconds since the epoch, the same text
+     *     whatever the session's time zone), so that a row parked, or requeued and parked again, since
+     *     the review changes it
+     */
+    private static String reviewOf(String table) {
+        return "count(*)::text || ':' || coalesce(left(md5(string_agg(id::text || '@'"
+                + " || (extract(epoch from parked_at) * 1000000)::bigint::text, ',' order by id)), 16), '') from "
+                + table + " where parked_at is not null";
     }
 
     private static String filter(Set<Long> ids) {
@@ -123,6 +149,11 @@ final class ParkedRows {
 
     /** Runs the change and a wake-up notification in one transaction, so the relay sees both at commit. */
     private ParkedChange change(Connection c, String sql, Set<Long> wanted) throws SQLException {
+        return change(c, sql, wanted, null);
+    }
+
+    /** As above, with the statement's one text parameter, when {@code wanted} is null. */
+    private ParkedChange change(Connection c, String sql, Set<Long> wanted, String text) throws SQLException {
         boolean auto = c.getAutoCommit();
         c.setAutoCommit(false);
         try {
@@ -132,6 +163,8 @@ final class ParkedRows {
                 if (wanted != null) {
                     Array array = c.createArrayOf("bigint", wanted.toArray());
                     st.setArray(1, array);
+                } else if (text != null) {
+                    st.setString(1, text);
                 }
                 try (ResultSet rs = st.executeQuery()) {
                     while (rs.next()) {

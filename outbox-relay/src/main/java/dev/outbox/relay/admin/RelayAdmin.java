@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.regex.Pattern;
 import javax.sql.DataSource;
 
 /**
@@ -29,6 +30,8 @@ import javax.sql.DataSource;
  * }</pre>
  */
 public final class RelayAdmin {
+    /** A review of at least one parked row, as {@link #parkedReview()} returns it. */
+    public static final Pattern REVIEW = Pattern.compile("[1-9][0-9]{0,18}:[0-9a-f]{16}");
 
     /** The most rows {@link #parked(int)} returns at once. */
     public static final int MAX_LIMIT = 10_000;
@@ -206,21 +209,41 @@ public final class RelayAdmin {
     }
 
     /**
-     * Deletes every parked row if there are exactly {@code expected} of them, as a review of them
-     * counted; otherwise deletes nothing, so that rows parked since the review are not deleted unseen.
-     * The count and the delete are one statement, on one snapshot.
+     * Reviews the parked rows for {@link #purgeAll(String)}: their count and a fingerprint of which rows
+     * they are and when each was parked.
      *
-     * @param expected how many parked rows the caller reviewed, at least 1
-     * @return what changed, or {@code null} when the parked rows are not {@code expected} in number
-     * @throws IllegalArgumentException when {@code expected} is less than 1
+     * @return {@code COUNT:FINGERPRINT} (16 hex digits), or {@code 0:} when nothing is parked
      * @throws OutboxException when the database fails; the cause keeps the SQLState
      */
-    public ParkedChange purgeAll(long expected) {
-        if (expected < 1) {
-            throw new IllegalArgumentException("expected must be at least 1, got " + expected);
+    public String parkedReview() {
+        try (Connection c = dataSource.getConnection()) {
+            return parkedRows.review(c);
+        } catch (SQLException e) {
+            throw failure("reviewing parked messages", e);
+        }
+    }
+
+    /**
+     * Deletes every parked row if they are still the rows a review of them showed ({@link
+     * #parkedReview()}): the same rows, parked at the same moments. Otherwise it deletes nothing, so that
+     * no row is deleted unseen: not one parked since the review, nor one requeued and parked again, also
+     * when as many others left the parked rows meanwhile. The review and the delete are one statement, on
+     * one snapshot.
+     *
+     * @param reviewed what {@link #parkedReview()} returned when the caller reviewed the rows
+     * @return what changed, or {@code null} when the parked rows are not those reviewed
+     * @throws NullPointerException when {@code reviewed} is null
+     * @throws IllegalArgumentException when it is not a review of at least one parked row
+     * @throws OutboxException when the database fails; the cause keeps the SQLState
+     */
+    public ParkedChange purgeAll(String reviewed) {
+        Objects.requireNonNull(reviewed, "reviewed may not be null");
+        if (!REVIEW.matcher(reviewed).matches()) {
+            throw new IllegalArgumentException("reviewed must be what parkedReview() returned for at least one parked"
+                    + " row, COUNT:FINGERPRINT (16 hex digits), got '" + reviewed + "'");
         }
         try (Connection c = dataSource.getConnection()) {
-            return parkedRows.purgeAll(c, expected);
+            return parkedRows.purgeAll(c, reviewed);
         } catch (SQLException e) {
             throw failure("purging parked messages", e);
         }

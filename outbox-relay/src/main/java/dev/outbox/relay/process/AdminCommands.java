@@ -160,7 +160,9 @@ final class AdminCommands {
     private int purge(CommandLine cl) {
         if (!cl.yes()) {
             // every parked row the purge would delete is counted; at most a sample of them is listed
-            long count = cl.all() ? admin.parkedCount() : admin.parkedCount(cl.ids());
+            String review = cl.all() ? admin.parkedReview() : null;
+            long count =
+                    cl.all() ? Long.parseLong(review.substring(0, review.indexOf(':'))) : admin.parkedCount(cl.ids());
             if (count == 0) {
                 out.println("No parked messages to purge" + (cl.all() ? "." : " among the given ids."));
                 return 0;
@@ -170,16 +172,16 @@ final class AdminCommands {
                     + (count > sample.size() ? "; the " + sample.size() + " oldest:" : ":"));
             printParked(sample);
             err.println("parked purge deletes messages for good and was refused: add --yes"
-                    + (cl.all() ? " --expect=" + count : "") + " to confirm.");
+                    + (cl.all() ? " --expect=" + review : "") + " to confirm.");
             return CliException.USAGE;
         }
         ParkedChange c;
         if (cl.all()) {
             c = admin.purgeAll(cl.expect());
             if (c == null) {
-                err.println(
-                        "Nothing purged: " + admin.parkedCount() + " messages are parked now, not the " + cl.expect()
-                                + " given with --expect. Run parked purge --all again (without --yes) to see them.");
+                err.println("Nothing purged: the parked messages are not those the dry run showed (--expect="
+                        + cl.expect() + "; now " + admin.parkedReview() + "): a message was parked, requeued or"
+                        + " purged since. Run parked purge --all again (without --yes) to see them.");
                 return CliException.USAGE;
             }
         } else {

@@ -23,7 +23,8 @@ import java.util.TreeSet;
  * @param ids {@code --id} values
  * @param all whether {@code --all} was given
  * @param yes whether {@code --yes} was given
- * @param expect {@code --expect}, the parked rows {@code parked purge --all --yes} may delete, or {@code null}
+ * @param expect {@code --expect}, the review of the parked rows {@code parked purge --all --yes} may delete
+ *     ({@code COUNT:FINGERPRINT}, as its dry run printed it), or {@code null}
  */
 record CommandLine(
         Command command,
@@ -36,7 +37,7 @@ record CommandLine(
         List<Long> ids,
         boolean all,
         boolean yes,
-        Long expect) {
+        String expect) {
 
     /** The commands. */
     enum Command {
@@ -78,7 +79,7 @@ record CommandLine(
         List<Long> ids = new ArrayList<>();
         boolean all = false;
         boolean yes = false;
-        Long expect = null;
+        String expect = null;
         Set<String> given = new TreeSet<>();
 
         for (int i = 0; i < args.length; i++) {
@@ -120,15 +121,12 @@ record CommandLine(
                         if (value == null) {
                             value = next(args, ++i, name);
                         }
-                        try {
-                            expect = Long.parseLong(value.trim());
-                            if (expect < 1) {
-                                throw new NumberFormatException();
-                            }
-                        } catch (NumberFormatException e) {
+                        expect = value.trim();
+                        if (!RelayAdmin.REVIEW.matcher(expect).matches()) {
                             throw CliException.usage("Invalid value " + value
-                                    + " for option --expect: must be the count of parked messages the dry run of"
-                                    + " parked purge --all showed (a positive whole number)");
+                                    + " for option --expect: must be what the dry run of parked purge --all"
+                                    + " printed, COUNT:FINGERPRINT (e.g. --expect=3:9f86d081884c7d65): the count"
+                                    + " of the parked messages it showed and which they were");
                         }
                     }
                     case "limit" -> {
@@ -225,7 +223,7 @@ record CommandLine(
             List<Long> ids,
             boolean all,
             boolean yes,
-            Long expect) {
+            String expect) {
         Map<String, Set<Command>> allowed = Map.of(
                 "migrate", Set.of(Command.RUN),
                 "json", Set.of(Command.STATUS, Command.PARKED_LIST, Command.DOCTOR),
@@ -260,8 +258,8 @@ record CommandLine(
             }
             if (all && yes && expect == null) {
                 throw CliException.usage("parked purge --all --yes deletes every parked message for good: add"
-                        + " --expect=<count>, the count its dry run (without --yes) showed, so that a message"
-                        + " parked since is not deleted unseen.");
+                        + " --expect=<COUNT:FINGERPRINT>, what its dry run (without --yes) printed, so that no"
+                        + " message is deleted unseen.");
             }
         }
     }

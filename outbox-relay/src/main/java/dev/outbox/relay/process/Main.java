@@ -319,7 +319,8 @@ public final class Main {
           parked requeue (--all | --id N ...)   make parked messages publishable again (fix the cause first)
           parked purge (--all | --id N ...) --yes
                                                 delete parked messages for good; without --yes only shows them;
-                                                --all --yes needs --expect=COUNT, the count the dry run showed
+                                                --all --yes needs --expect=COUNT:FINGERPRINT, as the dry run
+                                                printed it (which messages it showed)
           doctor [--json] [doctor options]      checks the deployment for the failure modes of idempotency:
                                                 unique constraints, key and processed-id expiry, stored
                                                 responses, keys stuck in flight, processed-id retention

@@ -135,11 +135,19 @@ class MainTest {
         assertThat(run(ENV, "statsu").err.get(0)).contains("did you mean 'status'?");
         assertThat(run(ENV, "parked", "requeue").err.get(0)).contains("needs --all or --id");
         assertThat(run(ENV, "parked", "purge", "--all", "--id", "3").err.get(0)).contains("exclude each other");
-        assertThat(run(ENV, "parked", "purge", "--id", "3", "--expect=1").err.get(0))
+        assertThat(run(ENV, "parked", "purge", "--id", "3", "--expect=1:0123456789abcdef")
+                        .err
+                        .get(0))
                 .contains("--expect goes with --all");
+        assertThat(run(ENV, "parked", "purge", "--all", "--yes", "--expect=3")
+                        .err
+                        .get(0))
+                .contains("Invalid value 3 for option --expect: must be what the dry run of parked purge --all"
+                        + " printed, COUNT:FINGERPRINT");
         assertThat(run(ENV, "parked", "purge", "--all", "--expect=0").err.get(0))
                 .contains("Invalid value 0 for option --expect");
-        assertThat(run(ENV, "parked", "list", "--expect=1").err.get(0)).contains("does not apply to parked list");
+        assertThat(run(ENV, "parked", "list", "--expect=1:0123456789abcdef").err.get(0))
+                .contains("does not apply to parked list");
         assertThat(run(ENV, "status", "--limit", "3").err.get(0)).contains("--limit does not apply to status");
         assertThat(run(ENV, "parked", "requeue", "--id", "abc").err.get(0))
                 .contains("Invalid value abc for option --id");
