@@ -181,6 +181,23 @@ final class KeyChecks {
                 }
             }
         }
+        // a session of another role shows no transaction start to a role without pg_read_all_stats: its age
+        // cannot be judged, and the query above leaves it out
+        String hidden = "select count(distinct a.pid) from pg_locks l join pg_stat_activity a on a.pid = l.pid"
+                + " where l.relation = to_regclass(?) and l.mode = 'RowExclusiveLock' and l.granted"
+                + " and a.pid <> pg_backend_pid() and a.xact_start is null";
+        int unseen;
+        try (PreparedStatement st = c.prepareStatement(hidden)) {
+            st.setString(1, schema + ".idempotency_key");
+            try (ResultSet rs = st.executeQuery()) {
+                rs.next();
+                unseen = rs.getInt(1);
+            }
+        }
+        if (unseen > 0) {
+            evidence.add(unseen + " session(s) of other roles writing keys, whose transactions' age this role cannot"
+                    + " see");
+        }
         if (stuck > 0 || sessions > 0) {
             return new Check(
                     "in-flight",
@@ -196,6 +213,17 @@ final class KeyChecks {
                     "A key must be inserted and answered in one transaction (IdempotencyStore does): delete committed rows without a"
                             + " response once their requests are known dead; find why the listed transactions stay open (a slow"
                             + " downstream call inside the handler, idle in transaction).");
+        }
+        if (unseen > 0) {
+            return new Check(
+                    "in-flight",
+                    title,
+                    Verdict.WARN,
+                    "no committed key without a response; " + unseen + " transaction(s) of other roles hold keys, and"
+                            + " how long they have is not visible to the doctor's role",
+                    evidence,
+                    "Grant pg_read_all_stats to the doctor's role (or run it as the application's role), so that it"
+                            + " sees how long every transaction writing keys has been open.");
         }
         return new Check(
                 "in-flight",

@@ -10,6 +10,7 @@ import dev.outbox.testkit.PrivatePostgres;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
+import dev.outbox.testkit.TestRole;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.Statement;
@@ -238,6 +239,38 @@ class DoctorIT {
                                 .startsWith("transaction writing keys for")
                                 .contains("insert into outbox.idempotency_key"));
             });
+            holder.rollback();
+        }
+    }
+
+    /**
+     * A doctor run as a role that cannot see other roles' transactions (no pg_read_all_stats) does not pass
+     * in-flight while another role's transaction holds a key: it warns that it cannot see how long. Before, the
+     * holder's hidden transaction start left it out of the check, which passed.
+     */
+    @Test
+    void aKeyHeldByAnotherRolesTransactionIsAWarningForARoleThatCannotSeeIt() throws Exception {
+        try (TestRole blind = TestRole.create(
+                        db,
+                        "doctor_blind",
+                        "grant usage on schema outbox to %s",
+                        "grant select on all tables in schema outbox to %s");
+                Connection holder = db.connect()) {
+            holder.setAutoCommit(false);
+            try (Statement st = holder.createStatement()) {
+                st.execute("insert into outbox.idempotency_key (scope, idem_key, fingerprint, expires_at)"
+                        + " values ('s', 'held-unseen', 'f', clock_timestamp() + interval '1 hour')");
+            }
+            Thread.sleep(1_500); // longer than the lock timeout the check compares with
+            Doctor.Check check = Doctor.builder()
+                    .dataSource(blind.dataSource(2))
+                    .lockTimeout(Duration.ofSeconds(1))
+                    .build()
+                    .run()
+                    .check("in-flight");
+            assertThat(check.verdict()).isEqualTo(Verdict.WARN);
+            assertThat(check.summary()).contains("1 transaction(s) of other roles hold keys");
+            assertThat(check.fix()).contains("pg_read_all_stats");
             holder.rollback();
         }
     }
