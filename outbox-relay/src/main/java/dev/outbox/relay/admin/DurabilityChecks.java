@@ -76,6 +76,7 @@ final class DurabilityChecks {
         String title = "A transaction the relay can publish is durable on the database";
         List<String> evidence = new ArrayList<>();
         List<String> unsafe = new ArrayList<>();
+        boolean unreadable = false;
         String standbyNames = "";
         // where synchronous_commit is local: commits do not wait for a synchronous standby, if there is one
         List<String> local = new ArrayList<>();
@@ -140,6 +141,7 @@ final class DurabilityChecks {
             } else if (readable < standbys) {
                 evidence.add(standbys + " standby(s) stream from this server; their sync state is not readable"
                         + " (the doctor's role needs pg_read_all_stats)");
+                unreadable = true;
             } else {
                 evidence.add(standbys + " standby(s), " + synchronous + " synchronous; synchronous_standby_names = '"
                         + standbyNames + "'");
@@ -152,6 +154,17 @@ final class DurabilityChecks {
             if (!standbyNames.isBlank()) {
                 local.forEach(l -> unsafe.add(l + " with synchronous_standby_names set"));
             }
+        }
+        if (unsafe.isEmpty() && unreadable) {
+            return new Check(
+                    "database-durability",
+                    title,
+                    Verdict.WARN,
+                    "durable settings, but whether the standbys are synchronous is not readable: a failover to an"
+                            + " asynchronous one can lose commits the relay published (G2)",
+                    evidence,
+                    "Grant pg_read_all_stats to the doctor's role (or run it as a role that has it), so that it"
+                            + " reads the standbys' sync state.");
         }
         if (unsafe.isEmpty()) {
             return new Check("database-durability", title, Verdict.PASS, "durable settings", evidence, null);

@@ -13,6 +13,7 @@ import dev.outbox.testkit.TestKafka;
 import dev.outbox.testkit.TestRole;
 import java.sql.Connection;
 import java.sql.DriverManager;
+import java.sql.ResultSet;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.List;
@@ -33,6 +34,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 import org.postgresql.PGConnection;
 import org.postgresql.PGProperty;
 import org.postgresql.ds.PGSimpleDataSource;
+import org.postgresql.replication.LogSequenceNumber;
 import org.postgresql.replication.PGReplicationStream;
 
 /**
@@ -540,6 +542,60 @@ class DoctorIT {
                     });
                     assertThat(stream.isClosed()).isFalse();
                 }
+            }
+        }
+    }
+
+    /**
+     * G2: a doctor run as a role that cannot read the standbys' sync state (no pg_read_all_stats) does not
+     * pass database-durability while a physical standby streams: it warns that it cannot tell whether the
+     * standby is synchronous. Before, it passed with "durable settings". On a private server with a physical
+     * replication stream opened through pgjdbc, standing in for an asynchronous standby.
+     */
+    @Test
+    void aStandbyWhoseSyncStateIsNotReadableIsAWarning() throws Exception {
+        // durable otherwise, so that the standby's sync state is all the check has to doubt
+        Map<String, String> durable =
+                Map.of("wal_level", "replica", "fsync", "on", "full_page_writes", "on", "synchronous_commit", "on");
+        try (PrivatePostgres pg = PrivatePostgres.start(durable)) {
+            pg.createDatabase("standby");
+            String url = pg.server().jdbcUrl("standby");
+            String blind = "doctor_blind_standby";
+            try (Connection admin = pg.server().connect("standby");
+                    Statement st = admin.createStatement()) {
+                st.execute("create role " + blind + " login");
+            }
+            Properties replication = new Properties();
+            PGProperty.USER.set(replication, pg.server().user());
+            PGProperty.REPLICATION.set(replication, "true");
+            PGProperty.ASSUME_MIN_SERVER_VERSION.set(replication, "10");
+            PGProperty.PREFER_QUERY_MODE.set(replication, "simple");
+            LogSequenceNumber start;
+            try (Connection c = pg.server().connect("standby");
+                    Statement st = c.createStatement();
+                    ResultSet rs = st.executeQuery("select pg_current_wal_lsn()")) {
+                rs.next();
+                start = LogSequenceNumber.valueOf(rs.getString(1));
+            }
+            try (Connection sender = DriverManager.getConnection(url, replication);
+                    PGReplicationStream stream = sender.unwrap(PGConnection.class)
+                            .getReplicationAPI()
+                            .replicationStream()
+                            .physical()
+                            .withStartPosition(start)
+                            .start()) {
+                PGSimpleDataSource asBlind = new PGSimpleDataSource();
+                asBlind.setURL(url);
+                asBlind.setUser(blind);
+                await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+                    Doctor.Check check =
+                            Doctor.builder().dataSource(asBlind).build().run().check("database-durability");
+                    assertThat(check.evidence())
+                            .anySatisfy(e -> assertThat(e).contains("their sync state is not readable"));
+                    assertThat(check.verdict()).isEqualTo(Verdict.WARN);
+                    assertThat(check.fix()).contains("pg_read_all_stats");
+                });
+                assertThat(stream.isClosed()).isFalse();
             }
         }
     }
