@@ -219,8 +219,9 @@ final class KeyChecks {
                     "in-flight",
                     title,
                     Verdict.WARN,
-                    "no committed key without a response; " + unseen + " transaction(s) of other roles hold keys, and"
-                            + " how long they have is not visible to the doctor's role",
+                    "no committed key without a response; " + unseen + " transaction(s) of other roles were writing"
+                            + " keys, and how long each has been open is not visible to the doctor's role (a short"
+                            + " request's, or one stuck in flight)",
                     evidence,
                     "Grant pg_read_all_stats to the doctor's role (or run it as the application's role), so that it"
                             + " sees how long every transaction writing keys has been open.");

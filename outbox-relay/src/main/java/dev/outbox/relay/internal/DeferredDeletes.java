@@ -16,7 +16,8 @@ import java.util.concurrent.RejectedExecutionException;
  * waits for its deferred deletes before it reads for itself, and reads ahead only while none is in
  * flight and none left rows behind ({@link #clear()}). It also waits for them before it publishes
  * more once a batch of its published rows is outstanding ({@link #outstanding()}): deletes that do
- * not answer stop the shard after a batch, and each delete carries at most about a batch of ids.
+ * not answer stop the shard with fewer than two batches published and not deleted, and each delete
+ * carries fewer than two batches of ids.
  *
  * <p>The ids the shard published whose delete is not known to have committed (in a deferred delete
  * in flight, or left by one that did not delete them) are <em>outstanding</em>, and every later

@@ -37,6 +37,8 @@ import org.apache.kafka.common.errors.InterruptException;
 final class ShardWorker {
     /** While topics are held, a read may take up to this many batches of held rows besides a batch to send. */
     static final int HELD_WINDOW_BATCHES = 10;
+    /** How long a shard waits for its deferred deletes, publishing nothing, before it logs a WARN. */
+    static final int DELETE_WAIT_WARN_SECONDS = 10;
 
     final int shard;
     final long epoch;
@@ -323,13 +325,18 @@ final class ShardWorker {
         // that are outstanding
         boolean inFlight = deferred.inFlight();
         long[] undeleted = deferred.undeleted();
-        // at most a batch of published rows ahead of their deletes: when the deletes do not answer (a stalled
-        // statement: a lock on the table, a slow disk), the shard waits for them rather than publish on, every
-        // later delete carrying the ids of all before it
-        boolean behind = deferred.outstanding() >= config.batchSize();
+        // fewer than two batches of published rows ahead of their deletes: when the deletes do not answer (a
+        // stalled statement: a lock on the table, a slow disk), the shard waits for them rather than publish on,
+        // every later delete carrying the ids of all before it
+        int outstanding = deferred.outstanding();
+        boolean behind = outstanding >= config.batchSize();
         if (inFlight && (ownRead || undeleted != null || behind)) {
             deletes.hurry();
-            deferred.settled().whenComplete((v, t) -> onWorker(this::step));
+            CompletableFuture<Void> settled = deferred.settled();
+            if (behind && !ownRead && undeleted == null) {
+                warnIfStillWaiting(settled, outstanding);
+            }
+            settled.whenComplete((v, t) -> onWorker(this::step));
             return false;
         }
         if (undeleted == null) {
@@ -337,6 +344,31 @@ final class ShardWorker {
         }
         deleteWaited(undeleted, () -> loop.next(0, false));
         return false;
+    }
+
+    /**
+     * Logs a WARN if the shard's deferred deletes, which it waits for before it publishes more, have not
+     * answered after {@link #DELETE_WAIT_WARN_SECONDS}: the shard publishes nothing meanwhile.
+     */
+    private void warnIfStillWaiting(CompletableFuture<Void> settled, int outstanding) {
+        try {
+            workers.schedule(
+                    () -> {
+                        if (!settled.isDone()) {
+                            log.warn(
+                                    "shard {}: {} published rows not deleted after {} s; the shard publishes nothing"
+                                            + " more until their delete answers (a lock on the outbox table, or a"
+                                            + " connection without a socket timeout?)",
+                                    shard,
+                                    outstanding,
+                                    DELETE_WAIT_WARN_SECONDS);
+                        }
+                    },
+                    DELETE_WAIT_WARN_SECONDS,
+                    TimeUnit.SECONDS);
+        } catch (RejectedExecutionException e) {
+            // the relay is closing: nothing to warn about
+        }
     }
 
     /**

@@ -271,7 +271,7 @@ class DoctorIT {
                     .run()
                     .check("in-flight");
             assertThat(check.verdict()).isEqualTo(Verdict.WARN);
-            assertThat(check.summary()).contains("1 transaction(s) of other roles hold keys");
+            assertThat(check.summary()).contains("1 transaction(s) of other roles were writing keys");
             assertThat(check.fix()).contains("pg_read_all_stats");
             holder.rollback();
         }

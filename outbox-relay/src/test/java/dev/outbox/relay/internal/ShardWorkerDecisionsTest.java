@@ -4,6 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.awaitility.Awaitility.await;
 
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
 import dev.outbox.core.internal.PrefixedLog;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.relay.ParkPolicy;
@@ -786,6 +789,22 @@ class ShardWorkerDecisionsTest {
                 .as("the last row taken: one beyond those published, waiting")
                 .isEqualTo(batch + 1);
         assertThat(rows.deleted).isEmpty();
+        // an operator learns of the wait once it lasts
+        Logger logger = (Logger) LoggerFactory.getLogger(ShardWorkerDecisionsTest.class);
+        ListAppender<ILoggingEvent> events = new ListAppender<>();
+        events.start();
+        logger.addAppender(events);
+        try {
+            workers.advance(Duration.ofSeconds(ShardWorker.DELETE_WAIT_WARN_SECONDS));
+            workers.runDue();
+        } finally {
+            logger.detachAppender(events);
+        }
+        assertThat(events.list)
+                .extracting(ILoggingEvent::getFormattedMessage)
+                .anySatisfy(m -> assertThat(m)
+                        .contains("shard 7: " + batch + " published rows not deleted after "
+                                + ShardWorker.DELETE_WAIT_WARN_SECONDS + " s"));
 
         while (!deletes.isEmpty()) {
             deletes.remove(0).run();
