@@ -146,17 +146,33 @@ public class OutboxAutoConfiguration {
                     + " outbox.migrations.enabled=false and install the tables yourself (the plain SQL scripts in "
                     + OutboxMigrations.PLAIN_SQL_LOCATION + " of outbox-migrations, see its README)");
         }
-        // the application's own Flyway migrations first: in a schema both use (public, say), Spring Boot's Flyway
-        // refuses a schema that holds tables but no history of its own, while the outbox's accepts one (it
-        // baselines a non-empty schema); which ran first depended on the order the application's beans asked
-        if (ClassUtils.isPresent(BOOT_FLYWAY_INITIALIZER, loader)) {
-            beans.getBeansOfType(ClassUtils.resolveClassName(BOOT_FLYWAY_INITIALIZER, loader));
-        }
         NamedSettings named = new NamedSettings(environment);
         String schema = properties.getSchema();
+        // in a schema Spring Boot's Flyway migrates too (public, say), the application's migrations first: Boot's
+        // Flyway refuses a schema that holds tables but no history of its own, while the outbox's accepts one (it
+        // baselines a non-empty schema); which ran first depended on the order the application's beans asked. In
+        // a schema of its own the outbox keeps no order, so that an application migration may use its tables
+        if (ClassUtils.isPresent(BOOT_FLYWAY_INITIALIZER, loader) && bootFlywayMigrates(schema, environment)) {
+            beans.getBeansOfType(ClassUtils.resolveClassName(BOOT_FLYWAY_INITIALIZER, loader));
+        }
         named.set(SCHEMA, schema, OutboxMigrations::requireValidSchema);
         named.set(SHARDS, properties.getShards(), shards -> OutboxMigrations.placeholders(schema, shards));
         return new OutboxMigrationsInitializer(dataSource, schema, properties.getShards());
+    }
+
+    /**
+     * @return whether Spring Boot's Flyway migrates {@code schema}: one of {@code spring.flyway.schemas} or
+     *     its {@code default-schema}, or, with neither set, {@code public}, the schema of a connection's
+     *     default search path
+     */
+    static boolean bootFlywayMigrates(String schema, Environment environment) {
+        String[] schemas = environment.getProperty("spring.flyway.schemas", String[].class, new String[0]);
+        String defaultSchema = environment.getProperty("spring.flyway.default-schema", "");
+        if (schemas.length == 0 && defaultSchema.isBlank()) {
+            return schema.equals("public");
+        }
+        return defaultSchema.strip().equals(schema)
+                || Arrays.stream(schemas).map(String::strip).anyMatch(schema::equals);
     }
 
     @Bean

@@ -25,7 +25,8 @@ import org.springframework.context.annotation.Configuration;
  * Flyway initializer (bean order follows the application's constructors). Spring Boot's Flyway refuses
  * a schema that holds tables but no history of its own, and the outbox migrations made {@code public}
  * such a schema when they ran first: the start failed. The outbox migrations now run after the
- * application's, whose tables they accept (they baseline a non-empty schema).
+ * application's, whose tables they accept (they baseline a non-empty schema); in a schema of their own they
+ * keep no order.
  */
 class PublicSchemaMigrationsIT {
     static final TestDatabase DB = TestDatabase.create();
@@ -52,6 +53,24 @@ class PublicSchemaMigrationsIT {
                                     "outbox_shard_lease",
                                     "outbox_schema_history");
                 });
+    }
+
+    /**
+     * In a schema of its own the outbox keeps no order with the application's Flyway migrations, so that a
+     * migration of the application may use the outbox's tables when a bean needing the outbox is created first.
+     */
+    @Test
+    void inASchemaOfItsOwnTheOutboxMayMigrateFirst() {
+        try (TestDatabase own = TestDatabase.create()) {
+            new ApplicationContextRunner()
+                    .withConfiguration(
+                            AutoConfigurations.of(FlywayAutoConfiguration.class, OutboxAutoConfiguration.class))
+                    .withBean(DataSource.class, () -> own.newDataSource(2))
+                    .withUserConfiguration(EarlyOutboxUser.class)
+                    .withPropertyValues(
+                            "outbox.schema=shop_outbox", "spring.flyway.locations=classpath:db/app-uses-outbox")
+                    .run(context -> assertThat(context).hasNotFailed());
+        }
     }
 
     private static List<String> publicTables() throws SQLException {

@@ -28,24 +28,14 @@ public final class ConsumersHealthIndicator extends AbstractHealthIndicator {
     }
 
     /**
-     * @return the consumer's readiness; for an implementation that does not report one (a delegating
-     *     wrapper that does not override {@link IdempotentConsumer#readiness()}), what {@link
-     *     IdempotentConsumer#isRunning()} says, its assignment and breakers taken as fine
+     * @return the consumer's readiness, or null for an implementation that does not report one (a
+     *     delegating wrapper that does not override {@link IdempotentConsumer#readiness()})
      */
     private static IdempotentConsumer.Readiness readiness(IdempotentConsumer consumer) {
         try {
             return consumer.readiness();
         } catch (UnsupportedOperationException e) {
-            boolean running = consumer.isRunning();
-            return new IdempotentConsumer.Readiness(
-                    running,
-                    running,
-                    true,
-                    0,
-                    true,
-                    true,
-                    (running ? "running" : "not running") + "; its assignment and breakers are not reported ("
-                            + e.getMessage() + ")");
+            return null;
         }
     }
 
@@ -55,9 +45,21 @@ public final class ConsumersHealthIndicator extends AbstractHealthIndicator {
         boolean waiting = false;
         for (IdempotentConsumer consumer : consumers) {
             IdempotentConsumer.Readiness r = readiness(consumer);
+            Map<String, Object> details = new LinkedHashMap<>();
+            if (r == null) {
+                // a bean that does not report its readiness: only whether it runs is known
+                boolean runs = consumer.isRunning();
+                running &= runs;
+                details.put("running", runs);
+                details.put(
+                        "reason",
+                        (runs ? "running" : "not running")
+                                + "; its assignment and breakers are not reported (it does not implement readiness())");
+                builder.withDetail(consumer.name(), details);
+                continue;
+            }
             running &= r.running();
             waiting |= !r.assigned() || !r.databaseBreakerClosed() || !r.deadLetterBreakerClosed();
-            Map<String, Object> details = new LinkedHashMap<>();
             details.put("running", r.running());
             details.put("assigned", r.assigned());
             details.put("partitions", r.partitions());

@@ -6,6 +6,7 @@ import dev.outbox.http.server.gate.GateReport;
 import dev.outbox.http.server.gate.IdempotencyGate;
 import dev.outbox.http.server.gate.SpringMvcEndpoints;
 import dev.outbox.spring.OutboxProperties;
+import java.lang.reflect.Method;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -23,6 +24,8 @@ import org.springframework.context.ApplicationContextAware;
 import org.springframework.core.ReactiveAdapterRegistry;
 import org.springframework.core.ResolvableType;
 import org.springframework.http.HttpEntity;
+import org.springframework.util.ClassUtils;
+import org.springframework.util.ReflectionUtils;
 import org.springframework.web.context.request.async.DeferredResult;
 import org.springframework.web.context.request.async.WebAsyncTask;
 import org.springframework.web.method.HandlerMethod;
@@ -43,6 +46,7 @@ import org.springframework.web.servlet.mvc.method.annotation.StreamingResponseBo
  */
 public final class SpringMvcGate implements SmartInitializingSingleton, ApplicationContextAware {
     private static final String PREFIX = "outbox.idempotency.gate.";
+    private static final String SECURITY_FILTER_CHAIN = "org.springframework.security.web.SecurityFilterChain";
 
     private static final Logger LOG = LoggerFactory.getLogger(SpringMvcGate.class);
     private static final List<Class<?>> ASYNC_TYPES = List.of(
@@ -115,8 +119,8 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
      * @return the URL patterns the enabled registrations of an Idempotency-Key filter map it to: the
      *     starter's (the configured paths) or the application's own, which replaces it; {@code /*} for one mapped to
      *     servlets by name (the DispatcherServlet serves every endpoint checked here) or to nothing
-     *     (Spring Boot maps it to every path then). None when no enabled registration has it: no request
-     *     reaches it, and no endpoint is covered
+     *     (Spring Boot maps it to every path then), or for one in a Spring Security filter chain. None
+     *     when neither has it: no request reaches it, and no endpoint is covered
      */
     private List<String> filterUrlPatterns() {
         List<String> patterns = new ArrayList<>();
@@ -131,7 +135,32 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
                 patterns.addAll(r.getUrlPatterns());
             }
         }
+        if (inSecurityFilterChain()) {
+            // placed in a Spring Security filter chain (its servlet registration turned off, so that it does not
+            // run twice): it sees that chain's requests, every path as far as the gate can tell
+            patterns.add("/*");
+        }
         return patterns;
+    }
+
+    /** @return whether a Spring Security filter chain of the context holds an Idempotency-Key filter */
+    private boolean inSecurityFilterChain() {
+        ClassLoader loader = context.getClassLoader();
+        if (!ClassUtils.isPresent(SECURITY_FILTER_CHAIN, loader)) {
+            return false;
+        }
+        Class<?> type = ClassUtils.resolveClassName(SECURITY_FILTER_CHAIN, loader);
+        Method filters = ReflectionUtils.findMethod(type, "getFilters");
+        if (filters == null) {
+            return false;
+        }
+        for (Object chain : context.getBeansOfType(type).values()) {
+            if (ReflectionUtils.invokeMethod(filters, chain) instanceof List<?> list
+                    && list.stream().anyMatch(f -> f instanceof IdempotencyFilter)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     @Override

@@ -81,7 +81,9 @@ class OutboxHealthTest {
         assertThat(running.getStatus()).isEqualTo(Status.UP);
         assertThat(running.getDetails().get("wrapped").toString())
                 .contains("running=true")
-                .contains("its assignment and breakers are not reported");
+                .contains("its assignment and breakers are not reported")
+                .doesNotContain("assigned")
+                .doesNotContain("BreakerClosed");
         assertThat(new ConsumersHealthIndicator(List.of(wrapper("wrapped", false)))
                         .health()
                         .getStatus())
