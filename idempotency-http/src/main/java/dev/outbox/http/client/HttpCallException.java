@@ -1,6 +1,7 @@
 package dev.outbox.http.client;
 
 import java.io.IOException;
+import java.util.OptionalInt;
 
 /**
  * An operation ended without a response for the caller: every attempt failed with an I/O error
@@ -12,6 +13,7 @@ public class HttpCallException extends IOException {
     private final int attempts;
     private final String idempotencyKey;
     private final transient Completion completion;
+    private final int status;
 
     /**
      * @param message what happened and what to do
@@ -22,10 +24,32 @@ public class HttpCallException extends IOException {
      */
     public HttpCallException(
             String message, Throwable cause, int attempts, String idempotencyKey, Completion completion) {
+        this(message, cause, attempts, idempotencyKey, completion, 0);
+    }
+
+    /**
+     * @param message what happened and what to do
+     * @param cause the last attempt's failure, or null
+     * @param attempts requests sent
+     * @param idempotencyKey the operation's key, or null
+     * @param completion why the client stopped
+     * @param status the status of the last response, when the body handler failed on it; else 0
+     */
+    public HttpCallException(
+            String message, Throwable cause, int attempts, String idempotencyKey, Completion completion, int status) {
         super(message, cause);
         this.attempts = attempts;
         this.idempotencyKey = idempotencyKey;
         this.completion = completion;
+        this.status = status;
+    }
+
+    /**
+     * @return the status of the last response when the body handler failed on it (the server answered:
+     *     a 2xx means the operation ran), else empty: no response came
+     */
+    public OptionalInt responseStatus() {
+        return status == 0 ? OptionalInt.empty() : OptionalInt.of(status);
     }
 
     /** @return requests sent before giving up; 0 when none was sent */

@@ -629,6 +629,9 @@ class IdempotentHttpClientIT {
         HttpCallException once = assertThrows(HttpCallException.class, () -> plain.send(post(), JSON));
         assertThat(once.attempts()).isOne();
         assertThat(once.completion()).isEqualTo(Completion.NOT_RETRIED);
+        assertThat(once.responseStatus())
+                .as("the server's answer, which the handler could not read")
+                .hasValue(503);
         assertThat(once.idempotencyKey()).isNotNull();
         assertThat(once.getCause()).isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("not JSON");
         assertThat(once.getMessage())
@@ -646,6 +649,7 @@ class IdempotentHttpClientIT {
                 .as("a final answer, which a retry would get again")
                 .isOne();
         assertThat(fin.completion()).isEqualTo(Completion.RESPONSE);
+        assertThat(fin.responseStatus()).hasValue(400);
 
         SERVLET.script(i -> HTML_503);
         IdempotentHttpClient breaking = oneAttemptEach(new MutableClock(Instant.parse("2026-03-01T12:00:00Z")));
@@ -851,6 +855,7 @@ class IdempotentHttpClientIT {
                             .send(post(payments), HttpResponse.BodyHandlers.ofString(), "payment-8"));
             assertThat(ignored.completion()).isEqualTo(Completion.NOT_RETRIED);
             assertThat(ignored.attempts()).isOne();
+            assertThat(ignored.responseStatus()).as("no response came").isEmpty();
             assertThat(ignored.getMessage())
                     .doesNotContain("to learn the outcome")
                     .contains("not declared as honouring Idempotency-Key")

@@ -440,7 +440,8 @@ public final class RetryingClient implements IdempotentHttpClient {
                 reported(failure),
                 attempts,
                 key,
-                completion);
+                completion,
+                failure instanceof UnreadResponse unread ? unread.status : 0);
     }
 
     /** @return the failure as the caller gets it: for a response the body handler failed on, the handler's exception */
