@@ -5,12 +5,8 @@ import static org.awaitility.Awaitility.await;
 
 import dev.outbox.consumer.ProcessedMessages;
 import dev.outbox.core.MessageIds;
-import dev.outbox.core.OutboxHeaders;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
-import java.nio.charset.StandardCharsets;
-import java.sql.Connection;
-import java.sql.Statement;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -55,7 +51,7 @@ import org.springframework.transaction.annotation.Transactional;
 @DirtiesContext
 @Timeout(value = 3, unit = TimeUnit.MINUTES)
 class KafkaTransactionsListenerIT {
-    static final TestDatabase DB = createDatabase();
+    static final TestDatabase DB = ListenerApps.database(ListenerApps.PAYMENTS_DDL);
     static final TestKafka KAFKA = TestKafka.shared();
     static final String TOPIC = TestKafka.uniqueTopic("starter-kafka-tx");
 
@@ -65,36 +61,11 @@ class KafkaTransactionsListenerIT {
     @Autowired
     JdbcTemplate jdbc;
 
-    static TestDatabase createDatabase() {
-        TestDatabase db = TestDatabase.create();
-        try (Connection c = db.connect();
-                Statement st = c.createStatement()) {
-            // no unique constraint on order_id: a second effect of one message would show as a second row
-            st.execute(
-                    "create table payments(id bigserial primary key, message_id uuid not null, order_id text not null)");
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
-        }
-        return db;
-    }
-
     @DynamicPropertySource
     static void properties(DynamicPropertyRegistry registry) {
         KAFKA.createTopic(TOPIC, 1);
-        registry.add("spring.datasource.url", DB::jdbcUrl);
-        registry.add("spring.datasource.username", DB::user);
-        registry.add("spring.datasource.password", DB::password);
+        ListenerApps.properties(registry, DB, TOPIC);
         registry.add("spring.kafka.producer.transaction-id-prefix", () -> "starter-kafka-tx-");
-        registry.add("spring.kafka.consumer.auto-offset-reset", () -> "earliest");
-        registry.add(
-                "spring.kafka.consumer.key-deserializer",
-                () -> "org.apache.kafka.common.serialization.StringDeserializer");
-        registry.add(
-                "spring.kafka.consumer.value-deserializer",
-                () -> "org.apache.kafka.common.serialization.ByteArrayDeserializer");
-        registry.add("test.topic", () -> TOPIC);
-        registry.add("outbox.listener-retries.initial-interval", () -> "10ms");
-        registry.add("outbox.listener-retries.max-interval", () -> "100ms");
     }
 
     @Test
@@ -119,15 +90,11 @@ class KafkaTransactionsListenerIT {
     }
 
     private static ProducerRecord<byte[], byte[]> record(UUID id, String orderId) {
-        ProducerRecord<byte[], byte[]> r = new ProducerRecord<>(
-                TOPIC, orderId.getBytes(StandardCharsets.UTF_8), "100".getBytes(StandardCharsets.UTF_8));
-        r.headers().add(OutboxHeaders.MESSAGE_ID, id.toString().getBytes(StandardCharsets.UTF_8));
-        return r;
+        return ListenerApps.record(TOPIC, id, orderId);
     }
 
     private int payments(UUID id) {
-        Integer n = jdbc.queryForObject("select count(*) from payments where message_id = ?", Integer.class, id);
-        return n == null ? 0 : n;
+        return ListenerApps.payments(jdbc, id);
     }
 
     @SpringBootConfiguration

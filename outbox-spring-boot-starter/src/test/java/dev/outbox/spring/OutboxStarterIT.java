@@ -6,7 +6,6 @@ import static org.awaitility.Awaitility.await;
 
 import dev.outbox.consumer.ProcessedMessages;
 import dev.outbox.core.MessageIds;
-import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.OutboxMessage;
 import dev.outbox.http.server.IdempotencyOutcome;
 import dev.outbox.http.server.IdempotencyRequest;
@@ -18,8 +17,6 @@ import dev.outbox.testkit.TestKafka;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.nio.charset.StandardCharsets;
-import java.sql.Connection;
-import java.sql.Statement;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -68,7 +65,8 @@ import org.springframework.transaction.support.TransactionTemplate;
 @DirtiesContext
 @Timeout(value = 3, unit = TimeUnit.MINUTES)
 class OutboxStarterIT {
-    static final TestDatabase DB = createDatabase();
+    static final TestDatabase DB = ListenerApps.database(
+            "create table orders(id text primary key, amount bigint not null)", ListenerApps.PAYMENTS_DDL);
     static final TestKafka KAFKA = TestKafka.shared();
     static final String TOPIC = TestKafka.uniqueTopic("starter-orders");
 
@@ -103,34 +101,10 @@ class OutboxStarterIT {
     @Autowired
     PlatformTransactionManager transactionManager;
 
-    static TestDatabase createDatabase() {
-        TestDatabase db = TestDatabase.create();
-        try (Connection c = db.connect();
-                Statement st = c.createStatement()) {
-            st.execute("create table orders(id text primary key, amount bigint not null)");
-            // no unique constraint on order_id: a second effect of one message would show as a second row
-            st.execute(
-                    "create table payments(id bigserial primary key, message_id uuid not null, order_id text not null)");
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
-        }
-        return db;
-    }
-
     @DynamicPropertySource
     static void properties(DynamicPropertyRegistry registry) {
         KAFKA.createTopic(TOPIC, 3);
-        registry.add("spring.datasource.url", DB::jdbcUrl);
-        registry.add("spring.datasource.username", DB::user);
-        registry.add("spring.datasource.password", DB::password);
-        registry.add("spring.kafka.consumer.auto-offset-reset", () -> "earliest");
-        registry.add(
-                "spring.kafka.consumer.key-deserializer",
-                () -> "org.apache.kafka.common.serialization.StringDeserializer");
-        registry.add(
-                "spring.kafka.consumer.value-deserializer",
-                () -> "org.apache.kafka.common.serialization.ByteArrayDeserializer");
-        registry.add("test.topic", () -> TOPIC);
+        ListenerApps.properties(registry, DB, TOPIC);
         registry.add("outbox.relay.enabled", () -> "true");
         registry.add("outbox.relay.idle-poll-interval", () -> "100ms");
         // the Idempotency-Key filter and its store, with keys that expire at once and a purge every second
@@ -139,8 +113,6 @@ class OutboxStarterIT {
         registry.add("outbox.idempotency.purge-interval", () -> "1s");
         registry.add("outbox.processed.retention", () -> "1h");
         registry.add("outbox.processed.purge-interval", () -> "1s");
-        registry.add("outbox.listener-retries.initial-interval", () -> "10ms");
-        registry.add("outbox.listener-retries.max-interval", () -> "100ms");
     }
 
     /** The scheduled purge deletes a key once its ttl is over; before, only its reuse did. */
@@ -306,14 +278,11 @@ class OutboxStarterIT {
     }
 
     private static ProducerRecord<byte[], byte[]> record(UUID id, String orderId) {
-        ProducerRecord<byte[], byte[]> r = new ProducerRecord<>(
-                TOPIC, orderId.getBytes(StandardCharsets.UTF_8), "100".getBytes(StandardCharsets.UTF_8));
-        r.headers().add(OutboxHeaders.MESSAGE_ID, id.toString().getBytes(StandardCharsets.UTF_8));
-        return r;
+        return ListenerApps.record(TOPIC, id, orderId);
     }
 
     private int payments(UUID id) {
-        return count("select count(*) from payments where message_id = '" + id + "'");
+        return ListenerApps.payments(jdbc, id);
     }
 
     private int count(String sql) {
