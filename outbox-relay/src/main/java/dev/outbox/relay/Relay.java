@@ -76,10 +76,12 @@ public interface Relay extends AutoCloseable {
 
     /**
      * @return whether the relay's loops are running (started, not closed, not crashed) and its lease
-     *     rounds make progress: none has been running for longer than two lease durations and 5 s. A round
+     *     rounds make progress: none has been running for longer than two lease durations and 5 s, nor has
+     *     a delete of published rows or a record of failed ones (the shards waiting for it publish
+     *     nothing meanwhile). A round
      *     that fails because PostgreSQL does not answer is progress: such a relay is live and not {@link
-     *     #isReady() ready}, since a restart would not bring the database back. A round stuck for good (a
-     *     statement on a connection without a socket timeout) is not; give the data source a connection
+     *     #isReady() ready}, since a restart would not bring the database back. A round or a write stuck
+     *     for good (a statement on a connection without a socket timeout) is not; give the data source a connection
      *     timeout of at most the lease and a socket timeout, as the relay process does
      */
     boolean isLive();

@@ -31,6 +31,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
 import javax.sql.DataSource;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -318,21 +319,16 @@ class WakeUpIT {
     void whileDeletesStallAShardPublishesAtMostABatchAheadOfThem(TestDatabase db, TestKafka kafka) throws Exception {
         String topic = TestKafka.uniqueTopic("stalled-deletes");
         kafka.createTopic(topic, 1);
-        String schema = "stalled_deletes";
         int batch = 10;
-        OutboxMigrations.migrate(db.dataSource(), schema);
-        DSLContext dsl = OutboxMigrations.dsl(db.dataSource(), schema);
-        dsl.execute("create function " + schema + ".stall_deletes() returns trigger language plpgsql as $$"
-                + " begin perform pg_advisory_xact_lock_shared(4242); return null; end $$");
-        dsl.execute("create trigger stall_deletes before delete on " + schema + ".outbox_message"
-                + " for each statement execute function " + schema + ".stall_deletes()");
-        Outbox outbox = Outbox.builder().schema(schema).build();
-        try (Connection holder = db.connect();
+        try (RefusedDeletes stalling = new RefusedDeletes(db, "stalled_deletes");
                 Relay relay = quietRelay(db.newDataSource(10), kafka.bootstrapServers(), "stalled-deletes-relay")
-                        .schema(schema)
+                        .schema(stalling.schema)
                         .batchSize(batch)
                         .build();
                 Probe kafkaSide = new Probe(kafka.bootstrapServers(), topic)) {
+            String schema = stalling.schema;
+            DSLContext dsl = stalling.dsl;
+            Outbox outbox = Outbox.builder().schema(schema).build();
             startOwningAll(relay, 64);
             // a first row, published and deleted, so that the relay knows the topic before the deletes stall
             UUID first = dsl.transactionResult(tx -> outbox.append(tx.dsl(), message(topic, "k", "v")));
@@ -341,9 +337,7 @@ class WakeUpIT {
                     .until(() -> dsl.fetchOne("select count(*) from " + schema + ".outbox_message")
                                     .get(0, Long.class)
                             == 0L);
-            try (Statement st = holder.createStatement()) {
-                st.execute("select pg_advisory_lock(4242)");
-            }
+            stalling.stall(true);
             List<UUID> committed = new ArrayList<>();
             for (int i = 0; i < 100; i++) {
                 committed.add(dsl.transactionResult(tx -> outbox.append(tx.dsl(), message(topic, "k", "v"))));
@@ -357,9 +351,7 @@ class WakeUpIT {
                     .isPositive()
                     .isLessThan(2 * batch);
 
-            try (Statement st = holder.createStatement()) {
-                st.execute("select pg_advisory_unlock(4242)");
-            }
+            stalling.stall(false);
             for (UUID id : committed) {
                 kafkaSide.awaitMillis(id, System.nanoTime(), 30_000);
             }
@@ -373,9 +365,28 @@ class WakeUpIT {
                     .as("G3: the key's records in commit (outbox id) order")
                     .hasSize(1 + committed.size())
                     .isSorted();
-        } finally {
-            dsl.execute("drop trigger stall_deletes on " + schema + ".outbox_message");
         }
+    }
+
+    /**
+     * G3 with several writers per key while the deletes stall: eight writers serialise per key on the
+     * key's aggregate row and append the version they wrote, for four seconds; for the middle two the
+     * deletes wait for a lock the test holds. The shards publish a batch or so ahead of their deletes and
+     * wait; once the deletes answer, each key's versions reach Kafka in the order the writers committed
+     * them, every one of them, none twice, and the table empties.
+     */
+    @Test
+    void perKeyOrderHoldsForWritersThatLockTheAggregateWhileDeletesStall(TestDatabase db, TestKafka kafka)
+            throws Exception {
+        Hindered run = writeWhileDeletesHindered(db, kafka, "stalled_deletes_locked", 2_000, RefusedDeletes::stall);
+        System.out.printf(
+                "deletes stalled for 2 s of 4 s, %d rows, %d in the table at the stall's end, %d records twice%n",
+                run.total, run.leftAtTheEnd, run.twice);
+        assertThat(run.leftAtTheEnd)
+                .as("rows left in the table while the deletes stalled")
+                .isPositive();
+        assertThat(run.twice).as("records published twice").isZero();
+        Fixtures.assertVersionsInCommitOrder(run.kafkaSide, run.total, r -> Integer.parseInt(r.payload()));
     }
 
     /**
@@ -388,48 +399,78 @@ class WakeUpIT {
     @Test
     void perKeyOrderHoldsForWritersThatLockTheAggregateWhileDeletesFail(TestDatabase db, TestKafka kafka)
             throws Exception {
-        String topic = TestKafka.uniqueTopic("refused-locked");
+        Hindered run = writeWhileDeletesHindered(db, kafka, "refused_deletes_locked", 1_000, RefusedDeletes::refuse);
+        double failed = Fixtures.counter(run.registry, "outbox.relay.errors", "kind", "database");
+        System.out.printf(
+                "deletes refused for 1 s of 3 s, %d rows, %.0f database errors, %d records twice%n",
+                run.total, failed, run.twice);
+        assertThat(failed).as("deletes that failed").isPositive();
+        assertThat(run.twice).as("records published twice").isZero();
+        Fixtures.assertVersionsInCommitOrder(run.kafkaSide, run.total, r -> Integer.parseInt(r.payload()));
+    }
+
+    /** Switches a hindrance of the deletes on or off. */
+    @FunctionalInterface
+    private interface Hindrance {
+        void set(RefusedDeletes deletes, boolean on) throws SQLException;
+    }
+
+    /**
+     * What {@link #writeWhileDeletesHindered} saw: every committed version, the rows left in the table
+     * when the hindrance ended, the records received more than once, and the relay's metrics.
+     */
+    private record Hindered(
+            int total, long leftAtTheEnd, int twice, Fixtures.Collector kafkaSide, SimpleMeterRegistry registry) {}
+
+    /**
+     * Eight writers serialise per key on the key's aggregate row (the documented pattern) and append the
+     * version they wrote, on ten keys, for a second, then {@code hinderedMillis} with the deletes
+     * hindered, then a second more; a relay (batch size 10) publishes meanwhile. Returns once every
+     * version arrived and the table emptied, and the half second a record published twice needs to
+     * arrive too.
+     */
+    private static Hindered writeWhileDeletesHindered(
+            TestDatabase db, TestKafka kafka, String schema, long hinderedMillis, Hindrance hindrance)
+            throws Exception {
+        String topic = TestKafka.uniqueTopic(schema.replace('_', '-'));
         kafka.createTopic(topic, 3);
         int keys = 10;
         int writers = 8;
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
-        try (RefusedDeletes refusing = new RefusedDeletes(db, "refused_deletes_locked");
-                Relay relay = quietRelay(db.newDataSource(10), kafka.bootstrapServers(), "refused-locked-relay")
-                        .schema(refusing.schema)
+        try (RefusedDeletes deletes = new RefusedDeletes(db, schema);
+                Relay relay = quietRelay(db.newDataSource(10), kafka.bootstrapServers(), schema + "-relay")
+                        .schema(schema)
+                        .batchSize(10)
                         .meterRegistry(registry)
                         .build();
                 Fixtures.Collector kafkaSide = new Fixtures.Collector(kafka.bootstrapServers(), topic)) {
-            String aggregate = Aggregates.create(db, refusing.schema + ".aggregate", keys);
-            Outbox outbox = Outbox.builder().schema(refusing.schema).build();
+            String aggregate = Aggregates.create(db, schema + ".aggregate", keys);
+            Outbox outbox = Outbox.builder().schema(schema).build();
             startOwningAll(relay, 64);
             DataSource writersPool = db.newDataSource(writers);
             ExecutorService pool = Executors.newFixedThreadPool(writers);
-            long deadline = System.nanoTime() + 3_000_000_000L;
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(2_000 + hinderedMillis);
             List<Future<?>> done = writeUntil(deadline, pool, writers, writersPool, outbox, aggregate, topic, keys);
             Thread.sleep(1_000);
-            refusing.refuse(true);
-            Thread.sleep(1_000);
-            refusing.refuse(false);
+            hindrance.set(deletes, true);
+            Thread.sleep(hinderedMillis);
+            long left = deletes.dsl
+                    .fetchOne("select count(*) from " + schema + ".outbox_message")
+                    .get(0, Long.class);
+            hindrance.set(deletes, false);
             for (Future<?> f : done) {
                 f.get();
             }
             pool.shutdown();
-            int total = refusing.dsl
+            int total = deletes.dsl
                     .fetchOne("select sum(version) from " + aggregate)
                     .get(0, Integer.class);
             await().atMost(Duration.ofSeconds(60))
                     .untilAsserted(() -> assertThat(kafkaSide.ids()).hasSize(total));
-            refusing.awaitEmpty();
+            deletes.awaitEmpty();
             Thread.sleep(500); // a row published twice would arrive by now
-            double failed = Fixtures.counter(registry, "outbox.relay.errors", "kind", "database");
-            int twice = kafkaSide.records().size() - kafkaSide.ids().size();
-            System.out.printf(
-                    "deletes refused for 1 s of 3 s, %d writers on %d keys: %d rows, %.0f database errors,"
-                            + " %d records twice%n",
-                    writers, keys, total, failed, twice);
-            assertThat(failed).as("deletes that failed").isPositive();
-            assertThat(twice).as("records published twice").isZero();
-            Fixtures.assertVersionsInCommitOrder(kafkaSide, total, r -> Integer.parseInt(r.payload()));
+            return new Hindered(
+                    total, left, kafkaSide.records().size() - kafkaSide.ids().size(), kafkaSide, registry);
         }
     }
 
@@ -723,14 +764,21 @@ class WakeUpIT {
     /**
      * A schema of a test's own (the class's tests share the database, and the trigger must not reach
      * the others) whose outbox refuses every delete while switched on, or a share of the delete
-     * statements drawn at random: a statement trigger, so reads, leases and appends go on.
+     * statements drawn at random, or makes them wait while stalled: a statement trigger, so reads, leases
+     * and appends go on.
      */
     private static final class RefusedDeletes implements AutoCloseable {
+        /** The advisory lock every delete statement waits for while {@link #stall} holds it. */
+        private static final int STALL_LOCK = 4242;
+
         final String schema;
         final DSLContext dsl;
+        private final TestDatabase db;
         private boolean refusing;
+        private Connection stallHolder;
 
         RefusedDeletes(TestDatabase db, String schema) throws SQLException {
+            this.db = db;
             this.schema = schema;
             OutboxMigrations.migrate(db.dataSource(), schema);
             this.dsl = OutboxMigrations.dsl(db.dataSource(), schema);
@@ -740,7 +788,8 @@ class WakeUpIT {
                 st.execute("insert into " + schema + ".refuse values (false, 1)");
                 st.execute(
                         "create function " + schema + ".refuse_deletes() returns trigger language plpgsql as $$"
-                                + " begin if (select refuse and random() < share from " + schema + ".refuse) then"
+                                + " begin perform pg_advisory_xact_lock_shared(" + STALL_LOCK + ");"
+                                + " if (select refuse and random() < share from " + schema + ".refuse) then"
                                 + " raise exception 'deletes from the outbox refused by the test'; end if; return null; end $$");
                 st.execute("create trigger refuse_deletes before delete on " + schema + ".outbox_message"
                         + " for each statement execute function " + schema + ".refuse_deletes()");
@@ -752,6 +801,22 @@ class WakeUpIT {
             if (on != refusing) {
                 refusing = on;
                 dsl.execute("update " + schema + ".refuse set refuse = ?", on);
+            }
+        }
+
+        /**
+         * Makes every delete statement from now on wait (a lock the test holds, as a lock on the table or a
+         * stalled disk would) until switched off again.
+         */
+        void stall(boolean on) throws SQLException {
+            if (on && stallHolder == null) {
+                stallHolder = db.connect();
+                try (Statement st = stallHolder.createStatement()) {
+                    st.execute("select pg_advisory_lock(" + STALL_LOCK + ")");
+                }
+            } else if (!on && stallHolder != null) {
+                stallHolder.close(); // the session's advisory lock goes with it
+                stallHolder = null;
             }
         }
 
@@ -769,7 +834,8 @@ class WakeUpIT {
         }
 
         @Override
-        public void close() {
+        public void close() throws SQLException {
+            stall(false);
             dsl.execute("drop trigger refuse_deletes on " + schema + ".outbox_message");
         }
     }

@@ -147,8 +147,8 @@ public final class RelayEngine implements Relay {
             // a deferred delete still lingering at the shutdown was failed by the queue's stop already
             writes.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
             writeThread = writes;
-            deletes = WriteQueue.deletes(db, writes, metrics);
-            failures = WriteQueue.failures(db, writeThread, config.maxAttempts());
+            deletes = WriteQueue.deletes(db, writes, metrics, time);
+            failures = WriteQueue.failures(db, writeThread, config.maxAttempts(), time);
             services = new ShardServices(
                     config,
                     db,
@@ -372,6 +372,10 @@ public final class RelayEngine implements Relay {
         // restart does not bring a database back, and a relay that cannot reach it retries by itself and is
         // only not ready. A coordinator stuck in one round (a statement on a connection without a socket
         // timeout) makes no progress: it is not live once the round has run for two lease durations and 5 s.
+        // Nor is a write thread stuck in one statement as long: the shards waiting for their deletes or
+        // failed rows publish nothing meanwhile, while the lease rounds go on.
+        long now = time.nanoTime();
+        long stuck = stuckRoundNanos();
         return state == State.RUNNING
                 && !closing
                 && !halted
@@ -381,7 +385,9 @@ public final class RelayEngine implements Relay {
                 && probe.isAlive()
                 && (listener == null || listener.isAlive())
                 && rounds != null
-                && rounds.progressing(time.nanoTime(), stuckRoundNanos());
+                && rounds.progressing(now, stuck)
+                && deletes.progressing(now, stuck)
+                && failures.progressing(now, stuck);
     }
 
     /**

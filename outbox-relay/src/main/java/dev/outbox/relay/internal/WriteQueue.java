@@ -1,5 +1,6 @@
 package dev.outbox.relay.internal;
 
+import dev.outbox.core.internal.TimeSource;
 import java.sql.SQLException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -40,6 +41,10 @@ import java.util.function.IntConsumer;
  * and one commit; a request submitted the usual way, or {@link #hurry()}, starts the statement at
  * once, with every request pending.
  *
+ * <p>{@link #progressing} tells whether a statement has been running for longer than a bound: the
+ * relay's liveness, since a statement that never ends (a connection without a socket timeout) stops
+ * every shard that waits for it while the lease rounds go on.
+ *
  * @param <R> a shard's request
  * @param <T> what the statement found for one request
  */
@@ -73,6 +78,9 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
     // runs the statements of deferred requests after the linger; null: they start at once
     private final ScheduledExecutorService later;
     private final long lingerNanos;
+    private final TimeSource time;
+    // when the statement running started ({@link TimeSource#nanoTime()}); Long.MIN_VALUE: none runs
+    private volatile long statementStartedNanos = Long.MIN_VALUE;
     // guarded by this
     private final ArrayDeque<Request<R, T>> pending = new ArrayDeque<>();
     // a drain is queued or running: what is submitted meanwhile goes with it
@@ -94,7 +102,8 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
             int maxShards,
             int maxIds,
             ScheduledExecutorService later,
-            long lingerNanos) {
+            long lingerNanos,
+            TimeSource time) {
         this.name = name;
         this.statement = statement;
         this.runner = runner;
@@ -103,12 +112,14 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
         this.maxIds = maxIds;
         this.later = later;
         this.lingerNanos = lingerNanos;
+        this.time = time;
     }
 
     /**
      * The fenced deletes of published rows, their shards per statement recorded in the metrics.
      *
      * @param later runs the statement of deferred deletes after {@code lingerNanos}; null: at once
+     * @param time the clock of {@link #progressing}
      */
     static WriteQueue<ShardRows.Deletion, Db.Fenced> deletes(
             ShardRows rows,
@@ -117,7 +128,8 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
             int maxShards,
             int maxIds,
             ScheduledExecutorService later,
-            long lingerNanos) {
+            long lingerNanos,
+            TimeSource time) {
         return new WriteQueue<>(
                 "delete",
                 rows::deleteAll,
@@ -126,25 +138,36 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
                 maxShards,
                 maxIds,
                 later,
-                lingerNanos);
+                lingerNanos,
+                time);
     }
 
     /** A delete queue without a linger: deferred deletes start at once. */
     static WriteQueue<ShardRows.Deletion, Db.Fenced> deletes(
             ShardRows rows, Executor runner, RelayMetrics metrics, int maxShards, int maxIds) {
-        return deletes(rows, runner, metrics, maxShards, maxIds, null, 0);
+        return deletes(rows, runner, metrics, maxShards, maxIds, null, 0, TimeSource.SYSTEM);
     }
 
     /** The relay's delete queue: statements and lingers on the write thread. */
     static WriteQueue<ShardRows.Deletion, Db.Fenced> deletes(
-            ShardRows rows, ScheduledExecutorService writeThread, RelayMetrics metrics) {
-        return deletes(rows, writeThread, metrics, MAX_SHARDS, MAX_IDS, writeThread, DELETE_LINGER_NANOS);
+            ShardRows rows, ScheduledExecutorService writeThread, RelayMetrics metrics, TimeSource time) {
+        return deletes(rows, writeThread, metrics, MAX_SHARDS, MAX_IDS, writeThread, DELETE_LINGER_NANOS, time);
     }
 
     /** The fenced records of failed rows; a row reaching {@code maxAttempts} is parked. */
-    static WriteQueue<ShardRows.Failure, Db.Failed> failures(ShardRows rows, Executor runner, int maxAttempts) {
+    static WriteQueue<ShardRows.Failure, Db.Failed> failures(
+            ShardRows rows, Executor runner, int maxAttempts, TimeSource time) {
         return new WriteQueue<>(
-                "failure", f -> rows.failAll(f, maxAttempts), runner, n -> {}, MAX_SHARDS, MAX_IDS, null, 0);
+                "failure", f -> rows.failAll(f, maxAttempts), runner, n -> {}, MAX_SHARDS, MAX_IDS, null, 0, time);
+    }
+
+    /**
+     * @param now {@link TimeSource#nanoTime()}
+     * @return false while a statement of this queue has been running for longer than {@code bound}
+     */
+    boolean progressing(long now, long bound) {
+        long started = statementStartedNanos;
+        return started == Long.MIN_VALUE || now - started <= bound;
     }
 
     /** @return completes with the shard's result once the statement that took the request committed */
@@ -275,12 +298,15 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
     private void run(List<Request<R, T>> requests) {
         shardsPerStatement.accept(requests.size());
         List<T> results;
+        statementStartedNanos = time.nanoTime();
         try {
             results = statement.run(requests.stream().map(Request::write).toList());
         } catch (Throwable t) {
             // a statement that failed, or anything unexpected: no request of it may wait for ever
             requests.forEach(r -> r.result.completeExceptionally(t));
             return;
+        } finally {
+            statementStartedNanos = Long.MIN_VALUE;
         }
         for (int i = 0; i < requests.size(); i++) {
             requests.get(i).result.complete(results.get(i));

@@ -8,6 +8,7 @@ import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
 import dev.outbox.core.internal.PrefixedLog;
+import dev.outbox.core.internal.TimeSource;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.relay.ParkPolicy;
 import dev.outbox.relay.PublishMode;
@@ -184,7 +185,7 @@ class ShardWorkerDecisionsTest {
                         WriteQueue.MAX_SHARDS,
                         WriteQueue.MAX_IDS),
                 pending,
-                WriteQueue.failures(rows, workers, config.maxAttempts()),
+                WriteQueue.failures(rows, workers, config.maxAttempts(), TimeSource.SYSTEM),
                 breaker,
                 metrics,
                 workers,

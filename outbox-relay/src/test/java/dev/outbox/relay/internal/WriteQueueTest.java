@@ -18,6 +18,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -117,6 +118,48 @@ class WriteQueueTest {
         assertThat(rows.statements).isEmpty();
     }
 
+    /**
+     * The relay's liveness: a statement that has been running for longer than the bound (a connection
+     * without a socket timeout, a lock that is never released) makes the queue not progressing, and
+     * only while it runs: every shard waiting for it publishes nothing meanwhile.
+     */
+    @Test
+    void aStatementRunningPastTheBoundIsNotProgress() {
+        FakeTime time = new FakeTime();
+        long bound = Duration.ofSeconds(11).toNanos();
+        List<Boolean> whileRunning = new ArrayList<>();
+        AtomicReference<WriteQueue<ShardRows.Deletion, Db.Fenced>> queue = new AtomicReference<>();
+        queue.set(new WriteQueue<ShardRows.Deletion, Db.Fenced>(
+                "delete",
+                requests -> {
+                    whileRunning.add(queue.get().progressing(time.nanoTime(), bound));
+                    time.advance(Duration.ofSeconds(12));
+                    whileRunning.add(queue.get().progressing(time.nanoTime(), bound));
+                    return rows.deleteAll(requests);
+                },
+                tasks::add,
+                n -> {},
+                WriteQueue.MAX_SHARDS,
+                WriteQueue.MAX_IDS,
+                null,
+                0,
+                time));
+
+        assertThat(queue.get().progressing(time.nanoTime(), bound))
+                .as("no statement ran yet")
+                .isTrue();
+        CompletableFuture<Db.Fenced> done = queue.get().submit(new ShardRows.Deletion(0, 1, new long[] {1}));
+        runTasks();
+        assertThat(whileRunning)
+                .as("progressing when the statement starts, not once it has run for longer than the bound")
+                .containsExactly(true, false);
+        assertThat(done).isCompletedWithValue(new Db.Fenced(true, 1));
+        time.advance(Duration.ofMinutes(5));
+        assertThat(queue.get().progressing(time.nanoTime(), bound))
+                .as("a queue with nothing to run, however long")
+                .isTrue();
+    }
+
     @Test
     void aRunnerThatRefusesTheTaskFailsTheRequest() {
         WriteQueue<ShardRows.Deletion, Db.Fenced> queue = WriteQueue.deletes(
@@ -142,7 +185,7 @@ class WriteQueueTest {
         FakeTime time = new FakeTime();
         ManualScheduler later = new ManualScheduler(time);
         WriteQueue<ShardRows.Deletion, Db.Fenced> queue = WriteQueue.deletes(
-                rows, tasks::add, metrics, WriteQueue.MAX_SHARDS, WriteQueue.MAX_IDS, later, 20_000_000L);
+                rows, tasks::add, metrics, WriteQueue.MAX_SHARDS, WriteQueue.MAX_IDS, later, 20_000_000L, time);
 
         CompletableFuture<Db.Fenced> a = queue.submitDeferred(new ShardRows.Deletion(0, 1, new long[] {1}));
         later.advance(Duration.ofMillis(10));
