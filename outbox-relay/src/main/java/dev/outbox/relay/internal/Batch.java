@@ -156,16 +156,17 @@ final class Batch {
     /**
      * @param kafkaAnswered Kafka answered after the batch was sent
      * @param replacedElsewhere another batch's failure replaced the producer this batch used
+     * @param pausedInFlight the process stood still while the batch was in flight
      * @return the batch as it ended, the rows taken into it only
      */
-    BatchOutcome.Description describe(boolean kafkaAnswered, boolean replacedElsewhere) {
+    BatchOutcome.Description describe(boolean kafkaAnswered, boolean replacedElsewhere, boolean pausedInFlight) {
         List<BatchOutcome.Row> out = new ArrayList<>(taken);
         for (int i = 0; i < taken; i++) {
             OutboxRow row = rows.get(i);
             out.add(new BatchOutcome.Row(row.id(), row.key(), held[i], sent[i], acked[i], errors[i]));
         }
         return new BatchOutcome.Description(
-                out, aborted, leaseExpired, stoppedEarly, sentRows, kafkaAnswered, replacedElsewhere);
+                out, aborted, leaseExpired, stoppedEarly, sentRows, kafkaAnswered, replacedElsewhere, pausedInFlight);
     }
 
     /** @return the ids of the rows taken into the batch, ascending */

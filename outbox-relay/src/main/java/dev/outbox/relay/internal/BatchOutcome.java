@@ -39,7 +39,8 @@ record BatchOutcome(
         FAILURE,
         /**
          * Nothing learned about Kafka: every row was held (nothing was sent), or the batch failed only
-         * because another shard's failure replaced the producer it was using. The permit is given back.
+         * because another shard's failure replaced the producer it was using, or while the process stood
+         * still. The permit is given back.
          */
         RELEASE
     }
@@ -65,6 +66,8 @@ record BatchOutcome(
      *     after the batch was sent
      * @param replacedElsewhere the producer the batch used was replaced by another batch's failure
      *     (not this one's) while it was in flight
+     * @param pausedInFlight the process stood still ({@link PauseWatch}) while the batch was in flight:
+     *     its requests may have expired without Kafka being slow
      */
     record Description(
             List<Row> rows,
@@ -73,7 +76,8 @@ record BatchOutcome(
             boolean stoppedEarly,
             int sentRows,
             boolean kafkaAnswered,
-            boolean replacedElsewhere) {
+            boolean replacedElsewhere,
+            boolean pausedInFlight) {
         Description {
             rows = List.copyOf(rows);
         }
@@ -157,9 +161,10 @@ record BatchOutcome(
             if (!counted.isEmpty()) {
                 // Kafka answered: one bad topic must not open the breaker for every shard
                 breaker = Breaker.SUCCESS;
-            } else if (batch.replacedElsewhere()) {
-                // the producer was replaced (and closed) while this batch was in flight: that failure says
-                // nothing new about Kafka, and every shard reporting it would open the breaker at once
+            } else if (batch.replacedElsewhere() || batch.pausedInFlight()) {
+                // the producer was replaced (and closed) while this batch was in flight, or the process stood
+                // still meanwhile and the batch's requests expired on resuming: that failure says nothing new
+                // about Kafka, and every shard reporting it would open the breaker at once
                 breaker = Breaker.RELEASE;
             } else {
                 breaker = Breaker.FAILURE;

@@ -75,6 +75,7 @@ public final class RelayEngine implements Relay {
     private volatile long breakerOpenedNanos = Long.MIN_VALUE;
 
     private volatile LeaseRounds leases;
+    private PauseWatch pauses;
 
     public RelayEngine(RelayConfig config) {
         this(config, TimeSource.SYSTEM);
@@ -148,6 +149,7 @@ public final class RelayEngine implements Relay {
             writes.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
             writeThread = writes;
             deletes = WriteQueue.deletes(db, writes, metrics, time);
+            pauses = PauseWatch.start(time, log, Threads.single(config.instanceId(), "pause-watch"));
             failures = WriteQueue.failures(db, writeThread, config.maxAttempts(), time);
             services = new ShardServices(
                     config,
@@ -164,6 +166,7 @@ public final class RelayEngine implements Relay {
                     this::databaseAnswered,
                     this::kafkaAnswered,
                     this::kafkaAnsweredSince,
+                    pauses::pausedSince,
                     this::dropped,
                     () -> probe.active(),
                     time);
@@ -545,6 +548,7 @@ public final class RelayEngine implements Relay {
     }
 
     private void stopWakeUp() {
+        pauses.stop();
         probe.stop();
         if (listener != null) {
             listener.stop();

@@ -24,6 +24,8 @@ import java.util.function.LongPredicate;
  * @param kafkaAnswered Kafka acknowledged a record
  * @param kafkaAnsweredSince whether Kafka acknowledged a record or answered the probe after the
  *     given {@link TimeSource#nanoTime()}
+ * @param pausedSince whether the process stood still ({@link PauseWatch}) after the given {@link
+ *     TimeSource#nanoTime()}
  * @param dropped the shard's loop found its lease gone when writing
  * @param probeActive whether the probe works: an idle shard then waits for it instead of polling
  * @param time the relay's clock: lease deadlines, batch durations, the records' timestamps
@@ -43,6 +45,7 @@ record ShardServices(
         Runnable databaseAnswered,
         Runnable kafkaAnswered,
         LongPredicate kafkaAnsweredSince,
+        LongPredicate pausedSince,
         Consumer<ShardWorker> dropped,
         BooleanSupplier probeActive,
         TimeSource time) {}

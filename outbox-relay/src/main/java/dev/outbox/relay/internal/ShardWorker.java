@@ -493,7 +493,8 @@ final class ShardWorker {
         List<OutboxRow> rows = batch.rows;
         BatchOutcome outcome = BatchOutcome.of(batch.describe(
                 relay.kafkaAnsweredSince().test(batch.started),
-                !publisher.isCurrent(batch.producer) && !batch.order.stoppedProducer()));
+                !publisher.isCurrent(batch.producer) && !batch.order.stoppedProducer(),
+                relay.pausedSince().test(batch.started)));
         // held rows of a topic that failed a metadata check (with Kafka answering) since this shard last
         // counted one: one attempt each per failed check, so maxAttempts still parks them (G7)
         Map<String, TopicHealth.Uncounted> checks = batch.heldChecks(topics, shard);

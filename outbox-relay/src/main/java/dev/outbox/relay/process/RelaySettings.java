@@ -249,7 +249,10 @@ public final class RelaySettings {
                     Validators.integer(
                             Relay.Builder.MIN_BREAKER_FAILURE_THRESHOLD, Relay.Builder.MAX_BREAKER_FAILURE_THRESHOLD))
             .defaultValue(Relay.Builder.DEFAULT_BREAKER_FAILURE_THRESHOLD)
-            .doc("Consecutive failed batches after which the circuit breaker opens and publishing pauses."));
+            .doc("Consecutive failed batches after which the circuit breaker opens and publishing pauses. A batch"
+                    + " that was in flight while the process stood still for more than a second (a long GC, a"
+                    + " throttled or suspended container; logged at WARN as \"the process stood still\") and then"
+                    + " failed does not count."));
 
     /** Breaker open duration. */
     public static final Setting<Duration> BREAKER_OPEN_DURATION = add(Setting.of(

@@ -38,6 +38,7 @@ import java.util.concurrent.Executor;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import org.apache.kafka.clients.producer.Callback;
 import org.apache.kafka.clients.producer.MockProducer;
@@ -89,6 +90,8 @@ class ShardWorkerDecisionsTest {
     private final CircuitBreaker breaker = calls.wrap(CircuitBreaker.of("test", CircuitBreakerConfig.ofDefaults()));
     private final RelayMetrics metrics = new RelayMetrics(new SimpleMeterRegistry(), "test", () -> 1, breaker);
     private final AtomicBoolean kafkaAnswered = new AtomicBoolean();
+    // when the process last stood still, on {@link #time}: long before the test by default
+    private final AtomicLong pausedSince = new AtomicLong(Long.MIN_VALUE / 2);
     private final AtomicInteger dropped = new AtomicInteger();
     private final PendingDeletes pending = new PendingDeletes();
     private final RelayConfig config = config(Backoff.of(Duration.ofMillis(1), Duration.ofMillis(5)));
@@ -195,6 +198,7 @@ class ShardWorkerDecisionsTest {
                 () -> {},
                 () -> kafkaAnswered.set(true),
                 n -> kafkaAnswered.get(),
+                n -> pausedSince.get() - n > 0,
                 w -> dropped.incrementAndGet(),
                 () -> true,
                 time);
@@ -393,6 +397,42 @@ class ShardWorkerDecisionsTest {
         } finally {
             second.stop();
         }
+    }
+
+    /**
+     * A batch whose requests expired while the process stood still (a pause that {@link PauseWatch}
+     * noticed ending after the batch was sent) tells the breaker nothing: after such a pause every shard's
+     * batch fails at once, and counting them opened the breaker for its whole interval. The row is read
+     * and sent again; the same failure of a batch sent after the pause counts.
+     */
+    @Test
+    void aBatchThatFailedAcrossAPauseOfTheProcessIsNotABreakerFailure() {
+        autoComplete = false;
+        rows.reads.add(List.of(row(1, "a", "k")));
+        rows.reads.add(List.of(row(1, "a", "k")));
+        worker();
+        assertThat(sent()).isEqualTo(1);
+
+        time.advance(Duration.ofSeconds(12)); // the process stood still, within the lease
+        pausedSince.set(time.nanoTime());
+        lastProducer().errorNext(new TimeoutException("Expiring 1 record(s) for a-0: 12001 ms has passed"));
+        workers.runDue();
+        assertThat(calls.onError).as("a failure across a pause").hasValue(0);
+        assertThat(calls.released).hasValue(1);
+        assertThat(rows.deleted).isEmpty();
+
+        workers.advance(config.backoff().cap());
+        assertThat(sent()).as("the row sent again").isEqualTo(2);
+        lastProducer().errorNext(new TimeoutException("Expiring 1 record(s) for a-0: 12001 ms has passed"));
+        workers.runDue();
+        assertThat(calls.onError)
+                .as("the same failure with no pause since the send")
+                .hasValue(1);
+        assertThat(rows.deleted).isEmpty();
+    }
+
+    private MockProducer<byte[], byte[]> lastProducer() {
+        return made.get(made.size() - 1);
     }
 
     @Test

@@ -38,7 +38,8 @@ class PausedAloneIT {
      * handed back, or the round renews the leases first. Either way, it holds every shard again,
      * drains the outbox, and for every key the first appearances of its messages follow commit order
      * and its last record is its latest committed message: nothing published before the pause, and
-     * published again after it, lands after a newer message of its key.
+     * published again after it, lands after a newer message of its key. The relay notices the pause,
+     * and the batches that failed across it do not open its circuit breaker.
      */
     @Test
     @Timeout(value = 6, unit = TimeUnit.MINUTES)
@@ -106,6 +107,10 @@ class PausedAloneIT {
             assertThat(rowsAtPause)
                     .as("rows in the outbox when the relay froze")
                     .isPositive();
+            assertThat(log).as("the pause noticed").contains("the process stood still");
+            assertThat(log.lines().filter(l -> l.contains("Kafka circuit breaker") && l.contains("to OPEN")))
+                    .as("the batches that failed across the pause did not open the breaker")
+                    .isEmpty();
             relay.process.destroy();
             assertThat(relay.waitFor(90)).as("exit code, see %s", relay.err).isZero();
         }
