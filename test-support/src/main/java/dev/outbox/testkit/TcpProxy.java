@@ -10,6 +10,7 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Supplier;
 
 /**
  * A TCP proxy on a free local port that forwards every connection to one target, for tests that
@@ -30,17 +31,29 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * }</pre>
  */
 public final class TcpProxy implements AutoCloseable {
+    /** What the proxy does with a connection a client opens, decided as it is accepted. */
+    public enum Admission {
+        /** Forwarded to the target (while the proxy is not paused). */
+        FORWARD,
+        /** Closed at once: the client sees the connection refused or reset, as from a restarting server. */
+        REFUSE,
+        /** Kept open and never answered: a black-holed network for this connection alone. */
+        HOLD
+    }
+
     private final String targetHost;
     private final int targetPort;
+    private final Supplier<Admission> admission;
     private final ServerSocket server;
     private final List<Socket> sockets = new CopyOnWriteArrayList<>();
     private final Object gate = new Object();
     private boolean paused; // guarded by gate
     private volatile boolean closed;
 
-    private TcpProxy(String targetHost, int targetPort) throws IOException {
+    private TcpProxy(String targetHost, int targetPort, Supplier<Admission> admission) throws IOException {
         this.targetHost = targetHost;
         this.targetPort = targetPort;
+        this.admission = admission;
         this.server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
         Thread acceptor = new Thread(this::acceptLoop, "tcp-proxy-" + server.getLocalPort() + "-accept");
         acceptor.setDaemon(true);
@@ -55,8 +68,21 @@ public final class TcpProxy implements AutoCloseable {
      * @return the running proxy; close it when done
      */
     public static TcpProxy start(String targetHost, int targetPort) {
+        return start(targetHost, targetPort, () -> Admission.FORWARD);
+    }
+
+    /**
+     * Starts a proxy on a free loopback port that asks {@code admission} what to do with each connection
+     * a client opens, as it is accepted.
+     *
+     * @param targetHost where forwarded connections go
+     * @param targetPort its port
+     * @param admission asked once per connection, on the thread that handles it
+     * @return the running proxy; close it when done
+     */
+    public static TcpProxy start(String targetHost, int targetPort, Supplier<Admission> admission) {
         try {
-            return new TcpProxy(targetHost, targetPort);
+            return new TcpProxy(targetHost, targetPort, admission);
         } catch (IOException e) {
             throw new UncheckedIOException(
                     "could not open a local port for a TCP proxy to " + targetHost + ":" + targetPort, e);
@@ -118,6 +144,17 @@ public final class TcpProxy implements AutoCloseable {
 
     private void connect(Socket client) {
         sockets.add(client);
+        switch (admission.get()) {
+            case REFUSE -> {
+                closeQuietly(client);
+                sockets.remove(client);
+                return;
+            }
+            case HOLD -> {
+                return; // open until the proxy closes
+            }
+            case FORWARD -> {}
+        }
         try {
             awaitForwarding();
             Socket upstream = new Socket();

@@ -438,7 +438,9 @@ public final class Doctor {
 
         /**
          * @param properties Kafka admin client properties, at least {@code bootstrap.servers}; without
-         *     them the topic-retention and delivery-durability checks are skipped
+         *     them the topic-retention and delivery-durability checks are skipped. Their {@code
+         *     request.timeout.ms} and {@code default.api.timeout.ms} are replaced by {@link
+         *     #kafkaTimeout(Duration)}: to give the doctor a client's request timeout, pass it there
          * @return this builder
          * @throws NullPointerException when it is null
          * @throws IllegalArgumentException when {@code bootstrap.servers} is missing
@@ -479,8 +481,11 @@ public final class Doctor {
         }
 
         /**
-         * @param timeout how long each Kafka request may take; default {@link #DEFAULT_KAFKA_TIMEOUT}
-         *     (15 s)
+         * @param timeout how long each Kafka request may take, and how long the doctor waits for each
+         *     answer: the admin client's {@code request.timeout.ms} and {@code default.api.timeout.ms},
+         *     whatever {@link #kafkaProperties} says; default {@link #DEFAULT_KAFKA_TIMEOUT} (15 s). The
+         *     relay process's {@code doctor} command passes the configured {@code kafka.request.timeout.ms}
+         *     here when one is given
          * @return this builder
          * @throws NullPointerException when it is null
          * @throws IllegalArgumentException when it is not positive

@@ -15,7 +15,7 @@ import java.util.TreeSet;
  *
  * @param command what to do
  * @param settings setting flags without {@code --}, in order, the last of a repeated flag winning
- * @param config the {@code --config} file, or {@code null}
+ * @param config the {@code --config} file, or {@code null}; never empty or blank (refused)
  * @param help whether {@code --help} was given
  * @param migrate whether {@code --migrate} was given
  * @param json whether {@code --json} was given
@@ -114,6 +114,11 @@ record CommandLine(
                     case "config" -> {
                         if (value == null) {
                             value = next(args, ++i, name);
+                        }
+                        if (value.isBlank()) {
+                            throw CliException.usage("Option --config needs the path of a properties file, got"
+                                    + " an empty one: write --config=<file>, e.g. --config=relay.properties, or drop"
+                                    + " --config to take the settings from flags and the environment only.");
                         }
                         config = value;
                     }

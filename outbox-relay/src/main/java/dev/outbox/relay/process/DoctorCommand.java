@@ -1,5 +1,6 @@
 package dev.outbox.relay.process;
 
+import dev.outbox.core.internal.Durations;
 import dev.outbox.relay.admin.Doctor;
 import java.io.PrintStream;
 import java.time.Duration;
@@ -111,31 +112,73 @@ final class DoctorCommand {
         }
     }
 
-    private final DataSource dataSource;
     private final RelaySettings.Values settings;
     private final Options options;
     private final PrintStream out;
+    // the Kafka admin client's properties, or null when bootstrap-servers is absent or empty
+    private final Map<String, Object> kafka;
+    private final Duration kafkaTimeout;
 
-    DoctorCommand(DataSource dataSource, RelaySettings.Values settings, Options options, PrintStream out) {
-        this.dataSource = dataSource;
+    /**
+     * Reads what the doctor takes from the settings, before anything is contacted.
+     *
+     * @throws CliException exit code 2 for a setting the doctor cannot use (see {@link
+     *     #kafkaTimeout(Map)})
+     */
+    DoctorCommand(RelaySettings.Values settings, Options options, PrintStream out) {
         this.settings = settings;
         this.options = options;
         this.out = out;
-    }
-
-    int run(boolean json) {
-        Doctor.Builder b = Doctor.builder().dataSource(dataSource).schema(settings.string(RelaySettings.SCHEMA));
         String servers = settings.string(RelaySettings.BOOTSTRAP_SERVERS);
         // given but empty (OUTBOX_RELAY_BOOTSTRAP_SERVERS= in a manifest) is not given: the Kafka checks are skipped
         if (settings.isExplicit(RelaySettings.BOOTSTRAP_SERVERS) && servers != null && !servers.isBlank()) {
-            Map<String, Object> kafka = new LinkedHashMap<>();
+            Map<String, Object> props = new LinkedHashMap<>();
             settings.producerProperties().forEach((k, v) -> {
                 if (AdminClientConfig.configNames().contains(k)) {
-                    kafka.put(k, v);
+                    props.put(k, v);
                 }
             });
-            kafka.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, servers);
-            b.kafkaProperties(kafka);
+            props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, servers);
+            this.kafka = props;
+            this.kafkaTimeout = kafkaTimeout(settings.producerProperties());
+        } else {
+            this.kafka = null;
+            this.kafkaTimeout = null;
+        }
+    }
+
+    /**
+     * @param producer the pass-through producer properties, already checked by Kafka's own definitions
+     *     (a whole number of milliseconds, 0 or more)
+     * @return the doctor's Kafka timeout, which bounds each of its Kafka requests and replaces the admin
+     *     client's {@code request.timeout.ms}: the configured {@code request.timeout.ms} when one is given
+     *     (a user who gave a slow cluster longer gets as long from the doctor, one who gave it less is not
+     *     kept waiting longer), else {@link Doctor.Builder#DEFAULT_KAFKA_TIMEOUT}
+     * @throws CliException exit code 2 when {@code request.timeout.ms} is 0: every request would time out
+     *     at once
+     */
+    private static Duration kafkaTimeout(Map<String, String> producer) {
+        String given = producer.get(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG);
+        if (given == null) {
+            return Doctor.Builder.DEFAULT_KAFKA_TIMEOUT;
+        }
+        long ms = Long.parseLong(given.strip());
+        if (ms < 1) {
+            throw CliException.usage("Invalid value " + given + " for Kafka property "
+                    + AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG + " (flag --" + RelaySettings.KAFKA_PREFIX
+                    + AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG + ", " + RelaySettings.KAFKA_ENV_PREFIX
+                    + "REQUEST_TIMEOUT_MS or file key " + RelaySettings.KAFKA_PREFIX
+                    + AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG + "): the doctor bounds each Kafka request by it, and"
+                    + " with 0 every request would time out at once; give it in milliseconds, e.g. 30000, or remove it"
+                    + " (the doctor then waits " + Durations.format(Doctor.Builder.DEFAULT_KAFKA_TIMEOUT) + ").");
+        }
+        return Duration.ofMillis(ms);
+    }
+
+    int run(DataSource dataSource, boolean json) {
+        Doctor.Builder b = Doctor.builder().dataSource(dataSource).schema(settings.string(RelaySettings.SCHEMA));
+        if (kafka != null) {
+            b.kafkaProperties(kafka).kafkaTimeout(kafkaTimeout);
         }
         try {
             options.apply().forEach(o -> o.accept(b));

@@ -48,6 +48,9 @@ public final class Main {
     /** How much longer than admin-timeout an admin command waits for a database that does not answer. */
     private static final long ADMIN_SOCKET_SLACK_SECONDS = 5;
 
+    /** Hikari's shortest connection timeout. */
+    private static final long MIN_POOL_WAIT_MILLIS = 250;
+
     /** Exit code: unexpected failure, or the relay did not close within the shutdown timeout. */
     public static final int EXIT_FAILURE = 1;
 
@@ -149,8 +152,17 @@ public final class Main {
             DoctorCommand.Options doctor,
             PrintStream out,
             PrintStream err) {
-        // the pool would retry a refused login until startup-timeout has passed: refused at once instead
+        // the settings the doctor reads are checked before anything is contacted, as every other setting is
+        DoctorCommand doctorCommand =
+                cl.command() == CommandLine.Command.DOCTOR ? new DoctorCommand(settings, doctor, out) : null;
+        // One startup-timeout for the whole wait for PostgreSQL: the check's tries and then the pool's first
+        // connection share it, so that a check that passed late, or a database gone after it, is not waited
+        // for a second startup-timeout.
+        long start = System.nanoTime();
+        // the pool would retry a refused login until its wait has passed: refused at once instead
         RelayProcess.checkDatabase(settings);
+        long left =
+                RelayProcess.startupDeadlineMillis(settings) - TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
         HikariConfig config = new HikariConfig();
         config.setJdbcUrl(settings.string(RelaySettings.JDBC_URL));
         if (!settings.string(RelaySettings.DB_USER).isEmpty()) {
@@ -163,9 +175,9 @@ public final class Main {
         config.setMinimumIdle(0);
         config.setPoolName("outbox-relay-admin");
         config.setInitializationFailTimeout(-1);
-        // a command waits for PostgreSQL as long as startup-timeout says, however long
-        config.setConnectionTimeout(
-                Math.max(settings.duration(RelaySettings.STARTUP_TIMEOUT).toMillis(), 250));
+        // what the check left of startup-timeout (at least Hikari's shortest wait, 250 ms, when the check
+        // passed at its very end): also the bound of any later wait of the command for a connection
+        config.setConnectionTimeout(Math.max(left, MIN_POOL_WAIT_MILLIS));
         config.addDataSourceProperty("ApplicationName", "outbox-relay-admin");
         // every statement ends within admin-timeout, and a database that stops answering is given up on
         // a little later (the jdbc-url may carry neither options nor socketTimeout: RelaySettings refuses them)
@@ -176,15 +188,17 @@ public final class Main {
                 String.valueOf(
                         adminTimeout.plusSeconds(ADMIN_SOCKET_SLACK_SECONDS).toSeconds()));
         try (HikariDataSource ds = new HikariDataSource(config)) {
-            try (var c = ds.getConnection()) {
-                c.isValid(1);
+            try {
+                // the pool keeps the connection for the command
+                ds.getConnection().close();
             } catch (SQLException e) {
-                // the check above connected: PostgreSQL went away since, or the pool waited for it in vain
+                // the check above connected: PostgreSQL went away since, and the pool waited for it in vain for
+                // the rest of startup-timeout
                 throw RelayProcess.cannotConnect(settings, e);
             }
             try {
-                if (cl.command() == CommandLine.Command.DOCTOR) {
-                    return new DoctorCommand(ds, settings, doctor, out).run(cl.json());
+                if (doctorCommand != null) {
+                    return doctorCommand.run(ds, cl.json());
                 }
                 RelayAdmin relayAdmin = RelayAdmin.create(ds, settings.string(RelaySettings.SCHEMA));
                 return new AdminCommands(relayAdmin, out, err).run(cl);

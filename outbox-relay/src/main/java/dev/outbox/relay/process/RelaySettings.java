@@ -33,8 +33,9 @@ import java.util.stream.Collectors;
  * through under the prefix {@code kafka.}: flag {@code --kafka.linger.ms=5}, environment {@code
  * OUTBOX_RELAY_KAFKA_LINGER_MS=5}, file key {@code kafka.linger.ms=5}.
  *
- * <p>Every value is validated when the settings are resolved; a bad, missing or unknown setting
- * is an error whose one-line message names the setting, the value and the fix.
+ * <p>Every value is trimmed of leading and trailing whitespace, whatever its source, and validated
+ * when the settings are resolved; a bad, missing or unknown setting is an error whose one-line
+ * message names the setting, the value and the fix.
  *
  * <p>A setting that the library's {@link Relay.Builder} also has takes its default and bounds from
  * the builder's {@code DEFAULT_}, {@code MIN_} and {@code MAX_} constants and names the setter
@@ -77,7 +78,8 @@ public final class RelaySettings {
             .defaultValue("")
             .neverPrinted()
             .doc("Database password. Never printed. Prefer the environment variable or a file readable only by the"
-                    + " relay's user over a flag, which other users can see in the process list."));
+                    + " relay's user over a flag, which other users can see in the process list. Leading and trailing"
+                    + " whitespace is dropped, as from every value."));
 
     /** The connection pool size. */
     public static final Setting<Integer> DB_POOL_SIZE = add(Setting.of(
@@ -331,8 +333,8 @@ public final class RelaySettings {
                     Group.PROCESS,
                     Validators.duration(Duration.ofMillis(250), Duration.ofMinutes(10)))
             .defaultValue(Duration.ofSeconds(30))
-            .doc("How long the start (and an admin command) waits for PostgreSQL, and the start for Kafka, to answer"
-                    + " before it gives up with exit code 3; a refused login is not waited for."));
+            .doc("How long the start (and an admin command, in all) waits for PostgreSQL, and the start for Kafka,"
+                    + " to answer before it gives up with exit code 3; a refused login is not waited for."));
 
     /** Bound of an admin command's statements. */
     public static final Setting<Duration> ADMIN_TIMEOUT = add(

@@ -32,6 +32,11 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * Reads the settings from their three sources with their precedence (flag, then environment, then
  * file, then the default), validates each value with its setting's {@link Validator}, checks the
  * Kafka pass-through properties and the rules that tie two settings together.
+ *
+ * <p>Every value is trimmed of leading and trailing whitespace, whatever its source, so that a value
+ * means the same as a flag, in the environment and in the file (a trailing space from a script, a
+ * trailing newline in a Secret). No setting keeps surrounding whitespace: a {@code db-password} cannot
+ * begin or end with a space.
  */
 final class SettingsResolver {
 
@@ -124,6 +129,8 @@ final class SettingsResolver {
         for (var e : flags.entrySet()) {
             String name = e.getKey();
             String where = "flag --" + name;
+            // trimmed as the environment's and the file's values are: a stray space from a script means nothing
+            String value = e.getValue().trim();
             if (name.startsWith(KAFKA_PREFIX)) {
                 kafka.put(
                         SettingNames.producerProperty(
@@ -131,13 +138,13 @@ final class SettingsResolver {
                                 "--" + name,
                                 "flag",
                                 SettingNames.flagKafkaNames()),
-                        new Source(where, e.getValue()));
+                        new Source(where, value));
             } else {
                 Setting<?> s = RelaySettings.byName(name).orElse(null);
                 if (s == null) {
                     throw SettingNames.unknown("flag", "--" + name, "--" + name, SettingNames.flagNames());
                 }
-                raw.put(s, new Source(where, e.getValue()));
+                raw.put(s, new Source(where, value));
             }
         }
 

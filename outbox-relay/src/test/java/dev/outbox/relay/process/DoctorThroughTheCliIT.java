@@ -4,12 +4,15 @@ import static dev.outbox.relay.process.PoisonThroughTheCliIT.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.outbox.testkit.RealServices;
+import dev.outbox.testkit.TcpProxy;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
 import java.sql.Connection;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -99,6 +102,60 @@ class DoctorThroughTheCliIT {
                             "SKIP  delivery-durability",
                             "Kafka not given",
                             "No check failed.");
+        }
+    }
+
+    /**
+     * The doctor's Kafka requests take as long as the configured {@code kafka.request.timeout.ms} allows:
+     * lowered to 2 s, an unreachable cluster fails the Kafka check after about 2 s. Before, the doctor
+     * waited 15 s whatever the property said.
+     */
+    @Test
+    void aLoweredRequestTimeoutEndsTheKafkaChecksSooner() throws Exception {
+        String topic = TestKafka.uniqueTopic("cli-doctor-timeout");
+        try (TestDatabase db = TestDatabase.create()) {
+            int closed = InProcess.freePort();
+            long start = System.nanoTime();
+            var r = cli(
+                    db,
+                    "doctor",
+                    "--bootstrap-servers=127.0.0.1:" + closed,
+                    "--kafka.request.timeout.ms=2000",
+                    "--topic=" + topic);
+            long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+            assertThat(r.code()).as(r.out() + r.err()).isEqualTo(Main.EXIT_CHECK_FAILED);
+            assertThat(r.out()).contains("FAIL  delivery-durability");
+            assertThat(millis).as("the doctor's run").isLessThan(10_000);
+        }
+    }
+
+    /**
+     * Raised to 30 s, the doctor waits for a cluster that answers only after 17 s and checks its topics.
+     * Before, it gave up after 15 s whatever the property said, and failed the check.
+     */
+    @Test
+    void aRaisedRequestTimeoutWaitsForASlowCluster() throws Exception {
+        TestKafka kafka = RealServices.kafka();
+        String topic = TestKafka.uniqueTopic("cli-doctor-timeout");
+        kafka.createTopic(topic, 1);
+        String bootstrap = kafka.bootstrapServers().split(",")[0];
+        int colon = bootstrap.lastIndexOf(':');
+        try (TestDatabase db = TestDatabase.create();
+                TcpProxy slow = TcpProxy.start(
+                        bootstrap.substring(0, colon), Integer.parseInt(bootstrap.substring(colon + 1)))) {
+            slow.pause();
+            CompletableFuture<PoisonThroughTheCliIT.Cli> doctor = CompletableFuture.supplyAsync(() -> cli(
+                    db,
+                    "doctor",
+                    "--bootstrap-servers=127.0.0.1:" + slow.port(),
+                    "--kafka.request.timeout.ms=30000",
+                    "--topic=" + topic));
+            Thread.sleep(17_000);
+            slow.resume();
+            var r = doctor.get(60, TimeUnit.SECONDS);
+            assertThat(r.code()).as(r.out() + r.err()).isEqualTo(0);
+            // the test broker keeps one copy of each record
+            assertThat(r.out()).contains("WARN  delivery-durability", topic);
         }
     }
 

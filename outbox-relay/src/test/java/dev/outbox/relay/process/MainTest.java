@@ -130,6 +130,65 @@ class MainTest {
                         + " (--config): it is not UTF-8 text; save it as UTF-8.");
     }
 
+    /**
+     * An empty {@code --config=} (a variable left unset in a script) is refused, naming the flag and the
+     * way out, like every other bad argument: exit 2 before anything is contacted. Before, it was ignored
+     * and the command ran without the file it was meant to read (here: tried PostgreSQL, exit 3).
+     */
+    @Test
+    void anEmptyConfigFlagIsRefused() {
+        String expected = "Option --config needs the path of a properties file, got an empty one: write"
+                + " --config=<file>, e.g. --config=relay.properties, or drop --config to take the settings from"
+                + " flags and the environment only.";
+        for (String[] args : List.of(
+                new String[] {"status", "--config=", "--startup-timeout=250ms"},
+                new String[] {"status", "--config", "", "--startup-timeout=250ms"},
+                new String[] {"status", "--config=  ", "--startup-timeout=250ms"},
+                new String[] {"--config=", "--startup-timeout=250ms"})) {
+            Result r = run(ENV, args);
+            assertThat(r.code).as(String.join(" ", args)).isEqualTo(Main.EXIT_USAGE);
+            assertThat(r.err).as(String.join(" ", args)).containsExactly(expected);
+        }
+    }
+
+    /**
+     * A value means the same as a flag as in the environment: {@code --jdbc-url=' '} is a missing
+     * jdbc-url, as {@code OUTBOX_RELAY_JDBC_URL=' '} is. Before, the flag's space was the value, refused
+     * as not a JDBC URL.
+     */
+    @Test
+    void aBlankFlagIsTheSameAsABlankEnvironmentVariable() {
+        Result flag = run(Map.of(), "status", "--jdbc-url= ");
+        Result env = run(Map.of("OUTBOX_RELAY_JDBC_URL", " "), "status");
+        assertThat(env.code).isEqualTo(Main.EXIT_USAGE);
+        assertThat(env.err).singleElement().asString().startsWith("Missing setting jdbc-url (OUTBOX_RELAY_JDBC_URL)");
+        assertThat(flag.code).isEqualTo(env.code);
+        assertThat(flag.err).isEqualTo(env.err);
+    }
+
+    /**
+     * {@code doctor} bounds each Kafka request by the configured {@code kafka.request.timeout.ms}; 0, with
+     * which every request would time out at once, is a bad setting: exit 2 naming the property and the fix,
+     * before anything is contacted. Before, the doctor ignored the property (it used 15 s) and went on to
+     * PostgreSQL (here: exit 3).
+     */
+    @Test
+    void doctorRefusesARequestTimeoutOfZero() {
+        Result r = run(
+                ENV,
+                "doctor",
+                "--kafka.request.timeout.ms=0",
+                "--bootstrap-servers=127.0.0.1:1",
+                "--startup-timeout=250ms");
+        assertThat(r.code).as(String.join("\n", r.err)).isEqualTo(Main.EXIT_USAGE);
+        assertThat(r.err)
+                .singleElement()
+                .asString()
+                .startsWith("Invalid value 0 for Kafka property request.timeout.ms (flag --kafka.request.timeout.ms,"
+                        + " OUTBOX_RELAY_KAFKA_REQUEST_TIMEOUT_MS or file key kafka.request.timeout.ms)")
+                .contains("give it in milliseconds, e.g. 30000, or remove it");
+    }
+
     @Test
     void commandsAndTheirOptionsAreChecked() {
         assertThat(run(ENV, "statsu").err.get(0)).contains("did you mean 'status'?");

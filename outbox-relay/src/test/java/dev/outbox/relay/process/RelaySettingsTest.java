@@ -9,6 +9,7 @@ import java.time.Duration;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -57,6 +58,61 @@ class RelaySettingsTest {
         assertThat(v.string(RelaySettings.SCHEMA)).isEqualTo("from_file");
         assertThat(v.integer(RelaySettings.HTTP_PORT)).isEqualTo(9000);
         assertThat(v.duration(RelaySettings.IDLE_POLL_INTERVAL)).isEqualTo(Duration.ofSeconds(1));
+    }
+
+    /**
+     * A value means the same whatever its source: a flag's leading or trailing whitespace (a stray space in
+     * a script) is dropped, as the environment's and the file's are. Before, {@code --db-user='relay '}
+     * named another role, and {@code --jdbc-url}, {@code --schema}, {@code --instance-id} or {@code
+     * --kafka.acks} with a space were refused, while the same values in the environment or the file were
+     * taken.
+     */
+    @Test
+    void flagValuesAreTrimmedLikeTheEnvironmentsAndTheFilesValues() {
+        Map<String, String> padded = new LinkedHashMap<>();
+        padded.put("jdbc-url", " jdbc:postgresql://db/orders ");
+        padded.put("bootstrap-servers", "kafka:9092 ");
+        padded.put("db-user", "relay ");
+        padded.put("db-password", " pw ");
+        padded.put("schema", " billing");
+        padded.put("instance-id", "relay-1 ");
+        padded.put("lease-duration", " 20s ");
+        padded.put("kafka.acks", " all");
+        padded.put("kafka.linger.ms", "5 ");
+        Map<String, String> env = new LinkedHashMap<>();
+        Map<String, String> file = new LinkedHashMap<>();
+        padded.forEach((name, value) -> {
+            if (name.startsWith(RelaySettings.KAFKA_PREFIX)) {
+                env.put(
+                        RelaySettings.KAFKA_ENV_PREFIX
+                                + name.substring(RelaySettings.KAFKA_PREFIX.length())
+                                        .toUpperCase(Locale.ROOT)
+                                        .replace('.', '_'),
+                        value);
+                file.put(name, value);
+            } else {
+                Setting<?> s = RelaySettings.byName(name).orElseThrow();
+                env.put(s.envVar(), value);
+                file.put(s.fileKey(), value);
+            }
+        });
+
+        RelaySettings.Values fromFlags = RelaySettings.resolve(padded, Map.of(), Map.of(), "relay.properties", true);
+        RelaySettings.Values fromEnv = RelaySettings.resolve(Map.of(), env, Map.of(), "relay.properties", true);
+        RelaySettings.Values fromFile = RelaySettings.resolve(Map.of(), Map.of(), file, "relay.properties", true);
+
+        assertThat(fromFlags.string(RelaySettings.JDBC_URL)).isEqualTo("jdbc:postgresql://db/orders");
+        assertThat(fromFlags.string(RelaySettings.DB_USER)).isEqualTo("relay");
+        assertThat(fromFlags.string(RelaySettings.DB_PASSWORD)).isEqualTo("pw");
+        assertThat(fromFlags.string(RelaySettings.SCHEMA)).isEqualTo("billing");
+        assertThat(fromFlags.producerProperties())
+                .containsExactlyInAnyOrderEntriesOf(Map.of("acks", "all", "linger.ms", "5"));
+        for (Setting<?> s : RelaySettings.ALL) {
+            assertThat(fromFlags.get(s)).as(s.name()).isEqualTo(fromEnv.get(s)).isEqualTo(fromFile.get(s));
+        }
+        assertThat(fromFlags.producerProperties())
+                .isEqualTo(fromEnv.producerProperties())
+                .isEqualTo(fromFile.producerProperties());
     }
 
     @Test
