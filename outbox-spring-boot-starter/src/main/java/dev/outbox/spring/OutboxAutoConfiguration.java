@@ -23,6 +23,7 @@ import dev.outbox.spring.internal.OutboxMigrationsInitializer;
 import dev.outbox.spring.internal.OutboxPurges;
 import dev.outbox.spring.internal.PersistenceContexts;
 import dev.outbox.spring.internal.RelayHealthIndicator;
+import dev.outbox.spring.internal.RestartableRelay;
 import dev.outbox.spring.internal.SpringKafkaConnection;
 import dev.outbox.spring.internal.SpringMvcGate;
 import dev.outbox.spring.internal.SpringTransactionProvider;
@@ -461,12 +462,11 @@ public class OutboxAutoConfiguration {
                 ObjectProvider<OutboxMigrationsInitializer> migrations,
                 ListableBeanFactory beans) {
             migrations.ifAvailable(m -> {});
-            return EmbeddedRelayBuilder.build(
-                    dataSource,
-                    properties,
-                    environment,
-                    meters(registry),
-                    SpringKafkaConnection.read(beans, environment));
+            MeterRegistry meters = meters(registry);
+            SpringKafkaConnection kafka = SpringKafkaConnection.read(beans, environment);
+            // a context stopped and started again starts a new relay built from the same settings
+            return new RestartableRelay(
+                    () -> EmbeddedRelayBuilder.build(dataSource, properties, environment, meters, kafka));
         }
 
         @Bean

@@ -11,6 +11,7 @@ import dev.outbox.http.server.IdempotencyOutcome;
 import dev.outbox.http.server.IdempotencyRequest;
 import dev.outbox.http.server.IdempotencyStore;
 import dev.outbox.http.server.StoredResponse;
+import dev.outbox.relay.Relay;
 import dev.outbox.spring.internal.OutboxPurges;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
@@ -38,6 +39,7 @@ import org.springframework.boot.health.contributor.HealthIndicator;
 import org.springframework.boot.health.contributor.Status;
 import org.springframework.boot.kafka.autoconfigure.KafkaConnectionDetails;
 import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.context.ConfigurableApplicationContext;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Import;
 import org.springframework.jdbc.core.JdbcTemplate;
@@ -91,6 +93,12 @@ class OutboxStarterIT {
 
     @Autowired
     HealthIndicator outboxRelayHealthIndicator;
+
+    @Autowired
+    Relay relay;
+
+    @Autowired
+    ConfigurableApplicationContext context;
 
     @Autowired
     MeterRegistry meters;
@@ -208,6 +216,23 @@ class OutboxStarterIT {
         assertThat(outboxRelayHealthIndicator.health().getStatus()).isEqualTo(Status.UP);
         assertThat(meters.find("outbox.dedup.claims").tag("outcome", "claimed").counter())
                 .isNotNull();
+    }
+
+    /**
+     * G1 across a context stopped and started again (Spring Cloud's pause and resume, a CRaC checkpoint
+     * and restore): the stop closes the embedded relay, which hands its leases back, and the start builds
+     * and starts a new one, which publishes a message committed after it. Before, the start failed, the
+     * relay saying it starts once.
+     */
+    @Test
+    void aContextStoppedAndStartedAgainPublishesAgain() {
+        context.stop();
+        assertThat(relay.isLive()).as("stopped").isFalse();
+        context.start();
+        await().atMost(Duration.ofSeconds(30)).until(relay::isLive);
+        UUID id = orders.place("o-restarted", 125, false);
+        await().atMost(Duration.ofSeconds(60))
+                .untilAsserted(() -> assertThat(payments(id)).isEqualTo(1));
     }
 
     /**

@@ -47,9 +47,9 @@ public final class EmbeddedRelay implements SmartLifecycle {
 
     /**
      * Starts before the web server and the listener containers (their phases are higher) and stops after
-     * them, before the pool closes ({@link #PHASE}). A relay is started once and closed once: a context
-     * stopped and started again (not closed) cannot start it again, and the start fails with the relay's
-     * message.
+     * them, before the pool closes ({@link #PHASE}). A context stopped and started again (not closed)
+     * starts the starter's relay again, a new one built from the same settings ({@link RestartableRelay});
+     * an application's own relay bean starts once, and starting it again fails with the relay's message.
      */
     @Override
     public int getPhase() {
