@@ -1,10 +1,12 @@
 package dev.outbox.archunit;
 
 import com.tngtech.archunit.core.domain.AccessTarget;
+import com.tngtech.archunit.core.domain.JavaAccess;
 import com.tngtech.archunit.core.domain.JavaAnnotation;
 import com.tngtech.archunit.core.domain.JavaCall;
 import com.tngtech.archunit.core.domain.JavaClass;
 import com.tngtech.archunit.core.domain.JavaCodeUnit;
+import com.tngtech.archunit.core.domain.TryCatchBlock;
 import com.tngtech.archunit.core.domain.properties.CanBeAnnotated;
 import dev.outbox.core.IdempotencyExempt;
 import java.util.ArrayList;
@@ -23,14 +25,15 @@ final class Code {
      * empty name set means every method of that owner, a name ending in {@code *} a prefix.
      */
     record Api(String owner, Set<String> names) {
-        boolean matches(AccessTarget.CodeUnitCallTarget target) {
-            if (!ownerMatches(target.getOwner())) {
-                return false;
-            }
+        boolean matches(AccessTarget.CodeUnitAccessTarget target) {
+            // the name first: it is cheap, the owner's hierarchy is not
+            return nameMatches(target.getName()) && ownerMatches(target.getOwner());
+        }
+
+        private boolean nameMatches(String name) {
             if (names.isEmpty()) {
                 return true;
             }
-            String name = target.getName();
             for (String n : names) {
                 if (n.endsWith("*") ? name.startsWith(n.substring(0, n.length() - 1)) : name.equals(n)) {
                     return true;
@@ -51,14 +54,17 @@ final class Code {
     /** @return the calls (methods and constructors) of {@code unit} that match any of {@code apis}, in line order */
     static List<JavaCall<?>> calls(JavaCodeUnit unit, List<Api> apis) {
         List<JavaCall<?>> out = new ArrayList<>();
-        for (JavaCall<?> call : unit.getCallsFromSelf()) {
-            for (Api api : apis) {
-                if (api.matches(call.getTarget())) {
-                    out.add(call);
-                    break;
-                }
+        for (JavaCall<?> call : calls(unit)) {
+            if (apis.stream().anyMatch(api -> api.matches(call.getTarget()))) {
+                out.add(call);
             }
         }
+        return out;
+    }
+
+    /** @return every call (methods and constructors) of {@code unit}, in line order */
+    static List<JavaCall<?>> calls(JavaCodeUnit unit) {
+        List<JavaCall<?>> out = new ArrayList<>(unit.getCallsFromSelf());
         // by line, then by name: calls on one line come in no fixed order, and messages must not change between runs
         out.sort(Comparator.<JavaCall<?>>comparingInt(JavaCall::getLineNumber)
                 .thenComparing(c -> c.getTarget().getFullName()));
@@ -67,8 +73,17 @@ final class Code {
 
     /** @return whether the unit or its class carries any of the annotations */
     static boolean annotated(JavaCodeUnit unit, Set<String> annotations) {
+        return metaAnnotated(unit, annotations) || metaAnnotated(unit.getOwner(), annotations);
+    }
+
+    /**
+     * @return whether {@code element} carries any of the annotations, or an annotation of its own
+     *     that is annotated with one of them (a team's {@code @RetryOnOutage} carrying {@code
+     *     @Retryable}), at any depth
+     */
+    static boolean metaAnnotated(CanBeAnnotated element, Set<String> annotations) {
         for (String a : annotations) {
-            if (unit.isAnnotatedWith(a) || unit.getOwner().isAnnotatedWith(a)) {
+            if (element.isAnnotatedWith(a) || element.isMetaAnnotatedWith(a)) {
                 return true;
             }
         }
@@ -138,8 +153,8 @@ final class Code {
         if (!name.startsWith("lambda$")) {
             return null;
         }
-        String[] parts = name.split("\\$");
-        return parts.length >= 3 ? parts[1] : null;
+        int end = name.indexOf('$', "lambda$".length());
+        return end > "lambda$".length() ? name.substring("lambda$".length(), end) : null;
     }
 
     /** @return the lambda bodies written in {@code unit} */
@@ -154,12 +169,16 @@ final class Code {
     }
 
     /**
-     * @return whether one of {@code calls} comes after the start of a try block of {@code unit} that
-     *     catches a type matching {@code caught}, without being inside that try block: the wait of a
-     *     retry loop, in the handler or after it
+     * @return the first of {@code calls} that comes after the start of a try block of {@code unit}
+     *     that catches a type matching {@code caught}, without being inside that try block: the wait
+     *     of a retry loop, in the handler or after it
      */
-    static boolean afterCatching(JavaCodeUnit unit, List<JavaCall<?>> calls, Predicate<JavaClass> caught) {
-        for (var block : unit.getTryCatchBlocks()) {
+    static Optional<JavaCall<?>> afterCatching(
+            JavaCodeUnit unit, List<JavaCall<?>> calls, Predicate<JavaClass> caught) {
+        List<TryCatchBlock> blocks = new ArrayList<>(unit.getTryCatchBlocks());
+        // in line order, so that the same call is named on every run
+        blocks.sort(Comparator.comparingInt(b -> b.getSourceCodeLocation().getLineNumber()));
+        for (TryCatchBlock block : blocks) {
             // handlers in lambdas belong to other code; Throwable is what try-with-resources catches to close
             if (block.isDeclaredInLambda()
                     || block.getCaughtThrowables().stream()
@@ -170,11 +189,11 @@ final class Code {
             for (JavaCall<?> call : calls) {
                 if (call.getLineNumber() >= start
                         && !block.getAccessesContainedInTryBlock().contains(call)) {
-                    return true;
+                    return Optional.of(call);
                 }
             }
         }
-        return false;
+        return Optional.empty();
     }
 
     /** @return whether a try block of {@code unit} catches a type matching {@code caught} */
@@ -184,10 +203,10 @@ final class Code {
                 .anyMatch(caught);
     }
 
-    /** @return {@code Type.method (Type.java:12)} for a message */
-    static String where(JavaCall<?> call) {
-        return call.getTarget().getOwner().getSimpleName() + "."
-                + call.getTarget().getName() + " " + call.getSourceCodeLocation();
+    /** @return {@code Type.member (Type.java:12)} for a message: a call, a method reference or a field read */
+    static String where(JavaAccess<?> access) {
+        return access.getTarget().getOwner().getSimpleName() + "."
+                + access.getTarget().getName() + " " + access.getSourceCodeLocation();
     }
 
     /** @return {@code Type.method} of a unit */

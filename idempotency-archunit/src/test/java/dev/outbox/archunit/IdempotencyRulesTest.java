@@ -6,23 +6,52 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.lang.ArchRule;
 import com.tngtech.archunit.lang.EvaluationResult;
+import dev.outbox.archunit.fixtures.http.BadExchangeClient;
+import dev.outbox.archunit.fixtures.http.BadFeignClient;
+import dev.outbox.archunit.fixtures.http.BadFeignNativeClient;
 import dev.outbox.archunit.fixtures.http.BadPayments;
+import dev.outbox.archunit.fixtures.http.BadSpringClients;
 import dev.outbox.archunit.fixtures.http.ExemptPayments;
+import dev.outbox.archunit.fixtures.http.GoodExchangeClient;
+import dev.outbox.archunit.fixtures.http.GoodFeignClient;
 import dev.outbox.archunit.fixtures.http.GoodPayments;
+import dev.outbox.archunit.fixtures.http.GoodSplitRequests;
+import dev.outbox.archunit.fixtures.http.GoodSpringClients;
+import dev.outbox.archunit.fixtures.http.OrdersContract;
+import dev.outbox.archunit.fixtures.http.OrdersController;
+import dev.outbox.archunit.fixtures.http.PaymentsEndpoint;
+import dev.outbox.archunit.fixtures.http.RefundsApi;
+import dev.outbox.archunit.fixtures.http.RefundsClient;
+import dev.outbox.archunit.fixtures.http.SplitRequests;
 import dev.outbox.archunit.fixtures.insert.BadKeys;
 import dev.outbox.archunit.fixtures.insert.ExemptKeys;
 import dev.outbox.archunit.fixtures.insert.GoodKeys;
 import dev.outbox.archunit.fixtures.listener.BadListener;
 import dev.outbox.archunit.fixtures.listener.BadPollLoop;
+import dev.outbox.archunit.fixtures.listener.ClaimingListener;
 import dev.outbox.archunit.fixtures.listener.Claims;
+import dev.outbox.archunit.fixtures.listener.ClaimsHelperOnlyListener;
 import dev.outbox.archunit.fixtures.listener.ExemptListener;
 import dev.outbox.archunit.fixtures.listener.GoodListener;
+import dev.outbox.archunit.fixtures.listener.HelperOnlyListener;
+import dev.outbox.archunit.fixtures.listener.InterfaceListener;
+import dev.outbox.archunit.fixtures.listener.JooqPaymentWriter;
+import dev.outbox.archunit.fixtures.listener.MethodReferenceListener;
 import dev.outbox.archunit.fixtures.listener.PaymentStore;
+import dev.outbox.archunit.fixtures.listener.PaymentWriter;
+import dev.outbox.archunit.fixtures.retry.BadClassRetries;
+import dev.outbox.archunit.fixtures.retry.BadHelperSleep;
+import dev.outbox.archunit.fixtures.retry.BadMetaRetries;
+import dev.outbox.archunit.fixtures.retry.BadReactorRetries;
+import dev.outbox.archunit.fixtures.retry.BadResilience4jClassRetries;
 import dev.outbox.archunit.fixtures.retry.BadRetries;
 import dev.outbox.archunit.fixtures.retry.BreakerRetries;
 import dev.outbox.archunit.fixtures.retry.ExemptRetries;
+import dev.outbox.archunit.fixtures.retry.GoodAnnotatedRetries;
 import dev.outbox.archunit.fixtures.retry.GoodPolling;
+import dev.outbox.archunit.fixtures.retry.GoodReactorRetries;
 import dev.outbox.archunit.fixtures.retry.GoodRetries;
+import dev.outbox.archunit.fixtures.retry.UnrelatedBreaker;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -58,6 +87,95 @@ class IdempotencyRulesTest {
     }
 
     @Test
+    void outboundHttp_firesOnSpringClientsGivenPostOrPatchAsAnArgument_quietForOtherMethods() {
+        ArchRule rule = IdempotencyRules.nonIdempotentHttpGoesThroughTheIdempotentClient();
+
+        assertThat(violations(rule, BadSpringClients.class))
+                .hasSize(5)
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                BadSpringClients.class.getName()
+                                        + ".exchange sends a POST/PATCH with RestTemplate.exchange",
+                                "HttpMethod.POST"))
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                "BadSpringClients.execute sends a POST/PATCH with RestTemplate.execute",
+                                "HttpMethod.PATCH"))
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                "BadSpringClients.requestEntity sends a POST/PATCH with RestTemplate.exchange",
+                                "RequestEntity.post"))
+                .anySatisfy(v ->
+                        assertThat(v).contains("BadSpringClients.restClient sends a POST/PATCH with RestClient.method"))
+                .anySatisfy(v ->
+                        assertThat(v).contains("BadSpringClients.webClient sends a POST/PATCH with WebClient.method"))
+                .allSatisfy(v -> assertThat(v).contains("IdempotentHttpClient", "IdempotencyExempt.OUTBOUND_HTTP"));
+        // GET and PUT through the same calls, and HttpMethod.POST named where nothing is sent
+        assertThat(violations(rule, GoodSpringClients.class)).isEmpty();
+    }
+
+    @Test
+    void outboundHttp_firesOnAJdkPostBuiltApartFromItsSend_quietWhenTheClassSendsThroughTheIdempotentClient() {
+        ArchRule rule = IdempotencyRules.nonIdempotentHttpGoesThroughTheIdempotentClient();
+
+        assertThat(violations(rule, SplitRequests.class))
+                .singleElement()
+                .asString()
+                .contains(
+                        SplitRequests.class.getName() + ".charge builds a non-idempotent request (Builder.POST",
+                        "SplitRequests never sends through IdempotentHttpClient",
+                        "IdempotencyExempt.OUTBOUND_HTTP");
+        assertThat(violations(rule, GoodSplitRequests.class, GoodPayments.class))
+                .isEmpty();
+    }
+
+    @Test
+    void outboundHttp_firesOnPostAndPatchOfInterfaceClients_quietWithAKeyParameterAndOnTheServerSide() {
+        ArchRule rule = IdempotencyRules.nonIdempotentHttpGoesThroughTheIdempotentClient();
+
+        assertThat(violations(rule, BadExchangeClient.class))
+                .hasSize(3)
+                .anySatisfy(v -> assertThat(v)
+                        .contains(BadExchangeClient.class.getName()
+                                + ".charge is a POST of an HTTP client interface (@PostExchange"))
+                .anySatisfy(v -> assertThat(v).contains("BadExchangeClient.amend is a PATCH", "@PatchExchange"))
+                .anySatisfy(v -> assertThat(v).contains("BadExchangeClient.refund is a POST", "@HttpExchange"))
+                .allSatisfy(v -> assertThat(v)
+                        .contains(
+                                "@RequestHeader(\"Idempotency-Key\")",
+                                "IdempotentHttpClient",
+                                "IdempotencyExempt.OUTBOUND_HTTP"));
+        assertThat(violations(rule, BadFeignClient.class))
+                .hasSize(3)
+                .anySatisfy(v ->
+                        assertThat(v).contains(BadFeignClient.class.getName() + ".charge is a POST", "@PostMapping"))
+                .anySatisfy(v -> assertThat(v).contains("BadFeignClient.amend is a PATCH", "@PatchMapping"))
+                .anySatisfy(v -> assertThat(v).contains("BadFeignClient.refund is a POST", "@RequestMapping"));
+        assertThat(violations(rule, BadFeignNativeClient.class))
+                .singleElement()
+                .asString()
+                .contains(BadFeignNativeClient.class.getName() + ".charge is a POST", "@RequestLine");
+        // a Feign client that inherits its mappings: the inherited method is the POST
+        assertThat(violations(rule, RefundsApi.class, RefundsClient.class))
+                .singleElement()
+                .asString()
+                .contains(RefundsApi.class.getName() + ".refund is a POST", "@PostMapping");
+
+        // the key as a header parameter; an interface the service implements itself; mappings of a
+        // server, and shared mappings no imported Feign client extends
+        assertThat(violations(
+                        rule,
+                        GoodExchangeClient.class,
+                        GoodFeignClient.class,
+                        OrdersContract.class,
+                        OrdersController.class,
+                        PaymentsEndpoint.class,
+                        PaymentsEndpoint.Api.class,
+                        RefundsApi.class))
+                .isEmpty();
+    }
+
+    @Test
     void retryBudget_firesOnResilience4jSpringRetryAndHandWrittenLoops_quietUnderABudgetOrBreaker() {
         ArchRule rule = IdempotencyRules.retriesHaveABudget();
 
@@ -69,6 +187,62 @@ class IdempotencyRulesTest {
                 .allSatisfy(v -> assertThat(v).contains("RetryBudget", "IdempotencyExempt.RETRY_BUDGET"));
         assertThat(violations(rule, GoodRetries.class, BreakerRetries.class, GoodPolling.class, ExemptRetries.class))
                 .isEmpty();
+    }
+
+    @Test
+    void retryBudget_firesOnClassLevelAndMetaAnnotatedRetriesAndReactor_quietUnderABreaker() {
+        ArchRule rule = IdempotencyRules.retriesHaveABudget();
+
+        // the public methods the class's annotation retries; the private one is not proxied
+        assertThat(violations(rule, BadClassRetries.class))
+                .hasSize(2)
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                BadClassRetries.class.getName() + ".charge is retried by the annotation on its class"))
+                .anySatisfy(
+                        v -> assertThat(v).contains("BadClassRetries.refund is retried by the annotation on its class"))
+                .allSatisfy(v -> assertThat(v).contains("RetryBudget", "IdempotencyExempt.RETRY_BUDGET"));
+        assertThat(violations(rule, BadResilience4jClassRetries.class))
+                .singleElement()
+                .asString()
+                .contains("BadResilience4jClassRetries.charge is retried by the annotation on its class");
+        assertThat(violations(rule, BadMetaRetries.class))
+                .singleElement()
+                .asString()
+                .contains(BadMetaRetries.class.getName() + ".charge is annotated to retry");
+        assertThat(violations(rule, BadReactorRetries.class))
+                .hasSize(2)
+                .anySatisfy(v -> assertThat(v).contains("BadReactorRetries.charge uses Mono.retry "))
+                .anySatisfy(v -> assertThat(v).contains("BadReactorRetries.events uses Flux.retryWhen "));
+        assertThat(violations(
+                        rule, GoodReactorRetries.class, GoodAnnotatedRetries.class, GoodAnnotatedRetries.Guarded.class))
+                .isEmpty();
+    }
+
+    @Test
+    void retryBudget_wantsTheBudgetOrBreakerInTheRetryingMethod_notJustInItsClass() {
+        ArchRule rule = IdempotencyRules.retriesHaveABudget();
+
+        assertThat(violations(rule, UnrelatedBreaker.class))
+                .singleElement()
+                .asString()
+                .contains(UnrelatedBreaker.class.getName() + ".charge uses Retry.executeSupplier", "RetryBudget");
+        assertThat(violations(rule, BreakerRetries.class, GoodRetries.class)).isEmpty();
+    }
+
+    @Test
+    void retryBudget_findsTheSleepOfAHandWrittenLoopInAHelperOfItsClass() {
+        ArchRule rule = IdempotencyRules.retriesHaveABudget();
+
+        assertThat(violations(rule, BadHelperSleep.class))
+                .singleElement()
+                .asString()
+                .contains(
+                        BadHelperSleep.class.getName() + ".charge is a hand-written retry loop",
+                        "BadHelperSleep.backOff",
+                        "Thread.sleep");
+        // the budgeted loop that waits in a helper, and the poll that only catches the interrupt
+        assertThat(violations(rule, GoodRetries.class, GoodPolling.class)).isEmpty();
     }
 
     @Test
@@ -103,6 +277,57 @@ class IdempotencyRulesTest {
                         "dev.outbox.spring.ProcessedMessagesTemplate");
         assertThatThrownBy(() -> IdempotencyRules.kafkaListenersWriteThroughDedup(new String[0]))
                 .isInstanceOf(IllegalArgumentException.class);
+    }
+
+    @Test
+    void listenerDedup_countsOnlyTheClaim_notAnyCallIntoTheDedupPrimitive() {
+        ArchRule defaults = IdempotencyRules.kafkaListenersWriteThroughDedup();
+
+        assertThat(violations(defaults, HelperOnlyListener.class))
+                .singleElement()
+                .asString()
+                .contains(
+                        "Kafka listener " + HelperOnlyListener.class.getName()
+                                + ".on writes to the database (DSLContext.insertInto",
+                        "ProcessedMessages.claim",
+                        "IdempotencyExempt.LISTENER_DEDUP");
+        assertThat(violations(defaults, ClaimingListener.class, PaymentWriter.class, JooqPaymentWriter.class))
+                .isEmpty();
+
+        // a configured primitive: a method (or prefix) after '#' counts alone; a bare class name, any of its calls
+        ArchRule claimOnly = IdempotencyRules.kafkaListenersWriteThroughDedup(Claims.class.getName() + "#claim");
+        assertThat(violations(claimOnly, ClaimsHelperOnlyListener.class, Claims.class, PaymentStore.class))
+                .singleElement()
+                .asString()
+                .contains("ClaimsHelperOnlyListener.on writes to the database");
+        assertThat(violations(claimOnly, GoodListener.class, Claims.class, PaymentStore.class))
+                .isEmpty();
+        assertThat(violations(
+                        IdempotencyRules.kafkaListenersWriteThroughDedup(Claims.class.getName()),
+                        ClaimsHelperOnlyListener.class,
+                        Claims.class,
+                        PaymentStore.class))
+                .isEmpty();
+    }
+
+    @Test
+    void listenerDedup_followsInterfacesToTheirImplementationsAndMethodReferences() {
+        ArchRule defaults = IdempotencyRules.kafkaListenersWriteThroughDedup();
+
+        assertThat(violations(defaults, InterfaceListener.class, PaymentWriter.class, JooqPaymentWriter.class))
+                .singleElement()
+                .asString()
+                .contains(
+                        "Kafka listener " + InterfaceListener.class.getName()
+                                + ".on writes to the database (DSLContext.insertInto",
+                        "JooqPaymentWriter.java");
+        assertThat(violations(defaults, MethodReferenceListener.class))
+                .singleElement()
+                .asString()
+                .contains(
+                        "Kafka listener " + MethodReferenceListener.class.getName()
+                                + ".on writes to the database (DSLContext.insertInto",
+                        "MethodReferenceListener.java");
     }
 
     @Test

@@ -27,7 +27,11 @@ class LibraryFollowsItsRulesTest {
     private static final Map<String, String> KEPT = Map.of(
             "dev.outbox.relay.internal.NotificationListener.run is a hand-written retry loop",
             "one LISTEN connection per relay, reconnected with capped full-jitter backoff; the shards are polled meanwhile,"
-                    + " so no publish waits on it and a budget would only stop the wake-up path from coming back");
+                    + " so no publish waits on it and a budget would only stop the wake-up path from coming back",
+            "dev.outbox.http.server.internal.JooqIdempotencyStore.execute is a hand-written retry loop",
+            "waits for the request in flight with the same key (its row lock), looking again after 20 ms doubling to"
+                    + " 200 ms, for at most the store's lock timeout, then answers 409 with Retry-After; it repeats no"
+                    + " failed call to a dependency, and a budget would only answer a concurrent duplicate 409 sooner");
 
     @Test
     void theLibraryPassesEveryRule() {
