@@ -81,6 +81,9 @@ import org.springframework.util.ClassUtils;
  *       {@code @KafkaListener} methods;
  *   <li>the {@link IdempotencyFilter} on {@code outbox.idempotency.paths}, its key transaction a
  *       Spring-managed one, so {@code @Transactional} code inside the request joins it;
+ *   <li>the start-up gate over the Spring MVC endpoints, whether or not those paths are set: a POST or
+ *       PATCH endpoint that the filter does not cover and nothing exempts fails the start ({@code
+ *       outbox.idempotency.gate.*});
  *   <li>an embedded relay when {@code outbox.relay.enabled=true}, on the brokers and with the
  *       connection security (TLS, SASL) of Spring's Kafka producer ({@code spring.kafka.*}, and a
  *       {@code KafkaConnectionDetails} bean of a service connection) unless {@code outbox.relay.*}
@@ -125,6 +128,9 @@ public class OutboxAutoConfiguration {
     /** Spring Boot's bean that runs the application's own Flyway migrations at start. */
     private static final String BOOT_FLYWAY_INITIALIZER =
             "org.springframework.boot.flyway.autoconfigure.FlywayMigrationInitializer";
+
+    /** The bean name of the starter's Idempotency-Key filter, which the outbox.idempotency.* settings configure. */
+    private static final String FILTER_BEAN = "outboxIdempotencyFilter";
 
     private static final String SCHEMA = "outbox.schema";
     private static final String SHARDS = "outbox.shards";
@@ -312,7 +318,7 @@ public class OutboxAutoConfiguration {
             return builder.build();
         }
 
-        @Bean
+        @Bean(FILTER_BEAN)
         @ConditionalOnMissingBean
         IdempotencyFilter outboxIdempotencyFilter(
                 IdempotencyStore store,
@@ -369,29 +375,39 @@ public class OutboxAutoConfiguration {
             }
             return registration;
         }
+    }
 
-        /** The start-up gate over the Spring MVC endpoints; {@code outbox.idempotency.gate.enabled=false} turns it off. */
-        @Configuration(proxyBeanMethods = false)
-        @ConditionalOnClass(name = "org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandlerMapping")
-        @ConditionalOnProperty(
-                prefix = "outbox.idempotency.gate",
-                name = "enabled",
-                havingValue = "true",
-                matchIfMissing = true)
-        static class GateConfiguration {
-            @Bean
-            @ConditionalOnMissingBean
-            SpringMvcGate outboxIdempotencyGate(
-                    IdempotencyFilter filter, OutboxProperties properties, Environment environment) {
-                String servletPath = environment.getProperty("spring.mvc.servlet.path", "");
-                String prefix = servletPath.equals("/") ? "" : servletPath;
-                return new SpringMvcGate(
-                        filter,
-                        properties.getIdempotency().getGate(),
-                        new NamedSettings(environment),
-                        prefix,
-                        prefix + environment.getProperty("server.error.path", "/error"));
-            }
+    /**
+     * The start-up gate over the Spring MVC endpoints, in every servlet web application with Spring MVC,
+     * whether or not {@code outbox.idempotency.paths} is set: without it no filter runs, and every POST
+     * or PATCH endpoint fails the start until it is covered or exempted. {@code
+     * outbox.idempotency.gate.enabled=false} turns it off.
+     */
+    @Configuration(proxyBeanMethods = false)
+    @ConditionalOnWebApplication(type = ConditionalOnWebApplication.Type.SERVLET)
+    @ConditionalOnClass(
+            name = {
+                "jakarta.servlet.Filter",
+                "org.springframework.boot.web.servlet.FilterRegistrationBean",
+                "org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandlerMapping"
+            })
+    @ConditionalOnProperty(
+            prefix = "outbox.idempotency.gate",
+            name = "enabled",
+            havingValue = "true",
+            matchIfMissing = true)
+    static class GateConfiguration {
+        @Bean
+        @ConditionalOnMissingBean
+        SpringMvcGate outboxIdempotencyGate(OutboxProperties properties, Environment environment) {
+            String servletPath = environment.getProperty("spring.mvc.servlet.path", "");
+            String prefix = servletPath.equals("/") ? "" : servletPath;
+            return new SpringMvcGate(
+                    properties.getIdempotency().getGate(),
+                    new NamedSettings(environment),
+                    FILTER_BEAN,
+                    prefix,
+                    prefix + environment.getProperty("server.error.path", "/error"));
         }
     }
 

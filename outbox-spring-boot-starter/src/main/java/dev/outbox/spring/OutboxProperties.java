@@ -283,20 +283,29 @@ public class OutboxProperties {
     }
 
     /**
-     * The start-up gate: once the singletons are created, before the web server listens, every Spring MVC endpoint with one of {@link
-     * #getMethods() methods} must be covered by the Idempotency-Key filter or exempted with a reason
-     * ({@code @NotIdempotent(reason = "...")} on the handler, or an entry of {@link #getExemptions()
-     * exemptions}); otherwise the start fails with a message naming each uncovered endpoint.
+     * The start-up gate: once the singletons are created, before the web server listens, every Spring
+     * MVC endpoint (annotated controllers and functional routes) with method POST or PATCH, or one of
+     * {@link #getMethods() methods}, must be covered by the Idempotency-Key filter or exempted with a
+     * reason ({@code @NotIdempotent(reason = "...")} on the handler, or an entry of {@link
+     * #getExemptions() exemptions}); otherwise the start fails with a message naming each uncovered
+     * endpoint and the properties that fix it. It runs whether or not {@code outbox.idempotency.paths}
+     * is set: without it no filter runs and every such endpoint is uncovered.
      */
     public static class Gate {
-        /** Whether the gate runs at start. */
+        /**
+         * Whether the gate runs at start, whether or not outbox.idempotency.paths is set; false turns it
+         * off.
+         */
         private boolean enabled = true;
 
         /** Log the uncovered endpoints at WARN instead of failing the start (for a gradual rollout). */
         private boolean warnOnly = false;
 
-        /** Methods whose endpoints must be covered: POST and PATCH; PUT and DELETE may be added. */
-        private List<String> methods = new ArrayList<>(List.of("POST", "PATCH"));
+        /**
+         * Methods the gate checks besides POST and PATCH, which it always checks: PUT, DELETE. They
+         * are checked, not protected: the filter protects outbox.idempotency.methods.
+         */
+        private List<String> methods = new ArrayList<>();
 
         /**
          * Exempted endpoints, "METHOD path" as the gate's report names them, each with its reason. The

@@ -3,7 +3,9 @@ package dev.outbox.spring;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.outbox.http.server.IdempotencyFilter;
+import dev.outbox.http.server.IdempotencyStore;
 import dev.outbox.http.server.NotIdempotent;
+import dev.outbox.http.server.gate.Endpoint;
 import dev.outbox.http.server.gate.GateReport;
 import dev.outbox.http.server.gate.UncoveredEndpointsException;
 import dev.outbox.spring.internal.SpringMvcGate;
@@ -36,9 +38,16 @@ import org.springframework.security.web.DefaultSecurityFilterChain;
 import org.springframework.security.web.SecurityFilterChain;
 import org.springframework.security.web.util.matcher.AnyRequestMatcher;
 import org.springframework.transaction.PlatformTransactionManager;
+import org.springframework.web.bind.annotation.DeleteMapping;
+import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.PatchMapping;
 import org.springframework.web.bind.annotation.PostMapping;
+import org.springframework.web.bind.annotation.PutMapping;
 import org.springframework.web.bind.annotation.RestController;
+import org.springframework.web.servlet.function.HandlerFunction;
+import org.springframework.web.servlet.function.RouterFunction;
+import org.springframework.web.servlet.function.RouterFunctions;
+import org.springframework.web.servlet.function.ServerResponse;
 import org.springframework.web.servlet.mvc.method.annotation.StreamingResponseBody;
 
 /**
@@ -54,6 +63,11 @@ class IdempotencyGateStarterTest {
 
     /** @return a web context of the starter and Spring MVC, with no database behind it, protecting /orders */
     private static WebApplicationContextRunner mvc() {
+        return withoutPaths().withPropertyValues("outbox.idempotency.paths=/orders");
+    }
+
+    /** @return a web context of the starter and Spring MVC, with no database behind it, and no paths to protect */
+    private static WebApplicationContextRunner withoutPaths() {
         return new WebApplicationContextRunner()
                 .withConfiguration(AutoConfigurations.of(
                         DispatcherServletAutoConfiguration.class,
@@ -62,7 +76,194 @@ class IdempotencyGateStarterTest {
                         OutboxAutoConfiguration.class))
                 .withBean(DataSource.class, () -> NEVER_CONNECTED)
                 .withBean(PlatformTransactionManager.class, () -> new DataSourceTransactionManager(NEVER_CONNECTED))
-                .withPropertyValues("outbox.migrations.enabled=false", "outbox.idempotency.paths=/orders");
+                .withPropertyValues("outbox.migrations.enabled=false");
+    }
+
+    /**
+     * A service that adds the starter for the outbox and sets no outbox.idempotency.paths runs no filter:
+     * its POST endpoints fail the start, named, with the three ways out (set the paths, exempt, turn the
+     * gate off). Before, the gate ran only when the paths were set, and such a service started silently.
+     */
+    @Test
+    void withoutPathsEveryMutatingEndpointFailsTheStartWithTheWaysOut() {
+        WebApplicationContextRunner payments = withoutPaths().withUserConfiguration(Controllers.class);
+        payments.run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(uncovered(context.getStartupFailure()).getMessage())
+                    .contains("0 mutating endpoint(s) covered by IdempotencyFilter, 1 exempted, 2 uncovered")
+                    .contains("UNCOVERED POST /orders")
+                    .contains("UNCOVERED POST /refunds")
+                    .contains("no Idempotency-Key filter runs in this application, as outbox.idempotency.paths is"
+                            + " not set: set it to the endpoint's path")
+                    .contains("which turns the starter's filter on")
+                    .contains("@NotIdempotent(reason = \"...\")")
+                    .contains("outbox.idempotency.gate.exemptions[POST\\ /orders]=<reason>")
+                    .contains("outbox.idempotency.gate.warn-only=true")
+                    .contains("outbox.idempotency.gate.enabled=false turns the gate off");
+        });
+        payments.withPropertyValues("outbox.idempotency.gate.enabled=false")
+                .run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(SpringMvcGate.class));
+        payments.withPropertyValues("outbox.idempotency.gate.warn-only=true")
+                .run(context -> assertThat(context).hasNotFailed());
+        payments.withPropertyValues(
+                        "outbox.idempotency.gate.exemptions[* /orders]=orders carry the client's order number",
+                        "outbox.idempotency.gate.exemptions[POST /refunds]=deduplicated by the refund id")
+                .run(context -> assertThat(context).hasNotFailed());
+        // setting the paths turns the filter on, and the endpoints under it are covered
+        payments.withPropertyValues("outbox.idempotency.paths=/orders,/refunds").run(context -> {
+            assertThat(context).hasNotFailed();
+            assertThat(context.getBean(SpringMvcGate.class).lastReport().covered())
+                    .extracting(Endpoint::route)
+                    .containsExactlyInAnyOrder("POST /orders", "POST /refunds");
+        });
+        // an application with nothing to protect starts
+        withoutPaths()
+                .withUserConfiguration(ReadOnly.class)
+                .run(context -> assertThat(context).hasNotFailed());
+    }
+
+    /**
+     * outbox.idempotency.gate.methods adds methods to check: POST and PATCH stay checked. Before, it
+     * replaced them, and methods=PUT,DELETE let an uncovered POST start.
+     */
+    @Test
+    void gateMethodsAddToPostAndPatch() {
+        web.withUserConfiguration(Items.class)
+                .withPropertyValues("outbox.idempotency.gate.methods=PUT,DELETE")
+                .run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(uncovered(context.getStartupFailure()).getMessage())
+                            .contains("UNCOVERED POST /refunds")
+                            .contains("UNCOVERED PUT /items/{id}")
+                            .contains("UNCOVERED DELETE /items/{id}")
+                            .doesNotContain("UNCOVERED POST /orders");
+                });
+    }
+
+    /**
+     * An application that registers an Idempotency-Key filter of its own, for other paths, on every path:
+     * the starter's registration is off, and the starter's filter, whose paths hold /orders, runs nowhere.
+     * POST /orders is uncovered, and the report says the filter's paths hold it but no registration
+     * reaches it. Before, the reach of the application's filter was lent to the starter's, and POST
+     * /orders was reported covered while no running filter covered it.
+     */
+    @Test
+    void anEndpointIsJudgedByTheFiltersThatReachIt() {
+        web.withUserConfiguration(AdminFilterOnEveryPath.class).run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(uncovered(context.getStartupFailure()).getMessage())
+                    .contains("UNCOVERED POST /orders  (" + Controllers.class.getName() + "#order): not reached,"
+                            + " in the filter's paths but outside every mapping of the filter")
+                    .contains("register the filter whose paths hold the endpoint on its path");
+        });
+    }
+
+    /**
+     * Under the starter the report names its properties, not the builders' methods: the paths and methods
+     * to cover an endpoint, the exemption key written for a .properties file and YAML, warn-only and
+     * the switch. An endpoint in the paths that no registration reaches is told so, not to add its path.
+     */
+    @Test
+    void theReportNamesTheStartersProperties() {
+        web.run(context -> assertThat(uncovered(context.getStartupFailure()).getMessage())
+                .contains("Cover each uncovered endpoint: add its path to outbox.idempotency.paths (an exact path, or"
+                        + " a prefix such as /orders/*) and its method to outbox.idempotency.methods")
+                .contains("outbox.idempotency.gate.methods only adds methods the gate checks")
+                .contains("outbox.idempotency.gate.exemptions[POST\\ /refunds]=<reason> in application.properties"
+                        + " (in YAML the key quoted, \"[POST /refunds]\": <reason>)")
+                .contains("outbox.idempotency.gate.warn-only=true logs this instead of failing the start")
+                .doesNotContain("IdempotencyFilter.builder")
+                .doesNotContain("IdempotencyGate.builder")
+                .doesNotContain("warnOnly(true)"));
+        mvc().withUserConfiguration(OrderControllers.class, ExactOrdersRegistration.class)
+                .withPropertyValues("outbox.idempotency.paths=/orders/*")
+                .run(context -> assertThat(
+                                uncovered(context.getStartupFailure()).getMessage())
+                        .contains("UNCOVERED POST /orders/{id}/refund")
+                        .contains("not reached, in the filter's paths but outside every mapping of the filter")
+                        .contains("the starter registers its filter on outbox.idempotency.paths, unless the"
+                                + " application registers an IdempotencyFilter itself")
+                        .doesNotContain("add its path"));
+    }
+
+    /**
+     * Functional routes (RouterFunction beans) are checked like annotated endpoints; one whose path the
+     * gate cannot read from its predicate is uncovered and named, whatever the filter's paths. Before,
+     * only the annotated controllers were read, and these routes started uncovered.
+     */
+    @Test
+    void functionalRoutesAreChecked() {
+        WebApplicationContextRunner routes = mvc().withUserConfiguration(Routes.class);
+        routes.run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(uncovered(context.getStartupFailure()).getMessage())
+                    .contains("UNCOVERED POST /payments  (functional route (POST && /payments)")
+                    .contains("UNCOVERED PATCH /**  (functional route")
+                    .contains("unreadable, the gate cannot read which path its predicate takes")
+                    .doesNotContain("UNCOVERED POST /orders");
+        });
+        routes.withPropertyValues("outbox.idempotency.paths=/*").run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(uncovered(context.getStartupFailure()).getMessage())
+                    .contains("UNCOVERED PATCH /**")
+                    .doesNotContain("UNCOVERED POST /payments");
+        });
+        routes.withPropertyValues(
+                        "outbox.idempotency.paths=/orders,/payments",
+                        "outbox.idempotency.gate.exemptions[PATCH /**]=the legacy forms proxy forwards the key")
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    assertThat(context.getBean(SpringMvcGate.class).lastReport().covered())
+                            .extracting(Endpoint::route)
+                            .contains("POST /orders", "POST /payments");
+                });
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class Routes {
+        @Bean
+        RouterFunction<ServerResponse> paymentRoutes() {
+            HandlerFunction<ServerResponse> ok = request -> ServerResponse.ok().build();
+            return RouterFunctions.route()
+                    .POST("/orders", ok)
+                    .POST("/payments", ok)
+                    .GET("/payments/{id}", ok)
+                    .PATCH(request -> request.path().startsWith("/forms"), ok)
+                    .build();
+        }
+    }
+
+    /** The application's own filter, for /admin/*, registered on every path: the starter's registration is off. */
+    @Configuration(proxyBeanMethods = false)
+    static class AdminFilterOnEveryPath {
+        @Bean
+        FilterRegistrationBean<IdempotencyFilter> adminIdempotencyFilter(IdempotencyStore store) {
+            FilterRegistrationBean<IdempotencyFilter> r = new FilterRegistrationBean<>(
+                    IdempotencyFilter.builder(store).paths("/admin/*").build());
+            r.addUrlPatterns("/*");
+            return r;
+        }
+    }
+
+    @RestController
+    static class ReadOnly {
+        @GetMapping("/orders")
+        String orders() {
+            return "[]";
+        }
+    }
+
+    @RestController
+    static class Items {
+        @PutMapping("/items/{id}")
+        String put() {
+            return "ok";
+        }
+
+        @DeleteMapping("/items/{id}")
+        String delete() {
+            return "ok";
+        }
     }
 
     @Test

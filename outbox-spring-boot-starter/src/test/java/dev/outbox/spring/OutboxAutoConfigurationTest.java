@@ -18,6 +18,7 @@ import dev.outbox.relay.internal.RelayConfig;
 import dev.outbox.schemas.AvroCodec;
 import dev.outbox.spring.internal.OutboxMigrationsInitializer;
 import dev.outbox.spring.internal.OutboxPurges;
+import dev.outbox.spring.internal.RestartableRelay;
 import dev.outbox.spring.internal.SpringKafkaConnection;
 import java.beans.PropertyDescriptor;
 import java.io.InputStream;
@@ -1305,7 +1306,7 @@ class OutboxAutoConfigurationTest {
         Map<String, Object> producer = ((DefaultKafkaProducerFactory<?, ?>)
                         built.get(DefaultKafkaProducerFactory.class))
                 .getConfigurationProperties();
-        RelayConfig config = (RelayConfig) ReflectionTestUtils.getField(built.get(Relay.class), "config");
+        RelayConfig config = configOf(built.get(Relay.class));
         for (String name : List.of("bootstrap.servers", "security.protocol")) {
             Object value = producer.get(name);
             if (value != null) {
@@ -1362,7 +1363,12 @@ class OutboxAutoConfigurationTest {
             }
         });
         assertThat(built).as("the relay was built").containsKey(Relay.class);
-        return (RelayConfig) ReflectionTestUtils.getField(built.get(Relay.class), "config");
+        return configOf(built.get(Relay.class));
+    }
+
+    /** @return the settings of the relay the starter's {@link RestartableRelay} runs now */
+    private static RelayConfig configOf(Object relay) {
+        return (RelayConfig) ReflectionTestUtils.getField(((RestartableRelay) relay).current(), "config");
     }
 
     /** @return {@code runner} keeping in {@code built} the last bean built of each of {@code types} */

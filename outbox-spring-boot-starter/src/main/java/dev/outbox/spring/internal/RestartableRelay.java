@@ -44,6 +44,11 @@ public final class RestartableRelay implements Relay {
         }
     }
 
+    /** @return the relay built last: running, or closed until the next start builds another */
+    public Relay current() {
+        return current;
+    }
+
     @Override
     public String instanceId() {
         return current.instanceId();

@@ -8,7 +8,9 @@ import dev.outbox.http.server.gate.SpringMvcEndpoints;
 import dev.outbox.spring.OutboxProperties;
 import java.lang.reflect.Method;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashSet;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -29,20 +31,28 @@ import org.springframework.util.ReflectionUtils;
 import org.springframework.web.context.request.async.DeferredResult;
 import org.springframework.web.context.request.async.WebAsyncTask;
 import org.springframework.web.method.HandlerMethod;
+import org.springframework.web.servlet.function.support.RouterFunctionMapping;
 import org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandlerMapping;
 import org.springframework.web.servlet.mvc.method.annotation.ResponseBodyEmitter;
 import org.springframework.web.servlet.mvc.method.annotation.StreamingResponseBody;
 
 /**
- * Runs the {@link IdempotencyGate} over the application's Spring MVC endpoints once every singleton
- * is created, before the web server starts listening and the Kafka listener containers start (both
- * start with the context's lifecycle, after this); an uncovered POST or PATCH fails the start (or is logged, with {@code warn-only}). So
- * does a covered endpoint whose handler answers asynchronously ({@code Callable}, {@code
- * DeferredResult}, a {@code CompletionStage}, a streaming body, a reactive type): its work would run
- * on another thread, outside the key's transaction. The gate is built with the bean, so a refused
- * setting stops the start naming its property. An endpoint counts as covered only where a URL pattern of
- * an enabled registration of the filter (the starter's, or the application's own that replaces it) reaches
- * its path too: the filter never sees the other requests, whatever {@code outbox.idempotency.paths} says.
+ * Runs the {@link IdempotencyGate} over the application's Spring MVC endpoints (annotated controllers
+ * and functional routes) once every singleton is created, before the web server starts listening and
+ * the Kafka listener containers start (both start with the context's lifecycle, after this); an
+ * uncovered POST or PATCH fails the start (or is logged, with {@code warn-only}), also when {@code
+ * outbox.idempotency.paths} is not set and no filter runs at all. So does a covered endpoint whose
+ * handler answers asynchronously ({@code Callable}, {@code DeferredResult}, a {@code CompletionStage},
+ * a streaming body, a reactive type): its work would run on another thread, outside the key's
+ * transaction. The gate's settings are checked with the bean, so a refused setting stops the start
+ * naming its property.
+ *
+ * <p>Each endpoint is judged against the filters as they run: a filter covers it when its own paths
+ * and methods cover it and a URL pattern of one of its enabled registrations reaches its path (the
+ * starter's registration, or the application's own that replaces it), or when it sits in a Spring
+ * Security filter chain (every path, as far as the gate can tell). An {@code IdempotencyFilter} bean
+ * that no registration holds is registered by Spring Boot on every path. The report names the
+ * properties that fix what it finds.
  */
 public final class SpringMvcGate implements SmartInitializingSingleton, ApplicationContextAware {
     private static final String PREFIX = "outbox.idempotency.gate.";
@@ -58,16 +68,19 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
             ResponseBodyEmitter.class,
             StreamingResponseBody.class);
 
-    private final IdempotencyGate gate;
+    private final IdempotencyGate.Builder settings;
+    private final String starterFilterBean;
     private final String servletPath;
     private final String errorPath;
     private final boolean warnOnly;
+    private volatile IdempotencyGate gate;
     private ApplicationContext context;
 
     /**
-     * @param filter the application's filter
      * @param settings the gate's settings
      * @param named names a refused setting by its property
+     * @param starterFilterBean the bean name of the starter's filter, which {@code
+     *     outbox.idempotency.paths} configures
      * @param servletPath the DispatcherServlet's path ({@code spring.mvc.servlet.path}), "" for "/"
      * @param errorPath Spring Boot's error page ({@code server.error.path}): its controller answers
      *     every method for requests that already failed, and is not an endpoint of the application
@@ -75,12 +88,12 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
      *     <property>=<value>: }
      */
     public SpringMvcGate(
-            IdempotencyFilter filter,
             OutboxProperties.Gate settings,
             NamedSettings named,
+            String starterFilterBean,
             String servletPath,
             String errorPath) {
-        IdempotencyGate.Builder builder = IdempotencyGate.builder().filter(filter);
+        IdempotencyGate.Builder builder = IdempotencyGate.builder();
         named.setList(PREFIX + "methods", settings.getMethods(), m -> builder.methods(m.toArray(String[]::new)));
         for (Map.Entry<String, String> exemption : settings.getExemptions().entrySet()) {
             String route = exemption.getKey();
@@ -91,8 +104,10 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
                 throw named.refused(property, exemption.getValue(), e.getMessage() + escapeHint(route));
             }
         }
-        this.gate = builder.warnOnly(settings.isWarnOnly()).build();
+        this.settings = builder.warnOnly(settings.isWarnOnly());
+        this.gate = builder.build();
         this.warnOnly = settings.isWarnOnly();
+        this.starterFilterBean = starterFilterBean;
         this.servletPath = servletPath;
         this.errorPath = errorPath;
     }
@@ -116,51 +131,76 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
     }
 
     /**
-     * @return the URL patterns the enabled registrations of an Idempotency-Key filter map it to: the
-     *     starter's (the configured paths) or the application's own, which replaces it; {@code /*} for one mapped to
-     *     servlets by name (the DispatcherServlet serves every endpoint checked here) or to nothing
-     *     (Spring Boot maps it to every path then), or for one in a Spring Security filter chain. None
-     *     when neither has it: no request reaches it, and no endpoint is covered
+     * @return every place an Idempotency-Key filter runs: each enabled registration of one with its URL
+     *     patterns ({@code /*} for one mapped to servlets by name, as the DispatcherServlet serves every
+     *     endpoint checked here, or to nothing, which Spring Boot maps to every path), each one in a
+     *     Spring Security filter chain with {@code /*}, each filter bean no registration holds with
+     *     {@code /*} (Spring Boot registers it on every path); and, with no pattern, the filters of
+     *     registrations turned off that run nowhere else, so that the report tells their endpoints apart
      */
-    private List<String> filterUrlPatterns() {
-        List<String> patterns = new ArrayList<>();
+    private List<IdempotencyGate.FilterMapping> filterMappings() {
+        List<IdempotencyGate.FilterMapping> mappings = new ArrayList<>();
+        Set<IdempotencyFilter> held = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<IdempotencyFilter> placed = Collections.newSetFromMap(new IdentityHashMap<>());
         for (FilterRegistrationBean<?> r :
                 context.getBeansOfType(FilterRegistrationBean.class).values()) {
-            if (!(r.getFilter() instanceof IdempotencyFilter) || !r.isEnabled()) {
+            if (!(r.getFilter() instanceof IdempotencyFilter filter)) {
                 continue;
             }
+            held.add(filter);
+            if (!r.isEnabled()) {
+                continue;
+            }
+            placed.add(filter);
             if (!r.getServletNames().isEmpty() || r.getUrlPatterns().isEmpty()) {
-                patterns.add("/*");
+                mappings.add(new IdempotencyGate.FilterMapping(filter, List.of("/*")));
             } else {
-                patterns.addAll(r.getUrlPatterns());
+                mappings.add(new IdempotencyGate.FilterMapping(filter, List.copyOf(r.getUrlPatterns())));
             }
         }
-        if (inSecurityFilterChain()) {
+        for (IdempotencyFilter filter : inSecurityFilterChains()) {
             // placed in a Spring Security filter chain (its servlet registration turned off, so that it does not
             // run twice): it sees that chain's requests, every path as far as the gate can tell
-            patterns.add("/*");
+            placed.add(filter);
+            mappings.add(new IdempotencyGate.FilterMapping(filter, List.of("/*")));
         }
-        return patterns;
+        for (IdempotencyFilter filter :
+                context.getBeansOfType(IdempotencyFilter.class).values()) {
+            if (!held.contains(filter)) {
+                placed.add(filter);
+                mappings.add(new IdempotencyGate.FilterMapping(filter, List.of("/*")));
+            }
+        }
+        for (IdempotencyFilter filter : held) {
+            if (!placed.contains(filter)) {
+                mappings.add(new IdempotencyGate.FilterMapping(filter, List.of()));
+            }
+        }
+        return mappings;
     }
 
-    /** @return whether a Spring Security filter chain of the context holds an Idempotency-Key filter */
-    private boolean inSecurityFilterChain() {
+    /** @return the Idempotency-Key filters the Spring Security filter chains of the context hold */
+    private List<IdempotencyFilter> inSecurityFilterChains() {
         ClassLoader loader = context.getClassLoader();
         if (!ClassUtils.isPresent(SECURITY_FILTER_CHAIN, loader)) {
-            return false;
+            return List.of();
         }
         Class<?> type = ClassUtils.resolveClassName(SECURITY_FILTER_CHAIN, loader);
         Method filters = ReflectionUtils.findMethod(type, "getFilters");
         if (filters == null) {
-            return false;
+            return List.of();
         }
+        List<IdempotencyFilter> found = new ArrayList<>();
         for (Object chain : context.getBeansOfType(type).values()) {
-            if (ReflectionUtils.invokeMethod(filters, chain) instanceof List<?> list
-                    && list.stream().anyMatch(f -> f instanceof IdempotencyFilter)) {
-                return true;
+            if (ReflectionUtils.invokeMethod(filters, chain) instanceof List<?> list) {
+                for (Object f : list) {
+                    if (f instanceof IdempotencyFilter filter) {
+                        found.add(filter);
+                    }
+                }
             }
         }
-        return false;
+        return found;
     }
 
     @Override
@@ -180,7 +220,17 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
                 }
             }
         }
-        GateReport report = gate.check(endpoints, filterUrlPatterns());
+        for (RouterFunctionMapping mapping :
+                context.getBeansOfType(RouterFunctionMapping.class).values()) {
+            if (mapping.getRouterFunction() != null) {
+                endpoints.addAll(SpringMvcEndpoints.of(mapping.getRouterFunction(), servletPath));
+            }
+        }
+        List<IdempotencyGate.FilterMapping> mappings = filterMappings();
+        IdempotencyGate checking =
+                settings.advice(new StarterAdvice(filtersBy(mappings))).build();
+        gate = checking;
+        GateReport report = checking.check(endpoints, mappings);
         List<String> async = report.covered().stream()
                 .filter(e -> asyncHandlers.contains(e.handler()))
                 .map(e -> e.route() + " (" + e.handler() + ")")
@@ -195,6 +245,64 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
             } else {
                 throw new IllegalStateException(message);
             }
+        }
+    }
+
+    /** Whose filters run: the starter's (configured by its properties), the application's own, or none. */
+    private enum FiltersBy {
+        STARTER,
+        APPLICATION,
+        NONE
+    }
+
+    private FiltersBy filtersBy(List<IdempotencyGate.FilterMapping> mappings) {
+        if (context.containsBean(starterFilterBean)) {
+            return FiltersBy.STARTER;
+        }
+        return mappings.isEmpty() ? FiltersBy.NONE : FiltersBy.APPLICATION;
+    }
+
+    /** The report's fixes in the starter's terms: its properties. */
+    private record StarterAdvice(FiltersBy filters) implements GateReport.Advice {
+        private static final String PATH_FORMS = " (an exact path, or a prefix such as /orders/*)";
+        private static final String METHODS = "outbox.idempotency.methods, the methods the filter protects (default"
+                + " POST, PATCH; outbox.idempotency.gate.methods only adds methods the gate checks)";
+
+        @Override
+        public String cover() {
+            return switch (filters) {
+                case STARTER ->
+                    "add its path to outbox.idempotency.paths" + PATH_FORMS + " and its method to " + METHODS;
+                case NONE ->
+                    "no Idempotency-Key filter runs in this application, as outbox.idempotency.paths is not set:"
+                            + " set it to the endpoint's path" + PATH_FORMS + ", which turns the starter's filter on"
+                            + " for the methods of " + METHODS;
+                case APPLICATION ->
+                    "add its path and method to the paths(...) and methods(...) of the application's own"
+                            + " IdempotencyFilter, which replaces the starter's (outbox.idempotency.paths does not"
+                            + " apply to it), and map its registration to the path";
+            };
+        }
+
+        @Override
+        public String reach() {
+            return "the starter registers its filter on outbox.idempotency.paths, unless the application registers"
+                    + " an IdempotencyFilter itself (a FilterRegistrationBean<IdempotencyFilter> of its own turns the"
+                    + " starter's registration off): register the filter whose paths hold the endpoint on its path"
+                    + " (an enabled registration with a URL pattern that reaches it), or remove the application's"
+                    + " registration so that the starter's applies";
+        }
+
+        @Override
+        public String exempt(String route) {
+            return "outbox.idempotency.gate.exemptions[" + route.replace(" ", "\\ ")
+                    + "]=<reason> in application.properties (in YAML the key quoted, \"[" + route + "]\": <reason>)";
+        }
+
+        @Override
+        public String warnOnly() {
+            return "While rolling out, outbox.idempotency.gate.warn-only=true logs this instead of failing the"
+                    + " start; outbox.idempotency.gate.enabled=false turns the gate off.";
         }
     }
 

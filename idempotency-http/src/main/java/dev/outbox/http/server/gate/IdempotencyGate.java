@@ -14,8 +14,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
-import java.util.function.BiPredicate;
-import java.util.function.Predicate;
+import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -41,7 +40,8 @@ import org.slf4j.LoggerFactory;
  * }</pre>
  *
  * <p>Spring MVC: {@link #check(Collection)} with {@link SpringMvcEndpoints#of} (the Spring Boot
- * starter does this once the singletons are created, before the web server listens).
+ * starter does this once the singletons are created, before the web server listens, with {@link
+ * #check(Collection, Collection)} and the filters' mappings it finds).
  *
  * <p><b>Exemptions</b> are explicit and carry a reason: {@link dev.outbox.http.server.NotIdempotent}
  * on the handler, or {@link Builder#exempt(String, String)}. Every exemption is logged at each start.
@@ -51,67 +51,112 @@ import org.slf4j.LoggerFactory;
 public final class IdempotencyGate {
     private static final Logger LOG = LoggerFactory.getLogger(IdempotencyGate.class);
 
-    /** The methods checked by default: the two HTTP does not define as idempotent. */
+    /** The methods always checked: the two HTTP does not define as idempotent. */
     public static final Set<String> DEFAULT_METHODS = Set.of("POST", "PATCH");
 
     private static final List<String> CHECKABLE = List.of("POST", "PATCH", "PUT", "DELETE");
 
-    private final List<BiPredicate<String, String>> coverage;
+    /** What the gate decided for an endpoint that is not exempt. */
+    private enum Verdict {
+        COVERED,
+        /** a filter's paths and methods cover it, but no mapping of that filter reaches its path */
+        UNREACHED,
+        UNCOVERED
+    }
+
+    private final List<IdempotencyFilter> filters;
     private final Set<String> filterClassNames;
     private final Set<String> methods;
     private final Map<String, String> exemptions;
     private final boolean warnOnly;
+    private final GateReport.Advice advice;
     private volatile GateReport lastReport;
 
     private IdempotencyGate(Builder b) {
-        this.coverage = List.copyOf(b.coverage);
+        this.filters = List.copyOf(b.filters);
         this.filterClassNames = Set.copyOf(b.filterClassNames);
         this.methods = Set.copyOf(b.methods);
         this.exemptions = Map.copyOf(b.exemptions);
         this.warnOnly = b.warnOnly;
+        this.advice = b.advice;
     }
 
-    /** @return a builder; give it at least one filter */
+    /** @return a builder */
     public static Builder builder() {
         return new Builder();
     }
 
     /**
-     * Checks the given endpoints, logs the report (exemptions at INFO, uncovered endpoints at WARN in
-     * warn-only mode), and fails when an endpoint is uncovered unless {@link Builder#warnOnly} is set.
-     * Endpoints with methods this gate does not check (GET, and PUT/DELETE unless asked for) are
-     * ignored; an endpoint with method {@code *} counts once for every checked method.
+     * One place an {@code Idempotency-Key} filter runs: the filter, and the URL patterns the container
+     * maps it to. The filter sees only the requests those patterns reach, whatever its own paths say.
      *
-     * @param endpoints the application's routes
-     * @return the report
-     * @throws UncoveredEndpointsException when an endpoint is uncovered and the gate is not warn-only
+     * @param filter the filter instance
+     * @param urlPatterns URL patterns in servlet syntax ({@code /*}, {@code /orders/*}, {@code
+     *     /orders}); {@code /*} for a filter mapped to the servlet that serves the endpoints, or one
+     *     that sees every request (in a Spring Security filter chain); empty for a filter that is not
+     *     mapped at all (its registration turned off), so that the report can tell its endpoints
+     *     apart
      */
-    public GateReport check(Collection<Endpoint> endpoints) {
-        return check(endpoints, e -> true);
+    public record FilterMapping(IdempotencyFilter filter, List<String> urlPatterns) {
+        /** @throws NullPointerException when an argument or a pattern is null */
+        public FilterMapping {
+            Objects.requireNonNull(filter, "filter may not be null");
+            urlPatterns = List.copyOf(Objects.requireNonNull(urlPatterns, "urlPatterns may not be null"));
+        }
     }
 
     /**
-     * As {@link #check(Collection)}, for a filter the container maps to the given URL patterns only:
-     * an endpoint counts as covered only if one of them reaches its path as well, since the filter
-     * never sees the other requests, whatever its own paths say.
+     * Checks the given endpoints against the filters given to the builder, each taken to see every
+     * request; logs the report (exemptions at INFO, uncovered endpoints at WARN in warn-only mode), and
+     * fails when an endpoint is uncovered unless {@link Builder#warnOnly} is set. Endpoints with
+     * methods this gate does not check (GET, and PUT/DELETE unless asked for) are ignored; an endpoint
+     * with method {@code *} counts once for every checked method.
      *
      * @param endpoints the application's routes
-     * @param filterUrlPatterns the URL patterns (servlet syntax: {@code /*}, {@code /orders/*}, {@code
-     *     /orders}) the container maps the filter to; empty when it is not registered at all
      * @return the report
      * @throws UncoveredEndpointsException when an endpoint is uncovered and the gate is not warn-only
+     * @throws IllegalStateException when the builder was given no filter
      */
-    public GateReport check(Collection<Endpoint> endpoints, Collection<String> filterUrlPatterns) {
-        List<String> patterns =
-                List.copyOf(Objects.requireNonNull(filterUrlPatterns, "filterUrlPatterns may not be null"));
+    public GateReport check(Collection<Endpoint> endpoints) {
+        requireFilters();
+        return check(endpoints, e -> coveredByAFilter(e) ? Verdict.COVERED : Verdict.UNCOVERED);
+    }
+
+    /**
+     * As {@link #check(Collection)}, with the filters as the container runs them: an endpoint is
+     * covered when the filter of one mapping covers its method and path ({@link
+     * IdempotencyFilter#covers}) and a URL pattern of that same mapping reaches its path. The filters
+     * given to the builder are not consulted; with no mapping, no endpoint is covered.
+     *
+     * @param endpoints the application's routes
+     * @param mappings every place a filter runs (and the filters that run nowhere, with no pattern)
+     * @return the report
+     * @throws UncoveredEndpointsException when an endpoint is uncovered and the gate is not warn-only
+     * @throws NullPointerException when an argument is null
+     */
+    public GateReport check(Collection<Endpoint> endpoints, Collection<FilterMapping> mappings) {
+        List<FilterMapping> copy = List.copyOf(Objects.requireNonNull(mappings, "mappings may not be null"));
         return check(endpoints, e -> {
-            for (String pattern : patterns) {
-                if (ServletEndpoints.patternCovers(pattern, e.path())) {
-                    return true;
+            boolean inPaths = false;
+            for (FilterMapping m : copy) {
+                if (m.filter().covers(e.method(), e.path())) {
+                    inPaths = true;
+                    if (reaches(m.urlPatterns(), e.path())) {
+                        return Verdict.COVERED;
+                    }
                 }
             }
-            return false;
+            return inPaths ? Verdict.UNREACHED : Verdict.UNCOVERED;
         });
+    }
+
+    private static boolean reaches(Collection<String> urlPatterns, String path) {
+        for (String pattern : urlPatterns) {
+            if (ServletEndpoints.patternCovers(pattern, path)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**
@@ -121,13 +166,15 @@ public final class IdempotencyGate {
      * @param context a started or starting servlet context
      * @return the report
      * @throws UncoveredEndpointsException when an endpoint is uncovered and the gate is not warn-only
+     * @throws IllegalStateException when the builder was given no filter
      */
     public GateReport check(ServletContext context) {
+        requireFilters();
         List<ServletEndpoints.Mapped> mapped = ServletEndpoints.of(context);
-        List<FilterRegistration> filters = new ArrayList<>();
+        List<FilterRegistration> registrations = new ArrayList<>();
         for (FilterRegistration r : context.getFilterRegistrations().values()) {
             if (filterClassNames.contains(r.getClassName())) {
-                filters.add(r);
+                registrations.add(r);
             }
         }
         Map<String, String> servletNames = new LinkedHashMap<>();
@@ -137,22 +184,31 @@ public final class IdempotencyGate {
             servletNames.put(m.endpoint().path() + "\n" + m.endpoint().handler(), m.servletName());
         }
         return check(endpoints, e -> {
+            if (!coveredByAFilter(e)) {
+                return Verdict.UNCOVERED;
+            }
             String name = servletNames.get(e.path() + "\n" + e.handler());
-            for (FilterRegistration r : filters) {
+            for (FilterRegistration r : registrations) {
                 if (name != null && r.getServletNameMappings().contains(name)) {
-                    return true;
+                    return Verdict.COVERED;
                 }
-                for (String pattern : r.getUrlPatternMappings()) {
-                    if (ServletEndpoints.patternCovers(pattern, e.path())) {
-                        return true;
-                    }
+                if (reaches(r.getUrlPatternMappings(), e.path())) {
+                    return Verdict.COVERED;
                 }
             }
-            return false;
+            return Verdict.UNREACHED;
         });
     }
 
-    private GateReport check(Collection<Endpoint> endpoints, Predicate<Endpoint> mappedToFilter) {
+    private void requireFilters() {
+        if (filters.isEmpty()) {
+            throw new IllegalStateException("IdempotencyGate has no filter to judge coverage by: give it the"
+                    + " application's IdempotencyFilter with builder().filter(filter), or check with the filters'"
+                    + " mappings, check(endpoints, mappings)");
+        }
+    }
+
+    private GateReport check(Collection<Endpoint> endpoints, Function<Endpoint, Verdict> judge) {
         Objects.requireNonNull(endpoints, "endpoints may not be null");
         Set<Endpoint> expanded = new LinkedHashSet<>();
         for (Endpoint e : endpoints) {
@@ -167,6 +223,7 @@ public final class IdempotencyGate {
         List<Endpoint> covered = new ArrayList<>();
         List<Endpoint> exempted = new ArrayList<>();
         List<Endpoint> uncovered = new ArrayList<>();
+        List<Endpoint> unreached = new ArrayList<>();
         Set<String> used = new LinkedHashSet<>();
         for (Endpoint e : expanded) {
             String configured = exemptions.get(e.route());
@@ -176,32 +233,40 @@ public final class IdempotencyGate {
             } else if (configured != null || any != null) {
                 used.add(configured != null ? e.route() : "* " + e.path());
                 exempted.add(e.withExemption("configured: " + (configured != null ? configured : any)));
-            } else if (isCovered(e) && mappedToFilter.test(e)) {
-                covered.add(e);
-            } else {
+            } else if (e.unreadable() != null) {
                 uncovered.add(e);
+            } else {
+                switch (judge.apply(e)) {
+                    case COVERED -> covered.add(e);
+                    case UNREACHED -> {
+                        uncovered.add(e);
+                        unreached.add(e);
+                    }
+                    case UNCOVERED -> uncovered.add(e);
+                }
             }
         }
         List<String> unused = exemptions.keySet().stream()
                 .filter(k -> !used.contains(k))
                 .sorted()
                 .toList();
-        GateReport report = new GateReport(covered, exempted, uncovered, unused);
+        GateReport report = new GateReport(covered, exempted, uncovered, unreached, unused);
         lastReport = report;
         if (report.passed()) {
-            LOG.info("{}", report.describe());
+            LOG.info("{}", report.describe(advice));
         } else if (warnOnly) {
-            LOG.warn("{} (warn-only: the start goes on)", report.describe());
+            LOG.warn("{} (warn-only: the start goes on)", report.describe(advice));
         } else {
-            LOG.error("{}", report.describe());
-            throw new UncoveredEndpointsException(report);
+            String message = report.describe(advice);
+            LOG.error("{}", message);
+            throw new UncoveredEndpointsException(report, message);
         }
         return report;
     }
 
-    private boolean isCovered(Endpoint e) {
-        for (BiPredicate<String, String> c : coverage) {
-            if (c.test(e.method(), e.path())) {
+    private boolean coveredByAFilter(Endpoint e) {
+        for (IdempotencyFilter f : filters) {
+            if (f.covers(e.method(), e.path())) {
                 return true;
             }
         }
@@ -219,8 +284,10 @@ public final class IdempotencyGate {
     /**
      * @return a listener that runs {@link #check(ServletContext)} when the context starts; in a plain
      *     servlet container its exception fails the start of the context
+     * @throws IllegalStateException when the builder was given no filter
      */
     public ServletContextListener listener() {
+        requireFilters();
         return new ServletContextListener() {
             @Override
             public void contextInitialized(ServletContextEvent event) {
@@ -231,38 +298,43 @@ public final class IdempotencyGate {
 
     /**
      * Builds an {@link IdempotencyGate}. Setters check their own argument at once ({@link
-     * NullPointerException} for null, {@link IllegalArgumentException} for a bad value); {@link
-     * #build()} checks that a filter was given ({@link IllegalStateException}). Not thread-safe.
+     * NullPointerException} for null, {@link IllegalArgumentException} for a bad value). Not
+     * thread-safe.
      */
     public static final class Builder {
-        private final List<BiPredicate<String, String>> coverage = new ArrayList<>();
+        private final List<IdempotencyFilter> filters = new ArrayList<>();
         private final Set<String> filterClassNames = new LinkedHashSet<>();
-        private Set<String> methods = DEFAULT_METHODS;
+        private final Set<String> methods = new LinkedHashSet<>(DEFAULT_METHODS);
         private final Map<String, String> exemptions = new LinkedHashMap<>();
         private boolean warnOnly;
+        private GateReport.Advice advice = GateReport.Advice.inCode();
 
         private Builder() {}
 
         /**
          * @param filter a filter whose {@link IdempotencyFilter#covers} decides coverage; repeat for
-         *     several filters (an endpoint covered by any of them is covered)
+         *     several filters (an endpoint covered by any of them is covered). Needed by {@link
+         *     #check(Collection)}, {@link #check(ServletContext)} and {@link #listener()}; {@link
+         *     #check(Collection, Collection)} takes the filters with their mappings instead
          * @return this builder
          * @throws NullPointerException when it is null
          */
         public Builder filter(IdempotencyFilter filter) {
             Objects.requireNonNull(filter, "filter may not be null");
-            coverage.add(filter::covers);
+            filters.add(filter);
             filterClassNames.add(filter.getClass().getName());
             return this;
         }
 
         /**
-         * @param methods the methods to check, among {@code POST}, {@code PATCH}, {@code PUT} and {@code
-         *     DELETE}; default {@link #DEFAULT_METHODS} ({@code POST} and {@code PATCH}); add {@code PUT}
-         *     and {@code DELETE} when those endpoints should carry a key too
+         * Adds methods to check. {@code POST} and {@code PATCH} ({@link #DEFAULT_METHODS}) are always
+         * checked; add {@code PUT} and {@code DELETE} when those endpoints should carry a key too.
+         *
+         * @param methods methods among {@code POST}, {@code PATCH}, {@code PUT} and {@code DELETE}, any
+         *     case; naming POST or PATCH changes nothing
          * @return this builder
          * @throws NullPointerException when the array or a method is null
-         * @throws IllegalArgumentException when none is given or one is not among the four
+         * @throws IllegalArgumentException when one is not among the four
          */
         public Builder methods(String... methods) {
             Set<String> set = new LinkedHashSet<>();
@@ -270,15 +342,12 @@ public final class IdempotencyGate {
                 String upper = Objects.requireNonNull(m, "methods may not contain null")
                         .toUpperCase(Locale.ROOT);
                 if (!CHECKABLE.contains(upper)) {
-                    throw new IllegalArgumentException(
-                            "method '" + m + "' cannot be checked; choose among " + CHECKABLE);
+                    throw new IllegalArgumentException("method '" + m + "' cannot be checked; choose among " + CHECKABLE
+                            + " (POST and PATCH are always checked)");
                 }
                 set.add(upper);
             }
-            if (set.isEmpty()) {
-                throw new IllegalArgumentException("methods may not be empty; the default is POST and PATCH");
-            }
-            this.methods = set;
+            this.methods.addAll(set);
             return this;
         }
 
@@ -296,7 +365,7 @@ public final class IdempotencyGate {
         public Builder exempt(String route, String reason) {
             Objects.requireNonNull(route, "route may not be null");
             Objects.requireNonNull(reason, "reason may not be null");
-            String[] parts = route.strip().split("\\s+");
+            String[] parts = route.strip().split("\\s+", -1);
             if (parts.length != 2 || !(parts[0].equals("*") || parts[0].matches("[A-Za-z]+"))) {
                 throw new IllegalArgumentException("exemption route '" + route
                         + "' must be 'METHOD path' as the gate's report lists it, e.g. 'POST /webhooks/stripe'");
@@ -334,14 +403,19 @@ public final class IdempotencyGate {
         }
 
         /**
-         * @return the gate
-         * @throws IllegalStateException when no filter was given
+         * @param advice how the report words the fixes in the log and in the exception's message: the
+         *     default, {@link GateReport.Advice#inCode()}, names the builders' methods; a framework
+         *     integration names its own configuration
+         * @return this builder
+         * @throws NullPointerException when it is null
          */
+        public Builder advice(GateReport.Advice advice) {
+            this.advice = Objects.requireNonNull(advice, "advice may not be null");
+            return this;
+        }
+
+        /** @return the gate */
         public IdempotencyGate build() {
-            if (coverage.isEmpty()) {
-                throw new IllegalStateException(
-                        "IdempotencyGate needs the application's IdempotencyFilter: call filter(filter)");
-            }
             return new IdempotencyGate(this);
         }
     }

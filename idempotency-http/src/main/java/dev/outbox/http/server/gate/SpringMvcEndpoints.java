@@ -9,6 +9,7 @@ import java.util.Set;
 import org.springframework.core.annotation.AnnotatedElementUtils;
 import org.springframework.web.bind.annotation.RequestMethod;
 import org.springframework.web.method.HandlerMethod;
+import org.springframework.web.servlet.function.RouterFunction;
 import org.springframework.web.servlet.mvc.method.RequestMappingInfo;
 import org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandlerMapping;
 
@@ -26,6 +27,10 @@ import org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandl
  * path with {@link #of(RequestMappingHandlerMapping, String)} otherwise. A mapping without a method
  * condition takes every method and is listed with method {@code *}. {@link NotIdempotent} is read
  * from the handler method, then from its controller class.
+ *
+ * <p>Functional routes ({@code RouterFunctions.route().POST("/payments", handler)}) are listed by
+ * {@link #of(RouterFunction, String)}; {@link NotIdempotent} cannot mark them, a configured
+ * exemption can.
  */
 public final class SpringMvcEndpoints {
     private SpringMvcEndpoints() {}
@@ -51,7 +56,7 @@ public final class SpringMvcEndpoints {
     public static List<Endpoint> of(RequestMappingHandlerMapping mapping, String servletPath) {
         Objects.requireNonNull(mapping, "mapping may not be null");
         Objects.requireNonNull(servletPath, "servletPath may not be null");
-        String prefix = servletPath.endsWith("/") ? servletPath.substring(0, servletPath.length() - 1) : servletPath;
+        String prefix = prefix(servletPath);
         List<Endpoint> out = new ArrayList<>();
         for (Map.Entry<RequestMappingInfo, HandlerMethod> e :
                 mapping.getHandlerMethods().entrySet()) {
@@ -82,6 +87,35 @@ public final class SpringMvcEndpoints {
             }
         }
         return out;
+    }
+
+    /**
+     * Lists the routes of a functional router, such as {@code RouterFunctionMapping.getRouterFunction()}:
+     * one endpoint per method and path its predicates may match, nested paths joined ({@code
+     * route().path("/api", b -> b.POST("/orders", h))} is {@code POST /api/orders}). A header,
+     * parameter, content-type, accept or version condition only narrows a route and is passed over; a
+     * route without a method condition is listed with method {@code *}, one without a path condition
+     * with the path {@code /**} under its nesting; a negated condition is taken to match every method
+     * and path (a negated method condition: every other method). Where a predicate the gate cannot take
+     * apart (a lambda, an application's own {@code RequestPredicate}) leaves the method or the path
+     * open, and for a router function of the application's own, the endpoint is marked {@link
+     * Endpoint#unreadable()} and the gate never counts it covered. Static resources (GET and HEAD) are
+     * not listed.
+     *
+     * @param routes the application's router function
+     * @param servletPath the path the {@code DispatcherServlet} is mapped under, e.g. {@code /api}
+     *     for a mapping {@code /api/*}; empty for {@code /}
+     * @return its endpoints, with {@code servletPath} in front
+     * @throws NullPointerException when an argument is null
+     */
+    public static List<Endpoint> of(RouterFunction<?> routes, String servletPath) {
+        Objects.requireNonNull(routes, "routes may not be null");
+        Objects.requireNonNull(servletPath, "servletPath may not be null");
+        return RouterFunctionEndpoints.of(routes, prefix(servletPath));
+    }
+
+    private static String prefix(String servletPath) {
+        return servletPath.endsWith("/") ? servletPath.substring(0, servletPath.length() - 1) : servletPath;
     }
 
     /**

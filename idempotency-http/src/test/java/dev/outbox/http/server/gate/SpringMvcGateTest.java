@@ -12,6 +12,8 @@ import org.junit.jupiter.api.Test;
 import org.postgresql.ds.PGSimpleDataSource;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
+import org.springframework.http.HttpMethod;
+import org.springframework.http.MediaType;
 import org.springframework.mock.web.MockServletContext;
 import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.PatchMapping;
@@ -21,6 +23,11 @@ import org.springframework.web.bind.annotation.RequestMapping;
 import org.springframework.web.bind.annotation.RestController;
 import org.springframework.web.context.support.AnnotationConfigWebApplicationContext;
 import org.springframework.web.servlet.config.annotation.EnableWebMvc;
+import org.springframework.web.servlet.function.HandlerFunction;
+import org.springframework.web.servlet.function.RequestPredicates;
+import org.springframework.web.servlet.function.RouterFunction;
+import org.springframework.web.servlet.function.RouterFunctions;
+import org.springframework.web.servlet.function.ServerResponse;
 import org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandlerMapping;
 
 /**
@@ -163,5 +170,101 @@ class SpringMvcGateTest {
         assertThat(endpoints(Uncovered.class, "/api"))
                 .extracting(Endpoint::route)
                 .contains("POST /api/orders", "POST /api/refunds");
+    }
+
+    private static final HandlerFunction<ServerResponse> OK =
+            request -> ServerResponse.ok().build();
+
+    /**
+     * Functional routes are endpoints too: their methods and paths are read from the predicates, nested
+     * paths joined, the DispatcherServlet's path in front; conditions that only narrow a route (accept,
+     * content type, a parameter, a predicate of the application's own beside a method and a path) are
+     * passed over; a route without a path takes every path below its nesting.
+     */
+    @Test
+    void functionalRoutesAreListedByMethodAndPath() {
+        RouterFunction<ServerResponse> routes = RouterFunctions.route()
+                .POST("/payments", OK)
+                .PATCH("/payments/{id}", RequestPredicates.contentType(MediaType.APPLICATION_JSON), OK)
+                .GET("/payments/{id}", OK)
+                .path(
+                        "/api",
+                        api -> api.POST("/orders", OK)
+                                .nest(
+                                        RequestPredicates.accept(MediaType.APPLICATION_JSON),
+                                        json -> json.PUT("/carts", OK)))
+                .POST("/refunds", request -> request.param("dryRun").isEmpty(), OK)
+                .route(RequestPredicates.method(HttpMethod.DELETE).and(RequestPredicates.path("/items/{id}")), OK)
+                .add(RouterFunctions.route(
+                        RequestPredicates.path("/a")
+                                .or(RequestPredicates.path("/b"))
+                                .and(RequestPredicates.method(HttpMethod.POST)),
+                        OK))
+                .nest(RequestPredicates.path("/webhooks"), hooks -> hooks.POST(OK))
+                .build();
+
+        assertThat(SpringMvcEndpoints.of(routes, "/svc"))
+                .allSatisfy(e -> assertThat(e.unreadable()).isNull())
+                .extracting(Endpoint::route)
+                .containsExactly(
+                        "POST /svc/payments",
+                        "PATCH /svc/payments/{id}",
+                        "GET /svc/payments/{id}",
+                        "POST /svc/api/orders",
+                        "PUT /svc/api/carts",
+                        "POST /svc/refunds",
+                        "DELETE /svc/items/{id}",
+                        "POST /svc/a",
+                        "POST /svc/b",
+                        "POST /svc/webhooks/**");
+    }
+
+    /**
+     * Where a predicate the gate cannot take apart leaves the method or the path open, and for a router
+     * function of the application's own, the endpoint is marked unreadable and named: the gate never
+     * counts it covered, even with a filter on every path. A negated method condition takes every other
+     * method.
+     */
+    @Test
+    void aFunctionalRouteWhoseMethodOrPathCannotBeReadIsUncoveredAndNamed() {
+        RouterFunction<ServerResponse> routes = RouterFunctions.route()
+                .route(request -> request.path().startsWith("/legacy"), OK)
+                .POST(request -> request.path().startsWith("/rpc"), OK)
+                .route(RequestPredicates.method(HttpMethod.GET).negate().and(RequestPredicates.path("/forms")), OK)
+                .add(request -> java.util.Optional.empty())
+                .build();
+
+        List<Endpoint> endpoints = SpringMvcEndpoints.of(routes, "");
+        assertThat(endpoints)
+                .extracting(Endpoint::route, e -> e.unreadable() != null)
+                .containsExactly(
+                        tuple("* /**", true),
+                        tuple("POST /**", true),
+                        tuple("DELETE /forms", false),
+                        tuple("HEAD /forms", false),
+                        tuple("OPTIONS /forms", false),
+                        tuple("PATCH /forms", false),
+                        tuple("POST /forms", false),
+                        tuple("PUT /forms", false),
+                        tuple("TRACE /forms", false),
+                        tuple("* /**", true));
+        assertThat(endpoints.get(0).unreadable())
+                .isEqualTo("the gate cannot read which method and path its predicate takes");
+        assertThat(endpoints.get(1).unreadable()).isEqualTo("the gate cannot read which path its predicate takes");
+        assertThat(endpoints.get(9).unreadable()).startsWith("a router function of the application's own");
+
+        IdempotencyFilter everything = IdempotencyFilter.builder(IdempotencyStore.builder()
+                        .dataSource(new PGSimpleDataSource())
+                        .build())
+                .build();
+        assertThatThrownBy(() ->
+                        IdempotencyGate.builder().filter(everything).build().check(endpoints))
+                .isInstanceOf(UncoveredEndpointsException.class)
+                .hasMessageContaining("UNCOVERED POST /**  (functional route ")
+                .hasMessageContaining("unreadable, the gate cannot read which path its predicate takes")
+                .satisfies(e -> assertThat(
+                                ((UncoveredEndpointsException) e).report().covered())
+                        .extracting(Endpoint::route)
+                        .containsExactly("PATCH /forms", "POST /forms"));
     }
 }
