@@ -64,6 +64,7 @@ import org.springframework.core.ResolvableType;
 import org.springframework.core.env.Environment;
 import org.springframework.core.io.ResourceLoader;
 import org.springframework.jdbc.datasource.TransactionAwareDataSourceProxy;
+import org.springframework.kafka.core.ConsumerFactory;
 import org.springframework.kafka.listener.CommonErrorHandler;
 import org.springframework.transaction.PlatformTransactionManager;
 import org.springframework.util.ClassUtils;
@@ -529,9 +530,13 @@ public class OutboxAutoConfiguration {
     static class ListenerRetriesConfiguration {
         @Bean
         @ConditionalOnMissingBean(CommonErrorHandler.class)
-        CommonErrorHandler outboxListenerErrorHandler(OutboxProperties properties, Environment environment) {
+        CommonErrorHandler outboxListenerErrorHandler(
+                OutboxProperties properties, Environment environment, ObjectProvider<ConsumerFactory<?, ?>> consumers) {
             OutboxProperties.ListenerRetries p = properties.getListenerRetries();
             NamedSettings named = new NamedSettings(environment);
+            // the waits are spent in the poll loop: they must fit the consumers' own poll interval
+            ConsumerFactory<?, ?> factory = consumers.getIfUnique();
+            Duration poll = ListenerRetries.pollInterval(factory == null ? null : factory.getConfigurationProperties());
             named.set(
                     "outbox.listener-retries.initial-interval",
                     p.getInitialInterval(),
@@ -539,8 +544,8 @@ public class OutboxAutoConfiguration {
             named.set(
                     "outbox.listener-retries.max-interval",
                     p.getMaxInterval(),
-                    max -> ListenerRetries.requireMax(p.getInitialInterval(), max));
-            return ListenerRetries.errorHandler(p.getInitialInterval(), p.getMaxInterval());
+                    max -> ListenerRetries.requireMax(p.getInitialInterval(), max, poll));
+            return ListenerRetries.errorHandler(p.getInitialInterval(), p.getMaxInterval(), poll);
         }
     }
 }

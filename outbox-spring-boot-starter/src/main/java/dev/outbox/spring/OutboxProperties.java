@@ -401,7 +401,8 @@ public class OutboxProperties {
 
         /**
          * The longest wait between two attempts, which double up to it; at least the initial interval and
-         * at most 4m, below the consumer's max.poll.interval.ms of 5m (the wait is spent in the poll loop).
+         * at most four fifths of the listener consumers' max.poll.interval.ms (4m with Kafka's default of
+         * 5m): the wait is spent in the poll loop.
          */
         private Duration maxInterval = Duration.ofSeconds(30);
 

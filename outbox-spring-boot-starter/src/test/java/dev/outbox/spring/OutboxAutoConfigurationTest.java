@@ -141,6 +141,27 @@ class OutboxAutoConfigurationTest {
     }
 
     /**
+     * The listener retries wait in the consumer's poll loop: their longest wait is checked against the
+     * poll interval the listener consumers are given, not Kafka's default. With max.poll.interval.ms at
+     * 20 s, the default max-interval of 30 s would put the consumer out of its group at every long
+     * wait; it started before.
+     */
+    @Test
+    void theListenersLongestWaitFitsTheConsumersPollInterval() {
+        ApplicationContextRunner kafka = runner.withConfiguration(AutoConfigurations.of(KafkaAutoConfiguration.class));
+        assertThat(rootMessage(kafka.withPropertyValues("spring.kafka.consumer.properties.max.poll.interval.ms=20000")))
+                .startsWith(
+                        "outbox.listener-retries.max-interval=30s: the max interval must be between the initial"
+                                + " interval (500ms) and 16s (four fifths of the listener consumers' max.poll.interval.ms, 20s:")
+                .endsWith("lower it, or raise max.poll.interval.ms");
+        kafka.withPropertyValues(
+                        "spring.kafka.consumer.properties.max.poll.interval.ms=20000",
+                        "outbox.listener-retries.max-interval=15s")
+                .run(context -> assertThat(context).hasNotFailed().hasSingleBean(CommonErrorHandler.class));
+        kafka.run(context -> assertThat(context).hasNotFailed().hasSingleBean(CommonErrorHandler.class));
+    }
+
+    /**
      * Migrations on (the default) without Flyway on the class path (a team on Liquibase that added the
      * starter alone) fail the start naming both ways out: add Flyway, or outbox.migrations.enabled=false.
      * Before, the message named only Flyway and the plain SQL scripts, not the property that turns the

@@ -3,6 +3,7 @@ package dev.outbox.spring.internal;
 import dev.outbox.core.internal.Durations;
 import java.time.Duration;
 import java.util.Map;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -26,8 +27,10 @@ import org.springframework.util.backoff.ExponentialBackOff;
  */
 public final class ListenerRetries {
     private static final Logger LOG = LoggerFactory.getLogger(ListenerRetries.class);
-    /** Below the consumer's default {@code max.poll.interval.ms} (5 minutes): the wait is spent in the poll loop. */
-    static final Duration LONGEST = Duration.ofMinutes(4);
+    /** The consumer's default {@code max.poll.interval.ms}. */
+    static final Duration DEFAULT_POLL_INTERVAL = Duration.ofMinutes(5);
+    /** The longest wait under the default poll interval: four fifths of it ({@link #longest}). */
+    static final Duration LONGEST = longest(DEFAULT_POLL_INTERVAL);
     /** The shortest first wait: the backoff counts whole milliseconds. */
     static final Duration SHORTEST = Duration.ofMillis(1);
 
@@ -36,12 +39,24 @@ public final class ListenerRetries {
     /**
      * @param initial the first wait, at least 1 ms
      * @param max the longest wait, at least {@code initial} and at most 4 minutes
-     * @return the error handler
+     * @return the error handler, for consumers with the default {@code max.poll.interval.ms}
      * @throws IllegalArgumentException naming the bound a wait breaks
      */
     public static CommonErrorHandler errorHandler(Duration initial, Duration max) {
+        return errorHandler(initial, max, DEFAULT_POLL_INTERVAL);
+    }
+
+    /**
+     * @param initial the first wait, at least 1 ms
+     * @param max the longest wait, at least {@code initial} and at most four fifths of {@code
+     *     pollInterval}
+     * @param pollInterval the listener consumers' {@code max.poll.interval.ms} ({@link #pollInterval})
+     * @return the error handler
+     * @throws IllegalArgumentException naming the bound a wait breaks
+     */
+    public static CommonErrorHandler errorHandler(Duration initial, Duration max, Duration pollInterval) {
         requireInitial(initial);
-        requireMax(initial, max);
+        requireMax(initial, max, pollInterval);
         ExponentialBackOff backOff = new ExponentialBackOff(initial.toMillis(), 2.0);
         backOff.setMaxInterval(max.toMillis());
         backOff.setMaxElapsedTime(Long.MAX_VALUE);
@@ -73,14 +88,54 @@ public final class ListenerRetries {
         }
     }
 
-    /** @throws IllegalArgumentException when {@code max} is below {@code initial} or above 4 minutes */
-    public static void requireMax(Duration initial, Duration max) {
-        if (max == null || max.compareTo(initial) < 0 || max.compareTo(LONGEST) > 0) {
+    /**
+     * @param pollInterval the listener consumers' {@code max.poll.interval.ms} ({@link #pollInterval})
+     * @throws IllegalArgumentException when {@code max} is below {@code initial} or above four fifths of
+     *     {@code pollInterval}
+     */
+    public static void requireMax(Duration initial, Duration max, Duration pollInterval) {
+        Duration longest = longest(pollInterval);
+        if (max == null || max.compareTo(initial) < 0 || max.compareTo(longest) > 0) {
             throw new IllegalArgumentException("the max interval must be between the initial interval ("
-                    + Durations.format(initial) + ") and " + Durations.format(LONGEST)
-                    + " (the wait is spent in the consumer's poll loop, whose max.poll.interval.ms is 5m by"
-                    + " default), got " + format(max));
+                    + Durations.format(initial) + ") and " + Durations.format(longest)
+                    + " (four fifths of the listener consumers' max.poll.interval.ms, "
+                    + Durations.format(pollInterval)
+                    + (pollInterval.equals(DEFAULT_POLL_INTERVAL) ? ", Kafka's default" : "")
+                    + ": the wait is spent in the consumer's poll loop, and a longer one puts the consumer out of"
+                    + " its group, a rebalance at every retry), got " + format(max)
+                    + "; lower it, or raise max.poll.interval.ms");
         }
+    }
+
+    /**
+     * @param consumerProperties the configuration of the listener containers' consumer factory, or null
+     *     when there is no single one
+     * @return its {@code max.poll.interval.ms}, else Kafka's default, 5 minutes
+     * @throws IllegalArgumentException when the value is not a positive number of milliseconds
+     */
+    public static Duration pollInterval(Map<String, Object> consumerProperties) {
+        Object value =
+                consumerProperties == null ? null : consumerProperties.get(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG);
+        if (value == null) {
+            return DEFAULT_POLL_INTERVAL;
+        }
+        long millis;
+        try {
+            millis = value instanceof Number n
+                    ? n.longValue()
+                    : Long.parseLong(value.toString().strip());
+        } catch (NumberFormatException e) {
+            millis = -1;
+        }
+        if (millis < 1) {
+            throw new IllegalArgumentException("the consumers' " + ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG
+                    + " must be" + " a positive number of milliseconds, got " + value);
+        }
+        return Duration.ofMillis(millis);
+    }
+
+    private static Duration longest(Duration pollInterval) {
+        return pollInterval.multipliedBy(4).dividedBy(5);
     }
 
     private static String format(Duration d) {
