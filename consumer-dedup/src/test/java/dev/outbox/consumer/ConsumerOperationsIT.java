@@ -1095,16 +1095,7 @@ class ConsumerOperationsIT {
                     .get(30, TimeUnit.SECONDS);
         }
         try (LogCapture log = LogCapture.attach();
-                IdempotentConsumer consumer = IdempotentConsumer.builder()
-                        .kafkaProperties(Fixtures.consumerProperties(kafka, "ops-retention-group"))
-                        .topics(longTopic, shortTopic)
-                        .consumerName("ops-retention")
-                        .dataSource(db.dataSource())
-                        .handler(Fixtures.paymentsHandler())
-                        .purgeInterval(Duration.ZERO)
-                        .meterRegistry(new SimpleMeterRegistry())
-                        .retention(Duration.ofDays(7))
-                        .build()) {
+                IdempotentConsumer consumer = keepingIdsAWeek(db, kafka, "ops-retention", longTopic, shortTopic)) {
             consumer.start();
             await().atMost(WAIT)
                     .untilAsserted(() -> assertThat(log.messages("ops-retention"))
@@ -1115,6 +1106,49 @@ class ConsumerOperationsIT {
             assertThat(log.messages("ops-retention"))
                     .noneMatch(m -> m.contains("topic " + shortTopic + " keeps records"));
         }
+    }
+
+    /**
+     * The retention guard on a compacted topic: it keeps each key's last record for ever, whatever
+     * its retention.ms says, so a replay from old offsets would apply each key's last message again
+     * once its id was purged; the consumer warns at start. Before, a compacted topic with a short
+     * retention.ms passed without a word.
+     */
+    @Test
+    void retentionGuardWarnsAboutACompactedTopic(TestDatabase db, TestKafka kafka) throws Exception {
+        String compacted = TestKafka.uniqueTopic("ops-retention-compacted");
+        try (Admin admin = kafka.admin()) {
+            admin.createTopics(List.of(new NewTopic(compacted, 1, (short) 1)
+                            .configs(Map.of(
+                                    "cleanup.policy",
+                                    "compact",
+                                    "retention.ms",
+                                    Long.toString(Duration.ofDays(1).toMillis())))))
+                    .all()
+                    .get(30, TimeUnit.SECONDS);
+        }
+        try (LogCapture log = LogCapture.attach();
+                IdempotentConsumer consumer = keepingIdsAWeek(db, kafka, "ops-retention-compacted", compacted)) {
+            consumer.start();
+            await().atMost(WAIT)
+                    .untilAsserted(() -> assertThat(log.messages("ops-retention-compacted"))
+                            .anyMatch(
+                                    m -> m.contains("topic " + compacted + " is compacted (cleanup.policy=compact)")));
+        }
+    }
+
+    /** A consumer named {@code name} (its group {@code name-group}) that keeps processed ids for 7 days. */
+    private static IdempotentConsumer keepingIdsAWeek(TestDatabase db, TestKafka kafka, String name, String... topics) {
+        return IdempotentConsumer.builder()
+                .kafkaProperties(Fixtures.consumerProperties(kafka, name + "-group"))
+                .topics(topics)
+                .consumerName(name)
+                .dataSource(db.dataSource())
+                .handler(Fixtures.paymentsHandler())
+                .purgeInterval(Duration.ZERO)
+                .meterRegistry(new SimpleMeterRegistry())
+                .retention(Duration.ofDays(7))
+                .build();
     }
 
     /**

@@ -20,8 +20,9 @@ final class TopicRetentionCheck {
     /**
      * The retention guard: a topic that keeps records longer than this consumer keeps their ids can
      * replay (group reset, a new group) messages whose ids were purged, and they would be applied
-     * again. Asks the brokers for each topic's {@code retention.ms} and warns; a failure to ask is
-     * logged and otherwise ignored.
+     * again. Asks the brokers for each topic's {@code retention.ms} and {@code cleanup.policy} and warns
+     * (a compacted topic keeps each key's last record for ever); a failure to ask is logged and
+     * otherwise ignored.
      */
     static void run(Settings settings, String instance, PrefixedLog log) {
         Map<String, Object> props = new HashMap<>();
@@ -44,6 +45,21 @@ final class TopicRetentionCheck {
                     .get(settings.closeTimeout().toMillis(), TimeUnit.MILLISECONDS);
             long keptMillis = settings.retention().toMillis();
             configs.forEach((resource, config) -> {
+                ConfigEntry policy = config.get(TopicConfig.CLEANUP_POLICY_CONFIG);
+                if (policy != null
+                        && policy.value() != null
+                        && policy.value().contains(TopicConfig.CLEANUP_POLICY_COMPACT)) {
+                    log.warn(
+                            "topic {} is compacted (cleanup.policy={}): the last record of every key is kept for ever,"
+                                    + " longer than this consumer keeps processed ids ({}), so a replay from older offsets"
+                                    + " (an offset reset, a new group) would apply again each key's last message once its"
+                                    + " id was purged. Consume a compacted topic only from committed offsets, or keep"
+                                    + " its processed ids as long as it keeps records",
+                            resource.name(),
+                            policy.value(),
+                            Durations.format(settings.retention()));
+                    return;
+                }
                 ConfigEntry entry = config.get(TopicConfig.RETENTION_MS_CONFIG);
                 if (entry == null || entry.value() == null) {
                     return;
