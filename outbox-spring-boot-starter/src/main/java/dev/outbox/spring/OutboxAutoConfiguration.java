@@ -27,6 +27,7 @@ import dev.outbox.spring.internal.RestartableRelay;
 import dev.outbox.spring.internal.SpringKafkaConnection;
 import dev.outbox.spring.internal.SpringMvcGate;
 import dev.outbox.spring.internal.SpringTransactionProvider;
+import dev.outbox.spring.internal.TransactionManagers;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
 import java.time.Duration;
@@ -300,6 +301,8 @@ public class OutboxAutoConfiguration {
                                 + " PlatformTransactionManager bean for the Idempotency-Key filter's transaction to join; add"
                                 + " spring-boot-starter-jdbc or spring-boot-starter-data-jpa, or mark one transaction manager @Primary");
             }
+            // one of another DataSource (or Kafka's) would leave the key's connection in autocommit mode
+            TransactionManagers.requireManages(manager, dataSource);
             DSLContext dsl = DSL.using(
                     transactionBound(dataSource).configuration().derive(new SpringTransactionProvider(manager)));
             OutboxProperties.Idempotency p = properties.getIdempotency();
@@ -307,7 +310,10 @@ public class OutboxAutoConfiguration {
             IdempotencyStore.Builder builder = IdempotencyStore.builder()
                     .dsl(dsl)
                     .meterRegistry(meters(registry))
-                    // JPA's unflushed writes would be flushed at commit, after the rollback to the savepoint
+                    // a stored refusal rolls the request's transaction back, so that no transaction synchronisation
+                    // (a @TransactionalEventListener) commits work for it, and is stored in a transaction of its own
+                    .refusalsInTransactionOfTheirOwn(true)
+                    // drops JPA's unflushed writes before the rollback
                     .onRollBackAndStore(PersistenceContexts.clearer(OutboxAutoConfiguration.class.getClassLoader()));
             named.set(SCHEMA, properties.getSchema(), builder::schema);
             named.set(IDEMPOTENCY + "ttl", p.getTtl(), builder::ttl);
@@ -357,8 +363,12 @@ public class OutboxAutoConfiguration {
             registration.setName("outboxIdempotencyFilter");
             registration.setUrlPatterns(properties.getIdempotency().getPaths());
             registration.setOrder(properties.getIdempotency().getFilterOrder());
-            // the key's transaction is the request thread's: no async processing behind the filter
-            registration.setAsyncSupported(false);
+            // async-supported, or the container would refuse async processing to every request on these paths,
+            // a GET that streams (SSE, StreamingResponseBody) or answers with a Callable or DeferredResult
+            // included. A request the filter protects is still refused it: the request its handler sees says
+            // isAsyncSupported() == false and refuses startAsync, since the key's transaction is the request
+            // thread's. The filter lets an async dispatch through without claiming a key
+            registration.setAsyncSupported(true);
             // the application registers the filter itself (other paths or order, or turned off): this one
             // would register it a second time
             List<String> own = Arrays.stream(beans.getBeanNamesForType(

@@ -25,8 +25,10 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.Callable;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -39,6 +41,7 @@ import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
 import org.springframework.boot.persistence.autoconfigure.EntityScan;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.web.server.LocalServerPort;
+import org.springframework.context.ApplicationEventPublisher;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Import;
 import org.springframework.http.HttpStatus;
@@ -50,7 +53,10 @@ import org.springframework.test.annotation.DirtiesContext;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
 import org.springframework.transaction.annotation.Transactional;
+import org.springframework.transaction.event.TransactionPhase;
+import org.springframework.transaction.event.TransactionalEventListener;
 import org.springframework.web.bind.annotation.ExceptionHandler;
+import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.PatchMapping;
 import org.springframework.web.bind.annotation.PathVariable;
 import org.springframework.web.bind.annotation.PostMapping;
@@ -116,7 +122,7 @@ class JpaApplicationIT {
         registry.add(
                 "outbox.idempotency.paths",
                 () -> "/shipments/*,/parcels/*,/stock/*,/later-shipments/*,/refused-shipments/*,/doomed-shipments/*,"
-                        + "/rejected-shipments/*");
+                        + "/rejected-shipments/*,/announced-shipments/*");
         // the start-up gate refuses the covered async handler (IdempotencyGateStarterTest); warn-only lets this
         // test show what the filter does with one at run time
         registry.add("outbox.idempotency.gate.warn-only", () -> "true");
@@ -140,6 +146,65 @@ class JpaApplicationIT {
                 .isZero();
         assertThat(count("select count(*) from outbox.idempotency_key where idem_key = ?", key))
                 .isZero();
+    }
+
+    /**
+     * A GET on a covered path that answers asynchronously (a {@code Callable}) is served: the filter's
+     * registration supports async processing, and the filter lets a method it does not protect through
+     * as it came. Before, the container refused async processing to every request on the filter's
+     * paths, and such a GET (or an SSE stream, a {@code StreamingResponseBody}, a {@code
+     * DeferredResult}) failed with 500.
+     */
+    @Test
+    void anAsyncGetOnACoveredPathIsServed() throws Exception {
+        String ref = "ref-" + UUID.randomUUID();
+        HttpRequest request = HttpRequest.newBuilder(URI.create("http://localhost:" + port + "/shipments/" + ref))
+                .timeout(Duration.ofSeconds(30))
+                .GET()
+                .build();
+        HttpResponse<String> answer = http.send(request, HttpResponse.BodyHandlers.ofString());
+        assertThat(answer.statusCode()).isEqualTo(200);
+        assertThat(answer.body()).isEqualTo("tracking " + ref);
+    }
+
+    /**
+     * G5 with Spring's transaction synchronisations: a stored refusal (422) commits nothing that its
+     * transaction's {@code @TransactionalEventListener}s write, and runs none of their after-commit
+     * work: the request's transaction is rolled back, and the key is stored with the refusal in a
+     * transaction of its own, then replayed. A 201 commits the listener's outbox message with the
+     * entity. Before, the refused request's writes were rolled back to a savepoint and the transaction
+     * then committed: the {@code BEFORE_COMMIT} listener's outbox message committed with the key (an
+     * event published for a refused request), and the {@code AFTER_COMMIT} listener ran.
+     */
+    @Test
+    void aStoredRefusalCommitsNothingOfItsTransactionalEventListeners() throws Exception {
+        String refused = "ref-" + UUID.randomUUID();
+        String key = UUID.randomUUID().toString();
+        assertThat(post("/announced-shipments/" + refused + "?status=422", key).statusCode())
+                .isEqualTo(422);
+        HttpResponse<String> replay = post("/announced-shipments/" + refused + "?status=422", key);
+        assertThat(replay.statusCode()).isEqualTo(422);
+        assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+        assertThat(count("select count(*) from outbox.outbox_message where message_key = ?", refused))
+                .as("the BEFORE_COMMIT listener's outbox message for the refused request")
+                .isZero();
+        assertThat(count("select count(*) from shipment where order_ref = ?", refused))
+                .isZero();
+        assertThat(Announcer.COMMITTED).as("the AFTER_COMMIT listener's runs").doesNotContain(refused);
+        assertThat(count("select count(*) from outbox.idempotency_key where idem_key = ?", key))
+                .isOne();
+
+        String created = "ref-" + UUID.randomUUID();
+        assertThat(post(
+                                "/announced-shipments/" + created + "?status=201",
+                                UUID.randomUUID().toString())
+                        .statusCode())
+                .isEqualTo(201);
+        assertThat(count("select count(*) from outbox.outbox_message where message_key = ?", created))
+                .isOne();
+        assertThat(count("select count(*) from shipment where order_ref = ?", created))
+                .isOne();
+        assertThat(Announcer.COMMITTED).contains(created);
     }
 
     /**
@@ -359,7 +424,7 @@ class JpaApplicationIT {
     @SpringBootConfiguration
     @EnableAutoConfiguration
     @EntityScan(basePackageClasses = JpaApplicationIT.class)
-    @Import({Shipping.class, ShippingController.class})
+    @Import({Shipping.class, ShippingController.class, Announcer.class})
     static class App {
         @Bean
         ScopeResolver idempotencyScope() {
@@ -422,6 +487,16 @@ class JpaApplicationIT {
         @Autowired
         ProcessedMessagesTemplate processed;
 
+        @Autowired
+        ApplicationEventPublisher events;
+
+        /** Persists, and publishes an event its transaction's listeners handle. */
+        @Transactional
+        public void shipAndRequestAnnouncement(String ref) {
+            em.persist(new Shipment(ref));
+            events.publishEvent(new ShipmentRequested(ref));
+        }
+
         @Transactional
         public UUID shipAndAnnounce(String ref, boolean fail) {
             em.persist(new Shipment(ref));
@@ -475,6 +550,32 @@ class JpaApplicationIT {
         }
     }
 
+    /** A shipment was requested, in the transaction that persisted it. */
+    record ShipmentRequested(String ref) {}
+
+    /** Announces a shipment in the outbox as its transaction commits, and records the commits it saw. */
+    static class Announcer {
+        static final Set<String> COMMITTED = ConcurrentHashMap.newKeySet();
+
+        @Autowired
+        OutboxTemplate outbox;
+
+        @TransactionalEventListener(phase = TransactionPhase.BEFORE_COMMIT)
+        public void announce(ShipmentRequested requested) {
+            outbox.append(OutboxMessage.of(
+                    "shipments",
+                    requested.ref(),
+                    "ShipmentRequested",
+                    "text/plain",
+                    requested.ref().getBytes(StandardCharsets.UTF_8)));
+        }
+
+        @TransactionalEventListener(phase = TransactionPhase.AFTER_COMMIT)
+        public void committed(ShipmentRequested requested) {
+            COMMITTED.add(requested.ref());
+        }
+    }
+
     /** Each handler writes through JPA, then answers the status the test asks for. */
     @RestController
     static class ShippingController {
@@ -500,6 +601,18 @@ class JpaApplicationIT {
                 fields.append(' ').append(name).append('=').append(values == null ? List.of() : Arrays.asList(values));
             }
             return ResponseEntity.ok(fields.toString());
+        }
+
+        /** Not protected (a GET), on a covered path, answered on another thread. */
+        @GetMapping("/shipments/{ref}")
+        Callable<ResponseEntity<String>> track(@PathVariable("ref") String ref) {
+            return () -> ResponseEntity.ok("tracking " + ref);
+        }
+
+        @PostMapping("/announced-shipments/{ref}")
+        ResponseEntity<String> shipAnnounced(@PathVariable("ref") String ref, @RequestParam("status") int status) {
+            shipping.shipAndRequestAnnouncement(ref);
+            return ResponseEntity.status(status).body(ref);
         }
 
         @PostMapping("/later-shipments/{ref}")

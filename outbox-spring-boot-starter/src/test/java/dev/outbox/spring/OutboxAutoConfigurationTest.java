@@ -38,6 +38,7 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Collectors;
 import javax.sql.DataSource;
 import org.junit.jupiter.api.Test;
+import org.springframework.aop.framework.ProxyFactory;
 import org.springframework.beans.BeanUtils;
 import org.springframework.beans.factory.config.BeanPostProcessor;
 import org.springframework.beans.factory.support.StaticListableBeanFactory;
@@ -56,10 +57,12 @@ import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.jdbc.datasource.DataSourceTransactionManager;
+import org.springframework.jdbc.datasource.DelegatingDataSource;
 import org.springframework.jdbc.datasource.DriverManagerDataSource;
 import org.springframework.kafka.core.DefaultKafkaProducerFactory;
 import org.springframework.kafka.listener.CommonErrorHandler;
 import org.springframework.kafka.listener.DefaultErrorHandler;
+import org.springframework.kafka.transaction.KafkaTransactionManager;
 import org.springframework.mock.env.MockEnvironment;
 import org.springframework.test.util.ReflectionTestUtils;
 import org.springframework.transaction.PlatformTransactionManager;
@@ -217,8 +220,47 @@ class OutboxAutoConfigurationTest {
             FilterRegistrationBean<?> registration =
                     context.getBean(OutboxAutoConfiguration.FILTER_REGISTRATION_BEAN, FilterRegistrationBean.class);
             assertThat(registration.getUrlPatterns()).containsExactly("/orders", "/payments/*");
+            // else the container refuses async processing (SSE, a Callable) to a GET on these paths too
+            assertThat(registration.isAsyncSupported()).isTrue();
         });
         web.run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(IdempotencyFilter.class));
+    }
+
+    /**
+     * G5: a transaction manager that does not manage the key store's DataSource (one of another
+     * DataSource, made single or {@code @Primary}; Spring Kafka's) fails the start, naming it and the
+     * fix: the key's statements would run in autocommit mode, and the store refuses them. One of the
+     * same DataSource starts, also behind a proxy or over a wrapper of it. Before, the application
+     * started, and a request's key committed on its own and answered 409 to every retry.
+     */
+    @Test
+    void aTransactionManagerOfAnotherResourceFailsTheStart() {
+        WebApplicationContextRunner covered = new WebApplicationContextRunner()
+                .withConfiguration(AutoConfigurations.of(OutboxAutoConfiguration.class))
+                .withBean(DataSource.class, () -> NEVER_CONNECTED)
+                .withPropertyValues("outbox.migrations.enabled=false", "outbox.idempotency.paths=/orders");
+        DataSource other = new DriverManagerDataSource("jdbc:postgresql://127.0.0.1:1/other");
+        assertThat(rootMessage(covered.withBean(
+                        PlatformTransactionManager.class, () -> new DataSourceTransactionManager(other))))
+                .startsWith("outbox.idempotency.paths is set, but the transaction manager the Idempotency-Key filter"
+                        + " begins its transactions with (org.springframework.jdbc.datasource.DataSourceTransactionManager,"
+                        + " the single or @Primary PlatformTransactionManager) manages another DataSource")
+                .contains("The key's statements would run outside any transaction")
+                .contains("Make a transaction manager of this DataSource");
+        DefaultKafkaProducerFactory<String, String> producers = new DefaultKafkaProducerFactory<>(Map.of());
+        producers.setTransactionIdPrefix("orders-");
+        assertThat(rootMessage(covered.withBean(
+                        PlatformTransactionManager.class, () -> new KafkaTransactionManager<>(producers))))
+                .contains("KafkaTransactionManager, the single or @Primary PlatformTransactionManager) manages Kafka"
+                        + " producers, no DataSource");
+
+        ProxyFactory proxy = new ProxyFactory(new DataSourceTransactionManager(NEVER_CONNECTED));
+        covered.withBean(PlatformTransactionManager.class, () -> (PlatformTransactionManager) proxy.getProxy())
+                .run(context -> assertThat(context).hasNotFailed().hasSingleBean(IdempotencyStore.class));
+        covered.withBean(
+                        PlatformTransactionManager.class,
+                        () -> new DataSourceTransactionManager(new DelegatingDataSource(NEVER_CONNECTED)))
+                .run(context -> assertThat(context).hasNotFailed().hasSingleBean(IdempotencyStore.class));
     }
 
     /**
@@ -237,9 +279,8 @@ class OutboxAutoConfigurationTest {
                                             FilterRegistrationBean.class)
                                     .isEnabled())
                             .isFalse();
-                    assertThat(context.getBean("ownRegistration", FilterRegistrationBean.class)
-                                    .getUrlPatterns())
-                            .containsExactly("/v2/orders");
+                    FilterRegistrationBean<?> own = context.getBean("ownRegistration", FilterRegistrationBean.class);
+                    assertThat(own.getUrlPatterns()).containsExactly("/v2/orders");
                 });
         web.withPropertyValues("outbox.idempotency.paths=/orders")
                 .run(context -> assertThat(context.getBean(
@@ -375,10 +416,17 @@ class OutboxAutoConfigurationTest {
     void everyIdempotencyStoreSettingHasAProperty() {
         // dsl and dataSource: the application's DataSource, in Spring's transactions; meterRegistry: the
         // application's registry; clock: for tests only, expiry follows the servers' clocks;
-        // onRollBackAndStore: the starter clears JPA's persistence context
+        // onRollBackAndStore: the starter clears JPA's persistence context; refusalsInTransactionOfTheirOwn:
+        // always on under Spring's transaction synchronisations
         assertThat(settingsWithoutAProperty(
                         IdempotencyStore.Builder.class,
-                        Set.of("dsl", "dataSource", "meterRegistry", "clock", "onRollBackAndStore"),
+                        Set.of(
+                                "dsl",
+                                "dataSource",
+                                "meterRegistry",
+                                "clock",
+                                "onRollBackAndStore",
+                                "refusalsInTransactionOfTheirOwn"),
                         Set.of("lockTimeout", "holdTimeout", "purgeBatchSize")))
                 .as("IdempotencyStore.Builder setters without a property (outbox.idempotency.*)")
                 .isEmpty();

@@ -31,7 +31,9 @@ import org.slf4j.LoggerFactory;
 /**
  * A Jakarta Servlet filter that makes the configured endpoints honour {@code Idempotency-Key}
  * (guarantee G5). It works in any Servlet 6 container: Jetty 12 (ee10), Tomcat 10.1+, or Spring
- * MVC (register it as a {@code FilterRegistrationBean}).
+ * MVC (register it as a {@code FilterRegistrationBean}). Register it async-supported: a request it
+ * protects is refused async processing anyway, and a registration that is not would make the
+ * container refuse it to every request on its paths, a GET that streams included.
  *
  * <pre>{@code
  * IdempotencyStore store = IdempotencyStore.builder().dataSource(dataSource).build();
@@ -78,7 +80,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Problem responses (400, 401, 409, 413, 422) are {@code application/problem+json} with a {@code
  * detail} that says what is wrong and how to fix it. Limits: the handler must answer synchronously
- * (no {@code startAsync}); form parameters are not re-parsed from the buffered body, so read the
+ * (no {@code startAsync}); the parts of a multipart request ({@code getParts()}) cannot be read, the
+ * container parsing them from the stream the filter has read; form parameters are not re-parsed from the buffered body, so read the
  * body (JSON) rather than {@code getParameter} on protected endpoints, unless a filter ahead of this
  * one parsed the form into the request's parameters (Spring's {@code FormContentFilter} does for PUT,
  * PATCH and DELETE): the body is gone then, the key covers the form's fields (see {@link

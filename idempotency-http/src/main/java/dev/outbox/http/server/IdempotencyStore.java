@@ -85,7 +85,11 @@ public interface IdempotencyStore {
      * @throws NullPointerException when an argument is null, or the call returns null
      * @throws org.jooq.exception.DataAccessException when the database fails (SQLState kept), for
      *     example when no connection is available, the commit fails, or the request held its key
-     *     longer than {@link Builder#holdTimeout} and PostgreSQL ended it; nothing is stored then
+     *     longer than {@link Builder#holdTimeout} and PostgreSQL ended it; nothing is stored then.
+     *     A {@code DSLContext} that translates jOOQ's exceptions throws its own instead
+     * @throws IllegalStateException when the connection of the store's transaction is in autocommit
+     *     mode (the {@code DSLContext}'s transactions are not this {@code DataSource}'s: under Spring,
+     *     a transaction manager of another resource); refused before the key is inserted
      */
     default <X extends Exception> IdempotencyOutcome execute(IdempotencyRequest request, BusinessCall<X> call)
             throws X {
@@ -105,6 +109,7 @@ public interface IdempotencyStore {
      * @throws NullPointerException when an argument is null, or the call or the policy returns null
      * @throws org.jooq.exception.DataAccessException see {@link #execute(IdempotencyRequest,
      *     BusinessCall)}
+     * @throws IllegalStateException see {@link #execute(IdempotencyRequest, BusinessCall)}
      */
     <X extends Exception> IdempotencyOutcome execute(
             IdempotencyRequest request, ResponsePolicy policy, BusinessCall<X> call) throws X;
@@ -177,13 +182,17 @@ public interface IdempotencyStore {
         private MeterRegistry meterRegistry = Metrics.globalRegistry;
         private String name = DEFAULT_NAME;
         private Runnable onRollBackAndStore = () -> {};
+        private boolean refusalsInTransactionOfTheirOwn;
 
         private Builder() {}
 
         /**
          * @param dsl the jOOQ context whose transactions the store uses (for example one bound to
          *     Spring's transaction manager); the business call gets the transaction with these
-         *     settings. Give this or {@link #dataSource}, not both.
+         *     settings. Its transactions must turn autocommit off on the connections it gives (a
+         *     Spring transaction manager of the same {@code DataSource} does), else every request is
+         *     refused. Its ExecuteListeners may translate jOOQ's exceptions: the store reads the
+         *     SQLState from the cause chain. Give this or {@link #dataSource}, not both.
          * @return this builder
          * @throws NullPointerException when it is null
          */
@@ -347,9 +356,11 @@ public interface IdempotencyStore {
         }
 
         /**
-         * @param action run just before a call's writes are rolled back to the savepoint taken after
-         *     the key was inserted ({@link ResponsePolicy.Action#ROLL_BACK_AND_STORE}), in the
-         *     request's transaction and on its thread; default none. Code that keeps writes in memory
+         * @param action run just before a call's writes are rolled back for a stored refusal ({@link
+         *     ResponsePolicy.Action#ROLL_BACK_AND_STORE}: to the savepoint taken after the key was
+         *     inserted, or with the whole transaction under {@link
+         *     #refusalsInTransactionOfTheirOwn}), in the request's transaction and on its thread;
+         *     default none. Code that keeps writes in memory
          *     until it flushes them must drop them here, or they are written when the key and the
          *     response commit: with JPA, clear the transaction's {@code EntityManager} (the Spring
          *     Boot starter does so for every {@code EntityManager} bound to the transaction). When it
@@ -359,6 +370,29 @@ public interface IdempotencyStore {
          */
         public Builder onRollBackAndStore(Runnable action) {
             this.onRollBackAndStore = Objects.requireNonNull(action, "onRollBackAndStore action may not be null");
+            return this;
+        }
+
+        /**
+         * How a stored refusal ({@link ResponsePolicy.Action#ROLL_BACK_AND_STORE}) leaves the request's
+         * transaction. By default (false) the call's writes are rolled back to a savepoint taken after the
+         * key was inserted, and the key and the refusal commit in the request's transaction, which holds
+         * the key throughout. That transaction commits, so whatever its transaction manager runs at
+         * commit runs for the refused request: with Spring, the transaction synchronisations the call
+         * registered ({@code @TransactionalEventListener} methods, whose {@code BEFORE_COMMIT} writes
+         * commit with the key and whose {@code AFTER_COMMIT} work runs).
+         *
+         * <p>True: the request's whole transaction is rolled back (its synchronisations see a rollback),
+         * and the key is stored with the refusal in a transaction of its own. Between the two the key is
+         * free for a moment: a duplicate that claims it then runs anew, and this refusal is answered
+         * without being stored ({@link IdempotencyOutcome.NotStored}). The Spring Boot starter sets it.
+         *
+         * @param apart whether a stored refusal rolls the request's transaction back and is stored in a
+         *     transaction of its own; default false
+         * @return this builder
+         */
+        public Builder refusalsInTransactionOfTheirOwn(boolean apart) {
+            this.refusalsInTransactionOfTheirOwn = apart;
             return this;
         }
 
@@ -389,7 +423,8 @@ public interface IdempotencyStore {
                     purgeBatchSize,
                     meterRegistry,
                     name,
-                    onRollBackAndStore);
+                    onRollBackAndStore,
+                    refusalsInTransactionOfTheirOwn);
         }
     }
 }

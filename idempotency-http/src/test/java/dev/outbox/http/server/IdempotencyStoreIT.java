@@ -21,6 +21,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -31,6 +32,7 @@ import org.jooq.ExecuteContext;
 import org.jooq.ExecuteListener;
 import org.jooq.JSONB;
 import org.jooq.SQLDialect;
+import org.jooq.Transaction;
 import org.jooq.TransactionContext;
 import org.jooq.TransactionProvider;
 import org.jooq.exception.DataAccessException;
@@ -135,17 +137,7 @@ class IdempotencyStoreIT {
         var request = new IdempotencyRequest("user:a POST /notes", key, "fp");
         CountDownLatch inside = new CountDownLatch(1);
         CountDownLatch release = new CountDownLatch(1);
-        CompletableFuture<IdempotencyOutcome> first = CompletableFuture.supplyAsync(() -> store.execute(request, tx -> {
-            StoredResponse r = write(tx, key, "slow");
-            inside.countDown();
-            try {
-                assertThat(release.await(60, TimeUnit.SECONDS)).isTrue();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException(e);
-            }
-            return r;
-        }));
+        CompletableFuture<IdempotencyOutcome> first = holdingTheKey(store, request, inside, release);
         try {
             assertThat(inside.await(30, TimeUnit.SECONDS)).isTrue();
             double conflicts = count("conflict");
@@ -159,6 +151,125 @@ class IdempotencyStoreIT {
         assertThat(store.execute(request, tx -> write(tx, key, "must not run")))
                 .isInstanceOf(IdempotencyOutcome.Replayed.class);
         assertThat(notes(key)).isOne();
+    }
+
+    /**
+     * Runs {@code request} on another thread through {@code store}: its call writes a note, counts
+     * {@code inside} down and holds the key's transaction open until {@code release}.
+     */
+    private CompletableFuture<IdempotencyOutcome> holdingTheKey(
+            IdempotencyStore store, IdempotencyRequest request, CountDownLatch inside, CountDownLatch release) {
+        return CompletableFuture.supplyAsync(() -> store.execute(request, tx -> {
+            StoredResponse r = write(tx, request.key(), "slow");
+            inside.countDown();
+            try {
+                assertThat(release.await(60, TimeUnit.SECONDS)).isTrue();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException(e);
+            }
+            return r;
+        }));
+    }
+
+    /**
+     * G5 with a DSLContext that translates jOOQ's exceptions into its own, as Spring Boot's jOOQ
+     * auto-configuration does (Spring's {@code CannotAcquireLockException}, the driver's SQLException
+     * its cause): a duplicate of a request in flight waits and gets InFlight, as with jOOQ's own
+     * exceptions. Before, the lock timeout was recognised only in jOOQ's DataAccessException, and the
+     * duplicate failed with the translated exception (500).
+     */
+    @Test
+    void aKeyHeldIsInFlightAlsoWhenTheDslContextTranslatesExceptions(TestDatabase db) throws Exception {
+        ExecuteListener translating = new ExecuteListener() {
+            @Override
+            public void exception(ExecuteContext ctx) {
+                SQLException e = ctx.sqlException();
+                if (e != null) {
+                    ctx.exception(new TranslatedException("jOOQ; SQL [" + ctx.sql() + "]", e));
+                }
+            }
+        };
+        IdempotencyStore translated = IdempotencyStore.builder()
+                .dsl(DSL.using(new DefaultConfiguration()
+                        .set(db.newDataSource(4))
+                        .set(SQLDialect.POSTGRES)
+                        .set(new DefaultExecuteListenerProvider(translating))))
+                .lockTimeout(Duration.ofMillis(300))
+                .retryAfter(Duration.ofSeconds(2))
+                .meterRegistry(METRICS)
+                .name("store-it-translated")
+                .build();
+        String key = UUID.randomUUID().toString();
+        var request = new IdempotencyRequest("user:a POST /notes", key, "fp");
+        CountDownLatch inside = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        CompletableFuture<IdempotencyOutcome> first = holdingTheKey(translated, request, inside, release);
+        try {
+            assertThat(inside.await(30, TimeUnit.SECONDS)).isTrue();
+            assertThat(translated.execute(request, tx -> write(tx, key, "must not run")))
+                    .isEqualTo(new IdempotencyOutcome.InFlight(Duration.ofSeconds(2)));
+        } finally {
+            release.countDown();
+        }
+        assertThat(first.get(30, TimeUnit.SECONDS)).isInstanceOf(IdempotencyOutcome.Executed.class);
+        assertThat(translated.execute(request, tx -> write(tx, key, "must not run")))
+                .isInstanceOf(IdempotencyOutcome.Replayed.class);
+        assertThat(notes(key)).isOne();
+    }
+
+    /** An exception of the application's own, as an ExecuteListener may put in place of jOOQ's. */
+    static final class TranslatedException extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        TranslatedException(String message, SQLException cause) {
+            super(message, cause);
+        }
+    }
+
+    /**
+     * G5: a DSLContext whose transactions leave the connection in autocommit mode (its
+     * TransactionProvider begins none on it; under Spring, a transaction manager of another
+     * DataSource) is refused before the key is inserted, naming the cause and the fix; the call does
+     * not run and nothing is stored. Before, the key committed on its own without a response, the
+     * request failed, and every retry with the key got 409 until it expired.
+     */
+    @Test
+    void aTransactionThatLeavesAutocommitOnIsRefusedBeforeTheKeyIsInserted(TestDatabase db) {
+        TransactionProvider none = new TransactionProvider() {
+            @Override
+            public void begin(TransactionContext ctx) {
+                ctx.transaction(new Transaction() {});
+            }
+
+            @Override
+            public void commit(TransactionContext ctx) {}
+
+            @Override
+            public void rollback(TransactionContext ctx) {}
+        };
+        IdempotencyStore unmanaged = IdempotencyStore.builder()
+                .dsl(DSL.using(new DefaultConfiguration()
+                        .set(new DataSourceConnectionProvider(db.newDataSource(2)))
+                        .set(none)
+                        .set(SQLDialect.POSTGRES)))
+                .name("store-it-autocommit")
+                .build();
+        String key = UUID.randomUUID().toString();
+        AtomicBoolean ran = new AtomicBoolean();
+        assertThatThrownBy(() -> unmanaged.execute(new IdempotencyRequest("s", key, "f"), tx -> {
+                    ran.set(true);
+                    return write(tx, key, "outside any transaction");
+                }))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageStartingWith("[idempotency-store store-it-autocommit] the key's statements are not in a"
+                        + " transaction: the connection the store's DSLContext gives inside its transaction is in"
+                        + " autocommit mode")
+                .hasMessageContaining("the transaction manager in use does not manage it")
+                .hasMessageContaining("Build the store on a DSLContext whose transactions are this DataSource's");
+        assertThat(ran).isFalse();
+        assertThat(keyRows(key)).isZero();
+        assertThat(notes(key)).isZero();
     }
 
     /** The bounded lock_timeout covers the key statements only: the business call runs with the session's setting. */
@@ -523,6 +634,68 @@ class IdempotencyStoreIT {
                 .hasMessageContaining("rollback-only");
         assertThat(notes(succeeded)).isZero();
         assertThat(keyRows(succeeded)).isZero();
+    }
+
+    /**
+     * G5 with refusalsInTransactionOfTheirOwn: a stored refusal rolls the request's transaction back,
+     * so that nothing its transaction manager would run at commit runs, and stores the key with the
+     * refusal in a transaction of its own, replayed after; none of the call's writes is kept. A
+     * success commits in the request's transaction, as without it.
+     */
+    @Test
+    void aRefusalStoredApartRollsTheRequestsTransactionBack(TestDatabase db) {
+        List<String> ends = new CopyOnWriteArrayList<>();
+        var connections = new DataSourceConnectionProvider(db.newDataSource(2));
+        var transactions = new DefaultTransactionProvider(connections);
+        TransactionProvider recording = new TransactionProvider() {
+            @Override
+            public void begin(TransactionContext ctx) {
+                transactions.begin(ctx);
+            }
+
+            @Override
+            public void commit(TransactionContext ctx) {
+                transactions.commit(ctx);
+                ends.add("commit");
+            }
+
+            @Override
+            public void rollback(TransactionContext ctx) {
+                transactions.rollback(ctx);
+                ends.add("rollback");
+            }
+        };
+        IdempotencyStore apart = IdempotencyStore.builder()
+                .dsl(DSL.using(new DefaultConfiguration()
+                        .set(connections)
+                        .set(recording)
+                        .set(SQLDialect.POSTGRES)))
+                .refusalsInTransactionOfTheirOwn(true)
+                .name("store-it-apart")
+                .build();
+        StoredResponse refusal =
+                StoredResponse.of(422, "text/plain", "no such carrier".getBytes(StandardCharsets.UTF_8));
+        String refused = UUID.randomUUID().toString();
+        assertThat(apart.execute(new IdempotencyRequest("s", refused, "f"), tx -> {
+                    write(tx, refused, "half done");
+                    return refusal;
+                }))
+                .isEqualTo(new IdempotencyOutcome.Executed(refusal, false));
+        assertThat(ends).as("the request's transaction, then the refusal's own").containsExactly("rollback", "commit");
+        assertThat(notes(refused)).isZero();
+        assertThat(keyRows(refused)).isOne();
+        assertThat(apart.execute(new IdempotencyRequest("s", refused, "f"), tx -> write(tx, refused, "must not run")))
+                .isEqualTo(new IdempotencyOutcome.Replayed(refusal));
+        assertThat(notes(refused)).isZero();
+
+        ends.clear();
+        String created = UUID.randomUUID().toString();
+        assertThat(apart.execute(new IdempotencyRequest("s", created, "f"), tx -> write(tx, created, "done")))
+                .isInstanceOfSatisfying(
+                        IdempotencyOutcome.Executed.class,
+                        e -> assertThat(e.writesCommitted()).isTrue());
+        assertThat(ends).containsExactly("commit");
+        assertThat(notes(created)).isOne();
     }
 
     /** Replays survive the trip through jsonb: several values per header, any order of names. */

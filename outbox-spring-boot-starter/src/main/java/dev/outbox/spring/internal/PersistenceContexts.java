@@ -7,8 +7,9 @@ import org.springframework.util.ClassUtils;
 /**
  * Drops what JPA holds in memory for the current transaction: entities persisted, changed or
  * removed but not yet flushed. The Idempotency-Key store runs it before it rolls a refused
- * request's writes back to its savepoint, which JPA knows nothing of; without it, Hibernate would
- * flush them when the key and the stored refusal commit.
+ * request's writes back: the starter's store rolls the whole transaction back, where clearing
+ * first is harmless; rolled back to a savepoint, which JPA knows nothing of, they would otherwise
+ * be flushed when the key and the stored refusal commit.
  */
 public final class PersistenceContexts implements Runnable {
     private static final String HOLDER = "org.springframework.orm.jpa.EntityManagerHolder";

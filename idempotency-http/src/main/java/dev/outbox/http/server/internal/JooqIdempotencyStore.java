@@ -16,6 +16,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.sql.Connection;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.OffsetDateTime;
@@ -32,7 +33,6 @@ import org.jooq.JSONB;
 import org.jooq.Record5;
 import org.jooq.conf.Settings;
 import org.jooq.conf.SettingsTools;
-import org.jooq.exception.DataAccessException;
 import org.jooq.impl.DSL;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -64,8 +64,10 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
     private final Clock clock;
     private final int purgeBatchSize;
     private final String log;
-    // drops what the call holds in memory before its writes are rolled back to the savepoint
+    // drops what the call holds in memory before its writes are rolled back
     private final Runnable onRollBackAndStore;
+    // a stored refusal rolls the whole transaction back and is stored in a transaction of its own
+    private final boolean refusalsApart;
     private final Counter executed;
     private final Counter rolledBack;
     private final Counter replayed;
@@ -85,7 +87,8 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
             int purgeBatchSize,
             MeterRegistry registry,
             String name,
-            Runnable onRollBackAndStore) {
+            Runnable onRollBackAndStore,
+            boolean refusalsApart) {
         this.dsl = dsl;
         this.mapping = OutboxMigrations.jooqSettings(schema);
         this.lockTimeoutNanos = lockTimeout.toNanos();
@@ -97,6 +100,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
         this.purgeBatchSize = purgeBatchSize;
         this.log = "[idempotency-store " + name + "] ";
         this.onRollBackAndStore = onRollBackAndStore;
+        this.refusalsApart = refusalsApart;
         this.executed = counter(registry, name, "executed");
         this.rolledBack = counter(registry, name, "rolled_back");
         this.replayed = counter(registry, name, "replayed");
@@ -130,6 +134,8 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
                 outcome = dsl.transactionResult(cfg -> inTransaction(cfg, request, scope, policy, call, refusal));
             } catch (Rollback r) {
                 outcome = r.outcome;
+            } catch (RolledBackRefusal r) {
+                outcome = storeApart(request, scope, r.response, null);
             } catch (CallFailed f) {
                 failed.increment();
                 @SuppressWarnings("unchecked")
@@ -142,9 +148,9 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
                     failed.increment();
                     throw e;
                 }
-                outcome = storeAfterFailedCommit(request, scope, refusal.response, e);
+                outcome = storeApart(request, scope, refusal.response, e);
             }
-            if (outcome != HELD) {
+            if (!isHeld(outcome)) {
                 break;
             }
             // held by a request in flight: wait for it without a pooled connection, then look again
@@ -167,6 +173,15 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
                     "{}{} key {} in scope {}", log, outcome.getClass().getSimpleName(), request.key(), request.scope());
         }
         return outcome;
+    }
+
+    /**
+     * @return whether the outcome is the {@link #HELD} marker, told by identity: an InFlight the
+     *     store answers may equal it (a {@code retryAfter} of zero)
+     */
+    @SuppressWarnings("ReferenceEquality")
+    private static boolean isHeld(IdempotencyOutcome outcome) {
+        return outcome == HELD;
     }
 
     /** @return false when interrupted (the flag is restored) */
@@ -208,6 +223,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
             Refusal refusal) {
         DSLContext caller = cfg.dsl();
         DSLContext db = DSL.using(cfg.derive(withMapping(caller.settings())));
+        requireTransaction(db);
         try {
             // offset 0 keeps the subquery from being flattened, so the old values are read before the set
             var previous = db.resultQuery(
@@ -229,8 +245,10 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
                             DSL.val(bounded(previous.get(1, String.class))),
                             DSL.val(bounded(previous.get(2, String.class))))
                     .fetch();
-        } catch (DataAccessException e) {
-            if (LOCK_NOT_AVAILABLE.equals(e.sqlState())) {
+        } catch (RuntimeException e) {
+            // the SQLState wherever it is in the cause chain: a DSLContext may translate jOOQ's exception into
+            // another (Spring Boot's jOOQ auto-configuration throws Spring's CannotAcquireLockException)
+            if (LOCK_NOT_AVAILABLE.equals(SqlStates.of(e))) {
                 // the transaction is aborted; roll it back, hand the connection back, and look again later
                 throw new Rollback(HELD);
             }
@@ -254,6 +272,11 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
             case RELEASE -> throw new Rollback(new IdempotencyOutcome.NotStored(response));
             case ROLL_BACK_AND_STORE -> {
                 onRollBackAndStore.run();
+                if (refusalsApart) {
+                    // nothing of the request's transaction commits, not even what its transaction manager
+                    // would run at commit (Spring's synchronisations: @TransactionalEventListener)
+                    throw new RolledBackRefusal(response);
+                }
                 db.execute("rollback to savepoint " + SAVEPOINT);
             }
             case COMMIT -> {}
@@ -276,39 +299,54 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
     }
 
     /**
-     * Stores a refusal whose transaction failed to commit, in a transaction of its own. The refusal
-     * kept none of the call's writes, so it does not depend on that commit: a transaction that a
-     * participant marked rollback-only (a Spring {@code @Transactional} method that threw before an
-     * exception handler turned the exception into a 4xx) would otherwise answer 500 to this request
-     * and to every retry with the key.
+     * Stores a refusal in a transaction of its own, once the request's transaction has ended without
+     * it: rolled back on purpose ({@code commitFailure} null, refusals stored apart), or failed to
+     * commit. The refusal kept none of the call's writes, so it does not depend on that transaction:
+     * one that a participant marked rollback-only (a Spring {@code @Transactional} method that threw
+     * before an exception handler turned the exception into a 4xx) would otherwise answer 500 to this
+     * request and to every retry with the key.
      *
-     * @return the refusal, stored; or not stored when the key was taken (or the first commit had
-     *     succeeded after all) or the key could not be written
-     * @throws RuntimeException {@code commitFailure} when the database cannot be reached either
+     * @return the refusal, stored; or not stored when the key was taken meanwhile (or the first commit
+     *     had succeeded after all) or the key could not be written
+     * @throws RuntimeException {@code commitFailure} (or, without one, the failure of this
+     *     transaction) when the database cannot be reached either
      */
-    private IdempotencyOutcome storeAfterFailedCommit(
+    private IdempotencyOutcome storeApart(
             IdempotencyRequest request, String scope, StoredResponse response, RuntimeException commitFailure) {
         boolean stored;
         try {
             stored = dsl.transactionResult(cfg -> insertAnswered(cfg, request, scope, response));
         } catch (RuntimeException e) {
-            if (!(e instanceof DataAccessException d && LOCK_NOT_AVAILABLE.equals(d.sqlState()))) {
-                commitFailure.addSuppressed(e);
+            if (!LOCK_NOT_AVAILABLE.equals(SqlStates.of(e))) {
                 failed.increment();
+                if (commitFailure == null) {
+                    throw e;
+                }
+                commitFailure.addSuppressed(e);
                 throw commitFailure;
             }
             stored = false; // another request holds the key
         }
-        LOG.info(
-                "{}the transaction of key {} in scope {} failed to commit after a {} refusal ({}); {}",
-                log,
-                request.key(),
-                request.scope(),
-                response.status(),
-                commitFailure.toString(),
-                stored
-                        ? "the refusal was stored in a transaction of its own"
-                        : "the refusal was answered without being stored: the key is taken");
+        if (commitFailure != null) {
+            LOG.info(
+                    "{}the transaction of key {} in scope {} failed to commit after a {} refusal ({}); {}",
+                    log,
+                    request.key(),
+                    request.scope(),
+                    response.status(),
+                    commitFailure.toString(),
+                    stored
+                            ? "the refusal was stored in a transaction of its own"
+                            : "the refusal was answered without being stored: the key is taken");
+        } else if (!stored) {
+            LOG.info(
+                    "{}the {} refusal of key {} in scope {} was answered without being stored: another request"
+                            + " took the key between the rollback of this one's transaction and the refusal's own",
+                    log,
+                    response.status(),
+                    request.key(),
+                    request.scope());
+        }
         return stored ? new IdempotencyOutcome.Executed(response, false) : new IdempotencyOutcome.NotStored(response);
     }
 
@@ -351,6 +389,27 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
                         IDEMPOTENCY_KEY.FINGERPRINT.eq(request.fingerprint()),
                         IDEMPOTENCY_KEY.RESPONSE_STATUS.eq(response.status()),
                         IDEMPOTENCY_KEY.RESPONSE_BODY.isNotDistinctFrom(response.body())));
+    }
+
+    /**
+     * Refuses to claim a key on a connection in autocommit mode: each statement would commit on its
+     * own, the key first, without its response, and it would answer 409 to every retry until it
+     * expired, whatever became of the request.
+     *
+     * @throws IllegalStateException when the connection of the store's transaction is in autocommit mode
+     */
+    private void requireTransaction(DSLContext db) {
+        if (db.connectionResult(Connection::getAutoCommit)) {
+            throw new IllegalStateException(log
+                    + "the key's statements are not in a transaction: the connection the store's DSLContext gives"
+                    + " inside its transaction is in autocommit mode, so the key would commit on its own, before the"
+                    + " request's work and without its response, and answer 409 to every retry until it expired."
+                    + " The DSLContext's TransactionProvider began no transaction on this DataSource: under Spring,"
+                    + " the transaction manager in use does not manage it (a @Primary transaction manager of another"
+                    + " DataSource, a KafkaTransactionManager). Build the store on a DSLContext whose transactions are"
+                    + " this DataSource's (with Spring, those of a DataSourceTransactionManager, JdbcTransactionManager"
+                    + " or JpaTransactionManager of it), or give the store the DataSource itself (dataSource(...))");
+        }
     }
 
     /**
@@ -491,6 +550,16 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
         Rollback(IdempotencyOutcome outcome) {
             super(null, null, false, false);
             this.outcome = outcome;
+        }
+    }
+
+    /** Rolls the transaction back and carries a refusal out of it, to be stored in a transaction of its own. */
+    private static final class RolledBackRefusal extends RuntimeException {
+        final transient StoredResponse response;
+
+        RolledBackRefusal(StoredResponse response) {
+            super(null, null, false, false);
+            this.response = response;
         }
     }
 
