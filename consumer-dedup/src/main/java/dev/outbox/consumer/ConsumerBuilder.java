@@ -275,9 +275,10 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
 
     /**
      * @param timeout how long {@link IdempotentConsumer#close()} and a partition revocation wait for
-     *     transactions in flight, and then for the offset commit; default 30 s. Twice this must stay
-     *     below the consumer's {@code max.poll.interval.ms} (5 minutes by default), which {@link
-     *     #build()} checks: a revocation runs inside the poll loop
+     *     transactions in flight, and then for the offset commit; default 30 s. Three times this must
+     *     stay below the consumer's {@code max.poll.interval.ms} (5 minutes by default, so below 100 s),
+     *     which {@link #build()} checks: a revocation runs inside a poll (two waits), and the poll
+     *     loop's own offset commit, up to this long too, can follow it before the next poll
      * @return this builder
      * @throws NullPointerException when null
      * @throws IllegalArgumentException when not positive

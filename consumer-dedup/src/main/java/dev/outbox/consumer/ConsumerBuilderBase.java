@@ -73,8 +73,10 @@ abstract sealed class ConsumerBuilderBase permits ConsumerBuilder {
      * consumer, with {@code acks=all}, idempotence on and {@code max.block.ms} equal to {@link
      * ConsumerBuilder#closeTimeout(Duration)} (so that one publish holds a worker at most that long); these
      * properties override those. {@code acks} other than {@code all} (a record could be lost after
-     * its offset moved on) and a {@code max.block.ms} longer than the close timeout are refused by
-     * {@link ConsumerBuilder#build()}. Calls add to what earlier calls set.
+     * its offset moved on), a {@code max.block.ms} longer than the close timeout and a {@code
+     * transactional.id} (the producer sends outside Kafka transactions and never calls {@code
+     * initTransactions()}, so every send would fail) are refused by {@link ConsumerBuilder#build()}.
+     * Calls add to what earlier calls set.
      *
      * @param properties producer properties
      * @return this builder
@@ -210,7 +212,9 @@ abstract sealed class ConsumerBuilderBase permits ConsumerBuilder {
      * How to find a record's message id. Default: the {@link OutboxHeaders#MESSAGE_ID} header,
      * which must be a UUID in canonical text form. A record for which this gives no id goes to the
      * dead-letter topic unhandled: it is never processed without dedup. An extractor that throws
-     * marks the id invalid.
+     * marks the id invalid: the record is dead-lettered with reason {@code invalid-message-id} and the
+     * exception's class and message in its {@code dlt-exception-*} headers, and the WARN log line
+     * carries the exception with its stack trace.
      *
      * @param extractor the record's message id, or empty
      * @return this builder

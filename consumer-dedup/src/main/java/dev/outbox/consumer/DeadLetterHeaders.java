@@ -14,10 +14,17 @@ package dev.outbox.consumer;
  */
 public final class DeadLetterHeaders {
 
-    /** Fully qualified class name of the handler's last exception; absent for records without an id. */
+    /**
+     * Fully qualified class name of the handler's last exception; for a record without an id, of the
+     * exception the configured message id extractor threw ({@link #REASON_INVALID_MESSAGE_ID}), absent
+     * when it threw none.
+     */
     public static final String EXCEPTION_CLASS = "dlt-exception-class";
 
-    /** Message of the handler's last exception (may be empty); absent for records without an id. */
+    /**
+     * Message of the handler's last exception (may be empty); for a record without an id, of the
+     * exception the configured message id extractor threw, absent when it threw none.
+     */
     public static final String EXCEPTION_MESSAGE = "dlt-exception-message";
 
     /** How many times the handler was called for the record (decimal; 0 for records without an id). */
@@ -41,7 +48,10 @@ public final class DeadLetterHeaders {
     /** {@link #REASON}: neither the message id header nor the configured extractor gave an id. */
     public static final String REASON_MISSING_MESSAGE_ID = "missing-message-id";
 
-    /** {@link #REASON}: the message id header is not a UUID in canonical text form. */
+    /**
+     * {@link #REASON}: the message id header is not a UUID in canonical text form, or the configured
+     * message id extractor threw ({@link #EXCEPTION_CLASS} and {@link #EXCEPTION_MESSAGE} say what).
+     */
     public static final String REASON_INVALID_MESSAGE_ID = "invalid-message-id";
 
     /**

@@ -1,5 +1,6 @@
 package dev.outbox.consumer;
 
+import dev.outbox.consumer.internal.LockWaitBound;
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.internal.Durations;
 import dev.outbox.migrations.OutboxMigrations;
@@ -8,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.SQLException;
+import java.sql.Statement;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.Optional;
@@ -37,9 +39,19 @@ import org.jooq.exception.DataAccessException;
  * <p>The claim inserts {@code (consumer, message_id)} into {@code processed_message} with {@code ON
  * CONFLICT DO NOTHING}: the primary key decides races between concurrent deliveries, never a
  * check-then-insert. It commits or rolls back with the business write, so a redelivery after a
- * rollback is applied, and a redelivery after a commit is skipped. A concurrent delivery of the
- * same id in another open transaction waits on the row lock until that transaction ends, then gets
- * {@code false} (it committed) or {@code true} (it rolled back).
+ * rollback is applied, and a redelivery after a commit is skipped.
+ *
+ * <p>A claim of an id that another open transaction claimed too (a copy of the message processed
+ * elsewhere, or a consumer instance that lost the partition with its transaction open: a process
+ * paused or cut off, whose session the server keeps until TCP gives up, hours) waits for that
+ * transaction at most 2 s, or the session's {@code lock_timeout} when it is shorter: it then gets
+ * {@code false} (the other committed) or {@code true} (it rolled back). Past the bound the claim
+ * throws {@link MessageIdHeldException}, so that a listener thread does not wait for the other
+ * transaction beyond its poll interval: the caller's transaction is aborted; roll it back and deliver
+ * the record again later (a listener that throws it is retried by Spring Kafka's error handler). The
+ * bound applies to the claim's insert only: the caller's statements after a successful claim wait as
+ * the session's {@code lock_timeout} says, and after a failed claim the rollback (or a rollback to a
+ * savepoint taken before the claim) puts it back.
  *
  * <p>Rows are purged by the same retention as {@link IdempotentConsumer} rows of the same consumer
  * name ({@link IdempotentConsumer#purgeProcessed}); {@link #purge} does it for consumers that have
@@ -58,7 +70,9 @@ public final class ProcessedMessages {
         JooqVersionCheck.quiet();
         this.schema = schema;
         String table = schema + ".processed_message";
-        this.insertSql = "insert into " + table + " (consumer, message_id) values (?, ?) on conflict do nothing";
+        // the lock wait bounded for the insert alone, in the same round trip
+        this.insertSql = LockWaitBound.around(
+                "insert into " + table + " (consumer, message_id) values (?, ?) on conflict do nothing");
         this.purgeSql = "delete from " + table + " where ctid = any(array(select ctid from " + table
                 + " where consumer = ? and processed_at < clock_timestamp() - make_interval(secs => ?) limit 1000"
                 + " for update skip locked))";
@@ -98,12 +112,22 @@ public final class ProcessedMessages {
      * @throws IllegalArgumentException when {@code consumer} is blank or too long
      * @throws IllegalStateException when the connection is in autocommit mode: the claim would
      *     commit on its own, and a crash before the business write would lose the message
-     * @throws DataAccessException when the insert fails (SQLState kept); the transaction is aborted
+     * @throws DataAccessException when the insert fails, with the {@link SQLException} as its cause
+     *     (SQLState kept) and its message; the transaction is aborted. Its cause is a {@link
+     *     MessageIdHeldException} when another transaction held the id past the claim's bound: roll
+     *     back and retry the record later
      */
     public boolean claim(DSLContext tx, String consumer, UUID messageId) {
         Objects.requireNonNull(tx, "tx may not be null");
         checkArguments(consumer, messageId);
-        return tx.connectionResult(connection -> claimOn(connection, consumer, messageId));
+        return tx.connectionResult(connection -> {
+            try {
+                return claimOn(connection, consumer, messageId);
+            } catch (SQLException e) {
+                // jOOQ's own wrapping would say only "Error while running ConnectionCallable"
+                throw new DataAccessException(e.getMessage(), e);
+            }
+        });
     }
 
     /**
@@ -117,7 +141,9 @@ public final class ProcessedMessages {
      * @throws NullPointerException when an argument is null
      * @throws IllegalArgumentException when {@code consumer} is blank or too long
      * @throws IllegalStateException when the connection is in autocommit mode
-     * @throws SQLException when the insert fails; the transaction is aborted
+     * @throws MessageIdHeldException when another transaction held the id past the claim's bound; the
+     *     transaction is aborted: roll back and retry the record later
+     * @throws SQLException when the insert fails otherwise; the transaction is aborted
      */
     public boolean claim(Connection tx, String consumer, UUID messageId) throws SQLException {
         Objects.requireNonNull(tx, "tx may not be null");
@@ -195,7 +221,16 @@ public final class ProcessedMessages {
         try (PreparedStatement ps = connection.prepareStatement(insertSql)) {
             ps.setString(1, consumer);
             ps.setObject(2, messageId);
-            return ps.executeUpdate() == 1;
+            ps.execute(); // the bound's row, then the insert's count, then the session's value put back
+            if (ps.getMoreResults(Statement.CLOSE_CURRENT_RESULT) || ps.getUpdateCount() < 0) {
+                throw new SQLException("no update count from the processed_message insert", "XX000");
+            }
+            return ps.getUpdateCount() == 1;
+        } catch (SQLException e) {
+            if (LockWaitBound.SQLSTATE.equals(e.getSQLState())) {
+                throw new MessageIdHeldException(schema, consumer, messageId, e);
+            }
+            throw e;
         }
     }
 

@@ -31,6 +31,7 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -179,6 +180,86 @@ class ConsumerOperationsIT {
             }
         }
         assertThat(processed(db, name)).isEqualTo(100);
+    }
+
+    /**
+     * The lag gauge of a held partition keeps up with what arrives: with the handler stuck on the
+     * partition's first record and more than 1,000 records fetched, the partition is paused (a paused
+     * partition is not fetched, so the consumer's own view of its end offset stops moving), and records
+     * published meanwhile still show in the gauge, from the end offsets asked for every few seconds. So
+     * README's alert (lag growing while handled stays flat) fires for a held partition. Fails if the
+     * gauge froze at the end offset of the last fetch before the pause.
+     */
+    @Test
+    void theLagOfAHeldPartitionKeepsGrowing(TestDatabase db, TestKafka kafka) throws Exception {
+        String name = "ops-held-lag";
+        String topic = TestKafka.uniqueTopic("ops-held-lag");
+        kafka.createTopic(topic, 1);
+        int before = 1100; // past the 1,000 queued records at which a partition is paused
+        int[] waves = {200, 100};
+        try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+            sendPayments(producer, topic, 0, before);
+            CountDownLatch blocked = new CountDownLatch(1);
+            CountDownLatch release = new CountDownLatch(1);
+            MeterRegistry registry = new SimpleMeterRegistry();
+            List<Double> observed = new CopyOnWriteArrayList<>();
+            try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+                    .meterRegistry(registry)
+                    .concurrency(1)
+                    .handler((m, tx) -> {
+                        if (m.offset() == 0) {
+                            blocked.countDown();
+                            // bounded, so that a failing test still lets close() finish
+                            if (!release.await(3, TimeUnit.MINUTES)) {
+                                throw new IllegalStateException("the test never released the handler");
+                            }
+                        }
+                    })
+                    .build()) {
+                consumer.start();
+                try {
+                    assertThat(blocked.await(WAIT.toSeconds(), TimeUnit.SECONDS))
+                            .isTrue();
+                    await().atMost(WAIT)
+                            .untilAsserted(() ->
+                                    assertThat(lag(registry, topic, observed)).isEqualTo(before));
+                    int end = before;
+                    for (int wave : waves) {
+                        sendPayments(producer, topic, end, wave);
+                        end += wave;
+                        int expected = end;
+                        await().atMost(WAIT)
+                                .untilAsserted(() -> assertThat(lag(registry, topic, observed))
+                                        .as("lag of the held partition after %d records", expected)
+                                        .isEqualTo(expected));
+                    }
+                    assertThat(Fixtures.counter(registry, "outbox.consumer.handled"))
+                            .as("handled stays flat")
+                            .isZero();
+                } finally {
+                    release.countDown();
+                }
+                int total = before + Arrays.stream(waves).sum();
+                await().atMost(WAIT).untilAsserted(() -> {
+                    assertThat(Fixtures.counter(registry, "outbox.consumer.handled"))
+                            .isEqualTo(total);
+                    assertThat(lag(registry, topic, observed)).isZero();
+                });
+            }
+        }
+    }
+
+    /** Sends {@code count} payments, the first one numbered {@code from}, and waits until the broker has them. */
+    private static void sendPayments(KafkaProducer<byte[], byte[]> producer, String topic, int from, int count)
+            throws Exception {
+        List<Future<RecordMetadata>> sent = new ArrayList<>();
+        for (int i = from; i < from + count; i++) {
+            sent.add(producer.send(payment(topic, MessageIds.next(), "order-" + i, i)));
+        }
+        producer.flush();
+        for (Future<RecordMetadata> f : sent) {
+            f.get();
+        }
     }
 
     /**

@@ -269,17 +269,59 @@ class IdempotentConsumerBuilderTest {
     }
 
     /**
-     * A revocation waits up to closeTimeout twice inside the poll loop (transactions in flight, then the
-     * offset commit): a max.poll.interval.ms that does not leave room for both is refused at build.
+     * The dead-letter producer never calls initTransactions(): with a transactional.id every dead-letter
+     * send would throw IllegalStateException, retried for ever with the record's partition held. Refused
+     * at build, naming the property and why.
      */
     @Test
-    void closeTimeoutMustFitTwiceInTheMaxPollInterval() {
+    void deadLetterProducerRefusesATransactionalId() {
+        assertThatThrownBy(() -> valid(kafka(p -> p))
+                        .producerProperties(Map.of("transactional.id", "payments-dlt"))
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("transactional.id=payments-dlt in producerProperties")
+                .hasMessageContaining("never calls initTransactions()")
+                .hasMessageContaining("remove it");
+        assertThatThrownBy(() -> valid(kafka(p -> p))
+                        .producerProperties(Map.of("transactional.id", ""))
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("transactional.id");
+        valid(kafka(p -> p))
+                .producerProperties(Map.of("enable.idempotence", "true"))
+                .build()
+                .close();
+    }
+
+    /**
+     * A revocation waits up to closeTimeout twice inside a poll (transactions in flight, then the offset
+     * commit), and the poll loop's own offset commit of the partitions kept can follow it, up to
+     * closeTimeout again, before the next poll: a max.poll.interval.ms that does not leave room for the
+     * three is refused at build.
+     */
+    @Test
+    void closeTimeoutMustFitThreeTimesInTheMaxPollInterval() {
         assertThatThrownBy(() ->
                         valid(kafka(p -> p)).closeTimeout(Duration.ofMinutes(3)).build())
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining(
-                        "max.poll.interval.ms (5m, Kafka's default) must be above twice closeTimeout (3m)")
+                        "max.poll.interval.ms (5m, Kafka's default) must be above three times closeTimeout (3m, so"
+                                + " above 9m)")
                 .hasMessageContaining("lower closeTimeout(...) or raise max.poll.interval.ms");
+        // room for twice closeTimeout, not three times
+        assertThatThrownBy(() -> valid(kafka(p -> p))
+                        .closeTimeout(Duration.ofSeconds(100))
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("must be above three times closeTimeout (1m40s, so above 5m)");
+        assertThatThrownBy(() -> valid(kafka(p -> {
+                            p.put("max.poll.interval.ms", "60001");
+                            return p;
+                        }))
+                        .closeTimeout(Duration.ofSeconds(30))
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("max.poll.interval.ms (1m1ms) must be above three times closeTimeout");
         assertThatThrownBy(() -> valid(kafka(p -> {
                             p.put("max.poll.interval.ms", 60_000);
                             return p;
@@ -287,7 +329,7 @@ class IdempotentConsumerBuilderTest {
                         .closeTimeout(Duration.ofSeconds(30))
                         .build())
                 .isInstanceOf(IllegalArgumentException.class)
-                .hasMessageContaining("max.poll.interval.ms (1m) must be above twice closeTimeout (30s)");
+                .hasMessageContaining("max.poll.interval.ms (1m) must be above three times closeTimeout (30s");
         assertThatThrownBy(() -> valid(kafka(p -> {
                             p.put("max.poll.interval.ms", "soon");
                             return p;
@@ -304,13 +346,13 @@ class IdempotentConsumerBuilderTest {
                 .hasMessageContaining("Invalid value 0 for configuration max.poll.interval.ms")
                 .hasMessageContaining("at least 1");
         valid(kafka(p -> {
-                    p.put("max.poll.interval.ms", "60001");
+                    p.put("max.poll.interval.ms", "90001");
                     return p;
                 }))
                 .closeTimeout(Duration.ofSeconds(30))
                 .build()
                 .close();
-        valid(kafka(p -> p)).closeTimeout(Duration.ofSeconds(149)).build().close();
+        valid(kafka(p -> p)).closeTimeout(Duration.ofSeconds(99)).build().close();
     }
 
     /** Dead-letter topic names: Spring's suffix is accepted; a name Kafka would refuse fails at build. */

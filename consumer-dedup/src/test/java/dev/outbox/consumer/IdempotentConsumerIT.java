@@ -416,6 +416,53 @@ class IdempotentConsumerIT {
     }
 
     /**
+     * G7: a message id extractor that throws dead-letters its record unhandled with reason
+     * invalid-message-id, and the dead-letter copy says what the extractor threw (dlt-exception-class and
+     * dlt-exception-message, as for a handler's failure); the records around it are handled.
+     */
+    @Test
+    void anExtractorThatThrowsDeadLettersTheRecordWithItsException(TestDatabase db, TestKafka kafka) throws Exception {
+        String topic = TestKafka.uniqueTopic("extractor-throws");
+        kafka.createTopic(topic, 1);
+        kafka.createTopic(topic + ".dlt", 1);
+        UUID first = MessageIds.next();
+        UUID last = MessageIds.next();
+        try (KafkaProducer<byte[], byte[]> producer = Fixtures.producer(kafka)) {
+            producer.send(payment(topic, first, "first", 1)).get();
+            producer.send(payment(topic, MessageIds.next(), "unreadable", 2)).get();
+            producer.send(payment(topic, last, "last", 3)).get();
+        }
+        List<String> handledKeys = new CopyOnWriteArrayList<>();
+        MessageHandler payments = Fixtures.paymentsHandler();
+        try (IdempotentConsumer consumer = builder(kafka, db, topic, "extractor-throws")
+                .messageIdExtractor(r -> {
+                    if ("unreadable".equals(new String(r.key(), StandardCharsets.UTF_8))) {
+                        throw new IllegalStateException("order id missing from payload version 3");
+                    }
+                    return ProcessedMessages.messageId(r.headers());
+                })
+                .handler((m, tx) -> {
+                    handledKeys.add(m.keyAsString());
+                    payments.handle(m, tx);
+                })
+                .build()) {
+            consumer.start();
+            await().atMost(WAIT)
+                    .untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, "extractor-throws-group", topic));
+            assertThat(handledKeys).containsExactly("first", "last");
+        }
+        ConsumerRecord<byte[], byte[]> dead =
+                Fixtures.readAll(kafka, topic + ".dlt", 1, WAIT).get(0);
+        assertThat(new String(dead.key(), StandardCharsets.UTF_8)).isEqualTo("unreadable");
+        assertThat(header(dead, DeadLetterHeaders.REASON)).isEqualTo(DeadLetterHeaders.REASON_INVALID_MESSAGE_ID);
+        assertThat(header(dead, DeadLetterHeaders.EXCEPTION_CLASS)).isEqualTo(IllegalStateException.class.getName());
+        assertThat(header(dead, DeadLetterHeaders.EXCEPTION_MESSAGE))
+                .isEqualTo("order id missing from payload version 3");
+        assertThat(header(dead, DeadLetterHeaders.ATTEMPTS)).isEqualTo("0");
+        assertThat(header(dead, DeadLetterHeaders.ORIGINAL_OFFSET)).isEqualTo("1");
+    }
+
+    /**
      * G6: a database failure inside the handler (its connection is terminated) is not a handler
      * failure: the record is retried with backoff and handled once, although maxAttempts is 1.
      */

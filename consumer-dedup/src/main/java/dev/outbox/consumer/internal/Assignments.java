@@ -18,8 +18,10 @@ import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.InterruptException;
 import org.apache.kafka.common.errors.RebalanceInProgressException;
 import org.apache.kafka.common.errors.RetriableException;
+import org.apache.kafka.common.errors.WakeupException;
 
 /**
  * The partitions assigned to a {@link DedupConsumer}: the group's rebalance callbacks, a worker per
@@ -30,6 +32,10 @@ final class Assignments implements ConsumerRebalanceListener {
     private static final long COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
     /** How often a commit failure that lasts (a long rebalance, a coordinator away) is logged again. */
     private static final Duration COMMIT_WARNING_INTERVAL = Duration.ofSeconds(10);
+    /** How often the end offsets of paused partitions are asked for, for their lag. */
+    static final Duration PAUSED_END_OFFSETS_INTERVAL = Duration.ofSeconds(5);
+    /** The longest the poll thread waits for them; less when closeTimeout is shorter. */
+    private static final Duration PAUSED_END_OFFSETS_TIMEOUT = Duration.ofSeconds(1);
 
     /** An assigned partition: its worker, and what the poll thread keeps about it. */
     private static final class Assigned {
@@ -37,6 +43,8 @@ final class Assignments implements ConsumerRebalanceListener {
         final Gauge gauge;
         long committed = -1;
         boolean paused;
+        /** The end offset asked for while paused (a paused partition is not fetched), or -1. */
+        long pausedEndOffset = -1;
 
         Assigned(PartitionWorker worker, Gauge gauge) {
             this.worker = worker;
@@ -67,6 +75,8 @@ final class Assignments implements ConsumerRebalanceListener {
     private volatile boolean hasAssignment;
 
     private long lastCommitNanos;
+    private final Duration pausedEndOffsetsTimeout;
+    private long lastPausedEndOffsetsNanos;
 
     Assignments(
             Settings settings,
@@ -83,6 +93,10 @@ final class Assignments implements ConsumerRebalanceListener {
         this.time = time;
         this.pauseThreshold = Math.max(1000, 4 * settings.maxRecordsPerTransaction());
         this.commitFailures = new RepeatedWarning(log, time, COMMIT_WARNING_INTERVAL, "failed commit(s)");
+        this.pausedEndOffsetsTimeout = settings.closeTimeout().compareTo(PAUSED_END_OFFSETS_TIMEOUT) < 0
+                ? settings.closeTimeout()
+                : PAUSED_END_OFFSETS_TIMEOUT;
+        this.lastPausedEndOffsetsNanos = time.nanoTime() - PAUSED_END_OFFSETS_INTERVAL.toNanos();
     }
 
     int size() {
@@ -141,6 +155,7 @@ final class Assignments implements ConsumerRebalanceListener {
             } else if (!want && a.paused) {
                 resume.add(a.worker.partition());
                 a.paused = false;
+                a.pausedEndOffset = -1; // fetched again: its lag is the fetch's
             }
         }
         if (!pause.isEmpty()) {
@@ -151,15 +166,62 @@ final class Assignments implements ConsumerRebalanceListener {
         }
     }
 
-    void updateLag() {
+    /**
+     * Sets each partition's lag gauge: its end offset minus the next offset to process. The end offset
+     * is the last fetch's ({@link Consumer#currentLag}), which a paused partition does not refresh
+     * (it is not fetched): a partition held by a failing or stuck record would show a frozen lag. So
+     * the end offsets of paused partitions are asked for ({@link Consumer#endOffsets}) at most every
+     * {@link #PAUSED_END_OFFSETS_INTERVAL}, waiting at most 1 s (or closeTimeout if shorter), and only
+     * when this round of the poll loop has taken less than closeTimeout so far, so that the gap
+     * between two polls stays within what the build's check of max.poll.interval.ms allows for.
+     *
+     * @param roundStartNanos when this round of the poll loop began ({@link TimeSource#nanoTime()})
+     */
+    void updateLag(long roundStartNanos) {
+        refreshPausedEndOffsets(roundStartNanos);
         for (Assigned a : partitions.values()) {
             TopicPartition tp = a.worker.partition();
             OptionalLong lag = consumer.currentLag(tp);
             if (lag.isPresent()) {
                 long position = consumer.position(tp);
-                a.worker.lag().set(Math.max(0, position + lag.getAsLong() - a.worker.nextToProcess(position)));
+                long end = Math.max(position + lag.getAsLong(), a.paused ? a.pausedEndOffset : -1);
+                a.worker.lag().set(Math.max(0, end - a.worker.nextToProcess(position)));
             }
         }
+    }
+
+    private void refreshPausedEndOffsets(long roundStartNanos) {
+        long now = time.nanoTime();
+        if (now - lastPausedEndOffsetsNanos < PAUSED_END_OFFSETS_INTERVAL.toNanos()
+                || now - roundStartNanos >= settings.closeTimeout().toNanos()) {
+            return;
+        }
+        List<TopicPartition> paused = new ArrayList<>();
+        for (Assigned a : partitions.values()) {
+            if (a.paused) {
+                paused.add(a.worker.partition());
+            }
+        }
+        if (paused.isEmpty()) {
+            return;
+        }
+        lastPausedEndOffsetsNanos = now;
+        Map<TopicPartition, Long> ends;
+        try {
+            ends = consumer.endOffsets(paused, pausedEndOffsetsTimeout);
+        } catch (WakeupException | InterruptException e) {
+            throw e;
+        } catch (RuntimeException e) {
+            // a gauge is not worth failing the poll loop for: the lag stays as it was until the next try
+            log.debug("end offsets of the paused partitions {} not known: {}", paused, e.toString());
+            return;
+        }
+        ends.forEach((tp, end) -> {
+            Assigned a = partitions.get(tp);
+            if (a != null && a.paused && end != null) {
+                a.pausedEndOffset = end;
+            }
+        });
     }
 
     /** Commits the offsets of every record whose transaction committed; on the poll thread only. */

@@ -44,18 +44,13 @@ final class Database {
      * using attempts or feeding the database breaker, so that the wait neither holds a worker thread nor
      * goes unseen. A shorter {@code lock_timeout} of the session is kept.
      */
-    static final String DEDUP_LOCK_TIMEOUT = "2s";
+    static final String DEDUP_LOCK_TIMEOUT = LockWaitBound.TIMEOUT;
 
-    // before a dedup insert: the session's lock_timeout kept aside (read once, in a subquery, so that neither
-    // set_config depends on the order of evaluation), and bounded by DEDUP_LOCK_TIMEOUT for the insert (0 is no
-    // bound); after it: put back, so that the handlers wait as their sessions say. With a savepoint, the savepoint
-    // comes first, so that a rollback to it puts the session's value back too
-    private static final String BOUND_LOCK_WAIT = "select set_config('outbox.lock_timeout', t, true),"
-            + " set_config('lock_timeout', case when t::interval = interval '0' or t::interval > interval '"
-            + DEDUP_LOCK_TIMEOUT + "' then '" + DEDUP_LOCK_TIMEOUT + "' else t end, true)"
-            + " from (select current_setting('lock_timeout') as t offset 0) s; ";
-    private static final String RESTORE_LOCK_WAIT =
-            "; select set_config('lock_timeout', current_setting('outbox.lock_timeout'), true)";
+    // before a dedup insert: the lock wait bounded by DEDUP_LOCK_TIMEOUT; after it: the session's value put back, so
+    // that the handlers wait as their sessions say (LockWaitBound). With a savepoint, the savepoint comes first, so
+    // that a rollback to it puts the session's value back too
+    private static final String BOUND_LOCK_WAIT = LockWaitBound.BEFORE;
+    private static final String RESTORE_LOCK_WAIT = LockWaitBound.AFTER;
 
     private static final TransactionGuard TRANSACTION_GUARD = new TransactionGuard();
 

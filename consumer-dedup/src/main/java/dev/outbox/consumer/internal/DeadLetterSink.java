@@ -11,7 +11,8 @@ interface DeadLetterSink {
     /**
      * Publishes the record and waits for the broker's acknowledgement.
      *
-     * @param failure the handler's last exception, or null for a record without a usable id
+     * @param failure the handler's last exception; for a record without a usable id, what the message id
+     *     extractor threw, or null
      * @throws InfrastructureException when the broker does not acknowledge in time, or fails with an
      *     error that a retry can cure
      * @throws DeadLetterRefusedException when the broker or the producer refuses the record for good

@@ -47,7 +47,8 @@ final class DeadLetters implements DeadLetterSink, AutoCloseable {
      * all (the producer's {@code max.block.ms} is at most that too). A record too large for the topic
      * is published once more without its value, with {@link DeadLetterHeaders#VALUE_DROPPED}.
      *
-     * @param failure the handler's last exception, or null for a record without a usable id
+     * @param failure the handler's last exception; for a record without a usable id, what the message id
+     *     extractor threw, or null
      * @throws InfrastructureException when the broker does not acknowledge in time, or fails with an
      *     error that a retry can cure
      * @throws DeadLetterRefusedException when the broker or the producer refuses the record for good

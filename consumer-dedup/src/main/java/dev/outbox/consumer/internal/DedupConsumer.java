@@ -325,11 +325,12 @@ public final class DedupConsumer implements IdempotentConsumer {
         try {
             consumer.subscribe(settings.topics(), assignments);
             while (state == State.RUNNING) {
+                long roundStart = time.nanoTime();
                 ConsumerRecords<byte[], byte[]> records = consumer.poll(POLL_TIMEOUT);
                 assignments.enqueue(records);
                 assignments.updatePauses();
                 assignments.commit(false);
-                assignments.updateLag();
+                assignments.updateLag(roundStart);
                 databaseTrial.tryIfIdle();
                 deadLetterTrial.tryIfIdle();
             }

@@ -15,16 +15,30 @@ public final class KafkaConfigChecks {
     private static final int MAX_TOPIC_NAME_LENGTH = 249;
     /** Kafka's default {@code max.poll.interval.ms}. */
     private static final long DEFAULT_MAX_POLL_INTERVAL_MS = 300_000;
+    /**
+     * The longest gap between two polls, in close timeouts: a revocation's wait for the transactions in
+     * flight and its offset commit, inside a poll, then the poll loop's own offset commit.
+     */
+    static final int POLL_GAP_IN_CLOSE_TIMEOUTS = 3;
 
     private KafkaConfigChecks() {}
 
     /**
      * @param producerProperties the dead-letter producer's properties as set
      * @param closeTimeout the consumer's close timeout, the longest {@code max.block.ms}
-     * @throws IllegalArgumentException when {@code acks} is not {@code all}, or {@code max.block.ms}
-     *     is not a number of milliseconds within the close timeout
+     * @throws IllegalArgumentException when {@code acks} is not {@code all}, {@code max.block.ms} is
+     *     not a number of milliseconds within the close timeout, or {@code transactional.id} is set (the
+     *     dead-letter producer never calls {@code initTransactions()}, so every send would fail)
      */
     public static void checkProducerProperties(Map<String, Object> producerProperties, Duration closeTimeout) {
+        if (producerProperties.containsKey(ProducerConfig.TRANSACTIONAL_ID_CONFIG)) {
+            throw new IllegalArgumentException("Invalid configuration " + ProducerConfig.TRANSACTIONAL_ID_CONFIG + "="
+                    + producerProperties.get(ProducerConfig.TRANSACTIONAL_ID_CONFIG) + " in producerProperties: the"
+                    + " dead-letter producer sends each dead letter on its own, outside any Kafka transaction, and never"
+                    + " calls initTransactions(), so with a transactional.id every send would fail (IllegalStateException)"
+                    + " and the record's partition would be retried for ever; remove it (the producer is already"
+                    + " idempotent, with acks=all)");
+        }
         Object acks = producerProperties.get(ProducerConfig.ACKS_CONFIG);
         if (acks != null
                 && !"all".equalsIgnoreCase(acks.toString().strip())
@@ -48,11 +62,13 @@ public final class KafkaConfigChecks {
     /**
      * @param consumerProperties the consumer's properties, as {@link #consumerProperties} returns them
      * @param closeTimeout the consumer's close timeout
-     * @throws IllegalArgumentException when {@code max.poll.interval.ms} is not above twice the close
-     *     timeout: a revocation waits up to {@code closeTimeout} for the transactions in flight, then
-     *     up to as long for the offset commit, inside the poll loop, and a member whose poll loop
-     *     stays away longer than {@code max.poll.interval.ms} is put out of its group, its partitions
-     *     handed over while its transactions may still commit
+     * @throws IllegalArgumentException when {@code max.poll.interval.ms} is not above three times the
+     *     close timeout: a revocation waits up to {@code closeTimeout} for the transactions in flight,
+     *     then up to as long for the offset commit, inside a poll; the poll loop's own offset commit of
+     *     the partitions kept (a cooperative rebalance keeps some) can follow it, up to as long again,
+     *     before the next poll; and a member whose poll loop stays away longer than {@code
+     *     max.poll.interval.ms} is put out of its group, its partitions handed over while its
+     *     transactions may still commit
      */
     public static void checkRevocationFits(Map<String, Object> consumerProperties, Duration closeTimeout) {
         Object value = consumerProperties.get(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG);
@@ -63,15 +79,20 @@ public final class KafkaConfigChecks {
             throw new IllegalArgumentException("Invalid value " + value + " for configuration max.poll.interval.ms in"
                     + " kafkaProperties: Value must be at least 1");
         }
-        if (maxPollInterval <= Math.multiplyExact(Math.min(closeTimeout.toMillis(), Long.MAX_VALUE / 2), 2)) {
+        if (maxPollInterval
+                <= Math.multiplyExact(
+                        Math.min(closeTimeout.toMillis(), Long.MAX_VALUE / POLL_GAP_IN_CLOSE_TIMEOUTS),
+                        POLL_GAP_IN_CLOSE_TIMEOUTS)) {
             throw new IllegalArgumentException("max.poll.interval.ms ("
                     + Durations.format(Duration.ofMillis(maxPollInterval))
-                    + (value == null ? ", Kafka's default" : "") + ") must be above twice closeTimeout ("
-                    + Durations.format(closeTimeout) + "): a partition revocation waits up to closeTimeout for the"
-                    + " transactions in flight and as long again for the offset commit, inside the poll loop, and a"
-                    + " consumer away from its poll loop for max.poll.interval.ms leaves its group while its"
-                    + " transactions may still commit; lower closeTimeout(...) or raise max.poll.interval.ms in"
-                    + " kafkaProperties");
+                    + (value == null ? ", Kafka's default" : "") + ") must be above three times closeTimeout ("
+                    + Durations.format(closeTimeout) + ", so above "
+                    + Durations.format(closeTimeout.multipliedBy(POLL_GAP_IN_CLOSE_TIMEOUTS))
+                    + "): a partition revocation waits up to closeTimeout for the transactions in flight and as"
+                    + " long again for the offset commit, inside a poll, the poll loop's own offset commit can follow"
+                    + " it before the next poll, up to closeTimeout too, and a consumer away from its poll loop for"
+                    + " max.poll.interval.ms leaves its group while its transactions may still commit; lower"
+                    + " closeTimeout(...) or raise max.poll.interval.ms in kafkaProperties");
         }
     }
 

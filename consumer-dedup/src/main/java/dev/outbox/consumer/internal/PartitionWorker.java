@@ -269,7 +269,7 @@ final class PartitionWorker {
                 deadLetter(
                         head,
                         plan.reason(),
-                        plan.failure(),
+                        headId.id() == null ? headId.failure() : plan.failure(),
                         headId.id() == null ? 0 : progress.attempts(),
                         headId.id());
             case FAIL_HEAD ->
@@ -485,13 +485,25 @@ final class PartitionWorker {
                     parts.metrics().deadLetteredInvalidId.increment();
                 default -> parts.metrics().deadLetteredHandlerFailed.increment();
             }
-            log.warn(
-                    "dead-lettered {}@{} (message id {}) to {}: {}",
-                    tp,
-                    record.offset(),
-                    id,
-                    parts.deadLetters().topicFor(record.topic()),
-                    reason);
+            if (id == null && failure != null) {
+                // a handler's failure was logged when it was decided; the extractor's is logged here, once
+                log.warn(
+                        "dead-lettered {}@{} to {}: {}, the messageIdExtractor threw {}",
+                        tp,
+                        record.offset(),
+                        parts.deadLetters().topicFor(record.topic()),
+                        reason,
+                        failure.toString(),
+                        failure);
+            } else {
+                log.warn(
+                        "dead-lettered {}@{} (message id {}) to {}: {}",
+                        tp,
+                        record.offset(),
+                        id,
+                        parts.deadLetters().topicFor(record.topic()),
+                        reason);
+            }
         }
         complete(1);
         progress = progress.headSettled();

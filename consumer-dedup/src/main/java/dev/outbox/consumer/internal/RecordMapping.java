@@ -23,8 +23,17 @@ final class RecordMapping {
     private static final Pattern CANONICAL_UUID =
             Pattern.compile("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
 
-    /** A record's message id, or why it has none (a {@link DeadLetterHeaders} reason). */
-    record MessageId(UUID id, String reason) {}
+    /**
+     * A record's message id, or why it has none.
+     *
+     * @param reason a {@link DeadLetterHeaders} reason when there is no id, else null
+     * @param failure what the configured extractor threw, or null
+     */
+    record MessageId(UUID id, String reason, Throwable failure) {
+        MessageId(UUID id, String reason) {
+            this(id, reason, null);
+        }
+    }
 
     private final Function<ConsumerRecord<byte[], byte[]>, Optional<UUID>> extractor;
     private final AvroCodec codec;
@@ -58,7 +67,8 @@ final class RecordMapping {
                         ? new MessageId(id.get(), null)
                         : new MessageId(null, DeadLetterHeaders.REASON_MISSING_MESSAGE_ID);
             } catch (RuntimeException e) {
-                return new MessageId(null, DeadLetterHeaders.REASON_INVALID_MESSAGE_ID);
+                // kept for the dead-letter headers and the log: the reason alone does not say what is wrong
+                return new MessageId(null, DeadLetterHeaders.REASON_INVALID_MESSAGE_ID, e);
             }
         }
         Header header = record.headers().lastHeader(OutboxHeaders.MESSAGE_ID);

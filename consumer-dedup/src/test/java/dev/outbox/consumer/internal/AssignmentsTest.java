@@ -9,14 +9,17 @@ import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
 import dev.outbox.core.internal.PrefixedLog;
 import java.time.Duration;
+import java.util.Collection;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
 import java.util.Set;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.MockConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.RebalanceInProgressException;
+import org.apache.kafka.common.errors.TimeoutException;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.slf4j.LoggerFactory;
@@ -27,6 +30,7 @@ class AssignmentsTest {
     private final Fakes.Scheduler scheduler = new Fakes.Scheduler(time);
     private final Logger logger = (Logger) LoggerFactory.getLogger(AssignmentsTest.class.getName() + ".capture");
     private final ListAppender<ILoggingEvent> logged = new ListAppender<>();
+    private final Settings settings = Fakes.settings(3, 10, Duration.ofHours(1), new Hooks() {}, null);
 
     /** A consumer whose offset commits are refused while {@link #refusing} is set, as during a rebalance. */
     private static final class RebalancingConsumer extends MockConsumer<byte[], byte[]> {
@@ -43,6 +47,36 @@ class AssignmentsTest {
                         + " undergoing a rebalance for auto partition assignment");
             }
             super.commitSync(offsets, timeout);
+        }
+    }
+
+    /**
+     * A consumer that fetches nothing: its view of a partition's end offset ({@link #currentLag}) stays
+     * at {@link #fetchedEnd}, as a paused partition's does, while {@link #endOffsets} asks the broker
+     * (the mock's end offsets), counted, failing while {@link #failing} is set.
+     */
+    private static final class HeldConsumer extends MockConsumer<byte[], byte[]> {
+        long fetchedEnd;
+        int endOffsetsCalls;
+        boolean failing;
+
+        HeldConsumer() {
+            super("earliest");
+        }
+
+        @Override
+        public synchronized OptionalLong currentLag(TopicPartition tp) {
+            return OptionalLong.of(fetchedEnd - position(tp));
+        }
+
+        @Override
+        public synchronized Map<TopicPartition, Long> endOffsets(
+                Collection<TopicPartition> partitions, Duration timeout) {
+            endOffsetsCalls++;
+            if (failing) {
+                throw new TimeoutException("Failed to get offsets by times in " + timeout.toMillis() + "ms");
+            }
+            return super.endOffsets(partitions, timeout);
         }
     }
 
@@ -95,12 +129,70 @@ class AssignmentsTest {
         assertThat(warnings()).hasSize(3);
     }
 
+    /**
+     * The lag of a paused partition (not fetched, so the consumer's view of its end offset stays where
+     * the last fetch left it) comes from the end offsets asked for, at most every 5 s, and not in a round
+     * of the poll loop that has taken closeTimeout already (a revocation, a slow commit), so that the
+     * gap between two polls stays within three close timeouts; a failed request leaves the lag as it
+     * was. Fails if the gauge stayed at the last fetch's end offset.
+     */
+    @Test
+    void aPausedPartitionsLagFollowsTheEndOffsetsAskedForAtMostEveryFiveSeconds() {
+        HeldConsumer kafka = new HeldConsumer();
+        Assignments assignments = assignments(kafka);
+        assignments.onPartitionsAssigned(List.of(TP));
+        kafka.assign(List.of(TP));
+        kafka.updateBeginningOffsets(Map.of(TP, 0L));
+        kafka.fetchedEnd = 1000;
+        kafka.updateEndOffsets(Map.of(TP, 1000L));
+        assignments.enqueue(records(0, 1000)); // not processed: the worker's steps are not run
+        assignments.updateLag(time.nanoTime());
+        assertThat(kafka.endOffsetsCalls).as("nothing is paused").isZero();
+        assertThat(lag()).isEqualTo(1000);
+
+        assignments.updatePauses(); // 1,000 records queued
+        assertThat(kafka.paused()).containsExactly(TP);
+        kafka.updateEndOffsets(Map.of(TP, 1300L));
+        assignments.updateLag(time.nanoTime());
+        assertThat(kafka.endOffsetsCalls).isOne();
+        assertThat(lag()).isEqualTo(1300);
+
+        kafka.updateEndOffsets(Map.of(TP, 1400L));
+        time.advance(Duration.ofSeconds(4));
+        assignments.updateLag(time.nanoTime());
+        assertThat(kafka.endOffsetsCalls).as("asked less than 5 s ago").isOne();
+        assertThat(lag()).isEqualTo(1300);
+
+        time.advance(Duration.ofSeconds(1));
+        assignments.updateLag(time.nanoTime() - settings.closeTimeout().toNanos());
+        assertThat(kafka.endOffsetsCalls)
+                .as("a round that took closeTimeout already")
+                .isOne();
+        assignments.updateLag(time.nanoTime());
+        assertThat(kafka.endOffsetsCalls).isEqualTo(2);
+        assertThat(lag()).isEqualTo(1400);
+
+        kafka.failing = true;
+        kafka.updateEndOffsets(Map.of(TP, 1500L));
+        time.advance(Duration.ofSeconds(5));
+        assignments.updateLag(time.nanoTime());
+        assertThat(kafka.endOffsetsCalls).isEqualTo(3);
+        assertThat(lag()).as("as it was").isEqualTo(1400);
+    }
+
+    private double lag() {
+        return settings.meterRegistry()
+                .get("outbox.consumer.lag")
+                .tag("partition", "0")
+                .gauge()
+                .value();
+    }
+
     private Assignments assignments(MockConsumer<byte[], byte[]> kafka) {
         logged.start();
         logger.addAppender(logged);
         logger.setLevel(Level.INFO);
         PrefixedLog log = new PrefixedLog(logger, "[consumer-dedup test]");
-        Settings settings = Fakes.settings(3, 10, Duration.ofHours(1), new Hooks() {}, null);
         Metrics metrics = new Metrics(settings.meterRegistry(), settings.consumerName(), "unit#1");
         PartitionWorker.Parts parts = new PartitionWorker.Parts(
                 settings,

@@ -17,6 +17,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.PriorityQueue;
 import java.util.Set;
 import java.util.UUID;
@@ -237,6 +238,35 @@ final class Fakes {
                 ".dlt",
                 classifier,
                 maxTransientRetry);
+    }
+
+    /** @return {@code s} with {@code extractor} as its message id extractor */
+    static Settings withExtractor(Settings s, Function<ConsumerRecord<byte[], byte[]>, Optional<UUID>> extractor) {
+        return new Settings(
+                s.consumerProperties(),
+                s.producerProperties(),
+                s.topics(),
+                s.consumerName(),
+                s.dataSource(),
+                s.dsl(),
+                s.schema(),
+                s.handler(),
+                extractor,
+                s.maxAttempts(),
+                s.backoff(),
+                s.deadLetterTopic(),
+                s.maxRecordsPerTransaction(),
+                s.savepointPerRecord(),
+                s.concurrency(),
+                s.retention(),
+                s.purgeInterval(),
+                s.closeTimeout(),
+                s.meterRegistry(),
+                s.codec(),
+                s.hooks(),
+                s.deadLetterTopicSuffix(),
+                s.failureClassifier(),
+                s.maxTransientRetry());
     }
 
     static PartitionWorker worker(

@@ -4,12 +4,17 @@ import static dev.outbox.consumer.internal.Fakes.idOf;
 import static dev.outbox.consumer.internal.Fakes.records;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
 import dev.outbox.consumer.DeadLetterHeaders;
 import dev.outbox.consumer.TransientHandlerException;
 import dev.outbox.consumer.internal.BatchStore.Outcome;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.UUID;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
@@ -18,6 +23,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.junit.jupiter.api.Test;
+import org.slf4j.LoggerFactory;
 
 /**
  * The rules of one partition's worker, with an in-memory database, dead-letter topic, clock and
@@ -97,6 +103,57 @@ class PartitionWorkerTest {
         assertThat(store.deadLettered).containsExactly(idOf(1));
         assertThat(store.processed).containsExactlyInAnyOrder(idOf(0), idOf(2));
         assertThat(worker.nextToCommit()).isEqualTo(3);
+    }
+
+    /**
+     * G7: a message id extractor that throws dead-letters its record unhandled, and what it threw is not
+     * dropped: the dead-letter copy carries it (its dlt-exception-* headers), and the WARN line that
+     * reports the dead letter carries it with its stack trace.
+     */
+    @Test
+    void anExtractorThatThrowsDeadLettersTheRecordWithWhatItThrew() {
+        IllegalStateException thrown = new IllegalStateException("payload v3 has no order id");
+        Settings settings = Fakes.withExtractor(Fakes.settings(3, 10, Duration.ofHours(1), hooks, null), r -> {
+            if (r.offset() == 1) {
+                throw thrown;
+            }
+            return Optional.of(idOf(r.offset()));
+        });
+        Logger logger = (Logger) LoggerFactory.getLogger(PartitionWorker.class);
+        ListAppender<ILoggingEvent> logged = new ListAppender<>();
+        logged.start();
+        logger.addAppender(logged);
+        try {
+            PartitionWorker worker = Fakes.worker(settings, store, sink, time, scheduler);
+            worker.enqueue(records(0, 3));
+            scheduler.runAll(100);
+
+            assertThat(sink.sent).singleElement().satisfies(s -> {
+                assertThat(s.offset()).isEqualTo(1);
+                assertThat(s.reason()).isEqualTo(DeadLetterHeaders.REASON_INVALID_MESSAGE_ID);
+                assertThat(s.attempts()).isZero();
+                assertThat(s.failure()).isSameAs(thrown);
+            });
+            assertThat(store.calls).doesNotContainKey(1L);
+            assertThat(store.processed).containsExactlyInAnyOrder(idOf(0), idOf(2));
+            assertThat(worker.nextToCommit()).isEqualTo(3);
+            assertThat(logged.list)
+                    .filteredOn(e -> e.getLevel() == Level.WARN
+                            && e.getFormattedMessage().contains("dead-lettered"))
+                    .singleElement()
+                    .satisfies(e -> {
+                        assertThat(e.getFormattedMessage())
+                                .contains("@1 ")
+                                .contains(DeadLetterHeaders.REASON_INVALID_MESSAGE_ID)
+                                .contains("messageIdExtractor threw")
+                                .contains("payload v3 has no order id");
+                        assertThat(e.getThrowableProxy()).isNotNull();
+                        assertThat(e.getThrowableProxy().getClassName())
+                                .isEqualTo(IllegalStateException.class.getName());
+                    });
+        } finally {
+            logger.detachAppender(logged);
+        }
     }
 
     @Test
