@@ -8,6 +8,7 @@ import dev.outbox.http.server.IdempotencyFilter;
 import dev.outbox.http.server.IdempotencyStore;
 import dev.outbox.http.server.NotIdempotent;
 import java.util.List;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.postgresql.ds.PGSimpleDataSource;
 import org.springframework.context.annotation.Bean;
@@ -231,7 +232,7 @@ class SpringMvcGateTest {
                 .route(request -> request.path().startsWith("/legacy"), OK)
                 .POST(request -> request.path().startsWith("/rpc"), OK)
                 .route(RequestPredicates.method(HttpMethod.GET).negate().and(RequestPredicates.path("/forms")), OK)
-                .add(request -> java.util.Optional.empty())
+                .add(request -> Optional.empty())
                 .build();
 
         List<Endpoint> endpoints = SpringMvcEndpoints.of(routes, "");
