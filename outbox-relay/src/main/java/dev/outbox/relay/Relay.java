@@ -82,7 +82,10 @@ public interface Relay extends AutoCloseable {
      *     that fails because PostgreSQL does not answer is progress: such a relay is live and not {@link
      *     #isReady() ready}, since a restart would not bring the database back. A round or a write stuck
      *     for good (a statement on a connection without a socket timeout) is not; give the data source a connection
-     *     timeout of at most the lease and a socket timeout, as the relay process does
+     *     timeout of at most the lease, a socket timeout and a {@code statement_timeout} below the lease, as the
+     *     relay process does. Without a statement timeout, a delete waiting that long behind a lock on the
+     *     outbox table (a {@code create index} without {@code concurrently}, a migration) also makes the
+     *     relay not live, although a restart would not release the lock
      */
     boolean isLive();
 

@@ -26,6 +26,9 @@ final class PauseWatch {
     private final Thread thread;
     // when the last pause ended ({@link TimeSource#nanoTime()}); Long.MIN_VALUE: none seen
     private volatile long lastPauseEndedNanos = Long.MIN_VALUE;
+    // when the watch last woke: a pause going on, or just over, that it has not recorded yet shows as a tick
+    // long overdue
+    private volatile long lastTickNanos;
     private volatile boolean stopped;
 
     /** A watch not started: {@link #noticed} is all that records a pause. */
@@ -33,6 +36,7 @@ final class PauseWatch {
         this.time = time;
         this.log = log;
         this.thread = threads.newThread(this::watch);
+        this.lastTickNanos = time.nanoTime();
     }
 
     /** @return a watch already running on a thread of {@code threads} */
@@ -44,12 +48,18 @@ final class PauseWatch {
 
     /**
      * @param nanos a {@link TimeSource#nanoTime()}, for example when a batch was sent
-     * @return whether a pause of the process ended after {@code nanos}: something in flight at {@code
-     *     nanos} may have stood still through it
+     * @return whether a pause of the process ended after {@code nanos} (something in flight at {@code
+     *     nanos} may have stood still through it), or one is going on or just over that the watch has not
+     *     recorded yet (its tick overdue by more than {@link #PAUSE})
      */
     boolean pausedSince(long nanos) {
         long ended = lastPauseEndedNanos;
-        return ended != Long.MIN_VALUE && ended - nanos > 0;
+        if (ended != Long.MIN_VALUE && ended - nanos > 0) {
+            return true;
+        }
+        // resumed, and the batch's failure judged before the watch woke to record the pause: its tick is
+        // overdue by more than a pause
+        return time.nanoTime() - lastTickNanos - TICK.toNanos() > PAUSE.toNanos();
     }
 
     void stop() {
@@ -74,6 +84,7 @@ final class PauseWatch {
 
     /** Records a pause between two ticks at {@code last} and {@code now}, if their gap was one. */
     void noticed(long last, long now) {
+        lastTickNanos = now;
         long gap = now - last;
         if (gap - TICK.toNanos() > PAUSE.toNanos()) {
             lastPauseEndedNanos = now;

@@ -32,4 +32,20 @@ class PauseWatchTest {
         assertThat(watch.pausedSince(sent)).as("sent before the pause ended").isTrue();
         assertThat(watch.pausedSince(time.nanoTime())).as("sent as it ended").isFalse();
     }
+
+    /**
+     * After a pause the failures of the batches in flight may be judged before the watch wakes to record
+     * it: its tick overdue by more than a pause counts as one already.
+     */
+    @Test
+    void aTickOverdueByMoreThanAPauseIsAPauseNotRecordedYet() {
+        long sent = time.nanoTime();
+        time.advance(PauseWatch.TICK.plus(PauseWatch.PAUSE));
+        assertThat(watch.pausedSince(sent)).as("overdue by a pause exactly").isFalse();
+        time.advance(Duration.ofMillis(1));
+        assertThat(watch.pausedSince(sent)).as("overdue by more").isTrue();
+        long tick = time.nanoTime();
+        watch.noticed(tick, tick);
+        assertThat(watch.pausedSince(tick)).as("the watch awake again").isFalse();
+    }
 }
