@@ -68,6 +68,7 @@ import org.springframework.jdbc.datasource.TransactionAwareDataSourceProxy;
 import org.springframework.kafka.core.ConsumerFactory;
 import org.springframework.kafka.listener.CommonErrorHandler;
 import org.springframework.transaction.PlatformTransactionManager;
+import org.springframework.transaction.support.TransactionSynchronizationManager;
 import org.springframework.util.ClassUtils;
 
 /**
@@ -311,8 +312,10 @@ public class OutboxAutoConfiguration {
                     .dsl(dsl)
                     .meterRegistry(meters(registry))
                     // a stored refusal rolls the request's transaction back, so that no transaction synchronisation
-                    // (a @TransactionalEventListener) commits work for it, and is stored in a transaction of its own
-                    .refusalsInTransactionOfTheirOwn(true)
+                    // (a @TransactionalEventListener) commits work for it, and is stored in a transaction of its own;
+                    // not when the store is called inside a transaction of its caller's, which it must not end
+                    .refusalsInTransactionOfTheirOwn(
+                            () -> !TransactionSynchronizationManager.isActualTransactionActive())
                     // drops JPA's unflushed writes before the rollback
                     .onRollBackAndStore(PersistenceContexts.clearer(OutboxAutoConfiguration.class.getClassLoader()));
             named.set(SCHEMA, properties.getSchema(), builder::schema);
@@ -493,7 +496,7 @@ public class OutboxAutoConfiguration {
             SpringKafkaConnection kafka = SpringKafkaConnection.read(beans, environment);
             // a context stopped and started again starts a new relay built from the same settings
             return new RestartableRelay(
-                    () -> EmbeddedRelayBuilder.build(dataSource, properties, environment, meters, kafka));
+                    id -> EmbeddedRelayBuilder.build(dataSource, properties, environment, meters, kafka, id));
         }
 
         @Bean

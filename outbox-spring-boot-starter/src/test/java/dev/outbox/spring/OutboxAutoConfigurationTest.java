@@ -59,6 +59,7 @@ import org.springframework.context.annotation.Configuration;
 import org.springframework.jdbc.datasource.DataSourceTransactionManager;
 import org.springframework.jdbc.datasource.DelegatingDataSource;
 import org.springframework.jdbc.datasource.DriverManagerDataSource;
+import org.springframework.jdbc.datasource.TransactionAwareDataSourceProxy;
 import org.springframework.kafka.core.DefaultKafkaProducerFactory;
 import org.springframework.kafka.listener.CommonErrorHandler;
 import org.springframework.kafka.listener.DefaultErrorHandler;
@@ -259,8 +260,14 @@ class OutboxAutoConfigurationTest {
                 .run(context -> assertThat(context).hasNotFailed().hasSingleBean(IdempotencyStore.class));
         covered.withBean(
                         PlatformTransactionManager.class,
-                        () -> new DataSourceTransactionManager(new DelegatingDataSource(NEVER_CONNECTED)))
+                        () -> new DataSourceTransactionManager(new TransactionAwareDataSourceProxy(NEVER_CONNECTED)))
                 .run(context -> assertThat(context).hasNotFailed().hasSingleBean(IdempotencyStore.class));
+        // the same pool behind a wrapper on one side only: Spring binds the transaction's connection under the
+        // wrapper, and the store, asking under the pool, would get a connection of its own
+        assertThat(rootMessage(covered.withBean(
+                        PlatformTransactionManager.class,
+                        () -> new DataSourceTransactionManager(new DelegatingDataSource(NEVER_CONNECTED)))))
+                .contains("manages another DataSource");
     }
 
     /**

@@ -123,6 +123,28 @@ class OutboxStarterIT {
         registry.add("outbox.processed.purge-interval", () -> "1s");
     }
 
+    /**
+     * A stored refusal (422) of the store called inside a transaction of its caller's (the store bean used
+     * from a {@code @Transactional} method) is rolled back to its savepoint, and the caller's transaction
+     * commits with the caller's own write: the store does not end a transaction it did not begin. Stored
+     * refusals of the filter's requests, whose transaction is their own, roll that transaction back
+     * whole ({@code JpaApplicationIT}).
+     */
+    @Test
+    void aRefusalInsideItsCallersTransactionLeavesThatTransactionToTheCaller() {
+        String key = "nested-" + UUID.randomUUID();
+        IdempotencyOutcome outcome = new TransactionTemplate(transactionManager).execute(status -> {
+            jdbc.update("insert into orders(id, amount) values (?, ?)", key, 1);
+            return idempotencyStore.execute(
+                    new IdempotencyRequest("starter-it", key, "fingerprint"),
+                    tx -> StoredResponse.of(422, "text/plain", new byte[] {2}));
+        });
+        assertThat(outcome).isInstanceOf(IdempotencyOutcome.Executed.class);
+        assertThat(count("select count(*) from orders where id = '" + key + "'"))
+                .as("the caller's own write, committed")
+                .isOne();
+    }
+
     /** The scheduled purge deletes a key once its ttl is over; before, only its reuse did. */
     @Test
     void anExpiredIdempotencyKeyIsPurged() {
@@ -221,15 +243,19 @@ class OutboxStarterIT {
     /**
      * G1 across a context stopped and started again (Spring Cloud's pause and resume, a CRaC checkpoint
      * and restore): the stop closes the embedded relay, which hands its leases back, and the start builds
-     * and starts a new one, which publishes a message committed after it. Before, the start failed, the
-     * relay saying it starts once.
+     * and starts a new one with the same instance id, which publishes a message committed after it.
+     * Before, the start failed, the relay saying it starts once.
      */
     @Test
     void aContextStoppedAndStartedAgainPublishesAgain() {
+        String instance = relay.instanceId();
         context.stop();
         assertThat(relay.isLive()).as("stopped").isFalse();
         context.start();
         await().atMost(Duration.ofSeconds(30)).until(relay::isLive);
+        assertThat(relay.instanceId())
+                .as("the same instance to the lease table, the meters and the health details")
+                .isEqualTo(instance);
         UUID id = orders.place("o-restarted", 125, false);
         await().atMost(Duration.ofSeconds(60))
                 .untilAsserted(() -> assertThat(payments(id)).isEqualTo(1));

@@ -10,6 +10,7 @@ import io.micrometer.core.instrument.Metrics;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.Objects;
+import java.util.function.BooleanSupplier;
 import javax.sql.DataSource;
 import org.jooq.DSLContext;
 import org.jooq.SQLDialect;
@@ -182,7 +183,7 @@ public interface IdempotencyStore {
         private MeterRegistry meterRegistry = Metrics.globalRegistry;
         private String name = DEFAULT_NAME;
         private Runnable onRollBackAndStore = () -> {};
-        private boolean refusalsInTransactionOfTheirOwn;
+        private BooleanSupplier refusalsInTransactionOfTheirOwn = () -> false;
 
         private Builder() {}
 
@@ -392,7 +393,24 @@ public interface IdempotencyStore {
          * @return this builder
          */
         public Builder refusalsInTransactionOfTheirOwn(boolean apart) {
-            this.refusalsInTransactionOfTheirOwn = apart;
+            return refusalsInTransactionOfTheirOwn(() -> apart);
+        }
+
+        /**
+         * Like {@link #refusalsInTransactionOfTheirOwn(boolean)}, asked at the start of each request: only
+         * a request whose transaction is its own may be rolled back whole. One that joins a transaction of
+         * its caller (a store called inside the caller's {@code @Transactional}) must not end the caller's
+         * transaction; its refusal is rolled back to the savepoint. The Spring Boot starter passes
+         * whether no Spring transaction is active yet.
+         *
+         * @param apart asked at each request: whether its stored refusal rolls its transaction back and is
+         *     stored in a transaction of its own
+         * @return this builder
+         * @throws NullPointerException when it is null
+         */
+        public Builder refusalsInTransactionOfTheirOwn(BooleanSupplier apart) {
+            this.refusalsInTransactionOfTheirOwn =
+                    Objects.requireNonNull(apart, "refusalsInTransactionOfTheirOwn may not be null");
             return this;
         }
 

@@ -94,10 +94,27 @@ public final class EmbeddedRelayBuilder {
             Environment environment,
             MeterRegistry registry,
             SpringKafkaConnection springKafka) {
-        return new EmbeddedRelayBuilder(properties, environment, springKafka).build(dataSource, registry);
+        return build(dataSource, properties, environment, registry, springKafka, null);
     }
 
-    private Relay build(DataSource dataSource, MeterRegistry registry) {
+    /**
+     * Like {@link #build(DataSource, OutboxProperties, Environment, MeterRegistry, SpringKafkaConnection)},
+     * with the instance id of a relay built before from the same settings.
+     *
+     * @param instanceId the relay's instance id, or null for {@code outbox.relay.instance-id} (else one
+     *     of the relay's own)
+     */
+    public static Relay build(
+            DataSource dataSource,
+            OutboxProperties properties,
+            Environment environment,
+            MeterRegistry registry,
+            SpringKafkaConnection springKafka,
+            String instanceId) {
+        return new EmbeddedRelayBuilder(properties, environment, springKafka).build(dataSource, registry, instanceId);
+    }
+
+    private Relay build(DataSource dataSource, MeterRegistry registry, String instanceId) {
         OutboxProperties.Relay p = settings;
         String bootstrap = bootstrapServers();
         Map<String, Object> producer = producerProperties();
@@ -106,7 +123,9 @@ public final class EmbeddedRelayBuilder {
         builder.dataSource(dataSource).meterRegistry(registry);
         set(SCHEMA, properties.getSchema(), builder::schema);
         setProducerProperties(producer);
-        if (p.getInstanceId() != null && !p.getInstanceId().isEmpty()) {
+        if (instanceId != null) {
+            builder.instanceId(instanceId);
+        } else if (p.getInstanceId() != null && !p.getInstanceId().isEmpty()) {
             set("instance-id", p.getInstanceId(), builder::instanceId);
         }
         set("batch-size", p.getBatchSize(), builder::batchSize);

@@ -3,6 +3,7 @@ package dev.outbox.spring.internal;
 import dev.outbox.relay.Relay;
 import java.util.Objects;
 import java.util.Set;
+import java.util.function.Function;
 import java.util.function.Supplier;
 
 /**
@@ -19,10 +20,18 @@ public final class RestartableRelay implements Relay {
     // guarded by lifecycle: the current relay was closed, the next start builds a new one
     private boolean closed;
 
-    /** @param factory builds a relay; called now (a bad setting fails the bean) and at each start after a close */
-    public RestartableRelay(Supplier<Relay> factory) {
-        this.factory = Objects.requireNonNull(factory, "factory may not be null");
-        this.current = Objects.requireNonNull(factory.get(), "the relay factory returned null");
+    /**
+     * @param factory builds a relay with the instance id it is given, or with one of its own for null;
+     *     called now with null (a bad setting fails the bean), and at each start after a close with the
+     *     first relay's id, so that the relays one after the other are one instance to the lease table,
+     *     the meters and the health details
+     */
+    public RestartableRelay(Function<String, Relay> factory) {
+        Objects.requireNonNull(factory, "factory may not be null");
+        Relay first = Objects.requireNonNull(factory.apply(null), "the relay factory returned null");
+        String id = first.instanceId();
+        this.factory = () -> factory.apply(id);
+        this.current = first;
     }
 
     @Override

@@ -1,17 +1,13 @@
 package dev.outbox.spring.internal;
 
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.IdentityHashMap;
-import java.util.List;
-import java.util.Set;
 import javax.sql.DataSource;
 import org.springframework.aop.framework.AopProxyUtils;
 import org.springframework.jdbc.datasource.DataSourceTransactionManager;
-import org.springframework.jdbc.datasource.DelegatingDataSource;
+import org.springframework.jdbc.datasource.TransactionAwareDataSourceProxy;
 import org.springframework.orm.jpa.JpaTransactionManager;
 import org.springframework.transaction.PlatformTransactionManager;
 import org.springframework.transaction.support.ResourceTransactionManager;
+import org.springframework.transaction.support.TransactionSynchronizationUtils;
 import org.springframework.util.ClassUtils;
 
 /**
@@ -75,25 +71,22 @@ public final class TransactionManagers {
         return null;
     }
 
-    private static boolean sameDataSource(DataSource a, DataSource b) {
-        Set<Object> layers = Collections.newSetFromMap(new IdentityHashMap<>());
-        layers.addAll(layers(a));
-        return layers(b).stream().anyMatch(layers::contains);
+    /**
+     * @return whether a connection the manager binds for {@code managed} is the one the store gets from
+     *     {@code store}: Spring binds it under the manager's DataSource and looks it up under the store's,
+     *     both unwrapped only as Spring unwraps them ({@code TransactionAwareDataSourceProxy} on the
+     *     store's side, an {@code InfrastructureProxy} or a scoped proxy on both). A {@code
+     *     DelegatingDataSource} or another proxy around the same pool on one side only is a different key,
+     *     and the store would get a connection of its own, outside the transaction.
+     */
+    private static boolean sameDataSource(DataSource managed, DataSource store) {
+        return key(managed) == key(store);
     }
 
-    /** @return the DataSource, the targets it delegates to and the targets of the proxies among them */
-    private static List<Object> layers(DataSource dataSource) {
-        List<Object> layers = new ArrayList<>();
-        Object current = dataSource;
-        for (int depth = 0; current != null && depth < MAX_DEPTH; depth++) {
-            layers.add(current);
-            Object next = AopProxyUtils.getSingletonTarget(current);
-            if (next == null && current instanceof DelegatingDataSource d) {
-                next = d.getTargetDataSource();
-            }
-            current = next;
-        }
-        return layers;
+    private static Object key(DataSource dataSource) {
+        DataSource target =
+                dataSource instanceof TransactionAwareDataSourceProxy p ? p.getTargetDataSource() : dataSource;
+        return TransactionSynchronizationUtils.unwrapResourceIfNecessary(target);
     }
 
     /** @return the object behind Spring AOP proxies with a single target */

@@ -25,6 +25,7 @@ import java.util.HexFormat;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.function.BooleanSupplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.jooq.Configuration;
@@ -66,8 +67,9 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
     private final String log;
     // drops what the call holds in memory before its writes are rolled back
     private final Runnable onRollBackAndStore;
-    // a stored refusal rolls the whole transaction back and is stored in a transaction of its own
-    private final boolean refusalsApart;
+    // asked at each request: a stored refusal rolls the whole transaction back and is stored in a transaction
+    // of its own
+    private final BooleanSupplier refusalsApart;
     private final Counter executed;
     private final Counter rolledBack;
     private final Counter replayed;
@@ -88,7 +90,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
             MeterRegistry registry,
             String name,
             Runnable onRollBackAndStore,
-            boolean refusalsApart) {
+            BooleanSupplier refusalsApart) {
         this.dsl = dsl;
         this.mapping = OutboxMigrations.jooqSettings(schema);
         this.lockTimeoutNanos = lockTimeout.toNanos();
@@ -128,13 +130,22 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
         long deadline = System.nanoTime() + lockTimeoutNanos;
         long pause = FIRST_PAUSE_NANOS;
         IdempotencyOutcome outcome;
+        boolean apart = refusalsApart.getAsBoolean();
         while (true) {
-            Refusal refusal = new Refusal();
+            Refusal refusal = new Refusal(apart);
             try {
                 outcome = dsl.transactionResult(cfg -> inTransaction(cfg, request, scope, policy, call, refusal));
             } catch (Rollback r) {
                 outcome = r.outcome;
             } catch (RolledBackRefusal r) {
+                for (Throwable t : r.getSuppressed()) {
+                    // the rollback itself failed (a connection lost): the transaction ends all the same
+                    LOG.warn(
+                            "{}rolling back the transaction of a {} refusal failed: {}",
+                            log,
+                            r.response.status(),
+                            t.toString());
+                }
                 outcome = storeApart(request, scope, r.response, null);
             } catch (CallFailed f) {
                 failed.increment();
@@ -272,7 +283,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
             case RELEASE -> throw new Rollback(new IdempotencyOutcome.NotStored(response));
             case ROLL_BACK_AND_STORE -> {
                 onRollBackAndStore.run();
-                if (refusalsApart) {
+                if (refusal.apart) {
                     // nothing of the request's transaction commits, not even what its transaction manager
                     // would run at commit (Spring's synchronisations: @TransactionalEventListener)
                     throw new RolledBackRefusal(response);
@@ -540,7 +551,13 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
 
     /** The refusal a transaction stored, once only its commit is left. */
     private static final class Refusal {
+        // a stored refusal rolls the transaction back and is stored apart
+        final boolean apart;
         StoredResponse response;
+
+        Refusal(boolean apart) {
+            this.apart = apart;
+        }
     }
 
     /** Rolls the transaction back and carries the outcome out of it. */
@@ -558,7 +575,8 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
         final transient StoredResponse response;
 
         RolledBackRefusal(StoredResponse response) {
-            super(null, null, false, false);
+            // suppression on: a failed rollback is attached to it
+            super(null, null, true, false);
             this.response = response;
         }
     }
