@@ -18,7 +18,9 @@ final class SettingsText {
                     + " `compression.type`, `linger.ms`, `max.request.size`. In the environment, write the property in"
                     + " upper case with `_` for `.`: `OUTBOX_RELAY_KAFKA_LINGER_MS=5`. Unknown property names are refused."
                     + " `enable.idempotence=true` and `acks=all` are enforced; the serializers are the relay's own;"
-                    + " `transactional.id` is refused (see publish-mode).";
+                    + " `transactional.id` is refused (see publish-mode); so are `partitioner.class`,"
+                    + " `partitioner.ignore.keys` and `interceptor.classes` (they can break a key's order);"
+                    + " `max.in.flight.requests.per.connection` must be 1 to 5 and `retries` at least 1.";
 
     private SettingsText() {}
 
