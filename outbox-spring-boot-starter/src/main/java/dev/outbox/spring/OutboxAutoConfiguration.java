@@ -325,6 +325,10 @@ public class OutboxAutoConfiguration {
             named.set(IDEMPOTENCY + "hold-timeout", p.getHoldTimeout(), builder::holdTimeout);
             named.set(IDEMPOTENCY + "purge-batch-size", p.getPurgeBatchSize(), builder::purgeBatchSize);
             named.set(IDEMPOTENCY + "name", p.getName(), builder::name);
+            // empty: no application, so that an upgrade leaves the scopes of the keys stored before as they were
+            if (p.getApplication() != null && !p.getApplication().isEmpty()) {
+                named.set(IDEMPOTENCY + "application", p.getApplication(), builder::application);
+            }
             return builder.build();
         }
 

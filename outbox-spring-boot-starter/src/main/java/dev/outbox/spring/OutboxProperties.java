@@ -164,6 +164,16 @@ public class OutboxProperties {
         private String name = "default";
 
         /**
+         * The application whose keys these are, put before every key's scope: services that share one
+         * idempotency_key table (one schema) must each set their own, or they replay each other's
+         * stored responses. 1 to 64 ASCII letters, digits, '.', '_' or '-', e.g.
+         * ${spring.application.name}. Empty (the default): no application, the scopes of earlier
+         * versions. Setting, changing or removing it changes every key's scope: retries of requests
+         * stored before run again, so do it as a change of key format (drain first, or accept that).
+         */
+        private String application = "";
+
+        /**
          * Order of the filter's registration among the application's servlet filters: after Spring
          * Security (-100), whose principal scopes the keys. Boot's form filter (-9900) runs ahead and
          * parses PUT, PATCH and DELETE forms; the filter fingerprints their fields.
@@ -232,6 +242,14 @@ public class OutboxProperties {
 
         public void setName(String name) {
             this.name = name;
+        }
+
+        public String getApplication() {
+            return application;
+        }
+
+        public void setApplication(String application) {
+            this.application = application;
         }
 
         public Duration getLockTimeout() {

@@ -515,6 +515,9 @@ class OutboxAutoConfigurationTest {
         assertThat(p.getMaxResponseBytes()).isEqualTo(IdempotencyFilter.Builder.DEFAULT_MAX_RESPONSE_BYTES);
         assertThat(p.getStoredHeaders()).isEqualTo(IdempotencyFilter.Builder.DEFAULT_STORED_HEADERS);
         assertThat(p.getMethods()).containsExactlyInAnyOrderElementsOf(IdempotencyFilter.Builder.DEFAULT_METHODS);
+        assertThat(p.getApplication())
+                .as("none, as the store's default: an upgrade keeps the keys' scopes")
+                .isEmpty();
         assertThat(p.getPurgeInterval()).isEqualTo(Duration.ofMinutes(5));
         assertThat(properties.getProcessed().getRetention()).isEqualTo(IdempotentConsumer.Builder.DEFAULT_RETENTION);
         assertThat(properties.getProcessed().getPurgeInterval())
@@ -534,6 +537,7 @@ class OutboxAutoConfigurationTest {
                         "outbox.idempotency.hold-timeout=30s",
                         "outbox.idempotency.purge-batch-size=200",
                         "outbox.idempotency.name=shop",
+                        "outbox.idempotency.application=shop-service",
                         "outbox.idempotency.max-body-bytes=2048",
                         "outbox.idempotency.max-response-bytes=4096",
                         "outbox.idempotency.stored-headers=Content-Type,X-Request-Id")
@@ -551,6 +555,8 @@ class OutboxAutoConfigurationTest {
                             .isEqualTo(200);
                     assertThat((String) ReflectionTestUtils.getField(store, "log"))
                             .contains("shop");
+                    assertThat(ReflectionTestUtils.getField(store, "application"))
+                            .isEqualTo("app:shop-service ");
                     IdempotencyFilter filter = context.getBean(IdempotencyFilter.class);
                     assertThat(ReflectionTestUtils.getField(filter, "storedHeaders"))
                             .isEqualTo(List.of("Content-Type", "X-Request-Id"));
@@ -562,6 +568,30 @@ class OutboxAutoConfigurationTest {
                             .isEqualTo(2048);
                     assertThat(ReflectionTestUtils.getField(filter, "maxResponseBytes"))
                             .isEqualTo(4096);
+                });
+    }
+
+    /**
+     * The store's application is opt-in: without outbox.idempotency.application the keys keep the
+     * scopes of earlier versions, even where spring.application.name is set (an upgrade must not make
+     * the retries of stored requests run again); set, it may name Boot's application name.
+     */
+    @Test
+    void theKeysApplicationIsSetOnlyWhenGiven() {
+        web.withPropertyValues("outbox.idempotency.paths=/orders", "spring.application.name=shop")
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    assertThat(ReflectionTestUtils.getField(context.getBean(IdempotencyStore.class), "application"))
+                            .isEqualTo("");
+                });
+        web.withPropertyValues(
+                        "outbox.idempotency.paths=/orders",
+                        "spring.application.name=shop",
+                        "outbox.idempotency.application=${spring.application.name}")
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    assertThat(ReflectionTestUtils.getField(context.getBean(IdempotencyStore.class), "application"))
+                            .isEqualTo("app:shop ");
                 });
     }
 
@@ -632,6 +662,9 @@ class OutboxAutoConfigurationTest {
         assertThat(webRefusal("outbox.idempotency.name= "))
                 .startsWith("outbox.idempotency.name=")
                 .contains(": name may not be blank");
+        assertThat(webRefusal("outbox.idempotency.application=order service"))
+                .startsWith("outbox.idempotency.application=order service: application must be 1 to 64 ASCII letters,"
+                        + " digits, '.', '_' or '-', got 'order service'");
         assertThat(webRefusal("outbox.idempotency.purge-interval=500ms"))
                 .startsWith("outbox.idempotency.purge-interval=500ms: purgeInterval must be zero (off) or at least 1s,"
                         + " got 500ms");
@@ -1527,6 +1560,7 @@ class OutboxAutoConfigurationTest {
                         "\"outbox.idempotency.purge-batch-size\"",
                         "\"outbox.idempotency.stored-headers\"",
                         "\"outbox.idempotency.name\"",
+                        "\"outbox.idempotency.application\"",
                         "\"outbox.processed.retention\"",
                         "\"outbox.processed.purge-interval\"",
                         "\"defaultValue\": 64",

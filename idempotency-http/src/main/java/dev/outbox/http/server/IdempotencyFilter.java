@@ -76,7 +76,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p><b>Whose key.</b> The {@link Builder#scopeResolver scope} names the caller; a request for
  * which it names none (by default: no authenticated principal) is refused with <b>401</b>, rather
- * than letting every anonymous caller share one scope.
+ * than letting every anonymous caller share one scope. It holds the method and the path inside the
+ * application, not the context path, host or port: services that share one {@code
+ * idempotency_key} table must each give their store an {@link IdempotencyStore.Builder#application
+ * application}, or they replay each other's responses.
  *
  * <p>Problem responses (400, 401, 409, 413, 422) are {@code application/problem+json} with a {@code
  * detail} that says what is wrong and how to fix it. Limits: the handler must answer synchronously
@@ -90,7 +93,12 @@ import org.slf4j.LoggerFactory;
  * IdempotencyStore#METRIC} with outcome {@code rejected} (400), {@code unidentified} (401), {@code
  * too_large} (413), {@code body_unavailable} (500: a filter ahead read the body), {@code
  * response_too_large} (500: the handler's body passed {@link Builder#maxResponseBytes}) and {@code
- * failed} (the scope or fingerprint could not be computed), next to the store's outcomes.
+ * failed} (the scope or fingerprint could not be computed), next to the store's outcomes ({@code
+ * conflict} for 409, {@code mismatch} for 422, {@code hold_timeout} for a request PostgreSQL ended
+ * after the store's hold timeout) and its timer {@value IdempotencyStore#WAIT_METRIC} of the waits
+ * for a key held by a request in flight (see {@link IdempotencyStore}). The 400 and 401 of the
+ * filter and the 409 and 422 of the store are logged at DEBUG only: they answer clients, and a line
+ * per request would flood the log in a client's retry storm; alert on their counts instead.
  */
 public final class IdempotencyFilter implements Filter {
 

@@ -6,7 +6,8 @@ import java.util.Objects;
  * One request as the key store sees it.
  *
  * @param scope who and what the key belongs to: principal or tenant, method and route (see {@link
- *     ScopeResolver}); a key in one scope is invisible in every other
+ *     ScopeResolver}); a key in one scope is invisible in every other. A store built with an {@link
+ *     IdempotencyStore.Builder#application application} puts it before the scope
  * @param key the idempotency key, unquoted (see {@link IdempotencyKey#parse})
  * @param fingerprint identifies the request content (see {@link RequestFingerprint}); the same key
  *     with another fingerprint is refused with 422

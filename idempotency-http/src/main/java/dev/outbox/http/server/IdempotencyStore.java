@@ -11,6 +11,7 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.function.BooleanSupplier;
+import java.util.regex.Pattern;
 import javax.sql.DataSource;
 import org.jooq.DSLContext;
 import org.jooq.SQLDialect;
@@ -53,18 +54,52 @@ import org.jooq.impl.DSL;
  *
  * <p>Scopes longer than {@value #MAX_PLAIN_SCOPE_BYTES} bytes (UTF-8) are stored as their SHA-256
  * ({@code #sha256:<hex>}), so that no scope can push the key row past PostgreSQL's index row limit;
- * shorter ones are stored as they are.
+ * shorter ones are stored as they are. A store built with an {@link Builder#application
+ * application} puts it before every scope ({@code app:<application> <scope>}), so that services
+ * sharing one {@code idempotency_key} table keep their keys apart; without one (the default) the
+ * scope is stored as given, as by earlier versions.
  *
  * <p>Run it at PostgreSQL's default isolation, READ COMMITTED: at REPEATABLE READ or above, a
  * request that meets a key committed after its snapshot fails with a serialization error instead
- * of replaying. Metrics: counter {@value #METRIC} tagged {@code store} and {@code outcome} ({@code
- * executed}, {@code rolled_back} (stored without the call's writes), {@code replayed}, {@code
- * conflict}, {@code mismatch}, {@code not_stored}, {@code failed}). Thread-safe.
+ * of replaying.
+ *
+ * <p><b>Metrics</b>, both tagged {@code store} (the {@link Builder#name name}) and {@code outcome}:
+ *
+ * <ul>
+ *   <li>counter {@value #METRIC}, one count per call of {@link #execute}: {@code executed}, {@code
+ *       rolled_back} (stored without the call's writes), {@code replayed}, {@code conflict} (409: the
+ *       key still held by a request in flight after the lock timeout), {@code mismatch} (422: the key
+ *       used with another request), {@code not_stored}, {@code failed} (an exception: the call's, or
+ *       the database's). A request that PostgreSQL ended for holding its key longer than {@link
+ *       Builder#holdTimeout} is counted {@code hold_timeout} as well as {@code failed}, so that an
+ *       alert on {@code failed} keeps counting every failed request;
+ *   <li>timer {@value #WAIT_METRIC}, once per request that found its key held by a request in flight
+ *       and waited for it: {@code released} (the other request committed or rolled back within the
+ *       lock timeout; this one then ran, or was answered from the stored row) or {@code conflict}
+ *       (it was still held after the lock timeout: 409). A {@code max} near the lock timeout and a
+ *       rising {@code conflict} count mean that duplicates arrive while their first request is still
+ *       running, for longer than clients wait.
+ * </ul>
+ *
+ * <p><b>Logs.</b> A 409 or 422 is logged at DEBUG only, like the filter's 400 and 401: they answer
+ * a client (a retry sent while the first request runs, a key reused for another request), not a
+ * fault of the service, and one line per request would flood the log at the rate of a client's
+ * retry storm, which is when they come; the counters above are the signal (alert on their rate),
+ * and DEBUG for {@code dev.outbox.http.server.internal.JooqIdempotencyStore} names each key, scope
+ * and wait. A request that PostgreSQL ended for holding its key longer than {@code holdTimeout} is
+ * logged at WARN, naming the key, its scope, the timeout that ended it and what to change: the fix
+ * is the server's (a setting, or a call without a timeout), and a client cannot see it. Such a
+ * kill is recognised when the failure reaches the store with PostgreSQL's SQLState ({@code 25P03}
+ * idle in transaction; {@code 57014} a statement cancelled after the statement timeout had
+ * passed); one a handler catches and answers with a 5xx is counted {@code not_stored}. Thread-safe.
  */
 public interface IdempotencyStore {
 
     /** The name of the counter of requests by outcome. */
     String METRIC = "outbox.idempotency.requests";
+
+    /** The name of the timer of the waits for a key held by a request in flight, by how they ended. */
+    String WAIT_METRIC = "outbox.idempotency.wait";
 
     /** The longest scope, in UTF-8 bytes, stored as it is; longer ones are stored as a hash. */
     int MAX_PLAIN_SCOPE_BYTES = 512;
@@ -171,6 +206,11 @@ public interface IdempotencyStore {
         /** Default {@link #name(String)}. */
         public static final String DEFAULT_NAME = "default";
 
+        /** Longest {@link #application(String)}: 64 characters. */
+        public static final int MAX_APPLICATION_LENGTH = 64;
+
+        private static final Pattern APPLICATION = Pattern.compile("[A-Za-z0-9._-]+");
+
         private DSLContext dsl;
         private DataSource dataSource;
         private String schema = OutboxMigrations.DEFAULT_SCHEMA;
@@ -182,6 +222,7 @@ public interface IdempotencyStore {
         private int purgeBatchSize = DEFAULT_PURGE_BATCH_SIZE;
         private MeterRegistry meterRegistry = Metrics.globalRegistry;
         private String name = DEFAULT_NAME;
+        private String application;
         private Runnable onRollBackAndStore = () -> {};
         private BooleanSupplier refusalsInTransactionOfTheirOwn = () -> false;
 
@@ -357,6 +398,48 @@ public interface IdempotencyStore {
         }
 
         /**
+         * Puts every key of this store in one application's scope: for services that share one {@code
+         * idempotency_key} table (one schema of one database). A key's scope names the caller, the
+         * method and the path inside the application ({@link ScopeResolver}), not the host, port or
+         * context path, so two services with the same paths and callers otherwise share keys, and one
+         * answers a request it never ran with the other's stored response. With an application, a
+         * scope is stored as {@code app:<application> <scope>}; without one (the default) as it is, as
+         * by earlier versions, so an upgrade leaves the keys of a running service as they were. The
+         * application is not the {@link #name name}, which names the store in logs and metrics only and
+         * may change freely.
+         *
+         * <p><b>Setting it changes the scope of every key</b>, as does changing or removing it: a retry
+         * of a request stored before the change finds no key and runs again, and while old and new
+         * instances run side by side (a rolling deployment) each runs the other's retries again. Treat
+         * it as a change of the key format: drain the service first (no client still retrying a request
+         * it sent before), or accept that requests stored within the last {@link #ttl ttl} run again
+         * when retried. Services sharing a table must each set their own, different application.
+         *
+         * @param application the application's name, 1 to {@value #MAX_APPLICATION_LENGTH} ASCII
+         *     letters, digits, {@code .}, {@code _} or {@code -}, compared as written ({@code orders}
+         *     and {@code Orders} are two applications), e.g. {@code order-service}; default none
+         * @return this builder
+         * @throws NullPointerException when it is null
+         * @throws IllegalArgumentException when it is blank, longer than {@value #MAX_APPLICATION_LENGTH}
+         *     characters or holds another character
+         */
+        public Builder application(String application) {
+            Objects.requireNonNull(application, "application may not be null; leave it unset for none");
+            if (application.isBlank()) {
+                throw new IllegalArgumentException("application may not be blank; name the application whose keys"
+                        + " these are (e.g. order-service), or leave it unset for none");
+            }
+            if (application.length() > MAX_APPLICATION_LENGTH
+                    || !APPLICATION.matcher(application).matches()) {
+                throw new IllegalArgumentException("application must be 1 to " + MAX_APPLICATION_LENGTH
+                        + " ASCII letters, digits, '.', '_' or '-', got '" + application + "' ("
+                        + application.length() + " characters); e.g. order-service");
+            }
+            this.application = application;
+            return this;
+        }
+
+        /**
          * @param action run just before a call's writes are rolled back for a stored refusal ({@link
          *     ResponsePolicy.Action#ROLL_BACK_AND_STORE}: to the savepoint taken after the key was
          *     inserted, or with the whole transaction under {@link
@@ -441,6 +524,7 @@ public interface IdempotencyStore {
                     purgeBatchSize,
                     meterRegistry,
                     name,
+                    application,
                     onRollBackAndStore,
                     refusalsInTransactionOfTheirOwn);
         }

@@ -18,6 +18,13 @@ import java.util.function.Function;
  * /orders/42}, not a route template such as {@code /orders/{id}}, which keeps keys of different
  * resources apart. The scope is part of the key's identity; long scopes are stored hashed (see
  * {@link IdempotencyStore}).
+ *
+ * <p>The path leaves out the context path (the application's own prefix in its container, {@code
+ * /shop} of {@code /shop/orders}), and the scope names no host or port: an application moved to
+ * another context path keeps its keys, and two applications with the same paths and callers, under
+ * two context paths of one container or in two services, have the same scopes. When such
+ * applications share one {@code idempotency_key} table, give each store its own {@link
+ * IdempotencyStore.Builder#application application}, which the store puts before every scope.
  */
 @FunctionalInterface
 public interface ScopeResolver {
@@ -108,7 +115,8 @@ public interface ScopeResolver {
 
     /**
      * @param request a request
-     * @return its path inside the application: {@code servletPath + pathInfo}
+     * @return its path inside the application: {@code servletPath + pathInfo}, without the context
+     *     path or the query string
      */
     static String path(HttpServletRequest request) {
         String servletPath = request.getServletPath() == null ? "" : request.getServletPath();

@@ -53,6 +53,28 @@ class BuildersTest {
     }
 
     @Test
+    void storeApplicationIsValidated() {
+        var b = IdempotencyStore.builder();
+        assertThatThrownBy(() -> b.application(null))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessage("application may not be null; leave it unset for none");
+        assertThatThrownBy(() -> b.application(" "))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("application may not be blank; name the application whose keys these are (e.g."
+                        + " order-service), or leave it unset for none");
+        assertThatThrownBy(() -> b.application("order service"))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("application must be 1 to 64 ASCII letters, digits, '.', '_' or '-', got 'order service'"
+                        + " (13 characters); e.g. order-service");
+        assertThatThrownBy(() -> b.application("\u00e9tude")).hasMessageContaining("ASCII letters");
+        assertThatThrownBy(() -> b.application("a".repeat(IdempotencyStore.Builder.MAX_APPLICATION_LENGTH + 1)))
+                .hasMessageContaining("(65 characters)");
+        assertThat(b.application("a".repeat(IdempotencyStore.Builder.MAX_APPLICATION_LENGTH)))
+                .isSameAs(b);
+        assertThat(b.application("Order_Service-2.eu")).isSameAs(b);
+    }
+
+    @Test
     void storeSettersRejectNullWithNullPointerException() {
         var b = IdempotencyStore.builder();
         assertThatThrownBy(() -> b.dsl(null))

@@ -90,6 +90,11 @@ class IdempotencyFilterIT {
      * @param name the filter's name in log lines and metrics
      */
     private static IdempotencyFilter.Builder ordersFilter(MeterRegistry registry, String name) {
+        return ordersFilter(store, registry, name);
+    }
+
+    /** The same, with another store. */
+    private static IdempotencyFilter.Builder ordersFilter(IdempotencyStore store, MeterRegistry registry, String name) {
         return IdempotencyFilter.builder(store)
                 .paths("/orders/*")
                 .scopeResolver(ScopeResolver.principalOrTenantHeader("X-Tenant"))
@@ -137,6 +142,12 @@ class IdempotencyFilterIT {
 
     private static double count(String outcome) {
         return METRICS.counter(IdempotencyStore.METRIC, "store", "orders", "outcome", outcome)
+                .count();
+    }
+
+    /** How many waits for a key held by a request in flight ended with {@code outcome}. */
+    private static long waits(String outcome) {
+        return METRICS.timer(IdempotencyStore.WAIT_METRIC, "store", "orders", "outcome", outcome)
                 .count();
     }
 
@@ -220,7 +231,7 @@ class IdempotencyFilterIT {
         assertThat((double) retries).isEqualTo(conflicts);
     }
 
-    /** G5: the same key with another body gets 422 and changes nothing. */
+    /** G5: the same key with another body gets 422 and changes nothing; the 422 is counted {@code mismatch}. */
     @Test
     void sameKeyWithAnotherBodyIs422() throws Exception {
         String key = UUID.randomUUID().toString();
@@ -229,6 +240,8 @@ class IdempotencyFilterIT {
         assertThat(send(post("/orders", a).header("Idempotency-Key", key).build())
                         .statusCode())
                 .isEqualTo(201);
+        double mismatches = count("mismatch");
+        double conflicts = count("conflict");
         HttpResponse<String> other = send(
                 post("/orders", b).header("Idempotency-Key", "\"" + key + "\"").build());
         assertThat(other.statusCode()).isEqualTo(422);
@@ -240,9 +253,14 @@ class IdempotencyFilterIT {
                 .contains("new key");
         assertThat(orders(b)).isZero();
         assertThat(orders(a)).isOne();
+        assertThat(count("mismatch")).isEqualTo(mismatches + 1);
+        assertThat(count("conflict")).isEqualTo(conflicts);
     }
 
-    /** G5: while the first request is in flight, a duplicate gets 409 with Retry-After; afterwards it gets the replay. */
+    /**
+     * G5: while the first request is in flight, a duplicate gets 409 with Retry-After, counted {@code
+     * conflict} and its wait of the lock timeout timed; afterwards it gets the replay, without a wait.
+     */
     @Test
     void duplicateWhileTheFirstIsInFlightIs409WithRetryAfter() throws Exception {
         String key = UUID.randomUUID().toString();
@@ -255,11 +273,18 @@ class IdempotencyFilterIT {
                         .header("X-Hold", "true")
                         .build(),
                 HttpResponse.BodyHandlers.ofString());
+        double conflicts = count("conflict");
+        double mismatches = count("mismatch");
+        long conflictWaits = waits("conflict");
+        long releasedWaits = waits("released");
         try {
             assertThat(APP.entered.await(30, TimeUnit.SECONDS)).isTrue();
             HttpResponse<String> dup =
                     send(post("/orders", body).header("Idempotency-Key", key).build());
             assertThat(dup.statusCode()).isEqualTo(409);
+            assertThat(count("conflict")).isEqualTo(conflicts + 1);
+            assertThat(waits("conflict")).isEqualTo(conflictWaits + 1);
+            assertThat(count("mismatch")).isEqualTo(mismatches);
             assertThat(dup.headers().firstValue("Retry-After")).contains("1");
             assertThat(dup.headers().firstValue("Content-Type"))
                     .hasValueSatisfying(t -> assertThat(t).startsWith("application/problem+json"));
@@ -277,6 +302,70 @@ class IdempotencyFilterIT {
         assertThat(replay.headers().firstValue("Idempotent-Replayed")).contains("true");
         assertThat(replay.body()).isEqualTo(done.body());
         assertThat(orders(body)).isOne();
+        assertThat(waits("conflict")).isEqualTo(conflictWaits + 1);
+        assertThat(waits("released")).as("the replay found the key committed").isEqualTo(releasedWaits);
+    }
+
+    /**
+     * G5 scope across services: two services sharing one {@code idempotency_key} table with the same
+     * paths and callers, each with its own application, each run a request with the same key, body,
+     * tenant and path once, and never replay each other's response; another instance of the first
+     * service (another store of the same application) replays the first one's. Before, there was no
+     * application: the second service answered with the first one's stored response and never ran.
+     */
+    @Test
+    void filtersOfDifferentApplicationsOnOneTableDoNotReplayEachOthersResponses(TestDatabase db) throws Exception {
+        IdempotencyStore orders = IdempotencyStore.builder()
+                .dataSource(db.newDataSource(4))
+                .application("order-service")
+                .meterRegistry(METRICS)
+                .name("order-service")
+                .build();
+        IdempotencyStore billing = IdempotencyStore.builder()
+                .dataSource(db.newDataSource(4))
+                .application("billing-service")
+                .meterRegistry(METRICS)
+                .name("billing-service")
+                .build();
+        IdempotencyStore ordersElsewhere = IdempotencyStore.builder()
+                .dataSource(db.newDataSource(4))
+                .application("order-service")
+                .meterRegistry(METRICS)
+                .name("order-service-2")
+                .build();
+        try (TestServer a = TestServer.start(
+                        APP, ordersFilter(orders, METRICS, "order-service").build());
+                TestServer b = TestServer.start(
+                        APP, ordersFilter(billing, METRICS, "billing-service").build());
+                TestServer a2 = TestServer.start(
+                        APP,
+                        ordersFilter(ordersElsewhere, METRICS, "order-service-2")
+                                .build())) {
+            String key = UUID.randomUUID().toString();
+            String body = body("shared-table");
+            HttpResponse<String> first =
+                    send(post(a, "/orders", body).header("Idempotency-Key", key).build());
+            assertThat(first.statusCode()).isEqualTo(201);
+            HttpResponse<String> other =
+                    send(post(b, "/orders", body).header("Idempotency-Key", key).build());
+            assertThat(other.statusCode()).isEqualTo(201);
+            assertThat(other.headers().firstValue("Idempotent-Replayed"))
+                    .as("the other service ran its own request")
+                    .isEmpty();
+            assertThat(other.body()).isNotEqualTo(first.body());
+            assertThat(orders(body)).isEqualTo(2);
+
+            HttpResponse<String> sameService = send(
+                    post(a2, "/orders", body).header("Idempotency-Key", key).build());
+            assertThat(sameService.headers().firstValue("Idempotent-Replayed")).contains("true");
+            assertThat(sameService.body()).isEqualTo(first.body());
+            HttpResponse<String> otherAgain =
+                    send(post(b, "/orders", body).header("Idempotency-Key", key).build());
+            assertThat(otherAgain.headers().firstValue("Idempotent-Replayed")).contains("true");
+            assertThat(otherAgain.body()).isEqualTo(other.body());
+            assertThat(orders(body)).isEqualTo(2);
+            assertThat(keyRows(key)).isEqualTo(2);
+        }
     }
 
     /**

@@ -5,9 +5,15 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
 import dev.outbox.http.MutableClock;
+import dev.outbox.http.server.internal.JooqIdempotencyStore;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
+import io.micrometer.core.instrument.Timer;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -21,6 +27,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -44,6 +51,7 @@ import org.jooq.impl.DefaultTransactionProvider;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.slf4j.LoggerFactory;
 
 /** The framework-neutral key store against real PostgreSQL. */
 @ExtendWith(RealServices.class)
@@ -108,8 +116,17 @@ class IdempotencyStoreIT {
     }
 
     private static double count(String outcome) {
-        return METRICS.counter(IdempotencyStore.METRIC, "store", "store-it", "outcome", outcome)
+        return count("store-it", outcome);
+    }
+
+    private static double count(String store, String outcome) {
+        return METRICS.counter(IdempotencyStore.METRIC, "store", store, "outcome", outcome)
                 .count();
+    }
+
+    /** The timer of the waits for a held key of {@code store} that ended with {@code outcome}. */
+    private static Timer waits(String store, String outcome) {
+        return METRICS.timer(IdempotencyStore.WAIT_METRIC, "store", store, "outcome", outcome);
     }
 
     /** G5: a repeat replays the stored status, headers and body without running again. */
@@ -124,10 +141,12 @@ class IdempotencyStoreIT {
         assertThat(((IdempotencyOutcome.Replayed) second).response())
                 .isEqualTo(((IdempotencyOutcome.Executed) first).response());
         assertThat(notes(key)).isOne();
+        double mismatches = count("mismatch");
         assertThat(store.execute(
                         new IdempotencyRequest("user:a POST /notes", key, "fp-2"), tx -> write(tx, key, "other")))
                 .isInstanceOf(IdempotencyOutcome.Mismatch.class);
         assertThat(notes(key)).isOne();
+        assertThat(count("mismatch")).as("the 422 counted apart").isEqualTo(mismatches + 1);
     }
 
     /** G5: while the first request holds the key, a duplicate gets InFlight after the lock timeout, not a second execution. */
@@ -141,9 +160,17 @@ class IdempotencyStoreIT {
         try {
             assertThat(inside.await(30, TimeUnit.SECONDS)).isTrue();
             double conflicts = count("conflict");
+            long waitedBefore = waits("store-it", "conflict").count();
+            double waitedSecondsBefore = waits("store-it", "conflict").totalTime(TimeUnit.SECONDS);
             var second = store.execute(request, tx -> write(tx, key, "must not run"));
             assertThat(second).isEqualTo(new IdempotencyOutcome.InFlight(Duration.ofSeconds(2)));
             assertThat(count("conflict")).isEqualTo(conflicts + 1);
+            assertThat(waits("store-it", "conflict").count())
+                    .as("the wait that ended in 409, timed")
+                    .isEqualTo(waitedBefore + 1);
+            assertThat(waits("store-it", "conflict").totalTime(TimeUnit.SECONDS) - waitedSecondsBefore)
+                    .as("it waited the lock timeout, 300 ms")
+                    .isGreaterThanOrEqualTo(0.3);
         } finally {
             release.countDown();
         }
@@ -170,6 +197,160 @@ class IdempotencyStoreIT {
             }
             return r;
         }));
+    }
+
+    /**
+     * A duplicate that waits for a key held by a request in flight, and gets it back within the lock
+     * timeout, has its wait timed with outcome {@code released}: whether the first request committed
+     * (the duplicate is replayed) or failed (the duplicate runs). Nothing is timed for a request that
+     * found its key free, and no {@code conflict} is counted. Before, no wait was timed at all.
+     */
+    @Test
+    void aWaitForAHeldKeyThatIsReleasedIsTimed(TestDatabase db) throws Exception {
+        IdempotencyStore patient = IdempotencyStore.builder()
+                .dataSource(db.newDataSource(4))
+                .lockTimeout(Duration.ofSeconds(20))
+                .meterRegistry(METRICS)
+                .name("store-it-wait")
+                .build();
+        for (boolean firstFails : List.of(false, true)) {
+            String key = UUID.randomUUID().toString();
+            var request = new IdempotencyRequest("user:a POST /notes", key, "fp");
+            CountDownLatch inside = new CountDownLatch(1);
+            CountDownLatch release = new CountDownLatch(1);
+            CompletableFuture<IdempotencyOutcome> first = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return patient.execute(request, tx -> {
+                        StoredResponse r = write(tx, key, "slow");
+                        inside.countDown();
+                        assertThat(release.await(60, TimeUnit.SECONDS)).isTrue();
+                        if (firstFails) {
+                            throw new IOException("downstream broke");
+                        }
+                        return r;
+                    });
+                } catch (Exception e) {
+                    throw new CompletionException(e);
+                }
+            });
+            assertThat(inside.await(30, TimeUnit.SECONDS)).isTrue();
+            long released = waits("store-it-wait", "released").count();
+            double conflicts = count("store-it-wait", "conflict");
+            CompletableFuture<IdempotencyOutcome> second = CompletableFuture.supplyAsync(
+                    () -> patient.execute(request, tx -> write(tx, key + "-second", "second")));
+            Thread.sleep(500); // the duplicate finds the key held and waits
+            assertThat(second).as("still waiting for the key").isNotDone();
+            release.countDown();
+            assertThat(second.get(30, TimeUnit.SECONDS))
+                    .as("first fails: %s", firstFails)
+                    .isInstanceOf(firstFails ? IdempotencyOutcome.Executed.class : IdempotencyOutcome.Replayed.class);
+            if (firstFails) {
+                assertThat(first).failsWithin(30, TimeUnit.SECONDS);
+            } else {
+                assertThat(first).succeedsWithin(30, TimeUnit.SECONDS).isInstanceOf(IdempotencyOutcome.Executed.class);
+            }
+            assertThat(waits("store-it-wait", "released").count())
+                    .as("first fails: %s", firstFails)
+                    .isEqualTo(released + 1);
+            assertThat(count("store-it-wait", "conflict")).isEqualTo(conflicts);
+        }
+        assertThat(waits("store-it-wait", "released").totalTime(TimeUnit.MILLISECONDS))
+                .as("each waited about 500 ms")
+                .isGreaterThanOrEqualTo(2 * 400.0);
+        assertThat(waits("store-it-wait", "conflict").count()).isZero();
+        long timed = waits("store-it-wait", "released").count();
+        patient.execute(
+                new IdempotencyRequest("user:a POST /notes", UUID.randomUUID().toString(), "fp"),
+                tx -> StoredResponse.of(204, null, new byte[0]));
+        assertThat(waits("store-it-wait", "released").count())
+                .as("a request whose key was free did not wait")
+                .isEqualTo(timed);
+    }
+
+    /**
+     * A request that PostgreSQL ends for holding its key longer than holdTimeout (1 s), with a
+     * statement that runs longer (statement_timeout) or by sitting idle in its transaction
+     * (idle_in_transaction_session_timeout), is counted {@code hold_timeout} as well as {@code
+     * failed}, and logged at WARN naming the key's scope, the timeout and what to change; its key is
+     * free. A statement the call cancelled with a shorter statement timeout of its own is a failure
+     * only. Before, such a kill was an ordinary {@code failed}, logged by no one but the container.
+     */
+    @Test
+    void aRequestEndedForHoldingItsKeyTooLongIsCountedAndLogged(TestDatabase db) throws Exception {
+        IdempotencyStore bounded = IdempotencyStore.builder()
+                .dataSource(db.newDataSource(2))
+                .holdTimeout(Duration.ofSeconds(1))
+                .meterRegistry(METRICS)
+                .name("store-it-hold")
+                .build();
+        ListAppender<ILoggingEvent> warnings = new ListAppender<>();
+        Logger logger = (Logger) LoggerFactory.getLogger(JooqIdempotencyStore.class);
+        warnings.start();
+        logger.addAppender(warnings);
+        try {
+            String slow = UUID.randomUUID().toString();
+            assertThatThrownBy(() -> bounded.execute(new IdempotencyRequest("user:a POST /slow", slow, "f"), tx -> {
+                        write(tx, slow, "half done");
+                        tx.execute("select pg_sleep(3)");
+                        return StoredResponse.of(201, null, new byte[0]);
+                    }))
+                    .isInstanceOf(DataAccessException.class);
+            assertThat(count("store-it-hold", "hold_timeout")).isEqualTo(1);
+            assertThat(count("store-it-hold", "failed")).isEqualTo(1);
+            assertThat(keyRows(slow)).isZero();
+            assertThat(notes(slow)).isZero();
+
+            String idle = UUID.randomUUID().toString();
+            assertThatThrownBy(() -> bounded.execute(new IdempotencyRequest("user:a POST /idle", idle, "f"), tx -> {
+                        StoredResponse r = write(tx, idle, "half done");
+                        Thread.sleep(2_500); // on another system without a timeout, say
+                        return r;
+                    }))
+                    .isInstanceOf(DataAccessException.class);
+            assertThat(count("store-it-hold", "hold_timeout")).isEqualTo(2);
+            assertThat(count("store-it-hold", "failed")).isEqualTo(2);
+            assertThat(keyRows(idle)).isZero();
+            assertThat(notes(idle)).isZero();
+            assertThat(bounded.execute(
+                            new IdempotencyRequest("user:a POST /idle", idle, "f"), tx -> write(tx, idle, "done")))
+                    .as("the key is free for the retry")
+                    .isInstanceOf(IdempotencyOutcome.Executed.class);
+
+            String cancelled = UUID.randomUUID().toString();
+            assertThatThrownBy(() ->
+                            bounded.execute(new IdempotencyRequest("user:a POST /cancelled", cancelled, "f"), tx -> {
+                                tx.execute("set local statement_timeout = '50ms'");
+                                tx.execute("select pg_sleep(1)");
+                                return StoredResponse.of(201, null, new byte[0]);
+                            }))
+                    .isInstanceOf(DataAccessException.class);
+            assertThat(count("store-it-hold", "failed")).isEqualTo(3);
+            assertThat(count("store-it-hold", "hold_timeout"))
+                    .as("cancelled by the call's own shorter timeout, not by holdTimeout")
+                    .isEqualTo(2);
+        } finally {
+            logger.detachAppender(warnings);
+        }
+        List<String> warned = warnings.list.stream()
+                .filter(e -> e.getLevel() == Level.WARN)
+                .map(ILoggingEvent::getFormattedMessage)
+                .toList();
+        assertThat(warned).hasSize(2);
+        assertThat(warned.get(0))
+                .startsWith("[idempotency-store store-it-hold] PostgreSQL ended the transaction holding key ")
+                .contains("in scope user:a POST /slow (SQLState 57014, seen ")
+                .contains(
+                        " ms after the key was claimed): one of its statements ran longer than statement_timeout (1000 ms),"
+                                + " which the store sets to holdTimeout (1s)")
+                .contains("the key is free")
+                .contains("raise holdTimeout above its slowest run")
+                .contains("outbox.idempotency.hold-timeout")
+                .contains("give that call a timeout shorter than holdTimeout");
+        assertThat(warned.get(1))
+                .contains("in scope user:a POST /idle (SQLState 25P03, seen ")
+                .contains("): it sat idle in its transaction")
+                .contains("longer than idle_in_transaction_session_timeout (1000 ms), which the store sets to"
+                        + " holdTimeout (1s)");
     }
 
     /**
@@ -433,6 +614,71 @@ class IdempotencyStoreIT {
                 store.execute(new IdempotencyRequest("user:b POST /notes", key, "f"), tx -> write(tx, key + "-c", "c"));
         assertThat(new String(((IdempotencyOutcome.Replayed) replayB).response().body(), StandardCharsets.UTF_8))
                 .isEqualTo("b");
+    }
+
+    /**
+     * Services sharing one {@code idempotency_key} table keep their keys apart with an application
+     * each: the same scope, key and fingerprint run once in each application, and each replays its own
+     * response, also through another store of the same application. A store without an application
+     * stores the scope as given, as earlier versions did, so an upgrade keeps replaying the keys stored
+     * before it. Before, there was no application, and the second service replayed the first one's
+     * response.
+     */
+    @Test
+    void storesOfDifferentApplicationsOnOneTableKeepTheirKeysApart(TestDatabase db) {
+        IdempotencyStore orders = IdempotencyStore.builder()
+                .dataSource(db.newDataSource(2))
+                .application("order-service")
+                .meterRegistry(METRICS)
+                .name("store-it-orders")
+                .build();
+        IdempotencyStore billing = IdempotencyStore.builder()
+                .dataSource(db.newDataSource(2))
+                .application("billing-service")
+                .meterRegistry(METRICS)
+                .name("store-it-billing")
+                .build();
+        IdempotencyStore ordersElsewhere = IdempotencyStore.builder()
+                .dataSource(db.newDataSource(2))
+                .application("order-service")
+                .meterRegistry(METRICS)
+                .name("store-it-orders-2")
+                .build();
+        String key = UUID.randomUUID().toString();
+        var request = new IdempotencyRequest("user:a POST /notes", key, "f");
+        assertThat(orders.execute(request, tx -> write(tx, key + "-orders", "orders")))
+                .isInstanceOf(IdempotencyOutcome.Executed.class);
+        assertThat(billing.execute(request, tx -> write(tx, key + "-billing", "billing")))
+                .as("another application's key is another key")
+                .isInstanceOf(IdempotencyOutcome.Executed.class);
+        assertThat(store.execute(request, tx -> write(tx, key + "-none", "none")))
+                .as("and so is the key of a store without an application")
+                .isInstanceOf(IdempotencyOutcome.Executed.class);
+        assertThat(ordersElsewhere.execute(request, tx -> write(tx, key + "-again", "must not run")))
+                .as("the same application, through another store")
+                .isInstanceOfSatisfying(
+                        IdempotencyOutcome.Replayed.class,
+                        r -> assertThat(new String(r.response().body(), StandardCharsets.UTF_8))
+                                .isEqualTo("orders"));
+        assertThat(billing.execute(request, tx -> write(tx, key + "-again", "must not run")))
+                .isInstanceOfSatisfying(
+                        IdempotencyOutcome.Replayed.class,
+                        r -> assertThat(new String(r.response().body(), StandardCharsets.UTF_8))
+                                .isEqualTo("billing"));
+        assertThat(store.execute(request, tx -> write(tx, key + "-again", "must not run")))
+                .isInstanceOfSatisfying(
+                        IdempotencyOutcome.Replayed.class,
+                        r -> assertThat(new String(r.response().body(), StandardCharsets.UTF_8))
+                                .isEqualTo("none"));
+        assertThat(notes(key + "-again")).isZero();
+        assertThat(dsl.select(IDEMPOTENCY_KEY.SCOPE)
+                        .from(IDEMPOTENCY_KEY)
+                        .where(IDEMPOTENCY_KEY.IDEM_KEY.eq(key))
+                        .fetch(IDEMPOTENCY_KEY.SCOPE))
+                .containsExactlyInAnyOrder(
+                        "app:order-service user:a POST /notes",
+                        "app:billing-service user:a POST /notes",
+                        "user:a POST /notes");
     }
 
     /**

@@ -37,6 +37,7 @@ class InFlightBoundsIT {
     private static TestDatabase db;
     private static DSLContext dsl;
     private final OrdersApp app = new OrdersApp();
+    private final SimpleMeterRegistry metrics = new SimpleMeterRegistry();
     private TestServer server;
 
     @BeforeAll
@@ -56,10 +57,11 @@ class InFlightBoundsIT {
 
     private void start(IdempotencyStore.Builder store) throws Exception {
         IdempotencyFilter filter = IdempotencyFilter.builder(
-                        store.meterRegistry(new SimpleMeterRegistry()).build())
+                        store.meterRegistry(metrics).name("bounds").build())
                 .paths("/orders/*")
                 .scopeResolver(ScopeResolver.principalOrTenantHeader("X-Tenant"))
-                .meterRegistry(new SimpleMeterRegistry())
+                .meterRegistry(metrics)
+                .name("bounds")
                 .build();
         server = TestServer.start(app, filter);
     }
@@ -83,6 +85,16 @@ class InFlightBoundsIT {
         return held;
     }
 
+    private double count(String outcome) {
+        return metrics.counter(IdempotencyStore.METRIC, "store", "bounds", "outcome", outcome)
+                .count();
+    }
+
+    private long waits(String outcome) {
+        return metrics.timer(IdempotencyStore.WAIT_METRIC, "store", "bounds", "outcome", outcome)
+                .count();
+    }
+
     private static int orders(String body) {
         return dsl.fetchCount(DSL.table("public.orders"), DSL.field("body").eq(body));
     }
@@ -96,6 +108,8 @@ class InFlightBoundsIT {
      * its key only for holdTimeout (1 s here): PostgreSQL ends its transaction, the key is released,
      * and a retry with the same key executes instead of getting 409 until the hung request ends.
      * The hung request then fails and leaves nothing: exactly one order and one outbox row remain.
+     * It is counted {@code hold_timeout} (and {@code failed}); each retry answered 409 meanwhile is
+     * counted {@code conflict} and its wait timed.
      */
     @Test
     void aHungRequestLosesItsKeyAfterTheHoldTimeout() throws Exception {
@@ -123,6 +137,13 @@ class InFlightBoundsIT {
         assertThat(orders(body)).isOne();
         assertThat(outboxRows(body)).isOne();
         assertThat(statuses).last().isEqualTo(201);
+        long conflicts = statuses.stream().filter(s -> s == 409).count();
+        assertThat(count("hold_timeout"))
+                .as("the hung request, ended by PostgreSQL")
+                .isEqualTo(1);
+        assertThat(count("failed")).isEqualTo(1);
+        assertThat(count("conflict")).isEqualTo(conflicts);
+        assertThat(waits("conflict")).as("each 409 after its wait").isEqualTo(conflicts);
         assertThat(HTTP.send(post(body, key).build(), HttpResponse.BodyHandlers.ofString())
                         .headers()
                         .firstValue("Idempotent-Replayed"))
@@ -133,7 +154,8 @@ class InFlightBoundsIT {
      * G5 without starving the pool: while one request holds its key, 8 duplicates wait for it (lock
      * timeout 4 s) without holding pooled connections, so an unrelated request on the same pool of
      * 2 connections is answered at once rather than after the duplicates' wait. The duplicates then
-     * get 409 with Retry-After, and the first request completes.
+     * get 409 with Retry-After, each counted {@code conflict} and its wait timed, and the first
+     * request completes.
      */
     @Test
     void waitingDuplicatesDoNotHoldPooledConnections() throws Exception {
@@ -166,6 +188,13 @@ class InFlightBoundsIT {
             assertThat(r.statusCode()).isEqualTo(409);
             assertThat(r.headers().firstValue("Retry-After")).contains("1");
         }
+        assertThat(count("conflict")).isEqualTo(8);
+        assertThat(waits("conflict")).isEqualTo(8);
+        assertThat(metrics.timer(IdempotencyStore.WAIT_METRIC, "store", "bounds", "outcome", "conflict")
+                        .max(TimeUnit.MILLISECONDS))
+                .as("each waited the lock timeout, 4 s")
+                .isGreaterThanOrEqualTo(4_000);
+        assertThat(waits("released")).isZero();
         app.release.countDown();
         assertThat(first.get(60, TimeUnit.SECONDS).statusCode()).isEqualTo(201);
         assertThat(orders(body)).isOne();

@@ -2,6 +2,7 @@ package dev.outbox.http.server.internal;
 
 import static dev.outbox.migrations.jooq.Tables.IDEMPOTENCY_KEY;
 
+import dev.outbox.core.internal.Durations;
 import dev.outbox.core.internal.Json;
 import dev.outbox.core.internal.SqlStates;
 import dev.outbox.http.server.BusinessCall;
@@ -13,6 +14,7 @@ import dev.outbox.http.server.StoredResponse;
 import dev.outbox.migrations.OutboxMigrations;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -25,6 +27,7 @@ import java.util.HexFormat;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -42,6 +45,12 @@ import org.slf4j.LoggerFactory;
 public final class JooqIdempotencyStore implements IdempotencyStore {
     private static final Logger LOG = LoggerFactory.getLogger(JooqIdempotencyStore.class);
     private static final String LOCK_NOT_AVAILABLE = "55P03";
+    /** PostgreSQL cancelled a statement: its statement_timeout passed (or someone cancelled it). */
+    private static final String QUERY_CANCELED = "57014";
+    /** PostgreSQL ended a session idle in its transaction longer than idle_in_transaction_session_timeout. */
+    private static final String IDLE_IN_TRANSACTION_TIMEOUT = "25P03";
+    /** The stored scope of a store with an application: {@code app:<application> <scope>}. */
+    private static final String APPLICATION_SCOPE = "app:";
     /** Rounds of insert / find / delete-expired before giving up with 409; each round needs a racing writer. */
     private static final int MAX_ROUNDS = 3;
     /** How long one look at a held key waits inside the database before giving the connection back. */
@@ -59,7 +68,10 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
     private final Settings mapping;
     private final long lockTimeoutNanos;
     private final String probeTimeout;
+    private final Duration holdTimeout;
     private final long holdTimeoutMillis;
+    // the prefix of every scope (app:<application> and a space), or "" for none
+    private final String application;
     private final Duration retryAfter;
     private final Duration ttl;
     private final Clock clock;
@@ -77,6 +89,9 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
     private final Counter mismatch;
     private final Counter notStored;
     private final Counter failed;
+    private final Counter holdTimeoutKills;
+    private final Timer waitReleased;
+    private final Timer waitConflict;
 
     public JooqIdempotencyStore(
             DSLContext dsl,
@@ -89,13 +104,16 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
             int purgeBatchSize,
             MeterRegistry registry,
             String name,
+            String application,
             Runnable onRollBackAndStore,
             BooleanSupplier refusalsApart) {
         this.dsl = dsl;
         this.mapping = OutboxMigrations.jooqSettings(schema);
         this.lockTimeoutNanos = lockTimeout.toNanos();
         this.probeTimeout = Math.min(PROBE.toMillis(), lockTimeout.toMillis()) + "ms";
+        this.holdTimeout = holdTimeout;
         this.holdTimeoutMillis = holdTimeout.toMillis();
+        this.application = application == null ? "" : APPLICATION_SCOPE + application + " ";
         this.retryAfter = retryAfter;
         this.ttl = ttl;
         this.clock = clock;
@@ -110,11 +128,22 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
         this.mismatch = counter(registry, name, "mismatch");
         this.notStored = counter(registry, name, "not_stored");
         this.failed = counter(registry, name, "failed");
+        this.holdTimeoutKills = counter(registry, name, "hold_timeout");
+        this.waitReleased = waitTimer(registry, name, "released");
+        this.waitConflict = waitTimer(registry, name, "conflict");
     }
 
     private static Counter counter(MeterRegistry registry, String name, String outcome) {
         return Counter.builder(METRIC)
                 .description("Requests with an Idempotency-Key, by outcome")
+                .tag("store", name)
+                .tag("outcome", outcome)
+                .register(registry);
+    }
+
+    private static Timer waitTimer(MeterRegistry registry, String name, String outcome) {
+        return Timer.builder(WAIT_METRIC)
+                .description("Waits of requests that found their key held by a request in flight, by how they ended")
                 .tag("store", name)
                 .tag("outcome", outcome)
                 .register(registry);
@@ -126,47 +155,37 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
         Objects.requireNonNull(request, "request may not be null");
         Objects.requireNonNull(policy, "policy may not be null");
         Objects.requireNonNull(call, "call may not be null");
-        String scope = storedScope(request.scope());
-        long deadline = System.nanoTime() + lockTimeoutNanos;
+        String scoped = application + request.scope();
+        String scope = storedScope(scoped);
+        long started = System.nanoTime();
+        long deadline = started + lockTimeoutNanos;
         long pause = FIRST_PAUSE_NANOS;
-        IdempotencyOutcome outcome;
         boolean apart = refusalsApart.getAsBoolean();
+        boolean waited = false;
+        IdempotencyOutcome outcome;
         while (true) {
-            Refusal refusal = new Refusal(apart);
+            long look = System.nanoTime();
+            IdempotencyOutcome looked = null;
             try {
-                outcome = dsl.transactionResult(cfg -> inTransaction(cfg, request, scope, policy, call, refusal));
-            } catch (Rollback r) {
-                outcome = r.outcome;
-            } catch (RolledBackRefusal r) {
-                for (Throwable t : r.getSuppressed()) {
-                    // the rollback itself failed (a connection lost): the transaction ends all the same
-                    LOG.warn(
-                            "{}rolling back the transaction of a {} refusal failed: {}",
-                            log,
-                            r.response.status(),
-                            t.toString());
+                looked = look(request, scoped, scope, policy, call, apart);
+            } finally {
+                if (waited && !isHeld(looked)) {
+                    // the key was released (committed or rolled back) while this request waited: the wait ended
+                    // when this look began, whatever the look then did with the key (unless it found the key
+                    // taken again by another request, and answers 409 after all)
+                    (looked instanceof IdempotencyOutcome.InFlight ? waitConflict : waitReleased)
+                            .record(look - started, TimeUnit.NANOSECONDS);
                 }
-                outcome = storeApart(request, scope, r.response, null);
-            } catch (CallFailed f) {
-                failed.increment();
-                @SuppressWarnings("unchecked")
-                X cause = (X) f.getCause();
-                throw cause;
-            } catch (RuntimeException e) {
-                if (refusal.response == null || SqlStates.isSerializationFailure(e)) {
-                    // a serialization failure at commit says the reads the refusal rests on may be stale:
-                    // nothing is stored, and a retry with the key runs anew
-                    failed.increment();
-                    throw e;
-                }
-                outcome = storeApart(request, scope, refusal.response, e);
             }
-            if (!isHeld(outcome)) {
+            if (!isHeld(looked)) {
+                outcome = looked;
                 break;
             }
+            waited = true;
             // held by a request in flight: wait for it without a pooled connection, then look again
             long left = deadline - System.nanoTime();
             if (left <= 0 || !pause(Math.min(pause, left))) {
+                waitConflict.record(System.nanoTime() - started, TimeUnit.NANOSECONDS);
                 outcome = new IdempotencyOutcome.InFlight(retryAfter);
                 break;
             }
@@ -179,11 +198,131 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
             case IdempotencyOutcome.InFlight f -> conflict.increment();
             case IdempotencyOutcome.NotStored n -> notStored.increment();
         }
+        // 409 and 422 answer a client (a retry while the first request runs, a key reused for another request),
+        // as 400 and 401 do: DEBUG, and counted, so that a client's retry storm does not flood the log
         if (LOG.isDebugEnabled()) {
-            LOG.debug(
-                    "{}{} key {} in scope {}", log, outcome.getClass().getSimpleName(), request.key(), request.scope());
+            switch (outcome) {
+                case IdempotencyOutcome.InFlight f ->
+                    LOG.debug(
+                            "{}409 for key {} in scope {}: a request with it was still in flight after {} ms",
+                            log,
+                            request.key(),
+                            scoped,
+                            TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started));
+                case IdempotencyOutcome.Mismatch m ->
+                    LOG.debug(
+                            "{}422 for key {} in scope {}: it was used with another request (another fingerprint)",
+                            log,
+                            request.key(),
+                            scoped);
+                default ->
+                    LOG.debug(
+                            "{}{} key {} in scope {}", log, outcome.getClass().getSimpleName(), request.key(), scoped);
+            }
         }
         return outcome;
+    }
+
+    /**
+     * One look at the key, in one transaction: claim it and run the call, or answer from its row, or
+     * find it held by a request in flight ({@link #HELD}).
+     */
+    private <X extends Exception> IdempotencyOutcome look(
+            IdempotencyRequest request,
+            String scoped,
+            String scope,
+            ResponsePolicy policy,
+            BusinessCall<X> call,
+            boolean apart)
+            throws X {
+        Refusal refusal = new Refusal(apart);
+        Hold hold = new Hold();
+        try {
+            return dsl.transactionResult(cfg -> inTransaction(cfg, request, scope, policy, call, refusal, hold));
+        } catch (Rollback r) {
+            return r.outcome;
+        } catch (RolledBackRefusal r) {
+            for (Throwable t : r.getSuppressed()) {
+                // the rollback itself failed (a connection lost): the transaction ends all the same
+                LOG.warn(
+                        "{}rolling back the transaction of a {} refusal failed: {}",
+                        log,
+                        r.response.status(),
+                        t.toString());
+            }
+            return storeApart(request, scoped, scope, r.response, null);
+        } catch (CallFailed f) {
+            failed(f.getCause(), request, scoped, hold);
+            @SuppressWarnings("unchecked")
+            X cause = (X) f.getCause();
+            throw cause;
+        } catch (RuntimeException e) {
+            if (refusal.response == null || SqlStates.isSerializationFailure(e)) {
+                // a serialization failure at commit says the reads the refusal rests on may be stale:
+                // nothing is stored, and a retry with the key runs anew
+                failed(e, request, scoped, hold);
+                throw e;
+            }
+            return storeApart(request, scoped, scope, refusal.response, e);
+        }
+    }
+
+    /**
+     * Counts a request that failed after it looked at its key, and tells when PostgreSQL ended it for
+     * holding the key past {@link #holdTimeout}: counted as {@code hold_timeout} too, and logged at
+     * WARN with what to change, since the fix is a setting or a handler, not the client.
+     */
+    private void failed(Throwable failure, IdempotencyRequest request, String scoped, Hold hold) {
+        failed.increment();
+        String state = SqlStates.of(failure);
+        if (hold.since < 0 || state == null) {
+            return; // the key was never held by this request, or the failure is not PostgreSQL's
+        }
+        long heldMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - hold.since);
+        String what;
+        long limit;
+        String setting;
+        if (IDLE_IN_TRANSACTION_TIMEOUT.equals(state)) {
+            limit = hold.idleMillis;
+            setting = "idle_in_transaction_session_timeout";
+            what = "it sat idle in its transaction (between two statements: the handler waited on another system, a"
+                    + " lock of the application's or a stalled thread) longer than";
+        } else if (QUERY_CANCELED.equals(state) && heldMillis >= hold.statementMillis) {
+            limit = hold.statementMillis;
+            setting = "statement_timeout";
+            what = "one of its statements ran longer than";
+        } else {
+            return;
+        }
+        holdTimeoutKills.increment();
+        String bound;
+        String change;
+        if (limit < holdTimeoutMillis) {
+            bound = "the session's own setting, shorter than holdTimeout (" + Durations.format(holdTimeout)
+                    + ") and kept by the store";
+            change = "If the request is legitimately this slow, raise " + setting
+                    + " where the session gets it (the database, the role or the connection pool)";
+        } else {
+            bound = "which the store sets to holdTimeout (" + Durations.format(holdTimeout) + ")";
+            change = "If the request is legitimately this slow, raise holdTimeout above its slowest run"
+                    + " (IdempotencyStore.Builder.holdTimeout; outbox.idempotency.hold-timeout in the Spring Boot"
+                    + " starter); if it waited on another system, give that call a timeout shorter than holdTimeout";
+        }
+        LOG.warn(
+                "{}PostgreSQL ended the transaction holding key {} in scope {} (SQLState {}, seen {} ms after the key"
+                        + " was claimed): {} {} ({} ms), {}."
+                        + " Nothing of it was stored and its writes were rolled back; the key is free, and a retry runs"
+                        + " the request anew. {}",
+                log,
+                request.key(),
+                scoped,
+                state,
+                heldMillis,
+                what,
+                setting,
+                limit,
+                bound,
+                change);
     }
 
     /**
@@ -231,7 +370,8 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
             String scope,
             ResponsePolicy policy,
             BusinessCall<?> call,
-            Refusal refusal) {
+            Refusal refusal,
+            Hold hold) {
         DSLContext caller = cfg.dsl();
         DSLContext db = DSL.using(cfg.derive(withMapping(caller.settings())));
         requireTransaction(db);
@@ -249,13 +389,16 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
             }
             // the key is ours: the call runs with the session's lock timeout, and holds the key for at
             // most holdTimeout, enforced by PostgreSQL even if this process hangs or loses the network
+            long statementMillis = bounded(previous.get(1, String.class));
+            long idleMillis = bounded(previous.get(2, String.class));
             db.resultQuery(
                             "select set_config('lock_timeout', {0}, true), set_config('statement_timeout', {1}, true),"
                                     + " set_config('idle_in_transaction_session_timeout', {2}, true)",
                             DSL.val(previous.get(0, String.class)),
-                            DSL.val(bounded(previous.get(1, String.class))),
-                            DSL.val(bounded(previous.get(2, String.class))))
+                            DSL.val(statementMillis + "ms"),
+                            DSL.val(idleMillis + "ms"))
                     .fetch();
+            hold.held(statementMillis, idleMillis);
         } catch (RuntimeException e) {
             // the SQLState wherever it is in the cause chain: a DSLContext may translate jOOQ's exception into
             // another (Spring Boot's jOOQ auto-configuration throws Spring's CannotAcquireLockException)
@@ -323,7 +466,11 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
      *     transaction) when the database cannot be reached either
      */
     private IdempotencyOutcome storeApart(
-            IdempotencyRequest request, String scope, StoredResponse response, RuntimeException commitFailure) {
+            IdempotencyRequest request,
+            String scoped,
+            String scope,
+            StoredResponse response,
+            RuntimeException commitFailure) {
         boolean stored;
         try {
             stored = dsl.transactionResult(cfg -> insertAnswered(cfg, request, scope, response));
@@ -343,7 +490,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
                     "{}the transaction of key {} in scope {} failed to commit after a {} refusal ({}); {}",
                     log,
                     request.key(),
-                    request.scope(),
+                    scoped,
                     response.status(),
                     commitFailure.toString(),
                     stored
@@ -356,7 +503,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
                     log,
                     response.status(),
                     request.key(),
-                    request.scope());
+                    scoped);
         }
         return stored ? new IdempotencyOutcome.Executed(response, false) : new IdempotencyOutcome.NotStored(response);
     }
@@ -426,12 +573,12 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
     /**
      * @param setting a duration setting as {@code current_setting} shows it ({@code 0}, {@code 250ms},
      *     {@code 30s}, {@code 5min}, {@code 1h}, {@code 1d})
-     * @return the hold timeout, or the session's setting when it is shorter and on, as {@code <n>ms}
+     * @return the hold timeout, or the session's setting when it is shorter and on, in milliseconds
      */
-    String bounded(String setting) {
+    long bounded(String setting) {
         Matcher m = GUC_DURATION.matcher(setting == null ? "" : setting.strip().toLowerCase(Locale.ROOT));
         if (!m.matches()) {
-            return holdTimeoutMillis + "ms";
+            return holdTimeoutMillis;
         }
         long value = Long.parseLong(m.group(1));
         long millis = switch (m.group(2) == null ? "ms" : m.group(2)) {
@@ -441,7 +588,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
             case "d" -> value * 86_400_000L;
             default -> value;
         };
-        return (millis > 0 && millis < holdTimeoutMillis ? millis : holdTimeoutMillis) + "ms";
+        return millis > 0 && millis < holdTimeoutMillis ? millis : holdTimeoutMillis;
     }
 
     /**
@@ -547,6 +694,20 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
 
     private Settings withMapping(Settings callers) {
         return SettingsTools.clone(callers).withRenderMapping(mapping.getRenderMapping());
+    }
+
+    /** How long one look's transaction may hold its key, once it holds it. */
+    private static final class Hold {
+        // System.nanoTime() when the key's timeouts were set; -1 while the key is not this transaction's
+        long since = -1;
+        long statementMillis;
+        long idleMillis;
+
+        void held(long statementMillis, long idleMillis) {
+            this.statementMillis = statementMillis;
+            this.idleMillis = idleMillis;
+            this.since = System.nanoTime();
+        }
     }
 
     /** The refusal a transaction stored, once only its commit is left. */
