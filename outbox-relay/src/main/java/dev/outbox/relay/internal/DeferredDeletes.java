@@ -72,10 +72,13 @@ final class DeferredDeletes {
         for (long id : ids) {
             outstanding.add(id);
         }
-        inFlight++;
-        if (settled.isDone()) {
+        // decided on the count, not on the future: a delete that finished just before has set the count to 0
+        // and completes its future outside this lock, so that future may not be done yet; kept, it would
+        // complete with this delete in flight and let the shard stop or read while it still runs
+        if (inFlight == 0) {
             settled = new CompletableFuture<>();
         }
+        inFlight++;
         return outstandingIds();
     }
 

@@ -3,6 +3,7 @@ package dev.outbox.relay.internal;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.sql.SQLException;
+import java.util.stream.LongStream;
 import org.junit.jupiter.api.Test;
 
 /** Decision logic of {@link DeferredDeletes} and its relay-wide {@link PendingDeletes}. */
@@ -49,5 +50,35 @@ class DeferredDeletesTest {
         deletes.finished(ids, null, new SQLException("connection reset"));
         assertThat(registry.ids()).isEmpty();
         assertThat(registry.takeReleased()).isTrue();
+    }
+
+    /**
+     * A deferred delete that starts while the previous one is finishing (its count already 0, its
+     * future not yet completed: the registry's removal of its ids runs in between) must not be covered
+     * by that future. Completed with the new delete in flight, the shard would stop and hand its lease
+     * back, or read again, while the delete still runs: its rows published again by the next owner.
+     * Many ids widen the window between the count and the completion to milliseconds; a run that
+     * misses it passes with or without the fix, never fails with it.
+     */
+    @Test
+    void aDeleteStartedWhileThePreviousOneCompletesKeepsTheShardUnsettled() throws Exception {
+        PendingDeletes registry = new PendingDeletes();
+        DeferredDeletes deletes = new DeferredDeletes(registry);
+        long[] many = LongStream.range(0, 400_000).toArray();
+        long[] first = deletes.started(many);
+        Thread writer = new Thread(() -> deletes.finished(first, new Db.Fenced(true, many.length), null));
+        writer.start();
+        while (deletes.inFlight()) {
+            Thread.onSpinWait();
+        }
+        long[] second = deletes.started(new long[] {400_000});
+        writer.join();
+
+        assertThat(deletes.inFlight()).isTrue();
+        assertThat(deletes.settled())
+                .as("the second delete is in flight: the shard is not settled")
+                .isNotDone();
+        deletes.finished(second, new Db.Fenced(true, 1), null);
+        assertThat(deletes.settled()).isDone();
     }
 }
