@@ -28,6 +28,9 @@ final class Batch {
     final boolean[] sent;
     // not sent: its topic has no metadata, or an earlier row of its key was held
     final boolean[] held;
+    // the topics whose rows were held for want of metadata (the first of them; later rows of their keys
+    // may be of other topics)
+    final Set<String> withoutMetadata = new HashSet<>();
     // the read returned as many rows as asked for: more are likely waiting
     final boolean full;
     // the rows from this index on were not taken into the batch (a batch sends at most batchSize)

@@ -82,6 +82,9 @@ final class BatchSender {
             // record: nothing can make send() wait between the deadline check and the record's timestamp
             TopicHealth.Status status = metadata.computeIfAbsent(row.topic(), topics::status);
             if (status.state() == TopicHealth.State.HOLD || (row.key() != null && waitingKeys.contains(row.key()))) {
+                if (status.state() == TopicHealth.State.HOLD) {
+                    batch.withoutMetadata.add(row.topic());
+                }
                 batch.held[i] = true;
                 batch.heldRows++;
                 if (row.key() != null) {

@@ -25,6 +25,10 @@ final class HeldRows {
     final Set<String> keys = new HashSet<>();
     final Set<String> rowTopics = new HashSet<>();
     Set<String> topicsRead = Set.of();
+    // the topics whose rows the shard remembers because they had no metadata when their batch was sent.
+    // Usually held at the read too (in topicsRead); not when a topic's first lookup began in the batch and
+    // outlasted its wait: its metadata may arrive without the held topics changing at the next read
+    final Set<String> awaited = new HashSet<>();
     long max = Long.MIN_VALUE;
 
     /** @param topics told which topics' rows this shard remembers: they stay held while it does */
@@ -52,6 +56,7 @@ final class HeldRows {
      * @return false when a held row could not be remembered (the bound was reached)
      */
     boolean remember(Batch batch, int max) {
+        awaited.addAll(batch.withoutMetadata);
         for (int i = 0; i < batch.taken; i++) {
             if (batch.held[i] && ids.size() >= max) {
                 return false;
@@ -83,6 +88,7 @@ final class HeldRows {
         ids.clear();
         keys.clear();
         rowTopics.clear();
+        awaited.clear();
         max = Long.MIN_VALUE;
     }
 

@@ -207,8 +207,12 @@ final class ShardWorker {
         if (rows == null) {
             Set<String> heldTopics = topics.held();
             // a topic no longer held may have metadata now: its remembered rows are read again, with their
-            // payload; a topic newly held changes nothing for the rows remembered (they stay held)
-            if (!heldTopics.containsAll(held.topicsRead) || held.checkToCount(topics, shard)) {
+            // payload; a topic newly held changes nothing for the rows remembered (they stay held). That
+            // includes a topic whose rows were held while its first lookup ran and that was not held at the
+            // read: without this, its rows and their keys stayed held for as long as another topic was
+            if (!heldTopics.containsAll(held.topicsRead)
+                    || !heldTopics.containsAll(held.awaited)
+                    || held.checkToCount(topics, shard)) {
                 forgetHeld();
             }
             held.topicsRead = heldTopics;

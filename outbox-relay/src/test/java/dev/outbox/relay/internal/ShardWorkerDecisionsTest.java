@@ -140,6 +140,11 @@ class ShardWorkerDecisionsTest {
                                             }
                                             return List.of(partition("slow"));
                                         }
+                                        if (topic.equals("gone")) {
+                                            // a deleted topic: the lookup fails while Kafka answers
+                                            throw new TimeoutException(
+                                                    "Topic gone not present in metadata after 1000 ms.");
+                                        }
                                         if (topic.equals("late")) {
                                             // the lookup takes until the shard's local lease deadline
                                             time.advance(Duration.ofSeconds(20));
@@ -293,6 +298,50 @@ class ShardWorkerDecisionsTest {
                 .extracting(r -> new String(r.key(), StandardCharsets.UTF_8))
                 .containsExactly("k0", "k9", "k2", "k6", "k8");
         assertThat(rows.deleted).containsExactly(1L, 2L, 4L, 6L, 8L);
+    }
+
+    /**
+     * G7, and G1's "eventually": a topic whose first lookup outlasts the send loop's wait holds its rows
+     * and their keys, and once its metadata arrives they go out, also while another topic stays held
+     * relay-wide. The shard forgot its held rows only when the held topics at a read no longer
+     * included those at the previous read; this topic was never among them (not yet met at that read,
+     * ready at the next), so its rows and every later row of their keys stayed held for as long as the
+     * other topic was missing and the shard kept finding rows.
+     */
+    @Test
+    void aTopicWhoseFirstLookupOutlastedItsBatchReleasesItsKeysWhileAnotherTopicStaysHeld() {
+        kafkaAnswered.set(true);
+        shared();
+        // another shard holds rows of a deleted topic: held for the whole relay
+        assertThat(topics.status("gone").state()).isEqualTo(TopicHealth.State.HOLD);
+        topics.holding("gone", new Object(), true);
+        assertThat(topics.held()).containsExactly("gone");
+        // "slow" is new: its lookup does not answer within the wait, so row 1 and its key k1 are held
+        rows.reads.add(List.of(row(1, "slow", "k1")));
+        // read once "slow" has metadata (while "gone" is still held): row 1 again, and a later row of k1
+        rows.reads.add(List.of(row(1, "slow", "k1"), row(2, "a", "k1")));
+        ShardWorker w = worker();
+        await().atMost(Duration.ofSeconds(5)).until(() -> {
+            workers.runDue();
+            return rows.readCalls.get() >= 1 && w.loop.idleWaiting();
+        });
+        assertThat(made.get(0).history()).isEmpty();
+
+        slowLookup.countDown();
+        await().atMost(Duration.ofSeconds(5)).until(() -> topics.held().equals(Set.of("gone")));
+        await().atMost(Duration.ofSeconds(5)).until(() -> {
+            workers.runDue();
+            if (w.loop.idleWaiting()) {
+                w.loop.wake();
+            }
+            return rows.deleted.contains(2L);
+        });
+
+        assertThat(made.get(0).history())
+                .as("k1's rows go out once their topic has metadata, in order (G3)")
+                .extracting(r -> r.topic() + "/" + new String(r.key(), StandardCharsets.UTF_8))
+                .containsExactly("slow/k1", "a/k1");
+        assertThat(rows.deleted).containsExactly(1L, 2L);
     }
 
     @Test
