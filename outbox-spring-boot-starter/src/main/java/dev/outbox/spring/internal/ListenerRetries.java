@@ -24,6 +24,11 @@ import org.springframework.util.backoff.ExponentialBackOff;
  * the record's position and the attempt's number, and the consumer group's lag grows, so an operator
  * sees it and fixes the cause (or the application defines its own {@link CommonErrorHandler}, with a
  * dead-letter topic, and this one backs off).
+ *
+ * <p>A batch listener whose records share one transaction must not throw Spring Kafka's {@code
+ * BatchListenerFailedException}: this handler, as any {@link DefaultErrorHandler}, then commits the
+ * offsets of the records before the one it names, whose writes the transaction rolled back. Any other
+ * exception delivers the whole batch again (the starter's README, "Batch listeners").
  */
 public final class ListenerRetries {
     private static final Logger LOG = LoggerFactory.getLogger(ListenerRetries.class);
