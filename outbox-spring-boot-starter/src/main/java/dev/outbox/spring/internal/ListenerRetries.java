@@ -3,13 +3,19 @@ package dev.outbox.spring.internal;
 import dev.outbox.core.internal.Durations;
 import java.time.Duration;
 import java.util.Map;
+import org.apache.kafka.clients.consumer.Consumer;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.springframework.kafka.listener.BatchListenerFailedException;
 import org.springframework.kafka.listener.CommonErrorHandler;
+import org.springframework.kafka.listener.ConsumerRecordRecoverer;
 import org.springframework.kafka.listener.DefaultErrorHandler;
+import org.springframework.kafka.listener.MessageListenerContainer;
 import org.springframework.kafka.listener.RetryListener;
+import org.springframework.util.backoff.BackOff;
 import org.springframework.util.backoff.ExponentialBackOff;
 
 /**
@@ -25,10 +31,12 @@ import org.springframework.util.backoff.ExponentialBackOff;
  * sees it and fixes the cause (or the application defines its own {@link CommonErrorHandler}, with a
  * dead-letter topic, and this one backs off).
  *
- * <p>A batch listener whose records share one transaction must not throw Spring Kafka's {@code
- * BatchListenerFailedException}: this handler, as any {@link DefaultErrorHandler}, then commits the
- * offsets of the records before the one it names, whose writes the transaction rolled back. Any other
- * exception delivers the whole batch again (the starter's README, "Batch listeners").
+ * <p>A batch listener's failure is always the whole batch's: the batch is delivered again from its
+ * first record, also when the listener threw Spring Kafka's {@code BatchListenerFailedException},
+ * after which a plain {@link DefaultErrorHandler} commits the offsets of the records before the one it
+ * names. Those records' claims and writes may have been rolled back with the failing one (one
+ * transaction for the batch), and then they would never be delivered again; the records that did
+ * commit are skipped by their claims when delivered again (the starter's README, "Batch listeners").
  */
 public final class ListenerRetries {
     private static final Logger LOG = LoggerFactory.getLogger(ListenerRetries.class);
@@ -66,7 +74,7 @@ public final class ListenerRetries {
         backOff.setMaxInterval(max.toMillis());
         backOff.setMaxElapsedTime(Long.MAX_VALUE);
         backOff.setMaxAttempts(Long.MAX_VALUE);
-        DefaultErrorHandler handler = new DefaultErrorHandler(
+        DefaultErrorHandler handler = new WholeBatches(
                 (record, failure) -> {
                     // not reached while the backoff has no end: kept so that no path ever commits past the record
                     throw new IllegalStateException(
@@ -151,6 +159,62 @@ public final class ListenerRetries {
         return record.topic() + "-" + record.partition() + "@" + record.offset();
     }
 
+    /**
+     * @return {@code thrown}, or, when a {@code BatchListenerFailedException} is in its causes, an
+     *     exception without it (its cause kept), so that the handler retries the whole batch
+     */
+    static Exception wholeBatch(Exception thrown) {
+        for (Throwable t = thrown; t != null; t = t.getCause()) {
+            if (t instanceof BatchListenerFailedException named) {
+                return new WholeBatchFailed(
+                        "a batch listener failed"
+                                + (named.getRecord() != null
+                                        ? " at " + position(named.getRecord())
+                                        : named.getIndex() >= 0 ? " at the batch's record " + named.getIndex() : "")
+                                + "; the whole batch is delivered again, since the records before that one may have"
+                                + " been rolled back with it: " + named.getMessage(),
+                        named.getCause());
+            }
+        }
+        return thrown;
+    }
+
+    /** A batch listener's failure, handled as the whole batch's ({@link #wholeBatch}). */
+    static final class WholeBatchFailed extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        WholeBatchFailed(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    /** A {@link DefaultErrorHandler} for which every failure of a batch listener is the whole batch's. */
+    private static final class WholeBatches extends DefaultErrorHandler {
+        WholeBatches(ConsumerRecordRecoverer recoverer, BackOff backOff) {
+            super(recoverer, backOff);
+        }
+
+        @Override
+        public void handleBatch(
+                Exception thrown,
+                ConsumerRecords<?, ?> data,
+                Consumer<?, ?> consumer,
+                MessageListenerContainer container,
+                Runnable invokeListener) {
+            super.handleBatch(wholeBatch(thrown), data, consumer, container, invokeListener);
+        }
+
+        @Override
+        public <K, V> ConsumerRecords<K, V> handleBatchAndReturnRemaining(
+                Exception thrown,
+                ConsumerRecords<?, ?> data,
+                Consumer<?, ?> consumer,
+                MessageListenerContainer container,
+                Runnable invokeListener) {
+            return super.handleBatchAndReturnRemaining(wholeBatch(thrown), data, consumer, container, invokeListener);
+        }
+    }
+
     private static final class Logging implements RetryListener {
         @Override
         public void failedDelivery(ConsumerRecord<?, ?> record, Exception failure, int attempt) {
@@ -159,6 +223,17 @@ public final class ListenerRetries {
                     "[outbox] @KafkaListener failed on {} (attempt {}); it is delivered again after a backoff, never"
                             + " skipped: {}",
                     position(record),
+                    attempt,
+                    cause.toString());
+        }
+
+        @Override
+        public void failedDelivery(ConsumerRecords<?, ?> records, Exception failure, int attempt) {
+            Throwable cause = failure.getCause() != null ? failure.getCause() : failure;
+            LOG.warn(
+                    "[outbox] batch @KafkaListener failed on a batch of {} records (attempt {}); the whole batch is"
+                            + " delivered again after a backoff, never skipped: {}",
+                    records.count(),
                     attempt,
                     cause.toString());
         }
