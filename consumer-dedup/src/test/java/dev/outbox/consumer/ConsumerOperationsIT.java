@@ -694,7 +694,28 @@ class ConsumerOperationsIT {
     @ValueSource(booleans = {false, true})
     void aProcessedIdHeldByAnotherTransactionDoesNotHoldTheWorker(boolean savepoints, TestDatabase db, TestKafka kafka)
             throws Throwable {
-        String name = "ops-held-id-" + savepoints;
+        heldIdDoesNotHoldTheWorker(savepoints, db, kafka, "ops-held-id-" + savepoints, db.dataSource());
+    }
+
+    /**
+     * The same with a session {@code statement_timeout} (1 s) shorter than the insert's own lock wait (2 s):
+     * the insert of the held id is cancelled (57014) rather than timed out (55P03), and is contention all the
+     * same. Before, it was an infrastructure failure: retries{cause="infrastructure"}, counted by the database
+     * breaker, which could open and hold every partition while one id was held.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void aProcessedIdHeldUnderAShorterStatementTimeoutIsContentionToo(
+            boolean savepoints, TestDatabase db, TestKafka kafka) throws Throwable {
+        try (HikariDataSource timed =
+                db.newDataSource(4, c -> c.setConnectionInitSql("set statement_timeout = '1s'"))) {
+            heldIdDoesNotHoldTheWorker(savepoints, db, kafka, "ops-held-id-timeout-" + savepoints, timed);
+        }
+    }
+
+    private void heldIdDoesNotHoldTheWorker(
+            boolean savepoints, TestDatabase db, TestKafka kafka, String name, DataSource consumerData)
+            throws Throwable {
         String topic = TestKafka.uniqueTopic("ops-held-id");
         kafka.createTopic(topic, 2);
         kafka.createTopic(topic + ".dlt", 1);
@@ -712,6 +733,7 @@ class ConsumerOperationsIT {
                 ps.executeUpdate();
             }
             try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+                            .dataSource(consumerData)
                             .meterRegistry(registry)
                             .concurrency(1)
                             .maxAttempts(2)
@@ -753,6 +775,12 @@ class ConsumerOperationsIT {
                                 .tag("cause", "handler")
                                 .counter()
                                 .count())
+                        .isZero();
+                assertThat(registry.get("outbox.consumer.retries")
+                                .tag("cause", "infrastructure")
+                                .counter()
+                                .count())
+                        .as("waits for the held id are contention, not a database failure")
                         .isZero();
             } finally {
                 if (!holder.isClosed()) {

@@ -66,7 +66,7 @@ final class BatchTransactions implements BatchStore {
         try {
             db.insertDeadLettered(settings.consumerName(), id);
         } catch (SQLException e) {
-            if (SqlErrors.isContention(e)) {
+            if (SqlErrors.isClaimWait(e)) {
                 throw InfrastructureException.contention("recording message " + id + " as dead-lettered", e);
             }
             throw new InfrastructureException(
@@ -95,7 +95,7 @@ final class BatchTransactions implements BatchStore {
             try {
                 fresh = db.insertProcessed(connection, settings.consumerName(), ids, replay);
             } catch (SQLException e) {
-                if (SqlErrors.isContention(e)) {
+                if (SqlErrors.isClaimWait(e)) {
                     connection.rollback();
                     return Outcome.busy(e, 0, 0, 0, 0, 0);
                 }
@@ -150,7 +150,7 @@ final class BatchTransactions implements BatchStore {
                 try {
                     inserted = db.insertProcessed(connection, consumer, id, savepoints, replay);
                 } catch (SQLException e) {
-                    if (!SqlErrors.isContention(e)) {
+                    if (!SqlErrors.isClaimWait(e)) {
                         throw e;
                     }
                     // the records before it commit without being redone, as after a handler failure

@@ -40,6 +40,17 @@ final class SqlErrors {
     }
 
     /**
+     * @param failure what an insert of processed ids threw, and its causes
+     * @return whether it waited for an id another open transaction holds: {@link #isContention}, or a
+     *     statement cancelled (57014) by the session's {@code statement_timeout} when that is shorter
+     *     than the insert's own lock wait. The insert of one consumer's ids can wait for nothing else,
+     *     whereas a handler's 57014 may be a slow query and stays the handler's failure
+     */
+    static boolean isClaimWait(Throwable failure) {
+        return isContention(failure) || "57014".equals(SqlStates.of(failure));
+    }
+
+    /**
      * @param failure a failure and its causes
      * @return whether the server ended the session for idling in its transaction longer than {@code
      *     idle_in_transaction_session_timeout} (25P03): nothing was written, and it passes unless the
