@@ -43,15 +43,21 @@ import org.jooq.exception.DataAccessException;
  *
  * <p>A claim of an id that another open transaction claimed too (a copy of the message processed
  * elsewhere, or a consumer instance that lost the partition with its transaction open: a process
- * paused or cut off, whose session the server keeps until TCP gives up, hours) waits for that
- * transaction at most 2 s, or the session's {@code lock_timeout} when it is shorter: it then gets
- * {@code false} (the other committed) or {@code true} (it rolled back). Past the bound the claim
- * throws {@link MessageIdHeldException}, so that a listener thread does not wait for the other
- * transaction beyond its poll interval: the caller's transaction is aborted; roll it back and deliver
- * the record again later (a listener that throws it is retried by Spring Kafka's error handler). The
- * bound applies to the claim's insert only: the caller's statements after a successful claim wait as
- * the session's {@code lock_timeout} says, and after a failed claim the rollback (or a rollback to a
- * savepoint taken before the claim) puts it back.
+ * paused or cut off) waits for that transaction at most 2 s, or the session's {@code lock_timeout}
+ * when it is shorter: it then gets {@code false} (the other committed) or {@code true} (it rolled
+ * back). Past the bound the claim throws {@link MessageIdHeldException}, so that a listener thread
+ * does not wait for the other transaction beyond its poll interval: the caller's transaction is
+ * aborted; roll it back and deliver the record again later (a listener that throws it is retried by
+ * Spring Kafka's error handler). The bound applies to the claim's insert only: the caller's
+ * statements after a successful claim wait as the session's {@code lock_timeout} says, and after a
+ * failed claim the rollback (or a rollback to a savepoint taken before the claim) puts it back.
+ *
+ * <p>How long the other transaction stays open depends on its process: cut off by a network
+ * partition, until the server's TCP gives up on its session (about two hours by default); paused
+ * with SIGSTOP (a frozen container, a debugger), for as long as the process lives, since its kernel
+ * still answers TCP keepalives. Meanwhile every claim of the id throws. A server-side {@code
+ * idle_in_transaction_session_timeout} for the consumers' role ends such a transaction (see the
+ * README), and so does killing the paused process.
  *
  * <p>Rows are purged by the same retention as {@link IdempotentConsumer} rows of the same consumer
  * name ({@link IdempotentConsumer#purgeProcessed}); {@link #purge} does it for consumers that have

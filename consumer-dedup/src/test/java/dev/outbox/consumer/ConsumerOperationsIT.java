@@ -683,12 +683,13 @@ class ConsumerOperationsIT {
     /**
      * G6 with a processed-id row that another transaction holds: what a consumer instance leaves when it loses its
      * partitions with a transaction open (a network partition, a paused process), whose session the server keeps
-     * until TCP gives up. The consumer's own insert of that id stops waiting after Database.DEDUP_LOCK_TIMEOUT, and
-     * the batch is retried after a backoff (retries{cause="contention"}), without using attempts or opening the
-     * database breaker, so that its one worker thread goes on with the other partition meanwhile. Before, the insert
-     * waited for as long as the row was held, the worker with it, and the other partition's messages were not
-     * handled. Once the holder rolls back, the message is handled once. With a savepoint per record, a message ahead
-     * of the held one in the same transaction commits and is not handled again while the held one waits.
+     * until TCP gives up, or for as long as the paused process lives. The consumer's own insert of that id stops
+     * waiting after Database.DEDUP_LOCK_TIMEOUT, and the batch is retried after a backoff
+     * (retries{cause="contention"}), without using attempts or opening the database breaker, so that its one worker
+     * thread goes on with the other partition meanwhile. Before, the insert waited for as long as the row was held,
+     * the worker with it, and the other partition's messages were not handled. Once the holder rolls back, the
+     * message is handled once. With a savepoint per record, a message ahead of the held one in the same transaction
+     * commits and is not handled again while the held one waits.
      */
     @ParameterizedTest
     @ValueSource(booleans = {false, true})

@@ -60,9 +60,10 @@ final class Assignments implements ConsumerRebalanceListener {
     private final PartitionWorker.Parts parts;
     private final Map<TopicPartition, Assigned> partitions = new ConcurrentHashMap<>();
     /**
-     * The failures of a revoked partition's head record, for its next worker here: an eager rebalance
-     * (Kafka's default assignor) revokes every partition, also those it assigns back, and would
-     * otherwise restart their retry bounds. Touched by the poll thread only.
+     * The failures of a revoked partition's head record and when its retry is due, for its next worker
+     * here: an eager rebalance (Kafka's default assignor) revokes every partition, also those it
+     * assigns back, and would otherwise restart their retry bounds and call the handler again without
+     * waiting out the backoff. Touched by the poll thread only.
      */
     private final Map<TopicPartition, PartitionWorker.Carried> carried = new HashMap<>();
 

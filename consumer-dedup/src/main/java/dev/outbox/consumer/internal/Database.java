@@ -38,11 +38,15 @@ final class Database {
     /**
      * The longest the consumer's own dedup insert waits for a row another transaction holds (the same
      * message id inserted and not committed yet): a copy of the message processed in another partition,
-     * or a consumer instance that lost the partition while its transaction stayed open (a network
-     * partition or a paused process, whose session the server keeps until TCP gives up, two hours by
-     * default). Past it the insert fails with 55P03 and the batch is retried after a backoff, without
-     * using attempts or feeding the database breaker, so that the wait neither holds a worker thread nor
-     * goes unseen. A shorter {@code lock_timeout} of the session is kept.
+     * or a consumer instance that lost the partition while its transaction stayed open: one cut off by a
+     * network partition, whose session the server keeps until TCP gives up (about two hours by default),
+     * or one whose process is paused (SIGSTOP, a frozen container), whose session stays for as long as
+     * the process lives, since its kernel still answers TCP keepalives. Past it the insert fails with
+     * 55P03 and the batch is retried after a backoff, without end, without using attempts or feeding the
+     * database breaker, so that the wait neither holds a worker thread nor goes unseen; a server-side
+     * {@code idle_in_transaction_session_timeout} for the consumer's role, or killing the paused
+     * process, ends the holder's transaction (README). A shorter {@code lock_timeout} of the session is
+     * kept.
      */
     static final String DEDUP_LOCK_TIMEOUT = LockWaitBound.TIMEOUT;
 

@@ -78,16 +78,22 @@ final class PartitionWorker {
     private int infrastructureFailures;
     // batches in a row whose dedup rows another transaction held
     private int busyFailures;
+    // the record whose handler retry waits, or -1, and when that retry is due (TimeSource#nanoTime)
+    private long retryOffset = -1;
+    private long retryAt;
 
     /**
-     * What a stopped worker knew of the record at its head: its failures so far, so that the retry
-     * bounds ({@code maxAttempts}, {@code maxTransientRetry}) are not restarted by a rebalance that
-     * revokes the partition and assigns it to this consumer again.
+     * What a stopped worker knew of the record at its head: its failures so far and when its retry is
+     * due, so that a rebalance that revokes the partition and assigns it to this consumer again
+     * neither restarts the retry bounds ({@code maxAttempts}, {@code maxTransientRetry}) nor cuts the
+     * backoff wait short with an extra call.
      *
      * @param offset the head record's offset
      * @param progress its failures so far
+     * @param retryAt when its retry is due ({@link TimeSource#nanoTime()}); not after the time it was
+     *     carried when no retry waited
      */
-    record Carried(long offset, Progress progress) {}
+    record Carried(long offset, Progress progress, long retryAt) {}
 
     PartitionWorker(TopicPartition tp, Parts parts) {
         this(tp, parts, null);
@@ -167,6 +173,7 @@ final class PartitionWorker {
      * @return null when the head has not failed, or a step is still running
      */
     Carried carried() {
+        long now = now();
         if (!awaitStep(0)) {
             return null; // the lock taken and released orders this read after the last step's writes
         }
@@ -177,7 +184,10 @@ final class PartitionWorker {
             ConsumerRecord<byte[], byte[]> first = queue.peekFirst();
             head = first != null ? first.offset() : nextToProcess(-1);
         }
-        return progress == Progress.START || head < 0 ? null : new Carried(head, progress);
+        if (progress == Progress.START || head < 0) {
+            return null;
+        }
+        return new Carried(head, progress, retryOffset == head ? retryAt : now);
     }
 
     /** Drops the fetched records not yet processed (they are redelivered to the next owner). */
@@ -232,17 +242,26 @@ final class PartitionWorker {
         }
         ConsumerRecord<byte[], byte[]> head = batch.get(0);
         if (carried != null) {
-            if (carried.offset() == head.offset()) {
-                progress = carried.progress();
+            Carried before = carried;
+            carried = null; // at another offset it does not apply: another owner went past that record meanwhile
+            if (before.offset() == head.offset()) {
+                progress = before.progress();
+                retryOffset = head.offset();
+                retryAt = before.retryAt();
+                long wait = Math.max(0, retryAt - now());
                 log.info(
                         "{}@{}: going on with its {} failed attempt(s) and {} transient failure(s) from before the"
-                                + " partition was revoked",
+                                + " partition was revoked; retrying in {}",
                         tp,
                         head.offset(),
                         progress.attempts(),
-                        progress.transientFailures());
+                        progress.transientFailures(),
+                        Durations.format(Duration.ofNanos(wait)));
+                if (wait > 0) {
+                    // what is left of the retry's backoff: waited like any retry, the partition paused
+                    return Next.after(Duration.ofNanos(wait));
+                }
             }
-            carried = null; // another offset: another owner went past that record meanwhile
         }
         MessageId headId = parts.mapping().messageId(head);
         List<UUID> ids = new ArrayList<>(batch.size());
@@ -383,7 +402,7 @@ final class PartitionWorker {
                         progress.transientFailures(),
                         Durations.format(delay),
                         failure.toString());
-                yield Next.after(delay);
+                yield retryAfter(failed, delay);
             }
             case RETRY -> {
                 Duration delay = settings.backoff().delay(decision.backoffStep());
@@ -398,9 +417,16 @@ final class PartitionWorker {
                         policy.maxAttempts(),
                         Durations.format(delay),
                         failure.toString());
-                yield Next.after(delay);
+                yield retryAfter(failed, delay);
             }
         };
+    }
+
+    /** Waits {@code delay} before the next call of {@code failed}'s handler, remembering when it is due. */
+    private Next retryAfter(ConsumerRecord<byte[], byte[]> failed, Duration delay) {
+        retryOffset = failed.offset();
+        retryAt = now() + delay.toNanos();
+        return Next.after(delay);
     }
 
     /**

@@ -276,14 +276,71 @@ class PartitionWorkerTest {
                 .satisfies(s -> assertThat(s.attempts()).isEqualTo(3));
         assertThat(second.nextToCommit()).isEqualTo(2);
 
-        // came back past that record: nothing carried over applies
-        PartitionWorker third = worker(3, 10, Duration.ofHours(1), new PartitionWorker.Carried(5, carried.progress()));
+        // came back past that record: nothing carried over applies, not even a retry's wait
+        PartitionWorker third = worker(
+                3,
+                10,
+                Duration.ofHours(1),
+                new PartitionWorker.Carried(
+                        5, carried.progress(), time.nanos + Duration.ofHours(1).toNanos()));
         store.handler = r -> r.offset() == 7 ? new IllegalStateException("other") : null;
         third.enqueue(records(7, 8));
         scheduler.runAll(1);
         assertThat(retriesScheduled)
                 .as("attempts of each failure, the last one the first of offset 7")
                 .endsWith(1);
+    }
+
+    /**
+     * G7 across rebalances: a record whose retry waits when its partition is revoked and assigned back
+     * to this consumer waits out the rest of its backoff delay on the new worker, which the poll thread
+     * pauses meanwhile, before the handler is called again. Before, the new worker called the handler
+     * at once: every rebalance was an extra attempt without a wait, and the rebalances of a rolling
+     * deploy used up most of a record's attempts in seconds.
+     */
+    @Test
+    void aRecordsRetryWaitSurvivesItsPartitionBeingRevokedAndAssignedBack() {
+        List<Long> callTimes = new ArrayList<>();
+        AtomicInteger failuresOf0 = new AtomicInteger(1);
+        store.handler = r -> {
+            if (r.offset() != 0) {
+                return null;
+            }
+            callTimes.add(time.nanos);
+            return failuresOf0.getAndDecrement() > 0 ? new IllegalStateException("not yet") : null;
+        };
+        PartitionWorker first = worker(3, 10, Duration.ofHours(1));
+        first.enqueue(records(0, 2));
+        scheduler.runAll(1);
+        assertThat(first.isWaiting()).isTrue();
+        Duration drawn = scheduler.delays.get(scheduler.delays.size() - 1);
+        long due = time.nanos + drawn.toNanos();
+        time.advance(drawn.dividedBy(2)); // the rebalance takes part of the wait
+        first.stop();
+        PartitionWorker.Carried carried = first.carried();
+        assertThat(carried).isNotNull();
+        assertThat(carried.retryAt()).isEqualTo(due);
+
+        PartitionWorker second = worker(3, 10, Duration.ofHours(1), carried);
+        second.enqueue(records(0, 2));
+        scheduler.runAll(1);
+        assertThat(store.calls.get(0L)).as("no call before the retry is due").isOne();
+        assertThat(second.isWaiting())
+                .as("waits for the retry: the poll thread pauses the partition")
+                .isTrue();
+        assertThat(scheduler.delays.get(scheduler.delays.size() - 1))
+                .as("what was left of the drawn delay")
+                .isEqualTo(Duration.ofNanos(due - time.nanos));
+
+        scheduler.runAll(100);
+        assertThat(callTimes).hasSize(2);
+        assertThat(callTimes.get(1))
+                .as("the second call, once the retry was due")
+                .isGreaterThanOrEqualTo(due);
+        assertThat(retriesScheduled).as("one retry, scheduled once").containsExactly(1);
+        assertThat(store.processed).containsExactlyInAnyOrder(idOf(0), idOf(1));
+        assertThat(sink.sent).isEmpty();
+        assertThat(second.nextToCommit()).isEqualTo(2);
     }
 
     /**
