@@ -130,10 +130,29 @@ public interface IdempotentConsumer extends AutoCloseable {
             String reason) {}
 
     /**
-     * Stops consuming: finishes the transactions in flight, commits their offsets, closes the Kafka
-     * consumer and the dead-letter producer. Records fetched but not yet handled are left for
-     * redelivery. Idempotent; waits at most {@link Builder#closeTimeout(Duration)} for in-flight
-     * work.
+     * Stops consuming: waits at most {@link Builder#closeTimeout(Duration) closeTimeout} for the
+     * transactions in flight, commits the offsets of those that committed, closes the Kafka consumer
+     * (leaving the group) and the dead-letter producer. Records fetched but not yet handled are left for
+     * redelivery. Idempotent; {@link #isRunning()} is false from the call on.
+     *
+     * <p>Returns once the consumer's poll thread has stopped, within {@code 6 × closeTimeout + 5 s}:
+     * each step the poll thread takes once asked to stop is bounded by closeTimeout (the poll under way,
+     * whose revocation waits for transactions and then commits their offsets, 2; the wait for the
+     * transactions in flight, 1, and their offset commit, 1; the Kafka consumer's close, 1; the
+     * dead-letter producer's, which sends what it holds, 1), and takes that long only when Kafka does not
+     * answer or a handler does not return.
+     *
+     * <p>A handler still running after closeTimeout is not waited for: it is logged at ERROR (its
+     * partition, offsets and message ids, its worker thread and where that thread is) and interrupted.
+     * Its transaction stays open until the handler returns, holding the processed-id rows of its
+     * records; their offsets are not committed, so the partition's next owner gets them again and
+     * retries them until that transaction ends.
+     *
+     * <p>Should a Kafka call overstay its own timeout and keep the poll thread past that bound, close()
+     * logs at ERROR what the poll thread does and the partitions its Kafka consumer holds, wakes the Kafka
+     * consumer up and interrupts the poll thread, and waits for it one closeTimeout more: close() returns
+     * within {@code 7 × closeTimeout + 5 s} in all, with a second ERROR if the poll thread still runs,
+     * {@link #readiness()} then reporting the consumer as closing.
      */
     @Override
     void close();

@@ -1,15 +1,19 @@
 package dev.outbox.consumer.internal;
 
+import dev.outbox.core.internal.Durations;
 import dev.outbox.core.internal.PrefixedLog;
 import dev.outbox.core.internal.TimeSource;
 import io.micrometer.core.instrument.Gauge;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.consumer.CommitFailedException;
@@ -26,7 +30,8 @@ import org.apache.kafka.common.errors.WakeupException;
 /**
  * The partitions assigned to a {@link DedupConsumer}: the group's rebalance callbacks, a worker per
  * partition, pausing and resuming them, their lag, and their offset commits. Every method but
- * {@link #size()} and {@link #hasAssignment()} runs on the poll thread.
+ * {@link #size()}, {@link #hasAssignment()}, {@link #owned()} and {@link #stillRunning()} runs on the
+ * poll thread.
  */
 final class Assignments implements ConsumerRebalanceListener {
     private static final long COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
@@ -66,6 +71,13 @@ final class Assignments implements ConsumerRebalanceListener {
      * waiting out the backoff. Touched by the poll thread only.
      */
     private final Map<TopicPartition, PartitionWorker.Carried> carried = new HashMap<>();
+    /** The partitions the group gave this consumer and has not taken back yet (revoked or lost). */
+    private final Set<TopicPartition> owned = ConcurrentHashMap.newKeySet();
+    /**
+     * Stopped workers whose step was still running when their partition was stopped (a handler that
+     * outlasted the wait for it, or a partition lost), until that step ends.
+     */
+    private final Set<PartitionWorker> unfinished = ConcurrentHashMap.newKeySet();
 
     private final int pauseThreshold;
     /** Commits refused or failed in a row; retried at every poll, so logged at most once per interval. */
@@ -108,6 +120,23 @@ final class Assignments implements ConsumerRebalanceListener {
         return hasAssignment;
     }
 
+    /** @return the partitions the group assigned to this consumer and has not revoked, sorted; any thread */
+    Set<TopicPartition> owned() {
+        Set<TopicPartition> sorted =
+                new TreeSet<>(Comparator.comparing(TopicPartition::topic).thenComparingInt(TopicPartition::partition));
+        sorted.addAll(owned);
+        return sorted;
+    }
+
+    /**
+     * @return the stopped workers whose step still runs: their partition was stopped (revoked, lost or
+     *     closed) while it ran, and the wait for it, if any, gave up; any thread
+     */
+    List<PartitionWorker> stillRunning() {
+        unfinished.removeIf(w -> w.activity() == null);
+        return List.copyOf(unfinished);
+    }
+
     /** After a failure of the poll loop: no further offset commits. */
     void stopCommits() {
         commitsAllowed = false;
@@ -137,12 +166,13 @@ final class Assignments implements ConsumerRebalanceListener {
         }
     }
 
-    /** Removes the partitions' lag gauges and forgets the partitions. */
+    /** Once the Kafka consumer is closed: removes the partitions' lag gauges and forgets the partitions. */
     void clear() {
         for (Assigned a : partitions.values()) {
             metrics.remove(a.gauge);
         }
         partitions.clear();
+        owned.clear();
     }
 
     void updatePauses() {
@@ -292,11 +322,14 @@ final class Assignments implements ConsumerRebalanceListener {
                 log.warn(
                         "transaction in flight on {} did not finish within {}; committing the offsets done before it",
                         w.partition(),
-                        settings.closeTimeout());
+                        Durations.format(settings.closeTimeout()));
             }
             PartitionWorker.Carried head = w.carried();
             if (head != null) {
                 carried.put(w.partition(), head);
+            }
+            if (w.activity() != null) {
+                unfinished.add(w);
             }
             int left = w.queued();
             if (left > 0) {
@@ -329,6 +362,7 @@ final class Assignments implements ConsumerRebalanceListener {
         if (!revoked.isEmpty()) {
             log.info("partitions revoked: {}", revoked);
         }
+        owned.removeAll(revoked);
         stopPartitions(revoked, true);
     }
 
@@ -336,6 +370,7 @@ final class Assignments implements ConsumerRebalanceListener {
     public void onPartitionsLost(Collection<TopicPartition> lost) {
         hasAssignment = false;
         log.warn("partitions lost (not committing their offsets): {}", lost);
+        owned.removeAll(lost);
         stopPartitions(lost, false);
     }
 
@@ -348,6 +383,7 @@ final class Assignments implements ConsumerRebalanceListener {
             PartitionWorker w = new PartitionWorker(tp, parts, carried.remove(tp));
             partitions.put(tp, new Assigned(w, metrics.lagGauge(tp, w.lag())));
         }
+        owned.addAll(assigned);
         hasAssignment = true;
     }
 }

@@ -38,6 +38,16 @@ public final class DedupConsumer implements IdempotentConsumer {
     private static final Duration POLL_TIMEOUT = Duration.ofMillis(100);
     /** How often an idle consumer tries a breaker that is not closed. */
     private static final Duration IDLE_TRIAL_INTERVAL = Duration.ofSeconds(1);
+    /**
+     * The steps of the poll thread, once asked to stop, in closeTimeouts: the step under way (a poll
+     * whose revocation waits for the transactions in flight and commits their offsets: 2; or an offset
+     * commit and the end offsets of paused partitions: at most 2), the wait for the transactions in
+     * flight (1) and their offset commit (1), the Kafka consumer's close (1) and the dead-letter
+     * producer's (1).
+     */
+    static final int CLOSE_STEPS = 6;
+    /** What {@link #closeBound} allows beyond the steps: the poll's own 100 ms and the work between steps. */
+    static final Duration CLOSE_MARGIN = Duration.ofSeconds(5);
 
     private enum State {
         NEW,
@@ -66,6 +76,9 @@ public final class DedupConsumer implements IdempotentConsumer {
     private volatile State state = State.NEW;
 
     private Thread pollThread;
+    /** What the poll thread does, for close() to say when it does not stop in time. */
+    private volatile String pollStep = "starting";
+
     private final IdleTrial databaseTrial;
     private final IdleTrial deadLetterTrial;
 
@@ -306,16 +319,97 @@ public final class DedupConsumer implements IdempotentConsumer {
             poll = pollThread;
         }
         if (poll != null && poll != Thread.currentThread()) {
-            Duration wait = settings.closeTimeout().multipliedBy(2).plusSeconds(10);
-            try {
-                poll.join(wait.toMillis());
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
+            awaitPollThread(poll);
+        }
+    }
+
+    /**
+     * How long close() waits for the poll thread: every step it takes once asked to stop, each bounded by
+     * closeTimeout ({@link #CLOSE_STEPS}), and {@link #CLOSE_MARGIN}.
+     *
+     * @param closeTimeout the consumer's closeTimeout
+     * @return {@code 6 × closeTimeout + 5 s}
+     */
+    static Duration closeBound(Duration closeTimeout) {
+        return closeTimeout.multipliedBy(CLOSE_STEPS).plus(CLOSE_MARGIN);
+    }
+
+    /**
+     * Waits {@link #closeBound} for the poll thread to stop. Only a Kafka client call that overstays its
+     * timeout keeps it longer: then the poll thread is reported at ERROR with what it holds, woken up
+     * ({@link Consumer#wakeup()}) and interrupted, and waited for one closeTimeout more, for the Kafka
+     * consumer's close that follows.
+     */
+    private void awaitPollThread(Thread poll) {
+        Duration bound = closeBound(settings.closeTimeout());
+        try {
+            poll.join(bound.toMillis());
+            if (!poll.isAlive()) {
+                return;
             }
-            if (poll.isAlive()) {
-                log.warn("poll thread did not stop within {}", Durations.format(wait));
+            log.error(
+                    "the poll thread has not stopped within {} ({} times closeTimeout ({}) and {}, what every step it"
+                            + " takes once asked to stop needs unless a Kafka call overstays its timeout): it is {}; {}."
+                            + " Waking it up and interrupting it, and waiting {} more",
+                    Durations.format(bound),
+                    CLOSE_STEPS,
+                    Durations.format(settings.closeTimeout()),
+                    Durations.format(CLOSE_MARGIN),
+                    pollStep,
+                    holdings(),
+                    Durations.format(settings.closeTimeout()),
+                    stackOf(poll));
+            consumer.wakeup();
+            poll.interrupt();
+            poll.join(settings.closeTimeout().toMillis());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return;
+        }
+        if (poll.isAlive()) {
+            log.error(
+                    "the poll thread did not stop once interrupted either: it is {}; {}. close() returns while it"
+                            + " runs: no other member of the group gets its partitions before it leaves the group or its"
+                            + " session times out (session.timeout.ms), and if it was started from a thread that is not"
+                            + " a daemon it keeps the JVM from exiting by itself; end the process",
+                    pollStep,
+                    holdings(),
+                    stackOf(poll));
+        } else {
+            log.warn("the poll thread stopped once interrupted");
+        }
+    }
+
+    /** @return what the consumer still holds: its Kafka consumer's partitions, and the steps still running */
+    private String holdings() {
+        StringBuilder out = new StringBuilder("the Kafka consumer is open in group ")
+                .append(settings.consumerProperties().get("group.id"));
+        var owned = assignments.owned();
+        out.append(owned.isEmpty() ? " with no partition" : ", holding partitions " + owned);
+        for (PartitionWorker w : assignments.stillRunning()) {
+            PartitionWorker.Activity a = w.activity();
+            if (a != null) {
+                out.append("; ")
+                        .append(a.what())
+                        .append(" runs on ")
+                        .append(a.thread().getName())
+                        .append(" since ")
+                        .append(Durations.format(runningFor(a)));
             }
         }
+        return out.toString();
+    }
+
+    /** @return how long the step has been running, to the millisecond */
+    private Duration runningFor(PartitionWorker.Activity a) {
+        return Duration.ofMillis(TimeUnit.NANOSECONDS.toMillis(time.nanoTime() - a.sinceNanos()));
+    }
+
+    /** @return a throwable whose stack trace is where {@code thread} is now, for the log */
+    private static Throwable stackOf(Thread thread) {
+        Throwable where = new Throwable("where " + thread.getName() + " is");
+        where.setStackTrace(thread.getStackTrace());
+        return where;
     }
 
     // --- poll thread
@@ -326,15 +420,24 @@ public final class DedupConsumer implements IdempotentConsumer {
             consumer.subscribe(settings.topics(), assignments);
             while (state == State.RUNNING) {
                 long roundStart = time.nanoTime();
+                pollStep = "in a poll, which may run a revocation (a wait for the transactions in flight of the"
+                        + " partitions revoked, then their offset commit)";
                 ConsumerRecords<byte[], byte[]> records = consumer.poll(POLL_TIMEOUT);
+                if (state != State.RUNNING) {
+                    // closing: what the poll fetched is left for redelivery, and stopAll commits what is done
+                    break;
+                }
                 assignments.enqueue(records);
                 assignments.updatePauses();
+                pollStep = "committing offsets";
                 assignments.commit(false);
+                pollStep = "asking for the end offsets of paused partitions";
                 assignments.updateLag(roundStart);
                 databaseTrial.tryIfIdle();
                 deadLetterTrial.tryIfIdle();
             }
             if (state == State.CLOSING) {
+                pollStep = "waiting for the transactions in flight, then committing their offsets";
                 assignments.stopAll();
                 clean = true;
             }
@@ -345,10 +448,13 @@ public final class DedupConsumer implements IdempotentConsumer {
         } finally {
             try {
                 assignments.stopWorkers();
+                pollStep = "closing the Kafka consumer (leaving the group)";
                 consumer.close(settings.closeTimeout());
             } catch (RuntimeException e) {
                 log.warn("closing the Kafka consumer failed", e);
             }
+            pollStep = "stopping the worker threads and closing the dead-letter producer";
+            reportStillRunning();
             shutdownResources();
             synchronized (lifecycle) {
                 if (state != State.FAILED) {
@@ -418,16 +524,41 @@ public final class DedupConsumer implements IdempotentConsumer {
         }
     }
 
-    private void shutdownResources() {
-        workers.shutdown();
-        try {
-            if (!workers.awaitTermination(settings.closeTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
-                workers.shutdownNow();
+    /**
+     * As the poll thread stops, after the wait for the transactions in flight: reports at ERROR each step
+     * still running, which {@link #shutdownResources} then interrupts. Only a handler that does not
+     * return (or a message id extractor that does not) can be one: every other part of a step is bounded
+     * by closeTimeout.
+     */
+    private void reportStillRunning() {
+        for (PartitionWorker w : assignments.stillRunning()) {
+            PartitionWorker.Activity a = w.activity();
+            if (a == null) {
+                continue; // ended meanwhile
             }
-        } catch (InterruptedException e) {
-            workers.shutdownNow();
-            Thread.currentThread().interrupt();
+            log.error(
+                    "{} has been running for {} on {}, and the consumer stops without it (a close or a revocation"
+                            + " waits closeTimeout, {}, for a step): {}interrupting it. A handler that ignores"
+                            + " interrupts (a JDBC statement waiting for a lock does) runs on after close() returned",
+                    a.what(),
+                    Durations.format(runningFor(a)),
+                    a.thread().getName(),
+                    Durations.format(settings.closeTimeout()),
+                    a.transaction()
+                            ? "its transaction stays open until the handler returns, holding the processed-id rows of"
+                                    + " these records and whatever the handler wrote or locked (pg_stat_activity shows"
+                                    + " its session); their offsets are not committed, so the partition's next owner"
+                                    + " gets them again and retries them (retries{cause=\"contention\"}) until that"
+                                    + " transaction ends; "
+                            : "",
+                    stackOf(a.thread()));
         }
+    }
+
+    private void shutdownResources() {
+        // the steps in flight were waited for already (at most closeTimeout, by the close or the revocation
+        // of their partitions): what still runs is interrupted, and a step scheduled for later never starts
+        workers.shutdownNow();
         if (purger != null) {
             purger.shutdownNow();
         }

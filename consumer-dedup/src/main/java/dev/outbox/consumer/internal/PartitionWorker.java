@@ -59,6 +59,9 @@ final class PartitionWorker {
         REFUSED
     }
 
+    /** How many message ids the description of a transaction names; the others are counted. */
+    private static final int DESCRIBED_IDS = 3;
+
     private final TopicPartition tp;
     private final Parts parts;
     private final Settings settings;
@@ -69,6 +72,8 @@ final class PartitionWorker {
     private final ArrayDeque<ConsumerRecord<byte[], byte[]>> queue = new ArrayDeque<>();
     private volatile long doneNext = -1;
     private volatile long firstFetched = -1;
+    /** What the step in flight does, or null between steps. */
+    private volatile Activity activity;
 
     // touched by steps only, which never run at once
     private Progress progress = Progress.START;
@@ -94,6 +99,18 @@ final class PartitionWorker {
      *     carried when no retry waited
      */
     record Carried(long offset, Progress progress, long retryAt) {}
+
+    /**
+     * What a step does, so that a close that gives up waiting for it can say what still runs and what
+     * it holds.
+     *
+     * @param what the work and its records, e.g. {@code the transaction of orders-0@17..19 (3 records,
+     *     message ids ...)}
+     * @param transaction whether a database transaction of the consumer's is open in it
+     * @param thread the worker thread running it
+     * @param sinceNanos when the step began ({@link TimeSource#nanoTime()})
+     */
+    record Activity(String what, boolean transaction, Thread thread, long sinceNanos) {}
 
     PartitionWorker(TopicPartition tp, Parts parts) {
         this(tp, parts, null);
@@ -166,6 +183,11 @@ final class PartitionWorker {
         return task.awaitStep(timeoutNanos);
     }
 
+    /** @return what the step in flight does, or null when no step runs */
+    Activity activity() {
+        return activity;
+    }
+
     /**
      * For a stopped worker: what it knew of the record at its head, for the partition's next worker in
      * this consumer.
@@ -227,12 +249,21 @@ final class PartitionWorker {
     }
 
     private Next step() {
+        activity = new Activity("a step of " + tp, false, Thread.currentThread(), now());
         try {
             return process();
         } catch (RuntimeException | Error e) {
             log.error("unexpected failure on {}; retrying with backoff", tp, e);
             return infrastructureDelay(new InfrastructureException("unexpected failure: " + e, e));
+        } finally {
+            activity = null;
         }
+    }
+
+    /** Records what the step in flight does now; on the worker's steps only. */
+    private void doing(String what, boolean transaction) {
+        Activity step = activity;
+        activity = new Activity(what, transaction, Thread.currentThread(), step != null ? step.sinceNanos() : now());
     }
 
     private Next process() {
@@ -302,6 +333,7 @@ final class PartitionWorker {
     }
 
     private Next transaction(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids) {
+        doing(describe(batch, ids), true);
         Outcome outcome;
         try {
             outcome = parts.databaseBreaker().call(() -> parts.store().process(batch, ids));
@@ -467,6 +499,10 @@ final class PartitionWorker {
     private Next deadLetter(
             ConsumerRecord<byte[], byte[]> record, String reason, Throwable failure, int attempts, UUID id) {
         if (deadLetter == DeadLetterState.NOT_SENT) {
+            doing(
+                    "the dead-letter publish of " + tp + "@" + record.offset() + " (message id " + id + ") to "
+                            + parts.deadLetters().topicFor(record.topic()),
+                    false);
             try {
                 parts.deadLetterBreaker().call(() -> {
                     parts.deadLetters().publish(record, reason, failure, attempts);
@@ -492,6 +528,7 @@ final class PartitionWorker {
             }
         }
         if (id != null) {
+            doing("recording message id " + id + " of " + tp + "@" + record.offset() + " as dead-lettered", false);
             try {
                 parts.store().recordDeadLettered(id);
             } catch (InfrastructureException e) {
@@ -583,6 +620,27 @@ final class PartitionWorker {
 
     private long now() {
         return parts.time().nanoTime();
+    }
+
+    /** @return {@code the transaction of <tp>@<first>..<last> (<n> records, message ids ...)} */
+    private String describe(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids) {
+        long first = batch.get(0).offset();
+        long last = batch.get(batch.size() - 1).offset();
+        StringBuilder out =
+                new StringBuilder("the transaction of ").append(tp).append('@').append(first);
+        if (last != first) {
+            out.append("..").append(last);
+        }
+        out.append(" (")
+                .append(batch.size())
+                .append(batch.size() == 1 ? " record, message id " : " records, message ids ");
+        for (int i = 0; i < Math.min(ids.size(), DESCRIBED_IDS); i++) {
+            out.append(i == 0 ? "" : ", ").append(ids.get(i));
+        }
+        if (ids.size() > DESCRIBED_IDS) {
+            out.append(" and ").append(ids.size() - DESCRIBED_IDS).append(" more");
+        }
+        return out.append(')').toString();
     }
 
     private static long[] offsets(List<ConsumerRecord<byte[], byte[]>> records) {

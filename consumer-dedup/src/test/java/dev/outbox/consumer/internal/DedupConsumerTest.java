@@ -4,6 +4,11 @@ import static dev.outbox.consumer.internal.Fakes.TP;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.AppenderBase;
+import dev.outbox.consumer.IdempotentConsumer;
 import dev.outbox.core.internal.TimeSource;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.time.Duration;
@@ -12,10 +17,13 @@ import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import org.apache.kafka.clients.consumer.MockConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.junit.jupiter.api.Test;
+import org.slf4j.LoggerFactory;
 
 /**
  * The poll thread with Kafka's {@link MockConsumer} and an in-memory database: what a rebalance
@@ -150,6 +158,192 @@ class DedupConsumerTest {
                             .isTrue());
             assertThat(consumer.deadLetterCircuitBreaker().getState()).isEqualTo(CircuitBreaker.State.CLOSED);
             assertThat(sink.pings).containsOnly(TP.topic() + ".dlt");
+        }
+    }
+
+    /**
+     * close() and a handler that does not return: after the wait for the transaction in flight
+     * (closeTimeout, 200 ms here) the consumer closes without it, logs at ERROR what still runs (the
+     * transaction's partition, offset and message id, the worker thread and its stack) and what it holds
+     * (its transaction stays open), and interrupts the worker; close() returns once the poll thread has
+     * stopped, well within its bound. Before, the stuck step was waited for once more and then
+     * interrupted without a word.
+     */
+    @Test
+    void aHandlerThatDoesNotReturnIsReportedAtErrorAndInterruptedAtClose() throws Exception {
+        MockConsumer<byte[], byte[]> kafka = new MockConsumer<>("earliest");
+        Fakes.Store store = new Fakes.Store();
+        CountDownLatch inHandler = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        AtomicBoolean interrupted = new AtomicBoolean();
+        store.handler = r -> {
+            inHandler.countDown();
+            // ignores interrupts, as a JDBC statement waiting for a lock does
+            while (true) {
+                try {
+                    if (release.await(1, TimeUnit.MINUTES)) {
+                        return null;
+                    }
+                } catch (InterruptedException e) {
+                    interrupted.set(true);
+                }
+            }
+        };
+        Duration closeTimeout = Duration.ofMillis(200);
+        Settings settings =
+                Fakes.withCloseTimeout(Fakes.settings(3, 2, Duration.ofHours(1), Hooks.NONE, null), closeTimeout);
+        LogCapture log = LogCapture.attach();
+        DedupConsumer consumer = new DedupConsumer(settings, kafka, store, new Fakes.Sink(), TimeSource.SYSTEM);
+        try {
+            kafka.schedulePollTask(() -> {
+                kafka.updateBeginningOffsets(Map.of(TP, 0L));
+                kafka.rebalance(List.of(TP));
+                Fakes.records(0, 1).forEach(kafka::addRecord);
+            });
+            consumer.start();
+            assertThat(inHandler.await(10, TimeUnit.SECONDS)).isTrue();
+
+            long start = System.nanoTime();
+            consumer.close();
+            Duration took = Duration.ofNanos(System.nanoTime() - start);
+
+            assertThat(took).isLessThan(Duration.ofSeconds(5));
+            assertThat(kafka.closed()).isTrue();
+            await().atMost(Duration.ofSeconds(10)).untilTrue(interrupted);
+            assertThat(errors(log)).singleElement().satisfies(e -> {
+                assertThat(e.getFormattedMessage())
+                        .contains("the transaction of " + TP + "@0 (1 record, message id ")
+                        .contains(
+                                "-worker-1, and the consumer stops without it (a close or a revocation waits closeTimeout, 200ms")
+                        .contains("its transaction stays open until the handler returns")
+                        .contains("interrupting it");
+                assertThat(e.getThrowableProxy()).as("the worker's stack").isNotNull();
+            });
+        } finally {
+            release.countDown();
+            log.close();
+        }
+    }
+
+    /**
+     * close() when the poll thread does not stop within the bound, which only a Kafka call overstaying
+     * its timeout can cause (here the Kafka consumer's close, which also ignores interrupts until the test
+     * lets it go): close() waits 6 × closeTimeout + 5 s, logs at ERROR what the poll thread does and the
+     * partitions it holds, wakes the Kafka consumer up and interrupts the poll thread, waits one
+     * closeTimeout more and returns with a second ERROR, the poll thread still running and the consumer
+     * reported as closing; once let go, the poll thread stops. Before, close() logged a WARN after 2 ×
+     * closeTimeout + 10 s that named nothing it held, and neither woke up nor interrupted anything.
+     */
+    @Test
+    void aPollThreadPastTheCloseBoundIsReportedWokenUpAndInterrupted() throws Exception {
+        CountDownLatch letGo = new CountDownLatch(1);
+        AtomicBoolean interrupted = new AtomicBoolean();
+        AtomicBoolean wokenUp = new AtomicBoolean();
+        AtomicReference<Thread> closing = new AtomicReference<>();
+        MockConsumer<byte[], byte[]> kafka = new MockConsumer<>("earliest") {
+            // the close the consumer calls; not synchronized as MockConsumer's is, so that wakeup() gets through
+            @Override
+            @SuppressWarnings({"deprecation", "UnsynchronizedOverridesSynchronized"})
+            public void close(Duration timeout) {
+                closing.set(Thread.currentThread());
+                while (true) {
+                    try {
+                        if (letGo.await(1, TimeUnit.MINUTES)) {
+                            break;
+                        }
+                    } catch (InterruptedException e) {
+                        interrupted.set(true);
+                    }
+                }
+                super.close(timeout);
+            }
+
+            @Override
+            public synchronized void wakeup() {
+                wokenUp.set(true);
+                super.wakeup();
+            }
+        };
+        Duration closeTimeout = Duration.ofMillis(200);
+        Settings settings =
+                Fakes.withCloseTimeout(Fakes.settings(3, 2, Duration.ofHours(1), Hooks.NONE, null), closeTimeout);
+        Duration bound = Duration.ofMillis(6_200); // 6 × closeTimeout + 5 s
+        LogCapture log = LogCapture.attach();
+        DedupConsumer consumer =
+                new DedupConsumer(settings, kafka, new Fakes.Store(), new Fakes.Sink(), TimeSource.SYSTEM);
+        try {
+            kafka.schedulePollTask(() -> {
+                kafka.updateBeginningOffsets(Map.of(TP, 0L));
+                kafka.rebalance(List.of(TP));
+            });
+            consumer.start();
+            await().atMost(Duration.ofSeconds(10))
+                    .until(() -> consumer.readiness().partitions() == 1);
+
+            long start = System.nanoTime();
+            consumer.close();
+            Duration took = Duration.ofNanos(System.nanoTime() - start);
+
+            assertThat(took)
+                    .isBetween(
+                            bound.plus(closeTimeout), bound.plus(closeTimeout).plusSeconds(3));
+            assertThat(wokenUp).isTrue();
+            assertThat(interrupted).isTrue();
+            Thread poll = closing.get();
+            assertThat(poll.getName()).endsWith("-poll");
+            assertThat(poll.isAlive()).isTrue();
+            assertThat(consumer.isRunning()).isFalse();
+            assertThat(consumer.readiness().reason()).isEqualTo("not running (closing)");
+            assertThat(errors(log)).hasSize(2).allSatisfy(e -> {
+                assertThat(e.getFormattedMessage())
+                        .contains("it is closing the Kafka consumer (leaving the group)")
+                        .contains("the Kafka consumer is open in group g, holding partitions [" + TP + "]");
+                assertThat(e.getThrowableProxy()).as("the poll thread's stack").isNotNull();
+            });
+            assertThat(errors(log).get(0).getFormattedMessage())
+                    .contains("the poll thread has not stopped within 6s200ms (6 times closeTimeout (200ms) and 5s")
+                    .contains("Waking it up and interrupting it, and waiting 200ms more");
+            assertThat(errors(log).get(1).getFormattedMessage())
+                    .contains("the poll thread did not stop once interrupted either")
+                    .contains("close() returns while it runs");
+
+            letGo.countDown();
+            poll.join(10_000);
+            assertThat(poll.isAlive()).isFalse();
+            assertThat(consumer.readiness().reason()).isEqualTo("not running (closed)");
+        } finally {
+            letGo.countDown();
+            consumer.close();
+            log.close();
+        }
+    }
+
+    private static List<ILoggingEvent> errors(LogCapture log) {
+        return log.events.stream().filter(e -> e.getLevel() == Level.ERROR).toList();
+    }
+
+    /** Records the consumer's log events while attached; appended to from any thread. */
+    private static final class LogCapture extends AppenderBase<ILoggingEvent> implements AutoCloseable {
+        final List<ILoggingEvent> events = new CopyOnWriteArrayList<>();
+        private final Logger logger = (Logger) LoggerFactory.getLogger(IdempotentConsumer.class);
+
+        static LogCapture attach() {
+            LogCapture capture = new LogCapture();
+            capture.setContext(capture.logger.getLoggerContext());
+            capture.start();
+            capture.logger.addAppender(capture);
+            return capture;
+        }
+
+        @Override
+        protected void append(ILoggingEvent event) {
+            events.add(event);
+        }
+
+        @Override
+        public void close() {
+            logger.detachAppender(this);
+            stop();
         }
     }
 }

@@ -269,6 +269,35 @@ final class Fakes {
                 s.maxTransientRetry());
     }
 
+    /** @return {@code s} with {@code closeTimeout} */
+    static Settings withCloseTimeout(Settings s, Duration closeTimeout) {
+        return new Settings(
+                s.consumerProperties(),
+                s.producerProperties(),
+                s.topics(),
+                s.consumerName(),
+                s.dataSource(),
+                s.dsl(),
+                s.schema(),
+                s.handler(),
+                s.messageIdExtractor(),
+                s.maxAttempts(),
+                s.backoff(),
+                s.deadLetterTopic(),
+                s.maxRecordsPerTransaction(),
+                s.savepointPerRecord(),
+                s.concurrency(),
+                s.retention(),
+                s.purgeInterval(),
+                closeTimeout,
+                s.meterRegistry(),
+                s.codec(),
+                s.hooks(),
+                s.deadLetterTopicSuffix(),
+                s.failureClassifier(),
+                s.maxTransientRetry());
+    }
+
     static PartitionWorker worker(
             Settings settings, Store store, Sink sink, Time time, SerialTask.Scheduler scheduler) {
         return worker(settings, store, sink, time, scheduler, null);
