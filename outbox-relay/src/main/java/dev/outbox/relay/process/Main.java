@@ -48,9 +48,6 @@ public final class Main {
     /** How much longer than admin-timeout an admin command waits for a database that does not answer. */
     private static final long ADMIN_SOCKET_SLACK_SECONDS = 5;
 
-    /** Hikari's shortest connection timeout. */
-    private static final long MIN_POOL_WAIT_MILLIS = 250;
-
     /** Exit code: unexpected failure, or the relay did not close within the shutdown timeout. */
     public static final int EXIT_FAILURE = 1;
 
@@ -157,12 +154,10 @@ public final class Main {
                 cl.command() == CommandLine.Command.DOCTOR ? new DoctorCommand(settings, doctor, out) : null;
         // One startup-timeout for the whole wait for PostgreSQL: the check's tries and then the pool's first
         // connection share it, so that a check that passed late, or a database gone after it, is not waited
-        // for a second startup-timeout.
-        long start = System.nanoTime();
+        // for a second startup-timeout (the relay's start shares it the same way, see RelayProcess.start).
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(RelayProcess.startupDeadlineMillis(settings));
         // the pool would retry a refused login until its wait has passed: refused at once instead
-        RelayProcess.checkDatabase(settings);
-        long left =
-                RelayProcess.startupDeadlineMillis(settings) - TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+        RelayProcess.checkDatabase(settings, deadline);
         HikariConfig config = new HikariConfig();
         config.setJdbcUrl(settings.string(RelaySettings.JDBC_URL));
         if (!settings.string(RelaySettings.DB_USER).isEmpty()) {
@@ -177,7 +172,7 @@ public final class Main {
         config.setInitializationFailTimeout(-1);
         // what the check left of startup-timeout (at least Hikari's shortest wait, 250 ms, when the check
         // passed at its very end): also the bound of any later wait of the command for a connection
-        config.setConnectionTimeout(Math.max(left, MIN_POOL_WAIT_MILLIS));
+        config.setConnectionTimeout(RelayProcess.leftMillis(deadline));
         config.addDataSourceProperty("ApplicationName", "outbox-relay-admin");
         // every statement ends within admin-timeout, and a database that stops answering is given up on
         // a little later (the jdbc-url may carry neither options nor socketTimeout: RelaySettings refuses them)
@@ -187,15 +182,17 @@ public final class Main {
                 "socketTimeout",
                 String.valueOf(
                         adminTimeout.plusSeconds(ADMIN_SOCKET_SLACK_SECONDS).toSeconds()));
-        try (HikariDataSource ds = new HikariDataSource(config)) {
-            try {
-                // the pool keeps the connection for the command
-                ds.getConnection().close();
-            } catch (SQLException e) {
-                // the check above connected: PostgreSQL went away since, and the pool waited for it in vain for
-                // the rest of startup-timeout
-                throw RelayProcess.cannotConnect(settings, e);
-            }
+        HikariDataSource pool = new HikariDataSource(config);
+        try {
+            // the pool keeps the connection for the command
+            pool.getConnection().close();
+        } catch (SQLException e) {
+            // the check above connected: PostgreSQL went away since, and the pool waited for it in vain for the
+            // rest of startup-timeout; its close would wait as long again for the connection attempt under way
+            RelayProcess.closeInBackground(pool);
+            throw RelayProcess.cannotConnect(settings, e);
+        }
+        try (HikariDataSource ds = pool) {
             try {
                 if (doctorCommand != null) {
                     return doctorCommand.run(ds, cl.json());

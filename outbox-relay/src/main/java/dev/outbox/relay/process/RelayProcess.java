@@ -17,7 +17,6 @@ import static dev.outbox.relay.process.RelaySettings.SCHEMA;
 import static dev.outbox.relay.process.RelaySettings.SHUTDOWN_TIMEOUT;
 import static dev.outbox.relay.process.RelaySettings.STARTUP_TIMEOUT;
 
-import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.core.IdempotencyExempt;
 import dev.outbox.core.internal.Durations;
@@ -45,6 +44,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import javax.sql.DataSource;
@@ -65,6 +65,12 @@ final class RelayProcess implements AutoCloseable {
 
     /** How much longer than the relay's own shutdown timeout closing may take before the process gives up. */
     static final Duration CLOSE_MARGIN = Duration.ofSeconds(15);
+
+    /**
+     * The shortest wait of the start for PostgreSQL or Kafka, and of an admin command for PostgreSQL
+     * (Hikari's shortest connection timeout).
+     */
+    static final long MIN_WAIT_MILLIS = 250;
 
     private final RelaySettings.Values settings;
     private final HikariDataSource pool;
@@ -92,7 +98,11 @@ final class RelayProcess implements AutoCloseable {
     }
 
     /**
-     * Checks PostgreSQL and Kafka, optionally migrates, then starts the relay and the HTTP server.
+     * Checks PostgreSQL and Kafka, optionally migrates, then starts the relay and the HTTP server. The
+     * checks share one startup-timeout: PostgreSQL answering the start's check, the pool's first
+     * connection and the schema check on it, and Kafka answering all end within it, counted from here
+     * (each wait is given at least 250 ms, should an earlier one end just before the deadline). The run of
+     * the migrations is not counted, their first connection is.
      *
      * @param settings the validated settings
      * @param migrate whether to apply the outbox migrations first
@@ -101,6 +111,7 @@ final class RelayProcess implements AutoCloseable {
      *     PostgreSQL, the schema or Kafka is not there
      */
     static RelayProcess start(RelaySettings.Values settings, boolean migrate) {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(startupDeadlineMillis(settings));
         String schema = settings.string(SCHEMA);
         PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
         HikariDataSource pool = null;
@@ -115,12 +126,23 @@ final class RelayProcess implements AutoCloseable {
             // Build (which validates) before any network call: a bad setting is exit 2, whatever is reachable.
             relay = buildRelay(settings, pool, registry);
             String instance = relay.instanceId();
-            checkDatabase(settings);
+            checkDatabase(settings, deadline);
             if (migrate) {
                 // its own connections, without the relay's statement timeouts: a migration may scan the table
-                MigrationResult result;
-                try (HikariDataSource migrations = pool(settings, false)) {
+                MigrationResult result = null;
+                HikariDataSource migrations = pool(settings, false);
+                try {
+                    firstConnection(migrations, settings, deadline, "the migrations' pool");
+                    // the migrations run as long as they need: that is no wait for PostgreSQL to answer
+                    long began = System.nanoTime();
                     result = OutboxMigrations.migrate(migrations, schema, settings.integer(MIGRATE_SHARDS));
+                    deadline += System.nanoTime() - began;
+                } finally {
+                    if (result != null) {
+                        migrations.close();
+                    } else {
+                        closeInBackground(migrations);
+                    }
                 }
                 LOG.info(
                         "outbox-relay[{}] migrations: {} applied, schema {} at version {}",
@@ -129,8 +151,8 @@ final class RelayProcess implements AutoCloseable {
                         schema,
                         result.schemaVersion());
             }
-            checkSchema(pool, settings);
-            checkKafka(settings);
+            checkSchema(pool, settings, deadline);
+            checkKafka(settings, deadline);
             int port = settings.integer(HTTP_PORT);
             if (port != 0) {
                 Relay r = relay;
@@ -198,7 +220,7 @@ final class RelayProcess implements AutoCloseable {
                     gc.close();
                 }
                 if (pool != null) {
-                    pool.close();
+                    closeInBackground(pool);
                 }
                 registry.close();
             }
@@ -206,46 +228,62 @@ final class RelayProcess implements AutoCloseable {
     }
 
     /**
+     * Closes the pool of a start (or an admin command) that failed without waiting for it: a pool's close
+     * waits up to its connection timeout for a connection attempt under way, which a database that does
+     * not answer keeps going, and the start has given up on that database already.
+     */
+    static void closeInBackground(HikariDataSource pool) {
+        Thread closer = new Thread(pool::close, "outbox-relay-pool-close");
+        closer.setDaemon(true);
+        closer.start();
+    }
+
+    /**
+     * A pool that starts with its first connection, the start's schema check (or the migrations): a pool
+     * started at once would try to connect, and back off from its failed tries (up to 5 s between two),
+     * while the start's check still waits for PostgreSQL, and could still be backing off when the check
+     * has found it up, with little of startup-timeout left.
+     *
      * @param timeouts whether to bound every statement and socket read by the lease (the relay's pool):
      *     {@code statement_timeout} and {@code lock_timeout} on the session and pgjdbc's {@code
      *     socketTimeout}, so that a black-holed connection fails within a lease instead of after the
      *     kernel's TCP timeout (about 15 minutes)
      */
     private static HikariDataSource pool(RelaySettings.Values settings, boolean timeouts) {
-        HikariConfig config = new HikariConfig();
-        config.setJdbcUrl(settings.string(JDBC_URL));
+        HikariDataSource pool = new HikariDataSource();
+        pool.setJdbcUrl(settings.string(JDBC_URL));
         String user = settings.string(DB_USER);
         if (!user.isEmpty()) {
-            config.setUsername(user);
+            pool.setUsername(user);
         }
         String password = settings.string(DB_PASSWORD);
         if (!password.isEmpty()) {
-            config.setPassword(password);
+            pool.setPassword(password);
         }
-        config.setMaximumPoolSize(settings.integer(DB_POOL_SIZE));
-        config.setMinimumIdle(1);
-        config.setPoolName("outbox-relay");
-        // Do not connect in the constructor: checkDatabase does, with a message that names the setting.
-        config.setInitializationFailTimeout(-1);
+        pool.setMaximumPoolSize(settings.integer(DB_POOL_SIZE));
+        pool.setMinimumIdle(1);
+        pool.setPoolName("outbox-relay");
+        // Do not fail the first connection at once: the start waits for it, with a message that names the setting.
+        pool.setInitializationFailTimeout(-1);
         long timeout = connectionWaitMillis(settings);
-        config.setConnectionTimeout(timeout);
-        config.addDataSourceProperty("connectTimeout", String.valueOf(Math.max(1, timeout / 1000)));
-        config.addDataSourceProperty("ApplicationName", "outbox-relay");
+        pool.setConnectionTimeout(timeout);
+        pool.addDataSourceProperty("connectTimeout", String.valueOf(Math.max(1, timeout / 1000)));
+        pool.addDataSourceProperty("ApplicationName", "outbox-relay");
         if (timeouts) {
             JdbcTimeouts t = JdbcTimeouts.forLease(settings.duration(LEASE_DURATION));
-            config.addDataSourceProperty("socketTimeout", String.valueOf(t.socketTimeoutSeconds()));
-            config.addDataSourceProperty("tcpKeepAlive", "true");
-            config.addDataSourceProperty("options", t.options());
-            config.setValidationTimeout(Math.max(250, Math.min(t.statementTimeoutMillis(), 5_000)));
+            pool.addDataSourceProperty("socketTimeout", String.valueOf(t.socketTimeoutSeconds()));
+            pool.addDataSourceProperty("tcpKeepAlive", "true");
+            pool.addDataSourceProperty("options", t.options());
+            pool.setValidationTimeout(Math.max(250, Math.min(t.statementTimeoutMillis(), 5_000)));
         }
-        return new HikariDataSource(config);
+        return pool;
     }
 
     /**
      * @return how long one wait for a pooled connection lasts: the startup timeout, at most the lease (a
      *     lease round waiting longer for a connection would make no progress for longer than liveness
-     *     allows) and at most 30 s, at least 250 ms (Hikari's minimum); the start check does not use the
-     *     pool, and waits startup-timeout whole
+     *     allows) and at most 30 s, at least 250 ms (Hikari's minimum); the start waits for the pool's
+     *     first connection only as long as is left of startup-timeout
      */
     static long connectionWaitMillis(RelaySettings.Values settings) {
         long wait = Math.min(
@@ -254,9 +292,20 @@ final class RelayProcess implements AutoCloseable {
         return Math.min(Math.max(wait, 250), 30_000);
     }
 
-    /** @return how long the start waits for PostgreSQL to answer: startup-timeout, whole */
+    /**
+     * @return how long the start waits for PostgreSQL and Kafka to answer, in all: startup-timeout, whole
+     *     (an admin command waits as long for PostgreSQL)
+     */
     static long startupDeadlineMillis(RelaySettings.Values settings) {
-        return Math.max(settings.duration(STARTUP_TIMEOUT).toMillis(), 250);
+        return Math.max(settings.duration(STARTUP_TIMEOUT).toMillis(), MIN_WAIT_MILLIS);
+    }
+
+    /**
+     * @return the milliseconds left until {@code deadline} ({@link System#nanoTime()}), at least {@link
+     *     #MIN_WAIT_MILLIS}: a wait that starts just before the deadline still gets a try
+     */
+    static long leftMillis(long deadline) {
+        return Math.max(TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()), MIN_WAIT_MILLIS);
     }
 
     /** A data source without a pool: the LISTEN connection is a session of its own. */
@@ -303,15 +352,17 @@ final class RelayProcess implements AutoCloseable {
     /**
      * Connects, on a connection of its own (the relay's pool waits at most the lease for one, an admin
      * command's pool would retry a refused login for the whole wait), until PostgreSQL answers or
-     * startup-timeout has passed, however long it is; a refused login or a missing database is not waited for.
+     * {@code deadline} has passed: the end of the startup-timeout of the start or of an admin command,
+     * however long it is, which what follows the check shares. A refused login or a missing database is
+     * not waited for.
      *
+     * @param deadline when startup-timeout runs out ({@link System#nanoTime()})
      * @throws CliException (exit 3) naming jdbc-url, startup-timeout and the credentials' settings
      */
     @IdempotencyExempt(
             rules = IdempotencyExempt.RETRY_BUDGET,
             reason = "start-up check, once per process, bounded by startup-timeout; backs off with full jitter")
-    static void checkDatabase(RelaySettings.Values s) {
-        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(startupDeadlineMillis(s));
+    static void checkDatabase(RelaySettings.Values s, long deadline) {
         boolean logged = false;
         int attempt = 0;
         while (true) {
@@ -388,56 +439,181 @@ final class RelayProcess implements AutoCloseable {
                         + DB_PASSWORD.envVar() + ").");
     }
 
-    /** PostgreSQL did not answer within startup-timeout (the start's check, or an admin command's pool). */
+    /**
+     * PostgreSQL did not answer within startup-timeout (the start's check or a pool's first connection, or
+     * an admin command's pool).
+     */
     static CliException cannotConnect(RelaySettings.Values s, SQLException e) {
-        return connectFailure(
-                s,
-                e,
-                "waited " + Durations.format(s.duration(STARTUP_TIMEOUT)) + " (setting startup-timeout, "
-                        + STARTUP_TIMEOUT.envVar()
-                        + "). Check the URL, that PostgreSQL runs there, and db-user / db-password.");
+        return connectFailure(s, e, startupTimeoutTail(s));
+    }
+
+    private static String startupTimeoutTail(RelaySettings.Values s) {
+        return "waited " + Durations.format(s.duration(STARTUP_TIMEOUT)) + " (setting startup-timeout, "
+                + STARTUP_TIMEOUT.envVar()
+                + "). Check the URL, that PostgreSQL runs there, and db-user / db-password.";
     }
 
     /** @return exit 3, one line: the URL and its setting, the driver's message and SQLState, then {@code tail} */
     private static CliException connectFailure(RelaySettings.Values s, SQLException e, String tail) {
+        return connectFailure(s, oneLine(rootMessage(e)), e.getSQLState(), e, tail);
+    }
+
+    /** @return exit 3, one line: the URL and its setting, what failed and its SQLState if any, then {@code tail} */
+    private static CliException connectFailure(
+            RelaySettings.Values s, String what, String sqlState, Throwable cause, String tail) {
         return CliException.unavailable(
                 "Cannot connect to PostgreSQL at " + redact(s.string(JDBC_URL)) + " (setting jdbc-url, "
                         + JDBC_URL.envVar() + "): "
-                        + oneLine(rootMessage(e))
-                        + (e.getSQLState() == null ? "" : " [SQLState " + e.getSQLState() + "]")
+                        + what
+                        + (sqlState == null ? "" : " [SQLState " + sqlState + "]")
                         + "; " + tail,
-                e);
+                cause);
     }
 
-    private static void checkSchema(HikariDataSource pool, RelaySettings.Values s) {
+    /**
+     * Counts the outbox tables in the schema on the pool's first connection: both the wait for that
+     * connection and the query end by {@code deadline}, although the pool waits for a connection as long
+     * as its connection timeout and the query may wait as long as its socket timeout.
+     *
+     * @throws CliException (exit 3) naming jdbc-url and startup-timeout when PostgreSQL did not answer in
+     *     time, or the schema setting when the tables are not there
+     */
+    private static void checkSchema(HikariDataSource pool, RelaySettings.Values s, long deadline) {
         String schema = s.string(SCHEMA);
         String sql = "select count(*) from pg_catalog.pg_tables where schemaname = ?"
                 + " and tablename in ('outbox_message', 'outbox_shard_lease', 'outbox_relay_member')";
-        try (Connection c = pool.getConnection();
-                PreparedStatement st = c.prepareStatement(sql)) {
-            st.setString(1, schema);
-            try (ResultSet rs = st.executeQuery()) {
-                rs.next();
-                if (rs.getInt(1) < 3) {
-                    throw CliException.unavailable(
-                            "Schema " + schema + " at " + redact(s.string(JDBC_URL)) + " (setting schema, "
-                                    + SCHEMA.envVar()
-                                    + ") has no outbox tables: apply the outbox migrations there, or start the relay once with --migrate.",
-                            null);
+        int tables;
+        try {
+            tables = beforeDeadline(s, deadline, "the relay's pool", () -> {
+                try (Connection c = connect(pool);
+                        PreparedStatement st = c.prepareStatement(sql)) {
+                    st.setString(1, schema);
+                    try (ResultSet rs = st.executeQuery()) {
+                        rs.next();
+                        return rs.getInt(1);
+                    }
                 }
-            }
+            });
         } catch (SQLException e) {
             throw CliException.unavailable(
                     "Cannot read the outbox tables of schema " + schema + " (setting schema, " + SCHEMA.envVar() + "): "
                             + oneLine(e.getMessage()) + " [SQLState " + e.getSQLState() + "]",
                     e);
         }
+        if (tables < 3) {
+            throw CliException.unavailable(
+                    "Schema " + schema + " at " + redact(s.string(JDBC_URL)) + " (setting schema, "
+                            + SCHEMA.envVar()
+                            + ") has no outbox tables: apply the outbox migrations there, or start the relay once with --migrate.",
+                    null);
+        }
     }
 
-    /** Asks the cluster for its nodes with the producer's own connection settings, within startup-timeout. */
-    private static void checkKafka(RelaySettings.Values s) {
+    /** Takes the pool's first connection, and keeps it in the pool, by {@code deadline}. */
+    private static void firstConnection(HikariDataSource pool, RelaySettings.Values s, long deadline, String whose) {
+        try {
+            beforeDeadline(s, deadline, whose, () -> {
+                connect(pool).close();
+                return null;
+            });
+        } catch (SQLException e) {
+            throw cannotConnect(s, e); // giving the connection back failed: it broke at once
+        }
+    }
+
+    /** A pool that gave no connection, which {@link #beforeDeadline} reports as PostgreSQL not answering. */
+    private static final class NoConnection extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        NoConnection(SQLException cause) {
+            super(cause);
+        }
+
+        SQLException sqlException() {
+            return (SQLException) getCause();
+        }
+    }
+
+    private static Connection connect(HikariDataSource pool) throws NoConnection {
+        try {
+            return pool.getConnection();
+        } catch (SQLException e) {
+            throw new NoConnection(e);
+        }
+    }
+
+    /** What the start does with PostgreSQL on a pool's connection. */
+    @FunctionalInterface
+    private interface PoolWork<T> {
+        T run() throws SQLException, NoConnection;
+    }
+
+    /**
+     * Runs {@code work} on a thread of its own and waits for it until {@code deadline} (at least {@link
+     * #MIN_WAIT_MILLIS}): a pool waits for a connection as long as its own connection timeout, and a
+     * statement may wait as long as the connection's socket timeout, both longer than what is left of
+     * startup-timeout once the start's check has taken some of it.
+     *
+     * @param whose the pool, for the message
+     * @throws SQLException what {@code work} threw once it had a connection
+     * @throws CliException (exit 3) naming jdbc-url and startup-timeout when the pool gave no connection or
+     *     PostgreSQL did not answer by the deadline
+     */
+    private static <T> T beforeDeadline(RelaySettings.Values s, long deadline, String whose, PoolWork<T> work)
+            throws SQLException {
+        FutureTask<T> task = new FutureTask<>(work::run);
+        Thread t = new Thread(task, "outbox-relay-startup-check");
+        t.setDaemon(true);
+        t.start();
+        try {
+            return task.get(leftMillis(deadline), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            t.interrupt(); // a wait for a pool's connection ends at once; the pool's close ends the rest
+            throw connectFailure(
+                    s,
+                    whose + " got no connection, or no answer on it, before startup-timeout ran out (the start's"
+                            + " check had connected)",
+                    null,
+                    e,
+                    startupTimeoutTail(s));
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof NoConnection none) {
+                // the pool gave up before the deadline: its connection timeout is shorter than what was left
+                throw connectFailure(
+                        s,
+                        none.sqlException(),
+                        whose + " waits for a connection as long as the shortest of startup-timeout ("
+                                + Durations.format(s.duration(STARTUP_TIMEOUT)) + ", " + STARTUP_TIMEOUT.envVar()
+                                + "), lease-duration (" + Durations.format(s.duration(LEASE_DURATION)) + ") and 30s."
+                                + " Check the URL, that PostgreSQL runs there, and db-user / db-password.");
+            }
+            if (cause instanceof SQLException sql) {
+                throw sql;
+            }
+            if (cause instanceof RuntimeException r) {
+                throw r;
+            }
+            throw new IllegalStateException(whose + ": " + cause, cause);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            t.interrupt();
+            throw CliException.unavailable(
+                    "Interrupted while waiting for PostgreSQL at " + redact(s.string(JDBC_URL)) + " (setting jdbc-url, "
+                            + JDBC_URL.envVar() + ")",
+                    e);
+        }
+    }
+
+    /**
+     * Asks the cluster for its nodes with the producer's own connection settings, by {@code deadline} (at
+     * least {@link #MIN_WAIT_MILLIS}): startup-timeout, which the checks of PostgreSQL before took their
+     * share of.
+     */
+    private static void checkKafka(RelaySettings.Values s, long deadline) {
         String bootstrap = s.string(BOOTSTRAP_SERVERS);
         Duration timeout = s.duration(STARTUP_TIMEOUT);
+        long left = leftMillis(deadline);
         Map<String, Object> props = new LinkedHashMap<>();
         for (var e : s.producerProperties().entrySet()) {
             if (AdminClientConfig.configNames().contains(e.getKey())) {
@@ -446,7 +622,7 @@ final class RelayProcess implements AutoCloseable {
         }
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(AdminClientConfig.CLIENT_ID_CONFIG, "outbox-relay-startup-check");
-        int ms = (int) Math.min(Integer.MAX_VALUE, timeout.toMillis());
+        int ms = (int) Math.min(Integer.MAX_VALUE, left);
         props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, ms);
         props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, ms);
         props.put(AdminClientConfig.SOCKET_CONNECTION_SETUP_TIMEOUT_MS_CONFIG, (long) Math.min(ms, 10_000));
@@ -461,7 +637,7 @@ final class RelayProcess implements AutoCloseable {
         try {
             int nodes = admin.describeCluster()
                     .nodes()
-                    .get(timeout.toMillis(), TimeUnit.MILLISECONDS)
+                    .get(left, TimeUnit.MILLISECONDS)
                     .size();
             LOG.debug("outbox-relay Kafka at {} answered: {} node(s)", bootstrap, nodes);
         } catch (TimeoutException e) {
@@ -485,7 +661,9 @@ final class RelayProcess implements AutoCloseable {
 
     private static CliException noAnswer(String where, Duration timeout, Throwable cause) {
         return CliException.unavailable(
-                where + " did not answer within " + Durations.format(timeout) + " (setting startup-timeout)."
+                where + " did not answer within " + Durations.format(timeout)
+                        + " of the start (setting startup-timeout, "
+                        + STARTUP_TIMEOUT.envVar() + ", which the checks of PostgreSQL and Kafka share)."
                         + " Check the address, that the brokers run, and the security settings (kafka.security.protocol, kafka.sasl.*, kafka.ssl.*).",
                 cause);
     }

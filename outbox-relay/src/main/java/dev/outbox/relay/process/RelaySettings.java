@@ -333,8 +333,9 @@ public final class RelaySettings {
                     Group.PROCESS,
                     Validators.duration(Duration.ofMillis(250), Duration.ofMinutes(10)))
             .defaultValue(Duration.ofSeconds(30))
-            .doc("How long the start (and an admin command, in all) waits for PostgreSQL, and the start for Kafka,"
-                    + " to answer before it gives up with exit code 3; a refused login is not waited for."));
+            .doc("How long the start waits in all for PostgreSQL (its check, the pool's first connection, the schema"
+                    + " check) and Kafka to answer, and an admin command for PostgreSQL, before it gives up with exit"
+                    + " code 3; a refused login is not waited for."));
 
     /** Bound of an admin command's statements. */
     public static final Setting<Duration> ADMIN_TIMEOUT = add(
