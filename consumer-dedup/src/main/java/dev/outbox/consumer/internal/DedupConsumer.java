@@ -453,6 +453,12 @@ public final class DedupConsumer implements IdempotentConsumer {
             } catch (RuntimeException e) {
                 log.warn("closing the Kafka consumer failed", e);
             }
+            if (!clean) {
+                // after a failure nothing waited for the steps in flight (lost partitions are not waited for,
+                // and a close that failed ran no callback): they get closeTimeout, as a close gives them
+                pollStep = "waiting for the steps in flight after a failure";
+                awaitWorkers();
+            }
             pollStep = "stopping the worker threads and closing the dead-letter producer";
             reportStillRunning();
             shutdownResources();
@@ -555,15 +561,31 @@ public final class DedupConsumer implements IdempotentConsumer {
         }
     }
 
+    /** Lets the steps in flight end, for at most closeTimeout; new ones are not started. */
+    private void awaitWorkers() {
+        workers.shutdown();
+        try {
+            workers.awaitTermination(settings.closeTimeout().toMillis(), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
     private void shutdownResources() {
         // the steps in flight were waited for already (at most closeTimeout, by the close or the revocation
-        // of their partitions): what still runs is interrupted, and a step scheduled for later never starts
+        // of their partitions, or after a failure): what still runs is interrupted, and a step scheduled for
+        // later never starts
         workers.shutdownNow();
         if (purger != null) {
             purger.shutdownNow();
         }
         if (deadLetters instanceof DeadLetters producer) {
-            producer.close();
+            try {
+                producer.close();
+            } catch (RuntimeException e) {
+                // interrupted past the close bound: the rest of the shutdown must still run
+                log.warn("closing the dead-letter producer failed", e);
+            }
         }
         breakerGauges.forEach(metrics::remove);
         assignments.clear();

@@ -21,6 +21,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import org.apache.kafka.clients.consumer.MockConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
 import org.junit.jupiter.api.Test;
 import org.slf4j.LoggerFactory;
@@ -222,6 +223,51 @@ class DedupConsumerTest {
         } finally {
             release.countDown();
             log.close();
+        }
+    }
+
+    /**
+     * A poll loop that fails (here its poll throws) lets the handler in flight end, for up to closeTimeout,
+     * before the workers are stopped: nothing else waits for it on that path (no revocation callback runs
+     * for lost partitions, or for a Kafka consumer whose close fails). Interrupted at once, a handler doing
+     * interruptible I/O failed and rolled back for nothing.
+     */
+    @Test
+    void aFailedPollLoopLetsTheHandlerInFlightEndBeforeStoppingTheWorkers() throws Exception {
+        MockConsumer<byte[], byte[]> kafka = new MockConsumer<>("earliest");
+        Fakes.Store store = new Fakes.Store();
+        CountDownLatch inHandler = new CountDownLatch(1);
+        AtomicBoolean interrupted = new AtomicBoolean();
+        AtomicBoolean finished = new AtomicBoolean();
+        store.handler = r -> {
+            inHandler.countDown();
+            try {
+                Thread.sleep(500); // an interruptible call: an HTTP request, a Future's get
+                finished.set(true);
+            } catch (InterruptedException e) {
+                interrupted.set(true);
+                Thread.currentThread().interrupt();
+            }
+            return null;
+        };
+        Settings settings = Fakes.withCloseTimeout(
+                Fakes.settings(3, 2, Duration.ofHours(1), Hooks.NONE, null), Duration.ofSeconds(5));
+        DedupConsumer consumer = new DedupConsumer(settings, kafka, store, new Fakes.Sink(), TimeSource.SYSTEM);
+        try {
+            kafka.schedulePollTask(() -> {
+                kafka.updateBeginningOffsets(Map.of(TP, 0L));
+                kafka.rebalance(List.of(TP));
+                Fakes.records(0, 1).forEach(kafka::addRecord);
+            });
+            consumer.start();
+            assertThat(inHandler.await(10, TimeUnit.SECONDS)).isTrue();
+            kafka.setPollException(new KafkaException("the consumer broke"));
+
+            await().atMost(Duration.ofSeconds(10)).until(() -> finished.get() || interrupted.get());
+            assertThat(interrupted).as("the handler was interrupted").isFalse();
+            assertThat(finished).isTrue();
+        } finally {
+            consumer.close();
         }
     }
 
