@@ -19,6 +19,7 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -114,14 +115,9 @@ public final class Main {
             }
             Logging.configure(
                     settings.string(RelaySettings.LOG_LEVEL), settings.string(RelaySettings.LOG_FORMAT), false);
-            return runRelay(cl, settings);
-        } catch (CliException e) {
-            err.println(e.getMessage());
-            return e.exitCode();
+            return runRelay(cl, settings, err);
         } catch (RuntimeException e) {
-            err.println("outbox-relay failed: " + RelayProcess.oneLine(String.valueOf(e)));
-            LoggerFactory.getLogger(Main.class).error("outbox-relay failed", e);
-            return EXIT_FAILURE;
+            return report(e, err);
         }
     }
 
@@ -268,51 +264,122 @@ public final class Main {
         return String.valueOf(e.getMessage());
     }
 
-    private static int runRelay(CommandLine cl, RelaySettings.Values settings) {
+    private static int runRelay(CommandLine cl, RelaySettings.Values settings, PrintStream err) {
         // The hook is in place before the relay claims its first lease: a SIGTERM that arrives while it
-        // starts waits for the start to finish and then hands the leases back, rather than letting the
+        // starts stops the process at once while the start holds nothing (its checks may wait for
+        // PostgreSQL or Kafka for up to startup-timeout), waits for the migrations to end, and waits for a
+        // relay being started to finish starting and then hands its leases back, rather than letting the
         // JVM exit with the shards still leased until they expire.
+        Logger log = LoggerFactory.getLogger(Main.class);
         AtomicReference<RelayProcess> running = new AtomicReference<>();
+        AtomicInteger startCode = new AtomicInteger(EXIT_FAILURE);
         CountDownLatch startDone = new CountDownLatch(1);
+        StartStop stop = new StartStop();
+        Duration startWait = settings.duration(RelaySettings.SHUTDOWN_TIMEOUT).plus(RelayProcess.CLOSE_MARGIN);
         Runtime.getRuntime()
                 .addShutdownHook(new Thread(
                         () -> {
+                            if (stop.request()) {
+                                log.info("outbox-relay stopped during its start; it had claimed nothing");
+                                halt(EXIT_OK);
+                            }
                             boolean clean;
                             try {
-                                startDone.await(5, TimeUnit.MINUTES);
+                                if (!awaitStart(startDone, stop, startWait, log)) {
+                                    log.error(
+                                            "outbox-relay: its start did not end within {} of the stop;"
+                                                    + " exiting anyway: leases it may hold expire after lease-duration",
+                                            Durations.format(startWait));
+                                    halt(EXIT_FAILURE);
+                                }
                                 RelayProcess started = running.get();
                                 if (started == null) {
-                                    return; // the start failed: its own exit code stands
+                                    // the start failed or was stopped, and said so: its exit code stands
+                                    halt(startCode.get());
                                 }
                                 clean = started.shutdown();
                             } catch (InterruptedException e) {
                                 Thread.currentThread().interrupt();
                                 clean = false;
                             }
-                            System.out.flush();
-                            System.err.flush();
                             // Without this the JVM reports 143 for SIGTERM; a graceful stop is a success.
-                            Runtime.getRuntime().halt(clean ? EXIT_OK : EXIT_FAILURE);
+                            halt(clean ? EXIT_OK : EXIT_FAILURE);
                         },
                         "outbox-relay-shutdown"));
-        RelayProcess process;
+        RelayProcess process = null;
         try {
-            process = RelayProcess.start(settings, cl.migrate());
+            process = RelayProcess.start(settings, cl.migrate(), stop);
             running.set(process);
+            startCode.set(EXIT_OK);
+        } catch (StartStop.Stopped e) {
+            log.info("outbox-relay stopped after its migrations, before it started (SIGTERM during the start)");
+            startCode.set(EXIT_OK);
+        } catch (RuntimeException e) {
+            // reported here, before the hook may halt the JVM with this exit code
+            startCode.set(report(e, err));
         } finally {
+            stop.enter(StartStop.Phase.ENDED);
             startDone.countDown();
         }
-        Logger log = LoggerFactory.getLogger(Main.class);
-        CountDownLatch forever = new CountDownLatch(1);
+        if (process == null) {
+            return startCode.get();
+        }
         log.info(
                 "outbox-relay[{}] running; SIGTERM stops it gracefully",
                 process.relay().instanceId());
+        CountDownLatch forever = new CountDownLatch(1);
         try {
             forever.await();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
         return process.shutdown() ? EXIT_OK : EXIT_FAILURE;
+    }
+
+    /**
+     * Waits for the start to end: for as long as it runs the migrations, and for {@code limit} of anything
+     * else (the relay's own start, which the process waits for only to hand its leases back).
+     *
+     * @return whether the start ended
+     */
+    private static boolean awaitStart(CountDownLatch startDone, StartStop stop, Duration limit, Logger log)
+            throws InterruptedException {
+        long waited = 0;
+        boolean toldMigrating = false;
+        while (!startDone.await(100, TimeUnit.MILLISECONDS)) {
+            if (stop.phase() == StartStop.Phase.MIGRATING) {
+                if (!toldMigrating) {
+                    toldMigrating = true;
+                    log.info("outbox-relay stopping: the migrations run to their end first (kill -9 stops them;"
+                            + " PostgreSQL rolls back the one in progress, a concurrent index build leaves an"
+                            + " invalid index that the next --migrate builds again)");
+                }
+                continue;
+            }
+            waited += 100;
+            if (waited >= limit.toMillis()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Halts the JVM with {@code code}: the shutdown hook's end, after its output is flushed. */
+    private static void halt(int code) {
+        System.out.flush();
+        System.err.flush();
+        Runtime.getRuntime().halt(code);
+    }
+
+    /** @return the exit code of {@code e}, reported on standard error (and the log, for an unexpected one) */
+    private static int report(RuntimeException e, PrintStream err) {
+        if (e instanceof CliException cli) {
+            err.println(cli.getMessage());
+            return cli.exitCode();
+        }
+        err.println("outbox-relay failed: " + RelayProcess.oneLine(String.valueOf(e)));
+        LoggerFactory.getLogger(Main.class).error("outbox-relay failed", e);
+        return EXIT_FAILURE;
     }
 
     /** @return the {@code --help} text */

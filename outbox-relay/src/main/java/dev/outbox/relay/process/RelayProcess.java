@@ -111,6 +111,16 @@ final class RelayProcess implements AutoCloseable {
      *     PostgreSQL, the schema or Kafka is not there
      */
     static RelayProcess start(RelaySettings.Values settings, boolean migrate) {
+        return start(settings, migrate, new StartStop());
+    }
+
+    /**
+     * {@link #start(RelaySettings.Values, boolean)}, telling {@code stop} where it is.
+     *
+     * @throws StartStop.Stopped when {@code stop} was asked to stop before the migrations or the relay's
+     *     start
+     */
+    static RelayProcess start(RelaySettings.Values settings, boolean migrate, StartStop stop) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(startupDeadlineMillis(settings));
         String schema = settings.string(SCHEMA);
         PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
@@ -135,6 +145,7 @@ final class RelayProcess implements AutoCloseable {
                     firstConnection(migrations, settings, deadline, "the migrations' pool");
                     // the migrations run as long as they need: that is no wait for PostgreSQL to answer
                     long began = System.nanoTime();
+                    stop.enter(StartStop.Phase.MIGRATING);
                     result = OutboxMigrations.migrate(migrations, schema, settings.integer(MIGRATE_SHARDS));
                     deadline += System.nanoTime() - began;
                 } finally {
@@ -150,6 +161,7 @@ final class RelayProcess implements AutoCloseable {
                         result.migrationsExecuted(),
                         schema,
                         result.schemaVersion());
+                stop.enter(StartStop.Phase.HOLDING_NOTHING);
             }
             checkSchema(pool, settings, deadline);
             checkKafka(settings, deadline);
@@ -186,6 +198,7 @@ final class RelayProcess implements AutoCloseable {
             new JvmThreadMetrics().bindTo(registry);
             new ProcessorMetrics().bindTo(registry);
             new UptimeMetrics().bindTo(registry);
+            stop.enter(StartStop.Phase.STARTING_RELAY);
             try {
                 relay.start();
             } catch (IllegalArgumentException e) {

@@ -1,0 +1,62 @@
+package dev.outbox.relay.process;
+
+/**
+ * Where the relay process's start is, for a SIGTERM that arrives during it. Until the start runs the
+ * migrations or starts the relay, it holds nothing another process or the database would miss (no
+ * lease, no membership, no transaction): the process may stop at once, however long its checks would
+ * still wait for PostgreSQL or Kafka. The migrations and the relay's own start are waited for; a stop
+ * asked for during the migrations ends the start once they are done.
+ */
+final class StartStop {
+    /** What the start is doing. */
+    enum Phase {
+        /** Checking, building: nothing to hand back or finish, the process may exit at any moment. */
+        HOLDING_NOTHING,
+        /** Applying the migrations. */
+        MIGRATING,
+        /** Starting the relay, which claims leases. */
+        STARTING_RELAY,
+        /** The start has ended, started or failed. */
+        ENDED
+    }
+
+    private Phase phase = Phase.HOLDING_NOTHING;
+    private boolean requested;
+
+    /**
+     * Asks the start to stop.
+     *
+     * @return whether the process may exit at once: the start holds nothing and will not go further (it
+     *     throws {@link Stopped} at its next step)
+     */
+    synchronized boolean request() {
+        requested = true;
+        return phase == Phase.HOLDING_NOTHING;
+    }
+
+    /** @return what the start is doing */
+    synchronized Phase phase() {
+        return phase;
+    }
+
+    /**
+     * Enters {@code next}; called by the start's thread before each step that holds something.
+     *
+     * @throws Stopped when a stop was asked for: the start ends here, before {@code next}
+     */
+    synchronized void enter(Phase next) {
+        if (requested && next != Phase.ENDED) {
+            throw new Stopped();
+        }
+        phase = next;
+    }
+
+    /** The start ended because a stop was asked for. */
+    static final class Stopped extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        Stopped() {
+            super("stopped during the start (SIGTERM)", null, false, false);
+        }
+    }
+}
