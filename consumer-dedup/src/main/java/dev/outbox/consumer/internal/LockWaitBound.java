@@ -1,5 +1,7 @@
 package dev.outbox.consumer.internal;
 
+import dev.outbox.core.internal.SqlStates;
+
 /**
  * The bound on how long an insert of a processed id waits for a row another transaction holds (the
  * same message id inserted and not committed yet), as SQL sent around the statement in one round
@@ -19,7 +21,7 @@ public final class LockWaitBound {
     public static final String TIMEOUT = "2s";
 
     /** SQLState of a lock wait that went past its bound ({@code lock_not_available}). */
-    public static final String SQLSTATE = "55P03";
+    public static final String SQLSTATE = SqlStates.LOCK_NOT_AVAILABLE;
 
     /** Sent before the statement; returns one row. */
     public static final String BEFORE = "select set_config('outbox.lock_timeout', t, true),"

@@ -36,7 +36,9 @@ final class SqlErrors {
      */
     static boolean isContention(Throwable failure) {
         String state = SqlStates.of(failure);
-        return "55P03".equals(state) || "40001".equals(state) || "40P01".equals(state);
+        return SqlStates.LOCK_NOT_AVAILABLE.equals(state)
+                || SqlStates.SERIALIZATION_FAILURE.equals(state)
+                || SqlStates.DEADLOCK_DETECTED.equals(state);
     }
 
     /**
@@ -47,7 +49,7 @@ final class SqlErrors {
      *     whereas a handler's 57014 may be a slow query and stays the handler's failure
      */
     static boolean isClaimWait(Throwable failure) {
-        return isContention(failure) || "57014".equals(SqlStates.of(failure));
+        return isContention(failure) || SqlStates.QUERY_CANCELED.equals(SqlStates.of(failure));
     }
 
     /**
@@ -57,20 +59,20 @@ final class SqlErrors {
      *     wait between statements recurs (a handler waiting on something else, a paused process)
      */
     static boolean isIdleSessionEnded(Throwable failure) {
-        return "25P03".equals(SqlStates.of(failure));
+        return SqlStates.IDLE_IN_TRANSACTION_TIMEOUT.equals(SqlStates.of(failure));
     }
 
     static boolean isTransientState(String state) {
         if (state == null || state.length() != 5) {
             return false;
         }
-        return state.startsWith("08")
+        return state.startsWith(SqlStates.CONNECTION_EXCEPTION_CLASS)
                 || state.startsWith("40")
                 || state.startsWith("53")
                 || state.equals("57P01")
                 || state.equals("57P02")
                 || state.equals("57P03")
-                || state.equals("55P03");
+                || state.equals(SqlStates.LOCK_NOT_AVAILABLE);
     }
 
     /** @return the SQLState of the first SQLException in the chain, or null */

@@ -8,6 +8,24 @@ import java.sql.SQLException;
  */
 public final class SqlStates {
 
+    /** {@code lock_not_available}: a lock wait went past {@code lock_timeout}, or a {@code nowait} lock was taken. */
+    public static final String LOCK_NOT_AVAILABLE = "55P03";
+
+    /** {@code query_canceled}: the statement ran past {@code statement_timeout}, or was cancelled. */
+    public static final String QUERY_CANCELED = "57014";
+
+    /** {@code idle_in_transaction_session_timeout}: the server ended a session idle in its transaction. */
+    public static final String IDLE_IN_TRANSACTION_TIMEOUT = "25P03";
+
+    /** {@code serialization_failure}. */
+    public static final String SERIALIZATION_FAILURE = "40001";
+
+    /** {@code deadlock_detected}. */
+    public static final String DEADLOCK_DETECTED = "40P01";
+
+    /** Class 08, {@code connection_exception}: the connection was refused, lost or broken. */
+    public static final String CONNECTION_EXCEPTION_CLASS = "08";
+
     /** Cause chains deeper than this are cut: a cycle that does not go through itself ends here. */
     private static final int MAX_DEPTH = 32;
 

@@ -207,15 +207,17 @@ public final class Main {
      */
     private static RuntimeException timedOut(RuntimeException e, Duration adminTimeout) {
         String state = SqlStates.of(e);
-        if (state == null || !(state.equals("57014") || state.startsWith("08"))) {
+        if (state == null
+                || !(state.equals(SqlStates.QUERY_CANCELED)
+                        || state.startsWith(SqlStates.CONNECTION_EXCEPTION_CLASS))) {
             return e;
         }
         return CliException.unavailable(
-                (state.equals("57014")
+                (state.equals(SqlStates.QUERY_CANCELED)
                                 ? "A statement of the command ran longer than "
                                 : "PostgreSQL stopped answering or the connection broke (within ")
                         + Durations.format(adminTimeout)
-                        + (state.equals("57014") ? "" : " of a statement's start")
+                        + (state.equals(SqlStates.QUERY_CANCELED) ? "" : " of a statement's start")
                         + ", setting admin-timeout, " + RelaySettings.ADMIN_TIMEOUT.envVar()
                         + "): " + RelayProcess.oneLine(String.valueOf(e.getMessage())) + " [SQLState " + state
                         + "]. Check that the database answers and what locks the outbox tables; raise admin-timeout"

@@ -44,11 +44,6 @@ import org.slf4j.LoggerFactory;
 /** {@link IdempotencyStore} on jOOQ and PostgreSQL. */
 public final class JooqIdempotencyStore implements IdempotencyStore {
     private static final Logger LOG = LoggerFactory.getLogger(JooqIdempotencyStore.class);
-    private static final String LOCK_NOT_AVAILABLE = "55P03";
-    /** PostgreSQL cancelled a statement: its statement_timeout passed (or someone cancelled it). */
-    private static final String QUERY_CANCELED = "57014";
-    /** PostgreSQL ended a session idle in its transaction longer than idle_in_transaction_session_timeout. */
-    private static final String IDLE_IN_TRANSACTION_TIMEOUT = "25P03";
     /** The stored scope of a store with an application: {@code app:<application> <scope>}. */
     private static final String APPLICATION_SCOPE = "app:";
     /** Rounds of insert / find / delete-expired before giving up with 409; each round needs a racing writer. */
@@ -282,12 +277,12 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
         String what;
         long limit;
         String setting;
-        if (IDLE_IN_TRANSACTION_TIMEOUT.equals(state)) {
+        if (SqlStates.IDLE_IN_TRANSACTION_TIMEOUT.equals(state)) {
             limit = hold.idleMillis;
             setting = "idle_in_transaction_session_timeout";
             what = "it sat idle in its transaction (between two statements: the handler waited on another system, a"
                     + " lock of the application's or a stalled thread) longer than";
-        } else if (QUERY_CANCELED.equals(state) && heldMillis >= hold.statementMillis) {
+        } else if (SqlStates.QUERY_CANCELED.equals(state) && heldMillis >= hold.statementMillis) {
             limit = hold.statementMillis;
             setting = "statement_timeout";
             what = "one of its statements ran longer than";
@@ -402,7 +397,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
         } catch (RuntimeException e) {
             // the SQLState wherever it is in the cause chain: a DSLContext may translate jOOQ's exception into
             // another (Spring Boot's jOOQ auto-configuration throws Spring's CannotAcquireLockException)
-            if (LOCK_NOT_AVAILABLE.equals(SqlStates.of(e))) {
+            if (SqlStates.LOCK_NOT_AVAILABLE.equals(SqlStates.of(e))) {
                 // the transaction is aborted; roll it back, hand the connection back, and look again later
                 throw new Rollback(HELD);
             }
@@ -475,7 +470,7 @@ public final class JooqIdempotencyStore implements IdempotencyStore {
         try {
             stored = dsl.transactionResult(cfg -> insertAnswered(cfg, request, scope, response));
         } catch (RuntimeException e) {
-            if (!LOCK_NOT_AVAILABLE.equals(SqlStates.of(e))) {
+            if (!SqlStates.LOCK_NOT_AVAILABLE.equals(SqlStates.of(e))) {
                 failed.increment();
                 if (commitFailure == null) {
                     throw e;
