@@ -34,8 +34,8 @@ import org.jooq.DSLContext;
  *
  * <p>An append is one INSERT and nothing else: it does not notify the relay, which finds new rows
  * by probing the outbox every few milliseconds, so the producer's commit costs what a hand-written
- * INSERT costs. The first append of each {@code Outbox} also reads the installed shard count once
- * (one more statement, in that append's transaction): build one {@code Outbox} and share it.
+ * INSERT costs. The first append of each {@code Outbox} on a database also reads the installed shard
+ * count once (one more statement, in that append's transaction): build one {@code Outbox} and share it.
  * {@link Builder#notifyInTransaction(boolean)} restores a {@code pg_notify} per append for relays
  * that LISTEN (see ENGINE.md, "Wake-up"). Thread-safe.
  */
@@ -244,7 +244,8 @@ public interface Outbox {
          *     messages that carry none of their own get it. Default: when the OpenTelemetry API ({@code
          *     io.opentelemetry:opentelemetry-api}) is on the class path, the {@code traceparent} and
          *     {@code tracestate} of the current OpenTelemetry span, taken at append; else none. Setting
-         *     a supplier replaces the OpenTelemetry capture.
+         *     a supplier replaces the OpenTelemetry capture. A supplier that gives a malformed value or
+         *     throws does not fail the append: the message goes without an inherited trace, with one WARN.
          * @return this builder
          * @throws NullPointerException when it is null
          */

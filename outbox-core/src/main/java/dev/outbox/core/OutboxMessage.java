@@ -41,8 +41,9 @@ public record OutboxMessage(
     private static final String ZEROS = "0".repeat(32);
 
     /**
-     * @throws NullPointerException when topic, type, contentType or headers is null
-     * @throws IllegalArgumentException when the topic or type is empty, the topic is not a valid
+     * @throws NullPointerException when topic, type, contentType or headers is null, or a header has a
+     *     null name or value
+     * @throws IllegalArgumentException when the topic or type is empty, the content type blank, the topic is not a valid
      *     Kafka topic name, the key is longer than {@link #MAX_KEY_BYTES} in UTF-8, a string holds a
      *     NUL character (PostgreSQL's text cannot) or a lone UTF-16 surrogate (it has no UTF-8 form), a
      *     header name is reserved, {@code traceparent} or {@code tracestate} is spelt in another case,
@@ -62,6 +63,10 @@ public record OutboxMessage(
             throw new IllegalArgumentException(
                     "type may not be empty; name the message type, e.g. the schema's full name");
         }
+        if (contentType.isBlank()) {
+            throw new IllegalArgumentException("contentType may not be blank: consumers choose their decoder by it;"
+                    + " give the payload's media type, e.g. application/json");
+        }
         if (key != null) {
             if (key.length() > MAX_KEY_BYTES / 3 && utf8Length(key) > MAX_KEY_BYTES) {
                 throw new IllegalArgumentException("key is " + utf8Length(key) + " bytes in UTF-8, more than "
@@ -73,6 +78,7 @@ public record OutboxMessage(
         requireStorable(type, "type");
         requireStorable(contentType, "contentType");
         for (var e : headers.entrySet()) {
+            Objects.requireNonNull(e.getKey(), "headers may not have a null name");
             if (OutboxHeaders.isReserved(e.getKey())) {
                 throw new IllegalArgumentException("header '" + e.getKey()
                         + "' is set by the relay itself (names are compared without regard to case; the"
@@ -211,6 +217,9 @@ public record OutboxMessage(
      * @param name header name
      * @param value header value
      * @return a copy with the header added or replaced
+     * @throws NullPointerException when the name or the value is null
+     * @throws IllegalArgumentException when the name is reserved, or the value not storable (see the
+     *     constructor)
      */
     public OutboxMessage withHeader(String name, String value) {
         Map<String, String> h = new LinkedHashMap<>(headers);

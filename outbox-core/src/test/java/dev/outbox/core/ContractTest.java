@@ -72,6 +72,16 @@ class ContractTest {
         }
         assertThatThrownBy(() -> OutboxMessage.of("t", "k", "", "c", new byte[0]))
                 .hasMessageContaining("type may not be empty");
+        for (String blank : new String[] {"", " "}) {
+            assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", blank, new byte[0]))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("contentType may not be blank");
+        }
+        java.util.Map<String, String> nullName = new java.util.HashMap<>();
+        nullName.put(null, "v");
+        assertThatThrownBy(() -> new OutboxMessage(null, "t", "k", "x", "c", null, nullName))
+                .isInstanceOf(NullPointerException.class)
+                .hasMessage("headers may not have a null name");
         assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withHeader(OutboxHeaders.MESSAGE_ID, "x"))
                 .hasMessageContaining("set by the relay itself");
         assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withTraceparent("nope"))

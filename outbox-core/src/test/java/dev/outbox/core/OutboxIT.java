@@ -167,6 +167,132 @@ class OutboxIT {
     }
 
     /**
+     * A batch append that fails does not carry the rows' values into the exception: pgjdbc's message of a
+     * failed batch holds the whole statement with every bound value (payload in hex, key, headers), which the
+     * caller's log would then hold (card numbers, personal data, megabytes of payload). The failure keeps its
+     * SQLState (here 23505, a message id appended twice) and the server's own message; before, the
+     * exception's message and its cause's held the key and the payload.
+     */
+    @Test
+    void aFailedBatchAppendDoesNotCarryTheRowsValues(TestDatabase db) throws Exception {
+        String secretKey = "card-4111111111111111";
+        byte[] payload = new byte[4096];
+        for (int i = 0; i < payload.length; i += 4) {
+            payload[i] = (byte) 0xCA;
+            payload[i + 1] = (byte) 0xFE;
+            payload[i + 2] = (byte) 0xBA;
+            payload[i + 3] = (byte) 0xBE;
+        }
+        OutboxMessage first = OutboxMessage.of("orders", secretKey, "Raw", "application/octet-stream", payload)
+                .withMessageId(MessageIds.next())
+                .withHeader("x-pan", "4111111111111111");
+        OutboxMessage other = OutboxMessage.of("orders", secretKey, "Raw", "application/octet-stream", payload);
+        DSLContext dsl = db.dsl();
+        dsl.transaction(tx -> outbox.append(tx.dsl(), first));
+
+        Throwable viaJooq = org.assertj.core.api.Assertions.catchThrowable(
+                () -> dsl.transaction(tx -> outbox.appendAll(tx.dsl(), List.of(other, first))));
+        assertThat(viaJooq).isInstanceOf(IntegrityConstraintViolationException.class);
+        assertThat(((DataAccessException) viaJooq).sqlState()).isEqualTo("23505");
+        assertThat(viaJooq).hasMessageContaining("the batch insert of 2 messages failed");
+        assertCarriesNoValues(viaJooq, "4111111111111111", "cafebabe");
+
+        try (Connection c = db.connect()) {
+            c.setAutoCommit(false);
+            Throwable viaJdbc =
+                    org.assertj.core.api.Assertions.catchThrowable(() -> outbox.appendAll(c, List.of(other, first)));
+            assertThat(viaJdbc).isInstanceOf(SQLException.class);
+            assertThat(((SQLException) viaJdbc).getSQLState()).isEqualTo("23505");
+            assertCarriesNoValues(viaJdbc, "4111111111111111", "cafebabe");
+            c.rollback();
+        }
+        assertThat(dsl.fetchCount(OUTBOX_MESSAGE, OUTBOX_MESSAGE.MESSAGE_KEY.eq(secretKey)))
+                .isOne();
+    }
+
+    private static void assertCarriesNoValues(Throwable failure, String... values) {
+        int depth = 0;
+        for (Throwable t = failure; t != null && depth < 16; t = t.getCause(), depth++) {
+            for (String value : values) {
+                assertThat(String.valueOf(t.getMessage()).toLowerCase(java.util.Locale.ROOT))
+                        .as("the message of %s", t.getClass().getName())
+                        .doesNotContain(value);
+            }
+            if (t instanceof SQLException sql && sql.getNextException() != null) {
+                for (String value : values) {
+                    assertThat(String.valueOf(sql.getNextException().getMessage()))
+                            .doesNotContain(value);
+                }
+            }
+        }
+    }
+
+    /**
+     * G1 and G3 against misconfiguration, for one Outbox shared by the pools of two databases (one per
+     * tenant, say) installed with different shard counts: each database's count is checked at its first
+     * append. Before, only the first database was checked, and appends to the second were spread over the
+     * wrong shards without a word: a key's messages in another shard than its other producers put them,
+     * their order lost.
+     */
+    @Test
+    void oneOutboxOverTwoDatabasesChecksTheShardCountOfEach(TestDatabase db) {
+        try (TestDatabase other = TestDatabase.create()) {
+            OutboxMigrations.migrate(db.dataSource(), "tenant", 4);
+            OutboxMigrations.migrate(other.dataSource(), "tenant", 8);
+            Outbox shared = Outbox.builder().schema("tenant").shards(4).build();
+            OutboxMessage message = OutboxMessage.of("orders", "k", "Raw", "application/octet-stream", null);
+            DSLContext first = OutboxMigrations.dsl(db.dataSource(), "tenant");
+            first.transaction(tx -> shared.append(tx.dsl(), message));
+            DSLContext second = OutboxMigrations.dsl(other.dataSource(), "tenant");
+            assertThatThrownBy(() -> second.transaction(tx -> shared.append(tx.dsl(), message)))
+                    .isInstanceOf(IllegalStateException.class)
+                    .hasMessageContaining("spreads keys over 4 shards")
+                    .hasMessageContaining("installed with 8");
+            assertThat(second.fetchCount(org.jooq.impl.DSL.table("tenant.outbox_message")))
+                    .isZero();
+        }
+    }
+
+    /**
+     * A lease table with as many rows as the Outbox has shards, but not numbered 0 to n-1 (a row edited
+     * by hand), is refused: no relay leases a shard without its row, so a message on it would never be
+     * published (G1). Only the count was checked before.
+     */
+    @Test
+    void aLeaseTableNumberedOtherThanFromZeroIsRefused(TestDatabase db) {
+        OutboxMigrations.migrate(db.dataSource(), "renumbered", 4);
+        DSLContext dsl = OutboxMigrations.dsl(db.dataSource(), "renumbered");
+        dsl.execute("update renumbered.outbox_shard_lease set shard = 4 where shard = 3");
+        Outbox producer = Outbox.builder().schema("renumbered").shards(4).build();
+        assertThatThrownBy(() -> dsl.transaction(tx -> producer.append(
+                        tx.dsl(), OutboxMessage.of("orders", "k", "Raw", "application/octet-stream", null))))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("numbered 0 to 4")
+                .hasMessageContaining("not 0 to 3");
+    }
+
+    /**
+     * A traceparent supplier that throws (a request-scoped lookup called outside a request) does not fail
+     * the business transaction: the message is appended without an inherited trace, as with a malformed
+     * value. Before, the supplier's exception rolled the transaction back.
+     */
+    @Test
+    void aTraceparentSupplierThatThrowsIsIgnored(TestDatabase db) {
+        Outbox traced = Outbox.builder()
+                .traceparent(() -> {
+                    throw new IllegalStateException("No thread-bound request found");
+                })
+                .build();
+        DSLContext dsl = db.dsl();
+        UUID id = dsl.transactionResult(
+                tx -> traced.append(tx.dsl(), OutboxMessage.of("orders", "o-3", "t", "text/plain", new byte[1])));
+        var row = dsl.selectFrom(OUTBOX_MESSAGE)
+                .where(OUTBOX_MESSAGE.MESSAGE_ID.eq(id))
+                .fetchSingle();
+        assertThat(row.getHeaders().data()).doesNotContain("traceparent");
+    }
+
+    /**
      * A lease table without rows (deleted, or a schema copied without its data) is named as such; the error
      * suggested shards(0), which the builder refuses.
      */

@@ -30,6 +30,10 @@ public final class Durations {
         if (d.isZero()) {
             return "0s";
         }
+        if (d.getSeconds() >= Long.MAX_VALUE / 1000) {
+            // past what milliseconds hold: a value far beyond any valid setting, named in whole days
+            return d.toDays() + "d";
+        }
         StringBuilder out = new StringBuilder();
         long ms = d.toMillis();
         for (int i = 0; i < UNIT_MILLIS.length; i++) {

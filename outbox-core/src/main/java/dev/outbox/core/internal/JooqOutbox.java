@@ -6,6 +6,7 @@ import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.OutboxMessage;
 import dev.outbox.core.Shards;
 import dev.outbox.schemas.AvroCodec;
+import java.sql.BatchUpdateException;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -15,8 +16,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.TreeSet;
 import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Supplier;
 import java.util.stream.Collectors;
 import org.apache.avro.generic.GenericContainer;
@@ -50,8 +53,12 @@ public final class JooqOutbox implements Outbox {
     private final String channel;
     private final String insertSql;
     private final String shardCountSql;
-    /** Set once the install's shard count was found equal to {@link #shards}; checked once per instance. */
-    private volatile boolean shardCountChecked;
+    /**
+     * The databases (by connection URL) whose install was found with {@link #shards} shards, 0 to {@code
+     * shards - 1}: checked once per database, so that an Outbox shared by the pools of several databases
+     * checks each.
+     */
+    private final Set<String> shardCountChecked = ConcurrentHashMap.newKeySet();
 
     public JooqOutbox(
             String schema, int shards, AvroCodec codec, Supplier<String> traceparent, boolean notifyInTransaction) {
@@ -65,7 +72,8 @@ public final class JooqOutbox implements Outbox {
         this.insertSql =
                 "insert into " + schema + ".outbox_message (message_id, shard, topic, message_key, message_type,"
                         + " content_type, headers, payload) values (?, ?, ?, ?, ?, ?, ?::jsonb, ?)";
-        this.shardCountSql = "select count(*) from " + schema + ".outbox_shard_lease";
+        this.shardCountSql = "select count(*), coalesce(min(shard), 0), coalesce(max(shard), -1) from " + schema
+                + ".outbox_shard_lease";
     }
 
     @Override
@@ -127,8 +135,10 @@ public final class JooqOutbox implements Outbox {
                             + " would commit on its own, apart from the business write. Call it inside dsl.transaction(cfg -> ...)"
                             + " with cfg.dsl(), or on a connection with autocommit off.");
         }
-        if (!shardCountChecked) {
+        String database = Objects.requireNonNullElse(tx.getMetaData().getURL(), "");
+        if (!shardCountChecked.contains(database)) {
             checkShardCount(tx);
+            shardCountChecked.add(database);
         }
         String inheritedTrace = inheritedTrace();
         List<UUID> ids = new ArrayList<>(messages.size());
@@ -160,7 +170,11 @@ public final class JooqOutbox implements Outbox {
                 }
             }
             if (batch) {
-                ps.executeBatch();
+                try {
+                    ps.executeBatch();
+                } catch (BatchUpdateException e) {
+                    throw batchFailure(e, messages.size());
+                }
             } else {
                 ps.executeUpdate();
             }
@@ -183,7 +197,23 @@ public final class JooqOutbox implements Outbox {
      * header must not fail the business transaction, and W3C has receivers drop what they cannot parse.
      */
     private String inheritedTrace() {
-        String value = traceparent.get();
+        String value;
+        try {
+            value = traceparent.get();
+        } catch (RuntimeException e) {
+            // e.g. a request-scoped lookup called outside a request
+            if (!invalidTraceReported) {
+                invalidTraceReported = true;
+                LOG.warn(
+                        "the traceparent supplier threw {}; messages are appended without an inherited trace"
+                                + " (reported once; later ones at DEBUG)",
+                        e.toString(),
+                        e);
+            } else {
+                LOG.debug("the traceparent supplier threw {}", e.toString());
+            }
+            return null;
+        }
         if (value == null || OutboxMessage.isTraceparent(value)) {
             return value;
         }
@@ -207,18 +237,22 @@ public final class JooqOutbox implements Outbox {
     }
 
     /**
-     * Compares {@link #shards} with the install's shard count (the rows of the lease table), once per
-     * instance, in the caller's transaction. A producer with another count than the install maps keys
+     * Compares {@link #shards} with the install's shard count (the rows of the lease table, numbered 0 to
+     * {@code shards - 1}), once per database, in the caller's transaction. A producer with another count than the install maps keys
      * to other shards than the relay and the other producers expect: with more, its rows could land on
      * shards no relay leases; with fewer, one key's messages could sit in two shards and lose their
      * order. Either way the append fails here, before anything is written.
      */
     private void checkShardCount(Connection tx) throws SQLException {
         int installed;
+        int lowest;
+        int highest;
         try (PreparedStatement ps = tx.prepareStatement(shardCountSql);
                 ResultSet rs = ps.executeQuery()) {
             rs.next();
             installed = rs.getInt(1);
+            lowest = rs.getInt(2);
+            highest = rs.getInt(3);
         } catch (SQLException e) {
             throw new SQLException(
                     "reading the installed shard count (" + shardCountSql + ") failed: " + e.getMessage()
@@ -241,7 +275,30 @@ public final class JooqOutbox implements Outbox {
                             + " Outbox.builder().shards(" + installed
                             + "), the outbox_shards value the migrations were installed with");
         }
-        shardCountChecked = true;
+        if (lowest != 0 || highest != shards - 1) {
+            throw new IllegalStateException("the outbox in schema " + schema + " has " + installed + " shards, but"
+                    + " numbered " + lowest + " to " + highest + " in " + schema + ".outbox_shard_lease, not 0 to "
+                    + (shards - 1) + ": no relay leases a shard without its row, so messages appended to it would"
+                    + " never be published; restore one row per shard, 0 to " + (shards - 1)
+                    + ", as the migrations insert them");
+        }
+    }
+
+    /**
+     * @return the failure of a batch insert without the rows' values: the driver's message of a failed batch
+     *     holds the whole statement with every bound value of the row (its payload in hex, its key and
+     *     headers), which would land in the application's logs; the server's error for it does not
+     */
+    private static SQLException batchFailure(BatchUpdateException e, int size) {
+        SQLException server = e.getNextException();
+        String what = "the batch insert of " + size + " messages failed";
+        if (server == null) {
+            return new SQLException(
+                    what + " (SQLState " + e.getSQLState() + "; the driver's message is left out: it holds the rows'"
+                            + " values)",
+                    e.getSQLState());
+        }
+        return new SQLException(what + ": " + server.getMessage(), server.getSQLState(), server);
     }
 
     /**

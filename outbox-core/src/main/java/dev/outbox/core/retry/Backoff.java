@@ -22,7 +22,8 @@ public record Backoff(Duration base, Duration cap) {
 
     /**
      * @throws NullPointerException when an argument is null
-     * @throws IllegalArgumentException when {@code base} is not positive or {@code cap < base}
+     * @throws IllegalArgumentException when {@code base} is not positive, {@code cap < base} or {@code cap}
+     *     is longer than {@link #MAX_CAP}
      */
     public Backoff {
         Objects.requireNonNull(base, "base may not be null");
@@ -34,7 +35,14 @@ public record Backoff(Duration base, Duration cap) {
             throw new IllegalArgumentException(
                     "cap (" + Durations.format(cap) + ") must be at least base (" + Durations.format(base) + ")");
         }
+        if (cap.compareTo(MAX_CAP) > 0) {
+            throw new IllegalArgumentException("cap (" + Durations.format(cap) + ") must be at most "
+                    + Durations.format(MAX_CAP) + "; a longer wait between retries is no retry");
+        }
     }
+
+    /** The longest cap: a day. Delays are computed in nanoseconds, which hold up to 292 years. */
+    public static final Duration MAX_CAP = Duration.ofDays(1);
 
     /**
      * @param base see {@link #base()}

@@ -21,6 +21,9 @@ import java.util.function.LongSupplier;
 public final class RetryBudget {
     private static final int BUCKETS = 10;
 
+    /** The longest window: a day. A budget bounds the retries of recent traffic. */
+    public static final Duration MAX_WINDOW = Duration.ofDays(1);
+
     private final double ratio;
     private final int minRetriesPerSecond;
     private final long bucketNanos;
@@ -42,7 +45,7 @@ public final class RetryBudget {
     /**
      * @param ratio retries allowed per request, in {@code [0, 1]}, e.g. 0.1 for 10 %
      * @param minRetriesPerSecond retries always allowed per second of window, at least 0
-     * @param window the sliding window, at least 1 second
+     * @param window the sliding window, at least 1 second and at most {@link #MAX_WINDOW}
      * @return a budget on the system clock
      * @throws IllegalArgumentException for a value outside its range
      */
@@ -65,9 +68,9 @@ public final class RetryBudget {
             throw new IllegalArgumentException("minRetriesPerSecond must be at least 0, got " + minRetriesPerSecond);
         }
         Objects.requireNonNull(window, "window may not be null");
-        if (window.compareTo(Duration.ofSeconds(1)) < 0) {
-            throw new IllegalArgumentException(
-                    "retry budget window must be at least 1s, got " + Durations.format(window));
+        if (window.compareTo(Duration.ofSeconds(1)) < 0 || window.compareTo(MAX_WINDOW) > 0) {
+            throw new IllegalArgumentException("retry budget window must be between 1s and "
+                    + Durations.format(MAX_WINDOW) + ", got " + Durations.format(window));
         }
         return new RetryBudget(
                 ratio, minRetriesPerSecond, window, Objects.requireNonNull(nanoClock, "nanoClock may not be null"));

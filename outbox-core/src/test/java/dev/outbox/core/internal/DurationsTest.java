@@ -19,6 +19,12 @@ class DurationsTest {
         assertThat(Durations.format(Duration.ofSeconds(-5))).isEqualTo("-5s");
     }
 
+    /** A duration past what milliseconds hold, given for "no limit", is named in an error rather than overflowing. */
+    @Test
+    void writesADurationBeyondMillisecondsInDays() {
+        assertThat(Durations.format(Duration.ofSeconds(Long.MAX_VALUE))).isEqualTo(Long.MAX_VALUE / 86_400 + "d");
+    }
+
     @Test
     void writesBelowAMillisecondAsADecimal() {
         assertThat(Durations.format(Duration.ofNanos(500_000))).isEqualTo("0.5ms");

@@ -47,6 +47,12 @@ class BackoffTest {
         assertThatThrownBy(() -> Backoff.of(Duration.ofSeconds(2), Duration.ofSeconds(1)))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("cap (1s) must be at least base (2s)");
+        // written for "no cap", it overflowed at the first delay (ArithmeticException) rather than here
+        assertThatThrownBy(() -> Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(Long.MAX_VALUE)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("must be at most 1d");
+        assertThat(Backoff.of(Duration.ofMillis(100), Backoff.MAX_CAP).delay(100))
+                .isLessThanOrEqualTo(Backoff.MAX_CAP);
         assertThatThrownBy(() -> backoff.ceiling(-1)).isInstanceOf(IllegalArgumentException.class);
         assertThatThrownBy(() -> Backoff.of(null, Duration.ofSeconds(1))).isInstanceOf(NullPointerException.class);
     }

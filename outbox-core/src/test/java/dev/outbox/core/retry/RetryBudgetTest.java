@@ -60,6 +60,9 @@ class RetryBudgetTest {
                 .hasMessageContaining("minRetriesPerSecond");
         assertThatThrownBy(() -> RetryBudget.of(0.1, 1, Duration.ofMillis(10)))
                 .isInstanceOf(IllegalArgumentException.class)
-                .hasMessageContaining("window must be at least 1s");
+                .hasMessageContaining("window must be between 1s and 1d, got 10ms");
+        assertThatThrownBy(() -> RetryBudget.of(0.1, 1, Duration.ofSeconds(Long.MAX_VALUE)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("window must be between 1s and 1d");
     }
 }
