@@ -14,6 +14,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
+import java.util.StringJoiner;
 import java.util.function.Predicate;
 
 /** What the rules ask of compiled code: calls by owner and name, annotations, the escape hatch. */
@@ -22,24 +23,44 @@ final class Code {
 
     /**
      * A set of methods: owner type (the call's target owner must be assignable to it) and names; an
-     * empty name set means every method of that owner, a name ending in {@code *} a prefix.
+     * empty name set means every method of that owner, a name ending in {@code *} a prefix, a name
+     * with its parameter types ({@code execute(java.lang.String)}: fully qualified raw types,
+     * separated by commas without spaces) that one overload.
      */
     record Api(String owner, Set<String> names) {
         boolean matches(AccessTarget.CodeUnitAccessTarget target) {
             // the name first: it is cheap, the owner's hierarchy is not
-            return nameMatches(target.getName()) && ownerMatches(target.getOwner());
+            return nameMatches(target) && ownerMatches(target.getOwner());
         }
 
-        private boolean nameMatches(String name) {
+        private boolean nameMatches(AccessTarget.CodeUnitAccessTarget target) {
             if (names.isEmpty()) {
                 return true;
             }
+            String name = target.getName();
             for (String n : names) {
-                if (n.endsWith("*") ? name.startsWith(n.substring(0, n.length() - 1)) : name.equals(n)) {
+                boolean matches;
+                if (n.endsWith("*")) {
+                    matches = name.startsWith(n.substring(0, n.length() - 1));
+                } else if (n.endsWith(")")) {
+                    matches = n.startsWith(name + "(") && n.equals(signature(target));
+                } else {
+                    matches = name.equals(n);
+                }
+                if (matches) {
                     return true;
                 }
             }
             return false;
+        }
+
+        /** @return {@code name(first.Type,second.Type)} of {@code target} */
+        private static String signature(AccessTarget.CodeUnitAccessTarget target) {
+            StringJoiner parameters = new StringJoiner(",", target.getName() + "(", ")");
+            for (JavaClass type : target.getRawParameterTypes()) {
+                parameters.add(type.getName());
+            }
+            return parameters.toString();
         }
 
         private boolean ownerMatches(JavaClass type) {

@@ -93,10 +93,14 @@ public final class IdempotencyRules {
     private static final List<Code.Api> IDEMPOTENT_SEND =
             List.of(Code.api("dev.outbox.http.client.IdempotentHttpClient", "send*"));
 
-    /** One call that sends a POST or PATCH through a client that neither keys nor budgets it. */
+    /**
+     * One call that sends a POST or PATCH through a client that neither keys nor budgets it. Owners
+     * are interfaces where the library has one, so that a call through the interface is seen as well
+     * as one through its implementations ({@code RestOperations} covers {@code RestTemplate}).
+     */
     private static final List<Code.Api> DIRECT_NON_IDEMPOTENT = List.of(
             Code.api(
-                    "org.springframework.web.client.RestTemplate",
+                    "org.springframework.web.client.RestOperations",
                     "postForObject",
                     "postForEntity",
                     "postForLocation",
@@ -147,11 +151,13 @@ public final class IdempotencyRules {
      *       java.net.http.HttpClient.send/sendAsync}; or builds one in a class none of whose code
      *       sends through {@code IdempotentHttpClient} (built here, sent elsewhere by a plain
      *       client);
-     *   <li>any call of Spring's {@code RestTemplate.postFor* / patchForObject}, {@code
+     *   <li>any call of Spring's {@code RestOperations.postFor* / patchForObject} (on {@code
+     *       RestTemplate} or the interface), {@code
      *       RestClient.post/patch}, {@code WebClient.post/patch}, OkHttp's {@code
      *       Request.Builder.post/patch} or Apache HttpClient's {@code HttpPost/HttpPatch};
      *   <li>a method that names {@code HttpMethod.POST} or {@code PATCH} (or builds a {@code
-     *       RequestEntity.post/patch}) and calls {@code RestTemplate.exchange/execute}, {@code
+     *       RequestEntity.post/patch}) and calls {@code RestOperations.exchange/execute} (on {@code
+     *       RestTemplate} or the interface), {@code
      *       RestClient.method}, {@code WebClient.method} or {@code
      *       ClientHttpRequestFactory.createRequest};
      *   <li>a POST or PATCH method of an interface client: a Spring HTTP interface ({@code
@@ -629,12 +635,26 @@ public final class IdempotencyRules {
 
     // ---------------------------------------------------------------- listeners and dedup
 
+    /**
+     * What makes a method a listener, directly or through an annotation of the method that carries
+     * one (Spring Kafka reads both): {@code @KafkaListener}, {@code @KafkaHandler}, and {@code
+     * @KafkaListeners}, the container the compiler stores for a repeated {@code @KafkaListener}.
+     */
     private static final Set<String> LISTENER_ANNOTATIONS = Set.of(
-            "org.springframework.kafka.annotation.KafkaListener", "org.springframework.kafka.annotation.KafkaHandler");
+            "org.springframework.kafka.annotation.KafkaListener",
+            "org.springframework.kafka.annotation.KafkaListeners",
+            "org.springframework.kafka.annotation.KafkaHandler");
 
     private static final List<Code.Api> POLL = List.of(Code.api("org.apache.kafka.clients.consumer.Consumer", "poll"));
 
-    /** Database writes: jOOQ, JDBC, Spring JDBC, JPA, Spring Data. */
+    /**
+     * Database writes: jOOQ, JDBC, Spring JDBC, JPA, Spring Data. Spring JDBC is named by its
+     * interfaces, which cover {@code JdbcTemplate} and {@code NamedParameterJdbcTemplate}; its {@code
+     * execute(String)} runs any SQL and counts as a write, like JDBC's {@code Statement.execute} and
+     * jOOQ's {@code DSLContext.execute}, while the {@code execute} overloads given a callback are
+     * judged by what the callback calls (a lambda or method reference is followed like the
+     * listener's own code).
+     */
     static final List<Code.Api> DB_WRITES = List.of(
             Code.api(JOOQ, "insertInto", "update", "delete", "deleteFrom", "mergeInto", "execute", "batch*"),
             Code.api(
@@ -644,8 +664,12 @@ public final class IdempotencyRules {
                     "executeBatch",
                     "executeLargeBatch",
                     "execute"),
-            Code.api("org.springframework.jdbc.core.JdbcTemplate", "update", "batchUpdate"),
-            Code.api("org.springframework.jdbc.core.namedparam.NamedParameterJdbcTemplate", "update", "batchUpdate"),
+            Code.api(
+                    "org.springframework.jdbc.core.JdbcOperations",
+                    "update",
+                    "batchUpdate",
+                    "execute(java.lang.String)"),
+            Code.api("org.springframework.jdbc.core.namedparam.NamedParameterJdbcOperations", "update", "batchUpdate"),
             Code.api("org.springframework.jdbc.core.simple.JdbcClient$StatementSpec", "update"),
             Code.api("jakarta.persistence.EntityManager", "persist", "merge", "remove"),
             Code.api("org.springframework.data.repository.CrudRepository", "save*", "delete*"));
@@ -692,13 +716,17 @@ public final class IdempotencyRules {
     /**
      * Kafka listeners that write to the database do it through the dedup primitive (guarantee G4),
      * which records the message id in the same transaction as the write, so a redelivered record is
-     * skipped. Listeners are methods annotated {@code @KafkaListener} or {@code @KafkaHandler}, and
-     * methods that call {@code Consumer.poll} (a hand-written loop). The rule follows their calls and
-     * method references into the application's own classes (not into libraries, up to 8 calls deep,
-     * lambdas included; a call on an interface or abstract method into its implementations among the
-     * imported classes); when it reaches a database write (jOOQ {@code insertInto/update/delete...},
-     * JDBC {@code executeUpdate/execute...}, Spring's {@code JdbcTemplate.update}, JPA {@code
-     * persist/merge}, Spring Data {@code save/delete}) and no claim through the dedup primitive, it
+     * skipped. Listeners are methods annotated {@code @KafkaListener} (once or repeated) or {@code
+     * @KafkaHandler}, or annotated with an annotation of their own that carries one of them (a team's
+     * {@code @OrderEvents} meta-annotated {@code @KafkaListener}), and methods that call {@code
+     * Consumer.poll} (a hand-written loop). The rule follows their calls and method references into
+     * the application's own classes (not into libraries, up to 8 calls deep, lambdas included; a call
+     * on an interface or abstract method into its implementations among the imported classes); when
+     * it reaches a database write (jOOQ {@code insertInto/update/delete...}, JDBC {@code
+     * executeUpdate/execute...}, Spring's {@code JdbcOperations.update/batchUpdate/execute(String)}
+     * and {@code NamedParameterJdbcOperations.update/batchUpdate}, on the interfaces or their
+     * templates, {@code JdbcClient}'s {@code update}, JPA {@code persist/merge/remove}, Spring Data
+     * {@code save/delete}) and no claim through the dedup primitive, it
      * flags the listener. The claim of the default primitives is {@code ProcessedMessages.claim},
      * {@code ProcessedMessagesTemplate.claim}, and the handler given to {@code
      * IdempotentConsumer.builder()}: any other call on them (such as {@code
@@ -735,7 +763,7 @@ public final class IdempotencyRules {
                                 "write to the database only through the dedup primitive " + primitives) {
                             @Override
                             public void check(JavaCodeUnit unit, ConditionEvents events) {
-                                boolean listener = LISTENER_ANNOTATIONS.stream().anyMatch(unit::isAnnotatedWith)
+                                boolean listener = Code.metaAnnotated(unit, LISTENER_ANNOTATIONS)
                                         || !Code.calls(unit, POLL).isEmpty();
                                 if (!listener || Code.exempt(unit, IdempotencyExempt.LISTENER_DEDUP)) {
                                     return;
@@ -884,8 +912,8 @@ public final class IdempotencyRules {
     private static final List<Code.Api> INSERTS = List.of(
             Code.api(JOOQ, "insertInto"),
             Code.api("java.sql.Statement", "executeUpdate", "executeLargeUpdate", "execute"),
-            Code.api("org.springframework.jdbc.core.JdbcTemplate", "update"),
-            Code.api("org.springframework.jdbc.core.namedparam.NamedParameterJdbcTemplate", "update"),
+            Code.api("org.springframework.jdbc.core.JdbcOperations", "update"),
+            Code.api("org.springframework.jdbc.core.namedparam.NamedParameterJdbcOperations", "update"),
             Code.api("jakarta.persistence.EntityManager", "persist"),
             Code.api("org.springframework.data.repository.CrudRepository", "save*"));
 
@@ -904,7 +932,8 @@ public final class IdempotencyRules {
      * two concurrent duplicates both see "absent" and both insert). Flags a method that calls an
      * existence check (jOOQ {@code fetchExists/fetchCount/selectCount}, a Spring Data repository's
      * {@code exists*} or {@code count*}) and then, further down, an insert (jOOQ {@code insertInto},
-     * JDBC {@code executeUpdate/execute}, {@code JdbcTemplate.update}, JPA {@code persist}, Spring Data
+     * JDBC {@code executeUpdate/execute}, Spring's {@code JdbcOperations.update} and {@code
+     * NamedParameterJdbcOperations.update} (on the interfaces or their templates), JPA {@code persist}, Spring Data
      * {@code save*}), unless the method handles the conflict the database reports: jOOQ {@code
      * onConflict...} / {@code onDuplicateKey...}, or catching a duplicate-key exception ({@code
      * SQLIntegrityConstraintViolationException}, jOOQ's {@code IntegrityConstraintViolationException},

@@ -10,6 +10,7 @@ import dev.outbox.archunit.fixtures.http.BadExchangeClient;
 import dev.outbox.archunit.fixtures.http.BadFeignClient;
 import dev.outbox.archunit.fixtures.http.BadFeignNativeClient;
 import dev.outbox.archunit.fixtures.http.BadPayments;
+import dev.outbox.archunit.fixtures.http.BadRestCalls;
 import dev.outbox.archunit.fixtures.http.BadSpringClients;
 import dev.outbox.archunit.fixtures.http.ExemptPayments;
 import dev.outbox.archunit.fixtures.http.GoodExchangeClient;
@@ -23,11 +24,16 @@ import dev.outbox.archunit.fixtures.http.PaymentsEndpoint;
 import dev.outbox.archunit.fixtures.http.RefundsApi;
 import dev.outbox.archunit.fixtures.http.RefundsClient;
 import dev.outbox.archunit.fixtures.http.SplitRequests;
+import dev.outbox.archunit.fixtures.insert.BadJdbcKeys;
 import dev.outbox.archunit.fixtures.insert.BadKeys;
 import dev.outbox.archunit.fixtures.insert.ExemptKeys;
 import dev.outbox.archunit.fixtures.insert.GoodKeys;
+import dev.outbox.archunit.fixtures.listener.BadJdbcListeners;
 import dev.outbox.archunit.fixtures.listener.BadListener;
+import dev.outbox.archunit.fixtures.listener.BadMetaHandler;
+import dev.outbox.archunit.fixtures.listener.BadMetaListener;
 import dev.outbox.archunit.fixtures.listener.BadPollLoop;
+import dev.outbox.archunit.fixtures.listener.BadRepeatedListener;
 import dev.outbox.archunit.fixtures.listener.ClaimingListener;
 import dev.outbox.archunit.fixtures.listener.Claims;
 import dev.outbox.archunit.fixtures.listener.ClaimsHelperOnlyListener;
@@ -39,6 +45,7 @@ import dev.outbox.archunit.fixtures.listener.JooqPaymentWriter;
 import dev.outbox.archunit.fixtures.listener.MethodReferenceListener;
 import dev.outbox.archunit.fixtures.listener.PaymentStore;
 import dev.outbox.archunit.fixtures.listener.PaymentWriter;
+import dev.outbox.archunit.fixtures.listener.ReadingJdbcListener;
 import dev.outbox.archunit.fixtures.retry.BadClassRetries;
 import dev.outbox.archunit.fixtures.retry.BadHelperSleep;
 import dev.outbox.archunit.fixtures.retry.BadMetaRetries;
@@ -112,6 +119,22 @@ class IdempotencyRulesTest {
                 .allSatisfy(v -> assertThat(v).contains("IdempotentHttpClient", "IdempotencyExempt.OUTBOUND_HTTP"));
         // GET and PUT through the same calls, and HttpMethod.POST named where nothing is sent
         assertThat(violations(rule, GoodSpringClients.class)).isEmpty();
+    }
+
+    @Test
+    void outboundHttp_firesOnPostAndPatchThroughRestOperations_theInterfaceAndTheTemplate() {
+        ArchRule rule = IdempotencyRules.nonIdempotentHttpGoesThroughTheIdempotentClient();
+
+        assertThat(violations(rule, BadRestCalls.class))
+                .hasSize(3)
+                .anySatisfy(v -> assertThat(v)
+                        .contains(BadRestCalls.class.getName()
+                                + ".charge sends a POST/PATCH with RestOperations.postForObject"))
+                .anySatisfy(v -> assertThat(v)
+                        .contains("BadRestCalls.amend sends a POST/PATCH with RestOperations.patchForObject"))
+                .anySatisfy(v -> assertThat(v)
+                        .contains("BadRestCalls.refund sends a POST/PATCH with RestTemplate.postForObject"))
+                .allSatisfy(v -> assertThat(v).contains("IdempotentHttpClient", "IdempotencyExempt.OUTBOUND_HTTP"));
     }
 
     @Test
@@ -331,6 +354,46 @@ class IdempotencyRulesTest {
     }
 
     @Test
+    void listenerDedup_recognisesListenersByATeamsAnnotationAndByRepeatedKafkaListener() {
+        ArchRule defaults = IdempotencyRules.kafkaListenersWriteThroughDedup();
+
+        assertThat(violations(defaults, BadMetaListener.class, PaymentStore.class))
+                .singleElement()
+                .asString()
+                .contains("Kafka listener " + BadMetaListener.class.getName()
+                        + ".on writes to the database (DSLContext.insertInto");
+        assertThat(violations(defaults, BadMetaHandler.class, PaymentStore.class))
+                .singleElement()
+                .asString()
+                .contains("Kafka listener " + BadMetaHandler.class.getName()
+                        + ".on writes to the database (DSLContext.insertInto");
+        assertThat(violations(defaults, BadRepeatedListener.class, PaymentStore.class))
+                .singleElement()
+                .asString()
+                .contains("Kafka listener " + BadRepeatedListener.class.getName()
+                        + ".on writes to the database (DSLContext.insertInto");
+    }
+
+    @Test
+    void listenerDedup_seesWritesThroughSpringJdbcsInterfacesAndTemplate_notItsReads() {
+        ArchRule defaults = IdempotencyRules.kafkaListenersWriteThroughDedup();
+
+        assertThat(violations(defaults, BadJdbcListeners.class))
+                .hasSize(4)
+                .anySatisfy(v -> assertThat(v)
+                        .contains(BadJdbcListeners.class.getName()
+                                + ".update writes to the database (JdbcOperations.update"))
+                .anySatisfy(v -> assertThat(v)
+                        .contains("BadJdbcListeners.named writes to the database (NamedParameterJdbcOperations.update"))
+                .anySatisfy(v -> assertThat(v)
+                        .contains("BadJdbcListeners.execute writes to the database (JdbcOperations.execute"))
+                .anySatisfy(v -> assertThat(v)
+                        .contains("BadJdbcListeners.template writes to the database (JdbcTemplate.update"));
+        // a query, and execute with a callback that only queries: execute(String) alone is a write
+        assertThat(violations(defaults, ReadingJdbcListener.class)).isEmpty();
+    }
+
+    @Test
     void insertFirst_firesOnSelectThenInsert_quietOnInsertFirstOrAHandledDuplicateAndWhenExempt() {
         ArchRule rule = IdempotencyRules.noSelectThenInsert();
 
@@ -343,6 +406,22 @@ class IdempotencyRulesTest {
                         "ON CONFLICT DO NOTHING",
                         "IdempotencyExempt.INSERT_FIRST");
         assertThat(violations(rule, GoodKeys.class, ExemptKeys.class)).isEmpty();
+    }
+
+    @Test
+    void insertFirst_seesInsertsThroughSpringJdbcsInterfaces() {
+        ArchRule rule = IdempotencyRules.noSelectThenInsert();
+
+        assertThat(violations(rule, BadJdbcKeys.class))
+                .hasSize(2)
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                BadJdbcKeys.class.getName() + ".remember checks for an existing row",
+                                "then inserts (JdbcOperations.update"))
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                "BadJdbcKeys.rememberNamed checks for an existing row",
+                                "then inserts (NamedParameterJdbcOperations.update"));
     }
 
     @Test

@@ -1,0 +1,15 @@
+package org.springframework.jdbc.core;
+
+/**
+ * Stand-in for Spring JDBC's {@code JdbcOperations}, which is not a dependency of this module: the
+ * fixtures compile against its name and the methods the rules look for, nothing more.
+ */
+public interface JdbcOperations {
+    int update(String sql, Object... args);
+
+    void execute(String sql);
+
+    <T> T execute(String sql, PreparedStatementCallback<T> action);
+
+    <T> T queryForObject(String sql, Class<T> requiredType, Object... args);
+}
