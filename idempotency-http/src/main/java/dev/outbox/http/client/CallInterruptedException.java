@@ -2,10 +2,11 @@ package dev.outbox.http.client;
 
 /**
  * The thread was interrupted while an operation was being sent or while it waited to retry; no
- * further attempt is made. The attempts already sent may have reached the server and run there, so
- * a caller that retries the operation later sends it with {@link #idempotencyKey()}, also a key the
- * client minted: a target that honours the key answers with the first outcome rather than run it
- * twice. A target that does not honour it may run it again. As for any {@link
+ * further attempt is made. (Or while the client read the request body before the first attempt:
+ * then nothing was sent, and {@link #attempts()} is 0.) The attempts already sent may have reached
+ * the server and run there, so a caller that retries the operation later sends it with {@link
+ * #idempotencyKey()}, also a key the client minted: a target that honours the key answers with the
+ * first outcome rather than run it twice. A target that does not honour it may run it again. As for any {@link
  * InterruptedException}, the thread's interrupt status is cleared: restore it if the thread must
  * stop.
  */
@@ -26,7 +27,10 @@ public class CallInterruptedException extends InterruptedException {
         this.idempotencyKey = idempotencyKey;
     }
 
-    /** @return requests sent, the interrupted one included: at least 1 */
+    /**
+     * @return requests sent, the interrupted one included: at least 1, except 0 when the client was
+     *     reading the request body before the first attempt
+     */
     public int attempts() {
         return attempts;
     }

@@ -66,7 +66,11 @@ public class HttpCallException extends IOException {
         return idempotencyKey;
     }
 
-    /** @return why the client stopped, or null when a circuit breaker refused the call */
+    /**
+     * @return why the client stopped, or null when the client refused to send: a circuit breaker
+     *     refused the call, or the body of a call that may be retried could not be read before the
+     *     first attempt ({@link #attempts()} 0)
+     */
     public Completion completion() {
         return completion;
     }

@@ -40,9 +40,13 @@ import java.util.random.RandomGenerator;
  * }</pre>
  *
  * <p><b>Keys.</b> A request that already carries an {@code Idempotency-Key} keeps it (the caller's
- * own key, e.g. stored with the operation so it survives a restart). Otherwise a request whose
- * method is in {@link Builder#keyedMethods} (default POST and PATCH) gets a fresh UUIDv7, sent as a
- * quoted Structured Field string as the IETF draft specifies, the same on every attempt.
+ * own key, e.g. stored with the operation so it survives a restart): its value is checked as the
+ * server's {@link dev.outbox.http.server.IdempotencyKey#parse parser} checks it and sent exactly as
+ * written, bare ({@code pay-42}) or quoted ({@code "pay-42"}); this project's server takes both for
+ * the same key. Otherwise a request whose method is in {@link Builder#keyedMethods} (default POST
+ * and PATCH) gets a fresh UUIDv7, sent as a quoted Structured Field string as the IETF draft
+ * specifies, the same on every attempt; so is a key passed to {@link #send(HttpRequest,
+ * HttpResponse.BodyHandler, String)} or {@link #sendKeyed}.
  *
  * <p><b>What is retried.</b> A key is safe to retry on only if the target honours it; the client
  * cannot tell, so it must be told ({@link Builder#idempotentTargets} for the whole client, or
@@ -75,7 +79,8 @@ import java.util.random.RandomGenerator;
  * {@code tryAcquireRetry()} before each retry), so that when a dependency fails for everyone,
  * retries add at most the budget's ratio to the load; and a circuit breaker per host and port,
  * which fails fast with {@link CircuitOpenException} while open. An operation the breaker refuses
- * sent nothing and is not recorded in the budget.
+ * sent nothing and is not recorded in the budget, and a retry it refuses after its wait gives the
+ * retry it took back to the budget.
  *
  * <p><b>A body handler that fails.</b> When the body handler throws a {@link RuntimeException} on a
  * response (a mapping that cannot parse a gateway's HTML 502 or 503 page, say), the server has
@@ -89,9 +94,19 @@ import java.util.random.RandomGenerator;
  * with the reason in {@link CallResult#completion()}), or an {@link HttpCallException} carrying the
  * attempts made and the key when no response came or the body handler failed on the last one. The
  * responses of attempts that were retried are closed (their body's stream, or its publisher
- * cancelled), so no connection leaks. Request bodies are re-sent on every attempt: use
- * publishers that can be subscribed more than once ({@code ofString}, {@code ofByteArray}, {@code
- * ofFile}). Thread-safe; share one per process and target.
+ * cancelled), so no connection leaks.
+ *
+ * <p><b>Request bodies.</b> Every attempt of an operation sends the same bytes, or the target would
+ * take a retry for another request under the same key (422). So the body of a call that may be
+ * retried after it was sent (an idempotent method, or a keyed request to a declared target, with
+ * {@link Builder#maxAttempts} above 1) is read once, before the first attempt, into memory, and each
+ * attempt sends those bytes: any publisher works, also one that can be read once ({@code
+ * ofInputStream} over one stream). A body longer than {@link Builder#maxBufferedBody} (default 16 MiB)
+ * fails the call with {@link IllegalArgumentException} before anything is sent. Any other call sends
+ * the request's own publisher: once, or again only when the connection could not be opened, before
+ * the publisher was read.
+ *
+ * <p>Thread-safe; share one per process and target.
  */
 public interface IdempotentHttpClient {
 
@@ -112,12 +127,16 @@ public interface IdempotentHttpClient {
      *     attempt or before a retry)
      * @throws HttpCallException when the last attempt failed with an I/O error, its cause that error;
      *     or when the body handler failed on the last response, its cause the handler's exception.
-     *     Either way it carries the attempts and the operation's key, also a minted one
-     * @throws InterruptedException when interrupted while sending or waiting; no further attempt is
-     *     made. It is a {@link CallInterruptedException}, which carries the operation's key (also a
-     *     minted one): a later retry of the operation sends that key, which a target that honours it
-     *     answers with the first outcome
-     * @throws IllegalArgumentException when the request's own {@code Idempotency-Key} is malformed
+     *     Either way it carries the attempts and the operation's key, also a minted one. Also, with
+     *     no attempt made, when the body of a call that may be retried could not be read (its
+     *     publisher failed, or did not finish within the attempt's timeout)
+     * @throws InterruptedException when interrupted while reading the body, sending or waiting; no
+     *     further attempt is made. It is a {@link CallInterruptedException}, which carries the
+     *     operation's key (also a minted one): a later retry of the operation sends that key, which a
+     *     target that honours it answers with the first outcome
+     * @throws IllegalArgumentException when the request's own {@code Idempotency-Key} is malformed,
+     *     or the body of a call that may be retried is longer than {@link Builder#maxBufferedBody};
+     *     nothing was sent
      */
     <T> CallResult<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler)
             throws IOException, InterruptedException;
@@ -134,7 +153,8 @@ public interface IdempotentHttpClient {
      * @throws IOException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
      * @throws InterruptedException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
      * @throws IllegalArgumentException when the key is empty, longer than 255 characters or not
-     *     printable ASCII
+     *     printable ASCII, or the body of a call that may be retried is longer than {@link
+     *     Builder#maxBufferedBody}; nothing was sent
      */
     <T> CallResult<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler, String idempotencyKey)
             throws IOException, InterruptedException;
@@ -152,7 +172,8 @@ public interface IdempotentHttpClient {
      * @throws IOException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
      * @throws InterruptedException see {@link #send(HttpRequest, HttpResponse.BodyHandler)}
      * @throws IllegalArgumentException when the key is empty, longer than 255 characters or not
-     *     printable ASCII
+     *     printable ASCII, or the body of a call that may be retried is longer than {@link
+     *     Builder#maxBufferedBody}; nothing was sent
      */
     <T> CallResult<T> sendKeyed(HttpRequest request, HttpResponse.BodyHandler<T> handler, String idempotencyKey)
             throws IOException, InterruptedException;
@@ -194,6 +215,12 @@ public interface IdempotentHttpClient {
         /** Default {@link #maxCircuitBreakers(int)}: 1,000 hosts. */
         public static final int DEFAULT_MAX_CIRCUIT_BREAKERS = 1_000;
 
+        /** Default {@link #maxBufferedBody(long)}: 16 MiB. */
+        public static final long DEFAULT_MAX_BUFFERED_BODY = 16L * 1024 * 1024;
+
+        /** Largest {@link #maxBufferedBody(long)}: 1 GiB. */
+        public static final long MAX_BUFFERED_BODY = 1L << 30;
+
         /** Default {@link #name(String)}. */
         public static final String DEFAULT_NAME = "default";
 
@@ -211,6 +238,7 @@ public interface IdempotentHttpClient {
         private RandomGenerator random;
         private Set<String> keyedMethods = DEFAULT_KEYED_METHODS;
         private List<String> idempotentTargets = List.of();
+        private long maxBufferedBody = DEFAULT_MAX_BUFFERED_BODY;
         private String name = DEFAULT_NAME;
 
         private Builder() {}
@@ -267,7 +295,11 @@ public interface IdempotentHttpClient {
          *     from a fresh start open it), stays open 10 s, then lets 3 trial calls through and closes
          *     if fewer than half fail. Failures are I/O errors and 5xx responses (also those the body
          *     handler failed on); everything else counts as a success. The default uses {@link
-         *     #clock}. Not together with {@link #noCircuitBreaker()}.
+         *     #clock}. Not together with {@link #noCircuitBreaker()}. A config of your own judges what
+         *     the client records with {@code onError}: an I/O error as the {@link IOException} the
+         *     attempt failed with, a 5xx that is not a replay as a {@link ServerErrorResponse}, also an
+         *     {@code IOException}, so {@code recordExceptions(IOException.class)} counts both (an
+         *     exception a config neither records nor ignores counts as a success).
          * @return this builder
          * @throws NullPointerException when it is null
          */
@@ -430,6 +462,29 @@ public interface IdempotentHttpClient {
         }
 
         /**
+         * @param bytes the longest request body the client holds in memory: the body of a call that
+         *     may be retried after it was sent (an idempotent method, or a keyed request to a declared
+         *     target, with {@link #maxAttempts} above 1) is read once before the first attempt, and
+         *     every attempt sends those bytes, so that a publisher that can be read once (such as
+         *     {@code ofInputStream} over one stream) does not send an empty body on a retry, which
+         *     the target would refuse as another request under the same key. Default {@link
+         *     #DEFAULT_MAX_BUFFERED_BODY} (16 MiB), at most {@link #MAX_BUFFERED_BODY} (1 GiB). A
+         *     longer body fails the call with {@link IllegalArgumentException} before anything is
+         *     sent; a publisher of unknown length has then been read up to the limit.
+         * @return this builder
+         * @throws IllegalArgumentException when it is below 1 or above {@link #MAX_BUFFERED_BODY}
+         */
+        public Builder maxBufferedBody(long bytes) {
+            if (bytes < 1 || bytes > MAX_BUFFERED_BODY) {
+                throw new IllegalArgumentException("maxBufferedBody must be between 1 and " + MAX_BUFFERED_BODY
+                        + " bytes (1 GiB), got " + bytes + ": it bounds the request body held in memory to send on"
+                        + " every attempt; the default is " + DEFAULT_MAX_BUFFERED_BODY + " (16 MiB)");
+            }
+            this.maxBufferedBody = bytes;
+            return this;
+        }
+
+        /**
          * @param name names this client in log lines; default {@value #DEFAULT_NAME}
          * @return this builder
          * @throws NullPointerException when it is null
@@ -478,6 +533,7 @@ public interface IdempotentHttpClient {
                     random,
                     Set.copyOf(keyedMethods),
                     Targets.parse(idempotentTargets),
+                    maxBufferedBody,
                     name);
         }
     }

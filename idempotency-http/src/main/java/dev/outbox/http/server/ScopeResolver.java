@@ -101,7 +101,9 @@ public interface ScopeResolver {
      * or a verified JWT claim.
      *
      * @param identity the caller's identity for a request, or null when the request has none (the
-     *     filter then answers 401)
+     *     filter then answers 401). A blank identity (empty or white space only, such as a claim
+     *     present but empty) is taken as none too, and answered 401: otherwise every such caller
+     *     would share one scope and could read the others' stored responses.
      * @return the resolver
      * @throws NullPointerException when {@code identity} is null
      */
@@ -109,7 +111,9 @@ public interface ScopeResolver {
         Objects.requireNonNull(identity, "identity may not be null");
         return request -> {
             String who = identity.apply(request);
-            return who == null ? null : encode(who) + " " + request.getMethod() + " " + encode(path(request));
+            return who == null || who.isBlank()
+                    ? null
+                    : encode(who) + " " + request.getMethod() + " " + encode(path(request));
         };
     }
 

@@ -95,6 +95,20 @@ class ClientBuilderTest {
                 .hasMessageContaining("got 365000d");
     }
 
+    /** maxBufferedBody is between 1 byte and its published bound, and a bad value names the setting and the default. */
+    @Test
+    void maxBufferedBodyIsWithinItsPublishedBounds() {
+        var b = IdempotentHttpClient.builder();
+        b.maxBufferedBody(1).maxBufferedBody(IdempotentHttpClient.Builder.MAX_BUFFERED_BODY);
+        for (long bad : new long[] {0, -1, IdempotentHttpClient.Builder.MAX_BUFFERED_BODY + 1}) {
+            assertThatThrownBy(() -> b.maxBufferedBody(bad))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("maxBufferedBody must be between 1 and 1073741824")
+                    .hasMessageContaining("got " + bad)
+                    .hasMessageContaining("default is 16777216");
+        }
+    }
+
     @Test
     void aBreakerConfigAndNoBreakerTogetherFailAtBuild() {
         var config = CircuitBreakerConfig.ofDefaults();

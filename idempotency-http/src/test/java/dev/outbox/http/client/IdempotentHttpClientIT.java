@@ -14,6 +14,8 @@ import dev.outbox.http.MutableClock;
 import dev.outbox.http.TestServer;
 import dev.outbox.http.client.ScriptedServlet.Reply;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.ConnectException;
@@ -696,6 +698,159 @@ class IdempotentHttpClientIT {
         assertThat(retriesAllowed)
                 .as("retries allowed by 5 requests sent at ratio 0.1")
                 .isZero();
+    }
+
+    /**
+     * G6: a retry the breaker refuses after its backoff was not sent, so the retry it took from the
+     * budget is given back. With ratio 1 and no floor (clock frozen), three operations allow three
+     * retries; two are sent (the first two operations' second attempts), and the third operation's
+     * first 503 opens the breaker, which then refuses its retry: one retry is left. Before, the refused
+     * retry was charged too, and none was left.
+     */
+    @Test
+    void aRetryTheBreakerRefusesIsGivenBackToTheBudget() throws Exception {
+        SERVLET.script(i -> Reply.of(503));
+        RetryBudget budget = RetryBudget.of(1, 0, Duration.ofSeconds(10), () -> 0L);
+        IdempotentHttpClient client = IdempotentHttpClient.builder()
+                .httpClient(HTTP)
+                .sleeper(new RecordingSleeper())
+                .clock(new MutableClock(Instant.parse("2026-03-01T12:00:00Z")))
+                .retryBudget(budget)
+                .idempotentTargets(server.uri("/").toString())
+                .maxAttempts(2)
+                .build();
+        for (int i = 0; i < 2; i++) {
+            CallResult<String> r = client.send(post(), HttpResponse.BodyHandlers.ofString());
+            assertThat(r.attempts()).isEqualTo(2);
+            assertThat(r.completion()).isEqualTo(Completion.ATTEMPTS_EXHAUSTED);
+        }
+        CircuitOpenException refused = assertThrows(
+                CircuitOpenException.class, () -> client.send(post(), HttpResponse.BodyHandlers.ofString()));
+        assertThat(refused.attempts())
+                .as("sent before the breaker refused the retry")
+                .isOne();
+        assertThat(SERVLET.received).hasSize(5);
+        int retriesLeft = 0;
+        while (retriesLeft < 10 && budget.tryAcquireRetry()) {
+            retriesLeft++;
+        }
+        assertThat(retriesLeft)
+                .as("retries left of 3 operations at ratio 1, 2 sent")
+                .isOne();
+    }
+
+    /**
+     * G6 with a breaker config of the caller's own that records I/O errors only ({@code
+     * recordExceptions(IOException.class)}, the usual config): 5xx responses count as failures too,
+     * since the client records each as a {@link ServerErrorResponse}, an {@code IOException} carrying
+     * the status, and five 503s in a row open the breaker. Before, a 5xx was recorded as an exception
+     * that is not an {@code IOException}, which such a config counts as a success: 5xx storms never
+     * opened the breaker.
+     */
+    @Test
+    void aBreakerConfigRecordingIOExceptionsCounts5xxAsFailures() throws Exception {
+        SERVLET.script(i -> Reply.of(503));
+        IdempotentHttpClient client = IdempotentHttpClient.builder()
+                .httpClient(HTTP)
+                .sleeper(new RecordingSleeper())
+                .maxAttempts(1)
+                .circuitBreakerConfig(CircuitBreakerConfig.custom()
+                        .slidingWindowSize(5)
+                        .minimumNumberOfCalls(5)
+                        .failureRateThreshold(50)
+                        .recordExceptions(IOException.class)
+                        .build())
+                .build();
+        CircuitBreaker breaker = client.circuitBreakers().orElseThrow().circuitBreaker("127.0.0.1:" + server.port());
+        List<Throwable> recorded = new CopyOnWriteArrayList<>();
+        breaker.getEventPublisher().onError(e -> recorded.add(e.getThrowable()));
+        for (int i = 0; i < 5; i++) {
+            assertThat(client.send(post(), HttpResponse.BodyHandlers.ofString()).status())
+                    .isEqualTo(503);
+        }
+        assertThat(breaker.getState()).isEqualTo(CircuitBreaker.State.OPEN);
+        assertThatThrownBy(() -> client.send(post(), HttpResponse.BodyHandlers.ofString()))
+                .isInstanceOf(CircuitOpenException.class);
+        assertThat(SERVLET.received).hasSize(5);
+        assertThat(recorded)
+                .hasSize(5)
+                .allSatisfy(t -> assertThat(t)
+                        .isInstanceOf(ServerErrorResponse.class)
+                        .isInstanceOf(IOException.class)
+                        .satisfies(e ->
+                                assertThat(((ServerErrorResponse) e).status()).isEqualTo(503)));
+    }
+
+    /**
+     * The caller's own Idempotency-Key is sent as the caller wrote it, bare on every attempt, while
+     * the result gives the key; a malformed one is refused before sending. Before, a bare key was sent
+     * quoted ({@code "pay-42"}), and a target that takes the value as opaque saw another key than from
+     * clients that send it bare.
+     */
+    @Test
+    void sendsTheCallersOwnKeyAsWritten() throws Exception {
+        SERVLET.script(i -> i == 0 ? Reply.of(503) : Reply.of(201));
+        String key = "pay-" + UUID.randomUUID();
+        CallResult<String> result = client(new RecordingSleeper())
+                .build()
+                .send(
+                        HttpRequest.newBuilder(post(), (n, v) -> true)
+                                .header("Idempotency-Key", key)
+                                .build(),
+                        HttpResponse.BodyHandlers.ofString());
+        assertThat(result.status()).isEqualTo(201);
+        assertThat(result.idempotencyKey()).isEqualTo(key);
+        assertThat(SERVLET.received)
+                .extracting(ScriptedServlet.Received::idempotencyKey)
+                .containsExactly(key, key);
+
+        SERVLET.script(i -> Reply.of(201));
+        assertThatThrownBy(() -> client(new RecordingSleeper())
+                        .build()
+                        .send(
+                                HttpRequest.newBuilder(post(), (n, v) -> true)
+                                        .header("Idempotency-Key", "not\"quoted")
+                                        .build(),
+                                HttpResponse.BodyHandlers.ofString()))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("quoted string");
+        assertThat(SERVLET.received).isEmpty();
+    }
+
+    /**
+     * The body of a call that may be retried is held in memory, at most maxBufferedBody: a longer one,
+     * of known length or not, fails the call with IllegalArgumentException naming the setting before
+     * anything is sent; a call that is never retried sends such a body as before, unread by the
+     * client; a body within the bound is sent whole on every attempt.
+     */
+    @Test
+    void aBodyLongerThanMaxBufferedBodyFailsACallThatMayBeRetriedBeforeSending() throws Exception {
+        SERVLET.script(i -> Reply.of(201));
+        IdempotentHttpClient small =
+                client(new RecordingSleeper()).maxBufferedBody(8).build();
+        assertThatThrownBy(() -> small.send(post(), HttpResponse.BodyHandlers.ofString()))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("is 13 bytes long")
+                .hasMessageContaining("maxBufferedBody (8 bytes)")
+                .hasMessageContaining("Raise maxBufferedBody(...)");
+        byte[] thirteen = "{\"amount\":12}".getBytes(StandardCharsets.UTF_8);
+        assertThatThrownBy(() -> small.send(
+                        HttpRequest.newBuilder(server.uri("/payments"))
+                                .POST(HttpRequest.BodyPublishers.ofInputStream(
+                                        () -> new ByteArrayInputStream(thirteen)))
+                                .build(),
+                        HttpResponse.BodyHandlers.ofString()))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("is longer than 8 bytes")
+                .hasMessageContaining("build the request anew");
+        assertThat(SERVLET.received).isEmpty();
+
+        CallResult<String> once = undeclared(new RecordingSleeper())
+                .maxBufferedBody(8)
+                .build()
+                .send(post(), HttpResponse.BodyHandlers.ofString());
+        assertThat(once.status()).as("a call never retried is not held").isEqualTo(201);
+        assertThat(SERVLET.received).hasSize(1);
     }
 
     /**

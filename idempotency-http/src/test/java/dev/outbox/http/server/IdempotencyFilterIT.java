@@ -23,6 +23,7 @@ import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -33,6 +34,7 @@ import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
@@ -229,6 +231,86 @@ class IdempotencyFilterIT {
         System.out.printf("G5: %d requests, %d retries after %s conflicts (409)%n", n, retries, conflicts);
         assertThat(conflicts).isPositive();
         assertThat((double) retries).isEqualTo(conflicts);
+    }
+
+    /**
+     * G5 / G6 with a request body that can be read once ({@code BodyPublishers.ofInputStream} over one
+     * stream): the client reads it before the first attempt and sends the same bytes on every
+     * attempt. The first attempt times out (1 s attemptTimeout) while the handler holds its
+     * transaction with the order written; it is then let go and commits. The retry, with the same key
+     * and the whole body, is answered with the first request's response, replayed: one order. Before,
+     * the retry sent the exhausted stream, an empty body, which the server answered 422 (another
+     * request under the key), and the client returned that 422 as final although the order was placed.
+     */
+    @Test
+    void aBodyThatCanBeReadOnceIsSentWholeOnTheRetryAfterATimeout() throws Exception {
+        String key = UUID.randomUUID().toString();
+        String body = body("one-shot");
+        InputStream once = new ByteArrayInputStream(body.getBytes(StandardCharsets.UTF_8));
+        APP.entered = new CountDownLatch(1);
+        APP.release = new CountDownLatch(1);
+        IdempotentHttpClient client = IdempotentHttpClient.builder()
+                .httpClient(HTTP)
+                .idempotentTargets(server.uri("/").toString())
+                .retryBudget(RetryBudget.unlimited())
+                .noCircuitBreaker()
+                .attemptTimeout(Duration.ofSeconds(1))
+                .maxAttempts(10)
+                .sleeper(delay -> {
+                    // the first attempt has timed out: let its handler commit, then wait as asked
+                    APP.release.countDown();
+                    Thread.sleep(delay);
+                })
+                .build();
+        HttpRequest request = HttpRequest.newBuilder(server.uri("/orders"))
+                .header("Content-Type", "application/json")
+                .header("X-Tenant", "it")
+                .header("X-Hold", "true")
+                .POST(HttpRequest.BodyPublishers.ofInputStream(() -> once))
+                .build();
+        CallResult<String> result;
+        try {
+            result = client.send(request, HttpResponse.BodyHandlers.ofString(), key);
+        } finally {
+            APP.release.countDown();
+        }
+        assertThat(APP.entered.getCount())
+                .as("the first attempt reached the handler")
+                .isZero();
+        assertThat(result.status()).as(result.body()).isEqualTo(201);
+        assertThat(result.replayed()).isTrue();
+        assertThat(result.attempts()).isGreaterThan(1);
+        assertThat(result.body()).contains(body.replace("\"", "\\\""));
+        assertThat(orders(body)).isOne();
+        assertThat(outboxRows(body)).isOne();
+    }
+
+    /**
+     * G5 with the caller's own key on the request: the client sends it as the caller wrote it, bare,
+     * and this server takes the bare and the quoted form for one key, so a repeat sent quoted by
+     * another client is replayed. (The client's side, that the value arrives as written, is {@code
+     * IdempotentHttpClientIT.sendsTheCallersOwnKeyAsWritten}.)
+     */
+    @Test
+    void theCallersBareKeyAndItsQuotedFormAreOneKey() throws Exception {
+        String key = "pay-" + UUID.randomUUID();
+        String body = body("bare");
+        IdempotentHttpClient client = IdempotentHttpClient.builder()
+                .httpClient(HTTP)
+                .idempotentTargets(server.uri("/").toString())
+                .build();
+        CallResult<String> first = client.send(
+                post("/orders", body).header("Idempotency-Key", key).build(), HttpResponse.BodyHandlers.ofString());
+        assertThat(first.status()).isEqualTo(201);
+        assertThat(first.idempotencyKey()).isEqualTo(key);
+        HttpResponse<String> quoted = send(post("/orders", body)
+                .header("Idempotency-Key", "\"" + key + "\"")
+                .build());
+        assertThat(quoted.statusCode()).isEqualTo(201);
+        assertThat(quoted.headers().firstValue("Idempotent-Replayed")).contains("true");
+        assertThat(quoted.body()).isEqualTo(first.body());
+        assertThat(orders(body)).isOne();
+        assertThat(keyRows(key)).isOne();
     }
 
     /** G5: the same key with another body gets 422 and changes nothing; the 422 is counted {@code mismatch}. */
@@ -985,6 +1067,47 @@ class IdempotencyFilterIT {
         assertThat(r.body()).contains("no authenticated caller");
         assertThat(count("unidentified")).isEqualTo(unidentified + 1);
         assertThat(orders(body)).isZero();
+    }
+
+    /**
+     * G5 scope: a custom identity that is blank (here a missing subject read as "") is no caller, and
+     * the request is refused with 401 like one whose identity is null, and runs nothing. Before, every
+     * such caller shared the one scope of the empty identity: the first ran, and another caller with
+     * the same key got its stored response.
+     */
+    @Test
+    void aBlankIdentityIsNoCaller() throws Exception {
+        IdempotencyFilter filter = ordersFilter(METRICS, "orders")
+                .scopeResolver(ScopeResolver.identity(
+                        request -> Objects.requireNonNullElse(request.getHeader("X-Subject"), "")))
+                .build();
+        try (TestServer blank = TestServer.start(APP, filter)) {
+            String key = UUID.randomUUID().toString();
+            String body = body("blank");
+            double unidentified = count("unidentified");
+            for (String subject : new String[] {null, " "}) {
+                HttpRequest.Builder request = HttpRequest.newBuilder(blank.uri("/orders"))
+                        .header("Content-Type", "application/json")
+                        .header("Idempotency-Key", key)
+                        .POST(HttpRequest.BodyPublishers.ofString(body));
+                if (subject != null) {
+                    request.header("X-Subject", subject);
+                }
+                HttpResponse<String> r = send(request.build());
+                assertThat(r.statusCode()).as("subject '%s'", subject).isEqualTo(401);
+            }
+            assertThat(count("unidentified")).isEqualTo(unidentified + 2);
+            assertThat(orders(body)).isZero();
+            assertThat(keyRows(key)).isZero();
+            HttpResponse<String> named = send(HttpRequest.newBuilder(blank.uri("/orders"))
+                    .header("Content-Type", "application/json")
+                    .header("Idempotency-Key", key)
+                    .header("X-Subject", "alice")
+                    .POST(HttpRequest.BodyPublishers.ofString(body))
+                    .build());
+            assertThat(named.statusCode()).isEqualTo(201);
+            assertThat(orders(body)).isOne();
+        }
     }
 
     /** Keys expire: after the TTL the same key executes anew; purgeExpired then removes only expired keys. */

@@ -15,7 +15,8 @@ import java.util.function.LongSupplier;
  * times the requests plus the floor, however many callers retry.
  *
  * <p>Call {@link #recordRequest()} once per logical request (first attempts only) and {@link
- * #tryAcquireRetry()} before each retry; a retry is allowed while {@code retries < ratio *
+ * #tryAcquireRetry()} before each retry ({@link #releaseRetry()} when that retry is not sent after
+ * all); a retry is allowed while {@code retries < ratio *
  * requests + minRetriesPerSecond * windowSeconds} over the window. Thread-safe.
  */
 public final class RetryBudget {
@@ -105,6 +106,23 @@ public final class RetryBudget {
         }
         retries[bucket]++;
         return true;
+    }
+
+    /**
+     * Gives back a retry taken with {@link #tryAcquireRetry()} that was not sent after all (a circuit
+     * breaker refused it after the backoff), so that only retries sent count against the budget. Call
+     * it at most once per retry taken; a retry the window has already moved past is no longer counted,
+     * and giving it back changes nothing.
+     */
+    public synchronized void releaseRetry() {
+        int bucket = advance();
+        for (int i = 0; i < BUCKETS; i++) {
+            int idx = Math.floorMod(bucket - i, BUCKETS);
+            if (retries[idx] > 0) {
+                retries[idx]--;
+                return;
+            }
+        }
     }
 
     /** @return the retry ratio */

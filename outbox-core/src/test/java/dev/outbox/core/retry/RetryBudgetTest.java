@@ -50,6 +50,33 @@ class RetryBudgetTest {
         assertThat(budget.tryAcquireRetry()).isFalse();
     }
 
+    /**
+     * A retry given back with releaseRetry no longer counts: the budget allows it again. Giving back
+     * more than was taken, or a retry the window has moved past, adds nothing.
+     */
+    @Test
+    void aRetryGivenBackNoLongerCounts() {
+        RetryBudget budget = RetryBudget.of(0.5, 0, Duration.ofSeconds(10), now::get);
+        budget.recordRequest();
+        budget.recordRequest();
+        assertThat(budget.tryAcquireRetry()).isTrue();
+        assertThat(budget.tryAcquireRetry()).isFalse();
+        budget.releaseRetry();
+        assertThat(budget.tryAcquireRetry()).as("the retry given back").isTrue();
+        assertThat(budget.tryAcquireRetry()).isFalse();
+        budget.releaseRetry();
+        budget.releaseRetry();
+        assertThat(budget.tryAcquireRetry()).as("only the one taken comes back").isTrue();
+        assertThat(budget.tryAcquireRetry()).isFalse();
+
+        now.addAndGet(Duration.ofSeconds(11).toNanos());
+        budget.recordRequest();
+        budget.recordRequest();
+        budget.releaseRetry(); // the retry taken before has left the window
+        assertThat(budget.tryAcquireRetry()).isTrue();
+        assertThat(budget.tryAcquireRetry()).isFalse();
+    }
+
     @Test
     void badValuesAreRefused() {
         assertThatThrownBy(() -> RetryBudget.of(1.5, 1, Duration.ofSeconds(10)))

@@ -10,10 +10,12 @@ import dev.outbox.http.client.CircuitOpenException;
 import dev.outbox.http.client.Completion;
 import dev.outbox.http.client.HttpCallException;
 import dev.outbox.http.client.IdempotentHttpClient;
+import dev.outbox.http.client.ServerErrorResponse;
 import dev.outbox.http.client.Sleeper;
 import dev.outbox.http.server.IdempotencyKey;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerRegistry;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.URI;
@@ -23,6 +25,7 @@ import java.net.http.HttpHeaders;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
+import java.nio.ByteBuffer;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.LinkedHashMap;
@@ -70,6 +73,7 @@ public final class RetryingClient implements IdempotentHttpClient {
     private final RandomGenerator random;
     private final Set<String> keyedMethods;
     private final Targets targets;
+    private final long maxBufferedBody;
     private final String log;
 
     public RetryingClient(
@@ -86,6 +90,7 @@ public final class RetryingClient implements IdempotentHttpClient {
             RandomGenerator random,
             Set<String> keyedMethods,
             Targets targets,
+            long maxBufferedBody,
             String name) {
         this.http = http;
         this.backoff = backoff;
@@ -100,6 +105,7 @@ public final class RetryingClient implements IdempotentHttpClient {
         this.random = random;
         this.keyedMethods = keyedMethods;
         this.targets = targets;
+        this.maxBufferedBody = maxBufferedBody;
         this.log = "[idempotent-http-client " + name + "] ";
     }
 
@@ -121,47 +127,73 @@ public final class RetryingClient implements IdempotentHttpClient {
         Objects.requireNonNull(request, "request may not be null");
         Objects.requireNonNull(
                 idempotencyKey, "idempotencyKey may not be null; use send(request, handler) to mint one");
-        IdempotencyKey.quote(idempotencyKey); // validates
-        return run(request, handler, idempotencyKey, targets.honoursKey(request.uri()));
+        return run(request, handler, Key.given(idempotencyKey), targets.honoursKey(request.uri()));
     }
 
     @Override
     public <T> CallResult<T> sendKeyed(HttpRequest request, HttpResponse.BodyHandler<T> handler, String idempotencyKey)
             throws IOException, InterruptedException {
         Objects.requireNonNull(request, "request may not be null");
-        if (idempotencyKey != null) {
-            IdempotencyKey.quote(idempotencyKey); // validates
-        }
-        return run(request, handler, idempotencyKey != null ? idempotencyKey : ownOrMinted(request), true);
+        return run(request, handler, idempotencyKey != null ? Key.given(idempotencyKey) : ownOrMinted(request), true);
     }
 
-    private String ownOrMinted(HttpRequest request) {
+    /**
+     * An operation's key and the header value that carries it.
+     *
+     * @param key the key, unquoted, as the caller gets it back; null for none
+     * @param header the {@code Idempotency-Key} header value sent on every attempt
+     */
+    private record Key(String key, String header) {
+        static final Key NONE = new Key(null, null);
+
+        /** @throws IllegalArgumentException when the key cannot be sent (see {@link IdempotencyKey#quote}) */
+        static Key given(String key) {
+            return new Key(key, IdempotencyKey.quote(key));
+        }
+    }
+
+    /**
+     * @return the request's own key, sent on as the caller wrote it (a target that takes the value as
+     *     opaque then sees the same key as from any other client sending it so); else a minted one for
+     *     a keyed method; else none
+     * @throws IllegalArgumentException when the request's own key is malformed
+     */
+    private Key ownOrMinted(HttpRequest request) {
         Optional<String> own = request.headers().firstValue(IdempotencyKey.HEADER);
         if (own.isPresent()) {
-            return IdempotencyKey.parse(own.get());
+            return new Key(IdempotencyKey.parse(own.get()), own.get());
         }
         return keyedMethods.contains(request.method().toUpperCase(Locale.ROOT))
-                ? MessageIds.next().toString()
-                : null;
+                ? Key.given(MessageIds.next().toString())
+                : Key.NONE;
     }
 
     private <T> CallResult<T> run(
-            HttpRequest original, HttpResponse.BodyHandler<T> handler, String key, boolean honoured)
+            HttpRequest original, HttpResponse.BodyHandler<T> handler, Key operation, boolean honoured)
             throws IOException, InterruptedException {
         Objects.requireNonNull(handler, "handler may not be null");
+        String key = operation.key();
         HttpRequest.Builder copy =
                 HttpRequest.newBuilder(original, (name, value) -> !name.equalsIgnoreCase(IdempotencyKey.HEADER));
         if (key != null) {
-            copy.header(IdempotencyKey.HEADER, IdempotencyKey.quote(key));
+            copy.header(IdempotencyKey.HEADER, operation.header());
         }
         if (original.timeout().isEmpty()) {
             copy.timeout(attemptTimeout);
         }
-        HttpRequest request = copy.build();
-        String method = request.method().toUpperCase(Locale.ROOT);
+        String method = original.method().toUpperCase(Locale.ROOT);
         // a keyed retry is safe only where the target honours the key; anything else may be repeated
         // only when the failure shows the request never left this client
         boolean mayRetry = (key != null && honoured) || IDEMPOTENT_METHODS.contains(method);
+        if (mayRetry && maxAttempts > 1) {
+            // every attempt must send the same bytes: a publisher that can be read once would send
+            // nothing the second time, which the target takes for another request under the same key
+            byte[] body = buffered(original, key, honoured, method);
+            if (body != null) {
+                copy.method(original.method(), HttpRequest.BodyPublishers.ofByteArray(body));
+            }
+        }
+        HttpRequest request = copy.build();
         String host = hostOf(request.uri());
 
         int attempts = 0;
@@ -172,6 +204,10 @@ public final class RetryingClient implements IdempotentHttpClient {
             CircuitBreaker breaker = breakers == null ? null : breakerOf(host);
             if (breaker != null && !breaker.tryAcquirePermission()) {
                 discard(response);
+                if (attempts > 0) {
+                    // the retry taken from the budget before the wait is not sent
+                    budget.releaseRetry();
+                }
                 throw new CircuitOpenException(
                         "The circuit breaker for " + host + " is " + breaker.getState()
                                 + " after repeated failures, so " + method + " " + request.uri() + " was not sent"
@@ -217,7 +253,7 @@ public final class RetryingClient implements IdempotentHttpClient {
                 if (headers == null) {
                     breaker.onError(took, TimeUnit.NANOSECONDS, failure);
                 } else if (status >= 500 && !replayed) {
-                    breaker.onError(took, TimeUnit.NANOSECONDS, new ServerError(status));
+                    breaker.onError(took, TimeUnit.NANOSECONDS, new ServerErrorResponse(status));
                 } else {
                     breaker.onSuccess(took, TimeUnit.NANOSECONDS);
                 }
@@ -290,6 +326,147 @@ public final class RetryingClient implements IdempotentHttpClient {
         }
     }
 
+    /**
+     * Reads the request's body into memory before the first attempt of a call that may be retried, so
+     * that every attempt sends the same bytes, also from a publisher that can be read once. The
+     * publisher is read on a thread of its own, so that a stalled one holds the caller no longer than
+     * an attempt would.
+     *
+     * @return the body, or null when the request has none
+     * @throws IllegalArgumentException when it is longer than {@code maxBufferedBody}
+     * @throws HttpCallException when the publisher failed, or did not finish within the request's
+     *     timeout; nothing was sent
+     * @throws CallInterruptedException when interrupted while reading; nothing was sent
+     */
+    private byte[] buffered(HttpRequest request, String key, boolean honoured, String method)
+            throws HttpCallException, CallInterruptedException {
+        HttpRequest.BodyPublisher publisher = request.bodyPublisher().orElse(null);
+        if (publisher == null || publisher.contentLength() == 0) {
+            return null;
+        }
+        long length = publisher.contentLength();
+        if (length > maxBufferedBody) {
+            throw bodyTooLarge(method, request.uri(), "is " + length + " bytes long", false);
+        }
+        BodyCollector collector = new BodyCollector(maxBufferedBody);
+        Thread.ofVirtual().name("idempotent-http-client-body").start(() -> {
+            try {
+                publisher.subscribe(collector);
+            } catch (RuntimeException e) {
+                collector.body.completeExceptionally(e);
+            }
+        });
+        Duration limit = request.timeout().orElse(attemptTimeout);
+        try {
+            return collector.body.get(nanos(limit), TimeUnit.NANOSECONDS);
+        } catch (TimeoutException e) {
+            collector.cancel();
+            throw new HttpCallException(
+                    log + method + " " + request.uri() + " was not sent: its body publisher did not finish within "
+                            + Durations.format(limit)
+                            + (request.timeout().isPresent() ? " (the request's timeout)" : " (attemptTimeout)")
+                            + ". Give it a body that can be read in that time, or a longer timeout.",
+                    e,
+                    0,
+                    key,
+                    null);
+        } catch (InterruptedException e) {
+            collector.cancel();
+            throw interrupted("reading the body of", 0, key, honoured, method, request.uri(), e);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof BodyCollector.TooLong) {
+                throw bodyTooLarge(method, request.uri(), "is longer than " + maxBufferedBody + " bytes", true);
+            }
+            throw new HttpCallException(
+                    log + method + " " + request.uri() + " was not sent: its body publisher failed: " + e.getCause(),
+                    e.getCause(),
+                    0,
+                    key,
+                    null);
+        }
+    }
+
+    private IllegalArgumentException bodyTooLarge(String method, URI uri, String howLong, boolean partlyRead) {
+        return new IllegalArgumentException(log + method + " " + uri + " was not sent: its body " + howLong
+                + ", more than maxBufferedBody (" + maxBufferedBody + " bytes). The client reads the body of a call"
+                + " that may be retried into memory before the first attempt, so that every attempt sends the same"
+                + " bytes. Raise maxBufferedBody(...) on the client's builder above the longest body you send (at most "
+                + IdempotentHttpClient.Builder.MAX_BUFFERED_BODY + " bytes), or send such a body with a client built"
+                + " with maxAttempts(1), which sends it once and never holds it"
+                + (partlyRead ? ". Its publisher has been read up to the limit: build the request anew to send it" : "")
+                + ".");
+    }
+
+    /**
+     * Collects a request body publisher's bytes, at most {@code max}; {@link #body} completes with
+     * them, or exceptionally with the publisher's error or {@link TooLong}.
+     */
+    private static final class BodyCollector implements Flow.Subscriber<ByteBuffer> {
+        /** The body was longer than the limit. */
+        static final class TooLong extends RuntimeException {
+            TooLong() {
+                super(null, null, false, false);
+            }
+        }
+
+        final CompletableFuture<byte[]> body = new CompletableFuture<>();
+        private final long max;
+        private final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        private final AtomicReference<Flow.Subscription> subscription = new AtomicReference<>();
+
+        BodyCollector(long max) {
+            this.max = max;
+        }
+
+        @Override
+        public void onSubscribe(Flow.Subscription s) {
+            subscription.set(s);
+            if (body.isDone()) {
+                s.cancel(); // cancelled before the publisher subscribed
+            } else {
+                s.request(Long.MAX_VALUE);
+            }
+        }
+
+        @Override
+        public void onNext(ByteBuffer item) {
+            if (body.isDone()) {
+                return;
+            }
+            if (item.remaining() > max - bytes.size()) {
+                body.completeExceptionally(new TooLong());
+                cancelSubscription();
+                return;
+            }
+            byte[] chunk = new byte[item.remaining()];
+            item.get(chunk);
+            bytes.write(chunk, 0, chunk.length);
+        }
+
+        @Override
+        public void onError(Throwable throwable) {
+            body.completeExceptionally(throwable);
+        }
+
+        @Override
+        public void onComplete() {
+            body.complete(bytes.toByteArray());
+        }
+
+        /** Stops reading: the caller no longer waits for the body. */
+        void cancel() {
+            body.cancel(false);
+            cancelSubscription();
+        }
+
+        private void cancelSubscription() {
+            Flow.Subscription s = subscription.get();
+            if (s != null) {
+                s.cancel();
+            }
+        }
+    }
+
     /** The caller's thread was interrupted: the key goes with the exception, so that the operation can be retried. */
     private static CallInterruptedException interrupted(
             String doing,
@@ -300,7 +477,9 @@ public final class RetryingClient implements IdempotentHttpClient {
             URI uri,
             InterruptedException cause) {
         String advice;
-        if (key == null) {
+        if (attempts == 0) {
+            advice = "; nothing was sent";
+        } else if (key == null) {
             advice = "";
         } else if (honoured) {
             advice = "; the operation may have run: retry it later with the same Idempotency-Key '" + key
@@ -509,13 +688,6 @@ public final class RetryingClient implements IdempotentHttpClient {
                     cause);
             this.status = info.statusCode();
             this.headers = info.headers();
-        }
-    }
-
-    /** Records a 5xx response as a failure in the circuit breaker. */
-    static final class ServerError extends Exception {
-        ServerError(int status) {
-            super("HTTP " + status, null, false, false);
         }
     }
 

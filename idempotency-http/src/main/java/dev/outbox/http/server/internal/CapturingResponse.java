@@ -229,10 +229,17 @@ public final class CapturingResponse extends HttpServletResponseWrapper {
         buffer.reset(); // an overflow stays: the request fails whatever it writes next
     }
 
+    /**
+     * Clears the body held, the status and headers, the error sent, and which of {@link #getWriter()}
+     * and {@link #getOutputStream()} was called, as the container's {@code reset()} does: either may be
+     * called after it. An overflow stays.
+     */
     @Override
     public void reset() {
         super.reset();
         resetBuffer();
+        writer = null;
+        stream = null;
         errorSent = false;
         errorMessage = null;
     }

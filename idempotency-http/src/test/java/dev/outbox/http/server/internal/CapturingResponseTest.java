@@ -48,6 +48,31 @@ class CapturingResponseTest {
     }
 
     /**
+     * reset() forgets which of getWriter() and getOutputStream() was called, as the container's
+     * response does, so the handler may take the other one after it; what was written before is
+     * gone. Before, getOutputStream() after getWriter() and reset() threw IllegalStateException.
+     */
+    @Test
+    void afterAResetTheOtherOfWriterAndStreamMayBeTaken() throws Exception {
+        CapturingResponse writtenThenStreamed = new CapturingResponse(new MockHttpServletResponse(), 1024);
+        writtenThenStreamed.getWriter().write("draft");
+        writtenThenStreamed.reset();
+        writtenThenStreamed.getOutputStream().write("final".getBytes(StandardCharsets.UTF_8));
+        assertThat(new String(writtenThenStreamed.body(), StandardCharsets.UTF_8))
+                .isEqualTo("final");
+
+        CapturingResponse streamedThenWritten = new CapturingResponse(new MockHttpServletResponse(), 1024);
+        streamedThenWritten.getOutputStream().write("draft".getBytes(StandardCharsets.UTF_8));
+        streamedThenWritten.reset();
+        streamedThenWritten.getWriter().write("final");
+        assertThat(new String(streamedThenWritten.body(), StandardCharsets.UTF_8))
+                .isEqualTo("final");
+        assertThatThrownBy(streamedThenWritten::getOutputStream)
+                .as("both after the reset")
+                .isInstanceOf(IllegalStateException.class);
+    }
+
+    /**
      * The body held is bounded: a write past the bound throws (the stream) or sets the writer's error flag, nothing
      * past the bound is kept, and the overflow stays known after a reset, so the filter fails the request.
      */
