@@ -38,7 +38,8 @@ public interface ScopeResolver {
 
     /**
      * The default: the authenticated principal's name ({@link HttpServletRequest#getUserPrincipal()}).
-     * A request without a principal has no scope and is refused with 401: keys of callers nobody
+     * A request without a principal (or with one whose name is blank) has no scope and is refused with
+     * 401: keys of callers nobody
      * identified would otherwise share one scope, where one caller who learns another's key can
      * read that response (and a 422 tells whether a key exists). A principal missing on a path that
      * does authenticate usually means the filter runs before authentication: order it after.
@@ -50,8 +51,8 @@ public interface ScopeResolver {
      */
     static ScopeResolver principal() {
         return identity(request -> {
-            Principal p = request.getUserPrincipal();
-            return p == null ? null : "principal:" + p.getName();
+            String name = principalName(request);
+            return name == null ? null : "principal:" + name;
         });
     }
 
@@ -65,8 +66,8 @@ public interface ScopeResolver {
      */
     static ScopeResolver principalOrAnonymous() {
         return identity(request -> {
-            Principal p = request.getUserPrincipal();
-            return p == null ? "anonymous" : "principal:" + p.getName();
+            String name = principalName(request);
+            return name == null ? "anonymous" : "principal:" + name;
         });
     }
 
@@ -87,13 +88,23 @@ public interface ScopeResolver {
                     "tenantHeader may not be blank; name the header that carries the tenant id");
         }
         return identity(request -> {
-            Principal p = request.getUserPrincipal();
-            if (p != null) {
-                return "principal:" + p.getName();
+            String name = principalName(request);
+            if (name != null) {
+                return "principal:" + name;
             }
             String tenant = request.getHeader(tenantHeader);
             return tenant == null || tenant.isBlank() ? null : "tenant:" + tenant.strip();
         });
+    }
+
+    /**
+     * @return the name of the request's principal; null when it has none, or one whose name is null or
+     *     blank (every such caller would otherwise share one scope, {@code principal:})
+     */
+    private static String principalName(HttpServletRequest request) {
+        Principal p = request.getUserPrincipal();
+        String name = p == null ? null : p.getName();
+        return name == null || name.isBlank() ? null : name;
     }
 
     /**

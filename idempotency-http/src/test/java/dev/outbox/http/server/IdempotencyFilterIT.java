@@ -1070,6 +1070,24 @@ class IdempotencyFilterIT {
     }
 
     /**
+     * G5 scope: a principal whose name is blank (an authentication layer that sets a principal for an
+     * empty subject) is no caller for the built-in resolvers: with no tenant either, 401, and nothing
+     * runs. Before, every such caller shared the scope {@code principal:}.
+     */
+    @Test
+    void aPrincipalWithABlankNameIsNoCaller() throws Exception {
+        String body = body("blank-principal");
+        double unidentified = count("unidentified");
+        HttpResponse<String> r = send(anonymous("/orders", body)
+                .header("X-User", " ")
+                .header("Idempotency-Key", UUID.randomUUID().toString())
+                .build());
+        assertThat(r.statusCode()).isEqualTo(401);
+        assertThat(count("unidentified")).isEqualTo(unidentified + 1);
+        assertThat(orders(body)).isZero();
+    }
+
+    /**
      * G5 scope: a custom identity that is blank (here a missing subject read as "") is no caller, and
      * the request is refused with 401 like one whose identity is null, and runs nothing. Before, every
      * such caller shared the one scope of the empty identity: the first ran, and another caller with
