@@ -12,6 +12,7 @@ import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.migrations.internal.JooqVersionCheck;
 import dev.outbox.relay.Relay;
 import dev.outbox.schemas.AvroCodec;
+import dev.outbox.spring.internal.ConditionalOnEnabled;
 import dev.outbox.spring.internal.ConsumersHealthIndicator;
 import dev.outbox.spring.internal.EmbeddedRelay;
 import dev.outbox.spring.internal.EmbeddedRelayBuilder;
@@ -50,7 +51,6 @@ import org.springframework.boot.autoconfigure.condition.ConditionalOnBean;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnClass;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingBean;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingClass;
-import org.springframework.boot.autoconfigure.condition.ConditionalOnProperty;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnSingleCandidate;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnWebApplication;
 import org.springframework.boot.context.properties.EnableConfigurationProperties;
@@ -66,6 +66,7 @@ import org.springframework.core.env.Environment;
 import org.springframework.core.io.ResourceLoader;
 import org.springframework.jdbc.datasource.TransactionAwareDataSourceProxy;
 import org.springframework.kafka.core.ConsumerFactory;
+import org.springframework.kafka.listener.AfterRollbackProcessor;
 import org.springframework.kafka.listener.CommonErrorHandler;
 import org.springframework.transaction.PlatformTransactionManager;
 import org.springframework.transaction.support.TransactionSynchronizationManager;
@@ -96,7 +97,9 @@ import org.springframework.util.ClassUtils;
  *       outbox.processed.*});
  *   <li>the error handler of Spring Kafka's listener containers, which delivers a failed record
  *       again with a backoff and never skips it ({@code outbox.listener-retries.*}), unless the
- *       application defines a {@code CommonErrorHandler};
+ *       application defines a {@code CommonErrorHandler}; with it, an after-rollback processor for
+ *       containers that run Kafka transactions that never skips a record either, unless the
+ *       application defines an {@code AfterRollbackProcessor};
  *   <li>meters in the application's {@code MeterRegistry}; health indicators {@code outboxRelay}
  *       and {@code outboxConsumers} (every {@link IdempotentConsumer} bean) when Actuator is there.
  * </ul>
@@ -141,7 +144,7 @@ public class OutboxAutoConfiguration {
     private static final String PROCESSED = "outbox.processed.";
 
     @Bean(MIGRATIONS_BEAN)
-    @ConditionalOnProperty(prefix = "outbox.migrations", name = "enabled", havingValue = "true", matchIfMissing = true)
+    @ConditionalOnEnabled(value = "outbox.migrations.enabled", byDefault = true)
     OutboxMigrationsInitializer outboxMigrations(
             DataSource dataSource,
             OutboxProperties properties,
@@ -409,23 +412,17 @@ public class OutboxAutoConfiguration {
                 "org.springframework.boot.web.servlet.FilterRegistrationBean",
                 "org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandlerMapping"
             })
-    @ConditionalOnProperty(
-            prefix = "outbox.idempotency.gate",
-            name = "enabled",
-            havingValue = "true",
-            matchIfMissing = true)
+    @ConditionalOnEnabled(value = "outbox.idempotency.gate.enabled", byDefault = true)
     static class GateConfiguration {
         @Bean
         @ConditionalOnMissingBean
         SpringMvcGate outboxIdempotencyGate(OutboxProperties properties, Environment environment) {
-            String servletPath = environment.getProperty("spring.mvc.servlet.path", "");
-            String prefix = servletPath.equals("/") ? "" : servletPath;
             return new SpringMvcGate(
                     properties.getIdempotency().getGate(),
                     new NamedSettings(environment),
                     FILTER_BEAN,
-                    prefix,
-                    prefix + environment.getProperty("server.error.path", "/error"));
+                    environment.getProperty("spring.mvc.servlet.path", "/"),
+                    environment.getProperty("server.error.path", "/error"));
         }
     }
 
@@ -467,7 +464,7 @@ public class OutboxAutoConfiguration {
      */
     @Configuration(proxyBeanMethods = false)
     @ConditionalOnMissingClass("dev.outbox.relay.Relay")
-    @ConditionalOnProperty(prefix = "outbox.relay", name = "enabled", havingValue = "true")
+    @ConditionalOnEnabled(value = "outbox.relay.enabled", byDefault = false)
     static class RelayMissingConfiguration {
         @Bean
         static SmartInitializingSingleton outboxRelayOnTheClassPathCheck() {
@@ -483,7 +480,7 @@ public class OutboxAutoConfiguration {
     /** The embedded relay; the standalone relay process remains the recommended deployment. */
     @Configuration(proxyBeanMethods = false)
     @ConditionalOnClass(Relay.class)
-    @ConditionalOnProperty(prefix = "outbox.relay", name = "enabled", havingValue = "true")
+    @ConditionalOnEnabled(value = "outbox.relay.enabled", byDefault = false)
     static class RelayConfiguration {
 
         @Bean(destroyMethod = "close")
@@ -535,34 +532,58 @@ public class OutboxAutoConfiguration {
      * The error handler of the {@code @KafkaListener} containers Spring Boot builds, unless the
      * application defines one: a failed record is delivered again with a backoff, never skipped
      * ({@link ListenerRetries}), also in containers that run Kafka transactions. Spring Kafka's own
-     * default skips it after ten attempts without delay.
+     * default skips it after ten attempts without delay. With it, the after-rollback processor of the
+     * containers that run Kafka transactions, unless the application defines one: Spring Kafka's
+     * default "recovers" a record at every tenth rollback, and the starter's never does.
      */
     @Configuration(proxyBeanMethods = false)
     @ConditionalOnClass(name = "org.springframework.kafka.listener.DefaultErrorHandler")
-    @ConditionalOnProperty(
-            prefix = "outbox.listener-retries",
-            name = "enabled",
-            havingValue = "true",
-            matchIfMissing = true)
+    @ConditionalOnEnabled(value = "outbox.listener-retries.enabled", byDefault = true)
+    @ConditionalOnMissingBean(CommonErrorHandler.class)
     static class ListenerRetriesConfiguration {
+        private static final String RETRIES = "outbox.listener-retries.";
+
         @Bean
         @ConditionalOnMissingBean(CommonErrorHandler.class)
         CommonErrorHandler outboxListenerErrorHandler(
                 OutboxProperties properties, Environment environment, ObjectProvider<ConsumerFactory<?, ?>> consumers) {
             OutboxProperties.ListenerRetries p = properties.getListenerRetries();
+            Duration poll = checkedPollInterval(p, environment, consumers);
+            return ListenerRetries.errorHandler(p.getInitialInterval(), p.getMaxInterval(), poll);
+        }
+
+        /**
+         * Spring Boot gives the single {@code AfterRollbackProcessor} bean to the containers it builds;
+         * it runs after a Kafka transaction of theirs rolled back, that is after every failure of a
+         * listener in containers that run Kafka transactions.
+         */
+        @Bean
+        @ConditionalOnMissingBean(AfterRollbackProcessor.class)
+        AfterRollbackProcessor<Object, Object> outboxListenerAfterRollbackProcessor(
+                OutboxProperties properties, Environment environment, ObjectProvider<ConsumerFactory<?, ?>> consumers) {
+            OutboxProperties.ListenerRetries p = properties.getListenerRetries();
+            Duration poll = checkedPollInterval(p, environment, consumers);
+            return ListenerRetries.afterRollbackProcessor(p.getInitialInterval(), p.getMaxInterval(), poll);
+        }
+
+        /**
+         * @return the listener consumers' {@code max.poll.interval.ms}, once the waits are checked against
+         *     it: they are spent in the poll loop
+         * @throws IllegalArgumentException naming the property of a refused wait
+         */
+        private static Duration checkedPollInterval(
+                OutboxProperties.ListenerRetries p,
+                Environment environment,
+                ObjectProvider<ConsumerFactory<?, ?>> consumers) {
             NamedSettings named = new NamedSettings(environment);
-            // the waits are spent in the poll loop: they must fit the consumers' own poll interval
             ConsumerFactory<?, ?> factory = consumers.getIfUnique();
             Duration poll = ListenerRetries.pollInterval(factory == null ? null : factory.getConfigurationProperties());
+            named.set(RETRIES + "initial-interval", p.getInitialInterval(), ListenerRetries::requireInitial);
             named.set(
-                    "outbox.listener-retries.initial-interval",
-                    p.getInitialInterval(),
-                    ListenerRetries::requireInitial);
-            named.set(
-                    "outbox.listener-retries.max-interval",
+                    RETRIES + "max-interval",
                     p.getMaxInterval(),
                     max -> ListenerRetries.requireMax(p.getInitialInterval(), max, poll));
-            return ListenerRetries.errorHandler(p.getInitialInterval(), p.getMaxInterval(), poll);
+            return poll;
         }
     }
 }

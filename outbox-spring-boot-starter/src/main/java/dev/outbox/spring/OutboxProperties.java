@@ -409,8 +409,9 @@ public class OutboxProperties {
      */
     public static class ListenerRetries {
         /**
-         * Whether the starter defines that error handler; false leaves Spring Kafka's default, which
-         * skips a record after ten failed attempts.
+         * Whether the starter defines that error handler and, for containers that run Kafka
+         * transactions, an after-rollback processor that never skips the record either; false leaves
+         * Spring Kafka's defaults, which skip a record after ten failed attempts.
          */
         private boolean enabled = true;
 

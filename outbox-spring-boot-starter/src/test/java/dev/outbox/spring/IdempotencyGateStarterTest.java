@@ -43,6 +43,7 @@ import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.PatchMapping;
 import org.springframework.web.bind.annotation.PostMapping;
 import org.springframework.web.bind.annotation.PutMapping;
+import org.springframework.web.bind.annotation.RequestBody;
 import org.springframework.web.bind.annotation.RestController;
 import org.springframework.web.servlet.function.HandlerFunction;
 import org.springframework.web.servlet.function.RouterFunction;
@@ -554,6 +555,88 @@ class IdempotencyGateStarterTest {
         });
         async.withPropertyValues("outbox.idempotency.gate.warn-only=true")
                 .run(context -> assertThat(context).hasNotFailed());
+    }
+
+    /**
+     * The async check judges each handler method by its own routes: a synchronous POST on a covered
+     * path beside a GET of the same method name answering with a {@code Callable} (which the filter,
+     * protecting POST and PATCH, lets answer asynchronously) starts. Judged by the name alone, the GET's
+     * {@code Callable} was charged to the covered POST and the start failed. Swapped, the covered POST
+     * that answers with a {@code Callable} still fails the start, named with its parameters.
+     */
+    @Test
+    void aStreamingGetBesideACoveredPostOfTheSameNameStarts() {
+        mvc().withUserConfiguration(StreamingGetBesidePost.class).run(context -> {
+            assertThat(context).hasNotFailed();
+            assertThat(context.getBean(SpringMvcGate.class).lastReport().covered())
+                    .extracting(Endpoint::route)
+                    .containsExactly("POST /orders");
+        });
+        mvc().withUserConfiguration(AsyncPostBesideGet.class).run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(rootCause(context.getStartupFailure()).getMessage())
+                    .contains("answer asynchronously")
+                    .contains("POST /orders (" + AsyncPostBesideGet.class.getName() + "#orders(String))");
+        });
+    }
+
+    @RestController
+    static class StreamingGetBesidePost {
+        @GetMapping("/orders")
+        Callable<String> orders() {
+            return () -> "[]";
+        }
+
+        @PostMapping("/orders")
+        String orders(@RequestBody String order) {
+            return "ok";
+        }
+    }
+
+    @RestController
+    static class AsyncPostBesideGet {
+        @GetMapping("/orders")
+        String orders() {
+            return "[]";
+        }
+
+        @PostMapping("/orders")
+        Callable<String> orders(@RequestBody String order) {
+            return () -> "ok";
+        }
+    }
+
+    /**
+     * Under a DispatcherServlet path with a trailing slash ({@code spring.mvc.servlet.path=/api/}, which
+     * Spring Boot accepts and maps as {@code /api}) the endpoints are listed under {@code /api}, and so is
+     * Boot's error controller, {@code /api/error}, which is left out as under {@code /api}: an application
+     * whose POST is covered starts. The error page was taken as {@code /api//error}, the error
+     * controller's every method was checked, and each such start failed on its uncovered POST and PATCH.
+     */
+    @Test
+    void underAServletPathWithATrailingSlashTheErrorControllerIsLeftOut() {
+        for (String servletPath : List.of("/api/", "/api")) {
+            withoutPaths()
+                    .withUserConfiguration(Orders.class)
+                    .withPropertyValues(
+                            "spring.mvc.servlet.path=" + servletPath, "outbox.idempotency.paths=/api/orders")
+                    .run(context -> {
+                        assertThat(context)
+                                .as("spring.mvc.servlet.path=%s", servletPath)
+                                .hasNotFailed();
+                        GateReport report = context.getBean(SpringMvcGate.class).lastReport();
+                        assertThat(report.covered()).extracting(Endpoint::route).containsExactly("POST /api/orders");
+                        assertThat(report.uncovered()).isEmpty();
+                    });
+        }
+    }
+
+    @RestController
+    static class Orders {
+        @PostMapping("/orders")
+        String order() {
+            return "ok";
+        }
     }
 
     @RestController

@@ -3,6 +3,9 @@ package dev.outbox.spring;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
 import dev.outbox.consumer.ProcessedMessages;
 import dev.outbox.core.MessageIds;
 import dev.outbox.testkit.TestDatabase;
@@ -18,9 +21,12 @@ import javax.sql.DataSource;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.slf4j.LoggerFactory;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.SpringBootConfiguration;
 import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
@@ -44,7 +50,8 @@ import org.springframework.transaction.annotation.Transactional;
  * manager on them, and the application declares its JDBC one): a record whose listener fails twelve
  * times (its claim and payment rolled back each time) is delivered again until it commits, then applied
  * once, and the record after it on its partition follows. Spring Kafka's defaults skip a record after ten
- * attempts; the starter's error handler does not, inside the containers' Kafka transactions too.
+ * attempts; the starter's error handler does not, inside the containers' Kafka transactions too, and
+ * neither does the starter's after-rollback processor, which runs after each of those rollbacks.
  */
 @ExtendWith(DropDatabaseAtEnd.class)
 @SpringBootTest(classes = KafkaTransactionsListenerIT.App.class)
@@ -61,6 +68,22 @@ class KafkaTransactionsListenerIT {
     @Autowired
     JdbcTemplate jdbc;
 
+    /** What Spring Kafka's listener classes log, its after-rollback processors' included. */
+    private final ListAppender<ILoggingEvent> kafkaLog = new ListAppender<>();
+
+    private final Logger kafkaListeners = (Logger) LoggerFactory.getLogger("org.springframework.kafka.listener");
+
+    @BeforeEach
+    void captureTheListenersLog() {
+        kafkaLog.start();
+        kafkaListeners.addAppender(kafkaLog);
+    }
+
+    @AfterEach
+    void releaseTheListenersLog() {
+        kafkaListeners.detachAppender(kafkaLog);
+    }
+
     @DynamicPropertySource
     static void properties(DynamicPropertyRegistry registry) {
         KAFKA.createTopic(TOPIC, 1);
@@ -68,6 +91,13 @@ class KafkaTransactionsListenerIT {
         registry.add("spring.kafka.producer.transaction-id-prefix", () -> "starter-kafka-tx-");
     }
 
+    /**
+     * A record whose listener fails twelve times is applied once when the failure stops, and the record
+     * behind it follows. After each rollback the containers' after-rollback processor runs: Spring
+     * Kafka's default one counted the failures and at the tenth "recovered" the record, logging at ERROR
+     * that its back-off was exhausted (the record was delivered again all the same); the starter's
+     * never recovers, so no such ERROR is logged.
+     */
     @Test
     void aRecordWhoseListenerFailsMoreThanTenTimesInAKafkaTransactionIsAppliedOnceNotSkipped() throws Exception {
         UUID stubborn = MessageIds.next();
@@ -87,6 +117,9 @@ class KafkaTransactionsListenerIT {
         assertThat(FAILURES_LEFT.get("o-stubborn"))
                 .as("every failing delivery ran")
                 .hasValue(0);
+        assertThat(kafkaLog.list)
+                .as("what Spring Kafka's listener classes logged")
+                .noneSatisfy(e -> assertThat(e.getFormattedMessage()).contains("exhausted"));
     }
 
     private static ProducerRecord<byte[], byte[]> record(UUID id, String orderId) {

@@ -16,10 +16,12 @@ import dev.outbox.relay.PublishMode;
 import dev.outbox.relay.Relay;
 import dev.outbox.relay.internal.RelayConfig;
 import dev.outbox.schemas.AvroCodec;
+import dev.outbox.spring.internal.EmbeddedRelay;
 import dev.outbox.spring.internal.OutboxMigrationsInitializer;
 import dev.outbox.spring.internal.OutboxPurges;
 import dev.outbox.spring.internal.RestartableRelay;
 import dev.outbox.spring.internal.SpringKafkaConnection;
+import dev.outbox.spring.internal.SpringMvcGate;
 import java.beans.PropertyDescriptor;
 import java.io.InputStream;
 import java.lang.reflect.Method;
@@ -43,6 +45,7 @@ import org.springframework.beans.BeanUtils;
 import org.springframework.beans.factory.config.BeanPostProcessor;
 import org.springframework.beans.factory.support.StaticListableBeanFactory;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
+import org.springframework.boot.context.properties.bind.BindException;
 import org.springframework.boot.kafka.autoconfigure.KafkaAutoConfiguration;
 import org.springframework.boot.kafka.autoconfigure.KafkaConnectionDetails;
 import org.springframework.boot.kafka.autoconfigure.KafkaProperties;
@@ -60,8 +63,11 @@ import org.springframework.jdbc.datasource.DataSourceTransactionManager;
 import org.springframework.jdbc.datasource.DelegatingDataSource;
 import org.springframework.jdbc.datasource.DriverManagerDataSource;
 import org.springframework.jdbc.datasource.TransactionAwareDataSourceProxy;
+import org.springframework.kafka.config.ConcurrentKafkaListenerContainerFactory;
 import org.springframework.kafka.core.DefaultKafkaProducerFactory;
+import org.springframework.kafka.listener.AfterRollbackProcessor;
 import org.springframework.kafka.listener.CommonErrorHandler;
+import org.springframework.kafka.listener.DefaultAfterRollbackProcessor;
 import org.springframework.kafka.listener.DefaultErrorHandler;
 import org.springframework.kafka.transaction.KafkaTransactionManager;
 import org.springframework.mock.env.MockEnvironment;
@@ -142,6 +148,163 @@ class OutboxAutoConfigurationTest {
                         "outbox.listener-retries.initial-interval=2s", "outbox.listener-retries.max-interval=1s"))
                 .startsWith("outbox.listener-retries.max-interval=1s: the max interval must be between the initial"
                         + " interval (2s) and 4m");
+    }
+
+    /**
+     * In listener containers that run Kafka transactions, every failure of a listener rolls the
+     * transaction back and the container's after-rollback processor runs: Spring Kafka's default one
+     * "recovers" the record at every tenth failure (logging that its back-off is exhausted), and one of
+     * the application's with a recoverer dead-letters it. Spring Boot gives the containers the single
+     * {@code AfterRollbackProcessor} bean; the starter defines one, which never recovers, beside its
+     * error handler, and not when the application has its own processor or its own error handler, or
+     * turned the listener retries off. That it never recovers a record is shown by
+     * KafkaTransactionsListenerIT on a real broker.
+     */
+    @Test
+    void theListenersAfterRollbackProcessorNeverRecoversUnlessTheApplicationHasItsOwn() {
+        ApplicationContextRunner kafka = runner.withConfiguration(AutoConfigurations.of(KafkaAutoConfiguration.class))
+                .withPropertyValues("spring.kafka.producer.transaction-id-prefix=shop-tx-");
+        kafka.run(context -> {
+            assertThat(context).hasNotFailed().hasSingleBean(AfterRollbackProcessor.class);
+            assertThat(context.getBean(AfterRollbackProcessor.class))
+                    .as("the starter's")
+                    .isNotInstanceOf(DefaultAfterRollbackProcessor.class);
+            assertThat(ReflectionTestUtils.getField(
+                            context.getBean(ConcurrentKafkaListenerContainerFactory.class), "afterRollbackProcessor"))
+                    .as("the after-rollback processor of the containers Spring Boot builds")
+                    .isSameAs(context.getBean(AfterRollbackProcessor.class));
+        });
+        AfterRollbackProcessor<Object, Object> own = new DefaultAfterRollbackProcessor<>();
+        kafka.withBean(AfterRollbackProcessor.class, () -> own)
+                .run(context -> assertThat(context.getBean(AfterRollbackProcessor.class))
+                        .isSameAs(own));
+        kafka.withBean(CommonErrorHandler.class, DefaultErrorHandler::new)
+                .run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(AfterRollbackProcessor.class));
+        kafka.withPropertyValues("outbox.listener-retries.enabled=false")
+                .run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(AfterRollbackProcessor.class));
+        // its waits are the error handler's, checked the same way
+        assertThat(rootMessage(kafka.withPropertyValues("spring.kafka.consumer.properties.max.poll.interval.ms=20000")))
+                .startsWith("outbox.listener-retries.max-interval=30s: the max interval must be between");
+    }
+
+    /**
+     * The outbox.*.enabled properties are read as Spring Boot binds them into OutboxProperties: {@code
+     * on}, {@code yes} and {@code 1} (any case) are true, {@code off}, {@code no} and {@code 0} false.
+     * Spring Boot's {@code @ConditionalOnProperty(havingValue = "true")} compared the text instead: {@code
+     * outbox.relay.enabled=on} bound true and created no relay, {@code outbox.listener-retries.enabled=1}
+     * left Spring Kafka's default error handler (which skips a record after ten attempts), {@code
+     * outbox.idempotency.gate.enabled=yes} turned the gate off and {@code outbox.migrations.enabled=yes}
+     * skipped the migrations.
+     */
+    @Test
+    void theEnabledPropertiesAreReadAsTheBinderReadsThem() {
+        for (String value : List.of("on", "yes", "1", "ON", "Yes", "true")) {
+            assertEnabledBy(value, true);
+        }
+        for (String value : List.of("off", "no", "0", "OFF", "No", "false")) {
+            assertEnabledBy(value, false);
+        }
+    }
+
+    /**
+     * A value of an outbox.*.enabled property that is no boolean fails the start with the binder's
+     * error, naming the property and the value, as it does for the properties class.
+     */
+    @Test
+    void anEnabledPropertyThatIsNoBooleanFailsTheStartNamingIt() {
+        for (String property : List.of(
+                "outbox.relay.enabled",
+                "outbox.listener-retries.enabled",
+                "outbox.migrations.enabled",
+                "outbox.idempotency.gate.enabled")) {
+            web.withPropertyValues(property + "=maybe").run(context -> {
+                assertThat(context).hasFailed();
+                assertThat(context.getStartupFailure())
+                        .as(property)
+                        .hasRootCauseMessage("Invalid boolean value 'maybe'");
+                Throwable bind = context.getStartupFailure();
+                while (bind != null && !(bind instanceof BindException)) {
+                    bind = bind.getCause();
+                }
+                assertThat(bind)
+                        .as("the binder's error among the causes, %s", property)
+                        .hasMessage("Failed to bind properties under '" + property + "' to java.lang.Boolean");
+            });
+        }
+    }
+
+    /** Asserts what {@code outbox.<feature>.enabled=<value>} turns on, {@code enabled} saying whether it is true. */
+    private void assertEnabledBy(String value, boolean enabled) {
+        runner.withBean(Relay.class, IdleRelay::new)
+                .withPropertyValues("outbox.relay.enabled=" + value)
+                .run(context -> assertThat(context)
+                        .hasNotFailed()
+                        .getBeans(EmbeddedRelay.class)
+                        .as("the embedded relay with outbox.relay.enabled=%s", value)
+                        .hasSize(enabled ? 1 : 0));
+        ApplicationContextRunner withoutRelay = runner.withClassLoader(new FilteredClassLoader(Relay.class))
+                .withPropertyValues("outbox.relay.enabled=" + value);
+        if (enabled) {
+            assertThat(rootMessage(withoutRelay)).contains("dev.outbox:outbox-relay is not on the class path");
+        } else {
+            withoutRelay.run(context -> assertThat(context).hasNotFailed());
+        }
+        runner.withPropertyValues("outbox.listener-retries.enabled=" + value)
+                .run(context -> assertThat(context)
+                        .hasNotFailed()
+                        .getBeans(CommonErrorHandler.class)
+                        .as("the listeners' error handler with outbox.listener-retries.enabled=%s", value)
+                        .hasSize(enabled ? 1 : 0));
+        web.withPropertyValues("outbox.idempotency.gate.enabled=" + value)
+                .run(context -> assertThat(context)
+                        .hasNotFailed()
+                        .getBeans(SpringMvcGate.class)
+                        .as("the start-up gate with outbox.idempotency.gate.enabled=%s", value)
+                        .hasSize(enabled ? 1 : 0));
+        ApplicationContextRunner withoutFlyway =
+                withoutFlyway().withPropertyValues("outbox.migrations.enabled=" + value);
+        if (enabled) {
+            assertThat(rootMessage(withoutFlyway)).contains("Flyway is not on the class path");
+        } else {
+            withoutFlyway.run(context -> assertThat(context).hasNotFailed());
+        }
+    }
+
+    /** @return a context of the starter whose migrations would need Flyway, which is not on its class path */
+    private static ApplicationContextRunner withoutFlyway() {
+        return new ApplicationContextRunner()
+                .withConfiguration(AutoConfigurations.of(OutboxAutoConfiguration.class))
+                .withBean(DataSource.class, () -> NEVER_CONNECTED)
+                .withClassLoader(new FilteredClassLoader("org.flywaydb"));
+    }
+
+    /** An application's own relay that does nothing, so that the starter's embedded-relay lifecycle runs it. */
+    private static final class IdleRelay implements Relay {
+        @Override
+        public void start() {}
+
+        @Override
+        public void close() {}
+
+        @Override
+        public String instanceId() {
+            return "idle";
+        }
+
+        @Override
+        public Set<Integer> ownedShards() {
+            return Set.of();
+        }
+
+        @Override
+        public boolean isLive() {
+            return true;
+        }
+
+        @Override
+        public boolean isReady() {
+            return true;
+        }
     }
 
     /**

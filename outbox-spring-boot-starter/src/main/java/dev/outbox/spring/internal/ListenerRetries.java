@@ -2,6 +2,8 @@ package dev.outbox.spring.internal;
 
 import dev.outbox.core.internal.Durations;
 import java.time.Duration;
+import java.util.Iterator;
+import java.util.List;
 import java.util.Map;
 import org.apache.kafka.clients.consumer.Consumer;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -9,14 +11,18 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.springframework.kafka.listener.AfterRollbackProcessor;
 import org.springframework.kafka.listener.BatchListenerFailedException;
 import org.springframework.kafka.listener.CommonErrorHandler;
 import org.springframework.kafka.listener.ConsumerRecordRecoverer;
+import org.springframework.kafka.listener.ContainerProperties;
+import org.springframework.kafka.listener.DefaultAfterRollbackProcessor;
 import org.springframework.kafka.listener.DefaultErrorHandler;
 import org.springframework.kafka.listener.MessageListenerContainer;
 import org.springframework.kafka.listener.RetryListener;
 import org.springframework.util.backoff.BackOff;
 import org.springframework.util.backoff.ExponentialBackOff;
+import org.springframework.util.backoff.FixedBackOff;
 
 /**
  * The error handler of Spring Kafka's listener containers that never skips a record: a record whose
@@ -37,6 +43,14 @@ import org.springframework.util.backoff.ExponentialBackOff;
  * names. Those records' claims and writes may have been rolled back with the failing one (one
  * transaction for the batch), and then they would never be delivered again; the records that did
  * commit are skipped by their claims when delivered again (the starter's README, "Batch listeners").
+ *
+ * <p>In containers that run Kafka transactions the handler's failure rolls the transaction back, and
+ * the container then hands the records to its {@link AfterRollbackProcessor}. Spring Kafka's default
+ * one counts failures of its own and, at every tenth, "recovers" the record: it logs an ERROR that
+ * its back-off is exhausted (the record is delivered again all the same, the handler having sought
+ * back to it), and one given a recoverer would dead-letter it, or commit past it. {@link
+ * #afterRollbackProcessor} never recovers: it seeks back to the records and, unless this handler
+ * already waited for the failure, waits on the same back-off.
  */
 public final class ListenerRetries {
     private static final Logger LOG = LoggerFactory.getLogger(ListenerRetries.class);
@@ -46,6 +60,12 @@ public final class ListenerRetries {
     static final Duration LONGEST = longest(DEFAULT_POLL_INTERVAL);
     /** The shortest first wait: the backoff counts whole milliseconds. */
     static final Duration SHORTEST = Duration.ofMillis(1);
+
+    /**
+     * The first record of the delivery whose failure this thread's error handler last waited for and
+     * threw on, so that the after-rollback processor that follows does not wait a second time.
+     */
+    private static final ThreadLocal<Position> WAITED = new ThreadLocal<>();
 
     private ListenerRetries() {}
 
@@ -68,25 +88,51 @@ public final class ListenerRetries {
      * @throws IllegalArgumentException naming the bound a wait breaks
      */
     public static CommonErrorHandler errorHandler(Duration initial, Duration max, Duration pollInterval) {
+        DefaultErrorHandler handler =
+                new WholeBatches(ListenerRetries::neverRecover, backOff(initial, max, pollInterval));
+        // Spring Kafka skips some exceptions at once (a conversion failure, a ClassCastException): retried too
+        handler.setClassifications(Map.of(), true);
+        handler.setRetryListeners(new Logging());
+        return handler;
+    }
+
+    /**
+     * The after-rollback processor of listener containers that run Kafka transactions, beside {@link
+     * #errorHandler}: it never recovers a record (no dead letter, no commit past it, no "exhausted"
+     * ERROR), but seeks back to the records of the rolled-back delivery so that they are delivered
+     * again. When {@link #errorHandler} threw on that delivery it has already waited, and the
+     * processor does not wait again; else (the transaction's commit failed) it waits on the same
+     * back-off, so each failed delivery waits once and no wait is longer than {@code max}.
+     *
+     * @param initial the first wait, at least 1 ms
+     * @param max the longest wait, at least {@code initial} and at most four fifths of {@code
+     *     pollInterval}
+     * @param pollInterval the listener consumers' {@code max.poll.interval.ms} ({@link #pollInterval})
+     * @return the after-rollback processor
+     * @throws IllegalArgumentException naming the bound a wait breaks
+     */
+    public static AfterRollbackProcessor<Object, Object> afterRollbackProcessor(
+            Duration initial, Duration max, Duration pollInterval) {
+        return new NeverRecoverAfterRollback(backOff(initial, max, pollInterval));
+    }
+
+    /** @return waits doubling from {@code initial} up to {@code max}, without end */
+    private static BackOff backOff(Duration initial, Duration max, Duration pollInterval) {
         requireInitial(initial);
         requireMax(initial, max, pollInterval);
         ExponentialBackOff backOff = new ExponentialBackOff(initial.toMillis(), 2.0);
         backOff.setMaxInterval(max.toMillis());
         backOff.setMaxElapsedTime(Long.MAX_VALUE);
         backOff.setMaxAttempts(Long.MAX_VALUE);
-        DefaultErrorHandler handler = new WholeBatches(
-                (record, failure) -> {
-                    // not reached while the backoff has no end: kept so that no path ever commits past the record
-                    throw new IllegalStateException(
-                            "the outbox starter's listener error handler never skips a record; " + position(record)
-                                    + " is delivered again",
-                            failure);
-                },
-                backOff);
-        // Spring Kafka skips some exceptions at once (a conversion failure, a ClassCastException): retried too
-        handler.setClassifications(Map.of(), true);
-        handler.setRetryListeners(new Logging());
-        return handler;
+        return backOff;
+    }
+
+    /** The recoverer of a back-off without end: never called; it throws so that no path commits past a record. */
+    private static void neverRecover(ConsumerRecord<?, ?> record, Exception failure) {
+        throw new IllegalStateException(
+                "the outbox starter's listener error handler never skips a record; " + position(record)
+                        + " is delivered again",
+                failure);
     }
 
     /**
@@ -188,10 +234,27 @@ public final class ListenerRetries {
         }
     }
 
-    /** A {@link DefaultErrorHandler} for which every failure of a batch listener is the whole batch's. */
+    /**
+     * A {@link DefaultErrorHandler} for which every failure of a batch listener is the whole batch's,
+     * and that notes the delivery it waited for and threw on ({@link #WAITED}).
+     */
     private static final class WholeBatches extends DefaultErrorHandler {
         WholeBatches(ConsumerRecordRecoverer recoverer, BackOff backOff) {
             super(recoverer, backOff);
+        }
+
+        @Override
+        public void handleRemaining(
+                Exception thrown,
+                List<ConsumerRecord<?, ?>> records,
+                Consumer<?, ?> consumer,
+                MessageListenerContainer container) {
+            try {
+                super.handleRemaining(thrown, records, consumer, container);
+            } catch (RuntimeException e) {
+                WAITED.set(Position.first(records));
+                throw e;
+            }
         }
 
         @Override
@@ -201,7 +264,12 @@ public final class ListenerRetries {
                 Consumer<?, ?> consumer,
                 MessageListenerContainer container,
                 Runnable invokeListener) {
-            super.handleBatch(wholeBatch(thrown), data, consumer, container, invokeListener);
+            try {
+                super.handleBatch(wholeBatch(thrown), data, consumer, container, invokeListener);
+            } catch (RuntimeException e) {
+                WAITED.set(Position.first(data));
+                throw e;
+            }
         }
 
         @Override
@@ -211,7 +279,87 @@ public final class ListenerRetries {
                 Consumer<?, ?> consumer,
                 MessageListenerContainer container,
                 Runnable invokeListener) {
-            return super.handleBatchAndReturnRemaining(wholeBatch(thrown), data, consumer, container, invokeListener);
+            try {
+                return super.handleBatchAndReturnRemaining(
+                        wholeBatch(thrown), data, consumer, container, invokeListener);
+            } catch (RuntimeException e) {
+                WAITED.set(Position.first(data));
+                throw e;
+            }
+        }
+    }
+
+    /** A record's place in its partition; {@code null} from {@link #first} for no record. */
+    private record Position(String topic, int partition, long offset) {
+        static Position first(Iterable<? extends ConsumerRecord<?, ?>> records) {
+            Iterator<? extends ConsumerRecord<?, ?>> it = records.iterator();
+            if (!it.hasNext()) {
+                return null;
+            }
+            ConsumerRecord<?, ?> r = it.next();
+            return new Position(r.topic(), r.partition(), r.offset());
+        }
+    }
+
+    /**
+     * Never recovers a record after a rollback: Spring Kafka's {@link DefaultAfterRollbackProcessor}
+     * seeks back to the records, given a back-off without end and a recoverer that is never called,
+     * every exception retried; one that does not wait after the error handler's failure, which has
+     * waited, and one that waits on the handler's back-off after any other rollback.
+     */
+    private static final class NeverRecoverAfterRollback implements AfterRollbackProcessor<Object, Object> {
+        private final DefaultAfterRollbackProcessor<Object, Object> seekOnly;
+        private final DefaultAfterRollbackProcessor<Object, Object> seekAndWait;
+
+        NeverRecoverAfterRollback(BackOff backOff) {
+            this.seekOnly = neverRecovering(new FixedBackOff(0, FixedBackOff.UNLIMITED_ATTEMPTS));
+            this.seekAndWait = neverRecovering(backOff);
+        }
+
+        private static DefaultAfterRollbackProcessor<Object, Object> neverRecovering(BackOff backOff) {
+            DefaultAfterRollbackProcessor<Object, Object> processor =
+                    new DefaultAfterRollbackProcessor<>(ListenerRetries::neverRecover, backOff);
+            processor.setClassifications(Map.of(), true);
+            return processor;
+        }
+
+        /** @return the processor for the rolled-back delivery that begins with {@code records} */
+        private DefaultAfterRollbackProcessor<Object, Object> forDelivery(
+                Iterable<? extends ConsumerRecord<?, ?>> records) {
+            Position waited = WAITED.get();
+            WAITED.remove();
+            return waited != null && waited.equals(Position.first(records)) ? seekOnly : seekAndWait;
+        }
+
+        @Override
+        public void process(
+                List<ConsumerRecord<Object, Object>> records,
+                Consumer<Object, Object> consumer,
+                MessageListenerContainer container,
+                Exception exception,
+                boolean recoverable,
+                ContainerProperties.EOSMode eosMode) {
+            forDelivery(records).process(records, consumer, container, exception, recoverable, eosMode);
+        }
+
+        @Override
+        public void processBatch(
+                ConsumerRecords<Object, Object> records,
+                List<ConsumerRecord<Object, Object>> recordList,
+                Consumer<Object, Object> consumer,
+                MessageListenerContainer container,
+                Exception exception,
+                boolean recoverable,
+                ContainerProperties.EOSMode eosMode) {
+            forDelivery(recordList)
+                    .processBatch(records, recordList, consumer, container, exception, recoverable, eosMode);
+        }
+
+        @Override
+        public void clearThreadState() {
+            WAITED.remove();
+            seekOnly.clearThreadState();
+            seekAndWait.clearThreadState();
         }
     }
 

@@ -9,7 +9,7 @@ import dev.outbox.spring.OutboxProperties;
 import java.lang.reflect.Method;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HashSet;
+import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
@@ -28,10 +28,12 @@ import org.springframework.core.ResolvableType;
 import org.springframework.http.HttpEntity;
 import org.springframework.util.ClassUtils;
 import org.springframework.util.ReflectionUtils;
+import org.springframework.web.bind.annotation.RequestMethod;
 import org.springframework.web.context.request.async.DeferredResult;
 import org.springframework.web.context.request.async.WebAsyncTask;
 import org.springframework.web.method.HandlerMethod;
 import org.springframework.web.servlet.function.support.RouterFunctionMapping;
+import org.springframework.web.servlet.mvc.method.RequestMappingInfo;
 import org.springframework.web.servlet.mvc.method.annotation.RequestMappingHandlerMapping;
 import org.springframework.web.servlet.mvc.method.annotation.ResponseBodyEmitter;
 import org.springframework.web.servlet.mvc.method.annotation.StreamingResponseBody;
@@ -70,7 +72,7 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
 
     private final IdempotencyGate.Builder settings;
     private final String starterFilterBean;
-    private final String servletPath;
+    private final String servletPrefix;
     private final String errorPath;
     private final boolean warnOnly;
     private volatile IdempotencyGate gate;
@@ -81,9 +83,12 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
      * @param named names a refused setting by its property
      * @param starterFilterBean the bean name of the starter's filter, which {@code
      *     outbox.idempotency.paths} configures
-     * @param servletPath the DispatcherServlet's path ({@code spring.mvc.servlet.path}), "" for "/"
-     * @param errorPath Spring Boot's error page ({@code server.error.path}): its controller answers
-     *     every method for requests that already failed, and is not an endpoint of the application
+     * @param servletPath the DispatcherServlet's path as configured ({@code spring.mvc.servlet.path}:
+     *     {@code /} or empty for the root, {@code /api} or {@code /api/}); the endpoints' paths start
+     *     with it ({@link #servletPrefix})
+     * @param errorPath Spring Boot's error page as configured ({@code server.error.path}, {@code
+     *     /error} by default), under the DispatcherServlet's path: its controller answers every method
+     *     for requests that already failed, and is not an endpoint of the application
      * @throws IllegalArgumentException when a setting is refused; the message starts with {@code
      *     <property>=<value>: }
      */
@@ -108,8 +113,28 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
         this.gate = builder.build();
         this.warnOnly = settings.isWarnOnly();
         this.starterFilterBean = starterFilterBean;
-        this.servletPath = servletPath;
-        this.errorPath = errorPath;
+        this.servletPrefix = servletPrefix(servletPath);
+        this.errorPath = under(servletPrefix, errorPath);
+    }
+
+    /**
+     * @param servletPath the DispatcherServlet's path as configured ({@code spring.mvc.servlet.path})
+     * @return what its endpoints' paths start with: the path without its trailing slash, as {@link
+     *     SpringMvcEndpoints} and Spring Boot's {@code DispatcherServletPath.getPrefix()} take it ({@code
+     *     /api} for {@code /api/}, empty for {@code /})
+     */
+    static String servletPrefix(String servletPath) {
+        return servletPath.endsWith("/") ? servletPath.substring(0, servletPath.length() - 1) : servletPath;
+    }
+
+    /**
+     * @param prefix a {@link #servletPrefix}
+     * @param pattern a path or pattern the DispatcherServlet maps ({@code /orders}, {@code orders})
+     * @return the endpoint's path as {@link SpringMvcEndpoints} lists it: {@code prefix}, then {@code
+     *     pattern} with a leading slash
+     */
+    static String under(String prefix, String pattern) {
+        return prefix + (pattern.startsWith("/") ? pattern : "/" + pattern);
     }
 
     /**
@@ -206,24 +231,29 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
     @Override
     public void afterSingletonsInstantiated() {
         List<Endpoint> endpoints = new ArrayList<>();
-        Set<String> asyncHandlers = new HashSet<>();
+        // the endpoints of the handler methods that answer asynchronously, each of its own routes: a
+        // synchronous method of the same name (a POST beside a streaming GET) is another handler
+        Map<String, HandlerMethod> asyncEndpoints = new HashMap<>();
         for (RequestMappingHandlerMapping mapping :
                 context.getBeansOfType(RequestMappingHandlerMapping.class).values()) {
-            for (Endpoint endpoint : SpringMvcEndpoints.of(mapping, servletPath)) {
+            for (Endpoint endpoint : SpringMvcEndpoints.of(mapping, servletPrefix)) {
                 if (!endpoint.path().equals(errorPath)) {
                     endpoints.add(endpoint);
                 }
             }
-            for (HandlerMethod handler : mapping.getHandlerMethods().values()) {
-                if (answersAsynchronously(handler)) {
-                    asyncHandlers.add(SpringMvcEndpoints.handlerName(handler));
+            for (Map.Entry<RequestMappingInfo, HandlerMethod> e :
+                    mapping.getHandlerMethods().entrySet()) {
+                if (answersAsynchronously(e.getValue())) {
+                    for (String key : endpointKeys(e.getKey(), e.getValue())) {
+                        asyncEndpoints.put(key, e.getValue());
+                    }
                 }
             }
         }
         for (RouterFunctionMapping mapping :
                 context.getBeansOfType(RouterFunctionMapping.class).values()) {
             if (mapping.getRouterFunction() != null) {
-                endpoints.addAll(SpringMvcEndpoints.of(mapping.getRouterFunction(), servletPath));
+                endpoints.addAll(SpringMvcEndpoints.of(mapping.getRouterFunction(), servletPrefix));
             }
         }
         List<IdempotencyGate.FilterMapping> mappings = filterMappings();
@@ -231,10 +261,17 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
                 settings.advice(new StarterAdvice(filtersBy(mappings))).build();
         gate = checking;
         GateReport report = checking.check(endpoints, mappings);
-        List<String> async = report.covered().stream()
-                .filter(e -> asyncHandlers.contains(e.handler()))
-                .map(e -> e.route() + " (" + e.handler() + ")")
-                .toList();
+        List<String> async = new ArrayList<>();
+        for (Endpoint e : report.covered()) {
+            // the gate lists an endpoint of every method (*) once per method it checks
+            HandlerMethod handler = asyncEndpoints.get(endpointKey(e.method(), e.path(), e.handler()));
+            if (handler == null) {
+                handler = asyncEndpoints.get(endpointKey("*", e.path(), e.handler()));
+            }
+            if (handler != null) {
+                async.add(e.route() + " (" + handler + ")");
+            }
+        }
         if (!async.isEmpty()) {
             String message = "Idempotency-Key filter covers endpoints whose handlers answer asynchronously: " + async
                     + ". Their work would run on another thread, outside the key's transaction, and again on every"
@@ -304,6 +341,32 @@ public final class SpringMvcGate implements SmartInitializingSingleton, Applicat
             return "While rolling out, outbox.idempotency.gate.warn-only=true logs this instead of failing the"
                     + " start; outbox.idempotency.gate.enabled=false turns the gate off.";
         }
+    }
+
+    /**
+     * @return the keys ({@link #endpointKey}) of the endpoints {@link SpringMvcEndpoints} lists for
+     *     {@code handler} under {@code info}: one per pattern and method, method {@code *} for a mapping
+     *     without a method condition
+     */
+    private List<String> endpointKeys(RequestMappingInfo info, HandlerMethod handler) {
+        String name = SpringMvcEndpoints.handlerName(handler);
+        Set<RequestMethod> methods = info.getMethodsCondition().getMethods();
+        List<String> keys = new ArrayList<>();
+        for (String pattern : info.getPatternValues()) {
+            String path = under(servletPrefix, pattern);
+            if (methods.isEmpty()) {
+                keys.add(endpointKey("*", path, name));
+            }
+            for (RequestMethod m : methods) {
+                keys.add(endpointKey(m.name(), path, name));
+            }
+        }
+        return keys;
+    }
+
+    /** @return the key of the endpoint of {@code method} and {@code path} that the named handler serves */
+    private static String endpointKey(String method, String path, String handlerName) {
+        return method + ' ' + path + ' ' + handlerName;
     }
 
     /** @return whether the handler's answer is processed on another thread than the request's */
