@@ -184,8 +184,10 @@ public final class Doctor {
                 at = rs.getObject(1, OffsetDateTime.class).toInstant();
             }
             List<Check> checks = new ArrayList<>();
-            checks.add(constraints.uniqueConstraints(c));
             String keyTable = "idempotency_key";
+            // the first table it looks up; a role without USAGE on the schema is refused there
+            checks.add(readOrFail(
+                    "unique-constraints", ConstraintCheck.TITLE, keyTable, () -> constraints.uniqueConstraints(c)));
             checks.add(readOrFail("key-expiry", KeyChecks.KEY_EXPIRY_TITLE, keyTable, () -> keys.keyExpiry(c)));
             Map<String, Duration> oldestProcessed;
             try {
@@ -219,7 +221,7 @@ public final class Doctor {
                         outboxTable,
                         () -> outbox.indexSize(c, counted)));
             }
-            checks.add(schemaCheck.current(c));
+            checks.add(readOrFail("outbox-schema", SchemaCheck.TITLE, outboxTable, () -> schemaCheck.current(c)));
             checks.add(durability.database(c));
             checks.add(durability.delivery(kafka));
             checks.addAll(BuildTimeRules.CHECKS);

@@ -8,6 +8,7 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 
 /**
  * The {@code outbox-schema} check: the objects the later outbox migrations add are there, whichever tool
@@ -15,6 +16,8 @@ import java.util.List;
  * relay and a producer work on a schema without them, at the cost each one names.
  */
 final class SchemaCheck {
+    static final String TITLE = "The outbox schema has what every migration adds";
+
     private final String schema;
 
     SchemaCheck(DoctorSettings settings) {
@@ -22,11 +25,13 @@ final class SchemaCheck {
     }
 
     Check current(Connection c) throws SQLException {
-        String title = "The outbox schema has what every migration adds";
+        String title = TITLE;
         String table = schema + ".outbox_message";
         String sql = "select"
                 + " exists(select 1 from pg_constraint where conrelid = to_regclass(?) and conname = 'outbox_message_shard_range'),"
-                + " coalesce((select 'vacuum_truncate=false' = any(reloptions) from pg_class where oid = to_regclass(?)), false),"
+                // stored as written: false, off, no, 0 or a prefix PostgreSQL accepts, in any case
+                + " (select o.option_value from pg_class r cross join lateral pg_options_to_table(r.reloptions) o"
+                + "   where r.oid = to_regclass(?) and o.option_name = 'vacuum_truncate'),"
                 + " to_regprocedure(? || '.outbox_wait_for_change(text, integer, integer)') is not null,"
                 + " (select i.indisvalid from pg_index i where i.indexrelid = to_regclass(? || '.outbox_message_parked_key_idx'))";
         List<String> evidence = new ArrayList<>();
@@ -45,8 +50,9 @@ final class SchemaCheck {
                         "a writer with another shard count can store rows on shards no relay leases",
                         evidence,
                         missing);
+                String truncate = rs.getString(2);
                 present(
-                        rs.getBoolean(2),
+                        truncate != null && isFalse(truncate),
                         "V6",
                         "vacuum_truncate = false on outbox_message",
                         "a vacuum of the empty table can make the planner read every shard by a whole-table scan",
@@ -88,6 +94,20 @@ final class SchemaCheck {
                 "Run the outbox migrations (OutboxMigrations.migrate, the relay's --migrate, or the plain SQL scripts"
                         + " in order); an invalid index: drop index concurrently " + schema
                         + ".outbox_message_parked_key_idx, then run V8 or its create index concurrently again.");
+    }
+
+    /**
+     * @return whether a stored boolean storage parameter is false, in any spelling PostgreSQL accepts for
+     *     one and keeps as written: {@code false}, {@code off}, {@code no}, {@code 0}, or a prefix of {@code
+     *     false} or {@code no}, or of {@code off} of at least two letters, in any case
+     */
+    static boolean isFalse(String value) {
+        String v = value.toLowerCase(Locale.ROOT);
+        return !v.isEmpty()
+                && ("false".startsWith(v)
+                        || "no".startsWith(v)
+                        || (v.length() >= 2 && "off".startsWith(v))
+                        || v.equals("0"));
     }
 
     private static void present(

@@ -12,31 +12,53 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 
-/** The statements behind {@link RelayAdmin#status()}: shards, members, vacuum statistics and the xmin report. */
+/**
+ * The statements behind {@link RelayAdmin#status()}: shards (those that hold rows without a lease row
+ * too), members, vacuum statistics and the xmin report.
+ */
 final class StatusQuery {
     private final String schema;
     private final String shardSql;
+    private final String withoutLeaseSql;
     private final String memberSql;
 
     StatusQuery(String schema) {
         this.schema = schema;
         String message = schema + ".outbox_message";
         String lease = schema + ".outbox_shard_lease";
-        this.shardSql = "select l.shard, l.owner, l.epoch, l.lease_until, l.lease_until > clock_timestamp() as live,"
-                + " b.backlog, extract(epoch from clock_timestamp() - o.created_at) as oldest_seconds, p.parked"
-                + " from " + lease + " l"
-                + " cross join lateral (select count(*) as backlog from " + message + " m"
+        // per shard, through the relay's partial indexes: the rows of one shard, never the whole table
+        String counts = " cross join lateral (select count(*) as backlog from " + message + " m"
                 + "   where m.shard = l.shard and m.parked_at is null) b"
                 + " left join lateral (select m.created_at from " + message + " m"
                 + "   where m.shard = l.shard and m.parked_at is null order by m.id limit 1) o on true"
                 + " cross join lateral (select count(*) as parked from " + message + " m"
-                + "   where m.shard = l.shard and m.parked_at is not null) p"
-                + " order by l.shard";
+                + "   where m.shard = l.shard and m.parked_at is not null) p";
+        this.shardSql = "select l.shard, l.owner, l.epoch, l.lease_until, l.lease_until > clock_timestamp() as live,"
+                + " b.backlog, extract(epoch from clock_timestamp() - o.created_at) as oldest_seconds, p.parked"
+                + " from " + lease + " l" + counts + " order by l.shard";
+        // the shards that hold rows, one index descent each on the same partial indexes (a skip scan),
+        // rather than a scan of every row; those without a lease row are counted as above
+        this.withoutLeaseSql = "with recursive publishable(shard) as ("
+                + distinctShards(message, "is null") + "), parked_shards(shard) as ("
+                + distinctShards(message, "is not null") + "),"
+                + " unleased(shard) as (select shard from publishable where shard is not null"
+                + "   union select shard from parked_shards where shard is not null"
+                + "   except select shard from " + lease + ")"
+                + " select l.shard, b.backlog, extract(epoch from clock_timestamp() - o.created_at) as oldest_seconds,"
+                + " p.parked from unleased l" + counts + " order by l.shard";
         this.memberSql =
                 "select m.owner, m.started_at, m.heartbeat_until, m.heartbeat_until > clock_timestamp() as live,"
                         + " (select count(*) from " + lease
                         + " l where l.owner = m.owner and l.lease_until > clock_timestamp()) as shards"
                         + " from " + schema + ".outbox_relay_member m order by m.started_at, m.owner";
+    }
+
+    /** @return the body of a recursive query of the distinct shards of the rows whose parked_at {@code parked} */
+    private static String distinctShards(String message, String parked) {
+        return "(select m.shard from " + message + " m where m.parked_at " + parked + " order by m.shard limit 1)"
+                + " union all select (select m.shard from " + message + " m where m.parked_at " + parked
+                + " and m.shard > s.shard order by m.shard limit 1) from "
+                + (parked.equals("is null") ? "publishable" : "parked_shards") + " s where s.shard is not null";
     }
 
     RelayStatus read(Connection c) throws SQLException {
@@ -47,31 +69,57 @@ final class StatusQuery {
             at = instant(rs, 1);
         }
         List<ShardStatus> shards = new ArrayList<>();
-        long backlog = 0;
-        long parked = 0;
-        Duration oldest = null;
         try (PreparedStatement st = c.prepareStatement(shardSql);
                 ResultSet rs = st.executeQuery()) {
             while (rs.next()) {
-                double seconds = rs.getDouble("oldest_seconds");
-                Duration age = rs.wasNull() ? null : seconds(seconds);
-                ShardStatus s = new ShardStatus(
+                shards.add(new ShardStatus(
                         rs.getInt("shard"),
                         rs.getLong("backlog"),
-                        age,
+                        age(rs),
                         rs.getLong("parked"),
                         rs.getString("owner"),
                         rs.getLong("epoch"),
                         instant(rs, "lease_until"),
-                        rs.getBoolean("live"));
-                shards.add(s);
-                backlog += s.backlog();
-                parked += s.parked();
-                if (age != null && (oldest == null || age.compareTo(oldest) > 0)) {
-                    oldest = age;
-                }
+                        rs.getBoolean("live")));
             }
         }
+        List<ShardStatus> unleased = new ArrayList<>();
+        try (PreparedStatement st = c.prepareStatement(withoutLeaseSql);
+                ResultSet rs = st.executeQuery()) {
+            while (rs.next()) {
+                unleased.add(new ShardStatus(
+                        rs.getInt("shard"),
+                        rs.getLong("backlog"),
+                        age(rs),
+                        rs.getLong("parked"),
+                        null,
+                        0,
+                        null,
+                        false));
+            }
+        }
+        long backlog = 0;
+        long parked = 0;
+        Duration oldest = null;
+        long unleasedBacklog = 0;
+        long unleasedParked = 0;
+        Duration unleasedOldest = null;
+        for (ShardStatus s : shards) {
+            backlog += s.backlog();
+            parked += s.parked();
+            oldest = older(oldest, s.oldestAge());
+        }
+        for (ShardStatus s : unleased) {
+            unleasedBacklog += s.backlog();
+            unleasedParked += s.parked();
+            unleasedOldest = older(unleasedOldest, s.oldestAge());
+        }
+        ShardsWithoutLeaseRow withoutLeaseRow = new ShardsWithoutLeaseRow(
+                unleased,
+                unleasedBacklog,
+                unleasedOldest,
+                unleasedParked,
+                unleased.isEmpty() ? null : withoutLeaseFix(shards.size()));
         List<RelayMember> members = new ArrayList<>();
         try (PreparedStatement st = c.prepareStatement(memberSql);
                 ResultSet rs = st.executeQuery()) {
@@ -84,15 +132,40 @@ final class StatusQuery {
                         rs.getInt("shards")));
             }
         }
+        XminReport.Holders xmin = XminReport.read(c);
         return new RelayStatus(
                 at,
                 List.copyOf(shards),
-                backlog,
-                oldest,
-                parked,
+                backlog + unleasedBacklog,
+                older(oldest, unleasedOldest),
+                parked + unleasedParked,
                 List.copyOf(members),
-                XminReport.read(c),
-                tableStats(c));
+                xmin.holders(),
+                tableStats(c),
+                withoutLeaseRow,
+                xmin.catalogHolders());
+    }
+
+    /** @return what to do about rows on shards without a lease row, for an install of {@code installed} shards */
+    private String withoutLeaseFix(int installed) {
+        return "A writer stored these rows with another shard count than this install's " + installed
+                + " (the row count of " + schema + ".outbox_shard_lease). Give every writer the install's count"
+                + " (Outbox.builder().shards(" + installed + ")), then move each of these rows to the shard that count"
+                + " gives its key (dev.outbox.core.Shards.of(key, messageId, " + installed + "); shard % " + installed
+                + " when the writer's count was a multiple of " + installed + "), and run the migrations up to V5,"
+                + " whose constraint outbox_message_shard_range then refuses such rows.";
+    }
+
+    private static Duration age(ResultSet rs) throws SQLException {
+        double seconds = rs.getDouble("oldest_seconds");
+        return rs.wasNull() ? null : seconds(seconds);
+    }
+
+    private static Duration older(Duration a, Duration b) {
+        if (a == null) {
+            return b;
+        }
+        return b == null || a.compareTo(b) >= 0 ? a : b;
     }
 
     private TableStats tableStats(Connection c) throws SQLException {

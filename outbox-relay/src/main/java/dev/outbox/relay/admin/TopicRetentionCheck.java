@@ -24,6 +24,7 @@ import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.config.TopicConfig;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 
 /**
  * The {@code topic-retention} check: each consumer keeps its processed ids at least as long as the
@@ -36,6 +37,11 @@ import org.apache.kafka.common.config.TopicConfig;
  * retention.ms} fails; one shorter than the sum warns.
  */
 final class TopicRetentionCheck {
+    /** What to do about a topic named for a consumer that Kafka does not have. */
+    private static final String MISSING_FIX = "Correct the topic name given with --consumer NAME=TOPIC[,TOPIC...]"
+            + " (Doctor.Builder.consumer); a topic found through the consumer group's offsets was deleted since:"
+            + " name the consumer's topics with --consumer.";
+
     private final DoctorSettings settings;
     private final Map<String, List<String>> consumerTopics;
     private final Map<String, Object> kafkaProperties;
@@ -111,6 +117,7 @@ final class TopicRetentionCheck {
         List<String> compacted = new ArrayList<>();
         List<String> withinSegment = new ArrayList<>();
         List<String> unknown = new ArrayList<>();
+        List<String> missing = new ArrayList<>();
         try {
             Admin admin = kafka.admin();
             Map<String, List<String>> topicsOf = new TreeMap<>();
@@ -138,12 +145,30 @@ final class TopicRetentionCheck {
             Set<ConfigResource> resources = new LinkedHashSet<>();
             topicsOf.values()
                     .forEach(ts -> ts.forEach(t -> resources.add(new ConfigResource(ConfigResource.Type.TOPIC, t))));
-            Map<ConfigResource, Config> configs = resources.isEmpty()
-                    ? Map.of()
-                    : admin.describeConfigs(resources).all().get(kafkaTimeout.toMillis(), TimeUnit.MILLISECONDS);
+            // each topic's answer on its own: a topic that does not exist leaves the others' findings
+            Map<ConfigResource, Config> configs = new LinkedHashMap<>();
+            Set<String> absent = new TreeSet<>();
+            if (!resources.isEmpty()) {
+                for (var f : admin.describeConfigs(resources).values().entrySet()) {
+                    try {
+                        configs.put(f.getKey(), f.getValue().get(kafkaTimeout.toMillis(), TimeUnit.MILLISECONDS));
+                    } catch (ExecutionException ex) {
+                        if (!(ex.getCause() instanceof UnknownTopicOrPartitionException)) {
+                            throw ex;
+                        }
+                        absent.add(f.getKey().name());
+                    }
+                }
+            }
             for (var e : topicsOf.entrySet()) {
                 Duration retention = settings.retention(e.getKey());
                 for (String topic : e.getValue()) {
+                    if (absent.contains(topic)) {
+                        evidence.add(
+                                "consumer " + e.getKey() + " reads " + topic + ": topic " + topic + " does not exist");
+                        missing.add(e.getKey() + " on " + topic);
+                        continue;
+                    }
                     Config config = configs.get(new ConfigResource(ConfigResource.Type.TOPIC, topic));
                     ConfigEntry entry = config == null ? null : config.get(TopicConfig.RETENTION_MS_CONFIG);
                     if (entry == null || entry.value() == null) {
@@ -205,16 +230,20 @@ final class TopicRetentionCheck {
                                 + " than the consumer's retention; a topic that must stay compact-only cannot be read"
                                 + " idempotently after its ids are purged.");
             }
+            if (!missing.isEmpty()) {
+                fix.add(MISSING_FIX);
+            }
             return new Check(
                     "topic-retention",
                     title,
                     Verdict.FAIL,
                     String.join("; ", what)
-                            + " (a consumer that rewinds, e.g. after an offset reset, handles those records again)",
+                            + " (a consumer that rewinds, e.g. after an offset reset, handles those records again)"
+                            + (missing.isEmpty() ? "" : "; " + missingSummary(missing)),
                     evidence,
                     String.join(" ", fix));
         }
-        if (!unknown.isEmpty() || !withinSegment.isEmpty()) {
+        if (!unknown.isEmpty() || !withinSegment.isEmpty() || !missing.isEmpty()) {
             List<String> what = new ArrayList<>();
             List<String> fix = new ArrayList<>();
             if (!withinSegment.isEmpty()) {
@@ -230,6 +259,10 @@ final class TopicRetentionCheck {
                 what.add("topics unknown for " + String.join(", ", unknown));
                 fix.add("Tell the doctor which topics each consumer reads: --consumer NAME=TOPIC[,TOPIC...].");
             }
+            if (!missing.isEmpty()) {
+                what.add(missingSummary(missing));
+                fix.add(MISSING_FIX);
+            }
             return new Check(
                     "topic-retention", title, Verdict.WARN, String.join("; ", what), evidence, String.join(" ", fix));
         }
@@ -240,6 +273,10 @@ final class TopicRetentionCheck {
                 "every consumer's retention covers its topics' retention",
                 evidence,
                 null);
+    }
+
+    private static String missingSummary(List<String> missing) {
+        return "topics that do not exist, so their retention is not checked: " + String.join(", ", missing);
     }
 
     /** @return the topic's {@code segment.ms}, or 0 when Kafka does not report it */

@@ -24,8 +24,9 @@ import javax.sql.DataSource;
  * not waited for, this one is skipped. A role that may not vacuum the table (not its owner) gets a
  * warning from PostgreSQL, not an error: it is logged once and the relay stops trying.
  *
- * <p>A vacuum removes only rows deleted before PostgreSQL's xmin horizon (the oldest snapshot of any
- * session, prepared transaction, replication slot or standby's feedback). While the horizon is older
+ * <p>A vacuum removes only rows deleted before PostgreSQL's xmin horizon (the oldest snapshot of a
+ * session or prepared transaction of this database, a replication slot's {@code xmin} or a standby's
+ * feedback; see {@link XminHorizon}). While the horizon is older
  * than the previous vacuum, another one would find nothing to remove and still read every page the
  * deletes left behind: it is skipped, and the rows after which the next one is considered double, up
  * to {@value #MAX_STRIDE} times {@code afterRows}, until the horizon moves.
@@ -59,7 +60,9 @@ final class OutboxVacuum {
      */
     private static final String HORIZON_SQL = "select pg_snapshot_xmax(pg_current_snapshot())::text::bigint,"
             + " greatest(0, (select max(greatest(age(backend_xmin), age(backend_xid))) from pg_stat_activity"
-            + " where pid <> pg_backend_pid()), (select max(age(transaction)) from pg_prepared_xacts),"
+            + " where pid <> pg_backend_pid() and " + XminHorizon.SESSION_IN_THIS_DATABASE + "),"
+            + " (select max(age(transaction)) from pg_prepared_xacts where " + XminHorizon.PREPARED_IN_THIS_DATABASE
+            + "),"
             + " (select max(age(xmin)) from pg_replication_slots),"
             + " (select max(age(backend_xmin)) from pg_stat_replication))";
 

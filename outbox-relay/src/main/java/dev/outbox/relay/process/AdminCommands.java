@@ -7,6 +7,7 @@ import dev.outbox.relay.admin.RelayAdmin;
 import dev.outbox.relay.admin.RelayMember;
 import dev.outbox.relay.admin.RelayStatus;
 import dev.outbox.relay.admin.ShardStatus;
+import dev.outbox.relay.admin.ShardsWithoutLeaseRow;
 import dev.outbox.relay.admin.XminHolder;
 import java.io.PrintStream;
 import java.time.Duration;
@@ -57,6 +58,20 @@ final class AdminCommands {
         out.println("backlog        " + s.backlog() + " message(s)"
                 + (s.oldestAge() == null ? "" : ", oldest " + age(s.oldestAge())));
         out.println("parked         " + s.parked() + " message(s)" + (s.parked() > 0 ? "  (see: parked list)" : ""));
+        ShardsWithoutLeaseRow stranded = s.withoutLeaseRow();
+        if (stranded.any()) {
+            List<String> numbers = stranded.shards().stream()
+                    .map(sh -> String.valueOf(sh.shard()))
+                    .toList();
+            out.println("no lease row   " + stranded.backlog() + " message(s)"
+                    + (stranded.oldestAge() == null ? "" : ", oldest " + age(stranded.oldestAge())) + ", "
+                    + stranded.parked() + " parked, on shard(s) "
+                    + (numbers.size() > 20
+                            ? String.join(", ", numbers.subList(0, 20)) + ", ... (" + numbers.size() + " in all)"
+                            : String.join(", ", numbers))
+                    + " that have no lease row: no relay publishes them (counted in backlog and parked above)");
+            out.println("               fix: " + stranded.fix());
+        }
         out.println("shards         " + s.shards().size() + ", " + leased + " leased, "
                 + (s.shards().size() - leased) + " without a live lease");
         out.println("live relays    " + s.liveMembers()
@@ -110,6 +125,16 @@ final class AdminCommands {
                     h.detail());
         }
         out.print(xmin.isEmpty() ? "  (nothing else holds it)\n" : xmin.render("  "));
+        if (!s.catalogXminHolders().isEmpty()) {
+            out.println();
+            out.println("catalog_xmin of replication slots (holds back vacuum of the system catalogs only, not of"
+                    + " the outbox table):");
+            TextTable catalogs = new TextTable("KIND", "NAME", "CATALOG XMIN", "AGE(XIDS)", "STATE", "DETAIL");
+            for (XminHolder h : s.catalogXminHolders()) {
+                catalogs.row(h.kind(), h.name(), h.xmin(), h.xminAge(), h.state(), h.detail());
+            }
+            out.print(catalogs.render("  "));
+        }
         return 0;
     }
 

@@ -171,6 +171,77 @@ class DoctorIT {
                 .anySatisfy(e -> assertThat(e).contains("processed_message_again (consumer, message_id) INVALID"));
     }
 
+    /**
+     * A unique index counts by its key columns alone: one with an expression among its keys (unique per
+     * lower(fingerprint), not per key) or a deferrable one (which INSERT ... ON CONFLICT cannot use) fails;
+     * before, the expression was dropped from the columns read, and both passed.
+     */
+    @Test
+    void aUniqueIndexWithAnExpressionOrDeferrableFails() throws Exception {
+        sql("alter table outbox.idempotency_key drop constraint idempotency_key_pkey");
+        sql("create unique index idempotency_key_by_fingerprint on outbox.idempotency_key"
+                + " (scope, idem_key, lower(fingerprint))");
+        sql("alter table outbox.processed_message drop constraint processed_message_pkey");
+        sql("alter table outbox.processed_message add constraint processed_message_pkey"
+                + " primary key (consumer, message_id) deferrable");
+
+        Doctor.Check check = doctor().build().run().check("unique-constraints");
+
+        assertThat(check.verdict()).as("%s", check).isEqualTo(Verdict.FAIL);
+        assertThat(check.summary())
+                .contains("outbox.idempotency_key (idem_key, scope)", "outbox.processed_message (consumer, message_id)")
+                .doesNotContain("outbox_message");
+        assertThat(check.evidence())
+                .anySatisfy(e -> assertThat(e)
+                        .contains("idempotency_key_by_fingerprint (scope, idem_key, lower(fingerprint)) valid")
+                        .contains("ON AN EXPRESSION"))
+                .anySatisfy(e -> assertThat(e)
+                        .contains("processed_message_pkey (consumer, message_id) valid")
+                        .contains("DEFERRABLE (INSERT ... ON CONFLICT cannot use it)"));
+        assertThat(check.fix()).contains("not DEFERRABLE");
+    }
+
+    /**
+     * INCLUDE columns are carried by a unique index, not part of its key: {@code unique (message_id)
+     * include (topic)} decides duplicates of message_id as well as the migrations' constraint, and passes.
+     * Before, the included column was read as a key column and the healthy index failed.
+     */
+    @Test
+    void aUniqueIndexWithIncludedColumnsPasses() throws Exception {
+        sql("alter table outbox.outbox_message drop constraint outbox_message_message_id_key");
+        sql("alter table outbox.outbox_message add constraint outbox_message_message_id_key"
+                + " unique (message_id) include (topic)");
+
+        Doctor.Check check = doctor().build().run().check("unique-constraints");
+
+        assertThat(check.verdict()).as("%s", check).isEqualTo(Verdict.PASS);
+        assertThat(check.evidence())
+                .contains("outbox.outbox_message: unique index outbox.outbox_message_message_id_key (message_id)"
+                        + " include (topic) valid");
+    }
+
+    /**
+     * A doctor run as a role without USAGE on the outbox schema (PostgreSQL refuses even the catalog look-ups
+     * by name, SQLState 42501) gets a report: unique-constraints and outbox-schema fail with the GRANT to give,
+     * as the checks that read the tables do. Before, the run stopped with an exception and no report.
+     */
+    @Test
+    void aRoleWithoutUsageOnTheSchemaGetsAReportOfFailures() throws Exception {
+        try (TestRole stranger = TestRole.create(db, "doctor_no_usage")) {
+            Doctor.Report report =
+                    Doctor.builder().dataSource(stranger.dataSource(2)).build().run();
+
+            assertThat(report.failed()).isTrue();
+            for (String id : List.of("unique-constraints", "outbox-schema", "key-expiry")) {
+                Doctor.Check check = report.check(id);
+                assertThat(check.verdict()).as("%s", check).isEqualTo(Verdict.FAIL);
+                assertThat(check.summary()).contains("SQLState 42501");
+                assertThat(check.evidence()).singleElement().asString().contains("permission denied for schema outbox");
+                assertThat(check.fix()).contains("GRANT USAGE ON SCHEMA outbox");
+            }
+        }
+    }
+
     @Test
     void staleKeysAndProcessedIdsFail() throws Exception {
         sql(
@@ -664,6 +735,52 @@ class DoctorIT {
                     .contains("or correct the name given")
                     .doesNotContain("kafka-configs --alter");
         }
+    }
+
+    /**
+     * A topic named for a consumer that Kafka does not have (a typo in --consumer) is reported as such, with
+     * the fix, and the consumer's other topics are still judged with their evidence. Before, Kafka's answer
+     * for all topics at once failed on the one missing, and the whole check failed as "could not read the
+     * topics' retention from Kafka", telling the operator to check the Kafka address.
+     */
+    @Test
+    void aTopicThatDoesNotExistIsNamedAndTheOthersAreStillChecked() {
+        String typo = TestKafka.uniqueTopic("doctor-typo");
+
+        Doctor.Check check =
+                doctor().consumer(consumer, topic, typo).build().run().check("topic-retention");
+
+        assertThat(check.verdict()).as("%s", check).isEqualTo(Verdict.WARN);
+        assertThat(check.summary()).contains("do not exist").contains(consumer + " on " + typo);
+        assertThat(check.evidence())
+                .contains("consumer " + consumer + " reads " + typo + ": topic " + typo + " does not exist")
+                .anySatisfy(e -> assertThat(e)
+                        .contains("consumer " + consumer + " (retention 7d) reads " + topic
+                                + " (retention.ms 6d, segment.ms 1d"));
+        assertThat(check.fix()).contains("Correct the topic name given with --consumer");
+    }
+
+    /**
+     * V6's {@code vacuum_truncate = false} is found in any spelling PostgreSQL accepts for false and keeps as
+     * written (a schema applied by another tool); before, only the literal {@code vacuum_truncate=false} was,
+     * and the others were reported as V6 missing. {@code true} is still missing.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"off", "0", "no", "f", "FALSE"})
+    void vacuumTruncateOffInAnySpellingIsV6(String off) throws Exception {
+        sql("alter table outbox.outbox_message set (vacuum_truncate = '" + off + "')");
+
+        Doctor.Check check =
+                Doctor.builder().dataSource(db.dataSource()).build().run().check("outbox-schema");
+
+        assertThat(check.verdict()).as("%s", check).isEqualTo(Verdict.PASS);
+        assertThat(check.evidence()).contains("V6 vacuum_truncate = false on outbox_message: present");
+
+        sql("alter table outbox.outbox_message set (vacuum_truncate = true)");
+        Doctor.Check truncating =
+                Doctor.builder().dataSource(db.dataSource()).build().run().check("outbox-schema");
+        assertThat(truncating.verdict()).isEqualTo(Verdict.WARN);
+        assertThat(truncating.summary()).isEqualTo("missing: V6");
     }
 
     @Test

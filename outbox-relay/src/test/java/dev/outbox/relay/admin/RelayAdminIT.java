@@ -2,17 +2,20 @@ package dev.outbox.relay.admin;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxException;
 import dev.outbox.core.OutboxMessage;
 import dev.outbox.core.Shards;
+import dev.outbox.testkit.PrivatePostgres;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -115,6 +118,112 @@ class RelayAdminIT {
                 .noneSatisfy(h -> assertThat(h.name()).contains("long-report"));
     }
 
+    /**
+     * Rows on shards that have no lease row (stored by a writer with another shard count, on an install
+     * without V5's shard-range constraint) are published by no relay; status counts them as shards of their
+     * own, with the fix, and in the totals. Before, the counts were driven by the lease rows alone and
+     * status showed a backlog of 0 while doctor's outbox-unpublished failed on the same rows.
+     */
+    @Test
+    void statusCountsRowsOnShardsWithoutALeaseRow() throws Exception {
+        append("k1");
+        sql("alter table outbox.outbox_message drop constraint outbox_message_shard_range");
+        sql("insert into outbox.outbox_message (message_id, shard, topic, message_key, message_type, content_type,"
+                + " created_at) values (gen_random_uuid(), 100, 'admin-test', 'k100', 'T', 'text/plain',"
+                + " clock_timestamp() - interval '1 hour'), (gen_random_uuid(), 100, 'admin-test', 'k100', 'T',"
+                + " 'text/plain', clock_timestamp())");
+        sql("insert into outbox.outbox_message (message_id, shard, topic, message_key, message_type, content_type,"
+                + " parked_at, last_error) values (gen_random_uuid(), 70, 'admin-test', 'k70', 'T', 'text/plain',"
+                + " clock_timestamp(), 'X: y')");
+
+        RelayStatus s = admin.status();
+
+        assertThat(s.shards()).hasSize(64);
+        assertThat(s.shards().stream().mapToLong(ShardStatus::backlog).sum()).isOne();
+        ShardsWithoutLeaseRow stranded = s.withoutLeaseRow();
+        assertThat(stranded.any()).isTrue();
+        assertThat(stranded.shards())
+                .extracting(ShardStatus::shard, ShardStatus::backlog, ShardStatus::parked, ShardStatus::owner)
+                .containsExactly(Tuple.tuple(70, 0L, 1L, null), Tuple.tuple(100, 2L, 0L, null));
+        assertThat(stranded.backlog()).isEqualTo(2);
+        assertThat(stranded.parked()).isOne();
+        assertThat(stranded.oldestAge()).isGreaterThanOrEqualTo(Duration.ofMinutes(59));
+        assertThat(stranded.fix()).contains("Outbox.builder().shards(64)", "outbox_message_shard_range");
+        assertThat(s.backlog()).isEqualTo(3);
+        assertThat(s.parked()).isOne();
+        assertThat(s.oldestAge()).isGreaterThanOrEqualTo(Duration.ofMinutes(59));
+
+        sql("delete from outbox.outbox_message where shard >= 64");
+        sql("alter table outbox.outbox_message add constraint outbox_message_shard_range check (shard < 64)");
+        RelayStatus none = admin.status();
+        assertThat(none.withoutLeaseRow().any()).isFalse();
+        assertThat(none.withoutLeaseRow().fix()).isNull();
+        assertThat(none.backlog()).isOne();
+    }
+
+    /**
+     * Since PostgreSQL 14 a session of another database of the cluster does not hold back vacuum of this
+     * database's tables: status does not blame it (it would fill the report's few session lines and push the
+     * real holder out), and names a session of this database. A scratch database is created and dropped.
+     * Before, every session of the cluster was listed.
+     */
+    @Test
+    void statusBlamesOnlySessionsOfItsOwnDatabase() throws Exception {
+        assumeTrue(serverVersion() >= 140000, "PostgreSQL 14 or later");
+        String elsewhere = "xmin_elsewhere_" + UUID.randomUUID().toString().substring(0, 8);
+        sql("create database " + elsewhere);
+        try {
+            try (Connection other = db.server().connect(elsewhere);
+                    Connection here = db.connect()) {
+                holdSnapshot(other, "other-database-report");
+                holdSnapshot(here, "this-database-report");
+                RelayStatus s = admin.status();
+                assertThat(s.xminHolders())
+                        .noneSatisfy(h -> assertThat(h.name()).contains("other-database-report"));
+                assertThat(s.xminHolders()).anySatisfy(h -> {
+                    assertThat(h.kind()).isEqualTo("session");
+                    assertThat(h.name()).contains("this-database-report").contains("@" + db.name());
+                });
+                other.rollback();
+                here.rollback();
+            }
+        } finally {
+            try (Connection c = db.server().connectAdmin();
+                    Statement st = c.createStatement()) {
+                st.execute("drop database if exists " + elsewhere + " with (force)");
+            }
+        }
+    }
+
+    /**
+     * A logical replication slot's catalog_xmin holds back vacuum of the system catalogs only, not of the
+     * outbox table: status lists it apart from what holds the outbox's horizon, labelled so. Before, slots
+     * were ranked by coalesce(xmin, catalog_xmin) among the outbox's holders. On a private server with
+     * {@code wal_level=logical}.
+     */
+    @Test
+    void aLogicalSlotsCatalogXminIsListedApart() throws Exception {
+        try (PrivatePostgres pg = PrivatePostgres.start(Map.of("wal_level", "logical"));
+                TestDatabase logical = TestDatabase.create(pg.server())) {
+            try (Connection c = logical.connect();
+                    Statement st = c.createStatement()) {
+                st.execute("select pg_create_logical_replication_slot('status_cdc', 'pgoutput')");
+            }
+            RelayStatus s = RelayAdmin.create(logical.dataSource(), "outbox").status();
+            assertThat(s.xminHolders()).noneSatisfy(h -> assertThat(h.name()).isEqualTo("status_cdc"));
+            assertThat(s.catalogXminHolders()).singleElement().satisfies(h -> {
+                assertThat(h.kind()).isEqualTo("replication slot");
+                assertThat(h.name()).isEqualTo("status_cdc");
+                assertThat(h.detail()).contains("catalog_xmin", "system catalogs only");
+                assertThat(h.xmin()).isPositive();
+            });
+            try (Connection c = logical.connect();
+                    Statement st = c.createStatement()) {
+                st.execute("select pg_drop_replication_slot('status_cdc')");
+            }
+        }
+    }
+
     @Test
     void parkedListsRowsWithTheirError() throws Exception {
         List<UUID> ids = append("a", "b", "c");
@@ -197,6 +306,19 @@ class RelayAdminIT {
     }
 
     // ---------------------------------------------------------------- helpers
+
+    private static void holdSnapshot(Connection c, String applicationName) throws SQLException {
+        c.setAutoCommit(false);
+        c.setTransactionIsolation(Connection.TRANSACTION_REPEATABLE_READ);
+        try (Statement st = c.createStatement()) {
+            st.execute("set application_name = '" + applicationName + "'");
+            st.executeQuery("select count(*) from pg_class").close();
+        }
+    }
+
+    private long serverVersion() throws Exception {
+        return count("select current_setting('server_version_num')::int");
+    }
 
     private List<UUID> append(String... keys) {
         List<OutboxMessage> messages = new ArrayList<>();

@@ -2,6 +2,7 @@ package dev.outbox.relay.internal;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.core.internal.PrefixedLog;
@@ -14,9 +15,11 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
+import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -90,6 +93,65 @@ class OutboxVacuumIT {
                 rs.next();
                 assertThat(rs.getString(1)).as("the pool's bound again").isEqualTo("20ms");
                 assertThat(c.getNetworkTimeout()).isEqualTo(2_000);
+            }
+        }
+    }
+
+    /**
+     * Since PostgreSQL 14 a snapshot held in another database of the cluster does not hold back vacuum of the
+     * outbox table, so the relay's look at the horizon ignores it and vacuums again once the rows were
+     * deleted, as status's xmin report does not blame it either ({@link XminHorizon}). Before, any session of
+     * the cluster counted and the vacuum was skipped as if the horizon had not moved. A scratch database is
+     * created and dropped.
+     */
+    @Test
+    void aSnapshotHeldInAnotherDatabaseDoesNotSkipTheVacuum(TestDatabase db) throws Exception {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery("select current_setting('server_version_num')::int")) {
+            rs.next();
+            assumeTrue(rs.getInt(1) >= 140000, "PostgreSQL 14 or later");
+        }
+        String elsewhere = "vacuum_elsewhere_" + UUID.randomUUID().toString().substring(0, 8);
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("alter table " + db.schema() + ".outbox_message set (autovacuum_enabled = false)");
+            st.execute("create database " + elsewhere);
+        }
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        RelayMetrics metrics =
+                new RelayMetrics(registry, "vacuum-elsewhere", () -> 0, CircuitBreaker.ofDefaults("vacuum-elsewhere"));
+        AtomicLong deleted = new AtomicLong();
+        try (Connection other = db.server().connect(elsewhere)) {
+            other.setAutoCommit(false);
+            other.setTransactionIsolation(Connection.TRANSACTION_REPEATABLE_READ);
+            try (Statement st = other.createStatement()) {
+                st.executeQuery("select count(*) from pg_class").close();
+            }
+            OutboxVacuum vacuum = new OutboxVacuum(
+                    db.dataSource(),
+                    db.schema(),
+                    1,
+                    deleted::get,
+                    () -> 0,
+                    metrics,
+                    new PrefixedLog(LoggerFactory.getLogger(OutboxVacuumIT.class), "vacuum-elsewhere"));
+            deleted.set(1);
+            vacuum.tick();
+            assertThat(metrics.vacuum.count()).as("the first vacuum").isOne();
+            try (Connection c = db.connect();
+                    Statement st = c.createStatement()) {
+                st.execute("select pg_current_xact_id()"); // a transaction since: the horizon can move
+            }
+            deleted.set(2);
+            vacuum.tick();
+            assertThat(metrics.vacuumSkipped.count()).as("not skipped").isZero();
+            assertThat(metrics.vacuum.count()).as("the second vacuum ran").isEqualTo(2);
+            other.rollback();
+        } finally {
+            try (Connection c = db.server().connectAdmin();
+                    Statement st = c.createStatement()) {
+                st.execute("drop database if exists " + elsewhere + " with (force)");
             }
         }
     }
