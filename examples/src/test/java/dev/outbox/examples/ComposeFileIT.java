@@ -40,6 +40,42 @@ class ComposeFileIT {
         assertThat(services().get("postgres").get("image").toString()).startsWith("postgres:");
     }
 
+    /**
+     * A health check that opens {@code /dev/tcp} runs under bash: a {@code CMD-SHELL} check runs under
+     * the image's {@code /bin/sh}, dash in the Temurin images, which has no {@code /dev/tcp}; the check
+     * then never passed, and the payments consumer, which waits for a healthy orders service, never
+     * started.
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void healthChecksThatOpenATcpConnectionRunUnderBash() throws IOException {
+        for (var e : services().entrySet()) {
+            Map<String, Object> check = (Map<String, Object>) e.getValue().get("healthcheck");
+            if (check == null) {
+                continue;
+            }
+            List<String> test = (List<String>) check.get("test");
+            if (String.join(" ", test).contains("/dev/tcp")) {
+                assertThat(test.subList(0, 3)).as(e.getKey() + " health check").containsExactly("CMD", "bash", "-c");
+            }
+        }
+    }
+
+    /**
+     * The broker keeps a record of a topic created on first use (the orders topic here) for at most
+     * {@code retention.ms + segment.ms} ({@code log.retention.ms + log.roll.ms}), what {@link
+     * OrdersService#TOPIC_CONFIGS} gives it: within the payments consumer's 7 days of processed ids.
+     * The broker's defaults keep records up to 14 days, so an offset reset could apply again a
+     * payment whose id was purged.
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void theBrokerKeepsRecordsNoLongerThanTheConsumerKeepsIds() throws IOException {
+        Map<String, Object> env = (Map<String, Object>) services().get("kafka").get("environment");
+        assertThat(env.get("KAFKA_LOG_RETENTION_MS")).hasToString(OrdersService.TOPIC_CONFIGS.get("retention.ms"));
+        assertThat(env.get("KAFKA_LOG_ROLL_MS")).hasToString(OrdersService.TOPIC_CONFIGS.get("segment.ms"));
+    }
+
     @Test
     @SuppressWarnings("unchecked")
     void everyServiceHasAnImageOrABuildThatExists() throws Exception {
@@ -115,7 +151,7 @@ class ComposeFileIT {
         assertThat((List<String>) s.get("orders-service").get("ports"))
                 .contains(((Map<String, Object>) s.get("orders-service").get("environment")).get(Env.HTTP_PORT)
                         + ":8081");
-        assertThat((List<String>) s.get("postgres").get("ports")).contains("5432:5432");
+        assertThat((List<String>) s.get("postgres").get("ports")).contains("15432:5432");
         assertThat((List<String>) s.get("kafka").get("ports")).contains("9092:9092");
     }
 }

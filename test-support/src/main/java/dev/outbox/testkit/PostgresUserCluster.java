@@ -27,7 +27,45 @@ import org.apache.commons.compress.compressors.xz.XZCompressorInputStream;
  */
 final class PostgresUserCluster {
     static final String ARCHIVE = "postgres-linux-x86_64.txz";
+    /** The OS user the servers run as when the JVM runs as root, unless {@code outbox.test.pg.osuser} names one. */
     static final String OS_USER = "postgres";
+
+    /** Without a {@value #OS_USER} user (no PostgreSQL package installed), the servers run as this one. */
+    static final String FALLBACK_OS_USER = "nobody";
+
+    private static String osUser;
+
+    /**
+     * @return the OS user the servers run as when the JVM runs as root: {@code outbox.test.pg.osuser}
+     *     (or {@code OUTBOX_TEST_PG_OSUSER}), else {@value #OS_USER}, else {@value #FALLBACK_OS_USER}
+     *     on a machine without a {@value #OS_USER} user
+     * @throws ServiceUnavailableException when none of them exists
+     */
+    static synchronized String osUser() {
+        if (osUser == null) {
+            var lookup = java.nio.file.FileSystems.getDefault().getUserPrincipalLookupService();
+            List<String> candidates =
+                    Settings.get("outbox.test.pg.osuser").map(List::of).orElse(List.of(OS_USER, FALLBACK_OS_USER));
+            List<String> tried = new ArrayList<>();
+            for (String candidate : candidates) {
+                try {
+                    lookup.lookupPrincipalByName(candidate);
+                    osUser = candidate;
+                    break;
+                } catch (IOException e) {
+                    tried.add("OS user " + candidate + ": " + e.getMessage());
+                }
+            }
+            if (osUser == null) {
+                throw new ServiceUnavailableException(
+                        "PostgreSQL run as root",
+                        tried,
+                        "PostgreSQL refuses to run as root: create a user for it (useradd --system postgres), or"
+                                + " name one with OUTBOX_TEST_PG_OSUSER");
+            }
+        }
+        return osUser;
+    }
 
     private PostgresUserCluster() {}
 
@@ -40,7 +78,7 @@ final class PostgresUserCluster {
 
     /**
      * The embedded binaries, extracted once per JVM into a temporary directory that every user may
-     * read and run (the servers run as {@value #OS_USER}). When the JVM exits, the cluster started
+     * read and run (the servers run as {@link #osUser()}). When the JVM exits, the cluster started
      * from them is stopped first, then the directory is removed.
      *
      * @return the directory holding {@code bin/initdb}, {@code bin/pg_ctl} and {@code bin/postgres}
@@ -74,7 +112,7 @@ final class PostgresUserCluster {
             Path data = home.resolve("data");
             Files.createDirectory(data);
             UserPrincipalLookupService users = data.getFileSystem().getUserPrincipalLookupService();
-            Files.setOwner(data, users.lookupPrincipalByName(OS_USER));
+            Files.setOwner(data, users.lookupPrincipalByName(osUser()));
             Files.setPosixFilePermissions(data, PosixFilePermissions.fromString("rwx------"));
             int port = freePort();
             run(List.of(
@@ -106,10 +144,10 @@ final class PostgresUserCluster {
                             + " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
                     "start"));
             return new PostgresServer(
-                    "embedded, run as the " + OS_USER + " OS user", "127.0.0.1", port, "postgres", "", "postgres");
+                    "embedded, run as the " + osUser() + " OS user", "127.0.0.1", port, "postgres", "", "postgres");
         } catch (IOException e) {
             throw new UncheckedIOException(
-                    "embedded PostgreSQL as the " + OS_USER + " OS user did not start: " + e.getMessage(), e);
+                    "embedded PostgreSQL as the " + osUser() + " OS user did not start: " + e.getMessage(), e);
         }
     }
 
@@ -151,7 +189,7 @@ final class PostgresUserCluster {
     }
 
     private static void run(List<String> command) throws IOException {
-        List<String> asPostgres = new ArrayList<>(List.of("runuser", "-u", OS_USER, "--"));
+        List<String> asPostgres = new ArrayList<>(List.of("runuser", "-u", osUser(), "--"));
         asPostgres.addAll(command);
         Process process =
                 new ProcessBuilder(asPostgres).redirectErrorStream(true).start();

@@ -23,14 +23,15 @@ import java.util.stream.Stream;
 
 /**
  * A PostgreSQL server of the test's own, in a fresh data directory on a free port, that the test may
- * stop, start and restart (the shared server on 5432 must never be stopped). The server is owned by
- * the {@code postgres} OS user: when the JVM runs as root, every server command runs through {@code
- * runuser -u postgres --} (PostgreSQL refuses to run as root).
+ * stop, start and restart (the shared server on 5432 must never be stopped). When the JVM runs as
+ * root, the server is owned by the {@code postgres} OS user (else {@code nobody}, or the user named by
+ * {@code OUTBOX_TEST_PG_OSUSER}) and every server command runs through {@code runuser -u <user> --}
+ * (PostgreSQL refuses to run as root).
  *
  * <p>Binaries: {@code outbox.test.pg.bindir} (system property or {@code OUTBOX_TEST_PG_BINDIR}) when
  * set, a bin directory or {@value #EMBEDDED_BINARIES} for the embedded binaries on the class path;
  * else {@code /usr/lib/postgresql/15/bin}; else the newest {@code /usr/lib/postgresql/N/bin}; else
- * {@code pg_config --bindir}. Authentication is trust, user {@code postgres}, on 127.0.0.1
+ * {@code pg_config --bindir}; else the embedded binaries. Authentication is trust, user {@code postgres}, on 127.0.0.1
  * only; {@code fsync} is off (a restart with {@code pg_ctl stop -m fast} still writes everything),
  * {@code shared_buffers} 32 MB, {@code max_connections} 100; {@link #start(Map)} changes or adds
  * server settings, for example {@code wal_level=logical} for a logical replication client.
@@ -44,7 +45,6 @@ import java.util.stream.Stream;
  * }</pre>
  */
 public final class PrivatePostgres implements AutoCloseable {
-    private static final String OS_USER = "postgres";
     private static final Pattern SETTING_NAME = Pattern.compile("[a-z][a-z0-9_.]*");
     private static final Pattern SETTING_VALUE = Pattern.compile("[A-Za-z0-9_.:/+-]+");
     /**
@@ -111,8 +111,9 @@ public final class PrivatePostgres implements AutoCloseable {
             dir = Files.createTempDirectory("outbox-private-pg-");
             Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
             if (asRoot) {
-                UserPrincipal owner =
-                        dir.getFileSystem().getUserPrincipalLookupService().lookupPrincipalByName(OS_USER);
+                UserPrincipal owner = dir.getFileSystem()
+                        .getUserPrincipalLookupService()
+                        .lookupPrincipalByName(PostgresUserCluster.osUser());
                 Files.setOwner(dir, owner);
             }
         } catch (IOException e) {
@@ -258,7 +259,7 @@ public final class PrivatePostgres implements AutoCloseable {
     private void run(int timeoutSeconds, String... command) {
         List<String> cmd = new ArrayList<>();
         if (asRoot) {
-            cmd.addAll(List.of("runuser", "-u", OS_USER, "--"));
+            cmd.addAll(List.of("runuser", "-u", PostgresUserCluster.osUser(), "--"));
         }
         cmd.addAll(List.of(command));
         try {
@@ -351,6 +352,12 @@ public final class PrivatePostgres implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             tried.add("pg_config --bindir: interrupted");
+        }
+        try {
+            // no server installed: the embedded binaries the default build has on the class path
+            return PostgresUserCluster.binaries().resolve("bin");
+        } catch (IOException | RuntimeException e) {
+            tried.add("embedded binaries: " + e.getMessage());
         }
         throw new ServiceUnavailableException(
                 "private PostgreSQL",

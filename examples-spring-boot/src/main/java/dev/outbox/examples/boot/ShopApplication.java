@@ -9,7 +9,10 @@ import org.springframework.context.annotation.Bean;
  * The orders service and the payments listener of the Spring Boot example, in one application for
  * brevity (in production they are two services with two databases). Start it with a PostgreSQL and
  * a Kafka at hand: {@code SPRING_DATASOURCE_URL=jdbc:postgresql://localhost/shop
- * SPRING_KAFKA_BOOTSTRAP_SERVERS=localhost:9092 java -jar ...}.
+ * SPRING_KAFKA_BOOTSTRAP_SERVERS=localhost:9092 java -jar ...}. Its {@code application.properties}
+ * leave the relay to its own process, as in production: run {@code outbox-relay-<version>-all.jar}
+ * beside it (outbox-relay README), or add {@code --outbox.relay.enabled=true} to run one inside the
+ * application. Without either, orders are stored and never paid.
  */
 @SpringBootApplication
 public class ShopApplication {
