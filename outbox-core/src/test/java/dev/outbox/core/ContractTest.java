@@ -6,6 +6,7 @@ import static org.assertj.core.data.Offset.offset;
 
 import dev.outbox.core.internal.Json;
 import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -77,7 +78,7 @@ class ContractTest {
                     .isInstanceOf(IllegalArgumentException.class)
                     .hasMessageContaining("contentType may not be blank");
         }
-        java.util.Map<String, String> nullName = new java.util.HashMap<>();
+        Map<String, String> nullName = new HashMap<>();
         nullName.put(null, "v");
         assertThatThrownBy(() -> new OutboxMessage(null, "t", "k", "x", "c", null, nullName))
                 .isInstanceOf(NullPointerException.class)

@@ -3,6 +3,7 @@ package dev.outbox.core;
 import static dev.outbox.migrations.jooq.Tables.OUTBOX_MESSAGE;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.assertj.core.api.Assertions.within;
 
 import dev.outbox.migrations.OutboxMigrations;
@@ -19,12 +20,14 @@ import java.time.OffsetDateTime;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.UUID;
 import org.jooq.DSLContext;
 import org.jooq.exception.DataAccessException;
 import org.jooq.exception.IntegrityConstraintViolationException;
+import org.jooq.impl.DSL;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -190,8 +193,8 @@ class OutboxIT {
         DSLContext dsl = db.dsl();
         dsl.transaction(tx -> outbox.append(tx.dsl(), first));
 
-        Throwable viaJooq = org.assertj.core.api.Assertions.catchThrowable(
-                () -> dsl.transaction(tx -> outbox.appendAll(tx.dsl(), List.of(other, first))));
+        Throwable viaJooq =
+                catchThrowable(() -> dsl.transaction(tx -> outbox.appendAll(tx.dsl(), List.of(other, first))));
         assertThat(viaJooq).isInstanceOf(IntegrityConstraintViolationException.class);
         assertThat(((DataAccessException) viaJooq).sqlState()).isEqualTo("23505");
         assertThat(viaJooq).hasMessageContaining("the batch insert of 2 messages failed");
@@ -199,8 +202,7 @@ class OutboxIT {
 
         try (Connection c = db.connect()) {
             c.setAutoCommit(false);
-            Throwable viaJdbc =
-                    org.assertj.core.api.Assertions.catchThrowable(() -> outbox.appendAll(c, List.of(other, first)));
+            Throwable viaJdbc = catchThrowable(() -> outbox.appendAll(c, List.of(other, first)));
             assertThat(viaJdbc).isInstanceOf(SQLException.class);
             assertThat(((SQLException) viaJdbc).getSQLState()).isEqualTo("23505");
             assertCarriesNoValues(viaJdbc, "4111111111111111", "cafebabe");
@@ -214,7 +216,7 @@ class OutboxIT {
         int depth = 0;
         for (Throwable t = failure; t != null && depth < 16; t = t.getCause(), depth++) {
             for (String value : values) {
-                assertThat(String.valueOf(t.getMessage()).toLowerCase(java.util.Locale.ROOT))
+                assertThat(String.valueOf(t.getMessage()).toLowerCase(Locale.ROOT))
                         .as("the message of %s", t.getClass().getName())
                         .doesNotContain(value);
             }
@@ -248,8 +250,7 @@ class OutboxIT {
                     .isInstanceOf(IllegalStateException.class)
                     .hasMessageContaining("spreads keys over 4 shards")
                     .hasMessageContaining("installed with 8");
-            assertThat(second.fetchCount(org.jooq.impl.DSL.table("tenant.outbox_message")))
-                    .isZero();
+            assertThat(second.fetchCount(DSL.table("tenant.outbox_message"))).isZero();
         }
     }
 

@@ -5,6 +5,7 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileSystems;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -43,7 +44,7 @@ final class PostgresUserCluster {
      */
     static synchronized String osUser() {
         if (osUser == null) {
-            var lookup = java.nio.file.FileSystems.getDefault().getUserPrincipalLookupService();
+            var lookup = FileSystems.getDefault().getUserPrincipalLookupService();
             List<String> candidates =
                     Settings.get("outbox.test.pg.osuser").map(List::of).orElse(List.of(OS_USER, FALLBACK_OS_USER));
             List<String> tried = new ArrayList<>();
