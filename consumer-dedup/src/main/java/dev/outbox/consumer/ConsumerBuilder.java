@@ -31,6 +31,13 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
     public static final Duration DEFAULT_MAX_TRANSIENT_RETRY = Duration.ofHours(1);
 
     /**
+     * Longest {@link #maxTransientRetry(Duration)}: 7 days. The records behind the failing one on its
+     * partition wait as long, and Kafka deletes records older than the topic's {@code retention.ms} (7
+     * days by default) whether they were consumed or not.
+     */
+    public static final Duration MAX_TRANSIENT_RETRY = Duration.ofDays(7);
+
+    /**
      * Default {@link #maxAttempts(int)}: with {@link #DEFAULT_BACKOFF}, 7 retries whose delays are
      * drawn from [0, 1 s], [0, 2 s], [0, 4 s], [0, 8 s], [0, 16 s], [0, 30 s], [0, 30 s]: about 45 s
      * expected and at most 91 s before a record is dead-lettered, enough to ride out a downstream
@@ -50,6 +57,12 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
     /** Shortest {@link #retention(Duration)}. */
     public static final Duration MIN_RETENTION = Duration.ofHours(1);
 
+    /**
+     * Longest {@link #retention(Duration)}, 100 years: keeping processed ids for ever. Ages are
+     * computed in milliseconds and nanoseconds, which hold up to 292 years.
+     */
+    public static final Duration MAX_RETENTION = Duration.ofDays(36_525);
+
     /** Default {@link #purgeInterval(Duration)}. */
     public static final Duration DEFAULT_PURGE_INTERVAL = Duration.ofHours(1);
 
@@ -64,6 +77,19 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
 
     /** Default {@link #closeTimeout(Duration)}. */
     public static final Duration DEFAULT_CLOSE_TIMEOUT = Duration.ofSeconds(30);
+
+    /**
+     * Shortest {@link #closeTimeout(Duration)}: 1 second. Its waits are counted in whole milliseconds,
+     * and 0 ms is no bound at all for the wait for the poll thread at close, and no wait at all for
+     * the dead-letter producer's {@code max.block.ms}.
+     */
+    public static final Duration MIN_CLOSE_TIMEOUT = Duration.ofSeconds(1);
+
+    /**
+     * Longest {@link #closeTimeout(Duration)}: 1 day. {@code close()} may take 6 times as long, and
+     * Kafka's {@code max.poll.interval.ms}, which must exceed 3 times it, is at most 24.8 days.
+     */
+    public static final Duration MAX_CLOSE_TIMEOUT = Duration.ofDays(1);
 
     private int maxAttempts = DEFAULT_MAX_ATTEMPTS;
     private Duration maxTransientRetry = DEFAULT_MAX_TRANSIENT_RETRY;
@@ -103,13 +129,23 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
      * @param maxTransientRetry how long a record's {@link FailureKind#TRANSIENT TRANSIENT} failures
      *     are retried (with the backoff, without using attempts) before the record is dead-lettered
      *     like one that used up its attempts; default {@link #DEFAULT_MAX_TRANSIENT_RETRY}, so that no
-     *     record holds its partition for ever (G6)
+     *     record holds its partition for ever (G6); at most {@link #MAX_TRANSIENT_RETRY}
      * @return this builder
      * @throws NullPointerException when {@code maxTransientRetry} is null
-     * @throws IllegalArgumentException when it is not positive
+     * @throws IllegalArgumentException when it is not positive or longer than {@link
+     *     #MAX_TRANSIENT_RETRY}
      */
     public IdempotentConsumer.Builder maxTransientRetry(Duration maxTransientRetry) {
-        this.maxTransientRetry = Checks.requirePositive(maxTransientRetry, "maxTransientRetry", "");
+        Checks.requirePositive(maxTransientRetry, "maxTransientRetry", "");
+        if (maxTransientRetry.compareTo(MAX_TRANSIENT_RETRY) > 0) {
+            throw new IllegalArgumentException("maxTransientRetry must be at most "
+                    + Durations.format(MAX_TRANSIENT_RETRY)
+                    + ", got " + Durations.format(maxTransientRetry) + ": the records behind the failing one on its"
+                    + " partition wait as long, and Kafka deletes records older than the topic's retention.ms (7 days by"
+                    + " default) whether they were consumed or not; a record dead-lettered once it has passed can be"
+                    + " replayed when the cause is fixed (see the README's runbook)");
+        }
+        this.maxTransientRetry = maxTransientRetry;
         return self();
     }
 
@@ -127,7 +163,10 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
     /**
      * @param topic the dead-letter topic for every source topic; default {@code <source
      *     topic><suffix>} per source topic (see {@link #deadLetterTopicSuffix(String)}). It must
-     *     exist unless the brokers auto-create topics.
+     *     exist unless the brokers auto-create topics, and may not be one of the {@link
+     *     #topics(String...) topics}: a record without a usable message id would be dead-lettered
+     *     onto the topic it came from, read again and dead-lettered again, for ever. {@link #build()}
+     *     refuses it then, and when it is not a valid Kafka topic name.
      * @return this builder
      * @throws NullPointerException when null
      * @throws IllegalArgumentException when blank
@@ -236,12 +275,13 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
      * How long processed message ids are kept. It must exceed the longest window in which a
      * message can be redelivered after it was processed (relay republishing after a crash,
      * consumer group reset, replays); a redelivery later than that is applied again. Default 7
-     * days.
+     * days. To keep processed ids for ever, give {@link #MAX_RETENTION} (100 years), the longest.
      *
      * @param retention the retention
      * @return this builder
      * @throws NullPointerException when null
-     * @throws IllegalArgumentException when shorter than 1 hour
+     * @throws IllegalArgumentException when shorter than 1 hour or longer than {@link
+     *     #MAX_RETENTION}
      */
     public IdempotentConsumer.Builder retention(Duration retention) {
         Objects.requireNonNull(retention, "retention may not be null");
@@ -250,6 +290,13 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
                     "retention must be at least " + Durations.format(MIN_RETENTION) + ", got "
                             + Durations.format(retention) + "; it must exceed the longest redelivery window (default "
                             + Durations.format(DEFAULT_RETENTION) + ")");
+        }
+        if (retention.compareTo(MAX_RETENTION) > 0) {
+            throw new IllegalArgumentException("retention must be at most " + Durations.format(MAX_RETENTION)
+                    + " (100 years), got " + Durations.format(retention) + "; a longer one is keeping processed ids"
+                    + " for ever, which 100 years already is: to keep them for ever, give"
+                    + " IdempotentConsumer.Builder.MAX_RETENTION (or turn the scheduled purge off with"
+                    + " purgeInterval(Duration.ZERO))");
         }
         this.retention = retention;
         return self();
@@ -278,13 +325,22 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
      *     transactions in flight, and then for the offset commit; default 30 s. Three times this must
      *     stay below the consumer's {@code max.poll.interval.ms} (5 minutes by default, so below 100 s),
      *     which {@link #build()} checks: a revocation runs inside a poll (two waits), and the poll
-     *     loop's own offset commit, up to this long too, can follow it before the next poll
+     *     loop's own offset commit, up to this long too, can follow it before the next poll. At least
+     *     {@link #MIN_CLOSE_TIMEOUT} (1 s), at most {@link #MAX_CLOSE_TIMEOUT} (1 day)
      * @return this builder
      * @throws NullPointerException when null
-     * @throws IllegalArgumentException when not positive
+     * @throws IllegalArgumentException when shorter than {@link #MIN_CLOSE_TIMEOUT} or longer than
+     *     {@link #MAX_CLOSE_TIMEOUT}
      */
     public IdempotentConsumer.Builder closeTimeout(Duration timeout) {
-        this.closeTimeout = Checks.requirePositive(timeout, "closeTimeout", "");
+        this.closeTimeout = Checks.requireBetween(
+                timeout,
+                MIN_CLOSE_TIMEOUT,
+                MAX_CLOSE_TIMEOUT,
+                "closeTimeout",
+                "; it bounds each wait of close() and of a revocation, and the dead-letter producer's"
+                        + " max.block.ms, counted in whole milliseconds (default "
+                        + Durations.format(DEFAULT_CLOSE_TIMEOUT) + ")");
         return self();
     }
 
@@ -341,6 +397,13 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
         }
         if (dataSource != null && dsl != null) {
             throw new IllegalStateException("dataSource(...) and dsl(...) were both called; give only one");
+        }
+        if (deadLetterTopic != null && topics.contains(deadLetterTopic)) {
+            throw new IllegalStateException("deadLetterTopic \"" + deadLetterTopic + "\" is also one of topics "
+                    + topics + ": a record without a usable message id would be dead-lettered onto the topic it came"
+                    + " from, read again and dead-lettered again, for ever; set deadLetterTopic(...) to another topic,"
+                    + " e.g. \"" + deadLetterTopic + DEFAULT_DEAD_LETTER_SUFFIX + "\", or leave it unset for <topic>"
+                    + deadLetterTopicSuffix + " per topic");
         }
         Map<String, Object> consumerProps = KafkaConfigChecks.consumerProperties(kafkaProperties);
         KafkaConfigChecks.checkProducerProperties(producerProperties, closeTimeout);

@@ -1,6 +1,7 @@
 package dev.outbox.consumer;
 
 import dev.outbox.core.OutboxHeaders;
+import dev.outbox.core.internal.TopicNames;
 import dev.outbox.migrations.OutboxMigrations;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -52,8 +53,12 @@ abstract sealed class ConsumerBuilderBase permits ConsumerBuilder {
      * has not seen). {@code isolation.level} defaults to {@code read_committed}, so records of
      * aborted Kafka transactions (the relay's transactional mode rolls back a batch that failed, or
      * that a relay which lost its lease tried to publish) never reach the handler; Kafka's default,
-     * {@code read_uncommitted}, would deliver them. Everything else (TLS, SASL, {@code max.poll.records}, {@code
-     * group.instance.id}) passes through. Calls add to what earlier calls set.
+     * {@code read_uncommitted}, would deliver them, out of the relay's order, and {@link
+     * ConsumerBuilder#build()} logs a WARN when it is given. Everything else (TLS, SASL, {@code
+     * max.poll.records}, {@code group.instance.id}) passes through; with a {@code group.instance.id}
+     * (a static member), {@link IdempotentConsumer#close()} does not leave the group, and the
+     * partitions wait for {@code session.timeout.ms} before other members get them. Calls add to what
+     * earlier calls set.
      *
      * @param properties consumer properties
      * @return this builder
@@ -94,7 +99,8 @@ abstract sealed class ConsumerBuilderBase permits ConsumerBuilder {
      * @param topics the topics to subscribe to; required, at least one. Calls add to the list.
      * @return this builder
      * @throws NullPointerException when a topic is null
-     * @throws IllegalArgumentException when a topic is blank
+     * @throws IllegalArgumentException when a topic is not a valid Kafka topic name (1 to 249
+     *     characters from {@code a-z A-Z 0-9 . _ -}, other than {@code .} and {@code ..})
      */
     public IdempotentConsumer.Builder topics(String... topics) {
         return topics(List.of(Objects.requireNonNull(topics, "topics may not be null")));
@@ -104,14 +110,17 @@ abstract sealed class ConsumerBuilderBase permits ConsumerBuilder {
      * @param topics the topics to subscribe to; required, at least one. Calls add to the list.
      * @return this builder
      * @throws NullPointerException when a topic is null
-     * @throws IllegalArgumentException when a topic is blank
+     * @throws IllegalArgumentException when a topic is not a valid Kafka topic name (1 to 249
+     *     characters from {@code a-z A-Z 0-9 . _ -}, other than {@code .} and {@code ..})
      */
     public IdempotentConsumer.Builder topics(Collection<String> topics) {
         Objects.requireNonNull(topics, "topics may not be null");
         for (String topic : topics) {
             Objects.requireNonNull(topic, "topics may not contain null");
-            if (topic.isBlank()) {
-                throw new IllegalArgumentException("topics may not contain a blank name, got \"" + topic + "\"");
+            if (!TopicNames.isValid(topic)) {
+                throw new IllegalArgumentException("topics may contain only valid Kafka topic names ("
+                        + TopicNames.RULE + "), got \"" + topic + "\"; give the topic's name as"
+                        + " the brokers know it");
             }
             this.topics.add(topic);
         }
@@ -122,22 +131,68 @@ abstract sealed class ConsumerBuilderBase permits ConsumerBuilder {
      * The dedup scope: message ids are recorded per consumer name, so two services (or two
      * independent handlers of one service) that consume the same topic need different names, and
      * every instance of one service must use the same name. Renaming a consumer forgets what it
-     * processed. Required; 1 to {@value #MAX_CONSUMER_NAME_LENGTH} characters.
+     * processed. Required; 1 to {@value #MAX_CONSUMER_NAME_LENGTH} characters, without whitespace at
+     * either end and without control characters: {@code "payments\n"} (a value read from a file or an
+     * environment variable) would be a dedup scope apart from {@code "payments"}, and a message
+     * processed under one would be applied again under the other.
      *
      * @param consumerName the name
      * @return this builder
      * @throws NullPointerException when null
-     * @throws IllegalArgumentException when empty, blank or too long
+     * @throws IllegalArgumentException when empty, blank, too long, starting or ending with
+     *     whitespace, or holding a control character
      */
     public IdempotentConsumer.Builder consumerName(String consumerName) {
-        Objects.requireNonNull(consumerName, "consumerName may not be null");
-        if (consumerName.isBlank() || consumerName.length() > MAX_CONSUMER_NAME_LENGTH) {
-            throw new IllegalArgumentException("consumerName must be 1 to " + MAX_CONSUMER_NAME_LENGTH
-                    + " characters and not blank, got \"" + consumerName + "\" (" + consumerName.length()
+        this.consumerName = requireConsumerName(consumerName, "consumerName");
+        return self();
+    }
+
+    /**
+     * The checks of a consumer name, shared with {@link ProcessedMessages}.
+     *
+     * @param name the consumer name
+     * @param setting what the messages call it
+     * @return {@code name}
+     * @throws NullPointerException when {@code name} is null
+     * @throws IllegalArgumentException when empty, blank, longer than {@value
+     *     #MAX_CONSUMER_NAME_LENGTH} characters, starting or ending with whitespace, or holding a
+     *     control character
+     */
+    static String requireConsumerName(String name, String setting) {
+        Objects.requireNonNull(name, setting + " may not be null");
+        if (name.isBlank() || name.length() > MAX_CONSUMER_NAME_LENGTH) {
+            throw new IllegalArgumentException(setting + " must be 1 to " + MAX_CONSUMER_NAME_LENGTH
+                    + " characters and not blank, got \"" + visible(name) + "\" (" + name.length()
                     + " characters); use the service's name, the same on every instance");
         }
-        this.consumerName = consumerName;
-        return self();
+        if (!name.equals(name.strip())) {
+            throw new IllegalArgumentException(setting + " may not start or end with whitespace, got \""
+                    + visible(name) + "\": it would be a dedup scope apart from \"" + visible(name.strip())
+                    + "\", and a message processed under one would be applied again under the other; remove the"
+                    + " whitespace (a value read from a file or an environment variable often ends with a newline)");
+        }
+        for (int i = 0; i < name.length(); i++) {
+            if (Character.isISOControl(name.charAt(i))) {
+                throw new IllegalArgumentException(setting + " may not contain control characters, got \""
+                        + visible(name) + "\" (" + String.format("U+%04X", (int) name.charAt(i)) + " at index " + i
+                        + "): it would be a dedup scope apart from the name without it; remove it");
+            }
+        }
+        return name;
+    }
+
+    /** @return {@code text} with its control characters escaped, so that an error message shows them */
+    private static String visible(String text) {
+        StringBuilder out = new StringBuilder(text.length());
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (Character.isISOControl(c)) {
+                out.append(String.format("\\u%04X", (int) c));
+            } else {
+                out.append(c);
+            }
+        }
+        return out.toString();
     }
 
     /**

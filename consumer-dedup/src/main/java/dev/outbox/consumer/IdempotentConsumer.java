@@ -58,12 +58,13 @@ public interface IdempotentConsumer extends AutoCloseable {
      * Builder#retention(Duration) retention}. Callable before {@link #start()} and after {@link
      * #close()}.
      *
-     * @param olderThan the age past which rows go; at least 1 hour. It must exceed the longest time a
-     *     message can be redelivered after it was first processed, or a late redelivery is applied a
-     *     second time.
+     * @param olderThan the age past which rows go; at least 1 hour, at most {@link
+     *     Builder#MAX_RETENTION} (100 years). It must exceed the longest time a message can be
+     *     redelivered after it was first processed, or a late redelivery is applied a second time.
      * @return how many rows were deleted
      * @throws NullPointerException when {@code olderThan} is null
-     * @throws IllegalArgumentException when {@code olderThan} is shorter than 1 hour
+     * @throws IllegalArgumentException when {@code olderThan} is shorter than 1 hour or longer than
+     *     {@link Builder#MAX_RETENTION}
      * @throws org.jooq.exception.DataAccessException when a statement fails (rows deleted before it
      *     stay deleted)
      */
@@ -134,6 +135,10 @@ public interface IdempotentConsumer extends AutoCloseable {
      * transactions in flight, commits the offsets of those that committed, closes the Kafka consumer
      * (leaving the group) and the dead-letter producer. Records fetched but not yet handled are left for
      * redelivery. Idempotent; {@link #isRunning()} is false from the call on.
+     *
+     * <p>A static member (a {@code group.instance.id} in the Kafka properties) does not leave its group
+     * at close: its partitions stay assigned to it, unconsumed, until it comes back or its session times
+     * out ({@code session.timeout.ms}); only then does the group hand them to other members.
      *
      * <p>Returns once the consumer's poll thread has stopped, within {@code 6 × closeTimeout + 5 s}:
      * each step the poll thread takes once asked to stop is bounded by closeTimeout (the poll under way,

@@ -52,6 +52,21 @@ import org.jooq.exception.DataAccessException;
  * statements after a successful claim wait as the session's {@code lock_timeout} says, and after a
  * failed claim the rollback (or a rollback to a savepoint taken before the claim) puts it back.
  *
+ * <p>A session whose {@code statement_timeout} is shorter than the 2 s (and than its {@code
+ * lock_timeout}) ends the wait first: the claim of a held id then fails with SQLState 57014 ({@code
+ * query_canceled}), a plain {@link SQLException}, not a {@link MessageIdHeldException}. Treat 57014
+ * from a claim the same way, as an id held elsewhere: roll back and deliver the record again later
+ * (or give the listener's sessions a {@code statement_timeout} above 2 s).
+ *
+ * <p>The claim checks that its connection is not in autocommit mode, which catches a call outside
+ * the caller's transaction only when the pool hands out autocommit connections. Over a pool whose
+ * connections default to autocommit off (HikariCP's {@code autoCommit=false}, say), a {@code
+ * DSLContext} of the pool outside a transaction passes the check: the claim runs on a connection of
+ * its own, which the pool rolls back when the statement has given it back, so the business write
+ * commits without its claim and a redelivery applies it again. Pass the transaction's context: {@code
+ * cfg.dsl()} inside {@code dsl.transaction(cfg -> ...)}, or, with Spring, a {@code DSLContext} over a
+ * {@code TransactionAwareDataSourceProxy} (as Spring Boot's is), inside the transaction.
+ *
  * <p>How long the other transaction stays open depends on its process: cut off by a network
  * partition, until the server's TCP gives up on its session (about two hours by default); paused
  * with SIGSTOP (a frozen container, a debugger), for as long as the process lives, since its kernel
@@ -107,21 +122,27 @@ public final class ProcessedMessages {
      * Claims {@code messageId} for {@code consumer} in the transaction of {@code tx}.
      *
      * @param tx the jOOQ context of the caller's open transaction (for example {@code cfg.dsl()}
-     *     inside {@code dsl.transaction(cfg -> ...)}, or Spring Boot's {@code DSLContext} inside a
-     *     {@code @Transactional} method)
+     *     inside {@code dsl.transaction(cfg -> ...)}, or Spring Boot's {@code DSLContext}, over a
+     *     {@code TransactionAwareDataSourceProxy}, inside a {@code @Transactional} method). Not a
+     *     context of the pool outside that transaction: over a pool whose connections default to
+     *     autocommit off, the autocommit check cannot catch it, and the claim runs on a connection of
+     *     its own that the pool rolls back after the statement
      * @param consumer the dedup scope: the service's name, the same on every instance; 1 to {@value
-     *     IdempotentConsumer.Builder#MAX_CONSUMER_NAME_LENGTH} characters
+     *     IdempotentConsumer.Builder#MAX_CONSUMER_NAME_LENGTH} characters, without whitespace at either
+     *     end and without control characters
      * @param messageId the message id ({@link #messageId(Headers)} reads it from a record)
      * @return {@code true} when this transaction claimed it (apply the message), {@code false} when
      *     it was already processed (skip it)
      * @throws NullPointerException when an argument is null
-     * @throws IllegalArgumentException when {@code consumer} is blank or too long
+     * @throws IllegalArgumentException when {@code consumer} is blank, too long, starts or ends with
+     *     whitespace or holds a control character
      * @throws IllegalStateException when the connection is in autocommit mode: the claim would
      *     commit on its own, and a crash before the business write would lose the message
      * @throws DataAccessException when the insert fails, with the {@link SQLException} as its cause
      *     (SQLState kept) and its message; the transaction is aborted. Its cause is a {@link
      *     MessageIdHeldException} when another transaction held the id past the claim's bound: roll
-     *     back and retry the record later
+     *     back and retry the record later. With a session {@code statement_timeout} below that bound,
+     *     the wait for a held id ends with SQLState 57014 instead: treat it the same way
      */
     public boolean claim(DSLContext tx, String consumer, UUID messageId) {
         Objects.requireNonNull(tx, "tx may not be null");
@@ -145,11 +166,14 @@ public final class ProcessedMessages {
      * @return {@code true} when this transaction claimed it, {@code false} when it was already
      *     processed
      * @throws NullPointerException when an argument is null
-     * @throws IllegalArgumentException when {@code consumer} is blank or too long
+     * @throws IllegalArgumentException when {@code consumer} is blank, too long, starts or ends with
+     *     whitespace or holds a control character
      * @throws IllegalStateException when the connection is in autocommit mode
      * @throws MessageIdHeldException when another transaction held the id past the claim's bound; the
      *     transaction is aborted: roll back and retry the record later
-     * @throws SQLException when the insert fails otherwise; the transaction is aborted
+     * @throws SQLException when the insert fails otherwise; the transaction is aborted. SQLState 57014
+     *     ({@code statement_timeout} below the claim's bound) while the id is held means the same as
+     *     {@link MessageIdHeldException}: roll back and retry the record later
      */
     public boolean claim(Connection tx, String consumer, UUID messageId) throws SQLException {
         Objects.requireNonNull(tx, "tx may not be null");
@@ -163,10 +187,11 @@ public final class ProcessedMessages {
      * left. Concurrent purges of several instances skip each other's rows.
      *
      * @param connection a connection in autocommit mode
-     * @param consumer the dedup scope
+     * @param consumer the dedup scope, as in {@link #claim(DSLContext, String, UUID)}
      * @param olderThan the retention, at least 1 hour
      * @return how many rows were deleted
-     * @throws IllegalArgumentException when {@code olderThan} is shorter than 1 hour
+     * @throws IllegalArgumentException when {@code olderThan} is shorter than 1 hour, or {@code
+     *     consumer} is not a valid consumer name
      * @throws IllegalStateException when the connection is not in autocommit mode
      * @throws SQLException when a statement fails
      */
@@ -243,10 +268,6 @@ public final class ProcessedMessages {
     private static void checkArguments(String consumer, UUID messageId) {
         Objects.requireNonNull(consumer, "consumer may not be null");
         Objects.requireNonNull(messageId, "messageId may not be null");
-        int max = IdempotentConsumer.Builder.MAX_CONSUMER_NAME_LENGTH;
-        if (consumer.isBlank() || consumer.length() > max) {
-            throw new IllegalArgumentException("consumer must be 1 to " + max + " characters and not blank, got \""
-                    + consumer + "\"; use the service's name, the same on every instance");
-        }
+        ConsumerBuilderBase.requireConsumerName(consumer, "consumer");
     }
 }

@@ -1,12 +1,19 @@
 package dev.outbox.consumer;
 
+import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.LoggerContext;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
 import java.io.PrintWriter;
 import java.lang.reflect.Proxy;
 import java.sql.Connection;
 import java.time.Duration;
+import java.time.temporal.ChronoUnit;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.function.UnaryOperator;
 import java.util.logging.Logger;
@@ -14,6 +21,7 @@ import javax.sql.DataSource;
 import org.jooq.SQLDialect;
 import org.jooq.impl.DSL;
 import org.junit.jupiter.api.Test;
+import org.slf4j.LoggerFactory;
 
 /** Bad configuration fails at build time with a message that names the setting. */
 class IdempotentConsumerBuilderTest {
@@ -381,5 +389,186 @@ class IdempotentConsumerBuilderTest {
                     .isInstanceOf(IllegalArgumentException.class)
                     .hasMessageContaining("olderThan");
         }
+    }
+
+    /**
+     * A retention past 292 years does not fit the nanoseconds and milliseconds ages are computed in: the
+     * staleness check of every transaction and the purge threw ArithmeticException, the batch rolled
+     * back and was retried for ever. Retentions above 100 years (keeping ids for ever) are refused with
+     * what to give instead, and so are purge ages above it; 100 years itself is accepted.
+     */
+    @Test
+    void retentionAndPurgeAgesAreAtMostOneHundredYears() {
+        for (Duration tooLong : new Duration[] {ChronoUnit.FOREVER.getDuration(), Duration.ofDays(300 * 366)}) {
+            assertThatThrownBy(() -> IdempotentConsumer.builder().retention(tooLong))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("retention must be at most 36525d (100 years), got ")
+                    .hasMessageContaining("to keep them for ever, give IdempotentConsumer.Builder.MAX_RETENTION");
+        }
+        assertThatThrownBy(() -> IdempotentConsumer.builder().retention(Duration.ofDays(36_526)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("got 36526d");
+        try (IdempotentConsumer consumer = valid(kafka(p -> p))
+                .retention(IdempotentConsumer.Builder.MAX_RETENTION)
+                .build()) {
+            assertThatThrownBy(() -> consumer.purgeProcessed(ChronoUnit.FOREVER.getDuration()))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("olderThan must be at most 36525d (100 years)");
+            assertThatThrownBy(() -> consumer.purgeProcessed(Duration.ofDays(300 * 366)))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("olderThan must be at most 36525d (100 years)");
+        }
+    }
+
+    /**
+     * maxTransientRetry(FOREVER) overflowed the nanoseconds it is compared in at the first transient
+     * failure. It is bounded at 7 days, Kafka's default topic retention, past which the records queued
+     * behind the failing one can be deleted unconsumed; 7 days itself is accepted.
+     */
+    @Test
+    void maxTransientRetryIsAtMostSevenDays() {
+        for (Duration tooLong : new Duration[] {
+            ChronoUnit.FOREVER.getDuration(), Duration.ofDays(7).plusMillis(1)
+        }) {
+            assertThatThrownBy(() -> IdempotentConsumer.builder().maxTransientRetry(tooLong))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("maxTransientRetry must be at most 7d, got ")
+                    .hasMessageContaining("retention.ms");
+        }
+        valid(kafka(p -> p))
+                .maxTransientRetry(IdempotentConsumer.Builder.MAX_TRANSIENT_RETRY)
+                .build()
+                .close();
+    }
+
+    /**
+     * A dead-letter topic that is also a source topic sent a record without a usable message id back
+     * onto the topic it came from, to be read and dead-lettered again, for ever: build() refuses it,
+     * naming both.
+     */
+    @Test
+    void deadLetterTopicMayNotBeASourceTopic() {
+        assertThatThrownBy(() -> valid(kafka(p -> p))
+                        .topics("invoices")
+                        .deadLetterTopic("invoices")
+                        .build())
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("deadLetterTopic \"invoices\" is also one of topics [orders, invoices]")
+                .hasMessageContaining("set deadLetterTopic(...) to another topic, e.g. \"invoices.dlt\"");
+        valid(kafka(p -> p)).deadLetterTopic("orders.failed").build().close();
+    }
+
+    /**
+     * A source topic Kafka would refuse failed late and misleadingly: build() blamed its dead-letter
+     * topic ("orders v2.dlt"), or, with an explicit deadLetterTopic, it passed and failed in the poll
+     * thread. topics(...) now refuses it at once, naming the topic.
+     */
+    @Test
+    void sourceTopicNamesAreValidated() {
+        for (String bad : new String[] {"orders v2", ".", "..", "t".repeat(250), "orders/v2", ""}) {
+            assertThatThrownBy(() -> IdempotentConsumer.builder().topics("ok", bad))
+                    .as(bad)
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("topics may contain only valid Kafka topic names")
+                    .hasMessageContaining("got \"" + bad + "\"");
+        }
+        assertThatThrownBy(() -> IdempotentConsumer.builder().topics(List.of("orders v2")))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("\"orders v2\"");
+        valid(kafka(p -> p))
+                .topics("t".repeat(249), "orders_v2-EU.1")
+                .deadLetterTopic("dead-letters")
+                .build()
+                .close();
+    }
+
+    /**
+     * "payments\n" (an environment variable with a trailing newline) was accepted as another dedup scope
+     * than "payments" (messages applied twice across instances); whitespace at either end and control
+     * characters are refused, with the name shown with its control characters escaped.
+     */
+    @Test
+    void consumerNameRefusesSurroundingWhitespaceAndControlCharacters() {
+        for (String bad : new String[] {" payments", "payments\n", "payments ", "\tpayments"}) {
+            assertThatThrownBy(() -> IdempotentConsumer.builder().consumerName(bad))
+                    .as(bad)
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("consumerName may not start or end with whitespace")
+                    .hasMessageContaining("apart from \"payments\"");
+        }
+        assertThatThrownBy(() -> IdempotentConsumer.builder().consumerName("payments\n"))
+                .hasMessageContaining("got \"payments\\u000A\"");
+        for (String bad : new String[] {"pay\nments", "pay\u0000ments", "pay\u007Fments", "pay\u0085ments"}) {
+            assertThatThrownBy(() -> IdempotentConsumer.builder().consumerName(bad))
+                    .as(bad)
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("consumerName may not contain control characters")
+                    .hasMessageContaining("at index 3");
+        }
+        IdempotentConsumer.builder().consumerName("payments service");
+    }
+
+    /**
+     * closeTimeout(Duration.ofNanos(1)) was accepted: in milliseconds it is 0, so the dead-letter
+     * producer got max.block.ms=0 and close() waited for the poll thread with join(0), for ever.
+     * closeTimeout(FOREVER) made build() throw ArithmeticException. Both ends are refused with the
+     * bounds, 1 s and 1 day.
+     */
+    @Test
+    void closeTimeoutIsBetweenOneSecondAndOneDay() {
+        for (Duration bad : new Duration[] {
+            Duration.ofNanos(1),
+            Duration.ofMillis(999),
+            ChronoUnit.FOREVER.getDuration(),
+            Duration.ofDays(1).plusNanos(1)
+        }) {
+            assertThatThrownBy(() -> IdempotentConsumer.builder().closeTimeout(bad))
+                    .as(bad.toString())
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("closeTimeout must be between 1s and 1d, got ");
+        }
+        valid(kafka(p -> p))
+                .closeTimeout(IdempotentConsumer.Builder.MIN_CLOSE_TIMEOUT)
+                .build()
+                .close();
+        IdempotentConsumer.builder().closeTimeout(IdempotentConsumer.Builder.MAX_CLOSE_TIMEOUT);
+    }
+
+    /**
+     * isolation.level=read_uncommitted in kafkaProperties is honoured (someone may mean it), but it was
+     * silent: the handler then gets records of aborted Kafka transactions, out of the relay's order. The
+     * build logs a WARN naming the property and what it breaks; the default logs none.
+     */
+    @Test
+    void readUncommittedIsolationIsWarnedAbout() {
+        var logger = ((LoggerContext) LoggerFactory.getILoggerFactory()).getLogger(IdempotentConsumer.class);
+        ListAppender<ILoggingEvent> appender = new ListAppender<>();
+        appender.start();
+        logger.addAppender(appender);
+        try {
+            valid(kafka(p -> p)).build().close();
+            assertThat(warnings(appender)).noneMatch(m -> m.contains("isolation.level"));
+            valid(kafka(p -> {
+                        p.put("isolation.level", "read_uncommitted");
+                        return p;
+                    }))
+                    .build()
+                    .close();
+            assertThat(warnings(appender))
+                    .anySatisfy(m -> assertThat(m)
+                            .contains("isolation.level=read_uncommitted in kafkaProperties")
+                            .contains("records of aborted Kafka transactions")
+                            .contains("breaks per-key order")
+                            .contains("remove it"));
+        } finally {
+            logger.detachAppender(appender);
+        }
+    }
+
+    private static List<String> warnings(ListAppender<ILoggingEvent> appender) {
+        return appender.list.stream()
+                .filter(e -> e.getLevel() == Level.WARN)
+                .map(ILoggingEvent::getFormattedMessage)
+                .toList();
     }
 }

@@ -1,5 +1,6 @@
 package dev.outbox.core;
 
+import dev.outbox.core.internal.TopicNames;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.Locale;
@@ -54,7 +55,7 @@ public record OutboxMessage(
         Objects.requireNonNull(type, "type may not be null");
         Objects.requireNonNull(contentType, "contentType may not be null");
         Objects.requireNonNull(headers, "headers may not be null; pass Map.of()");
-        if (!isTopicName(topic)) {
+        if (!TopicNames.isValid(topic)) {
             throw new IllegalArgumentException("topic '" + topic
                     + "' is not a valid Kafka topic name: use 1 to 249 characters from [a-zA-Z0-9._-],"
                     + " other than '.' and '..'");
@@ -164,30 +165,6 @@ public record OutboxMessage(
             }
         }
         return bytes;
-    }
-
-    /**
-     * @return whether {@code topic} is a legal Kafka topic name: 1 to 249 characters from {@code
-     *     [a-zA-Z0-9._-]}, other than {@code .} and {@code ..} (checked per character: a regular
-     *     expression would be compiled for every message appended)
-     */
-    private static boolean isTopicName(String topic) {
-        if (topic.isEmpty() || topic.length() > 249 || topic.equals(".") || topic.equals("..")) {
-            return false;
-        }
-        for (int i = 0; i < topic.length(); i++) {
-            char c = topic.charAt(i);
-            boolean legal = (c >= 'a' && c <= 'z')
-                    || (c >= 'A' && c <= 'Z')
-                    || (c >= '0' && c <= '9')
-                    || c == '.'
-                    || c == '_'
-                    || c == '-';
-            if (!legal) {
-                return false;
-            }
-        }
-        return true;
     }
 
     /**

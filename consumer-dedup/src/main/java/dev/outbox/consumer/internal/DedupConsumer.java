@@ -23,6 +23,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.kafka.clients.consumer.Consumer;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.jooq.exception.DataAccessException;
@@ -38,6 +39,8 @@ public final class DedupConsumer implements IdempotentConsumer {
     private static final Duration POLL_TIMEOUT = Duration.ofMillis(100);
     /** How often an idle consumer tries a breaker that is not closed. */
     private static final Duration IDLE_TRIAL_INTERVAL = Duration.ofSeconds(1);
+    /** The {@code isolation.level} that hands the handler records of aborted Kafka transactions. */
+    private static final String READ_UNCOMMITTED = "read_uncommitted";
     /**
      * The steps of the poll thread, once asked to stop, in closeTimeouts: the step under way (a poll
      * whose revocation waits for the transactions in flight and commits their offsets: 2; or an offset
@@ -144,6 +147,17 @@ public final class DedupConsumer implements IdempotentConsumer {
         this.deadLetterTrial = new IdleTrial(
                 deadLetterBreaker,
                 () -> parts.deadLetters().ping(parts.deadLetters().topicFor(firstTopic)));
+        Object isolation = settings.consumerProperties().get(ConsumerConfig.ISOLATION_LEVEL_CONFIG);
+        if (isolation != null
+                && READ_UNCOMMITTED.equalsIgnoreCase(isolation.toString().strip())) {
+            log.warn(
+                    "isolation.level={} in kafkaProperties: the handler also gets the records of aborted Kafka"
+                            + " transactions, among them the batches the relay's publish-mode=transactional rolled back"
+                            + " (or a fenced relay's), applied out of the order in which the relay commits them, which"
+                            + " breaks per-key order; remove it to read committed records only (read_committed, the"
+                            + " consumer's default)",
+                    isolation);
+        }
         if (settings.retention().compareTo(Duration.ofDays(1)) < 0) {
             log.warn(
                     "retention is {}: a message redelivered more than {} after it was processed (relay republishing after"
@@ -185,6 +199,11 @@ public final class DedupConsumer implements IdempotentConsumer {
         if (olderThan.compareTo(Duration.ofHours(1)) < 0) {
             throw new IllegalArgumentException("olderThan must be at least 1h, got " + Durations.format(olderThan)
                     + "; it must exceed the longest redelivery window");
+        }
+        if (olderThan.compareTo(IdempotentConsumer.Builder.MAX_RETENTION) > 0) {
+            throw new IllegalArgumentException("olderThan must be at most "
+                    + Durations.format(IdempotentConsumer.Builder.MAX_RETENTION) + " (100 years), got "
+                    + Durations.format(olderThan) + "; no processed id is that old, so there is nothing to purge");
         }
         double seconds = olderThan.toNanos() / 1e9;
         long total = 0;

@@ -1,6 +1,7 @@
 package dev.outbox.consumer.internal;
 
 import dev.outbox.core.internal.Durations;
+import dev.outbox.core.internal.TopicNames;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -11,8 +12,6 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 
 /** The builder's checks of the Kafka clients' properties and topic names. */
 public final class KafkaConfigChecks {
-    /** Kafka's longest topic name. */
-    private static final int MAX_TOPIC_NAME_LENGTH = 249;
     /** Kafka's default {@code max.poll.interval.ms}. */
     private static final long DEFAULT_MAX_POLL_INTERVAL_MS = 300_000;
     /**
@@ -114,10 +113,10 @@ public final class KafkaConfigChecks {
     /** @throws IllegalStateException when a name is not a valid Kafka topic name */
     public static void checkDeadLetterTopics(List<String> names) {
         for (String name : names) {
-            if (name.length() > MAX_TOPIC_NAME_LENGTH || !name.matches("[a-zA-Z0-9._-]+")) {
+            if (!TopicNames.isValid(name)) {
                 throw new IllegalStateException("dead-letter topic \"" + name
-                        + "\" is not a valid Kafka topic name (at most " + MAX_TOPIC_NAME_LENGTH
-                        + " of a-z A-Z 0-9 . _ -); set deadLetterTopic(...) to a valid name");
+                        + "\" is not a valid Kafka topic name (" + TopicNames.RULE
+                        + "); set deadLetterTopic(...) to a valid name");
             }
         }
     }

@@ -2,6 +2,7 @@ package dev.outbox.consumer.internal;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.outbox.consumer.IdempotentConsumer;
 import dev.outbox.core.OutboxHeaders;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -27,6 +28,16 @@ class RecordMappingTest {
     void aCreatedAtPastEpochMillisecondsFallsBackToTheRecordsTimestamp() {
         assertThat(mapping.isStale(createdAt("+300000000-01-01T00:00:00Z"))).isFalse();
         assertThat(mapping.isStale(createdAt("not a date"))).isFalse();
+    }
+
+    /**
+     * The longest retention the builder accepts fits the milliseconds ages are compared in: a
+     * retention of {@code ChronoUnit.FOREVER} threw ArithmeticException here, in every transaction.
+     */
+    @Test
+    void theLongestRetentionIsComparable() {
+        RecordMapping forEver = new RecordMapping(null, null, IdempotentConsumer.Builder.MAX_RETENTION, time);
+        assertThat(forEver.isStale(createdAt("1970-01-02T00:00:00Z"))).isFalse();
     }
 
     @Test
