@@ -7,6 +7,7 @@ import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.LoggerContext;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.PrintWriter;
 import java.lang.reflect.Proxy;
 import java.sql.Connection;
@@ -563,6 +564,36 @@ class IdempotentConsumerBuilderTest {
         } finally {
             logger.detachAppender(appender);
         }
+    }
+
+    /**
+     * A Kafka property the client refuses at construction (a value it cannot parse, a bootstrap address
+     * that does not resolve) fails build() with an IllegalArgumentException naming the client's reason,
+     * as the README says of bad configuration, and registers no meter. Before, Kafka's own ConfigException
+     * or KafkaException came out of build(), after the consumer's meters had been registered for an
+     * instance that never existed.
+     */
+    @Test
+    void aKafkaPropertyTheClientRefusesFailsTheBuildNamingItAndRegistersNothing() {
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        assertThatThrownBy(() -> valid(kafka(p -> {
+                            p.put("max.poll.records", "abc");
+                            return p;
+                        }))
+                        .meterRegistry(registry)
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("the Kafka consumer could not be created")
+                .hasMessageContaining("max.poll.records");
+        assertThatThrownBy(() -> valid(kafka(p -> {
+                            p.put("bootstrap.servers", "no-such-host.invalid:9092");
+                            return p;
+                        }))
+                        .meterRegistry(registry)
+                        .build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("bootstrap");
+        assertThat(registry.getMeters()).isEmpty();
     }
 
     private static List<String> warnings(ListAppender<ILoggingEvent> appender) {

@@ -26,6 +26,7 @@ import org.apache.kafka.clients.consumer.Consumer;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.common.KafkaException;
 import org.jooq.exception.DataAccessException;
 import org.slf4j.LoggerFactory;
 
@@ -93,6 +94,24 @@ public final class DedupConsumer implements IdempotentConsumer {
     }
 
     /**
+     * @return a Kafka consumer of the settings' properties
+     * @throws IllegalArgumentException when the client refuses them (a value it cannot parse, a bootstrap
+     *     address that does not resolve), naming the client's reason
+     */
+    private static Consumer<byte[], byte[]> kafkaConsumer(Settings settings) {
+        try {
+            return new KafkaConsumer<>(new HashMap<>(settings.consumerProperties()));
+        } catch (KafkaException e) {
+            // "Failed to construct kafka consumer" carries the client's reason as its cause
+            Throwable cause = e.getCause() != null ? e.getCause() : e;
+            throw new IllegalArgumentException(
+                    "the Kafka consumer could not be created from the consumer's Kafka properties (kafkaProperties,"
+                            + " bootstrapServers): " + cause.getMessage() + "; correct the property it names",
+                    e);
+        }
+    }
+
+    /**
      * With some collaborators given instead of made from {@code settings}; a null one is made.
      *
      * @param consumer the Kafka consumer, or null for a {@link KafkaConsumer} of the settings
@@ -110,6 +129,8 @@ public final class DedupConsumer implements IdempotentConsumer {
         this.log =
                 new PrefixedLog(LoggerFactory.getLogger(IdempotentConsumer.class), "[consumer-dedup " + instance + "]");
         this.time = time;
+        // first: a Kafka property the client refuses fails the build before any meter is registered
+        this.consumer = consumer != null ? consumer : kafkaConsumer(settings);
         this.metrics = new Metrics(settings.meterRegistry(), settings.consumerName(), instance);
         this.database = new Database(settings);
         this.deadLetters = deadLetters != null ? deadLetters : new DeadLetters(settings);
@@ -120,7 +141,6 @@ public final class DedupConsumer implements IdempotentConsumer {
         this.breakerGauges = List.of(
                 metrics.breakerState(databaseBreaker.circuitBreaker(), "database"),
                 metrics.breakerState(deadLetterBreaker.circuitBreaker(), "dead-letter"));
-        this.consumer = consumer != null ? consumer : new KafkaConsumer<>(new HashMap<>(settings.consumerProperties()));
         this.workers =
                 new ScheduledThreadPoolExecutor(settings.concurrency(), Threads.daemons(instance, "worker", true));
         this.workers.setRemoveOnCancelPolicy(true);
