@@ -281,7 +281,8 @@ public final class Main {
         Runtime.getRuntime()
                 .addShutdownHook(new Thread(
                         () -> {
-                            if (stop.request()) {
+                            StartStop.Phase phase = stop.request();
+                            if (phase == StartStop.Phase.HOLDING_NOTHING) {
                                 log.info("outbox-relay stopped during its start; it had claimed nothing");
                                 halt(EXIT_OK);
                             }
@@ -296,7 +297,13 @@ public final class Main {
                                 }
                                 RelayProcess started = running.get();
                                 if (started == null) {
-                                    // the start failed or was stopped, and said so: its exit code stands
+                                    if (phase == StartStop.Phase.ENDED) {
+                                        // the start had failed before: the exit that runs this hook (main's
+                                        // System.exit with the start's code, or an embedding JVM's own) stands
+                                        return;
+                                    }
+                                    // stopped, or failed, while this hook waited for it: main's System.exit
+                                    // now waits for this hook, so the start's code is given here
                                     halt(startCode.get());
                                 }
                                 clean = started.shutdown();

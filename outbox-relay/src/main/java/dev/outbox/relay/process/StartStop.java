@@ -26,12 +26,13 @@ final class StartStop {
     /**
      * Asks the start to stop.
      *
-     * @return whether the process may exit at once: the start holds nothing and will not go further (it
-     *     throws {@link Stopped} at its next step)
+     * @return what the start was doing: {@link Phase#HOLDING_NOTHING} means the process may exit at once
+     *     (the start throws {@link Stopped} at its next step), {@link Phase#ENDED} that the start had
+     *     ended before (started, or failed and reported its exit code)
      */
-    synchronized boolean request() {
+    synchronized Phase request() {
         requested = true;
-        return phase == Phase.HOLDING_NOTHING;
+        return phase;
     }
 
     /** @return what the start is doing */

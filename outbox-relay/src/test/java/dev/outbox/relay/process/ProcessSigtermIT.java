@@ -134,4 +134,25 @@ class ProcessSigtermIT {
             }
         }
     }
+
+    /**
+     * A start that failed before the JVM began to exit does not decide that JVM's exit code: a JVM that
+     * ran the {@code run} command through {@link Main#run} (an embedding application, the in-process
+     * tests), got exit code 3 back and then ended by itself exits 0. The shutdown hook halted such a JVM
+     * with the start's code, which ended the test JVM of this module with code 3.
+     */
+    @Test
+    void aStartThatFailedBeforeTheExitLeavesTheExitCodeToTheJvm() throws Exception {
+        try (ChildRelay relay = ChildRelay.start(
+                "embedded-failed-start",
+                Map.of(),
+                EmbeddedRunMain.class,
+                "--jdbc-url=jdbc:postgresql://127.0.0.1:1/none",
+                "--bootstrap-servers=127.0.0.1:1",
+                "--http-port=0",
+                "--startup-timeout=1s")) {
+            assertThat(relay.waitFor(60)).as("exit code, see %s", relay.err).isZero();
+            assertThat(relay.stdout()).contains("Main.run returned 3");
+        }
+    }
 }
