@@ -478,9 +478,10 @@ class ZombieRelayIT {
             }
         });
         // G7 says the healthy keys are not blocked, not how fast a backlog of about 10,000 rows, read past the held
-        // ones in batches of 100, drains beside a loaded build: one clean-checkout run had 47 left after 60 s
+        // ones in batches of 100, drains beside a loaded build: one clean-checkout run had 47 left after 60 s, and
+        // two runs of the whole suite (2026-12-07) had some left after 180 s where the test alone took 37 s
         await("G7: every healthy message committed so far published while " + missing + " is missing")
-                .atMost(Duration.ofSeconds(180))
+                .atMost(Duration.ofSeconds(300))
                 .untilAsserted(() -> {
                     Set<UUID> seen = new HashSet<>();
                     records.all().forEach(r -> seen.add(r.messageId()));
