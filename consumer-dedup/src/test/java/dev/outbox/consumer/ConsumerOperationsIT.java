@@ -48,6 +48,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
+import java.util.function.Predicate;
 import java.util.function.Supplier;
 import javax.sql.DataSource;
 import org.apache.kafka.clients.admin.Admin;
@@ -1183,39 +1184,151 @@ class ConsumerOperationsIT {
 
     /**
      * The retention guard: at start the consumer asks the brokers for each topic's retention.ms and
-     * warns about a topic that keeps records longer than the consumer keeps processed ids (a replay
-     * from old offsets would apply purged ids again); a topic with a shorter retention gets no
-     * warning. Fails if the topic's retention is not checked.
+     * segment.ms and warns about a topic that keeps records longer than the consumer keeps processed
+     * ids (a replay from old offsets would apply purged ids again), or for ever (retention.ms -1); a
+     * topic whose retention.ms plus segment.ms is shorter gets no warning. Fails if the topic's
+     * retention is not checked.
      */
     @Test
     void retentionGuardWarnsWhenATopicOutlivesTheProcessedIds(TestDatabase db, TestKafka kafka) throws Exception {
         String longTopic = TestKafka.uniqueTopic("ops-retention-long");
+        String foreverTopic = TestKafka.uniqueTopic("ops-retention-forever");
         String shortTopic = TestKafka.uniqueTopic("ops-retention-short");
-        try (Admin admin = kafka.admin()) {
-            admin.createTopics(List.of(
-                            new NewTopic(longTopic, 1, (short) 1)
-                                    .configs(Map.of(
-                                            "retention.ms",
-                                            Long.toString(Duration.ofDays(30).toMillis()))),
-                            new NewTopic(shortTopic, 1, (short) 1)
-                                    .configs(Map.of(
-                                            "retention.ms",
-                                            Long.toString(Duration.ofDays(2).toMillis())))))
-                    .all()
-                    .get(30, TimeUnit.SECONDS);
-        }
+        createTopics(
+                kafka,
+                Map.of(
+                        longTopic,
+                        Map.of("retention.ms", days(30)),
+                        foreverTopic,
+                        Map.of("retention.ms", "-1"),
+                        shortTopic,
+                        Map.of("retention.ms", days(2), "segment.ms", days(1))));
         try (LogCapture log = LogCapture.attach();
-                IdempotentConsumer consumer = keepingIdsAWeek(db, kafka, "ops-retention", longTopic, shortTopic)) {
+                IdempotentConsumer consumer =
+                        keepingIdsAWeek(db, kafka, "ops-retention", longTopic, foreverTopic, shortTopic)) {
             consumer.start();
-            await().atMost(WAIT)
-                    .untilAsserted(() -> assertThat(log.messages("ops-retention"))
-                            .anyMatch(m -> m.contains("topic " + longTopic + " keeps records for 30d")));
+            List<String> messages =
+                    retentionGuardWithout(log, "ops-retention", m -> m.contains("topic " + shortTopic + " "));
+            assertThat(messages)
+                    .anyMatch(m -> m.contains("topic " + longTopic + " keeps records for up to 37d (retention.ms="
+                            + days(30) + " (30d) plus segment.ms=" + days(7) + " (7d)"));
+            assertThat(messages)
+                    .anyMatch(m -> m.contains("topic " + foreverTopic + " keeps records for ever (retention.ms=-1"));
             await().atMost(WAIT)
                     .untilAsserted(
                             () -> assertThat(consumer.readiness().ready()).isTrue());
-            assertThat(log.messages("ops-retention"))
-                    .noneMatch(m -> m.contains("topic " + shortTopic + " keeps records"));
         }
+    }
+
+    /**
+     * The retention guard counts segment.ms on top of retention.ms: Kafka deletes whole segments, and
+     * a segment only once its newest record is older than retention.ms, so a record can be read for up
+     * to retention.ms + segment.ms. A topic with retention.ms of 6 days and Kafka's default segment.ms
+     * of 7 days keeps records for up to 13 days, longer than the 7 days the consumer keeps processed
+     * ids: the consumer warns, naming both settings, their sum and the retention to set. Before, only
+     * retention.ms was compared, and this topic passed without a word.
+     */
+    @Test
+    void retentionGuardCountsTheSegmentOnTopOfRetentionMs(TestDatabase db, TestKafka kafka) throws Exception {
+        String topic = TestKafka.uniqueTopic("ops-retention-segment");
+        createTopics(kafka, Map.of(topic, Map.of("retention.ms", days(6))));
+        try (LogCapture log = LogCapture.attach();
+                IdempotentConsumer consumer = keepingIdsAWeek(db, kafka, "ops-retention-segment", topic)) {
+            consumer.start();
+            await().atMost(WAIT)
+                    .untilAsserted(() -> assertThat(log.messages("ops-retention-segment"))
+                            .anyMatch(m -> m.contains("topic " + topic + " keeps records for up to 13d (retention.ms="
+                                            + days(6) + " (6d) plus segment.ms=" + days(7) + " (7d)")
+                                    && m.contains("longer than this consumer keeps processed ids (7d)")
+                                    && m.contains("Set retention(...) to at least 13d, or lower the topic's"
+                                            + " retention.ms or segment.ms so that their sum is at most 7d")));
+        }
+    }
+
+    /**
+     * The retention guard is silent about a topic whose retention.ms plus segment.ms is within the
+     * retention of processed ids: 6 days and 1 day against the consumer's 7 days (the examples'
+     * orders topic), the longest a record can be read equal to the retention, not longer.
+     */
+    @Test
+    void retentionGuardIsSilentWhenRetentionPlusSegmentFitsTheProcessedIds(TestDatabase db, TestKafka kafka)
+            throws Exception {
+        String topic = TestKafka.uniqueTopic("ops-retention-fits");
+        createTopics(kafka, Map.of(topic, Map.of("retention.ms", days(6), "segment.ms", days(1))));
+        try (LogCapture log = LogCapture.attach();
+                IdempotentConsumer consumer = keepingIdsAWeek(db, kafka, "ops-retention-fits", topic)) {
+            consumer.start();
+            List<String> messages =
+                    retentionGuardWithout(log, "ops-retention-fits", m -> m.contains("topic " + topic + " "));
+            assertThat(messages)
+                    .anyMatch(m -> m.contains("retention guard checked topics [" + topic
+                            + "] against the retention of processed ids (7d): 0 of them can keep records longer"));
+        }
+    }
+
+    /**
+     * The retention guard on {@code cleanup.policy=compact,delete}: such a topic also deletes records
+     * older than retention.ms, each key's last one too, so it gets the time check (retention.ms plus
+     * segment.ms), not the compacted topic's "kept for ever" warning: with 2 days plus 1 day it is
+     * silent, with 6 days plus the default 7 days it warns that records are kept for up to 13 days.
+     * Before, any policy containing "compact" was warned about as kept for ever.
+     */
+    @Test
+    void retentionGuardAppliesTheTimeCheckToCompactDelete(TestDatabase db, TestKafka kafka) throws Exception {
+        String shortTopic = TestKafka.uniqueTopic("ops-retention-cd-short");
+        String longTopic = TestKafka.uniqueTopic("ops-retention-cd-long");
+        createTopics(
+                kafka,
+                Map.of(
+                        shortTopic,
+                                Map.of(
+                                        "cleanup.policy",
+                                        "compact,delete",
+                                        "retention.ms",
+                                        days(2),
+                                        "segment.ms",
+                                        days(1)),
+                        longTopic, Map.of("cleanup.policy", "compact,delete", "retention.ms", days(6))));
+        try (LogCapture log = LogCapture.attach();
+                IdempotentConsumer consumer = keepingIdsAWeek(db, kafka, "ops-retention-cd", shortTopic, longTopic)) {
+            consumer.start();
+            List<String> messages = retentionGuardWithout(
+                    log, "ops-retention-cd", m -> m.contains("for ever") || m.contains("topic " + shortTopic + " "));
+            assertThat(messages)
+                    .anyMatch(m -> m.contains("topic " + longTopic + " keeps records for up to 13d (retention.ms="
+                            + days(6) + " (6d) plus segment.ms=" + days(7) + " (7d)"));
+        }
+    }
+
+    /** Creates each topic with its settings, one partition, and waits for it. */
+    private static void createTopics(TestKafka kafka, Map<String, Map<String, String>> topics) throws Exception {
+        try (Admin admin = kafka.admin()) {
+            admin.createTopics(topics.entrySet().stream()
+                            .map(t -> new NewTopic(t.getKey(), 1, (short) 1).configs(t.getValue()))
+                            .toList())
+                    .all()
+                    .get(30, TimeUnit.SECONDS);
+        }
+    }
+
+    /** @return {@code n} days in milliseconds, as a topic setting is written */
+    private static String days(int n) {
+        return Long.toString(Duration.ofDays(n).toMillis());
+    }
+
+    /**
+     * Waits until the retention guard of consumer {@code name} logged the line that ends its run, or
+     * a message matching {@code unwanted}, then asserts that none matches {@code unwanted}.
+     *
+     * @return the consumer's log messages then, the guard's warnings among them
+     */
+    private static List<String> retentionGuardWithout(LogCapture log, String name, Predicate<String> unwanted) {
+        await().atMost(WAIT)
+                .untilAsserted(() -> assertThat(log.messages(name))
+                        .anyMatch(m -> m.contains("retention guard checked topics") || unwanted.test(m)));
+        List<String> messages = log.messages(name);
+        assertThat(messages).noneMatch(unwanted);
+        return messages;
     }
 
     /**

@@ -2,6 +2,7 @@ package dev.outbox.relay.admin;
 
 import static dev.outbox.core.internal.Durations.format;
 
+import dev.outbox.core.internal.TopicLifetime;
 import dev.outbox.relay.admin.Doctor.Check;
 import dev.outbox.relay.admin.Doctor.Verdict;
 import java.time.Duration;
@@ -9,7 +10,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
@@ -178,7 +178,7 @@ final class TopicRetentionCheck {
                     }
                     long topicMs = Long.parseLong(entry.value());
                     ConfigEntry policy = config.get(TopicConfig.CLEANUP_POLICY_CONFIG);
-                    if (compactOnly(policy)) {
+                    if (TopicLifetime.compactOnly(policy == null ? null : policy.value())) {
                         // retention.ms does not apply: the latest record of each key stays until a newer one
                         evidence.add("consumer " + e.getKey() + " (retention " + format(retention) + ") reads " + topic
                                 + " (cleanup.policy " + policy.value()
@@ -188,7 +188,8 @@ final class TopicRetentionCheck {
                     }
                     String shown = topicMs < 0 ? "unlimited" : format(Duration.ofMillis(topicMs));
                     boolean tooShort = topicMs < 0 || retention.toMillis() < topicMs;
-                    long segmentMs = segmentMs(config);
+                    ConfigEntry segment = config.get(TopicConfig.SEGMENT_MS_CONFIG);
+                    long segmentMs = TopicLifetime.segmentMillis(segment == null ? null : segment.value());
                     boolean segmentOutlives = !tooShort && segmentMs > 0 && retention.toMillis() < topicMs + segmentMs;
                     evidence.add("consumer " + e.getKey() + " (retention " + format(retention) + ") reads " + topic
                             + " (retention.ms " + shown
@@ -277,33 +278,5 @@ final class TopicRetentionCheck {
 
     private static String missingSummary(List<String> missing) {
         return "topics that do not exist, so their retention is not checked: " + String.join(", ", missing);
-    }
-
-    /** @return the topic's {@code segment.ms}, or 0 when Kafka does not report it */
-    private static long segmentMs(Config config) {
-        ConfigEntry entry = config.get(TopicConfig.SEGMENT_MS_CONFIG);
-        if (entry == null || entry.value() == null) {
-            return 0;
-        }
-        try {
-            return Math.max(0, Long.parseLong(entry.value()));
-        } catch (NumberFormatException e) {
-            return 0;
-        }
-    }
-
-    /** @return whether the topic is compacted and never deleted by time or size ({@code compact} without {@code delete}) */
-    static boolean compactOnly(ConfigEntry policy) {
-        if (policy == null || policy.value() == null) {
-            return false;
-        }
-        boolean compact = false;
-        boolean delete = false;
-        for (String p : policy.value().split(",")) {
-            String v = p.strip().toLowerCase(Locale.ROOT);
-            compact |= v.equals(TopicConfig.CLEANUP_POLICY_COMPACT);
-            delete |= v.equals(TopicConfig.CLEANUP_POLICY_DELETE);
-        }
-        return compact && !delete;
     }
 }
