@@ -36,9 +36,9 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
  * start-up gate that catches them.
  *
  * <p>The relay process's {@code doctor} command is a text and JSON face of this class. It reads
- * only (catalog views, {@code pg_stat_activity}, {@code pg_locks}, {@code pg_stat_replication}, the
- * outbox tables, Kafka topic descriptions and configurations and consumer-group offsets) and needs no
- * running relay. Thread-safe.
+ * only (catalog views, {@code pg_stat_activity}, {@code pg_locks}, {@code pg_prepared_xacts}, {@code
+ * pg_stat_replication}, {@code pg_replication_slots}, the outbox tables, Kafka topic descriptions and
+ * configurations and consumer-group offsets) and needs no running relay. Thread-safe.
  *
  * <pre>{@code
  * Doctor.Report report = Doctor.builder()

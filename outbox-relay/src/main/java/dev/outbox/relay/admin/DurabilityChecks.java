@@ -32,7 +32,8 @@ import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
  *       {@code full_page_writes} off, with {@code synchronous_commit} off (or {@code local} while {@code
  *       synchronous_standby_names} is set), or with a failover to an asynchronous standby, a committed transaction can be lost after the relay published its rows: a
  *       message in Kafka whose business write is gone (G2). PostgreSQL's settings for this database and
- *       the roles' own settings are read, and the standbys this server streams to.
+ *       the roles' own settings are read, and the standbys this server streams to (a logical replication
+ *       sender, a base backup in progress and the WAL stream of a base backup are not standbys).
  *   <li>{@code delivery-durability}: a record Kafka acknowledged to the relay survives a broker's loss.
  *       The relay deletes a row once its record is acknowledged with {@code acks=all}, which waits only
  *       for the replicas in sync: with {@code min.insync.replicas} 1 that can be the leader alone, and with
@@ -119,13 +120,26 @@ final class DurabilityChecks {
                 }
             }
         }
-        // a logical replication sender (a CDC connector such as Debezium) is listed too, always async: not a standby
-        try (PreparedStatement st = c.prepareStatement("select count(*) filter (where not logical),"
-                        + " count(sync_state) filter (where not logical),"
-                        + " count(*) filter (where not logical and sync_state in ('sync', 'quorum')),"
-                        + " count(*) filter (where logical)"
-                        + " from (select r.sync_state, exists (select 1 from pg_replication_slots s"
-                        + " where s.active_pid = r.pid and s.slot_type = 'logical') as logical"
+        // senders that are not standbys: a logical replication sender (a CDC connector such as Debezium), always
+        // async; a base backup's sender (state backup), and the WAL stream pg_basebackup -X stream opens beside it,
+        // found by the temporary slot pg_basebackup_<pid> it creates or by the backup sender of the same
+        // application and client address; a sender whose state the doctor's role cannot read counts as a standby
+        try (PreparedStatement st = c.prepareStatement("select count(*) filter (where kind = 'standby'),"
+                        + " count(sync_state) filter (where kind = 'standby'),"
+                        + " count(*) filter (where kind = 'standby' and sync_state in ('sync', 'quorum')),"
+                        + " count(*) filter (where kind = 'logical'),"
+                        + " count(*) filter (where kind = 'backup'),"
+                        + " count(*) filter (where kind = 'backup wal')"
+                        + " from (select r.sync_state, case"
+                        + " when exists (select 1 from pg_replication_slots s"
+                        + " where s.active_pid = r.pid and s.slot_type = 'logical') then 'logical'"
+                        + " when r.state = 'backup' then 'backup'"
+                        + " when exists (select 1 from pg_replication_slots s where s.active_pid = r.pid"
+                        + " and s.temporary and s.slot_name = 'pg_basebackup_' || r.pid)"
+                        + " or exists (select 1 from pg_stat_replication b where b.state = 'backup' and b.pid <> r.pid"
+                        + " and b.application_name = r.application_name and b.client_addr is not distinct from r.client_addr)"
+                        + " then 'backup wal'"
+                        + " else 'standby' end as kind"
                         + " from pg_stat_replication r) senders");
                 ResultSet rs = st.executeQuery()) {
             rs.next();
@@ -133,8 +147,23 @@ final class DurabilityChecks {
             int readable = rs.getInt(2);
             int synchronous = rs.getInt(3);
             int logical = rs.getInt(4);
+            int backups = rs.getInt(5);
+            int backupStreams = rs.getInt(6);
             if (logical > 0) {
                 evidence.add(logical + " logical replication sender(s) (change data capture, not standbys)");
+            }
+            if (backups > 0) {
+                evidence.add(
+                        backups == 1
+                                ? "1 base backup in progress (not a standby)"
+                                : backups + " base backups in progress (not standbys)");
+            }
+            if (backupStreams > 0) {
+                evidence.add(
+                        backupStreams == 1
+                                ? "1 WAL stream of a base backup (pg_basebackup -X stream, not a standby)"
+                                : backupStreams
+                                        + " WAL streams of base backups (pg_basebackup -X stream, not standbys)");
             }
             if (standbys == 0) {
                 evidence.add("no standby streams from this server");

@@ -18,7 +18,7 @@ import java.util.List;
 /**
  * The checks of the {@code idempotency_key} table: {@code key-expiry} (keys expire and the purge
  * keeps up), {@code stored-responses} (every completed key has its response) and {@code in-flight}
- * (no key is held beyond the lock timeout).
+ * (no key is held beyond the lock timeout, by a session's transaction or by a prepared transaction).
  */
 final class KeyChecks {
     static final String KEY_EXPIRY_TITLE = "Idempotency keys expire and the purge keeps up";
@@ -198,21 +198,33 @@ final class KeyChecks {
             evidence.add(unseen + " session(s) of other roles writing keys, whose transactions' age this role cannot"
                     + " see");
         }
-        if (stuck > 0 || sessions > 0) {
+        int prepared = preparedHolders(c, evidence);
+        if (stuck > 0 || sessions > 0 || prepared > 0) {
+            List<String> found = new ArrayList<>();
+            if (stuck > 0) {
+                found.add("committed key(s) without a response (every retry gets 409 until they expire)");
+            }
+            if (sessions > 0) {
+                found.add(sessions + " transaction(s) holding keys longer than the lock timeout (duplicates get 409)");
+            }
+            if (prepared > 0) {
+                found.add(prepared + " prepared transaction(s) holding keys longer than the lock timeout (every retry"
+                        + " of their keys waits, then gets 409, until each is committed or rolled back)");
+            }
             return new Check(
                     "in-flight",
                     title,
                     Verdict.FAIL,
-                    (stuck > 0 ? "committed key(s) without a response (every retry gets 409 until they expire)" : "")
-                            + (stuck > 0 && sessions > 0 ? "; " : "")
-                            + (sessions > 0
-                                    ? sessions
-                                            + " transaction(s) holding keys longer than the lock timeout (duplicates get 409)"
-                                    : ""),
+                    String.join("; ", found),
                     evidence,
                     "A key must be inserted and answered in one transaction (IdempotencyStore does): delete committed rows without a"
                             + " response once their requests are known dead; find why the listed transactions stay open (a slow"
-                            + " downstream call inside the handler, idle in transaction).");
+                            + " downstream call inside the handler, idle in transaction)."
+                            + (prepared > 0
+                                    ? " A prepared transaction (two-phase commit) has no session: its transaction manager"
+                                            + " must finish it; once that is known dead, end it with COMMIT PREPARED 'gid' or"
+                                            + " ROLLBACK PREPARED 'gid', in this database, as its owner or a superuser."
+                                    : ""));
         }
         if (unseen > 0) {
             return new Check(
@@ -233,5 +245,49 @@ final class KeyChecks {
                 "no committed key without a response, no long key-holding transaction",
                 evidence,
                 null);
+    }
+
+    /**
+     * Adds to {@code evidence} the prepared transactions (two-phase commit, {@code PREPARE TRANSACTION})
+     * prepared longer than the lock timeout ago that hold a lock on the key table other than a read's.
+     * They have no session: in {@code pg_locks} their locks have no pid (and a virtual transaction of
+     * {@code -1/xid} once recovered after a restart), so they are found through the lock on their
+     * transaction id, which {@code pg_prepared_xacts} gives.
+     *
+     * @return how many were found
+     */
+    private int preparedHolders(Connection c, List<String> evidence) throws SQLException {
+        String sql = "select p.gid, p.owner, extract(epoch from clock_timestamp() - p.prepared) as age,"
+                + " string_agg(distinct l.mode, ', ' order by l.mode) as modes, count(*) over () as total"
+                + " from pg_prepared_xacts p"
+                + " join pg_locks x on x.locktype = 'transactionid' and x.transactionid = p.transaction and x.pid is null"
+                + " join pg_locks l on l.virtualtransaction = x.virtualtransaction and l.pid is null"
+                + " where l.locktype = 'relation' and l.relation = to_regclass(?)"
+                + " and l.database = (select oid from pg_database where datname = current_database())"
+                + " and l.mode <> 'AccessShareLock' and l.granted and p.database = current_database()"
+                + " and p.prepared < clock_timestamp() - ?::interval"
+                + " group by p.gid, p.owner, p.prepared order by p.prepared limit 6";
+        int listed = 0;
+        int prepared = 0;
+        try (PreparedStatement st = c.prepareStatement(sql)) {
+            st.setString(1, schema + ".idempotency_key");
+            st.setString(2, interval(lockTimeout));
+            try (ResultSet rs = st.executeQuery()) {
+                while (rs.next()) {
+                    listed++;
+                    prepared = rs.getInt("total");
+                    String gid = rs.getString("gid").replace("'", "''");
+                    evidence.add(
+                            listed == 6
+                                    ? "..."
+                                    : "prepared transaction '" + gid + "' of " + rs.getString("owner") + ", prepared "
+                                            + format(roughly(seconds(rs.getDouble("age")))) + " ago, holding keys ("
+                                            + rs.getString("modes") + ", no session): COMMIT PREPARED '" + gid
+                                            + "' or ROLLBACK PREPARED '" + gid
+                                            + "' once its transaction manager is known dead");
+                }
+            }
+        }
+        return prepared;
     }
 }

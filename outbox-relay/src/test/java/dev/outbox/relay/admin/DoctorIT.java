@@ -1,7 +1,9 @@
 package dev.outbox.relay.admin;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxMessage;
@@ -11,16 +13,23 @@ import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
 import dev.outbox.testkit.TestRole;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
+import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import javax.sql.DataSource;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
@@ -348,6 +357,82 @@ class DoctorIT {
         }
     }
 
+    /**
+     * A transaction that wrote keys and then ran {@code PREPARE TRANSACTION} (two-phase commit, its
+     * transaction manager gone) holds them with no session: every retry of those keys waits, then gets 409,
+     * until someone commits or rolls it back. in-flight fails, naming its gid, owner and age and the
+     * remedy; also after a restart, when PostgreSQL has recovered it. Before, the check looked only at
+     * sessions' locks and passed. On a private server with {@code max_prepared_transactions} set.
+     */
+    @Test
+    void aPreparedTransactionHoldingKeysFails() throws Exception {
+        try (PrivatePostgres pg = PrivatePostgres.start(Map.of("max_prepared_transactions", "10"))) {
+            TestDatabase twoPhase = TestDatabase.create(pg.server());
+            try {
+                PGSimpleDataSource dataSource = new PGSimpleDataSource();
+                dataSource.setURL(twoPhase.jdbcUrl());
+                dataSource.setUser(twoPhase.user());
+                Doctor.Builder doctor = Doctor.builder().dataSource(dataSource).lockTimeout(Duration.ofSeconds(1));
+                try (Connection c = twoPhase.connect();
+                        Statement st = c.createStatement()) {
+                    st.execute("begin; insert into outbox.idempotency_key (scope, idem_key, fingerprint, expires_at)"
+                            + " values ('s', 'prepared', 'f', clock_timestamp() + interval '1 hour');"
+                            + " prepare transaction 'doctor-2pc'");
+                }
+                // a retry of the key waits for the prepared transaction
+                try (Connection retry = twoPhase.connect();
+                        Statement st = retry.createStatement()) {
+                    st.execute("set lock_timeout = '200ms'");
+                    assertThatThrownBy(() -> st.execute(
+                                    "insert into outbox.idempotency_key (scope, idem_key, fingerprint, expires_at)"
+                                            + " values ('s', 'prepared', 'f', clock_timestamp() + interval '1 hour')"
+                                            + " on conflict do nothing"))
+                            .isInstanceOf(SQLException.class)
+                            .hasMessageContaining("lock timeout");
+                }
+                for (boolean restarted : List.of(false, true)) {
+                    if (restarted) {
+                        pg.restart();
+                    }
+                    await().atMost(30, TimeUnit.SECONDS).untilAsserted(() -> {
+                        Doctor.Check check = doctor.build().run().check("in-flight");
+                        assertThat(check.verdict()).as("%s", check).isEqualTo(Verdict.FAIL);
+                        assertThat(check.summary())
+                                .contains("1 prepared transaction(s) holding keys longer than the lock timeout")
+                                .doesNotContain("committed key(s) without a response");
+                        assertThat(check.evidence())
+                                .anySatisfy(e -> assertThat(e)
+                                        .startsWith("prepared transaction 'doctor-2pc' of postgres, prepared ")
+                                        .contains(" ago, holding keys (RowExclusiveLock, no session)")
+                                        .endsWith(": COMMIT PREPARED 'doctor-2pc' or ROLLBACK PREPARED 'doctor-2pc'"
+                                                + " once its transaction manager is known dead"));
+                        assertThat(check.fix()).contains("COMMIT PREPARED", "ROLLBACK PREPARED");
+                    });
+                }
+                try (Connection c = twoPhase.connect();
+                        Statement st = c.createStatement()) {
+                    st.execute("rollback prepared 'doctor-2pc'");
+                }
+                Doctor.Check released = doctor.build().run().check("in-flight");
+                assertThat(released.verdict()).as("%s", released).isEqualTo(Verdict.PASS);
+            } finally {
+                // a prepared transaction left in the database would keep it from being dropped
+                try (Connection c = twoPhase.connect();
+                        Statement st = c.createStatement();
+                        ResultSet rs = st.executeQuery("select gid from pg_prepared_xacts")) {
+                    List<String> left = new ArrayList<>();
+                    while (rs.next()) {
+                        left.add(rs.getString(1));
+                    }
+                    for (String gid : left) {
+                        st.execute("rollback prepared '" + gid + "'");
+                    }
+                }
+                twoPhase.close();
+            }
+        }
+    }
+
     @Test
     void aRetentionShorterThanTheTopicsFails_topicsFoundThroughTheConsumerGroup() throws Exception {
         String longTopic = TestKafka.uniqueTopic("doctor-long");
@@ -668,6 +753,177 @@ class DoctorIT {
                 });
                 assertThat(stream.isClosed()).isFalse();
             }
+        }
+    }
+
+    /**
+     * G2: a base backup in progress ({@code pg_basebackup}, default {@code -X stream}) streams from the
+     * server in two WAL senders, one in state {@code backup} and one streaming its WAL, and neither is a
+     * standby: the server has no standby to fail over to, so no "only asynchronous standbys" warning, and
+     * the backup is named in the evidence. A physical replication stream opened beside it (standing in
+     * for an asynchronous standby) is still counted. Before, the backup's senders were counted as two
+     * asynchronous standbys. On a private server, with a real {@code pg_basebackup} throttled to 32 kB/s
+     * so that it is still running while the doctor looks; with the temporary slot it creates for its WAL
+     * stream, and with {@code --no-slot}, without one.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void aBaseBackupInProgressIsNotAStandby(boolean noSlot) throws Exception {
+        Map<String, String> durable =
+                Map.of("wal_level", "replica", "fsync", "on", "full_page_writes", "on", "synchronous_commit", "on");
+        try (PrivatePostgres pg = PrivatePostgres.start(durable)) {
+            pg.createDatabase("backup");
+            String url = pg.server().jdbcUrl("backup");
+            Path pgBasebackup = pgBasebackup(pg);
+            assumeTrue(pgBasebackup != null, "pg_basebackup not found next to the server or in /usr/lib/postgresql");
+            Path target = Files.createTempDirectory("doctor-basebackup-");
+            Path log = target.resolve("pg_basebackup.log");
+            List<String> command = new ArrayList<>(List.of(
+                    pgBasebackup.toString(),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    String.valueOf(pg.port()),
+                    "-U",
+                    pg.server().user(),
+                    "-D",
+                    target.resolve("data").toString(),
+                    "-X",
+                    "stream",
+                    "--checkpoint=fast",
+                    "--max-rate=32k",
+                    "--no-sync"));
+            if (noSlot) {
+                command.add("--no-slot");
+            }
+            Process backup = new ProcessBuilder(command)
+                    .redirectErrorStream(true)
+                    .redirectOutput(log.toFile())
+                    .start();
+            try {
+                PGSimpleDataSource dataSource = new PGSimpleDataSource();
+                dataSource.setURL(url);
+                dataSource.setUser(pg.server().user());
+                // the base backup's sender and the sender of its WAL stream
+                await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> {
+                    assertThat(backup.isAlive())
+                            .as("pg_basebackup running: %s", Files.readString(log))
+                            .isTrue();
+                    assertThat(senderStates(dataSource)).containsExactly("backup", "streaming");
+                    assertThat(temporarySlots(dataSource)).hasSize(noSlot ? 0 : 1);
+                });
+                Doctor.Check check =
+                        Doctor.builder().dataSource(dataSource).build().run().check("database-durability");
+                assertThat(check.verdict()).as("%s", check).isEqualTo(Verdict.PASS);
+                assertThat(check.evidence())
+                        .contains(
+                                "1 base backup in progress (not a standby)",
+                                "1 WAL stream of a base backup (pg_basebackup -X stream, not a standby)",
+                                "no standby streams from this server");
+                assertThat(check.summary()).doesNotContain("asynchronous standbys");
+
+                // a physical replication stream beside the backup is a standby, and asynchronous
+                Properties replication = new Properties();
+                PGProperty.USER.set(replication, pg.server().user());
+                PGProperty.REPLICATION.set(replication, "true");
+                PGProperty.ASSUME_MIN_SERVER_VERSION.set(replication, "10");
+                PGProperty.PREFER_QUERY_MODE.set(replication, "simple");
+                LogSequenceNumber start;
+                try (Connection c = dataSource.getConnection();
+                        Statement st = c.createStatement();
+                        ResultSet rs = st.executeQuery("select pg_current_wal_lsn()")) {
+                    rs.next();
+                    start = LogSequenceNumber.valueOf(rs.getString(1));
+                }
+                try (Connection sender = DriverManager.getConnection(url, replication);
+                        PGReplicationStream stream = sender.unwrap(PGConnection.class)
+                                .getReplicationAPI()
+                                .replicationStream()
+                                .physical()
+                                .withStartPosition(start)
+                                .start()) {
+                    await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+                        Doctor.Check withStandby = Doctor.builder()
+                                .dataSource(dataSource)
+                                .build()
+                                .run()
+                                .check("database-durability");
+                        assertThat(withStandby.verdict()).as("%s", withStandby).isEqualTo(Verdict.WARN);
+                        assertThat(withStandby.summary()).contains("only asynchronous standbys");
+                        assertThat(withStandby.evidence())
+                                .contains("1 base backup in progress (not a standby)")
+                                .anySatisfy(e -> assertThat(e).startsWith("1 standby(s), 0 synchronous"));
+                    });
+                    assertThat(stream.isClosed()).isFalse();
+                }
+                assertThat(backup.isAlive())
+                        .as("pg_basebackup still running: %s", Files.readString(log))
+                        .isTrue();
+            } finally {
+                backup.destroy();
+                if (!backup.waitFor(30, TimeUnit.SECONDS)) {
+                    backup.destroyForcibly();
+                    backup.waitFor(30, TimeUnit.SECONDS);
+                }
+                try (Stream<Path> files = Files.walk(target)) {
+                    files.sorted(Comparator.reverseOrder())
+                            .forEach(f -> f.toFile().delete());
+                }
+            }
+        }
+    }
+
+    /** @return the states of the server's WAL senders, sorted */
+    private static List<String> senderStates(DataSource dataSource) throws SQLException {
+        try (Connection c = dataSource.getConnection();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery("select state from pg_stat_replication order by state")) {
+            List<String> states = new ArrayList<>();
+            while (rs.next()) {
+                states.add(rs.getString(1));
+            }
+            return states;
+        }
+    }
+
+    /** @return the names of the server's temporary replication slots */
+    private static List<String> temporarySlots(DataSource dataSource) throws SQLException {
+        try (Connection c = dataSource.getConnection();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery("select slot_name from pg_replication_slots where temporary")) {
+            List<String> slots = new ArrayList<>();
+            while (rs.next()) {
+                slots.add(rs.getString(1));
+            }
+            return slots;
+        }
+    }
+
+    /** @return pg_basebackup of the server's own binaries, else of the newest /usr/lib/postgresql; null if none */
+    private static Path pgBasebackup(PrivatePostgres pg) throws Exception {
+        try (Connection c = pg.server().connect("backup");
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery("select setting from pg_config where name = 'BINDIR'")) {
+            if (rs.next()) {
+                Path own = Path.of(rs.getString(1), "pg_basebackup");
+                if (Files.isExecutable(own)) {
+                    return own;
+                }
+            }
+        }
+        Path root = Path.of("/usr/lib/postgresql");
+        if (!Files.isDirectory(root)) {
+            return null;
+        }
+        try (Stream<Path> versions = Files.list(root)) {
+            return versions.filter(v -> v.getFileName().toString().matches("\\d+"))
+                    .sorted(Comparator.comparingInt(
+                                    (Path v) -> Integer.parseInt(v.getFileName().toString()))
+                            .reversed())
+                    .map(v -> v.resolve("bin/pg_basebackup"))
+                    .filter(Files::isExecutable)
+                    .findFirst()
+                    .orElse(null);
         }
     }
 
