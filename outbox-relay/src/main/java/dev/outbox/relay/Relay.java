@@ -78,7 +78,8 @@ public interface Relay extends AutoCloseable {
      * @return whether the relay's loops are running (started, not closed, not crashed) and its lease
      *     rounds make progress: none has been running for longer than two lease durations and 5 s, nor has
      *     a delete of published rows or a record of failed ones (the shards waiting for it publish
-     *     nothing meanwhile). A round
+     *     nothing meanwhile), nor a shard's own work on a worker thread, such as a read of its rows (the
+     *     shard publishes nothing meanwhile, while its lease is renewed). A round
      *     that fails because PostgreSQL does not answer is progress: such a relay is live and not {@link
      *     #isReady() ready}, since a restart would not bring the database back. A round or a write stuck
      *     for good (a statement on a connection without a socket timeout) is not; give the data source a connection

@@ -18,6 +18,7 @@ import java.util.HashSet;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
 import javax.sql.DataSource;
 import org.jooq.DSLContext;
 import org.junit.jupiter.api.Tag;
@@ -122,7 +123,7 @@ class LivenessIT {
                 HikariDataSource direct = db.newDataSource(10);
                 HikariDataSource viaProxy = pool(db, proxy, Duration.ofMinutes(10));
                 Relay relay = Fixtures.relay(db, kafka, "liveness-delete")
-                        .dataSource(byThread("-write", viaProxy, direct))
+                        .dataSource(byThread(name -> name.endsWith("-write"), viaProxy, direct))
                         .schema(schema)
                         .leaseDuration(LEASE)
                         .build();
@@ -165,11 +166,70 @@ class LivenessIT {
         }
     }
 
-    /** A data source whose connections come from {@code matching} on the threads named {@code ...suffix}. */
-    private static DataSource byThread(String suffix, DataSource matching, DataSource others) {
+    /**
+     * A shard's own read stuck for good while the lease rounds and the deletes go on: the relay's worker
+     * threads (and its probe, which reads for idle shards) take their connections through a proxy that
+     * stops forwarding, on a pool without socket timeout; every other thread connects directly. Rows
+     * appended then are read by the shards themselves, whose reads never return: those shards publish
+     * nothing while their leases are renewed, and the relay is not live within two lease durations and
+     * 5 s. Once the proxy forwards again, it is live again and every row is published once (G1).
+     */
+    @Test
+    @Timeout(value = 2, unit = TimeUnit.MINUTES)
+    void aShardReadStuckForGoodIsNotLive(TestDatabase db, TestKafka kafka) throws Exception {
+        String topic = TestKafka.uniqueTopic("liveness-read");
+        kafka.createTopic(topic, 1);
+        String schema = "liveness_stuck_read";
+        OutboxMigrations.migrate(db.dataSource(), schema);
+        DSLContext dsl = OutboxMigrations.dsl(db.dataSource(), schema);
+        Outbox outbox = Outbox.builder().schema(schema).build();
+        try (TcpProxy proxy = proxyTo(db);
+                HikariDataSource direct = db.newDataSource(10);
+                HikariDataSource viaProxy = pool(db, proxy, Duration.ofMinutes(10));
+                Relay relay = Fixtures.relay(db, kafka, "liveness-read")
+                        .dataSource(byThread(
+                                name -> name.contains("-worker-") || name.endsWith("-probe"), viaProxy, direct))
+                        .schema(schema)
+                        .leaseDuration(LEASE)
+                        .build();
+                Fixtures.Collector kafkaSide = new Fixtures.Collector(kafka.bootstrapServers(), topic)) {
+            relay.start();
+            await("ready").atMost(Duration.ofSeconds(30)).until(relay::isReady);
+            proxy.pause();
+            Set<UUID> appended = new HashSet<>();
+            for (int i = 0; i < 5; i++) {
+                String key = "k" + i;
+                appended.add(dsl.transactionResult(tx -> outbox.append(tx.dsl(), Fixtures.message(topic, key, "v"))));
+            }
+
+            await("not live once the shards' reads have waited two lease durations and 5 s")
+                    .atMost(LEASE.multipliedBy(2).plusSeconds(5 + 10))
+                    .pollInterval(Duration.ofMillis(100))
+                    .until(() -> !relay.isLive());
+            assertThat(relay.ownedShards())
+                    .as("the lease rounds went on: only the shards' reads are stuck")
+                    .hasSize(64);
+            assertThat(kafkaSide.ids())
+                    .as("nothing published while the reads are stuck")
+                    .isEmpty();
+
+            proxy.resume();
+            await("live again once the reads end")
+                    .atMost(Duration.ofSeconds(30))
+                    .until(relay::isLive);
+            await("every row published")
+                    .atMost(Duration.ofSeconds(30))
+                    .untilAsserted(() -> assertThat(kafkaSide.ids()).containsAll(appended));
+            Thread.sleep(500); // a row published twice would arrive by now
+            assertThat(kafkaSide.records()).as("every row published once").hasSize(appended.size());
+        }
+    }
+
+    /** A data source whose connections come from {@code matching} on the threads whose names {@code match}. */
+    private static DataSource byThread(Predicate<String> match, DataSource matching, DataSource others) {
         return (DataSource) Proxy.newProxyInstance(
                 DataSource.class.getClassLoader(), new Class<?>[] {DataSource.class}, (p, method, args) -> {
-                    DataSource to = Thread.currentThread().getName().endsWith(suffix) ? matching : others;
+                    DataSource to = match.test(Thread.currentThread().getName()) ? matching : others;
                     try {
                         return method.invoke(to, args);
                     } catch (InvocationTargetException e) {

@@ -376,7 +376,8 @@ public final class RelayEngine implements Relay {
         // only not ready. A coordinator stuck in one round (a statement on a connection without a socket
         // timeout) makes no progress: it is not live once the round has run for two lease durations and 5 s.
         // Nor is a write thread stuck in one statement as long: the shards waiting for their deletes or
-        // failed rows publish nothing meanwhile, while the lease rounds go on.
+        // failed rows publish nothing meanwhile, while the lease rounds go on. Nor is a shard's task stuck as
+        // long on a worker thread (a read of its rows): that shard publishes nothing while its lease is renewed.
         long now = time.nanoTime();
         long stuck = stuckRoundNanos();
         return state == State.RUNNING
@@ -390,7 +391,22 @@ public final class RelayEngine implements Relay {
                 && rounds != null
                 && rounds.progressing(now, stuck)
                 && deletes.progressing(now, stuck)
-                && failures.progressing(now, stuck);
+                && failures.progressing(now, stuck)
+                && shardsProgressing(now, stuck);
+    }
+
+    private boolean shardsProgressing(long now, long stuck) {
+        for (ShardWorker w : owned.values()) {
+            if (!w.loop.progressing(now, stuck)) {
+                return false;
+            }
+        }
+        for (ShardWorker w : releasing.values()) {
+            if (!w.loop.progressing(now, stuck)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**

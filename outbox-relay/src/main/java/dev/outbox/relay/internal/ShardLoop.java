@@ -6,6 +6,8 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongSupplier;
 
 /**
  * When a shard's batch loop runs: the state machine behind {@link ShardWorker}. The loop runs as
@@ -33,6 +35,10 @@ import java.util.concurrent.TimeUnit;
  * <p>Every idle wait has its own ticket. Rows read for the shard by someone else (the probe) are
  * handed over only with the ticket of the idle wait they were read in: if the shard ran in between,
  * it may have published and deleted some of them, so they are dropped and the shard reads itself.
+ *
+ * <p>{@link #progressing} tells whether a task of the shard has been running on a thread for longer
+ * than a bound: the relay's liveness, since a task stuck for good (a read on a connection without a
+ * socket timeout) keeps a worker thread and stops the shard, while the lease rounds renew its lease.
  */
 final class ShardLoop {
     /** Where the loop is; see the class comment for the transitions. */
@@ -53,6 +59,9 @@ final class ShardLoop {
 
     private final ScheduledExecutorService executor;
     private final Runnable step;
+    /** When the task running now started ({@code nanoClock}), or {@link Long#MIN_VALUE} when none runs. */
+    private final AtomicLong stepStartedNanos = new AtomicLong(Long.MIN_VALUE);
+
     private final CompletableFuture<Void> stopped = new CompletableFuture<>();
     // guarded by this
     private State state = State.NEW;
@@ -67,10 +76,29 @@ final class ShardLoop {
     /**
      * @param executor the relay's worker pool
      * @param step one round of the loop; it ends with {@link #next} (or {@link #stopping()} then {@link #next})
+     * @param nanoClock the clock of {@link #progressing}
      */
-    ShardLoop(ScheduledExecutorService executor, Runnable step) {
+    ShardLoop(ScheduledExecutorService executor, Runnable step, LongSupplier nanoClock) {
         this.executor = executor;
-        this.step = step;
+        this.step = () -> {
+            long started = nanoClock.getAsLong();
+            stepStartedNanos.set(started);
+            try {
+                step.run();
+            } finally {
+                // the next task may have started already (the step submits it): only this task's mark is cleared
+                stepStartedNanos.compareAndSet(started, Long.MIN_VALUE);
+            }
+        };
+    }
+
+    /**
+     * @param now the time, on the loop's clock
+     * @return false while a task of the shard has been running for longer than {@code bound}
+     */
+    boolean progressing(long now, long bound) {
+        long started = stepStartedNanos.get();
+        return started == Long.MIN_VALUE || now - started <= bound;
     }
 
     void start() {

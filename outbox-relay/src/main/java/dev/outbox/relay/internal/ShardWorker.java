@@ -113,7 +113,7 @@ final class ShardWorker {
         this.publisher = publisher;
         this.end = new BatchEnd(services, publisher, shard, epoch);
         this.waits = new ShardWaits(config, metrics, services.probeActive());
-        this.loop = new ShardLoop(workers, this::step);
+        this.loop = new ShardLoop(workers, this::step, time::nanoTime);
         this.sender = new BatchSender(config.batchSize(), holdKey, leaderless, lease, topics, time::currentTimeMillis);
         // a shard released, lost or dropped closes its own producer (transactional mode) once its loop stopped
         loop.stopped().whenComplete((v, t) -> {

@@ -24,10 +24,13 @@ class ShardLoopHandOverTest {
     private ShardLoop loop;
 
     private ShardLoop idleLoop() {
-        loop = new ShardLoop(scheduler, () -> {
-            rounds.add(loop.takeHanded());
-            loop.next(IDLE, true);
-        });
+        loop = new ShardLoop(
+                scheduler,
+                () -> {
+                    rounds.add(loop.takeHanded());
+                    loop.next(IDLE, true);
+                },
+                time::nanoTime);
         loop.start();
         scheduler.runDue();
         assertThat(loop.idleWaiting()).isTrue();
