@@ -111,8 +111,11 @@ public final class RetryBudget {
     /**
      * Gives back a retry taken with {@link #tryAcquireRetry()} that was not sent after all (a circuit
      * breaker refused it after the backoff), so that only retries sent count against the budget. Call
-     * it at most once per retry taken; a retry the window has already moved past is no longer counted,
-     * and giving it back changes nothing.
+     * it at most once per retry taken. The window then counts one retry fewer: the newest tenth of the
+     * window that counts one gives it back. That is the tenth the retry was taken in unless the window
+     * moved on meanwhile (a backoff wait longer than a tenth of the window); then a newer retry's count
+     * leaves the window instead, a little earlier than the one given back would have. When no tenth of
+     * the window counts a retry, nothing changes.
      */
     public synchronized void releaseRetry() {
         int bucket = advance();

@@ -68,57 +68,15 @@ final class StatusQuery {
             rs.next();
             at = instant(rs, 1);
         }
-        List<ShardStatus> shards = new ArrayList<>();
-        try (PreparedStatement st = c.prepareStatement(shardSql);
-                ResultSet rs = st.executeQuery()) {
-            while (rs.next()) {
-                shards.add(new ShardStatus(
-                        rs.getInt("shard"),
-                        rs.getLong("backlog"),
-                        age(rs),
-                        rs.getLong("parked"),
-                        rs.getString("owner"),
-                        rs.getLong("epoch"),
-                        instant(rs, "lease_until"),
-                        rs.getBoolean("live")));
-            }
-        }
-        List<ShardStatus> unleased = new ArrayList<>();
-        try (PreparedStatement st = c.prepareStatement(withoutLeaseSql);
-                ResultSet rs = st.executeQuery()) {
-            while (rs.next()) {
-                unleased.add(new ShardStatus(
-                        rs.getInt("shard"),
-                        rs.getLong("backlog"),
-                        age(rs),
-                        rs.getLong("parked"),
-                        null,
-                        0,
-                        null,
-                        false));
-            }
-        }
-        long backlog = 0;
-        long parked = 0;
-        Duration oldest = null;
-        long unleasedBacklog = 0;
-        long unleasedParked = 0;
-        Duration unleasedOldest = null;
-        for (ShardStatus s : shards) {
-            backlog += s.backlog();
-            parked += s.parked();
-            oldest = older(oldest, s.oldestAge());
-        }
-        for (ShardStatus s : unleased) {
-            unleasedBacklog += s.backlog();
-            unleasedParked += s.parked();
-            unleasedOldest = older(unleasedOldest, s.oldestAge());
-        }
+        List<ShardStatus> shards = readShards(c, shardSql, true);
+        List<ShardStatus> unleased = readShards(c, withoutLeaseSql, false);
+        Totals leased = Totals.of(shards);
+        Totals withoutLease = Totals.of(unleased);
         ShardsWithoutLeaseRow withoutLeaseRow = new ShardsWithoutLeaseRow(
                 unleased,
-                unleasedBacklog,
-                unleasedOldest,
-                unleasedParked,
+                withoutLease.backlog(),
+                withoutLease.oldest(),
+                withoutLease.parked(),
                 unleased.isEmpty() ? null : withoutLeaseFix(shards.size()));
         List<RelayMember> members = new ArrayList<>();
         try (PreparedStatement st = c.prepareStatement(memberSql);
@@ -136,14 +94,52 @@ final class StatusQuery {
         return new RelayStatus(
                 at,
                 List.copyOf(shards),
-                backlog + unleasedBacklog,
-                older(oldest, unleasedOldest),
-                parked + unleasedParked,
+                leased.backlog() + withoutLease.backlog(),
+                older(leased.oldest(), withoutLease.oldest()),
+                leased.parked() + withoutLease.parked(),
                 List.copyOf(members),
                 xmin.holders(),
                 tableStats(c),
                 withoutLeaseRow,
                 xmin.catalogHolders());
+    }
+
+    /**
+     * @param leased whether {@code sql} reads the lease table's shards (with owner, epoch, lease) or the
+     *     shards holding rows without a lease row
+     */
+    private static List<ShardStatus> readShards(Connection c, String sql, boolean leased) throws SQLException {
+        List<ShardStatus> shards = new ArrayList<>();
+        try (PreparedStatement st = c.prepareStatement(sql);
+                ResultSet rs = st.executeQuery()) {
+            while (rs.next()) {
+                shards.add(new ShardStatus(
+                        rs.getInt("shard"),
+                        rs.getLong("backlog"),
+                        age(rs),
+                        rs.getLong("parked"),
+                        leased ? rs.getString("owner") : null,
+                        leased ? rs.getLong("epoch") : 0,
+                        leased ? instant(rs, "lease_until") : null,
+                        leased && rs.getBoolean("live")));
+            }
+        }
+        return shards;
+    }
+
+    /** The backlog, oldest publishable row and parked rows of some shards, summed. */
+    private record Totals(long backlog, Duration oldest, long parked) {
+        static Totals of(List<ShardStatus> shards) {
+            long backlog = 0;
+            long parked = 0;
+            Duration oldest = null;
+            for (ShardStatus s : shards) {
+                backlog += s.backlog();
+                parked += s.parked();
+                oldest = older(oldest, s.oldestAge());
+            }
+            return new Totals(backlog, oldest, parked);
+        }
     }
 
     /** @return what to do about rows on shards without a lease row, for an install of {@code installed} shards */

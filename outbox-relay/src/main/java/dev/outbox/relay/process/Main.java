@@ -275,7 +275,6 @@ public final class Main {
         Logger log = LoggerFactory.getLogger(Main.class);
         AtomicReference<RelayProcess> running = new AtomicReference<>();
         AtomicInteger startCode = new AtomicInteger(EXIT_FAILURE);
-        CountDownLatch startDone = new CountDownLatch(1);
         StartStop stop = new StartStop();
         Duration startWait = settings.duration(RelaySettings.SHUTDOWN_TIMEOUT).plus(RelayProcess.CLOSE_MARGIN);
         Runtime.getRuntime()
@@ -288,7 +287,7 @@ public final class Main {
                             }
                             boolean clean;
                             try {
-                                if (!awaitStart(startDone, stop, startWait, log)) {
+                                if (!awaitStart(stop, startWait, log)) {
                                     log.error(
                                             "outbox-relay: its start did not end within {} of the stop;"
                                                     + " exiting anyway: leases it may hold expire after lease-duration",
@@ -328,7 +327,6 @@ public final class Main {
             startCode.set(report(e, err));
         } finally {
             stop.enter(StartStop.Phase.ENDED);
-            startDone.countDown();
         }
         if (process == null) {
             return startCode.get();
@@ -351,11 +349,10 @@ public final class Main {
      *
      * @return whether the start ended
      */
-    private static boolean awaitStart(CountDownLatch startDone, StartStop stop, Duration limit, Logger log)
-            throws InterruptedException {
+    private static boolean awaitStart(StartStop stop, Duration limit, Logger log) throws InterruptedException {
         long waited = 0;
         boolean toldMigrating = false;
-        while (!startDone.await(100, TimeUnit.MILLISECONDS)) {
+        while (!stop.awaitEnded(100)) {
             if (stop.phase() == StartStop.Phase.MIGRATING) {
                 if (!toldMigrating) {
                     toldMigrating = true;

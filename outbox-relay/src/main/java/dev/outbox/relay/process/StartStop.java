@@ -1,5 +1,7 @@
 package dev.outbox.relay.process;
 
+import java.util.concurrent.TimeUnit;
+
 /**
  * Where the relay process's start is, for a SIGTERM that arrives during it. Until the start runs the
  * migrations or starts the relay, it holds nothing another process or the database would miss (no
@@ -50,6 +52,24 @@ final class StartStop {
             throw new Stopped();
         }
         phase = next;
+        notifyAll();
+    }
+
+    /**
+     * Waits up to {@code millis} for the start to end.
+     *
+     * @return whether it has ended ({@link Phase#ENDED})
+     */
+    synchronized boolean awaitEnded(long millis) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        while (phase != Phase.ENDED) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                return false;
+            }
+            TimeUnit.NANOSECONDS.timedWait(this, left);
+        }
+        return true;
     }
 
     /** The start ended because a stop was asked for. */
