@@ -25,6 +25,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.awaitility.core.ConditionTimeoutException;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -315,7 +316,7 @@ class ZombieRelayIT {
                                     "rows of %s parked while it is missing (the attempts budget ran out: not a G3 question)",
                                     missing)
                             .isZero();
-                    Set<UUID> healthy = whileTheTopicIsMissing(records, committed, missing);
+                    Set<UUID> healthy = whileTheTopicIsMissing(db, b, records, committed, missing);
                     if (pastHeld) {
                         Set<Integer> sameShards = new HashSet<>(pastHeldOfB);
                         sameShards.retainAll(mixedShards());
@@ -468,7 +469,12 @@ class ZombieRelayIT {
      * @return the healthy keys' messages it found published
      */
     private static Set<UUID> whileTheTopicIsMissing(
-            Records records, Map<String, TreeMap<Integer, UUID>> committed, String missing) {
+            TestDatabase db,
+            ChildRelay b,
+            Records records,
+            Map<String, TreeMap<Integer, UUID>> committed,
+            String missing)
+            throws IOException {
         Set<UUID> healthy = new HashSet<>();
         committed.forEach((key, perKey) -> {
             if (!isMissingKey(key)) {
@@ -480,18 +486,57 @@ class ZombieRelayIT {
         // G7 says the healthy keys are not blocked, not how fast a backlog of about 10,000 rows, read past the held
         // ones in batches of 100, drains beside a loaded build: one clean-checkout run had 47 left after 60 s, and
         // two runs of the whole suite (2026-12-07) had some left after 180 s where the test alone took 37 s
-        await("G7: every healthy message committed so far published while " + missing + " is missing")
-                .atMost(Duration.ofSeconds(300))
-                .untilAsserted(() -> {
-                    Set<UUID> seen = new HashSet<>();
-                    records.all().forEach(r -> seen.add(r.messageId()));
-                    assertThat(seen).containsAll(healthy);
-                });
+        try {
+            await("G7: every healthy message committed so far published while " + missing + " is missing")
+                    .atMost(Duration.ofSeconds(300))
+                    .untilAsserted(() -> {
+                        Set<UUID> seen = new HashSet<>();
+                        records.all().forEach(r -> seen.add(r.messageId()));
+                        assertThat(seen).containsAll(healthy);
+                    });
+        } catch (ConditionTimeoutException e) {
+            throw new AssertionError(unpublishedReport(db, b, records, committed, healthy, missing), e);
+        }
         // each key of the missing topic wrote there first: its later messages to the healthy topic wait
         assertThat(records.all())
                 .as("G3: no key whose first message is held for %s has a later one published", missing)
                 .noneMatch(r -> isMissingKey(r.key()));
         return healthy;
+    }
+
+    /**
+     * @return where the healthy messages still unpublished are: their count per shard, the shards' rows
+     *     left in the outbox (held ones of the missing topic apart), and the shards relay-b reads past
+     *     their held rows on
+     */
+    private static String unpublishedReport(
+            TestDatabase db,
+            ChildRelay b,
+            Records records,
+            Map<String, TreeMap<Integer, UUID>> committed,
+            Set<UUID> healthy,
+            String missing)
+            throws IOException {
+        Set<UUID> seen = new HashSet<>();
+        records.all().forEach(r -> seen.add(r.messageId()));
+        Map<Integer, Integer> left = new TreeMap<>();
+        committed.forEach((key, perKey) -> {
+            synchronized (perKey) {
+                perKey.values().stream()
+                        .filter(id -> healthy.contains(id) && !seen.contains(id))
+                        .forEach(id -> left.merge(shardOf(key), 1, Integer::sum));
+            }
+        });
+        String rows = db.dsl()
+                .fetch(
+                        "select shard, count(*) filter (where topic = ?) as held, count(*) as rows, max(attempts) as"
+                                + " attempts from outbox.outbox_message where shard = any(?) group by shard order by shard",
+                        missing,
+                        left.keySet().toArray(Integer[]::new))
+                .formatCSV();
+        return "healthy messages unpublished per shard " + left + "; those shards' rows in the outbox:\n" + rows
+                + "relay-b reads past the held rows of shards " + pastHeldShards(b, 0) + " (logs in "
+                + ChildRelay.LOGS.toAbsolutePath() + ")";
     }
 
     private static int shardOf(String key) {
