@@ -16,8 +16,11 @@ import dev.outbox.http.client.ScriptedServlet.Reply;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
 import java.io.ByteArrayInputStream;
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.PipedInputStream;
+import java.io.PipedOutputStream;
 import java.net.ConnectException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -851,6 +854,47 @@ class IdempotentHttpClientIT {
                 .send(post(), HttpResponse.BodyHandlers.ofString());
         assertThat(once.status()).as("a call never retried is not held").isEqualTo(201);
         assertThat(SERVLET.received).hasSize(1);
+    }
+
+    /**
+     * A body publisher that stalls (a stream that never delivers a byte) fails the call once the
+     * attempt's timeout has passed, with nothing sent, and the thread that read it is released: the
+     * blocked read ends. Before, the read went on for as long as the stream stayed silent, holding the
+     * thread and the stream after the call had failed.
+     */
+    @Test
+    void aStalledBodyPublisherFailsTheCallAndItsReadEnds() throws Exception {
+        SERVLET.script(i -> Reply.of(201));
+        CountDownLatch readEnded = new CountDownLatch(1);
+        PipedOutputStream neverWritten = new PipedOutputStream();
+        InputStream stalled = new FilterInputStream(new PipedInputStream(neverWritten)) {
+            @Override
+            public int read(byte[] b, int off, int len) throws IOException {
+                try {
+                    return super.read(b, off, len);
+                } finally {
+                    readEnded.countDown();
+                }
+            }
+        };
+        IdempotentHttpClient client = client(new RecordingSleeper())
+                .attemptTimeout(Duration.ofMillis(500))
+                .build();
+        try {
+            assertThatThrownBy(() -> client.send(
+                            HttpRequest.newBuilder(server.uri("/payments"))
+                                    .POST(HttpRequest.BodyPublishers.ofInputStream(() -> stalled))
+                                    .build(),
+                            HttpResponse.BodyHandlers.ofString()))
+                    .isInstanceOf(HttpCallException.class)
+                    .hasMessageContaining("its body publisher did not finish within 500ms");
+            assertThat(SERVLET.received).as("nothing sent").isEmpty();
+            assertThat(readEnded.await(10, TimeUnit.SECONDS))
+                    .as("the stalled read ended after the call failed")
+                    .isTrue();
+        } finally {
+            neverWritten.close();
+        }
     }
 
     /**

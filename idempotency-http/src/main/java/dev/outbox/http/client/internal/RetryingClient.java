@@ -349,7 +349,7 @@ public final class RetryingClient implements IdempotentHttpClient {
             throw bodyTooLarge(method, request.uri(), "is " + length + " bytes long", false);
         }
         BodyCollector collector = new BodyCollector(maxBufferedBody);
-        Thread.ofVirtual().name("idempotent-http-client-body").start(() -> {
+        Thread reader = Thread.ofVirtual().name("idempotent-http-client-body").start(() -> {
             try {
                 publisher.subscribe(collector);
             } catch (RuntimeException e) {
@@ -360,7 +360,7 @@ public final class RetryingClient implements IdempotentHttpClient {
         try {
             return collector.body.get(nanos(limit), TimeUnit.NANOSECONDS);
         } catch (TimeoutException e) {
-            collector.cancel();
+            stopReading(collector, reader);
             throw new HttpCallException(
                     log + method + " " + request.uri() + " was not sent: its body publisher did not finish within "
                             + Durations.format(limit)
@@ -371,7 +371,7 @@ public final class RetryingClient implements IdempotentHttpClient {
                     key,
                     null);
         } catch (InterruptedException e) {
-            collector.cancel();
+            stopReading(collector, reader);
             throw interrupted("reading the body of", 0, key, honoured, method, request.uri(), e);
         } catch (ExecutionException e) {
             if (e.getCause() instanceof BodyCollector.TooLong) {
@@ -384,6 +384,16 @@ public final class RetryingClient implements IdempotentHttpClient {
                     key,
                     null);
         }
+    }
+
+    /**
+     * Stops reading a body the caller no longer waits for: cancels the subscription and interrupts the
+     * reading thread, which a publisher over a blocked stream ({@code ofInputStream} over a socket or a
+     * pipe) would otherwise keep, with the stream, for as long as the stream stays silent.
+     */
+    private static void stopReading(BodyCollector collector, Thread reader) {
+        collector.cancel();
+        reader.interrupt();
     }
 
     private IllegalArgumentException bodyTooLarge(String method, URI uri, String howLong, boolean partlyRead) {
