@@ -22,6 +22,7 @@ import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BooleanSupplier;
 import org.apache.kafka.clients.consumer.Consumer;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
@@ -162,11 +163,14 @@ public final class DedupConsumer implements IdempotentConsumer {
                 time,
                 SerialTask.Scheduler.of(workers));
         this.assignments = new Assignments(settings, this.consumer, parts, metrics, log, time);
-        this.databaseTrial = new IdleTrial(databaseBreaker, () -> parts.store().ping());
+        // every record's work asks the database breaker; only a record that fails for good asks the
+        // dead-letter one, so its check runs whether records are queued or not
+        this.databaseTrial = new IdleTrial(databaseBreaker, () -> parts.store().ping(), assignments::hasWork);
         String firstTopic = settings.topics().get(0);
         this.deadLetterTrial = new IdleTrial(
                 deadLetterBreaker,
-                () -> parts.deadLetters().ping(parts.deadLetters().topicFor(firstTopic)));
+                () -> parts.deadLetters().ping(parts.deadLetters().topicFor(firstTopic)),
+                () -> false);
         Object isolation = settings.consumerProperties().get(ConsumerConfig.ISOLATION_LEVEL_CONFIG);
         if (isolation != null
                 && READ_UNCOMMITTED.equalsIgnoreCase(isolation.toString().strip())) {
@@ -521,10 +525,11 @@ public final class DedupConsumer implements IdempotentConsumer {
      * they are asked for a permission. When the partitions that had work moved to another member, or
      * their work was done elsewhere, nothing would ask, and readiness and the breaker gauge would
      * report the database (or the dead-letter topic's brokers) down for as long as no record arrives
-     * (or none fails for good). So while a breaker is not closed and no partition has work, the poll
-     * thread has one check tried through it at most once a second, on a worker thread; an open breaker
-     * refuses it until its open interval passed, and the check that it lets through closes or opens it
-     * again.
+     * (or none fails for good). So while a breaker is not closed and nothing else asks it (for the
+     * database: no partition has work; for the dead-letter topic, which only a record that failed for
+     * good asks: whatever the partitions hold), the poll thread has one check tried through it at most
+     * once a second, on a worker thread; an open breaker refuses it until its open interval passed, and
+     * the check that it lets through closes or opens it again.
      */
     private final class IdleTrial {
         private final Breaker breaker;
@@ -533,9 +538,13 @@ public final class DedupConsumer implements IdempotentConsumer {
         // poll thread only
         private long last = Long.MIN_VALUE / 2;
 
-        IdleTrial(Breaker breaker, Trial trial) {
+        private final BooleanSupplier asked;
+
+        /** @param asked whether other work asks the breaker now, so that no check is needed */
+        IdleTrial(Breaker breaker, Trial trial, BooleanSupplier asked) {
             this.breaker = breaker;
             this.trial = trial;
+            this.asked = asked;
         }
 
         void tryIfIdle() {
@@ -543,7 +552,7 @@ public final class DedupConsumer implements IdempotentConsumer {
                 return;
             }
             long now = time.nanoTime();
-            if (now - last < IDLE_TRIAL_INTERVAL.toNanos() || assignments.hasWork()) {
+            if (now - last < IDLE_TRIAL_INTERVAL.toNanos() || asked.getAsBoolean()) {
                 return;
             }
             if (!running.compareAndSet(false, true)) {

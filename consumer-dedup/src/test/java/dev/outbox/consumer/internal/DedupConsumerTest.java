@@ -163,6 +163,58 @@ class DedupConsumerTest {
     }
 
     /**
+     * The dead-letter breaker is checked while a partition has records queued too: only a record that
+     * fails for good asks that breaker, so records of other work (here one whose handler is still
+     * running, with more queued behind it) do not. Before, its check ran only when no partition had
+     * work, and under steady traffic readiness reported the dead-letter topic down after the record that
+     * opened the breaker had gone elsewhere.
+     */
+    @Test
+    void anOpenDeadLetterBreakerClosesWhilePartitionsHaveWork() throws Exception {
+        MockConsumer<byte[], byte[]> kafka = new MockConsumer<>("earliest");
+        Fakes.Store store = new Fakes.Store();
+        CountDownLatch inHandler = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        store.handler = r -> {
+            inHandler.countDown();
+            try {
+                release.await(1, TimeUnit.MINUTES);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            return null;
+        };
+        Fakes.Sink sink = new Fakes.Sink();
+        sink.pingFailures = 2;
+        Fakes.Time time = new Fakes.Time();
+        // a second worker thread for the check: the first one runs the handler
+        Settings settings = Fakes.settings(3, 2, Duration.ofHours(1), Hooks.NONE, null, 2);
+        try (DedupConsumer consumer = new DedupConsumer(settings, kafka, store, sink, time)) {
+            kafka.schedulePollTask(() -> {
+                kafka.updateBeginningOffsets(Map.of(TP, 0L));
+                kafka.rebalance(List.of(TP));
+                Fakes.records(0, 3).forEach(kafka::addRecord);
+            });
+            consumer.start();
+            assertThat(inHandler.await(10, TimeUnit.SECONDS)).isTrue();
+            consumer.deadLetterCircuitBreaker().transitionToOpenState();
+            for (int check = 1; check <= 3; check++) {
+                time.advance(Duration.ofSeconds(6)); // past the open interval and the consumer's idle pace
+                int expected = check;
+                await().atMost(Duration.ofSeconds(10)).until(() -> sink.pings.size() == expected);
+            }
+            await().atMost(Duration.ofSeconds(10))
+                    .untilAsserted(() -> assertThat(consumer.readiness().deadLetterBreakerClosed())
+                            .isTrue());
+            assertThat(release.getCount())
+                    .as("the handler was still running throughout")
+                    .isOne();
+        } finally {
+            release.countDown();
+        }
+    }
+
+    /**
      * close() and a handler that does not return: after the wait for the transaction in flight
      * (closeTimeout, 200 ms here) the consumer closes without it, logs at ERROR what still runs (the
      * transaction's partition, offset and message id, the worker thread and its stack) and what it holds

@@ -213,6 +213,17 @@ final class Fakes {
             Duration maxTransientRetry,
             Hooks hooks,
             Function<Throwable, FailureKind> classifier) {
+        return settings(maxAttempts, maxRecords, maxTransientRetry, hooks, classifier, 1);
+    }
+
+    /** @param concurrency the worker threads */
+    static Settings settings(
+            int maxAttempts,
+            int maxRecords,
+            Duration maxTransientRetry,
+            Hooks hooks,
+            Function<Throwable, FailureKind> classifier,
+            int concurrency) {
         return new Settings(
                 Map.of("bootstrap.servers", "localhost:1", "group.id", "g"),
                 Map.of(),
@@ -228,7 +239,7 @@ final class Fakes {
                 null,
                 maxRecords,
                 false,
-                1,
+                concurrency,
                 Duration.ofDays(7),
                 Duration.ZERO,
                 Duration.ofSeconds(5),
