@@ -62,6 +62,9 @@ final class BatchSender {
         Set<String> unreadKeys = new HashSet<>();
         int sendable = 0;
         List<OutboxRow> rows = batch.rows;
+        // read only on this thread (a callback on another thread never looks at it)
+        Thread sender = Thread.currentThread();
+        int[] inSend = {-1};
         for (int i = 0; i < rows.size(); i++) {
             OutboxRow row = rows.get(i);
             if (sendable == batchSize) {
@@ -131,11 +134,25 @@ final class BatchSender {
             if (unusable != null) {
                 batch.answered(index, unusable);
             } else {
+                // which record's send() runs now on this thread: the producer reports some failures (a record
+                // too large, a full buffer) to the callback inside send(), ahead of earlier records' answers
+                inSend[0] = index;
                 try {
-                    batch.producer.producer().send(record, (md, error) -> answered(batch, index, row.key(), error));
+                    batch.producer
+                            .producer()
+                            .send(
+                                    record,
+                                    (md, error) -> answered(
+                                            batch,
+                                            index,
+                                            row.key(),
+                                            error,
+                                            Thread.currentThread() == sender && inSend[0] == index));
                 } catch (RuntimeException e) {
                     // thrown rather than reported: a closed producer, an interrupt, a client-side bug
-                    answered(batch, index, row.key(), e);
+                    answered(batch, index, row.key(), e, true);
+                } finally {
+                    inSend[0] = -1;
                 }
             }
             // errors found before the record left the relay have already reached the callback here
@@ -172,9 +189,9 @@ final class BatchSender {
      * that nothing of the key buffered behind a failed record reaches Kafka), then in the batch, even when
      * the first step threw: a batch missing an answer would never end, and its shard never publish again.
      */
-    private static void answered(Batch batch, int index, String key, Throwable error) {
+    private static void answered(Batch batch, int index, String key, Throwable error, boolean inSend) {
         try {
-            batch.order.answered(key, error);
+            batch.order.answered(key, error, inSend);
         } finally {
             batch.answered(index, error);
         }

@@ -53,12 +53,21 @@ final class KeyOrder {
     }
 
     /**
-     * A record of {@code key} that was {@link #hand handed} is answered; on a failure while another record of
+     * A record of {@code key} that was {@link #hand handed} is answered; on a failure while a later record of
      * the key is still with the producer, the producer is replaced.
      *
+     * <p>The producer answers the records of a partition in the order they were sent, so when a record's
+     * failure arrives from the producer's I/O thread, every record of its key still unanswered was sent
+     * after it. A failure reported inside {@code send()} itself (a record larger than {@code
+     * max.request.size}, a full buffer) arrives before the answers of the key's earlier records, and no
+     * later record of the key has been handed yet (none is after a failure): the records still unanswered
+     * are earlier ones, which nothing can overtake, and the producer is kept.
+     *
      * @param error null when it was acknowledged
+     * @param inSend whether the answer came from inside the {@code send()} of this record, on the sending
+     *     thread
      */
-    void answered(String key, Throwable error) {
+    void answered(String key, Throwable error, boolean inSend) {
         if (key == null) {
             return;
         }
@@ -68,7 +77,7 @@ final class KeyOrder {
             if (error == null) {
                 return;
             }
-            stop = failed.add(key) && left > 0;
+            stop = failed.add(key) && left > 0 && !inSend;
         }
         if (stop) {
             stoppedProducer = true;

@@ -12,6 +12,7 @@ import org.apache.kafka.clients.producer.MockProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.config.ConfigException;
+import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.errors.TimeoutException;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.junit.jupiter.api.Test;
@@ -39,7 +40,7 @@ class KeyOrderTest {
         assertThat(order.hand("k")).isTrue(); // x
         assertThat(order.hand("k")).isTrue(); // y, queued behind x
 
-        order.answered("k", new TimeoutException("Expiring 1 record(s)"));
+        order.answered("k", new TimeoutException("Expiring 1 record(s)"), false);
 
         assertThat(publisher.current()).isNotSameAs(first);
         assertThat(publisher.current().number()).isEqualTo(2);
@@ -59,7 +60,30 @@ class KeyOrderTest {
         order.hand("j");
         order.hand("j");
 
-        order.answered("k", new TimeoutException("Expiring 1 record(s)"));
+        order.answered("k", new TimeoutException("Expiring 1 record(s)"), false);
+
+        assertThat(publisher.current()).isSameAs(first);
+        assertThat(made.get(0).closed()).isFalse();
+        assertThat(order.stoppedProducer()).isFalse();
+        assertThat(order.hand("k"))
+                .as("the key's later rows wait for the next round")
+                .isFalse();
+    }
+
+    /**
+     * A failure reported inside send() (a record larger than max.request.size) while an earlier record of
+     * the key is still unanswered: nothing of the key was handed after it, so nothing can overtake, and
+     * the producer, which every shard shares, is kept. Before, it was replaced, failing every record in
+     * flight of every shard.
+     */
+    @Test
+    void aFailureInsideSendWhileAnEarlierRecordOfTheKeyIsPendingKeepsTheProducer() {
+        Publisher.Generation first = publisher.current();
+        KeyOrder order = new KeyOrder(publisher, first);
+        order.hand("k"); // x, with the producer
+        order.hand("k"); // y, too large: refused inside send()
+
+        order.answered("k", new RecordTooLargeException("too large"), true);
 
         assertThat(publisher.current()).isSameAs(first);
         assertThat(made.get(0).closed()).isFalse();
@@ -75,9 +99,9 @@ class KeyOrderTest {
         KeyOrder order = new KeyOrder(publisher, first);
         order.hand("k");
         order.hand("k");
-        order.answered("k", null);
+        order.answered("k", null, false);
 
-        order.answered("k", new TimeoutException("Expiring 1 record(s)"));
+        order.answered("k", new TimeoutException("Expiring 1 record(s)"), false);
 
         assertThat(publisher.current()).isSameAs(first);
     }
@@ -88,10 +112,10 @@ class KeyOrderTest {
         order.hand("k");
         order.hand("k");
         order.hand("k");
-        order.answered("k", new TimeoutException("x"));
+        order.answered("k", new TimeoutException("x"), false);
         Publisher.Generation second = publisher.current();
 
-        order.answered("k", new TimeoutException("y"));
+        order.answered("k", new TimeoutException("y"), false);
 
         assertThat(publisher.current()).isSameAs(second);
         assertThat(made).hasSize(2);
@@ -101,7 +125,7 @@ class KeyOrderTest {
     void keysWithoutAKeyAreNotTracked() {
         KeyOrder order = new KeyOrder(publisher, publisher.current());
         assertThat(order.hand(null)).isTrue();
-        order.answered(null, new TimeoutException("x"));
+        order.answered(null, new TimeoutException("x"), false);
         assertThat(order.hand(null)).isTrue();
         assertThat(made).hasSize(1);
     }
@@ -138,7 +162,7 @@ class KeyOrderTest {
                 "Failed to construct kafka producer",
                 new ConfigException("No resolvable bootstrap urls given in bootstrap.servers")));
 
-        order.answered("k", new TimeoutException("Expiring 1 record(s)"));
+        order.answered("k", new TimeoutException("Expiring 1 record(s)"), false);
 
         assertThat(producers.get(0).closed())
                 .as("the key's later record it holds is dropped, not written ahead of the failed one")
