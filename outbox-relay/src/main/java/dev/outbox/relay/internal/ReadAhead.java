@@ -18,8 +18,10 @@ final class ReadAhead {
     /**
      * Reads up to {@code batchSize} rows after the batch in flight; after a database failure nothing
      * is kept (the next round reads again).
+     *
+     * @return the database's failure, for the shard to count and log, or null
      */
-    void read(ShardRows db, int shard, Batch batch, HeldRows held, int batchSize) {
+    SQLException read(ShardRows db, int shard, Batch batch, HeldRows held, int batchSize) {
         try {
             if (batch.heldRows == 0 && held.isEmpty() && held.topicsRead.isEmpty()) {
                 rows = db.readAhead(shard, batch.takenIds(), batchSize);
@@ -34,6 +36,8 @@ final class ReadAhead {
             }
         } catch (SQLException e) {
             rows = null; // the next round reads again
+            return e;
         }
+        return null;
     }
 }

@@ -440,7 +440,15 @@ final class ShardWorker {
             // table, and the read-ahead would take them, to be sent again after later rows of their keys;
             // past the held rows it remembers, a shard reads each round itself, so that it sees a held topic
             // get metadata and counts the checks of its held rows: a round that takes rows read ahead does not)
-            ahead.read(db, shard, batch, held, config.batchSize());
+            SQLException failed = ahead.read(db, shard, batch, held, config.batchSize());
+            if (failed != null) {
+                metrics.database.increment();
+                log.retry(
+                        "shard {}: database read ahead failed (SQLState {}); the next round reads itself: {}",
+                        shard,
+                        failed.getSQLState(),
+                        failed.getMessage());
+            }
         }
         batch.release();
     }

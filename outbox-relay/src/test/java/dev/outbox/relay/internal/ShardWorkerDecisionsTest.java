@@ -931,6 +931,26 @@ class ShardWorkerDecisionsTest {
     }
 
     /**
+     * A read-ahead that fails is counted as a database error and logged, like any failed read: the next
+     * round reads for itself, and nothing else changes. Before, the failure was dropped without a trace,
+     * and a read-ahead failing on every batch cost a read per round unseen.
+     */
+    @Test
+    void aFailedReadAheadIsCountedAndTheNextRoundReadsItself() {
+        rows.reads.add(fullBatchFromRow2OfK());
+        rows.aheadFailures = 1;
+        ShardWorker w = worker();
+        assertThat(rows.readAheadCalls).as("read ahead after the full batch").hasValue(1);
+        assertThat(metrics.database.count()).isEqualTo(1);
+        assertThat(made.get(0).history()).hasSize(config.batchSize());
+        assertThat(rows.readCalls)
+                .as("the first round's read, then the next round's own (a full batch reads again at once)")
+                .hasValue(2);
+        w.stop();
+        workers.runDue();
+    }
+
+    /**
      * G3 as above, when the batch published after the deferred delete is full and its delete is one
      * the shard waits for: it must not remove row 2 of k while row 1 of k, whose deferred delete
      * failed, is still in the table.
@@ -1301,6 +1321,7 @@ class ShardWorkerDecisionsTest {
         volatile Runnable beforeFilteredRead = () -> {};
         volatile int readFailures;
         volatile int deleteFailures;
+        volatile int aheadFailures;
         final List<long[]> heldIds = new CopyOnWriteArrayList<>();
 
         private List<OutboxRow> next() throws SQLException {
@@ -1335,8 +1356,12 @@ class ShardWorkerDecisionsTest {
         }
 
         @Override
-        public List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) {
+        public List<OutboxRow> readAhead(int shard, long[] inFlight, int limit) throws SQLException {
             readAheadCalls.incrementAndGet();
+            if (aheadFailures > 0) {
+                aheadFailures--;
+                throw new SQLException("connection lost", "08006");
+            }
             List<OutboxRow> r = aheadReads.poll();
             return r == null ? List.of() : new ArrayList<>(r);
         }
