@@ -870,14 +870,24 @@ class ConsumerOperationsIT {
     }
 
     /**
-     * G4 against a handler that ends the consumer's transaction itself (a commit through tx, or through the
-     * connection tx hands out): refused with an error that says why, so the batch's processed ids never commit ahead
+     * G4 against a handler that ends the consumer's transaction itself (a commit through tx, also after a comment or
+     * as the second statement of a string, or through the connection tx hands out, also through a statement or a
+     * prepared statement of it, or through a statement's getConnection()): refused with an error that says why, so the batch's processed ids never commit ahead
      * of their handlers. Before, the commit in the second record's handler committed the ids of all three records of
      * the batch; the third record's handler then failed once, the batch rolled back, and on the retry the third
      * record was a duplicate: never handled. Now each of the three is handled once.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"sql", "jdbc"})
+    @ValueSource(
+            strings = {
+                "sql",
+                "sql-after-a-comment",
+                "sql-second-statement",
+                "jdbc",
+                "jdbc-statement",
+                "jdbc-prepared",
+                "jdbc-statements-connection"
+            })
     void aHandlerCannotCommitTheConsumersTransaction(String how, TestDatabase db, TestKafka kafka) throws Throwable {
         String name = "ops-handler-commit-" + how;
         String topic = TestKafka.uniqueTopic("ops-handler-commit");
@@ -902,10 +912,30 @@ class ConsumerOperationsIT {
                     payments.handle(m, tx);
                     if (m.messageId().equals(ids.get(1)) && commits.getAndIncrement() == 0) {
                         try {
-                            if (how.equals("sql")) {
-                                tx.execute("commit");
-                            } else {
-                                tx.connection(Connection::commit);
+                            switch (how) {
+                                case "sql" -> tx.execute("commit");
+                                case "sql-after-a-comment" -> tx.execute("/* c */ commit");
+                                case "sql-second-statement" -> tx.execute("select 1; commit");
+                                case "jdbc" -> tx.connection(Connection::commit);
+                                case "jdbc-statement" ->
+                                    tx.connection(c -> {
+                                        try (Statement s = c.createStatement()) {
+                                            s.execute("commit");
+                                        }
+                                    });
+                                case "jdbc-prepared" ->
+                                    tx.connection(c -> {
+                                        try (PreparedStatement ps = c.prepareStatement("commit")) {
+                                            ps.execute();
+                                        }
+                                    });
+                                case "jdbc-statements-connection" ->
+                                    tx.connection(c -> {
+                                        try (Statement s = c.createStatement()) {
+                                            s.getConnection().commit();
+                                        }
+                                    });
+                                default -> throw new IllegalArgumentException(how);
                             }
                         } catch (RuntimeException e) {
                             refusals.add(e);
