@@ -36,6 +36,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.NavigableMap;
+import java.util.Properties;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
@@ -59,6 +60,7 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.awaitility.core.ConditionFactory;
 import org.awaitility.core.ThrowingRunnable;
 import org.jooq.exception.DataAccessException;
@@ -338,6 +340,56 @@ class ConsumerOperationsIT {
             assertThat(observed)
                     .as("every lag the gauge reported")
                     .allSatisfy(v -> assertThat(v).isBetween(0.0, (double) n));
+        }
+    }
+
+    /**
+     * The lag gauge reaches 0 on a topic written by a transactional producer (the relay's
+     * publish-mode=transactional): each transaction ends with a commit marker, which takes an offset
+     * but is no record, so the consumer's position ends one past the last record it processed. Before,
+     * the lag stayed at 1 (one more per aborted transaction) however long the consumer had nothing left
+     * to do.
+     */
+    @Test
+    void lagGaugeReachesZeroAfterATransactionalProducersMarkers(TestDatabase db, TestKafka kafka) throws Exception {
+        String name = "ops-lag-tx";
+        String topic = TestKafka.uniqueTopic("ops-lag-tx");
+        kafka.createTopic(topic, 1);
+        List<UUID> ids = new ArrayList<>();
+        Properties props = new Properties();
+        props.put("bootstrap.servers", kafka.bootstrapServers());
+        props.put("transactional.id", "ops-lag-tx-" + UUID.randomUUID());
+        try (KafkaProducer<byte[], byte[]> producer =
+                new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer())) {
+            producer.initTransactions();
+            for (int t = 0; t < 3; t++) {
+                producer.beginTransaction();
+                for (int i = 0; i < 4; i++) {
+                    UUID id = MessageIds.next();
+                    ids.add(id);
+                    producer.send(payment(topic, id, "order-" + t + "-" + i, i));
+                }
+                producer.commitTransaction();
+            }
+            producer.beginTransaction();
+            producer.send(payment(topic, MessageIds.next(), "aborted", 0));
+            producer.abortTransaction();
+        }
+        MeterRegistry registry = new SimpleMeterRegistry();
+        List<Double> observed = new CopyOnWriteArrayList<>();
+        try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+                .meterRegistry(registry)
+                .handler(Fixtures.paymentsHandler())
+                .build()) {
+            consumer.start();
+            await().atMost(WAIT).untilAsserted(() -> {
+                assertThat(Fixtures.counter(registry, "outbox.consumer.handled"))
+                        .isEqualTo(ids.size());
+                assertThat(lag(registry, topic, observed))
+                        .as("lag once every committed record is processed")
+                        .isZero();
+            });
+            assertThat(Fixtures.paymentsOf(db, ids)).hasSize(ids.size());
         }
     }
 

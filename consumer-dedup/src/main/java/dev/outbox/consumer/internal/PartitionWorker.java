@@ -158,10 +158,30 @@ final class PartitionWorker {
         return doneNext;
     }
 
-    /** @return the next offset to process: after the last one done, else the first fetched, else {@code position} */
+    /**
+     * @param position the consumer's position on the partition, or -1 when not known
+     * @return the next offset to process: after the last one done, else the first fetched, else {@code
+     *     position}; {@code position} once every record fetched is done and no step runs, since the
+     *     offsets between the last record done and the position hold no record to process (the commit
+     *     markers of a transactional producer, such as the relay's transactional mode, and the records of
+     *     aborted transactions, which a read_committed consumer never gets)
+     */
     long nextToProcess(long position) {
         long done = doneNext;
+        if (done >= 0 && position > done && caughtUp()) {
+            return position;
+        }
         return done >= 0 ? done : firstFetched >= 0 ? firstFetched : position;
+    }
+
+    /** @return whether no record fetched waits and no step runs: every record fetched is done */
+    private boolean caughtUp() {
+        synchronized (queue) {
+            if (!queue.isEmpty()) {
+                return false;
+            }
+        }
+        return task.state() == SerialTask.State.IDLE;
     }
 
     /** Whether the worker waits for a retry: the poll thread then pauses the partition. */
