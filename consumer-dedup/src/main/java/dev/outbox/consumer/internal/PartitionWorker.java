@@ -212,12 +212,18 @@ final class PartitionWorker {
      * For a stopped worker: what it knew of the record at its head, for the partition's next worker in
      * this consumer.
      *
-     * @return null when the head has not failed, or a step is still running
+     * @return null when the head has not failed, or a step is still running; what the previous worker
+     *     handed over when no record reached this one
      */
     Carried carried() {
         long now = now();
         if (!awaitStep(0)) {
             return null; // the lock taken and released orders this read after the last step's writes
+        }
+        if (carried != null) {
+            // handed over by the previous worker and not taken up by a step of this one (no record reached
+            // it before this revocation): passed on as it came
+            return carried;
         }
         // the offset of the record the progress is about: the queue's head, which need not follow the last one done
         // (a transaction marker or a compacted record between them)

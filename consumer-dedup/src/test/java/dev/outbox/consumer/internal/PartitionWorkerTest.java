@@ -292,6 +292,36 @@ class PartitionWorkerTest {
     }
 
     /**
+     * A record's failures survive two revocations in a row: the partition is revoked again before the
+     * worker that took it over has run a step on the record, and the next worker still goes on from the
+     * second attempt. Before, the worker in between handed nothing over, and the record's attempts
+     * started again from the first.
+     */
+    @Test
+    void aRecordsFailuresSurviveTwoRevocationsInARow() {
+        store.handler = r -> r.offset() == 0 ? new IllegalStateException("always") : null;
+        PartitionWorker first = worker(3, 10, Duration.ofHours(1));
+        first.enqueue(records(0, 2));
+        scheduler.runAll(2);
+        assertThat(store.calls.get(0L)).isEqualTo(2);
+        first.stop();
+        PartitionWorker.Carried carried = first.carried();
+        assertThat(carried).isNotNull();
+
+        PartitionWorker between = worker(3, 10, Duration.ofHours(1), carried);
+        between.stop(); // revoked again before any record reached it
+        assertThat(between.carried()).as("handed on as it came").isEqualTo(carried);
+
+        PartitionWorker last = worker(3, 10, Duration.ofHours(1), between.carried());
+        last.enqueue(records(0, 2));
+        scheduler.runAll(100);
+        assertThat(store.calls.get(0L)).as("the third attempt was the last").isEqualTo(3);
+        assertThat(sink.sent)
+                .singleElement()
+                .satisfies(s -> assertThat(s.attempts()).isEqualTo(3));
+    }
+
+    /**
      * G7 across rebalances: a record whose retry waits when its partition is revoked and assigned back
      * to this consumer waits out the rest of its backoff delay on the new worker, which the poll thread
      * pauses meanwhile, before the handler is called again. Before, the new worker called the handler
