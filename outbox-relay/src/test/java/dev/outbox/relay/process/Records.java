@@ -4,8 +4,11 @@ import dev.outbox.core.OutboxHeaders;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Properties;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -70,6 +73,28 @@ final class Records implements AutoCloseable {
         synchronized (received) {
             return List.copyOf(received);
         }
+    }
+
+    /**
+     * @return how many of {@code ids} have not been read yet: a number to assert on while waiting, since a
+     *     failed assertion on the sets themselves formats thousands of ids on every poll, in the JVM that
+     *     also runs the broker and this reader
+     */
+    long missing(Collection<UUID> ids) {
+        Set<UUID> seen = new HashSet<>();
+        for (Received r : all()) {
+            seen.add(r.messageId());
+        }
+        return ids.stream().filter(id -> !seen.contains(id)).count();
+    }
+
+    /** @return how many distinct message ids have been read */
+    int distinctIds() {
+        Set<UUID> seen = new HashSet<>();
+        for (Received r : all()) {
+            seen.add(r.messageId());
+        }
+        return seen.size();
     }
 
     int size() {
