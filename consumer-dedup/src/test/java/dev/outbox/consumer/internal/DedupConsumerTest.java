@@ -19,6 +19,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.IntSupplier;
 import org.apache.kafka.clients.consumer.MockConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.KafkaException;
@@ -111,11 +112,7 @@ class DedupConsumerTest {
 
             Thread.sleep(1_500); // polls, on a clock that has not moved: the open interval has not passed
             assertThat(store.pings).as("checks let through while open").hasValue(0);
-            for (int check = 1; check <= 3; check++) {
-                time.advance(Duration.ofSeconds(6)); // past the open interval and the consumer's idle pace
-                int expected = check;
-                await().atMost(Duration.ofSeconds(10)).until(() -> store.pings.get() == expected);
-            }
+            threeChecksAfterTheOpenInterval(time, () -> store.pings.get());
             await().atMost(Duration.ofSeconds(10))
                     .untilAsserted(() -> assertThat(consumer.readiness().databaseBreakerClosed())
                             .isTrue());
@@ -149,11 +146,7 @@ class DedupConsumerTest {
 
             Thread.sleep(1_500); // polls, on a clock that has not moved: the open interval has not passed
             assertThat(sink.pings).as("checks let through while open").isEmpty();
-            for (int check = 1; check <= 3; check++) {
-                time.advance(Duration.ofSeconds(6)); // past the open interval and the consumer's idle pace
-                int expected = check;
-                await().atMost(Duration.ofSeconds(10)).until(() -> sink.pings.size() == expected);
-            }
+            threeChecksAfterTheOpenInterval(time, () -> sink.pings.size());
             await().atMost(Duration.ofSeconds(10))
                     .untilAsserted(() -> assertThat(consumer.readiness().deadLetterBreakerClosed())
                             .isTrue());
@@ -198,11 +191,7 @@ class DedupConsumerTest {
             consumer.start();
             assertThat(inHandler.await(10, TimeUnit.SECONDS)).isTrue();
             consumer.deadLetterCircuitBreaker().transitionToOpenState();
-            for (int check = 1; check <= 3; check++) {
-                time.advance(Duration.ofSeconds(6)); // past the open interval and the consumer's idle pace
-                int expected = check;
-                await().atMost(Duration.ofSeconds(10)).until(() -> sink.pings.size() == expected);
-            }
+            threeChecksAfterTheOpenInterval(time, () -> sink.pings.size());
             await().atMost(Duration.ofSeconds(10))
                     .untilAsserted(() -> assertThat(consumer.readiness().deadLetterBreakerClosed())
                             .isTrue());
@@ -442,6 +431,18 @@ class DedupConsumerTest {
         public void close() {
             logger.detachAppender(this);
             stop();
+        }
+    }
+
+    /**
+     * Moves the clock past the open interval and the consumer's idle pace three times, each time waiting
+     * for one more check let through the breaker.
+     */
+    private static void threeChecksAfterTheOpenInterval(Fakes.Time time, IntSupplier checks) {
+        for (int check = 1; check <= 3; check++) {
+            time.advance(Duration.ofSeconds(6));
+            int expected = check;
+            await().atMost(Duration.ofSeconds(10)).until(() -> checks.getAsInt() == expected);
         }
     }
 }

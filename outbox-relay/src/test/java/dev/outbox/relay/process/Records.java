@@ -81,20 +81,21 @@ final class Records implements AutoCloseable {
      *     also runs the broker and this reader
      */
     long missing(Collection<UUID> ids) {
-        Set<UUID> seen = new HashSet<>();
-        for (Received r : all()) {
-            seen.add(r.messageId());
-        }
+        Set<UUID> seen = seenIds();
         return ids.stream().filter(id -> !seen.contains(id)).count();
     }
 
     /** @return how many distinct message ids have been read */
     int distinctIds() {
+        return seenIds().size();
+    }
+
+    private Set<UUID> seenIds() {
         Set<UUID> seen = new HashSet<>();
         for (Received r : all()) {
             seen.add(r.messageId());
         }
-        return seen.size();
+        return seen;
     }
 
     int size() {
