@@ -51,6 +51,13 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
     /** Largest {@link #maxRecordsPerTransaction(int)}. */
     public static final int MAX_RECORDS_PER_TRANSACTION = 1000;
 
+    /**
+     * Default {@link #maxBufferedBytes(long)}: 64 MiB, thousands of records of a few KiB to keep the
+     * workers busy (with few partitions, their bound of 1,000 records each comes first), and a small
+     * part of a service's heap.
+     */
+    public static final long DEFAULT_MAX_BUFFERED_BYTES = 64L * 1024 * 1024;
+
     /** Default {@link #retention(Duration)}. */
     public static final Duration DEFAULT_RETENTION = Duration.ofDays(7);
 
@@ -98,6 +105,7 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
     private String deadLetterTopicSuffix = DEFAULT_DEAD_LETTER_SUFFIX;
     private Function<Throwable, FailureKind> failureClassifier;
     private int maxRecordsPerTransaction = DEFAULT_MAX_RECORDS_PER_TRANSACTION;
+    private long maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES;
     private boolean savepointPerRecord;
     private int concurrency = Math.min(4, Math.max(1, Runtime.getRuntime().availableProcessors()));
     private Duration retention = DEFAULT_RETENTION;
@@ -239,6 +247,38 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
     public IdempotentConsumer.Builder maxRecordsPerTransaction(int max) {
         this.maxRecordsPerTransaction =
                 Checks.requireBetween(max, 1, MAX_RECORDS_PER_TRANSACTION, "maxRecordsPerTransaction", "");
+        return self();
+    }
+
+    /**
+     * The most bytes of records fetched and not yet processed that the consumer holds, all its
+     * partitions together: their keys, values and headers, from the poll that fetched them until their
+     * transaction commits (or they are dead-lettered, or their partition is revoked). It is kept by
+     * pausing partitions, which stops fetching them and skips nothing: from half of it on, the
+     * partitions that have records queued are paused, and the other half stays for partitions with none
+     * queued, so that records that do not move (a retry wait, a slow handler) hold up the other
+     * partitions only once they hold all of it; from the whole of it on, every partition is paused.
+     * Fetching resumes as the workers take records off.
+     *
+     * <p>One poll can go past it: the records queued stay below this plus one poll's records, at most
+     * {@code max.poll.records} of them and one fetch of each partition ({@code
+     * max.partition.fetch.bytes}, or the partition's first record batch when larger). Outside this
+     * bound, the Kafka client keeps up to one fetch per partition that it fetched ahead, paused or not.
+     * Each partition also holds at most 1,000 records (or 4 × {@link #maxRecordsPerTransaction(int)},
+     * if more), whatever their size. Default {@link #DEFAULT_MAX_BUFFERED_BYTES} (64 MiB).
+     *
+     * @param bytes the most bytes of records to hold queued
+     * @return this builder
+     * @throws IllegalArgumentException when not positive
+     */
+    public IdempotentConsumer.Builder maxBufferedBytes(long bytes) {
+        if (bytes < 1) {
+            throw new IllegalArgumentException("maxBufferedBytes must be positive, got " + bytes + "; it bounds the"
+                    + " bytes of the records fetched and not yet processed over all partitions (default "
+                    + DEFAULT_MAX_BUFFERED_BYTES + ", 64 MiB): give the part of the heap they may take, e.g."
+                    + " 32L * 1024 * 1024, or leave it unset");
+        }
+        this.maxBufferedBytes = bytes;
         return self();
     }
 
@@ -436,6 +476,7 @@ abstract sealed class ConsumerBuilder extends ConsumerBuilderBase permits Idempo
                 hooks,
                 deadLetterTopicSuffix,
                 failureClassifier,
-                maxTransientRetry));
+                maxTransientRetry,
+                maxBufferedBytes));
     }
 }

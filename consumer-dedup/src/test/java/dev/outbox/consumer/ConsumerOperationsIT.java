@@ -1571,7 +1571,7 @@ class ConsumerOperationsIT {
 
     /**
      * Metrics: two consumers of one name in one registry (say two deployments of a handler in one
-     * JVM) keep their own breaker and lag gauges, tagged consumer.instance, and closing one leaves the
+     * JVM) keep their own breaker, lag and buffered bytes gauges, tagged consumer.instance, and closing one leaves the
      * other's gauges; without a registry of its own, a consumer's meters go to Micrometer's global
      * registry, where an application's registry is attached. Fails if the gauges collided (one gauge
      * for both, removed by the first close) or the meters went to a private registry.
@@ -1612,7 +1612,9 @@ class ConsumerOperationsIT {
                         .hasSize(2);
                 assertThat(shared.find("outbox.consumer.lag").gauges()).hasSize(2);
             });
+            assertThat(shared.find("outbox.consumer.buffered.bytes").gauges()).hasSize(2);
             a.close();
+            assertThat(shared.find("outbox.consumer.buffered.bytes").gauges()).hasSize(1);
             assertThat(shared.find("outbox.consumer.breaker.state")
                             .tag("breaker", "database")
                             .gauges())

@@ -230,6 +230,13 @@ class IdempotentConsumerBuilderTest {
         assertThatThrownBy(() -> b.concurrency(0))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("concurrency");
+        assertThatThrownBy(() -> b.maxBufferedBytes(0))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("maxBufferedBytes must be positive, got 0")
+                .hasMessageContaining("leave it unset");
+        assertThatThrownBy(() -> b.maxBufferedBytes(-1))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("maxBufferedBytes");
         assertThatThrownBy(() -> b.retention(Duration.ofMinutes(59)))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("retention")

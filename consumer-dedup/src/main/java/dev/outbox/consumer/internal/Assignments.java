@@ -79,7 +79,14 @@ final class Assignments implements ConsumerRebalanceListener {
      */
     private final Set<PartitionWorker> unfinished = ConcurrentHashMap.newKeySet();
 
+    /** Records queued on one partition at which it is paused, whatever their size. */
     private final int pauseThreshold;
+    /** The bytes queued over all partitions at which every partition is paused ({@code maxBufferedBytes}). */
+    private final long maxBufferedBytes;
+    /** The bytes queued at which the partitions with records queued are paused: half of {@link #maxBufferedBytes}. */
+    private final long halfBufferedBytes;
+
+    private final Gauge bufferedGauge;
     /** Commits refused or failed in a row; retried at every poll, so logged at most once per interval. */
     private final RepeatedWarning commitFailures;
 
@@ -105,11 +112,14 @@ final class Assignments implements ConsumerRebalanceListener {
         this.log = log;
         this.time = time;
         this.pauseThreshold = Math.max(1000, 4 * settings.maxRecordsPerTransaction());
+        this.maxBufferedBytes = settings.maxBufferedBytes();
+        this.halfBufferedBytes = maxBufferedBytes - maxBufferedBytes / 2;
         this.commitFailures = new RepeatedWarning(log, time, COMMIT_WARNING_INTERVAL, "failed commit(s)");
         this.pausedEndOffsetsTimeout = settings.closeTimeout().compareTo(PAUSED_END_OFFSETS_TIMEOUT) < 0
                 ? settings.closeTimeout()
                 : PAUSED_END_OFFSETS_TIMEOUT;
         this.lastPausedEndOffsetsNanos = time.nanoTime() - PAUSED_END_OFFSETS_INTERVAL.toNanos();
+        this.bufferedGauge = metrics.bufferedBytes(this::bufferedBytes);
     }
 
     int size() {
@@ -166,20 +176,51 @@ final class Assignments implements ConsumerRebalanceListener {
         }
     }
 
-    /** Once the Kafka consumer is closed: removes the partitions' lag gauges and forgets the partitions. */
+    /**
+     * Once the Kafka consumer is closed: removes the partitions' lag gauges and the buffered bytes' gauge,
+     * and forgets the partitions.
+     */
     void clear() {
         for (Assigned a : partitions.values()) {
             metrics.remove(a.gauge);
         }
+        metrics.remove(bufferedGauge);
         partitions.clear();
         owned.clear();
     }
 
+    /** @return the bytes of the records fetched and not yet processed, over the assigned partitions; any thread */
+    long bufferedBytes() {
+        long sum = 0;
+        for (Assigned a : partitions.values()) {
+            sum += a.worker.queuedBytes();
+        }
+        return sum;
+    }
+
+    /**
+     * After each poll, pauses the partitions not to fetch now and resumes the others. A partition is
+     * paused while its worker waits for a retry, while it has {@link #pauseThreshold} records queued, and
+     * by the bytes queued over all partitions: from half of {@code maxBufferedBytes} on if it has records
+     * queued (they keep its worker busy meanwhile), from the whole of it on in any case. The half above
+     * stays for partitions with nothing queued, so that partitions whose records do not move (a retry
+     * wait, a slow handler) hold up the others only once they hold all of it. No hysteresis: the next
+     * round resumes what falls below, and the workers' draining and the polls' fetching keep the bytes
+     * near the mark; pausing and resuming are calls on the Kafka consumer alone, which keeps what it
+     * fetched of a paused partition for when it is resumed.
+     *
+     * <p>A poll returns records of the partitions not paused after the round before, when the bytes were
+     * below {@code maxBufferedBytes}: they stay below it plus one poll's records.
+     */
     void updatePauses() {
+        long buffered = bufferedBytes();
+        boolean full = buffered >= maxBufferedBytes;
+        boolean halfFull = buffered >= halfBufferedBytes;
         List<TopicPartition> pause = new ArrayList<>();
         List<TopicPartition> resume = new ArrayList<>();
         for (Assigned a : partitions.values()) {
-            boolean want = a.worker.isWaiting() || a.worker.queued() >= pauseThreshold;
+            int queued = a.worker.queued();
+            boolean want = a.worker.isWaiting() || queued >= pauseThreshold || full || (queued > 0 && halfFull);
             if (want && !a.paused) {
                 pause.add(a.worker.partition());
                 a.paused = true;

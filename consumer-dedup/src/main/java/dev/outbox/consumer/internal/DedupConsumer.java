@@ -134,7 +134,8 @@ public final class DedupConsumer implements IdempotentConsumer {
         this.consumer = consumer != null ? consumer : kafkaConsumer(settings);
         this.metrics = new Metrics(settings.meterRegistry(), settings.consumerName(), instance);
         this.database = new Database(settings);
-        this.deadLetters = deadLetters != null ? deadLetters : new DeadLetters(settings);
+        this.deadLetters =
+                deadLetters != null ? deadLetters : new DeadLetters(settings, metrics.deadLetterProducerReplaced, log);
         // a batch or publish still running after closeTimeout is taken as hung, as at a revocation
         this.databaseBreaker = Breaker.create(instance + "-database", "database", log, time, settings.closeTimeout());
         this.deadLetterBreaker =

@@ -7,7 +7,9 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.binder.BaseUnits;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
 import org.apache.kafka.common.TopicPartition;
 
 /**
@@ -27,6 +29,8 @@ final class Metrics {
     static final String REPLAYED = "outbox.consumer.replayed";
     static final String STALE = "outbox.consumer.stale";
     static final String DEAD_LETTER_REFUSED = "outbox.consumer.dead.letter.refused";
+    static final String BUFFERED_BYTES = "outbox.consumer.buffered.bytes";
+    static final String DEAD_LETTER_PRODUCER_REPLACED = "outbox.consumer.dead.letter.producer.replaced";
 
     private final MeterRegistry registry;
     private final Tags tags;
@@ -42,6 +46,7 @@ final class Metrics {
     final Counter replayed;
     final Counter stale;
     final Counter deadLetterRefused;
+    final Counter deadLetterProducerReplaced;
     final Counter deadLetteredHandlerFailed;
     final Counter deadLetteredMissingId;
     final Counter deadLetteredInvalidId;
@@ -99,6 +104,11 @@ final class Metrics {
                 .description(
                         "Records the dead-letter topic refused for good (logged at ERROR with their offset), then skipped")
                 .register(registry);
+        deadLetterProducerReplaced = Counter.builder(DEAD_LETTER_PRODUCER_REPLACED)
+                .tags(tags)
+                .description("Dead-letter producers closed after an error that leaves a producer unusable (logged at"
+                        + " WARN); the next attempt creates a new one")
+                .register(registry);
         deadLetteredHandlerFailed = deadLettered("handler-failed");
         deadLetteredMissingId = deadLettered("missing-message-id");
         deadLetteredInvalidId = deadLettered("invalid-message-id");
@@ -147,6 +157,21 @@ final class Metrics {
                 .tag("partition", Integer.toString(tp.partition()))
                 .description(
                         "Records of the partition not yet processed: log end offset minus the next offset to process")
+                .register(registry);
+    }
+
+    /**
+     * Registers the gauge of the bytes the consumer holds fetched and not yet processed.
+     *
+     * @param bytes their sum over the assigned partitions, read at each scrape
+     * @return the gauge, to {@link #remove(Gauge) remove} when the consumer closes
+     */
+    Gauge bufferedBytes(Supplier<Number> bytes) {
+        return Gauge.builder(BUFFERED_BYTES, bytes)
+                .tags(instanceTags)
+                .baseUnit(BaseUnits.BYTES)
+                .description("Bytes (keys, values, headers) of the records fetched and not yet processed, all"
+                        + " partitions together; partitions are paused as it nears maxBufferedBytes")
                 .register(registry);
     }
 

@@ -23,6 +23,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.header.Header;
 
 /**
  * The work of one assigned partition: a queue of fetched records, processed strictly in offset
@@ -70,6 +71,9 @@ final class PartitionWorker {
     private final SerialTask task;
     private final AtomicLong lag = new AtomicLong();
     private final ArrayDeque<ConsumerRecord<byte[], byte[]>> queue = new ArrayDeque<>();
+    /** The {@link #sizeOf sizes} of the records in {@link #queue}, summed; guarded by {@code queue}. */
+    private long queuedBytes;
+
     private volatile long doneNext = -1;
     private volatile long firstFetched = -1;
     /** What the step in flight does, or null between steps. */
@@ -142,6 +146,9 @@ final class PartitionWorker {
             if (firstFetched < 0 && !records.isEmpty()) {
                 firstFetched = records.get(0).offset();
             }
+            for (ConsumerRecord<byte[], byte[]> r : records) {
+                queuedBytes += sizeOf(r);
+            }
             queue.addAll(records);
         }
         task.wake();
@@ -151,6 +158,40 @@ final class PartitionWorker {
         synchronized (queue) {
             return queue.size();
         }
+    }
+
+    /**
+     * @return the bytes of the records fetched and not yet done (the records of a step in flight
+     *     included), as {@link #sizeOf} counts them; any thread
+     */
+    long queuedBytes() {
+        synchronized (queue) {
+            return queuedBytes;
+        }
+    }
+
+    /**
+     * What a record holds of its own: its key, its value and its headers (names and values). The Java
+     * objects around them are not counted; the poll thread also bounds how many records a partition
+     * queues.
+     *
+     * @return the record's size in bytes, header names counted one byte a character
+     */
+    static long sizeOf(ConsumerRecord<byte[], byte[]> record) {
+        long size = 0;
+        if (record.key() != null) {
+            size += record.key().length;
+        }
+        if (record.value() != null) {
+            size += record.value().length;
+        }
+        for (Header h : record.headers()) {
+            size += h.key().length();
+            if (h.value() != null) {
+                size += h.value().length;
+            }
+        }
+        return size;
     }
 
     /** @return the offset after the last record whose transaction committed, or -1 */
@@ -242,6 +283,7 @@ final class PartitionWorker {
     void clear() {
         synchronized (queue) {
             queue.clear();
+            queuedBytes = 0;
         }
     }
 
@@ -267,6 +309,12 @@ final class PartitionWorker {
                     break; // cleared by a revocation that stopped waiting for this transaction; nothing to commit
                 }
                 next = done.offset() + 1;
+                queuedBytes -= sizeOf(done);
+            }
+            if (queue.isEmpty()) {
+                // a messageIdExtractor is given the record itself and could have changed its headers since it was
+                // counted: whatever the sum says, an empty queue holds nothing
+                queuedBytes = 0;
             }
             if (next >= 0) {
                 doneNext = next;

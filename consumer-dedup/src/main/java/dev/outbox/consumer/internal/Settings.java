@@ -18,7 +18,8 @@ import org.jooq.DSLContext;
 /**
  * The validated settings of one consumer, as the builder hands them over. Exactly one of {@code
  * dataSource} and {@code dsl} is set; {@code messageIdExtractor}, {@code deadLetterTopic} and {@code
- * failureClassifier} may be null (defaults).
+ * failureClassifier} may be null (defaults). {@code maxBufferedBytes} bounds the bytes of the records
+ * fetched and not yet processed, over all partitions (see {@code Assignments#updatePauses}).
  */
 public record Settings(
         Map<String, Object> consumerProperties,
@@ -44,4 +45,5 @@ public record Settings(
         Hooks hooks,
         String deadLetterTopicSuffix,
         Function<Throwable, FailureKind> failureClassifier,
-        Duration maxTransientRetry) {}
+        Duration maxTransientRetry,
+        long maxBufferedBytes) {}

@@ -7,13 +7,17 @@ import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
+import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.internal.PrefixedLog;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
 import java.util.Set;
+import java.util.UUID;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.MockConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
@@ -24,13 +28,19 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.slf4j.LoggerFactory;
 
-/** The poll thread's offset commits, with Kafka's {@link MockConsumer}, a fake clock and a captured log. */
+/**
+ * The poll thread's offset commits, pauses and lag, with Kafka's {@link MockConsumer}, a fake clock and
+ * a captured log.
+ */
 class AssignmentsTest {
     private final Fakes.Time time = new Fakes.Time();
     private final Fakes.Scheduler scheduler = new Fakes.Scheduler(time);
     private final Logger logger = (Logger) LoggerFactory.getLogger(AssignmentsTest.class.getName() + ".capture");
     private final ListAppender<ILoggingEvent> logged = new ListAppender<>();
     private final Settings settings = Fakes.settings(3, 10, Duration.ofHours(1), new Hooks() {}, null);
+    private static final TopicPartition P0 = TP;
+    private static final TopicPartition P1 = new TopicPartition(TP.topic(), 1);
+    private static final TopicPartition P2 = new TopicPartition(TP.topic(), 2);
 
     /** A consumer whose offset commits are refused while {@link #refusing} is set, as during a rebalance. */
     private static final class RebalancingConsumer extends MockConsumer<byte[], byte[]> {
@@ -180,6 +190,84 @@ class AssignmentsTest {
         assertThat(lag()).as("as it was").isEqualTo(1400);
     }
 
+    /**
+     * The bytes queued over all partitions pause fetching, however few the records: with a budget of
+     * 1,000 bytes, two records of 353 bytes (a 300-byte value and the message id header) queued on
+     * orders-0, half the budget, pause it while the partitions with nothing queued go on fetching; a
+     * record of 453 bytes on orders-1 brings the whole budget, and every partition is paused; once
+     * orders-0's worker has taken its records off, 453 bytes are left, below half, and every partition
+     * is fetched again. Fails with nothing paused where partitions paused at 1,000 records only.
+     */
+    @Test
+    void theBytesQueuedPausePartitionsWithRecordsFromHalfTheBudgetAndAllAtTheWhole() {
+        Settings budget = Fakes.withMaxBufferedBytes(settings, 1000);
+        MockConsumer<byte[], byte[]> kafka = new MockConsumer<>("earliest");
+        Assignments assignments = assignments(kafka, budget);
+        assignments.onPartitionsAssigned(List.of(P0, P1, P2));
+        kafka.assign(List.of(P0, P1, P2));
+
+        assignments.enqueue(records(P0, List.of(sized(P0, 0, 300), sized(P0, 1, 300))));
+        assignments.updatePauses();
+        assertThat(kafka.paused()).as("706 bytes queued, on orders-0 only").containsExactly(P0);
+        assertThat(buffered(budget)).isEqualTo(706);
+
+        assignments.enqueue(records(P1, List.of(sized(P1, 0, 400))));
+        assignments.updatePauses();
+        assertThat(kafka.paused()).as("1,159 bytes queued: the whole budget").containsExactlyInAnyOrder(P0, P1, P2);
+
+        assertThat(scheduler.runAll(1)).isOne(); // orders-0's step: one transaction of its two records
+        assertThat(buffered(budget)).isEqualTo(453);
+        assignments.updatePauses();
+        assertThat(kafka.paused()).as("453 bytes queued, below half the budget").isEmpty();
+
+        scheduler.runAll(100);
+        assertThat(buffered(budget)).isZero();
+        assignments.updatePauses();
+        assertThat(kafka.paused()).isEmpty();
+    }
+
+    /**
+     * The records of a revoked partition, left for redelivery, no longer count: the bytes that paused
+     * the other partitions are given back with them. Fails if they were still counted.
+     */
+    @Test
+    void aRevokedPartitionsRecordsNoLongerCount() {
+        Settings budget = Fakes.withMaxBufferedBytes(settings, 1000);
+        MockConsumer<byte[], byte[]> kafka = new MockConsumer<>("earliest");
+        Assignments assignments = assignments(kafka, budget);
+        assignments.onPartitionsAssigned(List.of(P0, P1));
+        kafka.assign(List.of(P0, P1));
+        assignments.enqueue(records(P1, List.of(sized(P1, 0, 947))));
+        assignments.updatePauses();
+        assertThat(kafka.paused()).containsExactlyInAnyOrder(P0, P1);
+
+        assignments.onPartitionsRevoked(List.of(P1));
+        kafka.assign(List.of(P0));
+        assertThat(buffered(budget)).isZero();
+        assignments.updatePauses();
+        assertThat(kafka.paused()).doesNotContain(P0);
+    }
+
+    private double buffered(Settings s) {
+        return s.meterRegistry().get("outbox.consumer.buffered.bytes").gauge().value();
+    }
+
+    /** A record of {@code tp} whose value has {@code size} bytes, with a message id header of 53 bytes. */
+    private static ConsumerRecord<byte[], byte[]> sized(TopicPartition tp, long offset, int size) {
+        ConsumerRecord<byte[], byte[]> r =
+                new ConsumerRecord<>(tp.topic(), tp.partition(), offset, null, new byte[size]);
+        r.headers()
+                .add(
+                        OutboxHeaders.MESSAGE_ID,
+                        new UUID(tp.partition(), offset).toString().getBytes(StandardCharsets.UTF_8));
+        return r;
+    }
+
+    private static ConsumerRecords<byte[], byte[]> records(
+            TopicPartition tp, List<ConsumerRecord<byte[], byte[]>> records) {
+        return new ConsumerRecords<>(Map.of(tp, records), Map.of());
+    }
+
     private double lag() {
         return settings.meterRegistry()
                 .get("outbox.consumer.lag")
@@ -189,6 +277,10 @@ class AssignmentsTest {
     }
 
     private Assignments assignments(MockConsumer<byte[], byte[]> kafka) {
+        return assignments(kafka, settings);
+    }
+
+    private Assignments assignments(MockConsumer<byte[], byte[]> kafka, Settings settings) {
         logged.start();
         logger.addAppender(logged);
         logger.setLevel(Level.INFO);

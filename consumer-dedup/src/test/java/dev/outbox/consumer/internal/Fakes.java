@@ -1,6 +1,7 @@
 package dev.outbox.consumer.internal;
 
 import dev.outbox.consumer.FailureKind;
+import dev.outbox.consumer.IdempotentConsumer;
 import dev.outbox.consumer.internal.BatchStore.Outcome;
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.core.internal.PrefixedLog;
@@ -8,6 +9,7 @@ import dev.outbox.core.internal.TimeSource;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.schemas.AvroCodec;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.lang.reflect.RecordComponent;
 import java.nio.charset.StandardCharsets;
 import java.sql.SQLException;
 import java.time.Duration;
@@ -248,65 +250,48 @@ final class Fakes {
                 hooks,
                 ".dlt",
                 classifier,
-                maxTransientRetry);
+                maxTransientRetry,
+                IdempotentConsumer.Builder.DEFAULT_MAX_BUFFERED_BYTES);
     }
 
     /** @return {@code s} with {@code extractor} as its message id extractor */
     static Settings withExtractor(Settings s, Function<ConsumerRecord<byte[], byte[]>, Optional<UUID>> extractor) {
-        return new Settings(
-                s.consumerProperties(),
-                s.producerProperties(),
-                s.topics(),
-                s.consumerName(),
-                s.dataSource(),
-                s.dsl(),
-                s.schema(),
-                s.handler(),
-                extractor,
-                s.maxAttempts(),
-                s.backoff(),
-                s.deadLetterTopic(),
-                s.maxRecordsPerTransaction(),
-                s.savepointPerRecord(),
-                s.concurrency(),
-                s.retention(),
-                s.purgeInterval(),
-                s.closeTimeout(),
-                s.meterRegistry(),
-                s.codec(),
-                s.hooks(),
-                s.deadLetterTopicSuffix(),
-                s.failureClassifier(),
-                s.maxTransientRetry());
+        return with(s, "messageIdExtractor", extractor);
     }
 
     /** @return {@code s} with {@code closeTimeout} */
     static Settings withCloseTimeout(Settings s, Duration closeTimeout) {
-        return new Settings(
-                s.consumerProperties(),
-                s.producerProperties(),
-                s.topics(),
-                s.consumerName(),
-                s.dataSource(),
-                s.dsl(),
-                s.schema(),
-                s.handler(),
-                s.messageIdExtractor(),
-                s.maxAttempts(),
-                s.backoff(),
-                s.deadLetterTopic(),
-                s.maxRecordsPerTransaction(),
-                s.savepointPerRecord(),
-                s.concurrency(),
-                s.retention(),
-                s.purgeInterval(),
-                closeTimeout,
-                s.meterRegistry(),
-                s.codec(),
-                s.hooks(),
-                s.deadLetterTopicSuffix(),
-                s.failureClassifier(),
-                s.maxTransientRetry());
+        return with(s, "closeTimeout", closeTimeout);
+    }
+
+    /** @return {@code s} with {@code maxBufferedBytes} */
+    static Settings withMaxBufferedBytes(Settings s, long maxBufferedBytes) {
+        return with(s, "maxBufferedBytes", maxBufferedBytes);
+    }
+
+    /** @return a copy of {@code s} whose record component {@code name} is {@code value} */
+    private static Settings with(Settings s, String name, Object value) {
+        RecordComponent[] components = Settings.class.getRecordComponents();
+        Object[] args = new Object[components.length];
+        Class<?>[] types = new Class<?>[components.length];
+        boolean found = false;
+        try {
+            for (int i = 0; i < components.length; i++) {
+                types[i] = components[i].getType();
+                if (components[i].getName().equals(name)) {
+                    args[i] = value;
+                    found = true;
+                } else {
+                    args[i] = components[i].getAccessor().invoke(s);
+                }
+            }
+            if (!found) {
+                throw new IllegalArgumentException("Settings has no component " + name);
+            }
+            return Settings.class.getDeclaredConstructor(types).newInstance(args);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("could not copy the settings with " + name, e);
+        }
     }
 
     static PartitionWorker worker(
