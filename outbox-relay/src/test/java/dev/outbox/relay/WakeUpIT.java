@@ -6,6 +6,7 @@ import static org.awaitility.Awaitility.await;
 
 import dev.outbox.core.Outbox;
 import dev.outbox.core.OutboxHeaders;
+import dev.outbox.core.Shards;
 import dev.outbox.core.retry.Backoff;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.testkit.RealServices;
@@ -333,10 +334,7 @@ class WakeUpIT {
             // a first row, published and deleted, so that the relay knows the topic before the deletes stall
             UUID first = dsl.transactionResult(tx -> outbox.append(tx.dsl(), message(topic, "k", "v")));
             kafkaSide.awaitMillis(first, System.nanoTime(), 30_000);
-            await().atMost(Duration.ofSeconds(30))
-                    .until(() -> dsl.fetchOne("select count(*) from " + schema + ".outbox_message")
-                                    .get(0, Long.class)
-                            == 0L);
+            awaitOutboxEmpty(dsl, schema);
             stalling.stall(true);
             List<UUID> committed = new ArrayList<>();
             for (int i = 0; i < 100; i++) {
@@ -355,10 +353,7 @@ class WakeUpIT {
             for (UUID id : committed) {
                 kafkaSide.awaitMillis(id, System.nanoTime(), 30_000);
             }
-            await().atMost(Duration.ofSeconds(30))
-                    .until(() -> dsl.fetchOne("select count(*) from " + schema + ".outbox_message")
-                                    .get(0, Long.class)
-                            == 0L);
+            awaitOutboxEmpty(dsl, schema);
             kafkaSide.pollFor(500); // a row published twice would arrive by now
             assertThat(kafkaSide.duplicates()).as("records published twice").isZero();
             assertThat(kafkaSide.outboxIdsByKey().get("k"))
@@ -407,6 +402,93 @@ class WakeUpIT {
         assertThat(failed).as("deletes that failed").isPositive();
         assertThat(run.twice).as("records published twice").isZero();
         Fixtures.assertVersionsInCommitOrder(run.kafkaSide, run.total, r -> Integer.parseInt(r.payload()));
+    }
+
+    /**
+     * Availability, G1 and G3 under a row lock of another transaction on a published row (an UPDATE
+     * left open in a console): the row's shard stops, the relay does not. A relay owning every shard
+     * with a 4 s lease publishes a row of key {@code a} that a side transaction holds locked FOR
+     * UPDATE, so its delete cannot go through. For the next 10 s (two and a half leases) rows of 20
+     * keys on other shards are appended: each is published and deleted, every lease of the relay is
+     * renewed (it still owns all 64 shards), and the key's next row waits unpublished behind the
+     * undeleted one (G3), the failed deletes counted under {@code errors{kind=database}}. Once the
+     * side transaction ends, the locked row is deleted without being published again and the key's
+     * next row follows it. Before, the delete waited on the lock for as long as the transaction ran,
+     * on the relay's one write thread, holding the shard's lease row FOR SHARE: no other shard's rows
+     * were deleted (rows of other shards were not even published within 10 s), and renewals and the
+     * relay's own close waited on the lease row.
+     */
+    @Test
+    void aRowLockedByAnotherTransactionStopsItsShardAndNotTheRelay(TestDatabase db, TestKafka kafka) throws Exception {
+        String topic = TestKafka.uniqueTopic("locked-row");
+        kafka.createTopic(topic, 4);
+        String schema = "locked_row";
+        OutboxMigrations.migrate(db.dataSource(), schema);
+        DSLContext dsl = OutboxMigrations.dsl(db.dataSource(), schema);
+        Outbox outbox = Outbox.builder().schema(schema).build();
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        int lockedShard = Shards.of("a", null, 64);
+        List<String> others = new ArrayList<>();
+        for (int i = 0; others.size() < 20; i++) {
+            if (Shards.of("k-" + i, null, 64) != lockedShard) {
+                others.add("k-" + i);
+            }
+        }
+        UUID first = dsl.transactionResult(tx -> outbox.append(tx.dsl(), message(topic, "a", "1")));
+        // the lock's holder closes first, so that a failed assertion does not leave the relay's close waiting on it
+        try (Relay relay = quietRelay(db.newDataSource(10), kafka.bootstrapServers(), "locked-row-relay")
+                        .schema(schema)
+                        .leaseDuration(Duration.ofSeconds(4))
+                        .idlePollInterval(Duration.ofSeconds(4))
+                        .meterRegistry(registry)
+                        .build();
+                Probe kafkaSide = new Probe(kafka.bootstrapServers(), topic);
+                Connection holder = db.connect()) {
+            holder.setAutoCommit(false);
+            try (Statement st = holder.createStatement()) {
+                st.execute("select id from " + schema + ".outbox_message for update");
+            }
+            startOwningAll(relay, 64);
+            kafkaSide.awaitMillis(first, System.nanoTime(), 30_000);
+            UUID second = dsl.transactionResult(tx -> outbox.append(tx.dsl(), message(topic, "a", "2")));
+            List<UUID> elsewhere = new ArrayList<>();
+            long lockedUntil = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            for (int i = 0; System.nanoTime() - lockedUntil < 0; i++) {
+                String key = others.get(i % others.size());
+                elsewhere.add(dsl.transactionResult(tx -> outbox.append(tx.dsl(), message(topic, key, "x"))));
+                kafkaSide.pollFor(100);
+            }
+            for (UUID id : elsewhere) {
+                kafkaSide.awaitMillis(id, System.nanoTime(), 10_000);
+            }
+            await().atMost(Duration.ofSeconds(10))
+                    .untilAsserted(() -> assertThat(
+                                    dsl.fetch("select message_key from " + schema + ".outbox_message order by id")
+                                            .getValues(0, String.class))
+                            .as("rows of other shards deleted while the row of a stays locked")
+                            .containsExactly("a", "a"));
+            assertThat(relay.ownedShards())
+                    .as("every lease renewed through two and a half leases of the lock")
+                    .hasSize(64);
+            assertThat(kafkaSide.outboxIdsByKey().get("a"))
+                    .as("G3: the key's next row waits behind its undeleted row")
+                    .hasSize(1);
+            double failed = Fixtures.counter(registry, "outbox.relay.errors", "kind", "database");
+            assertThat(failed).as("deletes that found the row locked").isPositive();
+
+            holder.rollback();
+            kafkaSide.awaitMillis(second, System.nanoTime(), 30_000);
+            awaitOutboxEmpty(dsl, schema);
+            kafkaSide.pollFor(500); // a row published twice would arrive by now
+            System.out.printf(
+                    "a row locked for 10 s: %d rows of other shards published meanwhile, %.0f failed deletes%n",
+                    elsewhere.size(), failed);
+            assertThat(kafkaSide.duplicates()).as("records published twice").isZero();
+            assertThat(kafkaSide.outboxIdsByKey().get("a"))
+                    .as("G3: the key's records in commit order")
+                    .hasSize(2)
+                    .isSorted();
+        }
     }
 
     /** Switches a hindrance of the deletes on or off. */
@@ -827,10 +909,7 @@ class WakeUpIT {
         }
 
         void awaitEmpty() {
-            await().atMost(Duration.ofSeconds(30))
-                    .until(() -> dsl.fetchOne("select count(*) from " + schema + ".outbox_message")
-                                    .get(0, Long.class)
-                            == 0L);
+            awaitOutboxEmpty(dsl, schema);
         }
 
         @Override
@@ -838,6 +917,14 @@ class WakeUpIT {
             stall(false);
             dsl.execute("drop trigger refuse_deletes on " + schema + ".outbox_message");
         }
+    }
+
+    /** Waits until the relay has deleted every row of the outbox in {@code schema}. */
+    private static void awaitOutboxEmpty(DSLContext dsl, String schema) {
+        await().atMost(Duration.ofSeconds(30))
+                .until(() -> dsl.fetchOne("select count(*) from " + schema + ".outbox_message")
+                                .get(0, Long.class)
+                        == 0L);
     }
 
     private static void startOwningAll(Relay relay, int shards) {

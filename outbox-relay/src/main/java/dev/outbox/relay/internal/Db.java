@@ -21,7 +21,8 @@ import org.postgresql.PGConnection;
 
 /**
  * Every statement the relay runs; the lease and membership statements are {@link LeaseStatements}'
- * and handed on. Each method borrows a connection in autocommit mode and returns it.
+ * and handed on. Each method borrows a connection in autocommit mode and returns it; the fenced writes
+ * run in a transaction of their own, to bound their lock waits ({@link #WRITE_LOCK_TIMEOUT}).
  * The SQL strings are constants per relay, so the driver's per-connection statement cache turns them
  * into server-side prepared statements after a few executions.
  */
@@ -38,6 +39,17 @@ final class Db implements ShardRows {
     /** SQLState of a value past one of PostgreSQL's size limits (a jsonb object over 256 MB, say). */
     static final String PROGRAM_LIMIT_EXCEEDED = "54000";
 
+    /**
+     * How long a fenced write (a delete of published rows, a record of failed ones) waits for a lock
+     * before it gives up: a row another transaction holds locked (an UPDATE left open in a console),
+     * or the table locked by a migration. Without a bound the relay's one write thread would wait as
+     * long as that transaction runs, and every shard's deletes with it. It is set for the write's own
+     * transaction ({@code SET LOCAL}), whatever the session's {@code lock_timeout}. Past it the write
+     * changes nothing; the shards whose rows are locked fail ({@link RowsLockedException}) and the
+     * others' writes run again without them ({@link WriteQueue}).
+     */
+    static final Duration WRITE_LOCK_TIMEOUT = Duration.ofSeconds(1);
+
     /** Rows per shard the backlog sample counts; beyond it estimates. */
     static final int BACKLOG_COUNTED = 1_000;
 
@@ -50,6 +62,9 @@ final class Db implements ShardRows {
     private final String readPastHeldByKeySql;
     private final String deleteAllSql;
     private final String failAllSql;
+    private final String lockedRowsSql;
+    private final String table;
+    private final long writeLockTimeoutMillis;
     private final String shardCountSql;
     private final String backlogSql;
     private final String parkedSql;
@@ -62,6 +77,18 @@ final class Db implements ShardRows {
 
     /** @param batchBytes the payload bytes after which a read takes no more rows ({@link PayloadCap}) */
     Db(DataSource dataSource, String schema, String owner, boolean holdKey, long batchBytes) {
+        this(dataSource, schema, owner, holdKey, batchBytes, WRITE_LOCK_TIMEOUT);
+    }
+
+    /** @param writeLockTimeout how long a fenced write waits for a lock ({@link #WRITE_LOCK_TIMEOUT}) */
+    Db(
+            DataSource dataSource,
+            String schema,
+            String owner,
+            boolean holdKey,
+            long batchBytes,
+            Duration writeLockTimeout) {
+        this.writeLockTimeoutMillis = Math.max(1, writeLockTimeout.toMillis());
         this.dataSource = dataSource;
         this.owner = owner;
         this.cap = new PayloadCap(batchBytes);
@@ -111,15 +138,20 @@ final class Db implements ShardRows {
         // that committed after the previous read), which keeps the read-ahead cheap for large batches.
         this.readAheadSql = columns + " and (m.id > ? or m.id <> all(?))" + hold + " order by m.id limit ?";
         // Several shards' finished batches in one statement, each fenced by its own lease. A lease row is
-        // locked FOR SHARE for the statement, so a takeover (an UPDATE of that row) either commits before
-        // and makes the lease check fail, or waits until this write committed. The lease rows are locked in
-        // shard order (the lock is taken above the sort), as renew and release lock
-        // theirs (LeaseStatements), so that no two of the relay's statements wait for each other in a
-        // cycle. A shard whose lease check fails is not locked and keeps its rows; the others' are deleted.
+        // locked FOR KEY SHARE for the write's transaction: a takeover, whose claim locks the row FOR UPDATE
+        // (SKIP LOCKED), either committed before and makes the lease check fail, or skips the shard until
+        // this write committed. Renew and release (FOR NO KEY UPDATE, LeaseStatements) do not conflict with
+        // it, so a write that waits (for a row lock of another transaction, a slow disk) never holds up the
+        // renewal of any lease; the relay's own release cannot let another relay in while the write runs,
+        // as a claim still finds the row locked. The lease rows are locked in shard order (the lock is taken
+        // above the sort), as renew and release lock theirs, so that no two of the relay's statements wait
+        // for each other in a cycle. A shard whose lease check fails is not locked and keeps its rows; the
+        // others' are deleted.
         // r: each shard's request (shard, epoch); l: the shards whose lease is held, locked (parameters 1 to 3)
         String fenced = "with r as (select * from unnest(?::int[], ?::bigint[]) as r(shard, epoch)),"
                 + " l as (select x.shard from " + lease + " x join r on x.shard = r.shard"
-                + " where x.owner = ? and x.epoch = r.epoch and x.lease_until > now() order by x.shard for share of x),";
+                + " where x.owner = ? and x.epoch = r.epoch and x.lease_until > now() order by x.shard"
+                + " for key share of x),";
         this.deleteAllSql = fenced
                 // The rows are found by `m.id = any(all ids)`, an index condition whatever the statistics say,
                 // and kept only if their own shard's lease is held (`m.shard = any(array(...))`, evaluated once,
@@ -145,6 +177,13 @@ final class Db implements ShardRows {
                 + " returning m.shard, m.id, m.attempts, m.parked_at is not null as parked)"
                 + " select r.shard, l.shard is not null, u.id, u.attempts, u.parked from r"
                 + " left join l on l.shard = r.shard left join u on u.shard = r.shard";
+        // Which of the ids are rows locked by another transaction: those visible now that a FOR UPDATE SKIP
+        // LOCKED (the lock a delete takes) passes over. Run only after a fenced write's lock wait timed out,
+        // and rolled back: the locks it takes go with it.
+        this.lockedRowsSql = "with free as (select m.id from " + msg + " m where m.id = any(?::bigint[])"
+                + " for update of m skip locked) select m.shard, m.id from " + msg + " m"
+                + " where m.id = any(?::bigint[]) and m.id not in (select free.id from free) order by m.shard, m.id";
+        this.table = msg;
         this.shardCountSql = "select count(*), coalesce(min(shard), 0), coalesce(max(shard), -1) from " + lease;
         // Per shard: the count of at most BACKLOG_COUNTED rows, the id of the last of them, the first
         // row's id and age, and the highest id: a handful of index descents and up to BACKLOG_COUNTED
@@ -433,17 +472,94 @@ final class Db implements ShardRows {
         long[] ids = fences.ids();
         Map<Integer, Integer> position = fences.position();
         Fenced[] out = new Fenced[n];
-        try (Connection c = connect();
-                PreparedStatement ps = c.prepareStatement(deleteAllSql)) {
-            bindFences(ps, c, fences);
-            ps.setArray(4, longArray(c, ids));
-            try (ResultSet rs = ps.executeQuery()) {
-                while (rs.next()) {
-                    out[position.get(rs.getInt(1))] = new Fenced(rs.getBoolean(2), (int) rs.getLong(3));
+        fencedWrite(ids, c -> {
+            try (PreparedStatement ps = c.prepareStatement(deleteAllSql)) {
+                bindFences(ps, c, fences);
+                ps.setArray(4, longArray(c, ids));
+                try (ResultSet rs = ps.executeQuery()) {
+                    while (rs.next()) {
+                        out[position.get(rs.getInt(1))] = new Fenced(rs.getBoolean(2), (int) rs.getLong(3));
+                    }
                 }
             }
-        }
+        });
         return List.of(out);
+    }
+
+    /** One fenced write's statement, run in the write's transaction. */
+    @FunctionalInterface
+    private interface Write {
+        void run(Connection c) throws SQLException;
+    }
+
+    /**
+     * Runs a fenced write of the rows {@code ids} in a transaction of its own whose lock waits end after
+     * the write lock timeout ({@link #WRITE_LOCK_TIMEOUT} unless a test set another).
+     *
+     * @throws RowsLockedException when a lock wait timed out and some of {@code ids} are rows another
+     *     transaction holds locked; nothing was written
+     */
+    private void fencedWrite(long[] ids, Write write) throws SQLException {
+        try (Connection c = connect()) {
+            c.setAutoCommit(false);
+            try {
+                setWriteLockTimeout(c);
+                write.run(c);
+                c.commit();
+            } catch (SQLException e) {
+                rollback(c, e);
+                if (RowsLockedException.LOCK_NOT_AVAILABLE.equals(e.getSQLState())) {
+                    throw lockedRows(c, ids, e);
+                }
+                throw e;
+            } catch (RuntimeException e) {
+                rollback(c, e);
+                throw e;
+            }
+        }
+    }
+
+    private void setWriteLockTimeout(Connection c) throws SQLException {
+        try (Statement st = c.createStatement()) {
+            st.execute("set local lock_timeout = " + writeLockTimeoutMillis);
+        }
+    }
+
+    private static void rollback(Connection c, Exception failure) {
+        try {
+            c.rollback();
+        } catch (SQLException e) {
+            failure.addSuppressed(e);
+        }
+    }
+
+    /**
+     * @return a {@link RowsLockedException} naming the rows of {@code ids} that another transaction
+     *     holds locked, or {@code timeout} when none is (the wait was for a lock on the table or a lease
+     *     row) or they cannot be told
+     */
+    private SQLException lockedRows(Connection c, long[] ids, SQLException timeout) {
+        Map<Integer, List<Long>> locked = new HashMap<>();
+        try {
+            setWriteLockTimeout(c);
+            try (PreparedStatement ps = c.prepareStatement(lockedRowsSql)) {
+                Array all = longArray(c, ids);
+                ps.setArray(1, all);
+                ps.setArray(2, all);
+                try (ResultSet rs = ps.executeQuery()) {
+                    while (rs.next()) {
+                        locked.computeIfAbsent(rs.getInt(1), s -> new ArrayList<>())
+                                .add(rs.getLong(2));
+                    }
+                }
+            }
+        } catch (SQLException e) {
+            timeout.addSuppressed(e);
+            return timeout;
+        } finally {
+            rollback(c, timeout);
+        }
+        return locked.isEmpty() ? timeout : new RowsLockedException(table, locked, timeout);
     }
 
     /** Several shards' writes as one statement's arguments: their shards, epochs and ids in order. */
@@ -501,27 +617,28 @@ final class Db implements ShardRows {
         for (Failure f : failures) {
             rows.add(new ArrayList<>(f.ids().length));
         }
-        try (Connection c = connect();
-                PreparedStatement ps = c.prepareStatement(failAllSql)) {
-            bindFences(ps, c, fences);
-            ps.setInt(4, maxAttempts);
-            Array idArray = longArray(c, fences.ids());
-            ps.setArray(5, idArray);
-            ps.setArray(6, c.createArrayOf("text", errors));
-            ps.setArray(7, c.createArrayOf("boolean", park));
-            ps.setArray(8, intArray(c, shardOf));
-            ps.setArray(9, idArray);
-            try (ResultSet rs = ps.executeQuery()) {
-                while (rs.next()) {
-                    int i = position.get(rs.getInt(1));
-                    held[i] = rs.getBoolean(2);
-                    long id = rs.getLong(3);
-                    if (!rs.wasNull()) {
-                        rows.get(i).add(new FailedRow(id, rs.getInt(4), rs.getBoolean(5)));
+        fencedWrite(fences.ids(), c -> {
+            try (PreparedStatement ps = c.prepareStatement(failAllSql)) {
+                bindFences(ps, c, fences);
+                ps.setInt(4, maxAttempts);
+                Array idArray = longArray(c, fences.ids());
+                ps.setArray(5, idArray);
+                ps.setArray(6, c.createArrayOf("text", errors));
+                ps.setArray(7, c.createArrayOf("boolean", park));
+                ps.setArray(8, intArray(c, shardOf));
+                ps.setArray(9, idArray);
+                try (ResultSet rs = ps.executeQuery()) {
+                    while (rs.next()) {
+                        int i = position.get(rs.getInt(1));
+                        held[i] = rs.getBoolean(2);
+                        long id = rs.getLong(3);
+                        if (!rs.wasNull()) {
+                            rows.get(i).add(new FailedRow(id, rs.getInt(4), rs.getBoolean(5)));
+                        }
                     }
                 }
             }
-        }
+        });
         List<Failed> out = new ArrayList<>(n);
         for (int i = 0; i < n; i++) {
             out.add(new Failed(held[i], List.copyOf(rows.get(i))));

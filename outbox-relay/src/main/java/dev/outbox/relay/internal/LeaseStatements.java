@@ -38,9 +38,10 @@ final class LeaseStatements {
                 + " order by shard limit ? for update skip locked) and (owner is null or lease_until < now())"
                 + " returning shard, epoch";
         // Renew and release lock the rows they change in shard order first (the lock is taken above the
-        // sort; FOR NO KEY UPDATE is the lock the UPDATE takes anyway), as the multi-shard delete locks
-        // its lease rows FOR SHARE in shard order: the relay's own statements never wait for each other
-        // in a cycle. A row changed meanwhile is checked again once its lock is granted, so the shards
+        // sort; FOR NO KEY UPDATE is the lock the UPDATE takes anyway), as the multi-shard writes lock
+        // their lease rows in shard order (FOR KEY SHARE, which does not conflict with these: a write that
+        // waits holds up no renewal): the relay's own statements never wait for each other in a cycle. A row changed
+        // meanwhile is checked again once its lock is granted, so the shards
         // returned are those whose (shard, owner, epoch) held, as with a plain UPDATE.
         String mine = "k as (select x.shard from " + lease + " x join unnest(?::int[], ?::bigint[]) as o(shard, epoch)"
                 + " on x.shard = o.shard where x.epoch = o.epoch and x.owner = ? order by x.shard for no key update of x)";

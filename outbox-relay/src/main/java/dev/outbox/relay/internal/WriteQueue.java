@@ -33,7 +33,9 @@ import java.util.function.IntConsumer;
  * <p>A statement takes at most {@code maxShards} requests and, unless a single request is larger,
  * {@code maxIds} ids, and at most one request per shard; the rest go in the next statement, in the
  * order they came. A statement that fails completes each of its requests with the {@link
- * SQLException}. After {@link #stop()} every request pending or submitted completes with a {@link
+ * SQLException}, except that when rows of some of its shards are locked by another transaction ({@link
+ * RowsLockedException}) only those shards' requests fail and the statement runs again for the others.
+ * After {@link #stop()} every request pending or submitted completes with a {@link
  * RejectedExecutionException}.
  *
  * <p>A request that no shard waits for ({@link #submitDeferred}) may wait up to the queue's linger
@@ -301,6 +303,9 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
         statementStartedNanos = time.nanoTime();
         try {
             results = statement.run(requests.stream().map(Request::write).toList());
+        } catch (RowsLockedException e) {
+            runWithout(requests, e);
+            return;
         } catch (Throwable t) {
             // a statement that failed, or anything unexpected: no request of it may wait for ever
             requests.forEach(r -> r.result.completeExceptionally(t));
@@ -310,6 +315,28 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
         }
         for (int i = 0; i < requests.size(); i++) {
             requests.get(i).result.complete(results.get(i));
+        }
+    }
+
+    /**
+     * The statement changed nothing because rows of some of its shards are locked by another
+     * transaction: those shards' requests fail, each with its own rows named, and the statement runs
+     * again for the others, so that a foreign row lock stops only the shards whose rows it holds.
+     */
+    private void runWithout(List<Request<R, T>> requests, RowsLockedException locked) {
+        List<Request<R, T>> rest = new ArrayList<>(requests.size());
+        for (Request<R, T> r : requests) {
+            if (locked.shards().contains(r.write.shard())) {
+                r.result.completeExceptionally(locked.forShard(r.write.shard()));
+            } else {
+                rest.add(r);
+            }
+        }
+        if (rest.size() == requests.size()) {
+            // no request of the statement has a locked row (a row of another shard was named): nothing to leave out
+            rest.forEach(r -> r.result.completeExceptionally(locked));
+        } else if (!rest.isEmpty()) {
+            run(rest);
         }
     }
 }

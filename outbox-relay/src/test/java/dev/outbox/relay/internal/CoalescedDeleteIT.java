@@ -6,6 +6,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.outbox.relay.Relay;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -17,7 +19,11 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import javax.sql.DataSource;
 import org.junit.jupiter.api.Test;
@@ -80,9 +86,9 @@ class CoalescedDeleteIT {
 
     /**
      * G3 fencing against a takeover in progress: while another owner's claim of one shard is open (its
-     * UPDATE of the lease row not committed), the multi-shard delete waits for it; once it commits the
-     * delete finds that shard's lease lost and deletes none of its rows, and still deletes the other
-     * shards' rows (G1).
+     * lease row locked FOR UPDATE, as the claim's statement locks it, and updated, not committed), the
+     * multi-shard delete waits for it; once it commits the delete finds that shard's lease lost and
+     * deletes none of its rows, and still deletes the other shards' rows (G1).
      */
     @Test
     @Timeout(value = 1, unit = TimeUnit.MINUTES)
@@ -95,7 +101,8 @@ class CoalescedDeleteIT {
             intruder.setAutoCommit(false);
             try (Statement st = intruder.createStatement()) {
                 st.executeUpdate("update " + db.schema() + ".outbox_shard_lease set owner = 'intruder',"
-                        + " epoch = epoch + 1, lease_until = now() + interval '1 hour' where shard = 1");
+                        + " epoch = epoch + 1, lease_until = now() + interval '1 hour' where shard in (select shard"
+                        + " from " + db.schema() + ".outbox_shard_lease where shard = 1 for update)");
             }
             CompletableFuture<List<Db.Fenced>> delete = CompletableFuture.supplyAsync(() -> {
                 try {
@@ -120,6 +127,134 @@ class CoalescedDeleteIT {
         assertThat(remaining(ds, db.schema(), 1)).containsExactly(ids.get(1));
         assertThat(remaining(ds, db.schema(), 0)).isEmpty();
         assertThat(remaining(ds, db.schema(), 2)).isEmpty();
+    }
+
+    /**
+     * A row lock of another transaction on a published row (an UPDATE left open in a console) stops
+     * only its own shard's writes, and for at most {@link Db#WRITE_LOCK_TIMEOUT} a statement:
+     *
+     * <ul>
+     *   <li>a coalesced delete of three shards, one of whose rows is locked, deletes the other two
+     *       shards' rows and fails the locked shard's request with {@link RowsLockedException}, which
+     *       names the row; none of that shard's rows is deleted, the unlocked one neither (G3: a shard's
+     *       later rows never go while an earlier one stays);
+     *   <li>the record of failed rows fails alike;
+     *   <li>while a delete waits for the lock, the shard's lease is renewed without waiting for it: the
+     *       delete's lock on the lease row (FOR KEY SHARE) does not hold up the renewal;
+     *   <li>a lock on the whole table is not a row's: every request fails with the lock timeout, and
+     *       none is blamed on a row;
+     *   <li>once the transaction ends, the shard's rows are deleted (G1: nothing left behind).
+     * </ul>
+     *
+     * Before, the delete waited for as long as the foreign transaction ran (this test timed out), holding
+     * its lease rows FOR SHARE, so that no lease of the relay was renewed and no shard's rows were
+     * deleted. With the lock timeout alone and the lease rows still FOR SHARE, the renewal waited.
+     */
+    @Test
+    @Timeout(value = 1, unit = TimeUnit.MINUTES, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+    void aRowLockedByAnotherTransactionStopsOnlyTheWritesOfItsShard(TestDatabase db) throws Exception {
+        DataSource ds = db.dataSource();
+        String schema = db.schema();
+        Claimed c = claim(ds, schema, 3, 2);
+        Map<Integer, Long> epochs = c.epochs();
+        Map<Integer, long[]> ids = c.ids();
+        long lockedRow = ids.get(1)[1];
+        List<Runnable> tasks = new ArrayList<>();
+        WriteQueue<ShardRows.Deletion, Db.Fenced> queue = WriteQueue.deletes(
+                c.relay(),
+                tasks::add,
+                new RelayMetrics(new SimpleMeterRegistry(), "test", () -> 0, CircuitBreaker.ofDefaults("test")),
+                WriteQueue.MAX_SHARDS,
+                WriteQueue.MAX_IDS);
+        try (ExecutorService threads = Executors.newVirtualThreadPerTaskExecutor();
+                Connection holder = ds.getConnection()) {
+            holder.setAutoCommit(false);
+            try (Statement st = holder.createStatement()) {
+                st.execute("select id from " + schema + ".outbox_message where id = " + lockedRow + " for update");
+            }
+            CompletableFuture<Db.Fenced> shard0 = queue.submit(new ShardRows.Deletion(0, epochs.get(0), ids.get(0)));
+            CompletableFuture<Db.Fenced> shard1 = queue.submit(new ShardRows.Deletion(1, epochs.get(1), ids.get(1)));
+            CompletableFuture<Db.Fenced> shard2 = queue.submit(new ShardRows.Deletion(2, epochs.get(2), ids.get(2)));
+            assertThat(tasks).as("one drain takes the three requests").hasSize(1);
+            tasks.remove(0).run();
+
+            assertThat(shard0).isCompletedWithValue(new Db.Fenced(true, 2));
+            assertThat(shard2).isCompletedWithValue(new Db.Fenced(true, 2));
+            assertThatThrownBy(shard1::join).cause().isInstanceOfSatisfying(RowsLockedException.class, e -> {
+                assertThat(e.shards()).containsExactly(1);
+                assertThat(e.getSQLState()).isEqualTo("55P03");
+                assertThat(e.getMessage()).contains(lockedRow + " (shard 1)").contains(schema + ".outbox_message");
+            });
+            assertThat(remaining(ds, schema, 1))
+                    .as("G3: the shard's unlocked row is not deleted without the locked one")
+                    .containsExactly(ids.get(1));
+            assertThat(remaining(ds, schema, 0)).isEmpty();
+            assertThat(remaining(ds, schema, 2)).isEmpty();
+
+            assertThatThrownBy(() -> c.relay()
+                            .failAll(
+                                    List.of(new ShardRows.Failure(
+                                            1, epochs.get(1), new long[] {lockedRow}, errors("e", 1), new boolean[1])),
+                                    3))
+                    .isInstanceOf(RowsLockedException.class);
+
+            // the same relay's statements, with a lock timeout far longer than the test waits for the renewal
+            Db patient = new Db(ds, schema, OWNER, false, Relay.Builder.DEFAULT_BATCH_BYTES, Duration.ofSeconds(40));
+            CompletableFuture<List<Db.Fenced>> waiting = CompletableFuture.supplyAsync(
+                    () -> {
+                        try {
+                            return patient.deleteAll(List.of(new ShardRows.Deletion(1, epochs.get(1), ids.get(1))));
+                        } catch (SQLException e) {
+                            throw new CompletionException(e);
+                        }
+                    },
+                    threads);
+            Thread.sleep(300);
+            assertThat(waiting).as("the delete waits for the row lock").isNotDone();
+            CompletableFuture<Set<Integer>> renewal = CompletableFuture.supplyAsync(
+                    () -> {
+                        try {
+                            return patient.renew(Map.of(1, epochs.get(1)), Duration.ofMinutes(5));
+                        } catch (SQLException e) {
+                            throw new CompletionException(e);
+                        }
+                    },
+                    threads);
+            assertThat(renewal.get(15, TimeUnit.SECONDS))
+                    .as("renewed while the delete waits")
+                    .containsExactly(1);
+            assertThat(waiting).as("the renewal did not wait for the delete").isNotDone();
+            holder.rollback();
+            assertThat(waiting.get(15, TimeUnit.SECONDS))
+                    .as("the lock gone, the delete goes on")
+                    .containsExactly(new Db.Fenced(true, 2));
+            insert(ds, schema, 1, 2);
+        }
+
+        insert(ds, schema, 0, 1);
+        try (Connection holder = ds.getConnection()) {
+            holder.setAutoCommit(false);
+            try (Statement st = holder.createStatement()) {
+                st.execute("lock table " + schema + ".outbox_message in share mode");
+            }
+            CompletableFuture<Db.Fenced> shard0 =
+                    queue.submit(new ShardRows.Deletion(0, epochs.get(0), remaining(ds, schema, 0)));
+            CompletableFuture<Db.Fenced> shard1 = queue.submit(new ShardRows.Deletion(1, epochs.get(1), ids.get(1)));
+            tasks.remove(0).run();
+            for (CompletableFuture<Db.Fenced> f : List.of(shard0, shard1)) {
+                assertThatThrownBy(f::join).cause().isInstanceOfSatisfying(SQLException.class, e -> {
+                    assertThat((Throwable) e).isNotInstanceOf(RowsLockedException.class);
+                    assertThat(e.getSQLState()).isEqualTo("55P03");
+                });
+            }
+            holder.rollback();
+        }
+
+        CompletableFuture<Db.Fenced> again =
+                queue.submit(new ShardRows.Deletion(1, epochs.get(1), remaining(ds, schema, 1)));
+        tasks.remove(0).run();
+        assertThat(again).isCompletedWithValue(new Db.Fenced(true, 2));
+        assertThat(remaining(ds, schema, 1)).isEmpty();
     }
 
     /**

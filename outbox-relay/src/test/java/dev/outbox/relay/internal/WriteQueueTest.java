@@ -9,9 +9,12 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
+import java.util.Map;
+import java.util.Queue;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
@@ -100,6 +103,42 @@ class WriteQueueTest {
         assertThat(c.get())
                 .as("the next statement's request is not failed with it")
                 .isEqualTo(new Db.Fenced(true, 1));
+    }
+
+    /**
+     * A statement that changed nothing because rows of some shards are locked by another transaction:
+     * those shards' requests fail, each naming its own rows, and the statement runs again at once for
+     * the others; a second locked shard found then is left out in turn.
+     */
+    @Test
+    void rowsLockedElsewhereFailOnlyTheirShardsAndTheStatementRunsAgainForTheOthers() {
+        WriteQueue<ShardRows.Deletion, Db.Fenced> queue =
+                WriteQueue.deletes(rows, tasks::add, metrics, WriteQueue.MAX_SHARDS, WriteQueue.MAX_IDS);
+        rows.locked.add(Map.of(2, List.of(21L), 6, List.of(61L, 62L)));
+        rows.locked.add(Map.of(4, List.of(41L)));
+        List<CompletableFuture<Db.Fenced>> all = new ArrayList<>();
+        for (int shard = 0; shard <= 8; shard += 2) {
+            all.add(queue.submit(new ShardRows.Deletion(shard, 1, new long[] {shard * 10L + 1})));
+        }
+        runTasks();
+
+        assertThat(rows.statements)
+                .as("the statement again without the locked shards, until none is locked")
+                .containsExactly(List.of(0, 2, 4, 6, 8), List.of(0, 4, 8), List.of(0, 8));
+        assertThat(all.get(0)).isCompletedWithValue(new Db.Fenced(true, 1));
+        assertThat(all.get(4)).isCompletedWithValue(new Db.Fenced(true, 1));
+        for (int i : new int[] {1, 2, 3}) {
+            int shard = i * 2;
+            assertThat(cause(all.get(i))).isInstanceOfSatisfying(RowsLockedException.class, e -> {
+                assertThat(e.shards()).containsExactly(shard);
+                assertThat(e.getSQLState()).isEqualTo("55P03");
+                assertThat(e.getMessage()).contains("(shard " + shard + ")");
+            });
+        }
+        assertThat(cause(all.get(3)).getMessage())
+                .as("its own rows, not the other shard's")
+                .contains("61 (shard 6), 62 (shard 6)")
+                .doesNotContain("shard 2");
     }
 
     @Test
@@ -239,6 +278,8 @@ class WriteQueueTest {
         final CountDownLatch started = new CountDownLatch(1);
         volatile CountDownLatch block = new CountDownLatch(0);
         volatile int failures;
+        /** Per statement from the next on, the rows found locked by another transaction, by shard. */
+        final Queue<Map<Integer, List<Long>>> locked = new ConcurrentLinkedQueue<>();
 
         @Override
         public List<Db.Fenced> deleteAll(List<Deletion> deletions) throws SQLException {
@@ -252,6 +293,11 @@ class WriteQueueTest {
             if (failures > 0) {
                 failures--;
                 throw new SQLException("connection lost", "08006");
+            }
+            Map<Integer, List<Long>> lockedNow = locked.poll();
+            if (lockedNow != null) {
+                throw new RowsLockedException(
+                        "test.outbox_message", lockedNow, new SQLException("lock timeout", "55P03"));
             }
             return deletions.stream()
                     .map(d -> d.shard() % 2 == 0 ? new Db.Fenced(true, d.ids().length) : new Db.Fenced(false, 0))
