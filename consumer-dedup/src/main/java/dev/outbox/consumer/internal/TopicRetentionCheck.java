@@ -126,8 +126,7 @@ final class TopicRetentionCheck {
                     Durations.format(retention));
             return true;
         }
-        // saturated: both can be up to Long.MAX_VALUE
-        long readableMs = retentionMs > Long.MAX_VALUE - segmentMs ? Long.MAX_VALUE : retentionMs + segmentMs;
+        long readableMs = TopicLifetime.readableMillis(retentionMs, segmentMs);
         if (readableMs <= keptMs) {
             return false;
         }

@@ -46,4 +46,19 @@ public final class TopicLifetime {
             return 0;
         }
     }
+
+    /**
+     * @param retentionMs the topic's {@code retention.ms}, not negative (a negative one keeps records for
+     *     ever: the caller says so)
+     * @param segmentMs {@link #segmentMillis}
+     * @return the longest a record can be read: their sum, saturated at {@link Long#MAX_VALUE} (both can
+     *     be set that high)
+     */
+    public static long readableMillis(long retentionMs, long segmentMs) {
+        if (retentionMs < 0 || segmentMs < 0) {
+            throw new IllegalArgumentException(
+                    "retention.ms " + retentionMs + " and segment.ms " + segmentMs + " must not be negative here");
+        }
+        return retentionMs > Long.MAX_VALUE - segmentMs ? Long.MAX_VALUE : retentionMs + segmentMs;
+    }
 }

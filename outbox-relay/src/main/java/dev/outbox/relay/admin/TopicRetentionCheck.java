@@ -190,7 +190,8 @@ final class TopicRetentionCheck {
                     boolean tooShort = topicMs < 0 || retention.toMillis() < topicMs;
                     ConfigEntry segment = config.get(TopicConfig.SEGMENT_MS_CONFIG);
                     long segmentMs = TopicLifetime.segmentMillis(segment == null ? null : segment.value());
-                    boolean segmentOutlives = !tooShort && segmentMs > 0 && retention.toMillis() < topicMs + segmentMs;
+                    long readableMs = tooShort ? Long.MAX_VALUE : TopicLifetime.readableMillis(topicMs, segmentMs);
+                    boolean segmentOutlives = !tooShort && segmentMs > 0 && retention.toMillis() < readableMs;
                     evidence.add("consumer " + e.getKey() + " (retention " + format(retention) + ") reads " + topic
                             + " (retention.ms " + shown
                             + (segmentMs > 0 ? ", segment.ms " + format(Duration.ofMillis(segmentMs)) : "")
@@ -199,7 +200,7 @@ final class TopicRetentionCheck {
                             + (tooShort ? ": SHORTER" : "")
                             + (segmentOutlives
                                     ? ": WITHIN A SEGMENT (records readable for up to "
-                                            + format(Duration.ofMillis(topicMs + segmentMs)) + ")"
+                                            + format(Duration.ofMillis(readableMs)) + ")"
                                     : ""));
                     if (tooShort) {
                         shorter.add(e.getKey() + " on " + topic);
