@@ -111,6 +111,8 @@ final class TopicHealth {
     private final long firstWaitNanos;
     private final long countIntervalNanos;
     private final Map<String, Entry> entries = new ConcurrentHashMap<>();
+    // when forgetUnused last ran
+    private volatile long lastForgetNanos;
     private final ScheduledExecutorService lookups;
     private final TimeSource time;
     // told a topic's partitions when its metadata arrives (TopicDurability); nothing until set
@@ -144,6 +146,7 @@ final class TopicHealth {
         this.countIntervalNanos = config.backoff().cap().toNanos();
         this.lookups = lookups;
         this.time = time;
+        this.lastForgetNanos = time.nanoTime();
     }
 
     /** @return a pool of {@code threads} threads for the lookups, named after the relay */
@@ -160,8 +163,9 @@ final class TopicHealth {
      *     than {@link #firstWaitNanos} ago, never for a topic already known to be missing
      */
     Status status(String topic) {
-        Entry e = entries.computeIfAbsent(topic, Entry::new);
         long now = time.nanoTime();
+        forgetUnused(now);
+        Entry e = entries.computeIfAbsent(topic, Entry::new);
         e.askedNanos = now;
         CompletableFuture<Status> lookup;
         long waitNanos;
@@ -196,6 +200,33 @@ final class TopicHealth {
         } catch (ExecutionException ex) {
             return Status.HOLD;
         }
+    }
+
+    /**
+     * Forgets, at most once per {@link #FORGET_NANOS}, the topics no batch asked about for that long
+     * that are not missing (a missing topic's re-checks forget it), not being looked up and whose rows
+     * no shard remembers: a relay whose producers name topics per tenant or per day would otherwise keep
+     * an entry for every topic it ever published to, and walk them all in {@link #held()}. A topic
+     * forgotten is looked up again the next time a batch meets it.
+     */
+    private void forgetUnused(long now) {
+        long last = lastForgetNanos;
+        if (now - last < FORGET_NANOS) {
+            return;
+        }
+        lastForgetNanos = now;
+        entries.values().removeIf(e -> unused(e, now));
+    }
+
+    private static boolean unused(Entry e, long now) {
+        synchronized (e) {
+            return !e.missing && e.lookup == null && e.holders.isEmpty() && now - e.askedNanos >= FORGET_NANOS;
+        }
+    }
+
+    /** @return the topics known now, ready, missing or being looked up */
+    int known() {
+        return entries.size();
     }
 
     /**

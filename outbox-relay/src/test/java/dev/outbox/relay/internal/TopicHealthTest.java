@@ -102,6 +102,35 @@ class TopicHealthTest {
         assertThat(topics.status("t")).isEqualTo(TopicHealth.Status.READY);
     }
 
+    /**
+     * Topics named per tenant or per day: a topic no batch met for five minutes, and whose rows no
+     * shard remembers, is forgotten, so that the relay does not keep every topic it ever published
+     * to; one asked about meanwhile, or whose held rows a shard remembers, stays.
+     */
+    @Test
+    void aTopicNoBatchMetForFiveMinutesIsForgotten() {
+        exists.set(true);
+        for (String topic : List.of("day-1", "day-2", "kept")) {
+            topics.status(topic);
+            lookups.runDue();
+            assertThat(topics.status(topic)).isEqualTo(TopicHealth.Status.READY);
+        }
+        Object shard = new Object();
+        topics.holding("day-2", shard, true);
+        time.advance(Duration.ofMinutes(4));
+        topics.status("kept");
+        time.advance(Duration.ofMinutes(1));
+        assertThat(topics.status("kept")).isEqualTo(TopicHealth.Status.READY);
+        assertThat(topics.known())
+                .as("day-1 forgotten; day-2 has rows a shard remembers; kept was asked a minute ago")
+                .isEqualTo(2);
+        topics.releaseAll(shard);
+        lookups.runDue(); // kept's look again in the background, started as it was asked
+        time.advance(Duration.ofMinutes(6));
+        topics.status("day-3");
+        assertThat(topics.known()).as("only the topic just asked about").isEqualTo(1);
+    }
+
     @Test
     void aMissingTopicStaysHeldWhileAShardRemembersItsRowsAndBrieflyAfter() {
         missing();
