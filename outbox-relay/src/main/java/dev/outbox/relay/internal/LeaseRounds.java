@@ -33,8 +33,8 @@ final class LeaseRounds {
     private final ScheduledExecutorService coordinator;
     /** Workers whose loop found their lease gone, whose leases are still to be handed back. */
     private final Queue<ShardWorker> droppedWorkers = new ConcurrentLinkedQueue<>();
-    /** When the round in progress started, or {@link Long#MIN_VALUE} between rounds. */
-    private volatile long roundStartedNanos = Long.MIN_VALUE;
+    /** When the round in progress started. */
+    private final RunningSince running = new RunningSince();
     /** When the last round ended, whether it succeeded or failed. */
     private volatile long roundEndedNanos;
 
@@ -74,9 +74,8 @@ final class LeaseRounds {
      * @param now {@link TimeSource#nanoTime()}
      */
     boolean progressing(long now, long bound) {
-        long started = roundStartedNanos;
-        if (started != Long.MIN_VALUE) {
-            return now - started <= bound;
+        if (running.running()) {
+            return running.within(now, bound);
         }
         return now - roundEndedNanos <= bound;
     }
@@ -85,12 +84,12 @@ final class LeaseRounds {
         if (engine.closing()) {
             return;
         }
-        roundStartedNanos = time.nanoTime();
+        long mark = running.started(time.nanoTime());
         try {
             round();
         } finally {
             roundEndedNanos = time.nanoTime();
-            roundStartedNanos = Long.MIN_VALUE;
+            running.ended(mark);
         }
     }
 

@@ -6,7 +6,6 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongSupplier;
 
 /**
@@ -59,8 +58,8 @@ final class ShardLoop {
 
     private final ScheduledExecutorService executor;
     private final Runnable step;
-    /** When the task running now started ({@code nanoClock}), or {@link Long#MIN_VALUE} when none runs. */
-    private final AtomicLong stepStartedNanos = new AtomicLong(Long.MIN_VALUE);
+    /** When the task running now started ({@code nanoClock}). */
+    private final RunningSince running = new RunningSince();
 
     private final CompletableFuture<Void> stopped = new CompletableFuture<>();
     // guarded by this
@@ -81,13 +80,12 @@ final class ShardLoop {
     ShardLoop(ScheduledExecutorService executor, Runnable step, LongSupplier nanoClock) {
         this.executor = executor;
         this.step = () -> {
-            long started = nanoClock.getAsLong();
-            stepStartedNanos.set(started);
+            long mark = running.started(nanoClock.getAsLong());
             try {
                 step.run();
             } finally {
                 // the next task may have started already (the step submits it): only this task's mark is cleared
-                stepStartedNanos.compareAndSet(started, Long.MIN_VALUE);
+                running.ended(mark);
             }
         };
     }
@@ -97,8 +95,7 @@ final class ShardLoop {
      * @return false while a task of the shard has been running for longer than {@code bound}
      */
     boolean progressing(long now, long bound) {
-        long started = stepStartedNanos.get();
-        return started == Long.MIN_VALUE || now - started <= bound;
+        return running.within(now, bound);
     }
 
     void start() {

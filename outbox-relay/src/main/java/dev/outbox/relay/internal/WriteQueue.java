@@ -81,8 +81,8 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
     private final ScheduledExecutorService later;
     private final long lingerNanos;
     private final TimeSource time;
-    // when the statement running started ({@link TimeSource#nanoTime()}); Long.MIN_VALUE: none runs
-    private volatile long statementStartedNanos = Long.MIN_VALUE;
+    // when the statement running now started ({@link TimeSource#nanoTime()})
+    private final RunningSince running = new RunningSince();
     // guarded by this
     private final ArrayDeque<Request<R, T>> pending = new ArrayDeque<>();
     // a drain is queued or running: what is submitted meanwhile goes with it
@@ -168,8 +168,7 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
      * @return false while a statement of this queue has been running for longer than {@code bound}
      */
     boolean progressing(long now, long bound) {
-        long started = statementStartedNanos;
-        return started == Long.MIN_VALUE || now - started <= bound;
+        return running.within(now, bound);
     }
 
     /** @return completes with the shard's result once the statement that took the request committed */
@@ -300,7 +299,7 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
     private void run(List<Request<R, T>> requests) {
         shardsPerStatement.accept(requests.size());
         List<T> results;
-        statementStartedNanos = time.nanoTime();
+        long mark = running.started(time.nanoTime());
         try {
             results = statement.run(requests.stream().map(Request::write).toList());
         } catch (RowsLockedException e) {
@@ -311,7 +310,7 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
             requests.forEach(r -> r.result.completeExceptionally(t));
             return;
         } finally {
-            statementStartedNanos = Long.MIN_VALUE;
+            running.ended(mark);
         }
         for (int i = 0; i < requests.size(); i++) {
             requests.get(i).result.complete(results.get(i));
