@@ -515,7 +515,21 @@ final class Db implements ShardRows {
             } catch (RuntimeException e) {
                 rollback(c, e);
                 throw e;
+            } finally {
+                // back in autocommit mode before the pool has it again: a pool that does not reset it (an
+                // application's, the relay embedded) would hand it on in a transaction nobody commits
+                autocommit(c);
             }
+        }
+    }
+
+    private static void autocommit(Connection c) {
+        try {
+            if (!c.isClosed()) {
+                c.setAutoCommit(true);
+            }
+        } catch (SQLException e) {
+            // a broken connection: the pool drops it
         }
     }
 

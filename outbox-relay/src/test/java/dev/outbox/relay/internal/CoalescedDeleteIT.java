@@ -8,6 +8,8 @@ import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -29,6 +31,7 @@ import javax.sql.DataSource;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.postgresql.ds.PGSimpleDataSource;
 
 /**
  * The multi-shard fenced writes on real PostgreSQL: the delete ({@link Db#deleteAll}) and the record of
@@ -255,6 +258,51 @@ class CoalescedDeleteIT {
         tasks.remove(0).run();
         assertThat(again).isCompletedWithValue(new Db.Fenced(true, 2));
         assertThat(remaining(ds, schema, 1)).isEmpty();
+    }
+
+    /**
+     * The fenced writes run in a transaction of their own (for their lock timeout) and hand their
+     * connection back in autocommit mode: a pool that does not reset it, an application's with the
+     * relay embedded, would otherwise hand the application a connection inside a transaction nobody
+     * commits. Here the pool is one connection whose close does nothing.
+     */
+    @Test
+    @Timeout(value = 1, unit = TimeUnit.MINUTES)
+    void aFencedWriteHandsItsConnectionBackInAutocommitMode(TestDatabase db) throws Exception {
+        Claimed c = claim(db.dataSource(), db.schema(), 1, 2);
+        try (Connection shared = db.dataSource().getConnection()) {
+            Connection kept = (Connection) Proxy.newProxyInstance(
+                    Connection.class.getClassLoader(), new Class<?>[] {Connection.class}, (proxy, method, args) -> {
+                        if (method.getName().equals("close")) {
+                            return null;
+                        }
+                        try {
+                            return method.invoke(shared, args);
+                        } catch (InvocationTargetException e) {
+                            throw e.getCause();
+                        }
+                    });
+            PGSimpleDataSource base = new PGSimpleDataSource();
+            DataSource onePool = (DataSource) Proxy.newProxyInstance(
+                    DataSource.class.getClassLoader(),
+                    new Class<?>[] {DataSource.class},
+                    (proxy, method, args) ->
+                            method.getName().equals("getConnection") ? kept : method.invoke(base, args));
+            Db relay = new Db(onePool, db.schema(), OWNER, false, Relay.Builder.DEFAULT_BATCH_BYTES);
+            long[] ids = c.ids().get(0);
+
+            relay.failAll(
+                    List.of(new ShardRows.Failure(
+                            0, c.epochs().get(0), new long[] {ids[0]}, errors("e", 1), new boolean[1])),
+                    3);
+            assertThat(shared.getAutoCommit())
+                    .as("after the record of failed rows")
+                    .isTrue();
+            assertThat(relay.deleteAll(
+                            List.of(new ShardRows.Deletion(0, c.epochs().get(0), ids))))
+                    .containsExactly(new Db.Fenced(true, 2));
+            assertThat(shared.getAutoCommit()).as("after the delete").isTrue();
+        }
     }
 
     /**
