@@ -54,6 +54,8 @@ final class Publisher {
     private int failedCreations;
     private long nextCreationNanos;
     private RuntimeException creationFailure;
+    // told of each replacement (the relay's counter); nothing until set
+    private volatile Runnable onReplaced = () -> {};
 
     Publisher(Map<String, Object> properties, String prefix) {
         this(() -> new KafkaProducer<>(properties), prefix);
@@ -170,6 +172,7 @@ final class Publisher {
             }
             current = null;
         }
+        onReplaced.run();
         LOG.warn(
                 "{} replacing the Kafka producer (generation {}) after {}",
                 prefix,
@@ -182,6 +185,11 @@ final class Publisher {
         } catch (Unavailable e) {
             // logged; the next current() after the backoff tries again
         }
+    }
+
+    /** @param counter runs once for each producer replaced from now on */
+    void onReplaced(Runnable counter) {
+        this.onReplaced = counter;
     }
 
     void close(Duration timeout) {

@@ -126,6 +126,7 @@ public final class RelayEngine implements Relay {
                         + "\") before starting the relay");
             }
             producers = RelayProducers.open(config, db, prefix);
+            producers.shared().onReplaced(metrics.producerReplaced::increment);
             kafkaProbe = new KafkaReadiness(config.producerProperties(), log);
             topics = new TopicHealth(
                     config,

@@ -38,6 +38,7 @@ final class RelayMetrics {
     static final String BACKLOG = "outbox.relay.backlog";
     static final String OLDEST_AGE = "outbox.relay.oldest.age";
     static final String ABORTED = "outbox.relay.transactions.aborted";
+    static final String PRODUCER_REPLACED = "outbox.relay.producer.replaced";
     static final String BATCH_BYTES_REACHED = "outbox.relay.batch.bytes.reached";
     static final String DELETE_SHARDS = "outbox.relay.delete.shards";
     static final String VACUUM = "outbox.relay.vacuum";
@@ -63,6 +64,7 @@ final class RelayMetrics {
     final Counter parked;
     final Timer backoff;
     final Counter aborted;
+    final Counter producerReplaced;
     final Counter batchBytesReached;
     final DistributionSummary deleteShards;
     final Timer vacuum;
@@ -102,6 +104,10 @@ final class RelayMetrics {
         this.aborted = Counter.builder(ABORTED)
                 .tags(tags)
                 .description("Batches whose Kafka transaction was rolled back (transactional publish mode)")
+                .register(registry);
+        this.producerReplaced = Counter.builder(PRODUCER_REPLACED)
+                .tags(tags)
+                .description("Shared Kafka producers closed and created again after an error that left them unusable")
                 .register(registry);
         this.batchBytesReached = Counter.builder(BATCH_BYTES_REACHED)
                 .tags(tags)
