@@ -13,18 +13,9 @@ import dev.outbox.testkit.TestDatabase;
 import dev.outbox.testkit.TestKafka;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.time.Duration;
-import java.util.List;
 import java.util.Map;
 import java.util.UUID;
-import java.util.concurrent.TimeUnit;
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.ScramCredentialInfo;
-import org.apache.kafka.clients.admin.ScramMechanism;
-import org.apache.kafka.clients.admin.UserScramCredentialUpsertion;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -63,8 +54,7 @@ class DeadLetterProducerIT {
         String name = "dlt-scram";
         String topic = "dlt-scram";
         String deadLetterTopic = topic + ".dlt";
-        int saslPort = freePort();
-        try (TestKafka own = TestKafka.startInJvm(brokerWithScramListener(saslPort))) {
+        try (TestKafka own = TestKafka.startInJvmWithScramListener(Map.of())) {
             own.createTopic(topic, 1);
             own.createTopic(deadLetterTopic, 1);
             UUID poison = MessageIds.next();
@@ -76,16 +66,7 @@ class DeadLetterProducerIT {
                     .meterRegistry(registry)
                     .closeTimeout(Duration.ofSeconds(2))
                     .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofMillis(200)))
-                    .producerProperties(Map.of(
-                            "bootstrap.servers",
-                            "localhost:" + saslPort,
-                            "security.protocol",
-                            "SASL_PLAINTEXT",
-                            "sasl.mechanism",
-                            "SCRAM-SHA-256",
-                            "sasl.jaas.config",
-                            "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"" + USER
-                                    + "\" password=\"" + PASSWORD + "\";"))
+                    .producerProperties(own.scramClientProperties(USER, PASSWORD))
                     .handler((m, tx) -> {
                         throw new PermanentHandlerException("not payable");
                     })
@@ -106,7 +87,7 @@ class DeadLetterProducerIT {
                 assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
                         .isZero();
 
-                createCredential(own);
+                own.createScramCredential(USER, PASSWORD);
 
                 await().atMost(WAIT).untilAsserted(() -> {
                     assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
@@ -124,39 +105,6 @@ class DeadLetterProducerIT {
                     .singleElement()
                     .satisfies(
                             r -> assertThat(header(r, OutboxHeaders.MESSAGE_ID)).isEqualTo(poison.toString()));
-        }
-    }
-
-    /**
-     * A broker with a second listener on {@code saslPort} where clients sign in with SASL/SCRAM-SHA-256;
-     * its own listener ({@link TestKafka#bootstrapServers()}) takes clients without authentication.
-     */
-    private static Map<String, String> brokerWithScramListener(int saslPort) {
-        return Map.of(
-                "listeners",
-                "EXTERNAL://localhost:0,CONTROLLER://localhost:0,SASL_DLT://localhost:" + saslPort,
-                "listener.security.protocol.map",
-                "EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_DLT:SASL_PLAINTEXT",
-                "sasl.enabled.mechanisms",
-                "SCRAM-SHA-256",
-                "listener.name.sasl_dlt.scram-sha-256.sasl.jaas.config",
-                "org.apache.kafka.common.security.scram.ScramLoginModule required;");
-    }
-
-    /** Creates {@link #USER}'s SCRAM-SHA-256 credential with {@link #PASSWORD}. */
-    private static void createCredential(TestKafka kafka) throws Exception {
-        try (Admin admin = kafka.admin()) {
-            admin.alterUserScramCredentials(List.of(new UserScramCredentialUpsertion(
-                            USER, new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), PASSWORD)))
-                    .all()
-                    .get(30, TimeUnit.SECONDS);
-        }
-    }
-
-    /** @return a port nobody listens on now, for the broker's second listener */
-    private static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
         }
     }
 }

@@ -12,9 +12,6 @@ import dev.outbox.testkit.TestKafka;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -23,11 +20,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.ScramCredentialInfo;
-import org.apache.kafka.clients.admin.ScramMechanism;
-import org.apache.kafka.clients.admin.UserScramCredentialDeletion;
-import org.apache.kafka.clients.admin.UserScramCredentialUpsertion;
 import org.jooq.DSLContext;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -128,20 +120,24 @@ class ProducerSignInIT {
     private static void publishesOnceTheCredentialExists(
             TestDatabase db, PublishMode mode, String user, boolean revoked) throws Exception {
         String topic = "sign-in";
-        int saslPort = freePort();
         MeterRegistry registry = new SimpleMeterRegistry();
         DSLContext dsl = db.dsl();
-        try (TestKafka kafka = TestKafka.startInJvm(brokerWithScramListener(saslPort))) {
+        try (TestKafka kafka = TestKafka.startInJvmWithScramListener(
+                Map.of("connections.max.reauth.ms", String.valueOf(REAUTHENTICATION)))) {
             kafka.createTopic(topic, 4);
             if (revoked) {
-                createCredential(kafka, user);
+                kafka.createScramCredential(user, PASSWORD);
             }
             List<UUID> ids = append(dsl, topic, 0, MESSAGES);
             Map<String, String> isolation = Map.of(
                     "isolation.level", mode == PublishMode.TRANSACTIONAL ? "read_committed" : "read_uncommitted");
             try (Fixtures.Collector kafkaSide = new Fixtures.Collector(kafka.bootstrapServers(), topic, isolation);
                     Relay relay = Fixtures.outageRelay(
-                                    db, "localhost:" + saslPort, "sign-in-" + mode, registry, scram(saslPort, user))
+                                    db,
+                                    kafka.scramBootstrapServers(),
+                                    "sign-in-" + mode,
+                                    registry,
+                                    kafka.scramClientProperties(user, PASSWORD))
                             .publishMode(mode)
                             .circuitBreaker(CircuitBreakerConfig.custom()
                                     .slidingWindowType(CircuitBreakerConfig.SlidingWindowType.COUNT_BASED)
@@ -159,7 +155,7 @@ class ProducerSignInIT {
                             .untilAsserted(() -> assertThat(dsl.fetchCount(OUTBOX_MESSAGE))
                                     .as("published with the credential")
                                     .isZero());
-                    deleteCredential(kafka, user);
+                    kafka.deleteScramCredential(user);
                     // the producer signs in again at its first send after its session ended: past it, it fails to
                     Thread.sleep(2 * REAUTHENTICATION);
                     ids.addAll(append(dsl, topic, MESSAGES, 2 * MESSAGES));
@@ -200,7 +196,7 @@ class ProducerSignInIT {
                         .as("nothing parked")
                         .isZero();
 
-                createCredential(kafka, user);
+                kafka.createScramCredential(user, PASSWORD);
                 long created = System.nanoTime();
                 ids.addAll(append(dsl, topic, ids.size(), ids.size() + MESSAGES));
 
@@ -229,66 +225,6 @@ class ProducerSignInIT {
                             .isPositive();
                 }
             }
-        }
-    }
-
-    /** @return the relay's producer properties to sign in as {@code user} on the SCRAM listener */
-    private static Map<String, Object> scram(int saslPort, String user) {
-        Map<String, Object> p = new HashMap<>();
-        p.put("bootstrap.servers", "localhost:" + saslPort);
-        p.put("security.protocol", "SASL_PLAINTEXT");
-        p.put("sasl.mechanism", "SCRAM-SHA-256");
-        p.put(
-                "sasl.jaas.config",
-                "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"" + user + "\" password=\""
-                        + PASSWORD + "\";");
-        return p;
-    }
-
-    /**
-     * A broker with a second listener on {@code saslPort} where clients sign in with SASL/SCRAM-SHA-256;
-     * its own listener ({@link TestKafka#bootstrapServers()}) takes clients without authentication. A
-     * signed-in connection signs in again every {@link #REAUTHENTICATION} ms, so that a deleted
-     * credential is refused within seconds on connections that exist.
-     */
-    private static Map<String, String> brokerWithScramListener(int saslPort) {
-        return Map.of(
-                "connections.max.reauth.ms",
-                String.valueOf(REAUTHENTICATION),
-                "listeners",
-                "EXTERNAL://localhost:0,CONTROLLER://localhost:0,SASL_RELAY://localhost:" + saslPort,
-                "listener.security.protocol.map",
-                "EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_RELAY:SASL_PLAINTEXT",
-                "sasl.enabled.mechanisms",
-                "SCRAM-SHA-256",
-                "listener.name.sasl_relay.scram-sha-256.sasl.jaas.config",
-                "org.apache.kafka.common.security.scram.ScramLoginModule required;");
-    }
-
-    /** Deletes {@code user}'s SCRAM-SHA-256 credential: its connections fail their next sign-in. */
-    private static void deleteCredential(TestKafka kafka, String user) throws Exception {
-        try (Admin admin = kafka.admin()) {
-            admin.alterUserScramCredentials(
-                            List.of(new UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_256)))
-                    .all()
-                    .get(30, TimeUnit.SECONDS);
-        }
-    }
-
-    /** Creates {@code user}'s SCRAM-SHA-256 credential with {@link #PASSWORD}. */
-    private static void createCredential(TestKafka kafka, String user) throws Exception {
-        try (Admin admin = kafka.admin()) {
-            admin.alterUserScramCredentials(List.of(new UserScramCredentialUpsertion(
-                            user, new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), PASSWORD)))
-                    .all()
-                    .get(30, TimeUnit.SECONDS);
-        }
-    }
-
-    /** @return a port nobody listens on now, for the broker's second listener */
-    private static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
         }
     }
 

@@ -5,6 +5,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Properties;
@@ -13,14 +14,20 @@ import java.util.UUID;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import kafka.server.BrokerServer;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.ScramCredentialInfo;
+import org.apache.kafka.clients.admin.ScramMechanism;
+import org.apache.kafka.clients.admin.UserScramCredentialDeletion;
+import org.apache.kafka.clients.admin.UserScramCredentialUpsertion;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.network.ListenerName;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.test.KafkaClusterTestKit;
@@ -43,6 +50,8 @@ public final class TestKafka implements AutoCloseable {
     private final String origin;
     private final AutoCloseable owned;
     private final KafkaClusterTestKit kit;
+    // started with a SASL/SCRAM listener (startInJvmWithScramListener)
+    private volatile boolean scramListener;
 
     private TestKafka(String bootstrapServers, String origin, AutoCloseable owned) {
         this.bootstrapServers = bootstrapServers;
@@ -95,6 +104,85 @@ public final class TestKafka implements AutoCloseable {
     public static TestKafka startInJvm(Map<String, String> brokerProperties) {
         Objects.requireNonNull(brokerProperties, "brokerProperties may not be null");
         return startCluster(1, brokerProperties);
+    }
+
+    /** The listener of {@link #startInJvmWithScramListener} where clients sign in. */
+    private static final String SCRAM_LISTENER = "SCRAM";
+
+    /**
+     * Starts a broker of its own in this JVM with a second listener where clients sign in with
+     * SASL/SCRAM-SHA-256 ({@link #scramBootstrapServers()}), for tests of a client whose credential is
+     * missing, revoked or restored ({@link #createScramCredential}, {@link #deleteScramCredential}).
+     * Its own listener ({@link #bootstrapServers()}) still takes clients without authentication.
+     *
+     * @param brokerProperties broker settings that override the kit's defaults (for example {@code
+     *     connections.max.reauth.ms}, so that a deleted credential is refused on connections that exist)
+     * @return the broker; close it when done
+     */
+    public static TestKafka startInJvmWithScramListener(Map<String, String> brokerProperties) {
+        Map<String, String> properties = new HashMap<>(brokerProperties);
+        properties.put(
+                "listeners", "EXTERNAL://localhost:0,CONTROLLER://localhost:0," + SCRAM_LISTENER + "://localhost:0");
+        properties.put(
+                "listener.security.protocol.map",
+                "EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT," + SCRAM_LISTENER + ":SASL_PLAINTEXT");
+        properties.put("sasl.enabled.mechanisms", "SCRAM-SHA-256");
+        properties.put(
+                "listener.name." + SCRAM_LISTENER.toLowerCase(Locale.ROOT) + ".scram-sha-256.sasl.jaas.config",
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;");
+        TestKafka k = startInJvm(properties);
+        k.scramListener = true;
+        return k;
+    }
+
+    /**
+     * @return the address of the listener where clients sign in with SASL/SCRAM-SHA-256
+     * @throws IllegalStateException unless started by {@link #startInJvmWithScramListener}
+     */
+    public String scramBootstrapServers() {
+        requireKit("scramBootstrapServers");
+        if (!scramListener) {
+            throw new IllegalStateException(
+                    "this broker has no SCRAM listener: start it with startInJvmWithScramListener");
+        }
+        BrokerServer broker = kit.brokers().values().iterator().next();
+        return "localhost:" + broker.boundPort(ListenerName.normalised(SCRAM_LISTENER));
+    }
+
+    /**
+     * @return client properties that sign in as {@code user} with {@code password} on {@link
+     *     #scramBootstrapServers()}
+     */
+    public Map<String, Object> scramClientProperties(String user, String password) {
+        Map<String, Object> p = new HashMap<>();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, scramBootstrapServers());
+        p.put("security.protocol", "SASL_PLAINTEXT");
+        p.put("sasl.mechanism", "SCRAM-SHA-256");
+        p.put(
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"" + user + "\" password=\""
+                        + password + "\";");
+        return p;
+    }
+
+    /** Creates or replaces {@code user}'s SCRAM-SHA-256 credential. */
+    public void createScramCredential(String user, String password) throws Exception {
+        try (Admin admin = admin()) {
+            admin.alterUserScramCredentials(List.of(new UserScramCredentialUpsertion(
+                            user, new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), password)))
+                    .all()
+                    .get(30, TimeUnit.SECONDS);
+        }
+    }
+
+    /** Deletes {@code user}'s SCRAM-SHA-256 credential: its connections fail their next sign-in. */
+    public void deleteScramCredential(String user) throws Exception {
+        try (Admin admin = admin()) {
+            admin.alterUserScramCredentials(
+                            List.of(new UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_256)))
+                    .all()
+                    .get(30, TimeUnit.SECONDS);
+        }
     }
 
     /**
