@@ -22,7 +22,7 @@ import org.postgresql.PGConnection;
 /**
  * Every statement the relay runs; the lease and membership statements are {@link LeaseStatements}'
  * and handed on. Each method borrows a connection in autocommit mode and returns it; the fenced writes
- * run in a transaction of their own, to bound their lock waits ({@link #WRITE_LOCK_TIMEOUT}).
+ * bound their own lock waits ({@link #WRITE_LOCK_TIMEOUT}).
  * The SQL strings are constants per relay, so the driver's per-connection statement cache turns them
  * into server-side prepared statements after a few executions.
  */
@@ -41,10 +41,10 @@ final class Db implements ShardRows {
 
     /**
      * How long a fenced write (a delete of published rows, a record of failed ones) waits for a lock
-     * before it gives up: a row another transaction holds locked (an UPDATE left open in a console),
-     * or the table locked by a migration. Without a bound the relay's one write thread would wait as
-     * long as that transaction runs, and every shard's deletes with it. It is set for the write's own
-     * transaction ({@code SET LOCAL}), whatever the session's {@code lock_timeout}. Past it the write
+     * before it gives up: a row another transaction holds locked (an UPDATE left open in a console), or
+     * a lease row. Without a bound the relay's one write thread would wait as
+     * long as that transaction runs, and every shard's deletes with it. The write's statement sets it for
+     * itself ({@link #lockTimeoutCte}), whatever the session's {@code lock_timeout}. Past it the write
      * changes nothing; the shards whose rows are locked fail ({@link RowsLockedException}) and the
      * others' writes run again without them ({@link WriteQueue}).
      */
@@ -148,10 +148,14 @@ final class Db implements ShardRows {
         // for each other in a cycle. A shard whose lease check fails is not locked and keeps its rows; the
         // others' are deleted.
         // r: each shard's request (shard, epoch); l: the shards whose lease is held, locked (parameters 1 to 3)
-        String fenced = "with r as (select * from unnest(?::int[], ?::bigint[]) as r(shard, epoch)),"
-                + " l as (select x.shard from " + lease + " x join r on x.shard = r.shard"
-                + " where x.owner = ? and x.epoch = r.epoch and x.lease_until > now() order by x.shard"
-                + " for key share of x),";
+        // t: the statement's own lock timeout (WRITE_LOCK_TIMEOUT), set before it locks any row: its filter in
+        // l runs below the lease rows' lock, and d reads l before it finds an outbox row
+        String fenced =
+                "with " + lockTimeoutCte() + ", r as (select * from unnest(?::int[], ?::bigint[]) as r(shard, epoch)),"
+                        + " l as (select x.shard from " + lease + " x join r on x.shard = r.shard"
+                        + " where (select t.applied from t) is not null"
+                        + " and x.owner = ? and x.epoch = r.epoch and x.lease_until > now() order by x.shard"
+                        + " for key share of x),";
         this.deleteAllSql = fenced
                 // The rows are found by `m.id = any(all ids)`, an index condition whatever the statistics say,
                 // and kept only if their own shard's lease is held (`m.shard = any(array(...))`, evaluated once,
@@ -178,9 +182,10 @@ final class Db implements ShardRows {
                 + " select r.shard, l.shard is not null, u.id, u.attempts, u.parked from r"
                 + " left join l on l.shard = r.shard left join u on u.shard = r.shard";
         // Which of the ids are rows locked by another transaction: those visible now that a FOR UPDATE SKIP
-        // LOCKED (the lock a delete takes) passes over. Run only after a fenced write's lock wait timed out,
-        // and rolled back: the locks it takes go with it.
-        this.lockedRowsSql = "with free as (select m.id from " + msg + " m where m.id = any(?::bigint[])"
+        // LOCKED (the lock a delete takes) passes over. Run only after a fenced write's lock wait timed out;
+        // the locks it takes end with its own statement.
+        this.lockedRowsSql = "with " + lockTimeoutCte() + ", free as (select m.id from " + msg + " m"
+                + " where (select t.applied from t) is not null and m.id = any(?::bigint[])"
                 + " for update of m skip locked) select m.shard, m.id from " + msg + " m"
                 + " where m.id = any(?::bigint[]) and m.id not in (select free.id from free) order by m.shard, m.id";
         this.table = msg;
@@ -493,69 +498,48 @@ final class Db implements ShardRows {
     }
 
     /**
-     * Runs a fenced write of the rows {@code ids} in a transaction of its own whose lock waits end after
-     * the write lock timeout ({@link #WRITE_LOCK_TIMEOUT} unless a test set another).
+     * Runs a fenced write of the rows {@code ids}: one statement in autocommit mode that sets its own
+     * lock timeout ({@link #lockTimeoutCte}). Not a transaction of {@code SET LOCAL}, statement and
+     * {@code COMMIT}: a relay paused between its statement and its commit (SIGSTOP, a VM paused) would
+     * keep the shards' lease rows and deleted rows locked for as long as its connection lives, and no
+     * other relay could claim those shards ({@code ZombieRelayIT}); PostgreSQL commits a single
+     * statement without waiting for the client.
      *
      * @throws RowsLockedException when a lock wait timed out and some of {@code ids} are rows another
      *     transaction holds locked; nothing was written
      */
     private void fencedWrite(long[] ids, Write write) throws SQLException {
         try (Connection c = connect()) {
-            c.setAutoCommit(false);
             try {
-                setWriteLockTimeout(c);
                 write.run(c);
-                c.commit();
             } catch (SQLException e) {
-                rollback(c, e);
                 if (RowsLockedException.LOCK_NOT_AVAILABLE.equals(e.getSQLState())) {
                     throw lockedRows(c, ids, e);
                 }
                 throw e;
-            } catch (RuntimeException e) {
-                rollback(c, e);
-                throw e;
-            } finally {
-                // back in autocommit mode before the pool has it again: a pool that does not reset it (an
-                // application's, the relay embedded) would hand it on in a transaction nobody commits
-                autocommit(c);
             }
-        }
-    }
-
-    private static void autocommit(Connection c) {
-        try {
-            if (!c.isClosed()) {
-                c.setAutoCommit(true);
-            }
-        } catch (SQLException e) {
-            // a broken connection: the pool drops it
-        }
-    }
-
-    private void setWriteLockTimeout(Connection c) throws SQLException {
-        try (Statement st = c.createStatement()) {
-            st.execute("set local lock_timeout = " + writeLockTimeoutMillis);
-        }
-    }
-
-    private static void rollback(Connection c, Exception failure) {
-        try {
-            c.rollback();
-        } catch (SQLException e) {
-            failure.addSuppressed(e);
         }
     }
 
     /**
+     * @return a CTE {@code t} whose evaluation sets {@code lock_timeout} to the write lock timeout for the
+     *     statement's own transaction ({@code set_config(..., true)}), whatever the session's; the
+     *     statement refers to it ({@code (select t.applied from t)}) before it locks a row. The table's own
+     *     lock, taken before the statement runs, is bounded by the session's {@code lock_timeout} only
+     */
+    private String lockTimeoutCte() {
+        return "t as materialized (select set_config('lock_timeout', '" + writeLockTimeoutMillis
+                + "', true) as applied)";
+    }
+
+    /**
      * @return a {@link RowsLockedException} naming the rows of {@code ids} that another transaction
-     *     holds locked, or {@code timeout} when none is (the wait was for a lock on the table or a lease
-     *     row) or they cannot be told
+     *     holds locked, or {@code timeout} when none is (the wait was for a lease row) or they cannot
+     *     be told
      */
     private SQLException lockedRows(Connection c, long[] ids, SQLException timeout) {
         Map<Integer, List<Long>> locked = new HashMap<>();
         try {
-            setWriteLockTimeout(c);
             try (PreparedStatement ps = c.prepareStatement(lockedRowsSql)) {
                 Array all = longArray(c, ids);
                 ps.setArray(1, all);
@@ -570,8 +554,6 @@ final class Db implements ShardRows {
         } catch (SQLException e) {
             timeout.addSuppressed(e);
             return timeout;
-        } finally {
-            rollback(c, timeout);
         }
         return locked.isEmpty() ? timeout : new RowsLockedException(table, locked, timeout);
     }

@@ -144,8 +144,8 @@ class CoalescedDeleteIT {
      *   <li>the record of failed rows fails alike;
      *   <li>while a delete waits for the lock, the shard's lease is renewed without waiting for it: the
      *       delete's lock on the lease row (FOR KEY SHARE) does not hold up the renewal;
-     *   <li>a lock on the whole table is not a row's: every request fails with the lock timeout, and
-     *       none is blamed on a row;
+     *   <li>a wait for a lease row is not a row's of the outbox: every request of the statement fails
+     *       with the lock timeout, and none is blamed on a row;
      *   <li>once the transaction ends, the shard's rows are deleted (G1: nothing left behind).
      * </ul>
      *
@@ -238,7 +238,8 @@ class CoalescedDeleteIT {
         try (Connection holder = ds.getConnection()) {
             holder.setAutoCommit(false);
             try (Statement st = holder.createStatement()) {
-                st.execute("lock table " + schema + ".outbox_message in share mode");
+                // a lease row held locked past the timeout, as a claim that stalled would
+                st.execute("select shard from " + schema + ".outbox_shard_lease where shard = 0 for update");
             }
             CompletableFuture<Db.Fenced> shard0 =
                     queue.submit(new ShardRows.Deletion(0, epochs.get(0), remaining(ds, schema, 0)));
@@ -261,10 +262,11 @@ class CoalescedDeleteIT {
     }
 
     /**
-     * The fenced writes run in a transaction of their own (for their lock timeout) and hand their
-     * connection back in autocommit mode: a pool that does not reset it, an application's with the
-     * relay embedded, would otherwise hand the application a connection inside a transaction nobody
-     * commits. Here the pool is one connection whose close does nothing.
+     * The fenced writes set their lock timeout inside their own statement, in autocommit mode: the
+     * connection goes back to the pool in autocommit mode with the session's {@code lock_timeout}
+     * untouched. A pool that does not reset connections (an application's, the relay embedded) would
+     * otherwise hand the application a connection inside a transaction nobody commits, or with the
+     * relay's timeout. Here the pool is one connection whose close does nothing.
      */
     @Test
     @Timeout(value = 1, unit = TimeUnit.MINUTES)
@@ -302,6 +304,11 @@ class CoalescedDeleteIT {
                             List.of(new ShardRows.Deletion(0, c.epochs().get(0), ids))))
                     .containsExactly(new Db.Fenced(true, 2));
             assertThat(shared.getAutoCommit()).as("after the delete").isTrue();
+            try (Statement st = shared.createStatement();
+                    ResultSet rs = st.executeQuery("show lock_timeout")) {
+                rs.next();
+                assertThat(rs.getString(1)).as("the session's lock_timeout").isEqualTo("0");
+            }
         }
     }
 
