@@ -47,11 +47,13 @@ public final class JsonMessages {
 
     /**
      * @param topic the Kafka topic
-     * @param key the ordering key, or {@code null}
+     * @param key the ordering key, or {@code null} for a message without one; not empty
      * @param payload the value to write as JSON
      * @return the message, typed with the payload's full class name
      * @throws NullPointerException when payload is null (a tombstone is {@code OutboxMessage.of(...)}
      *     with a null payload)
+     * @throws IllegalArgumentException when the topic is not a valid Kafka topic name, or the key is
+     *     empty, too long or holds what PostgreSQL's text cannot store (see {@link OutboxMessage})
      * @throws dev.outbox.schemas.JsonCodecException when Jackson cannot write the payload
      */
     public OutboxMessage message(String topic, String key, Object payload) {
@@ -62,11 +64,13 @@ public final class JsonMessages {
 
     /**
      * @param topic the Kafka topic
-     * @param key the ordering key, or {@code null}
+     * @param key the ordering key, or {@code null} for a message without one; not empty
      * @param type the message type, for example a name both sides agree on ({@code OrderPlaced})
      * @param payload the value to write as JSON
      * @return the message
      * @throws NullPointerException when type or payload is null
+     * @throws IllegalArgumentException when the topic is not a valid Kafka topic name, or the key is
+     *     empty, too long or holds what PostgreSQL's text cannot store (see {@link OutboxMessage})
      * @throws dev.outbox.schemas.JsonCodecException when Jackson cannot write the payload
      */
     public OutboxMessage message(String topic, String key, String type, Object payload) {

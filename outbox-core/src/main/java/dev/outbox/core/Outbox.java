@@ -132,7 +132,7 @@ public interface Outbox {
      *
      * @param tx the jOOQ context of the caller's transaction
      * @param topic the Kafka topic
-     * @param key the ordering key, or {@code null}
+     * @param key the ordering key, or {@code null} for a message without one; not empty
      * @param payload the record
      * @return its message id
      */
@@ -140,9 +140,11 @@ public interface Outbox {
 
     /**
      * @param topic the Kafka topic
-     * @param key the ordering key, or {@code null}
+     * @param key the ordering key, or {@code null} for a message without one; not empty
      * @param payload the record
      * @return the message the typed {@code append} would write, for use with {@link #appendAll}
+     * @throws IllegalArgumentException when the topic is not a valid Kafka topic name, or the key is
+     *     empty, too long or holds what PostgreSQL's text cannot store (see {@link OutboxMessage})
      */
     OutboxMessage avroMessage(String topic, String key, GenericContainer payload);
 
@@ -153,7 +155,7 @@ public interface Outbox {
      *
      * @param tx the jOOQ context of the caller's transaction
      * @param topic the Kafka topic
-     * @param key the ordering key, or {@code null}
+     * @param key the ordering key, or {@code null} for a message without one; not empty
      * @param payload the value, for example a record
      * @return its message id
      * @throws dev.outbox.schemas.JsonCodecException when Jackson cannot write the value

@@ -16,7 +16,8 @@ import java.util.regex.Pattern;
  *
  * @param messageId the message id, or {@code null} to have {@link Outbox} mint a UUIDv7
  * @param topic the Kafka topic
- * @param key the Kafka record key and ordering key (usually the aggregate id), or {@code null}
+ * @param key the Kafka record key and ordering key (usually the aggregate id), or {@code null} for a
+ *     message without one; not empty
  * @param type the message type, e.g. the Avro schema's full name
  * @param contentType the payload's content type
  * @param payload the record value, not copied; {@code null} publishes a tombstone
@@ -38,17 +39,21 @@ public record OutboxMessage(
      */
     public static final int MAX_KEY_BYTES = 2048;
 
-    private static final Pattern TRACEPARENT = Pattern.compile("^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$");
+    private static final Pattern TRACEPARENT = Pattern.compile("[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}");
+    /** The length of a version-00 {@code traceparent}, and of the part a later version shares with it. */
+    private static final int TRACEPARENT_LENGTH = 55;
+
     private static final String ZEROS = "0".repeat(32);
 
     /**
      * @throws NullPointerException when topic, type, contentType or headers is null, or a header has a
      *     null name or value
      * @throws IllegalArgumentException when the topic or type is empty, the content type blank, the topic is not a valid
-     *     Kafka topic name, the key is longer than {@link #MAX_KEY_BYTES} in UTF-8, a string holds a
-     *     NUL character (PostgreSQL's text cannot) or a lone UTF-16 surrogate (it has no UTF-8 form), a
-     *     header name is reserved, {@code traceparent} or {@code tracestate} is spelt in another case,
-     *     or a traceparent is malformed
+     *     Kafka topic name, the key is empty (a message without a key has a null one) or longer than
+     *     {@link #MAX_KEY_BYTES} in UTF-8, a string holds a NUL character (PostgreSQL's text cannot)
+     *     or a lone UTF-16 surrogate (it has no UTF-8 form), a header name is reserved, {@code
+     *     traceparent} or {@code tracestate} is spelt in another case, or a traceparent is malformed
+     *     (see {@link #isTraceparent(String)})
      */
     public OutboxMessage {
         Objects.requireNonNull(topic, "topic may not be null");
@@ -69,6 +74,11 @@ public record OutboxMessage(
                     + " give the payload's media type, e.g. application/json");
         }
         if (key != null) {
+            if (key.isEmpty()) {
+                throw new IllegalArgumentException("key is empty: pass null for a message without an ordering key,"
+                        + " or the aggregate id (an empty key is usually an id that was never set; all messages"
+                        + " keyed \"\" would share one partition and one order)");
+            }
             if (key.length() > MAX_KEY_BYTES / 3 && utf8Length(key) > MAX_KEY_BYTES) {
                 throw new IllegalArgumentException("key is " + utf8Length(key) + " bytes in UTF-8, more than "
                         + MAX_KEY_BYTES + ": a row that must be parked keeps its key in an index that cannot hold"
@@ -100,22 +110,35 @@ public record OutboxMessage(
         String traceparent = headers.get(OutboxHeaders.TRACEPARENT);
         if (traceparent != null && !isTraceparent(traceparent)) {
             throw new IllegalArgumentException("traceparent '" + traceparent
-                    + "' is not a W3C trace context (version-traceid-parentid-flags, lower-case hex; not version ff,"
-                    + " and neither id all zeros)");
+                    + "' is not a W3C trace context: write version-traceid-parentid-flags in lower-case hex (2, 32,"
+                    + " 16 and 2 digits), with nothing after it for version 00 and nothing or '-' and more for a"
+                    + " later version; not version ff, and neither id all zeros");
         }
         headers = Map.copyOf(headers);
     }
 
     /**
+     * Whether a value is a W3C trace context as a message may carry it, the way the W3C Trace Context
+     * Recommendation has a version-00 parser read it: its first 55 characters are {@code
+     * version-traceid-parentid-flags} in lower-case hex (2, 32, 16 and 2 digits). Version {@code 00}
+     * is those 55 characters and nothing more. A later version is read as version 00: its first 55
+     * characters are in that format, and a longer value goes on with {@code -} at the 56th and
+     * anything after it (what a later version adds). Version {@code ff} is invalid, and so is a trace
+     * id or parent id of all zeros, in every version (a consumer's propagator would drop such a value
+     * and start a new trace).
+     *
      * @param value a {@code traceparent} header value
-     * @return whether it is a W3C trace context as a message may carry it: {@code
-     *     version-traceid-parentid-flags} in lower-case hex, with a version other than {@code ff} and
-     *     a trace id and a parent id that are not all zeros, which the specification forbids (a
-     *     consumer's propagator would drop such a value and start a new trace)
+     * @return whether it is a W3C trace context as described above
      */
     public static boolean isTraceparent(String value) {
-        return value != null
-                && TRACEPARENT.matcher(value).matches()
+        if (value == null || value.length() < TRACEPARENT_LENGTH) {
+            return false;
+        }
+        if (value.length() > TRACEPARENT_LENGTH
+                && (value.startsWith("00-") || value.charAt(TRACEPARENT_LENGTH) != '-')) {
+            return false;
+        }
+        return TRACEPARENT.matcher(value).region(0, TRACEPARENT_LENGTH).matches()
                 && !value.startsWith("ff-")
                 && !value.regionMatches(3, ZEROS, 0, 32)
                 && !value.regionMatches(36, ZEROS, 0, 16);
@@ -171,11 +194,16 @@ public record OutboxMessage(
      * A message with raw bytes.
      *
      * @param topic the Kafka topic
-     * @param key the ordering key, or {@code null}
+     * @param key the ordering key, or {@code null} for a message without one; not empty
      * @param type the message type
      * @param contentType the payload's content type, e.g. {@code application/json}
      * @param payload the bytes, or {@code null} for a tombstone
      * @return the message, without id (the outbox mints one)
+     * @throws NullPointerException when topic, type or contentType is null
+     * @throws IllegalArgumentException when the topic or type is empty, the content type blank, the
+     *     topic is not a valid Kafka topic name, the key is empty (pass {@code null} for a message
+     *     without one) or longer than {@link #MAX_KEY_BYTES} in UTF-8, or the key, type or content
+     *     type holds a NUL character or a lone UTF-16 surrogate (see the constructor)
      */
     public static OutboxMessage of(String topic, String key, String type, String contentType, byte[] payload) {
         return new OutboxMessage(null, topic, key, type, contentType, payload, Map.of());
@@ -207,6 +235,9 @@ public record OutboxMessage(
     /**
      * @param traceparent the W3C {@code traceparent} of the producing request
      * @return a copy that carries it to the Kafka record
+     * @throws NullPointerException when it is null
+     * @throws IllegalArgumentException when it is not a W3C trace context (see {@link
+     *     #isTraceparent(String)})
      */
     public OutboxMessage withTraceparent(String traceparent) {
         return withHeader(OutboxHeaders.TRACEPARENT, traceparent);

@@ -10,6 +10,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
@@ -103,6 +104,78 @@ class ContractTest {
                 .withTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
         assertThat(ok.headers())
                 .containsEntry("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    }
+
+    /**
+     * W3C Trace Context, "Versioning of traceparent": a version-00 parser reads a later version as
+     * version 00. Its first 55 characters must be in version 00's format; a longer value must go on
+     * with '-' at the 56th character, and anything may follow. Version 00 itself is exactly 55
+     * characters; version ff, upper-case hex and all-zero ids are invalid in every version.
+     */
+    @Test
+    void traceparentsOfALaterVersionAreReadAsVersion00() {
+        String ids = "-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        for (String accepted : List.of(
+                "00" + ids,
+                "01" + ids,
+                "01" + ids + "-extra",
+                "01" + ids + "-",
+                "cc" + ids.replace("-01", "-09") + "-what-the-future-will-be-like")) {
+            assertThat(OutboxMessage.isTraceparent(accepted)).as(accepted).isTrue();
+            assertThat(OutboxMessage.of("t", "k", "x", "c", null)
+                            .withTraceparent(accepted)
+                            .headers())
+                    .containsEntry(OutboxHeaders.TRACEPARENT, accepted);
+        }
+        for (String refused : List.of(
+                "00" + ids + "-extra",
+                "00" + ids + "x",
+                "00" + ids + "-",
+                "01" + ids + "x",
+                "01" + ids + "0-extra",
+                "01" + ids.substring(0, ids.length() - 1),
+                "ff" + ids,
+                "ff" + ids + "-extra",
+                "0A" + ids,
+                "0g" + ids,
+                "00" + ids.toUpperCase(Locale.ROOT),
+                "01" + ids.toUpperCase(Locale.ROOT) + "-extra",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0A",
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                "01-00000000000000000000000000000000-00f067aa0ba902b7-01-extra",
+                "01-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01-extra",
+                "01_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+                "")) {
+            assertThat(OutboxMessage.isTraceparent(refused)).as(refused).isFalse();
+            assertThatThrownBy(() -> OutboxMessage.of("t", "k", "x", "c", null).withTraceparent(refused))
+                    .as(refused)
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageStartingWith("traceparent '" + refused + "' is not a W3C trace context:");
+        }
+        assertThat(OutboxMessage.isTraceparent(null)).isFalse();
+    }
+
+    /**
+     * A key of "" is no key: every message with it would land on one partition, in one order with
+     * all the others, which is almost always an id that was never set. It is refused; {@code null}
+     * is the message without a key.
+     */
+    @Test
+    void anEmptyKeyIsRefusedAndANullKeyIsNoKey() {
+        assertThatThrownBy(() -> OutboxMessage.of("t", "", "x", "c", new byte[0]))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith(
+                        "key is empty: pass null for a message without an ordering key, or the aggregate id");
+        assertThatThrownBy(() -> new OutboxMessage(UUID.randomUUID(), "t", "", "x", "c", null, Map.of()))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("key is empty");
+        assertThatThrownBy(() -> JsonMessages.create().message("t", "", Map.of("a", 1)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("key is empty");
+        assertThat(OutboxMessage.of("t", null, "x", "c", new byte[0]).key()).isNull();
+        assertThat(OutboxMessage.of("t", "0", "x", "c", new byte[0]).key()).isEqualTo("0");
     }
 
     /**

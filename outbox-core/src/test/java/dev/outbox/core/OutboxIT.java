@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.assertj.core.api.Assertions.within;
 
+import dev.outbox.core.internal.Json;
 import dev.outbox.migrations.OutboxMigrations;
 import dev.outbox.schemas.AvroCodec;
 import dev.outbox.schemas.orders.OrderLine;
@@ -408,6 +409,31 @@ class OutboxIT {
                 .where(OUTBOX_MESSAGE.MESSAGE_ID.eq(id))
                 .fetchSingle();
         assertThat(row.getHeaders().data()).doesNotContain("traceparent");
+    }
+
+    /**
+     * A supplier's traceparent of a later version than 00 is read as version 00 (W3C Trace Context,
+     * "Versioning of traceparent") and kept as it came; a version-00 one with characters after it is
+     * dropped, and the append goes on without it.
+     */
+    @Test
+    void aLaterVersionTraceparentFromTheSupplierIsKept(TestDatabase db) {
+        String later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra";
+        assertThat(Json.read(appendedHeaders(db, later))).containsEntry(OutboxHeaders.TRACEPARENT, later);
+        String longVersion00 = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra";
+        assertThat(appendedHeaders(db, longVersion00)).doesNotContain("traceparent");
+    }
+
+    private static String appendedHeaders(TestDatabase db, String suppliedTraceparent) {
+        Outbox traced = Outbox.builder().traceparent(() -> suppliedTraceparent).build();
+        DSLContext dsl = db.dsl();
+        UUID id = dsl.transactionResult(
+                tx -> traced.append(tx.dsl(), OutboxMessage.of("orders", "o-4", "t", "text/plain", new byte[1])));
+        return dsl.selectFrom(OUTBOX_MESSAGE)
+                .where(OUTBOX_MESSAGE.MESSAGE_ID.eq(id))
+                .fetchSingle()
+                .getHeaders()
+                .data();
     }
 
     /**

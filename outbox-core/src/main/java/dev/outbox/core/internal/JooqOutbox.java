@@ -193,8 +193,9 @@ public final class JooqOutbox implements Outbox {
 
     /**
      * The supplier's {@code traceparent}, or null when it supplies none or one that is not a W3C trace
-     * context (a client's header forwarded as it came, in upper case or of a later version): a trace
-     * header must not fail the business transaction, and W3C has receivers drop what they cannot parse.
+     * context ({@link OutboxMessage#isTraceparent}; e.g. a client's header forwarded as it came, in upper
+     * case): a trace header must not fail the business transaction, and W3C has receivers drop what
+     * they cannot parse. A later version than 00 that parses as version 00 is kept.
      */
     private String inheritedTrace() {
         String value;
