@@ -74,7 +74,13 @@ class BufferedBytesIT {
         }
 
         Path log = Files.createDirectories(Path.of("target", "crash-it")).resolve("buffered-bytes.log");
-        Process child = start(db, kafka, topic, name, log);
+        Process child = ForkedJvm.start(
+                List.of(HEAP, "-XX:+ExitOnOutOfMemoryError"),
+                BufferedBytesTestConsumer.class,
+                db,
+                kafka,
+                List.of(topic, name, Long.toString(MAX_BUFFERED_BYTES), "25"),
+                log.toFile());
         Thread reaper = new Thread(child::destroyForcibly);
         Runtime.getRuntime().addShutdownHook(reaper);
         try {
@@ -113,29 +119,6 @@ class BufferedBytesIT {
                 .as("the most bytes queued seen, against maxBufferedBytes plus one poll's records")
                 .isGreaterThanOrEqualTo(MAX_BUFFERED_BYTES / 2)
                 .isLessThan(MAX_BUFFERED_BYTES + PARTITIONS * recordBytes);
-    }
-
-    private static Process start(TestDatabase db, TestKafka kafka, String topic, String name, Path log)
-            throws IOException {
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        return new ProcessBuilder(List.of(
-                        java,
-                        HEAP,
-                        "-XX:+ExitOnOutOfMemoryError",
-                        "-cp",
-                        System.getProperty("java.class.path"),
-                        BufferedBytesTestConsumer.class.getName(),
-                        kafka.bootstrapServers(),
-                        db.jdbcUrl(),
-                        db.user(),
-                        db.password(),
-                        topic,
-                        name,
-                        Long.toString(MAX_BUFFERED_BYTES),
-                        "25"))
-                .redirectErrorStream(true)
-                .redirectOutput(log.toFile())
-                .start();
     }
 
     /** @return the highest {@code buffered-bytes-max} the process printed, or 0 */

@@ -113,28 +113,12 @@ class CrashIT {
             UUID hold,
             File log)
             throws Exception {
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        List<String> command = new ArrayList<>(List.of(
-                java,
-                "-Xmx256m",
-                "-cp",
-                System.getProperty("java.class.path"),
-                CrashTestConsumer.class.getName(),
-                kafka.bootstrapServers(),
-                db.jdbcUrl(),
-                db.user(),
-                db.password(),
-                topic,
-                name,
-                Integer.toString(batch),
-                Boolean.toString(savepoints)));
+        List<String> args =
+                new ArrayList<>(List.of(topic, name, Integer.toString(batch), Boolean.toString(savepoints)));
         if (hold != null) {
-            command.add(hold.toString());
+            args.add(hold.toString());
         }
-        return new ProcessBuilder(command)
-                .redirectErrorStream(true)
-                .redirectOutput(log)
-                .start();
+        return ForkedJvm.start(List.of("-Xmx256m"), CrashTestConsumer.class, db, kafka, args, log);
     }
 
     private static long rows(TestDatabase db) throws Exception {

@@ -59,6 +59,42 @@ class PartitionWorkerTest {
                 carried);
     }
 
+    /**
+     * Runs a worker on records 0 and 1 until the record at 0, whose handler always fails, has used two of its
+     * three attempts, then revokes its partition.
+     *
+     * @return what the worker hands over to the next one
+     */
+    private PartitionWorker.Carried revokedAfterTwoFailedAttempts() {
+        store.handler = r -> r.offset() == 0 ? new IllegalStateException("always") : null;
+        PartitionWorker first = worker(3, 10, Duration.ofHours(1));
+        first.enqueue(records(0, 2));
+        scheduler.runAll(2);
+        assertThat(store.calls.get(0L)).isEqualTo(2);
+        first.stop();
+        PartitionWorker.Carried carried = first.carried();
+        assertThat(carried).isNotNull();
+        return carried;
+    }
+
+    /**
+     * Runs a worker given {@code carried} on {@code records}, in which the record at {@code offset} has used two of
+     * its three attempts and fails again: it uses its last attempt there and is dead-lettered.
+     *
+     * @return that worker
+     */
+    private PartitionWorker lastAttemptDeadLetters(
+            PartitionWorker.Carried carried, long offset, List<ConsumerRecord<byte[], byte[]>> records) {
+        PartitionWorker worker = worker(3, 10, Duration.ofHours(1), carried);
+        worker.enqueue(records);
+        scheduler.runAll(100);
+        assertThat(store.calls.get(offset)).as("the third attempt was the last").isEqualTo(3);
+        assertThat(sink.sent)
+                .singleElement()
+                .satisfies(s -> assertThat(s.attempts()).isEqualTo(3));
+        return worker;
+    }
+
     @Test
     void aBatchRolledBackByAHandlerFailureIsRedoneUpToTheFailingRecordWhichThenUsesAnAttempt() {
         PartitionWorker worker = worker(3, 10, Duration.ofHours(1));
@@ -257,23 +293,10 @@ class PartitionWorkerTest {
      */
     @Test
     void aRecordsFailuresSurviveItsPartitionBeingRevokedAndAssignedBack() {
-        store.handler = r -> r.offset() == 0 ? new IllegalStateException("always") : null;
-        PartitionWorker first = worker(3, 10, Duration.ofHours(1));
-        first.enqueue(records(0, 2));
-        scheduler.runAll(2);
-        assertThat(store.calls.get(0L)).isEqualTo(2);
-        first.stop();
-        PartitionWorker.Carried carried = first.carried();
-        assertThat(carried).isNotNull();
+        PartitionWorker.Carried carried = revokedAfterTwoFailedAttempts();
         assertThat(carried.offset()).isZero();
 
-        PartitionWorker second = worker(3, 10, Duration.ofHours(1), carried);
-        second.enqueue(records(0, 2));
-        scheduler.runAll(100);
-        assertThat(store.calls.get(0L)).as("the third attempt was the last").isEqualTo(3);
-        assertThat(sink.sent)
-                .singleElement()
-                .satisfies(s -> assertThat(s.attempts()).isEqualTo(3));
+        PartitionWorker second = lastAttemptDeadLetters(carried, 0, records(0, 2));
         assertThat(second.nextToCommit()).isEqualTo(2);
 
         // came back past that record: nothing carried over applies, not even a retry's wait
@@ -299,26 +322,13 @@ class PartitionWorkerTest {
      */
     @Test
     void aRecordsFailuresSurviveTwoRevocationsInARow() {
-        store.handler = r -> r.offset() == 0 ? new IllegalStateException("always") : null;
-        PartitionWorker first = worker(3, 10, Duration.ofHours(1));
-        first.enqueue(records(0, 2));
-        scheduler.runAll(2);
-        assertThat(store.calls.get(0L)).isEqualTo(2);
-        first.stop();
-        PartitionWorker.Carried carried = first.carried();
-        assertThat(carried).isNotNull();
+        PartitionWorker.Carried carried = revokedAfterTwoFailedAttempts();
 
         PartitionWorker between = worker(3, 10, Duration.ofHours(1), carried);
         between.stop(); // revoked again before any record reached it
         assertThat(between.carried()).as("handed on as it came").isEqualTo(carried);
 
-        PartitionWorker last = worker(3, 10, Duration.ofHours(1), between.carried());
-        last.enqueue(records(0, 2));
-        scheduler.runAll(100);
-        assertThat(store.calls.get(0L)).as("the third attempt was the last").isEqualTo(3);
-        assertThat(sink.sent)
-                .singleElement()
-                .satisfies(s -> assertThat(s.attempts()).isEqualTo(3));
+        lastAttemptDeadLetters(between.carried(), 0, records(0, 2));
     }
 
     /**
@@ -397,13 +407,7 @@ class PartitionWorkerTest {
         assertThat(carried).isNotNull();
         assertThat(carried.offset()).isEqualTo(2);
 
-        PartitionWorker second = worker(3, 10, Duration.ofHours(1), carried);
-        second.enqueue(List.of(Fakes.record(2)));
-        scheduler.runAll(100);
-        assertThat(store.calls.get(2L)).as("the third attempt was the last").isEqualTo(3);
-        assertThat(sink.sent)
-                .singleElement()
-                .satisfies(s -> assertThat(s.attempts()).isEqualTo(3));
+        lastAttemptDeadLetters(carried, 2, List.of(Fakes.record(2)));
     }
 
     @Test

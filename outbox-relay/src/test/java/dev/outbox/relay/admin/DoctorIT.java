@@ -60,6 +60,10 @@ class DoctorIT {
             "retention.ms", String.valueOf(Duration.ofDays(6).toMillis()),
             "segment.ms", String.valueOf(Duration.ofDays(1).toMillis()));
 
+    /** Settings of a private server that leave database-durability only its standbys to judge. */
+    private static final Map<String, String> DURABLE =
+            Map.of("wal_level", "replica", "fsync", "on", "full_page_writes", "on", "synchronous_commit", "on");
+
     private final TestKafka kafka = RealServices.kafka();
     private TestDatabase db;
     private String topic;
@@ -662,12 +666,8 @@ class DoctorIT {
                 st.execute("create table orders (id int primary key)");
                 st.execute("create publication cdc_pub for table orders");
             }
-            Properties replication = new Properties();
-            PGProperty.USER.set(replication, pg.server().user());
-            PGProperty.REPLICATION.set(replication, "database");
-            PGProperty.ASSUME_MIN_SERVER_VERSION.set(replication, "10");
-            PGProperty.PREFER_QUERY_MODE.set(replication, "simple");
-            try (Connection cdc = DriverManager.getConnection(url, replication)) {
+            try (Connection cdc =
+                    DriverManager.getConnection(url, replication(pg.server().user(), "database"))) {
                 PGConnection pgc = cdc.unwrap(PGConnection.class);
                 pgc.getReplicationAPI()
                         .createReplicationSlot()
@@ -711,9 +711,7 @@ class DoctorIT {
     @Test
     void aStandbyWhoseSyncStateIsNotReadableIsAWarning() throws Exception {
         // durable otherwise, so that the standby's sync state is all the check has to doubt
-        Map<String, String> durable =
-                Map.of("wal_level", "replica", "fsync", "on", "full_page_writes", "on", "synchronous_commit", "on");
-        try (PrivatePostgres pg = PrivatePostgres.start(durable)) {
+        try (PrivatePostgres pg = PrivatePostgres.start(DURABLE)) {
             pg.createDatabase("standby");
             String url = pg.server().jdbcUrl("standby");
             String blind = "doctor_blind_standby";
@@ -721,25 +719,7 @@ class DoctorIT {
                     Statement st = admin.createStatement()) {
                 st.execute("create role " + blind + " login");
             }
-            Properties replication = new Properties();
-            PGProperty.USER.set(replication, pg.server().user());
-            PGProperty.REPLICATION.set(replication, "true");
-            PGProperty.ASSUME_MIN_SERVER_VERSION.set(replication, "10");
-            PGProperty.PREFER_QUERY_MODE.set(replication, "simple");
-            LogSequenceNumber start;
-            try (Connection c = pg.server().connect("standby");
-                    Statement st = c.createStatement();
-                    ResultSet rs = st.executeQuery("select pg_current_wal_lsn()")) {
-                rs.next();
-                start = LogSequenceNumber.valueOf(rs.getString(1));
-            }
-            try (Connection sender = DriverManager.getConnection(url, replication);
-                    PGReplicationStream stream = sender.unwrap(PGConnection.class)
-                            .getReplicationAPI()
-                            .replicationStream()
-                            .physical()
-                            .withStartPosition(start)
-                            .start()) {
+            try (PhysicalStandby standby = PhysicalStandby.open(pg, "standby")) {
                 PGSimpleDataSource asBlind = new PGSimpleDataSource();
                 asBlind.setURL(url);
                 asBlind.setUser(blind);
@@ -751,7 +731,7 @@ class DoctorIT {
                     assertThat(check.verdict()).isEqualTo(Verdict.WARN);
                     assertThat(check.fix()).contains("pg_read_all_stats");
                 });
-                assertThat(stream.isClosed()).isFalse();
+                assertThat(standby.stream().isClosed()).isFalse();
             }
         }
     }
@@ -769,9 +749,7 @@ class DoctorIT {
     @ParameterizedTest
     @ValueSource(booleans = {false, true})
     void aBaseBackupInProgressIsNotAStandby(boolean noSlot) throws Exception {
-        Map<String, String> durable =
-                Map.of("wal_level", "replica", "fsync", "on", "full_page_writes", "on", "synchronous_commit", "on");
-        try (PrivatePostgres pg = PrivatePostgres.start(durable)) {
+        try (PrivatePostgres pg = PrivatePostgres.start(DURABLE)) {
             pg.createDatabase("backup");
             String url = pg.server().jdbcUrl("backup");
             Path pgBasebackup = pgBasebackup(pg);
@@ -823,25 +801,7 @@ class DoctorIT {
                 assertThat(check.summary()).doesNotContain("asynchronous standbys");
 
                 // a physical replication stream beside the backup is a standby, and asynchronous
-                Properties replication = new Properties();
-                PGProperty.USER.set(replication, pg.server().user());
-                PGProperty.REPLICATION.set(replication, "true");
-                PGProperty.ASSUME_MIN_SERVER_VERSION.set(replication, "10");
-                PGProperty.PREFER_QUERY_MODE.set(replication, "simple");
-                LogSequenceNumber start;
-                try (Connection c = dataSource.getConnection();
-                        Statement st = c.createStatement();
-                        ResultSet rs = st.executeQuery("select pg_current_wal_lsn()")) {
-                    rs.next();
-                    start = LogSequenceNumber.valueOf(rs.getString(1));
-                }
-                try (Connection sender = DriverManager.getConnection(url, replication);
-                        PGReplicationStream stream = sender.unwrap(PGConnection.class)
-                                .getReplicationAPI()
-                                .replicationStream()
-                                .physical()
-                                .withStartPosition(start)
-                                .start()) {
+                try (PhysicalStandby standby = PhysicalStandby.open(pg, "backup")) {
                     await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
                         Doctor.Check withStandby = Doctor.builder()
                                 .dataSource(dataSource)
@@ -854,7 +814,7 @@ class DoctorIT {
                                 .contains("1 base backup in progress (not a standby)")
                                 .anySatisfy(e -> assertThat(e).startsWith("1 standby(s), 0 synchronous"));
                     });
-                    assertThat(stream.isClosed()).isFalse();
+                    assertThat(standby.stream().isClosed()).isFalse();
                 }
                 assertThat(backup.isAlive())
                         .as("pg_basebackup still running: %s", Files.readString(log))
@@ -869,6 +829,60 @@ class DoctorIT {
                     files.sorted(Comparator.reverseOrder())
                             .forEach(f -> f.toFile().delete());
                 }
+            }
+        }
+    }
+
+    /**
+     * @param replication {@code true} for a physical replication connection, {@code database} for a logical one
+     * @return the pgjdbc properties of a replication connection as {@code user}
+     */
+    private static Properties replication(String user, String replication) {
+        Properties properties = new Properties();
+        PGProperty.USER.set(properties, user);
+        PGProperty.REPLICATION.set(properties, replication);
+        PGProperty.ASSUME_MIN_SERVER_VERSION.set(properties, "10");
+        PGProperty.PREFER_QUERY_MODE.set(properties, "simple");
+        return properties;
+    }
+
+    /**
+     * A physical replication stream opened through pgjdbc from the server's current WAL position, standing in
+     * for an asynchronous standby: the server lists its WAL sender until it is closed.
+     */
+    private record PhysicalStandby(Connection sender, PGReplicationStream stream) implements AutoCloseable {
+        /** Opens one on {@code database} as the server's user. */
+        static PhysicalStandby open(PrivatePostgres pg, String database) throws SQLException {
+            LogSequenceNumber start;
+            try (Connection c = pg.server().connect(database);
+                    Statement st = c.createStatement();
+                    ResultSet rs = st.executeQuery("select pg_current_wal_lsn()")) {
+                rs.next();
+                start = LogSequenceNumber.valueOf(rs.getString(1));
+            }
+            Connection sender = DriverManager.getConnection(
+                    pg.server().jdbcUrl(database), replication(pg.server().user(), "true"));
+            try {
+                return new PhysicalStandby(
+                        sender,
+                        sender.unwrap(PGConnection.class)
+                                .getReplicationAPI()
+                                .replicationStream()
+                                .physical()
+                                .withStartPosition(start)
+                                .start());
+            } catch (SQLException | RuntimeException e) {
+                sender.close();
+                throw e;
+            }
+        }
+
+        @Override
+        public void close() throws SQLException {
+            try {
+                stream.close();
+            } finally {
+                sender.close();
             }
         }
     }
