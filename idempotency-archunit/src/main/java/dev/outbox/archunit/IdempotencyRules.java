@@ -909,11 +909,24 @@ public final class IdempotencyRules {
             Code.api(JOOQ, "fetchExists", "fetchCount", "selectCount"),
             Code.api("org.springframework.data.repository.Repository", "exists*", "count*"));
 
+    /**
+     * Inserts, named by their interfaces where the library has one: {@code Statement} covers {@code
+     * PreparedStatement}, {@code JdbcOperations} covers {@code JdbcTemplate}, {@code
+     * SimpleJdbcInsertOperations} covers {@code SimpleJdbcInsert}. A name covers all its overloads.
+     */
     private static final List<Code.Api> INSERTS = List.of(
             Code.api(JOOQ, "insertInto"),
-            Code.api("java.sql.Statement", "executeUpdate", "executeLargeUpdate", "execute"),
-            Code.api("org.springframework.jdbc.core.JdbcOperations", "update"),
-            Code.api("org.springframework.jdbc.core.namedparam.NamedParameterJdbcOperations", "update"),
+            Code.api(
+                    "java.sql.Statement",
+                    "executeUpdate",
+                    "executeLargeUpdate",
+                    "execute",
+                    "executeBatch",
+                    "executeLargeBatch"),
+            Code.api("org.springframework.jdbc.core.JdbcOperations", "update", "batchUpdate"),
+            Code.api("org.springframework.jdbc.core.namedparam.NamedParameterJdbcOperations", "update", "batchUpdate"),
+            Code.api("org.springframework.jdbc.core.simple.JdbcClient$StatementSpec", "update"),
+            Code.api("org.springframework.jdbc.core.simple.SimpleJdbcInsertOperations", "execute*"),
             Code.api("jakarta.persistence.EntityManager", "persist"),
             Code.api("org.springframework.data.repository.CrudRepository", "save*"));
 
@@ -932,12 +945,16 @@ public final class IdempotencyRules {
      * two concurrent duplicates both see "absent" and both insert). Flags a method that calls an
      * existence check (jOOQ {@code fetchExists/fetchCount/selectCount}, a Spring Data repository's
      * {@code exists*} or {@code count*}) and then, further down, an insert (jOOQ {@code insertInto},
-     * JDBC {@code executeUpdate/execute}, Spring's {@code JdbcOperations.update} and {@code
-     * NamedParameterJdbcOperations.update} (on the interfaces or their templates), JPA {@code persist}, Spring Data
-     * {@code save*}), unless the method handles the conflict the database reports: jOOQ {@code
+     * JDBC {@code Statement.executeUpdate/executeLargeUpdate/execute/executeBatch/executeLargeBatch}
+     * (on {@code PreparedStatement} too), Spring's {@code JdbcOperations.update/batchUpdate} and {@code
+     * NamedParameterJdbcOperations.update/batchUpdate} (on the interfaces or their templates), {@code
+     * JdbcClient}'s {@code StatementSpec.update}, {@code SimpleJdbcInsert}'s {@code execute*} (on the
+     * class or {@code SimpleJdbcInsertOperations}), JPA {@code persist}, Spring Data {@code save*}),
+     * unless the method handles the conflict the database reports: jOOQ {@code
      * onConflict...} / {@code onDuplicateKey...}, or catching a duplicate-key exception ({@code
      * SQLIntegrityConstraintViolationException}, jOOQ's {@code IntegrityConstraintViolationException},
-     * Spring's {@code DataIntegrityViolationException} and subtypes). Escape hatch: {@code
+     * Spring's {@code DataIntegrityViolationException} and subtypes such as {@code
+     * DuplicateKeyException}). Escape hatch: {@code
      * @IdempotencyExempt(rules = INSERT_FIRST, reason = "...")}, e.g. when a lock taken before the
      * check serialises the writers.
      *

@@ -24,10 +24,15 @@ import dev.outbox.archunit.fixtures.http.PaymentsEndpoint;
 import dev.outbox.archunit.fixtures.http.RefundsApi;
 import dev.outbox.archunit.fixtures.http.RefundsClient;
 import dev.outbox.archunit.fixtures.http.SplitRequests;
+import dev.outbox.archunit.fixtures.insert.BadBatchKeys;
+import dev.outbox.archunit.fixtures.insert.BadJdbcBatchKeys;
+import dev.outbox.archunit.fixtures.insert.BadJdbcClientKeys;
 import dev.outbox.archunit.fixtures.insert.BadJdbcKeys;
 import dev.outbox.archunit.fixtures.insert.BadKeys;
+import dev.outbox.archunit.fixtures.insert.BadSimpleJdbcInsertKeys;
 import dev.outbox.archunit.fixtures.insert.ExemptKeys;
 import dev.outbox.archunit.fixtures.insert.GoodKeys;
+import dev.outbox.archunit.fixtures.insert.GoodSpringJdbcKeys;
 import dev.outbox.archunit.fixtures.listener.BadJdbcListeners;
 import dev.outbox.archunit.fixtures.listener.BadListener;
 import dev.outbox.archunit.fixtures.listener.BadMetaHandler;
@@ -422,6 +427,73 @@ class IdempotencyRulesTest {
                         .contains(
                                 "BadJdbcKeys.rememberNamed checks for an existing row",
                                 "then inserts (NamedParameterJdbcOperations.update"));
+    }
+
+    @Test
+    void insertFirst_seesSpringJdbcsBatchUpdates_quietWhenTheDuplicateIsCaught() {
+        ArchRule rule = IdempotencyRules.noSelectThenInsert();
+
+        assertThat(violations(rule, BadBatchKeys.class))
+                .hasSize(3)
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                BadBatchKeys.class.getName() + ".remember checks for an existing row",
+                                "then inserts (JdbcOperations.batchUpdate"))
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                "BadBatchKeys.rememberStatements checks for an existing row",
+                                "then inserts (JdbcTemplate.batchUpdate"))
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                "BadBatchKeys.rememberNamed checks for an existing row",
+                                "then inserts (NamedParameterJdbcOperations.batchUpdate"))
+                .allSatisfy(v -> assertThat(v).contains("ON CONFLICT DO NOTHING", "IdempotencyExempt.INSERT_FIRST"));
+        // the same inserts, each catching DuplicateKeyException or DataIntegrityViolationException
+        assertThat(violations(rule, GoodSpringJdbcKeys.class)).isEmpty();
+    }
+
+    @Test
+    void insertFirst_seesInsertsThroughJdbcClientAndSimpleJdbcInsert_quietWhenTheDuplicateIsCaught() {
+        ArchRule rule = IdempotencyRules.noSelectThenInsert();
+
+        assertThat(violations(rule, BadJdbcClientKeys.class))
+                .singleElement()
+                .asString()
+                .contains(
+                        BadJdbcClientKeys.class.getName() + ".remember checks for an existing row",
+                        "then inserts (StatementSpec.update");
+        // on the class and on its interface
+        assertThat(violations(rule, BadSimpleJdbcInsertKeys.class))
+                .hasSize(2)
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                BadSimpleJdbcInsertKeys.class.getName() + ".remember checks for an existing row",
+                                "then inserts (SimpleJdbcInsert.execute "))
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                "BadSimpleJdbcInsertKeys.rememberBatch checks for an existing row",
+                                "then inserts (SimpleJdbcInsertOperations.executeBatch"));
+        assertThat(violations(rule, GoodSpringJdbcKeys.class)).isEmpty();
+    }
+
+    @Test
+    void insertFirst_seesJdbcBatchesOnStatementAndPreparedStatement() {
+        ArchRule rule = IdempotencyRules.noSelectThenInsert();
+
+        assertThat(violations(rule, BadJdbcBatchKeys.class))
+                .hasSize(3)
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                BadJdbcBatchKeys.class.getName() + ".remember checks for an existing row",
+                                "then inserts (PreparedStatement.executeBatch"))
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                "BadJdbcBatchKeys.rememberLarge checks for an existing row",
+                                "then inserts (Statement.executeLargeBatch"))
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                "BadJdbcBatchKeys.rememberOne checks for an existing row",
+                                "then inserts (PreparedStatement.executeUpdate"));
     }
 
     @Test

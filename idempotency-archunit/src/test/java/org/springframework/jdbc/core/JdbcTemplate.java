@@ -1,5 +1,7 @@
 package org.springframework.jdbc.core;
 
+import java.util.List;
+
 /**
  * Stand-in for Spring JDBC's {@code JdbcTemplate}, which is not a dependency of this module: the
  * implementation of {@link JdbcOperations}, as in Spring, so that a call on it is a call on a
@@ -8,6 +10,16 @@ package org.springframework.jdbc.core;
 public class JdbcTemplate implements JdbcOperations {
     @Override
     public int update(String sql, Object... args) {
+        throw new UnsupportedOperationException("the fixtures are read, never run");
+    }
+
+    @Override
+    public int[] batchUpdate(String... sql) {
+        throw new UnsupportedOperationException("the fixtures are read, never run");
+    }
+
+    @Override
+    public int[] batchUpdate(String sql, List<Object[]> batchArgs) {
         throw new UnsupportedOperationException("the fixtures are read, never run");
     }
 

@@ -8,4 +8,6 @@ import java.util.Map;
  */
 public interface NamedParameterJdbcOperations {
     int update(String sql, Map<String, ?> paramMap);
+
+    int[] batchUpdate(String sql, Map<String, ?>[] batchValues);
 }
