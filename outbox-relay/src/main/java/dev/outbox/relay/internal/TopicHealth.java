@@ -97,7 +97,10 @@ final class TopicHealth {
         CompletableFuture<Status> lookup;
         long lookupStarted;
         int consecutiveFailures;
+        // since when it has had no metadata (a lookup timed out), until a lookup finds it: kept across a lookup
+        // that ended the missing state on another error, for the log line when its metadata arrives
         long missingSince;
+        boolean sinceSet;
 
         Entry(String topic) {
             this.topic = topic;
@@ -362,21 +365,31 @@ final class TopicHealth {
             e.looking = false;
             if (failure == null) {
                 found = !e.ready;
-                missingFor = e.missing ? time.nanoTime() - e.missingSince : 0;
+                missingFor = e.sinceSet ? time.nanoTime() - e.missingSince : 0;
+                e.sinceSet = false;
                 e.missing = false;
                 e.ready = true;
                 e.readyNanos = time.nanoTime();
                 e.consecutiveFailures = 0;
                 result = Status.READY;
             } else if (notMetadata) {
-                // not a question of metadata arriving: the worker handles it (parks, or replaces the producer)
+                // not a question of metadata arriving: the worker handles it (parks the rows of an invalid or
+                // forbidden topic, replaces an unusable producer). A missing topic is no longer missing on this
+                // evidence: its re-checks end here, so the next batch that meets its rows looks it up again and
+                // waits, with the producer in use then, and learns what holds now (a re-check that met a producer
+                // closed under it by a batch's replacement, kept missing, was held with no lookup left to end it)
                 e.ready = false;
+                e.missing = false;
+                e.evidence = false;
                 result = new Status(State.ERROR, failure);
             } else {
                 e.ready = false;
                 if (!e.missing) {
                     e.missing = true;
-                    e.missingSince = started;
+                    if (!e.sinceSet) {
+                        e.sinceSet = true;
+                        e.missingSince = started;
+                    }
                 }
                 e.lastError = new Errors.TopicUnavailable(e.topic, failure);
                 firstMiss = !e.evidence && answered;

@@ -9,11 +9,14 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import org.apache.kafka.clients.producer.MockProducer;
 import org.apache.kafka.common.Cluster;
+import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.errors.TimeoutException;
+import org.apache.kafka.common.errors.TopicAuthorizationException;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -31,22 +34,38 @@ class TopicHealthTest {
     private final ManualScheduler lookups = new ManualScheduler(time);
     private final AtomicBoolean exists = new AtomicBoolean();
     private final AtomicInteger wakes = new AtomicInteger();
+    // the producers created so far, and what the next lookup throws instead of looking (once)
+    private final AtomicInteger created = new AtomicInteger();
+    private final AtomicReference<RuntimeException> nextFailure = new AtomicReference<>();
+    // the lookup that throws it closes its producer first, as a batch's replacement of it would
+    private final AtomicBoolean replacedUnderTheLookup = new AtomicBoolean();
+    private final AtomicReference<Publisher> self = new AtomicReference<>();
     private final Publisher shared = new Publisher(
-            () ->
-                    new MockProducer<>(
-                            new Cluster("c", List.of(NODE), List.of(), Set.of(), Set.of()),
-                            true,
-                            null,
-                            new ByteArraySerializer(),
-                            new ByteArraySerializer()) {
-                        @Override
-                        public List<PartitionInfo> partitionsFor(String topic) {
-                            if (!exists.get()) {
-                                throw new TimeoutException("Topic " + topic + " not present in metadata after 1 ms.");
+            () -> {
+                created.incrementAndGet();
+                return new MockProducer<>(
+                        new Cluster("c", List.of(NODE), List.of(), Set.of(), Set.of()),
+                        true,
+                        null,
+                        new ByteArraySerializer(),
+                        new ByteArraySerializer()) {
+                    @Override
+                    public List<PartitionInfo> partitionsFor(String topic) {
+                        RuntimeException failure = nextFailure.getAndSet(null);
+                        if (failure != null) {
+                            if (replacedUnderTheLookup.get()) {
+                                Publisher p = self.get();
+                                p.replace(p.current(), new KafkaException("a batch's send failed"));
                             }
-                            return List.of(ShardWorkerDecisionsTest.partition(topic));
+                            throw failure;
                         }
-                    },
+                        if (!exists.get()) {
+                            throw new TimeoutException("Topic " + topic + " not present in metadata after 1 ms.");
+                        }
+                        return List.of(ShardWorkerDecisionsTest.partition(topic));
+                    }
+                };
+            },
             "test");
     // backoff cap 30 s: a shard counts at most one failed check of a topic per 30 s
     private final RelayConfig config =
@@ -61,6 +80,10 @@ class TopicHealthTest {
             1,
             lookups,
             time);
+
+    {
+        self.set(shared);
+    }
 
     @AfterEach
     void close() {
@@ -197,5 +220,59 @@ class TopicHealthTest {
         TopicHealth.Uncounted second = topics.uncountedCheck("t", 7);
         assertThat(second).isNotNull();
         assertThat(second.check()).isEqualTo(first.check() + 1);
+    }
+
+    /**
+     * A re-check of a missing topic runs on a producer that a batch's failure replaces meanwhile: the
+     * closed producer's error says nothing of the topic. The topic is no longer held on the evidence of
+     * the failed lookups; the next batch that meets its rows looks it up on the new producer, the
+     * re-checks start again, and its rows go out once it appears. Before, the re-checks ended there
+     * while the topic stayed missing: its rows were held until the relay restarted.
+     */
+    @Test
+    void aReCheckOnAProducerClosedUnderItLeavesTheTopicToTheNextBatch() {
+        missing();
+        topics.holding("t", new Object(), true);
+        replacedUnderTheLookup.set(true);
+        nextFailure.set(new IllegalStateException("Cannot perform operation after producer has been closed"));
+        lookups.advance(Duration.ofSeconds(1));
+        assertThat(nextFailure).as("the re-check ran").hasNullValue();
+        assertThat(created).as("replaced by the batch").hasValue(2);
+        assertThat(topics.held())
+                .as("not missing on the closed producer's error")
+                .isEmpty();
+
+        assertThat(topics.status("t").state())
+                .as("a batch meeting its rows waits for a lookup")
+                .isEqualTo(TopicHealth.State.HOLD);
+        lookups.runDue();
+        assertThat(topics.held()).as("missing again, on the new producer").containsExactly("t");
+        exists.set(true);
+        lookups.advance(Duration.ofSeconds(2));
+        assertThat(topics.held()).as("checked again, and found").isEmpty();
+        assertThat(wakes).hasValue(1);
+        assertThat(topics.status("t")).isEqualTo(TopicHealth.Status.READY);
+    }
+
+    /**
+     * A re-check of a missing topic fails for good (its topic is forbidden now): the topic is no longer
+     * held on the evidence of the failed lookups, so that the next batch meeting its rows looks it up
+     * and learns the error (and parks the rows), rather than hold them for as long as the relay runs.
+     */
+    @Test
+    void aMissingTopicWhoseReCheckFailsForGoodIsNoLongerHeld() {
+        missing();
+        topics.holding("t", new Object(), true);
+        nextFailure.set(new TopicAuthorizationException(Set.of("t")));
+        lookups.advance(Duration.ofSeconds(1));
+        assertThat(nextFailure).as("the re-check ran").hasNullValue();
+        assertThat(topics.held()).isEmpty();
+        nextFailure.set(new TopicAuthorizationException(Set.of("t")));
+        assertThat(topics.status("t").state())
+                .as("a batch meeting its rows waits for a lookup of its own")
+                .isEqualTo(TopicHealth.State.HOLD);
+        lookups.runDue();
+        assertThat(nextFailure).as("that lookup ran").hasNullValue();
+        assertThat(topics.held()).isEmpty();
     }
 }
