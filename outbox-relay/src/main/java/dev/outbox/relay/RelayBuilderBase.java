@@ -57,14 +57,16 @@ abstract sealed class RelayBuilderBase permits Relay.Builder {
     }
 
     /**
-     * How often the relay vacuums the outbox table: after every {@code rows} rows it deleted, checked
-     * once a second ({@code VACUUM (SKIP_LOCKED)}, skipped while another vacuum of the table runs). Every
+     * How often the relay vacuums the outbox table: after every {@code rows} rows it deleted or
+     * rewrote (a failed row's attempt recorded), checked once a second ({@code VACUUM (SKIP_LOCKED)}, skipped while another vacuum of the table runs). Every
      * read starts at its shard's first row and steps over the index entries of the rows deleted since
      * the table was last vacuumed; autovacuum comes by at most once per {@code autovacuum_naptime} (a
      * minute by default), so under a steady load those entries pile up and make every read slower.
      * While the relay drains a backlog larger than {@code rows} (as its backlog gauge last sampled
-     * it), the vacuum waits until the backlog is drained, at the latest for 64 times {@code rows}
-     * rows: each vacuum reads every index whole, backlog entries included.
+     * it) and that backlog shrinks, the vacuum waits until the backlog is drained, at the latest for
+     * 64 times {@code rows} rows: each vacuum reads every index whole, backlog entries included. A
+     * backlog that has not shrunk for 15 s (rows held for a missing topic, writers as fast as the
+     * relay) is not waited for.
      * Needs the table's owner (or a superuser): for another role PostgreSQL skips the vacuum with a
      * warning, which the relay logs once before it stops trying.
      *

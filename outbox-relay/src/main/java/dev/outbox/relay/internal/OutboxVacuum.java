@@ -10,10 +10,12 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.function.DoubleSupplier;
+import java.util.function.LongSupplier;
 import javax.sql.DataSource;
 
 /**
- * Vacuums the outbox table after every {@code afterRows} rows this relay deleted, so that the reads,
+ * Vacuums the outbox table after every {@code afterRows} rows this relay deleted (or rewrote, see
+ * below), so that the reads,
  * which start at each shard's first row, do not step over the index entries of every row deleted
  * since autovacuum last came by. Autovacuum visits a database at most once per {@code
  * autovacuum_naptime} (one minute by default): at 8,000 rows a second that is up to 480,000 dead
@@ -31,12 +33,20 @@ import javax.sql.DataSource;
  * deletes left behind: it is skipped, and the rows after which the next one is considered double, up
  * to {@value #MAX_STRIDE} times {@code afterRows}, until the horizon moves.
  *
+ * <p>The rows counted are those the relay deleted and those whose failure it recorded (an attempt
+ * counted, a row parked): an update leaves a dead row version as a delete does. While a topic is
+ * missing, each failed check of it counts an attempt of every held row a shard remembers, up to ten
+ * batches of them per shard, so the held rows can leave more dead versions than the deletes.
+ *
  * <p>While the relay drains a backlog (the sampled backlog of its shards is larger than {@code
- * afterRows}), the vacuum waits until the backlog is drained, or until {@value #MAX_STRIDE} times
- * {@code afterRows} rows were deleted. Each vacuum reads the four indexes whole, and during a drain they
- * hold the backlog's entries, so a vacuum every {@code afterRows} rows costs in proportion to backlog /
- * {@code afterRows} per message (benchmarks/RELAY.md, "Vacuum frequency"); a drain's reads step over
- * the dead entries at the head of their shards, which they mark dead on the way.
+ * afterRows}, and it shrinks), the vacuum waits until the backlog is drained, or until {@value
+ * #MAX_STRIDE} times {@code afterRows} rows were counted. Each vacuum reads the four indexes whole, and
+ * during a drain they hold the backlog's entries, so a vacuum every {@code afterRows} rows costs in
+ * proportion to backlog / {@code afterRows} per message (benchmarks/RELAY.md, "Vacuum frequency"); a
+ * drain's reads step over the dead entries at the head of their shards, which they mark dead on the
+ * way. A backlog that has not shrunk for {@link #DRAIN_PROGRESS} is not being drained (rows held for a
+ * missing topic, writers as fast as the relay): the vacuum no longer waits for it, since every read
+ * would step over the dead entries for as long as it stays.
  *
  * <p>Runs on the relay's sampler thread, one statement at a time, on a connection borrowed for it.
  * The vacuum is bounded by {@link #TIMEOUT} ({@code statement_timeout} and the socket's read timeout,
@@ -47,6 +57,12 @@ import javax.sql.DataSource;
 final class OutboxVacuum {
     /** Largest factor by which the rows between two vacuums grow while the horizon does not move. */
     static final int MAX_STRIDE = 64;
+
+    /**
+     * How long a backlog may go without shrinking before the vacuum stops waiting for it to be drained:
+     * a few of the relay's backlog samples (one every five seconds at most).
+     */
+    static final Duration DRAIN_PROGRESS = Duration.ofSeconds(15);
 
     /**
      * The longest a vacuum (and the look at the xmin horizon before it) may run: the statements' timeout,
@@ -79,13 +95,21 @@ final class OutboxVacuum {
     private int stride = 1;
     /** The vacuum waits for a backlog to be drained. */
     private boolean draining;
+    /** While draining: the smallest backlog sampled, and when it was first seen. */
+    private double lowestBacklog;
+    /** A backlog stopped shrinking (logged), and has not come down to {@code afterRows} since. */
+    private boolean stalled;
+
+    private long lowestAtNanos;
+    private final LongSupplier nanoTime;
     /** The next transaction id when the last vacuum started, or -1 before the first. */
     private long lastVacuumXmax = -1;
 
     /**
-     * @param afterRows rows deleted between two vacuums; 0 turns the vacuum off
-     * @param deleted how many rows this relay deleted so far
+     * @param afterRows rows deleted or rewritten between two vacuums; 0 turns the vacuum off
+     * @param deleted how many rows this relay deleted or rewrote so far
      * @param backlog the publishable rows of this relay's shards, as last sampled
+     * @param nanoTime the clock of {@link #DRAIN_PROGRESS}
      */
     OutboxVacuum(
             DataSource dataSource,
@@ -94,7 +118,9 @@ final class OutboxVacuum {
             DoubleSupplier deleted,
             DoubleSupplier backlog,
             RelayMetrics metrics,
-            PrefixedLog log) {
+            PrefixedLog log,
+            LongSupplier nanoTime) {
+        this.nanoTime = nanoTime;
         this.dataSource = dataSource;
         this.table = schema + ".outbox_message";
         this.sql = "vacuum (skip_locked) " + table;
@@ -106,7 +132,7 @@ final class OutboxVacuum {
         this.deletedAtLast = deleted.getAsDouble();
     }
 
-    /** Vacuums the table if {@code afterRows} rows (times the stride) were deleted since the last look. */
+    /** Vacuums the table if {@code afterRows} rows (times the stride) were deleted or rewritten since the last look. */
     void tick() {
         if (afterRows == 0 || refused) {
             return;
@@ -117,16 +143,31 @@ final class OutboxVacuum {
             return;
         }
         double waiting = backlog.getAsDouble();
-        if (waiting > afterRows && since < (double) afterRows * MAX_STRIDE) {
+        if (waiting > afterRows && since < (double) afterRows * MAX_STRIDE && shrinking(waiting)) {
             if (!draining) {
                 draining = true;
-                log.info(
-                        "draining a backlog of about {} rows: vacuuming {} once it is drained, or after {} deleted rows",
-                        Math.round(waiting),
-                        table,
-                        (long) afterRows * MAX_STRIDE);
+                if (!stalled) {
+                    log.info(
+                            "draining a backlog of about {} rows: vacuuming {} once it is drained, or after {} deleted"
+                                    + " rows",
+                            Math.round(waiting),
+                            table,
+                            (long) afterRows * MAX_STRIDE);
+                }
             }
             return; // looked at again at the next tick, with the rows deleted meanwhile
+        }
+        if (waiting <= afterRows) {
+            stalled = false;
+        } else if (draining && since < (double) afterRows * MAX_STRIDE && !stalled) {
+            // once, until the backlog is small again: a topic missing for hours would log it every few seconds
+            stalled = true;
+            log.info(
+                    "the backlog of about {} rows has not shrunk for {} s (rows held for a missing topic, or writers as"
+                            + " fast as the relay): vacuuming {} without waiting for it to be drained",
+                    Math.round(waiting),
+                    DRAIN_PROGRESS.toSeconds(),
+                    table);
         }
         draining = false;
         deletedAtLast = now;
@@ -150,6 +191,20 @@ final class OutboxVacuum {
             // a task of a scheduled executor that throws is never run again
             log.warn("vacuuming {} failed: {}", table, e.toString());
         }
+    }
+
+    /**
+     * @return whether the backlog is being drained: the vacuum began waiting just now, or the backlog
+     *     fell below its smallest sample since then within the last {@link #DRAIN_PROGRESS}
+     */
+    private boolean shrinking(double waiting) {
+        long now = nanoTime.getAsLong();
+        if (!draining || waiting < lowestBacklog) {
+            lowestBacklog = waiting;
+            lowestAtNanos = now;
+            return true;
+        }
+        return now - lowestAtNanos < DRAIN_PROGRESS.toNanos();
     }
 
     private static String statementTimeout(Statement st) throws SQLException {

@@ -151,7 +151,7 @@ public final class RelayEngine implements Relay {
             writeThread = writes;
             deletes = WriteQueue.deletes(db, writes, metrics, time);
             pauses = PauseWatch.start(time, log, Threads.single(config.instanceId(), "pause-watch"));
-            failures = WriteQueue.failures(db, writeThread, config.maxAttempts(), time);
+            failures = WriteQueue.failures(db, writeThread, config.maxAttempts(), metrics.rowsRewritten::add, time);
             services = new ShardServices(
                     config,
                     db,
@@ -209,10 +209,11 @@ public final class RelayEngine implements Relay {
                         config.dataSource(),
                         config.schema(),
                         config.vacuumAfterRows(),
-                        metrics.published::count,
+                        () -> metrics.published.count() + metrics.rowsRewritten.sum(),
                         metrics::backlogTotal,
                         metrics,
-                        log);
+                        log,
+                        System::nanoTime);
                 sampler.scheduleWithFixedDelay(vacuum::tick, 1, 1, TimeUnit.SECONDS);
             }
             if (config.listenDataSource() != null) {

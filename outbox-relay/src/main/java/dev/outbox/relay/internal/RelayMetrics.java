@@ -17,6 +17,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.function.Supplier;
 
 /**
@@ -74,6 +75,11 @@ final class RelayMetrics {
     final Counter probeReadsFound;
     final Counter probeReadsEmpty;
     private final AtomicLong parkedRows = new AtomicLong();
+    /**
+     * Rows whose failure this relay recorded (an attempt counted, an error kept, a row parked): each
+     * update leaves a dead row version behind, as a delete does, for {@link OutboxVacuum} to count.
+     */
+    final LongAdder rowsRewritten = new LongAdder();
     /** Shards holding more rows of topics without metadata than they remember (ShardWorker#HELD_WINDOW_BATCHES). */
     final AtomicInteger heldOverflow = new AtomicInteger();
 

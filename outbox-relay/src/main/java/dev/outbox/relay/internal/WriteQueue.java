@@ -14,6 +14,7 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.IntConsumer;
+import java.util.function.LongConsumer;
 
 /**
  * Coalesces one kind of fenced write of the relay's shards: every shard loop hands its request here,
@@ -156,11 +157,31 @@ final class WriteQueue<R extends ShardRows.ShardWrite, T> {
         return deletes(rows, writeThread, metrics, MAX_SHARDS, MAX_IDS, writeThread, DELETE_LINGER_NANOS, time);
     }
 
-    /** The fenced records of failed rows; a row reaching {@code maxAttempts} is parked. */
+    /**
+     * The fenced records of failed rows; a row reaching {@code maxAttempts} is parked.
+     *
+     * @param rewritten told how many rows each statement updated
+     */
     static WriteQueue<ShardRows.Failure, Db.Failed> failures(
-            ShardRows rows, Executor runner, int maxAttempts, TimeSource time) {
+            ShardRows rows, Executor runner, int maxAttempts, LongConsumer rewritten, TimeSource time) {
         return new WriteQueue<>(
-                "failure", f -> rows.failAll(f, maxAttempts), runner, n -> {}, MAX_SHARDS, MAX_IDS, null, 0, time);
+                "failure",
+                f -> {
+                    List<Db.Failed> out = rows.failAll(f, maxAttempts);
+                    long n = 0;
+                    for (Db.Failed one : out) {
+                        n += one.rows().size();
+                    }
+                    rewritten.accept(n);
+                    return out;
+                },
+                runner,
+                n -> {},
+                MAX_SHARDS,
+                MAX_IDS,
+                null,
+                0,
+                time);
     }
 
     /**

@@ -213,18 +213,20 @@ public final class RelaySettings {
                     + " under load\")."));
 
     /** Vacuum after rows. */
-    public static final Setting<Integer> VACUUM_AFTER_ROWS = add(Setting.of(
-                    "vacuum-after-rows", Group.RELAY, Validators.integer(0, Relay.Builder.MAX_VACUUM_AFTER_ROWS))
-            .defaultValue(Relay.Builder.DEFAULT_VACUUM_AFTER_ROWS)
-            .appliedBy(Relay.Builder::vacuumAfterRows)
-            .doc("The relay vacuums the outbox table after every this many rows it deleted (VACUUM (SKIP_LOCKED),"
-                    + " checked once a second); 0 leaves the table to autovacuum. Reads step over the index entries"
-                    + " of the rows deleted since the last vacuum, and autovacuum comes by at most once per"
-                    + " autovacuum_naptime (a minute by default). While the relay drains a backlog larger than this,"
-                    + " it vacuums once the backlog is drained (at the latest after 64 times this many rows)."
-                    + " Needs the table's owner: for another role"
-                    + " PostgreSQL skips the vacuum with a warning, logged once (ENGINE.md, \"Keeping the table"
-                    + " small\")."));
+    public static final Setting<Integer> VACUUM_AFTER_ROWS =
+            add(Setting.of("vacuum-after-rows", Group.RELAY, Validators.integer(0, Relay.Builder.MAX_VACUUM_AFTER_ROWS))
+                    .defaultValue(Relay.Builder.DEFAULT_VACUUM_AFTER_ROWS)
+                    .appliedBy(Relay.Builder::vacuumAfterRows)
+                    .doc("The relay vacuums the outbox table after every this many rows it deleted or rewrote (a failed"
+                            + " row's attempt recorded; VACUUM (SKIP_LOCKED),"
+                            + " checked once a second); 0 leaves the table to autovacuum. Reads step over the index entries"
+                            + " of the rows deleted since the last vacuum, and autovacuum comes by at most once per"
+                            + " autovacuum_naptime (a minute by default). While the relay drains a backlog larger than this,"
+                            + " it vacuums once the backlog is drained (at the latest after 64 times this many rows); a"
+                            + " backlog that has not shrunk for 15 s (rows held for a missing topic) is not waited for."
+                            + " Needs the table's owner: for another role"
+                            + " PostgreSQL skips the vacuum with a warning, logged once (ENGINE.md, \"Keeping the table"
+                            + " small\")."));
 
     /** Backoff base; with backoff-cap, the builder's backoff (RelayProcess). */
     public static final Setting<Duration> BACKOFF_BASE = add(Setting.of(

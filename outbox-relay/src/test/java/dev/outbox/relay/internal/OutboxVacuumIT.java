@@ -75,7 +75,8 @@ class OutboxVacuumIT {
                     deleted::get,
                     () -> 0,
                     metrics,
-                    new PrefixedLog(LoggerFactory.getLogger(OutboxVacuumIT.class), "vacuum-timeout"));
+                    new PrefixedLog(LoggerFactory.getLogger(OutboxVacuumIT.class), "vacuum-timeout"),
+                    System::nanoTime);
 
             deleted.set(DEAD_ROWS); // the rows this relay deleted since it started
             vacuum.tick();
@@ -135,7 +136,8 @@ class OutboxVacuumIT {
                     deleted::get,
                     () -> 0,
                     metrics,
-                    new PrefixedLog(LoggerFactory.getLogger(OutboxVacuumIT.class), "vacuum-elsewhere"));
+                    new PrefixedLog(LoggerFactory.getLogger(OutboxVacuumIT.class), "vacuum-elsewhere"),
+                    System::nanoTime);
             deleted.set(1);
             vacuum.tick();
             assertThat(metrics.vacuum.count()).as("the first vacuum").isOne();
@@ -154,6 +156,83 @@ class OutboxVacuumIT {
                 st.execute("drop database if exists " + elsewhere + " with (force)");
             }
         }
+    }
+
+    /**
+     * The vacuum waits while a backlog is drained, not while it stands still: rows held for a missing
+     * topic (and their keys' later rows) stay in the backlog for as long as the topic is missing, and
+     * each failed check of it rewrites them. Before, a backlog larger than {@code afterRows} put the
+     * vacuum off until {@value OutboxVacuum#MAX_STRIDE} times {@code afterRows} rows were deleted, so the
+     * dead row versions piled up under every read of the held shards.
+     */
+    @Test
+    void aBacklogThatDoesNotShrinkDoesNotPutTheVacuumOff(TestDatabase db) throws Exception {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("alter table " + db.schema() + ".outbox_message set (autovacuum_enabled = false)");
+        }
+        RelayMetrics metrics =
+                new RelayMetrics(new SimpleMeterRegistry(), "vacuum-held", () -> 0, CircuitBreaker.ofDefaults("held"));
+        AtomicLong counted = new AtomicLong();
+        AtomicLong backlog = new AtomicLong(50_000);
+        AtomicLong nanos = new AtomicLong();
+        OutboxVacuum vacuum = new OutboxVacuum(
+                db.dataSource(),
+                db.schema(),
+                1_000, // far below MAX_STRIDE times this in the whole test
+                counted::get,
+                backlog::get,
+                metrics,
+                new PrefixedLog(LoggerFactory.getLogger(OutboxVacuumIT.class), "vacuum-held"),
+                nanos::get);
+        Runnable newTransaction = () -> {
+            try (Connection c = db.connect();
+                    Statement st = c.createStatement()) {
+                st.execute("select pg_current_xact_id()"); // the horizon can move between two vacuums
+            } catch (SQLException e) {
+                throw new IllegalStateException(e);
+            }
+        };
+
+        // a drain: the backlog shrinks between the looks, the vacuum waits
+        for (int second = 1; second <= 60; second++) {
+            counted.addAndGet(100);
+            backlog.addAndGet(-100);
+            nanos.addAndGet(TimeUnit.SECONDS.toNanos(1));
+            vacuum.tick();
+        }
+        assertThat(metrics.vacuum.count())
+                .as("no vacuum while the backlog shrinks")
+                .isZero();
+
+        // the backlog stands still while rows are deleted or rewritten (a held topic): the vacuum runs
+        for (int second = 1; second < OutboxVacuum.DRAIN_PROGRESS.toSeconds(); second++) {
+            counted.addAndGet(100);
+            nanos.addAndGet(TimeUnit.SECONDS.toNanos(1));
+            vacuum.tick();
+        }
+        assertThat(metrics.vacuum.count())
+                .as("within %s of the last shrink", OutboxVacuum.DRAIN_PROGRESS)
+                .isZero();
+        counted.addAndGet(100);
+        nanos.addAndGet(TimeUnit.SECONDS.toNanos(1));
+        vacuum.tick();
+        assertThat(metrics.vacuum.count())
+                .as("the backlog has not shrunk for %s", OutboxVacuum.DRAIN_PROGRESS)
+                .isOne();
+
+        // and again after the next 1,000 rows, once the backlog has stood still as long again
+        newTransaction.run();
+        for (int second = 1; second <= 10 + OutboxVacuum.DRAIN_PROGRESS.toSeconds() + 1; second++) {
+            counted.addAndGet(100);
+            backlog.addAndGet(10); // held rows grow
+            nanos.addAndGet(TimeUnit.SECONDS.toNanos(1));
+            vacuum.tick();
+        }
+        assertThat(metrics.vacuum.count())
+                .as("a growing backlog is not drained either")
+                .isEqualTo(2);
+        assertThat(metrics.vacuumSkipped.count()).isZero();
     }
 
     private static long vacuums(TestDatabase db) throws SQLException {

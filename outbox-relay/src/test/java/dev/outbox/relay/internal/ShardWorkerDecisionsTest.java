@@ -193,7 +193,7 @@ class ShardWorkerDecisionsTest {
                         WriteQueue.MAX_SHARDS,
                         WriteQueue.MAX_IDS),
                 pending,
-                WriteQueue.failures(rows, workers, config.maxAttempts(), TimeSource.SYSTEM),
+                WriteQueue.failures(rows, workers, config.maxAttempts(), n -> {}, TimeSource.SYSTEM),
                 breaker,
                 metrics,
                 workers,

@@ -2,6 +2,7 @@ package dev.outbox.relay.internal;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.outbox.core.internal.TimeSource;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.sql.SQLException;
@@ -21,6 +22,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 
@@ -65,6 +67,23 @@ class WriteQueueTest {
         } finally {
             thread.shutdownNow();
         }
+    }
+
+    /**
+     * Each record of failed rows updates them, which leaves a dead row version per row as a delete does:
+     * the rows are counted, and the relay's vacuum counts them with the deleted ones ({@link OutboxVacuum}).
+     */
+    @Test
+    void theRowsARecordOfFailuresUpdatedAreCounted() {
+        AtomicLong rewritten = new AtomicLong();
+        WriteQueue<ShardRows.Failure, Db.Failed> queue =
+                WriteQueue.failures(rows, tasks::add, 10, rewritten::addAndGet, TimeSource.SYSTEM);
+        queue.submit(new ShardRows.Failure(1, 1, new long[] {10, 11, 12}, new String[3], new boolean[3]));
+        queue.submit(new ShardRows.Failure(2, 1, new long[] {20}, new String[1], new boolean[1]));
+        while (!tasks.isEmpty()) {
+            tasks.remove(0).run();
+        }
+        assertThat(rewritten).hasValue(4);
     }
 
     @Test
@@ -328,7 +347,15 @@ class WriteQueueTest {
 
         @Override
         public List<Db.Failed> failAll(List<Failure> failures, int maxAttempts) {
-            throw new UnsupportedOperationException();
+            List<Db.Failed> out = new ArrayList<>();
+            for (Failure f : failures) {
+                List<Db.FailedRow> updated = new ArrayList<>();
+                for (long id : f.ids()) {
+                    updated.add(new Db.FailedRow(id, 1, false));
+                }
+                out.add(new Db.Failed(true, updated));
+            }
+            return out;
         }
     }
 }
