@@ -648,7 +648,8 @@ public final class IdempotencyRules {
     private static final List<Code.Api> POLL = List.of(Code.api("org.apache.kafka.clients.consumer.Consumer", "poll"));
 
     /**
-     * Database writes: jOOQ, JDBC, Spring JDBC, JPA, Spring Data. Spring JDBC is named by its
+     * Database writes: jOOQ, JDBC, Spring JDBC (also {@code JdbcClient} and {@code SimpleJdbcInsert}),
+     * JPA, Spring Data. Spring JDBC is named by its
      * interfaces, which cover {@code JdbcTemplate} and {@code NamedParameterJdbcTemplate}; its {@code
      * execute(String)} runs any SQL and counts as a write, like JDBC's {@code Statement.execute} and
      * jOOQ's {@code DSLContext.execute}, while the {@code execute} overloads given a callback are
@@ -671,6 +672,7 @@ public final class IdempotencyRules {
                     "execute(java.lang.String)"),
             Code.api("org.springframework.jdbc.core.namedparam.NamedParameterJdbcOperations", "update", "batchUpdate"),
             Code.api("org.springframework.jdbc.core.simple.JdbcClient$StatementSpec", "update"),
+            Code.api("org.springframework.jdbc.core.simple.SimpleJdbcInsertOperations", "execute*"),
             Code.api("jakarta.persistence.EntityManager", "persist", "merge", "remove"),
             Code.api("org.springframework.data.repository.CrudRepository", "save*", "delete*"));
 

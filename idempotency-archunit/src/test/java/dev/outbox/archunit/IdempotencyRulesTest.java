@@ -384,7 +384,7 @@ class IdempotencyRulesTest {
         ArchRule defaults = IdempotencyRules.kafkaListenersWriteThroughDedup();
 
         assertThat(violations(defaults, BadJdbcListeners.class))
-                .hasSize(4)
+                .hasSize(5)
                 .anySatisfy(v -> assertThat(v)
                         .contains(BadJdbcListeners.class.getName()
                                 + ".update writes to the database (JdbcOperations.update"))
@@ -392,8 +392,10 @@ class IdempotencyRulesTest {
                         .contains("BadJdbcListeners.named writes to the database (NamedParameterJdbcOperations.update"))
                 .anySatisfy(v -> assertThat(v)
                         .contains("BadJdbcListeners.execute writes to the database (JdbcOperations.execute"))
+                .anySatisfy(v ->
+                        assertThat(v).contains("BadJdbcListeners.template writes to the database (JdbcTemplate.update"))
                 .anySatisfy(v -> assertThat(v)
-                        .contains("BadJdbcListeners.template writes to the database (JdbcTemplate.update"));
+                        .contains("BadJdbcListeners.simpleInsert writes to the database (SimpleJdbcInsert.execute"));
         // a query, and execute with a callback that only queries: execute(String) alone is a write
         assertThat(violations(defaults, ReadingJdbcListener.class)).isEmpty();
     }
