@@ -18,6 +18,7 @@ import java.time.Duration;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BiConsumer;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -185,50 +186,39 @@ class OutboxVacuumIT {
                 metrics,
                 new PrefixedLog(LoggerFactory.getLogger(OutboxVacuumIT.class), "vacuum-held"),
                 nanos::get);
-        Runnable newTransaction = () -> {
-            try (Connection c = db.connect();
-                    Statement st = c.createStatement()) {
-                st.execute("select pg_current_xact_id()"); // the horizon can move between two vacuums
-            } catch (SQLException e) {
-                throw new IllegalStateException(e);
+        // one look a second for n seconds, each after 100 more rows counted and the backlog moved by a step
+        BiConsumer<Long, Long> seconds = (n, step) -> {
+            for (long second = 0; second < n; second++) {
+                counted.addAndGet(100);
+                backlog.addAndGet(step);
+                nanos.addAndGet(TimeUnit.SECONDS.toNanos(1));
+                vacuum.tick();
             }
         };
+        long stillFor = OutboxVacuum.DRAIN_PROGRESS.toSeconds();
 
         // a drain: the backlog shrinks between the looks, the vacuum waits
-        for (int second = 1; second <= 60; second++) {
-            counted.addAndGet(100);
-            backlog.addAndGet(-100);
-            nanos.addAndGet(TimeUnit.SECONDS.toNanos(1));
-            vacuum.tick();
-        }
+        seconds.accept(60L, -100L);
         assertThat(metrics.vacuum.count())
                 .as("no vacuum while the backlog shrinks")
                 .isZero();
 
         // the backlog stands still while rows are deleted or rewritten (a held topic): the vacuum runs
-        for (int second = 1; second < OutboxVacuum.DRAIN_PROGRESS.toSeconds(); second++) {
-            counted.addAndGet(100);
-            nanos.addAndGet(TimeUnit.SECONDS.toNanos(1));
-            vacuum.tick();
-        }
+        seconds.accept(stillFor - 1, 0L);
         assertThat(metrics.vacuum.count())
                 .as("within %s of the last shrink", OutboxVacuum.DRAIN_PROGRESS)
                 .isZero();
-        counted.addAndGet(100);
-        nanos.addAndGet(TimeUnit.SECONDS.toNanos(1));
-        vacuum.tick();
+        seconds.accept(1L, 0L);
         assertThat(metrics.vacuum.count())
                 .as("the backlog has not shrunk for %s", OutboxVacuum.DRAIN_PROGRESS)
                 .isOne();
 
         // and again after the next 1,000 rows, once the backlog has stood still as long again
-        newTransaction.run();
-        for (int second = 1; second <= 10 + OutboxVacuum.DRAIN_PROGRESS.toSeconds() + 1; second++) {
-            counted.addAndGet(100);
-            backlog.addAndGet(10); // held rows grow
-            nanos.addAndGet(TimeUnit.SECONDS.toNanos(1));
-            vacuum.tick();
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("select pg_current_xact_id()"); // the horizon can move between two vacuums
         }
+        seconds.accept(10 + stillFor + 1, 10L); // held rows grow
         assertThat(metrics.vacuum.count())
                 .as("a growing backlog is not drained either")
                 .isEqualTo(2);

@@ -80,9 +80,7 @@ class WriteQueueTest {
                 WriteQueue.failures(rows, tasks::add, 10, rewritten::addAndGet, TimeSource.SYSTEM);
         queue.submit(new ShardRows.Failure(1, 1, new long[] {10, 11, 12}, new String[3], new boolean[3]));
         queue.submit(new ShardRows.Failure(2, 1, new long[] {20}, new String[1], new boolean[1]));
-        while (!tasks.isEmpty()) {
-            tasks.remove(0).run();
-        }
+        runTasks();
         assertThat(rewritten).hasValue(4);
     }
 
