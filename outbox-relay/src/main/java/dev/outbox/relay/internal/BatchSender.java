@@ -105,10 +105,17 @@ final class BatchSender {
                 }
                 continue;
             }
-            if (unusable == null && leaderless.hold(batch.producer.producer(), row.topic(), row.key())) {
-                // its partition has no leader: the key waits, without an attempt, until it has one
-                batch.skipped = true;
-                continue;
+            if (unusable == null) {
+                try {
+                    if (leaderless.hold(batch.producer.producer(), row.topic(), row.key())) {
+                        // its partition has no leader: the key waits, without an attempt, until it has one
+                        batch.skipped = true;
+                        continue;
+                    }
+                } catch (RuntimeException e) {
+                    // the producer is unusable: the row fails with that, and the batch replaces the producer
+                    unusable = e;
+                }
             }
             sendable++;
             final int index = i;

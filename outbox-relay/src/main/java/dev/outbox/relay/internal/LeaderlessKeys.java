@@ -8,6 +8,7 @@ import java.util.Map;
 import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.clients.producer.internals.BuiltInPartitioner;
 import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.errors.InterruptException;
 
 /**
  * The keys of one shard whose partition has no leader in the producer's metadata: their rows are not
@@ -37,6 +38,8 @@ final class LeaderlessKeys {
     /**
      * @return whether the partition of {@code key} in {@code topic} has no leader now; if so, the key is
      *     held from now on
+     * @throws RuntimeException what the producer threw when it is unusable ({@link Errors#isFatal}): the
+     *     caller replaces it (such a report, a failed sign-in among them, comes only once)
      */
     boolean hold(Producer<byte[], byte[]> producer, String topic, String key) {
         if (key == null || !leaderless(producer, topic, key)) {
@@ -46,10 +49,16 @@ final class LeaderlessKeys {
         return true;
     }
 
+    /** @return the keys held now */
+    String[] keys() {
+        return topicOfKey.keySet().toArray(String[]::new);
+    }
+
     /**
      * Lets go of the keys whose partition has a leader again.
      *
      * @return the keys still held
+     * @throws RuntimeException what the producer threw when it is unusable: the caller replaces it
      */
     String[] refresh(Producer<byte[], byte[]> producer) {
         for (Iterator<Map.Entry<String, String>> it = topicOfKey.entrySet().iterator(); it.hasNext(); ) {
@@ -58,18 +67,23 @@ final class LeaderlessKeys {
                 it.remove();
             }
         }
-        return topicOfKey.keySet().toArray(String[]::new);
+        return keys();
     }
 
     /**
      * @return whether the producer's cached metadata knows the topic and shows no leader for the key's
      *     partition; false when it does not know (a send then waits for the metadata as usual)
+     * @throws RuntimeException what the producer threw when it leaves it unusable: swallowed, a report
+     *     that comes once (a failed sign-in) would leave the producer unreplaced, its sends only timing out
      */
     static boolean leaderless(Producer<byte[], byte[]> producer, String topic, String key) {
         List<PartitionInfo> partitions;
         try {
             partitions = producer.partitionsFor(topic);
         } catch (RuntimeException e) {
+            if (Errors.isFatal(e) && !(e instanceof InterruptException)) {
+                throw e;
+            }
             return false;
         }
         if (partitions == null || partitions.isEmpty()) {

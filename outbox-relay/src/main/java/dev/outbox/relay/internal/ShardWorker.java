@@ -223,8 +223,18 @@ final class ShardWorker {
                 transactionFailed("get the Kafka producer", e);
                 return;
             }
+            String[] waiting = null;
+            if (lookups != null) {
+                try {
+                    waiting = leaderless.refresh(lookups.producer());
+                } catch (RuntimeException e) {
+                    // the producer is unusable, and said so to this lookup only (a failed sign-in is reported
+                    // once): replaced here, or its sends would only time out; the keys stay held
+                    shared.replace(lookups, e);
+                    waiting = leaderless.keys();
+                }
+            }
             try {
-                String[] waiting = lookups == null ? null : leaderless.refresh(lookups.producer());
                 if (heldTopics.isEmpty() && waiting == null) {
                     forgetHeld(); // this read takes them
                     // the probe's read of this idle wait is this very read, done for several shards at once

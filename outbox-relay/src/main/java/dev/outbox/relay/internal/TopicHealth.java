@@ -55,6 +55,11 @@ final class TopicHealth {
      * asks) while a shard remembers rows of it, and for this long after a batch last met one.
      */
     static final long HELD_AFTER_ASKED_NANOS = TimeUnit.SECONDS.toNanos(2);
+    /**
+     * How long after a lookup found the producer unusable it replaces that producer, if no worker has:
+     * a worker that took the answer replaces it first, as a batch's own failure.
+     */
+    static final long REPLACE_AFTER_NANOS = TimeUnit.SECONDS.toNanos(1);
     /** Gaps between the lookups of a missing topic: full jitter, 100 ms doubling up to 1 s. */
     private static final Backoff RECHECK = Backoff.of(Duration.ofMillis(100), Duration.ofSeconds(1));
 
@@ -319,6 +324,25 @@ final class TopicHealth {
         lookups.shutdownNow();
     }
 
+    /**
+     * Replaces the producer a lookup found unusable, {@link #REPLACE_AFTER_NANOS} from now, if it is still
+     * the current one. Its report can come once only: a producer whose sign-in failed never gets its
+     * producer id and says so to the first call that waits for metadata, after which its sends only
+     * time out. A worker that waited for the lookup takes the answer, and its batch replaces the
+     * producer as a failure of its own (the circuit breaker counts it); the replacement here covers a
+     * lookup no worker waited for (a look at a known topic, a re-check of a missing one, a worker that
+     * stopped waiting). Not at once: a batch that took the answer would then find its producer replaced
+     * elsewhere, a failure the breaker does not count, and the breaker would no longer slow the
+     * replacements while a credential is missing.
+     */
+    private void replaceLater(Publisher.Generation used, RuntimeException failure) {
+        try {
+            lookups.schedule(() -> publisher.get().replace(used, failure), REPLACE_AFTER_NANOS, TimeUnit.NANOSECONDS);
+        } catch (RejectedExecutionException ex) {
+            // closing: the producer goes with the relay
+        }
+    }
+
     /** @return false when the relay is closing and no lookup can run */
     private boolean start(Entry e, long delayNanos) {
         CompletableFuture<Status> f = new CompletableFuture<>();
@@ -342,8 +366,10 @@ final class TopicHealth {
         long started = time.nanoTime();
         RuntimeException failure = null;
         List<PartitionInfo> partitions = null;
+        Publisher.Generation used = null;
         try {
-            partitions = publisher.get().current().producer().partitionsFor(e.topic);
+            used = publisher.get().current();
+            partitions = used.producer().partitionsFor(e.topic);
         } catch (RuntimeException ex) {
             failure = ex;
         }
@@ -414,6 +440,12 @@ final class TopicHealth {
             }
         }
         f.complete(result);
+        if (used != null
+                && Errors.isFatal(failure)
+                && !Errors.isPoison(failure)
+                && !(failure instanceof InterruptException)) {
+            replaceLater(used, failure);
+        }
         if (firstMiss) {
             log.warn(
                     "topic {} has no metadata ({}): its rows and the later rows of their keys are held, the other"

@@ -1,6 +1,7 @@
 package dev.outbox.relay.internal;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -11,6 +12,7 @@ import org.apache.kafka.clients.producer.internals.BuiltInPartitioner;
 import org.apache.kafka.common.Cluster;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.errors.SaslAuthenticationException;
 import org.apache.kafka.common.errors.TimeoutException;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.junit.jupiter.api.Test;
@@ -60,6 +62,31 @@ class LeaderlessKeysTest {
                 .as("the send then reports the missing topic as before")
                 .isFalse();
         assertThat(keys.hold(producer(0), "other-topic", keyOn(0))).isFalse();
+    }
+
+    /**
+     * A producer that failed to sign in reports it once, to the first call that waits for metadata; its
+     * sends then only time out. That report reaches the caller, which replaces the producer: swallowed
+     * here, the producer stayed in use and nothing of its shard was published again (G1's liveness).
+     */
+    @Test
+    void anUnusableProducersReportReachesTheCaller() {
+        String key = keyOn(0);
+        MockProducer<byte[], byte[]> producer = producer(0);
+        producer.partitionsForException =
+                new SaslAuthenticationException("Authentication failed during authentication");
+        LeaderlessKeys keys = new LeaderlessKeys();
+
+        assertThatThrownBy(() -> keys.hold(producer, "t", key)).isInstanceOf(SaslAuthenticationException.class);
+        assertThat(keys.contains(key))
+                .as("not held on a report of the producer")
+                .isFalse();
+
+        keys.hold(producer(0), "t", key);
+        assertThatThrownBy(() -> keys.refresh(producer)).isInstanceOf(SaslAuthenticationException.class);
+        assertThat(keys.keys())
+                .as("still held: nothing shows its partition has a leader")
+                .containsExactly(key);
     }
 
     /** @return a producer whose metadata has topic t with {@link #PARTITIONS} partitions, {@code leaderless} without a leader */

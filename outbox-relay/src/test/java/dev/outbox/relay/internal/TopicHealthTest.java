@@ -15,6 +15,7 @@ import org.apache.kafka.common.Cluster;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.errors.SaslAuthenticationException;
 import org.apache.kafka.common.errors.TimeoutException;
 import org.apache.kafka.common.errors.TopicAuthorizationException;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
@@ -274,5 +275,57 @@ class TopicHealthTest {
         lookups.runDue();
         assertThat(nextFailure).as("that lookup ran").hasNullValue();
         assertThat(topics.held()).isEmpty();
+    }
+
+    /**
+     * A producer that failed to sign in says so once, to the first call that waits for metadata, and
+     * its sends only time out afterwards. When that call is a lookup no worker waits for (here the
+     * background look at a known topic), the lookup replaces the producer it used: left in place, the
+     * relay published nothing until a restart (G1's liveness). Not at once, so that a batch that took
+     * the answer replaces it first, as a failure the circuit breaker counts.
+     */
+    @Test
+    void aLookupNoWorkerWaitedForReplacesTheProducerItFoundUnusable() {
+        exists.set(true);
+        topics.status("t");
+        lookups.runDue();
+        assertThat(topics.status("t")).isEqualTo(TopicHealth.Status.READY);
+        Publisher.Generation first = shared.current();
+
+        nextFailure.set(new SaslAuthenticationException("Authentication failed during authentication"));
+        time.advance(Duration.ofSeconds(1));
+        assertThat(topics.status("t"))
+                .as("known: the look runs in the background")
+                .isEqualTo(TopicHealth.Status.READY);
+        lookups.runDue();
+        assertThat(nextFailure).as("the look ran").hasNullValue();
+        assertThat(created).as("a worker may still take the answer").hasValue(1);
+
+        lookups.advance(Duration.ofNanos(TopicHealth.REPLACE_AFTER_NANOS));
+        assertThat(created).as("replaced by the lookup").hasValue(2);
+        assertThat(shared.isCurrent(first)).isFalse();
+    }
+
+    /**
+     * A batch took the lookup's answer and replaced the producer: the lookup's own replacement, later,
+     * finds it replaced and leaves the successor alone. Replacing the successor too made the relay's
+     * producers churn, each closed before it could sign in.
+     */
+    @Test
+    void aProducerABatchReplacedIsNotReplacedAgainByTheLookup() {
+        exists.set(true);
+        topics.status("t");
+        lookups.runDue();
+        time.advance(Duration.ofSeconds(1));
+        nextFailure.set(new SaslAuthenticationException("Authentication failed during authentication"));
+        topics.status("t");
+        lookups.runDue();
+
+        shared.replace(shared.current(), new SaslAuthenticationException("the batch's copy of the answer"));
+        assertThat(created).hasValue(2);
+        Publisher.Generation successor = shared.current();
+        lookups.advance(Duration.ofSeconds(5));
+        assertThat(created).as("one replacement for one report").hasValue(2);
+        assertThat(shared.isCurrent(successor)).isTrue();
     }
 }
