@@ -912,19 +912,32 @@ public final class IdempotencyRules {
             Code.api("org.springframework.data.repository.Repository", "exists*", "count*"));
 
     /**
+     * Plain JDBC inserts, on {@code PreparedStatement} too. No driver has to report their duplicate
+     * key as a duplicate-key type, and PostgreSQL's never does: a single statement's comes as a plain
+     * {@code SQLException} (the driver's {@code PSQLException}) with SQLState {@code 23505}, a batch's
+     * as a {@code BatchUpdateException} carrying the entry's SQLState and, as its next exception and
+     * cause, the entry's own exception. Spring's and jOOQ's inserts translate it, so they are not
+     * among these.
+     */
+    private static final Code.Api JDBC_INSERTS = Code.api(
+            "java.sql.Statement",
+            "executeUpdate",
+            "executeLargeUpdate",
+            "execute",
+            "executeBatch",
+            "executeLargeBatch");
+
+    /** The batches among the plain JDBC inserts: any failure of one is a {@code BatchUpdateException}. */
+    private static final Code.Api JDBC_BATCHES = Code.api("java.sql.Statement", "executeBatch", "executeLargeBatch");
+
+    /**
      * Inserts, named by their interfaces where the library has one: {@code Statement} covers {@code
      * PreparedStatement}, {@code JdbcOperations} covers {@code JdbcTemplate}, {@code
      * SimpleJdbcInsertOperations} covers {@code SimpleJdbcInsert}. A name covers all its overloads.
      */
     private static final List<Code.Api> INSERTS = List.of(
             Code.api(JOOQ, "insertInto"),
-            Code.api(
-                    "java.sql.Statement",
-                    "executeUpdate",
-                    "executeLargeUpdate",
-                    "execute",
-                    "executeBatch",
-                    "executeLargeBatch"),
+            JDBC_INSERTS,
             Code.api("org.springframework.jdbc.core.JdbcOperations", "update", "batchUpdate"),
             Code.api("org.springframework.jdbc.core.namedparam.NamedParameterJdbcOperations", "update", "batchUpdate"),
             Code.api("org.springframework.jdbc.core.simple.JdbcClient$StatementSpec", "update"),
@@ -942,6 +955,16 @@ public final class IdempotencyRules {
             "org.jooq.exception.IntegrityConstraintViolationException",
             "org.springframework.dao.DataIntegrityViolationException");
 
+    private static final String SQL_EXCEPTION = "java.sql.SQLException";
+
+    private static final String BATCH_UPDATE_EXCEPTION = "java.sql.BatchUpdateException";
+
+    /**
+     * What tells a plain JDBC insert's duplicate from its other failures: the SQLState of the exception
+     * or, for a batch, of its next exception.
+     */
+    private static final List<Code.Api> SQL_STATE = List.of(Code.api(SQL_EXCEPTION, "getSQLState"));
+
     /**
      * Idempotency checks rely on the unique constraint, never on "select, then insert" (which lets
      * two concurrent duplicates both see "absent" and both insert). Flags a method that calls an
@@ -956,7 +979,13 @@ public final class IdempotencyRules {
      * onConflict...} / {@code onDuplicateKey...}, or catching a duplicate-key exception ({@code
      * SQLIntegrityConstraintViolationException}, jOOQ's {@code IntegrityConstraintViolationException},
      * Spring's {@code DataIntegrityViolationException} and subtypes such as {@code
-     * DuplicateKeyException}). Escape hatch: {@code
+     * DuplicateKeyException}), or, for the plain JDBC inserts, catching the {@code SQLException} the
+     * duplicate comes as and reading a SQLState ({@code getSQLState()}, of the exception or of its
+     * next exception) in the handler or after it: for a single statement ({@code
+     * executeUpdate/executeLargeUpdate/execute}), {@code SQLException} or a subtype other than {@code
+     * BatchUpdateException}, such as PostgreSQL's {@code PSQLException}; for a batch ({@code
+     * executeBatch/executeLargeBatch}), {@code SQLException}, {@code BatchUpdateException} or a
+     * subtype of it. A handler that only wraps or rethrows does not count. Escape hatch: {@code
      * @IdempotencyExempt(rules = INSERT_FIRST, reason = "...")}, e.g. when a lock taken before the
      * check serialises the writers.
      *
@@ -976,6 +1005,12 @@ public final class IdempotencyRules {
                         }
                         List<JavaCall<?>> inserts = new ArrayList<>(Code.calls(unit, INSERTS));
                         inserts.removeIf(i -> i.getLineNumber() < checks.get(0).getLineNumber());
+                        // a plain JDBC insert's duplicate comes as a SQLException like any other failure of
+                        // it: catching one handles the duplicate only when the handler reads a SQLState
+                        List<JavaCall<?>> sqlStates = Code.calls(unit, SQL_STATE);
+                        inserts.removeIf(i -> JDBC_INSERTS.matches(i.getTarget())
+                                && Code.afterCatching(unit, sqlStates, t -> catchesTheDuplicateOf(i, t))
+                                        .isPresent());
                         if (inserts.isEmpty()
                                 || !Code.calls(unit, CONFLICT_HANDLING).isEmpty()
                                 || Code.catches(
@@ -997,6 +1032,23 @@ public final class IdempotencyRules {
                 .allowEmptyShould(true)
                 .as("idempotency relies on the unique constraint, not on select-then-insert (rule "
                         + IdempotencyExempt.INSERT_FIRST + ")");
+    }
+
+    /**
+     * @return whether a handler of {@code caught} can catch the duplicate of the plain JDBC insert
+     *     {@code insert}: for a batch, one of {@code SQLException}, {@code BatchUpdateException} or a
+     *     subtype of it; for a single statement, {@code SQLException} or a subtype that is not a
+     *     {@code BatchUpdateException}
+     */
+    private static boolean catchesTheDuplicateOf(JavaCall<?> insert, JavaClass caught) {
+        if (!caught.isAssignableTo(SQL_EXCEPTION)) {
+            return false;
+        }
+        boolean batchFailure = caught.isAssignableTo(BATCH_UPDATE_EXCEPTION);
+        if (JDBC_BATCHES.matches(insert.getTarget())) {
+            return batchFailure || caught.getName().equals(SQL_EXCEPTION);
+        }
+        return !batchFailure;
     }
 
     // ---------------------------------------------------------------- helpers

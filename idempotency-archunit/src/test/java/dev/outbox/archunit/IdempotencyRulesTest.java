@@ -25,12 +25,16 @@ import dev.outbox.archunit.fixtures.http.RefundsApi;
 import dev.outbox.archunit.fixtures.http.RefundsClient;
 import dev.outbox.archunit.fixtures.http.SplitRequests;
 import dev.outbox.archunit.fixtures.insert.BadBatchKeys;
+import dev.outbox.archunit.fixtures.insert.BadJdbcBatchDuplicates;
 import dev.outbox.archunit.fixtures.insert.BadJdbcBatchKeys;
 import dev.outbox.archunit.fixtures.insert.BadJdbcClientKeys;
 import dev.outbox.archunit.fixtures.insert.BadJdbcKeys;
+import dev.outbox.archunit.fixtures.insert.BadJdbcStatementDuplicates;
 import dev.outbox.archunit.fixtures.insert.BadKeys;
 import dev.outbox.archunit.fixtures.insert.BadSimpleJdbcInsertKeys;
 import dev.outbox.archunit.fixtures.insert.ExemptKeys;
+import dev.outbox.archunit.fixtures.insert.GoodJdbcBatchKeys;
+import dev.outbox.archunit.fixtures.insert.GoodJdbcStatementKeys;
 import dev.outbox.archunit.fixtures.insert.GoodKeys;
 import dev.outbox.archunit.fixtures.insert.GoodSpringJdbcKeys;
 import dev.outbox.archunit.fixtures.listener.BadJdbcListeners;
@@ -496,6 +500,56 @@ class IdempotencyRulesTest {
                         .contains(
                                 "BadJdbcBatchKeys.rememberOne checks for an existing row",
                                 "then inserts (PreparedStatement.executeUpdate"));
+    }
+
+    @Test
+    void insertFirst_quietWhenAJdbcBatchsBatchUpdateExceptionIsToldApartByItsSqlState() {
+        ArchRule rule = IdempotencyRules.noSelectThenInsert();
+
+        // the next exception's SQLState, on a PreparedStatement; the exception's own, on a Statement
+        assertThat(violations(rule, GoodJdbcBatchKeys.class)).isEmpty();
+    }
+
+    @Test
+    void insertFirst_firesWhenABatchUpdateExceptionIsOnlyWrapped_orASingleInsertSitsNextToTheBatch() {
+        ArchRule rule = IdempotencyRules.noSelectThenInsert();
+
+        assertThat(violations(rule, BadJdbcBatchDuplicates.class))
+                .hasSize(2)
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                BadJdbcBatchDuplicates.class.getName() + ".rememberOrFail checks for an existing row",
+                                "then inserts (PreparedStatement.executeBatch"))
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                "BadJdbcBatchDuplicates.rememberWithItsBatch checks for an existing row",
+                                "then inserts (PreparedStatement.executeUpdate"));
+    }
+
+    @Test
+    void insertFirst_quietWhenAJdbcInsertsSqlExceptionIsToldApartByItsSqlState() {
+        ArchRule rule = IdempotencyRules.noSelectThenInsert();
+
+        // SQLException around executeUpdate, PostgreSQL's PSQLException around executeLargeUpdate,
+        // SQLException around an execute and a batch
+        assertThat(violations(rule, GoodJdbcStatementKeys.class)).isEmpty();
+    }
+
+    @Test
+    void insertFirst_firesWhenASqlExceptionIsOnlyWrapped_orItsHandlerMissesTheBatchUpdateException() {
+        ArchRule rule = IdempotencyRules.noSelectThenInsert();
+
+        assertThat(violations(rule, BadJdbcStatementDuplicates.class))
+                .hasSize(2)
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                BadJdbcStatementDuplicates.class.getName()
+                                        + ".rememberOrFail checks for an existing row",
+                                "then inserts (PreparedStatement.executeUpdate"))
+                .anySatisfy(v -> assertThat(v)
+                        .contains(
+                                "BadJdbcStatementDuplicates.rememberBatchOnPostgres checks for an existing row",
+                                "then inserts (PreparedStatement.executeBatch"));
     }
 
     @Test
