@@ -33,7 +33,9 @@ import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
  *       synchronous_standby_names} is set), or with a failover to an asynchronous standby, a committed transaction can be lost after the relay published its rows: a
  *       message in Kafka whose business write is gone (G2). PostgreSQL's settings for this database and
  *       the roles' own settings are read, and the standbys this server streams to (a logical replication
- *       sender, a base backup in progress and the WAL stream of a base backup are not standbys).
+ *       sender, a base backup in progress, the WAL stream of a base backup and a WAL receiver such as {@code
+ *       pg_receivewal}, which writes WAL to files and replays none, are not standbys: none can be failed
+ *       over to, a synchronous WAL receiver included).
  *   <li>{@code delivery-durability}: a record Kafka acknowledged to the relay survives a broker's loss.
  *       The relay deletes a row once its record is acknowledged with {@code acks=all}, which waits only
  *       for the replicas in sync: with {@code min.insync.replicas} 1 that can be the leader alone, and with
@@ -123,14 +125,22 @@ final class DurabilityChecks {
         // senders that are not standbys: a logical replication sender (a CDC connector such as Debezium), always
         // async; a base backup's sender (state backup), and the WAL stream pg_basebackup -X stream opens beside it,
         // found by the temporary slot pg_basebackup_<pid> it creates or by the backup sender of the same
-        // application and client address; a sender whose state the doctor's role cannot read counts as a standby
+        // application and client address; and a WAL receiver such as pg_receivewal, which writes WAL to files and
+        // replays none: it has answered (write_lsn) with no apply position (replay_lsn null), while a standby reports
+        // one in every answer, replaying from its start (told by what it reports, not by its application_name,
+        // which any client sets). A sender that has not answered yet (a standby's first moment), or whose state the
+        // doctor's role cannot read, counts as a standby
         try (PreparedStatement st = c.prepareStatement("select count(*) filter (where kind = 'standby'),"
                         + " count(sync_state) filter (where kind = 'standby'),"
                         + " count(*) filter (where kind = 'standby' and sync_state in ('sync', 'quorum')),"
                         + " count(*) filter (where kind = 'logical'),"
                         + " count(*) filter (where kind = 'backup'),"
-                        + " count(*) filter (where kind = 'backup wal')"
-                        + " from (select r.sync_state, case"
+                        + " count(*) filter (where kind = 'backup wal'),"
+                        + " count(*) filter (where kind = 'wal receiver'),"
+                        + " count(*) filter (where kind = 'wal receiver' and sync_state in ('sync', 'quorum')),"
+                        + " coalesce(string_agg(distinct application_name, ', ')"
+                        + " filter (where kind = 'wal receiver' and application_name <> ''), '')"
+                        + " from (select r.sync_state, r.application_name, case"
                         + " when exists (select 1 from pg_replication_slots s"
                         + " where s.active_pid = r.pid and s.slot_type = 'logical') then 'logical'"
                         + " when r.state = 'backup' then 'backup'"
@@ -139,6 +149,7 @@ final class DurabilityChecks {
                         + " or exists (select 1 from pg_stat_replication b where b.state = 'backup' and b.pid <> r.pid"
                         + " and b.application_name = r.application_name and b.client_addr is not distinct from r.client_addr)"
                         + " then 'backup wal'"
+                        + " when r.write_lsn is not null and r.replay_lsn is null then 'wal receiver'"
                         + " else 'standby' end as kind"
                         + " from pg_stat_replication r) senders");
                 ResultSet rs = st.executeQuery()) {
@@ -149,6 +160,9 @@ final class DurabilityChecks {
             int logical = rs.getInt(4);
             int backups = rs.getInt(5);
             int backupStreams = rs.getInt(6);
+            int receivers = rs.getInt(7);
+            int synchronousReceivers = rs.getInt(8);
+            String receiverNames = rs.getString(9);
             if (logical > 0) {
                 evidence.add(logical + " logical replication sender(s) (change data capture, not standbys)");
             }
@@ -164,6 +178,17 @@ final class DurabilityChecks {
                                 ? "1 WAL stream of a base backup (pg_basebackup -X stream, not a standby)"
                                 : backupStreams
                                         + " WAL streams of base backups (pg_basebackup -X stream, not standbys)");
+            }
+            if (receivers > 0) {
+                // a synchronous one holds each commit until its WAL is flushed there, but cannot be failed over to
+                String details = receiverNames.isEmpty() ? "" : receiverNames + ", ";
+                if (synchronousReceivers > 0) {
+                    details += receivers == 1 ? "synchronous, " : synchronousReceivers + " synchronous, ";
+                }
+                evidence.add(
+                        receivers == 1
+                                ? "1 WAL receiver (" + details + "not a standby)"
+                                : receivers + " WAL receivers (" + details + "not standbys)");
             }
             if (standbys == 0) {
                 evidence.add("no standby streams from this server");

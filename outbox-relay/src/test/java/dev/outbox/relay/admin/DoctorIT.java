@@ -632,8 +632,7 @@ class DoctorIT {
                 PGSimpleDataSource dataSource = new PGSimpleDataSource();
                 dataSource.setURL(pg.server().jdbcUrl("sync"));
                 dataSource.setUser(pg.server().user());
-                Doctor.Check check =
-                        Doctor.builder().dataSource(dataSource).build().run().check("database-durability");
+                Doctor.Check check = durability(dataSource);
                 assertThat(check.evidence()).contains("synchronous_commit = local (this database, the doctor's role)");
                 if (settings == local) {
                     assertThat(check.verdict())
@@ -686,11 +685,7 @@ class DoctorIT {
                     dataSource.setURL(url);
                     dataSource.setUser(pg.server().user());
                     await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
-                        Doctor.Check check = Doctor.builder()
-                                .dataSource(dataSource)
-                                .build()
-                                .run()
-                                .check("database-durability");
+                        Doctor.Check check = durability(dataSource);
                         assertThat(check.evidence())
                                 .contains("1 logical replication sender(s) (change data capture, not standbys)")
                                 .contains("no standby streams from this server");
@@ -724,8 +719,7 @@ class DoctorIT {
                 asBlind.setURL(url);
                 asBlind.setUser(blind);
                 await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
-                    Doctor.Check check =
-                            Doctor.builder().dataSource(asBlind).build().run().check("database-durability");
+                    Doctor.Check check = durability(asBlind);
                     assertThat(check.evidence())
                             .anySatisfy(e -> assertThat(e).contains("their sync state is not readable"));
                     assertThat(check.verdict()).isEqualTo(Verdict.WARN);
@@ -752,25 +746,12 @@ class DoctorIT {
         try (PrivatePostgres pg = PrivatePostgres.start(DURABLE)) {
             pg.createDatabase("backup");
             String url = pg.server().jdbcUrl("backup");
-            Path pgBasebackup = pgBasebackup(pg);
+            Path pgBasebackup = clientProgram(pg, "pg_basebackup");
             assumeTrue(pgBasebackup != null, "pg_basebackup not found next to the server or in /usr/lib/postgresql");
             Path target = Files.createTempDirectory("doctor-basebackup-");
             Path log = target.resolve("pg_basebackup.log");
-            List<String> command = new ArrayList<>(List.of(
-                    pgBasebackup.toString(),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    String.valueOf(pg.port()),
-                    "-U",
-                    pg.server().user(),
-                    "-D",
-                    target.resolve("data").toString(),
-                    "-X",
-                    "stream",
-                    "--checkpoint=fast",
-                    "--max-rate=32k",
-                    "--no-sync"));
+            List<String> command = clientCommand(pgBasebackup, pg, target.resolve("data"));
+            command.addAll(List.of("-X", "stream", "--checkpoint=fast", "--max-rate=32k", "--no-sync"));
             if (noSlot) {
                 command.add("--no-slot");
             }
@@ -790,8 +771,7 @@ class DoctorIT {
                     assertThat(senderStates(dataSource)).containsExactly("backup", "streaming");
                     assertThat(temporarySlots(dataSource)).hasSize(noSlot ? 0 : 1);
                 });
-                Doctor.Check check =
-                        Doctor.builder().dataSource(dataSource).build().run().check("database-durability");
+                Doctor.Check check = durability(dataSource);
                 assertThat(check.verdict()).as("%s", check).isEqualTo(Verdict.PASS);
                 assertThat(check.evidence())
                         .contains(
@@ -803,11 +783,7 @@ class DoctorIT {
                 // a physical replication stream beside the backup is a standby, and asynchronous
                 try (PhysicalStandby standby = PhysicalStandby.open(pg, "backup")) {
                     await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
-                        Doctor.Check withStandby = Doctor.builder()
-                                .dataSource(dataSource)
-                                .build()
-                                .run()
-                                .check("database-durability");
+                        Doctor.Check withStandby = durability(dataSource);
                         assertThat(withStandby.verdict()).as("%s", withStandby).isEqualTo(Verdict.WARN);
                         assertThat(withStandby.summary()).contains("only asynchronous standbys");
                         assertThat(withStandby.evidence())
@@ -820,15 +796,83 @@ class DoctorIT {
                         .as("pg_basebackup still running: %s", Files.readString(log))
                         .isTrue();
             } finally {
-                backup.destroy();
-                if (!backup.waitFor(30, TimeUnit.SECONDS)) {
-                    backup.destroyForcibly();
-                    backup.waitFor(30, TimeUnit.SECONDS);
+                stop(backup, target);
+            }
+        }
+    }
+
+    /**
+     * G2: a WAL receiver ({@code pg_receivewal}, which writes the server's WAL to files for archiving and
+     * replays none) streams from the server like a standby, but cannot be failed over to: it is named in the
+     * evidence and not counted, so a server with no other standby has none and passes. Run with {@code
+     * --synchronous} and named in {@code synchronous_standby_names}, it is a synchronous WAL sender (commits
+     * wait for its flush), yet a physical replication stream beside it (standing in for an asynchronous
+     * standby) is still the only standby, and asynchronous. Before, the receiver was counted as a standby: an
+     * asynchronous one warned, and a synchronous one passed a failover to the asynchronous standby. On a
+     * private server, with a real {@code pg_receivewal}.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void aWalReceiverIsNotAStandby(boolean synchronous) throws Exception {
+        try (PrivatePostgres pg = PrivatePostgres.start(DURABLE)) {
+            pg.createDatabase("receivewal");
+            Path pgReceivewal = clientProgram(pg, "pg_receivewal");
+            assumeTrue(pgReceivewal != null, "pg_receivewal not found next to the server or in /usr/lib/postgresql");
+            if (synchronous) {
+                try (Connection c = pg.server().connectAdmin();
+                        Statement st = c.createStatement()) {
+                    st.execute("alter system set synchronous_standby_names = 'pg_receivewal'");
+                    st.execute("select pg_reload_conf()");
                 }
-                try (Stream<Path> files = Files.walk(target)) {
-                    files.sorted(Comparator.reverseOrder())
-                            .forEach(f -> f.toFile().delete());
+            }
+            Path target = Files.createTempDirectory("doctor-receivewal-");
+            Path log = target.resolve("pg_receivewal.log");
+            Files.createDirectory(target.resolve("wal"));
+            List<String> command = clientCommand(pgReceivewal, pg, target.resolve("wal"));
+            command.add("--no-loop");
+            if (synchronous) {
+                command.add("--synchronous");
+            }
+            Process receiver = new ProcessBuilder(command)
+                    .redirectErrorStream(true)
+                    .redirectOutput(log.toFile())
+                    .start();
+            try {
+                PGSimpleDataSource dataSource = new PGSimpleDataSource();
+                dataSource.setURL(pg.server().jdbcUrl("receivewal"));
+                dataSource.setUser(pg.server().user());
+                await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+                    assertThat(receiver.isAlive())
+                            .as("pg_receivewal running: %s", Files.readString(log))
+                            .isTrue();
+                    assertThat(senderStates(dataSource)).containsExactly("streaming");
+                    Doctor.Check check = durability(dataSource);
+                    assertThat(check.verdict()).as("%s", check).isEqualTo(Verdict.PASS);
+                    assertThat(check.evidence())
+                            .contains(
+                                    synchronous
+                                            ? "1 WAL receiver (pg_receivewal, synchronous, not a standby)"
+                                            : "1 WAL receiver (pg_receivewal, not a standby)",
+                                    "no standby streams from this server");
+                    assertThat(check.summary()).doesNotContain("asynchronous standbys");
+                });
+
+                try (PhysicalStandby standby = PhysicalStandby.open(pg, "receivewal")) {
+                    await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+                        Doctor.Check withStandby = durability(dataSource);
+                        assertThat(withStandby.verdict()).as("%s", withStandby).isEqualTo(Verdict.WARN);
+                        assertThat(withStandby.summary()).contains("only asynchronous standbys");
+                        assertThat(withStandby.evidence())
+                                .anySatisfy(e -> assertThat(e).startsWith("1 WAL receiver (pg_receivewal, "))
+                                .anySatisfy(e -> assertThat(e).startsWith("1 standby(s), 0 synchronous"));
+                    });
+                    assertThat(standby.stream().isClosed()).isFalse();
                 }
+                assertThat(receiver.isAlive())
+                        .as("pg_receivewal still running: %s", Files.readString(log))
+                        .isTrue();
+            } finally {
+                stop(receiver, target);
             }
         }
     }
@@ -848,8 +892,41 @@ class DoctorIT {
 
     /**
      * A physical replication stream opened through pgjdbc from the server's current WAL position, standing in
-     * for an asynchronous standby: the server lists its WAL sender until it is closed.
+     * for an asynchronous standby: the server lists its WAL sender until it is closed. It answers once as a
+     * standby does, with the start position written, flushed and applied: a client that answers with no
+     * applied position replays nothing (a WAL receiver such as pg_receivewal) and is not counted as a standby.
      */
+    /** @return the database-durability check of a doctor on {@code dataSource} alone */
+    private static Doctor.Check durability(DataSource dataSource) {
+        return Doctor.builder().dataSource(dataSource).build().run().check("database-durability");
+    }
+
+    /** @return the start of a command line that runs {@code program} against {@code pg}, writing into {@code dir} */
+    private static List<String> clientCommand(Path program, PrivatePostgres pg, Path dir) {
+        return new ArrayList<>(List.of(
+                program.toString(),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                String.valueOf(pg.port()),
+                "-U",
+                pg.server().user(),
+                "-D",
+                dir.toString()));
+    }
+
+    /** Stops a client program of the server's and deletes what it wrote under {@code target}. */
+    private static void stop(Process program, Path target) throws Exception {
+        program.destroy();
+        if (!program.waitFor(30, TimeUnit.SECONDS)) {
+            program.destroyForcibly();
+            program.waitFor(30, TimeUnit.SECONDS);
+        }
+        try (Stream<Path> files = Files.walk(target)) {
+            files.sorted(Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+        }
+    }
+
     private record PhysicalStandby(Connection sender, PGReplicationStream stream) implements AutoCloseable {
         /** Opens one on {@code database} as the server's user. */
         static PhysicalStandby open(PrivatePostgres pg, String database) throws SQLException {
@@ -863,14 +940,16 @@ class DoctorIT {
             Connection sender = DriverManager.getConnection(
                     pg.server().jdbcUrl(database), replication(pg.server().user(), "true"));
             try {
-                return new PhysicalStandby(
-                        sender,
-                        sender.unwrap(PGConnection.class)
-                                .getReplicationAPI()
-                                .replicationStream()
-                                .physical()
-                                .withStartPosition(start)
-                                .start());
+                PGReplicationStream stream = sender.unwrap(PGConnection.class)
+                        .getReplicationAPI()
+                        .replicationStream()
+                        .physical()
+                        .withStartPosition(start)
+                        .start();
+                stream.setFlushedLSN(start);
+                stream.setAppliedLSN(start);
+                stream.forceUpdateStatus();
+                return new PhysicalStandby(sender, stream);
             } catch (SQLException | RuntimeException e) {
                 sender.close();
                 throw e;
@@ -913,13 +992,16 @@ class DoctorIT {
         }
     }
 
-    /** @return pg_basebackup of the server's own binaries, else of the newest /usr/lib/postgresql; null if none */
-    private static Path pgBasebackup(PrivatePostgres pg) throws Exception {
-        try (Connection c = pg.server().connect("backup");
+    /**
+     * @param program a client program of PostgreSQL, such as {@code pg_basebackup}
+     * @return the program of the server's own binaries, else of the newest /usr/lib/postgresql; null if none
+     */
+    private static Path clientProgram(PrivatePostgres pg, String program) throws Exception {
+        try (Connection c = pg.server().connectAdmin();
                 Statement st = c.createStatement();
                 ResultSet rs = st.executeQuery("select setting from pg_config where name = 'BINDIR'")) {
             if (rs.next()) {
-                Path own = Path.of(rs.getString(1), "pg_basebackup");
+                Path own = Path.of(rs.getString(1), program);
                 if (Files.isExecutable(own)) {
                     return own;
                 }
@@ -934,7 +1016,7 @@ class DoctorIT {
                     .sorted(Comparator.comparingInt(
                                     (Path v) -> Integer.parseInt(v.getFileName().toString()))
                             .reversed())
-                    .map(v -> v.resolve("bin/pg_basebackup"))
+                    .map(v -> v.resolve("bin").resolve(program))
                     .filter(Files::isExecutable)
                     .findFirst()
                     .orElse(null);
