@@ -48,6 +48,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Function;
 import java.util.function.Predicate;
 import java.util.function.Supplier;
@@ -57,6 +58,8 @@ import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerInterceptor;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
@@ -498,9 +501,7 @@ class ConsumerOperationsIT {
                     outageStarted.countDown();
 
                     // the breaker opens, and stays open after a failed probe: the outage is sustained
-                    watched.get()
-                            .untilAsserted(() -> assertThat(log.breakerTransitions(name, outageStart))
-                                    .containsSubsequence("CLOSED to OPEN", "OPEN to HALF_OPEN", "HALF_OPEN to OPEN"));
+                    watched.get().untilAsserted(() -> log.assertOpenedProbedAndOpenAgain(name, outageStart));
                     long opened = log.breakerTransitionTime(name, outageStart, "CLOSED to OPEN");
                     long probed = log.breakerTransitionTime(name, opened, "OPEN to HALF_OPEN");
                     assertThat(TimeUnit.NANOSECONDS.toMillis(probed - opened))
@@ -730,6 +731,165 @@ class ConsumerOperationsIT {
                 assertThat(Fixtures.breakerState(registry, "database")).isZero();
                 invariants.run();
             }
+        }
+    }
+
+    /**
+     * G6 and G4 when the database goes away as a record is dead-lettered: its handler failed for good, and the
+     * database stops accepting connections (and ends the consumer's sessions) while the dead-letter copy is being
+     * sent. Recording its id then fails under the database breaker, which opens, and while it is open the consumer
+     * asks the database for no connection; no offset is committed past the record, whose id is not in the table,
+     * and the record behind it waits. When the database accepts connections again the breaker lets the recording
+     * through and closes: the id is in processed_message once, as DEAD_LETTERED, the copy was sent once, and the
+     * offsets pass the record. A copy of the message published afterwards is a duplicate, its handler not called.
+     * Fails if the recording bypassed the breaker (it then never opens: a down database met one caller more per
+     * dead-lettering partition), if an offset were committed ahead of the recording, or if the id were lost.
+     */
+    @Test
+    void aDeadLetterDuringADatabaseOutageIsRecordedOnceTheBreakerLetsItThrough(TestDatabase db, TestKafka kafka)
+            throws Exception {
+        String name = "ops-outage-dead-letter";
+        String group = name + "-group";
+        String topic = TestKafka.uniqueTopic("ops-outage-dead-letter");
+        TopicPartition tp = new TopicPartition(topic, 0);
+        TopicPartition deadLetters = new TopicPartition(topic + ".dlt", 0);
+        kafka.createTopic(topic, 1);
+        kafka.createTopic(deadLetters.topic(), 1);
+        UUID warmUp = MessageIds.next();
+        UUID poison = MessageIds.next();
+        UUID behind = MessageIds.next();
+        Map<Integer, NavigableMap<Long, UUID>> idsByOffset = new ConcurrentHashMap<>();
+        List<String> aheadOfDatabase = new CopyOnWriteArrayList<>();
+        AtomicInteger poisonCalls = new AtomicInteger();
+        CountDownLatch sending = new CountDownLatch(1);
+        CountDownLatch outageStarted = new CountDownLatch(1);
+        MessageHandler payments = Fixtures.paymentsHandler();
+        MeterRegistry registry = new SimpleMeterRegistry();
+
+        OutageOnDeadLetterSend.arm(sending, outageStarted);
+        try (Connection control = db.connect();
+                HikariDataSource pool = outagePool(db);
+                LogCapture log = LogCapture.attach()) {
+            CountingDataSource dataSource = new CountingDataSource(pool);
+            // an offset past the poison message (offset 1) only once its id is recorded
+            Hooks checkOffsets = new Hooks() {
+                @Override
+                public void beforeOffsetCommit(Map<TopicPartition, OffsetAndMetadata> offsets) {
+                    OffsetAndMetadata om = offsets.get(tp);
+                    if (om == null || om.offset() <= 1) {
+                        return;
+                    }
+                    try {
+                        if (countProcessed(control, name, List.of(poison)) != 1) {
+                            aheadOfDatabase.add(
+                                    tp + " committed at " + om.offset() + " before " + poison + " was recorded");
+                        }
+                    } catch (SQLException e) {
+                        aheadOfDatabase.add(
+                                tp + " committed at " + om.offset() + " while the database could not be checked: " + e);
+                    }
+                }
+            };
+            Runnable invariants = () -> assertThat(aheadOfDatabase)
+                    .as("offsets committed ahead of the database")
+                    .isEmpty();
+            Supplier<ConditionFactory> watched = () -> await().atMost(WAIT).failFast("G4 broken", invariants::run);
+            try (IdempotentConsumer consumer = Fixtures.builder(kafka, db, topic, name)
+                    .dataSource(dataSource)
+                    .meterRegistry(registry)
+                    .hooks(checkOffsets)
+                    .concurrency(1)
+                    .backoff(Backoff.of(Duration.ofMillis(50), Duration.ofSeconds(1)))
+                    .producerProperties(
+                            Map.of(ProducerConfig.INTERCEPTOR_CLASSES_CONFIG, OutageOnDeadLetterSend.class.getName()))
+                    .handler((m, tx) -> {
+                        if (m.messageId().equals(poison)) {
+                            poisonCalls.incrementAndGet();
+                            throw new PermanentHandlerException("not payable");
+                        }
+                        payments.handle(m, tx);
+                    })
+                    .build()) {
+                consumer.start();
+                publish(kafka, topic, 0, List.of(warmUp), 0, idsByOffset);
+                watched.get().untilAsserted(() -> Fixtures.assertCommittedToEnd(kafka, group, topic));
+
+                publish(kafka, topic, 0, List.of(poison, behind), 1, idsByOffset);
+                assertThat(sending.await(WAIT.toSeconds(), TimeUnit.SECONDS))
+                        .as("the poison message's dead-letter copy is being sent")
+                        .isTrue();
+                long outageStart = System.nanoTime();
+                try {
+                    stopAcceptingConnections(db, control);
+                    outageStarted.countDown();
+
+                    // the recording fails and opens the breaker, which stays open after a failed probe
+                    watched.get().untilAsserted(() -> log.assertOpenedProbedAndOpenAgain(name, outageStart));
+                    long opened = log.breakerTransitionTime(name, outageStart, "CLOSED to OPEN");
+                    long probed = log.breakerTransitionTime(name, opened, "OPEN to HALF_OPEN");
+                    assertThat(dataSource.callsBetween(opened, probed))
+                            .as("connection attempts while the breaker was open")
+                            .isZero();
+                    assertThat(committed(kafka, group).get(tp))
+                            .as("committed offset during the outage")
+                            .isOne();
+                    assertThat(countProcessed(control, name, List.of(poison, behind)))
+                            .isZero();
+                    assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
+                            .as("counted once recorded")
+                            .isZero();
+                    assertThat(endOffset(kafka, deadLetters))
+                            .as("dead-letter copies")
+                            .isOne();
+                    invariants.run();
+                } finally {
+                    outageStarted.countDown(); // never leave the worker blocked, whatever failed above
+                    acceptConnections(db);
+                }
+
+                watched.get().untilAsserted(() -> {
+                    assertThat(Fixtures.paymentsOf(db, List.of(behind))).containsEntry(behind, 1L);
+                    Fixtures.assertCommittedToEnd(kafka, group, topic);
+                });
+                assertThat(Fixtures.scalar(
+                                db,
+                                "select count(*) from outbox.processed_message where consumer = '" + name
+                                        + "' and message_id = '" + poison + "' and outcome = 'DEAD_LETTERED'"))
+                        .as("the poison message's id, recorded once as dead-lettered")
+                        .isOne();
+                assertThat(log.breakerTransitions(name, outageStart))
+                        .as("the recording let through closed the breaker")
+                        .last()
+                        .isEqualTo("HALF_OPEN to CLOSED");
+                assertThat(Fixtures.breakerState(registry, "database")).isZero();
+                assertThat(Fixtures.counter(registry, "outbox.consumer.dead.lettered"))
+                        .isOne();
+
+                // a copy of the dead-lettered message is a duplicate
+                publish(kafka, topic, 0, List.of(poison), 3, idsByOffset);
+                watched.get().untilAsserted(() -> {
+                    assertThat(Fixtures.counter(registry, "outbox.consumer.duplicates"))
+                            .isOne();
+                    Fixtures.assertCommittedToEnd(kafka, group, topic);
+                });
+                assertThat(poisonCalls)
+                        .as("handler calls of the poison message")
+                        .hasValue(1);
+                assertThat(Fixtures.scalar(
+                                db,
+                                "select count(*) from outbox.processed_message where consumer = '" + name
+                                        + "' and message_id = '" + poison + "'"))
+                        .isOne();
+                assertThat(endOffset(kafka, deadLetters))
+                        .as("dead-letter copies")
+                        .isOne();
+                assertThat(Fixtures.paymentsOf(db, List.of(warmUp, poison, behind)))
+                        .containsOnlyKeys(warmUp, behind)
+                        .allSatisfy((id, rows) -> assertThat(rows).isOne());
+                invariants.run();
+            }
+        } finally {
+            OutageOnDeadLetterSend.disarm();
         }
     }
 
@@ -1865,6 +2025,45 @@ class ConsumerOperationsIT {
 
     // --- Kafka helpers
 
+    /**
+     * An interceptor of the dead-letter producer: once armed, the first send counts down {@code sending} and waits
+     * for {@code resume} (at most 2 minutes), so that a test acts between a record's failure and its dead letter.
+     */
+    public static final class OutageOnDeadLetterSend implements ProducerInterceptor<byte[], byte[]> {
+        private static final AtomicReference<CountDownLatch[]> ARMED = new AtomicReference<>();
+
+        static void arm(CountDownLatch sending, CountDownLatch resume) {
+            ARMED.set(new CountDownLatch[] {sending, resume});
+        }
+
+        static void disarm() {
+            ARMED.set(null);
+        }
+
+        @Override
+        public ProducerRecord<byte[], byte[]> onSend(ProducerRecord<byte[], byte[]> record) {
+            CountDownLatch[] latches = ARMED.getAndSet(null);
+            if (latches != null) {
+                latches[0].countDown();
+                try {
+                    latches[1].await(2, TimeUnit.MINUTES);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            return record;
+        }
+
+        @Override
+        public void onAcknowledgement(RecordMetadata metadata, Exception exception) {}
+
+        @Override
+        public void close() {}
+
+        @Override
+        public void configure(Map<String, ?> configs) {}
+    }
+
     private static List<UUID> newIds(int count) {
         List<UUID> ids = new ArrayList<>();
         for (int i = 0; i < count; i++) {
@@ -1989,6 +2188,12 @@ class ConsumerOperationsIT {
                     .filter(m -> m.contains(" database circuit breaker: State transition from "))
                     .map(m -> m.substring(m.indexOf("State transition from ") + "State transition from ".length()))
                     .toList();
+        }
+
+        /** Asserts that the database breaker opened after {@code since}, was probed, and opened again. */
+        void assertOpenedProbedAndOpenAgain(String consumer, long since) {
+            assertThat(breakerTransitions(consumer, since))
+                    .containsSubsequence("CLOSED to OPEN", "OPEN to HALF_OPEN", "HALF_OPEN to OPEN");
         }
 
         /** @return when the first {@code transition} of the database breaker after {@code since} was logged */

@@ -12,8 +12,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * A circuit breaker around calls to one service (the database, the dead-letter producer), with the
  * call sequence written once: ask for permission, time the call, and report it as a failure only
  * when the service failed. A refusal ({@code R}) means the service answered, so it counts as a
- * success; any other exception is no verdict on the service, and its permission is released (or a
- * half-open breaker would wait for this call forever).
+ * success, and so does an {@link InfrastructureException#contention() InfrastructureException for
+ * contention} (the database answered that another transaction holds the row); any other exception
+ * is no verdict on the service, and its permission is released (or a half-open breaker would wait
+ * for this call forever).
  */
 final class Breaker {
     /** The breaker is open: the call was not made. */
@@ -73,7 +75,9 @@ final class Breaker {
 
     /**
      * @throws OpenException when the breaker refuses the call; it was not made
-     * @throws InfrastructureException when the service failed (counted against it)
+     * @throws InfrastructureException when the service failed (counted against it), or answered
+     *     that another transaction holds what the call needs ({@link
+     *     InfrastructureException#contention()}, counted as an answer)
      * @throws R when the service refused (counted as an answer)
      */
     <T, R extends Exception> T call(Call<T, R> call) throws OpenException, InfrastructureException, R {
@@ -107,7 +111,11 @@ final class Breaker {
         try {
             result = call.run();
         } catch (InfrastructureException e) {
-            breaker.onError(time.nanoTime() - start, TimeUnit.NANOSECONDS, e);
+            if (e.contention()) {
+                breaker.onSuccess(time.nanoTime() - start, TimeUnit.NANOSECONDS);
+            } else {
+                breaker.onError(time.nanoTime() - start, TimeUnit.NANOSECONDS, e);
+            }
             throw e;
         } catch (RuntimeException | Error e) {
             breaker.releasePermission();

@@ -18,7 +18,8 @@ final class InfrastructureException extends Exception {
 
     /**
      * A statement of the consumer's own waited past its bound for a row another transaction holds:
-     * the database answers, so it is retried without feeding the database breaker.
+     * the database answers, so it is retried without feeding the database breaker ({@link Breaker}
+     * counts it as an answer).
      */
     static InfrastructureException contention(String message, Throwable cause) {
         return new InfrastructureException(message, cause, true);

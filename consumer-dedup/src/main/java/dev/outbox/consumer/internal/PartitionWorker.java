@@ -29,8 +29,9 @@ import org.apache.kafka.common.header.Header;
  * The work of one assigned partition: a queue of fetched records, processed strictly in offset
  * order, one transaction (batch) per step, by a {@link SerialTask} (its states: idle, queued,
  * running, waiting for a retry, stopped). What each step does is decided by {@link BatchRules}
- * from the worker's {@link Progress}; the worker carries it out: transactions through the {@link
- * BatchStore}, dead letters through the {@link DeadLetterSink}, each under its {@link Breaker}.
+ * from the worker's {@link Progress}; the worker carries it out: transactions and the recording of
+ * dead-lettered ids through the {@link BatchStore}, dead letters through the {@link DeadLetterSink},
+ * each under its {@link Breaker}.
  *
  * <p>The poll thread adds records ({@link #enqueue}), reads {@link #nextToCommit()} (the offset
  * after the last record whose transaction committed) and {@link #stop() stops} the worker on
@@ -604,7 +605,14 @@ final class PartitionWorker {
         if (id != null) {
             doing("recording message id " + id + " of " + tp + "@" + record.offset() + " as dead-lettered", false);
             try {
-                parts.store().recordDeadLettered(id);
+                // under the database breaker like the batches: while it is open the record stays at the head,
+                // its copy sent and its id not recorded, and nothing is committed past it
+                parts.databaseBreaker().call(() -> {
+                    parts.store().recordDeadLettered(id);
+                    return null;
+                });
+            } catch (Breaker.OpenException e) {
+                return infrastructureDelay(null);
             } catch (InfrastructureException e) {
                 if (e.contention()) {
                     infrastructureFailures = 0; // the database answered

@@ -117,6 +117,13 @@ final class Fakes {
 
         volatile int pingFailures;
 
+        /** Calls of {@link #recordDeadLettered} made; the first {@link #deadLetterFailures} fail. */
+        int deadLetterCalls;
+
+        int deadLetterFailures;
+        /** Whether those failures are waits for a row another transaction holds, rather than a lost database. */
+        boolean deadLetterRowHeld;
+
         @Override
         public Outcome process(List<ConsumerRecord<byte[], byte[]>> batch, List<UUID> ids)
                 throws InfrastructureException, CommitRefusedException {
@@ -148,7 +155,14 @@ final class Fakes {
         }
 
         @Override
-        public void recordDeadLettered(UUID id) {
+        public void recordDeadLettered(UUID id) throws InfrastructureException {
+            if (++deadLetterCalls <= deadLetterFailures) {
+                if (deadLetterRowHeld) {
+                    throw InfrastructureException.contention(
+                            "recording message " + id + " as dead-lettered", new SQLException("held", "55P03"));
+                }
+                throw new InfrastructureException("connection lost", new SQLException("lost", "08006"));
+            }
             deadLettered.add(id);
         }
 
@@ -307,7 +321,22 @@ final class Fakes {
             Time time,
             SerialTask.Scheduler scheduler,
             PartitionWorker.Carried carried) {
-        PrefixedLog log = new PrefixedLog(LoggerFactory.getLogger(PartitionWorker.class), "[consumer-dedup test]");
+        return worker(settings, store, sink, time, scheduler, carried, databaseBreaker(time));
+    }
+
+    /**
+     * @param carried what the partition's previous worker knew of its head, or null
+     * @param databaseBreaker the breaker of its database calls, which the other workers of a consumer share
+     */
+    static PartitionWorker worker(
+            Settings settings,
+            Store store,
+            Sink sink,
+            Time time,
+            SerialTask.Scheduler scheduler,
+            PartitionWorker.Carried carried,
+            Breaker databaseBreaker) {
+        PrefixedLog log = log();
         return new PartitionWorker(
                 TP,
                 new PartitionWorker.Parts(
@@ -315,12 +344,21 @@ final class Fakes {
                         RecordMapping.of(settings, time),
                         store,
                         sink,
-                        Breaker.create("db", "database", log, time, Duration.ofSeconds(30)),
+                        databaseBreaker,
                         Breaker.create("dlt", "dead-letter producer", log, time, Duration.ofSeconds(30)),
                         new Metrics(settings.meterRegistry(), settings.consumerName(), "unit#1"),
                         log,
                         time,
                         scheduler),
                 carried);
+    }
+
+    /** A consumer's database breaker on {@code time}, as {@link #worker} gives each worker of its own. */
+    static Breaker databaseBreaker(Time time) {
+        return Breaker.create("db", "database", log(), time, Duration.ofSeconds(30));
+    }
+
+    private static PrefixedLog log() {
+        return new PrefixedLog(LoggerFactory.getLogger(PartitionWorker.class), "[consumer-dedup test]");
     }
 }

@@ -9,8 +9,10 @@ import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
 import dev.outbox.consumer.DeadLetterHeaders;
+import dev.outbox.consumer.PermanentHandlerException;
 import dev.outbox.consumer.TransientHandlerException;
 import dev.outbox.consumer.internal.BatchStore.Outcome;
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -21,6 +23,8 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.junit.jupiter.api.Test;
 import org.slf4j.LoggerFactory;
@@ -232,6 +236,133 @@ class PartitionWorkerTest {
                 .isGreaterThanOrEqualTo(Duration.ofSeconds(5));
         assertThat(timed.processed).containsExactlyInAnyOrder(idOf(0), idOf(1));
         assertThat(retriesScheduled).as("no attempt of the records is used").isEmpty();
+        assertThat(worker.nextToCommit()).isEqualTo(2);
+    }
+
+    /**
+     * G6 and G4 for a dead letter: the database breaker, shared by all partitions, opens (their batches failed)
+     * while this partition's record fails for good. Its copy is sent, but its id is not recorded while the breaker
+     * is open: the database is not asked, the record stays at the head of its paused partition and no offset passes
+     * it. Once the open duration has passed, the recording is the call the breaker lets through; it closes the
+     * breaker, and only then do the offsets pass the record and the records behind it run. Before, the id was
+     * recorded at once, whatever the breaker said, and a database that was down met one more caller per
+     * dead-lettering partition, each waiting for a connection.
+     */
+    @Test
+    void aDeadLetteredIdIsNotRecordedWhileTheDatabaseBreakerIsOpen() {
+        Breaker database = Fakes.databaseBreaker(time);
+        List<Long> recordedAt = new ArrayList<>();
+        List<Long> committableWhenRecorded = new ArrayList<>();
+        List<Integer> transactionsWhenRecorded = new ArrayList<>();
+        AtomicReference<PartitionWorker> running = new AtomicReference<>();
+        Fakes.Store timed = new Fakes.Store() {
+            @Override
+            public void recordDeadLettered(UUID id) throws InfrastructureException {
+                recordedAt.add(time.nanoTime());
+                committableWhenRecorded.add(running.get().nextToCommit());
+                transactionsWhenRecorded.add(transactions.size());
+                super.recordDeadLettered(id);
+            }
+        };
+        AtomicLong opened = new AtomicLong();
+        timed.handler = r -> {
+            if (r.offset() != 1) {
+                return null;
+            }
+            database.circuitBreaker().transitionToOpenState();
+            opened.set(time.nanoTime());
+            return new PermanentHandlerException("not payable");
+        };
+        PartitionWorker worker = Fakes.worker(
+                Fakes.settings(3, 1, Duration.ofHours(1), hooks, null), timed, sink, time, scheduler, null, database);
+        running.set(worker);
+
+        worker.enqueue(records(0, 4));
+        for (int steps = 0; sink.sent.isEmpty() && steps < 10; steps++) {
+            scheduler.runAll(1);
+        }
+        assertThat(sink.sent)
+                .as("the dead-letter copy, sent under its own breaker")
+                .hasSize(1);
+        assertThat(database.state()).isEqualTo(CircuitBreaker.State.OPEN);
+        assertThat(recordedAt)
+                .as("recordings tried while the database breaker is open")
+                .isEmpty();
+        assertThat(worker.isWaiting())
+                .as("waits: the poll thread pauses the partition")
+                .isTrue();
+        assertThat(worker.nextToCommit()).isOne();
+
+        scheduler.runAll(100);
+
+        assertThat(recordedAt)
+                .singleElement()
+                .satisfies(at -> assertThat(Duration.ofNanos(at - opened.get()))
+                        .as("the first recording, after the breaker's open duration")
+                        .isGreaterThanOrEqualTo(Duration.ofSeconds(5)));
+        assertThat(committableWhenRecorded)
+                .as("no offset past the record before its id is recorded")
+                .containsExactly(1L);
+        assertThat(transactionsWhenRecorded)
+                .as("no record behind it processed before")
+                .containsExactly(2);
+        assertThat(timed.deadLettered).containsExactly(idOf(1));
+        assertThat(sink.sent).as("the copy is not sent again").hasSize(1);
+        assertThat(database.state()).as("the recording let through closed it").isEqualTo(CircuitBreaker.State.CLOSED);
+        assertThat(timed.processed).containsExactlyInAnyOrder(idOf(0), idOf(2), idOf(3));
+        assertThat(worker.nextToCommit()).isEqualTo(4);
+    }
+
+    /**
+     * G6: the failures of recording a dead-lettered id are the database's, and count towards its breaker as a
+     * batch's do: it opens, and the recording is tried again once it lets a call through. Nothing is lost: the id is
+     * recorded once, its copy sent once, and the offset passes the record only then.
+     */
+    @Test
+    void failuresToRecordADeadLetteredIdOpenTheDatabaseBreaker() {
+        Breaker database = Fakes.databaseBreaker(time);
+        List<CircuitBreaker.StateTransition> transitions = new ArrayList<>();
+        database.circuitBreaker().getEventPublisher().onStateTransition(e -> transitions.add(e.getStateTransition()));
+        store.handler = r -> r.offset() == 0 ? new PermanentHandlerException("not payable") : null;
+        store.deadLetterFailures = 5;
+        PartitionWorker worker = Fakes.worker(
+                Fakes.settings(3, 1, Duration.ofHours(1), hooks, null), store, sink, time, scheduler, null, database);
+
+        worker.enqueue(records(0, 2));
+        scheduler.runAll(100);
+
+        assertThat(transitions).contains(CircuitBreaker.StateTransition.CLOSED_TO_OPEN);
+        assertThat(database.state()).isEqualTo(CircuitBreaker.State.CLOSED);
+        assertThat(store.deadLetterCalls).isEqualTo(6);
+        assertThat(store.deadLettered).containsExactly(idOf(0));
+        assertThat(sink.sent).hasSize(1);
+        assertThat(retriesScheduled).as("no attempt of the records is used").isEmpty();
+        assertThat(store.processed).containsExactly(idOf(1));
+        assertThat(worker.nextToCommit()).isEqualTo(2);
+    }
+
+    /**
+     * G6: a dead-lettered id whose row another transaction holds is contention, not a failing database: retried
+     * after a backoff as often as it takes, without opening the database breaker.
+     */
+    @Test
+    void aDeadLetteredIdWhoseRowIsHeldDoesNotOpenTheDatabaseBreaker() {
+        Breaker database = Fakes.databaseBreaker(time);
+        List<CircuitBreaker.StateTransition> transitions = new ArrayList<>();
+        database.circuitBreaker().getEventPublisher().onStateTransition(e -> transitions.add(e.getStateTransition()));
+        store.handler = r -> r.offset() == 0 ? new PermanentHandlerException("not payable") : null;
+        store.deadLetterFailures = 12;
+        store.deadLetterRowHeld = true;
+        PartitionWorker worker = Fakes.worker(
+                Fakes.settings(3, 1, Duration.ofHours(1), hooks, null), store, sink, time, scheduler, null, database);
+
+        worker.enqueue(records(0, 2));
+        scheduler.runAll(100);
+
+        assertThat(transitions).isEmpty();
+        assertThat(store.deadLetterCalls).isEqualTo(13);
+        assertThat(store.deadLettered).containsExactly(idOf(0));
+        assertThat(sink.sent).hasSize(1);
         assertThat(worker.nextToCommit()).isEqualTo(2);
     }
 
