@@ -98,8 +98,9 @@ import org.springframework.util.ClassUtils;
  *   <li>the error handler of Spring Kafka's listener containers, which delivers a failed record
  *       again with a backoff and never skips it ({@code outbox.listener-retries.*}), unless the
  *       application defines a {@code CommonErrorHandler}; with it, an after-rollback processor for
- *       containers that run Kafka transactions that never skips a record either, unless the
- *       application defines an {@code AfterRollbackProcessor};
+ *       containers that run Kafka transactions that never skips a record either and does their
+ *       waiting, after the rollback, unless the application defines an {@code
+ *       AfterRollbackProcessor};
  *   <li>meters in the application's {@code MeterRegistry}; health indicators {@code outboxRelay}
  *       and {@code outboxConsumers} (every {@link IdempotentConsumer} bean) when Actuator is there.
  * </ul>
@@ -534,7 +535,10 @@ public class OutboxAutoConfiguration {
      * ({@link ListenerRetries}), also in containers that run Kafka transactions. Spring Kafka's own
      * default skips it after ten attempts without delay. With it, the after-rollback processor of the
      * containers that run Kafka transactions, unless the application defines one: Spring Kafka's
-     * default "recovers" a record at every tenth rollback, and the starter's never does.
+     * default "recovers" a record at every tenth rollback, and the starter's never does. In those
+     * containers the handler, which Spring Kafka calls inside the transaction, fails the delivery at
+     * once, and the processor waits, after the rollback: a wait inside the transaction could outlast
+     * the producer's {@code transaction.timeout.ms}.
      */
     @Configuration(proxyBeanMethods = false)
     @ConditionalOnClass(name = "org.springframework.kafka.listener.DefaultErrorHandler")
@@ -555,7 +559,7 @@ public class OutboxAutoConfiguration {
         /**
          * Spring Boot gives the single {@code AfterRollbackProcessor} bean to the containers it builds;
          * it runs after a Kafka transaction of theirs rolled back, that is after every failure of a
-         * listener in containers that run Kafka transactions.
+         * listener in containers that run Kafka transactions, and waits there for the error handler.
          */
         @Bean
         @ConditionalOnMissingBean(AfterRollbackProcessor.class)

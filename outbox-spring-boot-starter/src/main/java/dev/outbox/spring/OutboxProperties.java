@@ -406,6 +406,8 @@ public class OutboxProperties {
      * exponential backoff, never skipping it. Spring Kafka's own default gives up after ten attempts
      * without delay, logs the record and commits past it, so a listener whose claim and business write
      * rolled back (a database failing fast, an outage longer than the attempts) would lose the message.
+     * In containers that run Kafka transactions the wait comes after the rollback, not inside the
+     * transaction, where it could outlast the producer's transaction.timeout.ms.
      */
     public static class ListenerRetries {
         /**
@@ -421,7 +423,8 @@ public class OutboxProperties {
         /**
          * The longest wait between two attempts, which double up to it; at least the initial interval and
          * at most four fifths of the listener consumers' max.poll.interval.ms (4m with Kafka's default of
-         * 5m): the wait is spent in the poll loop.
+         * 5m): the wait is spent in the poll loop. With Kafka transactions it is spent after the rollback,
+         * so the producer's transaction.timeout.ms does not bound it.
          */
         private Duration maxInterval = Duration.ofSeconds(30);
 

@@ -17,7 +17,6 @@ import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import javax.sql.DataSource;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -34,9 +33,7 @@ import org.springframework.boot.kafka.autoconfigure.KafkaConnectionDetails;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Import;
-import org.springframework.context.annotation.Primary;
 import org.springframework.jdbc.core.JdbcTemplate;
-import org.springframework.jdbc.datasource.DataSourceTransactionManager;
 import org.springframework.kafka.annotation.KafkaListener;
 import org.springframework.stereotype.Service;
 import org.springframework.test.annotation.DirtiesContext;
@@ -132,22 +129,12 @@ class KafkaTransactionsListenerIT {
 
     @SpringBootConfiguration
     @EnableAutoConfiguration
-    @Import(PaymentsListener.class)
+    @Import({PaymentsListener.class, ListenerApps.JdbcTransactions.class})
     static class App {
         /** The brokers as a service connection gives them. */
         @Bean
         KafkaConnectionDetails kafkaServiceConnection() {
             return () -> List.of(KAFKA.bootstrapServers());
-        }
-
-        /**
-         * The application's JDBC transactions: Spring Boot's own backs off once its Kafka transaction manager
-         * exists, so an application with both declares this one.
-         */
-        @Bean
-        @Primary
-        DataSourceTransactionManager transactionManager(DataSource dataSource) {
-            return new DataSourceTransactionManager(dataSource);
         }
     }
 

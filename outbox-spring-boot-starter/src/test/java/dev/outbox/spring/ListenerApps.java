@@ -2,13 +2,26 @@ package dev.outbox.spring;
 
 import dev.outbox.core.OutboxHeaders;
 import dev.outbox.testkit.TestDatabase;
+import dev.outbox.testkit.TestKafka;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Properties;
 import java.util.UUID;
+import javax.sql.DataSource;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+import org.springframework.context.annotation.Primary;
 import org.springframework.jdbc.core.JdbcTemplate;
+import org.springframework.jdbc.datasource.DataSourceTransactionManager;
 import org.springframework.test.context.DynamicPropertyRegistry;
 
 /**
@@ -66,9 +79,44 @@ final class ListenerApps {
         return r;
     }
 
+    /**
+     * @return the values of partition 0 of {@code topic} up to its last stable offset, as a {@code
+     *     read_committed} consumer reads them: none of an aborted transaction
+     */
+    static List<String> committedValues(TestKafka kafka, String topic) {
+        Properties p = kafka.consumerProperties("committed-" + UUID.randomUUID());
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        TopicPartition partition = new TopicPartition(topic, 0);
+        List<String> values = new ArrayList<>();
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(p)) {
+            consumer.assign(List.of(partition));
+            consumer.seekToBeginning(List.of(partition));
+            long end = consumer.endOffsets(List.of(partition)).get(partition);
+            long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+            while (consumer.position(partition) < end && System.nanoTime() < deadline) {
+                consumer.poll(Duration.ofMillis(200))
+                        .forEach(r -> values.add(new String(r.value(), StandardCharsets.UTF_8)));
+            }
+        }
+        return values;
+    }
+
     /** @return the payment rows of message {@code id} */
     static int payments(JdbcTemplate jdbc, UUID id) {
         Integer n = jdbc.queryForObject("select count(*) from payments where message_id = ?", Integer.class, id);
         return n == null ? 0 : n;
+    }
+
+    /**
+     * The application's JDBC transactions, beside Spring Boot's Kafka transaction manager: Boot's own
+     * JDBC one backs off once the Kafka one exists, so an application with both declares this one.
+     */
+    @Configuration(proxyBeanMethods = false)
+    static class JdbcTransactions {
+        @Bean
+        @Primary
+        DataSourceTransactionManager transactionManager(DataSource dataSource) {
+            return new DataSourceTransactionManager(dataSource);
+        }
     }
 }

@@ -11,6 +11,8 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.springframework.kafka.KafkaException;
+import org.springframework.kafka.listener.AbstractMessageListenerContainer;
 import org.springframework.kafka.listener.AfterRollbackProcessor;
 import org.springframework.kafka.listener.BatchListenerFailedException;
 import org.springframework.kafka.listener.CommonErrorHandler;
@@ -20,6 +22,7 @@ import org.springframework.kafka.listener.DefaultAfterRollbackProcessor;
 import org.springframework.kafka.listener.DefaultErrorHandler;
 import org.springframework.kafka.listener.MessageListenerContainer;
 import org.springframework.kafka.listener.RetryListener;
+import org.springframework.kafka.transaction.KafkaAwareTransactionManager;
 import org.springframework.util.backoff.BackOff;
 import org.springframework.util.backoff.ExponentialBackOff;
 import org.springframework.util.backoff.FixedBackOff;
@@ -44,13 +47,27 @@ import org.springframework.util.backoff.FixedBackOff;
  * transaction for the batch), and then they would never be delivered again; the records that did
  * commit are skipped by their claims when delivered again (the starter's README, "Batch listeners").
  *
- * <p>In containers that run Kafka transactions the handler's failure rolls the transaction back, and
- * the container then hands the records to its {@link AfterRollbackProcessor}. Spring Kafka's default
- * one counts failures of its own and, at every tenth, "recovers" the record: it logs an ERROR that
- * its back-off is exhausted (the record is delivered again all the same, the handler having sought
- * back to it), and one given a recoverer would dead-letter it, or commit past it. {@link
- * #afterRollbackProcessor} never recovers: it seeks back to the records and, unless this handler
- * already waited for the failure, waits on the same back-off.
+ * <p>In containers that run Kafka transactions (a {@code KafkaAwareTransactionManager} on their
+ * properties) and hand their rolled-back deliveries to {@link #afterRollbackProcessor} (the
+ * starter's default; with an after-rollback processor of the application's the handler waits as it
+ * does elsewhere, inside the transaction, since nothing else would) Spring Kafka calls the error handler inside the delivery's Kafka transaction, before it
+ * rolls the transaction back. A wait there would hold the transaction open, and one longer than the
+ * producer's {@code transaction.timeout.ms} (a minute by default) lets the broker abort it and bump
+ * the producer's epoch; with Kafka 3's transaction protocol ({@code transaction.version} 1) the
+ * rollback then fails with the producer fenced. And a batch that {@link DefaultErrorHandler} delivers
+ * again itself stays in the same transaction, which then commits what the failed attempts sent with
+ * what the last one sent. So in those containers the handler does not wait, and does not deliver a
+ * batch again itself: it fails the delivery at once,
+ * recovering nothing, the transaction rolls back, and the container hands the records to its {@link
+ * AfterRollbackProcessor}, {@link #afterRollbackProcessor}, which seeks back to them, logs the failed
+ * attempt and waits, outside the transaction. Spring Kafka's default processor counts failures of
+ * its own and, at every tenth, "recovers" the record: it logs an ERROR that its back-off is exhausted,
+ * and one given a recoverer would dead-letter it, or commit past it; the starter's never recovers.
+ *
+ * <p>Either way each failed delivery waits once, on the same back-off, and is logged once at WARN
+ * with its position and attempt number. The wait is spent in the consumer's poll loop, inside a
+ * transaction or not, hence the bound of {@code max} by the poll interval; it is never spent inside a
+ * Kafka transaction, so {@code transaction.timeout.ms} does not bound it.
  */
 public final class ListenerRetries {
     private static final Logger LOG = LoggerFactory.getLogger(ListenerRetries.class);
@@ -66,6 +83,12 @@ public final class ListenerRetries {
      * threw on, so that the after-rollback processor that follows does not wait a second time.
      */
     private static final ThreadLocal<Position> WAITED = new ThreadLocal<>();
+
+    /**
+     * The failed deliveries of this thread's batch, in a container that runs Kafka transactions, since the
+     * last one that succeeded: the attempt number the after-rollback processor logs.
+     */
+    private static final ThreadLocal<Integer> BATCH_ATTEMPTS = new ThreadLocal<>();
 
     private ListenerRetries() {}
 
@@ -97,12 +120,15 @@ public final class ListenerRetries {
     }
 
     /**
-     * The after-rollback processor of listener containers that run Kafka transactions, beside {@link
+     * The after-rollback processor of listener containers that run transactions, beside {@link
      * #errorHandler}: it never recovers a record (no dead letter, no commit past it, no "exhausted"
      * ERROR), but seeks back to the records of the rolled-back delivery so that they are delivered
-     * again. When {@link #errorHandler} threw on that delivery it has already waited, and the
-     * processor does not wait again; else (the transaction's commit failed) it waits on the same
-     * back-off, so each failed delivery waits once and no wait is longer than {@code max}.
+     * again. In containers that run Kafka transactions {@link #errorHandler} failed the delivery without
+     * waiting, and the processor waits on the back-off, after the rollback, logging the attempt at
+     * WARN as the handler does elsewhere. In other containers (a transaction manager of the
+     * application's on the container) the handler has already waited, and the processor does not wait
+     * again. After any other rollback (the transaction's commit failed) it waits on the same back-off.
+     * So each failed delivery waits once and no wait is longer than {@code max}.
      *
      * @param initial the first wait, at least 1 ms
      * @param max the longest wait, at least {@code initial} and at most four fifths of {@code
@@ -206,6 +232,64 @@ public final class ListenerRetries {
     }
 
     /**
+     * @param container the container whose delivery failed, or null when unknown
+     * @return whether it runs each delivery in a Kafka transaction, as Spring Kafka's container decides
+     *     it: a {@code KafkaAwareTransactionManager} on its properties, under either setter
+     */
+    static boolean runsKafkaTransactions(MessageListenerContainer container) {
+        if (container == null) {
+            return false;
+        }
+        ContainerProperties properties;
+        try {
+            properties = container.getContainerProperties();
+        } catch (UnsupportedOperationException e) {
+            return false;
+        }
+        return properties.getKafkaAwareTransactionManager() != null
+                || properties.getTransactionManager() instanceof KafkaAwareTransactionManager<?, ?>;
+    }
+
+    /**
+     * @return whether the error handler leaves the wait to the after-rollback processor: the container
+     *     runs Kafka transactions and hands its rolled-back deliveries to {@link #afterRollbackProcessor}.
+     *     With an after-rollback processor of the application's (or Spring Kafka's default one) the
+     *     handler waits as it does elsewhere, since nothing else would
+     */
+    static boolean retriesAfterRollback(MessageListenerContainer container) {
+        return runsKafkaTransactions(container)
+                && container instanceof AbstractMessageListenerContainer<?, ?> c
+                && c.getAfterRollbackProcessor() instanceof NeverRecoverAfterRollback;
+    }
+
+    /**
+     * The error handler's failure of a delivery in a container that runs Kafka transactions: thrown at
+     * once, without waiting, so that the transaction rolls back now; the after-rollback processor that
+     * follows recognises it and waits. The container logs it at DEBUG as the handler's exception (and
+     * at ERROR as the cause of the rollback, as it does any exception of the handler); the
+     * after-rollback processor logs the failed attempt at WARN.
+     */
+    static final class RetryAfterRollback extends KafkaException {
+        private static final long serialVersionUID = 1L;
+
+        RetryAfterRollback(String message, Exception thrown) {
+            super(message, Level.DEBUG, thrown);
+        }
+
+        /** @return what the listener threw, as the error handler was given it */
+        Exception thrown() {
+            return (Exception) getCause();
+        }
+    }
+
+    private static RetryAfterRollback retryAfterRollback(String delivery, Exception thrown) {
+        return new RetryAfterRollback(
+                "@KafkaListener failed on " + delivery + " in a Kafka transaction; it is rolled back, and delivered"
+                        + " again after a backoff outside the transaction, never skipped",
+                thrown);
+    }
+
+    /**
      * @return {@code thrown}, or, when a {@code BatchListenerFailedException} is in its causes, an
      *     exception without it (its cause kept), so that the handler retries the whole batch
      */
@@ -236,7 +320,9 @@ public final class ListenerRetries {
 
     /**
      * A {@link DefaultErrorHandler} for which every failure of a batch listener is the whole batch's,
-     * and that notes the delivery it waited for and threw on ({@link #WAITED}).
+     * and that notes the delivery it waited for and threw on ({@link #WAITED}); in containers that run
+     * Kafka transactions it throws {@link RetryAfterRollback} at once instead, and leaves the seeks and
+     * the wait to the after-rollback processor.
      */
     private static final class WholeBatches extends DefaultErrorHandler {
         WholeBatches(ConsumerRecordRecoverer recoverer, BackOff backOff) {
@@ -249,6 +335,9 @@ public final class ListenerRetries {
                 List<ConsumerRecord<?, ?>> records,
                 Consumer<?, ?> consumer,
                 MessageListenerContainer container) {
+            if (retriesAfterRollback(container)) {
+                throw retryAfterRollback(records.isEmpty() ? "no record" : position(records.get(0)), thrown);
+            }
             try {
                 super.handleRemaining(thrown, records, consumer, container);
             } catch (RuntimeException e) {
@@ -264,6 +353,9 @@ public final class ListenerRetries {
                 Consumer<?, ?> consumer,
                 MessageListenerContainer container,
                 Runnable invokeListener) {
+            if (retriesAfterRollback(container)) {
+                throw retryAfterRollback(batch(data), wholeBatch(thrown));
+            }
             try {
                 super.handleBatch(wholeBatch(thrown), data, consumer, container, invokeListener);
             } catch (RuntimeException e) {
@@ -279,6 +371,9 @@ public final class ListenerRetries {
                 Consumer<?, ?> consumer,
                 MessageListenerContainer container,
                 Runnable invokeListener) {
+            if (retriesAfterRollback(container)) {
+                throw retryAfterRollback(batch(data), wholeBatch(thrown));
+            }
             try {
                 return super.handleBatchAndReturnRemaining(
                         wholeBatch(thrown), data, consumer, container, invokeListener);
@@ -287,6 +382,10 @@ public final class ListenerRetries {
                 throw e;
             }
         }
+    }
+
+    private static String batch(ConsumerRecords<?, ?> records) {
+        return "a batch of " + records.count() + " records";
     }
 
     /** A record's place in its partition; {@code null} from {@link #first} for no record. */
@@ -304,14 +403,21 @@ public final class ListenerRetries {
     /**
      * Never recovers a record after a rollback: Spring Kafka's {@link DefaultAfterRollbackProcessor}
      * seeks back to the records, given a back-off without end and a recoverer that is never called,
-     * every exception retried; one that does not wait after the error handler's failure, which has
-     * waited, and one that waits on the handler's back-off after any other rollback.
+     * every exception retried; one that waits on the handler's back-off and logs the attempt after the
+     * error handler's failure in a Kafka transaction ({@link RetryAfterRollback}), one that does not
+     * wait after the error handler's failure elsewhere, which has waited, and one that waits on the
+     * handler's back-off after any other rollback.
      */
     private static final class NeverRecoverAfterRollback implements AfterRollbackProcessor<Object, Object> {
+        private final DefaultAfterRollbackProcessor<Object, Object> waitForHandler;
         private final DefaultAfterRollbackProcessor<Object, Object> seekOnly;
         private final DefaultAfterRollbackProcessor<Object, Object> seekAndWait;
+        private final Logging logging = new Logging();
 
         NeverRecoverAfterRollback(BackOff backOff) {
+            this.waitForHandler = neverRecovering(backOff);
+            // a record's failures counted per position, as the handler counts them elsewhere
+            this.waitForHandler.setRetryListeners(logging);
             this.seekOnly = neverRecovering(new FixedBackOff(0, FixedBackOff.UNLIMITED_ATTEMPTS));
             this.seekAndWait = neverRecovering(backOff);
         }
@@ -339,6 +445,11 @@ public final class ListenerRetries {
                 Exception exception,
                 boolean recoverable,
                 ContainerProperties.EOSMode eosMode) {
+            if (exception instanceof RetryAfterRollback failed) {
+                WAITED.remove();
+                waitForHandler.process(records, consumer, container, failed.thrown(), recoverable, eosMode);
+                return;
+            }
             forDelivery(records).process(records, consumer, container, exception, recoverable, eosMode);
         }
 
@@ -351,6 +462,18 @@ public final class ListenerRetries {
                 Exception exception,
                 boolean recoverable,
                 ContainerProperties.EOSMode eosMode) {
+            if (exception instanceof RetryAfterRollback failed) {
+                WAITED.remove();
+                // a batch's wait is not counted per record: the container clears this thread's count and
+                // back-off once a batch succeeds after a failure
+                Integer before = BATCH_ATTEMPTS.get();
+                int attempt = before == null ? 1 : before + 1;
+                BATCH_ATTEMPTS.set(attempt);
+                logging.failedDelivery(records, failed.thrown(), attempt);
+                waitForHandler.processBatch(
+                        records, recordList, consumer, container, failed.thrown(), recoverable, eosMode);
+                return;
+            }
             forDelivery(recordList)
                     .processBatch(records, recordList, consumer, container, exception, recoverable, eosMode);
         }
@@ -358,6 +481,8 @@ public final class ListenerRetries {
         @Override
         public void clearThreadState() {
             WAITED.remove();
+            BATCH_ATTEMPTS.remove();
+            waitForHandler.clearThreadState();
             seekOnly.clearThreadState();
             seekAndWait.clearThreadState();
         }
