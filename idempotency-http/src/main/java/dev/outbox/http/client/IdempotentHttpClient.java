@@ -310,10 +310,14 @@ public interface IdempotentHttpClient {
 
         /**
          * @param maxCircuitBreakers how many hosts keep a circuit breaker at once; default {@link
-         *     #DEFAULT_MAX_CIRCUIT_BREAKERS}. Past it, the breaker of the host called least recently is
-         *     dropped, whatever its state, and that host starts afresh with a closed breaker when it is
-         *     called again. Raise it when this client calls more hosts than that in turn and each
-         *     must keep its breaker.
+         *     #DEFAULT_MAX_CIRCUIT_BREAKERS}. Past it, the breaker of the host called least recently
+         *     among those with no attempt in flight is dropped, whatever its state, and that host
+         *     starts afresh with a closed breaker when it is called again. A host with an attempt in
+         *     flight keeps its breaker, so that the attempt's outcome counts for the host's next
+         *     calls: while more hosts than this have attempts in flight at once, the client keeps a
+         *     breaker for each of them, and drops the idle ones past the bound as those attempts end
+         *     (a host whose attempt just ended counts as just called). Raise it when this client calls
+         *     more hosts than that in turn and each must keep its breaker.
          * @return this builder
          * @throws IllegalArgumentException when it is below 1
          */

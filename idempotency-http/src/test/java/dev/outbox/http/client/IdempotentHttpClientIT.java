@@ -15,6 +15,7 @@ import dev.outbox.http.TestServer;
 import dev.outbox.http.client.ScriptedServlet.Reply;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
+import io.github.resilience4j.circuitbreaker.CircuitBreakerRegistry;
 import java.io.ByteArrayInputStream;
 import java.io.FilterInputStream;
 import java.io.IOException;
@@ -47,7 +48,9 @@ import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
@@ -921,6 +924,192 @@ class IdempotentHttpClientIT {
         assertThat(client.circuitBreakers().orElseThrow().getAllCircuitBreakers())
                 .extracting(CircuitBreaker::getName)
                 .containsExactlyInAnyOrder("127.0.0.1:1", "127.0.0.1:3");
+    }
+
+    /**
+     * A host with an attempt in flight keeps its breaker past maxCircuitBreakers, so the attempt's
+     * failure counts for the host's next call. Bound 1, a breaker that opens on one failure: host A's
+     * attempt is held by its server while two other hosts are called, then A answers 503, which opens
+     * A's breaker: A's next call is refused without being sent, and the registry is back at the bound
+     * with A's open breaker. The refused call held A only while it was refused: a call to another host
+     * then drops A's idle breaker. Before, the call to the first other host dropped A's breaker under
+     * its attempt, the 503 was recorded in a breaker no longer in the registry, and A's next call got
+     * a fresh closed breaker and was sent.
+     */
+    @Test
+    void anAttemptInFlightKeepsItsHostsBreakerPastTheLimit() throws Exception {
+        HeldServer a = new HeldServer();
+        ExecutorService caller = Executors.newVirtualThreadPerTaskExecutor();
+        try {
+            IdempotentHttpClient client =
+                    openingOnOneFailure().maxCircuitBreakers(1).build();
+            CircuitBreakerRegistry registry = client.circuitBreakers().orElseThrow();
+            Future<CallResult<Void>> inFlight = caller.submit(() -> client.send(a.get(), DISCARD));
+            a.awaitArrived();
+            for (int port : new int[] {1, 2}) {
+                assertThatThrownBy(() -> client.send(refused(port), DISCARD)).isInstanceOf(HttpCallException.class);
+            }
+            a.release();
+            assertThat(inFlight.get(10, TimeUnit.SECONDS).status()).isEqualTo(503);
+
+            assertThatThrownBy(() -> client.send(a.get(), DISCARD))
+                    .isInstanceOfSatisfying(
+                            CircuitOpenException.class,
+                            e -> assertThat(e.host()).isEqualTo(a.host()));
+            assertThat(a.received).as("requests that reached A").hasValue(1);
+            assertThat(registry.getAllCircuitBreakers())
+                    .as("back at the bound, with A's breaker")
+                    .singleElement()
+                    .satisfies(breaker -> {
+                        assertThat(breaker.getName()).isEqualTo(a.host());
+                        assertThat(breaker.getState()).isEqualTo(CircuitBreaker.State.OPEN);
+                        assertThat(breaker.getMetrics().getNumberOfFailedCalls())
+                                .isOne();
+                    });
+
+            assertThatThrownBy(() -> client.send(refused(3), DISCARD)).isInstanceOf(HttpCallException.class);
+            assertThat(registry.getAllCircuitBreakers())
+                    .as("A idle after its refused call")
+                    .extracting(CircuitBreaker::getName)
+                    .containsExactly("127.0.0.1:3");
+        } finally {
+            a.close();
+            caller.close();
+        }
+    }
+
+    /**
+     * The registry shrinks back to maxCircuitBreakers as the attempts that held it past the bound end,
+     * never dropping the breaker of a host whose attempt is still in flight. Bound 1: attempts to A
+     * and B in flight while a third host is called leave three breakers; when B's attempt ends, the
+     * third host's goes (B's, just called, stays beside A's, in flight); when A's ends, B's goes and
+     * A's is left, with A's failure; a call to another host then drops A's, idle. Before, each call
+     * dropped the breaker of the host called least recently, in flight or not, and the registry held
+     * one breaker throughout.
+     */
+    @Test
+    void theBreakersShrinkBackToTheLimitAsTheAttemptsInFlightEnd() throws Exception {
+        HeldServer a = new HeldServer();
+        HeldServer b = new HeldServer();
+        ExecutorService caller = Executors.newVirtualThreadPerTaskExecutor();
+        try {
+            IdempotentHttpClient client =
+                    openingOnOneFailure().maxCircuitBreakers(1).build();
+            CircuitBreakerRegistry registry = client.circuitBreakers().orElseThrow();
+            Future<CallResult<Void>> aInFlight = caller.submit(() -> client.send(a.get(), DISCARD));
+            a.awaitArrived();
+            Future<CallResult<Void>> bInFlight = caller.submit(() -> client.send(b.get(), DISCARD));
+            b.awaitArrived();
+            assertThatThrownBy(() -> client.send(refused(1), DISCARD)).isInstanceOf(HttpCallException.class);
+            assertThat(registry.getAllCircuitBreakers())
+                    .as("past the bound while A's and B's attempts are in flight")
+                    .extracting(CircuitBreaker::getName)
+                    .containsExactlyInAnyOrder(a.host(), b.host(), "127.0.0.1:1");
+
+            b.release();
+            assertThat(bInFlight.get(10, TimeUnit.SECONDS).status()).isEqualTo(503);
+            assertThat(registry.getAllCircuitBreakers())
+                    .as("B's attempt ended, A's in flight")
+                    .extracting(CircuitBreaker::getName)
+                    .containsExactlyInAnyOrder(a.host(), b.host());
+
+            a.release();
+            assertThat(aInFlight.get(10, TimeUnit.SECONDS).status()).isEqualTo(503);
+            assertThat(registry.getAllCircuitBreakers())
+                    .as("back at the bound, 1, once both ended")
+                    .singleElement()
+                    .satisfies(breaker -> {
+                        assertThat(breaker.getName()).isEqualTo(a.host());
+                        assertThat(breaker.getMetrics().getNumberOfFailedCalls())
+                                .isOne();
+                    });
+
+            assertThatThrownBy(() -> client.send(refused(2), DISCARD)).isInstanceOf(HttpCallException.class);
+            assertThat(registry.getAllCircuitBreakers())
+                    .extracting(CircuitBreaker::getName)
+                    .containsExactly("127.0.0.1:2");
+        } finally {
+            a.close();
+            b.close();
+            caller.close();
+        }
+    }
+
+    /** A client with breakers that open on one failure (I/O error or 5xx) and one attempt per call. */
+    private static IdempotentHttpClient.Builder openingOnOneFailure() {
+        return IdempotentHttpClient.builder()
+                .httpClient(HTTP)
+                .sleeper(new RecordingSleeper())
+                .maxAttempts(1)
+                .attemptTimeout(Duration.ofSeconds(30))
+                .circuitBreakerConfig(CircuitBreakerConfig.custom()
+                        .slidingWindowSize(1)
+                        .minimumNumberOfCalls(1)
+                        .failureRateThreshold(50)
+                        .build());
+    }
+
+    private static final HttpResponse.BodyHandler<Void> DISCARD = HttpResponse.BodyHandlers.discarding();
+
+    /** @return a GET to a port of this machine nothing listens on: it fails at once, and its host gets a breaker */
+    private static HttpRequest refused(int port) {
+        return HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/"))
+                .build();
+    }
+
+    /**
+     * A plain HTTP server on a port of its own (so a host, and a breaker, of its own) that holds each
+     * request until {@link #release()}, then answers 503.
+     */
+    private static final class HeldServer implements AutoCloseable {
+        final AtomicInteger received = new AtomicInteger();
+        private final CountDownLatch arrived = new CountDownLatch(1);
+        private final CountDownLatch released = new CountDownLatch(1);
+        private final HttpServer server;
+
+        HeldServer() throws IOException {
+            server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+            server.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
+            server.createContext("/", exchange -> {
+                received.incrementAndGet();
+                arrived.countDown();
+                try {
+                    if (released.await(30, TimeUnit.SECONDS)) {
+                        exchange.sendResponseHeaders(503, -1);
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                } finally {
+                    exchange.close();
+                }
+            });
+            server.start();
+        }
+
+        String host() {
+            return "127.0.0.1:" + server.getAddress().getPort();
+        }
+
+        HttpRequest get() {
+            return HttpRequest.newBuilder(URI.create("http://" + host() + "/")).build();
+        }
+
+        /** Waits until a request is held here: its attempt is in flight. */
+        void awaitArrived() throws InterruptedException {
+            assertThat(arrived.await(10, TimeUnit.SECONDS))
+                    .as("a request reached " + host())
+                    .isTrue();
+        }
+
+        void release() {
+            released.countDown();
+        }
+
+        @Override
+        public void close() {
+            release();
+            server.stop(0);
+        }
     }
 
     /**

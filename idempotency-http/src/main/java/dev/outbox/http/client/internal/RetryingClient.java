@@ -28,7 +28,10 @@ import java.net.http.HttpTimeoutException;
 import java.nio.ByteBuffer;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.Optional;
@@ -62,8 +65,16 @@ public final class RetryingClient implements IdempotentHttpClient {
     private final int maxAttempts;
     private final RetryBudget budget;
     private final CircuitBreakerRegistry breakers;
-    /** The hosts that have a breaker, least recently called first; guarded by itself. */
+    /**
+     * The hosts that have a breaker, least recently called (an attempt started or ended) first;
+     * guarded by itself.
+     */
     private final LinkedHashMap<String, Boolean> breakerHosts = new LinkedHashMap<>(16, 0.75f, true);
+    /**
+     * The attempts in flight by host, for the hosts that have any: their breakers are not dropped
+     * (see {@link #breakerOf}); guarded by {@link #breakerHosts}.
+     */
+    private final HashMap<String, Integer> attemptsInFlight = new HashMap<>();
 
     private final int maxBreakers;
     private final Duration attemptTimeout;
@@ -200,62 +211,73 @@ public final class RetryingClient implements IdempotentHttpClient {
         HttpResponse<T> response = null;
         IOException failure = null;
         while (true) {
-            // looked up for each attempt: the breaker that gives the permission records the outcome
+            // looked up for each attempt: the breaker that gives the permission records the outcome,
+            // and is held in the registry until the attempt has ended (see breakerOf)
             CircuitBreaker breaker = breakers == null ? null : breakerOf(host);
-            if (breaker != null && !breaker.tryAcquirePermission()) {
-                discard(response);
-                if (attempts > 0) {
-                    // the retry taken from the budget before the wait is not sent
-                    budget.releaseRetry();
-                }
-                throw new CircuitOpenException(
-                        "The circuit breaker for " + host + " is " + breaker.getState()
-                                + " after repeated failures, so " + method + " " + request.uri() + " was not sent"
-                                + (attempts > 0 ? " again after " + attempts + " attempt(s)" : "")
-                                + ". It lets trial calls through after its wait in the open state; retry the operation later"
-                                + (key != null ? " with the same Idempotency-Key '" + key + "'" : "") + ".",
-                        reported(failure),
-                        host,
-                        attempts,
-                        key);
-            }
-            if (attempts == 0) {
-                // an operation the breaker refused sent nothing, and must not raise the retries allowed
-                budget.recordRequest();
-            }
-            attempts++;
-            long start = System.nanoTime();
+            UnreadResponse unread;
+            HttpHeaders headers;
+            int status;
+            boolean replayed;
             try {
-                response = exchange(request, handler);
-                failure = null;
-            } catch (IOException e) {
-                response = null;
-                failure = e;
-            } catch (InterruptedException e) {
-                // a permission kept would leave a half-open breaker waiting for a trial call that never ends
-                if (breaker != null) {
-                    breaker.releasePermission();
+                if (breaker != null && !breaker.tryAcquirePermission()) {
+                    discard(response);
+                    if (attempts > 0) {
+                        // the retry taken from the budget before the wait is not sent
+                        budget.releaseRetry();
+                    }
+                    throw new CircuitOpenException(
+                            "The circuit breaker for " + host + " is " + breaker.getState()
+                                    + " after repeated failures, so " + method + " " + request.uri() + " was not sent"
+                                    + (attempts > 0 ? " again after " + attempts + " attempt(s)" : "")
+                                    + ". It lets trial calls through after its wait in the open state; retry the operation later"
+                                    + (key != null ? " with the same Idempotency-Key '" + key + "'" : "") + ".",
+                            reported(failure),
+                            host,
+                            attempts,
+                            key);
                 }
-                throw interrupted("sending", attempts, key, honoured, method, request.uri(), e);
-            } catch (RuntimeException | Error e) {
-                if (breaker != null) {
-                    breaker.releasePermission();
+                if (attempts == 0) {
+                    // an operation the breaker refused sent nothing, and must not raise the retries allowed
+                    budget.recordRequest();
                 }
-                throw e;
-            }
-            long took = System.nanoTime() - start;
-            // the server's answer: the response, or the status and headers of one the body handler failed on
-            UnreadResponse unread = failure instanceof UnreadResponse u ? u : null;
-            HttpHeaders headers = response != null ? response.headers() : unread != null ? unread.headers : null;
-            int status = response != null ? response.statusCode() : unread != null ? unread.status : 0;
-            boolean replayed = headers != null && replayed(headers);
-            if (breaker != null) {
-                if (headers == null) {
-                    breaker.onError(took, TimeUnit.NANOSECONDS, failure);
-                } else if (status >= 500 && !replayed) {
-                    breaker.onError(took, TimeUnit.NANOSECONDS, new ServerErrorResponse(status));
-                } else {
-                    breaker.onSuccess(took, TimeUnit.NANOSECONDS);
+                attempts++;
+                long start = System.nanoTime();
+                try {
+                    response = exchange(request, handler);
+                    failure = null;
+                } catch (IOException e) {
+                    response = null;
+                    failure = e;
+                } catch (InterruptedException e) {
+                    // a permission kept would leave a half-open breaker waiting for a trial call that never ends
+                    if (breaker != null) {
+                        breaker.releasePermission();
+                    }
+                    throw interrupted("sending", attempts, key, honoured, method, request.uri(), e);
+                } catch (RuntimeException | Error e) {
+                    if (breaker != null) {
+                        breaker.releasePermission();
+                    }
+                    throw e;
+                }
+                long took = System.nanoTime() - start;
+                // the server's answer: the response, or the status and headers of one the body handler failed on
+                unread = failure instanceof UnreadResponse u ? u : null;
+                headers = response != null ? response.headers() : unread != null ? unread.headers : null;
+                status = response != null ? response.statusCode() : unread != null ? unread.status : 0;
+                replayed = headers != null && replayed(headers);
+                if (breaker != null) {
+                    if (headers == null) {
+                        breaker.onError(took, TimeUnit.NANOSECONDS, failure);
+                    } else if (status >= 500 && !replayed) {
+                        breaker.onError(took, TimeUnit.NANOSECONDS, new ServerErrorResponse(status));
+                    } else {
+                        breaker.onSuccess(took, TimeUnit.NANOSECONDS);
+                    }
+                }
+            } finally {
+                if (breaker != null) {
+                    attemptEnded(host);
                 }
             }
             if (headers != null && (replayed || !retryable(status, key, honoured))) {
@@ -639,36 +661,100 @@ public final class RetryingClient implements IdempotentHttpClient {
     }
 
     /**
-     * The host's breaker. The registry keeps at most {@code maxBreakers}: the breaker of the host
-     * called least recently goes first, whatever its state, so that a client that calls ever new
-     * hosts (webhook targets, say) does not keep a breaker for each of them for good.
+     * The host's breaker, for one attempt: the host counts as having an attempt in flight until
+     * {@link #attemptEnded} is called for it, which the caller must do exactly once, after the
+     * attempt's outcome has been recorded (or its permission released or refused).
      *
-     * <p>The registry is changed under the same lock as the list of hosts: a breaker removed or
-     * created after the lock was let go could be created again for a host just dropped (one breaker
-     * more than the bound, that no later call removes) or removed just after it was handed out (its
-     * failures lost to the host's next calls).
+     * <p>The registry keeps at most {@code maxBreakers}: past it, the breaker of the host called least
+     * recently (an attempt started or ended) among those with no attempt in flight goes first,
+     * whatever its state, so that a client that calls ever new hosts (webhook targets, say) does not
+     * keep a breaker for each of them for good. A host with an attempt in flight keeps its breaker, so
+     * that the attempt's outcome (a failure, a half-open breaker's trial) is recorded in the breaker
+     * its next call gets, and an open breaker is not dropped under it. So while more hosts than
+     * {@code maxBreakers} have attempts in flight at once, the registry holds a breaker for each of
+     * them, past the bound, for a while: it shrinks back to the bound as those attempts end (see
+     * {@link #attemptEnded}). Between the attempts of a call (its backoff) the host holds nothing.
+     *
+     * <p>The registry and the in-flight counts are changed under the same lock as the list of hosts: a
+     * breaker removed or created after the lock was let go could be created again for a host just
+     * dropped (one breaker more than the bound, that no later call removes) or removed just after it
+     * was handed out (its failures lost to the host's next calls).
      */
     private CircuitBreaker breakerOf(String host) {
-        String evicted = null;
+        List<String> dropped;
+        int kept;
         CircuitBreaker breaker;
         synchronized (breakerHosts) {
             breakerHosts.put(host, Boolean.TRUE);
-            if (breakerHosts.size() > maxBreakers) {
-                var eldest = breakerHosts.keySet().iterator();
-                evicted = eldest.next();
-                eldest.remove();
-                breakers.remove(evicted);
-            }
+            dropped = dropIdleBeyondBound(host);
+            kept = breakerHosts.size();
             breaker = breakers.circuitBreaker(host);
+            attemptsInFlight.merge(host, 1, Integer::sum);
         }
-        if (evicted != null) {
+        logDropped(dropped, kept);
+        if (kept > maxBreakers) {
             LOG.debug(
-                    "{}dropped the circuit breaker of {}, the least recently called of {} hosts",
+                    "{}keeps {} circuit breakers for now, more than maxCircuitBreakers ({}): each of their hosts has an"
+                            + " attempt in flight, so none is dropped; the idle ones past the bound are dropped as"
+                            + " those attempts end",
                     log,
-                    evicted,
-                    maxBreakers + 1);
+                    kept,
+                    maxBreakers);
         }
         return breaker;
+    }
+
+    /**
+     * Ends the hold {@link #breakerOf} took on the host's breaker for one attempt. The host counts as
+     * just called, so its breaker, which has just recorded the attempt's outcome, stays; the breakers
+     * of other idle hosts past the bound, kept while this attempt was in flight, are dropped.
+     */
+    private void attemptEnded(String host) {
+        List<String> dropped;
+        int kept;
+        synchronized (breakerHosts) {
+            attemptsInFlight.computeIfPresent(host, (h, n) -> n > 1 ? n - 1 : null);
+            // in an access-ordered map, replacing the value makes the host the most recently called
+            breakerHosts.replace(host, Boolean.TRUE);
+            dropped = dropIdleBeyondBound(host);
+            kept = breakerHosts.size();
+        }
+        logDropped(dropped, kept);
+    }
+
+    /**
+     * Drops the breakers of hosts with no attempt in flight, other than {@code keep}, least recently
+     * called first, until the registry is back at the bound or no such host is left. Called holding
+     * the lock on {@link #breakerHosts}.
+     *
+     * @return the hosts dropped
+     */
+    private List<String> dropIdleBeyondBound(String keep) {
+        if (breakerHosts.size() <= maxBreakers) {
+            return List.of();
+        }
+        List<String> dropped = new ArrayList<>();
+        for (var eldest = breakerHosts.keySet().iterator(); eldest.hasNext() && breakerHosts.size() > maxBreakers; ) {
+            String host = eldest.next();
+            if (!host.equals(keep) && !attemptsInFlight.containsKey(host)) {
+                eldest.remove();
+                breakers.remove(host);
+                dropped.add(host);
+            }
+        }
+        return dropped;
+    }
+
+    private void logDropped(List<String> dropped, int kept) {
+        for (String host : dropped) {
+            LOG.debug(
+                    "{}dropped the circuit breaker of {}, the least recently called host with no attempt in flight"
+                            + " past maxCircuitBreakers ({}); {} kept",
+                    log,
+                    host,
+                    maxBreakers,
+                    kept);
+        }
     }
 
     private static String hostOf(URI uri) {
