@@ -286,7 +286,9 @@ final class ShardWorker {
             }
             held.seen = 0;
             overflow(false);
-            loop.next(waits.emptyWaitNanos(), true);
+            // keys waiting for a partition leader: no new row wakes them (the probe looks above the rows this
+            // shard has read), so they are checked again within the idle poll interval
+            loop.next(waits.leaderWait(waits.emptyWaitNanos(), leaderless), true);
             return;
         }
         if (!breaker.tryAcquirePermission()) {

@@ -51,6 +51,7 @@ import org.apache.kafka.common.Node;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.config.ConfigException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
+import org.apache.kafka.common.errors.SaslAuthenticationException;
 import org.apache.kafka.common.errors.TimeoutException;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.junit.jupiter.api.AfterEach;
@@ -86,6 +87,16 @@ class ShardWorkerDecisionsTest {
     private final AtomicReference<Runnable> onFirstSend = new AtomicReference<>();
 
     private final CountDownLatch slowLookup = new CountDownLatch(1);
+    /**
+     * Thrown once by the next lookup of topic "no-leader", as a producer that failed to sign in reports
+     * it to the first call that waits for metadata.
+     */
+    private final AtomicReference<RuntimeException> unusableOnce = new AtomicReference<>();
+    /** Whether the producers made from now on see a leader of topic "no-leader"'s partition. */
+    private volatile boolean leaderElected;
+    /** Whether every producer, those made already included, sees a leader of topic "no-leader"'s partition. */
+    private volatile boolean leaderBack;
+
     private final BreakerCalls calls = new BreakerCalls();
     private final CircuitBreaker breaker = calls.wrap(CircuitBreaker.of("test", CircuitBreakerConfig.ofDefaults()));
     private final RelayMetrics metrics = new RelayMetrics(new SimpleMeterRegistry(), "test", () -> 1, breaker);
@@ -123,6 +134,7 @@ class ShardWorkerDecisionsTest {
                         if (failure != null) {
                             throw failure;
                         }
+                        boolean seesLeader = leaderElected;
                         MockProducer<byte[], byte[]> p =
                                 new MockProducer<>(
                                         CLUSTER,
@@ -144,6 +156,19 @@ class ShardWorkerDecisionsTest {
                                             // a deleted topic: the lookup fails while Kafka answers
                                             throw new TimeoutException(
                                                     "Topic gone not present in metadata after 1000 ms.");
+                                        }
+                                        if (topic.equals("no-leader")) {
+                                            RuntimeException unusable = unusableOnce.getAndSet(null);
+                                            if (unusable != null) {
+                                                throw unusable;
+                                            }
+                                            Node leader = seesLeader || leaderBack ? NODE : null;
+                                            return List.of(new PartitionInfo(
+                                                    topic,
+                                                    0,
+                                                    leader,
+                                                    new Node[] {NODE},
+                                                    leader == null ? new Node[0] : new Node[] {NODE}));
                                         }
                                         if (topic.equals("late")) {
                                             // the lookup takes until the shard's local lease deadline
@@ -564,6 +589,103 @@ class ShardWorkerDecisionsTest {
         made.get(1).completeNext();
         workers.runDue();
         assertThat(rows.deleted).as("G1: both published").containsExactly(1L, 2L);
+    }
+
+    /**
+     * G1's liveness and G3 for a key whose partition has no leader: the idle shard re-checks the key on the
+     * shared producer, and when that producer turns out unusable (a failed sign-in, reported once, to the
+     * first call that waits for metadata: here the re-check) the shard replaces that very producer, once,
+     * and keeps the key held, its rows left out of the read; its next re-check asks the new producer, which
+     * sees a leader, and the key's row goes out. Without the replacement the producer stayed in use, its
+     * sends only timing out; letting go of the key would hand its rows to a partition without a leader.
+     */
+    @Test
+    void anUnusableProducerMetByTheLeaderRecheckIsReplacedAndTheKeyStaysHeldUntilItsPartitionHasALeader() {
+        AtomicInteger replaced = new AtomicInteger();
+        shared().onReplaced(replaced::incrementAndGet);
+        // k1's partition has no leader: its row is not sent, the key is held
+        rows.reads.add(List.of(row(1, "no-leader", "k1")));
+        ShardWorker w = worker();
+        await().atMost(Duration.ofSeconds(5)).until(() -> {
+            workers.runDue();
+            return rows.readCalls.get() >= 1 && w.loop.idleWaiting();
+        });
+        assertThat(sent()).isZero();
+        MockProducer<byte[], byte[]> unusable = made.get(0);
+
+        // the producer failed to sign in; the producers made from now on see a leader
+        unusableOnce.set(new SaslAuthenticationException("Authentication failed during authentication"));
+        leaderElected = true;
+        int filteredBefore = rows.waitingKeys.size();
+        w.loop.wake();
+        await().atMost(Duration.ofSeconds(5)).until(() -> {
+            workers.runDue();
+            return rows.readCalls.get() >= 2 && w.loop.idleWaiting();
+        });
+        assertThat(unusableOnce).as("the shard's re-check met the report").hasValue(null);
+        assertThat(replaced).as("replaced once").hasValue(1);
+        assertThat(made).as("the unusable producer and its successor").hasSize(2);
+        assertThat(unusable.closed())
+                .as("the producer the re-check found unusable")
+                .isTrue();
+        assertThat(shared.current().producer()).isSameAs(made.get(1));
+        assertThat(rows.waitingKeys)
+                .as("the read after the failed re-check still leaves k1 out")
+                .hasSize(filteredBefore + 1)
+                .last()
+                .isEqualTo(List.of("k1"));
+        assertThat(sent()).isZero();
+        assertThat(rows.deleted).isEmpty();
+
+        // the new producer sees a leader: the next re-check lets go of k1, and the read finds its row
+        rows.reads.add(List.of(row(1, "no-leader", "k1")));
+        w.loop.wake();
+        await().atMost(Duration.ofSeconds(5)).until(() -> {
+            workers.runDue();
+            return rows.deleted.contains(1L);
+        });
+        assertThat(rows.waitingKeys.get(filteredBefore + 1))
+                .as("re-checked on the new producer: nothing left out")
+                .isEmpty();
+        assertThat(unusable.history()).isEmpty();
+        assertThat(made.get(1).history())
+                .singleElement()
+                .satisfies(r ->
+                        assertThat(new String(r.key(), StandardCharsets.UTF_8)).isEqualTo("k1"));
+        assertThat(rows.failed)
+                .as("a key waiting for a leader costs no attempt")
+                .isEmpty();
+        assertThat(replaced).as("no other replacement").hasValue(1);
+    }
+
+    /**
+     * G1's liveness for a key whose partition has no leader, on a shard with nothing else to read: no new
+     * row wakes such a key (the probe finds none: its rows are left out of the read), so the shard looks
+     * again within the idle poll interval, as it does after a batch, and not only at the next lease
+     * renewal (10 s here), which would delay the key's rows that long after its partition has a leader.
+     */
+    @Test
+    void aKeyWaitingForALeaderIsCheckedAgainWithinTheIdlePollIntervalWhenNothingElseIsLeft() {
+        rows.reads.add(List.of(row(1, "no-leader", "k1")));
+        worker();
+        // the batch leaves k1 held; the next read, with k1 left out, finds nothing
+        workers.advance(config.idlePollInterval());
+        assertThat(rows.waitingKeys).as("a read left k1 out").contains(List.of("k1"));
+        assertThat(sent()).isZero();
+        int reads = rows.readCalls.get();
+
+        // the partition has a leader again
+        leaderBack = true;
+        rows.reads.add(List.of(row(1, "no-leader", "k1")));
+        workers.advance(config.idlePollInterval());
+        assertThat(rows.readCalls.get())
+                .as("read again within the idle poll interval, not at the next renewal")
+                .isGreaterThan(reads);
+        assertThat(rows.deleted)
+                .as("G1: k1's row published once its partition has a leader")
+                .containsExactly(1L);
+        assertThat(config.renewInterval())
+                .isGreaterThan(config.idlePollInterval().multipliedBy(2));
     }
 
     @Test
@@ -1323,6 +1445,8 @@ class ShardWorkerDecisionsTest {
         volatile int deleteFailures;
         volatile int aheadFailures;
         final List<long[]> heldIds = new CopyOnWriteArrayList<>();
+        /** The keys each filtered read left out, as waiting for a partition leader. */
+        final List<List<String>> waitingKeys = new CopyOnWriteArrayList<>();
 
         private List<OutboxRow> next() throws SQLException {
             readCalls.incrementAndGet();
@@ -1345,6 +1469,7 @@ class ShardWorkerDecisionsTest {
                 throws SQLException {
             beforeFilteredRead.run();
             this.heldIds.add(heldIds);
+            this.waitingKeys.add(List.of(waitingKeys));
             return next();
         }
 
