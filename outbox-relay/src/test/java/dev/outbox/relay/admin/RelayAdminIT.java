@@ -170,6 +170,27 @@ class RelayAdminIT {
     @Test
     void statusBlamesOnlySessionsOfItsOwnDatabase() throws Exception {
         assumeTrue(serverVersion() >= 140000, "PostgreSQL 14 or later");
+        statusWhileSnapshotsAreHeldHereAndElsewhere((s, elsewhere) -> {
+            assertThat(s.xminHolders()).noneSatisfy(h -> assertThat(h.name()).contains("other-database-report"));
+            assertThat(s.xminHolders()).anySatisfy(h -> {
+                assertThat(h.kind()).isEqualTo("session");
+                assertThat(h.name()).contains("this-database-report").contains("@" + db.name());
+            });
+        });
+    }
+
+    /** What a test checks in the status taken while the sessions hold their snapshots. */
+    @FunctionalInterface
+    private interface StatusCheck {
+        void check(RelayStatus status, String elsewhere);
+    }
+
+    /**
+     * Holds a snapshot in a session of a scratch database of the cluster ({@code other-database-report}) and
+     * in one of this database ({@code this-database-report}), hands the status taken meanwhile and the
+     * scratch database's name to {@code check}, then ends both transactions and drops the database.
+     */
+    private void statusWhileSnapshotsAreHeldHereAndElsewhere(StatusCheck check) throws Exception {
         String elsewhere = "xmin_elsewhere_" + UUID.randomUUID().toString().substring(0, 8);
         sql("create database " + elsewhere);
         try {
@@ -177,13 +198,7 @@ class RelayAdminIT {
                     Connection here = db.connect()) {
                 holdSnapshot(other, "other-database-report");
                 holdSnapshot(here, "this-database-report");
-                RelayStatus s = admin.status();
-                assertThat(s.xminHolders())
-                        .noneSatisfy(h -> assertThat(h.name()).contains("other-database-report"));
-                assertThat(s.xminHolders()).anySatisfy(h -> {
-                    assertThat(h.kind()).isEqualTo("session");
-                    assertThat(h.name()).contains("this-database-report").contains("@" + db.name());
-                });
+                check.check(admin.status(), elsewhere);
                 other.rollback();
                 here.rollback();
             }
@@ -191,6 +206,71 @@ class RelayAdminIT {
             try (Connection c = db.server().connectAdmin();
                     Statement st = c.createStatement()) {
                 st.execute("drop database if exists " + elsewhere + " with (force)");
+            }
+        }
+    }
+
+    /**
+     * Before PostgreSQL 14 a session of any database of the cluster holds back vacuum of this database's
+     * tables: status names a session of another database holding a snapshot, with its database, state and
+     * query, beside the one of this database, and no longer once its transaction ended. The counterpart of
+     * {@link #statusBlamesOnlySessionsOfItsOwnDatabase} on older servers. A scratch database is created and
+     * dropped.
+     */
+    @Test
+    void beforePostgres14StatusBlamesSessionsOfOtherDatabases() throws Exception {
+        assumeTrue(serverVersion() < 140000, "PostgreSQL older than 14");
+        statusWhileSnapshotsAreHeldHereAndElsewhere((s, elsewhere) -> {
+            assertThat(s.xminHolders()).anySatisfy(h -> {
+                assertThat(h.kind()).isEqualTo("session");
+                assertThat(h.name()).contains("other-database-report").contains("@" + elsewhere);
+                assertThat(h.state()).isEqualTo("idle in transaction");
+                assertThat(h.detail()).contains("pg_class");
+                assertThat(h.since()).isNotNull();
+                assertThat(h.xmin()).isPositive();
+            });
+            assertThat(s.xminHolders()).anySatisfy(h -> {
+                assertThat(h.kind()).isEqualTo("session");
+                assertThat(h.name()).contains("this-database-report").contains("@" + db.name());
+            });
+        });
+        assertThat(admin.status().xminHolders())
+                .as("no longer once its transaction ended")
+                .noneSatisfy(h -> assertThat(h.name()).contains("other-database-report"));
+    }
+
+    /**
+     * Before PostgreSQL 14 a prepared transaction of any database of the cluster holds back vacuum of this
+     * database's tables too: status names one prepared in another database by its gid, with its owner and
+     * database, and no longer once it was rolled back. On a private server with {@code
+     * max_prepared_transactions} set.
+     */
+    @Test
+    void beforePostgres14StatusBlamesTransactionsPreparedInOtherDatabases() throws Exception {
+        assumeTrue(serverVersion() < 140000, "PostgreSQL older than 14");
+        try (PrivatePostgres pg = PrivatePostgres.start(Map.of("max_prepared_transactions", "2"));
+                TestDatabase here = TestDatabase.create(pg.server())) {
+            pg.createDatabase("xmin_elsewhere");
+            try (Connection other = pg.server().connect("xmin_elsewhere");
+                    Statement st = other.createStatement()) {
+                try (ResultSet rs = st.executeQuery("select current_setting('server_version_num')::int")) {
+                    rs.next();
+                    assumeTrue(rs.getInt(1) < 140000, "a private server older than PostgreSQL 14");
+                }
+                st.execute("begin; select pg_current_xact_id(); prepare transaction 'other-database-2pc'");
+                RelayAdmin onPrivate = RelayAdmin.create(here.dataSource(), "outbox");
+                RelayStatus s = onPrivate.status();
+                assertThat(s.xminHolders()).anySatisfy(h -> {
+                    assertThat(h.kind()).isEqualTo("prepared transaction");
+                    assertThat(h.name()).isEqualTo("other-database-2pc");
+                    assertThat(h.state()).isEqualTo("prepared");
+                    assertThat(h.detail()).isEqualTo("owner postgres on xmin_elsewhere");
+                    assertThat(h.since()).isNotNull();
+                    assertThat(h.xmin()).isPositive();
+                });
+                st.execute("rollback prepared 'other-database-2pc'");
+                assertThat(onPrivate.status().xminHolders())
+                        .noneSatisfy(h -> assertThat(h.kind()).isEqualTo("prepared transaction"));
             }
         }
     }

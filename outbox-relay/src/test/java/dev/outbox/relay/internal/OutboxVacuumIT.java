@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.zaxxer.hikari.HikariDataSource;
 import dev.outbox.core.internal.PrefixedLog;
+import dev.outbox.testkit.PrivatePostgres;
 import dev.outbox.testkit.RealServices;
 import dev.outbox.testkit.TestDatabase;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
@@ -15,6 +16,7 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
+import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -114,22 +116,15 @@ class OutboxVacuumIT {
             rs.next();
             assumeTrue(rs.getInt(1) >= 140000, "PostgreSQL 14 or later");
         }
-        String elsewhere = "vacuum_elsewhere_" + UUID.randomUUID().toString().substring(0, 8);
         try (Connection c = db.connect();
                 Statement st = c.createStatement()) {
             st.execute("alter table " + db.schema() + ".outbox_message set (autovacuum_enabled = false)");
-            st.execute("create database " + elsewhere);
         }
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
         RelayMetrics metrics =
                 new RelayMetrics(registry, "vacuum-elsewhere", () -> 0, CircuitBreaker.ofDefaults("vacuum-elsewhere"));
         AtomicLong deleted = new AtomicLong();
-        try (Connection other = db.server().connect(elsewhere)) {
-            other.setAutoCommit(false);
-            other.setTransactionIsolation(Connection.TRANSACTION_REPEATABLE_READ);
-            try (Statement st = other.createStatement()) {
-                st.executeQuery("select count(*) from pg_class").close();
-            }
+        withSnapshotHeldElsewhere(db, other -> {
             OutboxVacuum vacuum = new OutboxVacuum(
                     db.dataSource(),
                     db.schema(),
@@ -151,11 +146,135 @@ class OutboxVacuumIT {
             assertThat(metrics.vacuumSkipped.count()).as("not skipped").isZero();
             assertThat(metrics.vacuum.count()).as("the second vacuum ran").isEqualTo(2);
             other.rollback();
+        });
+    }
+
+    /** What a test does while a session of another database holds a snapshot. */
+    @FunctionalInterface
+    private interface WithSession {
+        void run(Connection other) throws Exception;
+    }
+
+    /**
+     * Runs {@code body} while a session of a scratch database of the cluster holds a snapshot (a
+     * repeatable-read transaction that has run a query), then drops the database.
+     */
+    private static void withSnapshotHeldElsewhere(TestDatabase db, WithSession body) throws Exception {
+        String elsewhere = "vacuum_elsewhere_" + UUID.randomUUID().toString().substring(0, 8);
+        try (Connection c = db.server().connectAdmin();
+                Statement st = c.createStatement()) {
+            st.execute("create database " + elsewhere);
+        }
+        try (Connection other = db.server().connect(elsewhere)) {
+            other.setAutoCommit(false);
+            other.setTransactionIsolation(Connection.TRANSACTION_REPEATABLE_READ);
+            try (Statement st = other.createStatement()) {
+                st.executeQuery("select count(*) from pg_class").close();
+            }
+            body.run(other);
         } finally {
             try (Connection c = db.server().connectAdmin();
                     Statement st = c.createStatement()) {
                 st.execute("drop database if exists " + elsewhere + " with (force)");
             }
+        }
+    }
+
+    /**
+     * Before PostgreSQL 14 a snapshot held in any database of the cluster holds back vacuum of the outbox
+     * table, so the relay's look at the horizon counts a session of another database ({@link XminHorizon}):
+     * the vacuum after rows were deleted is skipped while the session holds its snapshot, and runs again once
+     * it has ended. The counterpart of {@link #aSnapshotHeldInAnotherDatabaseDoesNotSkipTheVacuum} on older
+     * servers; without the version in the condition the second vacuum would run and find nothing to remove.
+     * A scratch database is created and dropped.
+     */
+    @Test
+    void beforePostgres14ASnapshotHeldInAnotherDatabaseSkipsTheVacuum(TestDatabase db) throws Exception {
+        assumeTrue(serverVersion(db) < 140000, "PostgreSQL older than 14");
+        withSnapshotHeldElsewhere(db, other -> vacuumHeldUntil(db, "vacuum-elsewhere-13", other::rollback));
+    }
+
+    /**
+     * Before PostgreSQL 14 a prepared transaction of any database of the cluster holds back vacuum of the
+     * outbox table too: the relay's look at the horizon counts one prepared in another database, and the
+     * vacuum after rows were deleted is skipped until it is rolled back ({@link XminHorizon}). On a private
+     * server with {@code max_prepared_transactions} set.
+     */
+    @Test
+    void beforePostgres14ATransactionPreparedInAnotherDatabaseSkipsTheVacuum(TestDatabase db) throws Exception {
+        assumeTrue(serverVersion(db) < 140000, "PostgreSQL older than 14");
+        try (PrivatePostgres pg = PrivatePostgres.start(Map.of("max_prepared_transactions", "2"));
+                TestDatabase here = TestDatabase.create(pg.server())) {
+            assumeTrue(serverVersion(here) < 140000, "a private server older than PostgreSQL 14");
+            pg.createDatabase("vacuum_elsewhere");
+            try (Connection other = pg.server().connect("vacuum_elsewhere");
+                    Statement st = other.createStatement()) {
+                st.execute("begin; select pg_current_xact_id(); prepare transaction 'vacuum-elsewhere-2pc'");
+                vacuumHeldUntil(
+                        here, "vacuum-prepared-13", () -> st.execute("rollback prepared 'vacuum-elsewhere-2pc'"));
+            }
+        }
+    }
+
+    /** Undoes what holds the xmin horizon. */
+    private interface Release {
+        void run() throws SQLException;
+    }
+
+    /**
+     * Vacuums {@code db}'s outbox table once, then again after more rows were deleted while something
+     * older than the first vacuum holds the xmin horizon, which is skipped; then after {@code release} a
+     * third time, which runs.
+     */
+    private static void vacuumHeldUntil(TestDatabase db, String name, Release release) throws SQLException {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("alter table " + db.schema() + ".outbox_message set (autovacuum_enabled = false)");
+        }
+        RelayMetrics metrics =
+                new RelayMetrics(new SimpleMeterRegistry(), name, () -> 0, CircuitBreaker.ofDefaults(name));
+        AtomicLong deleted = new AtomicLong();
+        OutboxVacuum vacuum = new OutboxVacuum(
+                db.dataSource(),
+                db.schema(),
+                1,
+                deleted::get,
+                () -> 0,
+                metrics,
+                new PrefixedLog(LoggerFactory.getLogger(OutboxVacuumIT.class), name),
+                System::nanoTime);
+        deleted.set(1);
+        vacuum.tick();
+        assertThat(metrics.vacuum.count()).as("the first vacuum").isOne();
+        newTransaction(db); // the horizon could move, but for what holds it
+        deleted.set(2);
+        vacuum.tick();
+        assertThat(metrics.vacuumSkipped.count())
+                .as("skipped: the horizon is held")
+                .isOne();
+        assertThat(metrics.vacuum.count()).as("no second vacuum").isOne();
+
+        release.run();
+        newTransaction(db);
+        deleted.set(4); // a skip doubles the rows until the next look
+        vacuum.tick();
+        assertThat(metrics.vacuum.count()).as("released: the second vacuum ran").isEqualTo(2);
+        assertThat(metrics.vacuumSkipped.count()).as("not skipped again").isOne();
+    }
+
+    private static void newTransaction(TestDatabase db) throws SQLException {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement()) {
+            st.execute("select pg_current_xact_id()");
+        }
+    }
+
+    private static int serverVersion(TestDatabase db) throws SQLException {
+        try (Connection c = db.connect();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery("select current_setting('server_version_num')::int")) {
+            rs.next();
+            return rs.getInt(1);
         }
     }
 
