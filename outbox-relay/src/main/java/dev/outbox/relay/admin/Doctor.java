@@ -29,7 +29,8 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
  * processed-id retention against the retention of the topics each consumer reads (asked of Kafka),
  * parked or long-unpublished outbox rows, oversized outbox indexes, the later migrations' objects in
  * place, and whether what the guarantees assume of the servers holds: PostgreSQL's commits durable
- * before the relay can read them, and Kafka's topics replicated so that an acknowledged record
+ * before the relay can read them and not left waiting forever for a synchronous standby that cannot
+ * confirm them, and Kafka's topics replicated so that an acknowledged record
  * survives a broker (see {@link Builder#topics}). Failure modes a live system cannot show (a client
  * retrying without a budget, a key minted per attempt, a listener writing without dedup, a
  * select-then-insert check, an endpoint without the filter) are listed with the build-time rule or
@@ -129,6 +130,7 @@ public final class Doctor {
     private final Map<String, Object> adminProperties;
     private final OutboxChecks outbox;
     private final DurabilityChecks durability;
+    private final CommitWaitCheck commitWaits;
     private final SchemaCheck schemaCheck;
 
     private Doctor(Builder b) {
@@ -154,6 +156,7 @@ public final class Doctor {
                 settings.kafkaProperties() == null ? null : TopicRetentionCheck.adminProperties(settings);
         this.outbox = new OutboxChecks(settings);
         this.durability = new DurabilityChecks(settings);
+        this.commitWaits = new CommitWaitCheck();
         this.schemaCheck = new SchemaCheck(settings);
     }
 
@@ -223,6 +226,7 @@ public final class Doctor {
             }
             checks.add(readOrFail("outbox-schema", SchemaCheck.TITLE, outboxTable, () -> schemaCheck.current(c)));
             checks.add(durability.database(c));
+            checks.add(commitWaits.check(c));
             checks.add(durability.delivery(kafka));
             checks.addAll(BuildTimeRules.CHECKS);
             return new Report(schema, at, checks);

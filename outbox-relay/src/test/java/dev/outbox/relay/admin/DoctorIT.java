@@ -27,6 +27,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.TreeSet;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import javax.sql.DataSource;
@@ -878,6 +881,235 @@ class DoctorIT {
     }
 
     /**
+     * A commit that waits forever for synchronous replication: a real {@code pg_receivewal --synchronous}
+     * named in {@code synchronous_standby_names} reports written and flushed positions but never a replayed
+     * one, so under {@code synchronous_commit = remote_apply} every commit hangs. commit-waits fails from the
+     * configuration before anything commits, and, once an insert on another connection is waiting, names
+     * that session (pid, role, application, statement) and how long it has waited. Emptying the names
+     * releases the insert, and the check passes. Before, no check looked at commits waiting.
+     */
+    @Test
+    void aCommitWaitingForASynchronousWalReceiverUnderRemoteApplyFails() throws Exception {
+        try (PrivatePostgres pg = PrivatePostgres.start()) {
+            pg.createDatabase("syncrep");
+            try (Connection c = pg.server().connect("syncrep");
+                    Statement st = c.createStatement()) {
+                st.execute("create table orders (id int primary key)");
+            }
+            Path pgReceivewal = clientProgram(pg, "pg_receivewal");
+            assumeTrue(pgReceivewal != null, "pg_receivewal not found next to the server or in /usr/lib/postgresql");
+            Path target = Files.createTempDirectory("doctor-syncrep-");
+            Path log = target.resolve("pg_receivewal.log");
+            Files.createDirectory(target.resolve("wal"));
+            List<String> command = clientCommand(pgReceivewal, pg, target.resolve("wal"));
+            command.addAll(List.of("--no-loop", "--synchronous"));
+            Process receiver = new ProcessBuilder(command)
+                    .redirectErrorStream(true)
+                    .redirectOutput(log.toFile())
+                    .start();
+            ExecutorService producer = Executors.newSingleThreadExecutor();
+            try {
+                synchronousReplication(pg, "pg_receivewal", "remote_apply");
+                PGSimpleDataSource dataSource = new PGSimpleDataSource();
+                dataSource.setURL(pg.server().jdbcUrl("syncrep"));
+                dataSource.setUser(pg.server().user());
+                String hang = "commits hang: synchronous_commit = remote_apply (this database, the doctor's role):"
+                        + " the synchronous sender(s) pg_receivewal report no replayed position";
+                // nothing waits yet: the configuration alone fails
+                await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+                    assertThat(receiver.isAlive())
+                            .as("pg_receivewal running: %s", Files.readString(log))
+                            .isTrue();
+                    Doctor.Check check = commitWaits(dataSource);
+                    assertThat(check.verdict()).as("%s", check).isEqualTo(Verdict.FAIL);
+                    assertThat(check.summary())
+                            .startsWith("commits wait forever: synchronous_commit = remote_apply")
+                            .doesNotContain("session(s) waiting");
+                    assertThat(check.evidence())
+                            .contains("synchronous_standby_names = 'pg_receivewal' (FIRST 1: a commit waits for that"
+                                    + " many of the named senders)")
+                            .anySatisfy(e -> assertThat(e)
+                                    .startsWith("sender pg_receivewal (pid ")
+                                    .contains("streaming, sync; reports written, flushed; no replayed position"))
+                            .anySatisfy(e -> assertThat(e).startsWith(hang));
+                });
+
+                // an insert that commits under remote_apply, on its own connection: it waits for a replay that never
+                // comes
+                Connection writer = pg.server().connect("syncrep");
+                int pid;
+                try (Statement st = writer.createStatement()) {
+                    st.execute("set application_name = 'doctor-producer'");
+                    st.execute("set synchronous_commit = remote_apply");
+                    try (ResultSet rs = st.executeQuery("select pg_backend_pid()")) {
+                        rs.next();
+                        pid = rs.getInt(1);
+                    }
+                }
+                Future<Integer> insert = producer.submit(() -> {
+                    try (writer;
+                            Statement st = writer.createStatement()) {
+                        return st.executeUpdate("insert into orders values (1)");
+                    }
+                });
+                await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+                    Doctor.Check check = commitWaits(dataSource);
+                    assertThat(check.verdict()).as("%s", check).isEqualTo(Verdict.FAIL);
+                    assertThat(check.summary())
+                            .startsWith(
+                                    "1 session(s) waiting 5s or longer for synchronous replication, the longest for")
+                            .contains("(postgres (doctor-producer))")
+                            .contains("commits wait forever: synchronous_commit = remote_apply");
+                    assertThat(check.evidence())
+                            .anySatisfy(e -> assertThat(e)
+                                    .startsWith("1 session(s) waiting in their commit for synchronous replication,"
+                                            + " the longest for ")
+                                    .endsWith("(since its statement began): postgres (doctor-producer)"))
+                            .anySatisfy(e -> assertThat(e)
+                                    .startsWith("waiting for ")
+                                    .endsWith(": pid " + pid + " postgres (doctor-producer): insert into orders values"
+                                            + " (1)"));
+                    assertThat(check.fix())
+                            .contains("synchronous_standby_names = ''")
+                            .contains("do not name it as a synchronous standby while commits use remote_apply");
+                });
+                assertThat(insert.isDone()).as("the insert still waits").isFalse();
+
+                // emptying the names releases the waiting commit
+                synchronousReplication(pg, "", "remote_apply");
+                assertThat(insert.get(30, TimeUnit.SECONDS)).isEqualTo(1);
+                await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+                    Doctor.Check released = commitWaits(dataSource);
+                    assertThat(released.verdict()).as("%s", released).isEqualTo(Verdict.PASS);
+                    assertThat(released.summary())
+                            .isEqualTo("synchronous_standby_names is empty: no commit waits for a standby");
+                });
+            } finally {
+                // never leave a commit waiting: the names emptied release it
+                synchronousReplication(pg, "", "on");
+                producer.shutdownNow();
+                stop(receiver, target);
+            }
+        }
+    }
+
+    /**
+     * {@code synchronous_standby_names} naming a standby that is not connected makes every commit made with
+     * {@code synchronous_commit = on} wait forever: commit-waits fails from the configuration, with no session
+     * waiting yet, for a role without pg_read_all_stats too (that no sender is connected is visible to any
+     * role). A connected standby of another name (misnamed) is not synchronous: still a FAIL, and a WARN for
+     * the role that cannot read its sync state. Before, no check looked at this.
+     */
+    @Test
+    void synchronousStandbyNamesMatchingNoConnectedSenderFail() throws Exception {
+        try (PrivatePostgres pg = PrivatePostgres.start()) {
+            pg.createDatabase("syncnames");
+            String blind = "doctor_blind_sync";
+            try (Connection admin = pg.server().connect("syncnames");
+                    Statement st = admin.createStatement()) {
+                st.execute("create role " + blind + " login");
+            }
+            synchronousReplication(pg, "doctor_standby", "on");
+            PGSimpleDataSource dataSource = new PGSimpleDataSource();
+            dataSource.setURL(pg.server().jdbcUrl("syncnames"));
+            dataSource.setUser(pg.server().user());
+            PGSimpleDataSource asBlind = new PGSimpleDataSource();
+            asBlind.setURL(pg.server().jdbcUrl("syncnames"));
+            asBlind.setUser(blind);
+            String noSender = "commits hang: synchronous_commit = on (this database, the doctor's role): no WAL sender"
+                    + " is connected, and FIRST 1 must confirm";
+            await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+                for (DataSource role : List.of(dataSource, asBlind)) {
+                    Doctor.Check check = commitWaits(role);
+                    assertThat(check.verdict()).as("%s", check).isEqualTo(Verdict.FAIL);
+                    assertThat(check.summary()).startsWith("commits wait forever: synchronous_commit = on");
+                    assertThat(check.evidence()).contains("no WAL sender is connected", noSender);
+                    assertThat(check.fix()).contains("Bring the synchronous standby back", "'doctor_standby'");
+                }
+            });
+
+            try (PhysicalStandby misnamed = PhysicalStandby.open(pg, "syncnames", "other_standby")) {
+                await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+                    Doctor.Check check = commitWaits(dataSource);
+                    assertThat(check.verdict()).as("%s", check).isEqualTo(Verdict.FAIL);
+                    assertThat(check.evidence())
+                            .anySatisfy(e -> assertThat(e)
+                                    .startsWith("sender other_standby (pid ")
+                                    .endsWith("streaming, async; reports written, flushed, replayed"))
+                            .contains("commits hang: synchronous_commit = on (this database, the doctor's role): no"
+                                    + " connected sender is synchronous (none matches the names, or none reports a"
+                                    + " flushed position), and FIRST 1 must confirm");
+
+                    Doctor.Check unreadable = commitWaits(asBlind);
+                    assertThat(unreadable.verdict()).as("%s", unreadable).isEqualTo(Verdict.WARN);
+                    assertThat(unreadable.summary()).contains("is not readable");
+                    assertThat(unreadable.evidence())
+                            .anySatisfy(e -> assertThat(e).endsWith("its state is not readable"));
+                    assertThat(unreadable.fix()).contains("pg_read_all_stats");
+                });
+                assertThat(misnamed.stream().isClosed()).isFalse();
+            } finally {
+                synchronousReplication(pg, "", "on");
+            }
+        }
+    }
+
+    /**
+     * A synchronous standby that reports flushed and replayed positions (a physical replication stream
+     * standing in for one, named in {@code synchronous_standby_names}) confirms what {@code synchronous_commit
+     * = remote_apply} waits for: commit-waits passes, with the sender in the evidence.
+     */
+    @Test
+    void aSynchronousStandbyThatReplaysPassesUnderRemoteApply() throws Exception {
+        try (PrivatePostgres pg = PrivatePostgres.start()) {
+            pg.createDatabase("syncstandby");
+            PGSimpleDataSource dataSource = new PGSimpleDataSource();
+            dataSource.setURL(pg.server().jdbcUrl("syncstandby"));
+            dataSource.setUser(pg.server().user());
+            try (PhysicalStandby standby = PhysicalStandby.open(pg, "syncstandby", "doctor_standby")) {
+                synchronousReplication(pg, "doctor_standby", "remote_apply");
+                await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+                    Doctor.Check check = commitWaits(dataSource);
+                    assertThat(check.verdict()).as("%s", check).isEqualTo(Verdict.PASS);
+                    assertThat(check.summary())
+                            .isEqualTo(
+                                    "the synchronous senders confirm what every synchronous_commit in use waits for");
+                    assertThat(check.evidence())
+                            .contains("synchronous_commit = remote_apply (this database, the doctor's role): waits"
+                                    + " until the standbys report it replayed")
+                            .anySatisfy(e -> assertThat(e)
+                                    .startsWith("sender doctor_standby (pid ")
+                                    .endsWith("streaming, sync; reports written, flushed, replayed"));
+                });
+                assertThat(standby.stream().isClosed()).isFalse();
+            } finally {
+                synchronousReplication(pg, "", "on");
+            }
+        }
+    }
+
+    /**
+     * Sets the server's {@code synchronous_standby_names} and {@code synchronous_commit} and reloads its
+     * configuration; this session's own statements wait for no standby. The server must not have them on its
+     * command line ({@link PrivatePostgres#start(Map)}, as {@link #DURABLE} does), which ALTER SYSTEM does not
+     * override.
+     */
+    private static void synchronousReplication(PrivatePostgres pg, String names, String commit) throws SQLException {
+        try (Connection c = pg.server().connectAdmin();
+                Statement st = c.createStatement()) {
+            st.execute("set synchronous_commit = local");
+            st.execute("alter system set synchronous_standby_names = '" + names + "'");
+            st.execute("alter system set synchronous_commit = '" + commit + "'");
+            st.execute("select pg_reload_conf()");
+        }
+    }
+
+    /** @return the commit-waits check of a doctor on {@code dataSource} alone */
+    private static Doctor.Check commitWaits(DataSource dataSource) {
+        return Doctor.builder().dataSource(dataSource).build().run().check("commit-waits");
+    }
+
+    /**
      * @param replication {@code true} for a physical replication connection, {@code database} for a logical one
      * @return the pgjdbc properties of a replication connection as {@code user}
      */
@@ -930,6 +1162,14 @@ class DoctorIT {
     private record PhysicalStandby(Connection sender, PGReplicationStream stream) implements AutoCloseable {
         /** Opens one on {@code database} as the server's user. */
         static PhysicalStandby open(PrivatePostgres pg, String database) throws SQLException {
+            return open(pg, database, null);
+        }
+
+        /**
+         * Opens one on {@code database} as the server's user, under {@code applicationName} (the name {@code
+         * synchronous_standby_names} matches), or pgjdbc's default when null.
+         */
+        static PhysicalStandby open(PrivatePostgres pg, String database, String applicationName) throws SQLException {
             LogSequenceNumber start;
             try (Connection c = pg.server().connect(database);
                     Statement st = c.createStatement();
@@ -937,8 +1177,11 @@ class DoctorIT {
                 rs.next();
                 start = LogSequenceNumber.valueOf(rs.getString(1));
             }
-            Connection sender = DriverManager.getConnection(
-                    pg.server().jdbcUrl(database), replication(pg.server().user(), "true"));
+            Properties properties = replication(pg.server().user(), "true");
+            if (applicationName != null) {
+                PGProperty.APPLICATION_NAME.set(properties, applicationName);
+            }
+            Connection sender = DriverManager.getConnection(pg.server().jdbcUrl(database), properties);
             try {
                 PGReplicationStream stream = sender.unwrap(PGConnection.class)
                         .getReplicationAPI()
