@@ -10,7 +10,6 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -18,8 +17,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.ThreadLocalRandom;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.postgresql.PGConnection;
 
@@ -65,7 +62,7 @@ import org.postgresql.PGConnection;
  */
 public final class SnapshotPairs {
     static final int SHARDS = 8;
-    private static final int KEYS = 64;
+    private static final int KEYS = PairWriters.KEYS;
 
     /**
      * Phase 1 of a pair: the rows of transactions that were in progress at {@code prev}, or that got
@@ -94,11 +91,9 @@ public final class SnapshotPairs {
     private final Connection reader;
     private final int batch;
     private final boolean withoutStragglers;
-    private final AtomicBoolean writing = new AtomicBoolean(true);
+    private final PairWriters writers;
     private final ConcurrentLinkedQueue<String> violations = new ConcurrentLinkedQueue<>();
     private final AtomicLong committed = new AtomicLong();
-    private final AtomicLong rolledBack = new AtomicLong();
-    private final AtomicLong writeFailures = new AtomicLong();
 
     /** The cursor of one shard, and its pair in progress. */
     private static final class Cursor {
@@ -132,6 +127,7 @@ public final class SnapshotPairs {
         this.reader = reader;
         this.batch = batch;
         this.withoutStragglers = withoutRunningPart;
+        this.writers = new PairWriters(server, "pairs", ids -> committed.addAndGet(ids.size()), this::violation);
     }
 
     public static void main(String[] args) throws Exception {
@@ -187,9 +183,7 @@ public final class SnapshotPairs {
                     + " n bigint not null)");
             st.execute("create index on pairs.gen (shard, id)");
             st.execute("create index on pairs.gen (shard, tx)");
-            st.execute("create table pairs.keys (key text primary key, n bigint not null)");
-            st.execute("insert into pairs.keys select 'key-' || i, 0 from generate_series(0, " + (KEYS - 1) + ") i");
-            st.execute("create table pairs.side (tx xid8 default pg_current_xact_id())");
+            writers.createTables(st);
         }
         for (int s = 0; s < SHARDS; s++) {
             Cursor c = new Cursor();
@@ -205,17 +199,7 @@ public final class SnapshotPairs {
                 + ", a pause of " + pauseMs + " ms after each round of the shards, " + duration.toSeconds()
                 + " s of writing"
                 + (withoutStragglers ? ", the read WITHOUT its phase for transactions in progress" : ""));
-        List<Thread> threads = new ArrayList<>();
-        for (int i = 0; i < writerCount; i++) {
-            threads.add(Thread.ofPlatform().name("per-key-" + i).start(() -> write(this::perKey)));
-        }
-        for (int i = 0; i < 2; i++) {
-            String prefix = "fresh-" + i + "-";
-            threads.add(Thread.ofPlatform().name(prefix).start(() -> write(c -> fresh(c, prefix))));
-            String early = "early-" + i + "-";
-            threads.add(Thread.ofPlatform().name(early).start(() -> write(c -> early(c, early))));
-        }
-        threads.add(Thread.ofPlatform().name("long").start(() -> write(c -> longRunning(c))));
+        List<Thread> threads = writers.startAll(writerCount, SnapshotPairs::insert);
         long deadline = System.nanoTime() + duration.toNanos();
         while (System.nanoTime() < deadline && violations.isEmpty()) {
             for (int s = 0; s < SHARDS; s++) {
@@ -225,7 +209,7 @@ public final class SnapshotPairs {
                 Thread.sleep(pauseMs);
             }
         }
-        writing.set(false);
+        writers.stop();
         for (Thread t : threads) {
             t.join();
         }
@@ -272,8 +256,8 @@ public final class SnapshotPairs {
                         + " with an id below one this shard had read before; pairs %d (%d read in more than one"
                         + " batch), reads %d (%d of them phase 1) returning %d rows from phase 1; violations %d",
                 committed.get(),
-                rolledBack.get(),
-                writeFailures.get(),
+                writers.rolledBack.get(),
+                writers.writeFailures.get(),
                 readIds.size(),
                 lateRows,
                 pairs,
@@ -320,26 +304,7 @@ public final class SnapshotPairs {
         int n = 0;
         boolean stragglers = !c.stragglersDone;
         try (PreparedStatement ps = reader.prepareStatement(stragglers ? STRAGGLERS : LATER)) {
-            int p = 1;
-            if (stragglers) {
-                String[] prev = c.prev.split(":", -1); // xmin:xmax:xip,...
-                ps.setInt(p++, shard);
-                ps.setArray(p++, reader.createArrayOf("text", prev[2].isEmpty() ? new String[0] : prev[2].split(",")));
-                ps.setString(p++, c.cur);
-                ps.setInt(p++, shard);
-                ps.setString(p++, prev[1]);
-                ps.setString(p++, c.prevX);
-                ps.setString(p++, c.cur);
-                ps.setLong(p++, c.prevSeq);
-                ps.setLong(p++, c.afterId);
-            } else {
-                ps.setInt(p++, shard);
-                ps.setLong(p++, c.afterId);
-                ps.setLong(p++, c.prevSeq);
-                ps.setString(p++, c.cur);
-                ps.setString(p++, c.prev);
-            }
-            ps.setInt(p, batch);
+            bindRead(reader, ps, stragglers, shard, c.prev, c.prevX, c.prevSeq, c.cur, c.afterId, batch);
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
                     n++;
@@ -367,6 +332,44 @@ public final class SnapshotPairs {
             c.fullBatches++;
         }
         return n;
+    }
+
+    /**
+     * Binds the parameters of {@link #STRAGGLERS} (phase 1) or {@link #LATER} (phase 2) for a shard's pair
+     * ({@code prev}, {@code cur}), after {@code afterId}, up to {@code batch} rows.
+     */
+    static void bindRead(
+            Connection c,
+            PreparedStatement ps,
+            boolean stragglers,
+            int shard,
+            String prev,
+            String prevX,
+            long prevSeq,
+            String cur,
+            long afterId,
+            int batch)
+            throws SQLException {
+        int p = 1;
+        if (stragglers) {
+            String[] parts = prev.split(":", -1); // xmin:xmax:xip,...
+            ps.setInt(p++, shard);
+            ps.setArray(p++, c.createArrayOf("text", parts[2].isEmpty() ? new String[0] : parts[2].split(",")));
+            ps.setString(p++, cur);
+            ps.setInt(p++, shard);
+            ps.setString(p++, parts[1]);
+            ps.setString(p++, prevX);
+            ps.setString(p++, cur);
+            ps.setLong(p++, prevSeq);
+            ps.setLong(p++, afterId);
+        } else {
+            ps.setInt(p++, shard);
+            ps.setLong(p++, afterId);
+            ps.setLong(p++, prevSeq);
+            ps.setString(p++, cur);
+            ps.setString(p++, prev);
+        }
+        ps.setInt(p, batch);
     }
 
     /** @return whether a pair opened now was empty */
@@ -415,88 +418,17 @@ public final class SnapshotPairs {
         violations.add(what);
     }
 
-    @FunctionalInterface
-    private interface Transaction {
-        /** @return the rows it wrote, committed by the caller unless it rolled back itself (then 0) */
-        int run(Connection c) throws SQLException, InterruptedException;
-    }
-
-    private void write(Transaction transaction) {
-        try (Connection c = server.connectAdmin()) {
-            c.setAutoCommit(false);
-            while (writing.get()) {
-                try {
-                    int rows = transaction.run(c);
-                    c.commit();
-                    committed.addAndGet(rows);
-                } catch (SQLException e) {
-                    writeFailures.incrementAndGet();
-                    c.rollback();
-                }
-            }
-        } catch (SQLException e) {
-            violation("a writer's connection failed: " + e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-    }
-
-    private int perKey(Connection c) throws SQLException, InterruptedException {
-        ThreadLocalRandom random = ThreadLocalRandom.current();
-        String key = "key-" + random.nextInt(KEYS);
-        int rows = 1 + random.nextInt(3);
-        long last;
-        try (PreparedStatement ps = c.prepareStatement("update pairs.keys set n = n + ? where key = ? returning n")) {
-            ps.setInt(1, rows);
-            ps.setString(2, key);
-            try (ResultSet rs = ps.executeQuery()) {
-                rs.next();
-                last = rs.getLong(1);
-            }
-        }
-        for (long n = last - rows + 1; n <= last; n++) {
-            insert(c, key, n);
-        }
-        Thread.sleep(random.nextInt(21));
-        if (random.nextInt(10) == 0) {
-            c.rollback();
-            rolledBack.incrementAndGet();
-            return 0;
-        }
-        return rows;
-    }
-
-    private int fresh(Connection c, String prefix) throws SQLException, InterruptedException {
-        insert(c, prefix + System.nanoTime(), 1);
-        Thread.sleep(ThreadLocalRandom.current().nextInt(21));
-        return 1;
-    }
-
-    private int early(Connection c, String prefix) throws SQLException, InterruptedException {
-        try (Statement st = c.createStatement()) {
-            st.execute("insert into pairs.side default values");
-        }
-        Thread.sleep(ThreadLocalRandom.current().nextInt(51));
-        insert(c, prefix + System.nanoTime(), 1);
-        return 1;
-    }
-
-    private int longRunning(Connection c) throws SQLException, InterruptedException {
-        try (Statement st = c.createStatement()) {
-            st.execute("insert into pairs.side default values");
-        }
-        Thread.sleep(3_000);
-        insert(c, "long-" + System.nanoTime(), 1);
-        Thread.sleep(2_000);
-        return 1;
-    }
-
-    private static void insert(Connection c, String key, long n) throws SQLException {
-        try (PreparedStatement ps = c.prepareStatement("insert into pairs.gen (shard, key, n) values (?, ?, ?)")) {
+    /** Inserts a row into the generation table. @return its id */
+    private static long insert(Connection c, String key, long n) throws SQLException {
+        try (PreparedStatement ps =
+                c.prepareStatement("insert into pairs.gen (shard, key, n) values (?, ?, ?) returning id")) {
             ps.setInt(1, Math.floorMod(key.hashCode(), SHARDS));
             ps.setString(2, key);
             ps.setLong(3, n);
-            ps.executeUpdate();
+            try (ResultSet rs = ps.executeQuery()) {
+                rs.next();
+                return rs.getLong(1);
+            }
         }
     }
 }
