@@ -12,6 +12,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -60,10 +61,19 @@ import org.postgresql.PGConnection;
  * was not, truncated and committed otherwise. Before the truncate it checks that every row it removes was
  * delivered.
  *
+ * <p>With {@code --held-rows}, as "Held and parked rows" says: every 250 ms one of {@value #TOPICS} topics
+ * (a key's hash) goes down, up to three at once, or one comes back. A row read for a topic that is down,
+ * or of a key with a row held already (in {@code gens.held}, or read and not yet moved), is not delivered:
+ * it moves to {@code gens.held} in the transaction of the next stored advance, after the fenced update. Before
+ * each read, an owner delivers its shard's held rows whose topic is up, in id order, a key's rows not past
+ * one still held, and deletes them in a transaction that holds the lease row. {@code --keys-not-held}
+ * holds only the rows of topics that are down, not the later rows of their keys: the check must then fail.
+ *
  * <p>After the writers stop, the handovers stop and each owner reads its shards until a newly opened pair
  * is empty. The check: every row the writers committed was delivered (none truncated unread), no row of a
  * rolled-back transaction was, each key's rows were first delivered in the order of its counter without a
- * gap, and rows were delivered twice only after a handover of their shard. Any violation is printed and
+ * gap, rows were delivered twice only after a handover of their shard, and no row is left in {@code
+ * gens.held}. Any violation is printed and
  * the program exits with status 1.
  *
  * <p>Options: {@code --seconds N} (60), {@code --writers N} per-key writers (8), {@code --batch N} (20),
@@ -71,12 +81,13 @@ import org.postgresql.PGConnection;
  * N} (200), {@code --unfenced-truncate} (the truncate without its check under the lock) and {@code
  * --unfenced-cursor} (the cursor's updates without the owner and epoch condition: a stalled owner's
  * advance or close lands after another took the shard over), with either of which the check must fail,
- * {@code --out FILE}.
+ * {@code --held-rows}, {@code --keys-not-held} (both above), {@code --out FILE}.
  */
 public final class GenerationCursors {
     private static final int SHARDS = SnapshotPairs.SHARDS;
     private static final int KEYS = PairWriters.KEYS;
     private static final String LOCK_NOT_AVAILABLE = "55P03";
+    private static final int TOPICS = 16;
 
     private final PostgresServer server;
     private final int batch;
@@ -85,6 +96,15 @@ public final class GenerationCursors {
     private final long handoverMs;
     private final int pauseMs;
     private final boolean unfencedTruncate;
+    /** Whether rows of topics that are down move to {@code gens.held} ("Held and parked rows"). */
+    private final boolean heldRows;
+    /** {@code --keys-not-held}: only rows of a topic that is down are held, not the later rows of their keys. */
+    private final boolean keysNotHeld;
+    /** The topics that are down now, a topic being a key's hash modulo {@value #TOPICS}. */
+    private final Set<Integer> downTopics = ConcurrentHashMap.newKeySet();
+
+    private final AtomicLong moved = new AtomicLong();
+    private final AtomicLong heldDelivered = new AtomicLong();
     /** The owner's condition on its cursor's updates: its name and epoch, or (--unfenced-cursor) neither. */
     private final String fence;
 
@@ -115,7 +135,9 @@ public final class GenerationCursors {
             long handoverMs,
             int pauseMs,
             boolean unfencedTruncate,
-            boolean unfencedCursor) {
+            boolean unfencedCursor,
+            boolean heldRows,
+            boolean keysNotHeld) {
         this.server = server;
         this.batch = batch;
         this.tables = tables;
@@ -123,6 +145,8 @@ public final class GenerationCursors {
         this.handoverMs = handoverMs;
         this.pauseMs = pauseMs;
         this.unfencedTruncate = unfencedTruncate;
+        this.heldRows = heldRows;
+        this.keysNotHeld = keysNotHeld;
         this.writers = new PairWriters(server, "gens", committedIds::addAll, this::violation);
         this.fence =
                 unfencedCursor ? " and ?::text is not null and ?::bigint is not null" : " and owner = ? and epoch = ?";
@@ -138,6 +162,8 @@ public final class GenerationCursors {
         int pauseMs = 200;
         boolean unfencedTruncate = false;
         boolean unfencedCursor = false;
+        boolean heldRows = false;
+        boolean keysNotHeld = false;
         Path out = null;
         for (int i = 0; i < args.length; i++) {
             String value = i + 1 < args.length ? args[i + 1] : null;
@@ -158,10 +184,20 @@ public final class GenerationCursors {
                     unfencedCursor = true;
                     continue;
                 }
+                case "--held-rows" -> {
+                    heldRows = true;
+                    continue;
+                }
+                case "--keys-not-held" -> {
+                    heldRows = true;
+                    keysNotHeld = true;
+                    continue;
+                }
                 default ->
-                    throw new IllegalArgumentException("unknown option '" + args[i]
-                            + "'; the options are --seconds N, --writers N, --batch N, --tables N, --period-ms N,"
-                            + " --handover-ms N, --pause-ms N, --unfenced-truncate, --unfenced-cursor, --out FILE");
+                    throw new IllegalArgumentException(
+                            "unknown option '" + args[i]
+                                    + "'; the options are --seconds N, --writers N, --batch N, --tables N, --period-ms N,"
+                                    + " --handover-ms N, --pause-ms N, --unfenced-truncate, --unfenced-cursor, --held-rows, --keys-not-held, --out FILE");
             }
             i++;
         }
@@ -173,7 +209,16 @@ public final class GenerationCursors {
         boolean passed;
         try (PrivatePostgres pg = PrivatePostgres.start()) {
             GenerationCursors check = new GenerationCursors(
-                    pg.server(), batch, tables, periodMs, handoverMs, pauseMs, unfencedTruncate, unfencedCursor);
+                    pg.server(),
+                    batch,
+                    tables,
+                    periodMs,
+                    handoverMs,
+                    pauseMs,
+                    unfencedTruncate,
+                    unfencedCursor,
+                    heldRows,
+                    keysNotHeld);
             passed = check.run(report, Duration.ofSeconds(seconds), writers);
         }
         report.write(out);
@@ -202,6 +247,9 @@ public final class GenerationCursors {
                 st.execute("create index on " + table(g) + " (shard, tx)");
             }
             writers.createTables(st);
+            st.execute("create table gens.held (id bigint primary key, shard int not null, key text not null,"
+                    + " n bigint not null)");
+            st.execute("create index on gens.held (shard, key)");
             st.execute("create table gens.lease (shard int primary key, owner text, epoch bigint not null,"
                     + " prev pg_snapshot not null, prev_seq bigint not null, prev_x xid8 not null,"
                     + " cur pg_snapshot, cur_seq bigint, cur_x xid8, after_id bigint not null)");
@@ -222,7 +270,9 @@ public final class GenerationCursors {
                 + ", a handover every " + handoverMs + " ms per owner, pauses up to " + pauseMs + " ms before an"
                 + " advance, " + duration.toSeconds() + " s of writing"
                 + (unfencedTruncate ? ", the truncate WITHOUT its check under the lock" : "")
-                + (fence.contains("owner") ? "" : ", the cursor's updates WITHOUT the owner's fence"));
+                + (fence.contains("owner") ? "" : ", the cursor's updates WITHOUT the owner's fence")
+                + (heldRows ? ", up to 3 of " + TOPICS + " topics down at a time, their rows held" : "")
+                + (keysNotHeld ? ", the later rows of a held key NOT held" : ""));
         Owner a = new Owner("relay-a");
         Owner b = new Owner("relay-b");
         for (int s = 0; s < SHARDS; s++) {
@@ -233,6 +283,7 @@ public final class GenerationCursors {
         threads.add(writers.start(
                 "skewed", (c, key, n) -> insert(c, skewMs, key, n), (c, in) -> PairWriters.fresh(c, in, "skewed-")));
         Thread maintenance = Thread.ofPlatform().name("maintenance").start(this::maintain);
+        Thread topics = Thread.ofPlatform().name("topics").start(this::toggleTopics);
         Thread first = Thread.ofPlatform().name(a.name).start(a::run);
         Thread second = Thread.ofPlatform().name(b.name).start(b::run);
         Thread.sleep(duration.toMillis());
@@ -240,6 +291,7 @@ public final class GenerationCursors {
         for (Thread t : threads) {
             t.join();
         }
+        topics.join();
         written.set(true);
         first.join();
         second.join();
@@ -254,6 +306,14 @@ public final class GenerationCursors {
                 ResultSet rs = st.executeQuery("select key, n from gens.keys")) {
             while (rs.next()) {
                 committedOfKey.put(rs.getString(1), rs.getLong(2));
+            }
+        }
+        try (Connection c = server.connectAdmin();
+                Statement st = c.createStatement();
+                ResultSet rs = st.executeQuery("select count(*) from gens.held")) {
+            rs.next();
+            if (rs.getLong(1) > 0) {
+                violation(rs.getLong(1) + " rows left in gens.held after every topic came back");
             }
         }
         long duplicates;
@@ -281,7 +341,7 @@ public final class GenerationCursors {
                 "rows committed %d (transactions rolled back %d, writes failed %d); pairs %d; handovers %d,"
                         + " fenced updates refused %d, rows delivered and not yet stored when a lease was found lost %d, rows delivered twice %d;"
                         + " truncations %d (%d rows), refused: lock not available %d, rows not passed %d;"
-                        + " violations %d",
+                        + " rows moved to gens.held %d, delivered from it %d; violations %d",
                 committedIds.size(),
                 writers.rolledBack.get(),
                 writers.writeFailures.get(),
@@ -294,6 +354,8 @@ public final class GenerationCursors {
                 rowsTruncated.get(),
                 lockRefused.get(),
                 unpassedRefused.get(),
+                moved.get(),
+                heldDelivered.get(),
                 violations.size()));
         violations.stream().limit(20).forEach(v -> report.line("violation: " + v));
         return violations.isEmpty() && !committedIds.isEmpty() && truncations.get() > 0;
@@ -348,6 +410,10 @@ public final class GenerationCursors {
         int batchesSinceAdvance;
         /** Rows delivered since the last stored advance: delivered again by the next owner if this one loses. */
         long unstored;
+        /** Rows read and not delivered, to move to {@code gens.held} with the next stored advance: id, key, n. */
+        final List<Object[]> moves = new ArrayList<>();
+        /** Keys with rows in {@code gens.held} or among {@link #moves}: their later rows move there too. */
+        final Set<String> heldKeys = new HashSet<>();
         /** Set when a fenced update found another owner: the owner delivers nothing more of this shard. */
         boolean lost;
 
@@ -451,6 +517,7 @@ public final class GenerationCursors {
                         cursor.afterId = rs.getLong(6);
                         cursor.storedAfterId = cursor.afterId;
                         owned.put(shard, cursor);
+                        loadHeldKeys(cursor);
                     }
                 }
             }
@@ -473,12 +540,15 @@ public final class GenerationCursors {
         private boolean drained(Cursor cursor) throws SQLException {
             boolean fresh = cursor.cur == null;
             int n = step(cursor);
-            return cursor.lost || (fresh && cursor.cur == null && n == 0);
+            return cursor.lost || (fresh && cursor.cur == null && n == 0 && cursor.heldKeys.isEmpty());
         }
 
         /** One batch of the shard: a pair opened first when none is in progress. @return rows delivered */
         private int step(Cursor cursor) throws SQLException {
             if (cursor.cur == null && !open(cursor)) {
+                return 0;
+            }
+            if (heldRows && !publishHeld(cursor)) {
                 return 0;
             }
             List<long[]> rows = new ArrayList<>();
@@ -487,10 +557,18 @@ public final class GenerationCursors {
             read(cursor, stragglers, rows, keys);
             for (int i = 0; i < rows.size(); i++) {
                 long[] row = rows.get(i);
-                deliver(cursor.shard, name, cursor.epoch, row[0], keys.get(i), row[1]);
+                String key = keys.get(i);
+                if (heldRows
+                        && ((!keysNotHeld && cursor.heldKeys.contains(key)) || downTopics.contains(topicOf(key)))) {
+                    // its topic is down, or an earlier row of its key is held: it moves with the next advance
+                    cursor.moves.add(new Object[] {row[0], key, row[1]});
+                    cursor.heldKeys.add(key);
+                } else {
+                    deliver(cursor.shard, name, cursor.epoch, row[0], key, row[1]);
+                    cursor.unstored++;
+                }
                 cursor.afterId = row[0];
             }
-            cursor.unstored += rows.size();
             if (stragglers) {
                 if (rows.size() < batch) {
                     cursor.stragglersDone = true;
@@ -558,47 +636,178 @@ public final class GenerationCursors {
             return true;
         }
 
-        /** Stores how far the pair was delivered: a fenced update, after a pause one time in ten. */
+        /**
+         * Stores how far the pair was delivered: a fenced update, after a pause one time in ten, in one
+         * transaction with the moves of the rows read since the last one into {@code gens.held}.
+         */
         private void advance(Cursor cursor) throws SQLException {
-            pauseSometimes();
-            try (PreparedStatement ps =
-                    c.prepareStatement("update gens.lease set after_id = ?" + " where shard = ?" + fence + "")) {
-                ps.setLong(1, cursor.afterId);
-                ps.setInt(2, cursor.shard);
-                ps.setString(3, name);
-                ps.setLong(4, cursor.epoch);
-                if (ps.executeUpdate() == 0) {
-                    lose(cursor);
-                    return;
-                }
+            if (store(cursor, "update gens.lease set after_id = ? where shard = ?" + fence, cursor.afterId) == null) {
+                return;
             }
             cursor.storedAfterId = cursor.afterId;
             cursor.batchesSinceAdvance = 0;
-            cursor.unstored = 0;
         }
 
-        /** The pair was delivered whole: it becomes the cursor, in one fenced update. */
+        /** The pair was delivered whole (or its rows moved): it becomes the cursor, in one fenced update. */
         private void close(Cursor cursor) throws SQLException {
+            String[] prev = store(
+                    cursor,
+                    "update gens.lease set prev = cur, prev_seq = cur_seq, prev_x = cur_x, cur = null, cur_seq = null,"
+                            + " cur_x = null, after_id = 0 where shard = ? and cur is not null" + fence
+                            + " returning prev::text, prev_seq, prev_x::text",
+                    -1);
+            if (prev == null) {
+                return;
+            }
+            cursor.prev = prev[0];
+            cursor.prevSeq = Long.parseLong(prev[1]);
+            cursor.prevX = prev[2];
+            cursor.cur = null;
+        }
+
+        /**
+         * Runs a fenced update of the cursor ({@code afterId}, when not negative, as its first parameter),
+         * then the pending moves, in one transaction.
+         *
+         * @return the first row the update returned (an empty array for one that returns none), or null when
+         *     the fence refused it: the shard is lost, and the moves with it
+         */
+        private String[] store(Cursor cursor, String update, long afterId) throws SQLException {
             pauseSometimes();
-            try (PreparedStatement ps = c.prepareStatement("update gens.lease set prev = cur, prev_seq = cur_seq,"
-                    + " prev_x = cur_x, cur = null, cur_seq = null, cur_x = null, after_id = 0"
-                    + " where shard = ? and cur is not null" + fence
-                    + " returning prev::text, prev_seq, prev_x::text")) {
-                ps.setInt(1, cursor.shard);
-                ps.setString(2, name);
-                ps.setLong(3, cursor.epoch);
-                try (ResultSet rs = ps.executeQuery()) {
-                    if (!rs.next()) {
-                        lose(cursor);
-                        return;
+            c.setAutoCommit(false);
+            try {
+                String[] returned;
+                try (PreparedStatement ps = c.prepareStatement(update)) {
+                    int p = 1;
+                    if (afterId >= 0) {
+                        ps.setLong(p++, afterId);
                     }
-                    cursor.prev = rs.getString(1);
-                    cursor.prevSeq = rs.getLong(2);
-                    cursor.prevX = rs.getString(3);
+                    ps.setInt(p++, cursor.shard);
+                    ps.setString(p++, name);
+                    ps.setLong(p, cursor.epoch);
+                    returned = fencedUpdate(ps);
+                }
+                if (returned == null) {
+                    c.rollback();
+                    lose(cursor);
+                    return null;
+                }
+                // after the fence, which holds the lease row: a zombie's moves would otherwise meet the rows the
+                // new owner moved already
+                if (!cursor.moves.isEmpty()) {
+                    try (PreparedStatement ps =
+                            c.prepareStatement("insert into gens.held (id, shard, key, n) values (?, ?, ?, ?)")) {
+                        for (Object[] m : cursor.moves) {
+                            ps.setLong(1, (Long) m[0]);
+                            ps.setInt(2, cursor.shard);
+                            ps.setString(3, (String) m[1]);
+                            ps.setLong(4, (Long) m[2]);
+                            ps.addBatch();
+                        }
+                        ps.executeBatch();
+                    }
+                }
+                c.commit();
+                moved.addAndGet(cursor.moves.size());
+                cursor.moves.clear();
+                cursor.unstored = 0;
+                return returned;
+            } catch (SQLException e) {
+                c.rollback();
+                throw e;
+            } finally {
+                c.setAutoCommit(true);
+            }
+        }
+
+        /** @return the first row the statement returned, an empty array when it updated without returning, or null */
+        private static String[] fencedUpdate(PreparedStatement ps) throws SQLException {
+            if (!ps.execute()) {
+                return ps.getUpdateCount() == 0 ? null : new String[0];
+            }
+            try (ResultSet rs = ps.getResultSet()) {
+                if (!rs.next()) {
+                    return null;
+                }
+                String[] row = new String[rs.getMetaData().getColumnCount()];
+                for (int i = 0; i < row.length; i++) {
+                    row[i] = rs.getString(i + 1);
+                }
+                return row;
+            }
+        }
+
+        /**
+         * Delivers the shard's held rows whose topic is up, in id order, a key's later held rows not before
+         * its earlier ones, and deletes them in a transaction that holds the lease row. A key stays held while
+         * it has rows left there or among the moves not yet stored.
+         *
+         * @return false when the lease is lost
+         */
+        private boolean publishHeld(Cursor cursor) throws SQLException {
+            List<Long> delivered = new ArrayList<>();
+            Set<String> blocked = new HashSet<>();
+            try (PreparedStatement ps =
+                    c.prepareStatement("select id, key, n from gens.held where shard = ? order by id")) {
+                ps.setInt(1, cursor.shard);
+                try (ResultSet rs = ps.executeQuery()) {
+                    while (rs.next()) {
+                        String key = rs.getString(2);
+                        if (blocked.contains(key) || downTopics.contains(topicOf(key))) {
+                            blocked.add(key);
+                            continue;
+                        }
+                        deliver(cursor.shard, name, cursor.epoch, rs.getLong(1), key, rs.getLong(3));
+                        delivered.add(rs.getLong(1));
+                    }
                 }
             }
-            cursor.cur = null;
-            cursor.unstored = 0;
+            if (!delivered.isEmpty()) {
+                c.setAutoCommit(false);
+                try {
+                    try (PreparedStatement ps =
+                            c.prepareStatement("select 1 from gens.lease where shard = ?" + fence + " for update")) {
+                        ps.setInt(1, cursor.shard);
+                        ps.setString(2, name);
+                        ps.setLong(3, cursor.epoch);
+                        try (ResultSet rs = ps.executeQuery()) {
+                            if (!rs.next()) {
+                                c.rollback();
+                                lose(cursor);
+                                return false;
+                            }
+                        }
+                    }
+                    try (PreparedStatement ps = c.prepareStatement("delete from gens.held where id = any(?)")) {
+                        ps.setArray(1, c.createArrayOf("bigint", delivered.toArray()));
+                        ps.executeUpdate();
+                    }
+                    c.commit();
+                } catch (SQLException e) {
+                    c.rollback();
+                    throw e;
+                } finally {
+                    c.setAutoCommit(true);
+                }
+                heldDelivered.addAndGet(delivered.size());
+            }
+            loadHeldKeys(cursor);
+            return true;
+        }
+
+        private void loadHeldKeys(Cursor cursor) throws SQLException {
+            cursor.heldKeys.clear();
+            for (Object[] m : cursor.moves) {
+                cursor.heldKeys.add((String) m[1]);
+            }
+            try (PreparedStatement ps = c.prepareStatement("select distinct key from gens.held where shard = ?")) {
+                ps.setInt(1, cursor.shard);
+                try (ResultSet rs = ps.executeQuery()) {
+                    while (rs.next()) {
+                        cursor.heldKeys.add(rs.getString(1));
+                    }
+                }
+            }
         }
 
         /** A fenced update found another owner: this owner stops reading the shard. */
@@ -652,6 +861,31 @@ public final class GenerationCursors {
     }
 
     /**
+     * With {@code --held-rows}, every 250 ms a topic goes down (up to three at once) or one comes back; all
+     * come back when the writers stop.
+     */
+    private void toggleTopics() {
+        try {
+            while (heldRows && writers.writing()) {
+                ThreadLocalRandom random = ThreadLocalRandom.current();
+                if (downTopics.size() < 3 && random.nextBoolean()) {
+                    downTopics.add(random.nextInt(TOPICS));
+                } else if (!downTopics.isEmpty()) {
+                    downTopics.remove(List.copyOf(downTopics).get(random.nextInt(downTopics.size())));
+                }
+                Thread.sleep(250);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        downTopics.clear();
+    }
+
+    private static int topicOf(String key) {
+        return Math.floorMod(key.hashCode() * 31, TOPICS);
+    }
+
+    /**
      * Empties the table after the current one whenever "Truncating" allows it, every 50 ms: the lock taken
      * without waiting, every row checked as passed by its shard's stored cursor under it, then the truncate.
      */
@@ -698,10 +932,13 @@ public final class GenerationCursors {
                     }
                 }
             }
+            // a row moved to gens.held was passed and is kept there: not delivered yet, and not lost
             List<Long> ids = new ArrayList<>();
-            try (ResultSet rs = st.executeQuery("select id from " + table)) {
+            List<Long> kept = new ArrayList<>();
+            try (ResultSet rs = st.executeQuery(
+                    "select r.id, exists (select 1 from gens.held h where h.id = r.id)" + " from " + table + " r")) {
                 while (rs.next()) {
-                    ids.add(rs.getLong(1));
+                    (rs.getBoolean(2) ? kept : ids).add(rs.getLong(1));
                 }
             }
             synchronized (deliveries) {
@@ -714,7 +951,7 @@ public final class GenerationCursors {
             st.execute("truncate " + table);
             c.commit();
             truncations.incrementAndGet();
-            rowsTruncated.addAndGet(ids.size());
+            rowsTruncated.addAndGet(ids.size() + kept.size());
         }
     }
 
