@@ -1122,12 +1122,6 @@ class DoctorIT {
         return properties;
     }
 
-    /**
-     * A physical replication stream opened through pgjdbc from the server's current WAL position, standing in
-     * for an asynchronous standby: the server lists its WAL sender until it is closed. It answers once as a
-     * standby does, with the start position written, flushed and applied: a client that answers with no
-     * applied position replays nothing (a WAL receiver such as pg_receivewal) and is not counted as a standby.
-     */
     /** @return the database-durability check of a doctor on {@code dataSource} alone */
     private static Doctor.Check durability(DataSource dataSource) {
         return Doctor.builder().dataSource(dataSource).build().run().check("database-durability");
@@ -1159,6 +1153,12 @@ class DoctorIT {
         }
     }
 
+    /**
+     * A physical replication stream opened through pgjdbc from the server's current WAL position, standing in
+     * for a standby (asynchronous unless synchronous_standby_names names it): the server lists its WAL sender until it is closed. It answers once as a
+     * standby does, with the start position written, flushed and applied: a client that answers with no
+     * applied position replays nothing (a WAL receiver such as pg_receivewal) and is not counted as a standby.
+     */
     private record PhysicalStandby(Connection sender, PGReplicationStream stream) implements AutoCloseable {
         /** Opens one on {@code database} as the server's user. */
         static PhysicalStandby open(PrivatePostgres pg, String database) throws SQLException {
