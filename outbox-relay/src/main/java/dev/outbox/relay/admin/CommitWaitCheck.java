@@ -262,17 +262,8 @@ final class CommitWaitCheck {
             String value = rs.getString(1);
             use(levels, evidence, value, "this database, the doctor's role");
         }
-        try (PreparedStatement st = c.prepareStatement("select coalesce(r.rolname, 'every role'),"
-                        + " coalesce(d.datname, 'every database'), x.setting from pg_db_role_setting s"
-                        + " left join pg_roles r on r.oid = s.setrole left join pg_database d on d.oid = s.setdatabase"
-                        + " cross join lateral unnest(s.setconfig) as x(setting)"
-                        + " where (s.setdatabase = 0 or d.datname = current_database())"
-                        + " and x.setting like 'synchronous\\_commit=%' order by 1, 2");
-                ResultSet rs = st.executeQuery()) {
-            while (rs.next()) {
-                String value = rs.getString(3).substring("synchronous_commit=".length());
-                use(levels, evidence, value, "role " + rs.getString(1) + " in " + rs.getString(2));
-            }
+        for (DurabilityChecks.RoleSetting r : DurabilityChecks.synchronousCommitOfRoles(c)) {
+            use(levels, evidence, r.value(), "role " + r.role() + " in " + r.database());
         }
 
         List<Sender> senders = new ArrayList<>();

@@ -70,6 +70,34 @@ final class DurabilityChecks {
         };
     }
 
+    /**
+     * A {@code synchronous_commit} a role or a database sets for itself ({@code ALTER ROLE ... SET}, {@code
+     * ALTER DATABASE ... SET}), as stored: {@code role} is "every role" and {@code database} "every database"
+     * where the setting names none.
+     */
+    record RoleSetting(String role, String database, String value) {}
+
+    /**
+     * @return the {@code synchronous_commit} values set for roles or databases that apply in this database,
+     *     which the doctor's own session does not show for other roles
+     */
+    static List<RoleSetting> synchronousCommitOfRoles(Connection c) throws SQLException {
+        List<RoleSetting> settings = new ArrayList<>();
+        try (PreparedStatement st = c.prepareStatement("select coalesce(r.rolname, 'every role'),"
+                        + " coalesce(d.datname, 'every database'), x.setting from pg_db_role_setting s"
+                        + " left join pg_roles r on r.oid = s.setrole left join pg_database d on d.oid = s.setdatabase"
+                        + " cross join lateral unnest(s.setconfig) as x(setting)"
+                        + " where (s.setdatabase = 0 or d.datname = current_database())"
+                        + " and x.setting like 'synchronous\\_commit=%' order by 1, 2");
+                ResultSet rs = st.executeQuery()) {
+            while (rs.next()) {
+                settings.add(new RoleSetting(
+                        rs.getString(1), rs.getString(2), rs.getString(3).substring("synchronous_commit=".length())));
+            }
+        }
+        return settings;
+    }
+
     /** @return whether a stored synchronous_commit value is local: durable on this server only */
     static boolean isLocal(String value) {
         return value.strip().equalsIgnoreCase("local");
@@ -103,23 +131,13 @@ final class DurabilityChecks {
             }
         }
         // the roles' and databases' own values, which the doctor's session does not show for other roles
-        try (PreparedStatement st = c.prepareStatement("select coalesce(r.rolname, 'every role'),"
-                        + " coalesce(d.datname, 'every database'), x.setting from pg_db_role_setting s"
-                        + " left join pg_roles r on r.oid = s.setrole left join pg_database d on d.oid = s.setdatabase"
-                        + " cross join lateral unnest(s.setconfig) as x(setting)"
-                        + " where (s.setdatabase = 0 or d.datname = current_database())"
-                        + " and x.setting like 'synchronous\\_commit=%' order by 1, 2");
-                ResultSet rs = st.executeQuery()) {
-            while (rs.next()) {
-                String value = rs.getString(3).substring("synchronous_commit=".length());
-                evidence.add(
-                        "synchronous_commit = " + value + " for role " + rs.getString(1) + " in " + rs.getString(2));
-                // stored as written: false, no and 0 are off too
-                if (isOff(value)) {
-                    unsafe.add("synchronous_commit=" + value + " for role " + rs.getString(1));
-                } else if (isLocal(value)) {
-                    local.add("synchronous_commit=local for role " + rs.getString(1));
-                }
+        for (RoleSetting r : synchronousCommitOfRoles(c)) {
+            evidence.add("synchronous_commit = " + r.value() + " for role " + r.role() + " in " + r.database());
+            // stored as written: false, no and 0 are off too
+            if (isOff(r.value())) {
+                unsafe.add("synchronous_commit=" + r.value() + " for role " + r.role());
+            } else if (isLocal(r.value())) {
+                local.add("synchronous_commit=local for role " + r.role());
             }
         }
         // senders that are not standbys: a logical replication sender (a CDC connector such as Debezium), always
